@@ -1,0 +1,4 @@
+# Warnings as errors on our own code; third-party headers come in as SYSTEM.
+add_library(project_options INTERFACE)
+target_compile_options(project_options INTERFACE -Wall -Wextra -Werror -Wno-missing-field-initializers)
+target_link_libraries(project_options INTERFACE Threads::Threads)

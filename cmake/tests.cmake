@@ -1,0 +1,23 @@
+# Test helpers.
+#   clearing_add_test(NAME name SOURCES ... LIBS ... [PG])
+# PG marks a test that needs the throwaway PostgreSQL server (scripts/with-postgres
+# exports CLEARING_TEST_DATABASE_URL); it is labelled `pg` so `ctest -LE pg` runs the
+# pure tests alone.
+add_library(doctest_main STATIC ${CMAKE_SOURCE_DIR}/tests/support/doctest_main.cpp)
+target_link_libraries(doctest_main PUBLIC doctest::doctest)
+
+function(clearing_add_test)
+  cmake_parse_arguments(T "PG" "NAME;TIMEOUT" "SOURCES;LIBS" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE doctest_main project_options ${T_LIBS})
+  add_test(NAME ${T_NAME} COMMAND ${T_NAME})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  set_tests_properties(${T_NAME} PROPERTIES TIMEOUT ${T_TIMEOUT})
+  if(T_PG)
+    set_tests_properties(${T_NAME} PROPERTIES LABELS pg)
+  else()
+    set_tests_properties(${T_NAME} PROPERTIES LABELS unit)
+  endif()
+endfunction()
