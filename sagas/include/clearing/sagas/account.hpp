@@ -1,0 +1,68 @@
+#pragma once
+// Countries and bank accounts as the clearing of one country knows them: an IBAN
+// (ISO 13616) or the national BBAN format of docs/streams.md. Validation is pure and
+// total: every input gets either an Account or a typed AccountError, never an exception.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <tl/expected.hpp>
+
+#include "clearing/sagas/money.hpp"
+
+namespace clearing::sagas {
+
+enum class Country { dk, se, no };
+
+// Accepts "DK" or "dk" (and the same for SE, NO); nullopt otherwise.
+std::optional<Country> parse_country(std::string_view code) noexcept;
+// "DK", "SE", "NO": the ISO 3166 code as IBANs carry it.
+std::string_view country_code(Country country) noexcept;
+// "dk", "se", "no": as stream names and config files carry it.
+std::string_view country_code_lower(Country country) noexcept;
+// DKK, SEK, NOK.
+Currency country_currency(Country country) noexcept;
+
+enum class AccountScheme { iban, bban };
+
+// "IBAN" / "BBAN", the names of the wire contract.
+std::string_view scheme_name(AccountScheme scheme) noexcept;
+// Accepts "IBAN"/"iban" and "BBAN"/"bban".
+std::optional<AccountScheme> parse_scheme(std::string_view name) noexcept;
+
+struct Account {
+  AccountScheme scheme = AccountScheme::iban;
+  std::string id;
+  friend bool operator==(const Account&, const Account&) = default;
+};
+
+enum class AccountError {
+  empty,              // no account id at all
+  invalid_character,  // something other than the format's letters, digits and '-'
+  wrong_country,      // an IBAN of another country than the adapter's
+  wrong_length,       // IBAN length of the country, or a BBAN part too long or short
+  invalid_format,     // not the national BBAN layout (e.g. the '-' missing)
+  checksum_mismatch,  // IBAN MOD-97 or Norwegian MOD-11 check failed
+};
+
+// A short English sentence for people; never contains the account number.
+std::string_view account_error_message(AccountError error) noexcept;
+
+// Checks `account` against the rules of `country`:
+//  - IBAN: upper-case electronic form (no spaces), country code = `country`, length
+//    DK 18 / SE 24 / NO 15, digits after the country code, MOD-97 = 1; for NO also the
+//    MOD-11 check digit of the embedded BBAN.
+//  - BBAN: DK "rrrr-a{1,10}", SE "c{4,5}-a{1,10}", NO 11 digits with MOD-11.
+tl::expected<void, AccountError> validate_account(Country country, const Account& account);
+
+// Text as it arrives from outside (the clearing API carries bare account text): two
+// leading letters mean IBAN, anything else BBAN; then validate_account. The text is
+// taken as is (no trimming, no case folding), so what is validated is what is sent.
+tl::expected<Account, AccountError> parse_account_text(Country country, std::string_view text);
+
+// For logs, which must never carry full account numbers: "****" plus the last four
+// characters ("****6243"); ids of four characters or fewer are masked entirely.
+std::string mask_account(std::string_view id);
+
+}  // namespace clearing::sagas

@@ -1,0 +1,188 @@
+#include "clearing/sagas/account.hpp"
+
+#include <array>
+#include <cstddef>
+
+namespace clearing::sagas {
+namespace {
+
+constexpr std::size_t kIbanLengthDk = 18;
+constexpr std::size_t kIbanLengthSe = 24;
+constexpr std::size_t kIbanLengthNo = 15;
+constexpr std::size_t kIbanCheckedPrefixLength = 4;  // country code + check digits
+constexpr std::size_t kNorwegianBbanLength = 11;
+constexpr std::size_t kAccountDigitsMax = 10;
+constexpr std::size_t kMaskVisibleLength = 4;
+
+bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_upper(char c) noexcept { return c >= 'A' && c <= 'Z'; }
+bool is_lower(char c) noexcept { return c >= 'a' && c <= 'z'; }
+bool is_letter(char c) noexcept { return is_upper(c) || is_lower(c); }
+
+bool all_digits(std::string_view text) noexcept {
+  for (char c : text)
+    if (!is_digit(c)) return false;
+  return true;
+}
+
+std::size_t iban_length(Country country) noexcept {
+  switch (country) {
+    case Country::dk: return kIbanLengthDk;
+    case Country::se: return kIbanLengthSe;
+    case Country::no: return kIbanLengthNo;
+  }
+  return 0;
+}
+
+// ISO 7064 MOD 97-10 over the IBAN with its first four characters moved to the end,
+// letters read as 10..35. Digit by digit, so no big integers are needed.
+bool iban_checksum_ok(std::string_view iban) noexcept {
+  int remainder = 0;
+  const auto feed = [&remainder](char c) {
+    if (is_digit(c)) {
+      remainder = (remainder * 10 + (c - '0')) % 97;
+    } else {
+      remainder = (remainder * 100 + (c - 'A' + 10)) % 97;
+    }
+  };
+  for (char c : iban.substr(kIbanCheckedPrefixLength)) feed(c);
+  for (char c : iban.substr(0, kIbanCheckedPrefixLength)) feed(c);
+  return remainder == 1;
+}
+
+// Norwegian account numbers: weights 5,4,3,2,7,6,5,4,3,2 on the first ten digits; the
+// check digit is 11 - (sum mod 11), 0 when the remainder is 0, and no valid number has
+// remainder 1 (it would need check digit 10).
+bool norwegian_mod11_ok(std::string_view digits) noexcept {
+  constexpr std::array<int, 10> kWeights{5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
+  int sum = 0;
+  for (std::size_t i = 0; i < kWeights.size(); ++i) sum += (digits[i] - '0') * kWeights[i];
+  const int remainder = sum % 11;
+  if (remainder == 1) return false;
+  const int check = remainder == 0 ? 0 : 11 - remainder;
+  return digits[kWeights.size()] - '0' == check;
+}
+
+tl::expected<void, AccountError> validate_iban(Country country, std::string_view id) {
+  for (char c : id)
+    if (!is_upper(c) && !is_digit(c)) return tl::unexpected(AccountError::invalid_character);
+  if (id.size() < 2) return tl::unexpected(AccountError::wrong_length);
+  if (id.substr(0, 2) != country_code(country)) return tl::unexpected(AccountError::wrong_country);
+  if (id.size() != iban_length(country)) return tl::unexpected(AccountError::wrong_length);
+  // DK, SE and NO IBANs are numeric after the country code.
+  if (!all_digits(id.substr(2))) return tl::unexpected(AccountError::invalid_character);
+  if (!iban_checksum_ok(id)) return tl::unexpected(AccountError::checksum_mismatch);
+  if (country == Country::no && !norwegian_mod11_ok(id.substr(kIbanCheckedPrefixLength)))
+    return tl::unexpected(AccountError::checksum_mismatch);
+  return {};
+}
+
+// "<first>-<account>" with a first part of first_min..first_max digits and an account
+// part of 1..10 digits (DK registration number, SE clearing number).
+tl::expected<void, AccountError> validate_dashed_bban(std::string_view id, std::size_t first_min,
+                                                      std::size_t first_max) {
+  for (char c : id)
+    if (!is_digit(c) && c != '-') return tl::unexpected(AccountError::invalid_character);
+  const auto dash = id.find('-');
+  if (dash == std::string_view::npos || id.find('-', dash + 1) != std::string_view::npos)
+    return tl::unexpected(AccountError::invalid_format);
+  const auto first = id.substr(0, dash);
+  const auto account = id.substr(dash + 1);
+  if (first.size() < first_min || first.size() > first_max || account.empty() ||
+      account.size() > kAccountDigitsMax)
+    return tl::unexpected(AccountError::wrong_length);
+  return {};
+}
+
+tl::expected<void, AccountError> validate_norwegian_bban(std::string_view id) {
+  if (!all_digits(id)) return tl::unexpected(AccountError::invalid_character);
+  if (id.size() != kNorwegianBbanLength) return tl::unexpected(AccountError::wrong_length);
+  if (!norwegian_mod11_ok(id)) return tl::unexpected(AccountError::checksum_mismatch);
+  return {};
+}
+
+tl::expected<void, AccountError> validate_bban(Country country, std::string_view id) {
+  switch (country) {
+    case Country::dk: return validate_dashed_bban(id, 4, 4);
+    case Country::se: return validate_dashed_bban(id, 4, 5);
+    case Country::no: return validate_norwegian_bban(id);
+  }
+  return tl::unexpected(AccountError::invalid_format);
+}
+
+}  // namespace
+
+std::optional<Country> parse_country(std::string_view code) noexcept {
+  if (code == "DK" || code == "dk") return Country::dk;
+  if (code == "SE" || code == "se") return Country::se;
+  if (code == "NO" || code == "no") return Country::no;
+  return std::nullopt;
+}
+
+std::string_view country_code(Country country) noexcept {
+  switch (country) {
+    case Country::dk: return "DK";
+    case Country::se: return "SE";
+    case Country::no: return "NO";
+  }
+  return "??";
+}
+
+std::string_view country_code_lower(Country country) noexcept {
+  switch (country) {
+    case Country::dk: return "dk";
+    case Country::se: return "se";
+    case Country::no: return "no";
+  }
+  return "??";
+}
+
+Currency country_currency(Country country) noexcept {
+  switch (country) {
+    case Country::dk: return *Currency::parse("DKK");
+    case Country::se: return *Currency::parse("SEK");
+    case Country::no: return *Currency::parse("NOK");
+  }
+  return Currency{};
+}
+
+std::string_view scheme_name(AccountScheme scheme) noexcept {
+  return scheme == AccountScheme::iban ? "IBAN" : "BBAN";
+}
+
+std::optional<AccountScheme> parse_scheme(std::string_view name) noexcept {
+  if (name == "IBAN" || name == "iban") return AccountScheme::iban;
+  if (name == "BBAN" || name == "bban") return AccountScheme::bban;
+  return std::nullopt;
+}
+
+std::string_view account_error_message(AccountError error) noexcept {
+  switch (error) {
+    case AccountError::empty: return "account number is missing";
+    case AccountError::invalid_character: return "account number contains invalid characters";
+    case AccountError::wrong_country: return "IBAN belongs to another country";
+    case AccountError::wrong_length: return "account number has the wrong length";
+    case AccountError::invalid_format: return "account number is not in the national format";
+    case AccountError::checksum_mismatch: return "account number check digits do not match";
+  }
+  return "account number is invalid";
+}
+
+tl::expected<void, AccountError> validate_account(Country country, const Account& account) {
+  if (account.id.empty()) return tl::unexpected(AccountError::empty);
+  if (account.scheme == AccountScheme::iban) return validate_iban(country, account.id);
+  return validate_bban(country, account.id);
+}
+
+tl::expected<Account, AccountError> parse_account_text(Country country, std::string_view text) {
+  const bool looks_like_iban = text.size() >= 2 && is_letter(text[0]) && is_letter(text[1]);
+  Account account{looks_like_iban ? AccountScheme::iban : AccountScheme::bban, std::string(text)};
+  return validate_account(country, account).map([&account] { return std::move(account); });
+}
+
+std::string mask_account(std::string_view id) {
+  if (id.size() <= kMaskVisibleLength) return "****";
+  return "****" + std::string(id.substr(id.size() - kMaskVisibleLength));
+}
+
+}  // namespace clearing::sagas

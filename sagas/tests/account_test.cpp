@@ -1,0 +1,174 @@
+#include <doctest/doctest.h>
+
+#include <string>
+#include <utility>
+
+#include "clearing/sagas/account.hpp"
+
+using namespace clearing::sagas;
+
+namespace {
+
+AccountError error_of(Country country, AccountScheme scheme, std::string id) {
+  const auto result = validate_account(country, Account{scheme, std::move(id)});
+  REQUIRE_FALSE(result.has_value());
+  return result.error();
+}
+
+bool valid(Country country, AccountScheme scheme, std::string id) {
+  return validate_account(country, Account{scheme, std::move(id)}).has_value();
+}
+
+std::string swapped(std::string text, std::size_t i) {
+  std::swap(text[i], text[i + 1]);
+  return text;
+}
+
+std::string changed(std::string text, std::size_t i) {
+  text[i] = text[i] == '9' ? '0' : static_cast<char>(text[i] + 1);
+  return text;
+}
+
+constexpr auto kIban = AccountScheme::iban;
+constexpr auto kBban = AccountScheme::bban;
+
+}  // namespace
+
+TEST_CASE("countries parse in both cases and know their currency") {
+  CHECK(parse_country("DK") == Country::dk);
+  CHECK(parse_country("se") == Country::se);
+  CHECK(parse_country("NO") == Country::no);
+  CHECK_FALSE(parse_country("GB").has_value());
+  CHECK_FALSE(parse_country("Dk").has_value());
+  CHECK(country_code(Country::se) == "SE");
+  CHECK(country_code_lower(Country::no) == "no");
+  CHECK(country_currency(Country::dk).code() == "DKK");
+  CHECK(country_currency(Country::se).code() == "SEK");
+  CHECK(country_currency(Country::no).code() == "NOK");
+  CHECK(parse_scheme("IBAN") == AccountScheme::iban);
+  CHECK(parse_scheme("bban") == AccountScheme::bban);
+  CHECK(scheme_name(AccountScheme::bban) == "BBAN");
+}
+
+TEST_CASE("given the published IBAN examples, each is valid in its own country only") {
+  CHECK(valid(Country::dk, kIban, "DK5000400440116243"));
+  CHECK(valid(Country::se, kIban, "SE4550000000058398257466"));
+  CHECK(valid(Country::no, kIban, "NO9386011117947"));
+  CHECK(error_of(Country::se, kIban, "DK5000400440116243") == AccountError::wrong_country);
+  CHECK(error_of(Country::dk, kIban, "NO9386011117947") == AccountError::wrong_country);
+  // A valid British IBAN is still the wrong country for every adapter.
+  CHECK(error_of(Country::dk, kIban, "GB82WEST12345698765432") == AccountError::wrong_country);
+}
+
+TEST_CASE("when one IBAN digit changes, MOD-97 catches it at every position") {
+  const std::string iban = "DK5000400440116243";
+  for (std::size_t i = 2; i < iban.size(); ++i) {
+    CAPTURE(i);
+    CHECK(error_of(Country::dk, kIban, changed(iban, i)) == AccountError::checksum_mismatch);
+  }
+}
+
+TEST_CASE("when two different adjacent IBAN digits are swapped, MOD-97 catches it") {
+  const std::string iban = "SE4550000000058398257466";
+  int swaps_checked = 0;
+  for (std::size_t i = 2; i + 1 < iban.size(); ++i) {
+    if (iban[i] == iban[i + 1]) continue;
+    CAPTURE(i);
+    CHECK(error_of(Country::se, kIban, swapped(iban, i)) == AccountError::checksum_mismatch);
+    ++swaps_checked;
+  }
+  CHECK(swaps_checked > 10);
+}
+
+TEST_CASE("IBANs of the wrong length, with spaces, lower case or letters are refused") {
+  CHECK(error_of(Country::dk, kIban, "DK500040044011624") == AccountError::wrong_length);
+  CHECK(error_of(Country::dk, kIban, "DK50004004401162430") == AccountError::wrong_length);
+  CHECK(error_of(Country::no, kIban, "NO938601111794") == AccountError::wrong_length);
+  CHECK(error_of(Country::dk, kIban, "DK50 0040 0440 1162 43") ==
+        AccountError::invalid_character);
+  CHECK(error_of(Country::dk, kIban, "dk5000400440116243") == AccountError::invalid_character);
+  CHECK(error_of(Country::dk, kIban, "DK50004004401162A3") == AccountError::invalid_character);
+  CHECK(error_of(Country::dk, kIban, "") == AccountError::empty);
+  CHECK(error_of(Country::dk, kIban, "D") == AccountError::wrong_length);
+}
+
+TEST_CASE("a Norwegian IBAN must also pass the MOD-11 of its embedded BBAN") {
+  // NO02 8601 1117 948: MOD-97 recomputed for a BBAN whose MOD-11 digit is wrong.
+  CHECK(error_of(Country::no, kIban, "NO0286011117948") == AccountError::checksum_mismatch);
+}
+
+TEST_CASE("Danish BBAN: 4-digit registration number, '-', 1 to 10 digit account") {
+  CHECK(valid(Country::dk, kBban, "5301-0001234567"));
+  CHECK(valid(Country::dk, kBban, "0040-1"));
+  CHECK(error_of(Country::dk, kBban, "530-0001234567") == AccountError::wrong_length);
+  CHECK(error_of(Country::dk, kBban, "53011-0001234567") == AccountError::wrong_length);
+  CHECK(error_of(Country::dk, kBban, "5301-00012345678") == AccountError::wrong_length);
+  CHECK(error_of(Country::dk, kBban, "5301-") == AccountError::wrong_length);
+  CHECK(error_of(Country::dk, kBban, "53010001234567") == AccountError::invalid_format);
+  CHECK(error_of(Country::dk, kBban, "5301-0001-234567") == AccountError::invalid_format);
+  CHECK(error_of(Country::dk, kBban, "5301-00012A4567") == AccountError::invalid_character);
+}
+
+TEST_CASE("Swedish BBAN: 4 or 5 digit clearing number, '-', 1 to 10 digit account") {
+  CHECK(valid(Country::se, kBban, "8327-9123456789"));
+  CHECK(valid(Country::se, kBban, "83279-123456789"));
+  CHECK(error_of(Country::se, kBban, "832-9123456789") == AccountError::wrong_length);
+  CHECK(error_of(Country::se, kBban, "832791-23456789") == AccountError::wrong_length);
+  CHECK(error_of(Country::se, kBban, "8327 9123456789") == AccountError::invalid_character);
+}
+
+TEST_CASE("Norwegian BBAN: 11 digits with a MOD-11 check digit") {
+  CHECK(valid(Country::no, kBban, "86011117947"));
+  CHECK(error_of(Country::no, kBban, "8601111794") == AccountError::wrong_length);
+  CHECK(error_of(Country::no, kBban, "8601.11.17947") == AccountError::invalid_character);
+  CHECK(error_of(Country::no, kBban, "86011117946") == AccountError::checksum_mismatch);
+  const std::string bban = "86011117947";
+  for (std::size_t i = 0; i < bban.size(); ++i) {
+    CAPTURE(i);
+    CHECK(error_of(Country::no, kBban, changed(bban, i)) == AccountError::checksum_mismatch);
+  }
+  for (std::size_t i = 0; i + 1 < bban.size(); ++i) {
+    if (bban[i] == bban[i + 1]) continue;
+    CAPTURE(i);
+    CHECK(error_of(Country::no, kBban, swapped(bban, i)) == AccountError::checksum_mismatch);
+  }
+}
+
+TEST_CASE("a Norwegian number whose remainder is 1 has no valid check digit") {
+  // 0000000001x: sum = 1 * 2 = 2, remainder 2, check digit 9.
+  CHECK(valid(Country::no, kBban, "00000000019"));
+  // 0000000040x: sum = 4 * 3 = 12, remainder 1: no check digit can make it valid.
+  for (char check = '0'; check <= '9'; ++check) {
+    CHECK(error_of(Country::no, kBban, std::string("0000000040") + check) ==
+          AccountError::checksum_mismatch);
+  }
+}
+
+TEST_CASE("parse_account_text detects the scheme from two leading letters") {
+  const auto iban = parse_account_text(Country::dk, "DK5000400440116243");
+  REQUIRE(iban.has_value());
+  CHECK(iban->scheme == AccountScheme::iban);
+  CHECK(iban->id == "DK5000400440116243");
+  const auto bban = parse_account_text(Country::dk, "5301-0001234567");
+  REQUIRE(bban.has_value());
+  CHECK(bban->scheme == AccountScheme::bban);
+  CHECK(parse_account_text(Country::dk, "GB82WEST12345698765432").error() ==
+        AccountError::wrong_country);
+  CHECK(parse_account_text(Country::no, "86011117946").error() == AccountError::checksum_mismatch);
+  CHECK(parse_account_text(Country::se, "").error() == AccountError::empty);
+}
+
+TEST_CASE("every account error has a message that carries no account number") {
+  for (auto error : {AccountError::empty, AccountError::invalid_character,
+                     AccountError::wrong_country, AccountError::wrong_length,
+                     AccountError::invalid_format, AccountError::checksum_mismatch}) {
+    CHECK_FALSE(account_error_message(error).empty());
+  }
+}
+
+TEST_CASE("mask_account keeps only the last four characters") {
+  CHECK(mask_account("DK5000400440116243") == "****6243");
+  CHECK(mask_account("5301-0001234567") == "****4567");
+  CHECK(mask_account("1234") == "****");
+  CHECK(mask_account("") == "****");
+}
