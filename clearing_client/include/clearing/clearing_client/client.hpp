@@ -1,0 +1,99 @@
+#pragma once
+// ClearingClient: the asynchronous HTTP client of the clearing API, behind a pimpl so that
+// Beast and Asio stay in one translation unit.
+//
+// Threading: every public member is thread safe. Calls are meant for blocking worker threads
+// (the dispatcher): they return a std::future at once; the work runs on the client's own
+// I/O thread as C++20 coroutines. Never call future::get() on that I/O thread (there is no way
+// to get onto it from outside, so this only matters for future changes).
+//
+// Errors: no call throws. Every failure, including stop(), completes the future with a
+// classified ClearingAnswer (AnswerClass::unknown with a cause when the outcome is unknown).
+//
+// Limits: at most in_flight_max requests on the wire; further calls wait in a queue of at
+// most waiting_max entries (beyond it: unknown/connect_failed "overloaded", nothing sent);
+// a wait for a slot is bounded by request_timeout_ms (then unknown/connect_failed, nothing
+// sent). Each request has one deadline of request_timeout_ms for connect + write + read;
+// connecting alone is bounded by connect_timeout_ms.
+
+#include <cstddef>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <tl/expected.hpp>
+
+#include "clearing/clearing_client/answer.hpp"
+
+namespace clearing::clearing_client {
+
+struct ClientOptions {
+  std::string base_url;      // http://host[:port][/prefix] or https://...
+  std::string bearer_token;  // sent as Authorization: Bearer <token>; never logged
+  int request_timeout_ms = 5'000;
+  int connect_timeout_ms = 1'000;
+  int in_flight_max = 16;
+  int waiting_max = 1'024;            // calls queued for an in-flight slot
+  int pool_connections_max = 16;      // idle keep-alive connections kept for reuse
+  std::size_t response_body_bytes_max = 1 << 20;
+  bool verify_tls = true;             // https: verify the peer's chain and host name
+  std::string ca_file;                // https: extra CA bundle (PEM); empty = system default
+  int incoming_limit_max = 1'000;     // upper bound on incoming(limit)
+};
+
+// Ranges enforced by validate_options (named so the dispatcher's config schema can reuse them).
+inline constexpr int kRequestTimeoutMsMax = 600'000;
+inline constexpr int kInFlightMax = 4'096;
+inline constexpr int kWaitingMax = 1'000'000;
+inline constexpr int kPoolConnectionsMax = 4'096;
+inline constexpr std::size_t kResponseBodyBytesMax = 64u << 20;
+
+// A clear message naming the field and the allowed range, or nothing when valid.
+tl::expected<void, std::string> validate_options(const ClientOptions& options);
+
+// Counters for tests and metrics; monotonic except the *_now gauges.
+struct ClientStats {
+  std::int64_t requests_started = 0;    // requests that got an in-flight slot
+  std::int64_t connections_opened = 0;  // TCP (and TLS) connections established
+  std::int64_t connections_reused = 0;  // requests sent on a pooled connection
+  std::int64_t stale_retries = 0;       // resent once because a pooled connection was dead
+  std::int64_t in_flight_now = 0;
+  std::int64_t in_flight_peak = 0;
+  std::int64_t waiting_now = 0;
+  std::int64_t waiting_peak = 0;
+  std::int64_t rejected_overloaded = 0;
+};
+
+class ClearingClient {
+ public:
+  // Validates the options and starts the I/O thread; the error says what is wrong.
+  static tl::expected<std::unique_ptr<ClearingClient>, std::string> create(ClientOptions options);
+
+  ~ClearingClient();  // stop(), then joins the I/O thread
+  ClearingClient(const ClearingClient&) = delete;
+  ClearingClient& operator=(const ClearingClient&) = delete;
+
+  // POST /v1/transfers with Idempotency-Key = request.reference.
+  std::future<ClearingAnswer> submit(SubmitRequest request);
+  // GET /v1/transfers/{reference}.
+  std::future<ClearingAnswer> inquire(std::string reference);
+  // GET /v1/incoming?after=&limit= ; limit is clamped to [1, incoming_limit_max].
+  std::future<IncomingPage> incoming(std::optional<std::string> after_cursor, int limit);
+
+  // Cancels everything in flight and waiting (their futures complete with
+  // unknown/connection_reset, detail "cancelled"); later calls complete the same way at once.
+  // Idempotent; blocks until the I/O thread has finished.
+  void stop();
+
+  ClientStats stats() const;
+
+  struct Impl;
+
+ private:
+  explicit ClearingClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace clearing::clearing_client

@@ -1,0 +1,648 @@
+// The clearing client's I/O: the only translation unit of this module with Beast and Asio.
+//
+// One io_context run by one thread owns all mutable state below (pool, waiters, in-flight
+// count), so none of it needs a lock; public calls only post onto that thread. Stats are the
+// exception: they are read from other threads, under stats_mutex.
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <variant>
+
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base_url.hpp"
+#include "asio_include.hpp"
+#include "clearing/base/assert.hpp"
+#include "clearing/clearing_client/classify.hpp"
+#include "clearing/clearing_client/client.hpp"
+
+namespace clearing::clearing_client {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using SteadyTime = std::chrono::steady_clock::time_point;
+using namespace asio::experimental::awaitable_operators;
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+// A pooled connection idle for longer than this is closed instead of reused: servers close
+// idle keep-alive connections (the mock after 60 s), and a request on a connection the server
+// is closing fails ambiguously.
+constexpr std::chrono::milliseconds kIdleConnectionAgeMax{20'000};
+// A request that failed on a reused connection before any byte of an answer arrived is sent
+// once more on a fresh connection: the classic stale keep-alive race. Safe because every
+// call is idempotent (submit carries its idempotency key). Bounded, as every retry.
+constexpr int kStaleConnectionRetriesMax = 1;
+
+std::shared_ptr<spdlog::logger> module_logger() {
+  static const std::shared_ptr<spdlog::logger> logger = [] {
+    if (auto existing = spdlog::get("clearing_client")) return existing;
+    auto created = spdlog::default_logger()->clone("clearing_client");
+    try {
+      spdlog::register_logger(created);
+    } catch (const spdlog::spdlog_ex&) {
+      // Another thread registered it first; use that one.
+      if (auto existing = spdlog::get("clearing_client")) return existing;
+    }
+    return created;
+  }();
+  return logger;
+}
+
+ClearingAnswer cancelled_answer() {
+  ClearingAnswer answer;
+  answer.answer_class = AnswerClass::unknown;
+  answer.cause = UnknownCause::connection_reset;
+  answer.detail = "cancelled: client stopped";
+  return answer;
+}
+
+template <class T>
+T cancelled_result();
+template <>
+ClearingAnswer cancelled_result<ClearingAnswer>() {
+  return cancelled_answer();
+}
+template <>
+IncomingPage cancelled_result<IncomingPage>() {
+  IncomingPage page;
+  page.failure = cancelled_answer();
+  return page;
+}
+
+// The promise of one call. Completes exactly once; if the coroutine that owns it is destroyed
+// without completing (io_context torn down), the destructor completes it as cancelled, so a
+// caller blocked on the future can never be left hanging or see broken_promise.
+template <class T>
+class Completion {
+ public:
+  explicit Completion(std::promise<T> promise) : promise_(std::move(promise)) {}
+  Completion(Completion&& other) noexcept
+      : promise_(std::move(other.promise_)), done_(std::exchange(other.done_, true)) {}
+  Completion& operator=(Completion&&) = delete;
+  ~Completion() {
+    if (!done_) complete(cancelled_result<T>());
+  }
+  void complete(T value) {
+    if (done_) return;
+    done_ = true;
+    promise_.set_value(std::move(value));
+  }
+
+ private:
+  std::promise<T> promise_;
+  bool done_ = false;
+};
+
+struct Connection {
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+  SteadyTime idle_since{};
+
+  beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*tls); }
+  void close() {
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
+  }
+};
+
+struct Waiter {
+  explicit Waiter(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+  bool granted = false;
+};
+
+// What came back from the wire: an HTTP answer, or a failure already classified.
+struct RawAnswer {
+  bool received = false;
+  int http_status = 0;
+  std::string body;
+  std::optional<std::string> retry_after;
+  ClearingAnswer failure;
+};
+
+struct RequestSpec {
+  CallKind kind;
+  http::verb method;
+  std::string target;
+  std::string body;
+  std::string idempotency_key;  // submit only
+  std::string reference;        // correlation in logs; "" for the feed
+};
+
+enum class Phase { connect, write, read };
+
+struct ExchangeOutcome {
+  beast::error_code error;
+  Phase phase = Phase::write;
+  bool got_some = false;  // any byte of an answer arrived
+  RawAnswer answer;
+  bool keep_alive = false;
+};
+
+bool is_peer_closed(const beast::error_code& error) {
+  return error == http::error::end_of_stream || error == asio::error::eof ||
+         error == asio::error::connection_reset || error == asio::error::broken_pipe ||
+         error == asio::error::connection_aborted;
+}
+
+}  // namespace
+
+struct ClearingClient::Impl {
+  Impl(ClientOptions options_in, BaseUrl url_in)
+      : options(std::move(options_in)), url(std::move(url_in)), resolver(io) {}
+
+  ClientOptions options;
+  BaseUrl url;
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::optional<ssl::context> tls_context;
+  tcp::resolver resolver;
+  std::shared_ptr<spdlog::logger> logger = module_logger();
+  std::thread thread;
+
+  // Guards the stopped flag against calls racing stop(): no coroutine is spawned after it.
+  std::mutex lifecycle_mutex;
+  bool stopped = false;
+
+  // I/O-thread state.
+  bool stopping = false;
+  int in_flight = 0;
+  std::deque<Waiter*> waiters;
+  std::vector<std::unique_ptr<Connection>> idle;
+  std::set<Connection*> active;
+
+  mutable std::mutex stats_mutex;
+  ClientStats stats;
+
+  template <class F>
+  void update_stats(F&& change) {
+    std::lock_guard lock(stats_mutex);
+    change(stats);
+  }
+
+  // --- in-flight slots -------------------------------------------------------------------
+
+  asio::awaitable<std::optional<ClearingAnswer>> acquire_slot() {
+    if (stopping) co_return cancelled_answer();
+    if (in_flight < options.in_flight_max) {
+      ++in_flight;
+      co_return std::nullopt;
+    }
+    if (waiters.size() >= static_cast<std::size_t>(options.waiting_max)) {
+      update_stats([](ClientStats& s) { ++s.rejected_overloaded; });
+      ClearingAnswer answer;
+      answer.cause = UnknownCause::connect_failed;
+      answer.detail = "overloaded: waiting_max calls already wait for a slot; nothing sent";
+      co_return answer;
+    }
+    Waiter waiter(io);
+    waiter.timer.expires_after(std::chrono::milliseconds(options.request_timeout_ms));
+    waiters.push_back(&waiter);
+    update_stats([&](ClientStats& s) {
+      s.waiting_now = static_cast<std::int64_t>(waiters.size());
+      s.waiting_peak = std::max(s.waiting_peak, s.waiting_now);
+    });
+    co_await waiter.timer.async_wait(kUseTuple);
+    if (!waiter.granted) std::erase(waiters, &waiter);
+    update_stats([&](ClientStats& s) { s.waiting_now = static_cast<std::int64_t>(waiters.size()); });
+    // The slot was handed over by release_slot(): in_flight already counts it.
+    if (waiter.granted) co_return std::nullopt;
+    if (stopping) co_return cancelled_answer();
+    ClearingAnswer answer;
+    answer.cause = UnknownCause::connect_failed;
+    answer.detail = "no in-flight slot within request_timeout_ms; nothing sent";
+    co_return answer;
+  }
+
+  void release_slot() {
+    CLEARING_ASSERT(in_flight > 0);
+    if (!waiters.empty() && !stopping) {
+      Waiter* next = waiters.front();
+      waiters.pop_front();
+      next->granted = true;  // hand the slot over; in_flight stays the same
+      next->timer.cancel();
+      return;
+    }
+    --in_flight;
+  }
+
+  // --- connections -------------------------------------------------------------------------
+
+  std::unique_ptr<Connection> take_idle() {
+    const auto now = std::chrono::steady_clock::now();
+    while (!idle.empty()) {
+      auto connection = std::move(idle.back());
+      idle.pop_back();
+      if (now - connection->idle_since < kIdleConnectionAgeMax) return connection;
+      connection->close();
+    }
+    return nullptr;
+  }
+
+  void give_back(std::unique_ptr<Connection> connection) {
+    if (stopping || idle.size() >= static_cast<std::size_t>(options.pool_connections_max)) {
+      connection->close();
+      return;
+    }
+    connection->idle_since = std::chrono::steady_clock::now();
+    idle.push_back(std::move(connection));
+  }
+
+  // Resolve + connect (+ TLS handshake), bounded by connect_deadline. On failure returns the
+  // classified answer (connect_failed: nothing was sent).
+  asio::awaitable<std::variant<std::unique_ptr<Connection>, ClearingAnswer>> open_connection(
+      SteadyTime connect_deadline) {
+    auto failure = [](std::string detail) {
+      ClearingAnswer answer;
+      answer.cause = UnknownCause::connect_failed;
+      answer.detail = std::move(detail);
+      return answer;
+    };
+    asio::steady_timer resolve_timer(io);
+    resolve_timer.expires_at(connect_deadline);
+    auto resolved = co_await (resolver.async_resolve(url.host, url.port, kUseTuple) ||
+                              resolve_timer.async_wait(kUseTuple));
+    if (resolved.index() == 1) co_return failure("resolve timed out");
+    auto [resolve_error, endpoints] = std::get<0>(std::move(resolved));
+    if (resolve_error) co_return failure("resolve failed: " + resolve_error.message());
+    if (stopping) co_return cancelled_answer();
+
+    auto connection = std::make_unique<Connection>();
+    if (url.tls) {
+      connection->tls =
+          std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, *tls_context);
+    } else {
+      connection->plain = std::make_unique<beast::tcp_stream>(io);
+    }
+    active.insert(connection.get());
+    struct Untrack {
+      Impl& impl;
+      Connection* connection;
+      ~Untrack() { impl.active.erase(connection); }
+    } untrack{*this, connection.get()};
+
+    connection->lowest().expires_at(connect_deadline);
+    auto [connect_error, endpoint] =
+        co_await connection->lowest().async_connect(endpoints, kUseTuple);
+    if (stopping) co_return cancelled_answer();
+    if (connect_error == beast::error::timeout) co_return failure("connect timed out");
+    if (connect_error) co_return failure("connect failed: " + connect_error.message());
+    beast::error_code ignored;
+    connection->lowest().socket().set_option(tcp::no_delay(true), ignored);
+
+    if (url.tls) {
+      if (!SSL_set_tlsext_host_name(connection->tls->native_handle(), url.host.c_str())) {
+        co_return failure("TLS: cannot set SNI host name");
+      }
+      if (options.verify_tls) {
+        connection->tls->set_verify_callback(ssl::host_name_verification(url.host));
+      }
+      auto [handshake_error] =
+          co_await connection->tls->async_handshake(ssl::stream_base::client, kUseTuple);
+      if (stopping) co_return cancelled_answer();
+      if (handshake_error) co_return failure("TLS handshake failed: " + handshake_error.message());
+    }
+    update_stats([](ClientStats& s) { ++s.connections_opened; });
+    co_return std::move(connection);
+  }
+
+  template <class Stream>
+  asio::awaitable<ExchangeOutcome> exchange_on(Stream& stream, Connection& connection,
+                                               const http::request<http::string_body>& request,
+                                               SteadyTime deadline) {
+    ExchangeOutcome outcome;
+    connection.lowest().expires_at(deadline);
+    auto [write_error, written] = co_await http::async_write(stream, request, kUseTuple);
+    if (write_error) {
+      outcome.error = write_error;
+      outcome.phase = Phase::write;
+      co_return outcome;
+    }
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(options.response_body_bytes_max);
+    auto [read_error, read] =
+        co_await http::async_read(stream, connection.buffer, parser, kUseTuple);
+    outcome.got_some = parser.got_some() || read > 0;
+    if (read_error) {
+      outcome.error = read_error;
+      outcome.phase = Phase::read;
+      co_return outcome;
+    }
+    auto response = parser.release();
+    outcome.answer.received = true;
+    outcome.answer.http_status = static_cast<int>(response.result_int());
+    if (auto it = response.find(http::field::retry_after); it != response.end()) {
+      outcome.answer.retry_after = std::string(it->value());
+    }
+    outcome.keep_alive = response.keep_alive();
+    outcome.answer.body = std::move(response.body());
+    co_return outcome;
+  }
+
+  asio::awaitable<ExchangeOutcome> exchange(Connection& connection,
+                                            const http::request<http::string_body>& request,
+                                            SteadyTime deadline) {
+    active.insert(&connection);
+    struct Untrack {
+      Impl& impl;
+      Connection* connection;
+      ~Untrack() { impl.active.erase(connection); }
+    } untrack{*this, &connection};
+    if (connection.plain) co_return co_await exchange_on(*connection.plain, connection, request, deadline);
+    co_return co_await exchange_on(*connection.tls, connection, request, deadline);
+  }
+
+  ClearingAnswer classify_transport_error(const ExchangeOutcome& outcome) const {
+    ClearingAnswer answer;
+    answer.answer_class = AnswerClass::unknown;
+    const auto& error = outcome.error;
+    const char* phase = outcome.phase == Phase::write ? "write" : "read";
+    if (stopping) return cancelled_answer();
+    if (error == beast::error::timeout) {
+      answer.cause = UnknownCause::timeout;
+      answer.detail = std::string("deadline passed during ") + phase;
+    } else if (error == http::error::body_limit || error == http::error::header_limit ||
+               error == http::error::buffer_overflow) {
+      answer.cause = UnknownCause::unparsable_body;
+      answer.detail = "answer larger than the limit";
+    } else if (error.category() == beast::error_code(http::error::end_of_stream).category() &&
+               error != http::error::end_of_stream && error != http::error::partial_message) {
+      answer.cause = UnknownCause::unparsable_body;
+      answer.detail = "malformed HTTP answer: " + error.message();
+    } else {
+      answer.cause = UnknownCause::connection_reset;
+      answer.detail = std::string("connection lost during ") + phase + ": " + error.message();
+    }
+    return answer;
+  }
+
+  http::request<http::string_body> build_request(const RequestSpec& spec) const {
+    http::request<http::string_body> request{spec.method, url.prefix + spec.target, 11};
+    request.set(http::field::host, url.host);
+    request.set(http::field::authorization, "Bearer " + options.bearer_token);
+    request.set(http::field::accept, "application/json");
+    request.set(http::field::user_agent, "clearing-adapter");
+    request.keep_alive(true);
+    if (!spec.idempotency_key.empty()) request.set("Idempotency-Key", spec.idempotency_key);
+    if (spec.method == http::verb::post) {
+      request.set(http::field::content_type, "application/json");
+      request.body() = spec.body;
+    }
+    request.prepare_payload();
+    return request;
+  }
+
+  // One request under one deadline: a pooled or fresh connection, write, read.
+  asio::awaitable<RawAnswer> perform(const RequestSpec& spec) {
+    if (auto refused = co_await acquire_slot()) {
+      RawAnswer raw;
+      raw.failure = std::move(*refused);
+      co_return raw;
+    }
+    update_stats([&](ClientStats& s) {
+      ++s.requests_started;
+      s.in_flight_now = in_flight;
+      s.in_flight_peak = std::max(s.in_flight_peak, s.in_flight_now);
+    });
+    RawAnswer raw = co_await perform_with_slot(spec);
+    release_slot();
+    update_stats([&](ClientStats& s) { s.in_flight_now = in_flight; });
+    co_return raw;
+  }
+
+  asio::awaitable<RawAnswer> perform_with_slot(const RequestSpec& spec) {
+    const auto now = std::chrono::steady_clock::now();
+    const SteadyTime deadline = now + std::chrono::milliseconds(options.request_timeout_ms);
+    const auto request = build_request(spec);
+    RawAnswer raw;
+    for (int attempt = 0; attempt <= kStaleConnectionRetriesMax; ++attempt) {
+      if (stopping) {
+        raw.failure = cancelled_answer();
+        co_return raw;
+      }
+      auto connection = take_idle();
+      const bool reused = connection != nullptr;
+      if (!connection) {
+        const SteadyTime connect_deadline = std::min(
+            deadline, std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(options.connect_timeout_ms));
+        auto opened = co_await open_connection(connect_deadline);
+        if (auto* failure = std::get_if<ClearingAnswer>(&opened)) {
+          raw.failure = std::move(*failure);
+          co_return raw;
+        }
+        connection = std::move(std::get<0>(opened));
+      } else {
+        update_stats([](ClientStats& s) { ++s.connections_reused; });
+      }
+      auto outcome = co_await exchange(*connection, request, deadline);
+      if (!outcome.error) {
+        if (outcome.keep_alive) {
+          give_back(std::move(connection));
+        } else {
+          connection->close();
+        }
+        co_return std::move(outcome.answer);
+      }
+      connection->close();
+      const bool stale = reused && !outcome.got_some && is_peer_closed(outcome.error) &&
+                         std::chrono::steady_clock::now() < deadline && !stopping;
+      if (stale && attempt < kStaleConnectionRetriesMax) {
+        update_stats([](ClientStats& s) { ++s.stale_retries; });
+        logger->debug("clearing_stale_connection reference={} error={}", spec.reference,
+                      outcome.error.message());
+        continue;
+      }
+      raw.failure = classify_transport_error(outcome);
+      co_return raw;
+    }
+    CLEARING_ASSERT_MSG(false, "stale retry loop exhausted without an answer");
+    co_return raw;
+  }
+
+  void log_answer(const RequestSpec& spec, const ClearingAnswer& answer) const {
+    const auto level = answer.answer_class == AnswerClass::unknown ||
+                               answer.answer_class == AnswerClass::unauthorized ||
+                               answer.answer_class == AnswerClass::malformed_request ||
+                               answer.answer_class == AnswerClass::key_reused
+                           ? spdlog::level::warn
+                           : spdlog::level::info;
+    // Details from the clearing may quote the request (names, accounts): log only our own
+    // transport diagnostics (no HTTP answer), and codes otherwise.
+    logger->log(level,
+                "clearing_call call={} reference={} answer={} cause={} http_status={} "
+                "reason_code={} latency_ms={} detail=\"{}\"",
+                spec.kind == CallKind::submit    ? "submit"
+                : spec.kind == CallKind::inquire ? "inquire"
+                                                 : "incoming",
+                spec.reference, to_string(answer.answer_class), to_string(answer.cause),
+                answer.http_status, answer.reason_code, answer.latency_ms,
+                answer.http_status == 0 ? answer.detail : std::string());
+  }
+
+  asio::awaitable<void> run_call(RequestSpec spec, Completion<ClearingAnswer> completion) {
+    const auto started = std::chrono::steady_clock::now();
+    ClearingAnswer answer;
+    try {
+      RawAnswer raw = co_await perform(spec);
+      answer = raw.received ? classify_answer(spec.kind, raw.http_status, raw.body,
+                                              raw.retry_after)
+                            : std::move(raw.failure);
+    } catch (const std::exception& error) {
+      answer = ClearingAnswer{};
+      answer.cause = UnknownCause::connection_reset;
+      answer.detail = std::string("internal error: ") + error.what();
+    }
+    answer.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - started)
+                            .count();
+    log_answer(spec, answer);
+    completion.complete(std::move(answer));
+  }
+
+  asio::awaitable<void> run_incoming(RequestSpec spec, Completion<IncomingPage> completion) {
+    const auto started = std::chrono::steady_clock::now();
+    IncomingPage page;
+    try {
+      RawAnswer raw = co_await perform(spec);
+      if (raw.received) {
+        page = classify_incoming(raw.http_status, raw.body, raw.retry_after);
+      } else {
+        page.failure = std::move(raw.failure);
+      }
+    } catch (const std::exception& error) {
+      page = IncomingPage{};
+      page.failure.cause = UnknownCause::connection_reset;
+      page.failure.detail = std::string("internal error: ") + error.what();
+    }
+    page.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - started)
+                          .count();
+    page.failure.latency_ms = page.latency_ms;
+    if (!page.ok) log_answer(spec, page.failure);
+    completion.complete(std::move(page));
+  }
+
+  // Called on the I/O thread by stop().
+  void cancel_everything() {
+    stopping = true;
+    for (Waiter* waiter : waiters) waiter->timer.cancel();
+    waiters.clear();
+    for (Connection* connection : active) connection->close();
+    for (auto& connection : idle) connection->close();
+    idle.clear();
+    resolver.cancel();
+    work.reset();
+  }
+
+  template <class T, class Body>
+  std::future<T> spawn(Body body) {
+    std::promise<T> promise;
+    auto future = promise.get_future();
+    Completion<T> completion(std::move(promise));
+    std::lock_guard lock(lifecycle_mutex);
+    if (stopped) {
+      completion.complete(cancelled_result<T>());
+      return future;
+    }
+    asio::co_spawn(io, body(std::move(completion)), asio::detached);
+    return future;
+  }
+};
+
+tl::expected<std::unique_ptr<ClearingClient>, std::string> ClearingClient::create(
+    ClientOptions options) {
+  if (auto valid = validate_options(options); !valid) return tl::unexpected(valid.error());
+  auto url = parse_base_url(options.base_url);
+  CLEARING_ASSERT(url.has_value());
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(*url));
+  if (impl->url.tls) {
+    try {
+      impl->tls_context.emplace(ssl::context::tls_client);
+      impl->tls_context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                                     ssl::context::no_tlsv1_1);
+      if (impl->options.verify_tls) {
+        impl->tls_context->set_verify_mode(ssl::verify_peer);
+        if (impl->options.ca_file.empty()) {
+          impl->tls_context->set_default_verify_paths();
+        } else {
+          impl->tls_context->load_verify_file(impl->options.ca_file);
+        }
+      } else {
+        impl->tls_context->set_verify_mode(ssl::verify_none);
+      }
+    } catch (const std::exception& error) {
+      return tl::unexpected("clearing client TLS setup failed (ca_file '" + impl->options.ca_file +
+                            "'): " + error.what());
+    }
+  }
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->io.run(); });
+  return std::unique_ptr<ClearingClient>(new ClearingClient(std::move(impl)));
+}
+
+ClearingClient::ClearingClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ClearingClient::~ClearingClient() { stop(); }
+
+void ClearingClient::stop() {
+  {
+    std::lock_guard lock(impl_->lifecycle_mutex);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+  }
+  Impl* impl = impl_.get();
+  asio::post(impl->io, [impl] { impl->cancel_everything(); });
+  if (impl->thread.joinable()) impl->thread.join();
+}
+
+std::future<ClearingAnswer> ClearingClient::submit(SubmitRequest request) {
+  RequestSpec spec{CallKind::submit, http::verb::post, "/v1/transfers", encode_submit_body(request),
+                   request.reference, request.reference};
+  Impl* impl = impl_.get();
+  return impl->spawn<ClearingAnswer>([impl, spec = std::move(spec)](auto completion) mutable {
+    return impl->run_call(std::move(spec), std::move(completion));
+  });
+}
+
+std::future<ClearingAnswer> ClearingClient::inquire(std::string reference) {
+  RequestSpec spec{CallKind::inquire, http::verb::get, "/v1/transfers/" + percent_encode(reference),
+                   "", "", reference};
+  Impl* impl = impl_.get();
+  return impl->spawn<ClearingAnswer>([impl, spec = std::move(spec)](auto completion) mutable {
+    return impl->run_call(std::move(spec), std::move(completion));
+  });
+}
+
+std::future<IncomingPage> ClearingClient::incoming(std::optional<std::string> after_cursor,
+                                                   int limit) {
+  limit = std::clamp(limit, 1, impl_->options.incoming_limit_max);
+  std::string target = "/v1/incoming?limit=" + std::to_string(limit);
+  if (after_cursor) target += "&after=" + percent_encode(*after_cursor);
+  RequestSpec spec{CallKind::incoming, http::verb::get, std::move(target), "", "", ""};
+  Impl* impl = impl_.get();
+  return impl->spawn<IncomingPage>([impl, spec = std::move(spec)](auto completion) mutable {
+    return impl->run_incoming(std::move(spec), std::move(completion));
+  });
+}
+
+ClientStats ClearingClient::stats() const {
+  std::lock_guard lock(impl_->stats_mutex);
+  return impl_->stats;
+}
+
+}  // namespace clearing::clearing_client
