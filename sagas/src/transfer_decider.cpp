@@ -1,0 +1,613 @@
+#include "clearing/sagas/transfer_decider.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "clearing/base/assert.hpp"
+
+namespace clearing::sagas {
+namespace {
+
+using Events = std::vector<TransferEvent>;
+using Decision = tl::expected<Events, TransferRefusal>;
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+Timestamp after(Timestamp at, std::int64_t delay_ms) {
+  return at + std::chrono::milliseconds{delay_ms};
+}
+
+tl::unexpected<TransferRefusal> refuse(TransferRefusalCode code, std::string message) {
+  return tl::unexpected(TransferRefusal{code, std::move(message)});
+}
+
+// ---------------------------------------------------------------------------------------
+// Initiation: validation and the duplicate check.
+
+struct ValidationFailure {
+  std::string_view reason_code;
+  std::string reason;
+};
+
+TransferRequest request_of(const InitiateTransfer& command) {
+  return TransferRequest{command.transfer_id,     command.account_id, command.amount,
+                         command.debtor,          command.creditor,   command.remittance_info,
+                         command.requested_at};
+}
+
+std::optional<ValidationFailure> format_failure(const InitiateTransfer& command) {
+  const std::pair<std::string_view, const std::string*> required[] = {
+      {"transfer_id", &command.transfer_id},
+      {"account_id", &command.account_id},
+      {"debtor.name", &command.debtor.name},
+      {"debtor.account", &command.debtor.account.id},
+      {"creditor.name", &command.creditor.name},
+      {"creditor.account", &command.creditor.account.id},
+  };
+  for (const auto& [name, value] : required) {
+    if (value->empty())
+      return ValidationFailure{kReasonInvalidFormat, "missing field " + std::string(name)};
+  }
+  if (command.debtor.name.size() > kNameLengthMax || command.creditor.name.size() > kNameLengthMax)
+    return ValidationFailure{kReasonInvalidFormat, "name longer than 140 characters"};
+  if (command.remittance_info.size() > kRemittanceInfoLengthMax)
+    return ValidationFailure{kReasonInvalidFormat, "remittance info longer than 140 characters"};
+  return std::nullopt;
+}
+
+std::optional<ValidationFailure> amount_failure(const InitiateTransfer& command) {
+  if (command.amount.currency != command.rules.currency)
+    return ValidationFailure{kReasonCurrency, "currency " +
+                                                  std::string(command.amount.currency.code()) +
+                                                  " not processable; expected " +
+                                                  std::string(command.rules.currency.code())};
+  if (command.amount.minor_units <= 0)
+    return ValidationFailure{kReasonAmountLimit, "amount must be positive"};
+  if (command.amount.minor_units > command.rules.amount_limit_minor)
+    return ValidationFailure{kReasonAmountLimit,
+                             "amount exceeds the limit of " +
+                                 to_string(Money{command.rules.amount_limit_minor,
+                                                 command.rules.currency})};
+  return std::nullopt;
+}
+
+std::optional<ValidationFailure> account_failure(const InitiateTransfer& command) {
+  const std::pair<std::string_view, const Account*> accounts[] = {
+      {"debtor", &command.debtor.account}, {"creditor", &command.creditor.account}};
+  for (const auto& [role, account] : accounts) {
+    if (auto valid = validate_account(command.rules.country, *account); !valid) {
+      return ValidationFailure{kReasonInvalidAccount, std::string(role) + " account: " +
+                                                          std::string(account_error_message(
+                                                              valid.error()))};
+    }
+  }
+  return std::nullopt;
+}
+
+// The first failure in the order a person fixes them: form, then money, then accounts.
+std::optional<ValidationFailure> validation_failure(const InitiateTransfer& command) {
+  if (auto failure = format_failure(command)) return failure;
+  if (auto failure = amount_failure(command)) return failure;
+  return account_failure(command);
+}
+
+TransferInitiated initiated_event(const InitiateTransfer& command) {
+  return TransferInitiated{command.transfer_id,
+                           command.account_id,
+                           command.amount,
+                           command.debtor,
+                           command.creditor,
+                           command.remittance_info,
+                           command.requested_at,
+                           command.correlation_id,
+                           command.now,
+                           after(command.now, command.policy.deadline_ms),
+                           command.transfer_id};
+}
+
+Decision decide_first_initiate(const InitiateTransfer& command) {
+  Events events{initiated_event(command)};
+  if (auto failure = validation_failure(command)) {
+    events.push_back(TransferRejected{command.transfer_id, 0, std::string(failure->reason_code),
+                                      std::move(failure->reason), 0});
+  }
+  return events;
+}
+
+Decision decide_initiate(const InitiateTransfer& command, const TransferState& state) {
+  if (state.status == TransferStatus::empty) return decide_first_initiate(command);
+  if (command.transfer_id != state.request.transfer_id)
+    return refuse(TransferRefusalCode::transfer_id_mismatch, "command for another transfer");
+  auto differences = differing_fields(state.request, request_of(command));
+  if (differences.empty()) return Events{};  // a redelivery: already done
+  return Events{DuplicateTransferRequestRefused{
+      command.transfer_id, std::string(kReasonDuplicate),
+      "transfer id already used by a different request", std::move(differences),
+      command.correlation_id, command.now}};
+}
+
+// ---------------------------------------------------------------------------------------
+// Clearing answers.
+
+bool is_final_answer(ClearingAnswerClass cls) {
+  return cls == ClearingAnswerClass::settled || cls == ClearingAnswerClass::rejected;
+}
+
+// Against a terminal outcome, an answer that states another outcome (or, for a settled
+// transfer, that the clearing never had it) is a contradiction; anything else is a late
+// echo of what is already known.
+bool contradicts(const RecordClearingAnswer& answer, const TransferState& state) {
+  using Cls = ClearingAnswerClass;
+  const bool states_acceptance = answer.cls == Cls::settled || answer.cls == Cls::pending;
+  if (state.status == TransferStatus::rejected) return states_acceptance;
+  CLEARING_ASSERT(state.status == TransferStatus::succeeded);
+  if (states_acceptance)
+    return !answer.clearing_reference.empty() &&
+           answer.clearing_reference != state.clearing_reference;
+  if (answer.cls == Cls::rejected) return true;
+  return answer.cls == Cls::not_found && answer.kind == ClearingAction::inquiry;
+}
+
+Decision decide_after_terminal(const RecordClearingAnswer& answer, const TransferState& state) {
+  if (!contradicts(answer, state)) return Events{};
+  return Events{ContradictingClearingAnswerReceived{
+      answer.transfer_id, answer.attempt, std::string(status_name(state.status)),
+      std::string(answer_class_name(answer.cls)), answer.clearing_reference, answer.reason_code,
+      answer.reason, answer.now}};
+}
+
+// The retry a setback asks for, before the deadline rule has its say.
+struct PlannedRetry {
+  ClearingAction action;
+  Timestamp due_at;
+  std::string reason;
+};
+
+RetryScheduled schedule(const TransferState& state, PlannedRetry retry) {
+  return RetryScheduled{state.request.transfer_id, state.idempotency_key, retry.action,
+                        state.attempt + 1, retry.due_at, std::move(retry.reason)};
+}
+
+// Past the deadline an unsettled outcome goes to people once, and inquiries go on at the
+// slower investigation pace. A pending transfer is exempt: the clearing has accepted it and
+// will settle it on its own calendar.
+bool escalates(const TransferState& state, Timestamp now) {
+  return now >= state.deadline_at && state.status != TransferStatus::pending_settlement;
+}
+
+// The answers that leave the outcome open (unknown, 409, 503, 401): the answer event, then
+// past the deadline TransferUnderInvestigation (once), then exactly one RetryScheduled.
+Events on_setback(const RecordClearingAnswer& answer, const TransferState& state,
+                  TransferEvent answer_event, PlannedRetry retry, std::string last_error) {
+  Events events{std::move(answer_event)};
+  if (escalates(state, answer.now)) {
+    if (!state.investigating_since) {
+      events.push_back(TransferUnderInvestigation{state.request.transfer_id, answer.now,
+                                                  state.attempt, std::move(last_error)});
+    }
+    const auto slow_due =
+        after(answer.now, answer.policy.investigation_inquiry_interval_ms);
+    retry = PlannedRetry{ClearingAction::inquiry, std::max(retry.due_at, slow_due),
+                         "under investigation: inquiry"};
+  }
+  events.push_back(schedule(state, std::move(retry)));
+  return events;
+}
+
+Timestamp backoff_due(const RecordClearingAnswer& answer, const TransferState& state) {
+  return after(answer.now,
+               backoff_delay_ms(answer.policy, state.backoff_step + 1, answer.jitter_permille));
+}
+
+Events on_unknown(const RecordClearingAnswer& answer, const TransferState& state,
+                  std::string cause) {
+  if (cause.empty()) cause = "unknown outcome";
+  // Once inquiring, keep inquiring until the clearing says something definite; before
+  // that, resubmit with the same key until N unknowns in a row.
+  const bool inquire = answer.kind == ClearingAction::inquiry ||
+                       state.unknown_outcomes + 1 >= answer.policy.unknown_outcomes_before_inquiry;
+  PlannedRetry retry{inquire ? ClearingAction::inquiry : ClearingAction::submit,
+                     backoff_due(answer, state),
+                     inquire ? "outcome unknown: inquiry" : "outcome unknown: resubmit"};
+  return on_setback(answer, state,
+                    ClearingOutcomeUnknown{answer.transfer_id, answer.attempt, cause,
+                                           answer.latency_ms},
+                    std::move(retry), cause);
+}
+
+Events on_in_progress(const RecordClearingAnswer& answer, const TransferState& state) {
+  return on_setback(answer, state,
+                    ClearingReportedInProgress{answer.transfer_id, answer.attempt,
+                                               answer.latency_ms},
+                    PlannedRetry{ClearingAction::inquiry, backoff_due(answer, state),
+                                 "clearing reports in progress: inquiry"},
+                    "clearing reports the transfer in progress");
+}
+
+Events on_maintenance(const RecordClearingAnswer& answer, const TransferState& state) {
+  // Retry-After is honoured as given; without one, the initial backoff.
+  const auto wait_ms =
+      answer.retry_after_ms > 0 ? answer.retry_after_ms : answer.policy.backoff_initial_ms;
+  return on_setback(answer, state,
+                    ClearingUnavailable{answer.transfer_id, answer.attempt, answer.retry_after_ms,
+                                        answer.latency_ms},
+                    PlannedRetry{answer.kind, after(answer.now, wait_ms),
+                                 "clearing unavailable: retry after maintenance"},
+                    "clearing unavailable (maintenance)");
+}
+
+Events on_unauthorized(const RecordClearingAnswer& answer, const TransferState& state) {
+  return on_setback(answer, state,
+                    ClearingUnauthorized{answer.transfer_id, answer.attempt, answer.latency_ms},
+                    PlannedRetry{answer.kind, backoff_due(answer, state),
+                                 "clearing refused our credentials: retry"},
+                    "clearing refused our credentials (401)");
+}
+
+Events on_pending(const RecordClearingAnswer& answer, const TransferState& state) {
+  return Events{
+      TransferAcceptedPending{answer.transfer_id, answer.attempt, answer.clearing_reference,
+                              answer.settlement_date, answer.latency_ms},
+      schedule(state, PlannedRetry{ClearingAction::inquiry,
+                                   after(answer.now, answer.policy.pending_inquiry_interval_ms),
+                                   "awaiting settlement: inquiry"})};
+}
+
+Events on_not_found(const RecordClearingAnswer& answer, const TransferState& state) {
+  // Nothing was executed under the key, so a resubmission with the same key is safe and
+  // is due at once: the inquiry itself was the wait.
+  return Events{ClearingReportedNotFound{answer.transfer_id, answer.attempt, answer.latency_ms},
+                schedule(state, PlannedRetry{ClearingAction::submit, answer.now,
+                                             "clearing has no record: resubmit with the same key"})};
+}
+
+Events on_rejected(const RecordClearingAnswer& answer, std::string reason_code) {
+  if (reason_code.empty()) reason_code = std::string(kReasonNotSpecified);
+  return Events{TransferRejected{answer.transfer_id, answer.attempt, std::move(reason_code),
+                                 answer.reason, answer.latency_ms}};
+}
+
+Events answer_events(const RecordClearingAnswer& answer, const TransferState& state) {
+  using Cls = ClearingAnswerClass;
+  const bool on_inquiry = answer.kind == ClearingAction::inquiry;
+  switch (answer.cls) {
+    case Cls::settled:
+      return Events{TransferSettled{answer.transfer_id, answer.attempt, answer.clearing_reference,
+                                    answer.settlement_date, answer.latency_ms}};
+    case Cls::rejected: return on_rejected(answer, answer.reason_code);
+    case Cls::pending: return on_pending(answer, state);
+    case Cls::unknown: return on_unknown(answer, state, answer.cause);
+    case Cls::in_progress: return on_in_progress(answer, state);
+    case Cls::maintenance: return on_maintenance(answer, state);
+    case Cls::unauthorized: return on_unauthorized(answer, state);
+    case Cls::key_reused:
+      return Events{IdempotencyKeyConflictDetected{answer.transfer_id, answer.attempt,
+                                                   state.idempotency_key, answer.reason,
+                                                   answer.latency_ms}};
+    case Cls::malformed_request:
+      // A 400 on a submission means nothing was executed; on an inquiry it says nothing
+      // about the transfer (an earlier submission may have executed), so it is an
+      // inquiry failure and must never become a rejection.
+      if (!on_inquiry) return on_rejected(answer, std::string(kReasonInvalidFormat));
+      return on_unknown(answer, state, "inquiry refused as malformed: " + answer.reason);
+    case Cls::not_found:
+      // 404 has a meaning only for an inquiry; on a submission it is an unexpected answer.
+      if (on_inquiry) return on_not_found(answer, state);
+      return on_unknown(answer, state, "unexpected 404 on submission");
+  }
+  return on_unknown(answer, state, "unclassified answer");
+}
+
+Decision decide_answer(const RecordClearingAnswer& answer, const TransferState& state) {
+  if (state.status == TransferStatus::empty)
+    return refuse(TransferRefusalCode::unknown_transfer, "answer for a transfer never initiated");
+  if (answer.transfer_id != state.request.transfer_id)
+    return refuse(TransferRefusalCode::transfer_id_mismatch, "answer for another transfer");
+  if (is_terminal(state.status)) return decide_after_terminal(answer, state);
+  if (state.status == TransferStatus::parked_for_review) return Events{};
+  const bool current = answer.attempt == state.attempt;
+  if (!current) return is_final_answer(answer.cls) ? answer_events(answer, state) : Events{};
+  CLEARING_ASSERT(state.scheduled.has_value());
+  if (state.scheduled->action != answer.kind)
+    return refuse(TransferRefusalCode::answer_kind_mismatch,
+                  "answer kind differs from the scheduled action of the attempt");
+  return answer_events(answer, state);
+}
+
+// ---------------------------------------------------------------------------------------
+// Manual resolution.
+
+std::optional<std::string> resolution_gap(const ResolveManually& command) {
+  if (command.operator_name.empty()) return "operator name missing";
+  if (command.reason.empty()) return "reason missing";
+  if (command.outcome == ManualOutcome::succeeded && command.clearing_reference.empty())
+    return "clearing reference missing for a success";
+  if (command.outcome == ManualOutcome::rejected && command.reason_code.empty())
+    return "reason code missing for a rejection";
+  return std::nullopt;
+}
+
+Decision decide_resolve(const ResolveManually& command, const TransferState& state) {
+  if (state.status == TransferStatus::empty)
+    return refuse(TransferRefusalCode::unknown_transfer, "no such transfer");
+  if (command.transfer_id != state.request.transfer_id)
+    return refuse(TransferRefusalCode::transfer_id_mismatch, "command for another transfer");
+  if (is_terminal(state.status))
+    return refuse(TransferRefusalCode::already_terminal, "the transfer has its outcome");
+  if (state.status != TransferStatus::under_investigation &&
+      state.status != TransferStatus::parked_for_review)
+    return refuse(TransferRefusalCode::not_under_investigation,
+                  "the transfer is still handled automatically");
+  if (auto gap = resolution_gap(command))
+    return refuse(TransferRefusalCode::incomplete_resolution, std::move(*gap));
+  return Events{TransferResolvedManually{
+      command.transfer_id, command.outcome, command.reason, command.operator_name,
+      command.clearing_reference, command.settlement_date, command.reason_code,
+      std::string(state_name(state)), state.attempt, command.now}};
+}
+
+// ---------------------------------------------------------------------------------------
+// Evolve: one small function per event.
+
+void apply(TransferState& state, const TransferInitiated& event) {
+  state.status = TransferStatus::initiated;
+  state.request = TransferRequest{event.transfer_id,     event.account_id, event.amount,
+                                  event.debtor,          event.creditor,   event.remittance_info,
+                                  event.requested_at};
+  state.correlation_id = event.correlation_id;
+  state.idempotency_key = event.idempotency_key;
+  state.initiated_at = event.initiated_at;
+  state.deadline_at = event.deadline_at;
+  state.attempt = 1;
+  state.scheduled =
+      ScheduledAction{ClearingAction::submit, 1, event.initiated_at, event.idempotency_key};
+}
+
+void finish(TransferState& state, TransferStatus terminal) {
+  state.status = terminal;
+  state.scheduled.reset();
+}
+
+void apply(TransferState& state, const TransferRejected& event) {
+  finish(state, TransferStatus::rejected);
+  state.reason_code = event.reason_code;
+  state.reason = event.reason;
+}
+
+void apply(TransferState&, const DuplicateTransferRequestRefused&) {}
+
+void apply(TransferState& state, const RetryScheduled& event) {
+  state.attempt = event.attempt;
+  state.scheduled =
+      ScheduledAction{event.action, event.attempt, event.due_at, event.idempotency_key};
+}
+
+void apply(TransferState& state, const TransferSettled& event) {
+  finish(state, TransferStatus::succeeded);
+  state.clearing_reference = event.clearing_reference;
+  state.settlement_date = event.settlement_date;
+}
+
+void apply(TransferState& state, const TransferAcceptedPending& event) {
+  state.status = TransferStatus::pending_settlement;
+  state.scheduled.reset();
+  state.clearing_reference = event.clearing_reference;
+  state.settlement_date = event.expected_settlement_date;
+  state.unknown_outcomes = 0;
+  state.backoff_step = 0;
+}
+
+// An answer that leaves the outcome open. Something may now have happened at the
+// clearing, so a transfer waiting for its first answer has an unknown outcome; a pending
+// or investigated transfer stays what it is.
+void apply_open_answer(TransferState& state, std::string last_error) {
+  if (state.status == TransferStatus::initiated || state.status == TransferStatus::submitting)
+    state.status = state.investigating_since ? TransferStatus::under_investigation
+                                             : TransferStatus::outcome_unknown;
+  state.scheduled.reset();
+  ++state.backoff_step;
+  state.last_error = std::move(last_error);
+}
+
+void apply(TransferState& state, const ClearingOutcomeUnknown& event) {
+  apply_open_answer(state, event.cause);
+  ++state.unknown_outcomes;
+}
+
+void apply(TransferState& state, const ClearingReportedInProgress&) {
+  apply_open_answer(state, "clearing reports the transfer in progress");
+}
+
+void apply(TransferState& state, const IdempotencyKeyConflictDetected& event) {
+  finish(state, TransferStatus::parked_for_review);
+  state.reason = "idempotency key conflict: " + event.reason;
+}
+
+// An answer that says nothing was done: the status stays (an earlier attempt's outcome
+// may still be open), except that a first submission becomes a repeated one.
+void apply_nothing_done(TransferState& state, std::string last_error) {
+  if (state.status == TransferStatus::initiated) state.status = TransferStatus::submitting;
+  state.scheduled.reset();
+  state.last_error = std::move(last_error);
+}
+
+void apply(TransferState& state, const ClearingUnavailable&) {
+  apply_nothing_done(state, "clearing unavailable (maintenance)");
+}
+
+void apply(TransferState& state, const ClearingUnauthorized&) {
+  apply_nothing_done(state, "clearing refused our credentials (401)");
+  ++state.backoff_step;
+}
+
+void apply(TransferState& state, const ClearingReportedNotFound&) {
+  // Nothing exists under the key: the earlier outcomes are known now (nothing happened).
+  // A transfer once investigated stays so until its outcome is known: people watch it.
+  state.status = state.investigating_since ? TransferStatus::under_investigation
+                                           : TransferStatus::submitting;
+  state.scheduled.reset();
+  state.unknown_outcomes = 0;
+  state.last_error = "clearing has no record of the transfer";
+}
+
+void apply(TransferState& state, const TransferUnderInvestigation& event) {
+  state.status = TransferStatus::under_investigation;
+  state.investigating_since = event.since;
+  state.last_error = event.last_error;
+}
+
+void apply(TransferState&, const ContradictingClearingAnswerReceived&) {}
+
+void apply(TransferState& state, const TransferResolvedManually& event) {
+  state.resolved_manually = true;
+  if (event.outcome == ManualOutcome::succeeded) {
+    finish(state, TransferStatus::succeeded);
+    state.clearing_reference = event.clearing_reference;
+    state.settlement_date = event.settlement_date;
+  } else {
+    finish(state, TransferStatus::rejected);
+    state.reason_code = event.reason_code;
+    state.reason = event.reason;
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Public helpers.
+
+std::int64_t backoff_delay_ms(const RetryPolicy& policy, std::int32_t step,
+                              std::int32_t jitter_permille) noexcept {
+  const std::int64_t cap = std::clamp<std::int64_t>(policy.backoff_max_ms, 1, kBackoffCeilingMs);
+  const std::int64_t multiplier = std::max<std::int64_t>(policy.backoff_multiplier, 1);
+  std::int64_t delay = std::clamp<std::int64_t>(policy.backoff_initial_ms, 1, cap);
+  // Bounded: with multiplier >= 2 the cap (at most a week) is reached within 40 steps.
+  for (std::int32_t i = 1; i < step && multiplier > 1 && delay < cap; ++i)
+    delay = delay > cap / multiplier ? cap : delay * multiplier;
+  const std::int64_t jitter = std::clamp<std::int32_t>(jitter_permille, 0, kJitterPermilleMax);
+  return delay - delay / 2 * jitter / 1000;
+}
+
+std::string_view action_name(ClearingAction action) noexcept {
+  return action == ClearingAction::submit ? "submit" : "inquiry";
+}
+
+std::optional<ClearingAction> parse_action(std::string_view name) noexcept {
+  if (name == "submit") return ClearingAction::submit;
+  if (name == "inquiry") return ClearingAction::inquiry;
+  return std::nullopt;
+}
+
+std::string_view answer_class_name(ClearingAnswerClass cls) noexcept {
+  using Cls = ClearingAnswerClass;
+  switch (cls) {
+    case Cls::settled: return "settled";
+    case Cls::pending: return "pending";
+    case Cls::rejected: return "rejected";
+    case Cls::unknown: return "unknown";
+    case Cls::in_progress: return "in_progress";
+    case Cls::key_reused: return "key_reused";
+    case Cls::maintenance: return "maintenance";
+    case Cls::malformed_request: return "malformed_request";
+    case Cls::not_found: return "not_found";
+    case Cls::unauthorized: return "unauthorized";
+  }
+  return "unclassified";
+}
+
+std::string_view manual_outcome_name(ManualOutcome outcome) noexcept {
+  return outcome == ManualOutcome::succeeded ? "succeeded" : "rejected";
+}
+
+std::optional<ManualOutcome> parse_manual_outcome(std::string_view name) noexcept {
+  if (name == "succeeded") return ManualOutcome::succeeded;
+  if (name == "rejected") return ManualOutcome::rejected;
+  return std::nullopt;
+}
+
+std::vector<std::string> differing_fields(const TransferRequest& a, const TransferRequest& b) {
+  std::vector<std::string> names;
+  if (a.transfer_id != b.transfer_id) names.emplace_back("transfer_id");
+  if (a.account_id != b.account_id) names.emplace_back("account_id");
+  if (a.amount != b.amount) names.emplace_back("amount");
+  if (a.debtor != b.debtor) names.emplace_back("debtor");
+  if (a.creditor != b.creditor) names.emplace_back("creditor");
+  if (a.remittance_info != b.remittance_info) names.emplace_back("remittance_info");
+  if (a.requested_at != b.requested_at) names.emplace_back("requested_at");
+  return names;
+}
+
+std::string_view status_name(TransferStatus status) noexcept {
+  switch (status) {
+    case TransferStatus::empty: return "empty";
+    case TransferStatus::initiated: return "initiated";
+    case TransferStatus::submitting: return "submitting";
+    case TransferStatus::outcome_unknown: return "outcome_unknown";
+    case TransferStatus::pending_settlement: return "pending_settlement";
+    case TransferStatus::under_investigation: return "under_investigation";
+    case TransferStatus::parked_for_review: return "parked_for_review";
+    case TransferStatus::succeeded: return "succeeded";
+    case TransferStatus::rejected: return "rejected";
+  }
+  return "unknown";
+}
+
+bool is_terminal(TransferStatus status) noexcept {
+  return status == TransferStatus::succeeded || status == TransferStatus::rejected;
+}
+
+std::string_view state_name(const TransferState& state) noexcept {
+  return status_name(state.status);
+}
+
+std::optional<ScheduledAction> next_action(const TransferState& state) {
+  const bool active = state.status != TransferStatus::empty && !is_terminal(state.status) &&
+                      state.status != TransferStatus::parked_for_review;
+  if (!active) return std::nullopt;
+  // evolve keeps `scheduled` set in every active state once a decision is fully applied.
+  CLEARING_ASSERT(state.scheduled.has_value());
+  CLEARING_ASSERT(state.scheduled->idempotency_key == state.idempotency_key);
+  return state.scheduled;
+}
+
+std::string_view refusal_code_name(TransferRefusalCode code) noexcept {
+  switch (code) {
+    case TransferRefusalCode::unknown_transfer: return "unknown_transfer";
+    case TransferRefusalCode::transfer_id_mismatch: return "transfer_id_mismatch";
+    case TransferRefusalCode::answer_kind_mismatch: return "answer_kind_mismatch";
+    case TransferRefusalCode::already_terminal: return "already_terminal";
+    case TransferRefusalCode::not_under_investigation: return "not_under_investigation";
+    case TransferRefusalCode::incomplete_resolution: return "incomplete_resolution";
+  }
+  return "unknown";
+}
+
+// ---------------------------------------------------------------------------------------
+// The decider.
+
+TransferState TransferDecider::initial_state() { return TransferState{}; }
+
+TransferState TransferDecider::evolve(const TransferState& state, const TransferEvent& event) {
+  TransferState next = state;
+  std::visit([&next](const auto& e) { apply(next, e); }, event);
+  return next;
+}
+
+tl::expected<std::vector<TransferEvent>, TransferRefusal> TransferDecider::decide(
+    const TransferCommand& command, const TransferState& state) {
+  return std::visit(
+      Overloaded{
+          [&state](const InitiateTransfer& c) { return decide_initiate(c, state); },
+          [&state](const RecordClearingAnswer& c) { return decide_answer(c, state); },
+          [&state](const ResolveManually& c) { return decide_resolve(c, state); },
+      },
+      command);
+}
+
+}  // namespace clearing::sagas
