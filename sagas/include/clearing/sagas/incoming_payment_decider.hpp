@@ -1,0 +1,137 @@
+#pragma once
+// The IncomingPayment aggregate: one per clearing reference (the identity of a payment in
+// the clearing's incoming feed, which re-sends payments after its own restarts).
+//  - a re-sent identical payment is a no-op (dedup);
+//  - the same reference with other content is an alarm, the first record stands;
+//  - invalid content (wrong currency, invalid creditor account, amount <= 0) is still
+//    recorded, as IncomingPaymentParked: the money has arrived, people must look. Nothing
+//    that arrives is ever dropped.
+// Pure: no I/O, no clock reads, no logging.
+
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "clearing/base/clock.hpp"
+#include "clearing/eventstore/decider.hpp"
+#include "clearing/sagas/money.hpp"
+#include "clearing/sagas/transfer_decider.hpp"
+
+namespace clearing::sagas {
+
+// The namespace of payment ids: payment_id = derived_uuid(kIncomingPaymentNamespace,
+// clearing_reference), so a replayed feed derives the same id.
+inline constexpr std::string_view kIncomingPaymentNamespace =
+    "3f0b9a4e-6c1d-4e8f-9a2b-5d7c0e1f2a3b";
+
+std::string incoming_payment_id(std::string_view clearing_reference);
+
+// What the clearing says arrived. The cursor is where it was on the feed, not content:
+// a re-sent payment comes with a later cursor.
+struct IncomingPaymentContent {
+  Money amount;
+  Party debtor;
+  Party creditor;
+  std::string remittance_info;
+  Timestamp received_at{};
+  friend bool operator==(const IncomingPaymentContent&, const IncomingPaymentContent&) = default;
+};
+
+struct RecordIncomingPayment {
+  std::string clearing_reference;
+  std::string cursor;
+  Money amount;
+  Party debtor;
+  Party creditor;
+  std::string remittance_info;
+  Timestamp received_at{};
+  CountryRules rules;
+};
+
+using IncomingPaymentCommand = std::variant<RecordIncomingPayment>;
+
+struct IncomingPaymentRecorded {
+  static constexpr std::string_view kType = "IncomingPaymentRecorded";
+  std::string payment_id;
+  std::string clearing_reference;
+  std::string cursor;
+  Money amount;
+  Party debtor;
+  Party creditor;
+  std::string remittance_info;
+  Timestamp received_at{};
+  friend bool operator==(const IncomingPaymentRecorded&, const IncomingPaymentRecorded&) = default;
+};
+
+// Recorded like IncomingPaymentRecorded, with the reason it cannot be booked automatically.
+struct IncomingPaymentParked {
+  static constexpr std::string_view kType = "IncomingPaymentParked";
+  std::string payment_id;
+  std::string clearing_reference;
+  std::string cursor;
+  Money amount;
+  Party debtor;
+  Party creditor;
+  std::string remittance_info;
+  Timestamp received_at{};
+  std::string reason_code;  // ISO 20022: AM03, AM02, AC01
+  std::string reason;
+  friend bool operator==(const IncomingPaymentParked&, const IncomingPaymentParked&) = default;
+};
+
+// An alarm: the feed sent another payment under a reference already recorded.
+struct ConflictingIncomingPaymentReceived {
+  static constexpr std::string_view kType = "ConflictingIncomingPaymentReceived";
+  std::string payment_id;
+  std::string clearing_reference;
+  std::string cursor;
+  std::vector<std::string> differing_fields;
+  friend bool operator==(const ConflictingIncomingPaymentReceived&,
+                         const ConflictingIncomingPaymentReceived&) = default;
+};
+
+using IncomingPaymentEvent = std::variant<IncomingPaymentRecorded, IncomingPaymentParked,
+                                          ConflictingIncomingPaymentReceived>;
+
+enum class IncomingPaymentStatus { empty, recorded, parked };
+std::string_view incoming_status_name(IncomingPaymentStatus status) noexcept;
+
+struct IncomingPaymentState {
+  IncomingPaymentStatus status = IncomingPaymentStatus::empty;
+  std::string payment_id;
+  std::string clearing_reference;
+  IncomingPaymentContent content;
+  std::string park_reason_code;
+  std::string park_reason;
+  friend bool operator==(const IncomingPaymentState&, const IncomingPaymentState&) = default;
+};
+
+enum class IncomingPaymentRefusalCode {
+  missing_clearing_reference,  // no identity: the adapter must keep it elsewhere
+  reference_mismatch,          // the command names another payment than the stream holds
+};
+
+struct IncomingPaymentRefusal {
+  IncomingPaymentRefusalCode code;
+  std::string message;
+  friend bool operator==(const IncomingPaymentRefusal&, const IncomingPaymentRefusal&) = default;
+};
+
+struct IncomingPaymentDecider {
+  using State = IncomingPaymentState;
+  using Event = IncomingPaymentEvent;
+  using Command = IncomingPaymentCommand;
+  using Rejection = IncomingPaymentRefusal;
+
+  static State initial_state();
+  static State evolve(const State& state, const Event& event);
+  static tl::expected<std::vector<Event>, Rejection> decide(const Command& command,
+                                                            const State& state);
+};
+
+static_assert(clearing::eventstore::Decider<IncomingPaymentDecider>);
+
+}  // namespace clearing::sagas
