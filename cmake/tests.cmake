@@ -6,6 +6,11 @@
 add_library(doctest_main STATIC ${CMAKE_SOURCE_DIR}/tests/support/doctest_main.cpp)
 target_link_libraries(doctest_main PUBLIC doctest::doctest)
 
+# A fresh database per test on the throwaway server (tests/support/test_database.hpp).
+add_library(pg_testing STATIC ${CMAKE_SOURCE_DIR}/tests/support/test_database.cpp)
+target_include_directories(pg_testing PUBLIC ${CMAKE_SOURCE_DIR}/tests/support)
+target_link_libraries(pg_testing PUBLIC PkgConfig::PQXX PRIVATE base)
+
 function(clearing_add_test)
   cmake_parse_arguments(T "PG" "NAME;TIMEOUT" "SOURCES;LIBS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})

@@ -1,0 +1,135 @@
+#pragma once
+// Command handling for a Decider: load (fold), decide, append with the expected
+// version, and on a concurrency conflict load again and decide again, a bounded number
+// of times. A rejection is a value, not an exception.
+//
+// Event ids: when the context carries an idempotency seed (for example the id of the
+// external message or event that caused the command), the new events' ids are derived
+// from it, so the same command retried after an unknown commit writes the same ids and
+// the store's idempotent append absorbs it.
+
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "clearing/base/uuid.hpp"
+#include "clearing/eventstore/decider.hpp"
+#include "clearing/eventstore/event_store.hpp"
+
+namespace clearing::eventstore {
+
+inline constexpr int kConflictRetriesMax = 5;
+
+struct CommandContext {
+  std::string correlation_id;
+  std::string causation_id;
+  nlohmann::json source;          // null or {"stream", "partition", "seq"}
+  std::string idempotency_seed;   // empty: random event ids
+};
+
+template <class D>
+struct Loaded {
+  typename D::State state;
+  StreamVersion version{0};
+};
+
+template <class D>
+struct Decision {
+  std::vector<typename D::Event> events;  // empty: the command was already done
+  std::vector<EventId> event_ids;         // ids of the events written, same order
+  typename D::State state;                // after the events
+  StreamVersion version{0};               // after the events
+};
+
+template <class D>
+using CommandFailure = std::variant<typename D::Rejection, StoreError>;
+
+template <class D>
+using CommandResult = tl::expected<Decision<D>, CommandFailure<D>>;
+
+template <Decider D, class Codec>
+class Aggregate {
+ public:
+  explicit Aggregate(EventStore& store) : store_(store) {}
+
+  StoreResult<Loaded<D>> load(Transaction& tx, const StreamId& stream) {
+    Loaded<D> loaded{D::initial_state(), StreamVersion{0}};
+    StreamVersion from{1};
+    for (;;) {
+      auto page = store_.read_stream(tx, stream, from, kReadBatchMax);
+      if (!page) return tl::unexpected(page.error());
+      for (const auto& recorded : *page) {
+        auto event = Codec::decode(recorded.type, recorded.data);
+        if (!event)
+          return tl::unexpected(StoreError{StoreErrc::corrupt_data,
+                                           "cannot decode " + recorded.type + " at " + stream.value() +
+                                               "@" + std::to_string(recorded.version.value()) + ": " +
+                                               event.error()});
+        loaded.state = D::evolve(loaded.state, *event);
+        loaded.version = recorded.version;
+      }
+      if (page->size() < kReadBatchMax) return loaded;
+      from = StreamVersion{loaded.version.value() + 1};
+    }
+  }
+
+  // Inside the caller's transaction. Conflicts are retried here: the append does not
+  // poison the transaction, and in read-committed mode the reload sees the winner.
+  CommandResult<D> handle(Transaction& tx, const StreamId& stream, const typename D::Command& command,
+                          const CommandContext& context) {
+    for (int attempt = 1;; ++attempt) {
+      auto loaded = load(tx, stream);
+      if (!loaded) return tl::unexpected(CommandFailure<D>{loaded.error()});
+      auto decided = D::decide(command, loaded->state);
+      if (!decided) return tl::unexpected(CommandFailure<D>{decided.error()});
+      Decision<D> decision{std::move(*decided), {}, loaded->state, loaded->version};
+      if (decision.events.empty()) return decision;
+
+      std::vector<EventData> data;
+      data.reserve(decision.events.size());
+      for (std::size_t i = 0; i < decision.events.size(); ++i) {
+        const auto& event = decision.events[i];
+        EventId id{context.idempotency_seed.empty()
+                       ? base::new_uuid()
+                       : base::derived_uuid(kEventIdNamespace, context.idempotency_seed + "|" +
+                                                                   stream.value() + "|" + std::to_string(i))};
+        decision.event_ids.push_back(id);
+        data.push_back(EventData{std::move(id), std::string(Codec::event_type(event)),
+                                 Codec::encode(event),
+                                 Metadata{context.correlation_id, context.causation_id, context.source, nullptr}});
+      }
+      auto appended = store_.append(tx, stream, expected_for(loaded->version), data);
+      if (appended) {
+        for (const auto& event : decision.events) decision.state = D::evolve(decision.state, event);
+        decision.version = appended->next_expected_version;
+        if (appended->already_appended) decision.events.clear();
+        return decision;
+      }
+      if (appended.error().code != StoreErrc::wrong_expected_version || attempt >= kConflictRetriesMax)
+        return tl::unexpected(CommandFailure<D>{appended.error()});
+    }
+  }
+
+  // In a transaction of its own, retried on retryable store errors.
+  CommandResult<D> handle(const StreamId& stream, const typename D::Command& command,
+                          const CommandContext& context) {
+    CommandResult<D> out = tl::unexpected(CommandFailure<D>{StoreError{StoreErrc::internal, "not run"}});
+    auto status = store_.pool().transact_with_retry([&](Transaction& tx) -> StoreResult<void> {
+      out = handle(tx, stream, command, context);
+      if (!out && std::holds_alternative<StoreError>(out.error()))
+        return tl::unexpected(std::get<StoreError>(out.error()));
+      return {};  // a rejection commits nothing, but is not a database failure
+    });
+    if (!status && out) return tl::unexpected(CommandFailure<D>{status.error()});
+    return out;
+  }
+
+ private:
+  static constexpr const char* kEventIdNamespace = "5f0c2a7e-3b1d-4e8a-9c6f-2d4b8a1e7c30";
+  static ExpectedVersion expected_for(StreamVersion v) {
+    return v.value() == 0 ? ExpectedVersion::no_stream() : ExpectedVersion::exactly(v);
+  }
+  EventStore& store_;
+};
+
+}  // namespace clearing::eventstore

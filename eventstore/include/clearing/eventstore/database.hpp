@@ -1,0 +1,82 @@
+#pragma once
+// A bounded pool of PostgreSQL connections and the one way to run a transaction.
+// Thread safe. Every connection gets a statement_timeout (no call without a deadline)
+// and the statements registered with `prepare` before it is used.
+// libpqxx exceptions never leave this module: they become StoreErrors here.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+#include "clearing/eventstore/types.hpp"
+
+namespace clearing::eventstore {
+
+struct DatabaseOptions {
+  std::string url;  // libpq URI
+  std::size_t connections_max = 16;
+  std::chrono::milliseconds statement_timeout{30'000};
+  std::chrono::milliseconds lock_timeout{10'000};
+  std::chrono::milliseconds acquire_timeout{30'000};
+  std::string application_name = "clearing-adapter";
+};
+
+// Translates whatever a database call threw into a typed error. Exposed for the other
+// modules' own SQL (external streams, adapter projections).
+StoreError translate_exception(std::exception_ptr error);
+
+class ConnectionPool {
+ public:
+  explicit ConnectionPool(DatabaseOptions options);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  const DatabaseOptions& options() const { return options_; }
+
+  // Registers a prepared statement for every connection (present and future).
+  void prepare(std::string name, std::string sql);
+
+  // Runs fn(tx) in one read-committed transaction. Commits when fn returns a value,
+  // rolls back when it returns an error or throws. Database exceptions become a
+  // StoreError; any other exception propagates after the rollback.
+  template <class F>
+  auto transact(F&& fn) -> std::invoke_result_t<F&, Transaction&> {
+    using Result = std::invoke_result_t<F&, Transaction&>;
+    std::optional<Result> out;
+    auto status = transact_erased([&](Transaction& tx) -> StoreResult<void> {
+      out.emplace(fn(tx));
+      if (!*out) return tl::unexpected(out->error());
+      return {};
+    });
+    if (!status) return tl::unexpected(status.error());
+    return std::move(*out);
+  }
+
+  // The same, retried while the error is retryable, at most attempts_max times, with a
+  // short exponential pause between attempts. fn must be safe to run again.
+  template <class F>
+  auto transact_with_retry(F&& fn, int attempts_max = 5) -> std::invoke_result_t<F&, Transaction&> {
+    for (int attempt = 1;; ++attempt) {
+      auto result = transact(fn);
+      if (result || !result.error().is_retryable() || attempt >= attempts_max) return result;
+      pause_before_retry(attempt);
+    }
+  }
+
+  // Connections currently open (idle + leased), for metrics.
+  std::size_t connections_open() const;
+
+ private:
+  struct Impl;
+  StoreResult<void> transact_erased(const std::function<StoreResult<void>(Transaction&)>& fn);
+  static void pause_before_retry(int attempt);
+
+  DatabaseOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace clearing::eventstore

@@ -1,0 +1,63 @@
+#pragma once
+// The PostgreSQL event store.
+//
+// Append: optimistic concurrency on an expected version; a conflict is the typed error
+// wrong_expected_version, never an exception. Appending events whose ids are all stored
+// already is a no-op reported as already_appended (idempotent append), so a command
+// retried after an unknown commit cannot write twice.
+//
+// Reading all events: in (transaction_id, position) order, and only rows whose
+// transaction is older than every transaction still running. A transaction that got a
+// lower position but commits late therefore cannot be skipped by a reader that has
+// already moved past a higher position.
+//
+// Every function has two forms: inside the caller's transaction (so a handler's writes
+// commit with its checkpoint) and in a transaction of its own. Thread safe.
+
+#include <span>
+#include <vector>
+
+#include "clearing/eventstore/database.hpp"
+#include "clearing/eventstore/types.hpp"
+
+namespace clearing::eventstore {
+
+class EventStore {
+ public:
+  explicit EventStore(ConnectionPool& pool);
+
+  ConnectionPool& pool() { return pool_; }
+
+  StoreResult<AppendResult> append(const StreamId& stream, ExpectedVersion expected,
+                                   std::span<const EventData> events);
+  StoreResult<AppendResult> append(Transaction& tx, const StreamId& stream,
+                                   ExpectedVersion expected, std::span<const EventData> events);
+
+  // Events of one stream with version >= from, in version order, at most limit.
+  StoreResult<std::vector<RecordedEvent>> read_stream(const StreamId& stream,
+                                                      StreamVersion from = StreamVersion{1},
+                                                      std::size_t limit = kReadBatchMax);
+  StoreResult<std::vector<RecordedEvent>> read_stream(Transaction& tx, const StreamId& stream,
+                                                      StreamVersion from = StreamVersion{1},
+                                                      std::size_t limit = kReadBatchMax);
+
+  // The stream's current version (0 when it has no events).
+  StoreResult<StreamVersion> stream_version(Transaction& tx, const StreamId& stream);
+
+  // Committed events after the checkpoint, in commit-safe order, at most limit.
+  StoreResult<std::vector<RecordedEvent>> read_all_after(Checkpoint after, std::size_t limit);
+  StoreResult<std::vector<RecordedEvent>> read_all_after(Transaction& tx, Checkpoint after,
+                                                         std::size_t limit);
+
+  // One event by id (for trace and causation look-ups); empty when unknown.
+  StoreResult<std::optional<RecordedEvent>> read_event(Transaction& tx, const EventId& id);
+
+ private:
+  ConnectionPool& pool_;
+};
+
+// Validates an append without touching the database; exposed for tests and callers
+// that want to fail early.
+StoreResult<void> validate_append(const StreamId& stream, std::span<const EventData> events);
+
+}  // namespace clearing::eventstore

@@ -1,0 +1,154 @@
+#include "clearing/eventstore/database.hpp"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "clearing/base/assert.hpp"
+
+namespace clearing::eventstore {
+
+const char* to_string(StoreErrc code) noexcept {
+  switch (code) {
+    case StoreErrc::wrong_expected_version: return "wrong_expected_version";
+    case StoreErrc::invalid_argument: return "invalid_argument";
+    case StoreErrc::payload_too_large: return "payload_too_large";
+    case StoreErrc::partially_appended: return "partially_appended";
+    case StoreErrc::connection_failed: return "connection_failed";
+    case StoreErrc::transient: return "transient";
+    case StoreErrc::commit_unknown: return "commit_unknown";
+    case StoreErrc::corrupt_data: return "corrupt_data";
+    case StoreErrc::handler_failed: return "handler_failed";
+    case StoreErrc::internal: return "internal";
+  }
+  return "unknown";
+}
+
+StoreError translate_exception(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const pqxx::in_doubt_error& e) {
+    return {StoreErrc::commit_unknown, e.what()};
+  } catch (const pqxx::broken_connection& e) {
+    return {StoreErrc::connection_failed, e.what()};
+  } catch (const pqxx::sql_error& e) {
+    const std::string state = e.sqlstate();
+    // 40001 serialization, 40P01 deadlock, 55P03 lock timeout, 57014 statement
+    // timeout/cancel, 23505 unique violation (a concurrent idempotent append),
+    // 57P01..57P03 admin shutdown / crash / cannot connect now, 08* connection.
+    if (state == "40001" || state == "40P01" || state == "55P03" || state == "23505" ||
+        state == "57014")
+      return {StoreErrc::transient, e.what()};
+    if (state.rfind("57P", 0) == 0 || state.rfind("08", 0) == 0)
+      return {StoreErrc::connection_failed, e.what()};
+    if (state == "22P02" || state == "22023" || state == "22001")
+      return {StoreErrc::invalid_argument, e.what()};
+    return {StoreErrc::internal, std::string(e.what()) + " (sqlstate " + state + ")"};
+  } catch (const pqxx::failure& e) {
+    return {StoreErrc::connection_failed, e.what()};
+  } catch (const std::exception& e) {
+    return {StoreErrc::internal, e.what()};
+  }
+}
+
+struct ConnectionPool::Impl {
+  struct Connection {
+    std::unique_ptr<pqxx::connection> conn;
+    std::size_t statements_prepared = 0;
+  };
+  std::mutex mutex;
+  std::condition_variable available;
+  std::vector<Connection> idle;
+  std::size_t open = 0;
+  std::vector<std::pair<std::string, std::string>> statements;
+};
+
+ConnectionPool::ConnectionPool(DatabaseOptions options)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  CLEARING_ASSERT(options_.connections_max > 0);
+}
+
+ConnectionPool::~ConnectionPool() = default;
+
+void ConnectionPool::prepare(std::string name, std::string sql) {
+  std::lock_guard lock(impl_->mutex);
+  for (const auto& [existing, text] : impl_->statements)
+    if (existing == name) return;
+  impl_->statements.emplace_back(std::move(name), std::move(sql));
+}
+
+std::size_t ConnectionPool::connections_open() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->open;
+}
+
+void ConnectionPool::pause_before_retry(int attempt) {
+  const int shift = std::min(attempt, 6);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5 << shift));
+}
+
+StoreResult<void> ConnectionPool::transact_erased(
+    const std::function<StoreResult<void>(Transaction&)>& fn) {
+  Impl::Connection connection;
+  std::vector<std::pair<std::string, std::string>> statements;
+  {
+    std::unique_lock lock(impl_->mutex);
+    const bool ready = impl_->available.wait_for(lock, options_.acquire_timeout, [&] {
+      return !impl_->idle.empty() || impl_->open < options_.connections_max;
+    });
+    if (!ready)
+      return tl::unexpected(StoreError{StoreErrc::transient,
+                                       "no database connection free within the acquire timeout"});
+    if (!impl_->idle.empty()) {
+      connection = std::move(impl_->idle.back());
+      impl_->idle.pop_back();
+    } else {
+      ++impl_->open;
+    }
+    statements = impl_->statements;
+  }
+  auto give_back = [&](bool healthy) {
+    std::lock_guard lock(impl_->mutex);
+    if (healthy && connection.conn && connection.conn->is_open()) {
+      impl_->idle.push_back(std::move(connection));
+    } else {
+      --impl_->open;
+    }
+    impl_->available.notify_one();
+  };
+
+  try {
+    if (!connection.conn) {
+      connection.conn = std::make_unique<pqxx::connection>(options_.url);
+      pqxx::nontransaction setup(*connection.conn);
+      setup.exec("SET statement_timeout = " + std::to_string(options_.statement_timeout.count()) +
+                 "; SET lock_timeout = " + std::to_string(options_.lock_timeout.count()) +
+                 "; SET idle_in_transaction_session_timeout = 60000" +
+                 "; SET application_name = " + setup.quote(options_.application_name));
+    }
+    for (; connection.statements_prepared < statements.size(); ++connection.statements_prepared) {
+      const auto& [name, sql] = statements[connection.statements_prepared];
+      connection.conn->prepare(name, sql);
+    }
+    StoreResult<void> result;
+    {
+      pqxx::work tx(*connection.conn);
+      result = fn(tx);
+      if (result) tx.commit();
+    }
+    give_back(true);
+    return result;
+  } catch (const pqxx::failure&) {
+    auto error = translate_exception(std::current_exception());
+    give_back(error.code != StoreErrc::connection_failed && error.code != StoreErrc::commit_unknown);
+    return tl::unexpected(std::move(error));
+  } catch (...) {
+    give_back(true);
+    throw;
+  }
+}
+
+}  // namespace clearing::eventstore

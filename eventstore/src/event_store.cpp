@@ -1,0 +1,274 @@
+#include "clearing/eventstore/event_store.hpp"
+
+#include <unordered_set>
+
+#include <pqxx/pqxx>
+
+#include "clearing/base/assert.hpp"
+#include "clearing/base/uuid.hpp"
+
+namespace clearing::eventstore {
+namespace {
+
+// The three append statements share one shape: a CTE that (1) counts how many of the
+// new event ids exist, (2) moves the stream's version row only if none exists and the
+// expected version holds, and (3) inserts the events numbered from the new version.
+// The version row is the concurrency gate: its row lock makes a second writer with the
+// same expected version wait, then find the version moved and insert nothing. An empty
+// result therefore means "conflict or duplicate", told apart on the slow path.
+constexpr const char* kInputCte = R"sql(
+with input as (
+  select ord, value from jsonb_array_elements($3::jsonb) with ordinality as t(value, ord)
+), dup as (
+  select count(*) as n from events where event_id in (select (value->>'id')::uuid from input)
+), )sql";
+
+constexpr const char* kInsertTail = R"sql(
+insert into events (stream_id, version, event_id, type, data, metadata)
+select $1, gate.version - $4 + input.ord, (input.value->>'id')::uuid, input.value->>'type',
+       input.value->'data', input.value->'metadata'
+from gate, input
+order by input.ord
+returning position, version
+)sql";
+
+const std::string kAppendExact = std::string(kInputCte) + R"sql(gate as (
+  update event_streams set version = version + $4
+  where stream_id = $1 and version = $2 and (select n from dup) = 0
+  returning version
+))sql" + kInsertTail;
+
+const std::string kAppendNoStream = std::string(kInputCte) + R"sql(gate as (
+  insert into event_streams (stream_id, version)
+  select $1, $4 where $2 = 0 and (select n from dup) = 0
+  on conflict (stream_id) do nothing
+  returning version
+))sql" + kInsertTail;
+
+const std::string kAppendAny = std::string(kInputCte) + R"sql(gate as (
+  insert into event_streams (stream_id, version)
+  select $1, $4 where $2 = -1 and (select n from dup) = 0
+  on conflict (stream_id) do update set version = event_streams.version + excluded.version
+  returning version
+))sql" + kInsertTail;
+
+constexpr const char* kColumns =
+    "position, transaction_id::text, stream_id, version, event_id::text, type, data::text, "
+    "metadata::text, (extract(epoch from recorded_at) * 1000)::bigint";
+
+const std::string kReadStream = std::string("select ") + kColumns +
+                                " from events where stream_id = $1 and version >= $2"
+                                " order by events.version limit $3";
+
+// ORDER BY names the table's columns explicitly: a bare `transaction_id` would bind to
+// the text-cast output column of the same name and sort "1001" before "999".
+// pg_snapshot_xmin(pg_current_snapshot()) is the oldest transaction still running when
+// this statement's snapshot was taken: every transaction below it has finished, so no
+// row with a smaller transaction_id can still appear.
+const std::string kReadAll = std::string("select ") + kColumns +
+                             " from events where (transaction_id, position) > ($1::text::xid8, $2)"
+                             " and transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+                             " order by events.transaction_id, events.position limit $3";
+
+const std::string kReadEvent =
+    std::string("select ") + kColumns + " from events where event_id = $1::uuid";
+
+bool has_control_characters(std::string_view text) {
+  for (unsigned char c : text)
+    if (c < 0x20 || c == 0x7f) return true;
+  return false;
+}
+
+StoreError invalid(std::string message) { return {StoreErrc::invalid_argument, std::move(message)}; }
+
+RecordedEvent parse_row(const pqxx::row& row) {
+  RecordedEvent e;
+  e.position = GlobalPosition{row[0].as<std::int64_t>()};
+  e.transaction_id = row[1].as<std::uint64_t>();
+  e.stream_id = StreamId{row[2].as<std::string>()};
+  e.version = StreamVersion{row[3].as<std::int64_t>()};
+  e.event_id = EventId{row[4].as<std::string>()};
+  e.type = row[5].as<std::string>();
+  e.data = nlohmann::json::parse(row[6].c_str());
+  e.metadata = Metadata::from_json(nlohmann::json::parse(row[7].c_str()));
+  e.recorded_at = base::Timestamp{std::chrono::milliseconds{row[8].as<std::int64_t>()}};
+  return e;
+}
+
+StoreResult<std::vector<RecordedEvent>> parse_rows(const pqxx::result& rows) {
+  std::vector<RecordedEvent> events;
+  events.reserve(rows.size());
+  try {
+    for (const auto& row : rows) events.push_back(parse_row(row));
+  } catch (const nlohmann::json::exception& e) {
+    return tl::unexpected(StoreError{StoreErrc::corrupt_data, e.what()});
+  }
+  return events;
+}
+
+const std::string& append_sql(ExpectedVersion expected) {
+  if (expected.is_any()) return kAppendAny;
+  if (expected.value() == 0) return kAppendNoStream;
+  return kAppendExact;
+}
+
+}  // namespace
+
+nlohmann::json Metadata::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  j["correlation_id"] = correlation_id;
+  j["causation_id"] = causation_id;
+  if (!source.is_null()) j["source"] = source;
+  if (!extra.is_null()) j["extra"] = extra;
+  return j;
+}
+
+Metadata Metadata::from_json(const nlohmann::json& j) {
+  Metadata m;
+  if (!j.is_object()) return m;
+  m.correlation_id = j.value("correlation_id", "");
+  m.causation_id = j.value("causation_id", "");
+  if (auto it = j.find("source"); it != j.end()) m.source = *it;
+  if (auto it = j.find("extra"); it != j.end()) m.extra = *it;
+  return m;
+}
+
+StoreResult<void> validate_append(const StreamId& stream, std::span<const EventData> events) {
+  const auto& id = stream.value();
+  if (id.empty()) return tl::unexpected(invalid("stream id is empty"));
+  if (id.size() > kStreamIdBytesMax)
+    return tl::unexpected(StoreError{StoreErrc::payload_too_large,
+                                     "stream id longer than " + std::to_string(kStreamIdBytesMax) + " bytes"});
+  if (has_control_characters(id)) return tl::unexpected(invalid("stream id has control characters"));
+  if (events.empty()) return tl::unexpected(invalid("append of no events"));
+  if (events.size() > kEventsPerAppendMax)
+    return tl::unexpected(StoreError{StoreErrc::payload_too_large,
+                                     std::to_string(events.size()) + " events in one append, limit " +
+                                         std::to_string(kEventsPerAppendMax)});
+  std::unordered_set<std::string> ids;
+  for (const auto& e : events) {
+    if (!base::is_uuid(e.event_id.value()))
+      return tl::unexpected(invalid("event id '" + e.event_id.value() + "' is not a UUID"));
+    if (!ids.insert(e.event_id.value()).second)
+      return tl::unexpected(invalid("event id " + e.event_id.value() + " twice in one append"));
+    if (e.type.empty() || e.type.size() > kEventTypeBytesMax || has_control_characters(e.type))
+      return tl::unexpected(invalid("event type must be 1.." + std::to_string(kEventTypeBytesMax) +
+                                    " printable bytes"));
+    if (!e.data.is_object()) return tl::unexpected(invalid("event data of " + e.type + " is not a JSON object"));
+    const auto size = e.data.dump().size();
+    if (size > kEventDataBytesMax)
+      return tl::unexpected(StoreError{StoreErrc::payload_too_large,
+                                       "data of " + e.type + " is " + std::to_string(size) +
+                                           " bytes, limit " + std::to_string(kEventDataBytesMax)});
+  }
+  return {};
+}
+
+EventStore::EventStore(ConnectionPool& pool) : pool_(pool) {}
+
+StoreResult<AppendResult> EventStore::append(const StreamId& stream, ExpectedVersion expected,
+                                             std::span<const EventData> events) {
+  if (auto valid = validate_append(stream, events); !valid) return tl::unexpected(valid.error());
+  return pool_.transact([&](Transaction& tx) { return append(tx, stream, expected, events); });
+}
+
+StoreResult<AppendResult> EventStore::append(Transaction& tx, const StreamId& stream,
+                                             ExpectedVersion expected,
+                                             std::span<const EventData> events) {
+  if (auto valid = validate_append(stream, events); !valid) return tl::unexpected(valid.error());
+  nlohmann::json input = nlohmann::json::array();
+  for (const auto& e : events)
+    input.push_back({{"id", e.event_id.value()}, {"type", e.type}, {"data", e.data},
+                     {"metadata", e.metadata.to_json()}});
+  const auto count = static_cast<std::int64_t>(events.size());
+  {
+    const auto rows = tx.exec_params(append_sql(expected), stream.value(), expected.value(),
+                                     input.dump(), count);
+    if (!rows.empty()) {
+      CLEARING_ASSERT(rows.size() == events.size());
+      AppendResult result;
+      std::int64_t position_min = rows[0][0].as<std::int64_t>(), version_max = 0;
+      for (const auto& row : rows) {
+        position_min = std::min(position_min, row[0].as<std::int64_t>());
+        version_max = std::max(version_max, row[1].as<std::int64_t>());
+      }
+      result.first_position = GlobalPosition{position_min};
+      result.next_expected_version = StreamVersion{version_max};
+      CLEARING_ASSERT(expected.is_any() || version_max == expected.value() + count);
+      return result;
+    }
+    // Slow path: nothing was written. Either every event is stored already (an
+    // idempotent retry), some are (a caller bug), or the expected version did not hold.
+    pqxx::result existing;
+    {
+      std::string ids = "{";
+      for (std::size_t i = 0; i < events.size(); ++i) ids += (i ? "," : "") + events[i].event_id.value();
+      ids += "}";
+      existing = tx.exec_params("select count(*) from events where event_id = any($1::uuid[])", ids);
+    }
+    const auto stored = existing[0][0].as<std::int64_t>();
+    auto version = stream_version(tx, stream);
+    if (!version) return tl::unexpected(version.error());
+    if (stored == count) return AppendResult{*version, GlobalPosition{0}, true};
+    if (stored > 0)
+      return tl::unexpected(StoreError{StoreErrc::partially_appended,
+                                       std::to_string(stored) + " of " + std::to_string(count) +
+                                           " event ids are already stored in " + stream.value()});
+    return tl::unexpected(StoreError{
+        StoreErrc::wrong_expected_version,
+        "stream " + stream.value() + " is at version " + std::to_string(version->value()) +
+            ", expected " + (expected.is_any() ? std::string("any") : std::to_string(expected.value()))});
+  }
+}
+
+StoreResult<StreamVersion> EventStore::stream_version(Transaction& tx, const StreamId& stream) {
+  const auto rows = tx.exec_params("select version from event_streams where stream_id = $1", stream.value());
+  return StreamVersion{rows.empty() ? 0 : rows[0][0].as<std::int64_t>()};
+}
+
+StoreResult<std::vector<RecordedEvent>> EventStore::read_stream(const StreamId& stream,
+                                                                StreamVersion from,
+                                                                std::size_t limit) {
+  return pool_.transact([&](Transaction& tx) { return read_stream(tx, stream, from, limit); });
+}
+
+StoreResult<std::vector<RecordedEvent>> EventStore::read_stream(Transaction& tx,
+                                                                const StreamId& stream,
+                                                                StreamVersion from,
+                                                                std::size_t limit) {
+  if (stream.value().empty()) return tl::unexpected(invalid("stream id is empty"));
+  limit = std::min(limit, kReadBatchMax);
+  return parse_rows(tx.exec_params(kReadStream, stream.value(), from.value(),
+                                   static_cast<std::int64_t>(limit)));
+}
+
+StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Checkpoint after,
+                                                                   std::size_t limit) {
+  return pool_.transact([&](Transaction& tx) { return read_all_after(tx, after, limit); });
+}
+
+StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Transaction& tx,
+                                                                   Checkpoint after,
+                                                                   std::size_t limit) {
+  limit = std::min(limit, kReadBatchMax);
+  auto events = parse_rows(tx.exec_params(kReadAll, std::to_string(after.transaction_id),
+                                          after.position.value(), static_cast<std::int64_t>(limit)));
+  if (!events) return events;
+  // Checked on the way out: the order every reader relies on.
+  Checkpoint previous = after;
+  for (const auto& e : *events) {
+    CLEARING_ASSERT_MSG(Checkpoint::after(e) > previous, "read_all_after out of order");
+    previous = Checkpoint::after(e);
+  }
+  return events;
+}
+
+StoreResult<std::optional<RecordedEvent>> EventStore::read_event(Transaction& tx, const EventId& id) {
+  if (!base::is_uuid(id.value())) return tl::unexpected(invalid("event id is not a UUID"));
+  auto rows = parse_rows(tx.exec_params(kReadEvent, id.value()));
+  if (!rows) return tl::unexpected(rows.error());
+  if (rows->empty()) return std::optional<RecordedEvent>{};
+  return std::optional<RecordedEvent>{std::move(rows->front())};
+}
+
+}  // namespace clearing::eventstore

@@ -1,0 +1,82 @@
+#include "clearing/eventstore/migrations.hpp"
+
+#include <pqxx/pqxx>
+
+namespace clearing::eventstore {
+namespace {
+
+// An arbitrary constant: the advisory lock key that serializes migrators.
+constexpr std::int64_t kMigrationLockKey = 7'300'411'001;
+
+constexpr const char* kEventsSchema = R"sql(
+create table event_streams (
+  stream_id text primary key,
+  version   bigint not null check (version > 0)
+);
+
+create table events (
+  position       bigint generated always as identity primary key,
+  transaction_id xid8 not null default pg_current_xact_id(),
+  stream_id      text not null,
+  version        bigint not null check (version > 0),
+  event_id       uuid not null,
+  type           text not null,
+  data           jsonb not null check (jsonb_typeof(data) = 'object'),
+  metadata       jsonb not null check (jsonb_typeof(metadata) = 'object'),
+  recorded_at    timestamptz not null default clock_timestamp(),
+  constraint events_stream_version unique (stream_id, version),
+  constraint events_event_id unique (event_id)
+);
+
+-- Readers of "all events" walk this order; see event_store.cpp.
+create index events_commit_order on events (transaction_id, position);
+
+create table subscription_checkpoints (
+  name           text primary key,
+  transaction_id xid8 not null,
+  position       bigint not null,
+  updated_at     timestamptz not null default now()
+);
+
+-- Wakes live subscriptions. Per statement, and NOTIFY folds duplicates within one
+-- transaction, so a batch append sends one notification at commit.
+create function events_notify() returns trigger language plpgsql as $$
+begin
+  perform pg_notify('clearing_events', '');
+  return null;
+end $$;
+
+create trigger events_notify after insert on events
+  for each statement execute function events_notify();
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& eventstore_migrations() {
+  static const std::vector<Migration> migrations{{"eventstore/0001_events", kEventsSchema}};
+  return migrations;
+}
+
+StoreResult<MigrationReport> apply_migrations(ConnectionPool& pool,
+                                              std::span<const Migration> migrations) {
+  return pool.transact([&](Transaction& tx) -> StoreResult<MigrationReport> {
+    MigrationReport report;
+    tx.exec("select pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) + ")");
+    tx.exec(
+        "create table if not exists schema_migrations ("
+        " id text primary key, applied_at timestamptz not null default now())");
+    for (const auto& migration : migrations) {
+      const auto found = tx.exec_params("select 1 from schema_migrations where id = $1", migration.id);
+      if (!found.empty()) {
+        ++report.already_applied;
+        continue;
+      }
+      tx.exec(migration.sql);
+      tx.exec_params("insert into schema_migrations (id) values ($1)", migration.id);
+      report.applied.push_back(migration.id);
+    }
+    return report;
+  });
+}
+
+}  // namespace clearing::eventstore

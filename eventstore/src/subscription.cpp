@@ -1,0 +1,274 @@
+#include "clearing/eventstore/subscription.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+
+#include <pqxx/pqxx>
+
+#include "clearing/base/assert.hpp"
+
+namespace clearing::eventstore {
+namespace {
+
+constexpr const char* kChannel = "clearing_events";
+// After a notification the new rows may still sit behind an older running transaction
+// (invisible below the snapshot horizon): look again a few times, quickly, before
+// falling back to waiting.
+constexpr int kRecheckAfterNotifyMax = 6;
+constexpr std::chrono::milliseconds kWaitSlice{50};
+
+class Receiver final : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection_base& c, std::atomic<bool>& flag)
+      : pqxx::notification_receiver(c, kChannel), flag_(flag) {}
+  void operator()(const std::string&, int) override { flag_ = true; }
+
+ private:
+  std::atomic<bool>& flag_;
+};
+
+Checkpoint checkpoint_from(const pqxx::row& row) {
+  return Checkpoint{row[0].as<std::uint64_t>(), GlobalPosition{row[1].as<std::int64_t>()}};
+}
+
+}  // namespace
+
+const char* to_string(SubscriptionState state) noexcept {
+  switch (state) {
+    case SubscriptionState::idle: return "idle";
+    case SubscriptionState::catching_up: return "catching_up";
+    case SubscriptionState::live: return "live";
+    case SubscriptionState::stalled: return "stalled";
+    case SubscriptionState::stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+struct Subscription::Impl {
+  EventStore& store;
+  SubscriptionOptions options;
+  EventHandler handler;
+
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  std::mutex wait_mutex;
+  std::condition_variable wait_cv;
+
+  mutable std::mutex status_mutex;
+  SubscriptionStatus status;
+
+  bool row_ensured = false;
+  std::optional<Checkpoint> cached;  // the checkpoint as this instance last saw it
+  std::size_t careful_remaining = 0;  // events to take one per transaction after a failure
+
+  std::unique_ptr<pqxx::connection> listen_connection;
+  std::unique_ptr<Receiver> receiver;
+  std::atomic<bool> notified{false};
+
+  Impl(EventStore& s, SubscriptionOptions o, EventHandler h)
+      : store(s), options(std::move(o)), handler(std::move(h)) {}
+
+  StoreResult<void> ensure_checkpoint() {
+    if (row_ensured && cached) return {};
+    auto loaded = store.pool().transact([&](Transaction& tx) -> StoreResult<Checkpoint> {
+      tx.exec_params(
+          "insert into subscription_checkpoints (name, transaction_id, position)"
+          " values ($1, '0', 0) on conflict (name) do nothing",
+          options.name);
+      const auto rows = tx.exec_params(
+          "select transaction_id::text, position from subscription_checkpoints where name = $1",
+          options.name);
+      return checkpoint_from(rows[0]);
+    });
+    if (!loaded) return tl::unexpected(loaded.error());
+    row_ensured = true;
+    cached = *loaded;
+    return {};
+  }
+
+  // One batch. The events are read outside the handling transaction (they are
+  // committed and immutable); the handling transaction locks the checkpoint row and
+  // proceeds only if nobody moved it meanwhile, so two instances never both handle.
+  StoreResult<std::size_t> poll_once() {
+    if (auto ok = ensure_checkpoint(); !ok) return tl::unexpected(ok.error());
+    const std::size_t limit = careful_remaining > 0 ? 1 : options.batch_size;
+    auto events = store.read_all_after(*cached, limit);
+    if (!events) return tl::unexpected(events.error());
+    if (events->empty()) return 0;
+
+    auto handled = store.pool().transact([&](Transaction& tx) -> StoreResult<std::size_t> {
+      const auto rows = tx.exec_params(
+          "select transaction_id::text, position from subscription_checkpoints"
+          " where name = $1 for update",
+          options.name);
+      CLEARING_ASSERT(rows.size() == 1);
+      const Checkpoint stored = checkpoint_from(rows[0]);
+      if (stored != *cached) {
+        cached = stored;  // another instance moved on: read again from there
+        return 0;
+      }
+      for (const auto& event : *events) {
+        tl::expected<void, std::string> result;
+        try {
+          result = handler(tx, event);
+        } catch (const pqxx::failure&) {
+          throw;  // database trouble: transact() translates it
+        } catch (const std::exception& e) {
+          result = tl::unexpected(std::string(e.what()));
+        } catch (...) {
+          result = tl::unexpected(std::string("unknown exception"));
+        }
+        if (!result) {
+          return tl::unexpected(StoreError{
+              StoreErrc::handler_failed, "handler failed on event " + event.event_id.value() +
+                                             " (" + event.type + " in " + event.stream_id.value() +
+                                             "): " + result.error()});
+        }
+      }
+      const Checkpoint next = Checkpoint::after(events->back());
+      CLEARING_ASSERT(next > stored);
+      tx.exec_params(
+          "update subscription_checkpoints set transaction_id = $2::text::xid8, position = $3,"
+          " updated_at = now() where name = $1",
+          options.name, std::to_string(next.transaction_id), next.position.value());
+      return events->size();
+    });
+    if (!handled) {
+      // Take the events of this batch one at a time, so those before the failing one
+      // commit and the subscription stalls exactly at the event that fails.
+      if (handled.error().code == StoreErrc::handler_failed) careful_remaining = events->size();
+      cached.reset();  // reload: the failed transaction may have changed nothing, or all
+      row_ensured = false;
+      return handled;
+    }
+    if (*handled > 0) {
+      cached = Checkpoint::after(events->back());
+      if (careful_remaining > 0) careful_remaining -= std::min(careful_remaining, *handled);
+      std::lock_guard lock(status_mutex);
+      status.checkpoint = *cached;
+      status.events_handled += *handled;
+      status.last_progress_at = std::chrono::time_point_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now());
+    }
+    return handled;
+  }
+
+  void set_state(SubscriptionState state, std::uint64_t failures, std::string error) {
+    std::lock_guard lock(status_mutex);
+    status.state = state;
+    status.failures = failures;
+    status.last_error = std::move(error);
+  }
+
+  // Sleeps up to `duration`, waking early on stop().
+  void sleep_for(std::chrono::milliseconds duration) {
+    std::unique_lock lock(wait_mutex);
+    wait_cv.wait_for(lock, duration, [&] { return stopping.load(); });
+  }
+
+  void connect_listener() {
+    try {
+      listen_connection = std::make_unique<pqxx::connection>(store.pool().options().url);
+      receiver = std::make_unique<Receiver>(*listen_connection, notified);
+    } catch (const std::exception&) {
+      receiver.reset();
+      listen_connection.reset();  // polling carries on; retried at the next wait
+    }
+  }
+
+  // Waits for a notification, the poll interval, or stop(), whichever comes first.
+  void wait_for_events() {
+    if (!listen_connection) connect_listener();
+    const auto deadline = std::chrono::steady_clock::now() + options.poll_interval;
+    while (!stopping && !notified && std::chrono::steady_clock::now() < deadline) {
+      if (!listen_connection) {
+        sleep_for(kWaitSlice);
+        continue;
+      }
+      try {
+        listen_connection->await_notification(0, kWaitSlice.count() * 1000);
+      } catch (const std::exception&) {
+        receiver.reset();
+        listen_connection.reset();
+      }
+    }
+  }
+
+  void run() {
+    std::uint64_t failures = 0;
+    int rechecks_left = 0;
+    connect_listener();
+    while (!stopping) {
+      notified = false;
+      auto handled = poll_once();
+      if (!handled) {
+        ++failures;
+        set_state(SubscriptionState::stalled, failures, handled.error().message);
+        const auto shift = std::min<std::uint64_t>(failures - 1, 16);
+        const auto backoff = std::min<std::chrono::milliseconds>(
+            options.retry_backoff_max, options.retry_backoff_initial * (std::int64_t{1} << shift));
+        sleep_for(backoff);
+        continue;
+      }
+      if (failures > 0 || *handled > 0) failures = 0;
+      if (*handled > 0) {
+        set_state(*handled >= options.batch_size ? SubscriptionState::catching_up
+                                                 : SubscriptionState::live,
+                  0, "");
+        rechecks_left = kRecheckAfterNotifyMax;
+        continue;
+      }
+      set_state(SubscriptionState::live, 0, "");
+      if (rechecks_left > 0) {
+        sleep_for(std::chrono::milliseconds(1 << (kRecheckAfterNotifyMax - rechecks_left)));
+        --rechecks_left;
+        continue;
+      }
+      wait_for_events();
+      if (notified) rechecks_left = kRecheckAfterNotifyMax;
+    }
+    set_state(SubscriptionState::stopped, 0, "");
+  }
+};
+
+Subscription::Subscription(EventStore& store, SubscriptionOptions options, EventHandler handler)
+    : impl_(std::make_unique<Impl>(store, std::move(options), std::move(handler))) {
+  CLEARING_ASSERT(!impl_->options.name.empty());
+  CLEARING_ASSERT(impl_->options.batch_size > 0 && impl_->options.batch_size <= kReadBatchMax);
+}
+
+Subscription::~Subscription() { stop(); }
+
+void Subscription::start() {
+  CLEARING_ASSERT(!impl_->thread.joinable());
+  impl_->stopping = false;
+  impl_->thread = std::thread([this] { impl_->run(); });
+}
+
+void Subscription::stop() {
+  {
+    std::lock_guard lock(impl_->wait_mutex);
+    impl_->stopping = true;
+  }
+  impl_->wait_cv.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+SubscriptionStatus Subscription::status() const {
+  std::lock_guard lock(impl_->status_mutex);
+  return impl_->status;
+}
+
+StoreResult<std::size_t> Subscription::poll_once() { return impl_->poll_once(); }
+
+StoreResult<Checkpoint> Subscription::stored_checkpoint(ConnectionPool& pool, const std::string& name) {
+  return pool.transact([&](Transaction& tx) -> StoreResult<Checkpoint> {
+    const auto rows = tx.exec_params(
+        "select transaction_id::text, position from subscription_checkpoints where name = $1", name);
+    if (rows.empty()) return Checkpoint{};
+    return checkpoint_from(rows[0]);
+  });
+}
+
+}  // namespace clearing::eventstore

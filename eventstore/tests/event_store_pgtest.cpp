@@ -1,0 +1,261 @@
+// The event store against a real PostgreSQL server: append, read, optimistic
+// concurrency, idempotent append, typed errors for malformed input.
+
+#include <doctest/doctest.h>
+
+#include <barrier>
+#include <thread>
+
+#include "store_test_support.hpp"
+
+using namespace clearing::eventstore;
+using namespace clearing::eventstore::testing;
+
+TEST_CASE("migrations apply once; applying again is a no-op") {
+  StoreFixture f;  // applied once here
+  auto again = apply_migrations(*f.pool, eventstore_migrations());
+  REQUIRE(again);
+  CHECK(again->applied.empty());
+  CHECK(again->already_applied == eventstore_migrations().size());
+  CHECK(f.database.query_value("select count(*) from schema_migrations") ==
+        std::to_string(eventstore_migrations().size()));
+}
+
+TEST_CASE("append to a new stream, then read it back with metadata") {
+  StoreFixture f;
+  const StreamId stream{"transfer-1"};
+  std::vector<EventData> events{make_event("A", {{"n", 1}}), make_event("B", {{"n", 2}})};
+  events[0].metadata.source = {{"stream", "core.dk.payments.v1"}, {"partition", 0}, {"seq", 41}};
+
+  auto appended = f.store->append(stream, ExpectedVersion::no_stream(), events);
+  REQUIRE(appended);
+  CHECK(appended->next_expected_version == StreamVersion{2});
+  CHECK_FALSE(appended->already_appended);
+  CHECK(appended->first_position.value() > 0);
+
+  auto read = f.store->read_stream(stream);
+  REQUIRE(read);
+  REQUIRE(read->size() == 2);
+  CHECK((*read)[0].type == "A");
+  CHECK((*read)[0].version == StreamVersion{1});
+  CHECK((*read)[1].version == StreamVersion{2});
+  CHECK((*read)[0].event_id == events[0].event_id);
+  CHECK((*read)[1].data["n"] == 2);
+  CHECK((*read)[0].metadata.correlation_id == "corr-1");
+  CHECK((*read)[0].metadata.causation_id == "cause-1");
+  CHECK((*read)[0].metadata.source["seq"] == 41);
+  CHECK((*read)[1].metadata.source.is_null());
+  CHECK((*read)[0].position < (*read)[1].position);
+}
+
+TEST_CASE("expected version: exact, no_stream and any") {
+  StoreFixture f;
+  const StreamId stream{"s"};
+  REQUIRE(f.store->append(stream, ExpectedVersion::no_stream(), std::vector{make_event("A")}));
+
+  SUBCASE("no_stream on an existing stream is a conflict") {
+    auto r = f.store->append(stream, ExpectedVersion::no_stream(), std::vector{make_event("B")});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == StoreErrc::wrong_expected_version);
+    CHECK(r.error().is_retryable());
+  }
+  SUBCASE("a stale exact version is a conflict and writes nothing") {
+    REQUIRE(f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("B")}));
+    auto r = f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("C")});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == StoreErrc::wrong_expected_version);
+    CHECK(f.store->read_stream(stream)->size() == 2);
+  }
+  SUBCASE("an exact version on a stream that does not exist is a conflict") {
+    auto r = f.store->append(StreamId{"missing"}, ExpectedVersion::exactly(StreamVersion{3}),
+                             std::vector{make_event("B")});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == StoreErrc::wrong_expected_version);
+  }
+  SUBCASE("any appends after whatever is there") {
+    auto r = f.store->append(stream, ExpectedVersion::any(), std::vector{make_event("B"), make_event("C")});
+    REQUIRE(r);
+    CHECK(r->next_expected_version == StreamVersion{3});
+    auto fresh = f.store->append(StreamId{"fresh"}, ExpectedVersion::any(), std::vector{make_event("X")});
+    REQUIRE(fresh);
+    CHECK(fresh->next_expected_version == StreamVersion{1});
+  }
+}
+
+TEST_CASE("re-appending stored event ids is a no-op reported as already appended") {
+  StoreFixture f;
+  const StreamId stream{"s"};
+  std::vector<EventData> events{make_event("A"), make_event("B")};
+  REQUIRE(f.store->append(stream, ExpectedVersion::no_stream(), events));
+
+  // The same append again, with the expected version it had the first time: a retry
+  // after a lost commit acknowledgement looks exactly like this.
+  auto again = f.store->append(stream, ExpectedVersion::no_stream(), events);
+  REQUIRE(again);
+  CHECK(again->already_appended);
+  CHECK(again->next_expected_version == StreamVersion{2});
+  CHECK(f.database.query_value("select count(*) from events") == "2");
+
+  // Some ids stored, others not: a caller bug, reported as such, nothing written.
+  std::vector<EventData> mixed{events[0], make_event("C")};
+  auto partial = f.store->append(stream, ExpectedVersion::exactly(StreamVersion{2}), mixed);
+  REQUIRE_FALSE(partial);
+  CHECK(partial.error().code == StoreErrc::partially_appended);
+  CHECK(f.database.query_value("select count(*) from events") == "2");
+}
+
+TEST_CASE("two writers, one expected version: exactly one wins, the loser gets the typed conflict") {
+  StoreFixture f;
+  const StreamId stream{"contended"};
+  REQUIRE(f.store->append(stream, ExpectedVersion::no_stream(), std::vector{make_event("Opened")}));
+
+  for (int writers : {2, 8}) {
+    const auto version = f.store->read_stream(stream)->back().version;
+    std::barrier start(writers);
+    std::vector<StoreResult<AppendResult>> results(writers, tl::unexpected(StoreError{StoreErrc::internal, ""}));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < writers; ++i)
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        results[i] = f.store->append(stream, ExpectedVersion::exactly(version),
+                                     std::vector{make_event("Raced", {{"writer", i}})});
+      });
+    for (auto& t : threads) t.join();
+
+    int wins = 0, conflicts = 0;
+    for (const auto& r : results) {
+      if (r) ++wins;
+      else if (r.error().code == StoreErrc::wrong_expected_version) ++conflicts;
+    }
+    CHECK(wins == 1);
+    CHECK(conflicts == writers - 1);
+    CHECK(f.store->read_stream(stream)->back().version == StreamVersion{version.value() + 1});
+  }
+}
+
+TEST_CASE("a conflicting writer holding its transaction open blocks the other, who then loses") {
+  StoreFixture f;
+  const StreamId stream{"held"};
+  REQUIRE(f.store->append(stream, ExpectedVersion::no_stream(), std::vector{make_event("Opened")}));
+  std::atomic<bool> first_appended{false};
+  StoreResult<AppendResult> second = tl::unexpected(StoreError{StoreErrc::internal, ""});
+  std::thread holder([&] {
+    auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
+      auto a = f.store->append(tx, stream, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("First")});
+      first_appended = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      return a;
+    });
+    CHECK(r);
+  });
+  while (!first_appended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  second = f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("Second")});
+  holder.join();
+  REQUIRE_FALSE(second);
+  CHECK(second.error().code == StoreErrc::wrong_expected_version);
+  auto read = f.store->read_stream(stream);
+  REQUIRE(read->size() == 2);
+  CHECK(read->back().type == "First");
+}
+
+TEST_CASE("malformed input gets a typed error and writes nothing") {
+  StoreFixture f;
+  auto ok = make_event("A");
+
+  auto empty_stream = f.store->append(StreamId{""}, ExpectedVersion::any(), std::vector{ok});
+  REQUIRE_FALSE(empty_stream);
+  CHECK(empty_stream.error().code == StoreErrc::invalid_argument);
+  CHECK_FALSE(empty_stream.error().is_retryable());
+
+  auto long_stream = f.store->append(StreamId{std::string(kStreamIdBytesMax + 1, 's')}, ExpectedVersion::any(), std::vector{ok});
+  REQUIRE_FALSE(long_stream);
+  CHECK(long_stream.error().code == StoreErrc::payload_too_large);
+
+  auto array_data = make_event("A", nlohmann::json::array({1, 2}));
+  auto not_object = f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector{array_data});
+  REQUIRE_FALSE(not_object);
+  CHECK(not_object.error().code == StoreErrc::invalid_argument);
+  CHECK(not_object.error().message.find("not a JSON object") != std::string::npos);
+
+  auto huge = make_event("A", {{"blob", std::string(kEventDataBytesMax, 'x')}});
+  auto too_large = f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector{huge});
+  REQUIRE_FALSE(too_large);
+  CHECK(too_large.error().code == StoreErrc::payload_too_large);
+
+  auto bad_id = ok;
+  bad_id.event_id = EventId{"not-a-uuid"};
+  auto not_uuid = f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector{bad_id});
+  REQUIRE_FALSE(not_uuid);
+  CHECK(not_uuid.error().code == StoreErrc::invalid_argument);
+
+  auto no_type = make_event("");
+  CHECK(f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector{no_type}).error().code ==
+        StoreErrc::invalid_argument);
+
+  CHECK(f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector<EventData>{}).error().code ==
+        StoreErrc::invalid_argument);
+  CHECK(f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector{ok, ok}).error().code ==
+        StoreErrc::invalid_argument);
+
+  std::vector<EventData> too_many;
+  for (std::size_t i = 0; i <= kEventsPerAppendMax; ++i) too_many.push_back(make_event("A"));
+  CHECK(f.store->append(StreamId{"s"}, ExpectedVersion::any(), too_many).error().code ==
+        StoreErrc::payload_too_large);
+
+  CHECK(f.database.query_value("select count(*) from events") == "0");
+}
+
+TEST_CASE("read_all_after returns committed events in order, after the checkpoint") {
+  StoreFixture f;
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(f.store->append(StreamId{"s" + std::to_string(i % 2)}, ExpectedVersion::any(),
+                            std::vector{make_event("E", {{"i", i}})}));
+  auto all = f.store->read_all_after(Checkpoint{}, 100);
+  REQUIRE(all);
+  REQUIRE(all->size() == 5);
+  for (int i = 0; i < 5; ++i) CHECK((*all)[i].data["i"] == i);
+  auto rest = f.store->read_all_after(Checkpoint::after((*all)[2]), 100);
+  REQUIRE(rest);
+  REQUIRE(rest->size() == 2);
+  CHECK((*rest)[0].data["i"] == 3);
+
+  // An open transaction's events are not visible, and nothing after it either (the
+  // horizon stops at the oldest running transaction).
+  std::atomic<bool> inserted{false}, release{false};
+  std::thread open([&] {
+    auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
+      auto a = f.store->append(tx, StreamId{"open"}, ExpectedVersion::any(), std::vector{make_event("Late")});
+      inserted = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return a;
+    });
+    CHECK(r);
+  });
+  while (!inserted) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(f.store->append(StreamId{"after"}, ExpectedVersion::any(), std::vector{make_event("Later")}));
+  auto during = f.store->read_all_after(Checkpoint::after(all->back()), 100);
+  REQUIRE(during);
+  CHECK(during->empty());
+  release = true;
+  open.join();
+  auto after = f.store->read_all_after(Checkpoint::after(all->back()), 100);
+  REQUIRE(after);
+  REQUIRE(after->size() == 2);
+  CHECK((*after)[0].type == "Late");
+  CHECK((*after)[1].type == "Later");
+}
+
+TEST_CASE("read_event finds an event by id") {
+  StoreFixture f;
+  auto e = make_event("A", {{"k", "v"}});
+  REQUIRE(f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector{e}));
+  auto found = f.pool->transact([&](Transaction& tx) { return f.store->read_event(tx, e.event_id); });
+  REQUIRE(found);
+  REQUIRE(found->has_value());
+  CHECK((*found)->data["k"] == "v");
+  auto missing = f.pool->transact([&](Transaction& tx) {
+    return f.store->read_event(tx, EventId{clearing::base::new_uuid()});
+  });
+  REQUIRE(missing);
+  CHECK_FALSE(missing->has_value());
+}

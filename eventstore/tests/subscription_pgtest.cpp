@@ -1,0 +1,173 @@
+// Subscriptions against a real PostgreSQL server: the checkpoint commits with the
+// handler's writes, restart resumes, a failing handler stalls and recovers by itself,
+// live wake-up, two instances of one subscription never both handle an event.
+
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include <pqxx/pqxx>
+
+#include "clearing/eventstore/subscription.hpp"
+#include "store_test_support.hpp"
+
+using namespace clearing::eventstore;
+using namespace clearing::eventstore::testing;
+
+namespace {
+
+using HandlerResult = tl::expected<void, std::string>;
+
+void append_numbered(EventStore& store, int from, int to) {
+  for (int i = from; i < to; ++i)
+    REQUIRE(store.append(StreamId{"s-" + std::to_string(i % 3)}, ExpectedVersion::any(),
+                         std::vector{make_event("Numbered", {{"n", i}})}));
+}
+
+// The handler's own write: a row per handled event, in the handler's transaction.
+HandlerResult record(Transaction& tx, const RecordedEvent& e) {
+  tx.exec_params("insert into side_effects (n) values ($1)", e.data["n"].get<int>());
+  return {};
+}
+
+template <class Predicate>
+bool eventually(Predicate p, std::chrono::milliseconds within = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (p()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return p();
+}
+
+struct SubscriptionFixture : StoreFixture {
+  SubscriptionFixture() { database.exec("create table side_effects (n int not null)"); }
+  std::string count() const { return database.query_value("select count(*) from side_effects"); }
+  std::string distinct() const { return database.query_value("select count(distinct n) from side_effects"); }
+};
+
+}  // namespace
+
+TEST_CASE("a handler that throws after its write leaves neither the write nor the checkpoint, and the event is handled again") {
+  SubscriptionFixture f;
+  append_numbered(*f.store, 0, 10);
+  int calls_for_event_5 = 0;
+  Subscription sub(*f.store, {.name = "crashy", .batch_size = 100},
+                   [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
+                     auto written = record(tx, e);  // the side write happens first
+                     if (e.data["n"] == 5 && ++calls_for_event_5 == 1) throw std::runtime_error("killed mid-batch");
+                     return written;
+                   });
+
+  auto first = sub.poll_once();
+  REQUIRE_FALSE(first);
+  CHECK(first.error().code == StoreErrc::handler_failed);
+  CHECK(first.error().message.find("killed mid-batch") != std::string::npos);
+  // The whole batch rolled back: no side write (not even for events 0..5), no checkpoint.
+  CHECK(f.count() == "0");
+  auto checkpoint = Subscription::stored_checkpoint(*f.pool, "crashy");
+  REQUIRE(checkpoint);
+  CHECK(*checkpoint == Checkpoint{});
+
+  // Retrying goes one event per transaction through the failed batch, so it handles
+  // event 5 again (this time it passes) and everything once.
+  for (int i = 0; i < 20 && f.count() != "10"; ++i) REQUIRE(sub.poll_once());
+  CHECK(calls_for_event_5 == 2);
+  CHECK(f.count() == "10");
+  CHECK(f.distinct() == "10");
+  CHECK(sub.poll_once().value() == 0);
+}
+
+TEST_CASE("a new subscription with the same name resumes after its checkpoint") {
+  SubscriptionFixture f;
+  append_numbered(*f.store, 0, 7);
+  {
+    Subscription first(*f.store, {.name = "resumable"}, record);
+    REQUIRE(first.poll_once().value() == 7);
+  }
+  append_numbered(*f.store, 7, 10);
+  std::vector<int> seen;
+  Subscription second(*f.store, {.name = "resumable"}, [&](Transaction& tx, const RecordedEvent& e) {
+    seen.push_back(e.data["n"].get<int>());
+    return record(tx, e);
+  });
+  REQUIRE(second.poll_once().value() == 3);
+  CHECK(seen == std::vector<int>{7, 8, 9});
+  CHECK(f.count() == "10");
+
+  // Another name starts from the beginning.
+  Subscription other(*f.store, {.name = "other"}, [](Transaction&, const RecordedEvent&) { return HandlerResult{}; });
+  CHECK(other.poll_once().value() == 10);
+}
+
+TEST_CASE("a failing handler stalls the subscription with its error, and it goes on by itself once the cause is gone") {
+  SubscriptionFixture f;
+  append_numbered(*f.store, 0, 3);
+  std::atomic<bool> broken{true};
+  Subscription sub(*f.store,
+                   {.name = "stalls", .batch_size = 10, .poll_interval = std::chrono::milliseconds(100),
+                    .retry_backoff_initial = std::chrono::milliseconds(5),
+                    .retry_backoff_max = std::chrono::milliseconds(40)},
+                   [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
+                     if (broken && e.data["n"] == 1) return tl::unexpected(std::string("downstream unavailable"));
+                     return record(tx, e);
+                   });
+  sub.start();
+  REQUIRE(eventually([&] { return sub.status().state == SubscriptionState::stalled && sub.status().failures >= 3; }));
+  const auto stalled = sub.status();
+  CHECK(stalled.last_error.find("downstream unavailable") != std::string::npos);
+  CHECK(f.count() == "1");  // event 0 committed on its own, event 1 never skipped
+  CHECK(stalled.events_handled == 1);
+
+  broken = false;
+  REQUIRE(eventually([&] { return f.count() == "3"; }));
+  REQUIRE(eventually([&] { return sub.status().state == SubscriptionState::live; }));
+  CHECK(sub.status().last_error.empty());
+
+  // Live: a new event arrives through the notification.
+  append_numbered(*f.store, 3, 4);
+  REQUIRE(eventually([&] { return f.count() == "4"; }));
+  sub.stop();
+  CHECK(sub.status().state == SubscriptionState::stopped);
+  CHECK(f.distinct() == "4");
+}
+
+TEST_CASE("without notifications, polling still delivers") {
+  SubscriptionFixture f;
+  f.database.exec("drop trigger events_notify on events");
+  Subscription sub(*f.store, {.name = "poller", .poll_interval = std::chrono::milliseconds(50)}, record);
+  sub.start();
+  append_numbered(*f.store, 0, 5);
+  REQUIRE(eventually([&] { return f.count() == "5"; }));
+  sub.stop();
+}
+
+TEST_CASE("two instances of one subscription (two processes) never handle an event twice") {
+  SubscriptionFixture f;
+  auto options = SubscriptionOptions{.name = "shared", .batch_size = 7, .poll_interval = std::chrono::milliseconds(50)};
+  Subscription a(*f.store, options, record);
+  Subscription b(*f.store, options, record);
+  a.start();
+  b.start();
+  std::thread writer([&] { append_numbered(*f.store, 0, 300); });
+  writer.join();
+  REQUIRE(eventually([&] { return f.count() == "300"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  a.stop();
+  b.stop();
+  CHECK(f.count() == "300");
+  CHECK(f.distinct() == "300");
+  CHECK(a.status().events_handled + b.status().events_handled == 300);
+}
+
+TEST_CASE("stop is graceful and prompt while waiting for events") {
+  SubscriptionFixture f;
+  Subscription sub(*f.store, {.name = "idle", .poll_interval = std::chrono::seconds(30)}, record);
+  sub.start();
+  REQUIRE(eventually([&] { return sub.status().state == SubscriptionState::live; }));
+  const auto before = std::chrono::steady_clock::now();
+  sub.stop();
+  // Waiting is sliced, so stop does not wait for the 30 s poll interval.
+  CHECK(std::chrono::steady_clock::now() - before < std::chrono::seconds(10));
+  CHECK(sub.status().state == SubscriptionState::stopped);
+}
