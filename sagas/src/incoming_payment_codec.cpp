@@ -1,0 +1,54 @@
+#include "clearing/sagas/incoming_payment_codec.hpp"
+
+#include "json_fields.hpp"
+
+namespace clearing::sagas {
+namespace {
+
+using json_fields::Is;
+
+// The fields both the recorded and the parked payment carry.
+void payment_fields(auto& e, auto& f) {
+  f("payment_id", e.payment_id);
+  f("clearing_reference", e.clearing_reference);
+  f("cursor", e.cursor);
+  f("amount", e.amount);
+  f("debtor", e.debtor);
+  f("creditor", e.creditor);
+  f("remittance_info", e.remittance_info);
+  f("received_at", e.received_at);
+}
+
+void fields(Is<IncomingPaymentRecorded> auto& e, auto& f) { payment_fields(e, f); }
+
+void fields(Is<IncomingPaymentParked> auto& e, auto& f) {
+  payment_fields(e, f);
+  f("reason_code", e.reason_code);
+  f("reason", e.reason);
+}
+
+void fields(Is<ConflictingIncomingPaymentReceived> auto& e, auto& f) {
+  f("payment_id", e.payment_id);
+  f("clearing_reference", e.clearing_reference);
+  f("cursor", e.cursor);
+  f("differing_fields", e.differing_fields);
+}
+
+const auto kDescribe = [](auto& event, auto& visitor) { fields(event, visitor); };
+
+}  // namespace
+
+std::string_view IncomingPaymentCodec::event_type(const IncomingPaymentEvent& event) {
+  return json_fields::event_type(event);
+}
+
+nlohmann::json IncomingPaymentCodec::encode(const IncomingPaymentEvent& event) {
+  return std::visit([](const auto& e) { return json_fields::encode_event(e, kDescribe); }, event);
+}
+
+tl::expected<IncomingPaymentEvent, std::string> IncomingPaymentCodec::decode(
+    std::string_view type, const nlohmann::json& data) {
+  return json_fields::decode_event<IncomingPaymentEvent>(type, data, kDescribe);
+}
+
+}  // namespace clearing::sagas

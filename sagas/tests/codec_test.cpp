@@ -1,0 +1,218 @@
+// Golden JSON of every persisted event: the stored names and shapes are a contract with
+// every event ever written. If one of these fails, do not edit the literal: add a new event
+// version with an upcaster instead.
+
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "clearing/sagas/incoming_payment_codec.hpp"
+#include "clearing/sagas/transfer_codec.hpp"
+
+using namespace clearing::sagas;
+using clearing::base::Timestamp;
+using Json = nlohmann::json;
+
+namespace {
+
+Timestamp at(std::int64_t ms_after_t0) {
+  using namespace std::chrono;
+  return Timestamp{sys_days{year{2026} / 11 / 26}.time_since_epoch() + hours{9} +
+                   milliseconds{ms_after_t0}};
+}
+Money dkk(std::int64_t minor) { return Money{minor, *Currency::parse("DKK")}; }
+Party ada() { return Party{"Ada Lovelace", Account{AccountScheme::bban, "5301-0001234567"}}; }
+Party charles() {
+  return Party{"Charles Babbage", Account{AccountScheme::iban, "DK5000400440116243"}};
+}
+const std::string kId = "7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f";
+
+std::set<std::string> golden_types;  // proves that every event type has its golden
+
+template <class Codec, class Event>
+void check_golden(const Event& event, std::string_view type, const char* golden) {
+  CAPTURE(type);
+  golden_types.insert(std::string(type));
+  const Json expected = Json::parse(golden);
+  CHECK(Codec::event_type(event) == type);
+  CHECK(Codec::encode(event).dump() == expected.dump());
+  const auto decoded = Codec::decode(type, expected);
+  REQUIRE_MESSAGE(decoded.has_value(), decoded.error());
+  CHECK(*decoded == event);
+}
+
+}  // namespace
+
+TEST_CASE("golden JSON of every Transfer event") {
+  using C = TransferCodec;
+  golden_types.clear();
+  check_golden<C, TransferEvent>(
+      TransferInitiated{kId, "core-account-17", dkk(125000), ada(), charles(), "Invoice 42",
+                        at(0), "corr-1", at(123), at(3'600'123), kId},
+      "TransferInitiated", R"({
+        "transfer_id": "7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f", "account_id": "core-account-17",
+        "amount": {"minor_units": 125000, "currency": "DKK"},
+        "debtor": {"name": "Ada Lovelace", "account": {"scheme": "BBAN", "id": "5301-0001234567"}},
+        "creditor": {"name": "Charles Babbage",
+                     "account": {"scheme": "IBAN", "id": "DK5000400440116243"}},
+        "remittance_info": "Invoice 42", "requested_at": "2026-11-26T09:00:00.000Z",
+        "correlation_id": "corr-1", "initiated_at": "2026-11-26T09:00:00.123Z",
+        "deadline_at": "2026-11-26T10:00:00.123Z",
+        "idempotency_key": "7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f"})");
+  check_golden<C, TransferEvent>(
+      TransferRejected{"t-1", 2, "AC04", "account closed", 42}, "TransferRejected",
+      R"({"transfer_id": "t-1", "attempt": 2, "reason_code": "AC04", "reason": "account closed",
+          "latency_ms": 42})");
+  check_golden<C, TransferEvent>(
+      DuplicateTransferRequestRefused{"t-1", "DUPL", "different request", {"amount", "creditor"},
+                                      "corr-2", at(5)},
+      "DuplicateTransferRequestRefused",
+      R"({"transfer_id": "t-1", "reason_code": "DUPL", "reason": "different request",
+          "differing_fields": ["amount", "creditor"], "correlation_id": "corr-2",
+          "received_at": "2026-11-26T09:00:00.005Z"})");
+  check_golden<C, TransferEvent>(
+      RetryScheduled{"t-1", "t-1", ClearingAction::inquiry, 4, at(60'000), "outcome unknown"},
+      "RetryScheduled",
+      R"({"transfer_id": "t-1", "idempotency_key": "t-1", "action": "inquiry", "attempt": 4,
+          "due_at": "2026-11-26T09:01:00.000Z", "reason": "outcome unknown"})");
+  check_golden<C, TransferEvent>(
+      TransferSettled{"t-1", 1, "CR-1", "2026-11-26", 42}, "TransferSettled",
+      R"({"transfer_id": "t-1", "attempt": 1, "clearing_reference": "CR-1",
+          "settlement_date": "2026-11-26", "latency_ms": 42})");
+  check_golden<C, TransferEvent>(
+      TransferAcceptedPending{"t-1", 1, "CR-1", "2026-11-27", 42}, "TransferAcceptedPending",
+      R"({"transfer_id": "t-1", "attempt": 1, "clearing_reference": "CR-1",
+          "expected_settlement_date": "2026-11-27", "latency_ms": 42})");
+  check_golden<C, TransferEvent>(
+      ClearingOutcomeUnknown{"t-1", 3, "timeout", 5000}, "ClearingOutcomeUnknown",
+      R"({"transfer_id": "t-1", "attempt": 3, "cause": "timeout", "latency_ms": 5000})");
+  check_golden<C, TransferEvent>(ClearingReportedInProgress{"t-1", 3, 7},
+                                 "ClearingReportedInProgress",
+                                 R"({"transfer_id": "t-1", "attempt": 3, "latency_ms": 7})");
+  check_golden<C, TransferEvent>(
+      IdempotencyKeyConflictDetected{"t-1", 2, "t-1", "other body", 9},
+      "IdempotencyKeyConflictDetected",
+      R"({"transfer_id": "t-1", "attempt": 2, "idempotency_key": "t-1", "reason": "other body",
+          "latency_ms": 9})");
+  check_golden<C, TransferEvent>(
+      ClearingUnavailable{"t-1", 2, 120000, 3}, "ClearingUnavailable",
+      R"({"transfer_id": "t-1", "attempt": 2, "retry_after_ms": 120000, "latency_ms": 3})");
+  check_golden<C, TransferEvent>(ClearingReportedNotFound{"t-1", 5, 4}, "ClearingReportedNotFound",
+                                 R"({"transfer_id": "t-1", "attempt": 5, "latency_ms": 4})");
+  check_golden<C, TransferEvent>(ClearingUnauthorized{"t-1", 1, 2}, "ClearingUnauthorized",
+                                 R"({"transfer_id": "t-1", "attempt": 1, "latency_ms": 2})");
+  check_golden<C, TransferEvent>(
+      TransferUnderInvestigation{"t-1", at(3'600'000), 6, "timeout"}, "TransferUnderInvestigation",
+      R"({"transfer_id": "t-1", "since": "2026-11-26T10:00:00.000Z", "attempts": 6,
+          "last_error": "timeout"})");
+  check_golden<C, TransferEvent>(
+      ContradictingClearingAnswerReceived{"t-1", 7, "succeeded", "rejected", "", "AC04",
+                                          "account closed", at(1)},
+      "ContradictingClearingAnswerReceived",
+      R"({"transfer_id": "t-1", "attempt": 7, "terminal_state": "succeeded",
+          "answer": "rejected", "clearing_reference": "", "reason_code": "AC04",
+          "reason": "account closed", "received_at": "2026-11-26T09:00:00.001Z"})");
+  check_golden<C, TransferEvent>(
+      TransferResolvedManually{"t-1", ManualOutcome::succeeded, "confirmed by phone", "operator-7",
+                               "CR-1", "2026-11-26", "", "under_investigation", 6, at(7'200'000)},
+      "TransferResolvedManually",
+      R"({"transfer_id": "t-1", "outcome": "succeeded", "reason": "confirmed by phone",
+          "operator_name": "operator-7", "clearing_reference": "CR-1",
+          "settlement_date": "2026-11-26", "reason_code": "",
+          "corrects_state": "under_investigation", "attempts": 6,
+          "resolved_at": "2026-11-26T11:00:00.000Z"})");
+  CHECK(golden_types.size() == std::variant_size_v<TransferEvent>);
+}
+
+TEST_CASE("golden JSON of every IncomingPayment event") {
+  using C = IncomingPaymentCodec;
+  golden_types.clear();
+  const char* payment = R"("payment_id": "p-1", "clearing_reference": "CR-IN-17",
+        "cursor": "000000000017", "amount": {"minor_units": 50000, "currency": "DKK"},
+        "debtor": {"name": "Ada Lovelace", "account": {"scheme": "BBAN", "id": "5301-0001234567"}},
+        "creditor": {"name": "Charles Babbage",
+                     "account": {"scheme": "IBAN", "id": "DK5000400440116243"}},
+        "remittance_info": "Rent", "received_at": "2026-11-26T09:00:00.000Z")";
+  check_golden<C, IncomingPaymentEvent>(
+      IncomingPaymentRecorded{"p-1", "CR-IN-17", "000000000017", dkk(50000), ada(), charles(),
+                              "Rent", at(0)},
+      "IncomingPaymentRecorded", ("{" + std::string(payment) + "}").c_str());
+  check_golden<C, IncomingPaymentEvent>(
+      IncomingPaymentParked{"p-1", "CR-IN-17", "000000000017", dkk(50000), ada(), charles(),
+                            "Rent", at(0), "AM03", "currency EUR not processable"},
+      "IncomingPaymentParked",
+      ("{" + std::string(payment) +
+       R"(, "reason_code": "AM03", "reason": "currency EUR not processable"})")
+          .c_str());
+  check_golden<C, IncomingPaymentEvent>(
+      ConflictingIncomingPaymentReceived{"p-1", "CR-IN-17", "000000000042", {"amount"}},
+      "ConflictingIncomingPaymentReceived",
+      R"({"payment_id": "p-1", "clearing_reference": "CR-IN-17", "cursor": "000000000042",
+          "differing_fields": ["amount"]})");
+  CHECK(golden_types.size() == std::variant_size_v<IncomingPaymentEvent>);
+}
+
+TEST_CASE("decoding malformed data returns an error naming the problem, and never throws") {
+  const Json good = TransferCodec::encode(TransferSettled{"t-1", 1, "CR-1", "2026-11-26", 42});
+  const auto error_of = [](std::string_view type, const Json& data) {
+    tl::expected<TransferEvent, std::string> result = tl::unexpected(std::string("not run"));
+    CHECK_NOTHROW(result = TransferCodec::decode(type, data));
+    REQUIRE_FALSE(result.has_value());
+    return result.error();
+  };
+  CHECK(error_of("NoSuchEvent", good) == "unknown event type NoSuchEvent");
+  CHECK(error_of("TransferSettled", Json::array()) == "TransferSettled: data is not an object");
+  CHECK(error_of("TransferSettled", Json("text")) == "TransferSettled: data is not an object");
+  Json missing = good;
+  missing.erase("clearing_reference");
+  CHECK(error_of("TransferSettled", missing) ==
+        "TransferSettled: missing field clearing_reference");
+  Json wrong_type = good;
+  wrong_type["attempt"] = "one";
+  CHECK(error_of("TransferSettled", wrong_type) == "TransferSettled: invalid field attempt");
+  wrong_type["attempt"] = 1.5;
+  CHECK(error_of("TransferSettled", wrong_type) == "TransferSettled: invalid field attempt");
+  wrong_type["attempt"] = 5'000'000'000LL;  // beyond int32
+  CHECK(error_of("TransferSettled", wrong_type) == "TransferSettled: invalid field attempt");
+  Json huge = good;
+  huge["latency_ms"] = std::numeric_limits<std::uint64_t>::max();
+  CHECK(error_of("TransferSettled", huge) == "TransferSettled: invalid field latency_ms");
+  Json null_field = good;
+  null_field["transfer_id"] = nullptr;
+  CHECK(error_of("TransferSettled", null_field) == "TransferSettled: invalid field transfer_id");
+
+  const Json retry = TransferCodec::encode(
+      RetryScheduled{"t-1", "t-1", ClearingAction::submit, 2, at(0), "r"});
+  Json bad_time = retry;
+  bad_time["due_at"] = "2026-11-26 09:00:00";
+  CHECK(error_of("RetryScheduled", bad_time) == "RetryScheduled: invalid field due_at");
+  Json bad_action = retry;
+  bad_action["action"] = "resubmit";
+  CHECK(error_of("RetryScheduled", bad_action) == "RetryScheduled: invalid field action");
+
+  const Json initiated = TransferCodec::encode(TransferInitiated{
+      "t-1", "a", dkk(1), ada(), charles(), "", at(0), "c", at(0), at(0), "t-1"});
+  Json bad_currency = initiated;
+  bad_currency["amount"]["currency"] = "dkk";
+  CHECK(error_of("TransferInitiated", bad_currency) == "TransferInitiated: invalid field amount");
+  Json bad_scheme = initiated;
+  bad_scheme["debtor"]["account"]["scheme"] = "SWIFT";
+  CHECK(error_of("TransferInitiated", bad_scheme) == "TransferInitiated: invalid field debtor");
+  Json bad_party = initiated;
+  bad_party["creditor"] = Json::array({1, 2});
+  CHECK(error_of("TransferInitiated", bad_party) == "TransferInitiated: invalid field creditor");
+
+  const auto incoming = IncomingPaymentCodec::decode("IncomingPaymentRecorded", Json::object());
+  REQUIRE_FALSE(incoming.has_value());
+  CHECK(incoming.error() == "IncomingPaymentRecorded: missing field payment_id");
+}
+
+TEST_CASE("fields added by a later version are ignored when reading") {
+  Json data = TransferCodec::encode(ClearingReportedNotFound{"t-1", 5, 4});
+  data["added_later"] = {{"x", 1}};
+  const auto decoded = TransferCodec::decode("ClearingReportedNotFound", data);
+  REQUIRE(decoded.has_value());
+  CHECK(*decoded == TransferEvent{ClearingReportedNotFound{"t-1", 5, 4}});
+}
