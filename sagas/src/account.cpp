@@ -27,9 +27,12 @@ bool all_digits(std::string_view text) noexcept {
 
 std::size_t iban_length(Country country) noexcept {
   switch (country) {
-    case Country::dk: return kIbanLengthDk;
-    case Country::se: return kIbanLengthSe;
-    case Country::no: return kIbanLengthNo;
+    case Country::dk:
+      return kIbanLengthDk;
+    case Country::se:
+      return kIbanLengthSe;
+    case Country::no:
+      return kIbanLengthNo;
   }
   return 0;
 }
@@ -103,9 +106,12 @@ tl::expected<void, AccountError> validate_norwegian_bban(std::string_view id) {
 
 tl::expected<void, AccountError> validate_bban(Country country, std::string_view id) {
   switch (country) {
-    case Country::dk: return validate_dashed_bban(id, 4, 4);
-    case Country::se: return validate_dashed_bban(id, 4, 5);
-    case Country::no: return validate_norwegian_bban(id);
+    case Country::dk:
+      return validate_dashed_bban(id, 4, 4);
+    case Country::se:
+      return validate_dashed_bban(id, 4, 5);
+    case Country::no:
+      return validate_norwegian_bban(id);
   }
   return tl::unexpected(AccountError::invalid_format);
 }
@@ -121,27 +127,36 @@ std::optional<Country> parse_country(std::string_view code) noexcept {
 
 std::string_view country_code(Country country) noexcept {
   switch (country) {
-    case Country::dk: return "DK";
-    case Country::se: return "SE";
-    case Country::no: return "NO";
+    case Country::dk:
+      return "DK";
+    case Country::se:
+      return "SE";
+    case Country::no:
+      return "NO";
   }
   return "??";
 }
 
 std::string_view country_code_lower(Country country) noexcept {
   switch (country) {
-    case Country::dk: return "dk";
-    case Country::se: return "se";
-    case Country::no: return "no";
+    case Country::dk:
+      return "dk";
+    case Country::se:
+      return "se";
+    case Country::no:
+      return "no";
   }
   return "??";
 }
 
 Currency country_currency(Country country) noexcept {
   switch (country) {
-    case Country::dk: return *Currency::parse("DKK");
-    case Country::se: return *Currency::parse("SEK");
-    case Country::no: return *Currency::parse("NOK");
+    case Country::dk:
+      return *Currency::parse("DKK");
+    case Country::se:
+      return *Currency::parse("SEK");
+    case Country::no:
+      return *Currency::parse("NOK");
   }
   return Currency{};
 }
@@ -158,12 +173,18 @@ std::optional<AccountScheme> parse_scheme(std::string_view name) noexcept {
 
 std::string_view account_error_message(AccountError error) noexcept {
   switch (error) {
-    case AccountError::empty: return "account number is missing";
-    case AccountError::invalid_character: return "account number contains invalid characters";
-    case AccountError::wrong_country: return "IBAN belongs to another country";
-    case AccountError::wrong_length: return "account number has the wrong length";
-    case AccountError::invalid_format: return "account number is not in the national format";
-    case AccountError::checksum_mismatch: return "account number check digits do not match";
+    case AccountError::empty:
+      return "account number is missing";
+    case AccountError::invalid_character:
+      return "account number contains invalid characters";
+    case AccountError::wrong_country:
+      return "IBAN belongs to another country";
+    case AccountError::wrong_length:
+      return "account number has the wrong length";
+    case AccountError::invalid_format:
+      return "account number is not in the national format";
+    case AccountError::checksum_mismatch:
+      return "account number check digits do not match";
   }
   return "account number is invalid";
 }

@@ -65,8 +65,8 @@ tl::expected<Events, IncomingPaymentRefusal> decide_record(const RecordIncomingP
                                                  "command for another payment"});
   auto differences = differing_fields(state.content, content_of(c));
   if (differences.empty()) return Events{};  // the feed re-sent it
-  return Events{ConflictingIncomingPaymentReceived{state.payment_id, c.clearing_reference,
-                                                   c.cursor, std::move(differences)}};
+  return Events{ConflictingIncomingPaymentReceived{state.payment_id, c.clearing_reference, c.cursor,
+                                                   std::move(differences)}};
 }
 
 template <class Recorded>
@@ -98,9 +98,12 @@ std::string incoming_payment_id(std::string_view clearing_reference) {
 
 std::string_view incoming_status_name(IncomingPaymentStatus status) noexcept {
   switch (status) {
-    case IncomingPaymentStatus::empty: return "empty";
-    case IncomingPaymentStatus::recorded: return "recorded";
-    case IncomingPaymentStatus::parked: return "parked";
+    case IncomingPaymentStatus::empty:
+      return "empty";
+    case IncomingPaymentStatus::recorded:
+      return "recorded";
+    case IncomingPaymentStatus::parked:
+      return "parked";
   }
   return "unknown";
 }

@@ -11,15 +11,14 @@
 #include <concepts>
 #include <cstdint>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <tl/expected.hpp>
 #include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <tl/expected.hpp>
 
 #include "clearing/base/clock.hpp"
 #include "clearing/sagas/account.hpp"
@@ -46,7 +45,9 @@ inline Json to_value(const Money& v) {
 inline Json to_value(const Account& v) {
   return Json{{"scheme", std::string(scheme_name(v.scheme))}, {"id", v.id}};
 }
-inline Json to_value(const Party& v) { return Json{{"name", v.name}, {"account", to_value(v.account)}}; }
+inline Json to_value(const Party& v) {
+  return Json{{"name", v.name}, {"account", to_value(v.account)}};
+}
 inline Json to_value(ClearingAction v) { return std::string(action_name(v)); }
 inline Json to_value(ManualOutcome v) { return std::string(manual_outcome_name(v)); }
 inline Json to_value(const std::vector<std::string>& v) { return Json(v); }
@@ -189,7 +190,8 @@ tl::expected<Variant, std::string> decode_event(std::string_view type, const Jso
   try {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (try_one(std::type_identity<std::variant_alternative_t<I, Variant>>{}) || ...);
-    }(std::make_index_sequence<std::variant_size_v<Variant>>{});
+    }
+    (std::make_index_sequence<std::variant_size_v<Variant>>{});
   } catch (const Json::exception& e) {
     result = tl::unexpected(std::string(type) + ": " + e.what());
   }

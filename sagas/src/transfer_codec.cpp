@@ -149,7 +149,7 @@ nlohmann::json TransferCodec::encode(const TransferEvent& event) {
 }
 
 tl::expected<TransferEvent, std::string> TransferCodec::decode(std::string_view type,
-                                                                const nlohmann::json& data) {
+                                                               const nlohmann::json& data) {
   return json_fields::decode_event<TransferEvent>(type, data, kDescribe);
 }
 

@@ -36,19 +36,16 @@ struct ValidationFailure {
 };
 
 TransferRequest request_of(const InitiateTransfer& command) {
-  return TransferRequest{command.transfer_id,     command.account_id, command.amount,
-                         command.debtor,          command.creditor,   command.remittance_info,
+  return TransferRequest{command.transfer_id, command.account_id, command.amount,
+                         command.debtor,      command.creditor,   command.remittance_info,
                          command.requested_at};
 }
 
 std::optional<ValidationFailure> format_failure(const InitiateTransfer& command) {
   const std::pair<std::string_view, const std::string*> required[] = {
-      {"transfer_id", &command.transfer_id},
-      {"account_id", &command.account_id},
-      {"debtor.name", &command.debtor.name},
-      {"debtor.account", &command.debtor.account.id},
-      {"creditor.name", &command.creditor.name},
-      {"creditor.account", &command.creditor.account.id},
+      {"transfer_id", &command.transfer_id},     {"account_id", &command.account_id},
+      {"debtor.name", &command.debtor.name},     {"debtor.account", &command.debtor.account.id},
+      {"creditor.name", &command.creditor.name}, {"creditor.account", &command.creditor.account.id},
   };
   for (const auto& [name, value] : required) {
     if (value->empty())
@@ -70,10 +67,10 @@ std::optional<ValidationFailure> amount_failure(const InitiateTransfer& command)
   if (command.amount.minor_units <= 0)
     return ValidationFailure{kReasonAmountLimit, "amount must be positive"};
   if (command.amount.minor_units > command.rules.amount_limit_minor)
-    return ValidationFailure{kReasonAmountLimit,
-                             "amount exceeds the limit of " +
-                                 to_string(Money{command.rules.amount_limit_minor,
-                                                 command.rules.currency})};
+    return ValidationFailure{
+        kReasonAmountLimit,
+        "amount exceeds the limit of " +
+            to_string(Money{command.rules.amount_limit_minor, command.rules.currency})};
   return std::nullopt;
 }
 
@@ -82,9 +79,9 @@ std::optional<ValidationFailure> account_failure(const InitiateTransfer& command
       {"debtor", &command.debtor.account}, {"creditor", &command.creditor.account}};
   for (const auto& [role, account] : accounts) {
     if (auto valid = validate_account(command.rules.country, *account); !valid) {
-      return ValidationFailure{kReasonInvalidAccount, std::string(role) + " account: " +
-                                                          std::string(account_error_message(
-                                                              valid.error()))};
+      return ValidationFailure{
+          kReasonInvalidAccount,
+          std::string(role) + " account: " + std::string(account_error_message(valid.error()))};
     }
   }
   return std::nullopt;
@@ -98,16 +95,11 @@ std::optional<ValidationFailure> validation_failure(const InitiateTransfer& comm
 }
 
 TransferInitiated initiated_event(const InitiateTransfer& command) {
-  return TransferInitiated{command.transfer_id,
-                           command.account_id,
-                           command.amount,
-                           command.debtor,
-                           command.creditor,
-                           command.remittance_info,
-                           command.requested_at,
-                           command.correlation_id,
-                           command.now,
-                           after(command.now, command.policy.deadline_ms),
+  return TransferInitiated{command.transfer_id,  command.account_id,
+                           command.amount,       command.debtor,
+                           command.creditor,     command.remittance_info,
+                           command.requested_at, command.correlation_id,
+                           command.now,          after(command.now, command.policy.deadline_ms),
                            command.transfer_id};
 }
 
@@ -126,10 +118,10 @@ Decision decide_initiate(const InitiateTransfer& command, const TransferState& s
     return refuse(TransferRefusalCode::transfer_id_mismatch, "command for another transfer");
   auto differences = differing_fields(state.request, request_of(command));
   if (differences.empty()) return Events{};  // a redelivery: already done
-  return Events{DuplicateTransferRequestRefused{
-      command.transfer_id, std::string(kReasonDuplicate),
-      "transfer id already used by a different request", std::move(differences),
-      command.correlation_id, command.now}};
+  return Events{DuplicateTransferRequestRefused{command.transfer_id, std::string(kReasonDuplicate),
+                                                "transfer id already used by a different request",
+                                                std::move(differences), command.correlation_id,
+                                                command.now}};
 }
 
 // ---------------------------------------------------------------------------------------
@@ -171,7 +163,7 @@ struct PlannedRetry {
 
 RetryScheduled schedule(const TransferState& state, PlannedRetry retry) {
   return RetryScheduled{state.request.transfer_id, state.idempotency_key, retry.action,
-                        state.attempt + 1, retry.due_at, std::move(retry.reason)};
+                        state.attempt + 1,         retry.due_at,          std::move(retry.reason)};
 }
 
 // Past the deadline an unsettled outcome goes to people once, and inquiries go on at the
@@ -191,8 +183,7 @@ Events on_setback(const RecordClearingAnswer& answer, const TransferState& state
       events.push_back(TransferUnderInvestigation{state.request.transfer_id, answer.now,
                                                   state.attempt, std::move(last_error)});
     }
-    const auto slow_due =
-        after(answer.now, answer.policy.investigation_inquiry_interval_ms);
+    const auto slow_due = after(answer.now, answer.policy.investigation_inquiry_interval_ms);
     retry = PlannedRetry{ClearingAction::inquiry, std::max(retry.due_at, slow_due),
                          "under investigation: inquiry"};
   }
@@ -215,19 +206,19 @@ Events on_unknown(const RecordClearingAnswer& answer, const TransferState& state
   PlannedRetry retry{inquire ? ClearingAction::inquiry : ClearingAction::submit,
                      backoff_due(answer, state),
                      inquire ? "outcome unknown: inquiry" : "outcome unknown: resubmit"};
-  return on_setback(answer, state,
-                    ClearingOutcomeUnknown{answer.transfer_id, answer.attempt, cause,
-                                           answer.latency_ms},
-                    std::move(retry), cause);
+  return on_setback(
+      answer, state,
+      ClearingOutcomeUnknown{answer.transfer_id, answer.attempt, cause, answer.latency_ms},
+      std::move(retry), cause);
 }
 
 Events on_in_progress(const RecordClearingAnswer& answer, const TransferState& state) {
-  return on_setback(answer, state,
-                    ClearingReportedInProgress{answer.transfer_id, answer.attempt,
-                                               answer.latency_ms},
-                    PlannedRetry{ClearingAction::inquiry, backoff_due(answer, state),
-                                 "clearing reports in progress: inquiry"},
-                    "clearing reports the transfer in progress");
+  return on_setback(
+      answer, state,
+      ClearingReportedInProgress{answer.transfer_id, answer.attempt, answer.latency_ms},
+      PlannedRetry{ClearingAction::inquiry, backoff_due(answer, state),
+                   "clearing reports in progress: inquiry"},
+      "clearing reports the transfer in progress");
 }
 
 Events on_maintenance(const RecordClearingAnswer& answer, const TransferState& state) {
@@ -262,9 +253,10 @@ Events on_pending(const RecordClearingAnswer& answer, const TransferState& state
 Events on_not_found(const RecordClearingAnswer& answer, const TransferState& state) {
   // Nothing was executed under the key, so a resubmission with the same key is safe and
   // is due at once: the inquiry itself was the wait.
-  return Events{ClearingReportedNotFound{answer.transfer_id, answer.attempt, answer.latency_ms},
-                schedule(state, PlannedRetry{ClearingAction::submit, answer.now,
-                                             "clearing has no record: resubmit with the same key"})};
+  return Events{
+      ClearingReportedNotFound{answer.transfer_id, answer.attempt, answer.latency_ms},
+      schedule(state, PlannedRetry{ClearingAction::submit, answer.now,
+                                   "clearing has no record: resubmit with the same key"})};
 }
 
 Events on_rejected(const RecordClearingAnswer& answer, std::string reason_code) {
@@ -280,12 +272,18 @@ Events answer_events(const RecordClearingAnswer& answer, const TransferState& st
     case Cls::settled:
       return Events{TransferSettled{answer.transfer_id, answer.attempt, answer.clearing_reference,
                                     answer.settlement_date, answer.latency_ms}};
-    case Cls::rejected: return on_rejected(answer, answer.reason_code);
-    case Cls::pending: return on_pending(answer, state);
-    case Cls::unknown: return on_unknown(answer, state, answer.cause);
-    case Cls::in_progress: return on_in_progress(answer, state);
-    case Cls::maintenance: return on_maintenance(answer, state);
-    case Cls::unauthorized: return on_unauthorized(answer, state);
+    case Cls::rejected:
+      return on_rejected(answer, answer.reason_code);
+    case Cls::pending:
+      return on_pending(answer, state);
+    case Cls::unknown:
+      return on_unknown(answer, state, answer.cause);
+    case Cls::in_progress:
+      return on_in_progress(answer, state);
+    case Cls::maintenance:
+      return on_maintenance(answer, state);
+    case Cls::unauthorized:
+      return on_unauthorized(answer, state);
     case Cls::key_reused:
       return Events{IdempotencyKeyConflictDetected{answer.transfer_id, answer.attempt,
                                                    state.idempotency_key, answer.reason,
@@ -357,9 +355,9 @@ Decision decide_resolve(const ResolveManually& command, const TransferState& sta
 
 void apply(TransferState& state, const TransferInitiated& event) {
   state.status = TransferStatus::initiated;
-  state.request = TransferRequest{event.transfer_id,     event.account_id, event.amount,
-                                  event.debtor,          event.creditor,   event.remittance_info,
-                                  event.requested_at};
+  state.request =
+      TransferRequest{event.transfer_id, event.account_id,      event.amount,      event.debtor,
+                      event.creditor,    event.remittance_info, event.requested_at};
   state.correlation_id = event.correlation_id;
   state.idempotency_key = event.idempotency_key;
   state.initiated_at = event.initiated_at;
@@ -449,8 +447,8 @@ void apply(TransferState& state, const ClearingUnauthorized&) {
 void apply(TransferState& state, const ClearingReportedNotFound&) {
   // Nothing exists under the key: the earlier outcomes are known now (nothing happened).
   // A transfer once investigated stays so until its outcome is known: people watch it.
-  state.status = state.investigating_since ? TransferStatus::under_investigation
-                                           : TransferStatus::submitting;
+  state.status =
+      state.investigating_since ? TransferStatus::under_investigation : TransferStatus::submitting;
   state.scheduled.reset();
   state.unknown_outcomes = 0;
   state.last_error = "clearing has no record of the transfer";
@@ -507,16 +505,26 @@ std::optional<ClearingAction> parse_action(std::string_view name) noexcept {
 std::string_view answer_class_name(ClearingAnswerClass cls) noexcept {
   using Cls = ClearingAnswerClass;
   switch (cls) {
-    case Cls::settled: return "settled";
-    case Cls::pending: return "pending";
-    case Cls::rejected: return "rejected";
-    case Cls::unknown: return "unknown";
-    case Cls::in_progress: return "in_progress";
-    case Cls::key_reused: return "key_reused";
-    case Cls::maintenance: return "maintenance";
-    case Cls::malformed_request: return "malformed_request";
-    case Cls::not_found: return "not_found";
-    case Cls::unauthorized: return "unauthorized";
+    case Cls::settled:
+      return "settled";
+    case Cls::pending:
+      return "pending";
+    case Cls::rejected:
+      return "rejected";
+    case Cls::unknown:
+      return "unknown";
+    case Cls::in_progress:
+      return "in_progress";
+    case Cls::key_reused:
+      return "key_reused";
+    case Cls::maintenance:
+      return "maintenance";
+    case Cls::malformed_request:
+      return "malformed_request";
+    case Cls::not_found:
+      return "not_found";
+    case Cls::unauthorized:
+      return "unauthorized";
   }
   return "unclassified";
 }
@@ -545,15 +553,24 @@ std::vector<std::string> differing_fields(const TransferRequest& a, const Transf
 
 std::string_view status_name(TransferStatus status) noexcept {
   switch (status) {
-    case TransferStatus::empty: return "empty";
-    case TransferStatus::initiated: return "initiated";
-    case TransferStatus::submitting: return "submitting";
-    case TransferStatus::outcome_unknown: return "outcome_unknown";
-    case TransferStatus::pending_settlement: return "pending_settlement";
-    case TransferStatus::under_investigation: return "under_investigation";
-    case TransferStatus::parked_for_review: return "parked_for_review";
-    case TransferStatus::succeeded: return "succeeded";
-    case TransferStatus::rejected: return "rejected";
+    case TransferStatus::empty:
+      return "empty";
+    case TransferStatus::initiated:
+      return "initiated";
+    case TransferStatus::submitting:
+      return "submitting";
+    case TransferStatus::outcome_unknown:
+      return "outcome_unknown";
+    case TransferStatus::pending_settlement:
+      return "pending_settlement";
+    case TransferStatus::under_investigation:
+      return "under_investigation";
+    case TransferStatus::parked_for_review:
+      return "parked_for_review";
+    case TransferStatus::succeeded:
+      return "succeeded";
+    case TransferStatus::rejected:
+      return "rejected";
   }
   return "unknown";
 }
@@ -578,12 +595,18 @@ std::optional<ScheduledAction> next_action(const TransferState& state) {
 
 std::string_view refusal_code_name(TransferRefusalCode code) noexcept {
   switch (code) {
-    case TransferRefusalCode::unknown_transfer: return "unknown_transfer";
-    case TransferRefusalCode::transfer_id_mismatch: return "transfer_id_mismatch";
-    case TransferRefusalCode::answer_kind_mismatch: return "answer_kind_mismatch";
-    case TransferRefusalCode::already_terminal: return "already_terminal";
-    case TransferRefusalCode::not_under_investigation: return "not_under_investigation";
-    case TransferRefusalCode::incomplete_resolution: return "incomplete_resolution";
+    case TransferRefusalCode::unknown_transfer:
+      return "unknown_transfer";
+    case TransferRefusalCode::transfer_id_mismatch:
+      return "transfer_id_mismatch";
+    case TransferRefusalCode::answer_kind_mismatch:
+      return "answer_kind_mismatch";
+    case TransferRefusalCode::already_terminal:
+      return "already_terminal";
+    case TransferRefusalCode::not_under_investigation:
+      return "not_under_investigation";
+    case TransferRefusalCode::incomplete_resolution:
+      return "incomplete_resolution";
   }
   return "unknown";
 }
@@ -601,13 +624,12 @@ TransferState TransferDecider::evolve(const TransferState& state, const Transfer
 
 tl::expected<std::vector<TransferEvent>, TransferRefusal> TransferDecider::decide(
     const TransferCommand& command, const TransferState& state) {
-  return std::visit(
-      Overloaded{
-          [&state](const InitiateTransfer& c) { return decide_initiate(c, state); },
-          [&state](const RecordClearingAnswer& c) { return decide_answer(c, state); },
-          [&state](const ResolveManually& c) { return decide_resolve(c, state); },
-      },
-      command);
+  return std::visit(Overloaded{
+                        [&state](const InitiateTransfer& c) { return decide_initiate(c, state); },
+                        [&state](const RecordClearingAnswer& c) { return decide_answer(c, state); },
+                        [&state](const ResolveManually& c) { return decide_resolve(c, state); },
+                    },
+                    command);
 }
 
 }  // namespace clearing::sagas

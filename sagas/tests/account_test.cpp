@@ -1,9 +1,9 @@
+#include "clearing/sagas/account.hpp"
+
 #include <doctest/doctest.h>
 
 #include <string>
 #include <utility>
-
-#include "clearing/sagas/account.hpp"
 
 using namespace clearing::sagas;
 
@@ -84,8 +84,7 @@ TEST_CASE("IBANs of the wrong length, with spaces, lower case or letters are ref
   CHECK(error_of(Country::dk, kIban, "DK500040044011624") == AccountError::wrong_length);
   CHECK(error_of(Country::dk, kIban, "DK50004004401162430") == AccountError::wrong_length);
   CHECK(error_of(Country::no, kIban, "NO938601111794") == AccountError::wrong_length);
-  CHECK(error_of(Country::dk, kIban, "DK50 0040 0440 1162 43") ==
-        AccountError::invalid_character);
+  CHECK(error_of(Country::dk, kIban, "DK50 0040 0440 1162 43") == AccountError::invalid_character);
   CHECK(error_of(Country::dk, kIban, "dk5000400440116243") == AccountError::invalid_character);
   CHECK(error_of(Country::dk, kIban, "DK50004004401162A3") == AccountError::invalid_character);
   CHECK(error_of(Country::dk, kIban, "") == AccountError::empty);

@@ -4,9 +4,9 @@
 
 #include <doctest/doctest.h>
 
-#include <set>
-
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "clearing/sagas/incoming_payment_codec.hpp"
 #include "clearing/sagas/transfer_codec.hpp"
@@ -49,8 +49,8 @@ TEST_CASE("golden JSON of every Transfer event") {
   using C = TransferCodec;
   golden_types.clear();
   check_golden<C, TransferEvent>(
-      TransferInitiated{kId, "core-account-17", dkk(125000), ada(), charles(), "Invoice 42",
-                        at(0), "corr-1", at(123), at(3'600'123), kId},
+      TransferInitiated{kId, "core-account-17", dkk(125000), ada(), charles(), "Invoice 42", at(0),
+                        "corr-1", at(123), at(3'600'123), kId},
       "TransferInitiated", R"({
         "transfer_id": "7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f", "account_id": "core-account-17",
         "amount": {"minor_units": 125000, "currency": "DKK"},
@@ -66,8 +66,8 @@ TEST_CASE("golden JSON of every Transfer event") {
       R"({"transfer_id": "t-1", "attempt": 2, "reason_code": "AC04", "reason": "account closed",
           "latency_ms": 42})");
   check_golden<C, TransferEvent>(
-      DuplicateTransferRequestRefused{"t-1", "DUPL", "different request", {"amount", "creditor"},
-                                      "corr-2", at(5)},
+      DuplicateTransferRequestRefused{
+          "t-1", "DUPL", "different request", {"amount", "creditor"}, "corr-2", at(5)},
       "DuplicateTransferRequestRefused",
       R"({"transfer_id": "t-1", "reason_code": "DUPL", "reason": "different request",
           "differing_fields": ["amount", "creditor"], "correlation_id": "corr-2",
@@ -140,8 +140,8 @@ TEST_CASE("golden JSON of every IncomingPayment event") {
                               "Rent", at(0)},
       "IncomingPaymentRecorded", ("{" + std::string(payment) + "}").c_str());
   check_golden<C, IncomingPaymentEvent>(
-      IncomingPaymentParked{"p-1", "CR-IN-17", "000000000017", dkk(50000), ada(), charles(),
-                            "Rent", at(0), "AM03", "currency EUR not processable"},
+      IncomingPaymentParked{"p-1", "CR-IN-17", "000000000017", dkk(50000), ada(), charles(), "Rent",
+                            at(0), "AM03", "currency EUR not processable"},
       "IncomingPaymentParked",
       ("{" + std::string(payment) +
        R"(, "reason_code": "AM03", "reason": "currency EUR not processable"})")
@@ -183,8 +183,8 @@ TEST_CASE("decoding malformed data returns an error naming the problem, and neve
   null_field["transfer_id"] = nullptr;
   CHECK(error_of("TransferSettled", null_field) == "TransferSettled: invalid field transfer_id");
 
-  const Json retry = TransferCodec::encode(
-      RetryScheduled{"t-1", "t-1", ClearingAction::submit, 2, at(0), "r"});
+  const Json retry =
+      TransferCodec::encode(RetryScheduled{"t-1", "t-1", ClearingAction::submit, 2, at(0), "r"});
   Json bad_time = retry;
   bad_time["due_at"] = "2026-11-26 09:00:00";
   CHECK(error_of("RetryScheduled", bad_time) == "RetryScheduled: invalid field due_at");
@@ -192,8 +192,8 @@ TEST_CASE("decoding malformed data returns an error naming the problem, and neve
   bad_action["action"] = "resubmit";
   CHECK(error_of("RetryScheduled", bad_action) == "RetryScheduled: invalid field action");
 
-  const Json initiated = TransferCodec::encode(TransferInitiated{
-      "t-1", "a", dkk(1), ada(), charles(), "", at(0), "c", at(0), at(0), "t-1"});
+  const Json initiated = TransferCodec::encode(
+      TransferInitiated{"t-1", "a", dkk(1), ada(), charles(), "", at(0), "c", at(0), at(0), "t-1"});
   Json bad_currency = initiated;
   bad_currency["amount"]["currency"] = "dkk";
   CHECK(error_of("TransferInitiated", bad_currency) == "TransferInitiated: invalid field amount");

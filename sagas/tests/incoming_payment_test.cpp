@@ -29,8 +29,13 @@ RecordIncomingPayment payment() {
 
 IncomingPaymentRecorded recorded(const RecordIncomingPayment& c) {
   return IncomingPaymentRecorded{incoming_payment_id(c.clearing_reference),
-                                 c.clearing_reference, c.cursor, c.amount, c.debtor, c.creditor,
-                                 c.remittance_info, c.received_at};
+                                 c.clearing_reference,
+                                 c.cursor,
+                                 c.amount,
+                                 c.debtor,
+                                 c.creditor,
+                                 c.remittance_info,
+                                 c.received_at};
 }
 
 Events when(const RecordIncomingPayment& c, const IncomingPaymentState& state) {
@@ -59,29 +64,33 @@ TEST_CASE("given nothing, when a valid payment arrives, then it is recorded") {
   CHECK(state.payment_id == incoming_payment_id("CR-IN-17"));
 }
 
-TEST_CASE("given a recorded payment, when the feed re-sends it on a later page, then nothing "
-          "happens") {
+TEST_CASE(
+    "given a recorded payment, when the feed re-sends it on a later page, then nothing "
+    "happens") {
   auto again = payment();
   again.cursor = "000000000042";
   CHECK(when(again, given({recorded(payment())})).empty());
 }
 
-TEST_CASE("given a recorded payment, when the same reference comes with other content, then "
-          "an alarm and the first record stands") {
+TEST_CASE(
+    "given a recorded payment, when the same reference comes with other content, then "
+    "an alarm and the first record stands") {
   const auto state = given({recorded(payment())});
   auto other = payment();
   other.cursor = "000000000043";
   other.amount.minor_units = 1;
   other.remittance_info = "Something else";
   const auto events = when(other, state);
-  CHECK(events == Events{ConflictingIncomingPaymentReceived{
-                      incoming_payment_id("CR-IN-17"), "CR-IN-17", "000000000043",
-                      {"amount", "remittance_info"}}});
+  CHECK(events == Events{ConflictingIncomingPaymentReceived{incoming_payment_id("CR-IN-17"),
+                                                            "CR-IN-17",
+                                                            "000000000043",
+                                                            {"amount", "remittance_info"}}});
   CHECK(IncomingPaymentDecider::evolve(state, events[0]) == state);
 }
 
-TEST_CASE("given nothing, when an invalid payment arrives, then it is parked with the reason, "
-          "never dropped") {
+TEST_CASE(
+    "given nothing, when an invalid payment arrives, then it is parked with the reason, "
+    "never dropped") {
   struct Case {
     std::string name;
     void (*mutate)(RecordIncomingPayment&);
@@ -102,10 +111,10 @@ TEST_CASE("given nothing, when an invalid payment arrives, then it is parked wit
     auto command = payment();
     c.mutate(command);
     const auto events = when(command, IncomingPaymentDecider::initial_state());
-    CHECK(events == Events{IncomingPaymentParked{
-                        incoming_payment_id("CR-IN-17"), "CR-IN-17", command.cursor,
-                        command.amount, command.debtor, command.creditor, command.remittance_info,
-                        command.received_at, c.code, c.reason}});
+    CHECK(events == Events{IncomingPaymentParked{incoming_payment_id("CR-IN-17"), "CR-IN-17",
+                                                 command.cursor, command.amount, command.debtor,
+                                                 command.creditor, command.remittance_info,
+                                                 command.received_at, c.code, c.reason}});
     const auto state = given(events);
     CHECK(incoming_status_name(state.status) == "parked");
     CHECK(when(command, state).empty());  // a parked payment re-sent is also a no-op

@@ -1,6 +1,6 @@
-#include <doctest/doctest.h>
-
 #include "clearing/sagas/money.hpp"
+
+#include <doctest/doctest.h>
 
 using namespace clearing::sagas;
 

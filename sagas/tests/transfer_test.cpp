@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -66,10 +67,9 @@ InitiateTransfer initiate() {
 
 TransferInitiated initiated() {
   const auto c = initiate();
-  return TransferInitiated{c.transfer_id, c.account_id,     c.amount,
-                           c.debtor,      c.creditor,       c.remittance_info,
-                           c.requested_at, c.correlation_id, t0(),
-                           at_ms(3'600'000), kId};
+  return TransferInitiated{
+      c.transfer_id,  c.account_id,     c.amount, c.debtor,         c.creditor, c.remittance_info,
+      c.requested_at, c.correlation_id, t0(),     at_ms(3'600'000), kId};
 }
 
 // A classified answer with the fields its class carries on the wire.
@@ -83,14 +83,29 @@ RecordClearingAnswer answer(Cls cls, std::int32_t attempt, ClearingAction kind, 
   a.now = now;
   a.policy = policy();
   switch (cls) {
-    case Cls::settled: a.clearing_reference = kRef, a.settlement_date = "2026-11-26"; break;
-    case Cls::pending: a.clearing_reference = kRef, a.settlement_date = "2026-11-27"; break;
-    case Cls::rejected: a.reason_code = "AC04", a.reason = "account closed"; break;
-    case Cls::unknown: a.cause = "timeout"; break;
-    case Cls::maintenance: a.retry_after_ms = kRetryAfterMs; break;
-    case Cls::malformed_request: a.reason = "bad body"; break;
-    case Cls::key_reused: a.reason = "key reused with another body"; break;
-    default: break;
+    case Cls::settled:
+      a.clearing_reference = kRef, a.settlement_date = "2026-11-26";
+      break;
+    case Cls::pending:
+      a.clearing_reference = kRef, a.settlement_date = "2026-11-27";
+      break;
+    case Cls::rejected:
+      a.reason_code = "AC04", a.reason = "account closed";
+      break;
+    case Cls::unknown:
+      a.cause = "timeout";
+      break;
+    case Cls::maintenance:
+      a.retry_after_ms = kRetryAfterMs;
+      break;
+    case Cls::malformed_request:
+      a.reason = "bad body";
+      break;
+    case Cls::key_reused:
+      a.reason = "key reused with another body";
+      break;
+    default:
+      break;
   }
   return a;
 }
@@ -108,11 +123,15 @@ ResolveManually resolve(ManualOutcome outcome) {
 }
 
 // Event builders, in the order of the answer classes.
-TransferEvent settled(std::int32_t a) { return TransferSettled{kId, a, kRef, "2026-11-26", kLatencyMs}; }
+TransferEvent settled(std::int32_t a) {
+  return TransferSettled{kId, a, kRef, "2026-11-26", kLatencyMs};
+}
 TransferEvent pending(std::int32_t a) {
   return TransferAcceptedPending{kId, a, kRef, "2026-11-27", kLatencyMs};
 }
-TransferEvent rejected(std::int32_t a) { return TransferRejected{kId, a, "AC04", "account closed", kLatencyMs}; }
+TransferEvent rejected(std::int32_t a) {
+  return TransferRejected{kId, a, "AC04", "account closed", kLatencyMs};
+}
 TransferEvent unknown(std::int32_t a, std::string cause = "timeout") {
   return ClearingOutcomeUnknown{kId, a, std::move(cause), kLatencyMs};
 }
@@ -120,8 +139,12 @@ TransferEvent in_progress(std::int32_t a) { return ClearingReportedInProgress{kI
 TransferEvent key_conflict(std::int32_t a) {
   return IdempotencyKeyConflictDetected{kId, a, kId, "key reused with another body", kLatencyMs};
 }
-TransferEvent unavailable(std::int32_t a) { return ClearingUnavailable{kId, a, kRetryAfterMs, kLatencyMs}; }
-TransferEvent malformed(std::int32_t a) { return TransferRejected{kId, a, "FF01", "bad body", kLatencyMs}; }
+TransferEvent unavailable(std::int32_t a) {
+  return ClearingUnavailable{kId, a, kRetryAfterMs, kLatencyMs};
+}
+TransferEvent malformed(std::int32_t a) {
+  return TransferRejected{kId, a, "FF01", "bad body", kLatencyMs};
+}
 TransferEvent not_found(std::int32_t a) { return ClearingReportedNotFound{kId, a, kLatencyMs}; }
 TransferEvent unauthorized(std::int32_t a) { return ClearingUnauthorized{kId, a, kLatencyMs}; }
 TransferEvent retry(ClearingAction action, std::int32_t a, Timestamp due, std::string reason) {
@@ -129,10 +152,14 @@ TransferEvent retry(ClearingAction action, std::int32_t a, Timestamp due, std::s
 }
 TransferEvent contradiction(std::int32_t a, std::string terminal, Cls cls, std::string ref,
                             std::string code, std::string reason, Timestamp at) {
-  return ContradictingClearingAnswerReceived{kId,          a,    std::move(terminal),
+  return ContradictingClearingAnswerReceived{kId,
+                                             a,
+                                             std::move(terminal),
                                              std::string(answer_class_name(cls)),
-                                             std::move(ref), std::move(code),
-                                             std::move(reason), at};
+                                             std::move(ref),
+                                             std::move(code),
+                                             std::move(reason),
+                                             at};
 }
 
 constexpr auto kSubmit = ClearingAction::submit;
@@ -182,27 +209,43 @@ std::vector<Given> all_states() {
       {"submitting",
        {initiated(), ClearingUnavailable{kId, 1, kRetryAfterMs, 5},
         retry(kSubmit, 2, at_ms(1'000), kMaintenance)},
-       2, kSubmit, kEarly},
+       2,
+       kSubmit,
+       kEarly},
       {"outcome_unknown",
        {initiated(), ClearingOutcomeUnknown{kId, 1, "timeout", 5},
         retry(kSubmit, 2, at_ms(1'000), kResubmit)},
-       2, kSubmit, kEarly},
+       2,
+       kSubmit,
+       kEarly},
       {"pending_settlement",
        {initiated(), TransferAcceptedPending{kId, 1, kRef, "2026-11-27", 5},
         retry(kInquiry, 2, at_ms(60'000), kSettlement)},
-       2, kInquiry, kEarly},
+       2,
+       kInquiry,
+       kEarly},
       {"under_investigation",
        {initiated(), ClearingOutcomeUnknown{kId, 1, "timeout", 5},
         TransferUnderInvestigation{kId, at_ms(3'600'000), 1, "timeout"},
         retry(kInquiry, 2, at_ms(3'900'000), kInvestigation)},
-       2, kInquiry, kLate},
+       2,
+       kInquiry,
+       kLate},
       {"parked_for_review",
        {initiated(), IdempotencyKeyConflictDetected{kId, 1, kId, "key reused", 5}},
-       1, kSubmit, kEarly},
-      {"succeeded", {initiated(), TransferSettled{kId, 1, kRef, "2026-11-26", 5}}, 1, kSubmit,
+       1,
+       kSubmit,
        kEarly},
-      {"rejected", {initiated(), TransferRejected{kId, 1, "AC04", "account closed", 5}}, 1,
-       kSubmit, kEarly},
+      {"succeeded",
+       {initiated(), TransferSettled{kId, 1, kRef, "2026-11-26", 5}},
+       1,
+       kSubmit,
+       kEarly},
+      {"rejected",
+       {initiated(), TransferRejected{kId, 1, "AC04", "account closed", 5}},
+       1,
+       kSubmit,
+       kEarly},
   };
 }
 
@@ -213,10 +256,9 @@ Given state_named(const std::string& name) {
   return {};
 }
 
-const std::vector<Cls> kAllClasses = {Cls::settled,     Cls::pending,           Cls::rejected,
-                                      Cls::unknown,     Cls::in_progress,       Cls::key_reused,
-                                      Cls::maintenance, Cls::malformed_request, Cls::not_found,
-                                      Cls::unauthorized};
+const std::vector<Cls> kAllClasses = {
+    Cls::settled,    Cls::pending,     Cls::rejected,          Cls::unknown,   Cls::in_progress,
+    Cls::key_reused, Cls::maintenance, Cls::malformed_request, Cls::not_found, Cls::unauthorized};
 
 // The projection rule: after every decision the work item is exactly what the events say.
 void check_next_action_consistent(const TransferState& before, const Events& events,
@@ -264,8 +306,9 @@ void check_table(const std::string& state_name_text, const std::vector<Cell>& ce
 // =======================================================================================
 // Initiation.
 
-TEST_CASE("given no transfer, when a valid InitiateTransfer, then TransferInitiated and the "
-          "first submission is due now with the transfer id as key") {
+TEST_CASE(
+    "given no transfer, when a valid InitiateTransfer, then TransferInitiated and the "
+    "first submission is due now with the transfer id as key") {
   const auto events = when(initiate(), TransferDecider::initial_state());
   CHECK(events == Events{initiated()});
   const auto state = given(events);
@@ -275,8 +318,9 @@ TEST_CASE("given no transfer, when a valid InitiateTransfer, then TransferInitia
   CHECK(next_action(state) == ScheduledAction{kSubmit, 1, t0(), kId});
 }
 
-TEST_CASE("given no transfer, when InitiateTransfer fails validation, then it is initiated and "
-          "rejected with the ISO 20022 code, and the clearing is never called") {
+TEST_CASE(
+    "given no transfer, when InitiateTransfer fails validation, then it is initiated and "
+    "rejected with the ISO 20022 code, and the clearing is never called") {
   struct Case {
     std::string name;
     void (*mutate)(InitiateTransfer&);
@@ -284,15 +328,16 @@ TEST_CASE("given no transfer, when InitiateTransfer fails validation, then it is
     std::string reason;
   };
   const std::vector<Case> cases = {
-      {"creditor account", [](InitiateTransfer& c) { c.creditor.account.id = "DK5000400440116244"; },
-       "AC01", "creditor account: account number check digits do not match"},
+      {"creditor account",
+       [](InitiateTransfer& c) { c.creditor.account.id = "DK5000400440116244"; }, "AC01",
+       "creditor account: account number check digits do not match"},
       {"debtor account", [](InitiateTransfer& c) { c.debtor.account.id = "5301:0001234567"; },
        "AC01", "debtor account: account number contains invalid characters"},
       {"foreign IBAN",
        [](InitiateTransfer& c) { c.creditor.account.id = "GB82WEST12345698765432"; }, "AC01",
        "creditor account: IBAN belongs to another country"},
-      {"currency", [](InitiateTransfer& c) { c.amount.currency = *Currency::parse("SEK"); },
-       "AM03", "currency SEK not processable; expected DKK"},
+      {"currency", [](InitiateTransfer& c) { c.amount.currency = *Currency::parse("SEK"); }, "AM03",
+       "currency SEK not processable; expected DKK"},
       {"zero amount", [](InitiateTransfer& c) { c.amount.minor_units = 0; }, "AM02",
        "amount must be positive"},
       {"negative amount", [](InitiateTransfer& c) { c.amount.minor_units = -5; }, "AM02",
@@ -319,7 +364,8 @@ TEST_CASE("given no transfer, when InitiateTransfer fails validation, then it is
     const auto events = when(command, TransferDecider::initial_state());
     REQUIRE(events.size() == 2);
     CHECK(std::get<TransferInitiated>(events[0]).transfer_id == command.transfer_id);
-    CHECK(events[1] == TransferEvent{TransferRejected{command.transfer_id, 0, c.code, c.reason, 0}});
+    CHECK(events[1] ==
+          TransferEvent{TransferRejected{command.transfer_id, 0, c.code, c.reason, 0}});
     const auto state = given(events);
     CHECK(state_name(state) == "rejected");
     CHECK_FALSE(next_action(state).has_value());
@@ -332,8 +378,9 @@ TEST_CASE("an amount exactly at the limit is accepted") {
   CHECK(when(command, TransferDecider::initial_state()).size() == 1);
 }
 
-TEST_CASE("given any state, when the same InitiateTransfer is redelivered later under another "
-          "correlation id, then nothing happens") {
+TEST_CASE(
+    "given any state, when the same InitiateTransfer is redelivered later under another "
+    "correlation id, then nothing happens") {
   for (const auto& g : all_states()) {
     CAPTURE(g.name);
     auto command = initiate();
@@ -344,8 +391,9 @@ TEST_CASE("given any state, when the same InitiateTransfer is redelivered later 
   }
 }
 
-TEST_CASE("given any state, when a different request arrives with the same transfer id, then "
-          "DuplicateTransferRequestRefused DUPL and the first request goes on unchanged") {
+TEST_CASE(
+    "given any state, when a different request arrives with the same transfer id, then "
+    "DuplicateTransferRequestRefused DUPL and the first request goes on unchanged") {
   for (const auto& g : all_states()) {
     CAPTURE(g.name);
     auto command = initiate();
@@ -355,9 +403,13 @@ TEST_CASE("given any state, when a different request arrives with the same trans
     command.now = kEarly;
     const auto state = given(g.history);
     const auto events = when(command, state);
-    CHECK(events == Events{DuplicateTransferRequestRefused{
-                        kId, "DUPL", "transfer id already used by a different request",
-                        {"amount", "creditor"}, "corr-2", kEarly}});
+    CHECK(events ==
+          Events{DuplicateTransferRequestRefused{kId,
+                                                 "DUPL",
+                                                 "transfer id already used by a different request",
+                                                 {"amount", "creditor"},
+                                                 "corr-2",
+                                                 kEarly}});
     CHECK(apply_all(state, events) == state);
   }
 }
@@ -384,91 +436,116 @@ TEST_CASE("given no transfer, every answer and a manual resolution are refused")
 
 TEST_CASE("given initiated (attempt 1 submit), when each answer class arrives, then ...") {
   const auto n = kEarly;
-  check_table("initiated",
-              {
-                  {Cls::settled, {settled(1)}},
-                  {Cls::pending, {pending(1), retry(kInquiry, 2, n + std::chrono::minutes{1}, kSettlement)}},
-                  {Cls::rejected, {rejected(1)}},
-                  {Cls::unknown, {unknown(1), retry(kSubmit, 2, n + std::chrono::seconds{1}, kResubmit)}},
-                  {Cls::in_progress, {in_progress(1), retry(kInquiry, 2, n + std::chrono::seconds{1}, kInProgress)}},
-                  {Cls::key_reused, {key_conflict(1)}},
-                  {Cls::maintenance, {unavailable(1), retry(kSubmit, 2, n + std::chrono::minutes{2}, kMaintenance)}},
-                  {Cls::malformed_request, {malformed(1)}},
-                  {Cls::not_found,
-                   {unknown(1, "unexpected 404 on submission"),
-                    retry(kSubmit, 2, n + std::chrono::seconds{1}, kResubmit)}},
-                  {Cls::unauthorized, {unauthorized(1), retry(kSubmit, 2, n + std::chrono::seconds{1}, kUnauthorized)}},
-              });
+  check_table(
+      "initiated",
+      {
+          {Cls::settled, {settled(1)}},
+          {Cls::pending,
+           {pending(1), retry(kInquiry, 2, n + std::chrono::minutes{1}, kSettlement)}},
+          {Cls::rejected, {rejected(1)}},
+          {Cls::unknown, {unknown(1), retry(kSubmit, 2, n + std::chrono::seconds{1}, kResubmit)}},
+          {Cls::in_progress,
+           {in_progress(1), retry(kInquiry, 2, n + std::chrono::seconds{1}, kInProgress)}},
+          {Cls::key_reused, {key_conflict(1)}},
+          {Cls::maintenance,
+           {unavailable(1), retry(kSubmit, 2, n + std::chrono::minutes{2}, kMaintenance)}},
+          {Cls::malformed_request, {malformed(1)}},
+          {Cls::not_found,
+           {unknown(1, "unexpected 404 on submission"),
+            retry(kSubmit, 2, n + std::chrono::seconds{1}, kResubmit)}},
+          {Cls::unauthorized,
+           {unauthorized(1), retry(kSubmit, 2, n + std::chrono::seconds{1}, kUnauthorized)}},
+      });
 }
 
-TEST_CASE("given submitting (attempt 2 submit, nothing done yet), when each answer class "
-          "arrives, then ...") {
+TEST_CASE(
+    "given submitting (attempt 2 submit, nothing done yet), when each answer class "
+    "arrives, then ...") {
   const auto n = kEarly;
-  check_table("submitting",
-              {
-                  {Cls::settled, {settled(2)}},
-                  {Cls::pending, {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
-                  {Cls::rejected, {rejected(2)}},
-                  {Cls::unknown, {unknown(2), retry(kSubmit, 3, n + std::chrono::seconds{1}, kResubmit)}},
-                  {Cls::in_progress, {in_progress(2), retry(kInquiry, 3, n + std::chrono::seconds{1}, kInProgress)}},
-                  {Cls::key_reused, {key_conflict(2)}},
-                  {Cls::maintenance, {unavailable(2), retry(kSubmit, 3, n + std::chrono::minutes{2}, kMaintenance)}},
-                  {Cls::malformed_request, {malformed(2)}},
-                  {Cls::not_found,
-                   {unknown(2, "unexpected 404 on submission"),
-                    retry(kSubmit, 3, n + std::chrono::seconds{1}, kResubmit)}},
-                  {Cls::unauthorized, {unauthorized(2), retry(kSubmit, 3, n + std::chrono::seconds{1}, kUnauthorized)}},
-              });
+  check_table(
+      "submitting",
+      {
+          {Cls::settled, {settled(2)}},
+          {Cls::pending,
+           {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
+          {Cls::rejected, {rejected(2)}},
+          {Cls::unknown, {unknown(2), retry(kSubmit, 3, n + std::chrono::seconds{1}, kResubmit)}},
+          {Cls::in_progress,
+           {in_progress(2), retry(kInquiry, 3, n + std::chrono::seconds{1}, kInProgress)}},
+          {Cls::key_reused, {key_conflict(2)}},
+          {Cls::maintenance,
+           {unavailable(2), retry(kSubmit, 3, n + std::chrono::minutes{2}, kMaintenance)}},
+          {Cls::malformed_request, {malformed(2)}},
+          {Cls::not_found,
+           {unknown(2, "unexpected 404 on submission"),
+            retry(kSubmit, 3, n + std::chrono::seconds{1}, kResubmit)}},
+          {Cls::unauthorized,
+           {unauthorized(2), retry(kSubmit, 3, n + std::chrono::seconds{1}, kUnauthorized)}},
+      });
 }
 
-TEST_CASE("given outcome_unknown (one unknown, attempt 2 resubmit), when each answer class "
-          "arrives, then backoff grows to 2 s and ...") {
+TEST_CASE(
+    "given outcome_unknown (one unknown, attempt 2 resubmit), when each answer class "
+    "arrives, then backoff grows to 2 s and ...") {
   const auto n = kEarly;
-  check_table("outcome_unknown",
-              {
-                  {Cls::settled, {settled(2)}},
-                  {Cls::pending, {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
-                  {Cls::rejected, {rejected(2)}},
-                  {Cls::unknown, {unknown(2), retry(kSubmit, 3, n + std::chrono::seconds{2}, kResubmit)}},
-                  {Cls::in_progress, {in_progress(2), retry(kInquiry, 3, n + std::chrono::seconds{2}, kInProgress)}},
-                  {Cls::key_reused, {key_conflict(2)}},
-                  {Cls::maintenance, {unavailable(2), retry(kSubmit, 3, n + std::chrono::minutes{2}, kMaintenance)}},
-                  {Cls::malformed_request, {malformed(2)}},
-                  {Cls::not_found,
-                   {unknown(2, "unexpected 404 on submission"),
-                    retry(kSubmit, 3, n + std::chrono::seconds{2}, kResubmit)}},
-                  {Cls::unauthorized, {unauthorized(2), retry(kSubmit, 3, n + std::chrono::seconds{2}, kUnauthorized)}},
-              });
+  check_table(
+      "outcome_unknown",
+      {
+          {Cls::settled, {settled(2)}},
+          {Cls::pending,
+           {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
+          {Cls::rejected, {rejected(2)}},
+          {Cls::unknown, {unknown(2), retry(kSubmit, 3, n + std::chrono::seconds{2}, kResubmit)}},
+          {Cls::in_progress,
+           {in_progress(2), retry(kInquiry, 3, n + std::chrono::seconds{2}, kInProgress)}},
+          {Cls::key_reused, {key_conflict(2)}},
+          {Cls::maintenance,
+           {unavailable(2), retry(kSubmit, 3, n + std::chrono::minutes{2}, kMaintenance)}},
+          {Cls::malformed_request, {malformed(2)}},
+          {Cls::not_found,
+           {unknown(2, "unexpected 404 on submission"),
+            retry(kSubmit, 3, n + std::chrono::seconds{2}, kResubmit)}},
+          {Cls::unauthorized,
+           {unauthorized(2), retry(kSubmit, 3, n + std::chrono::seconds{2}, kUnauthorized)}},
+      });
 }
 
-TEST_CASE("given pending_settlement (attempt 2 inquiry), when each answer class arrives, "
-          "then ...") {
+TEST_CASE(
+    "given pending_settlement (attempt 2 inquiry), when each answer class arrives, "
+    "then ...") {
   const auto n = kEarly;
-  check_table("pending_settlement",
-              {
-                  {Cls::settled, {settled(2)}},
-                  {Cls::pending, {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
-                  {Cls::rejected, {rejected(2)}},
-                  {Cls::unknown, {unknown(2), retry(kInquiry, 3, n + std::chrono::seconds{1}, kInquire)}},
-                  {Cls::in_progress, {in_progress(2), retry(kInquiry, 3, n + std::chrono::seconds{1}, kInProgress)}},
-                  {Cls::key_reused, {key_conflict(2)}},
-                  {Cls::maintenance, {unavailable(2), retry(kInquiry, 3, n + std::chrono::minutes{2}, kMaintenance)}},
-                  {Cls::malformed_request,
-                   {unknown(2, "inquiry refused as malformed: bad body"),
-                    retry(kInquiry, 3, n + std::chrono::seconds{1}, kInquire)}},
-                  {Cls::not_found, {not_found(2), retry(kSubmit, 3, n, kNotFound)}},
-                  {Cls::unauthorized, {unauthorized(2), retry(kInquiry, 3, n + std::chrono::seconds{1}, kUnauthorized)}},
-              });
+  check_table(
+      "pending_settlement",
+      {
+          {Cls::settled, {settled(2)}},
+          {Cls::pending,
+           {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
+          {Cls::rejected, {rejected(2)}},
+          {Cls::unknown, {unknown(2), retry(kInquiry, 3, n + std::chrono::seconds{1}, kInquire)}},
+          {Cls::in_progress,
+           {in_progress(2), retry(kInquiry, 3, n + std::chrono::seconds{1}, kInProgress)}},
+          {Cls::key_reused, {key_conflict(2)}},
+          {Cls::maintenance,
+           {unavailable(2), retry(kInquiry, 3, n + std::chrono::minutes{2}, kMaintenance)}},
+          {Cls::malformed_request,
+           {unknown(2, "inquiry refused as malformed: bad body"),
+            retry(kInquiry, 3, n + std::chrono::seconds{1}, kInquire)}},
+          {Cls::not_found, {not_found(2), retry(kSubmit, 3, n, kNotFound)}},
+          {Cls::unauthorized,
+           {unauthorized(2), retry(kInquiry, 3, n + std::chrono::seconds{1}, kUnauthorized)}},
+      });
 }
 
-TEST_CASE("given under_investigation (attempt 2 inquiry, past the deadline), when each answer "
-          "class arrives, then inquiries go on slowly and nothing is rejected for a timeout") {
+TEST_CASE(
+    "given under_investigation (attempt 2 inquiry, past the deadline), when each answer "
+    "class arrives, then inquiries go on slowly and nothing is rejected for a timeout") {
   const auto n = kLate;
   const auto slow = n + std::chrono::minutes{5};
   check_table("under_investigation",
               {
                   {Cls::settled, {settled(2)}},
-                  {Cls::pending, {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
+                  {Cls::pending,
+                   {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
                   {Cls::rejected, {rejected(2)}},
                   {Cls::unknown, {unknown(2), retry(kInquiry, 3, slow, kInvestigation)}},
                   {Cls::in_progress, {in_progress(2), retry(kInquiry, 3, slow, kInvestigation)}},
@@ -482,56 +559,59 @@ TEST_CASE("given under_investigation (attempt 2 inquiry, past the deadline), whe
               });
 }
 
-TEST_CASE("given parked_for_review, when any answer arrives, then nothing happens: people "
-          "decide") {
+TEST_CASE(
+    "given parked_for_review, when any answer arrives, then nothing happens: people "
+    "decide") {
   std::vector<Cell> cells;
   for (auto cls : kAllClasses) cells.push_back({cls, {}});
   check_table("parked_for_review", cells);
 }
 
-TEST_CASE("given succeeded, when each answer class arrives, then an echo is a no-op and a "
-          "contradiction an alarm") {
-  check_table("succeeded",
-              {
-                  {Cls::settled, {}},
-                  {Cls::pending, {}},
-                  {Cls::rejected,
-                   {contradiction(1, "succeeded", Cls::rejected, "", "AC04", "account closed",
-                                  kEarly)}},
-                  {Cls::unknown, {}},
-                  {Cls::in_progress, {}},
-                  {Cls::key_reused, {}},
-                  {Cls::maintenance, {}},
-                  {Cls::malformed_request, {}},
-                  {Cls::not_found, {}},  // on a submission: says nothing (see below for inquiry)
-                  {Cls::unauthorized, {}},
-              });
+TEST_CASE(
+    "given succeeded, when each answer class arrives, then an echo is a no-op and a "
+    "contradiction an alarm") {
+  check_table(
+      "succeeded",
+      {
+          {Cls::settled, {}},
+          {Cls::pending, {}},
+          {Cls::rejected,
+           {contradiction(1, "succeeded", Cls::rejected, "", "AC04", "account closed", kEarly)}},
+          {Cls::unknown, {}},
+          {Cls::in_progress, {}},
+          {Cls::key_reused, {}},
+          {Cls::maintenance, {}},
+          {Cls::malformed_request, {}},
+          {Cls::not_found, {}},  // on a submission: says nothing (see below for inquiry)
+          {Cls::unauthorized, {}},
+      });
 }
 
-TEST_CASE("given rejected, when each answer class arrives, then an acceptance is a "
-          "contradiction and anything else a no-op") {
-  check_table("rejected",
-              {
-                  {Cls::settled,
-                   {contradiction(1, "rejected", Cls::settled, kRef, "", "", kEarly)}},
-                  {Cls::pending,
-                   {contradiction(1, "rejected", Cls::pending, kRef, "", "", kEarly)}},
-                  {Cls::rejected, {}},
-                  {Cls::unknown, {}},
-                  {Cls::in_progress, {}},
-                  {Cls::key_reused, {}},
-                  {Cls::maintenance, {}},
-                  {Cls::malformed_request, {}},
-                  {Cls::not_found, {}},
-                  {Cls::unauthorized, {}},
-              });
+TEST_CASE(
+    "given rejected, when each answer class arrives, then an acceptance is a "
+    "contradiction and anything else a no-op") {
+  check_table(
+      "rejected",
+      {
+          {Cls::settled, {contradiction(1, "rejected", Cls::settled, kRef, "", "", kEarly)}},
+          {Cls::pending, {contradiction(1, "rejected", Cls::pending, kRef, "", "", kEarly)}},
+          {Cls::rejected, {}},
+          {Cls::unknown, {}},
+          {Cls::in_progress, {}},
+          {Cls::key_reused, {}},
+          {Cls::maintenance, {}},
+          {Cls::malformed_request, {}},
+          {Cls::not_found, {}},
+          {Cls::unauthorized, {}},
+      });
 }
 
 // =======================================================================================
 // Terminal immutability and contradictions.
 
-TEST_CASE("given succeeded, when the clearing answers settled with another reference or not "
-          "found on inquiry, then an alarm and the state is unchanged") {
+TEST_CASE(
+    "given succeeded, when the clearing answers settled with another reference or not "
+    "found on inquiry, then an alarm and the state is unchanged") {
   const auto state = given(state_named("succeeded").history);
   auto other = answer(Cls::settled, 1, kSubmit, kEarly);
   other.clearing_reference = "CR-999";
@@ -550,7 +630,8 @@ TEST_CASE("a terminal state never changes, whatever command comes") {
     std::vector<TransferCommand> commands;
     for (auto cls : kAllClasses)
       for (auto kind : {kSubmit, kInquiry})
-        for (std::int32_t attempt : {1, 2, 7}) commands.push_back(answer(cls, attempt, kind, kLate));
+        for (std::int32_t attempt : {1, 2, 7})
+          commands.push_back(answer(cls, attempt, kind, kLate));
     commands.push_back(initiate());
     auto other = initiate();
     other.amount.minor_units = 1;
@@ -570,8 +651,9 @@ TEST_CASE("a terminal state never changes, whatever command comes") {
 // =======================================================================================
 // Stale answers.
 
-TEST_CASE("given attempt 2 is current, when a late answer for attempt 1 arrives, then only a "
-          "final answer is recorded") {
+TEST_CASE(
+    "given attempt 2 is current, when a late answer for attempt 1 arrives, then only a "
+    "final answer is recorded") {
   const auto state = given(state_named("outcome_unknown").history);
   for (auto cls : kAllClasses) {
     CAPTURE(answer_class_name(cls));
@@ -653,8 +735,9 @@ TEST_CASE("the jitter of the command shifts the due time within the bounds") {
   CHECK(events[1] == retry(kSubmit, 2, kEarly + std::chrono::milliseconds{750}, kResubmit));
 }
 
-TEST_CASE("Retry-After is honoured as given, whatever the jitter, and without it the initial "
-          "backoff applies") {
+TEST_CASE(
+    "Retry-After is honoured as given, whatever the jitter, and without it the initial "
+    "backoff applies") {
   const auto state = given({initiated()});
   auto a = answer(Cls::maintenance, 1, kSubmit, kEarly);
   a.retry_after_ms = 3'600'000 - 20'000;  // longer than the backoff cap
@@ -679,14 +762,15 @@ RecordClearingAnswer next_answer(const TransferState& state, Cls cls, Timestamp 
 }
 }  // namespace
 
-TEST_CASE("after N consecutive unknown outcomes the next action is an inquiry; maintenance "
-          "does not count; not found resubmits with the same key at once") {
+TEST_CASE(
+    "after N consecutive unknown outcomes the next action is an inquiry; maintenance "
+    "does not count; not found resubmits with the same key at once") {
   auto state = given({initiated()});
   step(state, next_answer(state, Cls::unknown, kEarly));  // 1 unknown
   CHECK(next_action(state)->action == kSubmit);
   step(state, next_answer(state, Cls::maintenance, kEarly));  // nothing done: not counted
   CHECK(next_action(state)->action == kSubmit);
-  CHECK(state_name(state) == "outcome_unknown");  // the first attempt is still open
+  CHECK(state_name(state) == "outcome_unknown");          // the first attempt is still open
   step(state, next_answer(state, Cls::unknown, kEarly));  // 2 unknowns
   CHECK(next_action(state)->action == kSubmit);
   step(state, next_answer(state, Cls::unknown, kEarly));  // 3 unknowns: N reached
@@ -702,8 +786,9 @@ TEST_CASE("after N consecutive unknown outcomes the next action is an inquiry; m
   CHECK(next_action(state)->action == kSubmit);
 }
 
-TEST_CASE("past the deadline an unknown outcome puts the transfer under investigation once, "
-          "then inquiries go on at the investigation interval") {
+TEST_CASE(
+    "past the deadline an unknown outcome puts the transfer under investigation once, "
+    "then inquiries go on at the investigation interval") {
   auto state = given({initiated()});
   step(state, next_answer(state, Cls::unknown, kEarly));
   const auto deadline = at_ms(3'600'000);
@@ -723,28 +808,31 @@ TEST_CASE("past the deadline an unknown outcome puts the transfer under investig
   CHECK(state_name(state) == "under_investigation");
 }
 
-TEST_CASE("past the deadline a maintenance window on the first submission also escalates, and "
-          "a longer Retry-After still wins") {
+TEST_CASE(
+    "past the deadline a maintenance window on the first submission also escalates, and "
+    "a longer Retry-After still wins") {
   auto state = given({initiated()});
   auto a = next_answer(state, Cls::maintenance, kLate);
   a.retry_after_ms = 600'000;
   const auto events = step(state, a);
-  CHECK(events == Events{ClearingUnavailable{kId, 1, 600'000, kLatencyMs},
-                         TransferUnderInvestigation{kId, kLate, 1,
-                                                    "clearing unavailable (maintenance)"},
-                         retry(kInquiry, 2, kLate + std::chrono::minutes{10}, kInvestigation)});
+  CHECK(events ==
+        Events{ClearingUnavailable{kId, 1, 600'000, kLatencyMs},
+               TransferUnderInvestigation{kId, kLate, 1, "clearing unavailable (maintenance)"},
+               retry(kInquiry, 2, kLate + std::chrono::minutes{10}, kInvestigation)});
 }
 
 TEST_CASE("a pending transfer is not escalated by the deadline: the clearing has accepted it") {
   auto state = given(state_named("pending_settlement").history);
   const auto events = step(state, next_answer(state, Cls::unknown, kLate));
-  CHECK(events == Events{unknown(2), retry(kInquiry, 3, kLate + std::chrono::seconds{1}, kInquire)});
+  CHECK(events ==
+        Events{unknown(2), retry(kInquiry, 3, kLate + std::chrono::seconds{1}, kInquire)});
   CHECK(state_name(state) == "pending_settlement");
 }
 
-TEST_CASE("a long run of open answers never rejects, investigates once, keeps one key and "
-          "always has a next action") {
-  const std::vector<Cls> open = {Cls::unknown, Cls::in_progress, Cls::maintenance,
+TEST_CASE(
+    "a long run of open answers never rejects, investigates once, keeps one key and "
+    "always has a next action") {
+  const std::vector<Cls> open = {Cls::unknown,      Cls::in_progress,       Cls::maintenance,
                                  Cls::unauthorized, Cls::malformed_request, Cls::not_found};
   auto state = given({initiated()});
   std::uint64_t seed = 0x9e3779b97f4a7c15ULL;
@@ -774,8 +862,9 @@ TEST_CASE("a long run of open answers never rejects, investigates once, keeps on
 // =======================================================================================
 // Manual resolution.
 
-TEST_CASE("given under investigation or parked, when people resolve it, then it is terminal "
-          "and the event names what it corrects") {
+TEST_CASE(
+    "given under investigation or parked, when people resolve it, then it is terminal "
+    "and the event names what it corrects") {
   for (const auto* name : {"under_investigation", "parked_for_review"}) {
     CAPTURE(name);
     const auto g = state_named(name);
@@ -800,8 +889,9 @@ TEST_CASE("given under investigation or parked, when people resolve it, then it 
   CHECK(after.reason_code == "NARR");
 }
 
-TEST_CASE("manual resolution is refused while automation works, for a terminal transfer, and "
-          "when incomplete") {
+TEST_CASE(
+    "manual resolution is refused while automation works, for a terminal transfer, and "
+    "when incomplete") {
   for (const auto* name : {"initiated", "submitting", "outcome_unknown", "pending_settlement"}) {
     CAPTURE(name);
     CHECK(refused(resolve(ManualOutcome::succeeded), given(state_named(name).history)) ==

@@ -1,10 +1,9 @@
 #pragma once
 // Stored form of the IncomingPayment events; the same rules as transfer_codec.hpp.
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json_fwd.hpp>
 #include <tl/expected.hpp>
 
 #include "clearing/sagas/incoming_payment_decider.hpp"
@@ -15,7 +14,7 @@ struct IncomingPaymentCodec {
   static std::string_view event_type(const IncomingPaymentEvent& event);
   static nlohmann::json encode(const IncomingPaymentEvent& event);
   static tl::expected<IncomingPaymentEvent, std::string> decode(std::string_view type,
-                                                                 const nlohmann::json& data);
+                                                                const nlohmann::json& data);
 };
 
 }  // namespace clearing::sagas

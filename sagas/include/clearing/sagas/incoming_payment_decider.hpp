@@ -10,10 +10,9 @@
 
 #include <string>
 #include <string_view>
+#include <tl/expected.hpp>
 #include <variant>
 #include <vector>
-
-#include <tl/expected.hpp>
 
 #include "clearing/base/clock.hpp"
 #include "clearing/eventstore/decider.hpp"

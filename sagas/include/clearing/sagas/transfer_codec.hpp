@@ -5,10 +5,9 @@
 // Timestamps are RFC 3339 text in UTC; amounts and accounts as in docs/streams.md.
 // Never throws: decode answers malformed data with an error string.
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json_fwd.hpp>
 #include <tl/expected.hpp>
 
 #include "clearing/sagas/transfer_decider.hpp"
@@ -19,7 +18,7 @@ struct TransferCodec {
   static std::string_view event_type(const TransferEvent& event);
   static nlohmann::json encode(const TransferEvent& event);
   static tl::expected<TransferEvent, std::string> decode(std::string_view type,
-                                                          const nlohmann::json& data);
+                                                         const nlohmann::json& data);
 };
 
 }  // namespace clearing::sagas

@@ -20,10 +20,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tl/expected.hpp>
 #include <variant>
 #include <vector>
-
-#include <tl/expected.hpp>
 
 #include "clearing/base/clock.hpp"
 #include "clearing/eventstore/decider.hpp"
@@ -46,8 +45,8 @@ struct CountryRules {
 
 struct RetryPolicy {
   std::int64_t backoff_initial_ms = 1'000;
-  std::int64_t backoff_max_ms = 60'000;  // the cap; never exceeded, jitter included
-  std::int64_t backoff_multiplier = 2;   // integer: no floating point in scheduling
+  std::int64_t backoff_max_ms = 60'000;              // the cap; never exceeded, jitter included
+  std::int64_t backoff_multiplier = 2;               // integer: no floating point in scheduling
   std::int32_t unknown_outcomes_before_inquiry = 3;  // N consecutive unknowns -> inquire
   std::int64_t pending_inquiry_interval_ms = 60'000;
   std::int64_t investigation_inquiry_interval_ms = 300'000;
@@ -161,11 +160,11 @@ struct RecordClearingAnswer {
   std::int32_t attempt = 0;  // the ScheduledAction::attempt the call was made for
   ClearingAction kind = ClearingAction::submit;
   ClearingAnswerClass cls = ClearingAnswerClass::unknown;
-  std::string clearing_reference;  // settled, pending
-  std::string settlement_date;     // settled (actual), pending (expected): "YYYY-MM-DD"
-  std::string reason_code;         // rejected
-  std::string reason;              // rejected, malformed_request, key_reused: the text
-  std::string cause;               // unknown: "timeout", "connection reset", "HTTP 502", ...
+  std::string clearing_reference;   // settled, pending
+  std::string settlement_date;      // settled (actual), pending (expected): "YYYY-MM-DD"
+  std::string reason_code;          // rejected
+  std::string reason;               // rejected, malformed_request, key_reused: the text
+  std::string cause;                // unknown: "timeout", "connection reset", "HTTP 502", ...
   std::int64_t retry_after_ms = 0;  // maintenance: Retry-After; 0 when absent
   std::int64_t latency_ms = 0;
   Timestamp now{};
