@@ -1,0 +1,225 @@
+#pragma once
+// The clearing mock's behaviour without the network: idempotency store, ledger, validation,
+// cut-off, incoming feed, and the seeded fault schedule. The server (mock_server.hpp) turns
+// HTTP requests into calls here and carries out the faults this class plans.
+//
+// Thread safety: every member is thread safe (one mutex); the server runs several strands.
+//
+// Deterministic rules (documented for tests and scripts):
+//  - Validation of POST /v1/transfers, in this order:
+//      400 (malformed, never stored): body not a JSON object, a field missing or of the wrong
+//          type, amount_minor <= 0, Idempotency-Key missing or different from `reference`;
+//      200 RJCT AC01: debtor or creditor account invalid for the country
+//          (clearing::sagas::parse_account_text);
+//      200 RJCT AM03: currency is not the country's (DKK, SEK, NOK);
+//      200 RJCT AM02: amount_minor above MockOptions::amount_minor_max;
+//      200 RJCT AC04: creditor account text ends in "0004" (closed account);
+//      200 RJCT AC06: creditor account text ends in "0006" (blocked account);
+//      otherwise executed: 201 ACSC (settlement date = today, UTC), or 202 PDNG after the
+//      cut-off (settlement date = the next weekday).
+//  - Idempotency: the first answer is stored under the key and replayed for the same key and
+//    the same body (compared as canonical JSON: key order and spacing do not matter); 422
+//    IDEMPOTENCY_KEY_REUSED for another body; 409 IN_PROGRESS while the first request is still
+//    being processed (during an injected delay). A request that a fault stopped before it
+//    executed leaves no trace: the next request with the key is a first request again.
+//  - Cut-off: after `cutoff_minute_utc` (UTC minutes since midnight) or always when
+//    `always_after_cutoff`, accepted transfers answer 202 PDNG. A PDNG transfer settles on
+//    its `settle_after_inquiries`-th status inquiry (default 2: the first inquiry still says
+//    PDNG, the second says ACSC); from then on every inquiry says ACSC.
+//  - Faults: every authorized /v1 request draws, in the fixed order of FaultClass, one
+//    uniform number per class from one RNG seeded with `seed`; the first class whose draw is
+//    below its probability is the request's fault. `delay` is drawn separately (then a delay
+//    uniformly in [delay_ms_min, delay_ms_max]). So one seed gives one fault schedule per
+//    request sequence. Faults that act before execution (nothing executed, nothing stored):
+//    reset_before_execute, timeout_before_execute, http_500, http_502, error_body_200,
+//    maintenance_503. Faults that act after execution (executed and stored; the answer is
+//    lost or damaged): timeout_after_execute, close_after_execute, http_504, malformed_json.
+//    For inquiries and the feed, "execute" means computing the answer.
+//  - Incoming feed: `incoming_generated` payments generated from the seed (cursors
+//    000000000001...), plus those posted to /admin/incoming. With probability
+//    `incoming_resend_probability` (its own RNG stream, seed + 1), a page after cursor c first
+//    re-sends the payment with cursor c (same clearing reference), on top of `limit`.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+#include <chrono>
+
+#include <tl/expected.hpp>
+
+#include "clearing/sagas/account.hpp"
+
+namespace clearing::clearing_mock {
+
+// The order is the draw order of the fault schedule: never reorder (it changes schedules).
+enum class FaultClass {
+  none,
+  timeout_before_execute,
+  timeout_after_execute,
+  close_after_execute,
+  reset_before_execute,
+  http_500,
+  http_502,
+  http_504,
+  error_body_200,
+  malformed_json,
+  maintenance_503,
+};
+inline constexpr int kFaultClassCount = 11;  // including none
+std::string_view to_string(FaultClass fault) noexcept;
+bool acts_before_execute(FaultClass fault) noexcept;
+
+struct FaultSettings {
+  // Probabilities in [0, 1].
+  double delay = 0;
+  double timeout_before_execute = 0;
+  double timeout_after_execute = 0;
+  double close_after_execute = 0;
+  double reset_before_execute = 0;
+  double http_500 = 0;
+  double http_502 = 0;
+  double http_504 = 0;
+  double error_body_200 = 0;
+  double malformed_json = 0;
+  double maintenance_503 = 0;
+  int delay_ms_min = 0;
+  int delay_ms_max = 0;
+  int latency_ms = 0;       // added to every /v1 answer
+  int hold_ms = 5'000;      // timeout_* faults hold the connection this long, then close it
+  int retry_after_s = 1;    // Retry-After of maintenance_503
+};
+
+inline constexpr int kFaultMsMax = 600'000;
+
+// Applies a partial update in JSON (the field names above); unknown keys, wrong types and
+// out-of-range values are rejected with a message, leaving `settings` unchanged.
+tl::expected<void, std::string> apply_faults_json(FaultSettings& settings, std::string_view json);
+std::string faults_to_json(const FaultSettings& settings);
+
+struct MockOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0: a free port
+  std::string bearer_token = "mock-token";
+  sagas::Country country = sagas::Country::dk;
+  std::uint64_t seed = 1;
+  std::int64_t amount_minor_max = 1'000'000'000;  // above: RJCT AM02
+  std::optional<int> cutoff_minute_utc;           // e.g. 14:30 -> 870
+  bool always_after_cutoff = false;
+  int settle_after_inquiries = 2;
+  int incoming_generated = 20;
+  double incoming_resend_probability = 0.0;
+  int threads = 1;
+  std::size_t request_body_bytes_max = 64 * 1024;
+  int idle_timeout_ms = 60'000;  // keep-alive idle and slow-request read deadline
+  int write_timeout_ms = 10'000;
+  FaultSettings faults;
+  // Time source for cut-off, dates and executed_at; tests may fix it.
+  std::function<std::chrono::system_clock::time_point()> now = [] {
+    return std::chrono::system_clock::now();
+  };
+};
+
+inline constexpr int kIncomingLimitMax = 1'000;
+inline constexpr int kIncomingPaymentsMax = 1'000'000;
+
+tl::expected<void, std::string> validate_options(const MockOptions& options);
+
+struct HttpAnswer {
+  int status = 200;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct FaultPlan {
+  FaultClass fault = FaultClass::none;
+  int delay_ms = 0;  // injected delay plus the fixed latency
+  int hold_ms = 0;
+};
+
+enum class Endpoint { submit, inquire, incoming };
+
+struct LedgerEntry {
+  std::string reference;
+  std::string clearing_reference;
+  std::int64_t amount_minor = 0;
+  std::string currency;
+  std::string executed_at;  // "" when never executed (RJCT)
+  std::string status;       // ACSC, PDNG, RJCT
+  std::string reason_code;  // RJCT only
+  int execution_count = 0;  // times money moved for this reference: must never exceed 1
+  int inquiries = 0;
+};
+
+struct MockStats {
+  std::int64_t requests_total = 0;
+  std::map<std::string, std::int64_t> requests;  // submit, inquire, incoming, admin
+  std::map<std::string, std::int64_t> faults;    // per FaultClass name, plus "delay"
+  std::int64_t executions_total = 0;
+  std::int64_t replays = 0;
+  std::int64_t in_progress_answers = 0;
+  std::int64_t key_reused_answers = 0;
+  std::int64_t unauthorized = 0;
+  std::int64_t connections_accepted = 0;
+  std::int64_t in_flight_now = 0;
+  std::int64_t in_flight_peak = 0;
+  std::int64_t incoming_resends = 0;
+};
+
+class MockState {
+ public:
+  explicit MockState(MockOptions options);
+  ~MockState();
+  MockState(const MockState&) = delete;
+  MockState& operator=(const MockState&) = delete;
+
+  const MockOptions& options() const { return options_; }
+
+  // Draws the fault schedule entry of one /v1 request and counts it.
+  FaultPlan plan_faults(Endpoint endpoint);
+  // The answer a fault replaces the real one with (5xx, 200 error body, 503), or a damaged
+  // copy of `real` for malformed_json.
+  HttpAnswer fault_answer(FaultClass fault, const HttpAnswer& real) const;
+
+  // POST /v1/transfers, in two steps so that an injected delay falls while the key is in
+  // progress. begin: either an immediate answer (400, replay, 409, 422) or nullopt, and then
+  // the caller must call exactly one of execute_submit / abandon_submit with the same key.
+  std::optional<HttpAnswer> begin_submit(std::string_view idempotency_key, std::string_view body);
+  HttpAnswer execute_submit(const std::string& key);
+  void abandon_submit(const std::string& key);
+
+  HttpAnswer inquire(std::string_view reference);
+  // `query` is the raw query string (after '?').
+  HttpAnswer incoming(std::string_view query);
+
+  // Admin.
+  HttpAnswer add_incoming(std::string_view body);
+  std::vector<LedgerEntry> ledger() const;
+  std::string ledger_json() const;
+  MockStats stats() const;
+  std::string stats_json() const;
+  FaultSettings faults() const;
+  void set_faults(const FaultSettings& settings);
+  HttpAnswer put_faults(std::string_view body);
+  std::size_t in_progress_count() const;
+
+  // Server bookkeeping for stats.
+  void note_connection();
+  void note_request(std::string_view endpoint_name);
+  void note_unauthorized();
+  void request_started();
+  void request_finished();
+
+  struct Data;
+
+ private:
+  MockOptions options_;
+  std::unique_ptr<Data> data_;
+};
+
+}  // namespace clearing::clearing_mock

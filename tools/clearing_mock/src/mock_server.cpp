@@ -1,0 +1,367 @@
+// The clearing mock's HTTP server: the only translation unit of the mock with Beast and Asio.
+// Each connection is one coroutine on its own strand; MockState does the thinking, this file
+// reads requests, routes them, and carries out the planned faults on the socket.
+
+#include "clearing/clearing_mock/mock_server.hpp"
+
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "asio_include.hpp"
+#include "clearing/base/assert.hpp"
+
+namespace clearing::clearing_mock {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+// A connection serves at most this many requests, then closes (a named bound on the loop;
+// clients reconnect transparently).
+constexpr int kRequestsPerConnectionMax = 100'000;
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+// What to do with the connection after handling a request.
+enum class Action { answer, close, reset };
+
+struct Handled {
+  Action action = Action::answer;
+  HttpAnswer answer;
+};
+
+std::string percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size()) {
+      const auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      const int high = hex(text[i + 1]);
+      const int low = hex(text[i + 2]);
+      if (high >= 0 && low >= 0) {
+        out.push_back(static_cast<char>(high * 16 + low));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(text[i]);
+  }
+  return out;
+}
+
+HttpAnswer json_error(int status, std::string_view code) {
+  return HttpAnswer{status, std::string(R"({"error":{"code":")") + std::string(code) + "\"}}", {}};
+}
+
+struct Session {
+  explicit Session(tcp::socket socket)
+      : stream(std::move(socket)), timer(stream.get_executor()) {}
+  beast::tcp_stream stream;
+  asio::steady_timer timer;
+};
+
+}  // namespace
+
+struct MockServer::Impl {
+  explicit Impl(MockOptions options) : state(options), acceptor(io) {}
+
+  MockState state;
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  std::vector<std::thread> threads;
+  std::uint16_t bound_port = 0;
+
+  std::mutex sessions_mutex;
+  bool stopping = false;  // under sessions_mutex
+  std::uint64_t next_session_id = 0;
+  std::map<std::uint64_t, std::weak_ptr<Session>> sessions;
+
+  std::mutex stop_mutex;
+  bool stopped = false;
+
+  const MockOptions& options() const { return state.options(); }
+
+  bool is_stopping() {
+    std::lock_guard lock(sessions_mutex);
+    return stopping;
+  }
+
+  asio::awaitable<void> sleep(Session& session, int ms) {
+    // A stop() that came between two sleeps must not be outwaited by the next one.
+    if (ms <= 0 || is_stopping()) co_return;
+    session.timer.expires_after(std::chrono::milliseconds(ms));
+    co_await session.timer.async_wait(kUseTuple);
+  }
+
+  // The fault-aware flow shared by the three /v1 endpoints. `execute` computes the real
+  // answer (for submit: executes the transfer); `abandon` undoes the in-progress mark when a
+  // fault stops the request before execution.
+  template <class Execute, class Abandon>
+  asio::awaitable<Handled> with_faults(Session& session, Endpoint endpoint, Execute execute,
+                                       Abandon abandon) {
+    const FaultPlan plan = state.plan_faults(endpoint);
+    co_await sleep(session, plan.delay_ms);
+    if (acts_before_execute(plan.fault)) {
+      abandon();
+      switch (plan.fault) {
+        case FaultClass::reset_before_execute:
+          co_return Handled{Action::reset, {}};
+        case FaultClass::timeout_before_execute:
+          co_await sleep(session, plan.hold_ms);
+          co_return Handled{Action::close, {}};
+        default:
+          co_return Handled{Action::answer, state.fault_answer(plan.fault, HttpAnswer{})};
+      }
+    }
+    HttpAnswer real = execute();
+    switch (plan.fault) {
+      case FaultClass::timeout_after_execute:
+        co_await sleep(session, plan.hold_ms);
+        co_return Handled{Action::close, {}};
+      case FaultClass::close_after_execute:
+        co_return Handled{Action::close, {}};
+      case FaultClass::http_504:
+      case FaultClass::malformed_json:
+        co_return Handled{Action::answer, state.fault_answer(plan.fault, real)};
+      default:
+        co_return Handled{Action::answer, std::move(real)};
+    }
+  }
+
+  asio::awaitable<Handled> handle_v1(Session& session, const Request& request,
+                                     std::string_view path, std::string_view query) {
+    if (path == "/v1/transfers" && request.method() == http::verb::post) {
+      state.note_request("submit");
+      const auto key_field = request.find("Idempotency-Key");
+      const std::string key =
+          key_field == request.end() ? std::string() : std::string(key_field->value());
+      auto immediate = state.begin_submit(key, request.body());
+      const bool proceeds = !immediate.has_value();
+      co_return co_await with_faults(
+          session, Endpoint::submit,
+          [&] { return proceeds ? state.execute_submit(key) : *immediate; },
+          [&] {
+            if (proceeds) state.abandon_submit(key);
+          });
+    }
+    if (path.starts_with("/v1/transfers/") && request.method() == http::verb::get) {
+      state.note_request("inquire");
+      const std::string reference = percent_decode(path.substr(std::strlen("/v1/transfers/")));
+      co_return co_await with_faults(
+          session, Endpoint::inquire, [&] { return state.inquire(reference); }, [] {});
+    }
+    if (path == "/v1/incoming" && request.method() == http::verb::get) {
+      state.note_request("incoming");
+      co_return co_await with_faults(
+          session, Endpoint::incoming, [&] { return state.incoming(query); }, [] {});
+    }
+    co_return Handled{Action::answer, json_error(404, "NO_ROUTE")};
+  }
+
+  Handled handle_admin(const Request& request, std::string_view path) {
+    state.note_request("admin");
+    const auto method = request.method();
+    if (path == "/admin/ledger" && method == http::verb::get) {
+      return {Action::answer, HttpAnswer{200, state.ledger_json(), {}}};
+    }
+    if (path == "/admin/stats" && method == http::verb::get) {
+      return {Action::answer, HttpAnswer{200, state.stats_json(), {}}};
+    }
+    if (path == "/admin/faults" && method == http::verb::get) {
+      return {Action::answer, HttpAnswer{200, faults_to_json(state.faults()), {}}};
+    }
+    if (path == "/admin/faults" && method == http::verb::put) {
+      return {Action::answer, state.put_faults(request.body())};
+    }
+    if (path == "/admin/incoming" && method == http::verb::post) {
+      return {Action::answer, state.add_incoming(request.body())};
+    }
+    return {Action::answer, json_error(404, "NO_ROUTE")};
+  }
+
+  asio::awaitable<Handled> handle(Session& session, const Request& request) {
+    const std::string_view target = request.target();
+    const auto question = target.find('?');
+    const std::string_view path = target.substr(0, question);
+    const std::string_view query =
+        question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+    const auto authorization = request.find(http::field::authorization);
+    if (authorization == request.end() ||
+        authorization->value() != "Bearer " + options().bearer_token) {
+      state.note_unauthorized();
+      co_return Handled{Action::answer, json_error(401, "UNAUTHORIZED")};
+    }
+    if (path.starts_with("/admin/")) co_return handle_admin(request, path);
+    state.request_started();
+    struct Finish {
+      MockState& state;
+      ~Finish() { state.request_finished(); }
+    } finish{state};
+    co_return co_await handle_v1(session, request, path, query);
+  }
+
+  Response to_response(const Request& request, HttpAnswer answer) {
+    Response response{static_cast<http::status>(answer.status), request.version()};
+    response.set(http::field::server, "clearing-mock");
+    response.set(http::field::content_type, "application/json");
+    for (const auto& [name, value] : answer.headers) response.set(name, value);
+    response.keep_alive(request.keep_alive());
+    response.body() = std::move(answer.body);
+    response.prepare_payload();
+    return response;
+  }
+
+  asio::awaitable<void> serve(std::shared_ptr<Session> session) {
+    beast::flat_buffer buffer;
+    auto& stream = session->stream;
+    for (int served = 0; served < kRequestsPerConnectionMax; ++served) {
+      // The idle keep-alive wait and a slow request share one deadline.
+      stream.expires_after(std::chrono::milliseconds(options().idle_timeout_ms));
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(options().request_body_bytes_max);
+      auto [read_error, read] = co_await http::async_read(stream, buffer, parser, kUseTuple);
+      if (read_error == http::error::body_limit) {
+        Request head{parser.get().method(), parser.get().target(), parser.get().version()};
+        auto response = to_response(head, json_error(413, "BODY_TOO_LARGE"));
+        response.keep_alive(false);
+        stream.expires_after(std::chrono::milliseconds(options().write_timeout_ms));
+        co_await http::async_write(stream, response, kUseTuple);
+        break;
+      }
+      if (read_error) break;  // closed, timed out, or not HTTP: nothing to answer
+      Request request = parser.release();
+      stream.expires_never();  // handling (and injected holds) is bounded by the fault plan
+      Handled handled = co_await handle(*session, request);
+      if (is_stopping()) break;
+      if (handled.action == Action::reset) {
+        beast::error_code ignored;
+        stream.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+        stream.socket().close(ignored);
+        co_return;
+      }
+      if (handled.action == Action::close) break;
+      auto response = to_response(request, std::move(handled.answer));
+      stream.expires_after(std::chrono::milliseconds(options().write_timeout_ms));
+      auto [write_error, written] = co_await http::async_write(stream, response, kUseTuple);
+      if (write_error || !response.keep_alive()) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream.socket().close(ignored);
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [error, socket] = co_await acceptor.async_accept(asio::make_strand(io), kUseTuple);
+      if (error) {
+        if (!acceptor.is_open() || is_stopping()) co_return;
+        continue;  // e.g. too many open files: keep serving the others
+      }
+      auto session = std::make_shared<Session>(std::move(socket));
+      std::uint64_t id = 0;
+      {
+        std::lock_guard lock(sessions_mutex);
+        if (stopping) co_return;
+        id = next_session_id++;
+        sessions.emplace(id, session);
+      }
+      state.note_connection();
+      auto executor = session->stream.get_executor();
+      asio::co_spawn(executor, serve(session), [this, id](std::exception_ptr) {
+        std::lock_guard lock(sessions_mutex);
+        sessions.erase(id);
+      });
+    }
+  }
+
+  void close_everything() {
+    std::vector<std::shared_ptr<Session>> open;
+    {
+      std::lock_guard lock(sessions_mutex);
+      stopping = true;
+      for (auto& [id, weak] : sessions) {
+        if (auto session = weak.lock()) open.push_back(std::move(session));
+      }
+    }
+    asio::post(acceptor.get_executor(), [this] {
+      beast::error_code ignored;
+      acceptor.close(ignored);
+    });
+    for (auto& session : open) {
+      // Sockets and timers are not thread safe: close them on the session's strand.
+      asio::post(session->stream.get_executor(), [session] {
+        beast::error_code ignored;
+        session->timer.cancel();
+        session->stream.socket().close(ignored);
+      });
+    }
+  }
+};
+
+tl::expected<std::unique_ptr<MockServer>, std::string> MockServer::start(MockOptions options) {
+  if (auto valid = validate_options(options); !valid) return tl::unexpected(valid.error());
+  auto impl = std::make_unique<Impl>(options);
+  try {
+    const tcp::endpoint endpoint(asio::ip::make_address(options.host),
+                                 static_cast<std::uint16_t>(options.port));
+    impl->acceptor.open(endpoint.protocol());
+    impl->acceptor.set_option(asio::socket_base::reuse_address(true));
+    impl->acceptor.bind(endpoint);
+    impl->acceptor.listen(asio::socket_base::max_listen_connections);
+    impl->bound_port = impl->acceptor.local_endpoint().port();
+  } catch (const std::exception& error) {
+    return tl::unexpected("cannot listen on " + options.host + ":" +
+                          std::to_string(options.port) + ": " + error.what());
+  }
+  Impl* raw = impl.get();
+  asio::co_spawn(raw->acceptor.get_executor(), raw->accept_loop(), asio::detached);
+  for (int i = 0; i < options.threads; ++i) {
+    impl->threads.emplace_back([raw] { raw->io.run(); });
+  }
+  return std::unique_ptr<MockServer>(new MockServer(std::move(impl)));
+}
+
+MockServer::MockServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MockServer::~MockServer() { stop(); }
+
+std::uint16_t MockServer::port() const { return impl_->bound_port; }
+
+std::string MockServer::base_url() const {
+  return "http://" + impl_->options().host + ":" + std::to_string(impl_->bound_port);
+}
+
+MockState& MockServer::state() { return impl_->state; }
+
+void MockServer::stop() {
+  {
+    std::lock_guard lock(impl_->stop_mutex);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+  }
+  impl_->close_everything();
+  for (auto& thread : impl_->threads) thread.join();
+}
+
+void MockServer::run_until_signal() {
+  asio::io_context signals_io;
+  asio::signal_set signals(signals_io, SIGINT, SIGTERM);
+  signals.async_wait([](const beast::error_code&, int) {});
+  signals_io.run();
+  stop();
+}
+
+}  // namespace clearing::clearing_mock

@@ -1,0 +1,733 @@
+// The clearing mock's behaviour (see mock_state.hpp for the rules). No Asio: JSON and std.
+
+#include "clearing/clearing_mock/mock_state.hpp"
+
+#include <charconv>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "clearing/base/assert.hpp"
+
+namespace clearing::clearing_mock {
+namespace {
+
+using nlohmann::json;
+
+json error_body(std::string_view code, std::string_view message) {
+  return json{{"error", {{"code", code}, {"message", message}}}};
+}
+
+HttpAnswer answer(int status, const json& body) {
+  return HttpAnswer{status, body.dump(), {}};
+}
+
+HttpAnswer error_answer(int status, std::string_view code, std::string_view message) {
+  return answer(status, error_body(code, message));
+}
+
+// Days since 1970-01-01 -> civil date (Howard Hinnant's algorithm), to avoid gmtime's
+// thread-safety questions.
+std::string civil_date(std::int64_t days) {
+  days += 719468;
+  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(days - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  char text[32];
+  std::snprintf(text, sizeof text, "%04lld-%02u-%02u", static_cast<long long>(y + (m <= 2)), m,
+                d);
+  return text;
+}
+
+std::int64_t days_since_epoch(std::chrono::system_clock::time_point at) {
+  return std::chrono::floor<std::chrono::days>(at).time_since_epoch().count();
+}
+
+std::string timestamp_text(std::chrono::system_clock::time_point at) {
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(at);
+  const auto day = std::chrono::floor<std::chrono::days>(seconds);
+  const auto in_day = (seconds - day).count();
+  char text[32];
+  std::snprintf(text, sizeof text, "%sT%02lld:%02lld:%02lldZ",
+                civil_date(day.time_since_epoch().count()).c_str(),
+                static_cast<long long>(in_day / 3600), static_cast<long long>(in_day / 60 % 60),
+                static_cast<long long>(in_day % 60));
+  return text;
+}
+
+// Weekday of a day count: 1970-01-01 was a Thursday (0 = Monday).
+int weekday_monday0(std::int64_t days) { return static_cast<int>(((days % 7) + 7 + 3) % 7); }
+
+std::int64_t next_weekday(std::int64_t days) {
+  do {
+    ++days;
+  } while (weekday_monday0(days) >= 5);
+  return days;
+}
+
+std::string cursor_text(std::int64_t cursor) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%012lld", static_cast<long long>(cursor));
+  return text;
+}
+
+std::string_view currency_of(sagas::Country country) {
+  switch (country) {
+    case sagas::Country::dk: return "DKK";
+    case sagas::Country::se: return "SEK";
+    case sagas::Country::no: return "NOK";
+  }
+  return "XXX";
+}
+
+// A valid BBAN of the country for generated incoming payments (DK/SE: no check digit;
+// NO: 11 digits with the MOD-11 check digit).
+std::string generated_bban(sagas::Country country, std::uint64_t number) {
+  char digits[32];
+  switch (country) {
+    case sagas::Country::dk:
+      std::snprintf(digits, sizeof digits, "%010llu",
+                    static_cast<unsigned long long>(number % 10'000'000'000ull));
+      return std::string("5301-") + digits;
+    case sagas::Country::se:
+      std::snprintf(digits, sizeof digits, "%07llu",
+                    static_cast<unsigned long long>(number % 10'000'000ull));
+      return std::string("8327-") + digits;
+    case sagas::Country::no:
+      break;
+  }
+  static constexpr int kWeights[10] = {5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
+  // At most 11 consecutive candidates can have check digit 10 (the bound of this loop).
+  for (std::uint64_t candidate = number;; ++candidate) {
+    std::snprintf(digits, sizeof digits, "12%08llu",
+                  static_cast<unsigned long long>(candidate % 100'000'000ull));
+    int sum = 0;
+    for (int i = 0; i < 10; ++i) sum += (digits[i] - '0') * kWeights[i];
+    const int check = (11 - sum % 11) % 11;
+    if (check == 10) continue;
+    return std::string(digits) + static_cast<char>('0' + check);
+  }
+}
+
+struct Transfer {
+  std::string reference;
+  std::int64_t amount_minor = 0;
+  std::string currency;
+  std::string debtor_account;
+  std::string creditor_account;
+};
+
+struct StoreEntry {
+  std::string canonical_body;
+  Transfer transfer;
+  bool in_progress = true;
+  HttpAnswer answer;  // valid when !in_progress
+};
+
+struct Payment {
+  std::int64_t cursor = 0;
+  json body;  // without "cursor"
+};
+
+std::optional<std::string> query_value(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      return std::string(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> to_int(std::string_view text) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+std::string_view to_string(FaultClass fault) noexcept {
+  switch (fault) {
+    case FaultClass::none: return "none";
+    case FaultClass::timeout_before_execute: return "timeout_before_execute";
+    case FaultClass::timeout_after_execute: return "timeout_after_execute";
+    case FaultClass::close_after_execute: return "close_after_execute";
+    case FaultClass::reset_before_execute: return "reset_before_execute";
+    case FaultClass::http_500: return "http_500";
+    case FaultClass::http_502: return "http_502";
+    case FaultClass::http_504: return "http_504";
+    case FaultClass::error_body_200: return "error_body_200";
+    case FaultClass::malformed_json: return "malformed_json";
+    case FaultClass::maintenance_503: return "maintenance_503";
+  }
+  return "invalid";
+}
+
+bool acts_before_execute(FaultClass fault) noexcept {
+  switch (fault) {
+    case FaultClass::timeout_before_execute:
+    case FaultClass::reset_before_execute:
+    case FaultClass::http_500:
+    case FaultClass::http_502:
+    case FaultClass::error_body_200:
+    case FaultClass::maintenance_503:
+      return true;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+struct ProbabilityField {
+  const char* name;
+  double FaultSettings::*member;
+};
+constexpr ProbabilityField kProbabilities[] = {
+    {"delay", &FaultSettings::delay},
+    {"timeout_before_execute", &FaultSettings::timeout_before_execute},
+    {"timeout_after_execute", &FaultSettings::timeout_after_execute},
+    {"close_after_execute", &FaultSettings::close_after_execute},
+    {"reset_before_execute", &FaultSettings::reset_before_execute},
+    {"http_500", &FaultSettings::http_500},
+    {"http_502", &FaultSettings::http_502},
+    {"http_504", &FaultSettings::http_504},
+    {"error_body_200", &FaultSettings::error_body_200},
+    {"malformed_json", &FaultSettings::malformed_json},
+    {"maintenance_503", &FaultSettings::maintenance_503},
+};
+struct IntegerField {
+  const char* name;
+  int FaultSettings::*member;
+  int max;
+};
+constexpr IntegerField kIntegers[] = {
+    {"delay_ms_min", &FaultSettings::delay_ms_min, kFaultMsMax},
+    {"delay_ms_max", &FaultSettings::delay_ms_max, kFaultMsMax},
+    {"latency_ms", &FaultSettings::latency_ms, kFaultMsMax},
+    {"hold_ms", &FaultSettings::hold_ms, kFaultMsMax},
+    {"retry_after_s", &FaultSettings::retry_after_s, 86'400},
+};
+
+double probability_of(const FaultSettings& settings, FaultClass fault) {
+  for (const auto& field : kProbabilities) {
+    if (to_string(fault) == field.name) return settings.*field.member;
+  }
+  return 0;
+}
+
+}  // namespace
+
+tl::expected<void, std::string> apply_faults_json(FaultSettings& settings, std::string_view text) {
+  const json parsed = json::parse(text.begin(), text.end(), nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return tl::unexpected(std::string("faults must be a JSON object"));
+  }
+  FaultSettings updated = settings;
+  for (const auto& [key, value] : parsed.items()) {
+    bool known = false;
+    for (const auto& field : kProbabilities) {
+      if (key != field.name) continue;
+      known = true;
+      if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1) {
+        return tl::unexpected("fault " + key + " must be a probability in [0, 1]");
+      }
+      updated.*field.member = value.get<double>();
+    }
+    for (const auto& field : kIntegers) {
+      if (key != field.name) continue;
+      known = true;
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0 ||
+          value.get<std::int64_t>() > field.max) {
+        return tl::unexpected("fault setting " + key + " must be an integer in [0, " +
+                              std::to_string(field.max) + "]");
+      }
+      updated.*field.member = value.get<int>();
+    }
+    if (!known) return tl::unexpected("unknown fault setting: " + key);
+  }
+  if (updated.delay_ms_min > updated.delay_ms_max) {
+    return tl::unexpected(std::string("delay_ms_min must not exceed delay_ms_max"));
+  }
+  settings = updated;
+  return {};
+}
+
+std::string faults_to_json(const FaultSettings& settings) {
+  json out = json::object();
+  for (const auto& field : kProbabilities) out[field.name] = settings.*field.member;
+  for (const auto& field : kIntegers) out[field.name] = settings.*field.member;
+  return out.dump();
+}
+
+tl::expected<void, std::string> validate_options(const MockOptions& options) {
+  if (options.port < 0 || options.port > 65535) {
+    return tl::unexpected(std::string("port must be in [0, 65535]"));
+  }
+  if (options.bearer_token.empty()) return tl::unexpected(std::string("token must not be empty"));
+  if (options.amount_minor_max <= 0) {
+    return tl::unexpected(std::string("amount limit must be positive"));
+  }
+  if (options.cutoff_minute_utc && (*options.cutoff_minute_utc < 0 ||
+                                    *options.cutoff_minute_utc >= 24 * 60)) {
+    return tl::unexpected(std::string("cut-off must be a time of day HH:MM"));
+  }
+  if (options.settle_after_inquiries < 1 || options.settle_after_inquiries > 1'000) {
+    return tl::unexpected(std::string("settle-after-inquiries must be in [1, 1000]"));
+  }
+  if (options.incoming_generated < 0 || options.incoming_generated > kIncomingPaymentsMax) {
+    return tl::unexpected("incoming count must be in [0, " +
+                          std::to_string(kIncomingPaymentsMax) + "]");
+  }
+  if (options.incoming_resend_probability < 0 || options.incoming_resend_probability > 1) {
+    return tl::unexpected(std::string("incoming re-send probability must be in [0, 1]"));
+  }
+  if (options.threads < 1 || options.threads > 64) {
+    return tl::unexpected(std::string("threads must be in [1, 64]"));
+  }
+  if (options.idle_timeout_ms < 1 || options.write_timeout_ms < 1) {
+    return tl::unexpected(std::string("timeouts must be positive"));
+  }
+  FaultSettings check = options.faults;
+  if (auto valid = apply_faults_json(check, faults_to_json(options.faults)); !valid) {
+    return tl::unexpected(valid.error());
+  }
+  return {};
+}
+
+struct MockState::Data {
+  mutable std::mutex mutex;
+  FaultSettings faults;
+  std::mt19937_64 fault_rng;
+  std::mt19937_64 resend_rng;
+  std::unordered_map<std::string, StoreEntry> store;  // by idempotency key
+  std::map<std::string, LedgerEntry> ledger;          // by reference, ordered for the listing
+  std::vector<Payment> incoming;                      // cursor = index + 1
+  std::int64_t clearing_sequence = 0;
+  MockStats stats;
+
+  double uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(fault_rng); }
+};
+
+MockState::MockState(MockOptions options)
+    : options_(std::move(options)), data_(std::make_unique<Data>()) {
+  data_->faults = options_.faults;
+  data_->fault_rng.seed(options_.seed);
+  data_->resend_rng.seed(options_.seed + 1);
+  std::mt19937_64 generator(options_.seed + 2);
+  const auto currency = std::string(currency_of(options_.country));
+  for (int i = 1; i <= options_.incoming_generated; ++i) {
+    Payment payment;
+    payment.cursor = i;
+    const auto received = std::chrono::sys_days{std::chrono::year{2026} / 11 / 26} +
+                          std::chrono::hours{9} + std::chrono::minutes{i};
+    payment.body = {
+        {"clearing_reference", "IN" + std::to_string(options_.seed) + "-" + cursor_text(i)},
+        {"amount_minor", static_cast<std::int64_t>(100 + generator() % 1'000'000)},
+        {"currency", currency},
+        {"debtor_account", generated_bban(options_.country, generator())},
+        {"debtor_name", "Incoming Debtor " + std::to_string(i)},
+        {"creditor_account", generated_bban(options_.country, generator())},
+        {"creditor_name", "Incoming Creditor " + std::to_string(i)},
+        {"remittance_info", "Incoming payment " + std::to_string(i)},
+        {"received_at", timestamp_text(received)},
+    };
+    data_->incoming.push_back(std::move(payment));
+  }
+  for (int i = 0; i < kFaultClassCount; ++i) {
+    data_->stats.faults[std::string(to_string(static_cast<FaultClass>(i)))] = 0;
+  }
+  data_->stats.faults.erase("none");
+  data_->stats.faults["delay"] = 0;
+}
+
+MockState::~MockState() = default;
+
+FaultPlan MockState::plan_faults(Endpoint) {
+  std::lock_guard lock(data_->mutex);
+  FaultPlan plan;
+  const auto& faults = data_->faults;
+  // One draw per class in a fixed order, whatever the outcome, so that the schedule of a
+  // seed does not depend on which probabilities are set.
+  for (int i = 1; i < kFaultClassCount; ++i) {
+    const auto fault = static_cast<FaultClass>(i);
+    const double draw = data_->uniform();
+    if (plan.fault == FaultClass::none && draw < probability_of(faults, fault)) plan.fault = fault;
+  }
+  const double delay_draw = data_->uniform();
+  const double delay_position = data_->uniform();
+  if (delay_draw < faults.delay) {
+    plan.delay_ms = faults.delay_ms_min +
+                    static_cast<int>(delay_position * (faults.delay_ms_max - faults.delay_ms_min));
+    ++data_->stats.faults["delay"];
+  }
+  plan.delay_ms += faults.latency_ms;
+  plan.hold_ms = faults.hold_ms;
+  if (plan.fault != FaultClass::none) ++data_->stats.faults[std::string(to_string(plan.fault))];
+  return plan;
+}
+
+HttpAnswer MockState::fault_answer(FaultClass fault, const HttpAnswer& real) const {
+  switch (fault) {
+    case FaultClass::http_500:
+      return error_answer(500, "INTERNAL", "mainframe transaction abended");
+    case FaultClass::http_502:
+      return error_answer(502, "BAD_GATEWAY", "no answer from the mainframe region");
+    case FaultClass::http_504:
+      return error_answer(504, "GATEWAY_TIMEOUT", "the mainframe did not answer in time");
+    case FaultClass::error_body_200:
+      return error_answer(200, "MAINFRAME_ERROR", "CICS transaction failed");
+    case FaultClass::maintenance_503: {
+      auto out = error_answer(503, "MAINTENANCE", "maintenance window");
+      std::lock_guard lock(data_->mutex);
+      out.headers.emplace_back("Retry-After", std::to_string(data_->faults.retry_after_s));
+      return out;
+    }
+    case FaultClass::malformed_json: {
+      // A prefix of a JSON object never parses: the closing brace is the last character.
+      HttpAnswer damaged = real;
+      damaged.body = real.body.substr(0, real.body.size() / 2);
+      return damaged;
+    }
+    default:
+      return real;
+  }
+}
+
+std::optional<HttpAnswer> MockState::begin_submit(std::string_view idempotency_key,
+                                                  std::string_view body) {
+  const json parsed = json::parse(body.begin(), body.end(), nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return error_answer(400, "FF01", "body is not a JSON object");
+  }
+  const char* string_fields[] = {"reference",    "currency",         "debtor_account",
+                                 "debtor_name",  "creditor_account", "creditor_name"};
+  for (const char* name : string_fields) {
+    const auto it = parsed.find(name);
+    if (it == parsed.end() || !it->is_string() || it->get<std::string>().empty()) {
+      return error_answer(400, "FF01", std::string("missing or empty string field ") + name);
+    }
+  }
+  if (const auto it = parsed.find("remittance_info");
+      it != parsed.end() && !it->is_string() && !it->is_null()) {
+    return error_answer(400, "FF01", "remittance_info must be a string");
+  }
+  const auto amount = parsed.find("amount_minor");
+  if (amount == parsed.end() || !amount->is_number_integer() ||
+      amount->get<std::int64_t>() <= 0) {
+    return error_answer(400, "FF01", "amount_minor must be a positive integer");
+  }
+  if (idempotency_key.empty()) return error_answer(400, "FF01", "Idempotency-Key missing");
+  if (parsed["reference"].get<std::string>() != idempotency_key) {
+    return error_answer(400, "FF01", "Idempotency-Key differs from reference");
+  }
+
+  std::string key(idempotency_key);
+  std::string canonical = parsed.dump();  // objects are key-sorted: canonical
+  std::lock_guard lock(data_->mutex);
+  if (auto it = data_->store.find(key); it != data_->store.end()) {
+    if (it->second.canonical_body != canonical) {
+      ++data_->stats.key_reused_answers;
+      return error_answer(422, "IDEMPOTENCY_KEY_REUSED", "the key came with another body");
+    }
+    if (it->second.in_progress) {
+      ++data_->stats.in_progress_answers;
+      return error_answer(409, "IN_PROGRESS", "the key is being processed");
+    }
+    ++data_->stats.replays;
+    return it->second.answer;
+  }
+  StoreEntry entry;
+  entry.canonical_body = std::move(canonical);
+  entry.transfer = Transfer{key, amount->get<std::int64_t>(), parsed["currency"].get<std::string>(),
+                            parsed["debtor_account"].get<std::string>(),
+                            parsed["creditor_account"].get<std::string>()};
+  data_->store.emplace(key, std::move(entry));
+  return std::nullopt;
+}
+
+void MockState::abandon_submit(const std::string& key) {
+  std::lock_guard lock(data_->mutex);
+  const auto it = data_->store.find(key);
+  CLEARING_ASSERT(it != data_->store.end() && it->second.in_progress);
+  data_->store.erase(it);
+}
+
+HttpAnswer MockState::execute_submit(const std::string& key) {
+  std::lock_guard lock(data_->mutex);
+  auto it = data_->store.find(key);
+  CLEARING_ASSERT(it != data_->store.end() && it->second.in_progress);
+  StoreEntry& entry = it->second;
+  const Transfer& transfer = entry.transfer;
+  const auto country = options_.country;
+
+  auto reject = [&](std::string_view code, std::string_view reason) {
+    LedgerEntry& row = data_->ledger[transfer.reference];
+    row.reference = transfer.reference;
+    row.amount_minor = transfer.amount_minor;
+    row.currency = transfer.currency;
+    row.status = "RJCT";
+    row.reason_code = std::string(code);
+    return answer(200, {{"status", "RJCT"}, {"reason_code", code}, {"reason", reason}});
+  };
+  HttpAnswer result;
+  if (!sagas::parse_account_text(country, transfer.debtor_account)) {
+    result = reject("AC01", "incorrect debtor account number");
+  } else if (!sagas::parse_account_text(country, transfer.creditor_account)) {
+    result = reject("AC01", "incorrect creditor account number");
+  } else if (transfer.currency != currency_of(country)) {
+    result = reject("AM03", "currency not processable");
+  } else if (transfer.amount_minor > options_.amount_minor_max) {
+    result = reject("AM02", "amount exceeds the clearing limit");
+  } else if (transfer.creditor_account.ends_with("0004")) {
+    result = reject("AC04", "creditor account closed");
+  } else if (transfer.creditor_account.ends_with("0006")) {
+    result = reject("AC06", "creditor account blocked");
+  } else {
+    const auto now = options_.now();
+    const auto today = days_since_epoch(now);
+    const auto minute = std::chrono::duration_cast<std::chrono::minutes>(
+                            now - std::chrono::sys_days{std::chrono::days{today}})
+                            .count();
+    const bool after_cutoff = options_.always_after_cutoff ||
+                              (options_.cutoff_minute_utc && minute >= *options_.cutoff_minute_utc);
+    LedgerEntry& row = data_->ledger[transfer.reference];
+    CLEARING_ASSERT_MSG(row.execution_count == 0, "a reference executed twice");
+    row.reference = transfer.reference;
+    row.clearing_reference = "CLR" + std::to_string(options_.seed) + "-" +
+                             cursor_text(++data_->clearing_sequence);
+    row.amount_minor = transfer.amount_minor;
+    row.currency = transfer.currency;
+    row.executed_at = timestamp_text(now);
+    row.status = after_cutoff ? "PDNG" : "ACSC";
+    row.execution_count += 1;
+    ++data_->stats.executions_total;
+    const std::string date = civil_date(after_cutoff ? next_weekday(today) : today);
+    // The settlement date is kept in the answer; the ledger row points to it through the store.
+    result = answer(after_cutoff ? 202 : 201, {{"status", row.status},
+                                                {"clearing_reference", row.clearing_reference},
+                                                {"settlement_date", date}});
+  }
+  entry.in_progress = false;
+  entry.answer = result;
+  return result;
+}
+
+HttpAnswer MockState::inquire(std::string_view reference) {
+  std::lock_guard lock(data_->mutex);
+  const std::string key(reference);
+  const auto row = data_->ledger.find(key);
+  if (row == data_->ledger.end()) {
+    if (const auto it = data_->store.find(key); it != data_->store.end() && it->second.in_progress) {
+      ++data_->stats.in_progress_answers;
+      return error_answer(409, "IN_PROGRESS", "the reference is being processed");
+    }
+    return error_answer(404, "NOT_FOUND", "no transfer with this reference was accepted");
+  }
+  LedgerEntry& entry = row->second;
+  if (entry.status == "RJCT") {
+    return answer(200, {{"status", "RJCT"}, {"reason_code", entry.reason_code},
+                        {"reason", "rejected"}});
+  }
+  const auto stored = data_->store.find(key);
+  CLEARING_ASSERT(stored != data_->store.end());
+  const json first = json::parse(stored->second.answer.body);
+  if (entry.status == "PDNG") {
+    entry.inquiries += 1;
+    if (entry.inquiries >= options_.settle_after_inquiries) entry.status = "ACSC";
+  }
+  return answer(200, {{"status", entry.status},
+                      {"clearing_reference", entry.clearing_reference},
+                      {"settlement_date", first.value("settlement_date", "")}});
+}
+
+HttpAnswer MockState::incoming(std::string_view query) {
+  std::int64_t after = 0;
+  std::int64_t limit = 100;
+  if (auto text = query_value(query, "after"); text && !text->empty()) {
+    auto value = to_int(*text);
+    if (!value || *value < 0) return error_answer(400, "FF01", "after must be a cursor");
+    after = *value;
+  }
+  if (auto text = query_value(query, "limit"); text) {
+    auto value = to_int(*text);
+    if (!value || *value < 1 || *value > kIncomingLimitMax) {
+      return error_answer(400, "FF01", "limit must be in [1, 1000]");
+    }
+    limit = *value;
+  }
+  std::lock_guard lock(data_->mutex);
+  auto with_cursor = [](const Payment& payment) {
+    json item = payment.body;
+    item["cursor"] = cursor_text(payment.cursor);
+    return item;
+  };
+  json payments = json::array();
+  const auto size = static_cast<std::int64_t>(data_->incoming.size());
+  const double resend_draw = std::uniform_real_distribution<double>(0, 1)(data_->resend_rng);
+  if (after >= 1 && after <= size && resend_draw < options_.incoming_resend_probability) {
+    payments.push_back(with_cursor(data_->incoming[after - 1]));
+    ++data_->stats.incoming_resends;
+  }
+  json next_cursor = after > 0 ? json(cursor_text(after)) : json(nullptr);
+  for (std::int64_t cursor = after + 1; cursor <= size && cursor <= after + limit; ++cursor) {
+    payments.push_back(with_cursor(data_->incoming[cursor - 1]));
+    next_cursor = cursor_text(cursor);
+  }
+  return answer(200, {{"payments", payments}, {"next_cursor", next_cursor}});
+}
+
+HttpAnswer MockState::add_incoming(std::string_view body) {
+  const json parsed = json::parse(body.begin(), body.end(), nullptr, false);
+  if (parsed.is_discarded()) return error_answer(400, "FF01", "body is not JSON");
+  const json items = parsed.is_object() && parsed.contains("payments") ? parsed["payments"]
+                     : parsed.is_array()                               ? parsed
+                                                                       : json::array({parsed});
+  std::vector<json> accepted;
+  for (const auto& item : items) {
+    if (!item.is_object()) return error_answer(400, "FF01", "a payment must be an object");
+    for (const char* name : {"clearing_reference", "currency", "debtor_account",
+                             "creditor_account"}) {
+      if (!item.contains(name) || !item[name].is_string()) {
+        return error_answer(400, "FF01", std::string("payment field missing: ") + name);
+      }
+    }
+    if (!item.contains("amount_minor") || !item["amount_minor"].is_number_integer() ||
+        item["amount_minor"].get<std::int64_t>() <= 0) {
+      return error_answer(400, "FF01", "amount_minor must be a positive integer");
+    }
+    json payment = item;
+    payment.erase("cursor");
+    for (const char* name : {"debtor_name", "creditor_name", "remittance_info"}) {
+      if (!payment.contains(name)) payment[name] = "";
+    }
+    if (!payment.contains("received_at")) payment["received_at"] = timestamp_text(options_.now());
+    accepted.push_back(std::move(payment));
+  }
+  std::lock_guard lock(data_->mutex);
+  if (data_->incoming.size() + accepted.size() > static_cast<std::size_t>(kIncomingPaymentsMax)) {
+    return error_answer(400, "FF01", "incoming feed is full");
+  }
+  json cursors = json::array();
+  for (auto& payment : accepted) {
+    const auto cursor = static_cast<std::int64_t>(data_->incoming.size()) + 1;
+    data_->incoming.push_back(Payment{cursor, std::move(payment)});
+    cursors.push_back(cursor_text(cursor));
+  }
+  return answer(201, {{"cursors", cursors}});
+}
+
+std::vector<LedgerEntry> MockState::ledger() const {
+  std::lock_guard lock(data_->mutex);
+  std::vector<LedgerEntry> rows;
+  rows.reserve(data_->ledger.size());
+  for (const auto& [reference, row] : data_->ledger) rows.push_back(row);
+  return rows;
+}
+
+std::string MockState::ledger_json() const {
+  json rows = json::array();
+  for (const auto& row : ledger()) {
+    rows.push_back({{"reference", row.reference},
+                    {"clearing_reference", row.clearing_reference},
+                    {"amount_minor", row.amount_minor},
+                    {"currency", row.currency},
+                    {"executed_at", row.executed_at},
+                    {"status", row.status},
+                    {"reason_code", row.reason_code},
+                    {"execution_count", row.execution_count},
+                    {"inquiries", row.inquiries}});
+  }
+  return json{{"transfers", rows}}.dump();
+}
+
+MockStats MockState::stats() const {
+  std::lock_guard lock(data_->mutex);
+  return data_->stats;
+}
+
+std::string MockState::stats_json() const {
+  const auto s = stats();
+  return json{{"requests_total", s.requests_total},
+              {"requests", s.requests},
+              {"faults", s.faults},
+              {"executions_total", s.executions_total},
+              {"replays", s.replays},
+              {"in_progress_answers", s.in_progress_answers},
+              {"key_reused_answers", s.key_reused_answers},
+              {"unauthorized", s.unauthorized},
+              {"connections_accepted", s.connections_accepted},
+              {"in_flight_now", s.in_flight_now},
+              {"in_flight_peak", s.in_flight_peak},
+              {"incoming_resends", s.incoming_resends}}
+      .dump();
+}
+
+FaultSettings MockState::faults() const {
+  std::lock_guard lock(data_->mutex);
+  return data_->faults;
+}
+
+void MockState::set_faults(const FaultSettings& settings) {
+  std::lock_guard lock(data_->mutex);
+  data_->faults = settings;
+}
+
+HttpAnswer MockState::put_faults(std::string_view body) {
+  std::lock_guard lock(data_->mutex);
+  if (auto applied = apply_faults_json(data_->faults, body); !applied) {
+    return error_answer(400, "FF01", applied.error());
+  }
+  return HttpAnswer{200, faults_to_json(data_->faults), {}};
+}
+
+std::size_t MockState::in_progress_count() const {
+  std::lock_guard lock(data_->mutex);
+  std::size_t count = 0;
+  for (const auto& [key, entry] : data_->store) count += entry.in_progress ? 1 : 0;
+  return count;
+}
+
+void MockState::note_connection() {
+  std::lock_guard lock(data_->mutex);
+  ++data_->stats.connections_accepted;
+}
+
+void MockState::note_request(std::string_view endpoint_name) {
+  std::lock_guard lock(data_->mutex);
+  ++data_->stats.requests_total;
+  ++data_->stats.requests[std::string(endpoint_name)];
+}
+
+void MockState::note_unauthorized() {
+  std::lock_guard lock(data_->mutex);
+  ++data_->stats.unauthorized;
+}
+
+void MockState::request_started() {
+  std::lock_guard lock(data_->mutex);
+  auto& s = data_->stats;
+  ++s.in_flight_now;
+  s.in_flight_peak = std::max(s.in_flight_peak, s.in_flight_now);
+}
+
+void MockState::request_finished() {
+  std::lock_guard lock(data_->mutex);
+  CLEARING_ASSERT(data_->stats.in_flight_now > 0);
+  --data_->stats.in_flight_now;
+}
+
+}  // namespace clearing::clearing_mock
