@@ -1,1 +1,593 @@
+// The clearing client against the clearing mock, in-process: one test per answer class and
+// per fault class, plus the pool, the in-flight bound, deadlines, stop() and the incoming feed.
+// Every test starts its own mock, so tests do not share ledgers or fault schedules.
+
 #include <doctest/doctest.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "clearing/clearing_client/client.hpp"
+#include "clearing/clearing_mock/mock_server.hpp"
+
+using namespace clearing::clearing_client;
+using namespace clearing::clearing_mock;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Generous bounds so that a slow, shared CI machine never fails a test on timing; they only
+// turn a hang into a failure.
+constexpr auto kHangBound = 20s;
+
+struct Setup {
+  std::unique_ptr<MockServer> mock;
+  std::unique_ptr<ClearingClient> client;
+};
+
+ClientOptions client_options(const MockServer& mock) {
+  ClientOptions options;
+  options.base_url = mock.base_url();
+  options.bearer_token = "mock-token";
+  options.request_timeout_ms = 3'000;
+  options.connect_timeout_ms = 1'000;
+  options.in_flight_max = 8;
+  options.pool_connections_max = 4;
+  return options;
+}
+
+Setup start(MockOptions mock_options = {},
+            const std::function<void(ClientOptions&)>& adjust = {}) {
+  Setup setup;
+  auto mock = MockServer::start(std::move(mock_options));
+  REQUIRE_MESSAGE(mock.has_value(), (mock ? "" : mock.error()));
+  setup.mock = std::move(*mock);
+  auto options = client_options(*setup.mock);
+  if (adjust) adjust(options);
+  auto client = ClearingClient::create(options);
+  REQUIRE_MESSAGE(client.has_value(), (client ? "" : client.error()));
+  setup.client = std::move(*client);
+  return setup;
+}
+
+SubmitRequest transfer(std::string reference, std::string creditor = "DK5000400440116243",
+                       std::int64_t amount_minor = 125'000, std::string currency = "DKK") {
+  SubmitRequest request;
+  request.reference = std::move(reference);
+  request.amount_minor = amount_minor;
+  request.currency = std::move(currency);
+  request.debtor_account = "5301-0001234567";
+  request.debtor_name = "Ada Lovelace";
+  request.creditor_account = std::move(creditor);
+  request.creditor_name = "Charles Babbage";
+  request.remittance_info = "Invoice 42";
+  return request;
+}
+
+template <class T>
+T get(std::future<T> future) {
+  REQUIRE(future.wait_for(kHangBound) == std::future_status::ready);
+  return future.get();
+}
+
+ClearingAnswer submit(Setup& setup, SubmitRequest request) {
+  return get(setup.client->submit(std::move(request)));
+}
+
+ClearingAnswer inquire(Setup& setup, std::string reference) {
+  return get(setup.client->inquire(std::move(reference)));
+}
+
+std::optional<LedgerEntry> ledger_row(Setup& setup, const std::string& reference) {
+  for (auto& row : setup.mock->state().ledger()) {
+    if (row.reference == reference) return row;
+  }
+  return std::nullopt;
+}
+
+void set_fault(Setup& setup, double FaultSettings::*fault, double probability) {
+  auto faults = setup.mock->state().faults();
+  faults.*fault = probability;
+  setup.mock->state().set_faults(faults);
+}
+
+void clear_faults(Setup& setup) {
+  auto faults = setup.mock->state().faults();
+  const auto hold_ms = faults.hold_ms;
+  faults = FaultSettings{};
+  faults.hold_ms = hold_ms;
+  setup.mock->state().set_faults(faults);
+}
+
+// Waits (bounded) until the mock sees `count` requests in flight.
+void wait_for_mock_in_flight(Setup& setup, std::int64_t count) {
+  const auto until = std::chrono::steady_clock::now() + kHangBound;
+  while (setup.mock->state().stats().in_flight_now < count) {
+    REQUIRE(std::chrono::steady_clock::now() < until);
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+void check_unknown(const ClearingAnswer& answer, UnknownCause cause) {
+  INFO("answer=", to_string(answer.answer_class), " cause=", to_string(answer.cause),
+       " detail=", answer.detail);
+  CHECK(answer.answer_class == AnswerClass::unknown);
+  CHECK(answer.cause == cause);
+}
+
+// Short client deadline, long mock hold: the timeout faults outlast the client.
+MockOptions holding_mock() {
+  MockOptions options;
+  options.faults.hold_ms = 3'000;
+  return options;
+}
+void short_deadline(ClientOptions& options) {
+  options.request_timeout_ms = 300;
+  options.connect_timeout_ms = 300;
+}
+
+}  // namespace
+
+// ---- answer classes -------------------------------------------------------------------------
+
+TEST_CASE("settled: 201 ACSC with clearing reference and settlement date") {
+  auto setup = start();
+  const auto answer = submit(setup, transfer("t-settled"));
+  CHECK(answer.answer_class == AnswerClass::settled);
+  CHECK(answer.http_status == 201);
+  CHECK(answer.status == "ACSC");
+  CHECK_FALSE(answer.settlement_date.empty());
+  const auto row = ledger_row(setup, "t-settled");
+  REQUIRE(row);
+  CHECK(row->clearing_reference == answer.clearing_reference);
+  CHECK(row->execution_count == 1);
+  CHECK(inquire(setup, "t-settled").answer_class == AnswerClass::settled);
+}
+
+TEST_CASE("pending after the cut-off, then settled on the second inquiry") {
+  MockOptions options;
+  options.always_after_cutoff = true;
+  options.settle_after_inquiries = 2;
+  auto setup = start(options);
+  const auto accepted = submit(setup, transfer("t-pending"));
+  CHECK(accepted.answer_class == AnswerClass::pending);
+  CHECK(accepted.http_status == 202);
+  const auto first = inquire(setup, "t-pending");
+  CHECK(first.answer_class == AnswerClass::pending);
+  const auto second = inquire(setup, "t-pending");
+  CHECK(second.answer_class == AnswerClass::settled);
+  CHECK(second.clearing_reference == accepted.clearing_reference);
+  CHECK(second.settlement_date == accepted.settlement_date);
+  CHECK(ledger_row(setup, "t-pending")->execution_count == 1);
+}
+
+TEST_CASE("rejected with every reason code the mock produces, never executed") {
+  MockOptions options;
+  options.amount_minor_max = 1'000'000;
+  auto setup = start(options);
+  struct Case {
+    const char* name;
+    SubmitRequest request;
+    const char* reason_code;
+  };
+  auto bad_debtor = transfer("r-ac01-debtor");
+  bad_debtor.debtor_account = "5301-12345678901";  // 11-digit account number
+  const Case cases[] = {
+      {"invalid creditor IBAN", transfer("r-ac01", "DK5000400440116244"), "AC01"},
+      {"invalid debtor BBAN", bad_debtor, "AC01"},
+      {"closed account", transfer("r-ac04", "5301-0000000004"), "AC04"},
+      {"blocked account", transfer("r-ac06", "5301-0000000006"), "AC06"},
+      {"wrong currency", transfer("r-am03", "5301-0000000001", 100, "SEK"), "AM03"},
+      {"over the limit", transfer("r-am02", "5301-0000000001", 2'000'000), "AM02"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    const auto answer = submit(setup, c.request);
+    CHECK(answer.answer_class == AnswerClass::rejected);
+    CHECK(answer.http_status == 200);
+    CHECK(answer.reason_code == c.reason_code);
+    CHECK_FALSE(answer.reason.empty());
+    const auto inquired = inquire(setup, c.request.reference);
+    CHECK(inquired.answer_class == AnswerClass::rejected);
+    CHECK(inquired.reason_code == c.reason_code);
+    CHECK(ledger_row(setup, c.request.reference)->execution_count == 0);
+  }
+}
+
+TEST_CASE("in_progress: the same key while the first request is still being processed") {
+  MockOptions options;
+  options.faults.delay = 1.0;
+  options.faults.delay_ms_min = 600;
+  options.faults.delay_ms_max = 600;
+  auto setup = start(options);
+  auto first = setup.client->submit(transfer("t-busy"));
+  wait_for_mock_in_flight(setup, 1);
+  REQUIRE(setup.mock->state().in_progress_count() == 1);
+  const auto second = submit(setup, transfer("t-busy"));
+  CHECK(second.answer_class == AnswerClass::in_progress);
+  CHECK(second.http_status == 409);
+  CHECK(get(std::move(first)).answer_class == AnswerClass::settled);
+  CHECK(ledger_row(setup, "t-busy")->execution_count == 1);
+}
+
+TEST_CASE("key_reused: the same key with another body") {
+  auto setup = start();
+  REQUIRE(submit(setup, transfer("t-reuse")).answer_class == AnswerClass::settled);
+  const auto answer = submit(setup, transfer("t-reuse", "DK5000400440116243", 1));
+  CHECK(answer.answer_class == AnswerClass::key_reused);
+  CHECK(answer.http_status == 422);
+  CHECK(ledger_row(setup, "t-reuse")->execution_count == 1);
+}
+
+TEST_CASE("the same key and the same body replay the first answer") {
+  auto setup = start();
+  const auto first = submit(setup, transfer("t-replay"));
+  const auto again = submit(setup, transfer("t-replay"));
+  CHECK(first.answer_class == AnswerClass::settled);
+  CHECK(again.answer_class == AnswerClass::settled);
+  CHECK(again.clearing_reference == first.clearing_reference);
+  CHECK(again.settlement_date == first.settlement_date);
+  CHECK(setup.mock->state().stats().replays == 1);
+  CHECK(ledger_row(setup, "t-replay")->execution_count == 1);
+}
+
+TEST_CASE("maintenance: 503 with Retry-After, nothing executed") {
+  MockOptions options;
+  options.faults.maintenance_503 = 1.0;
+  options.faults.retry_after_s = 7;
+  auto setup = start(options);
+  const auto answer = submit(setup, transfer("t-maint"));
+  CHECK(answer.answer_class == AnswerClass::maintenance);
+  CHECK(answer.http_status == 503);
+  CHECK(answer.retry_after_ms == 7'000);
+  CHECK_FALSE(ledger_row(setup, "t-maint"));
+  CHECK(setup.mock->state().stats().faults.at("maintenance_503") == 1);
+}
+
+TEST_CASE("malformed_request: 400 for a bad amount and for a missing field") {
+  auto setup = start();
+  CHECK(submit(setup, transfer("t-bad", "DK5000400440116243", 0)).answer_class ==
+        AnswerClass::malformed_request);
+  auto nameless = transfer("t-bad2");
+  nameless.creditor_name.clear();
+  const auto answer = submit(setup, nameless);
+  CHECK(answer.answer_class == AnswerClass::malformed_request);
+  CHECK(answer.http_status == 400);
+  CHECK(setup.mock->state().ledger().empty());
+}
+
+TEST_CASE("not_found: inquiry of a reference the clearing never accepted") {
+  auto setup = start();
+  const auto answer = inquire(setup, "never-sent");
+  CHECK(answer.answer_class == AnswerClass::not_found);
+  CHECK(answer.http_status == 404);
+}
+
+TEST_CASE("unauthorized: a wrong bearer token") {
+  auto setup = start({}, [](ClientOptions& options) { options.bearer_token = "wrong"; });
+  const auto answer = submit(setup, transfer("t-auth"));
+  CHECK(answer.answer_class == AnswerClass::unauthorized);
+  CHECK(answer.http_status == 401);
+  CHECK(setup.mock->state().ledger().empty());
+}
+
+TEST_CASE("unknown/connect_failed: nothing listens") {
+  std::string dead_url;
+  {
+    auto mock = MockServer::start({});
+    REQUIRE(mock);
+    dead_url = (*mock)->base_url();
+  }  // stopped: the port is closed now
+  ClientOptions options;
+  options.base_url = dead_url;
+  options.bearer_token = "mock-token";
+  auto client = ClearingClient::create(options);
+  REQUIRE(client);
+  check_unknown(get((*client)->submit(transfer("t-dead"))), UnknownCause::connect_failed);
+}
+
+TEST_CASE("unknown/unexpected_status: a route the clearing does not know") {
+  auto setup = start({}, [](ClientOptions& options) { options.base_url += "/wrong-prefix"; });
+  const auto answer = submit(setup, transfer("t-route"));
+  check_unknown(answer, UnknownCause::unexpected_status);
+  CHECK(answer.http_status == 404);
+}
+
+// ---- fault classes, each at probability 1.0 ------------------------------------------------
+
+TEST_CASE("fault delay: the answer comes late but right") {
+  MockOptions options;
+  options.faults.delay = 1.0;
+  options.faults.delay_ms_min = 50;
+  options.faults.delay_ms_max = 100;
+  options.faults.latency_ms = 10;
+  auto setup = start(options);
+  CHECK(submit(setup, transfer("t-delay")).answer_class == AnswerClass::settled);
+  CHECK(setup.mock->state().stats().faults.at("delay") == 1);
+}
+
+TEST_CASE("fault timeout_before_execute: unknown/timeout, nothing executed; the retry executes") {
+  auto options = holding_mock();
+  options.faults.timeout_before_execute = 1.0;
+  auto setup = start(options, short_deadline);
+  check_unknown(submit(setup, transfer("t-tbe")), UnknownCause::timeout);
+  CHECK_FALSE(ledger_row(setup, "t-tbe"));
+  clear_faults(setup);
+  // The held request still counts as in progress until its hold ends: retry until final.
+  ClearingAnswer retried;
+  for (int attempt = 0; attempt < 100; ++attempt) {  // bounded: the hold is 3 s
+    retried = submit(setup, transfer("t-tbe"));
+    if (retried.answer_class != AnswerClass::in_progress) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(retried.answer_class == AnswerClass::settled);
+  CHECK(ledger_row(setup, "t-tbe")->execution_count == 1);
+}
+
+TEST_CASE("fault timeout_after_execute: executed exactly once although the client retries") {
+  auto options = holding_mock();
+  options.faults.timeout_after_execute = 1.0;
+  auto setup = start(options, short_deadline);
+  check_unknown(submit(setup, transfer("t-tae")), UnknownCause::timeout);
+  check_unknown(submit(setup, transfer("t-tae")), UnknownCause::timeout);  // retry, same key
+  REQUIRE(ledger_row(setup, "t-tae"));
+  CHECK(ledger_row(setup, "t-tae")->execution_count == 1);
+  clear_faults(setup);
+  const auto final_answer = submit(setup, transfer("t-tae"));
+  CHECK(final_answer.answer_class == AnswerClass::settled);
+  CHECK(final_answer.clearing_reference == ledger_row(setup, "t-tae")->clearing_reference);
+  CHECK(ledger_row(setup, "t-tae")->execution_count == 1);
+  CHECK(setup.mock->state().stats().executions_total == 1);
+}
+
+TEST_CASE("fault close_after_execute: unknown/connection_reset, executed exactly once") {
+  MockOptions options;
+  options.faults.close_after_execute = 1.0;
+  auto setup = start(options);
+  check_unknown(submit(setup, transfer("t-cae")), UnknownCause::connection_reset);
+  check_unknown(submit(setup, transfer("t-cae")), UnknownCause::connection_reset);
+  CHECK(ledger_row(setup, "t-cae")->execution_count == 1);
+  clear_faults(setup);
+  const auto final_answer = submit(setup, transfer("t-cae"));
+  CHECK(final_answer.answer_class == AnswerClass::settled);
+  CHECK(final_answer.clearing_reference == ledger_row(setup, "t-cae")->clearing_reference);
+  CHECK(ledger_row(setup, "t-cae")->execution_count == 1);
+  CHECK(setup.mock->state().stats().executions_total == 1);
+}
+
+TEST_CASE("fault reset_before_execute: unknown/connection_reset, nothing executed") {
+  MockOptions options;
+  options.faults.reset_before_execute = 1.0;
+  auto setup = start(options);
+  check_unknown(submit(setup, transfer("t-rbe")), UnknownCause::connection_reset);
+  CHECK_FALSE(ledger_row(setup, "t-rbe"));
+  clear_faults(setup);
+  CHECK(submit(setup, transfer("t-rbe")).answer_class == AnswerClass::settled);
+  CHECK(ledger_row(setup, "t-rbe")->execution_count == 1);
+}
+
+TEST_CASE("faults http_500 and http_502: unknown/server_error, nothing executed") {
+  for (auto fault : {&FaultSettings::http_500, &FaultSettings::http_502}) {
+    auto setup = start();
+    set_fault(setup, fault, 1.0);
+    const auto answer = submit(setup, transfer("t-5xx"));
+    check_unknown(answer, UnknownCause::server_error);
+    CHECK((answer.http_status == 500 || answer.http_status == 502));
+    CHECK(setup.mock->state().ledger().empty());
+  }
+}
+
+TEST_CASE("fault http_504: unknown/server_error, and the mainframe did execute") {
+  MockOptions options;
+  options.faults.http_504 = 1.0;
+  auto setup = start(options);
+  const auto answer = submit(setup, transfer("t-504"));
+  check_unknown(answer, UnknownCause::server_error);
+  CHECK(answer.http_status == 504);
+  CHECK(ledger_row(setup, "t-504")->execution_count == 1);
+  clear_faults(setup);
+  CHECK(submit(setup, transfer("t-504")).answer_class == AnswerClass::settled);
+  CHECK(ledger_row(setup, "t-504")->execution_count == 1);
+}
+
+TEST_CASE("fault error_body_200: unknown/error_body_200, nothing executed") {
+  MockOptions options;
+  options.faults.error_body_200 = 1.0;
+  auto setup = start(options);
+  const auto answer = submit(setup, transfer("t-e200"));
+  check_unknown(answer, UnknownCause::error_body_200);
+  CHECK(answer.http_status == 200);
+  CHECK(setup.mock->state().ledger().empty());
+}
+
+TEST_CASE("fault malformed_json: unknown/unparsable_body, executed once, replay settles") {
+  MockOptions options;
+  options.faults.malformed_json = 1.0;
+  auto setup = start(options);
+  check_unknown(submit(setup, transfer("t-json")), UnknownCause::unparsable_body);
+  check_unknown(inquire(setup, "t-json"), UnknownCause::unparsable_body);
+  CHECK(ledger_row(setup, "t-json")->execution_count == 1);
+  clear_faults(setup);
+  CHECK(submit(setup, transfer("t-json")).answer_class == AnswerClass::settled);
+  CHECK(ledger_row(setup, "t-json")->execution_count == 1);
+}
+
+TEST_CASE("faults also hit inquiries and the feed") {
+  MockOptions options;
+  options.faults.http_502 = 1.0;
+  auto setup = start(options);
+  check_unknown(inquire(setup, "anything"), UnknownCause::server_error);
+  const auto page = get(setup.client->incoming(std::nullopt, 10));
+  CHECK_FALSE(page.ok);
+  CHECK(page.failure.cause == UnknownCause::server_error);
+}
+
+// ---- pool, bounds, deadlines, stop ---------------------------------------------------------
+
+TEST_CASE("the pool reuses one keep-alive connection for sequential requests") {
+  auto setup = start();
+  for (int i = 0; i < 50; ++i) {
+    REQUIRE(submit(setup, transfer("t-pool-" + std::to_string(i))).answer_class ==
+            AnswerClass::settled);
+  }
+  const auto stats = setup.client->stats();
+  CHECK(stats.requests_started == 50);
+  CHECK(stats.connections_opened == 1);
+  CHECK(stats.connections_reused == 49);
+  CHECK(setup.mock->state().stats().connections_accepted == 1);
+}
+
+TEST_CASE("a connection that broke is discarded, not reused") {
+  MockOptions options;
+  options.faults.close_after_execute = 1.0;
+  auto setup = start(options);
+  check_unknown(submit(setup, transfer("t-broken")), UnknownCause::connection_reset);
+  clear_faults(setup);
+  CHECK(submit(setup, transfer("t-fresh")).answer_class == AnswerClass::settled);
+  CHECK(setup.client->stats().connections_opened == 2);
+}
+
+TEST_CASE("a pooled connection the server closed while idle is replaced transparently") {
+  MockOptions options;
+  options.idle_timeout_ms = 100;
+  auto setup = start(options);
+  REQUIRE(submit(setup, transfer("t-idle-1")).answer_class == AnswerClass::settled);
+  std::this_thread::sleep_for(400ms);  // the mock closes the idle connection meanwhile
+  CHECK(submit(setup, transfer("t-idle-2")).answer_class == AnswerClass::settled);
+  CHECK(setup.client->stats().connections_opened == 2);
+}
+
+TEST_CASE("no more than in_flight_max requests are on the wire at once") {
+  MockOptions options;
+  options.faults.delay = 1.0;
+  options.faults.delay_ms_min = 100;
+  options.faults.delay_ms_max = 100;
+  auto setup = start(options, [](ClientOptions& client) {
+    client.in_flight_max = 3;
+    client.request_timeout_ms = 10'000;
+  });
+  std::vector<std::future<ClearingAnswer>> futures;
+  for (int i = 0; i < 12; ++i) {
+    futures.push_back(setup.client->submit(transfer("t-bound-" + std::to_string(i))));
+  }
+  for (auto& future : futures) CHECK(get(std::move(future)).answer_class == AnswerClass::settled);
+  const auto stats = setup.client->stats();
+  CHECK(stats.in_flight_peak <= 3);
+  CHECK(stats.in_flight_peak >= 1);
+  CHECK(stats.requests_started == 12);
+  CHECK(setup.mock->state().stats().in_flight_peak <= 3);
+  CHECK(stats.connections_opened <= 3);
+}
+
+TEST_CASE("beyond waiting_max a call is refused at once: connect_failed, nothing sent") {
+  MockOptions options;
+  options.faults.delay = 1.0;
+  options.faults.delay_ms_min = 500;
+  options.faults.delay_ms_max = 500;
+  auto setup = start(options, [](ClientOptions& client) {
+    client.in_flight_max = 1;
+    client.waiting_max = 1;
+  });
+  auto first = setup.client->submit(transfer("t-q-1"));   // on the wire
+  auto second = setup.client->submit(transfer("t-q-2"));  // waits for the slot
+  auto third = setup.client->submit(transfer("t-q-3"));   // over the limit
+  const auto refused = get(std::move(third));
+  check_unknown(refused, UnknownCause::connect_failed);
+  CHECK(refused.detail.find("overloaded") != std::string::npos);
+  CHECK(get(std::move(first)).answer_class == AnswerClass::settled);
+  CHECK(get(std::move(second)).answer_class == AnswerClass::settled);
+  CHECK_FALSE(ledger_row(setup, "t-q-3"));
+  CHECK(setup.client->stats().rejected_overloaded == 1);
+}
+
+TEST_CASE("the deadline holds: a server that never answers gives unknown/timeout") {
+  auto options = holding_mock();
+  options.faults.hold_ms = 60'000;
+  options.faults.timeout_before_execute = 1.0;
+  auto setup = start(options, short_deadline);
+  auto future = setup.client->inquire("t-deadline");
+  // Far below the mock's hold: the answer can only come from the client's own deadline.
+  REQUIRE(future.wait_for(kHangBound) == std::future_status::ready);
+  check_unknown(future.get(), UnknownCause::timeout);
+}
+
+TEST_CASE("stop() cancels in-flight calls and refuses later ones, without throwing") {
+  auto options = holding_mock();
+  options.faults.hold_ms = 60'000;
+  options.faults.timeout_before_execute = 1.0;
+  auto setup = start(options, [](ClientOptions& client) { client.request_timeout_ms = 60'000; });
+  auto in_flight = setup.client->submit(transfer("t-stop"));
+  wait_for_mock_in_flight(setup, 1);
+  setup.client->stop();
+  REQUIRE(in_flight.wait_for(0s) == std::future_status::ready);
+  const auto cancelled = in_flight.get();
+  check_unknown(cancelled, UnknownCause::connection_reset);
+  CHECK(cancelled.detail.find("cancelled") != std::string::npos);
+  const auto later = get(setup.client->submit(transfer("t-after-stop")));
+  check_unknown(later, UnknownCause::connection_reset);
+  CHECK(later.detail.find("cancelled") != std::string::npos);
+}
+
+// ---- incoming feed -------------------------------------------------------------------------
+
+TEST_CASE("the incoming feed pages to the end; re-sent payments keep their reference") {
+  MockOptions options;
+  options.incoming_generated = 10;
+  options.incoming_resend_probability = 1.0;
+  auto setup = start(options);
+  std::optional<std::string> cursor;
+  std::set<std::string> references;
+  int delivered = 0;
+  int resent = 0;
+  for (int page_number = 0; page_number < 20; ++page_number) {  // bounded walk
+    const auto page = get(setup.client->incoming(cursor, 4));
+    REQUIRE(page.ok);
+    for (const auto& payment : page.payments) {
+      ++delivered;
+      if (!references.insert(payment.clearing_reference).second) ++resent;
+      CHECK(payment.amount_minor > 0);
+      CHECK(payment.currency == "DKK");
+      CHECK_FALSE(payment.creditor_account.empty());
+      CHECK_FALSE(payment.received_at.empty());
+    }
+    if (page.next_cursor == cursor) break;  // nothing new
+    cursor = page.next_cursor;
+  }
+  CHECK(references.size() == 10);
+  CHECK(resent > 0);
+  CHECK(delivered == 10 + resent);
+  CHECK(setup.mock->state().stats().incoming_resends >= resent);
+
+  REQUIRE(setup.mock->state()
+              .add_incoming(R"({"clearing_reference":"INJ-1","amount_minor":700,
+                  "currency":"DKK","debtor_account":"5301-0000000001",
+                  "creditor_account":"5301-0000000002"})")
+              .status == 201);
+  const auto page = get(setup.client->incoming(cursor, 4));
+  REQUIRE(page.ok);
+  REQUIRE_FALSE(page.payments.empty());
+  CHECK(page.payments.back().clearing_reference == "INJ-1");
+}
+
+// ---- TLS -----------------------------------------------------------------------------------
+
+TEST_CASE("https to a server that does not speak TLS fails the handshake: connect_failed") {
+  auto setup = start();
+  ClientOptions options = client_options(*setup.mock);
+  options.base_url = "https://127.0.0.1:" + std::to_string(setup.mock->port());
+  auto client = ClearingClient::create(options);
+  REQUIRE(client);
+  check_unknown(get((*client)->submit(transfer("t-tls"))), UnknownCause::connect_failed);
+  CHECK(setup.mock->state().ledger().empty());
+}
+
+TEST_CASE("a missing CA file is refused at creation with a clear message") {
+  ClientOptions options;
+  options.base_url = "https://127.0.0.1:1";
+  options.bearer_token = "t";
+  options.ca_file = "/nonexistent/ca.pem";
+  auto client = ClearingClient::create(options);
+  REQUIRE_FALSE(client);
+  CHECK(client.error().find("ca_file") != std::string::npos);
+}
