@@ -1,0 +1,70 @@
+#pragma once
+// The dispatcher: claims due clearing calls from transfer_work (FOR UPDATE SKIP LOCKED
+// plus a lease, so several dispatchers, in one process or many, never make the same
+// attempt at once), calls the clearing client concurrently up to a limit, and records
+// each classified answer as a command on the transfer, which schedules what comes next.
+//
+// Crash safety: nothing is recorded before the answer. A dispatcher that dies mid-call
+// leaves a lease that expires; another one makes the same call again with the same
+// idempotency key, which the clearing executes at most once.
+//
+// Threading: one thread of its own (start/stop); the client does the I/O.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "clearing/adapter/transfer_service.hpp"
+#include "clearing/base/clock.hpp"
+#include "clearing/clearing_client/client.hpp"
+
+namespace clearing::adapter {
+
+struct DispatcherOptions {
+  std::string owner;  // this instance's name in leases (host:pid:n)
+  int in_flight_max = 64;
+  int claim_batch_max = 64;
+  std::chrono::milliseconds lease{30'000};  // longer than the client's request deadline
+  std::chrono::milliseconds idle_poll{20};  // how often to look for due work when idle
+  std::chrono::milliseconds stop_grace{10'000};  // on stop: wait this long for answers
+  sagas::RetryPolicy policy;
+  std::uint64_t jitter_seed = 0;  // 0: from std::random_device
+};
+
+struct DispatcherStats {
+  std::int64_t calls_started = 0;
+  std::int64_t answers_recorded = 0;
+  std::int64_t answers_stale = 0;     // recorded, but the saga had moved on (no events)
+  std::int64_t record_failures = 0;   // store errors while recording (call made again later)
+  std::int64_t in_flight_now = 0;
+  std::map<std::string, std::int64_t> answers_by_class;  // client answer class names
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(TransferService& transfers, clearing_client::ClearingClient& client,
+             const base::Clock& clock, DispatcherOptions options);
+  ~Dispatcher();
+
+  void start();
+  // Stops claiming, waits up to stop_grace for the answers in flight and records them;
+  // the rest are abandoned safely (their leases expire and the calls are made again).
+  void stop();
+
+  // One round on the caller's thread: claim, call, wait for every answer, record.
+  // Returns the number of answers recorded. For tests and tools; do not mix with start().
+  eventstore::StoreResult<int> run_once();
+
+  DispatcherStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace clearing::adapter

@@ -1,0 +1,18 @@
+#pragma once
+// One spdlog logger per module, key=value fields, the correlation id on every line
+// about a flow. Never log secrets, account numbers or names (mask_account if needed).
+
+#include <memory>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+namespace clearing::adapter {
+
+// The module's logger, created on first use (stderr), sharing the global level.
+std::shared_ptr<spdlog::logger> module_logger(const std::string& name);
+
+// Sets the level for all module loggers: "trace".."off". False if unknown.
+bool set_log_level(const std::string& level);
+
+}  // namespace clearing::adapter

@@ -1,0 +1,285 @@
+#include "clearing/adapter/dispatcher.hpp"
+
+#include <deque>
+#include <future>
+#include <random>
+
+#include <pqxx/pqxx>
+
+#include "clearing/adapter/answer_mapping.hpp"
+#include "clearing/adapter/logging.hpp"
+#include "clearing/base/assert.hpp"
+
+namespace clearing::adapter {
+namespace {
+
+using eventstore::StoreResult;
+using eventstore::Transaction;
+
+// Claims due rows nobody holds a live lease on. SKIP LOCKED makes concurrent claimers
+// pass over each other's rows instead of queueing behind them; the lease keeps a row
+// away from others after this transaction commits, while the call is under way.
+constexpr const char* kClaim = R"sql(
+with due as (
+  select transfer_id from transfer_work
+  where due_at_ms <= $1 and (lease_until_ms is null or lease_until_ms < $1)
+  order by due_at_ms
+  limit $2
+  for update skip locked
+)
+update transfer_work w
+set lease_owner = $3, lease_until_ms = $1 + $4, claims = claims + 1
+from due where w.transfer_id = due.transfer_id
+returning w.transfer_id, w.action, w.attempt, w.correlation_id, coalesce(w.caused_by::text, '')
+)sql";
+
+constexpr const char* kRelease = R"sql(
+update transfer_work set lease_owner = null, lease_until_ms = null
+where transfer_id = $1 and lease_owner = $2 and attempt = $3
+)sql";
+
+struct WorkItem {
+  std::string transfer_id;
+  sagas::ClearingAction action = sagas::ClearingAction::submit;
+  std::int32_t attempt = 0;
+  std::string correlation_id;
+  std::string caused_by;
+  std::optional<sagas::TransferRequest> request;  // submit only
+};
+
+struct InFlight {
+  WorkItem item;
+  std::future<clearing_client::ClearingAnswer> answer;
+};
+
+std::int64_t to_ms(base::Timestamp t) { return t.time_since_epoch().count(); }
+
+}  // namespace
+
+struct Dispatcher::Impl {
+  TransferService& transfers;
+  clearing_client::ClearingClient& client;
+  const base::Clock& clock;
+  DispatcherOptions options;
+  std::shared_ptr<spdlog::logger> log = module_logger("dispatcher");
+  std::mt19937 rng;
+
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  std::deque<InFlight> in_flight;
+  std::chrono::steady_clock::time_point next_claim_at{};
+
+  mutable std::mutex stats_mutex;
+  DispatcherStats stats;
+
+  Impl(TransferService& t, clearing_client::ClearingClient& c, const base::Clock& k, DispatcherOptions o)
+      : transfers(t), client(c), clock(k), options(std::move(o)),
+        rng(options.jitter_seed ? options.jitter_seed : std::random_device{}()) {
+    CLEARING_ASSERT(options.in_flight_max > 0 && options.claim_batch_max > 0);
+    CLEARING_ASSERT(!options.owner.empty());
+  }
+
+  StoreResult<std::vector<WorkItem>> claim(int limit) {
+    return transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<std::vector<WorkItem>> {
+      std::vector<WorkItem> items;
+      const auto rows = tx.exec_params(kClaim, to_ms(clock.now()), limit, options.owner,
+                                       static_cast<std::int64_t>(options.lease.count()));
+      for (const auto& row : rows) {
+        WorkItem item;
+        item.transfer_id = row[0].as<std::string>();
+        auto action = sagas::parse_action(row[1].as<std::string>());
+        CLEARING_ASSERT(action.has_value());
+        item.action = *action;
+        item.attempt = row[2].as<std::int32_t>();
+        item.correlation_id = row[3].as<std::string>();
+        item.caused_by = row[4].as<std::string>();
+        if (item.action == sagas::ClearingAction::submit) {
+          auto loaded = transfers.load(tx, item.transfer_id);
+          if (!loaded) return tl::unexpected(loaded.error());
+          item.request = loaded->state.request;
+        }
+        items.push_back(std::move(item));
+      }
+      return items;
+    });
+  }
+
+  void launch(WorkItem item) {
+    log->debug("call action={} transfer_id={} attempt={} correlation_id={}", sagas::action_name(item.action),
+               item.transfer_id, item.attempt, item.correlation_id);
+    auto answer = item.action == sagas::ClearingAction::submit
+                      ? client.submit(to_submit_request(*item.request))
+                      : client.inquire(item.transfer_id);
+    in_flight.push_back(InFlight{std::move(item), std::move(answer)});
+    std::lock_guard lock(stats_mutex);
+    ++stats.calls_started;
+  }
+
+  struct Ready {
+    WorkItem item;
+    clearing_client::ClearingAnswer answer;
+  };
+
+  std::vector<Ready> collect_ready(bool wait_all) {
+    std::vector<Ready> ready;
+    for (auto it = in_flight.begin(); it != in_flight.end();) {
+      if (wait_all || it->answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        ready.push_back(Ready{std::move(it->item), it->answer.get()});
+        it = in_flight.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return ready;
+  }
+
+  // Records one answer inside tx. A refusal (an answer the saga cannot take) is logged
+  // and the lease released; it is not a database failure.
+  StoreResult<bool> record(Transaction& tx, const Ready& r) {
+    const auto jitter = std::uniform_int_distribution<std::int32_t>(0, sagas::kJitterPermilleMax)(rng);
+    const auto command = to_command(r.answer, r.item.transfer_id, r.item.attempt, r.item.action,
+                                    clock.now(), jitter, options.policy);
+    eventstore::CommandContext context{
+        r.item.correlation_id, r.item.caused_by, nullptr,
+        "answer|" + r.item.transfer_id + "|" + std::to_string(r.item.attempt) + "|" +
+            std::string(sagas::action_name(r.item.action))};
+    auto result = transfers.execute(tx, command, context);
+    if (!result) {
+      if (auto* error = std::get_if<eventstore::StoreError>(&result.error())) return tl::unexpected(*error);
+      const auto& refusal = std::get<sagas::TransferRefusal>(result.error());
+      log->error("answer refused transfer_id={} attempt={} correlation_id={} code={} message={}",
+                 r.item.transfer_id, r.item.attempt, r.item.correlation_id,
+                 sagas::refusal_code_name(refusal.code), refusal.message);
+    }
+    const bool stale = !result || result->events.empty();
+    if (stale) tx.exec_params(kRelease, r.item.transfer_id, options.owner, r.item.attempt);
+    log->debug("answer transfer_id={} attempt={} class={} latency_ms={} correlation_id={} events={}",
+               r.item.transfer_id, r.item.attempt, clearing_client::to_string(r.answer.answer_class),
+               r.answer.latency_ms, r.item.correlation_id, stale ? 0 : result->events.size());
+    return !stale;
+  }
+
+  void count(const Ready& r, bool recorded_with_events, bool failed) {
+    std::lock_guard lock(stats_mutex);
+    if (failed) {
+      ++stats.record_failures;
+      return;
+    }
+    ++stats.answers_recorded;
+    if (!recorded_with_events) ++stats.answers_stale;
+    ++stats.answers_by_class[std::string(clearing_client::to_string(r.answer.answer_class))];
+  }
+
+  // All ready answers in one transaction; if that fails, one transaction each, so one
+  // bad answer cannot hold back the others.
+  int record_all(const std::vector<Ready>& ready) {
+    if (ready.empty()) return 0;
+    std::vector<bool> with_events;
+    auto batch = transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<int> {
+      with_events.clear();
+      for (const auto& r : ready) {
+        auto recorded = record(tx, r);
+        if (!recorded) return tl::unexpected(recorded.error());
+        with_events.push_back(*recorded);
+      }
+      return static_cast<int>(ready.size());
+    });
+    if (batch) {
+      for (std::size_t i = 0; i < ready.size(); ++i) count(ready[i], with_events[i], false);
+      return *batch;
+    }
+    int recorded = 0;
+    for (const auto& r : ready) {
+      auto one = transfers.store().pool().transact_with_retry(
+          [&](Transaction& tx) -> StoreResult<bool> { return record(tx, r); });
+      if (one) {
+        ++recorded;
+        count(r, *one, false);
+      } else {
+        // The answer is lost to us, not to the saga: the lease expires and the same call
+        // is made again with the same key, and the clearing replays its answer.
+        log->error("recording answer failed transfer_id={} attempt={} correlation_id={} error={}",
+                   r.item.transfer_id, r.item.attempt, r.item.correlation_id, one.error().message);
+        count(r, false, true);
+      }
+    }
+    return recorded;
+  }
+
+  // Claims as much work as there is room for; false when there was none due.
+  bool claim_and_launch() {
+    const int room = options.in_flight_max - static_cast<int>(in_flight.size());
+    if (room <= 0) return true;
+    const int limit = std::min(room, options.claim_batch_max);
+    auto items = claim(limit);
+    if (!items) {
+      log->warn("claim failed error={}", items.error().message);
+      return false;
+    }
+    for (auto& item : *items) launch(std::move(item));
+    return static_cast<int>(items->size()) == limit;
+  }
+
+  void run() {
+    while (!stopping) {
+      bool busy = false;
+      if (std::chrono::steady_clock::now() >= next_claim_at) {
+        const bool full = claim_and_launch();
+        if (!full) next_claim_at = std::chrono::steady_clock::now() + options.idle_poll;
+        busy = full;
+      }
+      auto ready = collect_ready(false);
+      busy = busy || !ready.empty();
+      record_all(ready);
+      update_gauge();
+      if (!busy) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    // Graceful: answers already on their way are worth recording; the rest expire.
+    const auto deadline = std::chrono::steady_clock::now() + options.stop_grace;
+    while (!in_flight.empty() && std::chrono::steady_clock::now() < deadline) {
+      record_all(collect_ready(false));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!in_flight.empty())
+      log->warn("stopping with calls in flight count={}: their leases expire and they are made again",
+                in_flight.size());
+    in_flight.clear();
+    update_gauge();
+  }
+
+  void update_gauge() {
+    std::lock_guard lock(stats_mutex);
+    stats.in_flight_now = static_cast<std::int64_t>(in_flight.size());
+  }
+};
+
+Dispatcher::Dispatcher(TransferService& transfers, clearing_client::ClearingClient& client,
+                       const base::Clock& clock, DispatcherOptions options)
+    : impl_(std::make_unique<Impl>(transfers, client, clock, std::move(options))) {}
+
+Dispatcher::~Dispatcher() { stop(); }
+
+void Dispatcher::start() {
+  CLEARING_ASSERT(!impl_->thread.joinable());
+  impl_->stopping = false;
+  impl_->thread = std::thread([this] { impl_->run(); });
+}
+
+void Dispatcher::stop() {
+  impl_->stopping = true;
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+eventstore::StoreResult<int> Dispatcher::run_once() {
+  auto items = impl_->claim(impl_->options.claim_batch_max);
+  if (!items) return tl::unexpected(items.error());
+  for (auto& item : *items) impl_->launch(std::move(item));
+  return impl_->record_all(impl_->collect_ready(true));
+}
+
+DispatcherStats Dispatcher::stats() const {
+  std::lock_guard lock(impl_->stats_mutex);
+  return impl_->stats;
+}
+
+}  // namespace clearing::adapter

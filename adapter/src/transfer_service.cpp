@@ -1,0 +1,125 @@
+#include "clearing/adapter/transfer_service.hpp"
+
+#include <pqxx/pqxx>
+
+#include "clearing/base/assert.hpp"
+
+namespace clearing::adapter {
+namespace {
+
+constexpr const char* kAdapterSchema = R"sql(
+-- The clearing call due for each unfinished transfer. Times are epoch milliseconds of
+-- the adapter's clock (the same clock that computed them in the saga).
+create table transfer_work (
+  transfer_id    text primary key,
+  action         text not null check (action in ('submit', 'inquiry')),
+  attempt        int not null check (attempt > 0),
+  due_at_ms      bigint not null,
+  correlation_id text not null,
+  caused_by      uuid,              -- the event that scheduled this call
+  lease_owner    text,
+  lease_until_ms bigint,
+  claims         int not null default 0
+);
+create index transfer_work_due on transfer_work (due_at_ms);
+
+create table transfer_status (
+  transfer_id    text primary key,
+  status         text not null,
+  correlation_id text not null,
+  updated_at     timestamptz not null default now()
+);
+create index transfer_status_status on transfer_status (status);
+
+-- Input the adapter could not use, kept with the reason: never dropped.
+create table parked_messages (
+  id             bigint generated always as identity primary key,
+  source         text not null,          -- 'kafka', 'clearing-feed', ...
+  reason_code    text not null,          -- stable: 'not_json', 'missing_field', ...
+  reason         text not null,          -- for people
+  raw            text not null,
+  topic          text,
+  kafka_partition int,
+  kafka_offset   bigint,
+  correlation_id text,
+  parked_at      timestamptz not null default now()
+);
+create index parked_messages_reason on parked_messages (reason_code);
+)sql";
+
+}  // namespace
+
+const std::vector<eventstore::Migration>& adapter_migrations() {
+  static const std::vector<eventstore::Migration> migrations{
+      {"adapter/0001_transfer_work", kAdapterSchema}};
+  return migrations;
+}
+
+eventstore::StreamId transfer_stream(const std::string& transfer_id) {
+  return eventstore::StreamId{"transfer-" + transfer_id};
+}
+
+std::string transfer_id_of(const sagas::TransferCommand& command) {
+  return std::visit([](const auto& c) { return c.transfer_id; }, command);
+}
+
+TransferService::TransferService(eventstore::EventStore& store) : store_(store), aggregate_(store) {}
+
+TransferResult TransferService::execute(eventstore::Transaction& tx,
+                                        const sagas::TransferCommand& command,
+                                        const eventstore::CommandContext& context) {
+  const auto transfer_id = transfer_id_of(command);
+  auto result = aggregate_.handle(tx, transfer_stream(transfer_id), command, context);
+  if (result && !result->events.empty()) sync_projections(tx, transfer_id, *result, context);
+  return result;
+}
+
+TransferResult TransferService::execute(const sagas::TransferCommand& command,
+                                        const eventstore::CommandContext& context) {
+  TransferResult out = tl::unexpected(eventstore::CommandFailure<sagas::TransferDecider>{
+      eventstore::StoreError{eventstore::StoreErrc::internal, "not run"}});
+  auto status = store_.pool().transact_with_retry(
+      [&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+        out = execute(tx, command, context);
+        if (!out && std::holds_alternative<eventstore::StoreError>(out.error()))
+          return tl::unexpected(std::get<eventstore::StoreError>(out.error()));
+        return {};
+      });
+  if (!status && out)
+    return tl::unexpected(eventstore::CommandFailure<sagas::TransferDecider>{status.error()});
+  return out;
+}
+
+eventstore::StoreResult<eventstore::Loaded<sagas::TransferDecider>> TransferService::load(
+    eventstore::Transaction& tx, const std::string& transfer_id) {
+  return aggregate_.load(tx, transfer_stream(transfer_id));
+}
+
+void TransferService::sync_projections(eventstore::Transaction& tx, const std::string& transfer_id,
+                                       const eventstore::Decision<sagas::TransferDecider>& decision,
+                                       const eventstore::CommandContext& context) {
+  CLEARING_ASSERT(!decision.event_ids.empty());
+  const auto& state = decision.state;
+  const auto correlation = state.correlation_id.empty() ? context.correlation_id : state.correlation_id;
+  const auto next = sagas::next_action(state);
+  if (next) {
+    CLEARING_ASSERT(next->idempotency_key == transfer_id);
+    tx.exec_params(
+        "insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, caused_by)"
+        " values ($1, $2, $3, $4, $5, $6::uuid)"
+        " on conflict (transfer_id) do update set action = excluded.action, attempt = excluded.attempt,"
+        " due_at_ms = excluded.due_at_ms, correlation_id = excluded.correlation_id,"
+        " caused_by = excluded.caused_by, lease_owner = null, lease_until_ms = null",
+        transfer_id, std::string(sagas::action_name(next->action)), next->attempt,
+        static_cast<std::int64_t>(next->due_at.time_since_epoch().count()), correlation,
+        decision.event_ids.back().value());
+  } else {
+    tx.exec_params("delete from transfer_work where transfer_id = $1", transfer_id);
+  }
+  tx.exec_params(
+      "insert into transfer_status (transfer_id, status, correlation_id) values ($1, $2, $3)"
+      " on conflict (transfer_id) do update set status = excluded.status, updated_at = now()",
+      transfer_id, std::string(sagas::state_name(state)), correlation);
+}
+
+}  // namespace clearing::adapter

@@ -1,0 +1,222 @@
+// The Transfer saga end to end inside one process: the dispatcher, the clearing client
+// and the clearing mock with every fault class switched on, over a real PostgreSQL.
+// Invariants (DESIGN.md section 7): each transfer executed at most once in the ledger,
+// every transfer reaches exactly one terminal outcome that agrees with the ledger, and
+// no rejection comes from a timeout.
+
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "clearing/adapter/dispatcher.hpp"
+#include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/clearing_mock/mock_server.hpp"
+#include "saga_fixture.hpp"
+
+using namespace clearing;
+using namespace clearing::testing;
+
+namespace {
+
+clearing_mock::FaultSettings every_fault(double p) {
+  clearing_mock::FaultSettings f;
+  f.delay = 0.1;
+  f.delay_ms_min = 1;
+  f.delay_ms_max = 20;
+  f.timeout_before_execute = p;
+  f.timeout_after_execute = p;
+  f.close_after_execute = p;
+  f.reset_before_execute = p;
+  f.http_500 = p;
+  f.http_502 = p;
+  f.http_504 = p;
+  f.error_body_200 = p;
+  f.malformed_json = p;
+  f.maintenance_503 = p;
+  f.hold_ms = 400;  // past the client's deadline below
+  f.retry_after_s = 0;
+  return f;
+}
+
+std::unique_ptr<clearing_client::ClearingClient> make_client(const std::string& url) {
+  clearing_client::ClientOptions options;
+  options.base_url = url;
+  options.bearer_token = "mock-token";
+  options.request_timeout_ms = 250;
+  options.connect_timeout_ms = 250;
+  options.in_flight_max = 64;
+  auto client = clearing_client::ClearingClient::create(options);
+  REQUIRE_MESSAGE(client, (client ? "" : client.error()));
+  return std::move(*client);
+}
+
+template <class Predicate>
+bool wait_until(Predicate done, std::chrono::seconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+}  // namespace
+
+TEST_CASE("1,000 transfers through every fault class: executed at most once, one outcome each, agreeing with the ledger") {
+  SagaDatabase db;
+  clearing_mock::MockOptions mock_options;
+  mock_options.seed = 20261126;
+  mock_options.threads = 2;
+  mock_options.faults = every_fault(0.03);
+  auto mock = clearing_mock::MockServer::start(mock_options);
+  REQUIRE_MESSAGE(mock, (mock ? "" : mock.error()));
+  auto client = make_client((*mock)->base_url());
+
+  base::SystemClock clock;
+  std::vector<std::string> ids;
+  int invalid = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const auto kind = i % 50 == 7    ? RequestKind::invalid_account
+                      : i % 50 == 13 ? RequestKind::wrong_currency
+                      : i % 50 == 21 ? RequestKind::closed_account
+                                     : RequestKind::valid;
+    invalid += kind != RequestKind::valid;
+    auto command = make_initiate(i, kind, clock.now());
+    ids.push_back(command.transfer_id);
+    auto result = db.transfers->execute(command, {command.correlation_id, "core-event-" + std::to_string(i), nullptr, ""});
+    REQUIRE(result);
+  }
+
+  adapter::DispatcherOptions options;
+  options.owner = "test-dispatcher";
+  options.in_flight_max = 48;
+  options.lease = std::chrono::milliseconds(2000);
+  options.policy = fast_policy();
+  options.jitter_seed = 7;
+  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
+  dispatcher.start();
+  const bool finished = wait_until([&] { return db.terminal_count() == 1000; }, std::chrono::seconds(240));
+  dispatcher.stop();
+  CHECK_MESSAGE(finished, "statuses: " << [&] { std::string s; for (auto& [k, v] : db.statuses()) s += k + "=" + std::to_string(v) + " "; return s; }());
+
+  const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
+  for (const auto& violation : reconciliation.violations) FAIL_CHECK(violation);
+  CHECK(reconciliation.executions_max == 1);
+  CHECK(reconciliation.succeeded + reconciliation.rejected == 1000);
+  CHECK(reconciliation.rejected >= invalid);  // validation rejections, and the clearing's AC04
+
+  // Every fault class really was met.
+  const auto stats = (*mock)->state().stats();
+  for (const char* fault : {"timeout_before_execute", "timeout_after_execute", "close_after_execute",
+                            "reset_before_execute", "http_500", "http_502", "http_504",
+                            "error_body_200", "malformed_json", "maintenance_503"}) {
+    CAPTURE(fault);
+    CHECK(stats.faults.count(fault) == 1);
+    if (stats.faults.count(fault)) CHECK(stats.faults.at(fault) > 0);
+  }
+  auto dispatched = dispatcher.stats();
+  CHECK(dispatched.answers_by_class["unknown"] > 0);
+  MESSAGE("succeeded=" << reconciliation.succeeded << " rejected=" << reconciliation.rejected
+                       << " calls=" << dispatched.calls_started << " stale=" << dispatched.answers_stale);
+}
+
+TEST_CASE("after the cut-off, transfers are pending and settle on a later status inquiry") {
+  SagaDatabase db;
+  clearing_mock::MockOptions mock_options;
+  mock_options.always_after_cutoff = true;
+  mock_options.settle_after_inquiries = 2;
+  auto mock = clearing_mock::MockServer::start(mock_options);
+  REQUIRE(mock);
+  auto client = make_client((*mock)->base_url());
+  base::SystemClock clock;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    auto command = make_initiate(i, RequestKind::valid, clock.now());
+    ids.push_back(command.transfer_id);
+    REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
+  }
+  adapter::DispatcherOptions options;
+  options.owner = "cutoff";
+  options.policy = fast_policy();
+  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
+  dispatcher.start();
+  REQUIRE(wait_until([&] { return db.terminal_count() == 20; }, std::chrono::seconds(60)));
+  dispatcher.stop();
+  const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
+  CHECK(reconciliation.violations.empty());
+  CHECK(reconciliation.succeeded == 20);
+  // Each went through pending: the stream holds a TransferAcceptedPending before the settlement.
+  auto events = db.store->read_stream(adapter::transfer_stream(ids[0]));
+  REQUIRE(events);
+  std::vector<std::string> types;
+  for (const auto& e : *events) types.push_back(e.type);
+  CHECK(std::find(types.begin(), types.end(), "TransferAcceptedPending") != types.end());
+  CHECK(types.back() == "TransferSettled");
+  CHECK(dispatcher.stats().answers_by_class.at("pending") >= 20);
+}
+
+TEST_CASE("two dispatchers sharing one database never make the same attempt at once") {
+  SagaDatabase db;
+  clearing_mock::MockOptions mock_options;
+  mock_options.faults.latency_ms = 20;
+  auto mock = clearing_mock::MockServer::start(mock_options);
+  REQUIRE(mock);
+  auto client_a = make_client((*mock)->base_url());
+  auto client_b = make_client((*mock)->base_url());
+  base::SystemClock clock;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200; ++i) {
+    auto command = make_initiate(i, RequestKind::valid, clock.now());
+    ids.push_back(command.transfer_id);
+    REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
+  }
+  adapter::DispatcherOptions a_options, b_options;
+  a_options.owner = "a";
+  b_options.owner = "b";
+  a_options.policy = b_options.policy = fast_policy();
+  adapter::Dispatcher a(*db.transfers, *client_a, clock, a_options);
+  adapter::Dispatcher b(*db.transfers, *client_b, clock, b_options);
+  a.start();
+  b.start();
+  REQUIRE(wait_until([&] { return db.terminal_count() == 200; }, std::chrono::seconds(60)));
+  a.stop();
+  b.stop();
+  const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
+  CHECK(reconciliation.violations.empty());
+  // No fault, no lease expiry: with claims exclusive, the clearing saw each key exactly once.
+  const auto stats = (*mock)->state().stats();
+  CHECK(stats.replays == 0);
+  CHECK(stats.in_progress_answers == 0);
+  CHECK(a.stats().calls_started + b.stats().calls_started == 200);
+  CHECK(a.stats().calls_started > 0);
+  CHECK(b.stats().calls_started > 0);
+}
+
+TEST_CASE("the incoming feed: each payment recorded once although the mainframe re-sends, the cursor kept as events") {
+  SagaDatabase db;
+  clearing_mock::MockOptions mock_options;
+  mock_options.incoming_generated = 57;
+  mock_options.incoming_resend_probability = 0.5;
+  auto mock = clearing_mock::MockServer::start(mock_options);
+  REQUIRE(mock);
+  auto client = make_client((*mock)->base_url());
+  base::SystemClock clock;
+  adapter::IncomingPoller poller(*db.store, *client, clock, {std::chrono::milliseconds(10), 10, dk_rules()});
+  int pages = 0;
+  for (; pages < 30; ++pages) {
+    auto polled = poller.poll_once();
+    REQUIRE(polled);
+    if (*polled == 0) break;
+  }
+  const auto stats = poller.stats();
+  CHECK(stats.payments_recorded == 57);
+  CHECK(stats.payments_resent > 0);
+  CHECK(db.database.query_value("select count(distinct stream_id) from events where stream_id like 'incoming-payment-%'") == "57");
+  // The cursor is an event: a new poller resumes where the first stopped.
+  adapter::IncomingPoller again(*db.store, *client, clock, {std::chrono::milliseconds(10), 10, dk_rules()});
+  auto more = again.poll_once();
+  REQUIRE(more);
+  CHECK(again.stats().payments_recorded == 0);
+  CHECK(db.database.query_value("select count(*) from events where type = 'IncomingFeedAdvanced'") ==
+        std::to_string(stats.pages));
+}

@@ -1,0 +1,119 @@
+#include "saga_fixture.hpp"
+
+#include <pqxx/pqxx>
+
+#include "clearing/base/uuid.hpp"
+#include "clearing/eventstore/migrations.hpp"
+
+namespace clearing::testing {
+
+sagas::InitiateTransfer make_initiate(int index, RequestKind kind, base::Timestamp now,
+                                      const sagas::RetryPolicy& policy) {
+  char account[32];
+  // Creditor account numbers ending in 0004 are closed at the mock: avoid them unless asked.
+  std::snprintf(account, sizeof account, "5301-%010d", 100000 + index * 10 + 1);
+  sagas::InitiateTransfer c;
+  c.transfer_id = base::new_uuid();
+  c.account_id = "acct-" + std::to_string(index % 50);
+  c.amount = {1000 + index, *sagas::Currency::parse("DKK")};
+  c.debtor = {"Debtor " + std::to_string(index), {sagas::AccountScheme::bban, "1234-0000012345"}};
+  c.creditor = {"Creditor " + std::to_string(index), {sagas::AccountScheme::bban, account}};
+  c.remittance_info = "Invoice " + std::to_string(index);
+  c.requested_at = now;
+  c.correlation_id = base::new_uuid();
+  c.now = now;
+  c.rules = dk_rules();
+  c.policy = policy;
+  switch (kind) {
+    case RequestKind::valid: break;
+    case RequestKind::invalid_account: c.creditor.account.id = "53O1-12"; break;
+    case RequestKind::wrong_currency: c.amount.currency = *sagas::Currency::parse("EUR"); break;
+    case RequestKind::closed_account: c.creditor.account.id = "5301-0000000004"; break;
+  }
+  return c;
+}
+
+SagaDatabase::SagaDatabase() {
+  eventstore::DatabaseOptions options;
+  options.url = database.url();
+  options.connections_max = 16;
+  pool = std::make_unique<eventstore::ConnectionPool>(options);
+  for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations()}) {
+    auto applied = eventstore::apply_migrations(*pool, *migrations);
+    if (!applied) throw std::runtime_error("migrations: " + applied.error().message);
+  }
+  store = std::make_unique<eventstore::EventStore>(*pool);
+  transfers = std::make_unique<adapter::TransferService>(*store);
+}
+
+std::map<std::string, int> SagaDatabase::statuses() const {
+  pqxx::connection c(database.url());
+  pqxx::nontransaction tx(c);
+  std::map<std::string, int> out;
+  for (const auto& row : tx.exec("select status, count(*) from transfer_status group by status"))
+    out[row[0].as<std::string>()] = row[1].as<int>();
+  return out;
+}
+
+int SagaDatabase::terminal_count() const {
+  auto s = statuses();
+  return s["succeeded"] + s["rejected"];
+}
+
+namespace {
+// The attempt number on the transfer's TransferRejected event (-1 when none).
+int rejected_attempt(SagaDatabase& db, const std::string& id) {
+  auto events = db.store->read_stream(adapter::transfer_stream(id));
+  if (!events) return -1;
+  for (const auto& e : *events)
+    if (e.type == "TransferRejected") return e.data.value("attempt", -1);
+  return -1;
+}
+}  // namespace
+
+Reconciliation reconcile(SagaDatabase& db, const std::vector<std::string>& transfer_ids,
+                         const std::vector<clearing_mock::LedgerEntry>& ledger) {
+  Reconciliation r;
+  std::map<std::string, const clearing_mock::LedgerEntry*> by_reference;
+  for (const auto& entry : ledger) {
+    by_reference[entry.reference] = &entry;
+    r.executions_max = std::max(r.executions_max, entry.execution_count);
+    if (entry.execution_count > 1)
+      r.violations.push_back(entry.reference + " executed " + std::to_string(entry.execution_count) + " times");
+  }
+  for (const auto& id : transfer_ids) {
+    auto loaded = db.pool->transact([&](eventstore::Transaction& tx) { return db.transfers->load(tx, id); });
+    if (!loaded) {
+      r.violations.push_back(id + ": cannot load: " + loaded.error().message);
+      continue;
+    }
+    const auto& state = loaded->state;
+    const auto it = by_reference.find(id);
+    const auto* entry = it == by_reference.end() ? nullptr : it->second;
+    const bool executed = entry && entry->execution_count > 0;
+    switch (state.status) {
+      case sagas::TransferStatus::succeeded:
+        ++r.succeeded;
+        if (!executed) r.violations.push_back(id + ": succeeded but never executed");
+        else if (entry->clearing_reference != state.clearing_reference)
+          r.violations.push_back(id + ": clearing reference differs from the ledger");
+        break;
+      case sagas::TransferStatus::rejected:
+        ++r.rejected;
+        if (executed) r.violations.push_back(id + ": rejected but executed in the ledger");
+        // A rejection must come from validation (attempt 0: the clearing was never
+        // called) or from the clearing's own RJCT, never from an unknown outcome.
+        if (entry == nullptr && rejected_attempt(db, id) != 0)
+          r.violations.push_back(id + ": rejected after clearing calls without a clearing rejection");
+        if (entry != nullptr && entry->status != "RJCT")
+          r.violations.push_back(id + ": rejected but the ledger says " + entry->status);
+        break;
+      default:
+        ++r.unfinished;
+        r.violations.push_back(id + ": not finished (" + std::string(sagas::state_name(state)) + ")");
+    }
+  }
+  return r;
+}
+
+}  // namespace clearing::testing
