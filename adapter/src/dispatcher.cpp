@@ -7,7 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "clearing/adapter/answer_mapping.hpp"
-#include "clearing/adapter/logging.hpp"
+#include "clearing/base/logging.hpp"
 #include "clearing/base/assert.hpp"
 
 namespace clearing::adapter {
@@ -61,7 +61,7 @@ struct Dispatcher::Impl {
   clearing_client::ClearingClient& client;
   const base::Clock& clock;
   DispatcherOptions options;
-  std::shared_ptr<spdlog::logger> log = module_logger("dispatcher");
+  std::shared_ptr<spdlog::logger> log = base::module_logger("dispatcher");
   std::mt19937 rng;
 
   std::thread thread;

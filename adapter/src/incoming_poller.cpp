@@ -5,7 +5,7 @@
 
 #include <pqxx/pqxx>
 
-#include "clearing/adapter/logging.hpp"
+#include "clearing/base/logging.hpp"
 #include "clearing/adapter/parking.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/eventstore/aggregate.hpp"
@@ -47,7 +47,7 @@ struct IncomingPoller::Impl {
   const base::Clock& clock;
   IncomingPollerOptions options;
   IncomingAggregate payments{store};
-  std::shared_ptr<spdlog::logger> log = module_logger("incoming");
+  std::shared_ptr<spdlog::logger> log = base::module_logger("incoming");
 
   std::thread thread;
   std::mutex wait_mutex;

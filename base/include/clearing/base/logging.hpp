@@ -7,7 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace clearing::adapter {
+namespace clearing::base {
 
 // The module's logger, created on first use (stderr), sharing the global level.
 std::shared_ptr<spdlog::logger> module_logger(const std::string& name);
@@ -15,4 +15,4 @@ std::shared_ptr<spdlog::logger> module_logger(const std::string& name);
 // Sets the level for all module loggers: "trace".."off". False if unknown.
 bool set_log_level(const std::string& level);
 
-}  // namespace clearing::adapter
+}  // namespace clearing::base

@@ -1,10 +1,10 @@
-#include "clearing/adapter/logging.hpp"
+#include "clearing/base/logging.hpp"
 
 #include <mutex>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
-namespace clearing::adapter {
+namespace clearing::base {
 
 std::shared_ptr<spdlog::logger> module_logger(const std::string& name) {
   static std::mutex mutex;
@@ -24,4 +24,4 @@ bool set_log_level(const std::string& level) {
   return true;
 }
 
-}  // namespace clearing::adapter
+}  // namespace clearing::base
