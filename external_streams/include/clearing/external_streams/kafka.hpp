@@ -1,0 +1,54 @@
+#pragma once
+// Kafka plumbing shared by the relay and the consumer: explicit client configuration,
+// and the embedded cluster (librdkafka's in-process mock cluster: a real Kafka-protocol
+// broker on loopback) used by tests and the demo.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <tl/expected.hpp>
+
+namespace clearing::external_streams {
+
+// Every option the clients depend on is set explicitly (STYLE.md): nothing is left to
+// librdkafka's defaults by accident. Extra entries override.
+struct KafkaClientOptions {
+  std::string bootstrap_servers;
+  std::string client_id = "clearing-adapter";
+  int socket_timeout_ms = 10'000;
+  int message_timeout_ms = 30'000;  // producer: delivery deadline per message
+  int session_timeout_ms = 10'000;  // consumer group
+  int max_poll_interval_ms = 300'000;
+  std::map<std::string, std::string> extra;
+};
+
+// The librdkafka configuration as key/value pairs (for logs and tests).
+std::map<std::string, std::string> producer_settings(const KafkaClientOptions& options);
+std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& options, const std::string& group_id);
+
+class EmbeddedKafka {
+ public:
+  static tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> start(int brokers = 1);
+  ~EmbeddedKafka();
+  EmbeddedKafka(const EmbeddedKafka&) = delete;
+  EmbeddedKafka& operator=(const EmbeddedKafka&) = delete;
+
+  const std::string& bootstrap_servers() const { return bootstraps_; }
+  tl::expected<void, std::string> create_topic(const std::string& name, int partitions);
+  // Broker ids start at 1.
+  tl::expected<void, std::string> set_broker_down(int broker_id);
+  tl::expected<void, std::string> set_broker_up(int broker_id);
+  int brokers() const { return brokers_; }
+
+  struct Impl;
+
+ private:
+  EmbeddedKafka() = default;
+  std::unique_ptr<Impl> impl_;
+  std::string bootstraps_;
+  int brokers_ = 0;
+};
+
+}  // namespace clearing::external_streams

@@ -1,0 +1,87 @@
+#pragma once
+// External streams in PostgreSQL: the outgoing messages with their gapless seqs, the
+// relay's published marks, and the consumer's applied seqs. The database, not Kafka, is
+// the source of truth: Kafka only carries copies, and anything lost there is served
+// again from here (the catch-up API).
+//
+// All functions run inside the caller's transaction, so a derivation's messages commit
+// with its subscription checkpoint and a consumer's progress with the command it applied.
+
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "clearing/eventstore/migrations.hpp"
+#include "clearing/eventstore/types.hpp"
+#include "clearing/external_streams/message.hpp"
+
+namespace clearing::external_streams {
+
+inline constexpr std::int32_t kPartitionsMax = 256;
+inline constexpr std::int64_t kCatchUpLimitMax = 1000;
+
+struct StreamSpec {
+  std::string name;  // = Kafka topic, e.g. adapter.dk.payments.v1
+  std::int32_t partitions = 1;
+};
+
+const std::vector<eventstore::Migration>& external_streams_migrations();
+
+// Registers the partitions of outgoing streams (idempotent). Fewer partitions than
+// registered before is refused: it would move entities to other partitions.
+eventstore::StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool,
+                                             std::span<const StreamSpec> streams);
+
+// What a derivation asks to publish.
+struct Draft {
+  std::string type;
+  std::string key;  // entity id: decides the partition, and is the Kafka key
+  nlohmann::json data;
+  bool once_per_key = false;  // skip if this stream already has a message of this type for the key
+  std::string correlation_id;  // empty: the source event's
+};
+
+// Appends one message with the partition's next seq; nullopt when once_per_key skipped
+// it. The message's event id is derived from (stream, source event, type), so a
+// derivation that runs again cannot publish the same thing twice.
+eventstore::StoreResult<std::optional<ExternalMessage>> append_external(
+    eventstore::Transaction& tx, const StreamSpec& stream, const Draft& draft,
+    const eventstore::RecordedEvent& source);
+
+struct CatchUpPage {
+  std::vector<ExternalMessage> events;
+  std::int64_t head = 0;  // highest seq of the partition
+};
+
+// Messages with seq >= from, in seq order, at most limit (<= kCatchUpLimitMax).
+eventstore::StoreResult<CatchUpPage> read_catch_up(eventstore::Transaction& tx, const std::string& stream,
+                                                   std::int32_t partition, std::int64_t from,
+                                                   std::int64_t limit);
+
+// The relay's view of one partition.
+struct PartitionMark {
+  std::string stream;
+  std::int32_t partition = 0;
+  std::int64_t head = 0;       // highest seq written
+  std::int64_t published = 0;  // highest seq acknowledged by Kafka, all below it too
+};
+eventstore::StoreResult<std::vector<PartitionMark>> read_marks(eventstore::Transaction& tx);
+eventstore::StoreResult<void> mark_published(eventstore::Transaction& tx, const std::string& stream,
+                                             std::int32_t partition, std::int64_t seq);
+
+// The consumer's progress on one partition of an inbound stream.
+struct InboundProgress {
+  std::int64_t last_seq = 0;       // highest seq applied; all below it applied too
+  std::int64_t kafka_offset = -1;  // offset of the last message consumed (-1: none)
+};
+// Locks the row (creating it) for the rest of the transaction.
+eventstore::StoreResult<InboundProgress> lock_progress(eventstore::Transaction& tx, const std::string& stream,
+                                                       std::int32_t partition);
+eventstore::StoreResult<void> store_progress(eventstore::Transaction& tx, const std::string& stream,
+                                             std::int32_t partition, const InboundProgress& progress);
+eventstore::StoreResult<std::optional<InboundProgress>> read_progress(eventstore::Transaction& tx,
+                                                                      const std::string& stream,
+                                                                      std::int32_t partition);
+
+}  // namespace clearing::external_streams

@@ -1,0 +1,137 @@
+#include "clearing/external_streams/derivation.hpp"
+
+#include <pqxx/pqxx>
+
+namespace clearing::external_streams {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string text(const Json& data, const char* field) {
+  const auto it = data.find(field);
+  return it != data.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+std::string transfer_stream_of(const std::string& transfer_id) { return "transfer-" + transfer_id; }
+
+Draft transfer_draft(std::string type, const Json& data, Json body) {
+  return Draft{std::move(type), text(data, "transfer_id"), std::move(body), false, ""};
+}
+
+// The amount of a transfer, from its TransferInitiated.
+Json transfer_amount(const std::string& transfer_id, const DerivationContext& context) {
+  if (!context.first_of_type) return nullptr;
+  const auto initiated = context.first_of_type(transfer_stream_of(transfer_id), "TransferInitiated");
+  return initiated ? initiated->data.value("amount", Json(nullptr)) : Json(nullptr);
+}
+
+}  // namespace
+
+std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e, const DerivationContext&) {
+  const auto& d = e.data;
+  const auto transfer_id = text(d, "transfer_id");
+  if (e.type == "TransferAcceptedPending") {
+    auto draft = transfer_draft("TransferPending", d,
+                                {{"transfer_id", transfer_id},
+                                 {"clearing_reference", text(d, "clearing_reference")},
+                                 {"expected_settlement_date", text(d, "expected_settlement_date")}});
+    draft.once_per_key = true;  // the saga records every pending answer; the core hears it once
+    return {draft};
+  }
+  if (e.type == "TransferUnderInvestigation")
+    return {transfer_draft("TransferUnderInvestigation", d,
+                           {{"transfer_id", transfer_id}, {"since", text(d, "since")},
+                            {"attempts", d.value("attempts", 0)}, {"last_error", text(d, "last_error")}})};
+  if (e.type == "TransferSettled")
+    return {transfer_draft("TransferSucceeded", d,
+                           {{"transfer_id", transfer_id}, {"clearing_reference", text(d, "clearing_reference")},
+                            {"settlement_date", text(d, "settlement_date")}})};
+  if (e.type == "TransferRejected")
+    return {transfer_draft("TransferRejected", d,
+                           {{"transfer_id", transfer_id}, {"reason_code", text(d, "reason_code")},
+                            {"reason", text(d, "reason")}})};
+  if (e.type == "DuplicateTransferRequestRefused") {
+    // The outcome of the second, refused request: it carries that request's correlation.
+    auto draft = transfer_draft("TransferRejected", d,
+                                {{"transfer_id", transfer_id}, {"reason_code", "DUPL"}, {"reason", text(d, "reason")}});
+    draft.correlation_id = text(d, "correlation_id");
+    return {draft};
+  }
+  if (e.type == "TransferResolvedManually") {
+    if (text(d, "outcome") == "succeeded")
+      return {transfer_draft("TransferSucceeded", d,
+                             {{"transfer_id", transfer_id}, {"clearing_reference", text(d, "clearing_reference")},
+                              {"settlement_date", text(d, "settlement_date")}, {"resolved_manually", true}})};
+    return {transfer_draft("TransferRejected", d,
+                           {{"transfer_id", transfer_id}, {"reason_code", text(d, "reason_code")},
+                            {"reason", text(d, "reason")}, {"resolved_manually", true}})};
+  }
+  if (e.type == "IncomingPaymentRecorded")
+    return {Draft{"IncomingPaymentReceived", text(d, "payment_id"),
+                  {{"payment_id", text(d, "payment_id")}, {"clearing_reference", text(d, "clearing_reference")},
+                   {"amount", d.value("amount", Json(nullptr))}, {"debtor", d.value("debtor", Json(nullptr))},
+                   {"creditor", d.value("creditor", Json(nullptr))},
+                   {"remittance_info", text(d, "remittance_info")}, {"received_at", text(d, "received_at")}},
+                  false, ""}};
+  return {};
+}
+
+std::vector<Draft> derive_settlements_v1(const eventstore::RecordedEvent& e, const DerivationContext& context) {
+  const auto& d = e.data;
+  const auto transfer_id = text(d, "transfer_id");
+  const bool settled = e.type == "TransferSettled" ||
+                       (e.type == "TransferResolvedManually" && text(d, "outcome") == "succeeded");
+  if (settled)
+    return {transfer_draft("OutgoingTransferSettled", d,
+                           {{"transfer_id", transfer_id}, {"clearing_reference", text(d, "clearing_reference")},
+                            {"amount", transfer_amount(transfer_id, context)},
+                            {"settlement_date", text(d, "settlement_date")}})};
+  if (e.type == "IncomingPaymentRecorded")
+    return {Draft{"IncomingPaymentSettled", text(d, "payment_id"),
+                  {{"payment_id", text(d, "payment_id")}, {"clearing_reference", text(d, "clearing_reference")},
+                   {"amount", d.value("amount", Json(nullptr))},
+                   {"settlement_date", text(d, "received_at").substr(0, 10)}},
+                  false, ""}};
+  return {};
+}
+
+const std::vector<Derivation>& derivations() {
+  static const std::vector<Derivation> registry{
+      {"payments.v1", &derive_payments_v1},
+      {"settlements.v1", &derive_settlements_v1},
+  };
+  return registry;
+}
+
+std::optional<DerivationFn> find_derivation(const std::string& name) {
+  for (const auto& d : derivations())
+    if (d.name == name) return d.derive;
+  return std::nullopt;
+}
+
+eventstore::EventHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams) {
+  return [&store, streams = std::move(streams)](eventstore::Transaction& tx,
+                                                const eventstore::RecordedEvent& event)
+             -> tl::expected<void, std::string> {
+    DerivationContext context{[&](const std::string& stream, const std::string& type)
+                                  -> std::optional<eventstore::RecordedEvent> {
+      auto events = store.read_stream(tx, eventstore::StreamId{stream});
+      if (!events) return std::nullopt;
+      for (auto& candidate : *events)
+        if (candidate.type == type) return std::move(candidate);
+      return std::nullopt;
+    }};
+    for (const auto& stream : streams) {
+      for (const auto& draft : stream.derive(event, context)) {
+        if (draft.key.empty())
+          return tl::unexpected("derived " + draft.type + " from " + event.type + " " + event.event_id.value() +
+                                " has no entity id");
+        auto appended = append_external(tx, stream.spec, draft, event);
+        if (!appended) return tl::unexpected(appended.error().message);
+      }
+    }
+    return {};
+  };
+}
+
+}  // namespace clearing::external_streams

@@ -1,0 +1,113 @@
+#include "clearing/external_streams/kafka.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "kafka_internal.hpp"
+
+namespace clearing::external_streams {
+
+std::map<std::string, std::string> producer_settings(const KafkaClientOptions& o) {
+  std::map<std::string, std::string> s{
+      {"bootstrap.servers", o.bootstrap_servers},
+      {"client.id", o.client_id},
+      // Exactly-once into the log per producer session, order kept under retries.
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"max.in.flight.requests.per.connection", "5"},
+      {"retries", "2147483647"},
+      {"message.timeout.ms", std::to_string(o.message_timeout_ms)},
+      {"socket.timeout.ms", std::to_string(o.socket_timeout_ms)},
+      {"linger.ms", "2"},
+      {"batch.num.messages", "10000"},
+      {"compression.type", "none"},
+      {"partitioner", "consistent_random"},  // unused: we always name the partition
+      {"enable.gapless.guarantee", "false"},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& [k, v] : o.extra) s[k] = v;
+  return s;
+}
+
+std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& o, const std::string& group_id) {
+  std::map<std::string, std::string> s{
+      {"bootstrap.servers", o.bootstrap_servers},
+      {"client.id", o.client_id},
+      {"group.id", group_id},
+      // Offsets live in PostgreSQL with the applied seq; Kafka's are never used.
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"isolation.level", "read_committed"},
+      {"session.timeout.ms", std::to_string(o.session_timeout_ms)},
+      {"max.poll.interval.ms", std::to_string(o.max_poll_interval_ms)},
+      {"socket.timeout.ms", std::to_string(o.socket_timeout_ms)},
+      {"partition.assignment.strategy", "range"},
+      {"enable.partition.eof", "false"},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& [k, v] : o.extra) s[k] = v;
+  return s;
+}
+
+tl::expected<rd_kafka_conf_t*, std::string> make_conf(const std::map<std::string, std::string>& settings) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char error[512];
+  for (const auto& [key, value] : settings) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return tl::unexpected("kafka option " + key + ": " + error);
+    }
+  }
+  return conf;
+}
+
+struct EmbeddedKafka::Impl {
+  rd_kafka_t* host = nullptr;  // the handle that owns the mock cluster
+  rd_kafka_mock_cluster_t* cluster = nullptr;
+  ~Impl() {
+    if (cluster) rd_kafka_mock_cluster_destroy(cluster);
+    if (host) rd_kafka_destroy(host);
+  }
+};
+
+tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> EmbeddedKafka::start(int brokers) {
+  if (brokers < 1 || brokers > 9) return tl::unexpected(std::string("embedded kafka needs 1..9 brokers"));
+  auto conf = make_conf({{"client.id", "embedded-kafka-host"}, {"log.connection.close", "false"}});
+  if (!conf) return tl::unexpected(conf.error());
+  char error[512];
+  std::unique_ptr<EmbeddedKafka> kafka(new EmbeddedKafka());
+  kafka->impl_ = std::make_unique<Impl>();
+  kafka->impl_->host = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, error, sizeof error);
+  if (!kafka->impl_->host) {
+    rd_kafka_conf_destroy(*conf);
+    return tl::unexpected(std::string("embedded kafka: ") + error);
+  }
+  kafka->impl_->cluster = rd_kafka_mock_cluster_new(kafka->impl_->host, brokers);
+  if (!kafka->impl_->cluster) return tl::unexpected(std::string("embedded kafka: mock cluster did not start"));
+  kafka->bootstraps_ = rd_kafka_mock_cluster_bootstraps(kafka->impl_->cluster);
+  kafka->brokers_ = brokers;
+  return kafka;
+}
+
+EmbeddedKafka::~EmbeddedKafka() = default;
+
+tl::expected<void, std::string> EmbeddedKafka::create_topic(const std::string& name, int partitions) {
+  const auto err = rd_kafka_mock_topic_create(impl_->cluster, name.c_str(), partitions, std::min(brokers_, 3));
+  if (err) return tl::unexpected("create topic " + name + ": " + rd_kafka_err2str(err));
+  return {};
+}
+
+tl::expected<void, std::string> EmbeddedKafka::set_broker_down(int broker_id) {
+  const auto err = rd_kafka_mock_broker_set_down(impl_->cluster, broker_id);
+  if (err) return tl::unexpected(std::string("broker down: ") + rd_kafka_err2str(err));
+  return {};
+}
+
+tl::expected<void, std::string> EmbeddedKafka::set_broker_up(int broker_id) {
+  const auto err = rd_kafka_mock_broker_set_up(impl_->cluster, broker_id);
+  if (err) return tl::unexpected(std::string("broker up: ") + rd_kafka_err2str(err));
+  return {};
+}
+
+}  // namespace clearing::external_streams

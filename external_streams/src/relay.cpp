@@ -1,0 +1,249 @@
+#include "clearing/external_streams/relay.hpp"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+#include "clearing/base/assert.hpp"
+#include "clearing/base/logging.hpp"
+#include "clearing/external_streams/stream_store.hpp"
+#include "kafka_internal.hpp"
+
+namespace clearing::external_streams {
+namespace {
+
+// One produced message awaiting its delivery report.
+struct Pending {
+  std::int64_t seq = 0;
+  std::atomic<int> state{0};  // 0 waiting, 1 delivered, 2 failed
+  rd_kafka_resp_err_t error = RD_KAFKA_RESP_ERR_NO_ERROR;
+};
+
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
+  auto* pending = static_cast<Pending*>(message->_private);
+  if (pending == nullptr) return;
+  pending->error = message->err;
+  pending->state = message->err ? 2 : 1;
+}
+
+}  // namespace
+
+struct Relay::Impl {
+  eventstore::ConnectionPool& pool;
+  RelayOptions options;
+  rd_kafka_t* producer = nullptr;
+  std::vector<std::vector<Pending>> graveyard;
+  std::shared_ptr<spdlog::logger> log = base::module_logger("relay");
+
+  std::thread thread;
+  std::mutex wait_mutex;
+  std::condition_variable wait_cv;
+  bool stopping = false;
+
+  mutable std::mutex stats_mutex;
+  RelayStats stats;
+
+  Impl(eventstore::ConnectionPool& p, RelayOptions o) : pool(p), options(std::move(o)) {}
+  ~Impl() {
+    if (producer) {
+      rd_kafka_flush(producer, static_cast<int>(options.flush_timeout.count()));
+      rd_kafka_destroy(producer);
+    }
+  }
+
+  tl::expected<void, std::string> open_producer() {
+    auto conf = make_conf(producer_settings(options.kafka));
+    if (!conf) return tl::unexpected(conf.error());
+    rd_kafka_conf_set_dr_msg_cb(*conf, on_delivery);
+    char error[512];
+    producer = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, error, sizeof error);
+    if (!producer) {
+      rd_kafka_conf_destroy(*conf);
+      return tl::unexpected(std::string("kafka producer: ") + error);
+    }
+    return {};
+  }
+
+  // A fatal idempotence error (the producer's sequence state is broken) ends the
+  // producer's life; a new one continues from the published marks.
+  tl::expected<void, std::string> recover_if_fatal() {
+    char reason[512];
+    const auto fatal = rd_kafka_fatal_error(producer, reason, sizeof reason);
+    if (fatal == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+    log->error("kafka producer fatal error={} reason={}: recreating it", rd_kafka_err2name(fatal), reason);
+    rd_kafka_destroy(producer);
+    producer = nullptr;
+    return open_producer();
+  }
+
+  tl::expected<void, std::string> produce(const ExternalMessage& m, Pending& pending) {
+    const auto value = m.to_json().dump();
+    const auto seq = std::to_string(m.seq);
+    const auto err = rd_kafka_producev(
+        producer, RD_KAFKA_V_TOPIC(m.stream.c_str()), RD_KAFKA_V_PARTITION(m.partition),
+        RD_KAFKA_V_KEY(m.key.data(), m.key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADER("seq", seq.data(), static_cast<ssize_t>(seq.size())),
+        RD_KAFKA_V_HEADER("type", m.type.data(), static_cast<ssize_t>(m.type.size())),
+        RD_KAFKA_V_HEADER("event_id", m.event_id.data(), static_cast<ssize_t>(m.event_id.size())),
+        RD_KAFKA_V_HEADER("source_event_id", m.source_event_id.data(), static_cast<ssize_t>(m.source_event_id.size())),
+        RD_KAFKA_V_HEADER("correlation_id", m.correlation_id.data(), static_cast<ssize_t>(m.correlation_id.size())),
+        RD_KAFKA_V_OPAQUE(&pending), RD_KAFKA_V_END);
+    if (err) return tl::unexpected(std::string("produce: ") + rd_kafka_err2str(err));
+    return {};
+  }
+
+  // Publishes one partition's unpublished messages; returns how many were acknowledged.
+  tl::expected<int, std::string> relay_partition(const PartitionMark& mark) {
+    const auto limit = std::min<std::int64_t>({mark.head - mark.published, options.batch_max, kCatchUpLimitMax});
+    auto page = pool.transact([&](eventstore::Transaction& tx) {
+      return read_catch_up(tx, mark.stream, mark.partition, mark.published + 1, limit);
+    });
+    if (!page) return tl::unexpected(page.error().message);
+    std::vector<Pending> pending(page->events.size());
+    std::size_t produced = 0;
+    std::string produce_error;
+    for (std::size_t i = 0; i < page->events.size(); ++i) {
+      pending[i].seq = page->events[i].seq;
+      CLEARING_ASSERT(pending[i].seq == mark.published + 1 + static_cast<std::int64_t>(i));
+      auto ok = produce(page->events[i], pending[i]);
+      if (!ok) {
+        produce_error = ok.error();  // queue full or similar: publish the rest next round
+        break;
+      }
+      ++produced;
+    }
+    if (rd_kafka_flush(producer, static_cast<int>(options.flush_timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // Reports still owed point into `pending`: purge what is left so every message
+      // reports (as failed) before `pending` goes away; they are republished next round.
+      rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+      rd_kafka_flush(producer, 5'000);
+    }
+    for (std::size_t i = 0; i < produced; ++i)
+      if (pending[i].state == 0) {
+        // A report may still arrive: keep the records alive for it rather than risk it
+        // writing into freed memory. Bounded: it takes a broken librdkafka to get here.
+        graveyard.push_back(std::move(pending));
+        return tl::unexpected(std::string("delivery reports missing after purge"));
+      }
+    // Everything produced has a report now, or the flush timed out: the mark moves
+    // across the contiguous delivered prefix only.
+    std::int64_t delivered_to = mark.published;
+    int acknowledged = 0, failed = 0;
+    for (std::size_t i = 0; i < produced; ++i) {
+      if (pending[i].state == 1) {
+        ++acknowledged;
+        if (delivered_to == pending[i].seq - 1) delivered_to = pending[i].seq;
+      } else {
+        ++failed;
+        if (produce_error.empty())
+          produce_error = pending[i].state == 2 ? std::string(rd_kafka_err2str(pending[i].error))
+                                                : std::string("no delivery report within the flush timeout");
+      }
+    }
+    if (delivered_to > mark.published) {
+      auto marked = pool.transact([&](eventstore::Transaction& tx) {
+        return mark_published(tx, mark.stream, mark.partition, delivered_to);
+      });
+      if (!marked) return tl::unexpected(marked.error().message);
+    }
+    {
+      std::lock_guard lock(stats_mutex);
+      stats.produced += static_cast<std::int64_t>(produced);
+      stats.acknowledged += acknowledged;
+      stats.failed += failed;
+    }
+    if (!produce_error.empty()) {
+      auto recovered = recover_if_fatal();
+      if (!recovered) return tl::unexpected(recovered.error());
+      return tl::unexpected("stream " + mark.stream + "/" + std::to_string(mark.partition) + ": " + produce_error);
+    }
+    return static_cast<int>(delivered_to - mark.published);
+  }
+
+  tl::expected<int, std::string> run_once() {
+    auto marks = pool.transact([&](eventstore::Transaction& tx) { return read_marks(tx); });
+    if (!marks) return tl::unexpected(marks.error().message);
+    int total = 0;
+    std::string first_error;
+    std::int64_t lag = 0;
+    for (const auto& mark : *marks) {
+      if (mark.head == mark.published) continue;
+      auto relayed = relay_partition(mark);
+      if (relayed) {
+        total += *relayed;
+        lag += mark.head - mark.published - *relayed;
+      } else {
+        lag += mark.head - mark.published;
+        if (first_error.empty()) first_error = relayed.error();
+      }
+    }
+    {
+      std::lock_guard lock(stats_mutex);
+      ++stats.rounds;
+      stats.lag = lag;
+      stats.last_error = first_error;
+    }
+    if (!first_error.empty() && total == 0) return tl::unexpected(first_error);
+    return total;
+  }
+
+  void run() {
+    int failures = 0;
+    for (;;) {
+      auto relayed = run_once();
+      std::chrono::milliseconds wait = options.idle_poll;
+      if (!relayed) {
+        ++failures;
+        log->warn("relay round failed error={} failures={}", relayed.error(), failures);
+        wait = std::min(options.retry_backoff_max, options.idle_poll * (1 << std::min(failures, 10)));
+      } else {
+        failures = 0;
+        if (*relayed > 0) wait = std::chrono::milliseconds(0);
+      }
+      std::unique_lock lock(wait_mutex);
+      if (wait.count() > 0) wait_cv.wait_for(lock, wait, [&] { return stopping; });
+      if (stopping) return;
+    }
+  }
+};
+
+tl::expected<std::unique_ptr<Relay>, std::string> Relay::create(eventstore::ConnectionPool& pool,
+                                                                RelayOptions options) {
+  if (options.batch_max < 1) return tl::unexpected(std::string("relay batch_max must be >= 1"));
+  auto impl = std::make_unique<Impl>(pool, std::move(options));
+  auto opened = impl->open_producer();
+  if (!opened) return tl::unexpected(opened.error());
+  return std::unique_ptr<Relay>(new Relay(std::move(impl)));
+}
+
+Relay::Relay(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Relay::~Relay() { stop(); }
+
+void Relay::start() {
+  CLEARING_ASSERT(!impl_->thread.joinable());
+  impl_->stopping = false;
+  impl_->thread = std::thread([this] { impl_->run(); });
+}
+
+void Relay::stop() {
+  {
+    std::lock_guard lock(impl_->wait_mutex);
+    impl_->stopping = true;
+  }
+  impl_->wait_cv.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+tl::expected<int, std::string> Relay::run_once() { return impl_->run_once(); }
+
+RelayStats Relay::stats() const {
+  std::lock_guard lock(impl_->stats_mutex);
+  return impl_->stats;
+}
+
+}  // namespace clearing::external_streams

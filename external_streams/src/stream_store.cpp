@@ -1,0 +1,221 @@
+#include "clearing/external_streams/stream_store.hpp"
+
+#include <pqxx/pqxx>
+
+#include "clearing/base/assert.hpp"
+#include "clearing/base/clock.hpp"
+#include "clearing/base/uuid.hpp"
+
+namespace clearing::external_streams {
+namespace {
+
+using eventstore::StoreError;
+using eventstore::StoreErrc;
+using eventstore::StoreResult;
+using eventstore::Transaction;
+
+constexpr const char* kSchema = R"sql(
+-- Outgoing external streams. seq is gapless per (stream, partition): it is taken from
+-- external_stream_heads under a row lock in the deriving transaction.
+create table external_stream_heads (
+  stream    text not null,
+  partition int not null,
+  head      bigint not null default 0,
+  published bigint not null default 0,
+  primary key (stream, partition),
+  check (published <= head)
+);
+
+create table external_events (
+  stream          text not null,
+  partition       int not null,
+  seq             bigint not null check (seq > 0),
+  event_id        uuid not null unique,
+  type            text not null,
+  entity_key      text not null,
+  data            jsonb not null,
+  source_event_id uuid not null,
+  correlation_id  text not null,
+  occurred_at     timestamptz not null,
+  recorded_at     timestamptz not null default now(),
+  primary key (stream, partition, seq)
+);
+create index external_events_key on external_events (stream, entity_key, type);
+create index external_events_source on external_events (source_event_id);
+
+-- Inbound streams: what this side has applied, per partition, and the Kafka offset of
+-- the last message consumed, stored in the same transaction as the application.
+create table inbound_stream_progress (
+  stream       text not null,
+  partition    int not null,
+  last_seq     bigint not null default 0,
+  kafka_offset bigint not null default -1,
+  updated_at   timestamptz not null default now(),
+  primary key (stream, partition)
+);
+)sql";
+
+constexpr const char* kEventIdNamespace = "9a4f1c2e-0b7d-4e3a-8c5f-6d2e1b0a9c87";
+
+ExternalMessage message_from(const pqxx::row& row) {
+  ExternalMessage m;
+  m.stream = row[0].as<std::string>();
+  m.partition = row[1].as<std::int32_t>();
+  m.seq = row[2].as<std::int64_t>();
+  m.event_id = row[3].as<std::string>();
+  m.type = row[4].as<std::string>();
+  m.key = row[5].as<std::string>();
+  m.data = nlohmann::json::parse(row[6].c_str());
+  m.source_event_id = row[7].as<std::string>();
+  m.correlation_id = row[8].as<std::string>();
+  m.occurred_at = row[9].as<std::string>();
+  return m;
+}
+
+}  // namespace
+
+const std::vector<eventstore::Migration>& external_streams_migrations() {
+  static const std::vector<eventstore::Migration> migrations{{"external_streams/0001_streams", kSchema}};
+  return migrations;
+}
+
+StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool, std::span<const StreamSpec> streams) {
+  return pool.transact([&](Transaction& tx) -> StoreResult<void> {
+    for (const auto& s : streams) {
+      if (s.name.empty() || s.partitions < 1 || s.partitions > kPartitionsMax)
+        return tl::unexpected(StoreError{StoreErrc::invalid_argument,
+                                         "stream '" + s.name + "' needs 1.." + std::to_string(kPartitionsMax) +
+                                             " partitions"});
+      const auto existing = tx.exec_params(
+          "select coalesce(max(partition) + 1, 0) from external_stream_heads where stream = $1", s.name);
+      const auto registered = existing[0][0].as<std::int32_t>();
+      if (registered > s.partitions)
+        return tl::unexpected(StoreError{
+            StoreErrc::invalid_argument,
+            "stream " + s.name + " has " + std::to_string(registered) + " partitions; reducing to " +
+                std::to_string(s.partitions) + " would move entities to other partitions"});
+      tx.exec_params(
+          "insert into external_stream_heads (stream, partition)"
+          " select $1, p from generate_series(0, $2 - 1) p on conflict do nothing",
+          s.name, s.partitions);
+    }
+    return {};
+  });
+}
+
+StoreResult<std::optional<ExternalMessage>> append_external(Transaction& tx, const StreamSpec& stream,
+                                                            const Draft& draft,
+                                                            const eventstore::RecordedEvent& source) {
+  CLEARING_ASSERT(!draft.key.empty() && !draft.type.empty());
+  if (draft.once_per_key) {
+    const auto seen = tx.exec_params(
+        "select 1 from external_events where stream = $1 and entity_key = $2 and type = $3 limit 1",
+        stream.name, draft.key, draft.type);
+    if (!seen.empty()) return std::optional<ExternalMessage>{};
+  }
+  ExternalMessage m;
+  m.stream = stream.name;
+  m.partition = partition_for(draft.key, stream.partitions);
+  m.event_id = base::derived_uuid(kEventIdNamespace,
+                                  stream.name + "|" + source.event_id.value() + "|" + draft.type);
+  m.type = draft.type;
+  m.key = draft.key;
+  m.data = draft.data;
+  m.source_event_id = source.event_id.value();
+  m.correlation_id = draft.correlation_id.empty() ? source.metadata.correlation_id : draft.correlation_id;
+  m.occurred_at = base::format_timestamp(source.recorded_at);
+  if (m.correlation_id.empty()) m.correlation_id = source.event_id.value();
+
+  // The row lock on the head serializes writers of one partition: seqs stay gapless
+  // and in commit order.
+  const auto head = tx.exec_params(
+      "update external_stream_heads set head = head + 1 where stream = $1 and partition = $2 returning head",
+      m.stream, m.partition);
+  if (head.empty())
+    return tl::unexpected(StoreError{StoreErrc::invalid_argument,
+                                     "stream " + m.stream + " partition " + std::to_string(m.partition) +
+                                         " is not registered (ensure_streams)"});
+  m.seq = head[0][0].as<std::int64_t>();
+  tx.exec_params(
+      "insert into external_events (stream, partition, seq, event_id, type, entity_key, data,"
+      " source_event_id, correlation_id, occurred_at)"
+      " values ($1, $2, $3, $4::uuid, $5, $6, $7::jsonb, $8::uuid, $9, $10::timestamptz)",
+      m.stream, m.partition, m.seq, m.event_id, m.type, m.key, m.data.dump(), m.source_event_id,
+      m.correlation_id, m.occurred_at);
+  return std::optional<ExternalMessage>{std::move(m)};
+}
+
+StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& stream, std::int32_t partition,
+                                       std::int64_t from, std::int64_t limit) {
+  CLEARING_ASSERT(limit > 0 && limit <= kCatchUpLimitMax);
+  CatchUpPage page;
+  const auto head = tx.exec_params(
+      "select head from external_stream_heads where stream = $1 and partition = $2", stream, partition);
+  if (head.empty())
+    return tl::unexpected(StoreError{StoreErrc::invalid_argument,
+                                     "no stream " + stream + " partition " + std::to_string(partition)});
+  page.head = head[0][0].as<std::int64_t>();
+  const auto rows = tx.exec_params(
+      "select stream, partition, seq, event_id::text, type, entity_key, data::text, source_event_id::text,"
+      " correlation_id, to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+      " from external_events where stream = $1 and partition = $2 and seq >= $3 order by seq limit $4",
+      stream, partition, from, limit);
+  std::int64_t expected = std::max<std::int64_t>(from, 1);
+  for (const auto& row : rows) {
+    page.events.push_back(message_from(row));
+    // Gapless, checked on the way out.
+    CLEARING_ASSERT_MSG(page.events.back().seq == expected, "external stream has a gap");
+    ++expected;
+  }
+  return page;
+}
+
+StoreResult<std::vector<PartitionMark>> read_marks(Transaction& tx) {
+  std::vector<PartitionMark> marks;
+  for (const auto& row : tx.exec("select stream, partition, head, published from external_stream_heads"
+                                 " order by stream, partition"))
+    marks.push_back({row[0].as<std::string>(), row[1].as<std::int32_t>(), row[2].as<std::int64_t>(),
+                     row[3].as<std::int64_t>()});
+  return marks;
+}
+
+StoreResult<void> mark_published(Transaction& tx, const std::string& stream, std::int32_t partition,
+                                 std::int64_t seq) {
+  // Only forward: a slower relay instance must not move the mark back.
+  tx.exec_params(
+      "update external_stream_heads set published = greatest(published, $3)"
+      " where stream = $1 and partition = $2",
+      stream, partition, seq);
+  return {};
+}
+
+StoreResult<InboundProgress> lock_progress(Transaction& tx, const std::string& stream, std::int32_t partition) {
+  tx.exec_params(
+      "insert into inbound_stream_progress (stream, partition) values ($1, $2) on conflict do nothing",
+      stream, partition);
+  const auto row = tx.exec_params(
+      "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2 for update",
+      stream, partition);
+  CLEARING_ASSERT(row.size() == 1);
+  return InboundProgress{row[0][0].as<std::int64_t>(), row[0][1].as<std::int64_t>()};
+}
+
+StoreResult<void> store_progress(Transaction& tx, const std::string& stream, std::int32_t partition,
+                                 const InboundProgress& progress) {
+  tx.exec_params(
+      "update inbound_stream_progress set last_seq = $3, kafka_offset = greatest(kafka_offset, $4),"
+      " updated_at = now() where stream = $1 and partition = $2",
+      stream, partition, progress.last_seq, progress.kafka_offset);
+  return {};
+}
+
+StoreResult<std::optional<InboundProgress>> read_progress(Transaction& tx, const std::string& stream,
+                                                          std::int32_t partition) {
+  const auto row = tx.exec_params(
+      "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2",
+      stream, partition);
+  if (row.empty()) return std::optional<InboundProgress>{};
+  return std::optional<InboundProgress>{InboundProgress{row[0][0].as<std::int64_t>(), row[0][1].as<std::int64_t>()}};
+}
+
+}  // namespace clearing::external_streams

@@ -1,0 +1,423 @@
+// External streams against real PostgreSQL and librdkafka's mock cluster: derivation,
+// relay, ordered consumption, duplicates, gap repair, broker outages, bad input, and a
+// hand-written contract message.
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include <librdkafka/rdkafka.h>
+#include <pqxx/pqxx>
+
+#include "clearing/base/uuid.hpp"
+#include "clearing/external_streams/consumer.hpp"
+#include "clearing/external_streams/derivation.hpp"
+#include "clearing/external_streams/relay.hpp"
+#include "test_database.hpp"
+
+using namespace clearing;
+using namespace clearing::external_streams;
+using eventstore::Transaction;
+
+namespace {
+
+const StreamSpec kPayments{"adapter.dk.payments.v1", 4};
+const StreamSpec kSettlements{"adapter.dk.settlements.v1", 2};
+const StreamSpec kCore{"core.dk.payments.v1", 2};
+
+struct Fixture {
+  testing::TestDatabase database;
+  std::unique_ptr<eventstore::ConnectionPool> pool;
+  std::unique_ptr<eventstore::EventStore> store;
+  std::unique_ptr<EmbeddedKafka> kafka;
+
+  explicit Fixture(int brokers = 1) {
+    eventstore::DatabaseOptions options;
+    options.url = database.url();
+    pool = std::make_unique<eventstore::ConnectionPool>(options);
+    for (const auto* m : {&eventstore::eventstore_migrations(), &external_streams_migrations()})
+      REQUIRE(eventstore::apply_migrations(*pool, *m));
+    store = std::make_unique<eventstore::EventStore>(*pool);
+    const std::vector<StreamSpec> specs{kPayments, kSettlements, kCore};
+    REQUIRE(ensure_streams(*pool, specs));
+    database.exec(
+        "create table applied (id bigint generated always as identity, stream text, partition int, seq bigint,"
+        " type text, key text, source_event_id text, correlation_id text, data jsonb)");
+    database.exec("create table parked (reason text, raw text)");
+    auto started = EmbeddedKafka::start(brokers);
+    REQUIRE_MESSAGE(started, (started ? "" : started.error()));
+    kafka = std::move(*started);
+    for (const auto& s : specs) REQUIRE(kafka->create_topic(s.name, s.partitions));
+  }
+
+  KafkaClientOptions client(const std::string& id) const {
+    KafkaClientOptions o;
+    o.bootstrap_servers = kafka->bootstrap_servers();
+    o.client_id = id;
+    o.message_timeout_ms = 20'000;
+    return o;
+  }
+
+  // Internal events of one transfer, shaped as the sagas codec writes them.
+  void transfer(const std::string& id, bool settled, const std::string& correlation) {
+    eventstore::Metadata meta{correlation, "core-event", nullptr, nullptr};
+    std::vector<eventstore::EventData> events{
+        {eventstore::EventId{base::new_uuid()}, "TransferInitiated",
+         {{"transfer_id", id}, {"amount", {{"minor_units", 1250}, {"currency", "DKK"}}}}, meta}};
+    if (settled)
+      events.push_back({eventstore::EventId{base::new_uuid()}, "TransferSettled",
+                        {{"transfer_id", id}, {"attempt", 1}, {"clearing_reference", "CR-" + id},
+                         {"settlement_date", "2026-11-26"}, {"latency_ms", 3}}, meta});
+    else
+      events.push_back({eventstore::EventId{base::new_uuid()}, "TransferRejected",
+                        {{"transfer_id", id}, {"attempt", 0}, {"reason_code", "AC01"}, {"reason", "bad account"},
+                         {"latency_ms", 0}}, meta});
+    REQUIRE(store->append(eventstore::StreamId{"transfer-" + id}, eventstore::ExpectedVersion::any(), events));
+  }
+
+  void derive_all(std::vector<DerivedStream> streams = {{kPayments, &derive_payments_v1},
+                                                        {kSettlements, &derive_settlements_v1}}) {
+    eventstore::Subscription derivation(*store, {.name = "derive"}, make_derivation_handler(*store, std::move(streams)));
+    for (;;) {
+      auto handled = derivation.poll_once();
+      REQUIRE(handled);
+      if (*handled == 0) break;
+    }
+  }
+
+  std::string count(const std::string& sql) const { return database.query_value(sql); }
+};
+
+MessageApplier recording_applier(std::set<std::string> known = {}) {
+  return [known](Transaction& tx, const ExternalMessage& m) -> tl::expected<void, MessageError> {
+    if (!known.empty() && !known.count(m.type))
+      return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown type " + m.type});
+    tx.exec_params(
+        "insert into applied (stream, partition, seq, type, key, source_event_id, correlation_id, data)"
+        " values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
+        m.stream, m.partition, m.seq, m.type, m.key, m.source_event_id, m.correlation_id, m.data.dump());
+    return {};
+  };
+}
+
+MessageParker recording_parker() {
+  return [](Transaction& tx, const RawMessage& raw, const MessageError& error, const std::optional<ExternalMessage>&) {
+    tx.exec_params("insert into parked (reason, raw) values ($1, $2)", std::string(to_string(error.code)), raw.value);
+  };
+}
+
+std::unique_ptr<StreamConsumer> consumer_for(Fixture& f, const std::string& topic, const std::string& group,
+                                             MessageApplier applier, CatchUpFetcher fetcher = {}) {
+  ConsumerOptions options;
+  options.kafka = f.client(group);
+  options.group_id = group;
+  options.topics = {topic};
+  auto consumer = StreamConsumer::create(*f.pool, options, std::move(applier), recording_parker(), std::move(fetcher));
+  REQUIRE_MESSAGE(consumer, (consumer ? "" : consumer.error()));
+  return std::move(*consumer);
+}
+
+std::unique_ptr<Relay> relay_for(Fixture& f) {
+  RelayOptions options;
+  options.kafka = f.client("relay");
+  options.flush_timeout = std::chrono::milliseconds(20'000);
+  auto relay = Relay::create(*f.pool, options);
+  REQUIRE_MESSAGE(relay, (relay ? "" : relay.error()));
+  return std::move(*relay);
+}
+
+// Polls until `done` or a deadline; each poll applies what came.
+template <class Done>
+void consume_until(StreamConsumer& consumer, Done done, std::chrono::seconds within = std::chrono::seconds(60)) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (!done()) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    auto r = consumer.run_once();
+    if (!r) MESSAGE("consumer: " << r.error());
+  }
+}
+
+// Produces a raw value by hand (as another team's producer would).
+void produce_raw(Fixture& f, const std::string& topic, int partition, const std::string& key, const std::string& value) {
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", f.kafka->bootstrap_servers().c_str(), error, sizeof error);
+  rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  REQUIRE(producer != nullptr);
+  const auto err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+                                     RD_KAFKA_V_KEY(key.data(), key.size()),
+                                     RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+  REQUIRE(err == RD_KAFKA_RESP_ERR_NO_ERROR);
+  REQUIRE(rd_kafka_flush(producer, 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_destroy(producer);
+}
+
+std::string core_message(int partition, std::int64_t seq, const std::string& type = "TransferRequested") {
+  ExternalMessage m;
+  m.stream = kCore.name;
+  m.partition = partition;
+  m.seq = seq;
+  m.event_id = base::new_uuid();
+  m.type = type;
+  m.occurred_at = "2026-11-26T09:00:00.000Z";
+  m.correlation_id = base::new_uuid();
+  m.source_event_id = base::new_uuid();
+  m.data = {{"transfer_id", "t-" + std::to_string(partition) + "-" + std::to_string(seq)}};
+  return m.to_json().dump();
+}
+
+// Applied seqs of one partition in the order they were applied.
+std::vector<std::int64_t> applied_seqs(Fixture& f, const std::string& stream, int partition) {
+  pqxx::connection c(f.database.url());
+  pqxx::nontransaction tx(c);
+  std::vector<std::int64_t> seqs;
+  for (const auto& row : tx.exec_params("select seq from applied where stream = $1 and partition = $2 order by id",
+                                        stream, partition))
+    seqs.push_back(row[0].as<std::int64_t>());
+  return seqs;
+}
+
+void check_in_order_once(Fixture& f, const StreamSpec& spec) {
+  for (int p = 0; p < spec.partitions; ++p) {
+    CAPTURE(p);
+    const auto seqs = applied_seqs(f, spec.name, p);
+    const auto head = f.count("select head from external_stream_heads where stream = '" + spec.name +
+                              "' and partition = " + std::to_string(p));
+    REQUIRE(seqs.size() == std::stoull(head));
+    for (std::size_t i = 0; i < seqs.size(); ++i) CHECK(seqs[i] == static_cast<std::int64_t>(i + 1));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("round trip: derived events reach Kafka in seq order per partition with the contract's fields") {
+  Fixture f;
+  for (int i = 0; i < 60; ++i) f.transfer("t" + std::to_string(i), i % 4 != 0, "corr-" + std::to_string(i));
+  f.derive_all();
+  CHECK(f.count("select count(*) from external_events where stream = 'adapter.dk.payments.v1'") == "60");
+  CHECK(f.count("select count(*) from external_events where stream = 'adapter.dk.settlements.v1'") == "45");
+
+  auto relay = relay_for(f);
+  auto relayed = relay->run_once();
+  REQUIRE_MESSAGE(relayed, (relayed ? "" : relayed.error()));
+  CHECK(*relayed == 105);
+  CHECK(f.count("select sum(head - published) from external_stream_heads") == "0");
+
+  auto consumer = consumer_for(f, kPayments.name, "core-group", recording_applier());
+  consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "60"; });
+  check_in_order_once(f, kPayments);
+
+  // The contract's fields: type names, key = transfer id, data, source and correlation.
+  CHECK(f.count("select count(*) from applied where type = 'TransferSucceeded'") == "45");
+  CHECK(f.count("select count(*) from applied where type = 'TransferRejected' and data->>'reason_code' = 'AC01'") ==
+        "15");
+  CHECK(f.count("select count(*) from applied where key = data->>'transfer_id'") == "60");
+  CHECK(f.count("select count(*) from applied a join events e on e.event_id::text = a.source_event_id"
+                " where e.metadata->>'correlation_id' = a.correlation_id") == "60");
+  CHECK(f.count("select data->>'clearing_reference' from applied where key = 't1'") == "CR-t1");
+  // The settlement stream carries the amount from the transfer's TransferInitiated.
+  CHECK(f.count("select data->'amount'->>'minor_units' from external_events where stream = "
+                "'adapter.dk.settlements.v1' limit 1") == "1250");
+}
+
+TEST_CASE("duplicates: a message delivered twice and a relay that republishes are applied once") {
+  Fixture f;
+  for (int i = 0; i < 20; ++i) f.transfer("d" + std::to_string(i), true, "c");
+  f.derive_all();
+  auto relay = relay_for(f);
+  REQUIRE(relay->run_once());
+  auto consumer = consumer_for(f, kPayments.name, "dup-group", recording_applier());
+  consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "20"; });
+
+  // A crash between produce and mark: the relay publishes everything again.
+  f.database.exec("update external_stream_heads set published = 0");
+  REQUIRE(relay->run_once());
+  consume_until(*consumer, [&] { return consumer->stats().duplicates >= 20; });
+  CHECK(f.count("select count(*) from applied") == "20");
+  check_in_order_once(f, kPayments);
+
+  // The same Kafka message handed over twice.
+  auto page = f.pool->transact([&](Transaction& tx) { return read_catch_up(tx, kPayments.name, 0, 1, 1); });
+  REQUIRE(page);
+  REQUIRE(page->events.size() == 1);
+  RawMessage again{kPayments.name, 0, 999, page->events[0].key, page->events[0].to_json().dump()};
+  REQUIRE(consumer->apply({again, again}));
+  CHECK(f.count("select count(*) from applied") == "20");
+}
+
+TEST_CASE("gap repair: a message that never reached Kafka is fetched from the catch-up API and applied first") {
+  Fixture f;
+  // The producer's own table holds seqs 1..4 of partition 0; Kafka gets 1, 2 and 4.
+  std::vector<std::string> values;
+  for (int seq = 1; seq <= 4; ++seq) {
+    eventstore::RecordedEvent source;
+    source.event_id = eventstore::EventId{base::new_uuid()};
+    source.metadata.correlation_id = "c";
+    auto appended = f.pool->transact([&](Transaction& tx) {
+      return append_external(tx, {kCore.name, 1}, Draft{"TransferRequested", "k", {{"transfer_id", "t" + std::to_string(seq)}}, false, ""}, source);
+    });
+    REQUIRE(appended);
+    REQUIRE(appended->has_value());
+    values.push_back((*appended)->to_json().dump());
+  }
+  for (int i : {0, 1, 3}) produce_raw(f, kCore.name, 0, "k", values[i]);
+
+  int fetches = 0;
+  CatchUpFetcher fetcher = [&](const std::string& stream, std::int32_t partition, std::int64_t from, std::int64_t limit)
+      -> tl::expected<std::vector<ExternalMessage>, std::string> {
+    ++fetches;
+    auto page = f.pool->transact([&](Transaction& tx) { return read_catch_up(tx, stream, partition, from, limit); });
+    if (!page) return tl::unexpected(page.error().message);
+    return page->events;
+  };
+  auto consumer = consumer_for(f, kCore.name, "gap-group", recording_applier(), fetcher);
+  consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "4"; });
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3, 4});
+  CHECK(fetches == 1);
+  CHECK(consumer->stats().gap_fetched == 1);
+  CHECK(f.count("select data->>'transfer_id' from applied where seq = 3") == "t3");
+}
+
+TEST_CASE("a gap the catch-up API cannot fill stalls the partition; nothing later is applied until it can") {
+  Fixture f;
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
+  bool api_up = false;
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from, std::int64_t)
+      -> tl::expected<std::vector<ExternalMessage>, std::string> {
+    if (!api_up) return tl::unexpected(std::string("connection refused"));
+    auto m = parse_message(std::string_view(core_message(0, from)));
+    return std::vector<ExternalMessage>{*m};
+  };
+  auto consumer = consumer_for(f, kCore.name, "stall-group", recording_applier(), fetcher);
+  consume_until(*consumer, [&] { return consumer->stats().stalled; });
+  CHECK(consumer->stats().last_error.find("connection refused") != std::string::npos);
+  // Seq 1 came before the gap and is applied; seq 3 waits for 2.
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1});
+  api_up = true;
+  consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "3"; });
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
+  CHECK_FALSE(consumer->stats().stalled);
+}
+
+TEST_CASE("broker trouble: a broker down during the run, then up: nothing lost, nothing duplicated, order kept") {
+  Fixture f(3);
+  auto relay = relay_for(f);
+  relay->start();
+  auto consumer = consumer_for(f, kPayments.name, "outage-group", recording_applier());
+  consumer->start();
+  for (int i = 0; i < 100; ++i) f.transfer("a" + std::to_string(i), true, "c");
+  f.derive_all();
+  REQUIRE(f.kafka->set_broker_down(1));
+  for (int i = 100; i < 200; ++i) f.transfer("a" + std::to_string(i), true, "c");
+  f.derive_all();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  REQUIRE(f.kafka->set_broker_up(1));
+  REQUIRE(f.kafka->set_broker_down(2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  REQUIRE(f.kafka->set_broker_up(2));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (f.count("select count(*) from applied") != "200" && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  consumer->stop();
+  relay->stop();
+  CHECK(f.count("select count(*) from applied") == "200");
+  check_in_order_once(f, kPayments);
+  MESSAGE("relay: produced=" << relay->stats().produced << " failed=" << relay->stats().failed
+                             << " duplicates skipped=" << consumer->stats().duplicates);
+}
+
+TEST_CASE("every bad-input class is parked with its reason and the rest of the stream goes on") {
+  Fixture f;
+  auto good = [](std::int64_t seq) { return core_message(0, seq); };
+  auto with = [&](std::int64_t seq, const char* field, nlohmann::json value) {
+    auto j = nlohmann::json::parse(good(seq));
+    if (value.is_null()) j.erase(field);
+    else j[field] = value;
+    return j.dump();
+  };
+  produce_raw(f, kCore.name, 0, "k", good(1));
+  produce_raw(f, kCore.name, 0, "k", "{this is not json");
+  produce_raw(f, kCore.name, 0, "k", with(2, "type", nullptr));       // missing field
+  produce_raw(f, kCore.name, 0, "k", with(2, "seq", "two"));          // seq not a positive integer
+  produce_raw(f, kCore.name, 0, "k", with(2, "seq", -1));
+  produce_raw(f, kCore.name, 0, "k", with(2, "stream", "core.se.payments.v1"));  // wrong stream
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 2, "TransferCancelled"));   // unknown type: seq consumed
+  produce_raw(f, kCore.name, 0, "k", good(3));
+  auto consumer = consumer_for(f, kCore.name, "bad-group", recording_applier({"TransferRequested"}));
+  consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "2"; });
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 3});
+  CHECK(f.count("select count(*) from parked") == "6");
+  CHECK(f.count("select count(*) from parked where reason = 'not_json'") == "1");
+  CHECK(f.count("select count(*) from parked where reason = 'missing_field'") == "1");
+  CHECK(f.count("select count(*) from parked where reason = 'bad_seq'") == "2");
+  CHECK(f.count("select count(*) from parked where reason = 'wrong_stream'") == "1");
+  CHECK(f.count("select count(*) from parked where reason = 'unknown_type'") == "1");
+  CHECK(f.count("select raw from parked where reason = 'not_json'") == "{this is not json");
+  const auto stats = consumer->stats();
+  CHECK(stats.parked.at("bad_seq") == 2);
+  CHECK(stats.applied == 2);
+}
+
+TEST_CASE("interop: a message written by hand as streams.md shows is consumed") {
+  Fixture f;
+  const std::string by_hand = R"({
+    "stream": "core.dk.payments.v1", "partition": 1, "seq": 1,
+    "event_id": "0b8e4f4e-5d0c-4a53-9c43-2f7f5d0c9a11", "type": "TransferRequested",
+    "occurred_at": "2026-11-26T09:00:00.123Z",
+    "correlation_id": "5b7d6a52-4c2e-4bb0-8a1b-0c0d9e1f2a3b",
+    "source_event_id": "a3c9f1d2-7e4b-4f1a-9d2c-6b5e4f3a2b1c",
+    "data": { "transfer_id": "6f1c0f0e-2d9b-4c55-9a5e-0c1d2e3f4a5b", "account_id": "acc-1",
+      "amount": { "minor_units": 125000, "currency": "DKK" },
+      "debtor":   { "name": "Ada Lovelace",    "account": { "scheme": "BBAN", "id": "5301-0001234567" } },
+      "creditor": { "name": "Charles Babbage", "account": { "scheme": "IBAN", "id": "DK5000400440116243" } },
+      "remittance_info": "Invoice 42", "requested_at": "2026-11-26T09:00:00Z" } })";
+  produce_raw(f, kCore.name, 1, "6f1c0f0e-2d9b-4c55-9a5e-0c1d2e3f4a5b", by_hand);
+  auto consumer = consumer_for(f, kCore.name, "interop-group", recording_applier({"TransferRequested"}));
+  consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "1"; });
+  CHECK(f.count("select key from applied") == "6f1c0f0e-2d9b-4c55-9a5e-0c1d2e3f4a5b");
+  CHECK(f.count("select correlation_id from applied") == "5b7d6a52-4c2e-4bb0-8a1b-0c0d9e1f2a3b");
+  CHECK(f.count("select data->'amount'->>'minor_units' from applied") == "125000");
+}
+
+TEST_CASE("a restarted consumer resumes after its stored offset") {
+  Fixture f;
+  for (int seq = 1; seq <= 5; ++seq) produce_raw(f, kCore.name, 0, "k", core_message(0, seq));
+  {
+    auto first = consumer_for(f, kCore.name, "resume-group", recording_applier());
+    consume_until(*first, [&] { return f.count("select count(*) from applied") == "5"; });
+  }
+  CHECK(f.count("select kafka_offset from inbound_stream_progress where partition = 0") == "4");
+  for (int seq = 6; seq <= 7; ++seq) produce_raw(f, kCore.name, 0, "k", core_message(0, seq));
+  auto second = consumer_for(f, kCore.name, "resume-group", recording_applier());
+  consume_until(*second, [&] { return f.count("select count(*) from applied") == "7"; });
+  // It started at offset 5: no duplicates had to be skipped.
+  CHECK(second->stats().duplicates == 0);
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7});
+}
+
+namespace {
+// A new stream is one derivation function ...
+std::vector<Draft> derive_audit_v1(const eventstore::RecordedEvent& e, const DerivationContext&) {
+  return {Draft{"Audited", e.stream_id.value(), {{"internal_type", e.type}}, false, ""}};
+}
+}  // namespace
+
+TEST_CASE("adding a stream is one derivation function and one registry entry") {
+  Fixture f;
+  const StreamSpec audit{"adapter.dk.audit.v1", 1};
+  const std::vector<StreamSpec> specs{audit};
+  REQUIRE(ensure_streams(*f.pool, specs));
+  f.transfer("x1", true, "c");
+  // ... and one entry beside the existing ones.
+  f.derive_all({{kPayments, &derive_payments_v1}, {audit, &derive_audit_v1}});
+  CHECK(f.count("select count(*) from external_events where stream = 'adapter.dk.audit.v1'") == "2");
+  CHECK(f.count("select string_agg(data->>'internal_type', ',' order by seq) from external_events"
+                " where stream = 'adapter.dk.audit.v1'") == "TransferInitiated,TransferSettled");
+  CHECK(find_derivation("payments.v1").has_value());
+  CHECK(find_derivation("settlements.v1").has_value());
+  CHECK_FALSE(find_derivation("payments.v9").has_value());
+}
