@@ -3,7 +3,6 @@
 #include "clearing/clearing_client/classify.hpp"
 
 #include <charconv>
-
 #include <nlohmann/json.hpp>
 
 namespace clearing::clearing_client {
@@ -14,9 +13,7 @@ using nlohmann::json;
 // Error bodies can be long HTML pages from a proxy; keep details short for logs and events.
 constexpr std::size_t kDetailCharsMax = 200;
 
-std::string clip(std::string_view text) {
-  return std::string(text.substr(0, kDetailCharsMax));
-}
+std::string clip(std::string_view text) { return std::string(text.substr(0, kDetailCharsMax)); }
 
 ClearingAnswer unknown(UnknownCause cause, int http_status, std::string detail) {
   ClearingAnswer answer;
@@ -111,9 +108,9 @@ ClearingAnswer classify_status_body(int http_status, std::string_view body, bool
     answer.reason = string_field(*parsed, "reason").value_or("");
     return answer;
   }
-  return unknown(UnknownCause::unparsable_body, http_status,
-                 clip("status " + *status + " makes no sense with HTTP " +
-                      std::to_string(http_status)));
+  return unknown(
+      UnknownCause::unparsable_body, http_status,
+      clip("status " + *status + " makes no sense with HTTP " + std::to_string(http_status)));
 }
 
 // The statuses every call shares (auth, maintenance, server errors).
@@ -147,30 +144,48 @@ ClearingAnswer unexpected_status(int http_status, std::string_view body) {
 
 std::string_view to_string(AnswerClass answer_class) noexcept {
   switch (answer_class) {
-    case AnswerClass::settled: return "settled";
-    case AnswerClass::pending: return "pending";
-    case AnswerClass::rejected: return "rejected";
-    case AnswerClass::unknown: return "unknown";
-    case AnswerClass::in_progress: return "in_progress";
-    case AnswerClass::key_reused: return "key_reused";
-    case AnswerClass::maintenance: return "maintenance";
-    case AnswerClass::malformed_request: return "malformed_request";
-    case AnswerClass::not_found: return "not_found";
-    case AnswerClass::unauthorized: return "unauthorized";
+    case AnswerClass::settled:
+      return "settled";
+    case AnswerClass::pending:
+      return "pending";
+    case AnswerClass::rejected:
+      return "rejected";
+    case AnswerClass::unknown:
+      return "unknown";
+    case AnswerClass::in_progress:
+      return "in_progress";
+    case AnswerClass::key_reused:
+      return "key_reused";
+    case AnswerClass::maintenance:
+      return "maintenance";
+    case AnswerClass::malformed_request:
+      return "malformed_request";
+    case AnswerClass::not_found:
+      return "not_found";
+    case AnswerClass::unauthorized:
+      return "unauthorized";
   }
   return "invalid";
 }
 
 std::string_view to_string(UnknownCause cause) noexcept {
   switch (cause) {
-    case UnknownCause::none: return "none";
-    case UnknownCause::timeout: return "timeout";
-    case UnknownCause::connection_reset: return "connection_reset";
-    case UnknownCause::connect_failed: return "connect_failed";
-    case UnknownCause::server_error: return "server_error";
-    case UnknownCause::error_body_200: return "error_body_200";
-    case UnknownCause::unparsable_body: return "unparsable_body";
-    case UnknownCause::unexpected_status: return "unexpected_status";
+    case UnknownCause::none:
+      return "none";
+    case UnknownCause::timeout:
+      return "timeout";
+    case UnknownCause::connection_reset:
+      return "connection_reset";
+    case UnknownCause::connect_failed:
+      return "connect_failed";
+    case UnknownCause::server_error:
+      return "server_error";
+    case UnknownCause::error_body_200:
+      return "error_body_200";
+    case UnknownCause::unparsable_body:
+      return "unparsable_body";
+    case UnknownCause::unexpected_status:
+      return "unexpected_status";
   }
   return "invalid";
 }
@@ -194,18 +209,26 @@ ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view 
   if (auto common = classify_common(http_status, body, retry_after)) return std::move(*common);
   if (kind == CallKind::submit) {
     switch (http_status) {
-      case 201: return classify_status_body(http_status, body, true, false, false);
-      case 202: return classify_status_body(http_status, body, false, true, false);
-      case 200: return classify_status_body(http_status, body, false, false, true);
-      case 409: return of_class(AnswerClass::in_progress, http_status, error_detail(body));
-      case 422: return of_class(AnswerClass::key_reused, http_status, error_detail(body));
-      default: return unexpected_status(http_status, body);
+      case 201:
+        return classify_status_body(http_status, body, true, false, false);
+      case 202:
+        return classify_status_body(http_status, body, false, true, false);
+      case 200:
+        return classify_status_body(http_status, body, false, false, true);
+      case 409:
+        return of_class(AnswerClass::in_progress, http_status, error_detail(body));
+      case 422:
+        return of_class(AnswerClass::key_reused, http_status, error_detail(body));
+      default:
+        return unexpected_status(http_status, body);
     }
   }
   if (kind == CallKind::inquire) {
     switch (http_status) {
-      case 200: return classify_status_body(http_status, body, true, true, true);
-      case 409: return of_class(AnswerClass::in_progress, http_status, error_detail(body));
+      case 200:
+        return classify_status_body(http_status, body, true, true, true);
+      case 409:
+        return of_class(AnswerClass::in_progress, http_status, error_detail(body));
       case 404:
         // Only the clearing's own NOT_FOUND proves "never accepted": a 404 page from a
         // misrouted proxy says nothing about the transfer.
@@ -213,7 +236,8 @@ ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view 
           return of_class(AnswerClass::not_found, http_status, "NOT_FOUND");
         }
         return unexpected_status(http_status, body);
-      default: return unexpected_status(http_status, body);
+      default:
+        return unexpected_status(http_status, body);
     }
   }
   return unexpected_status(http_status, body);
@@ -302,8 +326,8 @@ IncomingPage classify_incoming(int http_status, std::string_view body,
   page.next_cursor = string_field(*parsed, "next_cursor");
   if (!page.payments.empty() && !page.next_cursor) {
     page.payments.clear();
-    page.failure = unknown(UnknownCause::unparsable_body, http_status,
-                           "payments without next_cursor");
+    page.failure =
+        unknown(UnknownCause::unparsable_body, http_status, "payments without next_cursor");
     return page;
   }
   page.ok = true;
@@ -314,14 +338,10 @@ IncomingPage classify_incoming(int http_status, std::string_view body,
 
 std::string encode_submit_body(const SubmitRequest& request) {
   const json body = {
-      {"reference", request.reference},
-      {"amount_minor", request.amount_minor},
-      {"currency", request.currency},
-      {"debtor_account", request.debtor_account},
-      {"debtor_name", request.debtor_name},
-      {"creditor_account", request.creditor_account},
-      {"creditor_name", request.creditor_name},
-      {"remittance_info", request.remittance_info},
+      {"reference", request.reference},         {"amount_minor", request.amount_minor},
+      {"currency", request.currency},           {"debtor_account", request.debtor_account},
+      {"debtor_name", request.debtor_name},     {"creditor_account", request.creditor_account},
+      {"creditor_name", request.creditor_name}, {"remittance_info", request.remittance_info},
   };
   // Names may carry any UTF-8; replace invalid sequences rather than throw.
   return body.dump(-1, ' ', false, json::error_handler_t::replace);

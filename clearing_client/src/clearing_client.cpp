@@ -4,6 +4,12 @@
 // count), so none of it needs a lock; public calls only post onto that thread. Stats are the
 // exception: they are read from other threads, under stats_mutex.
 
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <deque>
 #include <mutex>
@@ -11,14 +17,8 @@
 #include <thread>
 #include <variant>
 
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
-#include <spdlog/spdlog.h>
-
-#include "base_url.hpp"
 #include "asio_include.hpp"
+#include "base_url.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_client/client.hpp"
@@ -217,7 +217,8 @@ struct ClearingClient::Impl {
     });
     co_await waiter.timer.async_wait(kUseTuple);
     if (!waiter.granted) std::erase(waiters, &waiter);
-    update_stats([&](ClientStats& s) { s.waiting_now = static_cast<std::int64_t>(waiters.size()); });
+    update_stats(
+        [&](ClientStats& s) { s.waiting_now = static_cast<std::int64_t>(waiters.size()); });
     // The slot was handed over by release_slot(): in_flight already counts it.
     if (waiter.granted) co_return std::nullopt;
     if (stopping) co_return cancelled_answer();
@@ -282,8 +283,7 @@ struct ClearingClient::Impl {
 
     auto connection = std::make_unique<Connection>();
     if (url.tls) {
-      connection->tls =
-          std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, *tls_context);
+      connection->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, *tls_context);
     } else {
       connection->plain = std::make_unique<beast::tcp_stream>(io);
     }
@@ -361,7 +361,8 @@ struct ClearingClient::Impl {
       Connection* connection;
       ~Untrack() { impl.active.erase(connection); }
     } untrack{*this, &connection};
-    if (connection.plain) co_return co_await exchange_on(*connection.plain, connection, request, deadline);
+    if (connection.plain)
+      co_return co_await exchange_on(*connection.plain, connection, request, deadline);
     co_return co_await exchange_on(*connection.tls, connection, request, deadline);
   }
 
@@ -436,9 +437,9 @@ struct ClearingClient::Impl {
       auto connection = take_idle();
       const bool reused = connection != nullptr;
       if (!connection) {
-        const SteadyTime connect_deadline = std::min(
-            deadline, std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(options.connect_timeout_ms));
+        const SteadyTime connect_deadline =
+            std::min(deadline, std::chrono::steady_clock::now() +
+                                   std::chrono::milliseconds(options.connect_timeout_ms));
         auto opened = co_await open_connection(connect_deadline);
         if (auto* failure = std::get_if<ClearingAnswer>(&opened)) {
           raw.failure = std::move(*failure);
@@ -498,8 +499,7 @@ struct ClearingClient::Impl {
     ClearingAnswer answer;
     try {
       RawAnswer raw = co_await perform(spec);
-      answer = raw.received ? classify_answer(spec.kind, raw.http_status, raw.body,
-                                              raw.retry_after)
+      answer = raw.received ? classify_answer(spec.kind, raw.http_status, raw.body, raw.retry_after)
                             : std::move(raw.failure);
     } catch (const std::exception& error) {
       answer = ClearingAnswer{};
@@ -611,7 +611,8 @@ void ClearingClient::stop() {
 }
 
 std::future<ClearingAnswer> ClearingClient::submit(SubmitRequest request) {
-  RequestSpec spec{CallKind::submit, http::verb::post, "/v1/transfers", encode_submit_body(request),
+  RequestSpec spec{CallKind::submit,  http::verb::post,
+                   "/v1/transfers",   encode_submit_body(request),
                    request.reference, request.reference};
   Impl* impl = impl_.get();
   return impl->spawn<ClearingAnswer>([impl, spec = std::move(spec)](auto completion) mutable {
@@ -620,8 +621,9 @@ std::future<ClearingAnswer> ClearingClient::submit(SubmitRequest request) {
 }
 
 std::future<ClearingAnswer> ClearingClient::inquire(std::string reference) {
-  RequestSpec spec{CallKind::inquire, http::verb::get, "/v1/transfers/" + percent_encode(reference),
-                   "", "", reference};
+  RequestSpec spec{
+      CallKind::inquire, http::verb::get, "/v1/transfers/" + percent_encode(reference), "", "",
+      reference};
   Impl* impl = impl_.get();
   return impl->spawn<ClearingAnswer>([impl, spec = std::move(spec)](auto completion) mutable {
     return impl->run_call(std::move(spec), std::move(completion));

@@ -49,8 +49,7 @@ tl::expected<BaseUrl, std::string> parse_base_url(std::string_view url) {
   if (!port.empty()) {
     int number = 0;
     const auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), number);
-    if (error != std::errc{} || end != port.data() + port.size() || number < 1 ||
-        number > 65535) {
+    if (error != std::errc{} || end != port.data() + port.size() || number < 1 || number > 65535) {
       return tl::unexpected("base_url port must be 1..65535, got '" + std::string(port) + "'");
     }
   }
@@ -66,8 +65,7 @@ std::string percent_encode(std::string_view text) {
   out.reserve(text.size());
   for (const unsigned char c : text) {
     const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-                            c == '~';
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
     if (unreserved) {
       out.push_back(static_cast<char>(c));
     } else {

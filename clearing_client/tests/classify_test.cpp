@@ -1,8 +1,9 @@
 // The contract table, answer by answer, without a network.
 
+#include "clearing/clearing_client/classify.hpp"
+
 #include <doctest/doctest.h>
 
-#include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_client/client.hpp"
 
 using namespace clearing::clearing_client;
@@ -61,7 +62,8 @@ TEST_CASE("answers that make no sense are unknown/unparsable_body") {
 TEST_CASE("4xx classes") {
   CHECK(submit(400, R"({"error":{"code":"FF01"}})").answer_class == AnswerClass::malformed_request);
   CHECK(submit(401, "").answer_class == AnswerClass::unauthorized);
-  CHECK(submit(409, R"({"error":{"code":"IN_PROGRESS"}})").answer_class == AnswerClass::in_progress);
+  CHECK(submit(409, R"({"error":{"code":"IN_PROGRESS"}})").answer_class ==
+        AnswerClass::in_progress);
   CHECK(submit(422, R"({"error":{"code":"IDEMPOTENCY_KEY_REUSED"}})").answer_class ==
         AnswerClass::key_reused);
   CHECK(inquire(404, R"({"error":{"code":"NOT_FOUND"}})").answer_class == AnswerClass::not_found);

@@ -37,8 +37,7 @@ ClientOptions client_options(const MockServer& mock) {
   return options;
 }
 
-Setup start(MockOptions mock_options = {},
-            const std::function<void(ClientOptions&)>& adjust = {}) {
+Setup start(MockOptions mock_options = {}, const std::function<void(ClientOptions&)>& adjust = {}) {
   Setup setup;
   auto mock = MockServer::start(std::move(mock_options));
   REQUIRE_MESSAGE(mock.has_value(), (mock ? "" : mock.error()));

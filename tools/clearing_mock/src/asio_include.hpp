@@ -4,11 +4,10 @@
 // a qualified name). Same includes and configuration; replace this include with
 // "clearing/base/asio.hpp" once base/ declares `namespace clearing { namespace asio = ...; }`.
 
-#include <utility>
-
 #include <boost/asio.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <utility>
 
 namespace clearing {
 namespace asio = boost::asio;

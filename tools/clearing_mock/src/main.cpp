@@ -1,10 +1,9 @@
 // clearing-mock: the stubbed national clearing system (see mock_state.hpp for its rules).
 // main only parses flags and wires the server.
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
-
-#include <CLI/CLI.hpp>
 
 #include "clearing/clearing_mock/mock_server.hpp"
 

@@ -4,14 +4,13 @@
 
 #include "clearing/clearing_mock/mock_server.hpp"
 
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <csignal>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
-
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include "asio_include.hpp"
 #include "clearing/base/assert.hpp"
@@ -68,8 +67,7 @@ HttpAnswer json_error(int status, std::string_view code) {
 }
 
 struct Session {
-  explicit Session(tcp::socket socket)
-      : stream(std::move(socket)), timer(stream.get_executor()) {}
+  explicit Session(tcp::socket socket) : stream(std::move(socket)), timer(stream.get_executor()) {}
   beast::tcp_stream stream;
   asio::steady_timer timer;
 };
@@ -324,8 +322,8 @@ tl::expected<std::unique_ptr<MockServer>, std::string> MockServer::start(MockOpt
     impl->acceptor.listen(asio::socket_base::max_listen_connections);
     impl->bound_port = impl->acceptor.local_endpoint().port();
   } catch (const std::exception& error) {
-    return tl::unexpected("cannot listen on " + options.host + ":" +
-                          std::to_string(options.port) + ": " + error.what());
+    return tl::unexpected("cannot listen on " + options.host + ":" + std::to_string(options.port) +
+                          ": " + error.what());
   }
   Impl* raw = impl.get();
   asio::co_spawn(raw->acceptor.get_executor(), raw->accept_loop(), asio::detached);

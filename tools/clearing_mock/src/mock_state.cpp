@@ -4,10 +4,9 @@
 
 #include <charconv>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
 
 #include "clearing/base/assert.hpp"
 
@@ -20,9 +19,7 @@ json error_body(std::string_view code, std::string_view message) {
   return json{{"error", {{"code", code}, {"message", message}}}};
 }
 
-HttpAnswer answer(int status, const json& body) {
-  return HttpAnswer{status, body.dump(), {}};
-}
+HttpAnswer answer(int status, const json& body) { return HttpAnswer{status, body.dump(), {}}; }
 
 HttpAnswer error_answer(int status, std::string_view code, std::string_view message) {
   return answer(status, error_body(code, message));
@@ -41,8 +38,7 @@ std::string civil_date(std::int64_t days) {
   const unsigned d = doy - (153 * mp + 2) / 5 + 1;
   const unsigned m = mp < 10 ? mp + 3 : mp - 9;
   char text[32];
-  std::snprintf(text, sizeof text, "%04lld-%02u-%02u", static_cast<long long>(y + (m <= 2)), m,
-                d);
+  std::snprintf(text, sizeof text, "%04lld-%02u-%02u", static_cast<long long>(y + (m <= 2)), m, d);
   return text;
 }
 
@@ -80,9 +76,12 @@ std::string cursor_text(std::int64_t cursor) {
 
 std::string_view currency_of(sagas::Country country) {
   switch (country) {
-    case sagas::Country::dk: return "DKK";
-    case sagas::Country::se: return "SEK";
-    case sagas::Country::no: return "NOK";
+    case sagas::Country::dk:
+      return "DKK";
+    case sagas::Country::se:
+      return "SEK";
+    case sagas::Country::no:
+      return "NOK";
   }
   return "XXX";
 }
@@ -161,17 +160,28 @@ std::optional<std::int64_t> to_int(std::string_view text) {
 
 std::string_view to_string(FaultClass fault) noexcept {
   switch (fault) {
-    case FaultClass::none: return "none";
-    case FaultClass::timeout_before_execute: return "timeout_before_execute";
-    case FaultClass::timeout_after_execute: return "timeout_after_execute";
-    case FaultClass::close_after_execute: return "close_after_execute";
-    case FaultClass::reset_before_execute: return "reset_before_execute";
-    case FaultClass::http_500: return "http_500";
-    case FaultClass::http_502: return "http_502";
-    case FaultClass::http_504: return "http_504";
-    case FaultClass::error_body_200: return "error_body_200";
-    case FaultClass::malformed_json: return "malformed_json";
-    case FaultClass::maintenance_503: return "maintenance_503";
+    case FaultClass::none:
+      return "none";
+    case FaultClass::timeout_before_execute:
+      return "timeout_before_execute";
+    case FaultClass::timeout_after_execute:
+      return "timeout_after_execute";
+    case FaultClass::close_after_execute:
+      return "close_after_execute";
+    case FaultClass::reset_before_execute:
+      return "reset_before_execute";
+    case FaultClass::http_500:
+      return "http_500";
+    case FaultClass::http_502:
+      return "http_502";
+    case FaultClass::http_504:
+      return "http_504";
+    case FaultClass::error_body_200:
+      return "error_body_200";
+    case FaultClass::malformed_json:
+      return "malformed_json";
+    case FaultClass::maintenance_503:
+      return "maintenance_503";
   }
   return "invalid";
 }
@@ -281,16 +291,16 @@ tl::expected<void, std::string> validate_options(const MockOptions& options) {
   if (options.amount_minor_max <= 0) {
     return tl::unexpected(std::string("amount limit must be positive"));
   }
-  if (options.cutoff_minute_utc && (*options.cutoff_minute_utc < 0 ||
-                                    *options.cutoff_minute_utc >= 24 * 60)) {
+  if (options.cutoff_minute_utc &&
+      (*options.cutoff_minute_utc < 0 || *options.cutoff_minute_utc >= 24 * 60)) {
     return tl::unexpected(std::string("cut-off must be a time of day HH:MM"));
   }
   if (options.settle_after_inquiries < 1 || options.settle_after_inquiries > 1'000) {
     return tl::unexpected(std::string("settle-after-inquiries must be in [1, 1000]"));
   }
   if (options.incoming_generated < 0 || options.incoming_generated > kIncomingPaymentsMax) {
-    return tl::unexpected("incoming count must be in [0, " +
-                          std::to_string(kIncomingPaymentsMax) + "]");
+    return tl::unexpected("incoming count must be in [0, " + std::to_string(kIncomingPaymentsMax) +
+                          "]");
   }
   if (options.incoming_resend_probability < 0 || options.incoming_resend_probability > 1) {
     return tl::unexpected(std::string("incoming re-send probability must be in [0, 1]"));
@@ -413,8 +423,8 @@ std::optional<HttpAnswer> MockState::begin_submit(std::string_view idempotency_k
   if (parsed.is_discarded() || !parsed.is_object()) {
     return error_answer(400, "FF01", "body is not a JSON object");
   }
-  const char* string_fields[] = {"reference",    "currency",         "debtor_account",
-                                 "debtor_name",  "creditor_account", "creditor_name"};
+  const char* string_fields[] = {"reference",   "currency",         "debtor_account",
+                                 "debtor_name", "creditor_account", "creditor_name"};
   for (const char* name : string_fields) {
     const auto it = parsed.find(name);
     if (it == parsed.end() || !it->is_string() || it->get<std::string>().empty()) {
@@ -426,8 +436,7 @@ std::optional<HttpAnswer> MockState::begin_submit(std::string_view idempotency_k
     return error_answer(400, "FF01", "remittance_info must be a string");
   }
   const auto amount = parsed.find("amount_minor");
-  if (amount == parsed.end() || !amount->is_number_integer() ||
-      amount->get<std::int64_t>() <= 0) {
+  if (amount == parsed.end() || !amount->is_number_integer() || amount->get<std::int64_t>() <= 0) {
     return error_answer(400, "FF01", "amount_minor must be a positive integer");
   }
   if (idempotency_key.empty()) return error_answer(400, "FF01", "Idempotency-Key missing");
@@ -507,8 +516,8 @@ HttpAnswer MockState::execute_submit(const std::string& key) {
     LedgerEntry& row = data_->ledger[transfer.reference];
     CLEARING_ASSERT_MSG(row.execution_count == 0, "a reference executed twice");
     row.reference = transfer.reference;
-    row.clearing_reference = "CLR" + std::to_string(options_.seed) + "-" +
-                             cursor_text(++data_->clearing_sequence);
+    row.clearing_reference =
+        "CLR" + std::to_string(options_.seed) + "-" + cursor_text(++data_->clearing_sequence);
     row.amount_minor = transfer.amount_minor;
     row.currency = transfer.currency;
     row.executed_at = timestamp_text(now);
@@ -518,8 +527,8 @@ HttpAnswer MockState::execute_submit(const std::string& key) {
     const std::string date = civil_date(after_cutoff ? next_weekday(today) : today);
     // The settlement date is kept in the answer; the ledger row points to it through the store.
     result = answer(after_cutoff ? 202 : 201, {{"status", row.status},
-                                                {"clearing_reference", row.clearing_reference},
-                                                {"settlement_date", date}});
+                                               {"clearing_reference", row.clearing_reference},
+                                               {"settlement_date", date}});
   }
   entry.in_progress = false;
   entry.answer = result;
@@ -531,7 +540,8 @@ HttpAnswer MockState::inquire(std::string_view reference) {
   const std::string key(reference);
   const auto row = data_->ledger.find(key);
   if (row == data_->ledger.end()) {
-    if (const auto it = data_->store.find(key); it != data_->store.end() && it->second.in_progress) {
+    if (const auto it = data_->store.find(key);
+        it != data_->store.end() && it->second.in_progress) {
       ++data_->stats.in_progress_answers;
       return error_answer(409, "IN_PROGRESS", "the reference is being processed");
     }
@@ -539,8 +549,8 @@ HttpAnswer MockState::inquire(std::string_view reference) {
   }
   LedgerEntry& entry = row->second;
   if (entry.status == "RJCT") {
-    return answer(200, {{"status", "RJCT"}, {"reason_code", entry.reason_code},
-                        {"reason", "rejected"}});
+    return answer(200,
+                  {{"status", "RJCT"}, {"reason_code", entry.reason_code}, {"reason", "rejected"}});
   }
   const auto stored = data_->store.find(key);
   CLEARING_ASSERT(stored != data_->store.end());
@@ -599,8 +609,8 @@ HttpAnswer MockState::add_incoming(std::string_view body) {
   std::vector<json> accepted;
   for (const auto& item : items) {
     if (!item.is_object()) return error_answer(400, "FF01", "a payment must be an object");
-    for (const char* name : {"clearing_reference", "currency", "debtor_account",
-                             "creditor_account"}) {
+    for (const char* name :
+         {"clearing_reference", "currency", "debtor_account", "creditor_account"}) {
       if (!item.contains(name) || !item[name].is_string()) {
         return error_answer(400, "FF01", std::string("payment field missing: ") + name);
       }

@@ -1,10 +1,10 @@
 // The mock's rules without a network: idempotency, validation, cut-off, feed, fault schedule.
 
+#include "clearing/clearing_mock/mock_state.hpp"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
-
-#include "clearing/clearing_mock/mock_state.hpp"
 
 using namespace clearing::clearing_mock;
 using nlohmann::json;
@@ -13,10 +13,14 @@ namespace {
 
 std::string body(std::string reference, std::string creditor = "DK5000400440116243",
                  std::int64_t amount = 125000, std::string currency = "DKK") {
-  return json{{"reference", reference},       {"amount_minor", amount},
-              {"currency", currency},         {"debtor_account", "5301-0001234567"},
-              {"debtor_name", "Ada Lovelace"}, {"creditor_account", creditor},
-              {"creditor_name", "Charles Babbage"}, {"remittance_info", "Invoice 42"}}
+  return json{{"reference", reference},
+              {"amount_minor", amount},
+              {"currency", currency},
+              {"debtor_account", "5301-0001234567"},
+              {"debtor_name", "Ada Lovelace"},
+              {"creditor_account", creditor},
+              {"creditor_name", "Charles Babbage"},
+              {"remittance_info", "Invoice 42"}}
       .dump();
 }
 
@@ -73,10 +77,8 @@ TEST_CASE("validation: 400 for malformed requests, RJCT with ISO 20022 codes") {
     std::string currency;
     std::string code;
   } cases[] = {
-      {"DK5000400440116244", 100, "DKK", "AC01"},
-      {"5301-0000000004", 100, "DKK", "AC04"},
-      {"5301-0000000006", 100, "DKK", "AC06"},
-      {"5301-0000000001", 100, "SEK", "AM03"},
+      {"DK5000400440116244", 100, "DKK", "AC01"},    {"5301-0000000004", 100, "DKK", "AC04"},
+      {"5301-0000000006", 100, "DKK", "AC06"},       {"5301-0000000001", 100, "SEK", "AM03"},
       {"5301-0000000001", 2'000'000, "DKK", "AM02"},
   };
   int n = 0;
@@ -167,8 +169,10 @@ TEST_CASE("the incoming feed pages by cursor and re-sends with its probability")
   REQUIRE(page["payments"].size() == 3);  // the re-sent one, then 4 and 5
   CHECK(page["payments"][0]["cursor"] == "000000000003");
   CHECK(page["next_cursor"] == "000000000005");
-  CHECK(state.add_incoming(R"({"clearing_reference":"X1","amount_minor":5,"currency":"DKK",
-      "debtor_account":"a","creditor_account":"b"})").status == 201);
+  CHECK(state
+            .add_incoming(R"({"clearing_reference":"X1","amount_minor":5,"currency":"DKK",
+      "debtor_account":"a","creditor_account":"b"})")
+            .status == 201);
   page = json::parse(state.incoming("after=000000000005").body);
   CHECK(page["payments"].back()["clearing_reference"] == "X1");
   CHECK(state.incoming("limit=0").status == 400);

@@ -28,13 +28,13 @@ enum class AnswerClass {
 // Why an answer is `unknown`; `none` for every other class.
 enum class UnknownCause {
   none,
-  timeout,             // the deadline passed after the request may have been sent
-  connection_reset,    // the connection broke (or the client stopped) before a full answer
-  connect_failed,      // nothing was sent: resolve/connect/TLS handshake failed
-  server_error,        // 500, 502, 504
-  error_body_200,      // 200 with {"error": ...}: the mainframe failed behind a 200
-  unparsable_body,     // not JSON, too large, or JSON that makes no sense for its status
-  unexpected_status,   // an HTTP status the contract does not know for this call
+  timeout,            // the deadline passed after the request may have been sent
+  connection_reset,   // the connection broke (or the client stopped) before a full answer
+  connect_failed,     // nothing was sent: resolve/connect/TLS handshake failed
+  server_error,       // 500, 502, 504
+  error_body_200,     // 200 with {"error": ...}: the mainframe failed behind a 200
+  unparsable_body,    // not JSON, too large, or JSON that makes no sense for its status
+  unexpected_status,  // an HTTP status the contract does not know for this call
 };
 
 // Stable snake_case names, used in metrics labels and in persisted events: never rename.
@@ -50,13 +50,13 @@ inline constexpr std::int64_t kRetryAfterMaxMs = 3'600'000;
 struct ClearingAnswer {
   AnswerClass answer_class = AnswerClass::unknown;
   UnknownCause cause = UnknownCause::none;
-  int http_status = 0;  // 0 when no HTTP answer arrived
-  std::string clearing_reference;  // settled, pending
-  std::string settlement_date;     // settled, pending (YYYY-MM-DD)
-  std::string status;              // the contract's status string (ACSC, PDNG, RJCT) if any
-  std::string reason_code;         // rejected: ISO 20022 ExternalStatusReason1Code
-  std::string reason;              // rejected: human text from the clearing
-  std::string detail;              // diagnostics (error code, parse error, "cancelled"); no PII
+  int http_status = 0;              // 0 when no HTTP answer arrived
+  std::string clearing_reference;   // settled, pending
+  std::string settlement_date;      // settled, pending (YYYY-MM-DD)
+  std::string status;               // the contract's status string (ACSC, PDNG, RJCT) if any
+  std::string reason_code;          // rejected: ISO 20022 ExternalStatusReason1Code
+  std::string reason;               // rejected: human text from the clearing
+  std::string detail;               // diagnostics (error code, parse error, "cancelled"); no PII
   std::int64_t retry_after_ms = 0;  // maintenance only
   std::int64_t latency_ms = 0;      // from the call to the answer, queueing included
 };
@@ -88,7 +88,7 @@ struct IncomingPayment {
 
 struct IncomingPage {
   bool ok = false;
-  std::vector<IncomingPayment> payments;  // ok only
+  std::vector<IncomingPayment> payments;   // ok only
   std::optional<std::string> next_cursor;  // ok only; absent when the clearing sent none
   // When !ok: why, classified like the other calls (unknown with a cause, unauthorized,
   // maintenance, malformed_request). When ok: answer_class is `settled` and unused.

@@ -22,7 +22,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-
 #include <tl/expected.hpp>
 
 #include "clearing/clearing_client/answer.hpp"
@@ -35,12 +34,12 @@ struct ClientOptions {
   int request_timeout_ms = 5'000;
   int connect_timeout_ms = 1'000;
   int in_flight_max = 16;
-  int waiting_max = 1'024;            // calls queued for an in-flight slot
-  int pool_connections_max = 16;      // idle keep-alive connections kept for reuse
+  int waiting_max = 1'024;        // calls queued for an in-flight slot
+  int pool_connections_max = 16;  // idle keep-alive connections kept for reuse
   std::size_t response_body_bytes_max = 1 << 20;
-  bool verify_tls = true;             // https: verify the peer's chain and host name
-  std::string ca_file;                // https: extra CA bundle (PEM); empty = system default
-  int incoming_limit_max = 1'000;     // upper bound on incoming(limit)
+  bool verify_tls = true;          // https: verify the peer's chain and host name
+  std::string ca_file;             // https: extra CA bundle (PEM); empty = system default
+  int incoming_limit_max = 1'000;  // upper bound on incoming(limit)
 };
 
 // Ranges enforced by validate_options (named so the dispatcher's config schema can reuse them).

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-
 #include <tl/expected.hpp>
 
 #include "clearing/clearing_mock/mock_state.hpp"

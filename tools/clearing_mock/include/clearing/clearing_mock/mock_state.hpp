@@ -40,6 +40,7 @@
 //    `incoming_resend_probability` (its own RNG stream, seed + 1), a page after cursor c first
 //    re-sends the payment with cursor c (same clearing reference), on top of `limit`.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -47,11 +48,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tl/expected.hpp>
 #include <utility>
 #include <vector>
-#include <chrono>
-
-#include <tl/expected.hpp>
 
 #include "clearing/sagas/account.hpp"
 
@@ -90,9 +89,9 @@ struct FaultSettings {
   double maintenance_503 = 0;
   int delay_ms_min = 0;
   int delay_ms_max = 0;
-  int latency_ms = 0;       // added to every /v1 answer
-  int hold_ms = 5'000;      // timeout_* faults hold the connection this long, then close it
-  int retry_after_s = 1;    // Retry-After of maintenance_503
+  int latency_ms = 0;     // added to every /v1 answer
+  int hold_ms = 5'000;    // timeout_* faults hold the connection this long, then close it
+  int retry_after_s = 1;  // Retry-After of maintenance_503
 };
 
 inline constexpr int kFaultMsMax = 600'000;
