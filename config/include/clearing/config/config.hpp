@@ -1,0 +1,286 @@
+#pragma once
+// The adapter's configuration: one typed struct per module, with the limits that the loader
+// (clearing/config/loader.hpp) enforces as named constants, so that every module can reuse
+// them instead of repeating numbers.
+//
+// A value of AdapterConfig that came out of load_config has passed every check below; code
+// that builds one by hand (tests, the embedded demo) should run validate() on it.
+//
+// Secrets (the clearing token, the API token) only ever come from the environment. They are
+// held in Secret, which has no formatting or streaming support on purpose: printing one by
+// accident does not compile. DatabaseConfig::url may carry a password; log it only through
+// redact_database_url().
+//
+// Thread safety: plain values; the const member functions are pure and thread safe.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace clearing::config {
+
+// ---------------------------------------------------------------------------------------
+// Secrets.
+
+class Secret {
+ public:
+  Secret() = default;
+  explicit Secret(std::string value) : value_(std::move(value)) {}
+  bool is_set() const noexcept { return !value_.empty(); }
+  // The one way to read the value: to put it on the wire, never into a log.
+  const std::string& reveal() const noexcept { return value_; }
+  friend bool operator==(const Secret&, const Secret&) = default;
+
+ private:
+  std::string value_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Country: currency, limits, cut-off and the business-day calendar.
+
+enum class Country { dk, se, no };
+
+std::string_view country_code_upper(Country country) noexcept;  // "DK"
+std::string_view country_code_lower(Country country) noexcept;  // "dk" (stream names)
+std::string_view country_currency(Country country) noexcept;    // "DKK"
+
+inline constexpr std::int64_t kAmountLimitMinorMax = 1'000'000'000'000'000;  // 10^13 units
+inline constexpr std::size_t kHolidaysMax = 1'000;
+inline constexpr int kCalendarYearMin = 2000;
+inline constexpr int kCalendarYearMax = 2100;
+// next_business_day looks at most this many days ahead (a bound on the loop; a validated
+// calendar always finds one within 8 + its number of closing days).
+inline constexpr int kBusinessDaySearchDaysMax = 8 + 2 * static_cast<int>(kHolidaysMax);
+
+struct BusinessDays {
+  std::vector<std::chrono::weekday> weekend{std::chrono::Saturday, std::chrono::Sunday};
+  // Statutory public holidays, sorted ascending, no duplicates.
+  std::vector<std::chrono::year_month_day> holidays;
+  // Days the clearing is closed that are not public holidays (for example Christmas Eve),
+  // sorted ascending, no duplicates. Optional in the file.
+  std::vector<std::chrono::year_month_day> bank_closing_days;
+
+  // True on a day that is neither a weekend day, a holiday nor a bank closing day.
+  bool is_business_day(std::chrono::year_month_day date) const;
+  // The first business day strictly after `date`.
+  std::chrono::year_month_day next_business_day(std::chrono::year_month_day date) const;
+  // `date` itself when it is a business day, else the next one.
+  std::chrono::year_month_day business_day_on_or_after(std::chrono::year_month_day date) const;
+  friend bool operator==(const BusinessDays&, const BusinessDays&) = default;
+};
+
+// "2026-12-24", "13:30", "Sat": the forms used in the file.
+std::string format_date(std::chrono::year_month_day date);
+std::string format_time_of_day(std::chrono::minutes since_midnight);
+std::string_view weekday_name(std::chrono::weekday day) noexcept;
+
+struct CountryConfig {
+  Country code = Country::dk;                // "DK" | "SE" | "NO" in the file
+  std::string currency;                      // ISO 4217; must be the country's (DKK/SEK/NOK)
+  std::int64_t amount_limit_minor = 0;       // inclusive upper limit per transfer, > 0
+  std::chrono::minutes cutoff_utc{13 * 60};  // minutes after 00:00 UTC; "HH:MM" in the file
+  BusinessDays business_days;
+
+  bool is_business_day(std::chrono::year_month_day date) const {
+    return business_days.is_business_day(date);
+  }
+  std::chrono::year_month_day next_business_day(std::chrono::year_month_day date) const {
+    return business_days.next_business_day(date);
+  }
+  // The day a transfer accepted at `at` (UTC) settles: that day when it is a business day
+  // and `at` is before the cut-off, else the next business day.
+  std::chrono::year_month_day settlement_date(
+      std::chrono::sys_time<std::chrono::milliseconds> at) const;
+  friend bool operator==(const CountryConfig&, const CountryConfig&) = default;
+};
+
+// ---------------------------------------------------------------------------------------
+// Clearing API client (clearing_client::ClientOptions).
+
+inline constexpr int kTimeoutMsMax = 600'000;  // any single request or statement: 10 minutes
+inline constexpr int kClearingInFlightMax = 4'096;
+inline constexpr int kClearingPoolConnectionsMax = 4'096;
+
+struct ClearingConfig {
+  std::string base_url;            // http://host[:port][/prefix] or https://...; env may override
+  Secret token;                    // CLEARING_ADAPTER_CLEARING_TOKEN only; never in the file
+  int request_timeout_ms = 5'000;  // [1, kTimeoutMsMax]
+  int connect_timeout_ms = 1'000;  // [1, request_timeout_ms]
+  int in_flight_max = 16;          // [1, kClearingInFlightMax]
+  int pool_connections_max = 16;   // [0, kClearingPoolConnectionsMax]
+  bool verify_tls = true;          // https only
+  std::optional<std::string> ca_file;  // https only: extra CA bundle (PEM)
+  friend bool operator==(const ClearingConfig&, const ClearingConfig&) = default;
+};
+
+// ---------------------------------------------------------------------------------------
+// Retry policy (sagas::RetryPolicy); defaults equal the saga's.
+
+inline constexpr std::int64_t kBackoffMsMax = 7LL * 24 * 3600 * 1000;  // sagas::kBackoffCeilingMs
+inline constexpr std::int64_t kBackoffMultiplierMax = 16;
+inline constexpr std::int64_t kUnknownOutcomesBeforeInquiryMax = 1'000;
+inline constexpr std::int64_t kInquiryIntervalMsMin = 100;
+inline constexpr std::int64_t kInquiryIntervalMsMax = 24LL * 3600 * 1000;
+inline constexpr std::int64_t kDeadlineMsMin = 1'000;
+inline constexpr std::int64_t kDeadlineMsMax = 30LL * 24 * 3600 * 1000;
+
+struct RetryConfig {
+  std::int64_t backoff_initial_ms = 1'000;                   // [1, kBackoffMsMax]
+  std::int64_t backoff_max_ms = 60'000;                      // [backoff_initial_ms, kBackoffMsMax]
+  std::int64_t backoff_multiplier = 2;                       // [1, kBackoffMultiplierMax]
+  std::int64_t unknown_outcomes_before_inquiry = 3;          // [1, ...Max]
+  std::int64_t pending_inquiry_interval_ms = 60'000;         // [kInquiryIntervalMs*]
+  std::int64_t investigation_inquiry_interval_ms = 300'000;  // [kInquiryIntervalMs*]
+  std::int64_t deadline_ms = 3'600'000;                      // [kDeadlineMs*]
+  friend bool operator==(const RetryConfig&, const RetryConfig&) = default;
+};
+
+// ---------------------------------------------------------------------------------------
+// Dispatcher (adapter::DispatcherOptions).
+
+inline constexpr int kDispatcherInFlightMax = 4'096;
+inline constexpr int kClaimBatchMax = 10'000;
+inline constexpr std::int64_t kLeaseMsMax = 3'600'000;
+inline constexpr std::int64_t kIdlePollMsMax = 60'000;
+inline constexpr std::int64_t kStopGraceMsMax = 600'000;
+
+struct DispatcherConfig {
+  int in_flight_max = 64;               // [1, kDispatcherInFlightMax]
+  int claim_batch_max = 64;             // [1, kClaimBatchMax]
+  std::int64_t lease_ms = 30'000;       // (clearing.request_timeout_ms, kLeaseMsMax]
+  std::int64_t idle_poll_ms = 20;       // [1, kIdlePollMsMax]
+  std::int64_t stop_grace_ms = 10'000;  // [0, kStopGraceMsMax]
+  friend bool operator==(const DispatcherConfig&, const DispatcherConfig&) = default;
+};
+
+// ---------------------------------------------------------------------------------------
+// Incoming feed poller (adapter::IncomingPollerOptions).
+
+inline constexpr std::int64_t kPollIntervalMsMin = 10;
+inline constexpr std::int64_t kPollIntervalMsMax = 3'600'000;
+inline constexpr int kPageLimitMax = 1'000;  // clearing_client's default incoming_limit_max
+
+struct IncomingConfig {
+  std::int64_t poll_interval_ms = 1'000;  // [kPollIntervalMsMin, kPollIntervalMsMax]
+  int page_limit = 100;                   // [1, kPageLimitMax]
+  friend bool operator==(const IncomingConfig&, const IncomingConfig&) = default;
+};
+
+// ---------------------------------------------------------------------------------------
+// External streams (contracts/streams.md).
+
+inline constexpr int kPartitionsMax = 256;
+inline constexpr std::size_t kOutboundStreamsMax = 16;
+
+// How internal events become an outbound stream's events.
+enum class Derivation { payments_v1, settlements_v1, payments_v2 };
+inline constexpr std::array<Derivation, 3> kDerivations{
+    Derivation::payments_v1, Derivation::settlements_v1, Derivation::payments_v2};
+std::string_view derivation_name(Derivation derivation) noexcept;  // "payments.v1"
+
+struct InboundStreamConfig {
+  std::string name;    // default "core.<cc>.payments.v1"
+  int partitions = 0;  // [1, kPartitionsMax]; required (must match the core's topic)
+  friend bool operator==(const InboundStreamConfig&, const InboundStreamConfig&) = default;
+};
+
+struct OutboundStreamConfig {
+  std::string name;    // "adapter.<cc>.<derivation>", e.g. adapter.dk.payments.v1
+  int partitions = 0;  // [1, kPartitionsMax]
+  Derivation derivation = Derivation::payments_v1;
+  friend bool operator==(const OutboundStreamConfig&, const OutboundStreamConfig&) = default;
+};
+
+struct StreamsConfig {
+  InboundStreamConfig inbound;
+  std::vector<OutboundStreamConfig> outbound;  // 1..kOutboundStreamsMax, distinct names
+  std::string core_catchup_url;  // http(s) base URL of the core's catch-up API; env may override
+  friend bool operator==(const StreamsConfig&, const StreamsConfig&) = default;
+};
+
+// True when `name` matches ^(core|adapter)\.(dk|se|no)\.[a-z]+\.v[0-9]+$ .
+bool is_valid_stream_name(std::string_view name);
+
+// ---------------------------------------------------------------------------------------
+// Database (libpq).
+
+inline constexpr int kDatabaseConnectionsMax = 1'000;
+
+struct DatabaseConfig {
+  std::string url;  // postgresql:// or postgres:// URI; may carry a password: log it redacted
+  int connections_max = 16;          // [1, kDatabaseConnectionsMax]
+  int statement_timeout_ms = 5'000;  // [1, kTimeoutMsMax]
+  friend bool operator==(const DatabaseConfig&, const DatabaseConfig&) = default;
+};
+
+// The URL with the password (user:password@ and password= parameters) replaced by "***".
+std::string redact_database_url(std::string_view url);
+
+// ---------------------------------------------------------------------------------------
+// Kafka (librdkafka).
+
+inline constexpr std::string_view kEmbeddedBrokers = "embedded";
+inline constexpr std::size_t kKafkaIdLengthMax = 249;   // Kafka's limit on names
+inline constexpr int kSessionTimeoutMsMin = 6'000;      // broker group.min.session.timeout.ms
+inline constexpr int kSessionTimeoutMsMax = 1'800'000;  // broker group.max.session.timeout.ms
+inline constexpr int kKafkaBatchMax = 100'000;
+
+struct KafkaConfig {
+  std::string brokers;    // "embedded" (librdkafka mock cluster) or host:port[,host:port...]
+  std::string group_id;   // default "clearing-adapter-<cc>"; [A-Za-z0-9._-]{1,249}
+  std::string client_id;  // default "clearing-adapter-<cc>"; same characters
+  int produce_timeout_ms = 10'000;  // [1, kTimeoutMsMax] (message.timeout.ms)
+  int session_timeout_ms = 45'000;  // [kSessionTimeoutMsMin, kSessionTimeoutMsMax]
+  int relay_batch_max = 500;        // [1, kKafkaBatchMax]
+  int consumer_batch_max = 500;     // [1, kKafkaBatchMax]
+  bool embedded() const { return brokers == kEmbeddedBrokers; }
+  friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
+};
+
+// ---------------------------------------------------------------------------------------
+// HTTP server.
+
+struct HttpConfig {
+  std::string address;  // host:port to listen on; env may override
+  Secret api_token;     // CLEARING_ADAPTER_API_TOKEN only; never in the file
+  friend bool operator==(const HttpConfig&, const HttpConfig&) = default;
+};
+
+// Splits "host:port" ("[::1]:8080" for IPv6); nothing when malformed or port not 1..65535.
+struct HostPort {
+  std::string host;  // without brackets
+  int port = 0;
+  friend bool operator==(const HostPort&, const HostPort&) = default;
+};
+std::optional<HostPort> parse_host_port(std::string_view text);
+
+// ---------------------------------------------------------------------------------------
+// Logging.
+
+enum class LogLevel { trace, debug, info, warn, error };
+std::string_view log_level_name(LogLevel level) noexcept;  // "info"
+
+// ---------------------------------------------------------------------------------------
+// The whole file.
+
+struct AdapterConfig {
+  CountryConfig country;
+  ClearingConfig clearing;
+  RetryConfig retry;
+  DispatcherConfig dispatcher;
+  IncomingConfig incoming;
+  StreamsConfig streams;
+  DatabaseConfig database;
+  KafkaConfig kafka;
+  HttpConfig http;
+  LogLevel log_level = LogLevel::info;
+  std::string source_file;  // the path it was loaded from ("" when built in code)
+  friend bool operator==(const AdapterConfig&, const AdapterConfig&) = default;
+};
+
+}  // namespace clearing::config

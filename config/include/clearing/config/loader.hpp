@@ -1,0 +1,118 @@
+#pragma once
+// Loading and validating the adapter's configuration file (config/dk.json, ...).
+//
+// load_config reads one JSON file, applies the environment overrides below, and checks the
+// result. It reports every problem it finds, not only the first, each naming the file and
+// the key as a JSON path ("clearing.request_timeout_ms"), so an operator fixes the file in one
+// go:
+//   config/dk.json: clearing.request_timeout_ms: must be in [1, 600000], got 0
+//
+// Problems reported: invalid JSON (with line and column), duplicate keys, unknown keys at any
+// level, missing required keys, wrong types, out-of-range values (with the allowed range),
+// malformed values (URLs, host:port, dates, stream names), cross-field rules (dispatcher
+// lease vs clearing request timeout, ...), a secret written into the file, and a required
+// secret missing from the environment.
+//
+// Environment overrides (exact names, other tools rely on them); each replaces the file's
+// value. An empty variable counts as unset.
+//   CLEARING_ADAPTER_DATABASE_URL      database.url (libpq URI)
+//   CLEARING_ADAPTER_KAFKA_BROKERS     kafka.brokers (host:port[,host:port...] or "embedded")
+//   CLEARING_ADAPTER_CLEARING_URL      clearing.base_url
+//   CLEARING_ADAPTER_CLEARING_TOKEN    clearing.token (only from here)
+//   CLEARING_ADAPTER_CORE_CATCHUP_URL  streams.core_catchup_url
+//   CLEARING_ADAPTER_HTTP_ADDRESS      http.address (host:port)
+//   CLEARING_ADAPTER_API_TOKEN         http.api_token (only from here)
+//
+// Errors: nothing here throws; library exceptions (file, json) are turned into ConfigError.
+// Thread safety: the functions are pure apart from reading the file and the environment.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tl/expected.hpp>
+#include <vector>
+
+#include "clearing/config/config.hpp"
+
+namespace clearing::config {
+
+inline constexpr const char* kEnvDatabaseUrl = "CLEARING_ADAPTER_DATABASE_URL";
+inline constexpr const char* kEnvKafkaBrokers = "CLEARING_ADAPTER_KAFKA_BROKERS";
+inline constexpr const char* kEnvClearingUrl = "CLEARING_ADAPTER_CLEARING_URL";
+inline constexpr const char* kEnvClearingToken = "CLEARING_ADAPTER_CLEARING_TOKEN";
+inline constexpr const char* kEnvCoreCatchupUrl = "CLEARING_ADAPTER_CORE_CATCHUP_URL";
+inline constexpr const char* kEnvHttpAddress = "CLEARING_ADAPTER_HTTP_ADDRESS";
+inline constexpr const char* kEnvApiToken = "CLEARING_ADAPTER_API_TOKEN";
+
+// A config file larger than this is refused before parsing.
+inline constexpr std::size_t kConfigFileBytesMax = 1 << 20;
+
+// Where environment variables come from: the process, or a map in tests.
+class Environment {
+ public:
+  virtual ~Environment() = default;
+  // The value, or nothing when unset or empty.
+  virtual std::optional<std::string> get(const std::string& name) const = 0;
+  // The real environment (std::getenv); a process-wide instance.
+  static const Environment& process();
+};
+
+class MapEnvironment final : public Environment {
+ public:
+  MapEnvironment() = default;
+  explicit MapEnvironment(std::map<std::string, std::string> values) : values_(std::move(values)) {}
+  std::optional<std::string> get(const std::string& name) const override;
+  void set(const std::string& name, std::string value) { values_[name] = std::move(value); }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+// One problem with one key of one file.
+struct ConfigError {
+  std::string file;     // the path as given to load_config
+  std::string key;      // JSON path: "clearing.request_timeout_ms", "streams.outbound[1].name";
+                        // empty for problems with the whole file (unreadable, invalid JSON)
+  std::string message;  // what is wrong and what is allowed; never a secret's value
+  // "config/dk.json: clearing.request_timeout_ms: must be in [1, 600000], got 0"
+  std::string to_string() const;
+  friend bool operator==(const ConfigError&, const ConfigError&) = default;
+};
+
+// Every problem found: reading problems (syntax, types, unknown and missing keys) in the
+// order of the schema, then range and cross-field checks. At most one error per key: a key
+// that failed to read gets no derived error on top.
+struct ConfigErrors {
+  std::vector<ConfigError> errors;
+  // One line per error, joined by '\n'.
+  std::string to_string() const;
+  // The first error about `key`, if any (for tests and tools).
+  const ConfigError* find(std::string_view key) const;
+};
+
+struct LoadOptions {
+  // The embedded demo sets its own tokens: when true, a missing clearing or API token is not
+  // an error (they stay unset). A token written into the file is an error regardless.
+  bool allow_missing_secrets = false;
+};
+
+tl::expected<AdapterConfig, ConfigErrors> load_config(const std::string& path,
+                                                      const Environment& env,
+                                                      LoadOptions options = {});
+
+// The same from text already in memory; `file` names it in errors and becomes source_file.
+tl::expected<AdapterConfig, ConfigErrors> parse_config(std::string_view text,
+                                                       const std::string& file,
+                                                       const Environment& env,
+                                                       LoadOptions options = {});
+
+// The range and cross-field checks alone, for a config built in code (the embedded demo,
+// tests). load_config runs them too. Errors name config.source_file.
+std::vector<ConfigError> validate(const AdapterConfig& config, LoadOptions options = {});
+
+// One line of key=value fields for the start-up log: every value except secrets (tokens
+// appear as "set"/"unset", the database URL with its password masked).
+std::string redacted_summary(const AdapterConfig& config);
+
+}  // namespace clearing::config

@@ -1,0 +1,445 @@
+// load_config: file -> JSON -> AdapterConfig (types, unknown and missing keys) -> environment
+// overrides -> validate() (ranges, formats, cross-field rules). Every step collects problems
+// instead of stopping at the first.
+
+#include "clearing/config/loader.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "json_reader.hpp"
+
+namespace clearing::config {
+
+using detail::Json;
+using detail::Problems;
+using detail::Section;
+
+// ---------------------------------------------------------------------------------------
+// Environment and errors.
+
+namespace {
+
+class ProcessEnvironment final : public Environment {
+ public:
+  std::optional<std::string> get(const std::string& name) const override {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr || *value == '\0') return std::nullopt;
+    return std::string(value);
+  }
+};
+
+}  // namespace
+
+const Environment& Environment::process() {
+  static const ProcessEnvironment instance;
+  return instance;
+}
+
+std::optional<std::string> MapEnvironment::get(const std::string& name) const {
+  const auto found = values_.find(name);
+  if (found == values_.end() || found->second.empty()) return std::nullopt;
+  return found->second;
+}
+
+std::string ConfigError::to_string() const {
+  std::string out = file.empty() ? std::string("<config>") : file;
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  out += message;
+  return out;
+}
+
+std::string ConfigErrors::to_string() const {
+  std::string out;
+  for (const auto& error : errors) {
+    if (!out.empty()) out += '\n';
+    out += error.to_string();
+  }
+  return out;
+}
+
+const ConfigError* ConfigErrors::find(std::string_view key) const {
+  for (const auto& error : errors) {
+    if (error.key == key) return &error;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading the sections.
+
+namespace {
+
+std::string secret_in_file_message(const char* variable) {
+  return std::string("secrets are never read from the file: remove this key and set ") + variable +
+         " in the environment";
+}
+
+std::string env_hint(const char* variable) {
+  return std::string("set it in the file or in ") + variable;
+}
+
+// Strict "YYYY-MM-DD".
+std::optional<std::chrono::year_month_day> parse_date(std::string_view text) {
+  const auto digits = [&](std::size_t from, std::size_t count) -> std::optional<int> {
+    int value = 0;
+    for (std::size_t i = from; i < from + count; ++i) {
+      if (text[i] < '0' || text[i] > '9') return std::nullopt;
+      value = value * 10 + (text[i] - '0');
+    }
+    return value;
+  };
+  if (text.size() != 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
+  const auto y = digits(0, 4);
+  const auto m = digits(5, 2);
+  const auto d = digits(8, 2);
+  if (!y || !m || !d) return std::nullopt;
+  const std::chrono::year_month_day date{std::chrono::year{*y},
+                                         std::chrono::month{static_cast<unsigned>(*m)},
+                                         std::chrono::day{static_cast<unsigned>(*d)}};
+  if (!date.ok()) return std::nullopt;
+  return date;
+}
+
+// Strict "HH:MM", 00:00..23:59.
+std::optional<std::chrono::minutes> parse_time_of_day(std::string_view text) {
+  if (text.size() != 5 || text[2] != ':') return std::nullopt;
+  for (const std::size_t i : {0u, 1u, 3u, 4u}) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+  }
+  const int hours = (text[0] - '0') * 10 + (text[1] - '0');
+  const int minutes = (text[3] - '0') * 10 + (text[4] - '0');
+  if (hours > 23 || minutes > 59) return std::nullopt;
+  return std::chrono::minutes{hours * 60 + minutes};
+}
+
+std::vector<std::chrono::year_month_day> read_dates(const Json* list, const std::string& path,
+                                                    Problems& problems) {
+  std::vector<std::chrono::year_month_day> dates;
+  if (list == nullptr) return dates;
+  if (!list->is_array()) {
+    problems.add(path, "must be an array of \"YYYY-MM-DD\" dates, got " + detail::describe(*list));
+    return dates;
+  }
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const std::string element = detail::element_path(path, i);
+    const auto text = detail::read_string((*list)[i], element, problems);
+    if (!text) continue;
+    if (const auto date = parse_date(*text)) {
+      dates.push_back(*date);
+    } else {
+      problems.add(element, "must be a date \"YYYY-MM-DD\", got " + detail::quote_text(*text));
+    }
+  }
+  // Sorted for binary search; validate() reports duplicates.
+  std::sort(dates.begin(), dates.end());
+  return dates;
+}
+
+void read_weekend(Section& section, BusinessDays& out, Problems& problems) {
+  const Json* list = section.find("weekend");
+  if (list == nullptr) return;  // default Sat, Sun
+  const std::string path = section.path_of("weekend");
+  if (!list->is_array()) {
+    problems.add(
+        path, "must be an array of day names (\"Sat\", \"Sun\"), got " + detail::describe(*list));
+    return;
+  }
+  out.weekend.clear();
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const std::string element = detail::element_path(path, i);
+    const auto text = detail::read_string((*list)[i], element, problems);
+    if (!text) continue;
+    unsigned encoding = 0;
+    while (encoding < 7 && weekday_name(std::chrono::weekday{encoding}) != *text) ++encoding;
+    if (encoding == 7) {
+      problems.add(element, "must be one of Mon, Tue, Wed, Thu, Fri, Sat, Sun, got " +
+                                detail::quote_text(*text));
+      continue;
+    }
+    out.weekend.emplace_back(encoding);
+  }
+}
+
+// Returns whether the country code was read (stream and Kafka defaults depend on it).
+bool read_country(Section section, CountryConfig& out, Problems& problems) {
+  bool code_known = false;
+  if (const auto code = section.string("code", true)) {
+    if (*code == "DK") {
+      out.code = Country::dk;
+    } else if (*code == "SE") {
+      out.code = Country::se;
+    } else if (*code == "NO") {
+      out.code = Country::no;
+    } else {
+      problems.add(section.path_of("code"),
+                   "must be one of \"DK\", \"SE\", \"NO\", got " + detail::quote_text(*code));
+    }
+    code_known = *code == "DK" || *code == "SE" || *code == "NO";
+  }
+  if (const auto currency = section.string("currency", true)) out.currency = *currency;
+  section.integer("amount_limit_minor", out.amount_limit_minor, true);
+  if (const auto cutoff = section.string("cutoff_utc", true)) {
+    if (const auto minutes = parse_time_of_day(*cutoff)) {
+      out.cutoff_utc = *minutes;
+    } else {
+      problems.add(
+          section.path_of("cutoff_utc"),
+          "must be a time \"HH:MM\" in 00:00..23:59 (UTC), got " + detail::quote_text(*cutoff));
+    }
+  }
+  if (section.require("business_days") != nullptr) {
+    Section days = section.section("business_days");
+    read_weekend(days, out.business_days, problems);
+    out.business_days.holidays =
+        read_dates(days.require("holidays"), days.path_of("holidays"), problems);
+    out.business_days.bank_closing_days =
+        read_dates(days.find("bank_closing_days"), days.path_of("bank_closing_days"), problems);
+    days.finish();
+  }
+  section.finish();
+  return code_known;
+}
+
+void read_clearing(Section section, ClearingConfig& out) {
+  if (const auto url = section.string("base_url")) out.base_url = *url;
+  section.forbid("token", secret_in_file_message(kEnvClearingToken));
+  section.integer("request_timeout_ms", out.request_timeout_ms);
+  section.integer("connect_timeout_ms", out.connect_timeout_ms);
+  section.integer("in_flight_max", out.in_flight_max);
+  section.integer("pool_connections_max", out.pool_connections_max);
+  section.boolean("verify_tls", out.verify_tls);
+  if (const auto ca_file = section.string("ca_file")) out.ca_file = *ca_file;
+  section.finish();
+}
+
+void read_retry(Section section, RetryConfig& out) {
+  section.integer("backoff_initial_ms", out.backoff_initial_ms);
+  section.integer("backoff_max_ms", out.backoff_max_ms);
+  section.integer("backoff_multiplier", out.backoff_multiplier);
+  section.integer("unknown_outcomes_before_inquiry", out.unknown_outcomes_before_inquiry);
+  section.integer("pending_inquiry_interval_ms", out.pending_inquiry_interval_ms);
+  section.integer("investigation_inquiry_interval_ms", out.investigation_inquiry_interval_ms);
+  section.integer("deadline_ms", out.deadline_ms);
+  section.finish();
+}
+
+void read_dispatcher(Section section, DispatcherConfig& out) {
+  section.integer("in_flight_max", out.in_flight_max);
+  section.integer("claim_batch_max", out.claim_batch_max);
+  section.integer("lease_ms", out.lease_ms);
+  section.integer("idle_poll_ms", out.idle_poll_ms);
+  section.integer("stop_grace_ms", out.stop_grace_ms);
+  section.finish();
+}
+
+void read_incoming(Section section, IncomingConfig& out) {
+  section.integer("poll_interval_ms", out.poll_interval_ms);
+  section.integer("page_limit", out.page_limit);
+  section.finish();
+}
+
+void read_outbound_stream(Section section, OutboundStreamConfig& out, Problems& problems) {
+  if (const auto name = section.string("name", true)) out.name = *name;
+  section.integer("partitions", out.partitions, true);
+  if (const auto derivation = section.string("derivation", true)) {
+    const auto found = std::find_if(kDerivations.begin(), kDerivations.end(), [&](Derivation d) {
+      return derivation_name(d) == *derivation;
+    });
+    if (found == kDerivations.end()) {
+      problems.add(section.path_of("derivation"),
+                   "must be one of \"payments.v1\", \"settlements.v1\", \"payments.v2\", got " +
+                       detail::quote_text(*derivation));
+    } else {
+      out.derivation = *found;
+    }
+  }
+  section.finish();
+}
+
+void read_streams(Section section, StreamsConfig& out, Country country, Problems& problems) {
+  Section inbound = section.section("inbound");
+  out.inbound.name = "core." + std::string(country_code_lower(country)) + ".payments.v1";
+  if (const auto name = inbound.string("name")) out.inbound.name = *name;
+  inbound.integer("partitions", out.inbound.partitions, true);
+  inbound.finish();
+
+  if (const Json* list = section.require("outbound")) {
+    const std::string path = section.path_of("outbound");
+    if (!list->is_array()) {
+      problems.add(path, "must be an array of {name, partitions, derivation}, got " +
+                             detail::describe(*list));
+    } else {
+      for (std::size_t i = 0; i < list->size(); ++i) {
+        OutboundStreamConfig stream;
+        read_outbound_stream(Section(&(*list)[i], detail::element_path(path, i), problems), stream,
+                             problems);
+        out.outbound.push_back(std::move(stream));
+      }
+    }
+  }
+  if (const auto url = section.string("core_catchup_url")) out.core_catchup_url = *url;
+  section.finish();
+}
+
+void read_database(Section section, DatabaseConfig& out) {
+  if (const auto url = section.string("url")) out.url = *url;
+  section.integer("connections_max", out.connections_max);
+  section.integer("statement_timeout_ms", out.statement_timeout_ms);
+  section.finish();
+}
+
+void read_kafka(Section section, KafkaConfig& out, Country country) {
+  const std::string default_id = "clearing-adapter-" + std::string(country_code_lower(country));
+  out.group_id = default_id;
+  out.client_id = default_id;
+  if (const auto brokers = section.string("brokers")) out.brokers = *brokers;
+  if (const auto group_id = section.string("group_id")) out.group_id = *group_id;
+  if (const auto client_id = section.string("client_id")) out.client_id = *client_id;
+  section.integer("produce_timeout_ms", out.produce_timeout_ms);
+  section.integer("session_timeout_ms", out.session_timeout_ms);
+  section.integer("relay_batch_max", out.relay_batch_max);
+  section.integer("consumer_batch_max", out.consumer_batch_max);
+  section.finish();
+}
+
+void read_http(Section section, HttpConfig& out) {
+  if (const auto address = section.string("address")) out.address = *address;
+  section.forbid("api_token", secret_in_file_message(kEnvApiToken));
+  section.finish();
+}
+
+void read_log_level(Section& root, LogLevel& out, Problems& problems) {
+  const auto text = root.string("log_level");
+  if (!text) return;
+  constexpr std::array kLevels{LogLevel::trace, LogLevel::debug, LogLevel::info, LogLevel::warn,
+                               LogLevel::error};
+  const auto found = std::find_if(kLevels.begin(), kLevels.end(),
+                                  [&](LogLevel level) { return log_level_name(level) == *text; });
+  if (found == kLevels.end()) {
+    problems.add("log_level",
+                 "must be one of \"trace\", \"debug\", \"info\", \"warn\", "
+                 "\"error\", got " +
+                     detail::quote_text(*text));
+    return;
+  }
+  out = *found;
+}
+
+// ---------------------------------------------------------------------------------------
+// Environment overrides.
+
+// Applies the overrides; returns key -> variable for the values that came from the
+// environment, so that their errors say so.
+std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const Environment& env) {
+  std::map<std::string, std::string> sources;
+  const auto take = [&](const char* variable, const char* key, std::string& target) {
+    if (auto value = env.get(variable)) {
+      target = std::move(*value);
+      sources[key] = variable;
+    }
+  };
+  take(kEnvDatabaseUrl, "database.url", config.database.url);
+  take(kEnvKafkaBrokers, "kafka.brokers", config.kafka.brokers);
+  take(kEnvClearingUrl, "clearing.base_url", config.clearing.base_url);
+  take(kEnvCoreCatchupUrl, "streams.core_catchup_url", config.streams.core_catchup_url);
+  take(kEnvHttpAddress, "http.address", config.http.address);
+  if (auto token = env.get(kEnvClearingToken)) config.clearing.token = Secret(std::move(*token));
+  if (auto token = env.get(kEnvApiToken)) config.http.api_token = Secret(std::move(*token));
+  return sources;
+}
+
+// True when `key` is `failed` or lies inside it ("retry" covers "retry.deadline_ms").
+bool covered_by(const std::string& key, const std::string& failed) {
+  if (!key.starts_with(failed)) return false;
+  return key.size() == failed.size() || failed.empty() || key[failed.size()] == '.' ||
+         key[failed.size()] == '[';
+}
+
+bool already_failed(const Problems& problems, const std::string& key) {
+  return std::any_of(problems.failed_keys.begin(), problems.failed_keys.end(),
+                     [&](const std::string& failed) { return covered_by(key, failed); });
+}
+
+// A value that may come from the environment is required from one of the two.
+void require_file_or_env(const std::string& value, const char* key, const char* variable,
+                         Problems& problems) {
+  if (!value.empty() || already_failed(problems, key)) return;
+  problems.add(key, "missing required key (" + env_hint(variable) + ")");
+}
+
+}  // namespace
+
+namespace detail {
+std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions options,
+                                       bool country_known);
+}  // namespace detail
+
+tl::expected<AdapterConfig, ConfigErrors> parse_config(std::string_view text,
+                                                       const std::string& file,
+                                                       const Environment& env,
+                                                       LoadOptions options) {
+  Problems problems;
+  problems.file = file;
+  const auto json = detail::parse_json(text, problems);
+  if (!json) return tl::unexpected(ConfigErrors{std::move(problems.errors)});
+
+  AdapterConfig config;
+  config.source_file = file;
+  Section root(&*json, "", problems);
+  const bool country_known = read_country(root.section("country"), config.country, problems);
+  read_clearing(root.section("clearing"), config.clearing);
+  read_retry(root.section("retry"), config.retry);
+  read_dispatcher(root.section("dispatcher"), config.dispatcher);
+  read_incoming(root.section("incoming"), config.incoming);
+  read_streams(root.section("streams"), config.streams, config.country.code, problems);
+  read_database(root.section("database"), config.database);
+  read_kafka(root.section("kafka"), config.kafka, config.country.code);
+  read_http(root.section("http"), config.http);
+  read_log_level(root, config.log_level, problems);
+  root.finish();
+
+  const auto sources = apply_overrides(config, env);
+  require_file_or_env(config.clearing.base_url, "clearing.base_url", kEnvClearingUrl, problems);
+  require_file_or_env(config.streams.core_catchup_url, "streams.core_catchup_url",
+                      kEnvCoreCatchupUrl, problems);
+  require_file_or_env(config.database.url, "database.url", kEnvDatabaseUrl, problems);
+  require_file_or_env(config.kafka.brokers, "kafka.brokers", kEnvKafkaBrokers, problems);
+  require_file_or_env(config.http.address, "http.address", kEnvHttpAddress, problems);
+
+  for (auto& error : detail::validate_impl(config, options, country_known)) {
+    if (already_failed(problems, error.key)) continue;
+    if (const auto source = sources.find(error.key); source != sources.end()) {
+      error.message = "from " + source->second + ": " + error.message;
+    }
+    problems.errors.push_back(std::move(error));
+  }
+  if (!problems.errors.empty()) return tl::unexpected(ConfigErrors{std::move(problems.errors)});
+  return config;
+}
+
+tl::expected<AdapterConfig, ConfigErrors> load_config(const std::string& path,
+                                                      const Environment& env, LoadOptions options) {
+  const auto fail = [&](std::string message) {
+    return tl::unexpected(ConfigErrors{{ConfigError{path, "", std::move(message)}}});
+  };
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fail(std::string("cannot open the file: ") + std::strerror(errno));
+  std::string text;
+  std::array<char, 4096> buffer{};
+  while (in.read(buffer.data(), buffer.size()) || in.gcount() > 0) {
+    text.append(buffer.data(), static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kConfigFileBytesMax) {
+      return fail("the file is larger than " + std::to_string(kConfigFileBytesMax) + " bytes");
+    }
+  }
+  if (in.bad()) return fail(std::string("cannot read the file: ") + std::strerror(errno));
+  return parse_config(text, path, env, options);
+}
+
+}  // namespace clearing::config

@@ -1,0 +1,134 @@
+// redacted_summary: the whole config as one log line, without secrets.
+
+#include <type_traits>
+
+#include "clearing/config/loader.hpp"
+
+namespace clearing::config {
+
+namespace {
+
+// "N (first..last)" rather than every date: the line stays readable.
+std::string format_calendar(const std::vector<std::chrono::year_month_day>& dates) {
+  if (dates.empty()) return "0";
+  return std::to_string(dates.size()) + "(" + format_date(dates.front()) + ".." +
+         format_date(dates.back()) + ")";
+}
+
+class Line {
+ public:
+  template <class Value>
+  void add(std::string_view key, const Value& value) {
+    if (!text_.empty()) text_ += ' ';
+    text_ += key;
+    text_ += '=';
+    if constexpr (std::is_arithmetic_v<Value> && !std::is_same_v<Value, bool>) {
+      text_ += std::to_string(value);
+    } else if constexpr (std::is_same_v<Value, bool>) {
+      text_ += value ? "true" : "false";
+    } else {
+      append_text(std::string_view(value));
+    }
+  }
+  std::string take() { return std::move(text_); }
+
+ private:
+  // Values with white space or quotes are quoted so the line still splits on spaces.
+  void append_text(std::string_view value) {
+    if (!value.empty() && value.find_first_of(" \"\t\n") == std::string_view::npos) {
+      text_ += value;
+      return;
+    }
+    text_ += '"';
+    for (const char c : value) {
+      if (c == '"' || c == '\\') text_ += '\\';
+      text_ += (c == '\n' || c == '\t') ? ' ' : c;
+    }
+    text_ += '"';
+  }
+  std::string text_;
+};
+
+std::string set_or_unset(const Secret& secret) { return secret.is_set() ? "set" : "unset"; }
+
+}  // namespace
+
+std::string redacted_summary(const AdapterConfig& config) {
+  Line line;
+  line.add("source_file", config.source_file);
+  const auto& country = config.country;
+  line.add("country.code", country_code_upper(country.code));
+  line.add("country.currency", country.currency);
+  line.add("country.amount_limit_minor", country.amount_limit_minor);
+  line.add("country.cutoff_utc", format_time_of_day(country.cutoff_utc));
+  std::string weekend;
+  for (const auto day : country.business_days.weekend) {
+    weekend += (weekend.empty() ? "" : ",") + std::string(weekday_name(day));
+  }
+  line.add("country.business_days.weekend", weekend);
+  line.add("country.business_days.holidays", format_calendar(country.business_days.holidays));
+  line.add("country.business_days.bank_closing_days",
+           format_calendar(country.business_days.bank_closing_days));
+
+  const auto& clearing = config.clearing;
+  // URLs go through the masking too: a URL from the environment may carry user:password@.
+  line.add("clearing.base_url", redact_database_url(clearing.base_url));
+  line.add("clearing.token", set_or_unset(clearing.token));
+  line.add("clearing.request_timeout_ms", clearing.request_timeout_ms);
+  line.add("clearing.connect_timeout_ms", clearing.connect_timeout_ms);
+  line.add("clearing.in_flight_max", clearing.in_flight_max);
+  line.add("clearing.pool_connections_max", clearing.pool_connections_max);
+  line.add("clearing.verify_tls", clearing.verify_tls);
+  line.add("clearing.ca_file", clearing.ca_file.value_or("default"));
+
+  const auto& retry = config.retry;
+  line.add("retry.backoff_initial_ms", retry.backoff_initial_ms);
+  line.add("retry.backoff_max_ms", retry.backoff_max_ms);
+  line.add("retry.backoff_multiplier", retry.backoff_multiplier);
+  line.add("retry.unknown_outcomes_before_inquiry", retry.unknown_outcomes_before_inquiry);
+  line.add("retry.pending_inquiry_interval_ms", retry.pending_inquiry_interval_ms);
+  line.add("retry.investigation_inquiry_interval_ms", retry.investigation_inquiry_interval_ms);
+  line.add("retry.deadline_ms", retry.deadline_ms);
+
+  const auto& dispatcher = config.dispatcher;
+  line.add("dispatcher.in_flight_max", dispatcher.in_flight_max);
+  line.add("dispatcher.claim_batch_max", dispatcher.claim_batch_max);
+  line.add("dispatcher.lease_ms", dispatcher.lease_ms);
+  line.add("dispatcher.idle_poll_ms", dispatcher.idle_poll_ms);
+  line.add("dispatcher.stop_grace_ms", dispatcher.stop_grace_ms);
+
+  line.add("incoming.poll_interval_ms", config.incoming.poll_interval_ms);
+  line.add("incoming.page_limit", config.incoming.page_limit);
+
+  const auto& streams = config.streams;
+  line.add("streams.inbound",
+           streams.inbound.name + "/" + std::to_string(streams.inbound.partitions));
+  std::string outbound;
+  for (const auto& stream : streams.outbound) {
+    outbound += (outbound.empty() ? "" : ",") + stream.name + "/" +
+                std::to_string(stream.partitions) + ":" +
+                std::string(derivation_name(stream.derivation));
+  }
+  line.add("streams.outbound", outbound);
+  line.add("streams.core_catchup_url", redact_database_url(streams.core_catchup_url));
+
+  line.add("database.url", redact_database_url(config.database.url));
+  line.add("database.connections_max", config.database.connections_max);
+  line.add("database.statement_timeout_ms", config.database.statement_timeout_ms);
+
+  const auto& kafka = config.kafka;
+  line.add("kafka.brokers", kafka.brokers);
+  line.add("kafka.group_id", kafka.group_id);
+  line.add("kafka.client_id", kafka.client_id);
+  line.add("kafka.produce_timeout_ms", kafka.produce_timeout_ms);
+  line.add("kafka.session_timeout_ms", kafka.session_timeout_ms);
+  line.add("kafka.relay_batch_max", kafka.relay_batch_max);
+  line.add("kafka.consumer_batch_max", kafka.consumer_batch_max);
+
+  line.add("http.address", config.http.address);
+  line.add("http.api_token", set_or_unset(config.http.api_token));
+  line.add("log_level", log_level_name(config.log_level));
+  return line.take();
+}
+
+}  // namespace clearing::config

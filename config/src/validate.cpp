@@ -1,0 +1,335 @@
+// validate(): ranges, formats and cross-field rules on a typed AdapterConfig. Each check
+// names the key and, for a range, the allowed interval and the value found.
+
+#include <algorithm>
+#include <set>
+
+#include "clearing/config/loader.hpp"
+#include "json_reader.hpp"
+
+namespace clearing::config {
+
+namespace {
+
+using detail::quote_text;
+
+class Checker {
+ public:
+  Checker(std::string file, std::vector<ConfigError>& errors)
+      : file_(std::move(file)), errors_(errors) {}
+
+  void fail(std::string key, std::string message) {
+    errors_.push_back(ConfigError{file_, std::move(key), std::move(message)});
+  }
+
+  // `why` (optional) explains a bound that comes from another key.
+  void range(std::string key, std::int64_t value, std::int64_t low, std::int64_t high,
+             std::string_view why = {}) {
+    if (value >= low && value <= high) return;
+    std::string message = "must be in [" + std::to_string(low) + ", " + std::to_string(high) + "]";
+    if (!why.empty()) message += " (" + std::string(why) + ")";
+    fail(std::move(key), message + ", got " + std::to_string(value));
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError>& errors_;
+};
+
+// nothing when `url` is an acceptable http(s) base URL, else why not.
+std::optional<std::string> http_url_problem(std::string_view url) {
+  std::string_view rest = url;
+  if (rest.starts_with("http://")) {
+    rest.remove_prefix(7);
+  } else if (rest.starts_with("https://")) {
+    rest.remove_prefix(8);
+  } else {
+    return "must start with http:// or https://";
+  }
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  if (authority.find('@') != std::string_view::npos) return "must not carry credentials";
+  if (rest.find_first_of("?# \t\r\n") != std::string_view::npos) {
+    return "must not carry a query, a fragment or white space";
+  }
+  if (authority.empty()) return "has no host";
+  // With an explicit port it must be a valid host:port; without, a bare host.
+  const bool has_port = authority.starts_with('[') ? authority.find("]:") != std::string_view::npos
+                                                   : authority.find(':') != std::string_view::npos;
+  if (has_port && !parse_host_port(authority)) return "has a bad host or port (1..65535)";
+  return std::nullopt;
+}
+
+void check_dates(Checker& check, const std::string& key,
+                 const std::vector<std::chrono::year_month_day>& dates) {
+  if (dates.size() > kHolidaysMax) {
+    check.fail(key, "must list at most " + std::to_string(kHolidaysMax) + " dates, got " +
+                        std::to_string(dates.size()));
+  }
+  for (std::size_t i = 0; i < dates.size(); ++i) {
+    const int year = static_cast<int>(dates[i].year());
+    if (!dates[i].ok() || year < kCalendarYearMin || year > kCalendarYearMax) {
+      check.fail(key, "dates must lie in the years " + std::to_string(kCalendarYearMin) + ".." +
+                          std::to_string(kCalendarYearMax) + ", got " + format_date(dates[i]));
+    }
+    if (i == 0) continue;
+    if (dates[i] == dates[i - 1]) {
+      check.fail(key, "lists " + format_date(dates[i]) + " twice");
+    } else if (dates[i] < dates[i - 1]) {
+      check.fail(key, "must be sorted ascending (" + format_date(dates[i]) + " after " +
+                          format_date(dates[i - 1]) + ")");
+    }
+  }
+}
+
+void check_country(Checker& check, const CountryConfig& country, bool country_known) {
+  const auto expected_currency = country_currency(country.code);
+  if (country_known && country.currency != expected_currency) {
+    check.fail("country.currency", "must be " + std::string(expected_currency) + " for country " +
+                                       std::string(country_code_upper(country.code)) + ", got " +
+                                       quote_text(country.currency));
+  }
+  check.range("country.amount_limit_minor", country.amount_limit_minor, 1, kAmountLimitMinorMax);
+  check.range("country.cutoff_utc", country.cutoff_utc.count(), 0, 24 * 60 - 1,
+              "minutes after 00:00 UTC");
+  const auto& days = country.business_days;
+  const std::set<unsigned> weekend_days = [&] {
+    std::set<unsigned> out;
+    for (const auto day : days.weekend) out.insert(day.c_encoding());
+    return out;
+  }();
+  if (weekend_days.size() != days.weekend.size()) {
+    check.fail("country.business_days.weekend", "lists a day twice");
+  }
+  if (weekend_days.size() >= 7) {
+    check.fail("country.business_days.weekend", "must leave at least one business weekday");
+  }
+  check_dates(check, "country.business_days.holidays", days.holidays);
+  check_dates(check, "country.business_days.bank_closing_days", days.bank_closing_days);
+  for (const auto date : days.bank_closing_days) {
+    if (std::binary_search(days.holidays.begin(), days.holidays.end(), date)) {
+      check.fail("country.business_days.bank_closing_days",
+                 format_date(date) + " is already a holiday; list it once");
+    }
+  }
+}
+
+void check_secret(Checker& check, const char* key, const Secret& secret, const char* variable,
+                  LoadOptions options) {
+  if (!secret.is_set()) {
+    if (!options.allow_missing_secrets) {
+      check.fail(key, std::string("not set: set ") + variable +
+                          " in the environment (only the embedded demo, with "
+                          "allow_missing_secrets, may run without it)");
+    }
+    return;
+  }
+  const auto& value = secret.reveal();
+  const bool printable = std::all_of(value.begin(), value.end(), [](char c) {
+    return static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+  });
+  if (!printable) check.fail(key, "must not contain white space or control characters");
+}
+
+bool request_timeout_valid(const ClearingConfig& clearing) {
+  return clearing.request_timeout_ms >= 1 && clearing.request_timeout_ms <= kTimeoutMsMax;
+}
+
+void check_clearing(Checker& check, const ClearingConfig& clearing, LoadOptions options) {
+  if (const auto problem = http_url_problem(clearing.base_url)) {
+    check.fail("clearing.base_url", *problem + ", got " + quote_text(clearing.base_url));
+  }
+  check_secret(check, "clearing.token", clearing.token, kEnvClearingToken, options);
+  check.range("clearing.request_timeout_ms", clearing.request_timeout_ms, 1, kTimeoutMsMax);
+  // A bound taken from another key applies only when that key is valid itself; otherwise
+  // its own error says what to fix, and a derived one would only confuse.
+  if (request_timeout_valid(clearing)) {
+    check.range("clearing.connect_timeout_ms", clearing.connect_timeout_ms, 1,
+                clearing.request_timeout_ms, "at most clearing.request_timeout_ms");
+  } else {
+    check.range("clearing.connect_timeout_ms", clearing.connect_timeout_ms, 1, kTimeoutMsMax);
+  }
+  check.range("clearing.in_flight_max", clearing.in_flight_max, 1, kClearingInFlightMax);
+  check.range("clearing.pool_connections_max", clearing.pool_connections_max, 0,
+              kClearingPoolConnectionsMax);
+  if (clearing.ca_file && clearing.ca_file->empty()) {
+    check.fail("clearing.ca_file", "must not be empty (leave the key out for the system CAs)");
+  }
+}
+
+void check_retry(Checker& check, const RetryConfig& retry) {
+  check.range("retry.backoff_initial_ms", retry.backoff_initial_ms, 1, kBackoffMsMax);
+  if (retry.backoff_initial_ms >= 1 && retry.backoff_initial_ms <= kBackoffMsMax) {
+    check.range("retry.backoff_max_ms", retry.backoff_max_ms, retry.backoff_initial_ms,
+                kBackoffMsMax, "at least retry.backoff_initial_ms");
+  } else {
+    check.range("retry.backoff_max_ms", retry.backoff_max_ms, 1, kBackoffMsMax);
+  }
+  check.range("retry.backoff_multiplier", retry.backoff_multiplier, 1, kBackoffMultiplierMax);
+  check.range("retry.unknown_outcomes_before_inquiry", retry.unknown_outcomes_before_inquiry, 1,
+              kUnknownOutcomesBeforeInquiryMax);
+  check.range("retry.pending_inquiry_interval_ms", retry.pending_inquiry_interval_ms,
+              kInquiryIntervalMsMin, kInquiryIntervalMsMax);
+  check.range("retry.investigation_inquiry_interval_ms", retry.investigation_inquiry_interval_ms,
+              kInquiryIntervalMsMin, kInquiryIntervalMsMax);
+  check.range("retry.deadline_ms", retry.deadline_ms, kDeadlineMsMin, kDeadlineMsMax);
+}
+
+void check_dispatcher(Checker& check, const DispatcherConfig& dispatcher,
+                      const ClearingConfig& clearing) {
+  check.range("dispatcher.in_flight_max", dispatcher.in_flight_max, 1, kDispatcherInFlightMax);
+  check.range("dispatcher.claim_batch_max", dispatcher.claim_batch_max, 1, kClaimBatchMax);
+  // A lease no longer than one call would let a second instance claim a submission while the
+  // first one's call is still in flight: two calls for one transfer.
+  if (request_timeout_valid(clearing) && dispatcher.lease_ms <= clearing.request_timeout_ms) {
+    check.fail("dispatcher.lease_ms",
+               "must exceed clearing.request_timeout_ms (" +
+                   std::to_string(clearing.request_timeout_ms) +
+                   "), so that a lease outlives the clearing call it covers, got " +
+                   std::to_string(dispatcher.lease_ms));
+  } else {
+    check.range("dispatcher.lease_ms", dispatcher.lease_ms, 1, kLeaseMsMax);
+  }
+  check.range("dispatcher.idle_poll_ms", dispatcher.idle_poll_ms, 1, kIdlePollMsMax);
+  check.range("dispatcher.stop_grace_ms", dispatcher.stop_grace_ms, 0, kStopGraceMsMax);
+}
+
+void check_incoming(Checker& check, const IncomingConfig& incoming) {
+  check.range("incoming.poll_interval_ms", incoming.poll_interval_ms, kPollIntervalMsMin,
+              kPollIntervalMsMax);
+  check.range("incoming.page_limit", incoming.page_limit, 1, kPageLimitMax);
+}
+
+// The first problem with a stream name, or nothing.
+std::optional<std::string> stream_name_problem(const std::string& name, std::string_view owner,
+                                               Country country, bool country_known) {
+  if (!is_valid_stream_name(name)) {
+    return "must match ^(core|adapter)\\.(dk|se|no)\\.[a-z]+\\.v[0-9]+$, got " + quote_text(name);
+  }
+  if (!name.starts_with(std::string(owner) + ".")) {
+    return "must be a stream of the " + std::string(owner) + " (" + std::string(owner) +
+           ".<cc>....), got " + quote_text(name);
+  }
+  const std::string cc(country_code_lower(country));
+  if (country_known && name.substr(owner.size() + 1, 3) != cc + ".") {
+    return "must carry the adapter's country code " + cc + ", got " + quote_text(name);
+  }
+  return std::nullopt;
+}
+
+void check_streams(Checker& check, const StreamsConfig& streams, Country country,
+                   bool country_known) {
+  if (const auto problem =
+          stream_name_problem(streams.inbound.name, "core", country, country_known)) {
+    check.fail("streams.inbound.name", *problem);
+  }
+  check.range("streams.inbound.partitions", streams.inbound.partitions, 1, kPartitionsMax);
+  if (streams.outbound.empty() || streams.outbound.size() > kOutboundStreamsMax) {
+    check.fail("streams.outbound", "must list 1 to " + std::to_string(kOutboundStreamsMax) +
+                                       " streams, got " + std::to_string(streams.outbound.size()));
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < streams.outbound.size(); ++i) {
+    const auto& stream = streams.outbound[i];
+    const std::string key = "streams.outbound[" + std::to_string(i) + "]";
+    const std::string derived = "adapter." + std::string(country_code_lower(country)) + "." +
+                                std::string(derivation_name(stream.derivation));
+    if (const auto problem = stream_name_problem(stream.name, "adapter", country, country_known)) {
+      check.fail(key + ".name", *problem);
+    } else if (country_known && stream.name != derived) {
+      check.fail(key + ".name", "must be " + derived + " for derivation " +
+                                    std::string(derivation_name(stream.derivation)) + ", got " +
+                                    quote_text(stream.name));
+    } else if (!names.insert(stream.name).second) {
+      check.fail(key + ".name", quote_text(stream.name) + " is listed twice");
+    }
+    check.range(key + ".partitions", stream.partitions, 1, kPartitionsMax);
+  }
+  if (const auto problem = http_url_problem(streams.core_catchup_url)) {
+    check.fail("streams.core_catchup_url",
+               *problem + ", got " + quote_text(streams.core_catchup_url));
+  }
+}
+
+void check_database(Checker& check, const DatabaseConfig& database) {
+  if (!database.url.starts_with("postgresql://") && !database.url.starts_with("postgres://")) {
+    check.fail("database.url", "must be a libpq URI (postgresql://user@host:port/dbname), got " +
+                                   quote_text(redact_database_url(database.url)));
+  }
+  check.range("database.connections_max", database.connections_max, 1, kDatabaseConnectionsMax);
+  check.range("database.statement_timeout_ms", database.statement_timeout_ms, 1, kTimeoutMsMax);
+}
+
+bool is_kafka_id(const std::string& id) {
+  return !id.empty() && id.size() <= kKafkaIdLengthMax &&
+         std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+         });
+}
+
+bool is_broker_list(std::string_view brokers) {
+  if (brokers.empty()) return false;
+  constexpr std::size_t kBrokersMax = 100;
+  for (std::size_t count = 0; count < kBrokersMax; ++count) {
+    const auto comma = brokers.find(',');
+    if (!parse_host_port(brokers.substr(0, comma))) return false;
+    if (comma == std::string_view::npos) return true;
+    brokers.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+void check_kafka(Checker& check, const KafkaConfig& kafka) {
+  if (!kafka.embedded() && !is_broker_list(kafka.brokers)) {
+    check.fail("kafka.brokers", "must be \"embedded\" or host:port[,host:port...], got " +
+                                    quote_text(kafka.brokers));
+  }
+  const std::string id_rule =
+      "must be 1.." + std::to_string(kKafkaIdLengthMax) + " characters of [A-Za-z0-9._-], got ";
+  if (!is_kafka_id(kafka.group_id))
+    check.fail("kafka.group_id", id_rule + quote_text(kafka.group_id));
+  if (!is_kafka_id(kafka.client_id)) {
+    check.fail("kafka.client_id", id_rule + quote_text(kafka.client_id));
+  }
+  check.range("kafka.produce_timeout_ms", kafka.produce_timeout_ms, 1, kTimeoutMsMax);
+  check.range("kafka.session_timeout_ms", kafka.session_timeout_ms, kSessionTimeoutMsMin,
+              kSessionTimeoutMsMax);
+  check.range("kafka.relay_batch_max", kafka.relay_batch_max, 1, kKafkaBatchMax);
+  check.range("kafka.consumer_batch_max", kafka.consumer_batch_max, 1, kKafkaBatchMax);
+}
+
+void check_http(Checker& check, const HttpConfig& http, LoadOptions options) {
+  if (!parse_host_port(http.address)) {
+    check.fail("http.address", "must be host:port (port 1..65535; [v6]:port for IPv6), got " +
+                                   quote_text(http.address));
+  }
+  check_secret(check, "http.api_token", http.api_token, kEnvApiToken, options);
+}
+
+}  // namespace
+
+namespace detail {
+
+std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions options,
+                                       bool country_known) {
+  std::vector<ConfigError> errors;
+  Checker check(config.source_file, errors);
+  check_country(check, config.country, country_known);
+  check_clearing(check, config.clearing, options);
+  check_retry(check, config.retry);
+  check_dispatcher(check, config.dispatcher, config.clearing);
+  check_incoming(check, config.incoming);
+  check_streams(check, config.streams, config.country.code, country_known);
+  check_database(check, config.database);
+  check_kafka(check, config.kafka);
+  check_http(check, config.http, options);
+  return errors;
+}
+
+}  // namespace detail
+
+std::vector<ConfigError> validate(const AdapterConfig& config, LoadOptions options) {
+  return detail::validate_impl(config, options, /*country_known=*/true);
+}
+
+}  // namespace clearing::config

@@ -1,0 +1,717 @@
+// config: the shipped country files, every environment override, every promised error
+// message, the business-day calendar and redaction. Pure: no server, no real environment.
+
+#include "clearing/config/config.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "clearing/config/loader.hpp"
+
+using namespace clearing::config;
+using namespace std::chrono;
+using Json = nlohmann::json;
+
+namespace {
+
+const std::string kDir = CLEARING_CONFIG_DIR;
+constexpr const char* kFile = "config/dk.json";  // how errors name the file in these tests
+
+std::string shipped_path(const std::string& cc) { return kDir + "/" + cc + ".json"; }
+
+Json shipped_json(const std::string& cc) {
+  std::ifstream in(shipped_path(cc));
+  REQUIRE(in);
+  return Json::parse(in);
+}
+
+MapEnvironment env_with_secrets() {
+  return MapEnvironment({{kEnvClearingToken, "clearing-secret-1"}, {kEnvApiToken, "api-secret-2"}});
+}
+
+// The DK file, changed by `edit`, parsed under the name config/dk.json.
+tl::expected<AdapterConfig, ConfigErrors> load_edited(const std::function<void(Json&)>& edit,
+                                                      const Environment& env = env_with_secrets(),
+                                                      LoadOptions options = {}) {
+  Json document = shipped_json("dk");
+  edit(document);
+  return parse_config(document.dump(2), kFile, env, options);
+}
+
+// The one error about `key`; fails the test when loading succeeded or nothing names it.
+ConfigError error_for(const tl::expected<AdapterConfig, ConfigErrors>& result,
+                      const std::string& key) {
+  REQUIRE_FALSE(result.has_value());
+  const ConfigError* error = result.error().find(key);
+  INFO("errors:\n" << result.error().to_string());
+  REQUIRE(error != nullptr);
+  CHECK(error->file == kFile);
+  return *error;
+}
+
+constexpr year_month_day ymd(int y, unsigned m, unsigned d) {
+  return year_month_day{year{y}, month{m}, day{d}};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// The shipped files.
+
+TEST_CASE("the three shipped country files load") {
+  const auto env = env_with_secrets();
+  struct Expected {
+    std::string cc;
+    Country country;
+    std::string currency;
+  };
+  for (const auto& expected :
+       {Expected{"dk", Country::dk, "DKK"}, Expected{"se", Country::se, "SEK"},
+        Expected{"no", Country::no, "NOK"}}) {
+    CAPTURE(expected.cc);
+    const auto loaded = load_config(shipped_path(expected.cc), env);
+    INFO((loaded ? std::string() : loaded.error().to_string()));
+    REQUIRE(loaded.has_value());
+    const AdapterConfig& config = *loaded;
+    CHECK(config.source_file == shipped_path(expected.cc));
+    CHECK(config.country.code == expected.country);
+    CHECK(config.country.currency == expected.currency);
+    CHECK(config.country.amount_limit_minor > 0);
+    CHECK(config.country.cutoff_utc == hours{13} + minutes{30});
+    CHECK(config.country.business_days.weekend == std::vector<weekday>{Saturday, Sunday});
+    CHECK(config.clearing.base_url == "http://127.0.0.1:8081");
+    CHECK(config.clearing.token.reveal() == "clearing-secret-1");
+    CHECK(config.http.api_token.reveal() == "api-secret-2");
+    CHECK(config.streams.inbound.name == "core." + expected.cc + ".payments.v1");
+    CHECK(config.streams.inbound.partitions == 4);
+    REQUIRE(config.streams.outbound.size() == 2);
+    CHECK(config.streams.outbound[0].name == "adapter." + expected.cc + ".payments.v1");
+    CHECK(config.streams.outbound[0].partitions == 4);
+    CHECK(config.streams.outbound[0].derivation == Derivation::payments_v1);
+    CHECK(config.streams.outbound[1].name == "adapter." + expected.cc + ".settlements.v1");
+    CHECK(config.streams.outbound[1].partitions == 2);
+    CHECK(config.streams.outbound[1].derivation == Derivation::settlements_v1);
+    CHECK(config.kafka.embedded());
+    CHECK(config.database.url == "postgresql://postgres@127.0.0.1:5432/clearing_" + expected.cc);
+    CHECK(config.dispatcher.lease_ms > config.clearing.request_timeout_ms);
+    CHECK(config.log_level == LogLevel::info);
+    // The calendar covers 2026 and 2027 (New Year and Christmas of both years at least).
+    for (const auto date :
+         {ymd(2026, 1, 1), ymd(2026, 12, 25), ymd(2027, 1, 1), ymd(2027, 12, 25)}) {
+      CHECK_FALSE(config.country.is_business_day(date));
+    }
+    CHECK(validate(config).empty());
+  }
+}
+
+TEST_CASE("the shipped files have each country's public holidays") {
+  const auto env = env_with_secrets();
+  const auto dk = load_config(shipped_path("dk"), env);
+  const auto se = load_config(shipped_path("se"), env);
+  const auto no = load_config(shipped_path("no"), env);
+  REQUIRE(dk.has_value());
+  REQUIRE(se.has_value());
+  REQUIRE(no.has_value());
+  const auto is_holiday = [](const AdapterConfig& c, year_month_day d) {
+    const auto& list = c.country.business_days.holidays;
+    return std::find(list.begin(), list.end(), d) != list.end();
+  };
+  // Easter 2026 is 5 April, Easter 2027 28 March.
+  CHECK(is_holiday(*dk, ymd(2026, 4, 2)));  // Maundy Thursday (DK, NO only)
+  CHECK(is_holiday(*no, ymd(2027, 3, 25)));
+  CHECK_FALSE(is_holiday(*se, ymd(2026, 4, 2)));
+  CHECK(is_holiday(*se, ymd(2026, 4, 3)));   // Good Friday everywhere
+  CHECK(is_holiday(*dk, ymd(2027, 3, 29)));  // Easter Monday
+  CHECK(is_holiday(*dk, ymd(2026, 5, 14)));  // Ascension Day
+  CHECK(is_holiday(*se, ymd(2027, 5, 6)));
+  CHECK(is_holiday(*no, ymd(2026, 5, 25)));  // Whit Monday (not in Sweden since 2005)
+  CHECK_FALSE(is_holiday(*se, ymd(2026, 5, 25)));
+  CHECK_FALSE(is_holiday(*dk, ymd(2026, 5, 1)));  // Great Prayer Day and 1 May: not in DK
+  CHECK(is_holiday(*se, ymd(2026, 6, 6)));        // Sweden's National Day
+  CHECK(is_holiday(*se, ymd(2026, 6, 20)));       // Midsummer Day
+  CHECK(is_holiday(*se, ymd(2027, 11, 6)));       // All Saints' Day
+  CHECK(is_holiday(*se, ymd(2026, 1, 6)));        // Epiphany
+  CHECK(is_holiday(*no, ymd(2026, 5, 17)));       // Constitution Day
+  CHECK(is_holiday(*no, ymd(2027, 5, 17)));       // (also Whit Monday in 2027)
+  // Bank closing days that are not public holidays.
+  CHECK_FALSE(dk->country.is_business_day(ymd(2026, 5, 15)));  // Friday after Ascension
+  CHECK_FALSE(dk->country.is_business_day(ymd(2026, 6, 5)));   // Constitution Day
+  CHECK_FALSE(se->country.is_business_day(ymd(2026, 6, 19)));  // Midsummer Eve
+  CHECK_FALSE(no->country.is_business_day(ymd(2026, 12, 24)));
+  CHECK_FALSE(no->country.is_business_day(ymd(2027, 12, 31)));
+  CHECK(no->country.is_business_day(ymd(2026, 6, 5)));
+}
+
+TEST_CASE("a file that cannot be opened names the file") {
+  const auto loaded = load_config(kDir + "/does-not-exist.json", env_with_secrets());
+  REQUIRE_FALSE(loaded.has_value());
+  CHECK(loaded.error().to_string().starts_with(kDir + "/does-not-exist.json: cannot open"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Environment.
+
+TEST_CASE("every environment override replaces the file's value") {
+  MapEnvironment env({
+      {"CLEARING_ADAPTER_DATABASE_URL", "postgresql://adapter:pw@db.internal:5433/clearing"},
+      {"CLEARING_ADAPTER_KAFKA_BROKERS", "kafka-1:9092,kafka-2:9092"},
+      {"CLEARING_ADAPTER_CLEARING_URL", "https://clearing.example.dk/api"},
+      {"CLEARING_ADAPTER_CLEARING_TOKEN", "t0ken"},
+      {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://core.internal:9000"},
+      {"CLEARING_ADAPTER_HTTP_ADDRESS", "0.0.0.0:9090"},
+      {"CLEARING_ADAPTER_API_TOKEN", "api-t0ken"},
+  });
+  const auto loaded = load_config(shipped_path("dk"), env);
+  INFO((loaded ? std::string() : loaded.error().to_string()));
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->database.url == "postgresql://adapter:pw@db.internal:5433/clearing");
+  CHECK(loaded->kafka.brokers == "kafka-1:9092,kafka-2:9092");
+  CHECK_FALSE(loaded->kafka.embedded());
+  CHECK(loaded->clearing.base_url == "https://clearing.example.dk/api");
+  CHECK(loaded->clearing.token.reveal() == "t0ken");
+  CHECK(loaded->streams.core_catchup_url == "http://core.internal:9000");
+  CHECK(loaded->http.address == "0.0.0.0:9090");
+  CHECK(loaded->http.api_token.reveal() == "api-t0ken");
+}
+
+TEST_CASE("CLEARING_ADAPTER_KAFKA_BROKERS=embedded selects the mock cluster") {
+  auto env = env_with_secrets();
+  env.set(kEnvKafkaBrokers, "embedded");
+  const auto loaded = load_edited([](Json& j) { j["kafka"]["brokers"] = "kafka:9092"; }, env);
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->kafka.embedded());
+}
+
+TEST_CASE("an empty environment variable counts as unset") {
+  auto env = env_with_secrets();
+  env.set(kEnvDatabaseUrl, "");
+  const auto loaded = load_config(shipped_path("dk"), env);
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->database.url == "postgresql://postgres@127.0.0.1:5432/clearing_dk");
+}
+
+TEST_CASE("values the environment can give may be left out of the file") {
+  auto env = env_with_secrets();
+  env.set(kEnvDatabaseUrl, "postgresql://db/clearing");
+  env.set(kEnvHttpAddress, "127.0.0.1:1234");
+  const auto edit = [](Json& j) {
+    j["database"].erase("url");
+    j["http"].erase("address");
+  };
+  const auto loaded = load_edited(edit, env);
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->database.url == "postgresql://db/clearing");
+  // Without the environment the same file is missing two required keys.
+  const auto failed = load_edited(edit);
+  CHECK(error_for(failed, "database.url").message ==
+        "missing required key (set it in the file or in CLEARING_ADAPTER_DATABASE_URL)");
+  CHECK(error_for(failed, "http.address").message ==
+        "missing required key (set it in the file or in CLEARING_ADAPTER_HTTP_ADDRESS)");
+}
+
+TEST_CASE("a bad value from the environment names the variable") {
+  auto env = env_with_secrets();
+  env.set(kEnvHttpAddress, "localhost");
+  env.set(kEnvKafkaBrokers, "kafka-1:9092,,kafka-2");
+  const auto loaded = load_config(shipped_path("dk"), env);
+  REQUIRE_FALSE(loaded.has_value());
+  const auto* address = loaded.error().find("http.address");
+  REQUIRE(address != nullptr);
+  CHECK(address->message ==
+        "from CLEARING_ADAPTER_HTTP_ADDRESS: must be host:port (port 1..65535; [v6]:port for "
+        "IPv6), got \"localhost\"");
+  const auto* brokers = loaded.error().find("kafka.brokers");
+  REQUIRE(brokers != nullptr);
+  CHECK(brokers->message.starts_with("from CLEARING_ADAPTER_KAFKA_BROKERS: must be \"embedded\""));
+}
+
+TEST_CASE("required secrets: both tokens must come from the environment") {
+  const MapEnvironment empty;
+  const auto loaded = load_config(shipped_path("dk"), empty);
+  REQUIRE_FALSE(loaded.has_value());
+  CHECK(loaded.error().errors.size() == 2);
+  const auto* clearing = loaded.error().find("clearing.token");
+  const auto* api = loaded.error().find("http.api_token");
+  REQUIRE(clearing != nullptr);
+  REQUIRE(api != nullptr);
+  CHECK(clearing->message.starts_with(
+      "not set: set CLEARING_ADAPTER_CLEARING_TOKEN in the environment"));
+  CHECK(clearing->message.find("allow_missing_secrets") != std::string::npos);
+  CHECK(api->message.starts_with("not set: set CLEARING_ADAPTER_API_TOKEN in the environment"));
+
+  SUBCASE("allow_missing_secrets lets the embedded demo start without them") {
+    const auto demo =
+        load_config(shipped_path("dk"), empty, LoadOptions{.allow_missing_secrets = true});
+    REQUIRE(demo.has_value());
+    CHECK_FALSE(demo->clearing.token.is_set());
+    CHECK_FALSE(demo->http.api_token.is_set());
+  }
+}
+
+TEST_CASE("a token in the file is an error, even with allow_missing_secrets") {
+  const auto loaded = load_edited(
+      [](Json& j) {
+        j["clearing"]["token"] = "s3cret-in-file";
+        j["http"]["api_token"] = "another";
+      },
+      MapEnvironment{}, LoadOptions{.allow_missing_secrets = true});
+  CHECK(error_for(loaded, "clearing.token").to_string() ==
+        "config/dk.json: clearing.token: secrets are never read from the file: remove this key "
+        "and set CLEARING_ADAPTER_CLEARING_TOKEN in the environment");
+  CHECK(error_for(loaded, "http.api_token").message.find("CLEARING_ADAPTER_API_TOKEN") !=
+        std::string::npos);
+  // The secret's value never appears in a message.
+  CHECK(loaded.error().to_string().find("s3cret-in-file") == std::string::npos);
+}
+
+TEST_CASE("Environment::process reads the real environment") {
+  ::setenv("CLEARING_ADAPTER_CONFIG_TEST_PROBE", "probe-value", 1);
+  CHECK(Environment::process().get("CLEARING_ADAPTER_CONFIG_TEST_PROBE") == "probe-value");
+  ::unsetenv("CLEARING_ADAPTER_CONFIG_TEST_PROBE");
+  CHECK_FALSE(Environment::process().get("CLEARING_ADAPTER_CONFIG_TEST_PROBE").has_value());
+}
+
+// ---------------------------------------------------------------------------------------
+// The promised messages.
+
+TEST_CASE("an out-of-range value gives the allowed range") {
+  const auto loaded = load_edited([](Json& j) { j["clearing"]["request_timeout_ms"] = 0; });
+  REQUIRE_FALSE(loaded.has_value());
+  CHECK(loaded.error().to_string() ==
+        "config/dk.json: clearing.request_timeout_ms: must be in [1, 600000], got 0");
+}
+
+TEST_CASE("more out-of-range values") {
+  CHECK(error_for(load_edited([](Json& j) { j["streams"]["inbound"]["partitions"] = 257; }),
+                  "streams.inbound.partitions")
+            .message == "must be in [1, 256], got 257");
+  CHECK(error_for(load_edited([](Json& j) { j["country"]["amount_limit_minor"] = 0; }),
+                  "country.amount_limit_minor")
+            .message == "must be in [1, 1000000000000000], got 0");
+  CHECK(error_for(load_edited([](Json& j) { j["retry"]["backoff_max_ms"] = 500; }),
+                  "retry.backoff_max_ms")
+            .message ==
+        "must be in [1000, 604800000] (at least retry.backoff_initial_ms), got 500");
+  CHECK(error_for(load_edited([](Json& j) { j["retry"]["backoff_multiplier"] = 0; }),
+                  "retry.backoff_multiplier")
+            .message == "must be in [1, 16], got 0");
+  CHECK(error_for(load_edited([](Json& j) { j["retry"]["unknown_outcomes_before_inquiry"] = 0; }),
+                  "retry.unknown_outcomes_before_inquiry")
+            .message == "must be in [1, 1000], got 0");
+  CHECK(error_for(load_edited([](Json& j) { j["clearing"]["connect_timeout_ms"] = 6000; }),
+                  "clearing.connect_timeout_ms")
+            .message == "must be in [1, 5000] (at most clearing.request_timeout_ms), got 6000");
+  CHECK(error_for(load_edited([](Json& j) { j["kafka"]["session_timeout_ms"] = 1000; }),
+                  "kafka.session_timeout_ms")
+            .message == "must be in [6000, 1800000], got 1000");
+  CHECK(error_for(load_edited([](Json& j) { j["incoming"]["page_limit"] = 5000; }),
+                  "incoming.page_limit")
+            .message == "must be in [1, 1000], got 5000");
+  CHECK(error_for(load_edited([](Json& j) { j["clearing"]["in_flight_max"] = 5'000'000'000LL; }),
+                  "clearing.in_flight_max")
+            .message == "must be a 32-bit integer, got 5000000000");
+}
+
+TEST_CASE("the dispatcher lease must exceed the clearing request timeout") {
+  const auto loaded = load_edited([](Json& j) {
+    j["clearing"]["request_timeout_ms"] = 30000;
+    j["dispatcher"]["lease_ms"] = 30000;
+  });
+  CHECK(error_for(loaded, "dispatcher.lease_ms").to_string() ==
+        "config/dk.json: dispatcher.lease_ms: must exceed clearing.request_timeout_ms (30000), "
+        "so that a lease outlives the clearing call it covers, got 30000");
+}
+
+TEST_CASE("an unknown key is named with its path, at any level") {
+  const auto loaded = load_edited([](Json& j) {
+    j["clearing"]["request_timeout"] = 5000;  // typo of request_timeout_ms
+    j["colour"] = "blue";
+    j["streams"]["outbound"][1]["compacted"] = true;
+    j["country"]["business_days"]["half_days"] = Json::array();
+  });
+  const auto typo = error_for(loaded, "clearing.request_timeout");
+  CHECK(typo.to_string().starts_with(
+      "config/dk.json: clearing.request_timeout: unknown key (allowed here: base_url, token, "
+      "request_timeout_ms,"));
+  CHECK(error_for(loaded, "colour").message.starts_with("unknown key (allowed here: country, "));
+  CHECK(error_for(loaded, "streams.outbound[1].compacted").message ==
+        "unknown key (allowed here: name, partitions, derivation)");
+  CHECK(error_for(loaded, "country.business_days.half_days").message ==
+        "unknown key (allowed here: weekend, holidays, bank_closing_days)");
+}
+
+TEST_CASE("a missing required key is named") {
+  const auto loaded = load_edited([](Json& j) {
+    j["country"].erase("currency");
+    j["streams"]["inbound"].erase("partitions");
+    j["streams"]["outbound"][0].erase("derivation");
+  });
+  CHECK(error_for(loaded, "country.currency").to_string() ==
+        "config/dk.json: country.currency: missing required key");
+  CHECK(error_for(loaded, "streams.inbound.partitions").message == "missing required key");
+  CHECK(error_for(loaded, "streams.outbound[0].derivation").message == "missing required key");
+  // A missing key is reported once, not also as "must be DKK".
+  CHECK(loaded.error().errors.size() == 3);
+}
+
+TEST_CASE("a missing section reports its required keys") {
+  const auto loaded = load_edited([](Json& j) { j.erase("streams"); });
+  CHECK(error_for(loaded, "streams.inbound.partitions").message == "missing required key");
+  CHECK(error_for(loaded, "streams.outbound").message == "missing required key");
+  CHECK(error_for(loaded, "streams.core_catchup_url").message ==
+        "missing required key (set it in the file or in CLEARING_ADAPTER_CORE_CATCHUP_URL)");
+}
+
+TEST_CASE("sections with only defaults may be left out") {
+  const auto loaded = load_edited([](Json& j) {
+    j.erase("retry");
+    j.erase("dispatcher");
+    j.erase("incoming");
+    j.erase("log_level");
+    j["streams"]["inbound"].erase("name");
+    j["kafka"].erase("group_id");
+    j["kafka"].erase("client_id");
+  });
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->retry == RetryConfig{});
+  CHECK(loaded->dispatcher == DispatcherConfig{});
+  CHECK(loaded->incoming == IncomingConfig{});
+  CHECK(loaded->log_level == LogLevel::info);
+  CHECK(loaded->streams.inbound.name == "core.dk.payments.v1");
+  CHECK(loaded->kafka.group_id == "clearing-adapter-dk");
+  CHECK(loaded->kafka.client_id == "clearing-adapter-dk");
+}
+
+TEST_CASE("a wrong type is named with what was found") {
+  const auto loaded = load_edited([](Json& j) {
+    j["clearing"]["request_timeout_ms"] = "5000";
+    j["clearing"]["verify_tls"] = "yes";
+    j["retry"]["backoff_initial_ms"] = 1.5;
+    j["dispatcher"] = Json::array();
+    j["streams"]["outbound"] = Json::object();
+  });
+  CHECK(error_for(loaded, "clearing.request_timeout_ms").to_string() ==
+        "config/dk.json: clearing.request_timeout_ms: must be an integer, got string \"5000\"");
+  CHECK(error_for(loaded, "clearing.verify_tls").message ==
+        "must be true or false, got string \"yes\"");
+  CHECK(error_for(loaded, "retry.backoff_initial_ms").message ==
+        "must be an integer, got number 1.5");
+  CHECK(error_for(loaded, "dispatcher").message == "must be an object, got an array");
+  CHECK(error_for(loaded, "streams.outbound").message ==
+        "must be an array of {name, partitions, derivation}, got an object");
+  // No derived errors for the keys that failed to read (the lease check, empty outbound).
+  CHECK(loaded.error().errors.size() == 5);
+}
+
+TEST_CASE("bad stream names") {
+  SUBCASE("not matching the pattern") {
+    const auto loaded =
+        load_edited([](Json& j) { j["streams"]["inbound"]["name"] = "core.DK.payments"; });
+    CHECK(error_for(loaded, "streams.inbound.name").to_string() ==
+          "config/dk.json: streams.inbound.name: must match "
+          "^(core|adapter)\\.(dk|se|no)\\.[a-z]+\\.v[0-9]+$, got \"core.DK.payments\"");
+  }
+  SUBCASE("another country's stream") {
+    const auto loaded =
+        load_edited([](Json& j) { j["streams"]["inbound"]["name"] = "core.se.payments.v1"; });
+    CHECK(error_for(loaded, "streams.inbound.name").message ==
+          "must carry the adapter's country code dk, got \"core.se.payments.v1\"");
+  }
+  SUBCASE("the inbound stream is the core's") {
+    const auto loaded =
+        load_edited([](Json& j) { j["streams"]["inbound"]["name"] = "adapter.dk.payments.v1"; });
+    CHECK(error_for(loaded, "streams.inbound.name")
+              .message.starts_with("must be a stream of the core"));
+  }
+  SUBCASE("an outbound name that does not fit its derivation") {
+    const auto loaded = load_edited(
+        [](Json& j) { j["streams"]["outbound"][1]["name"] = "adapter.dk.payments.v2"; });
+    CHECK(error_for(loaded, "streams.outbound[1].name").message ==
+          "must be adapter.dk.settlements.v1 for derivation settlements.v1, got "
+          "\"adapter.dk.payments.v2\"");
+  }
+  SUBCASE("an unknown derivation") {
+    const auto loaded =
+        load_edited([](Json& j) { j["streams"]["outbound"][0]["derivation"] = "payments.v9"; });
+    CHECK(error_for(loaded, "streams.outbound[0].derivation").message ==
+          "must be one of \"payments.v1\", \"settlements.v1\", \"payments.v2\", got "
+          "\"payments.v9\"");
+  }
+  SUBCASE("the same stream twice") {
+    const auto loaded =
+        load_edited([](Json& j) { j["streams"]["outbound"][1] = j["streams"]["outbound"][0]; });
+    CHECK(error_for(loaded, "streams.outbound[1].name").message ==
+          "\"adapter.dk.payments.v1\" is listed twice");
+  }
+  SUBCASE("a payments.v2 stream is accepted") {
+    const auto loaded = load_edited([](Json& j) {
+      j["streams"]["outbound"].push_back(
+          {{"name", "adapter.dk.payments.v2"}, {"partitions", 4}, {"derivation", "payments.v2"}});
+    });
+    REQUIRE(loaded.has_value());
+    CHECK(loaded->streams.outbound.back().derivation == Derivation::payments_v2);
+  }
+}
+
+TEST_CASE("bad addresses and URLs") {
+  const auto loaded = load_edited([](Json& j) {
+    j["http"]["address"] = "127.0.0.1:99999";
+    j["clearing"]["base_url"] = "ftp://clearing";
+    j["streams"]["core_catchup_url"] = "http://user:pw@core:1";
+    j["kafka"]["brokers"] = "kafka-1:9092;kafka-2:9092";
+    j["database"]["url"] = "mysql://root:hunter2@db/clearing";
+  });
+  CHECK(error_for(loaded, "http.address").to_string() ==
+        "config/dk.json: http.address: must be host:port (port 1..65535; [v6]:port for IPv6), "
+        "got \"127.0.0.1:99999\"");
+  CHECK(error_for(loaded, "clearing.base_url").message ==
+        "must start with http:// or https://, got \"ftp://clearing\"");
+  CHECK(error_for(loaded, "streams.core_catchup_url")
+            .message.starts_with("must not carry credentials"));
+  CHECK(error_for(loaded, "kafka.brokers").message ==
+        "must be \"embedded\" or host:port[,host:port...], got \"kafka-1:9092;kafka-2:9092\"");
+  const auto database = error_for(loaded, "database.url");
+  CHECK(database.message ==
+        "must be a libpq URI (postgresql://user@host:port/dbname), got "
+        "\"mysql://root:***@db/clearing\"");
+}
+
+TEST_CASE("the country's fields") {
+  CHECK(
+      error_for(load_edited([](Json& j) { j["country"]["currency"] = "EUR"; }), "country.currency")
+          .message == "must be DKK for country DK, got \"EUR\"");
+  CHECK(error_for(load_edited([](Json& j) { j["country"]["code"] = "dk"; }), "country.code")
+            .message == "must be one of \"DK\", \"SE\", \"NO\", got \"dk\"");
+  CHECK(error_for(load_edited([](Json& j) { j["country"]["cutoff_utc"] = "24:00"; }),
+                  "country.cutoff_utc")
+            .message == "must be a time \"HH:MM\" in 00:00..23:59 (UTC), got \"24:00\"");
+  CHECK(error_for(load_edited(
+                      [](Json& j) { j["country"]["business_days"]["holidays"][3] = "2026-02-30"; }),
+                  "country.business_days.holidays[3]")
+            .message == "must be a date \"YYYY-MM-DD\", got \"2026-02-30\"");
+  CHECK(error_for(load_edited([](Json& j) {
+                    j["country"]["business_days"]["holidays"].push_back("2026-12-25");
+                  }),
+                  "country.business_days.holidays")
+            .message == "lists 2026-12-25 twice");
+  CHECK(error_for(load_edited([](Json& j) {
+                    j["country"]["business_days"]["bank_closing_days"].push_back("2026-01-01");
+                  }),
+                  "country.business_days.bank_closing_days")
+            .message == "2026-01-01 is already a holiday; list it once");
+  CHECK(error_for(load_edited([](Json& j) {
+                    j["country"]["business_days"]["weekend"] =
+                        Json::array({"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"});
+                  }),
+                  "country.business_days.weekend")
+            .message == "must leave at least one business weekday");
+  CHECK(error_for(
+            load_edited([](Json& j) { j["country"]["business_days"]["weekend"][0] = "Saturday"; }),
+            "country.business_days.weekend[0]")
+            .message == "must be one of Mon, Tue, Wed, Thu, Fri, Sat, Sun, got \"Saturday\"");
+}
+
+TEST_CASE("a stream of another country is not reported twice when the country is bad") {
+  const auto loaded = load_edited([](Json& j) { j["country"]["code"] = "FI"; });
+  REQUIRE_FALSE(loaded.has_value());
+  CHECK(loaded.error().errors.size() == 1);
+  CHECK(loaded.error().errors[0].key == "country.code");
+}
+
+TEST_CASE("several errors are all reported, one line each, in one go") {
+  const auto loaded = load_edited([](Json& j) {
+    j["clearing"]["request_timeout_ms"] = 0;
+    j["clearing"]["tiemout"] = 1;
+    j["country"].erase("currency");
+    j["streams"]["outbound"][0]["partitions"] = "four";
+    j["http"]["address"] = "nowhere";
+    j["log_level"] = "verbose";
+  });
+  REQUIRE_FALSE(loaded.has_value());
+  const auto& errors = loaded.error();
+  CHECK(errors.errors.size() == 6);
+  for (const char* key : {"clearing.request_timeout_ms", "clearing.tiemout", "country.currency",
+                          "streams.outbound[0].partitions", "http.address", "log_level"}) {
+    CAPTURE(key);
+    CHECK(errors.find(key) != nullptr);
+  }
+  const std::string text = errors.to_string();
+  CHECK(std::count(text.begin(), text.end(), '\n') == 5);
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) CHECK(line.starts_with("config/dk.json: "));
+  CHECK(errors.find("log_level")->message ==
+        "must be one of \"trace\", \"debug\", \"info\", \"warn\", \"error\", got \"verbose\"");
+}
+
+TEST_CASE("invalid JSON is reported with line and column") {
+  const std::string text = "{\n  \"country\": {\n    \"code\": \"DK\",,\n  }\n}\n";
+  const auto loaded = parse_config(text, kFile, env_with_secrets());
+  REQUIRE_FALSE(loaded.has_value());
+  REQUIRE(loaded.error().errors.size() == 1);
+  const auto message = loaded.error().to_string();
+  CAPTURE(message);
+  CHECK(message.starts_with("config/dk.json: invalid JSON at line 3, column 18: syntax error"));
+}
+
+TEST_CASE("the file must hold an object") {
+  const auto loaded = parse_config("[1, 2]", kFile, env_with_secrets());
+  REQUIRE_FALSE(loaded.has_value());
+  CHECK(loaded.error().to_string() ==
+        "config/dk.json: the file must hold one JSON object, got an array");
+}
+
+TEST_CASE("a key given twice is an error, not a silent last-one-wins") {
+  std::string text = shipped_json("dk").dump(2);
+  const std::string anchor = "\"request_timeout_ms\": 5000,";
+  const auto at = text.find(anchor);
+  REQUIRE(at != std::string::npos);
+  text.insert(at, "\"request_timeout_ms\": 100,\n    ");
+  const auto loaded = parse_config(text, kFile, env_with_secrets());
+  CHECK(error_for(loaded, "clearing.request_timeout_ms").message ==
+        "key given twice in one object (only one value can count)");
+}
+
+// ---------------------------------------------------------------------------------------
+// Business days.
+
+TEST_CASE("business days: weekends, holidays and bank closing days") {
+  BusinessDays days;
+  days.holidays = {ymd(2026, 4, 2), ymd(2026, 4, 3),   ymd(2026, 4, 5),
+                   ymd(2026, 4, 6), ymd(2026, 12, 25), ymd(2026, 12, 26)};
+  days.bank_closing_days = {ymd(2026, 12, 24), ymd(2026, 12, 31)};
+
+  CHECK(days.is_business_day(ymd(2026, 4, 1)));        // Wednesday
+  CHECK_FALSE(days.is_business_day(ymd(2026, 4, 2)));  // Maundy Thursday
+  CHECK_FALSE(days.is_business_day(ymd(2026, 4, 4)));  // Saturday
+  CHECK_FALSE(days.is_business_day(ymd(2026, 12, 24)));
+  CHECK(days.is_business_day(ymd(2026, 12, 23)));
+
+  // Over Easter: Thu, Fri holidays, weekend, Monday holiday -> Tuesday.
+  CHECK(days.next_business_day(ymd(2026, 4, 1)) == ymd(2026, 4, 7));
+  // Over Christmas: 24 closed, 25 holiday, 26-27 weekend -> Monday 28.
+  CHECK(days.next_business_day(ymd(2026, 12, 23)) == ymd(2026, 12, 28));
+  // Strictly after: a business day does not return itself.
+  CHECK(days.next_business_day(ymd(2026, 12, 28)) == ymd(2026, 12, 29));
+  // Over New Year's Eve (closed) without a 1 January holiday in this calendar.
+  CHECK(days.next_business_day(ymd(2026, 12, 30)) == ymd(2027, 1, 1));
+  CHECK(days.business_day_on_or_after(ymd(2026, 12, 28)) == ymd(2026, 12, 28));
+  CHECK(days.business_day_on_or_after(ymd(2026, 12, 26)) == ymd(2026, 12, 28));
+
+  SUBCASE("another weekend") {
+    days.weekend = {Friday, Saturday};
+    CHECK_FALSE(days.is_business_day(ymd(2026, 4, 10)));  // Friday
+    CHECK(days.is_business_day(ymd(2026, 4, 12)));        // Sunday
+  }
+}
+
+TEST_CASE("settlement date: before the cut-off on a business day settles that day") {
+  CountryConfig country;
+  country.cutoff_utc = hours{13} + minutes{30};
+  country.business_days.holidays = {ymd(2026, 12, 25)};
+  const auto at = [](year_month_day d, int h, int m) {
+    return sys_time<milliseconds>{sys_days{d}} + hours{h} + minutes{m};
+  };
+  CHECK(country.settlement_date(at(ymd(2026, 11, 26), 13, 29)) == ymd(2026, 11, 26));
+  CHECK(country.settlement_date(at(ymd(2026, 11, 26), 13, 30)) == ymd(2026, 11, 27));
+  CHECK(country.settlement_date(at(ymd(2026, 11, 27), 15, 0)) == ymd(2026, 11, 30));  // Fri
+  CHECK(country.settlement_date(at(ymd(2026, 11, 28), 9, 0)) == ymd(2026, 11, 30));   // Sat
+  CHECK(country.settlement_date(at(ymd(2026, 12, 24), 14, 0)) == ymd(2026, 12, 28));
+}
+
+TEST_CASE("date and time formatting") {
+  CHECK(format_date(ymd(2026, 4, 2)) == "2026-04-02");
+  CHECK(format_time_of_day(hours{9} + minutes{5}) == "09:05");
+  CHECK(weekday_name(Saturday) == "Sat");
+}
+
+// ---------------------------------------------------------------------------------------
+// Names, addresses, redaction.
+
+TEST_CASE("stream names follow the contract's pattern") {
+  CHECK(is_valid_stream_name("core.dk.payments.v1"));
+  CHECK(is_valid_stream_name("adapter.no.settlements.v12"));
+  CHECK_FALSE(is_valid_stream_name("core.fi.payments.v1"));
+  CHECK_FALSE(is_valid_stream_name("bank.dk.payments.v1"));
+  CHECK_FALSE(is_valid_stream_name("core.dk.payments.v"));
+  CHECK_FALSE(is_valid_stream_name("core.dk.payments.v1x"));
+  CHECK_FALSE(is_valid_stream_name("core.dk..v1"));
+  CHECK_FALSE(is_valid_stream_name("core.dk.pay-ments.v1"));
+  CHECK_FALSE(is_valid_stream_name("core.dk.payments.1"));
+}
+
+TEST_CASE("host:port parsing") {
+  CHECK(parse_host_port("127.0.0.1:8082") == HostPort{"127.0.0.1", 8082});
+  CHECK(parse_host_port("kafka-1.internal:9092") == HostPort{"kafka-1.internal", 9092});
+  CHECK(parse_host_port("[::1]:8080") == HostPort{"::1", 8080});
+  CHECK_FALSE(parse_host_port("localhost"));
+  CHECK_FALSE(parse_host_port(":8080"));
+  CHECK_FALSE(parse_host_port("host:0"));
+  CHECK_FALSE(parse_host_port("host:65536"));
+  CHECK_FALSE(parse_host_port("host:80x"));
+  CHECK_FALSE(parse_host_port("::1:8080"));
+  CHECK_FALSE(parse_host_port("my host:80"));
+}
+
+TEST_CASE("redact_database_url masks passwords and keeps the rest") {
+  CHECK(redact_database_url("postgresql://postgres@127.0.0.1:5432/clearing_dk") ==
+        "postgresql://postgres@127.0.0.1:5432/clearing_dk");
+  CHECK(redact_database_url("postgresql://adapter:s3cret@db:5432/clearing") ==
+        "postgresql://adapter:***@db:5432/clearing");
+  CHECK(redact_database_url("postgresql://adapter:p@ss@db/clearing") ==
+        "postgresql://adapter:***@db/clearing");
+  CHECK(redact_database_url("postgresql://db/clearing?user=a&password=s3cret&sslmode=require") ==
+        "postgresql://db/clearing?user=a&password=***&sslmode=require");
+  CHECK(redact_database_url("host=db password=s3cret dbname=x") == "host=db password=*** dbname=x");
+  CHECK(redact_database_url("postgresql://db:5432/clearing") == "postgresql://db:5432/clearing");
+}
+
+TEST_CASE("redacted_summary shows every value but no secret") {
+  MapEnvironment env({{kEnvClearingToken, "clearing-t0ken-XYZ"},
+                      {kEnvDatabaseUrl, "postgresql://adapter:db-pw-XYZ@db:5432/clearing_dk"}});
+  const auto loaded =
+      load_config(shipped_path("dk"), env, LoadOptions{.allow_missing_secrets = true});
+  REQUIRE(loaded.has_value());
+  const std::string summary = redacted_summary(*loaded);
+  CAPTURE(summary);
+  CHECK(summary.find("XYZ") == std::string::npos);
+  CHECK(summary.find("clearing.token=set") != std::string::npos);
+  CHECK(summary.find("http.api_token=unset") != std::string::npos);
+  CHECK(summary.find("database.url=postgresql://adapter:***@db:5432/clearing_dk") !=
+        std::string::npos);
+  CHECK(summary.find("country.code=DK") != std::string::npos);
+  CHECK(summary.find("country.cutoff_utc=13:30") != std::string::npos);
+  CHECK(summary.find("country.business_days.weekend=Sat,Sun") != std::string::npos);
+  CHECK(summary.find("country.business_days.holidays=20(2026-01-01..2027-12-26)") !=
+        std::string::npos);
+  CHECK(summary.find("clearing.request_timeout_ms=5000") != std::string::npos);
+  CHECK(summary.find("dispatcher.lease_ms=30000") != std::string::npos);
+  CHECK(summary.find("streams.outbound=adapter.dk.payments.v1/4:payments.v1,"
+                     "adapter.dk.settlements.v1/2:settlements.v1") != std::string::npos);
+  CHECK(summary.find("kafka.brokers=embedded") != std::string::npos);
+  CHECK(summary.find("http.address=127.0.0.1:8082") != std::string::npos);
+  CHECK(summary.find("log_level=info") != std::string::npos);
+  CHECK(summary.find('\n') == std::string::npos);
+}
+
+TEST_CASE("validate() checks a config built in code") {
+  auto loaded = load_config(shipped_path("se"), env_with_secrets());
+  REQUIRE(loaded.has_value());
+  AdapterConfig config = *loaded;
+  CHECK(validate(config).empty());
+  config.dispatcher.lease_ms = 1;
+  config.streams.outbound[0].partitions = 0;
+  config.http.api_token = Secret();
+  const auto errors = validate(config);
+  REQUIRE(errors.size() == 3);
+  CHECK(errors[0].key == "dispatcher.lease_ms");
+  CHECK(errors[1].key == "streams.outbound[0].partitions");
+  CHECK(errors[2].key == "http.api_token");
+  CHECK(errors[0].file == shipped_path("se"));
+  CHECK(validate(config, LoadOptions{.allow_missing_secrets = true}).size() == 2);
+}
