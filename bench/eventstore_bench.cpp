@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <pqxx/pqxx>
@@ -431,7 +432,6 @@ void print_append_cell(const AppendCell& cell) {
              cell.store.errors + cell.raw.errors);
   for (const auto* r : {&cell.store, &cell.raw})
     if (!r->first_error.empty()) fmt::print("        first error: {}\n", r->first_error);
-  std::fflush(stdout);
 }
 
 void run_appends(EventStore& store, const std::string& url, const Options& options) {
@@ -671,6 +671,8 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-database", options.keep_database,
                "do not drop the scratch database at the end");
   CLI11_PARSE(app, argc, argv);
+  // Line by line, so that progress shows while the cells run, even into a pipe.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   clearing::bench::apply_quick(options, app);
   try {
     return clearing::bench::run(options);
