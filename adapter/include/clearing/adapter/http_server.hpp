@@ -1,0 +1,126 @@
+#pragma once
+// The adapter's HTTP/1.1 server (/healthz, /readyz, /metrics, the stream catch-up API,
+// /transfers/{id}, /parked). Beast and Asio stay in http_server.cpp: this header is included
+// widely and pulls in neither.
+//
+// Contract:
+// - Connections: one coroutine on its own strand each, keep-alive, at most
+//   `connections_max` at once (further ones wait in the listen backlog until a slot frees).
+//   Every read and write has a deadline of `request_timeout_ms` (the idle wait for the next
+//   request on a kept-alive connection included).
+// - Handlers may block (PostgreSQL): they run on a pool of `worker_threads` threads with a
+//   queue of at most `worker_queue_max` waiting requests, never on an I/O thread. A full queue
+//   answers 503 with `Retry-After`. A handler is called from any worker thread, concurrently
+//   with itself: it must be thread safe.
+// - Answers the server gives by itself (all with {"error":{"code":..,"message":..}}):
+//   400 malformed request (bad syntax, bad percent-encoding, duplicate query key, no Host),
+//   401 missing or wrong bearer token (with `WWW-Authenticate: Bearer`), 404 unknown path,
+//   405 known path with another method (with `Allow`), 413 body over `body_bytes_max`,
+//   431 headers over `header_bytes_max`, 500 handler threw (logged, without the body),
+//   503 worker queue full or server stopping.
+// - Routes: "/a/{name}/b"; `{name}` matches one whole path segment, which is percent-decoded
+//   after splitting (so "%2F" stays inside the parameter). Query values are percent-decoded
+//   and '+' is a space. If several patterns match a path, the one with more literal segments
+//   wins. Register every route before start().
+// - Threads: route() before start(); start(), stop() and port() from any one thread;
+//   stop() is idempotent and also called by the destructor.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <tl/expected.hpp>
+#include <utility>
+#include <vector>
+
+namespace clearing::adapter {
+
+struct HttpRequest {
+  std::string method;                          // as sent: "GET", "POST", ...
+  std::string path;                            // percent-decoded path, without the query
+  std::map<std::string, std::string> query;    // decoded keys and values
+  std::map<std::string, std::string> params;   // from `{name}` in the route pattern
+  std::map<std::string, std::string> headers;  // lower-case names; repeats joined by ", "
+  std::string body;
+  std::string remote;  // peer "address:port"
+};
+
+struct HttpResponse {
+  int status = 200;  // 200..599; anything else is answered as 500
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+
+  static HttpResponse json(int status, std::string body);
+  // {"error":{"code":"<code>","message":"<message>"}} with both strings JSON-escaped.
+  static HttpResponse error(int status, std::string code, std::string message);
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";  // an IP address or a name, resolved by start()
+  int port = 0;                    // 0: a free port, see HttpServer::port()
+  // Required on "Authorization: Bearer <token>" for routes that require auth. Empty disables
+  // the check for every route: for tests only, never in a deployment (start() logs a warning).
+  std::string bearer_token;
+  int io_threads = 1;
+  int worker_threads = 4;
+  int worker_queue_max = 64;  // requests waiting for a worker; beyond: 503
+  std::size_t body_bytes_max = 1 << 20;
+  std::size_t header_bytes_max = 16 * 1024;
+  int request_timeout_ms = 10000;  // per read and per write
+  int connections_max = 256;
+  int stop_grace_ms = 5000;  // stop(): how long requests in flight may take to be answered
+  int retry_after_s = 1;     // the Retry-After of a 503
+};
+
+class HttpServer {
+ public:
+  // Validates the options; the error names the bad option.
+  static tl::expected<std::unique_ptr<HttpServer>, std::string> create(HttpServerOptions options);
+  ~HttpServer();  // stop()
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // method: "GET", "POST", ... A bad pattern or the same (method, pattern) twice is a
+  // programming error (assertion). Only before start().
+  void route(std::string method, std::string pattern, HttpHandler handler,
+             bool requires_auth = true);
+
+  // Binds, listens and starts the I/O and worker threads. Error: cannot bind (port in use,
+  // bad address) or already started.
+  tl::expected<void, std::string> start();
+
+  // Graceful: stops accepting, closes idle connections, lets requests in flight finish and
+  // be answered (with "Connection: close") for up to stop_grace_ms, then closes the rest and
+  // joins all threads. A handler still running after the grace is waited for (handlers bound
+  // their own blocking calls with deadlines); requests still queued then get no handler call.
+  void stop();
+
+  // The bound port (the real one when options.port was 0); 0 before start().
+  std::uint16_t port() const;
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// "host:port" as the config gives the HTTP address ("127.0.0.1:8080", "[::1]:8080",
+// "localhost:8080"). The host is not resolved here; the port must be 0..65535.
+struct HostPort {
+  std::string host;  // without the brackets of an IPv6 literal
+  std::uint16_t port = 0;
+};
+
+enum class HostPortError { empty, missing_port, bad_host, bad_port };
+std::string_view to_string(HostPortError error);
+
+tl::expected<HostPort, HostPortError> parse_host_port(std::string_view text);
+
+}  // namespace clearing::adapter

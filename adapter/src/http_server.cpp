@@ -1,0 +1,934 @@
+// The adapter's HTTP server: the only translation unit of the adapter with Beast. Each
+// connection is one coroutine on its own strand (the pattern of the clearing mock's server);
+// handlers run on a bounded worker pool and their answers are posted back to the strand.
+
+#include "clearing/adapter/http_server.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <tuple>
+
+// Stand-in for "clearing/base/asio.hpp", which does not compile at the moment
+// (`namespace clearing::asio = boost::asio;` is not valid C++; see the same note in
+// tools/clearing_mock/src/asio_include.hpp). Same includes and order; switch to the base
+// header once it is fixed.
+#include <boost/asio.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <utility>
+
+#include "clearing/base/assert.hpp"
+#include "clearing/base/logging.hpp"
+
+namespace clearing::adapter {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+// g++ 12 destroys some temporaries of a co_await full-expression twice (seen here as a
+// use-after-free under TSan and a SIGILL: a lambda capturing a shared_ptr, a strand made in
+// the argument list). So every co_await in this file takes named lvalues or trivially
+// destructible values, and results are taken apart with std::get.
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+// A connection serves at most this many requests, then closes (clients reconnect).
+constexpr int kRequestsPerConnectionMax = 100'000;
+// After an error answer, the rest of the request is read and dropped (so the client sees the
+// answer rather than a reset), up to this much and this long.
+constexpr std::size_t kLingerBytesMax = 1 << 20;
+constexpr int kLingerMs = 1000;
+// A failing accept (e.g. out of file descriptors) is retried after this pause.
+constexpr int kAcceptRetryMs = 50;
+constexpr std::size_t kRoutesMax = 256;
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+// --- Pure helpers ------------------------------------------------------------------------
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Strict: a '%' must be followed by two hex digits; "%00" is refused (no NUL in names).
+std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '%') {
+      if (i + 2 >= text.size()) return std::nullopt;
+      const int high = hex_value(text[i + 1]);
+      const int low = hex_value(text[i + 2]);
+      if (high < 0 || low < 0 || (high == 0 && low == 0)) return std::nullopt;
+      out.push_back(static_cast<char>(high * 16 + low));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// "/a/b" -> {"a", "b"}; "/" -> {""}. The caller checked the leading '/'.
+std::vector<std::string_view> split_segments(std::string_view path) {
+  std::vector<std::string_view> segments;
+  path.remove_prefix(1);
+  for (;;) {
+    const auto slash = path.find('/');
+    segments.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return segments;
+}
+
+std::optional<std::vector<std::string>> decode_segments(std::string_view path) {
+  std::vector<std::string> decoded;
+  for (const auto segment : split_segments(path)) {
+    auto one = percent_decode(segment, false);
+    if (!one) return std::nullopt;
+    decoded.push_back(std::move(*one));
+  }
+  return decoded;
+}
+
+// "a=1&b=x%20y" -> {a:1, b:"x y"}; nullopt on bad encoding or a repeated key (ambiguous).
+std::optional<std::map<std::string, std::string>> parse_query(std::string_view query) {
+  std::map<std::string, std::string> out;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto equals = pair.find('=');
+    auto key = percent_decode(pair.substr(0, equals), true);
+    auto value = percent_decode(
+        equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1), true);
+    if (!key || !value || key->empty()) return std::nullopt;
+    if (!out.emplace(std::move(*key), std::move(*value)).second) return std::nullopt;
+  }
+  return out;
+}
+
+// Time depends on the configured token's length only, not on where the first difference is.
+bool tokens_equal(std::string_view given, std::string_view expected) {
+  std::size_t difference = given.size() ^ expected.size();
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    difference |= static_cast<std::size_t>(g ^ static_cast<unsigned char>(expected[i]));
+  }
+  return difference == 0;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  out.push_back('"');
+  for (const char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out.push_back(kHex[(c >> 4) & 0xf]);
+          out.push_back(kHex[c & 0xf]);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+bool has_line_break(std::string_view text) {
+  return text.find_first_of("\r\n") != std::string_view::npos;
+}
+
+// --- Routes ------------------------------------------------------------------------------
+
+struct Segment {
+  bool is_param = false;
+  std::string text;  // literal text, or the parameter's name
+};
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  std::vector<Segment> segments;
+  int literal_count = 0;
+  HttpHandler handler;
+  bool requires_auth = true;
+};
+
+bool is_param_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+// Nullopt for a bad pattern: not starting with '/', a brace inside a literal, a bad name.
+std::optional<std::vector<Segment>> parse_pattern(std::string_view pattern) {
+  if (!pattern.starts_with('/')) return std::nullopt;
+  std::vector<Segment> segments;
+  for (const auto text : split_segments(pattern)) {
+    if (text.size() >= 2 && text.front() == '{' && text.back() == '}') {
+      const auto name = text.substr(1, text.size() - 2);
+      if (!is_param_name(name)) return std::nullopt;
+      segments.push_back({true, std::string(name)});
+    } else if (text.find_first_of("{}%?#") != std::string_view::npos) {
+      return std::nullopt;
+    } else {
+      segments.push_back({false, std::string(text)});
+    }
+  }
+  return segments;
+}
+
+bool matches(const Route& route, const std::vector<std::string>& segments,
+             std::map<std::string, std::string>& params) {
+  if (route.segments.size() != segments.size()) return false;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const auto& want = route.segments[i];
+    if (want.is_param ? segments[i].empty() : want.text != segments[i]) return false;
+  }
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    if (route.segments[i].is_param) params[route.segments[i].text] = segments[i];
+  }
+  return true;
+}
+
+struct Routed {
+  const Route* route = nullptr;  // the route for this method and path
+  bool path_known = false;       // some route has this path
+  bool any_requires_auth = false;
+  std::string allow;  // methods of the routes with this path, ", "-separated
+  std::map<std::string, std::string> params;
+};
+
+Routed find_route(const std::vector<Route>& routes, std::string_view method,
+                  const std::vector<std::string>& segments) {
+  Routed routed;
+  std::vector<std::string> methods;
+  for (const auto& route : routes) {
+    std::map<std::string, std::string> params;
+    if (!matches(route, segments, params)) continue;
+    routed.path_known = true;
+    routed.any_requires_auth = routed.any_requires_auth || route.requires_auth;
+    if (std::find(methods.begin(), methods.end(), route.method) == methods.end()) {
+      methods.push_back(route.method);
+    }
+    if (route.method != method) continue;
+    if (routed.route == nullptr || route.literal_count > routed.route->literal_count) {
+      routed.route = &route;
+      routed.params = std::move(params);
+    }
+  }
+  std::sort(methods.begin(), methods.end());
+  for (const auto& one : methods) routed.allow += (routed.allow.empty() ? "" : ", ") + one;
+  return routed;
+}
+
+// --- Worker pool -------------------------------------------------------------------------
+
+// A fixed set of threads and a bounded queue. A job is called once: with true on a worker
+// thread, or with false (abandoned) from stop() if it never started.
+class WorkerPool {
+ public:
+  using Job = std::function<void(bool run)>;
+
+  WorkerPool(int threads, std::size_t queue_max) : threads_count_(threads), queue_max_(queue_max) {}
+  ~WorkerPool() { stop(); }
+
+  void start() {
+    for (int i = 0; i < threads_count_; ++i) threads_.emplace_back([this] { work(); });
+  }
+
+  // False when the queue is full or the pool is stopping; the job was not taken.
+  bool try_submit(Job& job) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_ || queue_.size() >= queue_max_) return false;
+      queue_.push_back(std::move(job));
+    }
+    wake_.notify_one();
+    return true;
+  }
+
+  // Abandons the queued jobs, waits for the running ones, joins. Idempotent.
+  void stop() {
+    std::deque<Job> abandoned;
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      abandoned.swap(queue_);
+    }
+    wake_.notify_all();
+    for (auto& job : abandoned) job(false);
+    for (auto& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job(true);
+    }
+  }
+
+  const int threads_count_;
+  const std::size_t queue_max_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Job> queue_;  // under mutex_
+  bool stopping_ = false;  // under mutex_
+  std::vector<std::thread> threads_;
+};
+
+// One handler call handed to the pool: the work, and the answers when it cannot run.
+struct PoolCall {
+  std::function<HttpResponse()> work;
+  HttpResponse refused;    // the queue is full
+  HttpResponse abandoned;  // the pool stopped before the call started
+};
+
+// Runs `call.work` on the pool and completes, on the awaiting coroutine's executor (its
+// strand), with the response. `call` is copied at initiation; taking it by reference keeps
+// temporaries with destructors out of the caller's co_await expression (see kUseTuple).
+template <class CompletionToken>
+auto async_run_on_pool(WorkerPool& pool, const PoolCall& call, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(HttpResponse)>(
+      [&pool, &call](auto handler) {
+        // std::function needs a copyable callable: share the move-only handler.
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        auto complete = [shared](HttpResponse response) {
+          auto executor = asio::get_associated_executor(*shared);
+          asio::post(executor, [shared, response = std::move(response)]() mutable {
+            std::move (*shared)(std::move(response));
+          });
+        };
+        WorkerPool::Job job = [work = call.work, abandoned = call.abandoned, complete](bool run) {
+          complete(run ? work() : abandoned);
+        };
+        if (!pool.try_submit(job)) complete(call.refused);
+      },
+      token);
+}
+
+// --- Server ------------------------------------------------------------------------------
+
+struct Session {
+  Session(tcp::socket socket, std::string remote)
+      : stream(std::move(socket)), remote(std::move(remote)) {}
+  beast::tcp_stream stream;
+  std::string remote;
+  bool busy = false;  // a request is being answered; on the strand only
+};
+
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+  const auto address = endpoint.address().to_string();
+  const auto port = std::to_string(endpoint.port());
+  return endpoint.address().is_v6() ? "[" + address + "]:" + port : address + ":" + port;
+}
+
+bool is_http_error(const beast::error_code& error) {
+  return error.category() == http::make_error_code(http::error::end_of_stream).category();
+}
+
+std::optional<std::string> validate(const HttpServerOptions& o) {
+  const auto out_of = [](const char* name, auto low, auto high) {
+    return std::string("http option ") + name + " out of range " + std::to_string(low) + ".." +
+           std::to_string(high);
+  };
+  if (o.host.empty()) return "http option host is empty";
+  if (o.port < 0 || o.port > 65535) return out_of("port", 0, 65535);
+  if (o.io_threads < 1 || o.io_threads > 64) return out_of("io_threads", 1, 64);
+  if (o.worker_threads < 1 || o.worker_threads > 256) return out_of("worker_threads", 1, 256);
+  if (o.worker_queue_max < 1 || o.worker_queue_max > 100'000) {
+    return out_of("worker_queue_max", 1, 100'000);
+  }
+  if (o.body_bytes_max < 1 || o.body_bytes_max > (std::size_t{64} << 20)) {
+    return out_of("body_bytes_max", 1, std::size_t{64} << 20);
+  }
+  if (o.header_bytes_max < 1024 || o.header_bytes_max > (std::size_t{1} << 20)) {
+    return out_of("header_bytes_max", 1024, std::size_t{1} << 20);
+  }
+  if (o.request_timeout_ms < 1 || o.request_timeout_ms > 600'000) {
+    return out_of("request_timeout_ms", 1, 600'000);
+  }
+  if (o.connections_max < 1 || o.connections_max > 100'000) {
+    return out_of("connections_max", 1, 100'000);
+  }
+  if (o.stop_grace_ms < 0 || o.stop_grace_ms > 600'000) return out_of("stop_grace_ms", 0, 600'000);
+  if (o.retry_after_s < 0 || o.retry_after_s > 3600) return out_of("retry_after_s", 0, 3600);
+  for (const char c : o.bearer_token) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      return "http option bearer_token contains spaces or control characters";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+HttpResponse HttpResponse::json(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse HttpResponse::error(int status, std::string code, std::string message) {
+  std::string body = R"({"error":{"code":)";
+  append_json_string(body, code);
+  body += R"(,"message":)";
+  append_json_string(body, message);
+  body += "}}";
+  return json(status, std::move(body));
+}
+
+struct HttpServer::Impl {
+  explicit Impl(HttpServerOptions options_in)
+      : options(std::move(options_in)),
+        logger(base::module_logger("http")),
+        io(options.io_threads),
+        work(asio::make_work_guard(io)),
+        acceptor(asio::make_strand(io)),
+        slot_timer(acceptor.get_executor()),
+        pool(options.worker_threads, static_cast<std::size_t>(options.worker_queue_max)) {}
+
+  const HttpServerOptions options;
+  std::shared_ptr<spdlog::logger> logger;
+  std::vector<Route> routes;  // fixed once started
+
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  tcp::acceptor acceptor;         // on its own strand, with slot_timer
+  asio::steady_timer slot_timer;  // wakes the accept loop when a connection slot frees
+  WorkerPool pool;
+  std::vector<std::thread> io_threads;
+  std::atomic<std::uint16_t> bound_port{0};
+  std::atomic<bool> stopping{false};
+
+  std::mutex sessions_mutex;
+  std::condition_variable sessions_changed;
+  std::uint64_t next_session_id = 0;                         // under sessions_mutex
+  std::map<std::uint64_t, std::weak_ptr<Session>> sessions;  // under sessions_mutex
+
+  std::mutex lifecycle_mutex;
+  bool started = false;  // under lifecycle_mutex
+  bool stopped = false;  // under lifecycle_mutex
+
+  std::chrono::milliseconds timeout() const {
+    return std::chrono::milliseconds(options.request_timeout_ms);
+  }
+
+  std::size_t session_count() {
+    std::lock_guard lock(sessions_mutex);
+    return sessions.size();
+  }
+
+  HttpResponse busy_response(std::string code, std::string message) const {
+    auto response = HttpResponse::error(503, std::move(code), std::move(message));
+    response.headers.emplace_back("Retry-After", std::to_string(options.retry_after_s));
+    return response;
+  }
+
+  bool authorized(const Request& request) const {
+    if (options.bearer_token.empty()) return true;
+    const auto field = request.find(http::field::authorization);
+    if (field == request.end()) return false;
+    const std::string_view value = field->value();
+    constexpr std::string_view kScheme = "bearer ";
+    if (value.size() < kScheme.size() || !iequals(value.substr(0, kScheme.size()), kScheme)) {
+      return false;
+    }
+    return tokens_equal(value.substr(kScheme.size()), options.bearer_token);
+  }
+
+  HttpRequest to_request(const Request& request, const Session& session, std::string path,
+                         std::map<std::string, std::string> query,
+                         std::map<std::string, std::string> params) const {
+    HttpRequest out;
+    out.method = std::string(request.method_string());
+    out.path = std::move(path);
+    out.query = std::move(query);
+    out.params = std::move(params);
+    for (const auto& field : request) {
+      auto [it, inserted] = out.headers.emplace(lower(field.name_string()), field.value());
+      if (!inserted) it->second += ", " + std::string(field.value());
+    }
+    out.body = request.body();
+    out.remote = session.remote;
+    return out;
+  }
+
+  HttpResponse call_handler(const Route& route, const HttpRequest& request) const {
+    try {
+      auto response = route.handler(request);
+      if (response.status < 200 || response.status > 599) {
+        logger->error("handler answered an invalid status method={} route={} status={}",
+                      route.method, route.pattern, response.status);
+        return HttpResponse::error(500, "INTERNAL", "internal error");
+      }
+      return response;
+    } catch (const std::exception& error) {
+      logger->error("handler failed method={} route={} error={}", route.method, route.pattern,
+                    error.what());
+    } catch (...) {
+      logger->error("handler failed method={} route={} error=unknown", route.method, route.pattern);
+    }
+    return HttpResponse::error(500, "INTERNAL", "internal error");
+  }
+
+  // Routing and the checks that need no handler run here, on the I/O thread (cheap); the
+  // handler runs on the pool.
+  asio::awaitable<HttpResponse> handle(const Session& session, const Request& request,
+                                       const Route*& matched) {
+    if (request.version() >= 11 && request.find(http::field::host) == request.end()) {
+      co_return HttpResponse::error(400, "BAD_REQUEST", "missing Host header");
+    }
+    const std::string_view target = request.target();
+    if (!target.starts_with('/')) {
+      co_return HttpResponse::error(400, "BAD_REQUEST", "the target must be a path");
+    }
+    const auto question = target.find('?');
+    const auto raw_path = target.substr(0, question);
+    auto segments = decode_segments(raw_path);
+    auto path = percent_decode(raw_path, false);
+    if (!segments || !path) co_return HttpResponse::error(400, "BAD_PATH", "bad percent-encoding");
+    auto query = parse_query(question == std::string_view::npos ? std::string_view()
+                                                                : target.substr(question + 1));
+    if (!query) {
+      co_return HttpResponse::error(400, "BAD_QUERY",
+                                    "bad percent-encoding or repeated query parameter");
+    }
+    auto routed = find_route(routes, request.method_string(), *segments);
+    if (!routed.path_known) co_return HttpResponse::error(404, "NOT_FOUND", "no such path");
+    const bool needs_auth = routed.route ? routed.route->requires_auth : routed.any_requires_auth;
+    if (needs_auth && !authorized(request)) {
+      auto response = HttpResponse::error(401, "UNAUTHORIZED", "missing or wrong bearer token");
+      response.headers.emplace_back("WWW-Authenticate", "Bearer");
+      co_return response;
+    }
+    if (!routed.route) {
+      auto response = HttpResponse::error(405, "METHOD_NOT_ALLOWED", "method not allowed");
+      response.headers.emplace_back("Allow", routed.allow);
+      co_return response;
+    }
+    matched = routed.route;
+    auto http_request = std::make_shared<HttpRequest>(to_request(
+        request, session, std::move(*path), std::move(*query), std::move(routed.params)));
+    const Route* route = routed.route;
+    PoolCall call;
+    call.work = [this, route, http_request] { return call_handler(*route, *http_request); };
+    call.refused = busy_response("OVERLOADED", "too many requests in progress");
+    call.abandoned = busy_response("STOPPING", "the server is stopping");
+    HttpResponse response = co_await async_run_on_pool(pool, call, asio::use_awaitable);
+    co_return response;
+  }
+
+  Response to_response(HttpResponse answer, unsigned version, bool keep_alive) const {
+    for (const auto& [name, value] : answer.headers) {
+      if (name.empty() || has_line_break(name) || has_line_break(value)) {
+        logger->error("handler answered a header with a line break or no name");
+        answer = HttpResponse::error(500, "INTERNAL", "internal error");
+        break;
+      }
+    }
+    if (has_line_break(answer.content_type)) {
+      answer = HttpResponse::error(500, "INTERNAL", "internal error");
+    }
+    Response response{static_cast<http::status>(answer.status), version};
+    response.set(http::field::server, "clearing-adapter");
+    response.set(http::field::content_type, answer.content_type);
+    for (const auto& [name, value] : answer.headers) response.set(name, value);
+    response.keep_alive(keep_alive);
+    if (answer.status != 204 && answer.status != 304) response.body() = std::move(answer.body);
+    response.prepare_payload();
+    return response;
+  }
+
+  // Reads and drops what the client still sends (bounded), so that it sees our answer
+  // instead of a reset caused by closing with unread data.
+  asio::awaitable<void> lingering_close(Session& session) {
+    auto& stream = session.stream;
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.expires_after(std::chrono::milliseconds(kLingerMs));
+    std::array<char, 8192> sink;
+    for (std::size_t drained = 0; drained < kLingerBytesMax;) {
+      auto error_result = co_await stream.async_read_some(asio::buffer(sink), kUseTuple);
+      if (std::get<0>(error_result)) break;
+      drained += std::get<1>(error_result);
+    }
+  }
+
+  // A read failed: answer what deserves an answer (limits, bad syntax); close silently on a
+  // closed connection or a timeout.
+  asio::awaitable<void> answer_read_error(Session& session, const beast::error_code& error,
+                                          unsigned version) {
+    if (!is_http_error(error) || error == http::error::end_of_stream ||
+        error == http::error::partial_message) {
+      co_return;
+    }
+    HttpResponse answer;
+    if (error == http::error::body_limit) {
+      answer = HttpResponse::error(
+          413, "BODY_TOO_LARGE", "body over " + std::to_string(options.body_bytes_max) + " bytes");
+    } else if (error == http::error::header_limit) {
+      answer = HttpResponse::error(431, "HEADERS_TOO_LARGE", "headers too large");
+    } else {
+      answer = HttpResponse::error(400, "BAD_REQUEST", "malformed HTTP request");
+    }
+    logger->debug("bad request remote={} status={} error={}", session.remote, answer.status,
+                  error.message());
+    auto response = to_response(std::move(answer), version == 10 ? 10 : 11, false);
+    session.stream.expires_after(timeout());
+    auto write_error_result = co_await http::async_write(session.stream, response, kUseTuple);
+    auto write_error = std::get<0>(write_error_result);
+    if (!write_error) co_await lingering_close(session);
+  }
+
+  static bool expects_continue(const Request& request) {
+    const auto field = request.find(http::field::expect);
+    return field != request.end() && iequals(field->value(), "100-continue");
+  }
+
+  // One request: read (header, then body), answer, write. False: close the connection.
+  asio::awaitable<bool> serve_one(Session& session, beast::flat_buffer& buffer) {
+    auto& stream = session.stream;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(options.header_bytes_max));
+    parser.body_limit(options.body_bytes_max);
+    session.busy = false;
+    // The idle keep-alive wait and the request's header share one deadline.
+    stream.expires_after(timeout());
+    auto header_error_result = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
+    auto header_error = std::get<0>(header_error_result);
+    if (header_error) {
+      co_await answer_read_error(session, header_error, 11);
+      co_return false;
+    }
+    session.busy = true;  // from here on, stop() lets this request be answered
+    if (!parser.is_done() && expects_continue(parser.get())) {
+      http::response<http::empty_body> proceed{http::status::continue_, parser.get().version()};
+      stream.expires_after(timeout());
+      auto error_result = co_await http::async_write(stream, proceed, kUseTuple);
+      auto error = std::get<0>(error_result);
+      if (error) co_return false;
+    }
+    if (!parser.is_done()) {
+      stream.expires_after(timeout());
+      auto body_error_result = co_await http::async_read(stream, buffer, parser, kUseTuple);
+      auto body_error = std::get<0>(body_error_result);
+      if (body_error) {
+        co_await answer_read_error(session, body_error, parser.get().version());
+        co_return false;
+      }
+    }
+    Request request = parser.release();
+    const auto started = std::chrono::steady_clock::now();
+    stream.expires_never();  // the handler's time is bounded by its own deadlines
+    const Route* route = nullptr;
+    HttpResponse answer = co_await handle(session, request, route);
+    const bool keep_alive = request.keep_alive() && !stopping.load();
+    auto response = to_response(std::move(answer), request.version(), keep_alive);
+    stream.expires_after(timeout());
+    auto write_error_result = co_await http::async_write(stream, response, kUseTuple);
+    auto write_error = std::get<0>(write_error_result);
+    const auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - started)
+                                .count();
+    // The route pattern, not the path: paths carry ids; never the body.
+    logger->debug("request method={} route={} status={} duration_ms={} remote={}",
+                  std::string_view(request.method_string()), route ? route->pattern : "-",
+                  response.result_int(), elapsed_ms, session.remote);
+    co_return !write_error && response.keep_alive();
+  }
+
+  asio::awaitable<void> serve(std::shared_ptr<Session> session) {
+    beast::flat_buffer buffer;
+    for (int served = 0; served < kRequestsPerConnectionMax && !stopping.load(); ++served) {
+      const bool keep_open = co_await serve_one(*session, buffer);
+      if (!keep_open) break;
+    }
+    beast::error_code ignored;
+    session->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    session->stream.socket().close(ignored);
+  }
+
+  void finish_session(std::uint64_t id) {
+    {
+      std::lock_guard lock(sessions_mutex);
+      sessions.erase(id);
+    }
+    sessions_changed.notify_all();
+    asio::post(acceptor.get_executor(), [this] { slot_timer.cancel(); });
+  }
+
+  asio::awaitable<void> accept_loop() {
+    const auto connections_max = static_cast<std::size_t>(options.connections_max);
+    for (;;) {
+      // At the limit, new connections wait in the listen backlog. The check and the wait run
+      // on the acceptor's strand, where finish_session's cancel also runs: no lost wake-up.
+      while (!stopping.load() && session_count() >= connections_max) {
+        slot_timer.expires_at(asio::steady_timer::time_point::max());
+        co_await slot_timer.async_wait(kUseTuple);
+      }
+      if (stopping.load()) co_return;
+      auto connection_strand = asio::make_strand(io);
+      auto accepted = co_await acceptor.async_accept(connection_strand, kUseTuple);
+      const auto error = std::get<0>(accepted);
+      tcp::socket socket = std::get<1>(std::move(accepted));
+      if (error) {
+        if (stopping.load() || !acceptor.is_open()) co_return;
+        logger->warn("accept failed error={}", error.message());
+        slot_timer.expires_after(std::chrono::milliseconds(kAcceptRetryMs));
+        co_await slot_timer.async_wait(kUseTuple);
+        continue;
+      }
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      const auto peer = socket.remote_endpoint(ignored);
+      auto session = std::make_shared<Session>(std::move(socket), endpoint_text(peer));
+      std::uint64_t id = 0;
+      {
+        std::lock_guard lock(sessions_mutex);
+        if (stopping.load()) co_return;
+        id = next_session_id++;
+        sessions.emplace(id, session);
+      }
+      asio::co_spawn(session->stream.get_executor(), serve(session),
+                     [this, id](std::exception_ptr failure) {
+                       if (failure) logger->error("connection failed unexpectedly");
+                       finish_session(id);
+                     });
+    }
+  }
+
+  // Posts `action` to the strand of every open connection.
+  template <class Action>
+  void for_each_session(Action action) {
+    std::vector<std::shared_ptr<Session>> open;
+    {
+      std::lock_guard lock(sessions_mutex);
+      for (auto& [id, weak] : sessions) {
+        if (auto session = weak.lock()) open.push_back(std::move(session));
+      }
+    }
+    for (auto& session : open) {
+      asio::post(session->stream.get_executor(), [session, action] { action(*session); });
+    }
+  }
+
+  static void close_socket(Session& session) {
+    beast::error_code ignored;
+    session.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    session.stream.socket().close(ignored);
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(lifecycle_mutex);
+      if (stopped) return;
+      stopped = true;
+      if (!started) return;
+    }
+    stopping.store(true);
+    asio::post(acceptor.get_executor(), [this] {
+      beast::error_code ignored;
+      acceptor.close(ignored);
+      slot_timer.cancel();
+    });
+    // Idle connections (waiting for a request) close now; busy ones finish their request.
+    for_each_session([](Session& session) {
+      if (!session.busy) close_socket(session);
+    });
+    {
+      std::unique_lock lock(sessions_mutex);
+      sessions_changed.wait_for(lock, std::chrono::milliseconds(options.stop_grace_ms),
+                                [this] { return sessions.empty(); });
+    }
+    const auto remaining = session_count();
+    if (remaining > 0) {
+      logger->warn("stop grace over, closing connections count={}", remaining);
+      for_each_session([](Session& session) { close_socket(session); });
+    }
+    pool.stop();  // waits for running handlers; queued ones answer 503 to closed sockets
+    work.reset();
+    io.stop();
+    for (auto& thread : io_threads) thread.join();
+    io_threads.clear();
+    logger->info("http server stopped");
+  }
+};
+
+tl::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::create(
+    HttpServerOptions options) {
+  if (auto problem = validate(options)) return tl::unexpected(*problem);
+  return std::unique_ptr<HttpServer>(new HttpServer(std::make_unique<Impl>(std::move(options))));
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::route(std::string method, std::string pattern, HttpHandler handler,
+                       bool requires_auth) {
+  {
+    std::lock_guard lock(impl_->lifecycle_mutex);
+    CLEARING_ASSERT_MSG(!impl_->started, "routes are registered before start()");
+  }
+  auto segments = parse_pattern(pattern);
+  CLEARING_ASSERT_MSG(segments.has_value(), pattern.c_str());
+  CLEARING_ASSERT(!method.empty() && handler != nullptr);
+  CLEARING_ASSERT(impl_->routes.size() < kRoutesMax);
+  for (const auto& route : impl_->routes) {
+    CLEARING_ASSERT_MSG(route.method != method || route.pattern != pattern, pattern.c_str());
+  }
+  Route route;
+  route.method = std::move(method);
+  route.pattern = std::move(pattern);
+  route.literal_count = static_cast<int>(std::count_if(
+      segments->begin(), segments->end(), [](const Segment& s) { return !s.is_param; }));
+  route.segments = std::move(*segments);
+  route.handler = std::move(handler);
+  route.requires_auth = requires_auth;
+  impl_->routes.push_back(std::move(route));
+}
+
+tl::expected<void, std::string> HttpServer::start() {
+  Impl& impl = *impl_;
+  std::lock_guard lock(impl.lifecycle_mutex);
+  if (impl.started || impl.stopped) return tl::unexpected(std::string("already started"));
+  const auto& options = impl.options;
+  try {
+    tcp::resolver resolver(impl.io);
+    const auto results = resolver.resolve(options.host, std::to_string(options.port),
+                                          tcp::resolver::numeric_service);
+    const tcp::endpoint endpoint = results.begin()->endpoint();
+    impl.acceptor.open(endpoint.protocol());
+    impl.acceptor.set_option(asio::socket_base::reuse_address(true));
+    impl.acceptor.bind(endpoint);
+    impl.acceptor.listen(asio::socket_base::max_listen_connections);
+    impl.bound_port = impl.acceptor.local_endpoint().port();
+  } catch (const std::exception& error) {
+    return tl::unexpected("cannot listen on " + options.host + ":" + std::to_string(options.port) +
+                          ": " + error.what());
+  }
+  impl.started = true;
+  if (options.bearer_token.empty()) {
+    impl.logger->warn("http bearer token is empty: authentication is disabled (tests only)");
+  }
+  impl.pool.start();
+  asio::co_spawn(impl.acceptor.get_executor(), impl.accept_loop(), asio::detached);
+  for (int i = 0; i < options.io_threads; ++i) {
+    impl.io_threads.emplace_back([&impl] { impl.io.run(); });
+  }
+  impl.logger->info("http server listening address={}:{}", options.host, impl.bound_port.load());
+  return {};
+}
+
+void HttpServer::stop() { impl_->stop(); }
+
+std::uint16_t HttpServer::port() const { return impl_->bound_port.load(); }
+
+// --- host:port ---------------------------------------------------------------------------
+
+std::string_view to_string(HostPortError error) {
+  switch (error) {
+    case HostPortError::empty:
+      return "empty address";
+    case HostPortError::missing_port:
+      return "address has no :port";
+    case HostPortError::bad_host:
+      return "bad host in address";
+    case HostPortError::bad_port:
+      return "port is not a number in 0..65535";
+  }
+  return "bad address";
+}
+
+tl::expected<HostPort, HostPortError> parse_host_port(std::string_view text) {
+  if (text.empty()) return tl::unexpected(HostPortError::empty);
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return tl::unexpected(HostPortError::missing_port);
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  if (host.starts_with('[')) {
+    // An IPv6 literal: "[::1]:8080".
+    if (!host.ends_with(']') || host.size() < 3) return tl::unexpected(HostPortError::bad_host);
+    host = host.substr(1, host.size() - 2);
+    const bool ipv6_chars = std::all_of(host.begin(), host.end(), [](char c) {
+      return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+    });
+    if (!ipv6_chars) return tl::unexpected(HostPortError::bad_host);
+  } else {
+    // A name or an IPv4 literal; a bare IPv6 literal has more colons and needs brackets.
+    const bool name_chars = std::all_of(host.begin(), host.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+    });
+    if (host.empty() || !name_chars) return tl::unexpected(HostPortError::bad_host);
+  }
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
+    return tl::unexpected(HostPortError::bad_port);
+  }
+  const int port = std::stoi(std::string(port_text));
+  if (port > 65535) return tl::unexpected(HostPortError::bad_port);
+  return HostPort{std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+}  // namespace clearing::adapter

@@ -1,0 +1,676 @@
+// The adapter's HTTP server, driven over real sockets by a minimal blocking client (POSIX),
+// so the bytes on the wire are what is tested.
+
+#include "clearing/adapter/http_server.hpp"
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+using namespace clearing::adapter;
+
+namespace {
+
+constexpr const char* kToken = "s3cret-token";
+
+struct RawResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+
+  std::string header(const std::string& name) const {
+    const auto found = headers.find(name);
+    return found == headers.end() ? std::string() : found->second;
+  }
+};
+
+std::string lower(std::string text) {
+  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// One TCP connection; reads responses framed by Content-Length.
+class Client {
+ public:
+  explicit Client(std::uint16_t port, int timeout_ms = 5000) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    set_timeout_ms(timeout_ms);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  }
+  ~Client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  bool connected() const { return connected_; }
+
+  void set_timeout_ms(int timeout_ms) {
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+
+  void send(const std::string& bytes) {
+    std::size_t sent = 0;
+    while (sent < bytes.size()) {
+      const auto n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return;  // the server closed: the read that follows tells the story
+      sent += static_cast<std::size_t>(n);
+    }
+  }
+
+  // Nullopt when the connection closed (or timed out) before a whole response.
+  std::optional<RawResponse> read_response() {
+    std::size_t header_end;
+    while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) return std::nullopt;
+    }
+    RawResponse response;
+    const std::string head = buffer_.substr(0, header_end);
+    buffer_.erase(0, header_end + 4);
+    std::size_t line_end = head.find("\r\n");
+    const std::string status_line = head.substr(0, line_end);
+    response.status = std::stoi(status_line.substr(9, 3));
+    while (line_end != std::string::npos) {
+      const auto next = head.find("\r\n", line_end + 2);
+      const auto line = head.substr(
+          line_end + 2, next == std::string::npos ? std::string::npos : next - line_end - 2);
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) {
+        auto value = line.substr(colon + 1);
+        value.erase(0, value.find_first_not_of(' '));
+        response.headers[lower(line.substr(0, colon))] = value;
+      }
+      line_end = next;
+    }
+    const auto length_field = response.headers.find("content-length");
+    const std::size_t length =
+        length_field == response.headers.end() ? 0 : std::stoul(length_field->second);
+    while (buffer_.size() < length) {
+      if (!fill()) return std::nullopt;
+    }
+    response.body = buffer_.substr(0, length);
+    buffer_.erase(0, length);
+    return response;
+  }
+
+  // True when the server closed the connection (EOF or reset) with nothing more to read.
+  bool closed_by_server() {
+    if (!buffer_.empty()) return false;
+    char byte;
+    const auto n = ::recv(fd_, &byte, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+ private:
+  bool fill() {
+    char chunk[4096];
+    const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n <= 0) return false;
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string buffer_;
+};
+
+std::string get(const std::string& target, const std::string& extra_headers = "") {
+  return "GET " + target + " HTTP/1.1\r\nHost: test\r\n" + extra_headers + "\r\n";
+}
+
+std::string authorized_get(const std::string& target) {
+  return get(target, std::string("Authorization: Bearer ") + kToken + "\r\n");
+}
+
+std::optional<RawResponse> roundtrip(std::uint16_t port, const std::string& request) {
+  Client client(port);
+  REQUIRE(client.connected());
+  client.send(request);
+  return client.read_response();
+}
+
+HttpServerOptions test_options() {
+  HttpServerOptions options;
+  options.bearer_token = kToken;
+  options.request_timeout_ms = 3000;
+  return options;
+}
+
+std::unique_ptr<HttpServer> make_server(HttpServerOptions options) {
+  auto server = HttpServer::create(std::move(options));
+  REQUIRE(server.has_value());
+  return std::move(*server);
+}
+
+// Echoes what the server parsed, one `key=value` per line, sorted (maps).
+HttpResponse echo(const HttpRequest& request) {
+  std::string body = "method=" + request.method + "\npath=" + request.path + "\n";
+  for (const auto& [k, v] : request.params) body += "param." + k + "=" + v + "\n";
+  for (const auto& [k, v] : request.query) body += "query." + k + "=" + v + "\n";
+  body += "body=" + request.body + "\n";
+  HttpResponse response;
+  response.content_type = "text/plain";
+  response.body = std::move(body);
+  return response;
+}
+
+void start(HttpServer& server) {
+  const auto started = server.start();
+  REQUIRE(started.has_value());
+  REQUIRE(server.port() != 0);
+}
+
+// A latch a handler waits on, released by the test.
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable changed;
+  int entered = 0;
+  bool open = false;
+
+  void pass() {
+    std::unique_lock lock(mutex);
+    ++entered;
+    changed.notify_all();
+    changed.wait(lock, [this] { return open; });
+  }
+  void wait_entered(int count) {
+    std::unique_lock lock(mutex);
+    REQUIRE(changed.wait_for(lock, std::chrono::seconds(5), [&] { return entered >= count; }));
+  }
+  void release() {
+    std::lock_guard lock(mutex);
+    open = true;
+    changed.notify_all();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("routing fills params and query, with percent-decoding") {
+  auto server = make_server(test_options());
+  server->route("GET", "/streams/{stream}/partitions/{partition}/events", echo);
+  server->route("GET", "/healthz", echo, false);
+  start(*server);
+
+  const auto response = roundtrip(
+      server->port(),
+      authorized_get("/streams/core.dk%2Epayments.v1/partitions/3/events?from=10&limit=5"));
+  REQUIRE(response);
+  CHECK(response->status == 200);
+  CHECK(response->header("content-type") == "text/plain");
+  CHECK(response->body ==
+        "method=GET\npath=/streams/core.dk.payments.v1/partitions/3/events\n"
+        "param.partition=3\nparam.stream=core.dk.payments.v1\n"
+        "query.from=10\nquery.limit=5\nbody=\n");
+
+  SUBCASE("an encoded slash stays inside its segment; '+' and %20 in the query are spaces") {
+    const auto decoded =
+        roundtrip(server->port(), authorized_get("/streams/a%2Fb/partitions/x%20y/events"
+                                                 "?q=one+two%20three&flag&e=%C3%A9"));
+    REQUIRE(decoded);
+    CHECK(decoded->status == 200);
+    CHECK(decoded->body.find("param.stream=a/b\n") != std::string::npos);
+    CHECK(decoded->body.find("param.partition=x y\n") != std::string::npos);
+    CHECK(decoded->body.find("query.q=one two three\n") != std::string::npos);
+    CHECK(decoded->body.find("query.flag=\n") != std::string::npos);
+    CHECK(decoded->body.find("query.e=\xC3\xA9\n") != std::string::npos);
+  }
+  SUBCASE("bad percent-encoding, NUL, and a repeated query key are 400") {
+    for (const char* target :
+         {"/streams/a%zz/partitions/1/events", "/streams/a%2/partitions/1/events",
+          "/streams/a%00/partitions/1/events", "/streams/a/partitions/1/events?from=1&from=2",
+          "/streams/a/partitions/1/events?x=%G1"}) {
+      const auto bad = roundtrip(server->port(), authorized_get(target));
+      REQUIRE(bad);
+      CHECK_MESSAGE(bad->status == 400, target);
+      CHECK(bad->body.starts_with(R"({"error":{"code":"BAD_)"));
+    }
+  }
+  SUBCASE("an empty parameter segment does not match") {
+    const auto empty = roundtrip(server->port(), authorized_get("/streams//partitions/1/events"));
+    REQUIRE(empty);
+    CHECK(empty->status == 404);
+  }
+  SUBCASE("a route without auth needs no token") {
+    const auto health = roundtrip(server->port(), get("/healthz"));
+    REQUIRE(health);
+    CHECK(health->status == 200);
+  }
+}
+
+TEST_CASE("a literal segment wins over a parameter") {
+  auto server = make_server(test_options());
+  server->route("GET", "/transfers/{id}", [](const HttpRequest& r) {
+    return HttpResponse::json(200, "\"id " + r.params.at("id") + "\"");
+  });
+  server->route("GET", "/transfers/stats",
+                [](const HttpRequest&) { return HttpResponse::json(200, "\"stats\""); });
+  start(*server);
+  CHECK(roundtrip(server->port(), authorized_get("/transfers/stats")).value().body == "\"stats\"");
+  CHECK(roundtrip(server->port(), authorized_get("/transfers/t-1")).value().body == "\"id t-1\"");
+}
+
+TEST_CASE("bearer token: 401 without or with a wrong token, 200 with the right one") {
+  auto server = make_server(test_options());
+  server->route("GET", "/transfers/{id}", echo);
+  start(*server);
+  for (const std::string& header :
+       {std::string(), std::string("Authorization: Bearer wrong-token\r\n"),
+        std::string("Authorization: Bearer s3cret-token-longer\r\n"),
+        std::string("Authorization: Bearer s3cret-toke\r\n"),
+        std::string("Authorization: Basic czNjcmV0LXRva2Vu\r\n"),
+        std::string("Authorization: s3cret-token\r\n")}) {
+    const auto response = roundtrip(server->port(), get("/transfers/1", header));
+    REQUIRE(response);
+    CHECK_MESSAGE(response->status == 401, header);
+    CHECK(response->header("www-authenticate") == "Bearer");
+    CHECK(response->header("content-type") == "application/json");
+    CHECK(response->body ==
+          R"({"error":{"code":"UNAUTHORIZED","message":"missing or wrong bearer token"}})");
+  }
+  CHECK(roundtrip(server->port(), authorized_get("/transfers/1")).value().status == 200);
+  // The scheme is case-insensitive.
+  CHECK(roundtrip(server->port(), get("/transfers/1", "Authorization: bearer s3cret-token\r\n"))
+            .value()
+            .status == 200);
+}
+
+TEST_CASE("404 for an unknown path, 405 with Allow for a known path and another method") {
+  auto server = make_server(test_options());
+  server->route("GET", "/parked", echo);
+  server->route("POST", "/parked", echo);
+  start(*server);
+  const auto missing = roundtrip(server->port(), authorized_get("/nope"));
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+  CHECK(missing->body == R"({"error":{"code":"NOT_FOUND","message":"no such path"}})");
+  CHECK(roundtrip(server->port(), authorized_get("/parked/")).value().status == 404);
+
+  const auto wrong_method = roundtrip(
+      server->port(), std::string("DELETE /parked HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ") +
+                          kToken + "\r\n\r\n");
+  REQUIRE(wrong_method);
+  CHECK(wrong_method->status == 405);
+  CHECK(wrong_method->header("allow") == "GET, POST");
+  CHECK(wrong_method->body.find("METHOD_NOT_ALLOWED") != std::string::npos);
+}
+
+TEST_CASE("malformed requests are 400 and the connection closes") {
+  auto server = make_server(test_options());
+  server->route("GET", "/healthz", echo, false);
+  start(*server);
+  for (const std::string& garbage :
+       {std::string("GARBAGE\r\n\r\n"), std::string("GET /healthz HTTP/9.9\r\n\r\n"),
+        std::string("GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n"),
+        std::string("GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n"),
+        std::string("GET healthz HTTP/1.1\r\nHost: t\r\n\r\n"),
+        std::string("GET /healthz HTTP/1.1\r\n\r\n")}) {  // HTTP/1.1 without Host
+    Client client(server->port());
+    client.send(garbage);
+    const auto response = client.read_response();
+    REQUIRE_MESSAGE(response, garbage);
+    CHECK_MESSAGE(response->status == 400, garbage);
+    CHECK(response->body.starts_with(R"({"error":{"code":"BAD_)"));
+  }
+}
+
+TEST_CASE("request body limit: 413") {
+  auto options = test_options();
+  options.body_bytes_max = 1024;
+  auto server = make_server(options);
+  server->route("POST", "/echo", echo);
+  start(*server);
+  const std::string head =
+      std::string("POST /echo HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ") + kToken + "\r\n";
+
+  SUBCASE("a body at the limit is accepted") {
+    const auto ok =
+        roundtrip(server->port(), head + "Content-Length: 1024\r\n\r\n" + std::string(1024, 'x'));
+    REQUIRE(ok);
+    CHECK(ok->status == 200);
+    CHECK(ok->body.find("body=" + std::string(1024, 'x')) != std::string::npos);
+  }
+  SUBCASE("a Content-Length over the limit is refused before the body is read") {
+    const auto refused = roundtrip(server->port(), head + "Content-Length: 5000000\r\n\r\n");
+    REQUIRE(refused);
+    CHECK(refused->status == 413);
+    CHECK(refused->body.find("BODY_TOO_LARGE") != std::string::npos);
+    CHECK(refused->header("connection") == "close");
+  }
+  SUBCASE("a body sent in full over the limit still gets the 413 (not a reset)") {
+    Client client(server->port());
+    client.send(head + "Content-Length: 65536\r\n\r\n" + std::string(65536, 'y'));
+    const auto refused = client.read_response();
+    REQUIRE(refused);
+    CHECK(refused->status == 413);
+  }
+  SUBCASE("a chunked body over the limit") {
+    const auto refused =
+        roundtrip(server->port(), head + "Transfer-Encoding: chunked\r\n\r\n800\r\n" +
+                                      std::string(2048, 'z') + "\r\n0\r\n\r\n");
+    REQUIRE(refused);
+    CHECK(refused->status == 413);
+  }
+  SUBCASE("Expect: 100-continue gets the interim answer, then the final one") {
+    Client client(server->port());
+    client.send(head + "Content-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+    const auto proceed = client.read_response();
+    REQUIRE(proceed);
+    CHECK(proceed->status == 100);
+    client.send("abc");
+    const auto done = client.read_response();
+    REQUIRE(done);
+    CHECK(done->status == 200);
+    CHECK(done->body.find("body=abc\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("header limit: 431") {
+  auto options = test_options();
+  options.header_bytes_max = 2048;
+  auto server = make_server(options);
+  server->route("GET", "/healthz", echo, false);
+  start(*server);
+  const auto response =
+      roundtrip(server->port(), get("/healthz", "X-Big: " + std::string(4096, 'h') + "\r\n"));
+  REQUIRE(response);
+  CHECK(response->status == 431);
+}
+
+TEST_CASE("keep-alive: two requests on one connection; Connection: close is honoured") {
+  auto server = make_server(test_options());
+  server->route("POST", "/echo", echo);
+  start(*server);
+  Client client(server->port());
+  REQUIRE(client.connected());
+  const std::string auth = std::string("Authorization: Bearer ") + kToken + "\r\n";
+  client.send("POST /echo?n=1 HTTP/1.1\r\nHost: t\r\n" + auth + "Content-Length: 5\r\n\r\nfirst");
+  const auto first = client.read_response();
+  REQUIRE(first);
+  CHECK(first->status == 200);
+  CHECK(first->body.find("query.n=1\nbody=first\n") != std::string::npos);
+  CHECK(first->headers.count("connection") == 0);
+  // Two pipelined requests, the second asking to close.
+  client.send("POST /echo?n=2 HTTP/1.1\r\nHost: t\r\n" + auth + "Content-Length: 6\r\n\r\nsecond" +
+              "POST /echo?n=3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" + auth +
+              "Content-Length: 5\r\n\r\nthird");
+  const auto second = client.read_response();
+  REQUIRE(second);
+  CHECK(second->body.find("query.n=2\nbody=second\n") != std::string::npos);
+  const auto third = client.read_response();
+  REQUIRE(third);
+  CHECK(third->body.find("query.n=3\nbody=third\n") != std::string::npos);
+  CHECK(third->header("connection") == "close");
+  CHECK(client.closed_by_server());
+}
+
+TEST_CASE("handlers see lower-case header names and the peer; response headers are sent") {
+  auto server = make_server(test_options());
+  server->route("GET", "/whoami", [](const HttpRequest& r) {
+    auto response = HttpResponse::json(
+        201, r.headers.at("x-correlation-id") + "|" + r.headers.at("x-multi") + "|" + r.remote);
+    response.headers.emplace_back("X-Answer", "42");
+    return response;
+  });
+  start(*server);
+  const auto response =
+      roundtrip(server->port(),
+                get("/whoami", std::string("Authorization: Bearer ") + kToken +
+                                   "\r\nX-Correlation-ID: c-1\r\nX-Multi: a\r\nx-multi: b\r\n"));
+  REQUIRE(response);
+  CHECK(response->status == 201);
+  CHECK(response->header("x-answer") == "42");
+  CHECK(response->body.starts_with("c-1|a, b|127.0.0.1:"));
+}
+
+TEST_CASE("a handler that throws gives 500 with a JSON error; an invalid status too") {
+  auto server = make_server(test_options());
+  server->route("GET", "/throws", [](const HttpRequest&) -> HttpResponse {
+    throw std::runtime_error("database unavailable");
+  });
+  server->route("GET", "/throws-int", [](const HttpRequest&) -> HttpResponse { throw 7; });
+  server->route("GET", "/bad-status",
+                [](const HttpRequest&) { return HttpResponse::json(42, ""); });
+  server->route("GET", "/bad-header", [](const HttpRequest&) {
+    auto response = HttpResponse::json(200, "{}");
+    response.headers.emplace_back("X-Injected", "a\r\nSet-Cookie: x");
+    return response;
+  });
+  start(*server);
+  for (const char* target : {"/throws", "/throws-int", "/bad-status", "/bad-header"}) {
+    const auto response = roundtrip(server->port(), authorized_get(target));
+    REQUIRE(response);
+    CHECK_MESSAGE(response->status == 500, target);
+    CHECK(response->body == R"({"error":{"code":"INTERNAL","message":"internal error"}})");
+    CHECK(response->headers.count("set-cookie") == 0);
+  }
+  // The server keeps serving.
+  CHECK(roundtrip(server->port(), authorized_get("/throws")).value().status == 500);
+}
+
+TEST_CASE("a full worker queue answers 503 with Retry-After") {
+  auto options = test_options();
+  options.worker_threads = 1;
+  options.worker_queue_max = 1;
+  options.retry_after_s = 2;
+  auto server = make_server(options);
+  Gate gate;
+  server->route("GET", "/slow", [&gate](const HttpRequest&) {
+    gate.pass();
+    return HttpResponse::json(200, "{}");
+  });
+  start(*server);
+  Client running(server->port());
+  running.send(authorized_get("/slow"));
+  gate.wait_entered(1);  // the only worker is busy
+  Client queued(server->port());
+  queued.send(authorized_get("/slow"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let it reach the queue
+  const auto refused = roundtrip(server->port(), authorized_get("/slow"));
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(refused->header("retry-after") == "2");
+  CHECK(refused->body.find("OVERLOADED") != std::string::npos);
+  gate.release();
+  const auto first = running.read_response();
+  const auto second = queued.read_response();
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(first->status == 200);
+  CHECK(second->status == 200);
+}
+
+TEST_CASE("graceful stop: a slow request in flight is answered, idle connections close") {
+  auto options = test_options();
+  options.stop_grace_ms = 5000;
+  auto server = make_server(options);
+  Gate gate;
+  server->route("GET", "/slow", [&gate](const HttpRequest&) {
+    gate.pass();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return HttpResponse::json(200, R"({"done":true})");
+  });
+  start(*server);
+  const auto port = server->port();
+  gate.release();  // the handler only signals that it started, then sleeps
+  Client in_flight(port);
+  in_flight.send(authorized_get("/slow"));
+  Client idle(port);
+  REQUIRE(idle.connected());
+  gate.wait_entered(1);
+
+  const auto before = std::chrono::steady_clock::now();
+  auto stopped = std::async(std::launch::async, [&server] { server->stop(); });
+  const auto response = in_flight.read_response();
+  REQUIRE(response);
+  CHECK(response->status == 200);
+  CHECK(response->body == R"({"done":true})");
+  CHECK(response->header("connection") == "close");
+  CHECK(in_flight.closed_by_server());
+  CHECK(idle.closed_by_server());
+  stopped.get();
+  CHECK(std::chrono::steady_clock::now() - before < std::chrono::seconds(3));
+  Client late(port);
+  CHECK_FALSE(late.connected());
+  server->stop();  // idempotent
+}
+
+TEST_CASE("stop after the grace closes what is still running") {
+  auto options = test_options();
+  options.stop_grace_ms = 100;
+  auto server = make_server(options);
+  Gate gate;
+  server->route("GET", "/slow", [&gate](const HttpRequest&) {
+    gate.pass();
+    return HttpResponse::json(200, "{}");
+  });
+  start(*server);
+  Client in_flight(server->port());
+  in_flight.send(authorized_get("/slow"));
+  gate.wait_entered(1);
+  auto stopped = std::async(std::launch::async, [&server] { server->stop(); });
+  CHECK_FALSE(in_flight.read_response());  // closed after the grace, without an answer
+  gate.release();                          // stop() waits for the running handler
+  stopped.get();
+}
+
+TEST_CASE("port 0 picks a free port; a port in use is an error from start()") {
+  auto first = make_server(test_options());
+  auto second = make_server(test_options());
+  CHECK(first->port() == 0);
+  start(*first);
+  start(*second);
+  CHECK(first->port() != second->port());
+  auto options = test_options();
+  options.port = first->port();
+  auto clash = make_server(options);
+  const auto started = clash->start();
+  REQUIRE_FALSE(started.has_value());
+  CHECK(started.error().find("cannot listen on 127.0.0.1:") == 0);
+  CHECK_FALSE(first->start().has_value());  // already started
+}
+
+TEST_CASE("connections_max: a further connection is served once a slot frees") {
+  auto options = test_options();
+  options.connections_max = 1;
+  auto server = make_server(options);
+  server->route("GET", "/healthz", echo, false);
+  start(*server);
+  auto first = std::make_unique<Client>(server->port());
+  first->send(get("/healthz"));
+  REQUIRE(first->read_response());  // served, and kept alive: it holds the only slot
+  Client second(server->port());
+  second.set_timeout_ms(300);
+  second.send(get("/healthz"));
+  CHECK_FALSE(second.read_response());  // waits in the listen backlog
+  first.reset();                        // frees the slot
+  second.set_timeout_ms(5000);
+  const auto response = second.read_response();
+  REQUIRE(response);
+  CHECK(response->status == 200);
+}
+
+TEST_CASE("create() rejects bad options, naming them") {
+  const auto rejected = [](auto change) {
+    HttpServerOptions options;
+    change(options);
+    auto server = HttpServer::create(options);
+    REQUIRE_FALSE(server.has_value());
+    return server.error();
+  };
+  CHECK(rejected([](auto& o) { o.port = 70000; }).find("port") != std::string::npos);
+  CHECK(rejected([](auto& o) { o.io_threads = 0; }).find("io_threads") != std::string::npos);
+  CHECK(rejected([](auto& o) { o.worker_threads = 0; }).find("worker_threads") !=
+        std::string::npos);
+  CHECK(rejected([](auto& o) { o.body_bytes_max = 0; }).find("body_bytes_max") !=
+        std::string::npos);
+  CHECK(rejected([](auto& o) { o.connections_max = 0; }).find("connections_max") !=
+        std::string::npos);
+  CHECK(rejected([](auto& o) { o.bearer_token = "a b"; }).find("bearer_token") !=
+        std::string::npos);
+}
+
+TEST_CASE("HttpResponse::error escapes its strings as JSON") {
+  const auto response = HttpResponse::error(400, "BAD", "quote \" backslash \\ nl \n ctl \x01");
+  CHECK(response.status == 400);
+  CHECK(response.content_type == "application/json");
+  CHECK(response.body ==
+        R"({"error":{"code":"BAD","message":"quote \" backslash \\ nl \n ctl \u0001"}})");
+}
+
+TEST_CASE("parse_host_port") {
+  const auto ok = [](std::string_view text) {
+    const auto parsed = parse_host_port(text);
+    REQUIRE_MESSAGE(parsed.has_value(), text);
+    return *parsed;
+  };
+  CHECK(ok("127.0.0.1:8080").host == "127.0.0.1");
+  CHECK(ok("127.0.0.1:8080").port == 8080);
+  CHECK(ok("localhost:0").port == 0);
+  CHECK(ok("[::1]:65535").host == "::1");
+  CHECK(ok("[::1]:65535").port == 65535);
+  CHECK(parse_host_port("").error() == HostPortError::empty);
+  CHECK(parse_host_port("127.0.0.1").error() == HostPortError::missing_port);
+  CHECK(parse_host_port(":8080").error() == HostPortError::bad_host);
+  CHECK(parse_host_port("::1:8080").error() == HostPortError::bad_host);
+  CHECK(parse_host_port("[::1:8080").error() == HostPortError::bad_host);
+  CHECK(parse_host_port("bad host:80").error() == HostPortError::bad_host);
+  CHECK(parse_host_port("host:").error() == HostPortError::bad_port);
+  CHECK(parse_host_port("host:65536").error() == HostPortError::bad_port);
+  CHECK(parse_host_port("host:-1").error() == HostPortError::bad_port);
+  CHECK(parse_host_port("host:80x").error() == HostPortError::bad_port);
+  CHECK(parse_host_port("host:123456").error() == HostPortError::bad_port);
+  CHECK(to_string(HostPortError::bad_port) == "port is not a number in 0..65535");
+}
+
+TEST_CASE("several I/O threads and workers serve concurrent keep-alive clients") {
+  auto options = test_options();
+  options.io_threads = 3;
+  options.worker_threads = 4;
+  auto server = make_server(options);
+  std::atomic<int> calls{0};
+  server->route("GET", "/count/{n}", [&calls](const HttpRequest& r) {
+    ++calls;
+    return HttpResponse::json(200, r.params.at("n"));
+  });
+  start(*server);
+  constexpr int kClients = 8;
+  constexpr int kRequestsEach = 25;
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      Client client(server->port());
+      for (int i = 0; i < kRequestsEach; ++i) {
+        const auto n = std::to_string(c * 1000 + i);
+        client.send(authorized_get("/count/" + n));
+        const auto response = client.read_response();
+        if (response && response->status == 200 && response->body == n) ++answered;
+      }
+    });
+  }
+  for (auto& thread : clients) thread.join();
+  CHECK(answered.load() == kClients * kRequestsEach);
+  CHECK(calls.load() == kClients * kRequestsEach);
+}
