@@ -54,6 +54,70 @@ StoreError translate_exception(std::exception_ptr error) {
   }
 }
 
+namespace {
+// Set by append() while a transaction of this thread is open; read after its commit.
+thread_local bool t_events_appended = false;
+}  // namespace
+
+void note_events_appended() noexcept { t_events_appended = true; }
+
+// Sends NOTIFY on a connection of its own, off the committing threads: one in flight at
+// most, later rings folded into the next one. Asynchronous commit on this connection:
+// a lost notification costs only a poll interval of latency.
+class Notifier {
+ public:
+  explicit Notifier(std::string url) : url_(std::move(url)) {}
+  ~Notifier() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void ring() {
+    {
+      std::lock_guard lock(mutex_);
+      rung_ = true;
+      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_ptr<pqxx::connection> connection;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return rung_ || stopping_; });
+        if (stopping_) return;
+        rung_ = false;
+      }
+      try {
+        if (!connection) {
+          connection = std::make_unique<pqxx::connection>(url_);
+          pqxx::nontransaction setup(*connection);
+          setup.exec("SET synchronous_commit = off; SET application_name = 'clearing-notifier'");
+        }
+        pqxx::nontransaction tx(*connection);
+        tx.exec(std::string("select pg_notify('") + kEventsChannel + "', '')");
+      } catch (const std::exception&) {
+        connection.reset();  // subscribers poll meanwhile; the next ring reconnects
+        std::unique_lock lock(mutex_);
+        cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_; });
+      }
+    }
+  }
+
+  std::string url_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  bool rung_ = false;
+  bool stopping_ = false;
+};
+
 struct ConnectionPool::Impl {
   struct Connection {
     std::unique_ptr<pqxx::connection> conn;
@@ -64,11 +128,17 @@ struct ConnectionPool::Impl {
   std::vector<Connection> idle;
   std::size_t open = 0;
   std::vector<std::pair<std::string, std::string>> statements;
+  std::unique_ptr<Notifier> notifier;
 };
 
 ConnectionPool::ConnectionPool(DatabaseOptions options)
     : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
   CLEARING_ASSERT(options_.connections_max > 0);
+  if (options_.notify_after_commit) impl_->notifier = std::make_unique<Notifier>(options_.url);
+}
+
+void ConnectionPool::notify_subscribers() {
+  if (impl_->notifier) impl_->notifier->ring();
 }
 
 ConnectionPool::~ConnectionPool() = default;
@@ -134,18 +204,24 @@ StoreResult<void> ConnectionPool::transact_erased(
       connection.conn->prepare(name, sql);
     }
     StoreResult<void> result;
+    const bool outer_appended = t_events_appended;  // a transaction nested in another's handler
+    t_events_appended = false;
     {
       pqxx::work tx(*connection.conn);
       result = fn(tx);
       if (result) tx.commit();
     }
     give_back(true);
+    if (result && t_events_appended) notify_subscribers();
+    t_events_appended = outer_appended;
     return result;
   } catch (const pqxx::failure&) {
+    t_events_appended = false;
     auto error = translate_exception(std::current_exception());
     give_back(error.code != StoreErrc::connection_failed && error.code != StoreErrc::commit_unknown);
     return tl::unexpected(std::move(error));
   } catch (...) {
+    t_events_appended = false;
     give_back(true);
     throw;
   }

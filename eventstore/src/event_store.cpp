@@ -106,11 +106,7 @@ StoreResult<std::vector<RecordedEvent>> parse_rows(const pqxx::result& rows) {
   return events;
 }
 
-const std::string& append_sql(ExpectedVersion expected) {
-  if (expected.is_any()) return kAppendAny;
-  if (expected.value() == 0) return kAppendNoStream;
-  return kAppendExact;
-}
+const char* append_statement(ExpectedVersion expected);
 
 }  // namespace
 
@@ -133,7 +129,26 @@ Metadata Metadata::from_json(const nlohmann::json& j) {
   return m;
 }
 
+namespace {
+const char* append_statement(ExpectedVersion expected) {
+  if (expected.is_any()) return "eventstore_append_any";
+  if (expected.value() == 0) return "eventstore_append_no_stream";
+  return "eventstore_append_exact";
+}
+
+// Validates every event and writes the append's JSON input in one pass: each event's
+// data is serialized once, for its size check and for the statement.
+StoreResult<std::string> encode_input(const StreamId& stream, std::span<const EventData> events);
+}  // namespace
+
 StoreResult<void> validate_append(const StreamId& stream, std::span<const EventData> events) {
+  auto encoded = encode_input(stream, events);
+  if (!encoded) return tl::unexpected(encoded.error());
+  return {};
+}
+
+namespace {
+StoreResult<std::string> encode_input(const StreamId& stream, std::span<const EventData> events) {
   const auto& id = stream.value();
   if (id.empty()) return tl::unexpected(invalid("stream id is empty"));
   if (id.size() > kStreamIdBytesMax)
@@ -146,6 +161,7 @@ StoreResult<void> validate_append(const StreamId& stream, std::span<const EventD
                                      std::to_string(events.size()) + " events in one append, limit " +
                                          std::to_string(kEventsPerAppendMax)});
   std::unordered_set<std::string> ids;
+  std::string input = "[";
   for (const auto& e : events) {
     if (!base::is_uuid(e.event_id.value()))
       return tl::unexpected(invalid("event id '" + e.event_id.value() + "' is not a UUID"));
@@ -155,36 +171,58 @@ StoreResult<void> validate_append(const StreamId& stream, std::span<const EventD
       return tl::unexpected(invalid("event type must be 1.." + std::to_string(kEventTypeBytesMax) +
                                     " printable bytes"));
     if (!e.data.is_object()) return tl::unexpected(invalid("event data of " + e.type + " is not a JSON object"));
-    const auto size = e.data.dump().size();
-    if (size > kEventDataBytesMax)
+    auto data = e.data.dump();
+    if (data.size() > kEventDataBytesMax)
       return tl::unexpected(StoreError{StoreErrc::payload_too_large,
-                                       "data of " + e.type + " is " + std::to_string(size) +
+                                       "data of " + e.type + " is " + std::to_string(data.size()) +
                                            " bytes, limit " + std::to_string(kEventDataBytesMax)});
+    input += input.size() == 1 ? "{\"id\":\"" : ",{\"id\":\"";
+    input += e.event_id.value();
+    input += "\",\"type\":";
+    input += nlohmann::json(e.type).dump();
+    input += ",\"data\":";
+    input += data;
+    input += ",\"metadata\":";
+    input += e.metadata.to_json().dump();
+    input += "}";
   }
-  return {};
+  input += "]";
+  return input;
 }
+}  // namespace
 
-EventStore::EventStore(ConnectionPool& pool) : pool_(pool) {}
+// Prepared once per connection: planning the append CTE cost as much as running it.
+constexpr const char* kAppendExactName = "eventstore_append_exact";
+constexpr const char* kAppendNoStreamName = "eventstore_append_no_stream";
+constexpr const char* kAppendAnyName = "eventstore_append_any";
+constexpr const char* kReadStreamName = "eventstore_read_stream";
+constexpr const char* kReadAllName = "eventstore_read_all";
+constexpr const char* kStreamVersionName = "eventstore_stream_version";
+
+EventStore::EventStore(ConnectionPool& pool) : pool_(pool) {
+  pool_.prepare(kAppendExactName, kAppendExact);
+  pool_.prepare(kAppendNoStreamName, kAppendNoStream);
+  pool_.prepare(kAppendAnyName, kAppendAny);
+  pool_.prepare(kReadStreamName, kReadStream);
+  pool_.prepare(kReadAllName, kReadAll);
+  pool_.prepare(kStreamVersionName, "select version from event_streams where stream_id = $1");
+}
 
 StoreResult<AppendResult> EventStore::append(const StreamId& stream, ExpectedVersion expected,
                                              std::span<const EventData> events) {
-  if (auto valid = validate_append(stream, events); !valid) return tl::unexpected(valid.error());
   return pool_.transact([&](Transaction& tx) { return append(tx, stream, expected, events); });
 }
 
 StoreResult<AppendResult> EventStore::append(Transaction& tx, const StreamId& stream,
                                              ExpectedVersion expected,
                                              std::span<const EventData> events) {
-  if (auto valid = validate_append(stream, events); !valid) return tl::unexpected(valid.error());
-  nlohmann::json input = nlohmann::json::array();
-  for (const auto& e : events)
-    input.push_back({{"id", e.event_id.value()}, {"type", e.type}, {"data", e.data},
-                     {"metadata", e.metadata.to_json()}});
+  auto input = encode_input(stream, events);
+  if (!input) return tl::unexpected(input.error());
   const auto count = static_cast<std::int64_t>(events.size());
   {
-    const auto rows = tx.exec_params(append_sql(expected), stream.value(), expected.value(),
-                                     input.dump(), count);
+    const auto rows = tx.exec_prepared(append_statement(expected), stream.value(), expected.value(), *input, count);
     if (!rows.empty()) {
+      note_events_appended();
       CLEARING_ASSERT(rows.size() == events.size());
       AppendResult result;
       std::int64_t position_min = rows[0][0].as<std::int64_t>(), version_max = 0;
@@ -222,7 +260,7 @@ StoreResult<AppendResult> EventStore::append(Transaction& tx, const StreamId& st
 }
 
 StoreResult<StreamVersion> EventStore::stream_version(Transaction& tx, const StreamId& stream) {
-  const auto rows = tx.exec_params("select version from event_streams where stream_id = $1", stream.value());
+  const auto rows = tx.exec_prepared(kStreamVersionName, stream.value());
   return StreamVersion{rows.empty() ? 0 : rows[0][0].as<std::int64_t>()};
 }
 
@@ -238,7 +276,7 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_stream(Transaction& tx,
                                                                 std::size_t limit) {
   if (stream.value().empty()) return tl::unexpected(invalid("stream id is empty"));
   limit = std::min(limit, kReadBatchMax);
-  return parse_rows(tx.exec_params(kReadStream, stream.value(), from.value(),
+  return parse_rows(tx.exec_prepared(kReadStreamName, stream.value(), from.value(),
                                    static_cast<std::int64_t>(limit)));
 }
 
@@ -251,7 +289,7 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Transaction& 
                                                                    Checkpoint after,
                                                                    std::size_t limit) {
   limit = std::min(limit, kReadBatchMax);
-  auto events = parse_rows(tx.exec_params(kReadAll, std::to_string(after.transaction_id),
+  auto events = parse_rows(tx.exec_prepared(kReadAllName, std::to_string(after.transaction_id),
                                           after.position.value(), static_cast<std::int64_t>(limit)));
   if (!events) return events;
   // Checked on the way out: the order every reader relies on.

@@ -11,7 +11,7 @@
 namespace clearing::eventstore {
 namespace {
 
-constexpr const char* kChannel = "clearing_events";
+constexpr const char* kChannel = kEventsChannel;
 // After a notification the new rows may still sit behind an older running transaction
 // (invisible below the snapshot horizon): look again a few times, quickly, before
 // falling back to waiting.

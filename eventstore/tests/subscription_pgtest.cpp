@@ -134,10 +134,15 @@ TEST_CASE("a failing handler stalls the subscription with its error, and it goes
 
 TEST_CASE("without notifications, polling still delivers") {
   SubscriptionFixture f;
-  f.database.exec("drop trigger events_notify on events");
+  // Appends through a pool that never notifies: only polling can find them.
+  DatabaseOptions silent;
+  silent.url = f.database.url();
+  silent.notify_after_commit = false;
+  ConnectionPool silent_pool(silent);
+  EventStore silent_store(silent_pool);
   Subscription sub(*f.store, {.name = "poller", .poll_interval = std::chrono::milliseconds(50)}, record);
   sub.start();
-  append_numbered(*f.store, 0, 5);
+  append_numbered(silent_store, 0, 5);
   REQUIRE(eventually([&] { return f.count() == "5"; }));
   sub.stop();
 }

@@ -22,7 +22,16 @@ struct DatabaseOptions {
   std::chrono::milliseconds lock_timeout{10'000};
   std::chrono::milliseconds acquire_timeout{30'000};
   std::string application_name = "clearing-adapter";
+  // After a transaction that appended events commits, wake live subscriptions (in any
+  // process) with NOTIFY on a connection of its own, coalesced: at most one in flight.
+  bool notify_after_commit = true;
 };
+
+// The channel subscriptions listen on.
+inline constexpr const char* kEventsChannel = "clearing_events";
+
+// Called by EventStore::append inside a transaction: the pool notifies after commit.
+void note_events_appended() noexcept;
 
 // Translates whatever a database call threw into a typed error. Exposed for the other
 // modules' own SQL (external streams, adapter projections).
@@ -66,6 +75,9 @@ class ConnectionPool {
       pause_before_retry(attempt);
     }
   }
+
+  // Sends the wake-up now (coalesced); normally the pool does this after commit.
+  void notify_subscribers();
 
   // Connections currently open (idle + leased), for metrics.
   std::size_t connections_open() const;
