@@ -4,6 +4,7 @@
 
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/migrations.hpp"
+#include "clearing/external_streams/stream_store.hpp"
 
 namespace clearing::testing {
 
@@ -38,7 +39,8 @@ SagaDatabase::SagaDatabase() {
   options.url = database.url();
   options.connections_max = 16;
   pool = std::make_unique<eventstore::ConnectionPool>(options);
-  for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations()}) {
+  for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
+                                  &external_streams::external_streams_migrations()}) {
     auto applied = eventstore::apply_migrations(*pool, *migrations);
     if (!applied) throw std::runtime_error("migrations: " + applied.error().message);
   }

@@ -9,4 +9,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
-namespace clearing::asio = boost::asio;
+namespace clearing {
+namespace asio = boost::asio;
+}  // namespace clearing

@@ -1,0 +1,158 @@
+#include "clearing/adapter/inbound.hpp"
+
+#include "clearing/adapter/parking.hpp"
+#include "clearing/base/logging.hpp"
+
+namespace clearing::adapter {
+namespace {
+
+using external_streams::ExternalMessage;
+using external_streams::MessageErrc;
+using external_streams::MessageError;
+using Json = nlohmann::json;
+
+tl::unexpected<MessageError> invalid(const std::string& field, const std::string& why) {
+  return tl::unexpected(MessageError{MessageErrc::invalid_data, "TransferRequested." + field + " " + why});
+}
+
+const Json* member(const Json& j, const char* name) {
+  if (!j.is_object()) return nullptr;
+  const auto it = j.find(name);
+  return it == j.end() ? nullptr : &*it;
+}
+
+tl::expected<std::string, MessageError> text(const Json& j, const std::string& path, const char* name) {
+  const auto* v = member(j, name);
+  if (v == nullptr) return invalid(path + name, "is missing");
+  if (!v->is_string()) return invalid(path + name, "is not a string");
+  return v->get<std::string>();
+}
+
+tl::expected<sagas::Party, MessageError> party(const Json& data, const char* name) {
+  const auto* p = member(data, name);
+  if (p == nullptr || !p->is_object()) return invalid(name, "is missing or not an object");
+  auto party_name = text(*p, std::string(name) + ".", "name");
+  if (!party_name) return tl::unexpected(party_name.error());
+  const auto* account = member(*p, "account");
+  if (account == nullptr || !account->is_object()) return invalid(std::string(name) + ".account", "is missing");
+  auto scheme = text(*account, std::string(name) + ".account.", "scheme");
+  if (!scheme) return tl::unexpected(scheme.error());
+  auto id = text(*account, std::string(name) + ".account.", "id");
+  if (!id) return tl::unexpected(id.error());
+  const auto parsed_scheme = sagas::parse_scheme(*scheme);
+  if (!parsed_scheme) return invalid(std::string(name) + ".account.scheme", "must be IBAN or BBAN");
+  return sagas::Party{*party_name, sagas::Account{*parsed_scheme, *id}};
+}
+
+std::string readable_transfer_id(const std::optional<ExternalMessage>& parsed, const std::string& raw) {
+  const Json* data = nullptr;
+  Json whole;
+  if (parsed) {
+    data = &parsed->data;
+  } else {
+    whole = Json::parse(raw, nullptr, false);
+    data = member(whole, "data");
+  }
+  if (data == nullptr) return "";
+  const auto* id = member(*data, "transfer_id");
+  return id && id->is_string() ? id->get<std::string>() : "";
+}
+
+}  // namespace
+
+tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(const ExternalMessage& m,
+                                                                           const InboundRules& rules,
+                                                                           base::Timestamp now) {
+  const auto& d = m.data;
+  sagas::InitiateTransfer c;
+  auto transfer_id = text(d, "", "transfer_id");
+  if (!transfer_id) return tl::unexpected(transfer_id.error());
+  if (transfer_id->empty()) return invalid("transfer_id", "is empty");
+  c.transfer_id = *transfer_id;
+  auto account_id = text(d, "", "account_id");
+  if (!account_id) return tl::unexpected(account_id.error());
+  c.account_id = *account_id;
+  const auto* amount = member(d, "amount");
+  if (amount == nullptr || !amount->is_object()) return invalid("amount", "is missing or not an object");
+  const auto* minor = member(*amount, "minor_units");
+  if (minor == nullptr || !minor->is_number_integer()) return invalid("amount.minor_units", "is not an integer");
+  c.amount.minor_units = minor->get<std::int64_t>();
+  auto currency = text(*amount, "amount.", "currency");
+  if (!currency) return tl::unexpected(currency.error());
+  const auto parsed_currency = sagas::Currency::parse(*currency);
+  if (!parsed_currency) return invalid("amount.currency", "is not an ISO 4217 code");
+  c.amount.currency = *parsed_currency;
+  auto debtor = party(d, "debtor");
+  if (!debtor) return tl::unexpected(debtor.error());
+  auto creditor = party(d, "creditor");
+  if (!creditor) return tl::unexpected(creditor.error());
+  c.debtor = *debtor;
+  c.creditor = *creditor;
+  const auto* remittance = member(d, "remittance_info");
+  if (remittance != nullptr && !remittance->is_string()) return invalid("remittance_info", "is not a string");
+  c.remittance_info = remittance ? remittance->get<std::string>() : "";
+  auto requested = text(d, "", "requested_at");
+  if (!requested) return tl::unexpected(requested.error());
+  if (!base::parse_timestamp(*requested, c.requested_at)) return invalid("requested_at", "is not an RFC 3339 UTC time");
+  c.correlation_id = m.correlation_id;
+  c.now = now;
+  c.rules = rules.rules;
+  c.policy = rules.policy;
+  return c;
+}
+
+external_streams::MessageApplier make_transfer_applier(TransferService& transfers, const base::Clock& clock,
+                                                       InboundRules rules) {
+  return [&transfers, &clock, rules](eventstore::Transaction& tx, const ExternalMessage& m)
+             -> tl::expected<void, MessageError> {
+    if (m.type != "TransferRequested")
+      return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
+    auto command = parse_transfer_requested(m, rules, clock.now());
+    if (!command) return tl::unexpected(command.error());
+    eventstore::CommandContext context{m.correlation_id, m.event_id,
+                                       {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
+                                       m.event_id};
+    auto result = transfers.execute(tx, *command, context);
+    if (!result) {
+      if (auto* error = std::get_if<eventstore::StoreError>(&result.error()))
+        throw std::runtime_error("initiate transfer: " + error->message);  // rolls the batch back, retried
+      const auto& refusal = std::get<sagas::TransferRefusal>(result.error());
+      return tl::unexpected(MessageError{MessageErrc::invalid_data, refusal.message});
+    }
+    return {};
+  };
+}
+
+external_streams::MessageParker make_transfer_parker(TransferService& transfers, const base::Clock& clock,
+                                                     InboundRules rules) {
+  return [&transfers, &clock, rules](eventstore::Transaction& tx, const external_streams::RawMessage& raw,
+                                     const MessageError& error, const std::optional<ExternalMessage>& parsed) {
+    const auto transfer_id = readable_transfer_id(parsed, raw.value);
+    const auto correlation = parsed ? parsed->correlation_id : std::string{};
+    park(tx, ParkedMessage{"kafka", external_streams::to_string(error.code), error.message, raw.value, raw.topic,
+                           raw.partition, raw.offset >= 0 ? std::optional<std::int64_t>(raw.offset) : std::nullopt,
+                           correlation.empty() ? std::nullopt : std::optional<std::string>(correlation)});
+    base::module_logger("inbound")->warn(
+        "parked message topic={} partition={} offset={} reason={} transfer_id={} correlation_id={}", raw.topic,
+        raw.partition, raw.offset, external_streams::to_string(error.code), transfer_id, correlation);
+    if (transfer_id.empty()) return;
+    // The core waits for an outcome of this transfer: if we know nothing of it yet, it
+    // is rejected (FF01: invalid format) through the saga, like any outcome.
+    auto loaded = transfers.load(tx, transfer_id);
+    if (!loaded || loaded->state.status != sagas::TransferStatus::empty) return;
+    sagas::InitiateTransfer reject_me;
+    reject_me.transfer_id = transfer_id;
+    reject_me.correlation_id = correlation.empty() ? transfer_id : correlation;
+    reject_me.now = clock.now();
+    reject_me.rules = rules.rules;
+    reject_me.policy = rules.policy;
+    const auto cause = parsed ? parsed->event_id : transfer_id;
+    auto result = transfers.execute(tx, reject_me, {reject_me.correlation_id, cause,
+                                                    {{"stream", raw.topic}, {"partition", raw.partition}},
+                                                    "parked|" + raw.topic + "|" + std::to_string(raw.offset)});
+    if (!result && std::holds_alternative<eventstore::StoreError>(result.error()))
+      throw std::runtime_error("reject parked transfer: " + std::get<eventstore::StoreError>(result.error()).message);
+  };
+}
+
+}  // namespace clearing::adapter
