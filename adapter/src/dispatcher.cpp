@@ -160,6 +160,9 @@ struct Dispatcher::Impl {
   }
 
   void count(const Ready& r, bool recorded_with_events, bool failed) {
+    if (options.on_answer)
+      options.on_answer(sagas::action_name(r.item.action), clearing_client::to_string(r.answer.answer_class),
+                        r.answer.latency_ms);
     std::lock_guard lock(stats_mutex);
     if (failed) {
       ++stats.record_failures;

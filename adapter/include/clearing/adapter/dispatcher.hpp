@@ -13,6 +13,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <string_view>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +36,8 @@ struct DispatcherOptions {
   std::chrono::milliseconds stop_grace{10'000};  // on stop: wait this long for answers
   sagas::RetryPolicy policy;
   std::uint64_t jitter_seed = 0;  // 0: from std::random_device
+  // Called for every answer received (metrics): action, answer class, latency.
+  std::function<void(std::string_view action, std::string_view answer_class, std::int64_t latency_ms)> on_answer;
 };
 
 struct DispatcherStats {

@@ -25,6 +25,7 @@ struct CommandContext {
   std::string causation_id;
   nlohmann::json source;          // null or {"stream", "partition", "seq"}
   std::string idempotency_seed;   // empty: random event ids
+  nlohmann::json extra = nullptr;  // further metadata (e.g. what a correction corrects)
 };
 
 template <class D>
@@ -96,7 +97,7 @@ class Aggregate {
         decision.event_ids.push_back(id);
         data.push_back(EventData{std::move(id), std::string(Codec::event_type(event)),
                                  Codec::encode(event),
-                                 Metadata{context.correlation_id, context.causation_id, context.source, nullptr}});
+                                 Metadata{context.correlation_id, context.causation_id, context.source, context.extra}});
       }
       auto appended = store_.append(tx, stream, expected_for(loaded->version), data);
       if (appended) {

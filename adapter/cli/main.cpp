@@ -1,0 +1,187 @@
+// clearing-adapter: the service for one country and its operator commands.
+//   run      --config FILE            the service (SIGTERM: graceful stop, exit 0)
+//   trace    ID --config FILE [--json] the story of one transfer
+//   resolve  ID --config FILE --outcome succeeded|rejected --reason TEXT --operator NAME
+//            [--clearing-reference R | --reason-code C]
+//   demo     [--transfers N --seed S | --file F]   everything on embedded defaults
+// main() only parses arguments and wires; the work is in the adapter library.
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "clearing/adapter/service.hpp"
+#include "clearing/adapter/transfer_api.hpp"
+#include "clearing/base/logging.hpp"
+#include "clearing/config/loader.hpp"
+#include "clearing/eventstore/migrations.hpp"
+#include "clearing/external_streams/kafka.hpp"
+#include "clearing/external_streams/stream_store.hpp"
+#include "demo.hpp"
+
+namespace {
+
+using namespace clearing;
+
+tl::expected<config::AdapterConfig, std::string> load(const std::string& path, bool allow_missing_secrets) {
+  auto loaded = config::load_config(path, config::Environment::process(), {allow_missing_secrets});
+  if (!loaded) return tl::unexpected("configuration is not valid:\n" + loaded.error().to_string());
+  return std::move(*loaded);
+}
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "clearing-adapter: %s\n", message.c_str());
+  return 2;
+}
+
+int run(const std::string& config_path) {
+  auto config = load(config_path, false);
+  if (!config) return fail(config.error());
+  base::set_log_level(std::string(config::log_level_name(config->log_level)));
+  auto log = base::module_logger("main");
+  log->info("config {}", config::redacted_summary(*config));
+
+  // SIGTERM/SIGINT are waited for on this thread; every other thread ignores them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::unique_ptr<external_streams::EmbeddedKafka> embedded;
+  std::string bootstrap = config->kafka.brokers;
+  if (config->kafka.embedded()) {
+    auto started = external_streams::EmbeddedKafka::start(1);
+    if (!started) return fail(started.error());
+    embedded = std::move(*started);
+    for (const auto& [topic, partitions] : adapter::configured_topics(*config))
+      if (auto created = embedded->create_topic(topic, partitions); !created) return fail(created.error());
+    bootstrap = embedded->bootstrap_servers();
+    log->info("embedded kafka bootstrap={}", bootstrap);
+  }
+  auto service = adapter::Service::create(*config, bootstrap);
+  if (!service) return fail(service.error());
+  if (auto started = (*service)->start(); !started) return fail("start failed: " + started.error());
+  int received = 0;
+  sigwait(&signals, &received);
+  log->info("signal={}: stopping", received == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*service)->stop();
+  return 0;
+}
+
+struct Store {
+  std::unique_ptr<eventstore::ConnectionPool> pool;
+  std::unique_ptr<eventstore::EventStore> store;
+  std::unique_ptr<adapter::TransferService> transfers;
+};
+
+tl::expected<Store, std::string> open_store(const config::AdapterConfig& config) {
+  Store s;
+  eventstore::DatabaseOptions options;
+  options.url = config.database.url;
+  options.connections_max = 2;
+  s.pool = std::make_unique<eventstore::ConnectionPool>(options);
+  for (const auto* m : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
+                        &external_streams::external_streams_migrations()}) {
+    auto applied = eventstore::apply_migrations(*s.pool, *m);
+    if (!applied) return tl::unexpected("database " + config::redact_database_url(config.database.url) + ": " +
+                                        applied.error().message);
+  }
+  s.store = std::make_unique<eventstore::EventStore>(*s.pool);
+  s.transfers = std::make_unique<adapter::TransferService>(*s.store);
+  return s;
+}
+
+int trace(const std::string& config_path, const std::string& id, bool as_json) {
+  auto config = load(config_path, true);
+  if (!config) return fail(config.error());
+  base::set_log_level("warn");
+  auto store = open_store(*config);
+  if (!store) return fail(store.error());
+  auto story = adapter::build_trace(*store->pool, *store->transfers, id);
+  if (!story) return fail(story.error());
+  std::cout << (as_json ? story->dump(2) + "\n" : adapter::render_trace(*story));
+  return 0;
+}
+
+int resolve(const std::string& config_path, const std::string& id, const std::string& outcome,
+            const std::string& reason, const std::string& operator_name, const std::string& reference,
+            const std::string& reason_code) {
+  auto config = load(config_path, true);
+  if (!config) return fail(config.error());
+  base::set_log_level("warn");
+  auto parsed_outcome = sagas::parse_manual_outcome(outcome);
+  if (!parsed_outcome) return fail("--outcome must be succeeded or rejected");
+  if (*parsed_outcome == sagas::ManualOutcome::succeeded && reference.empty())
+    return fail("--outcome succeeded needs --clearing-reference (as confirmed with the clearing)");
+  if (*parsed_outcome == sagas::ManualOutcome::rejected && reason_code.empty())
+    return fail("--outcome rejected needs --reason-code (an ISO 20022 code, e.g. AC04)");
+  auto store = open_store(*config);
+  if (!store) return fail(store.error());
+  // The events this correction corrects: everything recorded since the investigation
+  // began (or the whole stream), named in the correcting event's metadata.
+  auto events = store->store->read_stream(adapter::transfer_stream(id));
+  if (!events) return fail(events.error().message);
+  if (events->empty()) return fail("no transfer " + id);
+  nlohmann::json corrects = nlohmann::json::array();
+  for (const auto& e : *events)
+    if (e.type != "TransferInitiated" && e.type != "RetryScheduled") corrects.push_back(e.event_id.value());
+  sagas::ResolveManually command;
+  command.transfer_id = id;
+  command.outcome = *parsed_outcome;
+  command.reason = reason;
+  command.operator_name = operator_name;
+  command.clearing_reference = reference;
+  command.reason_code = reason_code;
+  command.now = base::SystemClock{}.now();
+  eventstore::CommandContext context{events->front().metadata.correlation_id, events->back().event_id.value(),
+                                     nullptr, "", {{"corrects", corrects}, {"operator", operator_name}}};
+  auto result = store->transfers->execute(command, context);
+  if (!result) {
+    if (auto* refusal = std::get_if<sagas::TransferRefusal>(&result.error()))
+      return fail("refused: " + refusal->message);
+    return fail(std::get<eventstore::StoreError>(result.error()).message);
+  }
+  std::cout << "transfer " << id << " resolved as " << outcome << "; the outcome flows to the core like any other\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"clearing-adapter: the bank's adapter between its banking core and the national clearing"};
+  app.require_subcommand(1);
+  std::string config_path, id, outcome, reason, operator_name, reference, reason_code;
+  bool as_json = false;
+
+  auto* run_cmd = app.add_subcommand("run", "run the adapter for one country");
+  run_cmd->add_option("--config", config_path, "config file, e.g. config/dk.json")->required()->check(CLI::ExistingFile);
+
+  auto* trace_cmd = app.add_subcommand("trace", "tell the story of one transfer, end to end");
+  trace_cmd->add_option("transfer-id", id, "the transfer id")->required();
+  trace_cmd->add_option("--config", config_path, "config file")->required()->check(CLI::ExistingFile);
+  trace_cmd->add_flag("--json", as_json, "print JSON for tools");
+
+  auto* resolve_cmd = app.add_subcommand("resolve", "correct a transfer under investigation (people only)");
+  resolve_cmd->add_option("transfer-id", id, "the transfer id")->required();
+  resolve_cmd->add_option("--config", config_path, "config file")->required()->check(CLI::ExistingFile);
+  resolve_cmd->add_option("--outcome", outcome, "succeeded|rejected")->required();
+  resolve_cmd->add_option("--reason", reason, "why, in words")->required();
+  resolve_cmd->add_option("--operator", operator_name, "who decided")->required();
+  auto* ref_opt = resolve_cmd->add_option("--clearing-reference", reference, "for succeeded");
+  auto* code_opt = resolve_cmd->add_option("--reason-code", reason_code, "for rejected (ISO 20022)");
+  ref_opt->excludes(code_opt);
+
+  demo::DemoOptions demo_options;
+  auto* demo_cmd = app.add_subcommand("demo", "everything on one machine with embedded defaults");
+  demo::add_demo_options(*demo_cmd, demo_options);
+
+  CLI11_PARSE(app, argc, argv);
+  if (*run_cmd) return run(config_path);
+  if (*trace_cmd) return trace(config_path, id, as_json);
+  if (*resolve_cmd) return resolve(config_path, id, outcome, reason, operator_name, reference, reason_code);
+  if (*demo_cmd) return demo::run_demo(demo_options);
+  return 2;
+}

@@ -1,0 +1,343 @@
+#include "clearing/adapter/service.hpp"
+
+#include <unistd.h>
+
+#include <pqxx/pqxx>
+
+#include "clearing/adapter/catch_up_api.hpp"
+#include "clearing/adapter/dispatcher.hpp"
+#include "clearing/adapter/http_server.hpp"
+#include "clearing/adapter/inbound.hpp"
+#include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/adapter/transfer_api.hpp"
+#include "clearing/base/logging.hpp"
+#include "clearing/base/metrics.hpp"
+#include "clearing/external_streams/derivation.hpp"
+#include "clearing/external_streams/relay.hpp"
+
+namespace clearing::adapter {
+namespace {
+
+using base::metrics::LabelValues;
+
+sagas::RetryPolicy policy_of(const config::RetryConfig& r) {
+  sagas::RetryPolicy p;
+  p.backoff_initial_ms = r.backoff_initial_ms;
+  p.backoff_max_ms = r.backoff_max_ms;
+  p.backoff_multiplier = r.backoff_multiplier;
+  p.unknown_outcomes_before_inquiry = static_cast<std::int32_t>(r.unknown_outcomes_before_inquiry);
+  p.pending_inquiry_interval_ms = r.pending_inquiry_interval_ms;
+  p.investigation_inquiry_interval_ms = r.investigation_inquiry_interval_ms;
+  p.deadline_ms = r.deadline_ms;
+  return p;
+}
+
+sagas::CountryRules rules_of(const config::CountryConfig& c) {
+  sagas::CountryRules rules;
+  rules.country = *sagas::parse_country(config::country_code_upper(c.code));
+  rules.currency = *sagas::Currency::parse(c.currency);
+  rules.amount_limit_minor = c.amount_limit_minor;
+  return rules;
+}
+
+std::string instance_name() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+const std::vector<double> kLatencyBucketsSeconds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+}  // namespace
+
+std::vector<std::pair<std::string, int>> configured_topics(const config::AdapterConfig& config) {
+  std::vector<std::pair<std::string, int>> topics{{config.streams.inbound.name, config.streams.inbound.partitions}};
+  for (const auto& out : config.streams.outbound) topics.emplace_back(out.name, out.partitions);
+  return topics;
+}
+
+struct Service::Impl {
+  config::AdapterConfig config;
+  std::string kafka_bootstrap;
+  std::shared_ptr<spdlog::logger> log = base::module_logger("service");
+  base::SystemClock clock;
+  base::metrics::Registry metrics;
+
+  std::unique_ptr<eventstore::ConnectionPool> pool;
+  std::unique_ptr<eventstore::EventStore> store;
+  std::unique_ptr<TransferService> transfers;
+  std::unique_ptr<clearing_client::ClearingClient> client;
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::unique_ptr<IncomingPoller> poller;
+  std::unique_ptr<eventstore::Subscription> derivation;
+  std::unique_ptr<external_streams::Relay> relay;
+  std::unique_ptr<external_streams::StreamConsumer> consumer;
+  std::unique_ptr<HttpServer> http;
+  bool started = false;
+
+  tl::expected<void, std::string> open_database() {
+    eventstore::DatabaseOptions options;
+    options.url = config.database.url;
+    options.connections_max = static_cast<std::size_t>(config.database.connections_max);
+    options.statement_timeout = std::chrono::milliseconds(config.database.statement_timeout_ms);
+    options.application_name = "clearing-adapter-" + std::string(config::country_code_lower(config.country.code));
+    pool = std::make_unique<eventstore::ConnectionPool>(options);
+    for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter_migrations(),
+                                   &external_streams::external_streams_migrations()}) {
+      auto applied = eventstore::apply_migrations(*pool, *migrations);
+      if (!applied)
+        return tl::unexpected("database " + config::redact_database_url(config.database.url) + ": " +
+                              applied.error().message);
+      for (const auto& id : applied->applied) log->info("migration applied id={}", id);
+    }
+    std::vector<external_streams::StreamSpec> outgoing;
+    for (const auto& out : config.streams.outbound) outgoing.push_back({out.name, out.partitions});
+    auto ensured = external_streams::ensure_streams(*pool, outgoing);
+    if (!ensured) return tl::unexpected(ensured.error().message);
+    store = std::make_unique<eventstore::EventStore>(*pool);
+    transfers = std::make_unique<TransferService>(*store);
+    return {};
+  }
+
+  tl::expected<void, std::string> open_client() {
+    clearing_client::ClientOptions options;
+    options.base_url = config.clearing.base_url;
+    options.bearer_token = config.clearing.token.reveal();
+    options.request_timeout_ms = config.clearing.request_timeout_ms;
+    options.connect_timeout_ms = config.clearing.connect_timeout_ms;
+    options.in_flight_max = config.clearing.in_flight_max;
+    options.pool_connections_max = config.clearing.pool_connections_max;
+    options.verify_tls = config.clearing.verify_tls;
+    options.ca_file = config.clearing.ca_file.value_or("");
+    auto created = clearing_client::ClearingClient::create(options);
+    if (!created) return tl::unexpected("clearing client: " + created.error());
+    client = std::move(*created);
+    return {};
+  }
+
+  void register_metrics() {
+    auto& answers = metrics.counter("clearing_answers_total", "Clearing answers received, by action and class",
+                                    {"action", "class"});
+    auto& latency = metrics.histogram("clearing_call_duration_seconds", "Clearing call latency, by action",
+                                      {"action"}, kLatencyBucketsSeconds);
+    dispatcher_hook = [&answers, &latency](std::string_view action, std::string_view cls, std::int64_t latency_ms) {
+      answers.with({std::string(action), std::string(cls)}).inc();
+      latency.with({std::string(action)}).observe(static_cast<double>(latency_ms) / 1000.0);
+    };
+    auto query_counts = [this](const char* sql) {
+      std::vector<std::pair<LabelValues, double>> out;
+      auto rows = pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<pqxx::result> {
+        return tx.exec(sql);
+      });
+      if (rows)
+        for (const auto& row : *rows) out.push_back({{row[0].as<std::string>()}, row[1].as<double>()});
+      return out;
+    };
+    metrics.gauge_callback("clearing_transfers", "Transfers by state", {"state"}, [query_counts] {
+      return query_counts("select status, count(*) from transfer_status group by status");
+    });
+    metrics.gauge_callback("clearing_parked_messages", "Parked messages by reason", {"reason"}, [query_counts] {
+      return query_counts("select reason_code, count(*) from parked_messages group by reason_code");
+    });
+    metrics.gauge_callback("clearing_transfer_work_due", "Clearing calls scheduled, by action", {"action"},
+                           [query_counts] {
+                             return query_counts("select action, count(*) from transfer_work group by action");
+                           });
+    metrics.gauge_callback("clearing_subscription_lag_events", "Events not yet handled by a subscription",
+                           {"subscription"}, [this] {
+                             std::vector<std::pair<LabelValues, double>> out;
+                             if (!derivation) return out;
+                             const auto cp = derivation->status().checkpoint.position.value();
+                             auto head = pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<double> {
+                               return tx.exec("select coalesce(max(position), 0) from events")[0][0].as<double>();
+                             });
+                             if (head) out.push_back({{"derive-external-streams"}, std::max(0.0, *head - static_cast<double>(cp))});
+                             return out;
+                           });
+    metrics.gauge_callback("clearing_relay_lag_messages", "External messages not yet acknowledged by Kafka", {},
+                           [this] {
+                             std::vector<std::pair<LabelValues, double>> out;
+                             if (relay) out.push_back({{}, static_cast<double>(relay->stats().lag)});
+                             return out;
+                           });
+    metrics.gauge_callback("clearing_inbound_messages", "Inbound messages since start, by outcome", {"outcome"},
+                           [this] {
+                             std::vector<std::pair<LabelValues, double>> out;
+                             if (!consumer) return out;
+                             const auto s = consumer->stats();
+                             out.push_back({{"applied"}, static_cast<double>(s.applied)});
+                             out.push_back({{"duplicate"}, static_cast<double>(s.duplicates)});
+                             out.push_back({{"gap_fetched"}, static_cast<double>(s.gap_fetched)});
+                             for (const auto& [reason, n] : s.parked) out.push_back({{"parked_" + reason}, static_cast<double>(n)});
+                             return out;
+                           });
+    metrics.gauge_callback("clearing_dispatcher_in_flight", "Clearing calls in flight", {}, [this] {
+      std::vector<std::pair<LabelValues, double>> out;
+      if (dispatcher) out.push_back({{}, static_cast<double>(dispatcher->stats().in_flight_now)});
+      return out;
+    });
+  }
+  std::function<void(std::string_view, std::string_view, std::int64_t)> dispatcher_hook;
+
+  tl::expected<void, std::string> open_workers() {
+    const auto rules = rules_of(config.country);
+    const auto policy = policy_of(config.retry);
+    DispatcherOptions d;
+    d.owner = instance_name();
+    d.in_flight_max = config.dispatcher.in_flight_max;
+    d.claim_batch_max = config.dispatcher.claim_batch_max;
+    d.lease = std::chrono::milliseconds(config.dispatcher.lease_ms);
+    d.idle_poll = std::chrono::milliseconds(config.dispatcher.idle_poll_ms);
+    d.stop_grace = std::chrono::milliseconds(config.dispatcher.stop_grace_ms);
+    d.policy = policy;
+    d.on_answer = dispatcher_hook;
+    dispatcher = std::make_unique<Dispatcher>(*transfers, *client, clock, d);
+    poller = std::make_unique<IncomingPoller>(
+        *store, *client, clock,
+        IncomingPollerOptions{std::chrono::milliseconds(config.incoming.poll_interval_ms), config.incoming.page_limit, rules});
+
+    std::vector<external_streams::DerivedStream> derived;
+    for (const auto& out : config.streams.outbound) {
+      const auto name = std::string(config::derivation_name(out.derivation));
+      auto fn = external_streams::find_derivation(name);
+      if (!fn) return tl::unexpected("stream " + out.name + ": no derivation named " + name + " is built in");
+      derived.push_back({{out.name, out.partitions}, *fn});
+    }
+    derivation = std::make_unique<eventstore::Subscription>(
+        *store, eventstore::SubscriptionOptions{.name = "derive-external-streams"},
+        external_streams::make_derivation_handler(*store, std::move(derived)));
+
+    external_streams::KafkaClientOptions kafka;
+    kafka.bootstrap_servers = kafka_bootstrap;
+    kafka.client_id = config.kafka.client_id;
+    kafka.message_timeout_ms = config.kafka.produce_timeout_ms;
+    kafka.session_timeout_ms = config.kafka.session_timeout_ms;
+    external_streams::RelayOptions relay_options;
+    relay_options.kafka = kafka;
+    relay_options.batch_max = config.kafka.relay_batch_max;
+    auto created_relay = external_streams::Relay::create(*pool, relay_options);
+    if (!created_relay) return tl::unexpected("relay: " + created_relay.error());
+    relay = std::move(*created_relay);
+
+    external_streams::ConsumerOptions consumer_options;
+    consumer_options.kafka = kafka;
+    consumer_options.group_id = config.kafka.group_id;
+    consumer_options.topics = {config.streams.inbound.name};
+    consumer_options.batch_max = config.kafka.consumer_batch_max;
+    InboundRules inbound{rules, policy};
+    external_streams::CatchUpFetcher fetcher;
+    if (!config.streams.core_catchup_url.empty())
+      fetcher = make_http_catch_up_fetcher({config.streams.core_catchup_url, config.http.api_token.reveal(),
+                                            config.clearing.request_timeout_ms});
+    auto created_consumer = external_streams::StreamConsumer::create(
+        *pool, consumer_options, make_transfer_applier(*transfers, clock, inbound),
+        make_transfer_parker(*transfers, clock, inbound), std::move(fetcher));
+    if (!created_consumer) return tl::unexpected("consumer: " + created_consumer.error());
+    consumer = std::move(*created_consumer);
+    return {};
+  }
+
+  tl::expected<void, std::string> open_http() {
+    const auto address = config::parse_host_port(config.http.address);
+    if (!address) return tl::unexpected("http.address " + config.http.address + " is not host:port");
+    HttpServerOptions options;
+    options.host = address->host;
+    options.port = address->port;
+    options.bearer_token = config.http.api_token.reveal();
+    auto created = HttpServer::create(options);
+    if (!created) return tl::unexpected("http: " + created.error());
+    http = std::move(*created);
+    http->route("GET", "/healthz", [](const HttpRequest&) { return HttpResponse::json(200, R"({"status":"ok"})"); },
+                false);
+    http->route("GET", "/readyz", [this](const HttpRequest&) {
+      const auto s = status();
+      nlohmann::json body{{"database", s.database}, {"kafka", s.kafka}, {"subscriptions", s.subscriptions},
+                          {"detail", s.detail}};
+      return HttpResponse::json(s.database && s.kafka && s.subscriptions ? 200 : 503, body.dump());
+    }, false);
+    http->route("GET", "/metrics", [this](const HttpRequest&) {
+      HttpResponse r;
+      r.content_type = std::string(base::metrics::Registry::kContentType);
+      r.body = metrics.render();
+      return r;
+    });
+    add_catch_up_routes(*http, *pool);
+    add_transfer_routes(*http, *pool, *transfers);
+    auto started_http = http->start();
+    if (!started_http) return tl::unexpected("http: " + started_http.error());
+    return {};
+  }
+
+  ServiceStatus status() const {
+    ServiceStatus s;
+    auto ping = pool->transact([](eventstore::Transaction& tx) -> eventstore::StoreResult<bool> {
+      tx.exec("select 1");
+      return true;
+    });
+    s.database = ping.has_value();
+    if (!s.database) s.detail += "database: " + ping.error().message + "; ";
+    const auto relay_stats = relay ? relay->stats() : external_streams::RelayStats{};
+    const auto consumer_stats = consumer ? consumer->stats() : external_streams::ConsumerStats{};
+    s.kafka = started && relay_stats.last_error.empty() && !consumer_stats.stalled;
+    if (!relay_stats.last_error.empty()) s.detail += "relay: " + relay_stats.last_error + "; ";
+    if (consumer_stats.stalled) s.detail += "consumer: " + consumer_stats.last_error + "; ";
+    const auto d = derivation ? derivation->status() : eventstore::SubscriptionStatus{};
+    s.subscriptions = started && d.state != eventstore::SubscriptionState::stalled;
+    if (d.state == eventstore::SubscriptionState::stalled) s.detail += "derivation: " + d.last_error + "; ";
+    if (!started) s.detail += "starting";
+    return s;
+  }
+};
+
+Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Service::~Service() { stop(); }
+
+tl::expected<std::unique_ptr<Service>, std::string> Service::create(config::AdapterConfig config,
+                                                                     std::string kafka_bootstrap) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = std::move(config);
+  impl->kafka_bootstrap = std::move(kafka_bootstrap);
+  return std::unique_ptr<Service>(new Service(std::move(impl)));
+}
+
+tl::expected<void, std::string> Service::start() {
+  auto& s = *impl_;
+  s.log->info("starting country={} config={}", config::country_code_upper(s.config.country.code), s.config.source_file);
+  if (auto ok = s.open_database(); !ok) return ok;
+  if (auto ok = s.open_client(); !ok) return ok;
+  s.register_metrics();
+  if (auto ok = s.open_workers(); !ok) return ok;
+  s.derivation->start();
+  s.relay->start();
+  s.dispatcher->start();
+  s.poller->start();
+  s.consumer->start();
+  if (auto ok = s.open_http(); !ok) return ok;
+  s.started = true;
+  s.log->info("started http_port={} kafka={}", s.http->port(), s.kafka_bootstrap);
+  return {};
+}
+
+void Service::stop() {
+  auto& s = *impl_;
+  if (!s.started && !s.http && !s.consumer) return;
+  s.log->info("stopping: no new input; answers in flight are recorded, the rest is safe in events");
+  if (s.consumer) s.consumer->stop();
+  if (s.poller) s.poller->stop();
+  if (s.dispatcher) s.dispatcher->stop();
+  if (s.derivation) s.derivation->stop();
+  if (s.relay) s.relay->stop();
+  if (s.http) s.http->stop();
+  if (s.client) s.client->stop();
+  s.started = false;
+  s.consumer.reset();
+  s.http.reset();
+  s.log->info("stopped");
+}
+
+std::uint16_t Service::http_port() const { return impl_->http ? impl_->http->port() : 0; }
+ServiceStatus Service::status() const { return impl_->status(); }
+std::string Service::metrics_text() const { return impl_->metrics.render(); }
+
+}  // namespace clearing::adapter
