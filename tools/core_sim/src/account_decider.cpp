@@ -1,0 +1,289 @@
+#include "clearing/core_sim/account_decider.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "clearing/base/assert.hpp"
+
+namespace clearing::core_sim {
+namespace {
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+using Decided = tl::expected<std::vector<AccountEvent>, AccountRejection>;
+
+Decided reject(AccountRejectionCode code, std::string message) {
+  return tl::unexpected(AccountRejection{code, std::move(message)});
+}
+
+Decided none() { return std::vector<AccountEvent>{}; }
+
+Decided one(AccountEvent event) { return std::vector<AccountEvent>{std::move(event)}; }
+
+// The reservation a completion or release is about, or the rejection that says why
+// it cannot be resolved (unknown, or resolved before).
+tl::expected<const Reservation*, AccountRejection> open_reservation(const AccountState& state,
+                                                                     const std::string& transfer_id) {
+  const auto it = state.reservations.find(transfer_id);
+  if (it == state.reservations.end())
+    return tl::unexpected(AccountRejection{AccountRejectionCode::unknown_reservation,
+                                           "no reservation for transfer " + transfer_id});
+  switch (it->second.status) {
+    case ReservationStatus::open:
+      return &it->second;
+    case ReservationStatus::completed:
+      return tl::unexpected(AccountRejection{AccountRejectionCode::already_completed,
+                                             "reservation of transfer " + transfer_id + " is already completed"});
+    case ReservationStatus::released:
+      return tl::unexpected(AccountRejection{AccountRejectionCode::already_released,
+                                             "reservation of transfer " + transfer_id + " is already released"});
+  }
+  return tl::unexpected(AccountRejection{AccountRejectionCode::unknown_reservation, "bad reservation status"});
+}
+
+Decided decide_open(const OpenAccount& c, const AccountState& s) {
+  if (c.opening_balance.minor_units < 0)
+    return reject(AccountRejectionCode::invalid_amount, "opening balance is negative");
+  if (s.opened) {
+    // The same figures again: already done. Anything else is a second, different account.
+    const bool same = s.account_id == c.account_id && s.currency == c.opening_balance.currency;
+    if (same) return none();
+    return reject(AccountRejectionCode::account_already_open, "account is already open with other figures");
+  }
+  return one(AccountOpened{c.account_id, c.opening_balance});
+}
+
+Decided decide_reserve(const ReserveFunds& c, const AccountState& s) {
+  if (!s.opened) return reject(AccountRejectionCode::account_not_open, "account is not open");
+  if (const auto it = s.reservations.find(c.transfer_id); it != s.reservations.end()) {
+    if (it->second.amount_minor == c.amount.minor_units && s.currency == c.amount.currency) return none();
+    return reject(AccountRejectionCode::reservation_conflict,
+                  "transfer " + c.transfer_id + " was reserved with another amount");
+  }
+  if (c.amount.minor_units <= 0) return reject(AccountRejectionCode::invalid_amount, "amount must be positive");
+  if (c.amount.currency != s.currency)
+    return reject(AccountRejectionCode::currency_mismatch,
+                  "amount in " + std::string(c.amount.currency.code()) + " on an account in " +
+                      std::string(s.currency.code()));
+  if (s.available_minor() < c.amount.minor_units)
+    return reject(AccountRejectionCode::insufficient_funds, "available balance is below the amount");
+  return one(FundsReserved{c.transfer_id, c.amount});
+}
+
+Decided decide_complete(const CompleteReservation& c, const AccountState& s) {
+  if (!s.opened) return reject(AccountRejectionCode::account_not_open, "account is not open");
+  auto reservation = open_reservation(s, c.transfer_id);
+  if (!reservation) return tl::unexpected(reservation.error());
+  return one(ReservationCompleted{c.transfer_id});
+}
+
+Decided decide_release(const ReleaseReservation& c, const AccountState& s) {
+  if (!s.opened) return reject(AccountRejectionCode::account_not_open, "account is not open");
+  auto reservation = open_reservation(s, c.transfer_id);
+  if (!reservation) return tl::unexpected(reservation.error());
+  return one(ReservationReleased{c.transfer_id, c.reason_code});
+}
+
+}  // namespace
+
+const char* to_string(ReservationStatus status) noexcept {
+  switch (status) {
+    case ReservationStatus::open: return "open";
+    case ReservationStatus::completed: return "completed";
+    case ReservationStatus::released: return "released";
+  }
+  return "unknown";
+}
+
+const char* to_string(AccountRejectionCode code) noexcept {
+  switch (code) {
+    case AccountRejectionCode::account_not_open: return "account_not_open";
+    case AccountRejectionCode::account_already_open: return "account_already_open";
+    case AccountRejectionCode::invalid_amount: return "invalid_amount";
+    case AccountRejectionCode::currency_mismatch: return "currency_mismatch";
+    case AccountRejectionCode::insufficient_funds: return "insufficient_funds";
+    case AccountRejectionCode::reservation_conflict: return "reservation_conflict";
+    case AccountRejectionCode::unknown_reservation: return "unknown_reservation";
+    case AccountRejectionCode::already_completed: return "already_completed";
+    case AccountRejectionCode::already_released: return "already_released";
+  }
+  return "unknown";
+}
+
+const char* to_string(Violation violation) noexcept {
+  switch (violation) {
+    case Violation::double_completion: return "double_completion";
+    case Violation::completion_after_release: return "completion_after_release";
+    case Violation::release_after_completion: return "release_after_completion";
+    case Violation::double_release: return "double_release";
+    case Violation::unknown_transfer: return "unknown_transfer";
+  }
+  return "unknown";
+}
+
+std::optional<Violation> parse_violation(std::string_view name) noexcept {
+  for (auto v : {Violation::double_completion, Violation::completion_after_release,
+                 Violation::release_after_completion, Violation::double_release, Violation::unknown_transfer})
+    if (name == to_string(v)) return v;
+  return std::nullopt;
+}
+
+std::optional<Violation> violation_of(const AccountCommand& command, const AccountRejection& rejection) noexcept {
+  const bool completion = std::holds_alternative<CompleteReservation>(command);
+  const bool release = std::holds_alternative<ReleaseReservation>(command);
+  if (!completion && !release) return std::nullopt;
+  switch (rejection.code) {
+    case AccountRejectionCode::unknown_reservation:
+    case AccountRejectionCode::account_not_open:
+      return Violation::unknown_transfer;
+    case AccountRejectionCode::already_completed:
+      return completion ? Violation::double_completion : Violation::release_after_completion;
+    case AccountRejectionCode::already_released:
+      return completion ? Violation::completion_after_release : Violation::double_release;
+    default:
+      return std::nullopt;
+  }
+}
+
+AccountState AccountDecider::evolve(const AccountState& state, const AccountEvent& event) {
+  AccountState next = state;
+  std::visit(Overloaded{
+                 [&](const AccountOpened& e) {
+                   next.opened = true;
+                   next.account_id = e.account_id;
+                   next.currency = e.opening_balance.currency;
+                   next.balance_minor = e.opening_balance.minor_units;
+                 },
+                 [&](const FundsReserved& e) {
+                   next.reservations[e.transfer_id] = Reservation{e.amount.minor_units, ReservationStatus::open, ""};
+                   next.reserved_minor += e.amount.minor_units;
+                 },
+                 [&](const ReservationCompleted& e) {
+                   // evolve never fails: an event decide would not have produced changes nothing.
+                   auto it = next.reservations.find(e.transfer_id);
+                   if (it == next.reservations.end() || it->second.status != ReservationStatus::open) return;
+                   it->second.status = ReservationStatus::completed;
+                   next.reserved_minor -= it->second.amount_minor;
+                   next.balance_minor -= it->second.amount_minor;
+                 },
+                 [&](const ReservationReleased& e) {
+                   auto it = next.reservations.find(e.transfer_id);
+                   if (it == next.reservations.end() || it->second.status != ReservationStatus::open) return;
+                   it->second.status = ReservationStatus::released;
+                   it->second.reason_code = e.reason_code;
+                   next.reserved_minor -= it->second.amount_minor;
+                 },
+             },
+             event);
+  return next;
+}
+
+tl::expected<std::vector<AccountEvent>, AccountRejection> AccountDecider::decide(const AccountCommand& command,
+                                                                                 const AccountState& state) {
+  auto decided = std::visit(Overloaded{
+                                [&](const OpenAccount& c) { return decide_open(c, state); },
+                                [&](const ReserveFunds& c) { return decide_reserve(c, state); },
+                                [&](const CompleteReservation& c) { return decide_complete(c, state); },
+                                [&](const ReleaseReservation& c) { return decide_release(c, state); },
+                            },
+                            command);
+  // Both sides of the invariant: a decision never leaves the available balance negative.
+  if (decided) {
+    AccountState after = state;
+    for (const auto& e : *decided) after = evolve(after, e);
+    CLEARING_ASSERT(after.available_minor() >= 0 || !after.opened);
+    CLEARING_ASSERT(after.reserved_minor >= 0);
+  }
+  return decided;
+}
+
+std::string account_stream_name(std::string_view account_id) { return "account-" + std::string(account_id); }
+
+// ---- codec ----
+
+namespace {
+
+using Json = nlohmann::json;
+
+Json money_json(const sagas::Money& m) { return {{"minor_units", m.minor_units}, {"currency", m.currency.code()}}; }
+
+tl::expected<std::string, std::string> text_field(const Json& data, const char* name) {
+  const auto it = data.find(name);
+  if (it == data.end() || !it->is_string() || it->get_ref<const std::string&>().empty())
+    return tl::unexpected(std::string(name) + " is missing or not a non-empty string");
+  return it->get<std::string>();
+}
+
+tl::expected<sagas::Money, std::string> money_field(const Json& data, const char* name) {
+  const auto it = data.find(name);
+  if (it == data.end() || !it->is_object()) return tl::unexpected(std::string(name) + " is missing");
+  const auto minor = it->find("minor_units");
+  const auto currency = it->find("currency");
+  if (minor == it->end() || !minor->is_number_integer())
+    return tl::unexpected(std::string(name) + ".minor_units is not an integer");
+  if (currency == it->end() || !currency->is_string())
+    return tl::unexpected(std::string(name) + ".currency is not a string");
+  auto parsed = sagas::Currency::parse(currency->get<std::string>());
+  if (!parsed) return tl::unexpected(std::string(name) + ".currency is not an ISO 4217 code");
+  return sagas::Money{minor->get<std::int64_t>(), *parsed};
+}
+
+}  // namespace
+
+std::string_view AccountCodec::event_type(const AccountEvent& event) {
+  return std::visit(Overloaded{
+                        [](const AccountOpened&) -> std::string_view { return "AccountOpened"; },
+                        [](const FundsReserved&) -> std::string_view { return "FundsReserved"; },
+                        [](const ReservationCompleted&) -> std::string_view { return "ReservationCompleted"; },
+                        [](const ReservationReleased&) -> std::string_view { return "ReservationReleased"; },
+                    },
+                    event);
+}
+
+nlohmann::json AccountCodec::encode(const AccountEvent& event) {
+  return std::visit(
+      Overloaded{
+          [](const AccountOpened& e) -> Json {
+            return {{"account_id", e.account_id}, {"opening_balance", money_json(e.opening_balance)}};
+          },
+          [](const FundsReserved& e) -> Json {
+            return {{"transfer_id", e.transfer_id}, {"amount", money_json(e.amount)}};
+          },
+          [](const ReservationCompleted& e) -> Json { return {{"transfer_id", e.transfer_id}}; },
+          [](const ReservationReleased& e) -> Json {
+            return {{"transfer_id", e.transfer_id}, {"reason_code", e.reason_code}};
+          },
+      },
+      event);
+}
+
+tl::expected<AccountEvent, std::string> AccountCodec::decode(std::string_view type, const nlohmann::json& data) {
+  if (!data.is_object()) return tl::unexpected(std::string("data is not an object"));
+  if (type == "AccountOpened") {
+    auto id = text_field(data, "account_id");
+    if (!id) return tl::unexpected(id.error());
+    auto balance = money_field(data, "opening_balance");
+    if (!balance) return tl::unexpected(balance.error());
+    return AccountOpened{*id, *balance};
+  }
+  auto transfer_id = text_field(data, "transfer_id");
+  if (!transfer_id) return tl::unexpected(transfer_id.error());
+  if (type == "FundsReserved") {
+    auto amount = money_field(data, "amount");
+    if (!amount) return tl::unexpected(amount.error());
+    return FundsReserved{*transfer_id, *amount};
+  }
+  if (type == "ReservationCompleted") return ReservationCompleted{*transfer_id};
+  if (type == "ReservationReleased") {
+    const auto reason = data.find("reason_code");
+    if (reason == data.end() || !reason->is_string()) return tl::unexpected(std::string("reason_code is missing"));
+    return ReservationReleased{*transfer_id, reason->get<std::string>()};
+  }
+  return tl::unexpected("unknown event type " + std::string(type));
+}
+
+}  // namespace clearing::core_sim

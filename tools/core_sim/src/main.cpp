@@ -1,0 +1,161 @@
+// core-sim: the banking core simulator as a process. main only parses flags, wires the
+// CoreSim library, waits, and prints the report (see core_sim.hpp for what it does).
+//
+// stdout: first line "catch-up <host>:<port>" (the core's catch-up API), then the report
+// (text, or JSON with --json). Logs go to stderr.
+// Exit codes: 0 all requested transfers resolved exactly once (or stopped by SIGTERM/SIGINT
+// without a violation), 1 a reservation not resolved exactly once (a violation, or still
+// open when --timeout-s ran out), 2 bad flags or a failed start.
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "clearing/base/logging.hpp"
+#include "clearing/core_sim/core_sim.hpp"
+
+namespace {
+
+volatile std::sig_atomic_t g_signalled = 0;
+
+extern "C" void on_signal(int) { g_signalled = 1; }
+
+constexpr auto kWaitSlice = std::chrono::milliseconds(200);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace cs = clearing::core_sim;
+  cs::CoreSimOptions o;
+  std::string jsonl;
+  bool json = false;
+  int timeout_s = 0;
+  int progress_s = 0;
+  std::string log_level = "info";
+
+  CLI::App app{
+      "core-sim: a small event-sourced banking core that drives one country's clearing adapter.\n"
+      "It reserves funds and publishes TransferRequested on core.<cc>.payments.v1 (from --jsonl or\n"
+      "--transfers N --seed S), serves its catch-up API, consumes adapter.<cc>.payments.v1, completes\n"
+      "or releases each reservation, and prints a report. First stdout line: 'catch-up HOST:PORT'.\n"
+      "Exit 0: every reservation resolved exactly once; 1: not so; 2: bad flags or start failed."};
+  app.add_option("--country", o.country, "dk, se or no")->capture_default_str()->check(CLI::IsMember({"dk", "se", "no"}));
+  app.add_option("--database-url", o.database_url, "libpq URI of the core's own database")
+      ->envname("CORE_SIM_DATABASE_URL")
+      ->required();
+  app.add_option("--kafka", o.kafka_bootstrap, "Kafka bootstrap servers")
+      ->envname("CLEARING_ADAPTER_KAFKA_BROKERS")
+      ->required();
+  app.add_option("--core-partitions", o.core_partitions, "partitions of core.<cc>.payments.v1")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--adapter-partitions", o.adapter_partitions, "partitions of adapter.<cc>.payments.v1")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--adapter-catch-up-url", o.adapter_catch_up_url,
+                 "base URL of the adapter's catch-up API (http://host:port); empty: no gap repair")
+      ->envname("CORE_SIM_ADAPTER_CATCHUP_URL");
+  app.add_option("--adapter-token", o.adapter_api_token, "bearer token of the adapter's API")
+      ->envname("CLEARING_ADAPTER_API_TOKEN");
+  app.add_option("--http-host", o.http_host, "address of the core's catch-up API")->capture_default_str();
+  app.add_option("--http-port", o.http_port, "port of the core's catch-up API (0: a free one)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--api-token", o.api_token, "bearer token required on the core's catch-up API")
+      ->envname("CORE_SIM_API_TOKEN");
+  auto* jsonl_option = app.add_option("--jsonl", jsonl, "source: JSONL file, one TransferRequested data per line")
+                           ->check(CLI::ExistingFile);
+  app.add_option("--transfers", o.transfers, "source: generate this many transfers")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100'000'000))
+      ->excludes(jsonl_option);
+  app.add_option("--seed", o.seed, "generator seed")->capture_default_str();
+  app.add_option("--invalid-share", o.invalid_share, "generator: share of invalid requests (0..1)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--rate", o.rate_per_s, "transfers per second (0: as fast as possible)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1'000'000.0));
+  app.add_option("--accounts", o.accounts, "generator: accounts in the country's currency")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 9999));
+  app.add_option("--opening-balance-minor", o.opening_balance_minor, "opening balance of every account")
+      ->capture_default_str();
+  app.add_option("--amount-limit-minor", o.amount_limit_minor, "generator: over-limit requests exceed this")
+      ->capture_default_str();
+  app.add_option("--batch", o.publish_batch_max, "transfers per transaction")
+      ->capture_default_str()
+      ->check(CLI::Range(1, cs::kPublishBatchMax));
+  app.add_option("--consumer-group", o.consumer_group, "Kafka consumer group (default core-sim-<cc>)");
+  app.add_option("--timeout-s", timeout_s, "give up waiting for outcomes after this long (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86'400 * 7));
+  app.add_option("--progress-s", progress_s, "log progress every this many seconds (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600));
+  app.add_flag("--json", json, "print the report as JSON");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (!clearing::base::set_log_level(log_level)) {
+    std::cerr << "unknown --log-level " << log_level << "\n";
+    return 2;
+  }
+  if (!jsonl.empty()) o.jsonl_path = jsonl;
+
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+
+  auto sim = cs::CoreSim::create(o);
+  if (!sim) {
+    std::cerr << "core-sim: " << sim.error() << "\n";
+    return 2;
+  }
+  if (auto started = (*sim)->start(); !started) {
+    std::cerr << "core-sim: " << started.error() << "\n";
+    return 2;
+  }
+  std::cout << "catch-up " << o.http_host << ":" << (*sim)->catch_up_port() << std::endl;
+
+  const auto begun = std::chrono::steady_clock::now();
+  auto last_progress = begun;
+  bool done = false;
+  bool timed_out = false;
+  while (!done && g_signalled == 0) {
+    done = (*sim)->wait_until_done(kWaitSlice);
+    const auto now = std::chrono::steady_clock::now();
+    if (progress_s > 0 && now - last_progress >= std::chrono::seconds(progress_s)) {
+      last_progress = now;
+      const auto p = (*sim)->progress();
+      clearing::base::module_logger("core_sim")
+          ->info("progress planned={} processed={} requested={} refused={} succeeded={} rejected={} open={}",
+                 p.total_planned, p.processed, p.requested, p.refused, p.succeeded, p.rejected, p.open);
+    }
+    if (timeout_s > 0 && now - begun >= std::chrono::seconds(timeout_s)) {
+      timed_out = true;
+      break;
+    }
+  }
+  (*sim)->stop();
+  const auto report = (*sim)->report();
+  if (json) {
+    std::cout << cs::to_json(report).dump(2) << std::endl;
+  } else {
+    std::cout << cs::to_text(report) << std::flush;
+  }
+  // Stopped by a signal: open transfers are expected (they resume on restart); only a
+  // violation fails the run. Otherwise every reservation must be resolved exactly once.
+  const bool signalled = g_signalled != 0 && !done && !timed_out;
+  const bool failed = signalled ? (report.violations.total() > 0 || report.resolved_twice_in_ledger > 0)
+                                : !report.resolved_exactly_once;
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,336 @@
+#include "clearing/core_sim/transfer_source.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <istream>
+
+#include "clearing/base/assert.hpp"
+#include "clearing/base/uuid.hpp"
+
+namespace clearing::core_sim {
+namespace {
+
+using Json = nlohmann::json;
+using sagas::Account;
+using sagas::AccountScheme;
+using sagas::Country;
+
+// Namespace of the generator's transfer ids (derived, so a restart regenerates them).
+constexpr const char* kTransferIdNamespace = "0d6f3b52-8a41-4c7e-b2d9-5e1f7a3c9b64";
+constexpr std::int64_t kValidAmountMinorMin = 100;
+constexpr std::int64_t kValidAmountMinorMax = 2'000'000;
+
+std::string digits(Random& random, int count) {
+  std::uniform_int_distribution<int> digit(0, 9);
+  std::string out;
+  out.reserve(static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i) out.push_back(static_cast<char>('0' + digit(random)));
+  return out;
+}
+
+std::string nonzero_lead_digits(Random& random, int count) {
+  std::string out = digits(random, count);
+  if (out[0] == '0') out[0] = '1';
+  return out;
+}
+
+// ISO 7064 MOD 97-10 of `text` (digits and upper-case letters, letters as 10..35).
+int mod97(std::string_view text) {
+  int remainder = 0;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      remainder = (remainder * 10 + (c - '0')) % 97;
+    } else {
+      remainder = (remainder * 100 + (c - 'A' + 10)) % 97;
+    }
+  }
+  return remainder;
+}
+
+int iban_check_digits(std::string_view country_code, std::string_view bban_digits) {
+  std::string rearranged(bban_digits);
+  rearranged += country_code;
+  rearranged += "00";
+  return 98 - mod97(rearranged);
+}
+
+std::string make_iban(std::string_view country_code, std::string_view bban_digits, int check) {
+  return fmt::format("{}{:02d}{}", country_code, check, bban_digits);
+}
+
+// Norwegian MOD-11 check digit of ten digits; -1 when none exists (remainder 1).
+int norwegian_check_digit(std::string_view ten) {
+  static constexpr int kWeights[10] = {5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
+  int sum = 0;
+  for (int i = 0; i < 10; ++i) sum += (ten[static_cast<std::size_t>(i)] - '0') * kWeights[i];
+  const int remainder = sum % 11;
+  if (remainder == 1) return -1;
+  return remainder == 0 ? 0 : 11 - remainder;
+}
+
+// Eleven digits with a valid MOD-11 check digit; `fixed_tail` (0..3 digits) ends the
+// first ten digits, and `check` (or -1: any) is the check digit wanted.
+std::string norwegian_bban(Random& random, std::string_view fixed_tail, int check) {
+  for (int attempt = 0; attempt < kGeneratorDrawAttemptsMax; ++attempt) {
+    std::string ten = nonzero_lead_digits(random, 10 - static_cast<int>(fixed_tail.size()));
+    ten += fixed_tail;
+    const int digit = norwegian_check_digit(ten);
+    if (digit < 0 || (check >= 0 && digit != check)) continue;
+    return ten + static_cast<char>('0' + digit);
+  }
+  CLEARING_ASSERT_MSG(false, "no Norwegian account number found within the draw limit");
+  return {};
+}
+
+// The national BBAN text of the country (DK "rrrr-a{10}", SE "cccc-a{10}", NO 11 digits).
+std::string national_bban(Country country, Random& random) {
+  switch (country) {
+    case Country::dk:
+    case Country::se:
+      return nonzero_lead_digits(random, 4) + "-" + digits(random, 10);
+    case Country::no:
+      return norwegian_bban(random, "", -1);
+  }
+  return {};
+}
+
+// The digits an IBAN of the country carries after its check digits.
+std::string iban_body(Country country, Random& random) {
+  switch (country) {
+    case Country::dk:
+      return nonzero_lead_digits(random, 4) + digits(random, 10);
+    case Country::se:
+      return nonzero_lead_digits(random, 3) + digits(random, 17);
+    case Country::no:
+      return norwegian_bban(random, "", -1);
+  }
+  return {};
+}
+
+bool mock_special(std::string_view id) { return id.ends_with("0004") || id.ends_with("0006"); }
+
+Json account_json(const Account& a) { return {{"scheme", sagas::scheme_name(a.scheme)}, {"id", a.id}}; }
+
+Json money_json(const sagas::Money& m) { return {{"minor_units", m.minor_units}, {"currency", m.currency.code()}}; }
+
+// A per-request random source: the seed and the index decide it, nothing else.
+Random random_for(std::uint64_t seed, std::string_view purpose, std::int64_t index) {
+  std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                    static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(static_cast<std::uint64_t>(index) >> 32),
+                    static_cast<std::uint32_t>(std::hash<std::string_view>{}(purpose))};
+  return Random(seq);
+}
+
+RequestKind draw_kind(double invalid_share, Random& random) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  if (unit(random) >= invalid_share) return RequestKind::valid;
+  std::uniform_int_distribution<int> which(1, kInvalidKinds);
+  return static_cast<RequestKind>(which(random));
+}
+
+AccountScheme draw_scheme(Random& random) {
+  return std::uniform_int_distribution<int>(0, 1)(random) == 0 ? AccountScheme::bban : AccountScheme::iban;
+}
+
+}  // namespace
+
+// ---- JSONL ----
+
+tl::expected<TransferRequest, std::string> request_from_json(nlohmann::json data) {
+  if (!data.is_object()) return tl::unexpected(std::string("not a JSON object"));
+  const auto text = [&](const char* name) -> std::optional<std::string> {
+    const auto it = data.find(name);
+    if (it == data.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  TransferRequest r;
+  auto transfer_id = text("transfer_id");
+  if (!transfer_id) return tl::unexpected(std::string("transfer_id is missing or empty"));
+  auto account_id = text("account_id");
+  if (!account_id) return tl::unexpected(std::string("account_id is missing or empty"));
+  const auto amount = data.find("amount");
+  if (amount == data.end() || !amount->is_object()) return tl::unexpected(std::string("amount is missing"));
+  const auto minor = amount->find("minor_units");
+  if (minor == amount->end() || !minor->is_number_integer())
+    return tl::unexpected(std::string("amount.minor_units is not an integer"));
+  const auto currency = amount->find("currency");
+  std::optional<sagas::Currency> parsed;
+  if (currency != amount->end() && currency->is_string()) parsed = sagas::Currency::parse(currency->get<std::string>());
+  if (!parsed) return tl::unexpected(std::string("amount.currency is not an ISO 4217 code"));
+  r.transfer_id = std::move(*transfer_id);
+  r.account_id = std::move(*account_id);
+  r.amount = sagas::Money{minor->get<std::int64_t>(), *parsed};
+  r.data = std::move(data);
+  return r;
+}
+
+JsonlSource parse_jsonl(std::istream& in) {
+  JsonlSource source;
+  std::string line;
+  const auto skip = [&](std::string reason) {
+    ++source.lines_skipped;
+    if (source.skipped.size() < kSkippedLinesKeptMax) source.skipped.push_back({source.lines_read, std::move(reason)});
+  };
+  while (source.lines_read < kJsonlLinesMax && std::getline(in, line)) {
+    ++source.lines_read;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (line.size() > kJsonlLineBytesMax) {
+      skip(fmt::format("line longer than {} bytes", kJsonlLineBytesMax));
+      continue;
+    }
+    auto parsed = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded()) {
+      skip("not valid JSON");
+      continue;
+    }
+    auto request = request_from_json(std::move(parsed));
+    if (!request) {
+      skip(request.error());
+      continue;
+    }
+    source.requests.push_back(std::move(*request));
+  }
+  return source;
+}
+
+tl::expected<JsonlSource, std::string> read_jsonl_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return tl::unexpected("cannot open " + path);
+  return parse_jsonl(in);
+}
+
+// ---- generator ----
+
+const char* to_string(RequestKind kind) noexcept {
+  switch (kind) {
+    case RequestKind::valid: return "valid";
+    case RequestKind::bad_checksum: return "bad_checksum";
+    case RequestKind::wrong_currency: return "wrong_currency";
+    case RequestKind::over_limit: return "over_limit";
+    case RequestKind::closed_account: return "closed_account";
+    case RequestKind::blocked_account: return "blocked_account";
+  }
+  return "unknown";
+}
+
+std::string_view expected_reason_code(RequestKind kind) noexcept {
+  switch (kind) {
+    case RequestKind::valid: return "";
+    case RequestKind::bad_checksum: return "AC01";
+    case RequestKind::wrong_currency: return "AM03";
+    case RequestKind::over_limit: return "AM02";
+    case RequestKind::closed_account: return "AC04";
+    case RequestKind::blocked_account: return "AC06";
+  }
+  return "";
+}
+
+std::string generated_account_id(int index) { return fmt::format("acct-{:04d}", index); }
+
+Account valid_account(Country country, AccountScheme scheme, Random& random) {
+  for (int attempt = 0; attempt < kGeneratorDrawAttemptsMax; ++attempt) {
+    Account account{scheme, {}};
+    if (scheme == AccountScheme::bban) {
+      account.id = national_bban(country, random);
+    } else {
+      const auto body = iban_body(country, random);
+      const auto code = sagas::country_code(country);
+      account.id = make_iban(code, body, iban_check_digits(code, body));
+    }
+    if (mock_special(account.id)) continue;
+    CLEARING_ASSERT(sagas::validate_account(country, account).has_value());
+    return account;
+  }
+  CLEARING_ASSERT_MSG(false, "no valid account found within the draw limit");
+  return {};
+}
+
+Account bban_ending_with(Country country, std::string_view suffix, Random& random) {
+  CLEARING_ASSERT(suffix.size() == 4);
+  Account account{AccountScheme::bban, {}};
+  if (country == Country::no) {
+    // The last digit is the MOD-11 check digit: fix the three before it, draw the rest
+    // until the check digit comes out as the suffix's last digit.
+    account.id = norwegian_bban(random, suffix.substr(0, 3), suffix[3] - '0');
+  } else {
+    account.id = nonzero_lead_digits(random, 4) + "-" + digits(random, 6) + std::string(suffix);
+  }
+  CLEARING_ASSERT(sagas::validate_account(country, account).has_value());
+  return account;
+}
+
+Account iban_with_bad_checksum(Country country, Random& random) {
+  const auto body = iban_body(country, random);
+  const auto code = sagas::country_code(country);
+  const int check = iban_check_digits(code, body);
+  // One off the right check digits: never congruent modulo 97, so MOD-97 fails.
+  const int wrong = check < 98 ? check + 1 : check - 1;
+  Account account{AccountScheme::iban, make_iban(code, body, wrong)};
+  CLEARING_ASSERT(!sagas::validate_account(country, account).has_value());
+  return account;
+}
+
+GeneratedRequest generate_request(const GeneratorOptions& options, std::int64_t index, base::Timestamp now) {
+  CLEARING_ASSERT(options.accounts >= 1 && index >= 0);
+  CLEARING_ASSERT(options.invalid_share >= 0.0 && options.invalid_share <= 1.0);
+  auto random = random_for(options.seed, "request", index);
+  GeneratedRequest out;
+  out.kind = draw_kind(options.invalid_share, random);
+
+  const int account_index = std::uniform_int_distribution<int>(1, options.accounts)(random);
+  // The debtor's own account number belongs to the core account: the same every time.
+  auto account_random = random_for(options.seed, "account", account_index);
+  const Account debtor = valid_account(options.country, AccountScheme::bban, account_random);
+
+  const auto currency = sagas::country_currency(options.country);
+  sagas::Money amount{std::uniform_int_distribution<std::int64_t>(kValidAmountMinorMin, kValidAmountMinorMax)(random),
+                      currency};
+  std::string account_id = generated_account_id(account_index);
+  Account creditor;
+  switch (out.kind) {
+    case RequestKind::valid:
+      creditor = valid_account(options.country, draw_scheme(random), random);
+      break;
+    case RequestKind::bad_checksum:
+      creditor = iban_with_bad_checksum(options.country, random);
+      break;
+    case RequestKind::wrong_currency:
+      creditor = valid_account(options.country, draw_scheme(random), random);
+      amount.currency = *sagas::Currency::parse(kForeignCurrency);
+      account_id = kForeignAccountId;
+      break;
+    case RequestKind::over_limit:
+      creditor = valid_account(options.country, draw_scheme(random), random);
+      amount.minor_units = options.amount_limit_minor + 1 +
+                           std::uniform_int_distribution<std::int64_t>(0, options.amount_limit_minor / 10)(random);
+      break;
+    case RequestKind::closed_account:
+      creditor = bban_ending_with(options.country, "0004", random);
+      break;
+    case RequestKind::blocked_account:
+      creditor = bban_ending_with(options.country, "0006", random);
+      break;
+  }
+  const auto transfer_id = base::derived_uuid(
+      kTransferIdNamespace,
+      fmt::format("{}|{}|{}", options.seed, sagas::country_code_lower(options.country), index));
+  const int payee = std::uniform_int_distribution<int>(1, 9999)(random);
+
+  auto& r = out.request;
+  r.transfer_id = transfer_id;
+  r.account_id = account_id;
+  r.amount = amount;
+  r.expected_reason_code = std::string(expected_reason_code(out.kind));
+  r.data = {{"transfer_id", transfer_id},
+            {"account_id", account_id},
+            {"amount", money_json(amount)},
+            {"debtor", {{"name", fmt::format("Account holder {}", account_index)}, {"account", account_json(debtor)}}},
+            {"creditor", {{"name", fmt::format("Payee {}", payee)}, {"account", account_json(creditor)}}},
+            {"remittance_info", fmt::format("Invoice {}", index + 1)},
+            {"requested_at", base::format_timestamp(now)}};
+  return out;
+}
+
+}  // namespace clearing::core_sim
