@@ -1,0 +1,465 @@
+// bench_saga: the Transfer saga's throughput through adapter::Dispatcher against the
+// in-process clearing mock, over a real PostgreSQL.
+//
+// Prints figures, never a verdict: there are no thresholds here. For every cell of
+// (mock latency) x (dispatchers sharing the database), on a fresh database of the server
+// named by CLEARING_TEST_DATABASE_URL (or --database-url):
+//   1. N valid transfers are initiated up front, --initiate-batch InitiateTransfer
+//      commands per transaction (TransferService::execute inside pool.transact), and the
+//      wall-clock instant after each batch's commit is kept for its transfers;
+//   2. the dispatchers start (each one an instance of its own: its own pool, store,
+//      TransferService and ClearingClient, as two processes would have) and drain them;
+//   3. from the events table: the terminal event's recorded_at (TransferSettled or
+//      TransferRejected) per transfer, so wall time = last terminal event - dispatcher
+//      start, and latency = terminal recorded_at - initiate commit.
+// Because everything is initiated before the dispatchers start, "initiate -> terminal"
+// includes the time a transfer waited in the queue: it describes draining a backlog,
+// not the latency of one transfer on an idle system. The clearing call itself is shown
+// separately (latency_ms on the terminal event, measured by the client).
+// Run it through bench/saga, which starts a throwaway server beside it.
+
+#include <fmt/core.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "clearing/adapter/dispatcher.hpp"
+#include "clearing/adapter/transfer_service.hpp"
+#include "clearing/base/assert.hpp"
+#include "clearing/base/logging.hpp"
+#include "clearing/base/uuid.hpp"
+#include "clearing/clearing_mock/mock_server.hpp"
+#include "clearing/eventstore/event_store.hpp"
+#include "clearing/eventstore/migrations.hpp"
+#include "clearing/external_streams/stream_store.hpp"
+
+namespace clearing::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using WallClock = std::chrono::system_clock;
+using Seconds = std::chrono::duration<double>;
+
+// Named limits (TIGER_STYLE): every input and loop of the benchmark is bounded.
+constexpr int kTransfersMax = 1'000'000;
+constexpr int kInitiateBatchMax = 1'000;
+constexpr int kDispatchersMax = 8;
+constexpr int kLatencyMsMax = 10'000;
+constexpr int kInFlightMax = 1'024;
+constexpr int kCellTimeoutSecondsMax = 3'600;
+constexpr std::size_t kPoolConnectionsPerInstance = 4;  // the dispatcher uses one at a time
+constexpr std::chrono::milliseconds kProgressPoll{20};
+
+struct Options {
+  std::string database_url;
+  int transfers = 5000;
+  int initiate_batch = 100;
+  int in_flight_max = 64;
+  int claim_batch_max = 64;
+  std::vector<int> latencies_ms{0, 50};
+  std::vector<int> dispatcher_counts{1, 2};
+  int mock_threads = 2;
+  int cell_timeout_seconds = 120;
+  bool quick = false;
+  bool keep_database = false;
+  // One info line per clearing call or batch would be measured too: quiet by default.
+  std::string log_level = "warn";
+};
+
+// ---- The server and a scratch database on it (as in bench/eventstore_bench.cpp) -----
+
+std::string with_database(const std::string& url, const std::string& database) {
+  const auto query = url.find('?');
+  const auto path = url.rfind('/', query);
+  if (path == std::string::npos || path < url.find("//") + 2)
+    throw std::runtime_error("cannot find the database name in " + url);
+  return url.substr(0, path + 1) + database + (query == std::string::npos ? "" : url.substr(query));
+}
+
+std::string query_value(const std::string& url, const std::string& sql) {
+  pqxx::connection connection(url);
+  pqxx::nontransaction tx(connection);
+  const auto rows = tx.exec(sql);
+  if (rows.empty() || rows[0][0].is_null()) return "";
+  return rows[0][0].c_str();
+}
+
+class ScratchDatabase {
+ public:
+  ScratchDatabase(std::string server_url, bool keep)
+      : server_url_(std::move(server_url)), keep_(keep) {
+    std::string id = base::new_uuid();
+    std::erase(id, '-');
+    name_ = "bench_" + id.substr(0, 16);
+    query_value(server_url_, "create database " + name_);
+    url_ = with_database(server_url_, name_);
+  }
+  ~ScratchDatabase() {
+    if (keep_) {
+      fmt::print("database kept: {}\n", url_);
+      return;
+    }
+    try {
+      query_value(server_url_, "drop database if exists " + name_ + " with (force)");
+    } catch (const std::exception&) {
+      // A throwaway server goes away with its folder anyway.
+    }
+  }
+  ScratchDatabase(const ScratchDatabase&) = delete;
+  ScratchDatabase& operator=(const ScratchDatabase&) = delete;
+
+  const std::string& url() const { return url_; }
+
+ private:
+  std::string server_url_;
+  bool keep_;
+  std::string name_;
+  std::string url_;
+};
+
+// ---- Requests (as tests/support/saga_fixture.cpp makes them) --------------------------
+
+sagas::CountryRules dk_rules() {
+  return sagas::CountryRules{sagas::Country::dk, *sagas::Currency::parse("DKK"), 100'000'000};
+}
+
+// The tests' fast retry shape; with no faults injected, no retry is ever taken.
+sagas::RetryPolicy fast_policy() {
+  sagas::RetryPolicy p;
+  p.backoff_initial_ms = 10;
+  p.backoff_max_ms = 200;
+  p.backoff_multiplier = 2;
+  p.unknown_outcomes_before_inquiry = 2;
+  p.pending_inquiry_interval_ms = 30;
+  p.investigation_inquiry_interval_ms = 200;
+  p.deadline_ms = 600'000;  // a backlog of thousands must not reach the deadline
+  return p;
+}
+
+// A valid request: the creditor's account never ends in 0004/0006 (closed/blocked).
+sagas::InitiateTransfer make_initiate(int index, base::Timestamp now) {
+  char account[32];
+  std::snprintf(account, sizeof account, "5301-%010d", 100000 + index * 10 + 1);
+  sagas::InitiateTransfer c;
+  c.transfer_id = base::new_uuid();
+  c.account_id = "acct-" + std::to_string(index % 50);
+  c.amount = {1000 + index, *sagas::Currency::parse("DKK")};
+  c.debtor = {"Debtor " + std::to_string(index), {sagas::AccountScheme::bban, "1234-0000012345"}};
+  c.creditor = {"Creditor " + std::to_string(index), {sagas::AccountScheme::bban, account}};
+  c.remittance_info = "Invoice " + std::to_string(index);
+  c.requested_at = now;
+  c.correlation_id = base::new_uuid();
+  c.now = now;
+  c.rules = dk_rules();
+  c.policy = fast_policy();
+  return c;
+}
+
+// ---- Figures ----------------------------------------------------------------------------
+
+double percentile(const std::vector<double>& sorted, double p) {
+  CLEARING_ASSERT(!sorted.empty());
+  const auto rank =
+      static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(rank, sorted.size() - 1)];
+}
+
+void print_distribution(const char* label, std::vector<double> values_ms) {
+  if (values_ms.empty()) {
+    fmt::print("    {}: no samples\n", label);
+    return;
+  }
+  std::sort(values_ms.begin(), values_ms.end());
+  fmt::print("    {}: p50 {:>8.1f} ms  p99 {:>8.1f} ms  max {:>8.1f} ms  (min {:.1f}, n={})\n", label,
+             percentile(values_ms, 50), percentile(values_ms, 99), values_ms.back(),
+             values_ms.front(), values_ms.size());
+}
+
+double wall_ms(WallClock::time_point t) {
+  return std::chrono::duration<double, std::milli>(t.time_since_epoch()).count();
+}
+
+// ---- One adapter instance -------------------------------------------------------------
+
+// What one process of the adapter would hold: its own pool, store, service, client and
+// dispatcher, all on the shared database and the one mock.
+struct Instance {
+  std::unique_ptr<eventstore::ConnectionPool> pool;
+  std::unique_ptr<eventstore::EventStore> store;
+  std::unique_ptr<adapter::TransferService> transfers;
+  std::unique_ptr<clearing_client::ClearingClient> client;
+  std::unique_ptr<adapter::Dispatcher> dispatcher;
+};
+
+std::unique_ptr<eventstore::ConnectionPool> open_pool(const std::string& url, const std::string& name) {
+  eventstore::DatabaseOptions database;
+  database.url = url;
+  database.connections_max = kPoolConnectionsPerInstance;
+  database.application_name = name;
+  return std::make_unique<eventstore::ConnectionPool>(database);
+}
+
+void migrate(eventstore::ConnectionPool& pool) {
+  for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
+                                 &external_streams::external_streams_migrations()}) {
+    auto applied = eventstore::apply_migrations(pool, *migrations);
+    if (!applied) throw std::runtime_error("migrations: " + applied.error().message);
+  }
+}
+
+Instance make_instance(const std::string& url, const std::string& mock_url, const Options& options,
+                       const base::Clock& clock, int number) {
+  Instance instance;
+  const auto name = fmt::format("bench-saga-{}", number);
+  instance.pool = open_pool(url, name);
+  instance.store = std::make_unique<eventstore::EventStore>(*instance.pool);
+  instance.transfers = std::make_unique<adapter::TransferService>(*instance.store);
+  clearing_client::ClientOptions client_options;
+  client_options.base_url = mock_url;
+  client_options.bearer_token = "mock-token";
+  client_options.request_timeout_ms = 5'000;
+  client_options.connect_timeout_ms = 1'000;
+  client_options.in_flight_max = options.in_flight_max;  // the client must not be the limit
+  client_options.pool_connections_max = options.in_flight_max;
+  auto client = clearing_client::ClearingClient::create(client_options);
+  if (!client) throw std::runtime_error("clearing client: " + client.error());
+  instance.client = std::move(*client);
+  adapter::DispatcherOptions dispatcher_options;
+  dispatcher_options.owner = name;
+  dispatcher_options.in_flight_max = options.in_flight_max;
+  dispatcher_options.claim_batch_max = options.claim_batch_max;
+  dispatcher_options.policy = fast_policy();
+  dispatcher_options.jitter_seed = static_cast<std::uint64_t>(number + 1);
+  instance.dispatcher = std::make_unique<adapter::Dispatcher>(*instance.transfers, *instance.client, clock,
+                                                              dispatcher_options);
+  return instance;
+}
+
+// ---- One cell ---------------------------------------------------------------------------
+
+struct CellFigures {
+  double initiate_seconds = 0;
+  double drain_seconds = 0;  // dispatcher start -> last terminal event
+  int terminal = 0;
+  std::int64_t calls = 0;
+  std::vector<std::int64_t> calls_per_dispatcher;
+  std::map<std::string, std::int64_t> answers_by_class;
+  std::int64_t answers_stale = 0, record_failures = 0;
+  std::int64_t mock_requests = 0, mock_executions = 0, mock_in_flight_peak = 0;
+  std::map<std::string, int> terminal_types;
+  std::vector<double> initiate_to_terminal_ms, start_to_terminal_ms, call_ms;
+};
+
+// Initiates every transfer, batch by batch; returns each transfer's commit instant.
+std::unordered_map<std::string, WallClock::time_point> initiate_all(adapter::TransferService& transfers,
+                                                                   eventstore::ConnectionPool& pool,
+                                                                   const base::Clock& clock,
+                                                                   const Options& options) {
+  std::unordered_map<std::string, WallClock::time_point> committed_at;
+  std::vector<sagas::InitiateTransfer> batch;
+  for (int first = 0; first < options.transfers; first += options.initiate_batch) {
+    const int count = std::min(options.initiate_batch, options.transfers - first);
+    batch.clear();
+    for (int i = 0; i < count; ++i) batch.push_back(make_initiate(first + i, clock.now()));
+    auto done = pool.transact_with_retry([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+      for (const auto& command : batch) {
+        auto result = transfers.execute(tx, command, {command.correlation_id, "bench-core", nullptr, ""});
+        if (!result) {
+          if (auto* error = std::get_if<eventstore::StoreError>(&result.error())) return tl::unexpected(*error);
+          throw std::runtime_error("InitiateTransfer refused for transfer " + command.transfer_id);
+        }
+        CLEARING_ASSERT(!result->events.empty());
+      }
+      return {};
+    });
+    if (!done) throw std::runtime_error("initiate batch failed: " + done.error().message);
+    const auto now = WallClock::now();
+    for (const auto& command : batch) committed_at.emplace(command.transfer_id, now);
+  }
+  CLEARING_ASSERT(static_cast<int>(committed_at.size()) == options.transfers);
+  return committed_at;
+}
+
+int terminal_count(pqxx::connection& connection) {
+  pqxx::nontransaction tx(connection);
+  return tx.exec("select count(*) from transfer_status where status in ('succeeded', 'rejected')")[0][0]
+      .as<int>();
+}
+
+void read_outcomes(const std::string& url,
+                   const std::unordered_map<std::string, WallClock::time_point>& committed_at,
+                   WallClock::time_point dispatch_start, CellFigures& figures) {
+  pqxx::connection connection(url);
+  pqxx::nontransaction tx(connection);
+  const auto rows = tx.exec(
+      "select stream_id, type, extract(epoch from recorded_at)::float8 * 1000,"
+      " coalesce((data->>'latency_ms')::float8, -1)"
+      " from events where type in ('TransferSettled', 'TransferRejected')");
+  const std::string prefix = "transfer-";
+  double last_ms = wall_ms(dispatch_start);
+  for (const auto& row : rows) {
+    const auto stream = row[0].as<std::string>();
+    const auto it = committed_at.find(stream.substr(prefix.size()));
+    CLEARING_ASSERT(stream.rfind(prefix, 0) == 0 && it != committed_at.end());
+    const double recorded_ms = row[2].as<double>();
+    ++figures.terminal_types[row[1].as<std::string>()];
+    figures.initiate_to_terminal_ms.push_back(recorded_ms - wall_ms(it->second));
+    figures.start_to_terminal_ms.push_back(recorded_ms - wall_ms(dispatch_start));
+    if (row[3].as<double>() >= 0) figures.call_ms.push_back(row[3].as<double>());
+    last_ms = std::max(last_ms, recorded_ms);
+  }
+  figures.drain_seconds = (last_ms - wall_ms(dispatch_start)) / 1000.0;
+}
+
+CellFigures run_cell(const Options& options, int latency_ms, int dispatchers) {
+  ScratchDatabase database(options.database_url, options.keep_database);
+  base::SystemClock clock;
+  CellFigures figures;
+
+  clearing_mock::MockOptions mock_options;
+  mock_options.threads = options.mock_threads;
+  mock_options.faults.latency_ms = latency_ms;
+  auto mock = clearing_mock::MockServer::start(mock_options);
+  if (!mock) throw std::runtime_error("clearing mock: " + mock.error());
+
+  std::vector<Instance> instances;
+  for (int i = 0; i < dispatchers; ++i)
+    instances.push_back(make_instance(database.url(), (*mock)->base_url(), options, clock, i));
+  migrate(*instances.front().pool);
+
+  const auto initiate_start = Clock::now();
+  const auto committed_at = initiate_all(*instances.front().transfers, *instances.front().pool, clock, options);
+  figures.initiate_seconds = Seconds(Clock::now() - initiate_start).count();
+
+  pqxx::connection progress(database.url());
+  const auto dispatch_start = WallClock::now();
+  const auto deadline = Clock::now() + std::chrono::seconds(options.cell_timeout_seconds);
+  for (auto& instance : instances) instance.dispatcher->start();
+  while (terminal_count(progress) < options.transfers && Clock::now() < deadline)
+    std::this_thread::sleep_for(kProgressPoll);
+  for (auto& instance : instances) instance.dispatcher->stop();
+  figures.terminal = terminal_count(progress);
+
+  for (auto& instance : instances) {
+    const auto stats = instance.dispatcher->stats();
+    figures.calls += stats.calls_started;
+    figures.calls_per_dispatcher.push_back(stats.calls_started);
+    figures.answers_stale += stats.answers_stale;
+    figures.record_failures += stats.record_failures;
+    for (const auto& [name, count] : stats.answers_by_class) figures.answers_by_class[name] += count;
+  }
+  const auto mock_stats = (*mock)->state().stats();
+  figures.mock_requests = mock_stats.requests_total;
+  figures.mock_executions = mock_stats.executions_total;
+  figures.mock_in_flight_peak = mock_stats.in_flight_peak;
+  read_outcomes(database.url(), committed_at, dispatch_start, figures);
+  return figures;
+}
+
+void print_cell(const Options& options, int latency_ms, int dispatchers, const CellFigures& f) {
+  fmt::print("\n== mock latency {} ms, {} dispatcher{} (in_flight_max {} each, claim_batch_max {})\n",
+             latency_ms, dispatchers, dispatchers == 1 ? "" : "s", options.in_flight_max,
+             options.claim_batch_max);
+  fmt::print("  initiate: {} transfers in {:.2f} s ({:.0f} transfers/s, {} per transaction)\n",
+             options.transfers, f.initiate_seconds, options.transfers / f.initiate_seconds,
+             options.initiate_batch);
+  const double rate = f.drain_seconds > 0 ? f.terminal / f.drain_seconds : 0;
+  fmt::print("  drain:    {} of {} terminal in {:.2f} s wall  ->  {:.0f} transfers/s{}\n", f.terminal,
+             options.transfers, f.drain_seconds, rate,
+             f.terminal < options.transfers ? "  (TIMED OUT)" : "");
+  std::string classes, per_dispatcher, types;
+  for (const auto& [name, count] : f.answers_by_class) classes += fmt::format(" {}={}", name, count);
+  for (const auto calls : f.calls_per_dispatcher) per_dispatcher += fmt::format(" {}", calls);
+  for (const auto& [name, count] : f.terminal_types) types += fmt::format(" {}={}", name, count);
+  fmt::print("  calls:    {} made (per dispatcher:{}), answers:{}, stale {}, record failures {}\n",
+             f.calls, per_dispatcher, classes, f.answers_stale, f.record_failures);
+  fmt::print("  mock:     {} requests, {} executions, peak {} in flight; terminal events:{}\n",
+             f.mock_requests, f.mock_executions, f.mock_in_flight_peak, types);
+  print_distribution("initiate commit -> terminal event ", f.initiate_to_terminal_ms);
+  print_distribution("dispatcher start -> terminal event", f.start_to_terminal_ms);
+  print_distribution("clearing call (client latency_ms) ", f.call_ms);
+}
+
+void print_environment(const Options& options) {
+  const auto version = query_value(options.database_url, "select version()");
+  const auto commit = query_value(options.database_url, "show synchronous_commit");
+  const auto fsync = query_value(options.database_url, "show fsync");
+  fmt::print("server: {}\nsettings: fsync={} synchronous_commit={}\n", version, fsync, commit);
+  fmt::print("machine: {} cores (server, mock, dispatchers and benchmark share them)\n",
+             std::thread::hardware_concurrency());
+  std::string latencies, counts;
+  for (const auto l : options.latencies_ms) latencies += fmt::format(" {}", l);
+  for (const auto c : options.dispatcher_counts) counts += fmt::format(" {}", c);
+  fmt::print(
+      "config: transfers={} initiate_batch={} (InitiateTransfer commands per transaction, all before "
+      "the dispatchers start)\n"
+      "        in_flight_max={} claim_batch_max={} per dispatcher (client in_flight_max the same), "
+      "idle_poll=20 ms, lease=30 s\n"
+      "        mock latencies ms:{}  dispatchers:{}  mock threads={}  no faults; fresh database per "
+      "cell{}\n",
+      options.transfers, options.initiate_batch, options.in_flight_max, options.claim_batch_max, latencies,
+      counts, options.mock_threads, options.quick ? " (--quick)" : "");
+}
+
+int run(const Options& options) {
+  print_environment(options);
+  for (const auto latency_ms : options.latencies_ms)
+    for (const auto dispatchers : options.dispatcher_counts)
+      print_cell(options, latency_ms, dispatchers, run_cell(options, latency_ms, dispatchers));
+  return 0;
+}
+
+}  // namespace
+}  // namespace clearing::bench
+
+int main(int argc, char** argv) {
+  using namespace clearing::bench;
+  Options options;
+  CLI::App app{
+      "Transfers/s through the dispatcher against the in-process clearing mock, and the latency from "
+      "initiate to terminal event. Prints figures; no thresholds."};
+  app.add_option("--database-url", options.database_url,
+                 "libpq URI of the server (a fresh database is made on it per cell)")
+      ->envname("CLEARING_TEST_DATABASE_URL")
+      ->required();
+  app.add_option("--transfers", options.transfers, "transfers per cell")->check(CLI::Range(1, kTransfersMax));
+  app.add_option("--initiate-batch", options.initiate_batch, "InitiateTransfer commands per transaction")
+      ->check(CLI::Range(1, kInitiateBatchMax));
+  app.add_option("--in-flight-max", options.in_flight_max, "clearing calls in flight per dispatcher")
+      ->check(CLI::Range(1, kInFlightMax));
+  app.add_option("--claim-batch-max", options.claim_batch_max, "work rows claimed per claim transaction")
+      ->check(CLI::Range(1, kInFlightMax));
+  app.add_option("--latencies-ms", options.latencies_ms, "mock latencies, comma separated")
+      ->delimiter(',')
+      ->check(CLI::Range(0, kLatencyMsMax));
+  app.add_option("--dispatchers", options.dispatcher_counts, "dispatcher counts, comma separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1, kDispatchersMax));
+  app.add_option("--mock-threads", options.mock_threads, "the mock server's threads")->check(CLI::Range(1, 16));
+  app.add_option("--cell-timeout-seconds", options.cell_timeout_seconds, "give up on a cell after this long")
+      ->check(CLI::Range(1, kCellTimeoutSecondsMax));
+  app.add_flag("--quick", options.quick, "smoke run: 500 transfers per cell");
+  app.add_flag("--keep-database", options.keep_database, "do not drop the scratch databases");
+  app.add_option("--log-level", options.log_level, "level of the modules' logs (stderr)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  clearing::base::set_log_level(options.log_level);
+  if (options.quick && app.count("--transfers") == 0) options.transfers = 500;
+  try {
+    return run(options);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bench_saga: {}\n", e.what());
+    return 1;
+  }
+}
