@@ -24,7 +24,7 @@
 #include "clearing/core_sim/account_decider.hpp"
 #include "clearing/core_sim/core_sim_schema.hpp"
 #include "clearing/core_sim/transfer_source.hpp"
-#include "clearing/eventstore/aggregate.hpp"
+#include "clearing/eventstore/aggregate.hpp"  // Loaded, Decision, CommandContext
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/relay.hpp"
@@ -40,7 +40,6 @@ using eventstore::Transaction;
 using external_streams::ExternalMessage;
 using external_streams::MessageErrc;
 using external_streams::MessageError;
-using Accounts = eventstore::Aggregate<AccountDecider, AccountCodec>;
 using Json = nlohmann::json;
 
 constexpr auto kDonePollInterval = std::chrono::milliseconds(50);
@@ -94,6 +93,94 @@ void project_account(Transaction& tx, const AccountState& state) {
       state.account_id, std::string(state.currency.code()), state.balance_minor, state.reserved_minor);
 }
 
+// Account states known to be committed, each the fold of its stream's first `version`
+// events. Aggregate::handle folds a whole stream per command, which makes a long run
+// quadratic (every reservation reloads every earlier event of its account); here a
+// command starts from the cached state and folds only the tail read in its own
+// transaction, so the cache can be behind but never wrong. Only states whose events are
+// known to be committed (merged after the publisher's commit) enter it. Thread safe.
+class AccountCache {
+ public:
+  using Loaded = eventstore::Loaded<AccountDecider>;
+  Loaded get(const std::string& stream) const {
+    std::lock_guard lock(mutex_);
+    const auto it = states_.find(stream);
+    if (it == states_.end()) return Loaded{AccountDecider::initial_state(), eventstore::StreamVersion{0}};
+    return it->second;
+  }
+  void merge(const std::map<std::string, Loaded>& committed) {
+    std::lock_guard lock(mutex_);
+    for (const auto& [stream, loaded] : committed) {
+      auto [it, inserted] = states_.try_emplace(stream, loaded);
+      if (!inserted && it->second.version < loaded.version) it->second = loaded;
+    }
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, Loaded> states_;
+};
+
+constexpr const char* kAccountEventIdNamespace = "9b2e6c1a-4f7d-4a3b-8e5c-1d0f2a7b6c94";
+
+// Load (from `start`), decide, append with the expected version; on a concurrency
+// conflict load the tail again and decide again, a bounded number of times. `start`
+// becomes the state and version after the command (or after the tail, on a rejection).
+eventstore::CommandResult<AccountDecider> handle_account(eventstore::EventStore& store, Transaction& tx,
+                                                         const eventstore::StreamId& stream,
+                                                         const AccountCommand& command,
+                                                         const eventstore::CommandContext& context,
+                                                         AccountCache::Loaded& start) {
+  using Failure = eventstore::CommandFailure<AccountDecider>;
+  for (int attempt = 1;; ++attempt) {
+    for (;;) {  // the tail, in pages
+      auto page = store.read_stream(tx, stream, eventstore::StreamVersion{start.version.value() + 1});
+      if (!page) return tl::unexpected(Failure{page.error()});
+      for (const auto& recorded : *page) {
+        auto event = AccountCodec::decode(recorded.type, recorded.data);
+        if (!event)
+          return tl::unexpected(Failure{StoreError{StoreErrc::corrupt_data, "cannot decode " + recorded.type +
+                                                                                " in " + stream.value() + ": " +
+                                                                                event.error()}});
+        CLEARING_ASSERT(recorded.version.value() == start.version.value() + 1);
+        start.state = AccountDecider::evolve(start.state, *event);
+        start.version = recorded.version;
+      }
+      if (page->size() < eventstore::kReadBatchMax) break;
+    }
+    auto decided = AccountDecider::decide(command, start.state);
+    if (!decided) return tl::unexpected(Failure{decided.error()});
+    eventstore::Decision<AccountDecider> decision{std::move(*decided), {}, start.state, start.version};
+    if (decision.events.empty()) return decision;
+    std::vector<eventstore::EventData> data;
+    for (std::size_t i = 0; i < decision.events.size(); ++i) {
+      const auto& event = decision.events[i];
+      eventstore::EventId id{context.idempotency_seed.empty()
+                                 ? base::new_uuid()
+                                 : base::derived_uuid(kAccountEventIdNamespace, context.idempotency_seed + "|" +
+                                                                                    stream.value() + "|" +
+                                                                                    std::to_string(i))};
+      decision.event_ids.push_back(id);
+      data.push_back({std::move(id), std::string(AccountCodec::event_type(event)), AccountCodec::encode(event),
+                      eventstore::Metadata{context.correlation_id, context.causation_id, context.source, nullptr}});
+    }
+    const auto expected = start.version.value() == 0 ? eventstore::ExpectedVersion::no_stream()
+                                                     : eventstore::ExpectedVersion::exactly(start.version);
+    auto appended = store.append(tx, stream, expected, data);
+    if (appended) {
+      for (const auto& event : decision.events) decision.state = AccountDecider::evolve(decision.state, event);
+      decision.version = appended->next_expected_version;
+      CLEARING_ASSERT(decision.version.value() ==
+                      start.version.value() + static_cast<std::int64_t>(decision.events.size()));
+      start = {decision.state, decision.version};
+      if (appended->already_appended) decision.events.clear();
+      return decision;
+    }
+    if (appended.error().code != StoreErrc::wrong_expected_version || attempt >= eventstore::kConflictRetriesMax)
+      return tl::unexpected(Failure{appended.error()});
+  }
+}
+
 std::int64_t as_int(const pqxx::field& f) { return f.is_null() ? 0 : f.as<std::int64_t>(); }
 double as_double(const pqxx::field& f) { return f.is_null() ? 0.0 : f.as<double>(); }
 
@@ -118,7 +205,7 @@ struct CoreSim::Impl {
 
   std::unique_ptr<eventstore::ConnectionPool> pool;
   std::unique_ptr<eventstore::EventStore> store;
-  std::unique_ptr<Accounts> accounts;
+  AccountCache account_cache;
   std::unique_ptr<adapter::HttpServer> http;
   std::unique_ptr<external_streams::Relay> relay;
   std::unique_ptr<external_streams::StreamConsumer> consumer;
@@ -137,6 +224,17 @@ struct CoreSim::Impl {
   bool stopping = false;  // under stop_mutex
   bool started = false;
   bool stopped = false;
+
+  // One account command in `tx`. `local` holds the states this transaction has reached;
+  // the caller merges it into the cache once the transaction committed (or drops it).
+  eventstore::CommandResult<AccountDecider> command(Transaction& tx, const std::string& account_id,
+                                                    const AccountCommand& c, const eventstore::CommandContext& context,
+                                                    std::map<std::string, AccountCache::Loaded>& local) {
+    const auto stream = account_stream_name(account_id);
+    auto it = local.find(stream);
+    if (it == local.end()) it = local.emplace(stream, account_cache.get(stream)).first;
+    return handle_account(*store, tx, eventstore::StreamId{stream}, c, context, it->second);
+  }
 
   // ---- start ----
 
@@ -176,12 +274,14 @@ struct CoreSim::Impl {
 
   tl::expected<void, std::string> open_accounts() {
     const auto wanted = accounts_to_open();
+    std::map<std::string, AccountCache::Loaded> local;
     auto opened = pool->transact_with_retry([&](Transaction& tx) -> StoreResult<std::int64_t> {
+      local.clear();
       std::int64_t count = 0;
       for (const auto& [id, currency] : wanted) {
         eventstore::CommandContext context{base::new_uuid(), "", nullptr, "open|" + id};
-        auto result = accounts->handle(tx, eventstore::StreamId{account_stream_name(id)},
-                                       OpenAccount{id, sagas::Money{options.opening_balance_minor, currency}}, context);
+        auto result =
+            command(tx, id, OpenAccount{id, sagas::Money{options.opening_balance_minor, currency}}, context, local);
         if (!result) {
           if (std::holds_alternative<StoreError>(result.error())) return tl::unexpected(store_error_of(result.error()));
           log->warn("account not opened account_id={} reason={}", id,
@@ -194,6 +294,7 @@ struct CoreSim::Impl {
       return count;
     });
     if (!opened) return tl::unexpected("opening accounts: " + opened.error().message);
+    account_cache.merge(local);
     log->info("accounts ready total={} opened_now={}", wanted.size(), *opened);
     return {};
   }
@@ -207,15 +308,15 @@ struct CoreSim::Impl {
 
   // Reserves and requests one transfer in the batch's transaction: true when requested
   // now, false when skipped (done before, or refused by the core).
-  StoreResult<bool> publish_one(Transaction& tx, const TransferRequest& r, const std::string& batch_id) {
+  StoreResult<bool> publish_one(Transaction& tx, const TransferRequest& r, const std::string& batch_id,
+                                std::map<std::string, AccountCache::Loaded>& local) {
     const auto seen = tx.exec_params(
         "select 1 from core_transfers where transfer_id = $1 union all select 1 from core_refused where transfer_id = $1",
         r.transfer_id);
     if (!seen.empty()) return false;
     const auto correlation_id = base::new_uuid();
     eventstore::CommandContext context{correlation_id, "", nullptr, "reserve|" + r.transfer_id};
-    auto reserved = accounts->handle(tx, eventstore::StreamId{account_stream_name(r.account_id)},
-                                     ReserveFunds{r.transfer_id, r.amount}, context);
+    auto reserved = command(tx, r.account_id, ReserveFunds{r.transfer_id, r.amount}, context, local);
     if (!reserved) {
       if (std::holds_alternative<StoreError>(reserved.error())) return tl::unexpected(store_error_of(reserved.error()));
       const auto& rejection = std::get<AccountRejection>(reserved.error());
@@ -254,11 +355,13 @@ struct CoreSim::Impl {
   }
 
   StoreResult<std::int64_t> publish_batch(const std::vector<TransferRequest>& batch) {
-    return pool->transact_with_retry([&](Transaction& tx) -> StoreResult<std::int64_t> {
+    std::map<std::string, AccountCache::Loaded> local;
+    auto published = pool->transact_with_retry([&](Transaction& tx) -> StoreResult<std::int64_t> {
+      local.clear();  // a retry starts again from the committed states
       const auto batch_id = base::new_uuid();
       std::int64_t requested = 0;
       for (const auto& r : batch) {
-        auto one = publish_one(tx, r, batch_id);
+        auto one = publish_one(tx, r, batch_id, local);
         if (!one) return tl::unexpected(one.error());
         requested += *one ? 1 : 0;
       }
@@ -268,6 +371,8 @@ struct CoreSim::Impl {
                        batch_id);
       return requested;
     });
+    if (published) account_cache.merge(local);  // committed now
+    return published;
   }
 
   // Sleeps up to `duration` unless stopping; false when stopping.
@@ -375,7 +480,7 @@ struct CoreSim::Impl {
       log->warn("transfer under investigation transfer_id={} correlation_id={}", *transfer_id, m.correlation_id);
       return {};
     }
-    AccountCommand command = CompleteReservation{*transfer_id};
+    AccountCommand account_command = CompleteReservation{*transfer_id};
     std::string reason_code;
     if (m.type == "TransferRejected") {
       const auto code = text(m.data, "reason_code");
@@ -389,17 +494,19 @@ struct CoreSim::Impl {
         log->warn("DUPL rejection recorded, nothing released transfer_id={}", *transfer_id);
         return {};
       }
-      command = ReleaseReservation{*transfer_id, reason_code};
+      account_command = ReleaseReservation{*transfer_id, reason_code};
     }
     eventstore::CommandContext context{m.correlation_id, m.event_id,
                                        {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
                                        m.event_id};
-    auto result = accounts->handle(tx, eventstore::StreamId{account_stream_name(account_id)}, command, context);
+    // Read-only use of the cache: the consumer's transaction commits out of our sight.
+    std::map<std::string, AccountCache::Loaded> local;
+    auto result = command(tx, account_id, account_command, context, local);
     if (!result) {
       if (auto* error = std::get_if<StoreError>(&result.error()))
         // A pqxx failure is what rolls the consumer's batch back as a retryable error.
         throw pqxx::failure("account command failed: " + error->message);
-      const auto violation = violation_of(command, std::get<AccountRejection>(result.error()));
+      const auto violation = violation_of(account_command, std::get<AccountRejection>(result.error()));
       CLEARING_ASSERT(violation.has_value());
       record_violation(tx, *transfer_id, *violation, m);
       return {};
@@ -634,7 +741,6 @@ tl::expected<std::unique_ptr<CoreSim>, std::string> CoreSim::create(CoreSimOptio
   impl->options = std::move(options);
   impl->pool = std::make_unique<eventstore::ConnectionPool>(database);
   impl->store = std::make_unique<eventstore::EventStore>(*impl->pool);
-  impl->accounts = std::make_unique<Accounts>(*impl->store);
   return std::unique_ptr<CoreSim>(new CoreSim(std::move(impl)));
 }
 

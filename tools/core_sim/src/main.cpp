@@ -18,6 +18,7 @@
 
 #include "clearing/base/logging.hpp"
 #include "clearing/core_sim/core_sim.hpp"
+#include "clearing/external_streams/kafka.hpp"
 
 namespace {
 
@@ -48,7 +49,9 @@ int main(int argc, char** argv) {
   app.add_option("--database-url", o.database_url, "libpq URI of the core's own database")
       ->envname("CORE_SIM_DATABASE_URL")
       ->required();
-  app.add_option("--kafka", o.kafka_bootstrap, "Kafka bootstrap servers")
+  app.add_option("--kafka", o.kafka_bootstrap,
+                 "Kafka bootstrap servers, or 'embedded': an in-process mock cluster of this process\n"
+                 "only (both topics created; for smoke runs, no adapter can reach it)")
       ->envname("CLEARING_ADAPTER_KAFKA_BROKERS")
       ->required();
   app.add_option("--core-partitions", o.core_partitions, "partitions of core.<cc>.payments.v1")
@@ -114,6 +117,23 @@ int main(int argc, char** argv) {
 
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
+
+  std::unique_ptr<clearing::external_streams::EmbeddedKafka> embedded;
+  if (o.kafka_bootstrap == "embedded") {
+    auto started = clearing::external_streams::EmbeddedKafka::start(1);
+    if (!started) {
+      std::cerr << "core-sim: embedded Kafka: " << started.error() << "\n";
+      return 2;
+    }
+    embedded = std::move(*started);
+    for (const auto& [prefix, partitions] : {std::pair{"core.", o.core_partitions}, {"adapter.", o.adapter_partitions}}) {
+      if (auto created = embedded->create_topic(prefix + o.country + ".payments.v1", partitions); !created) {
+        std::cerr << "core-sim: embedded Kafka: " << created.error() << "\n";
+        return 2;
+      }
+    }
+    o.kafka_bootstrap = embedded->bootstrap_servers();
+  }
 
   auto sim = cs::CoreSim::create(o);
   if (!sim) {

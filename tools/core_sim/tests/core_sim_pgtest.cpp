@@ -271,9 +271,6 @@ TEST_CASE("core-sim against a fake adapter: one outcome per reservation, a dupli
   // The outcome instants are stored with the transfer (latency survives a restart).
   CHECK(core_db.query_value("select count(*) from core_transfers where outcome_at >= requested_at") == "60");
 
-  // The core's catch-up API serves its stream, behind its token.
-  const std::string base = "http://127.0.0.1:" + std::to_string(sim.catch_up_port());
-  (void)base;  // stopped above: checked in the JSONL test while running
 }
 
 TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are kept, a restart republishes nothing") {

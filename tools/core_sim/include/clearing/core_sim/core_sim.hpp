@@ -5,7 +5,8 @@
 //
 // What it does, once start() returned:
 // - Accounts are AccountDecider aggregates in the core's own PostgreSQL database (never
-//   the adapter's). For each transfer of the source, ONE transaction reserves the funds
+//   the adapter's); commands start from a cache of committed states and fold only the
+//   stream's tail, so a long run does not slow down as account streams grow. For each transfer of the source, ONE transaction reserves the funds
 //   (FundsReserved on the account) and appends TransferRequested to core.<cc>.payments.v1
 //   (key = transfer id, a fresh correlation id, source_event_id = the FundsReserved
 //   event's id). Transfers are appended in batches of `publish_batch_max` per
@@ -53,8 +54,9 @@ struct CoreSimOptions {
   std::string database_url;            // libpq URI of the core's own database
   std::string kafka_bootstrap;         // bootstrap servers
   int core_partitions = 4;             // partitions of core.<cc>.payments.v1 (1..256)
-  int adapter_partitions = 4;          // of adapter.<cc>.payments.v1 (1..256): for the report's
-                                       // per-partition progress; the consumer follows Kafka's
+  int adapter_partitions = 4;          // of adapter.<cc>.payments.v1 (1..256): validated, and
+                                       // the topic's size under `core-sim --kafka embedded`; the
+                                       // consumer itself follows Kafka's assignment
   std::string adapter_catch_up_url;    // http://host:port of the adapter's catch-up API;
                                        // empty: a gap stalls its partition (no repair)
   std::string adapter_api_token;       // bearer token for it

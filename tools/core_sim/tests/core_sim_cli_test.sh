@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The core-sim executable as scripts use it (needs scripts/with-postgres): --help, the
+# catch-up address on the first stdout line, the catch-up API behind its token, SIGTERM
+# -> graceful stop, a report, exit 0; --timeout-s with transfers still open -> exit 1 and
+# a JSON report that says so. Kafka is the process's own embedded cluster (no adapter
+# answers), so every requested transfer stays open. Plain bash (/dev/tcp): no curl needed.
+set -euo pipefail
+sim="$1"
+"$sim" --help | grep -q -- '--invalid-share'
+: "${CLEARING_TEST_DATABASE_URL:?run under scripts/with-postgres}"
+: "${CLEARING_PG_BIN:?run under scripts/with-postgres}"
+db="core_sim_cli_$$"
+"$CLEARING_PG_BIN/psql" -q "$CLEARING_TEST_DATABASE_URL" -c "create database $db"
+url="${CLEARING_TEST_DATABASE_URL%/*}/$db"
+
+out="$(mktemp)"
+pid=""
+trap 'rm -f "$out"; [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true' EXIT
+"$sim" --database-url "$url" --kafka embedded --transfers 20 --seed 3 --api-token core-token \
+  --log-level warn >"$out" &
+pid=$!
+for _ in $(seq 1 300); do  # bounded wait for the first line (30 s)
+  [[ -s "$out" ]] && break
+  sleep 0.1
+done
+line="$(head -n 1 "$out")"
+[[ "$line" =~ ^catch-up\ 127\.0\.0\.1:([0-9]+)$ ]] || { echo "bad first line: $line"; exit 1; }
+port="${BASH_REMATCH[1]}"
+
+request() {  # request <authorization header or empty>
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  printf 'GET /streams/core.dk.payments.v1/partitions/0/events HTTP/1.1\r\nHost: core\r\n%bConnection: close\r\n\r\n' "$1" >&3
+  head -n 1 <&3
+  exec 3>&-
+}
+request 'Authorization: Bearer core-token\r\n' | grep -q ' 200 '
+request '' | grep -q ' 401 '
+
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+pid=""
+[[ "$status" -eq 0 ]] || { echo "exit status $status after SIGTERM"; cat "$out"; exit 1; }
+grep -q 'resolved exactly once' "$out" || { echo "no report after SIGTERM"; cat "$out"; exit 1; }
+
+# Same database again: nothing new to request, all still open: the timeout fails the run.
+status=0
+"$sim" --database-url "$url" --kafka embedded --transfers 20 --seed 3 --timeout-s 2 --json \
+  --log-level warn >"$out" || status=$?
+[[ "$status" -eq 1 ]] || { echo "exit status $status after the timeout, wanted 1"; cat "$out"; exit 1; }
+grep -q '"resolved_exactly_once": false' "$out" || { echo "JSON report missing"; cat "$out"; exit 1; }
+grep -q '"requested": 20' "$out" || { echo "wanted 20 requested"; cat "$out"; exit 1; }
+echo "core-sim CLI ok (port $port)"
