@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <mutex>
@@ -31,8 +32,12 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using SteadyTime = std::chrono::steady_clock::time_point;
-using namespace asio::experimental::awaitable_operators;
 
+// g++ 12 destroys some temporaries of a co_await full-expression twice (see
+// adapter/src/http_server.cpp). So every co_await here takes named lvalues or trivially
+// destructible values, results are taken apart with std::get rather than structured bindings,
+// and no awaitable operator (`||`, `&&`: parallel groups of deferred co_spawns built inside
+// the co_await expression) is used.
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
 // A pooled connection idle for longer than this is closed instead of reused: servers close
@@ -162,14 +167,13 @@ bool is_peer_closed(const beast::error_code& error) {
 
 struct ClearingClient::Impl {
   Impl(ClientOptions options_in, BaseUrl url_in)
-      : options(std::move(options_in)), url(std::move(url_in)), resolver(io) {}
+      : options(std::move(options_in)), url(std::move(url_in)) {}
 
   ClientOptions options;
   BaseUrl url;
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::optional<ssl::context> tls_context;
-  tcp::resolver resolver;
   std::shared_ptr<spdlog::logger> logger = module_logger();
   std::thread thread;
 
@@ -183,6 +187,7 @@ struct ClearingClient::Impl {
   std::deque<Waiter*> waiters;
   std::vector<std::unique_ptr<Connection>> idle;
   std::set<Connection*> active;
+  std::set<tcp::resolver*> resolvers;  // resolves in progress (host names only)
 
   mutable std::mutex stats_mutex;
   ClientStats stats;
@@ -272,13 +277,47 @@ struct ClearingClient::Impl {
       answer.detail = std::move(detail);
       return answer;
     };
-    asio::steady_timer resolve_timer(io);
-    resolve_timer.expires_at(connect_deadline);
-    auto resolved = co_await (resolver.async_resolve(url.host, url.port, kUseTuple) ||
-                              resolve_timer.async_wait(kUseTuple));
-    if (resolved.index() == 1) co_return failure("resolve timed out");
-    auto [resolve_error, endpoints] = std::get<0>(std::move(resolved));
-    if (resolve_error) co_return failure("resolve failed: " + resolve_error.message());
+    tcp::resolver::results_type endpoints;
+    beast::error_code numeric_error;
+    const auto address = asio::ip::make_address(url.host, numeric_error);
+    unsigned port = 0;
+    const auto port_end = url.port.data() + url.port.size();
+    const auto parsed_port = std::from_chars(url.port.data(), port_end, port);
+    if (!numeric_error && parsed_port.ec == std::errc() && parsed_port.ptr == port_end &&
+        port <= 65535) {
+      // A literal address (the usual case): no resolver, nothing that could outlast a deadline.
+      const tcp::endpoint endpoint(address, static_cast<std::uint16_t>(port));
+      endpoints = tcp::resolver::results_type::create(endpoint, url.host, url.port);
+    } else {
+      // A per-connection resolver, so that its watchdog cancels this resolve only. The
+      // watchdog is a plain handler, not an awaitable operator: asio's resolver ignores
+      // per-operation cancellation, so `resolve || timer` could never end a resolve early.
+      auto resolver = std::make_shared<tcp::resolver>(io);
+      resolvers.insert(resolver.get());
+      struct Forget {
+        Impl& impl;
+        tcp::resolver* resolver;
+        ~Forget() { impl.resolvers.erase(resolver); }
+      } forget{*this, resolver.get()};
+      asio::steady_timer watchdog(io);
+      watchdog.expires_at(connect_deadline);
+      bool timed_out = false;
+      watchdog.async_wait([weak = std::weak_ptr<tcp::resolver>(resolver),
+                           flag = &timed_out](const beast::error_code& error) {
+        if (error) return;  // cancelled: the resolve finished (flag may be gone)
+        if (auto alive = weak.lock()) {
+          *flag = true;
+          alive->cancel();
+        }
+      });
+      auto resolved = co_await resolver->async_resolve(url.host, url.port, kUseTuple);
+      watchdog.cancel();
+      const beast::error_code resolve_error = std::get<0>(resolved);
+      if (stopping) co_return cancelled_answer();
+      if (timed_out) co_return failure("resolve timed out");
+      if (resolve_error) co_return failure("resolve failed: " + resolve_error.message());
+      endpoints = std::get<1>(std::move(resolved));
+    }
     if (stopping) co_return cancelled_answer();
 
     auto connection = std::make_unique<Connection>();
@@ -295,8 +334,8 @@ struct ClearingClient::Impl {
     } untrack{*this, connection.get()};
 
     connection->lowest().expires_at(connect_deadline);
-    auto [connect_error, endpoint] =
-        co_await connection->lowest().async_connect(endpoints, kUseTuple);
+    auto connected = co_await connection->lowest().async_connect(endpoints, kUseTuple);
+    const beast::error_code connect_error = std::get<0>(connected);
     if (stopping) co_return cancelled_answer();
     if (connect_error == beast::error::timeout) co_return failure("connect timed out");
     if (connect_error) co_return failure("connect failed: " + connect_error.message());
@@ -310,8 +349,9 @@ struct ClearingClient::Impl {
       if (options.verify_tls) {
         connection->tls->set_verify_callback(ssl::host_name_verification(url.host));
       }
-      auto [handshake_error] =
-          co_await connection->tls->async_handshake(ssl::stream_base::client, kUseTuple);
+      constexpr auto kHandshakeType = ssl::stream_base::client;
+      auto handshaken = co_await connection->tls->async_handshake(kHandshakeType, kUseTuple);
+      const beast::error_code handshake_error = std::get<0>(handshaken);
       if (stopping) co_return cancelled_answer();
       if (handshake_error) co_return failure("TLS handshake failed: " + handshake_error.message());
     }
@@ -325,7 +365,8 @@ struct ClearingClient::Impl {
                                                SteadyTime deadline) {
     ExchangeOutcome outcome;
     connection.lowest().expires_at(deadline);
-    auto [write_error, written] = co_await http::async_write(stream, request, kUseTuple);
+    auto write_result = co_await http::async_write(stream, request, kUseTuple);
+    const beast::error_code write_error = std::get<0>(write_result);
     if (write_error) {
       outcome.error = write_error;
       outcome.phase = Phase::write;
@@ -333,8 +374,9 @@ struct ClearingClient::Impl {
     }
     http::response_parser<http::string_body> parser;
     parser.body_limit(options.response_body_bytes_max);
-    auto [read_error, read] =
-        co_await http::async_read(stream, connection.buffer, parser, kUseTuple);
+    auto read_result = co_await http::async_read(stream, connection.buffer, parser, kUseTuple);
+    const beast::error_code read_error = std::get<0>(read_result);
+    const std::size_t read = std::get<1>(read_result);
     outcome.got_some = parser.got_some() || read > 0;
     if (read_error) {
       outcome.error = read_error;
@@ -361,9 +403,13 @@ struct ClearingClient::Impl {
       Connection* connection;
       ~Untrack() { impl.active.erase(connection); }
     } untrack{*this, &connection};
-    if (connection.plain)
-      co_return co_await exchange_on(*connection.plain, connection, request, deadline);
-    co_return co_await exchange_on(*connection.tls, connection, request, deadline);
+    ExchangeOutcome outcome;
+    if (connection.plain) {
+      outcome = co_await exchange_on(*connection.plain, connection, request, deadline);
+    } else {
+      outcome = co_await exchange_on(*connection.tls, connection, request, deadline);
+    }
+    co_return outcome;
   }
 
   ClearingAnswer classify_transport_error(const ExchangeOutcome& outcome) const {
@@ -408,7 +454,8 @@ struct ClearingClient::Impl {
 
   // One request under one deadline: a pooled or fresh connection, write, read.
   asio::awaitable<RawAnswer> perform(const RequestSpec& spec) {
-    if (auto refused = co_await acquire_slot()) {
+    std::optional<ClearingAnswer> refused = co_await acquire_slot();
+    if (refused) {
       RawAnswer raw;
       raw.failure = std::move(*refused);
       co_return raw;
@@ -418,7 +465,15 @@ struct ClearingClient::Impl {
       s.in_flight_now = in_flight;
       s.in_flight_peak = std::max(s.in_flight_peak, s.in_flight_now);
     });
-    RawAnswer raw = co_await perform_with_slot(spec);
+    RawAnswer raw;
+    try {
+      raw = co_await perform_with_slot(spec);
+    } catch (...) {
+      // The slot must come back whatever happened, or waiters would starve for ever.
+      release_slot();
+      update_stats([&](ClientStats& s) { s.in_flight_now = in_flight; });
+      throw;
+    }
     release_slot();
     update_stats([&](ClientStats& s) { s.in_flight_now = in_flight; });
     co_return raw;
@@ -544,7 +599,7 @@ struct ClearingClient::Impl {
     for (Connection* connection : active) connection->close();
     for (auto& connection : idle) connection->close();
     idle.clear();
-    resolver.cancel();
+    for (tcp::resolver* resolver : resolvers) resolver->cancel();
     work.reset();
   }
 

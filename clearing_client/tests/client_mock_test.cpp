@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -589,4 +590,176 @@ TEST_CASE("a missing CA file is refused at creation with a clear message") {
   auto client = ClearingClient::create(options);
   REQUIRE_FALSE(client);
   CHECK(client.error().find("ca_file") != std::string::npos);
+}
+
+// ---- load with faults: every future completes, stop() returns ------------------------------
+
+namespace {
+
+// The end-to-end scenario that once left futures unanswered and stop() blocked: far more
+// concurrent calls than in-flight slots, a one-thread mock with every kind of fault, and held
+// connections that outlast the client's deadline.
+MockOptions faulty_holding_mock() {
+  MockOptions options;
+  options.threads = 1;
+  options.faults.timeout_after_execute = 0.02;
+  options.faults.close_after_execute = 0.02;
+  options.faults.http_502 = 0.02;
+  options.faults.error_body_200 = 0.02;
+  options.faults.malformed_json = 0.02;
+  options.faults.maintenance_503 = 0.02;
+  options.faults.retry_after_s = 1;
+  options.faults.hold_ms = 1'500;  // longer than the client's deadline
+  return options;
+}
+
+void dispatcher_like(ClientOptions& options) {
+  options.request_timeout_ms = 1'000;
+  options.connect_timeout_ms = 500;
+  options.in_flight_max = 16;
+  options.pool_connections_max = 16;
+}
+
+// A wait for a slot and the request each take at most request_timeout_ms; the margin is for a
+// slow, shared machine, far below a hang.
+constexpr auto kAnswerBound = 2 * 1'000ms + 3s;
+
+}  // namespace
+
+TEST_CASE("under faults and held connections every future completes within its bounds") {
+  auto setup = start(faulty_holding_mock(), dispatcher_like);
+  constexpr int kWorkers = 64;  // like the dispatcher: 64 calls for 16 slots
+  constexpr int kTransfers = 300;
+  std::atomic<int> next{0};
+  std::atomic<int> late{0};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&] {
+      for (int i = next++; i < kTransfers; i = next++) {
+        const std::string reference = "t-load-" + std::to_string(i);
+        for (int round = 0; round < 3; ++round) {
+          auto future = round == 0 ? setup.client->submit(transfer(reference))
+                                   : setup.client->inquire(reference);
+          if (future.wait_for(kAnswerBound) != std::future_status::ready) {
+            ++late;
+            // Still wait (bounded) so the client outlives no caller of its futures.
+            future.wait_for(kHangBound);
+            continue;
+          }
+          const auto answer = future.get();
+          ++answered;
+          if (answer.answer_class != AnswerClass::unknown) break;
+        }
+      }
+    });
+  }
+  for (auto& worker : workers) worker.join();
+  CHECK(late.load() == 0);
+  CHECK(answered.load() >= kTransfers);
+  const auto stats = setup.client->stats();
+  CHECK(stats.in_flight_now == 0);
+  CHECK(stats.waiting_now == 0);
+  CHECK(stats.in_flight_peak <= 16);
+  const auto started = std::chrono::steady_clock::now();
+  setup.client->stop();
+  CHECK(std::chrono::steady_clock::now() - started < 2s);
+}
+
+TEST_CASE("stop() with calls in flight and waiting under faults returns promptly") {
+  auto options = faulty_holding_mock();
+  options.faults.timeout_before_execute = 0.2;
+  options.faults.delay = 0.5;
+  options.faults.delay_ms_min = 50;
+  options.faults.delay_ms_max = 400;
+  auto setup = start(options, dispatcher_like);
+  std::vector<std::future<ClearingAnswer>> futures;
+  for (int i = 0; i < 200; ++i) {
+    futures.push_back(setup.client->submit(transfer("t-stopload-" + std::to_string(i))));
+    if (i % 20 == 0) std::this_thread::sleep_for(20ms);
+  }
+  std::this_thread::sleep_for(300ms);
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    setup.client->stop();
+    stopped = true;
+  });
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  while (!stopped && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  const bool stopped_in_time = stopped.load();
+  CHECK(stopped_in_time);
+  int unfinished = 0;
+  for (auto& future : futures) {
+    if (future.wait_for(stopped_in_time ? 0s : kHangBound) != std::future_status::ready) {
+      ++unfinished;
+    }
+  }
+  CHECK(unfinished == 0);
+  stopper.join();  // hangs here only if stop() never returns: the test runner's timeout shows it
+}
+
+TEST_CASE("waits for a slot that time out while slots are handed over: every future completes") {
+  auto options = faulty_holding_mock();
+  options.faults.timeout_after_execute = 0.15;
+  options.faults.timeout_before_execute = 0.1;
+  options.faults.close_after_execute = 0.1;
+  options.faults.delay = 0.3;
+  options.faults.delay_ms_min = 0;
+  options.faults.delay_ms_max = 300;
+  auto setup = start(options, [](ClientOptions& client) {
+    dispatcher_like(client);
+    client.in_flight_max = 4;
+    client.pool_connections_max = 2;
+  });
+  constexpr int kWorkers = 48;
+  constexpr int kCalls = 600;
+  std::atomic<int> next{0};
+  std::atomic<int> late{0};
+  std::atomic<int> slot_timeouts{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&] {
+      for (int i = next++; i < kCalls; i = next++) {
+        const std::string reference = "t-slot-" + std::to_string(i % 150);
+        auto future = i % 2 == 0 ? setup.client->submit(transfer(reference))
+                                 : setup.client->inquire(reference);
+        if (future.wait_for(kAnswerBound) != std::future_status::ready) {
+          ++late;
+          future.wait_for(kHangBound);
+          continue;
+        }
+        const auto answer = future.get();
+        if (answer.detail.find("no in-flight slot") != std::string::npos) ++slot_timeouts;
+      }
+    });
+  }
+  for (auto& worker : workers) worker.join();
+  CHECK(late.load() == 0);
+  MESSAGE("slot waits that timed out: ", slot_timeouts.load());
+  const auto stats = setup.client->stats();
+  CHECK(stats.in_flight_now == 0);
+  CHECK(stats.waiting_now == 0);
+  const auto started = std::chrono::steady_clock::now();
+  setup.client->stop();
+  CHECK(std::chrono::steady_clock::now() - started < 2s);
+}
+
+TEST_CASE("a host name is resolved; stop() during calls to it returns promptly") {
+  auto setup = start();
+  ClientOptions options = client_options(*setup.mock);
+  options.base_url = "http://localhost:" + std::to_string(setup.mock->port());
+  auto created = ClearingClient::create(options);
+  REQUIRE(created);
+  auto& client = **created;
+  CHECK(get(client.submit(transfer("t-name-1"))).answer_class == AnswerClass::settled);
+  std::vector<std::future<ClearingAnswer>> futures;
+  for (int i = 0; i < 40; ++i) futures.push_back(client.inquire("t-name-1"));
+  client.stop();
+  for (auto& future : futures) {
+    REQUIRE(future.wait_for(0s) == std::future_status::ready);
+    const auto answer = future.get();
+    const bool settled_or_cancelled =
+        answer.answer_class == AnswerClass::settled || answer.detail.find("cancelled") == 0;
+    CHECK(settled_or_cancelled);
+  }
 }

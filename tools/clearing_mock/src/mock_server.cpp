@@ -231,7 +231,8 @@ struct MockServer::Impl {
       stream.expires_after(std::chrono::milliseconds(options().idle_timeout_ms));
       http::request_parser<http::string_body> parser;
       parser.body_limit(options().request_body_bytes_max);
-      auto [read_error, read] = co_await http::async_read(stream, buffer, parser, kUseTuple);
+      auto read_result = co_await http::async_read(stream, buffer, parser, kUseTuple);
+      const beast::error_code read_error = std::get<0>(read_result);
       if (read_error == http::error::body_limit) {
         Request head{parser.get().method(), parser.get().target(), parser.get().version()};
         auto response = to_response(head, json_error(413, "BODY_TOO_LARGE"));
@@ -254,7 +255,8 @@ struct MockServer::Impl {
       if (handled.action == Action::close) break;
       auto response = to_response(request, std::move(handled.answer));
       stream.expires_after(std::chrono::milliseconds(options().write_timeout_ms));
-      auto [write_error, written] = co_await http::async_write(stream, response, kUseTuple);
+      auto write_result = co_await http::async_write(stream, response, kUseTuple);
+      const beast::error_code write_error = std::get<0>(write_result);
       if (write_error || !response.keep_alive()) break;
     }
     beast::error_code ignored;
@@ -264,7 +266,13 @@ struct MockServer::Impl {
 
   asio::awaitable<void> accept_loop() {
     for (;;) {
-      auto [error, socket] = co_await acceptor.async_accept(asio::make_strand(io), kUseTuple);
+      // g++ 12 destroys some temporaries of a co_await full-expression twice (see
+      // adapter/src/http_server.cpp): the strand is a named local, the result taken apart
+      // with std::get.
+      auto connection_strand = asio::make_strand(io);
+      auto accepted = co_await acceptor.async_accept(connection_strand, kUseTuple);
+      const beast::error_code error = std::get<0>(accepted);
+      tcp::socket socket = std::get<1>(std::move(accepted));
       if (error) {
         if (!acceptor.is_open() || is_stopping()) co_return;
         continue;  // e.g. too many open files: keep serving the others
