@@ -151,6 +151,7 @@ int resolve(const std::string& config_path, const std::string& id, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  clearing::base::init_logging();
   CLI::App app{"clearing-adapter: the bank's adapter between its banking core and the national clearing"};
   app.require_subcommand(1);
   std::string config_path, id, outcome, reason, operator_name, reference, reason_code;

@@ -50,6 +50,7 @@ struct WorkItem {
 struct InFlight {
   WorkItem item;
   std::future<clearing_client::ClearingAnswer> answer;
+  std::chrono::steady_clock::time_point started;
 };
 
 std::int64_t to_ms(base::Timestamp t) { return t.time_since_epoch().count(); }
@@ -110,7 +111,7 @@ struct Dispatcher::Impl {
     auto answer = item.action == sagas::ClearingAction::submit
                       ? client.submit(to_submit_request(*item.request))
                       : client.inquire(item.transfer_id);
-    in_flight.push_back(InFlight{std::move(item), std::move(answer)});
+    in_flight.push_back(InFlight{std::move(item), std::move(answer), std::chrono::steady_clock::now()});
     std::lock_guard lock(stats_mutex);
     ++stats.calls_started;
   }
@@ -120,11 +121,24 @@ struct Dispatcher::Impl {
     clearing_client::ClearingAnswer answer;
   };
 
+  // A call without an answer after the lease is abandoned: its lease has expired, so
+  // the same call (same key) may already be made again elsewhere, and a client that
+  // lost a call must not hold a dispatcher slot for ever. Nothing is recorded for it.
   std::vector<Ready> collect_ready(bool wait_all) {
     std::vector<Ready> ready;
+    const auto now = std::chrono::steady_clock::now();
     for (auto it = in_flight.begin(); it != in_flight.end();) {
-      if (wait_all || it->answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      if (wait_all ? it->answer.wait_for(options.lease) == std::future_status::ready
+                   : it->answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
         ready.push_back(Ready{std::move(it->item), it->answer.get()});
+        it = in_flight.erase(it);
+      } else if (wait_all || now - it->started > options.lease) {
+        log->error("clearing call abandoned: no answer within the lease transfer_id={} attempt={} correlation_id={}",
+                   it->item.transfer_id, it->item.attempt, it->item.correlation_id);
+        {
+          std::lock_guard lock(stats_mutex);
+          ++stats.calls_abandoned;
+        }
         it = in_flight.erase(it);
       } else {
         ++it;
@@ -209,10 +223,10 @@ struct Dispatcher::Impl {
     return recorded;
   }
 
-  // Claims as much work as there is room for; false when there was none due.
+  // Claims as much work as there is room for; true when it filled the room (more may be due).
   bool claim_and_launch() {
     const int room = options.in_flight_max - static_cast<int>(in_flight.size());
-    if (room <= 0) return true;
+    if (room <= 0) return false;  // full: wait for answers, do not spin
     const int limit = std::min(room, options.claim_batch_max);
     auto items = claim(limit);
     if (!items) {

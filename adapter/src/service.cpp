@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <future>
+#include <thread>
+
 #include <pqxx/pqxx>
 
 #include "clearing/adapter/catch_up_api.hpp"
@@ -329,7 +332,21 @@ void Service::stop() {
   if (s.derivation) s.derivation->stop();
   if (s.relay) s.relay->stop();
   if (s.http) s.http->stop();
-  if (s.client) s.client->stop();
+  if (s.client) {
+    // Bounded: a client that cannot stop must not keep the process from exiting (all
+    // that matters is in the database already). A stuck one is left behind, not destroyed.
+    auto finished = std::make_shared<std::promise<void>>();
+    auto stopped = finished->get_future();
+    auto* client = s.client.get();
+    std::thread([client, finished] {
+      client->stop();
+      finished->set_value();
+    }).detach();
+    if (stopped.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      s.log->error("clearing client did not stop within 5 s: leaving it behind");
+      (void)s.client.release();
+    }
+  }
   s.started = false;
   s.consumer.reset();
   s.http.reset();

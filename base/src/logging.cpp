@@ -16,6 +16,12 @@ std::shared_ptr<spdlog::logger> module_logger(const std::string& name) {
   return logger;
 }
 
+void init_logging() {
+  auto logger = spdlog::stderr_color_mt("clearing");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %n %v");
+  spdlog::set_default_logger(logger);
+}
+
 bool set_log_level(const std::string& level) {
   const auto parsed = spdlog::level::from_str(level);
   if (parsed == spdlog::level::off && level != "off") return false;

@@ -176,6 +176,19 @@ struct StreamConsumer::Impl {
   }
 
   tl::expected<int, std::string> apply_batch(const std::vector<RawMessage>& batch) {
+    // An applier or parker that throws (anything) rolls the batch back like a database
+    // error: the batch is kept and retried, the consumer never dies of bad luck.
+    try {
+      return apply_batch_or_throw(batch);
+    } catch (const std::exception& e) {
+      std::lock_guard lock(stats_mutex);
+      stats.stalled = true;
+      stats.last_error = std::string("batch failed: ") + e.what();
+      return tl::unexpected(stats.last_error);
+    }
+  }
+
+  tl::expected<int, std::string> apply_batch_or_throw(const std::vector<RawMessage>& batch) {
     Counts counts;
     auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<int> {
       counts = Counts{};

@@ -31,6 +31,7 @@ constexpr auto kWaitSlice = std::chrono::milliseconds(200);
 }  // namespace
 
 int main(int argc, char** argv) {
+  clearing::base::init_logging();
   namespace cs = clearing::core_sim;
   cs::CoreSimOptions o;
   std::string jsonl;

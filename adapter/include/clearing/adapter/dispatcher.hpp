@@ -45,6 +45,7 @@ struct DispatcherStats {
   std::int64_t answers_recorded = 0;
   std::int64_t answers_stale = 0;     // recorded, but the saga had moved on (no events)
   std::int64_t record_failures = 0;   // store errors while recording (call made again later)
+  std::int64_t calls_abandoned = 0;   // no answer within the lease (call made again later)
   std::int64_t in_flight_now = 0;
   std::map<std::string, std::int64_t> answers_by_class;  // client answer class names
 };

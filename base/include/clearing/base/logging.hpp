@@ -12,6 +12,11 @@ namespace clearing::base {
 // The module's logger, created on first use (stderr), sharing the global level.
 std::shared_ptr<spdlog::logger> module_logger(const std::string& name);
 
+// Makes spdlog's default logger (and so every logger cloned from it) write to stderr:
+// stdout belongs to a program's output (ports, reports), and a full stdout pipe must
+// never stall logging. Call first thing in main.
+void init_logging();
+
 // Sets the level for all module loggers: "trace".."off". False if unknown.
 bool set_log_level(const std::string& level);
 

@@ -1,0 +1,174 @@
+// End to end with separate processes: PostgreSQL (scripts/with-postgres), a Kafka mock
+// cluster process, clearing-mock with faults, clearing-adapter run, and core-sim. A few
+// hundred transfers with faults reach the right outcomes (core-sim's report and the
+// clearing's ledger agree); config errors give the promised messages; `trace` of a
+// retried transfer shows each attempt.
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <pqxx/pqxx>
+
+#include "clearing/adapter/catch_up_api.hpp"
+#include "process.hpp"
+#include "test_database.hpp"
+
+using namespace clearing;
+using namespace clearing::testing;
+
+namespace {
+
+std::string source_file(const std::string& relative) { return std::string(SOURCE_DIR) + "/" + relative; }
+
+std::string create_database(const std::string& name) {
+  pqxx::connection admin(server_url());
+  pqxx::nontransaction tx(admin);
+  tx.exec("drop database if exists " + name + " with (force)");
+  tx.exec("create database " + name);
+  return with_database(server_url(), name);
+}
+
+std::string after(const std::string& line, const std::string& prefix) {
+  REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0, "expected '" << prefix << "...', got '" << line << "'");
+  return line.substr(prefix.size());
+}
+
+}  // namespace
+
+TEST_CASE("a few hundred transfers with faults across separate processes reach the right outcomes") {
+  const auto adapter_db = create_database("e2e_adapter_dk");
+  const auto core_db = create_database("e2e_core_dk");
+
+  Process kafka({KAFKA_MOCK, "--topic", "core.dk.payments.v1:4", "--topic", "adapter.dk.payments.v1:4",
+                 "--topic", "adapter.dk.settlements.v1:2"}, {}, true);
+  const auto bootstrap = after(kafka.read_line(), "bootstrap ");
+
+  Process mock({CLEARING_MOCK, "--port", "0", "--token", "clearing-token", "--seed", "11",
+                "--fault-timeout-after-execute", "0.02", "--fault-close-after-execute", "0.02",
+                "--fault-http-502", "0.02", "--fault-error-body-200", "0.02", "--fault-malformed-json", "0.02",
+                "--fault-maintenance-503", "0.02", "--retry-after-s", "1", "--hold-ms", "1500"});
+  const auto mock_address = after(mock.read_line(), "listening ");
+
+  const int adapter_port = 28000 + static_cast<int>(getpid() % 1000);
+  const int core_port = adapter_port + 1000;
+  const std::map<std::string, std::string> env{
+      {"CLEARING_ADAPTER_DATABASE_URL", adapter_db},
+      {"CLEARING_ADAPTER_KAFKA_BROKERS", bootstrap},
+      {"CLEARING_ADAPTER_CLEARING_URL", "http://" + mock_address},
+      {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token"},
+      {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:" + std::to_string(core_port)},
+      {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(adapter_port)},
+      {"CLEARING_ADAPTER_API_TOKEN", "api-token"}};
+  // Retries in seconds, not minutes, for a test: the config file of an operator who is in a hurry.
+  const std::string config_path = "/tmp/e2e-dk-" + std::to_string(getpid()) + ".json";
+  {
+    std::ifstream in(source_file("config/dk.json"));
+    auto cfg = nlohmann::json::parse(in);
+    cfg["retry"] = {{"backoff_initial_ms", 50}, {"backoff_max_ms", 1000}, {"backoff_multiplier", 2},
+                    {"unknown_outcomes_before_inquiry", 2}, {"pending_inquiry_interval_ms", 200},
+                    {"investigation_inquiry_interval_ms", 500}, {"deadline_ms", 60000}};
+    cfg["clearing"]["request_timeout_ms"] = 1000;
+    cfg["clearing"]["connect_timeout_ms"] = 500;
+    cfg["dispatcher"]["lease_ms"] = 5000;
+    std::ofstream(config_path) << cfg.dump(2);
+  }
+  Process adapter({CLEARING_ADAPTER, "run", "--config", config_path}, env);
+
+  Process core({CORE_SIM, "--database-url", core_db, "--kafka", bootstrap, "--transfers", "300", "--seed", "5",
+                "--invalid-share", "0.05", "--adapter-catch-up-url", "http://127.0.0.1:" + std::to_string(adapter_port),
+                "--adapter-token", "api-token", "--http-port", std::to_string(core_port), "--api-token", "api-token",
+                "--timeout-s", "240", "--json", "--log-level", "warn"});
+  const int core_exit = core.wait(300'000);
+  const std::string report_text = core.read_all();
+  CHECK_MESSAGE(core_exit == 0, "core-sim: " << core.stderr_text().substr(0, 2000));
+  const auto start = report_text.find('{');
+  REQUIRE_MESSAGE(start != std::string::npos, report_text);
+  const auto report = nlohmann::json::parse(report_text.substr(start));
+  CHECK(report["resolved_exactly_once"] == true);
+  CHECK(report["still_open"] == 0);
+  CHECK(report["requested"].get<int>() + report["refused"].get<int>() == 300);
+
+  // The clearing's ledger agrees: executed at most once, exactly the succeeded ones.
+  auto ledger = adapter::http_get("http://" + mock_address + "/admin/ledger", "clearing-token", 5000);
+  REQUIRE(ledger);
+  const auto entries = nlohmann::json::parse(ledger->body);
+  const auto& list = entries.is_array() ? entries : entries["transfers"];
+  int executed = 0;
+  for (const auto& e : list) {
+    CHECK(e["execution_count"].get<int>() <= 1);
+    executed += e["execution_count"].get<int>();
+  }
+  CHECK(executed == report["succeeded"].get<int>());
+
+  // The adapter's HTTP API answers while it runs.
+  auto ready = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_port) + "/readyz", "", 5000);
+  REQUIRE(ready);
+  CHECK(ready->status == 200);
+  auto metrics = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_port) + "/metrics", "api-token", 5000);
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("clearing_transfers{state=\"succeeded\"}") != std::string::npos);
+  CHECK(metrics->body.find("clearing_answers_total{action=\"submit\",class=\"settled\"}") != std::string::npos);
+
+  // SIGTERM: graceful, exit 0.
+  adapter.signal(SIGTERM);
+  const int adapter_exit = adapter.wait(60'000);
+  CHECK(adapter_exit == 0);
+  if (adapter_exit != 0 || core_exit != 0) {
+    const auto log = adapter.stderr_text();
+    std::string notable;
+    std::istringstream lines(log);
+    for (std::string l; std::getline(lines, l);)
+      if (l.find(" info ") == std::string::npos && l.find("clearing_call") == std::string::npos) notable += l + "\n";
+    MESSAGE("adapter log (warnings and errors):\n" << notable.substr(notable.size() > 6000 ? notable.size() - 6000 : 0));
+  }
+
+  // trace of a retried transfer shows each attempt.
+  std::string retried;
+  {
+    pqxx::connection c(adapter_db);
+    pqxx::nontransaction tx(c);
+    const auto r = tx.exec("select substr(stream_id, 10), count(*) from events where type = 'ClearingOutcomeUnknown'"
+                           " group by 1 order by 2 desc limit 1");
+    REQUIRE_FALSE(r.empty());
+    retried = r[0][0].as<std::string>();
+  }
+  Process trace({CLEARING_ADAPTER, "trace", retried, "--config", config_path}, env);
+  CHECK(trace.wait() == 0);
+  const std::string story = trace.read_all();
+  CHECK(story.find("Transfer " + retried) != std::string::npos);
+  CHECK(story.find("attempt 1 submit -> unknown") != std::string::npos);
+  CHECK(story.find("attempt 2 ") != std::string::npos);
+  CHECK(story.find("started by:  core.dk.payments.v1 partition") != std::string::npos);
+  CHECK(story.find("published adapter.dk.payments.v1") != std::string::npos);
+  MESSAGE(story);
+
+  kafka.write_line("quit");
+  kafka.wait();
+  mock.signal(SIGTERM);
+  mock.wait();
+}
+
+TEST_CASE("config errors stop the start with a message that names the file and the key") {
+  const std::string bad = "/tmp/e2e-bad-" + std::to_string(getpid()) + ".json";
+  std::ifstream in(source_file("config/dk.json"));
+  auto cfg = nlohmann::json::parse(in);
+  cfg["clearing"]["request_timeout_ms"] = 0;
+  cfg["surprise"] = true;
+  cfg["streams"]["inbound"].erase("partitions");
+  std::ofstream(bad) << cfg.dump(2);
+  Process adapter({CLEARING_ADAPTER, "run", "--config", bad},
+                  {{"CLEARING_ADAPTER_CLEARING_TOKEN", "t"}, {"CLEARING_ADAPTER_API_TOKEN", "t"}});
+  CHECK(adapter.wait(30'000) == 2);
+  const auto err = adapter.stderr_text();
+  CHECK(err.find(bad + ": clearing.request_timeout_ms: must be in [1, 600000], got 0") != std::string::npos);
+  CHECK(err.find(bad + ": surprise") != std::string::npos);
+  CHECK(err.find(bad + ": streams.inbound.partitions") != std::string::npos);
+  MESSAGE(err);
+
+  Process no_secrets({CLEARING_ADAPTER, "run", "--config", source_file("config/dk.json")}, {});
+  CHECK(no_secrets.wait(30'000) == 2);
+  CHECK(no_secrets.stderr_text().find("CLEARING_ADAPTER_CLEARING_TOKEN") != std::string::npos);
+}
