@@ -44,6 +44,8 @@ std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& o
       {"socket.timeout.ms", std::to_string(o.socket_timeout_ms)},
       {"partition.assignment.strategy", "range"},
       {"enable.partition.eof", "false"},
+      {"fetch.wait.max.ms", std::to_string(o.fetch_wait_max_ms)},
+      {"fetch.min.bytes", "1"},
       {"log.connection.close", "false"},
   };
   for (const auto& [k, v] : o.extra) s[k] = v;
