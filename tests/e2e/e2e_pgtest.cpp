@@ -13,11 +13,12 @@
 #include <pqxx/pqxx>
 
 #include "clearing/adapter/catch_up_api.hpp"
-#include "process.hpp"
+#include "clearing/processes/process.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
+using clearing::processes::Process;
 
 namespace {
 

@@ -10,11 +10,12 @@
 #include <pqxx/pqxx>
 
 #include "clearing/external_streams/derivation.hpp"
-#include "process.hpp"
+#include "clearing/processes/process.hpp"
 #include "saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
+using clearing::processes::Process;
 
 TEST_CASE("an operator resolves a transfer under investigation; a terminal one is refused") {
   SagaDatabase db;

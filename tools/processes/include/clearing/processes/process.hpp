@@ -1,5 +1,5 @@
 #pragma once
-// Child processes for end-to-end tests: started with a set environment, their stdout
+// Child processes (end-to-end tests, the chaos run, bench/e2e): started with a set environment, their stdout
 // read line by line (first lines carry ports), stopped with a signal, always reaped.
 
 #include <signal.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace clearing::testing {
+namespace clearing::processes {
 
 class Process {
  public:
@@ -49,4 +49,4 @@ class Process {
   int status_ = 0;
 };
 
-}  // namespace clearing::testing
+}  // namespace clearing::processes

@@ -1,4 +1,4 @@
-#include "process.hpp"
+#include "clearing/processes/process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -12,12 +12,12 @@
 #include <stdexcept>
 #include <thread>
 
-namespace clearing::testing {
+namespace clearing::processes {
 
 Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env, bool pipe_stdin) {
   int out[2], in[2] = {-1, -1};
   if (pipe(out) != 0 || (pipe_stdin && pipe(in) != 0)) throw std::runtime_error("pipe failed");
-  char path[] = "/tmp/e2e-stderr-XXXXXX";
+  char path[] = "/tmp/child-stderr-XXXXXX";
   const int err_fd = mkstemp(path);
   stderr_path_ = path;
   pid_ = fork();
@@ -120,4 +120,4 @@ std::string Process::stderr_text() const {
   return s.str();
 }
 
-}  // namespace clearing::testing
+}  // namespace clearing::processes
