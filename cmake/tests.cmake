@@ -26,3 +26,16 @@ function(clearing_add_test)
     set_tests_properties(${T_NAME} PROPERTIES LABELS unit)
   endif()
 endfunction()
+
+# A test or benchmark that starts the executables as processes: their paths as
+# compile definitions (CLEARING_ADAPTER, CLEARING_MOCK, CORE_SIM, KAFKA_MOCK, SOURCE_DIR),
+# and they are built first. Call it after tools/ and adapter/cli/ are added.
+function(clearing_uses_processes target)
+  target_compile_definitions(${target} PRIVATE
+    SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+    CLEARING_ADAPTER="$<TARGET_FILE:clearing-adapter>"
+    CLEARING_MOCK="$<TARGET_FILE:clearing-mock>"
+    CORE_SIM="$<TARGET_FILE:core-sim>"
+    KAFKA_MOCK="$<TARGET_FILE:kafka-mock>")
+  add_dependencies(${target} clearing-adapter clearing-mock core-sim kafka-mock)
+endfunction()

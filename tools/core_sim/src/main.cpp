@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "clearing/base/logging.hpp"
 #include "clearing/core_sim/core_sim.hpp"
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   cs::CoreSimOptions o;
   std::string jsonl;
   bool json = false;
+  bool stay = false;
   int timeout_s = 0;
   int progress_s = 0;
   std::string log_level = "info";
@@ -103,6 +105,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 3600));
   app.add_flag("--json", json, "print the report as JSON");
+  app.add_flag("--stay", stay,
+               "keep consuming after every transfer resolved (incoming payments, late messages) until\n"
+               "SIGTERM/SIGINT; the exit code is then that of a finished run");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -151,8 +156,12 @@ int main(int argc, char** argv) {
   auto last_progress = begun;
   bool done = false;
   bool timed_out = false;
-  while (!done && g_signalled == 0) {
-    done = (*sim)->wait_until_done(kWaitSlice);
+  while ((!done || stay) && g_signalled == 0) {
+    done = (*sim)->wait_until_done(kWaitSlice) || done;
+    if (done) {  // only with --stay
+      std::this_thread::sleep_for(kWaitSlice);
+      continue;
+    }
     const auto now = std::chrono::steady_clock::now();
     if (progress_s > 0 && now - last_progress >= std::chrono::seconds(progress_s)) {
       last_progress = now;
@@ -175,6 +184,7 @@ int main(int argc, char** argv) {
   }
   // Stopped by a signal: open transfers are expected (they resume on restart); only a
   // violation fails the run. Otherwise every reservation must be resolved exactly once.
+  // With --stay, a run that had finished before the signal is judged as finished.
   const bool signalled = g_signalled != 0 && !done && !timed_out;
   const bool failed = signalled ? (report.violations.total() > 0 || report.resolved_twice_in_ledger > 0)
                                 : !report.resolved_exactly_once;

@@ -14,12 +14,21 @@
 
 namespace clearing::processes {
 
-Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env, bool pipe_stdin) {
+Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env, bool pipe_stdin,
+                 std::string stderr_file) {
   int out[2], in[2] = {-1, -1};
-  if (pipe(out) != 0 || (pipe_stdin && pipe(in) != 0)) throw std::runtime_error("pipe failed");
-  char path[] = "/tmp/child-stderr-XXXXXX";
-  const int err_fd = mkstemp(path);
-  stderr_path_ = path;
+  if (pipe2(out, O_CLOEXEC) != 0 || (pipe_stdin && pipe2(in, O_CLOEXEC) != 0)) throw std::runtime_error("pipe failed");
+  int err_fd = -1;
+  if (stderr_file.empty()) {
+    char path[] = "/tmp/child-stderr-XXXXXX";
+    err_fd = mkostemp(path, O_CLOEXEC);
+    stderr_path_ = path;
+  } else {
+    err_fd = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    stderr_path_ = std::move(stderr_file);
+    keep_stderr_ = true;
+  }
+  if (err_fd < 0) throw std::runtime_error("cannot open a file for the child's stderr: " + stderr_path_);
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -70,7 +79,7 @@ Process::~Process() {
   if (reader_.joinable()) reader_.join();
   if (stdout_fd_ >= 0) close(stdout_fd_);
   if (stdin_fd_ >= 0) close(stdin_fd_);
-  unlink(stderr_path_.c_str());
+  if (!keep_stderr_) unlink(stderr_path_.c_str());
 }
 
 std::string Process::read_line(int timeout_ms) {
@@ -111,6 +120,12 @@ int Process::wait(int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+}
+
+bool Process::running() {
+  if (reaped_) return false;
+  if (waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
+  return !reaped_;
 }
 
 std::string Process::stderr_text() const {

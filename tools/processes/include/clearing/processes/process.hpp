@@ -16,7 +16,10 @@ namespace clearing::processes {
 
 class Process {
  public:
-  Process(std::vector<std::string> argv, std::map<std::string, std::string> env = {}, bool pipe_stdin = false);
+  // stderr goes to `stderr_file` (appended to, kept) when given, else to a temporary file
+  // removed with this object.
+  Process(std::vector<std::string> argv, std::map<std::string, std::string> env = {}, bool pipe_stdin = false,
+          std::string stderr_file = {});
   ~Process();  // SIGKILL if still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -29,6 +32,8 @@ class Process {
   void signal(int sig);
   // Waits for the exit; the exit code, or 128 + signal; -1 on timeout.
   int wait(int timeout_ms = 60'000);
+  // Whether it has not exited yet (reaps it if it has; wait() then gives the code at once).
+  bool running();
   pid_t pid() const { return pid_; }
   // Everything written to stderr so far (it goes to a file).
   std::string stderr_text() const;
@@ -45,6 +50,7 @@ class Process {
   bool eof_ = false;
   std::thread reader_;
   std::string stderr_path_;
+  bool keep_stderr_ = false;
   bool reaped_ = false;
   int status_ = 0;
 };

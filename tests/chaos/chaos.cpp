@@ -1,0 +1,751 @@
+// clearing-chaos: the proof under faults (DESIGN.md section 7). Separate processes on this
+// machine: PostgreSQL (the caller's, see scripts/with-postgres), a Kafka mock cluster
+// process (kafka-mock, 3 brokers), clearing-mock with every fault class on, core-sim, and
+// two `clearing-adapter run` processes for the same country sharing the work. One seed
+// draws everything: the transfers, the clearing's faults and the schedule of what goes
+// wrong (schedule.hpp); the seed is printed first and the same seed replays the schedule.
+// During the run it SIGKILLs adapters and restarts them, takes brokers down and up, restarts
+// PostgreSQL (fast shutdown) once, and puts bad input of every class on the adapter's
+// inbound stream. When the work has drained, the checker (reconcile.hpp, plus the checks
+// below) reads the ledger, the core's database and the adapter's and prints each invariant
+// with figures. Exit 0: every invariant holds; 1: one does not; 2: the run could not start.
+//
+//   clearing-chaos [--seed S] [--transfers N] [--rate R] [--kills K] [--broker-outages B]
+//                  [--pg-restarts 0|1] [--bad-per-class M] [--log-dir DIR] [--timeout-s T]
+// The PostgreSQL server comes from CLEARING_TEST_DATABASE_URL; restarting it needs
+// CLEARING_PG_BIN, CLEARING_PG_DATA, CLEARING_PG_OPTIONS, CLEARING_PG_LOG (scripts/with-postgres
+// exports them; as root the server is run as `postgres`).
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <librdkafka/rdkafka.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "clearing/adapter/catch_up_api.hpp"
+#include "clearing/base/logging.hpp"
+#include "clearing/base/uuid.hpp"
+#include "clearing/eventstore/database.hpp"
+#include "clearing/eventstore/event_store.hpp"
+#include "clearing/external_streams/message.hpp"
+#include "clearing/external_streams/stream_store.hpp"
+#include "clearing/processes/process.hpp"
+#include "reconcile.hpp"
+#include "schedule.hpp"
+
+namespace clearing::chaos {
+namespace {
+
+using processes::Process;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kInbound = "core.dk.payments.v1";
+constexpr int kInboundPartitions = 4;
+constexpr int kIncomingPayments = 40;
+
+struct Options {
+  Plan plan;
+  std::string server_url;
+  std::string log_dir;
+  int timeout_s = 900;
+};
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string with_database(const std::string& url, const std::string& database) {
+  const auto query = url.find('?');
+  const auto slash = url.rfind('/', query);
+  return url.substr(0, slash + 1) + database + (query == std::string::npos ? "" : url.substr(query));
+}
+
+int free_port_near(int base) { return base + static_cast<int>(getpid() % 2000); }
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void say(const std::string& line) {
+  std::fprintf(stdout, "%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+// One statement on a fresh connection; nullopt while the server is away (it restarts).
+std::optional<pqxx::result> query(const std::string& url, const std::string& sql) {
+  try {
+    pqxx::connection c(url);
+    pqxx::nontransaction tx(c);
+    return tx.exec(sql);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::int64_t scalar(const std::string& url, const std::string& sql, std::int64_t otherwise = -1) {
+  const auto r = query(url, sql);
+  if (!r || r->empty() || (*r)[0][0].is_null()) return otherwise;
+  return (*r)[0][0].as<std::int64_t>();
+}
+
+// The sum of a metric's samples in a Prometheus text body; -1 when absent.
+double metric_sum(const std::string& body, const std::string& name) {
+  double sum = -1;
+  std::size_t at = 0;
+  while ((at = body.find(name, at)) != std::string::npos) {
+    const bool line_start = at == 0 || body[at - 1] == '\n';
+    const auto after = at + name.size();
+    at = after;
+    if (!line_start || after >= body.size() || (body[after] != ' ' && body[after] != '{')) continue;
+    const auto space = body.find(' ', body[after] == '{' ? body.find('}', after) : after);
+    if (space == std::string::npos) break;
+    sum = std::max(sum, 0.0) + std::strtod(body.c_str() + space + 1, nullptr);
+  }
+  return sum;
+}
+
+// ---- the injector: a faulty core ------------------------------------------------------
+
+class Injector {
+ public:
+  Injector(const std::string& bootstrap, const std::string& core_url) : core_url_(core_url) {
+    char error[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), error, sizeof error);
+    rd_kafka_conf_set(conf, "message.timeout.ms", "120000", error, sizeof error);
+    rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);  // errors only: outages are planned
+    producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+    if (!producer_) throw std::runtime_error(std::string("injector producer: ") + error);
+  }
+  ~Injector() {
+    rd_kafka_flush(producer_, 30'000);
+    rd_kafka_destroy(producer_);
+  }
+
+  // Envelope faults go straight onto Kafka (they carry no usable seq). unknown_type and
+  // invalid_data need a seq of the stream, so they are appended to the core's own stream
+  // through the core's append path, caused by an internal event saying why.
+  std::string inject(BadInput kind, int partition) {
+    external_streams::ExternalMessage m;
+    m.stream = kInbound;
+    m.partition = partition;
+    m.seq = 1;
+    m.event_id = base::new_uuid();
+    m.type = "TransferRequested";
+    m.occurred_at = "2026-11-26T10:00:00Z";
+    m.correlation_id = base::new_uuid();
+    m.source_event_id = base::new_uuid();
+    m.key = base::new_uuid();
+    m.data = {{"note", "chaos"}};  // no transfer_id: nothing for the adapter to reject back
+    switch (kind) {
+      case BadInput::not_json: return produce(partition, "chaos: this is not JSON {");
+      case BadInput::missing_field: {
+        auto j = m.to_json();
+        j.erase("seq");
+        j.erase("event_id");
+        return produce(partition, j.dump());
+      }
+      case BadInput::bad_seq: {
+        auto j = m.to_json();
+        j["seq"] = -7;
+        return produce(partition, j.dump());
+      }
+      case BadInput::wrong_stream: {
+        auto j = m.to_json();
+        j["partition"] = (partition + 1) % kInboundPartitions;
+        return produce(partition, j.dump());
+      }
+      case BadInput::unknown_type: return append_to_core("TransferAmended", {{"note", "chaos: a type nobody knows"}});
+      case BadInput::invalid_data:
+        return append_to_core("TransferRequested", {{"amount", {{"minor_units", "lots"}, {"currency", 7}}}});
+    }
+    return "unknown class";
+  }
+
+ private:
+  std::string produce(int partition, const std::string& value) {
+    const auto err = rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(kInbound), RD_KAFKA_V_PARTITION(partition),
+                                       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    rd_kafka_poll(producer_, 0);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR ? "" : rd_kafka_err2str(err);
+  }
+
+  std::string append_to_core(const std::string& type, nlohmann::json data) {
+    try {
+      eventstore::DatabaseOptions o;
+      o.url = core_url_;
+      o.connections_max = 1;
+      eventstore::ConnectionPool pool(o);
+      eventstore::EventStore store(pool);
+      const auto cause_id = base::new_uuid();
+      eventstore::Metadata metadata;
+      metadata.correlation_id = base::new_uuid();
+      metadata.source = {{"injected_by", "clearing-chaos"}};
+      const eventstore::EventData cause{eventstore::EventId(cause_id), "ChaosBadInputInjected",
+                                        {{"type", type}, {"why", "the chaos run plays a faulty core"}}, metadata};
+      auto done = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<bool> {
+        auto appended = store.append(tx, eventstore::StreamId("chaos-" + cause_id), eventstore::ExpectedVersion::no_stream(),
+                                     std::span(&cause, 1));
+        if (!appended) return tl::unexpected(appended.error());
+        eventstore::RecordedEvent source;
+        source.event_id = cause.event_id;
+        source.type = cause.type;
+        source.data = cause.data;
+        source.metadata = metadata;
+        external_streams::Draft draft{type, base::new_uuid(), std::move(data)};
+        auto external = external_streams::append_external(tx, {kInbound, kInboundPartitions}, draft, source);
+        if (!external) return tl::unexpected(external.error());
+        return true;
+      });
+      return done ? "" : done.error().message;
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  }
+
+  std::string core_url_;
+  rd_kafka_t* producer_ = nullptr;
+};
+
+// ---- the run --------------------------------------------------------------------------
+
+struct Figures {
+  int kills = 0;
+  int kills_with_calls_in_flight = 0;   // the killed adapter had clearing calls under way
+  int kills_with_relay_lag = 0;         // ... had messages written but not acknowledged by Kafka
+  int kills_with_inbound_work = 0;      // ... had applied inbound messages since its last start
+  int kills_unobserved = 0;             // its /metrics did not answer in time
+  int adapter_restarts = 0;
+  int adapter_exits_on_their_own = 0;
+  int core_restarts = 0;
+  int broker_outages = 0;
+  int pg_restarts = 0;
+  std::map<std::string, int> injected;
+  std::vector<std::string> injection_errors;
+  std::vector<int> adapter_exit_codes_at_stop;
+  int core_exit_at_stop = -1;
+  bool drained = false;
+  double run_s = 0, drain_s = 0;
+};
+
+class Run {
+ public:
+  explicit Run(Options o) : o_(std::move(o)) {}
+  int main();
+
+ private:
+  std::string stderr_file(const std::string& name) {
+    return o_.log_dir.empty() ? std::string{} : o_.log_dir + "/" + name + ".log";
+  }
+  std::unique_ptr<Process> start_adapter(int i) {
+    std::map<std::string, std::string> e = adapter_env_;
+    e["CLEARING_ADAPTER_HTTP_ADDRESS"] = "127.0.0.1:" + std::to_string(adapter_ports_[i]);
+    return std::make_unique<Process>(std::vector<std::string>{CLEARING_ADAPTER, "run", "--config", config_path_}, e,
+                                     false, stderr_file("adapter-" + std::to_string(i)));
+  }
+  std::unique_ptr<Process> start_core() {
+    auto p = std::make_unique<Process>(core_argv_, std::map<std::string, std::string>{}, false, stderr_file("core-sim"));
+    const auto line = p->read_line(60'000);
+    if (line.rfind("catch-up ", 0) != 0) throw std::runtime_error("core-sim did not start: " + p->stderr_text());
+    return p;
+  }
+  bool pg_ctl(const std::vector<std::string>& args) {
+    std::vector<std::string> argv;
+    if (geteuid() == 0) argv = {"/usr/sbin/runuser", "-u", "postgres", "--"};
+    argv.push_back(env("CLEARING_PG_BIN") + "/pg_ctl");
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p(argv);
+    return p.wait(120'000) == 0;
+  }
+  void restart_postgres(double hold_s) {
+    const auto data = env("CLEARING_PG_DATA");
+    if (!pg_ctl({"-D", data, "-m", "fast", "-w", "stop"})) say("chaos: WARNING pg_ctl stop failed");
+    std::this_thread::sleep_for(std::chrono::duration<double>(hold_s));
+    if (!pg_ctl({"-D", data, "-l", env("CLEARING_PG_LOG"), "-w", "-t", "60", "-o", env("CLEARING_PG_OPTIONS"), "start"}))
+      throw std::runtime_error("PostgreSQL did not start again; see " + env("CLEARING_PG_LOG"));
+    ++figures_.pg_restarts;
+  }
+  void watch_processes();
+  bool drained();
+  void progress(Clock::time_point started);
+  int finish();
+
+  Options o_;
+  Figures figures_;
+  std::string adapter_db_, core_db_, bootstrap_, mock_address_, config_path_;
+  std::map<std::string, std::string> adapter_env_;
+  std::vector<int> adapter_ports_;
+  std::vector<std::unique_ptr<Process>> adapters_;
+  std::vector<std::optional<Clock::time_point>> restart_at_;  // set while killed
+  std::vector<std::string> core_argv_;
+  std::unique_ptr<Process> kafka_, mock_, core_;
+};
+
+void Run::watch_processes() {
+  for (std::size_t i = 0; i < adapters_.size(); ++i) {
+    if (restart_at_[i]) {
+      if (Clock::now() >= *restart_at_[i]) {
+        adapters_[i] = start_adapter(static_cast<int>(i));
+        restart_at_[i].reset();
+        ++figures_.adapter_restarts;
+      }
+    } else if (!adapters_[i]->running()) {
+      say("chaos: adapter " + std::to_string(i) + " exited on its own with " + std::to_string(adapters_[i]->wait(0)) +
+          "; restarting it");
+      ++figures_.adapter_exits_on_their_own;
+      adapters_[i] = start_adapter(static_cast<int>(i));
+    }
+  }
+  if (!core_->running()) {
+    say("chaos: core-sim exited with " + std::to_string(core_->wait(0)) + "; restarting it (it republishes nothing)");
+    ++figures_.core_restarts;
+    core_ = start_core();
+  }
+}
+
+// Drained: every transfer of the source handled by the core and resolved, every incoming
+// payment at the core, every outgoing message published and applied by the other side,
+// and every injected bad input parked.
+bool Run::drained() {
+  const auto handled = scalar(core_db_, "select (select count(*) from core_transfers where status <> 'open') + "
+                                        "(select count(*) from core_refused)");
+  if (handled != o_.plan.transfers) return false;
+  if (scalar(core_db_, "select count(*) from core_incoming_payments") < kIncomingPayments) return false;
+  const auto injected = [&] {
+    int n = 0;
+    for (const auto& [k, v] : figures_.injected) n += v;
+    return n;
+  }();
+  if (scalar(adapter_db_, "select count(*) from parked_messages") < injected) return false;
+  if (scalar(adapter_db_, "select count(*) from external_stream_heads where published <> head", 1) != 0) return false;
+  if (scalar(core_db_, "select count(*) from external_stream_heads where published <> head", 1) != 0) return false;
+  const auto adapter_heads = query(adapter_db_, "select stream, partition, head from external_stream_heads "
+                                                "where stream like '%.payments.%' and head > 0");
+  const auto core_applied = query(core_db_, "select stream, partition, last_seq from inbound_stream_progress");
+  const auto core_heads = query(core_db_, "select stream, partition, head from external_stream_heads where head > 0");
+  const auto adapter_applied = query(adapter_db_, "select stream, partition, last_seq from inbound_stream_progress");
+  if (!adapter_heads || !core_applied || !core_heads || !adapter_applied) return false;
+  auto applied = [](const pqxx::result& r) {
+    std::map<std::pair<std::string, int>, std::int64_t> m;
+    for (const auto& row : r) m[{row[0].as<std::string>(), row[1].as<int>()}] = row[2].as<std::int64_t>();
+    return m;
+  };
+  const auto at_core = applied(*core_applied), at_adapter = applied(*adapter_applied);
+  for (const auto& row : *adapter_heads) {
+    const auto it = at_core.find({row[0].as<std::string>(), row[1].as<int>()});
+    if (it == at_core.end() || it->second != row[2].as<std::int64_t>()) return false;
+  }
+  for (const auto& row : *core_heads) {
+    const auto it = at_adapter.find({row[0].as<std::string>(), row[1].as<int>()});
+    if (it == at_adapter.end() || it->second != row[2].as<std::int64_t>()) return false;
+  }
+  return true;
+}
+
+void Run::progress(Clock::time_point started) {
+  const auto r = query(core_db_, "select count(*) filter (where status = 'succeeded'), count(*) filter (where status "
+                                 "= 'rejected'), count(*) filter (where status = 'open'), (select count(*) from "
+                                 "core_refused) from core_transfers");
+  char line[256];
+  if (!r || r->empty()) {
+    std::snprintf(line, sizeof line, "chaos: %6.1f s  (the core's database does not answer)", seconds_since(started));
+  } else {
+    const auto& row = (*r)[0];
+    std::snprintf(line, sizeof line,
+                  "chaos: %6.1f s  succeeded %lld  rejected %lld  refused by core %lld  open %lld  | kills %d  "
+                  "outages %d  pg restarts %d",
+                  seconds_since(started), row[0].as<long long>(), row[1].as<long long>(), row[3].as<long long>(),
+                  row[2].as<long long>(), figures_.kills, figures_.broker_outages, figures_.pg_restarts);
+  }
+  std::fprintf(stderr, "%s\n", line);
+}
+
+int Run::main() {
+  const auto& plan = o_.plan;
+  say("chaos seed=" + std::to_string(plan.seed) + " transfers=" + std::to_string(plan.transfers) +
+      " rate=" + std::to_string(static_cast<int>(plan.rate_per_s)) + "/s kills=" + std::to_string(plan.kills) +
+      " broker-outages=" + std::to_string(plan.broker_outages) + " pg-restarts=" + std::to_string(plan.pg_restarts) +
+      " bad-per-class=" + std::to_string(plan.bad_per_class) + " adapters=" + std::to_string(plan.adapters));
+  const auto schedule = make_schedule(plan);
+  say("schedule (" + std::to_string(schedule.size()) + " actions; the same seed replays it):");
+  for (const auto& a : schedule) say("  " + describe(a));
+
+  if (o_.server_url.empty()) {
+    std::fprintf(stderr, "clearing-chaos: no PostgreSQL server: run it through scripts/chaos (or scripts/with-postgres), "
+                         "or set CLEARING_TEST_DATABASE_URL\n");
+    return 2;
+  }
+  if (plan.pg_restarts > 0)
+    for (const char* name : {"CLEARING_PG_BIN", "CLEARING_PG_DATA", "CLEARING_PG_OPTIONS", "CLEARING_PG_LOG"})
+      if (env(name).empty()) {
+        std::fprintf(stderr, "clearing-chaos: restarting PostgreSQL needs %s (scripts/with-postgres exports it); "
+                             "or pass --pg-restarts 0\n", name);
+        return 2;
+      }
+  if (!o_.log_dir.empty()) std::filesystem::create_directories(o_.log_dir);
+
+  // Databases of this run.
+  const std::string suffix = std::to_string(plan.seed % 1'000'000) + "_" + std::to_string(getpid());
+  adapter_db_ = with_database(o_.server_url, "chaos_adapter_" + suffix);
+  core_db_ = with_database(o_.server_url, "chaos_core_" + suffix);
+  {
+    pqxx::connection admin(o_.server_url);
+    pqxx::nontransaction tx(admin);
+    tx.exec("create database chaos_adapter_" + suffix);
+    tx.exec("create database chaos_core_" + suffix);
+  }
+
+  kafka_ = std::make_unique<Process>(
+      std::vector<std::string>{KAFKA_MOCK, "--brokers", std::to_string(plan.brokers), "--topic",
+                               std::string(kInbound) + ":" + std::to_string(kInboundPartitions), "--topic",
+                               "adapter.dk.payments.v1:4", "--topic", "adapter.dk.settlements.v1:2"},
+      std::map<std::string, std::string>{}, true, stderr_file("kafka-mock"));
+  bootstrap_ = kafka_->read_line(30'000);
+  if (bootstrap_.rfind("bootstrap ", 0) != 0) throw std::runtime_error("kafka-mock did not start");
+  bootstrap_ = bootstrap_.substr(10);
+
+  // Every fault class of the contract, from the same seed.
+  std::vector<std::string> mock_argv{CLEARING_MOCK, "--port", "0", "--token", "clearing-token", "--seed",
+                                     std::to_string(plan.seed), "--hold-ms", "1500", "--retry-after-s", "1",
+                                     "--delay-ms-min", "5", "--delay-ms-max", "80", "--fault-delay", "0.05",
+                                     "--latency-ms", "20",  // a mainframe's pace: calls are under way
+                                     "--incoming-count", std::to_string(kIncomingPayments), "--incoming-resend", "0.3"};
+  for (const char* fault : {"--fault-timeout-before-execute", "--fault-timeout-after-execute",
+                            "--fault-close-after-execute", "--fault-reset-before-execute", "--fault-http-500",
+                            "--fault-http-502", "--fault-http-504", "--fault-error-body-200", "--fault-malformed-json",
+                            "--fault-maintenance-503"}) {
+    mock_argv.push_back(fault);
+    mock_argv.push_back("0.01");
+  }
+  mock_ = std::make_unique<Process>(mock_argv, std::map<std::string, std::string>{}, false, stderr_file("clearing-mock"));
+  mock_address_ = mock_->read_line(30'000);
+  if (mock_address_.rfind("listening ", 0) != 0) throw std::runtime_error("clearing-mock did not start");
+  mock_address_ = mock_address_.substr(10);
+
+  const int core_port = free_port_near(41000);
+  adapter_ports_ = {free_port_near(37000), free_port_near(39000)};
+  adapter_ports_.resize(static_cast<std::size_t>(plan.adapters), 0);
+  for (int i = 2; i < plan.adapters; ++i) adapter_ports_[i] = free_port_near(43000 + 2000 * (i - 2));
+  config_path_ = (o_.log_dir.empty() ? std::string("/tmp") : o_.log_dir) + "/chaos-dk-" + suffix + ".json";
+  {
+    std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
+    auto cfg = nlohmann::json::parse(in);
+    cfg["retry"] = {{"backoff_initial_ms", 100}, {"backoff_max_ms", 2000}, {"backoff_multiplier", 2},
+                    {"unknown_outcomes_before_inquiry", 2}, {"pending_inquiry_interval_ms", 300},
+                    {"investigation_inquiry_interval_ms", 1000}, {"deadline_ms", 120000}};
+    cfg["clearing"]["request_timeout_ms"] = 1000;
+    cfg["clearing"]["connect_timeout_ms"] = 500;
+    cfg["dispatcher"]["lease_ms"] = 4000;
+    cfg["kafka"]["session_timeout_ms"] = 6000;  // a killed member leaves the group in seconds
+    cfg["log_level"] = "info";
+    std::ofstream(config_path_) << cfg.dump(2);
+  }
+  adapter_env_ = {{"CLEARING_ADAPTER_DATABASE_URL", adapter_db_},
+                  {"CLEARING_ADAPTER_KAFKA_BROKERS", bootstrap_},
+                  {"CLEARING_ADAPTER_CLEARING_URL", "http://" + mock_address_},
+                  {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token"},
+                  {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:" + std::to_string(core_port)},
+                  {"CLEARING_ADAPTER_API_TOKEN", "api-token"}};
+  for (int i = 0; i < plan.adapters; ++i) {
+    adapters_.push_back(start_adapter(i));
+    restart_at_.emplace_back();
+  }
+  // The adapters migrate their database; wait until one is ready before the core starts.
+  for (int waited = 0;; waited += 200) {
+    auto ready = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_ports_[0]) + "/readyz", "", 1000);
+    if (ready && ready->status == 200) break;
+    if (waited > 60'000) throw std::runtime_error("adapter 0 not ready after 60 s: " + adapters_[0]->stderr_text());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  core_argv_ = {CORE_SIM, "--database-url", core_db_, "--kafka", bootstrap_, "--transfers",
+                std::to_string(plan.transfers), "--seed", std::to_string(plan.seed), "--invalid-share", "0.05",
+                "--rate", std::to_string(plan.rate_per_s), "--batch", "10",
+                "--adapter-catch-up-url", "http://127.0.0.1:" + std::to_string(adapter_ports_[0]),
+                "--adapter-token", "api-token", "--http-port", std::to_string(core_port), "--api-token",
+                "api-token", "--stay", "--json", "--log-level", "warn"};
+  core_ = start_core();
+  auto injector = std::make_unique<Injector>(bootstrap_, core_db_);
+
+  const auto started = Clock::now();
+  std::mt19937_64 partitions(plan.seed ^ 0x5eedULL);
+  std::size_t next = 0;
+  std::map<int, Clock::time_point> broker_up_at;
+  auto last_progress = Clock::now();
+  const auto deadline = started + std::chrono::seconds(o_.timeout_s);
+  int drained_polls = 0;
+  while (Clock::now() < deadline) {
+    const double now_s = seconds_since(started);
+    while (next < schedule.size() && schedule[next].at_s <= now_s) {
+      const auto& a = schedule[next++];
+      switch (a.kind) {
+        case ActionKind::kill_adapter: {
+          int target = a.target % plan.adapters;
+          if (restart_at_[target]) {  // already down: the other one, if up
+            target = (target + 1) % plan.adapters;
+            if (restart_at_[target]) break;
+          }
+          // Aim at a moment with clearing calls under way: watch its metrics for up to a
+          // second, then kill whatever it is doing. What it was doing is counted.
+          const auto url = "http://127.0.0.1:" + std::to_string(adapter_ports_[target]) + "/metrics";
+          const auto aim_until = Clock::now() + std::chrono::seconds(1);
+          std::optional<std::string> seen;
+          do {
+            auto m = adapter::http_get(url, "api-token", 300);
+            seen = m && m->status == 200 ? std::optional(m->body) : std::nullopt;
+            if (seen && metric_sum(*seen, "clearing_dispatcher_in_flight") > 0) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(25));
+          } while (Clock::now() < aim_until);
+          adapters_[target]->signal(SIGKILL);
+          if (seen) {
+            figures_.kills_with_calls_in_flight += metric_sum(*seen, "clearing_dispatcher_in_flight") > 0;
+            figures_.kills_with_relay_lag += metric_sum(*seen, "clearing_relay_lag_messages") > 0;
+            figures_.kills_with_inbound_work += metric_sum(*seen, "clearing_inbound_messages") > 0;
+          } else {
+            ++figures_.kills_unobserved;
+          }
+          adapters_[target]->wait(10'000);
+          restart_at_[target] = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.hold_s));
+          ++figures_.kills;
+          break;
+        }
+        case ActionKind::broker_outage:
+          kafka_->write_line("down " + std::to_string(a.target));
+          broker_up_at[a.target] =
+              Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.hold_s));
+          ++figures_.broker_outages;
+          break;
+        case ActionKind::pg_restart: restart_postgres(a.hold_s); break;
+        case ActionKind::inject: {
+          const auto kind = static_cast<BadInput>(a.target);
+          const auto error = injector->inject(kind, static_cast<int>(partitions() % kInboundPartitions));
+          if (error.empty()) ++figures_.injected[to_string(kind)];
+          else figures_.injection_errors.push_back(std::string(to_string(kind)) + ": " + error);
+          break;
+        }
+      }
+    }
+    for (auto it = broker_up_at.begin(); it != broker_up_at.end();) {
+      if (Clock::now() >= it->second) {
+        kafka_->write_line("up " + std::to_string(it->first));
+        it = broker_up_at.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    watch_processes();
+    if (Clock::now() - last_progress >= std::chrono::seconds(5)) {
+      last_progress = Clock::now();
+      progress(started);
+    }
+    const bool quiet = next == schedule.size() && broker_up_at.empty() &&
+                       std::none_of(restart_at_.begin(), restart_at_.end(), [](const auto& t) { return t.has_value(); });
+    if (quiet) {
+      if (figures_.run_s == 0) figures_.run_s = seconds_since(started);
+      drained_polls = drained() ? drained_polls + 1 : 0;
+      if (drained_polls >= 2) {
+        figures_.drained = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  injector.reset();  // delivers what it still holds, while the brokers are up
+  figures_.drain_s = seconds_since(started) - figures_.run_s;
+  progress(started);
+  if (!figures_.drained) say("chaos: the work did not drain within --timeout-s " + std::to_string(o_.timeout_s));
+  return finish();
+}
+
+int Run::finish() {
+  // The clearing's books first, then a graceful stop of everyone.
+  demo::Books books{adapter_db_, core_db_, {}, {}};
+  auto ledger = adapter::http_get("http://" + mock_address_ + "/admin/ledger", "clearing-token", 10'000);
+  auto stats = adapter::http_get("http://" + mock_address_ + "/admin/stats", "clearing-token", 10'000);
+  if (!ledger || !stats) throw std::runtime_error("clearing-mock's books cannot be read");
+  const auto ledger_json = nlohmann::json::parse(ledger->body);
+  for (const auto& e : ledger_json.at("transfers")) {
+    clearing_mock::LedgerEntry entry;
+    entry.reference = e["reference"];
+    entry.status = e["status"];
+    entry.reason_code = e["reason_code"];
+    entry.execution_count = e["execution_count"];
+    books.ledger.push_back(entry);
+  }
+  const auto stats_json = nlohmann::json::parse(stats->body);
+  for (auto& a : adapters_) a->signal(SIGTERM);
+  for (auto& a : adapters_) figures_.adapter_exit_codes_at_stop.push_back(a->wait(60'000));
+  core_->signal(SIGTERM);
+  figures_.core_exit_at_stop = core_->wait(60'000);
+  kafka_->write_line("quit");
+  kafka_->wait(30'000);
+  mock_->signal(SIGTERM);
+  mock_->wait(30'000);
+
+  auto checks = demo::reconcile(books);
+
+  // 7. Every clearing call has a cause: each reference in the ledger is a transfer the
+  //    adapter initiated from a core event.
+  std::int64_t uncaused_calls = 0;
+  {
+    std::set<std::string> initiated;
+    if (auto r = query(adapter_db_, "select substr(stream_id, 10) from events where type = 'TransferInitiated'"))
+      for (const auto& row : *r) initiated.insert(row[0].as<std::string>());
+    for (const auto& e : books.ledger) uncaused_calls += !initiated.count(e.reference);
+  }
+  checks.checks.push_back({"7. no clearing call without a cause: every ledger reference is an initiated transfer",
+                           uncaused_calls == 0, "ledger references without a transfer " + std::to_string(uncaused_calls) +
+                                                    " of " + std::to_string(books.ledger.size())});
+
+  // 8. Inbound messages applied in seq order, per partition, in commit order.
+  std::int64_t out_of_order = 0, applied = 0;
+  if (auto r = query(adapter_db_, "select (metadata->'source'->>'partition')::int, (metadata->'source'->>'seq')::bigint "
+                                  "from events where type = 'TransferInitiated' order by transaction_id::text::bigint, "
+                                  "position")) {
+    std::map<int, std::int64_t> last;
+    for (const auto& row : *r) {
+      if (row[0].is_null() || row[1].is_null()) continue;
+      ++applied;
+      auto& l = last[row[0].as<int>()];
+      out_of_order += row[1].as<std::int64_t>() <= l;
+      l = row[1].as<std::int64_t>();
+    }
+  }
+  checks.checks.push_back({"8. inbound messages applied in order: seqs rise in commit order on every partition",
+                           out_of_order == 0 && applied > 0,
+                           "applied " + std::to_string(applied) + ", out of order " + std::to_string(out_of_order)});
+
+  // 9. Parked: exactly the injected bad input, each with its reason; nothing else.
+  std::map<std::string, std::int64_t> parked;
+  if (auto r = query(adapter_db_, "select reason_code, count(*) from parked_messages group by 1"))
+    for (const auto& row : *r) parked[row[0].as<std::string>()] = row[1].as<std::int64_t>();
+  bool parked_match = figures_.injection_errors.empty();
+  std::string parked_text;
+  std::set<std::string> reasons;
+  for (const auto& [k, v] : parked) reasons.insert(k);
+  for (const auto& [k, v] : figures_.injected) reasons.insert(k);
+  for (const auto& reason : reasons) {
+    const auto injected = figures_.injected.count(reason) ? figures_.injected.at(reason) : 0;
+    const auto got = parked.count(reason) ? parked.at(reason) : 0;
+    parked_match = parked_match && injected == got;
+    parked_text += " " + reason + " " + std::to_string(got) + "/" + std::to_string(injected);
+  }
+  checks.checks.push_back({"9. bad input: every injected message parked with its reason, no other parked",
+                           parked_match && !reasons.empty(),
+                           "parked/injected:" + parked_text +
+                               (figures_.injection_errors.empty() ? "" : "; injection errors " +
+                                                                             std::to_string(figures_.injection_errors.size()))});
+
+  // 10. Incoming payments: every payment of the clearing's feed reached the core once.
+  const auto incoming = scalar(core_db_, "select count(*) from core_incoming_payments", 0);
+  checks.checks.push_back({"10. incoming payments: each of the feed's payments reached the core exactly once",
+                           incoming == kIncomingPayments,
+                           "feed " + std::to_string(kIncomingPayments) + ", at the core " + std::to_string(incoming) +
+                               ", re-sent by the feed " + std::to_string(stats_json.value("incoming_resends", 0))});
+
+  // 11. The processes: drained, stopped gracefully, and nothing died on its own.
+  bool stopped_well = figures_.core_exit_at_stop == 0;
+  std::string exits;
+  for (const int code : figures_.adapter_exit_codes_at_stop) {
+    stopped_well = stopped_well && code == 0;
+    exits += std::to_string(code) + " ";
+  }
+  checks.checks.push_back({"11. the run drained, and every process stopped gracefully on SIGTERM",
+                           figures_.drained && stopped_well,
+                           std::string(figures_.drained ? "drained" : "NOT drained") + "; adapter exits " + exits +
+                               "; core-sim exit " + std::to_string(figures_.core_exit_at_stop)});
+
+  // Figures.
+  const auto core_report_counts = query(
+      core_db_, "select count(*), count(*) filter (where status = 'succeeded'), count(*) filter (where status = "
+                "'rejected'), (select count(*) from core_refused) from core_transfers");
+  const auto investigated = scalar(adapter_db_, "select count(distinct stream_id) from events where type = "
+                                                "'TransferUnderInvestigation'", 0);
+  const auto answers_unknown = scalar(adapter_db_, "select count(*) from events where type = 'ClearingOutcomeUnknown'", 0);
+  say("");
+  say("figures");
+  if (core_report_counts && !core_report_counts->empty()) {
+    const auto& r = (*core_report_counts)[0];
+    say("  transfers: planned " + std::to_string(o_.plan.transfers) + ", requested " + r[0].as<std::string>() +
+        ", succeeded " + r[1].as<std::string>() + ", rejected " + r[2].as<std::string>() + ", refused by the core " +
+        r[3].as<std::string>() + ", were under investigation " + std::to_string(investigated));
+  }
+  say("  unknown outcomes recorded " + std::to_string(answers_unknown) + "; clearing calls " +
+      std::to_string(stats_json["requests"].value("submit", 0)) + " submits, " +
+      std::to_string(stats_json["requests"].value("inquire", 0)) + " inquiries; executions " +
+      std::to_string(stats_json.value("executions_total", 0)) + ", idempotent replays " +
+      std::to_string(stats_json.value("replays", 0)));
+  std::string faults;
+  for (const auto& [name, n] : stats_json["faults"].items()) faults += " " + name + "=" + std::to_string(n.get<long>());
+  say("  faults injected by the clearing:" + faults);
+  std::string injected;
+  for (const auto& [name, n] : figures_.injected) injected += " " + name + "=" + std::to_string(n);
+  say("  bad input injected:" + (injected.empty() ? std::string(" none") : injected));
+  for (const auto& e : figures_.injection_errors) say("  injection error: " + e);
+  say("  at the kills, the killed adapter had: clearing calls in flight " +
+      std::to_string(figures_.kills_with_calls_in_flight) + ", messages not yet acknowledged by Kafka " +
+      std::to_string(figures_.kills_with_relay_lag) + ", applied inbound messages since its start " +
+      std::to_string(figures_.kills_with_inbound_work) + ", metrics unreadable " +
+      std::to_string(figures_.kills_unobserved) + " (of " + std::to_string(figures_.kills) + ")");
+  say("  kills " + std::to_string(figures_.kills) + ", adapter restarts " + std::to_string(figures_.adapter_restarts) +
+      ", adapter exits on their own " + std::to_string(figures_.adapter_exits_on_their_own) + ", core-sim restarts " +
+      std::to_string(figures_.core_restarts) + ", broker outages " + std::to_string(figures_.broker_outages) +
+      ", PostgreSQL restarts " + std::to_string(figures_.pg_restarts));
+  char times[128];
+  std::snprintf(times, sizeof times, "  time: %.1f s under faults, %.1f s to drain", figures_.run_s, figures_.drain_s);
+  say(times);
+  say("");
+  say("invariants");
+  std::fputs(demo::render(checks).c_str(), stdout);
+  const bool ok = checks.all_hold();
+  say(ok ? "chaos: every invariant holds (seed " + std::to_string(o_.plan.seed) + ")"
+         : "chaos: INVARIANT VIOLATED (seed " + std::to_string(o_.plan.seed) + " replays this schedule)");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace clearing::chaos
+
+int main(int argc, char** argv) {
+  using namespace clearing::chaos;
+  clearing::base::init_logging();
+  clearing::base::set_log_level("warn");
+  Options o;
+  o.plan.seed = std::random_device{}();
+  CLI::App app{"clearing-chaos: the invariants of DESIGN.md section 7 under kills, broker outages, a PostgreSQL "
+               "restart and bad input, with separate processes. Exit 0: every invariant holds; 1: one does not; "
+               "2: the run could not start."};
+  app.add_option("--seed", o.plan.seed, "seed of everything (default: a random one, printed first)");
+  app.add_option("--transfers", o.plan.transfers, "transfers the core requests")->capture_default_str()->check(CLI::Range(10, 1'000'000));
+  app.add_option("--rate", o.plan.rate_per_s, "transfers per second the core requests")->capture_default_str()->check(CLI::Range(1.0, 10'000.0));
+  app.add_option("--kills", o.plan.kills, "SIGKILLs of an adapter process")->capture_default_str()->check(CLI::Range(0, 10'000));
+  app.add_option("--broker-outages", o.plan.broker_outages, "Kafka brokers taken down and up")->capture_default_str()->check(CLI::Range(0, 1000));
+  app.add_option("--pg-restarts", o.plan.pg_restarts, "PostgreSQL restarts (fast shutdown)")->capture_default_str()->check(CLI::Range(0, 10));
+  app.add_option("--bad-per-class", o.plan.bad_per_class, "bad inbound messages of each class")->capture_default_str()->check(CLI::Range(0, 1000));
+  app.add_option("--adapters", o.plan.adapters, "adapter processes sharing the work")->capture_default_str()->check(CLI::Range(1, 4));
+  app.add_option("--timeout-s", o.timeout_s, "give up waiting for the work to drain after this long")->capture_default_str()->check(CLI::Range(30, 86'400));
+  app.add_option("--log-dir", o.log_dir, "keep every process's log (stderr) in this folder");
+  app.add_option("--database-url", o.server_url, "PostgreSQL server (default: $CLEARING_TEST_DATABASE_URL)");
+  CLI11_PARSE(app, argc, argv);
+  if (o.server_url.empty()) o.server_url = env("CLEARING_TEST_DATABASE_URL");
+  try {
+    return Run(std::move(o)).main();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "clearing-chaos: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,74 @@
+#include "schedule.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+namespace clearing::chaos {
+
+const char* to_string(BadInput kind) noexcept {
+  switch (kind) {
+    case BadInput::not_json: return "not_json";
+    case BadInput::missing_field: return "missing_field";
+    case BadInput::bad_seq: return "bad_seq";
+    case BadInput::wrong_stream: return "wrong_stream";
+    case BadInput::unknown_type: return "unknown_type";
+    case BadInput::invalid_data: return "invalid_data";
+  }
+  return "?";
+}
+
+const char* to_string(ActionKind kind) noexcept {
+  switch (kind) {
+    case ActionKind::kill_adapter: return "kill";
+    case ActionKind::broker_outage: return "broker-outage";
+    case ActionKind::pg_restart: return "pg-restart";
+    case ActionKind::inject: return "inject";
+  }
+  return "?";
+}
+
+std::vector<Action> make_schedule(const Plan& plan) {
+  // Draws in a fixed order from one engine whose output the standard fixes (mt19937_64),
+  // with our own scaling: std::uniform_*_distribution may differ between libraries.
+  std::mt19937_64 engine(plan.seed);
+  auto unit = [&] { return static_cast<double>(engine() >> 11) * 0x1.0p-53; };
+  auto between = [&](double lo, double hi) { return lo + (hi - lo) * unit(); };
+  auto pick = [&](int n) { return static_cast<int>(engine() % static_cast<std::uint64_t>(n)); };
+
+  const double duration = plan.transfers / std::max(plan.rate_per_s, 0.001);
+  const double from = 0.05 * duration, to = 0.90 * duration;
+  std::vector<Action> out;
+  for (int i = 0; i < plan.kills; ++i)
+    out.push_back({between(from, to), ActionKind::kill_adapter, pick(std::max(plan.adapters, 1)), between(0.1, 1.5)});
+  for (int i = 0; i < plan.broker_outages; ++i)
+    out.push_back({between(from, to), ActionKind::broker_outage, 1 + pick(std::max(plan.brokers, 1)), between(1.0, 4.0)});
+  for (int i = 0; i < plan.pg_restarts; ++i)
+    out.push_back({between(0.3 * duration, 0.6 * duration), ActionKind::pg_restart, 0, between(0.5, 2.0)});
+  for (int c = 0; c < kBadInputClasses; ++c)
+    for (int i = 0; i < plan.bad_per_class; ++i) out.push_back({between(from, to), ActionKind::inject, c, 0});
+  std::stable_sort(out.begin(), out.end(), [](const Action& a, const Action& b) { return a.at_s < b.at_s; });
+  return out;
+}
+
+std::string describe(const Action& a) {
+  char line[160];
+  switch (a.kind) {
+    case ActionKind::kill_adapter:
+      std::snprintf(line, sizeof line, "%8.2f s  SIGKILL adapter %d, restart after %.2f s", a.at_s, a.target, a.hold_s);
+      break;
+    case ActionKind::broker_outage:
+      std::snprintf(line, sizeof line, "%8.2f s  broker %d down for %.2f s", a.at_s, a.target, a.hold_s);
+      break;
+    case ActionKind::pg_restart:
+      std::snprintf(line, sizeof line, "%8.2f s  PostgreSQL fast shutdown, start again after %.2f s", a.at_s, a.hold_s);
+      break;
+    case ActionKind::inject:
+      std::snprintf(line, sizeof line, "%8.2f s  bad input on the inbound stream: %s", a.at_s,
+                    to_string(static_cast<BadInput>(a.target)));
+      break;
+  }
+  return line;
+}
+
+}  // namespace clearing::chaos
