@@ -205,7 +205,15 @@ struct StreamConsumer::Impl {
       };
       for (const auto& raw : batch) {
         auto& p = progress_of(raw.topic, raw.partition);
-        if (raw.offset >= 0) p.kafka_offset = std::max(p.kafka_offset, raw.offset);
+        // A Kafka position at or below the stored one was handled (applied, skipped or parked)
+        // by a committed transaction: read again after a rebalance raced a batch, or a commit
+        // whose answer was lost. The seq would catch a message that has one; this also
+        // keeps a message without a usable seq from being parked twice.
+        if (raw.offset >= 0 && raw.offset <= p.kafka_offset) {
+          ++counts.duplicates;
+          continue;
+        }
+        if (raw.offset >= 0) p.kafka_offset = raw.offset;
         auto parsed = parse_message(std::string_view(raw.value));
         if (parsed && (parsed->stream != raw.topic || parsed->partition != raw.partition))
           parsed = tl::unexpected(MessageError{MessageErrc::wrong_stream,
