@@ -6,6 +6,7 @@
 //   demo     [--transfers N --seed S | --file F]   everything on embedded defaults
 // main() only parses arguments and wires; the work is in the adapter library.
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -61,13 +62,35 @@ int run(const std::string& config_path) {
     bootstrap = embedded->bootstrap_servers();
     log->info("embedded kafka bootstrap={}", bootstrap);
   }
-  auto service = adapter::Service::create(*config, bootstrap);
-  if (!service) return fail(service.error());
-  if (auto started = (*service)->start(); !started) return fail("start failed: " + started.error());
+  // A database or broker that is not up yet (a restart, a deployment starting everything at
+  // once) is waited for: the start is retried with backoff for up to kStartWait, each failure
+  // logged; SIGTERM/SIGINT during the wait end it at once.
+  constexpr auto kStartWait = std::chrono::seconds(60);
+  const auto give_up_at = std::chrono::steady_clock::now() + kStartWait;
+  std::unique_ptr<adapter::Service> service;
+  for (int attempt = 1; !service; ++attempt) {
+    auto created = adapter::Service::create(*config, bootstrap);
+    if (!created) return fail(created.error());
+    auto started = (*created)->start();
+    if (started) {
+      service = std::move(*created);
+      break;
+    }
+    created->reset();  // stops what did start
+    if (std::chrono::steady_clock::now() >= give_up_at)
+      return fail("start failed (gave up after " + std::to_string(kStartWait.count()) + " s): " + started.error());
+    const auto backoff = std::chrono::milliseconds(std::min(250 << std::min(attempt - 1, 5), 5000));
+    log->warn("start failed attempt={} error=\"{}\" retry_in_ms={}", attempt, started.error(), backoff.count());
+    const timespec wait{static_cast<time_t>(backoff.count() / 1000), static_cast<long>(backoff.count() % 1000) * 1'000'000};
+    if (const int sig = sigtimedwait(&signals, nullptr, &wait); sig > 0) {
+      log->info("signal={} before the start succeeded: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      return 0;
+    }
+  }
   int received = 0;
   sigwait(&signals, &received);
   log->info("signal={}: stopping", received == SIGTERM ? "SIGTERM" : "SIGINT");
-  (*service)->stop();
+  service->stop();
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <pqxx/pqxx>
 
@@ -172,4 +173,45 @@ TEST_CASE("config errors stop the start with a message that names the file and t
   Process no_secrets({CLEARING_ADAPTER, "run", "--config", source_file("config/dk.json")}, {});
   CHECK(no_secrets.wait(30'000) == 2);
   CHECK(no_secrets.stderr_text().find("CLEARING_ADAPTER_CLEARING_TOKEN") != std::string::npos);
+}
+
+TEST_CASE("an adapter whose database is not there yet waits for it, then starts; SIGTERM while waiting stops it") {
+  const std::string name = "e2e_late_database";
+  {
+    pqxx::connection admin(server_url());
+    pqxx::nontransaction tx(admin);
+    tx.exec("drop database if exists " + name + " with (force)");
+  }
+  const int port = 26000 + static_cast<int>(getpid() % 1000);
+  const std::map<std::string, std::string> env{{"CLEARING_ADAPTER_DATABASE_URL", with_database(server_url(), name)},
+                                               {"CLEARING_ADAPTER_CLEARING_TOKEN", "t"},
+                                               {"CLEARING_ADAPTER_API_TOKEN", "t"},
+                                               {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(port)}};
+  auto wait_for_log = [](Process& p, const std::string& text) {
+    for (int i = 0; i < 150; ++i) {
+      if (p.stderr_text().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return false;
+  };
+  {
+    Process waiting({CLEARING_ADAPTER, "run", "--config", source_file("config/dk.json")}, env);
+    CHECK(wait_for_log(waiting, "start failed attempt=1"));
+    waiting.signal(SIGTERM);
+    CHECK(waiting.wait(30'000) == 0);
+    CHECK(waiting.stderr_text().find("before the start succeeded: stopping") != std::string::npos);
+  }
+  Process adapter({CLEARING_ADAPTER, "run", "--config", source_file("config/dk.json")}, env);
+  REQUIRE(wait_for_log(adapter, "start failed attempt=2"));
+  CHECK(adapter.running());
+  create_database(name);
+  int status = 0;
+  for (int i = 0; i < 300 && status != 200; ++i) {
+    auto ready = adapter::http_get("http://127.0.0.1:" + std::to_string(port) + "/readyz", "", 1000);
+    status = ready ? ready->status : 0;
+    if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  CHECK(status == 200);
+  adapter.signal(SIGTERM);
+  CHECK(adapter.wait(60'000) == 0);
 }
