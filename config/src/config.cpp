@@ -1,5 +1,5 @@
-// Pure helpers of the config types: country codes, the business-day calendar, stream names,
-// host:port, and database URL redaction.
+// Pure helpers of the config types: enum names, the business-day calendar, stream names,
+// host:port, and database URL redaction. Country codes are base's (clearing/base/country.hpp).
 
 #include "clearing/config/config.hpp"
 
@@ -11,42 +11,6 @@
 #include "clearing/base/assert.hpp"
 
 namespace clearing::config {
-
-std::string_view country_code_upper(Country country) noexcept {
-  switch (country) {
-    case Country::dk:
-      return "DK";
-    case Country::se:
-      return "SE";
-    case Country::no:
-      return "NO";
-  }
-  return "??";
-}
-
-std::string_view country_code_lower(Country country) noexcept {
-  switch (country) {
-    case Country::dk:
-      return "dk";
-    case Country::se:
-      return "se";
-    case Country::no:
-      return "no";
-  }
-  return "??";
-}
-
-std::string_view country_currency(Country country) noexcept {
-  switch (country) {
-    case Country::dk:
-      return "DKK";
-    case Country::se:
-      return "SEK";
-    case Country::no:
-      return "NOK";
-  }
-  return "???";
-}
 
 std::string_view derivation_name(Derivation derivation) noexcept {
   switch (derivation) {

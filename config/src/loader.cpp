@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "clearing/base/country.hpp"
 #include "json_reader.hpp"
 
 namespace clearing::config {
@@ -170,17 +171,15 @@ void read_weekend(Section& section, BusinessDays& out, Problems& problems) {
 bool read_country(Section section, CountryConfig& out, Problems& problems) {
   bool code_known = false;
   if (const auto code = section.string("code", true)) {
-    if (*code == "DK") {
-      out.code = Country::dk;
-    } else if (*code == "SE") {
-      out.code = Country::se;
-    } else if (*code == "NO") {
-      out.code = Country::no;
+    // The file carries the upper-case code only; base::parse_country also takes "dk".
+    const auto country = base::parse_country(*code);
+    code_known = country.has_value() && country_code_upper(*country) == *code;
+    if (code_known) {
+      out.code = *country;
     } else {
       problems.add(section.path_of("code"),
                    "must be one of \"DK\", \"SE\", \"NO\", got " + detail::quote_text(*code));
     }
-    code_known = *code == "DK" || *code == "SE" || *code == "NO";
   }
   if (const auto currency = section.string("currency", true)) out.currency = *currency;
   section.integer("amount_limit_minor", out.amount_limit_minor, true);

@@ -3,6 +3,8 @@
 #include <array>
 #include <cstddef>
 
+#include "clearing/base/assert.hpp"
+
 namespace clearing::sagas {
 namespace {
 
@@ -118,47 +120,10 @@ tl::expected<void, AccountError> validate_bban(Country country, std::string_view
 
 }  // namespace
 
-std::optional<Country> parse_country(std::string_view code) noexcept {
-  if (code == "DK" || code == "dk") return Country::dk;
-  if (code == "SE" || code == "se") return Country::se;
-  if (code == "NO" || code == "no") return Country::no;
-  return std::nullopt;
-}
-
-std::string_view country_code(Country country) noexcept {
-  switch (country) {
-    case Country::dk:
-      return "DK";
-    case Country::se:
-      return "SE";
-    case Country::no:
-      return "NO";
-  }
-  return "??";
-}
-
-std::string_view country_code_lower(Country country) noexcept {
-  switch (country) {
-    case Country::dk:
-      return "dk";
-    case Country::se:
-      return "se";
-    case Country::no:
-      return "no";
-  }
-  return "??";
-}
-
 Currency country_currency(Country country) noexcept {
-  switch (country) {
-    case Country::dk:
-      return *Currency::parse("DKK");
-    case Country::se:
-      return *Currency::parse("SEK");
-    case Country::no:
-      return *Currency::parse("NOK");
-  }
-  return Currency{};
+  const auto currency = Currency::parse(base::country_currency_code(country));
+  CLEARING_ASSERT(currency.has_value());  // base's codes are three upper-case letters
+  return *currency;
 }
 
 std::string_view scheme_name(AccountScheme scheme) noexcept {

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "clearing/base/country.hpp"
+
 namespace clearing::config {
 
 // ---------------------------------------------------------------------------------------
@@ -43,11 +45,16 @@ class Secret {
 // ---------------------------------------------------------------------------------------
 // Country: currency, limits, cut-off and the business-day calendar.
 
-enum class Country { dk, se, no };
-
-std::string_view country_code_upper(Country country) noexcept;  // "DK"
-std::string_view country_code_lower(Country country) noexcept;  // "dk" (stream names)
-std::string_view country_currency(Country country) noexcept;    // "DKK"
+// The one country enum and its codes (clearing/base/country.hpp), under config's names:
+// country_code_upper "DK", country_code_lower "dk" (stream names), country_currency "DKK".
+using base::Country;
+using base::country_code_lower;
+inline std::string_view country_code_upper(Country country) noexcept {
+  return base::country_code(country);
+}
+inline std::string_view country_currency(Country country) noexcept {
+  return base::country_currency_code(country);
+}
 
 inline constexpr std::int64_t kAmountLimitMinorMax = 1'000'000'000'000'000;  // 10^13 units
 inline constexpr std::size_t kHolidaysMax = 1'000;

@@ -8,19 +8,20 @@
 #include <string_view>
 #include <tl/expected.hpp>
 
+#include "clearing/base/country.hpp"
 #include "clearing/sagas/money.hpp"
 
 namespace clearing::sagas {
 
-enum class Country { dk, se, no };
+// The one country enum and its codes (clearing/base/country.hpp), under the names the
+// domain has always used: parse_country accepts "DK" or "dk", country_code gives "DK",
+// country_code_lower "dk".
+using base::Country;
+using base::country_code;
+using base::country_code_lower;
+using base::parse_country;
 
-// Accepts "DK" or "dk" (and the same for SE, NO); nullopt otherwise.
-std::optional<Country> parse_country(std::string_view code) noexcept;
-// "DK", "SE", "NO": the ISO 3166 code as IBANs carry it.
-std::string_view country_code(Country country) noexcept;
-// "dk", "se", "no": as stream names and config files carry it.
-std::string_view country_code_lower(Country country) noexcept;
-// DKK, SEK, NOK.
+// DKK, SEK, NOK, as the domain's Currency.
 Currency country_currency(Country country) noexcept;
 
 enum class AccountScheme { iban, bban };
