@@ -27,6 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/event_store.hpp"
@@ -84,58 +85,7 @@ struct Options {
   bool keep_database = false;
 };
 
-// ---- The server and a scratch database on it -------------------------------------
-
-std::string with_database(const std::string& url, const std::string& database) {
-  const auto query = url.find('?');
-  const auto path = url.rfind('/', query);
-  if (path == std::string::npos || path < url.find("//") + 2)
-    throw std::runtime_error("cannot find the database name in " + url);
-  return url.substr(0, path + 1) + database + (query == std::string::npos ? "" : url.substr(query));
-}
-
-// First column of the first row as text, on a connection of its own (autocommit).
-std::string query_value(const std::string& url, const std::string& sql) {
-  pqxx::connection connection(url);
-  pqxx::nontransaction tx(connection);
-  const auto rows = tx.exec(sql);
-  if (rows.empty() || rows[0][0].is_null()) return "";
-  return rows[0][0].c_str();
-}
-
-// A database created for this run and dropped at its end (unless kept for a look).
-class ScratchDatabase {
- public:
-  ScratchDatabase(std::string server_url, bool keep)
-      : server_url_(std::move(server_url)), keep_(keep) {
-    std::string id = base::new_uuid();
-    std::erase(id, '-');
-    name_ = "bench_" + id.substr(0, 16);
-    query_value(server_url_, "create database " + name_);
-    url_ = with_database(server_url_, name_);
-  }
-  ~ScratchDatabase() {
-    if (keep_) {
-      fmt::print("database kept: {}\n", url_);
-      return;
-    }
-    try {
-      query_value(server_url_, "drop database if exists " + name_ + " with (force)");
-    } catch (const std::exception&) {
-      // A throwaway server goes away with its folder anyway.
-    }
-  }
-  ScratchDatabase(const ScratchDatabase&) = delete;
-  ScratchDatabase& operator=(const ScratchDatabase&) = delete;
-
-  const std::string& url() const { return url_; }
-
- private:
-  std::string server_url_;
-  bool keep_;
-  std::string name_;
-  std::string url_;
-};
+// ---- The raw table and the environment ---------------------------------------------
 
 constexpr const char* kRawTableSql = R"sql(
 create table raw_inserts (
@@ -485,24 +435,6 @@ void run_catch_up_reads(EventStore& store, const std::string& url) {
 
 // ---- 3. Live latency ----------------------------------------------------------------
 
-double percentile(const std::vector<double>& sorted, double p) {
-  CLEARING_ASSERT(!sorted.empty());
-  const auto rank =
-      static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size() - 1) + 0.5);
-  return sorted[std::min(rank, sorted.size() - 1)];
-}
-
-void print_distribution(const char* label, std::vector<double> values_ms) {
-  if (values_ms.empty()) {
-    fmt::print("  {}: no samples\n", label);
-    return;
-  }
-  std::sort(values_ms.begin(), values_ms.end());
-  fmt::print("  {}: p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms (min {:.2f} ms, n={})\n", label,
-             percentile(values_ms, 50), percentile(values_ms, 99), values_ms.back(),
-             values_ms.front(), values_ms.size());
-}
-
 // Starts the subscription at the end of the log: the latency run measures live
 // delivery, not a catch-up.
 void seed_checkpoint_at_end(const std::string& url, const std::string& name) {
@@ -564,7 +496,6 @@ void run_live_latency(EventStore& store, const std::string& url, const Options& 
   const double write_seconds = Seconds(drain_start - start).count();
   std::vector<double> append_ms, from_return_ms, from_call_ms;
   std::size_t missing = 0;
-  auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
   for (const auto& [id, w] : written) {
     append_ms.push_back(ms(w.after_commit - w.before_append));
     const auto it = seen_at.find(id);

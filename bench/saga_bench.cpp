@@ -33,6 +33,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/assert.hpp"
@@ -76,57 +77,6 @@ struct Options {
   std::string log_level = "warn";
 };
 
-// ---- The server and a scratch database on it (as in bench/eventstore_bench.cpp) -----
-
-std::string with_database(const std::string& url, const std::string& database) {
-  const auto query = url.find('?');
-  const auto path = url.rfind('/', query);
-  if (path == std::string::npos || path < url.find("//") + 2)
-    throw std::runtime_error("cannot find the database name in " + url);
-  return url.substr(0, path + 1) + database + (query == std::string::npos ? "" : url.substr(query));
-}
-
-std::string query_value(const std::string& url, const std::string& sql) {
-  pqxx::connection connection(url);
-  pqxx::nontransaction tx(connection);
-  const auto rows = tx.exec(sql);
-  if (rows.empty() || rows[0][0].is_null()) return "";
-  return rows[0][0].c_str();
-}
-
-class ScratchDatabase {
- public:
-  ScratchDatabase(std::string server_url, bool keep)
-      : server_url_(std::move(server_url)), keep_(keep) {
-    std::string id = base::new_uuid();
-    std::erase(id, '-');
-    name_ = "bench_" + id.substr(0, 16);
-    query_value(server_url_, "create database " + name_);
-    url_ = with_database(server_url_, name_);
-  }
-  ~ScratchDatabase() {
-    if (keep_) {
-      fmt::print("database kept: {}\n", url_);
-      return;
-    }
-    try {
-      query_value(server_url_, "drop database if exists " + name_ + " with (force)");
-    } catch (const std::exception&) {
-      // A throwaway server goes away with its folder anyway.
-    }
-  }
-  ScratchDatabase(const ScratchDatabase&) = delete;
-  ScratchDatabase& operator=(const ScratchDatabase&) = delete;
-
-  const std::string& url() const { return url_; }
-
- private:
-  std::string server_url_;
-  bool keep_;
-  std::string name_;
-  std::string url_;
-};
-
 // ---- Requests (as tests/support/saga_fixture.cpp makes them) --------------------------
 
 sagas::CountryRules dk_rules() {
@@ -166,24 +116,6 @@ sagas::InitiateTransfer make_initiate(int index, base::Timestamp now) {
 }
 
 // ---- Figures ----------------------------------------------------------------------------
-
-double percentile(const std::vector<double>& sorted, double p) {
-  CLEARING_ASSERT(!sorted.empty());
-  const auto rank =
-      static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size() - 1) + 0.5);
-  return sorted[std::min(rank, sorted.size() - 1)];
-}
-
-void print_distribution(const char* label, std::vector<double> values_ms) {
-  if (values_ms.empty()) {
-    fmt::print("    {}: no samples\n", label);
-    return;
-  }
-  std::sort(values_ms.begin(), values_ms.end());
-  fmt::print("    {}: p50 {:>8.1f} ms  p99 {:>8.1f} ms  max {:>8.1f} ms  (min {:.1f}, n={})\n", label,
-             percentile(values_ms, 50), percentile(values_ms, 99), values_ms.back(),
-             values_ms.front(), values_ms.size());
-}
 
 double wall_ms(WallClock::time_point t) {
   return std::chrono::duration<double, std::milli>(t.time_since_epoch()).count();
@@ -385,9 +317,11 @@ void print_cell(const Options& options, int latency_ms, int dispatchers, const C
              f.calls, per_dispatcher, classes, f.answers_stale, f.record_failures);
   fmt::print("  mock:     {} requests, {} executions, peak {} in flight; terminal events:{}\n",
              f.mock_requests, f.mock_executions, f.mock_in_flight_peak, types);
-  print_distribution("initiate commit -> terminal event ", f.initiate_to_terminal_ms);
-  print_distribution("dispatcher start -> terminal event", f.start_to_terminal_ms);
-  print_distribution("clearing call (client latency_ms) ", f.call_ms);
+  print_distribution("initiate commit -> terminal event ", f.initiate_to_terminal_ms,
+                     DistributionLayout::columns);
+  print_distribution("dispatcher start -> terminal event", f.start_to_terminal_ms,
+                     DistributionLayout::columns);
+  print_distribution("clearing call (client latency_ms) ", f.call_ms, DistributionLayout::columns);
 }
 
 void print_environment(const Options& options) {
