@@ -60,6 +60,12 @@ const std::string kReadStream = std::string("select ") + kColumns +
                                 " from events where stream_id = $1 and version >= $2"
                                 " order by events.version limit $3";
 
+// Ordered by the stream ids' bytes (collation "C"), whatever the database's collation:
+// callers compare ids as std::string does.
+const std::string kReadStreams = std::string("select ") + kColumns +
+                                 " from events where stream_id = any($1::text[])"
+                                 " order by events.stream_id collate \"C\", events.version limit $2";
+
 // ORDER BY names the table's columns explicitly: a bare `transaction_id` would bind to
 // the text-cast output column of the same name and sort "1001" before "999".
 // pg_snapshot_xmin(pg_current_snapshot()) is the oldest transaction still running when
@@ -80,6 +86,21 @@ bool has_control_characters(std::string_view text) {
 }
 
 StoreError invalid(std::string message) { return {StoreErrc::invalid_argument, std::move(message)}; }
+
+// A text[] literal: every element quoted, so commas, braces and spaces in ids are data.
+std::string text_array_literal(std::span<const StreamId> values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    out += i == 0 ? "\"" : ",\"";
+    for (const char c : values[i].value()) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += "}";
+  return out;
+}
 
 RecordedEvent parse_row(const pqxx::row& row) {
   RecordedEvent e;
@@ -196,6 +217,7 @@ constexpr const char* kAppendExactName = "eventstore_append_exact";
 constexpr const char* kAppendNoStreamName = "eventstore_append_no_stream";
 constexpr const char* kAppendAnyName = "eventstore_append_any";
 constexpr const char* kReadStreamName = "eventstore_read_stream";
+constexpr const char* kReadStreamsName = "eventstore_read_streams";
 constexpr const char* kReadAllName = "eventstore_read_all";
 constexpr const char* kStreamVersionName = "eventstore_stream_version";
 
@@ -204,6 +226,7 @@ EventStore::EventStore(ConnectionPool& pool) : pool_(pool) {
   pool_.prepare(kAppendNoStreamName, kAppendNoStream);
   pool_.prepare(kAppendAnyName, kAppendAny);
   pool_.prepare(kReadStreamName, kReadStream);
+  pool_.prepare(kReadStreamsName, kReadStreams);
   pool_.prepare(kReadAllName, kReadAll);
   pool_.prepare(kStreamVersionName, "select version from event_streams where stream_id = $1");
 }
@@ -278,6 +301,27 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_stream(Transaction& tx,
   limit = std::min(limit, kReadBatchMax);
   return parse_rows(tx.exec_prepared(kReadStreamName, stream.value(), from.value(),
                                    static_cast<std::int64_t>(limit)));
+}
+
+StoreResult<std::vector<RecordedEvent>> EventStore::read_streams(Transaction& tx,
+                                                                 std::span<const StreamId> streams,
+                                                                 std::size_t limit) {
+  if (streams.empty()) return std::vector<RecordedEvent>{};
+  for (const auto& stream : streams)
+    if (stream.value().empty()) return tl::unexpected(invalid("stream id is empty"));
+  limit = std::min(limit, kReadBatchMax);
+  auto events = parse_rows(
+      tx.exec_prepared(kReadStreamsName, text_array_literal(streams), static_cast<std::int64_t>(limit)));
+  if (!events) return events;
+  CLEARING_ASSERT(events->size() <= limit);
+  for (std::size_t i = 1; i < events->size(); ++i) {
+    const auto& previous = (*events)[i - 1];
+    const auto& e = (*events)[i];
+    CLEARING_ASSERT_MSG(previous.stream_id.value() < e.stream_id.value() ||
+                            (previous.stream_id == e.stream_id && previous.version.value() < e.version.value()),
+                        "read_streams out of order");
+  }
+  return events;
 }
 
 StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Checkpoint after,

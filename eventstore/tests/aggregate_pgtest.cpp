@@ -43,6 +43,19 @@ struct CounterCodec {
 
 using CounterAggregate = Aggregate<Counter, CounterCodec>;
 
+// handle with an assumed state, in a transaction of its own.
+CommandResult<Counter> handle_assuming(StoreFixture& f, CounterAggregate& counter, const StreamId& stream,
+                                       Counter::Increment command, const CommandContext& context,
+                                       const Loaded<Counter>& assumed) {
+  CommandResult<Counter> out = tl::unexpected(CommandFailure<Counter>{StoreError{StoreErrc::internal, "not run"}});
+  auto status = f.pool->transact([&](Transaction& tx) -> StoreResult<void> {
+    out = counter.handle(tx, stream, command, context, assumed);
+    return {};
+  });
+  REQUIRE(status);
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("handle folds, decides and appends; a rejection is a value and writes nothing") {
@@ -123,4 +136,100 @@ TEST_CASE("an event the codec cannot read is a typed corrupt_data error, not a c
   REQUIRE_FALSE(result);
   REQUIRE(std::holds_alternative<StoreError>(result.error()));
   CHECK(std::get<StoreError>(result.error()).code == StoreErrc::corrupt_data);
+}
+
+TEST_CASE("read_streams reads several streams in one statement, in (stream id, version) order, at most limit") {
+  StoreFixture f;
+  CounterAggregate counter(*f.store);
+  // Ids with the characters a text[] literal must quote.
+  const std::vector<StreamId> streams{StreamId{"b-stream"}, StreamId{"a, \"quoted\" {stream}\\"}, StreamId{"none"}};
+  for (int i = 0; i < 3; ++i) REQUIRE(counter.handle(streams[0], Counter::Increment{1, 100}, {"c", "c", nullptr, ""}));
+  REQUIRE(counter.handle(streams[1], Counter::Increment{5, 100}, {"c", "c", nullptr, ""}));
+
+  auto all = f.pool->transact([&](Transaction& tx) { return f.store->read_streams(tx, streams); });
+  REQUIRE(all);
+  REQUIRE(all->size() == 4);
+  CHECK((*all)[0].stream_id == streams[1]);
+  CHECK((*all)[1].stream_id == streams[0]);
+  CHECK((*all)[1].version == StreamVersion{1});
+  CHECK((*all)[3].version == StreamVersion{3});
+  auto two = f.pool->transact([&](Transaction& tx) { return f.store->read_streams(tx, streams, 2); });
+  REQUIRE(two);
+  CHECK(two->size() == 2);
+  auto none = f.pool->transact([&](Transaction& tx) { return f.store->read_streams(tx, {}); });
+  REQUIRE(none);
+  CHECK(none->empty());
+}
+
+TEST_CASE("load_many folds several streams at once; an unknown stream is empty; one that does not decode is left out") {
+  StoreFixture f;
+  CounterAggregate counter(*f.store);
+  const StreamId a{"many-a"}, b{"many-b"}, empty{"many-empty"}, corrupt{"many-corrupt"};
+  REQUIRE(counter.handle(a, Counter::Increment{2, 100}, {"c", "c", nullptr, ""}));
+  REQUIRE(counter.handle(a, Counter::Increment{3, 100}, {"c", "c", nullptr, ""}));
+  REQUIRE(counter.handle(b, Counter::Increment{7, 100}, {"c", "c", nullptr, ""}));
+  REQUIRE(f.store->append(corrupt, ExpectedVersion::no_stream(), std::vector{make_event("SomethingElse", {{"x", 1}})}));
+
+  const std::vector<StreamId> streams{a, b, empty, corrupt};
+  auto loaded = f.pool->transact([&](Transaction& tx) { return counter.load_many(tx, streams); });
+  REQUIRE(loaded);
+  CHECK(loaded->size() == 3);
+  CHECK(loaded->at(a).state.value == 5);
+  CHECK(loaded->at(a).version == StreamVersion{2});
+  CHECK(loaded->at(b).state.value == 7);
+  CHECK(loaded->at(empty).version == StreamVersion{0});
+  CHECK(loaded->count(corrupt) == 0);
+}
+
+TEST_CASE("handle with an assumed state: used when it holds, and checked, never trusted, when the stream moved") {
+  StoreFixture f;
+  CounterAggregate counter(*f.store);
+  const StreamId stream{"assumed-1"};
+  const CommandContext context{"c", "c", nullptr, ""};
+  using Known = Loaded<Counter>;
+
+  // A new stream: decided on the empty state, appended with no_stream.
+  auto created = handle_assuming(f, counter, stream, Counter::Increment{3, 10}, context, Known{{0}, StreamVersion{0}});
+  REQUIRE(created);
+  CHECK(created->version == StreamVersion{1});
+  CHECK(created->state.value == 3);
+
+  // Stale (the stream is at 1 with value 3): the append conflicts; decided again on a load.
+  auto appended = handle_assuming(f, counter, stream, Counter::Increment{4, 10}, context, Known{{0}, StreamVersion{0}});
+  REQUIRE(appended);
+  CHECK(appended->state.value == 7);
+  CHECK(appended->version == StreamVersion{2});
+
+  // Stale and rejected on the assumption (9 + 2 > 10): the stream moved, so decided on a
+  // load (7 + 2 <= 10) instead of refused.
+  auto accepted = handle_assuming(f, counter, stream, Counter::Increment{2, 10}, context, Known{{9}, StreamVersion{1}});
+  REQUIRE(accepted);
+  CHECK(accepted->state.value == 9);
+  CHECK(accepted->version == StreamVersion{3});
+
+  // Stale and "nothing to do": reported with the stream's real state and version.
+  auto nothing = handle_assuming(f, counter, stream, Counter::Increment{0, 10}, context, Known{{0}, StreamVersion{0}});
+  REQUIRE(nothing);
+  CHECK(nothing->events.empty());
+  CHECK(nothing->state.value == 9);
+  CHECK(nothing->version == StreamVersion{3});
+
+  // Holding: a rejection on a true assumption is the rejection.
+  auto refused = handle_assuming(f, counter, stream, Counter::Increment{5, 10}, context, Known{{9}, StreamVersion{3}});
+  REQUIRE_FALSE(refused);
+  CHECK(std::holds_alternative<Counter::Rejection>(refused.error()));
+
+  // The same seeded command again on the empty assumption: its ids are stored, so it is
+  // decided again on a load, and the store's idempotent append writes nothing.
+  const CommandContext seeded{"c", "c", nullptr, "message-1"};
+  const StreamId other{"assumed-2"};
+  auto once = handle_assuming(f, counter, other, Counter::Increment{1, 10}, seeded, Known{{0}, StreamVersion{0}});
+  REQUIRE(once);
+  auto twice = handle_assuming(f, counter, other, Counter::Increment{1, 10}, seeded, Known{{0}, StreamVersion{0}});
+  REQUIRE(twice);
+  CHECK(twice->events.empty());
+  CHECK(twice->version == StreamVersion{1});
+  auto stored = f.store->read_stream(other);
+  REQUIRE(stored);
+  CHECK(stored->size() == 1);
 }

@@ -8,6 +8,9 @@
 // from it, so the same command retried after an unknown commit writes the same ids and
 // the store's idempotent append absorbs it.
 
+#include <map>
+#include <set>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -74,41 +77,54 @@ class Aggregate {
     }
   }
 
+  // Loads several streams with one read (EventStore::read_streams). A stream that did
+  // not fit in the read, or that does not decode, is left out of the result: the caller
+  // loads it on its own (and meets its error there, with its own command).
+  StoreResult<std::map<StreamId, Loaded<D>>> load_many(Transaction& tx, std::span<const StreamId> streams) {
+    std::map<StreamId, Loaded<D>> out;
+    auto page = store_.read_streams(tx, streams, kReadBatchMax);
+    if (!page) return tl::unexpected(page.error());
+    std::set<StreamId> left_out;
+    for (const auto& recorded : *page) {
+      if (left_out.count(recorded.stream_id)) continue;
+      auto& loaded = out.try_emplace(recorded.stream_id, Loaded<D>{D::initial_state(), StreamVersion{0}}).first->second;
+      auto event = Codec::decode(recorded.type, recorded.data);
+      if (!event || recorded.version.value() != loaded.version.value() + 1) {
+        left_out.insert(recorded.stream_id);
+        out.erase(recorded.stream_id);
+        continue;
+      }
+      loaded.state = D::evolve(loaded.state, *event);
+      loaded.version = recorded.version;
+    }
+    // Cut short: the last stream read may miss events, and the ones after it were not read.
+    const bool cut = page->size() >= kReadBatchMax;
+    const std::string* last = page->empty() ? nullptr : &page->back().stream_id.value();
+    if (cut) out.erase(page->back().stream_id);
+    for (const auto& stream : streams) {
+      if (out.count(stream) || left_out.count(stream)) continue;
+      if (cut && last != nullptr && !(stream.value() < *last)) continue;
+      out.emplace(stream, Loaded<D>{D::initial_state(), StreamVersion{0}});  // no events yet
+    }
+    return out;
+  }
+
   // Inside the caller's transaction. Conflicts are retried here: the append does not
   // poison the transaction, and in read-committed mode the reload sees the winner.
   CommandResult<D> handle(Transaction& tx, const StreamId& stream, const typename D::Command& command,
                           const CommandContext& context) {
-    for (int attempt = 1;; ++attempt) {
-      auto loaded = load(tx, stream);
-      if (!loaded) return tl::unexpected(CommandFailure<D>{loaded.error()});
-      auto decided = D::decide(command, loaded->state);
-      if (!decided) return tl::unexpected(CommandFailure<D>{decided.error()});
-      Decision<D> decision{std::move(*decided), {}, loaded->state, loaded->version};
-      if (decision.events.empty()) return decision;
+    return handle_from(tx, stream, command, context, nullptr);
+  }
 
-      std::vector<EventData> data;
-      data.reserve(decision.events.size());
-      for (std::size_t i = 0; i < decision.events.size(); ++i) {
-        const auto& event = decision.events[i];
-        EventId id{context.idempotency_seed.empty()
-                       ? base::new_uuid()
-                       : base::derived_uuid(kEventIdNamespace, context.idempotency_seed + "|" +
-                                                                   stream.value() + "|" + std::to_string(i))};
-        decision.event_ids.push_back(id);
-        data.push_back(EventData{std::move(id), std::string(Codec::event_type(event)),
-                                 Codec::encode(event),
-                                 Metadata{context.correlation_id, context.causation_id, context.source, context.extra}});
-      }
-      auto appended = store_.append(tx, stream, expected_for(loaded->version), data);
-      if (appended) {
-        for (const auto& event : decision.events) decision.state = D::evolve(decision.state, event);
-        decision.version = appended->next_expected_version;
-        if (appended->already_appended) decision.events.clear();
-        return decision;
-      }
-      if (appended.error().code != StoreErrc::wrong_expected_version || attempt >= kConflictRetriesMax)
-        return tl::unexpected(CommandFailure<D>{appended.error()});
-    }
+  // The same, deciding first on `assumed` instead of loading the stream: its state at its
+  // version as the caller read it in this transaction (load_many) or knows it (a new
+  // stream: initial_state at version 0). The assumption is checked, never trusted: the
+  // append's expected version fails if the stream moved, and a decision that appends
+  // nothing (no events, a rejection, or events stored already) is compared with the
+  // stream's version; either way the stream is then loaded and the command decided again.
+  CommandResult<D> handle(Transaction& tx, const StreamId& stream, const typename D::Command& command,
+                          const CommandContext& context, const Loaded<D>& assumed) {
+    return handle_from(tx, stream, command, context, &assumed);
   }
 
   // In a transaction of its own, retried on retryable store errors.
@@ -126,6 +142,60 @@ class Aggregate {
   }
 
  private:
+  CommandResult<D> handle_from(Transaction& tx, const StreamId& stream, const typename D::Command& command,
+                               const CommandContext& context, const Loaded<D>* assumed) {
+    for (int attempt = 1;; ++attempt) {
+      const bool assuming = attempt == 1 && assumed != nullptr;
+      auto loaded = assuming ? StoreResult<Loaded<D>>(*assumed) : load(tx, stream);
+      if (!loaded) return tl::unexpected(CommandFailure<D>{loaded.error()});
+      // Only an assumption can be stale here; a load is as fresh as this transaction sees.
+      auto assumption_holds = [&]() -> StoreResult<bool> {
+        if (!assuming) return true;
+        auto version = store_.stream_version(tx, stream);
+        if (!version) return tl::unexpected(version.error());
+        return *version == loaded->version;
+      };
+      auto decided = D::decide(command, loaded->state);
+      if (!decided || decided->empty()) {
+        auto holds = assumption_holds();
+        if (!holds) return tl::unexpected(CommandFailure<D>{holds.error()});
+        if (!*holds) continue;
+        if (!decided) return tl::unexpected(CommandFailure<D>{decided.error()});
+        return Decision<D>{{}, {}, loaded->state, loaded->version};
+      }
+      Decision<D> decision{std::move(*decided), {}, loaded->state, loaded->version};
+
+      std::vector<EventData> data;
+      data.reserve(decision.events.size());
+      for (std::size_t i = 0; i < decision.events.size(); ++i) {
+        const auto& event = decision.events[i];
+        EventId id{context.idempotency_seed.empty()
+                       ? base::new_uuid()
+                       : base::derived_uuid(kEventIdNamespace, context.idempotency_seed + "|" +
+                                                                   stream.value() + "|" + std::to_string(i))};
+        decision.event_ids.push_back(id);
+        data.push_back(EventData{std::move(id), std::string(Codec::event_type(event)),
+                                 Codec::encode(event),
+                                 Metadata{context.correlation_id, context.causation_id, context.source, context.extra}});
+      }
+      auto appended = store_.append(tx, stream, expected_for(loaded->version), data);
+      // An assumption that did not append cleanly (a conflict, or ids stored already in
+      // full or in part) says the stream holds more than assumed: decide on a load.
+      if (assuming && (!appended || appended->already_appended)) {
+        const auto code = appended ? StoreErrc::wrong_expected_version : appended.error().code;
+        if (code == StoreErrc::wrong_expected_version || code == StoreErrc::partially_appended) continue;
+      }
+      if (appended) {
+        for (const auto& event : decision.events) decision.state = D::evolve(decision.state, event);
+        decision.version = appended->next_expected_version;
+        if (appended->already_appended) decision.events.clear();
+        return decision;
+      }
+      if (appended.error().code != StoreErrc::wrong_expected_version || attempt >= kConflictRetriesMax)
+        return tl::unexpected(CommandFailure<D>{appended.error()});
+    }
+  }
+
   static constexpr const char* kEventIdNamespace = "5f0c2a7e-3b1d-4e8a-9c6f-2d4b8a1e7c30";
   static ExpectedVersion expected_for(StreamVersion v) {
     return v.value() == 0 ? ExpectedVersion::no_stream() : ExpectedVersion::exactly(v);

@@ -41,6 +41,13 @@ class EventStore {
                                                       StreamVersion from = StreamVersion{1},
                                                       std::size_t limit = kReadBatchMax);
 
+  // Events of several streams in one statement, ordered by (stream id as bytes, version), at most
+  // limit (<= kReadBatchMax). When the result holds `limit` events, the streams after
+  // the last one returned were not read and the last one may be cut short: a caller
+  // that needs whole streams reads those again (Aggregate::load_many does).
+  StoreResult<std::vector<RecordedEvent>> read_streams(Transaction& tx, std::span<const StreamId> streams,
+                                                       std::size_t limit = kReadBatchMax);
+
   // The stream's current version (0 when it has no events).
   StoreResult<StreamVersion> stream_version(Transaction& tx, const StreamId& stream);
 
