@@ -16,6 +16,10 @@ namespace {
 using eventstore::StoreResult;
 using eventstore::Transaction;
 
+// Both statements are prepared once per connection (ConnectionPool::prepare).
+constexpr const char* kClaimName = "adapter_claim_transfer_work";
+constexpr const char* kReleaseName = "adapter_release_transfer_work";
+
 // Claims due rows nobody holds a live lease on. SKIP LOCKED makes concurrent claimers
 // pass over each other's rows instead of queueing behind them; the lease keeps a row
 // away from others after this transaction commits, while the call is under way.
@@ -78,13 +82,15 @@ struct Dispatcher::Impl {
         rng(options.jitter_seed ? options.jitter_seed : std::random_device{}()) {
     CLEARING_ASSERT(options.in_flight_max > 0 && options.claim_batch_max > 0);
     CLEARING_ASSERT(!options.owner.empty());
+    transfers.store().pool().prepare(kClaimName, kClaim);
+    transfers.store().pool().prepare(kReleaseName, kRelease);
   }
 
   StoreResult<std::vector<WorkItem>> claim(int limit) {
     return transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<std::vector<WorkItem>> {
       std::vector<WorkItem> items;
-      const auto rows = tx.exec_params(kClaim, to_ms(clock.now()), limit, options.owner,
-                                       static_cast<std::int64_t>(options.lease.count()));
+      const auto rows = tx.exec_prepared(kClaimName, to_ms(clock.now()), limit, options.owner,
+                                         static_cast<std::int64_t>(options.lease.count()));
       for (const auto& row : rows) {
         WorkItem item;
         item.transfer_id = row[0].as<std::string>();
@@ -166,7 +172,7 @@ struct Dispatcher::Impl {
                  sagas::refusal_code_name(refusal.code), refusal.message);
     }
     const bool stale = !result || result->events.empty();
-    if (stale) tx.exec_params(kRelease, r.item.transfer_id, options.owner, r.item.attempt);
+    if (stale) tx.exec_prepared(kReleaseName, r.item.transfer_id, options.owner, r.item.attempt);
     log->debug("answer transfer_id={} attempt={} class={} latency_ms={} correlation_id={} events={}",
                r.item.transfer_id, r.item.attempt, clearing_client::to_string(r.answer.answer_class),
                r.answer.latency_ms, r.item.correlation_id, stale ? 0 : result->events.size());

@@ -47,6 +47,26 @@ create table parked_messages (
 create index parked_messages_reason on parked_messages (reason_code);
 )sql";
 
+// The projections' statements run for every command on a transfer: prepared once per
+// connection, like the event store's own, instead of parsed and planned each time.
+constexpr const char* kUpsertWorkName = "adapter_upsert_transfer_work";
+constexpr const char* kUpsertWork = R"sql(
+insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, caused_by)
+values ($1, $2, $3, $4, $5, $6::uuid)
+on conflict (transfer_id) do update set action = excluded.action, attempt = excluded.attempt,
+  due_at_ms = excluded.due_at_ms, correlation_id = excluded.correlation_id,
+  caused_by = excluded.caused_by, lease_owner = null, lease_until_ms = null
+)sql";
+
+constexpr const char* kDeleteWorkName = "adapter_delete_transfer_work";
+constexpr const char* kDeleteWork = "delete from transfer_work where transfer_id = $1";
+
+constexpr const char* kUpsertStatusName = "adapter_upsert_transfer_status";
+constexpr const char* kUpsertStatus = R"sql(
+insert into transfer_status (transfer_id, status, correlation_id) values ($1, $2, $3)
+on conflict (transfer_id) do update set status = excluded.status, updated_at = now()
+)sql";
+
 }  // namespace
 
 const std::vector<eventstore::Migration>& adapter_migrations() {
@@ -63,7 +83,11 @@ std::string transfer_id_of(const sagas::TransferCommand& command) {
   return std::visit([](const auto& c) { return c.transfer_id; }, command);
 }
 
-TransferService::TransferService(eventstore::EventStore& store) : store_(store), aggregate_(store) {}
+TransferService::TransferService(eventstore::EventStore& store) : store_(store), aggregate_(store) {
+  store_.pool().prepare(kUpsertWorkName, kUpsertWork);
+  store_.pool().prepare(kDeleteWorkName, kDeleteWork);
+  store_.pool().prepare(kUpsertStatusName, kUpsertStatus);
+}
 
 TransferResult TransferService::execute(eventstore::Transaction& tx,
                                         const sagas::TransferCommand& command,
@@ -104,22 +128,13 @@ void TransferService::sync_projections(eventstore::Transaction& tx, const std::s
   const auto next = sagas::next_action(state);
   if (next) {
     CLEARING_ASSERT(next->idempotency_key == transfer_id);
-    tx.exec_params(
-        "insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, caused_by)"
-        " values ($1, $2, $3, $4, $5, $6::uuid)"
-        " on conflict (transfer_id) do update set action = excluded.action, attempt = excluded.attempt,"
-        " due_at_ms = excluded.due_at_ms, correlation_id = excluded.correlation_id,"
-        " caused_by = excluded.caused_by, lease_owner = null, lease_until_ms = null",
-        transfer_id, std::string(sagas::action_name(next->action)), next->attempt,
-        static_cast<std::int64_t>(next->due_at.time_since_epoch().count()), correlation,
-        decision.event_ids.back().value());
+    tx.exec_prepared(kUpsertWorkName, transfer_id, std::string(sagas::action_name(next->action)), next->attempt,
+                     static_cast<std::int64_t>(next->due_at.time_since_epoch().count()), correlation,
+                     decision.event_ids.back().value());
   } else {
-    tx.exec_params("delete from transfer_work where transfer_id = $1", transfer_id);
+    tx.exec_prepared(kDeleteWorkName, transfer_id);
   }
-  tx.exec_params(
-      "insert into transfer_status (transfer_id, status, correlation_id) values ($1, $2, $3)"
-      " on conflict (transfer_id) do update set status = excluded.status, updated_at = now()",
-      transfer_id, std::string(sagas::state_name(state)), correlation);
+  tx.exec_prepared(kUpsertStatusName, transfer_id, std::string(sagas::state_name(state)), correlation);
 }
 
 }  // namespace clearing::adapter
