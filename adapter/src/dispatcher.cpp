@@ -34,7 +34,8 @@ with due as (
 update transfer_work w
 set lease_owner = $3, lease_until_ms = $1 + $4, claims = claims + 1
 from due where w.transfer_id = due.transfer_id
-returning w.transfer_id, w.action, w.attempt, w.correlation_id, coalesce(w.caused_by::text, '')
+returning w.transfer_id, w.action, w.attempt, w.correlation_id, coalesce(w.caused_by::text, ''),
+  w.submit_request::text
 )sql";
 
 constexpr const char* kRelease = R"sql(
@@ -48,8 +49,34 @@ struct WorkItem {
   std::int32_t attempt = 0;
   std::string correlation_id;
   std::string caused_by;
-  std::optional<sagas::TransferRequest> request;  // submit only
+  std::optional<clearing_client::SubmitRequest> request;  // submit only
 };
+
+// The body stored on the work row (clearing_client::encode_submit_body) read back;
+// nullopt when it is not there (a row written before it was stored), unreadable, or
+// about another key than the row's, and the caller then takes the request from the
+// stream: one transfer, one idempotency key.
+std::optional<clearing_client::SubmitRequest> parse_submit_request(const pqxx::field& field,
+                                                                   const std::string& transfer_id) {
+  if (field.is_null()) return std::nullopt;
+  const auto body = nlohmann::json::parse(field.c_str(), nullptr, false);
+  if (!body.is_object()) return std::nullopt;
+  clearing_client::SubmitRequest request;
+  try {
+    request.reference = body.at("reference").get<std::string>();
+    request.amount_minor = body.at("amount_minor").get<std::int64_t>();
+    request.currency = body.at("currency").get<std::string>();
+    request.debtor_account = body.at("debtor_account").get<std::string>();
+    request.debtor_name = body.at("debtor_name").get<std::string>();
+    request.creditor_account = body.at("creditor_account").get<std::string>();
+    request.creditor_name = body.at("creditor_name").get<std::string>();
+    request.remittance_info = body.at("remittance_info").get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  if (request.reference != transfer_id) return std::nullopt;
+  return request;
+}
 
 struct InFlight {
   WorkItem item;
@@ -101,9 +128,12 @@ struct Dispatcher::Impl {
         item.correlation_id = row[3].as<std::string>();
         item.caused_by = row[4].as<std::string>();
         if (item.action == sagas::ClearingAction::submit) {
-          auto loaded = transfers.load(tx, item.transfer_id);
-          if (!loaded) return tl::unexpected(loaded.error());
-          item.request = loaded->state.request;
+          item.request = parse_submit_request(row[5], item.transfer_id);
+          if (!item.request) {
+            auto loaded = transfers.load(tx, item.transfer_id);
+            if (!loaded) return tl::unexpected(loaded.error());
+            item.request = to_submit_request(loaded->state.request);
+          }
         }
         items.push_back(std::move(item));
       }
@@ -114,9 +144,8 @@ struct Dispatcher::Impl {
   void launch(WorkItem item) {
     log->debug("call action={} transfer_id={} attempt={} correlation_id={}", sagas::action_name(item.action),
                item.transfer_id, item.attempt, item.correlation_id);
-    auto answer = item.action == sagas::ClearingAction::submit
-                      ? client.submit(to_submit_request(*item.request))
-                      : client.inquire(item.transfer_id);
+    auto answer = item.action == sagas::ClearingAction::submit ? client.submit(*item.request)
+                                                               : client.inquire(item.transfer_id);
     in_flight.push_back(InFlight{std::move(item), std::move(answer), std::chrono::steady_clock::now()});
     std::lock_guard lock(stats_mutex);
     ++stats.calls_started;

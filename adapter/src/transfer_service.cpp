@@ -2,7 +2,9 @@
 
 #include <pqxx/pqxx>
 
+#include "clearing/adapter/answer_mapping.hpp"
 #include "clearing/base/assert.hpp"
+#include "clearing/clearing_client/classify.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -47,15 +49,25 @@ create table parked_messages (
 create index parked_messages_reason on parked_messages (reason_code);
 )sql";
 
+// What a submit needs, kept on the work row so that a dispatcher claims it with the row
+// instead of loading the transfer's stream for it: the body of POST /v1/transfers
+// (clearing_client::encode_submit_body), null for inquiries. Rows written before this
+// migration have it null too; the dispatcher then loads the stream as before.
+constexpr const char* kSubmitRequestColumn = R"sql(
+alter table transfer_work add column submit_request jsonb
+  check (submit_request is null or jsonb_typeof(submit_request) = 'object');
+)sql";
+
 // The projections' statements run for every command on a transfer: prepared once per
 // connection, like the event store's own, instead of parsed and planned each time.
 constexpr const char* kUpsertWorkName = "adapter_upsert_transfer_work";
 constexpr const char* kUpsertWork = R"sql(
-insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, caused_by)
-values ($1, $2, $3, $4, $5, $6::uuid)
+insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, caused_by, submit_request)
+values ($1, $2, $3, $4, $5, $6::uuid, $7::jsonb)
 on conflict (transfer_id) do update set action = excluded.action, attempt = excluded.attempt,
   due_at_ms = excluded.due_at_ms, correlation_id = excluded.correlation_id,
-  caused_by = excluded.caused_by, lease_owner = null, lease_until_ms = null
+  caused_by = excluded.caused_by, submit_request = excluded.submit_request,
+  lease_owner = null, lease_until_ms = null
 )sql";
 
 constexpr const char* kDeleteWorkName = "adapter_delete_transfer_work";
@@ -71,7 +83,8 @@ on conflict (transfer_id) do update set status = excluded.status, updated_at = n
 
 const std::vector<eventstore::Migration>& adapter_migrations() {
   static const std::vector<eventstore::Migration> migrations{
-      {"adapter/0001_transfer_work", kAdapterSchema}};
+      {"adapter/0001_transfer_work", kAdapterSchema},
+      {"adapter/0002_transfer_work_submit_request", kSubmitRequestColumn}};
   return migrations;
 }
 
@@ -128,9 +141,14 @@ void TransferService::sync_projections(eventstore::Transaction& tx, const std::s
   const auto next = sagas::next_action(state);
   if (next) {
     CLEARING_ASSERT(next->idempotency_key == transfer_id);
+    std::optional<std::string> submit_request;
+    if (next->action == sagas::ClearingAction::submit) {
+      CLEARING_ASSERT(state.request.transfer_id == transfer_id);
+      submit_request = clearing_client::encode_submit_body(to_submit_request(state.request));
+    }
     tx.exec_prepared(kUpsertWorkName, transfer_id, std::string(sagas::action_name(next->action)), next->attempt,
                      static_cast<std::int64_t>(next->due_at.time_since_epoch().count()), correlation,
-                     decision.event_ids.back().value());
+                     decision.event_ids.back().value(), submit_request);
   } else {
     tx.exec_prepared(kDeleteWorkName, transfer_id);
   }

@@ -8,8 +8,10 @@
 
 #include <thread>
 
+#include "clearing/adapter/answer_mapping.hpp"
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
 #include "saga_fixture.hpp"
 
@@ -219,4 +221,50 @@ TEST_CASE("the incoming feed: each payment recorded once although the mainframe 
   CHECK(again.stats().payments_recorded == 0);
   CHECK(db.database.query_value("select count(*) from events where type = 'IncomingFeedAdvanced'") ==
         std::to_string(stats.pages));
+}
+
+TEST_CASE("the submit body is kept on the work row; a row without it (written before it was kept) is submitted from the stream") {
+  SagaDatabase db;
+  auto mock = clearing_mock::MockServer::start({});
+  REQUIRE(mock);
+  auto client = make_client((*mock)->base_url());
+  base::SystemClock clock;
+  std::vector<std::string> ids;
+  std::vector<sagas::InitiateTransfer> commands;
+  for (int i = 0; i < 4; ++i) {
+    commands.push_back(make_initiate(i, RequestKind::valid, clock.now()));
+    ids.push_back(commands.back().transfer_id);
+    REQUIRE(db.transfers->execute(commands.back(), {commands.back().correlation_id, "core", nullptr, ""}));
+  }
+  // What the row holds is the contract's body for the transfer's request.
+  auto loaded = db.pool->transact([&](eventstore::Transaction& tx) { return db.transfers->load(tx, ids[0]); });
+  REQUIRE(loaded);
+  const auto expected = nlohmann::json::parse(
+      clearing_client::encode_submit_body(adapter::to_submit_request(loaded->state.request)));
+  CHECK(nlohmann::json::parse(db.database.query_value("select submit_request::text from transfer_work where transfer_id = '" +
+                                                      ids[0] + "'")) == expected);
+  // Two rows as an older adapter wrote them, or damaged: the request comes from the stream.
+  db.database.exec("update transfer_work set submit_request = null where transfer_id = '" + ids[1] + "'");
+  db.database.exec("update transfer_work set submit_request = '{\"reference\": \"someone-else\"}' where transfer_id = '" +
+                   ids[2] + "'");
+
+  adapter::DispatcherOptions options;
+  options.owner = "bodies";
+  options.policy = fast_policy();
+  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
+  for (int round = 0; round < 20 && db.terminal_count() < 4; ++round) REQUIRE(dispatcher.run_once());
+  REQUIRE(db.terminal_count() == 4);
+  const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
+  for (const auto& violation : reconciliation.violations) FAIL_CHECK(violation);
+  CHECK(reconciliation.succeeded == 4);
+  // The clearing got the same body whichever way it was read: one execution each, no 422.
+  CHECK(dispatcher.stats().answers_by_class["settled"] == 4);
+  for (const auto& entry : (*mock)->state().ledger()) {
+    const auto it = std::find(ids.begin(), ids.end(), entry.reference);
+    REQUIRE(it != ids.end());
+    const auto& c = commands[static_cast<std::size_t>(it - ids.begin())];
+    CHECK(entry.amount_minor == c.amount.minor_units);
+    CHECK(entry.currency == "DKK");
+    CHECK(entry.execution_count == 1);
+  }
 }
