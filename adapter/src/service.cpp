@@ -37,7 +37,7 @@ sagas::RetryPolicy policy_of(const config::RetryConfig& r) {
 
 sagas::CountryRules rules_of(const config::CountryConfig& c) {
   sagas::CountryRules rules;
-  rules.country = *sagas::parse_country(config::country_code_upper(c.code));
+  rules.country = c.code;  // config and sagas share base::Country
   rules.currency = *sagas::Currency::parse(c.currency);
   rules.amount_limit_minor = c.amount_limit_minor;
   return rules;

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/country.hpp"
 
 namespace clearing::clearing_mock {
 namespace {
@@ -72,18 +73,6 @@ std::string cursor_text(std::int64_t cursor) {
   char text[32];
   std::snprintf(text, sizeof text, "%012lld", static_cast<long long>(cursor));
   return text;
-}
-
-std::string_view currency_of(sagas::Country country) {
-  switch (country) {
-    case sagas::Country::dk:
-      return "DKK";
-    case sagas::Country::se:
-      return "SEK";
-    case sagas::Country::no:
-      return "NOK";
-  }
-  return "XXX";
 }
 
 // A valid BBAN of the country for generated incoming payments (DK/SE: no check digit;
@@ -338,7 +327,7 @@ MockState::MockState(MockOptions options)
   data_->fault_rng.seed(options_.seed);
   data_->resend_rng.seed(options_.seed + 1);
   std::mt19937_64 generator(options_.seed + 2);
-  const auto currency = std::string(currency_of(options_.country));
+  const auto currency = std::string(base::country_currency_code(options_.country));
   for (int i = 1; i <= options_.incoming_generated; ++i) {
     Payment payment;
     payment.cursor = i;
@@ -497,7 +486,7 @@ HttpAnswer MockState::execute_submit(const std::string& key) {
     result = reject("AC01", "incorrect debtor account number");
   } else if (!sagas::parse_account_text(country, transfer.creditor_account)) {
     result = reject("AC01", "incorrect creditor account number");
-  } else if (transfer.currency != currency_of(country)) {
+  } else if (transfer.currency != base::country_currency_code(country)) {
     result = reject("AM03", "currency not processable");
   } else if (transfer.amount_minor > options_.amount_minor_max) {
     result = reject("AM02", "amount exceeds the clearing limit");
