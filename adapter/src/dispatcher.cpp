@@ -184,7 +184,8 @@ struct Dispatcher::Impl {
 
   // Records one answer inside tx. A refusal (an answer the saga cannot take) is logged
   // and the lease released; it is not a database failure.
-  StoreResult<bool> record(Transaction& tx, const Ready& r) {
+  // `assumed`: the transfer as read earlier in this transaction (load_many), or null to load it.
+  StoreResult<bool> record(Transaction& tx, const Ready& r, const TransferLoaded* assumed) {
     const auto jitter = std::uniform_int_distribution<std::int32_t>(0, sagas::kJitterPermilleMax)(rng);
     const auto command = to_command(r.answer, r.item.transfer_id, r.item.attempt, r.item.action,
                                     clock.now(), jitter, options.policy);
@@ -192,7 +193,8 @@ struct Dispatcher::Impl {
         r.item.correlation_id, r.item.caused_by, nullptr,
         "answer|" + r.item.transfer_id + "|" + std::to_string(r.item.attempt) + "|" +
             std::string(sagas::action_name(r.item.action))};
-    auto result = transfers.execute(tx, command, context);
+    auto result = assumed ? transfers.execute(tx, command, context, *assumed)
+                          : transfers.execute(tx, command, context);
     if (!result) {
       if (auto* error = std::get_if<eventstore::StoreError>(&result.error())) return tl::unexpected(*error);
       const auto& refusal = std::get<sagas::TransferRefusal>(result.error());
@@ -222,15 +224,21 @@ struct Dispatcher::Impl {
     ++stats.answers_by_class[std::string(clearing_client::to_string(r.answer.answer_class))];
   }
 
-  // All ready answers in one transaction; if that fails, one transaction each, so one
-  // bad answer cannot hold back the others.
+  // All ready answers in one transaction, their transfers read with one statement; if
+  // that fails, one transaction each, so one bad answer cannot hold back the others.
   int record_all(const std::vector<Ready>& ready) {
     if (ready.empty()) return 0;
     std::vector<bool> with_events;
+    std::vector<std::string> transfer_ids;
+    transfer_ids.reserve(ready.size());
+    for (const auto& r : ready) transfer_ids.push_back(r.item.transfer_id);
     auto batch = transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<int> {
       with_events.clear();
+      auto loaded = transfers.load_many(tx, transfer_ids);
+      if (!loaded) return tl::unexpected(loaded.error());
       for (const auto& r : ready) {
-        auto recorded = record(tx, r);
+        const auto it = loaded->find(r.item.transfer_id);
+        auto recorded = record(tx, r, it == loaded->end() ? nullptr : &it->second);
         if (!recorded) return tl::unexpected(recorded.error());
         with_events.push_back(*recorded);
       }
@@ -243,7 +251,7 @@ struct Dispatcher::Impl {
     int recorded = 0;
     for (const auto& r : ready) {
       auto one = transfers.store().pool().transact_with_retry(
-          [&](Transaction& tx) -> StoreResult<bool> { return record(tx, r); });
+          [&](Transaction& tx) -> StoreResult<bool> { return record(tx, r, nullptr); });
       if (one) {
         ++recorded;
         count(r, *one, false);

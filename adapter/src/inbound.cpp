@@ -112,7 +112,12 @@ external_streams::MessageApplier make_transfer_applier(TransferService& transfer
     eventstore::CommandContext context{m.correlation_id, m.event_id,
                                        {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
                                        m.event_id};
-    auto result = transfers.execute(tx, *command, context);
+    // Almost every request starts a new transfer: decide on the empty stream and append
+    // with no_stream instead of loading first. A known transfer (a redelivery, a
+    // duplicate id) fails that append and is loaded and decided again, idempotently.
+    static const TransferLoaded kNewTransfer{sagas::TransferDecider::initial_state(),
+                                             eventstore::StreamVersion{0}};
+    auto result = transfers.execute(tx, *command, context, kNewTransfer);
     if (!result) {
       if (auto* error = std::get_if<eventstore::StoreError>(&result.error()))
         throw std::runtime_error("initiate transfer: " + error->message);  // rolls the batch back, retried

@@ -111,6 +111,15 @@ TransferResult TransferService::execute(eventstore::Transaction& tx,
   return result;
 }
 
+TransferResult TransferService::execute(eventstore::Transaction& tx, const sagas::TransferCommand& command,
+                                        const eventstore::CommandContext& context,
+                                        const TransferLoaded& assumed) {
+  const auto transfer_id = transfer_id_of(command);
+  auto result = aggregate_.handle(tx, transfer_stream(transfer_id), command, context, assumed);
+  if (result && !result->events.empty()) sync_projections(tx, transfer_id, *result, context);
+  return result;
+}
+
 TransferResult TransferService::execute(const sagas::TransferCommand& command,
                                         const eventstore::CommandContext& context) {
   TransferResult out = tl::unexpected(eventstore::CommandFailure<sagas::TransferDecider>{
@@ -130,6 +139,22 @@ TransferResult TransferService::execute(const sagas::TransferCommand& command,
 eventstore::StoreResult<eventstore::Loaded<sagas::TransferDecider>> TransferService::load(
     eventstore::Transaction& tx, const std::string& transfer_id) {
   return aggregate_.load(tx, transfer_stream(transfer_id));
+}
+
+eventstore::StoreResult<std::map<std::string, TransferLoaded>> TransferService::load_many(
+    eventstore::Transaction& tx, const std::vector<std::string>& transfer_ids) {
+  std::vector<eventstore::StreamId> streams;
+  streams.reserve(transfer_ids.size());
+  for (const auto& id : transfer_ids) streams.push_back(transfer_stream(id));
+  auto loaded = aggregate_.load_many(tx, streams);
+  if (!loaded) return tl::unexpected(loaded.error());
+  const std::string prefix = transfer_stream("").value();
+  std::map<std::string, TransferLoaded> out;
+  for (auto& [stream, state] : *loaded) {
+    CLEARING_ASSERT(stream.value().rfind(prefix, 0) == 0);
+    out.emplace(stream.value().substr(prefix.size()), std::move(state));
+  }
+  return out;
 }
 
 void TransferService::sync_projections(eventstore::Transaction& tx, const std::string& transfer_id,

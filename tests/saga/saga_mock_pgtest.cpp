@@ -10,7 +10,9 @@
 
 #include "clearing/adapter/answer_mapping.hpp"
 #include "clearing/adapter/dispatcher.hpp"
+#include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/base/uuid.hpp"
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
 #include "saga_fixture.hpp"
@@ -60,6 +62,28 @@ bool wait_until(Predicate done, std::chrono::seconds within) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return done();
+}
+
+// A TransferRequested of the core's stream, as the consumer hands it to the applier.
+external_streams::ExternalMessage transfer_requested(const std::string& transfer_id, std::int64_t amount_minor) {
+  external_streams::ExternalMessage m;
+  m.stream = "core.dk.payments.v1";
+  m.partition = 0;
+  m.seq = 1;
+  m.event_id = base::new_uuid();
+  m.type = "TransferRequested";
+  m.occurred_at = "2026-11-26T09:00:00.000Z";
+  m.correlation_id = "corr-" + transfer_id;
+  m.source_event_id = base::new_uuid();
+  m.key = transfer_id;
+  m.data = {{"transfer_id", transfer_id},
+            {"account_id", "acct-1"},
+            {"amount", {{"minor_units", amount_minor}, {"currency", "DKK"}}},
+            {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
+            {"creditor", {{"name", "Charles"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0000100011"}}}}},
+            {"remittance_info", "Invoice"},
+            {"requested_at", "2026-11-26T09:00:00Z"}};
+  return m;
 }
 
 }  // namespace
@@ -267,4 +291,48 @@ TEST_CASE("the submit body is kept on the work row; a row without it (written be
     CHECK(entry.currency == "DKK");
     CHECK(entry.execution_count == 1);
   }
+}
+
+TEST_CASE("the inbound applier: a new transfer is initiated; a redelivery and a copy are no-ops; another request under a used id is refused DUPL") {
+  SagaDatabase db;
+  base::SystemClock clock;
+  const adapter::InboundRules rules{dk_rules(), fast_policy()};
+  auto applier = adapter::make_transfer_applier(*db.transfers, clock, rules);
+  auto apply = [&](const external_streams::ExternalMessage& m) {
+    auto done = db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+      auto applied = applier(tx, m);
+      if (!applied) throw std::runtime_error(applied.error().message);
+      return {};
+    });
+    REQUIRE_MESSAGE(done, (done ? "" : done.error().message));
+  };
+  const auto id = base::new_uuid();
+  const std::string stream = "transfer-" + id;
+  auto version = [&] {
+    return db.database.query_value("select version from event_streams where stream_id = '" + stream + "'");
+  };
+  auto types = [&] {
+    return db.database.query_value("select string_agg(type, ',' order by version) from events where stream_id = '" +
+                                   stream + "'");
+  };
+
+  const auto first = transfer_requested(id, 1234);
+  apply(first);
+  CHECK(types() == "TransferInitiated");
+  CHECK(db.database.query_value("select status from transfer_status where transfer_id = '" + id + "'") == "initiated");
+  CHECK(db.database.query_value("select submit_request->>'amount_minor' from transfer_work where transfer_id = '" + id +
+                                "'") == "1234");
+
+  apply(first);  // the same message again (its event ids are derived from it)
+  CHECK(version() == "1");
+  auto copy = transfer_requested(id, 1234);  // the same request in another message
+  apply(copy);
+  CHECK(version() == "1");
+
+  auto other = transfer_requested(id, 999);  // another request under the same transfer id
+  apply(other);
+  CHECK(types() == "TransferInitiated,DuplicateTransferRequestRefused");
+  apply(other);
+  CHECK(version() == "2");
+  CHECK(db.database.query_value("select status from transfer_status where transfer_id = '" + id + "'") == "initiated");
 }

@@ -7,8 +7,10 @@
 // Because both are written with the events, a crash can never leave a transfer whose
 // events say "retry at T" without the work row that makes the retry happen.
 
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "clearing/eventstore/aggregate.hpp"
 #include "clearing/eventstore/migrations.hpp"
@@ -19,6 +21,7 @@ namespace clearing::adapter {
 
 using TransferAggregate = eventstore::Aggregate<sagas::TransferDecider, sagas::TransferCodec>;
 using TransferResult = eventstore::CommandResult<sagas::TransferDecider>;
+using TransferLoaded = eventstore::Loaded<sagas::TransferDecider>;
 
 // The adapter's own tables (work queue, status, parked messages, ...).
 const std::vector<eventstore::Migration>& adapter_migrations();
@@ -32,12 +35,21 @@ class TransferService {
   // Inside the caller's transaction (a consumer's, with its checkpoint).
   TransferResult execute(eventstore::Transaction& tx, const sagas::TransferCommand& command,
                          const eventstore::CommandContext& context);
+  // Deciding first on `assumed` instead of loading the stream (Aggregate::handle with an
+  // assumption: checked by the append's expected version, never trusted). For a caller
+  // that read many transfers at once (load_many), or knows the stream is new.
+  TransferResult execute(eventstore::Transaction& tx, const sagas::TransferCommand& command,
+                         const eventstore::CommandContext& context, const TransferLoaded& assumed);
   // In a transaction of its own, retried on retryable errors.
   TransferResult execute(const sagas::TransferCommand& command,
                          const eventstore::CommandContext& context);
 
   eventstore::StoreResult<eventstore::Loaded<sagas::TransferDecider>> load(
       eventstore::Transaction& tx, const std::string& transfer_id);
+  // Many transfers with one read, by transfer id; one left out must be loaded on its own
+  // (Aggregate::load_many).
+  eventstore::StoreResult<std::map<std::string, TransferLoaded>> load_many(
+      eventstore::Transaction& tx, const std::vector<std::string>& transfer_ids);
 
   eventstore::EventStore& store() { return store_; }
 
