@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "clearing/adapter/answer_mapping.hpp"
+#include "clearing/adapter/parking.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/assert.hpp"
 
@@ -19,6 +20,7 @@ using eventstore::Transaction;
 // Both statements are prepared once per connection (ConnectionPool::prepare).
 constexpr const char* kClaimName = "adapter_claim_transfer_work";
 constexpr const char* kReleaseName = "adapter_release_transfer_work";
+constexpr const char* kPostponeName = "adapter_postpone_transfer_work";
 
 // Claims due rows nobody holds a live lease on. SKIP LOCKED makes concurrent claimers
 // pass over each other's rows instead of queueing behind them; the lease keeps a row
@@ -42,6 +44,15 @@ constexpr const char* kRelease = R"sql(
 update transfer_work set lease_owner = null, lease_until_ms = null
 where transfer_id = $1 and lease_owner = $2 and attempt = $3
 )sql";
+
+// Releases the lease and makes the call due no earlier than $4.
+constexpr const char* kPostpone = R"sql(
+update transfer_work set lease_owner = null, lease_until_ms = null, due_at_ms = greatest(due_at_ms, $4)
+where transfer_id = $1 and lease_owner = $2 and attempt = $3
+)sql";
+
+// parked_messages.source of the answers the saga refused.
+constexpr const char* kParkedSource = "dispatcher";
 
 struct WorkItem {
   std::string transfer_id;
@@ -111,6 +122,7 @@ struct Dispatcher::Impl {
     CLEARING_ASSERT(!options.owner.empty());
     transfers.store().pool().prepare(kClaimName, kClaim);
     transfers.store().pool().prepare(kReleaseName, kRelease);
+    transfers.store().pool().prepare(kPostponeName, kPostpone);
   }
 
   StoreResult<std::vector<WorkItem>> claim(int limit) {
@@ -144,8 +156,9 @@ struct Dispatcher::Impl {
   void launch(WorkItem item) {
     log->debug("call action={} transfer_id={} attempt={} correlation_id={}", sagas::action_name(item.action),
                item.transfer_id, item.attempt, item.correlation_id);
-    auto answer = item.action == sagas::ClearingAction::submit ? client.submit(*item.request)
-                                                               : client.inquire(item.transfer_id);
+    auto answer = item.action == sagas::ClearingAction::submit
+                      ? client.submit(*item.request)
+                      : client.inquire(item.transfer_id);
     in_flight.push_back(InFlight{std::move(item), std::move(answer), std::chrono::steady_clock::now()});
     std::lock_guard lock(stats_mutex);
     ++stats.calls_started;
@@ -182,13 +195,19 @@ struct Dispatcher::Impl {
     return ready;
   }
 
-  // Records one answer inside tx. A refusal (an answer the saga cannot take) is logged
-  // and the lease released; it is not a database failure.
-  // `assumed`: the transfer as read earlier in this transaction (load_many), or null to load it.
-  StoreResult<bool> record(Transaction& tx, const Ready& r, const TransferLoaded* assumed) {
+  enum class Recorded { with_events, stale, refused };
+
+  // Records one answer inside tx; `assumed` is the transfer as read earlier in this
+  // transaction (load_many), or null to load it. A stale answer (no events) releases the
+  // lease. A refusal (an answer the saga cannot take: the work row disagrees with the
+  // transfer) is not a database failure: it is parked with its reason, and the call is
+  // postponed by refused_retry_delay, so that a row the saga keeps refusing is not
+  // claimed and called again at once, for ever.
+  StoreResult<Recorded> record(Transaction& tx, const Ready& r, const TransferLoaded* assumed) {
     const auto jitter = std::uniform_int_distribution<std::int32_t>(0, sagas::kJitterPermilleMax)(rng);
-    const auto command = to_command(r.answer, r.item.transfer_id, r.item.attempt, r.item.action,
-                                    clock.now(), jitter, options.policy);
+    const auto now = clock.now();
+    const auto command =
+        to_command(r.answer, r.item.transfer_id, r.item.attempt, r.item.action, now, jitter, options.policy);
     eventstore::CommandContext context{
         r.item.correlation_id, r.item.caused_by, nullptr,
         "answer|" + r.item.transfer_id + "|" + std::to_string(r.item.attempt) + "|" +
@@ -198,29 +217,58 @@ struct Dispatcher::Impl {
     if (!result) {
       if (auto* error = std::get_if<eventstore::StoreError>(&result.error())) return tl::unexpected(*error);
       const auto& refusal = std::get<sagas::TransferRefusal>(result.error());
-      log->error("answer refused transfer_id={} attempt={} correlation_id={} code={} message={}",
-                 r.item.transfer_id, r.item.attempt, r.item.correlation_id,
-                 sagas::refusal_code_name(refusal.code), refusal.message);
+      const auto due_at_ms = to_ms(now) + static_cast<std::int64_t>(options.refused_retry_delay.count());
+      log->error(
+          "answer refused, parked, call postponed transfer_id={} attempt={} correlation_id={} code={} "
+          "message={} due_at_ms={}",
+          r.item.transfer_id, r.item.attempt, r.item.correlation_id,
+          sagas::refusal_code_name(refusal.code), refusal.message, due_at_ms);
+      park(tx, refused_answer(r, refusal));
+      tx.exec_prepared(kPostponeName, r.item.transfer_id, options.owner, r.item.attempt, due_at_ms);
+      return Recorded::refused;
     }
-    const bool stale = !result || result->events.empty();
+    const bool stale = result->events.empty();
     if (stale) tx.exec_prepared(kReleaseName, r.item.transfer_id, options.owner, r.item.attempt);
     log->debug("answer transfer_id={} attempt={} class={} latency_ms={} correlation_id={} events={}",
                r.item.transfer_id, r.item.attempt, clearing_client::to_string(r.answer.answer_class),
-               r.answer.latency_ms, r.item.correlation_id, stale ? 0 : result->events.size());
-    return !stale;
+               r.answer.latency_ms, r.item.correlation_id, result->events.size());
+    return stale ? Recorded::stale : Recorded::with_events;
   }
 
-  void count(const Ready& r, bool recorded_with_events, bool failed) {
+  // What people need to see about a refused answer: the call and the clearing's answer,
+  // without names or account numbers (the answer carries none; its free text is left out).
+  static ParkedMessage refused_answer(const Ready& r, const sagas::TransferRefusal& refusal) {
+    const nlohmann::json raw = {
+        {"transfer_id", r.item.transfer_id},
+        {"action", sagas::action_name(r.item.action)},
+        {"attempt", r.item.attempt},
+        {"answer_class", clearing_client::to_string(r.answer.answer_class)},
+        {"cause", clearing_client::to_string(r.answer.cause)},
+        {"http_status", r.answer.http_status},
+        {"status", r.answer.status},
+        {"clearing_reference", r.answer.clearing_reference},
+        {"settlement_date", r.answer.settlement_date},
+        {"reason_code", r.answer.reason_code},
+        {"latency_ms", r.answer.latency_ms},
+    };
+    return ParkedMessage{kParkedSource, std::string(sagas::refusal_code_name(refusal.code)),
+                         refusal.message, raw.dump(), std::nullopt, std::nullopt, std::nullopt,
+                         r.item.correlation_id};
+  }
+
+  // `outcome` is empty when recording failed.
+  void count(const Ready& r, std::optional<Recorded> outcome) {
     if (options.on_answer)
       options.on_answer(sagas::action_name(r.item.action), clearing_client::to_string(r.answer.answer_class),
                         r.answer.latency_ms);
     std::lock_guard lock(stats_mutex);
-    if (failed) {
+    if (!outcome) {
       ++stats.record_failures;
       return;
     }
     ++stats.answers_recorded;
-    if (!recorded_with_events) ++stats.answers_stale;
+    if (*outcome == Recorded::stale) ++stats.answers_stale;
+    if (*outcome == Recorded::refused) ++stats.answers_refused;
     ++stats.answers_by_class[std::string(clearing_client::to_string(r.answer.answer_class))];
   }
 
@@ -228,39 +276,39 @@ struct Dispatcher::Impl {
   // that fails, one transaction each, so one bad answer cannot hold back the others.
   int record_all(const std::vector<Ready>& ready) {
     if (ready.empty()) return 0;
-    std::vector<bool> with_events;
+    std::vector<Recorded> outcomes;
     std::vector<std::string> transfer_ids;
     transfer_ids.reserve(ready.size());
     for (const auto& r : ready) transfer_ids.push_back(r.item.transfer_id);
     auto batch = transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<int> {
-      with_events.clear();
+      outcomes.clear();
       auto loaded = transfers.load_many(tx, transfer_ids);
       if (!loaded) return tl::unexpected(loaded.error());
       for (const auto& r : ready) {
         const auto it = loaded->find(r.item.transfer_id);
         auto recorded = record(tx, r, it == loaded->end() ? nullptr : &it->second);
         if (!recorded) return tl::unexpected(recorded.error());
-        with_events.push_back(*recorded);
+        outcomes.push_back(*recorded);
       }
       return static_cast<int>(ready.size());
     });
     if (batch) {
-      for (std::size_t i = 0; i < ready.size(); ++i) count(ready[i], with_events[i], false);
+      for (std::size_t i = 0; i < ready.size(); ++i) count(ready[i], outcomes[i]);
       return *batch;
     }
     int recorded = 0;
     for (const auto& r : ready) {
       auto one = transfers.store().pool().transact_with_retry(
-          [&](Transaction& tx) -> StoreResult<bool> { return record(tx, r, nullptr); });
+          [&](Transaction& tx) -> StoreResult<Recorded> { return record(tx, r, nullptr); });
       if (one) {
         ++recorded;
-        count(r, *one, false);
+        count(r, *one);
       } else {
         // The answer is lost to us, not to the saga: the lease expires and the same call
         // is made again with the same key, and the clearing replays its answer.
         log->error("recording answer failed transfer_id={} attempt={} correlation_id={} error={}",
                    r.item.transfer_id, r.item.attempt, r.item.correlation_id, one.error().message);
-        count(r, false, true);
+        count(r, std::nullopt);
       }
     }
     return recorded;

@@ -64,6 +64,8 @@ bool wait_until(Predicate done, std::chrono::seconds within) {
   return done();
 }
 
+std::int64_t to_ms(base::Timestamp t) { return t.time_since_epoch().count(); }
+
 // A TransferRequested of the core's stream, as the consumer hands it to the applier.
 external_streams::ExternalMessage transfer_requested(const std::string& transfer_id, std::int64_t amount_minor) {
   external_streams::ExternalMessage m;
@@ -245,6 +247,53 @@ TEST_CASE("the incoming feed: each payment recorded once although the mainframe 
   CHECK(again.stats().payments_recorded == 0);
   CHECK(db.database.query_value("select count(*) from events where type = 'IncomingFeedAdvanced'") ==
         std::to_string(stats.pages));
+}
+
+TEST_CASE("an answer the saga refuses is parked with its reason and the call postponed, not made again at once") {
+  SagaDatabase db;
+  auto mock = clearing_mock::MockServer::start({});
+  REQUIRE(mock);
+  auto client = make_client((*mock)->base_url());
+  base::ManualClock clock(base::SystemClock{}.now());
+  auto command = make_initiate(1, RequestKind::valid, clock.now());
+  REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
+  // A work row that disagrees with its transfer (a defect): the saga scheduled a submit
+  // for attempt 1, the row asks for an inquiry.
+  db.database.exec("update transfer_work set action = 'inquiry' where transfer_id = '" + command.transfer_id + "'");
+
+  adapter::DispatcherOptions options;
+  options.owner = "refusals";
+  options.policy = fast_policy();
+  options.refused_retry_delay = std::chrono::minutes(5);
+  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
+  REQUIRE(dispatcher.run_once());
+  CHECK(dispatcher.stats().calls_started == 1);
+  CHECK(dispatcher.stats().answers_refused == 1);
+  CHECK(dispatcher.stats().record_failures == 0);
+
+  // Parked with its reason and what the clearing said; the transfer itself unchanged.
+  const std::string parked = "from parked_messages where source = 'dispatcher'";
+  CHECK(db.database.query_value("select count(*) " + parked) == "1");
+  CHECK(db.database.query_value("select reason_code " + parked) == "answer_kind_mismatch");
+  CHECK(db.database.query_value("select correlation_id " + parked) == command.correlation_id);
+  CHECK(db.database.query_value("select raw::jsonb->>'transfer_id' " + parked) == command.transfer_id);
+  CHECK(db.database.query_value("select raw::jsonb->>'answer_class' " + parked) == "not_found");
+  CHECK(db.database.query_value("select version from event_streams where stream_id = 'transfer-" +
+                                command.transfer_id + "'") == "1");
+  // Postponed by the delay, the lease released.
+  const std::string row = " from transfer_work where transfer_id = '" + command.transfer_id + "'";
+  CHECK(db.database.query_value("select due_at_ms" + row) == std::to_string(to_ms(clock.now()) + 300'000));
+  CHECK(db.database.query_value("select lease_owner is null" + row) == "t");
+
+  // Not claimed again before it is due, however often the dispatcher looks...
+  for (int round = 0; round < 5; ++round) REQUIRE(dispatcher.run_once());
+  CHECK(dispatcher.stats().calls_started == 1);
+  // ...and made again once it is.
+  clock.advance(std::chrono::minutes(5));
+  REQUIRE(dispatcher.run_once());
+  CHECK(dispatcher.stats().calls_started == 2);
+  CHECK(dispatcher.stats().answers_refused == 2);
+  CHECK(db.database.query_value("select count(*) " + parked) == "2");
 }
 
 TEST_CASE("the submit body is kept on the work row; a row without it (written before it was kept) is submitted from the stream") {

@@ -8,6 +8,10 @@
 // leaves a lease that expires; another one makes the same call again with the same
 // idempotency key, which the clearing executes at most once.
 //
+// An answer the saga refuses (the work row disagrees with the transfer: a defect) is
+// parked with its reason (parked_messages, source "dispatcher") and its call postponed
+// by refused_retry_delay, in the transaction that records the batch's other answers.
+//
 // Threading: one thread of its own (start/stop); the client does the I/O.
 
 #include <atomic>
@@ -34,6 +38,9 @@ struct DispatcherOptions {
   std::chrono::milliseconds lease{30'000};  // longer than the client's request deadline
   std::chrono::milliseconds idle_poll{20};  // how often to look for due work when idle
   std::chrono::milliseconds stop_grace{10'000};  // on stop: wait this long for answers
+  // An answer the saga refuses (the work row disagrees with the transfer: a defect) is
+  // parked, and the call made again no sooner than this.
+  std::chrono::milliseconds refused_retry_delay{300'000};
   sagas::RetryPolicy policy;
   std::uint64_t jitter_seed = 0;  // 0: from std::random_device
   // Called for every answer received (metrics): action, answer class, latency.
@@ -44,6 +51,7 @@ struct DispatcherStats {
   std::int64_t calls_started = 0;
   std::int64_t answers_recorded = 0;
   std::int64_t answers_stale = 0;     // recorded, but the saga had moved on (no events)
+  std::int64_t answers_refused = 0;   // refused by the saga: parked, the call postponed
   std::int64_t record_failures = 0;   // store errors while recording (call made again later)
   std::int64_t calls_abandoned = 0;   // no answer within the lease (call made again later)
   std::int64_t in_flight_now = 0;
