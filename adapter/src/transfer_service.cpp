@@ -59,22 +59,30 @@ alter table transfer_work add column submit_request jsonb
 )sql";
 
 // The projections' statements run for every command on a transfer: prepared once per
-// connection, like the event store's own, instead of parsed and planned each time.
-constexpr const char* kUpsertWorkName = "adapter_upsert_transfer_work";
-constexpr const char* kUpsertWork = R"sql(
-insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, caused_by, submit_request)
-values ($1, $2, $3, $4, $5, $6::uuid, $7::jsonb)
-on conflict (transfer_id) do update set action = excluded.action, attempt = excluded.attempt,
-  due_at_ms = excluded.due_at_ms, correlation_id = excluded.correlation_id,
-  caused_by = excluded.caused_by, submit_request = excluded.submit_request,
-  lease_owner = null, lease_until_ms = null
+// connection, like the event store's own, instead of parsed and planned each time, and
+// both tables written by one statement (a data-modifying WITH runs whether or not the
+// main statement reads it), so a command costs one round trip besides its append.
+// A clearing call is due: the work row set to it (lease cleared), and the status.
+constexpr const char* kScheduledName = "adapter_sync_transfer_scheduled";
+constexpr const char* kScheduled = R"sql(
+with work as (
+  insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, caused_by, submit_request)
+  values ($1, $2, $3, $4, $5, $6::uuid, $7::jsonb)
+  on conflict (transfer_id) do update set action = excluded.action, attempt = excluded.attempt,
+    due_at_ms = excluded.due_at_ms, correlation_id = excluded.correlation_id,
+    caused_by = excluded.caused_by, submit_request = excluded.submit_request,
+    lease_owner = null, lease_until_ms = null
+)
+insert into transfer_status (transfer_id, status, correlation_id) values ($1, $8, $5)
+on conflict (transfer_id) do update set status = excluded.status, updated_at = now()
 )sql";
 
-constexpr const char* kDeleteWorkName = "adapter_delete_transfer_work";
-constexpr const char* kDeleteWork = "delete from transfer_work where transfer_id = $1";
-
-constexpr const char* kUpsertStatusName = "adapter_upsert_transfer_status";
-constexpr const char* kUpsertStatus = R"sql(
+// No call is due (an outcome, or parked for people): the work row gone, and the status.
+constexpr const char* kUnscheduledName = "adapter_sync_transfer_unscheduled";
+constexpr const char* kUnscheduled = R"sql(
+with work as (
+  delete from transfer_work where transfer_id = $1
+)
 insert into transfer_status (transfer_id, status, correlation_id) values ($1, $2, $3)
 on conflict (transfer_id) do update set status = excluded.status, updated_at = now()
 )sql";
@@ -97,9 +105,8 @@ std::string transfer_id_of(const sagas::TransferCommand& command) {
 }
 
 TransferService::TransferService(eventstore::EventStore& store) : store_(store), aggregate_(store) {
-  store_.pool().prepare(kUpsertWorkName, kUpsertWork);
-  store_.pool().prepare(kDeleteWorkName, kDeleteWork);
-  store_.pool().prepare(kUpsertStatusName, kUpsertStatus);
+  store_.pool().prepare(kScheduledName, kScheduled);
+  store_.pool().prepare(kUnscheduledName, kUnscheduled);
 }
 
 TransferResult TransferService::execute(eventstore::Transaction& tx,
@@ -164,6 +171,7 @@ void TransferService::sync_projections(eventstore::Transaction& tx, const std::s
   const auto& state = decision.state;
   const auto correlation = state.correlation_id.empty() ? context.correlation_id : state.correlation_id;
   const auto next = sagas::next_action(state);
+  const auto status = std::string(sagas::state_name(state));
   if (next) {
     CLEARING_ASSERT(next->idempotency_key == transfer_id);
     std::optional<std::string> submit_request;
@@ -171,13 +179,12 @@ void TransferService::sync_projections(eventstore::Transaction& tx, const std::s
       CLEARING_ASSERT(state.request.transfer_id == transfer_id);
       submit_request = clearing_client::encode_submit_body(to_submit_request(state.request));
     }
-    tx.exec_prepared(kUpsertWorkName, transfer_id, std::string(sagas::action_name(next->action)), next->attempt,
+    tx.exec_prepared(kScheduledName, transfer_id, std::string(sagas::action_name(next->action)), next->attempt,
                      static_cast<std::int64_t>(next->due_at.time_since_epoch().count()), correlation,
-                     decision.event_ids.back().value(), submit_request);
+                     decision.event_ids.back().value(), submit_request, status);
   } else {
-    tx.exec_prepared(kDeleteWorkName, transfer_id);
+    tx.exec_prepared(kUnscheduledName, transfer_id, status, correlation);
   }
-  tx.exec_prepared(kUpsertStatusName, transfer_id, std::string(sagas::state_name(state)), correlation);
 }
 
 }  // namespace clearing::adapter
