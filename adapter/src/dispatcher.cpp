@@ -111,6 +111,7 @@ struct Dispatcher::Impl {
   std::atomic<bool> stopping{false};
   std::deque<InFlight> in_flight;
   std::chrono::steady_clock::time_point next_claim_at{};
+  std::chrono::steady_clock::time_point last_claim_at{};
 
   mutable std::mutex stats_mutex;
   DispatcherStats stats;
@@ -169,15 +170,25 @@ struct Dispatcher::Impl {
     clearing_client::ClearingAnswer answer;
   };
 
+  // Half a batch: the least worth a claim, and the most recorded in one go while calls
+  // could be under way (see claim_and_launch).
+  int half_batch() const { return std::max(1, std::min(options.in_flight_max, options.claim_batch_max) / 2); }
+
+  // At most ready_max answers; the others stay in flight for the next round, so that a
+  // full window's answers are recorded in parts with a claim in between, and the next
+  // calls are under way while the rest are recorded, instead of all waiting for them.
   // A call without an answer after the lease is abandoned: its lease has expired, so
   // the same call (same key) may already be made again elsewhere, and a client that
   // lost a call must not hold a dispatcher slot for ever. Nothing is recorded for it.
-  std::vector<Ready> collect_ready(bool wait_all) {
+  std::vector<Ready> collect_ready(bool wait_all, std::size_t ready_max) {
     std::vector<Ready> ready;
     const auto now = std::chrono::steady_clock::now();
     for (auto it = in_flight.begin(); it != in_flight.end();) {
-      if (wait_all ? it->answer.wait_for(options.lease) == std::future_status::ready
-                   : it->answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      const bool answered = wait_all ? it->answer.wait_for(options.lease) == std::future_status::ready
+                                     : it->answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+      if (answered && ready.size() >= ready_max) {
+        ++it;
+      } else if (answered) {
         ready.push_back(Ready{std::move(it->item), it->answer.get()});
         it = in_flight.erase(it);
       } else if (wait_all || now - it->started > options.lease) {
@@ -314,29 +325,43 @@ struct Dispatcher::Impl {
     return recorded;
   }
 
-  // Claims as much work as there is room for; true when it filled the room (more may be due).
-  bool claim_and_launch() {
+  enum class Claimed {
+    filled,   // as many as asked: more may be due, claim again at once
+    drained,  // fewer than asked (or the claim failed): look again after idle_poll
+    waiting,  // not enough room yet: claim again as soon as answers make room
+  };
+
+  // Claims as much work as there is room for, once the room is worth a transaction: half
+  // a batch at least, unless nothing is in flight or the last claim is idle_poll old (slow
+  // calls must not keep the rest of the window empty). Claiming a few rows each time an
+  // answer frees a slot would cost a commit per few calls; waiting for idle_poll once
+  // the window is full would leave it half empty for up to idle_poll after each answer.
+  Claimed claim_and_launch() {
+    const auto now = std::chrono::steady_clock::now();
     const int room = options.in_flight_max - static_cast<int>(in_flight.size());
-    if (room <= 0) return false;  // full: wait for answers, do not spin
+    const int worth = half_batch();
+    const bool long_ago = now - last_claim_at >= options.idle_poll;
+    if (room <= 0 || (room < worth && !in_flight.empty() && !long_ago)) return Claimed::waiting;
     const int limit = std::min(room, options.claim_batch_max);
+    last_claim_at = now;
     auto items = claim(limit);
     if (!items) {
       log->warn("claim failed error={}", items.error().message);
-      return false;
+      return Claimed::drained;
     }
     for (auto& item : *items) launch(std::move(item));
-    return static_cast<int>(items->size()) == limit;
+    return static_cast<int>(items->size()) == limit ? Claimed::filled : Claimed::drained;
   }
 
   void run() {
     while (!stopping) {
       bool busy = false;
       if (std::chrono::steady_clock::now() >= next_claim_at) {
-        const bool full = claim_and_launch();
-        if (!full) next_claim_at = std::chrono::steady_clock::now() + options.idle_poll;
-        busy = full;
+        const auto claimed = claim_and_launch();
+        if (claimed == Claimed::drained) next_claim_at = std::chrono::steady_clock::now() + options.idle_poll;
+        busy = claimed == Claimed::filled;
       }
-      auto ready = collect_ready(false);
+      auto ready = collect_ready(false, static_cast<std::size_t>(half_batch()));
       busy = busy || !ready.empty();
       record_all(ready);
       update_gauge();
@@ -345,7 +370,7 @@ struct Dispatcher::Impl {
     // Graceful: answers already on their way are worth recording; the rest expire.
     const auto deadline = std::chrono::steady_clock::now() + options.stop_grace;
     while (!in_flight.empty() && std::chrono::steady_clock::now() < deadline) {
-      record_all(collect_ready(false));
+      record_all(collect_ready(false, static_cast<std::size_t>(options.in_flight_max)));
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (!in_flight.empty())
@@ -382,7 +407,7 @@ eventstore::StoreResult<int> Dispatcher::run_once() {
   auto items = impl_->claim(impl_->options.claim_batch_max);
   if (!items) return tl::unexpected(items.error());
   for (auto& item : *items) impl_->launch(std::move(item));
-  return impl_->record_all(impl_->collect_ready(true));
+  return impl_->record_all(impl_->collect_ready(true, impl_->in_flight.size()));
 }
 
 DispatcherStats Dispatcher::stats() const {
