@@ -129,6 +129,12 @@ struct Dispatcher::Impl {
   StoreResult<std::vector<WorkItem>> claim(int limit) {
     return transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<std::vector<WorkItem>> {
       std::vector<WorkItem> items;
+      // A claim writes only leases, so its commit need not wait for the WAL flush. Only a
+      // crash of the database server itself can lose such a commit (the adapter's
+      // process dying cannot); the lease is then gone, and at worst the same call is
+      // made twice under its one idempotency key, which the clearing executes once.
+      // Every commit that records an answer is synchronous and flushes the claim's too.
+      tx.exec("set local synchronous_commit = off");
       const auto rows = tx.exec_prepared(kClaimName, to_ms(clock.now()), limit, options.owner,
                                          static_cast<std::int64_t>(options.lease.count()));
       for (const auto& row : rows) {
