@@ -25,19 +25,20 @@ constexpr const char* kPostponeName = "adapter_postpone_transfer_work";
 // Claims due rows nobody holds a live lease on. SKIP LOCKED makes concurrent claimers
 // pass over each other's rows instead of queueing behind them; the lease keeps a row
 // away from others after this transaction commits, while the call is under way.
+// The claimed ids are handed to the update as an array, so it finds its rows through the
+// primary key: written as UPDATE ... FROM a CTE, the plan hash-joined the CTE
+// with a sequential scan of the whole table, a claim costing as much as the backlog.
 constexpr const char* kClaim = R"sql(
-with due as (
+update transfer_work
+set lease_owner = $3, lease_until_ms = $1 + $4, claims = claims + 1
+where transfer_id = any(array(
   select transfer_id from transfer_work
   where due_at_ms <= $1 and (lease_until_ms is null or lease_until_ms < $1)
   order by due_at_ms
   limit $2
-  for update skip locked
-)
-update transfer_work w
-set lease_owner = $3, lease_until_ms = $1 + $4, claims = claims + 1
-from due where w.transfer_id = due.transfer_id
-returning w.transfer_id, w.action, w.attempt, w.correlation_id, coalesce(w.caused_by::text, ''),
-  w.submit_request::text
+  for update skip locked))
+returning transfer_id, action, attempt, correlation_id, coalesce(caused_by::text, ''),
+  submit_request::text
 )sql";
 
 constexpr const char* kRelease = R"sql(
