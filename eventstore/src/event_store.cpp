@@ -16,11 +16,17 @@ namespace {
 // The version row is the concurrency gate: its row lock makes a second writer with the
 // same expected version wait, then find the version moved and insert nothing. An empty
 // result therefore means "conflict or duplicate", told apart on the slow path.
+// The duplicate count probes the event id index once per new event, in a subquery the
+// planner cannot turn into a join: written as `event_id in (select ...)`, the cached
+// generic plan that a connection makes while the table is small (a fresh database)
+// hash-joined a sequential scan of all events, and kept doing so as the table grew, until
+// autovacuum's next analyze: in bench/saga most appends cost a scan of the whole table.
 constexpr const char* kInputCte = R"sql(
 with input as (
   select ord, value from jsonb_array_elements($3::jsonb) with ordinality as t(value, ord)
 ), dup as (
-  select count(*) as n from events where event_id in (select (value->>'id')::uuid from input)
+  select count(*) as n from input
+  where (select true from events where event_id = (input.value->>'id')::uuid limit 1)
 ), )sql";
 
 constexpr const char* kInsertTail = R"sql(
