@@ -17,7 +17,7 @@ namespace {
 using eventstore::StoreResult;
 using eventstore::Transaction;
 
-// Both statements are prepared once per connection (ConnectionPool::prepare).
+// The dispatcher's statements, prepared once per connection (ConnectionPool::prepare).
 constexpr const char* kClaimName = "adapter_claim_transfer_work";
 constexpr const char* kReleaseName = "adapter_release_transfer_work";
 constexpr const char* kPostponeName = "adapter_postpone_transfer_work";
@@ -179,7 +179,9 @@ struct Dispatcher::Impl {
 
   // Half a batch: the least worth a claim, and the most recorded in one go while calls
   // could be under way (see claim_and_launch).
-  int half_batch() const { return std::max(1, std::min(options.in_flight_max, options.claim_batch_max) / 2); }
+  int half_batch() const {
+    return std::max(1, std::min(options.in_flight_max, options.claim_batch_max) / 2);
+  }
 
   // At most ready_max answers; the others stay in flight for the next round, so that a
   // full window's answers are recorded in parts with a claim in between, and the next
@@ -191,8 +193,8 @@ struct Dispatcher::Impl {
     std::vector<Ready> ready;
     const auto now = std::chrono::steady_clock::now();
     for (auto it = in_flight.begin(); it != in_flight.end();) {
-      const bool answered = wait_all ? it->answer.wait_for(options.lease) == std::future_status::ready
-                                     : it->answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+      const auto wait = wait_all ? std::chrono::milliseconds(options.lease) : std::chrono::milliseconds(0);
+      const bool answered = it->answer.wait_for(wait) == std::future_status::ready;
       if (answered && ready.size() >= ready_max) {
         ++it;
       } else if (answered) {
@@ -365,7 +367,8 @@ struct Dispatcher::Impl {
       bool busy = false;
       if (std::chrono::steady_clock::now() >= next_claim_at) {
         const auto claimed = claim_and_launch();
-        if (claimed == Claimed::drained) next_claim_at = std::chrono::steady_clock::now() + options.idle_poll;
+        if (claimed == Claimed::drained)
+          next_claim_at = std::chrono::steady_clock::now() + options.idle_poll;
         busy = claimed == Claimed::filled;
       }
       auto ready = collect_ready(false, static_cast<std::size_t>(half_batch()));
