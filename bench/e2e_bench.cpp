@@ -61,6 +61,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
 #include "clearing/processes/process.hpp"
 
 namespace clearing::bench {
@@ -130,14 +131,6 @@ std::string tail(const std::string& text) {
 }
 
 // ---- The database server ---------------------------------------------------------------
-
-std::string with_database(const std::string& url, const std::string& database) {
-  const auto query = url.find('?');
-  const auto path = url.rfind('/', query);
-  if (path == std::string::npos || path < url.find("//") + 2)
-    throw Failure("cannot find the database name in " + url);
-  return url.substr(0, path + 1) + database + (query == std::string::npos ? "" : url.substr(query));
-}
 
 std::unique_ptr<pqxx::connection> connect(const std::string& url) {
   auto c = std::make_unique<pqxx::connection>(url);

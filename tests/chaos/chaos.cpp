@@ -45,11 +45,13 @@
 #include "clearing/processes/process.hpp"
 #include "reconcile.hpp"
 #include "schedule.hpp"
+#include "test_database.hpp"
 
 namespace clearing::chaos {
 namespace {
 
 using processes::Process;
+using testing::with_database;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kInbound = "core.dk.payments.v1";
@@ -66,12 +68,6 @@ struct Options {
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
-}
-
-std::string with_database(const std::string& url, const std::string& database) {
-  const auto query = url.find('?');
-  const auto slash = url.rfind('/', query);
-  return url.substr(0, slash + 1) + database + (query == std::string::npos ? "" : url.substr(query));
 }
 
 int free_port_near(int base) { return base + static_cast<int>(getpid() % 2000); }
