@@ -96,99 +96,130 @@ struct Relay::Impl {
     return {};
   }
 
-  // Publishes one partition's unpublished messages; returns how many were acknowledged.
-  tl::expected<int, std::string> relay_partition(const PartitionMark& mark) {
-    const auto limit = std::min<std::int64_t>({mark.head - mark.published, options.batch_max, kCatchUpLimitMax});
-    auto page = pool.transact([&](eventstore::Transaction& tx) {
-      return read_catch_up(tx, mark.stream, mark.partition, mark.published + 1, limit);
-    });
-    if (!page) return tl::unexpected(page.error().message);
-    std::vector<Pending> pending(page->events.size());
-    std::size_t produced = 0;
-    std::string produce_error;
-    for (std::size_t i = 0; i < page->events.size(); ++i) {
-      pending[i].seq = page->events[i].seq;
-      CLEARING_ASSERT(pending[i].seq == mark.published + 1 + static_cast<std::int64_t>(i));
-      auto ok = produce(page->events[i], pending[i]);
-      if (!ok) {
-        produce_error = ok.error();  // queue full or similar: publish the rest next round
-        break;
+  // One partition's share of a round.
+  struct Batch {
+    PartitionMark mark;
+    std::vector<ExternalMessage> events;
+    std::size_t first = 0;     // index of its first message in the round's pending records
+    std::size_t produced = 0;  // how many of them were handed to the producer
+  };
+
+  // A round: one transaction reads the marks and every partition's unpublished messages;
+  // they are produced, one flush waits for every delivery report, and one transaction
+  // moves the marks, each across its partition's contiguous delivered prefix only.
+  // Returns the number of messages the marks moved over.
+  tl::expected<int, std::string> run_once() {
+    auto read = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Batch>> {
+      auto marks = read_marks(tx);
+      if (!marks) return tl::unexpected(marks.error());
+      std::vector<Batch> batches;
+      for (auto& mark : *marks) {
+        if (mark.head == mark.published) continue;
+        const auto limit =
+            std::min<std::int64_t>({mark.head - mark.published, options.batch_max, kCatchUpLimitMax});
+        auto page = read_catch_up(tx, mark.stream, mark.partition, mark.published + 1, limit);
+        if (!page) return tl::unexpected(page.error());
+        batches.push_back(Batch{std::move(mark), std::move(page->events)});
       }
-      ++produced;
+      return batches;
+    });
+    if (!read) return tl::unexpected(read.error().message);
+    auto& batches = *read;
+
+    std::size_t total = 0;
+    for (auto& b : batches) {
+      b.first = total;
+      total += b.events.size();
     }
-    if (rd_kafka_flush(producer, static_cast<int>(options.flush_timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::vector<Pending> pending(total);
+    std::string produce_error;
+    for (auto& b : batches) {
+      for (std::size_t i = 0; i < b.events.size() && produce_error.empty(); ++i) {
+        auto& p = pending[b.first + i];
+        p.seq = b.events[i].seq;
+        CLEARING_ASSERT(p.seq == b.mark.published + 1 + static_cast<std::int64_t>(i));
+        auto ok = produce(b.events[i], p);
+        if (!ok) {
+          produce_error = ok.error();  // queue full or similar: publish the rest next round
+          break;
+        }
+        ++b.produced;
+      }
+    }
+    if (total > 0 &&
+        rd_kafka_flush(producer, static_cast<int>(options.flush_timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       // Reports still owed point into `pending`: purge what is left so every message
       // reports (as failed) before `pending` goes away; they are republished next round.
       rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
       rd_kafka_flush(producer, 5'000);
     }
-    for (std::size_t i = 0; i < produced; ++i)
-      if (pending[i].state == 0) {
-        // A report may still arrive: keep the records alive for it rather than risk it
-        // writing into freed memory. Bounded: it takes a broken librdkafka to get here.
-        graveyard.push_back(std::move(pending));
-        return tl::unexpected(std::string("delivery reports missing after purge"));
-      }
-    // Everything produced has a report now, or the flush timed out: the mark moves
-    // across the contiguous delivered prefix only.
-    std::int64_t delivered_to = mark.published;
-    int acknowledged = 0, failed = 0;
-    for (std::size_t i = 0; i < produced; ++i) {
-      if (pending[i].state == 1) {
-        ++acknowledged;
-        if (delivered_to == pending[i].seq - 1) delivered_to = pending[i].seq;
-      } else {
-        ++failed;
-        if (produce_error.empty())
-          produce_error = pending[i].state == 2 ? std::string(rd_kafka_err2str(pending[i].error))
-                                                : std::string("no delivery report within the flush timeout");
-      }
-    }
-    if (delivered_to > mark.published) {
-      auto marked = pool.transact([&](eventstore::Transaction& tx) {
-        return mark_published(tx, mark.stream, mark.partition, delivered_to);
-      });
-      if (!marked) return tl::unexpected(marked.error().message);
-    }
-    {
-      std::lock_guard lock(stats_mutex);
-      stats.produced += static_cast<std::int64_t>(produced);
-      stats.acknowledged += acknowledged;
-      stats.failed += failed;
-    }
-    if (!produce_error.empty()) {
-      auto recovered = recover_if_fatal();
-      if (!recovered) return tl::unexpected(recovered.error());
-      return tl::unexpected("stream " + mark.stream + "/" + std::to_string(mark.partition) + ": " + produce_error);
-    }
-    return static_cast<int>(delivered_to - mark.published);
-  }
+    for (const auto& b : batches)
+      for (std::size_t i = 0; i < b.produced; ++i)
+        if (pending[b.first + i].state == 0) {
+          // A report may still arrive: keep the records alive for it rather than risk it
+          // writing into freed memory. Bounded: it takes a broken librdkafka to get here.
+          graveyard.push_back(std::move(pending));
+          return tl::unexpected(std::string("delivery reports missing after purge"));
+        }
 
-  tl::expected<int, std::string> run_once() {
-    auto marks = pool.transact([&](eventstore::Transaction& tx) { return read_marks(tx); });
-    if (!marks) return tl::unexpected(marks.error().message);
-    int total = 0;
-    std::string first_error;
-    std::int64_t lag = 0;
-    for (const auto& mark : *marks) {
-      if (mark.head == mark.published) continue;
-      auto relayed = relay_partition(mark);
-      if (relayed) {
-        total += *relayed;
-        lag += mark.head - mark.published - *relayed;
-      } else {
-        lag += mark.head - mark.published;
-        if (first_error.empty()) first_error = relayed.error();
+    // Everything produced has a report now: each mark moves across its contiguous
+    // delivered prefix only.
+    std::vector<std::int64_t> delivered_to(batches.size());
+    int acknowledged = 0, failed = 0, moved = 0;
+    std::int64_t produced = 0;
+    for (std::size_t k = 0; k < batches.size(); ++k) {
+      const auto& b = batches[k];
+      delivered_to[k] = b.mark.published;
+      produced += static_cast<std::int64_t>(b.produced);
+      for (std::size_t i = 0; i < b.produced; ++i) {
+        const auto& p = pending[b.first + i];
+        if (p.state == 1) {
+          ++acknowledged;
+          if (delivered_to[k] == p.seq - 1) delivered_to[k] = p.seq;
+        } else {
+          ++failed;
+          if (produce_error.empty())
+            produce_error = b.mark.stream + "/" + std::to_string(b.mark.partition) + ": " +
+                            (p.state == 2 ? std::string(rd_kafka_err2str(p.error))
+                                          : std::string("no delivery report within the flush timeout"));
+        }
+      }
+      moved += static_cast<int>(delivered_to[k] - b.mark.published);
+    }
+    std::string mark_error;
+    if (moved > 0) {
+      auto marked = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+        for (std::size_t k = 0; k < batches.size(); ++k) {
+          if (delivered_to[k] == batches[k].mark.published) continue;
+          auto ok = mark_published(tx, batches[k].mark.stream, batches[k].mark.partition, delivered_to[k]);
+          if (!ok) return ok;
+        }
+        return {};
+      });
+      if (!marked) {
+        mark_error = marked.error().message;  // republished next round; consumers skip seqs they have
+        moved = 0;
       }
     }
+    std::int64_t lag = 0;
+    for (std::size_t k = 0; k < batches.size(); ++k)
+      lag += batches[k].mark.head - (mark_error.empty() ? delivered_to[k] : batches[k].mark.published);
     {
       std::lock_guard lock(stats_mutex);
       ++stats.rounds;
+      stats.produced += produced;
+      stats.acknowledged += acknowledged;
+      stats.failed += failed;
       stats.lag = lag;
-      stats.last_error = first_error;
+      stats.last_error = !mark_error.empty() ? mark_error : produce_error;
     }
-    if (!first_error.empty() && total == 0) return tl::unexpected(first_error);
-    return total;
+    if (!mark_error.empty()) return tl::unexpected(mark_error);
+    if (!produce_error.empty()) {
+      auto recovered = recover_if_fatal();
+      if (!recovered) return tl::unexpected(recovered.error());
+      if (moved == 0) return tl::unexpected(produce_error);
+    }
+    return moved;
   }
 
   void run() {

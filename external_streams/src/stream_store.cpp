@@ -55,6 +55,26 @@ create table inbound_stream_progress (
 );
 )sql";
 
+// The published mark moves to a table of its own. In one row with the head, the relay's
+// mark waited on the row lock every appending transaction holds on its partition's head
+// until it commits. `external_stream_heads` stays, as a view, for those who read it.
+constexpr const char* kPublishedApart = R"sql(
+alter table external_stream_heads rename to external_stream_seqs;
+create table external_stream_published (
+  stream    text not null,
+  partition int not null,
+  published bigint not null default 0,
+  primary key (stream, partition)
+);
+insert into external_stream_published (stream, partition, published)
+  select stream, partition, published from external_stream_seqs;
+alter table external_stream_seqs drop column published;
+create view external_stream_heads as
+  select s.stream, s.partition, s.head, coalesce(p.published, 0) as published
+  from external_stream_seqs s
+  left join external_stream_published p on p.stream = s.stream and p.partition = s.partition;
+)sql";
+
 constexpr const char* kEventIdNamespace = "9a4f1c2e-0b7d-4e3a-8c5f-6d2e1b0a9c87";
 
 ExternalMessage message_from(const pqxx::row& row) {
@@ -75,7 +95,8 @@ ExternalMessage message_from(const pqxx::row& row) {
 }  // namespace
 
 const std::vector<eventstore::Migration>& external_streams_migrations() {
-  static const std::vector<eventstore::Migration> migrations{{"external_streams/0001_streams", kSchema}};
+  static const std::vector<eventstore::Migration> migrations{
+      {"external_streams/0001_streams", kSchema}, {"external_streams/0002_published_apart", kPublishedApart}};
   return migrations;
 }
 
@@ -87,17 +108,18 @@ StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool, std::span<con
                                          "stream '" + s.name + "' needs 1.." + std::to_string(kPartitionsMax) +
                                              " partitions"});
       const auto existing = tx.exec_params(
-          "select coalesce(max(partition) + 1, 0) from external_stream_heads where stream = $1", s.name);
+          "select coalesce(max(partition) + 1, 0) from external_stream_seqs where stream = $1", s.name);
       const auto registered = existing[0][0].as<std::int32_t>();
       if (registered > s.partitions)
         return tl::unexpected(StoreError{
             StoreErrc::invalid_argument,
             "stream " + s.name + " has " + std::to_string(registered) + " partitions; reducing to " +
                 std::to_string(s.partitions) + " would move entities to other partitions"});
-      tx.exec_params(
-          "insert into external_stream_heads (stream, partition)"
-          " select $1, p from generate_series(0, $2 - 1) p on conflict do nothing",
-          s.name, s.partitions);
+      for (const char* table : {"external_stream_seqs", "external_stream_published"})
+        tx.exec_params(std::string("insert into ") + table +
+                           " (stream, partition) select $1, p from generate_series(0, $2 - 1) p"
+                           " on conflict do nothing",
+                       s.name, s.partitions);
     }
     return {};
   });
@@ -129,7 +151,7 @@ StoreResult<std::optional<ExternalMessage>> append_external(Transaction& tx, con
   // The row lock on the head serializes writers of one partition: seqs stay gapless
   // and in commit order.
   const auto head = tx.exec_params(
-      "update external_stream_heads set head = head + 1 where stream = $1 and partition = $2 returning head",
+      "update external_stream_seqs set head = head + 1 where stream = $1 and partition = $2 returning head",
       m.stream, m.partition);
   if (head.empty())
     return tl::unexpected(StoreError{StoreErrc::invalid_argument,
@@ -150,7 +172,7 @@ StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& strea
   CLEARING_ASSERT(limit > 0 && limit <= kCatchUpLimitMax);
   CatchUpPage page;
   const auto head = tx.exec_params(
-      "select head from external_stream_heads where stream = $1 and partition = $2", stream, partition);
+      "select head from external_stream_seqs where stream = $1 and partition = $2", stream, partition);
   if (head.empty())
     return tl::unexpected(StoreError{StoreErrc::invalid_argument,
                                      "no stream " + stream + " partition " + std::to_string(partition)});
@@ -183,7 +205,7 @@ StoreResult<void> mark_published(Transaction& tx, const std::string& stream, std
                                  std::int64_t seq) {
   // Only forward: a slower relay instance must not move the mark back.
   tx.exec_params(
-      "update external_stream_heads set published = greatest(published, $3)"
+      "update external_stream_published set published = greatest(published, $3)"
       " where stream = $1 and partition = $2",
       stream, partition, seq);
   return {};
