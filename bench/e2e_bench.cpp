@@ -112,6 +112,7 @@ struct Options {
   int mock_threads = 2;
   int drain_timeout_s = 1'800;
   std::vector<std::string> config_set;
+  int statements = 0;  // top statements of the window from pg_stat_statements (0: none)
 };
 
 struct Failure : std::runtime_error {
@@ -176,6 +177,42 @@ class ServerProbe {
     out.next_xid = tx.exec("select pg_snapshot_xmax(pg_current_snapshot())::text::bigint")[0][0]
                        .as<std::int64_t>();
     return out;
+  }
+
+  // pg_stat_statements, when the server preloads it: creates the extension and clears its
+  // figures. False when it is not loaded (CLEARING_PG_EXTRA_OPTIONS sets the preload).
+  bool reset_statements() {
+    try {
+      pqxx::nontransaction tx(*connection_);
+      tx.exec("create extension if not exists pg_stat_statements");
+      tx.exec("select pg_stat_statements_reset()");
+      return true;
+    } catch (const std::exception& e) {
+      progress(fmt::format("no statement figures (pg_stat_statements not loaded?): {}", e.what()));
+      return false;
+    }
+  }
+
+  // The `limit` statements of `databases` that took the most time since the reset.
+  std::vector<std::string> top_statements(const std::vector<std::string>& databases, int limit,
+                                          double per) {
+    std::vector<std::string> lines;
+    std::string names;
+    for (const auto& d : databases) names += (names.empty() ? "" : ",") + d;
+    pqxx::nontransaction tx(*connection_);
+    const auto rows = tx.exec_params(
+        "select d.datname, s.calls, s.total_exec_time, s.rows,"
+        " left(regexp_replace(s.query, '\\s+', ' ', 'g'), 150)"
+        " from pg_stat_statements s join pg_database d on d.oid = s.dbid"
+        " where d.datname = any(string_to_array($1, ','))"
+        " order by s.total_exec_time desc limit $2",
+        names, limit);
+    for (const auto& row : rows)
+      lines.push_back(fmt::format("{:>7.3f} ms {:>6.2f} calls {:>7.2f} rows  {:<8} {}",
+                                  row[2].as<double>() / per, row[1].as<double>() / per,
+                                  row[3].as<double>() / per,
+                                  row[0].as<std::string>().substr(0, 8), row[4].as<std::string>()));
+    return lines;
   }
 
   // Connections to `database` other than this benchmark's own.
@@ -658,6 +695,7 @@ struct Sustained {
   std::int64_t succeeded = 0, rejected = 0;
   std::optional<double> submit_mean_ms;
   std::map<std::string, double> answers;  // class -> count (submit)
+  std::vector<std::string> top_statements;  // per resolved transfer, with --statements
 };
 
 // Resolved/s in each third of a window from its (seconds, resolved) samples.
@@ -762,6 +800,7 @@ Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& ser
   const auto start_counts = probe.sample();
   const auto start_core_queries = probe.core_queries();
   const auto start_adapter_queries = probe.adapter_queries();
+  const bool statements = options.statements > 0 && server.reset_statements();
   const auto start_server = server.counters(databases);
   const auto start_cpu = cpu_sample(s, core.get());
   out.adapter_connections = server.connections(s.adapter_database);
@@ -789,6 +828,11 @@ Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& ser
   out.window_s = seconds_since(window_begun);
   const auto end_server = server.counters(databases);
   const auto end_cpu = cpu_sample(s, core.get());
+  if (statements)
+    out.top_statements =
+        server.top_statements(databases, options.statements,
+                              static_cast<double>(std::max<std::int64_t>(
+                                  1, end_counts.resolved - start_counts.resolved)));
   const auto own_core_queries = probe.core_queries() - start_core_queries;
   const auto own_adapter_queries = probe.adapter_queries() - start_adapter_queries;
   out.where_at_end = where_they_are(end_counts);
@@ -1148,6 +1192,11 @@ void print_sustained(const Sustained& r) {
   }
   fmt::print("  adapter peak RSS (VmHWM) {}, RSS at the end {}\n", mib(r.adapter_hwm_kb),
              mib(r.adapter_rss_kb));
+  if (!r.top_statements.empty()) {
+    fmt::print("  statements taking the most time, per resolved transfer (pg_stat_statements; "
+               "time, calls, rows, database, statement):\n");
+    for (const auto& line : r.top_statements) fmt::print("    {}\n", line);
+  }
 }
 
 // ---- main ---------------------------------------------------------------------------------
@@ -1328,6 +1377,10 @@ int main(int argc, char** argv) {
   app.add_option("--config-set", options.config_set,
                  "override a key of config/dk.json for the adapter, e.g. "
                  "clearing.in_flight_max=128 (repeatable)");
+  app.add_option("--statements", options.statements,
+                 "print this many statements that took the most time in each window (needs "
+                 "CLEARING_PG_EXTRA_OPTIONS=\"-c shared_preload_libraries=pg_stat_statements\")")
+      ->check(CLI::Range(0, 100));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
