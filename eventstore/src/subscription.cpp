@@ -48,7 +48,7 @@ const char* to_string(SubscriptionState state) noexcept {
 struct Subscription::Impl {
   EventStore& store;
   SubscriptionOptions options;
-  EventHandler handler;
+  BatchHandler handler;
 
   std::thread thread;
   std::atomic<bool> stopping{false};
@@ -66,7 +66,7 @@ struct Subscription::Impl {
   std::unique_ptr<Receiver> receiver;
   std::atomic<bool> notified{false};
 
-  Impl(EventStore& s, SubscriptionOptions o, EventHandler h)
+  Impl(EventStore& s, SubscriptionOptions o, BatchHandler h)
       : store(s), options(std::move(o)), handler(std::move(h)) {}
 
   StoreResult<void> ensure_checkpoint() {
@@ -108,23 +108,26 @@ struct Subscription::Impl {
         cached = stored;  // another instance moved on: read again from there
         return 0;
       }
-      for (const auto& event : *events) {
-        tl::expected<void, std::string> result;
-        try {
-          result = handler(tx, event);
-        } catch (const pqxx::failure&) {
-          throw;  // database trouble: transact() translates it
-        } catch (const std::exception& e) {
-          result = tl::unexpected(std::string(e.what()));
-        } catch (...) {
-          result = tl::unexpected(std::string("unknown exception"));
-        }
-        if (!result) {
-          return tl::unexpected(StoreError{
-              StoreErrc::handler_failed, "handler failed on event " + event.event_id.value() +
-                                             " (" + event.type + " in " + event.stream_id.value() +
-                                             "): " + result.error()});
-        }
+      tl::expected<void, std::string> result;
+      try {
+        result = handler(tx, std::span<const RecordedEvent>(*events));
+      } catch (const pqxx::failure&) {
+        throw;  // database trouble: transact() translates it
+      } catch (const std::exception& e) {
+        result = tl::unexpected(std::string(e.what()));
+      } catch (...) {
+        result = tl::unexpected(std::string("unknown exception"));
+      }
+      if (!result) {
+        // One event: named here. A batch: the handler may name the event (the per-event
+        // adapter does); the careful retry that follows names it in any case.
+        const auto& e = events->front();
+        return tl::unexpected(StoreError{
+            StoreErrc::handler_failed,
+            events->size() == 1 ? "handler failed on event " + e.event_id.value() + " (" + e.type + " in " +
+                                      e.stream_id.value() + "): " + result.error()
+                                : "handler failed on a batch of " + std::to_string(events->size()) +
+                                      " events: " + result.error()});
       }
       const Checkpoint next = Checkpoint::after(events->back());
       CLEARING_ASSERT(next > stored);
@@ -233,6 +236,21 @@ struct Subscription::Impl {
 };
 
 Subscription::Subscription(EventStore& store, SubscriptionOptions options, EventHandler handler)
+    : Subscription(store, std::move(options),
+                   BatchHandler([handler = std::move(handler)](Transaction& tx, std::span<const RecordedEvent> events)
+                                    -> tl::expected<void, std::string> {
+                     for (const auto& event : events) {
+                       auto handled = handler(tx, event);
+                       if (!handled) {
+                         if (events.size() == 1) return handled;
+                         return tl::unexpected("event " + event.event_id.value() + " (" + event.type + " in " +
+                                               event.stream_id.value() + "): " + handled.error());
+                       }
+                     }
+                     return {};
+                   })) {}
+
+Subscription::Subscription(EventStore& store, SubscriptionOptions options, BatchHandler handler)
     : impl_(std::make_unique<Impl>(store, std::move(options), std::move(handler))) {
   CLEARING_ASSERT(!impl_->options.name.empty());
   CLEARING_ASSERT(impl_->options.batch_size > 0 && impl_->options.batch_size <= kReadBatchMax);

@@ -176,3 +176,57 @@ TEST_CASE("stop is graceful and prompt while waiting for events") {
   CHECK(std::chrono::steady_clock::now() - before < std::chrono::seconds(10));
   CHECK(sub.status().state == SubscriptionState::stopped);
 }
+
+TEST_CASE("a batch handler gets each batch whole, in commit order; after a failure it gets one event per call") {
+  SubscriptionFixture f;
+  append_numbered(*f.store, 0, 10);
+  std::vector<std::size_t> sizes;
+  std::vector<int> order;
+  bool fail_on_7 = true;
+  Subscription sub(*f.store, {.name = "batched", .batch_size = 100},
+                   BatchHandler([&](Transaction& tx, std::span<const RecordedEvent> events) -> HandlerResult {
+                     sizes.push_back(events.size());
+                     for (const auto& e : events) {
+                       if (e.data["n"] == 7 && fail_on_7) return tl::unexpected(std::string("seven refused"));
+                       order.push_back(e.data["n"].get<int>());
+                       if (auto ok = record(tx, e); !ok) return ok;
+                     }
+                     return {};
+                   }));
+  auto failed = sub.poll_once();
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().code == StoreErrc::handler_failed);
+  CHECK(failed.error().message == "handler failed on a batch of 10 events: seven refused");
+  CHECK(f.count() == "0");  // the batch rolled back whole
+  CHECK(sizes == std::vector<std::size_t>{10});
+
+  // One per call now: 0..6 commit, then 7 fails alone and is named.
+  order.clear();
+  for (int i = 0; i < 7; ++i) CHECK(sub.poll_once().value() == 1);
+  auto named = sub.poll_once();
+  REQUIRE_FALSE(named);
+  CHECK(named.error().message.find("handler failed on event ") == 0);
+  CHECK(named.error().message.find("(Numbered in s-1): seven refused") != std::string::npos);
+  CHECK(f.count() == "7");
+
+  // The cause gone, the rest follows (the careful run ends at the failed batch's end).
+  fail_on_7 = false;
+  for (int i = 0; i < 20 && f.count() != "10"; ++i) REQUIRE(sub.poll_once());
+  CHECK(order == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(f.count() == "10");
+  CHECK(f.distinct() == "10");
+}
+
+TEST_CASE("a per-event handler run as a batch names the event that failed") {
+  SubscriptionFixture f;
+  append_numbered(*f.store, 0, 4);
+  Subscription sub(*f.store, {.name = "per-event"}, [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
+    if (e.data["n"] == 2) return tl::unexpected(std::string("two refused"));
+    return record(tx, e);
+  });
+  auto failed = sub.poll_once();
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().message.find("handler failed on a batch of 4 events: event ") == 0);
+  CHECK(failed.error().message.find("(Numbered in s-2): two refused") != std::string::npos);
+  CHECK(f.count() == "0");
+}

@@ -13,12 +13,13 @@
 // locked for the duration of each batch, so batches never overlap.
 //
 // Thread safety: start/stop/status from any thread; the handler runs on the
-// subscription's own thread, one event at a time.
+// subscription's own thread, one event (or one batch) at a time.
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -36,6 +37,11 @@ struct SubscriptionOptions {
 
 // Returns an error (or throws) to roll the batch back and retry later.
 using EventHandler = std::function<tl::expected<void, std::string>(Transaction&, const RecordedEvent&)>;
+// The same for a whole batch at once, in commit order, so the handler can write it with
+// a few set-wise statements. After a failure the subscription hands the events over one
+// per call, so the event that fails is the one the error names.
+using BatchHandler =
+    std::function<tl::expected<void, std::string>(Transaction&, std::span<const RecordedEvent>)>;
 
 enum class SubscriptionState { idle, catching_up, live, stalled, stopped };
 const char* to_string(SubscriptionState state) noexcept;
@@ -52,6 +58,7 @@ struct SubscriptionStatus {
 class Subscription {
  public:
   Subscription(EventStore& store, SubscriptionOptions options, EventHandler handler);
+  Subscription(EventStore& store, SubscriptionOptions options, BatchHandler handler);
   ~Subscription();
   Subscription(const Subscription&) = delete;
   Subscription& operator=(const Subscription&) = delete;
