@@ -1,5 +1,8 @@
 #include "clearing/external_streams/derivation.hpp"
 
+#include <map>
+#include <set>
+
 #include <pqxx/pqxx>
 
 namespace clearing::external_streams {
@@ -109,27 +112,55 @@ std::optional<DerivationFn> find_derivation(const std::string& name) {
   return std::nullopt;
 }
 
-eventstore::EventHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams) {
+eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams) {
   return [&store, streams = std::move(streams)](eventstore::Transaction& tx,
-                                                const eventstore::RecordedEvent& event)
+                                                std::span<const eventstore::RecordedEvent> events)
              -> tl::expected<void, std::string> {
-    DerivationContext context{[&](const std::string& stream, const std::string& type)
-                                  -> std::optional<eventstore::RecordedEvent> {
-      auto events = store.read_stream(tx, eventstore::StreamId{stream});
-      if (!events) return std::nullopt;
-      for (auto& candidate : *events)
-        if (candidate.type == type) return std::move(candidate);
+    // Derivations are pure: a first pass learns which streams the batch's look-ups read,
+    // one statement reads them all, and the second pass derives with their answers.
+    std::set<std::string> wanted;
+    const DerivationContext probe{[&](const std::string& stream, const std::string&) {
+      wanted.insert(stream);
+      return std::optional<eventstore::RecordedEvent>{};
+    }};
+    for (const auto& event : events)
+      for (const auto& stream : streams) stream.derive(event, probe);
+
+    std::map<std::string, std::vector<eventstore::RecordedEvent>> read;  // whole streams only
+    if (!wanted.empty()) {
+      const std::vector<eventstore::StreamId> ids(wanted.begin(), wanted.end());
+      auto found = store.read_streams(tx, ids);
+      if (!found) return tl::unexpected(found.error().message);
+      const bool cut = found->size() >= eventstore::kReadBatchMax;  // the last stream may be partial
+      for (auto& e : *found) read[e.stream_id.value()].push_back(std::move(e));
+      if (cut && !found->empty()) read.erase(std::prev(read.end()));
+      for (const auto& id : wanted)
+        if (!cut && !read.count(id)) read[id];  // read in full: the stream has no events
+    }
+    const DerivationContext context{[&](const std::string& stream, const std::string& type)
+                                        -> std::optional<eventstore::RecordedEvent> {
+      auto it = read.find(stream);
+      if (it == read.end()) {  // not in the batch read (it was cut short): on its own
+        auto events = store.read_stream(tx, eventstore::StreamId{stream});
+        if (!events) return std::nullopt;
+        it = read.emplace(stream, std::move(*events)).first;
+      }
+      for (const auto& candidate : it->second)
+        if (candidate.type == type) return candidate;
       return std::nullopt;
     }};
-    for (const auto& stream : streams) {
-      for (const auto& draft : stream.derive(event, context)) {
-        if (draft.key.empty())
-          return tl::unexpected("derived " + draft.type + " from " + event.type + " " + event.event_id.value() +
-                                " has no entity id");
-        auto appended = append_external(tx, stream.spec, draft, event);
-        if (!appended) return tl::unexpected(appended.error().message);
-      }
-    }
+
+    std::vector<PendingAppend> appends;
+    for (const auto& event : events)
+      for (const auto& stream : streams)
+        for (auto& draft : stream.derive(event, context)) {
+          if (draft.key.empty())
+            return tl::unexpected("derived " + draft.type + " from " + event.type + " " + event.event_id.value() +
+                                  " has no entity id");
+          appends.push_back(PendingAppend{&stream.spec, std::move(draft), &event});
+        }
+    auto appended = append_external_batch(tx, appends);
+    if (!appended) return tl::unexpected(appended.error().message);
     return {};
   };
 }

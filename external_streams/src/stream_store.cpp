@@ -1,5 +1,9 @@
 #include "clearing/external_streams/stream_store.hpp"
 
+#include <map>
+#include <set>
+#include <tuple>
+
 #include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
@@ -128,43 +132,87 @@ StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool, std::span<con
 StoreResult<std::optional<ExternalMessage>> append_external(Transaction& tx, const StreamSpec& stream,
                                                             const Draft& draft,
                                                             const eventstore::RecordedEvent& source) {
-  CLEARING_ASSERT(!draft.key.empty() && !draft.type.empty());
-  if (draft.once_per_key) {
-    const auto seen = tx.exec_params(
-        "select 1 from external_events where stream = $1 and entity_key = $2 and type = $3 limit 1",
-        stream.name, draft.key, draft.type);
-    if (!seen.empty()) return std::optional<ExternalMessage>{};
-  }
-  ExternalMessage m;
-  m.stream = stream.name;
-  m.partition = partition_for(draft.key, stream.partitions);
-  m.event_id = base::derived_uuid(kEventIdNamespace,
-                                  stream.name + "|" + source.event_id.value() + "|" + draft.type);
-  m.type = draft.type;
-  m.key = draft.key;
-  m.data = draft.data;
-  m.source_event_id = source.event_id.value();
-  m.correlation_id = draft.correlation_id.empty() ? source.metadata.correlation_id : draft.correlation_id;
-  m.occurred_at = base::format_timestamp(source.recorded_at);
-  if (m.correlation_id.empty()) m.correlation_id = source.event_id.value();
+  const PendingAppend one{&stream, draft, &source};
+  auto appended = append_external_batch(tx, std::span<const PendingAppend>(&one, 1));
+  if (!appended) return tl::unexpected(appended.error());
+  if (appended->empty()) return std::optional<ExternalMessage>{};
+  return std::optional<ExternalMessage>{std::move(appended->front())};
+}
 
-  // The row lock on the head serializes writers of one partition: seqs stay gapless
-  // and in commit order.
-  const auto head = tx.exec_params(
-      "update external_stream_seqs set head = head + 1 where stream = $1 and partition = $2 returning head",
-      m.stream, m.partition);
-  if (head.empty())
-    return tl::unexpected(StoreError{StoreErrc::invalid_argument,
-                                     "stream " + m.stream + " partition " + std::to_string(m.partition) +
-                                         " is not registered (ensure_streams)"});
-  m.seq = head[0][0].as<std::int64_t>();
+StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
+                                                                std::span<const PendingAppend> appends) {
+  using Json = nlohmann::json;
+  std::vector<ExternalMessage> out;
+  if (appends.empty()) return out;
+
+  // once_per_key: which of the batch's (stream, key, type) the streams already have.
+  std::set<std::tuple<std::string, std::string, std::string>> seen;
+  Json probe = Json::array();
+  for (const auto& a : appends) {
+    CLEARING_ASSERT(a.stream != nullptr && a.source != nullptr);
+    CLEARING_ASSERT(!a.draft.key.empty() && !a.draft.type.empty());
+    if (a.draft.once_per_key)
+      probe.push_back({{"stream", a.stream->name}, {"entity_key", a.draft.key}, {"type", a.draft.type}});
+  }
+  if (!probe.empty())
+    for (const auto& row : tx.exec_params(
+             "select distinct e.stream, e.entity_key, e.type from external_events e"
+             " join jsonb_to_recordset($1::jsonb) as x(stream text, entity_key text, type text)"
+             " on e.stream = x.stream and e.entity_key = x.entity_key and e.type = x.type",
+             probe.dump()))
+      seen.emplace(row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>());
+
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> counts;  // ordered: the lock order
+  for (const auto& a : appends) {
+    const auto& draft = a.draft;
+    const auto& source = *a.source;
+    if (draft.once_per_key && !seen.emplace(a.stream->name, draft.key, draft.type).second) continue;
+    ExternalMessage m;
+    m.stream = a.stream->name;
+    m.partition = partition_for(draft.key, a.stream->partitions);
+    m.event_id = base::derived_uuid(kEventIdNamespace, m.stream + "|" + source.event_id.value() + "|" + draft.type);
+    m.type = draft.type;
+    m.key = draft.key;
+    m.data = draft.data;
+    m.source_event_id = source.event_id.value();
+    m.correlation_id = draft.correlation_id.empty() ? source.metadata.correlation_id : draft.correlation_id;
+    m.occurred_at = base::format_timestamp(source.recorded_at);
+    if (m.correlation_id.empty()) m.correlation_id = source.event_id.value();
+    ++counts[{m.stream, m.partition}];
+    out.push_back(std::move(m));
+  }
+  if (out.empty()) return out;
+
+  // The row lock on a partition's head serializes its writers: seqs stay gapless and in
+  // commit order. Each partition's new seqs are head - count + 1 .. head.
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> next;
+  for (const auto& [partition, count] : counts) {
+    const auto head = tx.exec_params(
+        "update external_stream_seqs set head = head + $3 where stream = $1 and partition = $2 returning head",
+        partition.first, partition.second, count);
+    if (head.empty())
+      return tl::unexpected(StoreError{StoreErrc::invalid_argument,
+                                       "stream " + partition.first + " partition " +
+                                           std::to_string(partition.second) + " is not registered (ensure_streams)"});
+    next[partition] = head[0][0].as<std::int64_t>() - count + 1;
+  }
+  Json rows = Json::array();
+  for (auto& m : out) {
+    m.seq = next[{m.stream, m.partition}]++;
+    rows.push_back({{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}, {"event_id", m.event_id},
+                    {"type", m.type}, {"entity_key", m.key}, {"data", m.data},
+                    {"source_event_id", m.source_event_id}, {"correlation_id", m.correlation_id},
+                    {"occurred_at", m.occurred_at}});
+  }
   tx.exec_params(
       "insert into external_events (stream, partition, seq, event_id, type, entity_key, data,"
       " source_event_id, correlation_id, occurred_at)"
-      " values ($1, $2, $3, $4::uuid, $5, $6, $7::jsonb, $8::uuid, $9, $10::timestamptz)",
-      m.stream, m.partition, m.seq, m.event_id, m.type, m.key, m.data.dump(), m.source_event_id,
-      m.correlation_id, m.occurred_at);
-  return std::optional<ExternalMessage>{std::move(m)};
+      " select stream, partition, seq, event_id, type, entity_key, data, source_event_id, correlation_id, occurred_at"
+      " from jsonb_to_recordset($1::jsonb) as x(stream text, partition int, seq bigint, event_id uuid, type text,"
+      " entity_key text, data jsonb, source_event_id uuid, correlation_id text, occurred_at timestamptz)"
+      " order by stream, partition, seq",
+      rows.dump());
+  return out;
 }
 
 StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& stream, std::int32_t partition,

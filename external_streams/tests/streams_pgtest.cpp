@@ -12,6 +12,7 @@
 #include <librdkafka/rdkafka.h>
 #include <pqxx/pqxx>
 
+#include "clearing/base/clock.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/derivation.hpp"
@@ -478,4 +479,101 @@ TEST_CASE("adding a stream is one derivation function and one registry entry") {
   CHECK(find_derivation("payments.v1").has_value());
   CHECK(find_derivation("settlements.v1").has_value());
   CHECK_FALSE(find_derivation("payments.v9").has_value());
+}
+
+TEST_CASE("a batch append numbers each partition's messages gaplessly in the batch's order, as one by one would") {
+  Fixture f;
+  eventstore::RecordedEvent source;
+  source.event_id = eventstore::EventId{base::new_uuid()};
+  source.metadata.correlation_id = "corr-batch";
+  source.recorded_at = base::SystemClock{}.now();
+  // A message appended before the batch: the batch continues after it.
+  REQUIRE(f.pool->transact([&](Transaction& tx) {
+    return append_external(tx, kSettlements, Draft{"Before", "k0", {{"n", 0}}, false, ""}, source);
+  }));
+  std::vector<PendingAppend> batch;
+  for (int i = 1; i <= 30; ++i)
+    batch.push_back({i % 3 == 0 ? &kSettlements : &kPayments,
+                     Draft{"Message" + std::to_string(i), "k" + std::to_string(i % 7), {{"n", i}}, false, ""},
+                     &source});
+  auto appended = f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, batch); });
+  REQUIRE_MESSAGE(appended, (appended ? "" : appended.error().message));
+  REQUIRE(appended->size() == 30);
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> last;
+  last[{kSettlements.name, partition_for("k0", kSettlements.partitions)}] = 1;
+  for (std::size_t i = 0; i < appended->size(); ++i) {
+    const auto& m = (*appended)[i];
+    CAPTURE(i);
+    CHECK(m.type == "Message" + std::to_string(i + 1));
+    CHECK(m.partition == partition_for(m.key, m.stream == kPayments.name ? kPayments.partitions : kSettlements.partitions));
+    CHECK(m.seq == ++last[{m.stream, m.partition}]);  // gapless, in the batch's order
+    CHECK(m.correlation_id == "corr-batch");
+  }
+  // What the database holds is what the batch returned, and the heads moved as far.
+  for (const auto& m : *appended)
+    CHECK(f.count("select data->>'n' from external_events where stream = '" + m.stream + "' and partition = " +
+                  std::to_string(m.partition) + " and seq = " + std::to_string(m.seq)) == m.data["n"].dump());
+  for (const auto& [partition, seq] : last)
+    CHECK(f.count("select head from external_stream_heads where stream = '" + partition.first +
+                  "' and partition = " + std::to_string(partition.second)) == std::to_string(seq));
+}
+
+TEST_CASE("once_per_key holds in a batch append: against the stream and among the batch's own messages") {
+  Fixture f;
+  eventstore::RecordedEvent first, second, third;
+  for (auto* e : {&first, &second, &third}) {
+    e->event_id = eventstore::EventId{base::new_uuid()};
+    e->recorded_at = base::SystemClock{}.now();
+  }
+  const Draft pending{"TransferPending", "t1", {{"transfer_id", "t1"}}, true, ""};
+  const Draft other{"TransferPending", "t2", {{"transfer_id", "t2"}}, true, ""};
+  const std::vector<PendingAppend> batch{{&kPayments, pending, &first}, {&kPayments, pending, &second},
+                                         {&kPayments, other, &second}};
+  auto appended = f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, batch); });
+  REQUIRE(appended);
+  REQUIRE(appended->size() == 2);
+  CHECK((*appended)[0].key == "t1");
+  CHECK((*appended)[0].source_event_id == first.event_id.value());
+  CHECK((*appended)[1].key == "t2");
+  const std::vector<PendingAppend> later{{&kPayments, pending, &third}};
+  auto again = f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, later); });
+  REQUIRE(again);
+  CHECK(again->empty());
+  CHECK(f.count("select count(*) from external_events where type = 'TransferPending'") == "2");
+
+  // A stream that was never registered is refused with a clear error, and nothing is written.
+  const StreamSpec unknown{"adapter.dk.unknown.v1", 1};
+  const std::vector<PendingAppend> refused{{&kPayments, other, &third},
+                                           {&unknown, Draft{"X", "t3", {}, false, ""}, &third}};
+  auto error = f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, refused); });
+  REQUIRE_FALSE(error);
+  CHECK(error.error().code == eventstore::StoreErrc::invalid_argument);
+  CHECK(error.error().message.find("adapter.dk.unknown.v1 partition 0 is not registered") != std::string::npos);
+}
+
+TEST_CASE("derivation looks up a transfer's amount even when the batch's one read of the streams is cut short") {
+  Fixture f;
+  f.transfer("a-short", true, "c");
+  // "z-long" sorts last and holds more events than one read returns: the batch read stops
+  // inside it, and its TransferInitiated comes from a read of its own.
+  eventstore::Metadata meta{"c", "core-event", nullptr, nullptr};
+  std::vector<eventstore::EventData> long_stream{
+      {eventstore::EventId{base::new_uuid()}, "TransferInitiated",
+       {{"transfer_id", "z-long"}, {"amount", {{"minor_units", 777}, {"currency", "DKK"}}}}, meta}};
+  for (std::size_t i = 0; i < eventstore::kReadBatchMax; ++i)
+    long_stream.push_back({eventstore::EventId{base::new_uuid()}, "RetryScheduled", {{"transfer_id", "z-long"}}, meta});
+  long_stream.push_back({eventstore::EventId{base::new_uuid()}, "TransferSettled",
+                         {{"transfer_id", "z-long"}, {"attempt", 1}, {"clearing_reference", "CR-z"},
+                          {"settlement_date", "2026-11-26"}, {"latency_ms", 3}},
+                         meta});
+  for (std::size_t from = 0; from < long_stream.size(); from += 1000) {  // appends are capped in size
+    const auto chunk = std::span<const eventstore::EventData>(long_stream).subspan(
+        from, std::min<std::size_t>(1000, long_stream.size() - from));
+    REQUIRE(f.store->append(eventstore::StreamId{"transfer-z-long"}, eventstore::ExpectedVersion::any(), chunk));
+  }
+  f.derive_all();
+  CHECK(f.count("select data->'amount'->>'minor_units' from external_events where stream = "
+                "'adapter.dk.settlements.v1' and entity_key = 'a-short'") == "1250");
+  CHECK(f.count("select data->'amount'->>'minor_units' from external_events where stream = "
+                "'adapter.dk.settlements.v1' and entity_key = 'z-long'") == "777");
 }

@@ -45,7 +45,8 @@ struct DerivedStream {
   DerivationFn derive;
 };
 
-// The subscription handler for a set of derived streams.
-eventstore::EventHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams);
+// The subscription handler for a set of derived streams: a batch of events is derived
+// and appended with a few statements (append_external_batch).
+eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams);
 
 }  // namespace clearing::external_streams

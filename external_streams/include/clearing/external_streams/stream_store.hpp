@@ -49,6 +49,20 @@ eventstore::StoreResult<std::optional<ExternalMessage>> append_external(
     eventstore::Transaction& tx, const StreamSpec& stream, const Draft& draft,
     const eventstore::RecordedEvent& source);
 
+// One message of a batch append.
+struct PendingAppend {
+  const StreamSpec* stream = nullptr;
+  Draft draft;
+  const eventstore::RecordedEvent* source = nullptr;
+};
+
+// Appends the messages in order, as append_external one by one would (once_per_key too,
+// also among the batch's own messages), with few statements: one head update per
+// partition touched, in (stream, partition) order so that writers cannot deadlock, and
+// one insert. Returns the messages appended, in order (skipped ones left out).
+eventstore::StoreResult<std::vector<ExternalMessage>> append_external_batch(
+    eventstore::Transaction& tx, std::span<const PendingAppend> appends);
+
 struct CatchUpPage {
   std::vector<ExternalMessage> events;
   std::int64_t head = 0;  // highest seq of the partition
