@@ -306,14 +306,22 @@ struct CoreSim::Impl {
     return generate_request(generator, index, base::SystemClock{}.now()).request;
   }
 
-  // Reserves and requests one transfer in the batch's transaction: true when requested
-  // now, false when skipped (done before, or refused by the core).
-  StoreResult<bool> publish_one(Transaction& tx, const TransferRequest& r, const std::string& batch_id,
-                                std::map<std::string, AccountCache::Loaded>& local) {
+  // A transfer reserved in the batch's transaction, whose TransferRequested is appended
+  // with the batch's others.
+  struct Reserved {
+    const TransferRequest* request = nullptr;
+    std::string correlation_id;
+    eventstore::RecordedEvent source;  // the FundsReserved it is caused by
+  };
+
+  // Reserves one transfer in the batch's transaction: nullopt when skipped (done before,
+  // or refused by the core).
+  StoreResult<std::optional<Reserved>> reserve_one(Transaction& tx, const TransferRequest& r,
+                                                   std::map<std::string, AccountCache::Loaded>& local) {
     const auto seen = tx.exec_params(
         "select 1 from core_transfers where transfer_id = $1 union all select 1 from core_refused where transfer_id = $1",
         r.transfer_id);
-    if (!seen.empty()) return false;
+    if (!seen.empty()) return std::optional<Reserved>{};
     const auto correlation_id = base::new_uuid();
     eventstore::CommandContext context{correlation_id, "", nullptr, "reserve|" + r.transfer_id};
     auto reserved = command(tx, r.account_id, ReserveFunds{r.transfer_id, r.amount}, context, local);
@@ -323,35 +331,59 @@ struct CoreSim::Impl {
       tx.exec_params("insert into core_refused (transfer_id, account_id, reason) values ($1, $2, $3)", r.transfer_id,
                      r.account_id, std::string(to_string(rejection.code)));
       log->info("transfer refused by the core transfer_id={} reason={}", r.transfer_id, to_string(rejection.code));
-      return false;
+      return std::optional<Reserved>{};
     }
     // No new event: reserved in an earlier run whose transfer row is this one's twin.
-    if (reserved->events.empty()) return false;
+    if (reserved->events.empty()) return std::optional<Reserved>{};
     CLEARING_ASSERT(reserved->event_ids.size() == 1);
+    project_account(tx, reserved->state);
 
-    eventstore::RecordedEvent source;
-    source.event_id = reserved->event_ids.front();
-    source.stream_id = eventstore::StreamId{account_stream_name(r.account_id)};
-    source.type = "FundsReserved";
-    source.metadata.correlation_id = correlation_id;
-    source.recorded_at = base::SystemClock{}.now();
-    external_streams::Draft draft{"TransferRequested", r.transfer_id, r.data, false, correlation_id};
-    auto appended = external_streams::append_external(tx, core_stream, draft, source);
+    Reserved out{&r, correlation_id, {}};
+    out.source.event_id = reserved->event_ids.front();
+    out.source.stream_id = eventstore::StreamId{account_stream_name(r.account_id)};
+    out.source.type = "FundsReserved";
+    out.source.metadata.correlation_id = correlation_id;
+    out.source.recorded_at = base::SystemClock{}.now();
+    return std::optional<Reserved>{std::move(out)};
+  }
+
+  // Requests the batch's reserved transfers: their TransferRequested messages with one
+  // batch append, their rows with one insert.
+  StoreResult<void> request_all(Transaction& tx, const std::vector<Reserved>& reserved, const std::string& batch_id) {
+    std::vector<external_streams::PendingAppend> appends;
+    appends.reserve(reserved.size());
+    for (const auto& one : reserved)
+      appends.push_back({&core_stream,
+                         external_streams::Draft{"TransferRequested", one.request->transfer_id, one.request->data,
+                                                 false, one.correlation_id},
+                         &one.source});
+    auto appended = external_streams::append_external_batch(tx, appends);
     if (!appended) return tl::unexpected(appended.error());
-    CLEARING_ASSERT(appended->has_value());
-    const auto& message = **appended;
-    CLEARING_ASSERT(message.source_event_id == source.event_id.value() && message.seq >= 1);
-
-    std::optional<std::string> expected = r.expected_reason_code;
+    CLEARING_ASSERT(appended->size() == reserved.size());
+    nlohmann::json rows = nlohmann::json::array();
+    for (std::size_t i = 0; i < reserved.size(); ++i) {
+      const auto& r = *reserved[i].request;
+      const auto& message = (*appended)[i];
+      CLEARING_ASSERT(message.source_event_id == reserved[i].source.event_id.value() && message.seq >= 1);
+      rows.push_back({{"transfer_id", r.transfer_id}, {"account_id", r.account_id},
+                      {"amount_minor", r.amount.minor_units}, {"currency", std::string(r.amount.currency.code())},
+                      {"correlation_id", reserved[i].correlation_id},
+                      {"reserved_event_id", reserved[i].source.event_id.value()},
+                      {"stream_partition", message.partition}, {"stream_seq", message.seq},
+                      {"expected_reason_code", r.expected_reason_code ? nlohmann::json(*r.expected_reason_code)
+                                                                      : nlohmann::json(nullptr)}});
+    }
+    // requested_at: the batch's commit, as near as SQL can see it (set last, by the caller).
     tx.exec_params(
         "insert into core_transfers (transfer_id, account_id, amount_minor, currency, correlation_id,"
         " reserved_event_id, stream_partition, stream_seq, request_batch, expected_reason_code, requested_at)"
-        " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, case when $11::boolean then $10 end, clock_timestamp())",
-        r.transfer_id, r.account_id, r.amount.minor_units, std::string(r.amount.currency.code()), correlation_id,
-        source.event_id.value(), message.partition, message.seq, batch_id, expected.value_or(""),
-        expected.has_value());
-    project_account(tx, reserved->state);
-    return true;
+        " select transfer_id, account_id, amount_minor, currency, correlation_id, reserved_event_id,"
+        " stream_partition, stream_seq, $2, expected_reason_code, clock_timestamp()"
+        " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, account_id text, amount_minor bigint,"
+        " currency text, correlation_id text, reserved_event_id text, stream_partition int, stream_seq bigint,"
+        " expected_reason_code text)",
+        rows.dump(), batch_id);
+    return {};
   }
 
   StoreResult<std::int64_t> publish_batch(const std::vector<TransferRequest>& batch) {
@@ -359,17 +391,20 @@ struct CoreSim::Impl {
     auto published = pool->transact_with_retry([&](Transaction& tx) -> StoreResult<std::int64_t> {
       local.clear();  // a retry starts again from the committed states
       const auto batch_id = base::new_uuid();
-      std::int64_t requested = 0;
+      std::vector<Reserved> reserved;
+      std::set<std::string> in_batch;  // a transfer id twice in one batch: the first one counts
       for (const auto& r : batch) {
-        auto one = publish_one(tx, r, batch_id, local);
+        if (!in_batch.insert(r.transfer_id).second) continue;
+        auto one = reserve_one(tx, r, local);
         if (!one) return tl::unexpected(one.error());
-        requested += *one ? 1 : 0;
+        if (*one) reserved.push_back(std::move(**one));
       }
+      if (reserved.empty()) return std::int64_t{0};
+      if (auto requested = request_all(tx, reserved, batch_id); !requested) return tl::unexpected(requested.error());
       // The request instant is the batch's commit, as near as SQL can see it: set last.
-      if (requested > 0)
-        tx.exec_params("update core_transfers set requested_at = clock_timestamp() where request_batch = $1",
-                       batch_id);
-      return requested;
+      tx.exec_params("update core_transfers set requested_at = clock_timestamp() where request_batch = $1",
+                     batch_id);
+      return static_cast<std::int64_t>(reserved.size());
     });
     if (published) account_cache.merge(local);  // committed now
     return published;

@@ -294,7 +294,9 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
         << "{ this line is broken\n"
         << line("jsonl-2", "acct-b", 2000) << "\n"
         << line("jsonl-3", "acct-a", 5'000'000) << "\n"  // above the opening balance: refused by the core
-        << line("jsonl-4", "acct-b", 3000) << "\n";
+        << line("jsonl-4", "acct-b", 3000) << "\n"
+        // The same transfer id again, from another account, in the same batch: the first counts.
+        << line("jsonl-2", "acct-a", 2000) << "\n";
   }
   auto options = options_for(core_db, kafka->bootstrap_servers());
   options.jsonl_path = path.string();
@@ -311,7 +313,7 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     const auto p = sim.progress();
-    CHECK(p.total_planned == 4);
+    CHECK(p.total_planned == 5);
     CHECK(p.requested == 3);
     CHECK(p.refused == 1);
     CHECK(p.open == 3);
@@ -360,6 +362,10 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
   }
   CHECK(core_db.query_value("select count(*) from external_events") == "3");
   CHECK(core_db.query_value("select count(*) from events where type = 'FundsReserved'") == "3");
+  CHECK(core_db.query_value("select account_id from core_transfers where transfer_id = 'jsonl-2'") == "acct-b");
+  CHECK(core_db.query_value("select string_agg(stream_seq::text, ',' order by stream_partition, stream_seq)"
+                            " from core_transfers") ==
+        core_db.query_value("select string_agg(seq::text, ',' order by partition, seq) from external_events"));
   CHECK(core_db.query_value("select count(*) from events where type = 'AccountOpened'") == "2");
   std::filesystem::remove(path);
 }
