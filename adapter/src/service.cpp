@@ -215,6 +215,7 @@ struct Service::Impl {
     kafka.client_id = config.kafka.client_id;
     kafka.message_timeout_ms = config.kafka.produce_timeout_ms;
     kafka.session_timeout_ms = config.kafka.session_timeout_ms;
+    kafka.fetch_wait_max_ms = config.kafka.fetch_wait_max_ms;
     external_streams::RelayOptions relay_options;
     relay_options.kafka = kafka;
     relay_options.batch_max = config.kafka.relay_batch_max;

@@ -296,6 +296,7 @@ void check_kafka(Checker& check, const KafkaConfig& kafka) {
               kSessionTimeoutMsMax);
   check.range("kafka.relay_batch_max", kafka.relay_batch_max, 1, kKafkaBatchMax);
   check.range("kafka.consumer_batch_max", kafka.consumer_batch_max, 1, kKafkaBatchMax);
+  check.range("kafka.fetch_wait_max_ms", kafka.fetch_wait_max_ms, 1, kFetchWaitMsMax);
 }
 
 void check_http(Checker& check, const HttpConfig& http, LoadOptions options) {

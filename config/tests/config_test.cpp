@@ -310,6 +310,10 @@ TEST_CASE("more out-of-range values") {
   CHECK(error_for(load_edited([](Json& j) { j["kafka"]["session_timeout_ms"] = 1000; }),
                   "kafka.session_timeout_ms")
             .message == "must be in [6000, 1800000], got 1000");
+  CHECK(error_for(load_edited([](Json& j) { j["kafka"]["fetch_wait_max_ms"] = 0; }),
+                  "kafka.fetch_wait_max_ms")
+            .message == "must be in [1, 5000], got 0");
+  CHECK(load_edited([](Json& j) { j["kafka"]["fetch_wait_max_ms"] = 5; })->kafka.fetch_wait_max_ms == 5);
   CHECK(error_for(load_edited([](Json& j) { j["incoming"]["page_limit"] = 5000; }),
                   "incoming.page_limit")
             .message == "must be in [1, 1000], got 5000");

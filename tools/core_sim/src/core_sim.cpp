@@ -73,6 +73,7 @@ tl::expected<void, std::string> validate(const CoreSimOptions& o) {
     return bad("amount_limit_minor must be in [1, 2^52]");
   if (o.publish_batch_max < 1 || o.publish_batch_max > kPublishBatchMax)
     return bad(fmt::format("publish_batch_max must be in [1, {}]", kPublishBatchMax));
+  if (o.fetch_wait_max_ms < 1 || o.fetch_wait_max_ms > 5000) return bad("fetch_wait_max_ms must be in [1, 5000]");
   if (o.database_connections_max < 3 || o.database_connections_max > 64)
     return bad("database_connections_max must be in [3, 64]");
   return {};
@@ -606,6 +607,7 @@ struct CoreSim::Impl {
     external_streams::KafkaClientOptions kafka;
     kafka.bootstrap_servers = options.kafka_bootstrap;
     kafka.client_id = options.kafka_client_id + "-relay";
+    kafka.fetch_wait_max_ms = options.fetch_wait_max_ms;
     auto made_relay = external_streams::Relay::create(*pool, {.kafka = kafka});
     if (!made_relay) return tl::unexpected("relay: " + made_relay.error());
     relay = std::move(*made_relay);

@@ -97,6 +97,10 @@ int main(int argc, char** argv) {
   app.add_option("--batch", o.publish_batch_max, "transfers per transaction")
       ->capture_default_str()
       ->check(CLI::Range(1, cs::kPublishBatchMax));
+  app.add_option("--fetch-wait-ms", o.fetch_wait_max_ms,
+                 "consumer fetch.wait.max.ms; the embedded mock cluster waits it out on every empty fetch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 5000));
   app.add_option("--consumer-group", o.consumer_group, "Kafka consumer group (default core-sim-<cc>)");
   app.add_option("--timeout-s", timeout_s, "give up waiting for outcomes after this long (0: never)")
       ->capture_default_str()

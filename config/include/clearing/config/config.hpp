@@ -236,6 +236,7 @@ inline constexpr std::size_t kKafkaIdLengthMax = 249;   // Kafka's limit on name
 inline constexpr int kSessionTimeoutMsMin = 6'000;      // broker group.min.session.timeout.ms
 inline constexpr int kSessionTimeoutMsMax = 1'800'000;  // broker group.max.session.timeout.ms
 inline constexpr int kKafkaBatchMax = 100'000;
+inline constexpr int kFetchWaitMsMax = 5'000;
 
 struct KafkaConfig {
   std::string brokers;    // "embedded" (librdkafka mock cluster) or host:port[,host:port...]
@@ -245,6 +246,10 @@ struct KafkaConfig {
   int session_timeout_ms = 45'000;  // [kSessionTimeoutMsMin, kSessionTimeoutMsMax]
   int relay_batch_max = 500;        // [1, kKafkaBatchMax]
   int consumer_batch_max = 500;     // [1, kKafkaBatchMax]
+  // How long a consumer's fetch waits on the broker for data (fetch.wait.max.ms), in
+  // [1, kFetchWaitMsMax]. A real broker answers as soon as data comes; librdkafka's mock
+  // cluster always waits the whole time, so with `embedded` a few ms keep latency down.
+  int fetch_wait_max_ms = 50;
   bool embedded() const { return brokers == kEmbeddedBrokers; }
   friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };

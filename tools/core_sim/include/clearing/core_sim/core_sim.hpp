@@ -74,6 +74,7 @@ struct CoreSimOptions {
   int publish_batch_max = 100;         // transfers per transaction (1..kPublishBatchMax)
   std::string consumer_group;          // empty: "core-sim-<cc>"
   std::string kafka_client_id = "core-sim";
+  int fetch_wait_max_ms = 50;          // the consumer's fetch.wait.max.ms (1..5000)
   int database_connections_max = 8;
 };
 
