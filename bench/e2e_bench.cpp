@@ -113,6 +113,10 @@ struct Options {
   int drain_timeout_s = 1'800;
   std::vector<std::string> config_set;
   int statements = 0;  // top statements of the window from pg_stat_statements (0: none)
+  // The consumers' fetch.wait.max.ms. librdkafka's mock cluster answers an empty fetch only
+  // when this runs out, even when data comes meanwhile (a real broker answers at once):
+  // at the adapter's default of 50 ms that adds about 25 ms per Kafka hop to the latency.
+  int fetch_wait_ms = 5;
 };
 
 struct Failure : std::runtime_error {
@@ -495,6 +499,7 @@ struct System {
   std::string adapter_url, core_url;
   std::string bootstrap;
   int adapter_port = 0, core_port = 0;
+  int fetch_wait_ms = 0;  // core-sim --fetch-wait-ms
   std::string config_path;
   std::unique_ptr<Process> kafka, mock, adapter;
 
@@ -537,6 +542,8 @@ struct System {
             std::to_string(batch),
             "--accounts",
             std::to_string(accounts),
+            "--fetch-wait-ms",
+            std::to_string(fetch_wait_ms),
             "--adapter-catch-up-url",
             "http://127.0.0.1:" + std::to_string(adapter_port),
             "--adapter-token",
@@ -573,6 +580,7 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
                                      const std::string& slug, int latency_ms) {
   auto s = std::make_unique<System>();
   s->label = label;
+  s->fetch_wait_ms = options.fetch_wait_ms;
   s->adapter_database = "e2e_adapter_" + slug;
   s->core_database = "e2e_core_" + slug;
   s->adapter_url = create_database(options.server_url, s->adapter_database);
@@ -599,6 +607,8 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
     std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
     auto config = nlohmann::json::parse(in);
     config["log_level"] = "warn";
+    // The adapter's consumer waits as long as core-sim's; --config-set may still override.
+    apply_config_setting(config, fmt::format("kafka.fetch_wait_max_ms={}", options.fetch_wait_ms));
     for (const auto& setting : options.config_set) apply_config_setting(config, setting);
     s->config_path = fmt::format("/tmp/bench-e2e-{}-{}.json", getpid(), slug);
     std::ofstream(s->config_path) << config.dump(2);
@@ -1220,14 +1230,15 @@ int run(Options options) {
       std::thread::hardware_concurrency());
   fmt::print(
       "  mode {}: sustained {} per clearing latency in [{}] ms (core-sim --rate {}, --batch {}, "
-      "--accounts {},"
+      "--accounts {}, --fetch-wait-ms {} (the adapter's too),"
       " --invalid-share 0); latency run {} s at 50% of the sustained rate of {} ms; commit ceiling "
       "{} s;"
       " PostgreSQL {}\n",
       options.quick ? "quick" : "full",
       options.transfers > 0 ? fmt::format("{} transfers", options.transfers)
                             : fmt::format("{} s window", options.seconds),
-      latencies, options.load_rate, options.core_batch, options.accounts, options.latency_seconds,
+      latencies, options.load_rate, options.core_batch, options.accounts, options.fetch_wait_ms,
+      options.latency_seconds,
       options.latencies_ms.front(), options.ceiling_seconds,
       options.server_url.substr(0, options.server_url.rfind('/')));
   for (const auto& setting : options.config_set) fmt::print("  adapter config: {}\n", setting);
@@ -1377,6 +1388,10 @@ int main(int argc, char** argv) {
   app.add_option("--config-set", options.config_set,
                  "override a key of config/dk.json for the adapter, e.g. "
                  "clearing.in_flight_max=128 (repeatable)");
+  app.add_option("--fetch-wait-ms", options.fetch_wait_ms,
+                 "the consumers' fetch.wait.max.ms (the mock cluster waits it out on every empty fetch)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 5000));
   app.add_option("--statements", options.statements,
                  "print this many statements that took the most time in each window (needs "
                  "CLEARING_PG_EXTRA_OPTIONS=\"-c shared_preload_libraries=pg_stat_statements\")")
