@@ -27,6 +27,8 @@
 namespace clearing::demo {
 namespace {
 
+constexpr int kDemoFetchWaitMs = 5;  // the consumers' fetch.wait.max.ms against the mock cluster
+
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
@@ -163,6 +165,9 @@ int run_demo(const DemoOptions& options) {
   cfg.retry = {50, 2000, 2, 2, 300, 1000, 30'000};
   cfg.dispatcher.lease_ms = 5000;
   cfg.incoming.poll_interval_ms = 500;
+  // The mock cluster waits out a consumer's whole fetch wait when a fetch finds nothing,
+  // even if messages arrive meanwhile: keep it short (core-sim's consumer too, below).
+  cfg.kafka.fetch_wait_max_ms = kDemoFetchWaitMs;
 
   auto service = adapter::Service::create(cfg, (*kafka)->bootstrap_servers());
   if (!service) return std::fprintf(stderr, "demo: %s\n", service.error().c_str()), 2;
@@ -173,6 +178,7 @@ int run_demo(const DemoOptions& options) {
   core.country = cc;
   core.database_url = with_database(server, core_db);
   core.kafka_bootstrap = (*kafka)->bootstrap_servers();
+  core.fetch_wait_max_ms = kDemoFetchWaitMs;
   core.core_partitions = cfg.streams.inbound.partitions;
   core.adapter_partitions = cfg.streams.outbound.front().partitions;
   core.adapter_catch_up_url = "http://127.0.0.1:" + std::to_string((*service)->http_port());
