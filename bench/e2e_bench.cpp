@@ -211,6 +211,17 @@ class ServerProbe {
         " where d.datname = any(string_to_array($1, ','))"
         " order by s.total_exec_time desc limit $2",
         names, limit);
+    // Totals first: statements per transfer do not depend on how busy the machine is.
+    for (const auto& row : tx.exec_params(
+             "select d.datname, sum(s.calls), sum(s.total_exec_time),"
+             " coalesce(sum(s.calls) filter (where s.query ~* '^\\s*(begin|commit|rollback)'), 0)"
+             " from pg_stat_statements s join pg_database d on d.oid = s.dbid"
+             " where d.datname = any(string_to_array($1, ',')) group by 1 order by 1",
+             names))
+      lines.push_back(fmt::format("{:>7.3f} ms {:>6.2f} calls {:>13} {:<8} all statements (of the calls, "
+                                  "{:.2f} begin/commit/rollback; the benchmark's own probes included)",
+                                  row[2].as<double>() / per, row[1].as<double>() / per, "",
+                                  row[0].as<std::string>().substr(0, 8), row[3].as<double>() / per));
     for (const auto& row : rows)
       lines.push_back(fmt::format("{:>7.3f} ms {:>6.2f} calls {:>7.2f} rows  {:<8} {}",
                                   row[2].as<double>() / per, row[1].as<double>() / per,
