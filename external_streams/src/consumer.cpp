@@ -26,6 +26,7 @@ struct StreamConsumer::Impl {
   MessageApplier applier;
   MessageParker parker;
   CatchUpFetcher fetcher;
+  BatchScope scope;
   rd_kafka_t* consumer = nullptr;
   std::shared_ptr<spdlog::logger> log = base::module_logger("consumer");
 
@@ -40,8 +41,14 @@ struct StreamConsumer::Impl {
   mutable std::mutex stats_mutex;
   ConsumerStats stats;
 
-  Impl(eventstore::ConnectionPool& p, ConsumerOptions o, MessageApplier a, MessageParker k, CatchUpFetcher f)
-      : pool(p), options(std::move(o)), applier(std::move(a)), parker(std::move(k)), fetcher(std::move(f)) {}
+  Impl(eventstore::ConnectionPool& p, ConsumerOptions o, MessageApplier a, MessageParker k, CatchUpFetcher f,
+       BatchScope s)
+      : pool(p),
+        options(std::move(o)),
+        applier(std::move(a)),
+        parker(std::move(k)),
+        fetcher(std::move(f)),
+        scope(std::move(s)) {}
 
   ~Impl() {
     if (consumer) {
@@ -192,6 +199,7 @@ struct StreamConsumer::Impl {
     Counts counts;
     auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<int> {
       counts = Counts{};
+      if (scope.begin) scope.begin(tx);
       std::map<std::pair<std::string, std::int32_t>, InboundProgress> progress;
       auto progress_of = [&](const std::string& stream, std::int32_t partition) -> InboundProgress& {
         auto key = std::make_pair(stream, partition);
@@ -235,6 +243,12 @@ struct StreamConsumer::Impl {
           if (!repaired) return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient, repaired.error()});
         }
         apply_next(tx, raw, *parsed, p, counts);
+      }
+      if (scope.end) {
+        auto ended = scope.end(tx);
+        if (!ended)
+          return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient,
+                                                       "end of batch: " + ended.error()});
       }
       for (const auto& [key, p] : progress) {
         auto stored = store_progress(tx, key.first, key.second, p);
@@ -290,12 +304,13 @@ struct StreamConsumer::Impl {
 
 tl::expected<std::unique_ptr<StreamConsumer>, std::string> StreamConsumer::create(
     eventstore::ConnectionPool& pool, ConsumerOptions options, MessageApplier applier, MessageParker parker,
-    CatchUpFetcher fetcher) {
+    CatchUpFetcher fetcher, BatchScope scope) {
   if (options.topics.empty()) return tl::unexpected(std::string("consumer needs at least one topic"));
   if (options.group_id.empty()) return tl::unexpected(std::string("consumer needs a group id"));
   if (options.batch_max < 1) return tl::unexpected(std::string("consumer batch_max must be >= 1"));
   CLEARING_ASSERT(applier && parker);
-  auto impl = std::make_unique<Impl>(pool, std::move(options), std::move(applier), std::move(parker), std::move(fetcher));
+  auto impl = std::make_unique<Impl>(pool, std::move(options), std::move(applier), std::move(parker), std::move(fetcher),
+                                     std::move(scope));
   auto opened = impl->open();
   if (!opened) return tl::unexpected(opened.error());
   return std::unique_ptr<StreamConsumer>(new StreamConsumer(std::move(impl)));

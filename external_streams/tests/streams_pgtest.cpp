@@ -421,6 +421,50 @@ TEST_CASE("a message read again at a Kafka position already handled is not parke
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
 }
 
+TEST_CASE("a batch scope wraps each batch's transaction; a failing end rolls the batch back and it is tried again") {
+  Fixture f;
+  f.database.exec("create table batch_ends (messages int not null)");
+  int begins = 0, in_batch = 0;
+  bool refuse_end = true;
+  const BatchScope scope{[&](Transaction&) {
+                           ++begins;
+                           in_batch = 0;  // a try again starts afresh
+                         },
+                         [&](Transaction& tx) -> tl::expected<void, std::string> {
+                           if (refuse_end) return tl::unexpected(std::string("refused"));
+                           tx.exec_params("insert into batch_ends (messages) values ($1)", in_batch);
+                           return {};
+                         }};
+  auto recording = recording_applier();
+  ConsumerOptions options;
+  options.kafka = f.client("scope-group");
+  options.group_id = "scope-group";
+  options.topics = {kCore.name};
+  auto made = StreamConsumer::create(
+      *f.pool, options,
+      [&](Transaction& tx, const ExternalMessage& m) {
+        ++in_batch;
+        return recording(tx, m);
+      },
+      recording_parker(), {}, scope);
+  REQUIRE(made);
+  auto& consumer = **made;
+  const std::vector<RawMessage> batch{{kCore.name, 0, 1, "k", core_message(0, 1)},
+                                      {kCore.name, 0, 2, "k", core_message(0, 2)},
+                                      {kCore.name, 0, 3, "k", core_message(0, 3)}};
+  auto refused = consumer.apply(batch);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().find("end of batch: refused") != std::string::npos);
+  CHECK(f.count("select count(*) from applied") == "0");  // rolled back with the end
+  CHECK(f.count("select count(*) from inbound_stream_progress where last_seq > 0") == "0");
+
+  refuse_end = false;
+  REQUIRE(consumer.apply(batch));
+  CHECK(begins == 2);
+  CHECK(f.count("select string_agg(messages::text, ',') from batch_ends") == "3");
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
+}
+
 TEST_CASE("interop: a message written by hand as streams.md shows is consumed") {
   Fixture f;
   const std::string by_hand = R"({

@@ -51,6 +51,15 @@ using MessageApplier =
 using MessageParker = std::function<void(eventstore::Transaction&, const RawMessage&, const MessageError&,
                                          const std::optional<ExternalMessage>& parsed)>;
 
+// Optional calls around each batch's transaction, for an applier that writes set-wise:
+// `begin` when the transaction starts (also when a failed batch is tried again: drop
+// what an earlier try gathered), `end` after the batch's last message, before the
+// progress is stored. An error from `end` rolls the batch back; it is tried again.
+struct BatchScope {
+  std::function<void(eventstore::Transaction&)> begin;
+  std::function<tl::expected<void, std::string>(eventstore::Transaction&)> end;
+};
+
 struct ConsumerOptions {
   KafkaClientOptions kafka;
   std::string group_id;
@@ -75,7 +84,7 @@ class StreamConsumer {
  public:
   static tl::expected<std::unique_ptr<StreamConsumer>, std::string> create(
       eventstore::ConnectionPool& pool, ConsumerOptions options, MessageApplier applier,
-      MessageParker parker, CatchUpFetcher fetcher);
+      MessageParker parker, CatchUpFetcher fetcher, BatchScope scope = {});
   ~StreamConsumer();
 
   void start();
