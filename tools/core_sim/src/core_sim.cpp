@@ -85,14 +85,34 @@ StoreError store_error_of(const eventstore::CommandFailure<AccountDecider>& fail
   return StoreError{StoreErrc::internal, "not a store error"};
 }
 
-void project_account(Transaction& tx, const AccountState& state) {
-  if (!state.opened) return;
-  tx.exec_params(
-      "insert into core_accounts (account_id, currency, balance_minor, reserved_minor) values ($1, $2, $3, $4)"
-      " on conflict (account_id) do update set balance_minor = excluded.balance_minor,"
-      " reserved_minor = excluded.reserved_minor, updated_at = clock_timestamp()",
-      state.account_id, std::string(state.currency.code()), state.balance_minor, state.reserved_minor);
-}
+// The core_accounts read model: the last state each account reached in the transaction,
+// written with one statement.
+class AccountProjection {
+ public:
+  void add(const AccountState& state) {
+    if (!state.opened) return;
+    rows_[state.account_id] = Json{{"account_id", state.account_id},
+                                   {"currency", std::string(state.currency.code())},
+                                   {"balance_minor", state.balance_minor},
+                                   {"reserved_minor", state.reserved_minor}};
+  }
+  void clear() { rows_.clear(); }
+  void write(Transaction& tx) const {
+    if (rows_.empty()) return;
+    Json rows = Json::array();
+    for (const auto& [id, row] : rows_) rows.push_back(row);  // account order: the lock order
+    tx.exec_params(
+        "insert into core_accounts (account_id, currency, balance_minor, reserved_minor)"
+        " select account_id, currency, balance_minor, reserved_minor from jsonb_to_recordset($1::jsonb)"
+        " as x(account_id text, currency text, balance_minor bigint, reserved_minor bigint)"
+        " on conflict (account_id) do update set balance_minor = excluded.balance_minor,"
+        " reserved_minor = excluded.reserved_minor, updated_at = clock_timestamp()",
+        rows.dump());
+  }
+
+ private:
+  std::map<std::string, Json> rows_;
+};
 
 // Account states known to be committed, each the fold of its stream's first `version`
 // events. Aggregate::handle folds a whole stream per command, which makes a long run
@@ -278,6 +298,7 @@ struct CoreSim::Impl {
     std::map<std::string, AccountCache::Loaded> local;
     auto opened = pool->transact_with_retry([&](Transaction& tx) -> StoreResult<std::int64_t> {
       local.clear();
+      AccountProjection projection;
       std::int64_t count = 0;
       for (const auto& [id, currency] : wanted) {
         eventstore::CommandContext context{base::new_uuid(), "", nullptr, "open|" + id};
@@ -290,8 +311,9 @@ struct CoreSim::Impl {
           continue;
         }
         if (!result->events.empty()) ++count;
-        project_account(tx, result->state);
+        projection.add(result->state);
       }
+      projection.write(tx);
       return count;
     });
     if (!opened) return tl::unexpected("opening accounts: " + opened.error().message);
@@ -318,7 +340,8 @@ struct CoreSim::Impl {
   // Reserves one transfer in the batch's transaction: nullopt when skipped (done before,
   // or refused by the core).
   StoreResult<std::optional<Reserved>> reserve_one(Transaction& tx, const TransferRequest& r,
-                                                   std::map<std::string, AccountCache::Loaded>& local) {
+                                                   std::map<std::string, AccountCache::Loaded>& local,
+                                                   AccountProjection& projection) {
     const auto seen = tx.exec_params(
         "select 1 from core_transfers where transfer_id = $1 union all select 1 from core_refused where transfer_id = $1",
         r.transfer_id);
@@ -337,7 +360,7 @@ struct CoreSim::Impl {
     // No new event: reserved in an earlier run whose transfer row is this one's twin.
     if (reserved->events.empty()) return std::optional<Reserved>{};
     CLEARING_ASSERT(reserved->event_ids.size() == 1);
-    project_account(tx, reserved->state);
+    projection.add(reserved->state);
 
     Reserved out{&r, correlation_id, {}};
     out.source.event_id = reserved->event_ids.front();
@@ -393,15 +416,17 @@ struct CoreSim::Impl {
       local.clear();  // a retry starts again from the committed states
       const auto batch_id = base::new_uuid();
       std::vector<Reserved> reserved;
+      AccountProjection projection;
       std::set<std::string> in_batch;  // a transfer id twice in one batch: the first one counts
       for (const auto& r : batch) {
         if (!in_batch.insert(r.transfer_id).second) continue;
-        auto one = reserve_one(tx, r, local);
+        auto one = reserve_one(tx, r, local, projection);
         if (!one) return tl::unexpected(one.error());
         if (*one) reserved.push_back(std::move(**one));
       }
       if (reserved.empty()) return std::int64_t{0};
       if (auto requested = request_all(tx, reserved, batch_id); !requested) return tl::unexpected(requested.error());
+      projection.write(tx);
       // The request instant is the batch's commit, as near as SQL can see it: set last.
       tx.exec_params("update core_transfers set requested_at = clock_timestamp() where request_batch = $1",
                      batch_id);
@@ -549,14 +574,43 @@ struct CoreSim::Impl {
     }
     CLEARING_ASSERT(result->events.size() == 1);  // outcomes are never idempotent no-ops
     const bool succeeded = m.type == "TransferSucceeded";
-    tx.exec_params(
-        "update core_transfers set status = $2, reason_code = $3, clearing_reference = $4,"
-        " outcome_at = clock_timestamp(), outcome_event_id = $5 where transfer_id = $1 and status = 'open'",
-        *transfer_id, succeeded ? "succeeded" : "rejected", succeeded ? std::string() : reason_code,
-        text(m.data, "clearing_reference").value_or(""), m.event_id);
-    project_account(tx, result->state);
+    // Written at the end of the batch (end_batch), the first outcome per transfer: a
+    // second one was recorded as a violation by the account above.
+    if (outcome_seen.insert(*transfer_id).second)
+      outcome_rows.push_back({{"transfer_id", *transfer_id},
+                              {"status", succeeded ? "succeeded" : "rejected"},
+                              {"reason_code", succeeded ? std::string() : reason_code},
+                              {"clearing_reference", text(m.data, "clearing_reference").value_or("")},
+                              {"outcome_event_id", m.event_id}});
+    outcome_projection.add(result->state);
     log->debug("outcome applied transfer_id={} type={} correlation_id={}", *transfer_id, m.type, m.correlation_id);
     return {};
+  }
+
+  // What the consumer's batch gathers to write set-wise at its end (consumer thread only).
+  AccountProjection outcome_projection;
+  Json outcome_rows = Json::array();
+  std::set<std::string> outcome_seen;
+
+  external_streams::BatchScope batch_scope() {
+    return {[this](Transaction&) {
+              outcome_projection.clear();
+              outcome_rows = Json::array();
+              outcome_seen.clear();
+            },
+            [this](Transaction& tx) -> tl::expected<void, std::string> {
+              if (!outcome_rows.empty())
+                tx.exec_params(
+                    "update core_transfers t set status = x.status, reason_code = x.reason_code,"
+                    " clearing_reference = x.clearing_reference, outcome_at = clock_timestamp(),"
+                    " outcome_event_id = x.outcome_event_id"
+                    " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, status text, reason_code text,"
+                    " clearing_reference text, outcome_event_id text)"
+                    " where t.transfer_id = x.transfer_id and t.status = 'open'",
+                    outcome_rows.dump());
+              outcome_projection.write(tx);
+              return {};
+            }};
   }
 
   external_streams::MessageApplier applier() {
@@ -623,7 +677,8 @@ struct CoreSim::Impl {
     if (!options.adapter_catch_up_url.empty())
       fetcher = adapter::make_http_catch_up_fetcher({options.adapter_catch_up_url, options.adapter_api_token});
     auto made_consumer =
-        external_streams::StreamConsumer::create(*pool, consumer_options, applier(), parker(), std::move(fetcher));
+        external_streams::StreamConsumer::create(*pool, consumer_options, applier(), parker(), std::move(fetcher),
+                                                 batch_scope());
     if (!made_consumer) return tl::unexpected("consumer: " + made_consumer.error());
     consumer = std::move(*made_consumer);
 
