@@ -210,6 +210,7 @@ TEST_CASE("read_all_after returns committed events in order, after the checkpoin
   for (int i = 0; i < 5; ++i)
     REQUIRE(f.store->append(StreamId{"s" + std::to_string(i % 2)}, ExpectedVersion::any(),
                             std::vector{make_event("E", {{"i", i}})}));
+  wait_for_horizon(*f.pool);
   auto all = f.store->read_all_after(Checkpoint{}, 100);
   REQUIRE(all);
   REQUIRE(all->size() == 5);
@@ -238,6 +239,7 @@ TEST_CASE("read_all_after returns committed events in order, after the checkpoin
   CHECK(during->empty());
   release = true;
   open.join();
+  wait_for_horizon(*f.pool);
   auto after = f.store->read_all_after(Checkpoint::after(all->back()), 100);
   REQUIRE(after);
   REQUIRE(after->size() == 2);

@@ -1,7 +1,12 @@
 #pragma once
 // Shared set-up for the event store's database tests.
 
+#include <chrono>
 #include <memory>
+#include <stdexcept>
+#include <thread>
+
+#include <pqxx/pqxx>
 
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/event_store.hpp"
@@ -25,6 +30,26 @@ struct StoreFixture {
     store = std::make_unique<EventStore>(*pool);
   }
 };
+
+// Waits until every transaction that wrote events so far lies below the horizon under
+// which read_all_after (and so a subscription) hands events out. The horizon is the
+// server's oldest running transaction: a test running beside this one on the same server
+// (ctest -j) can hold it back for a moment.
+inline void wait_for_horizon(ConnectionPool& pool) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    auto below = pool.transact([](Transaction& tx) -> StoreResult<bool> {
+      return tx
+          .exec("select coalesce((select max(transaction_id) from events)"
+                " < pg_snapshot_xmin(pg_current_snapshot()), true)")[0][0]
+          .as<bool>();
+    });
+    if (below && *below) return;
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("the server's oldest transaction did not move past this test's events in 30 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
 
 inline EventData make_event(std::string type, nlohmann::json data = nlohmann::json::object(),
                             std::string correlation = "corr-1") {

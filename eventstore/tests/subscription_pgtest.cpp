@@ -18,10 +18,12 @@ namespace {
 
 using HandlerResult = tl::expected<void, std::string>;
 
+// Appends events n = from .. to-1, then waits until a poll can see them all.
 void append_numbered(EventStore& store, int from, int to) {
   for (int i = from; i < to; ++i)
     REQUIRE(store.append(StreamId{"s-" + std::to_string(i % 3)}, ExpectedVersion::any(),
                          std::vector{make_event("Numbered", {{"n", i}})}));
+  wait_for_horizon(store.pool());
 }
 
 // The handler's own write: a row per handled event, in the handler's transaction.
