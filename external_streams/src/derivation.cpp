@@ -116,17 +116,28 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
   return [&store, streams = std::move(streams)](eventstore::Transaction& tx,
                                                 std::span<const eventstore::RecordedEvent> events)
              -> tl::expected<void, std::string> {
-    // Derivations are pure: a first pass learns which streams the batch's look-ups read,
-    // one statement reads them all, and the second pass derives with their answers.
+    // Derivations are pure. The first pass derives every event; a derivation that looks
+    // something up is told "nothing" and noted. One statement then reads every stream
+    // they asked for, and only those derivations run again with the answers.
     std::set<std::string> wanted;
+    bool asked = false;
     const DerivationContext probe{[&](const std::string& stream, const std::string&) {
       wanted.insert(stream);
+      asked = true;
       return std::optional<eventstore::RecordedEvent>{};
     }};
+    std::vector<std::vector<Draft>> drafts;  // per (event, stream), in that order
+    std::vector<std::size_t> again;          // indexes into drafts that looked something up
+    drafts.reserve(events.size() * streams.size());
     for (const auto& event : events)
-      for (const auto& stream : streams) stream.derive(event, probe);
+      for (const auto& stream : streams) {
+        asked = false;
+        drafts.push_back(stream.derive(event, probe));
+        if (asked) again.push_back(drafts.size() - 1);
+      }
 
     std::map<std::string, std::vector<eventstore::RecordedEvent>> read;  // whole streams only
+    std::string read_error;  // a failed look-up fails the batch: never a message without its data
     if (!wanted.empty()) {
       const std::vector<eventstore::StreamId> ids(wanted.begin(), wanted.end());
       auto found = store.read_streams(tx, ids);
@@ -142,23 +153,30 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
       auto it = read.find(stream);
       if (it == read.end()) {  // not in the batch read (it was cut short): on its own
         auto events = store.read_stream(tx, eventstore::StreamId{stream});
-        if (!events) return std::nullopt;
+        if (!events) {
+          if (read_error.empty()) read_error = "reading " + stream + ": " + events.error().message;
+          return std::nullopt;
+        }
         it = read.emplace(stream, std::move(*events)).first;
       }
       for (const auto& candidate : it->second)
         if (candidate.type == type) return candidate;
       return std::nullopt;
     }};
+    for (const auto index : again)
+      drafts[index] = streams[index % streams.size()].derive(events[index / streams.size()], context);
+    if (!read_error.empty()) return tl::unexpected(read_error);
 
     std::vector<PendingAppend> appends;
-    for (const auto& event : events)
-      for (const auto& stream : streams)
-        for (auto& draft : stream.derive(event, context)) {
-          if (draft.key.empty())
-            return tl::unexpected("derived " + draft.type + " from " + event.type + " " + event.event_id.value() +
-                                  " has no entity id");
-          appends.push_back(PendingAppend{&stream.spec, std::move(draft), &event});
-        }
+    for (std::size_t index = 0; index < drafts.size(); ++index) {
+      const auto& event = events[index / streams.size()];
+      for (auto& draft : drafts[index]) {
+        if (draft.key.empty())
+          return tl::unexpected("derived " + draft.type + " from " + event.type + " " + event.event_id.value() +
+                                " has no entity id");
+        appends.push_back(PendingAppend{&streams[index % streams.size()].spec, std::move(draft), &event});
+      }
+    }
     auto appended = append_external_batch(tx, appends);
     if (!appended) return tl::unexpected(appended.error().message);
     return {};
