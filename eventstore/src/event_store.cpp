@@ -1,5 +1,6 @@
 #include "clearing/eventstore/event_store.hpp"
 
+#include <unordered_map>
 #include <unordered_set>
 
 #include <pqxx/pqxx>
@@ -57,6 +58,51 @@ const std::string kAppendAny = std::string(kInputCte) + R"sql(gate as (
   on conflict (stream_id) do update set version = event_streams.version + excluded.version
   returning version
 ))sql" + kInsertTail;
+
+// append_batch, first statement: the version rows of the batch's streams, locked in
+// stream id order (the sort sits below the row locks), and the batch's event ids that
+// are stored already, each probed on the id index like the single append's dup count.
+constexpr const char* kBatchLock = R"sql(
+with locked as (
+  select stream_id, version from event_streams where stream_id = any($1::text[])
+  order by stream_id for update
+)
+select false as is_event, stream_id, version from locked
+union all
+select true, id::text, 0 from unnest($2::uuid[]) as probe(id)
+where (select true from events where event_id = probe.id limit 1)
+)sql";
+
+// append_batch, second statement: the streams whose expectation held under the locks
+// of the first. An existing stream's version moves by its event count (its row is
+// locked by this transaction, the version check is a safety net); a new stream's row
+// is inserted, and a concurrent creator (not yet visible to the first statement) makes
+// it insert nothing and so write no events. Returns every written event.
+constexpr const char* kBatchWrite = R"sql(
+with input as (
+  select s.ord, s.value->>'stream' as stream_id, s.value->>'mode' as mode,
+         (s.value->>'expected')::bigint as expected, (s.value->>'n')::bigint as n, s.value->'events' as events
+  from jsonb_array_elements($1::jsonb) with ordinality as s(value, ord)
+), moved as (
+  update event_streams es set version = es.version + input.n from input
+  where input.mode = 'exact' and es.stream_id = input.stream_id and es.version = input.expected
+  returning es.stream_id, es.version
+), created as (
+  insert into event_streams (stream_id, version)
+  select stream_id, n from input where mode = 'new' order by stream_id
+  on conflict (stream_id) do nothing
+  returning stream_id, version
+), gate as (
+  select stream_id, version from moved union all select stream_id, version from created
+)
+insert into events (stream_id, version, event_id, type, data, metadata)
+select input.stream_id, gate.version - input.n + e.ord, (e.value->>'id')::uuid, e.value->>'type',
+       e.value->'data', e.value->'metadata'
+from input join gate on gate.stream_id = input.stream_id
+cross join lateral jsonb_array_elements(input.events) with ordinality as e(value, ord)
+order by input.ord, e.ord
+returning stream_id, position, version
+)sql";
 
 constexpr const char* kColumns =
     "position, transaction_id::text, stream_id, version, event_id::text, type, data::text, "
@@ -226,6 +272,8 @@ constexpr const char* kReadStreamName = "eventstore_read_stream";
 constexpr const char* kReadStreamsName = "eventstore_read_streams";
 constexpr const char* kReadAllName = "eventstore_read_all";
 constexpr const char* kStreamVersionName = "eventstore_stream_version";
+constexpr const char* kBatchLockName = "eventstore_batch_lock";
+constexpr const char* kBatchWriteName = "eventstore_batch_write";
 
 EventStore::EventStore(ConnectionPool& pool) : pool_(pool) {
   pool_.prepare(kAppendExactName, kAppendExact);
@@ -235,6 +283,8 @@ EventStore::EventStore(ConnectionPool& pool) : pool_(pool) {
   pool_.prepare(kReadStreamsName, kReadStreams);
   pool_.prepare(kReadAllName, kReadAll);
   pool_.prepare(kStreamVersionName, "select version from event_streams where stream_id = $1");
+  pool_.prepare(kBatchLockName, kBatchLock);
+  pool_.prepare(kBatchWriteName, kBatchWrite);
 }
 
 StoreResult<AppendResult> EventStore::append(const StreamId& stream, ExpectedVersion expected,
@@ -286,6 +336,106 @@ StoreResult<AppendResult> EventStore::append(Transaction& tx, const StreamId& st
         "stream " + stream.value() + " is at version " + std::to_string(version->value()) +
             ", expected " + (expected.is_any() ? std::string("any") : std::to_string(expected.value()))});
   }
+}
+
+StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
+    Transaction& tx, std::span<const StreamAppend> appends) {
+  using Results = std::vector<StoreResult<AppendResult>>;
+  if (appends.empty()) return Results{};
+  if (appends.size() > kStreamsPerBatchMax)
+    return tl::unexpected(StoreError{StoreErrc::payload_too_large,
+                                     std::to_string(appends.size()) + " streams in one batch append, limit " +
+                                         std::to_string(kStreamsPerBatchMax)});
+  // Validated and encoded first, the whole batch: malformed input touches nothing.
+  std::vector<std::string> inputs;
+  inputs.reserve(appends.size());
+  std::unordered_set<std::string> streams, ids;
+  std::string id_array = "{";
+  for (const auto& a : appends) {
+    if (a.expected.is_any()) return tl::unexpected(invalid("expected version any in a batch append (" + a.stream.value() + ")"));
+    if (!streams.insert(a.stream.value()).second)
+      return tl::unexpected(invalid("stream " + a.stream.value() + " twice in one batch append"));
+    auto input = encode_input(a.stream, a.events);
+    if (!input) return tl::unexpected(input.error());
+    inputs.push_back(std::move(*input));
+    for (const auto& e : a.events) {
+      if (!ids.insert(e.event_id.value()).second)
+        return tl::unexpected(invalid("event id " + e.event_id.value() + " twice in one batch append"));
+      id_array += id_array.size() == 1 ? "" : ",";
+      id_array += e.event_id.value();
+    }
+  }
+  id_array += "}";
+  std::vector<StreamId> stream_ids;
+  stream_ids.reserve(appends.size());
+  for (const auto& a : appends) stream_ids.push_back(a.stream);
+
+  // 1. Lock, and learn the versions and the stored ids.
+  std::unordered_map<std::string, std::int64_t> versions;
+  std::unordered_set<std::string> stored;
+  for (const auto& row : tx.exec_prepared(kBatchLockName, text_array_literal(stream_ids), id_array)) {
+    if (row[0].as<bool>())
+      stored.insert(row[1].as<std::string>());
+    else
+      versions.emplace(row[1].as<std::string>(), row[2].as<std::int64_t>());
+  }
+
+  // 2. Decide each stream as `append` would, and write the ones that hold.
+  Results results(appends.size(), tl::unexpected(StoreError{StoreErrc::internal, "not decided"}));
+  std::string write = "[";
+  std::unordered_map<std::string, std::size_t> writing;  // stream -> index
+  for (std::size_t i = 0; i < appends.size(); ++i) {
+    const auto& a = appends[i];
+    const auto count = static_cast<std::int64_t>(a.events.size());
+    const auto found = versions.find(a.stream.value());
+    const std::int64_t version = found == versions.end() ? 0 : found->second;
+    std::int64_t already = 0;
+    for (const auto& e : a.events) already += stored.count(e.event_id.value()) ? 1 : 0;
+    if (already == count) {
+      results[i] = AppendResult{StreamVersion{version}, GlobalPosition{0}, true};
+    } else if (already > 0) {
+      results[i] = tl::unexpected(StoreError{StoreErrc::partially_appended,
+                                             std::to_string(already) + " of " + std::to_string(count) +
+                                                 " event ids are already stored in " + a.stream.value()});
+    } else if (version != a.expected.value()) {
+      results[i] = tl::unexpected(StoreError{StoreErrc::wrong_expected_version,
+                                             "stream " + a.stream.value() + " is at version " +
+                                                 std::to_string(version) + ", expected " +
+                                                 std::to_string(a.expected.value())});
+    } else {
+      write += write.size() == 1 ? "{\"stream\":" : ",{\"stream\":";
+      write += nlohmann::json(a.stream.value()).dump();
+      write += version == 0 ? ",\"mode\":\"new\"" : ",\"mode\":\"exact\"";
+      write += ",\"expected\":" + std::to_string(version) + ",\"n\":" + std::to_string(count) + ",\"events\":";
+      write += inputs[i];
+      write += "}";
+      writing.emplace(a.stream.value(), i);
+    }
+  }
+  write += "]";
+  if (writing.empty()) return results;
+
+  std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> written;  // stream -> (min position, max version)
+  for (const auto& row : tx.exec_prepared(kBatchWriteName, write)) {
+    const auto position = row[1].as<std::int64_t>(), version = row[2].as<std::int64_t>();
+    auto [it, first] = written.try_emplace(row[0].as<std::string>(), position, version);
+    if (!first) it->second = {std::min(it->second.first, position), std::max(it->second.second, version)};
+  }
+  for (const auto& [stream, i] : writing) {
+    const auto& a = appends[i];
+    const auto done = written.find(stream);
+    if (done == written.end()) {
+      // Only a new stream can miss: someone created it after the first statement looked.
+      CLEARING_ASSERT(a.expected.value() == 0);
+      results[i] = tl::unexpected(
+          StoreError{StoreErrc::wrong_expected_version, "stream " + stream + " was created concurrently"});
+      continue;
+    }
+    CLEARING_ASSERT(done->second.second == a.expected.value() + static_cast<std::int64_t>(a.events.size()));
+    results[i] = AppendResult{StreamVersion{done->second.second}, GlobalPosition{done->second.first}, false};
+  }
+  if (!written.empty()) note_events_appended();
+  return results;
 }
 
 StoreResult<StreamVersion> EventStore::stream_version(Transaction& tx, const StreamId& stream) {

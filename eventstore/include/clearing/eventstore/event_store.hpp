@@ -22,6 +22,15 @@
 
 namespace clearing::eventstore {
 
+// One stream's part of a batch append (EventStore::append_batch).
+struct StreamAppend {
+  StreamId stream;
+  ExpectedVersion expected;  // exactly(v) or no_stream(); any() is refused in a batch
+  std::vector<EventData> events;
+};
+
+inline constexpr std::size_t kStreamsPerBatchMax = 1000;
+
 class EventStore {
  public:
   explicit EventStore(ConnectionPool& pool);
@@ -32,6 +41,19 @@ class EventStore {
                                    std::span<const EventData> events);
   StoreResult<AppendResult> append(Transaction& tx, const StreamId& stream,
                                    ExpectedVersion expected, std::span<const EventData> events);
+
+  // Appends to many streams with two statements, whatever their number: the first locks
+  // the streams' version rows in stream id order (so two batches over the same streams
+  // wait for each other instead of deadlocking) and finds which event ids are stored
+  // already; the second writes the streams whose expectation holds. The result has one
+  // entry per append, in order, each what `append` would have answered alone: written;
+  // already_appended when all its ids were stored (nothing written); or the typed
+  // error wrong_expected_version / partially_appended, with nothing of that stream
+  // written while the others are. Streams must be distinct. Malformed input (any
+  // stream) fails the whole batch with invalid_argument / payload_too_large before the
+  // database is touched.
+  StoreResult<std::vector<StoreResult<AppendResult>>> append_batch(Transaction& tx,
+                                                                   std::span<const StreamAppend> appends);
 
   // Events of one stream with version >= from, in version order, at most limit.
   StoreResult<std::vector<RecordedEvent>> read_stream(const StreamId& stream,
