@@ -217,23 +217,28 @@ struct Dispatcher::Impl {
 
   enum class Recorded { with_events, stale, refused };
 
-  // Records one answer inside tx; `assumed` is the transfer as read earlier in this
-  // transaction (load_many), or null to load it. A stale answer (no events) releases the
+  // The command an answer makes, and its context: the same for a batch and for one.
+  struct AnswerCommand {
+    sagas::TransferCommand command;
+    eventstore::CommandContext context;
+    base::Timestamp now;
+  };
+  AnswerCommand answer_command(const Ready& r) {
+    const auto jitter = std::uniform_int_distribution<std::int32_t>(0, sagas::kJitterPermilleMax)(rng);
+    const auto now = clock.now();
+    return {to_command(r.answer, r.item.transfer_id, r.item.attempt, r.item.action, now, jitter, options.policy),
+            eventstore::CommandContext{r.item.correlation_id, r.item.caused_by, nullptr,
+                                       "answer|" + r.item.transfer_id + "|" + std::to_string(r.item.attempt) + "|" +
+                                           std::string(sagas::action_name(r.item.action))},
+            now};
+  }
+
+  // What an answer's command came to, inside tx. A stale answer (no events) releases the
   // lease. A refusal (an answer the saga cannot take: the work row disagrees with the
   // transfer) is not a database failure: it is parked with its reason, and the call is
   // postponed by refused_retry_delay, so that a row the saga keeps refusing is not
   // claimed and called again at once, for ever.
-  StoreResult<Recorded> record(Transaction& tx, const Ready& r, const TransferLoaded* assumed) {
-    const auto jitter = std::uniform_int_distribution<std::int32_t>(0, sagas::kJitterPermilleMax)(rng);
-    const auto now = clock.now();
-    const auto command =
-        to_command(r.answer, r.item.transfer_id, r.item.attempt, r.item.action, now, jitter, options.policy);
-    eventstore::CommandContext context{
-        r.item.correlation_id, r.item.caused_by, nullptr,
-        "answer|" + r.item.transfer_id + "|" + std::to_string(r.item.attempt) + "|" +
-            std::string(sagas::action_name(r.item.action))};
-    auto result = assumed ? transfers.execute(tx, command, context, *assumed)
-                          : transfers.execute(tx, command, context);
+  StoreResult<Recorded> settle(Transaction& tx, const Ready& r, base::Timestamp now, const TransferResult& result) {
     if (!result) {
       if (auto* error = std::get_if<eventstore::StoreError>(&result.error())) return tl::unexpected(*error);
       const auto& refusal = std::get<sagas::TransferRefusal>(result.error());
@@ -253,6 +258,12 @@ struct Dispatcher::Impl {
                r.item.transfer_id, r.item.attempt, clearing_client::to_string(r.answer.answer_class),
                r.answer.latency_ms, r.item.correlation_id, result->events.size());
     return stale ? Recorded::stale : Recorded::with_events;
+  }
+
+  // Records one answer in a transaction of its own, loading its transfer.
+  StoreResult<Recorded> record_one(Transaction& tx, const Ready& r) {
+    const auto made = answer_command(r);
+    return settle(tx, r, made.now, transfers.execute(tx, made.command, made.context));
   }
 
   // What people need to see about a refused answer: the call and the clearing's answer,
@@ -292,7 +303,8 @@ struct Dispatcher::Impl {
     ++stats.answers_by_class[std::string(clearing_client::to_string(r.answer.answer_class))];
   }
 
-  // All ready answers in one transaction, their transfers read with one statement; if
+  // All ready answers in one transaction, their transfers read with one statement and
+  // their events appended with one (TransferService::execute_batch); if
   // that fails, one transaction each, so one bad answer cannot hold back the others.
   int record_all(const std::vector<Ready>& ready) {
     if (ready.empty()) return 0;
@@ -304,9 +316,19 @@ struct Dispatcher::Impl {
       outcomes.clear();
       auto loaded = transfers.load_many(tx, transfer_ids);
       if (!loaded) return tl::unexpected(loaded.error());
+      std::vector<TransferService::BatchCommand> commands;
+      std::vector<base::Timestamp> made_at;
+      commands.reserve(ready.size());
       for (const auto& r : ready) {
         const auto it = loaded->find(r.item.transfer_id);
-        auto recorded = record(tx, r, it == loaded->end() ? nullptr : &it->second);
+        auto made = answer_command(r);
+        commands.push_back({std::move(made.command), std::move(made.context),
+                            it == loaded->end() ? nullptr : &it->second});
+        made_at.push_back(made.now);
+      }
+      const auto results = transfers.execute_batch(tx, commands);
+      for (std::size_t i = 0; i < ready.size(); ++i) {
+        auto recorded = settle(tx, ready[i], made_at[i], results[i]);
         if (!recorded) return tl::unexpected(recorded.error());
         outcomes.push_back(*recorded);
       }
@@ -319,7 +341,7 @@ struct Dispatcher::Impl {
     int recorded = 0;
     for (const auto& r : ready) {
       auto one = transfers.store().pool().transact_with_retry(
-          [&](Transaction& tx) -> StoreResult<Recorded> { return record(tx, r, nullptr); });
+          [&](Transaction& tx) -> StoreResult<Recorded> { return record_one(tx, r); });
       if (one) {
         ++recorded;
         count(r, *one);

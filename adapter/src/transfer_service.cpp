@@ -87,7 +87,40 @@ insert into transfer_status (transfer_id, status, correlation_id) values ($1, $2
 on conflict (transfer_id) do update set status = excluded.status, updated_at = now()
 )sql";
 
+// The same for a batch of transfers (TransferService::execute_batch), one row each.
+constexpr const char* kSyncBatchName = "adapter_sync_transfers";
+constexpr const char* kSyncBatch = R"sql(
+with input as (
+  select * from jsonb_to_recordset($1::jsonb) as x(transfer_id text, action text, attempt int, due_at_ms bigint,
+    correlation_id text, caused_by uuid, submit_request text, status text)
+), work as (
+  insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, caused_by, submit_request)
+  select transfer_id, action, attempt, due_at_ms, correlation_id, caused_by, submit_request::jsonb from input
+  where action is not null order by transfer_id
+  on conflict (transfer_id) do update set action = excluded.action, attempt = excluded.attempt,
+    due_at_ms = excluded.due_at_ms, correlation_id = excluded.correlation_id,
+    caused_by = excluded.caused_by, submit_request = excluded.submit_request,
+    lease_owner = null, lease_until_ms = null
+), gone as (
+  delete from transfer_work w using input where input.action is null and w.transfer_id = input.transfer_id
+)
+insert into transfer_status (transfer_id, status, correlation_id)
+select transfer_id, status, correlation_id from input order by transfer_id
+on conflict (transfer_id) do update set status = excluded.status, updated_at = now()
+)sql";
+
 }  // namespace
+
+struct TransferService::ProjectionRow {
+  std::string transfer_id;
+  std::optional<std::string> action;  // empty: no call is due
+  int attempt = 0;
+  std::int64_t due_at_ms = 0;
+  std::string correlation_id;
+  std::string caused_by;
+  std::optional<std::string> submit_request;
+  std::string status;
+};
 
 const std::vector<eventstore::Migration>& adapter_migrations() {
   static const std::vector<eventstore::Migration> migrations{
@@ -107,6 +140,41 @@ std::string transfer_id_of(const sagas::TransferCommand& command) {
 TransferService::TransferService(eventstore::EventStore& store) : store_(store), aggregate_(store) {
   store_.pool().prepare(kScheduledName, kScheduled);
   store_.pool().prepare(kUnscheduledName, kUnscheduled);
+  store_.pool().prepare(kSyncBatchName, kSyncBatch);
+}
+
+std::vector<TransferResult> TransferService::execute_batch(eventstore::Transaction& tx,
+                                                           std::span<const BatchCommand> commands) {
+  std::vector<eventstore::BatchCommand<sagas::TransferDecider>> batch;
+  batch.reserve(commands.size());
+  for (const auto& c : commands)
+    batch.push_back({transfer_stream(transfer_id_of(c.command)), c.command, c.context, c.assumed});
+  auto results = aggregate_.handle_batch(tx, batch);
+  // Each transfer's last state that moved, in transfer id order (the lock order).
+  std::map<std::string, ProjectionRow> rows;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (!results[i] || results[i]->events.empty()) continue;
+    const auto transfer_id = transfer_id_of(commands[i].command);
+    rows.insert_or_assign(transfer_id, projection_row(transfer_id, *results[i], commands[i].context));
+  }
+  if (rows.empty()) return results;
+  std::string input = "[";
+  for (const auto& [id, row] : rows) {
+    nlohmann::json j = {{"transfer_id", row.transfer_id}, {"correlation_id", row.correlation_id},
+                        {"status", row.status}};
+    if (row.action) {
+      j["action"] = *row.action;
+      j["attempt"] = row.attempt;
+      j["due_at_ms"] = row.due_at_ms;
+      j["caused_by"] = row.caused_by;
+      if (row.submit_request) j["submit_request"] = *row.submit_request;
+    }
+    input += input.size() == 1 ? "" : ",";
+    input += j.dump();
+  }
+  input += "]";
+  tx.exec_prepared(kSyncBatchName, input);
+  return results;
 }
 
 TransferResult TransferService::execute(eventstore::Transaction& tx,
@@ -164,27 +232,38 @@ eventstore::StoreResult<std::map<std::string, TransferLoaded>> TransferService::
   return out;
 }
 
+TransferService::ProjectionRow TransferService::projection_row(
+    const std::string& transfer_id, const eventstore::Decision<sagas::TransferDecider>& decision,
+    const eventstore::CommandContext& context) {
+  CLEARING_ASSERT(!decision.event_ids.empty());
+  const auto& state = decision.state;
+  ProjectionRow row;
+  row.transfer_id = transfer_id;
+  row.correlation_id = state.correlation_id.empty() ? context.correlation_id : state.correlation_id;
+  row.status = std::string(sagas::state_name(state));
+  const auto next = sagas::next_action(state);
+  if (!next) return row;
+  CLEARING_ASSERT(next->idempotency_key == transfer_id);
+  row.action = std::string(sagas::action_name(next->action));
+  row.attempt = next->attempt;
+  row.due_at_ms = static_cast<std::int64_t>(next->due_at.time_since_epoch().count());
+  row.caused_by = decision.event_ids.back().value();
+  if (next->action == sagas::ClearingAction::submit) {
+    CLEARING_ASSERT(state.request.transfer_id == transfer_id);
+    row.submit_request = clearing_client::encode_submit_body(to_submit_request(state.request));
+  }
+  return row;
+}
+
 void TransferService::sync_projections(eventstore::Transaction& tx, const std::string& transfer_id,
                                        const eventstore::Decision<sagas::TransferDecider>& decision,
                                        const eventstore::CommandContext& context) {
-  CLEARING_ASSERT(!decision.event_ids.empty());
-  const auto& state = decision.state;
-  const auto correlation = state.correlation_id.empty() ? context.correlation_id : state.correlation_id;
-  const auto next = sagas::next_action(state);
-  const auto status = std::string(sagas::state_name(state));
-  if (next) {
-    CLEARING_ASSERT(next->idempotency_key == transfer_id);
-    std::optional<std::string> submit_request;
-    if (next->action == sagas::ClearingAction::submit) {
-      CLEARING_ASSERT(state.request.transfer_id == transfer_id);
-      submit_request = clearing_client::encode_submit_body(to_submit_request(state.request));
-    }
-    tx.exec_prepared(kScheduledName, transfer_id, std::string(sagas::action_name(next->action)), next->attempt,
-                     static_cast<std::int64_t>(next->due_at.time_since_epoch().count()), correlation,
-                     decision.event_ids.back().value(), submit_request, status);
-  } else {
-    tx.exec_prepared(kUnscheduledName, transfer_id, status, correlation);
-  }
+  const auto row = projection_row(transfer_id, decision, context);
+  if (row.action)
+    tx.exec_prepared(kScheduledName, transfer_id, *row.action, row.attempt, row.due_at_ms, row.correlation_id,
+                     row.caused_by, row.submit_request, row.status);
+  else
+    tx.exec_prepared(kUnscheduledName, transfer_id, row.status, row.correlation_id);
 }
 
 }  // namespace clearing::adapter

@@ -233,3 +233,91 @@ TEST_CASE("handle with an assumed state: used when it holds, and checked, never 
   REQUIRE(stored);
   CHECK(stored->size() == 1);
 }
+
+TEST_CASE("handle_batch answers each command as handle would, with one append for the assumptions that hold") {
+  StoreFixture f;
+  CounterAggregate counter(*f.store);
+  // Each command its own seed, as each message or answer has: the same seed and stream
+  // derive the same event ids.
+  auto seeded = [](int i) { return CommandContext{"corr", "cause", nullptr, "seed-" + std::to_string(i)}; };
+  // Streams as they stand: a at 1 (value 5), b at 2 (value 2), c and d absent.
+  REQUIRE(counter.handle(StreamId{"a"}, Counter::Increment{5, 100}, {"c", "c", nullptr, ""}));
+  REQUIRE(counter.handle(StreamId{"b"}, Counter::Increment{1, 100}, {"c", "c", nullptr, ""}));
+  REQUIRE(counter.handle(StreamId{"b"}, Counter::Increment{1, 100}, {"c", "c", nullptr, ""}));
+  const Loaded<Counter> a_at_1{{5}, StreamVersion{1}};
+  const Loaded<Counter> stale_b{{1}, StreamVersion{1}};  // b moved on since
+  const Loaded<Counter> fresh{{0}, StreamVersion{0}};
+
+  std::vector<BatchCommand<Counter>> commands{
+      {StreamId{"a"}, {2, 100}, seeded(0), &a_at_1},        // 0: holds, batched
+      {StreamId{"b"}, {3, 100}, seeded(1), &stale_b},       // 1: stale, decided again on a load
+      {StreamId{"c"}, {4, 100}, seeded(2), &fresh},         // 2: new stream, batched
+      {StreamId{"a"}, {1, 100}, seeded(3), &a_at_1},        // 3: a second command of a: after 0, on a load
+      {StreamId{"d"}, {7, 5}, seeded(4), &fresh},           // 4: rejected on its assumption (checked: d is empty)
+      {StreamId{"c"}, {0, 100}, seeded(5), nullptr},        // 5: nothing to do, no assumption
+      {StreamId{"a"}, {9, 100}, seeded(6), &fresh},   // 6: a third command of a, on a wrong assumption
+  };
+  std::vector<CommandResult<Counter>> results;
+  REQUIRE(f.pool->transact([&](Transaction& tx) -> StoreResult<void> {
+    results = counter.handle_batch(tx, commands);
+    return {};
+  }));
+  REQUIRE(results.size() == commands.size());
+  REQUIRE(results[0]);
+  CHECK(results[0]->state.value == 7);
+  CHECK(results[0]->version == StreamVersion{2});
+  REQUIRE(results[1]);
+  CHECK(results[1]->state.value == 5);  // 2 + 3: decided on the real state, not the stale one
+  CHECK(results[1]->version == StreamVersion{3});
+  REQUIRE(results[2]);
+  CHECK(results[2]->version == StreamVersion{1});
+  REQUIRE(results[3]);
+  CHECK(results[3]->state.value == 8);
+  CHECK(results[3]->version == StreamVersion{3});
+  REQUIRE_FALSE(results[4]);
+  CHECK(std::holds_alternative<Counter::Rejection>(results[4].error()));
+  REQUIRE(results[5]);
+  CHECK(results[5]->events.empty());
+  CHECK(results[5]->state.value == 4);
+  REQUIRE(results[6]);
+  CHECK(results[6]->state.value == 17);
+  CHECK(results[6]->version == StreamVersion{4});
+
+  auto value_of = [&](const char* stream) {
+    return f.database.query_value("select coalesce(sum((data->>'by')::int), 0) from events where stream_id = '" +
+                                  std::string(stream) + "'");
+  };
+  CHECK(value_of("a") == "17");
+  CHECK(value_of("b") == "5");
+  CHECK(value_of("c") == "4");
+  CHECK(value_of("d") == "0");
+
+  // A batched event carries the id handle derives from the command's seed: the same
+  // command handled alone again is a no-op.
+  auto again = counter.handle(StreamId{"c"}, Counter::Increment{4, 100}, seeded(2));
+  REQUIRE(again);
+  CHECK(again->events.empty());
+  CHECK(value_of("c") == "4");
+}
+
+TEST_CASE("handle_batch with commands the store refuses as a batch falls back to one by one, each with its own error") {
+  StoreFixture f;
+  CounterAggregate counter(*f.store);
+  const Loaded<Counter> fresh{{0}, StreamVersion{0}};
+  const CommandContext plain{"corr", "cause", nullptr, ""};
+  std::vector<BatchCommand<Counter>> commands{
+      {StreamId{"fine"}, {1, 10}, plain, &fresh},
+      {StreamId{std::string(kStreamIdBytesMax + 1, 'x')}, {1, 10}, plain, &fresh},  // too long a stream id
+  };
+  std::vector<CommandResult<Counter>> results;
+  REQUIRE(f.pool->transact([&](Transaction& tx) -> StoreResult<void> {
+    results = counter.handle_batch(tx, commands);
+    return {};
+  }));
+  REQUIRE(results[0]);
+  CHECK(results[0]->version == StreamVersion{1});
+  REQUIRE_FALSE(results[1]);
+  REQUIRE(std::holds_alternative<StoreError>(results[1].error()));
+  CHECK(std::get<StoreError>(results[1].error()).code == StoreErrc::payload_too_large);
+  CHECK(f.database.query_value("select count(*) from events") == "1");
+}

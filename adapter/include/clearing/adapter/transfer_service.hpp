@@ -9,6 +9,7 @@
 
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,16 @@ class TransferService {
   // that read many transfers at once (load_many), or knows the stream is new.
   TransferResult execute(eventstore::Transaction& tx, const sagas::TransferCommand& command,
                          const eventstore::CommandContext& context, const TransferLoaded& assumed);
+  // Many commands in the caller's transaction (Aggregate::handle_batch: one append for
+  // the transfers whose assumption holds, the others one by one), answered in order, and
+  // the projections of every transfer that moved written with one statement, from its
+  // last state.
+  struct BatchCommand {
+    sagas::TransferCommand command;
+    eventstore::CommandContext context;
+    const TransferLoaded* assumed = nullptr;  // null: load the stream
+  };
+  std::vector<TransferResult> execute_batch(eventstore::Transaction& tx, std::span<const BatchCommand> commands);
   // In a transaction of its own, retried on retryable errors.
   TransferResult execute(const sagas::TransferCommand& command,
                          const eventstore::CommandContext& context);
@@ -57,6 +68,11 @@ class TransferService {
   void sync_projections(eventstore::Transaction& tx, const std::string& transfer_id,
                         const eventstore::Decision<sagas::TransferDecider>& decision,
                         const eventstore::CommandContext& context);
+  // One transfer's projection rows, as sync_projections writes them.
+  struct ProjectionRow;
+  static ProjectionRow projection_row(const std::string& transfer_id,
+                                      const eventstore::Decision<sagas::TransferDecider>& decision,
+                                      const eventstore::CommandContext& context);
 
   eventstore::EventStore& store_;
   TransferAggregate aggregate_;

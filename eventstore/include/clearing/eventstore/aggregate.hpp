@@ -51,6 +51,15 @@ using CommandFailure = std::variant<typename D::Rejection, StoreError>;
 template <class D>
 using CommandResult = tl::expected<Decision<D>, CommandFailure<D>>;
 
+// One command of a batch (Aggregate::handle_batch).
+template <class D>
+struct BatchCommand {
+  StreamId stream;
+  typename D::Command command;
+  CommandContext context;
+  const Loaded<D>* assumed = nullptr;  // as in handle(..., assumed); null: load the stream
+};
+
 template <Decider D, class Codec>
 class Aggregate {
  public:
@@ -127,6 +136,58 @@ class Aggregate {
     return handle_from(tx, stream, command, context, &assumed);
   }
 
+  // Many commands in the caller's transaction, each answered as `handle` would answer it,
+  // in order. The first command of each stream that comes with an assumption and
+  // decides events on it is appended with the others in one EventStore::append_batch;
+  // every other command (no assumption, a later command of a stream already in the
+  // batch, a decision that appends nothing, an append the batch did not write) is then
+  // handled one by one in batch order, on a load, after the batch's appends. The same
+  // commands therefore reach the same states and event ids as handled one at a time.
+  std::vector<CommandResult<D>> handle_batch(Transaction& tx, std::span<const BatchCommand<D>> commands) {
+    std::vector<CommandResult<D>> results(
+        commands.size(), tl::unexpected(CommandFailure<D>{StoreError{StoreErrc::internal, "not handled"}}));
+    std::vector<bool> one_by_one(commands.size(), false);
+    std::vector<std::size_t> batched;  // indexes, one per stream
+    std::vector<StreamAppend> appends;
+    std::set<StreamId> seen;
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+      const auto& c = commands[i];
+      const bool first = seen.insert(c.stream).second;
+      if (!first || c.assumed == nullptr) {
+        one_by_one[i] = true;
+        continue;
+      }
+      auto decided = D::decide(c.command, c.assumed->state);
+      if (!decided || decided->empty()) {
+        one_by_one[i] = true;  // the assumption must be checked: the single path does it
+        continue;
+      }
+      Decision<D> decision{std::move(*decided), {}, c.assumed->state, c.assumed->version};
+      appends.push_back(StreamAppend{c.stream, expected_for(c.assumed->version), event_data(c.stream, decision, c.context)});
+      results[i] = std::move(decision);
+      batched.push_back(i);
+    }
+    if (!appends.empty()) {
+      auto appended = store_.append_batch(tx, appends);
+      for (std::size_t k = 0; k < batched.size(); ++k) {
+        const auto i = batched[k];
+        const auto* one = appended ? &(*appended)[k] : nullptr;
+        // Not written (a conflict, ids stored already, or a batch the store refused as a
+        // whole): the single path loads the stream and decides again, or meets the error.
+        if (one == nullptr || !*one || (*one)->already_appended) {
+          one_by_one[i] = true;
+          continue;
+        }
+        auto& decision = *results[i];
+        for (const auto& event : decision.events) decision.state = D::evolve(decision.state, event);
+        decision.version = (*one)->next_expected_version;
+      }
+    }
+    for (std::size_t i = 0; i < commands.size(); ++i)
+      if (one_by_one[i]) results[i] = handle(tx, commands[i].stream, commands[i].command, commands[i].context);
+    return results;
+  }
+
   // In a transaction of its own, retried on retryable store errors.
   CommandResult<D> handle(const StreamId& stream, const typename D::Command& command,
                           const CommandContext& context) {
@@ -164,20 +225,7 @@ class Aggregate {
         return Decision<D>{{}, {}, loaded->state, loaded->version};
       }
       Decision<D> decision{std::move(*decided), {}, loaded->state, loaded->version};
-
-      std::vector<EventData> data;
-      data.reserve(decision.events.size());
-      for (std::size_t i = 0; i < decision.events.size(); ++i) {
-        const auto& event = decision.events[i];
-        EventId id{context.idempotency_seed.empty()
-                       ? base::new_uuid()
-                       : base::derived_uuid(kEventIdNamespace, context.idempotency_seed + "|" +
-                                                                   stream.value() + "|" + std::to_string(i))};
-        decision.event_ids.push_back(id);
-        data.push_back(EventData{std::move(id), std::string(Codec::event_type(event)),
-                                 Codec::encode(event),
-                                 Metadata{context.correlation_id, context.causation_id, context.source, context.extra}});
-      }
+      const auto data = event_data(stream, decision, context);
       auto appended = store_.append(tx, stream, expected_for(loaded->version), data);
       // An assumption that did not append cleanly (a conflict, or ids stored already in
       // full or in part) says the stream holds more than assumed: decide on a load.
@@ -194,6 +242,24 @@ class Aggregate {
       if (appended.error().code != StoreErrc::wrong_expected_version || attempt >= kConflictRetriesMax)
         return tl::unexpected(CommandFailure<D>{appended.error()});
     }
+  }
+
+  // The decision's events as the store takes them; their ids go into decision.event_ids.
+  static std::vector<EventData> event_data(const StreamId& stream, Decision<D>& decision,
+                                           const CommandContext& context) {
+    std::vector<EventData> data;
+    data.reserve(decision.events.size());
+    for (std::size_t i = 0; i < decision.events.size(); ++i) {
+      const auto& event = decision.events[i];
+      EventId id{context.idempotency_seed.empty()
+                     ? base::new_uuid()
+                     : base::derived_uuid(kEventIdNamespace,
+                                          context.idempotency_seed + "|" + stream.value() + "|" + std::to_string(i))};
+      decision.event_ids.push_back(id);
+      data.push_back(EventData{std::move(id), std::string(Codec::event_type(event)), Codec::encode(event),
+                               Metadata{context.correlation_id, context.causation_id, context.source, context.extra}});
+    }
+    return data;
   }
 
   static constexpr const char* kEventIdNamespace = "5f0c2a7e-3b1d-4e8a-9c6f-2d4b8a1e7c30";
