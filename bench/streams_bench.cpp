@@ -10,7 +10,7 @@
 //   2. consumer throughput: a StreamConsumer reads them back and applies each with a
 //      trivial applier (one INSERT); messages/s, counted from the end of the first
 //      non-empty batch so that the consumer group's join is not in the figure;
-//   3. the same with the adapter's real applier (adapter::make_transfer_applier:
+//   3. the same with the adapter's real applier (adapter::make_transfer_inbound:
 //      TransferRequested -> InitiateTransfer on the Transfer aggregate and its projections)
 //      over --transfer-messages requests relayed the same way;
 //   4. live latency: one writer appends one message per transaction at --live-rate for
@@ -166,14 +166,16 @@ struct Bench {
   std::unique_ptr<external_streams::StreamConsumer> consumer(const StreamSpec& spec, const std::string& group,
                                                              external_streams::MessageApplier applier,
                                                              external_streams::MessageParker parker,
-                                                             int fetch_wait_max_ms = 0) {
+                                                             int fetch_wait_max_ms = 0,
+                                                             external_streams::BatchScope scope = {}) {
     external_streams::ConsumerOptions o;
     o.kafka = client(group);
     if (fetch_wait_max_ms > 0) o.kafka.extra["fetch.wait.max.ms"] = std::to_string(fetch_wait_max_ms);
     o.group_id = group;
     o.topics = {spec.name};
     o.batch_max = options.consumer_batch_max;
-    auto created = external_streams::StreamConsumer::create(*pool, o, std::move(applier), std::move(parker), {});
+    auto created = external_streams::StreamConsumer::create(*pool, o, std::move(applier), std::move(parker), {},
+                                                            std::move(scope));
     if (!created) throw std::runtime_error("consumer: " + created.error());
     return std::move(*created);
   }
@@ -330,10 +332,9 @@ void run_throughput(Bench& bench) {
   append_messages(bench, bench.core, o.transfer_messages, [](int i) { return requested_draft(i); });
   relay_all(*relay, o.transfer_messages);
   const adapter::InboundRules rules{dk_rules(), fast_policy()};
-  auto real = bench.consumer(bench.core, "bench-transfers",
-                             adapter::make_transfer_applier(*bench.transfers, bench.clock, rules),
-                             adapter::make_transfer_parker(*bench.transfers, bench.clock, rules));
-  print_consume("consumer, make_transfer_applier", consume_all(*real, o.transfer_messages));
+  auto inbound = adapter::make_transfer_inbound(*bench.transfers, bench.clock, rules);
+  auto real = bench.consumer(bench.core, "bench-transfers", inbound.applier, inbound.parker, 0, inbound.scope);
+  print_consume("consumer, make_transfer_inbound", consume_all(*real, o.transfer_messages));
   real->stop();
   fmt::print("    ({} TransferInitiated events, {} transfer_work rows, {} parked)\n",
              bench.count("select count(*) from events where type = 'TransferInitiated'"),

@@ -101,63 +101,116 @@ tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(con
   return c;
 }
 
-external_streams::MessageApplier make_transfer_applier(TransferService& transfers, const base::Clock& clock,
-                                                       InboundRules rules) {
-  return [&transfers, &clock, rules](eventstore::Transaction& tx, const ExternalMessage& m)
-             -> tl::expected<void, MessageError> {
+namespace {
+
+// The consumer batch's initiations, queued by the applier and executed together
+// (TransferService::execute_batch) when the batch ends, or before the parker acts, so
+// that the batch's messages still take effect in their order.
+class InboundBatch {
+ public:
+  InboundBatch(TransferService& transfers, const base::Clock& clock, InboundRules rules)
+      : transfers_(transfers), clock_(clock), rules_(std::move(rules)) {}
+
+  const base::Clock& clock() const { return clock_; }
+  const InboundRules& rules() const { return rules_; }
+  TransferService& transfers() { return transfers_; }
+
+  void clear() { queued_.clear(); }
+
+  tl::expected<void, MessageError> queue(const ExternalMessage& m) {
     if (m.type != "TransferRequested")
       return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
-    auto command = parse_transfer_requested(m, rules, clock.now());
+    auto command = parse_transfer_requested(m, rules_, clock_.now());
     if (!command) return tl::unexpected(command.error());
     eventstore::CommandContext context{m.correlation_id, m.event_id,
                                        {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
                                        m.event_id};
-    // Almost every request starts a new transfer: decide on the empty stream and append
-    // with no_stream instead of loading first. A known transfer (a redelivery, a
-    // duplicate id) fails that append and is loaded and decided again, idempotently.
-    static const TransferLoaded kNewTransfer{sagas::TransferDecider::initial_state(),
-                                             eventstore::StreamVersion{0}};
-    auto result = transfers.execute(tx, *command, context, kNewTransfer);
-    if (!result) {
-      if (auto* error = std::get_if<eventstore::StoreError>(&result.error()))
-        throw std::runtime_error("initiate transfer: " + error->message);  // rolls the batch back, retried
-      const auto& refusal = std::get<sagas::TransferRefusal>(result.error());
-      return tl::unexpected(MessageError{MessageErrc::invalid_data, refusal.message});
-    }
+    queued_.push_back({std::move(*command), std::move(context), nullptr});
     return {};
-  };
+  }
+
+  // Runs what is queued. Almost every request starts a new transfer: each is decided on
+  // the empty stream and appended as new, all in one batch; a known transfer (a
+  // redelivery, a duplicate id) is then loaded and decided again, idempotently. A store
+  // error throws, which rolls the consumer's batch back to be tried again.
+  void flush(eventstore::Transaction& tx) {
+    if (queued_.empty()) return;
+    static const TransferLoaded kNewTransfer{sagas::TransferDecider::initial_state(), eventstore::StreamVersion{0}};
+    for (auto& q : queued_) q.assumed = &kNewTransfer;
+    auto results = transfers_.execute_batch(tx, queued_);
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (results[i]) continue;
+      if (auto* error = std::get_if<eventstore::StoreError>(&results[i].error()))
+        throw std::runtime_error("initiate transfer: " + error->message);
+      // The saga refuses an initiation only for a command that names another transfer
+      // than its stream: kept with its reason like any unusable input.
+      const auto& refusal = std::get<sagas::TransferRefusal>(results[i].error());
+      const auto& context = queued_[i].context;
+      park(tx, ParkedMessage{"kafka", external_streams::to_string(MessageErrc::invalid_data), refusal.message,
+                             nlohmann::json{{"event_id", context.causation_id}, {"source", context.source},
+                                            {"transfer_id", transfer_id_of(queued_[i].command)}}
+                                 .dump(),
+                             context.source["stream"].get<std::string>(), context.source["partition"].get<std::int32_t>(),
+                             std::nullopt, context.correlation_id});
+      base::module_logger("inbound")->warn("initiation refused, parked transfer_id={} reason={} correlation_id={}",
+                                           transfer_id_of(queued_[i].command), refusal.message, context.correlation_id);
+    }
+    queued_.clear();
+  }
+
+ private:
+  TransferService& transfers_;
+  const base::Clock& clock_;
+  InboundRules rules_;
+  std::vector<TransferService::BatchCommand> queued_;
+};
+
+// Parks unusable input; a readable transfer id the saga does not know yet is rejected
+// (FF01) through the saga. The batch's queued initiations run first: they came earlier.
+void park_and_reject(InboundBatch& batch, eventstore::Transaction& tx, const external_streams::RawMessage& raw,
+                     const MessageError& error, const std::optional<ExternalMessage>& parsed) {
+  batch.flush(tx);
+  const auto transfer_id = readable_transfer_id(parsed, raw.value);
+  const auto correlation = parsed ? parsed->correlation_id : std::string{};
+  park(tx, ParkedMessage{"kafka", external_streams::to_string(error.code), error.message, raw.value, raw.topic,
+                         raw.partition, raw.offset >= 0 ? std::optional<std::int64_t>(raw.offset) : std::nullopt,
+                         correlation.empty() ? std::nullopt : std::optional<std::string>(correlation)});
+  base::module_logger("inbound")->warn(
+      "parked message topic={} partition={} offset={} reason={} transfer_id={} correlation_id={}", raw.topic,
+      raw.partition, raw.offset, external_streams::to_string(error.code), transfer_id, correlation);
+  if (transfer_id.empty()) return;
+  // The core waits for an outcome of this transfer: if we know nothing of it yet, it
+  // is rejected (FF01: invalid format) through the saga, like any outcome.
+  auto loaded = batch.transfers().load(tx, transfer_id);
+  if (!loaded || loaded->state.status != sagas::TransferStatus::empty) return;
+  sagas::InitiateTransfer reject_me;
+  reject_me.transfer_id = transfer_id;
+  reject_me.correlation_id = correlation.empty() ? transfer_id : correlation;
+  reject_me.now = batch.clock().now();
+  reject_me.rules = batch.rules().rules;
+  reject_me.policy = batch.rules().policy;
+  const auto cause = parsed ? parsed->event_id : transfer_id;
+  auto result = batch.transfers().execute(tx, reject_me, {reject_me.correlation_id, cause,
+                                                  {{"stream", raw.topic}, {"partition", raw.partition}},
+                                                  "parked|" + raw.topic + "|" + std::to_string(raw.offset)});
+  if (!result && std::holds_alternative<eventstore::StoreError>(result.error()))
+    throw std::runtime_error("reject parked transfer: " + std::get<eventstore::StoreError>(result.error()).message);
 }
 
-external_streams::MessageParker make_transfer_parker(TransferService& transfers, const base::Clock& clock,
-                                                     InboundRules rules) {
-  return [&transfers, &clock, rules](eventstore::Transaction& tx, const external_streams::RawMessage& raw,
-                                     const MessageError& error, const std::optional<ExternalMessage>& parsed) {
-    const auto transfer_id = readable_transfer_id(parsed, raw.value);
-    const auto correlation = parsed ? parsed->correlation_id : std::string{};
-    park(tx, ParkedMessage{"kafka", external_streams::to_string(error.code), error.message, raw.value, raw.topic,
-                           raw.partition, raw.offset >= 0 ? std::optional<std::int64_t>(raw.offset) : std::nullopt,
-                           correlation.empty() ? std::nullopt : std::optional<std::string>(correlation)});
-    base::module_logger("inbound")->warn(
-        "parked message topic={} partition={} offset={} reason={} transfer_id={} correlation_id={}", raw.topic,
-        raw.partition, raw.offset, external_streams::to_string(error.code), transfer_id, correlation);
-    if (transfer_id.empty()) return;
-    // The core waits for an outcome of this transfer: if we know nothing of it yet, it
-    // is rejected (FF01: invalid format) through the saga, like any outcome.
-    auto loaded = transfers.load(tx, transfer_id);
-    if (!loaded || loaded->state.status != sagas::TransferStatus::empty) return;
-    sagas::InitiateTransfer reject_me;
-    reject_me.transfer_id = transfer_id;
-    reject_me.correlation_id = correlation.empty() ? transfer_id : correlation;
-    reject_me.now = clock.now();
-    reject_me.rules = rules.rules;
-    reject_me.policy = rules.policy;
-    const auto cause = parsed ? parsed->event_id : transfer_id;
-    auto result = transfers.execute(tx, reject_me, {reject_me.correlation_id, cause,
-                                                    {{"stream", raw.topic}, {"partition", raw.partition}},
-                                                    "parked|" + raw.topic + "|" + std::to_string(raw.offset)});
-    if (!result && std::holds_alternative<eventstore::StoreError>(result.error()))
-      throw std::runtime_error("reject parked transfer: " + std::get<eventstore::StoreError>(result.error()).message);
+}  // namespace
+
+TransferInbound make_transfer_inbound(TransferService& transfers, const base::Clock& clock, InboundRules rules) {
+  auto batch = std::make_shared<InboundBatch>(transfers, clock, std::move(rules));
+  TransferInbound out;
+  out.applier = [batch](eventstore::Transaction&, const ExternalMessage& m) { return batch->queue(m); };
+  out.parker = [batch](eventstore::Transaction& tx, const external_streams::RawMessage& raw, const MessageError& error,
+                       const std::optional<ExternalMessage>& parsed) { park_and_reject(*batch, tx, raw, error, parsed); };
+  out.scope.begin = [batch](eventstore::Transaction&) { batch->clear(); };
+  out.scope.end = [batch](eventstore::Transaction& tx) -> tl::expected<void, std::string> {
+    batch->flush(tx);
+    return {};
   };
+  return out;
 }
 
 }  // namespace clearing::adapter

@@ -233,9 +233,10 @@ struct Service::Impl {
     if (!config.streams.core_catchup_url.empty())
       fetcher = make_http_catch_up_fetcher({config.streams.core_catchup_url, config.http.api_token.reveal(),
                                             config.clearing.request_timeout_ms});
+    auto wiring = make_transfer_inbound(*transfers, clock, inbound);
     auto created_consumer = external_streams::StreamConsumer::create(
-        *pool, consumer_options, make_transfer_applier(*transfers, clock, inbound),
-        make_transfer_parker(*transfers, clock, inbound), std::move(fetcher));
+        *pool, consumer_options, std::move(wiring.applier), std::move(wiring.parker), std::move(fetcher),
+        std::move(wiring.scope));
     if (!created_consumer) return tl::unexpected("consumer: " + created_consumer.error());
     consumer = std::move(*created_consumer);
     return {};

@@ -346,11 +346,15 @@ TEST_CASE("the inbound applier: a new transfer is initiated; a redelivery and a 
   SagaDatabase db;
   base::SystemClock clock;
   const adapter::InboundRules rules{dk_rules(), fast_policy()};
-  auto applier = adapter::make_transfer_applier(*db.transfers, clock, rules);
+  auto inbound = adapter::make_transfer_inbound(*db.transfers, clock, rules);
+  // As the consumer runs a batch of one message: begin, apply, end.
   auto apply = [&](const external_streams::ExternalMessage& m) {
     auto done = db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-      auto applied = applier(tx, m);
+      inbound.scope.begin(tx);
+      auto applied = inbound.applier(tx, m);
       if (!applied) throw std::runtime_error(applied.error().message);
+      auto ended = inbound.scope.end(tx);
+      if (!ended) throw std::runtime_error(ended.error());
       return {};
     });
     REQUIRE_MESSAGE(done, (done ? "" : done.error().message));
@@ -384,4 +388,79 @@ TEST_CASE("the inbound applier: a new transfer is initiated; a redelivery and a 
   apply(other);
   CHECK(version() == "2");
   CHECK(db.database.query_value("select status from transfer_status where transfer_id = '" + id + "'") == "initiated");
+}
+
+TEST_CASE("the inbound batch: a consumer batch's transfers are initiated together, in message order with what is parked") {
+  SagaDatabase db;
+  base::SystemClock clock;
+  const adapter::InboundRules rules{dk_rules(), fast_policy()};
+  auto inbound = adapter::make_transfer_inbound(*db.transfers, clock, rules);
+  const auto a = base::new_uuid(), b = base::new_uuid(), c = base::new_uuid(), known = base::new_uuid();
+  auto stream_types = [&](const std::string& id) {
+    return db.database.query_value("select coalesce(string_agg(type, ',' order by version), '') from events"
+                                   " where stream_id = 'transfer-" + id + "'");
+  };
+  auto status_of = [&](const std::string& id) {
+    return db.database.query_value("select status from transfer_status where transfer_id = '" + id + "'");
+  };
+  // A transfer known before the batch, which the batch requests again with another amount.
+  auto before = db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+    inbound.scope.begin(tx);
+    REQUIRE(inbound.applier(tx, transfer_requested(known, 500)));
+    REQUIRE(inbound.scope.end(tx));
+    return {};
+  });
+  REQUIRE(before);
+
+  // c's second message is unusable; c's first, valid one came before it in the batch.
+  auto broken_c = transfer_requested(c, 300);
+  broken_c.data.erase("amount");
+  const external_streams::RawMessage raw_c{broken_c.stream, 0, 17, c, broken_c.to_json().dump()};
+  auto batch = db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+    inbound.scope.begin(tx);
+    REQUIRE(inbound.applier(tx, transfer_requested(a, 100)));
+    REQUIRE(inbound.applier(tx, transfer_requested(b, 200)));
+    REQUIRE(inbound.applier(tx, transfer_requested(known, 999)));  // another request under a used id
+    REQUIRE(inbound.applier(tx, transfer_requested(c, 300)));
+    REQUIRE(inbound.applier(tx, transfer_requested(a, 100)));  // the same request again in the batch
+    auto error = inbound.applier(tx, broken_c);
+    REQUIRE_FALSE(error);
+    inbound.parker(tx, raw_c, error.error(), broken_c);
+    REQUIRE(inbound.scope.end(tx));
+    return {};
+  });
+  REQUIRE_MESSAGE(batch, (batch ? "" : batch.error().message));
+  CHECK(stream_types(a) == "TransferInitiated");
+  CHECK(stream_types(b) == "TransferInitiated");
+  CHECK(stream_types(known) == "TransferInitiated,DuplicateTransferRequestRefused");
+  // c was initiated by its valid message before the broken one was parked: not rejected FF01.
+  CHECK(stream_types(c) == "TransferInitiated");
+  CHECK(db.database.query_value("select count(*) from parked_messages where reason_code = 'invalid_data'") == "1");
+  for (const auto& [id, amount] : {std::pair{a, "100"}, {b, "200"}, {c, "300"}, {known, "500"}}) {
+    CHECK(status_of(id) == "initiated");
+    CHECK(db.database.query_value("select action || ':' || attempt || ':' || (submit_request->>'amount_minor')"
+                                  " from transfer_work where transfer_id = '" + id + "'") ==
+          std::string("submit:1:") + amount);
+  }
+  // The work rows name the event that scheduled them.
+  CHECK(db.database.query_value("select count(*) from transfer_work w join events e on e.event_id = w.caused_by"
+                                " and e.stream_id = 'transfer-' || w.transfer_id") == "4");
+
+  // A batch that fails is tried again from its beginning: what an earlier try queued is dropped.
+  const auto d = base::new_uuid();
+  auto failed = db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+    inbound.scope.begin(tx);
+    REQUIRE(inbound.applier(tx, transfer_requested(d, 400)));
+    return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient, "rolled back"});
+  });
+  REQUIRE_FALSE(failed);
+  const auto e = base::new_uuid();
+  REQUIRE(db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+    inbound.scope.begin(tx);
+    REQUIRE(inbound.applier(tx, transfer_requested(e, 500)));
+    REQUIRE(inbound.scope.end(tx));
+    return {};
+  }));
+  CHECK(stream_types(d).empty());
+  CHECK(stream_types(e) == "TransferInitiated");
 }

@@ -133,10 +133,10 @@ TEST_CASE("core requests become transfers; a lost message comes through the catc
   options.kafka.client_id = "adapter-inbound";
   options.group_id = "clearing-adapter-dk";
   options.topics = {kCore.name};
+  auto inbound = adapter::make_transfer_inbound(*adapter_db.transfers, clock, rules);
   auto consumer = external_streams::StreamConsumer::create(
-      *adapter_db.pool, options, adapter::make_transfer_applier(*adapter_db.transfers, clock, rules),
-      adapter::make_transfer_parker(*adapter_db.transfers, clock, rules),
-      adapter::make_http_catch_up_fetcher({core_url, "core-token", 2000}));
+      *adapter_db.pool, options, inbound.applier, inbound.parker,
+      adapter::make_http_catch_up_fetcher({core_url, "core-token", 2000}), inbound.scope);
   REQUIRE_MESSAGE(consumer, (consumer ? "" : consumer.error()));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (adapter_db.database.query_value("select count(*) from transfer_status") != "7" ||

@@ -1,6 +1,6 @@
 #pragma once
 // The core's stream into the saga: TransferRequested -> InitiateTransfer, in the
-// consumer's transaction (with the partition's seq). Bad input is parked with its raw
+// consumer's transaction (with the partition's seq), a batch's transfers initiated together. Bad input is parked with its raw
 // message and reason; where the transfer id is readable and the transfer is not known
 // yet, the transfer is rejected with FF01 so the core is never left waiting.
 
@@ -19,9 +19,16 @@ struct InboundRules {
 tl::expected<sagas::InitiateTransfer, external_streams::MessageError> parse_transfer_requested(
     const external_streams::ExternalMessage& message, const InboundRules& rules, base::Timestamp now);
 
-external_streams::MessageApplier make_transfer_applier(TransferService& transfers, const base::Clock& clock,
-                                                       InboundRules rules);
-external_streams::MessageParker make_transfer_parker(TransferService& transfers, const base::Clock& clock,
-                                                     InboundRules rules);
+// What the inbound consumer takes, sharing one batch of queued initiations: the applier
+// checks and queues each TransferRequested, the scope's `end` runs the batch's queue
+// with one append for all new transfers (TransferService::execute_batch), and the
+// parker runs the queue before it parks, so effects keep the messages' order. The
+// three belong together: an applier without the scope's `end` would initiate nothing.
+struct TransferInbound {
+  external_streams::MessageApplier applier;
+  external_streams::MessageParker parker;
+  external_streams::BatchScope scope;
+};
+TransferInbound make_transfer_inbound(TransferService& transfers, const base::Clock& clock, InboundRules rules);
 
 }  // namespace clearing::adapter
