@@ -21,10 +21,11 @@
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/uuid.hpp"
+#include "clearing/core_sim/account_commands.hpp"
 #include "clearing/core_sim/account_decider.hpp"
 #include "clearing/core_sim/core_sim_schema.hpp"
+#include "clearing/core_sim/outcome_applier.hpp"
 #include "clearing/core_sim/transfer_source.hpp"
-#include "clearing/eventstore/aggregate.hpp"  // Loaded, Decision, CommandContext
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/relay.hpp"
@@ -79,129 +80,6 @@ tl::expected<void, std::string> validate(const CoreSimOptions& o) {
   return {};
 }
 
-// Translates a failed command into the error that rolls the transaction back.
-StoreError store_error_of(const eventstore::CommandFailure<AccountDecider>& failure) {
-  if (const auto* error = std::get_if<StoreError>(&failure)) return *error;
-  return StoreError{StoreErrc::internal, "not a store error"};
-}
-
-// The core_accounts read model: the last state each account reached in the transaction,
-// written with one statement.
-class AccountProjection {
- public:
-  void add(const AccountState& state) {
-    if (!state.opened) return;
-    rows_[state.account_id] = Json{{"account_id", state.account_id},
-                                   {"currency", std::string(state.currency.code())},
-                                   {"balance_minor", state.balance_minor},
-                                   {"reserved_minor", state.reserved_minor}};
-  }
-  void clear() { rows_.clear(); }
-  void write(Transaction& tx) const {
-    if (rows_.empty()) return;
-    Json rows = Json::array();
-    for (const auto& [id, row] : rows_) rows.push_back(row);  // account order: the lock order
-    tx.exec_params(
-        "insert into core_accounts (account_id, currency, balance_minor, reserved_minor)"
-        " select account_id, currency, balance_minor, reserved_minor from jsonb_to_recordset($1::jsonb)"
-        " as x(account_id text, currency text, balance_minor bigint, reserved_minor bigint)"
-        " on conflict (account_id) do update set balance_minor = excluded.balance_minor,"
-        " reserved_minor = excluded.reserved_minor, updated_at = clock_timestamp()",
-        rows.dump());
-  }
-
- private:
-  std::map<std::string, Json> rows_;
-};
-
-// Account states known to be committed, each the fold of its stream's first `version`
-// events. Aggregate::handle folds a whole stream per command, which makes a long run
-// quadratic (every reservation reloads every earlier event of its account); here a
-// command starts from the cached state and folds only the tail read in its own
-// transaction, so the cache can be behind but never wrong. Only states whose events are
-// known to be committed (merged after the publisher's commit) enter it. Thread safe.
-class AccountCache {
- public:
-  using Loaded = eventstore::Loaded<AccountDecider>;
-  Loaded get(const std::string& stream) const {
-    std::lock_guard lock(mutex_);
-    const auto it = states_.find(stream);
-    if (it == states_.end()) return Loaded{AccountDecider::initial_state(), eventstore::StreamVersion{0}};
-    return it->second;
-  }
-  void merge(const std::map<std::string, Loaded>& committed) {
-    std::lock_guard lock(mutex_);
-    for (const auto& [stream, loaded] : committed) {
-      auto [it, inserted] = states_.try_emplace(stream, loaded);
-      if (!inserted && it->second.version < loaded.version) it->second = loaded;
-    }
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::map<std::string, Loaded> states_;
-};
-
-constexpr const char* kAccountEventIdNamespace = "9b2e6c1a-4f7d-4a3b-8e5c-1d0f2a7b6c94";
-
-// Load (from `start`), decide, append with the expected version; on a concurrency
-// conflict load the tail again and decide again, a bounded number of times. `start`
-// becomes the state and version after the command (or after the tail, on a rejection).
-eventstore::CommandResult<AccountDecider> handle_account(eventstore::EventStore& store, Transaction& tx,
-                                                         const eventstore::StreamId& stream,
-                                                         const AccountCommand& command,
-                                                         const eventstore::CommandContext& context,
-                                                         AccountCache::Loaded& start) {
-  using Failure = eventstore::CommandFailure<AccountDecider>;
-  for (int attempt = 1;; ++attempt) {
-    for (;;) {  // the tail, in pages
-      auto page = store.read_stream(tx, stream, eventstore::StreamVersion{start.version.value() + 1});
-      if (!page) return tl::unexpected(Failure{page.error()});
-      for (const auto& recorded : *page) {
-        auto event = AccountCodec::decode(recorded.type, recorded.data);
-        if (!event)
-          return tl::unexpected(Failure{StoreError{StoreErrc::corrupt_data, "cannot decode " + recorded.type +
-                                                                                " in " + stream.value() + ": " +
-                                                                                event.error()}});
-        CLEARING_ASSERT(recorded.version.value() == start.version.value() + 1);
-        start.state = AccountDecider::evolve(start.state, *event);
-        start.version = recorded.version;
-      }
-      if (page->size() < eventstore::kReadBatchMax) break;
-    }
-    auto decided = AccountDecider::decide(command, start.state);
-    if (!decided) return tl::unexpected(Failure{decided.error()});
-    eventstore::Decision<AccountDecider> decision{std::move(*decided), {}, start.state, start.version};
-    if (decision.events.empty()) return decision;
-    std::vector<eventstore::EventData> data;
-    for (std::size_t i = 0; i < decision.events.size(); ++i) {
-      const auto& event = decision.events[i];
-      eventstore::EventId id{context.idempotency_seed.empty()
-                                 ? base::new_uuid()
-                                 : base::derived_uuid(kAccountEventIdNamespace, context.idempotency_seed + "|" +
-                                                                                    stream.value() + "|" +
-                                                                                    std::to_string(i))};
-      decision.event_ids.push_back(id);
-      data.push_back({std::move(id), std::string(AccountCodec::event_type(event)), AccountCodec::encode(event),
-                      eventstore::Metadata{context.correlation_id, context.causation_id, context.source, nullptr}});
-    }
-    const auto expected = start.version.value() == 0 ? eventstore::ExpectedVersion::no_stream()
-                                                     : eventstore::ExpectedVersion::exactly(start.version);
-    auto appended = store.append(tx, stream, expected, data);
-    if (appended) {
-      for (const auto& event : decision.events) decision.state = AccountDecider::evolve(decision.state, event);
-      decision.version = appended->next_expected_version;
-      CLEARING_ASSERT(decision.version.value() ==
-                      start.version.value() + static_cast<std::int64_t>(decision.events.size()));
-      start = {decision.state, decision.version};
-      if (appended->already_appended) decision.events.clear();
-      return decision;
-    }
-    if (appended.error().code != StoreErrc::wrong_expected_version || attempt >= eventstore::kConflictRetriesMax)
-      return tl::unexpected(Failure{appended.error()});
-  }
-}
-
 std::int64_t as_int(const pqxx::field& f) { return f.is_null() ? 0 : f.as<std::int64_t>(); }
 double as_double(const pqxx::field& f) { return f.is_null() ? 0.0 : f.as<double>(); }
 
@@ -246,17 +124,6 @@ struct CoreSim::Impl {
   bool started = false;
   bool stopped = false;
 
-  // One account command in `tx`. `local` holds the states this transaction has reached;
-  // the caller merges it into the cache once the transaction committed (or drops it).
-  eventstore::CommandResult<AccountDecider> command(Transaction& tx, const std::string& account_id,
-                                                    const AccountCommand& c, const eventstore::CommandContext& context,
-                                                    std::map<std::string, AccountCache::Loaded>& local) {
-    const auto stream = account_stream_name(account_id);
-    auto it = local.find(stream);
-    if (it == local.end()) it = local.emplace(stream, account_cache.get(stream)).first;
-    return handle_account(*store, tx, eventstore::StreamId{stream}, c, context, it->second);
-  }
-
   // ---- start ----
 
   tl::expected<void, std::string> load_source() {
@@ -295,22 +162,25 @@ struct CoreSim::Impl {
 
   tl::expected<void, std::string> open_accounts() {
     const auto wanted = accounts_to_open();
-    std::map<std::string, AccountCache::Loaded> local;
+    AccountStates local;
     auto opened = pool->transact_with_retry([&](Transaction& tx) -> StoreResult<std::int64_t> {
       local.clear();
+      std::vector<AccountCommandRequest> commands;
+      commands.reserve(wanted.size());
+      for (const auto& [id, currency] : wanted)
+        commands.push_back({id, OpenAccount{id, sagas::Money{options.opening_balance_minor, currency}},
+                            eventstore::CommandContext{base::new_uuid(), "", nullptr, "open|" + id}});
+      auto handled = handle_account_commands(*store, tx, commands, account_cache, local);
+      if (!handled) return tl::unexpected(handled.error());
       AccountProjection projection;
       std::int64_t count = 0;
-      for (const auto& [id, currency] : wanted) {
-        eventstore::CommandContext context{base::new_uuid(), "", nullptr, "open|" + id};
-        auto result =
-            command(tx, id, OpenAccount{id, sagas::Money{options.opening_balance_minor, currency}}, context, local);
+      for (std::size_t i = 0; i < commands.size(); ++i) {
+        const auto& result = handled->results[i];
         if (!result) {
-          if (std::holds_alternative<StoreError>(result.error())) return tl::unexpected(store_error_of(result.error()));
-          log->warn("account not opened account_id={} reason={}", id,
-                    std::get<AccountRejection>(result.error()).message);
+          log->warn("account not opened account_id={} reason={}", commands[i].account_id, result.error().message);
           continue;
         }
-        if (!result->events.empty()) ++count;
+        if (!result->event_ids.empty()) ++count;
         projection.add(result->state);
       }
       projection.write(tx);
@@ -337,38 +207,66 @@ struct CoreSim::Impl {
     eventstore::RecordedEvent source;  // the FundsReserved it is caused by
   };
 
-  // Reserves one transfer in the batch's transaction: nullopt when skipped (done before,
-  // or refused by the core).
-  StoreResult<std::optional<Reserved>> reserve_one(Transaction& tx, const TransferRequest& r,
-                                                   std::map<std::string, AccountCache::Loaded>& local,
-                                                   AccountProjection& projection) {
-    const auto seen = tx.exec_params(
-        "select 1 from core_transfers where transfer_id = $1 union all select 1 from core_refused where transfer_id = $1",
-        r.transfer_id);
-    if (!seen.empty()) return std::optional<Reserved>{};
-    const auto correlation_id = base::new_uuid();
-    eventstore::CommandContext context{correlation_id, "", nullptr, "reserve|" + r.transfer_id};
-    auto reserved = command(tx, r.account_id, ReserveFunds{r.transfer_id, r.amount}, context, local);
-    if (!reserved) {
-      if (std::holds_alternative<StoreError>(reserved.error())) return tl::unexpected(store_error_of(reserved.error()));
-      const auto& rejection = std::get<AccountRejection>(reserved.error());
-      tx.exec_params("insert into core_refused (transfer_id, account_id, reason) values ($1, $2, $3)", r.transfer_id,
-                     r.account_id, std::string(to_string(rejection.code)));
-      log->info("transfer refused by the core transfer_id={} reason={}", r.transfer_id, to_string(rejection.code));
-      return std::optional<Reserved>{};
-    }
-    // No new event: reserved in an earlier run whose transfer row is this one's twin.
-    if (reserved->events.empty()) return std::optional<Reserved>{};
-    CLEARING_ASSERT(reserved->event_ids.size() == 1);
-    projection.add(reserved->state);
+  // The transfer ids (a JSON array) that an earlier run requested or refused.
+  static std::set<std::string> seen_transfers(Transaction& tx, const Json& ids) {
+    std::set<std::string> seen;
+    const auto rows = tx.exec_params(
+        "with ids as (select jsonb_array_elements_text($1::jsonb) as transfer_id)"
+        " select transfer_id from core_transfers where transfer_id in (select transfer_id from ids)"
+        " union all select transfer_id from core_refused where transfer_id in (select transfer_id from ids)",
+        ids.dump());
+    for (const auto& row : rows) seen.insert(row[0].as<std::string>());
+    return seen;
+  }
 
-    Reserved out{&r, correlation_id, {}};
-    out.source.event_id = reserved->event_ids.front();
-    out.source.stream_id = eventstore::StreamId{account_stream_name(r.account_id)};
-    out.source.type = "FundsReserved";
-    out.source.metadata.correlation_id = correlation_id;
-    out.source.recorded_at = base::SystemClock{}.now();
-    return std::optional<Reserved>{std::move(out)};
+  // Reserves the batch's new transfers set-wise (one look-up of the ids done before, the
+  // account commands, one insert of the refusals) and returns the ones reserved now.
+  StoreResult<std::vector<Reserved>> reserve_all(Transaction& tx, std::span<const TransferRequest* const> requests,
+                                                 AccountStates& local, AccountProjection& projection) {
+    Json ids = Json::array();
+    for (const auto* r : requests) ids.push_back(r->transfer_id);
+    const auto seen = seen_transfers(tx, ids);
+    std::vector<const TransferRequest*> fresh;
+    std::vector<AccountCommandRequest> commands;
+    for (const auto* r : requests) {
+      if (seen.count(r->transfer_id) > 0) continue;
+      fresh.push_back(r);
+      commands.push_back({r->account_id, ReserveFunds{r->transfer_id, r->amount},
+                          eventstore::CommandContext{base::new_uuid(), "", nullptr, "reserve|" + r->transfer_id}});
+    }
+    auto handled = handle_account_commands(*store, tx, commands, account_cache, local);
+    if (!handled) return tl::unexpected(handled.error());
+    if (handled->conflict_rounds > 0) log->debug("publish batch redone accounts rounds={}", handled->conflict_rounds);
+    std::vector<Reserved> reserved;
+    Json refused = Json::array();
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+      const auto& r = *fresh[i];
+      const auto& result = handled->results[i];
+      if (!result) {
+        refused.push_back({{"transfer_id", r.transfer_id}, {"account_id", r.account_id},
+                           {"reason", std::string(to_string(result.error().code))}});
+        log->info("transfer refused by the core transfer_id={} reason={}", r.transfer_id, to_string(result.error().code));
+        continue;
+      }
+      // No new event: reserved in an earlier run whose transfer row is this one's twin.
+      if (result->event_ids.empty()) continue;
+      CLEARING_ASSERT(result->event_ids.size() == 1);
+      projection.add(result->state);
+      Reserved out{&r, commands[i].context.correlation_id, {}};
+      out.source.event_id = result->event_ids.front();
+      out.source.stream_id = eventstore::StreamId{account_stream_name(r.account_id)};
+      out.source.type = "FundsReserved";
+      out.source.metadata.correlation_id = out.correlation_id;
+      out.source.recorded_at = base::SystemClock{}.now();
+      reserved.push_back(std::move(out));
+    }
+    if (!refused.empty())
+      tx.exec_params(
+          "insert into core_refused (transfer_id, account_id, reason)"
+          " select transfer_id, account_id, reason from jsonb_to_recordset($1::jsonb)"
+          " as x(transfer_id text, account_id text, reason text)",
+          refused.dump());
+    return reserved;
   }
 
   // Requests the batch's reserved transfers: their TransferRequested messages with one
@@ -411,19 +309,18 @@ struct CoreSim::Impl {
   }
 
   StoreResult<std::int64_t> publish_batch(const std::vector<TransferRequest>& batch) {
-    std::map<std::string, AccountCache::Loaded> local;
+    AccountStates local;
     auto published = pool->transact_with_retry([&](Transaction& tx) -> StoreResult<std::int64_t> {
       local.clear();  // a retry starts again from the committed states
       const auto batch_id = base::new_uuid();
-      std::vector<Reserved> reserved;
       AccountProjection projection;
       std::set<std::string> in_batch;  // a transfer id twice in one batch: the first one counts
-      for (const auto& r : batch) {
-        if (!in_batch.insert(r.transfer_id).second) continue;
-        auto one = reserve_one(tx, r, local, projection);
-        if (!one) return tl::unexpected(one.error());
-        if (*one) reserved.push_back(std::move(**one));
-      }
+      std::vector<const TransferRequest*> requests;
+      for (const auto& r : batch)
+        if (in_batch.insert(r.transfer_id).second) requests.push_back(&r);
+      auto all = reserve_all(tx, requests, local, projection);
+      if (!all) return tl::unexpected(all.error());
+      const auto& reserved = *all;
       if (reserved.empty()) return std::int64_t{0};
       if (auto requested = request_all(tx, reserved, batch_id); !requested) return tl::unexpected(requested.error());
       projection.write(tx);
@@ -488,137 +385,18 @@ struct CoreSim::Impl {
 
   // ---- consumer ----
 
-  void record_violation(Transaction& tx, const std::string& transfer_id, Violation violation,
-                        const ExternalMessage& m) {
-    tx.exec_params(
-        "insert into core_violations (transfer_id, kind, message_type, stream, partition, seq, event_id)"
-        " values ($1, $2, $3, $4, $5, $6, $7)",
-        transfer_id, std::string(to_string(violation)), m.type, m.stream, m.partition, m.seq, m.event_id);
-    log->error("outcome not applied transfer_id={} violation={} type={} seq={} correlation_id={}", transfer_id,
-               to_string(violation), m.type, m.seq, m.correlation_id);
-  }
-
-  static std::optional<std::string> text(const Json& data, const char* name) {
-    const auto it = data.find(name);
-    if (it == data.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) return std::nullopt;
-    return it->get<std::string>();
-  }
-
-  tl::expected<void, MessageError> apply_incoming(Transaction& tx, const ExternalMessage& m) {
-    const auto payment_id = text(m.data, "payment_id");
-    if (!payment_id) return tl::unexpected(MessageError{MessageErrc::invalid_data, "payment_id is missing"});
-    const auto amount = m.data.find("amount");
-    std::optional<std::int64_t> minor;
-    std::optional<std::string> currency;
-    if (amount != m.data.end() && amount->is_object()) {
-      if (auto it = amount->find("minor_units"); it != amount->end() && it->is_number_integer())
-        minor = it->get<std::int64_t>();
-      if (auto it = amount->find("currency"); it != amount->end() && it->is_string()) currency = it->get<std::string>();
-    }
-    tx.exec_params(
-        "insert into core_incoming_payments (payment_id, amount_minor, currency, event_id) values ($1, $2, $3, $4)"
-        " on conflict (payment_id) do nothing",
-        *payment_id, minor.value_or(0), currency.value_or(""), m.event_id);
-    return {};
-  }
-
-  tl::expected<void, MessageError> apply_outcome(Transaction& tx, const ExternalMessage& m) {
-    const auto transfer_id = text(m.data, "transfer_id");
-    if (!transfer_id) return tl::unexpected(MessageError{MessageErrc::invalid_data, "transfer_id is missing"});
-    const auto row = tx.exec_params("select account_id from core_transfers where transfer_id = $1 for update",
-                                    *transfer_id);
-    if (row.empty()) {
-      record_violation(tx, *transfer_id, Violation::unknown_transfer, m);
-      return {};
-    }
-    const auto account_id = row[0][0].as<std::string>();
-    if (m.type == "TransferPending") {
-      tx.exec_params("update core_transfers set pending_seen = true where transfer_id = $1", *transfer_id);
-      return {};
-    }
-    if (m.type == "TransferUnderInvestigation") {
-      tx.exec_params("update core_transfers set under_investigation_seen = true where transfer_id = $1", *transfer_id);
-      log->warn("transfer under investigation transfer_id={} correlation_id={}", *transfer_id, m.correlation_id);
-      return {};
-    }
-    AccountCommand account_command = CompleteReservation{*transfer_id};
-    std::string reason_code;
-    if (m.type == "TransferRejected") {
-      const auto code = text(m.data, "reason_code");
-      if (!code) return tl::unexpected(MessageError{MessageErrc::invalid_data, "reason_code is missing"});
-      reason_code = *code;
-      if (reason_code == "DUPL") {
-        // About a second request under this id: this core never sends one, and the
-        // first request still gets its own outcome. Releasing here would free money
-        // that may yet leave.
-        tx.exec_params("update core_transfers set dupl_seen = dupl_seen + 1 where transfer_id = $1", *transfer_id);
-        log->warn("DUPL rejection recorded, nothing released transfer_id={}", *transfer_id);
-        return {};
-      }
-      account_command = ReleaseReservation{*transfer_id, reason_code};
-    }
-    eventstore::CommandContext context{m.correlation_id, m.event_id,
-                                       {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
-                                       m.event_id};
-    // Read-only use of the cache: the consumer's transaction commits out of our sight.
-    std::map<std::string, AccountCache::Loaded> local;
-    auto result = command(tx, account_id, account_command, context, local);
-    if (!result) {
-      if (auto* error = std::get_if<StoreError>(&result.error()))
-        // A pqxx failure is what rolls the consumer's batch back as a retryable error.
-        throw pqxx::failure("account command failed: " + error->message);
-      const auto violation = violation_of(account_command, std::get<AccountRejection>(result.error()));
-      CLEARING_ASSERT(violation.has_value());
-      record_violation(tx, *transfer_id, *violation, m);
-      return {};
-    }
-    CLEARING_ASSERT(result->events.size() == 1);  // outcomes are never idempotent no-ops
-    const bool succeeded = m.type == "TransferSucceeded";
-    // Written at the end of the batch (end_batch), the first outcome per transfer: a
-    // second one was recorded as a violation by the account above.
-    if (outcome_seen.insert(*transfer_id).second)
-      outcome_rows.push_back({{"transfer_id", *transfer_id},
-                              {"status", succeeded ? "succeeded" : "rejected"},
-                              {"reason_code", succeeded ? std::string() : reason_code},
-                              {"clearing_reference", text(m.data, "clearing_reference").value_or("")},
-                              {"outcome_event_id", m.event_id}});
-    outcome_projection.add(result->state);
-    log->debug("outcome applied transfer_id={} type={} correlation_id={}", *transfer_id, m.type, m.correlation_id);
-    return {};
-  }
-
-  // What the consumer's batch gathers to write set-wise at its end (consumer thread only).
-  AccountProjection outcome_projection;
-  Json outcome_rows = Json::array();
-  std::set<std::string> outcome_seen;
+  // Outcomes are queued per message and applied set-wise at the batch's end (made in
+  // start(), once the store exists).
+  std::unique_ptr<OutcomeApplier> outcomes;
 
   external_streams::BatchScope batch_scope() {
-    return {[this](Transaction&) {
-              outcome_projection.clear();
-              outcome_rows = Json::array();
-              outcome_seen.clear();
-            },
-            [this](Transaction& tx) -> tl::expected<void, std::string> {
-              if (!outcome_rows.empty())
-                tx.exec_params(
-                    "update core_transfers t set status = x.status, reason_code = x.reason_code,"
-                    " clearing_reference = x.clearing_reference, outcome_at = clock_timestamp(),"
-                    " outcome_event_id = x.outcome_event_id"
-                    " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, status text, reason_code text,"
-                    " clearing_reference text, outcome_event_id text)"
-                    " where t.transfer_id = x.transfer_id and t.status = 'open'",
-                    outcome_rows.dump());
-              outcome_projection.write(tx);
-              return {};
-            }};
+    return {[this](Transaction&) { outcomes->begin(); }, [this](Transaction& tx) { return outcomes->end(tx); }};
   }
 
   external_streams::MessageApplier applier() {
     return [this](Transaction& tx, const ExternalMessage& m) -> tl::expected<void, MessageError> {
-      if (m.type == "TransferSucceeded" || m.type == "TransferRejected" || m.type == "TransferPending" ||
-          m.type == "TransferUnderInvestigation")
-        return apply_outcome(tx, m);
-      if (m.type == "IncomingPaymentReceived") return apply_incoming(tx, m);
+      if (OutcomeApplier::is_outcome(m.type)) return outcomes->queue(tx, m);
+      if (m.type == "IncomingPaymentReceived") return apply_incoming_payment(tx, m);
       return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
     };
   }
@@ -676,6 +454,7 @@ struct CoreSim::Impl {
     external_streams::CatchUpFetcher fetcher;
     if (!options.adapter_catch_up_url.empty())
       fetcher = adapter::make_http_catch_up_fetcher({options.adapter_catch_up_url, options.adapter_api_token});
+    outcomes = std::make_unique<OutcomeApplier>(*store, account_cache);
     auto made_consumer =
         external_streams::StreamConsumer::create(*pool, consumer_options, applier(), parker(), std::move(fetcher),
                                                  batch_scope());

@@ -182,6 +182,38 @@ core_sim::CoreSimOptions options_for(const testing::TestDatabase& db, const std:
   return o;
 }
 
+// One JSONL request line in DKK.
+std::string jsonl_line(const std::string& id, const std::string& account, std::int64_t minor) {
+  return nlohmann::json{{"transfer_id", id},
+                        {"account_id", account},
+                        {"amount", {{"minor_units", minor}, {"currency", "DKK"}}},
+                        {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
+                        {"creditor", {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
+                        {"remittance_info", "Invoice"},
+                        {"requested_at", "2026-11-26T09:00:00Z"}}
+      .dump();
+}
+
+// Waits until the publisher has handled the whole source.
+void wait_published(core_sim::CoreSim& sim) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!sim.progress().publishing_done) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// A run that publishes the whole source and stops: its progress.
+core_sim::Progress publish_all(const core_sim::CoreSimOptions& options) {
+  auto made = core_sim::CoreSim::create(options);
+  REQUIRE(made);
+  REQUIRE((*made)->start());
+  wait_published(**made);
+  const auto progress = (*made)->progress();
+  (*made)->stop();
+  return progress;
+}
+
 }  // namespace
 
 TEST_CASE("core-sim against a fake adapter: one outcome per reservation, a duplicate counted and not applied") {
@@ -278,25 +310,14 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
   testing::TestDatabase core_db;
   const auto path = std::filesystem::temp_directory_path() / ("core_sim_" + core_db.name() + ".jsonl");
   {
-    std::ofstream out(path);
-    const auto line = [](const std::string& id, const std::string& account, std::int64_t minor) {
-      return nlohmann::json{{"transfer_id", id},
-                            {"account_id", account},
-                            {"amount", {{"minor_units", minor}, {"currency", "DKK"}}},
-                            {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
-                            {"creditor",
-                             {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
-                            {"remittance_info", "Invoice"},
-                            {"requested_at", "2026-11-26T09:00:00Z"}}
-          .dump();
-    };
-    out << line("jsonl-1", "acct-a", 1000) << "\n"
+    std::ofstream out(path);  // one batch (publish_batch_max 100)
+    out << jsonl_line("jsonl-1", "acct-a", 1000) << "\n"
         << "{ this line is broken\n"
-        << line("jsonl-2", "acct-b", 2000) << "\n"
-        << line("jsonl-3", "acct-a", 5'000'000) << "\n"  // above the opening balance: refused by the core
-        << line("jsonl-4", "acct-b", 3000) << "\n"
+        << jsonl_line("jsonl-2", "acct-b", 2000) << "\n"
+        << jsonl_line("jsonl-3", "acct-a", 5'000'000) << "\n"  // above the opening balance: refused by the core
+        << jsonl_line("jsonl-4", "acct-b", 3000) << "\n"
         // The same transfer id again, from another account, in the same batch: the first counts.
-        << line("jsonl-2", "acct-a", 2000) << "\n";
+        << jsonl_line("jsonl-2", "acct-a", 2000) << "\n";
   }
   auto options = options_for(core_db, kafka->bootstrap_servers());
   options.jsonl_path = path.string();
@@ -307,11 +328,7 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
     REQUIRE(made);
     auto& sim = **made;
     REQUIRE(sim.start());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!sim.progress().publishing_done) {
-      REQUIRE(std::chrono::steady_clock::now() < deadline);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    wait_published(sim);
     const auto p = sim.progress();
     CHECK(p.total_planned == 5);
     CHECK(p.requested == 3);
@@ -349,17 +366,7 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
     sim.stop();
   }
   // Restart over the same database and file: nothing is requested twice.
-  {
-    auto made = core_sim::CoreSim::create(options);
-    REQUIRE(made);
-    REQUIRE((*made)->start());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!(*made)->progress().publishing_done) {
-      REQUIRE(std::chrono::steady_clock::now() < deadline);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    (*made)->stop();
-  }
+  publish_all(options);
   CHECK(core_db.query_value("select count(*) from external_events") == "3");
   CHECK(core_db.query_value("select count(*) from events where type = 'FundsReserved'") == "3");
   CHECK(core_db.query_value("select account_id from core_transfers where transfer_id = 'jsonl-2'") == "acct-b");
@@ -367,6 +374,36 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
                             " from core_transfers") ==
         core_db.query_value("select string_agg(seq::text, ',' order by partition, seq) from external_events"));
   CHECK(core_db.query_value("select count(*) from events where type = 'AccountOpened'") == "2");
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("core-sim publisher: several transfers of one account in one batch chain on each other, set-wise") {
+  auto kafka = start_kafka();
+  testing::TestDatabase core_db;
+  const auto path = std::filesystem::temp_directory_path() / ("core_sim_chain_" + core_db.name() + ".jsonl");
+  // acct-a opens with 10'000: c1 and c3 fit, c4 does not after them, c5 fits what is left.
+  std::ofstream(path) << jsonl_line("c1", "acct-a", 4'000) << "\n"
+        << jsonl_line("c2", "acct-b", 1'000) << "\n"
+        << jsonl_line("c3", "acct-a", 4'000) << "\n"
+        << jsonl_line("c4", "acct-a", 4'000) << "\n"
+        << jsonl_line("c5", "acct-a", 2'000) << "\n";
+  auto options = options_for(core_db, kafka->bootstrap_servers());
+  options.jsonl_path = path.string();
+  options.opening_balance_minor = 10'000;
+  for (int run = 1; run <= 2; ++run) {  // the second run republishes nothing
+    const auto p = publish_all(options);
+    CHECK(p.requested == 4);
+    CHECK(p.refused == 1);
+  }
+  CHECK(core_db.query_value("select account_id || ':' || reason from core_refused where transfer_id = 'c4'") ==
+        "acct-a:insufficient_funds");
+  CHECK(core_db.query_value("select string_agg(data->>'transfer_id', ',' order by version) from events"
+                            " where stream_id = 'account-acct-a' and type = 'FundsReserved'") == "c1,c3,c5");
+  CHECK(core_db.query_value("select string_agg(account_id || '=' || balance_minor || '/' || reserved_minor, ','"
+                            " order by account_id) from core_accounts") == "acct-a=10000/10000,acct-b=10000/1000");
+  // Each request names its own FundsReserved event.
+  CHECK(core_db.query_value("select count(*) from core_transfers t join events e on e.event_id::text = t.reserved_event_id"
+                            " and e.data->>'transfer_id' = t.transfer_id") == "4");
   std::filesystem::remove(path);
 }
 

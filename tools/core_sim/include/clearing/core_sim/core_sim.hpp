@@ -6,7 +6,10 @@
 // What it does, once start() returned:
 // - Accounts are AccountDecider aggregates in the core's own PostgreSQL database (never
 //   the adapter's); commands start from a cache of committed states and fold only the
-//   stream's tail, so a long run does not slow down as account streams grow. For each transfer of the source, ONE transaction reserves the funds
+//   stream's tail, so a long run does not slow down as account streams grow. Account
+//   work is set-wise (account_commands.hpp, outcome_applier.hpp): a publish batch or a
+//   consumer batch costs a handful of statements however many transfers it holds.
+//   For each transfer of the source, ONE transaction reserves the funds
 //   (FundsReserved on the account) and appends TransferRequested to core.<cc>.payments.v1
 //   (key = transfer id, a fresh correlation id, source_event_id = the FundsReserved
 //   event's id). Transfers are appended in batches of `publish_batch_max` per

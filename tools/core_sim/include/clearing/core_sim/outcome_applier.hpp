@@ -1,0 +1,81 @@
+#pragma once
+// core-sim's consumer of the adapter's outcomes (TransferSucceeded, TransferRejected,
+// TransferPending, TransferUnderInvestigation), set-wise: each message is validated and
+// queued as it is applied, and the batch's work is done at its end (the consumer's
+// BatchScope::end) with a handful of statements whatever the batch holds: one locking
+// read of the batch's transfers (in transfer id order), the account commands (one tail
+// read, one append: account_commands.hpp), then one write each of the violations, the
+// transfers' flags, the transfers' outcomes and the accounts' projection.
+//
+// What each message means, in message order, as if applied one at a time:
+// - an outcome for a transfer the core never requested: violation unknown_transfer;
+// - TransferPending / TransferUnderInvestigation: recorded on the transfer;
+// - TransferRejected with DUPL: about a second request under the id, which this core
+//   never sends: counted on the transfer, nothing released;
+// - TransferSucceeded completes the reservation, TransferRejected releases it; an
+//   account that refuses (second outcome, ...) makes it a violation (violation_of). The
+//   first outcome per transfer is the transfer's outcome.
+// Unusable messages (no transfer_id; a TransferRejected without reason_code for a known
+// transfer) are errors of `queue`: the consumer parks them.
+//
+// Accounts start from the cache (read only: the consumer's transaction commits out of
+// this class's sight). An error from `end` (a database failure, accounts that kept
+// moving) means the batch must roll back; it is tried again from `begin`.
+// Thread safety: one consumer thread.
+
+#include <set>
+#include <string>
+#include <string_view>
+#include <tl/expected.hpp>
+#include <vector>
+
+#include "clearing/core_sim/account_commands.hpp"
+#include "clearing/external_streams/message.hpp"
+
+namespace clearing::core_sim {
+
+class OutcomeApplier {
+ public:
+  OutcomeApplier(eventstore::EventStore& store, const AccountCache& cache,
+                 BeforeAccountAppend before_append = {});
+
+  static bool is_outcome(std::string_view type);
+
+  // A new batch (also a failed batch tried again): drops what an earlier try gathered.
+  void begin();
+  // Validates and queues one outcome message. `tx` is used only to tell a malformed
+  // rejection of an unknown transfer (a violation) from one of a known transfer (parked).
+  tl::expected<void, external_streams::MessageError> queue(
+      eventstore::Transaction& tx, const external_streams::ExternalMessage& m);
+  // Applies what was queued.
+  tl::expected<void, std::string> end(eventstore::Transaction& tx);
+
+  int conflict_rounds() const { return conflict_rounds_; }  // of the last end()
+
+ private:
+  enum class Kind { pending, under_investigation, duplicate_request, succeeded, rejected };
+  struct Queued {
+    Kind kind;
+    std::string transfer_id;
+    std::string type;
+    std::string stream;
+    std::int32_t partition = 0;
+    std::int64_t seq = 0;
+    std::string event_id;
+    std::string correlation_id;
+    std::string reason_code;
+    std::string clearing_reference;
+  };
+
+  eventstore::EventStore& store_;
+  const AccountCache& cache_;
+  BeforeAccountAppend before_append_;
+  std::vector<Queued> queued_;
+  int conflict_rounds_ = 0;
+};
+
+// IncomingPaymentReceived: counted once per payment id (not set-wise: rare).
+tl::expected<void, external_streams::MessageError> apply_incoming_payment(
+    eventstore::Transaction& tx, const external_streams::ExternalMessage& m);
+
+}  // namespace clearing::core_sim

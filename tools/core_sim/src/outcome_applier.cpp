@@ -1,0 +1,257 @@
+// The consumer's outcomes, set-wise: see outcome_applier.hpp for the contract.
+
+#include "clearing/core_sim/outcome_applier.hpp"
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "clearing/base/assert.hpp"
+#include "clearing/base/logging.hpp"
+
+namespace clearing::core_sim {
+namespace {
+
+using external_streams::MessageErrc;
+using external_streams::MessageError;
+using Json = nlohmann::json;
+
+std::shared_ptr<spdlog::logger> logger() { return base::module_logger("core_sim"); }
+
+std::optional<std::string> text(const Json& data, const char* name) {
+  const auto it = data.find(name);
+  if (it == data.end() || !it->is_string() || it->get_ref<const std::string&>().empty())
+    return std::nullopt;
+  return it->get<std::string>();
+}
+
+// What the batch writes about its transfers besides their outcomes.
+struct TransferFlags {
+  bool pending_seen = false;
+  bool under_investigation_seen = false;
+  int dupl_seen = 0;
+};
+
+void write_violations(eventstore::Transaction& tx, const Json& rows) {
+  if (rows.empty()) return;
+  tx.exec_params(
+      "insert into core_violations (transfer_id, kind, message_type, stream, partition, seq, "
+      "event_id)"
+      " select transfer_id, kind, message_type, stream, partition, seq, event_id from "
+      "jsonb_to_recordset($1::jsonb)"
+      " as x(transfer_id text, kind text, message_type text, stream text, partition int, seq "
+      "bigint, event_id text)",
+      rows.dump());
+}
+
+void write_flags(eventstore::Transaction& tx, const std::map<std::string, TransferFlags>& flags) {
+  if (flags.empty()) return;
+  Json rows = Json::array();
+  for (const auto& [id, f] : flags)
+    rows.push_back({{"transfer_id", id},
+                    {"pending_seen", f.pending_seen},
+                    {"under_investigation_seen", f.under_investigation_seen},
+                    {"dupl_seen", f.dupl_seen}});
+  tx.exec_params(
+      "update core_transfers t set pending_seen = t.pending_seen or x.pending_seen,"
+      " under_investigation_seen = t.under_investigation_seen or x.under_investigation_seen,"
+      " dupl_seen = t.dupl_seen + x.dupl_seen"
+      " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, pending_seen boolean,"
+      " under_investigation_seen boolean, dupl_seen int)"
+      " where t.transfer_id = x.transfer_id",
+      rows.dump());
+}
+
+void write_outcomes(eventstore::Transaction& tx, const Json& rows) {
+  if (rows.empty()) return;
+  tx.exec_params(
+      "update core_transfers t set status = x.status, reason_code = x.reason_code,"
+      " clearing_reference = x.clearing_reference, outcome_at = clock_timestamp(),"
+      " outcome_event_id = x.outcome_event_id"
+      " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, status text, reason_code text,"
+      " clearing_reference text, outcome_event_id text)"
+      " where t.transfer_id = x.transfer_id and t.status = 'open'",
+      rows.dump());
+}
+
+}  // namespace
+
+OutcomeApplier::OutcomeApplier(eventstore::EventStore& store, const AccountCache& cache,
+                               BeforeAccountAppend before_append)
+    : store_(store), cache_(cache), before_append_(std::move(before_append)) {}
+
+bool OutcomeApplier::is_outcome(std::string_view type) {
+  return type == "TransferSucceeded" || type == "TransferRejected" || type == "TransferPending" ||
+         type == "TransferUnderInvestigation";
+}
+
+void OutcomeApplier::begin() {
+  queued_.clear();
+  conflict_rounds_ = 0;
+}
+
+tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& tx,
+                                                       const external_streams::ExternalMessage& m) {
+  CLEARING_ASSERT(is_outcome(m.type));
+  const auto transfer_id = text(m.data, "transfer_id");
+  if (!transfer_id)
+    return tl::unexpected(MessageError{MessageErrc::invalid_data, "transfer_id is missing"});
+  Queued q{Kind::succeeded,
+           *transfer_id,
+           m.type,
+           m.stream,
+           m.partition,
+           m.seq,
+           m.event_id,
+           m.correlation_id,
+           "",
+           text(m.data, "clearing_reference").value_or("")};
+  if (m.type == "TransferPending") q.kind = Kind::pending;
+  if (m.type == "TransferUnderInvestigation") q.kind = Kind::under_investigation;
+  if (m.type == "TransferRejected") {
+    const auto code = text(m.data, "reason_code");
+    if (!code) {
+      // An outcome for a transfer the core never requested is a violation whatever its
+      // data; only a known transfer's rejection without a reason is unusable.
+      if (!tx.exec_params("select 1 from core_transfers where transfer_id = $1", *transfer_id)
+               .empty())
+        return tl::unexpected(MessageError{MessageErrc::invalid_data, "reason_code is missing"});
+    }
+    q.reason_code = code.value_or("");
+    // DUPL is about a second request under this id: this core never sends one, and the
+    // first request still gets its own outcome. Releasing here would free money that may
+    // yet leave.
+    q.kind = q.reason_code == "DUPL" ? Kind::duplicate_request : Kind::rejected;
+  }
+  queued_.push_back(std::move(q));
+  return {};
+}
+
+tl::expected<void, std::string> OutcomeApplier::end(eventstore::Transaction& tx) {
+  conflict_rounds_ = 0;
+  if (queued_.empty()) return {};
+  const auto log = logger();
+
+  // 1. The transfers, locked in transfer id order (so two batches cannot deadlock).
+  Json ids = Json::array();
+  for (const auto& q : queued_) ids.push_back(q.transfer_id);
+  std::map<std::string, std::string> account_of;
+  const auto rows = tx.exec_params(
+      "select transfer_id, account_id from core_transfers"
+      " where transfer_id in (select jsonb_array_elements_text($1::jsonb)) order by transfer_id "
+      "for update",
+      ids.dump());
+  for (const auto& row : rows)
+    account_of.emplace(row[0].as<std::string>(), row[1].as<std::string>());
+
+  // 2. Each message in order: what it records, or the account command it asks for.
+  Json violations = Json::array();
+  const auto violate = [&](const Queued& q, Violation violation) {
+    violations.push_back({{"transfer_id", q.transfer_id},
+                          {"kind", to_string(violation)},
+                          {"message_type", q.type},
+                          {"stream", q.stream},
+                          {"partition", q.partition},
+                          {"seq", q.seq},
+                          {"event_id", q.event_id}});
+    log->error("outcome not applied transfer_id={} violation={} type={} seq={} correlation_id={}",
+               q.transfer_id, to_string(violation), q.type, q.seq, q.correlation_id);
+  };
+  std::map<std::string, TransferFlags> flags;
+  std::vector<AccountCommandRequest> commands;
+  std::vector<const Queued*> commanded;
+  for (const auto& q : queued_) {
+    const auto account = account_of.find(q.transfer_id);
+    if (account == account_of.end()) {
+      violate(q, Violation::unknown_transfer);
+      continue;
+    }
+    switch (q.kind) {
+      case Kind::pending:
+        flags[q.transfer_id].pending_seen = true;
+        continue;
+      case Kind::under_investigation:
+        flags[q.transfer_id].under_investigation_seen = true;
+        log->warn("transfer under investigation transfer_id={} correlation_id={}", q.transfer_id,
+                  q.correlation_id);
+        continue;
+      case Kind::duplicate_request:
+        ++flags[q.transfer_id].dupl_seen;
+        log->warn("DUPL rejection recorded, nothing released transfer_id={}", q.transfer_id);
+        continue;
+      case Kind::succeeded:
+      case Kind::rejected:
+        break;
+    }
+    AccountCommand command = CompleteReservation{q.transfer_id};
+    if (q.kind == Kind::rejected) command = ReleaseReservation{q.transfer_id, q.reason_code};
+    commands.push_back(
+        {account->second, std::move(command),
+         eventstore::CommandContext{
+             q.correlation_id, q.event_id,
+             Json{{"stream", q.stream}, {"partition", q.partition}, {"seq", q.seq}}, q.event_id}});
+    commanded.push_back(&q);
+  }
+
+  // 3. The account commands, set-wise; a rejected one is a violation.
+  AccountStates local;  // dropped: the cache is read only here
+  auto handled = handle_account_commands(store_, tx, commands, cache_, local, before_append_);
+  if (!handled) return tl::unexpected("account commands: " + handled.error().message);
+  conflict_rounds_ = handled->conflict_rounds;
+  AccountProjection projection;
+  Json outcomes = Json::array();
+  std::set<std::string> outcome_seen;
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    const auto& q = *commanded[i];
+    const auto& result = handled->results[i];
+    if (!result) {
+      const auto violation = violation_of(commands[i].command, result.error());
+      CLEARING_ASSERT(violation.has_value());
+      violate(q, *violation);
+      continue;
+    }
+    CLEARING_ASSERT(result->event_ids.size() == 1);  // outcomes are never idempotent no-ops
+    const bool succeeded = q.kind == Kind::succeeded;
+    // The first outcome per transfer: a second one was refused by the account above.
+    if (outcome_seen.insert(q.transfer_id).second)
+      outcomes.push_back({{"transfer_id", q.transfer_id},
+                          {"status", succeeded ? "succeeded" : "rejected"},
+                          {"reason_code", q.reason_code},
+                          {"clearing_reference", q.clearing_reference},
+                          {"outcome_event_id", q.event_id}});
+    projection.add(result->state);
+    log->debug("outcome applied transfer_id={} type={} correlation_id={}", q.transfer_id, q.type,
+               q.correlation_id);
+  }
+
+  // 4. The set-wise writes.
+  write_violations(tx, violations);
+  write_flags(tx, flags);
+  write_outcomes(tx, outcomes);
+  projection.write(tx);
+  return {};
+}
+
+tl::expected<void, MessageError> apply_incoming_payment(
+    eventstore::Transaction& tx, const external_streams::ExternalMessage& m) {
+  const auto payment_id = text(m.data, "payment_id");
+  if (!payment_id)
+    return tl::unexpected(MessageError{MessageErrc::invalid_data, "payment_id is missing"});
+  const auto amount = m.data.find("amount");
+  std::optional<std::int64_t> minor;
+  std::optional<std::string> currency;
+  if (amount != m.data.end() && amount->is_object()) {
+    if (auto it = amount->find("minor_units"); it != amount->end() && it->is_number_integer())
+      minor = it->get<std::int64_t>();
+    if (auto it = amount->find("currency"); it != amount->end() && it->is_string())
+      currency = it->get<std::string>();
+  }
+  tx.exec_params(
+      "insert into core_incoming_payments (payment_id, amount_minor, currency, event_id) values "
+      "($1, $2, $3, $4)"
+      " on conflict (payment_id) do nothing",
+      *payment_id, minor.value_or(0), currency.value_or(""), m.event_id);
+  return {};
+}
+
+}  // namespace clearing::core_sim

@@ -1,0 +1,313 @@
+// core-sim's set-wise account work against a real PostgreSQL server, as specifications:
+// given accounts and reservations, when a batch of commands (the publisher's) or of
+// outcome messages (the consumer's) is handled in one transaction, then these events,
+// rejections, violations and read models. Includes accounts that move between the
+// batch's read and its append (another transaction appends meanwhile).
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "clearing/base/uuid.hpp"
+#include "clearing/core_sim/account_commands.hpp"
+#include "clearing/core_sim/core_sim_schema.hpp"
+#include "clearing/core_sim/outcome_applier.hpp"
+#include "clearing/eventstore/migrations.hpp"
+#include "test_database.hpp"
+
+using namespace clearing;
+using namespace clearing::core_sim;
+using eventstore::StoreResult;
+using eventstore::Transaction;
+
+namespace {
+
+sagas::Money dkk(std::int64_t minor) { return sagas::Money{minor, *sagas::Currency::parse("DKK")}; }
+
+AccountCommandRequest reserve(const std::string& account, const std::string& transfer,
+                              std::int64_t minor) {
+  return {account, ReserveFunds{transfer, dkk(minor)},
+          eventstore::CommandContext{"corr-" + transfer, "", nullptr, "reserve|" + transfer}};
+}
+
+struct Fixture {
+  testing::TestDatabase database;
+  std::unique_ptr<eventstore::ConnectionPool> pool;
+  std::unique_ptr<eventstore::EventStore> store;
+  AccountCache cache;
+
+  Fixture() {
+    pool = std::make_unique<eventstore::ConnectionPool>(
+        eventstore::DatabaseOptions{.url = database.url()});
+    for (const auto* m : {&eventstore::eventstore_migrations(), &core_sim_migrations()})
+      REQUIRE(eventstore::apply_migrations(*pool, *m));
+    store = std::make_unique<eventstore::EventStore>(*pool);
+  }
+
+  // Handles the commands in a transaction of their own and merges the states into the
+  // cache once committed, as the publisher does.
+  AccountBatchResult handle(const std::vector<AccountCommandRequest>& commands,
+                            const BeforeAccountAppend& before_append = {}) {
+    AccountStates local;
+    auto done = pool->transact([&](Transaction& tx) -> StoreResult<AccountBatchResult> {
+      local.clear();
+      return handle_account_commands(*store, tx, commands, cache, local, before_append);
+    });
+    REQUIRE_MESSAGE(done, (done ? std::string() : done.error().message));
+    cache.merge(local);
+    return *done;
+  }
+
+  void open(const std::string& account, std::int64_t minor) {
+    const auto done =
+        handle({{account, OpenAccount{account, dkk(minor)},
+                 eventstore::CommandContext{"corr-open", "", nullptr, "open|" + account}}});
+    REQUIRE(done.results.front());
+  }
+
+  // A reservation and the transfer row the publisher would have written with it.
+  void request(const std::string& account, const std::string& transfer, std::int64_t minor) {
+    const auto done = handle({reserve(account, transfer, minor)});
+    REQUIRE(done.results.front());
+    database.exec(
+        "insert into core_transfers (transfer_id, account_id, amount_minor, currency, "
+        "correlation_id,"
+        " reserved_event_id, stream_partition, stream_seq, request_batch, requested_at) values ('" +
+        transfer + "', '" + account + "', " + std::to_string(minor) + ", 'DKK', 'corr-" + transfer +
+        "', '" + done.results.front()->event_ids.front().value() + "', 0, 1, 'b', now())");
+  }
+
+  // Moves the account in a transaction of its own (another connection): a reservation.
+  void move_concurrently(const std::string& account, const std::string& transfer,
+                         std::int64_t minor) {
+    AccountCache empty;
+    AccountStates local;
+    auto moved = pool->transact([&](Transaction& tx) -> StoreResult<AccountBatchResult> {
+      return handle_account_commands(*store, tx, std::vector{reserve(account, transfer, minor)},
+                                     empty, local);
+    });
+    REQUIRE(moved);
+    REQUIRE(moved->results.front());
+  }
+
+  std::string value(const std::string& sql) { return database.query_value(sql); }
+};
+
+external_streams::ExternalMessage outcome(const std::string& type, const std::string& transfer,
+                                          std::int64_t seq,
+                                          nlohmann::json extra = nlohmann::json::object()) {
+  external_streams::ExternalMessage m;
+  m.stream = "adapter.dk.payments.v1";
+  m.partition = 0;
+  m.seq = seq;
+  m.event_id = base::new_uuid();
+  m.type = type;
+  m.correlation_id = "corr-" + transfer;
+  m.data = std::move(extra);
+  m.data["transfer_id"] = transfer;
+  return m;
+}
+
+nlohmann::json rejected(const std::string& code) {
+  return {{"reason_code", code}, {"reason", "test"}};
+}
+
+// One consumer batch: begin, every message queued (errors returned in order), end.
+struct ConsumerBatch {
+  std::vector<bool> queued;
+  int conflict_rounds = 0;
+};
+ConsumerBatch consume(Fixture& f, const std::vector<external_streams::ExternalMessage>& messages,
+                      const BeforeAccountAppend& before_append = {}) {
+  OutcomeApplier applier(*f.store, f.cache, before_append);
+  ConsumerBatch out;
+  auto done = f.pool->transact([&](Transaction& tx) -> StoreResult<int> {
+    applier.begin();
+    out.queued.clear();
+    for (const auto& m : messages) out.queued.push_back(applier.queue(tx, m).has_value());
+    auto ended = applier.end(tx);
+    if (!ended)
+      return tl::unexpected(
+          eventstore::StoreError{eventstore::StoreErrc::transient, ended.error()});
+    return 0;
+  });
+  REQUIRE_MESSAGE(done, (done ? std::string() : done.error().message));
+  out.conflict_rounds = applier.conflict_rounds();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "publisher batch: several reservations of one account chain on each other, in batch order") {
+  Fixture f;
+  f.open("acct-a", 10'000);
+  f.open("acct-b", 10'000);
+  const auto done = f.handle({reserve("acct-a", "t1", 4'000), reserve("acct-b", "t2", 1'000),
+                              reserve("acct-a", "t3", 4'000), reserve("acct-a", "t4", 4'000),
+                              reserve("acct-a", "t5", 2'000)});
+  REQUIRE(done.results.size() == 5);
+  CHECK(done.conflict_rounds == 0);
+  REQUIRE(done.results[0]);
+  REQUIRE(done.results[1]);
+  REQUIRE(done.results[2]);
+  REQUIRE_FALSE(done.results[3]);  // 8'000 of 10'000 reserved by t1 and t3
+  CHECK(done.results[3].error().code == AccountRejectionCode::insufficient_funds);
+  REQUIRE(done.results[4]);
+  CHECK(done.results[4]->state.reserved_minor == 10'000);
+  CHECK(done.results[2]->state.reserved_minor == 8'000);
+
+  // One append per account: versions follow batch order.
+  CHECK(f.value("select string_agg(data->>'transfer_id', ',' order by version) from events"
+                " where stream_id = 'account-acct-a'") ==
+        "t1,t3,t5");  // AccountOpened has no transfer id
+  // Event ids from the command's own seed and its own event index, as one command at a time.
+  const auto stream = account_stream_name("acct-a");
+  CHECK(done.results[4]->event_ids.front().value() ==
+        base::derived_uuid("9b2e6c1a-4f7d-4a3b-8e5c-1d0f2a7b6c94", "reserve|t5|" + stream + "|0"));
+  CHECK(f.value("select event_id::text from events where data->>'transfer_id' = 't5'") ==
+        done.results[4]->event_ids.front().value());
+  CHECK(f.cache.get(stream).version.value() == 4);
+
+  // The same batch again: every reservation is done already, nothing new.
+  const auto again = f.handle({reserve("acct-a", "t1", 4'000), reserve("acct-a", "t3", 4'000)});
+  REQUIRE(again.results[0]);
+  CHECK(again.results[0]->event_ids.empty());
+  CHECK(again.results[1]->event_ids.empty());
+  CHECK(f.value("select count(*) from events") == "6");
+}
+
+TEST_CASE("publisher batch: a cache behind the stream is caught up by the tail read") {
+  Fixture f;
+  f.open("acct-a", 10'000);
+  f.move_concurrently("acct-a", "elsewhere", 6'000);  // committed, not in the cache
+  const auto done = f.handle({reserve("acct-a", "t1", 3'000), reserve("acct-a", "t2", 3'000)});
+  CHECK(done.conflict_rounds == 0);
+  REQUIRE(done.results[0]);
+  REQUIRE_FALSE(done.results[1]);
+  CHECK(done.results[1].error().code == AccountRejectionCode::insufficient_funds);
+  CHECK(f.cache.get(account_stream_name("acct-a")).version.value() == 3);
+}
+
+TEST_CASE(
+    "publisher batch: an account that moved between the read and the append is decided again") {
+  Fixture f;
+  f.open("acct-a", 10'000);
+  f.open("acct-b", 10'000);
+  // Between the batch's read and its append, another transaction reserves 7'000 of acct-a.
+  const auto done = f.handle({reserve("acct-b", "t0", 1'000), reserve("acct-a", "t1", 2'000),
+                              reserve("acct-a", "t2", 2'000)},
+                             [&](int round) {
+                               if (round == 1) f.move_concurrently("acct-a", "moved", 7'000);
+                             });
+  CHECK(done.conflict_rounds == 1);
+  REQUIRE(done.results[0]);
+  REQUIRE(done.results[1]);  // 7'000 + 2'000 of 10'000
+  REQUIRE_FALSE(done.results[2]);
+  CHECK(done.results[2].error().code == AccountRejectionCode::insufficient_funds);
+  CHECK(f.value("select string_agg(data->>'transfer_id', ',' order by version) from events"
+                " where stream_id = 'account-acct-a'") == "moved,t1");
+  CHECK(f.value("select count(*) from events where stream_id = 'account-acct-b'") == "2");
+  const auto cached = f.cache.get(account_stream_name("acct-a"));
+  CHECK(cached.version.value() == 3);
+  CHECK(cached.state.reserved_minor == 9'000);
+}
+
+TEST_CASE("consumer batch: several outcomes for one account, in message order") {
+  Fixture f;
+  f.open("acct-a", 10'000);
+  f.request("acct-a", "t1", 1'000);
+  f.request("acct-a", "t2", 2'000);
+  f.request("acct-a", "t3", 3'000);
+  const auto batch = consume(
+      f,
+      {outcome("TransferSucceeded", "t1", 1, {{"clearing_reference", "CR-1"}}),
+       outcome("TransferPending", "t3", 2), outcome("TransferRejected", "t2", 3, rejected("AC04")),
+       outcome("TransferUnderInvestigation", "t3", 4), outcome("TransferSucceeded", "t3", 5)});
+  CHECK(batch.queued == std::vector<bool>(5, true));
+  CHECK(batch.conflict_rounds == 0);
+  CHECK(f.value("select string_agg(transfer_id || ':' || status || ':' || coalesce(reason_code, "
+                "'') || ':' ||"
+                " coalesce(clearing_reference, '') || ':' || pending_seen || ':' || "
+                "under_investigation_seen,"
+                " ',' order by transfer_id) from core_transfers") ==
+        "t1:succeeded::CR-1:false:false,t2:rejected:AC04::false:false,t3:succeeded:::true:true");
+  CHECK(f.value("select balance_minor || '/' || reserved_minor from core_accounts where account_id "
+                "= 'acct-a'") == "6000/0");
+  CHECK(f.value("select string_agg(type, ',' order by version) from events where stream_id = "
+                "'account-acct-a'") ==
+        "AccountOpened,FundsReserved,FundsReserved,FundsReserved,ReservationCompleted,"
+        "ReservationReleased,"
+        "ReservationCompleted");
+  CHECK(f.value("select count(*) from core_violations") == "0");
+  CHECK(f.value("select count(*) from core_transfers where outcome_at is not null") == "3");
+}
+
+TEST_CASE(
+    "consumer batch: a second outcome for a transfer in the same batch is a violation, the first "
+    "wins") {
+  Fixture f;
+  f.open("acct-a", 10'000);
+  f.request("acct-a", "t1", 1'000);
+  const auto first = outcome("TransferSucceeded", "t1", 1);
+  consume(f, {first, outcome("TransferRejected", "t1", 2, rejected("AC04")),
+              outcome("TransferSucceeded", "t1", 3)});
+  CHECK(f.value("select status || ':' || outcome_event_id from core_transfers") ==
+        "succeeded:" + first.event_id);
+  CHECK(f.value("select string_agg(kind || '@' || seq, ',' order by id) from core_violations") ==
+        "release_after_completion@2,double_completion@3");
+  CHECK(f.value("select count(*) from events where type in ('ReservationCompleted', "
+                "'ReservationReleased')") == "1");
+  CHECK(f.value("select balance_minor || '/' || reserved_minor from core_accounts") == "9000/0");
+}
+
+TEST_CASE(
+    "consumer batch: unknown transfers are violations, DUPL releases nothing, a reasonless "
+    "rejection is parked") {
+  Fixture f;
+  f.open("acct-a", 10'000);
+  f.request("acct-a", "t1", 1'000);
+  const auto batch =
+      consume(f, {outcome("TransferSucceeded", "stranger", 1),
+                  outcome("TransferRejected", "t1", 2, rejected("DUPL")),
+                  outcome("TransferRejected", "t1", 3, rejected("DUPL")),
+                  outcome("TransferRejected", "t1", 4),          // no reason code: unusable
+                  outcome("TransferRejected", "stranger-2", 5),  // unknown first: a violation
+                  outcome("TransferPending", "stranger-3", 6)});
+  CHECK(batch.queued == std::vector<bool>{true, true, true, false, true, true});
+  CHECK(
+      f.value(
+          "select string_agg(transfer_id || ':' || kind, ',' order by id) from core_violations") ==
+      "stranger:unknown_transfer,stranger-2:unknown_transfer,stranger-3:unknown_transfer");
+  CHECK(f.value("select status || ':' || dupl_seen from core_transfers") == "open:2");
+  CHECK(f.value("select count(*) from events where type = 'ReservationReleased'") == "0");
+}
+
+TEST_CASE(
+    "consumer batch: an account that moved between the read and the append is decided again") {
+  Fixture f;
+  f.open("acct-a", 10'000);
+  f.request("acct-a", "t1", 1'000);
+  f.request("acct-a", "t2", 2'000);
+  const auto batch = consume(f,
+                             {outcome("TransferSucceeded", "t1", 1),
+                              outcome("TransferRejected", "t2", 2, rejected("AM04"))},
+                             [&](int round) {
+                               if (round == 1)
+                                 f.move_concurrently("acct-a", "t9", 4'000);  // the publisher, say
+                             });
+  CHECK(batch.conflict_rounds == 1);
+  CHECK(f.value("select string_agg(type || ':' || coalesce(data->>'transfer_id', "
+                "data->>'account_id'), ','"
+                " order by version) from events"
+                " where stream_id = 'account-acct-a'") ==
+        "AccountOpened:acct-a,FundsReserved:t1,FundsReserved:t2,FundsReserved:t9,"
+        "ReservationCompleted:t1,"
+        "ReservationReleased:t2");
+  // The projection holds the state after everything, the concurrent reservation included.
+  CHECK(f.value("select balance_minor || '/' || reserved_minor from core_accounts") == "9000/4000");
+  CHECK(f.value("select string_agg(status, ',' order by transfer_id) from core_transfers") ==
+        "succeeded,rejected");
+}
