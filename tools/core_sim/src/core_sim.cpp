@@ -207,13 +207,14 @@ struct CoreSim::Impl {
     eventstore::RecordedEvent source;  // the FundsReserved it is caused by
   };
 
-  // The transfer ids (a JSON array) that an earlier run requested or refused.
+  // The transfer ids (a JSON array) that an earlier run requested or refused. `= any(array(...))`
+  // probes the primary keys; `in (select ...)` let the planner scan the tables.
   static std::set<std::string> seen_transfers(Transaction& tx, const Json& ids) {
     std::set<std::string> seen;
     const auto rows = tx.exec_params(
-        "with ids as (select jsonb_array_elements_text($1::jsonb) as transfer_id)"
-        " select transfer_id from core_transfers where transfer_id in (select transfer_id from ids)"
-        " union all select transfer_id from core_refused where transfer_id in (select transfer_id from ids)",
+        "select transfer_id from core_transfers where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))"
+        " union all select transfer_id from core_refused"
+        " where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))",
         ids.dump());
     for (const auto& row : rows) seen.insert(row[0].as<std::string>());
     return seen;

@@ -25,6 +25,10 @@ std::optional<std::string> text(const Json& data, const char* name) {
   return it->get<std::string>();
 }
 
+// The updates below name their rows twice: joined to the input, and by primary key
+// (`= any(array(...))`), without which the planner, expecting 100 input rows, scans the
+// whole table.
+
 // What the batch writes about its transfers besides their outcomes.
 struct TransferFlags {
   bool pending_seen = false;
@@ -58,7 +62,9 @@ void write_flags(eventstore::Transaction& tx, const std::map<std::string, Transf
       " dupl_seen = t.dupl_seen + x.dupl_seen"
       " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, pending_seen boolean,"
       " under_investigation_seen boolean, dupl_seen int)"
-      " where t.transfer_id = x.transfer_id",
+      " where t.transfer_id = x.transfer_id"
+      " and t.transfer_id = any(array(select r->>'transfer_id' from "
+      "jsonb_array_elements($1::jsonb) r))",
       rows.dump());
 }
 
@@ -70,7 +76,9 @@ void write_outcomes(eventstore::Transaction& tx, const Json& rows) {
       " outcome_event_id = x.outcome_event_id"
       " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, status text, reason_code text,"
       " clearing_reference text, outcome_event_id text)"
-      " where t.transfer_id = x.transfer_id and t.status = 'open'",
+      " where t.transfer_id = x.transfer_id and t.status = 'open'"
+      " and t.transfer_id = any(array(select r->>'transfer_id' from "
+      "jsonb_array_elements($1::jsonb) r))",
       rows.dump());
 }
 
@@ -138,8 +146,8 @@ tl::expected<void, std::string> OutcomeApplier::end(eventstore::Transaction& tx)
   std::map<std::string, std::string> account_of;
   const auto rows = tx.exec_params(
       "select transfer_id, account_id from core_transfers"
-      " where transfer_id in (select jsonb_array_elements_text($1::jsonb)) order by transfer_id "
-      "for update",
+      " where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))"
+      " order by transfer_id for update",
       ids.dump());
   for (const auto& row : rows)
     account_of.emplace(row[0].as<std::string>(), row[1].as<std::string>());
