@@ -260,12 +260,19 @@ StoreResult<void> mark_published(Transaction& tx, const std::string& stream, std
 }
 
 StoreResult<InboundProgress> lock_progress(Transaction& tx, const std::string& stream, std::int32_t partition) {
-  tx.exec_params(
-      "insert into inbound_stream_progress (stream, partition) values ($1, $2) on conflict do nothing",
-      stream, partition);
-  const auto row = tx.exec_params(
-      "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2 for update",
-      stream, partition);
+  // The row exists after a partition's first batch: one statement then; the first
+  // batch creates it (a concurrent creator makes the insert a no-op) and locks it after.
+  auto lock = [&] {
+    return tx.exec_params(
+        "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2 for update",
+        stream, partition);
+  };
+  auto row = lock();
+  if (row.empty()) {
+    tx.exec_params("insert into inbound_stream_progress (stream, partition) values ($1, $2) on conflict do nothing",
+                   stream, partition);
+    row = lock();
+  }
   CLEARING_ASSERT(row.size() == 1);
   return InboundProgress{row[0][0].as<std::int64_t>(), row[0][1].as<std::int64_t>()};
 }
