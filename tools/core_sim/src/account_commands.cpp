@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <set>
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/uuid.hpp"
@@ -36,9 +37,7 @@ struct AccountGroup {
   std::string stream;
   LoadedAccount start;
   std::vector<std::size_t> commands;
-  // The current round's decision: the events to append and the state after them.
-  std::vector<eventstore::EventData> events;
-  AccountState end;
+  AccountState end;  // after the current round's decisions
 };
 
 eventstore::ExpectedVersion expected_for(eventstore::StreamVersion version) {
@@ -81,12 +80,15 @@ StoreResult<void> read_tails(Transaction& tx, std::span<AccountGroup* const> gro
 
 // Decides the group's commands in order on its start state: their results, and the
 // group's events and end state.
+// Decides the group's commands in order on its start state: their results, their
+// events (events_of, by command), and the group's end state.
 void decide_group(AccountGroup& group, std::span<const AccountCommandRequest> commands,
-                  std::vector<AccountCommandResult>& results) {
-  group.events.clear();
+                  std::vector<AccountCommandResult>& results,
+                  std::vector<std::vector<eventstore::EventData>>& events_of) {
   group.end = group.start.state;
   for (const auto i : group.commands) {
     const auto& c = commands[i];
+    events_of[i].clear();
     auto decided = AccountDecider::decide(c.command, group.end);
     if (!decided) {
       results[i] = tl::unexpected(std::move(decided.error()));
@@ -102,7 +104,7 @@ void decide_group(AccountGroup& group, std::span<const AccountCommandRequest> co
                                                       c.context.idempotency_seed + "|" +
                                                           group.stream + "|" + std::to_string(k))};
       done.event_ids.push_back(id);
-      group.events.push_back({std::move(id), std::string(AccountCodec::event_type(event)),
+      events_of[i].push_back({std::move(id), std::string(AccountCodec::event_type(event)),
                               AccountCodec::encode(event),
                               eventstore::Metadata{c.context.correlation_id, c.context.causation_id,
                                                    c.context.source, nullptr}});
@@ -113,74 +115,143 @@ void decide_group(AccountGroup& group, std::span<const AccountCommandRequest> co
   }
 }
 
+// One account's events in one append_batch.
+struct AppendPart {
+  AccountGroup* group = nullptr;
+  std::vector<std::size_t> commands;
+  std::vector<eventstore::EventData> events;
+  std::set<std::string> order_keys;  // of its commands
+};
+using Segment = std::vector<AppendPart>;  // one append_batch, written in part order
+
+// Splits the decided events, in command order, into segments: append_batch writes an
+// account's events together, so a command joins its account's part of the current
+// segment unless a later part holds a command with the same order key (which must
+// stay before it); then a new segment starts. Without order keys: one segment.
+std::vector<Segment> segments_of(std::span<const AccountCommandRequest> commands,
+                                 std::span<AccountGroup* const> group_of_command,
+                                 std::vector<std::vector<eventstore::EventData>>& events_of) {
+  std::vector<Segment> segments(1);
+  std::map<const AccountGroup*, std::size_t> part_of;  // in the current segment
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    if (group_of_command[i] == nullptr || events_of[i].empty()) continue;
+    const auto& key = commands[i].order_key;
+    auto found = part_of.find(group_of_command[i]);
+    if (found != part_of.end() && !key.empty()) {
+      auto& segment = segments.back();
+      for (auto k = found->second + 1; k < segment.size(); ++k)
+        if (segment[k].order_keys.count(key) > 0) {
+          segments.emplace_back();
+          part_of.clear();
+          found = part_of.end();
+          break;
+        }
+    }
+    if (found == part_of.end()) {
+      found = part_of.emplace(group_of_command[i], segments.back().size()).first;
+      segments.back().push_back(AppendPart{group_of_command[i], {}, {}, {}});
+    }
+    auto& part = segments.back()[found->second];
+    part.commands.push_back(i);
+    for (auto& event : events_of[i]) part.events.push_back(std::move(event));
+    if (!key.empty()) part.order_keys.insert(key);
+  }
+  if (segments.back().empty()) segments.pop_back();
+  return segments;
+}
+
 // One chunk (at most kAccountCommandsPerAppendMax commands): read, decide, append,
-// and again for the accounts that moved meanwhile.
+// and again for the accounts that moved meanwhile (when no command has an order key:
+// a part written again later would break the order of the others).
 StoreResult<int> handle_chunk(eventstore::EventStore& store, Transaction& tx,
                               std::span<const AccountCommandRequest> commands,
                               const AccountCache& cache, AccountStates& local,
                               const BeforeAccountAppend& before_append,
                               std::vector<AccountCommandResult>& results) {
   std::vector<AccountGroup> groups;
-  std::map<std::string, std::size_t> group_of;
+  std::map<std::string, std::size_t> group_index;
+  std::vector<std::size_t> index_of_command(commands.size());
+  bool ordered = false;
   for (std::size_t i = 0; i < commands.size(); ++i) {
+    ordered = ordered || !commands[i].order_key.empty();
     auto stream = account_stream_name(commands[i].account_id);
-    auto [it, inserted] = group_of.try_emplace(stream, groups.size());
+    auto [it, inserted] = group_index.try_emplace(stream, groups.size());
     if (inserted) {
       const auto known = local.find(stream);
       auto start = known != local.end() ? known->second : cache.get(stream);
-      groups.push_back({std::move(stream), std::move(start), {}, {}, {}});
+      groups.push_back({std::move(stream), std::move(start), {}, {}});
     }
     groups[it->second].commands.push_back(i);
+    index_of_command[i] = it->second;
   }
   std::vector<AccountGroup*> pending;
   for (auto& group : groups) pending.push_back(&group);
+  std::vector<std::vector<eventstore::EventData>> events_of(commands.size());
 
   StoreError conflict{StoreErrc::internal, "no round"};
   for (int round = 1; round <= kAccountConflictRoundsMax; ++round) {
     if (auto read = read_tails(tx, pending); !read) return tl::unexpected(read.error());
-    std::vector<eventstore::StreamAppend> appends;
-    std::vector<AccountGroup*> appending;
+    std::vector<AccountGroup*> group_of_command(commands.size(), nullptr);
+    std::map<const AccountGroup*, std::int64_t> version;  // as the appends move it
     for (auto* group : pending) {
-      decide_group(*group, commands, results);
-      if (group->events.empty()) {
-        local[group->stream] = group->start;  // nothing new: the state read is the state
-        continue;
-      }
-      appends.push_back({eventstore::StreamId{group->stream}, expected_for(group->start.version),
-                         std::move(group->events)});
-      appending.push_back(group);
+      decide_group(*group, commands, results, events_of);
+      for (const auto i : group->commands) group_of_command[i] = group;
+      version[group] = group->start.version.value();
     }
-    pending.clear();
-    if (appends.empty()) return round - 1;
-    if (before_append) before_append(round);
-    auto appended = store.append_batch(tx, appends);
-    if (!appended) return tl::unexpected(appended.error());
-    CLEARING_ASSERT(appended->size() == appends.size());
-    for (std::size_t k = 0; k < appends.size(); ++k) {
-      auto* group = appending[k];
-      const auto& answer = (*appended)[k];
-      if (!answer) {
-        if (answer.error().code != StoreErrc::wrong_expected_version)
-          return tl::unexpected(answer.error());
-        conflict = answer.error();
-        pending.push_back(group);  // decided again on its tail, next round
+    const auto segments = segments_of(commands, group_of_command, events_of);
+    if (before_append && !segments.empty()) before_append(round);
+    std::set<const AccountGroup*> redo, forget;
+    for (const auto& segment : segments) {
+      std::vector<eventstore::StreamAppend> appends;
+      for (const auto& part : segment)
+        appends.push_back({eventstore::StreamId{part.group->stream},
+                           expected_for(eventstore::StreamVersion{version[part.group]}),
+                           part.events});
+      auto appended = store.append_batch(tx, appends);
+      if (!appended) return tl::unexpected(appended.error());
+      CLEARING_ASSERT(appended->size() == appends.size());
+      for (std::size_t k = 0; k < segment.size(); ++k) {
+        const auto& part = segment[k];
+        const auto& answer = (*appended)[k];
+        if (!answer) {
+          if (answer.error().code != StoreErrc::wrong_expected_version || ordered)
+            return tl::unexpected(answer.error());
+          CLEARING_ASSERT(segments.size() == 1);
+          conflict = answer.error();
+          redo.insert(part.group);  // decided again on its tail, next round
+          continue;
+        }
+        if (answer->already_appended) {
+          // Every id is stored already, yet the tail did not show them: what the
+          // commands decided was not written now. Report no new events and forget the
+          // state, so a later use starts from the cache again.
+          if (segments.size() > 1)
+            return tl::unexpected(
+                StoreError{StoreErrc::internal, "ids stored already in " + part.group->stream});
+          for (const auto i : part.commands)
+            if (results[i]) results[i]->event_ids.clear();
+          forget.insert(part.group);
+          continue;
+        }
+        const auto count = static_cast<std::int64_t>(part.events.size());
+        CLEARING_ASSERT(answer->next_expected_version.value() == version[part.group] + count);
+        version[part.group] = answer->next_expected_version.value();
+      }
+    }
+    std::vector<AccountGroup*> again;
+    for (auto* group : pending) {
+      if (redo.count(group) > 0) {
+        again.push_back(group);
         continue;
       }
-      const auto count = static_cast<std::int64_t>(appends[k].events.size());
-      if (answer->already_appended) {
-        // Every id is stored already, yet the tail did not show them: what the
-        // commands decided was not written now. Report no new events and forget the
-        // state, so a later use starts from the cache again.
-        for (const auto i : group->commands)
-          if (results[i]) results[i]->event_ids.clear();
+      if (forget.count(group) > 0) {
         local.erase(group->stream);
         continue;
       }
-      CLEARING_ASSERT(answer->next_expected_version.value() ==
-                      group->start.version.value() + count);
-      local[group->stream] = LoadedAccount{group->end, answer->next_expected_version};
+      local[group->stream] = LoadedAccount{group->end, eventstore::StreamVersion{version[group]}};
     }
-    if (pending.empty()) return round - 1;
+    if (again.empty()) return round - 1;
+    pending = std::move(again);
   }
   return tl::unexpected(conflict);
 }

@@ -93,10 +93,7 @@ bool OutcomeApplier::is_outcome(std::string_view type) {
          type == "TransferUnderInvestigation";
 }
 
-void OutcomeApplier::begin() {
-  queued_.clear();
-  conflict_rounds_ = 0;
-}
+void OutcomeApplier::begin() { queued_.clear(); }
 
 tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& tx,
                                                        const external_streams::ExternalMessage& m) {
@@ -136,7 +133,6 @@ tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& 
 }
 
 tl::expected<void, std::string> OutcomeApplier::end(eventstore::Transaction& tx) {
-  conflict_rounds_ = 0;
   if (queued_.empty()) return {};
   const auto log = logger();
 
@@ -197,7 +193,9 @@ tl::expected<void, std::string> OutcomeApplier::end(eventstore::Transaction& tx)
         {account->second, std::move(command),
          eventstore::CommandContext{
              q.correlation_id, q.event_id,
-             Json{{"stream", q.stream}, {"partition", q.partition}, {"seq", q.seq}}, q.event_id}});
+             Json{{"stream", q.stream}, {"partition", q.partition}, {"seq", q.seq}}, q.event_id},
+         q.stream + "/" +
+             std::to_string(q.partition)});  // positions in message order per partition
     commanded.push_back(&q);
   }
 
@@ -205,7 +203,6 @@ tl::expected<void, std::string> OutcomeApplier::end(eventstore::Transaction& tx)
   AccountStates local;  // dropped: the cache is read only here
   auto handled = handle_account_commands(store_, tx, commands, cache_, local, before_append_);
   if (!handled) return tl::unexpected("account commands: " + handled.error().message);
-  conflict_rounds_ = handled->conflict_rounds;
   AccountProjection projection;
   Json outcomes = Json::array();
   std::set<std::string> outcome_seen;

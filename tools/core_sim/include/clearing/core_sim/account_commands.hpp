@@ -15,7 +15,8 @@
 // that moved between that read and the append (append_batch answers
 // wrong_expected_version for it, writing nothing of it) has its tail read again and its
 // commands decided again, at most kAccountConflictRoundsMax times. The append locks the
-// account's version row, so a second round normally succeeds.
+// account's version row, so a second round normally succeeds. Batches with order keys
+// (see AccountCommandRequest) fail on a conflict instead: the caller rolls back.
 //
 // Thread safety: AccountCache is thread safe; the functions are not (one transaction).
 
@@ -80,6 +81,12 @@ struct AccountCommandRequest {
   std::string account_id;
   AccountCommand command;
   eventstore::CommandContext context;
+  // Commands with the same non-empty key get their events' positions (the commit order
+  // readers see) in batch order, though append_batch writes an account's events
+  // together: the consumer keys by the message's partition. Keyed batches take more
+  // appends when accounts interleave, and a conflict fails them instead of being
+  // decided again (a part written later would come after the others).
+  std::string order_key;
 };
 
 // A command that was decided: the ids of the events it wrote (empty: it was done

@@ -18,9 +18,12 @@
 // Unusable messages (no transfer_id; a TransferRejected without reason_code for a known
 // transfer) are errors of `queue`: the consumer parks them.
 //
-// Accounts start from the cache (read only: the consumer's transaction commits out of
-// this class's sight). An error from `end` (a database failure, accounts that kept
-// moving) means the batch must roll back; it is tried again from `begin`.
+// The account events get positions (the commit order readers see) in message order per
+// partition, as applying one message at a time gave them; interleaved accounts cost more
+// appends. Accounts start from the cache (read only: the consumer's transaction commits
+// out of this class's sight). An error from `end` (a database failure, an account that
+// moved between the batch's read and its append) means the batch must roll back; it is
+// tried again from `begin`, on a fresh read.
 // Thread safety: one consumer thread.
 
 #include <set>
@@ -50,8 +53,6 @@ class OutcomeApplier {
   // Applies what was queued.
   tl::expected<void, std::string> end(eventstore::Transaction& tx);
 
-  int conflict_rounds() const { return conflict_rounds_; }  // of the last end()
-
  private:
   enum class Kind { pending, under_investigation, duplicate_request, succeeded, rejected };
   struct Queued {
@@ -71,7 +72,6 @@ class OutcomeApplier {
   const AccountCache& cache_;
   BeforeAccountAppend before_append_;
   std::vector<Queued> queued_;
-  int conflict_rounds_ = 0;
 };
 
 // IncomingPaymentReceived: counted once per payment id (not set-wise: rare).
