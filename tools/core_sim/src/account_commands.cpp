@@ -78,6 +78,18 @@ StoreResult<void> read_tails(Transaction& tx, std::span<AccountGroup* const> gro
       StoreError{StoreErrc::internal, "account tails longer than the page limit"});
 }
 
+// Locks the groups' version rows as append_batch does (in stream id order, which is how
+// it takes them too), so no other transaction can append to them until this one ends.
+void lock_streams(Transaction& tx, const std::vector<AccountGroup>& groups) {
+  nlohmann::json streams = nlohmann::json::array();
+  for (const auto& group : groups) streams.push_back(group.stream);
+  tx.exec_params(
+      "select stream_id from event_streams"
+      " where stream_id = any(array(select jsonb_array_elements_text($1::jsonb)))"
+      " order by stream_id for update",
+      streams.dump());
+}
+
 // Decides the group's commands in order on its start state: their results, and the
 // group's events and end state.
 // Decides the group's commands in order on its start state: their results, their
@@ -184,6 +196,8 @@ StoreResult<int> handle_chunk(eventstore::EventStore& store, Transaction& tx,
     groups[it->second].commands.push_back(i);
     index_of_command[i] = it->second;
   }
+  // A keyed batch cannot redo a moved account in place: it keeps them from moving.
+  if (ordered) lock_streams(tx, groups);
   std::vector<AccountGroup*> pending;
   for (auto& group : groups) pending.push_back(&group);
   std::vector<std::vector<eventstore::EventData>> events_of(commands.size());

@@ -8,7 +8,9 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "clearing/base/uuid.hpp"
 #include "clearing/core_sim/account_commands.hpp"
@@ -290,30 +292,50 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "consumer batch: an account that moved between the read and the append fails the try, the next "
-    "holds") {
+    "consumer batch: its accounts are locked from its read to its commit; a publisher waits and "
+    "decides again") {
   Fixture f;
   f.open("acct-a", 10'000);
   f.request("acct-a", "t1", 1'000);
   f.request("acct-a", "t2", 2'000);
+  // Between the consumer's read and its append: an append with a short lock timeout
+  // cannot get through, and the publisher's batch (its own thread) waits for the commit.
+  eventstore::ConnectionPool impatient(eventstore::DatabaseOptions{
+      .url = f.database.url(), .lock_timeout = std::chrono::milliseconds(100)});
+  eventstore::EventStore impatient_store(impatient);
+  std::optional<StoreResult<AccountBatchResult>> blocked, publisher;
+  std::thread publishing;
+  const auto reserve_t9 = [&](eventstore::ConnectionPool& pool, eventstore::EventStore& store) {
+    AccountCache empty;
+    AccountStates local;
+    return pool.transact([&](Transaction& tx) -> StoreResult<AccountBatchResult> {
+      return handle_account_commands(store, tx, std::vector{reserve("acct-a", "t9", 4'000)}, empty,
+                                     local);
+    });
+  };
   const auto batch = consume(f,
                              {outcome("TransferSucceeded", "t1", 1),
                               outcome("TransferRejected", "t2", 2, rejected("AM04"))},
-                             [&, moved = false](int) mutable {
-                               if (moved) return;
-                               moved = true;
-                               f.move_concurrently("acct-a", "t9", 4'000);  // the publisher, say
+                             [&](int) {
+                               if (blocked) return;
+                               blocked = reserve_t9(impatient, impatient_store);
+                               publishing =
+                                   std::thread([&] { publisher = reserve_t9(*f.pool, *f.store); });
                              });
-  CHECK(batch.failed_tries == 1);  // rolled back, then read again
+  publishing.join();
+  CHECK(batch.failed_tries == 0);
+  REQUIRE(blocked.has_value());
+  CHECK_FALSE(blocked->has_value());  // the lock held it off
+  REQUIRE(publisher.has_value());
+  REQUIRE(publisher->has_value());
+  REQUIRE((*publisher)->results.front());  // 9'000 available after the consumer's batch
   CHECK(f.value("select string_agg(type || ':' || coalesce(data->>'transfer_id', "
                 "data->>'account_id'), ','"
-                " order by version) from events"
-                " where stream_id = 'account-acct-a'") ==
-        "AccountOpened:acct-a,FundsReserved:t1,FundsReserved:t2,FundsReserved:t9,"
-        "ReservationCompleted:t1,"
-        "ReservationReleased:t2");
-  // The projection holds the state after everything, the concurrent reservation included.
-  CHECK(f.value("select balance_minor || '/' || reserved_minor from core_accounts") == "9000/4000");
+                " order by version) from events where stream_id = 'account-acct-a'") ==
+        "AccountOpened:acct-a,FundsReserved:t1,FundsReserved:t2,ReservationCompleted:t1,"
+        "ReservationReleased:t2,"
+        "FundsReserved:t9");
+  CHECK(f.value("select balance_minor || '/' || reserved_minor from core_accounts") == "9000/0");
   CHECK(f.value("select string_agg(status, ',' order by transfer_id) from core_transfers") ==
         "succeeded,rejected");
 }

@@ -16,7 +16,10 @@
 // wrong_expected_version for it, writing nothing of it) has its tail read again and its
 // commands decided again, at most kAccountConflictRoundsMax times. The append locks the
 // account's version row, so a second round normally succeeds. Batches with order keys
-// (see AccountCommandRequest) fail on a conflict instead: the caller rolls back.
+// (see AccountCommandRequest) cannot redo an account in place (its events would land
+// after the others'): they lock their accounts' version rows first (one statement, the
+// lock append_batch takes, in its order), so only an account created meanwhile can
+// conflict, and that fails the batch: the caller rolls back.
 //
 // Thread safety: AccountCache is thread safe; the functions are not (one transaction).
 
@@ -84,8 +87,7 @@ struct AccountCommandRequest {
   // Commands with the same non-empty key get their events' positions (the commit order
   // readers see) in batch order, though append_batch writes an account's events
   // together: the consumer keys by the message's partition. Keyed batches take more
-  // appends when accounts interleave, and a conflict fails them instead of being
-  // decided again (a part written later would come after the others).
+  // appends when accounts interleave, and lock their accounts before reading them.
   std::string order_key;
 };
 
