@@ -60,17 +60,24 @@ const std::string kAppendAny = std::string(kInputCte) + R"sql(gate as (
 ))sql" + kInsertTail;
 
 // append_batch, first statement: the version rows of the batch's streams, locked in
-// stream id order (the sort sits below the row locks), and the batch's event ids that
-// are stored already, each probed on the id index like the single append's dup count.
+// stream id order (the sort sits below the row locks), and those of the batch's event
+// ids that are stored already, each probed on the id index like the single append's
+// dup count. Only the ids of streams that exist are probed: a stream that does not
+// exist holds none of them (ids stored in another stream make the insert fail on the
+// unique index: a caller bug). The stream ids come in through array(...): with the
+// array's length unknown to the planner it probes the primary key, where a known
+// length of hundreds made it scan the whole table.
 constexpr const char* kBatchLock = R"sql(
 with locked as (
-  select stream_id, version from event_streams where stream_id = any($1::text[])
+  select stream_id, version from event_streams
+  where stream_id = any(array(select unnest($1::text[])))
   order by stream_id for update
 )
 select false as is_event, stream_id, version from locked
 union all
-select true, id::text, 0 from unnest($2::uuid[]) as probe(id)
-where (select true from events where event_id = probe.id limit 1)
+select true, probe.id::text, 0 from unnest($2::text[], $3::uuid[]) as probe(stream_id, id)
+where probe.stream_id in (select stream_id from locked)
+  and (select true from events where event_id = probe.id limit 1)
 )sql";
 
 // append_batch, second statement: the streams whose expectation held under the locks
@@ -350,6 +357,7 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
   std::vector<std::string> inputs;
   inputs.reserve(appends.size());
   std::unordered_set<std::string> streams, ids;
+  std::vector<StreamId> id_streams;  // each event id's stream, for the probe
   std::string id_array = "{";
   for (const auto& a : appends) {
     if (a.expected.is_any()) return tl::unexpected(invalid("expected version any in a batch append (" + a.stream.value() + ")"));
@@ -363,6 +371,7 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
         return tl::unexpected(invalid("event id " + e.event_id.value() + " twice in one batch append"));
       id_array += id_array.size() == 1 ? "" : ",";
       id_array += e.event_id.value();
+      id_streams.push_back(a.stream);
     }
   }
   id_array += "}";
@@ -373,7 +382,8 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
   // 1. Lock, and learn the versions and the stored ids.
   std::unordered_map<std::string, std::int64_t> versions;
   std::unordered_set<std::string> stored;
-  for (const auto& row : tx.exec_prepared(kBatchLockName, text_array_literal(stream_ids), id_array)) {
+  for (const auto& row : tx.exec_prepared(kBatchLockName, text_array_literal(stream_ids),
+                                           text_array_literal(id_streams), id_array)) {
     if (row[0].as<bool>())
       stored.insert(row[1].as<std::string>());
     else

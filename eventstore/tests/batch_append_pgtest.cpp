@@ -233,3 +233,19 @@ TEST_CASE("a new stream created by another transaction after the batch looked is
   CHECK(race->front().type == "Creator");
   CHECK(f.store->read_stream(StreamId{"calm"})->size() == 1);
 }
+
+TEST_CASE("an event id stored in another stream, appended to a new stream, fails the batch: a caller bug, not a no-op") {
+  StoreFixture f;
+  auto stored = make_event("A");
+  REQUIRE(f.store->append(StreamId{"first"}, ExpectedVersion::no_stream(), std::vector{stored}));
+  auto r = f.pool->transact([&](Transaction& tx) {
+    return f.store->append_batch(tx, std::vector{to("calm", ExpectedVersion::no_stream(), {make_event("B")}),
+                                                 to("second", ExpectedVersion::no_stream(), {stored})});
+  });
+  REQUIRE_FALSE(r);
+  // A unique violation, which the store reads as a concurrent writer of the same ids.
+  CHECK(r.error().code == StoreErrc::transient);
+  CHECK(r.error().message.find("events_event_id") != std::string::npos);
+  CHECK(count_events(f) == "1");
+  CHECK(f.database.query_value("select count(*) from event_streams") == "1");
+}

@@ -49,7 +49,9 @@ class EventStore {
   // entry per append, in order, each what `append` would have answered alone: written;
   // already_appended when all its ids were stored (nothing written); or the typed
   // error wrong_expected_version / partially_appended, with nothing of that stream
-  // written while the others are. Streams must be distinct. Malformed input (any
+  // written while the others are. Streams must be distinct. Only the ids of streams
+  // that exist are looked up: an id of a new stream that is stored in another stream
+  // fails the whole statement on the events' unique index (a caller bug). Malformed input (any
   // stream) fails the whole batch with invalid_argument / payload_too_large before the
   // database is touched.
   StoreResult<std::vector<StoreResult<AppendResult>>> append_batch(Transaction& tx,
