@@ -126,9 +126,13 @@ const std::string kReadStream = std::string("select ") + kColumns +
                                 " order by events.version limit $3";
 
 // Ordered by the stream ids' bytes (collation "C"), whatever the database's collation:
-// callers compare ids as std::string does.
+// callers compare ids as std::string does. Each stream is probed on its own through
+// (stream_id, version): written as `stream_id = any($1)`, a batch of 40 ids got a plan
+// estimated at 19k rows from stale statistics, a parallel scan of all events, 300 ms.
 const std::string kReadStreams = std::string("select ") + kColumns +
-                                 " from events where stream_id = any($1::text[])"
+                                 " from (select distinct unnest($1::text[])) as want(id)"
+                                 " cross join lateral (select * from events where events.stream_id = want.id"
+                                 "   order by events.version limit $2) as events"
                                  " order by events.stream_id collate \"C\", events.version limit $2";
 
 // ORDER BY names the table's columns explicitly: a bare `transaction_id` would bind to

@@ -159,6 +159,11 @@ TEST_CASE("read_streams reads several streams in one statement, in (stream id, v
   auto none = f.pool->transact([&](Transaction& tx) { return f.store->read_streams(tx, {}); });
   REQUIRE(none);
   CHECK(none->empty());
+  // A stream named twice is read once.
+  const std::vector<StreamId> twice{streams[0], streams[0]};
+  auto once = f.pool->transact([&](Transaction& tx) { return f.store->read_streams(tx, twice); });
+  REQUIRE(once);
+  CHECK(once->size() == 3);
 }
 
 TEST_CASE("load_many folds several streams at once; an unknown stream is empty; one that does not decode is left out") {
