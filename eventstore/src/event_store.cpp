@@ -454,6 +454,19 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
   return results;
 }
 
+StoreResult<void> EventStore::lock_streams(Transaction& tx, std::span<const StreamId> streams) {
+  if (streams.empty()) return {};
+  if (streams.size() > kStreamsPerBatchMax)
+    return tl::unexpected(StoreError{StoreErrc::payload_too_large,
+                                     std::to_string(streams.size()) + " streams to lock, limit " +
+                                         std::to_string(kStreamsPerBatchMax)});
+  tx.exec_params(
+      "select stream_id from event_streams where stream_id = any(array(select unnest($1::text[])))"
+      " order by stream_id for update",
+      text_array_literal(streams));
+  return {};
+}
+
 StoreResult<StreamVersion> EventStore::stream_version(Transaction& tx, const StreamId& stream) {
   const auto rows = tx.exec_prepared(kStreamVersionName, stream.value());
   return StreamVersion{rows.empty() ? 0 : rows[0][0].as<std::int64_t>()};

@@ -249,3 +249,31 @@ TEST_CASE("an event id stored in another stream, appended to a new stream, fails
   CHECK(count_events(f) == "1");
   CHECK(f.database.query_value("select count(*) from event_streams") == "1");
 }
+
+TEST_CASE("lock_streams holds off every other append to the streams until the transaction ends") {
+  StoreFixture f;
+  REQUIRE(f.store->append(StreamId{"held"}, ExpectedVersion::no_stream(), std::vector{make_event("Opened")}));
+  std::atomic<bool> locked{false};
+  std::atomic<bool> release{false};
+  std::thread holder([&] {
+    auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<void> {
+      auto held = f.store->lock_streams(tx, std::vector{StreamId{"held"}, StreamId{"absent"}});
+      locked = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return held;
+    });
+    CHECK(r);
+  });
+  while (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto blocked = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
+    tx.exec("set local lock_timeout = '100ms'");
+    return f.store->append(tx, StreamId{"held"}, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("Late")});
+  });
+  REQUIRE_FALSE(blocked);
+  CHECK(blocked.error().code == StoreErrc::transient);  // the lock timeout
+  release = true;
+  holder.join();
+  auto after = f.store->append(StreamId{"held"}, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("Late")});
+  REQUIRE(after);
+  CHECK(after->next_expected_version == StreamVersion{2});
+}

@@ -78,20 +78,6 @@ StoreResult<void> read_tails(Transaction& tx, std::span<AccountGroup* const> gro
       StoreError{StoreErrc::internal, "account tails longer than the page limit"});
 }
 
-// Locks the groups' version rows as append_batch does (in stream id order, which is how
-// it takes them too), so no other transaction can append to them until this one ends.
-void lock_streams(Transaction& tx, const std::vector<AccountGroup>& groups) {
-  nlohmann::json streams = nlohmann::json::array();
-  for (const auto& group : groups) streams.push_back(group.stream);
-  tx.exec_params(
-      "select stream_id from event_streams"
-      " where stream_id = any(array(select jsonb_array_elements_text($1::jsonb)))"
-      " order by stream_id for update",
-      streams.dump());
-}
-
-// Decides the group's commands in order on its start state: their results, and the
-// group's events and end state.
 // Decides the group's commands in order on its start state: their results, their
 // events (events_of, by command), and the group's end state.
 void decide_group(AccountGroup& group, std::span<const AccountCommandRequest> commands,
@@ -197,7 +183,11 @@ StoreResult<int> handle_chunk(eventstore::EventStore& store, Transaction& tx,
     index_of_command[i] = it->second;
   }
   // A keyed batch cannot redo a moved account in place: it keeps them from moving.
-  if (ordered) lock_streams(tx, groups);
+  if (ordered) {
+    std::vector<eventstore::StreamId> streams;
+    for (const auto& group : groups) streams.emplace_back(group.stream);
+    if (auto locked = store.lock_streams(tx, streams); !locked) return tl::unexpected(locked.error());
+  }
   std::vector<AccountGroup*> pending;
   for (auto& group : groups) pending.push_back(&group);
   std::vector<std::vector<eventstore::EventData>> events_of(commands.size());

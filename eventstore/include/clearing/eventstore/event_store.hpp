@@ -57,6 +57,12 @@ class EventStore {
   StoreResult<std::vector<StoreResult<AppendResult>>> append_batch(Transaction& tx,
                                                                    std::span<const StreamAppend> appends);
 
+  // Locks the streams' version rows in stream id order, the order append_batch takes
+  // them in, so nothing else can append to those streams until tx ends: for a caller
+  // that reads streams, decides, and must not see them move before its append. Streams
+  // that do not exist yet are not locked.
+  StoreResult<void> lock_streams(Transaction& tx, std::span<const StreamId> streams);
+
   // Events of one stream with version >= from, in version order, at most limit.
   StoreResult<std::vector<RecordedEvent>> read_stream(const StreamId& stream,
                                                       StreamVersion from = StreamVersion{1},
