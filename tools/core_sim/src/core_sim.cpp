@@ -296,7 +296,7 @@ struct CoreSim::Impl {
                       {"expected_reason_code", r.expected_reason_code ? nlohmann::json(*r.expected_reason_code)
                                                                       : nlohmann::json(nullptr)}});
     }
-    // requested_at: the batch's commit, as near as SQL can see it (set last, by the caller).
+    // requested_at: the batch's commit, as near as SQL can see it (the caller runs this last).
     tx.exec_params(
         "insert into core_transfers (transfer_id, account_id, amount_minor, currency, correlation_id,"
         " reserved_event_id, stream_partition, stream_seq, request_batch, expected_reason_code, requested_at)"
@@ -323,11 +323,10 @@ struct CoreSim::Impl {
       if (!all) return tl::unexpected(all.error());
       const auto& reserved = *all;
       if (reserved.empty()) return std::int64_t{0};
-      if (auto requested = request_all(tx, reserved, batch_id); !requested) return tl::unexpected(requested.error());
+      // request_all's insert of the transfers is the batch's last statement: its
+      // requested_at is the commit's instant, as near as SQL can see it.
       projection.write(tx);
-      // The request instant is the batch's commit, as near as SQL can see it: set last.
-      tx.exec_params("update core_transfers set requested_at = clock_timestamp() where request_batch = $1",
-                     batch_id);
+      if (auto requested = request_all(tx, reserved, batch_id); !requested) return tl::unexpected(requested.error());
       return static_cast<std::int64_t>(reserved.size());
     });
     if (published) account_cache.merge(local);  // committed now
