@@ -136,9 +136,17 @@ struct Service::Impl {
         for (const auto& row : *rows) out.push_back({{row[0].as<std::string>()}, row[1].as<double>()});
       return out;
     };
-    metrics.gauge_callback("clearing_transfers", "Transfers by state", {"state"}, [query_counts] {
-      return query_counts("select status, count(*) from transfer_status group by status");
-    });
+    metrics.gauge_callback("clearing_transfers", "Unfinished transfers, by state (neither succeeded nor rejected)",
+                           {"state"}, [this] {
+                             std::vector<std::pair<LabelValues, double>> out;
+                             auto rows = pool->transact([](eventstore::Transaction& tx) {
+                               return TransferService::unfinished_by_status(tx);
+                             });
+                             if (rows)
+                               for (const auto& [status, n] : *rows)
+                                 out.push_back({{status}, static_cast<double>(n)});
+                             return out;
+                           });
     metrics.gauge_callback("clearing_parked_messages", "Parked messages by reason", {"reason"}, [query_counts] {
       return query_counts("select reason_code, count(*) from parked_messages group by reason_code");
     });

@@ -464,3 +464,52 @@ TEST_CASE("the inbound batch: a consumer batch's transfers are initiated togethe
   CHECK(stream_types(d).empty());
   CHECK(stream_types(e) == "TransferInitiated");
 }
+
+TEST_CASE("the unfinished transfers by state: counted through the index of unfinished ones; finished ones leave it") {
+  SagaDatabase db;
+  auto mock = clearing_mock::MockServer::start(clearing_mock::MockOptions{});
+  REQUIRE(mock);
+  auto client = make_client((*mock)->base_url());
+  base::SystemClock clock;
+  const std::vector<RequestKind> kinds{RequestKind::valid, RequestKind::invalid_account, RequestKind::valid,
+                                       RequestKind::wrong_currency, RequestKind::valid};
+  for (int i = 0; i < static_cast<int>(kinds.size()); ++i) {
+    auto command = make_initiate(i, kinds[static_cast<std::size_t>(i)], clock.now());
+    REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
+  }
+  auto unfinished = [&] {
+    auto rows = db.pool->transact([](eventstore::Transaction& tx) {
+      return adapter::TransferService::unfinished_by_status(tx);
+    });
+    REQUIRE(rows);
+    return *rows;
+  };
+  using Counts = std::vector<std::pair<std::string, std::int64_t>>;
+  // The two invalid requests are rejected at once: finished, not counted.
+  CHECK(db.statuses() == std::map<std::string, int>{{"initiated", 3}, {"rejected", 2}});
+  CHECK(unfinished() == Counts{{"initiated", 3}});
+
+  // The statement's predicate is the partial index's: the planner can take it (the
+  // table is too small for it to choose it unless told not to scan).
+  db.database.exec(
+      "create function plan_without_seqscan(query text) returns text language plpgsql as $$"
+      " declare line text; plan text := ''; begin set local enable_seqscan = off;"
+      " for line in execute 'explain ' || query loop plan := plan || line || chr(10); end loop;"
+      " return plan; end $$");
+  std::string quoted;  // the query as an SQL literal
+  for (const char* c = adapter::TransferService::kUnfinishedByStatusQuery; *c != 0; ++c)
+    quoted += *c == '\'' ? std::string("''") : std::string(1, *c);
+  const auto plan = db.database.query_value("select plan_without_seqscan('" + quoted + "')");
+  CHECK(plan.find("transfer_status_unfinished") != std::string::npos);
+  CHECK(db.database.query_value("select count(*) from pg_indexes where indexname = 'transfer_status_status'") == "0");
+
+  adapter::DispatcherOptions options;
+  options.owner = "unfinished";
+  options.policy = fast_policy();
+  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
+  dispatcher.start();
+  REQUIRE(wait_until([&] { return db.terminal_count() == 5; }, std::chrono::seconds(60)));
+  dispatcher.stop();
+  CHECK(db.statuses() == std::map<std::string, int>{{"rejected", 2}, {"succeeded", 3}});
+  CHECK(unfinished().empty());
+}

@@ -62,6 +62,15 @@ class TransferService {
   eventstore::StoreResult<std::map<std::string, TransferLoaded>> load_many(
       eventstore::Transaction& tx, const std::vector<std::string>& transfer_ids);
 
+  // How many transfers are in each unfinished state (neither succeeded nor rejected),
+  // through an index of the unfinished ones only: the cost follows the open work, not
+  // the history. The statement's predicate is the partial index's, word for word.
+  static constexpr const char* kUnfinishedByStatusQuery =
+      "select status, count(*) from transfer_status where status not in ('succeeded', 'rejected')"
+      " group by status order by status";
+  static eventstore::StoreResult<std::vector<std::pair<std::string, std::int64_t>>> unfinished_by_status(
+      eventstore::Transaction& tx);
+
   eventstore::EventStore& store() { return store_; }
 
  private:
