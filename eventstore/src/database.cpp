@@ -178,7 +178,9 @@ StoreResult<void> ConnectionPool::transact_erased(
     } else {
       ++impl_->open;
     }
-    statements = impl_->statements;
+    // Only those this connection has not prepared yet: usually none.
+    statements.assign(impl_->statements.begin() + static_cast<std::ptrdiff_t>(connection.statements_prepared),
+                      impl_->statements.end());
   }
   auto give_back = [&](bool healthy) {
     std::lock_guard lock(impl_->mutex);
@@ -199,9 +201,9 @@ StoreResult<void> ConnectionPool::transact_erased(
                  "; SET idle_in_transaction_session_timeout = 60000" +
                  "; SET application_name = " + setup.quote(options_.application_name));
     }
-    for (; connection.statements_prepared < statements.size(); ++connection.statements_prepared) {
-      const auto& [name, sql] = statements[connection.statements_prepared];
+    for (const auto& [name, sql] : statements) {
       connection.conn->prepare(name, sql);
+      ++connection.statements_prepared;
     }
     StoreResult<void> result;
     const bool outer_appended = t_events_appended;  // a transaction nested in another's handler

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::eventstore {
 namespace {
@@ -17,6 +18,15 @@ constexpr const char* kChannel = kEventsChannel;
 // falling back to waiting.
 constexpr int kRecheckAfterNotifyMax = 6;
 constexpr std::chrono::milliseconds kWaitSlice{50};
+
+// Every batch locks and moves its checkpoint row: prepared once per connection.
+constexpr PreparedSql kLockCheckpoint{
+    "subscription_lock_checkpoint",
+    "select transaction_id::text, position from subscription_checkpoints where name = $1 for update"};
+constexpr PreparedSql kStoreCheckpoint{
+    "subscription_store_checkpoint",
+    "update subscription_checkpoints set transaction_id = $2::text::xid8, position = $3, updated_at = now()"
+    " where name = $1"};
 
 class Receiver final : public pqxx::notification_receiver {
  public:
@@ -98,10 +108,7 @@ struct Subscription::Impl {
     if (events->empty()) return 0;
 
     auto handled = store.pool().transact([&](Transaction& tx) -> StoreResult<std::size_t> {
-      const auto rows = tx.exec_params(
-          "select transaction_id::text, position from subscription_checkpoints"
-          " where name = $1 for update",
-          options.name);
+      const auto rows = exec_prepared_here(tx, kLockCheckpoint, options.name);
       CLEARING_ASSERT(rows.size() == 1);
       const Checkpoint stored = checkpoint_from(rows[0]);
       if (stored != *cached) {
@@ -131,10 +138,8 @@ struct Subscription::Impl {
       }
       const Checkpoint next = Checkpoint::after(events->back());
       CLEARING_ASSERT(next > stored);
-      tx.exec_params(
-          "update subscription_checkpoints set transaction_id = $2::text::xid8, position = $3,"
-          " updated_at = now() where name = $1",
-          options.name, std::to_string(next.transaction_id), next.position.value());
+      exec_prepared_here(tx, kStoreCheckpoint, options.name, std::to_string(next.transaction_id),
+                         next.position.value());
       return events->size();
     });
     if (!handled) {

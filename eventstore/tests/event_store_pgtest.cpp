@@ -6,6 +6,7 @@
 #include <barrier>
 #include <thread>
 
+#include "clearing/eventstore/prepared.hpp"
 #include "store_test_support.hpp"
 
 using namespace clearing::eventstore;
@@ -260,4 +261,36 @@ TEST_CASE("read_event finds an event by id") {
   });
   REQUIRE(missing);
   CHECK_FALSE(missing->has_value());
+}
+
+TEST_CASE("exec_prepared_here: a statement is prepared once per connection, and runs with its arguments") {
+  StoreFixture f(1);  // one connection: every transaction below runs on it
+  constexpr PreparedSql kDouble{"test_double", "select $1::int * 2"};
+  for (int i = 1; i <= 3; ++i) {
+    auto answer = f.pool->transact([&](Transaction& tx) -> StoreResult<int> {
+      return exec_prepared_here(tx, kDouble, i)[0][0].as<int>();
+    });
+    REQUIRE(answer);
+    CHECK(*answer == 2 * i);
+  }
+  auto prepared = f.pool->transact([](Transaction& tx) -> StoreResult<std::string> {
+    return tx.exec("select count(*)::text || ' ' || string_agg(statement, '') from pg_prepared_statements"
+                   " where name = 'test_double'")[0][0]
+        .as<std::string>();
+  });
+  REQUIRE(prepared);
+  CHECK(*prepared == "1 select $1::int * 2");
+  // First prepared in a transaction that rolls back: the server keeps it (prepared at
+  // protocol level, not by SQL), and libpqxx's record of it stays true.
+  constexpr PreparedSql kTriple{"test_triple", "select $1::int * 3"};
+  auto failed = f.pool->transact([&](Transaction& tx) -> StoreResult<int> {
+    CHECK(exec_prepared_here(tx, kTriple, 5)[0][0].as<int>() == 15);
+    return tl::unexpected(StoreError{StoreErrc::invalid_argument, "roll back"});
+  });
+  CHECK_FALSE(failed);
+  auto again = f.pool->transact([&](Transaction& tx) -> StoreResult<int> {
+    return exec_prepared_here(tx, kTriple, 14)[0][0].as<int>();
+  });
+  REQUIRE(again);
+  CHECK(*again == 42);
 }

@@ -9,6 +9,7 @@
 #include "clearing/base/assert.hpp"
 #include "clearing/base/clock.hpp"
 #include "clearing/base/uuid.hpp"
+#include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::external_streams {
 namespace {
@@ -80,6 +81,41 @@ create view external_stream_heads as
 )sql";
 
 constexpr const char* kEventIdNamespace = "9a4f1c2e-0b7d-4e3a-8c5f-6d2e1b0a9c87";
+
+// Prepared once per connection (eventstore/prepared.hpp): key look-ups and writes of the
+// few rows per partition, and the insert of a batch. The reads of external_events by
+// seq stay planned per call: that table grows.
+constexpr eventstore::PreparedSql kTakeSeqs{
+    "streams_take_seqs",
+    "update external_stream_seqs set head = head + $3 where stream = $1 and partition = $2 returning head"};
+constexpr eventstore::PreparedSql kInsertMessages{
+    "streams_insert_messages",
+    "insert into external_events (stream, partition, seq, event_id, type, entity_key, data,"
+    " source_event_id, correlation_id, occurred_at)"
+    " select stream, partition, seq, event_id, type, entity_key, data, source_event_id, correlation_id, occurred_at"
+    " from jsonb_to_recordset($1::jsonb) as x(stream text, partition int, seq bigint, event_id uuid, type text,"
+    " entity_key text, data jsonb, source_event_id uuid, correlation_id text, occurred_at timestamptz)"
+    " order by stream, partition, seq"};
+constexpr eventstore::PreparedSql kReadHead{
+    "streams_read_head", "select head from external_stream_seqs where stream = $1 and partition = $2"};
+constexpr eventstore::PreparedSql kReadMarks{
+    "streams_read_marks", "select stream, partition, head, published from external_stream_heads order by stream, partition"};
+// Only forward: a slower relay instance must not move the mark back.
+constexpr eventstore::PreparedSql kMarkPublished{
+    "streams_mark_published",
+    "update external_stream_published set published = greatest(published, $3) where stream = $1 and partition = $2"};
+constexpr eventstore::PreparedSql kLockProgress{
+    "streams_lock_progress",
+    "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2 for update"};
+constexpr eventstore::PreparedSql kCreateProgress{
+    "streams_create_progress",
+    "insert into inbound_stream_progress (stream, partition) values ($1, $2) on conflict do nothing"};
+constexpr eventstore::PreparedSql kStoreProgress{
+    "streams_store_progress",
+    "update inbound_stream_progress set last_seq = $3, kafka_offset = greatest(kafka_offset, $4),"
+    " updated_at = now() where stream = $1 and partition = $2"};
+constexpr eventstore::PreparedSql kReadProgress{
+    "streams_read_progress", "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2"};
 
 ExternalMessage message_from(const pqxx::row& row) {
   ExternalMessage m;
@@ -187,9 +223,7 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
   // commit order. Each partition's new seqs are head - count + 1 .. head.
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> next;
   for (const auto& [partition, count] : counts) {
-    const auto head = tx.exec_params(
-        "update external_stream_seqs set head = head + $3 where stream = $1 and partition = $2 returning head",
-        partition.first, partition.second, count);
+    const auto head = eventstore::exec_prepared_here(tx, kTakeSeqs, partition.first, partition.second, count);
     if (head.empty())
       return tl::unexpected(StoreError{StoreErrc::invalid_argument,
                                        "stream " + partition.first + " partition " +
@@ -204,14 +238,7 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
                     {"source_event_id", m.source_event_id}, {"correlation_id", m.correlation_id},
                     {"occurred_at", m.occurred_at}});
   }
-  tx.exec_params(
-      "insert into external_events (stream, partition, seq, event_id, type, entity_key, data,"
-      " source_event_id, correlation_id, occurred_at)"
-      " select stream, partition, seq, event_id, type, entity_key, data, source_event_id, correlation_id, occurred_at"
-      " from jsonb_to_recordset($1::jsonb) as x(stream text, partition int, seq bigint, event_id uuid, type text,"
-      " entity_key text, data jsonb, source_event_id uuid, correlation_id text, occurred_at timestamptz)"
-      " order by stream, partition, seq",
-      rows.dump());
+  eventstore::exec_prepared_here(tx, kInsertMessages, rows.dump());
   return out;
 }
 
@@ -219,8 +246,7 @@ StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& strea
                                        std::int64_t from, std::int64_t limit) {
   CLEARING_ASSERT(limit > 0 && limit <= kCatchUpLimitMax);
   CatchUpPage page;
-  const auto head = tx.exec_params(
-      "select head from external_stream_seqs where stream = $1 and partition = $2", stream, partition);
+  const auto head = eventstore::exec_prepared_here(tx, kReadHead, stream, partition);
   if (head.empty())
     return tl::unexpected(StoreError{StoreErrc::invalid_argument,
                                      "no stream " + stream + " partition " + std::to_string(partition)});
@@ -242,8 +268,7 @@ StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& strea
 
 StoreResult<std::vector<PartitionMark>> read_marks(Transaction& tx) {
   std::vector<PartitionMark> marks;
-  for (const auto& row : tx.exec("select stream, partition, head, published from external_stream_heads"
-                                 " order by stream, partition"))
+  for (const auto& row : eventstore::exec_prepared_here(tx, kReadMarks))
     marks.push_back({row[0].as<std::string>(), row[1].as<std::int32_t>(), row[2].as<std::int64_t>(),
                      row[3].as<std::int64_t>()});
   return marks;
@@ -251,11 +276,7 @@ StoreResult<std::vector<PartitionMark>> read_marks(Transaction& tx) {
 
 StoreResult<void> mark_published(Transaction& tx, const std::string& stream, std::int32_t partition,
                                  std::int64_t seq) {
-  // Only forward: a slower relay instance must not move the mark back.
-  tx.exec_params(
-      "update external_stream_published set published = greatest(published, $3)"
-      " where stream = $1 and partition = $2",
-      stream, partition, seq);
+  eventstore::exec_prepared_here(tx, kMarkPublished, stream, partition, seq);
   return {};
 }
 
@@ -263,14 +284,11 @@ StoreResult<InboundProgress> lock_progress(Transaction& tx, const std::string& s
   // The row exists after a partition's first batch: one statement then; the first
   // batch creates it (a concurrent creator makes the insert a no-op) and locks it after.
   auto lock = [&] {
-    return tx.exec_params(
-        "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2 for update",
-        stream, partition);
+    return eventstore::exec_prepared_here(tx, kLockProgress, stream, partition);
   };
   auto row = lock();
   if (row.empty()) {
-    tx.exec_params("insert into inbound_stream_progress (stream, partition) values ($1, $2) on conflict do nothing",
-                   stream, partition);
+    eventstore::exec_prepared_here(tx, kCreateProgress, stream, partition);
     row = lock();
   }
   CLEARING_ASSERT(row.size() == 1);
@@ -279,18 +297,13 @@ StoreResult<InboundProgress> lock_progress(Transaction& tx, const std::string& s
 
 StoreResult<void> store_progress(Transaction& tx, const std::string& stream, std::int32_t partition,
                                  const InboundProgress& progress) {
-  tx.exec_params(
-      "update inbound_stream_progress set last_seq = $3, kafka_offset = greatest(kafka_offset, $4),"
-      " updated_at = now() where stream = $1 and partition = $2",
-      stream, partition, progress.last_seq, progress.kafka_offset);
+  eventstore::exec_prepared_here(tx, kStoreProgress, stream, partition, progress.last_seq, progress.kafka_offset);
   return {};
 }
 
 StoreResult<std::optional<InboundProgress>> read_progress(Transaction& tx, const std::string& stream,
                                                           std::int32_t partition) {
-  const auto row = tx.exec_params(
-      "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2",
-      stream, partition);
+  const auto row = eventstore::exec_prepared_here(tx, kReadProgress, stream, partition);
   if (row.empty()) return std::optional<InboundProgress>{};
   return std::optional<InboundProgress>{InboundProgress{row[0][0].as<std::int64_t>(), row[0][1].as<std::int64_t>()}};
 }

@@ -8,6 +8,7 @@
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/uuid.hpp"
+#include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::core_sim {
 namespace {
@@ -31,6 +32,16 @@ constexpr const char* kReadTails =
     "   where events.stream_id = t.stream_id and events.version > t.after order by version limit "
     "$2) e"
     " order by t.stream_id, e.version limit $2";
+
+// The account rows of a batch, from their last states: an insert from the batch, whose
+// plan does not depend on it, prepared once per connection.
+constexpr eventstore::PreparedSql kWriteAccounts{
+    "core_sim_write_accounts",
+    "insert into core_accounts (account_id, currency, balance_minor, reserved_minor)"
+    " select account_id, currency, balance_minor, reserved_minor from jsonb_to_recordset($1::jsonb)"
+    " as x(account_id text, currency text, balance_minor bigint, reserved_minor bigint)"
+    " on conflict (account_id) do update set balance_minor = excluded.balance_minor,"
+    " reserved_minor = excluded.reserved_minor, updated_at = clock_timestamp()"};
 
 // The commands of one account in a batch, in batch order, and where they start.
 struct AccountGroup {
@@ -292,14 +303,7 @@ void AccountProjection::write(Transaction& tx) const {
                     {"currency", row.currency},
                     {"balance_minor", row.balance_minor},
                     {"reserved_minor", row.reserved_minor}});
-  tx.exec_params(
-      "insert into core_accounts (account_id, currency, balance_minor, reserved_minor)"
-      " select account_id, currency, balance_minor, reserved_minor from "
-      "jsonb_to_recordset($1::jsonb)"
-      " as x(account_id text, currency text, balance_minor bigint, reserved_minor bigint)"
-      " on conflict (account_id) do update set balance_minor = excluded.balance_minor,"
-      " reserved_minor = excluded.reserved_minor, updated_at = clock_timestamp()",
-      rows.dump());
+  eventstore::exec_prepared_here(tx, kWriteAccounts, rows.dump());
 }
 
 StoreResult<AccountBatchResult> handle_account_commands(

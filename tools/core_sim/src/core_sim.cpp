@@ -27,6 +27,7 @@
 #include "clearing/core_sim/outcome_applier.hpp"
 #include "clearing/core_sim/transfer_source.hpp"
 #include "clearing/eventstore/migrations.hpp"
+#include "clearing/eventstore/prepared.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/relay.hpp"
 #include "clearing/external_streams/stream_store.hpp"
@@ -46,6 +47,17 @@ using Json = nlohmann::json;
 constexpr auto kDonePollInterval = std::chrono::milliseconds(50);
 constexpr auto kPublishRetryBackoffMax = std::chrono::milliseconds(5'000);
 constexpr auto kPacingSleepMax = std::chrono::milliseconds(50);
+
+// A batch's transfer rows: an insert from the batch, prepared once per connection.
+constexpr eventstore::PreparedSql kInsertTransfers{
+    "core_sim_insert_transfers",
+    "insert into core_transfers (transfer_id, account_id, amount_minor, currency, correlation_id,"
+    " reserved_event_id, stream_partition, stream_seq, request_batch, expected_reason_code, requested_at)"
+    " select transfer_id, account_id, amount_minor, currency, correlation_id, reserved_event_id,"
+    " stream_partition, stream_seq, $2, expected_reason_code, clock_timestamp()"
+    " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, account_id text, amount_minor bigint,"
+    " currency text, correlation_id text, reserved_event_id text, stream_partition int, stream_seq bigint,"
+    " expected_reason_code text)"};
 
 std::shared_ptr<spdlog::logger> logger() { return base::module_logger("core_sim"); }
 
