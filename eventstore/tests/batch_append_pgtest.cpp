@@ -277,3 +277,35 @@ TEST_CASE("lock_streams holds off every other append to the streams until the tr
   REQUIRE(after);
   CHECK(after->next_expected_version == StreamVersion{2});
 }
+
+TEST_CASE("the batch insert's cached plan, made on empty tables, still probes event_streams by key after they grew") {
+  StoreFixture f(1);  // one connection: the statement's cached plan is this connection's
+  // Eight batches on empty tables: past the five custom plans after which PostgreSQL may
+  // keep a generic one.
+  for (int i = 0; i < 8; ++i) {
+    auto results = batch(f, {to("early-" + std::to_string(i), ExpectedVersion::no_stream(), {make_event("Opened")})});
+    REQUIRE(results[0]);
+  }
+  // The tables grow without an analyze (autovacuum's first comes up to a minute later).
+  f.database.exec("insert into event_streams (stream_id, version) select 'grown-' || g, 1 from generate_series(1, 50000) g");
+  auto plan = f.pool->transact([](Transaction& tx) -> StoreResult<std::string> {
+    std::string text;
+    for (const auto& row : tx.exec(
+             "explain execute eventstore_append_batch_write('[{\"stream\":\"grown-7\",\"mode\":\"exact\","
+             "\"expected\":1,\"n\":1,\"events\":[{\"id\":\"00000000-0000-4000-8000-000000000007\","
+             "\"type\":\"T\",\"data\":{},\"metadata\":{}}]}]')"))
+      text += row[0].as<std::string>() + "\n";
+    auto stats = tx.exec("select generic_plans from pg_prepared_statements where name = 'eventstore_append_batch_write'");
+    text += "generic plans " + (stats.empty() ? std::string("?") : stats[0][0].as<std::string>());
+    return text;
+  });
+  REQUIRE(plan);
+  INFO(*plan);
+  CHECK(plan->find("Index Scan using event_streams_pkey on event_streams") != std::string::npos);
+  CHECK(plan->find("Seq Scan on event_streams") == std::string::npos);
+  CHECK(plan->find("generic plans 0") == std::string::npos);  // the cache did keep a generic plan
+  // And the batch still writes.
+  auto results = batch(f, {to("grown-7", ExpectedVersion::exactly(StreamVersion{1}), {make_event("Moved")})});
+  REQUIRE(results[0]);
+  CHECK(results[0]->next_expected_version == StreamVersion{2});
+}
