@@ -96,9 +96,24 @@ constexpr const char* kEventIdNamespace = "9a4f1c2e-0b7d-4e3a-8c5f-6d2e1b0a9c87"
 // Prepared once per connection (eventstore/prepared.hpp): key look-ups and writes of the
 // few rows per partition, and the insert of a batch. The reads of external_events by
 // seq stay planned per call: that table grows.
+// Moves the heads of all the batch's partitions with one statement. The row lock on a
+// head serializes its partition's writers; the locks are taken in (stream, partition)
+// byte order, so two batches over the same partitions wait for each other instead of
+// deadlocking. `locked` counts every locked row before the join yields one (it is the
+// nested loop's outer side), so all locks are held before the first head moves. A
+// partition that is not registered comes back without a row.
 constexpr eventstore::PreparedSql kTakeSeqs{
     "streams_take_seqs",
-    "update external_stream_seqs set head = head + $3 where stream = $1 and partition = $2 returning head"};
+    "with wanted as ("
+    "  select * from jsonb_to_recordset($1::jsonb) as w(stream text, partition int, n bigint)"
+    "), locked as ("
+    "  select count(*) as n from ("
+    "    select 1 from external_stream_seqs s where (s.stream, s.partition) in (select stream, partition from wanted)"
+    "    order by s.stream collate \"C\", s.partition for update of s) l"
+    ")"
+    " update external_stream_seqs s set head = s.head + w.n from wanted w, locked"
+    " where locked.n >= 0 and s.stream = w.stream and s.partition = w.partition"
+    " returning s.stream, s.partition, s.head"};
 constexpr eventstore::PreparedSql kInsertMessages{
     "streams_insert_messages",
     "insert into external_events (stream, partition, seq, event_id, type, entity_key, data,"
@@ -234,15 +249,19 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
 
   // The row lock on a partition's head serializes its writers: seqs stay gapless and in
   // commit order. Each partition's new seqs are head - count + 1 .. head.
+  Json wanted = Json::array();
+  for (const auto& [partition, count] : counts)
+    wanted.push_back({{"stream", partition.first}, {"partition", partition.second}, {"n", count}});
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> next;
-  for (const auto& [partition, count] : counts) {
-    const auto head = eventstore::exec_prepared_here(tx, kTakeSeqs, partition.first, partition.second, count);
-    if (head.empty())
+  for (const auto& row : eventstore::exec_prepared_here(tx, kTakeSeqs, wanted.dump())) {
+    const std::pair<std::string, std::int32_t> partition{row[0].as<std::string>(), row[1].as<std::int32_t>()};
+    next[partition] = row[2].as<std::int64_t>() - counts.at(partition) + 1;
+  }
+  for (const auto& [partition, count] : counts)
+    if (next.count(partition) == 0)
       return tl::unexpected(StoreError{StoreErrc::invalid_argument,
                                        "stream " + partition.first + " partition " +
                                            std::to_string(partition.second) + " is not registered (ensure_streams)"});
-    next[partition] = head[0][0].as<std::int64_t>() - count + 1;
-  }
   Json rows = Json::array();
   for (auto& m : out) {
     m.seq = next[{m.stream, m.partition}]++;

@@ -646,3 +646,58 @@ TEST_CASE("a transfer's external messages are found by entity key through the in
   CHECK(top.at("Actual Rows").get<int>() == 1);
   CHECK(database.query_value("select count(*) from pg_indexes where tablename = 'external_events'") == "3");
 }
+
+TEST_CASE("a batch append locks its partitions' heads in order: one waiting on the second holds the first") {
+  testing::TestDatabase database;
+  eventstore::DatabaseOptions options;
+  options.url = database.url();
+  eventstore::ConnectionPool pool(options);
+  for (const auto* m : {&eventstore::eventstore_migrations(), &external_streams_migrations()})
+    REQUIRE(eventstore::apply_migrations(pool, *m));
+  REQUIRE(ensure_streams(pool, std::vector<StreamSpec>{kPayments}));
+  auto key_in = [](std::int32_t partition) {
+    for (int i = 0;; ++i)
+      if (partition_for("k" + std::to_string(i), kPayments.partitions) == partition) return "k" + std::to_string(i);
+  };
+  const auto key0 = key_in(0), key1 = key_in(1);
+  eventstore::RecordedEvent source;
+  source.event_id = eventstore::EventId{base::new_uuid()};
+  source.recorded_at = base::SystemClock{}.now();
+  // Message ids derive from (stream, source event, type): a type each.
+  const Draft first1{"First", key1, {{"p", 1}}, false, ""};
+  const Draft on0{"Second0", key0, {{"p", 0}}, false, ""}, on1{"Second1", key1, {{"p", 1}}, false, ""};
+
+  // The first transaction holds partition 1's head.
+  pqxx::connection first_connection(database.url());
+  pqxx::work first(first_connection);
+  REQUIRE(append_external_batch(first, std::vector<PendingAppend>{{&kPayments, first1, &source}}));
+  // The second appends to partition 1, then 0, in its batch's order: it must lock 0 first
+  // and wait on 1 holding 0.
+  auto second = std::async(std::launch::async, [&] {
+    return pool.transact([&](Transaction& tx) {
+      return append_external_batch(tx, std::vector<PendingAppend>{{&kPayments, on1, &source}, {&kPayments, on0, &source}});
+    });
+  });
+  pqxx::connection probe_connection(database.url());
+  bool second_holds_0 = false;
+  for (int i = 0; i < 100 && !second_holds_0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    pqxx::work probe(probe_connection);
+    try {
+      probe.exec("select 1 from external_stream_seqs where stream = 'adapter.dk.payments.v1' and partition = 0"
+                 " for update nowait");
+    } catch (const pqxx::sql_error&) {
+      second_holds_0 = true;  // lock_not_available: the waiting batch holds it
+    }
+  }
+  CHECK(second_holds_0);
+  CHECK(second.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);  // still waiting on 1
+  first.commit();
+  auto appended = second.get();
+  REQUIRE_MESSAGE(appended, (appended ? "" : appended.error().message));
+  REQUIRE(appended->size() == 2);
+  CHECK((*appended)[0].partition == 1);
+  CHECK((*appended)[0].seq == 2);  // after the first transaction's message
+  CHECK((*appended)[1].partition == 0);
+  CHECK((*appended)[1].seq == 1);
+}
