@@ -29,6 +29,16 @@ const StreamSpec kPayments{"adapter.dk.payments.v1", 4};
 const StreamSpec kSettlements{"adapter.dk.settlements.v1", 2};
 const StreamSpec kCore{"core.dk.payments.v1", 2};
 
+// A pool on the test database, with the event store's and the streams' tables.
+std::unique_ptr<eventstore::ConnectionPool> migrated_pool(const testing::TestDatabase& database) {
+  eventstore::DatabaseOptions options;
+  options.url = database.url();
+  auto pool = std::make_unique<eventstore::ConnectionPool>(options);
+  for (const auto* m : {&eventstore::eventstore_migrations(), &external_streams_migrations()})
+    REQUIRE(eventstore::apply_migrations(*pool, *m));
+  return pool;
+}
+
 struct Fixture {
   testing::TestDatabase database;
   std::unique_ptr<eventstore::ConnectionPool> pool;
@@ -36,11 +46,7 @@ struct Fixture {
   std::unique_ptr<EmbeddedKafka> kafka;
 
   explicit Fixture(int brokers = 1) {
-    eventstore::DatabaseOptions options;
-    options.url = database.url();
-    pool = std::make_unique<eventstore::ConnectionPool>(options);
-    for (const auto* m : {&eventstore::eventstore_migrations(), &external_streams_migrations()})
-      REQUIRE(eventstore::apply_migrations(*pool, *m));
+    pool = migrated_pool(database);
     store = std::make_unique<eventstore::EventStore>(*pool);
     const std::vector<StreamSpec> specs{kPayments, kSettlements, kCore};
     REQUIRE(ensure_streams(*pool, specs));
@@ -624,11 +630,7 @@ TEST_CASE("derivation looks up a transfer's amount even when the batch's one rea
 
 TEST_CASE("a transfer's external messages are found by entity key through the index, however many the streams hold") {
   testing::TestDatabase database;
-  eventstore::DatabaseOptions options;
-  options.url = database.url();
-  eventstore::ConnectionPool pool(options);
-  for (const auto* m : {&eventstore::eventstore_migrations(), &external_streams_migrations()})
-    REQUIRE(eventstore::apply_migrations(pool, *m));
+  const auto pool = migrated_pool(database);  // the tables
   database.exec(
       "insert into external_events (stream, partition, seq, event_id, type, entity_key, data, source_event_id,"
       " correlation_id, occurred_at) select 'adapter.dk.payments.v1', g % 4, g, gen_random_uuid(),"
@@ -649,11 +651,8 @@ TEST_CASE("a transfer's external messages are found by entity key through the in
 
 TEST_CASE("a batch append locks its partitions' heads in order: one waiting on the second holds the first") {
   testing::TestDatabase database;
-  eventstore::DatabaseOptions options;
-  options.url = database.url();
-  eventstore::ConnectionPool pool(options);
-  for (const auto* m : {&eventstore::eventstore_migrations(), &external_streams_migrations()})
-    REQUIRE(eventstore::apply_migrations(pool, *m));
+  auto pool_owner = migrated_pool(database);
+  auto& pool = *pool_owner;
   REQUIRE(ensure_streams(pool, std::vector<StreamSpec>{kPayments}));
   auto key_in = [](std::int32_t partition) {
     for (int i = 0;; ++i)
