@@ -104,23 +104,18 @@ struct Relay::Impl {
     std::size_t produced = 0;  // how many of them were handed to the producer
   };
 
-  // A round: one transaction reads the marks and every partition's unpublished messages;
-  // they are produced, one flush waits for every delivery report, and one transaction
-  // moves the marks, each across its partition's contiguous delivered prefix only.
+  // A round: one statement reads every partition's mark and unpublished messages; they
+  // are produced, one flush waits for every delivery report, and one statement moves the
+  // marks, each across its partition's contiguous delivered prefix only.
   // Returns the number of messages the marks moved over.
   tl::expected<int, std::string> run_once() {
     auto read = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Batch>> {
-      auto marks = read_marks(tx);
-      if (!marks) return tl::unexpected(marks.error());
+      auto unpublished =
+          read_unpublished(tx, std::min<std::int64_t>(static_cast<std::int64_t>(options.batch_max), kCatchUpLimitMax));
+      if (!unpublished) return tl::unexpected(unpublished.error());
       std::vector<Batch> batches;
-      for (auto& mark : *marks) {
-        if (mark.head == mark.published) continue;
-        const auto limit =
-            std::min<std::int64_t>({mark.head - mark.published, options.batch_max, kCatchUpLimitMax});
-        auto page = read_catch_up(tx, mark.stream, mark.partition, mark.published + 1, limit);
-        if (!page) return tl::unexpected(page.error());
-        batches.push_back(Batch{std::move(mark), std::move(page->events)});
-      }
+      for (auto& partition : *unpublished)
+        batches.push_back(Batch{std::move(partition.mark), std::move(partition.events)});
       return batches;
     });
     if (!read) return tl::unexpected(read.error().message);
@@ -188,14 +183,12 @@ struct Relay::Impl {
     }
     std::string mark_error;
     if (moved > 0) {
-      auto marked = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-        for (std::size_t k = 0; k < batches.size(); ++k) {
-          if (delivered_to[k] == batches[k].mark.published) continue;
-          auto ok = mark_published(tx, batches[k].mark.stream, batches[k].mark.partition, delivered_to[k]);
-          if (!ok) return ok;
-        }
-        return {};
-      });
+      std::vector<PartitionMark> moves;
+      for (std::size_t k = 0; k < batches.size(); ++k)
+        if (delivered_to[k] != batches[k].mark.published)
+          moves.push_back({batches[k].mark.stream, batches[k].mark.partition, batches[k].mark.head, delivered_to[k]});
+      auto marked = pool.transact(
+          [&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> { return mark_published(tx, moves); });
       if (!marked) {
         mark_error = marked.error().message;  // republished next round; consumers skip seqs they have
         moved = 0;

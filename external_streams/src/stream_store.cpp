@@ -124,12 +124,35 @@ constexpr eventstore::PreparedSql kInsertMessages{
     " order by stream, partition, seq"};
 constexpr eventstore::PreparedSql kReadHead{
     "streams_read_head", "select head from external_stream_seqs where stream = $1 and partition = $2"};
-constexpr eventstore::PreparedSql kReadMarks{
-    "streams_read_marks", "select stream, partition, head, published from external_stream_heads order by stream, partition"};
-// Only forward: a slower relay instance must not move the mark back.
+// Every partition's marks moved with one statement, only forward: a slower relay instance
+// must not move a mark back. Locked in (stream, partition) byte order before the first
+// moves, like the heads (kTakeSeqs), so two relays marking the same partitions wait for
+// each other instead of deadlocking.
 constexpr eventstore::PreparedSql kMarkPublished{
     "streams_mark_published",
-    "update external_stream_published set published = greatest(published, $3) where stream = $1 and partition = $2"};
+    "with wanted as ("
+    "  select * from jsonb_to_recordset($1::jsonb) as w(stream text, partition int, seq bigint)"
+    "), locked as ("
+    "  select count(*) as n from ("
+    "    select 1 from external_stream_published p"
+    "    where (p.stream, p.partition) in (select stream, partition from wanted)"
+    "    order by p.stream collate \"C\", p.partition for update of p) l"
+    ")"
+    " update external_stream_published p set published = greatest(p.published, w.seq) from wanted w, locked"
+    " where locked.n >= 0 and p.stream = w.stream and p.partition = w.partition"};
+// The relay's round in one statement: each partition's unpublished messages after its
+// mark, at most $1 of them. Planned per call: the lateral probe of external_events by
+// (stream, partition, seq) must stay an index probe as the table grows.
+constexpr const char* kReadUnpublished =
+    "select e.stream, e.partition, e.seq, e.event_id::text, e.type, e.entity_key, e.data::text,"
+    " e.source_event_id::text, e.correlation_id,"
+    " to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), m.head, m.published"
+    " from external_stream_heads m"
+    " cross join lateral (select * from external_events x"
+    "   where x.stream = m.stream and x.partition = m.partition and x.seq > m.published"
+    "   order by x.seq limit least(m.head - m.published, $1)) e"
+    " where m.head > m.published"
+    " order by m.stream, m.partition, e.seq";
 constexpr eventstore::PreparedSql kLockProgress{
     "streams_lock_progress",
     "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2 for update"};
@@ -298,17 +321,29 @@ StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& strea
   return page;
 }
 
-StoreResult<std::vector<PartitionMark>> read_marks(Transaction& tx) {
-  std::vector<PartitionMark> marks;
-  for (const auto& row : eventstore::exec_prepared_here(tx, kReadMarks))
-    marks.push_back({row[0].as<std::string>(), row[1].as<std::int32_t>(), row[2].as<std::int64_t>(),
-                     row[3].as<std::int64_t>()});
-  return marks;
+StoreResult<std::vector<Unpublished>> read_unpublished(Transaction& tx, std::int64_t limit) {
+  CLEARING_ASSERT(limit > 0 && limit <= kCatchUpLimitMax);
+  std::vector<Unpublished> out;
+  for (const auto& row : tx.exec_params(kReadUnpublished, limit)) {
+    auto message = message_from(row);
+    if (out.empty() || out.back().mark.stream != message.stream || out.back().mark.partition != message.partition)
+      out.push_back(Unpublished{{message.stream, message.partition, row[10].as<std::int64_t>(),
+                                 row[11].as<std::int64_t>()},
+                                {}});
+    auto& partition = out.back();
+    // Gapless from the mark, checked on the way out.
+    CLEARING_ASSERT_MSG(message.seq == partition.mark.published + 1 + static_cast<std::int64_t>(partition.events.size()),
+                        "external stream has a gap");
+    partition.events.push_back(std::move(message));
+  }
+  return out;
 }
 
-StoreResult<void> mark_published(Transaction& tx, const std::string& stream, std::int32_t partition,
-                                 std::int64_t seq) {
-  eventstore::exec_prepared_here(tx, kMarkPublished, stream, partition, seq);
+StoreResult<void> mark_published(Transaction& tx, std::span<const PartitionMark> marks) {
+  if (marks.empty()) return {};
+  nlohmann::json wanted = nlohmann::json::array();
+  for (const auto& m : marks) wanted.push_back({{"stream", m.stream}, {"partition", m.partition}, {"seq", m.published}});
+  eventstore::exec_prepared_here(tx, kMarkPublished, wanted.dump());
   return {};
 }
 

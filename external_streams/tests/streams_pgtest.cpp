@@ -700,3 +700,57 @@ TEST_CASE("a batch append locks its partitions' heads in order: one waiting on t
   CHECK((*appended)[1].partition == 0);
   CHECK((*appended)[1].seq == 1);
 }
+
+TEST_CASE("the relay's read: each partition's unpublished messages after its mark, limited; marks move only forward") {
+  testing::TestDatabase database;
+  auto pool = migrated_pool(database);
+  REQUIRE(ensure_streams(*pool, std::vector<StreamSpec>{kPayments, kSettlements}));
+  eventstore::RecordedEvent source;
+  source.event_id = eventstore::EventId{base::new_uuid()};
+  source.recorded_at = base::SystemClock{}.now();
+  std::vector<PendingAppend> batch;
+  for (int i = 0; i < 12; ++i)
+    batch.push_back({i % 4 == 0 ? &kSettlements : &kPayments,
+                     Draft{"M" + std::to_string(i), "k" + std::to_string(i % 5), {{"n", i}}, false, ""}, &source});
+  auto appended = pool->transact([&](Transaction& tx) { return append_external_batch(tx, batch); });
+  REQUIRE(appended);
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> heads;
+  for (const auto& m : *appended) heads[{m.stream, m.partition}] = std::max(heads[{m.stream, m.partition}], m.seq);
+
+  auto read = [&](std::int64_t limit) {
+    auto r = pool->transact([&](Transaction& tx) { return read_unpublished(tx, limit); });
+    REQUIRE(r);
+    return *r;
+  };
+  auto first = read(2);
+  REQUIRE(first.size() == heads.size());  // every partition written to, in (stream, partition) order
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    const auto& p = first[i];
+    CAPTURE(p.mark.stream);
+    CAPTURE(p.mark.partition);
+    if (i > 0)
+      CHECK(std::make_pair(first[i - 1].mark.stream, first[i - 1].mark.partition) <
+            std::make_pair(p.mark.stream, p.mark.partition));
+    CHECK(p.mark.published == 0);
+    CHECK(p.mark.head == heads.at({p.mark.stream, p.mark.partition}));
+    REQUIRE(p.events.size() == static_cast<std::size_t>(std::min<std::int64_t>(2, p.mark.head)));
+    CHECK(p.events[0].seq == 1);
+    CHECK(p.events.back().seq == static_cast<std::int64_t>(p.events.size()));
+  }
+  // Mark every partition up to its head but the first, which moves to 1; a later, lower
+  // mark of the second partition does not move it back.
+  std::vector<PartitionMark> moves;
+  for (std::size_t i = 0; i < first.size(); ++i)
+    moves.push_back({first[i].mark.stream, first[i].mark.partition, first[i].mark.head, i == 0 ? 1 : first[i].mark.head});
+  REQUIRE(pool->transact([&](Transaction& tx) { return mark_published(tx, moves); }));
+  const std::vector<PartitionMark> back{{first[1].mark.stream, first[1].mark.partition, 0, 0}};
+  REQUIRE(pool->transact([&](Transaction& tx) { return mark_published(tx, back); }));
+  auto second = read(100);
+  REQUIRE(first[0].mark.head > 1);  // the keys put several messages in the first partition
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].mark.stream == first[0].mark.stream);
+  CHECK(second[0].mark.partition == first[0].mark.partition);
+  CHECK(second[0].mark.published == 1);
+  CHECK(second[0].events.front().seq == 2);
+  CHECK(second[0].events.back().seq == first[0].mark.head);
+}

@@ -57,9 +57,9 @@ struct PendingAppend {
 };
 
 // Appends the messages in order, as append_external one by one would (once_per_key too,
-// also among the batch's own messages), with few statements: one head update per
-// partition touched, in (stream, partition) order so that writers cannot deadlock, and
-// one insert. Returns the messages appended, in order (skipped ones left out).
+// also among the batch's own messages), with few statements: one that moves the heads
+// of every partition touched, locking them in (stream, partition) order so that writers
+// cannot deadlock, and one insert. Returns the messages appended, in order (skipped ones left out).
 eventstore::StoreResult<std::vector<ExternalMessage>> append_external_batch(
     eventstore::Transaction& tx, std::span<const PendingAppend> appends);
 
@@ -80,9 +80,17 @@ struct PartitionMark {
   std::int64_t head = 0;       // highest seq written
   std::int64_t published = 0;  // highest seq acknowledged by Kafka, all below it too
 };
-eventstore::StoreResult<std::vector<PartitionMark>> read_marks(eventstore::Transaction& tx);
-eventstore::StoreResult<void> mark_published(eventstore::Transaction& tx, const std::string& stream,
-                                             std::int32_t partition, std::int64_t seq);
+// The relay's round, with one statement: every partition that has messages after its
+// published mark, with its mark and up to `limit` (<= kCatchUpLimitMax) of them from
+// published + 1, in seq order. Partitions with nothing to publish are left out.
+struct Unpublished {
+  PartitionMark mark;
+  std::vector<ExternalMessage> events;
+};
+eventstore::StoreResult<std::vector<Unpublished>> read_unpublished(eventstore::Transaction& tx, std::int64_t limit);
+// Moves each listed partition's published mark to its `published`, only forward, with
+// one statement (head is not read).
+eventstore::StoreResult<void> mark_published(eventstore::Transaction& tx, std::span<const PartitionMark> marks);
 
 // The consumer's progress on one partition of an inbound stream.
 struct InboundProgress {
