@@ -199,6 +199,11 @@ StoreResult<void> ConnectionPool::transact_erased(
       setup.exec("SET statement_timeout = " + std::to_string(options_.statement_timeout.count()) +
                  "; SET lock_timeout = " + std::to_string(options_.lock_timeout.count()) +
                  "; SET idle_in_transaction_session_timeout = 60000" +
+                 // No JIT: our statements are short, and a cost estimate over jit_above_cost
+                 // (a table grown past its last analyze) made PostgreSQL compile one at every
+                 // call, 15-36 ms each: core-sim's account reads fell to half their rate for
+                 // 20 s of each bench/e2e window, until autovacuum's first analyze.
+                 "; SET jit = off" +
                  "; SET application_name = " + setup.quote(options_.application_name));
     }
     for (const auto& [name, sql] : statements) {

@@ -294,3 +294,13 @@ TEST_CASE("exec_prepared_here: a statement is prepared once per connection, and 
   REQUIRE(again);
   CHECK(*again == 42);
 }
+
+TEST_CASE("the pool's connections run without JIT, whatever the server's default") {
+  StoreFixture f(1);
+  CHECK(f.database.query_value("show jit") == "on");  // the test server's default: the setting is the pool's
+  auto jit = f.pool->transact([](Transaction& tx) -> StoreResult<std::string> {
+    return tx.exec("show jit")[0][0].as<std::string>();
+  });
+  REQUIRE(jit);
+  CHECK(*jit == "off");
+}
