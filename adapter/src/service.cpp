@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <stdexcept>
 #include <thread>
 
 #include <pqxx/pqxx>
@@ -127,42 +128,53 @@ struct Service::Impl {
       answers.with({std::string(action), std::string(cls)}).inc();
       latency.with({std::string(action)}).observe(static_cast<double>(latency_ms) / 1000.0);
     };
-    auto query_counts = [this](const char* sql) {
-      std::vector<std::pair<LabelValues, double>> out;
-      auto rows = pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<pqxx::result> {
+    // A gauge's figures from the database. A failed query is logged and thrown: the
+    // registry then renders the family without samples for this scrape, never a count
+    // of zero that is not true.
+    auto from_database = [this](const char* gauge, auto&& read) {
+      auto rows = pool->transact(read);
+      if (!rows) {
+        log->warn("metrics query failed gauge={} error=\"{}\"", gauge, rows.error().message);
+        throw std::runtime_error(rows.error().message);
+      }
+      return std::move(*rows);
+    };
+    auto query_counts = [from_database](const char* gauge, const char* sql) {
+      const auto rows = from_database(gauge, [&](eventstore::Transaction& tx) -> eventstore::StoreResult<pqxx::result> {
         return tx.exec(sql);
       });
-      if (rows)
-        for (const auto& row : *rows) out.push_back({{row[0].as<std::string>()}, row[1].as<double>()});
+      std::vector<std::pair<LabelValues, double>> out;
+      for (const auto& row : rows) out.push_back({{row[0].as<std::string>()}, row[1].as<double>()});
       return out;
     };
     metrics.gauge_callback("clearing_transfers", "Unfinished transfers, by state (neither succeeded nor rejected)",
-                           {"state"}, [this] {
+                           {"state"}, [from_database] {
                              std::vector<std::pair<LabelValues, double>> out;
-                             auto rows = pool->transact([](eventstore::Transaction& tx) {
-                               return TransferService::unfinished_by_status(tx);
-                             });
-                             if (rows)
-                               for (const auto& [status, n] : *rows)
-                                 out.push_back({{status}, static_cast<double>(n)});
+                             for (const auto& [status, n] : from_database("clearing_transfers",
+                                                                          TransferService::unfinished_by_status))
+                               out.push_back({{status}, static_cast<double>(n)});
                              return out;
                            });
     metrics.gauge_callback("clearing_parked_messages", "Parked messages by reason", {"reason"}, [query_counts] {
-      return query_counts("select reason_code, count(*) from parked_messages group by reason_code");
+      return query_counts("clearing_parked_messages",
+                          "select reason_code, count(*) from parked_messages group by reason_code");
     });
     metrics.gauge_callback("clearing_transfer_work_due", "Clearing calls scheduled, by action", {"action"},
                            [query_counts] {
-                             return query_counts("select action, count(*) from transfer_work group by action");
+                             return query_counts("clearing_transfer_work_due",
+                                                 "select action, count(*) from transfer_work group by action");
                            });
     metrics.gauge_callback("clearing_subscription_lag_events", "Events not yet handled by a subscription",
-                           {"subscription"}, [this] {
+                           {"subscription"}, [this, from_database] {
                              std::vector<std::pair<LabelValues, double>> out;
                              if (!derivation) return out;
                              const auto cp = derivation->status().checkpoint.position.value();
-                             auto head = pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<double> {
-                               return tx.exec("select coalesce(max(position), 0) from events")[0][0].as<double>();
-                             });
-                             if (head) out.push_back({{"derive-external-streams"}, std::max(0.0, *head - static_cast<double>(cp))});
+                             const auto head = from_database(
+                                 "clearing_subscription_lag_events",
+                                 [](eventstore::Transaction& tx) -> eventstore::StoreResult<double> {
+                                   return tx.exec("select coalesce(max(position), 0) from events")[0][0].as<double>();
+                                 });
+                             out.push_back({{"derive-external-streams"}, std::max(0.0, head - static_cast<double>(cp))});
                              return out;
                            });
     metrics.gauge_callback("clearing_relay_lag_messages", "External messages not yet acknowledged by Kafka", {},

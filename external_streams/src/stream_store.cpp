@@ -96,6 +96,7 @@ constexpr const char* kEventIdNamespace = "9a4f1c2e-0b7d-4e3a-8c5f-6d2e1b0a9c87"
 // Prepared once per connection (eventstore/prepared.hpp): key look-ups and writes of the
 // few rows per partition, and the insert of a batch. The reads of external_events by
 // seq stay planned per call: that table grows.
+
 // Moves the heads of all the batch's partitions with one statement. The row lock on a
 // head serializes its partition's writers; the locks are taken in (stream, partition)
 // byte order, so two batches over the same partitions wait for each other instead of
