@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <istream>
+#include <random>
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/uuid.hpp"
@@ -116,10 +117,8 @@ Json money_json(const sagas::Money& m) { return {{"minor_units", m.minor_units},
 
 // A per-request random source: the seed and the index decide it, nothing else.
 Random random_for(std::uint64_t seed, std::string_view purpose, std::int64_t index) {
-  std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
-                    static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(static_cast<std::uint64_t>(index) >> 32),
-                    static_cast<std::uint32_t>(std::hash<std::string_view>{}(purpose))};
-  return Random(seq);
+  const std::uint64_t tag = std::hash<std::string_view>{}(purpose);
+  return Random(Random::mix(seed ^ Random::mix(static_cast<std::uint64_t>(index) ^ Random::mix(tag))));
 }
 
 RequestKind draw_kind(double invalid_share, Random& random) {
