@@ -27,6 +27,7 @@ RUN apt-get update \
       libexpected-dev \
       libcli11-dev \
       libssl-dev \
+      libjemalloc-dev \
       postgresql-client-15 \
  && rm -rf /var/lib/apt/lists/*
 
@@ -63,6 +64,7 @@ RUN apt-get update \
       libspdlog1.10 \
       libfmt9 \
       libssl3 \
+      libjemalloc2 \
       libstdc++6 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
