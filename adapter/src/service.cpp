@@ -172,7 +172,11 @@ struct Service::Impl {
                              const auto head = from_database(
                                  "clearing_subscription_lag_events",
                                  [](eventstore::Transaction& tx) -> eventstore::StoreResult<double> {
-                                   return tx.exec("select coalesce(max(position), 0) from events")[0][0].as<double>();
+                                   // The identity sequence's last value: events has no index on
+                                   // position alone (eventstore migration 0003). A rolled-back append
+                                   // takes positions too, so the lag reads high until the next event.
+                                   return tx.exec("select case when is_called then last_value else 0 end"
+                                                  " from events_position_seq")[0][0].as<double>();
                                  });
                              out.push_back({{"derive-external-streams"}, std::max(0.0, head - static_cast<double>(cp))});
                              return out;

@@ -59,11 +59,23 @@ drop trigger events_notify on events;
 drop function events_notify();
 )sql";
 
+// `position` stays an identity column, unique by construction, but its index goes: no
+// query looks a position up or walks positions alone (readers of all events walk
+// events_commit_order, readers of a stream events_stream_version), and the index cost
+// every append an entry. (stream_id, version), unique and not null, is the table's key,
+// and its replica identity for logical replication. The subscription lag gauge reads the
+// identity sequence instead of max(position).
+constexpr const char* kPositionIndexDropped = R"sql(
+alter table events drop constraint events_pkey;
+alter table events replica identity using index events_stream_version;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& eventstore_migrations() {
   static const std::vector<Migration> migrations{{"eventstore/0001_events", kEventsSchema},
-                                                 {"eventstore/0002_notify_after_commit", kNotifyAfterCommit}};
+                                                 {"eventstore/0002_notify_after_commit", kNotifyAfterCommit},
+                                                 {"eventstore/0003_position_index_dropped", kPositionIndexDropped}};
   return migrations;
 }
 

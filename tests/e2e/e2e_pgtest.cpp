@@ -115,6 +115,18 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   CHECK(metrics->body.find("# TYPE clearing_transfers gauge") != std::string::npos);
   CHECK(metrics->body.find("clearing_transfers{") == std::string::npos);
   CHECK(metrics->body.find("clearing_answers_total{action=\"submit\",class=\"settled\"}") != std::string::npos);
+  // The derivation has handled every event of those outcomes: its lag, the events' head
+  // (the position sequence) less its checkpoint, is a sample near zero, not a missing one
+  // (a failed query) nor the whole history. The incoming feed's poller may have appended
+  // a few events since.
+  {
+    const std::string lag_prefix = "clearing_subscription_lag_events{subscription=\"derive-external-streams\"} ";
+    const auto at = metrics->body.find(lag_prefix);
+    REQUIRE_MESSAGE(at != std::string::npos, metrics->body);
+    const double lag = std::stod(metrics->body.substr(at + lag_prefix.size()));
+    CHECK(lag >= 0);
+    CHECK(lag <= 10);
+  }
 
   // SIGTERM: graceful, exit 0.
   adapter.signal(SIGTERM);
