@@ -10,6 +10,7 @@
 #include "clearing/adapter/parking.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/assert.hpp"
+#include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -30,10 +31,14 @@ constexpr const char* kPostponeName = "adapter_postpone_transfer_work";
 // Planned at every call, not prepared: a claim serves a batch, and the generic plan a
 // connection caches while the table is small (a new database) scanned it whole at every
 // claim long after it had grown (bench/e2e: 2-6 ms a claim).
-constexpr const char* kClaim = R"sql(
+// Prepared, and prepared again as transfer_work grows and shrinks (prepared.hpp). The
+// first condition, evaluated once, makes the claim's commit asynchronous (why: claim())
+// without a statement of its own.
+constexpr eventstore::PreparedSql kClaim{"dispatcher_claim", R"sql(
 update transfer_work
 set lease_owner = $3, lease_until_ms = $1 + $4, claims = claims + 1
-where transfer_id = any(array(
+where (select set_config('synchronous_commit', 'off', true)) = 'off'
+  and transfer_id = any(array(
   select transfer_id from transfer_work
   where due_at_ms <= $1 and (lease_until_ms is null or lease_until_ms < $1)
   order by due_at_ms
@@ -41,7 +46,7 @@ where transfer_id = any(array(
   for update skip locked))
 returning transfer_id, action, attempt, correlation_id, coalesce(caused_by::text, ''),
   submit_request::text
-)sql";
+)sql"};
 
 constexpr const char* kRelease = R"sql(
 update transfer_work set lease_owner = null, lease_until_ms = null
@@ -136,9 +141,8 @@ struct Dispatcher::Impl {
       // process dying cannot); the lease is then gone, and at worst the same call is
       // made twice under its one idempotency key, which the clearing executes once.
       // Every commit that records an answer is synchronous and flushes the claim's too.
-      tx.exec("set local synchronous_commit = off");
-      const auto rows = tx.exec_params(kClaim, to_ms(clock.now()), limit, options.owner,
-                                         static_cast<std::int64_t>(options.lease.count()));
+      const auto rows = eventstore::exec_prepared_here(tx, kClaim, to_ms(clock.now()), limit, options.owner,
+                                                       static_cast<std::int64_t>(options.lease.count()));
       for (const auto& row : rows) {
         WorkItem item;
         item.transfer_id = row[0].as<std::string>();

@@ -7,6 +7,7 @@
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/uuid.hpp"
+#include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::eventstore {
 namespace {
@@ -68,11 +69,11 @@ const std::string kAppendAny = std::string(kInputCte) + R"sql(gate as (
 // index: a caller bug). The stream ids come in through array(...): with the array's
 // length unknown to the planner it probes the primary key, where a known length of
 // hundreds made it scan the whole table.
-// Planned at every call, not prepared: a cached generic plan made while the tables were
-// small (a new database, before autovacuum's first analyze) scanned event_streams for
-// every batch, 14-30 ms a call at 30k streams in bench/e2e. (The second statement is
-// prepared: its plan is driven by its input, whatever the tables' sizes.)
-constexpr const char* kBatchLock = R"sql(
+// Prepared, and prepared again as the tables grow (prepared.hpp): a generic plan made
+// while the tables were small (a new database, before autovacuum's first analyze) and
+// kept scanned event_streams for every batch, 14-30 ms a call at 30k streams in
+// bench/e2e; planning it at every call cost 0.2 ms a call.
+constexpr PreparedSql kBatchLock{"eventstore_append_batch_lock", R"sql(
 with locked as (
   select stream_id, version from event_streams
   where stream_id = any(array(select unnest($1::text[])))
@@ -84,7 +85,7 @@ with locked as (
 select false as is_event, stream_id, version from locked
 union all
 select true, id::text, 0 from probes where (select true from events where event_id = probes.id limit 1)
-)sql";
+)sql"};
 
 // append_batch, second statement: the streams whose expectation held under the locks
 // of the first. An existing stream's version moves by its event count (its row is
@@ -393,8 +394,8 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
   // 1. Lock, and learn the versions and the stored ids.
   std::unordered_map<std::string, std::int64_t> versions;
   std::unordered_set<std::string> stored;
-  for (const auto& row : tx.exec_params(kBatchLock, text_array_literal(stream_ids),
-                                           text_array_literal(id_streams), id_array)) {
+  for (const auto& row : exec_prepared_here(tx, kBatchLock, text_array_literal(stream_ids),
+                                            text_array_literal(id_streams), id_array)) {
     if (row[0].as<bool>())
       stored.insert(row[1].as<std::string>());
     else

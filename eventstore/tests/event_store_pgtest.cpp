@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <barrier>
+#include <chrono>
 #include <thread>
 
 #include "clearing/eventstore/prepared.hpp"
@@ -293,6 +294,36 @@ TEST_CASE("exec_prepared_here: a statement is prepared once per connection, and 
   });
   REQUIRE(again);
   CHECK(*again == 42);
+}
+
+TEST_CASE("exec_prepared_here: a statement is prepared again on its connection once its plan is due") {
+  StoreFixture f(1);  // one connection: every transaction below runs on it
+  set_replan_after_max(std::chrono::milliseconds(300));
+  constexpr PreparedSql kQuadruple{"test_quadruple", "select $1::int * 4"};
+  // When the server prepared it (pg_prepared_statements), and how many it holds by that name.
+  const auto run_and_look = [&](int n) {
+    auto seen = f.pool->transact([&](Transaction& tx) -> StoreResult<std::string> {
+      CHECK(exec_prepared_here(tx, kQuadruple, n)[0][0].as<int>() == 4 * n);
+      return tx.exec("select count(*)::text || ' ' || (extract(epoch from max(prepare_time)) * 1000000)::bigint::text"
+                     " from pg_prepared_statements"
+                     " where name = 'test_quadruple'")[0][0]
+          .as<std::string>();
+    });
+    REQUIRE(seen);
+    return *seen;
+  };
+  const auto first = run_and_look(1);
+  CHECK(first.starts_with("1 "));
+  CHECK(run_and_look(2) == first);  // within its interval: the same preparation
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  const auto second = run_and_look(3);
+  CHECK(second.starts_with("1 "));  // deallocated before it was prepared again: one, not two
+  CHECK(second > first);            // microseconds since 1970, 16 digits: text order is time order
+  CHECK(run_and_look(4) == second);
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  const auto third = run_and_look(5);
+  CHECK(third > second);
+  set_replan_after_max(std::chrono::milliseconds(60'000));
 }
 
 TEST_CASE("the pool's connections run without JIT, whatever the server's default") {

@@ -142,9 +142,11 @@ constexpr eventstore::PreparedSql kMarkPublished{
     " update external_stream_published p set published = greatest(p.published, w.seq) from wanted w, locked"
     " where locked.n >= 0 and p.stream = w.stream and p.partition = w.partition"};
 // The relay's round in one statement: each partition's unpublished messages after its
-// mark, at most $1 of them. Planned per call: the lateral probe of external_events by
-// (stream, partition, seq) must stay an index probe as the table grows.
-constexpr const char* kReadUnpublished =
+// mark, at most $1 of them. Prepared, and prepared again as the tables grow
+// (prepared.hpp): the lateral probe of external_events by (stream, partition, seq) must
+// stay an index probe as the table grows. Planning it at every call cost 0.3 ms.
+constexpr eventstore::PreparedSql kReadUnpublished{
+    "streams_read_unpublished",
     "select e.stream, e.partition, e.seq, e.event_id::text, e.type, e.entity_key, e.data::text,"
     " e.source_event_id::text, e.correlation_id,"
     " to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), m.head, m.published"
@@ -153,7 +155,7 @@ constexpr const char* kReadUnpublished =
     "   where x.stream = m.stream and x.partition = m.partition and x.seq > m.published"
     "   order by x.seq limit least(m.head - m.published, $1)) e"
     " where m.head > m.published"
-    " order by m.stream, m.partition, e.seq";
+    " order by m.stream, m.partition, e.seq"};
 constexpr eventstore::PreparedSql kLockProgress{
     "streams_lock_progress",
     "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2 for update"};
@@ -325,7 +327,7 @@ StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& strea
 StoreResult<std::vector<Unpublished>> read_unpublished(Transaction& tx, std::int64_t limit) {
   CLEARING_ASSERT(limit > 0 && limit <= kCatchUpLimitMax);
   std::vector<Unpublished> out;
-  for (const auto& row : tx.exec_params(kReadUnpublished, limit)) {
+  for (const auto& row : eventstore::exec_prepared_here(tx, kReadUnpublished, limit)) {
     auto message = message_from(row);
     if (out.empty() || out.back().mark.stream != message.stream || out.back().mark.partition != message.partition)
       out.push_back(Unpublished{{message.stream, message.partition, row[10].as<std::int64_t>(),

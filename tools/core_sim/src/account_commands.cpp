@@ -24,14 +24,16 @@ constexpr std::size_t kTailPagesMax = 1000;
 // The events of each listed stream after its version, one statement per page. Ordered
 // by stream and version so each stream folds in order. LATERAL keeps it to an index
 // probe per stream: a plain join lets the planner, which expects 100 input rows, hash
-// the input and scan all of events.
-constexpr const char* kReadTails =
+// the input and scan all of events. Prepared, and prepared again as events grows
+// (prepared.hpp).
+constexpr eventstore::PreparedSql kReadTails{
+    "core_sim_read_tails",
     "select t.stream_id, e.version, e.type, e.data::text"
     " from jsonb_to_recordset($1::jsonb) as t(stream_id text, after bigint)"
     " cross join lateral (select version, type, data from events"
     "   where events.stream_id = t.stream_id and events.version > t.after order by version limit "
     "$2) e"
-    " order by t.stream_id, e.version limit $2";
+    " order by t.stream_id, e.version limit $2"};
 
 // The account rows of a batch, from their last states: an insert from the batch, whose
 // plan does not depend on it, prepared once per connection.
@@ -64,7 +66,7 @@ StoreResult<void> read_tails(Transaction& tx, std::span<AccountGroup* const> gro
     nlohmann::json after = nlohmann::json::array();
     for (const auto* group : groups)
       after.push_back({{"stream_id", group->stream}, {"after", group->start.version.value()}});
-    const auto rows = tx.exec_params(kReadTails, after.dump(), eventstore::kReadBatchMax);
+    const auto rows = eventstore::exec_prepared_here(tx, kReadTails, after.dump(), eventstore::kReadBatchMax);
     for (const auto& row : rows) {
       auto& start = by_stream.at(row[0].as<std::string>())->start;
       const auto version = row[1].as<std::int64_t>();

@@ -220,14 +220,16 @@ struct CoreSim::Impl {
   };
 
   // The transfer ids (a JSON array) that an earlier run requested or refused. `= any(array(...))`
-  // probes the primary keys; `in (select ...)` let the planner scan the tables.
+  // probes the primary keys; `in (select ...)` let the planner scan the tables. Prepared,
+  // and prepared again as the tables grow (prepared.hpp).
   static std::set<std::string> seen_transfers(Transaction& tx, const Json& ids) {
-    std::set<std::string> seen;
-    const auto rows = tx.exec_params(
+    static constexpr eventstore::PreparedSql kSeen{
+        "core_sim_seen_transfers",
         "select transfer_id from core_transfers where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))"
         " union all select transfer_id from core_refused"
-        " where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))",
-        ids.dump());
+        " where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))"};
+    std::set<std::string> seen;
+    const auto rows = eventstore::exec_prepared_here(tx, kSeen, ids.dump());
     for (const auto& row : rows) seen.insert(row[0].as<std::string>());
     return seen;
   }

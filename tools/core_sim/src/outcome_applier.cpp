@@ -8,6 +8,7 @@
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
+#include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::core_sim {
 namespace {
@@ -76,7 +77,9 @@ void write_flags(eventstore::Transaction& tx, const std::map<std::string, Transf
 // probe of the open count).
 void write_outcomes(eventstore::Transaction& tx, const Json& rows) {
   if (rows.empty()) return;
-  tx.exec_params(
+  // Prepared, and prepared again as the table grows (prepared.hpp).
+  static constexpr eventstore::PreparedSql kWriteOutcomes{
+      "core_sim_write_outcomes",
       "update core_transfers t set status = x.status, reason_code = x.reason_code,"
       " clearing_reference = x.clearing_reference, outcome_at = clock_timestamp(),"
       " outcome_event_id = x.outcome_event_id"
@@ -84,8 +87,8 @@ void write_outcomes(eventstore::Transaction& tx, const Json& rows) {
       " clearing_reference text, outcome_event_id text)"
       " where t.transfer_id = x.transfer_id and t.status || '' = 'open'"
       " and t.transfer_id = any(array(select r->>'transfer_id' from "
-      "jsonb_array_elements($1::jsonb) r))",
-      rows.dump());
+      "jsonb_array_elements($1::jsonb) r))"};
+  eventstore::exec_prepared_here(tx, kWriteOutcomes, rows.dump());
 }
 
 }  // namespace
@@ -146,11 +149,12 @@ tl::expected<void, std::string> OutcomeApplier::end(eventstore::Transaction& tx)
   Json ids = Json::array();
   for (const auto& q : queued_) ids.push_back(q.transfer_id);
   std::map<std::string, std::string> account_of;
-  const auto rows = tx.exec_params(
+  static constexpr eventstore::PreparedSql kLockTransfers{
+      "core_sim_lock_transfers",
       "select transfer_id, account_id from core_transfers"
       " where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))"
-      " order by transfer_id for update",
-      ids.dump());
+      " order by transfer_id for update"};
+  const auto rows = eventstore::exec_prepared_here(tx, kLockTransfers, ids.dump());
   for (const auto& row : rows)
     account_of.emplace(row[0].as<std::string>(), row[1].as<std::string>());
 
