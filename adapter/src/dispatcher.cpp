@@ -134,7 +134,11 @@ struct Dispatcher::Impl {
   }
 
   StoreResult<std::vector<WorkItem>> claim(int limit) {
-    return transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<std::vector<WorkItem>> {
+    // One statement, so no transaction block around it (ConnectionPool::autocommit): the
+    // claim commits by itself. Should the stream load below fail (only for work rows
+    // written before submit_request existed), those leases lapse after lease_ms and
+    // the calls are claimed again, as after a crash.
+    return transfers.store().pool().autocommit([&](Transaction& tx) -> StoreResult<std::vector<WorkItem>> {
       std::vector<WorkItem> items;
       // A claim writes only leases, so its commit need not wait for the WAL flush. Only a
       // crash of the database server itself can lose such a commit (the adapter's

@@ -161,7 +161,7 @@ void ConnectionPool::pause_before_retry(int attempt) {
 }
 
 StoreResult<void> ConnectionPool::transact_erased(
-    const std::function<StoreResult<void>(Transaction&)>& fn) {
+    const std::function<StoreResult<void>(Transaction&)>& fn, Block block) {
   Impl::Connection connection;
   std::vector<std::pair<std::string, std::string>> statements;
   {
@@ -213,10 +213,13 @@ StoreResult<void> ConnectionPool::transact_erased(
     StoreResult<void> result;
     const bool outer_appended = t_events_appended;  // a transaction nested in another's handler
     t_events_appended = false;
-    {
+    if (block == Block::transaction) {
       pqxx::work tx(*connection.conn);
       result = fn(tx);
       if (result) tx.commit();
+    } else {
+      pqxx::nontransaction tx(*connection.conn);
+      result = fn(tx);
     }
     give_back(true);
     if (result && t_events_appended) notify_subscribers();

@@ -517,7 +517,8 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_streams(Transaction& tx
 
 StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Checkpoint after,
                                                                    std::size_t limit) {
-  return pool_.transact([&](Transaction& tx) { return read_all_after(tx, after, limit); });
+  // One statement: no transaction block around it (ConnectionPool::autocommit).
+  return pool_.autocommit([&](Transaction& tx) { return read_all_after(tx, after, limit); });
 }
 
 StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Transaction& tx,

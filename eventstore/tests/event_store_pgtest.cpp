@@ -326,6 +326,43 @@ TEST_CASE("exec_prepared_here: a statement is prepared again on its connection o
   set_replan_after_max(std::chrono::milliseconds(60'000));
 }
 
+TEST_CASE("autocommit: each statement commits by itself; transact: all or nothing") {
+  StoreFixture f(1);
+  f.database.exec("create table autocommit_probe (n int not null)");
+  // Two statements: two transactions in autocommit, one in transact.
+  const auto xact_ids = [](Transaction& tx) -> StoreResult<bool> {
+    const auto first = tx.exec("select pg_current_xact_id()::text")[0][0].as<std::string>();
+    const auto second = tx.exec("select pg_current_xact_id()::text")[0][0].as<std::string>();
+    return first == second;
+  };
+  auto separate = f.pool->autocommit(xact_ids);
+  REQUIRE(separate);
+  CHECK_FALSE(*separate);
+  auto shared = f.pool->transact(xact_ids);
+  REQUIRE(shared);
+  CHECK(*shared);
+  // An error returned after a write: transact rolls it back, autocommit has committed it.
+  const auto write_then_fail = [](int n) {
+    return [n](Transaction& tx) -> StoreResult<void> {
+      tx.exec_params("insert into autocommit_probe (n) values ($1)", n);
+      return tl::unexpected(StoreError{StoreErrc::invalid_argument, "after the write"});
+    };
+  };
+  CHECK_FALSE(f.pool->transact(write_then_fail(1)));
+  CHECK_FALSE(f.pool->autocommit(write_then_fail(2)));
+  CHECK(f.database.query_value("select string_agg(n::text, ',') from autocommit_probe") == "2");
+  // A failing statement is a typed error, as in transact, and the connection is usable after it.
+  auto bad = f.pool->autocommit([](Transaction& tx) -> StoreResult<void> {
+    tx.exec("insert into autocommit_probe (n) values (null)");
+    return {};
+  });
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code != StoreErrc::connection_failed);
+  auto after = f.pool->autocommit([](Transaction& tx) -> StoreResult<int> { return tx.exec("select 7")[0][0].as<int>(); });
+  REQUIRE(after);
+  CHECK(*after == 7);
+}
+
 TEST_CASE("the pool's connections run without JIT, whatever the server's default") {
   StoreFixture f(1);
   CHECK(f.database.query_value("show jit") == "on");  // the test server's default: the setting is the pool's

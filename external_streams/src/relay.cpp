@@ -109,7 +109,9 @@ struct Relay::Impl {
   // marks, each across its partition's contiguous delivered prefix only.
   // Returns the number of messages the marks moved over.
   tl::expected<int, std::string> run_once() {
-    auto read = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Batch>> {
+    // The read and the marks are one statement each: no transaction block around them
+    // (ConnectionPool::autocommit), one round trip each.
+    auto read = pool.autocommit([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Batch>> {
       auto unpublished =
           read_unpublished(tx, std::min<std::int64_t>(static_cast<std::int64_t>(options.batch_max), kCatchUpLimitMax));
       if (!unpublished) return tl::unexpected(unpublished.error());
@@ -187,7 +189,7 @@ struct Relay::Impl {
       for (std::size_t k = 0; k < batches.size(); ++k)
         if (delivered_to[k] != batches[k].mark.published)
           moves.push_back({batches[k].mark.stream, batches[k].mark.partition, batches[k].mark.head, delivered_to[k]});
-      auto marked = pool.transact(
+      auto marked = pool.autocommit(
           [&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> { return mark_published(tx, moves); });
       if (!marked) {
         mark_error = marked.error().message;  // republished next round; consumers skip seqs they have

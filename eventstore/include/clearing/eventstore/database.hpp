@@ -56,11 +56,33 @@ class ConnectionPool {
   auto transact(F&& fn) -> std::invoke_result_t<F&, Transaction&> {
     using Result = std::invoke_result_t<F&, Transaction&>;
     std::optional<Result> out;
-    auto status = transact_erased([&](Transaction& tx) -> StoreResult<void> {
-      out.emplace(fn(tx));
-      if (!*out) return tl::unexpected(out->error());
-      return {};
-    });
+    auto status = transact_erased(
+        [&](Transaction& tx) -> StoreResult<void> {
+          out.emplace(fn(tx));
+          if (!*out) return tl::unexpected(out->error());
+          return {};
+        },
+        Block::transaction);
+    if (!status) return tl::unexpected(status.error());
+    return std::move(*out);
+  }
+
+  // Runs fn(tx) outside a transaction block: each statement commits on its own, as in
+  // psql's autocommit. For work of one statement (a read, or a write that must be
+  // atomic only by itself): it saves the BEGIN and COMMIT round trips of transact(),
+  // two of the three round trips of a lone read. Statements of fn do not share a
+  // snapshot, and an error returned by fn rolls nothing back.
+  template <class F>
+  auto autocommit(F&& fn) -> std::invoke_result_t<F&, Transaction&> {
+    using Result = std::invoke_result_t<F&, Transaction&>;
+    std::optional<Result> out;
+    auto status = transact_erased(
+        [&](Transaction& tx) -> StoreResult<void> {
+          out.emplace(fn(tx));
+          if (!*out) return tl::unexpected(out->error());
+          return {};
+        },
+        Block::none);
     if (!status) return tl::unexpected(status.error());
     return std::move(*out);
   }
@@ -84,7 +106,8 @@ class ConnectionPool {
 
  private:
   struct Impl;
-  StoreResult<void> transact_erased(const std::function<StoreResult<void>(Transaction&)>& fn);
+  enum class Block { transaction, none };
+  StoreResult<void> transact_erased(const std::function<StoreResult<void>(Transaction&)>& fn, Block block);
   static void pause_before_retry(int attempt);
 
   DatabaseOptions options_;
