@@ -629,6 +629,9 @@ tl::expected<std::unique_ptr<CoreSim>, std::string> CoreSim::create(CoreSimOptio
   database.url = options.database_url;
   database.connections_max = static_cast<std::size_t>(options.database_connections_max);
   database.application_name = "core-sim";
+  // core-sim runs no subscription, so nothing listens on its database: a NOTIFY after
+  // each appending commit was a round trip (and a transaction) for nobody.
+  database.notify_after_commit = false;
   impl->options = std::move(options);
   impl->pool = std::make_unique<eventstore::ConnectionPool>(database);
   impl->store = std::make_unique<eventstore::EventStore>(*impl->pool);
