@@ -54,17 +54,7 @@ class ConnectionPool {
   // StoreError; any other exception propagates after the rollback.
   template <class F>
   auto transact(F&& fn) -> std::invoke_result_t<F&, Transaction&> {
-    using Result = std::invoke_result_t<F&, Transaction&>;
-    std::optional<Result> out;
-    auto status = transact_erased(
-        [&](Transaction& tx) -> StoreResult<void> {
-          out.emplace(fn(tx));
-          if (!*out) return tl::unexpected(out->error());
-          return {};
-        },
-        Block::transaction);
-    if (!status) return tl::unexpected(status.error());
-    return std::move(*out);
+    return run(fn, Block::transaction);
   }
 
   // Runs fn(tx) outside a transaction block: each statement commits on its own, as in
@@ -74,20 +64,10 @@ class ConnectionPool {
   // snapshot, and an error returned by fn rolls nothing back.
   template <class F>
   auto autocommit(F&& fn) -> std::invoke_result_t<F&, Transaction&> {
-    using Result = std::invoke_result_t<F&, Transaction&>;
-    std::optional<Result> out;
-    auto status = transact_erased(
-        [&](Transaction& tx) -> StoreResult<void> {
-          out.emplace(fn(tx));
-          if (!*out) return tl::unexpected(out->error());
-          return {};
-        },
-        Block::none);
-    if (!status) return tl::unexpected(status.error());
-    return std::move(*out);
+    return run(fn, Block::none);
   }
 
-  // The same, retried while the error is retryable, at most attempts_max times, with a
+  // transact(), retried while the error is retryable, at most attempts_max times, with a
   // short exponential pause between attempts. fn must be safe to run again.
   template <class F>
   auto transact_with_retry(F&& fn, int attempts_max = 5) -> std::invoke_result_t<F&, Transaction&> {
@@ -107,6 +87,20 @@ class ConnectionPool {
  private:
   struct Impl;
   enum class Block { transaction, none };
+  template <class F>
+  auto run(F& fn, Block block) -> std::invoke_result_t<F&, Transaction&> {
+    using Result = std::invoke_result_t<F&, Transaction&>;
+    std::optional<Result> out;
+    auto status = transact_erased(
+        [&](Transaction& tx) -> StoreResult<void> {
+          out.emplace(fn(tx));
+          if (!*out) return tl::unexpected(out->error());
+          return {};
+        },
+        block);
+    if (!status) return tl::unexpected(status.error());
+    return std::move(*out);
+  }
   StoreResult<void> transact_erased(const std::function<StoreResult<void>(Transaction&)>& fn, Block block);
   static void pause_before_retry(int attempt);
 
