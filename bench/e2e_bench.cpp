@@ -22,7 +22,8 @@
 //      counter), PostgreSQL statement time per database, CPU per process, and the
 //      adapter's peak RSS (VmHWM).
 //   2. Latency: core-sim at --rate = 50% of the sustained resolved rate measured with the
-//      first latency of the list (0 ms by default) for --latency-seconds; percentiles of
+//      first latency of the list (0 ms by default), or at --latency-rate, for
+//      --latency-seconds; percentiles of
 //      TransferRequested commit -> outcome applied (core_transfers.requested_at/outcome_at)
 //      over the transfers requested after the warm-up, beside core-sim's own report (all),
 //      and the same split into four hops from the adapter's timestamps.
@@ -105,6 +106,7 @@ struct Options {
   std::vector<int> latencies_ms{0, 50};
   int transfers = 0;     // 0: timed window
   double load_rate = 0;  // core-sim --rate in the sustained runs; 0 = as fast as possible
+  double latency_rate = 0;  // core-sim --rate in the latency run; 0 = 50% of the first sustained rate
   // core-sim's publisher and its consumer lock the same account streams, and its publisher
   // holds its stream's head row for a whole batch: with core-sim's defaults (100 accounts,
   // 100 transfers per transaction) the simulated core, not the adapter, set the pace. A
@@ -1256,7 +1258,7 @@ int run(Options options) {
   fmt::print(
       "  mode {}: sustained {} per clearing latency in [{}] ms (core-sim --rate {}, --batch {}, "
       "--accounts {}, --fetch-wait-ms {} (the adapter's too),"
-      " --invalid-share 0); latency run {} s at 50% of the sustained rate of {} ms; commit ceiling "
+      " --invalid-share 0); latency run {} s at {} of {} ms; commit ceiling "
       "{} s;"
       " PostgreSQL {}\n",
       options.quick ? "quick" : "full",
@@ -1264,6 +1266,8 @@ int run(Options options) {
                             : fmt::format("{} s window", options.seconds),
       latencies, options.load_rate, options.core_batch, options.accounts, options.fetch_wait_ms,
       options.latency_seconds,
+      options.latency_rate > 0 ? fmt::format("{:.0f}/s, the sustained run", options.latency_rate)
+                               : std::string("50% of the sustained rate"),
       options.latencies_ms.front(), options.ceiling_seconds,
       options.server_url.substr(0, options.server_url.rfind('/')));
   for (const auto& setting : options.config_set) fmt::print("  adapter config: {}\n", setting);
@@ -1278,13 +1282,15 @@ int run(Options options) {
   }
 
   const auto& base = sustained.front();
-  const double rate = std::max(1.0, std::floor(base.resolved_per_s / 2));
+  const double rate =
+      options.latency_rate > 0 ? options.latency_rate : std::max(1.0, std::floor(base.resolved_per_s / 2));
   const auto latency = run_latency(options, base.latency_ms, rate);
   fmt::print(
       "\nlatency, TransferRequested commit -> outcome applied on the core, at {:.0f} transfers/s "
-      "(50% of"
+      "({:.0f}% of"
       " {:.0f}), clearing latency {} ms, {} s\n",
-      rate, base.resolved_per_s, base.latency_ms, options.latency_seconds);
+      rate, 100.0 * rate / std::max(1.0, base.resolved_per_s), base.resolved_per_s, base.latency_ms,
+      options.latency_seconds);
   fmt::print(
       "  steady (requested after the first {:.1f} s):  p50 {:>7.1f} ms  p95 {:>7.1f} ms  p99 "
       "{:>7.1f} ms"
@@ -1364,7 +1370,7 @@ int main(int argc, char** argv) {
       "bench/e2e) and\n"
       "prints sustained transfers/s per clearing latency, latency percentiles at 50% of the "
       "sustained\n"
-      "rate, the server's commit ceiling and the adapter's peak RSS. No thresholds: exit 0 when "
+      "rate (or --latency-rate), the server's commit ceiling and the adapter's peak RSS. No thresholds: exit 0 when "
       "every\n"
       "transfer resolved exactly once, 1 when something broke, 2 on bad flags."};
   app.add_option("--database-url", options.server_url, "libpq URI of the server's admin database")
@@ -1394,6 +1400,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, kTransfersMax));
   app.add_option("--load-rate", options.load_rate,
                  "core-sim --rate in the sustained runs (0: as fast as possible)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1'000'000.0));
+  app.add_option("--latency-rate", options.latency_rate,
+                 "core-sim --rate in the latency run (0: 50% of the first sustained rate)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1'000'000.0));
   app.add_option("--core-batch", options.core_batch,
