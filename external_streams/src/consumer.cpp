@@ -200,19 +200,14 @@ struct StreamConsumer::Impl {
     auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<int> {
       counts = Counts{};
       if (scope.begin) scope.begin(tx);
-      std::map<std::pair<std::string, std::int32_t>, InboundProgress> progress;
-      auto progress_of = [&](const std::string& stream, std::int32_t partition) -> InboundProgress& {
-        auto key = std::make_pair(stream, partition);
-        auto it = progress.find(key);
-        if (it == progress.end()) {
-          auto locked = lock_progress(tx, stream, partition);
-          CLEARING_ASSERT(locked.has_value());
-          it = progress.emplace(key, *locked).first;
-        }
-        return it->second;
-      };
+      // Every partition of the batch locked with one statement, stored with one at the end.
+      std::set<PartitionKey> partitions;
+      for (const auto& raw : batch) partitions.emplace(raw.topic, raw.partition);
+      auto locked = lock_progress(tx, partitions);
+      if (!locked) return tl::unexpected(locked.error());
+      auto& progress = *locked;
       for (const auto& raw : batch) {
-        auto& p = progress_of(raw.topic, raw.partition);
+        auto& p = progress.at(PartitionKey{raw.topic, raw.partition});
         // A Kafka position at or below the stored one was handled (applied, skipped or parked)
         // by a committed transaction: read again after a rebalance raced a batch, or a commit
         // whose answer was lost. The seq would catch a message that has one; this also
@@ -250,10 +245,8 @@ struct StreamConsumer::Impl {
           return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient,
                                                        "end of batch: " + ended.error()});
       }
-      for (const auto& [key, p] : progress) {
-        auto stored = store_progress(tx, key.first, key.second, p);
-        if (!stored) return tl::unexpected(stored.error());
-      }
+      auto stored = store_progress(tx, progress);
+      if (!stored) return tl::unexpected(stored.error());
       return static_cast<int>(batch.size());
     });
     std::lock_guard lock(stats_mutex);

@@ -156,16 +156,23 @@ constexpr eventstore::PreparedSql kReadUnpublished{
     "   order by x.seq limit least(m.head - m.published, $1)) e"
     " where m.head > m.published"
     " order by m.stream, m.partition, e.seq"};
-constexpr eventstore::PreparedSql kLockProgress{
-    "streams_lock_progress",
-    "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2 for update"};
 constexpr eventstore::PreparedSql kCreateProgress{
     "streams_create_progress",
     "insert into inbound_stream_progress (stream, partition) values ($1, $2) on conflict do nothing"};
-constexpr eventstore::PreparedSql kStoreProgress{
+// A consumer batch's partitions: locked in (stream, partition) byte order (the sort sits
+// below the row locks), and stored.
+constexpr eventstore::PreparedSql kLockProgressMany{
+    "streams_lock_progress",
+    "select p.stream, p.partition, p.last_seq, p.kafka_offset from inbound_stream_progress p"
+    " where (p.stream, p.partition) in"
+    "   (select w.stream, w.partition from jsonb_to_recordset($1::jsonb) as w(stream text, partition int))"
+    " order by p.stream collate \"C\", p.partition for update of p"};
+constexpr eventstore::PreparedSql kStoreProgressMany{
     "streams_store_progress",
-    "update inbound_stream_progress set last_seq = $3, kafka_offset = greatest(kafka_offset, $4),"
-    " updated_at = now() where stream = $1 and partition = $2"};
+    "update inbound_stream_progress p set last_seq = w.last_seq,"
+    " kafka_offset = greatest(p.kafka_offset, w.kafka_offset), updated_at = now()"
+    " from jsonb_to_recordset($1::jsonb) as w(stream text, partition int, last_seq bigint, kafka_offset bigint)"
+    " where p.stream = w.stream and p.partition = w.partition"};
 constexpr eventstore::PreparedSql kReadProgress{
     "streams_read_progress", "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2"};
 
@@ -350,24 +357,39 @@ StoreResult<void> mark_published(Transaction& tx, std::span<const PartitionMark>
   return {};
 }
 
-StoreResult<InboundProgress> lock_progress(Transaction& tx, const std::string& stream, std::int32_t partition) {
-  // The row exists after a partition's first batch: one statement then; the first
-  // batch creates it (a concurrent creator makes the insert a no-op) and locks it after.
+StoreResult<std::map<PartitionKey, InboundProgress>> lock_progress(Transaction& tx,
+                                                                      const std::set<PartitionKey>& partitions) {
+  std::map<PartitionKey, InboundProgress> out;
+  if (partitions.empty()) return out;
+  nlohmann::json wanted = nlohmann::json::array();
+  for (const auto& [stream, partition] : partitions) wanted.push_back({{"stream", stream}, {"partition", partition}});
+  const auto text = wanted.dump();
   auto lock = [&] {
-    return eventstore::exec_prepared_here(tx, kLockProgress, stream, partition);
+    out.clear();
+    for (const auto& row : eventstore::exec_prepared_here(tx, kLockProgressMany, text))
+      out.emplace(PartitionKey{row[0].as<std::string>(), row[1].as<std::int32_t>()},
+                  InboundProgress{row[2].as<std::int64_t>(), row[3].as<std::int64_t>()});
   };
-  auto row = lock();
-  if (row.empty()) {
-    eventstore::exec_prepared_here(tx, kCreateProgress, stream, partition);
-    row = lock();
+  lock();
+  if (out.size() < partitions.size()) {
+    // A partition's first batch: its row is created (a concurrent creator makes the insert
+    // a no-op), and the whole set locked again, in order.
+    for (const auto& key : partitions)
+      if (!out.count(key)) eventstore::exec_prepared_here(tx, kCreateProgress, key.first, key.second);
+    lock();
   }
-  CLEARING_ASSERT(row.size() == 1);
-  return InboundProgress{row[0][0].as<std::int64_t>(), row[0][1].as<std::int64_t>()};
+  CLEARING_ASSERT(out.size() == partitions.size());
+  return out;
 }
 
-StoreResult<void> store_progress(Transaction& tx, const std::string& stream, std::int32_t partition,
-                                 const InboundProgress& progress) {
-  eventstore::exec_prepared_here(tx, kStoreProgress, stream, partition, progress.last_seq, progress.kafka_offset);
+StoreResult<void> store_progress(Transaction& tx, const std::map<PartitionKey, InboundProgress>& progress) {
+  if (progress.empty()) return {};
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& [key, p] : progress)
+    rows.push_back({{"stream", key.first}, {"partition", key.second}, {"last_seq", p.last_seq},
+                    {"kafka_offset", p.kafka_offset}});
+  const auto stored = eventstore::exec_prepared_here(tx, kStoreProgressMany, rows.dump());
+  CLEARING_ASSERT(stored.affected_rows() == progress.size());
   return {};
 }
 

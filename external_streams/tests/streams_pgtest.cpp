@@ -649,6 +649,24 @@ TEST_CASE("a transfer's external messages are found by entity key through the in
   CHECK(database.query_value("select count(*) from pg_indexes where tablename = 'external_events'") == "3");
 }
 
+namespace {
+// Whether another transaction comes to hold the row lock of `select_sql` (one row)
+// within 2 s: polled with FOR UPDATE NOWAIT, whose lock_not_available says so.
+bool locked_by_another(const std::string& url, const std::string& select_sql) {
+  pqxx::connection probe_connection(url);
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    pqxx::work probe(probe_connection);
+    try {
+      probe.exec(select_sql + " for update nowait");
+    } catch (const pqxx::sql_error&) {
+      return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 TEST_CASE("a batch append locks its partitions' heads in order: one waiting on the second holds the first") {
   testing::TestDatabase database;
   auto pool_owner = migrated_pool(database);
@@ -677,19 +695,8 @@ TEST_CASE("a batch append locks its partitions' heads in order: one waiting on t
       return append_external_batch(tx, std::vector<PendingAppend>{{&kPayments, on1, &source}, {&kPayments, on0, &source}});
     });
   });
-  pqxx::connection probe_connection(database.url());
-  bool second_holds_0 = false;
-  for (int i = 0; i < 100 && !second_holds_0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    pqxx::work probe(probe_connection);
-    try {
-      probe.exec("select 1 from external_stream_seqs where stream = 'adapter.dk.payments.v1' and partition = 0"
-                 " for update nowait");
-    } catch (const pqxx::sql_error&) {
-      second_holds_0 = true;  // lock_not_available: the waiting batch holds it
-    }
-  }
-  CHECK(second_holds_0);
+  CHECK(locked_by_another(database.url(),
+                          "select 1 from external_stream_seqs where stream = 'adapter.dk.payments.v1' and partition = 0"));
   CHECK(second.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);  // still waiting on 1
   first.commit();
   auto appended = second.get();
@@ -699,6 +706,59 @@ TEST_CASE("a batch append locks its partitions' heads in order: one waiting on t
   CHECK((*appended)[0].seq == 2);  // after the first transaction's message
   CHECK((*appended)[1].partition == 0);
   CHECK((*appended)[1].seq == 1);
+}
+
+TEST_CASE("a consumer batch's progress rows: created, locked in order with one statement, stored with one") {
+  testing::TestDatabase database;
+  auto pool_owner = migrated_pool(database);
+  auto& pool = *pool_owner;
+  const std::string stream = "core.dk.payments.v1";
+  // Created on first use, at "nothing consumed".
+  auto created = pool.transact([&](Transaction& tx) {
+    return lock_progress(tx, std::set<PartitionKey>{{stream, 0}, {stream, 1}, {stream, 2}});
+  });
+  REQUIRE(created);
+  REQUIRE(created->size() == 3);
+  for (const auto& [key, p] : *created) {
+    CHECK(p.last_seq == 0);
+    CHECK(p.kafka_offset == -1);
+  }
+  // Stored: each row its own figures; a Kafka offset never moves back.
+  auto stored = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
+    auto locked = lock_progress(tx, std::set<PartitionKey>{{stream, 0}, {stream, 2}});
+    if (!locked) return tl::unexpected(locked.error());
+    (*locked)[{stream, 0}] = InboundProgress{7, 40};
+    (*locked)[{stream, 2}] = InboundProgress{3, 12};
+    return store_progress(tx, *locked);
+  });
+  REQUIRE(stored);
+  auto lowered = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
+    auto locked = lock_progress(tx, std::set<PartitionKey>{{stream, 2}});
+    if (!locked) return tl::unexpected(locked.error());
+    (*locked)[{stream, 2}] = InboundProgress{4, 5};
+    return store_progress(tx, *locked);
+  });
+  REQUIRE(lowered);
+  CHECK(database.query_value("select string_agg(partition || ':' || last_seq || '@' || kafka_offset, ' ' order by partition)"
+                             " from inbound_stream_progress") == "0:7@40 1:0@-1 2:4@12");
+
+  // Locked in (stream, partition) order: a batch of partitions 0 and 2 waiting on 2
+  // (held by another transaction) already holds 0.
+  pqxx::connection first_connection(database.url());
+  pqxx::work first(first_connection);
+  first.exec("select 1 from inbound_stream_progress where partition = 2 for update");
+  auto second = std::async(std::launch::async, [&] {
+    return pool.transact([&](Transaction& tx) {
+      return lock_progress(tx, std::set<PartitionKey>{{stream, 2}, {stream, 0}});
+    });
+  });
+  CHECK(locked_by_another(database.url(), "select 1 from inbound_stream_progress where partition = 0"));
+  CHECK(second.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);  // still waiting on 2
+  first.commit();
+  auto locked = second.get();
+  REQUIRE(locked);
+  CHECK(locked->at({stream, 0}).last_seq == 7);
+  CHECK(locked->at({stream, 2}).last_seq == 4);
 }
 
 TEST_CASE("the relay's read: each partition's unpublished messages after its mark, limited; marks move only forward") {

@@ -7,9 +7,12 @@
 // All functions run inside the caller's transaction, so a derivation's messages commit
 // with its subscription checkpoint and a consumer's progress with the command it applied.
 
+#include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "clearing/eventstore/migrations.hpp"
@@ -97,11 +100,15 @@ struct InboundProgress {
   std::int64_t last_seq = 0;       // highest seq applied; all below it applied too
   std::int64_t kafka_offset = -1;  // offset of the last message consumed (-1: none)
 };
-// Locks the row (creating it) for the rest of the transaction.
-eventstore::StoreResult<InboundProgress> lock_progress(eventstore::Transaction& tx, const std::string& stream,
-                                                       std::int32_t partition);
-eventstore::StoreResult<void> store_progress(eventstore::Transaction& tx, const std::string& stream,
-                                             std::int32_t partition, const InboundProgress& progress);
+// The progress rows of every partition a consumer batch touches, with one statement
+// each: locked (missing ones created) in (stream, partition) byte order, as the heads are,
+// so two consumers of overlapping partitions wait for each other instead of deadlocking;
+// then stored, rows locked by this transaction.
+using PartitionKey = std::pair<std::string, std::int32_t>;
+eventstore::StoreResult<std::map<PartitionKey, InboundProgress>> lock_progress(
+    eventstore::Transaction& tx, const std::set<PartitionKey>& partitions);
+eventstore::StoreResult<void> store_progress(eventstore::Transaction& tx,
+                                                  const std::map<PartitionKey, InboundProgress>& progress);
 eventstore::StoreResult<std::optional<InboundProgress>> read_progress(eventstore::Transaction& tx,
                                                                       const std::string& stream,
                                                                       std::int32_t partition);
