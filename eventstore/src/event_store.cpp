@@ -71,8 +71,8 @@ const std::string kAppendAny = std::string(kInputCte) + R"sql(gate as (
 // hundreds made it scan the whole table.
 // Prepared, and prepared again as the tables grow (prepared.hpp): a generic plan made
 // while the tables were small (a new database, before autovacuum's first analyze) and
-// kept scanned event_streams for every batch, 14-30 ms a call at 30k streams in
-// bench/e2e; planning it at every call cost 0.2 ms a call.
+// kept for good scanned event_streams for every batch, 14-30 ms a call at 30k streams
+// in bench/e2e; planning it at every call cost 0.2 ms a call.
 constexpr PreparedSql kBatchLock{"eventstore_append_batch_lock", R"sql(
 with locked as (
   select stream_id, version from event_streams
