@@ -93,9 +93,9 @@ create index external_events_key on external_events (entity_key, stream, type);
 
 constexpr const char* kEventIdNamespace = "9a4f1c2e-0b7d-4e3a-8c5f-6d2e1b0a9c87";
 
-// Prepared once per connection (eventstore/prepared.hpp): key look-ups and writes of the
-// few rows per partition, and the insert of a batch. The reads of external_events by
-// seq stay planned per call: that table grows.
+// Every statement here is prepared on its connection (eventstore/prepared.hpp): key
+// look-ups and writes of the few rows per partition, the insert of a batch, and the
+// relay's read of external_events, which is prepared again as that table grows.
 
 // Moves the heads of all the batch's partitions with one statement. The row lock on a
 // head serializes its partition's writers; the locks are taken in (stream, partition)
@@ -161,13 +161,13 @@ constexpr eventstore::PreparedSql kCreateProgress{
     "insert into inbound_stream_progress (stream, partition) values ($1, $2) on conflict do nothing"};
 // A consumer batch's partitions: locked in (stream, partition) byte order (the sort sits
 // below the row locks), and stored.
-constexpr eventstore::PreparedSql kLockProgressMany{
+constexpr eventstore::PreparedSql kLockProgress{
     "streams_lock_progress",
     "select p.stream, p.partition, p.last_seq, p.kafka_offset from inbound_stream_progress p"
     " where (p.stream, p.partition) in"
     "   (select w.stream, w.partition from jsonb_to_recordset($1::jsonb) as w(stream text, partition int))"
     " order by p.stream collate \"C\", p.partition for update of p"};
-constexpr eventstore::PreparedSql kStoreProgressMany{
+constexpr eventstore::PreparedSql kStoreProgress{
     "streams_store_progress",
     "update inbound_stream_progress p set last_seq = w.last_seq,"
     " kafka_offset = greatest(p.kafka_offset, w.kafka_offset), updated_at = now()"
@@ -259,7 +259,7 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
              probe.dump()))
       seen.emplace(row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>());
 
-  std::map<std::pair<std::string, std::int32_t>, std::int64_t> counts;  // ordered: the lock order
+  std::map<PartitionKey, std::int64_t> counts;  // ordered: the lock order
   for (const auto& a : appends) {
     const auto& draft = a.draft;
     const auto& source = *a.source;
@@ -285,9 +285,9 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
   Json wanted = Json::array();
   for (const auto& [partition, count] : counts)
     wanted.push_back({{"stream", partition.first}, {"partition", partition.second}, {"n", count}});
-  std::map<std::pair<std::string, std::int32_t>, std::int64_t> next;
+  std::map<PartitionKey, std::int64_t> next;
   for (const auto& row : eventstore::exec_prepared_here(tx, kTakeSeqs, wanted.dump())) {
-    const std::pair<std::string, std::int32_t> partition{row[0].as<std::string>(), row[1].as<std::int32_t>()};
+    const PartitionKey partition{row[0].as<std::string>(), row[1].as<std::int32_t>()};
     next[partition] = row[2].as<std::int64_t>() - counts.at(partition) + 1;
   }
   for (const auto& [partition, count] : counts)
@@ -358,7 +358,7 @@ StoreResult<void> mark_published(Transaction& tx, std::span<const PartitionMark>
 }
 
 StoreResult<std::map<PartitionKey, InboundProgress>> lock_progress(Transaction& tx,
-                                                                      const std::set<PartitionKey>& partitions) {
+                                                                  const std::set<PartitionKey>& partitions) {
   std::map<PartitionKey, InboundProgress> out;
   if (partitions.empty()) return out;
   nlohmann::json wanted = nlohmann::json::array();
@@ -366,7 +366,7 @@ StoreResult<std::map<PartitionKey, InboundProgress>> lock_progress(Transaction& 
   const auto text = wanted.dump();
   auto lock = [&] {
     out.clear();
-    for (const auto& row : eventstore::exec_prepared_here(tx, kLockProgressMany, text))
+    for (const auto& row : eventstore::exec_prepared_here(tx, kLockProgress, text))
       out.emplace(PartitionKey{row[0].as<std::string>(), row[1].as<std::int32_t>()},
                   InboundProgress{row[2].as<std::int64_t>(), row[3].as<std::int64_t>()});
   };
@@ -388,7 +388,7 @@ StoreResult<void> store_progress(Transaction& tx, const std::map<PartitionKey, I
   for (const auto& [key, p] : progress)
     rows.push_back({{"stream", key.first}, {"partition", key.second}, {"last_seq", p.last_seq},
                     {"kafka_offset", p.kafka_offset}});
-  const auto stored = eventstore::exec_prepared_here(tx, kStoreProgressMany, rows.dump());
+  const auto stored = eventstore::exec_prepared_here(tx, kStoreProgress, rows.dump());
   CLEARING_ASSERT(stored.affected_rows() == progress.size());
   return {};
 }

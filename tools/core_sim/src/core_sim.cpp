@@ -526,7 +526,7 @@ struct CoreSim::Impl {
   // (wait_until_done asks every 50 ms; progress() counts every transfer). Empty when
   // the database did not answer: not a reason to think the work is done.
   std::optional<std::int64_t> open_count() const {
-    auto n = pool->transact([](Transaction& tx) -> StoreResult<std::int64_t> {
+    auto n = pool->autocommit([](Transaction& tx) -> StoreResult<std::int64_t> {
       return tx.exec("select count(*) from core_transfers where status = 'open'")[0][0].as<std::int64_t>();
     });
     if (!n) {

@@ -24,6 +24,9 @@ namespace clearing::external_streams {
 inline constexpr std::int32_t kPartitionsMax = 256;
 inline constexpr std::int64_t kCatchUpLimitMax = 1000;
 
+// A partition of a stream: (stream name, partition), ordered as the locks are taken.
+using PartitionKey = std::pair<std::string, std::int32_t>;
+
 struct StreamSpec {
   std::string name;  // = Kafka topic, e.g. adapter.dk.payments.v1
   std::int32_t partitions = 1;
@@ -104,7 +107,6 @@ struct InboundProgress {
 // each: locked (missing ones created) in (stream, partition) byte order, as the heads are,
 // so two consumers of overlapping partitions wait for each other instead of deadlocking;
 // then stored, rows locked by this transaction.
-using PartitionKey = std::pair<std::string, std::int32_t>;
 eventstore::StoreResult<std::map<PartitionKey, InboundProgress>> lock_progress(
     eventstore::Transaction& tx, const std::set<PartitionKey>& partitions);
 eventstore::StoreResult<void> store_progress(eventstore::Transaction& tx,
