@@ -2,6 +2,13 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <set>
 
 #include "kafka_internal.hpp"
 
@@ -64,6 +71,55 @@ tl::expected<rd_kafka_conf_t*, std::string> make_conf(const std::map<std::string
   return conf;
 }
 
+namespace {
+
+// The TCP ports of a bootstrap list "host:port,host:port".
+std::set<int> bootstrap_ports(const std::string& bootstraps) {
+  std::set<int> ports;
+  std::size_t start = 0;
+  while (start < bootstraps.size()) {
+    auto end = bootstraps.find(',', start);
+    if (end == std::string::npos) end = bootstraps.size();
+    const auto colon = bootstraps.rfind(':', end - 1);
+    if (colon != std::string::npos && colon > start)
+      ports.insert(std::atoi(bootstraps.substr(colon + 1, end - colon - 1).c_str()));
+    start = end + 1;
+  }
+  return ports;
+}
+
+// The mock cluster's brokers accept without TCP_NODELAY. A broker that answers two
+// pipelined requests (an idempotent producer's batches for several partitions, a fetch
+// while a produce is answered) then holds the second answer back until the client ACKs
+// the first, and the client delays its ACK by up to 40 ms (Linux's delayed ACK): 42 ms
+// per flush of a multi-partition produce, against 0.5 ms with it. Kafka's own brokers set
+// TCP_NODELAY on every connection. librdkafka gives no hook into the mock's sockets, but
+// Linux copies TCP_NODELAY from a listening socket to the sockets it accepts: this finds
+// the process's listening sockets on the cluster's ports and sets it there, once.
+// Returns how many it set.
+int set_nodelay_on_listeners(const std::set<int>& ports) {
+  int set = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    int listening = 0;
+    socklen_t length = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || !listening) continue;
+    sockaddr_storage address{};
+    socklen_t address_length = sizeof address;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0) continue;
+    int port = -1;
+    if (address.ss_family == AF_INET) port = ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
+    if (address.ss_family == AF_INET6) port = ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
+    if (!ports.contains(port)) continue;
+    const int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++set;
+  }
+  return set;
+}
+
+}  // namespace
+
 struct EmbeddedKafka::Impl {
   rd_kafka_t* host = nullptr;  // the handle that owns the mock cluster
   rd_kafka_mock_cluster_t* cluster = nullptr;
@@ -89,6 +145,11 @@ tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> EmbeddedKafka::start(i
   if (!kafka->impl_->cluster) return tl::unexpected(std::string("embedded kafka: mock cluster did not start"));
   kafka->bootstraps_ = rd_kafka_mock_cluster_bootstraps(kafka->impl_->cluster);
   kafka->brokers_ = brokers;
+  const auto ports = bootstrap_ports(kafka->bootstraps_);
+  const int nodelay = set_nodelay_on_listeners(ports);
+  if (nodelay != static_cast<int>(ports.size()))
+    return tl::unexpected("embedded kafka: TCP_NODELAY set on " + std::to_string(nodelay) + " of the " +
+                          std::to_string(ports.size()) + " brokers' listening sockets");
   return kafka;
 }
 
