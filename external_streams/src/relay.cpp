@@ -1,5 +1,7 @@
 #include "clearing/external_streams/relay.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -220,6 +222,7 @@ struct Relay::Impl {
   void run() {
     int failures = 0;
     for (;;) {
+      const auto round_started = std::chrono::steady_clock::now();
       auto relayed = run_once();
       std::chrono::milliseconds wait = options.idle_poll;
       if (!relayed) {
@@ -228,7 +231,10 @@ struct Relay::Impl {
         wait = std::min(options.retry_backoff_max, options.idle_poll * (1 << std::min(failures, 10)));
       } else {
         failures = 0;
-        if (*relayed > 0) wait = std::chrono::milliseconds(0);
+        if (*relayed > 0)
+          wait = std::max(std::chrono::milliseconds(0),
+                          options.round_interval_min - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                           std::chrono::steady_clock::now() - round_started));
       }
       std::unique_lock lock(wait_mutex);
       if (wait.count() > 0) wait_cv.wait_for(lock, wait, [&] { return stopping; });

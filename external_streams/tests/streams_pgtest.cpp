@@ -814,3 +814,30 @@ TEST_CASE("the relay's read: each partition's unpublished messages after its mar
   CHECK(second[0].events.front().seq == 2);
   CHECK(second[0].events.back().seq == first[0].mark.head);
 }
+
+TEST_CASE("under load the relay starts a round no sooner than round_interval_min after the last one began") {
+  Fixture f;
+  RelayOptions options;
+  options.kafka = f.client("paced-relay");
+  options.flush_timeout = std::chrono::milliseconds(20'000);
+  options.idle_poll = std::chrono::milliseconds(10);
+  options.round_interval_min = std::chrono::hours(1);
+  auto made = Relay::create(*f.pool, options);
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto& relay = **made;
+  for (int i = 0; i < 4; ++i) f.transfer("p" + std::to_string(i), true, "c");
+  f.derive_all();
+  relay.start();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (relay.stats().acknowledged < 8 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(relay.stats().acknowledged == 8);
+  // Its round relayed messages: the next one is an hour after it, not idle_poll.
+  for (int i = 4; i < 8; ++i) f.transfer("p" + std::to_string(i), true, "c");
+  f.derive_all();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(relay.stats().rounds == 1);
+  CHECK(f.count("select sum(head - published) from external_stream_heads") == "8");
+  relay.stop();  // prompt although the next round is an hour away
+  CHECK(relay.stats().rounds == 1);
+}
