@@ -36,7 +36,7 @@ int accepted_socket_for(int client_port) {
   return -1;
 }
 
-// Connects to host:port and returns the connected socket's own port, or -1.
+// Connects to 127.0.0.1:port: the socket and its own port (-1 when the connect failed).
 std::pair<int, int> connect_to(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in to{};
