@@ -8,7 +8,8 @@
 //
 // Phases, each on fresh databases and fresh processes:
 //   1. Sustained, once per clearing latency (--latency-ms-list): core-sim publishes as fast as
-//      it can (--rate 0, or --load-rate). Warm-up is excluded: the window starts
+//      it can (--rate 0, or --load-rate); with a clearing latency, at 1.5 times the calls/s
+//      the adapter's in_flight_max allows (kPublishOverClearingCap). Warm-up is excluded: the window starts
 //      kWarmupAfterFirstOutcome after the first outcome was applied on the core (the mock
 //      cluster's consumer-group joins take about 3 s) and lasts --seconds. Then core-sim is
 //      stopped (SIGTERM) and started again with --transfers = what it had processed, which
@@ -711,6 +712,9 @@ CpuSample cpu_sample(System& s, Process* core) {
 
 struct Sustained {
   int latency_ms = 0;
+  double publish_rate = 0;        // core-sim --rate (0: as fast as it can)
+  bool held_at_cap = false;       // publish_rate = kPublishOverClearingCap x clearing_cap_per_s
+  double clearing_cap_per_s = 0;  // calls/s the adapter's concurrency allows at this latency
   double window_s = 0;
   std::int64_t requested = 0, resolved = 0;  // in the window
   std::int64_t backlog_start = 0, backlog_end = 0;
@@ -807,6 +811,22 @@ void read_adapter_metrics(System& s, Sustained& out) {
   }
 }
 
+// With a clearing latency, the adapter's concurrency caps its calls: min(clearing and
+// dispatcher in_flight_max) calls per latency, 16 per 50 ms = 320/s as shipped. Publishing
+// faster than that only builds a backlog, which the drain after the window then took
+// three and a half minutes to clear, without moving the resolved rate. Unless --load-rate
+// says otherwise, core-sim is held at 1.5 times the cap: the backlog still grows, so the
+// pipeline, not the publisher, sets the rate in the window.
+constexpr double kPublishOverClearingCap = 1.5;
+
+double clearing_cap_per_s(const std::string& config_path, int latency_ms) {
+  std::ifstream in(config_path);
+  const auto config = nlohmann::json::parse(in);
+  const auto in_flight = std::min(config.at("clearing").at("in_flight_max").get<int>(),
+                                  config.at("dispatcher").at("in_flight_max").get<int>());
+  return 1000.0 * in_flight / latency_ms;
+}
+
 Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& server) {
   const auto label = fmt::format("sustained {} ms", latency_ms);
   const auto slug = fmt::format("sustained_{}ms", latency_ms);
@@ -817,11 +837,17 @@ Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& ser
 
   Sustained out;
   out.latency_ms = latency_ms;
+  out.publish_rate = options.load_rate;
+  if (latency_ms > 0) {
+    out.clearing_cap_per_s = clearing_cap_per_s(s.config_path, latency_ms);
+    out.held_at_cap = options.load_rate == 0;
+    if (out.held_at_cap) out.publish_rate = kPublishOverClearingCap * out.clearing_cap_per_s;
+  }
   const bool timed = options.transfers == 0;
   const auto source = std::to_string(timed ? kTimedSourceTransfers : options.transfers);
   const auto begun = Clock::now();
   auto core =
-      start_core(s.core_sim(source, options.load_rate, options.core_batch, options.accounts));
+      start_core(s.core_sim(source, out.publish_rate, options.core_batch, options.accounts));
   PipelineProbe probe(s.core_url, s.adapter_url);
   progress(fmt::format("[{}] core-sim pid {} publishing ({}), waiting for the first outcome", label,
                        core->pid(), timed ? "until the window ends" : source + " transfers"));
@@ -1168,10 +1194,15 @@ void print_sustained(const Sustained& r) {
     fmt::print("  resolved/s by thirds of the window: {:.0f}, {:.0f}, {:.0f}\n",
                r.resolved_per_s_by_third[0], r.resolved_per_s_by_third[1],
                r.resolved_per_s_by_third[2]);
-  fmt::print(
-      "  requested  {:>8.0f} transfers/s   ({} in the window; core-sim publishing as fast as it "
-      "can)\n",
-      r.requested_per_s, r.requested);
+  const auto publishing =
+      r.publish_rate == 0 ? std::string("core-sim publishing as fast as it can")
+      : r.held_at_cap
+          ? fmt::format("core-sim held at {:.0f}/s, {} x the {:.0f} calls/s the adapter's in_flight_max allows "
+                        "at {} ms",
+                        r.publish_rate, kPublishOverClearingCap, r.clearing_cap_per_s, r.latency_ms)
+          : fmt::format("core-sim held at {:.0f}/s (--load-rate)", r.publish_rate);
+  fmt::print("  requested  {:>8.0f} transfers/s   ({} in the window; {})\n", r.requested_per_s, r.requested,
+             publishing);
   fmt::print("  open       {} at the window's start -> {} at its end ({})\n", r.backlog_start,
              r.backlog_end,
              r.backlog_end > r.backlog_start + r.resolved / 20
@@ -1399,7 +1430,8 @@ int main(int argc, char** argv) {
                  "resolved)")
       ->check(CLI::Range(1, kTransfersMax));
   app.add_option("--load-rate", options.load_rate,
-                 "core-sim --rate in the sustained runs (0: as fast as possible)")
+                 "core-sim --rate in the sustained runs (0: as fast as possible at 0 ms, 1.5 x the "
+                 "adapter's call cap with a clearing latency)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1'000'000.0));
   app.add_option("--latency-rate", options.latency_rate,
