@@ -529,6 +529,9 @@ struct System {
   int adapter_port = 0, core_port = 0;
   int fetch_wait_ms = 0;  // core-sim --fetch-wait-ms
   std::string config_path;
+  // Clearing calls the adapter makes at once: min(clearing and dispatcher in_flight_max)
+  // of the config it was given.
+  int calls_in_flight_max = 0;
   std::unique_ptr<Process> kafka, mock, adapter;
 
   System() = default;
@@ -640,6 +643,8 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
     for (const auto& setting : options.config_set) apply_config_setting(config, setting);
     s->config_path = fmt::format("/tmp/bench-e2e-{}-{}.json", getpid(), slug);
     std::ofstream(s->config_path) << config.dump(2);
+    s->calls_in_flight_max = std::min(config.at("clearing").at("in_flight_max").get<int>(),
+                                      config.at("dispatcher").at("in_flight_max").get<int>());
   }
   const std::map<std::string, std::string> env{
       {"CLEARING_ADAPTER_DATABASE_URL", s->adapter_url},
@@ -811,21 +816,13 @@ void read_adapter_metrics(System& s, Sustained& out) {
   }
 }
 
-// With a clearing latency, the adapter's concurrency caps its calls: min(clearing and
-// dispatcher in_flight_max) calls per latency, 16 per 50 ms = 320/s as shipped. Publishing
+// With a clearing latency, the adapter's concurrency caps its calls: calls_in_flight_max
+// per latency, 16 per 50 ms = 320/s as shipped. Publishing
 // faster than that only builds a backlog, which the drain after the window then took
 // three and a half minutes to clear, without moving the resolved rate. Unless --load-rate
 // says otherwise, core-sim is held at 1.5 times the cap: the backlog still grows, so the
 // pipeline, not the publisher, sets the rate in the window.
 constexpr double kPublishOverClearingCap = 1.5;
-
-double clearing_cap_per_s(const std::string& config_path, int latency_ms) {
-  std::ifstream in(config_path);
-  const auto config = nlohmann::json::parse(in);
-  const auto in_flight = std::min(config.at("clearing").at("in_flight_max").get<int>(),
-                                  config.at("dispatcher").at("in_flight_max").get<int>());
-  return 1000.0 * in_flight / latency_ms;
-}
 
 Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& server) {
   const auto label = fmt::format("sustained {} ms", latency_ms);
@@ -839,7 +836,7 @@ Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& ser
   out.latency_ms = latency_ms;
   out.publish_rate = options.load_rate;
   if (latency_ms > 0) {
-    out.clearing_cap_per_s = clearing_cap_per_s(s.config_path, latency_ms);
+    out.clearing_cap_per_s = 1000.0 * s.calls_in_flight_max / latency_ms;
     out.held_at_cap = options.load_rate == 0;
     if (out.held_at_cap) out.publish_rate = kPublishOverClearingCap * out.clearing_cap_per_s;
   }
