@@ -74,6 +74,8 @@ struct Service::Impl {
   std::unique_ptr<Dispatcher> dispatcher;
   std::unique_ptr<IncomingPoller> poller;
   std::unique_ptr<eventstore::Subscription> derivation;
+  std::shared_ptr<external_streams::DerivationLookups> derivation_lookups =
+      std::make_shared<external_streams::DerivationLookups>();
   std::unique_ptr<external_streams::Relay> relay;
   std::unique_ptr<external_streams::StreamConsumer> consumer;
   std::unique_ptr<HttpServer> http;
@@ -181,6 +183,13 @@ struct Service::Impl {
                              out.push_back({{"derive-external-streams"}, std::max(0.0, head - static_cast<double>(cp))});
                              return out;
                            });
+    metrics.gauge_callback("clearing_derivation_lookups",
+                           "Look-ups of the derivation since start (a transfer's amount), by how they were answered",
+                           {"source"}, [this] {
+                             return std::vector<std::pair<LabelValues, double>>{
+                                 {{"remembered"}, static_cast<double>(derivation_lookups->remembered.load())},
+                                 {{"stream_read"}, static_cast<double>(derivation_lookups->streams_read.load())}};
+                           });
     metrics.gauge_callback("clearing_relay_lag_messages", "External messages not yet acknowledged by Kafka", {},
                            [this] {
                              std::vector<std::pair<LabelValues, double>> out;
@@ -232,7 +241,7 @@ struct Service::Impl {
     }
     derivation = std::make_unique<eventstore::Subscription>(
         *store, eventstore::SubscriptionOptions{.name = "derive-external-streams"},
-        external_streams::make_derivation_handler(*store, std::move(derived)));
+        external_streams::make_derivation_handler(*store, std::move(derived), {.lookups = derivation_lookups}));
 
     external_streams::KafkaClientOptions kafka;
     kafka.bootstrap_servers = kafka_bootstrap;

@@ -1,7 +1,10 @@
 #include "clearing/external_streams/derivation.hpp"
 
+#include <deque>
 #include <map>
+#include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include <pqxx/pqxx>
 
@@ -26,6 +29,44 @@ Json transfer_amount(const std::string& transfer_id, const DerivationContext& co
   if (!context.first_of_type) return nullptr;
   const auto initiated = context.first_of_type(transfer_stream_of(transfer_id), "TransferInitiated");
   return initiated ? initiated->data.value("amount", Json(nullptr)) : Json(nullptr);
+}
+
+// The first events of the last `capacity` streams seen, oldest dropped first.
+class Openings {
+ public:
+  explicit Openings(std::size_t capacity) : capacity_(capacity) {}
+
+  void remember(const eventstore::RecordedEvent& e) {
+    if (capacity_ == 0 || e.version.value() != 1) return;
+    if (!by_stream_.emplace(e.stream_id.value(), e).second) return;  // a batch handled again
+    order_.push_back(e.stream_id.value());
+    if (order_.size() > capacity_) {
+      by_stream_.erase(order_.front());
+      order_.pop_front();
+    }
+  }
+
+  // The stream's first event of `type`, when the stream's first event is of that type.
+  const eventstore::RecordedEvent* first_of_type(const std::string& stream, const std::string& type) const {
+    const auto it = by_stream_.find(stream);
+    return it != by_stream_.end() && it->second.type == type ? &it->second : nullptr;
+  }
+
+ private:
+  std::size_t capacity_;
+  std::unordered_map<std::string, eventstore::RecordedEvent> by_stream_;
+  std::deque<std::string> order_;
+};
+
+struct HandlerState {
+  explicit HandlerState(std::size_t openings_kept) : openings(openings_kept) {}
+  std::mutex mutex;  // one subscription calls the handler; copies of it share this state
+  Openings openings;
+};
+
+void count(const std::shared_ptr<DerivationLookups>& lookups, std::atomic<std::uint64_t> DerivationLookups::*field,
+           std::size_t n) {
+  if (lookups && n > 0) (lookups.get()->*field) += n;
 }
 
 }  // namespace
@@ -112,16 +153,29 @@ std::optional<DerivationFn> find_derivation(const std::string& name) {
   return std::nullopt;
 }
 
-eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams) {
-  return [&store, streams = std::move(streams)](eventstore::Transaction& tx,
-                                                std::span<const eventstore::RecordedEvent> events)
-             -> tl::expected<void, std::string> {
+eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams,
+                                                 DerivationOptions options) {
+  auto state = std::make_shared<HandlerState>(options.openings_kept);
+  return [&store, streams = std::move(streams), state, lookups = std::move(options.lookups)](
+             eventstore::Transaction& tx,
+             std::span<const eventstore::RecordedEvent> events) -> tl::expected<void, std::string> {
+    std::lock_guard lock(state->mutex);
+    // The batch's own opening events first: a transfer opened and settled in one batch
+    // needs no read either. Kept even if this batch's transaction fails: they are
+    // committed events, whatever becomes of the messages derived from them.
+    for (const auto& event : events) state->openings.remember(event);
+    std::size_t remembered = 0;
     // Derivations are pure. The first pass derives every event; a derivation that looks
-    // something up is told "nothing" and noted. One statement then reads every stream
-    // they asked for, and only those derivations run again with the answers.
+    // up what the kept opening events cannot answer is told "nothing" and noted. One
+    // statement then reads every stream they asked for, and only those derivations run
+    // again with the answers.
     std::set<std::string> wanted;
     bool asked = false;
-    const DerivationContext probe{[&](const std::string& stream, const std::string&) {
+    const DerivationContext probe{[&](const std::string& stream, const std::string& type) {
+      if (const auto* opening = state->openings.first_of_type(stream, type)) {
+        ++remembered;
+        return std::optional<eventstore::RecordedEvent>{*opening};
+      }
       wanted.insert(stream);
       asked = true;
       return std::optional<eventstore::RecordedEvent>{};
@@ -140,6 +194,7 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
     std::string read_error;  // a failed look-up fails the batch: never a message without its data
     if (!wanted.empty()) {
       const std::vector<eventstore::StreamId> ids(wanted.begin(), wanted.end());
+      count(lookups, &DerivationLookups::streams_read, ids.size());
       auto found = store.read_streams(tx, ids);
       if (!found) return tl::unexpected(found.error().message);
       const bool cut = found->size() >= eventstore::kReadBatchMax;  // the last stream may be partial
@@ -150,8 +205,10 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
     }
     const DerivationContext context{[&](const std::string& stream, const std::string& type)
                                         -> std::optional<eventstore::RecordedEvent> {
+      if (const auto* opening = state->openings.first_of_type(stream, type)) return *opening;
       auto it = read.find(stream);
       if (it == read.end()) {  // not in the batch read (it was cut short): on its own
+        count(lookups, &DerivationLookups::streams_read, 1);
         auto events = store.read_stream(tx, eventstore::StreamId{stream});
         if (!events) {
           if (read_error.empty()) read_error = "reading " + stream + ": " + events.error().message;
@@ -163,6 +220,7 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
         if (candidate.type == type) return candidate;
       return std::nullopt;
     }};
+    count(lookups, &DerivationLookups::remembered, remembered);
     for (const auto index : again)
       drafts[index] = streams[index % streams.size()].derive(events[index / streams.size()], context);
     if (!read_error.empty()) return tl::unexpected(read_error);

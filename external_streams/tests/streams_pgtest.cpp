@@ -86,8 +86,14 @@ struct Fixture {
   }
 
   void derive_all(std::vector<DerivedStream> streams = {{kPayments, &derive_payments_v1},
-                                                        {kSettlements, &derive_settlements_v1}}) {
-    eventstore::Subscription derivation(*store, {.name = "derive"}, make_derivation_handler(*store, std::move(streams)));
+                                                        {kSettlements, &derive_settlements_v1}},
+                  DerivationOptions options = {}) {
+    eventstore::Subscription derivation(*store, {.name = "derive"},
+                                        make_derivation_handler(*store, std::move(streams), std::move(options)));
+    drain(derivation);
+  }
+
+  void drain(eventstore::Subscription& derivation) {
     // Until the checkpoint reaches the last event: a poll that finds nothing may only mean
     // that another transaction on the server (a test running beside this one) still holds
     // back the horizon below which events are handed out.
@@ -621,11 +627,79 @@ TEST_CASE("derivation looks up a transfer's amount even when the batch's one rea
         from, std::min<std::size_t>(1000, long_stream.size() - from));
     REQUIRE(f.store->append(eventstore::StreamId{"transfer-z-long"}, eventstore::ExpectedVersion::any(), chunk));
   }
-  f.derive_all();
+  f.derive_all({{kPayments, &derive_payments_v1}, {kSettlements, &derive_settlements_v1}},
+               {.openings_kept = 0});  // every look-up reads: the cut-short path is what is tested
   CHECK(f.count("select data->'amount'->>'minor_units' from external_events where stream = "
                 "'adapter.dk.settlements.v1' and entity_key = 'a-short'") == "1250");
   CHECK(f.count("select data->'amount'->>'minor_units' from external_events where stream = "
                 "'adapter.dk.settlements.v1' and entity_key = 'z-long'") == "777");
+}
+
+TEST_CASE("derivation answers a transfer's amount from the TransferInitiated it saw, and reads only what it did not see") {
+  Fixture f;
+  auto append = [&](const std::string& id, const char* type, nlohmann::json data) {
+    eventstore::Metadata meta{"c-" + id, "core-event", nullptr, nullptr};
+    data["transfer_id"] = id;
+    REQUIRE(f.store->append(eventstore::StreamId{"transfer-" + id}, eventstore::ExpectedVersion::any(),
+                            std::vector<eventstore::EventData>{
+                                {eventstore::EventId{base::new_uuid()}, type, std::move(data), meta}}));
+  };
+  auto initiated = [&](const std::string& id, std::int64_t minor) {
+    append(id, "TransferInitiated", {{"amount", {{"minor_units", minor}, {"currency", "DKK"}}}});
+  };
+  auto settled = [&](const std::string& id) {
+    append(id, "TransferSettled", {{"attempt", 1}, {"clearing_reference", "CR-" + id},
+                                   {"settlement_date", "2026-11-26"}, {"latency_ms", 3}});
+  };
+  auto amount_of = [&](const std::string& id) {
+    return f.count("select data->'amount'->>'minor_units' from external_events where stream = "
+                   "'adapter.dk.settlements.v1' and entity_key = '" + id + "'");
+  };
+  const std::vector<DerivedStream> streams{{kPayments, &derive_payments_v1}, {kSettlements, &derive_settlements_v1}};
+
+  // Opened before this handler existed: it never saw the TransferInitiated.
+  initiated("before", 100);
+  f.derive_all(streams, {.openings_kept = 0});
+
+  auto lookups = std::make_shared<DerivationLookups>();
+  eventstore::Subscription derivation(*f.store, {.name = "derive"},
+                                      make_derivation_handler(*f.store, streams, {.openings_kept = 3, .lookups = lookups}));
+  initiated("seen-1", 201);
+  initiated("seen-2", 202);
+  initiated("seen-3", 203);
+  // A stream whose first event is of another type: its TransferInitiated is not its first.
+  // The window keeps three streams: seen-1 is dropped.
+  append("reopened", "TransferAcceptedPending", {{"attempt", 1}, {"clearing_reference", "CR-r"}});
+  append("reopened", "TransferInitiated", {{"amount", {{"minor_units", 400}, {"currency", "DKK"}}}});
+  f.drain(derivation);
+  CHECK(lookups->remembered.load() == 0);
+  CHECK(lookups->streams_read.load() == 0);
+
+  settled("seen-2");
+  settled("seen-3");
+  f.drain(derivation);
+  CHECK(lookups->remembered.load() == 2);
+  CHECK(lookups->streams_read.load() == 0);
+  CHECK(amount_of("seen-2") == "202");
+  CHECK(amount_of("seen-3") == "203");
+
+  settled("seen-1");
+  settled("before");
+  settled("reopened");
+  f.drain(derivation);
+  CHECK(lookups->remembered.load() == 2);
+  CHECK(lookups->streams_read.load() == 3);
+  CHECK(amount_of("seen-1") == "201");
+  CHECK(amount_of("before") == "100");
+  CHECK(amount_of("reopened") == "400");
+
+  // Opened and settled in one batch: the batch's own opening answers.
+  initiated("one-batch", 500);
+  settled("one-batch");
+  f.drain(derivation);
+  CHECK(lookups->remembered.load() == 3);
+  CHECK(lookups->streams_read.load() == 3);
+  CHECK(amount_of("one-batch") == "500");
 }
 
 TEST_CASE("a transfer's external messages are found by entity key through the index, however many the streams hold") {

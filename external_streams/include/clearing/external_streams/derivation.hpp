@@ -5,7 +5,11 @@
 // and appends what the functions derive in the subscription's transaction: the messages
 // and the checkpoint commit together, so each is derived exactly once.
 
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,8 +49,29 @@ struct DerivedStream {
   DerivationFn derive;
 };
 
+// How a derivation handler answered its look-ups (DerivationContext::first_of_type).
+struct DerivationLookups {
+  std::atomic<std::uint64_t> remembered{0};  // answered from an opening event the handler had seen
+  std::atomic<std::uint64_t> streams_read{0};  // streams read from the store instead
+};
+
+struct DerivationOptions {
+  // The handler sees every internal event in commit order, each stream's first (version 1)
+  // among them, before any later event of that stream. It keeps the first events of the
+  // last `openings_kept` streams it saw, and answers a look-up of a stream's first event
+  // of a type from them when the stream's first event is of that type (a transfer's
+  // TransferInitiated, for its amount): no read. Anything else (a stream opened before
+  // this process started, or by a batch another instance handled, or dropped from the
+  // window) is read from the store as before. Events never change, so what is kept is
+  // never stale. 0 keeps none.
+  std::size_t openings_kept = 4096;
+  std::shared_ptr<DerivationLookups> lookups;  // counted here when set
+};
+
 // The subscription handler for a set of derived streams: a batch of events is derived
-// and appended with a few statements (append_external_batch).
-eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams);
+// and appended with a few statements (append_external_batch). Called by one subscription,
+// one batch at a time.
+eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams,
+                                                 DerivationOptions options = {});
 
 }  // namespace clearing::external_streams
