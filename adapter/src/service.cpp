@@ -316,9 +316,13 @@ struct Service::Impl {
     if (!s.database) s.detail += "database: " + ping.error().message + "; ";
     const auto relay_stats = relay ? relay->stats() : external_streams::RelayStats{};
     const auto consumer_stats = consumer ? consumer->stats() : external_streams::ConsumerStats{};
-    s.kafka = started && relay_stats.last_error.empty() && !consumer_stats.stalled;
+    // Not ready until the inbound consumer has joined its group: before its first
+    // assignment it reads nothing (a new member waits out the group's join, seconds).
+    const bool consuming = consumer && consumer_stats.joined;
+    s.kafka = started && relay_stats.last_error.empty() && !consumer_stats.stalled && consuming;
     if (!relay_stats.last_error.empty()) s.detail += "relay: " + relay_stats.last_error + "; ";
     if (consumer_stats.stalled) s.detail += "consumer: " + consumer_stats.last_error + "; ";
+    if (started && !consuming) s.detail += "consumer: waiting for its first assignment from the group; ";
     const auto d = derivation ? derivation->status() : eventstore::SubscriptionStatus{};
     s.subscriptions = started && d.state != eventstore::SubscriptionState::stalled;
     if (d.state == eventstore::SubscriptionState::stalled) s.detail += "derivation: " + d.last_error + "; ";

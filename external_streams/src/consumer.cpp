@@ -82,9 +82,14 @@ struct StreamConsumer::Impl {
       }
       rd_kafka_assign(rk, partitions);
       self->log->info("partitions assigned count={}", partitions->cnt);
+      std::lock_guard lock(self->stats_mutex);
+      self->stats.joined = true;
+      self->stats.partitions_assigned = partitions->cnt;
     } else {
       rd_kafka_assign(rk, nullptr);
       self->log->info("partitions revoked");
+      std::lock_guard lock(self->stats_mutex);
+      self->stats.partitions_assigned = 0;
     }
   }
 

@@ -514,6 +514,15 @@ TEST_CASE("a restarted consumer resumes after its stored offset") {
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7});
 }
 
+TEST_CASE("a consumer says when the group has given it its first assignment") {
+  Fixture f;
+  auto consumer = consumer_for(f, kCore.name, "join-group", recording_applier());
+  CHECK_FALSE(consumer->stats().joined);  // created, not yet a member
+  CHECK(consumer->stats().partitions_assigned == 0);
+  consume_until(*consumer, [&] { return consumer->stats().joined; });
+  CHECK(consumer->stats().partitions_assigned == kCore.partitions);
+}
+
 namespace {
 // A new stream is one derivation function ...
 std::vector<Draft> derive_audit_v1(const eventstore::RecordedEvent& e, const DerivationContext&) {

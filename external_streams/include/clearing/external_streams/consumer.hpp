@@ -78,6 +78,11 @@ struct ConsumerStats {
   std::map<std::string, std::int64_t> parked;  // by MessageErrc name
   bool stalled = false;
   std::string last_error;
+  // The group has given this consumer its first assignment (possibly of no partitions):
+  // until then it reads nothing, however ready the rest is. Stays set through later
+  // rebalances.
+  bool joined = false;
+  std::int64_t partitions_assigned = 0;  // now; 0 between a revocation and the next assignment
 };
 
 class StreamConsumer {
