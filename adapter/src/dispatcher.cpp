@@ -116,6 +116,7 @@ struct Dispatcher::Impl {
 
   std::thread thread;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> woken{false};
   std::deque<InFlight> in_flight;
   std::chrono::steady_clock::time_point next_claim_at{};
   std::chrono::steady_clock::time_point last_claim_at{};
@@ -395,6 +396,7 @@ struct Dispatcher::Impl {
   void run() {
     while (!stopping) {
       bool busy = false;
+      if (woken.exchange(false)) next_claim_at = {};
       if (std::chrono::steady_clock::now() >= next_claim_at) {
         const auto claimed = claim_and_launch();
         if (claimed == Claimed::drained)
@@ -437,6 +439,8 @@ void Dispatcher::start() {
   impl_->stopping = false;
   impl_->thread = std::thread([this] { impl_->run(); });
 }
+
+void Dispatcher::wake() { impl_->woken = true; }
 
 void Dispatcher::stop() {
   impl_->stopping = true;

@@ -261,6 +261,9 @@ struct Service::Impl {
     consumer_options.group_id = config.kafka.group_id;
     consumer_options.topics = {config.streams.inbound.name};
     consumer_options.batch_max = config.kafka.consumer_batch_max;
+    // Transfers the consumer initiated are due for submission: claimed at once, not at the
+    // dispatcher's next idle poll (the dispatcher stops after the consumer).
+    consumer_options.on_applied = [this] { dispatcher->wake(); };
     InboundRules inbound{rules, policy};
     external_streams::CatchUpFetcher fetcher;
     if (!config.streams.core_catchup_url.empty())

@@ -254,19 +254,22 @@ struct StreamConsumer::Impl {
       if (!stored) return tl::unexpected(stored.error());
       return static_cast<int>(batch.size());
     });
-    std::lock_guard lock(stats_mutex);
-    if (!done) {
-      stats.stalled = true;
-      stats.last_error = done.error().message;
-      return tl::unexpected(done.error().message);
+    {
+      std::lock_guard lock(stats_mutex);
+      if (!done) {
+        stats.stalled = true;
+        stats.last_error = done.error().message;
+        return tl::unexpected(done.error().message);
+      }
+      stats.stalled = false;
+      stats.last_error.clear();
+      stats.applied += counts.applied;
+      stats.duplicates += counts.duplicates;
+      stats.gap_fetched += counts.gap_fetched;
+      ++stats.batches;
+      for (const auto& [reason, n] : counts.parked) stats.parked[reason] += n;
     }
-    stats.stalled = false;
-    stats.last_error.clear();
-    stats.applied += counts.applied;
-    stats.duplicates += counts.duplicates;
-    stats.gap_fetched += counts.gap_fetched;
-    ++stats.batches;
-    for (const auto& [reason, n] : counts.parked) stats.parked[reason] += n;
+    if ((counts.applied > 0 || counts.gap_fetched > 0) && options.on_applied) options.on_applied();
     return *done;
   }
 

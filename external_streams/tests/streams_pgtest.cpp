@@ -924,3 +924,41 @@ TEST_CASE("under load the relay starts a round no sooner than round_interval_min
   relay.stop();  // prompt although the next round is an hour away
   CHECK(relay.stats().rounds == 1);
 }
+
+TEST_CASE("the consumer calls on_applied after each committed batch that applied messages, and only then") {
+  Fixture f;
+  ConsumerOptions options;
+  options.kafka = f.client("on-applied");
+  options.group_id = "on-applied";
+  options.topics = {kCore.name};
+  int calls = 0;
+  std::string applied_when_called;
+  options.on_applied = [&] {
+    ++calls;
+    applied_when_called = f.count("select count(*) from applied");  // another connection: committed rows only
+  };
+  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), {});
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto& consumer = **made;
+  const auto raw = [](std::int64_t seq, std::int64_t offset) {
+    return RawMessage{kCore.name, 0, offset, "k", core_message(0, seq)};
+  };
+  REQUIRE(consumer.apply({raw(1, 0), raw(2, 1)}));
+  CHECK(calls == 1);
+  CHECK(applied_when_called == "2");
+  // Duplicates only: nothing applied, no call.
+  REQUIRE(consumer.apply({raw(1, 0), raw(2, 1)}));
+  CHECK(calls == 1);
+  // Parked only: no call.
+  REQUIRE(consumer.apply({RawMessage{kCore.name, 0, 2, "k", "not json"}}));
+  CHECK(f.count("select count(*) from parked") == "1");
+  CHECK(calls == 1);
+  // A batch whose transaction rolls back: no call.
+  f.database.exec("alter table applied add constraint no_third check (seq < 3)");
+  CHECK_FALSE(consumer.apply({raw(3, 3)}));
+  CHECK(calls == 1);
+  f.database.exec("alter table applied drop constraint no_third");
+  REQUIRE(consumer.apply({raw(3, 3)}));
+  CHECK(calls == 2);
+  CHECK(applied_when_called == "3");
+}

@@ -513,3 +513,36 @@ TEST_CASE("the unfinished transfers by state: counted through the index of unfin
   CHECK(db.statuses() == std::map<std::string, int>{{"rejected", 2}, {"succeeded", 3}});
   CHECK(unfinished().empty());
 }
+
+TEST_CASE("a woken dispatcher claims new work at once; unwoken it waits for its idle poll") {
+  SagaDatabase db;
+  auto mock = clearing_mock::MockServer::start(clearing_mock::MockOptions{});
+  REQUIRE(mock);
+  auto client = make_client((*mock)->base_url());
+  base::SystemClock clock;
+  adapter::DispatcherOptions options;
+  options.owner = "woken";
+  options.policy = fast_policy();
+  options.idle_poll = std::chrono::hours(1);
+  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
+  dispatcher.start();
+  // Its first claim, at start, finds nothing: the next one is an hour away.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto command = make_initiate(i, RequestKind::valid, clock.now());
+    ids.push_back(command.transfer_id);
+    REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(dispatcher.stats().calls_started == 0);
+  CHECK(db.terminal_count() == 0);
+
+  dispatcher.wake();
+  REQUIRE(wait_until([&] { return db.terminal_count() == 5; }, std::chrono::seconds(30)));
+  dispatcher.stop();
+  CHECK(dispatcher.stats().calls_started == 5);
+  const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
+  CHECK(reconciliation.violations.empty());
+  CHECK(reconciliation.succeeded == 5);
+}

@@ -36,7 +36,7 @@ struct DispatcherOptions {
   int in_flight_max = 64;
   int claim_batch_max = 64;
   std::chrono::milliseconds lease{30'000};  // longer than the client's request deadline
-  std::chrono::milliseconds idle_poll{20};  // how often to look for due work when idle
+  std::chrono::milliseconds idle_poll{20};  // how often to look for due work when idle and unwoken
   std::chrono::milliseconds stop_grace{10'000};  // on stop: wait this long for answers
   // An answer the saga refuses (the work row disagrees with the transfer: a defect) is
   // parked, and the call made again no sooner than this.
@@ -68,6 +68,11 @@ class Dispatcher {
   // Stops claiming, waits up to stop_grace for the answers in flight and records them;
   // the rest are abandoned safely (their leases expire and the calls are made again).
   void stop();
+
+  // Work was committed that is due now (the inbound consumer scheduled new transfers):
+  // claim at once instead of after idle_poll. Work of other instances, and work that
+  // falls due later, is found by the idle poll.
+  void wake();
 
   // One round on the caller's thread: claim, call, wait for every answer, record.
   // Returns the number of answers recorded. For tests and tools; do not mix with start().

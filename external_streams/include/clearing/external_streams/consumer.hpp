@@ -68,6 +68,10 @@ struct ConsumerOptions {
   std::chrono::milliseconds poll_timeout{50};
   std::int64_t catch_up_page = 500;           // seqs fetched per catch-up request
   std::chrono::milliseconds retry_backoff_max{5'000};
+  // Called on the consumer's thread after a batch that applied messages has committed
+  // (not for batches of duplicates and parked messages only): wakes in-process workers
+  // that the applied messages gave work to, e.g. the dispatcher. Must not block.
+  std::function<void()> on_applied;
 };
 
 struct ConsumerStats {
