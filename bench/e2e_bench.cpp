@@ -122,6 +122,8 @@ struct Options {
   // when this runs out, even when data comes meanwhile (a real broker answers at once):
   // at the adapter's default of 50 ms that adds about 25 ms per Kafka hop to the latency.
   int fetch_wait_ms = 5;
+  // Both relays' pacing under load (core-sim's and the adapter's), as shipped unless set.
+  int relay_round_interval_ms = 25;
 };
 
 struct Failure : std::runtime_error {
@@ -528,6 +530,7 @@ struct System {
   std::string bootstrap;
   int adapter_port = 0, core_port = 0;
   int fetch_wait_ms = 0;  // core-sim --fetch-wait-ms
+  int relay_round_interval_ms = 25;  // core-sim --relay-round-interval-ms
   std::string config_path;
   // Clearing calls the adapter makes at once: min(clearing and dispatcher in_flight_max)
   // of the config it was given.
@@ -575,6 +578,8 @@ struct System {
             std::to_string(accounts),
             "--fetch-wait-ms",
             std::to_string(fetch_wait_ms),
+            "--relay-round-interval-ms",
+            std::to_string(relay_round_interval_ms),
             "--adapter-catch-up-url",
             "http://127.0.0.1:" + std::to_string(adapter_port),
             "--adapter-token",
@@ -612,6 +617,7 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
   auto s = std::make_unique<System>();
   s->label = label;
   s->fetch_wait_ms = options.fetch_wait_ms;
+  s->relay_round_interval_ms = options.relay_round_interval_ms;
   s->adapter_database = "e2e_adapter_" + slug;
   s->core_database = "e2e_core_" + slug;
   s->adapter_url = create_database(options.server_url, s->adapter_database);
@@ -640,6 +646,8 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
     config["log_level"] = "warn";
     // The adapter's consumer waits as long as core-sim's; --config-set may still override.
     apply_config_setting(config, fmt::format("kafka.fetch_wait_max_ms={}", options.fetch_wait_ms));
+    apply_config_setting(config,
+                         fmt::format("kafka.relay_round_interval_min_ms={}", options.relay_round_interval_ms));
     for (const auto& setting : options.config_set) apply_config_setting(config, setting);
     s->config_path = fmt::format("/tmp/bench-e2e-{}-{}.json", getpid(), slug);
     std::ofstream(s->config_path) << config.dump(2);
@@ -1285,7 +1293,7 @@ int run(Options options) {
       std::thread::hardware_concurrency());
   fmt::print(
       "  mode {}: sustained {} per clearing latency in [{}] ms (core-sim --rate {}, --batch {}, "
-      "--accounts {}, --fetch-wait-ms {} (the adapter's too),"
+      "--accounts {}, --fetch-wait-ms {} (the adapter's too), --relay-round-interval-ms {} (the adapter's too),"
       " --invalid-share 0); latency run {} s at {} of {} ms; commit ceiling "
       "{} s;"
       " PostgreSQL {}\n",
@@ -1293,7 +1301,7 @@ int run(Options options) {
       options.transfers > 0 ? fmt::format("{} transfers", options.transfers)
                             : fmt::format("{} s window", options.seconds),
       latencies, options.load_rate, options.core_batch, options.accounts, options.fetch_wait_ms,
-      options.latency_seconds,
+      options.relay_round_interval_ms, options.latency_seconds,
       options.latency_rate > 0 ? fmt::format("{:.0f}/s, the sustained run", options.latency_rate)
                                : std::string("50% of the sustained rate"),
       options.latencies_ms.front(), options.ceiling_seconds,
@@ -1456,6 +1464,10 @@ int main(int argc, char** argv) {
                  "the consumers' fetch.wait.max.ms (the mock cluster waits it out on every empty fetch)")
       ->capture_default_str()
       ->check(CLI::Range(1, 5000));
+  app.add_option("--relay-round-interval-ms", options.relay_round_interval_ms,
+                 "both relays' pacing: under load a round starts no sooner than this after the last began")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   app.add_option("--statements", options.statements,
                  "print this many statements that took the most time in each window (needs "
                  "CLEARING_PG_EXTRA_OPTIONS=\"-c shared_preload_libraries=pg_stat_statements\")")

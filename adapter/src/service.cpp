@@ -252,6 +252,7 @@ struct Service::Impl {
     external_streams::RelayOptions relay_options;
     relay_options.kafka = kafka;
     relay_options.batch_max = config.kafka.relay_batch_max;
+    relay_options.round_interval_min = std::chrono::milliseconds(config.kafka.relay_round_interval_min_ms);
     auto created_relay = external_streams::Relay::create(*pool, relay_options);
     if (!created_relay) return tl::unexpected("relay: " + created_relay.error());
     relay = std::move(*created_relay);

@@ -305,6 +305,7 @@ void read_kafka(Section section, KafkaConfig& out, Country country) {
   section.integer("relay_batch_max", out.relay_batch_max);
   section.integer("consumer_batch_max", out.consumer_batch_max);
   section.integer("fetch_wait_max_ms", out.fetch_wait_max_ms);
+  section.integer("relay_round_interval_min_ms", out.relay_round_interval_min_ms);
   section.finish();
 }
 

@@ -297,6 +297,8 @@ void check_kafka(Checker& check, const KafkaConfig& kafka) {
   check.range("kafka.relay_batch_max", kafka.relay_batch_max, 1, kKafkaBatchMax);
   check.range("kafka.consumer_batch_max", kafka.consumer_batch_max, 1, kKafkaBatchMax);
   check.range("kafka.fetch_wait_max_ms", kafka.fetch_wait_max_ms, 1, kFetchWaitMsMax);
+  check.range("kafka.relay_round_interval_min_ms", kafka.relay_round_interval_min_ms, 0,
+              kRelayRoundIntervalMsMax);
 }
 
 void check_http(Checker& check, const HttpConfig& http, LoadOptions options) {

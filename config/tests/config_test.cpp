@@ -314,6 +314,15 @@ TEST_CASE("more out-of-range values") {
                   "kafka.fetch_wait_max_ms")
             .message == "must be in [1, 5000], got 0");
   CHECK(load_edited([](Json& j) { j["kafka"]["fetch_wait_max_ms"] = 5; })->kafka.fetch_wait_max_ms == 5);
+  CHECK(error_for(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = 1001; }),
+                  "kafka.relay_round_interval_min_ms")
+            .message == "must be in [0, 1000], got 1001");
+  CHECK(error_for(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = -1; }),
+                  "kafka.relay_round_interval_min_ms")
+            .message == "must be in [0, 1000], got -1");
+  CHECK(load_edited([](Json&) {})->kafka.relay_round_interval_min_ms == 25);  // optional: the default
+  CHECK(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = 0; })
+            ->kafka.relay_round_interval_min_ms == 0);
   CHECK(error_for(load_edited([](Json& j) { j["incoming"]["page_limit"] = 5000; }),
                   "incoming.page_limit")
             .message == "must be in [1, 1000], got 5000");

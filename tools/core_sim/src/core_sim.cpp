@@ -87,6 +87,8 @@ tl::expected<void, std::string> validate(const CoreSimOptions& o) {
   if (o.publish_batch_max < 1 || o.publish_batch_max > kPublishBatchMax)
     return bad(fmt::format("publish_batch_max must be in [1, {}]", kPublishBatchMax));
   if (o.fetch_wait_max_ms < 1 || o.fetch_wait_max_ms > 5000) return bad("fetch_wait_max_ms must be in [1, 5000]");
+  if (o.relay_round_interval_min_ms < 0 || o.relay_round_interval_min_ms > 1000)
+    return bad("relay_round_interval_min_ms must be in [0, 1000]");
   if (o.database_connections_max < 3 || o.database_connections_max > 64)
     return bad("database_connections_max must be in [3, 64]");
   return {};
@@ -446,7 +448,8 @@ struct CoreSim::Impl {
     kafka.bootstrap_servers = options.kafka_bootstrap;
     kafka.client_id = options.kafka_client_id + "-relay";
     kafka.fetch_wait_max_ms = options.fetch_wait_max_ms;
-    auto made_relay = external_streams::Relay::create(*pool, {.kafka = kafka});
+    auto made_relay = external_streams::Relay::create(
+        *pool, {.kafka = kafka, .round_interval_min = std::chrono::milliseconds(options.relay_round_interval_min_ms)});
     if (!made_relay) return tl::unexpected("relay: " + made_relay.error());
     relay = std::move(*made_relay);
 

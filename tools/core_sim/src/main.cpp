@@ -101,6 +101,10 @@ int main(int argc, char** argv) {
                  "consumer fetch.wait.max.ms; the embedded mock cluster waits it out on every empty fetch")
       ->capture_default_str()
       ->check(CLI::Range(1, 5000));
+  app.add_option("--relay-round-interval-ms", o.relay_round_interval_min_ms,
+                 "under load the relay starts a round no sooner than this after the last began (0: no pacing)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   app.add_option("--consumer-group", o.consumer_group, "Kafka consumer group (default core-sim-<cc>)");
   app.add_option("--timeout-s", timeout_s, "give up waiting for outcomes after this long (0: never)")
       ->capture_default_str()

@@ -16,6 +16,12 @@ url="${CLEARING_TEST_DATABASE_URL%/*}/$db"
 out="$(mktemp)"
 pid=""
 trap 'rm -f "$out"; [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true' EXIT
+
+# An option out of range is refused before anything starts, and the message names it.
+if "$sim" --database-url "$url" --kafka embedded --relay-round-interval-ms 1001 >"$out" 2>&1; then
+  echo "--relay-round-interval-ms 1001 was accepted"; exit 1
+fi
+grep -q -- '--relay-round-interval-ms: Value 1001 not in range' "$out" || { echo "not refused as out of range:"; cat "$out"; exit 1; }
 "$sim" --database-url "$url" --kafka embedded --transfers 20 --seed 3 --api-token core-token \
   --log-level warn >"$out" &
 pid=$!

@@ -237,6 +237,7 @@ inline constexpr int kSessionTimeoutMsMin = 6'000;      // broker group.min.sess
 inline constexpr int kSessionTimeoutMsMax = 1'800'000;  // broker group.max.session.timeout.ms
 inline constexpr int kKafkaBatchMax = 100'000;
 inline constexpr int kFetchWaitMsMax = 5'000;
+inline constexpr int kRelayRoundIntervalMsMax = 1'000;
 
 struct KafkaConfig {
   std::string brokers;    // "embedded" (librdkafka mock cluster) or host:port[,host:port...]
@@ -250,6 +251,11 @@ struct KafkaConfig {
   // [1, kFetchWaitMsMax]. A real broker answers as soon as data comes; librdkafka's mock
   // cluster always waits the whole time, so with `embedded` a few ms keep latency down.
   int fetch_wait_max_ms = 50;
+  // Under load, the relay starts a round no sooner than this after the last one began, so
+  // that each round carries a batch ([0, kRelayRoundIntervalMsMax]; 0: no pacing). Less
+  // means less latency per hop and more Kafka requests and consumer transactions per
+  // message (README, "Deliberate choices on the hot path").
+  int relay_round_interval_min_ms = 25;
   bool embedded() const { return brokers == kEmbeddedBrokers; }
   friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };
