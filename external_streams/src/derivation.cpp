@@ -64,11 +64,6 @@ struct HandlerState {
   Openings openings;
 };
 
-void count(const std::shared_ptr<DerivationLookups>& lookups, std::atomic<std::uint64_t> DerivationLookups::*field,
-           std::size_t n) {
-  if (lookups && n > 0) (lookups.get()->*field) += n;
-}
-
 }  // namespace
 
 std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e, const DerivationContext&) {
@@ -194,7 +189,7 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
     std::string read_error;  // a failed look-up fails the batch: never a message without its data
     if (!wanted.empty()) {
       const std::vector<eventstore::StreamId> ids(wanted.begin(), wanted.end());
-      count(lookups, &DerivationLookups::streams_read, ids.size());
+      if (lookups) lookups->streams_read += ids.size();
       auto found = store.read_streams(tx, ids);
       if (!found) return tl::unexpected(found.error().message);
       const bool cut = found->size() >= eventstore::kReadBatchMax;  // the last stream may be partial
@@ -208,7 +203,7 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
       if (const auto* opening = state->openings.first_of_type(stream, type)) return *opening;
       auto it = read.find(stream);
       if (it == read.end()) {  // not in the batch read (it was cut short): on its own
-        count(lookups, &DerivationLookups::streams_read, 1);
+        if (lookups) ++lookups->streams_read;
         auto events = store.read_stream(tx, eventstore::StreamId{stream});
         if (!events) {
           if (read_error.empty()) read_error = "reading " + stream + ": " + events.error().message;
@@ -220,7 +215,7 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
         if (candidate.type == type) return candidate;
       return std::nullopt;
     }};
-    count(lookups, &DerivationLookups::remembered, remembered);
+    if (lookups) lookups->remembered += remembered;
     for (const auto index : again)
       drafts[index] = streams[index % streams.size()].derive(events[index / streams.size()], context);
     if (!read_error.empty()) return tl::unexpected(read_error);
