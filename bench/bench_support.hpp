@@ -1,17 +1,27 @@
 #pragma once
 // What every benchmark of bench/ needs around its measurement: a scratch database on the
 // server of CLEARING_TEST_DATABASE_URL (or --database-url), one-value queries on a
-// connection of their own, and percentiles of latency samples.
+// connection of their own, percentiles of latency samples, and the CPU seconds of a
+// process and of the throwaway PostgreSQL server (from /proc).
 //
 // Header-only, for the benchmark programs alone (they link libpqxx and fmt). Thread safety:
-// with_database, query_value and the figures are free of shared state (query_value opens a
-// connection of its own per call); a ScratchDatabase belongs to the thread that made it.
+// with_database, query_value, the figures and the /proc readers are free of shared state
+// (query_value opens a connection of its own per call); a ScratchDatabase belongs to the
+// thread that made it.
 
 #include <fmt/core.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <pqxx/pqxx>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -116,6 +126,51 @@ inline void print_distribution(const char* label, std::vector<double> values_ms,
     fmt::print("    {}: p50 {:>8.1f} ms  p99 {:>8.1f} ms  max {:>8.1f} ms  (min {:.1f}, n={})\n",
                label, p50, p99, values_ms.back(), values_ms.front(), values_ms.size());
   }
+}
+
+// ---- CPU (/proc) ------------------------------------------------------------------------
+
+struct ProcStat {
+  pid_t ppid = 0;
+  double cpu_s = 0;           // utime + stime
+  double children_cpu_s = 0;  // cutime + cstime: children it reaped
+};
+
+inline std::optional<ProcStat> proc_stat(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(in, text)) return std::nullopt;
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(text.substr(close + 2));
+  std::vector<std::string> f;
+  for (std::string word; fields >> word && f.size() < 16;) f.push_back(word);
+  if (f.size() < 15) return std::nullopt;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  // Field 3 of proc(5) is f[0]: ppid is field 4, utime..cstime are fields 14..17.
+  return ProcStat{static_cast<pid_t>(std::stol(f[1])), (std::stod(f[11]) + std::stod(f[12])) / tick,
+                  (std::stod(f[13]) + std::stod(f[14])) / tick};
+}
+
+// CPU seconds of the PostgreSQL server: the postmaster, its live children and the
+// children it reaped. Nothing when its data folder is unknown (not run under
+// scripts/with-postgres, which sets CLEARING_PG_DATA).
+inline std::optional<double> postgres_cpu_s() {
+  const char* data = std::getenv("CLEARING_PG_DATA");
+  if (data == nullptr) return std::nullopt;
+  std::ifstream pid_file(std::string(data) + "/postmaster.pid");
+  pid_t postmaster = 0;
+  if (!(pid_file >> postmaster)) return std::nullopt;
+  const auto root = proc_stat(postmaster);
+  if (!root) return std::nullopt;
+  double total = root->cpu_s + root->children_cpu_s;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const auto name = entry.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    const auto child = proc_stat(static_cast<pid_t>(std::stol(name)));
+    if (child && child->ppid == postmaster) total += child->cpu_s;
+  }
+  return total;
 }
 
 }  // namespace clearing::bench

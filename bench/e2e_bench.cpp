@@ -44,7 +44,6 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -348,48 +347,6 @@ std::optional<std::int64_t> status_kb(pid_t pid, const std::string& key) {
     return std::stoll(line.substr(key.size() + 1));
   }
   return std::nullopt;
-}
-
-struct ProcStat {
-  pid_t ppid = 0;
-  double cpu_s = 0;           // utime + stime
-  double children_cpu_s = 0;  // cutime + cstime: children it reaped
-};
-
-std::optional<ProcStat> proc_stat(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text;
-  if (!std::getline(in, text)) return std::nullopt;
-  const auto close = text.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream fields(text.substr(close + 2));
-  std::vector<std::string> f;
-  for (std::string word; fields >> word && f.size() < 16;) f.push_back(word);
-  if (f.size() < 15) return std::nullopt;
-  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-  // Field 3 of proc(5) is f[0]: ppid is field 4, utime..cstime are fields 14..17.
-  return ProcStat{static_cast<pid_t>(std::stol(f[1])), (std::stod(f[11]) + std::stod(f[12])) / tick,
-                  (std::stod(f[13]) + std::stod(f[14])) / tick};
-}
-
-// CPU seconds of the PostgreSQL server: the postmaster, its live children and the
-// children it reaped. Nothing when its data folder is unknown (not run by bench/e2e).
-std::optional<double> postgres_cpu_s() {
-  const char* data = std::getenv("CLEARING_PG_DATA");
-  if (data == nullptr) return std::nullopt;
-  std::ifstream pid_file(std::string(data) + "/postmaster.pid");
-  pid_t postmaster = 0;
-  if (!(pid_file >> postmaster)) return std::nullopt;
-  const auto root = proc_stat(postmaster);
-  if (!root) return std::nullopt;
-  double total = root->cpu_s + root->children_cpu_s;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const auto name = entry.path().filename().string();
-    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
-    const auto child = proc_stat(static_cast<pid_t>(std::stol(name)));
-    if (child && child->ppid == postmaster) total += child->cpu_s;
-  }
-  return total;
 }
 
 // Busy and total jiffies of the whole machine (every user of it, not only this run).
