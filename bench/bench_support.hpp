@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -126,6 +127,28 @@ inline void print_distribution(const char* label, std::vector<double> values_ms,
     fmt::print("    {}: p50 {:>8.1f} ms  p99 {:>8.1f} ms  max {:>8.1f} ms  (min {:.1f}, n={})\n",
                label, p50, p99, values_ms.back(), values_ms.front(), values_ms.size());
   }
+}
+
+// ---- The machine's speed ----------------------------------------------------------------
+
+// Milliseconds this thread takes for a fixed chain of integer work (a dependent multiply,
+// xor and shift per step: no memory, no vectorizing). On a virtual machine whose host lends
+// it more or less of a core, the same work takes more or less time, and nothing inside the
+// guest reports it (steal time reads 0 here): the same benchmark then gives figures twice
+// as far apart. Probed on an otherwise idle machine (bench/e2e: before and after each run),
+// it tells which runs can be compared.
+inline double speed_probe_ms() {
+  constexpr std::uint64_t kSteps = 100'000'000;
+  const auto started = std::chrono::steady_clock::now();
+  std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (std::uint64_t i = 0; i < kSteps; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    x ^= x >> 29;
+  }
+  volatile std::uint64_t sink = x;  // keeps the loop
+  (void)sink;
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+      .count();
 }
 
 // ---- CPU (/proc) ------------------------------------------------------------------------

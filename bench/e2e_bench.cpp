@@ -680,8 +680,16 @@ CpuSample cpu_sample(System& s, Process* core) {
 
 // ---- Phase 1: sustained -------------------------------------------------------------------
 
+// speed_probe_ms() on the machine as idle as the benchmark leaves it: before a run starts
+// its processes and after it stopped them. The host's share can change within a run; the two
+// bracket it.
+struct SpeedProbes {
+  double before_ms = 0, after_ms = 0;
+};
+
 struct Sustained {
   int latency_ms = 0;
+  SpeedProbes speed;
   double publish_rate = 0;        // core-sim --rate (0: as fast as it can)
   bool held_at_cap = false;       // publish_rate = kPublishOverClearingCap x clearing_cap_per_s
   double clearing_cap_per_s = 0;  // calls/s the adapter's concurrency allows at this latency
@@ -952,6 +960,7 @@ Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& ser
 
 struct LatencyRun {
   double rate = 0;
+  SpeedProbes speed;
   int seconds = 0;
   std::int64_t transfers = 0;
   double requested_per_s = 0;  // core-sim's report
@@ -1144,12 +1153,26 @@ std::string mib(std::int64_t kb) {
   return fmt::format("{:.1f} MiB", static_cast<double>(kb) / 1024.0);
 }
 
+void print_speed_probe(const SpeedProbes& p) {
+  fmt::print("  machine speed probe before / after the run: {:.0f} / {:.0f} ms (bench_support.hpp: a fixed loop,"
+             " slower when the host lends this machine less; compare runs at similar figures)\n",
+             p.before_ms, p.after_ms);
+}
+
+// The probe, on the machine as idle as the benchmark leaves it: before a run's processes.
+double probe_speed(const std::string& run) {
+  const double ms = speed_probe_ms();
+  progress(fmt::format("[{}] machine speed probe {:.0f} ms", run, ms));
+  return ms;
+}
+
 void print_sustained(const Sustained& r) {
   const double n = static_cast<double>(std::max<std::int64_t>(1, r.resolved));
   fmt::print(
       "\nsustained, clearing latency {} ms (window {:.1f} s after a warm-up of {:.1f} s, "
       "excluded)\n",
       r.latency_ms, r.window_s, r.warmup_s);
+  print_speed_probe(r.speed);
   fmt::print("  resolved   {:>8.0f} transfers/s   ({} in the window)\n", r.resolved_per_s,
              r.resolved);
   if (r.resolved_per_s_by_third.size() == 3)
@@ -1269,7 +1292,10 @@ int run(Options options) {
   ServerProbe server(options.server_url);
   std::vector<Sustained> sustained;
   for (const int latency_ms : options.latencies_ms) {
+    const auto run = fmt::format("sustained {} ms", latency_ms);
+    const double before = probe_speed(run);
     sustained.push_back(run_sustained(options, latency_ms, server));
+    sustained.back().speed = {before, probe_speed(run)};
     print_sustained(sustained.back());
     std::fflush(stdout);
   }
@@ -1277,7 +1303,10 @@ int run(Options options) {
   const auto& base = sustained.front();
   const double rate =
       options.latency_rate > 0 ? options.latency_rate : std::max(1.0, std::floor(base.resolved_per_s / 2));
-  const auto latency = run_latency(options, base.latency_ms, rate);
+  const auto latency_run = fmt::format("latency {} ms @ {:.0f}/s", base.latency_ms, rate);
+  const double latency_before = probe_speed(latency_run);
+  auto latency = run_latency(options, base.latency_ms, rate);
+  latency.speed = {latency_before, probe_speed(latency_run)};
   fmt::print(
       "\nlatency, TransferRequested commit -> outcome applied on the core, at {:.0f} transfers/s "
       "({:.0f}% of"
@@ -1290,6 +1319,7 @@ int run(Options options) {
       "  max {:>7.1f} ms  (n={})\n",
       latency.excluded_s, latency.steady.p50, latency.steady.p95, latency.steady.p99,
       latency.steady.max, latency.steady.count);
+  print_speed_probe(latency.speed);
   fmt::print(
       "  core-sim's report (every transfer, warm-up included):  p50 {:.1f} ms  p95 {:.1f} ms  p99 "
       "{:.1f} ms"
@@ -1346,6 +1376,11 @@ int run(Options options) {
       ceiling.per_s, ceiling.clients, commits_per_transfer, ceiling.per_s / commits_per_transfer,
       base.resolved_per_s);
   fmt::print("  adapter peak RSS {}\n", mib(peak_kb));
+  std::string probes;
+  for (const auto& r : sustained)
+    probes += fmt::format("sustained {} ms {:.0f} / {:.0f}, ", r.latency_ms, r.speed.before_ms, r.speed.after_ms);
+  fmt::print("  machine speed probe before / after each run (ms): {}latency {:.0f} / {:.0f}\n", probes,
+             latency.speed.before_ms, latency.speed.after_ms);
   fmt::print("  every transfer resolved exactly once in every run\n");
   return 0;
 }
