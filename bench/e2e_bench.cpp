@@ -122,7 +122,7 @@ struct Options {
   // at the adapter's default of 50 ms that adds about 25 ms per Kafka hop to the latency.
   int fetch_wait_ms = 5;
   // Both relays' pacing under load (core-sim's and the adapter's), as shipped unless set.
-  int relay_round_interval_ms = 25;
+  int relay_round_interval_ms = 50;
 };
 
 struct Failure : std::runtime_error {
@@ -487,7 +487,7 @@ struct System {
   std::string bootstrap;
   int adapter_port = 0, core_port = 0;
   int fetch_wait_ms = 0;  // core-sim --fetch-wait-ms
-  int relay_round_interval_ms = 25;  // core-sim --relay-round-interval-ms
+  int relay_round_interval_ms = 50;  // core-sim --relay-round-interval-ms
   std::string config_path;
   // Clearing calls the adapter makes at once: min(clearing and dispatcher in_flight_max)
   // of the config it was given.

@@ -255,7 +255,7 @@ struct KafkaConfig {
   // that each round carries a batch ([0, kRelayRoundIntervalMsMax]; 0: no pacing). Less
   // means less latency per hop and more Kafka requests and consumer transactions per
   // message (README, "Deliberate choices on the hot path").
-  int relay_round_interval_min_ms = 25;
+  int relay_round_interval_min_ms = 50;
   bool embedded() const { return brokers == kEmbeddedBrokers; }
   friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };

@@ -28,7 +28,7 @@ struct RelayOptions {
   // together, who then apply them in fewer transactions. Against Kafka brokers that
   // answer at once (TCP_NODELAY, like Kafka's own and our embedded cluster's), rounds
   // back to back carried a few messages each and cost bench/e2e a fifth of its rate.
-  std::chrono::milliseconds round_interval_min{25};
+  std::chrono::milliseconds round_interval_min{50};
   std::chrono::milliseconds flush_timeout{30'000};
   std::chrono::milliseconds retry_backoff_max{5'000};
 };

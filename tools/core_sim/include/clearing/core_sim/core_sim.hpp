@@ -78,7 +78,7 @@ struct CoreSimOptions {
   std::string consumer_group;          // empty: "core-sim-<cc>"
   std::string kafka_client_id = "core-sim";
   int fetch_wait_max_ms = 50;          // the consumer's fetch.wait.max.ms (1..5000)
-  int relay_round_interval_min_ms = 25;  // the relay's pacing under load (0..1000; 0: none)
+  int relay_round_interval_min_ms = 50;  // the relay's pacing under load (0..1000; 0: none)
   int database_connections_max = 8;
 };
 
