@@ -487,7 +487,7 @@ struct System {
   std::string bootstrap;
   int adapter_port = 0, core_port = 0;
   int fetch_wait_ms = 0;  // core-sim --fetch-wait-ms
-  int relay_round_interval_ms = 50;  // core-sim --relay-round-interval-ms
+  int relay_round_interval_ms = 0;  // core-sim --relay-round-interval-ms (start_system sets it from Options)
   std::string config_path;
   // Clearing calls the adapter makes at once: min(clearing and dispatcher in_flight_max)
   // of the config it was given.
@@ -1159,7 +1159,7 @@ void print_speed_probe(const SpeedProbes& p) {
              p.before_ms, p.after_ms);
 }
 
-// The probe, on the machine as idle as the benchmark leaves it: before a run's processes.
+// One probe of SpeedProbes, logged with the run it brackets.
 double probe_speed(const std::string& run) {
   const double ms = speed_probe_ms();
   progress(fmt::format("[{}] machine speed probe {:.0f} ms", run, ms));

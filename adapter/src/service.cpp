@@ -20,6 +20,10 @@
 #include "clearing/external_streams/relay.hpp"
 
 namespace clearing::adapter {
+// The config's copies of the relay's pacing default and limit (config.hpp cannot include relay.hpp).
+static_assert(config::kRelayRoundIntervalMsDefault == external_streams::kRoundIntervalMinDefault.count());
+static_assert(config::kRelayRoundIntervalMsMax == external_streams::kRoundIntervalMinMax.count());
+
 namespace {
 
 using base::metrics::LabelValues;

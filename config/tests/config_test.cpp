@@ -320,7 +320,7 @@ TEST_CASE("more out-of-range values") {
   CHECK(error_for(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = -1; }),
                   "kafka.relay_round_interval_min_ms")
             .message == "must be in [0, 1000], got -1");
-  CHECK(load_edited([](Json&) {})->kafka.relay_round_interval_min_ms == 50);  // optional: the default
+  CHECK(load_edited([](Json&) {})->kafka.relay_round_interval_min_ms == 50);  // kRelayRoundIntervalMsDefault  // optional: the default
   CHECK(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = 0; })
             ->kafka.relay_round_interval_min_ms == 0);
   CHECK(error_for(load_edited([](Json& j) { j["incoming"]["page_limit"] = 5000; }),

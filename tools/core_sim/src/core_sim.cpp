@@ -33,6 +33,9 @@
 #include "clearing/external_streams/stream_store.hpp"
 
 namespace clearing::core_sim {
+static_assert(kRelayRoundIntervalMsDefault == external_streams::kRoundIntervalMinDefault.count());
+static_assert(kRelayRoundIntervalMsMax == external_streams::kRoundIntervalMinMax.count());
+
 namespace {
 
 using eventstore::StoreError;
@@ -87,8 +90,8 @@ tl::expected<void, std::string> validate(const CoreSimOptions& o) {
   if (o.publish_batch_max < 1 || o.publish_batch_max > kPublishBatchMax)
     return bad(fmt::format("publish_batch_max must be in [1, {}]", kPublishBatchMax));
   if (o.fetch_wait_max_ms < 1 || o.fetch_wait_max_ms > 5000) return bad("fetch_wait_max_ms must be in [1, 5000]");
-  if (o.relay_round_interval_min_ms < 0 || o.relay_round_interval_min_ms > 1000)
-    return bad("relay_round_interval_min_ms must be in [0, 1000]");
+  if (o.relay_round_interval_min_ms < 0 || o.relay_round_interval_min_ms > kRelayRoundIntervalMsMax)
+    return bad(fmt::format("relay_round_interval_min_ms must be in [0, {}]", kRelayRoundIntervalMsMax));
   if (o.database_connections_max < 3 || o.database_connections_max > 64)
     return bad("database_connections_max must be in [3, 64]");
   return {};

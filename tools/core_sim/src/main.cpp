@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   app.add_option("--relay-round-interval-ms", o.relay_round_interval_min_ms,
                  "under load the relay starts a round no sooner than this after the last began (0: no pacing)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 1000));
+      ->check(CLI::Range(0, cs::kRelayRoundIntervalMsMax));
   app.add_option("--consumer-group", o.consumer_group, "Kafka consumer group (default core-sim-<cc>)");
   app.add_option("--timeout-s", timeout_s, "give up waiting for outcomes after this long (0: never)")
       ->capture_default_str()

@@ -237,6 +237,7 @@ inline constexpr int kSessionTimeoutMsMin = 6'000;      // broker group.min.sess
 inline constexpr int kSessionTimeoutMsMax = 1'800'000;  // broker group.max.session.timeout.ms
 inline constexpr int kKafkaBatchMax = 100'000;
 inline constexpr int kFetchWaitMsMax = 5'000;
+inline constexpr int kRelayRoundIntervalMsDefault = 50;
 inline constexpr int kRelayRoundIntervalMsMax = 1'000;
 
 struct KafkaConfig {
@@ -255,7 +256,7 @@ struct KafkaConfig {
   // that each round carries a batch ([0, kRelayRoundIntervalMsMax]; 0: no pacing). Less
   // means less latency per hop and more Kafka requests and consumer transactions per
   // message (README, "Deliberate choices on the hot path").
-  int relay_round_interval_min_ms = 50;
+  int relay_round_interval_min_ms = kRelayRoundIntervalMsDefault;
   bool embedded() const { return brokers == kEmbeddedBrokers; }
   friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };

@@ -18,6 +18,13 @@
 
 namespace clearing::external_streams {
 
+// The relay's pacing under load (RelayOptions::round_interval_min) unless configured, and
+// the most a configuration may ask for. The adapter's config and core-sim keep their own
+// copies, as their headers do not include this one; they are checked against these at
+// compile time (adapter/src/service.cpp, tools/core_sim/src/core_sim.cpp).
+inline constexpr std::chrono::milliseconds kRoundIntervalMinDefault{50};
+inline constexpr std::chrono::milliseconds kRoundIntervalMinMax{1'000};
+
 struct RelayOptions {
   KafkaClientOptions kafka;
   int batch_max = 2000;                        // messages per partition per round
@@ -28,7 +35,7 @@ struct RelayOptions {
   // together, who then apply them in fewer transactions. Against Kafka brokers that
   // answer at once (TCP_NODELAY, like Kafka's own and our embedded cluster's), rounds
   // back to back carried a few messages each and cost bench/e2e a fifth of its rate.
-  std::chrono::milliseconds round_interval_min{50};
+  std::chrono::milliseconds round_interval_min = kRoundIntervalMinDefault;
   std::chrono::milliseconds flush_timeout{30'000};
   std::chrono::milliseconds retry_backoff_max{5'000};
 };

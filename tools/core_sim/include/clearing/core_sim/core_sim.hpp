@@ -52,6 +52,11 @@ namespace clearing::core_sim {
 
 inline constexpr int kPublishBatchMax = 1000;  // transfers per transaction, upper bound
 
+// The relay's pacing under load unless set, and the most that may be set: copies of
+// external_streams' kRoundIntervalMinDefault and kRoundIntervalMinMax (checked in core_sim.cpp).
+inline constexpr int kRelayRoundIntervalMsDefault = 50;
+inline constexpr int kRelayRoundIntervalMsMax = 1'000;
+
 struct CoreSimOptions {
   std::string country = "dk";          // dk | se | no
   std::string database_url;            // libpq URI of the core's own database
@@ -78,7 +83,7 @@ struct CoreSimOptions {
   std::string consumer_group;          // empty: "core-sim-<cc>"
   std::string kafka_client_id = "core-sim";
   int fetch_wait_max_ms = 50;          // the consumer's fetch.wait.max.ms (1..5000)
-  int relay_round_interval_min_ms = 50;  // the relay's pacing under load (0..1000; 0: none)
+  int relay_round_interval_min_ms = kRelayRoundIntervalMsDefault;  // the relay's pacing under load (0: none)
   int database_connections_max = 8;
 };
 
