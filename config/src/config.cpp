@@ -168,34 +168,176 @@ std::optional<HostPort> parse_host_port(std::string_view text) {
   return HostPort{std::string(host), number};
 }
 
-std::string redact_database_url(std::string_view url) {
-  std::string out(url);
-  // postgresql://user:password@host/db: the password sits between the first ':' after the
-  // scheme and the last '@' of the authority.
-  const auto scheme_end = out.find("://");
-  if (scheme_end != std::string::npos) {
-    const auto authority_begin = scheme_end + 3;
-    const auto authority_end = std::min(out.find_first_of("/?", authority_begin), out.size());
-    const auto at = out.rfind('@', authority_end - 1);
-    if (at != std::string::npos && at >= authority_begin) {
-      const auto colon = out.find(':', authority_begin);
-      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
-    }
-  }
-  // ...?password=secret&sslmode=require, and the key=value conninfo form "password=secret".
-  for (std::size_t from = 0;;) {
-    const auto found = out.find("password=", from);
-    if (found == std::string::npos) break;
-    const bool at_key_start =
-        found == 0 || out[found - 1] == '?' || out[found - 1] == '&' || out[found - 1] == ' ';
-    const auto value_begin = found + 9;
-    if (!at_key_start) {
-      from = value_begin;
+// ---------------------------------------------------------------------------------------
+// Redaction.
+
+namespace {
+
+constexpr std::string_view kMask = "***";
+
+// A parameter is secret when its name, percent-decoded and in lower case, holds one of these
+// words: libpq's password and sslpassword, and any other name that says it carries a secret,
+// so that a misspelt or future parameter is masked rather than shown.
+constexpr std::array<std::string_view, 3> kSecretNameWords{"password", "secret", "token"};
+// %2570 decodes to %70, which decodes to p: names are decoded until they stop changing, a
+// bounded number of times.
+constexpr int kNameDecodeRoundsMax = 4;
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// One round of %XX decoding; a malformed escape stays as it is.
+std::string percent_decoded(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const int high = i + 2 < text.size() && text[i] == '%' ? hex_digit(text[i + 1]) : -1;
+    const int low = high < 0 ? -1 : hex_digit(text[i + 2]);
+    if (low < 0) {
+      out += text[i];
       continue;
     }
-    const auto value_end = std::min(out.find_first_of("& ", value_begin), out.size());
-    out.replace(value_begin, value_end - value_begin, "***");
-    from = value_begin + 3;
+    out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return out;
+}
+
+bool is_secret_parameter(std::string_view raw_name) {
+  std::string name(raw_name);
+  for (int round = 0; round < kNameDecodeRoundsMax; ++round) {
+    std::string decoded = percent_decoded(name);
+    if (decoded == name) break;
+    name = std::move(decoded);
+  }
+  std::transform(name.begin(), name.end(), name.begin(), [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  return std::any_of(kSecretNameWords.begin(), kSecretNameWords.end(),
+                     [&](std::string_view word) { return name.find(word) != std::string::npos; });
+}
+
+// Where the user information of scheme://user:password@host... ends (its '@'), or npos. The
+// authority ends at the first '/', but a password pasted without percent-encoding may hold
+// '/' or '?': when the authority has no '@', a wider part is searched, erring on the side of
+// masking too much (an '@' in a query value) rather than showing a password.
+std::size_t userinfo_end(std::string_view url, std::size_t authority_begin) {
+  for (const std::string_view stops : {std::string_view("/?#"), std::string_view("?#"),
+                                       std::string_view()}) {
+    const std::size_t stop = stops.empty() ? url.size()
+                                           : std::min(url.find_first_of(stops, authority_begin),
+                                                      url.size());
+    const std::size_t at = url.substr(0, stop).rfind('@');
+    if (at != std::string_view::npos && at >= authority_begin) return at;
+  }
+  return std::string_view::npos;
+}
+
+// name=value&name=value (a URI's query): secret values masked.
+std::string redact_query(std::string_view query) {
+  std::string out;
+  for (std::size_t from = 0; from <= query.size();) {
+    const std::size_t end = std::min(query.find('&', from), query.size());
+    const std::string_view pair = query.substr(from, end - from);
+    const std::size_t equals = pair.find('=');
+    if (equals != std::string_view::npos && is_secret_parameter(pair.substr(0, equals))) {
+      out.append(pair.substr(0, equals + 1));
+      out.append(kMask);
+    } else {
+      out.append(pair);
+    }
+    if (end < query.size()) out += '&';
+    from = end + 1;
+  }
+  return out;
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+// libpq's "key = value key = 'quoted \\' value'" form: secret values masked, the rest kept.
+std::string redact_conninfo(std::string_view text) {
+  std::string out;
+  std::size_t i = 0;
+  const auto copy_while = [&](auto predicate) {
+    const std::size_t begin = i;
+    while (i < text.size() && predicate(text[i])) ++i;
+    out.append(text.substr(begin, i - begin));
+    return text.substr(begin, i - begin);
+  };
+  while (i < text.size()) {
+    copy_while(is_space);
+    const std::string_view key = copy_while([](char c) { return c != '=' && !is_space(c); });
+    copy_while(is_space);
+    if (i >= text.size() || text[i] != '=') continue;  // a bare word: shown, libpq refuses it
+    out += text[i++];
+    copy_while(is_space);
+    // The value: 'quoted' (a backslash escapes the next character) or up to white space.
+    const std::size_t value_begin = i;
+    const bool quoted = i < text.size() && text[i] == '\'';
+    if (quoted) ++i;
+    while (i < text.size() && (quoted ? text[i] != '\'' : !is_space(text[i]))) {
+      i += text[i] == '\\' && i + 1 < text.size() ? 2 : 1;
+    }
+    if (quoted && i < text.size()) ++i;  // the closing quote
+    const std::string_view value = text.substr(value_begin, i - value_begin);
+    if (is_secret_parameter(key)) {
+      out.append(kMask);
+    } else {
+      out.append(value);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string redact_database_url(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return redact_conninfo(url);
+  std::string out(url.substr(0, scheme_end + 3));
+  const std::size_t authority_begin = scheme_end + 3;
+  std::size_t rest = authority_begin;
+  // user:password@: the user stays (it says which role connects), the password goes.
+  if (const auto at = userinfo_end(url, authority_begin); at != std::string_view::npos) {
+    const std::string_view userinfo = url.substr(authority_begin, at - authority_begin);
+    const auto colon = userinfo.find(':');
+    out.append(userinfo.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      out += ':';
+      out.append(kMask);
+    }
+    rest = at;
+  }
+  const auto query = url.find('?', rest);
+  out.append(url.substr(rest, query == std::string_view::npos ? url.size() : query - rest));
+  if (query != std::string_view::npos) {
+    out += '?';
+    out += redact_query(url.substr(query + 1));
+  }
+  return out;
+}
+
+std::string redact_http_url(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(url);
+  const std::size_t authority_begin = scheme_end + 3;
+  std::string out(url.substr(0, authority_begin));
+  std::size_t rest = authority_begin;
+  // The whole user information: a name alone may be a token (https://t0ken@host).
+  if (const auto at = userinfo_end(url, authority_begin); at != std::string_view::npos) {
+    out.append(kMask);
+    rest = at;
+  }
+  // A query or a fragment may carry a token (?access_token=...): neither is shown.
+  const auto query = url.find_first_of("?#", rest);
+  out.append(url.substr(rest, query == std::string_view::npos ? url.size() : query - rest));
+  if (query != std::string_view::npos) {
+    out += url[query];
+    out.append(kMask);
   }
   return out;
 }

@@ -72,7 +72,7 @@ std::string redacted_summary(const AdapterConfig& config) {
 
   const auto& clearing = config.clearing;
   // URLs go through the masking too: a URL from the environment may carry user:password@.
-  line.add("clearing.base_url", redact_database_url(clearing.base_url));
+  line.add("clearing.base_url", redact_http_url(clearing.base_url));
   line.add("clearing.token", set_or_unset(clearing.token));
   line.add("clearing.request_timeout_ms", clearing.request_timeout_ms);
   line.add("clearing.connect_timeout_ms", clearing.connect_timeout_ms);
@@ -110,7 +110,7 @@ std::string redacted_summary(const AdapterConfig& config) {
                 std::string(derivation_name(stream.derivation));
   }
   line.add("streams.outbound", outbound);
-  line.add("streams.core_catchup_url", redact_database_url(streams.core_catchup_url));
+  line.add("streams.core_catchup_url", redact_http_url(streams.core_catchup_url));
 
   line.add("database.url", redact_database_url(config.database.url));
   line.add("database.connections_max", config.database.connections_max);

@@ -47,7 +47,9 @@ std::optional<std::string> http_url_problem(std::string_view url) {
     return "must start with http:// or https://";
   }
   const std::string_view authority = rest.substr(0, rest.find('/'));
-  if (authority.find('@') != std::string_view::npos) return "must not carry credentials";
+  if (authority.find('@') != std::string_view::npos) {
+    return "must not carry credentials (user:password@): tokens come only from the environment";
+  }
   if (rest.find_first_of("?# \t\r\n") != std::string_view::npos) {
     return "must not carry a query, a fragment or white space";
   }
@@ -136,7 +138,8 @@ bool request_timeout_valid(const ClearingConfig& clearing) {
 
 void check_clearing(Checker& check, const ClearingConfig& clearing, LoadOptions options) {
   if (const auto problem = http_url_problem(clearing.base_url)) {
-    check.fail("clearing.base_url", *problem + ", got " + quote_text(clearing.base_url));
+    check.fail("clearing.base_url",
+               *problem + ", got " + quote_text(redact_http_url(clearing.base_url)));
   }
   check_secret(check, "clearing.token", clearing.token, kEnvClearingToken, options);
   check.range("clearing.request_timeout_ms", clearing.request_timeout_ms, 1, kTimeoutMsMax);
@@ -246,7 +249,7 @@ void check_streams(Checker& check, const StreamsConfig& streams, Country country
   }
   if (const auto problem = http_url_problem(streams.core_catchup_url)) {
     check.fail("streams.core_catchup_url",
-               *problem + ", got " + quote_text(streams.core_catchup_url));
+               *problem + ", got " + quote_text(redact_http_url(streams.core_catchup_url)));
   }
 }
 

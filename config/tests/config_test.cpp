@@ -684,6 +684,66 @@ TEST_CASE("redact_database_url masks passwords and keeps the rest") {
   CHECK(redact_database_url("postgresql://db:5432/clearing") == "postgresql://db:5432/clearing");
 }
 
+TEST_CASE("redact_database_url masks percent-encoded and other secret parameters") {
+  // libpq decodes %XX in parameter names: %70assword is password.
+  CHECK(redact_database_url("postgresql://db/clearing?user=a&%70assword=s3cret") ==
+        "postgresql://db/clearing?user=a&%70assword=***");
+  CHECK(redact_database_url("postgresql://db/x?pass%2577ord=s3cret") ==
+        "postgresql://db/x?pass%2577ord=***");
+  CHECK(redact_database_url("postgresql://db/x?PASSWORD=s3cret&sslmode=require") ==
+        "postgresql://db/x?PASSWORD=***&sslmode=require");
+  CHECK(redact_database_url("postgresql://db/x?sslmode=verify-full&sslpassword=k3y") ==
+        "postgresql://db/x?sslmode=verify-full&sslpassword=***");
+  CHECK(redact_database_url("postgresql://db/x?ssl%70assword=k3y&application_name=a") ==
+        "postgresql://db/x?ssl%70assword=***&application_name=a");
+  // A password pasted without percent-encoding is still masked up to its '@'.
+  CHECK(redact_database_url("postgresql://adapter:pa?ss@db/clearing") ==
+        "postgresql://adapter:***@db/clearing");
+  CHECK(redact_database_url("postgresql://adapter:pa/ss@db/clearing?sslmode=require") ==
+        "postgresql://adapter:***@db/clearing?sslmode=require");
+  CHECK(redact_database_url("postgresql://adapter:s3cret@db/x?%70assword=s3cret") ==
+        "postgresql://adapter:***@db/x?%70assword=***");
+  // libpq's key=value form, with spaces around '=' and a quoted value.
+  CHECK(redact_database_url("host=db password = 's3 cr\\'et' sslpassword=k3y dbname=x") ==
+        "host=db password = *** sslpassword=*** dbname=x");
+  for (const char* url :
+       {"postgresql://db/clearing?user=a&%70assword=s3cret", "postgresql://u:s3cret@db/x",
+        "postgresql://u:s3cret@db/x?sslpassword=s3cret", "password=s3cret",
+        "host=db password='s3cret'"}) {
+    CAPTURE(url);
+    CHECK(redact_database_url(url).find("s3cret") == std::string::npos);
+  }
+}
+
+TEST_CASE("redact_http_url masks user information, queries and fragments") {
+  CHECK(redact_http_url("https://user:hunter2@clearing.example/api") ==
+        "https://***@clearing.example/api");
+  CHECK(redact_http_url("https://t0ken@clearing.example") == "https://***@clearing.example");
+  CHECK(redact_http_url("https://clearing.example/api?access_token=abc") ==
+        "https://clearing.example/api?***");
+  CHECK(redact_http_url("http://core:8092/x#token") == "http://core:8092/x#***");
+  CHECK(redact_http_url("http://127.0.0.1:8081") == "http://127.0.0.1:8081");
+}
+
+TEST_CASE("a URL with credentials is refused without showing them") {
+  const auto loaded = load_edited([](Json& j) {
+    j["clearing"]["base_url"] = "https://adapter:hunter2@clearing.example/api";
+    j["streams"]["core_catchup_url"] = "http://core:hunter3@core.internal:8092";
+  });
+  CHECK(error_for(loaded, "clearing.base_url").message ==
+        "must not carry credentials (user:password@): tokens come only from the environment, got "
+        "\"https://***@clearing.example/api\"");
+  CHECK(error_for(loaded, "streams.core_catchup_url").message.ends_with(
+      "got \"http://***@core.internal:8092\""));
+  const auto query = load_edited(
+      [](Json& j) { j["clearing"]["base_url"] = "https://clearing.example/api?token=hunter4"; });
+  CHECK(error_for(query, "clearing.base_url").message ==
+        "must not carry a query, a fragment or white space, got "
+        "\"https://clearing.example/api?***\"");
+  CHECK(loaded.error().to_string().find("hunter") == std::string::npos);
+  CHECK(query.error().to_string().find("hunter") == std::string::npos);
+}
+
 TEST_CASE("redacted_summary shows every value but no secret") {
   MapEnvironment env({{kEnvClearingToken, "clearing-t0ken-XYZ"},
                       {kEnvDatabaseUrl, "postgresql://adapter:db-pw-XYZ@db:5432/clearing_dk"}});

@@ -225,8 +225,15 @@ struct DatabaseConfig {
   friend bool operator==(const DatabaseConfig&, const DatabaseConfig&) = default;
 };
 
-// The URL with the password (user:password@ and password= parameters) replaced by "***".
+// The URL (or libpq key=value string) with its secrets replaced by "***": the password of
+// user:password@, and the value of every parameter whose name, percent-decoded and in any
+// case, is password, sslpassword or holds "password", "secret" or "token". The user, host,
+// database and other parameters stay, for the operator.
 std::string redact_database_url(std::string_view url);
+
+// An http(s) URL fit for a message or a log: the whole user information (user:password@, or
+// a token as user name) and everything from a '?' or '#' on replaced by "***".
+std::string redact_http_url(std::string_view url);
 
 // ---------------------------------------------------------------------------------------
 // Kafka (librdkafka).
