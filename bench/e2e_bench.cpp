@@ -93,7 +93,7 @@ constexpr double kFixedLoadWindowShare = 0.95;  // --transfers: window ends at t
 constexpr std::size_t kStderrTailChars = 4'000;
 constexpr const char* kAppName = "bench-e2e";
 constexpr const char* kClearingToken = "bench-clearing-token";
-constexpr const char* kApiToken = "bench-api-token";
+constexpr const char* kApiToken = "bench-api-token-0123456789abcdef0";
 constexpr const char* kCoreStream = "core.dk.payments.v1";
 constexpr const char* kAdapterStream = "adapter.dk.payments.v1";
 

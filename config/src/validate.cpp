@@ -115,8 +115,9 @@ void check_country(Checker& check, const CountryConfig& country, bool country_kn
   }
 }
 
+// Messages about a secret give its rules, never its value or its length.
 void check_secret(Checker& check, const char* key, const Secret& secret, const char* variable,
-                  LoadOptions options) {
+                  std::size_t length_min, std::string_view length_hint, LoadOptions options) {
   if (!secret.is_set()) {
     if (!options.allow_missing_secrets) {
       check.fail(key, std::string("not set: set ") + variable +
@@ -126,10 +127,19 @@ void check_secret(Checker& check, const char* key, const Secret& secret, const c
     return;
   }
   const auto& value = secret.reveal();
+  // It travels in an HTTP header: printable ASCII only.
   const bool printable = std::all_of(value.begin(), value.end(), [](char c) {
-    return static_cast<unsigned char>(c) > 0x20 && c != 0x7f;
+    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
   });
-  if (!printable) check.fail(key, "must not contain white space or control characters");
+  if (!printable) {
+    check.fail(key, std::string("must not contain white space, control characters or "
+                                "non-ASCII bytes (from ") +
+                        variable + "; the value is not shown)");
+  } else if (value.size() < length_min || value.size() > kTokenLengthMax) {
+    check.fail(key, "must be " + std::to_string(length_min) + " to " +
+                        std::to_string(kTokenLengthMax) + " characters long (from " + variable +
+                        "; the value is not shown): " + std::string(length_hint));
+  }
 }
 
 bool request_timeout_valid(const ClearingConfig& clearing) {
@@ -141,7 +151,8 @@ void check_clearing(Checker& check, const ClearingConfig& clearing, LoadOptions 
     check.fail("clearing.base_url",
                *problem + ", got " + quote_text(redact_http_url(clearing.base_url)));
   }
-  check_secret(check, "clearing.token", clearing.token, kEnvClearingToken, options);
+  check_secret(check, "clearing.token", clearing.token, kEnvClearingToken, kClearingTokenLengthMin,
+               "set the whole token the clearing issued", options);
   check.range("clearing.request_timeout_ms", clearing.request_timeout_ms, 1, kTimeoutMsMax);
   // A bound taken from another key applies only when that key is valid itself; otherwise
   // its own error says what to fix, and a derived one would only confuse.
@@ -309,7 +320,8 @@ void check_http(Checker& check, const HttpConfig& http, LoadOptions options) {
     check.fail("http.address", "must be host:port (port 1..65535; [v6]:port for IPv6), got " +
                                    quote_text(http.address));
   }
-  check_secret(check, "http.api_token", http.api_token, kEnvApiToken, options);
+  check_secret(check, "http.api_token", http.api_token, kEnvApiToken, kApiTokenLengthMin,
+               "generate one, e.g. openssl rand -hex 16", options);
 }
 
 }  // namespace

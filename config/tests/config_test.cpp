@@ -31,8 +31,12 @@ Json shipped_json(const std::string& cc) {
   return Json::parse(in);
 }
 
+// Tokens of the minimum lengths (kClearingTokenLengthMin, kApiTokenLengthMin) and more.
+constexpr const char* kClearingTokenValue = "clearing-secret-1";
+constexpr const char* kApiTokenValue = "api-secret-2-0123456789abcdef012345";
+
 MapEnvironment env_with_secrets() {
-  return MapEnvironment({{kEnvClearingToken, "clearing-secret-1"}, {kEnvApiToken, "api-secret-2"}});
+  return MapEnvironment({{kEnvClearingToken, kClearingTokenValue}, {kEnvApiToken, kApiTokenValue}});
 }
 
 // The DK file, changed by `edit`, parsed under the name config/dk.json.
@@ -53,6 +57,16 @@ ConfigError error_for(const tl::expected<AdapterConfig, ConfigErrors>& result,
   REQUIRE(error != nullptr);
   CHECK(error->file == kFile);
   return *error;
+}
+
+// The message of the error about `key` from loading a shipped file.
+std::string error_for_file(const tl::expected<AdapterConfig, ConfigErrors>& result,
+                           const std::string& key) {
+  REQUIRE_FALSE(result.has_value());
+  const ConfigError* error = result.error().find(key);
+  INFO("errors:\n" << result.error().to_string());
+  REQUIRE(error != nullptr);
+  return error->message;
 }
 
 constexpr year_month_day ymd(int y, unsigned m, unsigned d) {
@@ -86,8 +100,8 @@ TEST_CASE("the three shipped country files load") {
     CHECK(config.country.cutoff_utc == hours{13} + minutes{30});
     CHECK(config.country.business_days.weekend == std::vector<weekday>{Saturday, Sunday});
     CHECK(config.clearing.base_url == "http://127.0.0.1:8081");
-    CHECK(config.clearing.token.reveal() == "clearing-secret-1");
-    CHECK(config.http.api_token.reveal() == "api-secret-2");
+    CHECK(config.clearing.token.reveal() == kClearingTokenValue);
+    CHECK(config.http.api_token.reveal() == kApiTokenValue);
     CHECK(config.streams.inbound.name == "core." + expected.cc + ".payments.v1");
     CHECK(config.streams.inbound.partitions == 4);
     REQUIRE(config.streams.outbound.size() == 2);
@@ -162,10 +176,10 @@ TEST_CASE("every environment override replaces the file's value") {
       {"CLEARING_ADAPTER_DATABASE_URL", "postgresql://adapter:pw@db.internal:5433/clearing"},
       {"CLEARING_ADAPTER_KAFKA_BROKERS", "kafka-1:9092,kafka-2:9092"},
       {"CLEARING_ADAPTER_CLEARING_URL", "https://clearing.example.dk/api"},
-      {"CLEARING_ADAPTER_CLEARING_TOKEN", "t0ken"},
+      {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-t0ken-16"},
       {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://core.internal:9000"},
       {"CLEARING_ADAPTER_HTTP_ADDRESS", "0.0.0.0:9090"},
-      {"CLEARING_ADAPTER_API_TOKEN", "api-t0ken"},
+      {"CLEARING_ADAPTER_API_TOKEN", "api-t0ken-0123456789abcdef0123456"},
   });
   const auto loaded = load_config(shipped_path("dk"), env);
   INFO((loaded ? std::string() : loaded.error().to_string()));
@@ -174,10 +188,10 @@ TEST_CASE("every environment override replaces the file's value") {
   CHECK(loaded->kafka.brokers == "kafka-1:9092,kafka-2:9092");
   CHECK_FALSE(loaded->kafka.embedded());
   CHECK(loaded->clearing.base_url == "https://clearing.example.dk/api");
-  CHECK(loaded->clearing.token.reveal() == "t0ken");
+  CHECK(loaded->clearing.token.reveal() == "clearing-t0ken-16");
   CHECK(loaded->streams.core_catchup_url == "http://core.internal:9000");
   CHECK(loaded->http.address == "0.0.0.0:9090");
-  CHECK(loaded->http.api_token.reveal() == "api-t0ken");
+  CHECK(loaded->http.api_token.reveal() == "api-t0ken-0123456789abcdef0123456");
 }
 
 TEST_CASE("CLEARING_ADAPTER_KAFKA_BROKERS=embedded selects the mock cluster") {
@@ -268,6 +282,45 @@ TEST_CASE("a token in the file is an error, even with allow_missing_secrets") {
         std::string::npos);
   // The secret's value never appears in a message.
   CHECK(loaded.error().to_string().find("s3cret-in-file") == std::string::npos);
+}
+
+TEST_CASE("a token too short, too long or not printable ASCII is refused without showing it") {
+  const auto load_with = [](const std::string& clearing_token, const std::string& api_token,
+                            LoadOptions options = {}) {
+    return load_config(shipped_path("dk"),
+                       MapEnvironment({{kEnvClearingToken, clearing_token},
+                                       {kEnvApiToken, api_token}}),
+                       options);
+  };
+  const std::string clearing_min(kClearingTokenLengthMin, 'c');
+  const std::string api_min(kApiTokenLengthMin, 'a');
+  CHECK(load_with(clearing_min, api_min).has_value());
+
+  const auto short_tokens = load_with("x", api_min.substr(1));
+  REQUIRE_FALSE(short_tokens.has_value());
+  CHECK(short_tokens.error().errors.size() == 2);
+  const auto* clearing = short_tokens.error().find("clearing.token");
+  const auto* api = short_tokens.error().find("http.api_token");
+  REQUIRE(clearing != nullptr);
+  REQUIRE(api != nullptr);
+  CHECK(clearing->message ==
+        "must be 16 to 4096 characters long (from CLEARING_ADAPTER_CLEARING_TOKEN; the value is "
+        "not shown): set the whole token the clearing issued");
+  CHECK(api->message ==
+        "must be 32 to 4096 characters long (from CLEARING_ADAPTER_API_TOKEN; the value is not "
+        "shown): generate one, e.g. openssl rand -hex 16");
+  CHECK(short_tokens.error().to_string().find(api_min.substr(1)) == std::string::npos);
+  CHECK(load_with(clearing_min.substr(1), api_min).error().find("clearing.token") != nullptr);
+
+  // A set token is checked even where a missing one is allowed (the embedded demo).
+  CHECK_FALSE(load_with("x", api_min, LoadOptions{.allow_missing_secrets = true}).has_value());
+
+  const auto too_long = load_with(std::string(kTokenLengthMax + 1, 'c'), api_min);
+  CHECK(error_for_file(too_long, "clearing.token").starts_with("must be 16 to 4096"));
+  const auto not_ascii = load_with(clearing_min, api_min + "\xc3\xa6");
+  CHECK(error_for_file(not_ascii, "http.api_token") ==
+        "must not contain white space, control characters or non-ASCII bytes (from "
+        "CLEARING_ADAPTER_API_TOKEN; the value is not shown)");
 }
 
 TEST_CASE("Environment::process reads the real environment") {

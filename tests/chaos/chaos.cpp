@@ -418,7 +418,7 @@ int Run::main() {
   bootstrap_ = bootstrap_.substr(10);
 
   // Every fault class of the contract, from the same seed.
-  std::vector<std::string> mock_argv{CLEARING_MOCK, "--port", "0", "--token", "clearing-token", "--seed",
+  std::vector<std::string> mock_argv{CLEARING_MOCK, "--port", "0", "--token", "clearing-token-16", "--seed",
                                      std::to_string(plan.seed), "--hold-ms", "1500", "--retry-after-s", "1",
                                      "--delay-ms-min", "5", "--delay-ms-max", "80", "--fault-delay", "0.05",
                                      "--latency-ms", "20",  // a mainframe's pace: calls are under way
@@ -456,9 +456,9 @@ int Run::main() {
   adapter_env_ = {{"CLEARING_ADAPTER_DATABASE_URL", adapter_db_},
                   {"CLEARING_ADAPTER_KAFKA_BROKERS", bootstrap_},
                   {"CLEARING_ADAPTER_CLEARING_URL", "http://" + mock_address_},
-                  {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token"},
+                  {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
                   {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:" + std::to_string(core_port)},
-                  {"CLEARING_ADAPTER_API_TOKEN", "api-token"}};
+                  {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"}};
   for (int i = 0; i < plan.adapters; ++i) {
     adapters_.push_back(start_adapter(i));
     restart_at_.emplace_back();
@@ -474,8 +474,8 @@ int Run::main() {
                 std::to_string(plan.transfers), "--seed", std::to_string(plan.seed), "--invalid-share", "0.05",
                 "--rate", std::to_string(plan.rate_per_s), "--batch", "10",
                 "--adapter-catch-up-url", "http://127.0.0.1:" + std::to_string(adapter_ports_[0]),
-                "--adapter-token", "api-token", "--http-port", std::to_string(core_port), "--api-token",
-                "api-token", "--stay", "--json", "--log-level", "warn"};
+                "--adapter-token", "api-token-0123456789abcdef0123456", "--http-port", std::to_string(core_port), "--api-token",
+                "api-token-0123456789abcdef0123456", "--stay", "--json", "--log-level", "warn"};
   core_ = start_core();
   auto injector = std::make_unique<Injector>(bootstrap_, core_db_);
 
@@ -506,7 +506,7 @@ int Run::main() {
           const auto aim_until = Clock::now() + std::chrono::seconds(3);
           std::optional<std::string> seen;
           do {
-            auto m = adapter::http_get(url, "api-token", 300);
+            auto m = adapter::http_get(url, "api-token-0123456789abcdef0123456", 300);
             seen = m && m->status == 200 ? std::optional(m->body) : std::nullopt;
             if (seen && metric_sum(*seen, "clearing_dispatcher_in_flight") > 0) break;
             std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -577,8 +577,8 @@ int Run::main() {
 int Run::finish() {
   // The clearing's books first, then a graceful stop of everyone.
   demo::Books books{adapter_db_, core_db_, {}, {}};
-  auto ledger = adapter::http_get("http://" + mock_address_ + "/admin/ledger", "clearing-token", 10'000);
-  auto stats = adapter::http_get("http://" + mock_address_ + "/admin/stats", "clearing-token", 10'000);
+  auto ledger = adapter::http_get("http://" + mock_address_ + "/admin/ledger", "clearing-token-16", 10'000);
+  auto stats = adapter::http_get("http://" + mock_address_ + "/admin/stats", "clearing-token-16", 10'000);
   if (!ledger || !stats) throw std::runtime_error("clearing-mock's books cannot be read");
   const auto ledger_json = nlohmann::json::parse(ledger->body);
   for (const auto& e : ledger_json.at("transfers")) {

@@ -48,7 +48,7 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
                  "--topic", "adapter.dk.settlements.v1:2"}, {}, true);
   const auto bootstrap = after(kafka.read_line(), "bootstrap ");
 
-  Process mock({CLEARING_MOCK, "--port", "0", "--token", "clearing-token", "--seed", "11",
+  Process mock({CLEARING_MOCK, "--port", "0", "--token", "clearing-token-16", "--seed", "11",
                 "--fault-timeout-after-execute", "0.02", "--fault-close-after-execute", "0.02",
                 "--fault-http-502", "0.02", "--fault-error-body-200", "0.02", "--fault-malformed-json", "0.02",
                 "--fault-maintenance-503", "0.02", "--retry-after-s", "1", "--hold-ms", "1500"});
@@ -60,10 +60,10 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
       {"CLEARING_ADAPTER_DATABASE_URL", adapter_db},
       {"CLEARING_ADAPTER_KAFKA_BROKERS", bootstrap},
       {"CLEARING_ADAPTER_CLEARING_URL", "http://" + mock_address},
-      {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token"},
+      {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
       {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:" + std::to_string(core_port)},
       {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(adapter_port)},
-      {"CLEARING_ADAPTER_API_TOKEN", "api-token"}};
+      {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"}};
   // Retries in seconds, not minutes, for a test: the config file of an operator who is in a hurry.
   const std::string config_path = "/tmp/e2e-dk-" + std::to_string(getpid()) + ".json";
   {
@@ -81,7 +81,7 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
 
   Process core({CORE_SIM, "--database-url", core_db, "--kafka", bootstrap, "--transfers", "300", "--seed", "5",
                 "--invalid-share", "0.05", "--adapter-catch-up-url", "http://127.0.0.1:" + std::to_string(adapter_port),
-                "--adapter-token", "api-token", "--http-port", std::to_string(core_port), "--api-token", "api-token",
+                "--adapter-token", "api-token-0123456789abcdef0123456", "--http-port", std::to_string(core_port), "--api-token", "api-token-0123456789abcdef0123456",
                 "--timeout-s", "240", "--json", "--log-level", "warn"});
   const int core_exit = core.wait(300'000);
   const std::string report_text = core.read_all();
@@ -94,7 +94,7 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   CHECK(report["requested"].get<int>() + report["refused"].get<int>() == 300);
 
   // The clearing's ledger agrees: executed at most once, exactly the succeeded ones.
-  auto ledger = adapter::http_get("http://" + mock_address + "/admin/ledger", "clearing-token", 5000);
+  auto ledger = adapter::http_get("http://" + mock_address + "/admin/ledger", "clearing-token-16", 5000);
   REQUIRE(ledger);
   const auto entries = nlohmann::json::parse(ledger->body);
   const auto& list = entries.is_array() ? entries : entries["transfers"];
@@ -109,7 +109,7 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   auto ready = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_port) + "/readyz", "", 5000);
   REQUIRE(ready);
   CHECK(ready->status == 200);
-  auto metrics = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_port) + "/metrics", "api-token", 5000);
+  auto metrics = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_port) + "/metrics", "api-token-0123456789abcdef0123456", 5000);
   REQUIRE(metrics);
   // Every transfer has its outcome: the gauge of unfinished ones is there, with no state.
   CHECK(metrics->body.find("# TYPE clearing_transfers gauge") != std::string::npos);
@@ -206,8 +206,8 @@ TEST_CASE("an adapter whose database is not there yet waits for it, then starts;
   }
   const int port = 26000 + static_cast<int>(getpid() % 1000);
   const std::map<std::string, std::string> env{{"CLEARING_ADAPTER_DATABASE_URL", with_database(server_url(), name)},
-                                               {"CLEARING_ADAPTER_CLEARING_TOKEN", "t"},
-                                               {"CLEARING_ADAPTER_API_TOKEN", "t"},
+                                               {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
+                                               {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"},
                                                {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(port)}};
   auto wait_for_log = [](Process& p, const std::string& text) {
     for (int i = 0; i < 150; ++i) {

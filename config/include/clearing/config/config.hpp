@@ -42,6 +42,18 @@ class Secret {
   std::string value_;
 };
 
+// The adapter's own API token guards transfer states, parked messages and the catch-up API.
+// We choose it, so it can be long: 32 characters is what `openssl rand -hex 16` prints, 128
+// random bits, beyond guessing at any rate of requests. A short one (a placeholder, "t")
+// would let anyone who can reach the port read every transfer.
+inline constexpr std::size_t kApiTokenLengthMin = 32;
+// The clearing issues its token and we cannot choose its form, but none is this short:
+// 16 characters still refuses a placeholder ("x", "test", "changeme") or a paste cut
+// short, which would otherwise show only as a 401 at the first call.
+inline constexpr std::size_t kClearingTokenLengthMin = 16;
+// Either token goes into one HTTP header line; servers refuse header lines of 8 KiB or more.
+inline constexpr std::size_t kTokenLengthMax = 4096;
+
 // ---------------------------------------------------------------------------------------
 // Country: currency, limits, cut-off and the business-day calendar.
 
