@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/text.hpp"
 
 namespace clearing::sagas {
 namespace {
@@ -47,13 +48,28 @@ std::optional<ValidationFailure> format_failure(const InitiateTransfer& command)
       {"debtor.name", &command.debtor.name},     {"debtor.account", &command.debtor.account.id},
       {"creditor.name", &command.creditor.name}, {"creditor.account", &command.creditor.account.id},
   };
+  // The adapter could not read the request: its reason, not a guess from empty fields.
+  if (!command.format_problem.empty())
+    return ValidationFailure{kReasonInvalidFormat, command.format_problem};
   for (const auto& [name, value] : required) {
     if (value->empty())
       return ValidationFailure{kReasonInvalidFormat, "missing field " + std::string(name)};
   }
-  if (command.debtor.name.size() > kNameLengthMax || command.creditor.name.size() > kNameLengthMax)
+  const std::pair<std::string_view, const std::string*> texts[] = {
+      {"debtor.name", &command.debtor.name},
+      {"creditor.name", &command.creditor.name},
+      {"remittance_info", &command.remittance_info},
+  };
+  for (const auto& [name, value] : texts) {
+    if (!base::is_printable_utf8(*value))
+      return ValidationFailure{kReasonInvalidFormat,
+                               std::string(name) + " is not printable UTF-8 text"};
+  }
+  // Max140Text counts characters: 71 x "Ø" is 142 bytes and a valid name.
+  if (*base::utf8_length(command.debtor.name) > kNameLengthMax ||
+      *base::utf8_length(command.creditor.name) > kNameLengthMax)
     return ValidationFailure{kReasonInvalidFormat, "name longer than 140 characters"};
-  if (command.remittance_info.size() > kRemittanceInfoLengthMax)
+  if (*base::utf8_length(command.remittance_info) > kRemittanceInfoLengthMax)
     return ValidationFailure{kReasonInvalidFormat, "remittance info longer than 140 characters"};
   return std::nullopt;
 }

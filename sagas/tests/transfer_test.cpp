@@ -356,6 +356,23 @@ TEST_CASE(
        "FF01", "remittance info longer than 140 characters"},
       {"long name", [](InitiateTransfer& c) { c.debtor.name = std::string(141, 'x'); }, "FF01",
        "name longer than 140 characters"},
+      {"141 characters of two bytes each",
+       [](InitiateTransfer& c) {
+         c.creditor.name.clear();
+         for (int i = 0; i < 141; ++i) c.creditor.name += "\xC3\x98";
+       },
+       "FF01", "name longer than 140 characters"},
+      {"NUL in a name", [](InitiateTransfer& c) { c.debtor.name = std::string("Ada\0Lovelace", 12); },
+       "FF01", "debtor.name is not printable UTF-8 text"},
+      {"newline in the remittance", [](InitiateTransfer& c) { c.remittance_info = "line\nforged"; },
+       "FF01", "remittance_info is not printable UTF-8 text"},
+      {"invalid UTF-8 in a name", [](InitiateTransfer& c) { c.creditor.name = "Bad \xFF"; }, "FF01",
+       "creditor.name is not printable UTF-8 text"},
+      {"a message the adapter could not read",
+       [](InitiateTransfer& c) {
+         c.format_problem = "TransferRequested.debtor.name is 262144 bytes, more than 1024";
+       },
+       "FF01", "TransferRequested.debtor.name is 262144 bytes, more than 1024"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
@@ -370,6 +387,18 @@ TEST_CASE(
     CHECK(state_name(state) == "rejected");
     CHECK_FALSE(next_action(state).has_value());
   }
+}
+
+TEST_CASE("140 characters are counted as characters: 71 x 'Ø' (142 bytes) is a valid name") {
+  auto command = initiate();
+  command.debtor.name.clear();
+  for (int i = 0; i < 71; ++i) command.debtor.name += "\xC3\x98";
+  REQUIRE(command.debtor.name.size() == 142);
+  CHECK(when(command, TransferDecider::initial_state()) == Events{TransferEvent{[&] {
+          auto event = initiated();
+          event.debtor.name = command.debtor.name;
+          return event;
+        }()}});
 }
 
 TEST_CASE("an amount exactly at the limit is accepted") {

@@ -146,6 +146,10 @@ struct InitiateTransfer {
   Timestamp now{};
   CountryRules rules;
   RetryPolicy policy;
+  // Set by the adapter when the core's message could not be read into this command (a
+  // field missing, too large, not text): the transfer is rejected FF01 with this reason
+  // instead of a guess from the fields left empty. Names fields, never values.
+  std::string format_problem;
 };
 
 // One classified answer of the clearing to the call made for `attempt`.
