@@ -143,8 +143,8 @@ std::vector<std::chrono::year_month_day> read_dates(const Json* list, const std:
 }
 
 void read_weekend(Section& section, BusinessDays& out, Problems& problems) {
-  const Json* list = section.find("weekend");
-  if (list == nullptr) return;  // default Sat, Sun
+  const Json* list = section.require("weekend");
+  if (list == nullptr) return;
   const std::string path = section.path_of("weekend");
   if (!list->is_array()) {
     problems.add(
@@ -197,37 +197,47 @@ bool read_country(Section section, CountryConfig& out, Problems& problems) {
     read_weekend(days, out.business_days, problems);
     out.business_days.holidays =
         read_dates(days.require("holidays"), days.path_of("holidays"), problems);
+    // Required even when empty ([]): a file that forgot them would settle on 24 December.
     out.business_days.bank_closing_days =
-        read_dates(days.find("bank_closing_days"), days.path_of("bank_closing_days"), problems);
+        read_dates(days.require("bank_closing_days"), days.path_of("bank_closing_days"), problems);
     days.finish();
   }
   section.finish();
   return code_known;
 }
 
+// Required keys: what the clearing agreed to (its timeouts, how many calls and connections
+// at once). verify_tls (default true) and ca_file (default: the system's CAs) default to
+// the safe side.
 void read_clearing(Section section, ClearingConfig& out) {
   if (const auto url = section.string("base_url")) out.base_url = *url;
   section.forbid("token", secret_in_file_message(kEnvClearingToken));
-  section.integer("request_timeout_ms", out.request_timeout_ms);
-  section.integer("connect_timeout_ms", out.connect_timeout_ms);
-  section.integer("in_flight_max", out.in_flight_max);
-  section.integer("pool_connections_max", out.pool_connections_max);
+  section.integer("request_timeout_ms", out.request_timeout_ms, true);
+  section.integer("connect_timeout_ms", out.connect_timeout_ms, true);
+  section.integer("in_flight_max", out.in_flight_max, true);
+  section.integer("pool_connections_max", out.pool_connections_max, true);
   section.boolean("verify_tls", out.verify_tls);
   if (const auto ca_file = section.string("ca_file")) out.ca_file = *ca_file;
   section.finish();
 }
 
+// All required: how often the clearing is called again and asked, and when a transfer goes
+// under investigation, are the bank's policy with the clearing, not ours to guess.
 void read_retry(Section section, RetryConfig& out) {
-  section.integer("backoff_initial_ms", out.backoff_initial_ms);
-  section.integer("backoff_max_ms", out.backoff_max_ms);
-  section.integer("backoff_multiplier", out.backoff_multiplier);
-  section.integer("unknown_outcomes_before_inquiry", out.unknown_outcomes_before_inquiry);
-  section.integer("pending_inquiry_interval_ms", out.pending_inquiry_interval_ms);
-  section.integer("investigation_inquiry_interval_ms", out.investigation_inquiry_interval_ms);
-  section.integer("deadline_ms", out.deadline_ms);
+  section.integer("backoff_initial_ms", out.backoff_initial_ms, true);
+  section.integer("backoff_max_ms", out.backoff_max_ms, true);
+  section.integer("backoff_multiplier", out.backoff_multiplier, true);
+  section.integer("unknown_outcomes_before_inquiry", out.unknown_outcomes_before_inquiry, true);
+  section.integer("pending_inquiry_interval_ms", out.pending_inquiry_interval_ms, true);
+  section.integer("investigation_inquiry_interval_ms", out.investigation_inquiry_interval_ms,
+                  true);
+  section.integer("deadline_ms", out.deadline_ms, true);
   section.finish();
 }
 
+// Optional, with the defaults of DispatcherConfig (README lists them): this process's own
+// pace, bounded by the required clearing.in_flight_max; lease_ms is checked against
+// clearing.request_timeout_ms whatever its source.
 void read_dispatcher(Section section, DispatcherConfig& out) {
   section.integer("in_flight_max", out.in_flight_max);
   section.integer("claim_batch_max", out.claim_batch_max);
@@ -237,9 +247,10 @@ void read_dispatcher(Section section, DispatcherConfig& out) {
   section.finish();
 }
 
+// Required: how often and how much the clearing's feed is read is load on the clearing.
 void read_incoming(Section section, IncomingConfig& out) {
-  section.integer("poll_interval_ms", out.poll_interval_ms);
-  section.integer("page_limit", out.page_limit);
+  section.integer("poll_interval_ms", out.poll_interval_ms, true);
+  section.integer("page_limit", out.page_limit, true);
   section.finish();
 }
 

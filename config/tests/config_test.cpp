@@ -434,21 +434,68 @@ TEST_CASE("a missing section reports its required keys") {
         "missing required key (set it in the file or in CLEARING_ADAPTER_CORE_CATCHUP_URL)");
 }
 
+TEST_CASE("a missing retry section stops the start, naming each of its keys") {
+  const auto loaded = load_edited([](Json& j) { j.erase("retry"); });
+  REQUIRE_FALSE(loaded.has_value());
+  for (const char* key : {"retry.backoff_initial_ms", "retry.backoff_max_ms",
+                          "retry.backoff_multiplier", "retry.unknown_outcomes_before_inquiry",
+                          "retry.pending_inquiry_interval_ms",
+                          "retry.investigation_inquiry_interval_ms", "retry.deadline_ms"}) {
+    CAPTURE(key);
+    CHECK(error_for(loaded, key).to_string() ==
+          std::string("config/dk.json: ") + key + ": missing required key");
+  }
+  CHECK(loaded.error().errors.size() == 7);
+}
+
+TEST_CASE("the keys without a safe default are required") {
+  // What the clearing agreed to, the load on its feed, the retry policy and the calendar.
+  const std::vector<std::pair<std::string, std::string>> required{
+      {"clearing", "request_timeout_ms"},   {"clearing", "connect_timeout_ms"},
+      {"clearing", "in_flight_max"},        {"clearing", "pool_connections_max"},
+      {"retry", "deadline_ms"},             {"retry", "unknown_outcomes_before_inquiry"},
+      {"incoming", "poll_interval_ms"},     {"incoming", "page_limit"},
+  };
+  for (const auto& [section, key] : required) {
+    CAPTURE(key);
+    const auto loaded = load_edited([&](Json& j) { j[section].erase(key); });
+    CHECK(error_for(loaded, section + "." + key).message == "missing required key");
+    CHECK(loaded.error().errors.size() == 1);
+  }
+  for (const char* key : {"weekend", "bank_closing_days"}) {
+    CAPTURE(key);
+    const auto loaded = load_edited([&](Json& j) { j["country"]["business_days"].erase(key); });
+    CHECK(error_for(loaded, std::string("country.business_days.") + key).message ==
+          "missing required key");
+  }
+  // No closing days is a value to write down, not to forget.
+  const auto none = load_edited(
+      [](Json& j) { j["country"]["business_days"]["bank_closing_days"] = Json::array(); });
+  REQUIRE(none.has_value());
+  CHECK(none->country.business_days.bank_closing_days.empty());
+}
+
 TEST_CASE("sections with only defaults may be left out") {
   const auto loaded = load_edited([](Json& j) {
-    j.erase("retry");
     j.erase("dispatcher");
-    j.erase("incoming");
     j.erase("log_level");
     j["streams"]["inbound"].erase("name");
     j["kafka"].erase("group_id");
     j["kafka"].erase("client_id");
+    j["kafka"].erase("produce_timeout_ms");
+    j["kafka"].erase("session_timeout_ms");
+    j["kafka"].erase("relay_batch_max");
+    j["kafka"].erase("consumer_batch_max");
+    j["database"].erase("connections_max");
+    j["database"].erase("statement_timeout_ms");
+    j["clearing"].erase("verify_tls");
   });
   REQUIRE(loaded.has_value());
-  CHECK(loaded->retry == RetryConfig{});
   CHECK(loaded->dispatcher == DispatcherConfig{});
-  CHECK(loaded->incoming == IncomingConfig{});
   CHECK(loaded->log_level == LogLevel::info);
+  CHECK(loaded->kafka.session_timeout_ms == KafkaConfig{}.session_timeout_ms);
+  CHECK(loaded->database.connections_max == DatabaseConfig{}.connections_max);
+  CHECK(loaded->clearing.verify_tls);
   CHECK(loaded->streams.inbound.name == "core.dk.payments.v1");
   CHECK(loaded->kafka.group_id == "clearing-adapter-dk");
   CHECK(loaded->kafka.client_id == "clearing-adapter-dk");

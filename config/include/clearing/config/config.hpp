@@ -138,7 +138,8 @@ struct ClearingConfig {
 };
 
 // ---------------------------------------------------------------------------------------
-// Retry policy (sagas::RetryPolicy); defaults equal the saga's.
+// Retry policy (sagas::RetryPolicy); defaults equal the saga's. Every key is required in the
+// file: the defaults serve configs built in code (tests, the demo).
 
 inline constexpr std::int64_t kBackoffMsMax = 7LL * 24 * 3600 * 1000;  // sagas::kBackoffCeilingMs
 inline constexpr std::int64_t kBackoffMultiplierMax = 16;
