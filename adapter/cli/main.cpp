@@ -43,6 +43,7 @@ int run(const std::string& config_path) {
   base::set_log_level(std::string(config::log_level_name(config->log_level)));
   auto log = base::module_logger("main");
   log->info("config {}", config::redacted_summary(*config));
+  for (const auto& warning : config::config_warnings(*config)) log->warn("config {}", warning.to_string());
 
   // SIGTERM/SIGINT are waited for on this thread; every other thread ignores them.
   sigset_t signals;

@@ -217,6 +217,7 @@ void read_clearing(Section section, ClearingConfig& out) {
   section.integer("in_flight_max", out.in_flight_max, true);
   section.integer("pool_connections_max", out.pool_connections_max, true);
   section.boolean("verify_tls", out.verify_tls);
+  section.boolean("unverified_tls_acknowledged", out.unverified_tls_acknowledged);
   if (const auto ca_file = section.string("ca_file")) out.ca_file = *ca_file;
   section.finish();
 }

@@ -79,6 +79,7 @@ std::string redacted_summary(const AdapterConfig& config) {
   line.add("clearing.in_flight_max", clearing.in_flight_max);
   line.add("clearing.pool_connections_max", clearing.pool_connections_max);
   line.add("clearing.verify_tls", clearing.verify_tls);
+  line.add("clearing.unverified_tls_acknowledged", clearing.unverified_tls_acknowledged);
   line.add("clearing.ca_file", clearing.ca_file.value_or("default"));
 
   const auto& retry = config.retry;

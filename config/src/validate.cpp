@@ -146,6 +146,27 @@ bool request_timeout_valid(const ClearingConfig& clearing) {
   return clearing.request_timeout_ms >= 1 && clearing.request_timeout_ms <= kTimeoutMsMax;
 }
 
+bool tls_unverified(const ClearingConfig& clearing) {
+  return !clearing.verify_tls && clearing.base_url.starts_with("https://");
+}
+
+// An unchecked certificate lets anyone on the path answer as the clearing: money would move
+// on answers it never gave. Refused unless acknowledged; a stale acknowledgement is refused
+// too, so that it cannot wave through a later verify_tls: false unnoticed.
+void check_unverified_tls(Checker& check, const ClearingConfig& clearing) {
+  if (tls_unverified(clearing) && !clearing.unverified_tls_acknowledged) {
+    check.fail("clearing.verify_tls",
+               "false turns off the check of the clearing's certificate: anyone on the network "
+               "path could answer as the clearing. Trust a private CA with clearing.ca_file "
+               "instead, or set clearing.unverified_tls_acknowledged: true to run so anyway "
+               "(a warning at every start)");
+  }
+  if (clearing.verify_tls && clearing.unverified_tls_acknowledged) {
+    check.fail("clearing.unverified_tls_acknowledged",
+               "is only for verify_tls: false; remove it while the certificate is checked");
+  }
+}
+
 void check_clearing(Checker& check, const ClearingConfig& clearing, LoadOptions options) {
   if (const auto problem = http_url_problem(clearing.base_url)) {
     check.fail("clearing.base_url",
@@ -165,6 +186,7 @@ void check_clearing(Checker& check, const ClearingConfig& clearing, LoadOptions 
   check.range("clearing.in_flight_max", clearing.in_flight_max, 1, kClearingInFlightMax);
   check.range("clearing.pool_connections_max", clearing.pool_connections_max, 0,
               kClearingPoolConnectionsMax);
+  check_unverified_tls(check, clearing);
   if (clearing.ca_file && clearing.ca_file->empty()) {
     check.fail("clearing.ca_file", "must not be empty (leave the key out for the system CAs)");
   }
@@ -348,6 +370,17 @@ std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions 
 
 std::vector<ConfigError> validate(const AdapterConfig& config, LoadOptions options) {
   return detail::validate_impl(config, options, /*country_known=*/true);
+}
+
+std::vector<ConfigError> config_warnings(const AdapterConfig& config) {
+  std::vector<ConfigError> warnings;
+  if (tls_unverified(config.clearing) && config.clearing.unverified_tls_acknowledged) {
+    warnings.push_back(ConfigError{
+        config.source_file, "clearing.verify_tls",
+        "false (acknowledged): the clearing's certificate is not checked; anyone on the network "
+        "path can answer as the clearing"});
+  }
+  return warnings;
 }
 
 }  // namespace clearing::config

@@ -825,6 +825,48 @@ TEST_CASE("redact_http_url masks user information, queries and fragments") {
   CHECK(redact_http_url("http://127.0.0.1:8081") == "http://127.0.0.1:8081");
 }
 
+TEST_CASE("verify_tls false stops the start unless acknowledged, then warns") {
+  const auto https = [](Json& j) { j["clearing"]["base_url"] = "https://clearing.example/api"; };
+  const auto refused = load_edited([&](Json& j) {
+    https(j);
+    j["clearing"]["verify_tls"] = false;
+  });
+  CHECK(error_for(refused, "clearing.verify_tls")
+            .message.starts_with("false turns off the check of the clearing's certificate"));
+  CHECK(refused.error().errors.size() == 1);
+
+  const auto acknowledged = load_edited([&](Json& j) {
+    https(j);
+    j["clearing"]["verify_tls"] = false;
+    j["clearing"]["unverified_tls_acknowledged"] = true;
+  });
+  INFO((acknowledged ? std::string() : acknowledged.error().to_string()));
+  REQUIRE(acknowledged.has_value());
+  const auto warnings = config_warnings(*acknowledged);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].to_string() ==
+        "config/dk.json: clearing.verify_tls: false (acknowledged): the clearing's certificate "
+        "is not checked; anyone on the network path can answer as the clearing");
+  CHECK(redacted_summary(*acknowledged).find("clearing.unverified_tls_acknowledged=true") !=
+        std::string::npos);
+
+  // A stale acknowledgement would wave a later verify_tls: false through unnoticed.
+  const auto stale = load_edited([&](Json& j) {
+    https(j);
+    j["clearing"]["unverified_tls_acknowledged"] = true;
+  });
+  CHECK(error_for(stale, "clearing.unverified_tls_acknowledged").message ==
+        "is only for verify_tls: false; remove it while the certificate is checked");
+
+  // Over http:// there is no certificate to check: nothing to refuse or warn about.
+  const auto plain = load_edited([](Json& j) { j["clearing"]["verify_tls"] = false; });
+  REQUIRE(plain.has_value());
+  CHECK(config_warnings(*plain).empty());
+  const auto shipped = load_config(shipped_path("dk"), env_with_secrets());
+  REQUIRE(shipped.has_value());
+  CHECK(config_warnings(*shipped).empty());
+}
+
 TEST_CASE("a URL with credentials is refused without showing them") {
   const auto loaded = load_edited([](Json& j) {
     j["clearing"]["base_url"] = "https://adapter:hunter2@clearing.example/api";

@@ -133,6 +133,10 @@ struct ClearingConfig {
   int in_flight_max = 16;          // [1, kClearingInFlightMax]
   int pool_connections_max = 16;   // [0, kClearingPoolConnectionsMax]
   bool verify_tls = true;          // https only
+  // verify_tls false with an https base_url stops the start unless this is true too: the
+  // operator says in writing that anyone on the network path may answer as the clearing.
+  // Then config_warnings() names it, to be logged at every start. Only with verify_tls false.
+  bool unverified_tls_acknowledged = false;
   std::optional<std::string> ca_file;  // https only: extra CA bundle (PEM)
   friend bool operator==(const ClearingConfig&, const ClearingConfig&) = default;
 };

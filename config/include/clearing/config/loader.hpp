@@ -111,6 +111,11 @@ tl::expected<AdapterConfig, ConfigErrors> parse_config(std::string_view text,
 // tests). load_config runs them too. Errors name config.source_file.
 std::vector<ConfigError> validate(const AdapterConfig& config, LoadOptions options = {});
 
+// What a valid config allows but an operator must hear about at every start (log each at
+// warn): today, clearing.verify_tls false with an https base_url, acknowledged by
+// clearing.unverified_tls_acknowledged. Empty for the shipped files.
+std::vector<ConfigError> config_warnings(const AdapterConfig& config);
+
 // One line of key=value fields for the start-up log: every value except secrets (tokens
 // appear as "set"/"unset", the database URL with its password masked).
 std::string redacted_summary(const AdapterConfig& config);
