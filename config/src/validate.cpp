@@ -283,6 +283,12 @@ void check_streams(Checker& check, const StreamsConfig& streams, Country country
   if (const auto problem = http_url_problem(streams.core_catchup_url)) {
     check.fail("streams.core_catchup_url",
                *problem + ", got " + quote_text(redact_http_url(streams.core_catchup_url)));
+  } else if (streams.core_catchup_url.starts_with("https://")) {
+    // Accepted, it failed every gap repair later and held the partition for good.
+    check.fail("streams.core_catchup_url",
+               "https:// is not supported yet: the catch-up fetcher speaks plain http only (TLS "
+               "for the catch-up link is issue 21); use http://, got " +
+                   quote_text(redact_http_url(streams.core_catchup_url)));
   }
 }
 

@@ -867,6 +867,25 @@ TEST_CASE("verify_tls false stops the start unless acknowledged, then warns") {
   CHECK(config_warnings(*shipped).empty());
 }
 
+TEST_CASE("an https:// catch-up URL is refused: the fetcher speaks http only") {
+  const auto loaded =
+      load_edited([](Json& j) { j["streams"]["core_catchup_url"] = "https://core.internal:8092"; });
+  CHECK(error_for(loaded, "streams.core_catchup_url").message ==
+        "https:// is not supported yet: the catch-up fetcher speaks plain http only (TLS for the "
+        "catch-up link is issue 21); use http://, got \"https://core.internal:8092\"");
+  auto env = env_with_secrets();
+  env.set(kEnvCoreCatchupUrl, "https://core.internal:8092");
+  const auto from_env = load_config(shipped_path("dk"), env);
+  REQUIRE_FALSE(from_env.has_value());
+  REQUIRE(from_env.error().find("streams.core_catchup_url") != nullptr);
+  CHECK(from_env.error().find("streams.core_catchup_url")->message.starts_with(
+      "from CLEARING_ADAPTER_CORE_CATCHUP_URL: https:// is not supported yet"));
+  // The clearing's client speaks TLS: https stays allowed there.
+  CHECK(load_edited([](Json& j) {
+          j["clearing"]["base_url"] = "https://clearing.example/api";
+        }).has_value());
+}
+
 TEST_CASE("a URL with credentials is refused without showing them") {
   const auto loaded = load_edited([](Json& j) {
     j["clearing"]["base_url"] = "https://adapter:hunter2@clearing.example/api";

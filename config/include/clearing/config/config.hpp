@@ -223,7 +223,9 @@ struct OutboundStreamConfig {
 struct StreamsConfig {
   InboundStreamConfig inbound;
   std::vector<OutboundStreamConfig> outbound;  // 1..kOutboundStreamsMax, distinct names
-  std::string core_catchup_url;  // http(s) base URL of the core's catch-up API; env may override
+  // http:// base URL of the core's catch-up API; env may override. https:// is refused until
+  // the fetcher (adapter/src/http_get.cpp) speaks TLS (issue 21).
+  std::string core_catchup_url;
   friend bool operator==(const StreamsConfig&, const StreamsConfig&) = default;
 };
 
