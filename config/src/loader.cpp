@@ -321,9 +321,19 @@ void read_kafka(Section section, KafkaConfig& out, Country country) {
   section.finish();
 }
 
+// The connection limits are optional: their defaults are the safe side for one service.
 void read_http(Section section, HttpConfig& out) {
   if (const auto address = section.string("address")) out.address = *address;
   section.forbid("api_token", secret_in_file_message(kEnvApiToken));
+  section.integer("connections_max", out.connections_max);
+  const bool per_client_given = section.find("connections_per_client_max") != nullptr;
+  section.integer("connections_per_client_max", out.connections_per_client_max);
+  // Left out, it follows a lowered total rather than fail for a value nobody wrote.
+  if (!per_client_given) {
+    out.connections_per_client_max =
+        std::min(out.connections_per_client_max, std::max(1, out.connections_max));
+  }
+  section.integer("idle_timeout_ms", out.idle_timeout_ms);
   section.finish();
 }
 

@@ -130,6 +130,9 @@ std::string redacted_summary(const AdapterConfig& config) {
 
   line.add("http.address", config.http.address);
   line.add("http.api_token", set_or_unset(config.http.api_token));
+  line.add("http.connections_max", config.http.connections_max);
+  line.add("http.connections_per_client_max", config.http.connections_per_client_max);
+  line.add("http.idle_timeout_ms", config.http.idle_timeout_ms);
   line.add("log_level", log_level_name(config.log_level));
   return line.take();
 }

@@ -350,6 +350,16 @@ void check_http(Checker& check, const HttpConfig& http, LoadOptions options) {
   }
   check_secret(check, "http.api_token", http.api_token, kEnvApiToken, kApiTokenLengthMin,
                "generate one, e.g. openssl rand -hex 16", options);
+  check.range("http.connections_max", http.connections_max, 1, kHttpConnectionsMax);
+  if (http.connections_max >= 1 && http.connections_max <= kHttpConnectionsMax) {
+    check.range("http.connections_per_client_max", http.connections_per_client_max, 1,
+                http.connections_max, "at most http.connections_max");
+  } else {
+    check.range("http.connections_per_client_max", http.connections_per_client_max, 1,
+                kHttpConnectionsMax);
+  }
+  check.range("http.idle_timeout_ms", http.idle_timeout_ms, kHttpIdleTimeoutMsMin,
+              kHttpIdleTimeoutMsMax);
 }
 
 }  // namespace

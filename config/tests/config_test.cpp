@@ -384,6 +384,54 @@ TEST_CASE("more out-of-range values") {
             .message == "must be a 32-bit integer, got 5000000000");
 }
 
+TEST_CASE("the API's connection limits and idle deadline: defaults, ranges, the per-client cap") {
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK(shipped->http.connections_max == 256);
+  CHECK(shipped->http.connections_per_client_max == 64);
+  CHECK(shipped->http.idle_timeout_ms == 5000);
+  CHECK(redacted_summary(*shipped).find("http.connections_max=256 "
+                                        "http.connections_per_client_max=64 "
+                                        "http.idle_timeout_ms=5000") != std::string::npos);
+
+  const auto set = load_edited([](Json& j) {
+    j["http"]["connections_max"] = 1000;
+    j["http"]["connections_per_client_max"] = 1000;
+    j["http"]["idle_timeout_ms"] = 100;
+  });
+  REQUIRE(set.has_value());
+  CHECK(set->http.connections_max == 1000);
+  CHECK(set->http.connections_per_client_max == 1000);
+  CHECK(set->http.idle_timeout_ms == 100);
+
+  // Left out, the per-client cap follows a lowered total.
+  const auto lowered = load_edited([](Json& j) { j["http"]["connections_max"] = 32; });
+  REQUIRE(lowered.has_value());
+  CHECK(lowered->http.connections_per_client_max == 32);
+
+  const auto zero = load_edited([](Json& j) { j["http"]["connections_max"] = 0; });
+  CHECK(error_for(zero, "http.connections_max").message == "must be in [1, 10000], got 0");
+  CHECK(zero.error().errors.size() == 1);
+  CHECK(error_for(load_edited([](Json& j) { j["http"]["connections_max"] = 10001; }),
+                  "http.connections_max")
+            .message == "must be in [1, 10000], got 10001");
+  CHECK(error_for(load_edited([](Json& j) { j["http"]["connections_per_client_max"] = 257; }),
+                  "http.connections_per_client_max")
+            .message == "must be in [1, 256] (at most http.connections_max), got 257");
+  CHECK(error_for(load_edited([](Json& j) { j["http"]["connections_per_client_max"] = 0; }),
+                  "http.connections_per_client_max")
+            .message == "must be in [1, 256] (at most http.connections_max), got 0");
+  CHECK(error_for(load_edited([](Json& j) { j["http"]["idle_timeout_ms"] = 99; }),
+                  "http.idle_timeout_ms")
+            .message == "must be in [100, 120000], got 99");
+  CHECK(error_for(load_edited([](Json& j) { j["http"]["idle_timeout_ms"] = 120001; }),
+                  "http.idle_timeout_ms")
+            .message == "must be in [100, 120000], got 120001");
+  CHECK(error_for(load_edited([](Json& j) { j["http"]["idle_timeout_ms"] = "5s"; }),
+                  "http.idle_timeout_ms")
+            .message == "must be an integer, got string \"5s\"");
+}
+
 TEST_CASE("the dispatcher lease must exceed the clearing request timeout") {
   const auto loaded = load_edited([](Json& j) {
     j["clearing"]["request_timeout_ms"] = 30000;

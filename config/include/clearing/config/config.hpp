@@ -290,9 +290,30 @@ struct KafkaConfig {
 // ---------------------------------------------------------------------------------------
 // HTTP server.
 
+// The adapter's own API (adapter::HttpServerOptions). Connections are held per client so
+// that idle or hostile sockets cannot starve /healthz: at most connections_per_client_max
+// from one address, connections_max in all, and one that sends no request within
+// idle_timeout_ms is closed. Each connection is a file descriptor: keep connections_max
+// well under the process's limit (ulimit -n).
+inline constexpr int kHttpConnectionsMaxDefault = 256;
+inline constexpr int kHttpConnectionsMax = 10'000;
+// A quarter of the default total: the core's catch-up fetches, a metrics scraper and
+// operators each need a few; behind a proxy or NAT every client shares one address, so
+// raise it there.
+inline constexpr int kHttpConnectionsPerClientMaxDefault = 64;
+inline constexpr int kHttpIdleTimeoutMsDefault = 5'000;
+inline constexpr int kHttpIdleTimeoutMsMin = 100;      // a request header still arrives
+inline constexpr int kHttpIdleTimeoutMsMax = 120'000;  // longer holds slots for nothing
+
 struct HttpConfig {
   std::string address;  // host:port to listen on; env may override
   Secret api_token;     // CLEARING_ADAPTER_API_TOKEN only; never in the file
+  int connections_max = kHttpConnectionsMaxDefault;  // [1, kHttpConnectionsMax]
+  // [1, connections_max]
+  int connections_per_client_max = kHttpConnectionsPerClientMaxDefault;
+  // How long a connection may wait for (the whole header of) its next request, kept-alive
+  // ones included; [kHttpIdleTimeoutMsMin, kHttpIdleTimeoutMsMax].
+  int idle_timeout_ms = kHttpIdleTimeoutMsDefault;
   friend bool operator==(const HttpConfig&, const HttpConfig&) = default;
 };
 
