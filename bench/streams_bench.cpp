@@ -267,12 +267,12 @@ ConsumeFigures consume_all(external_streams::StreamConsumer& consumer, std::int6
   Clock::time_point first_at{};
   while (consumer.stats().applied < total) {
     if (Clock::now() - start > kPhaseTimeout) throw std::runtime_error("consumer: timed out");
-    auto handled = consumer.run_once();
-    if (!handled) {
-      fmt::print("  consumer batch failed: {}\n", handled.error());
+    const int handled = consumer.run_once();
+    if (const auto held = consumer.stats().held; !held.empty()) {
+      fmt::print("  consumer: {} partition(s) held: {}\n", held.size(), held.begin()->second.reason);
       continue;
     }
-    if (*handled > 0 && first_at == Clock::time_point{}) {
+    if (handled > 0 && first_at == Clock::time_point{}) {
       first_at = Clock::now();
       figures.first_batch = consumer.stats().applied;
     }
@@ -366,10 +366,10 @@ void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max
   std::thread consumer_thread([&] {
     while (!stopping.load()) {
       in_batch.clear();
-      auto handled = consumer->run_once();
+      consumer->run_once();
       const auto now = Clock::now();
-      if (!handled) {
-        if (consumer_error.empty()) consumer_error = handled.error();
+      if (const auto held = consumer->stats().held; !held.empty()) {
+        if (consumer_error.empty()) consumer_error = held.begin()->second.reason;
         continue;
       }
       for (const auto& id : in_batch) committed_at.emplace(id, now);

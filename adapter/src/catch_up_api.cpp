@@ -61,7 +61,7 @@ void add_catch_up_routes(HttpServer& server, eventstore::ConnectionPool& pool) {
 
 external_streams::CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options) {
   return [options](const std::string& stream, std::int32_t partition, std::int64_t from, std::int64_t limit)
-             -> tl::expected<std::vector<external_streams::ExternalMessage>, std::string> {
+             -> tl::expected<external_streams::FetchedPage, std::string> {
     const auto url = options.base_url + "/streams/" + stream + "/partitions/" + std::to_string(partition) +
                      "/events?from=" + std::to_string(from) + "&limit=" + std::to_string(limit);
     auto got = http_get(url, options.bearer_token, options.timeout_ms);
@@ -70,13 +70,16 @@ external_streams::CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions
     const auto body = nlohmann::json::parse(got->body, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("events") || !body["events"].is_array())
       return tl::unexpected(std::string("catch-up API answered a body without an events array"));
-    std::vector<external_streams::ExternalMessage> messages;
-    for (const auto& element : body["events"]) {
-      auto parsed = external_streams::parse_message(element);
-      if (!parsed) return tl::unexpected("catch-up API answered a bad message: " + parsed.error().message);
-      messages.push_back(std::move(*parsed));
-    }
-    return messages;
+    const auto head = body.find("head");
+    if (head == body.end() || !head->is_number_integer() || head->get<std::int64_t>() < 0)
+      return tl::unexpected(std::string("catch-up API answered a body without a head"));
+    external_streams::FetchedPage page;
+    page.head = head->get<std::int64_t>();
+    // A bad element is handed on with its reason, not refused with the page: the consumer
+    // parks it in its place, so one bad message cannot keep a gap open for ever.
+    for (const auto& element : body["events"])
+      page.messages.push_back({element.dump(), external_streams::parse_message(element)});
+    return page;
   };
 }
 

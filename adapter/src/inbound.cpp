@@ -1,7 +1,10 @@
 #include "clearing/adapter/inbound.hpp"
 
 #include "clearing/adapter/parking.hpp"
+#include <limits>
+
 #include "clearing/base/logging.hpp"
+#include "clearing/base/text.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -21,12 +24,26 @@ const Json* member(const Json& j, const char* name) {
   return it == j.end() ? nullptr : &*it;
 }
 
+// Every text a TransferRequested carries is checked before anything is written: what the
+// event store cannot hold (NUL, control characters) or should not (a 256 KB name) is
+// refused here, naming the field, never its value. The decider's own limits (140
+// characters) are stricter; these only make sure the request can be kept as it came.
+constexpr std::size_t kTextFieldBytesMax = 1024;
+
 tl::expected<std::string, MessageError> text(const Json& j, const std::string& path, const char* name) {
   const auto* v = member(j, name);
   if (v == nullptr) return invalid(path + name, "is missing");
   if (!v->is_string()) return invalid(path + name, "is not a string");
-  return v->get<std::string>();
+  auto value = v->get<std::string>();
+  if (value.size() > kTextFieldBytesMax)
+    return invalid(path + name, "is " + std::to_string(value.size()) + " bytes, more than " +
+                                    std::to_string(kTextFieldBytesMax));
+  if (!base::is_printable_utf8(value)) return invalid(path + name, "has control characters");
+  return value;
 }
+
+// The transfer id names a stream, a URL path segment, a Kafka key and log fields.
+bool is_transfer_id(std::string_view id) { return base::is_identifier(id, kTransferIdBytesMax); }
 
 tl::expected<sagas::Party, MessageError> party(const Json& data, const char* name) {
   const auto* p = member(data, name);
@@ -55,7 +72,8 @@ std::string readable_transfer_id(const std::optional<ExternalMessage>& parsed, c
   }
   if (data == nullptr) return "";
   const auto* id = member(*data, "transfer_id");
-  return id && id->is_string() ? id->get<std::string>() : "";
+  if (id == nullptr || !id->is_string() || !is_transfer_id(id->get_ref<const std::string&>())) return "";
+  return id->get<std::string>();
 }
 
 }  // namespace
@@ -67,7 +85,9 @@ tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(con
   sagas::InitiateTransfer c;
   auto transfer_id = text(d, "", "transfer_id");
   if (!transfer_id) return tl::unexpected(transfer_id.error());
-  if (transfer_id->empty()) return invalid("transfer_id", "is empty");
+  if (!is_transfer_id(*transfer_id))
+    return invalid("transfer_id", "must be 1.." + std::to_string(kTransferIdBytesMax) +
+                                      " characters of [A-Za-z0-9._:-]");
   c.transfer_id = *transfer_id;
   auto account_id = text(d, "", "account_id");
   if (!account_id) return tl::unexpected(account_id.error());
@@ -76,6 +96,10 @@ tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(con
   if (amount == nullptr || !amount->is_object()) return invalid("amount", "is missing or not an object");
   const auto* minor = member(*amount, "minor_units");
   if (minor == nullptr || !minor->is_number_integer()) return invalid("amount.minor_units", "is not an integer");
+  // 2^63 and more arrive as unsigned: refused as out of range, not wrapped to a negative.
+  if (minor->is_number_unsigned() &&
+      minor->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    return invalid("amount.minor_units", "is beyond 2^63-1");
   c.amount.minor_units = minor->get<std::int64_t>();
   auto currency = text(*amount, "amount.", "currency");
   if (!currency) return tl::unexpected(currency.error());
@@ -122,9 +146,13 @@ class InboundBatch {
       return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
     auto command = parse_transfer_requested(m, rules_, clock_.now());
     if (!command) return tl::unexpected(command.error());
+    // The event ids derive from the message's place in the stream, not from its event_id
+    // alone: a second, different request that reuses an event_id is another message and
+    // must get its own events (DUPL), while a redelivery of the same seq writes the same ids.
     eventstore::CommandContext context{m.correlation_id, m.event_id,
                                        {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
-                                       m.event_id};
+                                       m.event_id + "|" + m.stream + "|" + std::to_string(m.partition) + "|" +
+                                           std::to_string(m.seq)};
     queued_.push_back({std::move(*command), std::move(context), nullptr});
     return {};
   }
@@ -141,7 +169,7 @@ class InboundBatch {
     for (std::size_t i = 0; i < results.size(); ++i) {
       if (results[i]) continue;
       if (auto* error = std::get_if<eventstore::StoreError>(&results[i].error()))
-        throw std::runtime_error("initiate transfer: " + error->message);
+        throw eventstore::StoreFailure(*error);
       // The saga refuses an initiation only for a command that names another transfer
       // than its stream: kept with its reason like any unusable input.
       const auto& refusal = std::get<sagas::TransferRefusal>(results[i].error());
@@ -179,8 +207,12 @@ void park_and_reject(InboundBatch& batch, eventstore::Transaction& tx, const ext
       "parked message topic={} partition={} offset={} reason={} transfer_id={} correlation_id={}", raw.topic,
       raw.partition, raw.offset, external_streams::to_string(error.code), transfer_id, correlation);
   if (transfer_id.empty()) return;
+  // A message that is not in this stream (another stream named, or a seq the producer
+  // never issued) is not a request of the core's: parked only, nothing decided on it.
+  if (error.code == MessageErrc::wrong_stream || error.code == MessageErrc::seq_beyond_head) return;
   // The core waits for an outcome of this transfer: if we know nothing of it yet, it
-  // is rejected (FF01: invalid format) through the saga, like any outcome.
+  // is rejected (FF01: invalid format) through the saga, like any outcome, with the
+  // reason the message could not be used.
   auto loaded = batch.transfers().load(tx, transfer_id);
   if (!loaded || loaded->state.status != sagas::TransferStatus::empty) return;
   sagas::InitiateTransfer reject_me;
@@ -189,12 +221,13 @@ void park_and_reject(InboundBatch& batch, eventstore::Transaction& tx, const ext
   reject_me.now = batch.clock().now();
   reject_me.rules = batch.rules().rules;
   reject_me.policy = batch.rules().policy;
+  reject_me.format_problem = error.message;
   const auto cause = parsed ? parsed->event_id : transfer_id;
   auto result = batch.transfers().execute(tx, reject_me, {reject_me.correlation_id, cause,
                                                   {{"stream", raw.topic}, {"partition", raw.partition}},
                                                   "parked|" + raw.topic + "|" + std::to_string(raw.offset)});
   if (!result && std::holds_alternative<eventstore::StoreError>(result.error()))
-    throw std::runtime_error("reject parked transfer: " + std::get<eventstore::StoreError>(result.error()).message);
+    throw eventstore::StoreFailure(std::get<eventstore::StoreError>(result.error()));
 }
 
 }  // namespace

@@ -8,15 +8,50 @@
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
+#include "clearing/base/text.hpp"
 #include "kafka_internal.hpp"
 
 namespace clearing::external_streams {
 namespace {
 
+using eventstore::StoreErrc;
+using eventstore::StoreError;
 using eventstore::Transaction;
+using Clock = std::chrono::steady_clock;
 
-// A gap larger than this is not fetched in one go: a bound on one transaction's work.
+// Seqs one transaction fetches from the catch-up API for one partition: a bound on one
+// transaction's work. A longer gap is filled over several transactions, one after another.
 constexpr std::int64_t kGapFetchMax = 100'000;
+// Catch-up pages of one repair that bring nothing new before the repair gives up: a
+// producer that answers older seqs again and again must not keep the consumer for ever.
+constexpr int kRepairIdlePagesMax = 3;
+// How long a seek back of a held partition may take before it is tried again later.
+constexpr int kSeekTimeoutMs = 2'000;
+// A held partition's reason as kept in stats and logs.
+constexpr std::size_t kReasonBytesMax = 500;
+
+std::string describe(const std::string& stream, std::int32_t partition) {
+  return stream + "/" + std::to_string(partition);
+}
+
+// The typed failure of one try: a database error, or something an applier threw.
+StoreError failure_of(std::exception_ptr thrown) {
+  try {
+    std::rethrow_exception(thrown);
+  } catch (const eventstore::StoreFailure& e) {
+    return e.error();
+  } catch (const std::exception& e) {
+    return StoreError{StoreErrc::handler_failed, e.what()};
+  } catch (...) {
+    return StoreError{StoreErrc::handler_failed, "unknown exception"};
+  }
+}
+
+// Why a partition stopped inside a transaction: what came before it commits.
+struct Stop {
+  std::string reason;
+  bool at_once = false;  // more work of the same kind is due now (a long gap), no backoff
+};
 
 }  // namespace
 
@@ -30,8 +65,15 @@ struct StreamConsumer::Impl {
   rd_kafka_t* consumer = nullptr;
   std::shared_ptr<spdlog::logger> log = base::module_logger("consumer");
 
-  std::vector<RawMessage> held;  // a batch that failed to commit: retried before polling more
-  int failures = 0;
+  // Partitions that do not flow now. `paused`: its messages are not read (those still in
+  // hand are dropped: they are read again after the seek back). After the backoff it is
+  // sought back and resumed, and stays held until a batch handles it without a stop.
+  struct Hold {
+    HeldPartition shown;
+    Clock::time_point retry_at;
+    bool paused = true;
+  };
+  std::map<PartitionKey, Hold> holds;  // consumer thread only (the rebalance callback too)
 
   std::thread thread;
   std::mutex wait_mutex;
@@ -58,10 +100,13 @@ struct StreamConsumer::Impl {
   }
 
   // On assignment, every partition starts after the offset stored with its last applied
-  // message (or at the beginning): the database, not Kafka, says where we are.
+  // message (or at the beginning): the database, not Kafka, says where we are. Holds end
+  // with the assignment (the partitions start afresh), and the application's pause of a
+  // partition outlives a reassignment in librdkafka, so every assigned one is resumed.
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                            void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
+    self->holds.clear();
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       auto positioned = self->pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
         for (int i = 0; i < partitions->cnt; ++i) {
@@ -75,21 +120,26 @@ struct StreamConsumer::Impl {
       });
       if (!positioned) {
         // Without the stored offsets we cannot resume exactly: start from the beginning,
-        // which is safe (duplicates are skipped by seq), only slower.
+        // which is safe (duplicates are skipped by seq and offset), only slower.
         self->log->error("reading stored offsets failed error={}: assigning from the beginning",
-                         positioned.error().message);
+                         base::escape_text(positioned.error().message, kReasonBytesMax));
         for (int i = 0; i < partitions->cnt; ++i) partitions->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
       }
       rd_kafka_assign(rk, partitions);
+      rd_kafka_resume_partitions(rk, partitions);
       self->log->info("partitions assigned count={}", partitions->cnt);
       std::lock_guard lock(self->stats_mutex);
       self->stats.joined = true;
       self->stats.partitions_assigned = partitions->cnt;
+      self->stats.held.clear();
+      self->stats.stalled = false;
     } else {
       rd_kafka_assign(rk, nullptr);
       self->log->info("partitions revoked");
       std::lock_guard lock(self->stats_mutex);
       self->stats.partitions_assigned = 0;
+      self->stats.held.clear();
+      self->stats.stalled = false;
     }
   }
 
@@ -122,7 +172,8 @@ struct StreamConsumer::Impl {
       timeout = 0;  // take what is already there, do not wait for more
       if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-          log->warn("kafka consume error={} detail={}", rd_kafka_err2name(m->err), rd_kafka_message_errstr(m));
+          log->warn("kafka consume error={} detail={}", rd_kafka_err2name(m->err),
+                    base::escape_text(rd_kafka_message_errstr(m), kReasonBytesMax));
         rd_kafka_message_destroy(m);
         continue;
       }
@@ -138,10 +189,23 @@ struct StreamConsumer::Impl {
     return batch;
   }
 
+  // --- one transaction -----------------------------------------------------------------
+
   struct Counts {
     std::int64_t applied = 0, duplicates = 0, gap_fetched = 0;
     std::map<std::string, std::int64_t> parked;
   };
+
+  struct TryResult {
+    Counts counts;
+    std::map<PartitionKey, Stop> stopped;  // partitions that stopped at a message: the rest waits
+  };
+
+  void park(Transaction& tx, const RawMessage& raw, const MessageError& error,
+            const std::optional<ExternalMessage>& parsed, Counts& counts) {
+    parker(tx, raw, error, parsed);
+    ++counts.parked[to_string(error.code)];
+  }
 
   // Applies one well-formed message whose seq is exactly last + 1.
   void apply_next(Transaction& tx, const RawMessage& raw, const ExternalMessage& m, InboundProgress& progress,
@@ -149,136 +213,390 @@ struct StreamConsumer::Impl {
     CLEARING_ASSERT(m.seq == progress.last_seq + 1);
     auto applied = applier(tx, m);
     if (!applied) {
-      parker(tx, raw, applied.error(), m);
-      ++counts.parked[to_string(applied.error().code)];
+      park(tx, raw, applied.error(), m, counts);
     } else {
       ++counts.applied;
     }
     progress.last_seq = m.seq;
   }
 
-  // Fetches and applies the seqs missing before `seq`; throws nothing, returns an error
-  // when the producer cannot serve them (the batch then rolls back and is retried).
-  tl::expected<void, std::string> repair_gap(Transaction& tx, const std::string& stream, std::int32_t partition,
-                                             std::int64_t seq, InboundProgress& progress, Counts& counts) {
-    if (!fetcher) return tl::unexpected("gap before seq " + std::to_string(seq) + " and no catch-up API configured");
-    if (seq - progress.last_seq > kGapFetchMax)
-      return tl::unexpected("gap of " + std::to_string(seq - progress.last_seq) + " seqs is beyond the limit");
+  // A bad message that holds its place in the stream (its seq is exactly last + 1): parked,
+  // and the seq counts as consumed.
+  void park_in_place(Transaction& tx, const RawMessage& raw, const MessageError& error, InboundProgress& progress,
+                     Counts& counts) {
+    CLEARING_ASSERT(error.seq && *error.seq == progress.last_seq + 1);
+    park(tx, raw, error, std::nullopt, counts);
+    progress.last_seq = *error.seq;
+  }
+
+  enum class Repair { filled, beyond_head, stopped };
+  struct RepairResult {
+    Repair outcome = Repair::filled;
+    Stop stop;
+  };
+
+  // Fetches and applies the seqs missing before `seq`. Never throws for the producer's
+  // sake: a page that cannot be had stops this partition only.
+  RepairResult repair_gap(Transaction& tx, const std::string& stream, std::int32_t partition, std::int64_t seq,
+                          InboundProgress& progress, Counts& counts) {
+    const auto where = describe(stream, partition);
+    auto stopped = [](std::string reason, bool at_once = false) {
+      return RepairResult{Repair::stopped, Stop{std::move(reason), at_once}};
+    };
+    if (!fetcher) return stopped("gap before seq " + std::to_string(seq) + " of " + where + " and no catch-up API");
+    std::int64_t fetched = 0;
+    int idle_pages = 0;
     while (progress.last_seq + 1 < seq) {
+      if (fetched >= kGapFetchMax) return stopped("gap of " + where + " filled up to seq " +
+                                                  std::to_string(progress.last_seq) + ", continuing", true);
       const auto from = progress.last_seq + 1;
       const auto limit = std::min(options.catch_up_page, seq - from);
-      auto fetched = fetcher(stream, partition, from, limit);
-      if (!fetched) return tl::unexpected("catch-up of " + stream + "/" + std::to_string(partition) + " from " +
-                                          std::to_string(from) + ": " + fetched.error());
-      if (fetched->empty())
-        return tl::unexpected("catch-up of " + stream + "/" + std::to_string(partition) + " from " +
-                              std::to_string(from) + " returned nothing");
-      for (const auto& m : *fetched) {
-        if (m.seq < progress.last_seq + 1) continue;
-        if (m.seq != progress.last_seq + 1 || m.stream != stream || m.partition != partition)
-          return tl::unexpected("catch-up answered seq " + std::to_string(m.seq) + " of " + m.stream + " where " +
-                                std::to_string(progress.last_seq + 1) + " was asked");
-        if (m.seq >= seq) break;
-        RawMessage raw{stream, partition, -1, m.key, m.to_json().dump()};
-        apply_next(tx, raw, m, progress, counts);
-        ++counts.gap_fetched;
+      auto page = fetcher(stream, partition, from, limit);
+      if (!page) return stopped("catch-up of " + where + " from " + std::to_string(from) + ": " + page.error());
+      if (page->messages.empty()) {
+        // The producer's head is its highest seq: a seq beyond it was never issued.
+        if (page->head < seq) return RepairResult{Repair::beyond_head, {}};
+        return stopped("catch-up of " + where + " from " + std::to_string(from) + " returned nothing (head " +
+                       std::to_string(page->head) + ")");
       }
+      const auto before = progress.last_seq;
+      for (const auto& element : page->messages) {
+        const auto& parsed = element.parsed;
+        std::optional<std::int64_t> element_seq = parsed ? std::optional(parsed->seq) : parsed.error().seq;
+        const bool same_partition = parsed ? parsed->stream == stream && parsed->partition == partition
+                                           : parsed.error().stream == stream && parsed.error().partition == partition;
+        if (!element_seq || !same_partition)
+          return stopped("catch-up of " + where + " answered a message of no readable position in it");
+        if (*element_seq <= progress.last_seq) continue;
+        if (*element_seq != progress.last_seq + 1)
+          return stopped("catch-up of " + where + " answered seq " + std::to_string(*element_seq) + " where " +
+                         std::to_string(progress.last_seq + 1) + " was asked");
+        if (*element_seq >= seq) break;
+        RawMessage raw{stream, partition, -1, parsed ? parsed->key : std::string(), element.raw};
+        if (parsed) {
+          apply_next(tx, raw, *parsed, progress, counts);
+        } else {
+          park_in_place(tx, raw, parsed.error(), progress, counts);
+        }
+        ++counts.gap_fetched;
+        ++fetched;
+      }
+      if (progress.last_seq == before && ++idle_pages >= kRepairIdlePagesMax)
+        return stopped("catch-up of " + where + " from " + std::to_string(from) + " brought nothing new");
     }
     return {};
   }
 
-  tl::expected<int, std::string> apply_batch(const std::vector<RawMessage>& batch) {
-    // An applier or parker that throws (anything) rolls the batch back like a database
-    // error: the batch is kept and retried, the consumer never dies of bad luck.
+  // Handles one message of a partition whose progress is `p`. A Stop leaves the message
+  // (and the rest of its partition in this batch) for a later try.
+  std::optional<Stop> handle(Transaction& tx, const RawMessage& raw, InboundProgress& p, Counts& counts) {
+    auto parsed = parse_message(std::string_view(raw.value));
+    if (parsed && (parsed->stream != raw.topic || parsed->partition != raw.partition))
+      parsed = tl::unexpected(MessageError{MessageErrc::wrong_stream,
+                                           "envelope names " + parsed->stream + "/" +
+                                               std::to_string(parsed->partition) + " but came on " +
+                                               describe(raw.topic, raw.partition)});
+    const std::optional<std::int64_t> seq =
+        parsed ? std::optional(parsed->seq)
+               : (parsed.error().stream == raw.topic && parsed.error().partition == raw.partition ? parsed.error().seq
+                                                                                                  : std::nullopt);
+    if (!seq) {  // no place in the stream: parked, nothing else moves
+      park(tx, raw, parsed.error(), std::nullopt, counts);
+      return std::nullopt;
+    }
+    if (*seq <= p.last_seq) {
+      if (parsed) {
+        ++counts.duplicates;
+      } else {
+        park(tx, raw, parsed.error(), std::nullopt, counts);
+      }
+      return std::nullopt;
+    }
+    if (*seq > p.last_seq + 1) {
+      auto repaired = repair_gap(tx, raw.topic, raw.partition, *seq, p, counts);
+      if (repaired.outcome == Repair::stopped) return std::move(repaired.stop);
+      if (repaired.outcome == Repair::beyond_head) {
+        park(tx, raw,
+             MessageError{MessageErrc::seq_beyond_head,
+                          "seq " + std::to_string(*seq) + " is beyond the producer's head of " +
+                              describe(raw.topic, raw.partition)},
+             parsed ? std::optional(*parsed) : std::nullopt, counts);
+        return std::nullopt;
+      }
+    }
+    if (!parsed) {
+      park_in_place(tx, raw, parsed.error(), p, counts);
+      return std::nullopt;
+    }
+    parsed->key = raw.key;
+    apply_next(tx, raw, *parsed, p, counts);
+    return std::nullopt;
+  }
+
+  // One transaction over `batch` (any partitions). Throws nothing: a failure is the
+  // typed error of the whole try, and nothing of it committed.
+  eventstore::StoreResult<TryResult> try_apply(const std::vector<RawMessage>& batch) {
+    TryResult result;
     try {
-      return apply_batch_or_throw(batch);
-    } catch (const std::exception& e) {
-      std::lock_guard lock(stats_mutex);
-      stats.stalled = true;
-      stats.last_error = std::string("batch failed: ") + e.what();
-      return tl::unexpected(stats.last_error);
+      auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
+        result = TryResult{};
+        if (scope.begin) scope.begin(tx);
+        // Every partition of the batch locked with one statement, stored with one at the end.
+        std::set<PartitionKey> partitions;
+        for (const auto& raw : batch) partitions.emplace(raw.topic, raw.partition);
+        auto locked = lock_progress(tx, partitions);
+        if (!locked) return tl::unexpected(locked.error());
+        auto& progress = *locked;
+        for (const auto& raw : batch) {
+          const PartitionKey key{raw.topic, raw.partition};
+          if (result.stopped.contains(key)) continue;
+          auto& p = progress.at(key);
+          // A Kafka position at or below the stored one was handled (applied, skipped or
+          // parked) by a committed transaction: read again after a rebalance raced a batch,
+          // a seek back, or a commit whose answer was lost. The seq would catch a message
+          // that has one; this also keeps a message without one from being parked twice.
+          if (raw.offset >= 0 && raw.offset <= p.kafka_offset) {
+            ++result.counts.duplicates;
+            continue;
+          }
+          if (auto stop = handle(tx, raw, p, result.counts)) {
+            result.stopped.emplace(key, std::move(*stop));
+            continue;
+          }
+          if (raw.offset >= 0) p.kafka_offset = raw.offset;
+        }
+        if (scope.end) {
+          auto ended = scope.end(tx);
+          // The scope's contract: an error from `end` is tried again (a set-wise write that
+          // lost a race), like a transient database error.
+          if (!ended) return tl::unexpected(StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
+        }
+        return store_progress(tx, progress);
+      });
+      if (!done) return tl::unexpected(done.error());
+    } catch (...) {
+      return tl::unexpected(failure_of(std::current_exception()));
+    }
+    return result;
+  }
+
+  // --- holds -----------------------------------------------------------------------------
+
+  std::chrono::milliseconds backoff(int failures) const {
+    return std::min(options.retry_backoff_max, std::chrono::milliseconds(20) * (1 << std::min(failures, 8)));
+  }
+
+  void set_paused(const PartitionKey& key, bool paused) {
+    auto* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second);
+    if (paused) {
+      rd_kafka_pause_partitions(consumer, list);
+    } else {
+      rd_kafka_resume_partitions(consumer, list);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+  }
+
+  void hold(const PartitionKey& key, const Stop& stop) {
+    auto [it, fresh] = holds.try_emplace(key);
+    auto& h = it->second;
+    if (fresh) h.shown.since = std::chrono::system_clock::now();
+    if (!stop.at_once) ++h.shown.failures;
+    const auto reason = base::escape_text(stop.reason, kReasonBytesMax);
+    // One error line when a partition stops and one when its reason changes: a stall is
+    // never silent, and a stall that lasts does not flood the log.
+    if (fresh || h.shown.reason != reason) {
+      const auto level = stop.at_once ? spdlog::level::info : spdlog::level::err;
+      log->log(level, "inbound partition held stream={} partition={} reason=\"{}\"", key.first, key.second, reason);
+    }
+    h.shown.reason = reason;
+    h.retry_at = Clock::now() + (stop.at_once ? std::chrono::milliseconds(0) : backoff(h.shown.failures));
+    h.paused = true;
+    if (consumer) set_paused(key, true);
+  }
+
+  void release(const PartitionKey& key) {
+    auto it = holds.find(key);
+    if (it == holds.end() || it->second.paused) return;
+    log->info("inbound partition flowing again stream={} partition={} held_for_s={}", key.first, key.second,
+              std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - it->second.shown.since)
+                  .count());
+    holds.erase(it);
+  }
+
+  // Held partitions whose backoff is over: sought back to the offset after their last
+  // stored one (Kafka drops what it had fetched beyond) and resumed. They stay held until
+  // a batch handles them without a stop.
+  void retry_due_holds() {
+    const auto now = Clock::now();
+    for (auto& [key, h] : holds) {
+      if (!h.paused || h.retry_at > now || consumer == nullptr) continue;
+      auto stored = pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
+      if (!stored) {
+        h.retry_at = now + backoff(++h.shown.failures);
+        continue;
+      }
+      auto* list = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset =
+          *stored && (**stored).kafka_offset >= 0 ? (**stored).kafka_offset + 1 : RD_KAFKA_OFFSET_BEGINNING;
+      rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer, list, kSeekTimeoutMs);
+      const bool sought = error == nullptr && list->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+      if (error) rd_kafka_error_destroy(error);
+      rd_kafka_topic_partition_list_destroy(list);
+      if (!sought) {
+        h.retry_at = now + backoff(++h.shown.failures);
+        continue;
+      }
+      h.paused = false;
+      set_paused(key, false);
     }
   }
 
-  tl::expected<int, std::string> apply_batch_or_throw(const std::vector<RawMessage>& batch) {
+  void publish_holds() {
+    std::lock_guard lock(stats_mutex);
+    stats.held.clear();
+    for (const auto& [key, h] : holds) stats.held.emplace(key, h.shown);
+    stats.stalled = !holds.empty();
+  }
+
+  // --- a batch ---------------------------------------------------------------------------
+
+  void record(const Counts& counts) {
+    std::lock_guard lock(stats_mutex);
+    stats.applied += counts.applied;
+    stats.duplicates += counts.duplicates;
+    stats.gap_fetched += counts.gap_fetched;
+    ++stats.batches;
+    for (const auto& [reason, n] : counts.parked) stats.parked[reason] += n;
+  }
+
+  // After a committed try: the partitions that stopped are held, those that went through
+  // flow again.
+  void settle(const std::vector<RawMessage>& batch, const TryResult& result) {
+    record(result.counts);
+    for (const auto& [key, stop] : result.stopped) hold(key, stop);
+    for (const auto& raw : batch) {
+      const PartitionKey key{raw.topic, raw.partition};
+      if (!result.stopped.contains(key)) release(key);
+    }
+    if ((result.counts.applied > 0 || result.counts.gap_fetched > 0) && options.on_applied) options.on_applied();
+  }
+
+  // The one message of a partition the database refuses, for a reason retrying cannot
+  // mend: parked alone with that reason (the payload as bytes, nothing of it applied), its
+  // Kafka offset and, when its envelope holds its place, its seq counted as consumed.
+  tl::expected<void, StoreError> park_unstorable(const RawMessage& raw, const StoreError& refusal) {
     Counts counts;
-    auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<int> {
-      counts = Counts{};
-      if (scope.begin) scope.begin(tx);
-      // Every partition of the batch locked with one statement, stored with one at the end.
-      std::set<PartitionKey> partitions;
-      for (const auto& raw : batch) partitions.emplace(raw.topic, raw.partition);
-      auto locked = lock_progress(tx, partitions);
-      if (!locked) return tl::unexpected(locked.error());
-      auto& progress = *locked;
-      for (const auto& raw : batch) {
-        auto& p = progress.at(PartitionKey{raw.topic, raw.partition});
-        // A Kafka position at or below the stored one was handled (applied, skipped or parked)
-        // by a committed transaction: read again after a rebalance raced a batch, or a commit
-        // whose answer was lost. The seq would catch a message that has one; this also
-        // keeps a message without a usable seq from being parked twice.
-        if (raw.offset >= 0 && raw.offset <= p.kafka_offset) {
-          ++counts.duplicates;
-          continue;
+    try {
+      auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
+        counts = Counts{};
+        const PartitionKey key{raw.topic, raw.partition};
+        auto locked = lock_progress(tx, {key});
+        if (!locked) return tl::unexpected(locked.error());
+        auto& p = locked->at(key);
+        if (raw.offset >= 0 && raw.offset <= p.kafka_offset) return {};  // handled meanwhile
+        auto parsed = parse_message(std::string_view(raw.value));
+        MessageError error{MessageErrc::unstorable,
+                           "the database refused this message's effects (" +
+                               std::string(eventstore::to_string(refusal.code)) + "): " +
+                               base::escape_text(refusal.message, kReasonBytesMax)};
+        const auto seq = parsed ? std::optional(parsed->seq) : parsed.error().seq;
+        if (seq && *seq == p.last_seq + 1 && (parsed || parsed.error().stream == raw.topic)) {
+          error.seq = seq;
+          error.stream = raw.topic;
+          error.partition = raw.partition;
+          park_in_place(tx, raw, error, p, counts);
+        } else {
+          park(tx, raw, error, std::nullopt, counts);
         }
         if (raw.offset >= 0) p.kafka_offset = raw.offset;
-        auto parsed = parse_message(std::string_view(raw.value));
-        if (parsed && (parsed->stream != raw.topic || parsed->partition != raw.partition))
-          parsed = tl::unexpected(MessageError{MessageErrc::wrong_stream,
-                                               "envelope names " + parsed->stream + "/" +
-                                                   std::to_string(parsed->partition) + " but came on " + raw.topic +
-                                                   "/" + std::to_string(raw.partition)});
-        if (!parsed) {
-          parker(tx, raw, parsed.error(), std::nullopt);
-          ++counts.parked[to_string(parsed.error().code)];
-          continue;
-        }
-        parsed->key = raw.key;
-        if (parsed->seq <= p.last_seq) {
-          ++counts.duplicates;
-          continue;
-        }
-        if (parsed->seq > p.last_seq + 1) {
-          auto repaired = repair_gap(tx, raw.topic, raw.partition, parsed->seq, p, counts);
-          if (!repaired) return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient, repaired.error()});
-        }
-        apply_next(tx, raw, *parsed, p, counts);
-      }
-      if (scope.end) {
-        auto ended = scope.end(tx);
-        if (!ended)
-          return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient,
-                                                       "end of batch: " + ended.error()});
-      }
-      auto stored = store_progress(tx, progress);
-      if (!stored) return tl::unexpected(stored.error());
-      return static_cast<int>(batch.size());
-    });
-    {
-      std::lock_guard lock(stats_mutex);
-      if (!done) {
-        stats.stalled = true;
-        stats.last_error = done.error().message;
-        return tl::unexpected(done.error().message);
-      }
-      stats.stalled = false;
-      stats.last_error.clear();
-      stats.applied += counts.applied;
-      stats.duplicates += counts.duplicates;
-      stats.gap_fetched += counts.gap_fetched;
-      ++stats.batches;
-      for (const auto& [reason, n] : counts.parked) stats.parked[reason] += n;
+        return store_progress(tx, *locked);
+      });
+      if (!done) return tl::unexpected(done.error());
+    } catch (...) {
+      return tl::unexpected(failure_of(std::current_exception()));
     }
-    if ((counts.applied > 0 || counts.gap_fetched > 0) && options.on_applied) options.on_applied();
-    return *done;
+    record(counts);
+    log->error("inbound message unstorable, parked stream={} partition={} offset={} error_class={}", raw.topic,
+               raw.partition, raw.offset, eventstore::to_string(refusal.code));
+    return {};
   }
 
-  tl::expected<int, std::string> run_once() {
-    if (held.empty()) held = poll_batch();
-    if (held.empty()) return 0;
-    auto applied = apply_batch(held);
-    if (applied) held.clear();
-    return applied;
+  // One partition's messages after the whole batch was refused: in one transaction, and
+  // when that is refused for a reason retrying cannot mend, message by message.
+  // `refused`: the try of exactly these messages that already failed (a batch of one
+  // partition), so it is not made twice.
+  void apply_partition(const PartitionKey& key, const std::vector<RawMessage>& messages,
+                       std::optional<StoreError> refused) {
+    if (!refused) {
+      auto tried = try_apply(messages);
+      if (tried) {
+        settle(messages, *tried);
+        return;
+      }
+      refused = tried.error();
+    }
+    if (refused->is_retryable() || messages.size() == 1) {
+      isolate_one(key, messages.front(), *refused);
+      return;
+    }
+    for (const auto& raw : messages) {
+      if (holds.contains(key)) return;  // the rest waits behind the held message
+      auto alone = try_apply({raw});
+      if (alone) {
+        settle({raw}, *alone);
+      } else {
+        isolate_one(key, raw, alone.error());
+      }
+    }
+  }
+
+  // A single message refused: held when retrying may help (the database away), parked
+  // alone otherwise.
+  void isolate_one(const PartitionKey& key, const RawMessage& raw, const StoreError& error) {
+    if (error.is_retryable()) {
+      hold(key, Stop{"database: " + std::string(eventstore::to_string(error.code)) + ": " + error.message});
+      return;
+    }
+    auto parked = park_unstorable(raw, error);
+    if (!parked) hold(key, Stop{"parking an unstorable message failed: " + parked.error().message});
+  }
+
+  // The batch in one transaction; when that is refused, each partition on its own, so
+  // one partition's trouble never holds another's flow.
+  int apply_batch(std::vector<RawMessage> batch) {
+    std::erase_if(batch, [&](const RawMessage& raw) {
+      const auto it = holds.find(PartitionKey{raw.topic, raw.partition});
+      return it != holds.end() && it->second.paused;
+    });
+    if (batch.empty()) return 0;
+    auto tried = try_apply(batch);
+    if (tried) {
+      settle(batch, *tried);
+    } else {
+      {
+        std::lock_guard lock(stats_mutex);
+        ++stats.isolations;
+        stats.last_error = base::escape_text(tried.error().message, kReasonBytesMax);
+      }
+      log->warn("inbound batch refused, trying each partition alone error_class={} messages={}",
+                eventstore::to_string(tried.error().code), batch.size());
+      std::map<PartitionKey, std::vector<RawMessage>> by_partition;
+      for (auto& raw : batch) by_partition[PartitionKey{raw.topic, raw.partition}].push_back(std::move(raw));
+      const bool one_partition = by_partition.size() == 1;
+      for (const auto& [key, messages] : by_partition)
+        apply_partition(key, messages, one_partition ? std::optional(tried.error()) : std::nullopt);
+    }
+    publish_holds();
+    return static_cast<int>(batch.size());
+  }
+
+  int run_once() {
+    retry_due_holds();
+    auto batch = poll_batch();
+    const int handled = apply_batch(std::move(batch));
+    publish_holds();
+    return handled;
   }
 
   void run() {
@@ -287,18 +605,7 @@ struct StreamConsumer::Impl {
         std::lock_guard lock(wait_mutex);
         if (stopping) return;
       }
-      auto done = run_once();
-      if (done) {
-        failures = 0;
-        continue;
-      }
-      ++failures;
-      log->warn("inbound batch not applied error={} failures={}", done.error(), failures);
-      // Keep polling so the group does not think we died, but hold the batch: nothing
-      // later may be applied before it.
-      const auto backoff = std::min(options.retry_backoff_max, std::chrono::milliseconds(20) * (1 << std::min(failures, 8)));
-      std::unique_lock lock(wait_mutex);
-      wait_cv.wait_for(lock, backoff, [&] { return stopping; });
+      run_once();
     }
   }
 };
@@ -336,10 +643,16 @@ void StreamConsumer::stop() {
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-tl::expected<int, std::string> StreamConsumer::run_once() { return impl_->run_once(); }
+int StreamConsumer::run_once() { return impl_->run_once(); }
 
-tl::expected<int, std::string> StreamConsumer::apply(std::vector<RawMessage> batch) {
-  return impl_->apply_batch(batch);
+int StreamConsumer::apply(std::vector<RawMessage> batch) {
+  // Messages handed over by the caller are a try of their partitions' holds.
+  for (const auto& raw : batch)
+    if (auto it = impl_->holds.find(PartitionKey{raw.topic, raw.partition}); it != impl_->holds.end())
+      it->second.paused = false;
+  const int handled = impl_->apply_batch(std::move(batch));
+  impl_->publish_holds();
+  return handled;
 }
 
 ConsumerStats StreamConsumer::stats() const {

@@ -1,6 +1,9 @@
 #include "clearing/external_streams/message.hpp"
 
+#include <limits>
+
 #include "clearing/base/assert.hpp"
+#include "clearing/base/text.hpp"
 
 namespace clearing::external_streams {
 
@@ -12,6 +15,10 @@ const char* to_string(MessageErrc code) noexcept {
     case MessageErrc::wrong_stream: return "wrong_stream";
     case MessageErrc::unknown_type: return "unknown_type";
     case MessageErrc::invalid_data: return "invalid_data";
+    case MessageErrc::bad_field: return "bad_field";
+    case MessageErrc::too_large: return "too_large";
+    case MessageErrc::seq_beyond_head: return "seq_beyond_head";
+    case MessageErrc::unstorable: return "unstorable";
   }
   return "unknown";
 }
@@ -44,33 +51,100 @@ bool string_field(const nlohmann::json& j, const char* name, std::string& out) {
 }  // namespace
 
 tl::expected<ExternalMessage, MessageError> parse_message(std::string_view value) {
+  if (value.size() > kMessageBytesMax)
+    return fail(MessageErrc::too_large, "the message value is " + std::to_string(value.size()) +
+                                            " bytes, more than " + std::to_string(kMessageBytesMax));
   auto parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return fail(MessageErrc::not_json, "the message value is not JSON");
+  if (parsed.is_discarded()) return fail(MessageErrc::not_json, "the message value is not JSON (or not UTF-8)");
   return parse_message(parsed);
 }
 
+namespace {
+
+// The position fields, read on their own so that a message bad elsewhere can still take
+// its seq. Partition and seq must be integers in range: 2^32 is not partition 0, and a seq
+// of 2^63 or more is not a negative number.
+struct Position {
+  std::optional<std::string> stream;
+  std::optional<std::int32_t> partition;
+  std::optional<std::int64_t> seq;
+};
+
+std::optional<std::int64_t> integer_in(const nlohmann::json& j, const char* name, std::int64_t min, std::int64_t max) {
+  const auto it = j.find(name);
+  if (it == j.end()) return std::nullopt;
+  if (it->is_number_unsigned()) {
+    const auto value = it->get<std::uint64_t>();
+    if (value > static_cast<std::uint64_t>(max)) return std::nullopt;
+    const auto signed_value = static_cast<std::int64_t>(value);
+    if (signed_value < min) return std::nullopt;
+    return signed_value;
+  }
+  if (!it->is_number_integer()) return std::nullopt;
+  const auto value = it->get<std::int64_t>();
+  if (value < min || value > max) return std::nullopt;
+  return value;
+}
+
+Position read_position(const nlohmann::json& j) {
+  Position p;
+  std::string stream;
+  if (string_field(j, "stream", stream) && base::is_identifier(stream, kIdentifierBytesMax)) p.stream = stream;
+  if (auto partition = integer_in(j, "partition", 0, kEnvelopePartitionMax)) p.partition = static_cast<std::int32_t>(*partition);
+  p.seq = integer_in(j, "seq", 1, std::numeric_limits<std::int64_t>::max());
+  return p;
+}
+
+}  // namespace
+
 tl::expected<ExternalMessage, MessageError> parse_message(const nlohmann::json& j) {
   if (!j.is_object()) return fail(MessageErrc::not_json, "the message value is not a JSON object");
+  const Position position = read_position(j);
+  // A failure keeps the position the envelope claims when all three parts were good.
+  auto failed = [&](MessageErrc code, std::string message) {
+    MessageError error{code, std::move(message)};
+    if (position.stream && position.partition && position.seq) {
+      error.seq = position.seq;
+      error.stream = *position.stream;
+      error.partition = *position.partition;
+    }
+    return tl::unexpected(std::move(error));
+  };
   ExternalMessage m;
-  const auto seq = j.find("seq");
-  if (seq == j.end()) return fail(MessageErrc::missing_field, "field 'seq' is missing");
-  if (!seq->is_number_integer() || seq->get<std::int64_t>() <= 0)
-    return fail(MessageErrc::bad_seq, "seq must be a positive integer, got " + seq->dump());
-  m.seq = seq->get<std::int64_t>();
-  for (auto [name, out] : {std::pair{"stream", &m.stream}, std::pair{"event_id", &m.event_id},
-                           std::pair{"type", &m.type}, std::pair{"occurred_at", &m.occurred_at},
-                           std::pair{"correlation_id", &m.correlation_id},
-                           std::pair{"source_event_id", &m.source_event_id}}) {
-    if (!string_field(j, name, *out) || out->empty())
-      return fail(MessageErrc::missing_field, std::string("field '") + name + "' is missing or not a string");
+  if (!j.contains("seq")) return fail(MessageErrc::missing_field, "field 'seq' is missing");
+  if (!position.seq) return fail(MessageErrc::bad_seq, "seq must be an integer in [1, 2^63-1]");
+  m.seq = *position.seq;
+  if (!j.contains("partition") || !position.partition)
+    return fail(MessageErrc::missing_field, "field 'partition' is missing or not an integer in [0, " +
+                                                std::to_string(kEnvelopePartitionMax) + "]");
+  m.partition = *position.partition;
+  struct Text {
+    const char* name;
+    std::string* out;
+    std::size_t bytes_max;
+    bool identifier;
+  };
+  const Text texts[] = {
+      {"stream", &m.stream, kIdentifierBytesMax, true},
+      {"event_id", &m.event_id, kIdentifierBytesMax, true},
+      {"type", &m.type, kTypeBytesMax, true},
+      {"occurred_at", &m.occurred_at, kOccurredAtBytesMax, false},
+      {"correlation_id", &m.correlation_id, kIdentifierBytesMax, true},
+      {"source_event_id", &m.source_event_id, kIdentifierBytesMax, true},
+  };
+  for (const auto& text : texts) {
+    if (!string_field(j, text.name, *text.out) || text.out->empty())
+      return failed(MessageErrc::missing_field, std::string("field '") + text.name + "' is missing or not a string");
+    const bool good = text.identifier ? base::is_identifier(*text.out, text.bytes_max)
+                                      : text.out->size() <= text.bytes_max && base::is_printable_utf8(*text.out);
+    if (!good)
+      return failed(MessageErrc::bad_field, std::string("field '") + text.name + "' must be " +
+                                                (text.identifier ? "an identifier ([A-Za-z0-9._:-]) of " : "printable text of ") +
+                                                "at most " + std::to_string(text.bytes_max) + " bytes");
   }
-  const auto partition = j.find("partition");
-  if (partition == j.end() || !partition->is_number_integer() || partition->get<std::int64_t>() < 0)
-    return fail(MessageErrc::missing_field, "field 'partition' is missing or not a non-negative integer");
-  m.partition = partition->get<std::int32_t>();
   const auto data = j.find("data");
   if (data == j.end() || !data->is_object())
-    return fail(MessageErrc::missing_field, "field 'data' is missing or not an object");
+    return failed(MessageErrc::missing_field, "field 'data' is missing or not an object");
   m.data = *data;
   return m;
 }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "clearing/external_streams/message.hpp"
 
 using namespace clearing::external_streams;
@@ -79,4 +81,64 @@ TEST_CASE("partition_for is stable (fixed for ever) and spreads entities") {
   for (int i = 0; i < 8000; ++i) ++counts[partition_for("transfer-" + std::to_string(i), 8)];
   for (int c : counts) CHECK(c > 700);
   for (int i = 0; i < 100; ++i) CHECK(partition_for(std::to_string(i), 1) == 0);
+}
+
+TEST_CASE("the envelope is checked against its limits before anything is written") {
+  const auto example = nlohmann::json::parse(kContractExample);
+  auto with = [&](const char* field, nlohmann::json value) {
+    auto copy = example;
+    copy[field] = std::move(value);
+    return parse_message(std::string_view(copy.dump()));
+  };
+  SUBCASE("a partition of 2^32 is not partition 0, and 2^63 is not a negative seq") {
+    auto partition = with("partition", std::uint64_t{1} << 32);
+    REQUIRE_FALSE(partition);
+    CHECK(partition.error().code == MessageErrc::missing_field);
+    CHECK_FALSE(partition.error().seq.has_value());
+    CHECK_FALSE(with("partition", 256));
+    CHECK(with("partition", 255));
+    auto seq = with("seq", std::uint64_t{1} << 63);
+    REQUIRE_FALSE(seq);
+    CHECK(seq.error().code == MessageErrc::bad_seq);
+    CHECK(with("seq", std::numeric_limits<std::int64_t>::max()));
+  }
+  SUBCASE("identifiers with control characters, NUL or beyond 200 bytes are bad fields") {
+    for (const auto& bad : {std::string("corr\nforged level=error"), std::string("a\0b", 3), std::string(201, 'c'),
+                            std::string("with space")}) {
+      auto m = with("correlation_id", bad);
+      REQUIRE_FALSE(m);
+      CHECK(m.error().code == MessageErrc::bad_field);
+      // The message says which field and what rule, never the value.
+      CHECK(m.error().message.find("correlation_id") != std::string::npos);
+      CHECK(m.error().message.find("forged") == std::string::npos);
+    }
+    CHECK_FALSE(with("occurred_at", std::string("2026\0", 5)));
+    CHECK_FALSE(with("type", "Transfer\nRequested"));
+  }
+  SUBCASE("a message whose position is readable keeps it in the error, so its seq can be counted") {
+    auto copy = example;
+    copy.erase("correlation_id");
+    auto m = parse_message(copy);
+    REQUIRE_FALSE(m);
+    CHECK(m.error().code == MessageErrc::missing_field);
+    REQUIRE(m.error().seq.has_value());
+    CHECK(*m.error().seq == 41);
+    CHECK(m.error().stream == "core.dk.payments.v1");
+    CHECK(m.error().partition == 0);
+  }
+  SUBCASE("without a readable stream the position is not trusted") {
+    auto m = with("stream", "core dk");
+    REQUIRE_FALSE(m);
+    CHECK_FALSE(m.error().seq.has_value());
+  }
+  SUBCASE("a value over the size limit is refused unread, and invalid UTF-8 is not JSON") {
+    auto big = example;
+    big["data"]["pad"] = std::string(kMessageBytesMax, 'x');
+    auto m = parse_message(std::string_view(big.dump()));
+    REQUIRE_FALSE(m);
+    CHECK(m.error().code == MessageErrc::too_large);
+    auto bad_utf8 = parse_message(std::string_view("{\"stream\": \"\xFF\"}"));
+    REQUIRE_FALSE(bad_utf8);
+    CHECK(bad_utf8.error().code == MessageErrc::not_json);
+  }
 }

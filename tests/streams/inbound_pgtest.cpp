@@ -142,8 +142,7 @@ TEST_CASE("core requests become transfers; a lost message comes through the catc
   while (adapter_db.database.query_value("select count(*) from transfer_status") != "7" ||
          adapter_db.database.query_value("select count(*) from parked_messages") != "2") {
     REQUIRE(std::chrono::steady_clock::now() < deadline);
-    auto ran = (*consumer)->run_once();
-    if (!ran) MESSAGE(ran.error());
+    (*consumer)->run_once();
   }
 
   // Six transfers initiated (one of them fetched over HTTP), the broken one rejected FF01.

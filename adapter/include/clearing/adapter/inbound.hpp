@@ -10,6 +10,10 @@
 
 namespace clearing::adapter {
 
+// A transfer id: 1..200 characters of [A-Za-z0-9._:-] (it names the transfer's stream, a
+// URL path segment, the Kafka key and log fields).
+inline constexpr std::size_t kTransferIdBytesMax = 200;
+
 struct InboundRules {
   sagas::CountryRules rules;
   sagas::RetryPolicy policy;

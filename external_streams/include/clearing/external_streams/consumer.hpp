@@ -5,10 +5,25 @@
 //   seq <= last         duplicate: skipped and counted;
 //   seq == last + 1     applied through the caller's applier, last = seq;
 //   seq >  last + 1     gap: the missing seqs are fetched from the producer's catch-up
-//                      API and applied first; until they can be fetched, nothing later
-//                      of that partition is applied (the consumer reports itself stalled).
-// Bad input (not JSON, missing fields, bad seq, unknown type, invalid data) is handed to
-// the caller's parker with the raw message and a typed reason, and consumption goes on.
+//                      API and applied first. A seq beyond the producer's head is one the
+//                      producer never issued: that message is parked (seq_beyond_head).
+// Bad input (not JSON, missing or bad fields, bad seq, unknown type, invalid data) is
+// handed to the caller's parker with the raw message and a typed reason, and consumption
+// goes on. A bad message whose envelope still names its stream, partition and seq takes
+// that seq (parked, the seq counted as consumed), so gap repair never asks for it again.
+//
+// One partition never stops another (docs/streams.md, "Bad input and partitions"):
+// - a gap that cannot be filled now (catch-up API down, no answer) holds only its own
+//   partition: what came before it commits, the partition is paused in Kafka and, after
+//   a backoff, sought back to the offset after its last stored one and resumed;
+// - a batch the database refuses is tried again partition by partition; a partition
+//   refused again for a reason that retrying cannot mend (a data error, an applier that
+//   throws) is tried message by message, and the one message the database refuses is
+//   parked alone (unstorable) with its reason, its seq counted;
+// - a database that is unavailable holds every partition it refuses, each retried with
+//   its own backoff.
+// A held partition is reported (stats().held, an error log line when the hold starts, an
+// info line when the partition flows again), never silent.
 // On (re)assignment the consumer seeks each partition to the offset after the one stored
 // with its last applied message, so a restart or a rebalance resumes exactly.
 
@@ -36,13 +51,30 @@ struct RawMessage {
   std::string value;
 };
 
-// Fetches seqs [from, from + limit) of a partition from the producer's catch-up API.
-using CatchUpFetcher = std::function<tl::expected<std::vector<ExternalMessage>, std::string>(
+// One element of a catch-up page: the element as JSON text (what is parked if it is bad)
+// and the message read from it, or why it could not be read.
+struct FetchedMessage {
+  std::string raw;
+  tl::expected<ExternalMessage, MessageError> parsed;
+};
+
+// A page of the producer's catch-up API: seqs from `from` on, and the producer's head
+// (its highest seq of the partition), which tells a gap from a seq it never issued.
+struct FetchedPage {
+  std::vector<FetchedMessage> messages;
+  std::int64_t head = 0;
+};
+
+// Fetches seqs [from, from + limit) of a partition from the producer's catch-up API. An
+// error means the page could not be had (unreachable, refused, not a page at all).
+using CatchUpFetcher = std::function<tl::expected<FetchedPage, std::string>(
     const std::string& stream, std::int32_t partition, std::int64_t from, std::int64_t limit)>;
 
 // Applies one message in the transaction (the translation to a command). An error means
 // the content is unusable (unknown type, invalid data): the message is parked and its seq
-// counts as consumed. Database exceptions propagate and roll the batch back.
+// counts as consumed. Database failures propagate as exceptions and roll the batch back:
+// eventstore::StoreFailure keeps their type (a retryable one holds the partition, any other
+// is isolated to its message).
 using MessageApplier =
     std::function<tl::expected<void, MessageError>(eventstore::Transaction&, const ExternalMessage&)>;
 
@@ -67,11 +99,18 @@ struct ConsumerOptions {
   int batch_max = 500;                        // messages per transaction
   std::chrono::milliseconds poll_timeout{50};
   std::int64_t catch_up_page = 500;           // seqs fetched per catch-up request
-  std::chrono::milliseconds retry_backoff_max{5'000};
+  std::chrono::milliseconds retry_backoff_max{5'000};  // between tries of a held partition
   // Called on the consumer's thread after a batch that applied messages has committed
   // (not for batches of duplicates and parked messages only): wakes in-process workers
   // that the applied messages gave work to, e.g. the dispatcher. Must not block.
   std::function<void()> on_applied;
+};
+
+// A partition that does not flow now, and why (no values of the messages in it).
+struct HeldPartition {
+  std::string reason;
+  std::chrono::system_clock::time_point since;
+  int failures = 0;  // tries in a row that ended in this hold
 };
 
 struct ConsumerStats {
@@ -80,7 +119,9 @@ struct ConsumerStats {
   std::int64_t gap_fetched = 0;  // messages applied from the catch-up API
   std::int64_t batches = 0;
   std::map<std::string, std::int64_t> parked;  // by MessageErrc name
-  bool stalled = false;
+  std::int64_t isolations = 0;  // batches the database refused, tried again partition by partition
+  std::map<PartitionKey, HeldPartition> held;  // partitions that do not flow now
+  bool stalled = false;  // some partition is held
   std::string last_error;
   // The group has given this consumer its first assignment (possibly of no partitions):
   // until then it reads nothing, however ready the rest is. Stays set through later
@@ -99,13 +140,14 @@ class StreamConsumer {
   void start();
   void stop();  // graceful: the batch in hand commits or rolls back, then the consumer closes
 
-  // Polls once (up to poll_timeout) and applies what came: messages handled, or the
-  // error that rolled the batch back (the batch is kept and retried on the next call).
-  tl::expected<int, std::string> run_once();
+  // Retries the held partitions whose backoff is over, polls once (up to poll_timeout)
+  // and applies what came: the number of messages handled (held partitions' messages are
+  // not handled: they are read again when their hold is retried).
+  int run_once();
 
-  // Applies messages as if they had come from Kafka (the same path: used for the
-  // catch-up of gaps and by tests of the contract).
-  tl::expected<int, std::string> apply(std::vector<RawMessage> batch);
+  // Applies messages as if they had come from Kafka (the same path: used by tests of the
+  // contract). Returns the number handled, as run_once.
+  int apply(std::vector<RawMessage> batch);
 
   ConsumerStats stats() const;
 

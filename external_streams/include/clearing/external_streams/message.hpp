@@ -3,6 +3,7 @@
 // API serves. Fixed by contract: other teams' code reads these fields.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -33,13 +34,31 @@ enum class MessageErrc {
   wrong_stream,      // the envelope names another stream/partition than it came on
   unknown_type,      // an event type the consumer does not know
   invalid_data,      // the data does not fit the type (missing field, bad amount...)
+  bad_field,         // an envelope field is not what it must be (characters, length)
+  too_large,         // the value is larger than kMessageBytesMax
+  seq_beyond_head,   // a seq the producer never issued (beyond its head in the catch-up API)
+  unstorable,        // the database refused the message's effects: kept for people
 };
 const char* to_string(MessageErrc code) noexcept;
 
 struct MessageError {
   MessageErrc code;
-  std::string message;
+  std::string message;  // names fields and limits, never the values (they may be personal data)
+  // The position the envelope claims, when its stream, partition and seq were readable and
+  // valid although something else was not: such a message takes its seq (it is parked
+  // and the seq counts as consumed), so gap repair never asks for it again.
+  std::optional<std::int64_t> seq;
+  std::string stream;
+  std::int32_t partition = -1;
 };
+
+// What an envelope may carry (docs/streams.md, "Bad input"): limits checked before anything
+// is written, so no single message can fail a database statement.
+inline constexpr std::size_t kMessageBytesMax = 1 << 20;   // a Kafka value or catch-up element
+inline constexpr std::size_t kIdentifierBytesMax = 200;    // stream, event ids, correlation id
+inline constexpr std::size_t kTypeBytesMax = 100;
+inline constexpr std::size_t kOccurredAtBytesMax = 64;
+inline constexpr std::int32_t kEnvelopePartitionMax = 255;  // = kPartitionsMax - 1 of stream_store
 
 // Parses a Kafka value (or a catch-up API element). Never throws.
 tl::expected<ExternalMessage, MessageError> parse_message(std::string_view value);
