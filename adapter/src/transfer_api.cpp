@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <pqxx/pqxx>
 
+#include "clearing/adapter/parking.hpp"
+#include "clearing/base/text.hpp"
 #include "clearing/base/uuid.hpp"
 
 namespace clearing::adapter {
@@ -52,6 +56,50 @@ Json event_json(const eventstore::RecordedEvent& e) {
   return {{"at", base::format_timestamp(e.recorded_at)}, {"kind", "internal"},       {"type", e.type},
           {"version", e.version.value()},               {"event_id", e.event_id.value()},
           {"causation_id", e.metadata.causation_id},    {"summary", summary_of(e)}, {"data", e.data}};
+}
+
+// An integer in [min, max] written in decimal digits only (no sign, no spaces).
+std::optional<std::int64_t> parse_integer(const std::string& text, std::int64_t min, std::int64_t max) {
+  std::int64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || text.front() == '-' || ec != std::errc{} || ptr != text.data() + text.size()) return std::nullopt;
+  if (value < min || value > max) return std::nullopt;
+  return value;
+}
+
+// The largest from_byte of GET /parked/{id}: a bytea holds at most 1 GB.
+constexpr std::int64_t kFromByteMax = std::int64_t{1} << 30;
+
+struct QueryRefusal {
+  std::string code, message;
+};
+
+// GET /parked's query: limit, reason, before_id; anything else is refused, so that a
+// misspelt cursor is not silently the first page again.
+tl::expected<ParkedListing, QueryRefusal> parse_parked_listing(const std::map<std::string, std::string>& query) {
+  ParkedListing listing;
+  for (const auto& [key, value] : query) {
+    if (key == "limit") {
+      const auto limit = parse_integer(value, 1, kParkedPageMax);
+      if (!limit) return tl::unexpected(QueryRefusal{"bad_limit", "limit must be an integer in [1, 1000]"});
+      listing.limit = static_cast<int>(*limit);
+    } else if (key == "before_id") {
+      const auto before = parse_integer(value, 1, std::numeric_limits<std::int64_t>::max());
+      if (!before) return tl::unexpected(QueryRefusal{"bad_before_id", "before_id must be a positive integer"});
+      listing.before_id = *before;
+    } else if (key == "reason") {
+      // Compared with stored reason codes, which are printable and bounded: anything else
+      // matches nothing, and invalid UTF-8 would fail the query (503) instead.
+      if (value.empty() || value.size() > kParkedReasonCodeBytesMax || !base::is_printable_utf8(value))
+        return tl::unexpected(QueryRefusal{"bad_reason", "reason must be a reason code (printable, at most 64 bytes)"});
+      listing.reason_code = value;
+    } else {
+      return tl::unexpected(
+          QueryRefusal{"unknown_parameter", "the query parameters are limit, before_id and reason; not " +
+                                                base::escape_text(key, 64)});
+    }
+  }
+  return listing;
 }
 
 }  // namespace
@@ -182,36 +230,37 @@ void add_transfer_routes(HttpServer& server, eventstore::ConnectionPool& pool, T
     return HttpResponse::json(200, trace->dump());
   });
   server.route("GET", "/parked", [&pool](const HttpRequest& request) {
-    int limit = 100;
-    if (auto it = request.query.find("limit"); it != request.query.end()) {
-      const auto& text = it->second;
-      const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), limit);
-      if (ec != std::errc{} || ptr != text.data() + text.size() || limit < 1 || limit > kParkedPageMax)
-        return HttpResponse::error(400, "bad_limit", "limit must be an integer in [1, 1000]");
+    auto listing = parse_parked_listing(request.query);
+    if (!listing) return HttpResponse::error(400, listing.error().code, listing.error().message);
+    auto page = pool.transact(
+        [&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> { return parked_page(tx, *listing); });
+    if (!page) return HttpResponse::error(503, "unavailable", "the database is unavailable");
+    return HttpResponse::json(200, std::move(*page));
+  });
+  server.route("GET", "/parked/{id}", [&pool](const HttpRequest& request) {
+    const auto id = parse_integer(request.params.at("id"), 1, std::numeric_limits<std::int64_t>::max());
+    if (!id) return HttpResponse::error(400, "bad_parked_id", "a parked message id is a positive integer");
+    std::int64_t from_byte = 0;
+    for (const auto& [key, value] : request.query) {
+      if (key != "from_byte")
+        return HttpResponse::error(400, "unknown_parameter", "the only query parameter is from_byte");
+      const auto parsed = parse_integer(value, 0, kFromByteMax);
+      if (!parsed) return HttpResponse::error(400, "bad_from_byte", "from_byte must be an integer in [0, 2^30]");
+      from_byte = *parsed;
     }
-    const auto reason_it = request.query.find("reason");
-    const std::optional<std::string> reason =
-        reason_it == request.query.end() ? std::nullopt : std::optional<std::string>(reason_it->second);
-    auto rows = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<Json> {
-      Json out = Json::array();
-      for (const auto& row : tx.exec_params(
-               "select id, source, reason_code, reason, raw, topic, kafka_partition, kafka_offset, correlation_id,"
-               " to_char(parked_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from parked_messages"
-               " where ($1::text is null or reason_code = $1) order by id desc limit $2",
-               reason, limit)) {
-        out.push_back({{"id", row[0].as<std::int64_t>()}, {"source", row[1].as<std::string>()},
-                       {"reason_code", row[2].as<std::string>()}, {"reason", row[3].as<std::string>()},
-                       {"raw", row[4].as<std::string>()},
-                       {"topic", row[5].is_null() ? Json(nullptr) : Json(row[5].as<std::string>())},
-                       {"partition", row[6].is_null() ? Json(nullptr) : Json(row[6].as<int>())},
-                       {"offset", row[7].is_null() ? Json(nullptr) : Json(row[7].as<std::int64_t>())},
-                       {"correlation_id", row[8].is_null() ? Json(nullptr) : Json(row[8].as<std::string>())},
-                       {"parked_at", row[9].as<std::string>()}});
-      }
-      return out;
+    std::optional<ParkedReadError> refused;
+    auto message = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
+      auto read = parked_message(tx, *id, from_byte);
+      if (read) return std::move(*read);
+      refused = read.error();
+      return std::string();
     });
-    if (!rows) return HttpResponse::error(503, "unavailable", "the database is unavailable");
-    return HttpResponse::json(200, Json{{"parked", *rows}}.dump());
+    if (!message) return HttpResponse::error(503, "unavailable", "the database is unavailable");
+    if (refused == ParkedReadError::unknown_id)
+      return HttpResponse::error(404, "unknown_parked_message", "no parked message " + std::to_string(*id));
+    if (refused == ParkedReadError::beyond_end)
+      return HttpResponse::error(400, "bad_from_byte", "from_byte is past the end of the raw value");
+    return HttpResponse::json(200, std::move(*message));
   });
 }
 

@@ -122,6 +122,17 @@ create index transfer_status_unfinished on transfer_status (status)
 alter table transfer_work set (fillfactor = 50);
 )sql";
 
+// parked_messages.raw held text: a Kafka value with invalid UTF-8 could not be parked at all
+// (the insert failed, and the consumer retried its batch for ever), and one with NUL was
+// cut at it (libpq sends text parameters as C strings). The raw is the bytes as received
+// now; rows parked before keep their text as its UTF-8 bytes. GET /parked filters by
+// reason and pages by id, newest first: the reason index carries the id.
+constexpr const char* kParkedRawBytes = R"sql(
+alter table parked_messages alter column raw type bytea using convert_to(raw, 'UTF8');
+drop index parked_messages_reason;
+create index parked_messages_reason_id on parked_messages (reason_code, id);
+)sql";
+
 }  // namespace
 
 struct TransferService::ProjectionRow {
@@ -139,7 +150,8 @@ const std::vector<eventstore::Migration>& adapter_migrations() {
   static const std::vector<eventstore::Migration> migrations{
       {"adapter/0001_transfer_work", kAdapterSchema},
       {"adapter/0002_transfer_work_submit_request", kSubmitRequestColumn},
-      {"adapter/0003_transfer_status_unfinished", kUnfinishedIndex}};
+      {"adapter/0003_transfer_status_unfinished", kUnfinishedIndex},
+      {"adapter/0004_parked_messages_raw_bytes", kParkedRawBytes}};
   return migrations;
 }
 

@@ -276,8 +276,9 @@ TEST_CASE("an answer the saga refuses is parked with its reason and the call pos
   CHECK(db.database.query_value("select count(*) " + parked) == "1");
   CHECK(db.database.query_value("select reason_code " + parked) == "answer_kind_mismatch");
   CHECK(db.database.query_value("select correlation_id " + parked) == command.correlation_id);
-  CHECK(db.database.query_value("select raw::jsonb->>'transfer_id' " + parked) == command.transfer_id);
-  CHECK(db.database.query_value("select raw::jsonb->>'answer_class' " + parked) == "not_found");
+  const std::string raw = "select convert_from(raw, 'UTF8')::jsonb";  // raw is bytea
+  CHECK(db.database.query_value(raw + "->>'transfer_id' " + parked) == command.transfer_id);
+  CHECK(db.database.query_value(raw + "->>'answer_class' " + parked) == "not_found");
   CHECK(db.database.query_value("select version from event_streams where stream_id = 'transfer-" +
                                 command.transfer_id + "'") == "1");
   // Postponed by the delay, the lease released.

@@ -1,9 +1,21 @@
 #pragma once
-// Parking: input the adapter cannot use is kept with a typed reason, never dropped.
+// Parking: input the adapter cannot use is kept with a typed reason, never dropped; and
+// read back, in pages bounded in bytes, by GET /parked and GET /parked/{id}.
+//
+// Writing never fails on content: the raw value is stored as bytes (bytea, sent as a
+// binary parameter, so NUL and invalid UTF-8 are kept exactly), and every text column is
+// made storable (base::escape_text: control characters and invalid UTF-8 as \xHH, a
+// backslash as \\) and bounded in bytes by the limits below. A failure of park() is a
+// database failure, never the message's fault.
+//
+// Reading never loads a whole raw value for a listing: each row carries the first
+// kParkedRawPreviewBytes of its raw (cut in SQL) and its full length.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tl/expected.hpp>
 
 #include "clearing/eventstore/types.hpp"
 
@@ -13,14 +25,66 @@ struct ParkedMessage {
   std::string source;       // "kafka", "clearing-feed"
   std::string reason_code;  // stable snake_case: "not_json", "missing_field", ...
   std::string reason;       // for people; no account numbers
-  std::string raw;          // the message as received
+  std::string raw;          // the message as received: any bytes
   std::optional<std::string> topic;
   std::optional<std::int32_t> partition;
   std::optional<std::int64_t> offset;
   std::optional<std::string> correlation_id;
 };
 
+// What park() stores of each text field at most, in bytes after escaping (a longer one is
+// cut on a code point boundary and ends with "...").
+inline constexpr std::size_t kParkedSourceBytesMax = 64;
+inline constexpr std::size_t kParkedReasonCodeBytesMax = 64;
+inline constexpr std::size_t kParkedReasonBytesMax = 1024;
+inline constexpr std::size_t kParkedTopicBytesMax = 256;  // Kafka allows 249 characters
+inline constexpr std::size_t kParkedCorrelationIdBytesMax = 256;
+// The raw value is kept whole up to this size, far above what a Kafka consumer receives
+// (1 MB by default); beyond it the first kParkedRawBytesMax bytes are kept and the reason
+// says so, so that parking still cannot fail.
+inline constexpr std::size_t kParkedRawBytesMax = 64 << 20;
+
 // Inside the caller's transaction, so the parking commits with the consumer's progress.
 void park(eventstore::Transaction& tx, const ParkedMessage& message);
+
+// Reading. Limits of GET /parked and GET /parked/{id}:
+inline constexpr int kParkedPageMax = 1000;                    // rows per page (?limit=)
+inline constexpr int kParkedPageDefault = 100;                 // when ?limit= is not given
+inline constexpr std::size_t kParkedAnswerBytesMax = 1 << 20;  // one listing page, whole answer
+inline constexpr std::size_t kParkedRawPreviewBytes = 4096;    // the raw shown per listed row
+inline constexpr std::size_t kParkedRawChunkBytes = 1 << 20;   // the raw shown by GET /parked/{id}
+
+// One page of the listing, newest first: rows with id < before_id (all when nullopt),
+// with reason_code == reason_code when given, at most `limit` rows and at most
+// kParkedAnswerBytesMax bytes of answer. The rows' order and the cursor are the ids:
+// new rows get larger ids, so they never shift a page being walked.
+struct ParkedListing {
+  std::optional<std::string> reason_code;
+  std::optional<std::int64_t> before_id;
+  int limit = kParkedPageDefault;  // 1..kParkedPageMax
+};
+
+// The page as the JSON body of GET /parked:
+//   {"parked": [row...], "next": "/parked?before_id=N&limit=L[&reason=R]" | null,
+//    "next_before_id": N | null}
+// Each row: id, source, reason_code, reason, topic, partition, offset, correlation_id,
+// parked_at, and its raw as `raw_bytes` (the full length), `raw_encoding` ("text": `raw`
+// is the bytes as a string, valid UTF-8 without control characters other than tab, CR and
+// LF; "base64": `raw` is the bytes in base64, and `raw_escaped` shows them for reading,
+// with \xHH for control characters and invalid bytes), `raw` (the first
+// kParkedRawPreviewBytes bytes at most, less the part of a character they cut) and
+// `raw_truncated` (raw does not reach the end of the value: GET /parked/{id} has it whole).
+// Throws what pqxx throws (run it inside ConnectionPool::transact).
+std::string parked_page(eventstore::Transaction& tx, const ParkedListing& listing);
+
+enum class ParkedReadError { unknown_id, beyond_end };
+
+// One parked message as the JSON body of GET /parked/{id}: the row as in the listing,
+// with `raw` the bytes from `from_byte` on, at most kParkedRawChunkBytes of them,
+// `raw_from_byte`, and `next` ("/parked/{id}?from_byte=M", or null when raw reaches the
+// end of the value). The answer is at most about 2 x kParkedRawChunkBytes (a text raw
+// of quotes or backslashes doubles in JSON). beyond_end: from_byte > the raw's length.
+tl::expected<std::string, ParkedReadError> parked_message(eventstore::Transaction& tx,
+                                                          std::int64_t id, std::int64_t from_byte);
 
 }  // namespace clearing::adapter

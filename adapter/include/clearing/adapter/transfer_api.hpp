@@ -1,8 +1,10 @@
 #pragma once
 // The story of a transfer (`trace`) and the HTTP routes that read the adapter's state:
 //   GET /transfers/{id}   state and full history (the trace as JSON)
-//   GET /parked           what was parked, and why (?reason=&limit=)
-// Both read the database only; they are for support people and tools.
+//   GET /parked           what was parked, and why: newest first, in pages of at most
+//                         kParkedAnswerBytesMax bytes (?reason=&limit=&before_id=; parking.hpp)
+//   GET /parked/{id}      one parked message with its raw value (?from_byte=)
+// All read the database only; they are for support people and tools.
 
 #include <string>
 
@@ -13,8 +15,6 @@
 #include "clearing/adapter/transfer_service.hpp"
 
 namespace clearing::adapter {
-
-inline constexpr int kParkedPageMax = 1000;
 
 // The trace as JSON: state, the core event that started it, every internal event with
 // its cause, every clearing attempt with its answer class and latency, every external
