@@ -2,18 +2,67 @@
 
 #include "clearing/clearing_client/classify.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <vector>
+
+#include "clearing/base/text.hpp"
 
 namespace clearing::clearing_client {
 namespace {
 
 using nlohmann::json;
 
-// Error bodies can be long HTML pages from a proxy; keep details short for logs and events.
-constexpr std::size_t kDetailCharsMax = 200;
+// Why `text` cannot be taken as a field, or nullopt when it can.
+std::optional<std::string> text_problem(std::string_view text, std::size_t bytes_max) {
+  if (text.size() > bytes_max) {
+    return "is " + std::to_string(text.size()) + " bytes, limit " + std::to_string(bytes_max);
+  }
+  if (!base::is_valid_utf8(text)) return "is not valid UTF-8";
+  if (base::has_control_characters(text)) return "contains a control character";
+  return std::nullopt;
+}
 
-std::string clip(std::string_view text) { return std::string(text.substr(0, kDetailCharsMax)); }
+bool is_calendar_date(std::string_view text) {
+  if (text.size() != kSettlementDateBytes || text[4] != '-' || text[7] != '-') return false;
+  int parts[3] = {0, 0, 0};
+  const std::size_t starts[3] = {0, 5, 8};
+  const std::size_t lengths[3] = {4, 2, 2};
+  for (int i = 0; i < 3; ++i) {
+    const auto part = text.substr(starts[i], lengths[i]);
+    if (!std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    std::from_chars(part.data(), part.data() + part.size(), parts[i]);
+  }
+  const std::chrono::year_month_day date{std::chrono::year{parts[0]},
+                                         std::chrono::month{static_cast<unsigned>(parts[1])},
+                                         std::chrono::day{static_cast<unsigned>(parts[2])}};
+  return parts[0] >= 1 && date.ok();
+}
+
+bool is_reason_code(std::string_view text) {
+  return text.size() == kReasonCodeBytes && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+         });
+}
+
+// A feed cursor is opaque, but travels in a URL and in events: visible ASCII only.
+bool is_cursor(std::string_view text) {
+  return !text.empty() && text.size() <= kCursorBytesMax &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7F; });
+}
+
+// Details quote what the clearing sent (an error message, a proxy's page) and reach logs and
+// events: they are built from at most kDetailBytesMax bytes of it (bounded copies), and made
+// one storable line exactly once, where classify_answer and classify_incoming return
+// (escaping twice would double every backslash).
+std::string clip(std::string_view text) { return std::string(text.substr(0, kDetailBytesMax)); }
+std::string storable(std::string_view detail) { return base::escape_text(detail, kDetailBytesMax); }
 
 ClearingAnswer unknown(UnknownCause cause, int http_status, std::string detail) {
   ClearingAnswer answer;
@@ -32,10 +81,46 @@ ClearingAnswer of_class(AnswerClass answer_class, int http_status, std::string d
   return answer;
 }
 
-std::optional<json> parse_json(std::string_view body) {
-  json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return std::nullopt;
-  return parsed;
+// A body parsed once. nlohmann::json keeps the last of two equal keys without a word, so a
+// body could say one thing to us and another to whoever reads it next: duplicates are noted
+// by a parser callback and the body is then refused wherever it would decide anything.
+struct Body {
+  std::string_view raw;
+  std::optional<json> value;    // the body when it is JSON
+  bool duplicate_keys = false;  // some object in it repeats a key
+
+  const json* object() const { return value && value->is_object() ? &*value : nullptr; }
+};
+
+Body parse_body(std::string_view raw) {
+  Body body{raw, std::nullopt, false};
+  std::vector<std::set<std::string, std::less<>>> open_objects;
+  bool duplicate = false;
+  const json::parser_callback_t note_duplicates = [&](int, json::parse_event_t event,
+                                                      json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+        open_objects.emplace_back();
+        break;
+      case json::parse_event_t::key:
+        if (!open_objects.empty() &&
+            !open_objects.back().insert(parsed.get<std::string>()).second) {
+          duplicate = true;
+        }
+        break;
+      case json::parse_event_t::object_end:
+        if (!open_objects.empty()) open_objects.pop_back();
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+  json parsed = json::parse(raw.begin(), raw.end(), note_duplicates, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return body;
+  body.value = std::move(parsed);
+  body.duplicate_keys = duplicate;
+  return body;
 }
 
 // Non-empty string field, or nullopt.
@@ -48,77 +133,142 @@ std::optional<std::string> string_field(const json& object, const char* name) {
 }
 
 // The error code of an {"error":{"code":..,"message":..}} body, for details only.
-std::string error_detail(std::string_view body) {
-  const auto parsed = parse_json(body);
-  if (!parsed || !parsed->is_object()) return clip(body);
-  const auto it = parsed->find("error");
-  if (it == parsed->end()) return clip(body);
+std::string error_detail(const Body& body) {
+  const json* object = body.object();
+  if (object == nullptr) return clip(body.raw);
+  const auto it = object->find("error");
+  if (it == object->end()) return clip(body.raw);
   if (it->is_object()) {
-    std::string detail = string_field(*it, "code").value_or("");
-    if (auto message = string_field(*it, "message")) detail += ": " + *message;
+    std::string detail = clip(string_field(*it, "code").value_or(""));
+    if (auto message = string_field(*it, "message")) detail += ": " + clip(*message);
     return clip(detail);
   }
-  return clip(it->dump());
+  return clip(it->dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-std::optional<std::string> error_code(std::string_view body) {
-  const auto parsed = parse_json(body);
-  if (!parsed || !parsed->is_object()) return std::nullopt;
-  const auto it = parsed->find("error");
-  if (it == parsed->end() || !it->is_object()) return std::nullopt;
+// The code of the clearing's own error body {"error":{"code":"..."}}; nullopt for anything
+// else (an HTML page, a proxy's JSON, a body with duplicate keys).
+std::optional<std::string> error_code(const Body& body) {
+  const json* object = body.object();
+  if (object == nullptr || body.duplicate_keys) return std::nullopt;
+  const auto it = object->find("error");
+  if (it == object->end() || !it->is_object()) return std::nullopt;
   return string_field(*it, "code");
 }
 
-// ACSC / PDNG / RJCT bodies. `allowed` lists which statuses this HTTP status may carry.
-ClearingAnswer classify_status_body(int http_status, std::string_view body, bool allow_acsc,
+// An answer that names another transfer is nobody's answer here: whatever it says, it must
+// not decide this one (a stray response on a reused connection, or a proxy's mix-up).
+std::optional<ClearingAnswer> reference_mismatch(const Body& body, int http_status,
+                                                 std::string_view reference) {
+  const json* object = body.object();
+  if (object == nullptr) return std::nullopt;
+  const auto it = object->find("reference");
+  if (it == object->end()) return std::nullopt;
+  if (it->is_string() && it->get_ref<const std::string&>() == reference) return std::nullopt;
+  return unknown(UnknownCause::reference_mismatch, http_status,
+                 "the answer's reference is not the request's key");
+}
+
+ClearingAnswer violation(int http_status, std::string_view field, const std::string& problem) {
+  return unknown(UnknownCause::contract_violation, http_status, std::string(field) + " " + problem);
+}
+
+// ACSC / PDNG: a clearing reference and a settlement date, both checked.
+ClearingAnswer accepted_answer(ClearingAnswer answer, const json& object) {
+  const int http_status = answer.http_status;
+  auto reference = string_field(object, "clearing_reference");
+  auto date = string_field(object, "settlement_date");
+  if (!reference || !date) {
+    return unknown(UnknownCause::unparsable_body, http_status,
+                   answer.status + " without clearing_reference or settlement_date");
+  }
+  if (auto problem = text_problem(*reference, kClearingReferenceBytesMax)) {
+    return violation(http_status, "clearing_reference", *problem);
+  }
+  if (!is_calendar_date(*date)) {
+    return violation(http_status, "settlement_date", "is not a calendar date YYYY-MM-DD");
+  }
+  answer.answer_class = answer.status == "ACSC" ? AnswerClass::settled : AnswerClass::pending;
+  answer.clearing_reference = std::move(*reference);
+  answer.settlement_date = std::move(*date);
+  return answer;
+}
+
+// RJCT: a reason code of the ISO 20022 form and an optional reason text, both checked.
+ClearingAnswer rejected_answer(ClearingAnswer answer, const json& object) {
+  const int http_status = answer.http_status;
+  auto reason_code = string_field(object, "reason_code");
+  if (!reason_code) {
+    return unknown(UnknownCause::unparsable_body, http_status, "RJCT without reason_code");
+  }
+  if (!is_reason_code(*reason_code)) {
+    return violation(http_status, "reason_code", "is not four upper-case letters or digits");
+  }
+  std::string reason;
+  if (const auto it = object.find("reason"); it != object.end() && !it->is_null()) {
+    if (!it->is_string()) return violation(http_status, "reason", "is not a string");
+    reason = it->get<std::string>();
+    if (auto problem = text_problem(reason, kReasonBytesMax)) {
+      return violation(http_status, "reason", *problem);
+    }
+  }
+  answer.answer_class = AnswerClass::rejected;
+  answer.reason_code = std::move(*reason_code);
+  answer.reason = std::move(reason);
+  return answer;
+}
+
+// ACSC / PDNG / RJCT bodies. `allow_*` say which statuses this HTTP status may carry.
+ClearingAnswer classify_status_body(int http_status, const Body& body, bool allow_acsc,
                                     bool allow_pdng, bool allow_rjct) {
-  const auto parsed = parse_json(body);
-  if (!parsed) return unknown(UnknownCause::unparsable_body, http_status, "body is not JSON");
-  if (!parsed->is_object()) {
+  if (!body.value) return unknown(UnknownCause::unparsable_body, http_status, "body is not JSON");
+  const json* object = body.object();
+  if (object == nullptr) {
     return unknown(UnknownCause::unparsable_body, http_status, "body is not a JSON object");
   }
-  if (parsed->contains("error")) {
+  if (body.duplicate_keys) {
+    return unknown(UnknownCause::contract_violation, http_status, "body repeats a JSON key");
+  }
+  if (object->contains("error")) {
     return unknown(UnknownCause::error_body_200, http_status, error_detail(body));
   }
-  const auto status = string_field(*parsed, "status");
+  const auto status = string_field(*object, "status");
   if (!status) return unknown(UnknownCause::unparsable_body, http_status, "no status field");
+  if (auto problem = text_problem(*status, kStatusBytesMax)) {
+    return violation(http_status, "status", *problem);
+  }
 
   ClearingAnswer answer;
   answer.http_status = http_status;
   answer.status = *status;
   if ((*status == "ACSC" && allow_acsc) || (*status == "PDNG" && allow_pdng)) {
-    auto reference = string_field(*parsed, "clearing_reference");
-    auto date = string_field(*parsed, "settlement_date");
-    if (!reference || !date) {
-      return unknown(UnknownCause::unparsable_body, http_status,
-                     *status + " without clearing_reference or settlement_date");
-    }
-    answer.answer_class = *status == "ACSC" ? AnswerClass::settled : AnswerClass::pending;
-    answer.clearing_reference = std::move(*reference);
-    answer.settlement_date = std::move(*date);
-    return answer;
+    return accepted_answer(std::move(answer), *object);
   }
-  if (*status == "RJCT" && allow_rjct) {
-    auto reason_code = string_field(*parsed, "reason_code");
-    if (!reason_code) {
-      return unknown(UnknownCause::unparsable_body, http_status, "RJCT without reason_code");
-    }
-    answer.answer_class = AnswerClass::rejected;
-    answer.reason_code = std::move(*reason_code);
-    answer.reason = string_field(*parsed, "reason").value_or("");
-    return answer;
-  }
+  if (*status == "RJCT" && allow_rjct) return rejected_answer(std::move(answer), *object);
   return unknown(
       UnknownCause::unparsable_body, http_status,
       clip("status " + *status + " makes no sense with HTTP " + std::to_string(http_status)));
 }
 
+ClearingAnswer unexpected_status(int http_status, const Body& body) {
+  return unknown(UnknownCause::unexpected_status, http_status,
+                 clip("HTTP " + std::to_string(http_status) + ": " + error_detail(body)));
+}
+
+// A class that decides without another call (400: an FF01 rejection; 422: a conflict for
+// people) is taken only from the clearing's own error body: the same status from a proxy (an
+// HTML page, anything else) says nothing about the transfer.
+ClearingAnswer from_error_body(AnswerClass answer_class, int http_status, const Body& body) {
+  if (!error_code(body)) return unexpected_status(http_status, body);
+  return of_class(answer_class, http_status, error_detail(body));
+}
+
 // The statuses every call shares (auth, maintenance, server errors).
-std::optional<ClearingAnswer> classify_common(int http_status, std::string_view body,
+std::optional<ClearingAnswer> classify_common(int http_status, const Body& body,
                                               std::optional<std::string_view> retry_after) {
   switch (http_status) {
     case 400:
-      return of_class(AnswerClass::malformed_request, http_status, error_detail(body));
+      return from_error_body(AnswerClass::malformed_request, http_status, body);
     case 401:
       return of_class(AnswerClass::unauthorized, http_status, error_detail(body));
     case 503: {
@@ -133,11 +283,6 @@ std::optional<ClearingAnswer> classify_common(int http_status, std::string_view 
     default:
       return std::nullopt;
   }
-}
-
-ClearingAnswer unexpected_status(int http_status, std::string_view body) {
-  return unknown(UnknownCause::unexpected_status, http_status,
-                 clip("HTTP " + std::to_string(http_status) + ": " + error_detail(body)));
 }
 
 }  // namespace
@@ -186,6 +331,10 @@ std::string_view to_string(UnknownCause cause) noexcept {
       return "unparsable_body";
     case UnknownCause::unexpected_status:
       return "unexpected_status";
+    case UnknownCause::reference_mismatch:
+      return "reference_mismatch";
+    case UnknownCause::contract_violation:
+      return "contract_violation";
   }
   return "invalid";
 }
@@ -204,8 +353,12 @@ std::int64_t parse_retry_after_ms(std::optional<std::string_view> retry_after) {
   return seconds * 1000;
 }
 
-ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view body,
-                               std::optional<std::string_view> retry_after) {
+namespace {
+
+ClearingAnswer classify_decided(CallKind kind, int http_status, const Body& body,
+                                std::optional<std::string_view> retry_after,
+                                std::string_view reference) {
+  if (auto mismatch = reference_mismatch(body, http_status, reference)) return std::move(*mismatch);
   if (auto common = classify_common(http_status, body, retry_after)) return std::move(*common);
   if (kind == CallKind::submit) {
     switch (http_status) {
@@ -218,7 +371,7 @@ ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view 
       case 409:
         return of_class(AnswerClass::in_progress, http_status, error_detail(body));
       case 422:
-        return of_class(AnswerClass::key_reused, http_status, error_detail(body));
+        return from_error_body(AnswerClass::key_reused, http_status, body);
       default:
         return unexpected_status(http_status, body);
     }
@@ -243,11 +396,27 @@ ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view 
   return unexpected_status(http_status, body);
 }
 
+}  // namespace
+
+ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view body,
+                               std::optional<std::string_view> retry_after,
+                               std::string_view reference) {
+  auto answer = classify_decided(kind, http_status, parse_body(body), retry_after, reference);
+  answer.detail = storable(answer.detail);
+  return answer;
+}
+
 namespace {
 
-std::optional<IncomingPayment> parse_payment(const json& item, std::string& problem) {
+// Why a payment cannot be taken, with the cause to report.
+struct PaymentProblem {
+  UnknownCause cause = UnknownCause::unparsable_body;
+  std::string text;
+};
+
+std::optional<IncomingPayment> parse_payment(const json& item, PaymentProblem& problem) {
   if (!item.is_object()) {
-    problem = "payment is not an object";
+    problem = {UnknownCause::unparsable_body, "payment is not an object"};
     return std::nullopt;
   }
   IncomingPayment payment;
@@ -255,84 +424,119 @@ std::optional<IncomingPayment> parse_payment(const json& item, std::string& prob
     const char* name;
     std::string* target;
     bool required;
+    std::size_t bytes_max;
   };
   const Field fields[] = {
-      {"cursor", &payment.cursor, true},
-      {"clearing_reference", &payment.clearing_reference, true},
-      {"currency", &payment.currency, true},
-      {"debtor_account", &payment.debtor_account, true},
-      {"debtor_name", &payment.debtor_name, false},
-      {"creditor_account", &payment.creditor_account, true},
-      {"creditor_name", &payment.creditor_name, false},
-      {"remittance_info", &payment.remittance_info, false},
-      {"received_at", &payment.received_at, true},
+      {"cursor", &payment.cursor, true, kCursorBytesMax},
+      {"clearing_reference", &payment.clearing_reference, true, kClearingReferenceBytesMax},
+      {"currency", &payment.currency, true, kCurrencyBytesMax},
+      {"debtor_account", &payment.debtor_account, true, kAccountIdBytesMax},
+      {"debtor_name", &payment.debtor_name, false, kPartyNameBytesMax},
+      {"creditor_account", &payment.creditor_account, true, kAccountIdBytesMax},
+      {"creditor_name", &payment.creditor_name, false, kPartyNameBytesMax},
+      {"remittance_info", &payment.remittance_info, false, kRemittanceInfoBytesMax},
+      {"received_at", &payment.received_at, true, kTimestampBytesMax},
   };
   for (const auto& field : fields) {
     const auto it = item.find(field.name);
     if (it != item.end() && it->is_string()) {
       *field.target = it->get<std::string>();
     } else if (field.required || (it != item.end() && !it->is_null())) {
-      problem = std::string("payment field ") + field.name + " missing or not a string";
+      problem = {UnknownCause::unparsable_body,
+                 std::string("payment field ") + field.name + " missing or not a string"};
       return std::nullopt;
     }
     if (field.required && field.target->empty()) {
-      problem = std::string("payment field ") + field.name + " is empty";
+      problem = {UnknownCause::unparsable_body,
+                 std::string("payment field ") + field.name + " is empty"};
+      return std::nullopt;
+    }
+    if (auto text = text_problem(*field.target, field.bytes_max)) {
+      problem = {UnknownCause::contract_violation,
+                 std::string("payment field ") + field.name + " " + *text};
       return std::nullopt;
     }
   }
+  if (!is_cursor(payment.cursor)) {
+    problem = {UnknownCause::contract_violation, "payment field cursor is not visible ASCII"};
+    return std::nullopt;
+  }
+  // nlohmann keeps a number above 2^63-1 as unsigned: get<std::int64_t>() would wrap it.
   const auto amount = item.find("amount_minor");
-  if (amount == item.end() || !amount->is_number_integer() || amount->get<std::int64_t>() <= 0) {
-    problem = "payment amount_minor missing or not a positive integer";
+  const bool in_range =
+      amount != item.end() && amount->is_number_integer() &&
+      (amount->is_number_unsigned()
+           ? amount->get<std::uint64_t>() <=
+                 static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+           : amount->get<std::int64_t>() > 0);
+  if (!in_range || amount->get<std::int64_t>() <= 0) {
+    problem = {UnknownCause::unparsable_body,
+               "payment amount_minor missing or not a positive 64-bit integer"};
     return std::nullopt;
   }
   payment.amount_minor = amount->get<std::int64_t>();
   return payment;
 }
 
-}  // namespace
-
-IncomingPage classify_incoming(int http_status, std::string_view body,
-                               std::optional<std::string_view> retry_after) {
+IncomingPage failed_page(UnknownCause cause, int http_status, std::string detail) {
   IncomingPage page;
+  page.failure = unknown(cause, http_status, std::move(detail));
+  return page;
+}
+
+IncomingPage classify_feed(int http_status, const Body& body,
+                           std::optional<std::string_view> retry_after) {
   if (http_status != 200) {
     auto common = classify_common(http_status, body, retry_after);
+    IncomingPage page;
     page.failure = common ? std::move(*common) : unexpected_status(http_status, body);
     return page;
   }
-  const auto parsed = parse_json(body);
-  if (!parsed || !parsed->is_object()) {
-    page.failure = unknown(UnknownCause::unparsable_body, http_status, "body is not a JSON object");
-    return page;
+  const json* object = body.object();
+  if (object == nullptr) {
+    return failed_page(UnknownCause::unparsable_body, http_status, "body is not a JSON object");
   }
-  if (parsed->contains("error")) {
-    page.failure = unknown(UnknownCause::error_body_200, http_status, error_detail(body));
-    return page;
+  if (body.duplicate_keys) {
+    return failed_page(UnknownCause::contract_violation, http_status, "body repeats a JSON key");
   }
-  const auto payments = parsed->find("payments");
-  if (payments == parsed->end() || !payments->is_array()) {
-    page.failure = unknown(UnknownCause::unparsable_body, http_status, "no payments array");
-    return page;
+  if (object->contains("error")) {
+    return failed_page(UnknownCause::error_body_200, http_status, error_detail(body));
   }
+  const auto payments = object->find("payments");
+  if (payments == object->end() || !payments->is_array()) {
+    return failed_page(UnknownCause::unparsable_body, http_status, "no payments array");
+  }
+  IncomingPage page;
   for (const auto& item : *payments) {
-    std::string problem;
+    PaymentProblem problem;
     auto payment = parse_payment(item, problem);
     if (!payment) {
-      page.payments.clear();
-      page.failure = unknown(UnknownCause::unparsable_body, http_status, problem);
-      return page;
+      return failed_page(problem.cause, http_status,
+                         "payment " + std::to_string(page.payments.size()) + ": " + problem.text);
     }
     page.payments.push_back(std::move(*payment));
   }
-  page.next_cursor = string_field(*parsed, "next_cursor");
+  page.next_cursor = string_field(*object, "next_cursor");
   if (!page.payments.empty() && !page.next_cursor) {
-    page.payments.clear();
-    page.failure =
-        unknown(UnknownCause::unparsable_body, http_status, "payments without next_cursor");
-    return page;
+    return failed_page(UnknownCause::unparsable_body, http_status, "payments without next_cursor");
+  }
+  if (page.next_cursor && !is_cursor(*page.next_cursor)) {
+    return failed_page(
+        UnknownCause::contract_violation, http_status,
+        "next_cursor is not 1 to " + std::to_string(kCursorBytesMax) + " visible ASCII characters");
   }
   page.ok = true;
   page.failure.answer_class = AnswerClass::settled;
   page.failure.http_status = http_status;
+  return page;
+}
+
+}  // namespace
+
+IncomingPage classify_incoming(int http_status, std::string_view body,
+                               std::optional<std::string_view> retry_after) {
+  auto page = classify_feed(http_status, parse_body(body), retry_after);
+  page.failure.detail = storable(page.failure.detail);
   return page;
 }
 

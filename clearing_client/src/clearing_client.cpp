@@ -5,11 +5,13 @@
 // exception: they are read from other threads, under stats_mutex.
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <deque>
@@ -21,6 +23,7 @@
 #include "asio_include.hpp"
 #include "base_url.hpp"
 #include "clearing/base/assert.hpp"
+#include "clearing/base/text.hpp"
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_client/client.hpp"
 
@@ -116,6 +119,29 @@ struct Connection {
   SteadyTime idle_since{};
 
   beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*tls); }
+
+  enum class PeerState { quiet, unread, closed };
+
+  // Without blocking: whether anything from the peer waits unread (bytes the parser read
+  // past the last answer, bytes TLS holds, bytes on the socket) or the peer has closed.
+  // Between two requests a well-behaved server sends nothing, so anything here is an
+  // answer nobody asked for, and would be read as the next request's.
+  PeerState peer_state() {
+    if (buffer.size() > 0) return PeerState::unread;
+    if (tls) {
+      SSL* session = tls->native_handle();
+      if (SSL_pending(session) > 0 || BIO_pending(SSL_get_rbio(session)) > 0) {
+        return PeerState::unread;
+      }
+    }
+    char byte = 0;
+    const auto peeked =
+        ::recv(lowest().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (peeked > 0) return PeerState::unread;
+    if (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return PeerState::quiet;
+    return PeerState::closed;  // end of stream, or an error: either way not reusable
+  }
+
   void close() {
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -252,8 +278,19 @@ struct ClearingClient::Impl {
     while (!idle.empty()) {
       auto connection = std::move(idle.back());
       idle.pop_back();
-      if (now - connection->idle_since < kIdleConnectionAgeMax) return connection;
-      connection->close();
+      if (now - connection->idle_since >= kIdleConnectionAgeMax) {
+        connection->close();
+        continue;
+      }
+      // Checked again right before reuse: bytes can arrive, or the peer close, while the
+      // connection sits in the pool.
+      if (connection->peer_state() != Connection::PeerState::quiet) {
+        update_stats([](ClientStats& s) { ++s.idle_connections_discarded; });
+        logger->warn("clearing_idle_connection_discarded reason=unread_or_closed");
+        connection->close();
+        continue;
+      }
+      return connection;
     }
     return nullptr;
   }
@@ -506,9 +543,16 @@ struct ClearingClient::Impl {
       }
       auto outcome = co_await exchange(*connection, request, deadline);
       if (!outcome.error) {
-        if (outcome.keep_alive) {
+        const auto peer =
+            outcome.keep_alive ? connection->peer_state() : Connection::PeerState::closed;
+        if (peer == Connection::PeerState::quiet) {
           give_back(std::move(connection));
         } else {
+          if (peer == Connection::PeerState::unread) {
+            update_stats([](ClientStats& s) { ++s.connections_discarded_unread; });
+            logger->warn("clearing_connection_discarded reason=unread_after_answer reference={}",
+                         spec.reference);
+          }
           connection->close();
         }
         co_return std::move(outcome.answer);
@@ -538,15 +582,35 @@ struct ClearingClient::Impl {
                            : spdlog::level::info;
     // Details from the clearing may quote the request (names, accounts): log only our own
     // transport diagnostics (no HTTP answer), and codes otherwise.
-    logger->log(level,
-                "clearing_call call={} reference={} answer={} cause={} http_status={} "
-                "reason_code={} latency_ms={} detail=\"{}\"",
-                spec.kind == CallKind::submit    ? "submit"
-                : spec.kind == CallKind::inquire ? "inquire"
-                                                 : "incoming",
-                spec.reference, to_string(answer.answer_class), to_string(answer.cause),
-                answer.http_status, answer.reason_code, answer.latency_ms,
-                answer.http_status == 0 ? answer.detail : std::string());
+    logger->log(
+        level,
+        "clearing_call call={} reference={} answer={} cause={} http_status={} "
+        "reason_code={} latency_ms={} detail=\"{}\"",
+        spec.kind == CallKind::submit    ? "submit"
+        : spec.kind == CallKind::inquire ? "inquire"
+                                         : "incoming",
+        spec.reference, to_string(answer.answer_class), to_string(answer.cause), answer.http_status,
+        answer.reason_code, answer.latency_ms,
+        answer.http_status == 0 || is_own_detail(answer.cause) ? answer.detail : std::string());
+  }
+
+  // These details are written by classify from field names and limits, never from values.
+  static bool is_own_detail(UnknownCause cause) {
+    return cause == UnknownCause::reference_mismatch || cause == UnknownCause::contract_violation;
+  }
+
+  // The alarms of a refused answer: counted, and a reference mismatch logged at error level
+  // (a stray answer or a proxy's mix-up; someone must look). Neither reference is PII.
+  void count_refusal(const RequestSpec& spec, const ClearingAnswer& answer) {
+    if (answer.cause == UnknownCause::reference_mismatch) {
+      update_stats([](ClientStats& s) { ++s.reference_mismatches; });
+      logger->error(
+          "clearing_answer_reference_mismatch call={} reference={} http_status={} "
+          "detail=\"the answer names another reference; not taken as this call's answer\"",
+          spec.kind == CallKind::submit ? "submit" : "inquire", spec.reference, answer.http_status);
+    } else if (answer.cause == UnknownCause::contract_violation) {
+      update_stats([](ClientStats& s) { ++s.contract_violations; });
+    }
   }
 
   asio::awaitable<void> run_call(RequestSpec spec, Completion<ClearingAnswer> completion) {
@@ -554,16 +618,24 @@ struct ClearingClient::Impl {
     ClearingAnswer answer;
     try {
       RawAnswer raw = co_await perform(spec);
-      answer = raw.received ? classify_answer(spec.kind, raw.http_status, raw.body, raw.retry_after)
-                            : std::move(raw.failure);
+      if (raw.received) {
+        answer =
+            classify_answer(spec.kind, raw.http_status, raw.body, raw.retry_after, spec.reference);
+      } else {
+        // Our own text, but it quotes library messages: one storable line, like classify's.
+        answer = std::move(raw.failure);
+        answer.detail = base::escape_text(answer.detail, kDetailBytesMax);
+      }
     } catch (const std::exception& error) {
       answer = ClearingAnswer{};
       answer.cause = UnknownCause::connection_reset;
-      answer.detail = std::string("internal error: ") + error.what();
+      answer.detail =
+          base::escape_text(std::string("internal error: ") + error.what(), kDetailBytesMax);
     }
     answer.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - started)
                             .count();
+    count_refusal(spec, answer);
     log_answer(spec, answer);
     completion.complete(std::move(answer));
   }
@@ -577,17 +649,22 @@ struct ClearingClient::Impl {
         page = classify_incoming(raw.http_status, raw.body, raw.retry_after);
       } else {
         page.failure = std::move(raw.failure);
+        page.failure.detail = base::escape_text(page.failure.detail, kDetailBytesMax);
       }
     } catch (const std::exception& error) {
       page = IncomingPage{};
       page.failure.cause = UnknownCause::connection_reset;
-      page.failure.detail = std::string("internal error: ") + error.what();
+      page.failure.detail =
+          base::escape_text(std::string("internal error: ") + error.what(), kDetailBytesMax);
     }
     page.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now() - started)
                           .count();
     page.failure.latency_ms = page.latency_ms;
-    if (!page.ok) log_answer(spec, page.failure);
+    if (!page.ok) {
+      count_refusal(spec, page.failure);
+      log_answer(spec, page.failure);
+    }
     completion.complete(std::move(page));
   }
 

@@ -11,16 +11,16 @@
 
 #include "clearing/clearing_client/client.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
+#include "client_test_support.hpp"
 
 using namespace clearing::clearing_client;
 using namespace clearing::clearing_mock;
+using clearing::clearing_client::testing::get;
+using clearing::clearing_client::testing::kHangBound;
+using clearing::clearing_client::testing::transfer;
 using namespace std::chrono_literals;
 
 namespace {
-
-// Generous bounds so that a slow, shared CI machine never fails a test on timing; they only
-// turn a hang into a failure.
-constexpr auto kHangBound = 20s;
 
 struct Setup {
   std::unique_ptr<MockServer> mock;
@@ -49,26 +49,6 @@ Setup start(MockOptions mock_options = {}, const std::function<void(ClientOption
   REQUIRE_MESSAGE(client.has_value(), (client ? "" : client.error()));
   setup.client = std::move(*client);
   return setup;
-}
-
-SubmitRequest transfer(std::string reference, std::string creditor = "DK5000400440116243",
-                       std::int64_t amount_minor = 125'000, std::string currency = "DKK") {
-  SubmitRequest request;
-  request.reference = std::move(reference);
-  request.amount_minor = amount_minor;
-  request.currency = std::move(currency);
-  request.debtor_account = "5301-0001234567";
-  request.debtor_name = "Ada Lovelace";
-  request.creditor_account = std::move(creditor);
-  request.creditor_name = "Charles Babbage";
-  request.remittance_info = "Invoice 42";
-  return request;
-}
-
-template <class T>
-T get(std::future<T> future) {
-  REQUIRE(future.wait_for(kHangBound) == std::future_status::ready);
-  return future.get();
 }
 
 ClearingAnswer submit(Setup& setup, SubmitRequest request) {
@@ -456,6 +436,10 @@ TEST_CASE("a pooled connection the server closed while idle is replaced transpar
   std::this_thread::sleep_for(400ms);  // the mock closes the idle connection meanwhile
   CHECK(submit(setup, transfer("t-idle-2")).answer_class == AnswerClass::settled);
   CHECK(setup.client->stats().connections_opened == 2);
+  // Found closed before reuse (issue 16): nothing was written on it, so no stale retry.
+  CHECK(setup.client->stats().idle_connections_discarded == 1);
+  CHECK(setup.client->stats().stale_retries == 0);
+  CHECK(setup.client->stats().connections_reused == 0);
 }
 
 TEST_CASE("no more than in_flight_max requests are on the wire at once") {

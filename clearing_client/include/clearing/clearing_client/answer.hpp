@@ -35,6 +35,13 @@ enum class UnknownCause {
   error_body_200,     // 200 with {"error": ...}: the mainframe failed behind a 200
   unparsable_body,    // not JSON, too large, or JSON that makes no sense for its status
   unexpected_status,  // an HTTP status the contract does not know for this call
+  // The answer names another transfer: its `reference` is not the request's key. Never
+  // taken as this transfer's answer (a stray answer, or a proxy that mixed connections).
+  reference_mismatch,
+  // JSON that breaks the contract in a field: invalid text (control characters, NUL also as
+  // \u0000), over a named length limit (classify.hpp), a settlement_date that is no calendar
+  // date, a reason_code that is not four upper-case letters or digits, a duplicate key.
+  contract_violation,
 };
 
 // Stable snake_case names, used in metrics labels and in persisted events: never rename.

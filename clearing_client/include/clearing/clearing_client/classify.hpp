@@ -2,6 +2,7 @@
 // Pure classification of one HTTP answer of the clearing API, per the contract table.
 // No I/O, no Asio: the client calls it on every answer, and tests call it directly.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,12 +13,36 @@ namespace clearing::clearing_client {
 
 enum class CallKind { submit, inquire, incoming };
 
-// `retry_after` is the raw Retry-After header value if the answer had one.
-// Never throws; anything that makes no sense is unknown/unparsable_body with a detail.
-ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view body,
-                               std::optional<std::string_view> retry_after);
+// What an answer's fields may hold. The contract names no lengths: these bounds are generous
+// for the clearing's formats and far below what one event may hold (256 KiB), so that every
+// answer taken can be recorded. An answer over one is unknown/contract_violation.
+inline constexpr std::size_t kClearingReferenceBytesMax = 64;
+inline constexpr std::size_t kStatusBytesMax = 4;        // ACSC, PDNG, RJCT
+inline constexpr std::size_t kReasonCodeBytes = 4;       // ISO 20022: four of [A-Z0-9]
+inline constexpr std::size_t kSettlementDateBytes = 10;  // YYYY-MM-DD
+inline constexpr std::size_t kReasonBytesMax = 1'024;    // the clearing's free text
+// The incoming feed's payments.
+inline constexpr std::size_t kCursorBytesMax = 64;             // visible ASCII only
+inline constexpr std::size_t kCurrencyBytesMax = 3;            // ISO 4217
+inline constexpr std::size_t kAccountIdBytesMax = 64;          // IBAN: 34; BBAN shorter
+inline constexpr std::size_t kPartyNameBytesMax = 1'024;       // 140 characters, up to 4 bytes each
+inline constexpr std::size_t kRemittanceInfoBytesMax = 1'024;  // likewise
+inline constexpr std::size_t kTimestampBytesMax = 64;
+// ClearingAnswer::detail: short for logs and events.
+inline constexpr std::size_t kDetailBytesMax = 200;
 
-// Parses an incoming feed answer (any status; non-200 answers are classified failures).
+// `retry_after` is the raw Retry-After header value if the answer had one. `reference` is the
+// request's key (submit, inquire): an answer whose JSON body has a `reference` field that is
+// not exactly it is unknown/reference_mismatch, whatever else it says.
+// Every field taken is checked against the contract first (see UnknownCause). Never throws;
+// anything that makes no sense is unknown with a cause and a detail. The detail is always
+// one storable line of at most kDetailBytesMax bytes (base::escape_text).
+ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view body,
+                               std::optional<std::string_view> retry_after,
+                               std::string_view reference);
+
+// Parses an incoming feed answer (any status; non-200 answers are classified failures). One
+// payment or cursor that breaks the contract fails the whole page (unknown with a cause).
 IncomingPage classify_incoming(int http_status, std::string_view body,
                                std::optional<std::string_view> retry_after);
 

@@ -10,6 +10,11 @@
 // Errors: no call throws. Every failure, including stop(), completes the future with a
 // classified ClearingAnswer (AnswerClass::unknown with a cause when the outcome is unknown).
 //
+// Answers: every answer is checked against the contract before it is classified (classify.hpp);
+// one whose `reference` is not the request's key is never taken as its answer. A keep-alive
+// connection goes back to the pool only with nothing left unread, and is checked again
+// (without blocking) before it is reused.
+//
 // Limits: at most in_flight_max requests on the wire; further calls wait in a queue of at
 // most waiting_max entries (beyond it: unknown/connect_failed "overloaded", nothing sent);
 // a wait for a slot is bounded by request_timeout_ms (then unknown/connect_failed, nothing
@@ -63,6 +68,18 @@ struct ClientStats {
   std::int64_t waiting_now = 0;
   std::int64_t waiting_peak = 0;
   std::int64_t rejected_overloaded = 0;
+  // Hostile or broken peers. A connection with anything unread after an answer (bytes past
+  // it in the buffer or on the socket) is closed, never reused: those bytes would be taken
+  // as the answer to the next request, another transfer's.
+  std::int64_t connections_discarded_unread = 0;
+  // Pooled connections found, before reuse, with bytes nobody asked for or closed by the
+  // peer: closed, and the request goes on a fresh connection.
+  std::int64_t idle_connections_discarded = 0;
+  // Answers whose `reference` was not the request's key (unknown/reference_mismatch): an
+  // alarm, each one also logged at error level.
+  std::int64_t reference_mismatches = 0;
+  // Answers and feed pages that broke the contract (unknown/contract_violation).
+  std::int64_t contract_violations = 0;
 };
 
 class ClearingClient {
