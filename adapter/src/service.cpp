@@ -216,6 +216,21 @@ struct Service::Impl {
       if (dispatcher) out.push_back({{}, static_cast<double>(dispatcher->stats().in_flight_now)});
       return out;
     });
+    metrics.gauge_callback("clearing_client_refused",
+                           "Clearing answers and connections the client refused since start, by kind "
+                           "(reference_mismatch is an alarm: an answer naming another transfer)",
+                           {"kind"}, [this] {
+                             std::vector<std::pair<LabelValues, double>> out;
+                             if (!client) return out;
+                             const auto s = client->stats();
+                             out.push_back({{"reference_mismatch"}, static_cast<double>(s.reference_mismatches)});
+                             out.push_back({{"contract_violation"}, static_cast<double>(s.contract_violations)});
+                             out.push_back({{"connection_unread_after_answer"},
+                                            static_cast<double>(s.connections_discarded_unread)});
+                             out.push_back({{"idle_connection_unread_or_closed"},
+                                            static_cast<double>(s.idle_connections_discarded)});
+                             return out;
+                           });
   }
   std::function<void(std::string_view, std::string_view, std::int64_t)> dispatcher_hook;
 
