@@ -14,6 +14,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <tuple>
 
@@ -29,6 +30,7 @@
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
+#include "clearing/base/text.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -51,6 +53,9 @@ constexpr std::size_t kLingerBytesMax = 1 << 20;
 constexpr int kLingerMs = 1000;
 // A failing accept (e.g. out of file descriptors) is retried after this pause.
 constexpr int kAcceptRetryMs = 50;
+// Connections refused by a limit: the log says so once per this many (a flood is one line
+// per kRefusalsLoggedEvery, not one per connection).
+constexpr std::uint64_t kRefusalsLoggedEvery = 1000;
 constexpr std::size_t kRoutesMax = 256;
 
 using Request = http::request<http::string_body>;
@@ -100,11 +105,13 @@ std::vector<std::string_view> split_segments(std::string_view path) {
   return segments;
 }
 
+// Nullopt on bad encoding, or a decoded segment that is not printable UTF-8 (a handler, a
+// database query or a log line would get bytes it cannot store or show).
 std::optional<std::vector<std::string>> decode_segments(std::string_view path) {
   std::vector<std::string> decoded;
   for (const auto segment : split_segments(path)) {
     auto one = percent_decode(segment, false);
-    if (!one) return std::nullopt;
+    if (!one || !base::is_printable_utf8(*one)) return std::nullopt;
     decoded.push_back(std::move(*one));
   }
   return decoded;
@@ -123,6 +130,7 @@ std::optional<std::map<std::string, std::string>> parse_query(std::string_view q
     auto value = percent_decode(
         equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1), true);
     if (!key || !value || key->empty()) return std::nullopt;
+    if (!base::is_printable_utf8(*key) || !base::is_printable_utf8(*value)) return std::nullopt;
     if (!out.emplace(std::move(*key), std::move(*value)).second) return std::nullopt;
   }
   return out;
@@ -202,6 +210,7 @@ struct Route {
   int literal_count = 0;
   HttpHandler handler;
   bool requires_auth = true;
+  bool on_io_thread = false;
 };
 
 bool is_param_name(std::string_view name) {
@@ -368,13 +377,33 @@ auto async_run_on_pool(WorkerPool& pool, const PoolCall& call, CompletionToken&&
 
 // --- Server ------------------------------------------------------------------------------
 
+using SteadyClock = std::chrono::steady_clock;
+
 struct Session {
   Session(tcp::socket socket, std::string remote)
       : stream(std::move(socket)), remote(std::move(remote)) {}
   beast::tcp_stream stream;
   std::string remote;
-  bool busy = false;  // a request is being answered; on the strand only
+  // A request is being read or handled: false while waiting for a header, and from the
+  // moment a keep-alive answer starts to be written (so that a client that has its answer
+  // finds the connection idle). Written on the strand; read by stop() and the accept loop,
+  // which act on it on the strand again, with `writing`.
+  std::atomic<bool> busy{false};
+  bool writing = false;  // an answer is being written; on the strand only
+  // Chosen to make room at connections_max: closes now if idle, else after its request.
+  std::atomic<bool> evicted{false};
+  // When it last began to wait for a request header: the one idle longest makes room.
+  std::atomic<SteadyClock::rep> idle_since{SteadyClock::now().time_since_epoch().count()};
 };
+
+// The key of the per-client limit: the peer's address, an IPv4-mapped IPv6 one as IPv4.
+std::string client_key(const tcp::endpoint& endpoint) {
+  const auto address = endpoint.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).to_string();
+  }
+  return address.to_string();
+}
 
 std::string endpoint_text(const tcp::endpoint& endpoint) {
   const auto address = endpoint.address().to_string();
@@ -407,8 +436,16 @@ std::optional<std::string> validate(const HttpServerOptions& o) {
   if (o.request_timeout_ms < 1 || o.request_timeout_ms > 600'000) {
     return out_of("request_timeout_ms", 1, 600'000);
   }
+  if (o.idle_timeout_ms < 1 || o.idle_timeout_ms > 600'000) {
+    return out_of("idle_timeout_ms", 1, 600'000);
+  }
   if (o.connections_max < 1 || o.connections_max > 100'000) {
     return out_of("connections_max", 1, 100'000);
+  }
+  // Above connections_max it is connections_max: a deployment that lowers the total need
+  // not lower this too.
+  if (o.connections_per_client_max < 1 || o.connections_per_client_max > 100'000) {
+    return out_of("connections_per_client_max", 1, 100'000);
   }
   if (o.stop_grace_ms < 0 || o.stop_grace_ms > 600'000) return out_of("stop_grace_ms", 0, 600'000);
   if (o.retry_after_s < 0 || o.retry_after_s > 3600) return out_of("retry_after_s", 0, 3600);
@@ -445,7 +482,7 @@ struct HttpServer::Impl {
         io(options.io_threads),
         work(asio::make_work_guard(io)),
         acceptor(asio::make_strand(io)),
-        slot_timer(acceptor.get_executor()),
+        retry_timer(acceptor.get_executor()),
         pool(options.worker_threads, static_cast<std::size_t>(options.worker_queue_max)) {}
 
   const HttpServerOptions options;
@@ -454,17 +491,25 @@ struct HttpServer::Impl {
 
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work;
-  tcp::acceptor acceptor;         // on its own strand, with slot_timer
-  asio::steady_timer slot_timer;  // wakes the accept loop when a connection slot frees
+  tcp::acceptor acceptor;          // on its own strand, with retry_timer
+  asio::steady_timer retry_timer;  // the pause after a failed accept
   WorkerPool pool;
   std::vector<std::thread> io_threads;
   std::atomic<std::uint16_t> bound_port{0};
   std::atomic<bool> stopping{false};
 
+  struct SessionEntry {
+    std::weak_ptr<Session> session;
+    std::string client;    // client_key of the peer
+    bool evicted = false;  // chosen to make room; still counted until it finishes
+  };
   std::mutex sessions_mutex;
   std::condition_variable sessions_changed;
-  std::uint64_t next_session_id = 0;                         // under sessions_mutex
-  std::map<std::uint64_t, std::weak_ptr<Session>> sessions;  // under sessions_mutex
+  std::uint64_t next_session_id = 0;                // under sessions_mutex
+  std::map<std::uint64_t, SessionEntry> sessions;   // under sessions_mutex
+  std::map<std::string, int> sessions_per_client;   // under sessions_mutex; no zero counts
+  std::size_t sessions_evicted = 0;                 // under sessions_mutex
+  std::atomic<std::uint64_t> connections_refused{0};
 
   std::mutex lifecycle_mutex;
   bool started = false;  // under lifecycle_mutex
@@ -472,6 +517,9 @@ struct HttpServer::Impl {
 
   std::chrono::milliseconds timeout() const {
     return std::chrono::milliseconds(options.request_timeout_ms);
+  }
+  std::chrono::milliseconds idle_timeout() const {
+    return std::chrono::milliseconds(options.idle_timeout_ms);
   }
 
   std::size_t session_count() {
@@ -532,45 +580,94 @@ struct HttpServer::Impl {
     return HttpResponse::error(500, "INTERNAL", "internal error");
   }
 
-  // Routing and the checks that need no handler run here, on the I/O thread (cheap); the
-  // handler runs on the pool.
-  asio::awaitable<HttpResponse> handle(const Session& session, const Request& request,
-                                       const Route*& matched) {
+  // What the request header alone decides, before any body is read or handler called.
+  struct Checked {
+    std::optional<HttpResponse> refusal;  // answer this instead
+    const Route* route = nullptr;
+    std::string path;
+    std::map<std::string, std::string> query;
+    std::map<std::string, std::string> params;
+  };
+
+  static bool takes_body(http::verb method) {
+    return method == http::verb::post || method == http::verb::put || method == http::verb::patch;
+  }
+
+  // Cheap (no I/O): runs on the I/O thread. The order matters: the target's syntax (which
+  // says nothing about the routes), then the token, and only then anything that depends on
+  // the routes or would need the body.
+  Checked check_header(const Request& request, bool has_body) const {
+    Checked checked;
     if (request.version() >= 11 && request.find(http::field::host) == request.end()) {
-      co_return HttpResponse::error(400, "BAD_REQUEST", "missing Host header");
+      checked.refusal = HttpResponse::error(400, "BAD_REQUEST", "missing Host header");
+      return checked;
     }
     const std::string_view target = request.target();
     if (!target.starts_with('/')) {
-      co_return HttpResponse::error(400, "BAD_REQUEST", "the target must be a path");
+      checked.refusal = HttpResponse::error(400, "BAD_REQUEST", "the target must be a path");
+      return checked;
     }
     const auto question = target.find('?');
     const auto raw_path = target.substr(0, question);
     auto segments = decode_segments(raw_path);
     auto path = percent_decode(raw_path, false);
-    if (!segments || !path) co_return HttpResponse::error(400, "BAD_PATH", "bad percent-encoding");
+    if (!segments || !path) {
+      checked.refusal = HttpResponse::error(
+          400, "BAD_PATH", "bad percent-encoding, or not printable UTF-8 once decoded");
+      return checked;
+    }
     auto query = parse_query(question == std::string_view::npos ? std::string_view()
                                                                 : target.substr(question + 1));
     if (!query) {
-      co_return HttpResponse::error(400, "BAD_QUERY",
-                                    "bad percent-encoding or repeated query parameter");
+      checked.refusal = HttpResponse::error(
+          400, "BAD_QUERY",
+          "bad percent-encoding, not printable UTF-8, or a repeated query parameter");
+      return checked;
     }
     auto routed = find_route(routes, request.method_string(), *segments);
-    if (!routed.path_known) co_return HttpResponse::error(404, "NOT_FOUND", "no such path");
-    const bool needs_auth = routed.route ? routed.route->requires_auth : routed.any_requires_auth;
+    if (routed.route == nullptr && request.method() == http::verb::head) {
+      auto as_get = find_route(routes, "GET", *segments);
+      routed.route = as_get.route;
+      routed.params = std::move(as_get.params);
+    }
+    // Without the token an unknown path answers like a known one: only the paths of routes
+    // without auth tell more.
+    const bool needs_auth = routed.route != nullptr ? routed.route->requires_auth
+                                                    : !routed.path_known || routed.any_requires_auth;
     if (needs_auth && !authorized(request)) {
-      auto response = HttpResponse::error(401, "UNAUTHORIZED", "missing or wrong bearer token");
-      response.headers.emplace_back("WWW-Authenticate", "Bearer");
-      co_return response;
+      checked.refusal = HttpResponse::error(401, "UNAUTHORIZED", "missing or wrong bearer token");
+      checked.refusal->headers.emplace_back("WWW-Authenticate", "Bearer");
+      return checked;
     }
-    if (!routed.route) {
-      auto response = HttpResponse::error(405, "METHOD_NOT_ALLOWED", "method not allowed");
-      response.headers.emplace_back("Allow", routed.allow);
-      co_return response;
+    if (has_body && !takes_body(request.method())) {
+      checked.refusal = HttpResponse::error(400, "BODY_NOT_ALLOWED",
+                                            "this method takes no request body");
+      return checked;
     }
-    matched = routed.route;
-    auto http_request = std::make_shared<HttpRequest>(to_request(
-        request, session, std::move(*path), std::move(*query), std::move(routed.params)));
-    const Route* route = routed.route;
+    if (!routed.path_known) {
+      checked.refusal = HttpResponse::error(404, "NOT_FOUND", "no such path");
+      return checked;
+    }
+    if (routed.route == nullptr) {
+      checked.refusal = HttpResponse::error(405, "METHOD_NOT_ALLOWED", "method not allowed");
+      checked.refusal->headers.emplace_back("Allow", routed.allow);
+      return checked;
+    }
+    checked.route = routed.route;
+    checked.path = std::move(*path);
+    checked.query = std::move(*query);
+    checked.params = std::move(routed.params);
+    return checked;
+  }
+
+  // Calls the route's handler: on this I/O thread for an on_io_thread route, else on the pool.
+  asio::awaitable<HttpResponse> call_route(const Session& session, const Request& request,
+                                           Checked& checked) {
+    const Route* route = checked.route;
+    auto http_request = std::make_shared<HttpRequest>(
+        to_request(request, session, std::move(checked.path), std::move(checked.query),
+                   std::move(checked.params)));
+    if (route->on_io_thread) co_return call_handler(*route, *http_request);
     PoolCall call;
     call.work = [this, route, http_request] { return call_handler(*route, *http_request); };
     call.refused = busy_response("OVERLOADED", "too many requests in progress");
@@ -579,7 +676,9 @@ struct HttpServer::Impl {
     co_return response;
   }
 
-  Response to_response(HttpResponse answer, unsigned version, bool keep_alive) const {
+  // `to_head`: the answer to a HEAD request: the header GET would have had, no body.
+  Response to_response(HttpResponse answer, unsigned version, bool keep_alive,
+                       bool to_head) const {
     for (const auto& [name, value] : answer.headers) {
       if (name.empty() || has_line_break(name) || has_line_break(value)) {
         logger->error("handler answered a header with a line break or no name");
@@ -597,6 +696,8 @@ struct HttpServer::Impl {
     response.keep_alive(keep_alive);
     if (answer.status != 204 && answer.status != 304) response.body() = std::move(answer.body);
     response.prepare_payload();
+    // Content-Length stays; the serializer writes the body it holds, now none.
+    if (to_head) response.body().clear();
     return response;
   }
 
@@ -623,6 +724,7 @@ struct HttpServer::Impl {
         error == http::error::partial_message) {
       co_return;
     }
+    session.busy.store(true);  // answering, then closing: not a connection to make room with
     HttpResponse answer;
     if (error == http::error::body_limit) {
       answer = HttpResponse::error(
@@ -634,7 +736,7 @@ struct HttpServer::Impl {
     }
     logger->debug("bad request remote={} status={} error={}", session.remote, answer.status,
                   error.message());
-    auto response = to_response(std::move(answer), version == 10 ? 10 : 11, false);
+    auto response = to_response(std::move(answer), version == 10 ? 10 : 11, false, false);
     session.stream.expires_after(timeout());
     auto write_error_result = co_await http::async_write(session.stream, response, kUseTuple);
     auto write_error = std::get<0>(write_error_result);
@@ -646,30 +748,70 @@ struct HttpServer::Impl {
     return field != request.end() && iequals(field->value(), "100-continue");
   }
 
-  // One request: read (header, then body), answer, write. False: close the connection.
+  // Writes the answer to `request` and logs it. True when written.
+  asio::awaitable<bool> write_answer(Session& session, HttpResponse& answer,
+                                     const Request& request, bool keep_alive, const Route* route,
+                                     SteadyClock::time_point started) {
+    const bool to_head = request.method() == http::verb::head;
+    auto response = to_response(std::move(answer), request.version(), keep_alive, to_head);
+    if (keep_alive) {
+      session.busy.store(false);
+      session.idle_since.store(SteadyClock::now().time_since_epoch().count());
+    }
+    session.stream.expires_after(timeout());
+    session.writing = true;
+    auto write_error_result = co_await http::async_write(session.stream, response, kUseTuple);
+    session.writing = false;
+    auto write_error = std::get<0>(write_error_result);
+    const auto elapsed_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started)
+            .count();
+    // The route pattern, not the path: paths carry ids; never the body.
+    logger->debug("request method={} route={} status={} duration_ms={} remote={}",
+                  std::string_view(request.method_string()), route ? route->pattern : "-",
+                  response.result_int(), elapsed_ms, session.remote);
+    co_return !write_error;
+  }
+
+  // One request: read the header, check it, read the body only if the route takes one and
+  // the caller is authenticated, answer, write. False: close the connection.
   asio::awaitable<bool> serve_one(Session& session, beast::flat_buffer& buffer) {
     auto& stream = session.stream;
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(options.header_bytes_max));
     parser.body_limit(options.body_bytes_max);
-    session.busy = false;
-    // The idle keep-alive wait and the request's header share one deadline.
-    stream.expires_after(timeout());
+    session.busy.store(false);
+    session.idle_since.store(SteadyClock::now().time_since_epoch().count());
+    // The wait for a request and its header share one short deadline: an idle or trickling
+    // connection must not hold its slot.
+    stream.expires_after(idle_timeout());
     auto header_error_result = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
     auto header_error = std::get<0>(header_error_result);
     if (header_error) {
       co_await answer_read_error(session, header_error, 11);
       co_return false;
     }
-    session.busy = true;  // from here on, stop() lets this request be answered
-    if (!parser.is_done() && expects_continue(parser.get())) {
+    session.busy.store(true);  // from here on, stop() lets this request be answered
+    const auto started = SteadyClock::now();
+    const bool has_body = !parser.is_done();  // a Content-Length > 0, or chunked
+    Checked checked = check_header(parser.get(), has_body);
+    if (checked.refusal) {
+      // The body, if any, stays unread: the connection closes after the answer.
+      const bool keep_alive =
+          !has_body && parser.get().keep_alive() && !stopping.load() && !session.evicted.load();
+      const bool written = co_await write_answer(session, *checked.refusal, parser.get(),
+                                                 keep_alive, nullptr, started);
+      if (written && has_body) co_await lingering_close(session);
+      co_return written && keep_alive;
+    }
+    if (has_body && expects_continue(parser.get())) {
       http::response<http::empty_body> proceed{http::status::continue_, parser.get().version()};
       stream.expires_after(timeout());
       auto error_result = co_await http::async_write(stream, proceed, kUseTuple);
       auto error = std::get<0>(error_result);
       if (error) co_return false;
     }
-    if (!parser.is_done()) {
+    if (has_body) {
       stream.expires_after(timeout());
       auto body_error_result = co_await http::async_read(stream, buffer, parser, kUseTuple);
       auto body_error = std::get<0>(body_error_result);
@@ -679,54 +821,118 @@ struct HttpServer::Impl {
       }
     }
     Request request = parser.release();
-    const auto started = std::chrono::steady_clock::now();
     stream.expires_never();  // the handler's time is bounded by its own deadlines
-    const Route* route = nullptr;
-    HttpResponse answer = co_await handle(session, request, route);
-    const bool keep_alive = request.keep_alive() && !stopping.load();
-    auto response = to_response(std::move(answer), request.version(), keep_alive);
-    stream.expires_after(timeout());
-    auto write_error_result = co_await http::async_write(stream, response, kUseTuple);
-    auto write_error = std::get<0>(write_error_result);
-    const auto elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::steady_clock::now() - started)
-                                .count();
-    // The route pattern, not the path: paths carry ids; never the body.
-    logger->debug("request method={} route={} status={} duration_ms={} remote={}",
-                  std::string_view(request.method_string()), route ? route->pattern : "-",
-                  response.result_int(), elapsed_ms, session.remote);
-    co_return !write_error && response.keep_alive();
+    HttpResponse answer = co_await call_route(session, request, checked);
+    const bool keep_alive =
+        request.keep_alive() && !stopping.load() && !session.evicted.load();
+    const bool written =
+        co_await write_answer(session, answer, request, keep_alive, checked.route, started);
+    co_return written && keep_alive;
   }
 
   asio::awaitable<void> serve(std::shared_ptr<Session> session) {
     beast::flat_buffer buffer;
-    for (int served = 0; served < kRequestsPerConnectionMax && !stopping.load(); ++served) {
+    for (int served = 0;
+         served < kRequestsPerConnectionMax && !stopping.load() && !session->evicted.load();
+         ++served) {
       const bool keep_open = co_await serve_one(*session, buffer);
       if (!keep_open) break;
     }
-    beast::error_code ignored;
-    session->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    session->stream.socket().close(ignored);
+    close_socket(*session);
   }
 
   void finish_session(std::uint64_t id) {
     {
       std::lock_guard lock(sessions_mutex);
-      sessions.erase(id);
+      const auto found = sessions.find(id);
+      if (found != sessions.end()) {
+        if (found->second.evicted) --sessions_evicted;
+        const auto count = sessions_per_client.find(found->second.client);
+        if (count != sessions_per_client.end() && --count->second <= 0) {
+          sessions_per_client.erase(count);
+        }
+        sessions.erase(found);
+      }
     }
     sessions_changed.notify_all();
-    asio::post(acceptor.get_executor(), [this] { slot_timer.cancel(); });
+  }
+
+  enum class Admission { admitted, client_full, server_full, stopping };
+
+  // Under sessions_mutex, at connections_max: marks the connection idle longest (waiting for
+  // a request header) to make room. False when every one is in a request. `to_close` is
+  // null when the one chosen is already leaving.
+  bool make_room(std::shared_ptr<Session>& to_close) {
+    SessionEntry* chosen = nullptr;
+    SteadyClock::rep oldest = 0;
+    for (auto& [id, entry] : sessions) {
+      if (entry.evicted) continue;
+      auto session = entry.session.lock();
+      if (!session) {  // its coroutine is over; finish_session comes next
+        chosen = &entry;
+        to_close.reset();
+        break;
+      }
+      if (session->busy.load()) continue;
+      const auto since = session->idle_since.load();
+      if (chosen == nullptr || since < oldest) {
+        chosen = &entry;
+        oldest = since;
+        to_close = std::move(session);
+      }
+    }
+    if (chosen == nullptr) return false;
+    chosen->evicted = true;
+    ++sessions_evicted;
+    if (to_close) to_close->evicted.store(true);
+    return true;
+  }
+
+  Admission admit(const std::shared_ptr<Session>& session, const std::string& client,
+                  std::uint64_t& id, std::shared_ptr<Session>& to_close) {
+    std::lock_guard lock(sessions_mutex);
+    if (stopping.load()) return Admission::stopping;
+    const int per_client_max = std::min(options.connections_per_client_max, options.connections_max);
+    const auto count = sessions_per_client.find(client);
+    if (count != sessions_per_client.end() && count->second >= per_client_max) {
+      return Admission::client_full;
+    }
+    const auto open = sessions.size() - sessions_evicted;
+    if (open >= static_cast<std::size_t>(options.connections_max) && !make_room(to_close)) {
+      return Admission::server_full;
+    }
+    id = next_session_id++;
+    sessions.emplace(id, SessionEntry{session, client, false});
+    ++sessions_per_client[client];
+    return Admission::admitted;
+  }
+
+  // Answers 503 and closes, without reading anything and without waiting: the send buffer
+  // of a new connection is empty, so the answer goes in one non-blocking write.
+  void refuse(Session& session, Admission admission) {
+    const bool per_client = admission == Admission::client_full;
+    auto answer = busy_response("TOO_MANY_CONNECTIONS",
+                                per_client ? "too many connections from this address"
+                                           : "too many connections in progress");
+    auto response = to_response(std::move(answer), 11, false, false);
+    std::ostringstream text;
+    text << response;
+    const auto bytes = text.str();
+    beast::error_code ignored;
+    auto& socket = session.stream.socket();
+    socket.non_blocking(true, ignored);
+    socket.write_some(asio::buffer(bytes), ignored);
+    close_socket(session);
+    const auto refused = connections_refused.fetch_add(1) + 1;
+    if (refused == 1 || refused % kRefusalsLoggedEvery == 0) {
+      logger->warn("connection refused limit={} remote={} refused_total={}",
+                   per_client ? "connections_per_client_max" : "connections_max", session.remote,
+                   refused);
+    }
   }
 
   asio::awaitable<void> accept_loop() {
-    const auto connections_max = static_cast<std::size_t>(options.connections_max);
     for (;;) {
-      // At the limit, new connections wait in the listen backlog. The check and the wait run
-      // on the acceptor's strand, where finish_session's cancel also runs: no lost wake-up.
-      while (!stopping.load() && session_count() >= connections_max) {
-        slot_timer.expires_at(asio::steady_timer::time_point::max());
-        co_await slot_timer.async_wait(kUseTuple);
-      }
       if (stopping.load()) co_return;
       auto connection_strand = asio::make_strand(io);
       auto accepted = co_await acceptor.async_accept(connection_strand, kUseTuple);
@@ -735,8 +941,8 @@ struct HttpServer::Impl {
       if (error) {
         if (stopping.load() || !acceptor.is_open()) co_return;
         logger->warn("accept failed error={}", error.message());
-        slot_timer.expires_after(std::chrono::milliseconds(kAcceptRetryMs));
-        co_await slot_timer.async_wait(kUseTuple);
+        retry_timer.expires_after(std::chrono::milliseconds(kAcceptRetryMs));
+        co_await retry_timer.async_wait(kUseTuple);
         continue;
       }
       beast::error_code ignored;
@@ -744,11 +950,17 @@ struct HttpServer::Impl {
       const auto peer = socket.remote_endpoint(ignored);
       auto session = std::make_shared<Session>(std::move(socket), endpoint_text(peer));
       std::uint64_t id = 0;
-      {
-        std::lock_guard lock(sessions_mutex);
-        if (stopping.load()) co_return;
-        id = next_session_id++;
-        sessions.emplace(id, session);
+      std::shared_ptr<Session> to_close;
+      const auto admission = admit(session, client_key(peer), id, to_close);
+      if (admission == Admission::stopping) co_return;  // the socket closes with `session`
+      if (admission != Admission::admitted) {
+        refuse(*session, admission);
+        continue;
+      }
+      if (to_close) {
+        // On its strand: if it began a request meanwhile, or is writing an answer, it closes
+        // once that answer is written.
+        asio::post(to_close->stream.get_executor(), [to_close] { close_if_idle(*to_close); });
       }
       asio::co_spawn(session->stream.get_executor(), serve(session),
                      [this, id](std::exception_ptr failure) {
@@ -764,8 +976,8 @@ struct HttpServer::Impl {
     std::vector<std::shared_ptr<Session>> open;
     {
       std::lock_guard lock(sessions_mutex);
-      for (auto& [id, weak] : sessions) {
-        if (auto session = weak.lock()) open.push_back(std::move(session));
+      for (auto& [id, entry] : sessions) {
+        if (auto session = entry.session.lock()) open.push_back(std::move(session));
       }
     }
     for (auto& session : open) {
@@ -779,6 +991,12 @@ struct HttpServer::Impl {
     session.stream.socket().close(ignored);
   }
 
+  // On the session's strand. One that is not closed here closes after its answer (it sees
+  // `stopping` or `evicted`).
+  static void close_if_idle(Session& session) {
+    if (!session.busy.load() && !session.writing) close_socket(session);
+  }
+
   void stop() {
     {
       std::lock_guard lock(lifecycle_mutex);
@@ -790,12 +1008,10 @@ struct HttpServer::Impl {
     asio::post(acceptor.get_executor(), [this] {
       beast::error_code ignored;
       acceptor.close(ignored);
-      slot_timer.cancel();
+      retry_timer.cancel();
     });
     // Idle connections (waiting for a request) close now; busy ones finish their request.
-    for_each_session([](Session& session) {
-      if (!session.busy) close_socket(session);
-    });
+    for_each_session([](Session& session) { close_if_idle(session); });
     {
       std::unique_lock lock(sessions_mutex);
       sessions_changed.wait_for(lock, std::chrono::milliseconds(options.stop_grace_ms),
@@ -826,6 +1042,13 @@ HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::route(std::string method, std::string pattern, HttpHandler handler,
                        bool requires_auth) {
+  RouteOptions route_options;
+  route_options.requires_auth = requires_auth;
+  route(std::move(method), std::move(pattern), std::move(handler), route_options);
+}
+
+void HttpServer::route(std::string method, std::string pattern, HttpHandler handler,
+                       RouteOptions route_options) {
   {
     std::lock_guard lock(impl_->lifecycle_mutex);
     CLEARING_ASSERT_MSG(!impl_->started, "routes are registered before start()");
@@ -844,9 +1067,11 @@ void HttpServer::route(std::string method, std::string pattern, HttpHandler hand
       segments->begin(), segments->end(), [](const Segment& s) { return !s.is_param; }));
   route.segments = std::move(*segments);
   route.handler = std::move(handler);
-  route.requires_auth = requires_auth;
+  route.requires_auth = route_options.requires_auth;
+  route.on_io_thread = route_options.on_io_thread;
   impl_->routes.push_back(std::move(route));
 }
+
 
 tl::expected<void, std::string> HttpServer::start() {
   Impl& impl = *impl_;

@@ -308,8 +308,10 @@ struct Service::Impl {
     auto created = HttpServer::create(options);
     if (!created) return tl::unexpected("http: " + created.error());
     http = std::move(*created);
+    // Liveness only: never blocks, so it runs on the I/O thread and answers when every worker
+    // is busy (a flood of /readyz, which asks the database, cannot make it fail).
     http->route("GET", "/healthz", [](const HttpRequest&) { return HttpResponse::json(200, R"({"status":"ok"})"); },
-                false);
+                RouteOptions{.requires_auth = false, .on_io_thread = true});
     http->route("GET", "/readyz", [this](const HttpRequest&) {
       const auto s = status();
       nlohmann::json body{{"database", s.database}, {"kafka", s.kafka}, {"subscriptions", s.subscriptions},

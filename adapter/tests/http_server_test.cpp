@@ -43,13 +43,21 @@ std::string lower(std::string text) {
   return text;
 }
 
-// One TCP connection; reads responses framed by Content-Length.
+// One TCP connection; reads responses framed by Content-Length. `source` binds the local
+// address: any 127.x.y.z is this host on Linux, and a different one is another client for
+// the server's per-client limit.
 class Client {
  public:
-  explicit Client(std::uint16_t port, int timeout_ms = 5000) {
+  explicit Client(std::uint16_t port, int timeout_ms = 5000, const char* source = nullptr) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd_ >= 0);
     set_timeout_ms(timeout_ms);
+    if (source != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, source, &local.sin_addr);
+      REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0);
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(port);
@@ -78,8 +86,10 @@ class Client {
     }
   }
 
-  // Nullopt when the connection closed (or timed out) before a whole response.
-  std::optional<RawResponse> read_response() {
+  // Nullopt when the connection closed (or timed out) before a whole response, or when
+  // what came is not a response (e.g. the body of an earlier one that should have had none).
+  // `to_head`: the answer to a HEAD request, which has no body whatever its Content-Length.
+  std::optional<RawResponse> read_response(bool to_head = false) {
     std::size_t header_end;
     while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
       if (!fill()) return std::nullopt;
@@ -89,6 +99,7 @@ class Client {
     buffer_.erase(0, header_end + 4);
     std::size_t line_end = head.find("\r\n");
     const std::string status_line = head.substr(0, line_end);
+    if (!status_line.starts_with("HTTP/1.") || status_line.size() < 12) return std::nullopt;
     response.status = std::stoi(status_line.substr(9, 3));
     while (line_end != std::string::npos) {
       const auto next = head.find("\r\n", line_end + 2);
@@ -103,8 +114,9 @@ class Client {
       line_end = next;
     }
     const auto length_field = response.headers.find("content-length");
-    const std::size_t length =
-        length_field == response.headers.end() ? 0 : std::stoul(length_field->second);
+    const std::size_t length = length_field == response.headers.end() || to_head
+                                   ? 0
+                                   : std::stoul(length_field->second);
     while (buffer_.size() < length) {
       if (!fill()) return std::nullopt;
     }
@@ -204,6 +216,14 @@ struct Gate {
     changed.notify_all();
   }
 };
+
+// A handler that waits at `gate`, then answers 200 {}.
+HttpHandler gated(Gate& gate) {
+  return [&gate](const HttpRequest&) {
+    gate.pass();
+    return HttpResponse::json(200, "{}");
+  };
+}
 
 }  // namespace
 
@@ -476,10 +496,7 @@ TEST_CASE("a full worker queue answers 503 with Retry-After") {
   options.retry_after_s = 2;
   auto server = make_server(options);
   Gate gate;
-  server->route("GET", "/slow", [&gate](const HttpRequest&) {
-    gate.pass();
-    return HttpResponse::json(200, "{}");
-  });
+  server->route("GET", "/slow", gated(gate));
   start(*server);
   Client running(server->port());
   running.send(authorized_get("/slow"));
@@ -541,10 +558,7 @@ TEST_CASE("stop after the grace closes what is still running") {
   options.stop_grace_ms = 100;
   auto server = make_server(options);
   Gate gate;
-  server->route("GET", "/slow", [&gate](const HttpRequest&) {
-    gate.pass();
-    return HttpResponse::json(200, "{}");
-  });
+  server->route("GET", "/slow", gated(gate));
   start(*server);
   Client in_flight(server->port());
   in_flight.send(authorized_get("/slow"));
@@ -571,24 +585,22 @@ TEST_CASE("port 0 picks a free port; a port in use is an error from start()") {
   CHECK_FALSE(first->start().has_value());  // already started
 }
 
-TEST_CASE("connections_max: a further connection is served once a slot frees") {
+TEST_CASE("connections_max: a further connection takes the slot of an idle one") {
   auto options = test_options();
   options.connections_max = 1;
   auto server = make_server(options);
   server->route("GET", "/healthz", echo, false);
   start(*server);
-  auto first = std::make_unique<Client>(server->port());
-  first->send(get("/healthz"));
-  REQUIRE(first->read_response());  // served, and kept alive: it holds the only slot
-  Client second(server->port());
-  second.set_timeout_ms(300);
+  Client first(server->port());
+  first.send(get("/healthz"));
+  REQUIRE(first.read_response());  // served, and kept alive: it holds the only slot
+  Client second(server->port(), 5000, "127.0.0.2");  // another client (one per client here)
   second.send(get("/healthz"));
-  CHECK_FALSE(second.read_response());  // waits in the listen backlog
-  first.reset();                        // frees the slot
-  second.set_timeout_ms(5000);
+  // It used to wait in the listen backlog until the first one left (or timed out).
   const auto response = second.read_response();
   REQUIRE(response);
   CHECK(response->status == 200);
+  CHECK(first.closed_by_server());  // the idle one made room
 }
 
 TEST_CASE("create() rejects bad options, naming them") {
@@ -606,6 +618,10 @@ TEST_CASE("create() rejects bad options, naming them") {
   CHECK(rejected([](auto& o) { o.body_bytes_max = 0; }).find("body_bytes_max") !=
         std::string::npos);
   CHECK(rejected([](auto& o) { o.connections_max = 0; }).find("connections_max") !=
+        std::string::npos);
+  CHECK(rejected([](auto& o) { o.connections_per_client_max = 0; })
+            .find("connections_per_client_max") != std::string::npos);
+  CHECK(rejected([](auto& o) { o.idle_timeout_ms = 0; }).find("idle_timeout_ms") !=
         std::string::npos);
   CHECK(rejected([](auto& o) { o.bearer_token = "a b"; }).find("bearer_token") !=
         std::string::npos);
@@ -673,4 +689,344 @@ TEST_CASE("several I/O threads and workers serve concurrent keep-alive clients")
   for (auto& thread : clients) thread.join();
   CHECK(answered.load() == kClients * kRequestsEach);
   CHECK(calls.load() == kClients * kRequestsEach);
+}
+
+// --- Issue 16: hostile clients ------------------------------------------------------------
+
+namespace {
+
+HttpResponse health(const HttpRequest&) { return HttpResponse::json(200, R"({"status":"ok"})"); }
+
+constexpr RouteOptions kHealthRoute{.requires_auth = false, .on_io_thread = true};
+
+// Bounded waits that prove an answer did not wait for an old deadline (60 s), never how fast
+// it came.
+constexpr int kAnswerWaitMs = 10000;
+
+}  // namespace
+
+TEST_CASE("/healthz answers on the I/O thread while every worker is busy (item 5)") {
+  auto options = test_options();
+  options.worker_threads = 1;
+  options.worker_queue_max = 1;
+  auto server = make_server(options);
+  Gate gate;
+  server->route("GET", "/readyz", gated(gate), false);
+  server->route("GET", "/healthz", health, kHealthRoute);
+  start(*server);
+  Client running(server->port());
+  running.send(get("/readyz"));
+  gate.wait_entered(1);  // the only worker is held
+  // A flood of /readyz: one waits in the queue, the rest are refused.
+  std::vector<std::unique_ptr<Client>> flood;
+  for (int i = 0; i < 3; ++i) {
+    flood.push_back(std::make_unique<Client>(server->port()));
+    flood.back()->send(get("/readyz"));
+  }
+  Client checker(server->port(), kAnswerWaitMs);
+  checker.send(get("/healthz"));
+  const auto answer = checker.read_response();
+  gate.release();
+  REQUIRE(answer);
+  CHECK(answer->status == 200);
+  CHECK(answer->body == R"({"status":"ok"})");
+  for (auto& client : flood) {
+    const auto response = client->read_response();
+    REQUIRE(response);
+    CHECK((response->status == 200 || response->status == 503));
+  }
+}
+
+TEST_CASE("idle connections at connections_max do not starve /healthz (item 5)") {
+  auto options = test_options();
+  options.connections_max = 4;
+  options.connections_per_client_max = 4;
+  // Long, so that nothing but the limit's eviction can free a slot within the test's wait.
+  options.idle_timeout_ms = 120'000;
+  options.request_timeout_ms = 120'000;
+  auto server = make_server(options);
+  server->route("GET", "/healthz", health, kHealthRoute);
+  start(*server);
+  // Four connections from one client fill the server: each was served once (so it is
+  // surely accepted) and then idles, the oldest one trickling a header that never ends.
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(std::make_unique<Client>(server->port(), kAnswerWaitMs));
+    idle.back()->send(get("/healthz"));
+    REQUIRE(idle.back()->read_response());
+  }
+  idle[0]->send("GET /healthz HTTP/1.1\r\nHo");
+  Client checker(server->port(), kAnswerWaitMs, "127.0.0.2");
+  REQUIRE(checker.connected());
+  checker.send(get("/healthz"));
+  const auto answer = checker.read_response();
+  REQUIRE(answer);
+  CHECK(answer->status == 200);
+  CHECK(idle[0]->closed_by_server());  // the one idle longest made room
+  idle[1]->send(get("/healthz"));      // the others still serve
+  const auto still = idle[1]->read_response();
+  REQUIRE(still);
+  CHECK(still->status == 200);
+}
+
+TEST_CASE("at connections_max with every connection in a request, a new one gets 503 at once") {
+  auto options = test_options();
+  options.connections_max = 2;
+  options.worker_threads = 2;
+  options.request_timeout_ms = 120'000;
+  auto server = make_server(options);
+  Gate gate;
+  server->route("GET", "/slow", gated(gate));
+  start(*server);
+  Client first(server->port());
+  Client second(server->port(), 5000, "127.0.0.2");
+  first.send(authorized_get("/slow"));
+  second.send(authorized_get("/slow"));
+  gate.wait_entered(2);
+  Client third(server->port(), kAnswerWaitMs, "127.0.0.3");
+  const auto refused = third.read_response();
+  const bool closed = third.closed_by_server();
+  gate.release();
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(refused->header("connection") == "close");
+  CHECK(refused->header("retry-after") == "1");
+  CHECK(refused->body.find("TOO_MANY_CONNECTIONS") != std::string::npos);
+  CHECK(closed);
+  CHECK(first.read_response().value().status == 200);
+  CHECK(second.read_response().value().status == 200);
+}
+
+TEST_CASE("connections_per_client_max: one address cannot take more (item 5)") {
+  auto options = test_options();
+  options.connections_max = 16;
+  options.connections_per_client_max = 2;
+  auto server = make_server(options);
+  server->route("GET", "/healthz", health, kHealthRoute);
+  start(*server);
+  auto first = std::make_unique<Client>(server->port());
+  Client second(server->port());
+  for (Client* client : {first.get(), &second}) {
+    client->send(get("/healthz"));
+    REQUIRE(client->read_response());  // accepted, kept alive
+  }
+  Client third(server->port(), kAnswerWaitMs);
+  const auto refused = third.read_response();
+  REQUIRE(refused);
+  CHECK(refused->status == 503);
+  CHECK(refused->body.find("TOO_MANY_CONNECTIONS") != std::string::npos);
+  CHECK(third.closed_by_server());
+  // Another address is not affected.
+  Client other(server->port(), kAnswerWaitMs, "127.0.0.2");
+  other.send(get("/healthz"));
+  CHECK(other.read_response().value().status == 200);
+  // A connection that leaves gives its slot back to its address.
+  first.reset();
+  bool served = false;
+  for (int attempt = 0; attempt < 100 && !served; ++attempt) {
+    Client again(server->port());
+    again.send(get("/healthz"));
+    const auto response = again.read_response();
+    served = response && response->status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(served);
+}
+
+TEST_CASE("idle_timeout_ms closes idle and trickling connections, not slow requests (item 5)") {
+  auto options = test_options();
+  options.idle_timeout_ms = 300;
+  options.request_timeout_ms = 120'000;
+  auto server = make_server(options);
+  server->route("GET", "/healthz", health, kHealthRoute);
+  server->route("GET", "/slow", [](const HttpRequest&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));  // 3 idle timeouts
+    return HttpResponse::json(200, "{}");
+  });
+  server->route("POST", "/echo", echo);
+  start(*server);
+
+  SUBCASE("a connection that never sends anything") {
+    Client silent(server->port(), kAnswerWaitMs);
+    CHECK(silent.closed_by_server());
+  }
+  SUBCASE("a header that never ends") {
+    Client trickling(server->port(), kAnswerWaitMs);
+    trickling.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: a");
+    CHECK(trickling.closed_by_server());
+  }
+  SUBCASE("a kept-alive connection after its request") {
+    Client kept(server->port(), kAnswerWaitMs);
+    kept.send(get("/healthz"));
+    REQUIRE(kept.read_response());
+    CHECK(kept.closed_by_server());
+  }
+  SUBCASE("a handler and a body may take longer than the idle timeout") {
+    Client slow(server->port(), kAnswerWaitMs);
+    slow.send(authorized_get("/slow"));
+    CHECK(slow.read_response().value().status == 200);
+    Client body(server->port(), kAnswerWaitMs);
+    body.send(std::string("POST /echo HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ") + kToken +
+              "\r\nContent-Length: 4\r\n\r\nab");
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    body.send("cd");
+    const auto echoed = body.read_response();
+    REQUIRE(echoed);
+    CHECK(echoed->body.find("body=abcd\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("a body is refused before it is read: on methods without one, and before auth") {
+  auto options = test_options();
+  options.body_bytes_max = 32 << 20;  // 10 MB is within the limit: not what refuses it
+  options.request_timeout_ms = 120'000;
+  auto server = make_server(options);
+  std::atomic<int> calls{0};
+  const auto counted = [&calls](const HttpRequest& request) {
+    ++calls;
+    return echo(request);
+  };
+  server->route("GET", "/healthz", health, kHealthRoute);
+  server->route("GET", "/transfers/{id}", counted);
+  server->route("DELETE", "/transfers/{id}", counted);
+  server->route("POST", "/echo", counted);
+  start(*server);
+  const std::string auth = std::string("Authorization: Bearer ") + kToken + "\r\n";
+  const std::string big = "Content-Length: 10000000\r\n";
+  struct Case {
+    std::string request;
+    int status;
+  };
+  for (const auto& [request, status] : {
+           Case{"GET /healthz HTTP/1.1\r\nHost: t\r\n" + big + "\r\n", 400},
+           Case{"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+           Case{"GET /transfers/1 HTTP/1.1\r\nHost: t\r\n" + auth + big + "\r\n", 400},
+           Case{"DELETE /transfers/1 HTTP/1.1\r\nHost: t\r\n" + auth + big + "\r\n", 400},
+           Case{"GET /transfers/1 HTTP/1.1\r\nHost: t\r\n" + big + "\r\n", 401},
+           Case{"POST /echo HTTP/1.1\r\nHost: t\r\n" + big + "\r\n", 401},
+           Case{"POST /echo HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer wrong\r\n" + big + "\r\n",
+                401},
+           Case{"POST /nope HTTP/1.1\r\nHost: t\r\n" + auth + big + "\r\n", 404},
+           Case{"POST /transfers/1 HTTP/1.1\r\nHost: t\r\n" + auth + big + "\r\n", 405},
+       }) {
+    Client client(server->port(), kAnswerWaitMs);
+    client.send(request);  // and never the body
+    const auto answer = client.read_response();
+    REQUIRE_MESSAGE(answer, request);
+    CHECK_MESSAGE(answer->status == status, request);
+    CHECK(answer->header("connection") == "close");
+    if (status == 400) CHECK(answer->body.find("BODY_NOT_ALLOWED") != std::string::npos);
+    CHECK(client.closed_by_server());
+  }
+  SUBCASE("no 100 Continue without the token") {
+    Client client(server->port(), kAnswerWaitMs);
+    client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+    const auto answer = client.read_response();
+    REQUIRE(answer);
+    CHECK(answer->status == 401);
+  }
+  SUBCASE("a GET with Content-Length: 0 is fine") {
+    const auto answer = roundtrip(server->port(), get("/healthz", "Content-Length: 0\r\n"));
+    REQUIRE(answer);
+    CHECK(answer->status == 200);
+  }
+  CHECK(calls.load() == 0);
+}
+
+TEST_CASE("without the token every path answers the same 401: routes cannot be found (item 9)") {
+  auto server = make_server(test_options());
+  server->route("GET", "/transfers/{id}", echo);
+  server->route("GET", "/healthz", health, kHealthRoute);
+  start(*server);
+  const auto known = roundtrip(server->port(), get("/transfers/1"));
+  REQUIRE(known);
+  CHECK(known->status == 401);
+  for (const std::string& request :
+       {get("/nope"), get("/transfers"), get("/transfers/1/more"),
+        std::string("POST /nope HTTP/1.1\r\nHost: t\r\n\r\n"),
+        std::string("DELETE /transfers/1 HTTP/1.1\r\nHost: t\r\n\r\n"),
+        get("/nope", "Authorization: Bearer wrong\r\n")}) {
+    const auto answer = roundtrip(server->port(), request);
+    REQUIRE_MESSAGE(answer, request);
+    CHECK_MESSAGE(answer->status == 401, request);
+    CHECK(answer->body == known->body);
+    CHECK(answer->header("www-authenticate") == "Bearer");
+  }
+  // With the token, or on a path without auth, the truth.
+  CHECK(roundtrip(server->port(), authorized_get("/nope")).value().status == 404);
+  CHECK(roundtrip(server->port(), std::string("POST /healthz HTTP/1.1\r\nHost: t\r\n\r\n"))
+            .value()
+            .status == 405);
+  CHECK(roundtrip(server->port(), get("/healthz")).value().status == 200);
+}
+
+TEST_CASE("a path or query that is not printable UTF-8 is 400 before any handler (item 9)") {
+  auto server = make_server(test_options());
+  std::atomic<int> calls{0};
+  server->route("GET", "/transfers/{id}", [&calls](const HttpRequest& request) {
+    ++calls;
+    return echo(request);
+  });
+  start(*server);
+  for (const char* target :
+       {"/transfers/%ff", "/transfers/%c3", "/transfers/a%c3b", "/transfers/%c0%af",
+        "/transfers/%ed%a0%80", "/transfers/%f4%90%80%80", "/transfers/a%0ab", "/transfers/a%09b",
+        "/transfers/a%7f", "/transfers/%c2%85", "/transfers/%ff/../x"}) {
+    const auto answer = roundtrip(server->port(), authorized_get(target));
+    REQUIRE_MESSAGE(answer, target);
+    CHECK_MESSAGE(answer->status == 400, target);
+    CHECK(answer->body.find("BAD_PATH") != std::string::npos);
+  }
+  for (const char* target : {"/transfers/x?q=%ff", "/transfers/x?q=a%0db", "/transfers/x?%ff=1"}) {
+    const auto answer = roundtrip(server->port(), authorized_get(target));
+    REQUIRE_MESSAGE(answer, target);
+    CHECK_MESSAGE(answer->status == 400, target);
+    CHECK(answer->body.find("BAD_QUERY") != std::string::npos);
+  }
+  CHECK(calls.load() == 0);
+  const auto accented = roundtrip(server->port(), authorized_get("/transfers/%c3%a9t%C3%A9"));
+  REQUIRE(accented);
+  CHECK(accented->status == 200);
+  CHECK(accented->body.find("param.id=\xC3\xA9t\xC3\xA9\n") != std::string::npos);
+}
+
+TEST_CASE("HEAD answers like GET without a body; no answer to HEAD has one (item 9)") {
+  auto server = make_server(test_options());
+  server->route("GET", "/healthz", health, kHealthRoute);
+  server->route("GET", "/transfers/{id}", echo);
+  server->route("POST", "/parked", echo);
+  start(*server);
+  const auto head = [](const std::string& target, const std::string& extra = "") {
+    return "HEAD " + target + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n";
+  };
+  const std::string auth = std::string("Authorization: Bearer ") + kToken + "\r\n";
+  struct Case {
+    std::string request;
+    int status;
+  };
+  for (const auto& [request, status] : {
+           Case{head("/healthz"), 200},
+           Case{head("/transfers/7", auth), 200},
+           Case{head("/transfers/7"), 401},
+           Case{head("/nope"), 401},
+           Case{head("/nope", auth), 404},
+           Case{head("/parked", auth), 405},
+           Case{head("/transfers/%ff", auth), 400},
+       }) {
+    // A GET follows on the same connection: a body after the HEAD's header would be read as
+    // the start of the next answer, which then is not a response.
+    Client client(server->port());
+    client.send(request + get("/healthz"));
+    const auto answer = client.read_response(true);
+    REQUIRE_MESSAGE(answer, request);
+    CHECK_MESSAGE(answer->status == status, request);
+    const auto next = client.read_response();
+    REQUIRE_MESSAGE(next, request);
+    CHECK(next->status == 200);
+    CHECK(next->body == R"({"status":"ok"})");
+    if (status == 200 && request.find("healthz") != std::string::npos) {
+      // The Content-Length GET would have had.
+      CHECK(answer->header("content-length") == std::to_string(next->body.size()));
+    }
+  }
 }

@@ -4,20 +4,39 @@
 // widely and pulls in neither.
 //
 // Contract:
-// - Connections: one coroutine on its own strand each, keep-alive, at most
-//   `connections_max` at once (further ones wait in the listen backlog until a slot frees).
-//   Every read and write has a deadline of `request_timeout_ms` (the idle wait for the next
-//   request on a kept-alive connection included).
+// - Connections: one coroutine on its own strand each, keep-alive. At most
+//   `connections_per_client_max` from one peer address and `connections_max` in all. A
+//   connection over the per-client limit is answered 503 and closed at once (it never waits
+//   in the listen backlog). At the total limit, the connection idle longest (waiting for a
+//   request header) is closed to make room; when every connection is in a request, the new
+//   one is answered 503 and closed. So idle sockets, however many, cannot starve /healthz.
+// - Deadlines: a request header (the wait for it on a kept-alive connection included) must
+//   arrive whole within `idle_timeout_ms`, or the connection closes silently; reading a
+//   body and writing an answer each have `request_timeout_ms`.
+// - The header is read and checked before any body: the target, authentication, the route
+//   and the method. A body is read only for an authenticated request to a route whose
+//   method takes one (POST, PUT, PATCH); anything else that comes with a body (a
+//   Content-Length > 0 or chunked) is answered without reading it (400 BODY_NOT_ALLOWED, or
+//   the 401/404/405 it deserves) and the connection is closed. "Expect: 100-continue" is
+//   answered 100 only then.
 // - Handlers may block (PostgreSQL): they run on a pool of `worker_threads` threads with a
-//   queue of at most `worker_queue_max` waiting requests, never on an I/O thread. A full queue
-//   answers 503 with `Retry-After`. A handler is called from any worker thread, concurrently
-//   with itself: it must be thread safe.
+//   queue of at most `worker_queue_max` waiting requests. A full queue answers 503 with
+//   `Retry-After`. A handler is called from any worker thread, concurrently with itself: it
+//   must be thread safe. A route registered with `on_io_thread` (a handler that never
+//   blocks: /healthz) runs on the I/O thread instead, so it answers when every worker is
+//   busy.
 // - Answers the server gives by itself (all with {"error":{"code":..,"message":..}}):
-//   400 malformed request (bad syntax, bad percent-encoding, duplicate query key, no Host),
-//   401 missing or wrong bearer token (with `WWW-Authenticate: Bearer`), 404 unknown path,
-//   405 known path with another method (with `Allow`), 413 body over `body_bytes_max`,
-//   431 headers over `header_bytes_max`, 500 handler threw (logged, without the body),
-//   503 worker queue full or server stopping.
+//   400 malformed request (bad syntax, bad percent-encoding, a path segment or query
+//   string that is not printable UTF-8 once decoded, duplicate query key, no Host, a body on
+//   a method that takes none), 401 missing or wrong bearer token (with
+//   `WWW-Authenticate: Bearer`) for every path but those of routes without auth, known or
+//   not, so that routes cannot be discovered without the token; 404 unknown path and 405
+//   known path with another method (with `Allow`), both only with the token or on a path
+//   without auth; 413 body over `body_bytes_max`, 431 headers over `header_bytes_max`, 500
+//   handler threw (logged, without the body), 503 worker queue full, connection limit or
+//   server stopping.
+// - HEAD on a path with a GET route and no HEAD route runs the GET route; no answer to HEAD
+//   carries a body (its Content-Length is the one GET would have).
 // - Routes: "/a/{name}/b"; `{name}` matches one whole path segment, which is percent-decoded
 //   after splitting (so "%2F" stays inside the parameter). Query values are percent-decoded
 //   and '+' is a space. If several patterns match a path, the one with more literal segments
@@ -61,6 +80,13 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+struct RouteOptions {
+  bool requires_auth = true;
+  // The handler never blocks (no I/O, no lock held for long): it runs on the connection's
+  // I/O thread, not on the worker pool, and so answers when every worker is busy.
+  bool on_io_thread = false;
+};
+
 struct HttpServerOptions {
   std::string host = "127.0.0.1";  // an IP address or a name, resolved by start()
   int port = 0;                    // 0: a free port, see HttpServer::port()
@@ -72,8 +98,12 @@ struct HttpServerOptions {
   int worker_queue_max = 64;  // requests waiting for a worker; beyond: 503
   std::size_t body_bytes_max = 1 << 20;
   std::size_t header_bytes_max = 16 * 1024;
-  int request_timeout_ms = 10000;  // per read and per write
-  int connections_max = 256;
+  int request_timeout_ms = 10000;  // reading a body; writing an answer
+  // A whole request header, and the wait for it on a kept-alive connection: short, so idle
+  // and trickling connections do not hold slots.
+  int idle_timeout_ms = 5000;
+  int connections_max = 256;            // in all; 1..100,000
+  int connections_per_client_max = 64;  // from one peer address; above connections_max: that
   int stop_grace_ms = 5000;  // stop(): how long requests in flight may take to be answered
   int retry_after_s = 1;     // the Retry-After of a 503
 };
@@ -88,6 +118,8 @@ class HttpServer {
 
   // method: "GET", "POST", ... A bad pattern or the same (method, pattern) twice is a
   // programming error (assertion). Only before start().
+  void route(std::string method, std::string pattern, HttpHandler handler,
+             RouteOptions route_options);
   void route(std::string method, std::string pattern, HttpHandler handler,
              bool requires_auth = true);
 
