@@ -13,6 +13,7 @@
 #include "clearing/adapter/http_server.hpp"
 #include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/adapter/readiness.hpp"
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/metrics.hpp"
@@ -84,6 +85,8 @@ struct Service::Impl {
   std::unique_ptr<external_streams::StreamConsumer> consumer;
   std::unique_ptr<HttpServer> http;
   bool started = false;
+  // Logs readiness once per change of the components' states (status() is const: /readyz).
+  mutable ReadinessLog readiness_log{base::module_logger("readiness")};
 
   tl::expected<void, std::string> open_database() {
     eventstore::DatabaseOptions options;
@@ -312,11 +315,10 @@ struct Service::Impl {
     // is busy (a flood of /readyz, which asks the database, cannot make it fail).
     http->route("GET", "/healthz", [](const HttpRequest&) { return HttpResponse::json(200, R"({"status":"ok"})"); },
                 RouteOptions{.requires_auth = false, .on_io_thread = true});
+    // Unauthenticated: which component is not ready, never why in its own words.
     http->route("GET", "/readyz", [this](const HttpRequest&) {
-      const auto s = status();
-      nlohmann::json body{{"database", s.database}, {"kafka", s.kafka}, {"subscriptions", s.subscriptions},
-                          {"detail", s.detail}};
-      return HttpResponse::json(s.database && s.kafka && s.subscriptions ? 200 : 503, body.dump());
+      const auto answer = readiness_log.observe(readiness());
+      return HttpResponse::json(answer.ready ? 200 : 503, answer.body);
     }, false);
     http->route("GET", "/metrics", [this](const HttpRequest&) {
       HttpResponse r;
@@ -331,27 +333,54 @@ struct Service::Impl {
     return {};
   }
 
-  ServiceStatus status() const {
-    ServiceStatus s;
+  // Each component's state, from the fixed vocabulary of readiness.hpp: the errors behind
+  // them (a database error's DETAIL names the row's values) stay out of /readyz and the log.
+  std::vector<ComponentReadiness> readiness() const {
+    std::vector<ComponentReadiness> out;
+    out.push_back({ReadinessComponent::service, started ? ComponentState::ok : ComponentState::starting, {}});
     auto ping = pool->transact([](eventstore::Transaction& tx) -> eventstore::StoreResult<bool> {
       tx.exec("select 1");
       return true;
     });
-    s.database = ping.has_value();
-    if (!s.database) s.detail += "database: " + ping.error().message + "; ";
-    const auto relay_stats = relay ? relay->stats() : external_streams::RelayStats{};
-    const auto consumer_stats = consumer ? consumer->stats() : external_streams::ConsumerStats{};
+    if (ping)
+      out.push_back({ReadinessComponent::database, ComponentState::ok, {}});
+    else
+      out.push_back({ReadinessComponent::database, ComponentState::unavailable, ping.error().code});
+    ComponentState relay_state = ComponentState::starting;
+    if (relay) relay_state = relay->stats().last_error.empty() ? ComponentState::ok : ComponentState::failing;
+    out.push_back({ReadinessComponent::relay, relay_state, {}});
     // Not ready until the inbound consumer has joined its group: before its first
     // assignment it reads nothing (a new member waits out the group's join, seconds).
-    const bool consuming = consumer && consumer_stats.joined;
-    s.kafka = started && relay_stats.last_error.empty() && !consumer_stats.stalled && consuming;
-    if (!relay_stats.last_error.empty()) s.detail += "relay: " + relay_stats.last_error + "; ";
-    if (consumer_stats.stalled) s.detail += "consumer: " + consumer_stats.last_error + "; ";
-    if (started && !consuming) s.detail += "consumer: waiting for its first assignment from the group; ";
-    const auto d = derivation ? derivation->status() : eventstore::SubscriptionStatus{};
-    s.subscriptions = started && d.state != eventstore::SubscriptionState::stalled;
-    if (d.state == eventstore::SubscriptionState::stalled) s.detail += "derivation: " + d.last_error + "; ";
-    if (!started) s.detail += "starting";
+    ComponentState consumer_state = ComponentState::starting;
+    if (consumer) {
+      const auto stats = consumer->stats();
+      consumer_state = stats.stalled ? ComponentState::stalled
+                       : stats.joined ? ComponentState::ok
+                                      : ComponentState::not_joined;
+    }
+    out.push_back({ReadinessComponent::inbound_consumer, consumer_state, {}});
+    ComponentState derivation_state = ComponentState::starting;
+    if (derivation)
+      derivation_state = derivation->status().state == eventstore::SubscriptionState::stalled ? ComponentState::stalled
+                                                                                              : ComponentState::ok;
+    out.push_back({ReadinessComponent::derivation, derivation_state, {}});
+    return out;
+  }
+
+  ServiceStatus status() const {
+    const auto components = readiness();
+    const auto state_of = [&components](ReadinessComponent component) {
+      for (const auto& one : components)
+        if (one.component == component) return one.state;
+      return ComponentState::starting;
+    };
+    const auto ok = [&state_of](ReadinessComponent component) { return state_of(component) == ComponentState::ok; };
+    ServiceStatus s;
+    const bool running = ok(ReadinessComponent::service);
+    s.database = ok(ReadinessComponent::database);
+    s.kafka = running && ok(ReadinessComponent::relay) && ok(ReadinessComponent::inbound_consumer);
+    s.subscriptions = running && ok(ReadinessComponent::derivation);
+    s.detail = readiness_log.observe(components).summary;
     return s;
   }
 };

@@ -2,6 +2,7 @@
 // so the bytes on the wire are what is tested.
 
 #include "clearing/adapter/http_server.hpp"
+#include "clearing/adapter/readiness.hpp"
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
@@ -18,8 +19,11 @@
 #include <future>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include <spdlog/sinks/ostream_sink.h>
 
 using namespace clearing::adapter;
 
@@ -1029,4 +1033,51 @@ TEST_CASE("HEAD answers like GET without a body; no answer to HEAD has one (item
       CHECK(answer->header("content-length") == std::to_string(next->body.size()));
     }
   }
+}
+
+TEST_CASE("/readyz names the components that are not ready, logged once per change (item 7)") {
+  // The service's /readyz used to answer {"detail":"consumer: <PostgreSQL error>"} with the
+  // DETAIL/CONTEXT of the failed row (an account number, a name), and the consumer logged it
+  // at every retry. The states now are words from a fixed list; nothing else gets through.
+  std::ostringstream lines;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
+  sink->set_pattern("%l %v");
+  auto logger = std::make_shared<spdlog::logger>("readiness-test", sink);
+  ReadinessLog log(logger);
+  using C = ReadinessComponent;
+  using S = ComponentState;
+  const std::vector<ComponentReadiness> starting{{C::service, S::starting, {}},
+                                                 {C::database, S::ok, {}},
+                                                 {C::inbound_consumer, S::not_joined, {}}};
+  const std::vector<ComponentReadiness> ready{{C::service, S::ok, {}},
+                                              {C::database, S::ok, {}},
+                                              {C::inbound_consumer, S::ok, {}}};
+  const std::vector<ComponentReadiness> broken{
+      {C::service, S::ok, {}},
+      {C::database, S::unavailable, clearing::eventstore::StoreErrc::connection_failed},
+      {C::inbound_consumer, S::stalled, {}}};
+
+  const auto first = log.observe(starting);
+  CHECK_FALSE(first.ready);
+  CHECK(first.body ==
+        R"({"ready":false,"components":{"service":"starting","database":"ok","inbound_consumer":"not_joined"}})");
+  for (int probe = 0; probe < 19; ++probe) log.observe(starting);  // no new line
+  const auto up = log.observe(ready);
+  CHECK(up.ready);
+  CHECK(up.body ==
+        R"({"ready":true,"components":{"service":"ok","database":"ok","inbound_consumer":"ok"}})");
+  for (int probe = 0; probe < 19; ++probe) log.observe(broken);
+  const auto down = log.observe(broken);
+  CHECK_FALSE(down.ready);
+  CHECK(down.body ==
+        R"({"ready":false,"components":{"service":"ok","database":"unavailable","inbound_consumer":"stalled"}})");
+  CHECK(down.summary ==
+        "service=ok database=unavailable(connection_failed) inbound_consumer=stalled");
+  log.observe(ready);
+  CHECK(lines.str() ==
+        "info not ready yet service=starting database=ok inbound_consumer=not_joined\n"
+        "info ready service=ok database=ok inbound_consumer=ok\n"
+        "warning not ready service=ok database=unavailable(connection_failed) "
+        "inbound_consumer=stalled\n"
+        "info ready service=ok database=ok inbound_consumer=ok\n");
 }

@@ -1,0 +1,125 @@
+#pragma once
+// What /readyz answers and what the log says about readiness: each component's state as a
+// word from a fixed vocabulary, never an error's text. A PostgreSQL error's DETAIL and
+// CONTEXT carry the values of the row it failed on (account numbers, names), and /readyz
+// answers without authentication; so the types here cannot carry a message at all. The
+// states are logged once per change, not at every probe. Header only: included by
+// service.cpp and its test.
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "clearing/eventstore/types.hpp"
+
+namespace clearing::adapter {
+
+enum class ReadinessComponent { service, database, relay, inbound_consumer, derivation };
+
+enum class ComponentState {
+  ok,
+  starting,     // not created or not started yet
+  unavailable,  // cannot be reached (the database)
+  failing,      // reached, but its last attempt failed (the relay)
+  stalled,      // holds work it cannot move (the inbound consumer, the derivation)
+  not_joined,   // the inbound consumer has had no assignment from its group yet
+};
+
+inline std::string_view to_string(ReadinessComponent component) {
+  switch (component) {
+    case ReadinessComponent::service:
+      return "service";
+    case ReadinessComponent::database:
+      return "database";
+    case ReadinessComponent::relay:
+      return "relay";
+    case ReadinessComponent::inbound_consumer:
+      return "inbound_consumer";
+    case ReadinessComponent::derivation:
+      return "derivation";
+  }
+  return "unknown";
+}
+
+inline std::string_view to_string(ComponentState state) {
+  switch (state) {
+    case ComponentState::ok:
+      return "ok";
+    case ComponentState::starting:
+      return "starting";
+    case ComponentState::unavailable:
+      return "unavailable";
+    case ComponentState::failing:
+      return "failing";
+    case ComponentState::stalled:
+      return "stalled";
+    case ComponentState::not_joined:
+      return "not_joined";
+  }
+  return "unknown";
+}
+
+struct ComponentReadiness {
+  ReadinessComponent component = ReadinessComponent::service;
+  ComponentState state = ComponentState::ok;
+  // The class of the failure, for the log only (its name, e.g. connection_failed).
+  std::optional<eventstore::StoreErrc> cause;
+};
+
+struct ReadinessAnswer {
+  bool ready = false;
+  // {"ready":false,"components":{"database":"unavailable",...}}: names and states only.
+  std::string body;
+  // "database=unavailable(connection_failed) relay=ok ...": the log's words.
+  std::string summary;
+};
+
+// Thread safe: /readyz runs on any worker, concurrently with itself.
+class ReadinessLog {
+ public:
+  explicit ReadinessLog(std::shared_ptr<spdlog::logger> log) : log_(std::move(log)) {}
+
+  // The answer for these states; logs them when they differ from the last ones observed:
+  // becoming not ready is a warning once it has been ready, becoming ready is info.
+  ReadinessAnswer observe(const std::vector<ComponentReadiness>& components) {
+    ReadinessAnswer answer;
+    answer.ready = true;
+    std::string states;
+    for (const auto& one : components) {
+      const auto name = to_string(one.component);
+      const auto state = to_string(one.state);
+      answer.ready = answer.ready && one.state == ComponentState::ok;
+      states += (states.empty() ? "\"" : ",\"") + std::string(name) + "\":\"" +
+                std::string(state) + "\"";
+      answer.summary += (answer.summary.empty() ? "" : " ") + std::string(name) + "=" +
+                        std::string(state);
+      if (one.cause) answer.summary += "(" + std::string(eventstore::to_string(*one.cause)) + ")";
+    }
+    answer.body = std::string("{\"ready\":") + (answer.ready ? "true" : "false") +
+                  ",\"components\":{" + states + "}}";
+    std::lock_guard lock(mutex_);
+    if (last_summary_ == answer.summary) return answer;
+    last_summary_ = answer.summary;
+    if (answer.ready) {
+      was_ready_ = true;
+      log_->info("ready {}", answer.summary);
+    } else if (was_ready_) {
+      log_->warn("not ready {}", answer.summary);
+    } else {
+      log_->info("not ready yet {}", answer.summary);
+    }
+    return answer;
+  }
+
+ private:
+  std::shared_ptr<spdlog::logger> log_;
+  std::mutex mutex_;
+  std::optional<std::string> last_summary_;  // under mutex_
+  bool was_ready_ = false;                   // under mutex_
+};
+
+}  // namespace clearing::adapter
