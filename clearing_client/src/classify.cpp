@@ -3,12 +3,14 @@
 #include "clearing/clearing_client/classify.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tl/expected.hpp>
 #include <vector>
 
 #include "clearing/base/text.hpp"
@@ -408,17 +410,186 @@ ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view 
 
 namespace {
 
+// ---- The feed page, split before it is decoded ----------------------------------------------
+// nlohmann::json refuses a whole text for one invalid UTF-8 byte anywhere in it, so a page
+// decoded at once would fail for one bad payment. The page is first split into its envelope
+// and the elements of its payments array by the JSON grammar's brackets and strings alone
+// (the bytes inside a string are skipped, never decoded), and each part is decoded alone.
+
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::size_t skip_space(std::string_view text, std::size_t at) {
+  while (at < text.size() && is_json_space(text[at])) ++at;
+  return at;
+}
+
+std::string_view trim_space_end(std::string_view text) {
+  while (!text.empty() && is_json_space(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// The index of the quote that closes the string opened at text[open], or npos when none
+// does. A backslash escapes the byte after it; no other byte is looked at.
+std::size_t string_end(std::string_view text, std::size_t open) {
+  for (std::size_t at = open + 1; at < text.size(); ++at) {
+    if (text[at] == '\\') {
+      ++at;
+    } else if (text[at] == '"') {
+      return at;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// The items of the object or array that `text` holds, each trimmed of whitespace (an
+// object's items are its members, `"key": value`). nullopt when its brackets and strings
+// are not well formed: `text` does not open with `open`, a string is never closed, a
+// bracket is closed by the other kind, an item is empty (`[1,,2]`, `[1,]`), or something
+// follows the container. The stack of open brackets is bounded by text.size(), which the
+// client's response_body_bytes_max bounds.
+std::optional<std::vector<std::string_view>> container_items(std::string_view text, char open) {
+  const char close = open == '{' ? '}' : ']';
+  std::size_t at = skip_space(text, 0);
+  if (at == text.size() || text[at] != open) return std::nullopt;
+  std::vector<char> closers;  // the brackets open inside the current item
+  std::vector<std::string_view> items;
+  std::size_t item_begin = std::string_view::npos;
+  for (++at; at < text.size(); ++at) {
+    const char c = text[at];
+    if (closers.empty()) {
+      if (is_json_space(c)) continue;
+      if (c == ',' || c == close) {
+        if (item_begin == std::string_view::npos) {
+          if (c == ',' || !items.empty()) return std::nullopt;  // an empty item
+        } else {
+          items.push_back(trim_space_end(text.substr(item_begin, at - item_begin)));
+          item_begin = std::string_view::npos;
+        }
+        if (c == ',') continue;
+        if (skip_space(text, at + 1) != text.size()) return std::nullopt;
+        return items;
+      }
+      if (item_begin == std::string_view::npos) item_begin = at;
+    }
+    if (c == '"') {
+      at = string_end(text, at);
+      if (at == std::string_view::npos) return std::nullopt;
+    } else if (c == '{' || c == '[') {
+      closers.push_back(c == '{' ? '}' : ']');
+    } else if (c == '}' || c == ']') {
+      if (closers.empty() || closers.back() != c) return std::nullopt;
+      closers.pop_back();
+    }
+  }
+  return std::nullopt;  // never closed
+}
+
+// One member of an object as it lies in the text.
+struct RawMember {
+  std::string_view key;    // the key's string token, quotes included
+  std::string_view value;  // the value's text, not empty
+};
+
+std::optional<RawMember> split_member(std::string_view item) {
+  if (item.empty() || item.front() != '"') return std::nullopt;
+  const std::size_t key_end = string_end(item, 0);
+  if (key_end == std::string_view::npos) return std::nullopt;
+  const std::size_t colon = skip_space(item, key_end + 1);
+  if (colon == item.size() || item[colon] != ':') return std::nullopt;
+  const std::size_t value = skip_space(item, colon + 1);
+  if (value == item.size()) return std::nullopt;
+  return RawMember{item.substr(0, key_end + 1), item.substr(value)};
+}
+
+// A string token decoded, or nullopt when it is not exactly one valid JSON string.
+std::optional<std::string> decode_string(std::string_view token) {
+  if (token.empty() || token.front() != '"') return std::nullopt;
+  json parsed = json::parse(token.begin(), token.end(), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_string()) return std::nullopt;
+  return parsed.get<std::string>();
+}
+
+// A feed body split: the envelope is the body with its payments array emptied ("[]"), the
+// elements are that array's items as received. A body without a top-level "payments" array
+// is its own envelope, which the envelope's checks then refuse. nullopt when the brackets and
+// strings of the body or of its payments array are not well formed.
+struct SplitPage {
+  std::string envelope;
+  std::vector<std::string_view> elements;
+};
+
+std::optional<SplitPage> split_page(std::string_view body) {
+  const auto members = container_items(body, '{');
+  if (!members) return std::nullopt;
+  for (const auto text : *members) {
+    const auto member = split_member(text);
+    // A second "payments" member stays in the envelope, which then repeats a key.
+    if (!member || member->value.front() != '[' || decode_string(member->key) != "payments") {
+      continue;
+    }
+    auto elements = container_items(member->value, '[');
+    if (!elements) return std::nullopt;
+    const auto begin = static_cast<std::size_t>(member->value.data() - body.data());
+    std::string envelope(body.substr(0, begin));
+    envelope += "[]";
+    envelope += body.substr(begin + member->value.size());
+    return SplitPage{std::move(envelope), std::move(*elements)};
+  }
+  return SplitPage{std::string(body), {}};
+}
+
+// ---- One payment ------------------------------------------------------------------------------
+
+// The contract's payment fields: a reason names one of these, never a key the sender made up
+// (a key is sender text like any value).
+constexpr std::array<std::string_view, 10> kPaymentFieldNames = {
+    "cursor",           "clearing_reference", "amount_minor",   "currency",
+    "debtor_account",   "debtor_name",        "creditor_account", "creditor_name",
+    "remittance_info",  "received_at"};
+
+std::string field_label(const std::optional<std::string>& key) {
+  const bool named = key && std::find(kPaymentFieldNames.begin(), kPaymentFieldNames.end(),
+                                      *key) != kPaymentFieldNames.end();
+  return named ? "payment field " + *key : std::string("a payment field the contract does not name");
+}
+
 // Why a payment cannot be taken, with the cause to report.
 struct PaymentProblem {
   UnknownCause cause = UnknownCause::unparsable_body;
   std::string text;
 };
 
-std::optional<IncomingPayment> parse_payment(const json& item, PaymentProblem& problem) {
-  if (!item.is_object()) {
-    problem = {UnknownCause::unparsable_body, "payment is not an object"};
-    return std::nullopt;
+bool has_raw_control_byte(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+}
+
+// Text no JSON parser takes (invalid UTF-8 anywhere in a member, a raw control character in
+// a string), found member by member so that the reason can name the field.
+std::optional<PaymentProblem> raw_text_problem(const std::vector<std::string_view>& members) {
+  for (const auto text : members) {
+    const auto member = split_member(text);
+    if (!member) return PaymentProblem{UnknownCause::unparsable_body, "payment is not valid JSON"};
+    if (!base::is_valid_utf8(member->key) || has_raw_control_byte(member->key)) {
+      return PaymentProblem{UnknownCause::contract_violation, "payment has a key that is not text"};
+    }
+    const auto label = [&] { return field_label(decode_string(member->key)); };
+    if (!base::is_valid_utf8(member->value)) {
+      return PaymentProblem{UnknownCause::contract_violation, label() + " is not valid UTF-8"};
+    }
+    if (member->value.front() == '"' && has_raw_control_byte(member->value)) {
+      return PaymentProblem{UnknownCause::contract_violation,
+                            label() + " contains a control character"};
+    }
   }
+  return std::nullopt;
+}
+
+tl::expected<IncomingPayment, PaymentProblem> parse_payment(const json& item) {
+  const auto problem = [](UnknownCause cause, std::string text) {
+    return tl::unexpected(PaymentProblem{cause, std::move(text)});
+  };
+  if (!item.is_object()) return problem(UnknownCause::unparsable_body, "payment is not an object");
   IncomingPayment payment;
   struct Field {
     const char* name;
@@ -442,24 +613,20 @@ std::optional<IncomingPayment> parse_payment(const json& item, PaymentProblem& p
     if (it != item.end() && it->is_string()) {
       *field.target = it->get<std::string>();
     } else if (field.required || (it != item.end() && !it->is_null())) {
-      problem = {UnknownCause::unparsable_body,
-                 std::string("payment field ") + field.name + " missing or not a string"};
-      return std::nullopt;
+      return problem(UnknownCause::unparsable_body,
+                     std::string("payment field ") + field.name + " missing or not a string");
     }
     if (field.required && field.target->empty()) {
-      problem = {UnknownCause::unparsable_body,
-                 std::string("payment field ") + field.name + " is empty"};
-      return std::nullopt;
+      return problem(UnknownCause::unparsable_body,
+                     std::string("payment field ") + field.name + " is empty");
     }
     if (auto text = text_problem(*field.target, field.bytes_max)) {
-      problem = {UnknownCause::contract_violation,
-                 std::string("payment field ") + field.name + " " + *text};
-      return std::nullopt;
+      return problem(UnknownCause::contract_violation,
+                     std::string("payment field ") + field.name + " " + *text);
     }
   }
   if (!is_cursor(payment.cursor)) {
-    problem = {UnknownCause::contract_violation, "payment field cursor is not visible ASCII"};
-    return std::nullopt;
+    return problem(UnknownCause::contract_violation, "payment field cursor is not visible ASCII");
   }
   // nlohmann keeps a number above 2^63-1 as unsigned: get<std::int64_t>() would wrap it.
   const auto amount = item.find("amount_minor");
@@ -470,13 +637,76 @@ std::optional<IncomingPayment> parse_payment(const json& item, PaymentProblem& p
                  static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
            : amount->get<std::int64_t>() > 0);
   if (!in_range || amount->get<std::int64_t>() <= 0) {
-    problem = {UnknownCause::unparsable_body,
-               "payment amount_minor missing or not a positive 64-bit integer"};
-    return std::nullopt;
+    return problem(UnknownCause::unparsable_body,
+                   "payment amount_minor missing or not a positive 64-bit integer");
   }
   payment.amount_minor = amount->get<std::int64_t>();
   return payment;
 }
+
+// One element of a sound page's payments array: the payment, or why it cannot be taken.
+tl::expected<IncomingPayment, PaymentProblem> read_payment(std::string_view element) {
+  if (element.front() != '{') {
+    return tl::unexpected(PaymentProblem{UnknownCause::unparsable_body, "payment is not an object"});
+  }
+  const auto members = container_items(element, '{');
+  if (!members) {
+    return tl::unexpected(PaymentProblem{UnknownCause::unparsable_body, "payment is not valid JSON"});
+  }
+  if (auto problem = raw_text_problem(*members)) return tl::unexpected(std::move(*problem));
+  const Body body = parse_body(element);
+  if (!body.value) {
+    return tl::unexpected(PaymentProblem{UnknownCause::unparsable_body, "payment is not valid JSON"});
+  }
+  if (body.duplicate_keys) {
+    return tl::unexpected(
+        PaymentProblem{UnknownCause::contract_violation, "payment repeats a JSON key"});
+  }
+  return parse_payment(*body.value);
+}
+
+// A rejected payment's cursor and clearing reference, read from its members alone: each only
+// when its key occurs once, its value is a clean string token, and it is valid as a good
+// payment's would be (so that it can name the payment in events, logs and parked rows).
+void read_identity(std::string_view element, RejectedPayment& rejected) {
+  const auto members = container_items(element, '{');
+  if (!members) return;
+  int cursors = 0;
+  int references = 0;
+  std::optional<std::string> cursor;
+  std::optional<std::string> reference;
+  for (const auto text : *members) {
+    const auto member = split_member(text);
+    if (!member) return;
+    const auto key = decode_string(member->key);
+    if (key != "cursor" && key != "clearing_reference") continue;
+    const bool is_cursor_key = key == "cursor";
+    ++(is_cursor_key ? cursors : references);
+    auto value = base::is_valid_utf8(member->value) && !has_raw_control_byte(member->value)
+                     ? decode_string(member->value)
+                     : std::nullopt;
+    (is_cursor_key ? cursor : reference) = std::move(value);
+  }
+  if (cursors == 1 && cursor && is_cursor(*cursor)) rejected.cursor = std::move(cursor);
+  if (references == 1 && reference && !reference->empty() &&
+      !text_problem(*reference, kClearingReferenceBytesMax)) {
+    rejected.clearing_reference = std::move(reference);
+  }
+}
+
+RejectedPayment rejected_payment(std::size_t index, std::string_view element,
+                                 PaymentProblem problem) {
+  RejectedPayment rejected;
+  rejected.index = index;
+  rejected.raw = std::string(element.substr(0, kRejectedPaymentRawBytesMax));
+  rejected.raw_bytes = element.size();
+  rejected.cause = problem.cause;
+  rejected.reason = storable(problem.text);
+  read_identity(element, rejected);
+  return rejected;
+}
+
+// ---- The page -----------------------------------------------------------------------------------
 
 IncomingPage failed_page(UnknownCause cause, int http_status, std::string detail) {
   IncomingPage page;
@@ -484,14 +714,21 @@ IncomingPage failed_page(UnknownCause cause, int http_status, std::string detail
   return page;
 }
 
-IncomingPage classify_feed(int http_status, const Body& body,
+IncomingPage classify_feed(int http_status, std::string_view raw,
                            std::optional<std::string_view> retry_after) {
   if (http_status != 200) {
+    const Body body = parse_body(raw);
     auto common = classify_common(http_status, body, retry_after);
     IncomingPage page;
     page.failure = common ? std::move(*common) : unexpected_status(http_status, body);
     return page;
   }
+  auto split = split_page(raw);
+  if (!split) {
+    return failed_page(UnknownCause::unparsable_body, http_status,
+                       "body is not a well-formed JSON object");
+  }
+  const Body body = parse_body(split->envelope);
   const json* object = body.object();
   if (object == nullptr) {
     return failed_page(UnknownCause::unparsable_body, http_status, "body is not a JSON object");
@@ -507,23 +744,23 @@ IncomingPage classify_feed(int http_status, const Body& body,
     return failed_page(UnknownCause::unparsable_body, http_status, "no payments array");
   }
   IncomingPage page;
-  for (const auto& item : *payments) {
-    PaymentProblem problem;
-    auto payment = parse_payment(item, problem);
-    if (!payment) {
-      return failed_page(problem.cause, http_status,
-                         "payment " + std::to_string(page.payments.size()) + ": " + problem.text);
-    }
-    page.payments.push_back(std::move(*payment));
-  }
   page.next_cursor = string_field(*object, "next_cursor");
-  if (!page.payments.empty() && !page.next_cursor) {
+  if (!split->elements.empty() && !page.next_cursor) {
     return failed_page(UnknownCause::unparsable_body, http_status, "payments without next_cursor");
   }
   if (page.next_cursor && !is_cursor(*page.next_cursor)) {
     return failed_page(
         UnknownCause::contract_violation, http_status,
         "next_cursor is not 1 to " + std::to_string(kCursorBytesMax) + " visible ASCII characters");
+  }
+  for (std::size_t index = 0; index < split->elements.size(); ++index) {
+    const auto element = split->elements[index];
+    auto payment = read_payment(element);
+    if (payment) {
+      page.payments.push_back(std::move(*payment));
+    } else {
+      page.rejected.push_back(rejected_payment(index, element, std::move(payment.error())));
+    }
   }
   page.ok = true;
   page.failure.answer_class = AnswerClass::settled;
@@ -535,7 +772,7 @@ IncomingPage classify_feed(int http_status, const Body& body,
 
 IncomingPage classify_incoming(int http_status, std::string_view body,
                                std::optional<std::string_view> retry_after) {
-  auto page = classify_feed(http_status, parse_body(body), retry_after);
+  auto page = classify_feed(http_status, body, retry_after);
   page.failure.detail = storable(page.failure.detail);
   return page;
 }

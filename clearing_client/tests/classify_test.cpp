@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "clearing/base/text.hpp"
@@ -363,19 +365,32 @@ std::string feed_page(std::string_view payment_overrides,
          R"("creditor_name":"m","remittance_info":"r","received_at":"2026-11-26T09:00:00Z")" +
          std::string(payment_overrides) + R"(}],"next_cursor":)" + std::string(next_cursor) + "}";
 }
+// A page whose envelope breaks the contract: a failure, nothing taken.
 void check_feed_violation(const IncomingPage& page, std::string_view detail_part) {
   INFO("cause=", to_string(page.failure.cause), " detail=", page.failure.detail);
   CHECK_FALSE(page.ok);
   CHECK(page.payments.empty());
+  CHECK(page.rejected.empty());
   CHECK(page.failure.cause == UnknownCause::contract_violation);
   CHECK(page.failure.detail.find(detail_part) != std::string::npos);
+}
+// A page whose one payment breaks the contract: the page is taken, the payment rejected.
+void check_payment_violation(const IncomingPage& page, std::string_view reason_part,
+                             UnknownCause cause = UnknownCause::contract_violation) {
+  INFO("cause=", to_string(page.failure.cause), " detail=", page.failure.detail);
+  REQUIRE(page.ok);
+  CHECK(page.payments.empty());
+  REQUIRE(page.rejected.size() == 1);
+  INFO("reason=", page.rejected[0].reason);
+  CHECK(page.rejected[0].cause == cause);
+  CHECK(page.rejected[0].reason.find(reason_part) != std::string::npos);
 }
 }  // namespace
 
 TEST_CASE("the incoming feed: every payment field and the cursors are checked") {
   // Overrides come after the defaults: a repeated key, so first that is refused.
-  check_feed_violation(classify_incoming(200, feed_page(R"(,"debtor_name":"x")"), std::nullopt),
-                       "repeats");
+  check_payment_violation(classify_incoming(200, feed_page(R"(,"debtor_name":"x")"), std::nullopt),
+                          "repeats");
   const auto base = feed_page("");
   REQUIRE(classify_incoming(200, base, std::nullopt).ok);
   auto with = [&](std::string_view field, std::string_view value_json) {
@@ -387,11 +402,11 @@ TEST_CASE("the incoming feed: every payment field and the cursors are checked") 
        {"cursor", "clearing_reference", "currency", "debtor_account", "debtor_name",
         "creditor_account", "creditor_name", "remittance_info", "received_at"}) {
     CAPTURE(field);
-    check_feed_violation(with(field, R"("a\u0000")"), field);
-    check_feed_violation(with(field, "\"" + std::string(2'000, 'x') + "\""), field);
+    check_payment_violation(with(field, R"("a\u0000")"), field);
+    check_payment_violation(with(field, "\"" + std::string(2'000, 'x') + "\""), field);
   }
-  check_feed_violation(with("cursor", R"("0 1")"), "cursor");
-  check_feed_violation(with("cursor", R"("Ø1")"), "cursor");
+  check_payment_violation(with("cursor", R"("0 1")"), "cursor");
+  check_payment_violation(with("cursor", R"("Ø1")"), "cursor");
   check_feed_violation(classify_incoming(200, feed_page("", R"("0 1")"), std::nullopt),
                        "next_cursor");
   check_feed_violation(
@@ -402,11 +417,209 @@ TEST_CASE("the incoming feed: every payment field and the cursors are checked") 
   for (std::string_view amount :
        {"9223372036854775808", "18446744073709551615", "0", "-5", "1.5"}) {
     CAPTURE(amount);
-    const auto page = with("amount_minor", amount);
-    CHECK_FALSE(page.ok);
-    CHECK(page.failure.cause == UnknownCause::unparsable_body);
+    check_payment_violation(with("amount_minor", amount), "amount_minor",
+                            UnknownCause::unparsable_body);
   }
   CHECK(with("amount_minor", "9223372036854775807").payments.at(0).amount_minor ==
         9223372036854775807);
   CHECK(with("debtor_name", "null").ok);
+}
+
+namespace {
+// One payment's JSON text, built by hand so that it can carry bytes no JSON library writes.
+// `extra` is appended inside the object as it is.
+std::string payment_text(int number, std::string_view debtor_name_json = R"("Ada Lovelace")",
+                         std::string_view amount = "5000", std::string_view extra = "") {
+  char cursor[16];
+  std::snprintf(cursor, sizeof cursor, "%012d", number);
+  return std::string(R"({"cursor":")") + cursor + R"(","clearing_reference":"CR-)" +
+         std::to_string(number) + R"(","amount_minor":)" + std::string(amount) +
+         R"(,"currency":"DKK","debtor_account":"DE89370400440532013000","debtor_name":)" +
+         std::string(debtor_name_json) +
+         R"(,"creditor_account":"5301-0001234567","creditor_name":"Charles Babbage",)"
+         R"("remittance_info":"Invoice 42","received_at":"2026-11-26T09:00:00Z")" +
+         std::string(extra) + "}";
+}
+std::string page_of(const std::vector<std::string>& elements,
+                    std::string_view next_cursor = R"("000000000099")") {
+  std::string page = R"({"payments":[)";
+  for (std::size_t i = 0; i < elements.size(); ++i) page += (i ? ",\n  " : "") + elements[i];
+  return page + R"(],"next_cursor":)" + std::string(next_cursor) + "}";
+}
+}  // namespace
+
+TEST_CASE("one payment that breaks the contract costs only itself: the good ones are taken, "
+          "each bad one is a typed rejection with its raw text, reason and identity") {
+  const std::string oversize_name = "\"" + std::string(kPartyNameBytesMax + 1, 'x') + "\"";
+  const std::vector<std::string> elements = {
+      payment_text(1),
+      payment_text(2, R"("Ada\u0000Lovelace")"),                      // NUL, escaped
+      payment_text(3),
+      payment_text(4, oversize_name),                                 // over its limit
+      payment_text(5, R"("Ada Lovelace")", "-700"),                   // not a positive amount
+      payment_text(6, R"("Ada Lovelace")", "5000", R"(,"amount_minor":9)"),  // repeated key
+      payment_text(7, "\"Ada \xff\xfe Lovelace\""),                  // invalid UTF-8, raw
+      payment_text(8, std::string("\"Ada \x01 Lovelace\"")),         // a raw control byte
+      payment_text(9),
+  };
+  const auto page = classify_incoming(200, page_of(elements), std::nullopt);
+  INFO("detail=", page.failure.detail);
+  REQUIRE(page.ok);
+  CHECK(page.next_cursor == std::optional<std::string>("000000000099"));
+  REQUIRE(page.payments.size() == 3);
+  CHECK(page.payments[0].clearing_reference == "CR-1");
+  CHECK(page.payments[1].clearing_reference == "CR-3");
+  CHECK(page.payments[2].clearing_reference == "CR-9");
+  CHECK(page.payments[2].debtor_name == "Ada Lovelace");
+
+  struct Expected {
+    std::size_t index;
+    UnknownCause cause;
+    std::string_view reason;
+  };
+  const Expected expected[] = {
+      {1, UnknownCause::contract_violation, "payment field debtor_name contains a control character"},
+      {3, UnknownCause::contract_violation,
+       "payment field debtor_name is 1025 bytes, limit 1024"},
+      {4, UnknownCause::unparsable_body,
+       "payment amount_minor missing or not a positive 64-bit integer"},
+      {5, UnknownCause::contract_violation, "payment repeats a JSON key"},
+      {6, UnknownCause::contract_violation, "payment field debtor_name is not valid UTF-8"},
+      {7, UnknownCause::contract_violation, "payment field debtor_name contains a control character"},
+  };
+  REQUIRE(page.rejected.size() == std::size(expected));
+  for (std::size_t i = 0; i < std::size(expected); ++i) {
+    const auto& rejected = page.rejected[i];
+    CAPTURE(i);
+    INFO("reason=", rejected.reason);
+    CHECK(rejected.index == expected[i].index);
+    CHECK(rejected.cause == expected[i].cause);
+    CHECK(rejected.reason == expected[i].reason);
+    // The element exactly as received, whatever bytes it holds.
+    CHECK(rejected.raw == elements[expected[i].index]);
+    CHECK(rejected.raw_bytes == elements[expected[i].index].size());
+    // Named by the fields that are readable and valid on their own.
+    char cursor[16];
+    std::snprintf(cursor, sizeof cursor, "%012zu", expected[i].index + 1);
+    CHECK(rejected.cursor == std::optional<std::string>(cursor));
+    CHECK(rejected.clearing_reference ==
+          std::optional<std::string>("CR-" + std::to_string(expected[i].index + 1)));
+    // Never a value: no part of any name, and one storable line.
+    CHECK(rejected.reason.find("Ada") == std::string::npos);
+    CHECK(rejected.reason.find("xxx") == std::string::npos);
+    CHECK(clearing::base::is_printable_utf8(rejected.reason));
+    CHECK(rejected.reason.size() <= kDetailBytesMax);
+  }
+}
+
+TEST_CASE("a rejected payment: its raw kept cut at kRejectedPaymentRawBytesMax, its identity "
+          "only when readable and valid, a field it makes up never named") {
+  // Over every limit: the raw is cut, its full length noted.
+  const std::string huge = payment_text(
+      1, "\"" + std::string(2 * kRejectedPaymentRawBytesMax, 'x') + "\"");
+  auto page = classify_incoming(200, page_of({huge}), std::nullopt);
+  REQUIRE(page.ok);
+  REQUIRE(page.rejected.size() == 1);
+  CHECK(page.rejected[0].raw == huge.substr(0, kRejectedPaymentRawBytesMax));
+  CHECK(page.rejected[0].raw_bytes == huge.size());
+  CHECK(page.rejected[0].clearing_reference == std::optional<std::string>("CR-1"));
+
+  // A repeated cursor says two things: no cursor is taken, the reference still is.
+  page = classify_incoming(
+      200, page_of({payment_text(2, R"("n")", "5", R"(,"cursor":"000000000777")")}), std::nullopt);
+  REQUIRE(page.rejected.size() == 1);
+  CHECK_FALSE(page.rejected[0].cursor);
+  CHECK(page.rejected[0].clearing_reference == std::optional<std::string>("CR-2"));
+
+  // A reference with invalid UTF-8 or a NUL is no identity; the cursor still is.
+  for (std::string_view reference : {"\"CR-\xc3\"", R"("CR-\u0000")", R"("")"}) {
+    CAPTURE(reference);
+    std::string element = payment_text(3);
+    const auto at = element.find(R"("CR-3")");
+    element.replace(at, 6, reference);
+    page = classify_incoming(200, page_of({element}), std::nullopt);
+    REQUIRE(page.rejected.size() == 1);
+    CHECK(page.rejected[0].cursor == std::optional<std::string>("000000000003"));
+    CHECK_FALSE(page.rejected[0].clearing_reference);
+  }
+
+  // Invalid text under a key the contract does not know: rejected, the key never echoed.
+  page = classify_incoming(
+      200, page_of({payment_text(4, R"("n")", "5", ",\"Ada Lovelace 5301\":\"\xff\"")}),
+      std::nullopt);
+  REQUIRE(page.rejected.size() == 1);
+  CHECK(page.rejected[0].reason ==
+        "a payment field the contract does not name is not valid UTF-8");
+
+  // Elements that are no payment at all: each costs only itself.
+  page = classify_incoming(
+      200, page_of({"5", R"("text")", "[1,2]", R"({"a":tru})", "null", payment_text(5)}),
+      std::nullopt);
+  REQUIRE(page.ok);
+  REQUIRE(page.payments.size() == 1);
+  REQUIRE(page.rejected.size() == 5);
+  for (std::size_t i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    CHECK(page.rejected[i].index == i);
+    CHECK(page.rejected[i].cause == UnknownCause::unparsable_body);
+    CHECK_FALSE(page.rejected[i].cursor);
+  }
+  CHECK(page.rejected[0].reason == "payment is not an object");
+  CHECK(page.rejected[3].reason == "payment is not valid JSON");
+  CHECK(page.rejected[3].raw == R"({"a":tru})");
+}
+
+TEST_CASE("a page whose envelope breaks the contract is still a failure: nothing in it is taken") {
+  const auto good = payment_text(1);
+  struct Case {
+    std::string body;
+    UnknownCause cause;
+    std::string_view detail;
+  };
+  const Case cases[] = {
+      // Not well formed around the payments: where one element ends is not known.
+      {R"({"payments":[)" + good + R"(,{"debtor_name":"open],"next_cursor":"1"})",
+       UnknownCause::unparsable_body, "well-formed"},
+      {R"({"payments":[)" + good + R"(,,)" + good + R"(],"next_cursor":"1"})",
+       UnknownCause::unparsable_body, "well-formed"},
+      {R"({"payments":[)" + good + R"(,],"next_cursor":"1"})", UnknownCause::unparsable_body,
+       "well-formed"},
+      {R"({"payments":[{"a":[}],"next_cursor":"1"})", UnknownCause::unparsable_body,
+       "well-formed"},
+      {R"({"payments":[)" + good + R"(],"next_cursor":"1"} trailing)",
+       UnknownCause::unparsable_body, "well-formed"},
+      {"[" + good + "]", UnknownCause::unparsable_body, "well-formed"},
+      // The envelope itself.
+      {R"({"payments":[)" + good + R"(]})", UnknownCause::unparsable_body, "without next_cursor"},
+      {R"({"payments":[)" + good + R"(],"next_cursor":"0 1"})", UnknownCause::contract_violation,
+       "next_cursor"},
+      {R"({"payments":[)" + good + R"(],"next_cursor":"1","next_cursor":"2"})",
+       UnknownCause::contract_violation, "repeats"},
+      {R"({"payments":[)" + good + R"(],"payments":[],"next_cursor":"1"})",
+       UnknownCause::contract_violation, "repeats"},
+      {R"({"payments":{},"next_cursor":"1"})", UnknownCause::unparsable_body, "no payments array"},
+      {R"({"payments":[)" + good + R"(],"next_cursor":"1","note":"\xff"})",
+       UnknownCause::unparsable_body, "not a JSON object"},
+      {R"({"error":{"code":"DOWN"},"payments":[]})", UnknownCause::error_body_200, "DOWN"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.body.substr(0, 120));
+    const auto page = classify_incoming(200, c.body, std::nullopt);
+    INFO("detail=", page.failure.detail);
+    CHECK_FALSE(page.ok);
+    CHECK(page.payments.empty());
+    CHECK(page.rejected.empty());
+    CHECK(page.failure.cause == c.cause);
+    CHECK(page.failure.detail.find(c.detail) != std::string::npos);
+  }
+  // The key may be written with escapes: still the payments array.
+  const auto escaped =
+      classify_incoming(200, R"({"p\u0061yments":[)" + good + R"(],"next_cursor":"1"})",
+                        std::nullopt);
+  CHECK(escaped.ok);
+  CHECK(escaped.payments.size() == 1);
+  // An empty page with no next_cursor is sound (nothing new yet).
+  const auto empty = classify_incoming(200, R"({"payments":[ ]})", std::nullopt);
+  CHECK(empty.ok);
+  CHECK_FALSE(empty.next_cursor);
 }

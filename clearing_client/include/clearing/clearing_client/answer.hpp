@@ -3,6 +3,7 @@
 // classified answer every call returns (ClearingAnswer, IncomingPage). Light header:
 // std only, so the sagas' callers and tests can include it without Asio.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -93,9 +94,29 @@ struct IncomingPayment {
   std::string received_at;
 };
 
+// A payment of a sound page that breaks the contract: it costs only itself (the page's
+// other payments are taken, the cursor moves past it). What is kept of it is bounded and
+// storable as bytes; nothing in `reason` quotes a value.
+struct RejectedPayment {
+  std::size_t index = 0;  // its position in the page's payments array
+  // The element's JSON text exactly as received (any bytes: invalid UTF-8, raw control
+  // characters), its first kRejectedPaymentRawBytesMax bytes (classify.hpp) at most.
+  std::string raw;
+  std::size_t raw_bytes = 0;  // the element's full length: > raw.size() when raw was cut
+  UnknownCause cause = UnknownCause::contract_violation;  // or unparsable_body
+  // The field and the rule it breaks ("payment field debtor_name contains a control
+  // character"), never the value: one storable line (base::escape_text).
+  std::string reason;
+  // Read from the element alone, and only when that field occurs once and is valid by the
+  // rules a good payment's would be held to; nullopt otherwise.
+  std::optional<std::string> cursor;
+  std::optional<std::string> clearing_reference;
+};
+
 struct IncomingPage {
   bool ok = false;
-  std::vector<IncomingPayment> payments;   // ok only
+  std::vector<IncomingPayment> payments;   // ok only: the payments that keep the contract
+  std::vector<RejectedPayment> rejected;   // ok only: the ones that break it, in page order
   std::optional<std::string> next_cursor;  // ok only; absent when the clearing sent none
   // When !ok: why, classified like the other calls (unknown with a cause, unauthorized,
   // maintenance, malformed_request). When ok: answer_class is `settled` and unused.

@@ -28,6 +28,10 @@ inline constexpr std::size_t kAccountIdBytesMax = 64;          // IBAN: 34; BBAN
 inline constexpr std::size_t kPartyNameBytesMax = 1'024;       // 140 characters, up to 4 bytes each
 inline constexpr std::size_t kRemittanceInfoBytesMax = 1'024;  // likewise
 inline constexpr std::size_t kTimestampBytesMax = 64;
+// What a RejectedPayment keeps of its element's raw JSON: a payment within the limits above
+// is at most about 6 x 4 KiB even with every character escaped as \u00XX, so a good-faith
+// payment is kept whole; a larger one (an oversize field) is kept cut, its length noted.
+inline constexpr std::size_t kRejectedPaymentRawBytesMax = 64 * 1024;
 // ClearingAnswer::detail: short for logs and events.
 inline constexpr std::size_t kDetailBytesMax = 200;
 
@@ -41,8 +45,19 @@ ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view 
                                std::optional<std::string_view> retry_after,
                                std::string_view reference);
 
-// Parses an incoming feed answer (any status; non-200 answers are classified failures). One
-// payment or cursor that breaks the contract fails the whole page (unknown with a cause).
+// Parses an incoming feed answer (any status; non-200 answers are classified failures).
+//
+// The envelope decides whether the page can be taken: a JSON object (no repeated key, no
+// "error") with a `payments` array and, when that array has elements, a valid `next_cursor`.
+// A page whose envelope breaks the contract is a failure (unknown with a cause): nothing in
+// it can be trusted, and the cursor must not move.
+//
+// In a sound envelope each payment stands alone: one that breaks the contract (not JSON,
+// invalid UTF-8 or a control character in a field, a repeated key, a field over its limit, a
+// bad amount, ...) becomes a RejectedPayment and the others are taken, so that one bad
+// payment never stops the feed. The payments array is split into its elements by brackets
+// and strings alone, before any element is decoded, so bytes that no JSON parser accepts in
+// one element (invalid UTF-8) cost only that element.
 IncomingPage classify_incoming(int http_status, std::string_view body,
                                std::optional<std::string_view> retry_after);
 
