@@ -37,6 +37,15 @@ void add_fault_flags(CLI::App& app, FaultSettings& faults) {
        "execute, then answer with a truncated JSON body"},
       {"--fault-maintenance-503", &faults.maintenance_503,
        "answer 503 with Retry-After, nothing executed"},
+      {"--fault-stray-response", &faults.stray_response,
+       "hostile: after the answer, an unrequested 201 ACSC or 200 RJCT AC04 on the kept-alive "
+       "connection, at once or late (see --stray-delay-ms-max)"},
+      {"--fault-duplicate-response", &faults.duplicate_response,
+       "hostile: the answer written twice on the kept-alive connection"},
+      {"--fault-nul-field", &faults.nul_field,
+       "hostile: a NUL in the answer's clearing_reference or reason (the ledger keeps the truth)"},
+      {"--fault-oversize-field", &faults.oversize_field,
+       "hostile: a 1 MB clearing_reference or reason in the answer (the ledger keeps the truth)"},
   };
   for (const auto& flag : flags) {
     app.add_option(flag.name, *flag.target, flag.help)->check(probability)->group("Faults");
@@ -57,6 +66,11 @@ void add_fault_flags(CLI::App& app, FaultSettings& faults) {
       ->group("Faults");
   app.add_option("--retry-after-s", faults.retry_after_s, "Retry-After of maintenance_503")
       ->check(CLI::Range(0, 86'400))
+      ->group("Faults");
+  app.add_option("--stray-delay-ms-max", faults.stray_delay_ms_max,
+                 "a late stray response comes 1..this many ms after the answer")
+      ->check(CLI::Range(1, clearing::clearing_mock::kStrayDelayMsMax))
+      ->capture_default_str()
       ->group("Faults");
 }
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "asio_include.hpp"
@@ -36,6 +37,7 @@ enum class Action { answer, close, reset };
 struct Handled {
   Action action = Action::answer;
   HttpAnswer answer;
+  HostilePlan hostile;  // stray and duplicate responses, carried out by serve()
 };
 
 std::string percent_decode(std::string_view text) {
@@ -140,6 +142,17 @@ struct MockServer::Impl {
     }
   }
 
+  // The hostile part of a submit's or an inquiry's plan: a damaged answer now, a stray or
+  // duplicate response for serve() to write after it.
+  Handled with_hostile(Handled handled, Endpoint endpoint) {
+    handled.hostile = state.plan_hostile(endpoint);
+    if (handled.action != Action::answer) return handled;
+    if (auto damaged = state.hostile_answer(handled.hostile.fault, handled.answer)) {
+      handled.answer = std::move(*damaged);
+    }
+    return handled;
+  }
+
   asio::awaitable<Handled> handle_v1(Session& session, const Request& request,
                                      std::string_view path, std::string_view query) {
     if (path == "/v1/transfers" && request.method() == http::verb::post) {
@@ -149,18 +162,20 @@ struct MockServer::Impl {
           key_field == request.end() ? std::string() : std::string(key_field->value());
       auto immediate = state.begin_submit(key, request.body());
       const bool proceeds = !immediate.has_value();
-      co_return co_await with_faults(
+      Handled handled = co_await with_faults(
           session, Endpoint::submit,
           [&] { return proceeds ? state.execute_submit(key) : *immediate; },
           [&] {
             if (proceeds) state.abandon_submit(key);
           });
+      co_return with_hostile(std::move(handled), Endpoint::submit);
     }
     if (path.starts_with("/v1/transfers/") && request.method() == http::verb::get) {
       state.note_request("inquire");
       const std::string reference = percent_decode(path.substr(std::strlen("/v1/transfers/")));
-      co_return co_await with_faults(
+      Handled handled = co_await with_faults(
           session, Endpoint::inquire, [&] { return state.inquire(reference); }, [] {});
+      co_return with_hostile(std::move(handled), Endpoint::inquire);
     }
     if (path == "/v1/incoming" && request.method() == http::verb::get) {
       state.note_request("incoming");
@@ -223,6 +238,45 @@ struct MockServer::Impl {
     return response;
   }
 
+  // The bytes of a whole response, so that two of them leave in one write: two writes
+  // could be split by Nagle's algorithm and the client's delayed ACK.
+  static std::string serialized(const Response& response) {
+    std::ostringstream out;
+    out << response;
+    return out.str();
+  }
+
+  asio::awaitable<bool> write_bytes(Session& session, const std::string& bytes) {
+    session.stream.expires_after(std::chrono::milliseconds(options().write_timeout_ms));
+    auto written = co_await asio::async_write(session.stream, asio::buffer(bytes), kUseTuple);
+    co_return !std::get<0>(written);
+  }
+
+  // Writes the answer and what the hostile plan adds after it (a stray or a duplicate
+  // response); false when the connection failed. A late stray is written before the next
+  // request is read, so it may reach a client that has already sent that request.
+  asio::awaitable<bool> write_hostile(Session& session, const Request& request, const Response& response,
+                                      const HostilePlan& plan) {
+    std::string bytes = serialized(response);
+    switch (plan.fault) {
+      case HostileFault::duplicate_response:
+        bytes += serialized(response);
+        state.note_hostile(plan.fault);
+        co_return co_await write_bytes(session, bytes);
+      case HostileFault::stray_response: {
+        const std::string stray = serialized(to_response(request, state.stray_answer(plan)));
+        state.note_hostile(plan.fault);
+        if (plan.stray_delay_ms == 0) co_return co_await write_bytes(session, bytes + stray);
+        if (!co_await write_bytes(session, bytes)) co_return false;
+        co_await sleep(session, plan.stray_delay_ms);
+        if (is_stopping()) co_return false;
+        co_return co_await write_bytes(session, stray);
+      }
+      default:
+        co_return co_await write_bytes(session, bytes);
+    }
+  }
+
   asio::awaitable<void> serve(std::shared_ptr<Session> session) {
     beast::flat_buffer buffer;
     auto& stream = session->stream;
@@ -254,6 +308,10 @@ struct MockServer::Impl {
       }
       if (handled.action == Action::close) break;
       auto response = to_response(request, std::move(handled.answer));
+      if (response.keep_alive() && handled.hostile.fault != HostileFault::none) {
+        if (!co_await write_hostile(*session, request, response, handled.hostile)) break;
+        continue;
+      }
       stream.expires_after(std::chrono::milliseconds(options().write_timeout_ms));
       auto write_result = co_await http::async_write(stream, response, kUseTuple);
       const beast::error_code write_error = std::get<0>(write_result);

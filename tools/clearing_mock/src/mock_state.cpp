@@ -175,6 +175,22 @@ std::string_view to_string(FaultClass fault) noexcept {
   return "invalid";
 }
 
+std::string_view to_string(HostileFault fault) noexcept {
+  switch (fault) {
+    case HostileFault::none:
+      return "none";
+    case HostileFault::stray_response:
+      return "stray_response";
+    case HostileFault::duplicate_response:
+      return "duplicate_response";
+    case HostileFault::nul_field:
+      return "nul_field";
+    case HostileFault::oversize_field:
+      return "oversize_field";
+  }
+  return "invalid";
+}
+
 bool acts_before_execute(FaultClass fault) noexcept {
   switch (fault) {
     case FaultClass::timeout_before_execute:
@@ -207,6 +223,10 @@ constexpr ProbabilityField kProbabilities[] = {
     {"error_body_200", &FaultSettings::error_body_200},
     {"malformed_json", &FaultSettings::malformed_json},
     {"maintenance_503", &FaultSettings::maintenance_503},
+    {"stray_response", &FaultSettings::stray_response},
+    {"duplicate_response", &FaultSettings::duplicate_response},
+    {"nul_field", &FaultSettings::nul_field},
+    {"oversize_field", &FaultSettings::oversize_field},
 };
 struct IntegerField {
   const char* name;
@@ -219,11 +239,12 @@ constexpr IntegerField kIntegers[] = {
     {"latency_ms", &FaultSettings::latency_ms, kFaultMsMax},
     {"hold_ms", &FaultSettings::hold_ms, kFaultMsMax},
     {"retry_after_s", &FaultSettings::retry_after_s, 86'400},
+    {"stray_delay_ms_max", &FaultSettings::stray_delay_ms_max, kStrayDelayMsMax},
 };
 
-double probability_of(const FaultSettings& settings, FaultClass fault) {
+double probability_of(const FaultSettings& settings, std::string_view fault_name) {
   for (const auto& field : kProbabilities) {
-    if (to_string(fault) == field.name) return settings.*field.member;
+    if (fault_name == field.name) return settings.*field.member;
   }
   return 0;
 }
@@ -312,6 +333,8 @@ struct MockState::Data {
   FaultSettings faults;
   std::mt19937_64 fault_rng;
   std::mt19937_64 resend_rng;
+  std::mt19937_64 hostile_rng;             // the hostile answers' own stream (seed + 3)
+  std::int64_t stray_sequence = 0;         // made-up clearing references of strays
   std::unordered_map<std::string, StoreEntry> store;  // by idempotency key
   std::map<std::string, LedgerEntry> ledger;          // by reference, ordered for the listing
   std::vector<Payment> incoming;                      // cursor = index + 1
@@ -326,6 +349,7 @@ MockState::MockState(MockOptions options)
   data_->faults = options_.faults;
   data_->fault_rng.seed(options_.seed);
   data_->resend_rng.seed(options_.seed + 1);
+  data_->hostile_rng.seed(options_.seed + 3);
   std::mt19937_64 generator(options_.seed + 2);
   const auto currency = std::string(base::country_currency_code(options_.country));
   for (int i = 1; i <= options_.incoming_generated; ++i) {
@@ -349,6 +373,9 @@ MockState::MockState(MockOptions options)
   for (int i = 0; i < kFaultClassCount; ++i) {
     data_->stats.faults[std::string(to_string(static_cast<FaultClass>(i)))] = 0;
   }
+  for (int i = 1; i < kHostileFaultCount; ++i) {
+    data_->stats.faults[std::string(to_string(static_cast<HostileFault>(i)))] = 0;
+  }
   data_->stats.faults.erase("none");
   data_->stats.faults["delay"] = 0;
 }
@@ -364,7 +391,7 @@ FaultPlan MockState::plan_faults(Endpoint) {
   for (int i = 1; i < kFaultClassCount; ++i) {
     const auto fault = static_cast<FaultClass>(i);
     const double draw = data_->uniform();
-    if (plan.fault == FaultClass::none && draw < probability_of(faults, fault)) plan.fault = fault;
+    if (plan.fault == FaultClass::none && draw < probability_of(faults, to_string(fault))) plan.fault = fault;
   }
   const double delay_draw = data_->uniform();
   const double delay_position = data_->uniform();
@@ -404,6 +431,64 @@ HttpAnswer MockState::fault_answer(FaultClass fault, const HttpAnswer& real) con
     default:
       return real;
   }
+}
+
+HostilePlan MockState::plan_hostile(Endpoint endpoint) {
+  std::lock_guard lock(data_->mutex);
+  HostilePlan plan;
+  if (endpoint == Endpoint::incoming) return plan;
+  auto uniform = [&] { return std::uniform_real_distribution<double>(0.0, 1.0)(data_->hostile_rng); };
+  for (int i = 1; i < kHostileFaultCount; ++i) {
+    const auto fault = static_cast<HostileFault>(i);
+    const double draw = uniform();
+    if (plan.fault == HostileFault::none && draw < probability_of(data_->faults, to_string(fault))) {
+      plan.fault = fault;
+    }
+  }
+  const double late = uniform();
+  const double delay = uniform();
+  const double rejects = uniform();
+  if (plan.fault == HostileFault::stray_response) {
+    const int delay_max = std::max(data_->faults.stray_delay_ms_max, 1);
+    plan.stray_delay_ms = late < 0.5 ? 0 : 1 + static_cast<int>(delay * (delay_max - 1));
+    plan.stray_rejects = rejects < 0.5;
+  }
+  return plan;
+}
+
+std::optional<HttpAnswer> MockState::hostile_answer(HostileFault fault, const HttpAnswer& real) {
+  if (fault != HostileFault::nul_field && fault != HostileFault::oversize_field) return std::nullopt;
+  json body = json::parse(real.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("status")) return std::nullopt;
+  const char* field = body.contains("clearing_reference") ? "clearing_reference" : "reason";
+  const std::string text = body.value(field, "");
+  body[field] = fault == HostileFault::nul_field ? text + std::string(1, '\0') + "X"
+                                                 : text + std::string(kOversizeFieldBytes, 'X');
+  std::lock_guard lock(data_->mutex);
+  ++data_->stats.faults[std::string(to_string(fault))];
+  return HttpAnswer{real.status, body.dump(), real.headers};
+}
+
+HttpAnswer MockState::stray_answer(const HostilePlan& plan) {
+  std::lock_guard lock(data_->mutex);
+  const auto n = ++data_->stray_sequence;
+  json body;
+  int status = 200;
+  if (plan.stray_rejects) {
+    body = {{"status", "RJCT"}, {"reason_code", "AC04"}, {"reason", "creditor account closed"}};
+  } else {
+    status = 201;
+    body = {{"status", "ACSC"},
+            {"clearing_reference", "STRAY" + std::to_string(options_.seed) + "-" + cursor_text(n)},
+            {"settlement_date", civil_date(days_since_epoch(options_.now()))}};
+  }
+  if (plan.stray_delay_ms > 0) body["reference"] = "stray-" + std::to_string(options_.seed) + "-" + std::to_string(n);
+  return answer(status, body);
+}
+
+void MockState::note_hostile(HostileFault fault) {
+  std::lock_guard lock(data_->mutex);
+  ++data_->stats.faults[std::string(to_string(fault))];
 }
 
 std::optional<HttpAnswer> MockState::begin_submit(std::string_view idempotency_key,

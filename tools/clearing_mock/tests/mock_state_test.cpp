@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 using namespace clearing::clearing_mock;
@@ -176,4 +177,109 @@ TEST_CASE("the incoming feed pages by cursor and re-sends with its probability")
   page = json::parse(state.incoming("after=000000000005").body);
   CHECK(page["payments"].back()["clearing_reference"] == "X1");
   CHECK(state.incoming("limit=0").status == 400);
+}
+
+TEST_CASE("hostile answers are off by default, and turning them on leaves the classic schedule as it was") {
+  MockOptions options;
+  options.seed = 42;
+  options.faults.http_500 = 0.2;
+  options.faults.delay = 0.3;
+  options.faults.delay_ms_max = 50;
+  MockState classic(options);
+  options.faults.stray_response = 0.25;
+  options.faults.duplicate_response = 0.25;
+  options.faults.nul_field = 0.25;
+  options.faults.oversize_field = 0.25;
+  MockState hostile(options);
+  MockState hostile_again(options);
+  std::map<HostileFault, int> drawn;
+  for (int i = 0; i < 400; ++i) {
+    const auto a = classic.plan_faults(Endpoint::submit);
+    const auto b = hostile.plan_faults(Endpoint::submit);
+    CHECK(a.fault == b.fault);
+    CHECK(a.delay_ms == b.delay_ms);
+    CHECK(classic.plan_hostile(Endpoint::submit).fault == HostileFault::none);
+    const auto h = hostile.plan_hostile(Endpoint::inquire);
+    const auto again = hostile_again.plan_hostile(Endpoint::inquire);
+    CHECK(h.fault == again.fault);
+    CHECK(h.stray_delay_ms == again.stray_delay_ms);
+    CHECK(h.stray_rejects == again.stray_rejects);
+    CHECK(h.stray_delay_ms <= options.faults.stray_delay_ms_max);
+    ++drawn[h.fault];
+    // The feed is never hostile.
+    CHECK(hostile.plan_hostile(Endpoint::incoming).fault == HostileFault::none);
+  }
+  // The first class whose draw is below its probability wins: every class comes up.
+  for (int i = 0; i < kHostileFaultCount; ++i) CHECK(drawn[static_cast<HostileFault>(i)] > 0);
+  // Drawn is not carried out: nothing is counted yet.
+  for (int i = 1; i < kHostileFaultCount; ++i)
+    CHECK(hostile.stats().faults.at(std::string(to_string(static_cast<HostileFault>(i)))) == 0);
+}
+
+TEST_CASE("a NUL or a 1 MB field damages the answer on the wire, never the ledger or the replay") {
+  MockOptions options;
+  MockState state(options);
+  const auto real = submit(state, "T-1", body("T-1"));
+  REQUIRE(real.status == 201);
+  const auto nul = state.hostile_answer(HostileFault::nul_field, real);
+  REQUIRE(nul);
+  const auto reference = field(real, "clearing_reference");
+  CHECK(field(*nul, "clearing_reference") == reference + std::string(1, '\0') + "X");
+  CHECK(nul->body.find("\\u0000") != std::string::npos);
+  const auto oversize = state.hostile_answer(HostileFault::oversize_field, real);
+  REQUIRE(oversize);
+  CHECK(field(*oversize, "clearing_reference").size() == reference.size() + kOversizeFieldBytes);
+
+  const auto rejected = submit(state, "T-2", body("T-2", "5301-0000000004"));
+  REQUIRE(field(rejected, "status") == "RJCT");
+  const auto nul_reason = state.hostile_answer(HostileFault::nul_field, rejected);
+  REQUIRE(nul_reason);
+  CHECK(field(*nul_reason, "reason").find('\0') != std::string::npos);
+  CHECK(field(*nul_reason, "reason_code") == "AC04");
+
+  // Not a transfer answer, or another fault: nothing to damage.
+  CHECK_FALSE(state.hostile_answer(HostileFault::nul_field, HttpAnswer{404, R"({"error":{"code":"NOT_FOUND"}})", {}}));
+  CHECK_FALSE(state.hostile_answer(HostileFault::stray_response, real));
+  CHECK(state.stats().faults.at("nul_field") == 2);
+  CHECK(state.stats().faults.at("oversize_field") == 1);
+
+  // The truth stays: one execution, the real reference replayed and inquired.
+  CHECK(submit(state, "T-1", body("T-1")).body == real.body);
+  CHECK(field(state.inquire("T-1"), "clearing_reference") == reference);
+  const auto ledger = state.ledger();
+  REQUIRE(ledger.size() == 2);
+  CHECK(ledger[0].clearing_reference == reference);
+  CHECK(ledger[0].execution_count == 1);
+  CHECK(state.stats().executions_total == 1);
+}
+
+TEST_CASE("a stray answer is made up: a fresh clearing reference, a reference only when late") {
+  MockOptions options;
+  options.seed = 9;
+  MockState state(options);
+  const auto at_once = state.stray_answer(HostilePlan{HostileFault::stray_response, 0, false});
+  CHECK(at_once.status == 201);
+  CHECK(field(at_once, "status") == "ACSC");
+  CHECK(field(at_once, "clearing_reference").rfind("STRAY9-", 0) == 0);
+  CHECK_FALSE(json::parse(at_once.body).contains("reference"));
+  const auto late = state.stray_answer(HostilePlan{HostileFault::stray_response, 5, true});
+  CHECK(late.status == 200);
+  CHECK(field(late, "status") == "RJCT");
+  CHECK(field(late, "reason_code") == "AC04");
+  CHECK(field(late, "reference").rfind("stray-9-", 0) == 0);
+  CHECK(field(state.stray_answer(HostilePlan{HostileFault::stray_response, 0, false}), "clearing_reference") !=
+        field(at_once, "clearing_reference"));
+  CHECK(state.ledger().empty());
+  CHECK(state.stats().executions_total == 0);
+}
+
+TEST_CASE("the hostile settings are fault settings like the others") {
+  FaultSettings settings;
+  REQUIRE(apply_faults_json(settings, R"({"stray_response":0.5,"nul_field":0.1,"stray_delay_ms_max":7})"));
+  CHECK(settings.stray_response == 0.5);
+  CHECK(settings.nul_field == 0.1);
+  CHECK(settings.stray_delay_ms_max == 7);
+  CHECK_FALSE(apply_faults_json(settings, R"({"oversize_field":1.5})"));
+  CHECK_FALSE(apply_faults_json(settings, R"({"stray_delay_ms_max":100000})"));
+  CHECK(json::parse(faults_to_json(settings)).at("duplicate_response") == 0);
 }

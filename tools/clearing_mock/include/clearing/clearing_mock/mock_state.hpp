@@ -35,6 +35,24 @@
 //    maintenance_503. Faults that act after execution (executed and stored; the answer is
 //    lost or damaged): timeout_after_execute, close_after_execute, http_504, malformed_json.
 //    For inquiries and the feed, "execute" means computing the answer.
+//  - Hostile answers (issue 16: a clearing, or a proxy in front of it, that sends bytes
+//    nobody asked for), on submits and inquiries, off by default. They are drawn from their
+//    own RNG stream (seed + 3), one draw per HostileFault class in its order plus three for
+//    the stray's shape, whatever the probabilities: turning them on changes nothing in the
+//    schedule of the faults above. They never touch the store or the ledger: a transfer
+//    the mock executed stays executed once, replays and inquiries answer the truth.
+//      stray_response: after the answer (a fault answer too, e.g. a 503), a second,
+//        unrequested complete response on the kept-alive connection: `201 ACSC` with a
+//        made-up clearing reference, or `200 RJCT AC04`. Half the time in the same write,
+//        without a `reference`; otherwise 1..stray_delay_ms_max ms later, naming a made-up
+//        `reference` (the only way a client can tell it from the next request's answer);
+//      duplicate_response: the answer written twice, in one write;
+//      nul_field: the real answer with a NUL in clearing_reference (ACSC, PDNG) or in reason
+//        (RJCT);
+//      oversize_field: the same with a 1 MB clearing_reference or reason.
+//    nul_field and oversize_field apply to transfer answers only (a body with `status`);
+//    stray and duplicate only while the connection is kept alive. Each is counted in
+//    MockStats::faults under its name when it is carried out, not when it is drawn.
 //  - Incoming feed: `incoming_generated` payments generated from the seed (cursors
 //    000000000001...), plus those posted to /admin/incoming. With probability
 //    `incoming_resend_probability` (its own RNG stream, seed + 1), a page after cursor c first
@@ -74,6 +92,15 @@ inline constexpr int kFaultClassCount = 11;  // including none
 std::string_view to_string(FaultClass fault) noexcept;
 bool acts_before_execute(FaultClass fault) noexcept;
 
+// The order is the draw order of the hostile stream: never reorder.
+enum class HostileFault { none, stray_response, duplicate_response, nul_field, oversize_field };
+inline constexpr int kHostileFaultCount = 5;  // including none
+std::string_view to_string(HostileFault fault) noexcept;
+
+// The oversize_field fault's field, and the longest delay of a late stray (a named bound).
+inline constexpr std::size_t kOversizeFieldBytes = 1'000'000;
+inline constexpr int kStrayDelayMsMax = 10'000;
+
 struct FaultSettings {
   // Probabilities in [0, 1].
   double delay = 0;
@@ -87,11 +114,16 @@ struct FaultSettings {
   double error_body_200 = 0;
   double malformed_json = 0;
   double maintenance_503 = 0;
+  double stray_response = 0;      // hostile answers: see the rules above
+  double duplicate_response = 0;
+  double nul_field = 0;
+  double oversize_field = 0;
   int delay_ms_min = 0;
   int delay_ms_max = 0;
   int latency_ms = 0;     // added to every /v1 answer
   int hold_ms = 5'000;    // timeout_* faults hold the connection this long, then close it
   int retry_after_s = 1;  // Retry-After of maintenance_503
+  int stray_delay_ms_max = 20;  // a late stray comes 1..this many ms after the answer
 };
 
 inline constexpr int kFaultMsMax = 600'000;
@@ -143,6 +175,13 @@ struct FaultPlan {
 
 enum class Endpoint { submit, inquire, incoming };
 
+// The hostile part of one request's plan (drawn apart from FaultPlan, see above).
+struct HostilePlan {
+  HostileFault fault = HostileFault::none;
+  int stray_delay_ms = 0;     // stray_response: 0 = in the answer's own write
+  bool stray_rejects = false;  // stray_response: `200 RJCT AC04` instead of `201 ACSC`
+};
+
 struct LedgerEntry {
   std::string reference;
   std::string clearing_reference;
@@ -184,6 +223,18 @@ class MockState {
   // The answer a fault replaces the real one with (5xx, 200 error body, 503), or a damaged
   // copy of `real` for malformed_json.
   HttpAnswer fault_answer(FaultClass fault, const HttpAnswer& real) const;
+
+  // Draws the hostile part of one request's plan (submits and inquiries only; the feed
+  // draws nothing). Counts nothing: see note_hostile.
+  HostilePlan plan_hostile(Endpoint endpoint);
+  // The real answer damaged by nul_field or oversize_field; nullopt when `real` is not a
+  // transfer answer (no `status`) or the fault is another. Counts it when it applies.
+  std::optional<HttpAnswer> hostile_answer(HostileFault fault, const HttpAnswer& real);
+  // The unrequested answer of a stray_response (a fresh made-up clearing reference each
+  // time; with a made-up `reference` when it comes late).
+  HttpAnswer stray_answer(const HostilePlan& plan);
+  // Counts a stray or duplicate response the server wrote.
+  void note_hostile(HostileFault fault);
 
   // POST /v1/transfers, in two steps so that an injected delay falls while the key is in
   // progress. begin: either an immediate answer (400, replay, 409, 422) or nullopt, and then

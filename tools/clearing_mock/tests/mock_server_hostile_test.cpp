@@ -1,0 +1,208 @@
+// The hostile answers on the wire (issue 16): what a client reads from the mock's socket
+// when a stray or duplicate response follows the answer, or a field is damaged, and that the
+// ledger keeps the truth meanwhile. A plain POSIX socket client, so that nothing between the
+// test and the bytes tidies them up.
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "clearing/clearing_mock/mock_server.hpp"
+
+using namespace clearing::clearing_mock;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kReadWaitMs = 3'000;  // a bound on each wait for bytes, not a timing claim
+
+struct Reply {
+  int status = 0;
+  std::string body;
+};
+
+class RawClient {
+ public:
+  explicit RawClient(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  }
+  ~RawClient() { ::close(fd_); }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  void send(const std::string& method, const std::string& target, const std::string& body = "",
+            const std::string& key = "", bool keep_alive = true) {
+    std::string request = method + " " + target + " HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer mock-token\r\n";
+    if (!key.empty()) request += "Idempotency-Key: " + key + "\r\n";
+    if (!keep_alive) request += "Connection: close\r\n";
+    request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    REQUIRE(::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  }
+
+  // The next complete response; nullopt when the connection ends (or stays silent) first.
+  std::optional<Reply> read() {
+    for (;;) {
+      if (auto reply = take()) return reply;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, kReadWaitMs) <= 0) return std::nullopt;
+      char chunk[65536];
+      const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n <= 0) return std::nullopt;
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  std::optional<Reply> take() {
+    const auto end = buffer_.find("\r\n\r\n");
+    if (end == std::string::npos) return std::nullopt;
+    const std::string head = buffer_.substr(0, end);
+    const auto length_at = head.find("Content-Length: ");
+    REQUIRE(length_at != std::string::npos);
+    const auto length = std::stoul(head.substr(length_at + 16));
+    if (buffer_.size() < end + 4 + length) return std::nullopt;
+    Reply reply{std::stoi(head.substr(9, 3)), buffer_.substr(end + 4, length)};
+    buffer_.erase(0, end + 4 + length);
+    return reply;
+  }
+
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+std::string transfer_body(const std::string& reference, const std::string& creditor = "DK5000400440116243") {
+  return json{{"reference", reference},         {"amount_minor", 125000},
+              {"currency", "DKK"},              {"debtor_account", "5301-0001234567"},
+              {"debtor_name", "Ada Lovelace"},  {"creditor_account", creditor},
+              {"creditor_name", "Charles Babbage"}, {"remittance_info", "Invoice 42"}}
+      .dump();
+}
+
+std::unique_ptr<MockServer> start(FaultSettings faults, std::uint64_t seed = 5) {
+  MockOptions options;
+  options.seed = seed;
+  options.faults = faults;
+  auto server = MockServer::start(options);
+  REQUIRE(server);
+  return std::move(*server);
+}
+
+json parsed(const Reply& reply) { return json::parse(reply.body); }
+
+}  // namespace
+
+TEST_CASE("a stray response follows the answer on the kept-alive connection, and executes nothing") {
+  FaultSettings faults;
+  faults.stray_response = 1;
+  faults.stray_delay_ms_max = 20;
+  auto server = start(faults);
+  RawClient client(server->port());
+  int late = 0, at_once = 0;
+  for (int i = 0; i < 8; ++i) {
+    const auto key = "T-" + std::to_string(i);
+    // Every other transfer is rejected by the clearing (AC04): the stray is about neither.
+    client.send("POST", "/v1/transfers", transfer_body(key, i % 2 ? "5301-0000000004" : "DK5000400440116243"), key);
+    const auto answer = client.read();
+    REQUIRE(answer);
+    CHECK(parsed(*answer)["status"] == (i % 2 ? "RJCT" : "ACSC"));
+    const auto stray = client.read();
+    REQUIRE(stray);  // nothing was asked for it
+    const auto body = parsed(*stray);
+    if (body["status"] == "ACSC") {
+      CHECK(stray->status == 201);
+      CHECK(body["clearing_reference"].get<std::string>().rfind("STRAY5-", 0) == 0);
+    } else {
+      CHECK(stray->status == 200);
+      CHECK(body["reason_code"] == "AC04");
+    }
+    (body.contains("reference") ? late : at_once) += 1;
+  }
+  CHECK(late + at_once == 8);
+  const auto ledger = server->state().ledger();
+  REQUIRE(ledger.size() == 8);
+  for (const auto& row : ledger) {
+    CHECK(row.execution_count == (row.status == "RJCT" ? 0 : 1));
+    CHECK(row.clearing_reference.find("STRAY") == std::string::npos);
+  }
+  CHECK(server->state().stats().faults.at("stray_response") == 8);
+  CHECK(server->state().stats().executions_total == 4);
+}
+
+TEST_CASE("a duplicate response is the answer twice; an inquiry afterwards answers the truth once") {
+  FaultSettings faults;
+  faults.duplicate_response = 1;
+  auto server = start(faults);
+  RawClient client(server->port());
+  client.send("POST", "/v1/transfers", transfer_body("T-1"), "T-1");
+  const auto first = client.read();
+  const auto second = client.read();
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(first->status == 201);
+  CHECK(second->status == first->status);
+  CHECK(second->body == first->body);
+  server->state().set_faults(FaultSettings{});
+  client.send("GET", "/v1/transfers/T-1");
+  const auto inquiry = client.read();
+  REQUIRE(inquiry);
+  CHECK(parsed(*inquiry)["clearing_reference"] == parsed(*first)["clearing_reference"]);
+  CHECK(server->state().stats().executions_total == 1);
+  CHECK(server->state().stats().faults.at("duplicate_response") == 1);
+}
+
+TEST_CASE("a connection the client closes gets no stray and no duplicate") {
+  FaultSettings faults;
+  faults.stray_response = 0.5;
+  faults.duplicate_response = 1;
+  auto server = start(faults);
+  RawClient client(server->port());
+  client.send("POST", "/v1/transfers", transfer_body("T-1"), "T-1", /*keep_alive=*/false);
+  REQUIRE(client.read());
+  CHECK_FALSE(client.read());  // the mock closed after the one answer
+  CHECK(server->state().stats().faults.at("duplicate_response") == 0);
+  CHECK(server->state().stats().faults.at("stray_response") == 0);
+}
+
+TEST_CASE("a NUL and a 1 MB clearing reference go on the wire; the ledger and later answers keep the real one") {
+  FaultSettings faults;
+  faults.nul_field = 1;
+  auto server = start(faults);
+  RawClient client(server->port());
+  client.send("POST", "/v1/transfers", transfer_body("T-1"), "T-1");
+  const auto nul = client.read();
+  REQUIRE(nul);
+  CHECK(nul->body.find("\\u0000") != std::string::npos);
+  const auto real_reference = server->state().ledger().at(0).clearing_reference;
+  CHECK(parsed(*nul)["clearing_reference"] == real_reference + std::string(1, '\0') + "X");
+
+  FaultSettings oversize;
+  oversize.oversize_field = 1;
+  server->state().set_faults(oversize);
+  client.send("GET", "/v1/transfers/T-1");
+  const auto big = client.read();
+  REQUIRE(big);
+  CHECK(big->body.size() > kOversizeFieldBytes);
+
+  server->state().set_faults(FaultSettings{});
+  client.send("POST", "/v1/transfers", transfer_body("T-1"), "T-1");  // the replay
+  const auto replay = client.read();
+  REQUIRE(replay);
+  CHECK(parsed(*replay)["clearing_reference"] == real_reference);
+  CHECK(server->state().ledger().at(0).execution_count == 1);
+  CHECK(server->state().stats().executions_total == 1);
+}
