@@ -6,12 +6,16 @@
 // wrong (schedule.hpp); the seed is printed first and the same seed replays the schedule.
 // During the run it SIGKILLs adapters and restarts them, takes brokers down and up, restarts
 // PostgreSQL (fast shutdown) once, and puts bad input of every class on the adapter's
-// inbound stream. When the work has drained, the checker (reconcile.hpp, plus the checks
-// below) reads the ledger, the core's database and the adapter's and prints each invariant
-// with figures. Exit 0: every invariant holds; 1: one does not; 2: the run could not start.
+// inbound stream, hostile input from the core's side on several partitions (hostile_core.hpp),
+// while the clearing sends hostile answers (stray and duplicate responses, NUL and 1 MB
+// fields). About once a second it samples every inbound partition (flow.hpp). When the work
+// has drained, the checker (reconcile.hpp, plus the checks below) reads the ledger, the
+// core's database and the adapter's and prints each invariant with figures. Exit 0: every
+// invariant holds; 1: one does not; 2: the run could not start.
 //
 //   clearing-chaos [--seed S] [--transfers N] [--rate R] [--kills K] [--broker-outages B]
-//                  [--pg-restarts 0|1] [--bad-per-class M] [--log-dir DIR] [--timeout-s T]
+//                  [--pg-restarts 0|1] [--bad-per-class M] [--hostile-per-class H]
+//                  [--hostile-clearing P] [--stall-max-s S] [--log-dir DIR] [--timeout-s T]
 // The PostgreSQL server comes from CLEARING_TEST_DATABASE_URL; restarting it needs
 // CLEARING_PG_BIN, CLEARING_PG_DATA, CLEARING_PG_OPTIONS, CLEARING_PG_LOG (scripts/with-postgres
 // exports them; as root the server is run as `postgres`).
@@ -19,12 +23,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -43,6 +49,8 @@
 #include "clearing/external_streams/message.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/processes/process.hpp"
+#include "flow.hpp"
+#include "hostile_core.hpp"
 #include "reconcile.hpp"
 #include "schedule.hpp"
 #include "test_database.hpp"
@@ -57,12 +65,27 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kInbound = "core.dk.payments.v1";
 constexpr int kInboundPartitions = 4;
 constexpr int kIncomingPayments = 40;
+constexpr int kSessionTimeoutMs = 6'000;  // the adapters' kafka.session_timeout_ms below
+
+// What the schedule explains of a stop, past its own window: the group noticing a killed
+// member (the session timeout) and two rebalances, a consumer's backoff after a failed batch
+// (at most 5 s), reconnections. Beyond it, a stalled partition is the adapter's doing.
+constexpr double kRecoverySlackS = 10;
+// While draining, a partition stalled this long outside every explained window, or no
+// progress anywhere for the second figure, will not drain: the run stops waiting.
+constexpr double kGiveUpStallS = 60;
+constexpr double kGiveUpNoProgressS = 180;  // longer than the adapters' deadline_ms (120 s)
+
+// Reason codes the adapter gives itself, without asking the clearing (sagas'
+// transfer_decider.hpp): any other rejection must be the clearing's, in its ledger.
+const std::set<std::string> kAdapterOwnReasons{"AC01", "AM02", "AM03", "FF01", "DUPL", "MS03"};
 
 struct Options {
   Plan plan;
   std::string server_url;
   std::string log_dir;
   int timeout_s = 900;
+  double stall_max_s = 20;  // invariant 13's bound on a stall outside the explained windows
 };
 
 std::string env(const char* name) {
@@ -71,6 +94,12 @@ std::string env(const char* name) {
 }
 
 int free_port_near(int base) { return base + static_cast<int>(getpid() % 2000); }
+
+std::string fixed(double value, int decimals) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -231,6 +260,9 @@ struct Figures {
   int pg_restarts = 0;
   std::map<std::string, int> injected;
   std::vector<std::string> injection_errors;
+  std::vector<HostileRecord> hostile;  // errors included (they are reported, not accounted)
+  std::map<int, int> hostile_per_class;
+  std::string gave_up;  // why the run stopped waiting for the drain
   std::vector<int> adapter_exit_codes_at_stop;
   int core_exit_at_stop = -1;
   bool drained = false;
@@ -239,7 +271,8 @@ struct Figures {
 
 class Run {
  public:
-  explicit Run(Options o) : o_(std::move(o)) {}
+  explicit Run(Options o) : o_(std::move(o)), flow_(kInboundPartitions) {}
+  ~Run() { stop_watermarks(); }
   int main();
 
  private:
@@ -278,9 +311,32 @@ class Run {
   bool drained();
   void progress(Clock::time_point started);
   int finish();
+  double elapsed_s() const { return seconds_since(started_); }
+  void start_watermarks();
+  void stop_watermarks();
+  void sample_flow();
+  std::string progress_signature();
+  std::int64_t hostile_count(bool core_requested) const {
+    return std::count_if(figures_.hostile.begin(), figures_.hostile.end(), [&](const HostileRecord& r) {
+      return r.error.empty() && r.core_requested() == core_requested;
+    });
+  }
+  void check_clearing_outcomes(demo::Checks& checks, const std::vector<clearing_mock::LedgerEntry>& ledger);
+  void check_flow(demo::Checks& checks);
+  demo::Check check_parked(demo::Checks& checks);
 
   Options o_;
   Figures figures_;
+  FlowWatch flow_;
+  Clock::time_point started_ = Clock::now();  // set again when the core starts requesting
+  // Kafka's high watermarks for flow_, read on a thread of their own: librdkafka's query
+  // waits for a broker that is down far past its timeout, and the loop must not.
+  rd_kafka_t* watcher_ = nullptr;
+  std::thread watermark_thread_;
+  std::mutex watermark_mutex_;
+  std::condition_variable watermark_wake_;
+  bool watermark_stopping_ = false;                                            // under the mutex
+  std::vector<std::pair<std::int64_t, Clock::time_point>> watermarks_;         // under the mutex
   std::string adapter_db_, core_db_, bootstrap_, mock_address_, config_path_;
   std::map<std::string, std::string> adapter_env_;
   std::vector<int> adapter_ports_;
@@ -305,7 +361,7 @@ void Run::watch_processes() {
       const auto tail = log.substr(log.size() > 600 ? log.size() - 600 : 0);
       say("chaos: adapter " + std::to_string(i) + " exited on its own with " + std::to_string(adapters_[i]->wait(0)) +
           "; restarting it. The end of its log:\n" + tail);
-      ++figures_.adapter_exits_on_their_own;
+      ++figures_.adapter_exits_on_their_own;  // explains no stall: it may be the input's doing
       adapters_[i] = start_adapter(static_cast<int>(i));
     }
   }
@@ -322,10 +378,11 @@ void Run::watch_processes() {
 bool Run::drained() {
   const auto handled = scalar(core_db_, "select (select count(*) from core_transfers where status <> 'open') + "
                                         "(select count(*) from core_refused)");
-  if (handled != o_.plan.transfers) return false;
+  // The hostile core's requests are the core's transfers too.
+  if (handled != o_.plan.transfers + hostile_count(true)) return false;
   if (scalar(core_db_, "select count(*) from core_incoming_payments") < kIncomingPayments) return false;
   const auto injected = [&] {
-    int n = 0;
+    std::int64_t n = hostile_count(false);  // each must end parked
     for (const auto& [k, v] : figures_.injected) n += v;
     return n;
   }();
@@ -355,6 +412,89 @@ bool Run::drained() {
   return true;
 }
 
+// One sample of every inbound partition for flow_: the core's head, the adapter's progress,
+// Kafka's high watermark. No sample while the adapter's database does not answer.
+void Run::sample_flow() {
+  const std::string stream = kInbound;
+  const auto progress = query(adapter_db_, "select partition, last_seq, kafka_offset from inbound_stream_progress "
+                                           "where stream = '" + stream + "'");
+  if (!progress) return;
+  std::vector<PartitionSample> samples(kInboundPartitions);
+  for (auto& s : samples) s.applied_seq = 0, s.kafka_offset = -1;  // no row yet: nothing handled
+  for (const auto& row : *progress) {
+    const auto p = row[0].as<int>();
+    if (p < 0 || p >= kInboundPartitions) continue;
+    samples[p].applied_seq = row[1].as<std::int64_t>();
+    samples[p].kafka_offset = row[2].as<std::int64_t>();
+  }
+  if (const auto heads = query(core_db_, "select partition, head from external_stream_heads where stream = '" +
+                                             stream + "'"))
+    for (const auto& row : *heads) {
+      const auto p = row[0].as<int>();
+      if (p >= 0 && p < kInboundPartitions) samples[p].core_head = row[1].as<std::int64_t>();
+    }
+  {
+    std::lock_guard lock(watermark_mutex_);
+    for (int p = 0; p < kInboundPartitions && p < static_cast<int>(watermarks_.size()); ++p)
+      if (seconds_since(watermarks_[p].second) < 3) samples[p].kafka_end = watermarks_[p].first;  // else unknown
+  }
+  flow_.sample(elapsed_s(), samples);
+}
+
+void Run::start_watermarks() {
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap_.c_str(), error, sizeof error);
+  rd_kafka_conf_set(conf, "socket.timeout.ms", "2000", error, sizeof error);
+  rd_kafka_conf_set(conf, "log_level", "0", error, sizeof error);  // its failures are planned outages
+  watcher_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  if (!watcher_) throw std::runtime_error(std::string("watermark reader: ") + error);
+  watermarks_.assign(kInboundPartitions, {-1, Clock::time_point{}});
+  watermark_thread_ = std::thread([this] {
+    for (;;) {
+      for (int p = 0; p < kInboundPartitions; ++p) {
+        std::int64_t low = -1, high = -1;
+        if (rd_kafka_query_watermark_offsets(watcher_, kInbound, p, &low, &high, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          std::lock_guard lock(watermark_mutex_);
+          watermarks_[p] = {high, Clock::now()};
+        }
+      }
+      std::unique_lock lock(watermark_mutex_);
+      if (watermark_wake_.wait_for(lock, std::chrono::milliseconds(500), [&] { return watermark_stopping_; })) return;
+    }
+  });
+}
+
+void Run::stop_watermarks() {
+  {
+    std::lock_guard lock(watermark_mutex_);
+    watermark_stopping_ = true;
+  }
+  watermark_wake_.notify_all();
+  if (watermark_thread_.joinable()) watermark_thread_.join();
+  if (watcher_) rd_kafka_destroy(watcher_);
+  watcher_ = nullptr;
+}
+
+// Moves whenever anything of the flow moves; the same value for kGiveUpNoProgressS while
+// draining means nothing will.
+std::string Run::progress_signature() {
+  std::string out;
+  for (const auto* sql : {"select count(*) filter (where status <> 'open') || '/' || count(*) from core_transfers",
+                          "select coalesce(sum(last_seq), 0) || '/' || coalesce(sum(kafka_offset), 0) "
+                          "from inbound_stream_progress"}) {
+    const auto r = query(core_db_, sql);
+    out += (r && !r->empty() ? (*r)[0][0].c_str() : "?") + std::string(" ");
+  }
+  for (const auto* sql : {"select count(*) from parked_messages", "select count(*) from events",
+                          "select coalesce(sum(last_seq), 0) || '/' || coalesce(sum(kafka_offset), 0) "
+                          "from inbound_stream_progress"}) {
+    const auto r = query(adapter_db_, sql);
+    out += (r && !r->empty() ? (*r)[0][0].c_str() : "?") + std::string(" ");
+  }
+  return out;
+}
+
 void Run::progress(Clock::time_point started) {
   const auto r = query(core_db_, "select count(*) filter (where status = 'succeeded'), count(*) filter (where status "
                                  "= 'rejected'), count(*) filter (where status = 'open'), (select count(*) from "
@@ -378,7 +518,9 @@ int Run::main() {
   say("chaos seed=" + std::to_string(plan.seed) + " transfers=" + std::to_string(plan.transfers) +
       " rate=" + std::to_string(static_cast<int>(plan.rate_per_s)) + "/s kills=" + std::to_string(plan.kills) +
       " broker-outages=" + std::to_string(plan.broker_outages) + " pg-restarts=" + std::to_string(plan.pg_restarts) +
-      " bad-per-class=" + std::to_string(plan.bad_per_class) + " adapters=" + std::to_string(plan.adapters));
+      " bad-per-class=" + std::to_string(plan.bad_per_class) + " adapters=" + std::to_string(plan.adapters) +
+      " hostile-per-class=" + std::to_string(plan.hostile_per_class) + " hostile-clearing=" +
+      fixed(plan.hostile_clearing, 3) + " stall-max=" + fixed(o_.stall_max_s, 0) + "s");
   const auto schedule = make_schedule(plan);
   say("schedule (" + std::to_string(schedule.size()) + " actions; the same seed replays it):");
   for (const auto& a : schedule) say("  " + describe(a));
@@ -430,6 +572,15 @@ int Run::main() {
     mock_argv.push_back(fault);
     mock_argv.push_back("0.01");
   }
+  // The hostile clearing (issue 16), from its own stream of the same seed.
+  if (plan.hostile_clearing > 0) {
+    for (const char* fault : {"--fault-stray-response", "--fault-duplicate-response", "--fault-nul-field",
+                              "--fault-oversize-field"}) {
+      mock_argv.push_back(fault);
+      mock_argv.push_back(std::to_string(plan.hostile_clearing));
+    }
+    mock_argv.insert(mock_argv.end(), {"--stray-delay-ms-max", "20"});
+  }
   mock_ = std::make_unique<Process>(mock_argv, std::map<std::string, std::string>{}, false, stderr_file("clearing-mock"));
   mock_address_ = mock_->read_line(30'000);
   if (mock_address_.rfind("listening ", 0) != 0) throw std::runtime_error("clearing-mock did not start");
@@ -449,7 +600,7 @@ int Run::main() {
     cfg["clearing"]["request_timeout_ms"] = 1000;
     cfg["clearing"]["connect_timeout_ms"] = 500;
     cfg["dispatcher"]["lease_ms"] = 4000;
-    cfg["kafka"]["session_timeout_ms"] = 6000;  // a killed member leaves the group in seconds
+    cfg["kafka"]["session_timeout_ms"] = kSessionTimeoutMs;  // a killed member leaves the group in seconds
     cfg["log_level"] = "info";
     std::ofstream(config_path_) << cfg.dump(2);
   }
@@ -478,8 +629,16 @@ int Run::main() {
                 "api-token-0123456789abcdef0123456", "--stay", "--json", "--log-level", "warn"};
   core_ = start_core();
   auto injector = std::make_unique<Injector>(bootstrap_, core_db_);
+  std::unique_ptr<HostileCore> hostile;
+  if (plan.hostile_per_class > 0) hostile = std::make_unique<HostileCore>(bootstrap_, core_db_, kInbound, kInboundPartitions);
+  start_watermarks();
 
   const auto started = Clock::now();
+  started_ = started;
+  auto last_flow_sample = started - std::chrono::seconds(1);
+  std::map<int, double> broker_down_s;  // when each broker now down went down
+  std::string signature;
+  auto signature_since = Clock::now();
   std::mt19937_64 partitions(plan.seed ^ 0x5eedULL);
   std::size_t next = 0;
   std::map<int, Clock::time_point> broker_up_at;
@@ -491,6 +650,11 @@ int Run::main() {
     while (next < schedule.size() && schedule[next].at_s <= now_s) {
       const auto& a = schedule[next];
       int target = a.target % plan.adapters;
+      // nul_in_field delivers its Kafka copy inside the core's transaction: not while a
+      // broker is down (the loop that would bring it up waits for it).
+      if (a.kind == ActionKind::hostile_input && HostileCore::needs_all_brokers(static_cast<HostileInput>(a.target)) &&
+          !broker_up_at.empty())
+        break;
       if (a.kind == ActionKind::kill_adapter) {
         // The drawn adapter is still down from an earlier kill: the next one that is up. None
         // is up: the kill (and what follows it) waits for a restart, so every kill happens.
@@ -519,18 +683,29 @@ int Run::main() {
           } else {
             ++figures_.kills_unobserved;
           }
+          const double killed_s = elapsed_s();
           adapters_[target]->wait(10'000);
           restart_at_[target] = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.hold_s));
           ++figures_.kills;
+          // Its partitions wait for the group to notice (the session timeout), then for the
+          // rebalances of its leaving and of its successor's joining.
+          flow_.excuse(killed_s, killed_s + std::max(a.hold_s, kSessionTimeoutMs / 1000.0) + kRecoverySlackS,
+                       "adapter " + std::to_string(target) + " killed");
           break;
         }
         case ActionKind::broker_outage:
+          broker_down_s[a.target] = elapsed_s();
           kafka_->write_line("down " + std::to_string(a.target));
           broker_up_at[a.target] =
               Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.hold_s));
           ++figures_.broker_outages;
           break;
-        case ActionKind::pg_restart: restart_postgres(a.hold_s); break;
+        case ActionKind::pg_restart: {
+          const double stopped_s = elapsed_s();
+          restart_postgres(a.hold_s);
+          flow_.excuse(stopped_s, elapsed_s() + kRecoverySlackS, "PostgreSQL restarted");
+          break;
+        }
         case ActionKind::inject: {
           const auto kind = static_cast<BadInput>(a.target);
           const auto error = injector->inject(kind, static_cast<int>(partitions() % kInboundPartitions));
@@ -538,17 +713,29 @@ int Run::main() {
           else figures_.injection_errors.push_back(std::string(to_string(kind)) + ": " + error);
           break;
         }
+        case ActionKind::hostile_input: {
+          const auto kind = static_cast<HostileInput>(a.target);
+          auto record = hostile->inject(kind, a.partition, figures_.hostile_per_class[a.target]++);
+          if (!record.error.empty()) say(std::string("chaos: hostile input ") + to_string(kind) + " failed: " + record.error);
+          figures_.hostile.push_back(std::move(record));
+          break;
+        }
       }
     }
     for (auto it = broker_up_at.begin(); it != broker_up_at.end();) {
       if (Clock::now() >= it->second) {
         kafka_->write_line("up " + std::to_string(it->first));
+        flow_.excuse(broker_down_s[it->first], elapsed_s() + kRecoverySlackS, "broker " + std::to_string(it->first) + " down");
         it = broker_up_at.erase(it);
       } else {
         ++it;
       }
     }
     watch_processes();
+    if (Clock::now() - last_flow_sample >= std::chrono::seconds(1)) {
+      last_flow_sample = Clock::now();
+      sample_flow();
+    }
     if (Clock::now() - last_progress >= std::chrono::seconds(5)) {
       last_progress = Clock::now();
       progress(started);
@@ -562,16 +749,239 @@ int Run::main() {
         figures_.drained = true;
         break;
       }
+      // What will not drain: a partition that stays stalled for no reason the schedule
+      // gives, or nothing moving anywhere.
+      for (const auto& stall : flow_.stalls()) {
+        const double outside = longest_outside(stall.from_s, stall.to_s, flow_.windows());
+        if (stall.open && outside > kGiveUpStallS) {
+          char why[160];
+          std::snprintf(why, sizeof why, "partition %d stalled for %.0f s outside every explained window", stall.partition,
+                        outside);
+          figures_.gave_up = why;
+        }
+      }
+      if (const auto now_signature = progress_signature(); now_signature != signature) {
+        signature = now_signature;
+        signature_since = Clock::now();
+      } else if (seconds_since(signature_since) > kGiveUpNoProgressS) {
+        figures_.gave_up = "nothing moved for " + std::to_string(static_cast<int>(kGiveUpNoProgressS)) + " s";
+      }
+      if (!figures_.gave_up.empty()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
   injector.reset();  // delivers what it still holds, while the brokers are up
+  hostile.reset();
+  sample_flow();
+  stop_watermarks();
   figures_.drain_s = seconds_since(started) - figures_.run_s;
   progress(started);
-  if (!figures_.drained) say("chaos: the work did not drain within --timeout-s " + std::to_string(o_.timeout_s));
+  if (!figures_.drained)
+    say(figures_.gave_up.empty() ? "chaos: the work did not drain within --timeout-s " + std::to_string(o_.timeout_s)
+                                 : "chaos: the work will not drain, stopped waiting: " + figures_.gave_up);
   return finish();
+}
+
+// A parked message's raw bytes as stored: text, or bytea in its hex form.
+std::string raw_bytes(const pqxx::field& f) {
+  std::string text = f.is_null() ? std::string() : f.as<std::string>();
+  if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) return text;
+  std::string bytes;
+  bytes.reserve(text.size() / 2);
+  for (std::size_t i = 2; i + 1 < text.size(); i += 2) {
+    const auto digit = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+    bytes.push_back(static_cast<char>(digit(text[i]) * 16 + digit(text[i + 1])));
+  }
+  return bytes;
+}
+
+// 9. The envelope and content faults: exactly the injected ones parked, each with its
+//    reason, and nothing else parked. 14. The hostile core's input, each found by its
+//    marker: parked with a reason, or, for a transfer the core requested, rejected FF01.
+demo::Check Run::check_parked(demo::Checks& checks) {
+  struct Parked {
+    std::string reason_code, correlation_id, raw;
+  };
+  std::vector<Parked> rows;
+  const auto r = query(adapter_db_, "select * from parked_messages order by 1");
+  if (r)
+    for (const auto& row : *r)
+      rows.push_back({row["reason_code"].as<std::string>(""), row["correlation_id"].as<std::string>(""),
+                      raw_bytes(row["raw"])});
+  std::vector<int> hostile_of(rows.size(), -1);  // the hostile record a parked row is the copy of
+  for (std::size_t h = 0; h < figures_.hostile.size(); ++h) {
+    const auto& marker = figures_.hostile[h].marker;
+    if (marker.empty()) continue;
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      if (rows[i].correlation_id == marker || rows[i].raw.find(marker) != std::string::npos)
+        hostile_of[i] = static_cast<int>(h);
+  }
+
+  std::map<std::string, std::int64_t> parked;
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (hostile_of[i] < 0) ++parked[rows[i].reason_code];
+  bool parked_match = figures_.injection_errors.empty() && r.has_value();
+  std::string parked_text;
+  std::set<std::string> reasons;
+  for (const auto& [k, v] : parked) reasons.insert(k);
+  for (const auto& [k, v] : figures_.injected) reasons.insert(k);
+  for (const auto& reason : reasons) {
+    const auto injected = figures_.injected.count(reason) ? figures_.injected.at(reason) : 0;
+    const auto got = parked.count(reason) ? parked.at(reason) : 0;
+    parked_match = parked_match && injected == got;
+    parked_text += " " + reason + " " + std::to_string(got) + "/" + std::to_string(injected);
+  }
+  checks.checks.push_back({"9. bad input: every injected message parked with its reason, no other parked",
+                           parked_match && (!reasons.empty() || o_.plan.bad_per_class == 0),
+                           "parked/injected:" + (parked_text.empty() ? std::string(" none") : parked_text) +
+                               (figures_.injection_errors.empty() ? "" : "; injection errors " +
+                                                                             std::to_string(figures_.injection_errors.size())) +
+                               (r ? "" : "; parked_messages unreadable")});
+
+  // 14.
+  struct ClassFigures {
+    int injected = 0, accounted = 0, parked_copies = 0, errors = 0;
+    std::set<std::string> reasons;
+    std::vector<std::string> unaccounted;
+  };
+  std::map<std::string, ClassFigures> by_class;
+  for (std::size_t h = 0; h < figures_.hostile.size(); ++h) {
+    const auto& record = figures_.hostile[h];
+    auto& f = by_class[to_string(record.kind)];
+    if (!record.error.empty()) {
+      ++f.errors;
+      continue;
+    }
+    ++f.injected;
+    int copies = 0;
+    bool reasonless = false;
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      if (hostile_of[i] == static_cast<int>(h)) {
+        ++copies;
+        reasonless = reasonless || rows[i].reason_code.empty();
+        f.reasons.insert(rows[i].reason_code.empty() ? "(no reason)" : rows[i].reason_code);
+      }
+    f.parked_copies += copies;
+    const auto where = "partition " + std::to_string(record.partition) + " (" + record.detail + ")";
+    if (record.core_requested()) {
+      const auto outcome = query(core_db_, "select status || ' ' || coalesce(reason_code, '') from core_transfers "
+                                           "where transfer_id = '" + record.transfer_id + "'");
+      const auto text = outcome && !outcome->empty() ? (*outcome)[0][0].as<std::string>() : "missing";
+      if (text == "rejected FF01") ++f.accounted;
+      else f.unaccounted.push_back(where + ": the transfer is " + text + ", not rejected FF01");
+    } else {
+      if (copies > 0 && !reasonless) ++f.accounted;
+      else f.unaccounted.push_back(where + (copies == 0 ? ": not parked" : ": parked without a reason"));
+    }
+  }
+  // Answers to the core about transfers it never requested (the unreadable ids among them).
+  const auto unknown_answers = scalar(core_db_, "select count(*) from core_violations where kind = 'unknown_transfer'", 0);
+  bool all_accounted = true;
+  std::string text;
+  std::vector<std::string> missing;
+  for (const auto& [name, f] : by_class) {
+    all_accounted = all_accounted && f.accounted == f.injected && f.errors == 0;
+    text += " " + name + " " + std::to_string(f.accounted) + "/" + std::to_string(f.injected);
+    std::string reasons;
+    for (const auto& reason : f.reasons) reasons += (reasons.empty() ? "" : ",") + reason;
+    if (f.parked_copies > 0) text += " (parked " + std::to_string(f.parked_copies) + ": " + reasons + ")";
+    if (f.errors > 0) text += " (injection errors " + std::to_string(f.errors) + ")";
+    for (const auto& u : f.unaccounted) missing.push_back(name + " on " + u);
+  }
+  for (std::size_t i = 0; i < missing.size() && i < 8; ++i) text += "\n           unaccounted: " + missing[i];
+  if (missing.size() > 8) text += "\n           ... and " + std::to_string(missing.size() - 8) + " more";
+  return {"14. hostile input from the core: each parked with its reason, or its requested transfer rejected FF01",
+          all_accounted && unknown_answers == 0,
+          "accounted/injected:" + (text.empty() ? std::string(" none injected") : text) +
+              "; answers to the core about transfers it never requested " + std::to_string(unknown_answers)};
+}
+
+// 12. No outcome the clearing never gave: a succeeded transfer carries the clearing
+//     reference of its execution in the ledger; a rejection is the ledger's RJCT with its
+//     code, or one the adapter gives itself without the clearing.
+void Run::check_clearing_outcomes(demo::Checks& checks, const std::vector<clearing_mock::LedgerEntry>& ledger) {
+  std::map<std::string, const clearing_mock::LedgerEntry*> by_reference;
+  for (const auto& e : ledger) by_reference[e.reference] = &e;
+  std::int64_t checked = 0, other_reference = 0, other_reason = 0, never_given = 0, own = 0;
+  std::vector<std::string> examples;
+  const auto outcomes = query(core_db_, "select transfer_id, status, coalesce(reason_code, ''), "
+                                        "coalesce(clearing_reference, '') from core_transfers where status <> 'open'");
+  if (outcomes)
+    for (const auto& row : *outcomes) {
+      ++checked;
+      const auto id = row[0].as<std::string>();
+      const auto status = row[1].as<std::string>();
+      const auto reason = row[2].as<std::string>();
+      const auto reference = row[3].as<std::string>();
+      const auto it = by_reference.find(id);
+      const auto* entry = it == by_reference.end() ? nullptr : it->second;
+      std::string wrong;
+      if (status == "succeeded") {
+        if (!entry || entry->execution_count == 0) ++never_given, wrong = "succeeded, never executed";
+        else if (reference != entry->clearing_reference)
+          ++other_reference, wrong = "succeeded with reference " + reference.substr(0, 40) + ", the ledger's " +
+                                     entry->clearing_reference;
+      } else if (entry && entry->status == "RJCT") {
+        if (reason != entry->reason_code) ++other_reason, wrong = "rejected " + reason + ", the clearing said " + entry->reason_code;
+      } else if (entry && entry->execution_count > 0) {
+        ++never_given, wrong = "rejected " + reason + ", executed by the clearing";
+      } else if (kAdapterOwnReasons.count(reason)) {
+        ++own;
+      } else {
+        ++never_given, wrong = "rejected " + reason + ", which the clearing never said";
+      }
+      if (!wrong.empty() && examples.size() < 5) examples.push_back(id + ": " + wrong);
+    }
+  std::string figures = "outcomes " + std::to_string(checked) + "; succeeded with another clearing reference than the "
+                        "ledger's " + std::to_string(other_reference) + "; rejected with another code than the "
+                        "ledger's " + std::to_string(other_reason) + "; outcomes the clearing never gave " +
+                        std::to_string(never_given) + "; the adapter's own rejections " + std::to_string(own);
+  for (const auto& e : examples) figures += "\n           e.g. " + e;
+  checks.checks.push_back({"12. no outcome the clearing never gave: references and reason codes are the ledger's",
+                           outcomes.has_value() && other_reference == 0 && other_reason == 0 && never_given == 0,
+                           figures});
+}
+
+// 13. The other partitions kept flowing: no inbound partition had messages waiting without
+//     progress for longer than --stall-max-s outside the windows the schedule explains.
+void Run::check_flow(demo::Checks& checks) {
+  const auto longest = flow_.longest();
+  const auto [worst, outside] = flow_.longest_unexplained();
+  char text[512];
+  if (longest.partition < 0) {
+    std::snprintf(text, sizeof text, "samples %d, no partition had messages waiting without progress for a second",
+                  flow_.samples());
+  } else {
+    std::snprintf(text, sizeof text,
+                  "samples %d; longest stall %.1f s (partition %d, %.1f-%.1f s%s); longest outside the %zu explained "
+                  "windows %.1f s (partition %d, %.1f-%.1f s%s), bound %.0f s",
+                  flow_.samples(), longest.length_s(), longest.partition, longest.from_s, longest.to_s,
+                  longest.open ? ", never moved again" : "", flow_.windows().size(), outside, worst.partition,
+                  worst.from_s, worst.to_s, worst.open ? ", never moved again" : "", o_.stall_max_s);
+  }
+  std::string figures = text;
+  figures += "\n           at the end:";
+  for (int p = 0; p < kInboundPartitions; ++p) {
+    const auto last = flow_.last(p);
+    std::snprintf(text, sizeof text, " p%d applied %lld/%lld, Kafka %lld/%lld;", p,
+                  static_cast<long long>(last.applied_seq), static_cast<long long>(last.core_head),
+                  static_cast<long long>(last.kafka_offset + 1), static_cast<long long>(last.kafka_end));
+    figures += text;
+  }
+  int listed = 0;
+  for (const auto& stall : flow_.stalls()) {
+    const double out = longest_outside(stall.from_s, stall.to_s, flow_.windows());
+    if (out <= o_.stall_max_s || listed >= 8) continue;
+    ++listed;
+    std::snprintf(text, sizeof text, "\n           stalled: partition %d %.1f-%.1f s (%.1f s outside the windows)%s",
+                  stall.partition, stall.from_s, stall.to_s, out, stall.open ? ", never moved again" : "");
+    figures += text;
+  }
+  checks.checks.push_back({"13. the other partitions kept flowing: no inbound partition stalled for a reason the "
+                           "schedule does not give",
+                           flow_.samples() > 0 && outside <= o_.stall_max_s, figures});
 }
 
 int Run::finish() {
@@ -584,6 +994,7 @@ int Run::finish() {
   for (const auto& e : ledger_json.at("transfers")) {
     clearing_mock::LedgerEntry entry;
     entry.reference = e["reference"];
+    entry.clearing_reference = e["clearing_reference"];
     entry.status = e["status"];
     entry.reason_code = e["reason_code"];
     entry.execution_count = e["execution_count"];
@@ -646,26 +1057,7 @@ int Run::finish() {
                                std::to_string(at_adapter.second) + "; core events from the adapter's stream " +
                                std::to_string(at_core.first) + ", out of order " + std::to_string(at_core.second)});
 
-  // 9. Parked: exactly the injected bad input, each with its reason; nothing else.
-  std::map<std::string, std::int64_t> parked;
-  if (auto r = query(adapter_db_, "select reason_code, count(*) from parked_messages group by 1"))
-    for (const auto& row : *r) parked[row[0].as<std::string>()] = row[1].as<std::int64_t>();
-  bool parked_match = figures_.injection_errors.empty();
-  std::string parked_text;
-  std::set<std::string> reasons;
-  for (const auto& [k, v] : parked) reasons.insert(k);
-  for (const auto& [k, v] : figures_.injected) reasons.insert(k);
-  for (const auto& reason : reasons) {
-    const auto injected = figures_.injected.count(reason) ? figures_.injected.at(reason) : 0;
-    const auto got = parked.count(reason) ? parked.at(reason) : 0;
-    parked_match = parked_match && injected == got;
-    parked_text += " " + reason + " " + std::to_string(got) + "/" + std::to_string(injected);
-  }
-  checks.checks.push_back({"9. bad input: every injected message parked with its reason, no other parked",
-                           parked_match && !reasons.empty(),
-                           "parked/injected:" + parked_text +
-                               (figures_.injection_errors.empty() ? "" : "; injection errors " +
-                                                                             std::to_string(figures_.injection_errors.size()))});
+  auto hostile_accounted = check_parked(checks);
 
   // 10. Incoming payments: every payment of the clearing's feed reached the core once.
   const auto incoming = scalar(core_db_, "select count(*) from core_incoming_payments", 0);
@@ -685,6 +1077,10 @@ int Run::finish() {
                            figures_.drained && stopped_well,
                            std::string(figures_.drained ? "drained" : "NOT drained") + "; adapter exits " + exits +
                                "; core-sim exit " + std::to_string(figures_.core_exit_at_stop)});
+
+  check_clearing_outcomes(checks, books.ledger);
+  check_flow(checks);
+  checks.checks.push_back(std::move(hostile_accounted));
 
   // Figures.
   const auto core_report_counts = query(
@@ -753,6 +1149,16 @@ int main(int argc, char** argv) {
   app.add_option("--broker-outages", o.plan.broker_outages, "Kafka brokers taken down and up")->capture_default_str()->check(CLI::Range(0, 1000));
   app.add_option("--pg-restarts", o.plan.pg_restarts, "PostgreSQL restarts (fast shutdown)")->capture_default_str()->check(CLI::Range(0, 10));
   app.add_option("--bad-per-class", o.plan.bad_per_class, "bad inbound messages of each class")->capture_default_str()->check(CLI::Range(0, 1000));
+  app.add_option("--hostile-per-class", o.plan.hostile_per_class,
+                 "hostile inbound messages of each class (issue 16: invalid UTF-8, NUL, long and control transfer "
+                 "ids, 300 KB fields, a seq jump of 10^12, an envelope fault at the core's seq)")
+      ->capture_default_str()->check(CLI::Range(0, 1000));
+  app.add_option("--hostile-clearing", o.plan.hostile_clearing,
+                 "probability of each hostile clearing answer (stray and duplicate responses, NUL and 1 MB fields)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app.add_option("--stall-max-s", o.stall_max_s,
+                 "longest an inbound partition may stall outside the windows the schedule explains")
+      ->capture_default_str()->check(CLI::Range(1.0, 3600.0));
   app.add_option("--adapters", o.plan.adapters, "adapter processes sharing the work")->capture_default_str()->check(CLI::Range(1, 4));
   app.add_option("--timeout-s", o.timeout_s, "give up waiting for the work to drain after this long")->capture_default_str()->check(CLI::Range(30, 86'400));
   app.add_option("--log-dir", o.log_dir, "keep every process's log (stderr) in this folder");

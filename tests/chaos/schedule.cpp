@@ -18,12 +18,26 @@ const char* to_string(BadInput kind) noexcept {
   return "?";
 }
 
+const char* to_string(HostileInput kind) noexcept {
+  switch (kind) {
+    case HostileInput::invalid_utf8: return "invalid_utf8";
+    case HostileInput::nul_in_field: return "nul_in_field";
+    case HostileInput::long_transfer_id: return "long_transfer_id";
+    case HostileInput::control_transfer_id: return "control_transfer_id";
+    case HostileInput::oversize_field: return "oversize_field";
+    case HostileInput::seq_jump: return "seq_jump";
+    case HostileInput::envelope_core_seq: return "envelope_core_seq";
+  }
+  return "?";
+}
+
 const char* to_string(ActionKind kind) noexcept {
   switch (kind) {
     case ActionKind::kill_adapter: return "kill";
     case ActionKind::broker_outage: return "broker-outage";
     case ActionKind::pg_restart: return "pg-restart";
     case ActionKind::inject: return "inject";
+    case ActionKind::hostile_input: return "hostile-input";
   }
   return "?";
 }
@@ -47,6 +61,10 @@ std::vector<Action> make_schedule(const Plan& plan) {
     out.push_back({between(0.3 * duration, 0.6 * duration), ActionKind::pg_restart, 0, between(0.5, 2.0)});
   for (int c = 0; c < kBadInputClasses; ++c)
     for (int i = 0; i < plan.bad_per_class; ++i) out.push_back({between(from, to), ActionKind::inject, c, 0});
+  const int partitions = std::max(plan.inbound_partitions, 1);
+  for (int c = 0; c < kHostileInputClasses; ++c)
+    for (int i = 0; i < plan.hostile_per_class; ++i)
+      out.push_back({between(from, to), ActionKind::hostile_input, c, 0, (c + i) % partitions});
   std::stable_sort(out.begin(), out.end(), [](const Action& a, const Action& b) { return a.at_s < b.at_s; });
   return out;
 }
@@ -66,6 +84,10 @@ std::string describe(const Action& a) {
     case ActionKind::inject:
       std::snprintf(line, sizeof line, "%8.2f s  bad input on the inbound stream: %s", a.at_s,
                     to_string(static_cast<BadInput>(a.target)));
+      break;
+    case ActionKind::hostile_input:
+      std::snprintf(line, sizeof line, "%8.2f s  hostile input on the inbound stream, partition %d: %s", a.at_s,
+                    a.partition, to_string(static_cast<HostileInput>(a.target)));
       break;
   }
   return line;

@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <set>
+#include <vector>
 
 #include "schedule.hpp"
 
@@ -58,6 +60,7 @@ TEST_CASE("the schedule holds every action the plan asks for, inside the request
         CHECK(a.at_s <= 60);
         break;
       case ActionKind::inject: ++bad[a.target]; break;
+      case ActionKind::hostile_input: break;  // the next test
     }
   }
   CHECK(kinds[ActionKind::kill_adapter] == 20);
@@ -70,6 +73,54 @@ TEST_CASE("the schedule holds every action the plan asks for, inside the request
 
 TEST_CASE("a plan without faults gives an empty schedule") {
   Plan plan;
-  plan.kills = plan.broker_outages = plan.pg_restarts = plan.bad_per_class = 0;
+  plan.kills = plan.broker_outages = plan.pg_restarts = plan.bad_per_class = plan.hostile_per_class = 0;
   CHECK(make_schedule(plan).empty());
+}
+
+TEST_CASE("hostile inputs: every class as often as asked, spread over the partitions, inside the window") {
+  Plan plan;
+  plan.seed = 11;
+  plan.transfers = 2'000;
+  plan.rate_per_s = 100;
+  plan.hostile_per_class = 2;
+  plan.inbound_partitions = 4;
+  std::map<int, std::set<int>> partitions_of_class;
+  std::map<int, int> per_class, per_partition;
+  for (const auto& a : make_schedule(plan)) {
+    if (a.kind != ActionKind::hostile_input) continue;
+    CHECK(a.at_s >= 0.05 * 20);
+    CHECK(a.at_s <= 0.90 * 20);
+    REQUIRE(a.target >= 0);
+    REQUIRE(a.target < kHostileInputClasses);
+    REQUIRE(a.partition >= 0);
+    REQUIRE(a.partition < 4);
+    ++per_class[a.target];
+    ++per_partition[a.partition];
+    partitions_of_class[a.target].insert(a.partition);
+    CHECK(describe(a).find(to_string(static_cast<HostileInput>(a.target))) != std::string::npos);
+  }
+  CHECK(per_class.size() == kHostileInputClasses);
+  for (const auto& [cls, n] : per_class) CHECK(n == 2);
+  for (const auto& [cls, partitions] : partitions_of_class) CHECK(partitions.size() == 2);
+  CHECK(per_partition.size() == 4);  // several partitions: all of them
+
+  // One each (the short run): seven classes still land on every partition.
+  plan.hostile_per_class = 1;
+  std::set<int> hit;
+  for (const auto& a : make_schedule(plan))
+    if (a.kind == ActionKind::hostile_input) hit.insert(a.partition);
+  CHECK(hit.size() == 4);
+}
+
+TEST_CASE("hostile inputs are drawn last: the rest of a seed's schedule is what it was without them") {
+  Plan plan;
+  plan.seed = 4242;
+  plan.hostile_per_class = 0;
+  const auto before = make_schedule(plan);
+  plan.hostile_per_class = 3;
+  std::vector<Action> rest;
+  for (const auto& a : make_schedule(plan))
+    if (a.kind != ActionKind::hostile_input) rest.push_back(a);
+  REQUIRE(rest.size() == before.size());
+  for (std::size_t i = 0; i < rest.size(); ++i) CHECK(describe(rest[i]) == describe(before[i]));
 }
