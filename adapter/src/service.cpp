@@ -214,6 +214,23 @@ struct Service::Impl {
                              for (const auto& [reason, n] : s.parked) out.push_back({{"parked_" + reason}, static_cast<double>(n)});
                              return out;
                            });
+    // A held partition is never silent: how many, and since when each (docs/streams.md,
+    // "Bad input and partitions"). Alert on clearing_inbound_partitions_held > 0.
+    metrics.gauge_callback("clearing_inbound_partitions_held", "Inbound partitions held (not flowing) now", {}, [this] {
+      std::vector<std::pair<LabelValues, double>> out;
+      out.push_back({{}, consumer ? static_cast<double>(consumer->stats().held.size()) : 0.0});
+      return out;
+    });
+    metrics.gauge_callback("clearing_inbound_partition_held_seconds", "How long each held inbound partition has been held",
+                           {"stream", "partition"}, [this] {
+                             std::vector<std::pair<LabelValues, double>> out;
+                             if (!consumer) return out;
+                             const auto now = std::chrono::system_clock::now();
+                             for (const auto& [key, held] : consumer->stats().held)
+                               out.push_back({{key.first, std::to_string(key.second)},
+                                              std::chrono::duration<double>(now - held.since).count()});
+                             return out;
+                           });
     metrics.gauge_callback("clearing_dispatcher_in_flight", "Clearing calls in flight", {}, [this] {
       std::vector<std::pair<LabelValues, double>> out;
       if (dispatcher) out.push_back({{}, static_cast<double>(dispatcher->stats().in_flight_now)});
@@ -308,6 +325,9 @@ struct Service::Impl {
     options.host = address->host;
     options.port = address->port;
     options.bearer_token = config.http.api_token.reveal();
+    options.connections_max = config.http.connections_max;
+    options.connections_per_client_max = config.http.connections_per_client_max;
+    options.idle_timeout_ms = config.http.idle_timeout_ms;
     auto created = HttpServer::create(options);
     if (!created) return tl::unexpected("http: " + created.error());
     http = std::move(*created);
@@ -353,10 +373,14 @@ struct Service::Impl {
     // assignment it reads nothing (a new member waits out the group's join, seconds).
     ComponentState consumer_state = ComponentState::starting;
     if (consumer) {
+      // One held partition is an alert (clearing_inbound_partitions_held), not a reason to
+      // stop routing to this instance: the other partitions flow. All of them held is a stall.
       const auto stats = consumer->stats();
-      consumer_state = stats.stalled ? ComponentState::stalled
-                       : stats.joined ? ComponentState::ok
-                                      : ComponentState::not_joined;
+      const auto held = static_cast<std::int64_t>(stats.held.size());
+      consumer_state = !stats.joined                                           ? ComponentState::not_joined
+                       : held == 0                                             ? ComponentState::ok
+                       : stats.partitions_assigned > 0 && held >= stats.partitions_assigned ? ComponentState::stalled
+                                                                               : ComponentState::degraded;
     }
     out.push_back({ReadinessComponent::inbound_consumer, consumer_state, {}});
     ComponentState derivation_state = ComponentState::starting;
@@ -378,7 +402,9 @@ struct Service::Impl {
     ServiceStatus s;
     const bool running = ok(ReadinessComponent::service);
     s.database = ok(ReadinessComponent::database);
-    s.kafka = running && ok(ReadinessComponent::relay) && ok(ReadinessComponent::inbound_consumer);
+    s.kafka = running && ok(ReadinessComponent::relay) &&
+              (ok(ReadinessComponent::inbound_consumer) ||
+               state_of(ReadinessComponent::inbound_consumer) == ComponentState::degraded);
     s.subscriptions = running && ok(ReadinessComponent::derivation);
     s.detail = readiness_log.observe(components).summary;
     return s;

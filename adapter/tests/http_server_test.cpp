@@ -1081,3 +1081,22 @@ TEST_CASE("/readyz names the components that are not ready, logged once per chan
         "inbound_consumer=stalled\n"
         "info ready service=ok database=ok inbound_consumer=ok\n");
 }
+
+TEST_CASE("/readyz: an inbound consumer with some partitions held is degraded, still ready; all held is a stall") {
+  // One held partition must raise an alert (clearing_inbound_partitions_held), not take the
+  // instance out of rotation: the other partitions flow (docs/streams.md).
+  std::ostringstream lines;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
+  sink->set_pattern("%l %v");
+  ReadinessLog log(std::make_shared<spdlog::logger>("readiness-degraded-test", sink));
+  using C = ReadinessComponent;
+  using S = ComponentState;
+  const auto degraded = log.observe({{C::service, S::ok, {}}, {C::inbound_consumer, S::degraded, {}}});
+  CHECK(degraded.ready);
+  CHECK(degraded.body == R"({"ready":true,"components":{"service":"ok","inbound_consumer":"degraded"}})");
+  const auto stalled = log.observe({{C::service, S::ok, {}}, {C::inbound_consumer, S::stalled, {}}});
+  CHECK_FALSE(stalled.ready);
+  CHECK(lines.str() ==
+        "info ready service=ok inbound_consumer=degraded\n"
+        "warning not ready service=ok inbound_consumer=stalled\n");
+}

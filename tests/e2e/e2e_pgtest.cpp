@@ -115,6 +115,8 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   CHECK(metrics->body.find("# TYPE clearing_transfers gauge") != std::string::npos);
   CHECK(metrics->body.find("clearing_transfers{") == std::string::npos);
   CHECK(metrics->body.find("clearing_answers_total{action=\"submit\",class=\"settled\"}") != std::string::npos);
+  // No inbound partition is held, and that is a sample (0), not a missing series.
+  CHECK(metrics->body.find("\nclearing_inbound_partitions_held 0\n") != std::string::npos);
   // The derivation has handled every event of those outcomes: its lag, the events' head
   // (the position sequence) less its checkpoint, is a sample near zero, not a missing one
   // (a failed query) nor the whole history. The incoming feed's poller may have appended

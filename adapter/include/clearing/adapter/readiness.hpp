@@ -26,6 +26,8 @@ enum class ComponentState {
   unavailable,  // cannot be reached (the database)
   failing,      // reached, but its last attempt failed (the relay)
   stalled,      // holds work it cannot move (the inbound consumer, the derivation)
+  degraded,     // some of its work is held, the rest flows (the inbound consumer with some
+                // partitions held): an alert on /metrics, still ready to serve
   not_joined,   // the inbound consumer has had no assignment from its group yet
 };
 
@@ -59,6 +61,8 @@ inline std::string_view to_string(ComponentState state) {
       return "stalled";
     case ComponentState::not_joined:
       return "not_joined";
+    case ComponentState::degraded:
+      return "degraded";
   }
   return "unknown";
 }
@@ -92,7 +96,7 @@ class ReadinessLog {
     for (const auto& one : components) {
       const auto name = to_string(one.component);
       const auto state = to_string(one.state);
-      answer.ready = answer.ready && one.state == ComponentState::ok;
+      answer.ready = answer.ready && (one.state == ComponentState::ok || one.state == ComponentState::degraded);
       states += (states.empty() ? "\"" : ",\"") + std::string(name) + "\":\"" +
                 std::string(state) + "\"";
       answer.summary += (answer.summary.empty() ? "" : " ") + std::string(name) + "=" +
