@@ -8,6 +8,7 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/adapter/parking.hpp"
 #include "clearing/base/assert.hpp"
+#include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/aggregate.hpp"
 #include "clearing/sagas/incoming_payment_codec.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
@@ -34,6 +35,63 @@ nlohmann::json raw_payment(const clearing_client::IncomingPayment& p) {
           {"creditor_account", p.creditor_account}, {"creditor_name", p.creditor_name},
           {"remittance_info", p.remittance_info}, {"received_at", p.received_at}};
 }
+
+// The namespace of IncomingFeedPaymentParked event ids: the id is derived from the
+// payment's identity, so the same bad payment seen again derives the same id and the store's
+// idempotent append says it is marked already.
+constexpr std::string_view kFeedParkedNamespace = "8d2e4c71-5a3f-4b9e-8c06-1f7a2d3e4b5c";
+
+// What identifies a payment that breaks the contract: its clearing reference, the contract's
+// identity, when it is readable and valid; else its bytes (a re-sent copy has the same ones;
+// the length too, as the raw may be cut).
+std::string parked_identity(const clearing_client::RejectedPayment& rejected) {
+  if (rejected.clearing_reference) return "reference:" + *rejected.clearing_reference;
+  return "raw:" + std::to_string(rejected.raw_bytes) + ":" + rejected.raw;
+}
+
+// For people: the rule broken (never a value), where it was on the feed, and whether the
+// raw kept is the whole payment.
+std::string parked_reason(const clearing_client::RejectedPayment& rejected) {
+  std::string reason = rejected.reason;
+  if (rejected.cursor) reason += " (cursor " + *rejected.cursor + ")";
+  if (rejected.raw.size() < rejected.raw_bytes) {
+    reason += " (raw cut to its first " + std::to_string(rejected.raw.size()) + " of " +
+              std::to_string(rejected.raw_bytes) + " bytes)";
+  }
+  return reason;
+}
+
+// The mark's event id, and the correlation id of the mark and the parked row: the payment's
+// id when its clearing reference is known (as for the payments recorded), else the mark's.
+struct ParkedIds {
+  eventstore::EventId mark_id;
+  std::string correlation_id;
+};
+
+ParkedIds parked_ids(const clearing_client::RejectedPayment& rejected) {
+  eventstore::EventId mark_id{base::derived_uuid(kFeedParkedNamespace, parked_identity(rejected))};
+  auto correlation_id = rejected.clearing_reference
+                            ? sagas::incoming_payment_id(*rejected.clearing_reference)
+                            : mark_id.value();
+  return {std::move(mark_id), std::move(correlation_id)};
+}
+
+nlohmann::json optional_json(const std::optional<std::string>& text) {
+  return text ? nlohmann::json(*text) : nlohmann::json(nullptr);
+}
+
+// What became of one payment of a page (IncomingPollerStats counts each in one of them).
+enum class Outcome { recorded, resent, parked };
+
+// The outcomes of one page's transaction, counted into the stats once it commits.
+struct PageTally {
+  std::int64_t recorded = 0;
+  std::int64_t resent = 0;
+  std::int64_t parked = 0;
+  void add(Outcome outcome) {
+    ++(outcome == Outcome::recorded ? recorded : outcome == Outcome::resent ? resent : parked);
+  }
+};
 
 }  // namespace
 
@@ -83,16 +141,14 @@ struct IncomingPoller::Impl {
     });
   }
 
-  // Records one payment; returns 1 when it was new, 0 when it was known.
-  StoreResult<int> apply(Transaction& tx, const clearing_client::IncomingPayment& p,
-                         const std::string& feed_event_id) {
+  // Records one payment in the page's transaction.
+  StoreResult<Outcome> apply(Transaction& tx, const clearing_client::IncomingPayment& p,
+                             const std::string& feed_event_id) {
     if (p.clearing_reference.empty()) {
       park(tx, ParkedMessage{"clearing-feed", "missing_clearing_reference",
                              "an incoming payment without a clearing reference cannot be recorded",
                              raw_payment(p).dump(), std::nullopt, std::nullopt, std::nullopt, std::nullopt});
-      std::lock_guard lock(stats_mutex);
-      ++stats.payments_parked;
-      return 0;
+      return Outcome::parked;
     }
     sagas::RecordIncomingPayment command;
     command.clearing_reference = p.clearing_reference;
@@ -115,11 +171,32 @@ struct IncomingPoller::Impl {
       const auto& refusal = std::get<sagas::IncomingPaymentRefusal>(result.error());
       park(tx, ParkedMessage{"clearing-feed", "refused", refusal.message, raw_payment(p).dump(),
                              std::nullopt, std::nullopt, std::nullopt, payment_id});
-      std::lock_guard lock(stats_mutex);
-      ++stats.payments_parked;
-      return 0;
+      return Outcome::parked;
     }
-    return result->events.empty() ? 0 : 1;
+    return result->events.empty() ? Outcome::resent : Outcome::recorded;
+  }
+
+  // Parks one payment that breaks the contract in the page's transaction, unless its mark
+  // (an IncomingFeedPaymentParked event with an id derived from its identity) is stored
+  // already: then it was parked before, from this page or from a copy the mainframe re-sent.
+  StoreResult<Outcome> park_rejected(Transaction& tx, const clearing_client::RejectedPayment& rejected,
+                                     const std::string& feed_event_id, const std::string& from_cursor) {
+    const auto [mark_id, correlation_id] = parked_ids(rejected);
+    const auto reason = parked_reason(rejected);
+    eventstore::EventData mark{
+        mark_id, kIncomingFeedPaymentParked,
+        {{"index", rejected.index}, {"cursor", optional_json(rejected.cursor)},
+         {"clearing_reference", optional_json(rejected.clearing_reference)},
+         {"reason_code", kInvalidPaymentReasonCode}, {"cause", clearing_client::to_string(rejected.cause)},
+         {"reason", reason}, {"raw_bytes", rejected.raw_bytes}, {"from_cursor", from_cursor}},
+        {correlation_id, feed_event_id, {{"feed", "clearing"}, {"cursor", optional_json(rejected.cursor)}}, nullptr}};
+    auto marked = store.append(tx, eventstore::StreamId{kIncomingFeedParkedStream},
+                               eventstore::ExpectedVersion::any(), std::vector{mark});
+    if (!marked) return tl::unexpected(marked.error());
+    if (marked->already_appended) return Outcome::resent;
+    park(tx, ParkedMessage{"clearing-feed", kInvalidPaymentReasonCode, reason, rejected.raw, std::nullopt,
+                           std::nullopt, std::nullopt, correlation_id});
+    return Outcome::parked;
   }
 
   StoreResult<int> poll_once() {
@@ -134,38 +211,59 @@ struct IncomingPoller::Impl {
       ++stats.feed_failures;
       return 0;
     }
-    const auto next = page.next_cursor.value_or(cursor->value.value_or(""));
-    if (page.payments.empty() && next == cursor->value.value_or("")) return 0;
+    const auto from = cursor->value.value_or("");
+    const auto next = page.next_cursor.value_or(from);
+    const auto on_page = page.payments.size() + page.rejected.size();
+    if (on_page == 0 && next == from) return 0;
 
-    int fresh = 0;
+    PageTally tally;
+    std::vector<Outcome> rejected_outcomes;  // one per page.rejected, for the log
     auto applied = store.pool().transact([&](Transaction& tx) -> StoreResult<int> {
-      fresh = 0;
+      tally = PageTally{};  // a retried transaction counts afresh
+      rejected_outcomes.clear();
       const eventstore::EventId feed_event{base::new_uuid()};
       for (const auto& payment : page.payments) {
         auto one = apply(tx, payment, feed_event.value());
         if (!one) return tl::unexpected(one.error());
-        fresh += *one;
+        tally.add(*one);
+      }
+      for (const auto& rejected : page.rejected) {
+        auto one = park_rejected(tx, rejected, feed_event.value(), from);
+        if (!one) return tl::unexpected(one.error());
+        tally.add(*one);
+        rejected_outcomes.push_back(*one);
       }
       eventstore::EventData advanced{
           feed_event, kIncomingFeedAdvanced,
-          {{"from_cursor", cursor->value.value_or("")}, {"next_cursor", next},
-           {"payments", page.payments.size()}, {"new_payments", fresh},
+          {{"from_cursor", from}, {"next_cursor", next},
+           {"payments", on_page}, {"new_payments", tally.recorded},
+           {"rejected_payments", page.rejected.size()}, {"parked_payments", tally.parked},
            {"fetched_at", base::format_timestamp(clock.now())}},
-          {feed_event.value(), "", {{"feed", "clearing"}, {"cursor", cursor->value.value_or("")}}, nullptr}};
+          {feed_event.value(), "", {{"feed", "clearing"}, {"cursor", from}}, nullptr}};
       auto appended = store.append(tx, eventstore::StreamId{kIncomingFeedStream},
                                    cursor->version.value() == 0
                                        ? eventstore::ExpectedVersion::no_stream()
                                        : eventstore::ExpectedVersion::exactly(cursor->version),
                                    std::vector{advanced});
       if (!appended) return tl::unexpected(appended.error());
-      return static_cast<int>(page.payments.size());
+      return static_cast<int>(on_page);
     });
-    if (applied) {
-      std::lock_guard lock(stats_mutex);
-      ++stats.pages;
-      stats.payments_recorded += fresh;
-      stats.payments_resent += *applied - fresh;
+    if (!applied) return applied;
+    CLEARING_ASSERT(rejected_outcomes.size() == page.rejected.size());
+    for (std::size_t i = 0; i < page.rejected.size(); ++i) {
+      const auto& rejected = page.rejected[i];
+      log->warn("incoming payment breaks the contract correlation_id={} outcome={} cause={} reason={} cursor={} "
+                "index={} from_cursor={}",
+                parked_ids(rejected).correlation_id,
+                rejected_outcomes[i] == Outcome::parked ? "parked" : "parked_before",
+                clearing_client::to_string(rejected.cause), rejected.reason, rejected.cursor.value_or("-"),
+                rejected.index, from);
     }
+    std::lock_guard lock(stats_mutex);
+    ++stats.pages;
+    stats.payments_recorded += tally.recorded;
+    stats.payments_resent += tally.resent;
+    stats.payments_parked += tally.parked;
     return applied;
   }
 

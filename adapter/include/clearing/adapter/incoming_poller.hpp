@@ -4,6 +4,14 @@
 // and an IncomingFeedAdvanced event on the feed stream that keeps the cursor. The cursor
 // is therefore an event too, and two pollers cannot both apply a page: the second one's
 // append to the feed stream fails on its expected version and its page rolls back.
+//
+// A payment that breaks the contract (classify_incoming's RejectedPayment) costs only
+// itself: in the same transaction it is parked (parked_messages, source "clearing-feed",
+// reason_code kInvalidPaymentReasonCode, its raw JSON as received) and the cursor moves past
+// it, so the feed goes on. It is parked once: an IncomingFeedPaymentParked event on the
+// stream kIncomingFeedParkedStream, whose id is derived from the payment's identity (its
+// clearing reference when that is readable and valid, else its raw bytes), marks it, and a
+// payment whose mark is stored already (the mainframe re-sent it) is not parked again.
 
 #include <atomic>
 #include <chrono>
@@ -20,6 +28,10 @@ namespace clearing::adapter {
 
 inline constexpr const char* kIncomingFeedStream = "incoming-feed";
 inline constexpr const char* kIncomingFeedAdvanced = "IncomingFeedAdvanced";
+inline constexpr const char* kIncomingFeedParkedStream = "incoming-feed-parked";
+inline constexpr const char* kIncomingFeedPaymentParked = "IncomingFeedPaymentParked";
+// parked_messages.reason_code of a feed payment that breaks the contract.
+inline constexpr const char* kInvalidPaymentReasonCode = "invalid_payment";
 
 struct IncomingPollerOptions {
   std::chrono::milliseconds interval{1000};
@@ -27,12 +39,14 @@ struct IncomingPollerOptions {
   sagas::CountryRules rules;
 };
 
+// Counted when a page's transaction commits; each payment of a page in exactly one of
+// recorded, resent and parked.
 struct IncomingPollerStats {
   std::int64_t pages = 0;
-  std::int64_t payments_recorded = 0;   // new payments (recorded or parked)
-  std::int64_t payments_resent = 0;     // already known: no-op
-  std::int64_t payments_parked = 0;     // kept in parked_messages (no usable reference)
-  std::int64_t feed_failures = 0;
+  std::int64_t payments_recorded = 0;   // new: recorded as events (the aggregate's own parking too)
+  std::int64_t payments_resent = 0;     // seen before (known reference, or parked before): no-op
+  std::int64_t payments_parked = 0;     // kept in parked_messages: breaks the contract, or refused
+  std::int64_t feed_failures = 0;       // pages not taken (the envelope broken, no answer, ...)
 };
 
 eventstore::StreamId incoming_payment_stream(const std::string& clearing_reference);
@@ -46,8 +60,8 @@ class IncomingPoller {
   void start();
   void stop();
 
-  // One page: the number of payments on it, or the store error that rolled it back.
-  // A feed failure is 0 payments (counted; the next poll tries again).
+  // One page: the number of payments on it (good and parked), or the store error that
+  // rolled it back. A feed failure is 0 payments (counted; the next poll tries again).
   eventstore::StoreResult<int> poll_once();
 
   IncomingPollerStats stats() const;
