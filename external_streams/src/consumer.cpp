@@ -30,6 +30,16 @@ constexpr int kSeekTimeoutMs = 2'000;
 // A held partition's reason as kept in stats and logs.
 constexpr std::size_t kReasonBytesMax = 500;
 
+// What of a database error may be told: its class, and for a parked message's reason (read
+// behind the API token, beside the raw message itself) the first line of the server's
+// message. Never its DETAIL or CONTEXT lines, which quote the row's values (an account
+// number, a name): those stay out of logs, stats and /readyz.
+std::string database_error_headline(const StoreError& error) {
+  const auto line_end = error.message.find('\n');
+  return std::string(eventstore::to_string(error.code)) + ": " +
+         base::escape_text(std::string_view(error.message).substr(0, line_end), kReasonBytesMax / 2);
+}
+
 std::string describe(const std::string& stream, std::int32_t partition) {
   return stream + "/" + std::to_string(partition);
 }
@@ -121,8 +131,8 @@ struct StreamConsumer::Impl {
       if (!positioned) {
         // Without the stored offsets we cannot resume exactly: start from the beginning,
         // which is safe (duplicates are skipped by seq and offset), only slower.
-        self->log->error("reading stored offsets failed error={}: assigning from the beginning",
-                         base::escape_text(positioned.error().message, kReasonBytesMax));
+        self->log->error("reading stored offsets failed error_class={}: assigning from the beginning",
+                         eventstore::to_string(positioned.error().code));
         for (int i = 0; i < partitions->cnt; ++i) partitions->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
       }
       rd_kafka_assign(rk, partitions);
@@ -498,8 +508,7 @@ struct StreamConsumer::Impl {
         auto parsed = parse_message(std::string_view(raw.value));
         MessageError error{MessageErrc::unstorable,
                            "the database refused this message's effects (" +
-                               std::string(eventstore::to_string(refusal.code)) + "): " +
-                               base::escape_text(refusal.message, kReasonBytesMax)};
+                               database_error_headline(refusal) + ")"};
         const auto seq = parsed ? std::optional(parsed->seq) : parsed.error().seq;
         if (seq && *seq == p.last_seq + 1 && (parsed || parsed.error().stream == raw.topic)) {
           error.seq = seq;
@@ -555,11 +564,12 @@ struct StreamConsumer::Impl {
   // alone otherwise.
   void isolate_one(const PartitionKey& key, const RawMessage& raw, const StoreError& error) {
     if (error.is_retryable()) {
-      hold(key, Stop{"database: " + std::string(eventstore::to_string(error.code)) + ": " + error.message});
+      hold(key, Stop{"database refused the batch: " + std::string(eventstore::to_string(error.code))});
       return;
     }
     auto parked = park_unstorable(raw, error);
-    if (!parked) hold(key, Stop{"parking an unstorable message failed: " + parked.error().message});
+    if (!parked)
+      hold(key, Stop{"parking an unstorable message failed: " + std::string(eventstore::to_string(parked.error().code))});
   }
 
   // The batch in one transaction; when that is refused, each partition on its own, so
@@ -577,7 +587,7 @@ struct StreamConsumer::Impl {
       {
         std::lock_guard lock(stats_mutex);
         ++stats.isolations;
-        stats.last_error = base::escape_text(tried.error().message, kReasonBytesMax);
+        stats.last_error = eventstore::to_string(tried.error().code);
       }
       log->warn("inbound batch refused, trying each partition alone error_class={} messages={}",
                 eventstore::to_string(tried.error().code), batch.size());

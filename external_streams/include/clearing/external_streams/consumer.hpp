@@ -122,7 +122,7 @@ struct ConsumerStats {
   std::int64_t isolations = 0;  // batches the database refused, tried again partition by partition
   std::map<PartitionKey, HeldPartition> held;  // partitions that do not flow now
   bool stalled = false;  // some partition is held
-  std::string last_error;
+  std::string last_error;  // the class of the last error that refused a whole batch (never its text)
   // The group has given this consumer its first assignment (possibly of no partitions):
   // until then it reads nothing, however ready the rest is. Stays set through later
   // rebalances.
