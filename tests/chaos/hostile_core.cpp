@@ -25,6 +25,7 @@ using eventstore::Transaction;
 
 constexpr std::int64_t kHostileAccountBalanceMinor = 1'000'000'000'000;
 constexpr std::int64_t kHostileAmountMinor = 1'000;
+constexpr std::size_t kRemittanceOverMax140 = 150;  // ISO 20022 Max140Text, refused FF01
 
 rd_kafka_t* new_producer(const std::string& bootstrap, int message_timeout_ms, bool reports) {
   char error[512];
@@ -237,7 +238,11 @@ struct HostileCore::Impl {
       case HostileInput::nul_in_field: {
         r.transfer_id = key_on(partition, "");
         r.detail = "NUL in remittance_info of a requested transfer, seq taken from the core's stream";
+        // The core's own copy of the seq is refused too (a remittance over Max140Text's 140
+        // characters), so FF01 is the one right answer whichever copy the adapter reads: the
+        // Kafka copy, or the stream's through the catch-up API when a gap repair reaches it first.
         auto data = transfer_data(r.transfer_id);
+        data["remittance_info"] = std::string(kRemittanceOverMax140, 'r');
         return stored(request(r.transfer_id, r.marker, data, [&](const external_streams::ExternalMessage& m) {
           auto hostile = m.to_json();
           hostile["data"]["remittance_info"] = std::string("chaos: \0 a NUL", 14);

@@ -18,9 +18,10 @@ const char* to_string(BadInput kind) noexcept;
 // transfer (nul_in_field, oversize_field), that transfer rejected FF01; the flow of every
 // partition goes on.
 //   invalid_utf8         not JSON, with bytes that are not UTF-8 (straight onto Kafka)
-//   nul_in_field         `\u0000` in the remittance of a transfer the core requested: the
-//                        core's stream keeps the clean copy at that seq, Kafka gets this one
-//                        first (the faulty core's two versions of one seq)
+//   nul_in_field         `\u0000` in the remittance of a transfer the core requested: Kafka
+//                        gets this copy first at the core's seq, the core's stream keeps one
+//                        it can store (a remittance over 140 characters: FF01 as well), so
+//                        FF01 is right whichever copy the adapter reads
 //   long_transfer_id     a transfer_id of 300 bytes (appended to the core's stream)
 //   control_transfer_id  a transfer_id with control characters (appended to the core's stream)
 //   oversize_field       a name, account id or remittance of 300 KB in a transfer the core
