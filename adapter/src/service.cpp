@@ -301,6 +301,7 @@ struct Service::Impl {
     consumer_options.group_id = config.kafka.group_id;
     consumer_options.topics = {config.streams.inbound.name};
     consumer_options.batch_max = config.kafka.consumer_batch_max;
+    consumer_options.tail_check_interval = std::chrono::milliseconds(config.streams.tail_check_interval_ms);
     // Transfers the consumer initiated are due for submission: claimed at once, not at the
     // dispatcher's next idle poll (the dispatcher stops after the consumer).
     consumer_options.on_applied = [this] { dispatcher->wake(); };

@@ -295,6 +295,7 @@ void read_streams(Section section, StreamsConfig& out, Country country, Problems
     }
   }
   if (const auto url = section.string("core_catchup_url")) out.core_catchup_url = *url;
+  section.integer("tail_check_interval_ms", out.tail_check_interval_ms);
   section.finish();
 }
 

@@ -432,6 +432,21 @@ TEST_CASE("the API's connection limits and idle deadline: defaults, ranges, the 
             .message == "must be an integer, got string \"5s\"");
 }
 
+TEST_CASE("streams.tail_check_interval_ms: 5000 by default, 0 turns it off, at most 600000") {
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK(shipped->streams.tail_check_interval_ms == 5000);
+  const auto off = load_edited([](Json& j) { j["streams"]["tail_check_interval_ms"] = 0; });
+  REQUIRE(off.has_value());
+  CHECK(off->streams.tail_check_interval_ms == 0);
+  CHECK(error_for(load_edited([](Json& j) { j["streams"]["tail_check_interval_ms"] = -1; }),
+                  "streams.tail_check_interval_ms")
+            .message == "must be in [0, 600000], got -1");
+  CHECK(error_for(load_edited([](Json& j) { j["streams"]["tail_check_interval_ms"] = 600001; }),
+                  "streams.tail_check_interval_ms")
+            .message == "must be in [0, 600000], got 600001");
+}
+
 TEST_CASE("the dispatcher lease must exceed the clearing request timeout") {
   const auto loaded = load_edited([](Json& j) {
     j["clearing"]["request_timeout_ms"] = 30000;

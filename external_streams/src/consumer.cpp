@@ -85,6 +85,13 @@ struct StreamConsumer::Impl {
   };
   std::map<PartitionKey, Hold> holds;  // consumer thread only (the rebalance callback too)
 
+  // The tail check (options.tail_check_interval): the partitions assigned now, and each
+  // one's applied seq at the last check, to tell a partition that is behind and still from
+  // one whose messages are on their way.
+  std::vector<PartitionKey> assigned;
+  std::map<PartitionKey, std::int64_t> seq_at_last_check;
+  Clock::time_point next_tail_check{};
+
   std::thread thread;
   std::mutex wait_mutex;
   std::condition_variable wait_cv;
@@ -117,6 +124,8 @@ struct StreamConsumer::Impl {
                            void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     self->holds.clear();
+    self->assigned.clear();
+    self->seq_at_last_check.clear();
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       auto positioned = self->pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
         for (int i = 0; i < partitions->cnt; ++i) {
@@ -137,12 +146,15 @@ struct StreamConsumer::Impl {
       }
       rd_kafka_assign(rk, partitions);
       rd_kafka_resume_partitions(rk, partitions);
+      for (int i = 0; i < partitions->cnt; ++i)
+        self->assigned.emplace_back(partitions->elems[i].topic, partitions->elems[i].partition);
       self->log->info("partitions assigned count={}", partitions->cnt);
       std::lock_guard lock(self->stats_mutex);
       self->stats.joined = true;
       self->stats.partitions_assigned = partitions->cnt;
       self->stats.held.clear();
       self->stats.stalled = false;
+      self->stats.progress.clear();
     } else {
       rd_kafka_assign(rk, nullptr);
       self->log->info("partitions revoked");
@@ -150,6 +162,7 @@ struct StreamConsumer::Impl {
       self->stats.partitions_assigned = 0;
       self->stats.held.clear();
       self->stats.stalled = false;
+      self->stats.progress.clear();
     }
   }
 
@@ -601,8 +614,98 @@ struct StreamConsumer::Impl {
     return static_cast<int>(batch.size());
   }
 
+  // --- the tail ---------------------------------------------------------------------------
+
+  // Fetches what the producer has beyond this partition's last applied seq, up to `head`,
+  // in one transaction. A failure is logged and left to the next check.
+  void repair_tail(const PartitionKey& key, std::int64_t head) {
+    Counts counts;
+    bool repaired = false;
+    try {
+      auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
+        counts = Counts{};
+        repaired = false;
+        if (scope.begin) scope.begin(tx);
+        auto locked = lock_progress(tx, {key});
+        if (!locked) return tl::unexpected(locked.error());
+        auto& p = locked->at(key);
+        if (p.last_seq >= head) return {};  // Kafka brought it meanwhile
+        const auto outcome = repair_gap(tx, key.first, key.second, head + 1, p, counts);
+        if (outcome.outcome == Repair::stopped) log->warn("inbound tail repair stopped stream={} partition={} reason=\"{}\"",
+                                                          key.first, key.second, base::escape_text(outcome.stop.reason, kReasonBytesMax));
+        if (scope.end) {
+          auto ended = scope.end(tx);
+          if (!ended) return tl::unexpected(StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
+        }
+        repaired = counts.gap_fetched > 0;
+        return store_progress(tx, *locked);
+      });
+      if (!done) {
+        log->warn("inbound tail repair failed stream={} partition={} error_class={}", key.first, key.second,
+                  eventstore::to_string(done.error().code));
+        return;
+      }
+    } catch (...) {
+      log->warn("inbound tail repair failed stream={} partition={} error_class={}", key.first, key.second,
+                eventstore::to_string(failure_of(std::current_exception()).code));
+      return;
+    }
+    if (!repaired) return;
+    log->info("inbound tail repaired stream={} partition={} messages={}", key.first, key.second, counts.gap_fetched);
+    record(counts);
+    {
+      std::lock_guard lock(stats_mutex);
+      stats.tail_repaired += counts.gap_fetched;
+    }
+    if (options.on_applied) options.on_applied();
+  }
+
+  // Whether this consumer has read everything Kafka holds of the partition: its position
+  // has reached the high watermark of its last fetch. Unknown (no fetch yet) is not caught up.
+  bool kafka_caught_up(const PartitionKey& key) {
+    std::int64_t low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(consumer, key.first.c_str(), key.second, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0)
+      return false;
+    auto* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second);
+    const bool known = rd_kafka_position(consumer, list) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    const std::int64_t position = list->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(list);
+    // Before its first message the position is logical (negative): then nothing was there.
+    return known && (position >= high || (position < 0 && low == high));
+  }
+
+  // Every tail_check_interval: each assigned, flowing partition's applied seq against the
+  // producer's head. Behind, not moved since the last check, and nothing more on Kafka: its
+  // messages are not on their way (a lost last message), so the tail is fetched from the
+  // catch-up API.
+  void check_tails() {
+    if (options.tail_check_interval.count() <= 0 || !fetcher || assigned.empty()) return;
+    const auto now = Clock::now();
+    if (now < next_tail_check) return;
+    next_tail_check = now + options.tail_check_interval;
+    for (const auto& key : assigned) {
+      if (holds.contains(key)) continue;  // the hold's own retries repair it
+      auto stored = pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
+      if (!stored) continue;
+      const std::int64_t applied = *stored ? (**stored).last_seq : 0;
+      auto page = fetcher(key.first, key.second, applied + 1, 1);
+      if (!page) continue;
+      {
+        std::lock_guard lock(stats_mutex);
+        stats.progress[key] = PartitionProgress{applied, page->head, std::chrono::system_clock::now()};
+      }
+      const auto previous = seq_at_last_check.find(key);
+      const bool still = previous != seq_at_last_check.end() && previous->second == applied;
+      seq_at_last_check[key] = applied;
+      if (page->head > applied && still && kafka_caught_up(key)) repair_tail(key, page->head);
+    }
+  }
+
   int run_once() {
     retry_due_holds();
+    check_tails();
     auto batch = poll_batch();
     const int handled = apply_batch(std::move(batch));
     publish_holds();

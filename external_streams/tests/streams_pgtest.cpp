@@ -1108,3 +1108,39 @@ TEST_CASE("an envelope fault that carries its seq takes that seq, from Kafka and
   CHECK(fetches == 1);
   CHECK(consumer->stats().held.empty());
 }
+
+TEST_CASE("the tail check repairs a lost last message: behind the producer's head and still, the partition fetches its tail") {
+  Fixture f;
+  // The producer has seqs 1..3 of partition 0; Kafka only ever gets 1 and 2: no later message
+  // will reveal the gap.
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 2));
+  int fetches = 0;
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t limit)
+      -> tl::expected<FetchedPage, std::string> {
+    ++fetches;
+    FetchedPage page{{}, partition == 0 ? 3 : 0};
+    for (std::int64_t seq = from; seq < from + limit && seq <= page.head; ++seq) {
+      const auto value = core_message(partition, seq);
+      page.messages.push_back({value, parse_message(std::string_view(value))});
+    }
+    return page;
+  };
+  ConsumerOptions options;
+  options.kafka = f.client("tail-group");
+  options.group_id = "tail-group";
+  options.topics = {kCore.name};
+  options.tail_check_interval = std::chrono::milliseconds(200);
+  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto& consumer = **made;
+  consume_until(consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; });
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
+  const auto stats = consumer.stats();
+  CHECK(stats.tail_repaired == 1);
+  REQUIRE(stats.progress.contains(PartitionKey{kCore.name, 0}));
+  CHECK(stats.progress.at(PartitionKey{kCore.name, 0}).producer_head == 3);
+  // A partition level with its producer fetches nothing.
+  CHECK(applied_seqs(f, kCore.name, 1).empty());
+  CHECK(f.count("select count(*) from parked") == "0");
+}

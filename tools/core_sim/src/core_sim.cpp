@@ -38,6 +38,10 @@ static_assert(kRelayRoundIntervalMsMax == external_streams::kRoundIntervalMinMax
 
 namespace {
 
+// How often core-sim compares its progress on the adapter's stream with the adapter's head
+// and fetches a missing tail: the adapter's default for the same check.
+constexpr std::chrono::milliseconds kTailCheckInterval{5'000};
+
 using eventstore::StoreError;
 using eventstore::StoreErrc;
 using eventstore::StoreResult;
@@ -463,6 +467,8 @@ struct CoreSim::Impl {
         options.consumer_group.empty() ? "core-sim-" + std::string(sagas::country_code_lower(country))
                                        : options.consumer_group;
     consumer_options.topics = {adapter_stream};
+    // The core repairs a lost last outcome as the adapter does (streams.tail_check_interval_ms).
+    consumer_options.tail_check_interval = kTailCheckInterval;
     external_streams::CatchUpFetcher fetcher;
     if (!options.adapter_catch_up_url.empty())
       fetcher = adapter::make_http_catch_up_fetcher({options.adapter_catch_up_url, options.adapter_api_token});

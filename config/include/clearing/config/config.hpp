@@ -220,12 +220,20 @@ struct OutboundStreamConfig {
   friend bool operator==(const OutboundStreamConfig&, const OutboundStreamConfig&) = default;
 };
 
+inline constexpr int kTailCheckIntervalMsDefault = 5'000;
+inline constexpr int kTailCheckIntervalMsMax = 600'000;
+
 struct StreamsConfig {
   InboundStreamConfig inbound;
   std::vector<OutboundStreamConfig> outbound;  // 1..kOutboundStreamsMax, distinct names
   // http:// base URL of the core's catch-up API; env may override. https:// is refused until
   // the fetcher (adapter/src/http_get.cpp) speaks TLS (issue 21).
   std::string core_catchup_url;
+  // How often the inbound consumer compares each partition's progress with the core's head
+  // (the catch-up API's `head`): a partition behind it that has not moved since the last
+  // check fetches its missing tail, so a lost last message is repaired within about twice
+  // this. 0 turns the check off. [0, kTailCheckIntervalMsMax]
+  int tail_check_interval_ms = kTailCheckIntervalMsDefault;
   friend bool operator==(const StreamsConfig&, const StreamsConfig&) = default;
 };
 

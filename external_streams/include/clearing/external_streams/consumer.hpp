@@ -100,6 +100,11 @@ struct ConsumerOptions {
   std::chrono::milliseconds poll_timeout{50};
   std::int64_t catch_up_page = 500;           // seqs fetched per catch-up request
   std::chrono::milliseconds retry_backoff_max{5'000};  // between tries of a held partition
+  // How often each assigned partition's progress is compared with the producer's head (the
+  // catch-up API's `head`); a partition behind it that did not move since the last check
+  // fetches its missing tail, so a lost last message is repaired within about twice this.
+  // 0 turns the check off (also without a catch-up fetcher).
+  std::chrono::milliseconds tail_check_interval{0};
   // Called on the consumer's thread after a batch that applied messages has committed
   // (not for batches of duplicates and parked messages only): wakes in-process workers
   // that the applied messages gave work to, e.g. the dispatcher. Must not block.
@@ -113,6 +118,13 @@ struct HeldPartition {
   int failures = 0;  // tries in a row that ended in this hold
 };
 
+// An assigned partition against its producer, as the last tail check saw it.
+struct PartitionProgress {
+  std::int64_t applied_seq = 0;
+  std::int64_t producer_head = -1;  // -1 until a check had an answer
+  std::chrono::system_clock::time_point checked_at{};
+};
+
 struct ConsumerStats {
   std::int64_t applied = 0;
   std::int64_t duplicates = 0;
@@ -121,6 +133,8 @@ struct ConsumerStats {
   std::map<std::string, std::int64_t> parked;  // by MessageErrc name
   std::int64_t isolations = 0;  // batches the database refused, tried again partition by partition
   std::map<PartitionKey, HeldPartition> held;  // partitions that do not flow now
+  std::int64_t tail_repaired = 0;  // messages fetched because the tail check found them missing
+  std::map<PartitionKey, PartitionProgress> progress;  // assigned partitions, by the last tail check
   bool stalled = false;  // some partition is held
   std::string last_error;  // the class of the last error that refused a whole batch (never its text)
   // The group has given this consumer its first assignment (possibly of no partitions):
