@@ -7,6 +7,18 @@
 //
 // Kafka headers: seq, type, event_id, source_event_id, correlation_id.
 // Threading: one thread of its own (start/stop), or run_once on the caller's.
+//
+// One publisher per partition: a relay publishes only the partitions it owns, and it owns
+// a partition while its ownership session (a PostgreSQL connection of its own) holds the
+// partition's session-level advisory lock. So with several instances on one database each
+// message is produced once; when an owner dies its session ends (at once for a killed
+// process, within owner_loss_timeout for a vanished host) and with it its locks, which the
+// others take at their next ownership refresh: after a failover, at-least-once, as ever.
+// Each instance takes every free partition and gives those beyond its share
+// (ceil(partitions / instances)) to instances below theirs; see docs/streams.md.
+// Lock keys, two-int advisory locks of the relay's database:
+//   (kRelayPartitionLockClass, hashtext(stream || '/' || partition))  a partition's owner
+//   (kRelayMemberLockClass, 0), shared                                every live instance
 
 #include <atomic>
 #include <chrono>
@@ -25,6 +37,11 @@ namespace clearing::external_streams {
 inline constexpr std::chrono::milliseconds kRoundIntervalMinDefault{50};
 inline constexpr std::chrono::milliseconds kRoundIntervalMinMax{1'000};
 
+// The advisory lock classes of partition ownership (the first key of the two-int form),
+// kept apart from other users of advisory locks on the same database.
+inline constexpr std::int32_t kRelayPartitionLockClass = 0x726c6179;  // "rlay"
+inline constexpr std::int32_t kRelayMemberLockClass = 0x726c6d62;     // "rlmb"
+
 struct RelayOptions {
   KafkaClientOptions kafka;
   int batch_max = 2000;                        // messages per partition per round
@@ -38,6 +55,21 @@ struct RelayOptions {
   std::chrono::milliseconds round_interval_min = kRoundIntervalMinDefault;
   std::chrono::milliseconds flush_timeout{30'000};
   std::chrono::milliseconds retry_backoff_max{5'000};
+  // Partition ownership. A round refreshes it (takes free partitions, gives extras, checks
+  // the session) when this long has passed since the last refresh: the most a free
+  // partition (its owner stopped or died) waits for this instance, beside its round.
+  std::chrono::milliseconds ownership_refresh{100};
+  // How long the server keeps a silent ownership session (a host that lost power or its
+  // network) and with it its partitions, and how long this side waits on a silent server:
+  // TCP keepalives after 1 s idle, one a second, timeout / 1 s - 1 of them, and a TCP user
+  // timeout, on both ends. A killed process's session ends at once: its kernel closes the
+  // connection. At least 2 s.
+  std::chrono::milliseconds owner_loss_timeout{3'000};
+  // An instance below its share takes a free partition at once; one at its share only after
+  // the partition stayed free this long, so that what is given to an instance below its
+  // share waits for it, and yet nothing waits longer on an instance that does not take what
+  // it is given (it is then given nothing more). At least 2 x ownership_refresh.
+  std::chrono::milliseconds handover_grace{1'000};
 };
 
 struct RelayStats {
@@ -45,8 +77,12 @@ struct RelayStats {
   std::int64_t acknowledged = 0;
   std::int64_t failed = 0;       // delivery reports with an error (republished later)
   std::int64_t rounds = 0;
-  std::int64_t lag = 0;          // messages written but not yet acknowledged, all partitions
+  std::int64_t lag = 0;          // messages written but not yet acknowledged, of its partitions
   std::string last_error;
+  std::int64_t partitions_owned = 0;  // partitions this instance publishes now
+  std::int64_t relays_seen = 0;       // live instances on the database, itself included (0: no session)
+  std::int64_t partitions_taken = 0;  // since start: partitions it took (free ones)
+  std::int64_t partitions_given = 0;  // since start: partitions it let go to balance or at stop
 };
 
 class Relay {
@@ -56,9 +92,12 @@ class Relay {
   ~Relay();
 
   void start();
-  void stop();  // graceful: the round in hand finishes (flush), then the producer closes
+  // Graceful: the round in hand finishes (flush), then its partitions are released, so the
+  // other instances take them at their next ownership refresh.
+  void stop();
 
-  // One round over every partition: the number of messages acknowledged, or an error.
+  // One round over the partitions this instance owns, after an ownership refresh when one
+  // is due: the number of messages acknowledged, or an error.
   tl::expected<int, std::string> run_once();
 
   RelayStats stats() const;

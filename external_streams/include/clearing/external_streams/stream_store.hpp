@@ -88,12 +88,15 @@ struct PartitionMark {
 };
 // The relay's round, with one statement: every partition that has messages after its
 // published mark, with its mark and up to `limit` (<= kCatchUpLimitMax) of them from
-// published + 1, in seq order. Partitions with nothing to publish are left out.
+// published + 1, in seq order. Partitions with nothing to publish are left out. With
+// `partitions`, only those (a relay instance's own, relay.hpp); without, every partition.
 struct Unpublished {
   PartitionMark mark;
   std::vector<ExternalMessage> events;
 };
-eventstore::StoreResult<std::vector<Unpublished>> read_unpublished(eventstore::Transaction& tx, std::int64_t limit);
+eventstore::StoreResult<std::vector<Unpublished>> read_unpublished(
+    eventstore::Transaction& tx, std::int64_t limit,
+    std::optional<std::span<const PartitionKey>> partitions = std::nullopt);
 // Moves each listed partition's published mark to its `published`, only forward, with
 // one statement (head is not read).
 eventstore::StoreResult<void> mark_published(eventstore::Transaction& tx, std::span<const PartitionMark> marks);
