@@ -190,7 +190,7 @@ struct Registry::Entry {
   std::unique_ptr<CounterFamily> counters;
   std::unique_ptr<GaugeFamily> gauges;
   std::unique_ptr<HistogramFamily> histograms;
-  GaugeCallback callback;  // set for a callback gauge (then `gauges` is null)
+  GaugeCallback callback;  // set for a callback gauge or counter (then the families are null)
 };
 
 Registry::Registry() = default;
@@ -237,6 +237,7 @@ CounterFamily& Registry::counter(const std::string& name, const std::string& hel
                                  const std::vector<std::string>& label_names) {
   std::lock_guard lock(mutex_);
   Entry& entry = add(name, MetricType::counter, help, label_names, {});
+  CLEARING_ASSERT_MSG(!entry.callback, "counter already registered with a callback");
   if (!entry.counters) entry.counters.reset(new CounterFamily(name, help, label_names));
   return *entry.counters;
 }
@@ -267,6 +268,15 @@ void Registry::gauge_callback(const std::string& name, const std::string& help,
   std::lock_guard lock(mutex_);
   Entry& entry = add(name, MetricType::gauge, help, label_names, {});
   CLEARING_ASSERT_MSG(!entry.gauges && !entry.callback, "gauge registered twice");
+  entry.callback = std::move(callback);
+}
+
+void Registry::counter_callback(const std::string& name, const std::string& help,
+                                const std::vector<std::string>& label_names, CounterCallback callback) {
+  CLEARING_ASSERT(callback != nullptr);
+  std::lock_guard lock(mutex_);
+  Entry& entry = add(name, MetricType::counter, help, label_names, {});
+  CLEARING_ASSERT_MSG(!entry.counters && !entry.callback, "counter registered twice");
   entry.callback = std::move(callback);
 }
 

@@ -109,6 +109,22 @@ TEST_CASE("callback gauges are read at every scrape, sorted, duplicates dropped"
   CHECK(scrapes == 2);
 }
 
+TEST_CASE("callback counters render as counters, read at every scrape") {
+  Registry registry;
+  std::uint64_t abandoned = 0;
+  registry.counter_callback("clearing_calls_abandoned_total", "Calls abandoned since start.", {},
+                            [&abandoned] {
+                              return std::vector<std::pair<LabelValues, double>>{{{}, static_cast<double>(abandoned)}};
+                            });
+  abandoned = 3;
+  CHECK(registry.render() ==
+        "# HELP clearing_calls_abandoned_total Calls abandoned since start.\n"
+        "# TYPE clearing_calls_abandoned_total counter\n"
+        "clearing_calls_abandoned_total 3\n");
+  abandoned = 4;
+  CHECK(registry.render().find("\nclearing_calls_abandoned_total 4\n") != std::string::npos);
+}
+
 TEST_CASE("a throwing callback renders its family without samples") {
   Registry registry;
   registry.gauge_callback("clearing_db_value", "From the database.", {},
@@ -220,6 +236,9 @@ TEST_CASE("sample for promtool") {
                       .with({"submit"});
   latency.observe(0.02);
   latency.observe(2);
+  registry.counter_callback("clearing_feed_failures_total", "Feed failures since start.", {"kind"}, [] {
+    return std::vector<std::pair<LabelValues, double>>{{{"timeout"}, 2}, {{"maintenance"}, 0}};
+  });
   registry.counter("clearing_parked_total", "Parked \"bad\" input\\ by\nreason.", {"reason"})
       .with({"not \"json\"\\\n"})
       .inc();

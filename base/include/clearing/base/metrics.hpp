@@ -119,6 +119,9 @@ using HistogramFamily = Family<Histogram>;
 // It returns one value per series; label values in the order of the family's label names.
 // If it throws, the family is rendered without samples for that scrape.
 using GaugeCallback = std::function<std::vector<std::pair<LabelValues, double>>()>;
+// The same for a counter whose count is kept elsewhere (a component's stats since start, or
+// a count of immutable rows): each value must never decrease while the process runs.
+using CounterCallback = GaugeCallback;
 
 class Registry {
  public:
@@ -137,6 +140,9 @@ class Registry {
                              const std::vector<double>& upper_bounds);
   void gauge_callback(const std::string& name, const std::string& help,
                       const std::vector<std::string>& label_names, GaugeCallback callback);
+  // Rendered as `# TYPE name counter`, so rate() and increase() apply; name it `..._total`.
+  void counter_callback(const std::string& name, const std::string& help,
+                        const std::vector<std::string>& label_names, CounterCallback callback);
 
   // The text exposition format 0.0.4 (Content-Type: kContentType).
   std::string render() const;
