@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/logging.hpp"
 #include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::eventstore {
@@ -72,6 +73,13 @@ struct Subscription::Impl {
   std::optional<Checkpoint> cached;  // the checkpoint as this instance last saw it
   std::size_t careful_remaining = 0;  // events to take one per transaction after a failure
 
+  // A stall is logged when it starts, when its reason changes and when it ends, not at
+  // every retry (the metric clearing_subscription_state is the alert). Thread: run().
+  std::shared_ptr<spdlog::logger> log = base::module_logger("subscription");
+  std::string failed_at;      // the event or batch the last handler failure was on, for the log
+  std::string stall_logged;   // the reason last logged while stalled ("" when not stalled)
+  std::chrono::steady_clock::time_point stalled_since{};
+
   std::unique_ptr<pqxx::connection> listen_connection;
   std::unique_ptr<Receiver> receiver;
   std::atomic<bool> notified{false};
@@ -129,6 +137,9 @@ struct Subscription::Impl {
         // One event: named here. A batch: the handler may name the event (the per-event
         // adapter does); the careful retry that follows names it in any case.
         const auto& e = events->front();
+        failed_at = events->size() == 1 ? "event_id=" + e.event_id.value() + " type=" + e.type +
+                                              " stream=" + e.stream_id.value()
+                                        : "batch_events=" + std::to_string(events->size());
         return tl::unexpected(StoreError{
             StoreErrc::handler_failed,
             events->size() == 1 ? "handler failed on event " + e.event_id.value() + " (" + e.type + " in " +
@@ -160,6 +171,26 @@ struct Subscription::Impl {
           std::chrono::system_clock::now());
     }
     return handled;
+  }
+
+  // Logs a failed poll once per reason: the error's class and, for a handler's failure,
+  // the event it failed on; never the error's text (a PostgreSQL DETAIL quotes a row's values).
+  void note_failure(const StoreError& error, std::uint64_t failures) {
+    const std::string reason = std::string("cause=") + to_string(error.code) +
+                               (error.code == StoreErrc::handler_failed ? " " + failed_at : "");
+    if (reason == stall_logged) return;
+    if (stall_logged.empty()) stalled_since = std::chrono::steady_clock::now();
+    stall_logged = reason;
+    log->warn("subscription stalled name={} {} failures={}", options.name, reason, failures);
+  }
+
+  void note_progress(std::uint64_t failures) {
+    if (stall_logged.empty()) return;
+    const auto stalled_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - stalled_since);
+    log->info("subscription moving again name={} failures={} stalled_ms={}", options.name, failures,
+              stalled_ms.count());
+    stall_logged.clear();
   }
 
   void set_state(SubscriptionState state, std::uint64_t failures, std::string error) {
@@ -212,6 +243,7 @@ struct Subscription::Impl {
       auto handled = poll_once();
       if (!handled) {
         ++failures;
+        note_failure(handled.error(), failures);
         set_state(SubscriptionState::stalled, failures, handled.error().message);
         const auto shift = std::min<std::uint64_t>(failures - 1, 16);
         const auto backoff = std::min<std::chrono::milliseconds>(
@@ -219,6 +251,8 @@ struct Subscription::Impl {
         sleep_for(backoff);
         continue;
       }
+      // Moving again: a batch handled, or nothing left to handle.
+      if (failures > 0) note_progress(failures);
       if (failures > 0 || *handled > 0) failures = 0;
       if (*handled > 0) {
         set_state(*handled >= options.batch_size ? SubscriptionState::catching_up

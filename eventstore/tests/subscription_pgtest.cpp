@@ -4,9 +4,13 @@
 
 #include <doctest/doctest.h>
 
+#include <sstream>
 #include <thread>
 
 #include <pqxx/pqxx>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include "clearing/base/logging.hpp"
 
 #include "clearing/eventstore/subscription.hpp"
 #include "store_test_support.hpp"
@@ -132,6 +136,49 @@ TEST_CASE("a failing handler stalls the subscription with its error, and it goes
   sub.stop();
   CHECK(sub.status().state == SubscriptionState::stopped);
   CHECK(f.distinct() == "4");
+}
+
+TEST_CASE("a stall is logged once when it starts and once when it ends, with the event and the class of the error, not its text") {
+  std::ostringstream lines;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
+  sink->set_pattern("%l %v");
+  auto logger = clearing::base::module_logger("subscription");
+  logger->sinks().push_back(sink);
+  struct Unhook {
+    std::shared_ptr<spdlog::logger> logger;
+    ~Unhook() { logger->sinks().pop_back(); }
+  } unhook{logger};
+
+  SubscriptionFixture f;
+  append_numbered(*f.store, 0, 3);
+  std::atomic<bool> broken{true};
+  Subscription sub(*f.store,
+                   {.name = "stall-log", .batch_size = 1, .poll_interval = std::chrono::milliseconds(100),
+                    .retry_backoff_initial = std::chrono::milliseconds(5),
+                    .retry_backoff_max = std::chrono::milliseconds(20)},
+                   [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
+                     if (broken && e.data["n"] == 1) return tl::unexpected(std::string("account DK5000400440116243"));
+                     return record(tx, e);
+                   });
+  sub.start();
+  REQUIRE(eventually([&] { return sub.status().failures >= 5; }));
+  broken = false;
+  REQUIRE(eventually([&] { return f.count() == "3"; }));
+  sub.stop();
+  sink->flush();
+  const auto log = lines.str();
+  const auto count = [&log](const std::string& text) {
+    std::size_t n = 0;
+    for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+    return n;
+  };
+  // Five failures or more, one line: the stalled subscription, the error's class and the
+  // event it is stuck on (its type and stream); then one line when it moves again.
+  CHECK_MESSAGE(count("warning subscription stalled name=stall-log cause=handler_failed event_id=") == 1, log);
+  CHECK(count("type=Numbered stream=s-1 failures=1\n") == 1);
+  CHECK(count("info subscription moving again name=stall-log failures=") == 1);
+  CHECK(log.find("subscription stalled") < log.find("subscription moving again"));
+  CHECK(log.find("DK5000400440116243") == std::string::npos);
 }
 
 TEST_CASE("without notifications, polling still delivers") {
