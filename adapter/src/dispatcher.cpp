@@ -385,12 +385,29 @@ struct Dispatcher::Impl {
     const int limit = std::min(room, options.claim_batch_max);
     last_claim_at = now;
     auto items = claim(limit);
-    if (!items) {
-      log->warn("claim failed error={}", items.error().message);
-      return Claimed::drained;
-    }
+    note_claim(items ? nullptr : &items.error());
+    if (!items) return Claimed::drained;
     for (auto& item : *items) launch(std::move(item));
     return static_cast<int>(items->size()) == limit ? Claimed::filled : Claimed::drained;
+  }
+
+  // Counts a claim's outcome. A failing claim (the database) is logged when it starts
+  // failing and when it recovers, not at every idle poll (20 ms): the alert is the metric.
+  void note_claim(const eventstore::StoreError* failure) {
+    std::lock_guard lock(stats_mutex);
+    if (failure) ++stats.claim_failures;
+    if ((failure != nullptr) == stats.claim_failing) return;
+    stats.claim_failing = failure != nullptr;
+    if (failure)
+      // The class only: a PostgreSQL error's DETAIL quotes a row's values.
+      log->warn("claims failing cause={}", eventstore::to_string(failure->code));
+    else
+      log->info("claims recovered failures={}", stats.claim_failures);
+  }
+
+  void set_running(bool running) {
+    std::lock_guard lock(stats_mutex);
+    stats.running = running;
   }
 
   void run() {
@@ -420,6 +437,7 @@ struct Dispatcher::Impl {
                 in_flight.size());
     in_flight.clear();
     update_gauge();
+    set_running(false);
   }
 
   void update_gauge() {
@@ -437,6 +455,7 @@ Dispatcher::~Dispatcher() { stop(); }
 void Dispatcher::start() {
   CLEARING_ASSERT(!impl_->thread.joinable());
   impl_->stopping = false;
+  impl_->set_running(true);  // before the thread, so /readyz never sees it started and not running
   impl_->thread = std::thread([this] { impl_->run(); });
 }
 

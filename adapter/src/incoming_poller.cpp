@@ -114,6 +114,7 @@ struct IncomingPoller::Impl {
 
   mutable std::mutex stats_mutex;
   IncomingPollerStats stats;
+  std::string feed_failure_logged;  // under stats_mutex: the failure last logged ("" none)
 
   Impl(eventstore::EventStore& s, clearing_client::ClearingClient& c, const base::Clock& k,
        IncomingPollerOptions o)
@@ -203,14 +204,8 @@ struct IncomingPoller::Impl {
     auto cursor = load_cursor();
     if (!cursor) return tl::unexpected(cursor.error());
     auto page = client.incoming(cursor->value, options.page_limit).get();
-    if (!page.ok) {
-      log->warn("incoming feed failed class={} cause={} detail={}",
-                clearing_client::to_string(page.failure.answer_class),
-                clearing_client::to_string(page.failure.cause), page.failure.detail);
-      std::lock_guard lock(stats_mutex);
-      ++stats.feed_failures;
-      return 0;
-    }
+    note_feed(page);
+    if (!page.ok) return 0;
     const auto from = cursor->value.value_or("");
     const auto next = page.next_cursor.value_or(from);
     const auto on_page = page.payments.size() + page.rejected.size();
@@ -267,21 +262,59 @@ struct IncomingPoller::Impl {
     return applied;
   }
 
+  // Counts a feed request. A failing feed (a maintenance window lasts hours, polled every
+  // second) is logged when it starts failing, when the way it fails changes, and when it
+  // answers again; the alert is clearing_incoming_feed_failures_total.
+  void note_feed(const clearing_client::IncomingPage& page) {
+    std::lock_guard lock(stats_mutex);
+    ++stats.feed_requests;
+    const auto failure = page.ok ? std::string()
+                                 : std::string(clearing_client::to_string(page.failure.answer_class)) + "/" +
+                                       std::string(clearing_client::to_string(page.failure.cause));
+    if (!page.ok) ++stats.feed_failures;
+    const bool changed = page.ok ? stats.feed_failing : failure != feed_failure_logged;
+    stats.feed_failing = !page.ok;
+    if (!changed) return;
+    feed_failure_logged = failure;
+    if (!page.ok)
+      log->warn("incoming feed failing class={} cause={} detail={} failures={}",
+                clearing_client::to_string(page.failure.answer_class),
+                clearing_client::to_string(page.failure.cause), page.failure.detail, stats.feed_failures);
+    else
+      log->info("incoming feed answers again failures={}", stats.feed_failures);
+  }
+
+  // The same for a page's transaction (the store), logged once per change.
+  void note_applied(const StoreResult<int>& polled) {
+    std::lock_guard lock(stats_mutex);
+    if (!polled) ++stats.pages_not_applied;
+    if (polled.has_value() != stats.store_failing) return;
+    stats.store_failing = !polled;
+    if (!polled)
+      // The class only: a PostgreSQL error's DETAIL quotes a row's values (a name, an account).
+      log->warn("incoming pages not applied cause={}", eventstore::to_string(polled.error().code));
+    else
+      log->info("incoming pages applied again not_applied={}", stats.pages_not_applied);
+  }
+
+  void set_running(bool running) {
+    std::lock_guard lock(stats_mutex);
+    stats.running = running;
+  }
+
   void run() {
     for (;;) {
       int on_page = 0;
       auto polled = poll_once();
-      if (!polled) {
-        log->warn("incoming page not applied error={}", polled.error().message);
-      } else {
-        on_page = *polled;
-      }
+      note_applied(polled);
+      if (polled) on_page = *polled;
       std::unique_lock lock(wait_mutex);
       // A full page means more is waiting: go on at once.
       if (on_page < options.page_limit)
         wait_cv.wait_for(lock, options.interval, [&] { return stopping; });
-      if (stopping) return;
+      if (stopping) break;
     }
+    set_running(false);
   }
 };
 
@@ -294,6 +327,7 @@ IncomingPoller::~IncomingPoller() { stop(); }
 void IncomingPoller::start() {
   CLEARING_ASSERT(!impl_->thread.joinable());
   impl_->stopping = false;
+  impl_->set_running(true);  // before the thread, so /readyz never sees it started and not running
   impl_->thread = std::thread([this] { impl_->run(); });
 }
 

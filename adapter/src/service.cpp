@@ -19,6 +19,7 @@
 #include "clearing/base/metrics.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/relay.hpp"
+#include "service_metrics.hpp"
 
 namespace clearing::adapter {
 // The config's copies of the relay's pacing default and limit (config.hpp cannot include relay.hpp).
@@ -26,8 +27,6 @@ static_assert(config::kRelayRoundIntervalMsDefault == external_streams::kRoundIn
 static_assert(config::kRelayRoundIntervalMsMax == external_streams::kRoundIntervalMinMax.count());
 
 namespace {
-
-using base::metrics::LabelValues;
 
 sagas::RetryPolicy policy_of(const config::RetryConfig& r) {
   sagas::RetryPolicy p;
@@ -54,8 +53,6 @@ std::string instance_name() {
   gethostname(host, sizeof host - 1);
   return std::string(host) + ":" + std::to_string(getpid());
 }
-
-const std::vector<double> kLatencyBucketsSeconds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 }  // namespace
 
@@ -128,131 +125,12 @@ struct Service::Impl {
     return {};
   }
 
+  // Every family of /metrics: service_metrics.cpp (and the README's "Metrics and alerts").
   void register_metrics() {
-    auto& answers = metrics.counter("clearing_answers_total", "Clearing answers received, by action and class",
-                                    {"action", "class"});
-    auto& latency = metrics.histogram("clearing_call_duration_seconds", "Clearing call latency, by action",
-                                      {"action"}, kLatencyBucketsSeconds);
-    dispatcher_hook = [&answers, &latency](std::string_view action, std::string_view cls, std::int64_t latency_ms) {
-      answers.with({std::string(action), std::string(cls)}).inc();
-      latency.with({std::string(action)}).observe(static_cast<double>(latency_ms) / 1000.0);
-    };
-    // A gauge's figures from the database. A failed query is logged and thrown: the
-    // registry then renders the family without samples for this scrape, never a count
-    // of zero that is not true.
-    auto from_database = [this](const char* gauge, auto&& read) {
-      auto rows = pool->transact(read);
-      if (!rows) {
-        log->warn("metrics query failed gauge={} error=\"{}\"", gauge, rows.error().message);
-        throw std::runtime_error(rows.error().message);
-      }
-      return std::move(*rows);
-    };
-    auto query_counts = [from_database](const char* gauge, const char* sql) {
-      const auto rows = from_database(gauge, [&](eventstore::Transaction& tx) -> eventstore::StoreResult<pqxx::result> {
-        return tx.exec(sql);
-      });
-      std::vector<std::pair<LabelValues, double>> out;
-      for (const auto& row : rows) out.push_back({{row[0].as<std::string>()}, row[1].as<double>()});
-      return out;
-    };
-    metrics.gauge_callback("clearing_transfers", "Unfinished transfers, by state (neither succeeded nor rejected)",
-                           {"state"}, [from_database] {
-                             std::vector<std::pair<LabelValues, double>> out;
-                             for (const auto& [status, n] : from_database("clearing_transfers",
-                                                                          TransferService::unfinished_by_status))
-                               out.push_back({{status}, static_cast<double>(n)});
-                             return out;
-                           });
-    metrics.gauge_callback("clearing_parked_messages", "Parked messages by reason", {"reason"}, [query_counts] {
-      return query_counts("clearing_parked_messages",
-                          "select reason_code, count(*) from parked_messages group by reason_code");
-    });
-    metrics.gauge_callback("clearing_transfer_work_due", "Clearing calls scheduled, by action", {"action"},
-                           [query_counts] {
-                             return query_counts("clearing_transfer_work_due",
-                                                 "select action, count(*) from transfer_work group by action");
-                           });
-    metrics.gauge_callback("clearing_subscription_lag_events", "Events not yet handled by a subscription",
-                           {"subscription"}, [this, from_database] {
-                             std::vector<std::pair<LabelValues, double>> out;
-                             if (!derivation) return out;
-                             const auto cp = derivation->status().checkpoint.position.value();
-                             const auto head = from_database(
-                                 "clearing_subscription_lag_events",
-                                 [](eventstore::Transaction& tx) -> eventstore::StoreResult<double> {
-                                   // The identity sequence's last value: events has no index on
-                                   // position alone (eventstore migration 0003). A rolled-back append
-                                   // takes positions too, so the lag reads high until the next event.
-                                   return tx.exec("select case when is_called then last_value else 0 end"
-                                                  " from events_position_seq")[0][0].as<double>();
-                                 });
-                             out.push_back({{"derive-external-streams"}, std::max(0.0, head - static_cast<double>(cp))});
-                             return out;
-                           });
-    metrics.gauge_callback("clearing_derivation_lookups",
-                           "Look-ups of the derivation since start (a transfer's amount), by how they were answered",
-                           {"source"}, [this] {
-                             return std::vector<std::pair<LabelValues, double>>{
-                                 {{"remembered"}, static_cast<double>(derivation_lookups->remembered.load())},
-                                 {{"stream_read"}, static_cast<double>(derivation_lookups->streams_read.load())}};
-                           });
-    metrics.gauge_callback("clearing_relay_lag_messages", "External messages not yet acknowledged by Kafka", {},
-                           [this] {
-                             std::vector<std::pair<LabelValues, double>> out;
-                             if (relay) out.push_back({{}, static_cast<double>(relay->stats().lag)});
-                             return out;
-                           });
-    metrics.gauge_callback("clearing_inbound_messages", "Inbound messages since start, by outcome", {"outcome"},
-                           [this] {
-                             std::vector<std::pair<LabelValues, double>> out;
-                             if (!consumer) return out;
-                             const auto s = consumer->stats();
-                             out.push_back({{"applied"}, static_cast<double>(s.applied)});
-                             out.push_back({{"duplicate"}, static_cast<double>(s.duplicates)});
-                             out.push_back({{"gap_fetched"}, static_cast<double>(s.gap_fetched)});
-                             for (const auto& [reason, n] : s.parked) out.push_back({{"parked_" + reason}, static_cast<double>(n)});
-                             return out;
-                           });
-    // A held partition is never silent: how many, and since when each (docs/streams.md,
-    // "Bad input and partitions"). Alert on clearing_inbound_partitions_held > 0.
-    metrics.gauge_callback("clearing_inbound_partitions_held", "Inbound partitions held (not flowing) now", {}, [this] {
-      std::vector<std::pair<LabelValues, double>> out;
-      out.push_back({{}, consumer ? static_cast<double>(consumer->stats().held.size()) : 0.0});
-      return out;
-    });
-    metrics.gauge_callback("clearing_inbound_partition_held_seconds", "How long each held inbound partition has been held",
-                           {"stream", "partition"}, [this] {
-                             std::vector<std::pair<LabelValues, double>> out;
-                             if (!consumer) return out;
-                             const auto now = std::chrono::system_clock::now();
-                             for (const auto& [key, held] : consumer->stats().held)
-                               out.push_back({{key.first, std::to_string(key.second)},
-                                              std::chrono::duration<double>(now - held.since).count()});
-                             return out;
-                           });
-    metrics.gauge_callback("clearing_dispatcher_in_flight", "Clearing calls in flight", {}, [this] {
-      std::vector<std::pair<LabelValues, double>> out;
-      if (dispatcher) out.push_back({{}, static_cast<double>(dispatcher->stats().in_flight_now)});
-      return out;
-    });
-    metrics.gauge_callback("clearing_client_refused",
-                           "Clearing answers and connections the client refused since start, by kind "
-                           "(reference_mismatch is an alarm: an answer naming another transfer)",
-                           {"kind"}, [this] {
-                             std::vector<std::pair<LabelValues, double>> out;
-                             if (!client) return out;
-                             const auto s = client->stats();
-                             out.push_back({{"reference_mismatch"}, static_cast<double>(s.reference_mismatches)});
-                             out.push_back({{"contract_violation"}, static_cast<double>(s.contract_violations)});
-                             out.push_back({{"connection_unread_after_answer"},
-                                            static_cast<double>(s.connections_discarded_unread)});
-                             out.push_back({{"idle_connection_unread_or_closed"},
-                                            static_cast<double>(s.idle_connections_discarded)});
-                             return out;
-                           });
+    dispatcher_hook = register_service_metrics(
+        metrics, {pool, client, dispatcher, poller, derivation, derivation_lookups, consumer, clock}, log);
   }
-  std::function<void(std::string_view, std::string_view, std::int64_t)> dispatcher_hook;
+  AnswerHook dispatcher_hook;
 
   tl::expected<void, std::string> open_workers() {
     const auto rules = rules_of(config.country);
@@ -279,7 +157,7 @@ struct Service::Impl {
       derived.push_back({{out.name, out.partitions}, *fn});
     }
     derivation = std::make_unique<eventstore::Subscription>(
-        *store, eventstore::SubscriptionOptions{.name = "derive-external-streams"},
+        *store, eventstore::SubscriptionOptions{.name = std::string(kDerivationSubscription)},
         external_streams::make_derivation_handler(*store, std::move(derived), {.lookups = derivation_lookups}));
 
     external_streams::KafkaClientOptions kafka;
@@ -389,6 +267,25 @@ struct Service::Impl {
       derivation_state = derivation->status().state == eventstore::SubscriptionState::stalled ? ComponentState::stalled
                                                                                               : ComponentState::ok;
     out.push_back({ReadinessComponent::derivation, derivation_state, {}});
+    // The dispatcher is not ready while its claims fail (the database). The incoming
+    // poller is degraded, still ready, while the clearing's feed fails (its maintenance
+    // windows are routine: the alert is clearing_incoming_feed_failures_total), and not
+    // ready while its pages fail in the database.
+    WorkerReadiness dispatcher_worker{.created = dispatcher != nullptr, .service_started = started};
+    if (dispatcher) {
+      const auto stats = dispatcher->stats();
+      dispatcher_worker.running = stats.running;
+      dispatcher_worker.failing = stats.claim_failing;
+    }
+    out.push_back({ReadinessComponent::dispatcher, worker_state(dispatcher_worker), {}});
+    WorkerReadiness poller_worker{.created = poller != nullptr, .service_started = started};
+    if (poller) {
+      const auto stats = poller->stats();
+      poller_worker.running = stats.running;
+      poller_worker.failing = stats.store_failing;
+      poller_worker.degraded = stats.feed_failing;
+    }
+    out.push_back({ReadinessComponent::incoming_poller, worker_state(poller_worker), {}});
     return out;
   }
 

@@ -133,6 +133,29 @@ drop index parked_messages_reason;
 create index parked_messages_reason_id on parked_messages (reason_code, id);
 )sql";
 
+// For /metrics (adapter/src/service_metrics.cpp), each read by one look-up of an index:
+// - when each transfer was first recorded, so the age of the oldest unfinished transfer of
+//   each state is the first entry of its state in transfer_status_unfinished, which now
+//   carries it (no index more: every status change moves that entry already). Rows finished
+//   before this migration keep null; unfinished ones take their first event's time.
+// - the alarm events, all time: a partial index holds only their rare types, so it costs
+//   every other append nothing (no entry).
+// - parked messages by source and reason, an index-only scan.
+constexpr const char* kMetricIndexes = R"sql(
+alter table transfer_status add column created_at timestamptz;
+alter table transfer_status alter column created_at set default now();
+update transfer_status s set created_at = coalesce(
+    (select e.recorded_at from events e where e.stream_id = 'transfer-' || s.transfer_id and e.version = 1),
+    s.updated_at)
+  where s.status not in ('succeeded', 'rejected');
+drop index transfer_status_unfinished;
+create index transfer_status_unfinished on transfer_status (status, created_at)
+  where status not in ('succeeded', 'rejected');
+create index events_alarms on events (type, position)
+  where type in ('ContradictingClearingAnswerReceived', 'ConflictingIncomingPaymentReceived', 'IncomingPaymentParked');
+create index parked_messages_source_reason on parked_messages (source, reason_code);
+)sql";
+
 }  // namespace
 
 struct TransferService::ProjectionRow {
@@ -151,7 +174,8 @@ const std::vector<eventstore::Migration>& adapter_migrations() {
       {"adapter/0001_transfer_work", kAdapterSchema},
       {"adapter/0002_transfer_work_submit_request", kSubmitRequestColumn},
       {"adapter/0003_transfer_status_unfinished", kUnfinishedIndex},
-      {"adapter/0004_parked_messages_raw_bytes", kParkedRawBytes}};
+      {"adapter/0004_parked_messages_raw_bytes", kParkedRawBytes},
+      {"adapter/0005_metric_indexes", kMetricIndexes}};
   return migrations;
 }
 

@@ -1100,3 +1100,33 @@ TEST_CASE("/readyz: an inbound consumer with some partitions held is degraded, s
         "info ready service=ok inbound_consumer=degraded\n"
         "warning not ready service=ok inbound_consumer=stalled\n");
 }
+
+TEST_CASE("/readyz covers the dispatcher and the incoming poller: starting, ok, failing, degraded, stopped") {
+  using S = ComponentState;
+  CHECK(worker_state({}) == S::starting);  // not made yet
+  CHECK(worker_state({.created = true}) == S::starting);  // made, the service not started
+  CHECK(worker_state({.created = true, .service_started = true, .running = true}) == S::ok);
+  // Its claims or pages fail in the database: not ready.
+  CHECK(worker_state({.created = true, .service_started = true, .running = true, .failing = true}) == S::failing);
+  // The clearing's feed fails (a maintenance window): an alert, still ready.
+  CHECK(worker_state({.created = true, .service_started = true, .running = true, .degraded = true}) == S::degraded);
+  CHECK(worker_state({.created = true, .service_started = true, .running = true, .failing = true, .degraded = true}) ==
+        S::failing);
+  // Its thread has ended while the service runs (it is stopping).
+  CHECK(worker_state({.created = true, .service_started = true, .running = false}) == S::stopped);
+
+  std::ostringstream lines;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
+  sink->set_pattern("%l %v");
+  ReadinessLog log(std::make_shared<spdlog::logger>("readiness-workers-test", sink));
+  using C = ReadinessComponent;
+  const auto feed_down = log.observe({{C::dispatcher, S::ok, {}}, {C::incoming_poller, S::degraded, {}}});
+  CHECK(feed_down.ready);
+  CHECK(feed_down.body == R"({"ready":true,"components":{"dispatcher":"ok","incoming_poller":"degraded"}})");
+  const auto stopping = log.observe({{C::dispatcher, S::stopped, {}}, {C::incoming_poller, S::failing, {}}});
+  CHECK_FALSE(stopping.ready);
+  CHECK(stopping.body == R"({"ready":false,"components":{"dispatcher":"stopped","incoming_poller":"failing"}})");
+  CHECK(lines.str() ==
+        "info ready dispatcher=ok incoming_poller=degraded\n"
+        "warning not ready dispatcher=stopped incoming_poller=failing\n");
+}

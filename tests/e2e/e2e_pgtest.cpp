@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -111,9 +113,26 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   CHECK(ready->status == 200);
   auto metrics = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_port) + "/metrics", "api-token-0123456789abcdef0123456", 5000);
   REQUIRE(metrics);
-  // Every transfer has its outcome: the gauge of unfinished ones is there, with no state.
+  // Every transfer has its outcome: each unfinished state is a sample, 0.
   CHECK(metrics->body.find("# TYPE clearing_transfers gauge") != std::string::npos);
-  CHECK(metrics->body.find("clearing_transfers{") == std::string::npos);
+  for (const auto* state : {"initiated", "submitting", "outcome_unknown", "pending_settlement", "under_investigation",
+                            "parked_for_review"})
+    CHECK_MESSAGE(metrics->body.find("\nclearing_transfers{state=\"" + std::string(state) + "\"} 0\n") !=
+                      std::string::npos,
+                  state);
+  // Nothing is overdue once every transfer has its outcome; the counters since start are counters.
+  CHECK(metrics->body.find("\nclearing_calls_overdue 0\n") != std::string::npos);
+  CHECK(metrics->body.find("# TYPE clearing_dispatcher_calls_abandoned_total counter") != std::string::npos);
+  CHECK(metrics->body.find("# TYPE clearing_inbound_messages_total counter") != std::string::npos);
+  // promtool (scripts/setup installs it) accepts what a running adapter answers on /metrics.
+  {
+    REQUIRE_MESSAGE(std::system("command -v promtool >/dev/null 2>&1") == 0,
+                    "promtool is missing: run scripts/setup (Debian package prometheus)");
+    const std::string sample_path = "/tmp/e2e-metrics-" + std::to_string(getpid()) + ".prom";
+    std::ofstream(sample_path) << metrics->body;
+    CHECK(std::system(("promtool check metrics < " + sample_path).c_str()) == 0);
+    std::remove(sample_path.c_str());
+  }
   CHECK(metrics->body.find("clearing_answers_total{action=\"submit\",class=\"settled\"}") != std::string::npos);
   // No inbound partition is held, and that is a sample (0), not a missing series.
   CHECK(metrics->body.find("\nclearing_inbound_partitions_held 0\n") != std::string::npos);

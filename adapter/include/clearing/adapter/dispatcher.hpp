@@ -54,7 +54,10 @@ struct DispatcherStats {
   std::int64_t answers_refused = 0;   // refused by the saga: parked, the call postponed
   std::int64_t record_failures = 0;   // store errors while recording (call made again later)
   std::int64_t calls_abandoned = 0;   // no answer within the lease (call made again later)
+  std::int64_t claim_failures = 0;    // claims that failed (a store error: nothing claimed)
   std::int64_t in_flight_now = 0;
+  bool running = false;               // its thread is between start() and stop()
+  bool claim_failing = false;         // its last claim failed (logged once per change)
   std::map<std::string, std::int64_t> answers_by_class;  // client answer class names
 };
 

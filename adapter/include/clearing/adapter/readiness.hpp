@@ -18,17 +18,20 @@
 
 namespace clearing::adapter {
 
-enum class ReadinessComponent { service, database, relay, inbound_consumer, derivation };
+enum class ReadinessComponent { service, database, relay, inbound_consumer, derivation, dispatcher, incoming_poller };
 
 enum class ComponentState {
   ok,
   starting,     // not created or not started yet
   unavailable,  // cannot be reached (the database)
-  failing,      // reached, but its last attempt failed (the relay)
+  failing,      // reached, but its last attempt failed (the relay, the dispatcher's claim,
+                // the incoming poller's page: the database)
   stalled,      // holds work it cannot move (the inbound consumer, the derivation)
   degraded,     // some of its work is held, the rest flows (the inbound consumer with some
-                // partitions held): an alert on /metrics, still ready to serve
+                // partitions held; the incoming poller while the clearing's feed fails, as in
+                // its maintenance windows): an alert on /metrics, still ready to serve
   not_joined,   // the inbound consumer has had no assignment from its group yet
+  stopped,      // its thread has ended (the service is stopping)
 };
 
 inline std::string_view to_string(ReadinessComponent component) {
@@ -43,6 +46,10 @@ inline std::string_view to_string(ReadinessComponent component) {
       return "inbound_consumer";
     case ReadinessComponent::derivation:
       return "derivation";
+    case ReadinessComponent::dispatcher:
+      return "dispatcher";
+    case ReadinessComponent::incoming_poller:
+      return "incoming_poller";
   }
   return "unknown";
 }
@@ -63,8 +70,29 @@ inline std::string_view to_string(ComponentState state) {
       return "not_joined";
     case ComponentState::degraded:
       return "degraded";
+    case ComponentState::stopped:
+      return "stopped";
   }
   return "unknown";
+}
+
+// What the service knows of a worker thread (the dispatcher, the incoming poller).
+struct WorkerReadiness {
+  bool created = false;          // the service has made it
+  bool service_started = false;  // the service's start has finished: its workers were started
+  bool running = false;          // its thread is between start() and the end of stop()
+  bool failing = false;          // its last attempt failed in the database
+  bool degraded = false;         // an outside dependency fails, the rest of its work goes on
+};
+
+// starting until made and started; stopped once its thread has ended; then failing,
+// degraded or ok, in that order.
+inline ComponentState worker_state(const WorkerReadiness& worker) {
+  if (!worker.created) return ComponentState::starting;
+  if (!worker.running) return worker.service_started ? ComponentState::stopped : ComponentState::starting;
+  if (worker.failing) return ComponentState::failing;
+  if (worker.degraded) return ComponentState::degraded;
+  return ComponentState::ok;
 }
 
 struct ComponentReadiness {
