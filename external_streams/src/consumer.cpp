@@ -10,6 +10,7 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
 #include "kafka_internal.hpp"
+#include "ownership.hpp"
 
 namespace clearing::external_streams {
 namespace {
@@ -92,6 +93,12 @@ struct StreamConsumer::Impl {
   std::map<PartitionKey, std::int64_t> seq_at_last_check;
   Clock::time_point next_tail_check{};
 
+  // Database assignment (PartitionAssignment::database): the locks this instance holds, and
+  // whether Kafka's assignment must be made again to match them.
+  std::unique_ptr<PartitionOwnership> ownership;
+  bool assignment_due = true;
+  std::string ownership_error;  // the last refresh's error, logged once per change
+
   std::thread thread;
   std::mutex wait_mutex;
   std::condition_variable wait_cv;
@@ -166,9 +173,37 @@ struct StreamConsumer::Impl {
     }
   }
 
+  static OwnershipOptions ownership_options(const ConsumerOptions& options) {
+    OwnershipOptions o;
+    o.partition_lock_class = kConsumerPartitionLockClass;
+    o.member_lock_class = kConsumerMemberLockClass;
+    o.scope = options.group_id + "|";
+    std::vector<PartitionKey> partitions;
+    for (const auto& topic : options.topics)
+      for (std::int32_t p = 0; p < options.partitions; ++p) partitions.emplace_back(topic, p);
+    o.partitions = std::move(partitions);
+    o.role = "consumer";
+    o.refresh = options.ownership_refresh;
+    o.owner_loss_timeout = options.owner_loss_timeout;
+    o.handover_grace = options.handover_grace;
+    return o;
+  }
+
   tl::expected<void, std::string> open() {
     auto conf = make_conf(consumer_settings(options.kafka, options.group_id));
     if (!conf) return tl::unexpected(conf.error());
+    if (options.assignment == PartitionAssignment::database) {
+      // No group membership at all: this instance assigns itself what it owns.
+      ownership = std::make_unique<PartitionOwnership>(pool.options(), ownership_options(options), log);
+      char error[512];
+      consumer = rd_kafka_new(RD_KAFKA_CONSUMER, *conf, error, sizeof error);
+      if (!consumer) {
+        rd_kafka_conf_destroy(*conf);
+        return tl::unexpected(std::string("kafka consumer: ") + error);
+      }
+      rd_kafka_poll_set_consumer(consumer);
+      return {};
+    }
     rd_kafka_conf_set_rebalance_cb(*conf, &Impl::on_rebalance);
     rd_kafka_conf_set_opaque(*conf, this);
     char error[512];
@@ -703,7 +738,67 @@ struct StreamConsumer::Impl {
     }
   }
 
+  // --- database assignment ---------------------------------------------------------------
+
+  // Kafka's assignment made equal to the partitions this instance owns, each from the offset
+  // after its last stored one. Runs between batches, so a partition given away has no batch
+  // in hand; what was fetched for it is dropped by the new assignment.
+  void assign_owned() {
+    const auto owned = ownership->partitions();
+    std::map<PartitionKey, std::int64_t> next_offset;
+    auto read = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
+      for (const auto& key : owned) {
+        auto progress = read_progress(tx, key.first, key.second);
+        if (!progress) return tl::unexpected(progress.error());
+        next_offset[key] = *progress && (*progress)->kafka_offset >= 0 ? (*progress)->kafka_offset + 1
+                                                                       : RD_KAFKA_OFFSET_BEGINNING;
+      }
+      return {};
+    });
+    if (!read) return;  // tried again at the next run_once (assignment_due stays set)
+    auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(std::max<std::size_t>(owned.size(), 1)));
+    for (const auto& key : owned)
+      rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset = next_offset.at(key);
+    const auto err = rd_kafka_assign(consumer, owned.empty() ? nullptr : list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err) {
+      log->warn("kafka assign failed error={}", rd_kafka_err2name(err));
+      return;
+    }
+    assignment_due = false;
+    const std::set<PartitionKey> owned_set(owned.begin(), owned.end());
+    std::erase_if(holds, [&](const auto& entry) { return !owned_set.contains(entry.first); });
+    std::erase_if(seq_at_last_check, [&](const auto& entry) { return !owned_set.contains(entry.first); });
+    assigned = owned;
+    std::lock_guard lock(stats_mutex);
+    stats.joined = true;
+    stats.partitions_assigned = static_cast<std::int64_t>(owned.size());
+    stats.assignment = owned;
+    stats.members_seen = ownership->members_seen();
+    std::erase_if(stats.progress, [&](const auto& entry) { return !owned_set.contains(entry.first); });
+  }
+
+  void refresh_ownership() {
+    if (!ownership) return;
+    auto changed = ownership->refresh_if_due();
+    if (!changed) {
+      // The session is gone and its locks with it: read nothing until it is back.
+      if (ownership_error != changed.error()) log->error("inbound ownership lost error=\"{}\"", changed.error());
+      ownership_error = changed.error();
+      assignment_due = assignment_due || !assigned.empty();
+    } else {
+      if (!ownership_error.empty()) log->info("inbound ownership session back");
+      ownership_error.clear();
+      if (changed->taken > 0 || changed->given > 0) assignment_due = true;
+    }
+    // After a lost session this assigns nothing (it owns nothing) until the session is back.
+    if (assignment_due) assign_owned();
+    std::lock_guard lock(stats_mutex);
+    stats.members_seen = ownership->members_seen();
+  }
+
   int run_once() {
+    refresh_ownership();
     retry_due_holds();
     check_tails();
     auto batch = poll_batch();
@@ -729,6 +824,13 @@ tl::expected<std::unique_ptr<StreamConsumer>, std::string> StreamConsumer::creat
   if (options.topics.empty()) return tl::unexpected(std::string("consumer needs at least one topic"));
   if (options.group_id.empty()) return tl::unexpected(std::string("consumer needs a group id"));
   if (options.batch_max < 1) return tl::unexpected(std::string("consumer batch_max must be >= 1"));
+  if (options.assignment == PartitionAssignment::database) {
+    if (options.partitions < 1 || options.partitions > kPartitionsMax)
+      return tl::unexpected("consumer partitions must be in [1, " + std::to_string(kPartitionsMax) +
+                            "] with database assignment");
+    if (auto valid = validate_ownership_options(Impl::ownership_options(options)); !valid)
+      return tl::unexpected(valid.error());
+  }
   CLEARING_ASSERT(applier && parker);
   auto impl = std::make_unique<Impl>(pool, std::move(options), std::move(applier), std::move(parker), std::move(fetcher),
                                      std::move(scope));
@@ -754,6 +856,15 @@ void StreamConsumer::stop() {
   }
   impl_->wait_cv.notify_all();
   if (impl_->thread.joinable()) impl_->thread.join();
+  // Graceful: the others take this instance's partitions at their next refresh.
+  if (impl_->ownership) {
+    impl_->ownership->release();
+    impl_->assignment_due = true;
+    std::lock_guard lock(impl_->stats_mutex);
+    impl_->stats.partitions_assigned = 0;
+    impl_->stats.assignment.clear();
+    impl_->stats.members_seen = 0;
+  }
 }
 
 int StreamConsumer::run_once() { return impl_->run_once(); }

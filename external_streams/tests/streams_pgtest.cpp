@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <numeric>
 
 #include <future>
 #include <map>
@@ -1143,4 +1144,78 @@ TEST_CASE("the tail check repairs a lost last message: behind the producer's hea
   // A partition level with its producer fetches nothing.
   CHECK(applied_seqs(f, kCore.name, 1).empty());
   CHECK(f.count("select count(*) from parked") == "0");
+}
+
+namespace {
+
+std::unique_ptr<StreamConsumer> database_assigned_consumer(Fixture& f, const std::string& group) {
+  ConsumerOptions options;
+  options.kafka = f.client(group);
+  options.group_id = group;
+  options.topics = {kCore.name};
+  options.assignment = PartitionAssignment::database;
+  options.partitions = kCore.partitions;
+  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), {});
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  return std::move(*made);
+}
+
+}  // namespace
+
+TEST_CASE("database assignment: two consumers share the partitions without a Kafka group, and a dead one's are taken at once") {
+  Fixture f;
+  auto a = database_assigned_consumer(f, "db-group");
+  auto b = database_assigned_consumer(f, "db-group");
+  for (int partition = 0; partition < kCore.partitions; ++partition)
+    for (std::int64_t seq = 1; seq <= 10; ++seq) produce_raw(f, kCore.name, partition, "k", core_message(partition, seq));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (f.count("select count(*) from applied") != "20" || a->stats().partitions_assigned != 1 ||
+         b->stats().partitions_assigned != 1) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    a->run_once();
+    b->run_once();
+  }
+  for (int partition = 0; partition < kCore.partitions; ++partition) {
+    std::vector<std::int64_t> expected(10);
+    std::iota(expected.begin(), expected.end(), 1);
+    CHECK(applied_seqs(f, kCore.name, partition) == expected);
+  }
+  CHECK(a->stats().members_seen == 2);
+  REQUIRE(a->stats().assignment.size() == 1);
+  const auto a_partition = a->stats().assignment.front();
+  CHECK(b->stats().assignment == std::vector<PartitionKey>{{kCore.name, 1 - a_partition.second}});
+
+  // A dies as a killed process would: its ownership session ends on the server.
+  const auto killed = f.count(
+      "select count(pg_terminate_backend(l.pid)) from pg_locks l where l.locktype = 'advisory' and l.granted"
+      " and l.objsubid = 2 and l.classid = " + std::to_string(kConsumerPartitionLockClass) +
+      "::oid and l.objid = ((hashtext('db-group|" + a_partition.first + "/" + std::to_string(a_partition.second) +
+      "')::bigint + 4294967296) % 4294967296)::oid");
+  REQUIRE(killed == "1");
+  const auto killed_at = std::chrono::steady_clock::now();
+  while (b->stats().partitions_assigned != 2) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    b->run_once();
+  }
+  MESSAGE("takeover after the owner's session ended: "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at).count()
+          << " ms");
+  // B goes on with A's partition from where A stopped: nothing applied twice, nothing skipped.
+  for (std::int64_t seq = 11; seq <= 15; ++seq) produce_raw(f, kCore.name, a_partition.second, "k", core_message(a_partition.second, seq));
+  while (applied_seqs(f, kCore.name, a_partition.second).size() != 15) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    b->run_once();
+  }
+  std::vector<std::int64_t> expected(15);
+  std::iota(expected.begin(), expected.end(), 1);
+  CHECK(applied_seqs(f, kCore.name, a_partition.second) == expected);
+  CHECK(b->stats().duplicates == 0);
+
+  // A graceful stop hands over too.
+  b->stop();
+  CHECK(b->stats().partitions_assigned == 0);
+  while (a->stats().partitions_assigned != 2) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    a->run_once();
+  }
 }

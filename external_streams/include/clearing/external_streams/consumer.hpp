@@ -92,6 +92,24 @@ struct BatchScope {
   std::function<tl::expected<void, std::string>(eventstore::Transaction&)> end;
 };
 
+// How the partitions of the topics are shared among the instances of one group.
+enum class PartitionAssignment {
+  // Kafka's consumer group: the group coordinator assigns, and a dead member's partitions
+  // wait for its session timeout (45 s by default) while an eager rebalance stops the others'.
+  kafka_group,
+  // PostgreSQL session-level advisory locks (ownership.hpp, as the relays share their
+  // partitions): each instance assigns itself the partitions it holds the locks of, a dead
+  // instance's locks end with its session (at once for a killed process) and the others take
+  // them at their next refresh; nobody else's partitions stop. Offsets live in PostgreSQL
+  // already, so this is right on any Kafka cluster. Needs `partitions`.
+  database,
+};
+
+// The advisory lock classes of the consumers' partition ownership (first key of the two-int
+// form): distinct from the relays' (relay.hpp).
+inline constexpr std::int32_t kConsumerPartitionLockClass = 0x636e7370;  // "cnsp"
+inline constexpr std::int32_t kConsumerMemberLockClass = 0x636e6d62;     // "cnmb"
+
 struct ConsumerOptions {
   KafkaClientOptions kafka;
   std::string group_id;
@@ -105,6 +123,14 @@ struct ConsumerOptions {
   // fetches its missing tail, so a lost last message is repaired within about twice this.
   // 0 turns the check off (also without a catch-up fetcher).
   std::chrono::milliseconds tail_check_interval{0};
+  PartitionAssignment assignment = PartitionAssignment::kafka_group;
+  std::int32_t partitions = 0;  // database assignment: each topic's partition count, [1, kPartitionsMax]
+  // Database assignment: how often ownership is refreshed (the most a dead instance's
+  // partitions wait), how long the server keeps a silent owner's session (a host that lost
+  // power), and how long a partition given to another instance waits before anyone takes it.
+  std::chrono::milliseconds ownership_refresh{100};
+  std::chrono::milliseconds owner_loss_timeout{3'000};
+  std::chrono::milliseconds handover_grace{1'000};
   // Called on the consumer's thread after a batch that applied messages has committed
   // (not for batches of duplicates and parked messages only): wakes in-process workers
   // that the applied messages gave work to, e.g. the dispatcher. Must not block.
@@ -142,6 +168,8 @@ struct ConsumerStats {
   // rebalances.
   bool joined = false;
   std::int64_t partitions_assigned = 0;  // now; 0 between a revocation and the next assignment
+  std::int64_t members_seen = 0;         // database assignment: live instances of the group
+  std::vector<PartitionKey> assignment;  // database assignment: the partitions this instance reads now
 };
 
 class StreamConsumer {
