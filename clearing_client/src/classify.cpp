@@ -171,6 +171,14 @@ std::optional<ClearingAnswer> reference_mismatch(const Body& body, int http_stat
                  "the answer's reference is not the request's key");
 }
 
+}  // namespace
+
+bool names_another_reference(std::string_view body, std::string_view reference) {
+  return reference_mismatch(parse_body(body), 0, reference).has_value();
+}
+
+namespace {
+
 ClearingAnswer violation(int http_status, std::string_view field, const std::string& problem) {
   return unknown(UnknownCause::contract_violation, http_status, std::string(field) + " " + problem);
 }

@@ -543,8 +543,13 @@ struct ClearingClient::Impl {
       }
       auto outcome = co_await exchange(*connection, request, deadline);
       if (!outcome.error) {
-        const auto peer =
-            outcome.keep_alive ? connection->peer_state() : Connection::PeerState::closed;
+        auto peer = outcome.keep_alive ? connection->peer_state() : Connection::PeerState::closed;
+        // An answer naming another reference means the connection is out of step: this
+        // request's own answer may come next, and must not be read by the next request.
+        if (peer == Connection::PeerState::quiet && spec.kind != CallKind::incoming &&
+            names_another_reference(outcome.answer.body, spec.reference)) {
+          peer = Connection::PeerState::unread;
+        }
         if (peer == Connection::PeerState::quiet) {
           give_back(std::move(connection));
         } else {

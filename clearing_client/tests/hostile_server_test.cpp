@@ -194,3 +194,28 @@ TEST_CASE(
   }
   CHECK(client->stats().contract_violations == 2);
 }
+
+TEST_CASE(
+    "after an answer naming another reference the connection is closed: the request's own answer, "
+    "coming next, is never read by the next request") {
+  // Found by the chaos run: a late stray naming a made-up reference was refused, but the
+  // request's real answer (no reference, as the contract's answers carry none) came after it
+  // on the same connection and was read by the next transfer as its own (116 transfers
+  // settled with another transfer's clearing reference at seed 4242).
+  HostileHttpServer server([](const ScriptedRequest& request) -> ScriptedReply {
+    if (request.idempotency_key == "t-a")
+      return {http_response(201,
+                            R"({"status":"ACSC","clearing_reference":"STRAY-9","settlement_date":"2026-11-26","reference":"t-made-up"})"),
+              false};
+    return real_answer_for_b(request);
+  });
+  auto client = client_for(server);
+  const auto first = get(client->submit(transfer("t-a")));
+  CHECK(first.cause == UnknownCause::reference_mismatch);
+  // t-a's real answer arrives after the stray, once the client has the connection back.
+  server.send_on_connection(1, http_response(201, acsc("REAL-A")));
+  check_own_answer_for_b(get(client->submit(transfer("t-b"))));
+  CHECK(client->stats().connections_discarded_unread == 1);
+  CHECK(client->stats().connections_reused == 0);
+  CHECK(server.connections_accepted() == 2);
+}

@@ -45,6 +45,11 @@ ClearingAnswer classify_answer(CallKind kind, int http_status, std::string_view 
                                std::optional<std::string_view> retry_after,
                                std::string_view reference);
 
+// True when the body is a JSON object whose `reference` is not `reference`: an answer meant
+// for another request. The connection it came on is out of step (the real answer to this
+// request may still be on its way) and must never carry another request.
+bool names_another_reference(std::string_view body, std::string_view reference);
+
 // Parses an incoming feed answer (any status; non-200 answers are classified failures).
 //
 // The envelope decides whether the page can be taken: a JSON object (no repeated key, no
