@@ -180,6 +180,10 @@ struct Service::Impl {
     consumer_options.topics = {config.streams.inbound.name};
     consumer_options.batch_max = config.kafka.consumer_batch_max;
     consumer_options.tail_check_interval = std::chrono::milliseconds(config.streams.tail_check_interval_ms);
+    if (config.kafka.partition_assignment == config::PartitionAssignment::database) {
+      consumer_options.assignment = external_streams::PartitionAssignment::database;
+      consumer_options.partitions = config.streams.inbound.partitions;
+    }
     // Transfers the consumer initiated are due for submission: claimed at once, not at the
     // dispatcher's next idle poll (the dispatcher stops after the consumer).
     consumer_options.on_applied = [this] { dispatcher->wake(); };

@@ -24,6 +24,16 @@ std::string_view derivation_name(Derivation derivation) noexcept {
   return "?";
 }
 
+std::string_view partition_assignment_name(PartitionAssignment assignment) noexcept {
+  switch (assignment) {
+    case PartitionAssignment::database:
+      return "database";
+    case PartitionAssignment::group:
+      return "group";
+  }
+  return "?";
+}
+
 std::string_view log_level_name(LogLevel level) noexcept {
   switch (level) {
     case LogLevel::trace:

@@ -62,6 +62,9 @@ class Section {
   std::optional<std::string> string(std::string_view key, bool required = false,
                                     std::string_view hint = {});
 
+  // Reports a value of `key` that was read but is not one the schema allows.
+  void invalid(std::string_view key, std::string message) { problems_.add(path_of(key), std::move(message)); }
+
   // Reports every key in the object that no read declared.
   void finish();
 

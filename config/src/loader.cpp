@@ -319,6 +319,16 @@ void read_kafka(Section section, KafkaConfig& out, Country country) {
   section.integer("consumer_batch_max", out.consumer_batch_max);
   section.integer("fetch_wait_max_ms", out.fetch_wait_max_ms);
   section.integer("relay_round_interval_min_ms", out.relay_round_interval_min_ms);
+  if (const auto assignment = section.string("partition_assignment")) {
+    if (*assignment == partition_assignment_name(PartitionAssignment::database)) {
+      out.partition_assignment = PartitionAssignment::database;
+    } else if (*assignment == partition_assignment_name(PartitionAssignment::group)) {
+      out.partition_assignment = PartitionAssignment::group;
+    } else {
+      section.invalid("partition_assignment",
+                   "must be \"database\" or \"group\", got " + detail::quote_text(*assignment));
+    }
+  }
   section.finish();
 }
 

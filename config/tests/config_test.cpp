@@ -432,6 +432,19 @@ TEST_CASE("the API's connection limits and idle deadline: defaults, ranges, the 
             .message == "must be an integer, got string \"5s\"");
 }
 
+TEST_CASE("kafka.partition_assignment: database by default, group on request, nothing else") {
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK(shipped->kafka.partition_assignment == PartitionAssignment::database);
+  CHECK(redacted_summary(*shipped).find("kafka.partition_assignment=database") != std::string::npos);
+  const auto group = load_edited([](Json& j) { j["kafka"]["partition_assignment"] = "group"; });
+  REQUIRE(group.has_value());
+  CHECK(group->kafka.partition_assignment == PartitionAssignment::group);
+  CHECK(error_for(load_edited([](Json& j) { j["kafka"]["partition_assignment"] = "sticky"; }),
+                  "kafka.partition_assignment")
+            .message == "must be \"database\" or \"group\", got \"sticky\"");
+}
+
 TEST_CASE("streams.tail_check_interval_ms: 5000 by default, 0 turns it off, at most 600000") {
   const auto shipped = load_edited([](Json&) {});
   REQUIRE(shipped.has_value());

@@ -274,6 +274,13 @@ inline constexpr int kFetchWaitMsMax = 5'000;
 inline constexpr int kRelayRoundIntervalMsDefault = 50;
 inline constexpr int kRelayRoundIntervalMsMax = 1'000;
 
+// How the adapters of one country share the inbound partitions (external_streams::
+// PartitionAssignment): `database` (PostgreSQL advisory locks; a killed instance's partitions
+// move within a fraction of a second) or `group` (Kafka's consumer group: a dead member's
+// partitions wait for session_timeout_ms).
+enum class PartitionAssignment { database, group };
+std::string_view partition_assignment_name(PartitionAssignment assignment) noexcept;
+
 struct KafkaConfig {
   std::string brokers;    // "embedded" (librdkafka mock cluster) or host:port[,host:port...]
   std::string group_id;   // default "clearing-adapter-<cc>"; [A-Za-z0-9._-]{1,249}
@@ -291,6 +298,7 @@ struct KafkaConfig {
   // means less latency per hop and more Kafka requests and consumer transactions per
   // message (README, "Deliberate choices on the hot path").
   int relay_round_interval_min_ms = kRelayRoundIntervalMsDefault;
+  PartitionAssignment partition_assignment = PartitionAssignment::database;
   bool embedded() const { return brokers == kEmbeddedBrokers; }
   friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };
