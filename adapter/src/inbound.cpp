@@ -112,9 +112,11 @@ tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(con
   if (!creditor) return tl::unexpected(creditor.error());
   c.debtor = *debtor;
   c.creditor = *creditor;
-  const auto* remittance = member(d, "remittance_info");
-  if (remittance != nullptr && !remittance->is_string()) return invalid("remittance_info", "is not a string");
-  c.remittance_info = remittance ? remittance->get<std::string>() : "";
+  if (member(d, "remittance_info") != nullptr) {  // optional: absent means empty
+    auto remittance = text(d, "", "remittance_info");
+    if (!remittance) return tl::unexpected(remittance.error());
+    c.remittance_info = std::move(*remittance);
+  }
   auto requested = text(d, "", "requested_at");
   if (!requested) return tl::unexpected(requested.error());
   if (!base::parse_timestamp(*requested, c.requested_at)) return invalid("requested_at", "is not an RFC 3339 UTC time");

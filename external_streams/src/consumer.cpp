@@ -548,6 +548,8 @@ struct StreamConsumer::Impl {
     try {
       auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
         counts = Counts{};
+        // A fresh batch scope: what the refused tries had queued must not be written again.
+        if (scope.begin) scope.begin(tx);
         const PartitionKey key{raw.topic, raw.partition};
         auto locked = lock_progress(tx, {key});
         if (!locked) return tl::unexpected(locked.error());
@@ -567,6 +569,10 @@ struct StreamConsumer::Impl {
           park(tx, raw, error, std::nullopt, counts);
         }
         if (raw.offset >= 0) p.kafka_offset = raw.offset;
+        if (scope.end) {
+          auto ended = scope.end(tx);
+          if (!ended) return tl::unexpected(StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
+        }
         return store_progress(tx, *locked);
       });
       if (!done) return tl::unexpected(done.error());
@@ -727,12 +733,21 @@ struct StreamConsumer::Impl {
       const std::int64_t applied = *stored ? (**stored).last_seq : 0;
       auto page = fetcher(key.first, key.second, applied + 1, 1);
       if (!page) continue;
-      {
-        std::lock_guard lock(stats_mutex);
-        stats.progress[key] = PartitionProgress{applied, page->head, std::chrono::system_clock::now()};
-      }
       const auto previous = seq_at_last_check.find(key);
       const bool still = previous != seq_at_last_check.end() && previous->second == applied;
+      {
+        std::lock_guard lock(stats_mutex);
+        auto& shown = stats.progress[key];
+        const auto checked_at = std::chrono::system_clock::now();
+        if (page->head <= applied) {
+          shown.behind_still_since = {};
+        } else if (!still || shown.behind_still_since == std::chrono::system_clock::time_point{}) {
+          shown.behind_still_since = checked_at;
+        }
+        shown.applied_seq = applied;
+        shown.producer_head = page->head;
+        shown.checked_at = checked_at;
+      }
       seq_at_last_check[key] = applied;
       if (page->head > applied && still && kafka_caught_up(key)) repair_tail(key, page->head);
     }

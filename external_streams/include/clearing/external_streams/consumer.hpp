@@ -149,6 +149,9 @@ struct PartitionProgress {
   std::int64_t applied_seq = 0;
   std::int64_t producer_head = -1;  // -1 until a check had an answer
   std::chrono::system_clock::time_point checked_at{};
+  // Since when the partition has been behind the head at the same applied seq (not moving);
+  // empty (epoch) while it is level with the head or moving.
+  std::chrono::system_clock::time_point behind_still_since{};
 };
 
 struct ConsumerStats {
