@@ -15,6 +15,7 @@
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
+#include "clearing/base/text.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "kafka_internal.hpp"
 #include "ownership.hpp"
@@ -160,7 +161,8 @@ struct Relay::Impl {
         batches.push_back(Batch{std::move(partition.mark), std::move(partition.events)});
       return batches;
     });
-    if (!read) return tl::unexpected(read.error().message);
+    // The error's class only: a PostgreSQL error's DETAIL and CONTEXT quote rows' values.
+    if (!read) return tl::unexpected("reading unpublished messages: " + std::string(eventstore::to_string(read.error().code)));
     auto& batches = *read;
 
     std::size_t total = 0;
@@ -232,7 +234,8 @@ struct Relay::Impl {
       auto marked = pool.autocommit(
           [&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> { return mark_published(tx, moves); });
       if (!marked) {
-        mark_error = marked.error().message;  // republished next round; consumers skip seqs they have
+        // Republished next round; consumers skip seqs they have.
+        mark_error = "marking published: " + std::string(eventstore::to_string(marked.error().code));
         moved = 0;
       }
     }
@@ -259,15 +262,20 @@ struct Relay::Impl {
 
   void run() {
     int failures = 0;
+    std::string logged_error;  // a failing relay logs once per change of error, not every round
     for (;;) {
       const auto round_started = std::chrono::steady_clock::now();
       auto relayed = run_once();
       std::chrono::milliseconds wait = options.idle_poll;
       if (!relayed) {
         ++failures;
-        log->warn("relay round failed error={} failures={}", relayed.error(), failures);
+        if (relayed.error() != logged_error)
+          log->warn("relay round failed error=\"{}\" failures={}", base::escape_text(relayed.error(), 500), failures);
+        logged_error = relayed.error();
         wait = std::min(options.retry_backoff_max, options.idle_poll * (1 << std::min(failures, 10)));
       } else {
+        if (!logged_error.empty()) log->info("relay rounds succeed again after failures={}", failures);
+        logged_error.clear();
         failures = 0;
         if (*relayed > 0)
           wait = std::max(std::chrono::milliseconds(0),
