@@ -322,6 +322,16 @@ class Run {
       return r.error.empty() && r.core_requested() == core_requested;
     });
   }
+  // The adapter's parked messages, each the copy of one hostile input (found by its marker)
+  // or not; rows never change, so each is read once.
+  struct Parked {
+    std::string reason_code, correlation_id, raw;
+    int hostile = -1;  // index into figures_.hostile
+  };
+  bool read_parked();
+  // Every injected bad input parked with its reason, and every hostile input that must end
+  // parked found parked: the drain waits for it.
+  bool parked_complete() const;
   void check_clearing_outcomes(demo::Checks& checks, const std::vector<clearing_mock::LedgerEntry>& ledger);
   void check_flow(demo::Checks& checks);
   demo::Check check_parked(demo::Checks& checks);
@@ -329,6 +339,7 @@ class Run {
   Options o_;
   Figures figures_;
   FlowWatch flow_;
+  std::map<std::int64_t, Parked> parked_;  // by id
   Clock::time_point started_ = Clock::now();  // set again when the core starts requesting
   // Kafka's high watermarks for flow_, read on a thread of their own: librdkafka's query
   // waits for a broker that is down far past its timeout, and the loop must not.
@@ -393,12 +404,7 @@ bool Run::drained() {
   // The hostile core's requests are the core's transfers too.
   if (handled != o_.plan.transfers + hostile_count(true)) return false;
   if (scalar(core_db_, "select count(*) from core_incoming_payments") < kIncomingPayments) return false;
-  const auto injected = [&] {
-    std::int64_t n = hostile_count(false);  // each must end parked
-    for (const auto& [k, v] : figures_.injected) n += v;
-    return n;
-  }();
-  if (scalar(adapter_db_, "select count(*) from parked_messages") < injected) return false;
+  if (!read_parked() || !parked_complete()) return false;
   if (scalar(adapter_db_, "select count(*) from external_stream_heads where published <> head", 1) != 0) return false;
   if (scalar(core_db_, "select count(*) from external_stream_heads where published <> head", 1) != 0) return false;
   const auto adapter_heads = query(adapter_db_, "select stream, partition, head from external_stream_heads "
@@ -810,32 +816,56 @@ std::string raw_bytes(const pqxx::field& f) {
   return bytes;
 }
 
+bool Run::read_parked() {
+  const auto ids = query(adapter_db_, "select id from parked_messages");
+  if (!ids) return false;
+  std::string wanted;
+  for (const auto& row : *ids) {
+    const auto id = row[0].as<std::int64_t>();
+    if (!parked_.count(id)) wanted += (wanted.empty() ? "" : ",") + std::to_string(id);
+  }
+  if (wanted.empty()) return true;
+  const auto rows = query(adapter_db_, "select * from parked_messages where id in (" + wanted + ")");
+  if (!rows) return false;
+  for (const auto& row : *rows) {
+    Parked p{row["reason_code"].as<std::string>(""), row["correlation_id"].as<std::string>(""), raw_bytes(row["raw"])};
+    for (std::size_t h = 0; h < figures_.hostile.size(); ++h) {
+      const auto& marker = figures_.hostile[h].marker;
+      if (!marker.empty() && (p.correlation_id == marker || p.raw.find(marker) != std::string::npos))
+        p.hostile = static_cast<int>(h);
+    }
+    parked_.emplace(row["id"].as<std::int64_t>(), std::move(p));
+  }
+  return true;
+}
+
+bool Run::parked_complete() const {
+  std::map<std::string, int> parked;
+  std::set<int> hostile_parked;
+  for (const auto& [id, row] : parked_) {
+    if (row.hostile < 0) ++parked[row.reason_code];
+    else hostile_parked.insert(row.hostile);
+  }
+  for (const auto& [reason, injected] : figures_.injected)
+    if (parked[reason] < injected) return false;
+  for (std::size_t h = 0; h < figures_.hostile.size(); ++h) {
+    const auto& r = figures_.hostile[h];
+    if (r.error.empty() && !r.core_requested() && !hostile_parked.count(static_cast<int>(h))) return false;
+  }
+  return true;
+}
+
 // 9. The envelope and content faults: exactly the injected ones parked, each with its
 //    reason, and nothing else parked. 14. The hostile core's input, each found by its
 //    marker: parked with a reason, or, for a transfer the core requested, rejected FF01.
 demo::Check Run::check_parked(demo::Checks& checks) {
-  struct Parked {
-    std::string reason_code, correlation_id, raw;
-  };
+  const bool readable = read_parked();
   std::vector<Parked> rows;
-  const auto r = query(adapter_db_, "select * from parked_messages order by 1");
-  if (r)
-    for (const auto& row : *r)
-      rows.push_back({row["reason_code"].as<std::string>(""), row["correlation_id"].as<std::string>(""),
-                      raw_bytes(row["raw"])});
-  std::vector<int> hostile_of(rows.size(), -1);  // the hostile record a parked row is the copy of
-  for (std::size_t h = 0; h < figures_.hostile.size(); ++h) {
-    const auto& marker = figures_.hostile[h].marker;
-    if (marker.empty()) continue;
-    for (std::size_t i = 0; i < rows.size(); ++i)
-      if (rows[i].correlation_id == marker || rows[i].raw.find(marker) != std::string::npos)
-        hostile_of[i] = static_cast<int>(h);
-  }
-
+  for (const auto& [id, row] : parked_) rows.push_back(row);
   std::map<std::string, std::int64_t> parked;
-  for (std::size_t i = 0; i < rows.size(); ++i)
-    if (hostile_of[i] < 0) ++parked[rows[i].reason_code];
-  bool parked_match = figures_.injection_errors.empty() && r.has_value();
+  for (const auto& row : rows)
+    if (row.hostile < 0) ++parked[row.reason_code];
+  bool parked_match = figures_.injection_errors.empty() && readable;
   std::string parked_text;
   std::set<std::string> reasons;
   for (const auto& [k, v] : parked) reasons.insert(k);
@@ -851,7 +881,7 @@ demo::Check Run::check_parked(demo::Checks& checks) {
                            "parked/injected:" + (parked_text.empty() ? std::string(" none") : parked_text) +
                                (figures_.injection_errors.empty() ? "" : "; injection errors " +
                                                                              std::to_string(figures_.injection_errors.size())) +
-                               (r ? "" : "; parked_messages unreadable")});
+                               (readable ? "" : "; parked_messages unreadable")});
 
   // 14.
   struct ClassFigures {
@@ -870,11 +900,11 @@ demo::Check Run::check_parked(demo::Checks& checks) {
     ++f.injected;
     int copies = 0;
     bool reasonless = false;
-    for (std::size_t i = 0; i < rows.size(); ++i)
-      if (hostile_of[i] == static_cast<int>(h)) {
+    for (const auto& row : rows)
+      if (row.hostile == static_cast<int>(h)) {
         ++copies;
-        reasonless = reasonless || rows[i].reason_code.empty();
-        f.reasons.insert(rows[i].reason_code.empty() ? "(no reason)" : rows[i].reason_code);
+        reasonless = reasonless || row.reason_code.empty();
+        f.reasons.insert(row.reason_code.empty() ? "(no reason)" : row.reason_code);
       }
     f.parked_copies += copies;
     const auto where = "partition " + std::to_string(record.partition) + " (" + record.detail + ")";
