@@ -697,7 +697,7 @@ int Run::main() {
           if (seen) {
             figures_.kills_with_calls_in_flight += metric_sum(*seen, "clearing_dispatcher_in_flight") > 0;
             figures_.kills_with_relay_lag += metric_sum(*seen, "clearing_relay_lag_messages") > 0;
-            figures_.kills_with_inbound_work += metric_sum(*seen, "clearing_inbound_messages") > 0;
+            figures_.kills_with_inbound_work += metric_sum(*seen, "clearing_inbound_messages_total") > 0;
           } else {
             ++figures_.kills_unobserved;
           }
