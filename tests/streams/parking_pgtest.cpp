@@ -12,6 +12,7 @@
 #include "clearing/adapter/parking.hpp"
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/base/text.hpp"
+#include "clearing/eventstore/migrations.hpp"
 #include "saga_fixture.hpp"
 
 using namespace clearing;
@@ -177,6 +178,8 @@ TEST_CASE("migration adapter/0004 turns parked text into its UTF-8 bytes") {
   const auto& all = adapter::adapter_migrations();
   REQUIRE(all.size() >= 4);
   REQUIRE(all[3].id == "adapter/0004_parked_messages_raw_bytes");
+  // Later adapter migrations index the event store's tables: it comes first, as in a service.
+  REQUIRE(eventstore::apply_migrations(pool, eventstore::eventstore_migrations()));
   REQUIRE(eventstore::apply_migrations(pool, std::span(all).first(3)));
   database.exec(
       "insert into parked_messages (source, reason_code, reason, raw) values"
