@@ -316,31 +316,28 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics, const Serv
   // The inbound partitions this instance reads, against the producer's head as the tail
   // check (streams.tail_check_interval_ms) last saw it: how far behind, and how long behind
   // without moving (0 while level or moving). InboundPartitionBehind alerts on them.
-  metrics.gauge_callback("clearing_inbound_lag_messages",
-                         "The producer's head less the applied seq, per inbound partition, at the last tail check",
-                         {"stream", "partition"}, [parts] {
-                           Samples out;
-                           if (!parts.consumer) return out;
-                           for (const auto& [key, progress] : parts.consumer->stats().progress)
-                             if (progress.producer_head >= 0)
-                               out.push_back({{key.first, std::to_string(key.second)},
-                                              static_cast<double>(std::max<std::int64_t>(
-                                                  0, progress.producer_head - progress.applied_seq))});
-                           return out;
-                         });
-  metrics.gauge_callback("clearing_inbound_lag_seconds",
-                         "How long each inbound partition has been behind the producer's head without moving",
-                         {"stream", "partition"}, [parts] {
-                           Samples out;
-                           if (!parts.consumer) return out;
-                           for (const auto& [key, progress] : parts.consumer->stats().progress)
-                             if (progress.producer_head >= 0)
-                               out.push_back({{key.first, std::to_string(key.second)},
-                                              progress.behind_still_since == std::chrono::system_clock::time_point{}
-                                                  ? 0.0
-                                                  : seconds_since(progress.behind_still_since)});
-                           return out;
-                         });
+  // One sample per inbound partition this instance reads, from the tail check's progress.
+  const auto per_partition_gauge = [&metrics, parts](const char* name, const char* help, auto figure) {
+    metrics.gauge_callback(name, help, {"stream", "partition"}, [parts, figure] {
+      Samples out;
+      if (!parts.consumer) return out;
+      for (const auto& [key, progress] : parts.consumer->stats().progress)
+        if (progress.producer_head >= 0) out.push_back({{key.first, std::to_string(key.second)}, figure(progress)});
+      return out;
+    });
+  };
+  per_partition_gauge("clearing_inbound_lag_messages",
+                      "The producer's head less the applied seq, per inbound partition, at the last tail check",
+                      [](const external_streams::PartitionProgress& p) {
+                        return static_cast<double>(std::max<std::int64_t>(0, p.producer_head - p.applied_seq));
+                      });
+  per_partition_gauge("clearing_inbound_lag_seconds",
+                      "How long each inbound partition has been behind the producer's head without moving",
+                      [](const external_streams::PartitionProgress& p) {
+                        return p.behind_still_since == std::chrono::system_clock::time_point{}
+                                   ? 0.0
+                                   : seconds_since(p.behind_still_since);
+                      });
 
   // --- Dispatcher ------------------------------------------------------------------------
   metrics.gauge_callback("clearing_dispatcher_in_flight", "Clearing calls in flight", {}, [parts] {

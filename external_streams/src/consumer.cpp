@@ -192,20 +192,11 @@ struct StreamConsumer::Impl {
   tl::expected<void, std::string> open() {
     auto conf = make_conf(consumer_settings(options.kafka, options.group_id));
     if (!conf) return tl::unexpected(conf.error());
-    if (options.assignment == PartitionAssignment::database) {
-      // No group membership at all: this instance assigns itself what it owns.
-      ownership = std::make_unique<PartitionOwnership>(pool.options(), ownership_options(options), log);
-      char error[512];
-      consumer = rd_kafka_new(RD_KAFKA_CONSUMER, *conf, error, sizeof error);
-      if (!consumer) {
-        rd_kafka_conf_destroy(*conf);
-        return tl::unexpected(std::string("kafka consumer: ") + error);
-      }
-      rd_kafka_poll_set_consumer(consumer);
-      return {};
+    const bool by_database = options.assignment == PartitionAssignment::database;
+    if (!by_database) {
+      rd_kafka_conf_set_rebalance_cb(*conf, &Impl::on_rebalance);
+      rd_kafka_conf_set_opaque(*conf, this);
     }
-    rd_kafka_conf_set_rebalance_cb(*conf, &Impl::on_rebalance);
-    rd_kafka_conf_set_opaque(*conf, this);
     char error[512];
     consumer = rd_kafka_new(RD_KAFKA_CONSUMER, *conf, error, sizeof error);
     if (!consumer) {
@@ -213,6 +204,11 @@ struct StreamConsumer::Impl {
       return tl::unexpected(std::string("kafka consumer: ") + error);
     }
     rd_kafka_poll_set_consumer(consumer);
+    if (by_database) {
+      // No group membership at all: this instance assigns itself what it owns.
+      ownership = std::make_unique<PartitionOwnership>(pool.options(), ownership_options(options), log);
+      return {};
+    }
     auto* topics = rd_kafka_topic_partition_list_new(static_cast<int>(options.topics.size()));
     for (const auto& topic : options.topics) rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
     const auto err = rd_kafka_subscribe(consumer, topics);
