@@ -1,5 +1,7 @@
 #include "clearing/adapter/dispatcher.hpp"
 
+#include "clearing/external_streams/ownership.hpp"
+
 #include <deque>
 #include <future>
 #include <random>
@@ -39,7 +41,12 @@ set lease_owner = $3, lease_until_ms = $1 + $4, claims = claims + 1
 where (select set_config('synchronous_commit', 'off', true)) = 'off'
   and transfer_id = any(array(
   select transfer_id from transfer_work
-  where due_at_ms <= $1 and (lease_until_ms is null or lease_until_ms < $1)
+  where due_at_ms <= $1 and (lease_until_ms is null or lease_until_ms < $1
+    -- lease_by_session: a lease whose owner's liveness session is gone counts for nothing.
+    or ($5::int is not null and (hashtext(lease_owner)::bigint + 4294967296) % 4294967296 <> all(array(
+      select objid::bigint from pg_locks
+      where locktype = 'advisory' and granted and objsubid = 2 and classid = $5::int::oid
+        and database = (select oid from pg_database where datname = current_database())))))
   order by due_at_ms
   limit $2
   for update skip locked))
@@ -133,7 +140,30 @@ struct Dispatcher::Impl {
     transfers.store().pool().prepare(kPostponeName, kPostpone);
   }
 
+  // lease_by_session: this dispatcher's liveness session (its member lock only).
+  std::unique_ptr<external_streams::PartitionOwnership> liveness =
+      options.lease_by_session ? std::make_unique<external_streams::PartitionOwnership>(
+                                     transfers.store().pool().options(), liveness_options(options), log)
+                               : nullptr;
+
+  static external_streams::OwnershipOptions liveness_options(const DispatcherOptions& options) {
+    external_streams::OwnershipOptions o;
+    o.partition_lock_class = kDispatcherLivenessLockClass + 1;  // no partitions: never taken
+    o.member_lock_class = kDispatcherLivenessLockClass;
+    o.scope = options.owner;
+    o.partitions = std::vector<external_streams::PartitionKey>{};
+    o.role = "dispatcher";
+    o.owner_loss_timeout = options.owner_loss_timeout;
+    return o;
+  }
+
   StoreResult<std::vector<WorkItem>> claim(int limit) {
+    // Without a live session this instance's leases would count for nothing to the others:
+    // it claims nothing until the session is back.
+    if (liveness) {
+      if (auto alive = liveness->refresh_if_due(); !alive)
+        return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::connection_failed, "liveness session lost"});
+    }
     // One statement, so no transaction block around it (ConnectionPool::autocommit): the
     // claim commits by itself. Should the stream load below fail (only for work rows
     // written before submit_request existed), those leases lapse after lease_ms and
@@ -145,8 +175,9 @@ struct Dispatcher::Impl {
       // process dying cannot); the lease is then gone, and at worst the same call is
       // made twice under its one idempotency key, which the clearing executes once.
       // Every commit that records an answer is synchronous and flushes the claim's too.
-      const auto rows = eventstore::exec_prepared_here(tx, kClaim, to_ms(clock.now()), limit, options.owner,
-                                                       static_cast<std::int64_t>(options.lease.count()));
+      const auto rows = eventstore::exec_prepared_here(
+          tx, kClaim, to_ms(clock.now()), limit, options.owner, static_cast<std::int64_t>(options.lease.count()),
+          liveness ? std::optional<std::int32_t>(kDispatcherLivenessLockClass) : std::nullopt);
       for (const auto& row : rows) {
         WorkItem item;
         item.transfer_id = row[0].as<std::string>();
@@ -464,6 +495,8 @@ void Dispatcher::wake() { impl_->woken = true; }
 void Dispatcher::stop() {
   impl_->stopping = true;
   if (impl_->thread.joinable()) impl_->thread.join();
+  // Graceful: the calls still leased (no answer within stop_grace) are the others' at once.
+  if (impl_->liveness) impl_->liveness->release();
 }
 
 eventstore::StoreResult<int> Dispatcher::run_once() {

@@ -142,6 +142,7 @@ struct Service::Impl {
     d.lease = std::chrono::milliseconds(config.dispatcher.lease_ms);
     d.idle_poll = std::chrono::milliseconds(config.dispatcher.idle_poll_ms);
     d.stop_grace = std::chrono::milliseconds(config.dispatcher.stop_grace_ms);
+    d.lease_by_session = config.dispatcher.lease_by_session;
     d.policy = policy;
     d.on_answer = dispatcher_hook;
     dispatcher = std::make_unique<Dispatcher>(*transfers, *client, clock, d);

@@ -245,6 +245,7 @@ void read_dispatcher(Section section, DispatcherConfig& out) {
   section.integer("lease_ms", out.lease_ms);
   section.integer("idle_poll_ms", out.idle_poll_ms);
   section.integer("stop_grace_ms", out.stop_grace_ms);
+  section.boolean("lease_by_session", out.lease_by_session);
   section.finish();
 }
 

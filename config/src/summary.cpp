@@ -97,6 +97,7 @@ std::string redacted_summary(const AdapterConfig& config) {
   line.add("dispatcher.lease_ms", dispatcher.lease_ms);
   line.add("dispatcher.idle_poll_ms", dispatcher.idle_poll_ms);
   line.add("dispatcher.stop_grace_ms", dispatcher.stop_grace_ms);
+  line.add("dispatcher.lease_by_session", dispatcher.lease_by_session ? "true" : "false");
 
   line.add("incoming.poll_interval_ms", config.incoming.poll_interval_ms);
   line.add("incoming.page_limit", config.incoming.page_limit);

@@ -445,6 +445,17 @@ TEST_CASE("kafka.partition_assignment: database by default, group on request, no
             .message == "must be \"database\" or \"group\", got \"sticky\"");
 }
 
+TEST_CASE("dispatcher.lease_by_session: on by default, may be turned off, must be a boolean") {
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK(shipped->dispatcher.lease_by_session);
+  CHECK(redacted_summary(*shipped).find("dispatcher.lease_by_session=true") != std::string::npos);
+  const auto off = load_edited([](Json& j) { j["dispatcher"]["lease_by_session"] = false; });
+  REQUIRE(off.has_value());
+  CHECK_FALSE(off->dispatcher.lease_by_session);
+  CHECK_FALSE(load_edited([](Json& j) { j["dispatcher"]["lease_by_session"] = "yes"; }).has_value());
+}
+
 TEST_CASE("streams.tail_check_interval_ms: 5000 by default, 0 turns it off, at most 600000") {
   const auto shipped = load_edited([](Json&) {});
   REQUIRE(shipped.has_value());

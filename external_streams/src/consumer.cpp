@@ -10,7 +10,7 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
 #include "kafka_internal.hpp"
-#include "ownership.hpp"
+#include "clearing/external_streams/ownership.hpp"
 
 namespace clearing::external_streams {
 namespace {

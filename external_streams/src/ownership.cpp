@@ -1,4 +1,4 @@
-#include "ownership.hpp"
+#include "clearing/external_streams/ownership.hpp"
 
 #include <algorithm>
 

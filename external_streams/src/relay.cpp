@@ -18,7 +18,7 @@
 #include "clearing/base/text.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "kafka_internal.hpp"
-#include "ownership.hpp"
+#include "clearing/external_streams/ownership.hpp"
 
 namespace clearing::external_streams {
 namespace {

@@ -6,6 +6,11 @@
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <thread>
 
 #include "clearing/adapter/answer_mapping.hpp"
@@ -546,4 +551,69 @@ TEST_CASE("a woken dispatcher claims new work at once; unwoken it waits for its 
   const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
   CHECK(reconciliation.violations.empty());
   CHECK(reconciliation.succeeded == 5);
+}
+
+TEST_CASE("lease_by_session: a dead dispatcher's claimed call is claimed again at once; a live one's is not") {
+  SagaDatabase db;
+  // A clearing that accepts connections and never answers: the call stays in flight.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 16) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  clearing_client::ClientOptions client_options;
+  client_options.base_url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  client_options.bearer_token = "silent-clearing-token";
+  client_options.request_timeout_ms = 60'000;
+  auto client = clearing_client::ClearingClient::create(client_options);
+  REQUIRE(client);
+
+  // The clock never moves: a lease can only end with its owner's session, not by time.
+  base::ManualClock clock(base::SystemClock{}.now());
+  auto command = make_initiate(1, RequestKind::valid, clock.now());
+  REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
+  const std::string owner_of = "select coalesce(lease_owner, '') from transfer_work where transfer_id = '" +
+                               command.transfer_id + "'";
+  auto options_for = [](const char* owner) {
+    adapter::DispatcherOptions options;
+    options.owner = owner;
+    options.policy = fast_policy();
+    options.lease_by_session = true;
+    options.stop_grace = std::chrono::milliseconds(0);
+    return options;
+  };
+  auto wait_for = [&](const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done()) {
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  adapter::Dispatcher a(*db.transfers, **client, clock, options_for("dispatcher-a"));
+  a.start();
+  wait_for([&] { return db.database.query_value(owner_of) == "dispatcher-a"; });
+  adapter::Dispatcher b(*db.transfers, **client, clock, options_for("dispatcher-b"));
+  b.start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // b looks many times (idle_poll 20 ms)
+  CHECK(db.database.query_value(owner_of) == "dispatcher-a");
+  CHECK(b.stats().calls_started == 0);
+
+  // a dies as a killed process would: its liveness session ends on the server.
+  CHECK(db.database.query_value(
+            "select count(pg_terminate_backend(pid)) from pg_locks where locktype = 'advisory' and granted"
+            " and objsubid = 2 and classid = " + std::to_string(adapter::kDispatcherLivenessLockClass) +
+            "::oid and objid = ((hashtext('dispatcher-a')::bigint + 4294967296) % 4294967296)::oid") == "1");
+  const auto killed_at = std::chrono::steady_clock::now();
+  wait_for([&] { return db.database.query_value(owner_of) == "dispatcher-b"; });
+  MESSAGE("claimed again "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at).count()
+          << " ms after its owner's session ended (the lease had 30 s to run)");
+  CHECK(b.stats().calls_started == 1);
+  b.stop();
+  a.stop();
+  ::close(listener);
 }

@@ -36,6 +36,14 @@ struct DispatcherOptions {
   int in_flight_max = 64;
   int claim_batch_max = 64;
   std::chrono::milliseconds lease{30'000};  // longer than the client's request deadline
+  // A lease counts only while its owner lives: each dispatcher holds a shared advisory lock
+  // (kDispatcherLivenessLockClass, hashtext(owner)) on a PostgreSQL session of its own, and
+  // a claim takes a leased call whose owner holds none (a killed process's session ends at
+  // once; a vanished host's within owner_loss_timeout), instead of waiting out `lease`.
+  // Every dispatcher sharing the database must have it on. Without its session a dispatcher
+  // claims nothing. Off: leases last `lease` whatever happens to their owner.
+  bool lease_by_session = false;
+  std::chrono::milliseconds owner_loss_timeout{3'000};
   std::chrono::milliseconds idle_poll{20};  // how often to look for due work when idle and unwoken
   std::chrono::milliseconds stop_grace{10'000};  // on stop: wait this long for answers
   // An answer the saga refuses (the work row disagrees with the transfer: a defect) is
@@ -46,6 +54,9 @@ struct DispatcherOptions {
   // Called for every answer received (metrics): action, answer class, latency.
   std::function<void(std::string_view action, std::string_view answer_class, std::int64_t latency_ms)> on_answer;
 };
+
+// The advisory lock class of the dispatchers' liveness sessions (first key of the two-int form).
+inline constexpr std::int32_t kDispatcherLivenessLockClass = 0x64737076;  // "dspv"
 
 struct DispatcherStats {
   std::int64_t calls_started = 0;

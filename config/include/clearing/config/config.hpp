@@ -179,6 +179,10 @@ struct DispatcherConfig {
   std::int64_t lease_ms = 30'000;       // (clearing.request_timeout_ms, kLeaseMsMax]
   std::int64_t idle_poll_ms = 20;       // [1, kIdlePollMsMax]
   std::int64_t stop_grace_ms = 10'000;  // [0, kStopGraceMsMax]
+  // A claimed call's lease counts only while its owner's PostgreSQL session lives, so a
+  // killed adapter's calls are made again at once (adapter::DispatcherOptions). Every adapter
+  // sharing the database must have the same setting.
+  bool lease_by_session = true;
   friend bool operator==(const DispatcherConfig&, const DispatcherConfig&) = default;
 };
 

@@ -1,5 +1,5 @@
 #pragma once
-// Partition ownership through PostgreSQL, private to this module: which instance works which
+// Partition ownership through PostgreSQL: which instance works which
 // partitions, for the relay (one publisher per outbound partition) and the inbound consumer
 // (one reader per inbound partition, without a Kafka consumer group). An instance owns a
 // partition while its ownership session, a PostgreSQL connection of its own, holds the
@@ -11,6 +11,9 @@
 // Lock keys, two-int advisory locks of the database the session connects to:
 //   (partition_lock_class, hashtext(scope || stream || '/' || partition))  a partition's owner
 //   (member_lock_class, hashtext(scope)), shared                          every live instance
+//
+// With no partitions to share, an instance holds its member lock only: a liveness
+// session, which the dispatcher's leases use (a lease counts while its owner's session lives).
 //
 // Not thread safe: one thread (the relay's, the consumer's) uses an instance. Any error on the
 // session closes it, and the server ends its locks with it: this side never holds a lock it
