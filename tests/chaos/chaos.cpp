@@ -946,7 +946,11 @@ demo::Check Run::check_parked(demo::Checks& checks) {
 //     code, or one the adapter gives itself without the clearing.
 void Run::check_clearing_outcomes(demo::Checks& checks, const std::vector<clearing_mock::LedgerEntry>& ledger) {
   std::map<std::string, const clearing_mock::LedgerEntry*> by_reference;
-  for (const auto& e : ledger) by_reference[e.reference] = &e;
+  std::map<std::string, std::string> whose;  // clearing reference -> the transfer it executed
+  for (const auto& e : ledger) {
+    by_reference[e.reference] = &e;
+    if (!e.clearing_reference.empty()) whose[e.clearing_reference] = e.reference;
+  }
   std::int64_t checked = 0, other_reference = 0, other_reason = 0, never_given = 0, own = 0;
   std::vector<std::string> examples;
   const auto outcomes = query(core_db_, "select transfer_id, status, coalesce(reason_code, ''), "
@@ -964,8 +968,9 @@ void Run::check_clearing_outcomes(demo::Checks& checks, const std::vector<cleari
       if (status == "succeeded") {
         if (!entry || entry->execution_count == 0) ++never_given, wrong = "succeeded, never executed";
         else if (reference != entry->clearing_reference)
-          ++other_reference, wrong = "succeeded with reference " + reference.substr(0, 40) + ", the ledger's " +
-                                     entry->clearing_reference;
+          ++other_reference, wrong = "succeeded with reference " + reference.substr(0, 40) + " (" +
+                                     (whose.count(reference) ? "the ledger's for " + whose.at(reference) : "not in the ledger") +
+                                     "), its own " + entry->clearing_reference;
       } else if (entry && entry->status == "RJCT") {
         if (reason != entry->reason_code) ++other_reason, wrong = "rejected " + reason + ", the clearing said " + entry->reason_code;
       } else if (entry && entry->execution_count > 0) {
@@ -1140,6 +1145,8 @@ int Run::finish() {
         ", succeeded " + r[1].as<std::string>() + ", rejected " + r[2].as<std::string>() + ", refused by the core " +
         r[3].as<std::string>() + ", were under investigation " + std::to_string(investigated));
   }
+  say("  requests the clearing received on a connection before it had answered the last one there " +
+      std::to_string(stats_json.value("requests_before_answer", std::int64_t{-1})));
   say("  unknown outcomes recorded " + std::to_string(answers_unknown) + "; clearing calls " +
       std::to_string(stats_json["requests"].value("submit", 0)) + " submits, " +
       std::to_string(stats_json["requests"].value("inquire", 0)) + " inquiries; executions " +

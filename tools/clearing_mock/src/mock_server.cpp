@@ -308,6 +308,9 @@ struct MockServer::Impl {
       }
       if (handled.action == Action::close) break;
       auto response = to_response(request, std::move(handled.answer));
+      // Bytes from the client before it has this answer: it did not wait for it.
+      beast::error_code available_error;
+      if (buffer.size() > 0 || stream.socket().available(available_error) > 0) state.note_request_before_answer();
       if (response.keep_alive() && handled.hostile.fault != HostileFault::none) {
         if (!co_await write_hostile(*session, request, response, handled.hostile)) break;
         continue;

@@ -756,7 +756,8 @@ std::string MockState::stats_json() const {
               {"connections_accepted", s.connections_accepted},
               {"in_flight_now", s.in_flight_now},
               {"in_flight_peak", s.in_flight_peak},
-              {"incoming_resends", s.incoming_resends}}
+              {"incoming_resends", s.incoming_resends},
+              {"requests_before_answer", s.requests_before_answer}}
       .dump();
 }
 
@@ -799,6 +800,11 @@ void MockState::note_request(std::string_view endpoint_name) {
 void MockState::note_unauthorized() {
   std::lock_guard lock(data_->mutex);
   ++data_->stats.unauthorized;
+}
+
+void MockState::note_request_before_answer() {
+  std::lock_guard lock(data_->mutex);
+  ++data_->stats.requests_before_answer;
 }
 
 void MockState::request_started() {

@@ -45,13 +45,22 @@ class RawClient {
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
 
+  static std::string request(const std::string& method, const std::string& target, const std::string& body = "",
+                             const std::string& key = "", bool keep_alive = true) {
+    std::string text = method + " " + target + " HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer mock-token\r\n";
+    if (!key.empty()) text += "Idempotency-Key: " + key + "\r\n";
+    if (!keep_alive) text += "Connection: close\r\n";
+    return text + "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+           body;
+  }
+
   void send(const std::string& method, const std::string& target, const std::string& body = "",
             const std::string& key = "", bool keep_alive = true) {
-    std::string request = method + " " + target + " HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer mock-token\r\n";
-    if (!key.empty()) request += "Idempotency-Key: " + key + "\r\n";
-    if (!keep_alive) request += "Connection: close\r\n";
-    request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-    REQUIRE(::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+    send_bytes(request(method, target, body, key, keep_alive));
+  }
+
+  void send_bytes(const std::string& bytes) {
+    REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
   }
 
   // The next complete response; nullopt when the connection ends (or stays silent) first.
@@ -205,4 +214,20 @@ TEST_CASE("a NUL and a 1 MB clearing reference go on the wire; the ledger and la
   CHECK(parsed(*replay)["clearing_reference"] == real_reference);
   CHECK(server->state().ledger().at(0).execution_count == 1);
   CHECK(server->state().stats().executions_total == 1);
+}
+
+TEST_CASE("a client that sends before it has its last answer is counted; one that waits is not") {
+  auto server = start(FaultSettings{});
+  RawClient client(server->port());
+  client.send("GET", "/v1/transfers/T-1");
+  REQUIRE(client.read());
+  client.send("GET", "/v1/transfers/T-2");
+  REQUIRE(client.read());
+  CHECK(server->state().stats().requests_before_answer == 0);
+  // Two requests in one write: the first's answer is written with the second already there.
+  client.send_bytes(RawClient::request("GET", "/v1/transfers/T-3") + RawClient::request("GET", "/v1/transfers/T-4"));
+  REQUIRE(client.read());
+  REQUIRE(client.read());
+  CAPTURE(server->state().stats().requests_before_answer);
+  CHECK(server->state().stats().requests_before_answer == 1);
 }

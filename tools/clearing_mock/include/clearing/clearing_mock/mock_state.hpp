@@ -207,6 +207,10 @@ struct MockStats {
   std::int64_t in_flight_now = 0;
   std::int64_t in_flight_peak = 0;
   std::int64_t incoming_resends = 0;
+  // Requests whose connection already held more bytes from the client when their answer
+  // was about to be written: the client sent on a connection before it had the answer to its
+  // last request there (pipelining, or one connection used by two calls at once).
+  std::int64_t requests_before_answer = 0;
 };
 
 class MockState {
@@ -262,6 +266,7 @@ class MockState {
   void note_connection();
   void note_request(std::string_view endpoint_name);
   void note_unauthorized();
+  void note_request_before_answer();
   void request_started();
   void request_finished();
 
