@@ -86,6 +86,9 @@ struct Options {
   std::string log_dir;
   int timeout_s = 900;
   double stall_max_s = 20;  // invariant 13's bound on a stall outside the explained windows
+  // The hostile clearing's classes to turn on (clearing-mock's --fault-<name>), to tell them apart.
+  std::vector<std::string> hostile_clearing_classes{"stray-response", "duplicate-response", "nul-field",
+                                                    "oversize-field"};
 };
 
 std::string env(const char* name) {
@@ -592,9 +595,8 @@ int Run::main() {
   }
   // The hostile clearing (issue 16), from its own stream of the same seed.
   if (plan.hostile_clearing > 0) {
-    for (const char* fault : {"--fault-stray-response", "--fault-duplicate-response", "--fault-nul-field",
-                              "--fault-oversize-field"}) {
-      mock_argv.push_back(fault);
+    for (const auto& fault : o_.hostile_clearing_classes) {
+      mock_argv.push_back("--fault-" + fault);
       mock_argv.push_back(std::to_string(plan.hostile_clearing));
     }
     mock_argv.insert(mock_argv.end(), {"--stray-delay-ms-max", "20"});
@@ -1207,6 +1209,10 @@ int main(int argc, char** argv) {
   app.add_option("--hostile-clearing", o.plan.hostile_clearing,
                  "probability of each hostile clearing answer (stray and duplicate responses, NUL and 1 MB fields)")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app.add_option("--hostile-clearing-classes", o.hostile_clearing_classes,
+                 "which hostile answers --hostile-clearing turns on (default: all)")
+      ->check(CLI::IsMember({"stray-response", "duplicate-response", "nul-field", "oversize-field"}))
+      ->delimiter(',');
   app.add_option("--stall-max-s", o.stall_max_s,
                  "longest an inbound partition may stall outside the windows the schedule explains")
       ->capture_default_str()->check(CLI::Range(1.0, 3600.0));
