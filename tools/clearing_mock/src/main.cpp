@@ -38,10 +38,10 @@ void add_fault_flags(CLI::App& app, FaultSettings& faults) {
       {"--fault-maintenance-503", &faults.maintenance_503,
        "answer 503 with Retry-After, nothing executed"},
       {"--fault-stray-response", &faults.stray_response,
-       "hostile: after the answer, an unrequested 201 ACSC or 200 RJCT AC04 on the kept-alive "
+       "hostile: after the answer, an unrequested 201 ACSC or 200 RJCT AC04 on the same "
        "connection, at once or late (see --stray-delay-ms-max)"},
       {"--fault-duplicate-response", &faults.duplicate_response,
-       "hostile: the answer written twice on the kept-alive connection"},
+       "hostile: the answer written twice on its connection"},
       {"--fault-nul-field", &faults.nul_field,
        "hostile: a NUL in the answer's clearing_reference or reason (the ledger keeps the truth)"},
       {"--fault-oversize-field", &faults.oversize_field,

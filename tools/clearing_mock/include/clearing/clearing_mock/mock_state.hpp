@@ -42,7 +42,7 @@
 //    schedule of the faults above. They never touch the store or the ledger: a transfer
 //    the mock executed stays executed once, replays and inquiries answer the truth.
 //      stray_response: after the answer (a fault answer too, e.g. a 503), a second,
-//        unrequested complete response on the kept-alive connection: `201 ACSC` with a
+//        unrequested complete response on the same connection: `201 ACSC` with a
 //        made-up clearing reference, or `200 RJCT AC04`. Half the time in the same write,
 //        without a `reference`; otherwise 1..stray_delay_ms_max ms later, naming a made-up
 //        `reference` (the only way a client can tell it from the next request's answer);
@@ -51,8 +51,9 @@
 //        (RJCT);
 //      oversize_field: the same with a 1 MB clearing_reference or reason.
 //    nul_field and oversize_field apply to transfer answers only (a body with `status`);
-//    stray and duplicate only while the connection is kept alive. Each is counted in
-//    MockStats::faults under its name when it is carried out, not when it is drawn.
+//    stray and duplicate on any connection, also one the request asked to close (written
+//    before the close: a client reading one answer per connection never sees them). Each is
+//    counted in MockStats::faults under its name when it is carried out, not when it is drawn.
 //  - Incoming feed: `incoming_generated` payments generated from the seed (cursors
 //    000000000001...), plus those posted to /admin/incoming. With probability
 //    `incoming_resend_probability` (its own RNG stream, seed + 1), a page after cursor c first
