@@ -117,6 +117,7 @@ struct Service::Impl {
     options.connect_timeout_ms = config.clearing.connect_timeout_ms;
     options.in_flight_max = config.clearing.in_flight_max;
     options.pool_connections_max = config.clearing.pool_connections_max;
+    options.reuse_connections = config.clearing.reuse_connections;
     options.verify_tls = config.clearing.verify_tls;
     options.ca_file = config.clearing.ca_file.value_or("");
     auto created = clearing_client::ClearingClient::create(options);

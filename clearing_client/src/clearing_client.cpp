@@ -479,7 +479,7 @@ struct ClearingClient::Impl {
     request.set(http::field::authorization, "Bearer " + options.bearer_token);
     request.set(http::field::accept, "application/json");
     request.set(http::field::user_agent, "clearing-adapter");
-    request.keep_alive(true);
+    request.keep_alive(options.reuse_connections);
     if (!spec.idempotency_key.empty()) request.set("Idempotency-Key", spec.idempotency_key);
     if (spec.method == http::verb::post) {
       request.set(http::field::content_type, "application/json");
@@ -526,7 +526,7 @@ struct ClearingClient::Impl {
         raw.failure = cancelled_answer();
         co_return raw;
       }
-      auto connection = take_idle();
+      auto connection = options.reuse_connections ? take_idle() : nullptr;
       const bool reused = connection != nullptr;
       if (!connection) {
         const SteadyTime connect_deadline =
@@ -543,7 +543,8 @@ struct ClearingClient::Impl {
       }
       auto outcome = co_await exchange(*connection, request, deadline);
       if (!outcome.error) {
-        auto peer = outcome.keep_alive ? connection->peer_state() : Connection::PeerState::closed;
+        auto peer = outcome.keep_alive && options.reuse_connections ? connection->peer_state()
+                                                                     : Connection::PeerState::closed;
         // An answer naming another reference means the connection is out of step: this
         // request's own answer may come next, and must not be read by the next request.
         if (peer == Connection::PeerState::quiet && spec.kind != CallKind::incoming &&

@@ -405,8 +405,20 @@ TEST_CASE("faults also hit inquiries and the feed") {
 
 // ---- pool, bounds, deadlines, stop ---------------------------------------------------------
 
-TEST_CASE("the pool reuses one keep-alive connection for sequential requests") {
+void reuse(ClientOptions& options) { options.reuse_connections = true; }
+
+TEST_CASE("by default every call has a connection of its own: nothing is ever read on a connection another call used") {
   auto setup = start();
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(submit(setup, transfer("t-own-" + std::to_string(i))).answer_class == AnswerClass::settled);
+  const auto stats = setup.client->stats();
+  CHECK(stats.connections_opened == 5);
+  CHECK(stats.connections_reused == 0);
+  CHECK(setup.mock->state().stats().connections_accepted == 5);
+}
+
+TEST_CASE("with reuse_connections, the pool reuses one keep-alive connection for sequential requests") {
+  auto setup = start({}, reuse);
   for (int i = 0; i < 50; ++i) {
     REQUIRE(submit(setup, transfer("t-pool-" + std::to_string(i))).answer_class ==
             AnswerClass::settled);
@@ -431,7 +443,7 @@ TEST_CASE("a connection that broke is discarded, not reused") {
 TEST_CASE("a pooled connection the server closed while idle is replaced transparently") {
   MockOptions options;
   options.idle_timeout_ms = 100;
-  auto setup = start(options);
+  auto setup = start(options, reuse);
   REQUIRE(submit(setup, transfer("t-idle-1")).answer_class == AnswerClass::settled);
   std::this_thread::sleep_for(400ms);  // the mock closes the idle connection meanwhile
   CHECK(submit(setup, transfer("t-idle-2")).answer_class == AnswerClass::settled);
@@ -450,6 +462,7 @@ TEST_CASE("no more than in_flight_max requests are on the wire at once") {
   auto setup = start(options, [](ClientOptions& client) {
     client.in_flight_max = 3;
     client.request_timeout_ms = 10'000;
+    client.reuse_connections = true;  // so the connections opened show the bound too
   });
   std::vector<std::future<ClearingAnswer>> futures;
   for (int i = 0; i < 12; ++i) {

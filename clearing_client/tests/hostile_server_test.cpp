@@ -43,6 +43,7 @@ std::unique_ptr<ClearingClient> client_for(const HostileHttpServer& server) {
   options.connect_timeout_ms = 1'000;
   options.in_flight_max = 1;  // one connection, so a second request would reuse the first's
   options.pool_connections_max = 1;
+  options.reuse_connections = true;  // the defences of a reused connection, under test here
   auto client = ClearingClient::create(options);
   REQUIRE_MESSAGE(client.has_value(), (client ? "" : client.error()));
   return std::move(*client);
@@ -217,5 +218,27 @@ TEST_CASE(
   check_own_answer_for_b(get(client->submit(transfer("t-b"))));
   CHECK(client->stats().connections_discarded_unread == 1);
   CHECK(client->stats().connections_reused == 0);
+  CHECK(server.connections_accepted() == 2);
+}
+
+TEST_CASE(
+    "by default a late duplicate answer (no reference) can never reach another call: each call has "
+    "its own connection") {
+  // The chaos run's chains: a duplicate of one call's answer, late, was read by the next call
+  // on the reused connection, whose own answer then went to the call after it.
+  HostileHttpServer server([](const ScriptedRequest& request) -> ScriptedReply {
+    if (request.idempotency_key == "t-a") return {http_response(201, acsc("REAL-A")), false};
+    return real_answer_for_b(request);
+  });
+  ClientOptions options;
+  options.base_url = server.base_url();
+  options.bearer_token = "hostile-token";
+  auto made = ClearingClient::create(options);
+  REQUIRE(made);
+  auto& client = **made;
+  CHECK(get(client.submit(transfer("t-a"))).clearing_reference == "REAL-A");
+  server.send_on_connection(1, http_response(201, acsc("REAL-A")));  // the same answer again, late
+  check_own_answer_for_b(get(client.submit(transfer("t-b"))));
+  CHECK(client.stats().connections_reused == 0);
   CHECK(server.connections_accepted() == 2);
 }

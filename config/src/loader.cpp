@@ -215,6 +215,7 @@ void read_clearing(Section section, ClearingConfig& out) {
   section.integer("request_timeout_ms", out.request_timeout_ms, true);
   section.integer("connect_timeout_ms", out.connect_timeout_ms, true);
   section.integer("in_flight_max", out.in_flight_max, true);
+  section.boolean("reuse_connections", out.reuse_connections);
   section.integer("pool_connections_max", out.pool_connections_max, true);
   section.boolean("verify_tls", out.verify_tls);
   section.boolean("unverified_tls_acknowledged", out.unverified_tls_acknowledged);

@@ -78,6 +78,7 @@ std::string redacted_summary(const AdapterConfig& config) {
   line.add("clearing.connect_timeout_ms", clearing.connect_timeout_ms);
   line.add("clearing.in_flight_max", clearing.in_flight_max);
   line.add("clearing.pool_connections_max", clearing.pool_connections_max);
+  line.add("clearing.reuse_connections", clearing.reuse_connections ? "true" : "false");
   line.add("clearing.verify_tls", clearing.verify_tls);
   line.add("clearing.unverified_tls_acknowledged", clearing.unverified_tls_acknowledged);
   line.add("clearing.ca_file", clearing.ca_file.value_or("default"));

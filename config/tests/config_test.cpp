@@ -445,6 +445,16 @@ TEST_CASE("kafka.partition_assignment: database by default, group on request, no
             .message == "must be \"database\" or \"group\", got \"sticky\"");
 }
 
+TEST_CASE("clearing.reuse_connections: off by default (the contract's answers carry no reference), may be turned on") {
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK_FALSE(shipped->clearing.reuse_connections);
+  CHECK(redacted_summary(*shipped).find("clearing.reuse_connections=false") != std::string::npos);
+  const auto on = load_edited([](Json& j) { j["clearing"]["reuse_connections"] = true; });
+  REQUIRE(on.has_value());
+  CHECK(on->clearing.reuse_connections);
+}
+
 TEST_CASE("dispatcher.lease_by_session: on by default, may be turned off, must be a boolean") {
   const auto shipped = load_edited([](Json&) {});
   REQUIRE(shipped.has_value());

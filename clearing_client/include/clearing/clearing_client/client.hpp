@@ -41,6 +41,13 @@ struct ClientOptions {
   int in_flight_max = 16;
   int waiting_max = 1'024;        // calls queued for an in-flight slot
   int pool_connections_max = 16;  // idle keep-alive connections kept for reuse
+  // Off (the default): every call goes on a connection of its own (Connection: close). The
+  // contract's answers do not echo the request's reference, so on a reused connection a late
+  // or duplicate answer (from the clearing or a proxy) cannot be told from the request's own:
+  // the chaos run's hostile clearing made chains of transfers each settled with the previous
+  // one's clearing reference. A connection costs a TCP (and TLS) handshake per call; reuse
+  // is safe only against a clearing that echoes `reference` in every answer.
+  bool reuse_connections = false;
   std::size_t response_body_bytes_max = 1 << 20;
   bool verify_tls = true;          // https: verify the peer's chain and host name
   std::string ca_file;             // https: extra CA bundle (PEM); empty = system default

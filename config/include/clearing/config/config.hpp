@@ -131,7 +131,12 @@ struct ClearingConfig {
   int request_timeout_ms = 5'000;  // [1, kTimeoutMsMax]
   int connect_timeout_ms = 1'000;  // [1, request_timeout_ms]
   int in_flight_max = 16;          // [1, kClearingInFlightMax]
-  int pool_connections_max = 16;   // [0, kClearingPoolConnectionsMax]
+  int pool_connections_max = 16;   // [0, kClearingPoolConnectionsMax]; with reuse_connections
+  // Keep-alive reuse of connections to the clearing (clearing_client::ClientOptions): off, every
+  // call has a connection of its own, because the contract's answers do not echo the request's
+  // reference and a late or duplicate answer on a reused connection would be read as the next
+  // call's. Turn it on only against a clearing that echoes `reference` in every answer.
+  bool reuse_connections = false;
   bool verify_tls = true;          // https only
   // verify_tls false with an https base_url stops the start unless this is true too: the
   // operator says in writing that anyone on the network path may answer as the clearing.
