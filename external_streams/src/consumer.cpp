@@ -358,12 +358,10 @@ struct StreamConsumer::Impl {
       park(tx, raw, parsed.error(), std::nullopt, counts);
       return std::nullopt;
     }
+    // A seq already consumed is a duplicate, readable or not: a bad message parked in its
+    // place (from the catch-up API, say) is not parked again when Kafka brings it too.
     if (*seq <= p.last_seq) {
-      if (parsed) {
-        ++counts.duplicates;
-      } else {
-        park(tx, raw, parsed.error(), std::nullopt, counts);
-      }
+      ++counts.duplicates;
       return std::nullopt;
     }
     if (*seq > p.last_seq + 1) {

@@ -1108,6 +1108,9 @@ TEST_CASE("an envelope fault that carries its seq takes that seq, from Kafka and
   CHECK(f.count("select last_seq from inbound_stream_progress where partition = 0") == "4");
   CHECK(fetches == 1);
   CHECK(consumer->stats().held.empty());
+  // Kafka brings seq 3's bad copy late: a duplicate of what was parked in its place, not parked again.
+  CHECK(consumer->apply({{kCore.name, 0, 3, "k", without_correlation(0, 3)}}) == 1);
+  CHECK(f.count("select count(*) from parked where reason = 'missing_field'") == "2");
 }
 
 TEST_CASE("the tail check repairs a lost last message: behind the producer's head and still, the partition fetches its tail") {
