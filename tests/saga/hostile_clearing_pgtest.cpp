@@ -27,6 +27,7 @@ std::unique_ptr<clearing_client::ClearingClient> make_client(const HostileHttpSe
   // One connection for every call, so that a second call would reuse the first one's.
   options.in_flight_max = 1;
   options.pool_connections_max = 1;
+  options.reuse_connections = true;  // the defences of a reused connection (off by default) are under test
   auto client = clearing_client::ClearingClient::create(options);
   REQUIRE_MESSAGE(client, (client ? "" : client.error()));
   return std::move(*client);
