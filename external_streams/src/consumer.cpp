@@ -98,6 +98,21 @@ struct StreamConsumer::Impl {
   std::unique_ptr<PartitionOwnership> ownership;
   bool assignment_due = true;
   std::string ownership_error;  // the last refresh's error, logged once per change
+  // Why the tail check or the assignment could not run, per what it was about ("" when it
+  // ran): such a failure is retried at the next round and logged once per change, never lost.
+  std::map<std::string, std::string> round_failures;
+
+  void note_round(const std::string& what, std::string failure) {
+    auto& last = round_failures[what];
+    if (last == failure) return;
+    if (failure.empty()) {
+      log->info("inbound {} works again", what);
+    } else {
+      log->warn("inbound {} failing reason=\"{}\": tried again at the next round", what,
+                base::escape_text(failure, kReasonBytesMax));
+    }
+    last = std::move(failure);
+  }
 
   std::thread thread;
   std::mutex wait_mutex;
@@ -722,11 +737,19 @@ struct StreamConsumer::Impl {
     next_tail_check = now + options.tail_check_interval;
     for (const auto& key : assigned) {
       if (holds.contains(key)) continue;  // the hold's own retries repair it
+      const auto what = "tail check of " + describe(key.first, key.second);
       auto stored = pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
-      if (!stored) continue;
+      if (!stored) {
+        note_round(what, "reading progress: " + std::string(eventstore::to_string(stored.error().code)));
+        continue;
+      }
       const std::int64_t applied = *stored ? (**stored).last_seq : 0;
       auto page = fetcher(key.first, key.second, applied + 1, 1);
-      if (!page) continue;
+      if (!page) {
+        note_round(what, "catch-up API: " + page.error());
+        continue;
+      }
+      note_round(what, "");
       const auto previous = seq_at_last_check.find(key);
       const bool still = previous != seq_at_last_check.end() && previous->second == applied;
       {
@@ -764,16 +787,20 @@ struct StreamConsumer::Impl {
       }
       return {};
     });
-    if (!read) return;  // tried again at the next run_once (assignment_due stays set)
+    if (!read) {  // tried again at the next run_once (assignment_due stays set)
+      note_round("assignment", "reading stored offsets: " + std::string(eventstore::to_string(read.error().code)));
+      return;
+    }
     auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(std::max<std::size_t>(owned.size(), 1)));
     for (const auto& key : owned)
       rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset = next_offset.at(key);
     const auto err = rd_kafka_assign(consumer, owned.empty() ? nullptr : list);
     rd_kafka_topic_partition_list_destroy(list);
     if (err) {
-      log->warn("kafka assign failed error={}", rd_kafka_err2name(err));
+      note_round("assignment", std::string("kafka assign: ") + rd_kafka_err2name(err));
       return;
     }
+    note_round("assignment", "");
     assignment_due = false;
     const std::set<PartitionKey> owned_set(owned.begin(), owned.end());
     std::erase_if(holds, [&](const auto& entry) { return !owned_set.contains(entry.first); });
