@@ -795,6 +795,11 @@ struct StreamConsumer::Impl {
     for (const auto& key : owned)
       rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset = next_offset.at(key);
     const auto err = rd_kafka_assign(consumer, owned.empty() ? nullptr : list);
+    // The application's pause of a partition (a hold) outlives its assignment in librdkafka:
+    // a partition held, given up (a lost session, a PostgreSQL restart) and taken back would
+    // never be fetched again (the chaos run: two partitions stopped for good). Each assigned
+    // partition starts afresh from its stored offset, so its hold ends here, as on a rebalance.
+    if (!err && !owned.empty()) rd_kafka_resume_partitions(consumer, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (err) {
       note_round("assignment", std::string("kafka assign: ") + rd_kafka_err2name(err));
@@ -803,7 +808,7 @@ struct StreamConsumer::Impl {
     note_round("assignment", "");
     assignment_due = false;
     const std::set<PartitionKey> owned_set(owned.begin(), owned.end());
-    std::erase_if(holds, [&](const auto& entry) { return !owned_set.contains(entry.first); });
+    holds.clear();
     std::erase_if(seq_at_last_check, [&](const auto& entry) { return !owned_set.contains(entry.first); });
     assigned = owned;
     std::lock_guard lock(stats_mutex);

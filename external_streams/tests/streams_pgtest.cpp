@@ -1222,3 +1222,35 @@ TEST_CASE("database assignment: two consumers share the partitions without a Kaf
     a->run_once();
   }
 }
+
+TEST_CASE("database assignment: a partition held, given up with a lost session and taken back, flows again") {
+  // Found by the chaos run (a PostgreSQL restart): Kafka kept the held partition's pause
+  // through the new assignment, and the partition was never fetched again.
+  Fixture f;
+  std::atomic<bool> api_up = false;
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
+      -> tl::expected<FetchedPage, std::string> {
+    if (!api_up) return tl::unexpected(std::string("connection refused"));
+    const auto value = core_message(partition, from);
+    return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
+  };
+  ConsumerOptions options;
+  options.kafka = f.client("held-db-group");
+  options.group_id = "held-db-group";
+  options.topics = {kCore.name};
+  options.assignment = PartitionAssignment::database;
+  options.partitions = kCore.partitions;
+  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto& consumer = **made;
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
+  consume_until(consumer, [&] { return consumer.stats().stalled; });
+  REQUIRE(f.count("select count(pg_terminate_backend(pid)) from pg_locks where locktype = 'advisory' and granted"
+                  " and objsubid = 2 and classid = " + std::to_string(kConsumerMemberLockClass) + "::oid") == "1");
+  // The session is noticed lost, the partitions given up, then taken back.
+  consume_until(consumer, [&] { return consumer.stats().partitions_assigned == 0; });
+  api_up = true;
+  consume_until(consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; });
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
+}
