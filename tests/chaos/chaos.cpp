@@ -84,6 +84,7 @@ struct Options {
   Plan plan;
   std::string server_url;
   std::string log_dir;
+  std::string assignment;  // kafka.partition_assignment of the adapters; empty: the config's
   int timeout_s = 900;
   double stall_max_s = 20;  // invariant 13's bound on a stall outside the explained windows
   // The hostile clearing's classes to turn on (clearing-mock's --fault-<name>), to tell them apart.
@@ -621,6 +622,7 @@ int Run::main() {
     cfg["clearing"]["connect_timeout_ms"] = 500;
     cfg["dispatcher"]["lease_ms"] = 4000;
     cfg["kafka"]["session_timeout_ms"] = kSessionTimeoutMs;  // a killed member leaves the group in seconds
+    if (!o_.assignment.empty()) cfg["kafka"]["partition_assignment"] = o_.assignment;
     cfg["log_level"] = "info";
     std::ofstream(config_path_) << cfg.dump(2);
   }
@@ -1218,6 +1220,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1.0, 3600.0));
   app.add_option("--adapters", o.plan.adapters, "adapter processes sharing the work")->capture_default_str()->check(CLI::Range(1, 4));
   app.add_option("--timeout-s", o.timeout_s, "give up waiting for the work to drain after this long")->capture_default_str()->check(CLI::Range(30, 86'400));
+  app.add_option("--assignment", o.assignment,
+                 "kafka.partition_assignment of the adapters (default: the one config/dk.json gives)")
+      ->check(CLI::IsMember({"group", "database"}));
   app.add_option("--log-dir", o.log_dir, "keep every process's log (stderr) in this folder");
   app.add_option("--database-url", o.server_url, "PostgreSQL server (default: $CLEARING_TEST_DATABASE_URL)");
   CLI11_PARSE(app, argc, argv);
