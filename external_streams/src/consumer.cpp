@@ -174,6 +174,7 @@ struct StreamConsumer::Impl {
       std::lock_guard lock(self->stats_mutex);
       self->stats.joined = true;
       self->stats.partitions_assigned = partitions->cnt;
+      self->stats.assignment = self->assigned;
       self->stats.held.clear();
       self->stats.stalled = false;
       self->stats.progress.clear();
@@ -182,6 +183,7 @@ struct StreamConsumer::Impl {
       self->log->info("partitions revoked");
       std::lock_guard lock(self->stats_mutex);
       self->stats.partitions_assigned = 0;
+      self->stats.assignment.clear();
       self->stats.held.clear();
       self->stats.stalled = false;
       self->stats.progress.clear();

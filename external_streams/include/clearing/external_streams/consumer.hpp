@@ -172,7 +172,7 @@ struct ConsumerStats {
   bool joined = false;
   std::int64_t partitions_assigned = 0;  // now; 0 between a revocation and the next assignment
   std::int64_t members_seen = 0;         // database assignment: live instances of the group
-  std::vector<PartitionKey> assignment;  // database assignment: the partitions this instance reads now
+  std::vector<PartitionKey> assignment;  // the partitions this instance reads now
 };
 
 class StreamConsumer {
