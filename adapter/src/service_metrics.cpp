@@ -313,6 +313,18 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics, const Serv
                              out.push_back({{key.first, std::to_string(key.second)}, seconds_since(held.since)});
                            return out;
                          });
+  // Which inbound partitions this instance reads now (ConsumerStats.assignment, filled with
+  // either kafka.partition_assignment): 1 for each, no sample for the others. Tells whose
+  // partitions a dead instance had, and that every partition has a reader (the sum per
+  // stream across instances); the chaos run reads it just before a kill.
+  metrics.gauge_callback("clearing_inbound_partition_assigned", "Inbound partitions this instance reads now (1 each)",
+                         {"stream", "partition"}, [parts] {
+                           Samples out;
+                           if (!parts.consumer) return out;
+                           for (const auto& [stream, partition] : parts.consumer->stats().assignment)
+                             out.push_back({{stream, std::to_string(partition)}, 1.0});
+                           return out;
+                         });
   // The inbound partitions this instance reads, against the producer's head as the tail
   // check (streams.tail_check_interval_ms) last saw it: how far behind, and how long behind
   // without moving (0 while level or moving). InboundPartitionBehind alerts on them.

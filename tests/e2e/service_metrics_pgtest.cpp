@@ -167,13 +167,16 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
     tx.commit();
   }
 
+  const std::string kAssigned = "clearing_inbound_partition_assigned{stream=\"core.dk.payments.v1\",";
   std::string text;
   REQUIRE_MESSAGE(eventually([&] {
                     text = service.metrics_text();
                     return sample(text, R"(clearing_subscription_state{subscription="derive-external-streams",state="stalled"})") == 1.0 &&
                            sample(text, "clearing_calls_overdue") == 2000.0 &&
                            sample(text, "clearing_dispatcher_claim_failures_total") >= 1.0 &&
-                           sample(text, "clearing_incoming_feed_failures_total") >= 1.0;
+                           sample(text, "clearing_incoming_feed_failures_total") >= 1.0 &&
+                           // The group has given its only member the inbound partitions.
+                           sample(text, kAssigned + "partition=\"3\"}") == 1.0;
                   }),
                   text);
 
@@ -225,6 +228,13 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
   CHECK(sample(text, R"(clearing_relay_oldest_unpublished_age_seconds{stream="adapter.dk.payments.v1",partition="1"})") ==
         0.0);
 
+  // The inbound partitions this instance reads: the only member of its group reads all four
+  // of the country's stream, and no other.
+  for (const auto* partition : {"0", "1", "2", "3"})
+    CHECK_MESSAGE(sample(text, kAssigned + "partition=\"" + partition + "\"}") == 1.0, partition);
+  CHECK_FALSE(sample(text, kAssigned + "partition=\"4\"}"));
+  CHECK(text.find("clearing_inbound_partition_assigned{stream=\"adapter.") == std::string::npos);
+
   // Counts since start are counters; states and backlogs gauges.
   for (const auto* counter :
        {"clearing_dispatcher_calls_abandoned_total", "clearing_dispatcher_answers_refused_total",
@@ -235,7 +245,7 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
     CHECK_MESSAGE(type_of(text, counter) == "counter", counter);
   for (const auto* gauge : {"clearing_calls_overdue", "clearing_transfers", "clearing_parked_messages",
                             "clearing_subscription_state", "clearing_relay_lag_messages",
-                            "clearing_inbound_partitions_held"})
+                            "clearing_inbound_partitions_held", "clearing_inbound_partition_assigned"})
     CHECK_MESSAGE(type_of(text, gauge) == "gauge", gauge);
   CHECK(sample(text, "clearing_dispatcher_calls_abandoned_total") == 0.0);
 
