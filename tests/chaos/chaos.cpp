@@ -12,6 +12,11 @@
 // has drained, the checker (reconcile.hpp, plus the checks below) reads the ledger, the
 // core's database and the adapter's and prints each invariant with figures. Exit 0: every
 // invariant holds; 1: one does not; 2: the run could not start.
+// Besides them it prints figures of continuity (recovery.hpp says exactly what each is), never
+// a reason to fail: the recovery after each kill, from the SIGKILL to the first message applied
+// on each inbound partition the killed adapter read and to the first of its claimed clearing
+// calls made again; and the longest windows with work open and nothing, or almost nothing,
+// resolved, with the schedule's actions in them. A thread of its own samples what those need.
 //
 //   clearing-chaos [--seed S] [--transfers N] [--rate R] [--kills K] [--broker-outages B]
 //                  [--pg-restarts 0|1] [--bad-per-class M] [--hostile-per-class H]
@@ -52,6 +57,7 @@
 #include "flow.hpp"
 #include "hostile_core.hpp"
 #include "reconcile.hpp"
+#include "recovery.hpp"
 #include "schedule.hpp"
 #include "test_database.hpp"
 
@@ -66,6 +72,17 @@ constexpr const char* kInbound = "core.dk.payments.v1";
 constexpr int kInboundPartitions = 4;
 constexpr int kIncomingPayments = 40;
 constexpr int kSessionTimeoutMs = 6'000;  // the adapters' kafka.session_timeout_ms below
+constexpr std::int64_t kLeaseMs = 4'000;  // the adapters' dispatcher.lease_ms below
+
+// The figures of continuity (recovery.hpp): how often the calls a killed adapter had
+// claimed are read again (at most 100 ms apart, so a claim is seen before its lease ends
+// or its answer clears it: the mock answers in 20-100 ms), for how long at most, and how
+// often the core's resolved and open transfers are read.
+constexpr auto kCallSamplePeriod = std::chrono::milliseconds(50);
+constexpr std::int64_t kCallWatchMaxMs = 120'000;
+constexpr auto kResolutionSamplePeriod = std::chrono::milliseconds(250);
+constexpr double kAlmostNothingShare = 0.05;  // "almost nothing": below 5% of the mean rate
+constexpr int kKillLinesMax = 30;             // one line per kill up to this many kills
 
 // What the schedule explains of a stop, past its own window: the group noticing a killed
 // member (the session timeout) and two rebalances, a consumer's backoff after a failed batch
@@ -106,6 +123,19 @@ std::string fixed(double value, int decimals) {
 }
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::int64_t epoch_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The adapters' dispatcher names its leases host:pid (service.cpp, instance_name); the
+// adapters run on this machine.
+std::string lease_owner_of(pid_t pid) {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(pid);
+}
 
 void say(const std::string& line) {
   std::fprintf(stdout, "%s\n", line.c_str());
@@ -274,10 +304,35 @@ struct Figures {
   double run_s = 0, drain_s = 0;
 };
 
+// One SIGKILL of an adapter, and what it held then (recovery.hpp says how each is measured).
+struct KillRecord {
+  double at_s = 0;         // run seconds
+  std::int64_t at_us = 0;  // system_clock, µs since the epoch: compared with the database's times
+  int target = 0;
+  std::string owner;       // its dispatcher's lease_owner
+  bool metrics_read = false;
+  std::vector<int> partitions;                    // inbound partitions it read (its /metrics before the kill)
+  std::optional<std::vector<LeasedCall>> leased;  // its claimed calls; nullopt: transfer_work unreadable
+  std::optional<std::int64_t> restarted_us;
+  double restarted_s = -1;
+};
+
+// The claimed calls of one kill, watched until each is made again (or kCallWatchMaxMs).
+struct CallWatch {
+  std::size_t kill = 0;
+  std::int64_t killed_us = 0;
+  std::string owner;
+  std::vector<LeasedCall> calls;
+  std::vector<CallVerdict> verdicts;  // one per call
+};
+
 class Run {
  public:
   explicit Run(Options o) : o_(std::move(o)), flow_(kInboundPartitions) {}
-  ~Run() { stop_watermarks(); }
+  ~Run() {
+    stop_sampler();
+    stop_watermarks();
+  }
   int main();
 
  private:
@@ -319,6 +374,13 @@ class Run {
   double elapsed_s() const { return seconds_since(started_); }
   void start_watermarks();
   void stop_watermarks();
+  // The continuity sampler: the core's resolved and open transfers every 250 ms, and the
+  // calls killed adapters had claimed every 50 ms while any is pending, on a thread of its
+  // own (the loop blocks for seconds while it aims a kill or restarts PostgreSQL).
+  void start_sampler();
+  void stop_sampler();
+  void sample_calls(pqxx::connection& adapter, CallWatch& watch);
+  void report_continuity();
   void sample_flow();
   std::string progress_signature();
   std::int64_t hostile_count(bool core_requested) const {
@@ -353,6 +415,16 @@ class Run {
   std::condition_variable watermark_wake_;
   bool watermark_stopping_ = false;                                            // under the mutex
   std::vector<std::pair<std::int64_t, Clock::time_point>> watermarks_;         // under the mutex
+  std::vector<KillRecord> kills_;
+  std::vector<int> last_kill_of_;      // per adapter: index into kills_ of its latest kill, -1
+  std::vector<Window> actions_;        // what the schedule did, in run seconds, for the windows
+  std::thread sampler_thread_;
+  std::mutex sampler_mutex_;
+  std::condition_variable sampler_wake_;
+  bool sampler_stopping_ = false;                    // under the mutex
+  std::vector<CallWatch> call_watches_new_;          // under the mutex: handed to the sampler
+  std::vector<CallWatch> call_watches_done_;         // the sampler's; read after it stopped
+  std::vector<ResolutionSample> resolution_samples_; // the sampler's; read after it stopped
   std::string adapter_db_, core_db_, bootstrap_, mock_address_, config_path_;
   std::map<std::string, std::string> adapter_env_;
   std::vector<int> adapter_ports_;
@@ -366,6 +438,12 @@ void Run::watch_processes() {
   for (std::size_t i = 0; i < adapters_.size(); ++i) {
     if (restart_at_[i]) {
       if (Clock::now() >= *restart_at_[i]) {
+        // Before the spawn: anything applied after it may be the restarted process's doing.
+        if (last_kill_of_[i] >= 0) {
+          auto& kill = kills_[static_cast<std::size_t>(last_kill_of_[i])];
+          kill.restarted_us = epoch_us();
+          kill.restarted_s = elapsed_s();
+        }
         adapters_[i] = start_adapter(static_cast<int>(i));
         restart_at_[i].reset();
         ++figures_.adapter_restarts;
@@ -498,6 +576,256 @@ void Run::stop_watermarks() {
   watcher_ = nullptr;
 }
 
+void Run::start_sampler() {
+  sampler_thread_ = std::thread([this] {
+    // Connections of its own, opened again after a failure (PostgreSQL restarts): a sample
+    // that fails is missing, which the windows span (recovery.hpp).
+    std::unique_ptr<pqxx::connection> adapter, core;
+    std::vector<CallWatch> watches;
+    auto next_resolution = Clock::now();
+    for (;;) {
+      {
+        std::unique_lock lock(sampler_mutex_);
+        if (sampler_wake_.wait_for(lock, kCallSamplePeriod, [&] { return sampler_stopping_; })) break;
+        for (auto& w : call_watches_new_) watches.push_back(std::move(w));
+        call_watches_new_.clear();
+      }
+      if (!watches.empty()) {
+        try {
+          if (!adapter) adapter = std::make_unique<pqxx::connection>(adapter_db_);
+          for (auto& w : watches) sample_calls(*adapter, w);
+        } catch (const std::exception&) {
+          adapter.reset();
+        }
+        const auto now_us = epoch_us();
+        for (auto it = watches.begin(); it != watches.end();) {
+          const bool pending = std::any_of(it->verdicts.begin(), it->verdicts.end(),
+                                           [](const CallVerdict& v) { return v.fate == CallFate::pending; });
+          if (pending && (now_us - it->killed_us) / 1000 < kCallWatchMaxMs) {
+            ++it;
+            continue;
+          }
+          call_watches_done_.push_back(std::move(*it));
+          it = watches.erase(it);
+        }
+      }
+      if (Clock::now() < next_resolution) continue;
+      next_resolution = std::max(next_resolution + kResolutionSamplePeriod, Clock::now());
+      try {
+        if (!core) core = std::make_unique<pqxx::connection>(core_db_);
+        pqxx::nontransaction tx(*core);
+        const double at_s = elapsed_s();
+        const auto r = tx.exec("select count(*) filter (where status <> 'open'), count(*) filter (where status = "
+                               "'open') from core_transfers");
+        resolution_samples_.push_back({at_s, r[0][0].as<std::int64_t>(), r[0][1].as<std::int64_t>()});
+      } catch (const std::exception&) {
+        core.reset();
+      }
+    }
+    for (auto& w : watches) call_watches_done_.push_back(std::move(w));  // pending as they are
+  });
+}
+
+void Run::stop_sampler() {
+  {
+    std::lock_guard lock(sampler_mutex_);
+    sampler_stopping_ = true;
+  }
+  sampler_wake_.notify_all();
+  if (sampler_thread_.joinable()) sampler_thread_.join();
+  std::lock_guard lock(sampler_mutex_);
+  for (auto& w : call_watches_new_) call_watches_done_.push_back(std::move(w));  // never sampled: pending
+  call_watches_new_.clear();
+}
+
+// One look at the calls of a kill still pending: their work rows, and for a row that changed
+// without a lease that dates the claim, the transfer's first event after the kill.
+void Run::sample_calls(pqxx::connection& adapter, CallWatch& watch) {
+  pqxx::nontransaction tx(adapter);
+  std::string ids;
+  for (std::size_t k = 0; k < watch.calls.size(); ++k)
+    if (watch.verdicts[k].fate == CallFate::pending) ids += (ids.empty() ? "" : ",") + tx.quote(watch.calls[k].transfer_id);
+  if (ids.empty()) return;
+  const auto rows = tx.exec("select transfer_id, attempt, claims, coalesce(lease_owner, ''), coalesce(lease_until_ms, 0) "
+                            "from transfer_work where transfer_id in (" + ids + ")");
+  const auto observed_ms = epoch_us() / 1000;  // after the read: a bound on what it saw
+  std::map<std::string, CallObservation> seen;
+  for (const auto& row : rows)
+    seen[row[0].as<std::string>()] = {true,         row[1].as<std::int32_t>(), row[2].as<std::int64_t>(),
+                                      row[3].as<std::string>(), row[4].as<std::int64_t>(), observed_ms,
+                                      std::nullopt};
+  const auto killed_ms = watch.killed_us / 1000;
+  for (std::size_t k = 0; k < watch.calls.size(); ++k) {
+    if (watch.verdicts[k].fate != CallFate::pending) continue;
+    const auto& call = watch.calls[k];
+    const auto found = seen.find(call.transfer_id);
+    auto observation = found != seen.end() ? found->second : CallObservation{false, 0, 0, "", 0, observed_ms, std::nullopt};
+    auto verdict = judge_call(call, observation, watch.owner, killed_ms, kLeaseMs);
+    if (verdict.fate != CallFate::pending && !verdict.exact) {
+      const auto first = tx.exec_params("select ceil(extract(epoch from min(recorded_at)) * 1000)::bigint from events "
+                                        "where stream_id = $1 and recorded_at > to_timestamp($2::double precision / 1e6)",
+                                        "transfer-" + call.transfer_id, watch.killed_us);
+      if (!first.empty() && !first[0][0].is_null()) observation.first_event_after_kill_ms = first[0][0].as<std::int64_t>();
+      verdict = judge_call(call, observation, watch.owner, killed_ms, kLeaseMs);
+    }
+    watch.verdicts[k] = verdict;
+  }
+}
+
+namespace {
+
+std::string ms_text(double ms) { return fixed(ms, 0) + " ms"; }
+
+std::string summary_text(const Summary& s) {
+  return "p50 " + ms_text(s.p50) + ", p99 " + ms_text(s.p99) + ", max " + ms_text(s.max);
+}
+
+std::string reasons_text(const std::map<std::string, int>& reasons) {
+  std::string out;
+  for (const auto& [why, n] : reasons) out += (out.empty() ? "" : "; ") + why + " " + std::to_string(n);
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+// The figures of continuity (recovery.hpp): recovery after each kill, and the longest
+// windows in which work was open and nothing, or almost nothing, was resolved. Figures only:
+// no invariant depends on them.
+void Run::report_continuity() {
+  // Every inbound application, from the events the adapter appends for each message it
+  // applies (TransferInitiated and what follows it carry the message's stream, partition and
+  // seq): their recorded_at, the database's clock at the insert, in µs.
+  std::map<int, std::vector<std::int64_t>> applied_us;
+  const auto applied = query(adapter_db_, "select (metadata->'source'->>'partition')::int, "
+                                          "(extract(epoch from recorded_at) * 1000000)::bigint from events "
+                                          "where metadata->'source'->>'stream' = '" + std::string(kInbound) +
+                                              "' order by 2");
+  if (applied)
+    for (const auto& row : *applied) applied_us[row[0].as<int>()].push_back(row[1].as<std::int64_t>());
+  std::map<std::size_t, const CallWatch*> watch_of;
+  for (const auto& w : call_watches_done_) watch_of[w.kill] = &w;
+
+  std::vector<double> inbound_ms, calls_first_ms, calls_last_ms;
+  std::map<std::string, int> inbound_unmeasured, calls_unmeasured;
+  std::vector<std::string> lines;
+  for (std::size_t k = 0; k < kills_.size(); ++k) {
+    const auto& kill = kills_[k];
+    std::string line = "    " + fixed(kill.at_s, 1) + " s  adapter " + std::to_string(kill.target) +
+                       (kill.restarted_s >= 0 ? " (restarted at " + fixed(kill.restarted_s, 1) + " s)" : "") +
+                       "; inbound:";
+    if (!kill.metrics_read) {
+      ++inbound_unmeasured["its /metrics did not answer before the kill"];
+      line += " unknown";
+    } else if (kill.partitions.empty()) {
+      ++inbound_unmeasured["it read no inbound partition"];
+      line += " no partition";
+    } else if (!applied) {
+      ++inbound_unmeasured["the events were unreadable"];
+      line += " unreadable";
+    } else {
+      const auto r = inbound_recovery(kill.at_us, kill.restarted_us, kill.partitions, applied_us);
+      if (r.recovery_ms) inbound_ms.push_back(*r.recovery_ms);
+      else ++inbound_unmeasured["a partition it read applied nothing after the kill"];
+      for (const auto& p : r.partitions)
+        line += " p" + std::to_string(p.partition) + " " +
+                (p.recovery_ms ? ms_text(*p.recovery_ms) + (p.after_restart ? " (after its restart)" : "")
+                               : std::string("nothing after"));
+    }
+    line += "; calls:";
+    if (!kill.leased) {
+      ++calls_unmeasured["transfer_work unreadable before the kill"];
+      line += " unknown";
+    } else if (kill.leased->empty()) {
+      ++calls_unmeasured["it had no call claimed"];
+      line += " none claimed";
+    } else {
+      const auto found = watch_of.find(k);
+      const auto r = found == watch_of.end() ? CallsRecovery{} : calls_recovery(kill.at_us / 1000, found->second->verdicts);
+      if (r.first_ms) {
+        calls_first_ms.push_back(*r.first_ms);
+        if (r.last_ms) calls_last_ms.push_back(*r.last_ms);
+      } else if (r.made_again == 0 && r.pending > 0) {
+        ++calls_unmeasured["none of its calls was claimed again while watched (" +
+                           std::to_string(kCallWatchMaxMs / 1000) + " s)"];
+      } else {
+        ++calls_unmeasured["every call it had claimed was answered or let go before the kill"];
+      }
+      line += " " + std::to_string(kill.leased->size()) + " claimed, " + std::to_string(r.made_again) + " made again";
+      if (r.first_ms) line += " (first " + ms_text(*r.first_ms);
+      if (r.last_ms) line += ", last " + ms_text(*r.last_ms);
+      if (r.first_ms) line += ", " + std::to_string(r.exact) + " timed by their lease)";
+      if (r.released_before_kill > 0) line += ", " + std::to_string(r.released_before_kill) + " done before the kill";
+      if (r.pending > 0) line += ", " + std::to_string(r.pending) + " never claimed again while watched";
+    }
+    lines.push_back(line);
+  }
+
+  say("");
+  say("continuity (figures only: no invariant depends on them)");
+  say("  recovery after a kill: from the SIGKILL (this machine's clock) to the work done again, as the database "
+      "recorded it");
+  say("    inbound: every partition the killed adapter read (its /metrics just before the kill) has applied a message "
+      "after the kill (events.recorded_at), by the other adapter or the killed one restarted; the kill's figure is "
+      "its slowest partition, and includes the wait for that partition's next message (at --rate " +
+      fixed(o_.plan.rate_per_s, 0) + ", about " + ms_text(1000.0 * kInboundPartitions / o_.plan.rate_per_s) +
+      " apart on each of " + std::to_string(kInboundPartitions) + " partitions)");
+  say("    clearing calls: the first of the calls leased to the killed adapter just before the kill claimed again "
+      "(and made at once) by a live dispatcher: exact from the new lease, else bounded above by the transfer's next "
+      "event or the 50 ms sample; 'all' waits for its last call");
+  const auto inbound = summarize(inbound_ms);
+  const auto first = summarize(calls_first_ms);
+  const auto all = summarize(calls_last_ms);
+  const auto of_kills = " of " + std::to_string(kills_.size()) + " kills";
+  say("  inbound partitions: measured " + std::to_string(inbound.count) + of_kills +
+      (inbound.count > 0 ? ": " + summary_text(inbound) : std::string()) + "; not measured: " +
+      reasons_text(inbound_unmeasured));
+  say("  clearing calls, first made again: measured " + std::to_string(first.count) + of_kills +
+      (first.count > 0 ? ": " + summary_text(first) : std::string()) + "; not measured: " +
+      reasons_text(calls_unmeasured));
+  if (first.count > 0)
+    say("  clearing calls, all made again: measured " + std::to_string(all.count) + of_kills +
+        (all.count > 0 ? ": " + summary_text(all) : std::string()));
+  say("  relay (outbound) partitions: not measured");
+  if (!kills_.empty() && kills_.size() <= static_cast<std::size_t>(kKillLinesMax)) {
+    say("  each kill (run seconds):");
+    for (const auto& line : lines) say(line);
+  }
+
+  // The windows, and what the schedule did in or just before them.
+  std::vector<Window> actions = actions_;
+  for (const auto& kill : kills_)
+    actions.push_back({kill.at_s, kill.restarted_s >= 0 ? kill.restarted_s : kill.at_s,
+                       "SIGKILL adapter " + std::to_string(kill.target)});
+  std::sort(actions.begin(), actions.end(), [](const Window& a, const Window& b) { return a.from_s < b.from_s; });
+  // resolved_label: what the window's `resolved` is (the rise that ended a window of nothing
+  // resolved; all that was resolved in one of almost nothing).
+  const auto describe_window = [&](const QuietWindow& w, const std::string& resolved_label) {
+    std::string text = fixed(w.length_s(), 1) + " s (" + fixed(w.from_s, 1) + "-" + fixed(w.to_s, 1) + " s" +
+                       (w.open_at_end ? ", still so at the last sample" : "") + "), " + resolved_label + " " +
+                       std::to_string(w.resolved) + ", open " + std::to_string(w.open_from) + " at its start and " +
+                       std::to_string(w.open_to) + " at its end; the schedule in it or in the " +
+                       fixed(kRecoverySlackS, 0) + " s before:";
+    const auto near = overlapping(actions, w.from_s - kRecoverySlackS, w.to_s);
+    for (const auto& a : near)
+      text += " " + a.why + " " + fixed(a.from_s, 1) + "-" + fixed(a.to_s, 1) + " s" +
+              (a.to_s < w.from_s ? " (before it)" : "") + ";";
+    if (near.empty()) text += " nothing";
+    return text;
+  };
+  const auto& samples = resolution_samples_;
+  say("  windows: the core's resolved (succeeded + rejected) and open transfers, read every " +
+      std::to_string(kResolutionSamplePeriod.count()) + " ms (" + std::to_string(samples.size()) +
+      " samples; a window runs from a sample to a sample, within one period of the truth)");
+  const auto quiet = longest_unresolved(samples);
+  say("  longest window with work open and nothing resolved: " +
+      (quiet.found ? describe_window(quiet, "resolved at the sample that ended it") : std::string("none (no sample with work open)")));
+  const double mean_rate = mean_resolution_rate(samples);
+  const auto slow = longest_below_rate(samples, kAlmostNothingShare * mean_rate);
+  say("  longest window with almost nothing resolved (fewer than " + fixed(kAlmostNothingShare * 100, 0) +
+      "% of the run's mean " + fixed(mean_rate, 1) + "/s, i.e. " + fixed(kAlmostNothingShare * mean_rate, 2) +
+      "/s): " + (slow.found ? describe_window(slow, "resolved in it") : std::string("none")));
+}
+
 // Moves whenever anything of the flow moves; the same value for kGiveUpNoProgressS while
 // draining means nothing will.
 std::string Run::progress_signature() {
@@ -620,7 +948,7 @@ int Run::main() {
                     {"investigation_inquiry_interval_ms", 1000}, {"deadline_ms", 120000}};
     cfg["clearing"]["request_timeout_ms"] = 1000;
     cfg["clearing"]["connect_timeout_ms"] = 500;
-    cfg["dispatcher"]["lease_ms"] = 4000;
+    cfg["dispatcher"]["lease_ms"] = kLeaseMs;
     cfg["kafka"]["session_timeout_ms"] = kSessionTimeoutMs;  // a killed member leaves the group in seconds
     if (!o_.assignment.empty()) cfg["kafka"]["partition_assignment"] = o_.assignment;
     cfg["log_level"] = "info";
@@ -635,6 +963,7 @@ int Run::main() {
   for (int i = 0; i < plan.adapters; ++i) {
     adapters_.push_back(start_adapter(i));
     restart_at_.emplace_back();
+    last_kill_of_.push_back(-1);
   }
   // The adapters migrate their database; wait until one is ready before the core starts.
   for (int waited = 0;; waited += 200) {
@@ -657,6 +986,7 @@ int Run::main() {
 
   const auto started = Clock::now();
   started_ = started;
+  start_sampler();
   auto last_flow_sample = started - std::chrono::seconds(1);
   std::map<int, double> broker_down_s;  // when each broker now down went down
   std::string signature;
@@ -697,7 +1027,21 @@ int Run::main() {
             if (seen && metric_sum(*seen, "clearing_dispatcher_in_flight") > 0) break;
             std::this_thread::sleep_for(std::chrono::milliseconds(25));
           } while (Clock::now() < aim_until);
+          // What it holds, read just before the kill (recovery.hpp): the inbound partitions
+          // its /metrics names, and the calls leased to its dispatcher.
+          KillRecord kill;
+          kill.target = target;
+          kill.owner = lease_owner_of(adapters_[target]->pid());
+          kill.metrics_read = seen.has_value();
+          if (seen) kill.partitions = assigned_partitions(*seen, kInbound);
+          if (const auto leased = query(adapter_db_, "select transfer_id, attempt, claims from transfer_work "
+                                                     "where lease_owner = '" + kill.owner + "'")) {
+            kill.leased.emplace();
+            for (const auto& row : *leased)
+              kill.leased->push_back({row[0].as<std::string>(), row[1].as<std::int32_t>(), row[2].as<std::int64_t>()});
+          }
           adapters_[target]->signal(SIGKILL);
+          kill.at_us = epoch_us();
           if (seen) {
             figures_.kills_with_calls_in_flight += metric_sum(*seen, "clearing_dispatcher_in_flight") > 0;
             figures_.kills_with_relay_lag += metric_sum(*seen, "clearing_relay_lag_messages") > 0;
@@ -706,6 +1050,15 @@ int Run::main() {
             ++figures_.kills_unobserved;
           }
           const double killed_s = elapsed_s();
+          kill.at_s = killed_s;
+          if (kill.leased && !kill.leased->empty()) {
+            CallWatch watch{kills_.size(), kill.at_us, kill.owner, *kill.leased, {}};
+            watch.verdicts.resize(watch.calls.size());  // all pending
+            std::lock_guard lock(sampler_mutex_);
+            call_watches_new_.push_back(std::move(watch));
+          }
+          last_kill_of_[static_cast<std::size_t>(target)] = static_cast<int>(kills_.size());
+          kills_.push_back(std::move(kill));
           adapters_[target]->wait(10'000);
           restart_at_[target] = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(a.hold_s));
           ++figures_.kills;
@@ -726,6 +1079,7 @@ int Run::main() {
           const double stopped_s = elapsed_s();
           restart_postgres(a.hold_s);
           flow_.excuse(stopped_s, elapsed_s() + kRecoverySlackS, "PostgreSQL restarted");
+          actions_.push_back({stopped_s, elapsed_s(), "PostgreSQL restarted"});
           break;
         }
         case ActionKind::inject: {
@@ -748,6 +1102,7 @@ int Run::main() {
       if (Clock::now() >= it->second) {
         if (kafka_->running()) kafka_->write_line("up " + std::to_string(it->first));
         flow_.excuse(broker_down_s[it->first], elapsed_s() + kRecoverySlackS, "broker " + std::to_string(it->first) + " down");
+        actions_.push_back({broker_down_s[it->first], elapsed_s(), "broker " + std::to_string(it->first) + " down"});
         it = broker_up_at.erase(it);
       } else {
         ++it;
@@ -799,6 +1154,7 @@ int Run::main() {
   hostile.reset();
   sample_flow();
   stop_watermarks();
+  stop_sampler();
   figures_.drain_s = seconds_since(started) - figures_.run_s;
   progress(started);
   if (!figures_.drained)
@@ -1176,6 +1532,7 @@ int Run::finish() {
   char times[128];
   std::snprintf(times, sizeof times, "  time: %.1f s under faults, %.1f s to drain", figures_.run_s, figures_.drain_s);
   say(times);
+  report_continuity();
   say("");
   say("invariants");
   std::fputs(demo::render(checks).c_str(), stdout);
