@@ -92,6 +92,7 @@ struct StreamConsumer::Impl {
   std::vector<PartitionKey> assigned;
   std::map<PartitionKey, std::int64_t> seq_at_last_check;
   Clock::time_point next_tail_check{};
+  std::set<PartitionKey> undelivered;  // behind and still while Kafka has their messages
 
   // Database assignment (PartitionAssignment::database): the locks this instance holds, and
   // whether Kafka's assignment must be made again to match them.
@@ -148,6 +149,7 @@ struct StreamConsumer::Impl {
     self->holds.clear();
     self->assigned.clear();
     self->seq_at_last_check.clear();
+    self->undelivered.clear();
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       auto positioned = self->pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
         for (int i = 0; i < partitions->cnt; ++i) {
@@ -500,25 +502,28 @@ struct StreamConsumer::Impl {
     const auto now = Clock::now();
     for (auto& [key, h] : holds) {
       if (!h.paused || h.retry_at > now || consumer == nullptr) continue;
-      auto stored = pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
-      if (!stored) {
-        h.retry_at = now + backoff(++h.shown.failures);
-        continue;
-      }
-      auto* list = rd_kafka_topic_partition_list_new(1);
-      rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset =
-          *stored && (**stored).kafka_offset >= 0 ? (**stored).kafka_offset + 1 : RD_KAFKA_OFFSET_BEGINNING;
-      rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer, list, kSeekTimeoutMs);
-      const bool sought = error == nullptr && list->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
-      if (error) rd_kafka_error_destroy(error);
-      rd_kafka_topic_partition_list_destroy(list);
-      if (!sought) {
+      if (!seek_to_stored(key)) {
         h.retry_at = now + backoff(++h.shown.failures);
         continue;
       }
       h.paused = false;
       set_paused(key, false);
     }
+  }
+
+  // The partition's fetch starts again at the offset after its last stored one (Kafka drops
+  // what it had fetched beyond). False when the offset could not be read or the seek failed.
+  bool seek_to_stored(const PartitionKey& key) {
+    auto stored = pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
+    if (!stored) return false;
+    auto* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset =
+        *stored && (**stored).kafka_offset >= 0 ? (**stored).kafka_offset + 1 : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer, list, kSeekTimeoutMs);
+    const bool sought = error == nullptr && list->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (error) rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(list);
+    return sought;
   }
 
   void publish_holds() {
@@ -728,17 +733,22 @@ struct StreamConsumer::Impl {
     return known && (position >= high || (position < 0 && low == high));
   }
 
-  // Every tail_check_interval: each assigned, flowing partition's applied seq against the
-  // producer's head. Behind, not moved since the last check, and nothing more on Kafka: its
-  // messages are not on their way (a lost last message), so the tail is fetched from the
-  // catch-up API.
+  // Every tail_check_interval: each assigned partition's applied seq against the producer's
+  // head (a partition paused by a hold is left to the hold's own retries). A partition
+  // behind and not moved since the last check is fetched up to the head from the catch-up
+  // API, whatever stops it:
+  //  - nothing more on Kafka: its last messages were lost (nothing later will reveal them);
+  //  - Kafka has them and does not deliver them (its leader down, or a fetch that did not
+  //    start again after a seek or a broker's return; the chaos run once saw a partition
+  //    never fetched again): its fetch is also restarted from the stored offset, and the
+  //    catch-up API feeds it meanwhile. A stall then lasts at most two intervals, never for good.
   void check_tails() {
     if (options.tail_check_interval.count() <= 0 || !fetcher || assigned.empty()) return;
     const auto now = Clock::now();
     if (now < next_tail_check) return;
     next_tail_check = now + options.tail_check_interval;
     for (const auto& key : assigned) {
-      if (holds.contains(key)) continue;  // the hold's own retries repair it
+      if (const auto held = holds.find(key); held != holds.end() && held->second.paused) continue;
       const auto what = "tail check of " + describe(key.first, key.second);
       auto stored = pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
       if (!stored) {
@@ -768,8 +778,29 @@ struct StreamConsumer::Impl {
         shown.checked_at = checked_at;
       }
       seq_at_last_check[key] = applied;
-      if (page->head > applied && still && kafka_caught_up(key)) repair_tail(key, page->head);
+      const bool stopped = page->head > applied && still;
+      note_undelivered(key, stopped && !kafka_caught_up(key), applied, page->head);
+      if (stopped) repair_tail(key, page->head);
     }
+  }
+
+  // A partition whose messages Kafka has and does not deliver: logged once when it starts
+  // and once when it ends, its fetch restarted at each check while it lasts.
+  void note_undelivered(const PartitionKey& key, bool now_undelivered, std::int64_t applied, std::int64_t head) {
+    if (!now_undelivered) {
+      if (undelivered.erase(key) > 0)
+        log->info("inbound partition delivered by Kafka again stream={} partition={}", key.first, key.second);
+      return;
+    }
+    const bool restarted = seek_to_stored(key);
+    {
+      std::lock_guard lock(stats_mutex);
+      ++stats.fetch_restarts;
+    }
+    if (!undelivered.insert(key).second) return;
+    log->warn("inbound partition not delivered by Kafka stream={} partition={} applied_seq={} producer_head={}"
+              " fetch_restarted={}: fed from the catch-up API meanwhile",
+              key.first, key.second, applied, head, restarted);
   }
 
   // --- database assignment ---------------------------------------------------------------
@@ -812,6 +843,7 @@ struct StreamConsumer::Impl {
     const std::set<PartitionKey> owned_set(owned.begin(), owned.end());
     holds.clear();
     std::erase_if(seq_at_last_check, [&](const auto& entry) { return !owned_set.contains(entry.first); });
+    std::erase_if(undelivered, [&](const PartitionKey& key) { return !owned_set.contains(key); });
     assigned = owned;
     std::lock_guard lock(stats_mutex);
     stats.joined = true;

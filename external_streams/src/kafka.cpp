@@ -176,4 +176,11 @@ tl::expected<void, std::string> EmbeddedKafka::set_broker_up(int broker_id) {
   return {};
 }
 
+tl::expected<void, std::string> EmbeddedKafka::set_partition_leader(const std::string& topic, int partition,
+                                                                   int broker_id) {
+  const auto err = rd_kafka_mock_partition_set_leader(impl_->cluster, topic.c_str(), partition, broker_id);
+  if (err) return tl::unexpected(std::string("partition leader: ") + rd_kafka_err2str(err));
+  return {};
+}
+
 }  // namespace clearing::external_streams

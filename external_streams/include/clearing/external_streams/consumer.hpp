@@ -163,6 +163,9 @@ struct ConsumerStats {
   std::int64_t isolations = 0;  // batches the database refused, tried again partition by partition
   std::map<PartitionKey, HeldPartition> held;  // partitions that do not flow now
   std::int64_t tail_repaired = 0;  // messages fetched because the tail check found them missing
+  // Tail checks that found a partition behind and still while Kafka had its messages: its
+  // fetch was restarted and the catch-up API fed it.
+  std::int64_t fetch_restarts = 0;
   std::map<PartitionKey, PartitionProgress> progress;  // assigned partitions, by the last tail check
   bool stalled = false;  // some partition is held
   std::string last_error;  // the class of the last error that refused a whole batch (never its text)

@@ -43,6 +43,8 @@ class EmbeddedKafka {
   // Broker ids start at 1.
   tl::expected<void, std::string> set_broker_down(int broker_id);
   tl::expected<void, std::string> set_broker_up(int broker_id);
+  // The broker that leads a partition from now on (clients learn it at their next metadata refresh).
+  tl::expected<void, std::string> set_partition_leader(const std::string& topic, int partition, int broker_id);
   int brokers() const { return brokers_; }
 
   struct Impl;
