@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -98,6 +99,8 @@ struct Relay::Impl {
     log->error("kafka producer fatal error={} reason={}: recreating it", rd_kafka_err2name(fatal), reason);
     rd_kafka_destroy(producer);
     producer = nullptr;
+    // No report can come any more: what was in flight is read and produced again.
+    in_flight.clear();
     return open_producer();
   }
 
@@ -118,17 +121,74 @@ struct Relay::Impl {
     return {};
   }
 
-  // One partition's share of a round.
-  struct Batch {
+  // A partition's messages handed to the producer and not all reported yet. While a
+  // partition has messages in flight it is not read again: its mark moves when every report
+  // has come, across the contiguous delivered prefix only. Partitions are independent: one
+  // whose leader is down waits alone (up to the producer's message timeout, then its failed
+  // messages are republished), while the relay's other partitions go on round after round.
+  struct InFlight {
     PartitionMark mark;
-    std::vector<ExternalMessage> events;
-    std::size_t first = 0;     // index of its first message in the round's pending records
-    std::size_t produced = 0;  // how many of them were handed to the producer
+    std::vector<Pending> pending;  // seqs mark.published + 1 .., addresses stable (reports point here)
+    std::size_t produced = 0;      // how many of them were handed to the producer
+    Clock::time_point since;
   };
+  std::map<PartitionKey, InFlight> in_flight;
 
-  // A round: one statement reads every partition's mark and unpublished messages; they
-  // are produced, one flush waits for every delivery report, and one statement moves the
-  // marks, each across its partition's contiguous delivered prefix only.
+  static bool reported(const InFlight& f) {
+    for (std::size_t i = 0; i < f.produced; ++i)
+      if (f.pending[i].state == 0) return false;
+    return true;
+  }
+
+  // Serves delivery reports until every partition produced this round has all of its own,
+  // or, once one has, kStragglerWait more (a partition whose broker is down does not hold
+  // the others' marks), or kFirstReportWait if none has (a producer still connecting).
+  static constexpr std::chrono::milliseconds kStragglerWait{1000};
+  static constexpr std::chrono::milliseconds kFirstReportWait{2'000};
+
+  void await_reports(const std::vector<PartitionKey>& produced_now) {
+    const auto started = Clock::now();
+    std::optional<Clock::time_point> first_done;
+    for (;;) {
+      rd_kafka_poll(producer, 2);
+      std::size_t done = 0;
+      for (const auto& key : produced_now) done += reported(in_flight.at(key)) ? 1 : 0;
+      const auto now = Clock::now();
+      if (done == produced_now.size()) return;
+      if (done > 0 && !first_done) first_done = now;
+      if (first_done ? now - *first_done >= kStragglerWait : now - started >= kFirstReportWait) return;
+    }
+  }
+
+  // A partition in flight longer than flush_timeout (the producer's own message timeout
+  // should have reported it failed long before): everything queued is purged, so that
+  // every message reports, and republished later.
+  tl::expected<void, std::string> purge_if_overdue() {
+    const auto now = Clock::now();
+    bool overdue = false;
+    for (const auto& [key, f] : in_flight) overdue = overdue || (!reported(f) && now - f.since > options.flush_timeout);
+    if (!overdue) return {};
+    rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(producer, 5'000);
+    bool missing = false;
+    for (auto it = in_flight.begin(); it != in_flight.end();) {
+      if (reported(it->second)) {
+        ++it;
+        continue;
+      }
+      // A report may still arrive: keep the records alive for it rather than risk it
+      // writing into freed memory. Bounded: it takes a broken librdkafka to get here.
+      graveyard.push_back(std::move(it->second.pending));
+      it = in_flight.erase(it);
+      missing = true;
+    }
+    if (missing) return tl::unexpected(std::string("delivery reports missing after purge"));
+    return {};
+  }
+
+  // A round: refreshes ownership, reads every owned partition with nothing in flight (one
+  // statement), produces what it read, serves delivery reports (await_reports), and moves
+  // the marks of the partitions whose reports are all in (one statement).
   // Returns the number of messages the marks moved over.
   tl::expected<int, std::string> run_once() {
     auto changed = ownership.refresh_if_due();
@@ -141,107 +201,88 @@ struct Relay::Impl {
         stats.partitions_taken += changed->taken;
         stats.partitions_given += changed->given;
       }
-      if (!changed || owned.empty()) {  // a round without a read
-        ++stats.rounds;
-        stats.lag = 0;
-        stats.last_error = changed ? std::string() : changed.error();
-      }
     }
-    if (!changed) return tl::unexpected(changed.error());
-    if (owned.empty()) return 0;
-    // The read and the marks are one statement each: no transaction block around them
-    // (ConnectionPool::autocommit), one round trip each.
-    auto read = pool.autocommit([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Batch>> {
-      auto unpublished =
-          read_unpublished(tx, std::min<std::int64_t>(static_cast<std::int64_t>(options.batch_max), kCatchUpLimitMax),
-                           std::span<const PartitionKey>(owned));
-      if (!unpublished) return tl::unexpected(unpublished.error());
-      std::vector<Batch> batches;
-      for (auto& partition : *unpublished)
-        batches.push_back(Batch{std::move(partition.mark), std::move(partition.events)});
-      return batches;
-    });
-    // The error's class only: a PostgreSQL error's DETAIL and CONTEXT quote rows' values.
-    if (!read) return tl::unexpected("reading unpublished messages: " + std::string(eventstore::to_string(read.error().code)));
-    auto& batches = *read;
+    std::vector<PartitionKey> readable;
+    if (changed)
+      for (const auto& key : owned)
+        if (!in_flight.contains(key)) readable.push_back(key);
 
-    std::size_t total = 0;
-    for (auto& b : batches) {
-      b.first = total;
-      total += b.events.size();
-    }
-    std::vector<Pending> pending(total);
     std::string produce_error;
-    for (auto& b : batches) {
-      for (std::size_t i = 0; i < b.events.size() && produce_error.empty(); ++i) {
-        auto& p = pending[b.first + i];
-        p.seq = b.events[i].seq;
-        CLEARING_ASSERT(p.seq == b.mark.published + 1 + static_cast<std::int64_t>(i));
-        auto ok = produce(b.events[i], p);
-        if (!ok) {
-          produce_error = ok.error();  // queue full or similar: publish the rest next round
-          break;
+    std::vector<PartitionKey> produced_now;
+    if (!readable.empty()) {
+      // The read is one statement: no transaction block around it (ConnectionPool::autocommit).
+      auto read = pool.autocommit([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Unpublished>> {
+        return read_unpublished(tx, std::min<std::int64_t>(static_cast<std::int64_t>(options.batch_max), kCatchUpLimitMax),
+                                std::span<const PartitionKey>(readable));
+      });
+      // The error's class only: a PostgreSQL error's DETAIL and CONTEXT quote rows' values.
+      if (!read) return tl::unexpected("reading unpublished messages: " + std::string(eventstore::to_string(read.error().code)));
+      for (auto& partition : *read) {
+        if (partition.events.empty() || !produce_error.empty()) continue;
+        const PartitionKey key{partition.mark.stream, partition.mark.partition};
+        auto& f = in_flight[key];
+        f.mark = partition.mark;
+        f.pending = std::vector<Pending>(partition.events.size());
+        f.since = Clock::now();
+        for (std::size_t i = 0; i < partition.events.size(); ++i) {
+          auto& p = f.pending[i];
+          p.seq = partition.events[i].seq;
+          CLEARING_ASSERT(p.seq == f.mark.published + 1 + static_cast<std::int64_t>(i));
+          auto ok = produce(partition.events[i], p);
+          if (!ok) {
+            produce_error = ok.error();  // queue full or similar: publish the rest next round
+            break;
+          }
+          ++f.produced;
         }
-        ++b.produced;
+        produced_now.push_back(key);
       }
     }
-    if (total > 0 &&
-        rd_kafka_flush(producer, static_cast<int>(options.flush_timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      // Reports still owed point into `pending`: purge what is left so every message
-      // reports (as failed) before `pending` goes away; they are republished next round.
-      rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-      rd_kafka_flush(producer, 5'000);
-    }
-    for (const auto& b : batches)
-      for (std::size_t i = 0; i < b.produced; ++i)
-        if (pending[b.first + i].state == 0) {
-          // A report may still arrive: keep the records alive for it rather than risk it
-          // writing into freed memory. Bounded: it takes a broken librdkafka to get here.
-          graveyard.push_back(std::move(pending));
-          return tl::unexpected(std::string("delivery reports missing after purge"));
-        }
+    if (!produced_now.empty() || !in_flight.empty()) await_reports(produced_now);
+    auto purged = purge_if_overdue();
+    if (!purged) return tl::unexpected(purged.error());
 
-    // Everything produced has a report now: each mark moves across its contiguous
-    // delivered prefix only.
-    std::vector<std::int64_t> delivered_to(batches.size());
+    // The partitions whose reports are all in: each mark moves across its contiguous
+    // delivered prefix only; what failed is read and produced again next round.
+    std::vector<PartitionMark> moves;
     int acknowledged = 0, failed = 0, moved = 0;
-    std::int64_t produced = 0;
-    for (std::size_t k = 0; k < batches.size(); ++k) {
-      const auto& b = batches[k];
-      delivered_to[k] = b.mark.published;
-      produced += static_cast<std::int64_t>(b.produced);
-      for (std::size_t i = 0; i < b.produced; ++i) {
-        const auto& p = pending[b.first + i];
+    std::int64_t produced = 0, lag = 0;
+    for (auto it = in_flight.begin(); it != in_flight.end();) {
+      auto& f = it->second;
+      if (!reported(f)) {
+        lag += f.mark.head - f.mark.published;
+        ++it;
+        continue;
+      }
+      std::int64_t delivered_to = f.mark.published;
+      produced += static_cast<std::int64_t>(f.produced);
+      for (std::size_t i = 0; i < f.produced; ++i) {
+        const auto& p = f.pending[i];
         if (p.state == 1) {
           ++acknowledged;
-          if (delivered_to[k] == p.seq - 1) delivered_to[k] = p.seq;
+          if (delivered_to == p.seq - 1) delivered_to = p.seq;
         } else {
           ++failed;
           if (produce_error.empty())
-            produce_error = b.mark.stream + "/" + std::to_string(b.mark.partition) + ": " +
-                            (p.state == 2 ? std::string(rd_kafka_err2str(p.error))
-                                          : std::string("no delivery report within the flush timeout"));
+            produce_error = f.mark.stream + "/" + std::to_string(f.mark.partition) + ": " + rd_kafka_err2str(p.error);
         }
       }
-      moved += static_cast<int>(delivered_to[k] - b.mark.published);
+      if (delivered_to != f.mark.published) moves.push_back({f.mark.stream, f.mark.partition, f.mark.head, delivered_to});
+      moved += static_cast<int>(delivered_to - f.mark.published);
+      lag += f.mark.head - delivered_to;
+      it = in_flight.erase(it);
     }
     std::string mark_error;
-    if (moved > 0) {
-      std::vector<PartitionMark> moves;
-      for (std::size_t k = 0; k < batches.size(); ++k)
-        if (delivered_to[k] != batches[k].mark.published)
-          moves.push_back({batches[k].mark.stream, batches[k].mark.partition, batches[k].mark.head, delivered_to[k]});
+    if (!moves.empty()) {
       auto marked = pool.autocommit(
           [&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> { return mark_published(tx, moves); });
       if (!marked) {
         // Republished next round; consumers skip seqs they have.
         mark_error = "marking published: " + std::string(eventstore::to_string(marked.error().code));
+        lag += moved;  // the marks stay where they were
         moved = 0;
       }
     }
-    std::int64_t lag = 0;
-    for (std::size_t k = 0; k < batches.size(); ++k)
-      lag += batches[k].mark.head - (mark_error.empty() ? delivered_to[k] : batches[k].mark.published);
     {
       std::lock_guard lock(stats_mutex);
       ++stats.rounds;
@@ -249,8 +290,10 @@ struct Relay::Impl {
       stats.acknowledged += acknowledged;
       stats.failed += failed;
       stats.lag = lag;
-      stats.last_error = !mark_error.empty() ? mark_error : produce_error;
+      stats.in_flight_partitions = static_cast<std::int64_t>(in_flight.size());
+      stats.last_error = !changed ? changed.error() : !mark_error.empty() ? mark_error : produce_error;
     }
+    if (!changed) return tl::unexpected(changed.error());
     if (!mark_error.empty()) return tl::unexpected(mark_error);
     if (!produce_error.empty()) {
       auto recovered = recover_if_fatal();

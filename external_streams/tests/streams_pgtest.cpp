@@ -1313,3 +1313,55 @@ TEST_CASE("a partition Kafka does not deliver (its leader down) is fed from the 
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
   CHECK(f.count("select count(*) from parked") == "0");
 }
+
+TEST_CASE("a partition whose leader is down waits alone: the relay publishes the other partitions round after round, and that one when its leader is back") {
+  Fixture f(3);
+  REQUIRE(f.kafka->set_partition_leader(kPayments.name, 0, 2));
+  for (int partition = 1; partition < kPayments.partitions; ++partition)
+    REQUIRE(f.kafka->set_partition_leader(kPayments.name, partition, 1));
+  for (int partition = 0; partition < kSettlements.partitions; ++partition)
+    REQUIRE(f.kafka->set_partition_leader(kSettlements.name, partition, 1));
+  // Partition 0's messages wait for their broker as long as the test runs: a relay whose
+  // round waited for every report would publish nothing more.
+  RelayOptions options;
+  options.kafka = f.client("leader-down-relay");
+  options.kafka.message_timeout_ms = 600'000;
+  options.flush_timeout = std::chrono::minutes(10);
+  auto made = Relay::create(*f.pool, options);
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto& relay = *made;
+  const auto unpublished = [&](const std::string& where) {
+    return f.count("select coalesce(sum(head - published), 0) from external_stream_heads where stream like 'adapter.%' and " + where);
+  };
+  const auto relay_until = [&](auto done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!done()) {
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      (void)relay->run_once();
+    }
+  };
+  for (int i = 0; i < 8; ++i) f.transfer("w" + std::to_string(i), true, "c");
+  f.derive_all();
+  relay_until([&] { return unpublished("true") == "0"; });  // every partition's producer is connected
+
+  REQUIRE(f.kafka->set_broker_down(2));
+  for (int i = 8; i < 40; ++i) f.transfer("w" + std::to_string(i), true, "c");
+  f.derive_all();
+  REQUIRE(unpublished("stream = '" + kPayments.name + "' and partition = 0") != "0");
+  // The others are published while partition 0's first messages wait for their broker, and
+  // so is what is appended to them later, round after round.
+  relay_until([&] { return unpublished("not (stream = '" + kPayments.name + "' and partition = 0)") == "0"; });
+  for (int i = 40; i < 60; ++i) f.transfer("w" + std::to_string(i), true, "c");
+  f.derive_all();
+  relay_until([&] { return unpublished("not (stream = '" + kPayments.name + "' and partition = 0)") == "0"; });
+  CHECK(unpublished("stream = '" + kPayments.name + "' and partition = 0") != "0");
+  CHECK(relay->stats().in_flight_partitions == 1);
+
+  REQUIRE(f.kafka->set_broker_up(2));
+  relay_until([&] { return unpublished("true") == "0"; });
+  CHECK(relay->stats().in_flight_partitions == 0);
+  // Every message of every partition reached Kafka, in order, once in normal operation.
+  auto consumer = consumer_for(f, kPayments.name, "leader-down-group", recording_applier());
+  consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "60"; });
+  check_in_order_once(f, kPayments);
+}

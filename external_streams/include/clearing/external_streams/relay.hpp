@@ -80,6 +80,7 @@ struct RelayStats {
   std::int64_t lag = 0;          // messages written but not yet acknowledged, of its partitions
   std::string last_error;
   std::int64_t partitions_owned = 0;  // partitions this instance publishes now
+  std::int64_t in_flight_partitions = 0;  // partitions with messages awaiting delivery reports
   std::int64_t relays_seen = 0;       // live instances on the database, itself included (0: no session)
   std::int64_t partitions_taken = 0;  // since start: partitions it took (free ones)
   std::int64_t partitions_given = 0;  // since start: partitions it let go to balance or at stop
