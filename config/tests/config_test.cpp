@@ -432,11 +432,11 @@ TEST_CASE("the API's connection limits and idle deadline: defaults, ranges, the 
             .message == "must be an integer, got string \"5s\"");
 }
 
-TEST_CASE("kafka.partition_assignment: group by default, database on request, nothing else") {
+TEST_CASE("kafka.partition_assignment: database by default, group on request, nothing else") {
   const auto shipped = load_edited([](Json&) {});
   REQUIRE(shipped.has_value());
-  CHECK(shipped->kafka.partition_assignment == PartitionAssignment::group);
-  CHECK(redacted_summary(*shipped).find("kafka.partition_assignment=group") != std::string::npos);
+  CHECK(shipped->kafka.partition_assignment == PartitionAssignment::database);
+  CHECK(redacted_summary(*shipped).find("kafka.partition_assignment=database") != std::string::npos);
   const auto database = load_edited([](Json& j) { j["kafka"]["partition_assignment"] = "database"; });
   REQUIRE(database.has_value());
   CHECK(database->kafka.partition_assignment == PartitionAssignment::database);

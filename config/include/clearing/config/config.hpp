@@ -307,9 +307,9 @@ struct KafkaConfig {
   // means less latency per hop and more Kafka requests and consumer transactions per
   // message (README, "Deliberate choices on the hot path").
   int relay_round_interval_min_ms = kRelayRoundIntervalMsDefault;
-  // `group` by default until an intermittent stall of the database assignment is found: one
-  // inbound partition stopped for good after two quick kills in 1 of 4 chaos_short runs.
-  PartitionAssignment partition_assignment = PartitionAssignment::group;
+  // `database` by default: a killed adapter's inbound partitions move in a fraction of a
+  // second (docs/streams.md, "One reader per inbound partition"); `group` keeps Kafka's group.
+  PartitionAssignment partition_assignment = PartitionAssignment::database;
   bool embedded() const { return brokers == kEmbeddedBrokers; }
   friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };
