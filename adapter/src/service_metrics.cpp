@@ -300,6 +300,12 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics, const Serv
                                out.push_back({{"parked_" + reason}, static_cast<double>(n)});
                              return out;
                            });
+  // Tail checks that found a partition behind and still while Kafka had its messages (its
+  // leader down, a fetch that did not start again): its fetch was restarted and the catch-up
+  // API fed it (docs/streams.md, "Delivery semantics"). InboundPartitionBehind alerts on the lag.
+  stats_counter(metrics, parts.consumer, "clearing_inbound_fetch_restarts_total",
+                "Inbound partitions found behind and still while Kafka had their messages, since start",
+                &external_streams::ConsumerStats::fetch_restarts);
   // A held partition is never silent: how many, and since when each (docs/streams.md,
   // "Bad input and partitions"). Alert on clearing_inbound_partition_held_seconds.
   metrics.gauge_callback("clearing_inbound_partitions_held", "Inbound partitions held (not flowing) now", {}, [parts] {

@@ -469,10 +469,10 @@ TEST_CASE("dispatcher.lease_by_session: on by default, may be turned off, must b
   CHECK_FALSE(load_edited([](Json& j) { j["dispatcher"]["lease_by_session"] = "yes"; }).has_value());
 }
 
-TEST_CASE("streams.tail_check_interval_ms: 5000 by default, 0 turns it off, at most 600000") {
+TEST_CASE("streams.tail_check_interval_ms: 2000 by default, 0 turns it off, at most 600000") {
   const auto shipped = load_edited([](Json&) {});
   REQUIRE(shipped.has_value());
-  CHECK(shipped->streams.tail_check_interval_ms == 5000);
+  CHECK(shipped->streams.tail_check_interval_ms == 2000);
   const auto off = load_edited([](Json& j) { j["streams"]["tail_check_interval_ms"] = 0; });
   REQUIRE(off.has_value());
   CHECK(off->streams.tail_check_interval_ms == 0);

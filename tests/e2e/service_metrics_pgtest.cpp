@@ -241,13 +241,15 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
         "clearing_dispatcher_record_failures_total", "clearing_dispatcher_claim_failures_total",
         "clearing_incoming_feed_failures_total", "clearing_incoming_feed_requests_total",
         "clearing_inbound_messages_total", "clearing_client_refused_total", "clearing_alarm_events_total",
-        "clearing_incoming_payments_parked_total", "clearing_derivation_lookups_total", "clearing_answers_total"})
+        "clearing_incoming_payments_parked_total", "clearing_derivation_lookups_total", "clearing_answers_total",
+        "clearing_inbound_fetch_restarts_total"})
     CHECK_MESSAGE(type_of(text, counter) == "counter", counter);
   for (const auto* gauge : {"clearing_calls_overdue", "clearing_transfers", "clearing_parked_messages",
                             "clearing_subscription_state", "clearing_relay_lag_messages",
                             "clearing_inbound_partitions_held", "clearing_inbound_partition_assigned"})
     CHECK_MESSAGE(type_of(text, gauge) == "gauge", gauge);
   CHECK(sample(text, "clearing_dispatcher_calls_abandoned_total") == 0.0);
+  CHECK(sample(text, "clearing_inbound_fetch_restarts_total") == 0.0);  // every partition was delivered
 
   // /readyz: the dispatcher's claims fail (the database), the feed is unreachable.
   const auto detail = service.status().detail;

@@ -40,7 +40,7 @@ namespace {
 
 // How often core-sim compares its progress on the adapter's stream with the adapter's head
 // and fetches a missing tail: the adapter's default for the same check.
-constexpr std::chrono::milliseconds kTailCheckInterval{5'000};
+constexpr std::chrono::milliseconds kTailCheckInterval{2'000};
 
 using eventstore::StoreError;
 using eventstore::StoreErrc;

@@ -229,7 +229,7 @@ struct OutboundStreamConfig {
   friend bool operator==(const OutboundStreamConfig&, const OutboundStreamConfig&) = default;
 };
 
-inline constexpr int kTailCheckIntervalMsDefault = 5'000;
+inline constexpr int kTailCheckIntervalMsDefault = 2'000;
 inline constexpr int kTailCheckIntervalMsMax = 600'000;
 
 struct StreamsConfig {
