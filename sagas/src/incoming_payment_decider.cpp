@@ -96,18 +96,6 @@ std::string incoming_payment_id(std::string_view clearing_reference) {
   return base::derived_uuid(kIncomingPaymentNamespace, clearing_reference);
 }
 
-std::string_view incoming_status_name(IncomingPaymentStatus status) noexcept {
-  switch (status) {
-    case IncomingPaymentStatus::empty:
-      return "empty";
-    case IncomingPaymentStatus::recorded:
-      return "recorded";
-    case IncomingPaymentStatus::parked:
-      return "parked";
-  }
-  return "unknown";
-}
-
 IncomingPaymentState IncomingPaymentDecider::initial_state() { return IncomingPaymentState{}; }
 
 IncomingPaymentState IncomingPaymentDecider::evolve(const IncomingPaymentState& state,

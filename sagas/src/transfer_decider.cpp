@@ -508,53 +508,6 @@ std::int64_t backoff_delay_ms(const RetryPolicy& policy, std::int32_t step,
   return delay - delay / 2 * jitter / 1000;
 }
 
-std::string_view action_name(ClearingAction action) noexcept {
-  return action == ClearingAction::submit ? "submit" : "inquiry";
-}
-
-std::optional<ClearingAction> parse_action(std::string_view name) noexcept {
-  if (name == "submit") return ClearingAction::submit;
-  if (name == "inquiry") return ClearingAction::inquiry;
-  return std::nullopt;
-}
-
-std::string_view answer_class_name(ClearingAnswerClass cls) noexcept {
-  using Cls = ClearingAnswerClass;
-  switch (cls) {
-    case Cls::settled:
-      return "settled";
-    case Cls::pending:
-      return "pending";
-    case Cls::rejected:
-      return "rejected";
-    case Cls::unknown:
-      return "unknown";
-    case Cls::in_progress:
-      return "in_progress";
-    case Cls::key_reused:
-      return "key_reused";
-    case Cls::maintenance:
-      return "maintenance";
-    case Cls::malformed_request:
-      return "malformed_request";
-    case Cls::not_found:
-      return "not_found";
-    case Cls::unauthorized:
-      return "unauthorized";
-  }
-  return "unclassified";
-}
-
-std::string_view manual_outcome_name(ManualOutcome outcome) noexcept {
-  return outcome == ManualOutcome::succeeded ? "succeeded" : "rejected";
-}
-
-std::optional<ManualOutcome> parse_manual_outcome(std::string_view name) noexcept {
-  if (name == "succeeded") return ManualOutcome::succeeded;
-  if (name == "rejected") return ManualOutcome::rejected;
-  return std::nullopt;
-}
-
 std::vector<std::string> differing_fields(const TransferRequest& a, const TransferRequest& b) {
   std::vector<std::string> names;
   if (a.transfer_id != b.transfer_id) names.emplace_back("transfer_id");
@@ -565,30 +518,6 @@ std::vector<std::string> differing_fields(const TransferRequest& a, const Transf
   if (a.remittance_info != b.remittance_info) names.emplace_back("remittance_info");
   if (a.requested_at != b.requested_at) names.emplace_back("requested_at");
   return names;
-}
-
-std::string_view status_name(TransferStatus status) noexcept {
-  switch (status) {
-    case TransferStatus::empty:
-      return "empty";
-    case TransferStatus::initiated:
-      return "initiated";
-    case TransferStatus::submitting:
-      return "submitting";
-    case TransferStatus::outcome_unknown:
-      return "outcome_unknown";
-    case TransferStatus::pending_settlement:
-      return "pending_settlement";
-    case TransferStatus::under_investigation:
-      return "under_investigation";
-    case TransferStatus::parked_for_review:
-      return "parked_for_review";
-    case TransferStatus::succeeded:
-      return "succeeded";
-    case TransferStatus::rejected:
-      return "rejected";
-  }
-  return "unknown";
 }
 
 bool is_terminal(TransferStatus status) noexcept {
@@ -607,24 +536,6 @@ std::optional<ScheduledAction> next_action(const TransferState& state) {
   CLEARING_ASSERT(state.scheduled.has_value());
   CLEARING_ASSERT(state.scheduled->idempotency_key == state.idempotency_key);
   return state.scheduled;
-}
-
-std::string_view refusal_code_name(TransferRefusalCode code) noexcept {
-  switch (code) {
-    case TransferRefusalCode::unknown_transfer:
-      return "unknown_transfer";
-    case TransferRefusalCode::transfer_id_mismatch:
-      return "transfer_id_mismatch";
-    case TransferRefusalCode::answer_kind_mismatch:
-      return "answer_kind_mismatch";
-    case TransferRefusalCode::already_terminal:
-      return "already_terminal";
-    case TransferRefusalCode::not_under_investigation:
-      return "not_under_investigation";
-    case TransferRefusalCode::incomplete_resolution:
-      return "incomplete_resolution";
-  }
-  return "unknown";
 }
 
 // ---------------------------------------------------------------------------------------

@@ -95,6 +95,7 @@ struct ConflictingIncomingPaymentReceived {
 using IncomingPaymentEvent = std::variant<IncomingPaymentRecorded, IncomingPaymentParked,
                                           ConflictingIncomingPaymentReceived>;
 
+// Names in names.hpp.
 enum class IncomingPaymentStatus { empty, recorded, parked };
 std::string_view incoming_status_name(IncomingPaymentStatus status) noexcept;
 

@@ -76,6 +76,7 @@ struct Party {
 };
 
 // What the dispatcher does at the clearing: POST /v1/transfers or GET /v1/transfers/{key}.
+// The names of this and every enumeration below are in names.hpp, one table each.
 enum class ClearingAction { submit, inquiry };
 std::string_view action_name(ClearingAction action) noexcept;  // "submit", "inquiry"
 std::optional<ClearingAction> parse_action(std::string_view name) noexcept;
