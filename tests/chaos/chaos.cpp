@@ -1398,16 +1398,7 @@ int Run::finish() {
   auto ledger = adapter::http_get("http://" + mock_address_ + "/admin/ledger", "clearing-token-16", 10'000);
   auto stats = adapter::http_get("http://" + mock_address_ + "/admin/stats", "clearing-token-16", 10'000);
   if (!ledger || !stats) throw std::runtime_error("clearing-mock's books cannot be read");
-  const auto ledger_json = nlohmann::json::parse(ledger->body);
-  for (const auto& e : ledger_json.at("transfers")) {
-    clearing_mock::LedgerEntry entry;
-    entry.reference = e["reference"];
-    entry.clearing_reference = e["clearing_reference"];
-    entry.status = e["status"];
-    entry.reason_code = e["reason_code"];
-    entry.execution_count = e["execution_count"];
-    books.ledger.push_back(entry);
-  }
+  books.ledger = clearing_mock::ledger_from_json(ledger->body);
   const auto stats_json = nlohmann::json::parse(stats->body);
   for (auto& a : adapters_) a->signal(SIGTERM);
   for (auto& a : adapters_) figures_.adapter_exit_codes_at_stop.push_back(a->wait(60'000));

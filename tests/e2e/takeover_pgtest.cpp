@@ -551,16 +551,7 @@ TEST_CASE(
   REQUIRE(ledger);
   REQUIRE(ledger->status == 200);
   demo::Books books{adapter_db.url(), core_db.url(), {}, {}};
-  const auto ledger_json = nlohmann::json::parse(ledger->body);
-  for (const auto& e : ledger_json.at("transfers")) {
-    clearing_mock::LedgerEntry entry;
-    entry.reference = e["reference"];
-    entry.clearing_reference = e["clearing_reference"];
-    entry.status = e["status"];
-    entry.reason_code = e["reason_code"];
-    entry.execution_count = e["execution_count"];
-    books.ledger.push_back(entry);
-  }
+  books.ledger = clearing_mock::ledger_from_json(ledger->body);
   CHECK(!books.ledger.empty());
   const auto checks = demo::reconcile(books);
   int checked = 0;

@@ -738,6 +738,25 @@ std::string MockState::ledger_json() const {
   return json{{"transfers", rows}}.dump();
 }
 
+std::vector<LedgerEntry> ledger_from_json(std::string_view text) {
+  std::vector<LedgerEntry> out;
+  const auto body = json::parse(text);
+  for (const auto& row : body.at("transfers")) {
+    LedgerEntry entry;
+    entry.reference = row.at("reference").get<std::string>();
+    entry.clearing_reference = row.at("clearing_reference").get<std::string>();
+    entry.amount_minor = row.at("amount_minor").get<std::int64_t>();
+    entry.currency = row.at("currency").get<std::string>();
+    entry.executed_at = row.at("executed_at").get<std::string>();
+    entry.status = row.at("status").get<std::string>();
+    entry.reason_code = row.at("reason_code").get<std::string>();
+    entry.execution_count = row.at("execution_count").get<int>();
+    entry.inquiries = row.at("inquiries").get<int>();
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
 MockStats MockState::stats() const {
   std::lock_guard lock(data_->mutex);
   return data_->stats;

@@ -195,6 +195,10 @@ struct LedgerEntry {
   int inquiries = 0;
 };
 
+// The ledger as GET /admin/ledger gives it (MockState::ledger_json), read back: throws
+// nlohmann::json's exceptions on a body of another shape.
+std::vector<LedgerEntry> ledger_from_json(std::string_view text);
+
 struct MockStats {
   std::int64_t requests_total = 0;
   std::map<std::string, std::int64_t> requests;  // submit, inquire, incoming, admin
