@@ -1,7 +1,17 @@
 #include "clearing/base/metrics.hpp"
 
+#include <prometheus/check_names.h>
+#include <prometheus/client_metric.h>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/labels.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <exception>
 #include <type_traits>
@@ -13,84 +23,32 @@ namespace {
 
 constexpr std::string_view kHistogramSuffixes[] = {"_bucket", "_sum", "_count"};
 
-bool is_name_char(char c, bool first, bool colon_allowed) {
-  const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-  if (letter || (colon_allowed && c == ':')) return true;
-  return !first && c >= '0' && c <= '9';
-}
-
-bool is_valid_name(std::string_view name, bool colon_allowed) {
-  if (name.empty()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    if (!is_name_char(name[i], i == 0, colon_allowed)) return false;
-  }
-  return true;
-}
-
-// Go's strconv.ParseFloat reads all of these back; to_chars gives the shortest round trip.
-void append_double(std::string& out, double value) {
-  if (std::isnan(value)) {
-    out += "NaN";
-  } else if (std::isinf(value)) {
-    out += value > 0 ? "+Inf" : "-Inf";
-  } else {
-    char buffer[64];
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-    CLEARING_ASSERT(result.ec == std::errc());
-    out.append(buffer, result.ptr);
-  }
-}
-
-void append_uint(std::string& out, std::uint64_t value) { out += std::to_string(value); }
-
-void append_escaped(std::string& out, std::string_view text, bool escape_quote) {
-  for (const char c : text) {
+// The library's serializer writes HELP as given; the format wants `\` and newline escaped.
+std::string escape_help(std::string_view help) {
+  std::string out;
+  out.reserve(help.size());
+  for (const char c : help) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
-    } else if (c == '"' && escape_quote) {
-      out += "\\\"";
     } else {
       out.push_back(c);
     }
   }
+  return out;
 }
 
-// `{a="x",b="y"}`, with an optional extra label (histogram `le`) last; nothing if empty.
-void append_labels(std::string& out, const std::vector<std::string>& names,
-                   const LabelValues& values, std::string_view extra_name = {},
-                   std::string_view extra_value = {}) {
-  CLEARING_ASSERT(names.size() == values.size());
-  if (names.empty() && extra_name.empty()) return;
-  out.push_back('{');
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    out += names[i];
-    out += "=\"";
-    append_escaped(out, values[i], true);
-    out.push_back('"');
-  }
-  if (!extra_name.empty()) {
-    if (!names.empty()) out.push_back(',');
-    out += extra_name;
-    out += "=\"";
-    out += extra_value;
-    out.push_back('"');
-  }
-  out.push_back('}');
-}
-
-std::string_view type_name(MetricType type) {
+prometheus::MetricType library_type(MetricType type) {
   switch (type) {
     case MetricType::counter:
-      return "counter";
+      return prometheus::MetricType::Counter;
     case MetricType::gauge:
-      return "gauge";
+      return prometheus::MetricType::Gauge;
     case MetricType::histogram:
-      return "histogram";
+      return prometheus::MetricType::Histogram;
   }
-  return "untyped";
+  CLEARING_ASSERT_MSG(false, "unknown metric type");
 }
 
 void check_label_names(const std::vector<std::string>& names, MetricType type) {
@@ -112,68 +70,177 @@ void check_upper_bounds(const std::vector<double>& bounds) {
   }
 }
 
+// For each of a family's label names, its place among the names sorted: the library keeps
+// a series' labels in a std::map, so it writes them in name order.
+std::vector<std::size_t> sorted_places(const std::vector<std::string>& names) {
+  auto sorted = names;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::size_t> places;
+  places.reserve(names.size());
+  for (const auto& name : names) {
+    places.push_back(static_cast<std::size_t>(std::lower_bound(sorted.begin(), sorted.end(), name) -
+                                              sorted.begin()));
+  }
+  return places;
+}
+
+// A series' labels as the family names them (the library's are in name order).
+void put_in_family_order(prometheus::ClientMetric& metric, const std::vector<std::string>& names,
+                         const std::vector<std::size_t>& sorted_place) {
+  CLEARING_ASSERT(metric.label.size() == names.size());
+  std::vector<prometheus::ClientMetric::Label> labels;
+  labels.reserve(names.size());
+  for (const auto place : sorted_place) labels.push_back(std::move(metric.label[place]));
+  metric.label = std::move(labels);
+  for (std::size_t i = 0; i < names.size(); ++i) CLEARING_ASSERT(metric.label[i].name == names[i]);
+}
+
+// Series sorted by label values (names are the same, in the same order, within a family);
+// of a label set given twice, the first is kept.
+void sort_series(std::vector<prometheus::ClientMetric>& series) {
+  const auto by_labels = [](const auto& a, const auto& b) { return a.label < b.label; };
+  std::stable_sort(series.begin(), series.end(), by_labels);
+  const auto same_labels = [](const auto& a, const auto& b) { return a.label == b.label; };
+  series.erase(std::unique(series.begin(), series.end(), same_labels), series.end());
+}
+
+// Gauges and counters computed at scrape time. Labels are written in the family's order.
+class CallbackFamily final : public prometheus::Collectable {
+ public:
+  CallbackFamily(const std::string& name, const std::string& help, MetricType type,
+                 std::vector<std::string> label_names, GaugeCallback callback)
+      : name_(name),
+        help_(escape_help(help)),
+        type_(type),
+        label_names_(std::move(label_names)),
+        callback_(std::move(callback)) {
+    CLEARING_ASSERT(type_ != MetricType::histogram);
+    CLEARING_ASSERT(callback_ != nullptr);
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<std::pair<LabelValues, double>> values;
+    try {
+      values = callback_();
+    } catch (const std::exception&) {
+      return {};  // no samples this scrape; the caller's own logging says why
+    }
+    prometheus::MetricFamily family{name_, help_, library_type(type_), {}};
+    family.metric.reserve(values.size());
+    for (auto& [labels, value] : values) {
+      CLEARING_ASSERT_MSG(labels.size() == label_names_.size(), name_.c_str());
+      prometheus::ClientMetric metric;
+      metric.label.reserve(labels.size());
+      for (std::size_t i = 0; i < labels.size(); ++i) {
+        metric.label.push_back({label_names_[i], std::move(labels[i])});
+      }
+      if (type_ == MetricType::counter) {
+        metric.counter.value = value;
+      } else {
+        metric.gauge.value = value;
+      }
+      family.metric.push_back(std::move(metric));
+    }
+    return {std::move(family)};
+  }
+
+ private:
+  std::string name_;
+  std::string help_;
+  MetricType type_;
+  std::vector<std::string> label_names_;
+  GaugeCallback callback_;
+};
+
+template <class Series>
+struct LibraryOf;
+template <>
+struct LibraryOf<Counter> {
+  using type = prometheus::Counter;
+};
+template <>
+struct LibraryOf<Gauge> {
+  using type = prometheus::Gauge;
+};
+template <>
+struct LibraryOf<Histogram> {
+  using type = prometheus::Histogram;
+};
+
 }  // namespace
 
-bool is_valid_metric_name(std::string_view name) { return is_valid_name(name, true); }
+bool is_valid_metric_name(std::string_view name) {
+  return prometheus::CheckMetricName(std::string(name));
+}
 
 bool is_valid_label_name(std::string_view name) {
-  return is_valid_name(name, false) && !name.starts_with("__");
+  return prometheus::CheckLabelName(std::string(name));
 }
 
-// --- Histogram -------------------------------------------------------------------------
+// --- Series ----------------------------------------------------------------------------
 
-Histogram::Histogram(const std::vector<double>& upper_bounds)
-    : upper_bounds_(upper_bounds),
-      counts_(std::make_unique<std::atomic<std::uint64_t>[]>(upper_bounds.size() + 1)) {
-  for (std::size_t i = 0; i <= upper_bounds_.size(); ++i) counts_[i].store(0);
+void Counter::inc(std::uint64_t by) noexcept { series_->Increment(static_cast<double>(by)); }
+std::uint64_t Counter::value() const noexcept {
+  return static_cast<std::uint64_t>(series_->Value());
 }
 
-void Histogram::observe(double value) noexcept {
-  // Bucket i counts values in (bound[i-1], bound[i]]; a NaN lands in +Inf only.
-  const auto found = std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value);
-  const auto index = static_cast<std::size_t>(found - upper_bounds_.begin());
-  counts_[index].fetch_add(1, std::memory_order_relaxed);
-  sum_.fetch_add(value, std::memory_order_relaxed);
-}
+void Gauge::set(double value) noexcept { series_->Set(value); }
+void Gauge::add(double delta) noexcept { series_->Increment(delta); }
+double Gauge::value() const noexcept { return series_->Value(); }
 
-Histogram::Snapshot Histogram::snapshot() const {
-  Snapshot snapshot;
-  snapshot.cumulative.reserve(upper_bounds_.size() + 1);
-  std::uint64_t running = 0;
-  for (std::size_t i = 0; i <= upper_bounds_.size(); ++i) {
-    running += counts_[i].load(std::memory_order_relaxed);
-    snapshot.cumulative.push_back(running);
-  }
-  snapshot.sum = sum_.load(std::memory_order_relaxed);
-  return snapshot;
-}
+void Histogram::observe(double value) noexcept { series_->Observe(value); }
 
 // --- Family ----------------------------------------------------------------------------
 
 template <class Series>
-Family<Series>::Family(std::string name, std::string help, std::vector<std::string> label_names,
-                       std::vector<double> upper_bounds)
-    : name_(std::move(name)),
-      help_(std::move(help)),
-      label_names_(std::move(label_names)),
-      upper_bounds_(std::move(upper_bounds)) {}
+struct Family<Series>::State {
+  using Library = typename LibraryOf<Series>::type;
+
+  State(const std::string& name, const std::string& help, std::vector<std::string> names,
+        std::vector<double> bounds)
+      : family(name, escape_help(help), {}),
+        label_names(std::move(names)),
+        sorted_place(sorted_places(label_names)),
+        upper_bounds(std::move(bounds)) {}
+
+  prometheus::Family<Library> family;
+  const std::vector<std::string> label_names;
+  const std::vector<std::size_t> sorted_place;  // see put_in_family_order
+  const std::vector<double> upper_bounds;       // histograms only
+  std::mutex mutex;
+  // Our index of the library's series by label values, under mutex: a repeat with() is one
+  // look-up, where the library's Add() would build a label map, make a series and throw it
+  // away because one exists (the service's answer hook calls with() on every answer).
+  std::map<LabelValues, Library*> series;
+};
 
 template <class Series>
-Series& Family<Series>::with(const LabelValues& values) {
-  CLEARING_ASSERT_MSG(values.size() == label_names_.size(), name_.c_str());
-  std::lock_guard lock(mutex_);
-  auto found = series_.find(values);
-  if (found != series_.end()) return *found->second;
-  CLEARING_ASSERT_MSG(series_.size() < kSeriesPerFamilyMax, name_.c_str());
-  std::unique_ptr<Series> series;
-  if constexpr (std::is_same_v<Series, Histogram>) {
-    series = std::make_unique<Histogram>(upper_bounds_);
-  } else {
-    series = std::make_unique<Series>();
+Family<Series>::Family(std::string name, std::unique_ptr<State> state)
+    : name_(std::move(name)), state_(std::move(state)) {}
+
+template <class Series>
+Family<Series>::~Family() = default;
+
+template <class Series>
+Series Family<Series>::with(const LabelValues& values) {
+  State& state = *state_;
+  CLEARING_ASSERT_MSG(values.size() == state.label_names.size(), name_.c_str());
+  std::lock_guard lock(state.mutex);
+  if (const auto found = state.series.find(values); found != state.series.end()) {
+    return Series(*found->second);
   }
-  Series& result = *series;
-  series_.emplace(values, std::move(series));
-  return result;
+  CLEARING_ASSERT_MSG(state.series.size() < kSeriesPerFamilyMax, name_.c_str());
+  prometheus::Labels labels;
+  for (std::size_t i = 0; i < values.size(); ++i) labels.emplace(state.label_names[i], values[i]);
+  CLEARING_ASSERT(!state.family.Has(labels));
+  typename State::Library* series = nullptr;
+  if constexpr (std::is_same_v<Series, Histogram>) {
+    series = &state.family.Add(labels, state.upper_bounds);
+  } else {
+    series = &state.family.Add(labels);
+  }
+  state.series.emplace(values, series);
+  return Series(*series);
 }
 
 template class Family<Counter>;
@@ -190,13 +257,29 @@ struct Registry::Entry {
   std::unique_ptr<CounterFamily> counters;
   std::unique_ptr<GaugeFamily> gauges;
   std::unique_ptr<HistogramFamily> histograms;
-  GaugeCallback callback;  // set for a callback gauge or counter (then the families are null)
+  std::unique_ptr<CallbackFamily> callback;
+  // What a scrape collects: one of the above; null until the family is made.
+  const prometheus::Collectable* collectable = nullptr;
+  const std::vector<std::size_t>* sorted_place = nullptr;  // the library's families only
+
+  // Makes the entry's family on its first registration.
+  template <class Series>
+  Family<Series>& family(std::unique_ptr<Family<Series>>& family, const std::string& name) {
+    if (!family) {
+      auto state =
+          std::make_unique<typename Family<Series>::State>(name, help, label_names, upper_bounds);
+      collectable = &state->family;
+      sorted_place = &state->sorted_place;
+      family.reset(new Family<Series>(name, std::move(state)));
+    }
+    return *family;
+  }
 };
 
 Registry::Registry() = default;
 Registry::~Registry() = default;
 
-Registry::Entry& Registry::add(std::string name, MetricType type, const std::string& help,
+Registry::Entry& Registry::add(const std::string& name, MetricType type, const std::string& help,
                                const std::vector<std::string>& label_names,
                                const std::vector<double>& upper_bounds) {
   CLEARING_ASSERT_MSG(is_valid_metric_name(name), name.c_str());
@@ -229,7 +312,7 @@ Registry::Entry& Registry::add(std::string name, MetricType type, const std::str
   entry->label_names = label_names;
   entry->upper_bounds = upper_bounds;
   Entry& result = *entry;
-  entries_.emplace(std::move(name), std::move(entry));
+  entries_.emplace(name, std::move(entry));
   return result;
 }
 
@@ -238,8 +321,7 @@ CounterFamily& Registry::counter(const std::string& name, const std::string& hel
   std::lock_guard lock(mutex_);
   Entry& entry = add(name, MetricType::counter, help, label_names, {});
   CLEARING_ASSERT_MSG(!entry.callback, "counter already registered with a callback");
-  if (!entry.counters) entry.counters.reset(new CounterFamily(name, help, label_names));
-  return *entry.counters;
+  return entry.family(entry.counters, name);
 }
 
 GaugeFamily& Registry::gauge(const std::string& name, const std::string& help,
@@ -247,8 +329,7 @@ GaugeFamily& Registry::gauge(const std::string& name, const std::string& help,
   std::lock_guard lock(mutex_);
   Entry& entry = add(name, MetricType::gauge, help, label_names, {});
   CLEARING_ASSERT_MSG(!entry.callback, "gauge already registered with a callback");
-  if (!entry.gauges) entry.gauges.reset(new GaugeFamily(name, help, label_names));
-  return *entry.gauges;
+  return entry.family(entry.gauges, name);
 }
 
 HistogramFamily& Registry::histogram(const std::string& name, const std::string& help,
@@ -256,10 +337,7 @@ HistogramFamily& Registry::histogram(const std::string& name, const std::string&
                                      const std::vector<double>& upper_bounds) {
   std::lock_guard lock(mutex_);
   Entry& entry = add(name, MetricType::histogram, help, label_names, upper_bounds);
-  if (!entry.histograms) {
-    entry.histograms.reset(new HistogramFamily(name, help, label_names, upper_bounds));
-  }
-  return *entry.histograms;
+  return entry.family(entry.histograms, name);
 }
 
 void Registry::gauge_callback(const std::string& name, const std::string& help,
@@ -268,105 +346,54 @@ void Registry::gauge_callback(const std::string& name, const std::string& help,
   std::lock_guard lock(mutex_);
   Entry& entry = add(name, MetricType::gauge, help, label_names, {});
   CLEARING_ASSERT_MSG(!entry.gauges && !entry.callback, "gauge registered twice");
-  entry.callback = std::move(callback);
+  entry.callback = std::make_unique<CallbackFamily>(name, help, MetricType::gauge, label_names,
+                                                    std::move(callback));
+  entry.collectable = entry.callback.get();
 }
 
 void Registry::counter_callback(const std::string& name, const std::string& help,
-                                const std::vector<std::string>& label_names, CounterCallback callback) {
+                                const std::vector<std::string>& label_names,
+                                CounterCallback callback) {
   CLEARING_ASSERT(callback != nullptr);
   std::lock_guard lock(mutex_);
   Entry& entry = add(name, MetricType::counter, help, label_names, {});
   CLEARING_ASSERT_MSG(!entry.counters && !entry.callback, "counter registered twice");
-  entry.callback = std::move(callback);
+  entry.callback = std::make_unique<CallbackFamily>(name, help, MetricType::counter, label_names,
+                                                    std::move(callback));
+  entry.collectable = entry.callback.get();
 }
 
 std::string Registry::render() const {
-  // Snapshot the entries (never erased, never moved) and render without the registry lock,
+  // Snapshot the entries (never erased, never moved) and collect without the registry lock,
   // so a slow callback does not block registration or the hot path.
-  std::vector<std::pair<std::string, const Entry*>> entries;
+  std::vector<std::pair<const std::string*, const Entry*>> entries;
   {
     std::lock_guard lock(mutex_);
     entries.reserve(entries_.size());
-    for (const auto& [name, entry] : entries_) entries.emplace_back(name, entry.get());
+    for (const auto& [name, entry] : entries_) entries.emplace_back(&name, entry.get());
   }
-  std::string out;
+  std::vector<prometheus::MetricFamily> families;
+  families.reserve(entries.size());
   for (const auto& [name, entry] : entries) {
-    out += "# HELP " + name + ' ';
-    append_escaped(out, entry->help, false);
-    out += "\n# TYPE " + name + ' ';
-    out += type_name(entry->type);
-    out.push_back('\n');
-    const auto& names = entry->label_names;
-    const auto sample = [&out, &name](std::string_view suffix) -> std::string& {
-      out += name;
-      out += suffix;
-      return out;
-    };
-    if (entry->counters) {
-      const auto& family = *entry->counters;
-      std::lock_guard lock(family.mutex_);
-      for (const auto& [values, counter] : family.series_) {
-        append_labels(sample(""), names, values);
-        out.push_back(' ');
-        append_uint(out, counter->value());
-        out.push_back('\n');
-      }
-    } else if (entry->gauges) {
-      const auto& family = *entry->gauges;
-      std::lock_guard lock(family.mutex_);
-      for (const auto& [values, gauge] : family.series_) {
-        append_labels(sample(""), names, values);
-        out.push_back(' ');
-        append_double(out, gauge->value());
-        out.push_back('\n');
-      }
-    } else if (entry->histograms) {
-      const auto& family = *entry->histograms;
-      std::lock_guard lock(family.mutex_);
-      for (const auto& [values, histogram] : family.series_) {
-        const auto snapshot = histogram->snapshot();
-        for (std::size_t i = 0; i <= entry->upper_bounds.size(); ++i) {
-          std::string le;
-          if (i < entry->upper_bounds.size()) {
-            append_double(le, entry->upper_bounds[i]);
-          } else {
-            le = "+Inf";
-          }
-          append_labels(sample("_bucket"), names, values, "le", le);
-          out.push_back(' ');
-          append_uint(out, snapshot.cumulative[i]);
-          out.push_back('\n');
-        }
-        append_labels(sample("_sum"), names, values);
-        out.push_back(' ');
-        append_double(out, snapshot.sum);
-        out.push_back('\n');
-        append_labels(sample("_count"), names, values);
-        out.push_back(' ');
-        append_uint(out, snapshot.cumulative.back());
-        out.push_back('\n');
-      }
-    } else if (entry->callback) {
-      std::vector<std::pair<LabelValues, double>> values;
-      try {
-        values = entry->callback();
-      } catch (const std::exception&) {
-        values.clear();  // no samples this scrape; the caller's own logging says why
-      }
-      // Sorted and without duplicate label sets, like the stored families.
-      std::stable_sort(values.begin(), values.end(),
-                       [](const auto& a, const auto& b) { return a.first < b.first; });
-      for (std::size_t i = 0; i < values.size(); ++i) {
-        if (i > 0 && values[i].first == values[i - 1].first) continue;
-        CLEARING_ASSERT_MSG(values[i].first.size() == names.size(), name.c_str());
-        append_labels(sample(""), names, values[i].first);
-        out.push_back(' ');
-        append_double(out, values[i].second);
-        out.push_back('\n');
+    CLEARING_ASSERT(entry->collectable != nullptr);
+    auto collected = entry->collectable->Collect();
+    CLEARING_ASSERT(collected.size() <= 1);
+    if (collected.empty()) {
+      // No series yet, or the callback threw: the family's HELP and TYPE still say it exists.
+      families.push_back({*name, escape_help(entry->help), library_type(entry->type), {}});
+      continue;
+    }
+    auto& family = collected.front();
+    CLEARING_ASSERT(family.name == *name);
+    if (entry->sorted_place != nullptr) {
+      for (auto& metric : family.metric) {
+        put_in_family_order(metric, entry->label_names, *entry->sorted_place);
       }
     }
+    sort_series(family.metric);
+    families.push_back(std::move(family));
   }
-  return out;
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace clearing::base::metrics

@@ -1,26 +1,35 @@
 #pragma once
-// A small Prometheus metrics registry (std only): counters, gauges, histograms and gauges
-// computed by a callback at scrape time, rendered in the text exposition format 0.0.4.
+// The service's Prometheus metrics on prometheus-cpp (core library): counters, gauges and
+// histograms kept in the library's families, gauges and counters computed by a callback at
+// scrape time, rendered by the library's text serializer (exposition format 0.0.4). Our own
+// HTTP server answers /metrics with render(); the library's pull server is not used.
 //
-// Usage: register a family once, keep the series handle, and update it on the hot path:
-//   Counter& settled = registry.counter("clearing_answers_total", "Answers by class.",
-//                                       {"class"}).with({"settled"});
-//   settled.inc();  // one relaxed atomic add: no lock, no map lookup
+// Usage: register a family once, and update a series on the hot path:
+//   auto& answers = registry.counter("clearing_answers_total", "Answers by class.", {"class"});
+//   Counter settled = answers.with({"settled"});  // a handle: keep it, copy it
+//   settled.inc();  // the library's atomic add: no lock, no look-up
 //
 // Contract:
-// - Thread safety: everything is safe to call from any thread. Series updates are atomics;
-//   registration and `with()` take a mutex (call them at start-up or cache the result).
-// - Handles (families and series) live as long as the registry and never move.
-// - Names are checked at registration against [a-zA-Z_:][a-zA-Z0-9_:]* and label names
-//   against [a-zA-Z_][a-zA-Z0-9_]* (not starting with "__"; "le" is reserved for
-//   histograms). A bad name, a label count that does not match, or registering the same name
-//   twice with a different type, help, labels or buckets is a programming error and stops
-//   the process (CLEARING_ASSERT). Registering the same family again returns the existing one.
-// - render() orders families by name and series by label values, so the output is stable.
+// - Thread safety: everything is safe to call from any thread. Counter and gauge updates are
+//   atomics; a histogram observation takes the series' own mutex (the library's); `with()`
+//   and registration take a mutex (call them at start-up or keep the handle).
+// - Families live as long as the registry and never move; a series handle (Counter, Gauge,
+//   Histogram) is a pointer to a series that lives as long as the registry. Two handles are
+//   equal when they name the same series.
+// - Names are checked at registration as prometheus-cpp checks them: metric names
+//   [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*, neither starting with
+//   "__"; "le" is reserved for histograms. A bad name, a label count that does not match,
+//   or registering the same name twice with a different type, help, labels or buckets is a
+//   programming error and stops the process (CLEARING_ASSERT). Registering the same family
+//   again returns the existing one.
+// - render() orders families by name and series by label values, and writes labels in the
+//   order the family names them, so the output is stable; a family without samples (none
+//   yet, or its callback threw) is rendered as its HELP and TYPE lines.
+// - Counter values are doubles inside the library: exact up to 2^53.
 // - Limits: at most kSeriesPerFamilyMax series per family and kBucketsMax buckets per
 //   histogram (label values come from code, never from unbounded input).
 
-#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -30,6 +39,14 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+// prometheus-cpp's series types, declared so that this header, which the whole tree
+// includes, does not include the library's headers (base/src/metrics.cpp does).
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+}  // namespace prometheus
 
 namespace clearing::base::metrics {
 
@@ -42,47 +59,49 @@ using LabelValues = std::vector<std::string>;
 bool is_valid_metric_name(std::string_view name);
 bool is_valid_label_name(std::string_view name);
 
+template <class Series>
+class Family;
+
 // A monotonically increasing count (a Prometheus counter with integer increments).
 class Counter {
  public:
-  void inc(std::uint64_t by = 1) noexcept { value_.fetch_add(by, std::memory_order_relaxed); }
-  std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+  void inc(std::uint64_t by = 1) noexcept;
+  std::uint64_t value() const noexcept;
+  friend bool operator==(const Counter&, const Counter&) = default;
 
  private:
-  std::atomic<std::uint64_t> value_{0};
+  friend class Family<Counter>;
+  explicit Counter(prometheus::Counter& series) noexcept : series_(&series) {}
+  prometheus::Counter* series_;
 };
 
 // A value that goes up and down.
 class Gauge {
  public:
-  void set(double value) noexcept { value_.store(value, std::memory_order_relaxed); }
-  void add(double delta) noexcept { value_.fetch_add(delta, std::memory_order_relaxed); }
+  void set(double value) noexcept;
+  void add(double delta) noexcept;
   void inc() noexcept { add(1.0); }
   void dec() noexcept { add(-1.0); }
-  double value() const noexcept { return value_.load(std::memory_order_relaxed); }
+  double value() const noexcept;
+  friend bool operator==(const Gauge&, const Gauge&) = default;
 
  private:
-  std::atomic<double> value_{0.0};
+  friend class Family<Gauge>;
+  explicit Gauge(prometheus::Gauge& series) noexcept : series_(&series) {}
+  prometheus::Gauge* series_;
 };
 
-// Observations counted in fixed buckets (upper bounds given at registration, in the unit the
-// metric's name states: `_seconds` or `_ms`). Each observation is two or three relaxed
-// atomic adds; render() derives the cumulative counts, so `le="+Inf"` always equals `_count`.
+// Observations counted in fixed buckets (upper bounds given at registration, inclusive, in
+// the unit the metric's name states: `_seconds` or `_ms`); a NaN counts in +Inf only.
 class Histogram {
  public:
-  explicit Histogram(const std::vector<double>& upper_bounds);
   void observe(double value) noexcept;
-
-  struct Snapshot {
-    std::vector<std::uint64_t> cumulative;  // one per bound, then +Inf
-    double sum = 0.0;
-  };
-  Snapshot snapshot() const;
+  friend bool operator==(const Histogram&, const Histogram&) = default;
 
  private:
-  const std::vector<double>& upper_bounds_;  // owned by the family, which outlives this
-  std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;  // one per bound, then +Inf
-  std::atomic<double> sum_{0.0};
+  friend class Family<Histogram>;
+  explicit Histogram(prometheus::Histogram& series) noexcept : series_(&series) {}
+  prometheus::Histogram* series_;
 };
 
 enum class MetricType { counter, gauge, histogram };
@@ -93,22 +112,22 @@ class Registry;
 template <class Series>
 class Family {
  public:
+  ~Family();
+  Family(const Family&) = delete;
+  Family& operator=(const Family&) = delete;
+
   // The series for these label values (created at zero on first use). The count of values
-  // must equal the count of label names. Takes a lock: call once and keep the reference.
-  Series& with(const LabelValues& values);
+  // must equal the count of label names. Takes a lock: call once and keep the handle.
+  Series with(const LabelValues& values);
 
   const std::string& name() const { return name_; }
 
  private:
   friend class Registry;
-  Family(std::string name, std::string help, std::vector<std::string> label_names,
-         std::vector<double> upper_bounds = {});
+  struct State;  // the library's family and our index of its series (metrics.cpp)
+  Family(std::string name, std::unique_ptr<State> state);
   std::string name_;
-  std::string help_;
-  std::vector<std::string> label_names_;
-  std::vector<double> upper_bounds_;  // histograms only
-  mutable std::mutex mutex_;
-  std::map<LabelValues, std::unique_ptr<Series>> series_;  // under mutex_
+  std::unique_ptr<State> state_;
 };
 
 using CounterFamily = Family<Counter>;
@@ -117,6 +136,7 @@ using HistogramFamily = Family<Histogram>;
 
 // Called at every scrape, without any registry lock held; it may block (a database read).
 // It returns one value per series; label values in the order of the family's label names.
+// A label set returned twice is rendered once (its first value).
 // If it throws, the family is rendered without samples for that scrape.
 using GaugeCallback = std::function<std::vector<std::pair<LabelValues, double>>()>;
 // The same for a counter whose count is kept elsewhere (a component's stats since start, or
@@ -150,7 +170,7 @@ class Registry {
 
  private:
   struct Entry;
-  Entry& add(std::string name, MetricType type, const std::string& help,
+  Entry& add(const std::string& name, MetricType type, const std::string& help,
              const std::vector<std::string>& label_names, const std::vector<double>& upper_bounds);
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;  // under mutex_; never erased
