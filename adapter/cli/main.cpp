@@ -3,7 +3,6 @@
 //   trace    ID --config FILE [--json] the story of one transfer
 //   resolve  ID --config FILE --outcome succeeded|rejected --reason TEXT --operator NAME
 //            [--clearing-reference R | --reason-code C]
-//   demo     [--transfers N --seed S | --file F]   everything on embedded defaults
 // main() only parses arguments and wires; the work is in the adapter library.
 
 #include <chrono>
@@ -20,7 +19,6 @@
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/stream_store.hpp"
-#include "demo.hpp"
 
 namespace {
 
@@ -199,14 +197,9 @@ int main(int argc, char** argv) {
   auto* code_opt = resolve_cmd->add_option("--reason-code", reason_code, "for rejected (ISO 20022)");
   ref_opt->excludes(code_opt);
 
-  demo::DemoOptions demo_options;
-  auto* demo_cmd = app.add_subcommand("demo", "everything on one machine with embedded defaults");
-  demo::add_demo_options(*demo_cmd, demo_options);
-
   CLI11_PARSE(app, argc, argv);
   if (*run_cmd) return run(config_path);
   if (*trace_cmd) return trace(config_path, id, as_json);
   if (*resolve_cmd) return resolve(config_path, id, outcome, reason, operator_name, reference, reason_code);
-  if (*demo_cmd) return demo::run_demo(demo_options);
   return 2;
 }

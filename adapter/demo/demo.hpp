@@ -1,5 +1,5 @@
 #pragma once
-// `clearing-adapter demo`: one country's adapter, the clearing mock with faults, the core
+// `clearing-demo`: one country's adapter, the clearing mock with faults, the core
 // simulator and Kafka (librdkafka's in-process mock cluster), all in this process, on a
 // PostgreSQL server given by URL (scripts/demo starts a throwaway one). Prints progress,
 // a reconciliation report, figures, and the trace of the transfer with the most trouble.

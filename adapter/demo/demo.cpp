@@ -107,7 +107,7 @@ int run_demo(const DemoOptions& options) {
   const auto server = server_url(options);
   if (server.empty()) {
     std::fprintf(stderr,
-                 "clearing-adapter demo: no PostgreSQL server: run it through scripts/demo (it starts a throwaway "
+                 "clearing-demo: no PostgreSQL server: run it through scripts/demo (it starts a throwaway "
                  "one) or pass --database-url\n");
     return 2;
   }
@@ -122,13 +122,13 @@ int run_demo(const DemoOptions& options) {
     tx.exec("create database " + adapter_db);
     tx.exec("create database " + core_db);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "clearing-adapter demo: cannot create the demo databases: %s\n", e.what());
+    std::fprintf(stderr, "clearing-demo: cannot create the demo databases: %s\n", e.what());
     return 2;
   }
 
   auto loaded = config::load_config(options.config_path, config::Environment::process(), {true});
   if (!loaded) {
-    std::fprintf(stderr, "clearing-adapter demo: %s\n", loaded.error().to_string().c_str());
+    std::fprintf(stderr, "clearing-demo: %s\n", loaded.error().to_string().c_str());
     return 2;
   }
   auto cfg = *loaded;
