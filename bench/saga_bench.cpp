@@ -101,13 +101,13 @@ sagas::InitiateTransfer make_initiate(int index, base::Timestamp now) {
   char account[32];
   std::snprintf(account, sizeof account, "5301-%010d", 100000 + index * 10 + 1);
   sagas::InitiateTransfer c;
-  c.transfer_id = base::new_uuid();
-  c.account_id = "acct-" + std::to_string(index % 50);
-  c.amount = {1000 + index, *sagas::Currency::parse("DKK")};
-  c.debtor = {"Debtor " + std::to_string(index), {sagas::AccountScheme::bban, "1234-0000012345"}};
-  c.creditor = {"Creditor " + std::to_string(index), {sagas::AccountScheme::bban, account}};
-  c.remittance_info = "Invoice " + std::to_string(index);
-  c.requested_at = now;
+  c.request.transfer_id = base::new_uuid();
+  c.request.account_id = "acct-" + std::to_string(index % 50);
+  c.request.amount = {1000 + index, *sagas::Currency::parse("DKK")};
+  c.request.debtor = {"Debtor " + std::to_string(index), {sagas::AccountScheme::bban, "1234-0000012345"}};
+  c.request.creditor = {"Creditor " + std::to_string(index), {sagas::AccountScheme::bban, account}};
+  c.request.remittance_info = "Invoice " + std::to_string(index);
+  c.request.requested_at = now;
   c.correlation_id = base::new_uuid();
   c.now = now;
   c.rules = dk_rules();
@@ -208,7 +208,7 @@ std::unordered_map<std::string, WallClock::time_point> initiate_all(adapter::Tra
         auto result = transfers.execute(tx, command, {command.correlation_id, "bench-core", nullptr, ""});
         if (!result) {
           if (auto* error = std::get_if<eventstore::StoreError>(&result.error())) return tl::unexpected(*error);
-          throw std::runtime_error("InitiateTransfer refused for transfer " + command.transfer_id);
+          throw std::runtime_error("InitiateTransfer refused for transfer " + command.request.transfer_id);
         }
         CLEARING_ASSERT(!result->events.empty());
       }
@@ -216,7 +216,7 @@ std::unordered_map<std::string, WallClock::time_point> initiate_all(adapter::Tra
     });
     if (!done) throw std::runtime_error("initiate batch failed: " + done.error().message);
     const auto now = WallClock::now();
-    for (const auto& command : batch) committed_at.emplace(command.transfer_id, now);
+    for (const auto& command : batch) committed_at.emplace(command.request.transfer_id, now);
   }
   CLEARING_ASSERT(static_cast<int>(committed_at.size()) == options.transfers);
   return committed_at;

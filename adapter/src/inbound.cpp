@@ -88,10 +88,10 @@ tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(con
   if (!is_transfer_id(*transfer_id))
     return invalid("transfer_id", "must be 1.." + std::to_string(kTransferIdBytesMax) +
                                       " characters of [A-Za-z0-9._:-]");
-  c.transfer_id = *transfer_id;
+  c.request.transfer_id = *transfer_id;
   auto account_id = text(d, "", "account_id");
   if (!account_id) return tl::unexpected(account_id.error());
-  c.account_id = *account_id;
+  c.request.account_id = *account_id;
   const auto* amount = member(d, "amount");
   if (amount == nullptr || !amount->is_object()) return invalid("amount", "is missing or not an object");
   const auto* minor = member(*amount, "minor_units");
@@ -100,26 +100,26 @@ tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(con
   if (minor->is_number_unsigned() &&
       minor->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
     return invalid("amount.minor_units", "is beyond 2^63-1");
-  c.amount.minor_units = minor->get<std::int64_t>();
+  c.request.amount.minor_units = minor->get<std::int64_t>();
   auto currency = text(*amount, "amount.", "currency");
   if (!currency) return tl::unexpected(currency.error());
   const auto parsed_currency = sagas::Currency::parse(*currency);
   if (!parsed_currency) return invalid("amount.currency", "is not an ISO 4217 code");
-  c.amount.currency = *parsed_currency;
+  c.request.amount.currency = *parsed_currency;
   auto debtor = party(d, "debtor");
   if (!debtor) return tl::unexpected(debtor.error());
   auto creditor = party(d, "creditor");
   if (!creditor) return tl::unexpected(creditor.error());
-  c.debtor = *debtor;
-  c.creditor = *creditor;
+  c.request.debtor = *debtor;
+  c.request.creditor = *creditor;
   if (member(d, "remittance_info") != nullptr) {  // optional: absent means empty
     auto remittance = text(d, "", "remittance_info");
     if (!remittance) return tl::unexpected(remittance.error());
-    c.remittance_info = std::move(*remittance);
+    c.request.remittance_info = std::move(*remittance);
   }
   auto requested = text(d, "", "requested_at");
   if (!requested) return tl::unexpected(requested.error());
-  if (!base::parse_timestamp(*requested, c.requested_at)) return invalid("requested_at", "is not an RFC 3339 UTC time");
+  if (!base::parse_timestamp(*requested, c.request.requested_at)) return invalid("requested_at", "is not an RFC 3339 UTC time");
   c.correlation_id = m.correlation_id;
   c.now = now;
   c.rules = rules.rules;
@@ -218,7 +218,7 @@ void park_and_reject(InboundBatch& batch, eventstore::Transaction& tx, const ext
   auto loaded = batch.transfers().load(tx, transfer_id);
   if (!loaded || loaded->state.status != sagas::TransferStatus::empty) return;
   sagas::InitiateTransfer reject_me;
-  reject_me.transfer_id = transfer_id;
+  reject_me.request.transfer_id = transfer_id;
   reject_me.correlation_id = correlation.empty() ? transfer_id : correlation;
   reject_me.now = batch.clock().now();
   reject_me.rules = batch.rules().rules;

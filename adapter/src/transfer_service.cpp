@@ -184,7 +184,7 @@ eventstore::StreamId transfer_stream(const std::string& transfer_id) {
 }
 
 std::string transfer_id_of(const sagas::TransferCommand& command) {
-  return std::visit([](const auto& c) { return c.transfer_id; }, command);
+  return sagas::target_transfer_id(command);
 }
 
 TransferService::TransferService(eventstore::EventStore& store) : store_(store), aggregate_(store) {

@@ -9,14 +9,15 @@ using json_fields::Is;
 
 // One field list per event, in the order of the header. The JSON names are persisted.
 
+// The request is stored flat, its fields beside the event's own, as it always was.
 void fields(Is<TransferInitiated> auto& e, auto& f) {
-  f("transfer_id", e.transfer_id);
-  f("account_id", e.account_id);
-  f("amount", e.amount);
-  f("debtor", e.debtor);
-  f("creditor", e.creditor);
-  f("remittance_info", e.remittance_info);
-  f("requested_at", e.requested_at);
+  f("transfer_id", e.request.transfer_id);
+  f("account_id", e.request.account_id);
+  f("amount", e.request.amount);
+  f("debtor", e.request.debtor);
+  f("creditor", e.request.creditor);
+  f("remittance_info", e.request.remittance_info);
+  f("requested_at", e.request.requested_at);
   f("correlation_id", e.correlation_id);
   f("initiated_at", e.initiated_at);
   f("deadline_at", e.deadline_at);

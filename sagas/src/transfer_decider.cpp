@@ -7,6 +7,10 @@
 #include "clearing/base/assert.hpp"
 #include "clearing/base/text.hpp"
 
+// Read top to bottom: evolve (one small function per event, each asserting what decide
+// asserted or guaranteed when it wrote the event), then the decisions (initiation,
+// clearing answers, manual resolution), then the public functions.
+
 namespace clearing::sagas {
 namespace {
 
@@ -19,6 +23,204 @@ struct Overloaded : F... {
 };
 template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
+
+// A transfer between initiation and its outcome that automation still works on: a clearing
+// call is due exactly in these states.
+bool is_open(TransferStatus status) {
+  return status != TransferStatus::empty && !is_terminal(status) &&
+         status != TransferStatus::parked_for_review;
+}
+
+// =======================================================================================
+// Evolve. Never fails on a stream this decider wrote; the assertions say what "wrote"
+// means, so a stream written otherwise stops the load instead of moving money on it.
+
+// Every event after TransferInitiated belongs to the transfer it started.
+void assert_same_transfer(const TransferState& state, const std::string& transfer_id) {
+  CLEARING_ASSERT(state.status != TransferStatus::empty);
+  CLEARING_ASSERT_MSG(transfer_id == state.request.transfer_id, "event of another transfer");
+}
+
+// An answer event the decider records only for the current attempt, whose call was due.
+void assert_current_answer(const TransferState& state, const std::string& transfer_id,
+                           std::int32_t attempt) {
+  assert_same_transfer(state, transfer_id);
+  CLEARING_ASSERT_MSG(is_open(state.status), "answer recorded for a closed transfer");
+  CLEARING_ASSERT_MSG(attempt == state.attempt, "a stale non-final answer was recorded");
+  CLEARING_ASSERT(state.scheduled.has_value() && state.scheduled->attempt == attempt);
+}
+
+// A final answer (settled, rejected) is recorded for any attempt so far, even a stale one;
+// attempt 0 is a rejection by validation, before any call.
+void assert_final_answer(const TransferState& state, const std::string& transfer_id,
+                         std::int32_t attempt) {
+  assert_same_transfer(state, transfer_id);
+  CLEARING_ASSERT_MSG(is_open(state.status), "outcome recorded for a closed transfer");
+  CLEARING_ASSERT(attempt >= 0 && attempt <= state.attempt);
+}
+
+void apply(TransferState& state, const TransferInitiated& event) {
+  CLEARING_ASSERT_MSG(state.status == TransferStatus::empty, "a transfer is initiated once");
+  CLEARING_ASSERT_MSG(event.idempotency_key == event.request.transfer_id,
+                      "the idempotency key is the transfer id");
+  state.status = TransferStatus::initiated;
+  state.request = event.request;
+  state.correlation_id = event.correlation_id;
+  state.idempotency_key = event.idempotency_key;
+  state.initiated_at = event.initiated_at;
+  state.deadline_at = event.deadline_at;
+  state.attempt = 1;
+  state.scheduled = ScheduledAction{.action = ClearingAction::submit,
+                                    .attempt = 1,
+                                    .due_at = event.initiated_at,
+                                    .idempotency_key = event.idempotency_key};
+}
+
+void finish(TransferState& state, TransferStatus terminal) {
+  state.status = terminal;
+  state.scheduled.reset();
+}
+
+void apply(TransferState& state, const TransferRejected& event) {
+  assert_final_answer(state, event.transfer_id, event.attempt);
+  finish(state, TransferStatus::rejected);
+  state.reason_code = event.reason_code;
+  state.reason = event.reason;
+}
+
+void apply(TransferState& state, const DuplicateTransferRequestRefused& event) {
+  assert_same_transfer(state, event.transfer_id);
+}
+
+void apply(TransferState& state, const RetryScheduled& event) {
+  assert_same_transfer(state, event.transfer_id);
+  CLEARING_ASSERT_MSG(is_open(state.status), "retry scheduled for a closed transfer");
+  CLEARING_ASSERT_MSG(event.idempotency_key == state.idempotency_key,
+                      "one transfer, one idempotency key");
+  CLEARING_ASSERT_MSG(event.attempt == state.attempt + 1, "attempts are numbered in sequence");
+  CLEARING_ASSERT_MSG(!state.scheduled.has_value(), "a retry follows the answer it is for");
+  state.attempt = event.attempt;
+  state.scheduled = ScheduledAction{.action = event.action,
+                                    .attempt = event.attempt,
+                                    .due_at = event.due_at,
+                                    .idempotency_key = event.idempotency_key};
+}
+
+void apply(TransferState& state, const TransferSettled& event) {
+  assert_final_answer(state, event.transfer_id, event.attempt);
+  finish(state, TransferStatus::succeeded);
+  state.clearing_reference = event.clearing_reference;
+  state.settlement_date = event.settlement_date;
+}
+
+void apply(TransferState& state, const TransferAcceptedPending& event) {
+  assert_current_answer(state, event.transfer_id, event.attempt);
+  state.status = TransferStatus::pending_settlement;
+  state.scheduled.reset();
+  state.clearing_reference = event.clearing_reference;
+  state.settlement_date = event.expected_settlement_date;
+  state.unknown_outcomes = 0;
+  state.backoff_step = 0;
+}
+
+// An answer that leaves the outcome open. Something may now have happened at the
+// clearing, so a transfer waiting for its first answer has an unknown outcome; a pending
+// or investigated transfer stays what it is.
+void apply_open_answer(TransferState& state, std::string last_error) {
+  if (state.status == TransferStatus::initiated || state.status == TransferStatus::submitting)
+    state.status = state.investigating_since ? TransferStatus::under_investigation
+                                             : TransferStatus::outcome_unknown;
+  state.scheduled.reset();
+  ++state.backoff_step;
+  state.last_error = std::move(last_error);
+}
+
+void apply(TransferState& state, const ClearingOutcomeUnknown& event) {
+  assert_current_answer(state, event.transfer_id, event.attempt);
+  apply_open_answer(state, event.cause);
+  ++state.unknown_outcomes;
+}
+
+void apply(TransferState& state, const ClearingReportedInProgress& event) {
+  assert_current_answer(state, event.transfer_id, event.attempt);
+  apply_open_answer(state, "clearing reports the transfer in progress");
+}
+
+void apply(TransferState& state, const IdempotencyKeyConflictDetected& event) {
+  assert_current_answer(state, event.transfer_id, event.attempt);
+  CLEARING_ASSERT_MSG(event.idempotency_key == state.idempotency_key,
+                      "the conflict is about this transfer's key");
+  finish(state, TransferStatus::parked_for_review);
+  state.reason = "idempotency key conflict: " + event.reason;
+}
+
+// An answer that says nothing was done: the status stays (an earlier attempt's outcome
+// may still be open), except that a first submission becomes a repeated one.
+void apply_nothing_done(TransferState& state, std::string last_error) {
+  if (state.status == TransferStatus::initiated) state.status = TransferStatus::submitting;
+  state.scheduled.reset();
+  state.last_error = std::move(last_error);
+}
+
+void apply(TransferState& state, const ClearingUnavailable& event) {
+  assert_current_answer(state, event.transfer_id, event.attempt);
+  apply_nothing_done(state, "clearing unavailable (maintenance)");
+}
+
+void apply(TransferState& state, const ClearingUnauthorized& event) {
+  assert_current_answer(state, event.transfer_id, event.attempt);
+  apply_nothing_done(state, "clearing refused our credentials (401)");
+  ++state.backoff_step;
+}
+
+void apply(TransferState& state, const ClearingReportedNotFound& event) {
+  assert_current_answer(state, event.transfer_id, event.attempt);
+  CLEARING_ASSERT_MSG(state.scheduled->action == ClearingAction::inquiry,
+                      "only an inquiry can find nothing");
+  // Nothing exists under the key: the earlier outcomes are known now (nothing happened).
+  // A transfer once investigated stays so until its outcome is known: people watch it.
+  state.status =
+      state.investigating_since ? TransferStatus::under_investigation : TransferStatus::submitting;
+  state.scheduled.reset();
+  state.unknown_outcomes = 0;
+  state.last_error = "clearing has no record of the transfer";
+}
+
+void apply(TransferState& state, const TransferUnderInvestigation& event) {
+  assert_same_transfer(state, event.transfer_id);
+  CLEARING_ASSERT_MSG(is_open(state.status), "only an open transfer is investigated");
+  CLEARING_ASSERT_MSG(!state.investigating_since.has_value(), "investigated once per transfer");
+  CLEARING_ASSERT(event.attempts == state.attempt);
+  state.status = TransferStatus::under_investigation;
+  state.investigating_since = event.since;
+  state.last_error = event.last_error;
+}
+
+void apply(TransferState& state, const ContradictingClearingAnswerReceived& event) {
+  assert_same_transfer(state, event.transfer_id);
+  CLEARING_ASSERT_MSG(is_terminal(state.status), "only a terminal outcome is contradicted");
+}
+
+void apply(TransferState& state, const TransferResolvedManually& event) {
+  assert_same_transfer(state, event.transfer_id);
+  CLEARING_ASSERT_MSG(state.status == TransferStatus::under_investigation ||
+                          state.status == TransferStatus::parked_for_review,
+                      "people resolve only what automation could not");
+  CLEARING_ASSERT(event.attempts == state.attempt);
+  state.resolved_manually = true;
+  if (event.outcome == ManualOutcome::succeeded) {
+    finish(state, TransferStatus::succeeded);
+    state.clearing_reference = event.clearing_reference;
+    state.settlement_date = event.settlement_date;
+  } else {
+    finish(state, TransferStatus::rejected);
+    state.reason_code = event.reason_code;
+    state.reason = event.reason;
+  }
+}
+
+// =======================================================================================
+// Decide.
 
 Timestamp after(Timestamp at, std::int64_t delay_ms) {
   return at + std::chrono::milliseconds{delay_ms};
@@ -36,17 +238,12 @@ struct ValidationFailure {
   std::string reason;
 };
 
-TransferRequest request_of(const InitiateTransfer& command) {
-  return TransferRequest{command.transfer_id, command.account_id, command.amount,
-                         command.debtor,      command.creditor,   command.remittance_info,
-                         command.requested_at};
-}
-
 std::optional<ValidationFailure> format_failure(const InitiateTransfer& command) {
+  const TransferRequest& request = command.request;
   const std::pair<std::string_view, const std::string*> required[] = {
-      {"transfer_id", &command.transfer_id},     {"account_id", &command.account_id},
-      {"debtor.name", &command.debtor.name},     {"debtor.account", &command.debtor.account.id},
-      {"creditor.name", &command.creditor.name}, {"creditor.account", &command.creditor.account.id},
+      {"transfer_id", &request.transfer_id},     {"account_id", &request.account_id},
+      {"debtor.name", &request.debtor.name},     {"debtor.account", &request.debtor.account.id},
+      {"creditor.name", &request.creditor.name}, {"creditor.account", &request.creditor.account.id},
   };
   // The adapter could not read the request: its reason, not a guess from empty fields.
   if (!command.format_problem.empty())
@@ -56,9 +253,9 @@ std::optional<ValidationFailure> format_failure(const InitiateTransfer& command)
       return ValidationFailure{kReasonInvalidFormat, "missing field " + std::string(name)};
   }
   const std::pair<std::string_view, const std::string*> texts[] = {
-      {"debtor.name", &command.debtor.name},
-      {"creditor.name", &command.creditor.name},
-      {"remittance_info", &command.remittance_info},
+      {"debtor.name", &request.debtor.name},
+      {"creditor.name", &request.creditor.name},
+      {"remittance_info", &request.remittance_info},
   };
   for (const auto& [name, value] : texts) {
     if (!base::is_printable_utf8(*value))
@@ -66,35 +263,34 @@ std::optional<ValidationFailure> format_failure(const InitiateTransfer& command)
                                std::string(name) + " is not printable UTF-8 text"};
   }
   // Max140Text counts characters: 71 x "Ø" is 142 bytes and a valid name.
-  if (*base::utf8_length(command.debtor.name) > kNameLengthMax ||
-      *base::utf8_length(command.creditor.name) > kNameLengthMax)
+  if (*base::utf8_length(request.debtor.name) > kNameLengthMax ||
+      *base::utf8_length(request.creditor.name) > kNameLengthMax)
     return ValidationFailure{kReasonInvalidFormat, "name longer than 140 characters"};
-  if (*base::utf8_length(command.remittance_info) > kRemittanceInfoLengthMax)
+  if (*base::utf8_length(request.remittance_info) > kRemittanceInfoLengthMax)
     return ValidationFailure{kReasonInvalidFormat, "remittance info longer than 140 characters"};
   return std::nullopt;
 }
 
-std::optional<ValidationFailure> amount_failure(const InitiateTransfer& command) {
-  if (command.amount.currency != command.rules.currency)
-    return ValidationFailure{kReasonCurrency, "currency " +
-                                                  std::string(command.amount.currency.code()) +
+std::optional<ValidationFailure> amount_failure(const Money& amount, const CountryRules& rules) {
+  if (amount.currency != rules.currency)
+    return ValidationFailure{kReasonCurrency, "currency " + std::string(amount.currency.code()) +
                                                   " not processable; expected " +
-                                                  std::string(command.rules.currency.code())};
-  if (command.amount.minor_units <= 0)
+                                                  std::string(rules.currency.code())};
+  if (amount.minor_units <= 0)
     return ValidationFailure{kReasonAmountLimit, "amount must be positive"};
-  if (command.amount.minor_units > command.rules.amount_limit_minor)
-    return ValidationFailure{
-        kReasonAmountLimit,
-        "amount exceeds the limit of " +
-            to_string(Money{command.rules.amount_limit_minor, command.rules.currency})};
+  if (amount.minor_units > rules.amount_limit_minor)
+    return ValidationFailure{kReasonAmountLimit,
+                             "amount exceeds the limit of " +
+                                 to_string(Money{rules.amount_limit_minor, rules.currency})};
   return std::nullopt;
 }
 
-std::optional<ValidationFailure> account_failure(const InitiateTransfer& command) {
+std::optional<ValidationFailure> account_failure(const TransferRequest& request,
+                                                 const CountryRules& rules) {
   const std::pair<std::string_view, const Account*> accounts[] = {
-      {"debtor", &command.debtor.account}, {"creditor", &command.creditor.account}};
+      {"debtor", &request.debtor.account}, {"creditor", &request.creditor.account}};
   for (const auto& [role, account] : accounts) {
-    if (auto valid = validate_account(command.rules.country, *account); !valid) {
+    if (auto valid = validate_account(rules.country, *account); !valid) {
       return ValidationFailure{
           kReasonInvalidAccount,
           std::string(role) + " account: " + std::string(account_error_message(valid.error()))};
@@ -106,38 +302,44 @@ std::optional<ValidationFailure> account_failure(const InitiateTransfer& command
 // The first failure in the order a person fixes them: form, then money, then accounts.
 std::optional<ValidationFailure> validation_failure(const InitiateTransfer& command) {
   if (auto failure = format_failure(command)) return failure;
-  if (auto failure = amount_failure(command)) return failure;
-  return account_failure(command);
-}
-
-TransferInitiated initiated_event(const InitiateTransfer& command) {
-  return TransferInitiated{command.transfer_id,  command.account_id,
-                           command.amount,       command.debtor,
-                           command.creditor,     command.remittance_info,
-                           command.requested_at, command.correlation_id,
-                           command.now,          after(command.now, command.policy.deadline_ms),
-                           command.transfer_id};
+  if (auto failure = amount_failure(command.request.amount, command.rules)) return failure;
+  return account_failure(command.request, command.rules);
 }
 
 Decision decide_first_initiate(const InitiateTransfer& command) {
-  Events events{initiated_event(command)};
+  Events events{TransferInitiated{
+      .request = command.request,
+      .correlation_id = command.correlation_id,
+      .initiated_at = command.now,
+      .deadline_at = after(command.now, command.policy.deadline_ms),
+      .idempotency_key = command.request.transfer_id,
+  }};
   if (auto failure = validation_failure(command)) {
-    events.push_back(TransferRejected{command.transfer_id, 0, std::string(failure->reason_code),
-                                      std::move(failure->reason), 0});
+    events.push_back(TransferRejected{
+        .transfer_id = command.request.transfer_id,
+        .attempt = 0,  // refused by validation: the clearing was never called
+        .reason_code = std::string(failure->reason_code),
+        .reason = std::move(failure->reason),
+        .latency_ms = 0,
+    });
   }
   return events;
 }
 
 Decision decide_initiate(const InitiateTransfer& command, const TransferState& state) {
   if (state.status == TransferStatus::empty) return decide_first_initiate(command);
-  if (command.transfer_id != state.request.transfer_id)
+  if (command.request.transfer_id != state.request.transfer_id)
     return refuse(TransferRefusalCode::transfer_id_mismatch, "command for another transfer");
-  auto differences = differing_fields(state.request, request_of(command));
+  auto differences = differing_fields(state.request, command.request);
   if (differences.empty()) return Events{};  // a redelivery: already done
-  return Events{DuplicateTransferRequestRefused{command.transfer_id, std::string(kReasonDuplicate),
-                                                "transfer id already used by a different request",
-                                                std::move(differences), command.correlation_id,
-                                                command.now}};
+  return Events{DuplicateTransferRequestRefused{
+      .transfer_id = command.request.transfer_id,
+      .reason_code = std::string(kReasonDuplicate),
+      .reason = "transfer id already used by a different request",
+      .differing_fields = std::move(differences),
+      .correlation_id = command.correlation_id,
+      .received_at = command.now,
+  }};
 }
 
 // ---------------------------------------------------------------------------------------
@@ -165,9 +367,15 @@ bool contradicts(const RecordClearingAnswer& answer, const TransferState& state)
 Decision decide_after_terminal(const RecordClearingAnswer& answer, const TransferState& state) {
   if (!contradicts(answer, state)) return Events{};
   return Events{ContradictingClearingAnswerReceived{
-      answer.transfer_id, answer.attempt, std::string(status_name(state.status)),
-      std::string(answer_class_name(answer.cls)), answer.clearing_reference, answer.reason_code,
-      answer.reason, answer.now}};
+      .transfer_id = answer.transfer_id,
+      .attempt = answer.attempt,
+      .terminal_state = std::string(status_name(state.status)),
+      .answer = std::string(answer_class_name(answer.cls)),
+      .clearing_reference = answer.clearing_reference,
+      .reason_code = answer.reason_code,
+      .reason = answer.reason,
+      .received_at = answer.now,
+  }};
 }
 
 // The retry a setback asks for, before the deadline rule has its say.
@@ -178,8 +386,16 @@ struct PlannedRetry {
 };
 
 RetryScheduled schedule(const TransferState& state, PlannedRetry retry) {
-  return RetryScheduled{state.request.transfer_id, state.idempotency_key, retry.action,
-                        state.attempt + 1,         retry.due_at,          std::move(retry.reason)};
+  // Every call of a transfer carries its one key, and attempts count up by one.
+  CLEARING_ASSERT(state.idempotency_key == state.request.transfer_id);
+  return RetryScheduled{
+      .transfer_id = state.request.transfer_id,
+      .idempotency_key = state.idempotency_key,
+      .action = retry.action,
+      .attempt = state.attempt + 1,
+      .due_at = retry.due_at,
+      .reason = std::move(retry.reason),
+  };
 }
 
 // Past the deadline an unsettled outcome goes to people once, and inquiries go on at the
@@ -196,8 +412,12 @@ Events on_setback(const RecordClearingAnswer& answer, const TransferState& state
   Events events{std::move(answer_event)};
   if (escalates(state, answer.now)) {
     if (!state.investigating_since) {
-      events.push_back(TransferUnderInvestigation{state.request.transfer_id, answer.now,
-                                                  state.attempt, std::move(last_error)});
+      events.push_back(TransferUnderInvestigation{
+          .transfer_id = state.request.transfer_id,
+          .since = answer.now,
+          .attempts = state.attempt,
+          .last_error = std::move(last_error),
+      });
     }
     const auto slow_due = after(answer.now, answer.policy.investigation_inquiry_interval_ms);
     retry = PlannedRetry{ClearingAction::inquiry, std::max(retry.due_at, slow_due),
@@ -222,19 +442,22 @@ Events on_unknown(const RecordClearingAnswer& answer, const TransferState& state
   PlannedRetry retry{inquire ? ClearingAction::inquiry : ClearingAction::submit,
                      backoff_due(answer, state),
                      inquire ? "outcome unknown: inquiry" : "outcome unknown: resubmit"};
-  return on_setback(
-      answer, state,
-      ClearingOutcomeUnknown{answer.transfer_id, answer.attempt, cause, answer.latency_ms},
-      std::move(retry), cause);
+  return on_setback(answer, state,
+                    ClearingOutcomeUnknown{.transfer_id = answer.transfer_id,
+                                           .attempt = answer.attempt,
+                                           .cause = cause,
+                                           .latency_ms = answer.latency_ms},
+                    std::move(retry), cause);
 }
 
 Events on_in_progress(const RecordClearingAnswer& answer, const TransferState& state) {
-  return on_setback(
-      answer, state,
-      ClearingReportedInProgress{answer.transfer_id, answer.attempt, answer.latency_ms},
-      PlannedRetry{ClearingAction::inquiry, backoff_due(answer, state),
-                   "clearing reports in progress: inquiry"},
-      "clearing reports the transfer in progress");
+  return on_setback(answer, state,
+                    ClearingReportedInProgress{.transfer_id = answer.transfer_id,
+                                               .attempt = answer.attempt,
+                                               .latency_ms = answer.latency_ms},
+                    PlannedRetry{ClearingAction::inquiry, backoff_due(answer, state),
+                                 "clearing reports in progress: inquiry"},
+                    "clearing reports the transfer in progress");
 }
 
 Events on_maintenance(const RecordClearingAnswer& answer, const TransferState& state) {
@@ -242,8 +465,10 @@ Events on_maintenance(const RecordClearingAnswer& answer, const TransferState& s
   const auto wait_ms =
       answer.retry_after_ms > 0 ? answer.retry_after_ms : answer.policy.backoff_initial_ms;
   return on_setback(answer, state,
-                    ClearingUnavailable{answer.transfer_id, answer.attempt, answer.retry_after_ms,
-                                        answer.latency_ms},
+                    ClearingUnavailable{.transfer_id = answer.transfer_id,
+                                        .attempt = answer.attempt,
+                                        .retry_after_ms = answer.retry_after_ms,
+                                        .latency_ms = answer.latency_ms},
                     PlannedRetry{answer.kind, after(answer.now, wait_ms),
                                  "clearing unavailable: retry after maintenance"},
                     "clearing unavailable (maintenance)");
@@ -251,7 +476,9 @@ Events on_maintenance(const RecordClearingAnswer& answer, const TransferState& s
 
 Events on_unauthorized(const RecordClearingAnswer& answer, const TransferState& state) {
   return on_setback(answer, state,
-                    ClearingUnauthorized{answer.transfer_id, answer.attempt, answer.latency_ms},
+                    ClearingUnauthorized{.transfer_id = answer.transfer_id,
+                                         .attempt = answer.attempt,
+                                         .latency_ms = answer.latency_ms},
                     PlannedRetry{answer.kind, backoff_due(answer, state),
                                  "clearing refused our credentials: retry"},
                     "clearing refused our credentials (401)");
@@ -259,8 +486,11 @@ Events on_unauthorized(const RecordClearingAnswer& answer, const TransferState& 
 
 Events on_pending(const RecordClearingAnswer& answer, const TransferState& state) {
   return Events{
-      TransferAcceptedPending{answer.transfer_id, answer.attempt, answer.clearing_reference,
-                              answer.settlement_date, answer.latency_ms},
+      TransferAcceptedPending{.transfer_id = answer.transfer_id,
+                              .attempt = answer.attempt,
+                              .clearing_reference = answer.clearing_reference,
+                              .expected_settlement_date = answer.settlement_date,
+                              .latency_ms = answer.latency_ms},
       schedule(state, PlannedRetry{ClearingAction::inquiry,
                                    after(answer.now, answer.policy.pending_inquiry_interval_ms),
                                    "awaiting settlement: inquiry"})};
@@ -270,15 +500,36 @@ Events on_not_found(const RecordClearingAnswer& answer, const TransferState& sta
   // Nothing was executed under the key, so a resubmission with the same key is safe and
   // is due at once: the inquiry itself was the wait.
   return Events{
-      ClearingReportedNotFound{answer.transfer_id, answer.attempt, answer.latency_ms},
+      ClearingReportedNotFound{.transfer_id = answer.transfer_id,
+                               .attempt = answer.attempt,
+                               .latency_ms = answer.latency_ms},
       schedule(state, PlannedRetry{ClearingAction::submit, answer.now,
                                    "clearing has no record: resubmit with the same key"})};
 }
 
+Events on_settled(const RecordClearingAnswer& answer) {
+  return Events{TransferSettled{.transfer_id = answer.transfer_id,
+                                .attempt = answer.attempt,
+                                .clearing_reference = answer.clearing_reference,
+                                .settlement_date = answer.settlement_date,
+                                .latency_ms = answer.latency_ms}};
+}
+
 Events on_rejected(const RecordClearingAnswer& answer, std::string reason_code) {
   if (reason_code.empty()) reason_code = std::string(kReasonNotSpecified);
-  return Events{TransferRejected{answer.transfer_id, answer.attempt, std::move(reason_code),
-                                 answer.reason, answer.latency_ms}};
+  return Events{TransferRejected{.transfer_id = answer.transfer_id,
+                                 .attempt = answer.attempt,
+                                 .reason_code = std::move(reason_code),
+                                 .reason = answer.reason,
+                                 .latency_ms = answer.latency_ms}};
+}
+
+Events on_key_reused(const RecordClearingAnswer& answer, const TransferState& state) {
+  return Events{IdempotencyKeyConflictDetected{.transfer_id = answer.transfer_id,
+                                               .attempt = answer.attempt,
+                                               .idempotency_key = state.idempotency_key,
+                                               .reason = answer.reason,
+                                               .latency_ms = answer.latency_ms}};
 }
 
 Events answer_events(const RecordClearingAnswer& answer, const TransferState& state) {
@@ -286,8 +537,7 @@ Events answer_events(const RecordClearingAnswer& answer, const TransferState& st
   const bool on_inquiry = answer.kind == ClearingAction::inquiry;
   switch (answer.cls) {
     case Cls::settled:
-      return Events{TransferSettled{answer.transfer_id, answer.attempt, answer.clearing_reference,
-                                    answer.settlement_date, answer.latency_ms}};
+      return on_settled(answer);
     case Cls::rejected:
       return on_rejected(answer, answer.reason_code);
     case Cls::pending:
@@ -301,9 +551,7 @@ Events answer_events(const RecordClearingAnswer& answer, const TransferState& st
     case Cls::unauthorized:
       return on_unauthorized(answer, state);
     case Cls::key_reused:
-      return Events{IdempotencyKeyConflictDetected{answer.transfer_id, answer.attempt,
-                                                   state.idempotency_key, answer.reason,
-                                                   answer.latency_ms}};
+      return on_key_reused(answer, state);
     case Cls::malformed_request:
       // A 400 on a submission means nothing was executed; on an inquiry it says nothing
       // about the transfer (an earlier submission may have executed), so it is an
@@ -361,140 +609,23 @@ Decision decide_resolve(const ResolveManually& command, const TransferState& sta
   if (auto gap = resolution_gap(command))
     return refuse(TransferRefusalCode::incomplete_resolution, std::move(*gap));
   return Events{TransferResolvedManually{
-      command.transfer_id, command.outcome, command.reason, command.operator_name,
-      command.clearing_reference, command.settlement_date, command.reason_code,
-      std::string(state_name(state)), state.attempt, command.now}};
-}
-
-// ---------------------------------------------------------------------------------------
-// Evolve: one small function per event.
-
-void apply(TransferState& state, const TransferInitiated& event) {
-  state.status = TransferStatus::initiated;
-  state.request =
-      TransferRequest{event.transfer_id, event.account_id,      event.amount,      event.debtor,
-                      event.creditor,    event.remittance_info, event.requested_at};
-  state.correlation_id = event.correlation_id;
-  state.idempotency_key = event.idempotency_key;
-  state.initiated_at = event.initiated_at;
-  state.deadline_at = event.deadline_at;
-  state.attempt = 1;
-  state.scheduled =
-      ScheduledAction{ClearingAction::submit, 1, event.initiated_at, event.idempotency_key};
-}
-
-void finish(TransferState& state, TransferStatus terminal) {
-  state.status = terminal;
-  state.scheduled.reset();
-}
-
-void apply(TransferState& state, const TransferRejected& event) {
-  finish(state, TransferStatus::rejected);
-  state.reason_code = event.reason_code;
-  state.reason = event.reason;
-}
-
-void apply(TransferState&, const DuplicateTransferRequestRefused&) {}
-
-void apply(TransferState& state, const RetryScheduled& event) {
-  state.attempt = event.attempt;
-  state.scheduled =
-      ScheduledAction{event.action, event.attempt, event.due_at, event.idempotency_key};
-}
-
-void apply(TransferState& state, const TransferSettled& event) {
-  finish(state, TransferStatus::succeeded);
-  state.clearing_reference = event.clearing_reference;
-  state.settlement_date = event.settlement_date;
-}
-
-void apply(TransferState& state, const TransferAcceptedPending& event) {
-  state.status = TransferStatus::pending_settlement;
-  state.scheduled.reset();
-  state.clearing_reference = event.clearing_reference;
-  state.settlement_date = event.expected_settlement_date;
-  state.unknown_outcomes = 0;
-  state.backoff_step = 0;
-}
-
-// An answer that leaves the outcome open. Something may now have happened at the
-// clearing, so a transfer waiting for its first answer has an unknown outcome; a pending
-// or investigated transfer stays what it is.
-void apply_open_answer(TransferState& state, std::string last_error) {
-  if (state.status == TransferStatus::initiated || state.status == TransferStatus::submitting)
-    state.status = state.investigating_since ? TransferStatus::under_investigation
-                                             : TransferStatus::outcome_unknown;
-  state.scheduled.reset();
-  ++state.backoff_step;
-  state.last_error = std::move(last_error);
-}
-
-void apply(TransferState& state, const ClearingOutcomeUnknown& event) {
-  apply_open_answer(state, event.cause);
-  ++state.unknown_outcomes;
-}
-
-void apply(TransferState& state, const ClearingReportedInProgress&) {
-  apply_open_answer(state, "clearing reports the transfer in progress");
-}
-
-void apply(TransferState& state, const IdempotencyKeyConflictDetected& event) {
-  finish(state, TransferStatus::parked_for_review);
-  state.reason = "idempotency key conflict: " + event.reason;
-}
-
-// An answer that says nothing was done: the status stays (an earlier attempt's outcome
-// may still be open), except that a first submission becomes a repeated one.
-void apply_nothing_done(TransferState& state, std::string last_error) {
-  if (state.status == TransferStatus::initiated) state.status = TransferStatus::submitting;
-  state.scheduled.reset();
-  state.last_error = std::move(last_error);
-}
-
-void apply(TransferState& state, const ClearingUnavailable&) {
-  apply_nothing_done(state, "clearing unavailable (maintenance)");
-}
-
-void apply(TransferState& state, const ClearingUnauthorized&) {
-  apply_nothing_done(state, "clearing refused our credentials (401)");
-  ++state.backoff_step;
-}
-
-void apply(TransferState& state, const ClearingReportedNotFound&) {
-  // Nothing exists under the key: the earlier outcomes are known now (nothing happened).
-  // A transfer once investigated stays so until its outcome is known: people watch it.
-  state.status =
-      state.investigating_since ? TransferStatus::under_investigation : TransferStatus::submitting;
-  state.scheduled.reset();
-  state.unknown_outcomes = 0;
-  state.last_error = "clearing has no record of the transfer";
-}
-
-void apply(TransferState& state, const TransferUnderInvestigation& event) {
-  state.status = TransferStatus::under_investigation;
-  state.investigating_since = event.since;
-  state.last_error = event.last_error;
-}
-
-void apply(TransferState&, const ContradictingClearingAnswerReceived&) {}
-
-void apply(TransferState& state, const TransferResolvedManually& event) {
-  state.resolved_manually = true;
-  if (event.outcome == ManualOutcome::succeeded) {
-    finish(state, TransferStatus::succeeded);
-    state.clearing_reference = event.clearing_reference;
-    state.settlement_date = event.settlement_date;
-  } else {
-    finish(state, TransferStatus::rejected);
-    state.reason_code = event.reason_code;
-    state.reason = event.reason;
-  }
+      .transfer_id = command.transfer_id,
+      .outcome = command.outcome,
+      .reason = command.reason,
+      .operator_name = command.operator_name,
+      .clearing_reference = command.clearing_reference,
+      .settlement_date = command.settlement_date,
+      .reason_code = command.reason_code,
+      .corrects_state = std::string(state_name(state)),
+      .attempts = state.attempt,
+      .resolved_at = command.now,
+  }};
 }
 
 }  // namespace
 
-// ---------------------------------------------------------------------------------------
-// Public helpers.
+// =======================================================================================
+// Public functions.
 
 std::int64_t backoff_delay_ms(const RetryPolicy& policy, std::int32_t step,
                               std::int32_t jitter_permille) noexcept {
@@ -520,6 +651,15 @@ std::vector<std::string> differing_fields(const TransferRequest& a, const Transf
   return names;
 }
 
+const std::string& target_transfer_id(const TransferCommand& command) noexcept {
+  return std::visit(
+      Overloaded{
+          [](const InitiateTransfer& c) -> const std::string& { return c.request.transfer_id; },
+          [](const auto& c) -> const std::string& { return c.transfer_id; },
+      },
+      command);
+}
+
 bool is_terminal(TransferStatus status) noexcept {
   return status == TransferStatus::succeeded || status == TransferStatus::rejected;
 }
@@ -529,10 +669,8 @@ std::string_view state_name(const TransferState& state) noexcept {
 }
 
 std::optional<ScheduledAction> next_action(const TransferState& state) {
-  const bool active = state.status != TransferStatus::empty && !is_terminal(state.status) &&
-                      state.status != TransferStatus::parked_for_review;
-  if (!active) return std::nullopt;
-  // evolve keeps `scheduled` set in every active state once a decision is fully applied.
+  if (!is_open(state.status)) return std::nullopt;
+  // evolve keeps `scheduled` set in every open state once a decision is fully applied.
   CLEARING_ASSERT(state.scheduled.has_value());
   CLEARING_ASSERT(state.scheduled->idempotency_key == state.idempotency_key);
   return state.scheduled;

@@ -30,6 +30,20 @@ Party charles() {
 }
 const std::string kId = "7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f";
 
+TransferInitiated initiated() {
+  return TransferInitiated{.request = TransferRequest{.transfer_id = kId,
+                                                      .account_id = "core-account-17",
+                                                      .amount = dkk(125000),
+                                                      .debtor = ada(),
+                                                      .creditor = charles(),
+                                                      .remittance_info = "Invoice 42",
+                                                      .requested_at = at(0)},
+                           .correlation_id = "corr-1",
+                           .initiated_at = at(123),
+                           .deadline_at = at(3'600'123),
+                           .idempotency_key = kId};
+}
+
 std::set<std::string> golden_types;  // proves that every event type has its golden
 
 template <class Codec, class Event>
@@ -49,10 +63,7 @@ void check_golden(const Event& event, std::string_view type, const char* golden)
 TEST_CASE("golden JSON of every Transfer event") {
   using C = TransferCodec;
   golden_types.clear();
-  check_golden<C, TransferEvent>(
-      TransferInitiated{kId, "core-account-17", dkk(125000), ada(), charles(), "Invoice 42", at(0),
-                        "corr-1", at(123), at(3'600'123), kId},
-      "TransferInitiated", R"({
+  check_golden<C, TransferEvent>(initiated(), "TransferInitiated", R"({
         "transfer_id": "7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f", "account_id": "core-account-17",
         "amount": {"minor_units": 125000, "currency": "DKK"},
         "debtor": {"name": "Ada Lovelace", "account": {"scheme": "BBAN", "id": "5301-0001234567"}},
@@ -63,61 +74,111 @@ TEST_CASE("golden JSON of every Transfer event") {
         "deadline_at": "2026-11-26T10:00:00.123Z",
         "idempotency_key": "7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f"})");
   check_golden<C, TransferEvent>(
-      TransferRejected{"t-1", 2, "AC04", "account closed", 42}, "TransferRejected",
+      TransferRejected{.transfer_id = "t-1",
+                       .attempt = 2,
+                       .reason_code = "AC04",
+                       .reason = "account closed",
+                       .latency_ms = 42},
+      "TransferRejected",
       R"({"transfer_id": "t-1", "attempt": 2, "reason_code": "AC04", "reason": "account closed",
           "latency_ms": 42})");
   check_golden<C, TransferEvent>(
-      DuplicateTransferRequestRefused{
-          "t-1", "DUPL", "different request", {"amount", "creditor"}, "corr-2", at(5)},
+      DuplicateTransferRequestRefused{.transfer_id = "t-1",
+                                      .reason_code = "DUPL",
+                                      .reason = "different request",
+                                      .differing_fields = {"amount", "creditor"},
+                                      .correlation_id = "corr-2",
+                                      .received_at = at(5)},
       "DuplicateTransferRequestRefused",
       R"({"transfer_id": "t-1", "reason_code": "DUPL", "reason": "different request",
           "differing_fields": ["amount", "creditor"], "correlation_id": "corr-2",
           "received_at": "2026-11-26T09:00:00.005Z"})");
   check_golden<C, TransferEvent>(
-      RetryScheduled{"t-1", "t-1", ClearingAction::inquiry, 4, at(60'000), "outcome unknown"},
+      RetryScheduled{.transfer_id = "t-1",
+                     .idempotency_key = "t-1",
+                     .action = ClearingAction::inquiry,
+                     .attempt = 4,
+                     .due_at = at(60'000),
+                     .reason = "outcome unknown"},
       "RetryScheduled",
       R"({"transfer_id": "t-1", "idempotency_key": "t-1", "action": "inquiry", "attempt": 4,
           "due_at": "2026-11-26T09:01:00.000Z", "reason": "outcome unknown"})");
   check_golden<C, TransferEvent>(
-      TransferSettled{"t-1", 1, "CR-1", "2026-11-26", 42}, "TransferSettled",
+      TransferSettled{.transfer_id = "t-1",
+                      .attempt = 1,
+                      .clearing_reference = "CR-1",
+                      .settlement_date = "2026-11-26",
+                      .latency_ms = 42},
+      "TransferSettled",
       R"({"transfer_id": "t-1", "attempt": 1, "clearing_reference": "CR-1",
           "settlement_date": "2026-11-26", "latency_ms": 42})");
   check_golden<C, TransferEvent>(
-      TransferAcceptedPending{"t-1", 1, "CR-1", "2026-11-27", 42}, "TransferAcceptedPending",
+      TransferAcceptedPending{.transfer_id = "t-1",
+                              .attempt = 1,
+                              .clearing_reference = "CR-1",
+                              .expected_settlement_date = "2026-11-27",
+                              .latency_ms = 42},
+      "TransferAcceptedPending",
       R"({"transfer_id": "t-1", "attempt": 1, "clearing_reference": "CR-1",
           "expected_settlement_date": "2026-11-27", "latency_ms": 42})");
   check_golden<C, TransferEvent>(
-      ClearingOutcomeUnknown{"t-1", 3, "timeout", 5000}, "ClearingOutcomeUnknown",
+      ClearingOutcomeUnknown{
+          .transfer_id = "t-1", .attempt = 3, .cause = "timeout", .latency_ms = 5000},
+      "ClearingOutcomeUnknown",
       R"({"transfer_id": "t-1", "attempt": 3, "cause": "timeout", "latency_ms": 5000})");
-  check_golden<C, TransferEvent>(ClearingReportedInProgress{"t-1", 3, 7},
-                                 "ClearingReportedInProgress",
-                                 R"({"transfer_id": "t-1", "attempt": 3, "latency_ms": 7})");
   check_golden<C, TransferEvent>(
-      IdempotencyKeyConflictDetected{"t-1", 2, "t-1", "other body", 9},
+      ClearingReportedInProgress{.transfer_id = "t-1", .attempt = 3, .latency_ms = 7},
+      "ClearingReportedInProgress", R"({"transfer_id": "t-1", "attempt": 3, "latency_ms": 7})");
+  check_golden<C, TransferEvent>(
+      IdempotencyKeyConflictDetected{.transfer_id = "t-1",
+                                     .attempt = 2,
+                                     .idempotency_key = "t-1",
+                                     .reason = "other body",
+                                     .latency_ms = 9},
       "IdempotencyKeyConflictDetected",
       R"({"transfer_id": "t-1", "attempt": 2, "idempotency_key": "t-1", "reason": "other body",
           "latency_ms": 9})");
   check_golden<C, TransferEvent>(
-      ClearingUnavailable{"t-1", 2, 120000, 3}, "ClearingUnavailable",
+      ClearingUnavailable{
+          .transfer_id = "t-1", .attempt = 2, .retry_after_ms = 120000, .latency_ms = 3},
+      "ClearingUnavailable",
       R"({"transfer_id": "t-1", "attempt": 2, "retry_after_ms": 120000, "latency_ms": 3})");
-  check_golden<C, TransferEvent>(ClearingReportedNotFound{"t-1", 5, 4}, "ClearingReportedNotFound",
-                                 R"({"transfer_id": "t-1", "attempt": 5, "latency_ms": 4})");
-  check_golden<C, TransferEvent>(ClearingUnauthorized{"t-1", 1, 2}, "ClearingUnauthorized",
-                                 R"({"transfer_id": "t-1", "attempt": 1, "latency_ms": 2})");
   check_golden<C, TransferEvent>(
-      TransferUnderInvestigation{"t-1", at(3'600'000), 6, "timeout"}, "TransferUnderInvestigation",
+      ClearingReportedNotFound{.transfer_id = "t-1", .attempt = 5, .latency_ms = 4},
+      "ClearingReportedNotFound", R"({"transfer_id": "t-1", "attempt": 5, "latency_ms": 4})");
+  check_golden<C, TransferEvent>(
+      ClearingUnauthorized{.transfer_id = "t-1", .attempt = 1, .latency_ms = 2},
+      "ClearingUnauthorized", R"({"transfer_id": "t-1", "attempt": 1, "latency_ms": 2})");
+  check_golden<C, TransferEvent>(
+      TransferUnderInvestigation{
+          .transfer_id = "t-1", .since = at(3'600'000), .attempts = 6, .last_error = "timeout"},
+      "TransferUnderInvestigation",
       R"({"transfer_id": "t-1", "since": "2026-11-26T10:00:00.000Z", "attempts": 6,
           "last_error": "timeout"})");
   check_golden<C, TransferEvent>(
-      ContradictingClearingAnswerReceived{"t-1", 7, "succeeded", "rejected", "", "AC04",
-                                          "account closed", at(1)},
+      ContradictingClearingAnswerReceived{.transfer_id = "t-1",
+                                          .attempt = 7,
+                                          .terminal_state = "succeeded",
+                                          .answer = "rejected",
+                                          .clearing_reference = "",
+                                          .reason_code = "AC04",
+                                          .reason = "account closed",
+                                          .received_at = at(1)},
       "ContradictingClearingAnswerReceived",
       R"({"transfer_id": "t-1", "attempt": 7, "terminal_state": "succeeded",
           "answer": "rejected", "clearing_reference": "", "reason_code": "AC04",
           "reason": "account closed", "received_at": "2026-11-26T09:00:00.001Z"})");
   check_golden<C, TransferEvent>(
-      TransferResolvedManually{"t-1", ManualOutcome::succeeded, "confirmed by phone", "operator-7",
-                               "CR-1", "2026-11-26", "", "under_investigation", 6, at(7'200'000)},
+      TransferResolvedManually{.transfer_id = "t-1",
+                               .outcome = ManualOutcome::succeeded,
+                               .reason = "confirmed by phone",
+                               .operator_name = "operator-7",
+                               .clearing_reference = "CR-1",
+                               .settlement_date = "2026-11-26",
+                               .reason_code = "",
+                               .corrects_state = "under_investigation",
+                               .attempts = 6,
+                               .resolved_at = at(7'200'000)},
       "TransferResolvedManually",
       R"({"transfer_id": "t-1", "outcome": "succeeded", "reason": "confirmed by phone",
           "operator_name": "operator-7", "clearing_reference": "CR-1",
@@ -171,17 +232,16 @@ TEST_CASE("stored JSON text of one of each event is byte-identical to its golden
       CHECK(IncomingPaymentCodec::encode(codec_event).dump() == text);
     }
   };
-  check_text(TransferEvent{TransferInitiated{kId, "core-account-17", dkk(125000), ada(), charles(),
-                                             "Invoice 42", at(0), "corr-1", at(123), at(3'600'123),
-                                             kId}},
-             R"({"account_id":"core-account-17","amount":{"currency":"DKK","minor_units":125000},)"
-             R"("correlation_id":"corr-1","creditor":{"account":{"id":"DK5000400440116243",)"
-             R"("scheme":"IBAN"},"name":"Charles Babbage"},"deadline_at":"2026-11-26T10:00:00.123Z",)"
-             R"("debtor":{"account":{"id":"5301-0001234567","scheme":"BBAN"},"name":"Ada Lovelace"},)"
-             R"("idempotency_key":"7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f",)"
-             R"("initiated_at":"2026-11-26T09:00:00.123Z","remittance_info":"Invoice 42",)"
-             R"("requested_at":"2026-11-26T09:00:00.000Z",)"
-             R"("transfer_id":"7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f"})");
+  check_text(
+      TransferEvent{initiated()},
+      R"({"account_id":"core-account-17","amount":{"currency":"DKK","minor_units":125000},)"
+      R"("correlation_id":"corr-1","creditor":{"account":{"id":"DK5000400440116243",)"
+      R"("scheme":"IBAN"},"name":"Charles Babbage"},"deadline_at":"2026-11-26T10:00:00.123Z",)"
+      R"("debtor":{"account":{"id":"5301-0001234567","scheme":"BBAN"},"name":"Ada Lovelace"},)"
+      R"("idempotency_key":"7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f",)"
+      R"("initiated_at":"2026-11-26T09:00:00.123Z","remittance_info":"Invoice 42",)"
+      R"("requested_at":"2026-11-26T09:00:00.000Z",)"
+      R"("transfer_id":"7c1f3a52-0d4e-4b8a-9f1e-2a3b4c5d6e7f"})");
   check_text(TransferEvent{TransferRejected{.transfer_id = "t-1",
                                             .attempt = 2,
                                             .reason_code = "AC04",
@@ -189,16 +249,16 @@ TEST_CASE("stored JSON text of one of each event is byte-identical to its golden
                                             .latency_ms = 42}},
              R"({"attempt":2,"latency_ms":42,"reason":"account closed","reason_code":"AC04",)"
              R"("transfer_id":"t-1"})");
-  check_text(TransferEvent{DuplicateTransferRequestRefused{
-                 .transfer_id = "t-1",
-                 .reason_code = "DUPL",
-                 .reason = "different request",
-                 .differing_fields = {"amount", "creditor"},
-                 .correlation_id = "corr-2",
-                 .received_at = at(5)}},
-             R"({"correlation_id":"corr-2","differing_fields":["amount","creditor"],)"
-             R"("reason":"different request","reason_code":"DUPL",)"
-             R"("received_at":"2026-11-26T09:00:00.005Z","transfer_id":"t-1"})");
+  check_text(
+      TransferEvent{DuplicateTransferRequestRefused{.transfer_id = "t-1",
+                                                    .reason_code = "DUPL",
+                                                    .reason = "different request",
+                                                    .differing_fields = {"amount", "creditor"},
+                                                    .correlation_id = "corr-2",
+                                                    .received_at = at(5)}},
+      R"({"correlation_id":"corr-2","differing_fields":["amount","creditor"],)"
+      R"("reason":"different request","reason_code":"DUPL",)"
+      R"("received_at":"2026-11-26T09:00:00.005Z","transfer_id":"t-1"})");
   check_text(TransferEvent{RetryScheduled{.transfer_id = "t-1",
                                           .idempotency_key = "t-1",
                                           .action = ClearingAction::inquiry,
@@ -237,29 +297,29 @@ TEST_CASE("stored JSON text of one of each event is byte-identical to its golden
   check_text(TransferEvent{ClearingUnavailable{
                  .transfer_id = "t-1", .attempt = 2, .retry_after_ms = 120000, .latency_ms = 3}},
              R"({"attempt":2,"latency_ms":3,"retry_after_ms":120000,"transfer_id":"t-1"})");
-  check_text(TransferEvent{ClearingReportedNotFound{
-                 .transfer_id = "t-1", .attempt = 5, .latency_ms = 4}},
-             R"({"attempt":5,"latency_ms":4,"transfer_id":"t-1"})");
-  check_text(TransferEvent{ClearingUnauthorized{
-                 .transfer_id = "t-1", .attempt = 1, .latency_ms = 2}},
-             R"({"attempt":1,"latency_ms":2,"transfer_id":"t-1"})");
-  check_text(TransferEvent{TransferUnderInvestigation{.transfer_id = "t-1",
-                                                      .since = at(3'600'000),
-                                                      .attempts = 6,
-                                                      .last_error = "timeout"}},
-             R"({"attempts":6,"last_error":"timeout","since":"2026-11-26T10:00:00.000Z",)"
-             R"("transfer_id":"t-1"})");
-  check_text(TransferEvent{ContradictingClearingAnswerReceived{.transfer_id = "t-1",
-                                                               .attempt = 7,
-                                                               .terminal_state = "succeeded",
-                                                               .answer = "rejected",
-                                                               .clearing_reference = "",
-                                                               .reason_code = "AC04",
-                                                               .reason = "account closed",
-                                                               .received_at = at(1)}},
-             R"({"answer":"rejected","attempt":7,"clearing_reference":"","reason":"account closed",)"
-             R"("reason_code":"AC04","received_at":"2026-11-26T09:00:00.001Z",)"
-             R"("terminal_state":"succeeded","transfer_id":"t-1"})");
+  check_text(
+      TransferEvent{ClearingReportedNotFound{.transfer_id = "t-1", .attempt = 5, .latency_ms = 4}},
+      R"({"attempt":5,"latency_ms":4,"transfer_id":"t-1"})");
+  check_text(
+      TransferEvent{ClearingUnauthorized{.transfer_id = "t-1", .attempt = 1, .latency_ms = 2}},
+      R"({"attempt":1,"latency_ms":2,"transfer_id":"t-1"})");
+  check_text(
+      TransferEvent{TransferUnderInvestigation{
+          .transfer_id = "t-1", .since = at(3'600'000), .attempts = 6, .last_error = "timeout"}},
+      R"({"attempts":6,"last_error":"timeout","since":"2026-11-26T10:00:00.000Z",)"
+      R"("transfer_id":"t-1"})");
+  check_text(
+      TransferEvent{ContradictingClearingAnswerReceived{.transfer_id = "t-1",
+                                                        .attempt = 7,
+                                                        .terminal_state = "succeeded",
+                                                        .answer = "rejected",
+                                                        .clearing_reference = "",
+                                                        .reason_code = "AC04",
+                                                        .reason = "account closed",
+                                                        .received_at = at(1)}},
+      R"({"answer":"rejected","attempt":7,"clearing_reference":"","reason":"account closed",)"
+      R"("reason_code":"AC04","received_at":"2026-11-26T09:00:00.001Z",)"
+      R"("terminal_state":"succeeded","transfer_id":"t-1"})");
   check_text(TransferEvent{TransferResolvedManually{.transfer_id = "t-1",
                                                     .outcome = ManualOutcome::succeeded,
                                                     .reason = "confirmed by phone",
@@ -282,13 +342,12 @@ TEST_CASE("stored JSON text of one of each event is byte-identical to its golden
       R"("creditor":{"account":{"id":"DK5000400440116243","scheme":"IBAN"},)"
       R"("name":"Charles Babbage"},"cursor":"000000000017","debtor":{"account":)"
       R"({"id":"5301-0001234567","scheme":"BBAN"},"name":"Ada Lovelace"},"payment_id":"p-1",)";
-  check_text(IncomingPaymentEvent{IncomingPaymentRecorded{"p-1", "CR-IN-17", "000000000017",
-                                                          dkk(50000), ada(), charles(), "Rent",
-                                                          at(0)}},
+  check_text(IncomingPaymentEvent{IncomingPaymentRecorded{
+                 "p-1", "CR-IN-17", "000000000017", dkk(50000), ada(), charles(), "Rent", at(0)}},
              payment + R"("received_at":"2026-11-26T09:00:00.000Z","remittance_info":"Rent"})");
-  check_text(IncomingPaymentEvent{IncomingPaymentParked{
-                 "p-1", "CR-IN-17", "000000000017", dkk(50000), ada(), charles(), "Rent", at(0),
-                 "AM03", "currency EUR not processable"}},
+  check_text(IncomingPaymentEvent{IncomingPaymentParked{"p-1", "CR-IN-17", "000000000017",
+                                                        dkk(50000), ada(), charles(), "Rent", at(0),
+                                                        "AM03", "currency EUR not processable"}},
              payment + R"("reason":"currency EUR not processable","reason_code":"AM03",)"
                        R"("received_at":"2026-11-26T09:00:00.000Z","remittance_info":"Rent"})");
   check_text(IncomingPaymentEvent{ConflictingIncomingPaymentReceived{
@@ -299,7 +358,11 @@ TEST_CASE("stored JSON text of one of each event is byte-identical to its golden
 }
 
 TEST_CASE("decoding malformed data returns an error naming the problem, and never throws") {
-  const Json good = TransferCodec::encode(TransferSettled{"t-1", 1, "CR-1", "2026-11-26", 42});
+  const Json good = TransferCodec::encode(TransferSettled{.transfer_id = "t-1",
+                                                          .attempt = 1,
+                                                          .clearing_reference = "CR-1",
+                                                          .settlement_date = "2026-11-26",
+                                                          .latency_ms = 42});
   const auto error_of = [](std::string_view type, const Json& data) {
     tl::expected<TransferEvent, std::string> result = tl::unexpected(std::string("not run"));
     CHECK_NOTHROW(result = TransferCodec::decode(type, data));
@@ -327,8 +390,12 @@ TEST_CASE("decoding malformed data returns an error naming the problem, and neve
   null_field["transfer_id"] = nullptr;
   CHECK(error_of("TransferSettled", null_field) == "TransferSettled: invalid field transfer_id");
 
-  const Json retry =
-      TransferCodec::encode(RetryScheduled{"t-1", "t-1", ClearingAction::submit, 2, at(0), "r"});
+  const Json retry = TransferCodec::encode(RetryScheduled{.transfer_id = "t-1",
+                                                          .idempotency_key = "t-1",
+                                                          .action = ClearingAction::submit,
+                                                          .attempt = 2,
+                                                          .due_at = at(0),
+                                                          .reason = "r"});
   Json bad_time = retry;
   bad_time["due_at"] = "2026-11-26 09:00:00";
   CHECK(error_of("RetryScheduled", bad_time) == "RetryScheduled: invalid field due_at");
@@ -336,8 +403,18 @@ TEST_CASE("decoding malformed data returns an error naming the problem, and neve
   bad_action["action"] = "resubmit";
   CHECK(error_of("RetryScheduled", bad_action) == "RetryScheduled: invalid field action");
 
-  const Json initiated = TransferCodec::encode(
-      TransferInitiated{"t-1", "a", dkk(1), ada(), charles(), "", at(0), "c", at(0), at(0), "t-1"});
+  const Json initiated =
+      TransferCodec::encode(TransferInitiated{.request = TransferRequest{.transfer_id = "t-1",
+                                                                         .account_id = "a",
+                                                                         .amount = dkk(1),
+                                                                         .debtor = ada(),
+                                                                         .creditor = charles(),
+                                                                         .remittance_info = "",
+                                                                         .requested_at = at(0)},
+                                              .correlation_id = "c",
+                                              .initiated_at = at(0),
+                                              .deadline_at = at(0),
+                                              .idempotency_key = "t-1"});
   Json bad_currency = initiated;
   bad_currency["amount"]["currency"] = "dkk";
   CHECK(error_of("TransferInitiated", bad_currency) == "TransferInitiated: invalid field amount");
@@ -354,9 +431,11 @@ TEST_CASE("decoding malformed data returns an error naming the problem, and neve
 }
 
 TEST_CASE("fields added by a later version are ignored when reading") {
-  Json data = TransferCodec::encode(ClearingReportedNotFound{"t-1", 5, 4});
+  Json data = TransferCodec::encode(
+      ClearingReportedNotFound{.transfer_id = "t-1", .attempt = 5, .latency_ms = 4});
   data["added_later"] = {{"x", 1}};
   const auto decoded = TransferCodec::decode("ClearingReportedNotFound", data);
   REQUIRE(decoded.has_value());
-  CHECK(*decoded == TransferEvent{ClearingReportedNotFound{"t-1", 5, 4}});
+  CHECK(*decoded == TransferEvent{ClearingReportedNotFound{
+                        .transfer_id = "t-1", .attempt = 5, .latency_ms = 4}});
 }

@@ -2,10 +2,16 @@
 // refusal). Every state meets every command and every answer class in the tables below.
 
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,13 +57,15 @@ RetryPolicy policy() {
 
 InitiateTransfer initiate() {
   InitiateTransfer c;
-  c.transfer_id = kId;
-  c.account_id = "core-account-17";
-  c.amount = Money{125'000, dkk()};
-  c.debtor = Party{"Ada Lovelace", Account{AccountScheme::bban, "5301-0001234567"}};
-  c.creditor = Party{"Charles Babbage", Account{AccountScheme::iban, "DK5000400440116243"}};
-  c.remittance_info = "Invoice 42";
-  c.requested_at = t0();
+  c.request = TransferRequest{
+      .transfer_id = kId,
+      .account_id = "core-account-17",
+      .amount = Money{125'000, dkk()},
+      .debtor = Party{"Ada Lovelace", Account{AccountScheme::bban, "5301-0001234567"}},
+      .creditor = Party{"Charles Babbage", Account{AccountScheme::iban, "DK5000400440116243"}},
+      .remittance_info = "Invoice 42",
+      .requested_at = t0(),
+  };
   c.correlation_id = "5b7d6a52-4c2e-4bb0-8a1b-0c0d9e1f2a3b";
   c.now = t0();
   c.rules = CountryRules{Country::dk, dkk(), 10'000'000};
@@ -67,9 +75,11 @@ InitiateTransfer initiate() {
 
 TransferInitiated initiated() {
   const auto c = initiate();
-  return TransferInitiated{
-      c.transfer_id,  c.account_id,     c.amount, c.debtor,         c.creditor, c.remittance_info,
-      c.requested_at, c.correlation_id, t0(),     at_ms(3'600'000), kId};
+  return TransferInitiated{.request = c.request,
+                           .correlation_id = c.correlation_id,
+                           .initiated_at = t0(),
+                           .deadline_at = at_ms(3'600'000),
+                           .idempotency_key = kId};
 }
 
 // A classified answer with the fields its class carries on the wire.
@@ -124,42 +134,75 @@ ResolveManually resolve(ManualOutcome outcome) {
 
 // Event builders, in the order of the answer classes.
 TransferEvent settled(std::int32_t a) {
-  return TransferSettled{kId, a, kRef, "2026-11-26", kLatencyMs};
+  return TransferSettled{.transfer_id = kId,
+                         .attempt = a,
+                         .clearing_reference = kRef,
+                         .settlement_date = "2026-11-26",
+                         .latency_ms = kLatencyMs};
 }
 TransferEvent pending(std::int32_t a) {
-  return TransferAcceptedPending{kId, a, kRef, "2026-11-27", kLatencyMs};
+  return TransferAcceptedPending{.transfer_id = kId,
+                                 .attempt = a,
+                                 .clearing_reference = kRef,
+                                 .expected_settlement_date = "2026-11-27",
+                                 .latency_ms = kLatencyMs};
 }
 TransferEvent rejected(std::int32_t a) {
-  return TransferRejected{kId, a, "AC04", "account closed", kLatencyMs};
+  return TransferRejected{.transfer_id = kId,
+                          .attempt = a,
+                          .reason_code = "AC04",
+                          .reason = "account closed",
+                          .latency_ms = kLatencyMs};
 }
 TransferEvent unknown(std::int32_t a, std::string cause = "timeout") {
-  return ClearingOutcomeUnknown{kId, a, std::move(cause), kLatencyMs};
+  return ClearingOutcomeUnknown{
+      .transfer_id = kId, .attempt = a, .cause = std::move(cause), .latency_ms = kLatencyMs};
 }
-TransferEvent in_progress(std::int32_t a) { return ClearingReportedInProgress{kId, a, kLatencyMs}; }
+TransferEvent in_progress(std::int32_t a) {
+  return ClearingReportedInProgress{.transfer_id = kId, .attempt = a, .latency_ms = kLatencyMs};
+}
 TransferEvent key_conflict(std::int32_t a) {
-  return IdempotencyKeyConflictDetected{kId, a, kId, "key reused with another body", kLatencyMs};
+  return IdempotencyKeyConflictDetected{.transfer_id = kId,
+                                        .attempt = a,
+                                        .idempotency_key = kId,
+                                        .reason = "key reused with another body",
+                                        .latency_ms = kLatencyMs};
 }
 TransferEvent unavailable(std::int32_t a) {
-  return ClearingUnavailable{kId, a, kRetryAfterMs, kLatencyMs};
+  return ClearingUnavailable{
+      .transfer_id = kId, .attempt = a, .retry_after_ms = kRetryAfterMs, .latency_ms = kLatencyMs};
 }
 TransferEvent malformed(std::int32_t a) {
-  return TransferRejected{kId, a, "FF01", "bad body", kLatencyMs};
+  return TransferRejected{.transfer_id = kId,
+                          .attempt = a,
+                          .reason_code = "FF01",
+                          .reason = "bad body",
+                          .latency_ms = kLatencyMs};
 }
-TransferEvent not_found(std::int32_t a) { return ClearingReportedNotFound{kId, a, kLatencyMs}; }
-TransferEvent unauthorized(std::int32_t a) { return ClearingUnauthorized{kId, a, kLatencyMs}; }
+TransferEvent not_found(std::int32_t a) {
+  return ClearingReportedNotFound{.transfer_id = kId, .attempt = a, .latency_ms = kLatencyMs};
+}
+TransferEvent unauthorized(std::int32_t a) {
+  return ClearingUnauthorized{.transfer_id = kId, .attempt = a, .latency_ms = kLatencyMs};
+}
 TransferEvent retry(ClearingAction action, std::int32_t a, Timestamp due, std::string reason) {
-  return RetryScheduled{kId, kId, action, a, due, std::move(reason)};
+  return RetryScheduled{.transfer_id = kId,
+                        .idempotency_key = kId,
+                        .action = action,
+                        .attempt = a,
+                        .due_at = due,
+                        .reason = std::move(reason)};
 }
 TransferEvent contradiction(std::int32_t a, std::string terminal, Cls cls, std::string ref,
                             std::string code, std::string reason, Timestamp at) {
-  return ContradictingClearingAnswerReceived{kId,
-                                             a,
-                                             std::move(terminal),
-                                             std::string(answer_class_name(cls)),
-                                             std::move(ref),
-                                             std::move(code),
-                                             std::move(reason),
-                                             at};
+  return ContradictingClearingAnswerReceived{.transfer_id = kId,
+                                             .attempt = a,
+                                             .terminal_state = std::move(terminal),
+                                             .answer = std::string(answer_class_name(cls)),
+                                             .clearing_reference = std::move(ref),
+                                             .reason_code = std::move(code),
+                                             .reason = std::move(reason),
+                                             .received_at = at};
 }
 
 constexpr auto kSubmit = ClearingAction::submit;
@@ -207,42 +250,66 @@ std::vector<Given> all_states() {
   return {
       {"initiated", {initiated()}, 1, kSubmit, kEarly},
       {"submitting",
-       {initiated(), ClearingUnavailable{kId, 1, kRetryAfterMs, 5},
+       {initiated(),
+        ClearingUnavailable{
+            .transfer_id = kId, .attempt = 1, .retry_after_ms = kRetryAfterMs, .latency_ms = 5},
         retry(kSubmit, 2, at_ms(1'000), kMaintenance)},
        2,
        kSubmit,
        kEarly},
       {"outcome_unknown",
-       {initiated(), ClearingOutcomeUnknown{kId, 1, "timeout", 5},
+       {initiated(),
+        ClearingOutcomeUnknown{
+            .transfer_id = kId, .attempt = 1, .cause = "timeout", .latency_ms = 5},
         retry(kSubmit, 2, at_ms(1'000), kResubmit)},
        2,
        kSubmit,
        kEarly},
       {"pending_settlement",
-       {initiated(), TransferAcceptedPending{kId, 1, kRef, "2026-11-27", 5},
+       {initiated(),
+        TransferAcceptedPending{.transfer_id = kId,
+                                .attempt = 1,
+                                .clearing_reference = kRef,
+                                .expected_settlement_date = "2026-11-27",
+                                .latency_ms = 5},
         retry(kInquiry, 2, at_ms(60'000), kSettlement)},
        2,
        kInquiry,
        kEarly},
       {"under_investigation",
-       {initiated(), ClearingOutcomeUnknown{kId, 1, "timeout", 5},
-        TransferUnderInvestigation{kId, at_ms(3'600'000), 1, "timeout"},
+       {initiated(),
+        ClearingOutcomeUnknown{
+            .transfer_id = kId, .attempt = 1, .cause = "timeout", .latency_ms = 5},
+        TransferUnderInvestigation{
+            .transfer_id = kId, .since = at_ms(3'600'000), .attempts = 1, .last_error = "timeout"},
         retry(kInquiry, 2, at_ms(3'900'000), kInvestigation)},
        2,
        kInquiry,
        kLate},
       {"parked_for_review",
-       {initiated(), IdempotencyKeyConflictDetected{kId, 1, kId, "key reused", 5}},
+       {initiated(), IdempotencyKeyConflictDetected{.transfer_id = kId,
+                                                    .attempt = 1,
+                                                    .idempotency_key = kId,
+                                                    .reason = "key reused",
+                                                    .latency_ms = 5}},
        1,
        kSubmit,
        kEarly},
       {"succeeded",
-       {initiated(), TransferSettled{kId, 1, kRef, "2026-11-26", 5}},
+       {initiated(), TransferSettled{.transfer_id = kId,
+                                     .attempt = 1,
+                                     .clearing_reference = kRef,
+                                     .settlement_date = "2026-11-26",
+                                     .latency_ms = 5}},
        1,
        kSubmit,
        kEarly},
       {"rejected",
-       {initiated(), TransferRejected{kId, 1, "AC04", "account closed", 5}},
+       {initiated(), TransferRejected{.transfer_id = kId,
+                                      .attempt = 1,
+                                      .reason_code = "AC04",
+                                      .reason = "account closed",
+                                      .latency_ms = 5}},
        1,
        kSubmit,
        kEarly},
@@ -329,45 +396,49 @@ TEST_CASE(
   };
   const std::vector<Case> cases = {
       {"creditor account",
-       [](InitiateTransfer& c) { c.creditor.account.id = "DK5000400440116244"; }, "AC01",
+       [](InitiateTransfer& c) { c.request.creditor.account.id = "DK5000400440116244"; }, "AC01",
        "creditor account: account number check digits do not match"},
-      {"debtor account", [](InitiateTransfer& c) { c.debtor.account.id = "5301:0001234567"; },
-       "AC01", "debtor account: account number contains invalid characters"},
+      {"debtor account",
+       [](InitiateTransfer& c) { c.request.debtor.account.id = "5301:0001234567"; }, "AC01",
+       "debtor account: account number contains invalid characters"},
       {"foreign IBAN",
-       [](InitiateTransfer& c) { c.creditor.account.id = "GB82WEST12345698765432"; }, "AC01",
-       "creditor account: IBAN belongs to another country"},
-      {"currency", [](InitiateTransfer& c) { c.amount.currency = *Currency::parse("SEK"); }, "AM03",
-       "currency SEK not processable; expected DKK"},
-      {"zero amount", [](InitiateTransfer& c) { c.amount.minor_units = 0; }, "AM02",
+       [](InitiateTransfer& c) { c.request.creditor.account.id = "GB82WEST12345698765432"; },
+       "AC01", "creditor account: IBAN belongs to another country"},
+      {"currency", [](InitiateTransfer& c) { c.request.amount.currency = *Currency::parse("SEK"); },
+       "AM03", "currency SEK not processable; expected DKK"},
+      {"zero amount", [](InitiateTransfer& c) { c.request.amount.minor_units = 0; }, "AM02",
        "amount must be positive"},
-      {"negative amount", [](InitiateTransfer& c) { c.amount.minor_units = -5; }, "AM02",
+      {"negative amount", [](InitiateTransfer& c) { c.request.amount.minor_units = -5; }, "AM02",
        "amount must be positive"},
-      {"over the limit", [](InitiateTransfer& c) { c.amount.minor_units = 10'000'001; }, "AM02",
-       "amount exceeds the limit of 10000000 DKK"},
-      {"empty transfer id", [](InitiateTransfer& c) { c.transfer_id.clear(); }, "FF01",
+      {"over the limit", [](InitiateTransfer& c) { c.request.amount.minor_units = 10'000'001; },
+       "AM02", "amount exceeds the limit of 10000000 DKK"},
+      {"empty transfer id", [](InitiateTransfer& c) { c.request.transfer_id.clear(); }, "FF01",
        "missing field transfer_id"},
-      {"empty account id", [](InitiateTransfer& c) { c.account_id.clear(); }, "FF01",
+      {"empty account id", [](InitiateTransfer& c) { c.request.account_id.clear(); }, "FF01",
        "missing field account_id"},
-      {"empty creditor name", [](InitiateTransfer& c) { c.creditor.name.clear(); }, "FF01",
+      {"empty creditor name", [](InitiateTransfer& c) { c.request.creditor.name.clear(); }, "FF01",
        "missing field creditor.name"},
-      {"empty debtor account", [](InitiateTransfer& c) { c.debtor.account.id.clear(); }, "FF01",
-       "missing field debtor.account"},
-      {"long remittance", [](InitiateTransfer& c) { c.remittance_info = std::string(141, 'x'); },
-       "FF01", "remittance info longer than 140 characters"},
-      {"long name", [](InitiateTransfer& c) { c.debtor.name = std::string(141, 'x'); }, "FF01",
-       "name longer than 140 characters"},
+      {"empty debtor account", [](InitiateTransfer& c) { c.request.debtor.account.id.clear(); },
+       "FF01", "missing field debtor.account"},
+      {"long remittance",
+       [](InitiateTransfer& c) { c.request.remittance_info = std::string(141, 'x'); }, "FF01",
+       "remittance info longer than 140 characters"},
+      {"long name", [](InitiateTransfer& c) { c.request.debtor.name = std::string(141, 'x'); },
+       "FF01", "name longer than 140 characters"},
       {"141 characters of two bytes each",
        [](InitiateTransfer& c) {
-         c.creditor.name.clear();
-         for (int i = 0; i < 141; ++i) c.creditor.name += "\xC3\x98";
+         c.request.creditor.name.clear();
+         for (int i = 0; i < 141; ++i) c.request.creditor.name += "\xC3\x98";
        },
        "FF01", "name longer than 140 characters"},
-      {"NUL in a name", [](InitiateTransfer& c) { c.debtor.name = std::string("Ada\0Lovelace", 12); },
+      {"NUL in a name",
+       [](InitiateTransfer& c) { c.request.debtor.name = std::string("Ada\0Lovelace", 12); },
        "FF01", "debtor.name is not printable UTF-8 text"},
-      {"newline in the remittance", [](InitiateTransfer& c) { c.remittance_info = "line\nforged"; },
-       "FF01", "remittance_info is not printable UTF-8 text"},
-      {"invalid UTF-8 in a name", [](InitiateTransfer& c) { c.creditor.name = "Bad \xFF"; }, "FF01",
-       "creditor.name is not printable UTF-8 text"},
+      {"newline in the remittance",
+       [](InitiateTransfer& c) { c.request.remittance_info = "line\nforged"; }, "FF01",
+       "remittance_info is not printable UTF-8 text"},
+      {"invalid UTF-8 in a name", [](InitiateTransfer& c) { c.request.creditor.name = "Bad \xFF"; },
+       "FF01", "creditor.name is not printable UTF-8 text"},
       {"a message the adapter could not read",
        [](InitiateTransfer& c) {
          c.format_problem = "TransferRequested.debtor.name is 262144 bytes, more than 1024";
@@ -380,9 +451,13 @@ TEST_CASE(
     c.mutate(command);
     const auto events = when(command, TransferDecider::initial_state());
     REQUIRE(events.size() == 2);
-    CHECK(std::get<TransferInitiated>(events[0]).transfer_id == command.transfer_id);
-    CHECK(events[1] ==
-          TransferEvent{TransferRejected{command.transfer_id, 0, c.code, c.reason, 0}});
+    CHECK(std::get<TransferInitiated>(events[0]).request.transfer_id ==
+          command.request.transfer_id);
+    CHECK(events[1] == TransferEvent{TransferRejected{.transfer_id = command.request.transfer_id,
+                                                      .attempt = 0,
+                                                      .reason_code = c.code,
+                                                      .reason = c.reason,
+                                                      .latency_ms = 0}});
     const auto state = given(events);
     CHECK(state_name(state) == "rejected");
     CHECK_FALSE(next_action(state).has_value());
@@ -391,19 +466,19 @@ TEST_CASE(
 
 TEST_CASE("140 characters are counted as characters: 71 x 'Ø' (142 bytes) is a valid name") {
   auto command = initiate();
-  command.debtor.name.clear();
-  for (int i = 0; i < 71; ++i) command.debtor.name += "\xC3\x98";
-  REQUIRE(command.debtor.name.size() == 142);
+  command.request.debtor.name.clear();
+  for (int i = 0; i < 71; ++i) command.request.debtor.name += "\xC3\x98";
+  REQUIRE(command.request.debtor.name.size() == 142);
   CHECK(when(command, TransferDecider::initial_state()) == Events{TransferEvent{[&] {
           auto event = initiated();
-          event.debtor.name = command.debtor.name;
+          event.request.debtor.name = command.request.debtor.name;
           return event;
         }()}});
 }
 
 TEST_CASE("an amount exactly at the limit is accepted") {
   auto command = initiate();
-  command.amount.minor_units = command.rules.amount_limit_minor;
+  command.request.amount.minor_units = command.rules.amount_limit_minor;
   CHECK(when(command, TransferDecider::initial_state()).size() == 1);
 }
 
@@ -426,26 +501,49 @@ TEST_CASE(
   for (const auto& g : all_states()) {
     CAPTURE(g.name);
     auto command = initiate();
-    command.amount.minor_units = 999;
-    command.creditor.name = "Someone Else";
+    command.request.amount.minor_units = 999;
+    command.request.creditor.name = "Someone Else";
     command.correlation_id = "corr-2";
     command.now = kEarly;
     const auto state = given(g.history);
     const auto events = when(command, state);
-    CHECK(events ==
-          Events{DuplicateTransferRequestRefused{kId,
-                                                 "DUPL",
-                                                 "transfer id already used by a different request",
-                                                 {"amount", "creditor"},
-                                                 "corr-2",
-                                                 kEarly}});
+    CHECK(events == Events{DuplicateTransferRequestRefused{
+                        .transfer_id = kId,
+                        .reason_code = "DUPL",
+                        .reason = "transfer id already used by a different request",
+                        .differing_fields = {"amount", "creditor"},
+                        .correlation_id = "corr-2",
+                        .received_at = kEarly}});
     CHECK(apply_all(state, events) == state);
+  }
+}
+
+TEST_CASE(
+    "given any state, when any command names another transfer than the stream's, then it "
+    "is refused") {
+  for (const auto& g : all_states()) {
+    CAPTURE(g.name);
+    const auto state = given(g.history);
+    auto other_initiate = initiate();
+    other_initiate.request.transfer_id = "other";
+    CHECK(refused(other_initiate, state) == TransferRefusalCode::transfer_id_mismatch);
+    for (auto cls : kAllClasses) {
+      CAPTURE(answer_class_name(cls));
+      auto other_answer = answer(cls, g.attempt, g.kind, g.now);
+      other_answer.transfer_id = "other";
+      CHECK(refused(other_answer, state) == TransferRefusalCode::transfer_id_mismatch);
+    }
+    for (auto outcome : {ManualOutcome::succeeded, ManualOutcome::rejected}) {
+      auto other_resolution = resolve(outcome);
+      other_resolution.transfer_id = "other";
+      CHECK(refused(other_resolution, state) == TransferRefusalCode::transfer_id_mismatch);
+    }
   }
 }
 
 TEST_CASE("an InitiateTransfer for another transfer id than the stream's is refused") {
   auto command = initiate();
-  command.transfer_id = "other";
+  command.request.transfer_id = "other";
   CHECK(refused(command, given({initiated()})) == TransferRefusalCode::transfer_id_mismatch);
 }
 
@@ -663,7 +761,7 @@ TEST_CASE("a terminal state never changes, whatever command comes") {
           commands.push_back(answer(cls, attempt, kind, kLate));
     commands.push_back(initiate());
     auto other = initiate();
-    other.amount.minor_units = 1;
+    other.request.amount.minor_units = 1;
     commands.push_back(other);
     for (const auto& command : commands) {
       const auto decision = TransferDecider::decide(command, state);
@@ -702,6 +800,23 @@ TEST_CASE("when the same answer is recorded twice, then the second is a no-op") 
   const auto first = answer(Cls::unknown, 1, kSubmit, kEarly);
   state = apply_all(state, when(first, state));
   CHECK(when(first, state).empty());
+}
+
+TEST_CASE(
+    "given any state with a call due, when an answer of the other kind arrives for the "
+    "current attempt, then it is refused whatever its class") {
+  for (const auto* name : {"initiated", "submitting", "outcome_unknown", "pending_settlement",
+                           "under_investigation"}) {
+    CAPTURE(name);
+    const auto g = state_named(name);
+    const auto state = given(g.history);
+    const auto other_kind = g.kind == kSubmit ? kInquiry : kSubmit;
+    for (auto cls : kAllClasses) {
+      CAPTURE(answer_class_name(cls));
+      CHECK(refused(answer(cls, g.attempt, other_kind, g.now), state) ==
+            TransferRefusalCode::answer_kind_mismatch);
+    }
+  }
 }
 
 TEST_CASE("an answer whose kind differs from the scheduled action is refused") {
@@ -822,8 +937,11 @@ TEST_CASE(
   step(state, next_answer(state, Cls::unknown, kEarly));
   const auto deadline = at_ms(3'600'000);
   auto events = step(state, next_answer(state, Cls::unknown, deadline));
-  CHECK(events == Events{unknown(2), TransferUnderInvestigation{kId, deadline, 2, "timeout"},
-                         retry(kInquiry, 3, deadline + std::chrono::minutes{5}, kInvestigation)});
+  CHECK(events ==
+        Events{unknown(2),
+               TransferUnderInvestigation{
+                   .transfer_id = kId, .since = deadline, .attempts = 2, .last_error = "timeout"},
+               retry(kInquiry, 3, deadline + std::chrono::minutes{5}, kInvestigation)});
   CHECK(state_name(state) == "under_investigation");
   events = step(state, next_answer(state, Cls::unknown, kLate));
   CHECK(events ==
@@ -845,8 +963,14 @@ TEST_CASE(
   a.retry_after_ms = 600'000;
   const auto events = step(state, a);
   CHECK(events ==
-        Events{ClearingUnavailable{kId, 1, 600'000, kLatencyMs},
-               TransferUnderInvestigation{kId, kLate, 1, "clearing unavailable (maintenance)"},
+        Events{ClearingUnavailable{.transfer_id = kId,
+                                   .attempt = 1,
+                                   .retry_after_ms = 600'000,
+                                   .latency_ms = kLatencyMs},
+               TransferUnderInvestigation{.transfer_id = kId,
+                                          .since = kLate,
+                                          .attempts = 1,
+                                          .last_error = "clearing unavailable (maintenance)"},
                retry(kInquiry, 2, kLate + std::chrono::minutes{10}, kInvestigation)});
 }
 
@@ -899,9 +1023,17 @@ TEST_CASE(
     const auto g = state_named(name);
     const auto state = given(g.history);
     const auto events = when(resolve(ManualOutcome::succeeded), state);
-    CHECK(events == Events{TransferResolvedManually{
-                        kId, ManualOutcome::succeeded, "confirmed by phone with the clearing",
-                        "operator-7", kRef, "", "", name, g.attempt, kLate}});
+    CHECK(events ==
+          Events{TransferResolvedManually{.transfer_id = kId,
+                                          .outcome = ManualOutcome::succeeded,
+                                          .reason = "confirmed by phone with the clearing",
+                                          .operator_name = "operator-7",
+                                          .clearing_reference = kRef,
+                                          .settlement_date = "",
+                                          .reason_code = "",
+                                          .corrects_state = name,
+                                          .attempts = g.attempt,
+                                          .resolved_at = kLate}});
     const auto after = apply_all(state, events);
     CHECK(state_name(after) == "succeeded");
     CHECK(after.resolved_manually);
@@ -941,6 +1073,161 @@ TEST_CASE(
   r = resolve(ManualOutcome::succeeded);
   r.operator_name.clear();
   CHECK(refused(r, state) == TransferRefusalCode::incomplete_resolution);
+}
+
+TEST_CASE(
+    "given each state, when people resolve it as succeeded or as rejected, then only "
+    "an investigated or parked transfer takes it, and the event names what it corrects") {
+  using Code = TransferRefusalCode;
+  const std::vector<std::pair<std::string, std::optional<Code>>> rows = {
+      {"initiated", Code::not_under_investigation},
+      {"submitting", Code::not_under_investigation},
+      {"outcome_unknown", Code::not_under_investigation},
+      {"pending_settlement", Code::not_under_investigation},
+      {"under_investigation", std::nullopt},
+      {"parked_for_review", std::nullopt},
+      {"succeeded", Code::already_terminal},
+      {"rejected", Code::already_terminal},
+  };
+  for (const auto& [name, refusal] : rows) {
+    for (auto outcome : {ManualOutcome::succeeded, ManualOutcome::rejected}) {
+      CAPTURE(name);
+      CAPTURE(manual_outcome_name(outcome));
+      const auto g = state_named(name);
+      const auto state = given(g.history);
+      if (refusal) {
+        CHECK(refused(resolve(outcome), state) == *refusal);
+        continue;
+      }
+      const bool success = outcome == ManualOutcome::succeeded;
+      const auto events = when(resolve(outcome), state);
+      CHECK(events == Events{TransferResolvedManually{
+                          .transfer_id = kId,
+                          .outcome = outcome,
+                          .reason = "confirmed by phone with the clearing",
+                          .operator_name = "operator-7",
+                          .clearing_reference = success ? kRef : "",
+                          .settlement_date = "",
+                          .reason_code = success ? "" : "NARR",
+                          .corrects_state = name,
+                          .attempts = g.attempt,
+                          .resolved_at = kLate,
+                      }});
+      const auto after = apply_all(state, events);
+      CHECK(state_name(after) == (success ? "succeeded" : "rejected"));
+      CHECK_FALSE(next_action(after).has_value());
+    }
+  }
+  CHECK(refused(resolve(ManualOutcome::rejected), TransferDecider::initial_state()) ==
+        Code::unknown_transfer);
+}
+
+// =======================================================================================
+// Evolve reads back what decide wrote. Every test above folds the events decide returned,
+// so those streams pass evolve's assertions; these streams were not written by the decider
+// and stop the process (checked in a child process).
+
+namespace {
+bool stops_the_process(const std::function<void()>& run) {
+  std::fflush(nullptr);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The assertion's message is expected, and doctest's crash report is for the parent.
+    std::signal(SIGABRT, SIG_DFL);
+    if (std::freopen("/dev/null", "w", stdout) == nullptr ||
+        std::freopen("/dev/null", "w", stderr) == nullptr)
+      _exit(2);
+    run();
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+bool folding_stops(const Events& stream) {
+  return stops_the_process([&stream] { given(stream); });
+}
+}  // namespace
+
+TEST_CASE("evolve stops on a stream with another key, transfer or attempt numbering") {
+  CHECK_FALSE(folding_stops({initiated(), unknown(1), retry(kSubmit, 2, kEarly, kResubmit)}));
+  SUBCASE("initiated twice") { CHECK(folding_stops({initiated(), initiated()})); }
+  SUBCASE("an idempotency key other than the transfer id") {
+    auto event = initiated();
+    event.idempotency_key = "another-key";
+    CHECK(folding_stops({event}));
+  }
+  SUBCASE("an event before the transfer was initiated") { CHECK(folding_stops({settled(1)})); }
+  SUBCASE("an event of another transfer") {
+    auto event = std::get<TransferSettled>(settled(1));
+    event.transfer_id = "other";
+    CHECK(folding_stops({initiated(), event}));
+  }
+  SUBCASE("a retry under another key") {
+    auto event = std::get<RetryScheduled>(retry(kSubmit, 2, kEarly, kResubmit));
+    event.idempotency_key = "another-key";
+    CHECK(folding_stops({initiated(), unknown(1), event}));
+  }
+  SUBCASE("a retry that skips an attempt") {
+    CHECK(folding_stops({initiated(), unknown(1), retry(kSubmit, 3, kEarly, kResubmit)}));
+  }
+  SUBCASE("a retry while the previous call is still due") {
+    CHECK(folding_stops({initiated(), retry(kSubmit, 2, kEarly, kResubmit)}));
+  }
+  SUBCASE("a non-final answer for a stale attempt") {
+    auto stream = state_named("outcome_unknown").history;
+    stream.push_back(unknown(1));
+    CHECK(folding_stops(stream));
+  }
+  SUBCASE("a final answer for an attempt not yet made") {
+    CHECK(folding_stops({initiated(), settled(2)}));
+  }
+  SUBCASE("not found for a submission") { CHECK(folding_stops({initiated(), not_found(1)})); }
+  SUBCASE("a key conflict about another key") {
+    auto event = std::get<IdempotencyKeyConflictDetected>(key_conflict(1));
+    event.idempotency_key = "another-key";
+    CHECK(folding_stops({initiated(), event}));
+  }
+}
+
+TEST_CASE("evolve stops on an event in a state it cannot follow") {
+  const auto open = Events{initiated(), unknown(1)};  // attempt 1 answered, no retry yet
+  SUBCASE("an outcome after the terminal one") {
+    CHECK(folding_stops({initiated(), settled(1), rejected(1)}));
+  }
+  SUBCASE("an answer recorded for a parked transfer") {
+    CHECK(folding_stops({initiated(), key_conflict(1), unknown(1)}));
+  }
+  SUBCASE("investigated twice") {
+    auto stream = state_named("under_investigation").history;
+    stream.push_back(TransferUnderInvestigation{
+        .transfer_id = kId, .since = kLate, .attempts = 2, .last_error = "timeout"});
+    CHECK(folding_stops(stream));
+  }
+  SUBCASE("an investigation that miscounts the attempts") {
+    auto stream = open;
+    stream.push_back(TransferUnderInvestigation{
+        .transfer_id = kId, .since = kLate, .attempts = 7, .last_error = "timeout"});
+    CHECK(folding_stops(stream));
+  }
+  SUBCASE("a contradiction of an outcome not yet known") {
+    CHECK(folding_stops({initiated(), contradiction(1, "succeeded", Cls::rejected, "", "AC04",
+                                                    "account closed", kEarly)}));
+  }
+  SUBCASE("a manual resolution while automation works") {
+    CHECK(folding_stops({initiated(), TransferResolvedManually{.transfer_id = kId,
+                                                               .outcome = ManualOutcome::succeeded,
+                                                               .reason = "r",
+                                                               .operator_name = "o",
+                                                               .clearing_reference = kRef,
+                                                               .settlement_date = "",
+                                                               .reason_code = "",
+                                                               .corrects_state = "initiated",
+                                                               .attempts = 1,
+                                                               .resolved_at = kLate}}));
+  }
 }
 
 TEST_CASE("state names are the metric labels") {

@@ -28,8 +28,8 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
   for (int attempt = 1; attempt <= 4; ++attempt) {
     clock.advance(std::chrono::milliseconds(400));
     sagas::RecordClearingAnswer answer;
-    answer.transfer_id = initiate.transfer_id;
-    auto loaded = db.pool->transact([&](eventstore::Transaction& tx) { return db.transfers->load(tx, initiate.transfer_id); });
+    answer.transfer_id = initiate.request.transfer_id;
+    auto loaded = db.pool->transact([&](eventstore::Transaction& tx) { return db.transfers->load(tx, initiate.request.transfer_id); });
     REQUIRE(loaded);
     REQUIRE(loaded->state.scheduled.has_value());
     answer.attempt = loaded->state.scheduled->attempt;
@@ -50,7 +50,7 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
     std::ofstream(config) << cfg.dump(2);
   }
   const std::map<std::string, std::string> env{{"CLEARING_ADAPTER_DATABASE_URL", db.database.url()}};
-  Process resolve({CLEARING_ADAPTER, "resolve", initiate.transfer_id, "--config", config, "--outcome", "succeeded",
+  Process resolve({CLEARING_ADAPTER, "resolve", initiate.request.transfer_id, "--config", config, "--outcome", "succeeded",
                    "--reason", "confirmed by phone with the clearing", "--operator", "operator-7",
                    "--clearing-reference", "CR-MANUAL-1"},
                   env);
@@ -77,7 +77,7 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
                                 "'TransferSucceeded'") == "true");
 
   // A terminal transfer cannot be resolved again.
-  Process again({CLEARING_ADAPTER, "resolve", initiate.transfer_id, "--config", config, "--outcome", "rejected",
+  Process again({CLEARING_ADAPTER, "resolve", initiate.request.transfer_id, "--config", config, "--outcome", "rejected",
                  "--reason", "changed my mind", "--operator", "operator-8", "--reason-code", "AC04"},
                 env);
   CHECK(again.wait() == 2);

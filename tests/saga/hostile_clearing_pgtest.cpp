@@ -53,7 +53,7 @@ std::string initiate(SagaDatabase& db, int index, base::Clock& clock) {
   auto command = make_initiate(index, RequestKind::valid, clock.now());
   REQUIRE(db.transfers->execute(
       command, {command.correlation_id, "core-" + std::to_string(index), nullptr, ""}));
-  return command.transfer_id;
+  return command.request.transfer_id;
 }
 
 sagas::TransferState state_of(SagaDatabase& db, const std::string& id) {

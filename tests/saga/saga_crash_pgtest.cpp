@@ -50,7 +50,7 @@ TEST_CASE("SIGKILL while requests are in flight, restart: no double execution, e
   std::vector<std::string> ids;
   for (int i = 0; i < 400; ++i) {
     auto command = make_initiate(i, RequestKind::valid, clock.now());
-    ids.push_back(command.transfer_id);
+    ids.push_back(command.request.transfer_id);
     REQUIRE(db.transfers->execute(command, {command.correlation_id, "core-" + std::to_string(i), nullptr, ""}));
   }
 

@@ -115,7 +115,7 @@ TEST_CASE("1,000 transfers through every fault class: executed at most once, one
                                      : RequestKind::valid;
     invalid += kind != RequestKind::valid;
     auto command = make_initiate(i, kind, clock.now());
-    ids.push_back(command.transfer_id);
+    ids.push_back(command.request.transfer_id);
     auto result = db.transfers->execute(command, {command.correlation_id, "core-event-" + std::to_string(i), nullptr, ""});
     REQUIRE(result);
   }
@@ -165,7 +165,7 @@ TEST_CASE("after the cut-off, transfers are pending and settle on a later status
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
     auto command = make_initiate(i, RequestKind::valid, clock.now());
-    ids.push_back(command.transfer_id);
+    ids.push_back(command.request.transfer_id);
     REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
   }
   adapter::DispatcherOptions options;
@@ -200,7 +200,7 @@ TEST_CASE("two dispatchers sharing one database never make the same attempt at o
   std::vector<std::string> ids;
   for (int i = 0; i < 200; ++i) {
     auto command = make_initiate(i, RequestKind::valid, clock.now());
-    ids.push_back(command.transfer_id);
+    ids.push_back(command.request.transfer_id);
     REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
   }
   adapter::DispatcherOptions a_options, b_options;
@@ -264,7 +264,7 @@ TEST_CASE("an answer the saga refuses is parked with its reason and the call pos
   REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
   // A work row that disagrees with its transfer (a defect): the saga scheduled a submit
   // for attempt 1, the row asks for an inquiry.
-  db.database.exec("update transfer_work set action = 'inquiry' where transfer_id = '" + command.transfer_id + "'");
+  db.database.exec("update transfer_work set action = 'inquiry' where transfer_id = '" + command.request.transfer_id + "'");
 
   adapter::DispatcherOptions options;
   options.owner = "refusals";
@@ -282,12 +282,12 @@ TEST_CASE("an answer the saga refuses is parked with its reason and the call pos
   CHECK(db.database.query_value("select reason_code " + parked) == "answer_kind_mismatch");
   CHECK(db.database.query_value("select correlation_id " + parked) == command.correlation_id);
   const std::string raw = "select convert_from(raw, 'UTF8')::jsonb";  // raw is bytea
-  CHECK(db.database.query_value(raw + "->>'transfer_id' " + parked) == command.transfer_id);
+  CHECK(db.database.query_value(raw + "->>'transfer_id' " + parked) == command.request.transfer_id);
   CHECK(db.database.query_value(raw + "->>'answer_class' " + parked) == "not_found");
   CHECK(db.database.query_value("select version from event_streams where stream_id = 'transfer-" +
-                                command.transfer_id + "'") == "1");
+                                command.request.transfer_id + "'") == "1");
   // Postponed by the delay, the lease released.
-  const std::string row = " from transfer_work where transfer_id = '" + command.transfer_id + "'";
+  const std::string row = " from transfer_work where transfer_id = '" + command.request.transfer_id + "'";
   CHECK(db.database.query_value("select due_at_ms" + row) == std::to_string(to_ms(clock.now()) + 300'000));
   CHECK(db.database.query_value("select lease_owner is null" + row) == "t");
 
@@ -312,7 +312,7 @@ TEST_CASE("the submit body is kept on the work row; a row without it (written be
   std::vector<sagas::InitiateTransfer> commands;
   for (int i = 0; i < 4; ++i) {
     commands.push_back(make_initiate(i, RequestKind::valid, clock.now()));
-    ids.push_back(commands.back().transfer_id);
+    ids.push_back(commands.back().request.transfer_id);
     REQUIRE(db.transfers->execute(commands.back(), {commands.back().correlation_id, "core", nullptr, ""}));
   }
   // What the row holds is the contract's body for the transfer's request.
@@ -342,7 +342,7 @@ TEST_CASE("the submit body is kept on the work row; a row without it (written be
     const auto it = std::find(ids.begin(), ids.end(), entry.reference);
     REQUIRE(it != ids.end());
     const auto& c = commands[static_cast<std::size_t>(it - ids.begin())];
-    CHECK(entry.amount_minor == c.amount.minor_units);
+    CHECK(entry.amount_minor == c.request.amount.minor_units);
     CHECK(entry.currency == "DKK");
     CHECK(entry.execution_count == 1);
   }
@@ -537,7 +537,7 @@ TEST_CASE("a woken dispatcher claims new work at once; unwoken it waits for its 
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
     auto command = make_initiate(i, RequestKind::valid, clock.now());
-    ids.push_back(command.transfer_id);
+    ids.push_back(command.request.transfer_id);
     REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -577,7 +577,7 @@ TEST_CASE("lease_by_session: a dead dispatcher's claimed call is claimed again a
   auto command = make_initiate(1, RequestKind::valid, clock.now());
   REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
   const std::string owner_of = "select coalesce(lease_owner, '') from transfer_work where transfer_id = '" +
-                               command.transfer_id + "'";
+                               command.request.transfer_id + "'";
   auto options_for = [](const char* owner) {
     adapter::DispatcherOptions options;
     options.owner = owner;

@@ -14,22 +14,22 @@ sagas::InitiateTransfer make_initiate(int index, RequestKind kind, base::Timesta
   // Creditor account numbers ending in 0004 are closed at the mock: avoid them unless asked.
   std::snprintf(account, sizeof account, "5301-%010d", 100000 + index * 10 + 1);
   sagas::InitiateTransfer c;
-  c.transfer_id = base::new_uuid();
-  c.account_id = "acct-" + std::to_string(index % 50);
-  c.amount = {1000 + index, *sagas::Currency::parse("DKK")};
-  c.debtor = {"Debtor " + std::to_string(index), {sagas::AccountScheme::bban, "1234-0000012345"}};
-  c.creditor = {"Creditor " + std::to_string(index), {sagas::AccountScheme::bban, account}};
-  c.remittance_info = "Invoice " + std::to_string(index);
-  c.requested_at = now;
+  c.request.transfer_id = base::new_uuid();
+  c.request.account_id = "acct-" + std::to_string(index % 50);
+  c.request.amount = {1000 + index, *sagas::Currency::parse("DKK")};
+  c.request.debtor = {"Debtor " + std::to_string(index), {sagas::AccountScheme::bban, "1234-0000012345"}};
+  c.request.creditor = {"Creditor " + std::to_string(index), {sagas::AccountScheme::bban, account}};
+  c.request.remittance_info = "Invoice " + std::to_string(index);
+  c.request.requested_at = now;
   c.correlation_id = base::new_uuid();
   c.now = now;
   c.rules = dk_rules();
   c.policy = policy;
   switch (kind) {
     case RequestKind::valid: break;
-    case RequestKind::invalid_account: c.creditor.account.id = "53O1-12"; break;
-    case RequestKind::wrong_currency: c.amount.currency = *sagas::Currency::parse("EUR"); break;
-    case RequestKind::closed_account: c.creditor.account.id = "5301-0000000004"; break;
+    case RequestKind::invalid_account: c.request.creditor.account.id = "53O1-12"; break;
+    case RequestKind::wrong_currency: c.request.amount.currency = *sagas::Currency::parse("EUR"); break;
+    case RequestKind::closed_account: c.request.creditor.account.id = "5301-0000000004"; break;
   }
   return c;
 }

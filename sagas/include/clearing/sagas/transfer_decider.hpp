@@ -1,7 +1,8 @@
 #pragma once
 // The Transfer aggregate: one outgoing payment from a request of the banking core to
 // exactly one terminal outcome (Succeeded or Rejected), through any number of clearing
-// calls. Read top to bottom: policy, commands, events, state, decider.
+// calls. Read top to bottom (STYLE.md): policy and vocabulary, events, state, commands,
+// and the decider (evolve, then decide).
 //
 // Invariants (DESIGN.md section 7, each proven in tests/transfer_test.cpp):
 //  - one transfer, one idempotency key (= transfer_id), for ever; every scheduled clearing
@@ -132,79 +133,17 @@ inline constexpr std::size_t kNameLengthMax = 140;
 inline constexpr std::size_t kRemittanceInfoLengthMax = 140;
 
 // ---------------------------------------------------------------------------------------
-// Commands.
-
-// From the core's TransferRequested. Idempotent: the same content again is a no-op.
-struct InitiateTransfer {
-  std::string transfer_id;
-  std::string account_id;
-  Money amount;
-  Party debtor;
-  Party creditor;
-  std::string remittance_info;
-  Timestamp requested_at{};
-  std::string correlation_id;
-  Timestamp now{};
-  CountryRules rules;
-  RetryPolicy policy;
-  // Set by the adapter when the core's message could not be read into this command (a
-  // field missing, too large, not text): the transfer is rejected FF01 with this reason
-  // instead of a guess from the fields left empty. Names fields, never values.
-  std::string format_problem;
-};
-
-// One classified answer of the clearing to the call made for `attempt`.
-// Stale answers: an answer whose attempt is not the current one (a late answer, or the
-// same answer recorded twice) is ignored, except settled and rejected. The clearing
-// executes a key at most once, so a final answer is true whichever call it came from, and
-// dropping it would leave the transfer asking for an outcome it was already told.
-// Answers to a ParkedForReview transfer are ignored: after a key conflict nobody knows
-// which body an answer is about, so people decide (ResolveManually).
-struct RecordClearingAnswer {
-  std::string transfer_id;
-  std::int32_t attempt = 0;  // the ScheduledAction::attempt the call was made for
-  ClearingAction kind = ClearingAction::submit;
-  ClearingAnswerClass cls = ClearingAnswerClass::unknown;
-  std::string clearing_reference;   // settled, pending
-  std::string settlement_date;      // settled (actual), pending (expected): "YYYY-MM-DD"
-  std::string reason_code;          // rejected
-  std::string reason;               // rejected, malformed_request, key_reused: the text
-  std::string cause;                // unknown: "timeout", "connection reset", "HTTP 502", ...
-  std::int64_t retry_after_ms = 0;  // maintenance: Retry-After; 0 when absent
-  std::int64_t latency_ms = 0;
-  Timestamp now{};
-  std::int32_t jitter_permille = 0;  // 0..999, chosen at random by the caller
-  RetryPolicy policy;
-};
-
-// People settle what automation could not: only for UnderInvestigation or ParkedForReview.
-struct ResolveManually {
-  std::string transfer_id;
-  ManualOutcome outcome = ManualOutcome::succeeded;
-  std::string reason;
-  std::string operator_name;
-  std::string clearing_reference;  // required for succeeded
-  std::string settlement_date;     // optional for succeeded
-  std::string reason_code;         // required for rejected
-  Timestamp now{};
-};
-
-using TransferCommand = std::variant<InitiateTransfer, RecordClearingAnswer, ResolveManually>;
-
-// ---------------------------------------------------------------------------------------
 // Events. `kType` is the persisted type name: stable, never renamed (golden tests).
+// Build them with designated initialisers (`TransferSettled{.transfer_id = ..., ...}`), so
+// that two fields of one type cannot be swapped unnoticed. What decide writes into an
+// event, evolve asserts when it reads it back (the key, the attempt numbering, the state
+// the event may follow): a stream that breaks them was not written by this decider.
 
 // The request is kept whatever happens next, valid or not. The first submission
 // (attempt 1) is due at `initiated_at` unless a TransferRejected follows at once.
 struct TransferInitiated {
   static constexpr std::string_view kType = "TransferInitiated";
-  std::string transfer_id;
-  std::string account_id;
-  Money amount;
-  Party debtor;
-  Party creditor;
-  std::string remittance_info;
-  Timestamp requested_at{};
+  TransferRequest request;  // stored flat: its fields are the event's first seven
   std::string correlation_id;
   Timestamp initiated_at{};
   Timestamp deadline_at{};
@@ -444,6 +383,63 @@ std::string_view state_name(const TransferState& state) noexcept;
 // name. The adapter keeps its work-queue row equal to this after every append, in the
 // same transaction.
 std::optional<ScheduledAction> next_action(const TransferState& state);
+
+// ---------------------------------------------------------------------------------------
+// Commands.
+
+// From the core's TransferRequested. Idempotent: the same content again is a no-op.
+struct InitiateTransfer {
+  TransferRequest request;
+  std::string correlation_id;
+  Timestamp now{};
+  CountryRules rules;
+  RetryPolicy policy;
+  // Set by the adapter when the core's message could not be read into this command (a
+  // field missing, too large, not text): the transfer is rejected FF01 with this reason
+  // instead of a guess from the fields left empty. Names fields, never values.
+  std::string format_problem;
+};
+
+// One classified answer of the clearing to the call made for `attempt`.
+// Stale answers: an answer whose attempt is not the current one (a late answer, or the
+// same answer recorded twice) is ignored, except settled and rejected. The clearing
+// executes a key at most once, so a final answer is true whichever call it came from, and
+// dropping it would leave the transfer asking for an outcome it was already told.
+// Answers to a ParkedForReview transfer are ignored: after a key conflict nobody knows
+// which body an answer is about, so people decide (ResolveManually).
+struct RecordClearingAnswer {
+  std::string transfer_id;
+  std::int32_t attempt = 0;  // the ScheduledAction::attempt the call was made for
+  ClearingAction kind = ClearingAction::submit;
+  ClearingAnswerClass cls = ClearingAnswerClass::unknown;
+  std::string clearing_reference;   // settled, pending
+  std::string settlement_date;      // settled (actual), pending (expected): "YYYY-MM-DD"
+  std::string reason_code;          // rejected
+  std::string reason;               // rejected, malformed_request, key_reused: the text
+  std::string cause;                // unknown: "timeout", "connection reset", "HTTP 502", ...
+  std::int64_t retry_after_ms = 0;  // maintenance: Retry-After; 0 when absent
+  std::int64_t latency_ms = 0;
+  Timestamp now{};
+  std::int32_t jitter_permille = 0;  // 0..999, chosen at random by the caller
+  RetryPolicy policy;
+};
+
+// People settle what automation could not: only for UnderInvestigation or ParkedForReview.
+struct ResolveManually {
+  std::string transfer_id;
+  ManualOutcome outcome = ManualOutcome::succeeded;
+  std::string reason;
+  std::string operator_name;
+  std::string clearing_reference;  // required for succeeded
+  std::string settlement_date;     // optional for succeeded
+  std::string reason_code;         // required for rejected
+  Timestamp now{};
+};
+
+using TransferCommand = std::variant<InitiateTransfer, RecordClearingAnswer, ResolveManually>;
+
+// The transfer a command is for: the stream it must be decided on.
+const std::string& target_transfer_id(const TransferCommand& command) noexcept;
 
 // ---------------------------------------------------------------------------------------
 // Decider.
