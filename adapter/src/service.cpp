@@ -8,20 +8,25 @@
 
 #include <pqxx/pqxx>
 
-#include "clearing/adapter/catch_up_api.hpp"
 #include "clearing/adapter/dispatcher.hpp"
-#include "clearing/adapter/http_server.hpp"
 #include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
 #include "clearing/adapter/readiness.hpp"
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/metrics.hpp"
+#include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/relay.hpp"
+#include "clearing/http/server.hpp"
 #include "service_metrics.hpp"
 
 namespace clearing::adapter {
+using http::HttpRequest;
+using http::HttpResponse;
+using http::HttpServer;
+using http::HttpServerOptions;
+using http::RouteOptions;
 // The config's copies of the relay's pacing default and limit (config.hpp cannot include relay.hpp).
 static_assert(config::kRelayRoundIntervalMsDefault == external_streams::kRoundIntervalMinDefault.count());
 static_assert(config::kRelayRoundIntervalMsMax == external_streams::kRoundIntervalMinMax.count());
@@ -192,7 +197,7 @@ struct Service::Impl {
     InboundRules inbound{rules, policy};
     external_streams::CatchUpFetcher fetcher;
     if (!config.streams.core_catchup_url.empty())
-      fetcher = make_http_catch_up_fetcher({config.streams.core_catchup_url, config.http.api_token.reveal(),
+      fetcher = external_streams::make_http_catch_up_fetcher({config.streams.core_catchup_url, config.http.api_token.reveal(),
                                             config.clearing.request_timeout_ms});
     auto wiring = make_transfer_inbound(*transfers, clock, inbound);
     auto created_consumer = external_streams::StreamConsumer::create(
@@ -231,7 +236,7 @@ struct Service::Impl {
       r.body = metrics.render();
       return r;
     });
-    add_catch_up_routes(*http, *pool);
+    external_streams::add_catch_up_routes(*http, *pool);
     add_transfer_routes(*http, *pool, *transfers);
     auto started_http = http->start();
     if (!started_http) return tl::unexpected("http: " + started_http.error());

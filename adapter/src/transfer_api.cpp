@@ -16,6 +16,9 @@
 namespace clearing::adapter {
 namespace {
 
+using http::HttpRequest;
+using http::HttpResponse;
+
 using Json = nlohmann::json;
 
 // The answer class a stored event records, or "" for events that are not answers.
@@ -218,7 +221,7 @@ std::string render_trace(const Json& t) {
   return out.str();
 }
 
-void add_transfer_routes(HttpServer& server, eventstore::ConnectionPool& pool, TransferService& transfers) {
+void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& pool, TransferService& transfers) {
   server.route("GET", "/transfers/{id}", [&pool, &transfers](const HttpRequest& request) {
     const auto& id = request.params.at("id");
     if (id.empty() || id.size() > 200) return HttpResponse::error(400, "bad_transfer_id", "transfer id must be 1..200 characters");

@@ -46,13 +46,13 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "clearing/adapter/catch_up_api.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/database.hpp"
 #include "clearing/eventstore/event_store.hpp"
 #include "clearing/external_streams/message.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
 #include "flow.hpp"
 #include "hostile_core.hpp"
@@ -967,7 +967,7 @@ int Run::main() {
   }
   // The adapters migrate their database; wait until one is ready before the core starts.
   for (int waited = 0;; waited += 200) {
-    auto ready = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_ports_[0]) + "/readyz", "", 1000);
+    auto ready = http::get("http://127.0.0.1:" + std::to_string(adapter_ports_[0]) + "/readyz", "", 1000);
     if (ready && ready->status == 200) break;
     if (waited > 60'000) throw std::runtime_error("adapter 0 not ready after 60 s: " + adapters_[0]->stderr_text());
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -1022,7 +1022,7 @@ int Run::main() {
           const auto aim_until = Clock::now() + std::chrono::seconds(3);
           std::optional<std::string> seen;
           do {
-            auto m = adapter::http_get(url, "api-token-0123456789abcdef0123456", 300);
+            auto m = http::get(url, "api-token-0123456789abcdef0123456", 300);
             seen = m && m->status == 200 ? std::optional(m->body) : std::nullopt;
             if (seen && metric_sum(*seen, "clearing_dispatcher_in_flight") > 0) break;
             std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -1395,8 +1395,8 @@ void Run::check_flow(demo::Checks& checks) {
 int Run::finish() {
   // The clearing's books first, then a graceful stop of everyone.
   demo::Books books{adapter_db_, core_db_, {}, {}};
-  auto ledger = adapter::http_get("http://" + mock_address_ + "/admin/ledger", "clearing-token-16", 10'000);
-  auto stats = adapter::http_get("http://" + mock_address_ + "/admin/stats", "clearing-token-16", 10'000);
+  auto ledger = http::get("http://" + mock_address_ + "/admin/ledger", "clearing-token-16", 10'000);
+  auto stats = http::get("http://" + mock_address_ + "/admin/stats", "clearing-token-16", 10'000);
   if (!ledger || !stats) throw std::runtime_error("clearing-mock's books cannot be read");
   books.ledger = clearing_mock::ledger_from_json(ledger->body);
   const auto stats_json = nlohmann::json::parse(stats->body);

@@ -13,9 +13,10 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "clearing/adapter/catch_up_api.hpp"
+#include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
 #include "test_database.hpp"
 
@@ -96,7 +97,7 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   CHECK(report["requested"].get<int>() + report["refused"].get<int>() == 300);
 
   // The clearing's ledger agrees: executed at most once, exactly the succeeded ones.
-  auto ledger = adapter::http_get("http://" + mock_address + "/admin/ledger", "clearing-token-16", 5000);
+  auto ledger = http::get("http://" + mock_address + "/admin/ledger", "clearing-token-16", 5000);
   REQUIRE(ledger);
   const auto entries = nlohmann::json::parse(ledger->body);
   const auto& list = entries.is_array() ? entries : entries["transfers"];
@@ -108,10 +109,10 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   CHECK(executed == report["succeeded"].get<int>());
 
   // The adapter's HTTP API answers while it runs.
-  auto ready = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_port) + "/readyz", "", 5000);
+  auto ready = http::get("http://127.0.0.1:" + std::to_string(adapter_port) + "/readyz", "", 5000);
   REQUIRE(ready);
   CHECK(ready->status == 200);
-  auto metrics = adapter::http_get("http://127.0.0.1:" + std::to_string(adapter_port) + "/metrics", "api-token-0123456789abcdef0123456", 5000);
+  auto metrics = http::get("http://127.0.0.1:" + std::to_string(adapter_port) + "/metrics", "api-token-0123456789abcdef0123456", 5000);
   REQUIRE(metrics);
   // Every transfer has its outcome: each unfinished state is a sample, 0.
   CHECK(metrics->body.find("# TYPE clearing_transfers gauge") != std::string::npos);
@@ -250,7 +251,7 @@ TEST_CASE("an adapter whose database is not there yet waits for it, then starts;
   create_database(name);
   int status = 0;
   for (int i = 0; i < 300 && status != 200; ++i) {
-    auto ready = adapter::http_get("http://127.0.0.1:" + std::to_string(port) + "/readyz", "", 1000);
+    auto ready = http::get("http://127.0.0.1:" + std::to_string(port) + "/readyz", "", 1000);
     status = ready ? ready->status : 0;
     if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }

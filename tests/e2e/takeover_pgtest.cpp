@@ -36,8 +36,8 @@
 #include <thread>
 #include <tuple>
 
-#include "clearing/adapter/catch_up_api.hpp"
 #include "clearing/external_streams/consumer.hpp"
+#include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
 #include "reconcile.hpp"
 #include "test_database.hpp"
@@ -286,12 +286,12 @@ class AdapterDatabase {
 
 std::string fetch_metrics(int port) {
   auto answer =
-      adapter::http_get("http://127.0.0.1:" + std::to_string(port) + "/metrics", kApiToken, 2000);
+      http::get("http://127.0.0.1:" + std::to_string(port) + "/metrics", kApiToken, 2000);
   return answer && answer->status == 200 ? answer->body : std::string{};
 }
 
 bool ready(int port) {
-  auto answer = adapter::http_get("http://127.0.0.1:" + std::to_string(port) + "/readyz", "", 1000);
+  auto answer = http::get("http://127.0.0.1:" + std::to_string(port) + "/readyz", "", 1000);
   return answer && answer->status == 200;
 }
 
@@ -547,7 +547,7 @@ TEST_CASE(
   CHECK(report["requested"].get<int>() + report["refused"].get<int>() == kTransfers);
 
   auto ledger =
-      adapter::http_get("http://" + mock_address + "/admin/ledger", kClearingToken, 10'000);
+      http::get("http://" + mock_address + "/admin/ledger", kClearingToken, 10'000);
   REQUIRE(ledger);
   REQUIRE(ledger->status == 200);
   demo::Books books{adapter_db.url(), core_db.url(), {}, {}};

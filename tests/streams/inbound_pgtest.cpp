@@ -8,11 +8,13 @@
 #include <librdkafka/rdkafka.h>
 #include <pqxx/pqxx>
 
-#include "clearing/adapter/catch_up_api.hpp"
 #include "clearing/adapter/inbound.hpp"
 #include "clearing/base/uuid.hpp"
+#include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/kafka.hpp"
+#include "clearing/http/client.hpp"
+#include "clearing/http/server.hpp"
 #include "saga_fixture.hpp"
 
 using namespace clearing;
@@ -76,9 +78,9 @@ TEST_CASE("core requests become transfers; a lost message comes through the catc
   REQUIRE(kafka);
   REQUIRE((*kafka)->create_topic(kCore.name, kCore.partitions));
 
-  auto server = adapter::HttpServer::create({.bearer_token = "core-token"});
+  auto server = http::HttpServer::create({.bearer_token = "core-token"});
   REQUIRE(server);
-  adapter::add_catch_up_routes(**server, *core_db.pool);
+  external_streams::add_catch_up_routes(**server, *core_db.pool);
   REQUIRE((*server)->start());
   const std::string core_url = "http://127.0.0.1:" + std::to_string((*server)->port());
 
@@ -136,7 +138,7 @@ TEST_CASE("core requests become transfers; a lost message comes through the catc
   auto inbound = adapter::make_transfer_inbound(*adapter_db.transfers, clock, rules);
   auto consumer = external_streams::StreamConsumer::create(
       *adapter_db.pool, options, inbound.applier, inbound.parker,
-      adapter::make_http_catch_up_fetcher({core_url, "core-token", 2000}), inbound.scope);
+      external_streams::make_http_catch_up_fetcher({core_url, "core-token", 2000}), inbound.scope);
   REQUIRE_MESSAGE(consumer, (consumer ? "" : consumer.error()));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (adapter_db.database.query_value("select count(*) from transfer_status") != "7" ||
@@ -182,13 +184,13 @@ TEST_CASE("the catch-up API answers bad parameters with clear 400s") {
   SagaDatabase db;
   const std::vector<StreamSpec> streams{kOut};
   REQUIRE(external_streams::ensure_streams(*db.pool, streams));
-  auto server = adapter::HttpServer::create({.bearer_token = "t"});
+  auto server = http::HttpServer::create({.bearer_token = "t"});
   REQUIRE(server);
-  adapter::add_catch_up_routes(**server, *db.pool);
+  external_streams::add_catch_up_routes(**server, *db.pool);
   REQUIRE((*server)->start());
   const std::string base = "http://127.0.0.1:" + std::to_string((*server)->port()) + "/streams/";
   auto get = [&](const std::string& path, const std::string& token = "t") {
-    auto r = adapter::http_get(base + path, token, 2000);
+    auto r = http::get(base + path, token, 2000);
     REQUIRE(r);
     return *r;
   };

@@ -8,11 +8,11 @@
 #include <map>
 #include <pqxx/pqxx>
 
-#include "clearing/adapter/catch_up_api.hpp"
 #include "clearing/adapter/parking.hpp"
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/base/text.hpp"
 #include "clearing/eventstore/migrations.hpp"
+#include "clearing/http/client.hpp"
 #include "saga_fixture.hpp"
 
 using namespace clearing;
@@ -75,18 +75,18 @@ std::string shown_raw(const nlohmann::json& row) {
 
 struct Api {
   SagaDatabase& db;
-  std::unique_ptr<adapter::HttpServer> server;
+  std::unique_ptr<http::HttpServer> server;
   explicit Api(SagaDatabase& d) : db(d) {
-    auto created = adapter::HttpServer::create({.bearer_token = "t"});
+    auto created = http::HttpServer::create({.bearer_token = "t"});
     REQUIRE(created);
     server = std::move(*created);
     adapter::add_transfer_routes(*server, *db.pool, *db.transfers);
     REQUIRE(server->start());
   }
   ~Api() { server->stop(); }
-  adapter::HttpGetResult get(const std::string& path) const {
+  http::ClientResponse get(const std::string& path) const {
     auto r =
-        adapter::http_get("http://127.0.0.1:" + std::to_string(server->port()) + path, "t", 30'000);
+        http::get("http://127.0.0.1:" + std::to_string(server->port()) + path, "t", 30'000);
     REQUIRE_MESSAGE(r, (r ? "" : r.error()));
     return *r;
   }

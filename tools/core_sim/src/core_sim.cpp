@@ -16,8 +16,6 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "clearing/adapter/catch_up_api.hpp"
-#include "clearing/adapter/http_server.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/uuid.hpp"
@@ -28,9 +26,11 @@
 #include "clearing/core_sim/transfer_source.hpp"
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/eventstore/prepared.hpp"
+#include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/relay.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/http/server.hpp"
 
 namespace clearing::core_sim {
 static_assert(kRelayRoundIntervalMsDefault == external_streams::kRoundIntervalMinDefault.count());
@@ -126,7 +126,7 @@ struct CoreSim::Impl {
   std::unique_ptr<eventstore::ConnectionPool> pool;
   std::unique_ptr<eventstore::EventStore> store;
   AccountCache account_cache;
-  std::unique_ptr<adapter::HttpServer> http;
+  std::unique_ptr<http::HttpServer> http;
   std::unique_ptr<external_streams::Relay> relay;
   std::unique_ptr<external_streams::StreamConsumer> consumer;
   std::thread publisher;
@@ -444,11 +444,11 @@ struct CoreSim::Impl {
     if (auto loaded = load_source(); !loaded) return loaded;
     if (auto opened = open_accounts(); !opened) return opened;
 
-    auto server = adapter::HttpServer::create(
+    auto server = http::HttpServer::create(
         {.host = options.http_host, .port = options.http_port, .bearer_token = options.api_token});
     if (!server) return tl::unexpected("catch-up API: " + server.error());
     http = std::move(*server);
-    adapter::add_catch_up_routes(*http, *pool);
+    external_streams::add_catch_up_routes(*http, *pool);
     if (auto listening = http->start(); !listening) return tl::unexpected("catch-up API: " + listening.error());
 
     external_streams::KafkaClientOptions kafka;
@@ -471,7 +471,7 @@ struct CoreSim::Impl {
     consumer_options.tail_check_interval = kTailCheckInterval;
     external_streams::CatchUpFetcher fetcher;
     if (!options.adapter_catch_up_url.empty())
-      fetcher = adapter::make_http_catch_up_fetcher({options.adapter_catch_up_url, options.adapter_api_token});
+      fetcher = external_streams::make_http_catch_up_fetcher({options.adapter_catch_up_url, options.adapter_api_token});
     outcomes = std::make_unique<OutcomeApplier>(*store, account_cache);
     auto made_consumer =
         external_streams::StreamConsumer::create(*pool, consumer_options, applier(), parker(), std::move(fetcher),

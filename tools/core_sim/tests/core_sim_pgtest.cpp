@@ -16,16 +16,17 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "clearing/adapter/catch_up_api.hpp"
-#include "clearing/adapter/http_server.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/core_sim/core_sim.hpp"
 #include "clearing/core_sim/transfer_source.hpp"
 #include "clearing/eventstore/migrations.hpp"
+#include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/relay.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/http/client.hpp"
+#include "clearing/http/server.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -66,7 +67,7 @@ struct FakeAdapter {
   std::unique_ptr<eventstore::ConnectionPool> pool;
   std::unique_ptr<external_streams::StreamConsumer> consumer;
   std::unique_ptr<external_streams::Relay> relay;
-  std::unique_ptr<adapter::HttpServer> http;
+  std::unique_ptr<http::HttpServer> http;
   std::atomic<int> requests_seen{0};
   std::string first_succeeded;  // the transfer that gets a duplicate outcome
   bool pending_sent = false, investigation_sent = false, extras_sent = false;
@@ -80,10 +81,10 @@ struct FakeAdapter {
     database.exec("create table fake_requests (transfer_id text primary key, correlation_id text, source_event_id text,"
                   " partition int, seq bigint, data jsonb)");
 
-    auto server = adapter::HttpServer::create({.bearer_token = "adapter-token"});
+    auto server = http::HttpServer::create({.bearer_token = "adapter-token"});
     REQUIRE(server);
     http = std::move(*server);
-    adapter::add_catch_up_routes(*http, *pool);
+    external_streams::add_catch_up_routes(*http, *pool);
     REQUIRE(http->start());
 
     external_streams::KafkaClientOptions kafka;
@@ -345,7 +346,7 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
     const std::string base = "http://127.0.0.1:" + std::to_string(sim.catch_up_port()) + "/streams/core.dk.payments.v1";
     std::int64_t served = 0;
     for (int partition = 0; partition < kCore.partitions; ++partition) {
-      auto got = adapter::http_get(base + "/partitions/" + std::to_string(partition) + "/events?from=1&limit=100",
+      auto got = http::get(base + "/partitions/" + std::to_string(partition) + "/events?from=1&limit=100",
                                    "core-token", 2000);
       REQUIRE(got);
       REQUIRE(got->status == 200);
@@ -354,7 +355,7 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
       for (const auto& e : body["events"]) CHECK(e["type"] == "TransferRequested");
     }
     CHECK(served == 3);
-    auto unauthorised = adapter::http_get(base + "/partitions/0/events", "wrong", 2000);
+    auto unauthorised = http::get(base + "/partitions/0/events", "wrong", 2000);
     REQUIRE(unauthorised);
     CHECK(unauthorised->status == 401);
     // The relay published them: Kafka's copy is acknowledged.

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
-#include "clearing/adapter/http_server.hpp"
 #include "clearing/adapter/transfer_service.hpp"
+#include "clearing/http/server.hpp"
 
 namespace clearing::adapter {
 
@@ -25,6 +25,6 @@ tl::expected<nlohmann::json, std::string> build_trace(eventstore::ConnectionPool
 // The same, for a person: one line per step, in time order.
 std::string render_trace(const nlohmann::json& trace);
 
-void add_transfer_routes(HttpServer& server, eventstore::ConnectionPool& pool, TransferService& transfers);
+void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& pool, TransferService& transfers);
 
 }  // namespace clearing::adapter

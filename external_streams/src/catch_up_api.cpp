@@ -1,13 +1,21 @@
-#include "clearing/adapter/catch_up_api.hpp"
+// The catch-up API's route and its HTTP fetcher (catch_up_api.hpp).
+
+#include "clearing/external_streams/catch_up_api.hpp"
 
 #include <charconv>
+#include <optional>
 
-#include <pqxx/pqxx>
+#include <nlohmann/json.hpp>
 
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/http/client.hpp"
+#include "clearing/http/server.hpp"
 
-namespace clearing::adapter {
+namespace clearing::external_streams {
 namespace {
+
+using http::HttpRequest;
+using http::HttpResponse;
 
 std::optional<std::int64_t> parse_integer(const std::string& text) {
   std::int64_t value = 0;
@@ -20,7 +28,7 @@ std::optional<std::int64_t> parse_integer(const std::string& text) {
 HttpResponse serve_page(eventstore::ConnectionPool& pool, const HttpRequest& request) {
   const auto& stream = request.params.at("stream");
   const auto partition = parse_integer(request.params.at("partition"));
-  if (!partition || *partition < 0 || *partition >= external_streams::kPartitionsMax)
+  if (!partition || *partition < 0 || *partition >= kPartitionsMax)
     return HttpResponse::error(400, "bad_partition", "partition must be an integer in [0, 255]");
   std::int64_t from = 1, limit = kCatchUpLimitDefault;
   if (auto it = request.query.find("from"); it != request.query.end()) {
@@ -30,16 +38,16 @@ HttpResponse serve_page(eventstore::ConnectionPool& pool, const HttpRequest& req
   }
   if (auto it = request.query.find("limit"); it != request.query.end()) {
     auto parsed = parse_integer(it->second);
-    if (!parsed || *parsed < 1 || *parsed > external_streams::kCatchUpLimitMax)
+    if (!parsed || *parsed < 1 || *parsed > kCatchUpLimitMax)
       return HttpResponse::error(400, "bad_limit",
-                                 "limit must be an integer in [1, " + std::to_string(external_streams::kCatchUpLimitMax) + "]");
+                                 "limit must be an integer in [1, " + std::to_string(kCatchUpLimitMax) + "]");
     limit = *parsed;
   }
   for (const auto& [key, value] : request.query)
     if (key != "from" && key != "limit")
       return HttpResponse::error(400, "unknown_parameter", "unknown query parameter '" + key + "'");
   auto page = pool.transact([&](eventstore::Transaction& tx) {
-    return external_streams::read_catch_up(tx, stream, static_cast<std::int32_t>(*partition), from, limit);
+    return read_catch_up(tx, stream, static_cast<std::int32_t>(*partition), from, limit);
   });
   if (!page) {
     if (page.error().code == eventstore::StoreErrc::invalid_argument)
@@ -54,17 +62,17 @@ HttpResponse serve_page(eventstore::ConnectionPool& pool, const HttpRequest& req
 
 }  // namespace
 
-void add_catch_up_routes(HttpServer& server, eventstore::ConnectionPool& pool) {
+void add_catch_up_routes(http::HttpServer& server, eventstore::ConnectionPool& pool) {
   server.route("GET", "/streams/{stream}/partitions/{partition}/events",
                [&pool](const HttpRequest& request) { return serve_page(pool, request); });
 }
 
-external_streams::CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options) {
+CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options) {
   return [options](const std::string& stream, std::int32_t partition, std::int64_t from, std::int64_t limit)
-             -> tl::expected<external_streams::FetchedPage, std::string> {
+             -> tl::expected<FetchedPage, std::string> {
     const auto url = options.base_url + "/streams/" + stream + "/partitions/" + std::to_string(partition) +
                      "/events?from=" + std::to_string(from) + "&limit=" + std::to_string(limit);
-    auto got = http_get(url, options.bearer_token, options.timeout_ms);
+    auto got = http::get(url, options.bearer_token, options.timeout_ms);
     if (!got) return tl::unexpected(got.error());
     if (got->status != 200) return tl::unexpected("catch-up API answered HTTP " + std::to_string(got->status));
     const auto body = nlohmann::json::parse(got->body, nullptr, false);
@@ -73,14 +81,14 @@ external_streams::CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions
     const auto head = body.find("head");
     if (head == body.end() || !head->is_number_integer() || head->get<std::int64_t>() < 0)
       return tl::unexpected(std::string("catch-up API answered a body without a head"));
-    external_streams::FetchedPage page;
+    FetchedPage page;
     page.head = head->get<std::int64_t>();
     // A bad element is handed on with its reason, not refused with the page: the consumer
     // parks it in its place, so one bad message cannot keep a gap open for ever.
     for (const auto& element : body["events"])
-      page.messages.push_back({element.dump(), external_streams::parse_message(element)});
+      page.messages.push_back({element.dump(), parse_message(element)});
     return page;
   };
 }
 
-}  // namespace clearing::adapter
+}  // namespace clearing::external_streams

@@ -1,7 +1,8 @@
 #pragma once
-// The adapter's HTTP/1.1 server (/healthz, /readyz, /metrics, the stream catch-up API,
-// /transfers/{id}, /parked). Beast and Asio stay in http_server.cpp: this header is included
-// widely and pulls in neither.
+// The one HTTP/1.1 server: router, sessions, limits and the bearer-token check. The adapter
+// serves /healthz, /readyz, /metrics, /transfers/{id} and /parked on it, external_streams the
+// catch-up API, core-sim its catch-up API. Beast and Asio stay in server.cpp: this header is
+// included widely and pulls in neither.
 //
 // Contract:
 // - Connections: one coroutine on its own strand each, keep-alive. At most
@@ -50,12 +51,11 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <tl/expected.hpp>
 #include <utility>
 #include <vector>
 
-namespace clearing::adapter {
+namespace clearing::http {
 
 struct HttpRequest {
   std::string method;                          // as sent: "GET", "POST", ...
@@ -143,16 +143,4 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// "host:port" as the config gives the HTTP address ("127.0.0.1:8080", "[::1]:8080",
-// "localhost:8080"). The host is not resolved here; the port must be 0..65535.
-struct HostPort {
-  std::string host;  // without the brackets of an IPv6 literal
-  std::uint16_t port = 0;
-};
-
-enum class HostPortError { empty, missing_port, bad_host, bad_port };
-std::string_view to_string(HostPortError error);
-
-tl::expected<HostPort, HostPortError> parse_host_port(std::string_view text);
-
-}  // namespace clearing::adapter
+}  // namespace clearing::http

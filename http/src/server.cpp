@@ -1,8 +1,8 @@
-// The adapter's HTTP server: the only translation unit of the adapter with Beast. Each
+// The HTTP server: the only translation unit of the server with Beast. Each
 // connection is one coroutine on its own strand (the pattern of the clearing mock's server);
 // handlers run on a bounded worker pool and their answers are posted back to the strand.
 
-#include "clearing/adapter/http_server.hpp"
+#include "clearing/http/server.hpp"
 
 #include <algorithm>
 #include <array>
@@ -18,26 +18,19 @@
 #include <thread>
 #include <tuple>
 
-// Stand-in for "clearing/base/asio.hpp", which does not compile at the moment
-// (`namespace clearing::asio = boost::asio;` is not valid C++; see the same note in
-// tools/clearing_mock/src/asio_include.hpp). Same includes and order; switch to the base
-// header once it is fixed.
-#include <boost/asio.hpp>
-#include <boost/asio/awaitable.hpp>
+#include "clearing/base/asio.hpp"
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <utility>
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
 
-namespace clearing::adapter {
+namespace clearing::http {
 namespace {
 
-namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
+namespace beast_http = beast::http;
 using tcp = asio::ip::tcp;
 // g++ 12 destroys some temporaries of a co_await full-expression twice (seen here as a
 // use-after-free under TSan and a SIGILL: a lambda capturing a shared_ptr, a strand made in
@@ -58,8 +51,8 @@ constexpr int kAcceptRetryMs = 50;
 constexpr std::uint64_t kRefusalsLoggedEvery = 1000;
 constexpr std::size_t kRoutesMax = 256;
 
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
+using Request = beast_http::request<beast_http::string_body>;
+using Response = beast_http::response<beast_http::string_body>;
 
 // --- Pure helpers ------------------------------------------------------------------------
 
@@ -412,7 +405,7 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
 }
 
 bool is_http_error(const beast::error_code& error) {
-  return error.category() == http::make_error_code(http::error::end_of_stream).category();
+  return error.category() == beast_http::make_error_code(beast_http::error::end_of_stream).category();
 }
 
 std::optional<std::string> validate(const HttpServerOptions& o) {
@@ -535,7 +528,7 @@ struct HttpServer::Impl {
 
   bool authorized(const Request& request) const {
     if (options.bearer_token.empty()) return true;
-    const auto field = request.find(http::field::authorization);
+    const auto field = request.find(beast_http::field::authorization);
     if (field == request.end()) return false;
     const std::string_view value = field->value();
     constexpr std::string_view kScheme = "bearer ";
@@ -589,8 +582,8 @@ struct HttpServer::Impl {
     std::map<std::string, std::string> params;
   };
 
-  static bool takes_body(http::verb method) {
-    return method == http::verb::post || method == http::verb::put || method == http::verb::patch;
+  static bool takes_body(beast_http::verb method) {
+    return method == beast_http::verb::post || method == beast_http::verb::put || method == beast_http::verb::patch;
   }
 
   // Cheap (no I/O): runs on the I/O thread. The order matters: the target's syntax (which
@@ -598,7 +591,7 @@ struct HttpServer::Impl {
   // the routes or would need the body.
   Checked check_header(const Request& request, bool has_body) const {
     Checked checked;
-    if (request.version() >= 11 && request.find(http::field::host) == request.end()) {
+    if (request.version() >= 11 && request.find(beast_http::field::host) == request.end()) {
       checked.refusal = HttpResponse::error(400, "BAD_REQUEST", "missing Host header");
       return checked;
     }
@@ -625,7 +618,7 @@ struct HttpServer::Impl {
       return checked;
     }
     auto routed = find_route(routes, request.method_string(), *segments);
-    if (routed.route == nullptr && request.method() == http::verb::head) {
+    if (routed.route == nullptr && request.method() == beast_http::verb::head) {
       auto as_get = find_route(routes, "GET", *segments);
       routed.route = as_get.route;
       routed.params = std::move(as_get.params);
@@ -689,9 +682,9 @@ struct HttpServer::Impl {
     if (has_line_break(answer.content_type)) {
       answer = HttpResponse::error(500, "INTERNAL", "internal error");
     }
-    Response response{static_cast<http::status>(answer.status), version};
-    response.set(http::field::server, "clearing-adapter");
-    response.set(http::field::content_type, answer.content_type);
+    Response response{static_cast<beast_http::status>(answer.status), version};
+    response.set(beast_http::field::server, "clearing-adapter");
+    response.set(beast_http::field::content_type, answer.content_type);
     for (const auto& [name, value] : answer.headers) response.set(name, value);
     response.keep_alive(keep_alive);
     if (answer.status != 204 && answer.status != 304) response.body() = std::move(answer.body);
@@ -720,16 +713,16 @@ struct HttpServer::Impl {
   // closed connection or a timeout.
   asio::awaitable<void> answer_read_error(Session& session, const beast::error_code& error,
                                           unsigned version) {
-    if (!is_http_error(error) || error == http::error::end_of_stream ||
-        error == http::error::partial_message) {
+    if (!is_http_error(error) || error == beast_http::error::end_of_stream ||
+        error == beast_http::error::partial_message) {
       co_return;
     }
     session.busy.store(true);  // answering, then closing: not a connection to make room with
     HttpResponse answer;
-    if (error == http::error::body_limit) {
+    if (error == beast_http::error::body_limit) {
       answer = HttpResponse::error(
           413, "BODY_TOO_LARGE", "body over " + std::to_string(options.body_bytes_max) + " bytes");
-    } else if (error == http::error::header_limit) {
+    } else if (error == beast_http::error::header_limit) {
       answer = HttpResponse::error(431, "HEADERS_TOO_LARGE", "headers too large");
     } else {
       answer = HttpResponse::error(400, "BAD_REQUEST", "malformed HTTP request");
@@ -738,13 +731,13 @@ struct HttpServer::Impl {
                   error.message());
     auto response = to_response(std::move(answer), version == 10 ? 10 : 11, false, false);
     session.stream.expires_after(timeout());
-    auto write_error_result = co_await http::async_write(session.stream, response, kUseTuple);
+    auto write_error_result = co_await beast_http::async_write(session.stream, response, kUseTuple);
     auto write_error = std::get<0>(write_error_result);
     if (!write_error) co_await lingering_close(session);
   }
 
   static bool expects_continue(const Request& request) {
-    const auto field = request.find(http::field::expect);
+    const auto field = request.find(beast_http::field::expect);
     return field != request.end() && iequals(field->value(), "100-continue");
   }
 
@@ -752,7 +745,7 @@ struct HttpServer::Impl {
   asio::awaitable<bool> write_answer(Session& session, HttpResponse& answer,
                                      const Request& request, bool keep_alive, const Route* route,
                                      SteadyClock::time_point started) {
-    const bool to_head = request.method() == http::verb::head;
+    const bool to_head = request.method() == beast_http::verb::head;
     auto response = to_response(std::move(answer), request.version(), keep_alive, to_head);
     if (keep_alive) {
       session.busy.store(false);
@@ -760,7 +753,7 @@ struct HttpServer::Impl {
     }
     session.stream.expires_after(timeout());
     session.writing = true;
-    auto write_error_result = co_await http::async_write(session.stream, response, kUseTuple);
+    auto write_error_result = co_await beast_http::async_write(session.stream, response, kUseTuple);
     session.writing = false;
     auto write_error = std::get<0>(write_error_result);
     const auto elapsed_ms =
@@ -777,7 +770,7 @@ struct HttpServer::Impl {
   // the caller is authenticated, answer, write. False: close the connection.
   asio::awaitable<bool> serve_one(Session& session, beast::flat_buffer& buffer) {
     auto& stream = session.stream;
-    http::request_parser<http::string_body> parser;
+    beast_http::request_parser<beast_http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(options.header_bytes_max));
     parser.body_limit(options.body_bytes_max);
     session.busy.store(false);
@@ -785,7 +778,7 @@ struct HttpServer::Impl {
     // The wait for a request and its header share one short deadline: an idle or trickling
     // connection must not hold its slot.
     stream.expires_after(idle_timeout());
-    auto header_error_result = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
+    auto header_error_result = co_await beast_http::async_read_header(stream, buffer, parser, kUseTuple);
     auto header_error = std::get<0>(header_error_result);
     if (header_error) {
       co_await answer_read_error(session, header_error, 11);
@@ -805,15 +798,15 @@ struct HttpServer::Impl {
       co_return written && keep_alive;
     }
     if (has_body && expects_continue(parser.get())) {
-      http::response<http::empty_body> proceed{http::status::continue_, parser.get().version()};
+      beast_http::response<beast_http::empty_body> proceed{beast_http::status::continue_, parser.get().version()};
       stream.expires_after(timeout());
-      auto error_result = co_await http::async_write(stream, proceed, kUseTuple);
+      auto error_result = co_await beast_http::async_write(stream, proceed, kUseTuple);
       auto error = std::get<0>(error_result);
       if (error) co_return false;
     }
     if (has_body) {
       stream.expires_after(timeout());
-      auto body_error_result = co_await http::async_read(stream, buffer, parser, kUseTuple);
+      auto body_error_result = co_await beast_http::async_read(stream, buffer, parser, kUseTuple);
       auto body_error = std::get<0>(body_error_result);
       if (body_error) {
         co_await answer_read_error(session, body_error, parser.get().version());
@@ -1109,51 +1102,4 @@ void HttpServer::stop() { impl_->stop(); }
 
 std::uint16_t HttpServer::port() const { return impl_->bound_port.load(); }
 
-// --- host:port ---------------------------------------------------------------------------
-
-std::string_view to_string(HostPortError error) {
-  switch (error) {
-    case HostPortError::empty:
-      return "empty address";
-    case HostPortError::missing_port:
-      return "address has no :port";
-    case HostPortError::bad_host:
-      return "bad host in address";
-    case HostPortError::bad_port:
-      return "port is not a number in 0..65535";
-  }
-  return "bad address";
-}
-
-tl::expected<HostPort, HostPortError> parse_host_port(std::string_view text) {
-  if (text.empty()) return tl::unexpected(HostPortError::empty);
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) return tl::unexpected(HostPortError::missing_port);
-  std::string_view host = text.substr(0, colon);
-  const std::string_view port_text = text.substr(colon + 1);
-  if (host.starts_with('[')) {
-    // An IPv6 literal: "[::1]:8080".
-    if (!host.ends_with(']') || host.size() < 3) return tl::unexpected(HostPortError::bad_host);
-    host = host.substr(1, host.size() - 2);
-    const bool ipv6_chars = std::all_of(host.begin(), host.end(), [](char c) {
-      return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
-    });
-    if (!ipv6_chars) return tl::unexpected(HostPortError::bad_host);
-  } else {
-    // A name or an IPv4 literal; a bare IPv6 literal has more colons and needs brackets.
-    const bool name_chars = std::all_of(host.begin(), host.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
-    });
-    if (host.empty() || !name_chars) return tl::unexpected(HostPortError::bad_host);
-  }
-  if (port_text.empty() || port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(),
-                   [](char c) { return c >= '0' && c <= '9'; })) {
-    return tl::unexpected(HostPortError::bad_port);
-  }
-  const int port = std::stoi(std::string(port_text));
-  if (port > 65535) return tl::unexpected(HostPortError::bad_port);
-  return HostPort{std::string(host), static_cast<std::uint16_t>(port)};
-}
-
-}  // namespace clearing::adapter
+}  // namespace clearing::http
