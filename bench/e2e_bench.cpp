@@ -33,12 +33,9 @@
 //      adapter and core-sim held during the first sustained run (pg_stat_activity).
 // Progress goes to stderr; figures to stdout.
 
-#include <fcntl.h>
 #include <fmt/core.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -63,6 +60,7 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
 
 namespace clearing::bench {
@@ -364,49 +362,19 @@ std::pair<double, double> machine_cpu() {
   return {busy, total};
 }
 
-// ---- HTTP (the adapter's /readyz and /metrics): a plain HTTP/1.1 GET -------------------
+// ---- HTTP (the adapter's /readyz and /metrics): http/'s client ----------------------------
+// Probes around the measurement, not part of it: the load comes from core-sim.
 
 struct HttpAnswer {
-  int status = -1;
+  int status = -1;  // -1: no answer (not listening yet, timed out)
   std::string body;
 };
 
 HttpAnswer http_get(int port, const std::string& path, const std::string& token) {
-  HttpAnswer answer;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return answer;
-  timeval timeout{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    close(fd);
-    return answer;
-  }
-  std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  if (!token.empty()) request += "Authorization: Bearer " + token + "\r\n";
-  request += "\r\n";
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
-    close(fd);
-    return answer;
-  }
-  std::string response;
-  char chunk[8192];
-  for (;;) {
-    const auto n = recv(fd, chunk, sizeof chunk, 0);
-    if (n <= 0) break;
-    response.append(chunk, static_cast<std::size_t>(n));
-  }
-  close(fd);
-  if (response.rfind("HTTP/1.", 0) != 0 || response.size() < 12) return answer;
-  answer.status = std::atoi(response.c_str() + 9);
-  const auto head_end = response.find("\r\n\r\n");
-  if (head_end != std::string::npos) answer.body = response.substr(head_end + 4);
-  return answer;
+  constexpr int kTimeoutMs = 5'000;
+  auto got = clearing::http::get("http://127.0.0.1:" + std::to_string(port) + path, token, kTimeoutMs);
+  if (!got) return {};
+  return {got->status, std::move(got->body)};
 }
 
 // A port that was free a moment ago (the adapter and core-sim must know each other's

@@ -1,5 +1,6 @@
 #pragma once
-// Parsing of ClientOptions::base_url (private to the client).
+// ClientOptions::base_url as the client uses it (private to the client), parsed with
+// http/'s URL parser: no query or fragment, the path a prefix without a trailing slash.
 
 #include <string>
 #include <string_view>
@@ -15,9 +16,5 @@ struct BaseUrl {
 };
 
 tl::expected<BaseUrl, std::string> parse_base_url(std::string_view url);
-
-// Percent-encodes everything but RFC 3986 unreserved characters (for path segments and
-// query values built from references and cursors).
-std::string percent_encode(std::string_view text);
 
 }  // namespace clearing::clearing_client

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include "clearing/base/asio.hpp"
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -20,12 +21,12 @@
 #include <thread>
 #include <variant>
 
-#include "asio_include.hpp"
 #include "base_url.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/base/text.hpp"
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_client/client.hpp"
+#include "clearing/http/url.hpp"
 
 namespace clearing::clearing_client {
 namespace {
@@ -37,7 +38,7 @@ using tcp = asio::ip::tcp;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 // g++ 12 destroys some temporaries of a co_await full-expression twice (see
-// adapter/src/http_server.cpp). So every co_await here takes named lvalues or trivially
+// http/src/server.cpp). So every co_await here takes named lvalues or trivially
 // destructible values, results are taken apart with std::get rather than structured bindings,
 // and no awaitable operator (`||`, `&&`: parallel groups of deferred co_spawns built inside
 // the co_await expression) is used.
@@ -760,7 +761,7 @@ std::future<ClearingAnswer> ClearingClient::submit(SubmitRequest request) {
 
 std::future<ClearingAnswer> ClearingClient::inquire(std::string reference) {
   RequestSpec spec{
-      CallKind::inquire, http::verb::get, "/v1/transfers/" + percent_encode(reference), "", "",
+      CallKind::inquire, http::verb::get, "/v1/transfers/" + clearing::http::percent_encode(reference), "", "",
       reference};
   Impl* impl = impl_.get();
   return impl->spawn<ClearingAnswer>([impl, spec = std::move(spec)](auto completion) mutable {
@@ -772,7 +773,7 @@ std::future<IncomingPage> ClearingClient::incoming(std::optional<std::string> af
                                                    int limit) {
   limit = std::clamp(limit, 1, impl_->options.incoming_limit_max);
   std::string target = "/v1/incoming?limit=" + std::to_string(limit);
-  if (after_cursor) target += "&after=" + percent_encode(*after_cursor);
+  if (after_cursor) target += "&after=" + clearing::http::percent_encode(*after_cursor);
   RequestSpec spec{CallKind::incoming, http::verb::get, std::move(target), "", "", ""};
   Impl* impl = impl_.get();
   return impl->spawn<IncomingPage>([impl, spec = std::move(spec)](auto completion) mutable {

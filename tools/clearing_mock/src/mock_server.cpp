@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "asio_include.hpp"
+#include "clearing/base/asio.hpp"
 #include "clearing/base/assert.hpp"
 
 namespace clearing::clearing_mock {
@@ -330,7 +330,7 @@ struct MockServer::Impl {
   asio::awaitable<void> accept_loop() {
     for (;;) {
       // g++ 12 destroys some temporaries of a co_await full-expression twice (see
-      // adapter/src/http_server.cpp): the strand is a named local, the result taken apart
+      // http/src/server.cpp): the strand is a named local, the result taken apart
       // with std::get.
       auto connection_strand = asio::make_strand(io);
       auto accepted = co_await acceptor.async_accept(connection_strand, kUseTuple);
