@@ -10,8 +10,9 @@
 
 #include "clearing/adapter/answer_mapping.hpp"
 #include "clearing/adapter/parking.hpp"
-#include "clearing/base/logging.hpp"
 #include "clearing/base/assert.hpp"
+#include "clearing/base/background_thread.hpp"
+#include "clearing/base/logging.hpp"
 #include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::adapter {
@@ -121,8 +122,7 @@ struct Dispatcher::Impl {
   std::shared_ptr<spdlog::logger> log = base::module_logger("dispatcher");
   std::mt19937 rng;
 
-  std::thread thread;
-  std::atomic<bool> stopping{false};
+  base::BackgroundThread worker;
   std::atomic<bool> woken{false};
   std::deque<InFlight> in_flight;
   std::chrono::steady_clock::time_point next_claim_at{};
@@ -442,7 +442,7 @@ struct Dispatcher::Impl {
   }
 
   void run() {
-    while (!stopping) {
+    while (!worker.stopping()) {
       bool busy = false;
       if (woken.exchange(false)) next_claim_at = {};
       if (std::chrono::steady_clock::now() >= next_claim_at) {
@@ -484,17 +484,14 @@ Dispatcher::Dispatcher(TransferService& transfers, clearing_client::ClearingClie
 Dispatcher::~Dispatcher() { stop(); }
 
 void Dispatcher::start() {
-  CLEARING_ASSERT(!impl_->thread.joinable());
-  impl_->stopping = false;
   impl_->set_running(true);  // before the thread, so /readyz never sees it started and not running
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->worker.start([this] { impl_->run(); });
 }
 
 void Dispatcher::wake() { impl_->woken = true; }
 
 void Dispatcher::stop() {
-  impl_->stopping = true;
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->worker.stop();
   // Graceful: the calls still leased (no answer within stop_grace) are the others' at once.
   if (impl_->liveness) impl_->liveness->release();
 }

@@ -5,9 +5,10 @@
 
 #include <pqxx/pqxx>
 
-#include "clearing/base/logging.hpp"
 #include "clearing/adapter/parking.hpp"
 #include "clearing/base/assert.hpp"
+#include "clearing/base/background_thread.hpp"
+#include "clearing/base/logging.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/aggregate.hpp"
 #include "clearing/sagas/incoming_payment_codec.hpp"
@@ -107,10 +108,7 @@ struct IncomingPoller::Impl {
   IncomingAggregate payments{store};
   std::shared_ptr<spdlog::logger> log = base::module_logger("incoming");
 
-  std::thread thread;
-  std::mutex wait_mutex;
-  std::condition_variable wait_cv;
-  bool stopping = false;
+  base::BackgroundThread worker;
 
   mutable std::mutex stats_mutex;
   IncomingPollerStats stats;
@@ -308,11 +306,8 @@ struct IncomingPoller::Impl {
       auto polled = poll_once();
       note_applied(polled);
       if (polled) on_page = *polled;
-      std::unique_lock lock(wait_mutex);
       // A full page means more is waiting: go on at once.
-      if (on_page < options.page_limit)
-        wait_cv.wait_for(lock, options.interval, [&] { return stopping; });
-      if (stopping) break;
+      if (!worker.sleep_for(on_page < options.page_limit ? options.interval : std::chrono::milliseconds(0))) break;
     }
     set_running(false);
   }
@@ -325,19 +320,12 @@ IncomingPoller::IncomingPoller(eventstore::EventStore& store, clearing_client::C
 IncomingPoller::~IncomingPoller() { stop(); }
 
 void IncomingPoller::start() {
-  CLEARING_ASSERT(!impl_->thread.joinable());
-  impl_->stopping = false;
   impl_->set_running(true);  // before the thread, so /readyz never sees it started and not running
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->worker.start([this] { impl_->run(); });
 }
 
 void IncomingPoller::stop() {
-  {
-    std::lock_guard lock(impl_->wait_mutex);
-    impl_->stopping = true;
-  }
-  impl_->wait_cv.notify_all();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->worker.stop();
 }
 
 eventstore::StoreResult<int> IncomingPoller::poll_once() { return impl_->poll_once(); }

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/background_thread.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/eventstore/prepared.hpp"
 
@@ -61,10 +62,7 @@ struct Subscription::Impl {
   SubscriptionOptions options;
   BatchHandler handler;
 
-  std::thread thread;
-  std::atomic<bool> stopping{false};
-  std::mutex wait_mutex;
-  std::condition_variable wait_cv;
+  base::BackgroundThread worker;
 
   mutable std::mutex status_mutex;
   SubscriptionStatus status;
@@ -202,8 +200,7 @@ struct Subscription::Impl {
 
   // Sleeps up to `duration`, waking early on stop().
   void sleep_for(std::chrono::milliseconds duration) {
-    std::unique_lock lock(wait_mutex);
-    wait_cv.wait_for(lock, duration, [&] { return stopping.load(); });
+    worker.sleep_for(duration);
   }
 
   void connect_listener() {
@@ -220,7 +217,7 @@ struct Subscription::Impl {
   void wait_for_events() {
     if (!listen_connection) connect_listener();
     const auto deadline = std::chrono::steady_clock::now() + options.poll_interval;
-    while (!stopping && !notified && std::chrono::steady_clock::now() < deadline) {
+    while (!worker.stopping() && !notified && std::chrono::steady_clock::now() < deadline) {
       if (!listen_connection) {
         sleep_for(kWaitSlice);
         continue;
@@ -238,7 +235,7 @@ struct Subscription::Impl {
     std::uint64_t failures = 0;
     int rechecks_left = 0;
     connect_listener();
-    while (!stopping) {
+    while (!worker.stopping()) {
       notified = false;
       auto handled = poll_once();
       if (!handled) {
@@ -298,18 +295,11 @@ Subscription::Subscription(EventStore& store, SubscriptionOptions options, Batch
 Subscription::~Subscription() { stop(); }
 
 void Subscription::start() {
-  CLEARING_ASSERT(!impl_->thread.joinable());
-  impl_->stopping = false;
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->worker.start([this] { impl_->run(); });
 }
 
 void Subscription::stop() {
-  {
-    std::lock_guard lock(impl_->wait_mutex);
-    impl_->stopping = true;
-  }
-  impl_->wait_cv.notify_all();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->worker.stop();
 }
 
 SubscriptionStatus Subscription::status() const {

@@ -7,10 +7,11 @@
 #include <librdkafka/rdkafka.h>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/background_thread.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
-#include "kafka_internal.hpp"
 #include "clearing/external_streams/ownership.hpp"
+#include "kafka_internal.hpp"
 
 namespace clearing::external_streams {
 namespace {
@@ -115,10 +116,7 @@ struct StreamConsumer::Impl {
     last = std::move(failure);
   }
 
-  std::thread thread;
-  std::mutex wait_mutex;
-  std::condition_variable wait_cv;
-  bool stopping = false;
+  base::BackgroundThread worker;
 
   mutable std::mutex stats_mutex;
   ConsumerStats stats;
@@ -883,13 +881,7 @@ struct StreamConsumer::Impl {
   }
 
   void run() {
-    for (;;) {
-      {
-        std::lock_guard lock(wait_mutex);
-        if (stopping) return;
-      }
-      run_once();
-    }
+    while (!worker.stopping()) run_once();
   }
 };
 
@@ -919,18 +911,11 @@ StreamConsumer::StreamConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(imp
 StreamConsumer::~StreamConsumer() { stop(); }
 
 void StreamConsumer::start() {
-  CLEARING_ASSERT(!impl_->thread.joinable());
-  impl_->stopping = false;
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->worker.start([this] { impl_->run(); });
 }
 
 void StreamConsumer::stop() {
-  {
-    std::lock_guard lock(impl_->wait_mutex);
-    impl_->stopping = true;
-  }
-  impl_->wait_cv.notify_all();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->worker.stop();
   // Graceful: the others take this instance's partitions at their next refresh.
   if (impl_->ownership) {
     impl_->ownership->release();

@@ -15,6 +15,7 @@
 #include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/background_thread.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
 #include "clearing/external_streams/stream_store.hpp"
@@ -61,10 +62,7 @@ struct Relay::Impl {
   std::shared_ptr<spdlog::logger> log = base::module_logger("relay");
   PartitionOwnership ownership{pool.options(), ownership_options(options), log};
 
-  std::thread thread;
-  std::mutex wait_mutex;
-  std::condition_variable wait_cv;
-  bool stopping = false;
+  base::BackgroundThread worker;
 
   mutable std::mutex stats_mutex;
   RelayStats stats;
@@ -325,9 +323,7 @@ struct Relay::Impl {
                           options.round_interval_min - std::chrono::duration_cast<std::chrono::milliseconds>(
                                                            std::chrono::steady_clock::now() - round_started));
       }
-      std::unique_lock lock(wait_mutex);
-      if (wait.count() > 0) wait_cv.wait_for(lock, wait, [&] { return stopping; });
-      if (stopping) return;
+      if (!worker.sleep_for(wait)) return;
     }
   }
 };
@@ -347,18 +343,11 @@ Relay::Relay(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Relay::~Relay() { stop(); }
 
 void Relay::start() {
-  CLEARING_ASSERT(!impl_->thread.joinable());
-  impl_->stopping = false;
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->worker.start([this] { impl_->run(); });
 }
 
 void Relay::stop() {
-  {
-    std::lock_guard lock(impl_->wait_mutex);
-    impl_->stopping = true;
-  }
-  impl_->wait_cv.notify_all();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->worker.stop();
   const auto given = impl_->ownership.release();
   std::lock_guard lock(impl_->stats_mutex);
   impl_->stats.partitions_given += given;
