@@ -122,7 +122,9 @@ struct Fixture {
   // Partition locks held by the ownership session of the relay on pool `name`.
   std::int64_t locks_of(const std::string& name) {
     return std::stoll(value("select count(*) from pg_locks l join pg_stat_activity a using (pid)"
-                            " where l.locktype = 'advisory' and l.granted and l.objsubid = 2 and l.classid = " +
+                            " where l.locktype = 'advisory' and l.granted and l.objsubid = 2"
+                            " and l.database = (select oid from pg_database where datname = current_database())"
+                            " and l.classid = " +
                             std::to_string(kRelayPartitionLockClass) + " and a.application_name = '" + name +
                             "-relay-owner'"));
   }
