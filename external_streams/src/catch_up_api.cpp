@@ -73,7 +73,7 @@ CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options) {
     const auto url = options.base_url + "/streams/" + stream + "/partitions/" + std::to_string(partition) +
                      "/events?from=" + std::to_string(from) + "&limit=" + std::to_string(limit);
     auto got = http::get(url, options.bearer_token, options.timeout_ms);
-    if (!got) return tl::unexpected(got.error());
+    if (!got) return tl::unexpected(got.error().message);
     if (got->status != 200) return tl::unexpected("catch-up API answered HTTP " + std::to_string(got->status));
     const auto body = nlohmann::json::parse(got->body, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("events") || !body["events"].is_array())

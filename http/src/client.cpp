@@ -31,15 +31,59 @@ std::optional<beast_http::verb> verb_of(const std::string& method) {
   return verb;
 }
 
+// A step's failure: the deadline and the limits are their own classes whatever step hit them,
+// anything else is the step's.
+ClientError failure_of(ClientErrc step, std::string_view step_name, const beast::error_code& ec) {
+  auto code = step;
+  if (ec == beast::error::timeout) {
+    code = ClientErrc::timeout;
+  } else if (ec == beast_http::error::body_limit || ec == beast_http::error::header_limit ||
+             ec == beast_http::error::buffer_overflow) {
+    code = ClientErrc::too_large;
+  }
+  return {code, std::string(step_name) + ": " + ec.message()};
+}
+
 }  // namespace
 
-tl::expected<ClientResponse, std::string> send(const ClientRequest& request) {
+std::string_view to_string(ClientErrc code) noexcept {
+  switch (code) {
+    case ClientErrc::bad_url: return "bad_url";
+    case ClientErrc::unsupported: return "unsupported";
+    case ClientErrc::resolve: return "resolve";
+    case ClientErrc::connect: return "connect";
+    case ClientErrc::timeout: return "timeout";
+    case ClientErrc::write: return "write";
+    case ClientErrc::read: return "read";
+    case ClientErrc::too_large: return "too_large";
+  }
+  return "unknown";
+}
+
+bool is_retryable(ClientErrc code) noexcept {
+  switch (code) {
+    case ClientErrc::resolve:
+    case ClientErrc::connect:
+    case ClientErrc::timeout:
+    case ClientErrc::write:
+    case ClientErrc::read: return true;
+    case ClientErrc::bad_url:
+    case ClientErrc::unsupported:
+    case ClientErrc::too_large: return false;
+  }
+  return false;
+}
+
+ClientResult<ClientResponse> send(const ClientRequest& request) {
   CLEARING_ASSERT(request.timeout_ms > 0 && request.timeout_ms <= kTimeoutMsMax);
   const auto url = parse_url(request.url);
-  if (!url) return tl::unexpected("not an http:// URL (" + std::string(to_string(url.error())) + "): " + request.url);
-  if (url->tls) return tl::unexpected("https is not supported by this client: " + request.url);
+  if (!url)
+    return tl::unexpected(ClientError{
+        ClientErrc::bad_url, "not an http:// URL (" + std::string(to_string(url.error())) + "): " + request.url});
+  if (url->tls)
+    return tl::unexpected(ClientError{ClientErrc::unsupported, "https is not supported by this client: " + request.url});
   const auto verb = verb_of(request.method);
-  if (!verb) return tl::unexpected("unknown HTTP method: " + request.method);
+  if (!verb) return tl::unexpected(ClientError{ClientErrc::unsupported, "unknown HTTP method: " + request.method});
 
   asio::io_context io;
   beast::tcp_stream stream(io);
@@ -58,34 +102,33 @@ tl::expected<ClientResponse, std::string> send(const ClientRequest& request) {
   }
   beast_http::response_parser<beast_http::string_body> parser;
   parser.body_limit(request.body_bytes_max);
-  std::string failure;
+  std::optional<ClientError> failure;
   const auto timeout = std::chrono::milliseconds(request.timeout_ms);
   stream.expires_after(timeout);
 
   const auto port = std::to_string(url->port);
   resolver.async_resolve(url->host, port, [&](beast::error_code ec, tcp::resolver::results_type results) {
-    if (ec) { failure = "resolve: " + ec.message(); return; }
+    if (ec) { failure = failure_of(ClientErrc::resolve, "resolve", ec); return; }
     stream.async_connect(results, [&](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) { failure = "connect: " + ec.message(); return; }
+      if (ec) { failure = failure_of(ClientErrc::connect, "connect", ec); return; }
       beast_http::async_write(stream, message, [&](beast::error_code ec, std::size_t) {
-        if (ec) { failure = "write: " + ec.message(); return; }
+        if (ec) { failure = failure_of(ClientErrc::write, "write", ec); return; }
         beast_http::async_read(stream, buffer, parser, [&](beast::error_code ec, std::size_t) {
-          if (ec) failure = "read: " + ec.message();
+          if (ec) failure = failure_of(ClientErrc::read, "read", ec);
         });
       });
     });
   });
   io.run_for(timeout + kResolveGrace);
-  if (!io.stopped() && failure.empty()) failure = "resolve: timed out";
+  if (!io.stopped() && !failure) failure = ClientError{ClientErrc::timeout, "resolve: timed out"};
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  if (!failure.empty()) return tl::unexpected(failure);
-  if (!parser.is_done()) return tl::unexpected(std::string("incomplete answer"));
+  if (failure) return tl::unexpected(std::move(*failure));
+  if (!parser.is_done()) return tl::unexpected(ClientError{ClientErrc::read, "incomplete answer"});
   return ClientResponse{static_cast<int>(parser.get().result_int()), parser.get().body()};
 }
 
-tl::expected<ClientResponse, std::string> get(const std::string& url, const std::string& bearer_token,
-                                              int timeout_ms) {
+ClientResult<ClientResponse> get(const std::string& url, const std::string& bearer_token, int timeout_ms) {
   return send({.method = "GET", .url = url, .bearer_token = bearer_token, .timeout_ms = timeout_ms});
 }
 

@@ -99,28 +99,50 @@ TEST_CASE("errors name the step that failed") {
   const auto server = started_server();
   const auto slow = get(base(*server) + "/slow", kToken, 200);
   REQUIRE_FALSE(slow.has_value());
-  CHECK(slow.error().rfind("read: ", 0) == 0);
+  CHECK(slow.error().message.rfind("read: ", 0) == 0);
+  CHECK(slow.error().code == ClientErrc::timeout);
+  CHECK(slow.error().is_retryable());
 
   const auto too_big = send({.url = base(*server) + "/big", .bearer_token = kToken, .timeout_ms = 2000,
                              .body_bytes_max = 1024});
   REQUIRE_FALSE(too_big.has_value());
-  CHECK(too_big.error().rfind("read: ", 0) == 0);
+  CHECK(too_big.error().message.rfind("read: ", 0) == 0);
+  CHECK(too_big.error().code == ClientErrc::too_large);
+  CHECK_FALSE(too_big.error().is_retryable());
 
   // A port nobody listens on (the server's, once stopped).
   const auto port = server->port();
   server->stop();
   const auto refused = get("http://127.0.0.1:" + std::to_string(port) + "/x", "", 2000);
   REQUIRE_FALSE(refused.has_value());
-  CHECK(refused.error().rfind("connect: ", 0) == 0);
+  CHECK(refused.error().message.rfind("connect: ", 0) == 0);
+  CHECK(refused.error().code == ClientErrc::connect);
+  CHECK(refused.error().is_retryable());
 }
 
 TEST_CASE("bad URLs and https are refused before any I/O") {
   const auto bad = get("ftp://host/x", "", 1000);
   REQUIRE_FALSE(bad.has_value());
-  CHECK(bad.error().rfind("not an http:// URL", 0) == 0);
+  CHECK(bad.error().message.rfind("not an http:// URL", 0) == 0);
+  CHECK(bad.error().code == ClientErrc::bad_url);
+  CHECK_FALSE(bad.error().is_retryable());
   CHECK_FALSE(get("http://[::1/x", "", 1000).has_value());
   const auto secure = get("https://127.0.0.1:1/x", "", 1000);
   REQUIRE_FALSE(secure.has_value());
-  CHECK(secure.error().find("https") != std::string::npos);
+  CHECK(secure.error().message.find("https") != std::string::npos);
+  CHECK(secure.error().code == ClientErrc::unsupported);
   CHECK_FALSE(send({.method = "BREW", .url = "http://127.0.0.1:1/", .timeout_ms = 1000}).has_value());
+  CHECK(send({.method = "BREW", .url = "http://127.0.0.1:1/", .timeout_ms = 1000}).error().code ==
+        ClientErrc::unsupported);
+}
+
+TEST_CASE("is_retryable: the network and the deadline may mend, a bad request or a limit will not") {
+  for (const auto code : {ClientErrc::resolve, ClientErrc::connect, ClientErrc::timeout, ClientErrc::write,
+                          ClientErrc::read}) {
+    CHECK(is_retryable(code));
+  }
+  for (const auto code : {ClientErrc::bad_url, ClientErrc::unsupported, ClientErrc::too_large}) {
+    CHECK_FALSE(is_retryable(code));
+  }
+  CHECK(std::string(to_string(ClientErrc::too_large)) == "too_large");
 }

@@ -87,7 +87,7 @@ struct Api {
   http::ClientResponse get(const std::string& path) const {
     auto r =
         http::get("http://127.0.0.1:" + std::to_string(server->port()) + path, "t", 30'000);
-    REQUIRE_MESSAGE(r, (r ? "" : r.error()));
+    REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
     return *r;
   }
   nlohmann::json get_json(const std::string& path) const {

@@ -7,14 +7,17 @@
 // Contract:
 // - Thread safe: every call has its own small io_context and connection ("Connection: close").
 // - Deadline: `timeout_ms` bounds the whole call (resolve, connect, write, read).
-// - Errors: a string naming the step that failed ("resolve: ...", "connect: ...",
-//   "write: ...", "read: ...", "incomplete answer") or the bad URL. Any HTTP status is an
-//   answer, not an error: the caller decides what a 401 or a 503 means.
-// - Limits: an answer body over `body_bytes_max` is an error ("read: body limit exceeded").
+// - Errors: a ClientError, its code the class of the failure (ClientErrc, with
+//   is_retryable) and its message naming the step that failed ("resolve: ...",
+//   "connect: ...", "write: ...", "read: ...", "incomplete answer") or the bad URL. Any HTTP
+//   status is an answer, not an error: the caller decides what a 401 or a 503 means.
+// - Limits: an answer body over `body_bytes_max` is an error (too_large,
+//   "read: body limit exceeded").
 // - https:// is refused until the client speaks TLS (the clearing client has its own TLS).
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <tl/expected.hpp>
 #include <utility>
 #include <vector>
@@ -38,10 +41,35 @@ struct ClientResponse {
   std::string body;
 };
 
-tl::expected<ClientResponse, std::string> send(const ClientRequest& request);
+// Why an exchange had no answer. Retryable: another try may succeed (the network or the
+// server away, slow or cut off); whether the request is safe to send twice (a POST) is the
+// caller's to know. Not retryable: the same request fails the same way until someone
+// changes it or the configuration.
+enum class ClientErrc {
+  bad_url,      // not an absolute http:// URL (url.hpp)
+  unsupported,  // https://, or a method HTTP does not know
+  resolve,      // the host name did not resolve
+  connect,      // no connection (refused, unreachable)
+  timeout,      // the deadline passed, whatever step was running
+  write,        // the connection broke while sending
+  read,         // the connection broke while receiving, or the answer was not HTTP
+  too_large,    // the answer's body or headers beyond the limit
+};
+std::string_view to_string(ClientErrc code) noexcept;
+bool is_retryable(ClientErrc code) noexcept;
+
+struct ClientError {
+  ClientErrc code;
+  std::string message;  // the step and the library's words; never the request's token
+  bool is_retryable() const noexcept { return http::is_retryable(code); }
+};
+
+template <class T>
+using ClientResult = tl::expected<T, ClientError>;
+
+ClientResult<ClientResponse> send(const ClientRequest& request);
 
 // A GET: the status and body, or why it failed.
-tl::expected<ClientResponse, std::string> get(const std::string& url, const std::string& bearer_token,
-                                              int timeout_ms);
+ClientResult<ClientResponse> get(const std::string& url, const std::string& bearer_token, int timeout_ms);
 
 }  // namespace clearing::http
