@@ -236,7 +236,7 @@ struct StreamsConfig {
   InboundStreamConfig inbound;
   std::vector<OutboundStreamConfig> outbound;  // 1..kOutboundStreamsMax, distinct names
   // http:// base URL of the core's catch-up API; env may override. https:// is refused until
-  // the fetcher (adapter/src/http_get.cpp) speaks TLS (issue 21).
+  // the fetcher (http/src/client.cpp) speaks TLS (issue 21).
   std::string core_catchup_url;
   // How often the inbound consumer compares each partition's progress with the core's head
   // (the catch-up API's `head`): a partition behind it that has not moved since the last
@@ -317,7 +317,7 @@ struct KafkaConfig {
 // ---------------------------------------------------------------------------------------
 // HTTP server.
 
-// The adapter's own API (adapter::HttpServerOptions). Connections are held per client so
+// The adapter's own API (http::HttpServerOptions). Connections are held per client so
 // that idle or hostile sockets cannot starve /healthz: at most connections_per_client_max
 // from one address, connections_max in all, and one that sends no request within
 // idle_timeout_ms is closed. Each connection is a file descriptor: keep connections_max
