@@ -15,6 +15,7 @@
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/metrics.hpp"
+#include "clearing/config/loader.hpp"
 #include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/relay.hpp"
@@ -196,9 +197,15 @@ struct Service::Impl {
     consumer_options.on_applied = [this] { dispatcher->wake(); };
     InboundRules inbound{rules, policy};
     external_streams::CatchUpFetcher fetcher;
+    // The adapter's API token is what the core's catch-up API is asked with: a refused token
+    // names that variable, so the operator knows what to fix.
     if (!config.streams.core_catchup_url.empty())
-      fetcher = external_streams::make_http_catch_up_fetcher({config.streams.core_catchup_url, config.http.api_token.reveal(),
-                                            config.clearing.request_timeout_ms});
+      fetcher = external_streams::make_http_catch_up_fetcher(
+          {.base_url = config.streams.core_catchup_url,
+           .bearer_token = config.http.api_token.reveal(),
+           .timeout_ms = config.clearing.request_timeout_ms,
+           .token_setting = std::string(config::kEnvApiToken) + " (the adapter's API token, sent to the core)",
+           .url_setting = std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl});
     auto wiring = make_transfer_inbound(*transfers, clock, inbound);
     auto created_consumer = external_streams::StreamConsumer::create(
         *pool, consumer_options, std::move(wiring.applier), std::move(wiring.parker), std::move(fetcher),

@@ -63,7 +63,18 @@ StoreError failure_of(std::exception_ptr thrown) {
 struct Stop {
   std::string reason;
   bool at_once = false;  // more work of the same kind is due now (a long gap), no backoff
+  // Retrying cannot mend it (a catch-up refusal the reason says how to fix): tried again
+  // only every operator_fix_retry_interval.
+  bool needs_operator = false;
 };
+
+// A catch-up page that could not be had, as a stop of the partition that needed it: its
+// reason names the cause (the FetchErrc) and the fetcher's words, which say what to fix
+// when retrying cannot help.
+Stop fetch_stop(const std::string& what, const FetchError& error) {
+  return Stop{.reason = what + ": " + std::string(to_string(error.code)) + ": " + error.message,
+              .needs_operator = !error.is_retryable()};
+}
 
 }  // namespace
 
@@ -94,6 +105,9 @@ struct StreamConsumer::Impl {
   std::map<PartitionKey, std::int64_t> seq_at_last_check;
   Clock::time_point next_tail_check{};
   std::set<PartitionKey> undelivered;  // behind and still while Kafka has their messages
+  // Partitions whose last tail check was refused for a cause retrying cannot mend: not
+  // checked again before this.
+  std::map<PartitionKey, Clock::time_point> tail_check_not_before;
 
   // Database assignment (PartitionAssignment::database): the locks this instance holds, and
   // whether Kafka's assignment must be made again to match them.
@@ -147,6 +161,7 @@ struct StreamConsumer::Impl {
     self->holds.clear();
     self->assigned.clear();
     self->seq_at_last_check.clear();
+    self->tail_check_not_before.clear();
     self->undelivered.clear();
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       auto positioned = self->pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
@@ -323,7 +338,8 @@ struct StreamConsumer::Impl {
       const auto from = progress.last_seq + 1;
       const auto limit = std::min(options.catch_up_page, seq - from);
       auto page = fetcher(stream, partition, from, limit);
-      if (!page) return stopped("catch-up of " + where + " from " + std::to_string(from) + ": " + page.error());
+      if (!page)
+        return {Repair::stopped, fetch_stop("catch-up of " + where + " from " + std::to_string(from), page.error())};
       if (page->messages.empty()) {
         // The producer's head is its highest seq: a seq beyond it was never issued.
         if (page->head < seq) return RepairResult{Repair::beyond_head, {}};
@@ -455,6 +471,13 @@ struct StreamConsumer::Impl {
     return std::min(options.retry_backoff_max, std::chrono::milliseconds(20) * (1 << std::min(failures, 8)));
   }
 
+  // How long a held partition waits before its next try.
+  std::chrono::milliseconds pause_after(const Stop& stop, int failures) const {
+    if (stop.at_once) return std::chrono::milliseconds(0);
+    if (stop.needs_operator) return options.operator_fix_retry_interval;
+    return backoff(failures);
+  }
+
   void set_paused(const PartitionKey& key, bool paused) {
     auto* list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second);
@@ -475,11 +498,19 @@ struct StreamConsumer::Impl {
     // One error line when a partition stops and one when its reason changes: a stall is
     // never silent, and a stall that lasts does not flood the log.
     if (fresh || h.shown.reason != reason) {
-      const auto level = stop.at_once ? spdlog::level::info : spdlog::level::err;
-      log->log(level, "inbound partition held stream={} partition={} reason=\"{}\"", key.first, key.second, reason);
+      if (stop.needs_operator) {
+        log->error("inbound partition held until an operator acts stream={} partition={} reason=\"{}\""
+                   " retry_every_s={}: retrying cannot help, fix what the reason names",
+                   key.first, key.second, reason,
+                   std::chrono::duration_cast<std::chrono::seconds>(options.operator_fix_retry_interval).count());
+      } else {
+        const auto level = stop.at_once ? spdlog::level::info : spdlog::level::err;
+        log->log(level, "inbound partition held stream={} partition={} reason=\"{}\"", key.first, key.second, reason);
+      }
     }
     h.shown.reason = reason;
-    h.retry_at = Clock::now() + (stop.at_once ? std::chrono::milliseconds(0) : backoff(h.shown.failures));
+    h.shown.needs_operator = stop.needs_operator;
+    h.retry_at = Clock::now() + pause_after(stop, h.shown.failures);
     h.paused = true;
     if (consumer) set_paused(key, true);
   }
@@ -686,8 +717,10 @@ struct StreamConsumer::Impl {
         auto& p = locked->at(key);
         if (p.last_seq >= head) return {};  // Kafka brought it meanwhile
         const auto outcome = repair_gap(tx, key.first, key.second, head + 1, p, counts);
-        if (outcome.outcome == Repair::stopped) log->warn("inbound tail repair stopped stream={} partition={} reason=\"{}\"",
-                                                          key.first, key.second, base::escape_text(outcome.stop.reason, kReasonBytesMax));
+        if (outcome.outcome == Repair::stopped)
+          log->log(outcome.stop.needs_operator ? spdlog::level::err : spdlog::level::warn,
+                   "inbound tail repair stopped stream={} partition={} reason=\"{}\"", key.first, key.second,
+                   base::escape_text(outcome.stop.reason, kReasonBytesMax));
         if (scope.end) {
           auto ended = scope.end(tx);
           if (!ended) return tl::unexpected(StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
@@ -747,6 +780,8 @@ struct StreamConsumer::Impl {
     next_tail_check = now + options.tail_check_interval;
     for (const auto& key : assigned) {
       if (const auto held = holds.find(key); held != holds.end() && held->second.paused) continue;
+      if (const auto slow = tail_check_not_before.find(key); slow != tail_check_not_before.end() && now < slow->second)
+        continue;
       const auto what = "tail check of " + describe(key.first, key.second);
       auto stored = pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
       if (!stored) {
@@ -756,10 +791,11 @@ struct StreamConsumer::Impl {
       const std::int64_t applied = *stored ? (**stored).last_seq : 0;
       auto page = fetcher(key.first, key.second, applied + 1, 1);
       if (!page) {
-        note_round(what, "catch-up API: " + page.error());
+        note_fetch_failure(key, what, page.error());
         continue;
       }
       note_round(what, "");
+      tail_check_not_before.erase(key);
       const auto previous = seq_at_last_check.find(key);
       const bool still = previous != seq_at_last_check.end() && previous->second == applied;
       {
@@ -780,6 +816,24 @@ struct StreamConsumer::Impl {
       note_undelivered(key, stopped && !kafka_caught_up(key), applied, page->head);
       if (stopped) repair_tail(key, page->head);
     }
+  }
+
+  // A tail check the catch-up API could not answer: retried at the next check when another
+  // try can help; otherwise logged as an error saying what to fix and not asked again before
+  // operator_fix_retry_interval (Kafka's messages still flow meanwhile: nothing is held).
+  void note_fetch_failure(const PartitionKey& key, const std::string& what, const FetchError& error) {
+    const auto stop = fetch_stop("catch-up API", error);
+    if (error.is_retryable()) {
+      note_round(what, stop.reason);
+      return;
+    }
+    tail_check_not_before[key] = Clock::now() + options.operator_fix_retry_interval;
+    auto& last = round_failures[what];
+    if (last != stop.reason)
+      log->error("inbound {} refused reason=\"{}\" retry_every_s={}: retrying cannot help, fix what the reason names",
+                 what, base::escape_text(stop.reason, kReasonBytesMax),
+                 std::chrono::duration_cast<std::chrono::seconds>(options.operator_fix_retry_interval).count());
+    last = stop.reason;
   }
 
   // A partition whose messages Kafka has and does not deliver: logged once when it starts
@@ -841,6 +895,7 @@ struct StreamConsumer::Impl {
     const std::set<PartitionKey> owned_set(owned.begin(), owned.end());
     holds.clear();
     std::erase_if(seq_at_last_check, [&](const auto& entry) { return !owned_set.contains(entry.first); });
+    std::erase_if(tail_check_not_before, [&](const auto& entry) { return !owned_set.contains(entry.first); });
     std::erase_if(undelivered, [&](const PartitionKey& key) { return !owned_set.contains(key); });
     assigned = owned;
     std::lock_guard lock(stats_mutex);

@@ -18,9 +18,11 @@
 
 #include "clearing/base/clock.hpp"
 #include "clearing/base/uuid.hpp"
+#include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/relay.hpp"
+#include "clearing/http/server.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -137,10 +139,10 @@ MessageParker recording_parker() {
 }
 
 // A catch-up page from the producer's own table, as the HTTP catch-up API serves it.
-tl::expected<FetchedPage, std::string> fetch_page(Fixture& f, const std::string& stream, std::int32_t partition,
+tl::expected<FetchedPage, FetchError> fetch_page(Fixture& f, const std::string& stream, std::int32_t partition,
                                                   std::int64_t from, std::int64_t limit) {
   auto page = f.pool->transact([&](Transaction& tx) { return read_catch_up(tx, stream, partition, from, limit); });
-  if (!page) return tl::unexpected(page.error().message);
+  if (!page) return tl::unexpected(FetchError{FetchErrc::server_error, page.error().message});
   FetchedPage fetched{{}, page->head};
   for (const auto& m : page->events) {
     const auto value = m.to_json().dump();
@@ -328,7 +330,7 @@ TEST_CASE("gap repair: a message that never reached Kafka is fetched from the ca
 
   int fetches = 0;
   CatchUpFetcher fetcher = [&](const std::string& stream, std::int32_t partition, std::int64_t from, std::int64_t limit)
-      -> tl::expected<FetchedPage, std::string> {
+      -> tl::expected<FetchedPage, FetchError> {
     ++fetches;
     return fetch_page(f, stream, partition, from, limit);
   };
@@ -346,8 +348,8 @@ TEST_CASE("a gap the catch-up API cannot fill holds its partition; nothing later
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
   bool api_up = false;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, std::string> {
-    if (!api_up) return tl::unexpected(std::string("connection refused"));
+      -> tl::expected<FetchedPage, FetchError> {
+    if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
     const auto value = core_message(0, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
@@ -363,6 +365,153 @@ TEST_CASE("a gap the catch-up API cannot fill holds its partition; nothing later
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "3"; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
   CHECK_FALSE(consumer->stats().stalled);
+}
+
+// A consumer of the core's stream with a fetcher and a slow pace of its own.
+std::unique_ptr<StreamConsumer> paced_consumer(Fixture& f, const std::string& group, CatchUpFetcher fetcher,
+                                               std::chrono::milliseconds operator_fix_retry_interval) {
+  ConsumerOptions options;
+  options.kafka = f.client(group);
+  options.group_id = group;
+  options.topics = {kCore.name};
+  options.operator_fix_retry_interval = operator_fix_retry_interval;
+  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), std::move(fetcher));
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  return std::move(*made);
+}
+
+TEST_CASE("a gap the catch-up API refuses to fill (401) holds its partition with that cause, is not retried at the fast backoff, and the fixed token is picked up at the slow pace") {
+  Fixture f;
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
+  std::atomic<bool> token_fixed = false;
+  std::atomic<int> fetches = 0;
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from, std::int64_t)
+      -> tl::expected<FetchedPage, FetchError> {
+    ++fetches;
+    if (!token_fixed)
+      return tl::unexpected(FetchError{FetchErrc::unauthorized,
+                                       "catch-up API answered HTTP 401: it refused our token: check "
+                                       "CLEARING_ADAPTER_API_TOKEN"});
+    const auto value = core_message(0, from);
+    return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
+  };
+  constexpr std::chrono::milliseconds kSlowPace{2'000};
+  auto consumer = paced_consumer(f, "refused-group", fetcher, kSlowPace);
+  consume_until(*consumer, [&] { return consumer->stats().stalled; });
+  const auto held_at = std::chrono::steady_clock::now();
+  auto held = consumer->stats().held;
+  REQUIRE(held.size() == 1);
+  CHECK(held.begin()->first == PartitionKey{kCore.name, 0});
+  CHECK(held.begin()->second.reason.find("unauthorized") != std::string::npos);
+  CHECK(held.begin()->second.reason.find("CLEARING_ADAPTER_API_TOKEN") != std::string::npos);
+  CHECK(held.begin()->second.needs_operator);
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1});
+  // A second of running: the fast backoff would have asked again four times (40, 80, 160,
+  // 320 ms); the refusal is not asked again before the slow pace.
+  while (std::chrono::steady_clock::now() < held_at + std::chrono::seconds(1)) consumer->run_once();
+  CHECK(fetches == 1);
+  CHECK(consumer->stats().stalled);
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1});
+  // The operator fixes the token: the next slow try fills the gap, no restart.
+  token_fixed = true;
+  consume_until(*consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; });
+  CHECK(std::chrono::steady_clock::now() - held_at >= kSlowPace - std::chrono::milliseconds(100));
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
+  CHECK(fetches == 2);
+  consume_until(*consumer, [&] { return consumer->stats().held.empty(); });
+}
+
+TEST_CASE("a catch-up API that times out holds the partition and is retried at the fast backoff, as before") {
+  Fixture f;
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
+  std::atomic<int> fetches = 0;
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from, std::int64_t)
+      -> tl::expected<FetchedPage, FetchError> {
+    if (++fetches <= 3) return tl::unexpected(FetchError{FetchErrc::timeout, "catch-up API: read: timed out"});
+    const auto value = core_message(0, from);
+    return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
+  };
+  // The slow pace is far beyond the test's patience: only the fast backoff can fill the gap.
+  auto consumer = paced_consumer(f, "timeout-group", fetcher, std::chrono::minutes(10));
+  consume_until(*consumer, [&] { return consumer->stats().stalled; });
+  const auto held = consumer->stats().held;
+  REQUIRE(held.size() == 1);
+  CHECK(held.begin()->second.reason.find("timeout") != std::string::npos);
+  CHECK_FALSE(held.begin()->second.needs_operator);
+  consume_until(*consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; }, std::chrono::seconds(20));
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
+  CHECK(fetches == 4);
+  consume_until(*consumer, [&] { return consumer->stats().held.empty(); });
+}
+
+TEST_CASE("FetchErrc: only the network, the deadline and the producer's own trouble are retryable") {
+  for (const auto code : {FetchErrc::unreachable, FetchErrc::timeout, FetchErrc::server_error})
+    CHECK(is_retryable(code));
+  for (const auto code : {FetchErrc::unauthorized, FetchErrc::not_found, FetchErrc::bad_answer,
+                          FetchErrc::misconfigured})
+    CHECK_FALSE(is_retryable(code));
+  CHECK(FetchError{FetchErrc::timeout, ""}.is_retryable());
+  CHECK_FALSE(FetchError{FetchErrc::unauthorized, ""}.is_retryable());
+}
+
+TEST_CASE("the HTTP fetcher types each failure by whether a retry can help, and names the setting to fix") {
+  auto server = http::HttpServer::create({.bearer_token = "right-token"});
+  REQUIRE(server.has_value());
+  (*server)->route("GET", "/streams/{stream}/partitions/{partition}/events", [](const http::HttpRequest& request) {
+    const auto& stream = request.params.at("stream");
+    if (stream == "missing") return http::HttpResponse::error(404, "unknown_stream", "no such stream");
+    if (stream == "busy") return http::HttpResponse::error(503, "unavailable", "the event store is unavailable");
+    if (stream == "odd") return http::HttpResponse::error(400, "bad_limit", "limit must be in range");
+    if (stream == "garbage") return http::HttpResponse::json(200, "[1, 2]");
+    return http::HttpResponse::json(200, R"({"events": [], "head": 7})");
+  });
+  REQUIRE((*server)->start().has_value());
+  const auto base = "http://127.0.0.1:" + std::to_string((*server)->port());
+  auto fetcher_with = [&](std::string token) {
+    return make_http_catch_up_fetcher({.base_url = base,
+                                       .bearer_token = std::move(token),
+                                       .timeout_ms = 2'000,
+                                       .token_setting = "THE_TOKEN_VARIABLE",
+                                       .url_setting = "the.url.key"});
+  };
+  const auto fetch = fetcher_with("right-token");
+  const auto page = fetch("ok", 0, 1, 10);
+  REQUIRE(page.has_value());
+  CHECK(page->head == 7);
+
+  const auto refused = fetcher_with("wrong-token")("ok", 0, 1, 10);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().code == FetchErrc::unauthorized);
+  CHECK_FALSE(refused.error().is_retryable());
+  CHECK(refused.error().message.find("THE_TOKEN_VARIABLE") != std::string::npos);
+  CHECK(refused.error().message.find("wrong-token") == std::string::npos);
+
+  const auto missing = fetch("missing", 0, 1, 10);
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().code == FetchErrc::not_found);
+  CHECK(missing.error().message.find("the.url.key") != std::string::npos);
+  const auto busy = fetch("busy", 0, 1, 10);
+  REQUIRE_FALSE(busy.has_value());
+  CHECK(busy.error().code == FetchErrc::server_error);
+  CHECK(busy.error().is_retryable());
+  const auto odd = fetch("odd", 0, 1, 10);
+  REQUIRE_FALSE(odd.has_value());
+  CHECK(odd.error().code == FetchErrc::bad_answer);
+  const auto garbage = fetch("garbage", 0, 1, 10);
+  REQUIRE_FALSE(garbage.has_value());
+  CHECK(garbage.error().code == FetchErrc::bad_answer);
+
+  // Nobody listening any more: unreachable, retryable.
+  (*server)->stop();
+  const auto away = fetch("ok", 0, 1, 10);
+  REQUIRE_FALSE(away.has_value());
+  CHECK(away.error().code == FetchErrc::unreachable);
+  CHECK(away.error().is_retryable());
+  const auto bad_url = make_http_catch_up_fetcher({.base_url = "ftp://core", .url_setting = "the.url.key"})("ok", 0, 1, 1);
+  REQUIRE_FALSE(bad_url.has_value());
+  CHECK(bad_url.error().code == FetchErrc::misconfigured);
 }
 
 TEST_CASE("broker trouble: a broker down during the run, then up: nothing lost, nothing duplicated, order kept") {
@@ -1014,8 +1163,8 @@ TEST_CASE("a gap that cannot be filled holds only its partition: the batch's oth
   Fixture f;
   bool api_up = false;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, std::string> {
-    if (!api_up) return tl::unexpected(std::string("connection refused"));
+      -> tl::expected<FetchedPage, FetchError> {
+    if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
     const auto value = core_message(partition, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
@@ -1042,8 +1191,8 @@ TEST_CASE("over Kafka, a partition held at a gap is paused, and the other partit
   Fixture f;
   std::atomic<bool> api_up = false;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, std::string> {
-    if (!api_up) return tl::unexpected(std::string("connection refused"));
+      -> tl::expected<FetchedPage, FetchError> {
+    if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
     const auto value = core_message(partition, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
@@ -1068,7 +1217,7 @@ TEST_CASE("over Kafka, a partition held at a gap is paused, and the other partit
 TEST_CASE("a seq beyond the producer's head (a jump of 10^12) is parked; what the producer has is applied and the partition goes on") {
   Fixture f;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, std::string> {
+      -> tl::expected<FetchedPage, FetchError> {
     FetchedPage page{{}, 2};
     if (from <= 2) {
       const auto value = core_message(partition, from);
@@ -1095,7 +1244,7 @@ TEST_CASE("an envelope fault that carries its seq takes that seq, from Kafka and
   };
   int fetches = 0;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, std::string> {
+      -> tl::expected<FetchedPage, FetchError> {
     ++fetches;
     const auto value = without_correlation(partition, from);  // the producer's copy is as bad
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 4};
@@ -1122,7 +1271,7 @@ TEST_CASE("the tail check repairs a lost last message: behind the producer's hea
   produce_raw(f, kCore.name, 0, "k", core_message(0, 2));
   int fetches = 0;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t limit)
-      -> tl::expected<FetchedPage, std::string> {
+      -> tl::expected<FetchedPage, FetchError> {
     ++fetches;
     FetchedPage page{{}, partition == 0 ? 3 : 0};
     for (std::int64_t seq = from; seq < from + limit && seq <= page.head; ++seq) {
@@ -1234,8 +1383,8 @@ TEST_CASE("database assignment: a partition held, given up with a lost session a
   Fixture f;
   std::atomic<bool> api_up = false;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, std::string> {
-    if (!api_up) return tl::unexpected(std::string("connection refused"));
+      -> tl::expected<FetchedPage, FetchError> {
+    if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
     const auto value = core_message(partition, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
@@ -1268,7 +1417,7 @@ TEST_CASE("a partition Kafka does not deliver (its leader down) is fed from the 
   REQUIRE(f.kafka->set_partition_leader(kCore.name, 1, 1));
   std::array<std::atomic<std::int64_t>, 2> head{3, 3};  // the producer's heads
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t limit)
-      -> tl::expected<FetchedPage, std::string> {
+      -> tl::expected<FetchedPage, FetchError> {
     FetchedPage page{{}, head.at(static_cast<std::size_t>(partition)).load()};
     for (std::int64_t seq = from; seq < from + limit && seq <= page.head; ++seq) {
       const auto value = core_message(partition, seq);

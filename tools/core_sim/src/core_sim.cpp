@@ -471,7 +471,10 @@ struct CoreSim::Impl {
     consumer_options.tail_check_interval = kTailCheckInterval;
     external_streams::CatchUpFetcher fetcher;
     if (!options.adapter_catch_up_url.empty())
-      fetcher = external_streams::make_http_catch_up_fetcher({options.adapter_catch_up_url, options.adapter_api_token});
+      fetcher = external_streams::make_http_catch_up_fetcher({.base_url = options.adapter_catch_up_url,
+                                                              .bearer_token = options.adapter_api_token,
+                                                              .token_setting = "--adapter-token",
+                                                              .url_setting = "--adapter-catch-up-url"});
     outcomes = std::make_unique<OutcomeApplier>(*store, account_cache);
     auto made_consumer =
         external_streams::StreamConsumer::create(*pool, consumer_options, applier(), parker(), std::move(fetcher),

@@ -26,8 +26,17 @@ struct CatchUpClientOptions {
   std::string base_url;  // http://host:port
   std::string bearer_token;
   int timeout_ms = 5'000;
+  // Where an operator sets the token and the URL (an environment variable, a config key, a
+  // flag), named in the errors that retrying cannot mend so they say what to fix.
+  std::string token_setting = "the catch-up API's bearer token";
+  std::string url_setting = "the catch-up API's URL";
 };
 
+// The consumer's fetcher over http::get. Errors (FetchError), by what the client or the
+// answer said: no connection, or it broke -> unreachable; the deadline -> timeout;
+// 401/403 -> unauthorized; 404 -> not_found; 5xx, 429 -> server_error; any other status, a
+// body that is not a page, or one over the client's limit -> bad_answer; a URL the client
+// cannot use -> misconfigured. The messages never carry the token.
 CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options);
 
 }  // namespace clearing::external_streams

@@ -16,6 +16,12 @@
 // - a gap that cannot be filled now (catch-up API down, no answer) holds only its own
 //   partition: what came before it commits, the partition is paused in Kafka and, after
 //   a backoff, sought back to the offset after its last stored one and resumed;
+// - a gap the catch-up API refuses to fill for a cause retrying cannot mend (FetchError
+//   not retryable: our token refused, no such stream, an answer outside the contract)
+//   holds its partition too, with that cause in its reason and one error line saying what
+//   to fix; it is tried again only every operator_fix_retry_interval, so an operator's
+//   fix is picked up without a restart and the producer is not hammered meanwhile. The
+//   tail check slows down the same way for such a partition, with the same error line;
 // - a batch the database refuses is tried again partition by partition; a partition
 //   refused again for a reason that retrying cannot mend (a data error, an applier that
 //   throws) is tried message by message, and the one message the database refuses is
@@ -33,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clearing/eventstore/database.hpp"
@@ -65,9 +72,48 @@ struct FetchedPage {
   std::int64_t head = 0;
 };
 
+// Why a catch-up page could not be had. Retryable: the producer, or the way to it, may be
+// back at the next try (the hold's backoff). Not retryable: the same request gets the same
+// answer until someone changes a setting (our token, the URL) or the producer, so the
+// consumer holds the partition with the cause and asks an operator to act.
+enum class FetchErrc {
+  unreachable,   // no connection, or it broke (resolve, connect, write, read)
+  timeout,       // no answer within the fetcher's deadline
+  unauthorized,  // HTTP 401 or 403: our token refused
+  not_found,     // HTTP 404: no such stream or partition at that URL
+  bad_answer,    // not the contract: another 4xx, a body that is not a page, one over the limit
+  server_error,  // HTTP 5xx or 429: the producer's trouble, for now
+  misconfigured, // the fetcher's own settings cannot work (a bad URL, https)
+};
+
+constexpr bool is_retryable(FetchErrc code) noexcept {
+  return code == FetchErrc::unreachable || code == FetchErrc::timeout || code == FetchErrc::server_error;
+}
+
+constexpr std::string_view to_string(FetchErrc code) noexcept {
+  switch (code) {
+    case FetchErrc::unreachable: return "unreachable";
+    case FetchErrc::timeout: return "timeout";
+    case FetchErrc::unauthorized: return "unauthorized";
+    case FetchErrc::not_found: return "not_found";
+    case FetchErrc::bad_answer: return "bad_answer";
+    case FetchErrc::server_error: return "server_error";
+    case FetchErrc::misconfigured: return "misconfigured";
+  }
+  return "unknown";
+}
+
+struct FetchError {
+  FetchErrc code;
+  // What happened and, when retrying cannot help, what to fix (the setting to check). Shown
+  // in logs and stats: never a token, nor a message's values.
+  std::string message;
+  bool is_retryable() const noexcept { return external_streams::is_retryable(code); }
+};
+
 // Fetches seqs [from, from + limit) of a partition from the producer's catch-up API. An
-// error means the page could not be had (unreachable, refused, not a page at all).
-using CatchUpFetcher = std::function<tl::expected<FetchedPage, std::string>(
+// error means the page could not be had, typed by whether another try can help.
+using CatchUpFetcher = std::function<tl::expected<FetchedPage, FetchError>(
     const std::string& stream, std::int32_t partition, std::int64_t from, std::int64_t limit)>;
 
 // Applies one message in the transaction (the translation to a command). An error means
@@ -91,6 +137,9 @@ struct BatchScope {
   std::function<void(eventstore::Transaction&)> begin;
   std::function<tl::expected<void, std::string>(eventstore::Transaction&)> end;
 };
+
+// The default of ConsumerOptions::operator_fix_retry_interval.
+inline constexpr std::chrono::milliseconds kOperatorFixRetryInterval{30'000};
 
 // How the partitions of the topics are shared among the instances of one group.
 enum class PartitionAssignment {
@@ -118,6 +167,10 @@ struct ConsumerOptions {
   std::chrono::milliseconds poll_timeout{50};
   std::int64_t catch_up_page = 500;           // seqs fetched per catch-up request
   std::chrono::milliseconds retry_backoff_max{5'000};  // between tries of a held partition
+  // Between tries of a partition held for a cause retrying cannot mend (a FetchError that
+  // is not retryable), and between its tail checks: slow, yet an operator's fix is picked
+  // up without a restart.
+  std::chrono::milliseconds operator_fix_retry_interval{kOperatorFixRetryInterval};
   // How often each assigned partition's progress is compared with the producer's head (the
   // catch-up API's `head`); a partition behind it that did not move since the last check
   // fetches its missing tail, so a lost last message is repaired within about twice this.
@@ -142,6 +195,9 @@ struct HeldPartition {
   std::string reason;
   std::chrono::system_clock::time_point since;
   int failures = 0;  // tries in a row that ended in this hold
+  // Retrying cannot mend the cause (the reason says what to fix): tried again only every
+  // operator_fix_retry_interval.
+  bool needs_operator = false;
 };
 
 // An assigned partition against its producer, as the last tail check saw it.
