@@ -1,10 +1,9 @@
 #include "clearing/adapter/inbound.hpp"
 
 #include "clearing/adapter/parking.hpp"
-#include <limits>
-
+#include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
-#include "clearing/base/text.hpp"
+#include "clearing/external_streams/payments_codec.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -14,51 +13,17 @@ using external_streams::MessageErrc;
 using external_streams::MessageError;
 using Json = nlohmann::json;
 
-tl::unexpected<MessageError> invalid(const std::string& field, const std::string& why) {
-  return tl::unexpected(MessageError{MessageErrc::invalid_data, "TransferRequested." + field + " " + why});
-}
-
 const Json* member(const Json& j, const char* name) {
   if (!j.is_object()) return nullptr;
   const auto it = j.find(name);
   return it == j.end() ? nullptr : &*it;
 }
 
-// Every text a TransferRequested carries is checked before anything is written: what the
-// event store cannot hold (NUL, control characters) or should not (a 256 KB name) is
-// refused here, naming the field, never its value. The decider's own limits (140
-// characters) are stricter; these only make sure the request can be kept as it came.
-constexpr std::size_t kTextFieldBytesMax = 1024;
-
-tl::expected<std::string, MessageError> text(const Json& j, const std::string& path, const char* name) {
-  const auto* v = member(j, name);
-  if (v == nullptr) return invalid(path + name, "is missing");
-  if (!v->is_string()) return invalid(path + name, "is not a string");
-  auto value = v->get<std::string>();
-  if (value.size() > kTextFieldBytesMax)
-    return invalid(path + name, "is " + std::to_string(value.size()) + " bytes, more than " +
-                                    std::to_string(kTextFieldBytesMax));
-  if (!base::is_printable_utf8(value)) return invalid(path + name, "has control characters");
-  return value;
-}
-
-// The transfer id names a stream, a URL path segment, a Kafka key and log fields.
-bool is_transfer_id(std::string_view id) { return base::is_identifier(id, kTransferIdBytesMax); }
-
-tl::expected<sagas::Party, MessageError> party(const Json& data, const char* name) {
-  const auto* p = member(data, name);
-  if (p == nullptr || !p->is_object()) return invalid(name, "is missing or not an object");
-  auto party_name = text(*p, std::string(name) + ".", "name");
-  if (!party_name) return tl::unexpected(party_name.error());
-  const auto* account = member(*p, "account");
-  if (account == nullptr || !account->is_object()) return invalid(std::string(name) + ".account", "is missing");
-  auto scheme = text(*account, std::string(name) + ".account.", "scheme");
-  if (!scheme) return tl::unexpected(scheme.error());
-  auto id = text(*account, std::string(name) + ".account.", "id");
-  if (!id) return tl::unexpected(id.error());
-  const auto parsed_scheme = sagas::parse_scheme(*scheme);
-  if (!parsed_scheme) return invalid(std::string(name) + ".account.scheme", "must be IBAN or BBAN");
-  return sagas::Party{*party_name, sagas::Account{*parsed_scheme, *id}};
+// The wire's party as the domain's: the codec has checked the scheme.
+sagas::Party party_of(const external_streams::payments::Party& p) {
+  const auto scheme = sagas::parse_scheme(p.account.scheme);
+  CLEARING_ASSERT(scheme.has_value());
+  return sagas::Party{p.name, sagas::Account{*scheme, p.account.id}};
 }
 
 std::string readable_transfer_id(const std::optional<ExternalMessage>& parsed, const std::string& raw) {
@@ -72,7 +37,8 @@ std::string readable_transfer_id(const std::optional<ExternalMessage>& parsed, c
   }
   if (data == nullptr) return "";
   const auto* id = member(*data, "transfer_id");
-  if (id == nullptr || !id->is_string() || !is_transfer_id(id->get_ref<const std::string&>())) return "";
+  if (id == nullptr || !id->is_string() || !external_streams::payments::is_transfer_id(id->get_ref<const std::string&>()))
+    return "";
   return id->get<std::string>();
 }
 
@@ -81,45 +47,18 @@ std::string readable_transfer_id(const std::optional<ExternalMessage>& parsed, c
 tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(const ExternalMessage& m,
                                                                            const InboundRules& rules,
                                                                            base::Timestamp now) {
-  const auto& d = m.data;
+  auto wire = external_streams::payments::decode_transfer_requested(m.data);
+  if (!wire) return tl::unexpected(wire.error());
+  const auto currency = sagas::Currency::parse(wire->amount.currency);
+  CLEARING_ASSERT(currency.has_value());  // the codec has checked it
   sagas::InitiateTransfer c;
-  auto transfer_id = text(d, "", "transfer_id");
-  if (!transfer_id) return tl::unexpected(transfer_id.error());
-  if (!is_transfer_id(*transfer_id))
-    return invalid("transfer_id", "must be 1.." + std::to_string(kTransferIdBytesMax) +
-                                      " characters of [A-Za-z0-9._:-]");
-  c.request.transfer_id = *transfer_id;
-  auto account_id = text(d, "", "account_id");
-  if (!account_id) return tl::unexpected(account_id.error());
-  c.request.account_id = *account_id;
-  const auto* amount = member(d, "amount");
-  if (amount == nullptr || !amount->is_object()) return invalid("amount", "is missing or not an object");
-  const auto* minor = member(*amount, "minor_units");
-  if (minor == nullptr || !minor->is_number_integer()) return invalid("amount.minor_units", "is not an integer");
-  // 2^63 and more arrive as unsigned: refused as out of range, not wrapped to a negative.
-  if (minor->is_number_unsigned() &&
-      minor->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-    return invalid("amount.minor_units", "is beyond 2^63-1");
-  c.request.amount.minor_units = minor->get<std::int64_t>();
-  auto currency = text(*amount, "amount.", "currency");
-  if (!currency) return tl::unexpected(currency.error());
-  const auto parsed_currency = sagas::Currency::parse(*currency);
-  if (!parsed_currency) return invalid("amount.currency", "is not an ISO 4217 code");
-  c.request.amount.currency = *parsed_currency;
-  auto debtor = party(d, "debtor");
-  if (!debtor) return tl::unexpected(debtor.error());
-  auto creditor = party(d, "creditor");
-  if (!creditor) return tl::unexpected(creditor.error());
-  c.request.debtor = *debtor;
-  c.request.creditor = *creditor;
-  if (member(d, "remittance_info") != nullptr) {  // optional: absent means empty
-    auto remittance = text(d, "", "remittance_info");
-    if (!remittance) return tl::unexpected(remittance.error());
-    c.request.remittance_info = std::move(*remittance);
-  }
-  auto requested = text(d, "", "requested_at");
-  if (!requested) return tl::unexpected(requested.error());
-  if (!base::parse_timestamp(*requested, c.request.requested_at)) return invalid("requested_at", "is not an RFC 3339 UTC time");
+  c.request.transfer_id = std::move(wire->transfer_id);
+  c.request.account_id = std::move(wire->account_id);
+  c.request.amount = sagas::Money{wire->amount.minor_units, *currency};
+  c.request.debtor = party_of(wire->debtor);
+  c.request.creditor = party_of(wire->creditor);
+  c.request.remittance_info = std::move(wire->remittance_info);
+  c.request.requested_at = wire->requested_at;
   c.correlation_id = m.correlation_id;
   c.now = now;
   c.rules = rules.rules;

@@ -8,6 +8,8 @@
 
 #include <pqxx/pqxx>
 
+#include "clearing/external_streams/payments_codec.hpp"
+
 namespace clearing::external_streams {
 namespace {
 
@@ -24,11 +26,27 @@ Draft transfer_draft(std::string type, const Json& data, Json body) {
   return Draft{std::move(type), text(data, "transfer_id"), std::move(body), false, ""};
 }
 
+// The amount and parties of the internal events (the saga's codec wrote them in the
+// contract's shape), read with the contract's codec; nullopt (null on the wire) when absent.
+std::optional<payments::Amount> amount_of(const Json& data, const char* field) {
+  const auto it = data.find(field);
+  if (it == data.end()) return std::nullopt;
+  auto amount = payments::decode_amount(*it, "", field);
+  return amount ? std::optional<payments::Amount>(std::move(*amount)) : std::nullopt;
+}
+
+std::optional<payments::Party> party_of(const Json& data, const char* field) {
+  const auto it = data.find(field);
+  if (it == data.end()) return std::nullopt;
+  auto party = payments::decode_party(*it, "", field);
+  return party ? std::optional<payments::Party>(std::move(*party)) : std::nullopt;
+}
+
 // The amount of a transfer, from its TransferInitiated.
-Json transfer_amount(const std::string& transfer_id, const DerivationContext& context) {
-  if (!context.first_of_type) return nullptr;
+std::optional<payments::Amount> transfer_amount(const std::string& transfer_id, const DerivationContext& context) {
+  if (!context.first_of_type) return std::nullopt;
   const auto initiated = context.first_of_type(transfer_stream_of(transfer_id), "TransferInitiated");
-  return initiated ? initiated->data.value("amount", Json(nullptr)) : Json(nullptr);
+  return initiated ? amount_of(initiated->data, "amount") : std::nullopt;
 }
 
 // The first events of the last `capacity` streams seen, oldest dropped first.
@@ -70,47 +88,63 @@ std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e, const 
   const auto& d = e.data;
   const auto transfer_id = text(d, "transfer_id");
   if (e.type == "TransferAcceptedPending") {
-    auto draft = transfer_draft("TransferPending", d,
-                                {{"transfer_id", transfer_id},
-                                 {"clearing_reference", text(d, "clearing_reference")},
-                                 {"expected_settlement_date", text(d, "expected_settlement_date")}});
+    auto draft = transfer_draft(
+        "TransferPending", d,
+        payments::encode(payments::TransferPending{.transfer_id = transfer_id,
+                                                   .clearing_reference = text(d, "clearing_reference"),
+                                                   .expected_settlement_date = text(d, "expected_settlement_date")}));
     draft.once_per_key = true;  // the saga records every pending answer; the core hears it once
     return {draft};
   }
   if (e.type == "TransferUnderInvestigation")
     return {transfer_draft("TransferUnderInvestigation", d,
-                           {{"transfer_id", transfer_id}, {"since", text(d, "since")},
-                            {"attempts", d.value("attempts", 0)}, {"last_error", text(d, "last_error")}})};
+                           payments::encode(payments::TransferUnderInvestigation{.transfer_id = transfer_id,
+                                                                                 .since = text(d, "since"),
+                                                                                 .attempts = d.value("attempts", 0),
+                                                                                 .last_error = text(d, "last_error")}))};
   if (e.type == "TransferSettled")
     return {transfer_draft("TransferSucceeded", d,
-                           {{"transfer_id", transfer_id}, {"clearing_reference", text(d, "clearing_reference")},
-                            {"settlement_date", text(d, "settlement_date")}})};
+                           payments::encode(payments::TransferSucceeded{
+                               .transfer_id = transfer_id,
+                               .clearing_reference = text(d, "clearing_reference"),
+                               .settlement_date = text(d, "settlement_date")}))};
   if (e.type == "TransferRejected")
     return {transfer_draft("TransferRejected", d,
-                           {{"transfer_id", transfer_id}, {"reason_code", text(d, "reason_code")},
-                            {"reason", text(d, "reason")}})};
+                           payments::encode(payments::TransferRejected{.transfer_id = transfer_id,
+                                                                       .reason_code = text(d, "reason_code"),
+                                                                       .reason = text(d, "reason")}))};
   if (e.type == "DuplicateTransferRequestRefused") {
     // The outcome of the second, refused request: it carries that request's correlation.
-    auto draft = transfer_draft("TransferRejected", d,
-                                {{"transfer_id", transfer_id}, {"reason_code", "DUPL"}, {"reason", text(d, "reason")}});
+    auto draft = transfer_draft(
+        "TransferRejected", d,
+        payments::encode(
+            payments::TransferRejected{.transfer_id = transfer_id, .reason_code = "DUPL", .reason = text(d, "reason")}));
     draft.correlation_id = text(d, "correlation_id");
     return {draft};
   }
   if (e.type == "TransferResolvedManually") {
     if (text(d, "outcome") == "succeeded")
       return {transfer_draft("TransferSucceeded", d,
-                             {{"transfer_id", transfer_id}, {"clearing_reference", text(d, "clearing_reference")},
-                              {"settlement_date", text(d, "settlement_date")}, {"resolved_manually", true}})};
+                             payments::encode(payments::TransferSucceeded{
+                                 .transfer_id = transfer_id,
+                                 .clearing_reference = text(d, "clearing_reference"),
+                                 .settlement_date = text(d, "settlement_date"),
+                                 .resolved_manually = true}))};
     return {transfer_draft("TransferRejected", d,
-                           {{"transfer_id", transfer_id}, {"reason_code", text(d, "reason_code")},
-                            {"reason", text(d, "reason")}, {"resolved_manually", true}})};
+                           payments::encode(payments::TransferRejected{.transfer_id = transfer_id,
+                                                                       .reason_code = text(d, "reason_code"),
+                                                                       .reason = text(d, "reason"),
+                                                                       .resolved_manually = true}))};
   }
   if (e.type == "IncomingPaymentRecorded")
     return {Draft{"IncomingPaymentReceived", text(d, "payment_id"),
-                  {{"payment_id", text(d, "payment_id")}, {"clearing_reference", text(d, "clearing_reference")},
-                   {"amount", d.value("amount", Json(nullptr))}, {"debtor", d.value("debtor", Json(nullptr))},
-                   {"creditor", d.value("creditor", Json(nullptr))},
-                   {"remittance_info", text(d, "remittance_info")}, {"received_at", text(d, "received_at")}},
+                  payments::encode(payments::IncomingPaymentReceived{.payment_id = text(d, "payment_id"),
+                                                                     .clearing_reference = text(d, "clearing_reference"),
+                                                                     .amount = amount_of(d, "amount"),
+                                                                     .debtor = party_of(d, "debtor"),
+                                                                     .creditor = party_of(d, "creditor"),
+                                                                     .remittance_info = text(d, "remittance_info"),
+                                                                     .received_at = text(d, "received_at")}),
                   false, ""}};
   return {};
 }
@@ -122,14 +156,18 @@ std::vector<Draft> derive_settlements_v1(const eventstore::RecordedEvent& e, con
                        (e.type == "TransferResolvedManually" && text(d, "outcome") == "succeeded");
   if (settled)
     return {transfer_draft("OutgoingTransferSettled", d,
-                           {{"transfer_id", transfer_id}, {"clearing_reference", text(d, "clearing_reference")},
-                            {"amount", transfer_amount(transfer_id, context)},
-                            {"settlement_date", text(d, "settlement_date")}})};
+                           payments::encode(payments::OutgoingTransferSettled{
+                               .transfer_id = transfer_id,
+                               .clearing_reference = text(d, "clearing_reference"),
+                               .amount = transfer_amount(transfer_id, context),
+                               .settlement_date = text(d, "settlement_date")}))};
   if (e.type == "IncomingPaymentRecorded")
     return {Draft{"IncomingPaymentSettled", text(d, "payment_id"),
-                  {{"payment_id", text(d, "payment_id")}, {"clearing_reference", text(d, "clearing_reference")},
-                   {"amount", d.value("amount", Json(nullptr))},
-                   {"settlement_date", text(d, "received_at").substr(0, 10)}},
+                  payments::encode(payments::IncomingPaymentSettled{
+                      .payment_id = text(d, "payment_id"),
+                      .clearing_reference = text(d, "clearing_reference"),
+                      .amount = amount_of(d, "amount"),
+                      .settlement_date = text(d, "received_at").substr(0, 10)}),
                   false, ""}};
   return {};
 }

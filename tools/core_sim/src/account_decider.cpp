@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "clearing/base/assert.hpp"
+#include "wire.hpp"
 
 namespace clearing::core_sim {
 namespace {
@@ -209,27 +210,11 @@ namespace {
 
 using Json = nlohmann::json;
 
-Json money_json(const sagas::Money& m) { return {{"minor_units", m.minor_units}, {"currency", m.currency.code()}}; }
-
 tl::expected<std::string, std::string> text_field(const Json& data, const char* name) {
   const auto it = data.find(name);
   if (it == data.end() || !it->is_string() || it->get_ref<const std::string&>().empty())
     return tl::unexpected(std::string(name) + " is missing or not a non-empty string");
   return it->get<std::string>();
-}
-
-tl::expected<sagas::Money, std::string> money_field(const Json& data, const char* name) {
-  const auto it = data.find(name);
-  if (it == data.end() || !it->is_object()) return tl::unexpected(std::string(name) + " is missing");
-  const auto minor = it->find("minor_units");
-  const auto currency = it->find("currency");
-  if (minor == it->end() || !minor->is_number_integer())
-    return tl::unexpected(std::string(name) + ".minor_units is not an integer");
-  if (currency == it->end() || !currency->is_string())
-    return tl::unexpected(std::string(name) + ".currency is not a string");
-  auto parsed = sagas::Currency::parse(currency->get<std::string>());
-  if (!parsed) return tl::unexpected(std::string(name) + ".currency is not an ISO 4217 code");
-  return sagas::Money{minor->get<std::int64_t>(), *parsed};
 }
 
 }  // namespace
@@ -248,10 +233,10 @@ nlohmann::json AccountCodec::encode(const AccountEvent& event) {
   return std::visit(
       Overloaded{
           [](const AccountOpened& e) -> Json {
-            return {{"account_id", e.account_id}, {"opening_balance", money_json(e.opening_balance)}};
+            return {{"account_id", e.account_id}, {"opening_balance", wire::encode_money(e.opening_balance)}};
           },
           [](const FundsReserved& e) -> Json {
-            return {{"transfer_id", e.transfer_id}, {"amount", money_json(e.amount)}};
+            return {{"transfer_id", e.transfer_id}, {"amount", wire::encode_money(e.amount)}};
           },
           [](const ReservationCompleted& e) -> Json { return {{"transfer_id", e.transfer_id}}; },
           [](const ReservationReleased& e) -> Json {
@@ -266,14 +251,14 @@ tl::expected<AccountEvent, std::string> AccountCodec::decode(std::string_view ty
   if (type == "AccountOpened") {
     auto id = text_field(data, "account_id");
     if (!id) return tl::unexpected(id.error());
-    auto balance = money_field(data, "opening_balance");
+    auto balance = wire::decode_money(data, "opening_balance");
     if (!balance) return tl::unexpected(balance.error());
     return AccountOpened{*id, *balance};
   }
   auto transfer_id = text_field(data, "transfer_id");
   if (!transfer_id) return tl::unexpected(transfer_id.error());
   if (type == "FundsReserved") {
-    auto amount = money_field(data, "amount");
+    auto amount = wire::decode_money(data, "amount");
     if (!amount) return tl::unexpected(amount.error());
     return FundsReserved{*transfer_id, *amount};
   }

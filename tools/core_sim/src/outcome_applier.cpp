@@ -9,22 +9,17 @@
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/eventstore/prepared.hpp"
+#include "clearing/external_streams/payments_codec.hpp"
 
 namespace clearing::core_sim {
 namespace {
 
+namespace payments = external_streams::payments;
 using external_streams::MessageErrc;
 using external_streams::MessageError;
 using Json = nlohmann::json;
 
 std::shared_ptr<spdlog::logger> logger() { return base::module_logger("core_sim"); }
-
-std::optional<std::string> text(const Json& data, const char* name) {
-  const auto it = data.find(name);
-  if (it == data.end() || !it->is_string() || it->get_ref<const std::string&>().empty())
-    return std::nullopt;
-  return it->get<std::string>();
-}
 
 // The updates below name their rows twice: joined to the input, and by primary key
 // (`= any(array(...))`), without which the planner, expecting 100 input rows, scans the
@@ -97,21 +92,18 @@ OutcomeApplier::OutcomeApplier(eventstore::EventStore& store, const AccountCache
                                BeforeAccountAppend before_append)
     : store_(store), cache_(cache), before_append_(std::move(before_append)) {}
 
-bool OutcomeApplier::is_outcome(std::string_view type) {
-  return type == "TransferSucceeded" || type == "TransferRejected" || type == "TransferPending" ||
-         type == "TransferUnderInvestigation";
-}
+bool OutcomeApplier::is_outcome(std::string_view type) { return payments::is_transfer_outcome(type); }
 
 void OutcomeApplier::begin() { queued_.clear(); }
 
 tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& tx,
                                                        const external_streams::ExternalMessage& m) {
   CLEARING_ASSERT(is_outcome(m.type));
-  const auto transfer_id = text(m.data, "transfer_id");
-  if (!transfer_id)
-    return tl::unexpected(MessageError{MessageErrc::invalid_data, "transfer_id is missing"});
+  auto outcome = payments::decode_transfer_outcome(m.type, m.data);
+  if (!outcome) return tl::unexpected(outcome.error());
+  const auto& transfer_id = outcome->transfer_id;
   Queued q{Kind::succeeded,
-           *transfer_id,
+           transfer_id,
            m.type,
            m.stream,
            m.partition,
@@ -119,16 +111,15 @@ tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& 
            m.event_id,
            m.correlation_id,
            "",
-           text(m.data, "clearing_reference").value_or("")};
-  if (m.type == "TransferPending") q.kind = Kind::pending;
-  if (m.type == "TransferUnderInvestigation") q.kind = Kind::under_investigation;
-  if (m.type == "TransferRejected") {
-    const auto code = text(m.data, "reason_code");
+           outcome->clearing_reference.value_or("")};
+  if (m.type == payments::TransferPending::kType) q.kind = Kind::pending;
+  if (m.type == payments::TransferUnderInvestigation::kType) q.kind = Kind::under_investigation;
+  if (m.type == payments::TransferRejected::kType) {
+    const auto& code = outcome->reason_code;
     if (!code) {
       // An outcome for a transfer the core never requested is a violation whatever its
       // data; only a known transfer's rejection without a reason is unusable.
-      if (!tx.exec_params("select 1 from core_transfers where transfer_id = $1", *transfer_id)
-               .empty())
+      if (!tx.exec_params("select 1 from core_transfers where transfer_id = $1", transfer_id).empty())
         return tl::unexpected(MessageError{MessageErrc::invalid_data, "reason_code is missing"});
     }
     q.reason_code = code.value_or("");
@@ -249,23 +240,13 @@ tl::expected<void, std::string> OutcomeApplier::end(eventstore::Transaction& tx)
 
 tl::expected<void, MessageError> apply_incoming_payment(
     eventstore::Transaction& tx, const external_streams::ExternalMessage& m) {
-  const auto payment_id = text(m.data, "payment_id");
-  if (!payment_id)
-    return tl::unexpected(MessageError{MessageErrc::invalid_data, "payment_id is missing"});
-  const auto amount = m.data.find("amount");
-  std::optional<std::int64_t> minor;
-  std::optional<std::string> currency;
-  if (amount != m.data.end() && amount->is_object()) {
-    if (auto it = amount->find("minor_units"); it != amount->end() && it->is_number_integer())
-      minor = it->get<std::int64_t>();
-    if (auto it = amount->find("currency"); it != amount->end() && it->is_string())
-      currency = it->get<std::string>();
-  }
+  auto payment = payments::decode_incoming_payment_received(m.data);
+  if (!payment) return tl::unexpected(payment.error());
   tx.exec_params(
       "insert into core_incoming_payments (payment_id, amount_minor, currency, event_id) values "
       "($1, $2, $3, $4)"
       " on conflict (payment_id) do nothing",
-      *payment_id, minor.value_or(0), currency.value_or(""), m.event_id);
+      payment->payment_id, payment->minor_units.value_or(0), payment->currency.value_or(""), m.event_id);
   return {};
 }
 

@@ -8,6 +8,7 @@
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/uuid.hpp"
+#include "wire.hpp"
 
 namespace clearing::core_sim {
 namespace {
@@ -111,10 +112,6 @@ std::string iban_body(Country country, Random& random) {
 
 bool mock_special(std::string_view id) { return id.ends_with("0004") || id.ends_with("0006"); }
 
-Json account_json(const Account& a) { return {{"scheme", sagas::scheme_name(a.scheme)}, {"id", a.id}}; }
-
-Json money_json(const sagas::Money& m) { return {{"minor_units", m.minor_units}, {"currency", m.currency.code()}}; }
-
 // A per-request random source: the seed and the index decide it, nothing else.
 Random random_for(std::uint64_t seed, std::string_view purpose, std::int64_t index) {
   const std::uint64_t tag = std::hash<std::string_view>{}(purpose);
@@ -148,18 +145,11 @@ tl::expected<TransferRequest, std::string> request_from_json(nlohmann::json data
   if (!transfer_id) return tl::unexpected(std::string("transfer_id is missing or empty"));
   auto account_id = text("account_id");
   if (!account_id) return tl::unexpected(std::string("account_id is missing or empty"));
-  const auto amount = data.find("amount");
-  if (amount == data.end() || !amount->is_object()) return tl::unexpected(std::string("amount is missing"));
-  const auto minor = amount->find("minor_units");
-  if (minor == amount->end() || !minor->is_number_integer())
-    return tl::unexpected(std::string("amount.minor_units is not an integer"));
-  const auto currency = amount->find("currency");
-  std::optional<sagas::Currency> parsed;
-  if (currency != amount->end() && currency->is_string()) parsed = sagas::Currency::parse(currency->get<std::string>());
-  if (!parsed) return tl::unexpected(std::string("amount.currency is not an ISO 4217 code"));
+  auto amount = wire::decode_money(data, "amount");
+  if (!amount) return tl::unexpected(amount.error());
   r.transfer_id = std::move(*transfer_id);
   r.account_id = std::move(*account_id);
-  r.amount = sagas::Money{minor->get<std::int64_t>(), *parsed};
+  r.amount = *amount;
   r.data = std::move(data);
   return r;
 }
@@ -322,13 +312,14 @@ GeneratedRequest generate_request(const GeneratorOptions& options, std::int64_t 
   r.account_id = account_id;
   r.amount = amount;
   r.expected_reason_code = std::string(expected_reason_code(out.kind));
-  r.data = {{"transfer_id", transfer_id},
-            {"account_id", account_id},
-            {"amount", money_json(amount)},
-            {"debtor", {{"name", fmt::format("Account holder {}", account_index)}, {"account", account_json(debtor)}}},
-            {"creditor", {{"name", fmt::format("Payee {}", payee)}, {"account", account_json(creditor)}}},
-            {"remittance_info", fmt::format("Invoice {}", index + 1)},
-            {"requested_at", base::format_timestamp(now)}};
+  r.data = external_streams::payments::encode(external_streams::payments::TransferRequested{
+      .transfer_id = transfer_id,
+      .account_id = account_id,
+      .amount = wire::amount(amount),
+      .debtor = wire::party(fmt::format("Account holder {}", account_index), debtor),
+      .creditor = wire::party(fmt::format("Payee {}", payee), creditor),
+      .remittance_info = fmt::format("Invoice {}", index + 1),
+      .requested_at = now});
   return out;
 }
 

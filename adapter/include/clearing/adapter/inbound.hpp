@@ -7,19 +7,17 @@
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/clock.hpp"
 #include "clearing/external_streams/consumer.hpp"
+#include "clearing/external_streams/payments_codec.hpp"
 
 namespace clearing::adapter {
-
-// A transfer id: 1..200 characters of [A-Za-z0-9._:-] (it names the transfer's stream, a
-// URL path segment, the Kafka key and log fields).
-inline constexpr std::size_t kTransferIdBytesMax = 200;
 
 struct InboundRules {
   sagas::CountryRules rules;
   sagas::RetryPolicy policy;
 };
 
-// Reads a TransferRequested's data into the command; invalid_data names the field.
+// Reads a TransferRequested's data (external_streams::payments, every check of the contract)
+// into the command; invalid_data names the field.
 tl::expected<sagas::InitiateTransfer, external_streams::MessageError> parse_transfer_requested(
     const external_streams::ExternalMessage& message, const InboundRules& rules, base::Timestamp now);
 
