@@ -13,6 +13,7 @@
 #include "clearing/base/assert.hpp"
 #include "clearing/base/background_thread.hpp"
 #include "clearing/base/logging.hpp"
+#include "clearing/clearing_client/classify.hpp"
 #include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::adapter {
@@ -78,30 +79,16 @@ struct WorkItem {
   std::optional<clearing_client::SubmitRequest> request;  // submit only
 };
 
-// The body stored on the work row (clearing_client::encode_submit_body) read back;
-// nullopt when it is not there (a row written before it was stored), unreadable, or
-// about another key than the row's, and the caller then takes the request from the
-// stream: one transfer, one idempotency key.
+// The body stored on the work row read back with the clearing API's codec
+// (clearing_client::decode_submit_body); nullopt when it is not there (a row written before
+// it was stored), unreadable, or about another key than the row's, and the caller then takes
+// the request from the stream: one transfer, one idempotency key.
 std::optional<clearing_client::SubmitRequest> parse_submit_request(const pqxx::field& field,
                                                                    const std::string& transfer_id) {
   if (field.is_null()) return std::nullopt;
-  const auto body = nlohmann::json::parse(field.c_str(), nullptr, false);
-  if (!body.is_object()) return std::nullopt;
-  clearing_client::SubmitRequest request;
-  try {
-    request.reference = body.at("reference").get<std::string>();
-    request.amount_minor = body.at("amount_minor").get<std::int64_t>();
-    request.currency = body.at("currency").get<std::string>();
-    request.debtor_account = body.at("debtor_account").get<std::string>();
-    request.debtor_name = body.at("debtor_name").get<std::string>();
-    request.creditor_account = body.at("creditor_account").get<std::string>();
-    request.creditor_name = body.at("creditor_name").get<std::string>();
-    request.remittance_info = body.at("remittance_info").get<std::string>();
-  } catch (const nlohmann::json::exception&) {
-    return std::nullopt;
-  }
-  if (request.reference != transfer_id) return std::nullopt;
-  return request;
+  auto request = clearing_client::decode_submit_body(field.c_str());
+  if (!request || request->reference != transfer_id) return std::nullopt;
+  return std::move(*request);
 }
 
 struct InFlight {

@@ -796,4 +796,30 @@ std::string encode_submit_body(const SubmitRequest& request) {
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+tl::expected<SubmitRequest, std::string> decode_submit_body(std::string_view body) {
+  const auto parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) return tl::unexpected(std::string("the body is not a JSON object"));
+  SubmitRequest request;
+  const auto text = [&](const char* name, std::string& out) {
+    const auto it = parsed.find(name);
+    if (it == parsed.end() || !it->is_string()) return false;
+    out = it->get<std::string>();
+    return true;
+  };
+  const auto amount = parsed.find("amount_minor");
+  if (!text("reference", request.reference)) return tl::unexpected(std::string("reference is not a string"));
+  if (amount == parsed.end() || !amount->is_number_integer() ||
+      (amount->is_number_unsigned() &&
+       amount->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())))
+    return tl::unexpected(std::string("amount_minor is not an integer"));
+  request.amount_minor = amount->get<std::int64_t>();
+  const std::pair<const char*, std::string*> texts[] = {
+      {"currency", &request.currency},           {"debtor_account", &request.debtor_account},
+      {"debtor_name", &request.debtor_name},     {"creditor_account", &request.creditor_account},
+      {"creditor_name", &request.creditor_name}, {"remittance_info", &request.remittance_info}};
+  for (const auto& [name, out] : texts)
+    if (!text(name, *out)) return tl::unexpected(std::string(name) + " is not a string");
+  return request;
+}
+
 }  // namespace clearing::clearing_client

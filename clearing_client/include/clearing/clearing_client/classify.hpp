@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include <tl/expected.hpp>
+
 #include "clearing/clearing_client/answer.hpp"
 
 namespace clearing::clearing_client {
@@ -72,5 +74,9 @@ std::int64_t parse_retry_after_ms(std::optional<std::string_view> retry_after);
 
 // The JSON body of POST /v1/transfers (the contract's field names).
 std::string encode_submit_body(const SubmitRequest& request);
+// The same body read back (a submission stored with its body is sent again as it was):
+// every field of the contract present and of its type (amount_minor an integer within
+// 2^63-1), else an error naming the first field that is not. Never throws.
+tl::expected<SubmitRequest, std::string> decode_submit_body(std::string_view body);
 
 }  // namespace clearing::clearing_client
