@@ -1,15 +1,12 @@
 #pragma once
 // What every benchmark of bench/ needs around its measurement: a scratch database on the
-// server of CLEARING_TEST_DATABASE_URL (or --database-url), one-value queries on a
-// connection of their own, percentiles of latency samples, and the CPU seconds of a
-// process and of the throwaway PostgreSQL server (from /proc).
+// server of CLEARING_TEST_DATABASE_URL (or --database-url) and the figures of latency samples
+// (both support/'s), the machine's speed, and the CPU seconds of a process and of the
+// throwaway PostgreSQL server (from /proc).
 //
-// Header-only, for the benchmark programs alone (they link libpqxx and fmt). Thread safety:
-// with_database, query_value, the figures and the /proc readers are free of shared state
-// (query_value opens a connection of its own per call); a ScratchDatabase belongs to the
-// thread that made it.
+// Header-only, for the benchmark programs alone. Thread safety: the probe and the /proc
+// readers are free of shared state.
 
-#include <fmt/core.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -21,113 +18,23 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <pqxx/pqxx>
 #include <sstream>
-#include <stdexcept>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "clearing/base/assert.hpp"
-#include "clearing/base/uuid.hpp"
+#include "clearing/support/figures.hpp"
+#include "clearing/support/scratch_database.hpp"
 
 namespace clearing::bench {
 
-// `url` with its database name replaced by `database` (query parameters kept).
-inline std::string with_database(const std::string& url, const std::string& database) {
-  const auto query = url.find('?');
-  const auto path = url.rfind('/', query);
-  if (path == std::string::npos || path < url.find("//") + 2)
-    throw std::runtime_error("cannot find the database name in " + url);
-  return url.substr(0, path + 1) + database + (query == std::string::npos ? "" : url.substr(query));
-}
-
-// First column of the first row as text ("" when no row or NULL), on a connection of its
-// own (autocommit).
-inline std::string query_value(const std::string& url, const std::string& sql) {
-  pqxx::connection connection(url);
-  pqxx::nontransaction tx(connection);
-  const auto rows = tx.exec(sql);
-  if (rows.empty() || rows[0][0].is_null()) return "";
-  return rows[0][0].c_str();
-}
-
-// A database created for this run and dropped at its end (unless kept for a look).
-class ScratchDatabase {
- public:
-  ScratchDatabase(std::string server_url, bool keep)
-      : server_url_(std::move(server_url)), keep_(keep) {
-    std::string id = base::new_uuid();
-    std::erase(id, '-');
-    name_ = "bench_" + id.substr(0, 16);
-    query_value(server_url_, "create database " + name_);
-    url_ = with_database(server_url_, name_);
-  }
-  ~ScratchDatabase() {
-    if (keep_) {
-      fmt::print("database kept: {}\n", url_);
-      return;
-    }
-    try {
-      query_value(server_url_, "drop database if exists " + name_ + " with (force)");
-    } catch (const std::exception&) {
-      // A throwaway server goes away with its folder anyway.
-    }
-  }
-  ScratchDatabase(const ScratchDatabase&) = delete;
-  ScratchDatabase& operator=(const ScratchDatabase&) = delete;
-
-  const std::string& url() const { return url_; }
-
- private:
-  std::string server_url_;
-  bool keep_;
-  std::string name_;
-  std::string url_;
-};
-
-// ---- Figures ----------------------------------------------------------------------------
-
-// The p-th percentile (0..100) of sorted samples, nearest rank.
-inline double percentile(const std::vector<double>& sorted, double p) {
-  CLEARING_ASSERT(!sorted.empty());
-  const auto rank =
-      static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size() - 1) + 0.5);
-  return sorted[std::min(rank, sorted.size() - 1)];
-}
-
-// Milliseconds of a steady_clock interval, as the latency samples are kept.
-inline double ms(std::chrono::steady_clock::duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
-}
-
-// The two ways the benchmarks lay out a distribution line.
-enum class DistributionLayout {
-  // "  <label>: p50 1.23 ms, p99 4.56 ms, max 7.89 ms (min 0.12 ms, n=100)"
-  compact,
-  // "    <label>: p50      1.2 ms  p99      4.6 ms  max      7.9 ms  (min 0.1, n=100)"
-  columns,
-};
-
-// One line of p50, p99, max, min and count of the samples, or "<label>: no samples".
-inline void print_distribution(const char* label, std::vector<double> values_ms,
-                               DistributionLayout layout = DistributionLayout::compact) {
-  const char* indent = layout == DistributionLayout::compact ? "  " : "    ";
-  if (values_ms.empty()) {
-    fmt::print("{}{}: no samples\n", indent, label);
-    return;
-  }
-  std::sort(values_ms.begin(), values_ms.end());
-  const double p50 = percentile(values_ms, 50);
-  const double p99 = percentile(values_ms, 99);
-  if (layout == DistributionLayout::compact) {
-    fmt::print("  {}: p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms (min {:.2f} ms, n={})\n", label,
-               p50, p99, values_ms.back(), values_ms.front(), values_ms.size());
-  } else {
-    fmt::print("    {}: p50 {:>8.1f} ms  p99 {:>8.1f} ms  max {:>8.1f} ms  (min {:.1f}, n={})\n",
-               label, p50, p99, values_ms.back(), values_ms.front(), values_ms.size());
-  }
-}
+// The scratch database and the figures are support/'s, shared with the tests and the demo.
+using support::DistributionLayout;
+using support::ms;
+using support::percentile;
+using support::print_distribution;
+using support::query_value;
+using support::ScratchDatabase;
+using support::with_database;
 
 // ---- The machine's speed ----------------------------------------------------------------
 

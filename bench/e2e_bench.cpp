@@ -401,28 +401,10 @@ std::optional<double> metric(const std::string& text, const std::string& series)
   return std::nullopt;
 }
 
-// ---- Percentiles ----------------------------------------------------------------------
+// ---- Percentiles: nearest rank, as core-sim's report computes it (support/figures.hpp) ----
 
-struct Percentiles {
-  std::size_t count = 0;
-  double p50 = 0, p95 = 0, p99 = 0, max = 0;
-};
-
-// Nearest rank, as core-sim's report computes it.
-Percentiles percentiles(const std::vector<double>& sorted) {
-  Percentiles p;
-  p.count = sorted.size();
-  if (sorted.empty()) return p;
-  const auto at = [&](double q) {
-    const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-    return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
-  };
-  p.p50 = at(0.50);
-  p.p95 = at(0.95);
-  p.p99 = at(0.99);
-  p.max = sorted.back();
-  return p;
-}
+using support::Percentiles;
+using support::percentiles;
 
 // ---- One system under test: kafka-mock, clearing-mock, the adapter --------------------------
 

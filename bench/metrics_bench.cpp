@@ -19,6 +19,7 @@
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/metrics.hpp"
+#include "clearing/support/figures.hpp"
 
 namespace clearing::bench {
 namespace {
@@ -128,14 +129,6 @@ double thread_cpu_seconds() {
   return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
 }
 
-double percentile(std::vector<double> values, double p) {
-  CLEARING_ASSERT(!values.empty());
-  std::sort(values.begin(), values.end());
-  const auto rank =
-      static_cast<std::size_t>(p / 100.0 * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(rank, values.size() - 1)];
-}
-
 void measure_scrapes(int scrapes) {
   Registry registry;
   register_service_shape(registry);
@@ -154,9 +147,9 @@ void measure_scrapes(int scrapes) {
   fmt::print("scrape of the service's metric set ({} families, {} lines, {} bytes), {} scrapes:\n",
              service_callbacks().size() + 2, lines, bytes, scrapes);
   // The wall-clock tail includes the time the thread waited for a core; the CPU time does not.
+  std::sort(micros.begin(), micros.end());
   fmt::print("  wall p50 {:.1f} us, p99 {:.1f} us, max {:.1f} us; CPU {:.1f} us a scrape\n",
-             percentile(micros, 50), percentile(micros, 99),
-             *std::max_element(micros.begin(), micros.end()), cpu_micros);
+             support::percentile(micros, 50), support::percentile(micros, 99), micros.back(), cpu_micros);
 }
 
 // Nanoseconds per call of `update`, on one thread.

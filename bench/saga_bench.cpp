@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "clearing/support/saga_fixture.hpp"
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/assert.hpp"
@@ -46,6 +47,10 @@
 
 namespace clearing::bench {
 namespace {
+
+// The requests, the retry policy and the schema are the tests' (support/saga_fixture.hpp).
+using testing::fast_policy;
+using testing::migrate;
 
 using Clock = std::chrono::steady_clock;
 using WallClock = std::chrono::system_clock;
@@ -77,44 +82,6 @@ struct Options {
   std::string log_level = "warn";
 };
 
-// ---- Requests (as tests/support/saga_fixture.cpp makes them) --------------------------
-
-sagas::CountryRules dk_rules() {
-  return sagas::CountryRules{sagas::Country::dk, *sagas::Currency::parse("DKK"), 100'000'000};
-}
-
-// The tests' fast retry shape; with no faults injected, no retry is ever taken.
-sagas::RetryPolicy fast_policy() {
-  sagas::RetryPolicy p;
-  p.backoff_initial_ms = 10;
-  p.backoff_max_ms = 200;
-  p.backoff_multiplier = 2;
-  p.unknown_outcomes_before_inquiry = 2;
-  p.pending_inquiry_interval_ms = 30;
-  p.investigation_inquiry_interval_ms = 200;
-  p.deadline_ms = 600'000;  // a backlog of thousands must not reach the deadline
-  return p;
-}
-
-// A valid request: the creditor's account never ends in 0004/0006 (closed/blocked).
-sagas::InitiateTransfer make_initiate(int index, base::Timestamp now) {
-  char account[32];
-  std::snprintf(account, sizeof account, "5301-%010d", 100000 + index * 10 + 1);
-  sagas::InitiateTransfer c;
-  c.request.transfer_id = base::new_uuid();
-  c.request.account_id = "acct-" + std::to_string(index % 50);
-  c.request.amount = {1000 + index, *sagas::Currency::parse("DKK")};
-  c.request.debtor = {"Debtor " + std::to_string(index), {sagas::AccountScheme::bban, "1234-0000012345"}};
-  c.request.creditor = {"Creditor " + std::to_string(index), {sagas::AccountScheme::bban, account}};
-  c.request.remittance_info = "Invoice " + std::to_string(index);
-  c.request.requested_at = now;
-  c.correlation_id = base::new_uuid();
-  c.now = now;
-  c.rules = dk_rules();
-  c.policy = fast_policy();
-  return c;
-}
-
 // ---- Figures ----------------------------------------------------------------------------
 
 double wall_ms(WallClock::time_point t) {
@@ -139,14 +106,6 @@ std::unique_ptr<eventstore::ConnectionPool> open_pool(const std::string& url, co
   database.connections_max = kPoolConnectionsPerInstance;
   database.application_name = name;
   return std::make_unique<eventstore::ConnectionPool>(database);
-}
-
-void migrate(eventstore::ConnectionPool& pool) {
-  for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
-                                 &external_streams::external_streams_migrations()}) {
-    auto applied = eventstore::apply_migrations(pool, *migrations);
-    if (!applied) throw std::runtime_error("migrations: " + applied.error().message);
-  }
 }
 
 Instance make_instance(const std::string& url, const std::string& mock_url, const Options& options,
@@ -202,7 +161,7 @@ std::unordered_map<std::string, WallClock::time_point> initiate_all(adapter::Tra
   for (int first = 0; first < options.transfers; first += options.initiate_batch) {
     const int count = std::min(options.initiate_batch, options.transfers - first);
     batch.clear();
-    for (int i = 0; i < count; ++i) batch.push_back(make_initiate(first + i, clock.now()));
+    for (int i = 0; i < count; ++i) batch.push_back(testing::make_initiate(first + i, testing::RequestKind::valid, clock.now()));
     auto done = pool.transact_with_retry([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
       for (const auto& command : batch) {
         auto result = transfers.execute(tx, command, {command.correlation_id, "bench-core", nullptr, ""});

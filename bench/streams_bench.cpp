@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "clearing/support/saga_fixture.hpp"
 #include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/assert.hpp"
@@ -89,21 +90,9 @@ struct Options {
 
 // ---- Wiring -----------------------------------------------------------------------------
 
-sagas::CountryRules dk_rules() {
-  return sagas::CountryRules{sagas::Country::dk, *sagas::Currency::parse("DKK"), 100'000'000};
-}
-
-sagas::RetryPolicy fast_policy() {
-  sagas::RetryPolicy p;
-  p.backoff_initial_ms = 10;
-  p.backoff_max_ms = 200;
-  p.backoff_multiplier = 2;
-  p.unknown_outcomes_before_inquiry = 2;
-  p.pending_inquiry_interval_ms = 30;
-  p.investigation_inquiry_interval_ms = 200;
-  p.deadline_ms = 600'000;
-  return p;
-}
+// The country's rules, the retry policy and the schema are the tests' (support/saga_fixture.hpp).
+using testing::dk_rules;
+using testing::fast_policy;
 
 struct Bench {
   const Options& options;
@@ -125,11 +114,7 @@ struct Bench {
     database_options.connections_max = kPoolConnections;
     database_options.application_name = "bench-streams";
     pool = std::make_unique<eventstore::ConnectionPool>(database_options);
-    for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
-                                   &external_streams::external_streams_migrations()}) {
-      auto applied = eventstore::apply_migrations(*pool, *migrations);
-      if (!applied) throw std::runtime_error("migrations: " + applied.error().message);
-    }
+    testing::migrate(*pool);
     store = std::make_unique<eventstore::EventStore>(*pool);
     transfers = std::make_unique<adapter::TransferService>(*store);
     const std::vector<StreamSpec> specs{bulk, core, live, live_short_wait};

@@ -22,10 +22,13 @@
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/support/scratch_database.hpp"
 #include "reconcile.hpp"
 
 namespace clearing::demo {
 namespace {
+
+using support::with_database;
 
 constexpr int kDemoFetchWaitMs = 5;  // the consumers' fetch.wait.max.ms against the mock cluster
 
@@ -47,12 +50,6 @@ std::string server_url(const DemoOptions& options) {
   for (const char* name : {"CLEARING_TEST_DATABASE_URL", "CLEARING_ADAPTER_DATABASE_URL"})
     if (const char* value = std::getenv(name); value && *value) return value;
   return "";
-}
-
-std::string with_database(const std::string& url, const std::string& database) {
-  const auto query = url.find('?');
-  const auto slash = url.rfind('/', query);
-  return url.substr(0, slash + 1) + database + (query == std::string::npos ? "" : url.substr(query));
 }
 
 // Faults as a mainframe has them: rare, every class, and answers that come late.

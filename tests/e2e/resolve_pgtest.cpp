@@ -11,7 +11,7 @@
 
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/processes/process.hpp"
-#include "saga_fixture.hpp"
+#include "clearing/support/saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;

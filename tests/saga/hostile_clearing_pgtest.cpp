@@ -11,7 +11,7 @@
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/clearing_client/client.hpp"
 #include "hostile_http_server.hpp"
-#include "saga_fixture.hpp"
+#include "clearing/support/saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;

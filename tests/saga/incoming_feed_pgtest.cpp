@@ -15,7 +15,7 @@
 #include "clearing/clearing_client/client.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
 #include "hostile_http_server.hpp"
-#include "saga_fixture.hpp"
+#include "clearing/support/saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;

@@ -20,10 +20,12 @@
 #include "clearing/base/uuid.hpp"
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
-#include "saga_fixture.hpp"
+#include "clearing/support/saga_fixture.hpp"
+#include "clearing/support/wait.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
+using clearing::support::wait_until;
 
 namespace {
 
@@ -57,16 +59,6 @@ std::unique_ptr<clearing_client::ClearingClient> make_client(const std::string& 
   auto client = clearing_client::ClearingClient::create(options);
   REQUIRE_MESSAGE(client, (client ? "" : client.error()));
   return std::move(*client);
-}
-
-template <class Predicate>
-bool wait_until(Predicate done, std::chrono::seconds within) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return done();
 }
 
 std::int64_t to_ms(base::Timestamp t) { return t.time_since_epoch().count(); }
@@ -587,11 +579,7 @@ TEST_CASE("lease_by_session: a dead dispatcher's claimed call is claimed again a
     return options;
   };
   auto wait_for = [&](const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!done()) {
-      REQUIRE(std::chrono::steady_clock::now() < deadline);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    REQUIRE(support::wait_until(done, std::chrono::seconds(30), std::chrono::milliseconds(10)));
   };
   adapter::Dispatcher a(*db.transfers, **client, clock, options_for("dispatcher-a"));
   a.start();

@@ -15,7 +15,7 @@
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/server.hpp"
-#include "saga_fixture.hpp"
+#include "clearing/support/saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;

@@ -13,7 +13,7 @@
 #include "clearing/base/text.hpp"
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/http/client.hpp"
-#include "saga_fixture.hpp"
+#include "clearing/support/saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;

@@ -1,4 +1,4 @@
-#include "saga_fixture.hpp"
+#include "clearing/support/saga_fixture.hpp"
 
 #include <pqxx/pqxx>
 
@@ -34,16 +34,20 @@ sagas::InitiateTransfer make_initiate(int index, RequestKind kind, base::Timesta
   return c;
 }
 
+void migrate(eventstore::ConnectionPool& pool) {
+  for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
+                                 &external_streams::external_streams_migrations()}) {
+    auto applied = eventstore::apply_migrations(pool, *migrations);
+    if (!applied) throw std::runtime_error("migrations: " + applied.error().message);
+  }
+}
+
 SagaDatabase::SagaDatabase() {
   eventstore::DatabaseOptions options;
   options.url = database.url();
   options.connections_max = 16;
   pool = std::make_unique<eventstore::ConnectionPool>(options);
-  for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
-                                  &external_streams::external_streams_migrations()}) {
-    auto applied = eventstore::apply_migrations(*pool, *migrations);
-    if (!applied) throw std::runtime_error("migrations: " + applied.error().message);
-  }
+  migrate(*pool);
   store = std::make_unique<eventstore::EventStore>(*pool);
   transfers = std::make_unique<adapter::TransferService>(*store);
 }
