@@ -6,7 +6,10 @@
 # answers), so every requested transfer stays open. Plain bash (/dev/tcp): no curl needed.
 set -euo pipefail
 sim="$1"
-"$sim" --help | grep -q -- '--invalid-share'
+# Read whole before grep: `grep -q` stops at the first match, and with pipefail core-sim's
+# SIGPIPE on the rest of its --help failed the test now and then (as clearing-mock's did).
+help="$("$sim" --help)"
+grep -q -- '--invalid-share' <<<"$help"
 : "${CLEARING_TEST_DATABASE_URL:?run under scripts/with-postgres}"
 : "${CLEARING_PG_BIN:?run under scripts/with-postgres}"
 db="core_sim_cli_$$"
