@@ -9,9 +9,9 @@
 // Phases, each on fresh databases and fresh processes:
 //   1. Sustained, once per clearing latency (--latency-ms-list): core-sim publishes as fast as
 //      it can (--rate 0, or --load-rate); with a clearing latency, at 1.5 times the calls/s
-//      the adapter's in_flight_max allows (kPublishOverClearingCap). Warm-up is excluded: the window starts
-//      kWarmupAfterFirstOutcome after the first outcome was applied on the core (the mock
-//      cluster's consumer-group joins take about 3 s) and lasts --seconds. Then core-sim is
+//      the adapter's in_flight_max allows (kPublishOverClearingCap). Warm-up is excluded: the
+//      window starts kWarmupAfterFirstOutcome after the first outcome was applied on the core (the
+//      mock cluster's consumer-group joins take about 3 s) and lasts --seconds. Then core-sim is
 //      stopped (SIGTERM) and started again with --transfers = what it had processed, which
 //      publishes nothing new (ids derive from seed and index) and drains the backlog, so
 //      every transfer must still resolve. With --transfers N instead, core-sim publishes N
@@ -104,7 +104,8 @@ struct Options {
   std::vector<int> latencies_ms{0, 50};
   int transfers = 0;     // 0: timed window
   double load_rate = 0;  // core-sim --rate in the sustained runs; 0 = as fast as possible
-  double latency_rate = 0;  // core-sim --rate in the latency run; 0 = 50% of the first sustained rate
+  double latency_rate =
+      0;  // core-sim --rate in the latency run; 0 = 50% of the first sustained rate
   // core-sim's publisher and its consumer lock the same account streams, and its publisher
   // holds its stream's head row for a whole batch: with core-sim's defaults (100 accounts,
   // 100 transfers per transaction) the simulated core, not the adapter, set the pace. A
@@ -222,15 +223,16 @@ class ServerProbe {
              " from pg_stat_statements s join pg_database d on d.oid = s.dbid"
              " where d.datname = any(string_to_array($1, ',')) group by 1 order by 1",
              names))
-      lines.push_back(fmt::format("{:>7.3f} ms {:>6.2f} calls {:>13} {:<8} all statements (of the calls, "
-                                  "{:.2f} begin/commit/rollback; the benchmark's own probes included)",
-                                  row[2].as<double>() / per, row[1].as<double>() / per, "",
-                                  row[0].as<std::string>().substr(0, 8), row[3].as<double>() / per));
+      lines.push_back(
+          fmt::format("{:>7.3f} ms {:>6.2f} calls {:>13} {:<8} all statements (of the calls, "
+                      "{:.2f} begin/commit/rollback; the benchmark's own probes included)",
+                      row[2].as<double>() / per, row[1].as<double>() / per, "",
+                      row[0].as<std::string>().substr(0, 8), row[3].as<double>() / per));
     for (const auto& row : rows)
       lines.push_back(fmt::format("{:>7.3f} ms {:>6.2f} calls {:>7.2f} rows  {:<8} {}",
                                   row[2].as<double>() / per, row[1].as<double>() / per,
-                                  row[3].as<double>() / per,
-                                  row[0].as<std::string>().substr(0, 8), row[4].as<std::string>()));
+                                  row[3].as<double>() / per, row[0].as<std::string>().substr(0, 8),
+                                  row[4].as<std::string>()));
     return lines;
   }
 
@@ -300,7 +302,8 @@ class PipelineProbe {
         ++adapter_queries_;
         pqxx::nontransaction tx(*adapter_);
         const auto row = tx.exec_params(
-            "select (select coalesce(sum(last_seq), 0) from inbound_stream_progress where stream = $1),"
+            "select (select coalesce(sum(last_seq), 0) from inbound_stream_progress where stream = "
+            "$1),"
             " (select count(*) from transfer_status where status not in ('succeeded', 'rejected')),"
             " (select coalesce(sum(head - published), 0) from external_stream_heads"
             "   where stream = $2)",
@@ -372,7 +375,8 @@ struct HttpAnswer {
 
 HttpAnswer http_get(int port, const std::string& path, const std::string& token) {
   constexpr int kTimeoutMs = 5'000;
-  auto got = clearing::http::get("http://127.0.0.1:" + std::to_string(port) + path, token, kTimeoutMs);
+  auto got =
+      clearing::http::get("http://127.0.0.1:" + std::to_string(port) + path, token, kTimeoutMs);
   if (!got) return {};
   return {got->status, std::move(got->body)};
 }
@@ -437,7 +441,8 @@ struct System {
   std::string bootstrap;
   int adapter_port = 0, core_port = 0;
   int fetch_wait_ms = 0;  // core-sim --fetch-wait-ms
-  int relay_round_interval_ms = 0;  // core-sim --relay-round-interval-ms (start_system sets it from Options)
+  int relay_round_interval_ms =
+      0;  // core-sim --relay-round-interval-ms (start_system sets it from Options)
   std::string config_path;
   // Clearing calls the adapter makes at once: min(clearing and dispatcher in_flight_max)
   // of the config it was given.
@@ -553,8 +558,8 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
     config["log_level"] = "warn";
     // The adapter's consumer waits as long as core-sim's; --config-set may still override.
     apply_config_setting(config, fmt::format("kafka.fetch_wait_max_ms={}", options.fetch_wait_ms));
-    apply_config_setting(config,
-                         fmt::format("kafka.relay_round_interval_min_ms={}", options.relay_round_interval_ms));
+    apply_config_setting(config, fmt::format("kafka.relay_round_interval_min_ms={}",
+                                             options.relay_round_interval_ms));
     for (const auto& setting : options.config_set) apply_config_setting(config, setting);
     s->config_path = fmt::format("/tmp/bench-e2e-{}-{}.json", getpid(), slug);
     std::ofstream(s->config_path) << config.dump(2);
@@ -663,7 +668,7 @@ struct Sustained {
   double drain_s = 0;
   std::int64_t succeeded = 0, rejected = 0;
   std::optional<double> submit_mean_ms;
-  std::map<std::string, double> answers;  // class -> count (submit)
+  std::map<std::string, double> answers;    // class -> count (submit)
   std::vector<std::string> top_statements;  // per resolved transfer, with --statements
 };
 
@@ -1104,9 +1109,11 @@ std::string mib(std::int64_t kb) {
 }
 
 void print_speed_probe(const SpeedProbes& p) {
-  fmt::print("  machine speed probe before / after the run: {:.0f} / {:.0f} ms (bench_support.hpp: a fixed loop,"
-             " slower when the host lends this machine less; compare runs at similar figures)\n",
-             p.before_ms, p.after_ms);
+  fmt::print(
+      "  machine speed probe before / after the run: {:.0f} / {:.0f} ms (bench_support.hpp: a "
+      "fixed loop,"
+      " slower when the host lends this machine less; compare runs at similar figures)\n",
+      p.before_ms, p.after_ms);
 }
 
 // One probe of SpeedProbes, logged with the run it brackets.
@@ -1132,12 +1139,14 @@ void print_sustained(const Sustained& r) {
   const auto publishing =
       r.publish_rate == 0 ? std::string("core-sim publishing as fast as it can")
       : r.held_at_cap
-          ? fmt::format("core-sim held at {:.0f}/s, {} x the {:.0f} calls/s the adapter's in_flight_max allows "
-                        "at {} ms",
-                        r.publish_rate, kPublishOverClearingCap, r.clearing_cap_per_s, r.latency_ms)
+          ? fmt::format(
+                "core-sim held at {:.0f}/s, {} x the {:.0f} calls/s the adapter's in_flight_max "
+                "allows "
+                "at {} ms",
+                r.publish_rate, kPublishOverClearingCap, r.clearing_cap_per_s, r.latency_ms)
           : fmt::format("core-sim held at {:.0f}/s (--load-rate)", r.publish_rate);
-  fmt::print("  requested  {:>8.0f} transfers/s   ({} in the window; {})\n", r.requested_per_s, r.requested,
-             publishing);
+  fmt::print("  requested  {:>8.0f} transfers/s   ({} in the window; {})\n", r.requested_per_s,
+             r.requested, publishing);
   fmt::print("  open       {} at the window's start -> {} at its end ({})\n", r.backlog_start,
              r.backlog_end,
              r.backlog_end > r.backlog_start + r.resolved / 20
@@ -1196,8 +1205,9 @@ void print_sustained(const Sustained& r) {
   fmt::print("  adapter peak RSS (VmHWM) {}, RSS at the end {}\n", mib(r.adapter_hwm_kb),
              mib(r.adapter_rss_kb));
   if (!r.top_statements.empty()) {
-    fmt::print("  statements taking the most time, per resolved transfer (pg_stat_statements; "
-               "time, calls, rows, database, statement):\n");
+    fmt::print(
+        "  statements taking the most time, per resolved transfer (pg_stat_statements; "
+        "time, calls, rows, database, statement):\n");
     for (const auto& line : r.top_statements) fmt::print("    {}\n", line);
   }
 }
@@ -1223,7 +1233,8 @@ int run(Options options) {
       std::thread::hardware_concurrency());
   fmt::print(
       "  mode {}: sustained {} per clearing latency in [{}] ms (core-sim --rate {}, --batch {}, "
-      "--accounts {}, --fetch-wait-ms {} (the adapter's too), --relay-round-interval-ms {} (the adapter's too),"
+      "--accounts {}, --fetch-wait-ms {} (the adapter's too), --relay-round-interval-ms {} (the "
+      "adapter's too),"
       " --invalid-share 0); latency run {} s at {} of {} ms; commit ceiling "
       "{} s;"
       " PostgreSQL {}\n",
@@ -1251,8 +1262,8 @@ int run(Options options) {
   }
 
   const auto& base = sustained.front();
-  const double rate =
-      options.latency_rate > 0 ? options.latency_rate : std::max(1.0, std::floor(base.resolved_per_s / 2));
+  const double rate = options.latency_rate > 0 ? options.latency_rate
+                                               : std::max(1.0, std::floor(base.resolved_per_s / 2));
   const auto latency_run = fmt::format("latency {} ms @ {:.0f}/s", base.latency_ms, rate);
   const double latency_before = probe_speed(latency_run);
   auto latency = run_latency(options, base.latency_ms, rate);
@@ -1328,9 +1339,10 @@ int run(Options options) {
   fmt::print("  adapter peak RSS {}\n", mib(peak_kb));
   std::string probes;
   for (const auto& r : sustained)
-    probes += fmt::format("sustained {} ms {:.0f} / {:.0f}, ", r.latency_ms, r.speed.before_ms, r.speed.after_ms);
-  fmt::print("  machine speed probe before / after each run (ms): {}latency {:.0f} / {:.0f}\n", probes,
-             latency.speed.before_ms, latency.speed.after_ms);
+    probes += fmt::format("sustained {} ms {:.0f} / {:.0f}, ", r.latency_ms, r.speed.before_ms,
+                          r.speed.after_ms);
+  fmt::print("  machine speed probe before / after each run (ms): {}latency {:.0f} / {:.0f}\n",
+             probes, latency.speed.before_ms, latency.speed.after_ms);
   fmt::print("  every transfer resolved exactly once in every run\n");
   return 0;
 }
@@ -1348,7 +1360,8 @@ int main(int argc, char** argv) {
       "bench/e2e) and\n"
       "prints sustained transfers/s per clearing latency, latency percentiles at 50% of the "
       "sustained\n"
-      "rate (or --latency-rate), the server's commit ceiling and the adapter's peak RSS. No thresholds: exit 0 when "
+      "rate (or --latency-rate), the server's commit ceiling and the adapter's peak RSS. No "
+      "thresholds: exit 0 when "
       "every\n"
       "transfer resolved exactly once, 1 when something broke, 2 on bad flags."};
   app.add_option("--database-url", options.server_url, "libpq URI of the server's admin database")
@@ -1402,12 +1415,14 @@ int main(int argc, char** argv) {
   app.add_option("--config-set", options.config_set,
                  "override a key of config/dk.json for the adapter, e.g. "
                  "clearing.in_flight_max=128 (repeatable)");
-  app.add_option("--fetch-wait-ms", options.fetch_wait_ms,
-                 "the consumers' fetch.wait.max.ms (the mock cluster waits it out on every empty fetch)")
+  app.add_option(
+         "--fetch-wait-ms", options.fetch_wait_ms,
+         "the consumers' fetch.wait.max.ms (the mock cluster waits it out on every empty fetch)")
       ->capture_default_str()
       ->check(CLI::Range(1, 5000));
-  app.add_option("--relay-round-interval-ms", options.relay_round_interval_ms,
-                 "both relays' pacing: under load a round starts no sooner than this after the last began")
+  app.add_option(
+         "--relay-round-interval-ms", options.relay_round_interval_ms,
+         "both relays' pacing: under load a round starts no sooner than this after the last began")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
   app.add_option("--statements", options.statements,

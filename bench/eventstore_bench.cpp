@@ -598,8 +598,9 @@ int main(int argc, char** argv) {
   app.add_option("--live-rate", options.live_rate_per_second,
                  "appends per second in the latency run")
       ->check(CLI::Range(1, clearing::bench::kLiveRateMax));
-  app.add_flag("--without-notify", options.without_notify,
-               "the append matrix's appends send no notification after commit (to measure its cost)");
+  app.add_flag(
+      "--without-notify", options.without_notify,
+      "the append matrix's appends send no notification after commit (to measure its cost)");
   app.add_flag("--appends-only", options.appends_only, "skip the read and latency parts");
   app.add_flag("--keep-database", options.keep_database,
                "do not drop the scratch database at the end");

@@ -149,7 +149,8 @@ void measure_scrapes(int scrapes) {
   // The wall-clock tail includes the time the thread waited for a core; the CPU time does not.
   std::sort(micros.begin(), micros.end());
   fmt::print("  wall p50 {:.1f} us, p99 {:.1f} us, max {:.1f} us; CPU {:.1f} us a scrape\n",
-             support::percentile(micros, 50), support::percentile(micros, 99), micros.back(), cpu_micros);
+             support::percentile(micros, 50), support::percentile(micros, 99), micros.back(),
+             cpu_micros);
 }
 
 // Nanoseconds per call of `update`, on one thread.

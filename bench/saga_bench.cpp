@@ -34,7 +34,6 @@
 #include <vector>
 
 #include "bench_support.hpp"
-#include "clearing/support/saga_fixture.hpp"
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/assert.hpp"
@@ -44,6 +43,7 @@
 #include "clearing/eventstore/event_store.hpp"
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/support/saga_fixture.hpp"
 
 namespace clearing::bench {
 namespace {
@@ -100,7 +100,8 @@ struct Instance {
   std::unique_ptr<adapter::Dispatcher> dispatcher;
 };
 
-std::unique_ptr<eventstore::ConnectionPool> open_pool(const std::string& url, const std::string& name) {
+std::unique_ptr<eventstore::ConnectionPool> open_pool(const std::string& url,
+                                                      const std::string& name) {
   eventstore::DatabaseOptions database;
   database.url = url;
   database.connections_max = kPoolConnectionsPerInstance;
@@ -131,8 +132,8 @@ Instance make_instance(const std::string& url, const std::string& mock_url, cons
   dispatcher_options.claim_batch_max = options.claim_batch_max;
   dispatcher_options.policy = fast_policy();
   dispatcher_options.jitter_seed = static_cast<std::uint64_t>(number + 1);
-  instance.dispatcher = std::make_unique<adapter::Dispatcher>(*instance.transfers, *instance.client, clock,
-                                                              dispatcher_options);
+  instance.dispatcher = std::make_unique<adapter::Dispatcher>(*instance.transfers, *instance.client,
+                                                              clock, dispatcher_options);
   return instance;
 }
 
@@ -152,27 +153,31 @@ struct CellFigures {
 };
 
 // Initiates every transfer, batch by batch; returns each transfer's commit instant.
-std::unordered_map<std::string, WallClock::time_point> initiate_all(adapter::TransferService& transfers,
-                                                                   eventstore::ConnectionPool& pool,
-                                                                   const base::Clock& clock,
-                                                                   const Options& options) {
+std::unordered_map<std::string, WallClock::time_point> initiate_all(
+    adapter::TransferService& transfers, eventstore::ConnectionPool& pool, const base::Clock& clock,
+    const Options& options) {
   std::unordered_map<std::string, WallClock::time_point> committed_at;
   std::vector<sagas::InitiateTransfer> batch;
   for (int first = 0; first < options.transfers; first += options.initiate_batch) {
     const int count = std::min(options.initiate_batch, options.transfers - first);
     batch.clear();
-    for (int i = 0; i < count; ++i) batch.push_back(testing::make_initiate(first + i, testing::RequestKind::valid, clock.now()));
-    auto done = pool.transact_with_retry([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-      for (const auto& command : batch) {
-        auto result = transfers.execute(tx, command, {command.correlation_id, "bench-core", nullptr, ""});
-        if (!result) {
-          if (auto* error = std::get_if<eventstore::StoreError>(&result.error())) return tl::unexpected(*error);
-          throw std::runtime_error("InitiateTransfer refused for transfer " + command.request.transfer_id);
-        }
-        CLEARING_ASSERT(!result->events.empty());
-      }
-      return {};
-    });
+    for (int i = 0; i < count; ++i)
+      batch.push_back(testing::make_initiate(first + i, testing::RequestKind::valid, clock.now()));
+    auto done =
+        pool.transact_with_retry([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+          for (const auto& command : batch) {
+            auto result =
+                transfers.execute(tx, command, {command.correlation_id, "bench-core", nullptr, ""});
+            if (!result) {
+              if (auto* error = std::get_if<eventstore::StoreError>(&result.error()))
+                return tl::unexpected(*error);
+              throw std::runtime_error("InitiateTransfer refused for transfer " +
+                                       command.request.transfer_id);
+            }
+            CLEARING_ASSERT(!result->events.empty());
+          }
+          return {};
+        });
     if (!done) throw std::runtime_error("initiate batch failed: " + done.error().message);
     const auto now = WallClock::now();
     for (const auto& command : batch) committed_at.emplace(command.request.transfer_id, now);
@@ -183,7 +188,8 @@ std::unordered_map<std::string, WallClock::time_point> initiate_all(adapter::Tra
 
 int terminal_count(pqxx::connection& connection) {
   pqxx::nontransaction tx(connection);
-  return tx.exec("select count(*) from transfer_status where status in ('succeeded', 'rejected')")[0][0]
+  return tx
+      .exec("select count(*) from transfer_status where status in ('succeeded', 'rejected')")[0][0]
       .as<int>();
 }
 
@@ -229,7 +235,8 @@ CellFigures run_cell(const Options& options, int latency_ms, int dispatchers) {
   migrate(*instances.front().pool);
 
   const auto initiate_start = Clock::now();
-  const auto committed_at = initiate_all(*instances.front().transfers, *instances.front().pool, clock, options);
+  const auto committed_at =
+      initiate_all(*instances.front().transfers, *instances.front().pool, clock, options);
   figures.initiate_seconds = Seconds(Clock::now() - initiate_start).count();
 
   pqxx::connection progress(database.url());
@@ -247,7 +254,8 @@ CellFigures run_cell(const Options& options, int latency_ms, int dispatchers) {
     figures.calls_per_dispatcher.push_back(stats.calls_started);
     figures.answers_stale += stats.answers_stale;
     figures.record_failures += stats.record_failures;
-    for (const auto& [name, count] : stats.answers_by_class) figures.answers_by_class[name] += count;
+    for (const auto& [name, count] : stats.answers_by_class)
+      figures.answers_by_class[name] += count;
   }
   const auto mock_stats = (*mock)->state().stats();
   figures.mock_requests = mock_stats.requests_total;
@@ -258,18 +266,20 @@ CellFigures run_cell(const Options& options, int latency_ms, int dispatchers) {
 }
 
 void print_cell(const Options& options, int latency_ms, int dispatchers, const CellFigures& f) {
-  fmt::print("\n== mock latency {} ms, {} dispatcher{} (in_flight_max {} each, claim_batch_max {})\n",
-             latency_ms, dispatchers, dispatchers == 1 ? "" : "s", options.in_flight_max,
-             options.claim_batch_max);
+  fmt::print(
+      "\n== mock latency {} ms, {} dispatcher{} (in_flight_max {} each, claim_batch_max {})\n",
+      latency_ms, dispatchers, dispatchers == 1 ? "" : "s", options.in_flight_max,
+      options.claim_batch_max);
   fmt::print("  initiate: {} transfers in {:.2f} s ({:.0f} transfers/s, {} per transaction)\n",
              options.transfers, f.initiate_seconds, options.transfers / f.initiate_seconds,
              options.initiate_batch);
   const double rate = f.drain_seconds > 0 ? f.terminal / f.drain_seconds : 0;
-  fmt::print("  drain:    {} of {} terminal in {:.2f} s wall  ->  {:.0f} transfers/s{}\n", f.terminal,
-             options.transfers, f.drain_seconds, rate,
+  fmt::print("  drain:    {} of {} terminal in {:.2f} s wall  ->  {:.0f} transfers/s{}\n",
+             f.terminal, options.transfers, f.drain_seconds, rate,
              f.terminal < options.transfers ? "  (TIMED OUT)" : "");
   std::string classes, per_dispatcher, types;
-  for (const auto& [name, count] : f.answers_by_class) classes += fmt::format(" {}={}", name, count);
+  for (const auto& [name, count] : f.answers_by_class)
+    classes += fmt::format(" {}={}", name, count);
   for (const auto calls : f.calls_per_dispatcher) per_dispatcher += fmt::format(" {}", calls);
   for (const auto& [name, count] : f.terminal_types) types += fmt::format(" {}={}", name, count);
   fmt::print("  calls:    {} made (per dispatcher:{}), answers:{}, stale {}, record failures {}\n",
@@ -294,14 +304,16 @@ void print_environment(const Options& options) {
   for (const auto l : options.latencies_ms) latencies += fmt::format(" {}", l);
   for (const auto c : options.dispatcher_counts) counts += fmt::format(" {}", c);
   fmt::print(
-      "config: transfers={} initiate_batch={} (InitiateTransfer commands per transaction, all before "
+      "config: transfers={} initiate_batch={} (InitiateTransfer commands per transaction, all "
+      "before "
       "the dispatchers start)\n"
       "        in_flight_max={} claim_batch_max={} per dispatcher (client in_flight_max the same), "
       "idle_poll=20 ms, lease=30 s\n"
-      "        mock latencies ms:{}  dispatchers:{}  mock threads={}  no faults; fresh database per "
+      "        mock latencies ms:{}  dispatchers:{}  mock threads={}  no faults; fresh database "
+      "per "
       "cell{}\n",
-      options.transfers, options.initiate_batch, options.in_flight_max, options.claim_batch_max, latencies,
-      counts, options.mock_threads, options.quick ? " (--quick)" : "");
+      options.transfers, options.initiate_batch, options.in_flight_max, options.claim_batch_max,
+      latencies, counts, options.mock_threads, options.quick ? " (--quick)" : "");
 }
 
 int run(const Options& options) {
@@ -319,18 +331,23 @@ int main(int argc, char** argv) {
   using namespace clearing::bench;
   Options options;
   CLI::App app{
-      "Transfers/s through the dispatcher against the in-process clearing mock, and the latency from "
+      "Transfers/s through the dispatcher against the in-process clearing mock, and the latency "
+      "from "
       "initiate to terminal event. Prints figures; no thresholds."};
   app.add_option("--database-url", options.database_url,
                  "libpq URI of the server (a fresh database is made on it per cell)")
       ->envname("CLEARING_TEST_DATABASE_URL")
       ->required();
-  app.add_option("--transfers", options.transfers, "transfers per cell")->check(CLI::Range(1, kTransfersMax));
-  app.add_option("--initiate-batch", options.initiate_batch, "InitiateTransfer commands per transaction")
+  app.add_option("--transfers", options.transfers, "transfers per cell")
+      ->check(CLI::Range(1, kTransfersMax));
+  app.add_option("--initiate-batch", options.initiate_batch,
+                 "InitiateTransfer commands per transaction")
       ->check(CLI::Range(1, kInitiateBatchMax));
-  app.add_option("--in-flight-max", options.in_flight_max, "clearing calls in flight per dispatcher")
+  app.add_option("--in-flight-max", options.in_flight_max,
+                 "clearing calls in flight per dispatcher")
       ->check(CLI::Range(1, kInFlightMax));
-  app.add_option("--claim-batch-max", options.claim_batch_max, "work rows claimed per claim transaction")
+  app.add_option("--claim-batch-max", options.claim_batch_max,
+                 "work rows claimed per claim transaction")
       ->check(CLI::Range(1, kInFlightMax));
   app.add_option("--latencies-ms", options.latencies_ms, "mock latencies, comma separated")
       ->delimiter(',')
@@ -338,8 +355,10 @@ int main(int argc, char** argv) {
   app.add_option("--dispatchers", options.dispatcher_counts, "dispatcher counts, comma separated")
       ->delimiter(',')
       ->check(CLI::Range(1, kDispatchersMax));
-  app.add_option("--mock-threads", options.mock_threads, "the mock server's threads")->check(CLI::Range(1, 16));
-  app.add_option("--cell-timeout-seconds", options.cell_timeout_seconds, "give up on a cell after this long")
+  app.add_option("--mock-threads", options.mock_threads, "the mock server's threads")
+      ->check(CLI::Range(1, 16));
+  app.add_option("--cell-timeout-seconds", options.cell_timeout_seconds,
+                 "give up on a cell after this long")
       ->check(CLI::Range(1, kCellTimeoutSecondsMax));
   app.add_flag("--quick", options.quick, "smoke run: 500 transfers per cell");
   app.add_flag("--keep-database", options.keep_database, "do not drop the scratch databases");

@@ -40,7 +40,6 @@
 #include <vector>
 
 #include "bench_support.hpp"
-#include "clearing/support/saga_fixture.hpp"
 #include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/assert.hpp"
@@ -52,6 +51,7 @@
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/relay.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/support/saga_fixture.hpp"
 
 namespace clearing::bench {
 namespace {
@@ -120,9 +120,10 @@ struct Bench {
     const std::vector<StreamSpec> specs{bulk, core, live, live_short_wait};
     if (auto ensured = external_streams::ensure_streams(*pool, specs); !ensured)
       throw std::runtime_error("ensure_streams: " + ensured.error().message);
-    query_value(database.url(),
-                "create table applied (stream text not null, partition int not null, seq bigint not null,"
-                " event_id text not null, type text not null)");
+    query_value(
+        database.url(),
+        "create table applied (stream text not null, partition int not null, seq bigint not null,"
+        " event_id text not null, type text not null)");
     auto started = external_streams::EmbeddedKafka::start(1);
     if (!started) throw std::runtime_error("embedded kafka: " + started.error());
     kafka = std::move(*started);
@@ -148,19 +149,19 @@ struct Bench {
     return std::move(*created);
   }
 
-  std::unique_ptr<external_streams::StreamConsumer> consumer(const StreamSpec& spec, const std::string& group,
-                                                             external_streams::MessageApplier applier,
-                                                             external_streams::MessageParker parker,
-                                                             int fetch_wait_max_ms = 0,
-                                                             external_streams::BatchScope scope = {}) {
+  std::unique_ptr<external_streams::StreamConsumer> consumer(
+      const StreamSpec& spec, const std::string& group, external_streams::MessageApplier applier,
+      external_streams::MessageParker parker, int fetch_wait_max_ms = 0,
+      external_streams::BatchScope scope = {}) {
     external_streams::ConsumerOptions o;
     o.kafka = client(group);
-    if (fetch_wait_max_ms > 0) o.kafka.extra["fetch.wait.max.ms"] = std::to_string(fetch_wait_max_ms);
+    if (fetch_wait_max_ms > 0)
+      o.kafka.extra["fetch.wait.max.ms"] = std::to_string(fetch_wait_max_ms);
     o.group_id = group;
     o.topics = {spec.name};
     o.batch_max = options.consumer_batch_max;
-    auto created = external_streams::StreamConsumer::create(*pool, o, std::move(applier), std::move(parker), {},
-                                                            std::move(scope));
+    auto created = external_streams::StreamConsumer::create(
+        *pool, o, std::move(applier), std::move(parker), {}, std::move(scope));
     if (!created) throw std::runtime_error("consumer: " + created.error());
     return std::move(*created);
   }
@@ -193,17 +194,19 @@ Draft succeeded_draft(std::int64_t index) {
 // A core TransferRequested as tests/streams/inbound_pgtest.cpp writes it.
 Draft requested_draft(int index) {
   const auto id = base::new_uuid();
-  return Draft{"TransferRequested",
-               id,
-               {{"transfer_id", id},
-                {"account_id", "acct-" + std::to_string(index % 50)},
-                {"amount", {{"minor_units", 1000 + index}, {"currency", "DKK"}}},
-                {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
-                {"creditor", {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
-                {"remittance_info", "Invoice"},
-                {"requested_at", "2026-11-26T09:00:00Z"}},
-               false,
-               ""};
+  return Draft{
+      "TransferRequested",
+      id,
+      {{"transfer_id", id},
+       {"account_id", "acct-" + std::to_string(index % 50)},
+       {"amount", {{"minor_units", 1000 + index}, {"currency", "DKK"}}},
+       {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
+       {"creditor",
+        {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
+       {"remittance_info", "Invoice"},
+       {"requested_at", "2026-11-26T09:00:00Z"}},
+      false,
+      ""};
 }
 
 // Appends `total` messages, `batch` per transaction; returns the seconds it took.
@@ -212,14 +215,16 @@ double append_messages(Bench& bench, const StreamSpec& spec, int total, MakeDraf
   const auto start = Clock::now();
   for (int first = 0; first < total; first += bench.options.append_batch) {
     const int count = std::min(bench.options.append_batch, total - first);
-    auto appended = bench.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-      for (int i = 0; i < count; ++i) {
-        auto one = external_streams::append_external(tx, spec, make_draft(first + i), source_event());
-        if (!one) return tl::unexpected(one.error());
-        CLEARING_ASSERT(one->has_value());
-      }
-      return {};
-    });
+    auto appended =
+        bench.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+          for (int i = 0; i < count; ++i) {
+            auto one =
+                external_streams::append_external(tx, spec, make_draft(first + i), source_event());
+            if (!one) return tl::unexpected(one.error());
+            CLEARING_ASSERT(one->has_value());
+          }
+          return {};
+        });
     if (!appended) throw std::runtime_error("append_external: " + appended.error().message);
   }
   return Seconds(Clock::now() - start).count();
@@ -254,7 +259,8 @@ ConsumeFigures consume_all(external_streams::StreamConsumer& consumer, std::int6
     if (Clock::now() - start > kPhaseTimeout) throw std::runtime_error("consumer: timed out");
     const int handled = consumer.run_once();
     if (const auto held = consumer.stats().held; !held.empty()) {
-      fmt::print("  consumer: {} partition(s) held: {}\n", held.size(), held.begin()->second.reason);
+      fmt::print("  consumer: {} partition(s) held: {}\n", held.size(),
+                 held.begin()->second.reason);
       continue;
     }
     if (handled > 0 && first_at == Clock::time_point{}) {
@@ -272,22 +278,26 @@ ConsumeFigures consume_all(external_streams::StreamConsumer& consumer, std::int6
 }
 
 external_streams::MessageApplier one_row_applier() {
-  return [](eventstore::Transaction& tx, const ExternalMessage& m) -> tl::expected<void, external_streams::MessageError> {
-    tx.exec_params("insert into applied (stream, partition, seq, event_id, type) values ($1, $2, $3, $4, $5)",
-                   m.stream, m.partition, m.seq, m.event_id, m.type);
+  return [](eventstore::Transaction& tx,
+            const ExternalMessage& m) -> tl::expected<void, external_streams::MessageError> {
+    tx.exec_params(
+        "insert into applied (stream, partition, seq, event_id, type) values ($1, $2, $3, $4, $5)",
+        m.stream, m.partition, m.seq, m.event_id, m.type);
     return {};
   };
 }
 
 external_streams::MessageParker counting_parker(std::atomic<std::int64_t>& parked) {
-  return [&parked](eventstore::Transaction&, const external_streams::RawMessage&, const external_streams::MessageError&,
+  return [&parked](eventstore::Transaction&, const external_streams::RawMessage&,
+                   const external_streams::MessageError&,
                    const std::optional<ExternalMessage>&) { parked.fetch_add(1); };
 }
 
 void print_consume(const char* label, const ConsumeFigures& f) {
-  fmt::print("  {}: {:>8.0f} messages/s  ({} applied in {} batches; {:.2f} s after the first batch of {}, "
-             "which came {:.2f} s after create: group join)\n",
-             label, f.rate(), f.applied, f.batches, f.steady_seconds, f.first_batch, f.join_seconds);
+  fmt::print(
+      "  {}: {:>8.0f} messages/s  ({} applied in {} batches; {:.2f} s after the first batch of {}, "
+      "which came {:.2f} s after create: group join)\n",
+      label, f.rate(), f.applied, f.batches, f.steady_seconds, f.first_batch, f.join_seconds);
 }
 
 // ---- 1-3. Throughput --------------------------------------------------------------------
@@ -297,18 +307,23 @@ void run_throughput(Bench& bench) {
   fmt::print("\nthroughput, {} partitions, topic = stream:\n", o.partitions);
   const double append_seconds =
       append_messages(bench, bench.bulk, o.messages, [](int i) { return succeeded_draft(i); });
-  fmt::print("  append_external ({} per tx):   {:>8.0f} messages/s  ({} in {:.2f} s; written up front)\n",
-             o.append_batch, o.messages / append_seconds, o.messages, append_seconds);
+  fmt::print(
+      "  append_external ({} per tx):   {:>8.0f} messages/s  ({} in {:.2f} s; written up front)\n",
+      o.append_batch, o.messages / append_seconds, o.messages, append_seconds);
 
   auto relay = bench.relay();
   const double relay_seconds = relay_all(*relay, o.messages);
   const auto relay_stats = relay->stats();
-  fmt::print("  relay table -> Kafka acked:    {:>8.0f} messages/s  ({} in {:.2f} s, {} rounds, {} failed)\n",
-             o.messages / relay_seconds, o.messages, relay_seconds, relay_stats.rounds, relay_stats.failed);
+  fmt::print(
+      "  relay table -> Kafka acked:    {:>8.0f} messages/s  ({} in {:.2f} s, {} rounds, {} "
+      "failed)\n",
+      o.messages / relay_seconds, o.messages, relay_seconds, relay_stats.rounds,
+      relay_stats.failed);
   CLEARING_ASSERT(bench.count("select sum(head - published) from external_stream_heads") == "0");
 
   std::atomic<std::int64_t> parked{0};
-  auto trivial = bench.consumer(bench.bulk, "bench-trivial", one_row_applier(), counting_parker(parked));
+  auto trivial =
+      bench.consumer(bench.bulk, "bench-trivial", one_row_applier(), counting_parker(parked));
   print_consume("consumer, one-row applier     ", consume_all(*trivial, o.messages));
   trivial->stop();
   CLEARING_ASSERT(bench.count("select count(*) from applied") == std::to_string(o.messages));
@@ -318,7 +333,8 @@ void run_throughput(Bench& bench) {
   relay_all(*relay, o.transfer_messages);
   const adapter::InboundRules rules{dk_rules(), fast_policy()};
   auto inbound = adapter::make_transfer_inbound(*bench.transfers, bench.clock, rules);
-  auto real = bench.consumer(bench.core, "bench-transfers", inbound.applier, inbound.parker, 0, inbound.scope);
+  auto real = bench.consumer(bench.core, "bench-transfers", inbound.applier, inbound.parker, 0,
+                             inbound.scope);
   print_consume("consumer, make_transfer_inbound", consume_all(*real, o.transfer_messages));
   real->stop();
   fmt::print("    ({} TransferInitiated events, {} transfer_work rows, {} parked)\n",
@@ -338,15 +354,16 @@ void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max
   std::unordered_map<std::string, Clock::time_point> applied_at, committed_at;
   std::atomic<std::int64_t> seen{0};
   std::atomic<bool> stopping{false};
-  auto applier = [&](eventstore::Transaction&, const ExternalMessage& m)
-      -> tl::expected<void, external_streams::MessageError> {
+  auto applier =
+      [&](eventstore::Transaction&,
+          const ExternalMessage& m) -> tl::expected<void, external_streams::MessageError> {
     in_batch.push_back(m.event_id);
     applied_at.emplace(m.event_id, Clock::now());
     return {};
   };
   std::atomic<std::int64_t> parked{0};
-  auto consumer = bench.consumer(stream, "bench-live-" + stream.name, applier, counting_parker(parked),
-                                 fetch_wait_max_ms);
+  auto consumer = bench.consumer(stream, "bench-live-" + stream.name, applier,
+                                 counting_parker(parked), fetch_wait_max_ms);
   std::string consumer_error;
   std::thread consumer_thread([&] {
     while (!stopping.load()) {
@@ -398,8 +415,7 @@ void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max
     auto appended = bench.pool->transact([&](eventstore::Transaction& tx) {
       return external_streams::append_external(tx, stream, succeeded_draft(i), source_event());
     });
-    if (!appended || !appended->has_value())
-      throw std::runtime_error("live append failed");
+    if (!appended || !appended->has_value()) throw std::runtime_error("live append failed");
     const auto after = Clock::now();
     written.emplace((*appended)->event_id, std::make_pair(before, after));
     written_in_order.push_back(after);
@@ -439,12 +455,16 @@ void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max
   fmt::print(
       "\nlive latency: one writer, one append_external per transaction, paced at {}/s for {:.1f} s "
       "(achieved {:.0f}/s);\n"
-      "a started Relay (idle_poll 10 ms, linger.ms 2) and a StreamConsumer (poll_timeout 50 ms, batch_max {}, "
+      "a started Relay (idle_poll 10 ms, linger.ms 2) and a StreamConsumer (poll_timeout 50 ms, "
+      "batch_max {}, "
       "fetch.wait.max.ms {}) in a run_once loop;\n"
-      "group joined and first message through after {:.2f} s (not measured). Clock: steady_clock, from after "
+      "group joined and first message through after {:.2f} s (not measured). Clock: steady_clock, "
+      "from after "
       "the writer's commit.\n",
-      o.live_rate_per_second, o.live_seconds, appends / Seconds(write_end - start).count(), o.consumer_batch_max,
-      fetch_wait_max_ms > 0 ? fmt::format("{}", fetch_wait_max_ms) : std::string("500 (librdkafka default)"),
+      o.live_rate_per_second, o.live_seconds, appends / Seconds(write_end - start).count(),
+      o.consumer_batch_max,
+      fetch_wait_max_ms > 0 ? fmt::format("{}", fetch_wait_max_ms)
+                            : std::string("500 (librdkafka default)"),
       warmup_seconds);
   print_distribution("append_external transaction       ", append_ms);
   print_distribution("derivation commit -> Kafka acked (by count)", to_ack_ms);
@@ -452,23 +472,30 @@ void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max
   print_distribution("derivation commit -> consumer commit", to_commit_ms);
   fmt::print("  consumer: {} applied in {} batches ({:.1f} per batch), {} duplicates, {} parked\n",
              consumer_stats.applied, consumer_stats.batches,
-             consumer_stats.batches > 0 ? static_cast<double>(consumer_stats.applied) / consumer_stats.batches : 0,
+             consumer_stats.batches > 0
+                 ? static_cast<double>(consumer_stats.applied) / consumer_stats.batches
+                 : 0,
              consumer_stats.duplicates, parked.load());
   if (missing > 0 || !consumer_error.empty())
-    fmt::print("  {} written messages not committed by the consumer within {} s; first consumer error: {}\n",
-               missing, kLiveDrainTimeout.count(), consumer_error.empty() ? "none" : consumer_error);
+    fmt::print(
+        "  {} written messages not committed by the consumer within {} s; first consumer error: "
+        "{}\n",
+        missing, kLiveDrainTimeout.count(), consumer_error.empty() ? "none" : consumer_error);
 }
 
 void print_environment(const Bench& bench) {
   const auto& o = bench.options;
-  fmt::print("server: {}\nsettings: fsync={} synchronous_commit={}\n", bench.count("select version()"),
-             bench.count("show fsync"), bench.count("show synchronous_commit"));
+  fmt::print("server: {}\nsettings: fsync={} synchronous_commit={}\n",
+             bench.count("select version()"), bench.count("show fsync"),
+             bench.count("show synchronous_commit"));
   fmt::print("machine: {} cores (server, Kafka mock cluster and benchmark share them)\n",
              std::thread::hardware_concurrency());
   fmt::print(
-      "config: messages={} transfer_messages={} partitions={} append_batch={} consumer batch_max={} "
+      "config: messages={} transfer_messages={} partitions={} append_batch={} consumer "
+      "batch_max={} "
       "relay batch_max=2000 (capped at 1000 by the catch-up read)\n"
-      "        Kafka: EmbeddedKafka (librdkafka mock cluster, 1 broker), idempotent producer acks=all, "
+      "        Kafka: EmbeddedKafka (librdkafka mock cluster, 1 broker), idempotent producer "
+      "acks=all, "
       "consumer isolation.level=read_committed{}\n",
       o.messages, o.transfer_messages, o.partitions, o.append_batch, o.consumer_batch_max,
       o.quick ? " (--quick)" : "");
@@ -479,7 +506,8 @@ int run(const Options& options) {
   print_environment(bench);
   run_throughput(bench);
   run_live_latency(bench, bench.live, 0);
-  if (options.fetch_wait_max_ms > 0) run_live_latency(bench, bench.live_short_wait, options.fetch_wait_max_ms);
+  if (options.fetch_wait_max_ms > 0)
+    run_live_latency(bench, bench.live_short_wait, options.fetch_wait_max_ms);
   return 0;
 }
 
@@ -490,29 +518,36 @@ int main(int argc, char** argv) {
   using namespace clearing::bench;
   Options options;
   CLI::App app{
-      "Relay and consumer throughput of the external streams, and the latency from derivation commit to "
+      "Relay and consumer throughput of the external streams, and the latency from derivation "
+      "commit to "
       "the consumer's commit. Prints figures; no thresholds."};
-  app.add_option("--database-url", options.database_url, "libpq URI of the server (a fresh database is made on it)")
+  app.add_option("--database-url", options.database_url,
+                 "libpq URI of the server (a fresh database is made on it)")
       ->envname("CLEARING_TEST_DATABASE_URL")
       ->required();
   app.add_option("--messages", options.messages, "messages for the relay and the one-row consumer")
       ->check(CLI::Range(1, kMessagesMax));
-  app.add_option("--transfer-messages", options.transfer_messages, "TransferRequested messages for the real applier")
+  app.add_option("--transfer-messages", options.transfer_messages,
+                 "TransferRequested messages for the real applier")
       ->check(CLI::Range(1, kMessagesMax));
   app.add_option("--partitions", options.partitions, "partitions of each stream")
       ->check(CLI::Range(1, clearing::external_streams::kPartitionsMax));
-  app.add_option("--append-batch", options.append_batch, "messages per append transaction (throughput part)")
+  app.add_option("--append-batch", options.append_batch,
+                 "messages per append transaction (throughput part)")
       ->check(CLI::Range(1, kAppendBatchMax));
-  app.add_option("--consumer-batch-max", options.consumer_batch_max, "the consumer's messages per transaction")
+  app.add_option("--consumer-batch-max", options.consumer_batch_max,
+                 "the consumer's messages per transaction")
       ->check(CLI::Range(1, 10'000));
-  app.add_option("--live-rate", options.live_rate_per_second, "appends per second in the latency run")
+  app.add_option("--live-rate", options.live_rate_per_second,
+                 "appends per second in the latency run")
       ->check(CLI::Range(1, kLiveRateMax));
   app.add_option("--live-seconds", options.live_seconds, "length of the latency run")
       ->check(CLI::Range(0.1, kLiveSecondsMax));
   app.add_option("--fetch-wait-max-ms", options.fetch_wait_max_ms,
                  "second latency run with the consumer's fetch.wait.max.ms at this (0: skip it)")
       ->check(CLI::Range(0, 10'000));
-  app.add_flag("--quick", options.quick, "smoke run: 2,000 messages, 500 transfer messages, 2 s of latency");
+  app.add_flag("--quick", options.quick,
+               "smoke run: 2,000 messages, 500 transfer messages, 2 s of latency");
   app.add_flag("--keep-database", options.keep_database, "do not drop the scratch database");
   app.add_option("--log-level", options.log_level, "level of the modules' logs (stderr)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));

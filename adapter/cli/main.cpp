@@ -5,12 +5,11 @@
 //            [--clearing-reference R | --reason-code C]
 // main() only parses arguments and wires; the work is in the adapter library.
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-
-#include <CLI/CLI.hpp>
 
 #include "clearing/adapter/service.hpp"
 #include "clearing/adapter/transfer_api.hpp"
@@ -24,7 +23,8 @@ namespace {
 
 using namespace clearing;
 
-tl::expected<config::AdapterConfig, std::string> load(const std::string& path, bool allow_missing_secrets) {
+tl::expected<config::AdapterConfig, std::string> load(const std::string& path,
+                                                      bool allow_missing_secrets) {
   auto loaded = config::load_config(path, config::Environment::process(), {allow_missing_secrets});
   if (!loaded) return tl::unexpected("configuration is not valid:\n" + loaded.error().to_string());
   return std::move(*loaded);
@@ -41,7 +41,8 @@ int run(const std::string& config_path) {
   base::set_log_level(std::string(config::log_level_name(config->log_level)));
   auto log = base::module_logger("main");
   log->info("config {}", config::redacted_summary(*config));
-  for (const auto& warning : config::config_warnings(*config)) log->warn("config {}", warning.to_string());
+  for (const auto& warning : config::config_warnings(*config))
+    log->warn("config {}", warning.to_string());
 
   // SIGTERM/SIGINT are waited for on this thread; every other thread ignores them.
   sigset_t signals;
@@ -57,7 +58,8 @@ int run(const std::string& config_path) {
     if (!started) return fail(started.error());
     embedded = std::move(*started);
     for (const auto& [topic, partitions] : adapter::configured_topics(*config))
-      if (auto created = embedded->create_topic(topic, partitions); !created) return fail(created.error());
+      if (auto created = embedded->create_topic(topic, partitions); !created)
+        return fail(created.error());
     bootstrap = embedded->bootstrap_servers();
     log->info("embedded kafka bootstrap={}", bootstrap);
   }
@@ -77,12 +79,16 @@ int run(const std::string& config_path) {
     }
     created->reset();  // stops what did start
     if (std::chrono::steady_clock::now() >= give_up_at)
-      return fail("start failed (gave up after " + std::to_string(kStartWait.count()) + " s): " + started.error());
+      return fail("start failed (gave up after " + std::to_string(kStartWait.count()) +
+                  " s): " + started.error());
     const auto backoff = std::chrono::milliseconds(std::min(250 << std::min(attempt - 1, 5), 5000));
-    log->warn("start failed attempt={} error=\"{}\" retry_in_ms={}", attempt, started.error(), backoff.count());
-    const timespec wait{static_cast<time_t>(backoff.count() / 1000), static_cast<long>(backoff.count() % 1000) * 1'000'000};
+    log->warn("start failed attempt={} error=\"{}\" retry_in_ms={}", attempt, started.error(),
+              backoff.count());
+    const timespec wait{static_cast<time_t>(backoff.count() / 1000),
+                        static_cast<long>(backoff.count() % 1000) * 1'000'000};
     if (const int sig = sigtimedwait(&signals, nullptr, &wait); sig > 0) {
-      log->info("signal={} before the start succeeded: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      log->info("signal={} before the start succeeded: stopping",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT");
       return 0;
     }
   }
@@ -108,8 +114,9 @@ tl::expected<Store, std::string> open_store(const config::AdapterConfig& config)
   for (const auto* m : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
                         &external_streams::external_streams_migrations()}) {
     auto applied = eventstore::apply_migrations(*s.pool, *m);
-    if (!applied) return tl::unexpected("database " + config::redact_database_url(config.database.url) + ": " +
-                                        applied.error().message);
+    if (!applied)
+      return tl::unexpected("database " + config::redact_database_url(config.database.url) + ": " +
+                            applied.error().message);
   }
   s.store = std::make_unique<eventstore::EventStore>(*s.pool);
   s.transfers = std::make_unique<adapter::TransferService>(*s.store);
@@ -129,8 +136,8 @@ int trace(const std::string& config_path, const std::string& id, bool as_json) {
 }
 
 int resolve(const std::string& config_path, const std::string& id, const std::string& outcome,
-            const std::string& reason, const std::string& operator_name, const std::string& reference,
-            const std::string& reason_code) {
+            const std::string& reason, const std::string& operator_name,
+            const std::string& reference, const std::string& reason_code) {
   auto config = load(config_path, true);
   if (!config) return fail(config.error());
   base::set_log_level("warn");
@@ -149,7 +156,8 @@ int resolve(const std::string& config_path, const std::string& id, const std::st
   if (events->empty()) return fail("no transfer " + id);
   nlohmann::json corrects = nlohmann::json::array();
   for (const auto& e : *events)
-    if (e.type != "TransferInitiated" && e.type != "RetryScheduled") corrects.push_back(e.event_id.value());
+    if (e.type != "TransferInitiated" && e.type != "RetryScheduled")
+      corrects.push_back(e.event_id.value());
   sagas::ResolveManually command;
   command.transfer_id = id;
   command.outcome = *parsed_outcome;
@@ -158,15 +166,19 @@ int resolve(const std::string& config_path, const std::string& id, const std::st
   command.clearing_reference = reference;
   command.reason_code = reason_code;
   command.now = base::SystemClock{}.now();
-  eventstore::CommandContext context{events->front().metadata.correlation_id, events->back().event_id.value(),
-                                     nullptr, "", {{"corrects", corrects}, {"operator", operator_name}}};
+  eventstore::CommandContext context{events->front().metadata.correlation_id,
+                                     events->back().event_id.value(),
+                                     nullptr,
+                                     "",
+                                     {{"corrects", corrects}, {"operator", operator_name}}};
   auto result = store->transfers->execute(command, context);
   if (!result) {
     if (auto* refusal = std::get_if<sagas::TransferRefusal>(&result.error()))
       return fail("refused: " + refusal->message);
     return fail(std::get<eventstore::StoreError>(result.error()).message);
   }
-  std::cout << "transfer " << id << " resolved as " << outcome << "; the outcome flows to the core like any other\n";
+  std::cout << "transfer " << id << " resolved as " << outcome
+            << "; the outcome flows to the core like any other\n";
   return 0;
 }
 
@@ -174,32 +186,42 @@ int resolve(const std::string& config_path, const std::string& id, const std::st
 
 int main(int argc, char** argv) {
   clearing::base::init_logging();
-  CLI::App app{"clearing-adapter: the bank's adapter between its banking core and the national clearing"};
+  CLI::App app{
+      "clearing-adapter: the bank's adapter between its banking core and the national clearing"};
   app.require_subcommand(1);
   std::string config_path, id, outcome, reason, operator_name, reference, reason_code;
   bool as_json = false;
 
   auto* run_cmd = app.add_subcommand("run", "run the adapter for one country");
-  run_cmd->add_option("--config", config_path, "config file, e.g. config/dk.json")->required()->check(CLI::ExistingFile);
+  run_cmd->add_option("--config", config_path, "config file, e.g. config/dk.json")
+      ->required()
+      ->check(CLI::ExistingFile);
 
   auto* trace_cmd = app.add_subcommand("trace", "tell the story of one transfer, end to end");
   trace_cmd->add_option("transfer-id", id, "the transfer id")->required();
-  trace_cmd->add_option("--config", config_path, "config file")->required()->check(CLI::ExistingFile);
+  trace_cmd->add_option("--config", config_path, "config file")
+      ->required()
+      ->check(CLI::ExistingFile);
   trace_cmd->add_flag("--json", as_json, "print JSON for tools");
 
-  auto* resolve_cmd = app.add_subcommand("resolve", "correct a transfer under investigation (people only)");
+  auto* resolve_cmd =
+      app.add_subcommand("resolve", "correct a transfer under investigation (people only)");
   resolve_cmd->add_option("transfer-id", id, "the transfer id")->required();
-  resolve_cmd->add_option("--config", config_path, "config file")->required()->check(CLI::ExistingFile);
+  resolve_cmd->add_option("--config", config_path, "config file")
+      ->required()
+      ->check(CLI::ExistingFile);
   resolve_cmd->add_option("--outcome", outcome, "succeeded|rejected")->required();
   resolve_cmd->add_option("--reason", reason, "why, in words")->required();
   resolve_cmd->add_option("--operator", operator_name, "who decided")->required();
   auto* ref_opt = resolve_cmd->add_option("--clearing-reference", reference, "for succeeded");
-  auto* code_opt = resolve_cmd->add_option("--reason-code", reason_code, "for rejected (ISO 20022)");
+  auto* code_opt =
+      resolve_cmd->add_option("--reason-code", reason_code, "for rejected (ISO 20022)");
   ref_opt->excludes(code_opt);
 
   CLI11_PARSE(app, argc, argv);
   if (*run_cmd) return run(config_path);
   if (*trace_cmd) return trace(config_path, id, as_json);
-  if (*resolve_cmd) return resolve(config_path, id, outcome, reason, operator_name, reference, reason_code);
+  if (*resolve_cmd)
+    return resolve(config_path, id, outcome, reason, operator_name, reference, reason_code);
   return 2;
 }

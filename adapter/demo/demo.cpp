@@ -4,13 +4,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <map>
-#include <thread>
-
-#include <CLI/CLI.hpp>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "clearing/adapter/service.hpp"
 #include "clearing/adapter/transfer_api.hpp"
@@ -60,8 +59,8 @@ clearing_mock::FaultSettings realistic_faults() {
   f.delay_ms_max = 60;
   f.latency_ms = 5;
   for (double* p : {&f.timeout_before_execute, &f.timeout_after_execute, &f.close_after_execute,
-                    &f.reset_before_execute, &f.http_500, &f.http_502, &f.http_504, &f.error_body_200,
-                    &f.malformed_json, &f.maintenance_503})
+                    &f.reset_before_execute, &f.http_500, &f.http_502, &f.http_504,
+                    &f.error_body_200, &f.malformed_json, &f.maintenance_503})
     *p = 0.012;
   f.hold_ms = 1500;  // past the client's 1 s deadline
   f.retry_after_s = 1;
@@ -74,13 +73,17 @@ void draw_progress(const core_sim::Progress& p, double elapsed_s, bool tty) {
   const int width = 30;
   const int filled = static_cast<int>(width * std::min<std::int64_t>(done, total) / total);
   char line[256];
-  std::snprintf(line, sizeof line, "[%s%s] %lld/%lld  succeeded %lld  rejected %lld  open %lld  %.1f s",
+  std::snprintf(line, sizeof line,
+                "[%s%s] %lld/%lld  succeeded %lld  rejected %lld  open %lld  %.1f s",
                 std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                std::string(static_cast<std::size_t>(width - filled), '.').c_str(), static_cast<long long>(done),
-                static_cast<long long>(p.total_planned), static_cast<long long>(p.succeeded),
-                static_cast<long long>(p.rejected + p.refused), static_cast<long long>(p.open), elapsed_s);
-  if (tty) std::fprintf(stderr, "\r%s", line);
-  else std::fprintf(stderr, "%s\n", line);
+                std::string(static_cast<std::size_t>(width - filled), '.').c_str(),
+                static_cast<long long>(done), static_cast<long long>(p.total_planned),
+                static_cast<long long>(p.succeeded), static_cast<long long>(p.rejected + p.refused),
+                static_cast<long long>(p.open), elapsed_s);
+  if (tty)
+    std::fprintf(stderr, "\r%s", line);
+  else
+    std::fprintf(stderr, "%s\n", line);
   std::fflush(stderr);
 }
 
@@ -89,23 +92,28 @@ void draw_progress(const core_sim::Progress& p, double elapsed_s, bool tty) {
 void add_demo_options(CLI::App& app, DemoOptions& o) {
   app.add_option("--config", o.config_path, "the country's config file")->check(CLI::ExistingFile);
   app.add_option("--file", o.file, "TransferRequested data, one JSON object per line");
-  app.add_option("--transfers", o.transfers, "generate this many transfers instead of reading --file")
+  app.add_option("--transfers", o.transfers,
+                 "generate this many transfers instead of reading --file")
       ->check(CLI::Range(1, 1'000'000));
   app.add_option("--seed", o.seed, "seed of the generator and of the clearing mock's faults");
-  app.add_option("--database-url", o.database_url,
-                 "PostgreSQL server to create the demo's databases on (default: $CLEARING_TEST_DATABASE_URL, "
-                 "as scripts/demo sets it)");
-  app.add_option("--rate", o.rate_per_s, "transfers per second the core requests (0: as fast as it can)");
-  app.add_option("--timeout", o.timeout_s, "give up after this many seconds")->check(CLI::Range(10, 36'000));
+  app.add_option(
+      "--database-url", o.database_url,
+      "PostgreSQL server to create the demo's databases on (default: $CLEARING_TEST_DATABASE_URL, "
+      "as scripts/demo sets it)");
+  app.add_option("--rate", o.rate_per_s,
+                 "transfers per second the core requests (0: as fast as it can)");
+  app.add_option("--timeout", o.timeout_s, "give up after this many seconds")
+      ->check(CLI::Range(10, 36'000));
   app.add_flag("--quiet", o.quiet, "no progress bar");
 }
 
 int run_demo(const DemoOptions& options) {
   const auto server = server_url(options);
   if (server.empty()) {
-    std::fprintf(stderr,
-                 "clearing-demo: no PostgreSQL server: run it through scripts/demo (it starts a throwaway "
-                 "one) or pass --database-url\n");
+    std::fprintf(
+        stderr,
+        "clearing-demo: no PostgreSQL server: run it through scripts/demo (it starts a throwaway "
+        "one) or pass --database-url\n");
     return 2;
   }
   // The demo's own report is the output; the components' warnings (every injected
@@ -131,11 +139,14 @@ int run_demo(const DemoOptions& options) {
   auto cfg = *loaded;
   const auto cc = std::string(config::country_code_lower(cfg.country.code));
 
-  std::fprintf(stderr, "demo: Kafka (librdkafka mock cluster), clearing mock with faults, core simulator, adapter %s\n",
+  std::fprintf(stderr,
+               "demo: Kafka (librdkafka mock cluster), clearing mock with faults, core simulator, "
+               "adapter %s\n",
                config::country_code_upper(cfg.country.code).data());
   auto kafka = external_streams::EmbeddedKafka::start(1);
   if (!kafka) return std::fprintf(stderr, "demo: %s\n", kafka.error().c_str()), 2;
-  for (const auto& [topic, partitions] : adapter::configured_topics(cfg)) (void)(*kafka)->create_topic(topic, partitions);
+  for (const auto& [topic, partitions] : adapter::configured_topics(cfg))
+    (void)(*kafka)->create_topic(topic, partitions);
 
   clearing_mock::MockOptions mock_options;
   mock_options.seed = options.seed;
@@ -218,7 +229,8 @@ int run_demo(const DemoOptions& options) {
   (*sim)->stop();
   (*service)->stop();
 
-  Books books{with_database(server, adapter_db), with_database(server, core_db), ledger, mock_stats};
+  Books books{with_database(server, adapter_db), with_database(server, core_db), ledger,
+              mock_stats};
   const auto checks = reconcile(books);
 
   std::cout << "\n== Core simulator ==\n" << core_sim::to_text(report);
@@ -226,8 +238,9 @@ int run_demo(const DemoOptions& options) {
             << render(checks);
   std::cout << "\n== Figures ==\n";
   std::printf("  transfers/s (requested -> resolved): %.1f\n", report.resolved_per_s);
-  std::printf("  latency TransferRequested -> outcome applied: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n",
-              report.latency.p50_ms, report.latency.p95_ms, report.latency.p99_ms);
+  std::printf(
+      "  latency TransferRequested -> outcome applied: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n",
+      report.latency.p50_ms, report.latency.p95_ms, report.latency.p99_ms);
   std::int64_t calls = 0;
   for (const auto& [endpoint, n] : mock_stats.requests)
     if (endpoint == "submit" || endpoint == "inquire") calls += n;
@@ -246,7 +259,8 @@ int run_demo(const DemoOptions& options) {
     eventstore::EventStore store(pool);
     adapter::TransferService transfers(store);
     auto story = adapter::build_trace(pool, transfers, checks.most_troubled_transfer);
-    if (story) std::cout << "\n== The transfer with the most trouble ==\n" << adapter::render_trace(*story);
+    if (story)
+      std::cout << "\n== The transfer with the most trouble ==\n" << adapter::render_trace(*story);
   }
   const bool ok = done && checks.all_hold();
   std::cout << "\n" << (ok ? "All invariants hold." : "INVARIANT VIOLATED (see above).") << "\n";

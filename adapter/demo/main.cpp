@@ -7,8 +7,10 @@
 #include "demo.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"clearing-demo: one country's adapter, the clearing mock with faults, the core simulator and Kafka "
-               "(embedded), all in this process; exits non-zero if an invariant failed"};
+  CLI::App app{
+      "clearing-demo: one country's adapter, the clearing mock with faults, the core simulator and "
+      "Kafka "
+      "(embedded), all in this process; exits non-zero if an invariant failed"};
   clearing::demo::DemoOptions options;
   clearing::demo::add_demo_options(app, options);
   CLI11_PARSE(app, argc, argv);

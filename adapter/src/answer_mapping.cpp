@@ -7,16 +7,26 @@ using sagas::ClearingAnswerClass;
 
 ClearingAnswerClass to_saga_class(AnswerClass answer_class) noexcept {
   switch (answer_class) {
-    case AnswerClass::settled: return ClearingAnswerClass::settled;
-    case AnswerClass::pending: return ClearingAnswerClass::pending;
-    case AnswerClass::rejected: return ClearingAnswerClass::rejected;
-    case AnswerClass::unknown: return ClearingAnswerClass::unknown;
-    case AnswerClass::in_progress: return ClearingAnswerClass::in_progress;
-    case AnswerClass::key_reused: return ClearingAnswerClass::key_reused;
-    case AnswerClass::maintenance: return ClearingAnswerClass::maintenance;
-    case AnswerClass::malformed_request: return ClearingAnswerClass::malformed_request;
-    case AnswerClass::not_found: return ClearingAnswerClass::not_found;
-    case AnswerClass::unauthorized: return ClearingAnswerClass::unauthorized;
+    case AnswerClass::settled:
+      return ClearingAnswerClass::settled;
+    case AnswerClass::pending:
+      return ClearingAnswerClass::pending;
+    case AnswerClass::rejected:
+      return ClearingAnswerClass::rejected;
+    case AnswerClass::unknown:
+      return ClearingAnswerClass::unknown;
+    case AnswerClass::in_progress:
+      return ClearingAnswerClass::in_progress;
+    case AnswerClass::key_reused:
+      return ClearingAnswerClass::key_reused;
+    case AnswerClass::maintenance:
+      return ClearingAnswerClass::maintenance;
+    case AnswerClass::malformed_request:
+      return ClearingAnswerClass::malformed_request;
+    case AnswerClass::not_found:
+      return ClearingAnswerClass::not_found;
+    case AnswerClass::unauthorized:
+      return ClearingAnswerClass::unauthorized;
   }
   // An answer class added to the client but not here is an unknown outcome: the safe
   // reading (retry with the same key), never a rejection.

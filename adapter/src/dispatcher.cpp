@@ -1,12 +1,9 @@
 #include "clearing/adapter/dispatcher.hpp"
 
-#include "clearing/external_streams/ownership.hpp"
-
 #include <deque>
 #include <future>
-#include <random>
-
 #include <pqxx/pqxx>
+#include <random>
 
 #include "clearing/adapter/answer_mapping.hpp"
 #include "clearing/adapter/parking.hpp"
@@ -15,6 +12,7 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/eventstore/prepared.hpp"
+#include "clearing/external_streams/ownership.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -118,8 +116,12 @@ struct Dispatcher::Impl {
   mutable std::mutex stats_mutex;
   DispatcherStats stats;
 
-  Impl(TransferService& t, clearing_client::ClearingClient& c, const base::Clock& k, DispatcherOptions o)
-      : transfers(t), client(c), clock(k), options(std::move(o)),
+  Impl(TransferService& t, clearing_client::ClearingClient& c, const base::Clock& k,
+       DispatcherOptions o)
+      : transfers(t),
+        client(c),
+        clock(k),
+        options(std::move(o)),
         rng(options.jitter_seed ? options.jitter_seed : std::random_device{}()) {
     CLEARING_ASSERT(options.in_flight_max > 0 && options.claim_batch_max > 0);
     CLEARING_ASSERT(!options.owner.empty());
@@ -129,9 +131,10 @@ struct Dispatcher::Impl {
 
   // lease_by_session: this dispatcher's liveness session (its member lock only).
   std::unique_ptr<external_streams::PartitionOwnership> liveness =
-      options.lease_by_session ? std::make_unique<external_streams::PartitionOwnership>(
-                                     transfers.store().pool().options(), liveness_options(options), log)
-                               : nullptr;
+      options.lease_by_session
+          ? std::make_unique<external_streams::PartitionOwnership>(
+                transfers.store().pool().options(), liveness_options(options), log)
+          : nullptr;
 
   static external_streams::OwnershipOptions liveness_options(const DispatcherOptions& options) {
     external_streams::OwnershipOptions o;
@@ -149,52 +152,56 @@ struct Dispatcher::Impl {
     // it claims nothing until the session is back.
     if (liveness) {
       if (auto alive = liveness->refresh_if_due(); !alive)
-        return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::connection_failed, "liveness session lost"});
+        return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::connection_failed,
+                                                     "liveness session lost"});
     }
     // One statement, so no transaction block around it (ConnectionPool::autocommit): the
     // claim commits by itself. Should the stream load below fail (only for work rows
     // written before submit_request existed), those leases lapse after lease_ms and
     // the calls are claimed again, as after a crash.
-    return transfers.store().pool().autocommit([&](Transaction& tx) -> StoreResult<std::vector<WorkItem>> {
-      std::vector<WorkItem> items;
-      // A claim writes only leases, so its commit need not wait for the WAL flush. Only a
-      // crash of the database server itself can lose such a commit (the adapter's
-      // process dying cannot); the lease is then gone, and at worst the same call is
-      // made twice under its one idempotency key, which the clearing executes once.
-      // Every commit that records an answer is synchronous and flushes the claim's too.
-      const auto rows = eventstore::exec_prepared_here(
-          tx, kClaim, to_ms(clock.now()), limit, options.owner, static_cast<std::int64_t>(options.lease.count()),
-          liveness ? std::optional<std::int32_t>(kDispatcherLivenessLockClass) : std::nullopt);
-      for (const auto& row : rows) {
-        WorkItem item;
-        item.transfer_id = row[0].as<std::string>();
-        auto action = sagas::parse_action(row[1].as<std::string>());
-        CLEARING_ASSERT(action.has_value());
-        item.action = *action;
-        item.attempt = row[2].as<std::int32_t>();
-        item.correlation_id = row[3].as<std::string>();
-        item.caused_by = row[4].as<std::string>();
-        if (item.action == sagas::ClearingAction::submit) {
-          item.request = parse_submit_request(row[5], item.transfer_id);
-          if (!item.request) {
-            auto loaded = transfers.load(tx, item.transfer_id);
-            if (!loaded) return tl::unexpected(loaded.error());
-            item.request = to_submit_request(loaded->state.request);
+    return transfers.store().pool().autocommit(
+        [&](Transaction& tx) -> StoreResult<std::vector<WorkItem>> {
+          std::vector<WorkItem> items;
+          // A claim writes only leases, so its commit need not wait for the WAL flush. Only a
+          // crash of the database server itself can lose such a commit (the adapter's
+          // process dying cannot); the lease is then gone, and at worst the same call is
+          // made twice under its one idempotency key, which the clearing executes once.
+          // Every commit that records an answer is synchronous and flushes the claim's too.
+          const auto rows = eventstore::exec_prepared_here(
+              tx, kClaim, to_ms(clock.now()), limit, options.owner,
+              static_cast<std::int64_t>(options.lease.count()),
+              liveness ? std::optional<std::int32_t>(kDispatcherLivenessLockClass) : std::nullopt);
+          for (const auto& row : rows) {
+            WorkItem item;
+            item.transfer_id = row[0].as<std::string>();
+            auto action = sagas::parse_action(row[1].as<std::string>());
+            CLEARING_ASSERT(action.has_value());
+            item.action = *action;
+            item.attempt = row[2].as<std::int32_t>();
+            item.correlation_id = row[3].as<std::string>();
+            item.caused_by = row[4].as<std::string>();
+            if (item.action == sagas::ClearingAction::submit) {
+              item.request = parse_submit_request(row[5], item.transfer_id);
+              if (!item.request) {
+                auto loaded = transfers.load(tx, item.transfer_id);
+                if (!loaded) return tl::unexpected(loaded.error());
+                item.request = to_submit_request(loaded->state.request);
+              }
+            }
+            items.push_back(std::move(item));
           }
-        }
-        items.push_back(std::move(item));
-      }
-      return items;
-    });
+          return items;
+        });
   }
 
   void launch(WorkItem item) {
-    log->debug("call action={} transfer_id={} attempt={} correlation_id={}", sagas::action_name(item.action),
-               item.transfer_id, item.attempt, item.correlation_id);
-    auto answer = item.action == sagas::ClearingAction::submit
-                      ? client.submit(*item.request)
-                      : client.inquire(item.transfer_id);
-    in_flight.push_back(InFlight{std::move(item), std::move(answer), std::chrono::steady_clock::now()});
+    log->debug("call action={} transfer_id={} attempt={} correlation_id={}",
+               sagas::action_name(item.action), item.transfer_id, item.attempt,
+               item.correlation_id);
+    auto answer = item.action == sagas::ClearingAction::submit ? client.submit(*item.request)
+                                                               : client.inquire(item.transfer_id);
+    in_flight.push_back(
+        InFlight{std::move(item), std::move(answer), std::chrono::steady_clock::now()});
     std::lock_guard lock(stats_mutex);
     ++stats.calls_started;
   }
@@ -220,7 +227,8 @@ struct Dispatcher::Impl {
     std::vector<Ready> ready;
     const auto now = std::chrono::steady_clock::now();
     for (auto it = in_flight.begin(); it != in_flight.end();) {
-      const auto wait = wait_all ? std::chrono::milliseconds(options.lease) : std::chrono::milliseconds(0);
+      const auto wait =
+          wait_all ? std::chrono::milliseconds(options.lease) : std::chrono::milliseconds(0);
       const bool answered = it->answer.wait_for(wait) == std::future_status::ready;
       if (answered && ready.size() >= ready_max) {
         ++it;
@@ -228,8 +236,10 @@ struct Dispatcher::Impl {
         ready.push_back(Ready{std::move(it->item), it->answer.get()});
         it = in_flight.erase(it);
       } else if (wait_all || now - it->started > options.lease) {
-        log->error("clearing call abandoned: no answer within the lease transfer_id={} attempt={} correlation_id={}",
-                   it->item.transfer_id, it->item.attempt, it->item.correlation_id);
+        log->error(
+            "clearing call abandoned: no answer within the lease transfer_id={} attempt={} "
+            "correlation_id={}",
+            it->item.transfer_id, it->item.attempt, it->item.correlation_id);
         {
           std::lock_guard lock(stats_mutex);
           ++stats.calls_abandoned;
@@ -251,11 +261,14 @@ struct Dispatcher::Impl {
     base::Timestamp now;
   };
   AnswerCommand answer_command(const Ready& r) {
-    const auto jitter = std::uniform_int_distribution<std::int32_t>(0, sagas::kJitterPermilleMax)(rng);
+    const auto jitter =
+        std::uniform_int_distribution<std::int32_t>(0, sagas::kJitterPermilleMax)(rng);
     const auto now = clock.now();
-    return {to_command(r.answer, r.item.transfer_id, r.item.attempt, r.item.action, now, jitter, options.policy),
+    return {to_command(r.answer, r.item.transfer_id, r.item.attempt, r.item.action, now, jitter,
+                       options.policy),
             eventstore::CommandContext{r.item.correlation_id, r.item.caused_by, nullptr,
-                                       "answer|" + r.item.transfer_id + "|" + std::to_string(r.item.attempt) + "|" +
+                                       "answer|" + r.item.transfer_id + "|" +
+                                           std::to_string(r.item.attempt) + "|" +
                                            std::string(sagas::action_name(r.item.action))},
             now};
   }
@@ -265,13 +278,17 @@ struct Dispatcher::Impl {
   // transfer) is not a database failure: it is parked with its reason, and the call is
   // postponed by refused_retry_delay, so that a row the saga keeps refusing is not
   // claimed and called again at once, for ever.
-  StoreResult<Recorded> settle(Transaction& tx, const Ready& r, base::Timestamp now, const TransferResult& result) {
+  StoreResult<Recorded> settle(Transaction& tx, const Ready& r, base::Timestamp now,
+                               const TransferResult& result) {
     if (!result) {
-      if (auto* error = std::get_if<eventstore::StoreError>(&result.error())) return tl::unexpected(*error);
+      if (auto* error = std::get_if<eventstore::StoreError>(&result.error()))
+        return tl::unexpected(*error);
       const auto& refusal = std::get<sagas::TransferRefusal>(result.error());
-      const auto due_at_ms = to_ms(now) + static_cast<std::int64_t>(options.refused_retry_delay.count());
+      const auto due_at_ms =
+          to_ms(now) + static_cast<std::int64_t>(options.refused_retry_delay.count());
       log->error(
-          "answer refused, parked, call postponed transfer_id={} attempt={} correlation_id={} code={} "
+          "answer refused, parked, call postponed transfer_id={} attempt={} correlation_id={} "
+          "code={} "
           "message={} due_at_ms={}",
           r.item.transfer_id, r.item.attempt, r.item.correlation_id,
           sagas::refusal_code_name(refusal.code), refusal.message, due_at_ms);
@@ -281,9 +298,10 @@ struct Dispatcher::Impl {
     }
     const bool stale = result->events.empty();
     if (stale) tx.exec_prepared(kReleaseName, r.item.transfer_id, options.owner, r.item.attempt);
-    log->debug("answer transfer_id={} attempt={} class={} latency_ms={} correlation_id={} events={}",
-               r.item.transfer_id, r.item.attempt, clearing_client::to_string(r.answer.answer_class),
-               r.answer.latency_ms, r.item.correlation_id, result->events.size());
+    log->debug(
+        "answer transfer_id={} attempt={} class={} latency_ms={} correlation_id={} events={}",
+        r.item.transfer_id, r.item.attempt, clearing_client::to_string(r.answer.answer_class),
+        r.answer.latency_ms, r.item.correlation_id, result->events.size());
     return stale ? Recorded::stale : Recorded::with_events;
   }
 
@@ -309,16 +327,17 @@ struct Dispatcher::Impl {
         {"reason_code", r.answer.reason_code},
         {"latency_ms", r.answer.latency_ms},
     };
-    return ParkedMessage{kParkedSource, std::string(sagas::refusal_code_name(refusal.code)),
-                         refusal.message, raw.dump(), std::nullopt, std::nullopt, std::nullopt,
-                         r.item.correlation_id};
+    return ParkedMessage{kParkedSource,   std::string(sagas::refusal_code_name(refusal.code)),
+                         refusal.message, raw.dump(),
+                         std::nullopt,    std::nullopt,
+                         std::nullopt,    r.item.correlation_id};
   }
 
   // `outcome` is empty when recording failed.
   void count(const Ready& r, std::optional<Recorded> outcome) {
     if (options.on_answer)
-      options.on_answer(sagas::action_name(r.item.action), clearing_client::to_string(r.answer.answer_class),
-                        r.answer.latency_ms);
+      options.on_answer(sagas::action_name(r.item.action),
+                        clearing_client::to_string(r.answer.answer_class), r.answer.latency_ms);
     std::lock_guard lock(stats_mutex);
     if (!outcome) {
       ++stats.record_failures;
@@ -451,8 +470,9 @@ struct Dispatcher::Impl {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (!in_flight.empty())
-      log->warn("stopping with calls in flight count={}: their leases expire and they are made again",
-                in_flight.size());
+      log->warn(
+          "stopping with calls in flight count={}: their leases expire and they are made again",
+          in_flight.size());
     in_flight.clear();
     update_gauge();
     set_running(false);

@@ -26,7 +26,8 @@ sagas::Party party_of(const external_streams::payments::Party& p) {
   return sagas::Party{p.name, sagas::Account{*scheme, p.account.id}};
 }
 
-std::string readable_transfer_id(const std::optional<ExternalMessage>& parsed, const std::string& raw) {
+std::string readable_transfer_id(const std::optional<ExternalMessage>& parsed,
+                                 const std::string& raw) {
   const Json* data = nullptr;
   Json whole;
   if (parsed) {
@@ -37,16 +38,16 @@ std::string readable_transfer_id(const std::optional<ExternalMessage>& parsed, c
   }
   if (data == nullptr) return "";
   const auto* id = member(*data, "transfer_id");
-  if (id == nullptr || !id->is_string() || !external_streams::payments::is_transfer_id(id->get_ref<const std::string&>()))
+  if (id == nullptr || !id->is_string() ||
+      !external_streams::payments::is_transfer_id(id->get_ref<const std::string&>()))
     return "";
   return id->get<std::string>();
 }
 
 }  // namespace
 
-tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(const ExternalMessage& m,
-                                                                           const InboundRules& rules,
-                                                                           base::Timestamp now) {
+tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(
+    const ExternalMessage& m, const InboundRules& rules, base::Timestamp now) {
   auto wire = external_streams::payments::decode_transfer_requested(m.data);
   if (!wire) return tl::unexpected(wire.error());
   const auto currency = sagas::Currency::parse(wire->amount.currency);
@@ -84,16 +85,19 @@ class InboundBatch {
 
   tl::expected<void, MessageError> queue(const ExternalMessage& m) {
     if (m.type != "TransferRequested")
-      return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
+      return tl::unexpected(
+          MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
     auto command = parse_transfer_requested(m, rules_, clock_.now());
     if (!command) return tl::unexpected(command.error());
     // The event ids derive from the message's place in the stream, not from its event_id
     // alone: a second, different request that reuses an event_id is another message and
     // must get its own events (DUPL), while a redelivery of the same seq writes the same ids.
-    eventstore::CommandContext context{m.correlation_id, m.event_id,
-                                       {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
-                                       m.event_id + "|" + m.stream + "|" + std::to_string(m.partition) + "|" +
-                                           std::to_string(m.seq)};
+    eventstore::CommandContext context{
+        m.correlation_id,
+        m.event_id,
+        {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
+        m.event_id + "|" + m.stream + "|" + std::to_string(m.partition) + "|" +
+            std::to_string(m.seq)};
     queued_.push_back({std::move(*command), std::move(context), nullptr});
     return {};
   }
@@ -104,7 +108,8 @@ class InboundBatch {
   // error throws, which rolls the consumer's batch back to be tried again.
   void flush(eventstore::Transaction& tx) {
     if (queued_.empty()) return;
-    static const TransferLoaded kNewTransfer{sagas::TransferDecider::initial_state(), eventstore::StreamVersion{0}};
+    static const TransferLoaded kNewTransfer{sagas::TransferDecider::initial_state(),
+                                             eventstore::StreamVersion{0}};
     for (auto& q : queued_) q.assumed = &kNewTransfer;
     auto results = transfers_.execute_batch(tx, queued_);
     for (std::size_t i = 0; i < results.size(); ++i) {
@@ -115,14 +120,18 @@ class InboundBatch {
       // than its stream: kept with its reason like any unusable input.
       const auto& refusal = std::get<sagas::TransferRefusal>(results[i].error());
       const auto& context = queued_[i].context;
-      park(tx, ParkedMessage{"kafka", external_streams::to_string(MessageErrc::invalid_data), refusal.message,
-                             nlohmann::json{{"event_id", context.causation_id}, {"source", context.source},
+      park(tx, ParkedMessage{"kafka", external_streams::to_string(MessageErrc::invalid_data),
+                             refusal.message,
+                             nlohmann::json{{"event_id", context.causation_id},
+                                            {"source", context.source},
                                             {"transfer_id", transfer_id_of(queued_[i].command)}}
                                  .dump(),
-                             context.source["stream"].get<std::string>(), context.source["partition"].get<std::int32_t>(),
-                             std::nullopt, context.correlation_id});
-      base::module_logger("inbound")->warn("initiation refused, parked transfer_id={} reason={} correlation_id={}",
-                                           transfer_id_of(queued_[i].command), refusal.message, context.correlation_id);
+                             context.source["stream"].get<std::string>(),
+                             context.source["partition"].get<std::int32_t>(), std::nullopt,
+                             context.correlation_id});
+      base::module_logger("inbound")->warn(
+          "initiation refused, parked transfer_id={} reason={} correlation_id={}",
+          transfer_id_of(queued_[i].command), refusal.message, context.correlation_id);
     }
     queued_.clear();
   }
@@ -136,17 +145,21 @@ class InboundBatch {
 
 // Parks unusable input; a readable transfer id the saga does not know yet is rejected
 // (FF01) through the saga. The batch's queued initiations run first: they came earlier.
-void park_and_reject(InboundBatch& batch, eventstore::Transaction& tx, const external_streams::RawMessage& raw,
-                     const MessageError& error, const std::optional<ExternalMessage>& parsed) {
+void park_and_reject(InboundBatch& batch, eventstore::Transaction& tx,
+                     const external_streams::RawMessage& raw, const MessageError& error,
+                     const std::optional<ExternalMessage>& parsed) {
   batch.flush(tx);
   const auto transfer_id = readable_transfer_id(parsed, raw.value);
   const auto correlation = parsed ? parsed->correlation_id : std::string{};
-  park(tx, ParkedMessage{"kafka", external_streams::to_string(error.code), error.message, raw.value, raw.topic,
-                         raw.partition, raw.offset >= 0 ? std::optional<std::int64_t>(raw.offset) : std::nullopt,
-                         correlation.empty() ? std::nullopt : std::optional<std::string>(correlation)});
+  park(tx,
+       ParkedMessage{"kafka", external_streams::to_string(error.code), error.message, raw.value,
+                     raw.topic, raw.partition,
+                     raw.offset >= 0 ? std::optional<std::int64_t>(raw.offset) : std::nullopt,
+                     correlation.empty() ? std::nullopt : std::optional<std::string>(correlation)});
   base::module_logger("inbound")->warn(
-      "parked message topic={} partition={} offset={} reason={} transfer_id={} correlation_id={}", raw.topic,
-      raw.partition, raw.offset, external_streams::to_string(error.code), transfer_id, correlation);
+      "parked message topic={} partition={} offset={} reason={} transfer_id={} correlation_id={}",
+      raw.topic, raw.partition, raw.offset, external_streams::to_string(error.code), transfer_id,
+      correlation);
   if (transfer_id.empty()) return;
   // A message that is not in this stream (another stream named, or a seq the producer
   // never issued) is not a request of the core's: parked only, nothing decided on it.
@@ -164,21 +177,29 @@ void park_and_reject(InboundBatch& batch, eventstore::Transaction& tx, const ext
   reject_me.policy = batch.rules().policy;
   reject_me.format_problem = error.message;
   const auto cause = parsed ? parsed->event_id : transfer_id;
-  auto result = batch.transfers().execute(tx, reject_me, {reject_me.correlation_id, cause,
-                                                  {{"stream", raw.topic}, {"partition", raw.partition}},
-                                                  "parked|" + raw.topic + "|" + std::to_string(raw.offset)});
+  auto result =
+      batch.transfers().execute(tx, reject_me,
+                                {reject_me.correlation_id,
+                                 cause,
+                                 {{"stream", raw.topic}, {"partition", raw.partition}},
+                                 "parked|" + raw.topic + "|" + std::to_string(raw.offset)});
   if (!result && std::holds_alternative<eventstore::StoreError>(result.error()))
     throw eventstore::StoreFailure(std::get<eventstore::StoreError>(result.error()));
 }
 
 }  // namespace
 
-TransferInbound make_transfer_inbound(TransferService& transfers, const base::Clock& clock, InboundRules rules) {
+TransferInbound make_transfer_inbound(TransferService& transfers, const base::Clock& clock,
+                                      InboundRules rules) {
   auto batch = std::make_shared<InboundBatch>(transfers, clock, std::move(rules));
   TransferInbound out;
-  out.applier = [batch](eventstore::Transaction&, const ExternalMessage& m) { return batch->queue(m); };
-  out.parker = [batch](eventstore::Transaction& tx, const external_streams::RawMessage& raw, const MessageError& error,
-                       const std::optional<ExternalMessage>& parsed) { park_and_reject(*batch, tx, raw, error, parsed); };
+  out.applier = [batch](eventstore::Transaction&, const ExternalMessage& m) {
+    return batch->queue(m);
+  };
+  out.parker = [batch](eventstore::Transaction& tx, const external_streams::RawMessage& raw,
+                       const MessageError& error, const std::optional<ExternalMessage>& parsed) {
+    park_and_reject(*batch, tx, raw, error, parsed);
+  };
   out.scope.begin = [batch](eventstore::Transaction&) { batch->clear(); };
   out.scope.end = [batch](eventstore::Transaction& tx) -> tl::expected<void, std::string> {
     batch->flush(tx);

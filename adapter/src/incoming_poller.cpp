@@ -2,7 +2,6 @@
 
 #include <condition_variable>
 #include <mutex>
-
 #include <pqxx/pqxx>
 
 #include "clearing/adapter/parking.hpp"
@@ -19,7 +18,8 @@ namespace {
 
 using eventstore::StoreResult;
 using eventstore::Transaction;
-using IncomingAggregate = eventstore::Aggregate<sagas::IncomingPaymentDecider, sagas::IncomingPaymentCodec>;
+using IncomingAggregate =
+    eventstore::Aggregate<sagas::IncomingPaymentDecider, sagas::IncomingPaymentCodec>;
 
 // The clearing's account text as an Account; the decider validates it (and parks the
 // payment when it is not valid), so no judgement here.
@@ -30,11 +30,16 @@ sagas::Account account_of(const std::string& text) {
 }
 
 nlohmann::json raw_payment(const clearing_client::IncomingPayment& p) {
-  return {{"cursor", p.cursor}, {"clearing_reference", p.clearing_reference},
-          {"amount_minor", p.amount_minor}, {"currency", p.currency},
-          {"debtor_account", p.debtor_account}, {"debtor_name", p.debtor_name},
-          {"creditor_account", p.creditor_account}, {"creditor_name", p.creditor_name},
-          {"remittance_info", p.remittance_info}, {"received_at", p.received_at}};
+  return {{"cursor", p.cursor},
+          {"clearing_reference", p.clearing_reference},
+          {"amount_minor", p.amount_minor},
+          {"currency", p.currency},
+          {"debtor_account", p.debtor_account},
+          {"debtor_name", p.debtor_name},
+          {"creditor_account", p.creditor_account},
+          {"creditor_name", p.creditor_name},
+          {"remittance_info", p.remittance_info},
+          {"received_at", p.received_at}};
 }
 
 // The namespace of IncomingFeedPaymentParked event ids: the id is derived from the
@@ -146,7 +151,8 @@ struct IncomingPoller::Impl {
     if (p.clearing_reference.empty()) {
       park(tx, ParkedMessage{"clearing-feed", "missing_clearing_reference",
                              "an incoming payment without a clearing reference cannot be recorded",
-                             raw_payment(p).dump(), std::nullopt, std::nullopt, std::nullopt, std::nullopt});
+                             raw_payment(p).dump(), std::nullopt, std::nullopt, std::nullopt,
+                             std::nullopt});
       return Outcome::parked;
     }
     sagas::RecordIncomingPayment command;
@@ -158,15 +164,20 @@ struct IncomingPoller::Impl {
     command.creditor = sagas::Party{p.creditor_name, account_of(p.creditor_account)};
     command.remittance_info = p.remittance_info;
     base::Timestamp received{};
-    base::parse_timestamp(p.received_at, received);  // an unparsable time stays epoch; the decider parks it
+    base::parse_timestamp(p.received_at,
+                          received);  // an unparsable time stays epoch; the decider parks it
     command.received_at = received;
     command.rules = options.rules;
     const auto payment_id = sagas::incoming_payment_id(p.clearing_reference);
-    eventstore::CommandContext context{payment_id, feed_event_id, {{"feed", "clearing"}, {"cursor", p.cursor}},
+    eventstore::CommandContext context{payment_id,
+                                       feed_event_id,
+                                       {{"feed", "clearing"}, {"cursor", p.cursor}},
                                        "incoming|" + p.clearing_reference + "|" + p.cursor};
-    auto result = payments.handle(tx, incoming_payment_stream(p.clearing_reference), command, context);
+    auto result =
+        payments.handle(tx, incoming_payment_stream(p.clearing_reference), command, context);
     if (!result) {
-      if (auto* error = std::get_if<eventstore::StoreError>(&result.error())) return tl::unexpected(*error);
+      if (auto* error = std::get_if<eventstore::StoreError>(&result.error()))
+        return tl::unexpected(*error);
       const auto& refusal = std::get<sagas::IncomingPaymentRefusal>(result.error());
       park(tx, ParkedMessage{"clearing-feed", "refused", refusal.message, raw_payment(p).dump(),
                              std::nullopt, std::nullopt, std::nullopt, payment_id});
@@ -178,23 +189,32 @@ struct IncomingPoller::Impl {
   // Parks one payment that breaks the contract in the page's transaction, unless its mark
   // (an IncomingFeedPaymentParked event with an id derived from its identity) is stored
   // already: then it was parked before, from this page or from a copy the mainframe re-sent.
-  StoreResult<Outcome> park_rejected(Transaction& tx, const clearing_client::RejectedPayment& rejected,
-                                     const std::string& feed_event_id, const std::string& from_cursor) {
+  StoreResult<Outcome> park_rejected(Transaction& tx,
+                                     const clearing_client::RejectedPayment& rejected,
+                                     const std::string& feed_event_id,
+                                     const std::string& from_cursor) {
     const auto [mark_id, correlation_id] = parked_ids(rejected);
     const auto reason = parked_reason(rejected);
-    eventstore::EventData mark{
-        mark_id, kIncomingFeedPaymentParked,
-        {{"index", rejected.index}, {"cursor", optional_json(rejected.cursor)},
-         {"clearing_reference", optional_json(rejected.clearing_reference)},
-         {"reason_code", kInvalidPaymentReasonCode}, {"cause", clearing_client::to_string(rejected.cause)},
-         {"reason", reason}, {"raw_bytes", rejected.raw_bytes}, {"from_cursor", from_cursor}},
-        {correlation_id, feed_event_id, {{"feed", "clearing"}, {"cursor", optional_json(rejected.cursor)}}, nullptr}};
+    eventstore::EventData mark{mark_id,
+                               kIncomingFeedPaymentParked,
+                               {{"index", rejected.index},
+                                {"cursor", optional_json(rejected.cursor)},
+                                {"clearing_reference", optional_json(rejected.clearing_reference)},
+                                {"reason_code", kInvalidPaymentReasonCode},
+                                {"cause", clearing_client::to_string(rejected.cause)},
+                                {"reason", reason},
+                                {"raw_bytes", rejected.raw_bytes},
+                                {"from_cursor", from_cursor}},
+                               {correlation_id,
+                                feed_event_id,
+                                {{"feed", "clearing"}, {"cursor", optional_json(rejected.cursor)}},
+                                nullptr}};
     auto marked = store.append(tx, eventstore::StreamId{kIncomingFeedParkedStream},
                                eventstore::ExpectedVersion::any(), std::vector{mark});
     if (!marked) return tl::unexpected(marked.error());
     if (marked->already_appended) return Outcome::resent;
-    park(tx, ParkedMessage{"clearing-feed", kInvalidPaymentReasonCode, reason, rejected.raw, std::nullopt,
-                           std::nullopt, std::nullopt, correlation_id});
+    park(tx, ParkedMessage{"clearing-feed", kInvalidPaymentReasonCode, reason, rejected.raw,
+                           std::nullopt, std::nullopt, std::nullopt, correlation_id});
     return Outcome::parked;
   }
 
@@ -227,10 +247,14 @@ struct IncomingPoller::Impl {
         rejected_outcomes.push_back(*one);
       }
       eventstore::EventData advanced{
-          feed_event, kIncomingFeedAdvanced,
-          {{"from_cursor", from}, {"next_cursor", next},
-           {"payments", on_page}, {"new_payments", tally.recorded},
-           {"rejected_payments", page.rejected.size()}, {"parked_payments", tally.parked},
+          feed_event,
+          kIncomingFeedAdvanced,
+          {{"from_cursor", from},
+           {"next_cursor", next},
+           {"payments", on_page},
+           {"new_payments", tally.recorded},
+           {"rejected_payments", page.rejected.size()},
+           {"parked_payments", tally.parked},
            {"fetched_at", base::format_timestamp(clock.now())}},
           {feed_event.value(), "", {{"feed", "clearing"}, {"cursor", from}}, nullptr}};
       auto appended = store.append(tx, eventstore::StreamId{kIncomingFeedStream},
@@ -245,12 +269,14 @@ struct IncomingPoller::Impl {
     CLEARING_ASSERT(rejected_outcomes.size() == page.rejected.size());
     for (std::size_t i = 0; i < page.rejected.size(); ++i) {
       const auto& rejected = page.rejected[i];
-      log->warn("incoming payment breaks the contract correlation_id={} outcome={} cause={} reason={} cursor={} "
-                "index={} from_cursor={}",
-                parked_ids(rejected).correlation_id,
-                rejected_outcomes[i] == Outcome::parked ? "parked" : "parked_before",
-                clearing_client::to_string(rejected.cause), rejected.reason, rejected.cursor.value_or("-"),
-                rejected.index, from);
+      log->warn(
+          "incoming payment breaks the contract correlation_id={} outcome={} cause={} reason={} "
+          "cursor={} "
+          "index={} from_cursor={}",
+          parked_ids(rejected).correlation_id,
+          rejected_outcomes[i] == Outcome::parked ? "parked" : "parked_before",
+          clearing_client::to_string(rejected.cause), rejected.reason,
+          rejected.cursor.value_or("-"), rejected.index, from);
     }
     std::lock_guard lock(stats_mutex);
     ++stats.pages;
@@ -266,9 +292,10 @@ struct IncomingPoller::Impl {
   void note_feed(const clearing_client::IncomingPage& page) {
     std::lock_guard lock(stats_mutex);
     ++stats.feed_requests;
-    const auto failure = page.ok ? std::string()
-                                 : std::string(clearing_client::to_string(page.failure.answer_class)) + "/" +
-                                       std::string(clearing_client::to_string(page.failure.cause));
+    const auto failure =
+        page.ok ? std::string()
+                : std::string(clearing_client::to_string(page.failure.answer_class)) + "/" +
+                      std::string(clearing_client::to_string(page.failure.cause));
     if (!page.ok) ++stats.feed_failures;
     const bool changed = page.ok ? stats.feed_failing : failure != feed_failure_logged;
     stats.feed_failing = !page.ok;
@@ -277,7 +304,8 @@ struct IncomingPoller::Impl {
     if (!page.ok)
       log->warn("incoming feed failing class={} cause={} detail={} failures={}",
                 clearing_client::to_string(page.failure.answer_class),
-                clearing_client::to_string(page.failure.cause), page.failure.detail, stats.feed_failures);
+                clearing_client::to_string(page.failure.cause), page.failure.detail,
+                stats.feed_failures);
     else
       log->info("incoming feed answers again failures={}", stats.feed_failures);
   }
@@ -307,14 +335,17 @@ struct IncomingPoller::Impl {
       note_applied(polled);
       if (polled) on_page = *polled;
       // A full page means more is waiting: go on at once.
-      if (!worker.sleep_for(on_page < options.page_limit ? options.interval : std::chrono::milliseconds(0))) break;
+      if (!worker.sleep_for(on_page < options.page_limit ? options.interval
+                                                         : std::chrono::milliseconds(0)))
+        break;
     }
     set_running(false);
   }
 };
 
-IncomingPoller::IncomingPoller(eventstore::EventStore& store, clearing_client::ClearingClient& client,
-                               const base::Clock& clock, IncomingPollerOptions options)
+IncomingPoller::IncomingPoller(eventstore::EventStore& store,
+                               clearing_client::ClearingClient& client, const base::Clock& clock,
+                               IncomingPollerOptions options)
     : impl_(std::make_unique<Impl>(store, client, clock, std::move(options))) {}
 
 IncomingPoller::~IncomingPoller() { stop(); }
@@ -324,9 +355,7 @@ void IncomingPoller::start() {
   impl_->worker.start([this] { impl_->run(); });
 }
 
-void IncomingPoller::stop() {
-  impl_->worker.stop();
-}
+void IncomingPoller::stop() { impl_->worker.stop(); }
 
 eventstore::StoreResult<int> IncomingPoller::poll_once() { return impl_->poll_once(); }
 

@@ -3,10 +3,9 @@
 #include <unistd.h>
 
 #include <future>
+#include <pqxx/pqxx>
 #include <stdexcept>
 #include <thread>
-
-#include <pqxx/pqxx>
 
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/inbound.hpp"
@@ -28,8 +27,10 @@ using http::HttpResponse;
 using http::HttpServer;
 using http::HttpServerOptions;
 using http::RouteOptions;
-// The config's copies of the relay's pacing default and limit (config.hpp cannot include relay.hpp).
-static_assert(config::kRelayRoundIntervalMsDefault == external_streams::kRoundIntervalMinDefault.count());
+// The config's copies of the relay's pacing default and limit (config.hpp cannot include
+// relay.hpp).
+static_assert(config::kRelayRoundIntervalMsDefault ==
+              external_streams::kRoundIntervalMinDefault.count());
 static_assert(config::kRelayRoundIntervalMsMax == external_streams::kRoundIntervalMinMax.count());
 
 namespace {
@@ -63,7 +64,8 @@ std::string instance_name() {
 }  // namespace
 
 std::vector<std::pair<std::string, int>> configured_topics(const config::AdapterConfig& config) {
-  std::vector<std::pair<std::string, int>> topics{{config.streams.inbound.name, config.streams.inbound.partitions}};
+  std::vector<std::pair<std::string, int>> topics{
+      {config.streams.inbound.name, config.streams.inbound.partitions}};
   for (const auto& out : config.streams.outbound) topics.emplace_back(out.name, out.partitions);
   return topics;
 }
@@ -96,14 +98,15 @@ struct Service::Impl {
     options.url = config.database.url;
     options.connections_max = static_cast<std::size_t>(config.database.connections_max);
     options.statement_timeout = std::chrono::milliseconds(config.database.statement_timeout_ms);
-    options.application_name = "clearing-adapter-" + std::string(config::country_code_lower(config.country.code));
+    options.application_name =
+        "clearing-adapter-" + std::string(config::country_code_lower(config.country.code));
     pool = std::make_unique<eventstore::ConnectionPool>(options);
     for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter_migrations(),
                                    &external_streams::external_streams_migrations()}) {
       auto applied = eventstore::apply_migrations(*pool, *migrations);
       if (!applied)
-        return tl::unexpected("database " + config::redact_database_url(config.database.url) + ": " +
-                              applied.error().message);
+        return tl::unexpected("database " + config::redact_database_url(config.database.url) +
+                              ": " + applied.error().message);
       for (const auto& id : applied->applied) log->info("migration applied id={}", id);
     }
     std::vector<external_streams::StreamSpec> outgoing;
@@ -135,7 +138,8 @@ struct Service::Impl {
   // Every family of /metrics: service_metrics.cpp (and the README's "Metrics and alerts").
   void register_metrics() {
     dispatcher_hook = register_service_metrics(
-        metrics, {pool, client, dispatcher, poller, derivation, derivation_lookups, consumer, clock}, log);
+        metrics,
+        {pool, client, dispatcher, poller, derivation, derivation_lookups, consumer, clock}, log);
   }
   AnswerHook dispatcher_hook;
 
@@ -155,18 +159,22 @@ struct Service::Impl {
     dispatcher = std::make_unique<Dispatcher>(*transfers, *client, clock, d);
     poller = std::make_unique<IncomingPoller>(
         *store, *client, clock,
-        IncomingPollerOptions{std::chrono::milliseconds(config.incoming.poll_interval_ms), config.incoming.page_limit, rules});
+        IncomingPollerOptions{std::chrono::milliseconds(config.incoming.poll_interval_ms),
+                              config.incoming.page_limit, rules});
 
     std::vector<external_streams::DerivedStream> derived;
     for (const auto& out : config.streams.outbound) {
       const auto name = std::string(config::derivation_name(out.derivation));
       auto fn = external_streams::find_derivation(name);
-      if (!fn) return tl::unexpected("stream " + out.name + ": no derivation named " + name + " is built in");
+      if (!fn)
+        return tl::unexpected("stream " + out.name + ": no derivation named " + name +
+                              " is built in");
       derived.push_back({{out.name, out.partitions}, *fn});
     }
     derivation = std::make_unique<eventstore::Subscription>(
         *store, eventstore::SubscriptionOptions{.name = std::string(kDerivationSubscription)},
-        external_streams::make_derivation_handler(*store, std::move(derived), {.lookups = derivation_lookups}));
+        external_streams::make_derivation_handler(*store, std::move(derived),
+                                                  {.lookups = derivation_lookups}));
 
     external_streams::KafkaClientOptions kafka;
     kafka.bootstrap_servers = kafka_bootstrap;
@@ -177,7 +185,8 @@ struct Service::Impl {
     external_streams::RelayOptions relay_options;
     relay_options.kafka = kafka;
     relay_options.batch_max = config.kafka.relay_batch_max;
-    relay_options.round_interval_min = std::chrono::milliseconds(config.kafka.relay_round_interval_min_ms);
+    relay_options.round_interval_min =
+        std::chrono::milliseconds(config.kafka.relay_round_interval_min_ms);
     auto created_relay = external_streams::Relay::create(*pool, relay_options);
     if (!created_relay) return tl::unexpected("relay: " + created_relay.error());
     relay = std::move(*created_relay);
@@ -187,7 +196,8 @@ struct Service::Impl {
     consumer_options.group_id = config.kafka.group_id;
     consumer_options.topics = {config.streams.inbound.name};
     consumer_options.batch_max = config.kafka.consumer_batch_max;
-    consumer_options.tail_check_interval = std::chrono::milliseconds(config.streams.tail_check_interval_ms);
+    consumer_options.tail_check_interval =
+        std::chrono::milliseconds(config.streams.tail_check_interval_ms);
     if (config.kafka.partition_assignment == config::PartitionAssignment::database) {
       consumer_options.assignment = external_streams::PartitionAssignment::database;
       consumer_options.partitions = config.streams.inbound.partitions;
@@ -204,12 +214,14 @@ struct Service::Impl {
           {.base_url = config.streams.core_catchup_url,
            .bearer_token = config.http.api_token.reveal(),
            .timeout_ms = config.clearing.request_timeout_ms,
-           .token_setting = std::string(config::kEnvApiToken) + " (the adapter's API token, sent to the core)",
-           .url_setting = std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl});
+           .token_setting =
+               std::string(config::kEnvApiToken) + " (the adapter's API token, sent to the core)",
+           .url_setting =
+               std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl});
     auto wiring = make_transfer_inbound(*transfers, clock, inbound);
     auto created_consumer = external_streams::StreamConsumer::create(
-        *pool, consumer_options, std::move(wiring.applier), std::move(wiring.parker), std::move(fetcher),
-        std::move(wiring.scope));
+        *pool, consumer_options, std::move(wiring.applier), std::move(wiring.parker),
+        std::move(fetcher), std::move(wiring.scope));
     if (!created_consumer) return tl::unexpected("consumer: " + created_consumer.error());
     consumer = std::move(*created_consumer);
     return {};
@@ -217,7 +229,8 @@ struct Service::Impl {
 
   tl::expected<void, std::string> open_http() {
     const auto address = config::parse_host_port(config.http.address);
-    if (!address) return tl::unexpected("http.address " + config.http.address + " is not host:port");
+    if (!address)
+      return tl::unexpected("http.address " + config.http.address + " is not host:port");
     HttpServerOptions options;
     options.host = address->host;
     options.port = address->port;
@@ -230,13 +243,18 @@ struct Service::Impl {
     http = std::move(*created);
     // Liveness only: never blocks, so it runs on the I/O thread and answers when every worker
     // is busy (a flood of /readyz, which asks the database, cannot make it fail).
-    http->route("GET", "/healthz", [](const HttpRequest&) { return HttpResponse::json(200, R"({"status":"ok"})"); },
-                RouteOptions{.requires_auth = false, .on_io_thread = true});
+    http->route(
+        "GET", "/healthz",
+        [](const HttpRequest&) { return HttpResponse::json(200, R"({"status":"ok"})"); },
+        RouteOptions{.requires_auth = false, .on_io_thread = true});
     // Unauthenticated: which component is not ready, never why in its own words.
-    http->route("GET", "/readyz", [this](const HttpRequest&) {
-      const auto answer = readiness_log.observe(readiness());
-      return HttpResponse::json(answer.ready ? 200 : 503, answer.body);
-    }, false);
+    http->route(
+        "GET", "/readyz",
+        [this](const HttpRequest&) {
+          const auto answer = readiness_log.observe(readiness());
+          return HttpResponse::json(answer.ready ? 200 : 503, answer.body);
+        },
+        false);
     http->route("GET", "/metrics", [this](const HttpRequest&) {
       HttpResponse r;
       r.content_type = std::string(base::metrics::Registry::kContentType);
@@ -254,7 +272,8 @@ struct Service::Impl {
   // them (a database error's DETAIL names the row's values) stay out of /readyz and the log.
   std::vector<ComponentReadiness> readiness() const {
     std::vector<ComponentReadiness> out;
-    out.push_back({ReadinessComponent::service, started ? ComponentState::ok : ComponentState::starting, {}});
+    out.push_back(
+        {ReadinessComponent::service, started ? ComponentState::ok : ComponentState::starting, {}});
     auto ping = pool->transact([](eventstore::Transaction& tx) -> eventstore::StoreResult<bool> {
       tx.exec("select 1");
       return true;
@@ -264,7 +283,9 @@ struct Service::Impl {
     else
       out.push_back({ReadinessComponent::database, ComponentState::unavailable, ping.error().code});
     ComponentState relay_state = ComponentState::starting;
-    if (relay) relay_state = relay->stats().last_error.empty() ? ComponentState::ok : ComponentState::failing;
+    if (relay)
+      relay_state =
+          relay->stats().last_error.empty() ? ComponentState::ok : ComponentState::failing;
     out.push_back({ReadinessComponent::relay, relay_state, {}});
     // Not ready until the inbound consumer has joined its group: before its first
     // assignment it reads nothing (a new member waits out the group's join, seconds).
@@ -274,16 +295,18 @@ struct Service::Impl {
       // stop routing to this instance: the other partitions flow. All of them held is a stall.
       const auto stats = consumer->stats();
       const auto held = static_cast<std::int64_t>(stats.held.size());
-      consumer_state = !stats.joined                                           ? ComponentState::not_joined
-                       : held == 0                                             ? ComponentState::ok
-                       : stats.partitions_assigned > 0 && held >= stats.partitions_assigned ? ComponentState::stalled
-                                                                               : ComponentState::degraded;
+      consumer_state = !stats.joined ? ComponentState::not_joined
+                       : held == 0   ? ComponentState::ok
+                       : stats.partitions_assigned > 0 && held >= stats.partitions_assigned
+                           ? ComponentState::stalled
+                           : ComponentState::degraded;
     }
     out.push_back({ReadinessComponent::inbound_consumer, consumer_state, {}});
     ComponentState derivation_state = ComponentState::starting;
     if (derivation)
-      derivation_state = derivation->status().state == eventstore::SubscriptionState::stalled ? ComponentState::stalled
-                                                                                              : ComponentState::ok;
+      derivation_state = derivation->status().state == eventstore::SubscriptionState::stalled
+                             ? ComponentState::stalled
+                             : ComponentState::ok;
     out.push_back({ReadinessComponent::derivation, derivation_state, {}});
     // The dispatcher is not ready while its claims fail (the database). The incoming
     // poller is degraded, still ready, while the clearing's feed fails (its maintenance
@@ -314,7 +337,9 @@ struct Service::Impl {
         if (one.component == component) return one.state;
       return ComponentState::starting;
     };
-    const auto ok = [&state_of](ReadinessComponent component) { return state_of(component) == ComponentState::ok; };
+    const auto ok = [&state_of](ReadinessComponent component) {
+      return state_of(component) == ComponentState::ok;
+    };
     ServiceStatus s;
     const bool running = ok(ReadinessComponent::service);
     s.database = ok(ReadinessComponent::database);
@@ -332,7 +357,7 @@ Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Service::~Service() { stop(); }
 
 tl::expected<std::unique_ptr<Service>, std::string> Service::create(config::AdapterConfig config,
-                                                                     std::string kafka_bootstrap) {
+                                                                    std::string kafka_bootstrap) {
   auto impl = std::make_unique<Impl>();
   impl->config = std::move(config);
   impl->kafka_bootstrap = std::move(kafka_bootstrap);
@@ -341,7 +366,8 @@ tl::expected<std::unique_ptr<Service>, std::string> Service::create(config::Adap
 
 tl::expected<void, std::string> Service::start() {
   auto& s = *impl_;
-  s.log->info("starting country={} config={}", config::country_code_upper(s.config.country.code), s.config.source_file);
+  s.log->info("starting country={} config={}", config::country_code_upper(s.config.country.code),
+              s.config.source_file);
   if (auto ok = s.open_database(); !ok) return ok;
   if (auto ok = s.open_client(); !ok) return ok;
   s.register_metrics();

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <stdexcept>
-
 #include <pqxx/pqxx>
+#include <stdexcept>
 
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/sagas/transfer_decider.hpp"
@@ -15,16 +14,18 @@ namespace {
 using base::metrics::LabelValues;
 using Samples = std::vector<std::pair<LabelValues, double>>;
 
-const std::vector<double> kLatencyBucketsSeconds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+const std::vector<double> kLatencyBucketsSeconds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                 0.5,   1,    2.5,   5,    10};
 
 // The states of a transfer that has no outcome yet: each is a sample (0 when none), so an
 // alert on one never depends on a series appearing.
 const std::vector<std::string>& unfinished_states() {
   static const std::vector<std::string> states = [] {
     std::vector<std::string> out;
-    for (const auto status : {sagas::TransferStatus::initiated, sagas::TransferStatus::submitting,
-                              sagas::TransferStatus::outcome_unknown, sagas::TransferStatus::pending_settlement,
-                              sagas::TransferStatus::under_investigation, sagas::TransferStatus::parked_for_review})
+    for (const auto status :
+         {sagas::TransferStatus::initiated, sagas::TransferStatus::submitting,
+          sagas::TransferStatus::outcome_unknown, sagas::TransferStatus::pending_settlement,
+          sagas::TransferStatus::under_investigation, sagas::TransferStatus::parked_for_review})
       out.emplace_back(sagas::status_name(status));
     return out;
   }();
@@ -97,7 +98,8 @@ group by 1
 )sql";
 
 // parked_messages_source_reason serves this as an index-only scan.
-constexpr const char* kParked = "select source, reason_code, count(*) from parked_messages group by 1, 2";
+constexpr const char* kParked =
+    "select source, reason_code, count(*) from parked_messages group by 1, 2";
 
 std::string pg_text_array(const std::vector<std::string>& values) {
   std::string out = "{";
@@ -106,13 +108,14 @@ std::string pg_text_array(const std::vector<std::string>& values) {
 }
 
 double seconds_since(std::chrono::system_clock::time_point then) {
-  return std::max(0.0, std::chrono::duration<double>(std::chrono::system_clock::now() - then).count());
+  return std::max(0.0,
+                  std::chrono::duration<double>(std::chrono::system_clock::now() - then).count());
 }
 
 // A counter of one field of a worker's stats since start; no sample until the worker is made.
 template <class Worker, class Stats>
-void stats_counter(base::metrics::Registry& metrics, const std::unique_ptr<Worker>& worker, const char* name,
-                   const char* help, std::int64_t Stats::*field) {
+void stats_counter(base::metrics::Registry& metrics, const std::unique_ptr<Worker>& worker,
+                   const char* name, const char* help, std::int64_t Stats::*field) {
   metrics.counter_callback(name, help, {}, [&worker, field] {
     Samples out;
     if (worker) out.push_back({{}, static_cast<double>(worker->stats().*field)});
@@ -122,13 +125,17 @@ void stats_counter(base::metrics::Registry& metrics, const std::unique_ptr<Worke
 
 }  // namespace
 
-AnswerHook register_service_metrics(base::metrics::Registry& metrics, const ServiceMetricParts& parts,
+AnswerHook register_service_metrics(base::metrics::Registry& metrics,
+                                    const ServiceMetricParts& parts,
                                     std::shared_ptr<spdlog::logger> log) {
-  auto& answers = metrics.counter("clearing_answers_total", "Clearing answers received, by action and class",
-                                  {"action", "class"});
-  auto& latency = metrics.histogram("clearing_call_duration_seconds", "Clearing call latency, by action", {"action"},
-                                    kLatencyBucketsSeconds);
-  AnswerHook hook = [&answers, &latency](std::string_view action, std::string_view cls, std::int64_t latency_ms) {
+  auto& answers =
+      metrics.counter("clearing_answers_total", "Clearing answers received, by action and class",
+                      {"action", "class"});
+  auto& latency =
+      metrics.histogram("clearing_call_duration_seconds", "Clearing call latency, by action",
+                        {"action"}, kLatencyBucketsSeconds);
+  AnswerHook hook = [&answers, &latency](std::string_view action, std::string_view cls,
+                                         std::int64_t latency_ms) {
     answers.with({std::string(action), std::string(cls)}).inc();
     latency.with({std::string(action)}).observe(static_cast<double>(latency_ms) / 1000.0);
   };
@@ -140,7 +147,8 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics, const Serv
     if (!parts.pool) throw std::runtime_error("no database yet");
     auto rows = parts.pool->autocommit(read);
     if (!rows) {
-      log->warn("metrics query failed family={} cause={}", family, eventstore::to_string(rows.error().code));
+      log->warn("metrics query failed family={} cause={}", family,
+                eventstore::to_string(rows.error().code));
       throw std::runtime_error(rows.error().message);
     }
     return std::move(*rows);
@@ -155,7 +163,8 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics, const Serv
     Samples out;
     for (const auto& row : rows) {
       LabelValues labels;
-      for (pqxx::row::size_type i = 0; i + 1 < row.size(); ++i) labels.push_back(row[i].as<std::string>());
+      for (pqxx::row::size_type i = 0; i + 1 < row.size(); ++i)
+        labels.push_back(row[i].as<std::string>());
       out.push_back({std::move(labels), row[row.size() - 1].as<double>()});
     }
     return out;
@@ -163,27 +172,32 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics, const Serv
 
   // --- Transfers: how many are open, since when, and the work due for them --------------
   metrics.gauge_callback(
-      "clearing_transfers", "Unfinished transfers, by state (neither succeeded nor rejected; 0 when none)", {"state"},
+      "clearing_transfers",
+      "Unfinished transfers, by state (neither succeeded nor rejected; 0 when none)", {"state"},
       [query] {
         std::map<std::string, double> by_state;
         for (const auto& state : unfinished_states()) by_state[state] = 0;
-        for (const auto& [status, n] : query("clearing_transfers", TransferService::unfinished_by_status))
+        for (const auto& [status, n] :
+             query("clearing_transfers", TransferService::unfinished_by_status))
           by_state[status] = static_cast<double>(n);
         Samples out;
         for (const auto& [state, n] : by_state) out.push_back({{state}, n});
         return out;
       });
-  metrics.gauge_callback("clearing_transfers_oldest_age_seconds",
-                         "Age of the oldest unfinished transfer of each state, since it was first recorded (0 when none)",
-                         {"state"}, [query_rows, samples_of] {
-                           return samples_of(query_rows("clearing_transfers_oldest_age_seconds", kOldestUnfinished,
-                                                        pg_text_array(unfinished_states())));
-                         });
-  metrics.gauge_callback("clearing_transfer_work_due", "Clearing calls scheduled (due now or later), by action",
-                         {"action"}, [query_rows, samples_of] {
-                           return samples_of(query_rows("clearing_transfer_work_due",
-                                                        "select action, count(*) from transfer_work group by action"));
-                         });
+  metrics.gauge_callback(
+      "clearing_transfers_oldest_age_seconds",
+      "Age of the oldest unfinished transfer of each state, since it was first recorded (0 when "
+      "none)",
+      {"state"}, [query_rows, samples_of] {
+        return samples_of(query_rows("clearing_transfers_oldest_age_seconds", kOldestUnfinished,
+                                     pg_text_array(unfinished_states())));
+      });
+  metrics.gauge_callback(
+      "clearing_transfer_work_due", "Clearing calls scheduled (due now or later), by action",
+      {"action"}, [query_rows, samples_of] {
+        return samples_of(query_rows("clearing_transfer_work_due",
+                                     "select action, count(*) from transfer_work group by action"));
+      });
   // Overdue calls: one statement for both families would need a cache between them; the
   // statement costs a look-up of the due index (and a count of the overdue rows).
   auto overdue = [query_rows, parts](const char* family) {
@@ -191,105 +205,127 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics, const Serv
     const auto rows = query_rows(family, kOverdue, now_ms, kOverdueCountMax);
     return std::pair{rows[0][0].as<double>(), rows[0][1].as<double>()};
   };
-  metrics.gauge_callback("clearing_calls_overdue",
-                         "Clearing calls due and not under way (no live lease): nobody is making them now", {},
-                         [overdue] { return Samples{{{}, overdue("clearing_calls_overdue").first}}; });
-  metrics.gauge_callback("clearing_calls_overdue_oldest_age_seconds",
-                         "How long the oldest overdue clearing call has been due (0 when none)", {},
-                         [overdue] { return Samples{{{}, overdue("clearing_calls_overdue_oldest_age_seconds").second}}; });
+  metrics.gauge_callback(
+      "clearing_calls_overdue",
+      "Clearing calls due and not under way (no live lease): nobody is making them now", {},
+      [overdue] {
+        return Samples{{{}, overdue("clearing_calls_overdue").first}};
+      });
+  metrics.gauge_callback(
+      "clearing_calls_overdue_oldest_age_seconds",
+      "How long the oldest overdue clearing call has been due (0 when none)", {}, [overdue] {
+        return Samples{{{}, overdue("clearing_calls_overdue_oldest_age_seconds").second}};
+      });
 
   // --- Alarms and parked input ---------------------------------------------------------
   metrics.counter_callback(
       "clearing_alarm_events_total",
-      "Alarm events recorded, all time, by type: ContradictingClearingAnswerReceived (the clearing answered against a "
-      "transfer's outcome), ConflictingIncomingPaymentReceived (the feed sent another payment under a known reference)",
+      "Alarm events recorded, all time, by type: ContradictingClearingAnswerReceived (the clearing "
+      "answered against a "
+      "transfer's outcome), ConflictingIncomingPaymentReceived (the feed sent another payment "
+      "under a known reference)",
       {"type"}, [query_rows, samples_of] {
         return samples_of(query_rows("clearing_alarm_events_total", kAlarms,
                                      pg_text_array({kContradicting, kConflictingIncoming})));
       });
-  metrics.counter_callback("clearing_incoming_payments_parked_total",
-                           "Incoming payments recorded as parked (the money arrived; people must book it), all time, "
-                           "by reason code",
-                           {"reason"}, [query_rows, samples_of] {
-                             return samples_of(query_rows("clearing_incoming_payments_parked_total", kIncomingParked));
-                           });
-  metrics.gauge_callback("clearing_parked_messages",
-                         "Parked messages (input kept for people: GET /parked), by source and reason", {"source", "reason"},
-                         [query_rows, samples_of] { return samples_of(query_rows("clearing_parked_messages", kParked)); });
+  metrics.counter_callback(
+      "clearing_incoming_payments_parked_total",
+      "Incoming payments recorded as parked (the money arrived; people must book it), all time, "
+      "by reason code",
+      {"reason"}, [query_rows, samples_of] {
+        return samples_of(query_rows("clearing_incoming_payments_parked_total", kIncomingParked));
+      });
+  metrics.gauge_callback(
+      "clearing_parked_messages",
+      "Parked messages (input kept for people: GET /parked), by source and reason",
+      {"source", "reason"}, [query_rows, samples_of] {
+        return samples_of(query_rows("clearing_parked_messages", kParked));
+      });
 
   // --- Subscriptions ---------------------------------------------------------------------
   const std::vector<std::string> subscriptions{std::string(kDerivationSubscription)};
   auto subscription_rows = [query_rows, subscriptions](const char* family) {
     return query_rows(family, kSubscriptions, pg_text_array(subscriptions), kLagCountMax);
   };
-  metrics.gauge_callback("clearing_subscription_lag_events",
-                         "Events committed after a subscription's checkpoint, not yet handled", {"subscription"},
-                         [subscription_rows] {
-                           Samples out;
-                           for (const auto& row : subscription_rows("clearing_subscription_lag_events"))
-                             out.push_back({{row[0].as<std::string>()}, std::max(0.0, row[1].as<double>())});
-                           return out;
-                         });
-  metrics.gauge_callback("clearing_subscription_progress_age_seconds",
-                         "Seconds since a subscription's checkpoint last moved (by any instance); old is normal while "
-                         "it has no events to handle",
-                         {"subscription"}, [subscription_rows] {
-                           Samples out;
-                           for (const auto& row : subscription_rows("clearing_subscription_progress_age_seconds"))
-                             out.push_back({{row[0].as<std::string>()}, std::max(0.0, row[2].as<double>())});
-                           return out;
-                         });
+  metrics.gauge_callback(
+      "clearing_subscription_lag_events",
+      "Events committed after a subscription's checkpoint, not yet handled", {"subscription"},
+      [subscription_rows] {
+        Samples out;
+        for (const auto& row : subscription_rows("clearing_subscription_lag_events"))
+          out.push_back({{row[0].as<std::string>()}, std::max(0.0, row[1].as<double>())});
+        return out;
+      });
+  metrics.gauge_callback(
+      "clearing_subscription_progress_age_seconds",
+      "Seconds since a subscription's checkpoint last moved (by any instance); old is normal while "
+      "it has no events to handle",
+      {"subscription"}, [subscription_rows] {
+        Samples out;
+        for (const auto& row : subscription_rows("clearing_subscription_progress_age_seconds"))
+          out.push_back({{row[0].as<std::string>()}, std::max(0.0, row[2].as<double>())});
+        return out;
+      });
   metrics.gauge_callback(
       "clearing_subscription_state",
-      "This instance's subscriptions: 1 for the state each is in (idle, catching_up, live, stalled, stopped)",
+      "This instance's subscriptions: 1 for the state each is in (idle, catching_up, live, "
+      "stalled, stopped)",
       {"subscription", "state"}, [parts] {
         Samples out;
         if (!parts.derivation) return out;
         const auto now = parts.derivation->status().state;
-        for (const auto state : {eventstore::SubscriptionState::idle, eventstore::SubscriptionState::catching_up,
-                                 eventstore::SubscriptionState::live, eventstore::SubscriptionState::stalled,
-                                 eventstore::SubscriptionState::stopped})
-          out.push_back({{std::string(kDerivationSubscription), eventstore::to_string(state)}, state == now ? 1.0 : 0.0});
+        for (const auto state :
+             {eventstore::SubscriptionState::idle, eventstore::SubscriptionState::catching_up,
+              eventstore::SubscriptionState::live, eventstore::SubscriptionState::stalled,
+              eventstore::SubscriptionState::stopped})
+          out.push_back({{std::string(kDerivationSubscription), eventstore::to_string(state)},
+                         state == now ? 1.0 : 0.0});
         return out;
       });
-  metrics.gauge_callback("clearing_subscription_failures",
-                         "Consecutive failures of this instance's subscription (0 once it moves again)", {"subscription"},
-                         [parts] {
-                           Samples out;
-                           if (parts.derivation)
-                             out.push_back({{std::string(kDerivationSubscription)},
-                                            static_cast<double>(parts.derivation->status().failures)});
-                           return out;
-                         });
-  metrics.counter_callback("clearing_derivation_lookups_total",
-                           "Look-ups of the derivation since start (a transfer's amount), by how they were answered",
-                           {"source"}, [parts] {
-                             return Samples{
-                                 {{"remembered"}, static_cast<double>(parts.derivation_lookups->remembered.load())},
-                                 {{"stream_read"}, static_cast<double>(parts.derivation_lookups->streams_read.load())}};
-                           });
+  metrics.gauge_callback(
+      "clearing_subscription_failures",
+      "Consecutive failures of this instance's subscription (0 once it moves again)",
+      {"subscription"}, [parts] {
+        Samples out;
+        if (parts.derivation)
+          out.push_back({{std::string(kDerivationSubscription)},
+                         static_cast<double>(parts.derivation->status().failures)});
+        return out;
+      });
+  metrics.counter_callback(
+      "clearing_derivation_lookups_total",
+      "Look-ups of the derivation since start (a transfer's amount), by how they were answered",
+      {"source"}, [parts] {
+        return Samples{
+            {{"remembered"}, static_cast<double>(parts.derivation_lookups->remembered.load())},
+            {{"stream_read"}, static_cast<double>(parts.derivation_lookups->streams_read.load())}};
+      });
 
   // --- Relay -----------------------------------------------------------------------------
-  metrics.gauge_callback("clearing_relay_lag_messages",
-                         "External messages written and not yet acknowledged by Kafka, per stream and partition",
-                         {"stream", "partition"}, [query_rows] {
-                           Samples out;
-                           for (const auto& row : query_rows("clearing_relay_lag_messages", kRelay))
-                             out.push_back({{row[0].as<std::string>(), row[1].as<std::string>()}, row[2].as<double>()});
-                           return out;
-                         });
-  metrics.gauge_callback("clearing_relay_oldest_unpublished_age_seconds",
-                         "How long the oldest unacknowledged message of each partition has waited (0 when none)",
-                         {"stream", "partition"}, [query_rows] {
-                           Samples out;
-                           for (const auto& row : query_rows("clearing_relay_oldest_unpublished_age_seconds", kRelay))
-                             out.push_back({{row[0].as<std::string>(), row[1].as<std::string>()}, row[3].as<double>()});
-                           return out;
-                         });
+  metrics.gauge_callback(
+      "clearing_relay_lag_messages",
+      "External messages written and not yet acknowledged by Kafka, per stream and partition",
+      {"stream", "partition"}, [query_rows] {
+        Samples out;
+        for (const auto& row : query_rows("clearing_relay_lag_messages", kRelay))
+          out.push_back(
+              {{row[0].as<std::string>(), row[1].as<std::string>()}, row[2].as<double>()});
+        return out;
+      });
+  metrics.gauge_callback(
+      "clearing_relay_oldest_unpublished_age_seconds",
+      "How long the oldest unacknowledged message of each partition has waited (0 when none)",
+      {"stream", "partition"}, [query_rows] {
+        Samples out;
+        for (const auto& row : query_rows("clearing_relay_oldest_unpublished_age_seconds", kRelay))
+          out.push_back(
+              {{row[0].as<std::string>(), row[1].as<std::string>()}, row[3].as<double>()});
+        return out;
+      });
 
   // --- Inbound consumer ------------------------------------------------------------------
-  metrics.counter_callback("clearing_inbound_messages_total", "Inbound messages since start, by outcome", {"outcome"},
-                           [parts] {
+  metrics.counter_callback("clearing_inbound_messages_total",
+                           "Inbound messages since start, by outcome", {"outcome"}, [parts] {
                              Samples out;
                              if (!parts.consumer) return out;
                              const auto s = parts.consumer->stats();
@@ -303,64 +339,74 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics, const Serv
   // Tail checks that found a partition behind and still while Kafka had its messages (its
   // leader down, a fetch that did not start again): its fetch was restarted and the catch-up
   // API fed it (docs/streams.md, "Delivery semantics"). InboundPartitionBehind alerts on the lag.
-  stats_counter(metrics, parts.consumer, "clearing_inbound_fetch_restarts_total",
-                "Inbound partitions found behind and still while Kafka had their messages, since start",
-                &external_streams::ConsumerStats::fetch_restarts);
+  stats_counter(
+      metrics, parts.consumer, "clearing_inbound_fetch_restarts_total",
+      "Inbound partitions found behind and still while Kafka had their messages, since start",
+      &external_streams::ConsumerStats::fetch_restarts);
   // A held partition is never silent: how many, and since when each (docs/streams.md,
   // "Bad input and partitions"). Alert on clearing_inbound_partition_held_seconds.
-  metrics.gauge_callback("clearing_inbound_partitions_held", "Inbound partitions held (not flowing) now", {}, [parts] {
-    return Samples{{{}, parts.consumer ? static_cast<double>(parts.consumer->stats().held.size()) : 0.0}};
-  });
-  metrics.gauge_callback("clearing_inbound_partition_held_seconds", "How long each held inbound partition has been held",
-                         {"stream", "partition"}, [parts] {
-                           Samples out;
-                           if (!parts.consumer) return out;
-                           for (const auto& [key, held] : parts.consumer->stats().held)
-                             out.push_back({{key.first, std::to_string(key.second)}, seconds_since(held.since)});
-                           return out;
-                         });
+  metrics.gauge_callback(
+      "clearing_inbound_partitions_held", "Inbound partitions held (not flowing) now", {}, [parts] {
+        return Samples{
+            {{}, parts.consumer ? static_cast<double>(parts.consumer->stats().held.size()) : 0.0}};
+      });
+  metrics.gauge_callback(
+      "clearing_inbound_partition_held_seconds",
+      "How long each held inbound partition has been held", {"stream", "partition"}, [parts] {
+        Samples out;
+        if (!parts.consumer) return out;
+        for (const auto& [key, held] : parts.consumer->stats().held)
+          out.push_back({{key.first, std::to_string(key.second)}, seconds_since(held.since)});
+        return out;
+      });
   // Which inbound partitions this instance reads now (ConsumerStats.assignment, filled with
   // either kafka.partition_assignment): 1 for each, no sample for the others. Tells whose
   // partitions a dead instance had, and that every partition has a reader (the sum per
   // stream across instances); the chaos run reads it just before a kill.
-  metrics.gauge_callback("clearing_inbound_partition_assigned", "Inbound partitions this instance reads now (1 each)",
-                         {"stream", "partition"}, [parts] {
-                           Samples out;
-                           if (!parts.consumer) return out;
-                           for (const auto& [stream, partition] : parts.consumer->stats().assignment)
-                             out.push_back({{stream, std::to_string(partition)}, 1.0});
-                           return out;
-                         });
+  metrics.gauge_callback(
+      "clearing_inbound_partition_assigned", "Inbound partitions this instance reads now (1 each)",
+      {"stream", "partition"}, [parts] {
+        Samples out;
+        if (!parts.consumer) return out;
+        for (const auto& [stream, partition] : parts.consumer->stats().assignment)
+          out.push_back({{stream, std::to_string(partition)}, 1.0});
+        return out;
+      });
   // The inbound partitions this instance reads, against the producer's head as the tail
   // check (streams.tail_check_interval_ms) last saw it: how far behind, and how long behind
   // without moving (0 while level or moving). InboundPartitionBehind alerts on them.
   // One sample per inbound partition this instance reads, from the tail check's progress.
-  const auto per_partition_gauge = [&metrics, parts](const char* name, const char* help, auto figure) {
+  const auto per_partition_gauge = [&metrics, parts](const char* name, const char* help,
+                                                     auto figure) {
     metrics.gauge_callback(name, help, {"stream", "partition"}, [parts, figure] {
       Samples out;
       if (!parts.consumer) return out;
       for (const auto& [key, progress] : parts.consumer->stats().progress)
-        if (progress.producer_head >= 0) out.push_back({{key.first, std::to_string(key.second)}, figure(progress)});
+        if (progress.producer_head >= 0)
+          out.push_back({{key.first, std::to_string(key.second)}, figure(progress)});
       return out;
     });
   };
-  per_partition_gauge("clearing_inbound_lag_messages",
-                      "The producer's head less the applied seq, per inbound partition, at the last tail check",
-                      [](const external_streams::PartitionProgress& p) {
-                        return static_cast<double>(std::max<std::int64_t>(0, p.producer_head - p.applied_seq));
-                      });
-  per_partition_gauge("clearing_inbound_lag_seconds",
-                      "How long each inbound partition has been behind the producer's head without moving",
-                      [](const external_streams::PartitionProgress& p) {
-                        return p.behind_still_since == std::chrono::system_clock::time_point{}
-                                   ? 0.0
-                                   : seconds_since(p.behind_still_since);
-                      });
+  per_partition_gauge(
+      "clearing_inbound_lag_messages",
+      "The producer's head less the applied seq, per inbound partition, at the last tail check",
+      [](const external_streams::PartitionProgress& p) {
+        return static_cast<double>(std::max<std::int64_t>(0, p.producer_head - p.applied_seq));
+      });
+  per_partition_gauge(
+      "clearing_inbound_lag_seconds",
+      "How long each inbound partition has been behind the producer's head without moving",
+      [](const external_streams::PartitionProgress& p) {
+        return p.behind_still_since == std::chrono::system_clock::time_point{}
+                   ? 0.0
+                   : seconds_since(p.behind_still_since);
+      });
 
   // --- Dispatcher ------------------------------------------------------------------------
   metrics.gauge_callback("clearing_dispatcher_in_flight", "Clearing calls in flight", {}, [parts] {
     Samples out;
-    if (parts.dispatcher) out.push_back({{}, static_cast<double>(parts.dispatcher->stats().in_flight_now)});
+    if (parts.dispatcher)
+      out.push_back({{}, static_cast<double>(parts.dispatcher->stats().in_flight_now)});
     return out;
   });
   // The dispatcher's counts since start, each its own counter.
@@ -368,62 +414,71 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics, const Serv
                                                      std::int64_t DispatcherStats::*field) {
     stats_counter(metrics, parts.dispatcher, name, help, field);
   };
-  dispatcher_counter("clearing_dispatcher_calls_started_total", "Clearing calls started since start",
-                     &DispatcherStats::calls_started);
-  dispatcher_counter("clearing_dispatcher_calls_abandoned_total",
-                     "Clearing calls without an answer within their lease since start (made again later)",
-                     &DispatcherStats::calls_abandoned);
-  dispatcher_counter("clearing_dispatcher_answers_refused_total",
-                     "Clearing answers the saga refused since start (parked, the call postponed: a defect)",
-                     &DispatcherStats::answers_refused);
-  dispatcher_counter("clearing_dispatcher_record_failures_total",
-                     "Answers that could not be recorded since start (the database; the call is made again)",
-                     &DispatcherStats::record_failures);
+  dispatcher_counter("clearing_dispatcher_calls_started_total",
+                     "Clearing calls started since start", &DispatcherStats::calls_started);
+  dispatcher_counter(
+      "clearing_dispatcher_calls_abandoned_total",
+      "Clearing calls without an answer within their lease since start (made again later)",
+      &DispatcherStats::calls_abandoned);
+  dispatcher_counter(
+      "clearing_dispatcher_answers_refused_total",
+      "Clearing answers the saga refused since start (parked, the call postponed: a defect)",
+      &DispatcherStats::answers_refused);
+  dispatcher_counter(
+      "clearing_dispatcher_record_failures_total",
+      "Answers that could not be recorded since start (the database; the call is made again)",
+      &DispatcherStats::record_failures);
   dispatcher_counter("clearing_dispatcher_claim_failures_total",
-                     "Claims of due calls that failed since start (the database)", &DispatcherStats::claim_failures);
+                     "Claims of due calls that failed since start (the database)",
+                     &DispatcherStats::claim_failures);
 
   // --- Incoming feed poller --------------------------------------------------------------
   const auto poller_counter = [&metrics, &parts](const char* name, const char* help,
                                                  std::int64_t IncomingPollerStats::*field) {
     stats_counter(metrics, parts.poller, name, help, field);
   };
-  poller_counter("clearing_incoming_feed_requests_total", "Requests of the clearing's incoming feed since start",
+  poller_counter("clearing_incoming_feed_requests_total",
+                 "Requests of the clearing's incoming feed since start",
                  &IncomingPollerStats::feed_requests);
   poller_counter("clearing_incoming_feed_failures_total",
-                 "Requests of the incoming feed that failed since start (no answer, maintenance, a broken page)",
+                 "Requests of the incoming feed that failed since start (no answer, maintenance, a "
+                 "broken page)",
                  &IncomingPollerStats::feed_failures);
   poller_counter("clearing_incoming_pages_not_applied_total",
                  "Feed pages the database did not take since start (polled again)",
                  &IncomingPollerStats::pages_not_applied);
-  metrics.counter_callback("clearing_incoming_payments_total",
-                           "Incoming payments of the feed since start, by outcome (parked: broke the contract or refused, "
-                           "in parked_messages)",
-                           {"outcome"}, [parts] {
-                             Samples out;
-                             if (!parts.poller) return out;
-                             const auto s = parts.poller->stats();
-                             out.push_back({{"recorded"}, static_cast<double>(s.payments_recorded)});
-                             out.push_back({{"resent"}, static_cast<double>(s.payments_resent)});
-                             out.push_back({{"parked"}, static_cast<double>(s.payments_parked)});
-                             return out;
-                           });
+  metrics.counter_callback(
+      "clearing_incoming_payments_total",
+      "Incoming payments of the feed since start, by outcome (parked: broke the contract or "
+      "refused, "
+      "in parked_messages)",
+      {"outcome"}, [parts] {
+        Samples out;
+        if (!parts.poller) return out;
+        const auto s = parts.poller->stats();
+        out.push_back({{"recorded"}, static_cast<double>(s.payments_recorded)});
+        out.push_back({{"resent"}, static_cast<double>(s.payments_resent)});
+        out.push_back({{"parked"}, static_cast<double>(s.payments_parked)});
+        return out;
+      });
 
   // --- Clearing client -----------------------------------------------------------------
-  metrics.counter_callback("clearing_client_refused_total",
-                           "Clearing answers and connections the client refused since start, by kind "
-                           "(reference_mismatch is an alarm: an answer naming another transfer)",
-                           {"kind"}, [parts] {
-                             Samples out;
-                             if (!parts.client) return out;
-                             const auto s = parts.client->stats();
-                             out.push_back({{"reference_mismatch"}, static_cast<double>(s.reference_mismatches)});
-                             out.push_back({{"contract_violation"}, static_cast<double>(s.contract_violations)});
-                             out.push_back({{"connection_unread_after_answer"},
-                                            static_cast<double>(s.connections_discarded_unread)});
-                             out.push_back(
-                                 {{"idle_connection_unread_or_closed"}, static_cast<double>(s.idle_connections_discarded)});
-                             return out;
-                           });
+  metrics.counter_callback(
+      "clearing_client_refused_total",
+      "Clearing answers and connections the client refused since start, by kind "
+      "(reference_mismatch is an alarm: an answer naming another transfer)",
+      {"kind"}, [parts] {
+        Samples out;
+        if (!parts.client) return out;
+        const auto s = parts.client->stats();
+        out.push_back({{"reference_mismatch"}, static_cast<double>(s.reference_mismatches)});
+        out.push_back({{"contract_violation"}, static_cast<double>(s.contract_violations)});
+        out.push_back({{"connection_unread_after_answer"},
+                       static_cast<double>(s.connections_discarded_unread)});
+        out.push_back({{"idle_connection_unread_or_closed"},
+                       static_cast<double>(s.idle_connections_discarded)});
+        return out;
+      });
   return hook;
 }
 

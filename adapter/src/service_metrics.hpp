@@ -10,14 +10,14 @@
 //   the same on every instance of a country (aggregate them with max, not sum); figures
 //   from a worker's stats are this instance's.
 
+#include <spdlog/spdlog.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
@@ -48,10 +48,12 @@ struct ServiceMetricParts {
 inline constexpr std::string_view kDerivationSubscription = "derive-external-streams";
 
 // The dispatcher's hook for each answer (counts and latency).
-using AnswerHook = std::function<void(std::string_view action, std::string_view answer_class, std::int64_t latency_ms)>;
+using AnswerHook = std::function<void(std::string_view action, std::string_view answer_class,
+                                      std::int64_t latency_ms)>;
 
 // Registers every family; returns the hook to hand to the dispatcher.
-AnswerHook register_service_metrics(base::metrics::Registry& registry, const ServiceMetricParts& parts,
+AnswerHook register_service_metrics(base::metrics::Registry& registry,
+                                    const ServiceMetricParts& parts,
                                     std::shared_ptr<spdlog::logger> log);
 
 }  // namespace clearing::adapter

@@ -5,9 +5,8 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <sstream>
-
 #include <pqxx/pqxx>
+#include <sstream>
 
 #include "clearing/adapter/parking.hpp"
 #include "clearing/base/text.hpp"
@@ -24,10 +23,14 @@ using Json = nlohmann::json;
 // The answer class a stored event records, or "" for events that are not answers.
 std::string answer_class_of(const eventstore::RecordedEvent& e) {
   static const std::map<std::string, std::string> kClasses{
-      {"TransferSettled", "settled"},          {"TransferAcceptedPending", "pending"},
-      {"ClearingOutcomeUnknown", "unknown"},    {"ClearingReportedInProgress", "in_progress"},
-      {"IdempotencyKeyConflictDetected", "key_reused"}, {"ClearingUnavailable", "maintenance"},
-      {"ClearingReportedNotFound", "not_found"}, {"ClearingUnauthorized", "unauthorized"}};
+      {"TransferSettled", "settled"},
+      {"TransferAcceptedPending", "pending"},
+      {"ClearingOutcomeUnknown", "unknown"},
+      {"ClearingReportedInProgress", "in_progress"},
+      {"IdempotencyKeyConflictDetected", "key_reused"},
+      {"ClearingUnavailable", "maintenance"},
+      {"ClearingReportedNotFound", "not_found"},
+      {"ClearingUnauthorized", "unauthorized"}};
   if (e.type == "TransferRejected") return e.data.value("attempt", 0) > 0 ? "rejected" : "";
   const auto it = kClasses.find(e.type);
   return it == kClasses.end() ? "" : it->second;
@@ -35,37 +38,55 @@ std::string answer_class_of(const eventstore::RecordedEvent& e) {
 
 std::string summary_of(const eventstore::RecordedEvent& e) {
   const auto& d = e.data;
-  auto s = [&](const char* k) { return d.contains(k) && d[k].is_string() ? d[k].get<std::string>() : std::string(); };
+  auto s = [&](const char* k) {
+    return d.contains(k) && d[k].is_string() ? d[k].get<std::string>() : std::string();
+  };
   if (e.type == "TransferInitiated") return "request accepted; deadline " + s("deadline_at");
   if (e.type == "RetryScheduled")
-    return s("action") + " attempt " + std::to_string(d.value("attempt", 0)) + " due " + s("due_at") + " (" + s("reason") + ")";
+    return s("action") + " attempt " + std::to_string(d.value("attempt", 0)) + " due " +
+           s("due_at") + " (" + s("reason") + ")";
   if (e.type == "TransferRejected") return "rejected " + s("reason_code") + ": " + s("reason");
-  if (e.type == "TransferSettled") return "settled, clearing reference " + s("clearing_reference") + ", " + s("settlement_date");
+  if (e.type == "TransferSettled")
+    return "settled, clearing reference " + s("clearing_reference") + ", " + s("settlement_date");
   if (e.type == "TransferAcceptedPending")
-    return "pending, clearing reference " + s("clearing_reference") + ", expected " + s("expected_settlement_date");
+    return "pending, clearing reference " + s("clearing_reference") + ", expected " +
+           s("expected_settlement_date");
   if (e.type == "ClearingOutcomeUnknown") return "outcome unknown: " + s("cause");
-  if (e.type == "ClearingUnavailable") return "maintenance, retry after " + std::to_string(d.value("retry_after_ms", 0)) + " ms";
+  if (e.type == "ClearingUnavailable")
+    return "maintenance, retry after " + std::to_string(d.value("retry_after_ms", 0)) + " ms";
   if (e.type == "TransferUnderInvestigation")
-    return "UNDER INVESTIGATION after " + std::to_string(d.value("attempts", 0)) + " attempts: " + s("last_error");
+    return "UNDER INVESTIGATION after " + std::to_string(d.value("attempts", 0)) +
+           " attempts: " + s("last_error");
   if (e.type == "TransferResolvedManually")
-    return "resolved manually as " + s("outcome") + " by " + s("operator_name") + ": " + s("reason");
-  if (e.type == "ContradictingClearingAnswerReceived") return "ALARM: clearing contradicts the outcome (" + s("answer") + ")";
-  if (e.type == "DuplicateTransferRequestRefused") return "second, different request refused (DUPL)";
-  if (e.type == "IdempotencyKeyConflictDetected") return "DEFECT: idempotency key reused with another body; parked for people";
+    return "resolved manually as " + s("outcome") + " by " + s("operator_name") + ": " +
+           s("reason");
+  if (e.type == "ContradictingClearingAnswerReceived")
+    return "ALARM: clearing contradicts the outcome (" + s("answer") + ")";
+  if (e.type == "DuplicateTransferRequestRefused")
+    return "second, different request refused (DUPL)";
+  if (e.type == "IdempotencyKeyConflictDetected")
+    return "DEFECT: idempotency key reused with another body; parked for people";
   return "";
 }
 
 Json event_json(const eventstore::RecordedEvent& e) {
-  return {{"at", base::format_timestamp(e.recorded_at)}, {"kind", "internal"},       {"type", e.type},
-          {"version", e.version.value()},               {"event_id", e.event_id.value()},
-          {"causation_id", e.metadata.causation_id},    {"summary", summary_of(e)}, {"data", e.data}};
+  return {{"at", base::format_timestamp(e.recorded_at)},
+          {"kind", "internal"},
+          {"type", e.type},
+          {"version", e.version.value()},
+          {"event_id", e.event_id.value()},
+          {"causation_id", e.metadata.causation_id},
+          {"summary", summary_of(e)},
+          {"data", e.data}};
 }
 
 // An integer in [min, max] written in decimal digits only (no sign, no spaces).
-std::optional<std::int64_t> parse_integer(const std::string& text, std::int64_t min, std::int64_t max) {
+std::optional<std::int64_t> parse_integer(const std::string& text, std::int64_t min,
+                                          std::int64_t max) {
   std::int64_t value = 0;
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || text.front() == '-' || ec != std::errc{} || ptr != text.data() + text.size()) return std::nullopt;
+  if (text.empty() || text.front() == '-' || ec != std::errc{} || ptr != text.data() + text.size())
+    return std::nullopt;
   if (value < min || value > max) return std::nullopt;
   return value;
 }
@@ -79,27 +100,33 @@ struct QueryRefusal {
 
 // GET /parked's query: limit, reason, before_id; anything else is refused, so that a
 // misspelt cursor is not silently the first page again.
-tl::expected<ParkedListing, QueryRefusal> parse_parked_listing(const std::map<std::string, std::string>& query) {
+tl::expected<ParkedListing, QueryRefusal> parse_parked_listing(
+    const std::map<std::string, std::string>& query) {
   ParkedListing listing;
   for (const auto& [key, value] : query) {
     if (key == "limit") {
       const auto limit = parse_integer(value, 1, kParkedPageMax);
-      if (!limit) return tl::unexpected(QueryRefusal{"bad_limit", "limit must be an integer in [1, 1000]"});
+      if (!limit)
+        return tl::unexpected(QueryRefusal{"bad_limit", "limit must be an integer in [1, 1000]"});
       listing.limit = static_cast<int>(*limit);
     } else if (key == "before_id") {
       const auto before = parse_integer(value, 1, std::numeric_limits<std::int64_t>::max());
-      if (!before) return tl::unexpected(QueryRefusal{"bad_before_id", "before_id must be a positive integer"});
+      if (!before)
+        return tl::unexpected(
+            QueryRefusal{"bad_before_id", "before_id must be a positive integer"});
       listing.before_id = *before;
     } else if (key == "reason") {
       // Compared with stored reason codes, which are printable and bounded: anything else
       // matches nothing, and invalid UTF-8 would fail the query (503) instead.
-      if (value.empty() || value.size() > kParkedReasonCodeBytesMax || !base::is_printable_utf8(value))
-        return tl::unexpected(QueryRefusal{"bad_reason", "reason must be a reason code (printable, at most 64 bytes)"});
+      if (value.empty() || value.size() > kParkedReasonCodeBytesMax ||
+          !base::is_printable_utf8(value))
+        return tl::unexpected(QueryRefusal{
+            "bad_reason", "reason must be a reason code (printable, at most 64 bytes)"});
       listing.reason_code = value;
     } else {
-      return tl::unexpected(
-          QueryRefusal{"unknown_parameter", "the query parameters are limit, before_id and reason; not " +
-                                                base::escape_text(key, 64)});
+      return tl::unexpected(QueryRefusal{
+          "unknown_parameter", "the query parameters are limit, before_id and reason; not " +
+                                   base::escape_text(key, 64)});
     }
   }
   return listing;
@@ -107,7 +134,8 @@ tl::expected<ParkedListing, QueryRefusal> parse_parked_listing(const std::map<st
 
 }  // namespace
 
-tl::expected<Json, std::string> build_trace(eventstore::ConnectionPool& pool, TransferService& transfers,
+tl::expected<Json, std::string> build_trace(eventstore::ConnectionPool& pool,
+                                            TransferService& transfers,
                                             const std::string& transfer_id) {
   auto result = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<Json> {
     auto events = transfers.store().read_stream(tx, transfer_stream(transfer_id));
@@ -117,55 +145,71 @@ tl::expected<Json, std::string> build_trace(eventstore::ConnectionPool& pool, Tr
     if (!loaded) return tl::unexpected(loaded.error());
     const auto& state = loaded->state;
     Json trace{{"transfer_id", transfer_id},
-               {"state", {{"status", std::string(sagas::state_name(state))},
-                          {"attempt", state.attempt},
-                          {"clearing_reference", state.clearing_reference},
-                          {"settlement_date", state.settlement_date},
-                          {"reason_code", state.reason_code},
-                          {"reason", state.reason},
-                          {"correlation_id", state.correlation_id},
-                          {"deadline_at", base::format_timestamp(state.deadline_at)}}}};
+               {"state",
+                {{"status", std::string(sagas::state_name(state))},
+                 {"attempt", state.attempt},
+                 {"clearing_reference", state.clearing_reference},
+                 {"settlement_date", state.settlement_date},
+                 {"reason_code", state.reason_code},
+                 {"reason", state.reason},
+                 {"correlation_id", state.correlation_id},
+                 {"deadline_at", base::format_timestamp(state.deadline_at)}}}};
     const auto& first = events->front();
-    trace["core_event"] = {{"event_id", first.metadata.causation_id}, {"source", first.metadata.source}};
+    trace["core_event"] = {{"event_id", first.metadata.causation_id},
+                           {"source", first.metadata.source}};
     Json timeline = Json::array(), attempts = Json::array();
     std::map<int, std::string> action_of_attempt{{1, "submit"}};
     for (const auto& e : *events) {
-      if (e.type == "RetryScheduled") action_of_attempt[e.data.value("attempt", 0)] = e.data.value("action", "");
+      if (e.type == "RetryScheduled")
+        action_of_attempt[e.data.value("attempt", 0)] = e.data.value("action", "");
       timeline.push_back(event_json(e));
       const auto cls = answer_class_of(e);
       if (!cls.empty()) {
         const int attempt = e.data.value("attempt", 0);
-        attempts.push_back({{"attempt", attempt},
-                            {"action", action_of_attempt.count(attempt) ? action_of_attempt[attempt] : ""},
-                            {"answer_class", cls},
-                            {"latency_ms", e.data.value("latency_ms", 0)},
-                            {"at", base::format_timestamp(e.recorded_at)},
-                            {"event_id", e.event_id.value()}});
+        attempts.push_back(
+            {{"attempt", attempt},
+             {"action", action_of_attempt.count(attempt) ? action_of_attempt[attempt] : ""},
+             {"answer_class", cls},
+             {"latency_ms", e.data.value("latency_ms", 0)},
+             {"at", base::format_timestamp(e.recorded_at)},
+             {"event_id", e.event_id.value()}});
       }
     }
     const auto external = tx.exec_params(
         "select stream, partition, seq, type, event_id::text, source_event_id::text,"
         " to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-        " seq <= (select published from external_stream_heads h where h.stream = x.stream and h.partition = x.partition)"
+        " seq <= (select published from external_stream_heads h where h.stream = x.stream and "
+        "h.partition = x.partition)"
         " from external_events x where entity_key = $1 order by recorded_at, stream, seq",
         transfer_id);
     for (const auto& row : external)
-      timeline.push_back({{"at", row[6].as<std::string>()}, {"kind", "external"}, {"stream", row[0].as<std::string>()},
-                          {"partition", row[1].as<int>()}, {"seq", row[2].as<std::int64_t>()},
-                          {"type", row[3].as<std::string>()}, {"event_id", row[4].as<std::string>()},
-                          {"source_event_id", row[5].as<std::string>()}, {"published", row[7].as<bool>()}});
-    std::stable_sort(timeline.begin(), timeline.end(),
-                     [](const Json& a, const Json& b) { return a["at"].get<std::string>() < b["at"].get<std::string>(); });
+      timeline.push_back({{"at", row[6].as<std::string>()},
+                          {"kind", "external"},
+                          {"stream", row[0].as<std::string>()},
+                          {"partition", row[1].as<int>()},
+                          {"seq", row[2].as<std::int64_t>()},
+                          {"type", row[3].as<std::string>()},
+                          {"event_id", row[4].as<std::string>()},
+                          {"source_event_id", row[5].as<std::string>()},
+                          {"published", row[7].as<bool>()}});
+    std::stable_sort(timeline.begin(), timeline.end(), [](const Json& a, const Json& b) {
+      return a["at"].get<std::string>() < b["at"].get<std::string>();
+    });
     trace["timeline"] = std::move(timeline);
     trace["clearing_attempts"] = std::move(attempts);
     const auto work = tx.exec_params(
-        "select action, attempt, due_at_ms, coalesce(lease_owner, '') from transfer_work where transfer_id = $1", transfer_id);
+        "select action, attempt, due_at_ms, coalesce(lease_owner, '') from transfer_work where "
+        "transfer_id = $1",
+        transfer_id);
     if (work.empty()) {
       trace["pending"] = nullptr;
     } else {
-      trace["pending"] = {{"action", work[0][0].as<std::string>()}, {"attempt", work[0][1].as<int>()},
-                          {"due_at", base::format_timestamp(base::Timestamp{std::chrono::milliseconds{work[0][2].as<std::int64_t>()}})},
-                          {"claimed_by", work[0][3].as<std::string>()}};
+      trace["pending"] = {
+          {"action", work[0][0].as<std::string>()},
+          {"attempt", work[0][1].as<int>()},
+          {"due_at", base::format_timestamp(base::Timestamp{
+                         std::chrono::milliseconds{work[0][2].as<std::int64_t>()}})},
+          {"claimed_by", work[0][3].as<std::string>()}};
     }
     return trace;
   });
@@ -182,21 +226,24 @@ std::string render_trace(const Json& t) {
   if (!st["clearing_reference"].get<std::string>().empty())
     out << " (clearing reference " << st["clearing_reference"].get<std::string>() << ")";
   if (!st["reason_code"].get<std::string>().empty())
-    out << " (" << st["reason_code"].get<std::string>() << ": " << st["reason"].get<std::string>() << ")";
+    out << " (" << st["reason_code"].get<std::string>() << ": " << st["reason"].get<std::string>()
+        << ")";
   out << "\n  correlation: " << st["correlation_id"].get<std::string>() << "\n";
   const auto& source = t["core_event"]["source"];
   out << "  started by:  ";
   if (source.is_object() && source.contains("stream"))
     out << source.value("stream", "") << " partition " << source.value("partition", 0) << " seq "
-        << source.value("seq", 0) << " (event " << t["core_event"]["event_id"].get<std::string>() << ")\n";
+        << source.value("seq", 0) << " (event " << t["core_event"]["event_id"].get<std::string>()
+        << ")\n";
   else
     out << "event " << t["core_event"]["event_id"].get<std::string>() << "\n";
   out << "\n";
   for (const auto& step : t["timeline"]) {
     out << "  " << step["at"].get<std::string>() << "  ";
     if (step["kind"] == "external") {
-      out << "published " << step["stream"].get<std::string>() << " p" << step["partition"].get<int>() << " seq "
-          << step["seq"].get<std::int64_t>() << " " << step["type"].get<std::string>() << " (from event "
+      out << "published " << step["stream"].get<std::string>() << " p"
+          << step["partition"].get<int>() << " seq " << step["seq"].get<std::int64_t>() << " "
+          << step["type"].get<std::string>() << " (from event "
           << step["source_event_id"].get<std::string>().substr(0, 8) << ", "
           << (step["published"].get<bool>() ? "on Kafka" : "not yet on Kafka") << ")\n";
       continue;
@@ -206,28 +253,34 @@ std::string render_trace(const Json& t) {
     out << type << step["summary"].get<std::string>();
     const auto& d = step["data"];
     if (d.contains("attempt") && step["type"] != "RetryScheduled" && d.contains("latency_ms"))
-      out << " [attempt " << d["attempt"].get<int>() << ", " << d["latency_ms"].get<std::int64_t>() << " ms]";
+      out << " [attempt " << d["attempt"].get<int>() << ", " << d["latency_ms"].get<std::int64_t>()
+          << " ms]";
     out << "\n";
   }
   out << "\n  clearing attempts: " << t["clearing_attempts"].size() << "\n";
   for (const auto& a : t["clearing_attempts"])
-    out << "    attempt " << a["attempt"].get<int>() << " " << a["action"].get<std::string>() << " -> "
-        << a["answer_class"].get<std::string>() << " in " << a["latency_ms"].get<std::int64_t>() << " ms\n";
+    out << "    attempt " << a["attempt"].get<int>() << " " << a["action"].get<std::string>()
+        << " -> " << a["answer_class"].get<std::string>() << " in "
+        << a["latency_ms"].get<std::int64_t>() << " ms\n";
   if (t["pending"].is_null())
     out << "  pending:     nothing\n";
   else
     out << "  pending:     " << t["pending"]["action"].get<std::string>() << " attempt "
-        << t["pending"]["attempt"].get<int>() << " due " << t["pending"]["due_at"].get<std::string>() << "\n";
+        << t["pending"]["attempt"].get<int>() << " due "
+        << t["pending"]["due_at"].get<std::string>() << "\n";
   return out.str();
 }
 
-void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& pool, TransferService& transfers) {
+void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& pool,
+                         TransferService& transfers) {
   server.route("GET", "/transfers/{id}", [&pool, &transfers](const HttpRequest& request) {
     const auto& id = request.params.at("id");
-    if (id.empty() || id.size() > 200) return HttpResponse::error(400, "bad_transfer_id", "transfer id must be 1..200 characters");
+    if (id.empty() || id.size() > 200)
+      return HttpResponse::error(400, "bad_transfer_id", "transfer id must be 1..200 characters");
     auto trace = build_trace(pool, transfers, id);
     if (!trace) {
-      if (trace.error().rfind("no transfer", 0) == 0) return HttpResponse::error(404, "unknown_transfer", trace.error());
+      if (trace.error().rfind("no transfer", 0) == 0)
+        return HttpResponse::error(404, "unknown_transfer", trace.error());
       return HttpResponse::error(503, "unavailable", "the event store is unavailable");
     }
     return HttpResponse::json(200, trace->dump());
@@ -235,34 +288,44 @@ void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& p
   server.route("GET", "/parked", [&pool](const HttpRequest& request) {
     auto listing = parse_parked_listing(request.query);
     if (!listing) return HttpResponse::error(400, listing.error().code, listing.error().message);
-    auto page = pool.transact(
-        [&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> { return parked_page(tx, *listing); });
+    auto page =
+        pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
+          return parked_page(tx, *listing);
+        });
     if (!page) return HttpResponse::error(503, "unavailable", "the database is unavailable");
     return HttpResponse::json(200, std::move(*page));
   });
   server.route("GET", "/parked/{id}", [&pool](const HttpRequest& request) {
-    const auto id = parse_integer(request.params.at("id"), 1, std::numeric_limits<std::int64_t>::max());
-    if (!id) return HttpResponse::error(400, "bad_parked_id", "a parked message id is a positive integer");
+    const auto id =
+        parse_integer(request.params.at("id"), 1, std::numeric_limits<std::int64_t>::max());
+    if (!id)
+      return HttpResponse::error(400, "bad_parked_id", "a parked message id is a positive integer");
     std::int64_t from_byte = 0;
     for (const auto& [key, value] : request.query) {
       if (key != "from_byte")
-        return HttpResponse::error(400, "unknown_parameter", "the only query parameter is from_byte");
+        return HttpResponse::error(400, "unknown_parameter",
+                                   "the only query parameter is from_byte");
       const auto parsed = parse_integer(value, 0, kFromByteMax);
-      if (!parsed) return HttpResponse::error(400, "bad_from_byte", "from_byte must be an integer in [0, 2^30]");
+      if (!parsed)
+        return HttpResponse::error(400, "bad_from_byte",
+                                   "from_byte must be an integer in [0, 2^30]");
       from_byte = *parsed;
     }
     std::optional<ParkedReadError> refused;
-    auto message = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
-      auto read = parked_message(tx, *id, from_byte);
-      if (read) return std::move(*read);
-      refused = read.error();
-      return std::string();
-    });
+    auto message =
+        pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
+          auto read = parked_message(tx, *id, from_byte);
+          if (read) return std::move(*read);
+          refused = read.error();
+          return std::string();
+        });
     if (!message) return HttpResponse::error(503, "unavailable", "the database is unavailable");
     if (refused == ParkedReadError::unknown_id)
-      return HttpResponse::error(404, "unknown_parked_message", "no parked message " + std::to_string(*id));
+      return HttpResponse::error(404, "unknown_parked_message",
+                                 "no parked message " + std::to_string(*id));
     if (refused == ParkedReadError::beyond_end)
-      return HttpResponse::error(400, "bad_from_byte", "from_byte is past the end of the raw value");
+      return HttpResponse::error(400, "bad_from_byte",
+                                 "from_byte is past the end of the raw value");
     return HttpResponse::json(200, std::move(*message));
   });
 }

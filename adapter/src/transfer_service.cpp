@@ -205,12 +205,14 @@ std::vector<TransferResult> TransferService::execute_batch(eventstore::Transacti
   for (std::size_t i = 0; i < results.size(); ++i) {
     if (!results[i] || results[i]->events.empty()) continue;
     const auto transfer_id = transfer_id_of(commands[i].command);
-    rows.insert_or_assign(transfer_id, projection_row(transfer_id, *results[i], commands[i].context));
+    rows.insert_or_assign(transfer_id,
+                          projection_row(transfer_id, *results[i], commands[i].context));
   }
   if (rows.empty()) return results;
   std::string input = "[";
   for (const auto& [id, row] : rows) {
-    nlohmann::json j = {{"transfer_id", row.transfer_id}, {"correlation_id", row.correlation_id},
+    nlohmann::json j = {{"transfer_id", row.transfer_id},
+                        {"correlation_id", row.correlation_id},
                         {"status", row.status}};
     if (row.action) {
       j["action"] = *row.action;
@@ -236,7 +238,8 @@ TransferResult TransferService::execute(eventstore::Transaction& tx,
   return result;
 }
 
-TransferResult TransferService::execute(eventstore::Transaction& tx, const sagas::TransferCommand& command,
+TransferResult TransferService::execute(eventstore::Transaction& tx,
+                                        const sagas::TransferCommand& command,
                                         const eventstore::CommandContext& context,
                                         const TransferLoaded& assumed) {
   const auto transfer_id = transfer_id_of(command);
@@ -282,8 +285,8 @@ eventstore::StoreResult<std::map<std::string, TransferLoaded>> TransferService::
   return out;
 }
 
-eventstore::StoreResult<std::vector<std::pair<std::string, std::int64_t>>> TransferService::unfinished_by_status(
-    eventstore::Transaction& tx) {
+eventstore::StoreResult<std::vector<std::pair<std::string, std::int64_t>>>
+TransferService::unfinished_by_status(eventstore::Transaction& tx) {
   std::vector<std::pair<std::string, std::int64_t>> out;
   for (const auto& row : tx.exec(kUnfinishedByStatusQuery))
     out.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
@@ -318,8 +321,8 @@ void TransferService::sync_projections(eventstore::Transaction& tx, const std::s
                                        const eventstore::CommandContext& context) {
   const auto row = projection_row(transfer_id, decision, context);
   if (row.action)
-    tx.exec_prepared(kScheduledName, transfer_id, *row.action, row.attempt, row.due_at_ms, row.correlation_id,
-                     row.caused_by, row.submit_request, row.status);
+    tx.exec_prepared(kScheduledName, transfer_id, *row.action, row.attempt, row.due_at_ms,
+                     row.correlation_id, row.caused_by, row.submit_request, row.status);
   else
     tx.exec_prepared(kUnscheduledName, transfer_id, row.status, row.correlation_id);
 }

@@ -1,8 +1,8 @@
+#include "clearing/adapter/answer_mapping.hpp"
+
 #include <doctest/doctest.h>
 
 #include <set>
-
-#include "clearing/adapter/answer_mapping.hpp"
 
 using namespace clearing;
 using clearing_client::AnswerClass;
@@ -36,8 +36,9 @@ TEST_CASE("an unknown outcome keeps its cause and HTTP status, never body text")
   answer.cause = clearing_client::UnknownCause::server_error;
   answer.http_status = 502;
   answer.detail = "body mentions DK5000400440116243";
-  const auto command = adapter::to_command(answer, "t-1", 3, sagas::ClearingAction::submit,
-                                           base::Timestamp{std::chrono::milliseconds{5000}}, 123, {});
+  const auto command =
+      adapter::to_command(answer, "t-1", 3, sagas::ClearingAction::submit,
+                          base::Timestamp{std::chrono::milliseconds{5000}}, 123, {});
   CHECK(command.cls == ClearingAnswerClass::unknown);
   CHECK(command.cause == "server_error (HTTP 502)");
   CHECK(command.attempt == 3);
@@ -62,7 +63,8 @@ TEST_CASE("a rejection carries the clearing's reason code and text; maintenance 
   clearing_client::ClearingAnswer maintenance;
   maintenance.answer_class = AnswerClass::maintenance;
   maintenance.retry_after_ms = 120'000;
-  const auto m = adapter::to_command(maintenance, "t", 1, sagas::ClearingAction::inquiry, {}, 0, {});
+  const auto m =
+      adapter::to_command(maintenance, "t", 1, sagas::ClearingAction::inquiry, {}, 0, {});
   CHECK(m.retry_after_ms == 120'000);
   CHECK(m.kind == sagas::ClearingAction::inquiry);
 }

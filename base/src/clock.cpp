@@ -27,7 +27,8 @@ bool parse_timestamp(const std::string& text, Timestamp& out) {
   int y = 0;
   unsigned mo = 0, d = 0, h = 0, mi = 0, s = 0;
   int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2u-%2uT%2u:%2u:%2u%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6 ||
+  if (std::sscanf(text.c_str(), "%4d-%2u-%2uT%2u:%2u:%2u%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
+          6 ||
       consumed != 19)
     return false;
   std::size_t pos = 19;

@@ -1,11 +1,11 @@
 #include "clearing/base/logging.hpp"
 
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+
 #include <algorithm>
 #include <mutex>
 #include <string_view>
-
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "clearing/base/text.hpp"
 

@@ -64,7 +64,8 @@ bool has_control_characters(std::string_view text) noexcept {
   for (std::size_t at = 0; at < text.size(); ++at) {
     const auto c = static_cast<unsigned char>(text[at]);
     if (is_c0_or_del(c)) return true;
-    if (c == 0xC2 && at + 1 < text.size() && static_cast<unsigned char>(text[at + 1]) <= 0x9F) return true;
+    if (c == 0xC2 && at + 1 < text.size() && static_cast<unsigned char>(text[at + 1]) <= 0x9F)
+      return true;
   }
   return false;
 }
@@ -80,10 +81,14 @@ std::string escape_text(std::string_view text, std::size_t bytes_max) {
     if (length == 0) {
       append_hex(piece, c);
     } else if (length == 1 && is_c0_or_del(c)) {
-      if (c == '\n') piece = "\\n";
-      else if (c == '\r') piece = "\\r";
-      else if (c == '\t') piece = "\\t";
-      else append_hex(piece, c);
+      if (c == '\n')
+        piece = "\\n";
+      else if (c == '\r')
+        piece = "\\r";
+      else if (c == '\t')
+        piece = "\\t";
+      else
+        append_hex(piece, c);
     } else if (is_c1_control(text, at, length)) {
       append_hex(piece, static_cast<unsigned char>(text[at + 1]));
     } else if (c == '\\') {
@@ -94,7 +99,8 @@ std::string escape_text(std::string_view text, std::size_t bytes_max) {
     if (out.size() + piece.size() > bytes_max) {
       while (out.size() + kCut.size() > bytes_max && !out.empty()) {
         // Drop whole code points only: continuation bytes go with their lead byte.
-        while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) out.pop_back();
+        while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80)
+          out.pop_back();
         if (!out.empty()) out.pop_back();
       }
       if (bytes_max >= kCut.size()) out += kCut;
@@ -109,8 +115,8 @@ std::string escape_text(std::string_view text, std::size_t bytes_max) {
 bool is_identifier(std::string_view text, std::size_t bytes_max) noexcept {
   if (text.empty() || text.size() > bytes_max) return false;
   for (const char c : text) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                    c == '_' || c == '.' || c == ':';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == ':';
     if (!ok) return false;
   }
   return true;

@@ -3,7 +3,7 @@
 #include "clearing/base/logging.hpp"
 
 #include <doctest/doctest.h>
-
+#include <spdlog/sinks/ostream_sink.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +11,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-
-#include <spdlog/sinks/ostream_sink.h>
 
 using namespace clearing::base;
 
@@ -87,8 +85,8 @@ TEST_CASE("a newline in a field stays on its line, escaped visibly") {
 }
 
 TEST_CASE("every control character, invalid UTF-8 and the backslash are escaped") {
-  const std::string hostile = std::string("a\rb\tc") + '\0' + "d\x1b[31me\x7f" + "\xc2\x85" +
-                              "f\xff" + "g\\n";
+  const std::string hostile =
+      std::string("a\rb\tc") + '\0' + "d\x1b[31me\x7f" + "\xc2\x85" + "f\xff" + "g\\n";
   CHECK(message_of(format_line(hostile), "logging_test_formatter") ==
         "correlation_id=a\\rb\\tc\\x00d\\x1b[31me\\x7f\\x85f\\xffg\\\\n\n");
 }

@@ -1,8 +1,8 @@
+#include "clearing/base/text.hpp"
+
 #include <doctest/doctest.h>
 
 #include <string>
-
-#include "clearing/base/text.hpp"
 
 using namespace clearing::base;
 using namespace std::string_literals;
@@ -12,11 +12,11 @@ TEST_CASE("is_valid_utf8 accepts well-formed UTF-8 and refuses every malformed f
   CHECK(is_valid_utf8("plain ascii"));
   CHECK(is_valid_utf8("S\xC3\xB8ren \xE2\x82\xAC \xF0\x9F\x98\x80"));  // ø, €, an emoji
   CHECK_FALSE(is_valid_utf8("\xFF"));
-  CHECK_FALSE(is_valid_utf8("\xC3"));                // truncated
-  CHECK_FALSE(is_valid_utf8("\xC0\xAF"));            // overlong '/'
-  CHECK_FALSE(is_valid_utf8("\xED\xA0\x80"));        // a UTF-16 surrogate
-  CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));    // above U+10FFFF
-  CHECK_FALSE(is_valid_utf8("\x80"));                // a lone continuation byte
+  CHECK_FALSE(is_valid_utf8("\xC3"));              // truncated
+  CHECK_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong '/'
+  CHECK_FALSE(is_valid_utf8("\xED\xA0\x80"));      // a UTF-16 surrogate
+  CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+  CHECK_FALSE(is_valid_utf8("\x80"));              // a lone continuation byte
 }
 
 TEST_CASE("utf8_length counts code points, not bytes") {
@@ -45,7 +45,8 @@ TEST_CASE("escape_text makes any bytes one storable line and cuts on a code poin
   CHECK(escape_text("bad \xFF byte") == "bad \\xff byte");
   CHECK(escape_text("back\\slash") == "back\\\\slash");
   CHECK(escape_text("c1\xC2\x85") == "c1\\x85");
-  const std::string cut = escape_text("\xC3\x98\xC3\x98\xC3\x98\xC3\x98", 7);  // 8 bytes of Ø into 7
+  const std::string cut =
+      escape_text("\xC3\x98\xC3\x98\xC3\x98\xC3\x98", 7);  // 8 bytes of Ø into 7
   CHECK(cut == "\xC3\x98\xC3\x98...");
   CHECK(is_printable_utf8(cut));
   CHECK(escape_text(std::string(10'000, 'x'), 100).size() == 100);

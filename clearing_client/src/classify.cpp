@@ -551,14 +551,14 @@ std::optional<SplitPage> split_page(std::string_view body) {
 // The contract's payment fields: a reason names one of these, never a key the sender made up
 // (a key is sender text like any value).
 constexpr std::array<std::string_view, 10> kPaymentFieldNames = {
-    "cursor",           "clearing_reference", "amount_minor",   "currency",
-    "debtor_account",   "debtor_name",        "creditor_account", "creditor_name",
-    "remittance_info",  "received_at"};
+    "cursor",      "clearing_reference", "amount_minor",  "currency",        "debtor_account",
+    "debtor_name", "creditor_account",   "creditor_name", "remittance_info", "received_at"};
 
 std::string field_label(const std::optional<std::string>& key) {
-  const bool named = key && std::find(kPaymentFieldNames.begin(), kPaymentFieldNames.end(),
-                                      *key) != kPaymentFieldNames.end();
-  return named ? "payment field " + *key : std::string("a payment field the contract does not name");
+  const bool named = key && std::find(kPaymentFieldNames.begin(), kPaymentFieldNames.end(), *key) !=
+                                kPaymentFieldNames.end();
+  return named ? "payment field " + *key
+               : std::string("a payment field the contract does not name");
 }
 
 // Why a payment cannot be taken, with the cause to report.
@@ -655,16 +655,19 @@ tl::expected<IncomingPayment, PaymentProblem> parse_payment(const json& item) {
 // One element of a sound page's payments array: the payment, or why it cannot be taken.
 tl::expected<IncomingPayment, PaymentProblem> read_payment(std::string_view element) {
   if (element.front() != '{') {
-    return tl::unexpected(PaymentProblem{UnknownCause::unparsable_body, "payment is not an object"});
+    return tl::unexpected(
+        PaymentProblem{UnknownCause::unparsable_body, "payment is not an object"});
   }
   const auto members = container_items(element, '{');
   if (!members) {
-    return tl::unexpected(PaymentProblem{UnknownCause::unparsable_body, "payment is not valid JSON"});
+    return tl::unexpected(
+        PaymentProblem{UnknownCause::unparsable_body, "payment is not valid JSON"});
   }
   if (auto problem = raw_text_problem(*members)) return tl::unexpected(std::move(*problem));
   const Body body = parse_body(element);
   if (!body.value) {
-    return tl::unexpected(PaymentProblem{UnknownCause::unparsable_body, "payment is not valid JSON"});
+    return tl::unexpected(
+        PaymentProblem{UnknownCause::unparsable_body, "payment is not valid JSON"});
   }
   if (body.duplicate_keys) {
     return tl::unexpected(
@@ -807,10 +810,12 @@ tl::expected<SubmitRequest, std::string> decode_submit_body(std::string_view bod
     return true;
   };
   const auto amount = parsed.find("amount_minor");
-  if (!text("reference", request.reference)) return tl::unexpected(std::string("reference is not a string"));
+  if (!text("reference", request.reference))
+    return tl::unexpected(std::string("reference is not a string"));
   if (amount == parsed.end() || !amount->is_number_integer() ||
       (amount->is_number_unsigned() &&
-       amount->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())))
+       amount->get<std::uint64_t>() >
+           static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())))
     return tl::unexpected(std::string("amount_minor is not an integer"));
   request.amount_minor = amount->get<std::int64_t>();
   const std::pair<const char*, std::string*> texts[] = {

@@ -7,7 +7,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include "clearing/base/asio.hpp"
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -22,6 +21,7 @@
 #include <variant>
 
 #include "base_url.hpp"
+#include "clearing/base/asio.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/base/text.hpp"
 #include "clearing/clearing_client/classify.hpp"
@@ -545,7 +545,7 @@ struct ClearingClient::Impl {
       auto outcome = co_await exchange(*connection, request, deadline);
       if (!outcome.error) {
         auto peer = outcome.keep_alive && options.reuse_connections ? connection->peer_state()
-                                                                     : Connection::PeerState::closed;
+                                                                    : Connection::PeerState::closed;
         // An answer naming another reference means the connection is out of step: this
         // request's own answer may come next, and must not be read by the next request.
         if (peer == Connection::PeerState::quiet && spec.kind != CallKind::incoming &&
@@ -760,9 +760,12 @@ std::future<ClearingAnswer> ClearingClient::submit(SubmitRequest request) {
 }
 
 std::future<ClearingAnswer> ClearingClient::inquire(std::string reference) {
-  RequestSpec spec{
-      CallKind::inquire, http::verb::get, "/v1/transfers/" + clearing::http::percent_encode(reference), "", "",
-      reference};
+  RequestSpec spec{CallKind::inquire,
+                   http::verb::get,
+                   "/v1/transfers/" + clearing::http::percent_encode(reference),
+                   "",
+                   "",
+                   reference};
   Impl* impl = impl_.get();
   return impl->spawn<ClearingAnswer>([impl, spec = std::move(spec)](auto completion) mutable {
     return impl->run_call(std::move(spec), std::move(completion));

@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "clearing/base/text.hpp"
@@ -448,18 +447,19 @@ std::string page_of(const std::vector<std::string>& elements,
 }
 }  // namespace
 
-TEST_CASE("one payment that breaks the contract costs only itself: the good ones are taken, "
-          "each bad one is a typed rejection with its raw text, reason and identity") {
+TEST_CASE(
+    "one payment that breaks the contract costs only itself: the good ones are taken, "
+    "each bad one is a typed rejection with its raw text, reason and identity") {
   const std::string oversize_name = "\"" + std::string(kPartyNameBytesMax + 1, 'x') + "\"";
   const std::vector<std::string> elements = {
       payment_text(1),
-      payment_text(2, R"("Ada\u0000Lovelace")"),                      // NUL, escaped
+      payment_text(2, R"("Ada\u0000Lovelace")"),  // NUL, escaped
       payment_text(3),
-      payment_text(4, oversize_name),                                 // over its limit
-      payment_text(5, R"("Ada Lovelace")", "-700"),                   // not a positive amount
+      payment_text(4, oversize_name),                // over its limit
+      payment_text(5, R"("Ada Lovelace")", "-700"),  // not a positive amount
       payment_text(6, R"("Ada Lovelace")", "5000", R"(,"amount_minor":9)"),  // repeated key
-      payment_text(7, "\"Ada \xff\xfe Lovelace\""),                  // invalid UTF-8, raw
-      payment_text(8, std::string("\"Ada \x01 Lovelace\"")),         // a raw control byte
+      payment_text(7, "\"Ada \xff\xfe Lovelace\""),                          // invalid UTF-8, raw
+      payment_text(8, std::string("\"Ada \x01 Lovelace\"")),                 // a raw control byte
       payment_text(9),
   };
   const auto page = classify_incoming(200, page_of(elements), std::nullopt);
@@ -478,14 +478,15 @@ TEST_CASE("one payment that breaks the contract costs only itself: the good ones
     std::string_view reason;
   };
   const Expected expected[] = {
-      {1, UnknownCause::contract_violation, "payment field debtor_name contains a control character"},
-      {3, UnknownCause::contract_violation,
-       "payment field debtor_name is 1025 bytes, limit 1024"},
+      {1, UnknownCause::contract_violation,
+       "payment field debtor_name contains a control character"},
+      {3, UnknownCause::contract_violation, "payment field debtor_name is 1025 bytes, limit 1024"},
       {4, UnknownCause::unparsable_body,
        "payment amount_minor missing or not a positive 64-bit integer"},
       {5, UnknownCause::contract_violation, "payment repeats a JSON key"},
       {6, UnknownCause::contract_violation, "payment field debtor_name is not valid UTF-8"},
-      {7, UnknownCause::contract_violation, "payment field debtor_name contains a control character"},
+      {7, UnknownCause::contract_violation,
+       "payment field debtor_name contains a control character"},
   };
   REQUIRE(page.rejected.size() == std::size(expected));
   for (std::size_t i = 0; i < std::size(expected); ++i) {
@@ -512,11 +513,12 @@ TEST_CASE("one payment that breaks the contract costs only itself: the good ones
   }
 }
 
-TEST_CASE("a rejected payment: its raw kept cut at kRejectedPaymentRawBytesMax, its identity "
-          "only when readable and valid, a field it makes up never named") {
+TEST_CASE(
+    "a rejected payment: its raw kept cut at kRejectedPaymentRawBytesMax, its identity "
+    "only when readable and valid, a field it makes up never named") {
   // Over every limit: the raw is cut, its full length noted.
-  const std::string huge = payment_text(
-      1, "\"" + std::string(2 * kRejectedPaymentRawBytesMax, 'x') + "\"");
+  const std::string huge =
+      payment_text(1, "\"" + std::string(2 * kRejectedPaymentRawBytesMax, 'x') + "\"");
   auto page = classify_incoming(200, page_of({huge}), std::nullopt);
   REQUIRE(page.ok);
   REQUIRE(page.rejected.size() == 1);
@@ -548,8 +550,7 @@ TEST_CASE("a rejected payment: its raw kept cut at kRejectedPaymentRawBytesMax, 
       200, page_of({payment_text(4, R"("n")", "5", ",\"Ada Lovelace 5301\":\"\xff\"")}),
       std::nullopt);
   REQUIRE(page.rejected.size() == 1);
-  CHECK(page.rejected[0].reason ==
-        "a payment field the contract does not name is not valid UTF-8");
+  CHECK(page.rejected[0].reason == "a payment field the contract does not name is not valid UTF-8");
 
   // Elements that are no payment at all: each costs only itself.
   page = classify_incoming(
@@ -584,8 +585,7 @@ TEST_CASE("a page whose envelope breaks the contract is still a failure: nothing
        UnknownCause::unparsable_body, "well-formed"},
       {R"({"payments":[)" + good + R"(,],"next_cursor":"1"})", UnknownCause::unparsable_body,
        "well-formed"},
-      {R"({"payments":[{"a":[}],"next_cursor":"1"})", UnknownCause::unparsable_body,
-       "well-formed"},
+      {R"({"payments":[{"a":[}],"next_cursor":"1"})", UnknownCause::unparsable_body, "well-formed"},
       {R"({"payments":[)" + good + R"(],"next_cursor":"1"} trailing)",
        UnknownCause::unparsable_body, "well-formed"},
       {"[" + good + "]", UnknownCause::unparsable_body, "well-formed"},
@@ -613,9 +613,8 @@ TEST_CASE("a page whose envelope breaks the contract is still a failure: nothing
     CHECK(page.failure.detail.find(c.detail) != std::string::npos);
   }
   // The key may be written with escapes: still the payments array.
-  const auto escaped =
-      classify_incoming(200, R"({"p\u0061yments":[)" + good + R"(],"next_cursor":"1"})",
-                        std::nullopt);
+  const auto escaped = classify_incoming(
+      200, R"({"p\u0061yments":[)" + good + R"(],"next_cursor":"1"})", std::nullopt);
   CHECK(escaped.ok);
   CHECK(escaped.payments.size() == 1);
   // An empty page with no next_cursor is sound (nothing new yet).

@@ -407,17 +407,21 @@ TEST_CASE("faults also hit inquiries and the feed") {
 
 void reuse(ClientOptions& options) { options.reuse_connections = true; }
 
-TEST_CASE("by default every call has a connection of its own: nothing is ever read on a connection another call used") {
+TEST_CASE(
+    "by default every call has a connection of its own: nothing is ever read on a connection "
+    "another call used") {
   auto setup = start();
   for (int i = 0; i < 5; ++i)
-    REQUIRE(submit(setup, transfer("t-own-" + std::to_string(i))).answer_class == AnswerClass::settled);
+    REQUIRE(submit(setup, transfer("t-own-" + std::to_string(i))).answer_class ==
+            AnswerClass::settled);
   const auto stats = setup.client->stats();
   CHECK(stats.connections_opened == 5);
   CHECK(stats.connections_reused == 0);
   CHECK(setup.mock->state().stats().connections_accepted == 5);
 }
 
-TEST_CASE("with reuse_connections, the pool reuses one keep-alive connection for sequential requests") {
+TEST_CASE(
+    "with reuse_connections, the pool reuses one keep-alive connection for sequential requests") {
   auto setup = start({}, reuse);
   for (int i = 0; i < 50; ++i) {
     REQUIRE(submit(setup, transfer("t-pool-" + std::to_string(i))).answer_class ==

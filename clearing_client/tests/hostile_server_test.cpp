@@ -205,9 +205,11 @@ TEST_CASE(
   // settled with another transfer's clearing reference at seed 4242).
   HostileHttpServer server([](const ScriptedRequest& request) -> ScriptedReply {
     if (request.idempotency_key == "t-a")
-      return {http_response(201,
-                            R"({"status":"ACSC","clearing_reference":"STRAY-9","settlement_date":"2026-11-26","reference":"t-made-up"})"),
-              false};
+      return {
+          http_response(
+              201,
+              R"({"status":"ACSC","clearing_reference":"STRAY-9","settlement_date":"2026-11-26","reference":"t-made-up"})"),
+          false};
     return real_answer_for_b(request);
   });
   auto client = client_for(server);

@@ -236,11 +236,11 @@ bool is_secret_parameter(std::string_view raw_name) {
 // '/' or '?': when the authority has no '@', a wider part is searched, erring on the side of
 // masking too much (an '@' in a query value) rather than showing a password.
 std::size_t userinfo_end(std::string_view url, std::size_t authority_begin) {
-  for (const std::string_view stops : {std::string_view("/?#"), std::string_view("?#"),
-                                       std::string_view()}) {
-    const std::size_t stop = stops.empty() ? url.size()
-                                           : std::min(url.find_first_of(stops, authority_begin),
-                                                      url.size());
+  for (const std::string_view stops :
+       {std::string_view("/?#"), std::string_view("?#"), std::string_view()}) {
+    const std::size_t stop = stops.empty()
+                                 ? url.size()
+                                 : std::min(url.find_first_of(stops, authority_begin), url.size());
     const std::size_t at = url.substr(0, stop).rfind('@');
     if (at != std::string_view::npos && at >= authority_begin) return at;
   }
@@ -266,7 +266,9 @@ std::string redact_query(std::string_view query) {
   return out;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 // libpq's "key = value key = 'quoted \\' value'" form: secret values masked, the rest kept.
 std::string redact_conninfo(std::string_view text) {

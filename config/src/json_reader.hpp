@@ -63,7 +63,9 @@ class Section {
                                     std::string_view hint = {});
 
   // Reports a value of `key` that was read but is not one the schema allows.
-  void invalid(std::string_view key, std::string message) { problems_.add(path_of(key), std::move(message)); }
+  void invalid(std::string_view key, std::string message) {
+    problems_.add(path_of(key), std::move(message));
+  }
 
   // Reports every key in the object that no read declared.
   void finish();

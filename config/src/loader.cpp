@@ -231,8 +231,7 @@ void read_retry(Section section, RetryConfig& out) {
   section.integer("backoff_multiplier", out.backoff_multiplier, true);
   section.integer("unknown_outcomes_before_inquiry", out.unknown_outcomes_before_inquiry, true);
   section.integer("pending_inquiry_interval_ms", out.pending_inquiry_interval_ms, true);
-  section.integer("investigation_inquiry_interval_ms", out.investigation_inquiry_interval_ms,
-                  true);
+  section.integer("investigation_inquiry_interval_ms", out.investigation_inquiry_interval_ms, true);
   section.integer("deadline_ms", out.deadline_ms, true);
   section.finish();
 }
@@ -328,7 +327,7 @@ void read_kafka(Section section, KafkaConfig& out, Country country) {
       out.partition_assignment = PartitionAssignment::group;
     } else {
       section.invalid("partition_assignment",
-                   "must be \"database\" or \"group\", got " + detail::quote_text(*assignment));
+                      "must be \"database\" or \"group\", got " + detail::quote_text(*assignment));
     }
   }
   section.finish();

@@ -129,7 +129,8 @@ std::string redacted_summary(const AdapterConfig& config) {
   line.add("kafka.consumer_batch_max", kafka.consumer_batch_max);
   line.add("kafka.fetch_wait_max_ms", kafka.fetch_wait_max_ms);
   line.add("kafka.relay_round_interval_min_ms", kafka.relay_round_interval_min_ms);
-  line.add("kafka.partition_assignment", std::string(partition_assignment_name(kafka.partition_assignment)));
+  line.add("kafka.partition_assignment",
+           std::string(partition_assignment_name(kafka.partition_assignment)));
 
   line.add("http.address", config.http.address);
   line.add("http.api_token", set_or_unset(config.http.api_token));

@@ -280,7 +280,8 @@ void check_streams(Checker& check, const StreamsConfig& streams, Country country
     }
     check.range(key + ".partitions", stream.partitions, 1, kPartitionsMax);
   }
-  check.range("streams.tail_check_interval_ms", streams.tail_check_interval_ms, 0, kTailCheckIntervalMsMax);
+  check.range("streams.tail_check_interval_ms", streams.tail_check_interval_ms, 0,
+              kTailCheckIntervalMsMax);
   if (const auto problem = http_url_problem(streams.core_catchup_url)) {
     check.fail("streams.core_catchup_url",
                *problem + ", got " + quote_text(redact_http_url(streams.core_catchup_url)));

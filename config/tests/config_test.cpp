@@ -287,10 +287,9 @@ TEST_CASE("a token in the file is an error, even with allow_missing_secrets") {
 TEST_CASE("a token too short, too long or not printable ASCII is refused without showing it") {
   const auto load_with = [](const std::string& clearing_token, const std::string& api_token,
                             LoadOptions options = {}) {
-    return load_config(shipped_path("dk"),
-                       MapEnvironment({{kEnvClearingToken, clearing_token},
-                                       {kEnvApiToken, api_token}}),
-                       options);
+    return load_config(
+        shipped_path("dk"),
+        MapEnvironment({{kEnvClearingToken, clearing_token}, {kEnvApiToken, api_token}}), options);
   };
   const std::string clearing_min(kClearingTokenLengthMin, 'c');
   const std::string api_min(kApiTokenLengthMin, 'a');
@@ -366,16 +365,20 @@ TEST_CASE("more out-of-range values") {
   CHECK(error_for(load_edited([](Json& j) { j["kafka"]["fetch_wait_max_ms"] = 0; }),
                   "kafka.fetch_wait_max_ms")
             .message == "must be in [1, 5000], got 0");
-  CHECK(load_edited([](Json& j) { j["kafka"]["fetch_wait_max_ms"] = 5; })->kafka.fetch_wait_max_ms == 5);
+  CHECK(load_edited([](Json& j) {
+          j["kafka"]["fetch_wait_max_ms"] = 5;
+        })->kafka.fetch_wait_max_ms == 5);
   CHECK(error_for(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = 1001; }),
                   "kafka.relay_round_interval_min_ms")
             .message == "must be in [0, 1000], got 1001");
   CHECK(error_for(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = -1; }),
                   "kafka.relay_round_interval_min_ms")
             .message == "must be in [0, 1000], got -1");
-  CHECK(load_edited([](Json&) {})->kafka.relay_round_interval_min_ms == 50);  // kRelayRoundIntervalMsDefault  // optional: the default
-  CHECK(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = 0; })
-            ->kafka.relay_round_interval_min_ms == 0);
+  CHECK(load_edited([](Json&) {})->kafka.relay_round_interval_min_ms ==
+        50);  // kRelayRoundIntervalMsDefault  // optional: the default
+  CHECK(load_edited([](Json& j) {
+          j["kafka"]["relay_round_interval_min_ms"] = 0;
+        })->kafka.relay_round_interval_min_ms == 0);
   CHECK(error_for(load_edited([](Json& j) { j["incoming"]["page_limit"] = 5000; }),
                   "incoming.page_limit")
             .message == "must be in [1, 1000], got 5000");
@@ -436,8 +439,10 @@ TEST_CASE("kafka.partition_assignment: database by default, group on request, no
   const auto shipped = load_edited([](Json&) {});
   REQUIRE(shipped.has_value());
   CHECK(shipped->kafka.partition_assignment == PartitionAssignment::database);
-  CHECK(redacted_summary(*shipped).find("kafka.partition_assignment=database") != std::string::npos);
-  const auto database = load_edited([](Json& j) { j["kafka"]["partition_assignment"] = "database"; });
+  CHECK(redacted_summary(*shipped).find("kafka.partition_assignment=database") !=
+        std::string::npos);
+  const auto database =
+      load_edited([](Json& j) { j["kafka"]["partition_assignment"] = "database"; });
   REQUIRE(database.has_value());
   CHECK(database->kafka.partition_assignment == PartitionAssignment::database);
   const auto group = load_edited([](Json& j) { j["kafka"]["partition_assignment"] = "group"; });
@@ -448,7 +453,9 @@ TEST_CASE("kafka.partition_assignment: database by default, group on request, no
             .message == "must be \"database\" or \"group\", got \"sticky\"");
 }
 
-TEST_CASE("clearing.reuse_connections: off by default (the contract's answers carry no reference), may be turned on") {
+TEST_CASE(
+    "clearing.reuse_connections: off by default (the contract's answers carry no reference), may "
+    "be turned on") {
   const auto shipped = load_edited([](Json&) {});
   REQUIRE(shipped.has_value());
   CHECK_FALSE(shipped->clearing.reuse_connections);
@@ -466,7 +473,8 @@ TEST_CASE("dispatcher.lease_by_session: on by default, may be turned off, must b
   const auto off = load_edited([](Json& j) { j["dispatcher"]["lease_by_session"] = false; });
   REQUIRE(off.has_value());
   CHECK_FALSE(off->dispatcher.lease_by_session);
-  CHECK_FALSE(load_edited([](Json& j) { j["dispatcher"]["lease_by_session"] = "yes"; }).has_value());
+  CHECK_FALSE(
+      load_edited([](Json& j) { j["dispatcher"]["lease_by_session"] = "yes"; }).has_value());
 }
 
 TEST_CASE("streams.tail_check_interval_ms: 2000 by default, 0 turns it off, at most 600000") {
@@ -537,10 +545,10 @@ TEST_CASE("a missing section reports its required keys") {
 TEST_CASE("a missing retry section stops the start, naming each of its keys") {
   const auto loaded = load_edited([](Json& j) { j.erase("retry"); });
   REQUIRE_FALSE(loaded.has_value());
-  for (const char* key : {"retry.backoff_initial_ms", "retry.backoff_max_ms",
-                          "retry.backoff_multiplier", "retry.unknown_outcomes_before_inquiry",
-                          "retry.pending_inquiry_interval_ms",
-                          "retry.investigation_inquiry_interval_ms", "retry.deadline_ms"}) {
+  for (const char* key :
+       {"retry.backoff_initial_ms", "retry.backoff_max_ms", "retry.backoff_multiplier",
+        "retry.unknown_outcomes_before_inquiry", "retry.pending_inquiry_interval_ms",
+        "retry.investigation_inquiry_interval_ms", "retry.deadline_ms"}) {
     CAPTURE(key);
     CHECK(error_for(loaded, key).to_string() ==
           std::string("config/dk.json: ") + key + ": missing required key");
@@ -551,10 +559,10 @@ TEST_CASE("a missing retry section stops the start, naming each of its keys") {
 TEST_CASE("the keys without a safe default are required") {
   // What the clearing agreed to, the load on its feed, the retry policy and the calendar.
   const std::vector<std::pair<std::string, std::string>> required{
-      {"clearing", "request_timeout_ms"},   {"clearing", "connect_timeout_ms"},
-      {"clearing", "in_flight_max"},        {"clearing", "pool_connections_max"},
-      {"retry", "deadline_ms"},             {"retry", "unknown_outcomes_before_inquiry"},
-      {"incoming", "poll_interval_ms"},     {"incoming", "page_limit"},
+      {"clearing", "request_timeout_ms"}, {"clearing", "connect_timeout_ms"},
+      {"clearing", "in_flight_max"},      {"clearing", "pool_connections_max"},
+      {"retry", "deadline_ms"},           {"retry", "unknown_outcomes_before_inquiry"},
+      {"incoming", "poll_interval_ms"},   {"incoming", "page_limit"},
   };
   for (const auto& [section, key] : required) {
     CAPTURE(key);
@@ -978,8 +986,10 @@ TEST_CASE("an https:// catch-up URL is refused: the fetcher speaks http only") {
   const auto from_env = load_config(shipped_path("dk"), env);
   REQUIRE_FALSE(from_env.has_value());
   REQUIRE(from_env.error().find("streams.core_catchup_url") != nullptr);
-  CHECK(from_env.error().find("streams.core_catchup_url")->message.starts_with(
-      "from CLEARING_ADAPTER_CORE_CATCHUP_URL: https:// is not supported yet"));
+  CHECK(from_env.error()
+            .find("streams.core_catchup_url")
+            ->message.starts_with(
+                "from CLEARING_ADAPTER_CORE_CATCHUP_URL: https:// is not supported yet"));
   // The clearing's client speaks TLS: https stays allowed there.
   CHECK(load_edited([](Json& j) {
           j["clearing"]["base_url"] = "https://clearing.example/api";
@@ -994,8 +1004,8 @@ TEST_CASE("a URL with credentials is refused without showing them") {
   CHECK(error_for(loaded, "clearing.base_url").message ==
         "must not carry credentials (user:password@): tokens come only from the environment, got "
         "\"https://***@clearing.example/api\"");
-  CHECK(error_for(loaded, "streams.core_catchup_url").message.ends_with(
-      "got \"http://***@core.internal:8092\""));
+  CHECK(error_for(loaded, "streams.core_catchup_url")
+            .message.ends_with("got \"http://***@core.internal:8092\""));
   const auto query = load_edited(
       [](Json& j) { j["clearing"]["base_url"] = "https://clearing.example/api?token=hunter4"; });
   CHECK(error_for(query, "clearing.base_url").message ==

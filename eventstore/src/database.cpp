@@ -2,10 +2,9 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <thread>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
 
@@ -13,16 +12,26 @@ namespace clearing::eventstore {
 
 const char* to_string(StoreErrc code) noexcept {
   switch (code) {
-    case StoreErrc::wrong_expected_version: return "wrong_expected_version";
-    case StoreErrc::invalid_argument: return "invalid_argument";
-    case StoreErrc::payload_too_large: return "payload_too_large";
-    case StoreErrc::partially_appended: return "partially_appended";
-    case StoreErrc::connection_failed: return "connection_failed";
-    case StoreErrc::transient: return "transient";
-    case StoreErrc::commit_unknown: return "commit_unknown";
-    case StoreErrc::corrupt_data: return "corrupt_data";
-    case StoreErrc::handler_failed: return "handler_failed";
-    case StoreErrc::internal: return "internal";
+    case StoreErrc::wrong_expected_version:
+      return "wrong_expected_version";
+    case StoreErrc::invalid_argument:
+      return "invalid_argument";
+    case StoreErrc::payload_too_large:
+      return "payload_too_large";
+    case StoreErrc::partially_appended:
+      return "partially_appended";
+    case StoreErrc::connection_failed:
+      return "connection_failed";
+    case StoreErrc::transient:
+      return "transient";
+    case StoreErrc::commit_unknown:
+      return "commit_unknown";
+    case StoreErrc::corrupt_data:
+      return "corrupt_data";
+    case StoreErrc::handler_failed:
+      return "handler_failed";
+    case StoreErrc::internal:
+      return "internal";
   }
   return "unknown";
 }
@@ -179,8 +188,9 @@ StoreResult<void> ConnectionPool::transact_erased(
       ++impl_->open;
     }
     // Only those this connection has not prepared yet: usually none.
-    statements.assign(impl_->statements.begin() + static_cast<std::ptrdiff_t>(connection.statements_prepared),
-                      impl_->statements.end());
+    statements.assign(
+        impl_->statements.begin() + static_cast<std::ptrdiff_t>(connection.statements_prepared),
+        impl_->statements.end());
   }
   auto give_back = [&](bool healthy) {
     std::lock_guard lock(impl_->mutex);
@@ -237,7 +247,8 @@ StoreResult<void> ConnectionPool::transact_erased(
   } catch (const pqxx::failure&) {
     t_events_appended = false;
     auto error = translate_exception(std::current_exception());
-    give_back(error.code != StoreErrc::connection_failed && error.code != StoreErrc::commit_unknown);
+    give_back(error.code != StoreErrc::connection_failed &&
+              error.code != StoreErrc::commit_unknown);
     return tl::unexpected(std::move(error));
   } catch (...) {
     t_events_appended = false;

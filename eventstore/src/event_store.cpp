@@ -1,9 +1,8 @@
 #include "clearing/eventstore/event_store.hpp"
 
+#include <pqxx/pqxx>
 #include <unordered_map>
 #include <unordered_set>
-
-#include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/uuid.hpp"
@@ -134,11 +133,12 @@ const std::string kReadStream = std::string("select ") + kColumns +
 // callers compare ids as std::string does. Each stream is probed on its own through
 // (stream_id, version): written as `stream_id = any($1)`, a batch of 40 ids got a plan
 // estimated at 19k rows from stale statistics, a parallel scan of all events, 300 ms.
-const std::string kReadStreams = std::string("select ") + kColumns +
-                                 " from (select distinct unnest($1::text[])) as want(id)"
-                                 " cross join lateral (select * from events where events.stream_id = want.id"
-                                 "   order by events.version limit $2) as events"
-                                 " order by events.stream_id collate \"C\", events.version limit $2";
+const std::string kReadStreams =
+    std::string("select ") + kColumns +
+    " from (select distinct unnest($1::text[])) as want(id)"
+    " cross join lateral (select * from events where events.stream_id = want.id"
+    "   order by events.version limit $2) as events"
+    " order by events.stream_id collate \"C\", events.version limit $2";
 
 // ORDER BY names the table's columns explicitly: a bare `transaction_id` would bind to
 // the text-cast output column of the same name and sort "1001" before "999".
@@ -159,7 +159,9 @@ bool has_control_characters(std::string_view text) {
   return false;
 }
 
-StoreError invalid(std::string message) { return {StoreErrc::invalid_argument, std::move(message)}; }
+StoreError invalid(std::string message) {
+  return {StoreErrc::invalid_argument, std::move(message)};
+}
 
 // A text[] literal: every element quoted, so commas, braces and spaces in ids are data.
 std::string text_array_literal(std::span<const StreamId> values) {
@@ -247,14 +249,17 @@ StoreResult<std::string> encode_input(const StreamId& stream, std::span<const Ev
   const auto& id = stream.value();
   if (id.empty()) return tl::unexpected(invalid("stream id is empty"));
   if (id.size() > kStreamIdBytesMax)
-    return tl::unexpected(StoreError{StoreErrc::payload_too_large,
-                                     "stream id longer than " + std::to_string(kStreamIdBytesMax) + " bytes"});
-  if (has_control_characters(id)) return tl::unexpected(invalid("stream id has control characters"));
+    return tl::unexpected(
+        StoreError{StoreErrc::payload_too_large,
+                   "stream id longer than " + std::to_string(kStreamIdBytesMax) + " bytes"});
+  if (has_control_characters(id))
+    return tl::unexpected(invalid("stream id has control characters"));
   if (events.empty()) return tl::unexpected(invalid("append of no events"));
   if (events.size() > kEventsPerAppendMax)
-    return tl::unexpected(StoreError{StoreErrc::payload_too_large,
-                                     std::to_string(events.size()) + " events in one append, limit " +
-                                         std::to_string(kEventsPerAppendMax)});
+    return tl::unexpected(
+        StoreError{StoreErrc::payload_too_large, std::to_string(events.size()) +
+                                                     " events in one append, limit " +
+                                                     std::to_string(kEventsPerAppendMax)});
   std::unordered_set<std::string> ids;
   std::string input = "[";
   for (const auto& e : events) {
@@ -265,7 +270,8 @@ StoreResult<std::string> encode_input(const StreamId& stream, std::span<const Ev
     if (e.type.empty() || e.type.size() > kEventTypeBytesMax || has_control_characters(e.type))
       return tl::unexpected(invalid("event type must be 1.." + std::to_string(kEventTypeBytesMax) +
                                     " printable bytes"));
-    if (!e.data.is_object()) return tl::unexpected(invalid("event data of " + e.type + " is not a JSON object"));
+    if (!e.data.is_object())
+      return tl::unexpected(invalid("event data of " + e.type + " is not a JSON object"));
     auto data = e.data.dump();
     if (data.size() > kEventDataBytesMax)
       return tl::unexpected(StoreError{StoreErrc::payload_too_large,
@@ -318,7 +324,8 @@ StoreResult<AppendResult> EventStore::append(Transaction& tx, const StreamId& st
   if (!input) return tl::unexpected(input.error());
   const auto count = static_cast<std::int64_t>(events.size());
   {
-    const auto rows = tx.exec_prepared(append_statement(expected), stream.value(), expected.value(), *input, count);
+    const auto rows = tx.exec_prepared(append_statement(expected), stream.value(), expected.value(),
+                                       *input, count);
     if (!rows.empty()) {
       note_events_appended();
       CLEARING_ASSERT(rows.size() == events.size());
@@ -338,9 +345,11 @@ StoreResult<AppendResult> EventStore::append(Transaction& tx, const StreamId& st
     pqxx::result existing;
     {
       std::string ids = "{";
-      for (std::size_t i = 0; i < events.size(); ++i) ids += (i ? "," : "") + events[i].event_id.value();
+      for (std::size_t i = 0; i < events.size(); ++i)
+        ids += (i ? "," : "") + events[i].event_id.value();
       ids += "}";
-      existing = tx.exec_params("select count(*) from events where event_id = any($1::uuid[])", ids);
+      existing =
+          tx.exec_params("select count(*) from events where event_id = any($1::uuid[])", ids);
     }
     const auto stored = existing[0][0].as<std::int64_t>();
     auto version = stream_version(tx, stream);
@@ -353,7 +362,8 @@ StoreResult<AppendResult> EventStore::append(Transaction& tx, const StreamId& st
     return tl::unexpected(StoreError{
         StoreErrc::wrong_expected_version,
         "stream " + stream.value() + " is at version " + std::to_string(version->value()) +
-            ", expected " + (expected.is_any() ? std::string("any") : std::to_string(expected.value()))});
+            ", expected " +
+            (expected.is_any() ? std::string("any") : std::to_string(expected.value()))});
   }
 }
 
@@ -362,9 +372,10 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
   using Results = std::vector<StoreResult<AppendResult>>;
   if (appends.empty()) return Results{};
   if (appends.size() > kStreamsPerBatchMax)
-    return tl::unexpected(StoreError{StoreErrc::payload_too_large,
-                                     std::to_string(appends.size()) + " streams in one batch append, limit " +
-                                         std::to_string(kStreamsPerBatchMax)});
+    return tl::unexpected(
+        StoreError{StoreErrc::payload_too_large, std::to_string(appends.size()) +
+                                                     " streams in one batch append, limit " +
+                                                     std::to_string(kStreamsPerBatchMax)});
   // Validated and encoded first, the whole batch: malformed input touches nothing.
   std::vector<std::string> inputs;
   inputs.reserve(appends.size());
@@ -372,7 +383,9 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
   std::vector<StreamId> id_streams;  // each event id's stream, for the probe
   std::string id_array = "{";
   for (const auto& a : appends) {
-    if (a.expected.is_any()) return tl::unexpected(invalid("expected version any in a batch append (" + a.stream.value() + ")"));
+    if (a.expected.is_any())
+      return tl::unexpected(
+          invalid("expected version any in a batch append (" + a.stream.value() + ")"));
     if (!streams.insert(a.stream.value()).second)
       return tl::unexpected(invalid("stream " + a.stream.value() + " twice in one batch append"));
     auto input = encode_input(a.stream, a.events);
@@ -380,7 +393,8 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
     inputs.push_back(std::move(*input));
     for (const auto& e : a.events) {
       if (!ids.insert(e.event_id.value()).second)
-        return tl::unexpected(invalid("event id " + e.event_id.value() + " twice in one batch append"));
+        return tl::unexpected(
+            invalid("event id " + e.event_id.value() + " twice in one batch append"));
       id_array += id_array.size() == 1 ? "" : ",";
       id_array += e.event_id.value();
       id_streams.push_back(a.stream);
@@ -416,9 +430,10 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
     if (already == count) {
       results[i] = AppendResult{StreamVersion{version}, GlobalPosition{0}, true};
     } else if (already > 0) {
-      results[i] = tl::unexpected(StoreError{StoreErrc::partially_appended,
-                                             std::to_string(already) + " of " + std::to_string(count) +
-                                                 " event ids are already stored in " + a.stream.value()});
+      results[i] =
+          tl::unexpected(StoreError{StoreErrc::partially_appended,
+                                    std::to_string(already) + " of " + std::to_string(count) +
+                                        " event ids are already stored in " + a.stream.value()});
     } else if (version != a.expected.value()) {
       results[i] = tl::unexpected(StoreError{StoreErrc::wrong_expected_version,
                                              "stream " + a.stream.value() + " is at version " +
@@ -428,7 +443,8 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
       write += write.size() == 1 ? "{\"stream\":" : ",{\"stream\":";
       write += nlohmann::json(a.stream.value()).dump();
       write += version == 0 ? ",\"mode\":\"new\"" : ",\"mode\":\"exact\"";
-      write += ",\"expected\":" + std::to_string(version) + ",\"n\":" + std::to_string(count) + ",\"events\":";
+      write += ",\"expected\":" + std::to_string(version) + ",\"n\":" + std::to_string(count) +
+               ",\"events\":";
       write += inputs[i];
       write += "}";
       writing.emplace(a.stream.value(), i);
@@ -437,11 +453,13 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
   write += "]";
   if (writing.empty()) return results;
 
-  std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> written;  // stream -> (min position, max version)
+  std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>>
+      written;  // stream -> (min position, max version)
   for (const auto& row : tx.exec_prepared(kBatchWriteName, write)) {
     const auto position = row[1].as<std::int64_t>(), version = row[2].as<std::int64_t>();
     auto [it, first] = written.try_emplace(row[0].as<std::string>(), position, version);
-    if (!first) it->second = {std::min(it->second.first, position), std::max(it->second.second, version)};
+    if (!first)
+      it->second = {std::min(it->second.first, position), std::max(it->second.second, version)};
   }
   for (const auto& [stream, i] : writing) {
     const auto& a = appends[i];
@@ -449,12 +467,14 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
     if (done == written.end()) {
       // Only a new stream can miss: someone created it after the first statement looked.
       CLEARING_ASSERT(a.expected.value() == 0);
-      results[i] = tl::unexpected(
-          StoreError{StoreErrc::wrong_expected_version, "stream " + stream + " was created concurrently"});
+      results[i] = tl::unexpected(StoreError{StoreErrc::wrong_expected_version,
+                                             "stream " + stream + " was created concurrently"});
       continue;
     }
-    CLEARING_ASSERT(done->second.second == a.expected.value() + static_cast<std::int64_t>(a.events.size()));
-    results[i] = AppendResult{StreamVersion{done->second.second}, GlobalPosition{done->second.first}, false};
+    CLEARING_ASSERT(done->second.second ==
+                    a.expected.value() + static_cast<std::int64_t>(a.events.size()));
+    results[i] =
+        AppendResult{StreamVersion{done->second.second}, GlobalPosition{done->second.first}, false};
   }
   if (!written.empty()) note_events_appended();
   return results;
@@ -491,7 +511,7 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_stream(Transaction& tx,
   if (stream.value().empty()) return tl::unexpected(invalid("stream id is empty"));
   limit = std::min(limit, kReadBatchMax);
   return parse_rows(tx.exec_prepared(kReadStreamName, stream.value(), from.value(),
-                                   static_cast<std::int64_t>(limit)));
+                                     static_cast<std::int64_t>(limit)));
 }
 
 StoreResult<std::vector<RecordedEvent>> EventStore::read_streams(Transaction& tx,
@@ -501,16 +521,17 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_streams(Transaction& tx
   for (const auto& stream : streams)
     if (stream.value().empty()) return tl::unexpected(invalid("stream id is empty"));
   limit = std::min(limit, kReadBatchMax);
-  auto events = parse_rows(
-      tx.exec_prepared(kReadStreamsName, text_array_literal(streams), static_cast<std::int64_t>(limit)));
+  auto events = parse_rows(tx.exec_prepared(kReadStreamsName, text_array_literal(streams),
+                                            static_cast<std::int64_t>(limit)));
   if (!events) return events;
   CLEARING_ASSERT(events->size() <= limit);
   for (std::size_t i = 1; i < events->size(); ++i) {
     const auto& previous = (*events)[i - 1];
     const auto& e = (*events)[i];
-    CLEARING_ASSERT_MSG(previous.stream_id.value() < e.stream_id.value() ||
-                            (previous.stream_id == e.stream_id && previous.version.value() < e.version.value()),
-                        "read_streams out of order");
+    CLEARING_ASSERT_MSG(
+        previous.stream_id.value() < e.stream_id.value() ||
+            (previous.stream_id == e.stream_id && previous.version.value() < e.version.value()),
+        "read_streams out of order");
   }
   return events;
 }
@@ -525,8 +546,9 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Transaction& 
                                                                    Checkpoint after,
                                                                    std::size_t limit) {
   limit = std::min(limit, kReadBatchMax);
-  auto events = parse_rows(tx.exec_prepared(kReadAllName, std::to_string(after.transaction_id),
-                                          after.position.value(), static_cast<std::int64_t>(limit)));
+  auto events =
+      parse_rows(tx.exec_prepared(kReadAllName, std::to_string(after.transaction_id),
+                                  after.position.value(), static_cast<std::int64_t>(limit)));
   if (!events) return events;
   // Checked on the way out: the order every reader relies on.
   Checkpoint previous = after;
@@ -537,7 +559,8 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Transaction& 
   return events;
 }
 
-StoreResult<std::optional<RecordedEvent>> EventStore::read_event(Transaction& tx, const EventId& id) {
+StoreResult<std::optional<RecordedEvent>> EventStore::read_event(Transaction& tx,
+                                                                 const EventId& id) {
   if (!base::is_uuid(id.value())) return tl::unexpected(invalid("event id is not a UUID"));
   auto rows = parse_rows(tx.exec_params(kReadEvent, id.value()));
   if (!rows) return tl::unexpected(rows.error());

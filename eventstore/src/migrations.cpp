@@ -73,9 +73,10 @@ alter table events replica identity using index events_stream_version;
 }  // namespace
 
 const std::vector<Migration>& eventstore_migrations() {
-  static const std::vector<Migration> migrations{{"eventstore/0001_events", kEventsSchema},
-                                                 {"eventstore/0002_notify_after_commit", kNotifyAfterCommit},
-                                                 {"eventstore/0003_position_index_dropped", kPositionIndexDropped}};
+  static const std::vector<Migration> migrations{
+      {"eventstore/0001_events", kEventsSchema},
+      {"eventstore/0002_notify_after_commit", kNotifyAfterCommit},
+      {"eventstore/0003_position_index_dropped", kPositionIndexDropped}};
   return migrations;
 }
 
@@ -88,7 +89,8 @@ StoreResult<MigrationReport> apply_migrations(ConnectionPool& pool,
         "create table if not exists schema_migrations ("
         " id text primary key, applied_at timestamptz not null default now())");
     for (const auto& migration : migrations) {
-      const auto found = tx.exec_params("select 1 from schema_migrations where id = $1", migration.id);
+      const auto found =
+          tx.exec_params("select 1 from schema_migrations where id = $1", migration.id);
       if (!found.empty()) {
         ++report.already_applied;
         continue;

@@ -31,7 +31,9 @@ std::unordered_map<const pqxx::connection_base*, ConnectionPlans> g_connections;
 
 }  // namespace
 
-void set_replan_after_max(std::chrono::milliseconds interval) { g_replan_after_max_ms = interval.count(); }
+void set_replan_after_max(std::chrono::milliseconds interval) {
+  g_replan_after_max_ms = interval.count();
+}
 
 std::string prepare_here(pqxx::transaction_base& tx, const PreparedSql& statement) {
   auto& conn = tx.conn();
@@ -44,7 +46,8 @@ std::string prepare_here(pqxx::transaction_base& tx, const PreparedSql& statemen
     auto& plans = g_connections[&conn];
     const int pid = conn.backendpid();
     if (plans.backend_pid != pid) plans = ConnectionPlans{pid, {}};
-    auto [it, first] = plans.statements.try_emplace(statement.name, StatementPlan{now, std::min(kReplanFirst, most)});
+    auto [it, first] = plans.statements.try_emplace(
+        statement.name, StatementPlan{now, std::min(kReplanFirst, most)});
     if (!first && now - it->second.prepared_at >= it->second.next_after) {
       replan = true;
       it->second = {now, std::min(it->second.next_after * 2, most)};

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
-
 #include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
@@ -22,13 +21,13 @@ constexpr int kRecheckAfterNotifyMax = 6;
 constexpr std::chrono::milliseconds kWaitSlice{50};
 
 // Every batch locks and moves its checkpoint row: prepared once per connection.
-constexpr PreparedSql kLockCheckpoint{
-    "subscription_lock_checkpoint",
-    "select transaction_id::text, position from subscription_checkpoints where name = $1 for update"};
-constexpr PreparedSql kStoreCheckpoint{
-    "subscription_store_checkpoint",
-    "update subscription_checkpoints set transaction_id = $2::text::xid8, position = $3, updated_at = now()"
-    " where name = $1"};
+constexpr PreparedSql kLockCheckpoint{"subscription_lock_checkpoint",
+                                      "select transaction_id::text, position from "
+                                      "subscription_checkpoints where name = $1 for update"};
+constexpr PreparedSql kStoreCheckpoint{"subscription_store_checkpoint",
+                                       "update subscription_checkpoints set transaction_id = "
+                                       "$2::text::xid8, position = $3, updated_at = now()"
+                                       " where name = $1"};
 
 class Receiver final : public pqxx::notification_receiver {
  public:
@@ -48,11 +47,16 @@ Checkpoint checkpoint_from(const pqxx::row& row) {
 
 const char* to_string(SubscriptionState state) noexcept {
   switch (state) {
-    case SubscriptionState::idle: return "idle";
-    case SubscriptionState::catching_up: return "catching_up";
-    case SubscriptionState::live: return "live";
-    case SubscriptionState::stalled: return "stalled";
-    case SubscriptionState::stopped: return "stopped";
+    case SubscriptionState::idle:
+      return "idle";
+    case SubscriptionState::catching_up:
+      return "catching_up";
+    case SubscriptionState::live:
+      return "live";
+    case SubscriptionState::stalled:
+      return "stalled";
+    case SubscriptionState::stopped:
+      return "stopped";
   }
   return "unknown";
 }
@@ -68,14 +72,14 @@ struct Subscription::Impl {
   SubscriptionStatus status;
 
   bool row_ensured = false;
-  std::optional<Checkpoint> cached;  // the checkpoint as this instance last saw it
+  std::optional<Checkpoint> cached;   // the checkpoint as this instance last saw it
   std::size_t careful_remaining = 0;  // events to take one per transaction after a failure
 
   // A stall is logged when it starts, when its reason changes and when it ends, not at
   // every retry (the metric clearing_subscription_state is the alert). Thread: run().
   std::shared_ptr<spdlog::logger> log = base::module_logger("subscription");
-  std::string failed_at;      // the event or batch the last handler failure was on, for the log
-  std::string stall_logged;   // the reason last logged while stalled ("" when not stalled)
+  std::string failed_at;     // the event or batch the last handler failure was on, for the log
+  std::string stall_logged;  // the reason last logged while stalled ("" when not stalled)
   std::chrono::steady_clock::time_point stalled_since{};
 
   std::unique_ptr<pqxx::connection> listen_connection;
@@ -140,8 +144,8 @@ struct Subscription::Impl {
                                         : "batch_events=" + std::to_string(events->size());
         return tl::unexpected(StoreError{
             StoreErrc::handler_failed,
-            events->size() == 1 ? "handler failed on event " + e.event_id.value() + " (" + e.type + " in " +
-                                      e.stream_id.value() + "): " + result.error()
+            events->size() == 1 ? "handler failed on event " + e.event_id.value() + " (" + e.type +
+                                      " in " + e.stream_id.value() + "): " + result.error()
                                 : "handler failed on a batch of " + std::to_string(events->size()) +
                                       " events: " + result.error()});
       }
@@ -165,8 +169,8 @@ struct Subscription::Impl {
       std::lock_guard lock(status_mutex);
       status.checkpoint = *cached;
       status.events_handled += *handled;
-      status.last_progress_at = std::chrono::time_point_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now());
+      status.last_progress_at =
+          std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
     }
     return handled;
   }
@@ -199,9 +203,7 @@ struct Subscription::Impl {
   }
 
   // Sleeps up to `duration`, waking early on stop().
-  void sleep_for(std::chrono::milliseconds duration) {
-    worker.sleep_for(duration);
-  }
+  void sleep_for(std::chrono::milliseconds duration) { worker.sleep_for(duration); }
 
   void connect_listener() {
     try {
@@ -273,14 +275,16 @@ struct Subscription::Impl {
 
 Subscription::Subscription(EventStore& store, SubscriptionOptions options, EventHandler handler)
     : Subscription(store, std::move(options),
-                   BatchHandler([handler = std::move(handler)](Transaction& tx, std::span<const RecordedEvent> events)
+                   BatchHandler([handler = std::move(handler)](
+                                    Transaction& tx, std::span<const RecordedEvent> events)
                                     -> tl::expected<void, std::string> {
                      for (const auto& event : events) {
                        auto handled = handler(tx, event);
                        if (!handled) {
                          if (events.size() == 1) return handled;
-                         return tl::unexpected("event " + event.event_id.value() + " (" + event.type + " in " +
-                                               event.stream_id.value() + "): " + handled.error());
+                         return tl::unexpected("event " + event.event_id.value() + " (" +
+                                               event.type + " in " + event.stream_id.value() +
+                                               "): " + handled.error());
                        }
                      }
                      return {};
@@ -298,9 +302,7 @@ void Subscription::start() {
   impl_->worker.start([this] { impl_->run(); });
 }
 
-void Subscription::stop() {
-  impl_->worker.stop();
-}
+void Subscription::stop() { impl_->worker.stop(); }
 
 SubscriptionStatus Subscription::status() const {
   std::lock_guard lock(impl_->status_mutex);
@@ -309,10 +311,12 @@ SubscriptionStatus Subscription::status() const {
 
 StoreResult<std::size_t> Subscription::poll_once() { return impl_->poll_once(); }
 
-StoreResult<Checkpoint> Subscription::stored_checkpoint(ConnectionPool& pool, const std::string& name) {
+StoreResult<Checkpoint> Subscription::stored_checkpoint(ConnectionPool& pool,
+                                                        const std::string& name) {
   return pool.transact([&](Transaction& tx) -> StoreResult<Checkpoint> {
     const auto rows = tx.exec_params(
-        "select transaction_id::text, position from subscription_checkpoints where name = $1", name);
+        "select transaction_id::text, position from subscription_checkpoints where name = $1",
+        name);
     if (rows.empty()) return Checkpoint{};
     return checkpoint_from(rows[0]);
   });

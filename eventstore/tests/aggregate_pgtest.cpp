@@ -15,12 +15,21 @@ namespace {
 
 // A counter with a ceiling: the smallest decider that can be rejected.
 struct Counter {
-  struct Incremented { int by; };
+  struct Incremented {
+    int by;
+  };
   using Event = Incremented;
-  struct Increment { int by; int ceiling; };
+  struct Increment {
+    int by;
+    int ceiling;
+  };
   using Command = Increment;
-  struct State { int value = 0; };
-  struct Rejection { std::string reason; };
+  struct State {
+    int value = 0;
+  };
+  struct Rejection {
+    std::string reason;
+  };
 
   static State initial_state() { return {}; }
   static State evolve(const State& s, const Event& e) { return {s.value + e.by}; }
@@ -35,8 +44,10 @@ static_assert(Decider<Counter>);
 struct CounterCodec {
   static std::string_view event_type(const Counter::Event&) { return "Incremented"; }
   static nlohmann::json encode(const Counter::Event& e) { return {{"by", e.by}}; }
-  static tl::expected<Counter::Event, std::string> decode(std::string_view type, const nlohmann::json& j) {
-    if (type != "Incremented" || !j.contains("by")) return tl::unexpected(std::string("unknown event"));
+  static tl::expected<Counter::Event, std::string> decode(std::string_view type,
+                                                          const nlohmann::json& j) {
+    if (type != "Incremented" || !j.contains("by"))
+      return tl::unexpected(std::string("unknown event"));
     return Counter::Incremented{j["by"].get<int>()};
   }
 };
@@ -44,10 +55,12 @@ struct CounterCodec {
 using CounterAggregate = Aggregate<Counter, CounterCodec>;
 
 // handle with an assumed state, in a transaction of its own.
-CommandResult<Counter> handle_assuming(StoreFixture& f, CounterAggregate& counter, const StreamId& stream,
-                                       Counter::Increment command, const CommandContext& context,
+CommandResult<Counter> handle_assuming(StoreFixture& f, CounterAggregate& counter,
+                                       const StreamId& stream, Counter::Increment command,
+                                       const CommandContext& context,
                                        const Loaded<Counter>& assumed) {
-  CommandResult<Counter> out = tl::unexpected(CommandFailure<Counter>{StoreError{StoreErrc::internal, "not run"}});
+  CommandResult<Counter> out =
+      tl::unexpected(CommandFailure<Counter>{StoreError{StoreErrc::internal, "not run"}});
   auto status = f.pool->transact([&](Transaction& tx) -> StoreResult<void> {
     out = counter.handle(tx, stream, command, context, assumed);
     return {};
@@ -96,7 +109,8 @@ TEST_CASE("concurrent commands on one aggregate are retried on conflict, none lo
   for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&] {
       for (int i = 0; i < kEach; ++i)
-        if (!counter.handle(stream, Counter::Increment{1, 1000}, {"corr", "cause", nullptr, ""})) ++failures;
+        if (!counter.handle(stream, Counter::Increment{1, 1000}, {"corr", "cause", nullptr, ""}))
+          ++failures;
     });
   for (auto& t : threads) t.join();
   CHECK(failures == 0);
@@ -109,13 +123,15 @@ TEST_CASE("a command with an idempotency seed writes the same event ids when ret
   StoreFixture f;
   CounterAggregate counter(*f.store);
   const StreamId stream{"counter-3"};
-  CommandContext context{"corr", "cause", {{"stream", "core.dk.payments.v1"}, {"seq", 7}}, "message-7"};
+  CommandContext context{
+      "corr", "cause", {{"stream", "core.dk.payments.v1"}, {"seq", 7}}, "message-7"};
 
   auto first = counter.handle(stream, Counter::Increment{2, 10}, context);
   REQUIRE(first);
   REQUIRE(first->event_ids.size() == 1);
   // Replay the exact append a retry after an unknown commit would make.
-  std::vector<EventData> again{{first->event_ids[0], "Incremented", {{"by", 2}}, {"corr", "cause", nullptr, nullptr}}};
+  std::vector<EventData> again{
+      {first->event_ids[0], "Incremented", {{"by", 2}}, {"corr", "cause", nullptr, nullptr}}};
   auto replay = f.store->append(stream, ExpectedVersion::no_stream(), again);
   REQUIRE(replay);
   CHECK(replay->already_appended);
@@ -132,18 +148,23 @@ TEST_CASE("an event the codec cannot read is a typed corrupt_data error, not a c
   CounterAggregate counter(*f.store);
   REQUIRE(f.store->append(StreamId{"counter-4"}, ExpectedVersion::no_stream(),
                           std::vector{make_event("SomethingElse", {{"x", 1}})}));
-  auto result = counter.handle(StreamId{"counter-4"}, Counter::Increment{1, 10}, {"c", "c", nullptr, ""});
+  auto result =
+      counter.handle(StreamId{"counter-4"}, Counter::Increment{1, 10}, {"c", "c", nullptr, ""});
   REQUIRE_FALSE(result);
   REQUIRE(std::holds_alternative<StoreError>(result.error()));
   CHECK(std::get<StoreError>(result.error()).code == StoreErrc::corrupt_data);
 }
 
-TEST_CASE("read_streams reads several streams in one statement, in (stream id, version) order, at most limit") {
+TEST_CASE(
+    "read_streams reads several streams in one statement, in (stream id, version) order, at most "
+    "limit") {
   StoreFixture f;
   CounterAggregate counter(*f.store);
   // Ids with the characters a text[] literal must quote.
-  const std::vector<StreamId> streams{StreamId{"b-stream"}, StreamId{"a, \"quoted\" {stream}\\"}, StreamId{"none"}};
-  for (int i = 0; i < 3; ++i) REQUIRE(counter.handle(streams[0], Counter::Increment{1, 100}, {"c", "c", nullptr, ""}));
+  const std::vector<StreamId> streams{StreamId{"b-stream"}, StreamId{"a, \"quoted\" {stream}\\"},
+                                      StreamId{"none"}};
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(counter.handle(streams[0], Counter::Increment{1, 100}, {"c", "c", nullptr, ""}));
   REQUIRE(counter.handle(streams[1], Counter::Increment{5, 100}, {"c", "c", nullptr, ""}));
 
   auto all = f.pool->transact([&](Transaction& tx) { return f.store->read_streams(tx, streams); });
@@ -153,7 +174,8 @@ TEST_CASE("read_streams reads several streams in one statement, in (stream id, v
   CHECK((*all)[1].stream_id == streams[0]);
   CHECK((*all)[1].version == StreamVersion{1});
   CHECK((*all)[3].version == StreamVersion{3});
-  auto two = f.pool->transact([&](Transaction& tx) { return f.store->read_streams(tx, streams, 2); });
+  auto two =
+      f.pool->transact([&](Transaction& tx) { return f.store->read_streams(tx, streams, 2); });
   REQUIRE(two);
   CHECK(two->size() == 2);
   auto none = f.pool->transact([&](Transaction& tx) { return f.store->read_streams(tx, {}); });
@@ -166,14 +188,17 @@ TEST_CASE("read_streams reads several streams in one statement, in (stream id, v
   CHECK(once->size() == 3);
 }
 
-TEST_CASE("load_many folds several streams at once; an unknown stream is empty; one that does not decode is left out") {
+TEST_CASE(
+    "load_many folds several streams at once; an unknown stream is empty; one that does not decode "
+    "is left out") {
   StoreFixture f;
   CounterAggregate counter(*f.store);
   const StreamId a{"many-a"}, b{"many-b"}, empty{"many-empty"}, corrupt{"many-corrupt"};
   REQUIRE(counter.handle(a, Counter::Increment{2, 100}, {"c", "c", nullptr, ""}));
   REQUIRE(counter.handle(a, Counter::Increment{3, 100}, {"c", "c", nullptr, ""}));
   REQUIRE(counter.handle(b, Counter::Increment{7, 100}, {"c", "c", nullptr, ""}));
-  REQUIRE(f.store->append(corrupt, ExpectedVersion::no_stream(), std::vector{make_event("SomethingElse", {{"x", 1}})}));
+  REQUIRE(f.store->append(corrupt, ExpectedVersion::no_stream(),
+                          std::vector{make_event("SomethingElse", {{"x", 1}})}));
 
   const std::vector<StreamId> streams{a, b, empty, corrupt};
   auto loaded = f.pool->transact([&](Transaction& tx) { return counter.load_many(tx, streams); });
@@ -186,7 +211,9 @@ TEST_CASE("load_many folds several streams at once; an unknown stream is empty; 
   CHECK(loaded->count(corrupt) == 0);
 }
 
-TEST_CASE("handle with an assumed state: used when it holds, and checked, never trusted, when the stream moved") {
+TEST_CASE(
+    "handle with an assumed state: used when it holds, and checked, never trusted, when the stream "
+    "moved") {
   StoreFixture f;
   CounterAggregate counter(*f.store);
   const StreamId stream{"assumed-1"};
@@ -194,33 +221,38 @@ TEST_CASE("handle with an assumed state: used when it holds, and checked, never 
   using Known = Loaded<Counter>;
 
   // A new stream: decided on the empty state, appended with no_stream.
-  auto created = handle_assuming(f, counter, stream, Counter::Increment{3, 10}, context, Known{{0}, StreamVersion{0}});
+  auto created = handle_assuming(f, counter, stream, Counter::Increment{3, 10}, context,
+                                 Known{{0}, StreamVersion{0}});
   REQUIRE(created);
   CHECK(created->version == StreamVersion{1});
   CHECK(created->state.value == 3);
 
   // Stale (the stream is at 1 with value 3): the append conflicts; decided again on a load.
-  auto appended = handle_assuming(f, counter, stream, Counter::Increment{4, 10}, context, Known{{0}, StreamVersion{0}});
+  auto appended = handle_assuming(f, counter, stream, Counter::Increment{4, 10}, context,
+                                  Known{{0}, StreamVersion{0}});
   REQUIRE(appended);
   CHECK(appended->state.value == 7);
   CHECK(appended->version == StreamVersion{2});
 
   // Stale and rejected on the assumption (9 + 2 > 10): the stream moved, so decided on a
   // load (7 + 2 <= 10) instead of refused.
-  auto accepted = handle_assuming(f, counter, stream, Counter::Increment{2, 10}, context, Known{{9}, StreamVersion{1}});
+  auto accepted = handle_assuming(f, counter, stream, Counter::Increment{2, 10}, context,
+                                  Known{{9}, StreamVersion{1}});
   REQUIRE(accepted);
   CHECK(accepted->state.value == 9);
   CHECK(accepted->version == StreamVersion{3});
 
   // Stale and "nothing to do": reported with the stream's real state and version.
-  auto nothing = handle_assuming(f, counter, stream, Counter::Increment{0, 10}, context, Known{{0}, StreamVersion{0}});
+  auto nothing = handle_assuming(f, counter, stream, Counter::Increment{0, 10}, context,
+                                 Known{{0}, StreamVersion{0}});
   REQUIRE(nothing);
   CHECK(nothing->events.empty());
   CHECK(nothing->state.value == 9);
   CHECK(nothing->version == StreamVersion{3});
 
   // Holding: a rejection on a true assumption is the rejection.
-  auto refused = handle_assuming(f, counter, stream, Counter::Increment{5, 10}, context, Known{{9}, StreamVersion{3}});
+  auto refused = handle_assuming(f, counter, stream, Counter::Increment{5, 10}, context,
+                                 Known{{9}, StreamVersion{3}});
   REQUIRE_FALSE(refused);
   CHECK(std::holds_alternative<Counter::Rejection>(refused.error()));
 
@@ -228,9 +260,11 @@ TEST_CASE("handle with an assumed state: used when it holds, and checked, never 
   // decided again on a load, and the store's idempotent append writes nothing.
   const CommandContext seeded{"c", "c", nullptr, "message-1"};
   const StreamId other{"assumed-2"};
-  auto once = handle_assuming(f, counter, other, Counter::Increment{1, 10}, seeded, Known{{0}, StreamVersion{0}});
+  auto once = handle_assuming(f, counter, other, Counter::Increment{1, 10}, seeded,
+                              Known{{0}, StreamVersion{0}});
   REQUIRE(once);
-  auto twice = handle_assuming(f, counter, other, Counter::Increment{1, 10}, seeded, Known{{0}, StreamVersion{0}});
+  auto twice = handle_assuming(f, counter, other, Counter::Increment{1, 10}, seeded,
+                               Known{{0}, StreamVersion{0}});
   REQUIRE(twice);
   CHECK(twice->events.empty());
   CHECK(twice->version == StreamVersion{1});
@@ -239,12 +273,16 @@ TEST_CASE("handle with an assumed state: used when it holds, and checked, never 
   CHECK(stored->size() == 1);
 }
 
-TEST_CASE("handle_batch answers each command as handle would, with one append for the assumptions that hold") {
+TEST_CASE(
+    "handle_batch answers each command as handle would, with one append for the assumptions that "
+    "hold") {
   StoreFixture f;
   CounterAggregate counter(*f.store);
   // Each command its own seed, as each message or answer has: the same seed and stream
   // derive the same event ids.
-  auto seeded = [](int i) { return CommandContext{"corr", "cause", nullptr, "seed-" + std::to_string(i)}; };
+  auto seeded = [](int i) {
+    return CommandContext{"corr", "cause", nullptr, "seed-" + std::to_string(i)};
+  };
   // Streams as they stand: a at 1 (value 5), b at 2 (value 2), c and d absent.
   REQUIRE(counter.handle(StreamId{"a"}, Counter::Increment{5, 100}, {"c", "c", nullptr, ""}));
   REQUIRE(counter.handle(StreamId{"b"}, Counter::Increment{1, 100}, {"c", "c", nullptr, ""}));
@@ -254,13 +292,22 @@ TEST_CASE("handle_batch answers each command as handle would, with one append fo
   const Loaded<Counter> fresh{{0}, StreamVersion{0}};
 
   std::vector<BatchCommand<Counter>> commands{
-      {StreamId{"a"}, {2, 100}, seeded(0), &a_at_1},        // 0: holds, batched
-      {StreamId{"b"}, {3, 100}, seeded(1), &stale_b},       // 1: stale, decided again on a load
-      {StreamId{"c"}, {4, 100}, seeded(2), &fresh},         // 2: new stream, batched
-      {StreamId{"a"}, {1, 100}, seeded(3), &a_at_1},        // 3: a second command of a: after 0, on a load
-      {StreamId{"d"}, {7, 5}, seeded(4), &fresh},           // 4: rejected on its assumption (checked: d is empty)
-      {StreamId{"c"}, {0, 100}, seeded(5), nullptr},        // 5: nothing to do, no assumption
-      {StreamId{"a"}, {9, 100}, seeded(6), &fresh},   // 6: a third command of a, on a wrong assumption
+      {StreamId{"a"}, {2, 100}, seeded(0), &a_at_1},   // 0: holds, batched
+      {StreamId{"b"}, {3, 100}, seeded(1), &stale_b},  // 1: stale, decided again on a load
+      {StreamId{"c"}, {4, 100}, seeded(2), &fresh},    // 2: new stream, batched
+      {StreamId{"a"},
+       {1, 100},
+       seeded(3),
+       &a_at_1},  // 3: a second command of a: after 0, on a load
+      {StreamId{"d"},
+       {7, 5},
+       seeded(4),
+       &fresh},  // 4: rejected on its assumption (checked: d is empty)
+      {StreamId{"c"}, {0, 100}, seeded(5), nullptr},  // 5: nothing to do, no assumption
+      {StreamId{"a"},
+       {9, 100},
+       seeded(6),
+       &fresh},  // 6: a third command of a, on a wrong assumption
   };
   std::vector<CommandResult<Counter>> results;
   REQUIRE(f.pool->transact([&](Transaction& tx) -> StoreResult<void> {
@@ -289,8 +336,9 @@ TEST_CASE("handle_batch answers each command as handle would, with one append fo
   CHECK(results[6]->version == StreamVersion{4});
 
   auto value_of = [&](const char* stream) {
-    return f.database.query_value("select coalesce(sum((data->>'by')::int), 0) from events where stream_id = '" +
-                                  std::string(stream) + "'");
+    return f.database.query_value(
+        "select coalesce(sum((data->>'by')::int), 0) from events where stream_id = '" +
+        std::string(stream) + "'");
   };
   CHECK(value_of("a") == "17");
   CHECK(value_of("b") == "5");
@@ -305,14 +353,19 @@ TEST_CASE("handle_batch answers each command as handle would, with one append fo
   CHECK(value_of("c") == "4");
 }
 
-TEST_CASE("handle_batch with commands the store refuses as a batch falls back to one by one, each with its own error") {
+TEST_CASE(
+    "handle_batch with commands the store refuses as a batch falls back to one by one, each with "
+    "its own error") {
   StoreFixture f;
   CounterAggregate counter(*f.store);
   const Loaded<Counter> fresh{{0}, StreamVersion{0}};
   const CommandContext plain{"corr", "cause", nullptr, ""};
   std::vector<BatchCommand<Counter>> commands{
       {StreamId{"fine"}, {1, 10}, plain, &fresh},
-      {StreamId{std::string(kStreamIdBytesMax + 1, 'x')}, {1, 10}, plain, &fresh},  // too long a stream id
+      {StreamId{std::string(kStreamIdBytesMax + 1, 'x')},
+       {1, 10},
+       plain,
+       &fresh},  // too long a stream id
   };
   std::vector<CommandResult<Counter>> results;
   REQUIRE(f.pool->transact([&](Transaction& tx) -> StoreResult<void> {

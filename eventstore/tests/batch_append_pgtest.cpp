@@ -19,20 +19,26 @@ StreamAppend to(std::string stream, ExpectedVersion expected, std::vector<EventD
   return StreamAppend{StreamId{std::move(stream)}, expected, std::move(events)};
 }
 
-std::vector<StoreResult<AppendResult>> batch(StoreFixture& f, const std::vector<StreamAppend>& appends) {
-  auto r = f.pool->transact(
-      [&](Transaction& tx) -> StoreResult<std::vector<StoreResult<AppendResult>>> { return f.store->append_batch(tx, appends); });
+std::vector<StoreResult<AppendResult>> batch(StoreFixture& f,
+                                             const std::vector<StreamAppend>& appends) {
+  auto r =
+      f.pool->transact([&](Transaction& tx) -> StoreResult<std::vector<StoreResult<AppendResult>>> {
+        return f.store->append_batch(tx, appends);
+      });
   REQUIRE_MESSAGE(r, (r ? std::string() : r.error().message));
   return *r;
 }
 
-std::string count_events(StoreFixture& f) { return f.database.query_value("select count(*) from events"); }
+std::string count_events(StoreFixture& f) {
+  return f.database.query_value("select count(*) from events");
+}
 
 }  // namespace
 
 TEST_CASE("a batch writes new and existing streams, numbered from their versions, in batch order") {
   StoreFixture f;
-  REQUIRE(f.store->append(StreamId{"old"}, ExpectedVersion::no_stream(), std::vector{make_event("Opened")}));
+  REQUIRE(f.store->append(StreamId{"old"}, ExpectedVersion::no_stream(),
+                          std::vector{make_event("Opened")}));
   auto old_event = make_event("Moved", {{"n", 2}});
   auto fresh = std::vector{make_event("Born", {{"n", 1}}), make_event("Grew", {{"n", 2}})};
   auto results = batch(f, {to("new", ExpectedVersion::no_stream(), fresh),
@@ -62,24 +68,33 @@ TEST_CASE("a batch writes new and existing streams, numbered from their versions
   CHECK(f.database.query_value("select version from event_streams where stream_id = 'old'") == "2");
 }
 
-TEST_CASE("each stream of a batch gets the answer a single append would give; only the ones that hold are written") {
+TEST_CASE(
+    "each stream of a batch gets the answer a single append would give; only the ones that hold "
+    "are written") {
   StoreFixture f;
   auto stored = std::vector{make_event("A"), make_event("B")};
   REQUIRE(f.store->append(StreamId{"done"}, ExpectedVersion::no_stream(), stored));
-  REQUIRE(f.store->append(StreamId{"moved"}, ExpectedVersion::no_stream(), std::vector{make_event("A"), make_event("B")}));
-  REQUIRE(f.store->append(StreamId{"exists"}, ExpectedVersion::no_stream(), std::vector{make_event("A")}));
+  REQUIRE(f.store->append(StreamId{"moved"}, ExpectedVersion::no_stream(),
+                          std::vector{make_event("A"), make_event("B")}));
+  REQUIRE(f.store->append(StreamId{"exists"}, ExpectedVersion::no_stream(),
+                          std::vector{make_event("A")}));
   auto half_stored = make_event("A");
-  REQUIRE(f.store->append(StreamId{"half"}, ExpectedVersion::no_stream(), std::vector{half_stored}));
+  REQUIRE(
+      f.store->append(StreamId{"half"}, ExpectedVersion::no_stream(), std::vector{half_stored}));
   const auto before = std::stoll(count_events(f));
 
-  auto results = batch(f, {
-      to("done", ExpectedVersion::no_stream(), stored),                                   // a retry: no-op
-      to("moved", ExpectedVersion::exactly(StreamVersion{1}), {make_event("Stale")}),     // stale version
-      to("exists", ExpectedVersion::no_stream(), {make_event("Again")}),                  // not new
-      to("missing", ExpectedVersion::exactly(StreamVersion{3}), {make_event("Nowhere")}),  // no such stream
-      to("half", ExpectedVersion::exactly(StreamVersion{1}), {half_stored, make_event("New")}),  // some ids stored
-      to("good", ExpectedVersion::no_stream(), {make_event("Fine")}),
-  });
+  auto results =
+      batch(f, {
+                   to("done", ExpectedVersion::no_stream(), stored),  // a retry: no-op
+                   to("moved", ExpectedVersion::exactly(StreamVersion{1}),
+                      {make_event("Stale")}),  // stale version
+                   to("exists", ExpectedVersion::no_stream(), {make_event("Again")}),  // not new
+                   to("missing", ExpectedVersion::exactly(StreamVersion{3}),
+                      {make_event("Nowhere")}),  // no such stream
+                   to("half", ExpectedVersion::exactly(StreamVersion{1}),
+                      {half_stored, make_event("New")}),  // some ids stored
+                   to("good", ExpectedVersion::no_stream(), {make_event("Fine")}),
+               });
   REQUIRE(results.size() == 6);
   REQUIRE(results[0]);
   CHECK(results[0]->already_appended);
@@ -98,7 +113,8 @@ TEST_CASE("each stream of a batch gets the answer a single append would give; on
   CHECK(std::stoll(count_events(f)) == before + 1);
   CHECK(f.store->read_stream(StreamId{"good"})->size() == 1);
   CHECK(f.store->read_stream(StreamId{"moved"})->size() == 2);
-  CHECK(f.database.query_value("select count(*) from event_streams where stream_id = 'missing'") == "0");
+  CHECK(f.database.query_value("select count(*) from event_streams where stream_id = 'missing'") ==
+        "0");
 }
 
 TEST_CASE("a malformed batch is refused whole before the database is touched") {
@@ -107,7 +123,9 @@ TEST_CASE("a malformed batch is refused whole before the database is touched") {
 
   SUBCASE("the same stream twice") {
     auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(tx, std::vector{good, to("good", ExpectedVersion::exactly(StreamVersion{1}), {make_event("B")})});
+      return f.store->append_batch(
+          tx, std::vector{
+                  good, to("good", ExpectedVersion::exactly(StreamVersion{1}), {make_event("B")})});
     });
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
@@ -115,7 +133,8 @@ TEST_CASE("a malformed batch is refused whole before the database is touched") {
   }
   SUBCASE("expected version any") {
     auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(tx, std::vector{good, to("other", ExpectedVersion::any(), {make_event("B")})});
+      return f.store->append_batch(
+          tx, std::vector{good, to("other", ExpectedVersion::any(), {make_event("B")})});
     });
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
@@ -123,16 +142,18 @@ TEST_CASE("a malformed batch is refused whole before the database is touched") {
   SUBCASE("one event id in two streams") {
     auto shared = make_event("S");
     auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(tx, std::vector{to("a", ExpectedVersion::no_stream(), {shared}),
-                                                   to("b", ExpectedVersion::no_stream(), {shared})});
+      return f.store->append_batch(tx,
+                                   std::vector{to("a", ExpectedVersion::no_stream(), {shared}),
+                                               to("b", ExpectedVersion::no_stream(), {shared})});
     });
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
   }
   SUBCASE("an invalid event in one stream") {
     auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(tx, std::vector{good, to("bad", ExpectedVersion::no_stream(),
-                                                            {make_event("A", nlohmann::json::array())})});
+      return f.store->append_batch(
+          tx, std::vector{good, to("bad", ExpectedVersion::no_stream(),
+                                   {make_event("A", nlohmann::json::array())})});
     });
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
@@ -140,7 +161,8 @@ TEST_CASE("a malformed batch is refused whole before the database is touched") {
   }
   SUBCASE("a stream with no events") {
     auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(tx, std::vector{good, to("empty", ExpectedVersion::no_stream(), {})});
+      return f.store->append_batch(
+          tx, std::vector{good, to("empty", ExpectedVersion::no_stream(), {})});
     });
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
@@ -159,21 +181,25 @@ TEST_CASE("a malformed batch is refused whole before the database is touched") {
 
 TEST_CASE("an empty batch answers nothing and touches nothing") {
   StoreFixture f;
-  auto r = f.pool->transact([&](Transaction& tx) { return f.store->append_batch(tx, std::vector<StreamAppend>{}); });
+  auto r = f.pool->transact(
+      [&](Transaction& tx) { return f.store->append_batch(tx, std::vector<StreamAppend>{}); });
   REQUIRE(r);
   CHECK(r->empty());
 }
 
-TEST_CASE("two batches over the same streams in opposite orders: the second waits, then loses, and nobody deadlocks") {
+TEST_CASE(
+    "two batches over the same streams in opposite orders: the second waits, then loses, and "
+    "nobody deadlocks") {
   StoreFixture f;
   for (const auto* s : {"a", "b", "c"})
-    REQUIRE(f.store->append(StreamId{s}, ExpectedVersion::no_stream(), std::vector{make_event("Opened")}));
+    REQUIRE(f.store->append(StreamId{s}, ExpectedVersion::no_stream(),
+                            std::vector{make_event("Opened")}));
   const auto at1 = ExpectedVersion::exactly(StreamVersion{1});
   std::atomic<bool> first_written{false};
   std::thread holder([&] {
     auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<bool> {
-      auto written = f.store->append_batch(
-          tx, std::vector{to("a", at1, {make_event("First")}), to("b", at1, {make_event("First")})});
+      auto written = f.store->append_batch(tx, std::vector{to("a", at1, {make_event("First")}),
+                                                           to("b", at1, {make_event("First")})});
       if (!written) return tl::unexpected(written.error());
       first_written = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -185,8 +211,9 @@ TEST_CASE("two batches over the same streams in opposite orders: the second wait
   while (!first_written) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   // c first, then b and a: the locks are taken in stream id order whatever the batch's.
   auto second = f.pool->transact([&](Transaction& tx) {
-    return f.store->append_batch(tx, std::vector{to("c", at1, {make_event("Second")}), to("b", at1, {make_event("Second")}),
-                                                 to("a", at1, {make_event("Second")})});
+    return f.store->append_batch(
+        tx, std::vector{to("c", at1, {make_event("Second")}), to("b", at1, {make_event("Second")}),
+                        to("a", at1, {make_event("Second")})});
   });
   holder.join();
   REQUIRE(second);
@@ -201,16 +228,20 @@ TEST_CASE("two batches over the same streams in opposite orders: the second wait
   CHECK(f.store->read_stream(StreamId{"c"})->back().type == "Second");
 }
 
-TEST_CASE("a new stream created by another transaction after the batch looked is a conflict, not an error") {
+TEST_CASE(
+    "a new stream created by another transaction after the batch looked is a conflict, not an "
+    "error") {
   StoreFixture f;
   std::atomic<bool> created{false};
   std::atomic<bool> looked{false};
   std::thread creator([&] {
     auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
-      auto a = f.store->append(tx, StreamId{"race"}, ExpectedVersion::no_stream(), std::vector{make_event("Creator")});
+      auto a = f.store->append(tx, StreamId{"race"}, ExpectedVersion::no_stream(),
+                               std::vector{make_event("Creator")});
       created = true;
       while (!looked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the batch is waiting on our row by now
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(200));  // the batch is waiting on our row by now
       return a;
     });
     CHECK(r);
@@ -219,8 +250,9 @@ TEST_CASE("a new stream created by another transaction after the batch looked is
   // The creator has not committed: the batch's first statement cannot see its row.
   auto r = f.pool->transact([&](Transaction& tx) {
     looked = true;
-    return f.store->append_batch(tx, std::vector{to("race", ExpectedVersion::no_stream(), {make_event("Batch")}),
-                                                 to("calm", ExpectedVersion::no_stream(), {make_event("Batch")})});
+    return f.store->append_batch(
+        tx, std::vector{to("race", ExpectedVersion::no_stream(), {make_event("Batch")}),
+                        to("calm", ExpectedVersion::no_stream(), {make_event("Batch")})});
   });
   creator.join();
   REQUIRE(r);
@@ -234,13 +266,16 @@ TEST_CASE("a new stream created by another transaction after the batch looked is
   CHECK(f.store->read_stream(StreamId{"calm"})->size() == 1);
 }
 
-TEST_CASE("an event id stored in another stream, appended to a new stream, fails the batch: a caller bug, not a no-op") {
+TEST_CASE(
+    "an event id stored in another stream, appended to a new stream, fails the batch: a caller "
+    "bug, not a no-op") {
   StoreFixture f;
   auto stored = make_event("A");
   REQUIRE(f.store->append(StreamId{"first"}, ExpectedVersion::no_stream(), std::vector{stored}));
   auto r = f.pool->transact([&](Transaction& tx) {
-    return f.store->append_batch(tx, std::vector{to("calm", ExpectedVersion::no_stream(), {make_event("B")}),
-                                                 to("second", ExpectedVersion::no_stream(), {stored})});
+    return f.store->append_batch(
+        tx, std::vector{to("calm", ExpectedVersion::no_stream(), {make_event("B")}),
+                        to("second", ExpectedVersion::no_stream(), {stored})});
   });
   REQUIRE_FALSE(r);
   // A unique violation, which the store reads as a concurrent writer of the same ids.
@@ -252,7 +287,8 @@ TEST_CASE("an event id stored in another stream, appended to a new stream, fails
 
 TEST_CASE("lock_streams holds off every other append to the streams until the transaction ends") {
   StoreFixture f;
-  REQUIRE(f.store->append(StreamId{"held"}, ExpectedVersion::no_stream(), std::vector{make_event("Opened")}));
+  REQUIRE(f.store->append(StreamId{"held"}, ExpectedVersion::no_stream(),
+                          std::vector{make_event("Opened")}));
   std::atomic<bool> locked{false};
   std::atomic<bool> release{false};
   std::thread holder([&] {
@@ -267,35 +303,45 @@ TEST_CASE("lock_streams holds off every other append to the streams until the tr
   while (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   auto blocked = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
     tx.exec("set local lock_timeout = '100ms'");
-    return f.store->append(tx, StreamId{"held"}, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("Late")});
+    return f.store->append(tx, StreamId{"held"}, ExpectedVersion::exactly(StreamVersion{1}),
+                           std::vector{make_event("Late")});
   });
   REQUIRE_FALSE(blocked);
   CHECK(blocked.error().code == StoreErrc::transient);  // the lock timeout
   release = true;
   holder.join();
-  auto after = f.store->append(StreamId{"held"}, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("Late")});
+  auto after = f.store->append(StreamId{"held"}, ExpectedVersion::exactly(StreamVersion{1}),
+                               std::vector{make_event("Late")});
   REQUIRE(after);
   CHECK(after->next_expected_version == StreamVersion{2});
 }
 
-TEST_CASE("the batch insert's cached plan, made on empty tables, still probes event_streams by key after they grew") {
+TEST_CASE(
+    "the batch insert's cached plan, made on empty tables, still probes event_streams by key after "
+    "they grew") {
   StoreFixture f(1);  // one connection: the statement's cached plan is this connection's
   // Eight batches on empty tables: past the five custom plans after which PostgreSQL may
   // keep a generic one.
   for (int i = 0; i < 8; ++i) {
-    auto results = batch(f, {to("early-" + std::to_string(i), ExpectedVersion::no_stream(), {make_event("Opened")})});
+    auto results = batch(f, {to("early-" + std::to_string(i), ExpectedVersion::no_stream(),
+                                {make_event("Opened")})});
     REQUIRE(results[0]);
   }
   // The tables grow without an analyze (autovacuum's first comes up to a minute later).
-  f.database.exec("insert into event_streams (stream_id, version) select 'grown-' || g, 1 from generate_series(1, 50000) g");
+  f.database.exec(
+      "insert into event_streams (stream_id, version) select 'grown-' || g, 1 from "
+      "generate_series(1, 50000) g");
   auto plan = f.pool->transact([](Transaction& tx) -> StoreResult<std::string> {
     std::string text;
     for (const auto& row : tx.exec(
-             "explain execute eventstore_append_batch_write('[{\"stream\":\"grown-7\",\"mode\":\"exact\","
+             "explain execute "
+             "eventstore_append_batch_write('[{\"stream\":\"grown-7\",\"mode\":\"exact\","
              "\"expected\":1,\"n\":1,\"events\":[{\"id\":\"00000000-0000-4000-8000-000000000007\","
              "\"type\":\"T\",\"data\":{},\"metadata\":{}}]}]')"))
       text += row[0].as<std::string>() + "\n";
-    auto stats = tx.exec("select generic_plans from pg_prepared_statements where name = 'eventstore_append_batch_write'");
+    auto stats = tx.exec(
+        "select generic_plans from pg_prepared_statements where name = "
+        "'eventstore_append_batch_write'");
     text += "generic plans " + (stats.empty() ? std::string("?") : stats[0][0].as<std::string>());
     return text;
   });
@@ -305,7 +351,8 @@ TEST_CASE("the batch insert's cached plan, made on empty tables, still probes ev
   CHECK(plan->find("Seq Scan on event_streams") == std::string::npos);
   CHECK(plan->find("generic plans 0") == std::string::npos);  // the cache did keep a generic plan
   // And the batch still writes.
-  auto results = batch(f, {to("grown-7", ExpectedVersion::exactly(StreamVersion{1}), {make_event("Moved")})});
+  auto results =
+      batch(f, {to("grown-7", ExpectedVersion::exactly(StreamVersion{1}), {make_event("Moved")})});
   REQUIRE(results[0]);
   CHECK(results[0]->next_expected_version == StreamVersion{2});
 }

@@ -62,8 +62,10 @@ TEST_CASE("expected version: exact, no_stream and any") {
     CHECK(r.error().is_retryable());
   }
   SUBCASE("a stale exact version is a conflict and writes nothing") {
-    REQUIRE(f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("B")}));
-    auto r = f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("C")});
+    REQUIRE(f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}),
+                            std::vector{make_event("B")}));
+    auto r = f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}),
+                             std::vector{make_event("C")});
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::wrong_expected_version);
     CHECK(f.store->read_stream(stream)->size() == 2);
@@ -75,10 +77,12 @@ TEST_CASE("expected version: exact, no_stream and any") {
     CHECK(r.error().code == StoreErrc::wrong_expected_version);
   }
   SUBCASE("any appends after whatever is there") {
-    auto r = f.store->append(stream, ExpectedVersion::any(), std::vector{make_event("B"), make_event("C")});
+    auto r = f.store->append(stream, ExpectedVersion::any(),
+                             std::vector{make_event("B"), make_event("C")});
     REQUIRE(r);
     CHECK(r->next_expected_version == StreamVersion{3});
-    auto fresh = f.store->append(StreamId{"fresh"}, ExpectedVersion::any(), std::vector{make_event("X")});
+    auto fresh =
+        f.store->append(StreamId{"fresh"}, ExpectedVersion::any(), std::vector{make_event("X")});
     REQUIRE(fresh);
     CHECK(fresh->next_expected_version == StreamVersion{1});
   }
@@ -106,7 +110,8 @@ TEST_CASE("re-appending stored event ids is a no-op reported as already appended
   CHECK(f.database.query_value("select count(*) from events") == "2");
 }
 
-TEST_CASE("two writers, one expected version: exactly one wins, the loser gets the typed conflict") {
+TEST_CASE(
+    "two writers, one expected version: exactly one wins, the loser gets the typed conflict") {
   StoreFixture f;
   const StreamId stream{"contended"};
   REQUIRE(f.store->append(stream, ExpectedVersion::no_stream(), std::vector{make_event("Opened")}));
@@ -114,7 +119,8 @@ TEST_CASE("two writers, one expected version: exactly one wins, the loser gets t
   for (int writers : {2, 8}) {
     const auto version = f.store->read_stream(stream)->back().version;
     std::barrier start(writers);
-    std::vector<StoreResult<AppendResult>> results(writers, tl::unexpected(StoreError{StoreErrc::internal, ""}));
+    std::vector<StoreResult<AppendResult>> results(
+        writers, tl::unexpected(StoreError{StoreErrc::internal, ""}));
     std::vector<std::thread> threads;
     for (int i = 0; i < writers; ++i)
       threads.emplace_back([&, i] {
@@ -126,8 +132,10 @@ TEST_CASE("two writers, one expected version: exactly one wins, the loser gets t
 
     int wins = 0, conflicts = 0;
     for (const auto& r : results) {
-      if (r) ++wins;
-      else if (r.error().code == StoreErrc::wrong_expected_version) ++conflicts;
+      if (r)
+        ++wins;
+      else if (r.error().code == StoreErrc::wrong_expected_version)
+        ++conflicts;
     }
     CHECK(wins == 1);
     CHECK(conflicts == writers - 1);
@@ -143,7 +151,8 @@ TEST_CASE("a conflicting writer holding its transaction open blocks the other, w
   StoreResult<AppendResult> second = tl::unexpected(StoreError{StoreErrc::internal, ""});
   std::thread holder([&] {
     auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
-      auto a = f.store->append(tx, stream, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("First")});
+      auto a = f.store->append(tx, stream, ExpectedVersion::exactly(StreamVersion{1}),
+                               std::vector{make_event("First")});
       first_appended = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
       return a;
@@ -151,7 +160,8 @@ TEST_CASE("a conflicting writer holding its transaction open blocks the other, w
     CHECK(r);
   });
   while (!first_appended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  second = f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}), std::vector{make_event("Second")});
+  second = f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}),
+                           std::vector{make_event("Second")});
   holder.join();
   REQUIRE_FALSE(second);
   CHECK(second.error().code == StoreErrc::wrong_expected_version);
@@ -169,7 +179,8 @@ TEST_CASE("malformed input gets a typed error and writes nothing") {
   CHECK(empty_stream.error().code == StoreErrc::invalid_argument);
   CHECK_FALSE(empty_stream.error().is_retryable());
 
-  auto long_stream = f.store->append(StreamId{std::string(kStreamIdBytesMax + 1, 's')}, ExpectedVersion::any(), std::vector{ok});
+  auto long_stream = f.store->append(StreamId{std::string(kStreamIdBytesMax + 1, 's')},
+                                     ExpectedVersion::any(), std::vector{ok});
   REQUIRE_FALSE(long_stream);
   CHECK(long_stream.error().code == StoreErrc::payload_too_large);
 
@@ -194,8 +205,9 @@ TEST_CASE("malformed input gets a typed error and writes nothing") {
   CHECK(f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector{no_type}).error().code ==
         StoreErrc::invalid_argument);
 
-  CHECK(f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector<EventData>{}).error().code ==
-        StoreErrc::invalid_argument);
+  CHECK(f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector<EventData>{})
+            .error()
+            .code == StoreErrc::invalid_argument);
   CHECK(f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector{ok, ok}).error().code ==
         StoreErrc::invalid_argument);
 
@@ -227,7 +239,8 @@ TEST_CASE("read_all_after returns committed events in order, after the checkpoin
   std::atomic<bool> inserted{false}, release{false};
   std::thread open([&] {
     auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
-      auto a = f.store->append(tx, StreamId{"open"}, ExpectedVersion::any(), std::vector{make_event("Late")});
+      auto a = f.store->append(tx, StreamId{"open"}, ExpectedVersion::any(),
+                               std::vector{make_event("Late")});
       inserted = true;
       while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       return a;
@@ -235,7 +248,8 @@ TEST_CASE("read_all_after returns committed events in order, after the checkpoin
     CHECK(r);
   });
   while (!inserted) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  REQUIRE(f.store->append(StreamId{"after"}, ExpectedVersion::any(), std::vector{make_event("Later")}));
+  REQUIRE(
+      f.store->append(StreamId{"after"}, ExpectedVersion::any(), std::vector{make_event("Later")}));
   auto during = f.store->read_all_after(Checkpoint::after(all->back()), 100);
   REQUIRE(during);
   CHECK(during->empty());
@@ -253,7 +267,8 @@ TEST_CASE("read_event finds an event by id") {
   StoreFixture f;
   auto e = make_event("A", {{"k", "v"}});
   REQUIRE(f.store->append(StreamId{"s"}, ExpectedVersion::any(), std::vector{e}));
-  auto found = f.pool->transact([&](Transaction& tx) { return f.store->read_event(tx, e.event_id); });
+  auto found =
+      f.pool->transact([&](Transaction& tx) { return f.store->read_event(tx, e.event_id); });
   REQUIRE(found);
   REQUIRE(found->has_value());
   CHECK((*found)->data["k"] == "v");
@@ -264,7 +279,9 @@ TEST_CASE("read_event finds an event by id") {
   CHECK_FALSE(missing->has_value());
 }
 
-TEST_CASE("exec_prepared_here: a statement is prepared once per connection, and runs with its arguments") {
+TEST_CASE(
+    "exec_prepared_here: a statement is prepared once per connection, and runs with its "
+    "arguments") {
   StoreFixture f(1);  // one connection: every transaction below runs on it
   constexpr PreparedSql kDouble{"test_double", "select $1::int * 2"};
   for (int i = 1; i <= 3; ++i) {
@@ -275,8 +292,10 @@ TEST_CASE("exec_prepared_here: a statement is prepared once per connection, and 
     CHECK(*answer == 2 * i);
   }
   auto prepared = f.pool->transact([](Transaction& tx) -> StoreResult<std::string> {
-    return tx.exec("select count(*)::text || ' ' || string_agg(statement, '') from pg_prepared_statements"
-                   " where name = 'test_double'")[0][0]
+    return tx
+        .exec(
+            "select count(*)::text || ' ' || string_agg(statement, '') from pg_prepared_statements"
+            " where name = 'test_double'")[0][0]
         .as<std::string>();
   });
   REQUIRE(prepared);
@@ -296,7 +315,8 @@ TEST_CASE("exec_prepared_here: a statement is prepared once per connection, and 
   CHECK(*again == 42);
 }
 
-TEST_CASE("exec_prepared_here: a statement is prepared again on its connection once its plan is due") {
+TEST_CASE(
+    "exec_prepared_here: a statement is prepared again on its connection once its plan is due") {
   StoreFixture f(1);  // one connection: every transaction below runs on it
   set_replan_after_max(std::chrono::milliseconds(300));
   constexpr PreparedSql kQuadruple{"test_quadruple", "select $1::int * 4"};
@@ -304,9 +324,12 @@ TEST_CASE("exec_prepared_here: a statement is prepared again on its connection o
   const auto run_and_look = [&](int n) {
     auto seen = f.pool->transact([&](Transaction& tx) -> StoreResult<std::string> {
       CHECK(exec_prepared_here(tx, kQuadruple, n)[0][0].as<int>() == 4 * n);
-      return tx.exec("select count(*)::text || ' ' || (extract(epoch from max(prepare_time)) * 1000000)::bigint::text"
-                     " from pg_prepared_statements"
-                     " where name = 'test_quadruple'")[0][0]
+      return tx
+          .exec(
+              "select count(*)::text || ' ' || (extract(epoch from max(prepare_time)) * "
+              "1000000)::bigint::text"
+              " from pg_prepared_statements"
+              " where name = 'test_quadruple'")[0][0]
           .as<std::string>();
     });
     REQUIRE(seen);
@@ -358,14 +381,16 @@ TEST_CASE("autocommit: each statement commits by itself; transact: all or nothin
   });
   REQUIRE_FALSE(bad);
   CHECK(bad.error().code != StoreErrc::connection_failed);
-  auto after = f.pool->autocommit([](Transaction& tx) -> StoreResult<int> { return tx.exec("select 7")[0][0].as<int>(); });
+  auto after = f.pool->autocommit(
+      [](Transaction& tx) -> StoreResult<int> { return tx.exec("select 7")[0][0].as<int>(); });
   REQUIRE(after);
   CHECK(*after == 7);
 }
 
 TEST_CASE("the pool's connections run without JIT, whatever the server's default") {
   StoreFixture f(1);
-  CHECK(f.database.query_value("show jit") == "on");  // the test server's default: the setting is the pool's
+  CHECK(f.database.query_value("show jit") ==
+        "on");  // the test server's default: the setting is the pool's
   auto jit = f.pool->transact([](Transaction& tx) -> StoreResult<std::string> {
     return tx.exec("show jit")[0][0].as<std::string>();
   });

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <mutex>
+#include <pqxx/pqxx>
 #include <random>
 #include <set>
 #include <thread>
@@ -14,8 +15,6 @@
 #include <unordered_set>
 
 #include "clearing/eventstore/subscription.hpp"
-#include <pqxx/pqxx>
-
 #include "store_test_support.hpp"
 
 using namespace clearing::eventstore;
@@ -43,7 +42,8 @@ WriterTally run_writer(EventStore& store, ConnectionPool& pool, int writer, unsi
   for (int t = 0; t < kTransactionsPerWriter; ++t) {
     std::vector<EventData> batch;
     const int n = batch_size(rng);
-    for (int i = 0; i < n; ++i) batch.push_back(make_event("Written", {{"writer", writer}, {"t", t}, {"i", i}}));
+    for (int i = 0; i < n; ++i)
+      batch.push_back(make_event("Written", {{"writer", writer}, {"t", t}, {"i", i}}));
     const bool roll_back = percent(rng) < kRollbackPercent;
     const StreamId stream{"w" + std::to_string(writer) + "-" + std::to_string(stream_pick(rng))};
     const auto hold = std::chrono::microseconds(hold_us(rng));
@@ -52,7 +52,8 @@ WriterTally run_writer(EventStore& store, ConnectionPool& pool, int writer, unsi
       if (!appended) return appended;
       // Hold the transaction open: writers that started later commit first.
       std::this_thread::sleep_for(hold);
-      if (roll_back) return tl::unexpected(StoreError{StoreErrc::invalid_argument, "rolled back on purpose"});
+      if (roll_back)
+        return tl::unexpected(StoreError{StoreErrc::invalid_argument, "rolled back on purpose"});
       return appended;
     });
     auto& into = result ? tally.committed : tally.rolled_back;
@@ -64,7 +65,9 @@ WriterTally run_writer(EventStore& store, ConnectionPool& pool, int writer, unsi
 
 }  // namespace
 
-TEST_CASE("concurrent writers with rollbacks: a live subscriber sees every committed event once, in a stable order") {
+TEST_CASE(
+    "concurrent writers with rollbacks: a live subscriber sees every committed event once, in a "
+    "stable order") {
   for (int round = 1; round <= kRounds; ++round) {
     CAPTURE(round);
     StoreFixture f(kWriters + 8);
@@ -91,7 +94,9 @@ TEST_CASE("concurrent writers with rollbacks: a live subscriber sees every commi
       pqxx::connection c(f.database.url());
       auto poll = [&] {
         pqxx::nontransaction tx(c);
-        for (const auto& row : tx.exec_params("select position, event_id::text from events where position > $1 order by position", last)) {
+        for (const auto& row : tx.exec_params("select position, event_id::text from events where "
+                                              "position > $1 order by position",
+                                              last)) {
           last = row[0].as<std::int64_t>();
           naive_seen.insert(row[1].as<std::string>());
         }
@@ -106,14 +111,16 @@ TEST_CASE("concurrent writers with rollbacks: a live subscriber sees every commi
     std::vector<WriterTally> tallies(kWriters);
     std::vector<std::thread> writers;
     for (int w = 0; w < kWriters; ++w)
-      writers.emplace_back([&, w] { tallies[w] = run_writer(*f.store, *f.pool, w, 1000u * round + w); });
+      writers.emplace_back(
+          [&, w] { tallies[w] = run_writer(*f.store, *f.pool, w, 1000u * round + w); });
     for (auto& t : writers) t.join();
     writers_done = true;
     naive.join();
 
     std::unordered_set<std::string> committed, rolled_back;
     for (const auto& t : tallies) {
-      for (const auto& error : t.unexpected_errors) FAIL_CHECK("unexpected append failure: " << error);
+      for (const auto& error : t.unexpected_errors)
+        FAIL_CHECK("unexpected append failure: " << error);
       committed.insert(t.committed.begin(), t.committed.end());
       rolled_back.insert(t.rolled_back.begin(), t.rolled_back.end());
     }
@@ -134,9 +141,9 @@ TEST_CASE("concurrent writers with rollbacks: a live subscriber sees every commi
 
     std::lock_guard lock(seen_mutex);
     const std::unordered_set<std::string> seen_set(seen.begin(), seen.end());
-    CHECK(seen.size() == committed.size());      // nothing twice
+    CHECK(seen.size() == committed.size());  // nothing twice
     CHECK(seen_set.size() == seen.size());
-    CHECK(seen_set == committed);                // every committed event
+    CHECK(seen_set == committed);                                       // every committed event
     for (const auto& id : rolled_back) CHECK(seen_set.count(id) == 0);  // none rolled back
 
     // A second catch-up read from zero, in pages, gives the same order.

@@ -3,10 +3,9 @@
 
 #include <chrono>
 #include <memory>
+#include <pqxx/pqxx>
 #include <stdexcept>
 #include <thread>
-
-#include <pqxx/pqxx>
 
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/event_store.hpp"
@@ -40,13 +39,15 @@ inline void wait_for_horizon(ConnectionPool& pool) {
   for (;;) {
     auto below = pool.transact([](Transaction& tx) -> StoreResult<bool> {
       return tx
-          .exec("select coalesce((select max(transaction_id) from events)"
-                " < pg_snapshot_xmin(pg_current_snapshot()), true)")[0][0]
+          .exec(
+              "select coalesce((select max(transaction_id) from events)"
+              " < pg_snapshot_xmin(pg_current_snapshot()), true)")[0][0]
           .as<bool>();
     });
     if (below && *below) return;
     if (std::chrono::steady_clock::now() > deadline)
-      throw std::runtime_error("the server's oldest transaction did not move past this test's events in 30 s");
+      throw std::runtime_error(
+          "the server's oldest transaction did not move past this test's events in 30 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }

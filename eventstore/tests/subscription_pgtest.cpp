@@ -3,15 +3,13 @@
 // live wake-up, two instances of one subscription never both handle an event.
 
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
 
+#include <pqxx/pqxx>
 #include <sstream>
 #include <thread>
 
-#include <pqxx/pqxx>
-#include <spdlog/sinks/ostream_sink.h>
-
 #include "clearing/base/logging.hpp"
-
 #include "clearing/eventstore/subscription.hpp"
 #include "store_test_support.hpp"
 
@@ -49,19 +47,24 @@ bool eventually(Predicate p, std::chrono::milliseconds within = std::chrono::sec
 struct SubscriptionFixture : StoreFixture {
   SubscriptionFixture() { database.exec("create table side_effects (n int not null)"); }
   std::string count() const { return database.query_value("select count(*) from side_effects"); }
-  std::string distinct() const { return database.query_value("select count(distinct n) from side_effects"); }
+  std::string distinct() const {
+    return database.query_value("select count(distinct n) from side_effects");
+  }
 };
 
 }  // namespace
 
-TEST_CASE("a handler that throws after its write leaves neither the write nor the checkpoint, and the event is handled again") {
+TEST_CASE(
+    "a handler that throws after its write leaves neither the write nor the checkpoint, and the "
+    "event is handled again") {
   SubscriptionFixture f;
   append_numbered(*f.store, 0, 10);
   int calls_for_event_5 = 0;
   Subscription sub(*f.store, {.name = "crashy", .batch_size = 100},
                    [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
                      auto written = record(tx, e);  // the side write happens first
-                     if (e.data["n"] == 5 && ++calls_for_event_5 == 1) throw std::runtime_error("killed mid-batch");
+                     if (e.data["n"] == 5 && ++calls_for_event_5 == 1)
+                       throw std::runtime_error("killed mid-batch");
                      return written;
                    });
 
@@ -93,33 +96,42 @@ TEST_CASE("a new subscription with the same name resumes after its checkpoint") 
   }
   append_numbered(*f.store, 7, 10);
   std::vector<int> seen;
-  Subscription second(*f.store, {.name = "resumable"}, [&](Transaction& tx, const RecordedEvent& e) {
-    seen.push_back(e.data["n"].get<int>());
-    return record(tx, e);
-  });
+  Subscription second(*f.store, {.name = "resumable"},
+                      [&](Transaction& tx, const RecordedEvent& e) {
+                        seen.push_back(e.data["n"].get<int>());
+                        return record(tx, e);
+                      });
   REQUIRE(second.poll_once().value() == 3);
   CHECK(seen == std::vector<int>{7, 8, 9});
   CHECK(f.count() == "10");
 
   // Another name starts from the beginning.
-  Subscription other(*f.store, {.name = "other"}, [](Transaction&, const RecordedEvent&) { return HandlerResult{}; });
+  Subscription other(*f.store, {.name = "other"},
+                     [](Transaction&, const RecordedEvent&) { return HandlerResult{}; });
   CHECK(other.poll_once().value() == 10);
 }
 
-TEST_CASE("a failing handler stalls the subscription with its error, and it goes on by itself once the cause is gone") {
+TEST_CASE(
+    "a failing handler stalls the subscription with its error, and it goes on by itself once the "
+    "cause is gone") {
   SubscriptionFixture f;
   append_numbered(*f.store, 0, 3);
   std::atomic<bool> broken{true};
   Subscription sub(*f.store,
-                   {.name = "stalls", .batch_size = 10, .poll_interval = std::chrono::milliseconds(100),
+                   {.name = "stalls",
+                    .batch_size = 10,
+                    .poll_interval = std::chrono::milliseconds(100),
                     .retry_backoff_initial = std::chrono::milliseconds(5),
                     .retry_backoff_max = std::chrono::milliseconds(40)},
                    [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
-                     if (broken && e.data["n"] == 1) return tl::unexpected(std::string("downstream unavailable"));
+                     if (broken && e.data["n"] == 1)
+                       return tl::unexpected(std::string("downstream unavailable"));
                      return record(tx, e);
                    });
   sub.start();
-  REQUIRE(eventually([&] { return sub.status().state == SubscriptionState::stalled && sub.status().failures >= 3; }));
+  REQUIRE(eventually([&] {
+    return sub.status().state == SubscriptionState::stalled && sub.status().failures >= 3;
+  }));
   const auto stalled = sub.status();
   CHECK(stalled.last_error.find("downstream unavailable") != std::string::npos);
   CHECK(f.count() == "1");  // event 0 committed on its own, event 1 never skipped
@@ -138,7 +150,9 @@ TEST_CASE("a failing handler stalls the subscription with its error, and it goes
   CHECK(f.distinct() == "4");
 }
 
-TEST_CASE("a stall is logged once when it starts and once when it ends, with the event and the class of the error, not its text") {
+TEST_CASE(
+    "a stall is logged once when it starts and once when it ends, with the event and the class of "
+    "the error, not its text") {
   std::ostringstream lines;
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
   sink->set_pattern("%l %v");
@@ -153,11 +167,14 @@ TEST_CASE("a stall is logged once when it starts and once when it ends, with the
   append_numbered(*f.store, 0, 3);
   std::atomic<bool> broken{true};
   Subscription sub(*f.store,
-                   {.name = "stall-log", .batch_size = 1, .poll_interval = std::chrono::milliseconds(100),
+                   {.name = "stall-log",
+                    .batch_size = 1,
+                    .poll_interval = std::chrono::milliseconds(100),
                     .retry_backoff_initial = std::chrono::milliseconds(5),
                     .retry_backoff_max = std::chrono::milliseconds(20)},
                    [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
-                     if (broken && e.data["n"] == 1) return tl::unexpected(std::string("account DK5000400440116243"));
+                     if (broken && e.data["n"] == 1)
+                       return tl::unexpected(std::string("account DK5000400440116243"));
                      return record(tx, e);
                    });
   sub.start();
@@ -174,7 +191,9 @@ TEST_CASE("a stall is logged once when it starts and once when it ends, with the
   };
   // Five failures or more, one line: the stalled subscription, the error's class and the
   // event it is stuck on (its type and stream); then one line when it moves again.
-  CHECK_MESSAGE(count("warning subscription stalled name=stall-log cause=handler_failed event_id=") == 1, log);
+  CHECK_MESSAGE(
+      count("warning subscription stalled name=stall-log cause=handler_failed event_id=") == 1,
+      log);
   CHECK(count("type=Numbered stream=s-1 failures=1\n") == 1);
   CHECK(count("info subscription moving again name=stall-log failures=") == 1);
   CHECK(log.find("subscription stalled") < log.find("subscription moving again"));
@@ -189,7 +208,8 @@ TEST_CASE("without notifications, polling still delivers") {
   silent.notify_after_commit = false;
   ConnectionPool silent_pool(silent);
   EventStore silent_store(silent_pool);
-  Subscription sub(*f.store, {.name = "poller", .poll_interval = std::chrono::milliseconds(50)}, record);
+  Subscription sub(*f.store, {.name = "poller", .poll_interval = std::chrono::milliseconds(50)},
+                   record);
   sub.start();
   append_numbered(silent_store, 0, 5);
   REQUIRE(eventually([&] { return f.count() == "5"; }));
@@ -198,7 +218,8 @@ TEST_CASE("without notifications, polling still delivers") {
 
 TEST_CASE("two instances of one subscription (two processes) never handle an event twice") {
   SubscriptionFixture f;
-  auto options = SubscriptionOptions{.name = "shared", .batch_size = 7, .poll_interval = std::chrono::milliseconds(50)};
+  auto options = SubscriptionOptions{
+      .name = "shared", .batch_size = 7, .poll_interval = std::chrono::milliseconds(50)};
   Subscription a(*f.store, options, record);
   Subscription b(*f.store, options, record);
   a.start();
@@ -226,22 +247,25 @@ TEST_CASE("stop is graceful and prompt while waiting for events") {
   CHECK(sub.status().state == SubscriptionState::stopped);
 }
 
-TEST_CASE("a batch handler gets each batch whole, in commit order; after a failure it gets one event per call") {
+TEST_CASE(
+    "a batch handler gets each batch whole, in commit order; after a failure it gets one event per "
+    "call") {
   SubscriptionFixture f;
   append_numbered(*f.store, 0, 10);
   std::vector<std::size_t> sizes;
   std::vector<int> order;
   bool fail_on_7 = true;
-  Subscription sub(*f.store, {.name = "batched", .batch_size = 100},
-                   BatchHandler([&](Transaction& tx, std::span<const RecordedEvent> events) -> HandlerResult {
-                     sizes.push_back(events.size());
-                     for (const auto& e : events) {
-                       if (e.data["n"] == 7 && fail_on_7) return tl::unexpected(std::string("seven refused"));
-                       order.push_back(e.data["n"].get<int>());
-                       if (auto ok = record(tx, e); !ok) return ok;
-                     }
-                     return {};
-                   }));
+  Subscription sub(
+      *f.store, {.name = "batched", .batch_size = 100},
+      BatchHandler([&](Transaction& tx, std::span<const RecordedEvent> events) -> HandlerResult {
+        sizes.push_back(events.size());
+        for (const auto& e : events) {
+          if (e.data["n"] == 7 && fail_on_7) return tl::unexpected(std::string("seven refused"));
+          order.push_back(e.data["n"].get<int>());
+          if (auto ok = record(tx, e); !ok) return ok;
+        }
+        return {};
+      }));
   auto failed = sub.poll_once();
   REQUIRE_FALSE(failed);
   CHECK(failed.error().code == StoreErrc::handler_failed);
@@ -269,10 +293,11 @@ TEST_CASE("a batch handler gets each batch whole, in commit order; after a failu
 TEST_CASE("a per-event handler run as a batch names the event that failed") {
   SubscriptionFixture f;
   append_numbered(*f.store, 0, 4);
-  Subscription sub(*f.store, {.name = "per-event"}, [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
-    if (e.data["n"] == 2) return tl::unexpected(std::string("two refused"));
-    return record(tx, e);
-  });
+  Subscription sub(*f.store, {.name = "per-event"},
+                   [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
+                     if (e.data["n"] == 2) return tl::unexpected(std::string("two refused"));
+                     return record(tx, e);
+                   });
   auto failed = sub.poll_once();
   REQUIRE_FALSE(failed);
   CHECK(failed.error().message.find("handler failed on a batch of 4 events: event ") == 0);

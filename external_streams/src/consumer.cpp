@@ -1,10 +1,10 @@
 #include "clearing/external_streams/consumer.hpp"
 
+#include <librdkafka/rdkafka.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <thread>
-
-#include <librdkafka/rdkafka.h>
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/background_thread.hpp"
@@ -39,7 +39,8 @@ constexpr std::size_t kReasonBytesMax = 500;
 std::string database_error_headline(const StoreError& error) {
   const auto line_end = error.message.find('\n');
   return std::string(eventstore::to_string(error.code)) + ": " +
-         base::escape_text(std::string_view(error.message).substr(0, line_end), kReasonBytesMax / 2);
+         base::escape_text(std::string_view(error.message).substr(0, line_end),
+                           kReasonBytesMax / 2);
 }
 
 std::string describe(const std::string& stream, std::int32_t partition) {
@@ -135,8 +136,8 @@ struct StreamConsumer::Impl {
   mutable std::mutex stats_mutex;
   ConsumerStats stats;
 
-  Impl(eventstore::ConnectionPool& p, ConsumerOptions o, MessageApplier a, MessageParker k, CatchUpFetcher f,
-       BatchScope s)
+  Impl(eventstore::ConnectionPool& p, ConsumerOptions o, MessageApplier a, MessageParker k,
+       CatchUpFetcher f, BatchScope s)
       : pool(p),
         options(std::move(o)),
         applier(std::move(a)),
@@ -155,8 +156,8 @@ struct StreamConsumer::Impl {
   // message (or at the beginning): the database, not Kafka, says where we are. Holds end
   // with the assignment (the partitions start afresh), and the application's pause of a
   // partition outlives a reassignment in librdkafka, so every assigned one is resumed.
-  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
-                           void* opaque) {
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* partitions, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     self->holds.clear();
     self->assigned.clear();
@@ -177,9 +178,11 @@ struct StreamConsumer::Impl {
       if (!positioned) {
         // Without the stored offsets we cannot resume exactly: start from the beginning,
         // which is safe (duplicates are skipped by seq and offset), only slower.
-        self->log->error("reading stored offsets failed error_class={}: assigning from the beginning",
-                         eventstore::to_string(positioned.error().code));
-        for (int i = 0; i < partitions->cnt; ++i) partitions->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        self->log->error(
+            "reading stored offsets failed error_class={}: assigning from the beginning",
+            eventstore::to_string(positioned.error().code));
+        for (int i = 0; i < partitions->cnt; ++i)
+          partitions->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
       }
       rd_kafka_assign(rk, partitions);
       rd_kafka_resume_partitions(rk, partitions);
@@ -238,11 +241,13 @@ struct StreamConsumer::Impl {
     rd_kafka_poll_set_consumer(consumer);
     if (by_database) {
       // No group membership at all: this instance assigns itself what it owns.
-      ownership = std::make_unique<PartitionOwnership>(pool.options(), ownership_options(options), log);
+      ownership =
+          std::make_unique<PartitionOwnership>(pool.options(), ownership_options(options), log);
       return {};
     }
     auto* topics = rd_kafka_topic_partition_list_new(static_cast<int>(options.topics.size()));
-    for (const auto& topic : options.topics) rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
+    for (const auto& topic : options.topics)
+      rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
     const auto err = rd_kafka_subscribe(consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) return tl::unexpected(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
@@ -294,8 +299,8 @@ struct StreamConsumer::Impl {
   }
 
   // Applies one well-formed message whose seq is exactly last + 1.
-  void apply_next(Transaction& tx, const RawMessage& raw, const ExternalMessage& m, InboundProgress& progress,
-                  Counts& counts) {
+  void apply_next(Transaction& tx, const RawMessage& raw, const ExternalMessage& m,
+                  InboundProgress& progress, Counts& counts) {
     CLEARING_ASSERT(m.seq == progress.last_seq + 1);
     auto applied = applier(tx, m);
     if (!applied) {
@@ -308,8 +313,8 @@ struct StreamConsumer::Impl {
 
   // A bad message that holds its place in the stream (its seq is exactly last + 1): parked,
   // and the seq counts as consumed.
-  void park_in_place(Transaction& tx, const RawMessage& raw, const MessageError& error, InboundProgress& progress,
-                     Counts& counts) {
+  void park_in_place(Transaction& tx, const RawMessage& raw, const MessageError& error,
+                     InboundProgress& progress, Counts& counts) {
     CLEARING_ASSERT(error.seq && *error.seq == progress.last_seq + 1);
     park(tx, raw, error, std::nullopt, counts);
     progress.last_seq = *error.seq;
@@ -323,41 +328,49 @@ struct StreamConsumer::Impl {
 
   // Fetches and applies the seqs missing before `seq`. Never throws for the producer's
   // sake: a page that cannot be had stops this partition only.
-  RepairResult repair_gap(Transaction& tx, const std::string& stream, std::int32_t partition, std::int64_t seq,
-                          InboundProgress& progress, Counts& counts) {
+  RepairResult repair_gap(Transaction& tx, const std::string& stream, std::int32_t partition,
+                          std::int64_t seq, InboundProgress& progress, Counts& counts) {
     const auto where = describe(stream, partition);
     auto stopped = [](std::string reason, bool at_once = false) {
       return RepairResult{Repair::stopped, Stop{std::move(reason), at_once}};
     };
-    if (!fetcher) return stopped("gap before seq " + std::to_string(seq) + " of " + where + " and no catch-up API");
+    if (!fetcher)
+      return stopped("gap before seq " + std::to_string(seq) + " of " + where +
+                     " and no catch-up API");
     std::int64_t fetched = 0;
     int idle_pages = 0;
     while (progress.last_seq + 1 < seq) {
-      if (fetched >= kGapFetchMax) return stopped("gap of " + where + " filled up to seq " +
-                                                  std::to_string(progress.last_seq) + ", continuing", true);
+      if (fetched >= kGapFetchMax)
+        return stopped("gap of " + where + " filled up to seq " +
+                           std::to_string(progress.last_seq) + ", continuing",
+                       true);
       const auto from = progress.last_seq + 1;
       const auto limit = std::min(options.catch_up_page, seq - from);
       auto page = fetcher(stream, partition, from, limit);
       if (!page)
-        return {Repair::stopped, fetch_stop("catch-up of " + where + " from " + std::to_string(from), page.error())};
+        return {Repair::stopped,
+                fetch_stop("catch-up of " + where + " from " + std::to_string(from), page.error())};
       if (page->messages.empty()) {
         // The producer's head is its highest seq: a seq beyond it was never issued.
         if (page->head < seq) return RepairResult{Repair::beyond_head, {}};
-        return stopped("catch-up of " + where + " from " + std::to_string(from) + " returned nothing (head " +
-                       std::to_string(page->head) + ")");
+        return stopped("catch-up of " + where + " from " + std::to_string(from) +
+                       " returned nothing (head " + std::to_string(page->head) + ")");
       }
       const auto before = progress.last_seq;
       for (const auto& element : page->messages) {
         const auto& parsed = element.parsed;
-        std::optional<std::int64_t> element_seq = parsed ? std::optional(parsed->seq) : parsed.error().seq;
-        const bool same_partition = parsed ? parsed->stream == stream && parsed->partition == partition
-                                           : parsed.error().stream == stream && parsed.error().partition == partition;
+        std::optional<std::int64_t> element_seq =
+            parsed ? std::optional(parsed->seq) : parsed.error().seq;
+        const bool same_partition =
+            parsed ? parsed->stream == stream && parsed->partition == partition
+                   : parsed.error().stream == stream && parsed.error().partition == partition;
         if (!element_seq || !same_partition)
-          return stopped("catch-up of " + where + " answered a message of no readable position in it");
+          return stopped("catch-up of " + where +
+                         " answered a message of no readable position in it");
         if (*element_seq <= progress.last_seq) continue;
         if (*element_seq != progress.last_seq + 1)
-          return stopped("catch-up of " + where + " answered seq " + std::to_string(*element_seq) + " where " +
-                         std::to_string(progress.last_seq + 1) + " was asked");
+          return stopped("catch-up of " + where + " answered seq " + std::to_string(*element_seq) +
+                         " where " + std::to_string(progress.last_seq + 1) + " was asked");
         if (*element_seq >= seq) break;
         RawMessage raw{stream, partition, -1, parsed ? parsed->key : std::string(), element.raw};
         if (parsed) {
@@ -369,14 +382,16 @@ struct StreamConsumer::Impl {
         ++fetched;
       }
       if (progress.last_seq == before && ++idle_pages >= kRepairIdlePagesMax)
-        return stopped("catch-up of " + where + " from " + std::to_string(from) + " brought nothing new");
+        return stopped("catch-up of " + where + " from " + std::to_string(from) +
+                       " brought nothing new");
     }
     return {};
   }
 
   // Handles one message of a partition whose progress is `p`. A Stop leaves the message
   // (and the rest of its partition in this batch) for a later try.
-  std::optional<Stop> handle(Transaction& tx, const RawMessage& raw, InboundProgress& p, Counts& counts) {
+  std::optional<Stop> handle(Transaction& tx, const RawMessage& raw, InboundProgress& p,
+                             Counts& counts) {
     auto parsed = parse_message(std::string_view(raw.value));
     if (parsed && (parsed->stream != raw.topic || parsed->partition != raw.partition))
       parsed = tl::unexpected(MessageError{MessageErrc::wrong_stream,
@@ -385,8 +400,9 @@ struct StreamConsumer::Impl {
                                                describe(raw.topic, raw.partition)});
     const std::optional<std::int64_t> seq =
         parsed ? std::optional(parsed->seq)
-               : (parsed.error().stream == raw.topic && parsed.error().partition == raw.partition ? parsed.error().seq
-                                                                                                  : std::nullopt);
+               : (parsed.error().stream == raw.topic && parsed.error().partition == raw.partition
+                      ? parsed.error().seq
+                      : std::nullopt);
     if (!seq) {  // no place in the stream: parked, nothing else moves
       park(tx, raw, parsed.error(), std::nullopt, counts);
       return std::nullopt;
@@ -402,9 +418,9 @@ struct StreamConsumer::Impl {
       if (repaired.outcome == Repair::stopped) return std::move(repaired.stop);
       if (repaired.outcome == Repair::beyond_head) {
         park(tx, raw,
-             MessageError{MessageErrc::seq_beyond_head,
-                          "seq " + std::to_string(*seq) + " is beyond the producer's head of " +
-                              describe(raw.topic, raw.partition)},
+             MessageError{MessageErrc::seq_beyond_head, "seq " + std::to_string(*seq) +
+                                                            " is beyond the producer's head of " +
+                                                            describe(raw.topic, raw.partition)},
              parsed ? std::optional(*parsed) : std::nullopt, counts);
         return std::nullopt;
       }
@@ -454,7 +470,9 @@ struct StreamConsumer::Impl {
           auto ended = scope.end(tx);
           // The scope's contract: an error from `end` is tried again (a set-wise write that
           // lost a race), like a transient database error.
-          if (!ended) return tl::unexpected(StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
+          if (!ended)
+            return tl::unexpected(
+                StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
         }
         return store_progress(tx, progress);
       });
@@ -468,7 +486,8 @@ struct StreamConsumer::Impl {
   // --- holds -----------------------------------------------------------------------------
 
   std::chrono::milliseconds backoff(int failures) const {
-    return std::min(options.retry_backoff_max, std::chrono::milliseconds(20) * (1 << std::min(failures, 8)));
+    return std::min(options.retry_backoff_max,
+                    std::chrono::milliseconds(20) * (1 << std::min(failures, 8)));
   }
 
   // How long a held partition waits before its next try.
@@ -499,13 +518,16 @@ struct StreamConsumer::Impl {
     // never silent, and a stall that lasts does not flood the log.
     if (fresh || h.shown.reason != reason) {
       if (stop.needs_operator) {
-        log->error("inbound partition held until an operator acts stream={} partition={} reason=\"{}\""
-                   " retry_every_s={}: retrying cannot help, fix what the reason names",
-                   key.first, key.second, reason,
-                   std::chrono::duration_cast<std::chrono::seconds>(options.operator_fix_retry_interval).count());
+        log->error(
+            "inbound partition held until an operator acts stream={} partition={} reason=\"{}\""
+            " retry_every_s={}: retrying cannot help, fix what the reason names",
+            key.first, key.second, reason,
+            std::chrono::duration_cast<std::chrono::seconds>(options.operator_fix_retry_interval)
+                .count());
       } else {
         const auto level = stop.at_once ? spdlog::level::info : spdlog::level::err;
-        log->log(level, "inbound partition held stream={} partition={} reason=\"{}\"", key.first, key.second, reason);
+        log->log(level, "inbound partition held stream={} partition={} reason=\"{}\"", key.first,
+                 key.second, reason);
       }
     }
     h.shown.reason = reason;
@@ -518,8 +540,10 @@ struct StreamConsumer::Impl {
   void release(const PartitionKey& key) {
     auto it = holds.find(key);
     if (it == holds.end() || it->second.paused) return;
-    log->info("inbound partition flowing again stream={} partition={} held_for_s={}", key.first, key.second,
-              std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - it->second.shown.since)
+    log->info("inbound partition flowing again stream={} partition={} held_for_s={}", key.first,
+              key.second,
+              std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
+                                                               it->second.shown.since)
                   .count());
     holds.erase(it);
   }
@@ -543,11 +567,13 @@ struct StreamConsumer::Impl {
   // The partition's fetch starts again at the offset after its last stored one (Kafka drops
   // what it had fetched beyond). False when the offset could not be read or the seek failed.
   bool seek_to_stored(const PartitionKey& key) {
-    auto stored = pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
+    auto stored =
+        pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
     if (!stored) return false;
     auto* list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset =
-        *stored && (**stored).kafka_offset >= 0 ? (**stored).kafka_offset + 1 : RD_KAFKA_OFFSET_BEGINNING;
+        *stored && (**stored).kafka_offset >= 0 ? (**stored).kafka_offset + 1
+                                                : RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer, list, kSeekTimeoutMs);
     const bool sought = error == nullptr && list->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
     if (error) rd_kafka_error_destroy(error);
@@ -582,7 +608,8 @@ struct StreamConsumer::Impl {
       const PartitionKey key{raw.topic, raw.partition};
       if (!result.stopped.contains(key)) release(key);
     }
-    if ((result.counts.applied > 0 || result.counts.gap_fetched > 0) && options.on_applied) options.on_applied();
+    if ((result.counts.applied > 0 || result.counts.gap_fetched > 0) && options.on_applied)
+      options.on_applied();
   }
 
   // The one message of a partition the database refuses, for a reason retrying cannot
@@ -616,7 +643,9 @@ struct StreamConsumer::Impl {
         if (raw.offset >= 0) p.kafka_offset = raw.offset;
         if (scope.end) {
           auto ended = scope.end(tx);
-          if (!ended) return tl::unexpected(StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
+          if (!ended)
+            return tl::unexpected(
+                StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
         }
         return store_progress(tx, *locked);
       });
@@ -625,8 +654,8 @@ struct StreamConsumer::Impl {
       return tl::unexpected(failure_of(std::current_exception()));
     }
     record(counts);
-    log->error("inbound message unstorable, parked stream={} partition={} offset={} error_class={}", raw.topic,
-               raw.partition, raw.offset, eventstore::to_string(refusal.code));
+    log->error("inbound message unstorable, parked stream={} partition={} offset={} error_class={}",
+               raw.topic, raw.partition, raw.offset, eventstore::to_string(refusal.code));
     return {};
   }
 
@@ -663,12 +692,14 @@ struct StreamConsumer::Impl {
   // alone otherwise.
   void isolate_one(const PartitionKey& key, const RawMessage& raw, const StoreError& error) {
     if (error.is_retryable()) {
-      hold(key, Stop{"database refused the batch: " + std::string(eventstore::to_string(error.code))});
+      hold(key,
+           Stop{"database refused the batch: " + std::string(eventstore::to_string(error.code))});
       return;
     }
     auto parked = park_unstorable(raw, error);
     if (!parked)
-      hold(key, Stop{"parking an unstorable message failed: " + std::string(eventstore::to_string(parked.error().code))});
+      hold(key, Stop{"parking an unstorable message failed: " +
+                     std::string(eventstore::to_string(parked.error().code))});
   }
 
   // The batch in one transaction; when that is refused, each partition on its own, so
@@ -691,7 +722,8 @@ struct StreamConsumer::Impl {
       log->warn("inbound batch refused, trying each partition alone error_class={} messages={}",
                 eventstore::to_string(tried.error().code), batch.size());
       std::map<PartitionKey, std::vector<RawMessage>> by_partition;
-      for (auto& raw : batch) by_partition[PartitionKey{raw.topic, raw.partition}].push_back(std::move(raw));
+      for (auto& raw : batch)
+        by_partition[PartitionKey{raw.topic, raw.partition}].push_back(std::move(raw));
       const bool one_partition = by_partition.size() == 1;
       for (const auto& [key, messages] : by_partition)
         apply_partition(key, messages, one_partition ? std::optional(tried.error()) : std::nullopt);
@@ -719,27 +751,30 @@ struct StreamConsumer::Impl {
         const auto outcome = repair_gap(tx, key.first, key.second, head + 1, p, counts);
         if (outcome.outcome == Repair::stopped)
           log->log(outcome.stop.needs_operator ? spdlog::level::err : spdlog::level::warn,
-                   "inbound tail repair stopped stream={} partition={} reason=\"{}\"", key.first, key.second,
-                   base::escape_text(outcome.stop.reason, kReasonBytesMax));
+                   "inbound tail repair stopped stream={} partition={} reason=\"{}\"", key.first,
+                   key.second, base::escape_text(outcome.stop.reason, kReasonBytesMax));
         if (scope.end) {
           auto ended = scope.end(tx);
-          if (!ended) return tl::unexpected(StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
+          if (!ended)
+            return tl::unexpected(
+                StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
         }
         repaired = counts.gap_fetched > 0;
         return store_progress(tx, *locked);
       });
       if (!done) {
-        log->warn("inbound tail repair failed stream={} partition={} error_class={}", key.first, key.second,
-                  eventstore::to_string(done.error().code));
+        log->warn("inbound tail repair failed stream={} partition={} error_class={}", key.first,
+                  key.second, eventstore::to_string(done.error().code));
         return;
       }
     } catch (...) {
-      log->warn("inbound tail repair failed stream={} partition={} error_class={}", key.first, key.second,
-                eventstore::to_string(failure_of(std::current_exception()).code));
+      log->warn("inbound tail repair failed stream={} partition={} error_class={}", key.first,
+                key.second, eventstore::to_string(failure_of(std::current_exception()).code));
       return;
     }
     if (!repaired) return;
-    log->info("inbound tail repaired stream={} partition={} messages={}", key.first, key.second, counts.gap_fetched);
+    log->info("inbound tail repaired stream={} partition={} messages={}", key.first, key.second,
+              counts.gap_fetched);
     record(counts);
     {
       std::lock_guard lock(stats_mutex);
@@ -752,7 +787,8 @@ struct StreamConsumer::Impl {
   // has reached the high watermark of its last fetch. Unknown (no fetch yet) is not caught up.
   bool kafka_caught_up(const PartitionKey& key) {
     std::int64_t low = 0, high = 0;
-    if (rd_kafka_get_watermark_offsets(consumer, key.first.c_str(), key.second, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+    if (rd_kafka_get_watermark_offsets(consumer, key.first.c_str(), key.second, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
         high < 0)
       return false;
     auto* list = rd_kafka_topic_partition_list_new(1);
@@ -780,12 +816,15 @@ struct StreamConsumer::Impl {
     next_tail_check = now + options.tail_check_interval;
     for (const auto& key : assigned) {
       if (const auto held = holds.find(key); held != holds.end() && held->second.paused) continue;
-      if (const auto slow = tail_check_not_before.find(key); slow != tail_check_not_before.end() && now < slow->second)
+      if (const auto slow = tail_check_not_before.find(key);
+          slow != tail_check_not_before.end() && now < slow->second)
         continue;
       const auto what = "tail check of " + describe(key.first, key.second);
-      auto stored = pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
+      auto stored =
+          pool.transact([&](Transaction& tx) { return read_progress(tx, key.first, key.second); });
       if (!stored) {
-        note_round(what, "reading progress: " + std::string(eventstore::to_string(stored.error().code)));
+        note_round(what,
+                   "reading progress: " + std::string(eventstore::to_string(stored.error().code)));
         continue;
       }
       const std::int64_t applied = *stored ? (**stored).last_seq : 0;
@@ -821,7 +860,8 @@ struct StreamConsumer::Impl {
   // A tail check the catch-up API could not answer: retried at the next check when another
   // try can help; otherwise logged as an error saying what to fix and not asked again before
   // operator_fix_retry_interval (Kafka's messages still flow meanwhile: nothing is held).
-  void note_fetch_failure(const PartitionKey& key, const std::string& what, const FetchError& error) {
+  void note_fetch_failure(const PartitionKey& key, const std::string& what,
+                          const FetchError& error) {
     const auto stop = fetch_stop("catch-up API", error);
     if (error.is_retryable()) {
       note_round(what, stop.reason);
@@ -830,18 +870,23 @@ struct StreamConsumer::Impl {
     tail_check_not_before[key] = Clock::now() + options.operator_fix_retry_interval;
     auto& last = round_failures[what];
     if (last != stop.reason)
-      log->error("inbound {} refused reason=\"{}\" retry_every_s={}: retrying cannot help, fix what the reason names",
-                 what, base::escape_text(stop.reason, kReasonBytesMax),
-                 std::chrono::duration_cast<std::chrono::seconds>(options.operator_fix_retry_interval).count());
+      log->error(
+          "inbound {} refused reason=\"{}\" retry_every_s={}: retrying cannot help, fix what the "
+          "reason names",
+          what, base::escape_text(stop.reason, kReasonBytesMax),
+          std::chrono::duration_cast<std::chrono::seconds>(options.operator_fix_retry_interval)
+              .count());
     last = stop.reason;
   }
 
   // A partition whose messages Kafka has and does not deliver: logged once when it starts
   // and once when it ends, its fetch restarted at each check while it lasts.
-  void note_undelivered(const PartitionKey& key, bool now_undelivered, std::int64_t applied, std::int64_t head) {
+  void note_undelivered(const PartitionKey& key, bool now_undelivered, std::int64_t applied,
+                        std::int64_t head) {
     if (!now_undelivered) {
       if (undelivered.erase(key) > 0)
-        log->info("inbound partition delivered by Kafka again stream={} partition={}", key.first, key.second);
+        log->info("inbound partition delivered by Kafka again stream={} partition={}", key.first,
+                  key.second);
       return;
     }
     const bool restarted = seek_to_stored(key);
@@ -850,9 +895,11 @@ struct StreamConsumer::Impl {
       ++stats.fetch_restarts;
     }
     if (!undelivered.insert(key).second) return;
-    log->warn("inbound partition not delivered by Kafka stream={} partition={} applied_seq={} producer_head={}"
-              " fetch_restarted={}: fed from the catch-up API meanwhile",
-              key.first, key.second, applied, head, restarted);
+    log->warn(
+        "inbound partition not delivered by Kafka stream={} partition={} applied_seq={} "
+        "producer_head={}"
+        " fetch_restarted={}: fed from the catch-up API meanwhile",
+        key.first, key.second, applied, head, restarted);
   }
 
   // --- database assignment ---------------------------------------------------------------
@@ -867,18 +914,22 @@ struct StreamConsumer::Impl {
       for (const auto& key : owned) {
         auto progress = read_progress(tx, key.first, key.second);
         if (!progress) return tl::unexpected(progress.error());
-        next_offset[key] = *progress && (*progress)->kafka_offset >= 0 ? (*progress)->kafka_offset + 1
-                                                                       : RD_KAFKA_OFFSET_BEGINNING;
+        next_offset[key] = *progress && (*progress)->kafka_offset >= 0
+                               ? (*progress)->kafka_offset + 1
+                               : RD_KAFKA_OFFSET_BEGINNING;
       }
       return {};
     });
     if (!read) {  // tried again at the next run_once (assignment_due stays set)
-      note_round("assignment", "reading stored offsets: " + std::string(eventstore::to_string(read.error().code)));
+      note_round("assignment", "reading stored offsets: " +
+                                   std::string(eventstore::to_string(read.error().code)));
       return;
     }
-    auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(std::max<std::size_t>(owned.size(), 1)));
+    auto* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(std::max<std::size_t>(owned.size(), 1)));
     for (const auto& key : owned)
-      rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset = next_offset.at(key);
+      rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset =
+          next_offset.at(key);
     const auto err = rd_kafka_assign(consumer, owned.empty() ? nullptr : list);
     // The application's pause of a partition (a hold) outlives its assignment in librdkafka:
     // a partition held, given up (a lost session, a PostgreSQL restart) and taken back would
@@ -894,8 +945,10 @@ struct StreamConsumer::Impl {
     assignment_due = false;
     const std::set<PartitionKey> owned_set(owned.begin(), owned.end());
     holds.clear();
-    std::erase_if(seq_at_last_check, [&](const auto& entry) { return !owned_set.contains(entry.first); });
-    std::erase_if(tail_check_not_before, [&](const auto& entry) { return !owned_set.contains(entry.first); });
+    std::erase_if(seq_at_last_check,
+                  [&](const auto& entry) { return !owned_set.contains(entry.first); });
+    std::erase_if(tail_check_not_before,
+                  [&](const auto& entry) { return !owned_set.contains(entry.first); });
     std::erase_if(undelivered, [&](const PartitionKey& key) { return !owned_set.contains(key); });
     assigned = owned;
     std::lock_guard lock(stats_mutex);
@@ -903,7 +956,8 @@ struct StreamConsumer::Impl {
     stats.partitions_assigned = static_cast<std::int64_t>(owned.size());
     stats.assignment = owned;
     stats.members_seen = ownership->members_seen();
-    std::erase_if(stats.progress, [&](const auto& entry) { return !owned_set.contains(entry.first); });
+    std::erase_if(stats.progress,
+                  [&](const auto& entry) { return !owned_set.contains(entry.first); });
   }
 
   void refresh_ownership() {
@@ -911,7 +965,8 @@ struct StreamConsumer::Impl {
     auto changed = ownership->refresh_if_due();
     if (!changed) {
       // The session is gone and its locks with it: read nothing until it is back.
-      if (ownership_error != changed.error()) log->error("inbound ownership lost error=\"{}\"", changed.error());
+      if (ownership_error != changed.error())
+        log->error("inbound ownership lost error=\"{}\"", changed.error());
       ownership_error = changed.error();
       assignment_due = assignment_due || !assigned.empty();
     } else {
@@ -941,9 +996,10 @@ struct StreamConsumer::Impl {
 };
 
 tl::expected<std::unique_ptr<StreamConsumer>, std::string> StreamConsumer::create(
-    eventstore::ConnectionPool& pool, ConsumerOptions options, MessageApplier applier, MessageParker parker,
-    CatchUpFetcher fetcher, BatchScope scope) {
-  if (options.topics.empty()) return tl::unexpected(std::string("consumer needs at least one topic"));
+    eventstore::ConnectionPool& pool, ConsumerOptions options, MessageApplier applier,
+    MessageParker parker, CatchUpFetcher fetcher, BatchScope scope) {
+  if (options.topics.empty())
+    return tl::unexpected(std::string("consumer needs at least one topic"));
   if (options.group_id.empty()) return tl::unexpected(std::string("consumer needs a group id"));
   if (options.batch_max < 1) return tl::unexpected(std::string("consumer batch_max must be >= 1"));
   if (options.assignment == PartitionAssignment::database) {
@@ -954,8 +1010,8 @@ tl::expected<std::unique_ptr<StreamConsumer>, std::string> StreamConsumer::creat
       return tl::unexpected(valid.error());
   }
   CLEARING_ASSERT(applier && parker);
-  auto impl = std::make_unique<Impl>(pool, std::move(options), std::move(applier), std::move(parker), std::move(fetcher),
-                                     std::move(scope));
+  auto impl = std::make_unique<Impl>(pool, std::move(options), std::move(applier),
+                                     std::move(parker), std::move(fetcher), std::move(scope));
   auto opened = impl->open();
   if (!opened) return tl::unexpected(opened.error());
   return std::unique_ptr<StreamConsumer>(new StreamConsumer(std::move(impl)));
@@ -987,7 +1043,8 @@ int StreamConsumer::run_once() { return impl_->run_once(); }
 int StreamConsumer::apply(std::vector<RawMessage> batch) {
   // Messages handed over by the caller are a try of their partitions' holds.
   for (const auto& raw : batch)
-    if (auto it = impl_->holds.find(PartitionKey{raw.topic, raw.partition}); it != impl_->holds.end())
+    if (auto it = impl_->holds.find(PartitionKey{raw.topic, raw.partition});
+        it != impl_->holds.end())
       it->second.paused = false;
   const int handled = impl_->apply_batch(std::move(batch));
   impl_->publish_holds();

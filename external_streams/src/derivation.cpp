@@ -3,10 +3,9 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <set>
 #include <unordered_map>
-
-#include <pqxx/pqxx>
 
 #include "clearing/external_streams/payments_codec.hpp"
 
@@ -43,9 +42,11 @@ std::optional<payments::Party> party_of(const Json& data, const char* field) {
 }
 
 // The amount of a transfer, from its TransferInitiated.
-std::optional<payments::Amount> transfer_amount(const std::string& transfer_id, const DerivationContext& context) {
+std::optional<payments::Amount> transfer_amount(const std::string& transfer_id,
+                                                const DerivationContext& context) {
   if (!context.first_of_type) return std::nullopt;
-  const auto initiated = context.first_of_type(transfer_stream_of(transfer_id), "TransferInitiated");
+  const auto initiated =
+      context.first_of_type(transfer_stream_of(transfer_id), "TransferInitiated");
   return initiated ? amount_of(initiated->data, "amount") : std::nullopt;
 }
 
@@ -65,7 +66,8 @@ class Openings {
   }
 
   // The stream's first event of `type`, when the stream's first event is of that type.
-  const eventstore::RecordedEvent* first_of_type(const std::string& stream, const std::string& type) const {
+  const eventstore::RecordedEvent* first_of_type(const std::string& stream,
+                                                 const std::string& type) const {
     const auto it = by_stream_.find(stream);
     return it != by_stream_.end() && it->second.type == type ? &it->second : nullptr;
   }
@@ -84,24 +86,27 @@ struct HandlerState {
 
 }  // namespace
 
-std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e, const DerivationContext&) {
+std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e,
+                                      const DerivationContext&) {
   const auto& d = e.data;
   const auto transfer_id = text(d, "transfer_id");
   if (e.type == "TransferAcceptedPending") {
-    auto draft = transfer_draft(
-        "TransferPending", d,
-        payments::encode(payments::TransferPending{.transfer_id = transfer_id,
-                                                   .clearing_reference = text(d, "clearing_reference"),
-                                                   .expected_settlement_date = text(d, "expected_settlement_date")}));
+    auto draft =
+        transfer_draft("TransferPending", d,
+                       payments::encode(payments::TransferPending{
+                           .transfer_id = transfer_id,
+                           .clearing_reference = text(d, "clearing_reference"),
+                           .expected_settlement_date = text(d, "expected_settlement_date")}));
     draft.once_per_key = true;  // the saga records every pending answer; the core hears it once
     return {draft};
   }
   if (e.type == "TransferUnderInvestigation")
     return {transfer_draft("TransferUnderInvestigation", d,
-                           payments::encode(payments::TransferUnderInvestigation{.transfer_id = transfer_id,
-                                                                                 .since = text(d, "since"),
-                                                                                 .attempts = d.value("attempts", 0),
-                                                                                 .last_error = text(d, "last_error")}))};
+                           payments::encode(payments::TransferUnderInvestigation{
+                               .transfer_id = transfer_id,
+                               .since = text(d, "since"),
+                               .attempts = d.value("attempts", 0),
+                               .last_error = text(d, "last_error")}))};
   if (e.type == "TransferSettled")
     return {transfer_draft("TransferSucceeded", d,
                            payments::encode(payments::TransferSucceeded{
@@ -109,16 +114,17 @@ std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e, const 
                                .clearing_reference = text(d, "clearing_reference"),
                                .settlement_date = text(d, "settlement_date")}))};
   if (e.type == "TransferRejected")
-    return {transfer_draft("TransferRejected", d,
-                           payments::encode(payments::TransferRejected{.transfer_id = transfer_id,
-                                                                       .reason_code = text(d, "reason_code"),
-                                                                       .reason = text(d, "reason")}))};
+    return {transfer_draft(
+        "TransferRejected", d,
+        payments::encode(payments::TransferRejected{.transfer_id = transfer_id,
+                                                    .reason_code = text(d, "reason_code"),
+                                                    .reason = text(d, "reason")}))};
   if (e.type == "DuplicateTransferRequestRefused") {
     // The outcome of the second, refused request: it carries that request's correlation.
     auto draft = transfer_draft(
         "TransferRejected", d,
-        payments::encode(
-            payments::TransferRejected{.transfer_id = transfer_id, .reason_code = "DUPL", .reason = text(d, "reason")}));
+        payments::encode(payments::TransferRejected{
+            .transfer_id = transfer_id, .reason_code = "DUPL", .reason = text(d, "reason")}));
     draft.correlation_id = text(d, "correlation_id");
     return {draft};
   }
@@ -130,26 +136,29 @@ std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e, const 
                                  .clearing_reference = text(d, "clearing_reference"),
                                  .settlement_date = text(d, "settlement_date"),
                                  .resolved_manually = true}))};
-    return {transfer_draft("TransferRejected", d,
-                           payments::encode(payments::TransferRejected{.transfer_id = transfer_id,
-                                                                       .reason_code = text(d, "reason_code"),
-                                                                       .reason = text(d, "reason"),
-                                                                       .resolved_manually = true}))};
+    return {transfer_draft(
+        "TransferRejected", d,
+        payments::encode(payments::TransferRejected{.transfer_id = transfer_id,
+                                                    .reason_code = text(d, "reason_code"),
+                                                    .reason = text(d, "reason"),
+                                                    .resolved_manually = true}))};
   }
   if (e.type == "IncomingPaymentRecorded")
     return {Draft{"IncomingPaymentReceived", text(d, "payment_id"),
-                  payments::encode(payments::IncomingPaymentReceived{.payment_id = text(d, "payment_id"),
-                                                                     .clearing_reference = text(d, "clearing_reference"),
-                                                                     .amount = amount_of(d, "amount"),
-                                                                     .debtor = party_of(d, "debtor"),
-                                                                     .creditor = party_of(d, "creditor"),
-                                                                     .remittance_info = text(d, "remittance_info"),
-                                                                     .received_at = text(d, "received_at")}),
+                  payments::encode(payments::IncomingPaymentReceived{
+                      .payment_id = text(d, "payment_id"),
+                      .clearing_reference = text(d, "clearing_reference"),
+                      .amount = amount_of(d, "amount"),
+                      .debtor = party_of(d, "debtor"),
+                      .creditor = party_of(d, "creditor"),
+                      .remittance_info = text(d, "remittance_info"),
+                      .received_at = text(d, "received_at")}),
                   false, ""}};
   return {};
 }
 
-std::vector<Draft> derive_settlements_v1(const eventstore::RecordedEvent& e, const DerivationContext& context) {
+std::vector<Draft> derive_settlements_v1(const eventstore::RecordedEvent& e,
+                                         const DerivationContext& context) {
   const auto& d = e.data;
   const auto transfer_id = text(d, "transfer_id");
   const bool settled = e.type == "TransferSettled" ||
@@ -186,7 +195,8 @@ std::optional<DerivationFn> find_derivation(const std::string& name) {
   return std::nullopt;
 }
 
-eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams,
+eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store,
+                                                 std::vector<DerivedStream> streams,
                                                  DerivationOptions options) {
   auto state = std::make_shared<HandlerState>(options.openings_kept);
   return [&store, streams = std::move(streams), state, lookups = std::move(options.lookups)](
@@ -230,32 +240,36 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
       if (lookups) lookups->streams_read += ids.size();
       auto found = store.read_streams(tx, ids);
       if (!found) return tl::unexpected(found.error().message);
-      const bool cut = found->size() >= eventstore::kReadBatchMax;  // the last stream may be partial
+      const bool cut =
+          found->size() >= eventstore::kReadBatchMax;  // the last stream may be partial
       for (auto& e : *found) read[e.stream_id.value()].push_back(std::move(e));
       if (cut && !found->empty()) read.erase(std::prev(read.end()));
       for (const auto& id : wanted)
         if (!cut && !read.count(id)) read[id];  // read in full: the stream has no events
     }
-    const DerivationContext context{[&](const std::string& stream, const std::string& type)
-                                        -> std::optional<eventstore::RecordedEvent> {
-      if (const auto* opening = state->openings.first_of_type(stream, type)) return *opening;
-      auto it = read.find(stream);
-      if (it == read.end()) {  // not in the batch read (it was cut short): on its own
-        if (lookups) ++lookups->streams_read;
-        auto events = store.read_stream(tx, eventstore::StreamId{stream});
-        if (!events) {
-          if (read_error.empty()) read_error = "reading " + stream + ": " + events.error().message;
+    const DerivationContext context{
+        [&](const std::string& stream,
+            const std::string& type) -> std::optional<eventstore::RecordedEvent> {
+          if (const auto* opening = state->openings.first_of_type(stream, type)) return *opening;
+          auto it = read.find(stream);
+          if (it == read.end()) {  // not in the batch read (it was cut short): on its own
+            if (lookups) ++lookups->streams_read;
+            auto events = store.read_stream(tx, eventstore::StreamId{stream});
+            if (!events) {
+              if (read_error.empty())
+                read_error = "reading " + stream + ": " + events.error().message;
+              return std::nullopt;
+            }
+            it = read.emplace(stream, std::move(*events)).first;
+          }
+          for (const auto& candidate : it->second)
+            if (candidate.type == type) return candidate;
           return std::nullopt;
-        }
-        it = read.emplace(stream, std::move(*events)).first;
-      }
-      for (const auto& candidate : it->second)
-        if (candidate.type == type) return candidate;
-      return std::nullopt;
-    }};
+        }};
     if (lookups) lookups->remembered += remembered;
     for (const auto index : again)
-      drafts[index] = streams[index % streams.size()].derive(events[index / streams.size()], context);
+      drafts[index] =
+          streams[index % streams.size()].derive(events[index / streams.size()], context);
     if (!read_error.empty()) return tl::unexpected(read_error);
 
     std::vector<PendingAppend> appends;
@@ -263,9 +277,10 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, 
       const auto& event = events[index / streams.size()];
       for (auto& draft : drafts[index]) {
         if (draft.key.empty())
-          return tl::unexpected("derived " + draft.type + " from " + event.type + " " + event.event_id.value() +
-                                " has no entity id");
-        appends.push_back(PendingAppend{&streams[index % streams.size()].spec, std::move(draft), &event});
+          return tl::unexpected("derived " + draft.type + " from " + event.type + " " +
+                                event.event_id.value() + " has no entity id");
+        appends.push_back(
+            PendingAppend{&streams[index % streams.size()].spec, std::move(draft), &event});
       }
     }
     auto appended = append_external_batch(tx, appends);

@@ -39,7 +39,8 @@ std::map<std::string, std::string> producer_settings(const KafkaClientOptions& o
   return s;
 }
 
-std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& o, const std::string& group_id) {
+std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& o,
+                                                     const std::string& group_id) {
   std::map<std::string, std::string> s{
       {"bootstrap.servers", o.bootstrap_servers},
       {"client.id", o.client_id},
@@ -63,11 +64,13 @@ std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& o
   return s;
 }
 
-tl::expected<rd_kafka_conf_t*, std::string> make_conf(const std::map<std::string, std::string>& settings) {
+tl::expected<rd_kafka_conf_t*, std::string> make_conf(
+    const std::map<std::string, std::string>& settings) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char error[512];
   for (const auto& [key, value] : settings) {
-    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error) != RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error) !=
+        RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
       return tl::unexpected("kafka option " + key + ": " + error);
     }
@@ -113,8 +116,10 @@ int set_nodelay_on_listeners(const std::set<int>& ports) {
     socklen_t address_length = sizeof address;
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &address_length) != 0) continue;
     int port = -1;
-    if (address.ss_family == AF_INET) port = ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
-    if (address.ss_family == AF_INET6) port = ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
+    if (address.ss_family == AF_INET)
+      port = ntohs(reinterpret_cast<const sockaddr_in*>(&address)->sin_port);
+    if (address.ss_family == AF_INET6)
+      port = ntohs(reinterpret_cast<const sockaddr_in6*>(&address)->sin6_port);
     if (!ports.contains(port)) continue;
     const int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++set;
@@ -134,7 +139,8 @@ struct EmbeddedKafka::Impl {
 };
 
 tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> EmbeddedKafka::start(int brokers) {
-  if (brokers < 1 || brokers > 9) return tl::unexpected(std::string("embedded kafka needs 1..9 brokers"));
+  if (brokers < 1 || brokers > 9)
+    return tl::unexpected(std::string("embedded kafka needs 1..9 brokers"));
   auto conf = make_conf({{"client.id", "embedded-kafka-host"}, {"log.connection.close", "false"}});
   if (!conf) return tl::unexpected(conf.error());
   char error[512];
@@ -146,7 +152,8 @@ tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> EmbeddedKafka::start(i
     return tl::unexpected(std::string("embedded kafka: ") + error);
   }
   kafka->impl_->cluster = rd_kafka_mock_cluster_new(kafka->impl_->host, brokers);
-  if (!kafka->impl_->cluster) return tl::unexpected(std::string("embedded kafka: mock cluster did not start"));
+  if (!kafka->impl_->cluster)
+    return tl::unexpected(std::string("embedded kafka: mock cluster did not start"));
   kafka->bootstraps_ = rd_kafka_mock_cluster_bootstraps(kafka->impl_->cluster);
   kafka->brokers_ = brokers;
   // A cluster without it would answer pipelined requests up to 40 ms late: every figure
@@ -154,16 +161,19 @@ tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> EmbeddedKafka::start(i
   const auto ports = bootstrap_ports(kafka->bootstraps_);
   const int nodelay = set_nodelay_on_listeners(ports);
   if (nodelay != static_cast<int>(ports.size()))
-    return tl::unexpected("embedded kafka: TCP_NODELAY set on " + std::to_string(nodelay) + " of the " +
-                          std::to_string(ports.size()) +
-                          " brokers' listening sockets (found through /proc/self/fd: is /proc mounted?)");
+    return tl::unexpected(
+        "embedded kafka: TCP_NODELAY set on " + std::to_string(nodelay) + " of the " +
+        std::to_string(ports.size()) +
+        " brokers' listening sockets (found through /proc/self/fd: is /proc mounted?)");
   return kafka;
 }
 
 EmbeddedKafka::~EmbeddedKafka() = default;
 
-tl::expected<void, std::string> EmbeddedKafka::create_topic(const std::string& name, int partitions) {
-  const auto err = rd_kafka_mock_topic_create(impl_->cluster, name.c_str(), partitions, std::min(brokers_, 3));
+tl::expected<void, std::string> EmbeddedKafka::create_topic(const std::string& name,
+                                                            int partitions) {
+  const auto err =
+      rd_kafka_mock_topic_create(impl_->cluster, name.c_str(), partitions, std::min(brokers_, 3));
   if (err) return tl::unexpected("create topic " + name + ": " + rd_kafka_err2str(err));
   return {};
 }
@@ -180,9 +190,10 @@ tl::expected<void, std::string> EmbeddedKafka::set_broker_up(int broker_id) {
   return {};
 }
 
-tl::expected<void, std::string> EmbeddedKafka::set_partition_leader(const std::string& topic, int partition,
-                                                                   int broker_id) {
-  const auto err = rd_kafka_mock_partition_set_leader(impl_->cluster, topic.c_str(), partition, broker_id);
+tl::expected<void, std::string> EmbeddedKafka::set_partition_leader(const std::string& topic,
+                                                                    int partition, int broker_id) {
+  const auto err =
+      rd_kafka_mock_partition_set_leader(impl_->cluster, topic.c_str(), partition, broker_id);
   if (err) return tl::unexpected(std::string("partition leader: ") + rd_kafka_err2str(err));
   return {};
 }

@@ -9,16 +9,26 @@ namespace clearing::external_streams {
 
 const char* to_string(MessageErrc code) noexcept {
   switch (code) {
-    case MessageErrc::not_json: return "not_json";
-    case MessageErrc::missing_field: return "missing_field";
-    case MessageErrc::bad_seq: return "bad_seq";
-    case MessageErrc::wrong_stream: return "wrong_stream";
-    case MessageErrc::unknown_type: return "unknown_type";
-    case MessageErrc::invalid_data: return "invalid_data";
-    case MessageErrc::bad_field: return "bad_field";
-    case MessageErrc::too_large: return "too_large";
-    case MessageErrc::seq_beyond_head: return "seq_beyond_head";
-    case MessageErrc::unstorable: return "unstorable";
+    case MessageErrc::not_json:
+      return "not_json";
+    case MessageErrc::missing_field:
+      return "missing_field";
+    case MessageErrc::bad_seq:
+      return "bad_seq";
+    case MessageErrc::wrong_stream:
+      return "wrong_stream";
+    case MessageErrc::unknown_type:
+      return "unknown_type";
+    case MessageErrc::invalid_data:
+      return "invalid_data";
+    case MessageErrc::bad_field:
+      return "bad_field";
+    case MessageErrc::too_large:
+      return "too_large";
+    case MessageErrc::seq_beyond_head:
+      return "seq_beyond_head";
+    case MessageErrc::unstorable:
+      return "unstorable";
   }
   return "unknown";
 }
@@ -53,9 +63,11 @@ bool string_field(const nlohmann::json& j, const char* name, std::string& out) {
 tl::expected<ExternalMessage, MessageError> parse_message(std::string_view value) {
   if (value.size() > kMessageBytesMax)
     return fail(MessageErrc::too_large, "the message value is " + std::to_string(value.size()) +
-                                            " bytes, more than " + std::to_string(kMessageBytesMax));
+                                            " bytes, more than " +
+                                            std::to_string(kMessageBytesMax));
   auto parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return fail(MessageErrc::not_json, "the message value is not JSON (or not UTF-8)");
+  if (parsed.is_discarded())
+    return fail(MessageErrc::not_json, "the message value is not JSON (or not UTF-8)");
   return parse_message(parsed);
 }
 
@@ -70,7 +82,8 @@ struct Position {
   std::optional<std::int64_t> seq;
 };
 
-std::optional<std::int64_t> integer_in(const nlohmann::json& j, const char* name, std::int64_t min, std::int64_t max) {
+std::optional<std::int64_t> integer_in(const nlohmann::json& j, const char* name, std::int64_t min,
+                                       std::int64_t max) {
   const auto it = j.find(name);
   if (it == j.end()) return std::nullopt;
   if (it->is_number_unsigned()) {
@@ -89,8 +102,10 @@ std::optional<std::int64_t> integer_in(const nlohmann::json& j, const char* name
 Position read_position(const nlohmann::json& j) {
   Position p;
   std::string stream;
-  if (string_field(j, "stream", stream) && base::is_identifier(stream, kIdentifierBytesMax)) p.stream = stream;
-  if (auto partition = integer_in(j, "partition", 0, kEnvelopePartitionMax)) p.partition = static_cast<std::int32_t>(*partition);
+  if (string_field(j, "stream", stream) && base::is_identifier(stream, kIdentifierBytesMax))
+    p.stream = stream;
+  if (auto partition = integer_in(j, "partition", 0, kEnvelopePartitionMax))
+    p.partition = static_cast<std::int32_t>(*partition);
   p.seq = integer_in(j, "seq", 1, std::numeric_limits<std::int64_t>::max());
   return p;
 }
@@ -115,8 +130,9 @@ tl::expected<ExternalMessage, MessageError> parse_message(const nlohmann::json& 
   if (!position.seq) return fail(MessageErrc::bad_seq, "seq must be an integer in [1, 2^63-1]");
   m.seq = *position.seq;
   if (!j.contains("partition") || !position.partition)
-    return fail(MessageErrc::missing_field, "field 'partition' is missing or not an integer in [0, " +
-                                                std::to_string(kEnvelopePartitionMax) + "]");
+    return fail(MessageErrc::missing_field,
+                "field 'partition' is missing or not an integer in [0, " +
+                    std::to_string(kEnvelopePartitionMax) + "]");
   m.partition = *position.partition;
   struct Text {
     const char* name;
@@ -134,13 +150,17 @@ tl::expected<ExternalMessage, MessageError> parse_message(const nlohmann::json& 
   };
   for (const auto& text : texts) {
     if (!string_field(j, text.name, *text.out) || text.out->empty())
-      return failed(MessageErrc::missing_field, std::string("field '") + text.name + "' is missing or not a string");
-    const bool good = text.identifier ? base::is_identifier(*text.out, text.bytes_max)
-                                      : text.out->size() <= text.bytes_max && base::is_printable_utf8(*text.out);
+      return failed(MessageErrc::missing_field,
+                    std::string("field '") + text.name + "' is missing or not a string");
+    const bool good =
+        text.identifier ? base::is_identifier(*text.out, text.bytes_max)
+                        : text.out->size() <= text.bytes_max && base::is_printable_utf8(*text.out);
     if (!good)
-      return failed(MessageErrc::bad_field, std::string("field '") + text.name + "' must be " +
-                                                (text.identifier ? "an identifier ([A-Za-z0-9._:-]) of " : "printable text of ") +
-                                                "at most " + std::to_string(text.bytes_max) + " bytes");
+      return failed(
+          MessageErrc::bad_field,
+          std::string("field '") + text.name + "' must be " +
+              (text.identifier ? "an identifier ([A-Za-z0-9._:-]) of " : "printable text of ") +
+              "at most " + std::to_string(text.bytes_max) + " bytes");
   }
   const auto data = j.find("data");
   if (data == j.end() || !data->is_object())

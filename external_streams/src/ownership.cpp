@@ -1,7 +1,6 @@
 #include "clearing/external_streams/ownership.hpp"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 namespace clearing::external_streams {
@@ -40,14 +39,18 @@ constexpr const char* kSurveySql =
     "  select stream, partition from external_stream_seqs where $3::jsonb is null"
     "  union all select e->>0, (e->>1)::int from jsonb_array_elements(coalesce($3::jsonb, '[]')) e)"
     " select"
-    " (select coalesce(jsonb_agg(jsonb_build_array(u.stream, u.partition, hashtext($4 || u.stream || '/' || u.partition))),"
+    " (select coalesce(jsonb_agg(jsonb_build_array(u.stream, u.partition, hashtext($4 || u.stream "
+    "|| '/' || u.partition))),"
     "   '[]'::jsonb) from universe u)::text,"
-    " (select coalesce(jsonb_agg(jsonb_build_array(key, pid)), '[]'::jsonb) from locks where class = $1)::text,"
+    " (select coalesce(jsonb_agg(jsonb_build_array(key, pid)), '[]'::jsonb) from locks where class "
+    "= $1)::text,"
     " (select coalesce(jsonb_agg(pid), '[]'::jsonb) from locks where class = $2"
     "   and key = (hashtext($4)::bigint + 4294967296) % 4294967296)::text";
 constexpr const char* kSurveyStatement = "partition_ownership_survey";
-constexpr const char* kTakeSql = "select k, pg_try_advisory_lock($1::int, k) from unnest($2::int[]) as k";
-constexpr const char* kGiveSql = "select k, pg_advisory_unlock($1::int, k) from unnest($2::int[]) as k";
+constexpr const char* kTakeSql =
+    "select k, pg_try_advisory_lock($1::int, k) from unnest($2::int[]) as k";
+constexpr const char* kGiveSql =
+    "select k, pg_advisory_unlock($1::int, k) from unnest($2::int[]) as k";
 
 std::string int_array(const std::vector<LockKey>& keys) {
   std::string out = "{";
@@ -56,7 +59,8 @@ std::string int_array(const std::vector<LockKey>& keys) {
 }
 
 // A libpq URI or key=value string with more parameters.
-std::string with_parameters(const std::string& url, const std::vector<std::pair<std::string, std::string>>& params) {
+std::string with_parameters(const std::string& url,
+                            const std::vector<std::pair<std::string, std::string>>& params) {
   const bool uri = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
   std::string out = url;
   for (const auto& [key, value] : params) {
@@ -74,9 +78,11 @@ tl::expected<void, std::string> validate_ownership_options(const OwnershipOption
   if (options.refresh.count() < 0 || options.refresh > kOwnershipRefreshMax)
     return tl::unexpected(options.role + " ownership refresh must be in [0, " +
                           std::to_string(kOwnershipRefreshMax.count()) + "] ms");
-  if (options.owner_loss_timeout < kOwnerLossTimeoutMin || options.owner_loss_timeout > kOwnerLossTimeoutMax)
-    return tl::unexpected(options.role + " owner_loss_timeout must be in [" + std::to_string(kOwnerLossTimeoutMin.count()) +
-                          ", " + std::to_string(kOwnerLossTimeoutMax.count()) + "] ms");
+  if (options.owner_loss_timeout < kOwnerLossTimeoutMin ||
+      options.owner_loss_timeout > kOwnerLossTimeoutMax)
+    return tl::unexpected(options.role + " owner_loss_timeout must be in [" +
+                          std::to_string(kOwnerLossTimeoutMin.count()) + ", " +
+                          std::to_string(kOwnerLossTimeoutMax.count()) + "] ms");
   if (options.handover_grace < 2 * options.refresh || options.handover_grace > kHandoverGraceMax)
     return tl::unexpected(options.role + " handover_grace must be in [2 x refresh, " +
                           std::to_string(kHandoverGraceMax.count()) + "] ms");
@@ -106,7 +112,8 @@ std::int64_t PartitionOwnership::release() {
       pqxx::nontransaction tx(*session_);
       tx.exec("select pg_advisory_unlock_all()");
     } catch (const std::exception& e) {
-      log_->warn("{} ownership release error=\"{}\": the session is closed instead", options_.role, e.what());
+      log_->warn("{} ownership release error=\"{}\": the session is closed instead", options_.role,
+                 e.what());
     }
   }
   close_session();
@@ -116,7 +123,8 @@ std::int64_t PartitionOwnership::release() {
 
 std::vector<PartitionKey> PartitionOwnership::partitions() const {
   std::vector<PartitionKey> out;
-  for (const auto& [key, partitions] : owned_) out.insert(out.end(), partitions.begin(), partitions.end());
+  for (const auto& [key, partitions] : owned_)
+    out.insert(out.end(), partitions.begin(), partitions.end());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -140,17 +148,21 @@ void PartitionOwnership::open_session() {
                                       {"keepalives_count", probes},
                                       {"tcp_user_timeout", user_timeout_ms},
                                       {"connect_timeout", std::to_string(timeout_s)}}));
-  session_->prepare(kSurveyStatement, kSurveySql);  // at each refresh: 0.2 ms prepared, 0.44 ms planned
+  session_->prepare(kSurveyStatement,
+                    kSurveySql);  // at each refresh: 0.2 ms prepared, 0.44 ms planned
   pqxx::nontransaction tx(*session_);
   // The server's side: a silent client (its host lost power) ends this session, and its
   // locks, within the timeout; kept-alive sockets of Unix-domain connections ignore these.
-  tx.exec("SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = " + probes +
-          "; SET tcp_user_timeout = " + user_timeout_ms +
-          "; SET statement_timeout = " + std::to_string(database_.statement_timeout.count()) +
-          "; SET application_name = " + tx.quote(database_.application_name + "-" + options_.role + "-owner"));
-  const auto joined = tx.exec_params("select pg_backend_pid(), pg_try_advisory_lock_shared($1::int, hashtext($2))",
-                                     options_.member_lock_class, options_.scope);
-  if (!joined[0][1].as<bool>()) throw std::runtime_error("the " + options_.role + " member lock is held exclusively");
+  tx.exec(
+      "SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = " +
+      probes + "; SET tcp_user_timeout = " + user_timeout_ms + "; SET statement_timeout = " +
+      std::to_string(database_.statement_timeout.count()) + "; SET application_name = " +
+      tx.quote(database_.application_name + "-" + options_.role + "-owner"));
+  const auto joined =
+      tx.exec_params("select pg_backend_pid(), pg_try_advisory_lock_shared($1::int, hashtext($2))",
+                     options_.member_lock_class, options_.scope);
+  if (!joined[0][1].as<bool>())
+    throw std::runtime_error("the " + options_.role + " member lock is held exclusively");
   backend_pid_ = joined[0][0].as<int>();
   free_since_.clear();
   log_->info("{} ownership session opened backend_pid={}", options_.role, backend_pid_);
@@ -168,23 +180,27 @@ PartitionOwnership::Survey PartitionOwnership::survey(pqxx::nontransaction& tx) 
   std::optional<std::string> universe;
   if (options_.partitions) {
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& [stream, partition] : *options_.partitions) list.push_back({stream, partition});
+    for (const auto& [stream, partition] : *options_.partitions)
+      list.push_back({stream, partition});
     universe = list.dump();
   }
-  const auto row = tx.exec_prepared(kSurveyStatement, options_.partition_lock_class, options_.member_lock_class,
-                                    universe, options_.scope)[0];
+  const auto row = tx.exec_prepared(kSurveyStatement, options_.partition_lock_class,
+                                    options_.member_lock_class, universe, options_.scope)[0];
   Survey out;
   for (const auto& p : nlohmann::json::parse(row[0].c_str()))
-    out.partitions[p[2].get<LockKey>()].emplace_back(p[0].get<std::string>(), p[1].get<std::int32_t>());
+    out.partitions[p[2].get<LockKey>()].emplace_back(p[0].get<std::string>(),
+                                                     p[1].get<std::int32_t>());
   for (const auto& h : nlohmann::json::parse(row[1].c_str()))
-    out.holders[static_cast<LockKey>(static_cast<std::uint32_t>(h[0].get<std::int64_t>()))] = h[1].get<int>();
+    out.holders[static_cast<LockKey>(static_cast<std::uint32_t>(h[0].get<std::int64_t>()))] =
+        h[1].get<int>();
   for (const auto& m : nlohmann::json::parse(row[2].c_str())) out.members.insert(m.get<int>());
   return out;
 }
 
 // What the server says this session holds must be what this side believes it owns.
 void PartitionOwnership::check(const Survey& seen) const {
-  if (!seen.members.count(backend_pid_)) throw std::runtime_error("the session lost its member lock");
+  if (!seen.members.count(backend_pid_))
+    throw std::runtime_error("the session lost its member lock");
   for (const auto& [key, pid] : seen.holders)
     if ((pid == backend_pid_) != (owned_.count(key) > 0))
       throw std::runtime_error("the session's locks differ from the partitions it owns");
@@ -192,7 +208,8 @@ void PartitionOwnership::check(const Survey& seen) const {
     if (!seen.holders.count(key)) throw std::runtime_error("the session lost a partition's lock");
 }
 
-tl::expected<PartitionOwnership::Change, std::string> PartitionOwnership::refresh(Clock::time_point now) {
+tl::expected<PartitionOwnership::Change, std::string> PartitionOwnership::refresh(
+    Clock::time_point now) {
   pqxx::nontransaction tx(*session_);
   const auto seen = survey(tx);
   check(seen);
@@ -203,7 +220,8 @@ tl::expected<PartitionOwnership::Change, std::string> PartitionOwnership::refres
   for (const int pid : seen.members) load[pid] = 0;
   for (const auto& [key, pid] : seen.holders)
     if (load.count(pid)) ++load[pid];
-  for (auto it = stuck_.begin(); it != stuck_.end();) it = seen.members.count(*it) ? std::next(it) : stuck_.erase(it);
+  for (auto it = stuck_.begin(); it != stuck_.end();)
+    it = seen.members.count(*it) ? std::next(it) : stuck_.erase(it);
 
   // Take: below its share, every free key; at its share, those free for a grace already
   // (given to an instance that did not take them, or whose taker is gone).
@@ -228,7 +246,8 @@ tl::expected<PartitionOwnership::Change, std::string> PartitionOwnership::refres
   }
   Change change;
   if (!wanted.empty())
-    for (const auto& row : tx.exec_params(kTakeSql, options_.partition_lock_class, int_array(wanted)))
+    for (const auto& row :
+         tx.exec_params(kTakeSql, options_.partition_lock_class, int_array(wanted)))
       if (row[1].as<bool>()) {
         const auto key = row[0].as<LockKey>();
         owned_[key] = seen.partitions.at(key);
@@ -245,16 +264,19 @@ tl::expected<PartitionOwnership::Change, std::string> PartitionOwnership::refres
   if (giving > 0) {
     std::vector<LockKey> given;
     for (auto it = owned_.rbegin(); given.size() < giving; ++it) given.push_back(it->first);
-    for (const auto& row : tx.exec_params(kGiveSql, options_.partition_lock_class, int_array(given))) {
-      if (!row[1].as<bool>()) throw std::runtime_error("a partition's lock was not held when given");
+    for (const auto& row :
+         tx.exec_params(kGiveSql, options_.partition_lock_class, int_array(given))) {
+      if (!row[1].as<bool>())
+        throw std::runtime_error("a partition's lock was not held when given");
       const auto key = row[0].as<LockKey>();
       change.given += static_cast<std::int64_t>(owned_.at(key).size());
       owned_.erase(key);
     }
   }
   if (change.taken > 0 || change.given > 0)
-    log_->info("{} ownership changed partitions_owned={} taken={} given={} members={} share_keys={}", options_.role,
-             partitions_owned(), change.taken, change.given, members_seen_, share);
+    log_->info(
+        "{} ownership changed partitions_owned={} taken={} given={} members={} share_keys={}",
+        options_.role, partitions_owned(), change.taken, change.given, members_seen_, share);
   return change;
 }
 

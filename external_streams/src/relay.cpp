@@ -1,26 +1,26 @@
 #include "clearing/external_streams/relay.hpp"
 
+#include <librdkafka/rdkafka.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <map>
-#include <optional>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <pqxx/pqxx>
 #include <set>
 #include <thread>
 #include <vector>
-
-#include <librdkafka/rdkafka.h>
-#include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/background_thread.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
+#include "clearing/external_streams/ownership.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "kafka_internal.hpp"
-#include "clearing/external_streams/ownership.hpp"
 
 namespace clearing::external_streams {
 namespace {
@@ -94,7 +94,8 @@ struct Relay::Impl {
     char reason[512];
     const auto fatal = rd_kafka_fatal_error(producer, reason, sizeof reason);
     if (fatal == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
-    log->error("kafka producer fatal error={} reason={}: recreating it", rd_kafka_err2name(fatal), reason);
+    log->error("kafka producer fatal error={} reason={}: recreating it", rd_kafka_err2name(fatal),
+               reason);
     rd_kafka_destroy(producer);
     producer = nullptr;
     // No report can come any more: what was in flight is read and produced again.
@@ -108,12 +109,15 @@ struct Relay::Impl {
     const auto err = rd_kafka_producev(
         producer, RD_KAFKA_V_TOPIC(m.stream.c_str()), RD_KAFKA_V_PARTITION(m.partition),
         RD_KAFKA_V_KEY(m.key.data(), m.key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_HEADER("seq", seq.data(), static_cast<ssize_t>(seq.size())),
         RD_KAFKA_V_HEADER("type", m.type.data(), static_cast<ssize_t>(m.type.size())),
         RD_KAFKA_V_HEADER("event_id", m.event_id.data(), static_cast<ssize_t>(m.event_id.size())),
-        RD_KAFKA_V_HEADER("source_event_id", m.source_event_id.data(), static_cast<ssize_t>(m.source_event_id.size())),
-        RD_KAFKA_V_HEADER("correlation_id", m.correlation_id.data(), static_cast<ssize_t>(m.correlation_id.size())),
+        RD_KAFKA_V_HEADER("source_event_id", m.source_event_id.data(),
+                          static_cast<ssize_t>(m.source_event_id.size())),
+        RD_KAFKA_V_HEADER("correlation_id", m.correlation_id.data(),
+                          static_cast<ssize_t>(m.correlation_id.size())),
         RD_KAFKA_V_OPAQUE(&pending), RD_KAFKA_V_END);
     if (err) return tl::unexpected(std::string("produce: ") + rd_kafka_err2str(err));
     return {};
@@ -126,8 +130,9 @@ struct Relay::Impl {
   // messages are republished), while the relay's other partitions go on round after round.
   struct InFlight {
     PartitionMark mark;
-    std::vector<Pending> pending;  // seqs mark.published + 1 .., addresses stable (reports point here)
-    std::size_t produced = 0;      // how many of them were handed to the producer
+    std::vector<Pending>
+        pending;               // seqs mark.published + 1 .., addresses stable (reports point here)
+    std::size_t produced = 0;  // how many of them were handed to the producer
     Clock::time_point since;
   };
   std::map<PartitionKey, InFlight> in_flight;
@@ -154,7 +159,8 @@ struct Relay::Impl {
       const auto now = Clock::now();
       if (done == produced_now.size()) return;
       if (done > 0 && !first_done) first_done = now;
-      if (first_done ? now - *first_done >= kStragglerWait : now - started >= kFirstReportWait) return;
+      if (first_done ? now - *first_done >= kStragglerWait : now - started >= kFirstReportWait)
+        return;
     }
   }
 
@@ -164,7 +170,8 @@ struct Relay::Impl {
   tl::expected<void, std::string> purge_if_overdue() {
     const auto now = Clock::now();
     bool overdue = false;
-    for (const auto& [key, f] : in_flight) overdue = overdue || (!reported(f) && now - f.since > options.flush_timeout);
+    for (const auto& [key, f] : in_flight)
+      overdue = overdue || (!reported(f) && now - f.since > options.flush_timeout);
     if (!overdue) return {};
     rd_kafka_purge(producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(producer, 5'000);
@@ -209,12 +216,18 @@ struct Relay::Impl {
     std::vector<PartitionKey> produced_now;
     if (!readable.empty()) {
       // The read is one statement: no transaction block around it (ConnectionPool::autocommit).
-      auto read = pool.autocommit([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Unpublished>> {
-        return read_unpublished(tx, std::min<std::int64_t>(static_cast<std::int64_t>(options.batch_max), kCatchUpLimitMax),
-                                std::span<const PartitionKey>(readable));
-      });
+      auto read = pool.autocommit(
+          [&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Unpublished>> {
+            return read_unpublished(
+                tx,
+                std::min<std::int64_t>(static_cast<std::int64_t>(options.batch_max),
+                                       kCatchUpLimitMax),
+                std::span<const PartitionKey>(readable));
+          });
       // The error's class only: a PostgreSQL error's DETAIL and CONTEXT quote rows' values.
-      if (!read) return tl::unexpected("reading unpublished messages: " + std::string(eventstore::to_string(read.error().code)));
+      if (!read)
+        return tl::unexpected("reading unpublished messages: " +
+                              std::string(eventstore::to_string(read.error().code)));
       for (auto& partition : *read) {
         if (partition.events.empty() || !produce_error.empty()) continue;
         const PartitionKey key{partition.mark.stream, partition.mark.partition};
@@ -262,21 +275,26 @@ struct Relay::Impl {
         } else {
           ++failed;
           if (produce_error.empty())
-            produce_error = f.mark.stream + "/" + std::to_string(f.mark.partition) + ": " + rd_kafka_err2str(p.error);
+            produce_error = f.mark.stream + "/" + std::to_string(f.mark.partition) + ": " +
+                            rd_kafka_err2str(p.error);
         }
       }
-      if (delivered_to != f.mark.published) moves.push_back({f.mark.stream, f.mark.partition, f.mark.head, delivered_to});
+      if (delivered_to != f.mark.published)
+        moves.push_back({f.mark.stream, f.mark.partition, f.mark.head, delivered_to});
       moved += static_cast<int>(delivered_to - f.mark.published);
       lag += f.mark.head - delivered_to;
       it = in_flight.erase(it);
     }
     std::string mark_error;
     if (!moves.empty()) {
-      auto marked = pool.autocommit(
-          [&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> { return mark_published(tx, moves); });
+      auto marked =
+          pool.autocommit([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+            return mark_published(tx, moves);
+          });
       if (!marked) {
         // Republished next round; consumers skip seqs they have.
-        mark_error = "marking published: " + std::string(eventstore::to_string(marked.error().code));
+        mark_error =
+            "marking published: " + std::string(eventstore::to_string(marked.error().code));
         lag += moved;  // the marks stay where they were
         moved = 0;
       }
@@ -289,7 +307,9 @@ struct Relay::Impl {
       stats.failed += failed;
       stats.lag = lag;
       stats.in_flight_partitions = static_cast<std::int64_t>(in_flight.size());
-      stats.last_error = !changed ? changed.error() : !mark_error.empty() ? mark_error : produce_error;
+      stats.last_error = !changed              ? changed.error()
+                         : !mark_error.empty() ? mark_error
+                                               : produce_error;
     }
     if (!changed) return tl::unexpected(changed.error());
     if (!mark_error.empty()) return tl::unexpected(mark_error);
@@ -311,17 +331,21 @@ struct Relay::Impl {
       if (!relayed) {
         ++failures;
         if (relayed.error() != logged_error)
-          log->warn("relay round failed error=\"{}\" failures={}", base::escape_text(relayed.error(), 500), failures);
+          log->warn("relay round failed error=\"{}\" failures={}",
+                    base::escape_text(relayed.error(), 500), failures);
         logged_error = relayed.error();
-        wait = std::min(options.retry_backoff_max, options.idle_poll * (1 << std::min(failures, 10)));
+        wait =
+            std::min(options.retry_backoff_max, options.idle_poll * (1 << std::min(failures, 10)));
       } else {
-        if (!logged_error.empty()) log->info("relay rounds succeed again after failures={}", failures);
+        if (!logged_error.empty())
+          log->info("relay rounds succeed again after failures={}", failures);
         logged_error.clear();
         failures = 0;
         if (*relayed > 0)
-          wait = std::max(std::chrono::milliseconds(0),
-                          options.round_interval_min - std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                           std::chrono::steady_clock::now() - round_started));
+          wait = std::max(
+              std::chrono::milliseconds(0),
+              options.round_interval_min - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::steady_clock::now() - round_started));
       }
       if (!worker.sleep_for(wait)) return;
     }
@@ -331,7 +355,8 @@ struct Relay::Impl {
 tl::expected<std::unique_ptr<Relay>, std::string> Relay::create(eventstore::ConnectionPool& pool,
                                                                 RelayOptions options) {
   if (options.batch_max < 1) return tl::unexpected(std::string("relay batch_max must be >= 1"));
-  if (auto valid = validate_ownership_options(ownership_options(options)); !valid) return tl::unexpected(valid.error());
+  if (auto valid = validate_ownership_options(ownership_options(options)); !valid)
+    return tl::unexpected(valid.error());
   auto impl = std::make_unique<Impl>(pool, std::move(options));
   auto opened = impl->open_producer();
   if (!opened) return tl::unexpected(opened.error());

@@ -1,10 +1,9 @@
 #include "clearing/external_streams/stream_store.hpp"
 
 #include <map>
+#include <pqxx/pqxx>
 #include <set>
 #include <tuple>
-
-#include <pqxx/pqxx>
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/clock.hpp"
@@ -14,8 +13,8 @@
 namespace clearing::external_streams {
 namespace {
 
-using eventstore::StoreError;
 using eventstore::StoreErrc;
+using eventstore::StoreError;
 using eventstore::StoreResult;
 using eventstore::Transaction;
 
@@ -109,7 +108,8 @@ constexpr eventstore::PreparedSql kTakeSeqs{
     "  select * from jsonb_to_recordset($1::jsonb) as w(stream text, partition int, n bigint)"
     "), locked as ("
     "  select count(*) as n from ("
-    "    select 1 from external_stream_seqs s where (s.stream, s.partition) in (select stream, partition from wanted)"
+    "    select 1 from external_stream_seqs s where (s.stream, s.partition) in (select stream, "
+    "partition from wanted)"
     "    order by s.stream collate \"C\", s.partition for update of s) l"
     ")"
     " update external_stream_seqs s set head = s.head + w.n from wanted w, locked"
@@ -119,12 +119,16 @@ constexpr eventstore::PreparedSql kInsertMessages{
     "streams_insert_messages",
     "insert into external_events (stream, partition, seq, event_id, type, entity_key, data,"
     " source_event_id, correlation_id, occurred_at)"
-    " select stream, partition, seq, event_id, type, entity_key, data, source_event_id, correlation_id, occurred_at"
-    " from jsonb_to_recordset($1::jsonb) as x(stream text, partition int, seq bigint, event_id uuid, type text,"
-    " entity_key text, data jsonb, source_event_id uuid, correlation_id text, occurred_at timestamptz)"
+    " select stream, partition, seq, event_id, type, entity_key, data, source_event_id, "
+    "correlation_id, occurred_at"
+    " from jsonb_to_recordset($1::jsonb) as x(stream text, partition int, seq bigint, event_id "
+    "uuid, type text,"
+    " entity_key text, data jsonb, source_event_id uuid, correlation_id text, occurred_at "
+    "timestamptz)"
     " order by stream, partition, seq"};
 constexpr eventstore::PreparedSql kReadHead{
-    "streams_read_head", "select head from external_stream_seqs where stream = $1 and partition = $2"};
+    "streams_read_head",
+    "select head from external_stream_seqs where stream = $1 and partition = $2"};
 // Every partition's marks moved with one statement, only forward: a slower relay instance
 // must not move a mark back. Locked in (stream, partition) byte order before the first
 // moves, like the heads (kTakeSeqs), so two relays marking the same partitions wait for
@@ -139,7 +143,8 @@ constexpr eventstore::PreparedSql kMarkPublished{
     "    where (p.stream, p.partition) in (select stream, partition from wanted)"
     "    order by p.stream collate \"C\", p.partition for update of p) l"
     ")"
-    " update external_stream_published p set published = greatest(p.published, w.seq) from wanted w, locked"
+    " update external_stream_published p set published = greatest(p.published, w.seq) from wanted "
+    "w, locked"
     " where locked.n >= 0 and p.stream = w.stream and p.partition = w.partition"};
 // The relay's round in one statement: each partition's unpublished messages after its
 // mark, at most $1 of them, of the partitions listed in $2 (a JSON array of {stream,
@@ -151,33 +156,41 @@ constexpr eventstore::PreparedSql kReadUnpublished{
     "streams_read_unpublished",
     "select e.stream, e.partition, e.seq, e.event_id::text, e.type, e.entity_key, e.data::text,"
     " e.source_event_id::text, e.correlation_id,"
-    " to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), m.head, m.published"
+    " to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), m.head, "
+    "m.published"
     " from external_stream_heads m"
     " cross join lateral (select * from external_events x"
     "   where x.stream = m.stream and x.partition = m.partition and x.seq > m.published"
     "   order by x.seq limit least(m.head - m.published, $1)) e"
-    " where m.head > m.published and (jsonb_typeof($2::jsonb) = 'null' or (m.stream, m.partition) in"
-    "   (select w.stream, w.partition from jsonb_to_recordset($2::jsonb) as w(stream text, partition int)))"
+    " where m.head > m.published and (jsonb_typeof($2::jsonb) = 'null' or (m.stream, m.partition) "
+    "in"
+    "   (select w.stream, w.partition from jsonb_to_recordset($2::jsonb) as w(stream text, "
+    "partition int)))"
     " order by m.stream, m.partition, e.seq"};
 constexpr eventstore::PreparedSql kCreateProgress{
     "streams_create_progress",
-    "insert into inbound_stream_progress (stream, partition) values ($1, $2) on conflict do nothing"};
+    "insert into inbound_stream_progress (stream, partition) values ($1, $2) on conflict do "
+    "nothing"};
 // A consumer batch's partitions: locked in (stream, partition) byte order (the sort sits
 // below the row locks), and stored.
 constexpr eventstore::PreparedSql kLockProgress{
     "streams_lock_progress",
     "select p.stream, p.partition, p.last_seq, p.kafka_offset from inbound_stream_progress p"
     " where (p.stream, p.partition) in"
-    "   (select w.stream, w.partition from jsonb_to_recordset($1::jsonb) as w(stream text, partition int))"
+    "   (select w.stream, w.partition from jsonb_to_recordset($1::jsonb) as w(stream text, "
+    "partition int))"
     " order by p.stream collate \"C\", p.partition for update of p"};
 constexpr eventstore::PreparedSql kStoreProgress{
     "streams_store_progress",
     "update inbound_stream_progress p set last_seq = w.last_seq,"
     " kafka_offset = greatest(p.kafka_offset, w.kafka_offset), updated_at = now()"
-    " from jsonb_to_recordset($1::jsonb) as w(stream text, partition int, last_seq bigint, kafka_offset bigint)"
+    " from jsonb_to_recordset($1::jsonb) as w(stream text, partition int, last_seq bigint, "
+    "kafka_offset bigint)"
     " where p.stream = w.stream and p.partition = w.partition"};
 constexpr eventstore::PreparedSql kReadProgress{
-    "streams_read_progress", "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = $2"};
+    "streams_read_progress",
+    "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = "
+    "$2"};
 
 ExternalMessage message_from(const pqxx::row& row) {
   ExternalMessage m;
@@ -204,21 +217,24 @@ const std::vector<eventstore::Migration>& external_streams_migrations() {
   return migrations;
 }
 
-StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool, std::span<const StreamSpec> streams) {
+StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool,
+                                 std::span<const StreamSpec> streams) {
   return pool.transact([&](Transaction& tx) -> StoreResult<void> {
     for (const auto& s : streams) {
       if (s.name.empty() || s.partitions < 1 || s.partitions > kPartitionsMax)
-        return tl::unexpected(StoreError{StoreErrc::invalid_argument,
-                                         "stream '" + s.name + "' needs 1.." + std::to_string(kPartitionsMax) +
-                                             " partitions"});
-      const auto existing = tx.exec_params(
-          "select coalesce(max(partition) + 1, 0) from external_stream_seqs where stream = $1", s.name);
-      const auto registered = existing[0][0].as<std::int32_t>();
-      if (registered > s.partitions)
         return tl::unexpected(StoreError{
             StoreErrc::invalid_argument,
-            "stream " + s.name + " has " + std::to_string(registered) + " partitions; reducing to " +
-                std::to_string(s.partitions) + " would move entities to other partitions"});
+            "stream '" + s.name + "' needs 1.." + std::to_string(kPartitionsMax) + " partitions"});
+      const auto existing = tx.exec_params(
+          "select coalesce(max(partition) + 1, 0) from external_stream_seqs where stream = $1",
+          s.name);
+      const auto registered = existing[0][0].as<std::int32_t>();
+      if (registered > s.partitions)
+        return tl::unexpected(StoreError{StoreErrc::invalid_argument,
+                                         "stream " + s.name + " has " + std::to_string(registered) +
+                                             " partitions; reducing to " +
+                                             std::to_string(s.partitions) +
+                                             " would move entities to other partitions"});
       for (const char* table : {"external_stream_seqs", "external_stream_published"})
         tx.exec_params(std::string("insert into ") + table +
                            " (stream, partition) select $1, p from generate_series(0, $2 - 1) p"
@@ -229,9 +245,9 @@ StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool, std::span<con
   });
 }
 
-StoreResult<std::optional<ExternalMessage>> append_external(Transaction& tx, const StreamSpec& stream,
-                                                            const Draft& draft,
-                                                            const eventstore::RecordedEvent& source) {
+StoreResult<std::optional<ExternalMessage>> append_external(
+    Transaction& tx, const StreamSpec& stream, const Draft& draft,
+    const eventstore::RecordedEvent& source) {
   const PendingAppend one{&stream, draft, &source};
   auto appended = append_external_batch(tx, std::span<const PendingAppend>(&one, 1));
   if (!appended) return tl::unexpected(appended.error());
@@ -239,8 +255,8 @@ StoreResult<std::optional<ExternalMessage>> append_external(Transaction& tx, con
   return std::optional<ExternalMessage>{std::move(appended->front())};
 }
 
-StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
-                                                                std::span<const PendingAppend> appends) {
+StoreResult<std::vector<ExternalMessage>> append_external_batch(
+    Transaction& tx, std::span<const PendingAppend> appends) {
   using Json = nlohmann::json;
   std::vector<ExternalMessage> out;
   if (appends.empty()) return out;
@@ -252,7 +268,8 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
     CLEARING_ASSERT(a.stream != nullptr && a.source != nullptr);
     CLEARING_ASSERT(!a.draft.key.empty() && !a.draft.type.empty());
     if (a.draft.once_per_key)
-      probe.push_back({{"stream", a.stream->name}, {"entity_key", a.draft.key}, {"type", a.draft.type}});
+      probe.push_back(
+          {{"stream", a.stream->name}, {"entity_key", a.draft.key}, {"type", a.draft.type}});
   }
   if (!probe.empty())
     for (const auto& row : tx.exec_params(
@@ -270,12 +287,14 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
     ExternalMessage m;
     m.stream = a.stream->name;
     m.partition = partition_for(draft.key, a.stream->partitions);
-    m.event_id = base::derived_uuid(kEventIdNamespace, m.stream + "|" + source.event_id.value() + "|" + draft.type);
+    m.event_id = base::derived_uuid(kEventIdNamespace,
+                                    m.stream + "|" + source.event_id.value() + "|" + draft.type);
     m.type = draft.type;
     m.key = draft.key;
     m.data = draft.data;
     m.source_event_id = source.event_id.value();
-    m.correlation_id = draft.correlation_id.empty() ? source.metadata.correlation_id : draft.correlation_id;
+    m.correlation_id =
+        draft.correlation_id.empty() ? source.metadata.correlation_id : draft.correlation_id;
     m.occurred_at = base::format_timestamp(source.recorded_at);
     if (m.correlation_id.empty()) m.correlation_id = source.event_id.value();
     ++counts[{m.stream, m.partition}];
@@ -295,34 +314,46 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(Transaction& tx,
   }
   for (const auto& [partition, count] : counts)
     if (next.count(partition) == 0)
-      return tl::unexpected(StoreError{StoreErrc::invalid_argument,
-                                       "stream " + partition.first + " partition " +
-                                           std::to_string(partition.second) + " is not registered (ensure_streams)"});
+      return tl::unexpected(
+          StoreError{StoreErrc::invalid_argument, "stream " + partition.first + " partition " +
+                                                      std::to_string(partition.second) +
+                                                      " is not registered (ensure_streams)"});
   Json rows = Json::array();
   for (auto& m : out) {
     m.seq = next[{m.stream, m.partition}]++;
-    rows.push_back({{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}, {"event_id", m.event_id},
-                    {"type", m.type}, {"entity_key", m.key}, {"data", m.data},
-                    {"source_event_id", m.source_event_id}, {"correlation_id", m.correlation_id},
+    rows.push_back({{"stream", m.stream},
+                    {"partition", m.partition},
+                    {"seq", m.seq},
+                    {"event_id", m.event_id},
+                    {"type", m.type},
+                    {"entity_key", m.key},
+                    {"data", m.data},
+                    {"source_event_id", m.source_event_id},
+                    {"correlation_id", m.correlation_id},
                     {"occurred_at", m.occurred_at}});
   }
   eventstore::exec_prepared_here(tx, kInsertMessages, rows.dump());
   return out;
 }
 
-StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& stream, std::int32_t partition,
-                                       std::int64_t from, std::int64_t limit) {
+StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& stream,
+                                       std::int32_t partition, std::int64_t from,
+                                       std::int64_t limit) {
   CLEARING_ASSERT(limit > 0 && limit <= kCatchUpLimitMax);
   CatchUpPage page;
   const auto head = eventstore::exec_prepared_here(tx, kReadHead, stream, partition);
   if (head.empty())
-    return tl::unexpected(StoreError{StoreErrc::invalid_argument,
-                                     "no stream " + stream + " partition " + std::to_string(partition)});
+    return tl::unexpected(
+        StoreError{StoreErrc::invalid_argument,
+                   "no stream " + stream + " partition " + std::to_string(partition)});
   page.head = head[0][0].as<std::int64_t>();
   const auto rows = tx.exec_params(
-      "select stream, partition, seq, event_id::text, type, entity_key, data::text, source_event_id::text,"
-      " correlation_id, to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-      " from external_events where stream = $1 and partition = $2 and seq >= $3 order by seq limit $4",
+      "select stream, partition, seq, event_id::text, type, entity_key, data::text, "
+      "source_event_id::text,"
+      " correlation_id, to_char(occurred_at at time zone 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+      " from external_events where stream = $1 and partition = $2 and seq >= $3 order by seq limit "
+      "$4",
       stream, partition, from, limit);
   std::int64_t expected = std::max<std::int64_t>(from, 1);
   for (const auto& row : rows) {
@@ -334,25 +365,29 @@ StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& strea
   return page;
 }
 
-StoreResult<std::vector<Unpublished>> read_unpublished(Transaction& tx, std::int64_t limit,
-                                                       std::optional<std::span<const PartitionKey>> partitions) {
+StoreResult<std::vector<Unpublished>> read_unpublished(
+    Transaction& tx, std::int64_t limit, std::optional<std::span<const PartitionKey>> partitions) {
   CLEARING_ASSERT(limit > 0 && limit <= kCatchUpLimitMax);
   std::vector<Unpublished> out;
   nlohmann::json wanted;  // null: every partition
   if (partitions) {
     if (partitions->empty()) return out;
     wanted = nlohmann::json::array();
-    for (const auto& [stream, partition] : *partitions) wanted.push_back({{"stream", stream}, {"partition", partition}});
+    for (const auto& [stream, partition] : *partitions)
+      wanted.push_back({{"stream", stream}, {"partition", partition}});
   }
-  for (const auto& row : eventstore::exec_prepared_here(tx, kReadUnpublished, limit, wanted.dump())) {
+  for (const auto& row :
+       eventstore::exec_prepared_here(tx, kReadUnpublished, limit, wanted.dump())) {
     auto message = message_from(row);
-    if (out.empty() || out.back().mark.stream != message.stream || out.back().mark.partition != message.partition)
+    if (out.empty() || out.back().mark.stream != message.stream ||
+        out.back().mark.partition != message.partition)
       out.push_back(Unpublished{{message.stream, message.partition, row[10].as<std::int64_t>(),
                                  row[11].as<std::int64_t>()},
                                 {}});
     auto& partition = out.back();
     // Gapless from the mark, checked on the way out.
-    CLEARING_ASSERT_MSG(message.seq == partition.mark.published + 1 + static_cast<std::int64_t>(partition.events.size()),
+    CLEARING_ASSERT_MSG(message.seq == partition.mark.published + 1 +
+                                           static_cast<std::int64_t>(partition.events.size()),
                         "external stream has a gap");
     partition.events.push_back(std::move(message));
   }
@@ -362,17 +397,19 @@ StoreResult<std::vector<Unpublished>> read_unpublished(Transaction& tx, std::int
 StoreResult<void> mark_published(Transaction& tx, std::span<const PartitionMark> marks) {
   if (marks.empty()) return {};
   nlohmann::json wanted = nlohmann::json::array();
-  for (const auto& m : marks) wanted.push_back({{"stream", m.stream}, {"partition", m.partition}, {"seq", m.published}});
+  for (const auto& m : marks)
+    wanted.push_back({{"stream", m.stream}, {"partition", m.partition}, {"seq", m.published}});
   eventstore::exec_prepared_here(tx, kMarkPublished, wanted.dump());
   return {};
 }
 
-StoreResult<std::map<PartitionKey, InboundProgress>> lock_progress(Transaction& tx,
-                                                                  const std::set<PartitionKey>& partitions) {
+StoreResult<std::map<PartitionKey, InboundProgress>> lock_progress(
+    Transaction& tx, const std::set<PartitionKey>& partitions) {
   std::map<PartitionKey, InboundProgress> out;
   if (partitions.empty()) return out;
   nlohmann::json wanted = nlohmann::json::array();
-  for (const auto& [stream, partition] : partitions) wanted.push_back({{"stream", stream}, {"partition", partition}});
+  for (const auto& [stream, partition] : partitions)
+    wanted.push_back({{"stream", stream}, {"partition", partition}});
   const auto text = wanted.dump();
   auto lock = [&] {
     out.clear();
@@ -385,29 +422,35 @@ StoreResult<std::map<PartitionKey, InboundProgress>> lock_progress(Transaction& 
     // A partition's first batch: its row is created (a concurrent creator makes the insert
     // a no-op), and the whole set locked again, in order.
     for (const auto& key : partitions)
-      if (!out.count(key)) eventstore::exec_prepared_here(tx, kCreateProgress, key.first, key.second);
+      if (!out.count(key))
+        eventstore::exec_prepared_here(tx, kCreateProgress, key.first, key.second);
     lock();
   }
   CLEARING_ASSERT(out.size() == partitions.size());
   return out;
 }
 
-StoreResult<void> store_progress(Transaction& tx, const std::map<PartitionKey, InboundProgress>& progress) {
+StoreResult<void> store_progress(Transaction& tx,
+                                 const std::map<PartitionKey, InboundProgress>& progress) {
   if (progress.empty()) return {};
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& [key, p] : progress)
-    rows.push_back({{"stream", key.first}, {"partition", key.second}, {"last_seq", p.last_seq},
+    rows.push_back({{"stream", key.first},
+                    {"partition", key.second},
+                    {"last_seq", p.last_seq},
                     {"kafka_offset", p.kafka_offset}});
   const auto stored = eventstore::exec_prepared_here(tx, kStoreProgress, rows.dump());
   CLEARING_ASSERT(stored.affected_rows() == progress.size());
   return {};
 }
 
-StoreResult<std::optional<InboundProgress>> read_progress(Transaction& tx, const std::string& stream,
+StoreResult<std::optional<InboundProgress>> read_progress(Transaction& tx,
+                                                          const std::string& stream,
                                                           std::int32_t partition) {
   const auto row = eventstore::exec_prepared_here(tx, kReadProgress, stream, partition);
   if (row.empty()) return std::optional<InboundProgress>{};
-  return std::optional<InboundProgress>{InboundProgress{row[0][0].as<std::int64_t>(), row[0][1].as<std::int64_t>()}};
+  return std::optional<InboundProgress>{
+      InboundProgress{row[0][0].as<std::int64_t>(), row[0][1].as<std::int64_t>()}};
 }
 
 }  // namespace clearing::external_streams

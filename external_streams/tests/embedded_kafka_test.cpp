@@ -31,7 +31,9 @@ int accepted_socket_for(int client_port) {
     const int fd = std::atoi(entry.path().filename().c_str());
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) == 0 && port_of(peer) == client_port) return fd;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) == 0 &&
+        port_of(peer) == client_port)
+      return fd;
   }
   return -1;
 }
@@ -52,7 +54,9 @@ std::pair<int, int> connect_to(int port) {
 
 }  // namespace
 
-TEST_CASE("the embedded cluster's brokers accept connections with TCP_NODELAY set, like Kafka's brokers") {
+TEST_CASE(
+    "the embedded cluster's brokers accept connections with TCP_NODELAY set, like Kafka's "
+    "brokers") {
   auto kafka = EmbeddedKafka::start(3);
   REQUIRE_MESSAGE(kafka, (kafka ? std::string() : kafka.error()));
   std::vector<int> ports;

@@ -1,8 +1,8 @@
+#include "clearing/external_streams/message.hpp"
+
 #include <doctest/doctest.h>
 
 #include <limits>
-
-#include "clearing/external_streams/message.hpp"
 
 using namespace clearing::external_streams;
 
@@ -66,7 +66,8 @@ TEST_CASE("bad input gets a typed reason, never an exception") {
   CHECK(without("event_id") == MessageErrc::missing_field);
   CHECK(without("data") == MessageErrc::missing_field);
   CHECK(without("partition") == MessageErrc::missing_field);
-  for (auto bad : {nlohmann::json(0), nlohmann::json(-3), nlohmann::json("41"), nlohmann::json(4.5)}) {
+  for (auto bad :
+       {nlohmann::json(0), nlohmann::json(-3), nlohmann::json("41"), nlohmann::json(4.5)}) {
     auto copy = j;
     copy["seq"] = bad;
     CHECK(error_of(copy.dump()) == MessageErrc::bad_seq);
@@ -103,8 +104,8 @@ TEST_CASE("the envelope is checked against its limits before anything is written
     CHECK(with("seq", std::numeric_limits<std::int64_t>::max()));
   }
   SUBCASE("identifiers with control characters, NUL or beyond 200 bytes are bad fields") {
-    for (const auto& bad : {std::string("corr\nforged level=error"), std::string("a\0b", 3), std::string(201, 'c'),
-                            std::string("with space")}) {
+    for (const auto& bad : {std::string("corr\nforged level=error"), std::string("a\0b", 3),
+                            std::string(201, 'c'), std::string("with space")}) {
       auto m = with("correlation_id", bad);
       REQUIRE_FALSE(m);
       CHECK(m.error().code == MessageErrc::bad_field);

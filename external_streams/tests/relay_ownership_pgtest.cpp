@@ -4,17 +4,15 @@
 // an instance that does not take what it is given stalls nothing.
 
 #include <doctest/doctest.h>
-
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <future>
+#include <pqxx/pqxx>
 #include <thread>
 #include <vector>
-
-#include <librdkafka/rdkafka.h>
-#include <pqxx/pqxx>
 
 #include "clearing/base/clock.hpp"
 #include "clearing/base/uuid.hpp"
@@ -35,11 +33,13 @@ const StreamSpec kPayments{"adapter.dk.payments.v1", 4};
 const StreamSpec kSettlements{"adapter.dk.settlements.v1", 2};
 const std::vector<StreamSpec> kSpecs{kPayments, kSettlements};
 constexpr std::int64_t kPartitions = 6;
-constexpr milliseconds kNoGraceNeeded{600'000};  // grace never reached: only takers below their share take
+constexpr milliseconds kNoGraceNeeded{
+    600'000};  // grace never reached: only takers below their share take
 
 struct Fixture {
   testing::TestDatabase database;
-  std::map<std::string, std::unique_ptr<eventstore::ConnectionPool>> pools;  // by relay: its application_name
+  std::map<std::string, std::unique_ptr<eventstore::ConnectionPool>>
+      pools;  // by relay: its application_name
   std::unique_ptr<EmbeddedKafka> kafka;
   pqxx::connection watch{database.url()};  // the test's own reads, on one connection
   rd_kafka_t* watermarks = nullptr;        // reads the topics' watermarks
@@ -56,8 +56,8 @@ struct Fixture {
     for (const auto& s : kSpecs) REQUIRE(kafka->create_topic(s.name, s.partitions));
     char error[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", kafka->bootstrap_servers().c_str(), error, sizeof error) ==
-            RD_KAFKA_CONF_OK);
+    REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", kafka->bootstrap_servers().c_str(), error,
+                              sizeof error) == RD_KAFKA_CONF_OK);
     watermarks = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
     REQUIRE(watermarks != nullptr);
   }
@@ -107,7 +107,8 @@ struct Fixture {
       source.recorded_at = base::SystemClock{}.now();
       batch.push_back({spec, Draft{"M", key, {{"n", appended + i}}, false, ""}, &source});
     }
-    auto done = pools.at("fixture")->transact([&](Transaction& tx) { return append_external_batch(tx, batch); });
+    auto done = pools.at("fixture")->transact(
+        [&](Transaction& tx) { return append_external_batch(tx, batch); });
     REQUIRE(done);
     REQUIRE(done->size() == static_cast<std::size_t>(n));
     appended += n;
@@ -118,20 +119,25 @@ struct Fixture {
     const auto rows = tx.exec(sql);
     return rows.empty() || rows[0][0].is_null() ? "" : rows[0][0].c_str();
   }
-  std::int64_t unpublished() { return std::stoll(value("select coalesce(sum(head - published), 0) from external_stream_heads")); }
+  std::int64_t unpublished() {
+    return std::stoll(
+        value("select coalesce(sum(head - published), 0) from external_stream_heads"));
+  }
   // Partition locks held by the ownership session of the relay on pool `name`.
   std::int64_t locks_of(const std::string& name) {
-    return std::stoll(value("select count(*) from pg_locks l join pg_stat_activity a using (pid)"
-                            " where l.locktype = 'advisory' and l.granted and l.objsubid = 2"
-                            " and l.database = (select oid from pg_database where datname = current_database())"
-                            " and l.classid = " +
-                            std::to_string(kRelayPartitionLockClass) + " and a.application_name = '" + name +
-                            "-relay-owner'"));
+    return std::stoll(
+        value("select count(*) from pg_locks l join pg_stat_activity a using (pid)"
+              " where l.locktype = 'advisory' and l.granted and l.objsubid = 2"
+              " and l.database = (select oid from pg_database where datname = current_database())"
+              " and l.classid = " +
+              std::to_string(kRelayPartitionLockClass) + " and a.application_name = '" + name +
+              "-relay-owner'"));
   }
 
   std::int64_t on_kafka(const StreamSpec& spec, int partition) {
     std::int64_t low = 0, high = 0;
-    const auto err = rd_kafka_query_watermark_offsets(watermarks, spec.name.c_str(), partition, &low, &high, 10'000);
+    const auto err = rd_kafka_query_watermark_offsets(watermarks, spec.name.c_str(), partition,
+                                                      &low, &high, 10'000);
     REQUIRE_MESSAGE(err == RD_KAFKA_RESP_ERR_NO_ERROR, rd_kafka_err2str(err));
     return high - low;
   }
@@ -142,8 +148,9 @@ struct Fixture {
       for (int p = 0; p < spec.partitions; ++p) {
         CAPTURE(spec.name);
         CAPTURE(p);
-        const auto head = std::stoll(value("select head from external_stream_heads where stream = '" + spec.name +
-                                           "' and partition = " + std::to_string(p)));
+        const auto head =
+            std::stoll(value("select head from external_stream_heads where stream = '" + spec.name +
+                             "' and partition = " + std::to_string(p)));
         CHECK(head > 0);
         CHECK(on_kafka(spec, p) == head);
       }
@@ -198,7 +205,8 @@ double percentile(std::vector<double> values, double p) {
 
 }  // namespace
 
-TEST_CASE("two relays on one database take half the partitions each and produce each message once") {
+TEST_CASE(
+    "two relays on one database take half the partitions each and produce each message once") {
   Fixture f;
   auto a = f.relay("relay-a", milliseconds(0), kNoGraceNeeded);
   auto b = f.relay("relay-b", milliseconds(0), kNoGraceNeeded);
@@ -227,8 +235,9 @@ TEST_CASE("two relays on one database take half the partitions each and produce 
   auto round_a = std::async(std::launch::async, [&] { return a->run_once(); });
   auto round_b = std::async(std::launch::async, [&] { return b->run_once(); });
   wait_until([&] {
-    return f.value("select count(*) from pg_stat_activity where datname = current_database()"
-                   " and wait_event_type = 'Lock'") == "2";
+    return f.value(
+               "select count(*) from pg_stat_activity where datname = current_database()"
+               " and wait_event_type = 'Lock'") == "2";
   });
   hold.commit();
   const auto relayed_a = round_a.get();
@@ -262,7 +271,8 @@ TEST_CASE("two running relays under a stream of appends: each message reaches Ka
   f.check_on_kafka_once();
 }
 
-TEST_CASE("a graceful stop hands the partitions over at once: the other's next round publishes them") {
+TEST_CASE(
+    "a graceful stop hands the partitions over at once: the other's next round publishes them") {
   Fixture f;
   auto [a, b] = balanced_and_published(f);
 
@@ -280,14 +290,21 @@ TEST_CASE("a graceful stop hands the partitions over at once: the other's next r
   f.check_on_kafka_once();
 }
 
-TEST_CASE("an owner's session ends abruptly: the other takes its partitions; the first rejoins and gets its share") {
+TEST_CASE(
+    "an owner's session ends abruptly: the other takes its partitions; the first rejoins and gets "
+    "its share") {
   Fixture f;
   auto [a, b] = balanced_and_published(f);
 
   // As the server ends the session of a peer that vanished (or of a killed process): a
   // runs no round meanwhile.
-  CHECK(f.value("select count(*) from pg_stat_activity where application_name = 'relay-a-relay-owner'") == "1");
-  f.value("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'relay-a-relay-owner'");
+  CHECK(
+      f.value(
+          "select count(*) from pg_stat_activity where application_name = 'relay-a-relay-owner'") ==
+      "1");
+  f.value(
+      "select pg_terminate_backend(pid) from pg_stat_activity where application_name = "
+      "'relay-a-relay-owner'");
   wait_until([&] {
     REQUIRE(b->run_once());
     return b->stats().partitions_owned == kPartitions;
@@ -314,7 +331,8 @@ TEST_CASE("an owner's session ends abruptly: the other takes its partitions; the
   f.check_on_kafka_once();
 }
 
-TEST_CASE("a third relay gets its share; one that does not take what it is given stalls no partition") {
+TEST_CASE(
+    "a third relay gets its share; one that does not take what it is given stalls no partition") {
   Fixture f;
   const milliseconds grace{200};
   auto a = f.relay("relay-a", milliseconds(0), grace);
@@ -354,7 +372,8 @@ TEST_CASE("a third relay gets its share; one that does not take what it is given
   f.check_on_kafka_once();
 }
 
-TEST_CASE("a SIGKILLed relay process: the survivor takes its partitions and publishes what came after") {
+TEST_CASE(
+    "a SIGKILLed relay process: the survivor takes its partitions and publishes what came after") {
   // RELAY_TAKEOVER_KILLS raises the number of kills for a measurement (the report's figures).
   const char* kills_env = std::getenv("RELAY_TAKEOVER_KILLS");
   const int kills = kills_env ? std::max(1, std::atoi(kills_env)) : 3;
@@ -364,7 +383,8 @@ TEST_CASE("a SIGKILLed relay process: the survivor takes its partitions and publ
   std::vector<double> owned_ms, published_ms;
   for (int k = 0; k < kills; ++k) {
     CAPTURE(k);
-    processes::Process child({RELAY_CHILD, f.database.url(), f.kafka->bootstrap_servers()}, {}, /*pipe_stdin=*/true);
+    processes::Process child({RELAY_CHILD, f.database.url(), f.kafka->bootstrap_servers()}, {},
+                             /*pipe_stdin=*/true);
     REQUIRE_MESSAGE(child.read_line(30'000) == "started", child.stderr_text());
     wait_until([&] { return b->stats().partitions_owned == 3 && f.locks_of("relay-child") == 3; });
     // Two processes publishing: every message once.
@@ -376,28 +396,34 @@ TEST_CASE("a SIGKILLed relay process: the survivor takes its partitions and publ
     const auto killed = std::chrono::steady_clock::now();
     f.append(60);  // half of them on the dead one's partitions
     wait_until([&] { return b->stats().partitions_owned == kPartitions; });
-    owned_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed).count());
+    owned_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed)
+            .count());
     wait_until([&] { return f.unpublished() == 0; });
     published_ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed).count());
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed)
+            .count());
     CHECK(child.wait() == 128 + SIGKILL);
     f.check_on_kafka_once();
   }
   b->stop();
-  MESSAGE("takeover after SIGKILL over " << kills << " kills (ms from the kill): owning the dead one's partitions p50="
-                                         << percentile(owned_ms, 0.5) << " p99=" << percentile(owned_ms, 0.99)
-                                         << " max=" << *std::max_element(owned_ms.begin(), owned_ms.end())
-                                         << "; all messages appended after the kill published p50="
-                                         << percentile(published_ms, 0.5) << " p99=" << percentile(published_ms, 0.99)
-                                         << " max=" << *std::max_element(published_ms.begin(), published_ms.end()));
+  MESSAGE("takeover after SIGKILL over "
+          << kills << " kills (ms from the kill): owning the dead one's partitions p50="
+          << percentile(owned_ms, 0.5) << " p99=" << percentile(owned_ms, 0.99)
+          << " max=" << *std::max_element(owned_ms.begin(), owned_ms.end())
+          << "; all messages appended after the kill published p50="
+          << percentile(published_ms, 0.5) << " p99=" << percentile(published_ms, 0.99)
+          << " max=" << *std::max_element(published_ms.begin(), published_ms.end()));
 }
 
-TEST_CASE("the relay's read of listed partitions reads only those; the options' limits are checked") {
+TEST_CASE(
+    "the relay's read of listed partitions reads only those; the options' limits are checked") {
   Fixture f;
   f.append(12);
   const std::vector<PartitionKey> two{{kPayments.name, 1}, {kSettlements.name, 0}};
-  auto read = f.pools.at("fixture")->transact(
-      [&](Transaction& tx) { return read_unpublished(tx, 100, std::span<const PartitionKey>(two)); });
+  auto read = f.pools.at("fixture")->transact([&](Transaction& tx) {
+    return read_unpublished(tx, 100, std::span<const PartitionKey>(two));
+  });
   REQUIRE(read);
   REQUIRE(read->size() == 2);
   CHECK(PartitionKey{(*read)[0].mark.stream, (*read)[0].mark.partition} == two[0]);
@@ -407,7 +433,8 @@ TEST_CASE("the relay's read of listed partitions reads only those; the options' 
       [&](Transaction& tx) { return read_unpublished(tx, 100, std::span<const PartitionKey>()); });
   REQUIRE(none);
   CHECK(none->empty());
-  auto all = f.pools.at("fixture")->transact([&](Transaction& tx) { return read_unpublished(tx, 100); });
+  auto all =
+      f.pools.at("fixture")->transact([&](Transaction& tx) { return read_unpublished(tx, 100); });
   REQUIRE(all);
   CHECK(all->size() == kPartitions);
 
@@ -418,7 +445,8 @@ TEST_CASE("the relay's read of listed partitions reads only those; the options' 
     return !Relay::create(f.pool_for("options"), options);
   };
   CHECK(refused([](RelayOptions& o) { o.owner_loss_timeout = milliseconds(1'000); }));
-  CHECK(refused([](RelayOptions& o) { o.handover_grace = milliseconds(150); }));  // < 2 x ownership_refresh
+  CHECK(refused(
+      [](RelayOptions& o) { o.handover_grace = milliseconds(150); }));  // < 2 x ownership_refresh
   CHECK(refused([](RelayOptions& o) { o.ownership_refresh = milliseconds(-1); }));
   CHECK_FALSE(refused([](RelayOptions&) {}));
 }

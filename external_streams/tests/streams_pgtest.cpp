@@ -3,18 +3,16 @@
 // hand-written contract message.
 
 #include <doctest/doctest.h>
+#include <librdkafka/rdkafka.h>
 
 #include <array>
 #include <atomic>
-#include <numeric>
-
 #include <future>
 #include <map>
+#include <numeric>
+#include <pqxx/pqxx>
 #include <set>
 #include <thread>
-
-#include <librdkafka/rdkafka.h>
-#include <pqxx/pqxx>
 
 #include "clearing/base/clock.hpp"
 #include "clearing/base/uuid.hpp"
@@ -57,7 +55,8 @@ struct Fixture {
     const std::vector<StreamSpec> specs{kPayments, kSettlements, kCore};
     REQUIRE(ensure_streams(*pool, specs));
     database.exec(
-        "create table applied (id bigint generated always as identity, stream text, partition int, seq bigint,"
+        "create table applied (id bigint generated always as identity, stream text, partition int, "
+        "seq bigint,"
         " type text, key text, source_event_id text, correlation_id text, data jsonb)");
     database.exec("create table parked (reason text, raw text)");
     auto started = EmbeddedKafka::start(brokers);
@@ -78,24 +77,38 @@ struct Fixture {
   void transfer(const std::string& id, bool settled, const std::string& correlation) {
     eventstore::Metadata meta{correlation, "core-event", nullptr, nullptr};
     std::vector<eventstore::EventData> events{
-        {eventstore::EventId{base::new_uuid()}, "TransferInitiated",
-         {{"transfer_id", id}, {"amount", {{"minor_units", 1250}, {"currency", "DKK"}}}}, meta}};
+        {eventstore::EventId{base::new_uuid()},
+         "TransferInitiated",
+         {{"transfer_id", id}, {"amount", {{"minor_units", 1250}, {"currency", "DKK"}}}},
+         meta}};
     if (settled)
-      events.push_back({eventstore::EventId{base::new_uuid()}, "TransferSettled",
-                        {{"transfer_id", id}, {"attempt", 1}, {"clearing_reference", "CR-" + id},
-                         {"settlement_date", "2026-11-26"}, {"latency_ms", 3}}, meta});
+      events.push_back({eventstore::EventId{base::new_uuid()},
+                        "TransferSettled",
+                        {{"transfer_id", id},
+                         {"attempt", 1},
+                         {"clearing_reference", "CR-" + id},
+                         {"settlement_date", "2026-11-26"},
+                         {"latency_ms", 3}},
+                        meta});
     else
-      events.push_back({eventstore::EventId{base::new_uuid()}, "TransferRejected",
-                        {{"transfer_id", id}, {"attempt", 0}, {"reason_code", "AC01"}, {"reason", "bad account"},
-                         {"latency_ms", 0}}, meta});
-    REQUIRE(store->append(eventstore::StreamId{"transfer-" + id}, eventstore::ExpectedVersion::any(), events));
+      events.push_back({eventstore::EventId{base::new_uuid()},
+                        "TransferRejected",
+                        {{"transfer_id", id},
+                         {"attempt", 0},
+                         {"reason_code", "AC01"},
+                         {"reason", "bad account"},
+                         {"latency_ms", 0}},
+                        meta});
+    REQUIRE(store->append(eventstore::StreamId{"transfer-" + id},
+                          eventstore::ExpectedVersion::any(), events));
   }
 
   void derive_all(std::vector<DerivedStream> streams = {{kPayments, &derive_payments_v1},
                                                         {kSettlements, &derive_settlements_v1}},
                   DerivationOptions options = {}) {
-    eventstore::Subscription derivation(*store, {.name = "derive"},
-                                        make_derivation_handler(*store, std::move(streams), std::move(options)));
+    eventstore::Subscription derivation(
+        *store, {.name = "derive"},
+        make_derivation_handler(*store, std::move(streams), std::move(options)));
     drain(derivation);
   }
 
@@ -125,23 +138,29 @@ MessageApplier recording_applier(std::set<std::string> known = {}) {
     if (!known.empty() && !known.count(m.type))
       return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown type " + m.type});
     tx.exec_params(
-        "insert into applied (stream, partition, seq, type, key, source_event_id, correlation_id, data)"
+        "insert into applied (stream, partition, seq, type, key, source_event_id, correlation_id, "
+        "data)"
         " values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
-        m.stream, m.partition, m.seq, m.type, m.key, m.source_event_id, m.correlation_id, m.data.dump());
+        m.stream, m.partition, m.seq, m.type, m.key, m.source_event_id, m.correlation_id,
+        m.data.dump());
     return {};
   };
 }
 
 MessageParker recording_parker() {
-  return [](Transaction& tx, const RawMessage& raw, const MessageError& error, const std::optional<ExternalMessage>&) {
-    tx.exec_params("insert into parked (reason, raw) values ($1, $2)", std::string(to_string(error.code)), raw.value);
+  return [](Transaction& tx, const RawMessage& raw, const MessageError& error,
+            const std::optional<ExternalMessage>&) {
+    tx.exec_params("insert into parked (reason, raw) values ($1, $2)",
+                   std::string(to_string(error.code)), raw.value);
   };
 }
 
 // A catch-up page from the producer's own table, as the HTTP catch-up API serves it.
-tl::expected<FetchedPage, FetchError> fetch_page(Fixture& f, const std::string& stream, std::int32_t partition,
-                                                  std::int64_t from, std::int64_t limit) {
-  auto page = f.pool->transact([&](Transaction& tx) { return read_catch_up(tx, stream, partition, from, limit); });
+tl::expected<FetchedPage, FetchError> fetch_page(Fixture& f, const std::string& stream,
+                                                 std::int32_t partition, std::int64_t from,
+                                                 std::int64_t limit) {
+  auto page = f.pool->transact(
+      [&](Transaction& tx) { return read_catch_up(tx, stream, partition, from, limit); });
   if (!page) return tl::unexpected(FetchError{FetchErrc::server_error, page.error().message});
   FetchedPage fetched{{}, page->head};
   for (const auto& m : page->events) {
@@ -151,13 +170,15 @@ tl::expected<FetchedPage, FetchError> fetch_page(Fixture& f, const std::string& 
   return fetched;
 }
 
-std::unique_ptr<StreamConsumer> consumer_for(Fixture& f, const std::string& topic, const std::string& group,
-                                             MessageApplier applier, CatchUpFetcher fetcher = {}) {
+std::unique_ptr<StreamConsumer> consumer_for(Fixture& f, const std::string& topic,
+                                             const std::string& group, MessageApplier applier,
+                                             CatchUpFetcher fetcher = {}) {
   ConsumerOptions options;
   options.kafka = f.client(group);
   options.group_id = group;
   options.topics = {topic};
-  auto consumer = StreamConsumer::create(*f.pool, options, std::move(applier), recording_parker(), std::move(fetcher));
+  auto consumer = StreamConsumer::create(*f.pool, options, std::move(applier), recording_parker(),
+                                         std::move(fetcher));
   REQUIRE_MESSAGE(consumer, (consumer ? "" : consumer.error()));
   return std::move(*consumer);
 }
@@ -173,7 +194,8 @@ std::unique_ptr<Relay> relay_for(Fixture& f) {
 
 // Polls until `done` or a deadline; each poll applies what came.
 template <class Done>
-void consume_until(StreamConsumer& consumer, Done done, std::chrono::seconds within = std::chrono::seconds(60)) {
+void consume_until(StreamConsumer& consumer, Done done,
+                   std::chrono::seconds within = std::chrono::seconds(60)) {
   const auto deadline = std::chrono::steady_clock::now() + within;
   while (!done()) {
     REQUIRE(std::chrono::steady_clock::now() < deadline);
@@ -182,22 +204,26 @@ void consume_until(StreamConsumer& consumer, Done done, std::chrono::seconds wit
 }
 
 // Produces a raw value by hand (as another team's producer would).
-void produce_raw(Fixture& f, const std::string& topic, int partition, const std::string& key, const std::string& value) {
+void produce_raw(Fixture& f, const std::string& topic, int partition, const std::string& key,
+                 const std::string& value) {
   char error[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", f.kafka->bootstrap_servers().c_str(), error, sizeof error);
+  rd_kafka_conf_set(conf, "bootstrap.servers", f.kafka->bootstrap_servers().c_str(), error,
+                    sizeof error);
   rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
   REQUIRE(producer != nullptr);
-  const auto err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-                                     RD_KAFKA_V_KEY(key.data(), key.size()),
-                                     RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+  const auto err =
+      rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+                        RD_KAFKA_V_KEY(key.data(), key.size()),
+                        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
   REQUIRE(err == RD_KAFKA_RESP_ERR_NO_ERROR);
   REQUIRE(rd_kafka_flush(producer, 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR);
   rd_kafka_destroy(producer);
 }
 
-std::string core_message(int partition, std::int64_t seq, const std::string& type = "TransferRequested") {
+std::string core_message(int partition, std::int64_t seq,
+                         const std::string& type = "TransferRequested") {
   ExternalMessage m;
   m.stream = kCore.name;
   m.partition = partition;
@@ -216,8 +242,9 @@ std::vector<std::int64_t> applied_seqs(Fixture& f, const std::string& stream, in
   pqxx::connection c(f.database.url());
   pqxx::nontransaction tx(c);
   std::vector<std::int64_t> seqs;
-  for (const auto& row : tx.exec_params("select seq from applied where stream = $1 and partition = $2 order by id",
-                                        stream, partition))
+  for (const auto& row :
+       tx.exec_params("select seq from applied where stream = $1 and partition = $2 order by id",
+                      stream, partition))
     seqs.push_back(row[0].as<std::int64_t>());
   return seqs;
 }
@@ -226,21 +253,28 @@ void check_in_order_once(Fixture& f, const StreamSpec& spec) {
   for (int p = 0; p < spec.partitions; ++p) {
     CAPTURE(p);
     const auto seqs = applied_seqs(f, spec.name, p);
-    const auto head = f.count("select head from external_stream_heads where stream = '" + spec.name +
-                              "' and partition = " + std::to_string(p));
+    const auto head = f.count("select head from external_stream_heads where stream = '" +
+                              spec.name + "' and partition = " + std::to_string(p));
     REQUIRE(seqs.size() == std::stoull(head));
-    for (std::size_t i = 0; i < seqs.size(); ++i) CHECK(seqs[i] == static_cast<std::int64_t>(i + 1));
+    for (std::size_t i = 0; i < seqs.size(); ++i)
+      CHECK(seqs[i] == static_cast<std::int64_t>(i + 1));
   }
 }
 
 }  // namespace
 
-TEST_CASE("round trip: derived events reach Kafka in seq order per partition with the contract's fields") {
+TEST_CASE(
+    "round trip: derived events reach Kafka in seq order per partition with the contract's "
+    "fields") {
   Fixture f;
-  for (int i = 0; i < 60; ++i) f.transfer("t" + std::to_string(i), i % 4 != 0, "corr-" + std::to_string(i));
+  for (int i = 0; i < 60; ++i)
+    f.transfer("t" + std::to_string(i), i % 4 != 0, "corr-" + std::to_string(i));
   f.derive_all();
-  CHECK(f.count("select count(*) from external_events where stream = 'adapter.dk.payments.v1'") == "60");
-  CHECK(f.count("select count(*) from external_events where stream = 'adapter.dk.settlements.v1'") == "45");
+  CHECK(f.count("select count(*) from external_events where stream = 'adapter.dk.payments.v1'") ==
+        "60");
+  CHECK(
+      f.count("select count(*) from external_events where stream = 'adapter.dk.settlements.v1'") ==
+      "45");
 
   auto relay = relay_for(f);
   auto relayed = relay->run_once();
@@ -254,18 +288,20 @@ TEST_CASE("round trip: derived events reach Kafka in seq order per partition wit
 
   // The contract's fields: type names, key = transfer id, data, source and correlation.
   CHECK(f.count("select count(*) from applied where type = 'TransferSucceeded'") == "45");
-  CHECK(f.count("select count(*) from applied where type = 'TransferRejected' and data->>'reason_code' = 'AC01'") ==
-        "15");
+  CHECK(f.count("select count(*) from applied where type = 'TransferRejected' and "
+                "data->>'reason_code' = 'AC01'") == "15");
   CHECK(f.count("select count(*) from applied where key = data->>'transfer_id'") == "60");
-  CHECK(f.count("select count(*) from applied a join events e on e.event_id::text = a.source_event_id"
-                " where e.metadata->>'correlation_id' = a.correlation_id") == "60");
+  CHECK(
+      f.count("select count(*) from applied a join events e on e.event_id::text = a.source_event_id"
+              " where e.metadata->>'correlation_id' = a.correlation_id") == "60");
   CHECK(f.count("select data->>'clearing_reference' from applied where key = 't1'") == "CR-t1");
   // The settlement stream carries the amount from the transfer's TransferInitiated.
   CHECK(f.count("select data->'amount'->>'minor_units' from external_events where stream = "
                 "'adapter.dk.settlements.v1' limit 1") == "1250");
 }
 
-TEST_CASE("the relay publishes and marks while another transaction holds a partition's head to append") {
+TEST_CASE(
+    "the relay publishes and marks while another transaction holds a partition's head to append") {
   Fixture f;
   for (int i = 0; i < 8; ++i) f.transfer("h" + std::to_string(i), true, "c");
   f.derive_all();
@@ -303,7 +339,8 @@ TEST_CASE("duplicates: a message delivered twice and a relay that republishes ar
   check_in_order_once(f, kPayments);
 
   // The same Kafka message handed over twice.
-  auto page = f.pool->transact([&](Transaction& tx) { return read_catch_up(tx, kPayments.name, 0, 1, 1); });
+  auto page =
+      f.pool->transact([&](Transaction& tx) { return read_catch_up(tx, kPayments.name, 0, 1, 1); });
   REQUIRE(page);
   REQUIRE(page->events.size() == 1);
   RawMessage again{kPayments.name, 0, 999, page->events[0].key, page->events[0].to_json().dump()};
@@ -311,7 +348,9 @@ TEST_CASE("duplicates: a message delivered twice and a relay that republishes ar
   CHECK(f.count("select count(*) from applied") == "20");
 }
 
-TEST_CASE("gap repair: a message that never reached Kafka is fetched from the catch-up API and applied first") {
+TEST_CASE(
+    "gap repair: a message that never reached Kafka is fetched from the catch-up API and applied "
+    "first") {
   Fixture f;
   // The producer's own table holds seqs 1..4 of partition 0; Kafka gets 1, 2 and 4.
   std::vector<std::string> values;
@@ -320,7 +359,10 @@ TEST_CASE("gap repair: a message that never reached Kafka is fetched from the ca
     source.event_id = eventstore::EventId{base::new_uuid()};
     source.metadata.correlation_id = "c";
     auto appended = f.pool->transact([&](Transaction& tx) {
-      return append_external(tx, {kCore.name, 1}, Draft{"TransferRequested", "k", {{"transfer_id", "t" + std::to_string(seq)}}, false, ""}, source);
+      return append_external(
+          tx, {kCore.name, 1},
+          Draft{"TransferRequested", "k", {{"transfer_id", "t" + std::to_string(seq)}}, false, ""},
+          source);
     });
     REQUIRE(appended);
     REQUIRE(appended->has_value());
@@ -329,8 +371,8 @@ TEST_CASE("gap repair: a message that never reached Kafka is fetched from the ca
   for (int i : {0, 1, 3}) produce_raw(f, kCore.name, 0, "k", values[i]);
 
   int fetches = 0;
-  CatchUpFetcher fetcher = [&](const std::string& stream, std::int32_t partition, std::int64_t from, std::int64_t limit)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string& stream, std::int32_t partition, std::int64_t from,
+                               std::int64_t limit) -> tl::expected<FetchedPage, FetchError> {
     ++fetches;
     return fetch_page(f, stream, partition, from, limit);
   };
@@ -342,13 +384,15 @@ TEST_CASE("gap repair: a message that never reached Kafka is fetched from the ca
   CHECK(f.count("select data->>'transfer_id' from applied where seq = 3") == "t3");
 }
 
-TEST_CASE("a gap the catch-up API cannot fill holds its partition; nothing later is applied until it can") {
+TEST_CASE(
+    "a gap the catch-up API cannot fill holds its partition; nothing later is applied until it "
+    "can") {
   Fixture f;
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
   bool api_up = false;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from,
+                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
     if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
     const auto value = core_message(0, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
@@ -368,31 +412,36 @@ TEST_CASE("a gap the catch-up API cannot fill holds its partition; nothing later
 }
 
 // A consumer of the core's stream with a fetcher and a slow pace of its own.
-std::unique_ptr<StreamConsumer> paced_consumer(Fixture& f, const std::string& group, CatchUpFetcher fetcher,
-                                               std::chrono::milliseconds operator_fix_retry_interval) {
+std::unique_ptr<StreamConsumer> paced_consumer(
+    Fixture& f, const std::string& group, CatchUpFetcher fetcher,
+    std::chrono::milliseconds operator_fix_retry_interval) {
   ConsumerOptions options;
   options.kafka = f.client(group);
   options.group_id = group;
   options.topics = {kCore.name};
   options.operator_fix_retry_interval = operator_fix_retry_interval;
-  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), std::move(fetcher));
+  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(),
+                                     std::move(fetcher));
   REQUIRE_MESSAGE(made, (made ? "" : made.error()));
   return std::move(*made);
 }
 
-TEST_CASE("a gap the catch-up API refuses to fill (401) holds its partition with that cause, is not retried at the fast backoff, and the fixed token is picked up at the slow pace") {
+TEST_CASE(
+    "a gap the catch-up API refuses to fill (401) holds its partition with that cause, is not "
+    "retried at the fast backoff, and the fixed token is picked up at the slow pace") {
   Fixture f;
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
   std::atomic<bool> token_fixed = false;
   std::atomic<int> fetches = 0;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from,
+                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
     ++fetches;
     if (!token_fixed)
-      return tl::unexpected(FetchError{FetchErrc::unauthorized,
-                                       "catch-up API answered HTTP 401: it refused our token: check "
-                                       "CLEARING_ADAPTER_API_TOKEN"});
+      return tl::unexpected(
+          FetchError{FetchErrc::unauthorized,
+                     "catch-up API answered HTTP 401: it refused our token: check "
+                     "CLEARING_ADAPTER_API_TOKEN"});
     const auto value = core_message(0, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
@@ -422,14 +471,17 @@ TEST_CASE("a gap the catch-up API refuses to fill (401) holds its partition with
   consume_until(*consumer, [&] { return consumer->stats().held.empty(); });
 }
 
-TEST_CASE("a catch-up API that times out holds the partition and is retried at the fast backoff, as before") {
+TEST_CASE(
+    "a catch-up API that times out holds the partition and is retried at the fast backoff, as "
+    "before") {
   Fixture f;
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
   std::atomic<int> fetches = 0;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, FetchError> {
-    if (++fetches <= 3) return tl::unexpected(FetchError{FetchErrc::timeout, "catch-up API: read: timed out"});
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from,
+                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
+    if (++fetches <= 3)
+      return tl::unexpected(FetchError{FetchErrc::timeout, "catch-up API: read: timed out"});
     const auto value = core_message(0, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
@@ -440,13 +492,16 @@ TEST_CASE("a catch-up API that times out holds the partition and is retried at t
   REQUIRE(held.size() == 1);
   CHECK(held.begin()->second.reason.find("timeout") != std::string::npos);
   CHECK_FALSE(held.begin()->second.needs_operator);
-  consume_until(*consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; }, std::chrono::seconds(20));
+  consume_until(
+      *consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; },
+      std::chrono::seconds(20));
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
   CHECK(fetches == 4);
   consume_until(*consumer, [&] { return consumer->stats().held.empty(); });
 }
 
-TEST_CASE("FetchErrc: only the network, the deadline and the producer's own trouble are retryable") {
+TEST_CASE(
+    "FetchErrc: only the network, the deadline and the producer's own trouble are retryable") {
   for (const auto code : {FetchErrc::unreachable, FetchErrc::timeout, FetchErrc::server_error})
     CHECK(is_retryable(code));
   for (const auto code : {FetchErrc::unauthorized, FetchErrc::not_found, FetchErrc::bad_answer,
@@ -456,17 +511,24 @@ TEST_CASE("FetchErrc: only the network, the deadline and the producer's own trou
   CHECK_FALSE(FetchError{FetchErrc::unauthorized, ""}.is_retryable());
 }
 
-TEST_CASE("the HTTP fetcher types each failure by whether a retry can help, and names the setting to fix") {
+TEST_CASE(
+    "the HTTP fetcher types each failure by whether a retry can help, and names the setting to "
+    "fix") {
   auto server = http::HttpServer::create({.bearer_token = "right-token"});
   REQUIRE(server.has_value());
-  (*server)->route("GET", "/streams/{stream}/partitions/{partition}/events", [](const http::HttpRequest& request) {
-    const auto& stream = request.params.at("stream");
-    if (stream == "missing") return http::HttpResponse::error(404, "unknown_stream", "no such stream");
-    if (stream == "busy") return http::HttpResponse::error(503, "unavailable", "the event store is unavailable");
-    if (stream == "odd") return http::HttpResponse::error(400, "bad_limit", "limit must be in range");
-    if (stream == "garbage") return http::HttpResponse::json(200, "[1, 2]");
-    return http::HttpResponse::json(200, R"({"events": [], "head": 7})");
-  });
+  (*server)->route("GET", "/streams/{stream}/partitions/{partition}/events",
+                   [](const http::HttpRequest& request) {
+                     const auto& stream = request.params.at("stream");
+                     if (stream == "missing")
+                       return http::HttpResponse::error(404, "unknown_stream", "no such stream");
+                     if (stream == "busy")
+                       return http::HttpResponse::error(503, "unavailable",
+                                                        "the event store is unavailable");
+                     if (stream == "odd")
+                       return http::HttpResponse::error(400, "bad_limit", "limit must be in range");
+                     if (stream == "garbage") return http::HttpResponse::json(200, "[1, 2]");
+                     return http::HttpResponse::json(200, R"({"events": [], "head": 7})");
+                   });
   REQUIRE((*server)->start().has_value());
   const auto base = "http://127.0.0.1:" + std::to_string((*server)->port());
   auto fetcher_with = [&](std::string token) {
@@ -509,12 +571,15 @@ TEST_CASE("the HTTP fetcher types each failure by whether a retry can help, and 
   REQUIRE_FALSE(away.has_value());
   CHECK(away.error().code == FetchErrc::unreachable);
   CHECK(away.error().is_retryable());
-  const auto bad_url = make_http_catch_up_fetcher({.base_url = "ftp://core", .url_setting = "the.url.key"})("ok", 0, 1, 1);
+  const auto bad_url = make_http_catch_up_fetcher(
+      {.base_url = "ftp://core", .url_setting = "the.url.key"})("ok", 0, 1, 1);
   REQUIRE_FALSE(bad_url.has_value());
   CHECK(bad_url.error().code == FetchErrc::misconfigured);
 }
 
-TEST_CASE("broker trouble: a broker down during the run, then up: nothing lost, nothing duplicated, order kept") {
+TEST_CASE(
+    "broker trouble: a broker down during the run, then up: nothing lost, nothing duplicated, "
+    "order kept") {
   Fixture f(3);
   auto relay = relay_for(f);
   relay->start();
@@ -531,7 +596,8 @@ TEST_CASE("broker trouble: a broker down during the run, then up: nothing lost, 
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   REQUIRE(f.kafka->set_broker_up(2));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
-  while (f.count("select count(*) from applied") != "200" && std::chrono::steady_clock::now() < deadline)
+  while (f.count("select count(*) from applied") != "200" &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   consumer->stop();
   relay->stop();
@@ -546,19 +612,24 @@ TEST_CASE("every bad-input class is parked with its reason and the rest of the s
   auto good = [](std::int64_t seq) { return core_message(0, seq); };
   auto with = [&](std::int64_t seq, const char* field, nlohmann::json value) {
     auto j = nlohmann::json::parse(good(seq));
-    if (value.is_null()) j.erase(field);
-    else j[field] = value;
+    if (value.is_null())
+      j.erase(field);
+    else
+      j[field] = value;
     return j.dump();
   };
   produce_raw(f, kCore.name, 0, "k", good(1));
   produce_raw(f, kCore.name, 0, "k", "{this is not json");
-  produce_raw(f, kCore.name, 0, "k", with(2, "type", nullptr));       // missing field, in its place: seq 2 consumed
-  produce_raw(f, kCore.name, 0, "k", with(3, "seq", "two"));          // seq not a positive integer
+  produce_raw(f, kCore.name, 0, "k",
+              with(2, "type", nullptr));  // missing field, in its place: seq 2 consumed
+  produce_raw(f, kCore.name, 0, "k", with(3, "seq", "two"));  // seq not a positive integer
   produce_raw(f, kCore.name, 0, "k", with(3, "seq", -1));
   produce_raw(f, kCore.name, 0, "k", with(3, "stream", "core.se.payments.v1"));  // wrong stream
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 3, "TransferCancelled"));   // unknown type: seq consumed
+  produce_raw(f, kCore.name, 0, "k",
+              core_message(0, 3, "TransferCancelled"));  // unknown type: seq consumed
   produce_raw(f, kCore.name, 0, "k", good(4));
-  auto consumer = consumer_for(f, kCore.name, "bad-group", recording_applier({"TransferRequested"}));
+  auto consumer =
+      consumer_for(f, kCore.name, "bad-group", recording_applier({"TransferRequested"}));
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "2"; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 4});
   CHECK(f.count("select last_seq from inbound_stream_progress where partition = 0") == "4");
@@ -574,12 +645,14 @@ TEST_CASE("every bad-input class is parked with its reason and the rest of the s
   CHECK(stats.applied == 2);
 }
 
-TEST_CASE("a message read again at a Kafka position already handled is not parked or applied twice") {
+TEST_CASE(
+    "a message read again at a Kafka position already handled is not parked or applied twice") {
   // Found by the chaos run: a not_json message parked twice. A batch can be read again
   // after its commit (a rebalance racing it, a commit whose answer was lost in a database
   // restart); a message without a usable seq has only its Kafka position to tell.
   Fixture f;
-  auto consumer = consumer_for(f, kCore.name, "again-group", recording_applier({"TransferRequested"}));
+  auto consumer =
+      consumer_for(f, kCore.name, "again-group", recording_applier({"TransferRequested"}));
   const std::vector<RawMessage> batch{{kCore.name, 0, 10, "k", core_message(0, 1)},
                                       {kCore.name, 0, 11, "k", "{not json"},
                                       {kCore.name, 0, 12, "k", core_message(0, 2)}};
@@ -593,11 +666,14 @@ TEST_CASE("a message read again at a Kafka position already handled is not parke
   REQUIRE(consumer->apply({{kCore.name, 0, 13, "k", "{not json either"}}));
   CHECK(f.count("select count(*) from parked") == "2");
   // From the catch-up API (no Kafka position), the seq alone decides.
-  REQUIRE(consumer->apply({{kCore.name, 0, -1, "k", core_message(0, 2)}, {kCore.name, 0, -1, "k", core_message(0, 3)}}));
+  REQUIRE(consumer->apply({{kCore.name, 0, -1, "k", core_message(0, 2)},
+                           {kCore.name, 0, -1, "k", core_message(0, 3)}}));
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
 }
 
-TEST_CASE("a batch scope wraps each batch's transaction; a failing end rolls the batch back and it is tried again") {
+TEST_CASE(
+    "a batch scope wraps each batch's transaction; a failing end rolls the batch back and it is "
+    "tried again") {
   Fixture f;
   f.database.exec("create table batch_ends (messages int not null)");
   int begins = 0, in_batch = 0;
@@ -608,7 +684,8 @@ TEST_CASE("a batch scope wraps each batch's transaction; a failing end rolls the
                          },
                          [&](Transaction& tx) -> tl::expected<void, std::string> {
                            if (refuse_end) return tl::unexpected(std::string("refused"));
-                           tx.exec_params("insert into batch_ends (messages) values ($1)", in_batch);
+                           tx.exec_params("insert into batch_ends (messages) values ($1)",
+                                          in_batch);
                            return {};
                          }};
   auto recording = recording_applier();
@@ -660,7 +737,8 @@ TEST_CASE("interop: a message written by hand as streams.md shows is consumed") 
       "creditor": { "name": "Charles Babbage", "account": { "scheme": "IBAN", "id": "DK5000400440116243" } },
       "remittance_info": "Invoice 42", "requested_at": "2026-11-26T09:00:00Z" } })";
   produce_raw(f, kCore.name, 1, "6f1c0f0e-2d9b-4c55-9a5e-0c1d2e3f4a5b", by_hand);
-  auto consumer = consumer_for(f, kCore.name, "interop-group", recording_applier({"TransferRequested"}));
+  auto consumer =
+      consumer_for(f, kCore.name, "interop-group", recording_applier({"TransferRequested"}));
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "1"; });
   CHECK(f.count("select key from applied") == "6f1c0f0e-2d9b-4c55-9a5e-0c1d2e3f4a5b");
   CHECK(f.count("select correlation_id from applied") == "5b7d6a52-4c2e-4bb0-8a1b-0c0d9e1f2a3b");
@@ -707,7 +785,8 @@ TEST_CASE("adding a stream is one derivation function and one registry entry") {
   f.transfer("x1", true, "c");
   // ... and one entry beside the existing ones.
   f.derive_all({{kPayments, &derive_payments_v1}, {audit, &derive_audit_v1}});
-  CHECK(f.count("select count(*) from external_events where stream = 'adapter.dk.audit.v1'") == "2");
+  CHECK(f.count("select count(*) from external_events where stream = 'adapter.dk.audit.v1'") ==
+        "2");
   CHECK(f.count("select string_agg(data->>'internal_type', ',' order by seq) from external_events"
                 " where stream = 'adapter.dk.audit.v1'") == "TransferInitiated,TransferSettled");
   CHECK(find_derivation("payments.v1").has_value());
@@ -715,7 +794,9 @@ TEST_CASE("adding a stream is one derivation function and one registry entry") {
   CHECK_FALSE(find_derivation("payments.v9").has_value());
 }
 
-TEST_CASE("a batch append numbers each partition's messages gaplessly in the batch's order, as one by one would") {
+TEST_CASE(
+    "a batch append numbers each partition's messages gaplessly in the batch's order, as one by "
+    "one would") {
   Fixture f;
   eventstore::RecordedEvent source;
   source.event_id = eventstore::EventId{base::new_uuid()};
@@ -727,10 +808,12 @@ TEST_CASE("a batch append numbers each partition's messages gaplessly in the bat
   }));
   std::vector<PendingAppend> batch;
   for (int i = 1; i <= 30; ++i)
-    batch.push_back({i % 3 == 0 ? &kSettlements : &kPayments,
-                     Draft{"Message" + std::to_string(i), "k" + std::to_string(i % 7), {{"n", i}}, false, ""},
-                     &source});
-  auto appended = f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, batch); });
+    batch.push_back(
+        {i % 3 == 0 ? &kSettlements : &kPayments,
+         Draft{"Message" + std::to_string(i), "k" + std::to_string(i % 7), {{"n", i}}, false, ""},
+         &source});
+  auto appended =
+      f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, batch); });
   REQUIRE_MESSAGE(appended, (appended ? "" : appended.error().message));
   REQUIRE(appended->size() == 30);
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> last;
@@ -739,20 +822,24 @@ TEST_CASE("a batch append numbers each partition's messages gaplessly in the bat
     const auto& m = (*appended)[i];
     CAPTURE(i);
     CHECK(m.type == "Message" + std::to_string(i + 1));
-    CHECK(m.partition == partition_for(m.key, m.stream == kPayments.name ? kPayments.partitions : kSettlements.partitions));
+    CHECK(m.partition ==
+          partition_for(
+              m.key, m.stream == kPayments.name ? kPayments.partitions : kSettlements.partitions));
     CHECK(m.seq == ++last[{m.stream, m.partition}]);  // gapless, in the batch's order
     CHECK(m.correlation_id == "corr-batch");
   }
   // What the database holds is what the batch returned, and the heads moved as far.
   for (const auto& m : *appended)
-    CHECK(f.count("select data->>'n' from external_events where stream = '" + m.stream + "' and partition = " +
-                  std::to_string(m.partition) + " and seq = " + std::to_string(m.seq)) == m.data["n"].dump());
+    CHECK(f.count("select data->>'n' from external_events where stream = '" + m.stream +
+                  "' and partition = " + std::to_string(m.partition) +
+                  " and seq = " + std::to_string(m.seq)) == m.data["n"].dump());
   for (const auto& [partition, seq] : last)
     CHECK(f.count("select head from external_stream_heads where stream = '" + partition.first +
                   "' and partition = " + std::to_string(partition.second)) == std::to_string(seq));
 }
 
-TEST_CASE("once_per_key holds in a batch append: against the stream and among the batch's own messages") {
+TEST_CASE(
+    "once_per_key holds in a batch append: against the stream and among the batch's own messages") {
   Fixture f;
   eventstore::RecordedEvent first, second, third;
   for (auto* e : {&first, &second, &third}) {
@@ -761,9 +848,10 @@ TEST_CASE("once_per_key holds in a batch append: against the stream and among th
   }
   const Draft pending{"TransferPending", "t1", {{"transfer_id", "t1"}}, true, ""};
   const Draft other{"TransferPending", "t2", {{"transfer_id", "t2"}}, true, ""};
-  const std::vector<PendingAppend> batch{{&kPayments, pending, &first}, {&kPayments, pending, &second},
-                                         {&kPayments, other, &second}};
-  auto appended = f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, batch); });
+  const std::vector<PendingAppend> batch{
+      {&kPayments, pending, &first}, {&kPayments, pending, &second}, {&kPayments, other, &second}};
+  auto appended =
+      f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, batch); });
   REQUIRE(appended);
   REQUIRE(appended->size() == 2);
   CHECK((*appended)[0].key == "t1");
@@ -779,31 +867,46 @@ TEST_CASE("once_per_key holds in a batch append: against the stream and among th
   const StreamSpec unknown{"adapter.dk.unknown.v1", 1};
   const std::vector<PendingAppend> refused{{&kPayments, other, &third},
                                            {&unknown, Draft{"X", "t3", {}, false, ""}, &third}};
-  auto error = f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, refused); });
+  auto error =
+      f.pool->transact([&](Transaction& tx) { return append_external_batch(tx, refused); });
   REQUIRE_FALSE(error);
   CHECK(error.error().code == eventstore::StoreErrc::invalid_argument);
-  CHECK(error.error().message.find("adapter.dk.unknown.v1 partition 0 is not registered") != std::string::npos);
+  CHECK(error.error().message.find("adapter.dk.unknown.v1 partition 0 is not registered") !=
+        std::string::npos);
 }
 
-TEST_CASE("derivation looks up a transfer's amount even when the batch's one read of the streams is cut short") {
+TEST_CASE(
+    "derivation looks up a transfer's amount even when the batch's one read of the streams is cut "
+    "short") {
   Fixture f;
   f.transfer("a-short", true, "c");
   // "z-long" sorts last and holds more events than one read returns: the batch read stops
   // inside it, and its TransferInitiated comes from a read of its own.
   eventstore::Metadata meta{"c", "core-event", nullptr, nullptr};
   std::vector<eventstore::EventData> long_stream{
-      {eventstore::EventId{base::new_uuid()}, "TransferInitiated",
-       {{"transfer_id", "z-long"}, {"amount", {{"minor_units", 777}, {"currency", "DKK"}}}}, meta}};
+      {eventstore::EventId{base::new_uuid()},
+       "TransferInitiated",
+       {{"transfer_id", "z-long"}, {"amount", {{"minor_units", 777}, {"currency", "DKK"}}}},
+       meta}};
   for (std::size_t i = 0; i < eventstore::kReadBatchMax; ++i)
-    long_stream.push_back({eventstore::EventId{base::new_uuid()}, "RetryScheduled", {{"transfer_id", "z-long"}}, meta});
-  long_stream.push_back({eventstore::EventId{base::new_uuid()}, "TransferSettled",
-                         {{"transfer_id", "z-long"}, {"attempt", 1}, {"clearing_reference", "CR-z"},
-                          {"settlement_date", "2026-11-26"}, {"latency_ms", 3}},
+    long_stream.push_back({eventstore::EventId{base::new_uuid()},
+                           "RetryScheduled",
+                           {{"transfer_id", "z-long"}},
+                           meta});
+  long_stream.push_back({eventstore::EventId{base::new_uuid()},
+                         "TransferSettled",
+                         {{"transfer_id", "z-long"},
+                          {"attempt", 1},
+                          {"clearing_reference", "CR-z"},
+                          {"settlement_date", "2026-11-26"},
+                          {"latency_ms", 3}},
                          meta});
-  for (std::size_t from = 0; from < long_stream.size(); from += 1000) {  // appends are capped in size
-    const auto chunk = std::span<const eventstore::EventData>(long_stream).subspan(
-        from, std::min<std::size_t>(1000, long_stream.size() - from));
-    REQUIRE(f.store->append(eventstore::StreamId{"transfer-z-long"}, eventstore::ExpectedVersion::any(), chunk));
+  for (std::size_t from = 0; from < long_stream.size();
+       from += 1000) {  // appends are capped in size
+    const auto chunk = std::span<const eventstore::EventData>(long_stream)
+                           .subspan(from, std::min<std::size_t>(1000, long_stream.size() - from));
+    REQUIRE(f.store->append(eventstore::StreamId{"transfer-z-long"},
+                            eventstore::ExpectedVersion::any(), chunk));
   }
   f.derive_all({{kPayments, &derive_payments_v1}, {kSettlements, &derive_settlements_v1}},
                {.openings_kept = 0});  // every look-up reads: the cut-short path is what is tested
@@ -813,42 +916,53 @@ TEST_CASE("derivation looks up a transfer's amount even when the batch's one rea
                 "'adapter.dk.settlements.v1' and entity_key = 'z-long'") == "777");
 }
 
-TEST_CASE("derivation answers a transfer's amount from the TransferInitiated it saw, and reads only what it did not see") {
+TEST_CASE(
+    "derivation answers a transfer's amount from the TransferInitiated it saw, and reads only what "
+    "it did not see") {
   Fixture f;
   auto append = [&](const std::string& id, const char* type, nlohmann::json data) {
     eventstore::Metadata meta{"c-" + id, "core-event", nullptr, nullptr};
     data["transfer_id"] = id;
-    REQUIRE(f.store->append(eventstore::StreamId{"transfer-" + id}, eventstore::ExpectedVersion::any(),
-                            std::vector<eventstore::EventData>{
-                                {eventstore::EventId{base::new_uuid()}, type, std::move(data), meta}}));
+    REQUIRE(
+        f.store->append(eventstore::StreamId{"transfer-" + id}, eventstore::ExpectedVersion::any(),
+                        std::vector<eventstore::EventData>{
+                            {eventstore::EventId{base::new_uuid()}, type, std::move(data), meta}}));
   };
   auto initiated = [&](const std::string& id, std::int64_t minor) {
     append(id, "TransferInitiated", {{"amount", {{"minor_units", minor}, {"currency", "DKK"}}}});
   };
   auto settled = [&](const std::string& id) {
-    append(id, "TransferSettled", {{"attempt", 1}, {"clearing_reference", "CR-" + id},
-                                   {"settlement_date", "2026-11-26"}, {"latency_ms", 3}});
+    append(id, "TransferSettled",
+           {{"attempt", 1},
+            {"clearing_reference", "CR-" + id},
+            {"settlement_date", "2026-11-26"},
+            {"latency_ms", 3}});
   };
   auto amount_of = [&](const std::string& id) {
-    return f.count("select data->'amount'->>'minor_units' from external_events where stream = "
-                   "'adapter.dk.settlements.v1' and entity_key = '" + id + "'");
+    return f.count(
+        "select data->'amount'->>'minor_units' from external_events where stream = "
+        "'adapter.dk.settlements.v1' and entity_key = '" +
+        id + "'");
   };
-  const std::vector<DerivedStream> streams{{kPayments, &derive_payments_v1}, {kSettlements, &derive_settlements_v1}};
+  const std::vector<DerivedStream> streams{{kPayments, &derive_payments_v1},
+                                           {kSettlements, &derive_settlements_v1}};
 
   // Opened before this handler existed: it never saw the TransferInitiated.
   initiated("before", 100);
   f.derive_all(streams, {.openings_kept = 0});
 
   auto lookups = std::make_shared<DerivationLookups>();
-  eventstore::Subscription derivation(*f.store, {.name = "derive"},
-                                      make_derivation_handler(*f.store, streams, {.openings_kept = 3, .lookups = lookups}));
+  eventstore::Subscription derivation(
+      *f.store, {.name = "derive"},
+      make_derivation_handler(*f.store, streams, {.openings_kept = 3, .lookups = lookups}));
   initiated("seen-1", 201);
   initiated("seen-2", 202);
   initiated("seen-3", 203);
   // A stream whose first event is of another type: its TransferInitiated is not its first.
   // The window keeps three streams: seen-1 is dropped.
   append("reopened", "TransferAcceptedPending", {{"attempt", 1}, {"clearing_reference", "CR-r"}});
-  append("reopened", "TransferInitiated", {{"amount", {{"minor_units", 400}, {"currency", "DKK"}}}});
+  append("reopened", "TransferInitiated",
+         {{"amount", {{"minor_units", 400}, {"currency", "DKK"}}}});
   f.drain(derivation);
   CHECK(lookups->remembered.load() == 0);
   CHECK(lookups->streams_read.load() == 0);
@@ -880,11 +994,14 @@ TEST_CASE("derivation answers a transfer's amount from the TransferInitiated it 
   CHECK(amount_of("one-batch") == "500");
 }
 
-TEST_CASE("a transfer's external messages are found by entity key through the index, however many the streams hold") {
+TEST_CASE(
+    "a transfer's external messages are found by entity key through the index, however many the "
+    "streams hold") {
   testing::TestDatabase database;
   const auto pool = migrated_pool(database);  // the tables
   database.exec(
-      "insert into external_events (stream, partition, seq, event_id, type, entity_key, data, source_event_id,"
+      "insert into external_events (stream, partition, seq, event_id, type, entity_key, data, "
+      "source_event_id,"
       " correlation_id, occurred_at) select 'adapter.dk.payments.v1', g % 4, g, gen_random_uuid(),"
       " 'TransferSucceeded', 'transfer-' || g, '{}', gen_random_uuid(), 'c', now()"
       " from generate_series(1, 20000) g");
@@ -894,11 +1011,13 @@ TEST_CASE("a transfer's external messages are found by entity key through the in
       "explain (analyze, buffers, format json) select stream, partition, seq from external_events"
       " where entity_key = 'transfer-777' order by recorded_at, stream, seq"));
   const auto& top = plan.at(0).at("Plan");
-  const auto buffers = top.at("Shared Hit Blocks").get<int>() + top.at("Shared Read Blocks").get<int>();
+  const auto buffers =
+      top.at("Shared Hit Blocks").get<int>() + top.at("Shared Read Blocks").get<int>();
   INFO(plan.dump(1));
   CHECK(buffers < 40);  // 13 through the key-first index; 394 when the key came second
   CHECK(top.at("Actual Rows").get<int>() == 1);
-  CHECK(database.query_value("select count(*) from pg_indexes where tablename = 'external_events'") == "3");
+  CHECK(database.query_value(
+            "select count(*) from pg_indexes where tablename = 'external_events'") == "3");
 }
 
 namespace {
@@ -919,14 +1038,17 @@ bool locked_by_another(const std::string& url, const std::string& select_sql) {
 }
 }  // namespace
 
-TEST_CASE("a batch append locks its partitions' heads in order: one waiting on the second holds the first") {
+TEST_CASE(
+    "a batch append locks its partitions' heads in order: one waiting on the second holds the "
+    "first") {
   testing::TestDatabase database;
   auto pool_owner = migrated_pool(database);
   auto& pool = *pool_owner;
   REQUIRE(ensure_streams(pool, std::vector<StreamSpec>{kPayments}));
   auto key_in = [](std::int32_t partition) {
     for (int i = 0;; ++i)
-      if (partition_for("k" + std::to_string(i), kPayments.partitions) == partition) return "k" + std::to_string(i);
+      if (partition_for("k" + std::to_string(i), kPayments.partitions) == partition)
+        return "k" + std::to_string(i);
   };
   const auto key0 = key_in(0), key1 = key_in(1);
   eventstore::RecordedEvent source;
@@ -934,7 +1056,8 @@ TEST_CASE("a batch append locks its partitions' heads in order: one waiting on t
   source.recorded_at = base::SystemClock{}.now();
   // Message ids derive from (stream, source event, type): a type each.
   const Draft first1{"First", key1, {{"p", 1}}, false, ""};
-  const Draft on0{"Second0", key0, {{"p", 0}}, false, ""}, on1{"Second1", key1, {{"p", 1}}, false, ""};
+  const Draft on0{"Second0", key0, {{"p", 0}}, false, ""},
+      on1{"Second1", key1, {{"p", 1}}, false, ""};
 
   // The first transaction holds partition 1's head.
   pqxx::connection first_connection(database.url());
@@ -944,12 +1067,15 @@ TEST_CASE("a batch append locks its partitions' heads in order: one waiting on t
   // and wait on 1 holding 0.
   auto second = std::async(std::launch::async, [&] {
     return pool.transact([&](Transaction& tx) {
-      return append_external_batch(tx, std::vector<PendingAppend>{{&kPayments, on1, &source}, {&kPayments, on0, &source}});
+      return append_external_batch(
+          tx, std::vector<PendingAppend>{{&kPayments, on1, &source}, {&kPayments, on0, &source}});
     });
   });
   CHECK(locked_by_another(database.url(),
-                          "select 1 from external_stream_seqs where stream = 'adapter.dk.payments.v1' and partition = 0"));
-  CHECK(second.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);  // still waiting on 1
+                          "select 1 from external_stream_seqs where stream = "
+                          "'adapter.dk.payments.v1' and partition = 0"));
+  CHECK(second.wait_for(std::chrono::milliseconds(0)) ==
+        std::future_status::timeout);  // still waiting on 1
   first.commit();
   auto appended = second.get();
   REQUIRE_MESSAGE(appended, (appended ? "" : appended.error().message));
@@ -960,7 +1086,9 @@ TEST_CASE("a batch append locks its partitions' heads in order: one waiting on t
   CHECK((*appended)[1].seq == 1);
 }
 
-TEST_CASE("a consumer batch's progress rows: created, locked in order with one statement, stored with one") {
+TEST_CASE(
+    "a consumer batch's progress rows: created, locked in order with one statement, stored with "
+    "one") {
   testing::TestDatabase database;
   auto pool_owner = migrated_pool(database);
   auto& pool = *pool_owner;
@@ -991,7 +1119,8 @@ TEST_CASE("a consumer batch's progress rows: created, locked in order with one s
     return store_progress(tx, *locked);
   });
   REQUIRE(lowered);
-  CHECK(database.query_value("select string_agg(partition || ':' || last_seq || '@' || kafka_offset, ' ' order by partition)"
+  CHECK(database.query_value("select string_agg(partition || ':' || last_seq || '@' || "
+                             "kafka_offset, ' ' order by partition)"
                              " from inbound_stream_progress") == "0:7@40 1:0@-1 2:4@12");
 
   // Locked in (stream, partition) order: a batch of partitions 0 and 2 waiting on 2
@@ -1004,8 +1133,10 @@ TEST_CASE("a consumer batch's progress rows: created, locked in order with one s
       return lock_progress(tx, std::set<PartitionKey>{{stream, 2}, {stream, 0}});
     });
   });
-  CHECK(locked_by_another(database.url(), "select 1 from inbound_stream_progress where partition = 0"));
-  CHECK(second.wait_for(std::chrono::milliseconds(0)) == std::future_status::timeout);  // still waiting on 2
+  CHECK(locked_by_another(database.url(),
+                          "select 1 from inbound_stream_progress where partition = 0"));
+  CHECK(second.wait_for(std::chrono::milliseconds(0)) ==
+        std::future_status::timeout);  // still waiting on 2
   first.commit();
   auto locked = second.get();
   REQUIRE(locked);
@@ -1013,7 +1144,9 @@ TEST_CASE("a consumer batch's progress rows: created, locked in order with one s
   CHECK(locked->at({stream, 2}).last_seq == 4);
 }
 
-TEST_CASE("the relay's read: each partition's unpublished messages after its mark, limited; marks move only forward") {
+TEST_CASE(
+    "the relay's read: each partition's unpublished messages after its mark, limited; marks move "
+    "only forward") {
   testing::TestDatabase database;
   auto pool = migrated_pool(database);
   REQUIRE(ensure_streams(*pool, std::vector<StreamSpec>{kPayments, kSettlements}));
@@ -1022,12 +1155,15 @@ TEST_CASE("the relay's read: each partition's unpublished messages after its mar
   source.recorded_at = base::SystemClock{}.now();
   std::vector<PendingAppend> batch;
   for (int i = 0; i < 12; ++i)
-    batch.push_back({i % 4 == 0 ? &kSettlements : &kPayments,
-                     Draft{"M" + std::to_string(i), "k" + std::to_string(i % 5), {{"n", i}}, false, ""}, &source});
+    batch.push_back(
+        {i % 4 == 0 ? &kSettlements : &kPayments,
+         Draft{"M" + std::to_string(i), "k" + std::to_string(i % 5), {{"n", i}}, false, ""},
+         &source});
   auto appended = pool->transact([&](Transaction& tx) { return append_external_batch(tx, batch); });
   REQUIRE(appended);
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> heads;
-  for (const auto& m : *appended) heads[{m.stream, m.partition}] = std::max(heads[{m.stream, m.partition}], m.seq);
+  for (const auto& m : *appended)
+    heads[{m.stream, m.partition}] = std::max(heads[{m.stream, m.partition}], m.seq);
 
   auto read = [&](std::int64_t limit) {
     auto r = pool->transact([&](Transaction& tx) { return read_unpublished(tx, limit); });
@@ -1035,7 +1171,8 @@ TEST_CASE("the relay's read: each partition's unpublished messages after its mar
     return *r;
   };
   auto first = read(2);
-  REQUIRE(first.size() == heads.size());  // every partition written to, in (stream, partition) order
+  REQUIRE(first.size() ==
+          heads.size());  // every partition written to, in (stream, partition) order
   for (std::size_t i = 0; i < first.size(); ++i) {
     const auto& p = first[i];
     CAPTURE(p.mark.stream);
@@ -1053,7 +1190,8 @@ TEST_CASE("the relay's read: each partition's unpublished messages after its mar
   // mark of the second partition does not move it back.
   std::vector<PartitionMark> moves;
   for (std::size_t i = 0; i < first.size(); ++i)
-    moves.push_back({first[i].mark.stream, first[i].mark.partition, first[i].mark.head, i == 0 ? 1 : first[i].mark.head});
+    moves.push_back({first[i].mark.stream, first[i].mark.partition, first[i].mark.head,
+                     i == 0 ? 1 : first[i].mark.head});
   REQUIRE(pool->transact([&](Transaction& tx) { return mark_published(tx, moves); }));
   const std::vector<PartitionMark> back{{first[1].mark.stream, first[1].mark.partition, 0, 0}};
   REQUIRE(pool->transact([&](Transaction& tx) { return mark_published(tx, back); }));
@@ -1067,7 +1205,9 @@ TEST_CASE("the relay's read: each partition's unpublished messages after its mar
   CHECK(second[0].events.back().seq == first[0].mark.head);
 }
 
-TEST_CASE("under load the relay starts a round no sooner than round_interval_min after the last one began") {
+TEST_CASE(
+    "under load the relay starts a round no sooner than round_interval_min after the last one "
+    "began") {
   Fixture f;
   RelayOptions options;
   options.kafka = f.client("paced-relay");
@@ -1094,7 +1234,9 @@ TEST_CASE("under load the relay starts a round no sooner than round_interval_min
   CHECK(relay.stats().rounds == 1);
 }
 
-TEST_CASE("the consumer calls on_applied after each committed batch that applied messages, and only then") {
+TEST_CASE(
+    "the consumer calls on_applied after each committed batch that applied messages, and only "
+    "then") {
   Fixture f;
   ConsumerOptions options;
   options.kafka = f.client("on-applied");
@@ -1104,7 +1246,8 @@ TEST_CASE("the consumer calls on_applied after each committed batch that applied
   std::string applied_when_called;
   options.on_applied = [&] {
     ++calls;
-    applied_when_called = f.count("select count(*) from applied");  // another connection: committed rows only
+    applied_when_called =
+        f.count("select count(*) from applied");  // another connection: committed rows only
   };
   auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), {});
   REQUIRE_MESSAGE(made, (made ? "" : made.error()));
@@ -1139,9 +1282,12 @@ std::string core_message_about(int partition, std::int64_t seq, const std::strin
   return j.dump();
 }
 
-TEST_CASE("one message the database refuses is parked alone, its seq counted; the batch's other partitions and messages are applied") {
+TEST_CASE(
+    "one message the database refuses is parked alone, its seq counted; the batch's other "
+    "partitions and messages are applied") {
   Fixture f;
-  f.database.exec("alter table applied add constraint no_poison check (data->>'transfer_id' <> 'poison')");
+  f.database.exec(
+      "alter table applied add constraint no_poison check (data->>'transfer_id' <> 'poison')");
   auto consumer = consumer_for(f, kCore.name, "poison-group", recording_applier());
   const std::vector<RawMessage> batch{{kCore.name, 0, 0, "k", core_message(0, 1)},
                                       {kCore.name, 1, 0, "k", core_message_about(1, 1, "poison")},
@@ -1159,11 +1305,13 @@ TEST_CASE("one message the database refuses is parked alone, its seq counted; th
   CHECK(consumer->stats().isolations == 1);
 }
 
-TEST_CASE("a gap that cannot be filled holds only its partition: the batch's other partition is applied, and what came before the gap commits") {
+TEST_CASE(
+    "a gap that cannot be filled holds only its partition: the batch's other partition is applied, "
+    "and what came before the gap commits") {
   Fixture f;
   bool api_up = false;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
+                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
     if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
     const auto value = core_message(partition, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
@@ -1187,11 +1335,13 @@ TEST_CASE("a gap that cannot be filled holds only its partition: the batch's oth
   CHECK(consumer->stats().held.empty());
 }
 
-TEST_CASE("over Kafka, a partition held at a gap is paused, and the other partition keeps flowing until the gap can be filled") {
+TEST_CASE(
+    "over Kafka, a partition held at a gap is paused, and the other partition keeps flowing until "
+    "the gap can be filled") {
   Fixture f;
   std::atomic<bool> api_up = false;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
+                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
     if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
     const auto value = core_message(partition, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
@@ -1200,9 +1350,12 @@ TEST_CASE("over Kafka, a partition held at a gap is paused, and the other partit
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
   produce_raw(f, kCore.name, 1, "k", core_message(1, 1));
   auto consumer = consumer_for(f, kCore.name, "kafka-hold-group", recording_applier(), fetcher);
-  consume_until(*consumer, [&] { return consumer->stats().stalled && applied_seqs(f, kCore.name, 1).size() == 1; });
+  consume_until(*consumer, [&] {
+    return consumer->stats().stalled && applied_seqs(f, kCore.name, 1).size() == 1;
+  });
   // Partition 1 goes on while partition 0 is held, through several retries of the hold.
-  for (std::int64_t seq = 2; seq <= 20; ++seq) produce_raw(f, kCore.name, 1, "k", core_message(1, seq));
+  for (std::int64_t seq = 2; seq <= 20; ++seq)
+    produce_raw(f, kCore.name, 1, "k", core_message(1, seq));
   consume_until(*consumer, [&] { return applied_seqs(f, kCore.name, 1).size() == 20; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1});
   REQUIRE(consumer->stats().held.size() == 1);
@@ -1214,10 +1367,12 @@ TEST_CASE("over Kafka, a partition held at a gap is paused, and the other partit
   CHECK(f.count("select count(*) from applied") == "23");
 }
 
-TEST_CASE("a seq beyond the producer's head (a jump of 10^12) is parked; what the producer has is applied and the partition goes on") {
+TEST_CASE(
+    "a seq beyond the producer's head (a jump of 10^12) is parked; what the producer has is "
+    "applied and the partition goes on") {
   Fixture f;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
+                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
     FetchedPage page{{}, 2};
     if (from <= 2) {
       const auto value = core_message(partition, from);
@@ -1235,7 +1390,9 @@ TEST_CASE("a seq beyond the producer's head (a jump of 10^12) is parked; what th
   CHECK(consumer->stats().held.empty());
 }
 
-TEST_CASE("an envelope fault that carries its seq takes that seq, from Kafka and from the catch-up API alike") {
+TEST_CASE(
+    "an envelope fault that carries its seq takes that seq, from Kafka and from the catch-up API "
+    "alike") {
   Fixture f;
   auto without_correlation = [](int partition, std::int64_t seq) {
     auto j = nlohmann::json::parse(core_message(partition, seq));
@@ -1243,8 +1400,8 @@ TEST_CASE("an envelope fault that carries its seq takes that seq, from Kafka and
     return j.dump();
   };
   int fetches = 0;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
+                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
     ++fetches;
     const auto value = without_correlation(partition, from);  // the producer's copy is as bad
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 4};
@@ -1252,26 +1409,29 @@ TEST_CASE("an envelope fault that carries its seq takes that seq, from Kafka and
   auto consumer = consumer_for(f, kCore.name, "fault-seq-group", recording_applier(), fetcher);
   consumer->apply({{kCore.name, 0, 0, "k", core_message(0, 1)},
                    {kCore.name, 0, 1, "k", without_correlation(0, 2)},  // on Kafka: parked in place
-                   {kCore.name, 0, 2, "k", core_message(0, 4)}});       // seq 3 lost: fetched, bad too
+                   {kCore.name, 0, 2, "k", core_message(0, 4)}});  // seq 3 lost: fetched, bad too
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 4});
   CHECK(f.count("select count(*) from parked where reason = 'missing_field'") == "2");
   CHECK(f.count("select last_seq from inbound_stream_progress where partition = 0") == "4");
   CHECK(fetches == 1);
   CHECK(consumer->stats().held.empty());
-  // Kafka brings seq 3's bad copy late: a duplicate of what was parked in its place, not parked again.
+  // Kafka brings seq 3's bad copy late: a duplicate of what was parked in its place, not parked
+  // again.
   CHECK(consumer->apply({{kCore.name, 0, 3, "k", without_correlation(0, 3)}}) == 1);
   CHECK(f.count("select count(*) from parked where reason = 'missing_field'") == "2");
 }
 
-TEST_CASE("the tail check repairs a lost last message: behind the producer's head and still, the partition fetches its tail") {
+TEST_CASE(
+    "the tail check repairs a lost last message: behind the producer's head and still, the "
+    "partition fetches its tail") {
   Fixture f;
   // The producer has seqs 1..3 of partition 0; Kafka only ever gets 1 and 2: no later message
   // will reveal the gap.
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 2));
   int fetches = 0;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t limit)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
+                               std::int64_t limit) -> tl::expected<FetchedPage, FetchError> {
     ++fetches;
     FetchedPage page{{}, partition == 0 ? 3 : 0};
     for (std::int64_t seq = from; seq < from + limit && seq <= page.head; ++seq) {
@@ -1285,7 +1445,8 @@ TEST_CASE("the tail check repairs a lost last message: behind the producer's hea
   options.group_id = "tail-group";
   options.topics = {kCore.name};
   options.tail_check_interval = std::chrono::milliseconds(500);
-  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
+  auto made =
+      StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
   REQUIRE_MESSAGE(made, (made ? "" : made.error()));
   auto& consumer = **made;
   consume_until(consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; });
@@ -1318,12 +1479,15 @@ std::unique_ptr<StreamConsumer> database_assigned_consumer(Fixture& f, const std
 
 }  // namespace
 
-TEST_CASE("database assignment: two consumers share the partitions without a Kafka group, and a dead one's are taken at once") {
+TEST_CASE(
+    "database assignment: two consumers share the partitions without a Kafka group, and a dead "
+    "one's are taken at once") {
   Fixture f;
   auto a = database_assigned_consumer(f, "db-group");
   auto b = database_assigned_consumer(f, "db-group");
   for (int partition = 0; partition < kCore.partitions; ++partition)
-    for (std::int64_t seq = 1; seq <= 10; ++seq) produce_raw(f, kCore.name, partition, "k", core_message(partition, seq));
+    for (std::int64_t seq = 1; seq <= 10; ++seq)
+      produce_raw(f, kCore.name, partition, "k", core_message(partition, seq));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (f.count("select count(*) from applied") != "20" || a->stats().partitions_assigned != 1 ||
          b->stats().partitions_assigned != 1) {
@@ -1343,10 +1507,12 @@ TEST_CASE("database assignment: two consumers share the partitions without a Kaf
 
   // A dies as a killed process would: its ownership session ends on the server.
   const auto killed = f.count(
-      "select count(pg_terminate_backend(l.pid)) from pg_locks l where l.locktype = 'advisory' and l.granted"
+      "select count(pg_terminate_backend(l.pid)) from pg_locks l where l.locktype = 'advisory' and "
+      "l.granted"
       " and l.database = (select oid from pg_database where datname = current_database())"
-      " and l.objsubid = 2 and l.classid = " + std::to_string(kConsumerPartitionLockClass) +
-      "::oid and l.objid = ((hashtext('db-group|" + a_partition.first + "/" + std::to_string(a_partition.second) +
+      " and l.objsubid = 2 and l.classid = " +
+      std::to_string(kConsumerPartitionLockClass) + "::oid and l.objid = ((hashtext('db-group|" +
+      a_partition.first + "/" + std::to_string(a_partition.second) +
       "')::bigint + 4294967296) % 4294967296)::oid");
   REQUIRE(killed == "1");
   const auto killed_at = std::chrono::steady_clock::now();
@@ -1355,10 +1521,13 @@ TEST_CASE("database assignment: two consumers share the partitions without a Kaf
     b->run_once();
   }
   MESSAGE("takeover after the owner's session ended: "
-          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at).count()
+          << std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now() - killed_at)
+                 .count()
           << " ms");
   // B goes on with A's partition from where A stopped: nothing applied twice, nothing skipped.
-  for (std::int64_t seq = 11; seq <= 15; ++seq) produce_raw(f, kCore.name, a_partition.second, "k", core_message(a_partition.second, seq));
+  for (std::int64_t seq = 11; seq <= 15; ++seq)
+    produce_raw(f, kCore.name, a_partition.second, "k", core_message(a_partition.second, seq));
   while (applied_seqs(f, kCore.name, a_partition.second).size() != 15) {
     REQUIRE(std::chrono::steady_clock::now() < deadline);
     b->run_once();
@@ -1377,13 +1546,15 @@ TEST_CASE("database assignment: two consumers share the partitions without a Kaf
   }
 }
 
-TEST_CASE("database assignment: a partition held, given up with a lost session and taken back, flows again") {
+TEST_CASE(
+    "database assignment: a partition held, given up with a lost session and taken back, flows "
+    "again") {
   // Found by the chaos run (a PostgreSQL restart): Kafka kept the held partition's pause
   // through the new assignment, and the partition was never fetched again.
   Fixture f;
   std::atomic<bool> api_up = false;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
+                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
     if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
     const auto value = core_message(partition, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
@@ -1394,16 +1565,19 @@ TEST_CASE("database assignment: a partition held, given up with a lost session a
   options.topics = {kCore.name};
   options.assignment = PartitionAssignment::database;
   options.partitions = kCore.partitions;
-  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
+  auto made =
+      StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
   REQUIRE_MESSAGE(made, (made ? "" : made.error()));
   auto& consumer = **made;
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
   consume_until(consumer, [&] { return consumer.stats().stalled; });
   // This test's database only: tests running beside it on the server hold locks of the same class.
-  REQUIRE(f.count("select count(pg_terminate_backend(pid)) from pg_locks where locktype = 'advisory' and granted"
+  REQUIRE(f.count("select count(pg_terminate_backend(pid)) from pg_locks where locktype = "
+                  "'advisory' and granted"
                   " and database = (select oid from pg_database where datname = current_database())"
-                  " and objsubid = 2 and classid = " + std::to_string(kConsumerMemberLockClass) + "::oid") == "1");
+                  " and objsubid = 2 and classid = " +
+                  std::to_string(kConsumerMemberLockClass) + "::oid") == "1");
   // The session is noticed lost, the partitions given up, then taken back.
   consume_until(consumer, [&] { return consumer.stats().partitions_assigned == 0; });
   api_up = true;
@@ -1411,13 +1585,15 @@ TEST_CASE("database assignment: a partition held, given up with a lost session a
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
 }
 
-TEST_CASE("a partition Kafka does not deliver (its leader down) is fed from the catch-up API; the other flows, and nothing is applied twice when Kafka is back") {
+TEST_CASE(
+    "a partition Kafka does not deliver (its leader down) is fed from the catch-up API; the other "
+    "flows, and nothing is applied twice when Kafka is back") {
   Fixture f(3);
   REQUIRE(f.kafka->set_partition_leader(kCore.name, 0, 2));
   REQUIRE(f.kafka->set_partition_leader(kCore.name, 1, 1));
   std::array<std::atomic<std::int64_t>, 2> head{3, 3};  // the producer's heads
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from, std::int64_t limit)
-      -> tl::expected<FetchedPage, FetchError> {
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
+                               std::int64_t limit) -> tl::expected<FetchedPage, FetchError> {
     FetchedPage page{{}, head.at(static_cast<std::size_t>(partition)).load()};
     for (std::int64_t seq = from; seq < from + limit && seq <= page.head; ++seq) {
       const auto value = core_message(partition, seq);
@@ -1430,15 +1606,18 @@ TEST_CASE("a partition Kafka does not deliver (its leader down) is fed from the 
     options.kafka = f.client("undelivered-group");
     options.group_id = "undelivered-group";
     options.topics = {kCore.name};
-    options.assignment = PartitionAssignment::database;  // no group coordinator on the broker taken down
+    options.assignment =
+        PartitionAssignment::database;  // no group coordinator on the broker taken down
     options.partitions = kCore.partitions;
     options.tail_check_interval = interval;
-    auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
+    auto made =
+        StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
     REQUIRE_MESSAGE(made, (made ? "" : made.error()));
     return std::move(*made);
   };
   for (int partition = 0; partition < 2; ++partition)
-    for (std::int64_t seq = 1; seq <= 3; ++seq) produce_raw(f, kCore.name, partition, "k", core_message(partition, seq));
+    for (std::int64_t seq = 1; seq <= 3; ++seq)
+      produce_raw(f, kCore.name, partition, "k", core_message(partition, seq));
   {
     auto first = consumer_with_tail_check(std::chrono::milliseconds(0));
     consume_until(*first, [&] { return f.count("select count(*) from applied") == "6"; });
@@ -1449,9 +1628,12 @@ TEST_CASE("a partition Kafka does not deliver (its leader down) is fed from the 
   auto consumer = consumer_with_tail_check(std::chrono::milliseconds(300));
   REQUIRE(f.kafka->set_broker_down(2));
   head[0] = 8;
-  for (std::int64_t seq = 4; seq <= 5; ++seq) produce_raw(f, kCore.name, 1, "k", core_message(1, seq));
+  for (std::int64_t seq = 4; seq <= 5; ++seq)
+    produce_raw(f, kCore.name, 1, "k", core_message(1, seq));
   head[1] = 5;
-  consume_until(*consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 8 && applied_seqs(f, kCore.name, 1).size() == 5; });
+  consume_until(*consumer, [&] {
+    return applied_seqs(f, kCore.name, 0).size() == 8 && applied_seqs(f, kCore.name, 1).size() == 5;
+  });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7, 8});
   CHECK(applied_seqs(f, kCore.name, 1) == std::vector<std::int64_t>{1, 2, 3, 4, 5});
   CHECK(consumer->stats().tail_repaired >= 5);  // partition 0's, while its leader was down
@@ -1459,14 +1641,19 @@ TEST_CASE("a partition Kafka does not deliver (its leader down) is fed from the 
   // The leader is back and Kafka brings partition 0's copies late: duplicates, skipped; what
   // follows flows again.
   REQUIRE(f.kafka->set_broker_up(2));
-  for (std::int64_t seq = 4; seq <= 9; ++seq) produce_raw(f, kCore.name, 0, "k", core_message(0, seq));
+  for (std::int64_t seq = 4; seq <= 9; ++seq)
+    produce_raw(f, kCore.name, 0, "k", core_message(0, seq));
   head[0] = 9;
-  consume_until(*consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 9 && consumer->stats().duplicates >= 5; });
+  consume_until(*consumer, [&] {
+    return applied_seqs(f, kCore.name, 0).size() == 9 && consumer->stats().duplicates >= 5;
+  });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
   CHECK(f.count("select count(*) from parked") == "0");
 }
 
-TEST_CASE("a partition whose leader is down waits alone: the relay publishes the other partitions round after round, and that one when its leader is back") {
+TEST_CASE(
+    "a partition whose leader is down waits alone: the relay publishes the other partitions round "
+    "after round, and that one when its leader is back") {
   Fixture f(3);
   REQUIRE(f.kafka->set_partition_leader(kPayments.name, 0, 2));
   for (int partition = 1; partition < kPayments.partitions; ++partition)
@@ -1483,7 +1670,10 @@ TEST_CASE("a partition whose leader is down waits alone: the relay publishes the
   REQUIRE_MESSAGE(made, (made ? "" : made.error()));
   auto& relay = *made;
   const auto unpublished = [&](const std::string& where) {
-    return f.count("select coalesce(sum(head - published), 0) from external_stream_heads where stream like 'adapter.%' and " + where);
+    return f.count(
+        "select coalesce(sum(head - published), 0) from external_stream_heads where stream like "
+        "'adapter.%' and " +
+        where);
   };
   const auto relay_until = [&](auto done) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -1494,7 +1684,8 @@ TEST_CASE("a partition whose leader is down waits alone: the relay publishes the
   };
   for (int i = 0; i < 8; ++i) f.transfer("w" + std::to_string(i), true, "c");
   f.derive_all();
-  relay_until([&] { return unpublished("true") == "0"; });  // every partition's producer is connected
+  relay_until(
+      [&] { return unpublished("true") == "0"; });  // every partition's producer is connected
 
   REQUIRE(f.kafka->set_broker_down(2));
   for (int i = 8; i < 40; ++i) f.transfer("w" + std::to_string(i), true, "c");
@@ -1502,10 +1693,14 @@ TEST_CASE("a partition whose leader is down waits alone: the relay publishes the
   REQUIRE(unpublished("stream = '" + kPayments.name + "' and partition = 0") != "0");
   // The others are published while partition 0's first messages wait for their broker, and
   // so is what is appended to them later, round after round.
-  relay_until([&] { return unpublished("not (stream = '" + kPayments.name + "' and partition = 0)") == "0"; });
+  relay_until([&] {
+    return unpublished("not (stream = '" + kPayments.name + "' and partition = 0)") == "0";
+  });
   for (int i = 40; i < 60; ++i) f.transfer("w" + std::to_string(i), true, "c");
   f.derive_all();
-  relay_until([&] { return unpublished("not (stream = '" + kPayments.name + "' and partition = 0)") == "0"; });
+  relay_until([&] {
+    return unpublished("not (stream = '" + kPayments.name + "' and partition = 0)") == "0";
+  });
   CHECK(unpublished("stream = '" + kPayments.name + "' and partition = 0") != "0");
   CHECK(relay->stats().in_flight_partitions == 1);
 

@@ -3,13 +3,12 @@
 
 #include "clearing/http/client.hpp"
 
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
 #include <optional>
 
 #include "clearing/base/asio.hpp"
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include "clearing/base/assert.hpp"
 #include "clearing/http/url.hpp"
 
@@ -48,14 +47,22 @@ ClientError failure_of(ClientErrc step, std::string_view step_name, const beast:
 
 std::string_view to_string(ClientErrc code) noexcept {
   switch (code) {
-    case ClientErrc::bad_url: return "bad_url";
-    case ClientErrc::unsupported: return "unsupported";
-    case ClientErrc::resolve: return "resolve";
-    case ClientErrc::connect: return "connect";
-    case ClientErrc::timeout: return "timeout";
-    case ClientErrc::write: return "write";
-    case ClientErrc::read: return "read";
-    case ClientErrc::too_large: return "too_large";
+    case ClientErrc::bad_url:
+      return "bad_url";
+    case ClientErrc::unsupported:
+      return "unsupported";
+    case ClientErrc::resolve:
+      return "resolve";
+    case ClientErrc::connect:
+      return "connect";
+    case ClientErrc::timeout:
+      return "timeout";
+    case ClientErrc::write:
+      return "write";
+    case ClientErrc::read:
+      return "read";
+    case ClientErrc::too_large:
+      return "too_large";
   }
   return "unknown";
 }
@@ -66,10 +73,12 @@ bool is_retryable(ClientErrc code) noexcept {
     case ClientErrc::connect:
     case ClientErrc::timeout:
     case ClientErrc::write:
-    case ClientErrc::read: return true;
+    case ClientErrc::read:
+      return true;
     case ClientErrc::bad_url:
     case ClientErrc::unsupported:
-    case ClientErrc::too_large: return false;
+    case ClientErrc::too_large:
+      return false;
   }
   return false;
 }
@@ -79,11 +88,15 @@ ClientResult<ClientResponse> send(const ClientRequest& request) {
   const auto url = parse_url(request.url);
   if (!url)
     return tl::unexpected(ClientError{
-        ClientErrc::bad_url, "not an http:// URL (" + std::string(to_string(url.error())) + "): " + request.url});
+        ClientErrc::bad_url,
+        "not an http:// URL (" + std::string(to_string(url.error())) + "): " + request.url});
   if (url->tls)
-    return tl::unexpected(ClientError{ClientErrc::unsupported, "https is not supported by this client: " + request.url});
+    return tl::unexpected(ClientError{ClientErrc::unsupported,
+                                      "https is not supported by this client: " + request.url});
   const auto verb = verb_of(request.method);
-  if (!verb) return tl::unexpected(ClientError{ClientErrc::unsupported, "unknown HTTP method: " + request.method});
+  if (!verb)
+    return tl::unexpected(
+        ClientError{ClientErrc::unsupported, "unknown HTTP method: " + request.method});
 
   asio::io_context io;
   beast::tcp_stream stream(io);
@@ -107,18 +120,28 @@ ClientResult<ClientResponse> send(const ClientRequest& request) {
   stream.expires_after(timeout);
 
   const auto port = std::to_string(url->port);
-  resolver.async_resolve(url->host, port, [&](beast::error_code ec, tcp::resolver::results_type results) {
-    if (ec) { failure = failure_of(ClientErrc::resolve, "resolve", ec); return; }
-    stream.async_connect(results, [&](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) { failure = failure_of(ClientErrc::connect, "connect", ec); return; }
-      beast_http::async_write(stream, message, [&](beast::error_code ec, std::size_t) {
-        if (ec) { failure = failure_of(ClientErrc::write, "write", ec); return; }
-        beast_http::async_read(stream, buffer, parser, [&](beast::error_code ec, std::size_t) {
-          if (ec) failure = failure_of(ClientErrc::read, "read", ec);
+  resolver.async_resolve(
+      url->host, port, [&](beast::error_code ec, tcp::resolver::results_type results) {
+        if (ec) {
+          failure = failure_of(ClientErrc::resolve, "resolve", ec);
+          return;
+        }
+        stream.async_connect(results, [&](beast::error_code ec, const tcp::endpoint&) {
+          if (ec) {
+            failure = failure_of(ClientErrc::connect, "connect", ec);
+            return;
+          }
+          beast_http::async_write(stream, message, [&](beast::error_code ec, std::size_t) {
+            if (ec) {
+              failure = failure_of(ClientErrc::write, "write", ec);
+              return;
+            }
+            beast_http::async_read(stream, buffer, parser, [&](beast::error_code ec, std::size_t) {
+              if (ec) failure = failure_of(ClientErrc::read, "read", ec);
+            });
+          });
         });
       });
-    });
-  });
   io.run_for(timeout + kResolveGrace);
   if (!io.stopped() && !failure) failure = ClientError{ClientErrc::timeout, "resolve: timed out"};
   beast::error_code ignored;
@@ -128,8 +151,10 @@ ClientResult<ClientResponse> send(const ClientRequest& request) {
   return ClientResponse{static_cast<int>(parser.get().result_int()), parser.get().body()};
 }
 
-ClientResult<ClientResponse> get(const std::string& url, const std::string& bearer_token, int timeout_ms) {
-  return send({.method = "GET", .url = url, .bearer_token = bearer_token, .timeout_ms = timeout_ms});
+ClientResult<ClientResponse> get(const std::string& url, const std::string& bearer_token,
+                                 int timeout_ms) {
+  return send(
+      {.method = "GET", .url = url, .bearer_token = bearer_token, .timeout_ms = timeout_ms});
 }
 
 }  // namespace clearing::http

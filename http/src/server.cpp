@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
@@ -19,9 +21,6 @@
 #include <tuple>
 
 #include "clearing/base/asio.hpp"
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
@@ -405,7 +404,8 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
 }
 
 bool is_http_error(const beast::error_code& error) {
-  return error.category() == beast_http::make_error_code(beast_http::error::end_of_stream).category();
+  return error.category() ==
+         beast_http::make_error_code(beast_http::error::end_of_stream).category();
 }
 
 std::optional<std::string> validate(const HttpServerOptions& o) {
@@ -498,10 +498,10 @@ struct HttpServer::Impl {
   };
   std::mutex sessions_mutex;
   std::condition_variable sessions_changed;
-  std::uint64_t next_session_id = 0;                // under sessions_mutex
-  std::map<std::uint64_t, SessionEntry> sessions;   // under sessions_mutex
-  std::map<std::string, int> sessions_per_client;   // under sessions_mutex; no zero counts
-  std::size_t sessions_evicted = 0;                 // under sessions_mutex
+  std::uint64_t next_session_id = 0;               // under sessions_mutex
+  std::map<std::uint64_t, SessionEntry> sessions;  // under sessions_mutex
+  std::map<std::string, int> sessions_per_client;  // under sessions_mutex; no zero counts
+  std::size_t sessions_evicted = 0;                // under sessions_mutex
   std::atomic<std::uint64_t> connections_refused{0};
 
   std::mutex lifecycle_mutex;
@@ -583,7 +583,8 @@ struct HttpServer::Impl {
   };
 
   static bool takes_body(beast_http::verb method) {
-    return method == beast_http::verb::post || method == beast_http::verb::put || method == beast_http::verb::patch;
+    return method == beast_http::verb::post || method == beast_http::verb::put ||
+           method == beast_http::verb::patch;
   }
 
   // Cheap (no I/O): runs on the I/O thread. The order matters: the target's syntax (which
@@ -625,16 +626,17 @@ struct HttpServer::Impl {
     }
     // Without the token an unknown path answers like a known one: only the paths of routes
     // without auth tell more.
-    const bool needs_auth = routed.route != nullptr ? routed.route->requires_auth
-                                                    : !routed.path_known || routed.any_requires_auth;
+    const bool needs_auth = routed.route != nullptr
+                                ? routed.route->requires_auth
+                                : !routed.path_known || routed.any_requires_auth;
     if (needs_auth && !authorized(request)) {
       checked.refusal = HttpResponse::error(401, "UNAUTHORIZED", "missing or wrong bearer token");
       checked.refusal->headers.emplace_back("WWW-Authenticate", "Bearer");
       return checked;
     }
     if (has_body && !takes_body(request.method())) {
-      checked.refusal = HttpResponse::error(400, "BODY_NOT_ALLOWED",
-                                            "this method takes no request body");
+      checked.refusal =
+          HttpResponse::error(400, "BODY_NOT_ALLOWED", "this method takes no request body");
       return checked;
     }
     if (!routed.path_known) {
@@ -670,8 +672,7 @@ struct HttpServer::Impl {
   }
 
   // `to_head`: the answer to a HEAD request: the header GET would have had, no body.
-  Response to_response(HttpResponse answer, unsigned version, bool keep_alive,
-                       bool to_head) const {
+  Response to_response(HttpResponse answer, unsigned version, bool keep_alive, bool to_head) const {
     for (const auto& [name, value] : answer.headers) {
       if (name.empty() || has_line_break(name) || has_line_break(value)) {
         logger->error("handler answered a header with a line break or no name");
@@ -742,8 +743,8 @@ struct HttpServer::Impl {
   }
 
   // Writes the answer to `request` and logs it. True when written.
-  asio::awaitable<bool> write_answer(Session& session, HttpResponse& answer,
-                                     const Request& request, bool keep_alive, const Route* route,
+  asio::awaitable<bool> write_answer(Session& session, HttpResponse& answer, const Request& request,
+                                     bool keep_alive, const Route* route,
                                      SteadyClock::time_point started) {
     const bool to_head = request.method() == beast_http::verb::head;
     auto response = to_response(std::move(answer), request.version(), keep_alive, to_head);
@@ -757,8 +758,7 @@ struct HttpServer::Impl {
     session.writing = false;
     auto write_error = std::get<0>(write_error_result);
     const auto elapsed_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started)
-            .count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
     // The route pattern, not the path: paths carry ids; never the body.
     logger->debug("request method={} route={} status={} duration_ms={} remote={}",
                   std::string_view(request.method_string()), route ? route->pattern : "-",
@@ -778,7 +778,8 @@ struct HttpServer::Impl {
     // The wait for a request and its header share one short deadline: an idle or trickling
     // connection must not hold its slot.
     stream.expires_after(idle_timeout());
-    auto header_error_result = co_await beast_http::async_read_header(stream, buffer, parser, kUseTuple);
+    auto header_error_result =
+        co_await beast_http::async_read_header(stream, buffer, parser, kUseTuple);
     auto header_error = std::get<0>(header_error_result);
     if (header_error) {
       co_await answer_read_error(session, header_error, 11);
@@ -795,10 +796,11 @@ struct HttpServer::Impl {
       const bool written = co_await write_answer(session, *checked.refusal, parser.get(),
                                                  keep_alive, nullptr, started);
       if (written && has_body) co_await lingering_close(session);
-      co_return written && keep_alive;
+      co_return written&& keep_alive;
     }
     if (has_body && expects_continue(parser.get())) {
-      beast_http::response<beast_http::empty_body> proceed{beast_http::status::continue_, parser.get().version()};
+      beast_http::response<beast_http::empty_body> proceed{beast_http::status::continue_,
+                                                           parser.get().version()};
       stream.expires_after(timeout());
       auto error_result = co_await beast_http::async_write(stream, proceed, kUseTuple);
       auto error = std::get<0>(error_result);
@@ -816,11 +818,10 @@ struct HttpServer::Impl {
     Request request = parser.release();
     stream.expires_never();  // the handler's time is bounded by its own deadlines
     HttpResponse answer = co_await call_route(session, request, checked);
-    const bool keep_alive =
-        request.keep_alive() && !stopping.load() && !session.evicted.load();
+    const bool keep_alive = request.keep_alive() && !stopping.load() && !session.evicted.load();
     const bool written =
         co_await write_answer(session, answer, request, keep_alive, checked.route, started);
-    co_return written && keep_alive;
+    co_return written&& keep_alive;
   }
 
   asio::awaitable<void> serve(std::shared_ptr<Session> session) {
@@ -885,7 +886,8 @@ struct HttpServer::Impl {
                   std::uint64_t& id, std::shared_ptr<Session>& to_close) {
     std::lock_guard lock(sessions_mutex);
     if (stopping.load()) return Admission::stopping;
-    const int per_client_max = std::min(options.connections_per_client_max, options.connections_max);
+    const int per_client_max =
+        std::min(options.connections_per_client_max, options.connections_max);
     const auto count = sessions_per_client.find(client);
     if (count != sessions_per_client.end() && count->second >= per_client_max) {
       return Admission::client_full;
@@ -904,9 +906,9 @@ struct HttpServer::Impl {
   // of a new connection is empty, so the answer goes in one non-blocking write.
   void refuse(Session& session, Admission admission) {
     const bool per_client = admission == Admission::client_full;
-    auto answer = busy_response("TOO_MANY_CONNECTIONS",
-                                per_client ? "too many connections from this address"
-                                           : "too many connections in progress");
+    auto answer =
+        busy_response("TOO_MANY_CONNECTIONS", per_client ? "too many connections from this address"
+                                                         : "too many connections in progress");
     auto response = to_response(std::move(answer), 11, false, false);
     std::ostringstream text;
     text << response;
@@ -1064,7 +1066,6 @@ void HttpServer::route(std::string method, std::string pattern, HttpHandler hand
   route.on_io_thread = route_options.on_io_thread;
   impl_->routes.push_back(std::move(route));
 }
-
 
 tl::expected<void, std::string> HttpServer::start() {
   Impl& impl = *impl_;

@@ -60,9 +60,9 @@ tl::expected<HostAndPort, UrlError> split_authority(std::string_view authority) 
 
 tl::expected<void, UrlError> check_host(std::string_view host, bool ipv6) {
   if (host.empty()) return tl::unexpected(UrlError::no_host);
-  const bool allowed = ipv6 ? std::ranges::all_of(host, is_ipv6_char) &&
-                                  host.find(':') != std::string_view::npos
-                            : std::ranges::all_of(host, is_name_char);
+  const bool allowed =
+      ipv6 ? std::ranges::all_of(host, is_ipv6_char) && host.find(':') != std::string_view::npos
+           : std::ranges::all_of(host, is_name_char);
   if (!allowed) return tl::unexpected(UrlError::bad_host);
   return {};
 }
@@ -79,12 +79,18 @@ std::string Url::host_for_header() const { return is_ipv6() ? "[" + host + "]" :
 
 std::string_view to_string(UrlError error) {
   switch (error) {
-    case UrlError::bad_scheme: return "must start with http:// or https://";
-    case UrlError::credentials: return "must not carry credentials";
-    case UrlError::unterminated_ipv6: return "has an unterminated IPv6 address";
-    case UrlError::no_host: return "has no host";
-    case UrlError::bad_host: return "has a bad host (an IPv6 address goes in brackets)";
-    case UrlError::bad_port: return "has a bad port (1..65535)";
+    case UrlError::bad_scheme:
+      return "must start with http:// or https://";
+    case UrlError::credentials:
+      return "must not carry credentials";
+    case UrlError::unterminated_ipv6:
+      return "has an unterminated IPv6 address";
+    case UrlError::no_host:
+      return "has no host";
+    case UrlError::bad_host:
+      return "has a bad host (an IPv6 address goes in brackets)";
+    case UrlError::bad_port:
+      return "has a bad port (1..65535)";
   }
   return "is not a URL";
 }

@@ -25,8 +25,8 @@ std::unique_ptr<HttpServer> started_server() {
     for (const auto& [key, value] : request.query) query += key + "=" + value + ";";
     return HttpResponse::json(200, request.params.at("word") + "|" + query);
   });
-  (*server)->route("GET", "/open", [](const HttpRequest&) { return HttpResponse::json(200, "{}"); },
-                   false);
+  (*server)->route(
+      "GET", "/open", [](const HttpRequest&) { return HttpResponse::json(200, "{}"); }, false);
   (*server)->route("POST", "/post", [](const HttpRequest& request) {
     return HttpResponse::json(201, request.headers.at("content-type") + "|" + request.body);
   });
@@ -103,7 +103,9 @@ TEST_CASE("errors name the step that failed") {
   CHECK(slow.error().code == ClientErrc::timeout);
   CHECK(slow.error().is_retryable());
 
-  const auto too_big = send({.url = base(*server) + "/big", .bearer_token = kToken, .timeout_ms = 2000,
+  const auto too_big = send({.url = base(*server) + "/big",
+                             .bearer_token = kToken,
+                             .timeout_ms = 2000,
                              .body_bytes_max = 1024});
   REQUIRE_FALSE(too_big.has_value());
   CHECK(too_big.error().message.rfind("read: ", 0) == 0);
@@ -131,14 +133,16 @@ TEST_CASE("bad URLs and https are refused before any I/O") {
   REQUIRE_FALSE(secure.has_value());
   CHECK(secure.error().message.find("https") != std::string::npos);
   CHECK(secure.error().code == ClientErrc::unsupported);
-  CHECK_FALSE(send({.method = "BREW", .url = "http://127.0.0.1:1/", .timeout_ms = 1000}).has_value());
+  CHECK_FALSE(
+      send({.method = "BREW", .url = "http://127.0.0.1:1/", .timeout_ms = 1000}).has_value());
   CHECK(send({.method = "BREW", .url = "http://127.0.0.1:1/", .timeout_ms = 1000}).error().code ==
         ClientErrc::unsupported);
 }
 
-TEST_CASE("is_retryable: the network and the deadline may mend, a bad request or a limit will not") {
-  for (const auto code : {ClientErrc::resolve, ClientErrc::connect, ClientErrc::timeout, ClientErrc::write,
-                          ClientErrc::read}) {
+TEST_CASE(
+    "is_retryable: the network and the deadline may mend, a bad request or a limit will not") {
+  for (const auto code : {ClientErrc::resolve, ClientErrc::connect, ClientErrc::timeout,
+                          ClientErrc::write, ClientErrc::read}) {
     CHECK(is_retryable(code));
   }
   for (const auto code : {ClientErrc::bad_url, ClientErrc::unsupported, ClientErrc::too_large}) {

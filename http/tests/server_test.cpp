@@ -115,9 +115,8 @@ class Client {
       line_end = next;
     }
     const auto length_field = response.headers.find("content-length");
-    const std::size_t length = length_field == response.headers.end() || to_head
-                                   ? 0
-                                   : std::stoul(length_field->second);
+    const std::size_t length =
+        length_field == response.headers.end() || to_head ? 0 : std::stoul(length_field->second);
     while (buffer_.size() < length) {
       if (!fill()) return std::nullopt;
     }
@@ -620,8 +619,9 @@ TEST_CASE("create() rejects bad options, naming them") {
         std::string::npos);
   CHECK(rejected([](auto& o) { o.connections_max = 0; }).find("connections_max") !=
         std::string::npos);
-  CHECK(rejected([](auto& o) { o.connections_per_client_max = 0; })
-            .find("connections_per_client_max") != std::string::npos);
+  CHECK(rejected([](auto& o) {
+          o.connections_per_client_max = 0;
+        }).find("connections_per_client_max") != std::string::npos);
   CHECK(rejected([](auto& o) { o.idle_timeout_ms = 0; }).find("idle_timeout_ms") !=
         std::string::npos);
   CHECK(rejected([](auto& o) { o.bearer_token = "a b"; }).find("bearer_token") !=
@@ -896,7 +896,8 @@ TEST_CASE("a body is refused before it is read: on methods without one, and befo
   }
   SUBCASE("no 100 Continue without the token") {
     Client client(server->port(), kAnswerWaitMs);
-    client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+    client.send(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
     const auto answer = client.read_response();
     REQUIRE(answer);
     CHECK(answer->status == 401);
@@ -917,11 +918,10 @@ TEST_CASE("without the token every path answers the same 401: routes cannot be f
   const auto known = roundtrip(server->port(), get("/transfers/1"));
   REQUIRE(known);
   CHECK(known->status == 401);
-  for (const std::string& request :
-       {get("/nope"), get("/transfers"), get("/transfers/1/more"),
-        std::string("POST /nope HTTP/1.1\r\nHost: t\r\n\r\n"),
-        std::string("DELETE /transfers/1 HTTP/1.1\r\nHost: t\r\n\r\n"),
-        get("/nope", "Authorization: Bearer wrong\r\n")}) {
+  for (const std::string& request : {get("/nope"), get("/transfers"), get("/transfers/1/more"),
+                                     std::string("POST /nope HTTP/1.1\r\nHost: t\r\n\r\n"),
+                                     std::string("DELETE /transfers/1 HTTP/1.1\r\nHost: t\r\n\r\n"),
+                                     get("/nope", "Authorization: Bearer wrong\r\n")}) {
     const auto answer = roundtrip(server->port(), request);
     REQUIRE_MESSAGE(answer, request);
     CHECK_MESSAGE(answer->status == 401, request);

@@ -17,7 +17,8 @@ sagas::InitiateTransfer make_initiate(int index, RequestKind kind, base::Timesta
   c.request.transfer_id = base::new_uuid();
   c.request.account_id = "acct-" + std::to_string(index % 50);
   c.request.amount = {1000 + index, *sagas::Currency::parse("DKK")};
-  c.request.debtor = {"Debtor " + std::to_string(index), {sagas::AccountScheme::bban, "1234-0000012345"}};
+  c.request.debtor = {"Debtor " + std::to_string(index),
+                      {sagas::AccountScheme::bban, "1234-0000012345"}};
   c.request.creditor = {"Creditor " + std::to_string(index), {sagas::AccountScheme::bban, account}};
   c.request.remittance_info = "Invoice " + std::to_string(index);
   c.request.requested_at = now;
@@ -26,17 +27,25 @@ sagas::InitiateTransfer make_initiate(int index, RequestKind kind, base::Timesta
   c.rules = dk_rules();
   c.policy = policy;
   switch (kind) {
-    case RequestKind::valid: break;
-    case RequestKind::invalid_account: c.request.creditor.account.id = "53O1-12"; break;
-    case RequestKind::wrong_currency: c.request.amount.currency = *sagas::Currency::parse("EUR"); break;
-    case RequestKind::closed_account: c.request.creditor.account.id = "5301-0000000004"; break;
+    case RequestKind::valid:
+      break;
+    case RequestKind::invalid_account:
+      c.request.creditor.account.id = "53O1-12";
+      break;
+    case RequestKind::wrong_currency:
+      c.request.amount.currency = *sagas::Currency::parse("EUR");
+      break;
+    case RequestKind::closed_account:
+      c.request.creditor.account.id = "5301-0000000004";
+      break;
   }
   return c;
 }
 
 void migrate(eventstore::ConnectionPool& pool) {
-  for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
-                                 &external_streams::external_streams_migrations()}) {
+  for (const auto* migrations :
+       {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
+        &external_streams::external_streams_migrations()}) {
     auto applied = eventstore::apply_migrations(pool, *migrations);
     if (!applied) throw std::runtime_error("migrations: " + applied.error().message);
   }
@@ -85,10 +94,12 @@ Reconciliation reconcile(SagaDatabase& db, const std::vector<std::string>& trans
     by_reference[entry.reference] = &entry;
     r.executions_max = std::max(r.executions_max, entry.execution_count);
     if (entry.execution_count > 1)
-      r.violations.push_back(entry.reference + " executed " + std::to_string(entry.execution_count) + " times");
+      r.violations.push_back(entry.reference + " executed " +
+                             std::to_string(entry.execution_count) + " times");
   }
   for (const auto& id : transfer_ids) {
-    auto loaded = db.pool->transact([&](eventstore::Transaction& tx) { return db.transfers->load(tx, id); });
+    auto loaded =
+        db.pool->transact([&](eventstore::Transaction& tx) { return db.transfers->load(tx, id); });
     if (!loaded) {
       r.violations.push_back(id + ": cannot load: " + loaded.error().message);
       continue;
@@ -100,7 +111,8 @@ Reconciliation reconcile(SagaDatabase& db, const std::vector<std::string>& trans
     switch (state.status) {
       case sagas::TransferStatus::succeeded:
         ++r.succeeded;
-        if (!executed) r.violations.push_back(id + ": succeeded but never executed");
+        if (!executed)
+          r.violations.push_back(id + ": succeeded but never executed");
         else if (entry->clearing_reference != state.clearing_reference)
           r.violations.push_back(id + ": clearing reference differs from the ledger");
         break;
@@ -110,13 +122,15 @@ Reconciliation reconcile(SagaDatabase& db, const std::vector<std::string>& trans
         // A rejection must come from validation (attempt 0: the clearing was never
         // called) or from the clearing's own RJCT, never from an unknown outcome.
         if (entry == nullptr && rejected_attempt(db, id) != 0)
-          r.violations.push_back(id + ": rejected after clearing calls without a clearing rejection");
+          r.violations.push_back(id +
+                                 ": rejected after clearing calls without a clearing rejection");
         if (entry != nullptr && entry->status != "RJCT")
           r.violations.push_back(id + ": rejected but the ledger says " + entry->status);
         break;
       default:
         ++r.unfinished;
-        r.violations.push_back(id + ": not finished (" + std::string(sagas::state_name(state)) + ")");
+        r.violations.push_back(id + ": not finished (" + std::string(sagas::state_name(state)) +
+                               ")");
     }
   }
   return r;

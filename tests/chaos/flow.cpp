@@ -11,7 +11,8 @@ bool waiting(const PartitionSample& s) noexcept {
 }
 
 double longest_outside(double from_s, double to_s, std::vector<Window> windows) {
-  std::sort(windows.begin(), windows.end(), [](const Window& a, const Window& b) { return a.from_s < b.from_s; });
+  std::sort(windows.begin(), windows.end(),
+            [](const Window& a, const Window& b) { return a.from_s < b.from_s; });
   double longest = 0;
   double at = from_s;  // the start of the stretch not yet covered
   for (const auto& w : windows) {
@@ -37,7 +38,8 @@ void FlowWatch::sample(double at_s, const std::vector<PartitionSample>& partitio
     const bool moved = !track.seen || now.applied_seq != track.last.applied_seq ||
                        now.kafka_offset != track.last.kafka_offset;
     if (!waiting(now) || moved) {
-      if (track.stalled) closed_.push_back({static_cast<int>(p), track.last_flowing_s, at_s, false});
+      if (track.stalled)
+        closed_.push_back({static_cast<int>(p), track.last_flowing_s, at_s, false});
       track.stalled = false;
       track.last_flowing_s = at_s;
     } else {
@@ -60,7 +62,8 @@ PartitionSample FlowWatch::last(int partition) const {
 std::vector<Stall> FlowWatch::stalls() const {
   auto out = closed_;
   for (std::size_t p = 0; p < tracks_.size(); ++p)
-    if (tracks_[p].stalled) out.push_back({static_cast<int>(p), tracks_[p].last_flowing_s, last_sample_s_, true});
+    if (tracks_[p].stalled)
+      out.push_back({static_cast<int>(p), tracks_[p].last_flowing_s, last_sample_s_, true});
   return out;
 }
 

@@ -1,13 +1,14 @@
 // "The other partitions kept flowing": the stall measure of the chaos run (flow.hpp).
-#include <doctest/doctest.h>
-
 #include "flow.hpp"
+
+#include <doctest/doctest.h>
 
 using namespace clearing::chaos;
 
 namespace {
 
-PartitionSample at(std::int64_t head, std::int64_t applied, std::int64_t offset = -1, std::int64_t end = -1) {
+PartitionSample at(std::int64_t head, std::int64_t applied, std::int64_t offset = -1,
+                   std::int64_t end = -1) {
   return PartitionSample{head, applied, offset, end};
 }
 
@@ -30,13 +31,15 @@ TEST_CASE("the stretch of a stall outside the windows") {
   CHECK(longest_outside(0, 10, {{20, 30, "later"}}) == doctest::Approx(10));
 }
 
-TEST_CASE("a partition with messages waiting and no progress stalls; one that moves or has nothing to do does not") {
+TEST_CASE(
+    "a partition with messages waiting and no progress stalls; one that moves or has nothing to do "
+    "does not") {
   FlowWatch watch(3);
   for (int t = 0; t <= 20; ++t) {
     const auto s = static_cast<std::int64_t>(t);
-    watch.sample(t, {at(100 + s, 50),         // stuck behind one message: a stall from 0 on
-                     at(100 + s, 99 + s),     // always a little behind, always moving
-                     at(7, 7, 3, 4)});        // nothing to do
+    watch.sample(t, {at(100 + s, 50),      // stuck behind one message: a stall from 0 on
+                     at(100 + s, 99 + s),  // always a little behind, always moving
+                     at(7, 7, 3, 4)});     // nothing to do
   }
   const auto longest = watch.longest();
   CHECK(longest.partition == 0);

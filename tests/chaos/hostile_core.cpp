@@ -17,11 +17,11 @@
 namespace clearing::chaos {
 namespace {
 
-using nlohmann::json;
 using eventstore::StoreErrc;
 using eventstore::StoreError;
 using eventstore::StoreResult;
 using eventstore::Transaction;
+using nlohmann::json;
 
 constexpr std::int64_t kHostileAccountBalanceMinor = 1'000'000'000'000;
 constexpr std::int64_t kHostileAmountMinor = 1'000;
@@ -31,8 +31,10 @@ rd_kafka_t* new_producer(const std::string& bootstrap, int message_timeout_ms, b
   char error[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), error, sizeof error);
-  rd_kafka_conf_set(conf, "message.timeout.ms", std::to_string(message_timeout_ms).c_str(), error, sizeof error);
-  rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);  // errors only: outages are planned
+  rd_kafka_conf_set(conf, "message.timeout.ms", std::to_string(message_timeout_ms).c_str(), error,
+                    sizeof error);
+  rd_kafka_conf_set(conf, "log_level", "3", error,
+                    sizeof error);  // errors only: outages are planned
   if (reports) {
     rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void*) {
       if (m->_private == nullptr) return;
@@ -47,13 +49,17 @@ rd_kafka_t* new_producer(const std::string& bootstrap, int message_timeout_ms, b
 
 // A transfer's data as streams.md shows it: valid in every field but the one a class spoils.
 json transfer_data(const std::string& transfer_id) {
-  return {{"transfer_id", transfer_id},
-          {"account_id", kHostileAccount},
-          {"amount", {{"minor_units", kHostileAmountMinor}, {"currency", "DKK"}}},
-          {"debtor", {{"name", "Chaos Debtor"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
-          {"creditor", {{"name", "Chaos Creditor"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
-          {"remittance_info", "chaos: a hostile core"},
-          {"requested_at", base::format_timestamp(base::SystemClock{}.now())}};
+  return {
+      {"transfer_id", transfer_id},
+      {"account_id", kHostileAccount},
+      {"amount", {{"minor_units", kHostileAmountMinor}, {"currency", "DKK"}}},
+      {"debtor",
+       {{"name", "Chaos Debtor"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
+      {"creditor",
+       {{"name", "Chaos Creditor"},
+        {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
+      {"remittance_info", "chaos: a hostile core"},
+      {"requested_at", base::format_timestamp(base::SystemClock{}.now())}};
 }
 
 }  // namespace
@@ -103,13 +109,13 @@ struct HostileCore::Impl {
     throw std::runtime_error("no key of partition " + std::to_string(partition));
   }
 
-  std::string produce(rd_kafka_t* producer, int partition, const std::string& key, const std::string& value,
-                      void* opaque) {
-    const auto err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(stream.c_str()), RD_KAFKA_V_PARTITION(partition),
-                                       RD_KAFKA_V_KEY(key.data(), key.size()),
-                                       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
-                                       RD_KAFKA_V_END);
+  std::string produce(rd_kafka_t* producer, int partition, const std::string& key,
+                      const std::string& value, void* opaque) {
+    const auto err = rd_kafka_producev(
+        producer, RD_KAFKA_V_TOPIC(stream.c_str()), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(key.data(), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     rd_kafka_poll(producer, 0);
     return err == RD_KAFKA_RESP_ERR_NO_ERROR ? "" : rd_kafka_err2str(err);
   }
@@ -118,7 +124,8 @@ struct HostileCore::Impl {
   // than the wait), so a copy that failed can never arrive after the transaction rolled back.
   std::string produce_delivered(int partition, const std::string& key, const std::string& value) {
     std::pair<bool, rd_kafka_resp_err_t> delivery{false, RD_KAFKA_RESP_ERR_NO_ERROR};
-    if (auto error = produce(sync_producer, partition, key, value, &delivery); !error.empty()) return error;
+    if (auto error = produce(sync_producer, partition, key, value, &delivery); !error.empty())
+      return error;
     rd_kafka_flush(sync_producer, kSyncDeliveryTimeoutMs + 5'000);
     if (!delivery.first) return "the copy was not delivered in time";
     return delivery.second == RD_KAFKA_RESP_ERR_NO_ERROR ? "" : rd_kafka_err2str(delivery.second);
@@ -130,13 +137,17 @@ struct HostileCore::Impl {
       core_sim::AccountStates local;
       const core_sim::AccountCommandRequest open{
           kHostileAccount,
-          core_sim::OpenAccount{kHostileAccount, sagas::Money{kHostileAccountBalanceMinor,
-                                                              sagas::country_currency(sagas::Country::dk)}},
-          eventstore::CommandContext{base::new_uuid(), "", nullptr, std::string("open|") + kHostileAccount}};
-      auto handled = core_sim::handle_account_commands(store(), tx, std::span(&open, 1), cache, local);
+          core_sim::OpenAccount{kHostileAccount,
+                                sagas::Money{kHostileAccountBalanceMinor,
+                                             sagas::country_currency(sagas::Country::dk)}},
+          eventstore::CommandContext{base::new_uuid(), "", nullptr,
+                                     std::string("open|") + kHostileAccount}};
+      auto handled =
+          core_sim::handle_account_commands(store(), tx, std::span(&open, 1), cache, local);
       if (!handled) return tl::unexpected(handled.error());
       if (!handled->results[0])
-        return tl::unexpected(StoreError{StoreErrc::invalid_argument, handled->results[0].error().message});
+        return tl::unexpected(
+            StoreError{StoreErrc::invalid_argument, handled->results[0].error().message});
       core_sim::AccountProjection projection;
       projection.add(handled->results[0]->state);
       projection.write(tx);
@@ -147,21 +158,24 @@ struct HostileCore::Impl {
   // The core's request of a transfer, as core-sim makes it: funds reserved, the row, the
   // message. `on_kafka` may put another copy of the message on Kafka before the commit.
   template <class OnKafka>
-  StoreResult<void> request(const std::string& transfer_id, const std::string& marker, const json& data,
-                            OnKafka on_kafka) {
+  StoreResult<void> request(const std::string& transfer_id, const std::string& marker,
+                            const json& data, OnKafka on_kafka) {
     return pool().transact([&](Transaction& tx) -> StoreResult<void> {
       core_sim::AccountCache cache;
       core_sim::AccountStates local;
       const core_sim::AccountCommandRequest reserve{
           kHostileAccount,
-          core_sim::ReserveFunds{transfer_id,
-                                 sagas::Money{kHostileAmountMinor, sagas::country_currency(sagas::Country::dk)}},
+          core_sim::ReserveFunds{
+              transfer_id,
+              sagas::Money{kHostileAmountMinor, sagas::country_currency(sagas::Country::dk)}},
           eventstore::CommandContext{marker, "", nullptr, "reserve|" + transfer_id}};
-      auto handled = core_sim::handle_account_commands(store(), tx, std::span(&reserve, 1), cache, local);
+      auto handled =
+          core_sim::handle_account_commands(store(), tx, std::span(&reserve, 1), cache, local);
       if (!handled) return tl::unexpected(handled.error());
       const auto& reserved = handled->results[0];
       if (!reserved || reserved->event_ids.size() != 1)
-        return tl::unexpected(StoreError{StoreErrc::invalid_argument, "the core refused its own reservation"});
+        return tl::unexpected(
+            StoreError{StoreErrc::invalid_argument, "the core refused its own reservation"});
       core_sim::AccountProjection projection;
       projection.add(reserved->state);
       projection.write(tx);
@@ -172,15 +186,19 @@ struct HostileCore::Impl {
       source.metadata.correlation_id = marker;
       source.recorded_at = base::SystemClock{}.now();
       auto appended = external_streams::append_external(
-          tx, spec(), external_streams::Draft{"TransferRequested", transfer_id, data, false, marker}, source);
+          tx, spec(),
+          external_streams::Draft{"TransferRequested", transfer_id, data, false, marker}, source);
       if (!appended) return tl::unexpected(appended.error());
       const auto& m = **appended;
       tx.exec_params(
-          "insert into core_transfers (transfer_id, account_id, amount_minor, currency, correlation_id,"
-          " reserved_event_id, stream_partition, stream_seq, request_batch, expected_reason_code, requested_at)"
-          " values ($1, $2, $3, 'DKK', $4, $5, $6, $7, 'chaos-hostile-core', 'FF01', clock_timestamp())",
-          transfer_id, std::string(kHostileAccount), kHostileAmountMinor, marker, source.event_id.value(), m.partition,
-          m.seq);
+          "insert into core_transfers (transfer_id, account_id, amount_minor, currency, "
+          "correlation_id,"
+          " reserved_event_id, stream_partition, stream_seq, request_batch, expected_reason_code, "
+          "requested_at)"
+          " values ($1, $2, $3, 'DKK', $4, $5, $6, $7, 'chaos-hostile-core', 'FF01', "
+          "clock_timestamp())",
+          transfer_id, std::string(kHostileAccount), kHostileAmountMinor, marker,
+          source.event_id.value(), m.partition, m.seq);
       if (auto error = on_kafka(m); !error.empty())
         return tl::unexpected(StoreError{StoreErrc::invalid_argument, "the Kafka copy: " + error});
       return {};
@@ -195,10 +213,13 @@ struct HostileCore::Impl {
       eventstore::Metadata metadata;
       metadata.correlation_id = marker;
       metadata.source = {{"injected_by", "clearing-chaos"}};
-      const eventstore::EventData cause{eventstore::EventId(cause_id), "ChaosHostileInputInjected",
-                                        {{"why", "the chaos run plays a hostile core"}}, metadata};
-      auto appended = store().append(tx, eventstore::StreamId("chaos-" + cause_id), eventstore::ExpectedVersion::no_stream(),
-                                   std::span(&cause, 1));
+      const eventstore::EventData cause{eventstore::EventId(cause_id),
+                                        "ChaosHostileInputInjected",
+                                        {{"why", "the chaos run plays a hostile core"}},
+                                        metadata};
+      auto appended =
+          store().append(tx, eventstore::StreamId("chaos-" + cause_id),
+                         eventstore::ExpectedVersion::no_stream(), std::span(&cause, 1));
       if (!appended) return tl::unexpected(appended.error());
       eventstore::RecordedEvent source;
       source.event_id = cause.event_id;
@@ -206,15 +227,18 @@ struct HostileCore::Impl {
       source.metadata = metadata;
       source.recorded_at = base::SystemClock{}.now();
       auto external = external_streams::append_external(
-          tx, spec(), external_streams::Draft{"TransferRequested", key, std::move(data), false, marker}, source);
+          tx, spec(),
+          external_streams::Draft{"TransferRequested", key, std::move(data), false, marker},
+          source);
       if (!external) return tl::unexpected(external.error());
       return {};
     });
   }
 
   std::int64_t core_head(Transaction& tx, int partition) {
-    const auto r = tx.exec_params("select head from external_stream_heads where stream = $1 and partition = $2", stream,
-                                  partition);
+    const auto r = tx.exec_params(
+        "select head from external_stream_heads where stream = $1 and partition = $2", stream,
+        partition);
     return r.empty() ? 0 : r[0][0].as<std::int64_t>();
   }
 
@@ -225,29 +249,34 @@ struct HostileCore::Impl {
       r.error = why;
       return r;
     };
-    auto stored = [&](const StoreResult<void>& done) { return done ? r : failed(done.error().message); };
+    auto stored = [&](const StoreResult<void>& done) {
+      return done ? r : failed(done.error().message);
+    };
     switch (kind) {
       case HostileInput::invalid_utf8: {
         // Not JSON, and bytes no UTF-8 decoder takes: a lone continuation byte, an
         // overlong NUL, a surrogate half, 0xff.
         const std::string value = "chaos " + r.marker + " \x80\xc0\x80\xed\xa0\x80\xff{ not json";
         r.detail = "not JSON, invalid UTF-8";
-        const auto error = produce(async_producer, partition, key_on(partition, "chaos-"), value, nullptr);
+        const auto error =
+            produce(async_producer, partition, key_on(partition, "chaos-"), value, nullptr);
         return error.empty() ? r : failed(error);
       }
       case HostileInput::nul_in_field: {
         r.transfer_id = key_on(partition, "");
-        r.detail = "NUL in remittance_info of a requested transfer, seq taken from the core's stream";
+        r.detail =
+            "NUL in remittance_info of a requested transfer, seq taken from the core's stream";
         // The core's own copy of the seq is refused too (a remittance over Max140Text's 140
         // characters), so FF01 is the one right answer whichever copy the adapter reads: the
         // Kafka copy, or the stream's through the catch-up API when a gap repair reaches it first.
         auto data = transfer_data(r.transfer_id);
         data["remittance_info"] = std::string(kRemittanceOverMax140, 'r');
-        return stored(request(r.transfer_id, r.marker, data, [&](const external_streams::ExternalMessage& m) {
-          auto hostile = m.to_json();
-          hostile["data"]["remittance_info"] = std::string("chaos: \0 a NUL", 14);
-          return produce_delivered(partition, m.key, hostile.dump());
-        }));
+        return stored(
+            request(r.transfer_id, r.marker, data, [&](const external_streams::ExternalMessage& m) {
+              auto hostile = m.to_json();
+              hostile["data"]["remittance_info"] = std::string("chaos: \0 a NUL", 14);
+              return produce_delivered(partition, m.key, hostile.dump());
+            }));
       }
       case HostileInput::long_transfer_id: {
         const auto id = key_on(partition, std::string(kLongTransferIdBytes, 'L') + "-");
@@ -264,15 +293,28 @@ struct HostileCore::Impl {
         auto data = transfer_data(r.transfer_id);
         const std::string big(kOversizeFieldBytes, 'O');
         switch (index % 4) {
-          case 0: data["debtor"]["name"] = big; r.detail = "debtor.name"; break;
-          case 1: data["account_id"] = big; r.detail = "account_id"; break;
-          case 2: data["creditor"]["account"]["id"] = big; r.detail = "creditor.account.id"; break;
-          default: data["remittance_info"] = big; r.detail = "remittance_info"; break;
+          case 0:
+            data["debtor"]["name"] = big;
+            r.detail = "debtor.name";
+            break;
+          case 1:
+            data["account_id"] = big;
+            r.detail = "account_id";
+            break;
+          case 2:
+            data["creditor"]["account"]["id"] = big;
+            r.detail = "creditor.account.id";
+            break;
+          default:
+            data["remittance_info"] = big;
+            r.detail = "remittance_info";
+            break;
         }
-        r.detail += " of " + std::to_string(kOversizeFieldBytes / 1024) + " KB in a requested transfer";
-        return stored(request(r.transfer_id, r.marker, data, [](const external_streams::ExternalMessage&) {
-          return std::string();
-        }));
+        r.detail +=
+            " of " + std::to_string(kOversizeFieldBytes / 1024) + " KB in a requested transfer";
+        return stored(
+            request(r.transfer_id, r.marker, data,
+                    [](const external_streams::ExternalMessage&) { return std::string(); }));
       }
       case HostileInput::seq_jump: {
         std::int64_t head = -1;
@@ -292,7 +334,8 @@ struct HostileCore::Impl {
         m.source_event_id = base::new_uuid();
         m.key = key_on(partition, "");
         m.data = transfer_data(m.key);
-        r.detail = "seq " + std::to_string(m.seq) + " where the core's head is " + std::to_string(head);
+        r.detail =
+            "seq " + std::to_string(m.seq) + " where the core's head is " + std::to_string(head);
         const auto error = produce(async_producer, partition, m.key, m.to_json().dump(), nullptr);
         return error.empty() ? r : failed(error);
       }
@@ -306,7 +349,8 @@ struct HostileCore::Impl {
   }
 };
 
-HostileCore::HostileCore(const std::string& bootstrap, const std::string& core_url, std::string stream, int partitions)
+HostileCore::HostileCore(const std::string& bootstrap, const std::string& core_url,
+                         std::string stream, int partitions)
     : impl_(std::make_unique<Impl>(bootstrap, core_url, std::move(stream), partitions)) {
   impl_->connect();
   if (auto opened = impl_->open_account(); !opened)

@@ -23,11 +23,11 @@
 namespace clearing::chaos {
 
 inline constexpr const char* kHostileAccount = "acct-chaos-hostile";
-inline constexpr std::int64_t kSeqJump = 1'000'000'000'000;         // 10^12
-inline constexpr std::size_t kOversizeFieldBytes = 300 * 1024;      // over the 256 KB event limit
-inline constexpr std::size_t kLongTransferIdBytes = 300;            // over the 200-byte limit
-inline constexpr int kSyncDeliveryTimeoutMs = 10'000;               // message.timeout.ms of the copies
-inline constexpr int kKeyDrawsMax = 10'000;                         // keys tried to land on a partition
+inline constexpr std::int64_t kSeqJump = 1'000'000'000'000;     // 10^12
+inline constexpr std::size_t kOversizeFieldBytes = 300 * 1024;  // over the 256 KB event limit
+inline constexpr std::size_t kLongTransferIdBytes = 300;        // over the 200-byte limit
+inline constexpr int kSyncDeliveryTimeoutMs = 10'000;           // message.timeout.ms of the copies
+inline constexpr int kKeyDrawsMax = 10'000;                     // keys tried to land on a partition
 
 struct HostileRecord {
   HostileInput kind = HostileInput::invalid_utf8;
@@ -43,7 +43,8 @@ class HostileCore {
  public:
   // Opens kHostileAccount at the core (idempotent); throws when the core's database or
   // Kafka cannot be reached.
-  HostileCore(const std::string& bootstrap, const std::string& core_url, std::string stream, int partitions);
+  HostileCore(const std::string& bootstrap, const std::string& core_url, std::string stream,
+              int partitions);
   ~HostileCore();
   HostileCore(const HostileCore&) = delete;
   HostileCore& operator=(const HostileCore&) = delete;

@@ -11,7 +11,9 @@ Summary summarize(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const auto n = values.size();
   // Nearest rank: the ceil(p/100 * n)-th value, in integers so that p50 of 2 is the first.
-  const auto rank = [n](std::size_t percent) { return std::max<std::size_t>(1, (percent * n + 99) / 100) - 1; };
+  const auto rank = [n](std::size_t percent) {
+    return std::max<std::size_t>(1, (percent * n + 99) / 100) - 1;
+  };
   out.count = static_cast<int>(n);
   out.p50 = values[rank(50)];
   out.p99 = values[rank(99)];
@@ -67,7 +69,8 @@ std::vector<int> assigned_partitions(std::string_view text, std::string_view str
   return out;
 }
 
-std::optional<std::int64_t> first_after(const std::vector<std::int64_t>& ascending, std::int64_t after) {
+std::optional<std::int64_t> first_after(const std::vector<std::int64_t>& ascending,
+                                        std::int64_t after) {
   const auto it = std::upper_bound(ascending.begin(), ascending.end(), after);
   if (it == ascending.end()) return std::nullopt;
   return *it;
@@ -97,12 +100,14 @@ InboundRecovery inbound_recovery(std::int64_t killed_us, std::optional<std::int6
   return out;
 }
 
-CallVerdict judge_call(const LeasedCall& at_kill, const CallObservation& now, std::string_view killed_owner,
-                       std::int64_t killed_ms, std::int64_t lease_ms) {
+CallVerdict judge_call(const LeasedCall& at_kill, const CallObservation& now,
+                       std::string_view killed_owner, std::int64_t killed_ms,
+                       std::int64_t lease_ms) {
   if (!now.present) {
     // The transfer has its outcome: an answer after the kill means the call was made again
     // (the dead process records nothing after it died), at the latest when it was recorded.
-    if (now.first_event_after_kill_ms) return {CallFate::made_again, *now.first_event_after_kill_ms, false};
+    if (now.first_event_after_kill_ms)
+      return {CallFate::made_again, *now.first_event_after_kill_ms, false};
     return {CallFate::released_before_kill, 0, false};
   }
   if (now.lease_owner == killed_owner) return {};  // still the dead one's: pending
@@ -113,9 +118,11 @@ CallVerdict judge_call(const LeasedCall& at_kill, const CallObservation& now, st
       const auto claimed_ms = now.lease_until_ms - lease_ms;
       // Another instance held it before the kill (the dead one's lease had run out): no
       // recovery of the kill's doing.
-      if (now.claims == at_kill.claims + 1 && claimed_ms < killed_ms) return {CallFate::released_before_kill, 0, false};
+      if (now.claims == at_kill.claims + 1 && claimed_ms < killed_ms)
+        return {CallFate::released_before_kill, 0, false};
       if (now.claims == at_kill.claims + 1) return {CallFate::made_again, claimed_ms, true};
-      upper = std::min(upper, claimed_ms);  // claimed again since: the latest claim bounds the first
+      upper =
+          std::min(upper, claimed_ms);  // claimed again since: the latest claim bounds the first
     }
     return {CallFate::made_again, std::max(upper, killed_ms), false};
   }
@@ -129,8 +136,12 @@ CallsRecovery calls_recovery(std::int64_t killed_ms, const std::vector<CallVerdi
   out.claimed = static_cast<int>(verdicts.size());
   for (const auto& v : verdicts) {
     switch (v.fate) {
-      case CallFate::pending: ++out.pending; break;
-      case CallFate::released_before_kill: ++out.released_before_kill; break;
+      case CallFate::pending:
+        ++out.pending;
+        break;
+      case CallFate::released_before_kill:
+        ++out.released_before_kill;
+        break;
       case CallFate::made_again: {
         ++out.made_again;
         out.exact += v.exact;
@@ -155,11 +166,13 @@ QuietWindow longest_unresolved(const std::vector<ResolutionSample>& samples) {
       continue;
     }
     auto j = i;
-    while (j + 1 < n && samples[j + 1].open > 0 && samples[j + 1].resolved == samples[i].resolved) ++j;
+    while (j + 1 < n && samples[j + 1].open > 0 && samples[j + 1].resolved == samples[i].resolved)
+      ++j;
     const bool ended = j + 1 < n;
     const auto& from = samples[i];
     const auto& to = samples[ended ? j + 1 : j];
-    QuietWindow w{true, from.at_s, to.at_s, to.resolved - from.resolved, from.open, to.open, !ended};
+    QuietWindow w{true,      from.at_s, to.at_s, to.resolved - from.resolved,
+                  from.open, to.open,   !ended};
     if (!best.found || w.length_s() > best.length_s()) best = w;
     i = j + 1;
   }
@@ -180,7 +193,9 @@ QuietWindow longest_below_rate(const std::vector<ResolutionSample>& samples, dou
   // resolved_j - resolved_i < rate × (t_j - t_i)  <=>  g(j) < g(i), with g = resolved - rate × t.
   // For each end j the earliest start is the first prefix maximum of g (a "record") above
   // g(j): records rise, so a binary search finds it. O(n log n) over any run length.
-  const auto g = [&](std::size_t k) { return static_cast<double>(samples[k].resolved) - rate_per_s * samples[k].at_s; };
+  const auto g = [&](std::size_t k) {
+    return static_cast<double>(samples[k].resolved) - rate_per_s * samples[k].at_s;
+  };
   std::size_t a = 0;
   while (a < n) {
     if (samples[a].open <= 0) {
@@ -200,9 +215,15 @@ QuietWindow longest_below_rate(const std::vector<ResolutionSample>& samples, dou
       const auto i = *it;
       const double length_s = samples[j].at_s - samples[i].at_s;
       const auto resolved = samples[j].resolved - samples[i].resolved;
-      if (static_cast<double>(resolved) >= rate_per_s * length_s) continue;  // rounding: the exact test
+      if (static_cast<double>(resolved) >= rate_per_s * length_s)
+        continue;  // rounding: the exact test
       if (!best.found || length_s > best.length_s())
-        best = {true, samples[i].at_s, samples[j].at_s, resolved, samples[i].open, samples[j].open,
+        best = {true,
+                samples[i].at_s,
+                samples[j].at_s,
+                resolved,
+                samples[i].open,
+                samples[j].open,
                 j == n - 1 && samples[j].open > 0};
     }
     a = b + 1;

@@ -65,12 +65,13 @@ Summary summarize(std::vector<double> values);
 std::vector<int> assigned_partitions(std::string_view metrics_text, std::string_view stream);
 
 // The first of the ascending times strictly after `after`; nullopt when none is.
-std::optional<std::int64_t> first_after(const std::vector<std::int64_t>& ascending, std::int64_t after);
+std::optional<std::int64_t> first_after(const std::vector<std::int64_t>& ascending,
+                                        std::int64_t after);
 
 struct PartitionRecovery {
   int partition = -1;
   std::optional<double> recovery_ms;  // nullopt: nothing applied after the kill
-  bool after_restart = false;         // the first application came after the killed adapter restarted
+  bool after_restart = false;  // the first application came after the killed adapter restarted
 };
 
 struct InboundRecovery {
@@ -98,9 +99,9 @@ struct CallObservation {
   bool present = false;  // the row still exists (deleted: the transfer has its outcome)
   std::int32_t attempt = 0;
   std::int64_t claims = 0;
-  std::string lease_owner;         // "" when not leased
-  std::int64_t lease_until_ms = 0; // epoch ms, when leased
-  std::int64_t observed_ms = 0;    // when it was read (epoch ms)
+  std::string lease_owner;          // "" when not leased
+  std::int64_t lease_until_ms = 0;  // epoch ms, when leased
+  std::int64_t observed_ms = 0;     // when it was read (epoch ms)
   // The first event recorded on the transfer's stream after the kill (epoch ms); only read
   // for a row that changed, to tell an answer after the kill from one before it.
   std::optional<std::int64_t> first_event_after_kill_ms;
@@ -121,8 +122,9 @@ struct CallVerdict {
 
 // killed_owner: the dead dispatcher's lease_owner; killed_ms: the kill (epoch ms);
 // lease_ms: dispatcher.lease_ms of the run, so that a lease's claim time is its end less it.
-CallVerdict judge_call(const LeasedCall& at_kill, const CallObservation& now, std::string_view killed_owner,
-                       std::int64_t killed_ms, std::int64_t lease_ms);
+CallVerdict judge_call(const LeasedCall& at_kill, const CallObservation& now,
+                       std::string_view killed_owner, std::int64_t killed_ms,
+                       std::int64_t lease_ms);
 
 struct CallsRecovery {
   int claimed = 0, made_again = 0, released_before_kill = 0, pending = 0, exact = 0;
@@ -143,9 +145,9 @@ struct ResolutionSample {
 struct QuietWindow {
   bool found = false;
   double from_s = 0, to_s = 0;
-  std::int64_t resolved = 0;   // resolved between from and to
+  std::int64_t resolved = 0;  // resolved between from and to
   std::int64_t open_from = 0, open_to = 0;
-  bool open_at_end = false;    // the window had not ended at the last sample
+  bool open_at_end = false;  // the window had not ended at the last sample
   double length_s() const noexcept { return to_s - from_s; }
 };
 

@@ -1,8 +1,8 @@
 // "Measure it": the chaos run's figures of recovery and of windows without resolution
 // (recovery.hpp). Pure; no figure here passes or fails a run.
-#include <doctest/doctest.h>
-
 #include "recovery.hpp"
+
+#include <doctest/doctest.h>
 
 using namespace clearing::chaos;
 
@@ -48,15 +48,16 @@ TEST_CASE("percentiles: nearest rank, every figure a measured value") {
 }
 
 TEST_CASE("the inbound partitions an instance reads, from its /metrics") {
-  const std::string text =
-      "# TYPE clearing_inbound_partition_assigned gauge\n"
-      "clearing_inbound_partition_assigned{stream=\"core.dk.payments.v1\",partition=\"3\"} 1\n"
-      "clearing_inbound_partition_assigned{stream=\"core.dk.payments.v1\",partition=\"1\"} 1\n"
-      "clearing_inbound_partition_assigned{partition=\"0\",stream=\"core.dk.payments.v1\"} 1\n"  // any label order
-      "clearing_inbound_partition_assigned{stream=\"core.se.payments.v1\",partition=\"2\"} 1\n"  // another stream
-      "clearing_inbound_partition_assigned{stream=\"core.dk.payments.v1\",partition=\"2\"} 0\n"  // not assigned
-      "clearing_inbound_partition_assigned_other{stream=\"core.dk.payments.v1\",partition=\"2\"} 1\n"
-      "clearing_inbound_lag_messages{stream=\"core.dk.payments.v1\",partition=\"2\"} 1";
+  // Partition 0 with its labels in another order, partition 2 of another stream, partition 2
+  // of this stream not assigned (0), and two other families that must not count.
+  const std::string text = R"(# TYPE clearing_inbound_partition_assigned gauge
+clearing_inbound_partition_assigned{stream="core.dk.payments.v1",partition="3"} 1
+clearing_inbound_partition_assigned{stream="core.dk.payments.v1",partition="1"} 1
+clearing_inbound_partition_assigned{partition="0",stream="core.dk.payments.v1"} 1
+clearing_inbound_partition_assigned{stream="core.se.payments.v1",partition="2"} 1
+clearing_inbound_partition_assigned{stream="core.dk.payments.v1",partition="2"} 0
+clearing_inbound_partition_assigned_other{stream="core.dk.payments.v1",partition="2"} 1
+clearing_inbound_lag_messages{stream="core.dk.payments.v1",partition="2"} 1)";
   CHECK(assigned_partitions(text, "core.dk.payments.v1") == std::vector<int>{0, 1, 3});
   CHECK(assigned_partitions(text, "core.se.payments.v1") == std::vector<int>{2});
   CHECK(assigned_partitions("", "core.dk.payments.v1").empty());
@@ -103,35 +104,42 @@ TEST_CASE("inbound recovery: the slowest of the killed adapter's partitions") {
   }
 }
 
-TEST_CASE("a call the killed adapter had claimed: made again, still pending, or needing no recovery") {
+TEST_CASE(
+    "a call the killed adapter had claimed: made again, still pending, or needing no recovery") {
   const std::string dead = "host:41";
   const LeasedCall at_kill{"t1", 1, 3};
   const std::int64_t killed_ms = 100'000, lease_ms = 4'000;
-  const auto observe = [](bool present, std::int32_t attempt, std::int64_t claims, std::string owner,
-                          std::int64_t until, std::optional<std::int64_t> event = std::nullopt) {
+  const auto observe = [](bool present, std::int32_t attempt, std::int64_t claims,
+                          std::string owner, std::int64_t until,
+                          std::optional<std::int64_t> event = std::nullopt) {
     return CallObservation{present, attempt, claims, std::move(owner), until, 100'500, event};
   };
   SUBCASE("still leased to the dead one: pending") {
-    CHECK(judge_call(at_kill, observe(true, 1, 3, dead, 104'000), dead, killed_ms, lease_ms).fate == CallFate::pending);
+    CHECK(judge_call(at_kill, observe(true, 1, 3, dead, 104'000), dead, killed_ms, lease_ms).fate ==
+          CallFate::pending);
   }
   SUBCASE("claimed once by another: exact, from its lease") {
-    const auto v = judge_call(at_kill, observe(true, 1, 4, "host:42", 104'120), dead, killed_ms, lease_ms);
+    const auto v =
+        judge_call(at_kill, observe(true, 1, 4, "host:42", 104'120), dead, killed_ms, lease_ms);
     CHECK(v.fate == CallFate::made_again);
     CHECK(v.exact);
     CHECK(v.made_again_ms == 100'120);
   }
   SUBCASE("claimed by another before the kill (the dead one's lease had run out): no recovery") {
-    const auto v = judge_call(at_kill, observe(true, 1, 4, "host:42", 103'990), dead, killed_ms, lease_ms);
+    const auto v =
+        judge_call(at_kill, observe(true, 1, 4, "host:42", 103'990), dead, killed_ms, lease_ms);
     CHECK(v.fate == CallFate::released_before_kill);
   }
   SUBCASE("claimed again and answered before the sample: bounded by the answer's event") {
-    const auto v = judge_call(at_kill, observe(true, 2, 4, "", 0, 100'300), dead, killed_ms, lease_ms);
+    const auto v =
+        judge_call(at_kill, observe(true, 2, 4, "", 0, 100'300), dead, killed_ms, lease_ms);
     CHECK(v.fate == CallFate::made_again);
     CHECK_FALSE(v.exact);
     CHECK(v.made_again_ms == 100'300);
   }
   SUBCASE("claimed twice since: the latest claim bounds the first") {
-    const auto v = judge_call(at_kill, observe(true, 2, 5, "host:42", 104'200, 100'400), dead, killed_ms, lease_ms);
+    const auto v = judge_call(at_kill, observe(true, 2, 5, "host:42", 104'200, 100'400), dead,
+                              killed_ms, lease_ms);
     CHECK(v.fate == CallFate::made_again);
     CHECK_FALSE(v.exact);
     CHECK(v.made_again_ms == 100'200);
@@ -141,7 +149,8 @@ TEST_CASE("a call the killed adapter had claimed: made again, still pending, or 
     CHECK(v.made_again_ms == 100'500);
   }
   SUBCASE("gone, with an event after the kill: made again, bounded by the event") {
-    const auto v = judge_call(at_kill, observe(false, 0, 0, "", 0, 100'250), dead, killed_ms, lease_ms);
+    const auto v =
+        judge_call(at_kill, observe(false, 0, 0, "", 0, 100'250), dead, killed_ms, lease_ms);
     CHECK(v.fate == CallFate::made_again);
     CHECK(v.made_again_ms == 100'250);
   }
@@ -176,7 +185,8 @@ TEST_CASE("a kill's calls: the first and the last made again") {
     CHECK(r.last_ms == doctest::Approx(300));
   }
   SUBCASE("one still pending: a first, no last") {
-    const auto r = calls_recovery(1000, {{CallFate::made_again, 1100, true}, {CallFate::pending, 0, false}});
+    const auto r =
+        calls_recovery(1000, {{CallFate::made_again, 1100, true}, {CallFate::pending, 0, false}});
     CHECK(r.pending == 1);
     CHECK(r.first_ms == doctest::Approx(100));
     CHECK_FALSE(r.last_ms);
@@ -197,7 +207,8 @@ TEST_CASE("the longest window with work open and nothing resolved") {
     CHECK_FALSE(longest_unresolved({{1.0, 5, 0}}).found);
   }
   SUBCASE("from the first sample of the plateau to the first that saw a resolution") {
-    const std::vector<ResolutionSample> s{{0, 0, 5}, {1, 2, 5}, {2, 2, 6}, {3, 2, 9}, {4, 2, 9}, {5, 4, 8}, {6, 9, 1}};
+    const std::vector<ResolutionSample> s{{0, 0, 5}, {1, 2, 5}, {2, 2, 6}, {3, 2, 9},
+                                          {4, 2, 9}, {5, 4, 8}, {6, 9, 1}};
     const auto w = longest_unresolved(s);
     CHECK(w.found);
     CHECK(w.from_s == doctest::Approx(1));
@@ -208,8 +219,9 @@ TEST_CASE("the longest window with work open and nothing resolved") {
     CHECK_FALSE(w.open_at_end);
   }
   SUBCASE("nothing open is no window: open = 0 ends it and does not start one") {
-    const std::vector<ResolutionSample> s{{0, 10, 0}, {1, 10, 0}, {2, 10, 0}, {3, 10, 2}, {4, 10, 2}, {5, 10, 0},
-                                          {6, 10, 0}, {7, 10, 0}, {8, 10, 0}, {9, 10, 1}, {10, 11, 0}};
+    const std::vector<ResolutionSample> s{{0, 10, 0}, {1, 10, 0}, {2, 10, 0}, {3, 10, 2},
+                                          {4, 10, 2}, {5, 10, 0}, {6, 10, 0}, {7, 10, 0},
+                                          {8, 10, 0}, {9, 10, 1}, {10, 11, 0}};
     const auto w = longest_unresolved(s);
     CHECK(w.from_s == doctest::Approx(3));
     CHECK(w.to_s == doctest::Approx(5));
@@ -264,7 +276,8 @@ TEST_CASE("the mean resolution rate and the longest window with almost nothing r
   }
   SUBCASE("a short burst inside a long stop does not end the window if the whole stays below") {
     // Nothing from 0 to 20 but 3 at 10: 3 in 20 s < 0.5/s × 20 s.
-    const std::vector<ResolutionSample> s{{0, 0, 9}, {10, 0, 9}, {10.25, 3, 9}, {20, 3, 9}, {20.25, 50, 0}};
+    const std::vector<ResolutionSample> s{
+        {0, 0, 9}, {10, 0, 9}, {10.25, 3, 9}, {20, 3, 9}, {20.25, 50, 0}};
     const auto w = longest_below_rate(s, 0.5);
     REQUIRE(w.found);
     CHECK(w.from_s == doctest::Approx(0));
@@ -276,7 +289,8 @@ TEST_CASE("the mean resolution rate and the longest window with almost nothing r
     CHECK(longest_below_rate(s, 0.75).found);
   }
   SUBCASE("open = 0 splits: no interval runs through a moment with nothing open") {
-    const std::vector<ResolutionSample> s{{0, 0, 2}, {1, 0, 2}, {2, 0, 0}, {3, 0, 0}, {4, 0, 2}, {5, 0, 2}};
+    const std::vector<ResolutionSample> s{{0, 0, 2}, {1, 0, 2}, {2, 0, 0},
+                                          {3, 0, 0}, {4, 0, 2}, {5, 0, 2}};
     const auto w = longest_below_rate(s, 1);
     REQUIRE(w.found);
     CHECK(w.length_s() == doctest::Approx(2));  // 0-2: the sample with open = 0 may end it
@@ -301,7 +315,8 @@ TEST_CASE("the mean resolution rate and the longest window with almost nothing r
 }
 
 TEST_CASE("the schedule's actions within a window") {
-  const std::vector<Window> actions{{1, 2, "kill adapter 0"}, {3, 8, "broker 1 down"}, {10, 10.5, "PostgreSQL restart"}};
+  const std::vector<Window> actions{
+      {1, 2, "kill adapter 0"}, {3, 8, "broker 1 down"}, {10, 10.5, "PostgreSQL restart"}};
   CHECK(overlapping(actions, 2, 3).size() == 2);  // touching counts
   CHECK(overlapping(actions, 8.5, 9.5).empty());
   const auto inside = overlapping(actions, 4, 11);

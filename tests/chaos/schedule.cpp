@@ -8,36 +8,54 @@ namespace clearing::chaos {
 
 const char* to_string(BadInput kind) noexcept {
   switch (kind) {
-    case BadInput::not_json: return "not_json";
-    case BadInput::missing_field: return "missing_field";
-    case BadInput::bad_seq: return "bad_seq";
-    case BadInput::wrong_stream: return "wrong_stream";
-    case BadInput::unknown_type: return "unknown_type";
-    case BadInput::invalid_data: return "invalid_data";
+    case BadInput::not_json:
+      return "not_json";
+    case BadInput::missing_field:
+      return "missing_field";
+    case BadInput::bad_seq:
+      return "bad_seq";
+    case BadInput::wrong_stream:
+      return "wrong_stream";
+    case BadInput::unknown_type:
+      return "unknown_type";
+    case BadInput::invalid_data:
+      return "invalid_data";
   }
   return "?";
 }
 
 const char* to_string(HostileInput kind) noexcept {
   switch (kind) {
-    case HostileInput::invalid_utf8: return "invalid_utf8";
-    case HostileInput::nul_in_field: return "nul_in_field";
-    case HostileInput::long_transfer_id: return "long_transfer_id";
-    case HostileInput::control_transfer_id: return "control_transfer_id";
-    case HostileInput::oversize_field: return "oversize_field";
-    case HostileInput::seq_jump: return "seq_jump";
-    case HostileInput::envelope_core_seq: return "envelope_core_seq";
+    case HostileInput::invalid_utf8:
+      return "invalid_utf8";
+    case HostileInput::nul_in_field:
+      return "nul_in_field";
+    case HostileInput::long_transfer_id:
+      return "long_transfer_id";
+    case HostileInput::control_transfer_id:
+      return "control_transfer_id";
+    case HostileInput::oversize_field:
+      return "oversize_field";
+    case HostileInput::seq_jump:
+      return "seq_jump";
+    case HostileInput::envelope_core_seq:
+      return "envelope_core_seq";
   }
   return "?";
 }
 
 const char* to_string(ActionKind kind) noexcept {
   switch (kind) {
-    case ActionKind::kill_adapter: return "kill";
-    case ActionKind::broker_outage: return "broker-outage";
-    case ActionKind::pg_restart: return "pg-restart";
-    case ActionKind::inject: return "inject";
-    case ActionKind::hostile_input: return "hostile-input";
+    case ActionKind::kill_adapter:
+      return "kill";
+    case ActionKind::broker_outage:
+      return "broker-outage";
+    case ActionKind::pg_restart:
+      return "pg-restart";
+    case ActionKind::inject:
+      return "inject";
+    case ActionKind::hostile_input:
+      return "hostile-input";
   }
   return "?";
 }
@@ -54,18 +72,23 @@ std::vector<Action> make_schedule(const Plan& plan) {
   const double from = 0.05 * duration, to = 0.90 * duration;
   std::vector<Action> out;
   for (int i = 0; i < plan.kills; ++i)
-    out.push_back({between(from, to), ActionKind::kill_adapter, pick(std::max(plan.adapters, 1)), between(0.1, 1.5)});
+    out.push_back({between(from, to), ActionKind::kill_adapter, pick(std::max(plan.adapters, 1)),
+                   between(0.1, 1.5)});
   for (int i = 0; i < plan.broker_outages; ++i)
-    out.push_back({between(from, to), ActionKind::broker_outage, 1 + pick(std::max(plan.brokers, 1)), between(1.0, 4.0)});
+    out.push_back({between(from, to), ActionKind::broker_outage,
+                   1 + pick(std::max(plan.brokers, 1)), between(1.0, 4.0)});
   for (int i = 0; i < plan.pg_restarts; ++i)
-    out.push_back({between(0.3 * duration, 0.6 * duration), ActionKind::pg_restart, 0, between(0.5, 2.0)});
+    out.push_back(
+        {between(0.3 * duration, 0.6 * duration), ActionKind::pg_restart, 0, between(0.5, 2.0)});
   for (int c = 0; c < kBadInputClasses; ++c)
-    for (int i = 0; i < plan.bad_per_class; ++i) out.push_back({between(from, to), ActionKind::inject, c, 0});
+    for (int i = 0; i < plan.bad_per_class; ++i)
+      out.push_back({between(from, to), ActionKind::inject, c, 0});
   const int partitions = std::max(plan.inbound_partitions, 1);
   for (int c = 0; c < kHostileInputClasses; ++c)
     for (int i = 0; i < plan.hostile_per_class; ++i)
       out.push_back({between(from, to), ActionKind::hostile_input, c, 0, (c + i) % partitions});
-  std::stable_sort(out.begin(), out.end(), [](const Action& a, const Action& b) { return a.at_s < b.at_s; });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Action& a, const Action& b) { return a.at_s < b.at_s; });
   return out;
 }
 
@@ -73,20 +96,25 @@ std::string describe(const Action& a) {
   char line[160];
   switch (a.kind) {
     case ActionKind::kill_adapter:
-      std::snprintf(line, sizeof line, "%8.2f s  SIGKILL adapter %d, restart after %.2f s", a.at_s, a.target, a.hold_s);
+      std::snprintf(line, sizeof line, "%8.2f s  SIGKILL adapter %d, restart after %.2f s", a.at_s,
+                    a.target, a.hold_s);
       break;
     case ActionKind::broker_outage:
-      std::snprintf(line, sizeof line, "%8.2f s  broker %d down for %.2f s", a.at_s, a.target, a.hold_s);
+      std::snprintf(line, sizeof line, "%8.2f s  broker %d down for %.2f s", a.at_s, a.target,
+                    a.hold_s);
       break;
     case ActionKind::pg_restart:
-      std::snprintf(line, sizeof line, "%8.2f s  PostgreSQL fast shutdown, start again after %.2f s", a.at_s, a.hold_s);
+      std::snprintf(line, sizeof line,
+                    "%8.2f s  PostgreSQL fast shutdown, start again after %.2f s", a.at_s,
+                    a.hold_s);
       break;
     case ActionKind::inject:
       std::snprintf(line, sizeof line, "%8.2f s  bad input on the inbound stream: %s", a.at_s,
                     to_string(static_cast<BadInput>(a.target)));
       break;
     case ActionKind::hostile_input:
-      std::snprintf(line, sizeof line, "%8.2f s  hostile input on the inbound stream, partition %d: %s", a.at_s,
+      std::snprintf(line, sizeof line,
+                    "%8.2f s  hostile input on the inbound stream, partition %d: %s", a.at_s,
                     a.partition, to_string(static_cast<HostileInput>(a.target)));
       break;
   }

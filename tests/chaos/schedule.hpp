@@ -45,15 +45,15 @@ const char* to_string(HostileInput kind) noexcept;
 struct Plan {
   std::uint64_t seed = 1;
   int transfers = 10'000;
-  double rate_per_s = 100;    // the core's request rate: the run lasts about transfers / rate
-  int kills = 20;             // SIGKILLs of an adapter process
-  int broker_outages = 3;     // a broker down, then up again
+  double rate_per_s = 100;  // the core's request rate: the run lasts about transfers / rate
+  int kills = 20;           // SIGKILLs of an adapter process
+  int broker_outages = 3;   // a broker down, then up again
   int brokers = 3;
-  int pg_restarts = 1;        // fast shutdown, start again
-  int bad_per_class = 2;      // bad inputs of each class
+  int pg_restarts = 1;    // fast shutdown, start again
+  int bad_per_class = 2;  // bad inputs of each class
   int adapters = 2;
-  int hostile_per_class = 2;  // hostile inputs of each HostileInput class
-  int inbound_partitions = 4; // of the core's stream: hostile inputs are spread over them
+  int hostile_per_class = 2;       // hostile inputs of each HostileInput class
+  int inbound_partitions = 4;      // of the core's stream: hostile inputs are spread over them
   double hostile_clearing = 0.01;  // probability of each hostile clearing answer class
 };
 
@@ -61,11 +61,11 @@ enum class ActionKind { kill_adapter, broker_outage, pg_restart, inject, hostile
 const char* to_string(ActionKind kind) noexcept;
 
 struct Action {
-  double at_s = 0;      // seconds after the core starts requesting
+  double at_s = 0;  // seconds after the core starts requesting
   ActionKind kind = ActionKind::kill_adapter;
-  int target = 0;       // adapter index, broker id (1-based), BadInput or HostileInput
-  double hold_s = 0;    // kill: until the restart; outage and restart: until back up
-  int partition = 0;    // hostile_input: the inbound partition it goes to
+  int target = 0;     // adapter index, broker id (1-based), BadInput or HostileInput
+  double hold_s = 0;  // kill: until the restart; outage and restart: until back up
+  int partition = 0;  // hostile_input: the inbound partition it goes to
 };
 
 // Sorted by time; every action falls in the window the core is requesting in (from 5% to

@@ -1,11 +1,11 @@
 // The chaos schedule is a pure function of the plan: same seed, same actions.
+#include "schedule.hpp"
+
 #include <doctest/doctest.h>
 
 #include <map>
 #include <set>
 #include <vector>
-
-#include "schedule.hpp"
 
 using namespace clearing::chaos;
 
@@ -26,7 +26,9 @@ TEST_CASE("the same seed gives the same schedule, another seed another") {
   CHECK(differs);
 }
 
-TEST_CASE("the schedule holds every action the plan asks for, inside the requesting window, in time order") {
+TEST_CASE(
+    "the schedule holds every action the plan asks for, inside the requesting window, in time "
+    "order") {
   Plan plan;
   plan.seed = 7;
   plan.transfers = 10'000;
@@ -59,8 +61,11 @@ TEST_CASE("the schedule holds every action the plan asks for, inside the request
         CHECK(a.at_s >= 30);
         CHECK(a.at_s <= 60);
         break;
-      case ActionKind::inject: ++bad[a.target]; break;
-      case ActionKind::hostile_input: break;  // the next test
+      case ActionKind::inject:
+        ++bad[a.target];
+        break;
+      case ActionKind::hostile_input:
+        break;  // the next test
     }
   }
   CHECK(kinds[ActionKind::kill_adapter] == 20);
@@ -73,11 +78,14 @@ TEST_CASE("the schedule holds every action the plan asks for, inside the request
 
 TEST_CASE("a plan without faults gives an empty schedule") {
   Plan plan;
-  plan.kills = plan.broker_outages = plan.pg_restarts = plan.bad_per_class = plan.hostile_per_class = 0;
+  plan.kills = plan.broker_outages = plan.pg_restarts = plan.bad_per_class =
+      plan.hostile_per_class = 0;
   CHECK(make_schedule(plan).empty());
 }
 
-TEST_CASE("hostile inputs: every class as often as asked, spread over the partitions, inside the window") {
+TEST_CASE(
+    "hostile inputs: every class as often as asked, spread over the partitions, inside the "
+    "window") {
   Plan plan;
   plan.seed = 11;
   plan.transfers = 2'000;
@@ -112,7 +120,8 @@ TEST_CASE("hostile inputs: every class as often as asked, spread over the partit
   CHECK(hit.size() == 4);
 }
 
-TEST_CASE("hostile inputs are drawn last: the rest of a seed's schedule is what it was without them") {
+TEST_CASE(
+    "hostile inputs are drawn last: the rest of a seed's schedule is what it was without them") {
   Plan plan;
   plan.seed = 4242;
   plan.hostile_per_class = 0;

@@ -9,12 +9,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 #include <set>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 
 #include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
@@ -26,7 +25,9 @@ using clearing::processes::Process;
 
 namespace {
 
-std::string source_file(const std::string& relative) { return std::string(SOURCE_DIR) + "/" + relative; }
+std::string source_file(const std::string& relative) {
+  return std::string(SOURCE_DIR) + "/" + relative;
+}
 
 std::string create_database(const std::string& name) {
   pqxx::connection admin(server_url());
@@ -37,24 +38,46 @@ std::string create_database(const std::string& name) {
 }
 
 std::string after(const std::string& line, const std::string& prefix) {
-  REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0, "expected '" << prefix << "...', got '" << line << "'");
+  REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0,
+                  "expected '" << prefix << "...', got '" << line << "'");
   return line.substr(prefix.size());
 }
 
 }  // namespace
 
-TEST_CASE("a few hundred transfers with faults across separate processes reach the right outcomes") {
+TEST_CASE(
+    "a few hundred transfers with faults across separate processes reach the right outcomes") {
   const auto adapter_db = create_database("e2e_adapter_dk");
   const auto core_db = create_database("e2e_core_dk");
 
-  Process kafka({KAFKA_MOCK, "--topic", "core.dk.payments.v1:4", "--topic", "adapter.dk.payments.v1:4",
-                 "--topic", "adapter.dk.settlements.v1:2"}, {}, true);
+  Process kafka({KAFKA_MOCK, "--topic", "core.dk.payments.v1:4", "--topic",
+                 "adapter.dk.payments.v1:4", "--topic", "adapter.dk.settlements.v1:2"},
+                {}, true);
   const auto bootstrap = after(kafka.read_line(), "bootstrap ");
 
-  Process mock({CLEARING_MOCK, "--port", "0", "--token", "clearing-token-16", "--seed", "11",
-                "--fault-timeout-after-execute", "0.02", "--fault-close-after-execute", "0.02",
-                "--fault-http-502", "0.02", "--fault-error-body-200", "0.02", "--fault-malformed-json", "0.02",
-                "--fault-maintenance-503", "0.02", "--retry-after-s", "1", "--hold-ms", "1500"});
+  Process mock({CLEARING_MOCK,
+                "--port",
+                "0",
+                "--token",
+                "clearing-token-16",
+                "--seed",
+                "11",
+                "--fault-timeout-after-execute",
+                "0.02",
+                "--fault-close-after-execute",
+                "0.02",
+                "--fault-http-502",
+                "0.02",
+                "--fault-error-body-200",
+                "0.02",
+                "--fault-malformed-json",
+                "0.02",
+                "--fault-maintenance-503",
+                "0.02",
+                "--retry-after-s",
+                "1",
+                "--hold-ms",
+                "1500"});
   const auto mock_address = after(mock.read_line(), "listening ");
 
   const int adapter_port = 28000 + static_cast<int>(getpid() % 1000);
@@ -72,9 +95,13 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   {
     std::ifstream in(source_file("config/dk.json"));
     auto cfg = nlohmann::json::parse(in);
-    cfg["retry"] = {{"backoff_initial_ms", 50}, {"backoff_max_ms", 1000}, {"backoff_multiplier", 2},
-                    {"unknown_outcomes_before_inquiry", 2}, {"pending_inquiry_interval_ms", 200},
-                    {"investigation_inquiry_interval_ms", 500}, {"deadline_ms", 60000}};
+    cfg["retry"] = {{"backoff_initial_ms", 50},
+                    {"backoff_max_ms", 1000},
+                    {"backoff_multiplier", 2},
+                    {"unknown_outcomes_before_inquiry", 2},
+                    {"pending_inquiry_interval_ms", 200},
+                    {"investigation_inquiry_interval_ms", 500},
+                    {"deadline_ms", 60000}};
     cfg["clearing"]["request_timeout_ms"] = 1000;
     cfg["clearing"]["connect_timeout_ms"] = 500;
     cfg["dispatcher"]["lease_ms"] = 5000;
@@ -82,10 +109,30 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   }
   Process adapter({CLEARING_ADAPTER, "run", "--config", config_path}, env);
 
-  Process core({CORE_SIM, "--database-url", core_db, "--kafka", bootstrap, "--transfers", "300", "--seed", "5",
-                "--invalid-share", "0.05", "--adapter-catch-up-url", "http://127.0.0.1:" + std::to_string(adapter_port),
-                "--adapter-token", "api-token-0123456789abcdef0123456", "--http-port", std::to_string(core_port), "--api-token", "api-token-0123456789abcdef0123456",
-                "--timeout-s", "240", "--json", "--log-level", "warn"});
+  Process core({CORE_SIM,
+                "--database-url",
+                core_db,
+                "--kafka",
+                bootstrap,
+                "--transfers",
+                "300",
+                "--seed",
+                "5",
+                "--invalid-share",
+                "0.05",
+                "--adapter-catch-up-url",
+                "http://127.0.0.1:" + std::to_string(adapter_port),
+                "--adapter-token",
+                "api-token-0123456789abcdef0123456",
+                "--http-port",
+                std::to_string(core_port),
+                "--api-token",
+                "api-token-0123456789abcdef0123456",
+                "--timeout-s",
+                "240",
+                "--json",
+                "--log-level",
+                "warn"});
   const int core_exit = core.wait(300'000);
   const std::string report_text = core.read_all();
   CHECK_MESSAGE(core_exit == 0, "core-sim: " << core.stderr_text().substr(0, 2000));
@@ -112,18 +159,20 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   auto ready = http::get("http://127.0.0.1:" + std::to_string(adapter_port) + "/readyz", "", 5000);
   REQUIRE(ready);
   CHECK(ready->status == 200);
-  auto metrics = http::get("http://127.0.0.1:" + std::to_string(adapter_port) + "/metrics", "api-token-0123456789abcdef0123456", 5000);
+  auto metrics = http::get("http://127.0.0.1:" + std::to_string(adapter_port) + "/metrics",
+                           "api-token-0123456789abcdef0123456", 5000);
   REQUIRE(metrics);
   // Every transfer has its outcome: each unfinished state is a sample, 0.
   CHECK(metrics->body.find("# TYPE clearing_transfers gauge") != std::string::npos);
-  for (const auto* state : {"initiated", "submitting", "outcome_unknown", "pending_settlement", "under_investigation",
-                            "parked_for_review"})
-    CHECK_MESSAGE(metrics->body.find("\nclearing_transfers{state=\"" + std::string(state) + "\"} 0\n") !=
-                      std::string::npos,
+  for (const auto* state : {"initiated", "submitting", "outcome_unknown", "pending_settlement",
+                            "under_investigation", "parked_for_review"})
+    CHECK_MESSAGE(metrics->body.find("\nclearing_transfers{state=\"" + std::string(state) +
+                                     "\"} 0\n") != std::string::npos,
                   state);
   // Nothing is overdue once every transfer has its outcome; the counters since start are counters.
   CHECK(metrics->body.find("\nclearing_calls_overdue 0\n") != std::string::npos);
-  CHECK(metrics->body.find("# TYPE clearing_dispatcher_calls_abandoned_total counter") != std::string::npos);
+  CHECK(metrics->body.find("# TYPE clearing_dispatcher_calls_abandoned_total counter") !=
+        std::string::npos);
   CHECK(metrics->body.find("# TYPE clearing_inbound_messages_total counter") != std::string::npos);
   // promtool (scripts/setup installs it) accepts what a running adapter answers on /metrics.
   {
@@ -134,7 +183,8 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
     CHECK(std::system(("promtool check metrics < " + sample_path).c_str()) == 0);
     std::remove(sample_path.c_str());
   }
-  CHECK(metrics->body.find("clearing_answers_total{action=\"submit\",class=\"settled\"}") != std::string::npos);
+  CHECK(metrics->body.find("clearing_answers_total{action=\"submit\",class=\"settled\"}") !=
+        std::string::npos);
   // No inbound partition is held, and that is a sample (0), not a missing series.
   CHECK(metrics->body.find("\nclearing_inbound_partitions_held 0\n") != std::string::npos);
   // The derivation has handled every event of those outcomes: its lag, the events' head
@@ -142,7 +192,8 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   // (a failed query) nor the whole history. The incoming feed's poller may have appended
   // a few events since.
   {
-    const std::string lag_prefix = "clearing_subscription_lag_events{subscription=\"derive-external-streams\"} ";
+    const std::string lag_prefix =
+        "clearing_subscription_lag_events{subscription=\"derive-external-streams\"} ";
     const auto at = metrics->body.find(lag_prefix);
     REQUIRE_MESSAGE(at != std::string::npos, metrics->body);
     const double lag = std::stod(metrics->body.substr(at + lag_prefix.size()));
@@ -159,8 +210,10 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
     std::string notable;
     std::istringstream lines(log);
     for (std::string l; std::getline(lines, l);)
-      if (l.find(" info ") == std::string::npos && l.find("clearing_call") == std::string::npos) notable += l + "\n";
-    MESSAGE("adapter log (warnings and errors):\n" << notable.substr(notable.size() > 6000 ? notable.size() - 6000 : 0));
+      if (l.find(" info ") == std::string::npos && l.find("clearing_call") == std::string::npos)
+        notable += l + "\n";
+    MESSAGE("adapter log (warnings and errors):\n"
+            << notable.substr(notable.size() > 6000 ? notable.size() - 6000 : 0));
   }
 
   // trace of a retried transfer shows each attempt.
@@ -171,8 +224,9 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   {
     pqxx::connection c(adapter_db);
     pqxx::nontransaction tx(c);
-    const auto r = tx.exec("select substr(stream_id, 10), count(*) from events where type = 'ClearingOutcomeUnknown'"
-                           " group by 1 order by 2 desc limit 1");
+    const auto r = tx.exec(
+        "select substr(stream_id, 10), count(*) from events where type = 'ClearingOutcomeUnknown'"
+        " group by 1 order by 2 desc limit 1");
     REQUIRE_FALSE(r.empty());
     retried = r[0][0].as<std::string>();
     unknowns = r[0][1].as<std::size_t>();
@@ -182,7 +236,8 @@ TEST_CASE("a few hundred transfers with faults across separate processes reach t
   const std::string story = trace.read_all();
   CHECK(story.find("Transfer " + retried) != std::string::npos);
   std::size_t unknown_attempts = 0;
-  for (auto at = story.find(" -> unknown in "); at != std::string::npos; at = story.find(" -> unknown in ", at + 1))
+  for (auto at = story.find(" -> unknown in "); at != std::string::npos;
+       at = story.find(" -> unknown in ", at + 1))
     ++unknown_attempts;
   CHECK(unknown_attempts == unknowns);
   CHECK(story.find("attempt 1 submit -> ") != std::string::npos);
@@ -209,7 +264,8 @@ TEST_CASE("config errors stop the start with a message that names the file and t
                   {{"CLEARING_ADAPTER_CLEARING_TOKEN", "t"}, {"CLEARING_ADAPTER_API_TOKEN", "t"}});
   CHECK(adapter.wait(30'000) == 2);
   const auto err = adapter.stderr_text();
-  CHECK(err.find(bad + ": clearing.request_timeout_ms: must be in [1, 600000], got 0") != std::string::npos);
+  CHECK(err.find(bad + ": clearing.request_timeout_ms: must be in [1, 600000], got 0") !=
+        std::string::npos);
   CHECK(err.find(bad + ": surprise") != std::string::npos);
   CHECK(err.find(bad + ": streams.inbound.partitions") != std::string::npos);
   MESSAGE(err);
@@ -219,7 +275,9 @@ TEST_CASE("config errors stop the start with a message that names the file and t
   CHECK(no_secrets.stderr_text().find("CLEARING_ADAPTER_CLEARING_TOKEN") != std::string::npos);
 }
 
-TEST_CASE("an adapter whose database is not there yet waits for it, then starts; SIGTERM while waiting stops it") {
+TEST_CASE(
+    "an adapter whose database is not there yet waits for it, then starts; SIGTERM while waiting "
+    "stops it") {
   const std::string name = "e2e_late_database";
   {
     pqxx::connection admin(server_url());
@@ -227,10 +285,11 @@ TEST_CASE("an adapter whose database is not there yet waits for it, then starts;
     tx.exec("drop database if exists " + name + " with (force)");
   }
   const int port = 26000 + static_cast<int>(getpid() % 1000);
-  const std::map<std::string, std::string> env{{"CLEARING_ADAPTER_DATABASE_URL", with_database(server_url(), name)},
-                                               {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
-                                               {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"},
-                                               {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(port)}};
+  const std::map<std::string, std::string> env{
+      {"CLEARING_ADAPTER_DATABASE_URL", with_database(server_url(), name)},
+      {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
+      {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"},
+      {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(port)}};
   auto wait_for_log = [](Process& p, const std::string& text) {
     for (int i = 0; i < 150; ++i) {
       if (p.stderr_text().find(text) != std::string::npos) return true;

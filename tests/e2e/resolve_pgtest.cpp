@@ -6,7 +6,6 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
-
 #include <pqxx/pqxx>
 
 #include "clearing/external_streams/derivation.hpp"
@@ -29,7 +28,9 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
     clock.advance(std::chrono::milliseconds(400));
     sagas::RecordClearingAnswer answer;
     answer.transfer_id = initiate.request.transfer_id;
-    auto loaded = db.pool->transact([&](eventstore::Transaction& tx) { return db.transfers->load(tx, initiate.request.transfer_id); });
+    auto loaded = db.pool->transact([&](eventstore::Transaction& tx) {
+      return db.transfers->load(tx, initiate.request.transfer_id);
+    });
     REQUIRE(loaded);
     REQUIRE(loaded->state.scheduled.has_value());
     answer.attempt = loaded->state.scheduled->attempt;
@@ -49,16 +50,18 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
     auto cfg = nlohmann::json::parse(in);
     std::ofstream(config) << cfg.dump(2);
   }
-  const std::map<std::string, std::string> env{{"CLEARING_ADAPTER_DATABASE_URL", db.database.url()}};
-  Process resolve({CLEARING_ADAPTER, "resolve", initiate.request.transfer_id, "--config", config, "--outcome", "succeeded",
-                   "--reason", "confirmed by phone with the clearing", "--operator", "operator-7",
-                   "--clearing-reference", "CR-MANUAL-1"},
+  const std::map<std::string, std::string> env{
+      {"CLEARING_ADAPTER_DATABASE_URL", db.database.url()}};
+  Process resolve({CLEARING_ADAPTER, "resolve", initiate.request.transfer_id, "--config", config,
+                   "--outcome", "succeeded", "--reason", "confirmed by phone with the clearing",
+                   "--operator", "operator-7", "--clearing-reference", "CR-MANUAL-1"},
                   env);
   CHECK_MESSAGE(resolve.wait() == 0, resolve.stderr_text());
   CHECK(resolve.read_all().find("resolved as succeeded") != std::string::npos);
   CHECK(db.database.query_value("select status from transfer_status") == "succeeded");
   const auto corrects = db.database.query_value(
-      "select jsonb_array_length(metadata->'extra'->'corrects') from events where type = 'TransferResolvedManually'");
+      "select jsonb_array_length(metadata->'extra'->'corrects') from events where type = "
+      "'TransferResolvedManually'");
   CHECK(std::stoi(corrects) >= 4);  // the unknown outcomes and the investigation it settles
   CHECK(db.database.query_value("select metadata->'extra'->>'operator' from events where type = "
                                 "'TransferResolvedManually'") == "operator-7");
@@ -66,21 +69,25 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
   // It flows to the core like any outcome.
   const std::vector<external_streams::StreamSpec> streams{{"adapter.dk.payments.v1", 4}};
   REQUIRE(external_streams::ensure_streams(*db.pool, streams));
-  eventstore::Subscription derive(*db.store, {.name = "derive"},
-                                  external_streams::make_derivation_handler(
-                                      *db.store, {{streams[0], &external_streams::derive_payments_v1}}));
+  eventstore::Subscription derive(
+      *db.store, {.name = "derive"},
+      external_streams::make_derivation_handler(
+          *db.store, {{streams[0], &external_streams::derive_payments_v1}}));
   while (*derive.poll_once() > 0) {
   }
   CHECK(db.database.query_value("select string_agg(type, ',' order by seq) from external_events") ==
         "TransferUnderInvestigation,TransferSucceeded");
-  CHECK(db.database.query_value("select data->>'resolved_manually' from external_events where type = "
-                                "'TransferSucceeded'") == "true");
+  CHECK(
+      db.database.query_value("select data->>'resolved_manually' from external_events where type = "
+                              "'TransferSucceeded'") == "true");
 
   // A terminal transfer cannot be resolved again.
-  Process again({CLEARING_ADAPTER, "resolve", initiate.request.transfer_id, "--config", config, "--outcome", "rejected",
-                 "--reason", "changed my mind", "--operator", "operator-8", "--reason-code", "AC04"},
+  Process again({CLEARING_ADAPTER, "resolve", initiate.request.transfer_id, "--config", config,
+                 "--outcome", "rejected", "--reason", "changed my mind", "--operator", "operator-8",
+                 "--reason-code", "AC04"},
                 env);
   CHECK(again.wait() == 2);
   CHECK(again.stderr_text().find("refused") != std::string::npos);
-  CHECK(db.database.query_value("select count(*) from events where type = 'TransferResolvedManually'") == "1");
+  CHECK(db.database.query_value(
+            "select count(*) from events where type = 'TransferResolvedManually'") == "1");
 }

@@ -15,11 +15,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <sstream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <sstream>
+#include <thread>
 
 #include "clearing/adapter/service.hpp"
 #include "clearing/config/loader.hpp"
@@ -64,19 +63,22 @@ std::string plan_of(pqxx::connection& c, const std::string& sql) {
 
 }  // namespace
 
-TEST_CASE("/metrics: every way the handling can stop is a figure, read through indexes, and passes promtool") {
+TEST_CASE(
+    "/metrics: every way the handling can stop is a figure, read through indexes, and passes "
+    "promtool") {
   TestDatabase database;
   auto kafka = external_streams::EmbeddedKafka::start();
   REQUIRE(kafka);
   const int port = 29000 + static_cast<int>(getpid() % 1000);
-  config::MapEnvironment env({{"CLEARING_ADAPTER_DATABASE_URL", database.url()},
-                              {"CLEARING_ADAPTER_KAFKA_BROKERS", (*kafka)->bootstrap_servers()},
-                              // Nothing listens there: every request of the feed fails.
-                              {"CLEARING_ADAPTER_CLEARING_URL", "http://127.0.0.1:9"},
-                              {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
-                              {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:9"},
-                              {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(port)},
-                              {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"}});
+  config::MapEnvironment env(
+      {{"CLEARING_ADAPTER_DATABASE_URL", database.url()},
+       {"CLEARING_ADAPTER_KAFKA_BROKERS", (*kafka)->bootstrap_servers()},
+       // Nothing listens there: every request of the feed fails.
+       {"CLEARING_ADAPTER_CLEARING_URL", "http://127.0.0.1:9"},
+       {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
+       {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:9"},
+       {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(port)},
+       {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"}});
   std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
   auto json = nlohmann::json::parse(in);
   // A blocked statement fails after 1 s instead of 5: the stalls below show sooner.
@@ -100,32 +102,50 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
     pqxx::work tx(seed);
     // 5,000 transfers: 3,000 finished (rows from before created_at: null), 1,500 under
     // investigation (the oldest first recorded an hour ago), 500 initiated (10 s ago).
-    tx.exec("insert into transfer_status (transfer_id, status, correlation_id, created_at)"
-            " select 'done-' || g, 'succeeded', 'c', null from generate_series(1, 3000) g");
-    tx.exec("insert into transfer_status (transfer_id, status, correlation_id, created_at)"
-            " select 'ui-' || g, 'under_investigation', 'c', now() - make_interval(secs => 3600 - g)"
-            " from generate_series(0, 1499) g");
-    tx.exec("insert into transfer_status (transfer_id, status, correlation_id, created_at)"
-            " select 'in-' || g, 'initiated', 'c', now() - interval '10 s' from generate_series(1, 500) g");
+    tx.exec(
+        "insert into transfer_status (transfer_id, status, correlation_id, created_at)"
+        " select 'done-' || g, 'succeeded', 'c', null from generate_series(1, 3000) g");
+    tx.exec(
+        "insert into transfer_status (transfer_id, status, correlation_id, created_at)"
+        " select 'ui-' || g, 'under_investigation', 'c', now() - make_interval(secs => 3600 - g)"
+        " from generate_series(0, 1499) g");
+    tx.exec(
+        "insert into transfer_status (transfer_id, status, correlation_id, created_at)"
+        " select 'in-' || g, 'initiated', 'c', now() - interval '10 s' from generate_series(1, "
+        "500) g");
     // 2,000 calls fall due in 3 s (then the dispatcher's claims are blocked), 300 due and
     // under a live lease (in flight elsewhere: not overdue), 200 due in an hour.
-    tx.exec("insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id)"
-            " select 'ui-' || g, 'inquiry', 2, " + due_soon + " + g, 'c' from generate_series(0, 1499) g");
-    tx.exec("insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id)"
-            " select 'in-' || g, 'submit', 1, " + due_soon + " + g, 'c' from generate_series(1, 500) g");
-    tx.exec("insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, lease_owner,"
-            " lease_until_ms) select 'leased-' || g, 'submit', 1, " + std::to_string(now_ms - 5000) +
-            ", 'c', 'elsewhere', " + std::to_string(now_ms + 600'000) + " from generate_series(1, 300) g");
-    tx.exec("insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id)"
-            " select 'later-' || g, 'submit', 1, " + std::to_string(now_ms + 3'600'000) +
-            ", 'c' from generate_series(1, 200) g");
+    tx.exec(
+        "insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id)"
+        " select 'ui-' || g, 'inquiry', 2, " +
+        due_soon + " + g, 'c' from generate_series(0, 1499) g");
+    tx.exec(
+        "insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id)"
+        " select 'in-' || g, 'submit', 1, " +
+        due_soon + " + g, 'c' from generate_series(1, 500) g");
+    tx.exec(
+        "insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id, "
+        "lease_owner,"
+        " lease_until_ms) select 'leased-' || g, 'submit', 1, " +
+        std::to_string(now_ms - 5000) + ", 'c', 'elsewhere', " + std::to_string(now_ms + 600'000) +
+        " from generate_series(1, 300) g");
+    tx.exec(
+        "insert into transfer_work (transfer_id, action, attempt, due_at_ms, correlation_id)"
+        " select 'later-' || g, 'submit', 1, " +
+        std::to_string(now_ms + 3'600'000) + ", 'c' from generate_series(1, 200) g");
     // 2,000 parked messages of three sources, each raw value 400 bytes (a message's size).
-    tx.exec("insert into parked_messages (source, reason_code, reason, raw)"
-            " select 'kafka', 'not_json', 'r', convert_to(repeat('x', 400), 'UTF8') from generate_series(1, 1200)");
-    tx.exec("insert into parked_messages (source, reason_code, reason, raw)"
-            " select 'clearing-feed', 'invalid_payment', 'r', convert_to(repeat('x', 400), 'UTF8') from generate_series(1, 500)");
-    tx.exec("insert into parked_messages (source, reason_code, reason, raw)"
-            " select 'dispatcher', 'refused', 'r', convert_to(repeat('x', 400), 'UTF8') from generate_series(1, 300)");
+    tx.exec(
+        "insert into parked_messages (source, reason_code, reason, raw)"
+        " select 'kafka', 'not_json', 'r', convert_to(repeat('x', 400), 'UTF8') from "
+        "generate_series(1, 1200)");
+    tx.exec(
+        "insert into parked_messages (source, reason_code, reason, raw)"
+        " select 'clearing-feed', 'invalid_payment', 'r', convert_to(repeat('x', 400), 'UTF8') "
+        "from generate_series(1, 500)");
+    tx.exec(
+        "insert into parked_messages (source, reason_code, reason, raw)"
+        " select 'dispatcher', 'refused', 'r', convert_to(repeat('x', 400), 'UTF8') from "
+        "generate_series(1, 300)");
     tx.exec("analyze transfer_work");
     tx.commit();
   }
@@ -143,52 +163,70 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
     pqxx::work tx(seed);
     // Alarms and parked incoming payments among 5,000 other events: the derivation has them
     // to handle, and cannot (its checkpoint is locked).
-    tx.exec("insert into events (stream_id, version, event_id, type, data, metadata)"
-            " select 'noise-' || g, 1, gen_random_uuid(), 'MetricsTestNoise', '{}', '{}' from generate_series(1, 5000) g");
-    tx.exec("insert into events (stream_id, version, event_id, type, data, metadata)"
-            " select 'transfer-done-' || g, 2, gen_random_uuid(), 'ContradictingClearingAnswerReceived', '{}', '{}'"
-            " from generate_series(1, 3) g");
-    tx.exec("insert into events (stream_id, version, event_id, type, data, metadata)"
-            " select 'incoming-c-' || g, 2, gen_random_uuid(), 'ConflictingIncomingPaymentReceived', '{}', '{}'"
-            " from generate_series(1, 2) g");
-    tx.exec("insert into events (stream_id, version, event_id, type, data, metadata)"
-            " select 'incoming-p-' || g, 1, gen_random_uuid(), 'IncomingPaymentParked',"
-            " jsonb_build_object('reason_code', case when g <= 600 then 'AC01' else 'AM03' end), '{}'"
-            " from generate_series(1, 1000) g");
+    tx.exec(
+        "insert into events (stream_id, version, event_id, type, data, metadata)"
+        " select 'noise-' || g, 1, gen_random_uuid(), 'MetricsTestNoise', '{}', '{}' from "
+        "generate_series(1, 5000) g");
+    tx.exec(
+        "insert into events (stream_id, version, event_id, type, data, metadata)"
+        " select 'transfer-done-' || g, 2, gen_random_uuid(), "
+        "'ContradictingClearingAnswerReceived', '{}', '{}'"
+        " from generate_series(1, 3) g");
+    tx.exec(
+        "insert into events (stream_id, version, event_id, type, data, metadata)"
+        " select 'incoming-c-' || g, 2, gen_random_uuid(), 'ConflictingIncomingPaymentReceived', "
+        "'{}', '{}'"
+        " from generate_series(1, 2) g");
+    tx.exec(
+        "insert into events (stream_id, version, event_id, type, data, metadata)"
+        " select 'incoming-p-' || g, 1, gen_random_uuid(), 'IncomingPaymentParked',"
+        " jsonb_build_object('reason_code', case when g <= 600 then 'AC01' else 'AM03' end), '{}'"
+        " from generate_series(1, 1000) g");
     // Five messages on partition 0 of the payments stream, written 30 s ago: the relay
     // publishes them and cannot move its mark.
-    tx.exec("insert into external_events (stream, partition, seq, event_id, type, entity_key, data, source_event_id,"
-            " correlation_id, occurred_at, recorded_at)"
-            " select 'adapter.dk.payments.v1', 0, g, gen_random_uuid(), 'TransferCompleted', 'k', '{}',"
-            " gen_random_uuid(), 'c', now(), now() - interval '30 s' from generate_series(1, 5) g");
-    tx.exec("update external_stream_seqs set head = 5 where stream = 'adapter.dk.payments.v1' and partition = 0");
+    tx.exec(
+        "insert into external_events (stream, partition, seq, event_id, type, entity_key, data, "
+        "source_event_id,"
+        " correlation_id, occurred_at, recorded_at)"
+        " select 'adapter.dk.payments.v1', 0, g, gen_random_uuid(), 'TransferCompleted', 'k', '{}',"
+        " gen_random_uuid(), 'c', now(), now() - interval '30 s' from generate_series(1, 5) g");
+    tx.exec(
+        "update external_stream_seqs set head = 5 where stream = 'adapter.dk.payments.v1' and "
+        "partition = 0");
     // Not transfer_work: ANALYZE would wait on the share lock held above.
     tx.exec("analyze events, transfer_status, parked_messages, external_events");
     tx.commit();
   }
 
-  const std::string kAssigned = "clearing_inbound_partition_assigned{stream=\"core.dk.payments.v1\",";
+  const std::string kAssigned =
+      "clearing_inbound_partition_assigned{stream=\"core.dk.payments.v1\",";
   std::string text;
-  REQUIRE_MESSAGE(eventually([&] {
-                    text = service.metrics_text();
-                    return sample(text, R"(clearing_subscription_state{subscription="derive-external-streams",state="stalled"})") == 1.0 &&
-                           sample(text, "clearing_calls_overdue") == 2000.0 &&
-                           sample(text, "clearing_dispatcher_claim_failures_total") >= 1.0 &&
-                           sample(text, "clearing_incoming_feed_failures_total") >= 1.0 &&
-                           // The group has given its only member the inbound partitions.
-                           sample(text, kAssigned + "partition=\"3\"}") == 1.0;
-                  }),
-                  text);
+  REQUIRE_MESSAGE(
+      eventually([&] {
+        text = service.metrics_text();
+        return sample(
+                   text,
+                   R"(clearing_subscription_state{subscription="derive-external-streams",state="stalled"})") ==
+                   1.0 &&
+               sample(text, "clearing_calls_overdue") == 2000.0 &&
+               sample(text, "clearing_dispatcher_claim_failures_total") >= 1.0 &&
+               sample(text, "clearing_incoming_feed_failures_total") >= 1.0 &&
+               // The group has given its only member the inbound partitions.
+               sample(text, kAssigned + "partition=\"3\"}") == 1.0;
+      }),
+      text);
 
   // Transfers: open by state (0 samples too), the oldest of each, the overdue calls.
   CHECK(sample(text, R"(clearing_transfers{state="under_investigation"})") == 1500.0);
   CHECK(sample(text, R"(clearing_transfers{state="initiated"})") == 500.0);
   CHECK(sample(text, R"(clearing_transfers{state="submitting"})") == 0.0);
-  const auto oldest_investigation = sample(text, R"(clearing_transfers_oldest_age_seconds{state="under_investigation"})");
+  const auto oldest_investigation =
+      sample(text, R"(clearing_transfers_oldest_age_seconds{state="under_investigation"})");
   REQUIRE(oldest_investigation);
   CHECK(*oldest_investigation >= 3600.0);
   CHECK(*oldest_investigation < 3700.0);
-  const auto oldest_initiated = sample(text, R"(clearing_transfers_oldest_age_seconds{state="initiated"})");
+  const auto oldest_initiated =
+      sample(text, R"(clearing_transfers_oldest_age_seconds{state="initiated"})");
   REQUIRE(oldest_initiated);
   CHECK(*oldest_initiated >= 10.0);
   CHECK(*oldest_initiated < 100.0);
@@ -201,32 +239,55 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
   CHECK(sample(text, R"(clearing_transfer_work_due{action="inquiry"})") == 1500.0);
 
   // Alarms, parked messages and parked incoming payments.
-  CHECK(sample(text, R"(clearing_alarm_events_total{type="ContradictingClearingAnswerReceived"})") == 3.0);
-  CHECK(sample(text, R"(clearing_alarm_events_total{type="ConflictingIncomingPaymentReceived"})") == 2.0);
+  CHECK(
+      sample(text, R"(clearing_alarm_events_total{type="ContradictingClearingAnswerReceived"})") ==
+      3.0);
+  CHECK(sample(text, R"(clearing_alarm_events_total{type="ConflictingIncomingPaymentReceived"})") ==
+        2.0);
   CHECK(sample(text, R"(clearing_incoming_payments_parked_total{reason="AC01"})") == 600.0);
   CHECK(sample(text, R"(clearing_incoming_payments_parked_total{reason="AM03"})") == 400.0);
   CHECK(sample(text, R"(clearing_parked_messages{source="kafka",reason="not_json"})") == 1200.0);
-  CHECK(sample(text, R"(clearing_parked_messages{source="clearing-feed",reason="invalid_payment"})") == 500.0);
+  CHECK(sample(text,
+               R"(clearing_parked_messages{source="clearing-feed",reason="invalid_payment"})") ==
+        500.0);
   CHECK(sample(text, R"(clearing_parked_messages{source="dispatcher",reason="refused"})") == 300.0);
 
   // The stalled subscription: every committed event after its checkpoint, and no progress.
-  const auto lag = sample(text, R"(clearing_subscription_lag_events{subscription="derive-external-streams"})");
+  const auto lag =
+      sample(text, R"(clearing_subscription_lag_events{subscription="derive-external-streams"})");
   REQUIRE(lag);
   CHECK(*lag >= 6005.0);
   CHECK(*lag < 6100.0);
-  CHECK(sample(text, R"(clearing_subscription_progress_age_seconds{subscription="derive-external-streams"})") >= 0.0);
-  CHECK(sample(text, R"(clearing_subscription_failures{subscription="derive-external-streams"})") >= 1.0);
-  CHECK(sample(text, R"(clearing_subscription_state{subscription="derive-external-streams",state="live"})") == 0.0);
+  CHECK(
+      sample(
+          text,
+          R"(clearing_subscription_progress_age_seconds{subscription="derive-external-streams"})") >=
+      0.0);
+  CHECK(sample(text, R"(clearing_subscription_failures{subscription="derive-external-streams"})") >=
+        1.0);
+  CHECK(
+      sample(
+          text,
+          R"(clearing_subscription_state{subscription="derive-external-streams",state="live"})") ==
+      0.0);
 
   // The relay: partition 0 has five messages Kafka has but the mark does not, 30 s old.
-  CHECK(sample(text, R"(clearing_relay_lag_messages{stream="adapter.dk.payments.v1",partition="0"})") == 5.0);
-  CHECK(sample(text, R"(clearing_relay_lag_messages{stream="adapter.dk.payments.v1",partition="1"})") == 0.0);
-  const auto relay_age =
-      sample(text, R"(clearing_relay_oldest_unpublished_age_seconds{stream="adapter.dk.payments.v1",partition="0"})");
+  CHECK(sample(text,
+               R"(clearing_relay_lag_messages{stream="adapter.dk.payments.v1",partition="0"})") ==
+        5.0);
+  CHECK(sample(text,
+               R"(clearing_relay_lag_messages{stream="adapter.dk.payments.v1",partition="1"})") ==
+        0.0);
+  const auto relay_age = sample(
+      text,
+      R"(clearing_relay_oldest_unpublished_age_seconds{stream="adapter.dk.payments.v1",partition="0"})");
   REQUIRE(relay_age);
   CHECK(*relay_age >= 30.0);
-  CHECK(sample(text, R"(clearing_relay_oldest_unpublished_age_seconds{stream="adapter.dk.payments.v1",partition="1"})") ==
-        0.0);
+  CHECK(
+      sample(
+          text,
+          R"(clearing_relay_oldest_unpublished_age_seconds{stream="adapter.dk.payments.v1",partition="1"})") ==
+      0.0);
 
   // The inbound partitions this instance reads: the only member of its group reads all four
   // of the country's stream, and no other.
@@ -240,16 +301,19 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
        {"clearing_dispatcher_calls_abandoned_total", "clearing_dispatcher_answers_refused_total",
         "clearing_dispatcher_record_failures_total", "clearing_dispatcher_claim_failures_total",
         "clearing_incoming_feed_failures_total", "clearing_incoming_feed_requests_total",
-        "clearing_inbound_messages_total", "clearing_client_refused_total", "clearing_alarm_events_total",
-        "clearing_incoming_payments_parked_total", "clearing_derivation_lookups_total", "clearing_answers_total",
+        "clearing_inbound_messages_total", "clearing_client_refused_total",
+        "clearing_alarm_events_total", "clearing_incoming_payments_parked_total",
+        "clearing_derivation_lookups_total", "clearing_answers_total",
         "clearing_inbound_fetch_restarts_total"})
     CHECK_MESSAGE(type_of(text, counter) == "counter", counter);
-  for (const auto* gauge : {"clearing_calls_overdue", "clearing_transfers", "clearing_parked_messages",
-                            "clearing_subscription_state", "clearing_relay_lag_messages",
-                            "clearing_inbound_partitions_held", "clearing_inbound_partition_assigned"})
+  for (const auto* gauge :
+       {"clearing_calls_overdue", "clearing_transfers", "clearing_parked_messages",
+        "clearing_subscription_state", "clearing_relay_lag_messages",
+        "clearing_inbound_partitions_held", "clearing_inbound_partition_assigned"})
     CHECK_MESSAGE(type_of(text, gauge) == "gauge", gauge);
   CHECK(sample(text, "clearing_dispatcher_calls_abandoned_total") == 0.0);
-  CHECK(sample(text, "clearing_inbound_fetch_restarts_total") == 0.0);  // every partition was delivered
+  CHECK(sample(text, "clearing_inbound_fetch_restarts_total") ==
+        0.0);  // every partition was delivered
 
   // /readyz: the dispatcher's claims fail (the database), the feed is unreachable.
   const auto detail = service.status().detail;
@@ -262,12 +326,17 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
   for (int i = 0; i < 7; ++i) {
     const auto started = std::chrono::steady_clock::now();
     (void)service.metrics_text();
-    scrape_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+    scrape_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count());
   }
   std::sort(scrape_ms.begin(), scrape_ms.end());
-  MESSAGE("one scrape of /metrics over 5,000 transfers, 2,500 calls, 2,000 parked messages, 6,005 events behind: "
-          "min " << scrape_ms.front() << " ms, median " << scrape_ms[scrape_ms.size() / 2] << " ms, max "
-                 << scrape_ms.back() << " ms");
+  MESSAGE(
+      "one scrape of /metrics over 5,000 transfers, 2,500 calls, 2,000 parked messages, 6,005 "
+      "events behind: "
+      "min "
+      << scrape_ms.front() << " ms, median " << scrape_ms[scrape_ms.size() / 2] << " ms, max "
+      << scrape_ms.back() << " ms");
 
   // The statements use their indexes, not a scan of the tables that grow for ever.
   {
@@ -278,28 +347,39 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
       tx.exec("vacuum analyze parked_messages");
       tx.exec("vacuum analyze events");
     }
-    const auto alarms = plan_of(c, "select count(*) from events where type = 'ContradictingClearingAnswerReceived'"
-                                   " and type in ('ContradictingClearingAnswerReceived',"
-                                   " 'ConflictingIncomingPaymentReceived', 'IncomingPaymentParked')");
+    const auto alarms =
+        plan_of(c,
+                "select count(*) from events where type = 'ContradictingClearingAnswerReceived'"
+                " and type in ('ContradictingClearingAnswerReceived',"
+                " 'ConflictingIncomingPaymentReceived', 'IncomingPaymentParked')");
     CHECK_MESSAGE(alarms.find("events_alarms") != std::string::npos, alarms);
-    const auto parked_incoming = plan_of(c, "select coalesce(data->>'reason_code', ''), count(*) from events"
-                                            " where type = 'IncomingPaymentParked' group by 1");
+    const auto parked_incoming =
+        plan_of(c,
+                "select coalesce(data->>'reason_code', ''), count(*) from events"
+                " where type = 'IncomingPaymentParked' group by 1");
     CHECK_MESSAGE(parked_incoming.find("events_alarms") != std::string::npos, parked_incoming);
-    const auto oldest = plan_of(c, "select min(t.created_at) from transfer_status t where t.status = 'initiated'"
-                                   " and t.status not in ('succeeded', 'rejected')");
+    const auto oldest =
+        plan_of(c,
+                "select min(t.created_at) from transfer_status t where t.status = 'initiated'"
+                " and t.status not in ('succeeded', 'rejected')");
     CHECK_MESSAGE(oldest.find("transfer_status_unfinished") != std::string::npos, oldest);
     // A checkpoint 10 events behind the head (all 6,005 behind, a scan is cheaper: right).
     std::string near_head;
     {
       pqxx::nontransaction tx(c);
-      const auto row = tx.exec("select transaction_id::text, position from events"
-                               " order by transaction_id desc, position desc offset 10 limit 1")[0];
+      const auto row = tx.exec(
+          "select transaction_id::text, position from events"
+          " order by transaction_id desc, position desc offset 10 limit 1")[0];
       near_head = "('" + row[0].as<std::string>() + "'::xid8, " + row[1].as<std::string>() + ")";
     }
-    const auto lagging = plan_of(c, "select count(*) from (select 1 from events e where (e.transaction_id, e.position)"
-                                    " > " + near_head + " limit 100000) a");
+    const auto lagging =
+        plan_of(c,
+                "select count(*) from (select 1 from events e where (e.transaction_id, e.position)"
+                " > " +
+                    near_head + " limit 100000) a");
     CHECK_MESSAGE(lagging.find("events_commit_order") != std::string::npos, lagging);
-    const auto parked = plan_of(c, "select source, reason_code, count(*) from parked_messages group by 1, 2");
+    const auto parked =
+        plan_of(c, "select source, reason_code, count(*) from parked_messages group by 1, 2");
     CHECK_MESSAGE(parked.find("parked_messages_source_reason") != std::string::npos, parked);
   }
 
@@ -322,11 +402,14 @@ TEST_CASE("/metrics: every way the handling can stop is a figure, read through i
   held.commit();
   CHECK(eventually([&] {
     const auto d = service.status().detail;
-    return d.find("dispatcher=ok") != std::string::npos && d.find("derivation=ok") != std::string::npos;
+    return d.find("dispatcher=ok") != std::string::npos &&
+           d.find("derivation=ok") != std::string::npos;
   }));
   CHECK(eventually([&] {
-    return sample(service.metrics_text(),
-                  R"(clearing_relay_lag_messages{stream="adapter.dk.payments.v1",partition="0"})") == 0.0;
+    return sample(
+               service.metrics_text(),
+               R"(clearing_relay_lag_messages{stream="adapter.dk.payments.v1",partition="0"})") ==
+           0.0;
   }));
   service.stop();
 }

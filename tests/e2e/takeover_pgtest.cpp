@@ -285,8 +285,7 @@ class AdapterDatabase {
 };
 
 std::string fetch_metrics(int port) {
-  auto answer =
-      http::get("http://127.0.0.1:" + std::to_string(port) + "/metrics", kApiToken, 2000);
+  auto answer = http::get("http://127.0.0.1:" + std::to_string(port) + "/metrics", kApiToken, 2000);
   return answer && answer->status == 200 ? answer->body : std::string{};
 }
 
@@ -546,8 +545,7 @@ TEST_CASE(
   CHECK(report["still_open"] == 0);
   CHECK(report["requested"].get<int>() + report["refused"].get<int>() == kTransfers);
 
-  auto ledger =
-      http::get("http://" + mock_address + "/admin/ledger", kClearingToken, 10'000);
+  auto ledger = http::get("http://" + mock_address + "/admin/ledger", kClearingToken, 10'000);
   REQUIRE(ledger);
   REQUIRE(ledger->status == 200);
   demo::Books books{adapter_db.url(), core_db.url(), {}, {}};

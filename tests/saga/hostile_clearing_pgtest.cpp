@@ -10,8 +10,8 @@
 
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/clearing_client/client.hpp"
-#include "hostile_http_server.hpp"
 #include "clearing/support/saga_fixture.hpp"
+#include "hostile_http_server.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
@@ -27,7 +27,8 @@ std::unique_ptr<clearing_client::ClearingClient> make_client(const HostileHttpSe
   // One connection for every call, so that a second call would reuse the first one's.
   options.in_flight_max = 1;
   options.pool_connections_max = 1;
-  options.reuse_connections = true;  // the defences of a reused connection (off by default) are under test
+  options.reuse_connections =
+      true;  // the defences of a reused connection (off by default) are under test
   auto client = clearing_client::ClearingClient::create(options);
   REQUIRE_MESSAGE(client, (client ? "" : client.error()));
   return std::move(*client);

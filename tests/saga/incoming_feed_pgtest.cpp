@@ -14,8 +14,8 @@
 #include "clearing/base/clock.hpp"
 #include "clearing/clearing_client/client.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
-#include "hostile_http_server.hpp"
 #include "clearing/support/saga_fixture.hpp"
+#include "hostile_http_server.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
@@ -44,8 +44,8 @@ std::string cursor_text(int number) {
 // One payment's JSON text, built by hand so that it can carry bytes no JSON library writes.
 std::string payment(int number, std::string_view debtor_name_json = R"("Ada Lovelace")",
                     std::string_view reference_json = "") {
-  const std::string reference =
-      reference_json.empty() ? "\"CR-" + std::to_string(number) + "\"" : std::string(reference_json);
+  const std::string reference = reference_json.empty() ? "\"CR-" + std::to_string(number) + "\""
+                                                       : std::string(reference_json);
   return R"({"cursor":")" + cursor_text(number) + R"(","clearing_reference":)" + reference +
          R"(,"amount_minor":)" + std::to_string(1000 + number) +
          R"(,"currency":"DKK","debtor_account":"DE89370400440532013000","debtor_name":)" +
@@ -112,8 +112,9 @@ std::string count(SagaDatabase& db, const std::string& sql) {
 
 }  // namespace
 
-TEST_CASE("one payment that breaks the contract is parked once with its reason, the good ones of "
-          "its page are recorded, the cursor moves past it and the next page is read") {
+TEST_CASE(
+    "one payment that breaks the contract is parked once with its reason, the good ones of "
+    "its page are recorded, the cursor moves past it and the next page is read") {
   SagaDatabase db;
   const auto bad = payment(2, R"("Ada\u0000Lovelace")");  // jsonb refuses \u0000
   ScriptedFeed feed({{"", page({payment(1), bad, payment(3)}, 3)},
@@ -121,7 +122,8 @@ TEST_CASE("one payment that breaks the contract is parked once with its reason, 
                      {cursor_text(4), page({}, 4)}});
   auto client = make_client(feed.server());
   base::SystemClock clock;
-  adapter::IncomingPoller poller(*db.store, *client, clock, {std::chrono::milliseconds(10), kPageLimit, dk_rules()});
+  adapter::IncomingPoller poller(*db.store, *client, clock,
+                                 {std::chrono::milliseconds(10), kPageLimit, dk_rules()});
 
   // Before: the bad payment failed its page, and every poll asked for the same page again.
   auto polled = poller.poll_once();
@@ -144,28 +146,32 @@ TEST_CASE("one payment that breaks the contract is parked once with its reason, 
   CHECK(count(db, "from events where type = 'IncomingPaymentRecorded'") == "3");
   for (int number : {1, 3, 4}) {
     CAPTURE(number);
-    CHECK(count(db, "from events where stream_id = 'incoming-payment-CR-" + std::to_string(number) + "'") == "1");
+    CHECK(count(db, "from events where stream_id = 'incoming-payment-CR-" + std::to_string(number) +
+                        "'") == "1");
   }
   CHECK(count(db, "from events where stream_id = 'incoming-payment-CR-2'") == "0");
-  CHECK(db.database.query_value(
-            "select data->>'next_cursor' from events where type = 'IncomingFeedAdvanced' order by position desc limit 1") ==
+  CHECK(db.database.query_value("select data->>'next_cursor' from events where type = "
+                                "'IncomingFeedAdvanced' order by position desc limit 1") ==
         cursor_text(4));
 
   // Parked once, with the field and the rule (never the name), and the bytes as received.
   CHECK(count(db, "from parked_messages") == "1");
-  CHECK(db.database.query_value("select source || '|' || reason_code || '|' || reason from parked_messages") ==
-        "clearing-feed|invalid_payment|payment field debtor_name contains a control character (cursor " +
+  CHECK(db.database.query_value(
+            "select source || '|' || reason_code || '|' || reason from parked_messages") ==
+        "clearing-feed|invalid_payment|payment field debtor_name contains a control character "
+        "(cursor " +
             cursor_text(2) + ")");
   CHECK(db.database.query_value("select encode(raw, 'hex') from parked_messages") == hex(bad));
   CHECK(db.database.query_value("select correlation_id from parked_messages") ==
         sagas::incoming_payment_id("CR-2"));
-  CHECK(db.database.query_value("select data->>'clearing_reference' || '|' || (data->>'cursor') from events "
-                                "where type = 'IncomingFeedPaymentParked'") ==
-        "CR-2|" + cursor_text(2));
+  CHECK(db.database.query_value(
+            "select data->>'clearing_reference' || '|' || (data->>'cursor') from events "
+            "where type = 'IncomingFeedPaymentParked'") == "CR-2|" + cursor_text(2));
 }
 
-TEST_CASE("the same page seen again parks nothing twice: re-sent by the mainframe, or read by a "
-          "poller started afresh") {
+TEST_CASE(
+    "the same page seen again parks nothing twice: re-sent by the mainframe, or read by a "
+    "poller started afresh") {
   SagaDatabase db;
   // One bad payment named by its clearing reference, one with no readable reference (invalid
   // UTF-8 in it): that one is known by its bytes.
@@ -173,12 +179,14 @@ TEST_CASE("the same page seen again parks nothing twice: re-sent by the mainfram
                                           payment(5, R"("Ada")", "\"CR-\xff\""), payment(3)};
   // After its restart the mainframe re-sends the whole page; the bad reference-less payment
   // comes byte for byte the same, the other with a new name but the same reference.
-  const std::vector<std::string> again = {payment(1), payment(2, "\"" + std::string(2'000, 'x') + "\""),
+  const std::vector<std::string> again = {payment(1),
+                                          payment(2, "\"" + std::string(2'000, 'x') + "\""),
                                           payment(5, R"("Ada")", "\"CR-\xff\""), payment(3)};
   ScriptedFeed feed({{"", page(first, 3)}, {cursor_text(3), page(again, 3)}});
   auto client = make_client(feed.server());
   base::SystemClock clock;
-  adapter::IncomingPoller poller(*db.store, *client, clock, {std::chrono::milliseconds(10), kPageLimit, dk_rules()});
+  adapter::IncomingPoller poller(*db.store, *client, clock,
+                                 {std::chrono::milliseconds(10), kPageLimit, dk_rules()});
 
   for (int poll = 0; poll < 3; ++poll) {
     CAPTURE(poll);
@@ -193,11 +201,13 @@ TEST_CASE("the same page seen again parks nothing twice: re-sent by the mainfram
   CHECK(count(db, "from parked_messages") == "2");
   CHECK(count(db, "from parked_messages where reason_code = 'invalid_payment'") == "2");
   CHECK(count(db, "from events where type = 'IncomingFeedPaymentParked'") == "2");
-  CHECK(db.database.query_value("select encode(raw, 'hex') from parked_messages where reason like '%" +
-                                cursor_text(5) + "%'") == hex(first[2]));
+  CHECK(db.database.query_value(
+            "select encode(raw, 'hex') from parked_messages where reason like '%" + cursor_text(5) +
+            "%'") == hex(first[2]));
 
   // A poller started afresh (a restart) resumes at the recorded cursor and sees the page again.
-  adapter::IncomingPoller restarted(*db.store, *client, clock, {std::chrono::milliseconds(10), kPageLimit, dk_rules()});
+  adapter::IncomingPoller restarted(*db.store, *client, clock,
+                                    {std::chrono::milliseconds(10), kPageLimit, dk_rules()});
   auto polled = restarted.poll_once();
   REQUIRE(polled);
   CHECK(*polled == 4);
@@ -218,11 +228,13 @@ TEST_CASE("a page whose transaction is lost parks nothing; read again, it parks 
   HostileHttpServer server([&](const ScriptedRequest& request) {
     const auto after = after_of(request.target);
     if (after.empty() && !raced.exchange(true)) {
-      const eventstore::EventData other{eventstore::EventId{base::new_uuid()}, adapter::kIncomingFeedAdvanced,
+      const eventstore::EventData other{eventstore::EventId{base::new_uuid()},
+                                        adapter::kIncomingFeedAdvanced,
                                         {{"from_cursor", ""}, {"next_cursor", cursor_text(0)}},
                                         {"other-poller", "", nullptr, nullptr}};
-      auto appended = db.store->append(eventstore::StreamId{adapter::kIncomingFeedStream},
-                                       eventstore::ExpectedVersion::no_stream(), std::vector{other});
+      auto appended =
+          db.store->append(eventstore::StreamId{adapter::kIncomingFeedStream},
+                           eventstore::ExpectedVersion::no_stream(), std::vector{other});
       CHECK_MESSAGE(appended, (appended ? "" : appended.error().message));
     }
     const bool first = after.empty() || after == cursor_text(0);
@@ -231,7 +243,8 @@ TEST_CASE("a page whose transaction is lost parks nothing; read again, it parks 
   });
   auto client = make_client(server);
   base::SystemClock clock;
-  adapter::IncomingPoller poller(*db.store, *client, clock, {std::chrono::milliseconds(10), kPageLimit, dk_rules()});
+  adapter::IncomingPoller poller(*db.store, *client, clock,
+                                 {std::chrono::milliseconds(10), kPageLimit, dk_rules()});
 
   auto lost = poller.poll_once();
   REQUIRE_FALSE(lost);

@@ -3,13 +3,12 @@
 // and every transfer must still finish with the outcome the ledger shows.
 
 #include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <random>
 #include <thread>
-
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "clearing/clearing_mock/mock_server.hpp"
 #include "clearing/support/saga_fixture.hpp"
@@ -20,13 +19,14 @@ using namespace clearing::testing;
 
 namespace {
 
-pid_t spawn_worker(const std::string& database_url, const std::string& clearing_url, int generation) {
+pid_t spawn_worker(const std::string& database_url, const std::string& clearing_url,
+                   int generation) {
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     const std::string owner = "worker-" + std::to_string(generation);
-    execl(SAGA_WORKER_PATH, "saga_worker", database_url.c_str(), clearing_url.c_str(), owner.c_str(),
-          static_cast<char*>(nullptr));
+    execl(SAGA_WORKER_PATH, "saga_worker", database_url.c_str(), clearing_url.c_str(),
+          owner.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   return pid;
@@ -34,7 +34,8 @@ pid_t spawn_worker(const std::string& database_url, const std::string& clearing_
 
 }  // namespace
 
-TEST_CASE("SIGKILL while requests are in flight, restart: no double execution, every transfer finishes") {
+TEST_CASE(
+    "SIGKILL while requests are in flight, restart: no double execution, every transfer finishes") {
   SagaDatabase db;
   clearing_mock::MockOptions mock_options;
   mock_options.seed = 4242;
@@ -52,7 +53,8 @@ TEST_CASE("SIGKILL while requests are in flight, restart: no double execution, e
   for (int i = 0; i < 400; ++i) {
     auto command = make_initiate(i, RequestKind::valid, clock.now());
     ids.push_back(command.request.transfer_id);
-    REQUIRE(db.transfers->execute(command, {command.correlation_id, "core-" + std::to_string(i), nullptr, ""}));
+    REQUIRE(db.transfers->execute(
+        command, {command.correlation_id, "core-" + std::to_string(i), nullptr, ""}));
   }
 
   std::mt19937 rng(99);

@@ -4,9 +4,8 @@
 // every transfer reaches exactly one terminal outcome that agrees with the ledger, and
 // no rejection comes from a timeout.
 
-#include <doctest/doctest.h>
-
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -64,7 +63,8 @@ std::unique_ptr<clearing_client::ClearingClient> make_client(const std::string& 
 std::int64_t to_ms(base::Timestamp t) { return t.time_since_epoch().count(); }
 
 // A TransferRequested of the core's stream, as the consumer hands it to the applier.
-external_streams::ExternalMessage transfer_requested(const std::string& transfer_id, std::int64_t amount_minor) {
+external_streams::ExternalMessage transfer_requested(const std::string& transfer_id,
+                                                     std::int64_t amount_minor) {
   external_streams::ExternalMessage m;
   m.stream = "core.dk.payments.v1";
   m.partition = 0;
@@ -75,19 +75,23 @@ external_streams::ExternalMessage transfer_requested(const std::string& transfer
   m.correlation_id = "corr-" + transfer_id;
   m.source_event_id = base::new_uuid();
   m.key = transfer_id;
-  m.data = {{"transfer_id", transfer_id},
-            {"account_id", "acct-1"},
-            {"amount", {{"minor_units", amount_minor}, {"currency", "DKK"}}},
-            {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
-            {"creditor", {{"name", "Charles"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0000100011"}}}}},
-            {"remittance_info", "Invoice"},
-            {"requested_at", "2026-11-26T09:00:00Z"}};
+  m.data = {
+      {"transfer_id", transfer_id},
+      {"account_id", "acct-1"},
+      {"amount", {{"minor_units", amount_minor}, {"currency", "DKK"}}},
+      {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
+      {"creditor",
+       {{"name", "Charles"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0000100011"}}}}},
+      {"remittance_info", "Invoice"},
+      {"requested_at", "2026-11-26T09:00:00Z"}};
   return m;
 }
 
 }  // namespace
 
-TEST_CASE("1,000 transfers through every fault class: executed at most once, one outcome each, agreeing with the ledger") {
+TEST_CASE(
+    "1,000 transfers through every fault class: executed at most once, one outcome each, agreeing "
+    "with the ledger") {
   SagaDatabase db;
   clearing_mock::MockOptions mock_options;
   mock_options.seed = 20261126;
@@ -108,7 +112,8 @@ TEST_CASE("1,000 transfers through every fault class: executed at most once, one
     invalid += kind != RequestKind::valid;
     auto command = make_initiate(i, kind, clock.now());
     ids.push_back(command.request.transfer_id);
-    auto result = db.transfers->execute(command, {command.correlation_id, "core-event-" + std::to_string(i), nullptr, ""});
+    auto result = db.transfers->execute(
+        command, {command.correlation_id, "core-event-" + std::to_string(i), nullptr, ""});
     REQUIRE(result);
   }
 
@@ -120,9 +125,15 @@ TEST_CASE("1,000 transfers through every fault class: executed at most once, one
   options.jitter_seed = 7;
   adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
   dispatcher.start();
-  const bool finished = wait_until([&] { return db.terminal_count() == 1000; }, std::chrono::seconds(240));
+  const bool finished =
+      wait_until([&] { return db.terminal_count() == 1000; }, std::chrono::seconds(240));
   dispatcher.stop();
-  CHECK_MESSAGE(finished, "statuses: " << [&] { std::string s; for (auto& [k, v] : db.statuses()) s += k + "=" + std::to_string(v) + " "; return s; }());
+  CHECK_MESSAGE(
+      finished, "statuses: " << [&] {
+        std::string s;
+        for (auto& [k, v] : db.statuses()) s += k + "=" + std::to_string(v) + " ";
+        return s;
+      }());
 
   const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
   for (const auto& violation : reconciliation.violations) FAIL_CHECK(violation);
@@ -132,9 +143,9 @@ TEST_CASE("1,000 transfers through every fault class: executed at most once, one
 
   // Every fault class really was met.
   const auto stats = (*mock)->state().stats();
-  for (const char* fault : {"timeout_before_execute", "timeout_after_execute", "close_after_execute",
-                            "reset_before_execute", "http_500", "http_502", "http_504",
-                            "error_body_200", "malformed_json", "maintenance_503"}) {
+  for (const char* fault : {"timeout_before_execute", "timeout_after_execute",
+                            "close_after_execute", "reset_before_execute", "http_500", "http_502",
+                            "http_504", "error_body_200", "malformed_json", "maintenance_503"}) {
     CAPTURE(fault);
     CHECK(stats.faults.count(fault) == 1);
     if (stats.faults.count(fault)) CHECK(stats.faults.at(fault) > 0);
@@ -142,7 +153,8 @@ TEST_CASE("1,000 transfers through every fault class: executed at most once, one
   auto dispatched = dispatcher.stats();
   CHECK(dispatched.answers_by_class["unknown"] > 0);
   MESSAGE("succeeded=" << reconciliation.succeeded << " rejected=" << reconciliation.rejected
-                       << " calls=" << dispatched.calls_started << " stale=" << dispatched.answers_stale);
+                       << " calls=" << dispatched.calls_started
+                       << " stale=" << dispatched.answers_stale);
 }
 
 TEST_CASE("after the cut-off, transfers are pending and settle on a later status inquiry") {
@@ -217,7 +229,9 @@ TEST_CASE("two dispatchers sharing one database never make the same attempt at o
   CHECK(b.stats().calls_started > 0);
 }
 
-TEST_CASE("the incoming feed: each payment recorded once although the mainframe re-sends, the cursor kept as events") {
+TEST_CASE(
+    "the incoming feed: each payment recorded once although the mainframe re-sends, the cursor "
+    "kept as events") {
   SagaDatabase db;
   clearing_mock::MockOptions mock_options;
   mock_options.incoming_generated = 57;
@@ -226,7 +240,8 @@ TEST_CASE("the incoming feed: each payment recorded once although the mainframe 
   REQUIRE(mock);
   auto client = make_client((*mock)->base_url());
   base::SystemClock clock;
-  adapter::IncomingPoller poller(*db.store, *client, clock, {std::chrono::milliseconds(10), 10, dk_rules()});
+  adapter::IncomingPoller poller(*db.store, *client, clock,
+                                 {std::chrono::milliseconds(10), 10, dk_rules()});
   int pages = 0;
   for (; pages < 30; ++pages) {
     auto polled = poller.poll_once();
@@ -236,17 +251,22 @@ TEST_CASE("the incoming feed: each payment recorded once although the mainframe 
   const auto stats = poller.stats();
   CHECK(stats.payments_recorded == 57);
   CHECK(stats.payments_resent > 0);
-  CHECK(db.database.query_value("select count(distinct stream_id) from events where stream_id like 'incoming-payment-%'") == "57");
+  CHECK(db.database.query_value("select count(distinct stream_id) from events where stream_id like "
+                                "'incoming-payment-%'") == "57");
   // The cursor is an event: a new poller resumes where the first stopped.
-  adapter::IncomingPoller again(*db.store, *client, clock, {std::chrono::milliseconds(10), 10, dk_rules()});
+  adapter::IncomingPoller again(*db.store, *client, clock,
+                                {std::chrono::milliseconds(10), 10, dk_rules()});
   auto more = again.poll_once();
   REQUIRE(more);
   CHECK(again.stats().payments_recorded == 0);
-  CHECK(db.database.query_value("select count(*) from events where type = 'IncomingFeedAdvanced'") ==
-        std::to_string(stats.pages));
+  CHECK(
+      db.database.query_value("select count(*) from events where type = 'IncomingFeedAdvanced'") ==
+      std::to_string(stats.pages));
 }
 
-TEST_CASE("an answer the saga refuses is parked with its reason and the call postponed, not made again at once") {
+TEST_CASE(
+    "an answer the saga refuses is parked with its reason and the call postponed, not made again "
+    "at once") {
   SagaDatabase db;
   auto mock = clearing_mock::MockServer::start({});
   REQUIRE(mock);
@@ -256,7 +276,8 @@ TEST_CASE("an answer the saga refuses is parked with its reason and the call pos
   REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
   // A work row that disagrees with its transfer (a defect): the saga scheduled a submit
   // for attempt 1, the row asks for an inquiry.
-  db.database.exec("update transfer_work set action = 'inquiry' where transfer_id = '" + command.request.transfer_id + "'");
+  db.database.exec("update transfer_work set action = 'inquiry' where transfer_id = '" +
+                   command.request.transfer_id + "'");
 
   adapter::DispatcherOptions options;
   options.owner = "refusals";
@@ -279,8 +300,10 @@ TEST_CASE("an answer the saga refuses is parked with its reason and the call pos
   CHECK(db.database.query_value("select version from event_streams where stream_id = 'transfer-" +
                                 command.request.transfer_id + "'") == "1");
   // Postponed by the delay, the lease released.
-  const std::string row = " from transfer_work where transfer_id = '" + command.request.transfer_id + "'";
-  CHECK(db.database.query_value("select due_at_ms" + row) == std::to_string(to_ms(clock.now()) + 300'000));
+  const std::string row =
+      " from transfer_work where transfer_id = '" + command.request.transfer_id + "'";
+  CHECK(db.database.query_value("select due_at_ms" + row) ==
+        std::to_string(to_ms(clock.now()) + 300'000));
   CHECK(db.database.query_value("select lease_owner is null" + row) == "t");
 
   // Not claimed again before it is due, however often the dispatcher looks...
@@ -294,7 +317,9 @@ TEST_CASE("an answer the saga refuses is parked with its reason and the call pos
   CHECK(db.database.query_value("select count(*) " + parked) == "2");
 }
 
-TEST_CASE("the submit body is kept on the work row; a row without it (written before it was kept) is submitted from the stream") {
+TEST_CASE(
+    "the submit body is kept on the work row; a row without it (written before it was kept) is "
+    "submitted from the stream") {
   SagaDatabase db;
   auto mock = clearing_mock::MockServer::start({});
   REQUIRE(mock);
@@ -305,25 +330,32 @@ TEST_CASE("the submit body is kept on the work row; a row without it (written be
   for (int i = 0; i < 4; ++i) {
     commands.push_back(make_initiate(i, RequestKind::valid, clock.now()));
     ids.push_back(commands.back().request.transfer_id);
-    REQUIRE(db.transfers->execute(commands.back(), {commands.back().correlation_id, "core", nullptr, ""}));
+    REQUIRE(db.transfers->execute(commands.back(),
+                                  {commands.back().correlation_id, "core", nullptr, ""}));
   }
   // What the row holds is the contract's body for the transfer's request.
-  auto loaded = db.pool->transact([&](eventstore::Transaction& tx) { return db.transfers->load(tx, ids[0]); });
+  auto loaded = db.pool->transact(
+      [&](eventstore::Transaction& tx) { return db.transfers->load(tx, ids[0]); });
   REQUIRE(loaded);
   const auto expected = nlohmann::json::parse(
       clearing_client::encode_submit_body(adapter::to_submit_request(loaded->state.request)));
-  CHECK(nlohmann::json::parse(db.database.query_value("select submit_request::text from transfer_work where transfer_id = '" +
-                                                      ids[0] + "'")) == expected);
+  CHECK(nlohmann::json::parse(db.database.query_value(
+            "select submit_request::text from transfer_work where transfer_id = '" + ids[0] +
+            "'")) == expected);
   // Two rows as an older adapter wrote them, or damaged: the request comes from the stream.
-  db.database.exec("update transfer_work set submit_request = null where transfer_id = '" + ids[1] + "'");
-  db.database.exec("update transfer_work set submit_request = '{\"reference\": \"someone-else\"}' where transfer_id = '" +
-                   ids[2] + "'");
+  db.database.exec("update transfer_work set submit_request = null where transfer_id = '" + ids[1] +
+                   "'");
+  db.database.exec(
+      "update transfer_work set submit_request = '{\"reference\": \"someone-else\"}' where "
+      "transfer_id = '" +
+      ids[2] + "'");
 
   adapter::DispatcherOptions options;
   options.owner = "bodies";
   options.policy = fast_policy();
   adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
-  for (int round = 0; round < 20 && db.terminal_count() < 4; ++round) REQUIRE(dispatcher.run_once());
+  for (int round = 0; round < 20 && db.terminal_count() < 4; ++round)
+    REQUIRE(dispatcher.run_once());
   REQUIRE(db.terminal_count() == 4);
   const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
   for (const auto& violation : reconciliation.violations) FAIL_CHECK(violation);
@@ -340,39 +372,46 @@ TEST_CASE("the submit body is kept on the work row; a row without it (written be
   }
 }
 
-TEST_CASE("the inbound applier: a new transfer is initiated; a redelivery and a copy are no-ops; another request under a used id is refused DUPL") {
+TEST_CASE(
+    "the inbound applier: a new transfer is initiated; a redelivery and a copy are no-ops; another "
+    "request under a used id is refused DUPL") {
   SagaDatabase db;
   base::SystemClock clock;
   const adapter::InboundRules rules{dk_rules(), fast_policy()};
   auto inbound = adapter::make_transfer_inbound(*db.transfers, clock, rules);
   // As the consumer runs a batch of one message: begin, apply, end.
   auto apply = [&](const external_streams::ExternalMessage& m) {
-    auto done = db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-      inbound.scope.begin(tx);
-      auto applied = inbound.applier(tx, m);
-      if (!applied) throw std::runtime_error(applied.error().message);
-      auto ended = inbound.scope.end(tx);
-      if (!ended) throw std::runtime_error(ended.error());
-      return {};
-    });
+    auto done =
+        db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+          inbound.scope.begin(tx);
+          auto applied = inbound.applier(tx, m);
+          if (!applied) throw std::runtime_error(applied.error().message);
+          auto ended = inbound.scope.end(tx);
+          if (!ended) throw std::runtime_error(ended.error());
+          return {};
+        });
     REQUIRE_MESSAGE(done, (done ? "" : done.error().message));
   };
   const auto id = base::new_uuid();
   const std::string stream = "transfer-" + id;
   auto version = [&] {
-    return db.database.query_value("select version from event_streams where stream_id = '" + stream + "'");
+    return db.database.query_value("select version from event_streams where stream_id = '" +
+                                   stream + "'");
   };
   auto types = [&] {
-    return db.database.query_value("select string_agg(type, ',' order by version) from events where stream_id = '" +
-                                   stream + "'");
+    return db.database.query_value(
+        "select string_agg(type, ',' order by version) from events where stream_id = '" + stream +
+        "'");
   };
 
   const auto first = transfer_requested(id, 1234);
   apply(first);
   CHECK(types() == "TransferInitiated");
-  CHECK(db.database.query_value("select status from transfer_status where transfer_id = '" + id + "'") == "initiated");
-  CHECK(db.database.query_value("select submit_request->>'amount_minor' from transfer_work where transfer_id = '" + id +
-                                "'") == "1234");
+  CHECK(db.database.query_value("select status from transfer_status where transfer_id = '" + id +
+                                "'") == "initiated");
+  CHECK(db.database.query_value(
+            "select submit_request->>'amount_minor' from transfer_work where transfer_id = '" + id +
+            "'") == "1234");
 
   apply(first);  // the same message again (its event ids are derived from it)
   CHECK(version() == "1");
@@ -385,29 +424,37 @@ TEST_CASE("the inbound applier: a new transfer is initiated; a redelivery and a 
   CHECK(types() == "TransferInitiated,DuplicateTransferRequestRefused");
   apply(other);
   CHECK(version() == "2");
-  CHECK(db.database.query_value("select status from transfer_status where transfer_id = '" + id + "'") == "initiated");
+  CHECK(db.database.query_value("select status from transfer_status where transfer_id = '" + id +
+                                "'") == "initiated");
 }
 
-TEST_CASE("the inbound batch: a consumer batch's transfers are initiated together, in message order with what is parked") {
+TEST_CASE(
+    "the inbound batch: a consumer batch's transfers are initiated together, in message order with "
+    "what is parked") {
   SagaDatabase db;
   base::SystemClock clock;
   const adapter::InboundRules rules{dk_rules(), fast_policy()};
   auto inbound = adapter::make_transfer_inbound(*db.transfers, clock, rules);
-  const auto a = base::new_uuid(), b = base::new_uuid(), c = base::new_uuid(), known = base::new_uuid();
+  const auto a = base::new_uuid(), b = base::new_uuid(), c = base::new_uuid(),
+             known = base::new_uuid();
   auto stream_types = [&](const std::string& id) {
-    return db.database.query_value("select coalesce(string_agg(type, ',' order by version), '') from events"
-                                   " where stream_id = 'transfer-" + id + "'");
+    return db.database.query_value(
+        "select coalesce(string_agg(type, ',' order by version), '') from events"
+        " where stream_id = 'transfer-" +
+        id + "'");
   };
   auto status_of = [&](const std::string& id) {
-    return db.database.query_value("select status from transfer_status where transfer_id = '" + id + "'");
+    return db.database.query_value("select status from transfer_status where transfer_id = '" + id +
+                                   "'");
   };
   // A transfer known before the batch, which the batch requests again with another amount.
-  auto before = db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-    inbound.scope.begin(tx);
-    REQUIRE(inbound.applier(tx, transfer_requested(known, 500)));
-    REQUIRE(inbound.scope.end(tx));
-    return {};
-  });
+  auto before =
+      db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+        inbound.scope.begin(tx);
+        REQUIRE(inbound.applier(tx, transfer_requested(known, 500)));
+        REQUIRE(inbound.scope.end(tx));
+        return {};
+      });
   REQUIRE(before);
 
   // c's second message is unusable; c's first, valid one came before it in the batch.
@@ -418,9 +465,11 @@ TEST_CASE("the inbound batch: a consumer batch's transfers are initiated togethe
     inbound.scope.begin(tx);
     REQUIRE(inbound.applier(tx, transfer_requested(a, 100)));
     REQUIRE(inbound.applier(tx, transfer_requested(b, 200)));
-    REQUIRE(inbound.applier(tx, transfer_requested(known, 999)));  // another request under a used id
+    REQUIRE(
+        inbound.applier(tx, transfer_requested(known, 999)));  // another request under a used id
     REQUIRE(inbound.applier(tx, transfer_requested(c, 300)));
-    REQUIRE(inbound.applier(tx, transfer_requested(a, 100)));  // the same request again in the batch
+    REQUIRE(
+        inbound.applier(tx, transfer_requested(a, 100)));  // the same request again in the batch
     auto error = inbound.applier(tx, broken_c);
     REQUIRE_FALSE(error);
     inbound.parker(tx, raw_c, error.error(), broken_c);
@@ -433,20 +482,24 @@ TEST_CASE("the inbound batch: a consumer batch's transfers are initiated togethe
   CHECK(stream_types(known) == "TransferInitiated,DuplicateTransferRequestRefused");
   // c was initiated by its valid message before the broken one was parked: not rejected FF01.
   CHECK(stream_types(c) == "TransferInitiated");
-  CHECK(db.database.query_value("select count(*) from parked_messages where reason_code = 'invalid_data'") == "1");
+  CHECK(db.database.query_value(
+            "select count(*) from parked_messages where reason_code = 'invalid_data'") == "1");
   for (const auto& [id, amount] : {std::pair{a, "100"}, {b, "200"}, {c, "300"}, {known, "500"}}) {
     CHECK(status_of(id) == "initiated");
-    CHECK(db.database.query_value("select action || ':' || attempt || ':' || (submit_request->>'amount_minor')"
-                                  " from transfer_work where transfer_id = '" + id + "'") ==
-          std::string("submit:1:") + amount);
+    CHECK(db.database.query_value(
+              "select action || ':' || attempt || ':' || (submit_request->>'amount_minor')"
+              " from transfer_work where transfer_id = '" +
+              id + "'") == std::string("submit:1:") + amount);
   }
   // The work rows name the event that scheduled them.
-  CHECK(db.database.query_value("select count(*) from transfer_work w join events e on e.event_id = w.caused_by"
-                                " and e.stream_id = 'transfer-' || w.transfer_id") == "4");
+  CHECK(db.database.query_value(
+            "select count(*) from transfer_work w join events e on e.event_id = w.caused_by"
+            " and e.stream_id = 'transfer-' || w.transfer_id") == "4");
 
   // A batch that fails is tried again from its beginning: what an earlier try queued is dropped.
   const auto d = base::new_uuid();
-  auto failed = db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+  auto failed = db.pool->transact([&](eventstore::Transaction& tx)
+                                      -> eventstore::StoreResult<void> {
     inbound.scope.begin(tx);
     REQUIRE(inbound.applier(tx, transfer_requested(d, 400)));
     return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient, "rolled back"});
@@ -463,14 +516,17 @@ TEST_CASE("the inbound batch: a consumer batch's transfers are initiated togethe
   CHECK(stream_types(e) == "TransferInitiated");
 }
 
-TEST_CASE("the unfinished transfers by state: counted through the index of unfinished ones; finished ones leave it") {
+TEST_CASE(
+    "the unfinished transfers by state: counted through the index of unfinished ones; finished "
+    "ones leave it") {
   SagaDatabase db;
   auto mock = clearing_mock::MockServer::start(clearing_mock::MockOptions{});
   REQUIRE(mock);
   auto client = make_client((*mock)->base_url());
   base::SystemClock clock;
-  const std::vector<RequestKind> kinds{RequestKind::valid, RequestKind::invalid_account, RequestKind::valid,
-                                       RequestKind::wrong_currency, RequestKind::valid};
+  const std::vector<RequestKind> kinds{RequestKind::valid, RequestKind::invalid_account,
+                                       RequestKind::valid, RequestKind::wrong_currency,
+                                       RequestKind::valid};
   for (int i = 0; i < static_cast<int>(kinds.size()); ++i) {
     auto command = make_initiate(i, kinds[static_cast<std::size_t>(i)], clock.now());
     REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
@@ -499,7 +555,8 @@ TEST_CASE("the unfinished transfers by state: counted through the index of unfin
     quoted += *c == '\'' ? std::string("''") : std::string(1, *c);
   const auto plan = db.database.query_value("select plan_without_seqscan('" + quoted + "')");
   CHECK(plan.find("transfer_status_unfinished") != std::string::npos);
-  CHECK(db.database.query_value("select count(*) from pg_indexes where indexname = 'transfer_status_status'") == "0");
+  CHECK(db.database.query_value(
+            "select count(*) from pg_indexes where indexname = 'transfer_status_status'") == "0");
 
   adapter::DispatcherOptions options;
   options.owner = "unfinished";
@@ -545,7 +602,9 @@ TEST_CASE("a woken dispatcher claims new work at once; unwoken it waits for its 
   CHECK(reconciliation.succeeded == 5);
 }
 
-TEST_CASE("lease_by_session: a dead dispatcher's claimed call is claimed again at once; a live one's is not") {
+TEST_CASE(
+    "lease_by_session: a dead dispatcher's claimed call is claimed again at once; a live one's is "
+    "not") {
   SagaDatabase db;
   // A clearing that accepts connections and never answers: the call stays in flight.
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -568,8 +627,9 @@ TEST_CASE("lease_by_session: a dead dispatcher's claimed call is claimed again a
   base::ManualClock clock(base::SystemClock{}.now());
   auto command = make_initiate(1, RequestKind::valid, clock.now());
   REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
-  const std::string owner_of = "select coalesce(lease_owner, '') from transfer_work where transfer_id = '" +
-                               command.request.transfer_id + "'";
+  const std::string owner_of =
+      "select coalesce(lease_owner, '') from transfer_work where transfer_id = '" +
+      command.request.transfer_id + "'";
   auto options_for = [](const char* owner) {
     adapter::DispatcherOptions options;
     options.owner = owner;
@@ -586,20 +646,24 @@ TEST_CASE("lease_by_session: a dead dispatcher's claimed call is claimed again a
   wait_for([&] { return db.database.query_value(owner_of) == "dispatcher-a"; });
   adapter::Dispatcher b(*db.transfers, **client, clock, options_for("dispatcher-b"));
   b.start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // b looks many times (idle_poll 20 ms)
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(500));  // b looks many times (idle_poll 20 ms)
   CHECK(db.database.query_value(owner_of) == "dispatcher-a");
   CHECK(b.stats().calls_started == 0);
 
   // a dies as a killed process would: its liveness session ends on the server.
-  CHECK(db.database.query_value(
-            "select count(pg_terminate_backend(pid)) from pg_locks where locktype = 'advisory' and granted"
-            " and objsubid = 2 and classid = " + std::to_string(adapter::kDispatcherLivenessLockClass) +
-            "::oid and objid = ((hashtext('dispatcher-a')::bigint + 4294967296) % 4294967296)::oid") == "1");
+  CHECK(db.database.query_value("select count(pg_terminate_backend(pid)) from pg_locks where "
+                                "locktype = 'advisory' and granted"
+                                " and objsubid = 2 and classid = " +
+                                std::to_string(adapter::kDispatcherLivenessLockClass) +
+                                "::oid and objid = ((hashtext('dispatcher-a')::bigint + "
+                                "4294967296) % 4294967296)::oid") == "1");
   const auto killed_at = std::chrono::steady_clock::now();
   wait_for([&] { return db.database.query_value(owner_of) == "dispatcher-b"; });
-  MESSAGE("claimed again "
-          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at).count()
-          << " ms after its owner's session ended (the lease had 30 s to run)");
+  MESSAGE("claimed again " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - killed_at)
+                                  .count()
+                           << " ms after its owner's session ended (the lease had 30 s to run)");
   CHECK(b.stats().calls_started == 1);
   b.stop();
   a.stop();

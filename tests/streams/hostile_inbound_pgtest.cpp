@@ -24,13 +24,15 @@ namespace {
 const external_streams::StreamSpec kCore{"core.dk.payments.v1", 2};
 
 Json request_data(const std::string& transfer_id) {
-  return {{"transfer_id", transfer_id},
-          {"account_id", "acct-1"},
-          {"amount", {{"minor_units", 1000}, {"currency", "DKK"}}},
-          {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
-          {"creditor", {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
-          {"remittance_info", "Invoice"},
-          {"requested_at", "2026-11-26T09:00:00Z"}};
+  return {
+      {"transfer_id", transfer_id},
+      {"account_id", "acct-1"},
+      {"amount", {{"minor_units", 1000}, {"currency", "DKK"}}},
+      {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
+      {"creditor",
+       {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
+      {"remittance_info", "Invoice"},
+      {"requested_at", "2026-11-26T09:00:00Z"}};
 }
 
 Json envelope(int partition, std::int64_t seq, Json data) {
@@ -63,31 +65,43 @@ struct Inbound {
     options.group_id = "hostile-inbound";
     options.topics = {kCore.name};
     static const base::SystemClock clock;
-    auto inbound = adapter::make_transfer_inbound(*db.transfers, clock, {dk_rules(), fast_policy()});
+    auto inbound =
+        adapter::make_transfer_inbound(*db.transfers, clock, {dk_rules(), fast_policy()});
     // The core has nothing beyond its head to offer.
-    external_streams::CatchUpFetcher fetcher = [this](const std::string&, std::int32_t, std::int64_t, std::int64_t)
-        -> tl::expected<external_streams::FetchedPage, external_streams::FetchError> { return external_streams::FetchedPage{{}, head}; };
-    auto made = external_streams::StreamConsumer::create(*db.pool, options, inbound.applier, inbound.parker, fetcher,
-                                                         inbound.scope);
+    external_streams::CatchUpFetcher fetcher = [this](const std::string&, std::int32_t,
+                                                      std::int64_t, std::int64_t)
+        -> tl::expected<external_streams::FetchedPage, external_streams::FetchError> {
+      return external_streams::FetchedPage{{}, head};
+    };
+    auto made = external_streams::StreamConsumer::create(*db.pool, options, inbound.applier,
+                                                         inbound.parker, fetcher, inbound.scope);
     REQUIRE_MESSAGE(made, (made ? "" : made.error()));
     consumer = std::move(*made);
   }
 
-  RawMessage raw(int partition, std::string value) { return {kCore.name, partition, offset++, "k", std::move(value)}; }
+  RawMessage raw(int partition, std::string value) {
+    return {kCore.name, partition, offset++, "k", std::move(value)};
+  }
   std::string query(const std::string& sql) { return db.database.query_value(sql); }
   std::string rejection_reason(const std::string& transfer_id) {
-    return query("select data->>'reason_code' || ' ' || (data->>'reason') from events where type = 'TransferRejected'"
-                 " and stream_id = 'transfer-" + transfer_id + "'");
+    return query(
+        "select data->>'reason_code' || ' ' || (data->>'reason') from events where type = "
+        "'TransferRejected'"
+        " and stream_id = 'transfer-" +
+        transfer_id + "'");
   }
 };
 
 }  // namespace
 
-TEST_CASE("every hostile message of the core's stream costs only itself: parked or rejected FF01 with its reason, its seq counted, the other partition flowing") {
+TEST_CASE(
+    "every hostile message of the core's stream costs only itself: parked or rejected FF01 with "
+    "its reason, its seq counted, the other partition flowing") {
   Inbound in;
   in.head = 8;
   const auto good = base::new_uuid(), nul_name = base::new_uuid(), huge_name = base::new_uuid(),
-             no_correlation = base::new_uuid(), huge_amount = base::new_uuid(), last = base::new_uuid();
+             no_correlation = base::new_uuid(), huge_amount = base::new_uuid(),
+             last = base::new_uuid();
   auto with = [](const std::string& id, const char* field, Json value) {
     auto data = request_data(id);
     data[field] = std::move(value);
@@ -106,16 +120,24 @@ TEST_CASE("every hostile message of the core's stream costs only itself: parked 
 
   std::vector<RawMessage> batch{
       in.raw(0, envelope(0, 1, request_data(good)).dump()),
-      in.raw(0, not_utf8),                                                       // not JSON, not UTF-8, a NUL
-      in.raw(0, envelope(0, 2, named(nul_name, std::string("Ada\0Lovelace", 12))).dump()),  // \u0000 in a name
-      in.raw(0, envelope(0, 3, with(std::string(300, 'x'), "account_id", "a")).dump()),    // transfer id over 200 bytes
-      in.raw(0, envelope(0, 4, request_data("evil\nlevel=error forged")).dump()),           // control characters in the id
-      in.raw(0, envelope(0, 5, named(huge_name, std::string(300 * 1024, 'N'))).dump()),     // a 300 KB name
-      in.raw(0, missing_correlation.dump()),                                     // an envelope fault at seq 6
-      in.raw(0, wide_partition.dump()),                                          // partition 2^32 is not partition 0
-      in.raw(0, envelope(0, 1'000'000'000'007, request_data(base::new_uuid())).dump()),  // a seq jump of 10^12
-      in.raw(0, envelope(0, 7, with(huge_amount, "amount", {{"minor_units", std::uint64_t{1} << 63},
-                                                            {"currency", "DKK"}})).dump()),
+      in.raw(0, not_utf8),  // not JSON, not UTF-8, a NUL
+      in.raw(0, envelope(0, 2, named(nul_name, std::string("Ada\0Lovelace", 12)))
+                    .dump()),  // \u0000 in a name
+      in.raw(0, envelope(0, 3, with(std::string(300, 'x'), "account_id", "a"))
+                    .dump()),  // transfer id over 200 bytes
+      in.raw(0, envelope(0, 4, request_data("evil\nlevel=error forged"))
+                    .dump()),  // control characters in the id
+      in.raw(
+          0,
+          envelope(0, 5, named(huge_name, std::string(300 * 1024, 'N'))).dump()),  // a 300 KB name
+      in.raw(0, missing_correlation.dump()),  // an envelope fault at seq 6
+      in.raw(0, wide_partition.dump()),       // partition 2^32 is not partition 0
+      in.raw(0, envelope(0, 1'000'000'000'007, request_data(base::new_uuid()))
+                    .dump()),  // a seq jump of 10^12
+      in.raw(0, envelope(0, 7,
+                         with(huge_amount, "amount",
+                              {{"minor_units", std::uint64_t{1} << 63}, {"currency", "DKK"}}))
+                    .dump()),
       in.raw(0, envelope(0, 8, request_data(last)).dump()),
   };
   std::vector<std::string> flowing;
@@ -131,29 +153,40 @@ TEST_CASE("every hostile message of the core's stream costs only itself: parked 
   CHECK(in.query("select last_seq from inbound_stream_progress where partition = 1") == "3");
   // The good ones became transfers, on both partitions.
   for (const auto& id : {good, last, flowing[0], flowing[1], flowing[2]})
-    CHECK(in.query("select status from transfer_status where transfer_id = '" + id + "'") == "initiated");
+    CHECK(in.query("select status from transfer_status where transfer_id = '" + id + "'") ==
+          "initiated");
   // Each unusable one is rejected with what was wrong, never "missing field account_id".
-  CHECK(in.rejection_reason(nul_name) == "FF01 TransferRequested.debtor.name has control characters");
-  CHECK(in.rejection_reason(huge_name) == "FF01 TransferRequested.debtor.name is 307200 bytes, more than 1024");
-  CHECK(in.rejection_reason(no_correlation) == "FF01 field 'correlation_id' is missing or not a string");
-  CHECK(in.rejection_reason(huge_amount) == "FF01 TransferRequested.amount.minor_units is beyond 2^63-1");
+  CHECK(in.rejection_reason(nul_name) ==
+        "FF01 TransferRequested.debtor.name has control characters");
+  CHECK(in.rejection_reason(huge_name) ==
+        "FF01 TransferRequested.debtor.name is 307200 bytes, more than 1024");
+  CHECK(in.rejection_reason(no_correlation) ==
+        "FF01 field 'correlation_id' is missing or not a string");
+  CHECK(in.rejection_reason(huge_amount) ==
+        "FF01 TransferRequested.amount.minor_units is beyond 2^63-1");
   // Ids that cannot name a transfer are parked only: no transfer stream named after them.
-  CHECK(in.query("select count(*) from events where stream_id like 'transfer-xxx%' or stream_id like 'transfer-evil%'") ==
-        "0");
+  CHECK(in.query("select count(*) from events where stream_id like 'transfer-xxx%' or stream_id "
+                 "like 'transfer-evil%'") == "0");
   // Everything unusable is kept, with its reason; the raw bytes exactly as they came.
   CHECK(in.query("select count(*) from parked_messages") == "9");
   CHECK(in.query("select count(*) from parked_messages where reason_code = 'invalid_data'") == "5");
-  CHECK(in.query("select count(*) from parked_messages where reason_code = 'seq_beyond_head'") == "1");
-  CHECK(in.query("select count(*) from parked_messages where reason_code = 'missing_field'") == "2");
+  CHECK(in.query("select count(*) from parked_messages where reason_code = 'seq_beyond_head'") ==
+        "1");
+  CHECK(in.query("select count(*) from parked_messages where reason_code = 'missing_field'") ==
+        "2");
   CHECK(in.query("select count(*) from parked_messages where reason_code = 'not_json'") == "1");
-  CHECK(in.query("select octet_length(raw) from parked_messages where reason_code = 'not_json'") == "20");
-  CHECK(in.query("select encode(substring(raw from 1 for 2), 'hex') from parked_messages where reason_code = 'not_json'") ==
-        "fffe");
+  CHECK(in.query("select octet_length(raw) from parked_messages where reason_code = 'not_json'") ==
+        "20");
+  CHECK(in.query("select encode(substring(raw from 1 for 2), 'hex') from parked_messages where "
+                 "reason_code = 'not_json'") == "fffe");
   // Every parked reason is one storable line that names the field, never the value.
-  CHECK(in.query("select count(*) from parked_messages where reason ~ '[[:cntrl:]]' or reason like '%forged%'") == "0");
+  CHECK(in.query("select count(*) from parked_messages where reason ~ '[[:cntrl:]]' or reason like "
+                 "'%forged%'") == "0");
 }
 
-TEST_CASE("a second, different request that reuses the first one's event_id is refused DUPL, not swallowed") {
+TEST_CASE(
+    "a second, different request that reuses the first one's event_id is refused DUPL, not "
+    "swallowed") {
   Inbound in;
   const auto id = base::new_uuid();
   auto first = envelope(1, 1, request_data(id));
@@ -162,10 +195,11 @@ TEST_CASE("a second, different request that reuses the first one's event_id is r
   second["data"]["amount"]["minor_units"] = 999'999;
   CHECK(in.consumer->apply({in.raw(1, first.dump())}) == 1);
   CHECK(in.consumer->apply({in.raw(1, second.dump())}) == 1);
-  CHECK(in.query("select count(*) from events where type = 'DuplicateTransferRequestRefused' and stream_id = 'transfer-" +
+  CHECK(in.query("select count(*) from events where type = 'DuplicateTransferRequestRefused' and "
+                 "stream_id = 'transfer-" +
                  id + "'") == "1");
-  CHECK(in.query("select data->>'differing_fields' from events where type = 'DuplicateTransferRequestRefused'") ==
-        "[\"amount\"]");
+  CHECK(in.query("select data->>'differing_fields' from events where type = "
+                 "'DuplicateTransferRequestRefused'") == "[\"amount\"]");
   // TransferInitiated and the refusal; a redelivery of the first message is still a no-op.
   CHECK(in.consumer->apply({in.raw(1, first.dump())}) == 1);
   CHECK(in.query("select count(*) from events where stream_id = 'transfer-" + id + "'") == "2");
@@ -179,25 +213,33 @@ TEST_CASE("a name of 71 x 'Ø' (142 bytes, 71 characters) is a valid name") {
   for (int i = 0; i < 71; ++i) name += "\xC3\x98";
   data["creditor"]["name"] = name;
   CHECK(in.consumer->apply({in.raw(0, envelope(0, 1, data).dump())}) == 1);
-  CHECK(in.query("select status from transfer_status where transfer_id = '" + id + "'") == "initiated");
+  CHECK(in.query("select status from transfer_status where transfer_id = '" + id + "'") ==
+        "initiated");
 }
 
-TEST_CASE("a NUL in the remittance is refused FF01 before anything is written (the chaos run's nul_in_field)") {
+TEST_CASE(
+    "a NUL in the remittance is refused FF01 before anything is written (the chaos run's "
+    "nul_in_field)") {
   Inbound in;
   const auto id = base::new_uuid(), next = base::new_uuid();
   auto data = request_data(id);
   data["remittance_info"] = std::string("chaos: \0 here", 13);
-  CHECK(in.consumer->apply({in.raw(0, envelope(0, 1, data).dump()), in.raw(0, envelope(0, 2, request_data(next)).dump())}) ==
-        2);
+  CHECK(in.consumer->apply({in.raw(0, envelope(0, 1, data).dump()),
+                            in.raw(0, envelope(0, 2, request_data(next)).dump())}) == 2);
   CHECK(in.rejection_reason(id) == "FF01 TransferRequested.remittance_info has control characters");
-  CHECK(in.query("select status from transfer_status where transfer_id = '" + next + "'") == "initiated");
+  CHECK(in.query("select status from transfer_status where transfer_id = '" + next + "'") ==
+        "initiated");
   CHECK(in.consumer->stats().held.empty());
 }
 
-TEST_CASE("a message whose effects the database refuses is parked alone and its transfer rejected FF01; the rest of the batch is applied") {
+TEST_CASE(
+    "a message whose effects the database refuses is parked alone and its transfer rejected FF01; "
+    "the rest of the batch is applied") {
   // Defence in depth behind the checks: here the events table itself refuses one request.
   Inbound in;
-  in.db.database.exec("alter table events add constraint no_poison check (coalesce(data->>'remittance_info', '') <> 'poison')");
+  in.db.database.exec(
+      "alter table events add constraint no_poison check (coalesce(data->>'remittance_info', '') "
+      "<> 'poison')");
   const auto poisoned = base::new_uuid(), before = base::new_uuid(), after = base::new_uuid();
   auto data = request_data(poisoned);
   data["remittance_info"] = "poison";
@@ -207,7 +249,9 @@ TEST_CASE("a message whose effects the database refuses is parked alone and its 
   CHECK(in.consumer->stats().held.empty());
   CHECK(in.query("select last_seq from inbound_stream_progress where partition = 0") == "3");
   CHECK(in.query("select count(*) from parked_messages where reason_code = 'unstorable'") == "1");
-  CHECK(in.rejection_reason(poisoned).rfind("FF01 the database refused this message's effects (internal: ", 0) == 0);
+  CHECK(in.rejection_reason(poisoned).rfind(
+            "FF01 the database refused this message's effects (internal: ", 0) == 0);
   for (const auto& id : {before, after})
-    CHECK(in.query("select status from transfer_status where transfer_id = '" + id + "'") == "initiated");
+    CHECK(in.query("select status from transfer_status where transfer_id = '" + id + "'") ==
+          "initiated");
 }

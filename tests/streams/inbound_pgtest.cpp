@@ -4,8 +4,8 @@
 // its id is readable, and that outcome derived onto the adapter's stream.
 
 #include <doctest/doctest.h>
-
 #include <librdkafka/rdkafka.h>
+
 #include <pqxx/pqxx>
 
 #include "clearing/adapter/inbound.hpp"
@@ -27,13 +27,15 @@ const StreamSpec kCore{"core.dk.payments.v1", 2};
 const StreamSpec kOut{"adapter.dk.payments.v1", 2};
 
 nlohmann::json request_data(const std::string& transfer_id, int index) {
-  return {{"transfer_id", transfer_id},
-          {"account_id", "acct-" + std::to_string(index)},
-          {"amount", {{"minor_units", 1000 + index}, {"currency", "DKK"}}},
-          {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
-          {"creditor", {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
-          {"remittance_info", "Invoice"},
-          {"requested_at", "2026-11-26T09:00:00Z"}};
+  return {
+      {"transfer_id", transfer_id},
+      {"account_id", "acct-" + std::to_string(index)},
+      {"amount", {{"minor_units", 1000 + index}, {"currency", "DKK"}}},
+      {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
+      {"creditor",
+       {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
+      {"remittance_info", "Invoice"},
+      {"requested_at", "2026-11-26T09:00:00Z"}};
 }
 
 void produce(const std::string& bootstraps, const external_streams::ExternalMessage& m) {
@@ -43,30 +45,37 @@ void produce(const std::string& bootstraps, const external_streams::ExternalMess
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps.c_str(), error, sizeof error);
   rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
   REQUIRE(producer);
-  REQUIRE(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(m.stream.c_str()), RD_KAFKA_V_PARTITION(m.partition),
+  REQUIRE(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(m.stream.c_str()),
+                            RD_KAFKA_V_PARTITION(m.partition),
                             RD_KAFKA_V_KEY(m.key.data(), m.key.size()),
                             RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
   REQUIRE(rd_kafka_flush(producer, 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR);
   rd_kafka_destroy(producer);
 }
 
-void produce_text(const std::string& bootstraps, const std::string& topic, int partition, const std::string& value) {
+void produce_text(const std::string& bootstraps, const std::string& topic, int partition,
+                  const std::string& value) {
   char error[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps.c_str(), error, sizeof error);
   rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
   REQUIRE(producer);
-  REQUIRE(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+  REQUIRE(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()),
+                            RD_KAFKA_V_PARTITION(partition),
                             RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR_NO_ERROR);
   REQUIRE(rd_kafka_flush(producer, 10'000) == RD_KAFKA_RESP_ERR_NO_ERROR);
   rd_kafka_destroy(producer);
 }
 
 }  // namespace
 
-TEST_CASE("core requests become transfers; a lost message comes through the catch-up API; bad input is parked and rejected FF01") {
+TEST_CASE(
+    "core requests become transfers; a lost message comes through the catch-up API; bad input is "
+    "parked and rejected FF01") {
   SagaDatabase adapter_db;  // the adapter's database
   SagaDatabase core_db;     // stands in for the core's: its outgoing stream and catch-up API
   const std::vector<StreamSpec> core_streams{kCore};
@@ -94,7 +103,8 @@ TEST_CASE("core requests become transfers; a lost message comes through the catc
     source.event_id = eventstore::EventId{base::new_uuid()};
     source.metadata.correlation_id = "corr-" + std::to_string(i);
     auto appended = core_db.pool->transact([&](eventstore::Transaction& tx) {
-      return external_streams::append_external(tx, kCore, {"TransferRequested", id, request_data(id, i), false, ""}, source);
+      return external_streams::append_external(
+          tx, kCore, {"TransferRequested", id, request_data(id, i), false, ""}, source);
     });
     REQUIRE(appended);
     written.push_back(**appended);
@@ -149,34 +159,42 @@ TEST_CASE("core requests become transfers; a lost message comes through the catc
 
   // Six transfers initiated (one of them fetched over HTTP), the broken one rejected FF01.
   CHECK((*consumer)->stats().gap_fetched == 1);
-  CHECK(adapter_db.database.query_value("select count(*) from events where type = 'TransferInitiated'") == "7");
+  CHECK(adapter_db.database.query_value(
+            "select count(*) from events where type = 'TransferInitiated'") == "7");
   auto lost = adapter_db.store->read_stream(adapter::transfer_stream(lost_id));
   REQUIRE(lost);
   REQUIRE_FALSE(lost->empty());
   CHECK(lost->front().metadata.source["seq"] == 1);
   CHECK(lost->front().metadata.correlation_id.rfind("corr-", 0) == 0);
-  CHECK(adapter_db.database.query_value("select status from transfer_status where transfer_id = '" + readable + "'") ==
-        "rejected");
-  CHECK(adapter_db.database.query_value("select data->>'reason_code' from events where type = 'TransferRejected'"
-                                        " and stream_id = 'transfer-" + readable + "'") == "FF01");
-  CHECK(adapter_db.database.query_value("select count(*) from parked_messages where reason_code = 'invalid_data'"
-                                        " and correlation_id = 'corr-broken' and topic = 'core.dk.payments.v1'") == "1");
+  CHECK(adapter_db.database.query_value("select status from transfer_status where transfer_id = '" +
+                                        readable + "'") == "rejected");
+  CHECK(adapter_db.database.query_value(
+            "select data->>'reason_code' from events where type = 'TransferRejected'"
+            " and stream_id = 'transfer-" +
+            readable + "'") == "FF01");
+  CHECK(adapter_db.database.query_value(
+            "select count(*) from parked_messages where reason_code = 'invalid_data'"
+            " and correlation_id = 'corr-broken' and topic = 'core.dk.payments.v1'") == "1");
   CHECK(adapter_db.database.query_value("select convert_from(raw, 'UTF8') from parked_messages"
-                                        " where reason_code = 'not_json'") == "definitely not json");
+                                        " where reason_code = 'not_json'") ==
+        "definitely not json");
   // Sequence progress: every seq of both partitions applied.
   CHECK(adapter_db.database.query_value("select sum(last_seq) from inbound_stream_progress") ==
         std::to_string(written.size() + 1));
 
   // The FF01 outcome flows to the core like any other.
-  eventstore::Subscription derive(*adapter_db.store, {.name = "derive"},
-                                  external_streams::make_derivation_handler(
-                                      *adapter_db.store, {{kOut, &external_streams::derive_payments_v1}}));
+  eventstore::Subscription derive(
+      *adapter_db.store, {.name = "derive"},
+      external_streams::make_derivation_handler(*adapter_db.store,
+                                                {{kOut, &external_streams::derive_payments_v1}}));
   while (*derive.poll_once() > 0) {
   }
-  CHECK(adapter_db.database.query_value("select data->>'reason_code' from external_events where entity_key = '" +
-                                        readable + "'") == "FF01");
-  CHECK(adapter_db.database.query_value("select correlation_id from external_events where entity_key = '" + readable +
-                                        "'") == "corr-broken");
+  CHECK(adapter_db.database.query_value(
+            "select data->>'reason_code' from external_events where entity_key = '" + readable +
+            "'") == "FF01");
+  CHECK(adapter_db.database.query_value(
+            "select correlation_id from external_events where entity_key = '" + readable + "'") ==
+        "corr-broken");
   (*server)->stop();
 }
 
@@ -195,7 +213,8 @@ TEST_CASE("the catch-up API answers bad parameters with clear 400s") {
     return *r;
   };
   CHECK(get("adapter.dk.payments.v1/partitions/0/events").status == 200);
-  CHECK(nlohmann::json::parse(get("adapter.dk.payments.v1/partitions/0/events?from=1&limit=10").body)["head"] == 0);
+  CHECK(nlohmann::json::parse(
+            get("adapter.dk.payments.v1/partitions/0/events?from=1&limit=10").body)["head"] == 0);
   CHECK(get("adapter.dk.payments.v1/partitions/0/events", "wrong").status == 401);
   CHECK(get("adapter.dk.payments.v1/partitions/x/events").status == 400);
   CHECK(get("adapter.dk.payments.v1/partitions/0/events?from=0").status == 400);

@@ -85,8 +85,7 @@ struct Api {
   }
   ~Api() { server->stop(); }
   http::ClientResponse get(const std::string& path) const {
-    auto r =
-        http::get("http://127.0.0.1:" + std::to_string(server->port()) + path, "t", 30'000);
+    auto r = http::get("http://127.0.0.1:" + std::to_string(server->port()) + path, "t", 30'000);
     REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
     return *r;
   }

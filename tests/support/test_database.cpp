@@ -1,9 +1,8 @@
 #include "test_database.hpp"
 
 #include <cstdlib>
-#include <stdexcept>
-
 #include <pqxx/pqxx>
+#include <stdexcept>
 
 #include "clearing/base/uuid.hpp"
 

@@ -6,13 +6,12 @@
 //   down <broker-id>   up <broker-id>   topic <name> <partitions>   quit
 // SIGTERM/SIGINT or end of input: stop, exit 0.
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "clearing/external_streams/kafka.hpp"
 
@@ -36,7 +35,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "kafka-mock: --topic %s is not NAME:PARTITIONS\n", spec.c_str());
       return 2;
     }
-    if (auto created = (*cluster)->create_topic(spec.substr(0, colon), std::stoi(spec.substr(colon + 1))); !created) {
+    if (auto created =
+            (*cluster)->create_topic(spec.substr(0, colon), std::stoi(spec.substr(colon + 1)));
+        !created) {
       std::fprintf(stderr, "kafka-mock: %s\n", created.error().c_str());
       return 2;
     }

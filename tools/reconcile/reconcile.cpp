@@ -1,9 +1,8 @@
 #include "reconcile.hpp"
 
 #include <map>
-#include <sstream>
-
 #include <pqxx/pqxx>
+#include <sstream>
 
 namespace clearing::demo {
 namespace {
@@ -31,15 +30,18 @@ Checks reconcile(const Books& books) {
     executions_max = std::max(executions_max, e.execution_count);
     executed += e.execution_count > 0;
   }
-  out.checks.push_back({"1. no money moves twice: executions per transfer in the ledger <= 1", executions_max <= 1,
-                        "max executions " + n(executions_max) + ", transfers executed " + n(executed)});
+  out.checks.push_back(
+      {"1. no money moves twice: executions per transfer in the ledger <= 1", executions_max <= 1,
+       "max executions " + n(executions_max) + ", transfers executed " + n(executed)});
 
   // 2. Nothing is lost: every request has exactly one outcome on the core, agreeing with
   //    the ledger.
-  std::int64_t requested = 0, succeeded = 0, rejected = 0, open = 0, disagree = 0, rejected_after_timeout = 0;
+  std::int64_t requested = 0, succeeded = 0, rejected = 0, open = 0, disagree = 0,
+               rejected_after_timeout = 0;
   {
     pqxx::nontransaction tx(core);
-    for (const auto& row : tx.exec("select transfer_id, status, coalesce(reason_code, '') from core_transfers")) {
+    for (const auto& row :
+         tx.exec("select transfer_id, status, coalesce(reason_code, '') from core_transfers")) {
       ++requested;
       const auto id = row[0].as<std::string>();
       const auto status = row[1].as<std::string>();
@@ -57,19 +59,23 @@ Checks reconcile(const Books& books) {
     }
   }
   const auto resolved_twice = scalar(core, "select count(*) from core_violations");
-  out.checks.push_back({"2. nothing is lost: every TransferRequested has exactly one outcome, agreeing with the ledger",
-                        open == 0 && disagree == 0 && resolved_twice == 0,
-                        "requested " + n(requested) + ", succeeded " + n(succeeded) + ", rejected " + n(rejected) +
-                            ", still open " + n(open) + ", disagreeing with the ledger " + n(disagree) +
-                            ", resolved twice " + n(resolved_twice)});
+  out.checks.push_back(
+      {"2. nothing is lost: every TransferRequested has exactly one outcome, agreeing with the "
+       "ledger",
+       open == 0 && disagree == 0 && resolved_twice == 0,
+       "requested " + n(requested) + ", succeeded " + n(succeeded) + ", rejected " + n(rejected) +
+           ", still open " + n(open) + ", disagreeing with the ledger " + n(disagree) +
+           ", resolved twice " + n(resolved_twice)});
 
   // 3. Order and completeness of every stream partition, both directions.
-  const auto adapter_gaps = scalar(adapter,
-                                   "select count(*) from (select stream, partition, count(*) c, max(seq) m from "
-                                   "external_events group by 1, 2) s where c <> m");
-  const auto core_gaps = scalar(core,
-                                "select count(*) from (select stream, partition, count(*) c, max(seq) m from "
-                                "external_events group by 1, 2) s where c <> m");
+  const auto adapter_gaps =
+      scalar(adapter,
+             "select count(*) from (select stream, partition, count(*) c, max(seq) m from "
+             "external_events group by 1, 2) s where c <> m");
+  const auto core_gaps =
+      scalar(core,
+             "select count(*) from (select stream, partition, count(*) c, max(seq) m from "
+             "external_events group by 1, 2) s where c <> m");
   // What each side applied of the other's stream equals what the other wrote.
   std::int64_t behind = 0;
   {
@@ -88,41 +94,50 @@ Checks reconcile(const Books& books) {
     for (const auto& [key, head] : adapter_heads)
       if (key.first.find(".payments.") != std::string::npos) behind += core_applied[key] != head;
   }
-  out.checks.push_back({"3. order and completeness: every partition gapless, applied in full and in order",
-                        adapter_gaps == 0 && core_gaps == 0 && behind == 0,
-                        "partitions with gaps: adapter " + n(adapter_gaps) + ", core " + n(core_gaps) +
-                            "; partitions not applied to the head " + n(behind)});
+  out.checks.push_back(
+      {"3. order and completeness: every partition gapless, applied in full and in order",
+       adapter_gaps == 0 && core_gaps == 0 && behind == 0,
+       "partitions with gaps: adapter " + n(adapter_gaps) + ", core " + n(core_gaps) +
+           "; partitions not applied to the head " + n(behind)});
 
   // 4. Traceability: every external event to its internal event, every transfer to the
   //    core event that started it.
-  const auto uncaused_external = scalar(adapter,
-                                        "select count(*) from external_events x where not exists "
-                                        "(select 1 from events e where e.event_id = x.source_event_id)");
-  const auto uncaused_transfers = scalar(adapter,
-                                         "select count(*) from events where type = 'TransferInitiated' and "
-                                         "(metadata->>'causation_id' is null or metadata->>'causation_id' = '')");
-  const auto uncaused_answers = scalar(adapter,
-                                       "select count(*) from events where stream_id like 'transfer-%' and "
-                                       "type <> 'TransferInitiated' and coalesce(metadata->>'causation_id', '') = ''");
-  out.checks.push_back({"4. traceability: every external event and clearing answer traces back to its cause",
-                        uncaused_external == 0 && uncaused_transfers == 0 && uncaused_answers == 0,
-                        "external events without a cause " + n(uncaused_external) + ", transfers without a core event " +
-                            n(uncaused_transfers) + ", internal events without a cause " + n(uncaused_answers)});
+  const auto uncaused_external =
+      scalar(adapter,
+             "select count(*) from external_events x where not exists "
+             "(select 1 from events e where e.event_id = x.source_event_id)");
+  const auto uncaused_transfers =
+      scalar(adapter,
+             "select count(*) from events where type = 'TransferInitiated' and "
+             "(metadata->>'causation_id' is null or metadata->>'causation_id' = '')");
+  const auto uncaused_answers =
+      scalar(adapter,
+             "select count(*) from events where stream_id like 'transfer-%' and "
+             "type <> 'TransferInitiated' and coalesce(metadata->>'causation_id', '') = ''");
+  out.checks.push_back(
+      {"4. traceability: every external event and clearing answer traces back to its cause",
+       uncaused_external == 0 && uncaused_transfers == 0 && uncaused_answers == 0,
+       "external events without a cause " + n(uncaused_external) +
+           ", transfers without a core event " + n(uncaused_transfers) +
+           ", internal events without a cause " + n(uncaused_answers)});
 
   // 5. A timeout is never a rejection; one transfer, one key; terminal outcomes stay.
   {
     pqxx::nontransaction tx(adapter);
-    for (const auto& row : tx.exec("select substr(stream_id, 10) from events where type = 'TransferRejected' and "
-                                   "(data->>'attempt')::int > 0")) {
+    for (const auto& row :
+         tx.exec("select substr(stream_id, 10) from events where type = 'TransferRejected' and "
+                 "(data->>'attempt')::int > 0")) {
       const auto it = ledger.find(row[0].as<std::string>());
       rejected_after_timeout += it == ledger.end() || it->second->status != "RJCT";
     }
   }
-  const auto terminal_twice = scalar(adapter,
-                                     "select count(*) from (select stream_id from events where type in "
-                                     "('TransferSettled','TransferRejected','TransferResolvedManually') group by 1 "
-                                     "having count(*) > 1) t");
-  const auto alarms = scalar(adapter, "select count(*) from events where type = 'ContradictingClearingAnswerReceived'");
+  const auto terminal_twice =
+      scalar(adapter,
+             "select count(*) from (select stream_id from events where type in "
+             "('TransferSettled','TransferRejected','TransferResolvedManually') group by 1 "
+             "having count(*) > 1) t");
+  const auto alarms = scalar(
+      adapter, "select count(*) from events where type = 'ContradictingClearingAnswerReceived'");
   out.checks.push_back({"5. a timeout is never a rejection; a terminal outcome never changes",
                         rejected_after_timeout == 0 && terminal_twice == 0,
                         "rejections without a clearing RJCT " + n(rejected_after_timeout) +
@@ -133,18 +148,21 @@ Checks reconcile(const Books& books) {
   std::string parked;
   {
     pqxx::nontransaction tx(adapter);
-    for (const auto& row : tx.exec("select reason_code, count(*) from parked_messages group by 1 order by 1"))
+    for (const auto& row :
+         tx.exec("select reason_code, count(*) from parked_messages group by 1 order by 1"))
       parked += " " + row[0].as<std::string>() + "=" + row[1].as<std::string>();
   }
   const auto core_parked = scalar(core, "select count(*) from core_parked_messages");
-  out.checks.push_back({"6. bad input is parked with its reason, never dropped", core_parked == 0,
-                        "parked by the adapter:" + (parked.empty() ? std::string(" none") : parked) +
-                            "; parked by the core " + n(core_parked)});
+  out.checks.push_back(
+      {"6. bad input is parked with its reason, never dropped", core_parked == 0,
+       "parked by the adapter:" + (parked.empty() ? std::string(" none") : parked) +
+           "; parked by the core " + n(core_parked)});
 
   {
     pqxx::nontransaction tx(adapter);
-    const auto r = tx.exec("select substr(stream_id, 10) from events where stream_id like 'transfer-%' "
-                           "group by stream_id order by count(*) desc, stream_id limit 1");
+    const auto r = tx.exec(
+        "select substr(stream_id, 10) from events where stream_id like 'transfer-%' "
+        "group by stream_id order by count(*) desc, stream_id limit 1");
     if (!r.empty()) out.most_troubled_transfer = r[0][0].as<std::string>();
   }
   return out;
@@ -153,7 +171,8 @@ Checks reconcile(const Books& books) {
 std::string render(const Checks& checks) {
   std::ostringstream s;
   for (const auto& c : checks.checks)
-    s << "  [" << (c.holds ? " ok " : "FAIL") << "] " << c.invariant << "\n         " << c.figures << "\n";
+    s << "  [" << (c.holds ? " ok " : "FAIL") << "] " << c.invariant << "\n         " << c.figures
+      << "\n";
   return s.str();
 }
 

@@ -255,8 +255,8 @@ struct MockServer::Impl {
   // Writes the answer and what the hostile plan adds after it (a stray or a duplicate
   // response); false when the connection failed. A late stray is written before the next
   // request is read, so it may reach a client that has already sent that request.
-  asio::awaitable<bool> write_hostile(Session& session, const Request& request, const Response& response,
-                                      const HostilePlan& plan) {
+  asio::awaitable<bool> write_hostile(Session& session, const Request& request,
+                                      const Response& response, const HostilePlan& plan) {
     std::string bytes = serialized(response);
     switch (plan.fault) {
       case HostileFault::duplicate_response:
@@ -310,11 +310,14 @@ struct MockServer::Impl {
       auto response = to_response(request, std::move(handled.answer));
       // Bytes from the client before it has this answer: it did not wait for it.
       beast::error_code available_error;
-      if (buffer.size() > 0 || stream.socket().available(available_error) > 0) state.note_request_before_answer();
+      if (buffer.size() > 0 || stream.socket().available(available_error) > 0)
+        state.note_request_before_answer();
       if (handled.hostile.fault != HostileFault::none) {
         // On a connection the client closes too: a proxy may send its extra bytes anyway,
         // and a client that reads one answer per connection never sees them.
-        if (!co_await write_hostile(*session, request, response, handled.hostile) || !response.keep_alive()) break;
+        if (!co_await write_hostile(*session, request, response, handled.hostile) ||
+            !response.keep_alive())
+          break;
         continue;
       }
       stream.expires_after(std::chrono::milliseconds(options().write_timeout_ms));

@@ -333,8 +333,8 @@ struct MockState::Data {
   FaultSettings faults;
   std::mt19937_64 fault_rng;
   std::mt19937_64 resend_rng;
-  std::mt19937_64 hostile_rng;             // the hostile answers' own stream (seed + 3)
-  std::int64_t stray_sequence = 0;         // made-up clearing references of strays
+  std::mt19937_64 hostile_rng;                        // the hostile answers' own stream (seed + 3)
+  std::int64_t stray_sequence = 0;                    // made-up clearing references of strays
   std::unordered_map<std::string, StoreEntry> store;  // by idempotency key
   std::map<std::string, LedgerEntry> ledger;          // by reference, ordered for the listing
   std::vector<Payment> incoming;                      // cursor = index + 1
@@ -391,7 +391,8 @@ FaultPlan MockState::plan_faults(Endpoint) {
   for (int i = 1; i < kFaultClassCount; ++i) {
     const auto fault = static_cast<FaultClass>(i);
     const double draw = data_->uniform();
-    if (plan.fault == FaultClass::none && draw < probability_of(faults, to_string(fault))) plan.fault = fault;
+    if (plan.fault == FaultClass::none && draw < probability_of(faults, to_string(fault)))
+      plan.fault = fault;
   }
   const double delay_draw = data_->uniform();
   const double delay_position = data_->uniform();
@@ -437,11 +438,14 @@ HostilePlan MockState::plan_hostile(Endpoint endpoint) {
   std::lock_guard lock(data_->mutex);
   HostilePlan plan;
   if (endpoint == Endpoint::incoming) return plan;
-  auto uniform = [&] { return std::uniform_real_distribution<double>(0.0, 1.0)(data_->hostile_rng); };
+  auto uniform = [&] {
+    return std::uniform_real_distribution<double>(0.0, 1.0)(data_->hostile_rng);
+  };
   for (int i = 1; i < kHostileFaultCount; ++i) {
     const auto fault = static_cast<HostileFault>(i);
     const double draw = uniform();
-    if (plan.fault == HostileFault::none && draw < probability_of(data_->faults, to_string(fault))) {
+    if (plan.fault == HostileFault::none &&
+        draw < probability_of(data_->faults, to_string(fault))) {
       plan.fault = fault;
     }
   }
@@ -457,7 +461,8 @@ HostilePlan MockState::plan_hostile(Endpoint endpoint) {
 }
 
 std::optional<HttpAnswer> MockState::hostile_answer(HostileFault fault, const HttpAnswer& real) {
-  if (fault != HostileFault::nul_field && fault != HostileFault::oversize_field) return std::nullopt;
+  if (fault != HostileFault::nul_field && fault != HostileFault::oversize_field)
+    return std::nullopt;
   json body = json::parse(real.body, nullptr, false);
   if (body.is_discarded() || !body.is_object() || !body.contains("status")) return std::nullopt;
   const char* field = body.contains("clearing_reference") ? "clearing_reference" : "reason";
@@ -482,7 +487,8 @@ HttpAnswer MockState::stray_answer(const HostilePlan& plan) {
             {"clearing_reference", "STRAY" + std::to_string(options_.seed) + "-" + cursor_text(n)},
             {"settlement_date", civil_date(days_since_epoch(options_.now()))}};
   }
-  if (plan.stray_delay_ms > 0) body["reference"] = "stray-" + std::to_string(options_.seed) + "-" + std::to_string(n);
+  if (plan.stray_delay_ms > 0)
+    body["reference"] = "stray-" + std::to_string(options_.seed) + "-" + std::to_string(n);
   return answer(status, body);
 }
 

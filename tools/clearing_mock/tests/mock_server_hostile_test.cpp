@@ -3,12 +3,11 @@
 // ledger keeps the truth meanwhile. A plain POSIX socket client, so that nothing between the
 // test and the bytes tidies them up.
 
+#include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <doctest/doctest.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -45,13 +44,16 @@ class RawClient {
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
 
-  static std::string request(const std::string& method, const std::string& target, const std::string& body = "",
-                             const std::string& key = "", bool keep_alive = true) {
-    std::string text = method + " " + target + " HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer mock-token\r\n";
+  static std::string request(const std::string& method, const std::string& target,
+                             const std::string& body = "", const std::string& key = "",
+                             bool keep_alive = true) {
+    std::string text =
+        method + " " + target + " HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer mock-token\r\n";
     if (!key.empty()) text += "Idempotency-Key: " + key + "\r\n";
     if (!keep_alive) text += "Connection: close\r\n";
-    return text + "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
-           body;
+    return text +
+           "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
   }
 
   void send(const std::string& method, const std::string& target, const std::string& body = "",
@@ -60,7 +62,8 @@ class RawClient {
   }
 
   void send_bytes(const std::string& bytes) {
-    REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
+    REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(bytes.size()));
   }
 
   // The next complete response; nullopt when the connection ends (or stays silent) first.
@@ -94,11 +97,16 @@ class RawClient {
   std::string buffer_;
 };
 
-std::string transfer_body(const std::string& reference, const std::string& creditor = "DK5000400440116243") {
-  return json{{"reference", reference},         {"amount_minor", 125000},
-              {"currency", "DKK"},              {"debtor_account", "5301-0001234567"},
-              {"debtor_name", "Ada Lovelace"},  {"creditor_account", creditor},
-              {"creditor_name", "Charles Babbage"}, {"remittance_info", "Invoice 42"}}
+std::string transfer_body(const std::string& reference,
+                          const std::string& creditor = "DK5000400440116243") {
+  return json{{"reference", reference},
+              {"amount_minor", 125000},
+              {"currency", "DKK"},
+              {"debtor_account", "5301-0001234567"},
+              {"debtor_name", "Ada Lovelace"},
+              {"creditor_account", creditor},
+              {"creditor_name", "Charles Babbage"},
+              {"remittance_info", "Invoice 42"}}
       .dump();
 }
 
@@ -115,7 +123,8 @@ json parsed(const Reply& reply) { return json::parse(reply.body); }
 
 }  // namespace
 
-TEST_CASE("a stray response follows the answer on the kept-alive connection, and executes nothing") {
+TEST_CASE(
+    "a stray response follows the answer on the kept-alive connection, and executes nothing") {
   FaultSettings faults;
   faults.stray_response = 1;
   faults.stray_delay_ms_max = 20;
@@ -125,7 +134,8 @@ TEST_CASE("a stray response follows the answer on the kept-alive connection, and
   for (int i = 0; i < 8; ++i) {
     const auto key = "T-" + std::to_string(i);
     // Every other transfer is rejected by the clearing (AC04): the stray is about neither.
-    client.send("POST", "/v1/transfers", transfer_body(key, i % 2 ? "5301-0000000004" : "DK5000400440116243"), key);
+    client.send("POST", "/v1/transfers",
+                transfer_body(key, i % 2 ? "5301-0000000004" : "DK5000400440116243"), key);
     const auto answer = client.read();
     REQUIRE(answer);
     CHECK(parsed(*answer)["status"] == (i % 2 ? "RJCT" : "ACSC"));
@@ -152,7 +162,8 @@ TEST_CASE("a stray response follows the answer on the kept-alive connection, and
   CHECK(server->state().stats().executions_total == 4);
 }
 
-TEST_CASE("a duplicate response is the answer twice; an inquiry afterwards answers the truth once") {
+TEST_CASE(
+    "a duplicate response is the answer twice; an inquiry afterwards answers the truth once") {
   FaultSettings faults;
   faults.duplicate_response = 1;
   auto server = start(faults);
@@ -190,7 +201,9 @@ TEST_CASE("a connection the client closes gets the duplicate too, then the close
   CHECK(server->state().stats().executions_total == 1);
 }
 
-TEST_CASE("a NUL and a 1 MB clearing reference go on the wire; the ledger and later answers keep the real one") {
+TEST_CASE(
+    "a NUL and a 1 MB clearing reference go on the wire; the ledger and later answers keep the "
+    "real one") {
   FaultSettings faults;
   faults.nul_field = 1;
   auto server = start(faults);
@@ -228,7 +241,8 @@ TEST_CASE("a client that sends before it has its last answer is counted; one tha
   REQUIRE(client.read());
   CHECK(server->state().stats().requests_before_answer == 0);
   // Two requests in one write: the first's answer is written with the second already there.
-  client.send_bytes(RawClient::request("GET", "/v1/transfers/T-3") + RawClient::request("GET", "/v1/transfers/T-4"));
+  client.send_bytes(RawClient::request("GET", "/v1/transfers/T-3") +
+                    RawClient::request("GET", "/v1/transfers/T-4"));
   REQUIRE(client.read());
   REQUIRE(client.read());
   CAPTURE(server->state().stats().requests_before_answer);

@@ -179,7 +179,9 @@ TEST_CASE("the incoming feed pages by cursor and re-sends with its probability")
   CHECK(state.incoming("limit=0").status == 400);
 }
 
-TEST_CASE("hostile answers are off by default, and turning them on leaves the classic schedule as it was") {
+TEST_CASE(
+    "hostile answers are off by default, and turning them on leaves the classic schedule as it "
+    "was") {
   MockOptions options;
   options.seed = 42;
   options.faults.http_500 = 0.2;
@@ -238,7 +240,8 @@ TEST_CASE("a NUL or a 1 MB field damages the answer on the wire, never the ledge
   CHECK(field(*nul_reason, "reason_code") == "AC04");
 
   // Not a transfer answer, or another fault: nothing to damage.
-  CHECK_FALSE(state.hostile_answer(HostileFault::nul_field, HttpAnswer{404, R"({"error":{"code":"NOT_FOUND"}})", {}}));
+  CHECK_FALSE(state.hostile_answer(HostileFault::nul_field,
+                                   HttpAnswer{404, R"({"error":{"code":"NOT_FOUND"}})", {}}));
   CHECK_FALSE(state.hostile_answer(HostileFault::stray_response, real));
   CHECK(state.stats().faults.at("nul_field") == 2);
   CHECK(state.stats().faults.at("oversize_field") == 1);
@@ -267,15 +270,16 @@ TEST_CASE("a stray answer is made up: a fresh clearing reference, a reference on
   CHECK(field(late, "status") == "RJCT");
   CHECK(field(late, "reason_code") == "AC04");
   CHECK(field(late, "reference").rfind("stray-9-", 0) == 0);
-  CHECK(field(state.stray_answer(HostilePlan{HostileFault::stray_response, 0, false}), "clearing_reference") !=
-        field(at_once, "clearing_reference"));
+  CHECK(field(state.stray_answer(HostilePlan{HostileFault::stray_response, 0, false}),
+              "clearing_reference") != field(at_once, "clearing_reference"));
   CHECK(state.ledger().empty());
   CHECK(state.stats().executions_total == 0);
 }
 
 TEST_CASE("the hostile settings are fault settings like the others") {
   FaultSettings settings;
-  REQUIRE(apply_faults_json(settings, R"({"stray_response":0.5,"nul_field":0.1,"stray_delay_ms_max":7})"));
+  REQUIRE(apply_faults_json(settings,
+                            R"({"stray_response":0.5,"nul_field":0.1,"stray_delay_ms_max":7})"));
   CHECK(settings.stray_response == 0.5);
   CHECK(settings.nul_field == 0.1);
   CHECK(settings.stray_delay_ms_max == 7);

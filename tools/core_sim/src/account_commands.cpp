@@ -66,7 +66,8 @@ StoreResult<void> read_tails(Transaction& tx, std::span<AccountGroup* const> gro
     nlohmann::json after = nlohmann::json::array();
     for (const auto* group : groups)
       after.push_back({{"stream_id", group->stream}, {"after", group->start.version.value()}});
-    const auto rows = eventstore::exec_prepared_here(tx, kReadTails, after.dump(), eventstore::kReadBatchMax);
+    const auto rows =
+        eventstore::exec_prepared_here(tx, kReadTails, after.dump(), eventstore::kReadBatchMax);
     for (const auto& row : rows) {
       auto& start = by_stream.at(row[0].as<std::string>())->start;
       const auto version = row[1].as<std::int64_t>();
@@ -199,7 +200,8 @@ StoreResult<int> handle_chunk(eventstore::EventStore& store, Transaction& tx,
   if (ordered) {
     std::vector<eventstore::StreamId> streams;
     for (const auto& group : groups) streams.emplace_back(group.stream);
-    if (auto locked = store.lock_streams(tx, streams); !locked) return tl::unexpected(locked.error());
+    if (auto locked = store.lock_streams(tx, streams); !locked)
+      return tl::unexpected(locked.error());
   }
   std::vector<AccountGroup*> pending;
   for (auto& group : groups) pending.push_back(&group);

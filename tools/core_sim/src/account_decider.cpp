@@ -27,8 +27,8 @@ Decided one(AccountEvent event) { return std::vector<AccountEvent>{std::move(eve
 
 // The reservation a completion or release is about, or the rejection that says why
 // it cannot be resolved (unknown, or resolved before).
-tl::expected<const Reservation*, AccountRejection> open_reservation(const AccountState& state,
-                                                                     const std::string& transfer_id) {
+tl::expected<const Reservation*, AccountRejection> open_reservation(
+    const AccountState& state, const std::string& transfer_id) {
   const auto it = state.reservations.find(transfer_id);
   if (it == state.reservations.end())
     return tl::unexpected(AccountRejection{AccountRejectionCode::unknown_reservation,
@@ -37,13 +37,16 @@ tl::expected<const Reservation*, AccountRejection> open_reservation(const Accoun
     case ReservationStatus::open:
       return &it->second;
     case ReservationStatus::completed:
-      return tl::unexpected(AccountRejection{AccountRejectionCode::already_completed,
-                                             "reservation of transfer " + transfer_id + " is already completed"});
+      return tl::unexpected(
+          AccountRejection{AccountRejectionCode::already_completed,
+                           "reservation of transfer " + transfer_id + " is already completed"});
     case ReservationStatus::released:
-      return tl::unexpected(AccountRejection{AccountRejectionCode::already_released,
-                                             "reservation of transfer " + transfer_id + " is already released"});
+      return tl::unexpected(
+          AccountRejection{AccountRejectionCode::already_released,
+                           "reservation of transfer " + transfer_id + " is already released"});
   }
-  return tl::unexpected(AccountRejection{AccountRejectionCode::unknown_reservation, "bad reservation status"});
+  return tl::unexpected(
+      AccountRejection{AccountRejectionCode::unknown_reservation, "bad reservation status"});
 }
 
 Decided decide_open(const OpenAccount& c, const AccountState& s) {
@@ -53,7 +56,8 @@ Decided decide_open(const OpenAccount& c, const AccountState& s) {
     // The same figures again: already done. Anything else is a second, different account.
     const bool same = s.account_id == c.account_id && s.currency == c.opening_balance.currency;
     if (same) return none();
-    return reject(AccountRejectionCode::account_already_open, "account is already open with other figures");
+    return reject(AccountRejectionCode::account_already_open,
+                  "account is already open with other figures");
   }
   return one(AccountOpened{c.account_id, c.opening_balance});
 }
@@ -61,17 +65,20 @@ Decided decide_open(const OpenAccount& c, const AccountState& s) {
 Decided decide_reserve(const ReserveFunds& c, const AccountState& s) {
   if (!s.opened) return reject(AccountRejectionCode::account_not_open, "account is not open");
   if (const auto it = s.reservations.find(c.transfer_id); it != s.reservations.end()) {
-    if (it->second.amount_minor == c.amount.minor_units && s.currency == c.amount.currency) return none();
+    if (it->second.amount_minor == c.amount.minor_units && s.currency == c.amount.currency)
+      return none();
     return reject(AccountRejectionCode::reservation_conflict,
                   "transfer " + c.transfer_id + " was reserved with another amount");
   }
-  if (c.amount.minor_units <= 0) return reject(AccountRejectionCode::invalid_amount, "amount must be positive");
+  if (c.amount.minor_units <= 0)
+    return reject(AccountRejectionCode::invalid_amount, "amount must be positive");
   if (c.amount.currency != s.currency)
     return reject(AccountRejectionCode::currency_mismatch,
                   "amount in " + std::string(c.amount.currency.code()) + " on an account in " +
                       std::string(s.currency.code()));
   if (s.available_minor() < c.amount.minor_units)
-    return reject(AccountRejectionCode::insufficient_funds, "available balance is below the amount");
+    return reject(AccountRejectionCode::insufficient_funds,
+                  "available balance is below the amount");
   return one(FundsReserved{c.transfer_id, c.amount});
 }
 
@@ -93,47 +100,66 @@ Decided decide_release(const ReleaseReservation& c, const AccountState& s) {
 
 const char* to_string(ReservationStatus status) noexcept {
   switch (status) {
-    case ReservationStatus::open: return "open";
-    case ReservationStatus::completed: return "completed";
-    case ReservationStatus::released: return "released";
+    case ReservationStatus::open:
+      return "open";
+    case ReservationStatus::completed:
+      return "completed";
+    case ReservationStatus::released:
+      return "released";
   }
   return "unknown";
 }
 
 const char* to_string(AccountRejectionCode code) noexcept {
   switch (code) {
-    case AccountRejectionCode::account_not_open: return "account_not_open";
-    case AccountRejectionCode::account_already_open: return "account_already_open";
-    case AccountRejectionCode::invalid_amount: return "invalid_amount";
-    case AccountRejectionCode::currency_mismatch: return "currency_mismatch";
-    case AccountRejectionCode::insufficient_funds: return "insufficient_funds";
-    case AccountRejectionCode::reservation_conflict: return "reservation_conflict";
-    case AccountRejectionCode::unknown_reservation: return "unknown_reservation";
-    case AccountRejectionCode::already_completed: return "already_completed";
-    case AccountRejectionCode::already_released: return "already_released";
+    case AccountRejectionCode::account_not_open:
+      return "account_not_open";
+    case AccountRejectionCode::account_already_open:
+      return "account_already_open";
+    case AccountRejectionCode::invalid_amount:
+      return "invalid_amount";
+    case AccountRejectionCode::currency_mismatch:
+      return "currency_mismatch";
+    case AccountRejectionCode::insufficient_funds:
+      return "insufficient_funds";
+    case AccountRejectionCode::reservation_conflict:
+      return "reservation_conflict";
+    case AccountRejectionCode::unknown_reservation:
+      return "unknown_reservation";
+    case AccountRejectionCode::already_completed:
+      return "already_completed";
+    case AccountRejectionCode::already_released:
+      return "already_released";
   }
   return "unknown";
 }
 
 const char* to_string(Violation violation) noexcept {
   switch (violation) {
-    case Violation::double_completion: return "double_completion";
-    case Violation::completion_after_release: return "completion_after_release";
-    case Violation::release_after_completion: return "release_after_completion";
-    case Violation::double_release: return "double_release";
-    case Violation::unknown_transfer: return "unknown_transfer";
+    case Violation::double_completion:
+      return "double_completion";
+    case Violation::completion_after_release:
+      return "completion_after_release";
+    case Violation::release_after_completion:
+      return "release_after_completion";
+    case Violation::double_release:
+      return "double_release";
+    case Violation::unknown_transfer:
+      return "unknown_transfer";
   }
   return "unknown";
 }
 
 std::optional<Violation> parse_violation(std::string_view name) noexcept {
   for (auto v : {Violation::double_completion, Violation::completion_after_release,
-                 Violation::release_after_completion, Violation::double_release, Violation::unknown_transfer})
+                 Violation::release_after_completion, Violation::double_release,
+                 Violation::unknown_transfer})
     if (name == to_string(v)) return v;
   return std::nullopt;
 }
 
-std::optional<Violation> violation_of(const AccountCommand& command, const AccountRejection& rejection) noexcept {
+std::optional<Violation> violation_of(const AccountCommand& command,
+                                      const AccountRejection& rejection) noexcept {
   const bool completion = std::holds_alternative<CompleteReservation>(command);
   const bool release = std::holds_alternative<ReleaseReservation>(command);
   if (!completion && !release) return std::nullopt;
@@ -152,46 +178,51 @@ std::optional<Violation> violation_of(const AccountCommand& command, const Accou
 
 AccountState AccountDecider::evolve(const AccountState& state, const AccountEvent& event) {
   AccountState next = state;
-  std::visit(Overloaded{
-                 [&](const AccountOpened& e) {
-                   next.opened = true;
-                   next.account_id = e.account_id;
-                   next.currency = e.opening_balance.currency;
-                   next.balance_minor = e.opening_balance.minor_units;
-                 },
-                 [&](const FundsReserved& e) {
-                   next.reservations[e.transfer_id] = Reservation{e.amount.minor_units, ReservationStatus::open, ""};
-                   next.reserved_minor += e.amount.minor_units;
-                 },
-                 [&](const ReservationCompleted& e) {
-                   // evolve never fails: an event decide would not have produced changes nothing.
-                   auto it = next.reservations.find(e.transfer_id);
-                   if (it == next.reservations.end() || it->second.status != ReservationStatus::open) return;
-                   it->second.status = ReservationStatus::completed;
-                   next.reserved_minor -= it->second.amount_minor;
-                   next.balance_minor -= it->second.amount_minor;
-                 },
-                 [&](const ReservationReleased& e) {
-                   auto it = next.reservations.find(e.transfer_id);
-                   if (it == next.reservations.end() || it->second.status != ReservationStatus::open) return;
-                   it->second.status = ReservationStatus::released;
-                   it->second.reason_code = e.reason_code;
-                   next.reserved_minor -= it->second.amount_minor;
-                 },
-             },
-             event);
+  std::visit(
+      Overloaded{
+          [&](const AccountOpened& e) {
+            next.opened = true;
+            next.account_id = e.account_id;
+            next.currency = e.opening_balance.currency;
+            next.balance_minor = e.opening_balance.minor_units;
+          },
+          [&](const FundsReserved& e) {
+            next.reservations[e.transfer_id] =
+                Reservation{e.amount.minor_units, ReservationStatus::open, ""};
+            next.reserved_minor += e.amount.minor_units;
+          },
+          [&](const ReservationCompleted& e) {
+            // evolve never fails: an event decide would not have produced changes nothing.
+            auto it = next.reservations.find(e.transfer_id);
+            if (it == next.reservations.end() || it->second.status != ReservationStatus::open)
+              return;
+            it->second.status = ReservationStatus::completed;
+            next.reserved_minor -= it->second.amount_minor;
+            next.balance_minor -= it->second.amount_minor;
+          },
+          [&](const ReservationReleased& e) {
+            auto it = next.reservations.find(e.transfer_id);
+            if (it == next.reservations.end() || it->second.status != ReservationStatus::open)
+              return;
+            it->second.status = ReservationStatus::released;
+            it->second.reason_code = e.reason_code;
+            next.reserved_minor -= it->second.amount_minor;
+          },
+      },
+      event);
   return next;
 }
 
-tl::expected<std::vector<AccountEvent>, AccountRejection> AccountDecider::decide(const AccountCommand& command,
-                                                                                 const AccountState& state) {
-  auto decided = std::visit(Overloaded{
-                                [&](const OpenAccount& c) { return decide_open(c, state); },
-                                [&](const ReserveFunds& c) { return decide_reserve(c, state); },
-                                [&](const CompleteReservation& c) { return decide_complete(c, state); },
-                                [&](const ReleaseReservation& c) { return decide_release(c, state); },
-                            },
-                            command);
+tl::expected<std::vector<AccountEvent>, AccountRejection> AccountDecider::decide(
+    const AccountCommand& command, const AccountState& state) {
+  auto decided =
+      std::visit(Overloaded{
+                     [&](const OpenAccount& c) { return decide_open(c, state); },
+                     [&](const ReserveFunds& c) { return decide_reserve(c, state); },
+                     [&](const CompleteReservation& c) { return decide_complete(c, state); },
+                     [&](const ReleaseReservation& c) { return decide_release(c, state); },
+                 },
+                 command);
   // Both sides of the invariant: a decision never leaves the available balance negative.
   if (decided) {
     AccountState after = state;
@@ -202,7 +233,9 @@ tl::expected<std::vector<AccountEvent>, AccountRejection> AccountDecider::decide
   return decided;
 }
 
-std::string account_stream_name(std::string_view account_id) { return "account-" + std::string(account_id); }
+std::string account_stream_name(std::string_view account_id) {
+  return "account-" + std::string(account_id);
+}
 
 // ---- codec ----
 
@@ -220,25 +253,29 @@ tl::expected<std::string, std::string> text_field(const Json& data, const char* 
 }  // namespace
 
 std::string_view AccountCodec::event_type(const AccountEvent& event) {
-  return std::visit(Overloaded{
-                        [](const AccountOpened&) -> std::string_view { return "AccountOpened"; },
-                        [](const FundsReserved&) -> std::string_view { return "FundsReserved"; },
-                        [](const ReservationCompleted&) -> std::string_view { return "ReservationCompleted"; },
-                        [](const ReservationReleased&) -> std::string_view { return "ReservationReleased"; },
-                    },
-                    event);
+  return std::visit(
+      Overloaded{
+          [](const AccountOpened&) -> std::string_view { return "AccountOpened"; },
+          [](const FundsReserved&) -> std::string_view { return "FundsReserved"; },
+          [](const ReservationCompleted&) -> std::string_view { return "ReservationCompleted"; },
+          [](const ReservationReleased&) -> std::string_view { return "ReservationReleased"; },
+      },
+      event);
 }
 
 nlohmann::json AccountCodec::encode(const AccountEvent& event) {
   return std::visit(
       Overloaded{
           [](const AccountOpened& e) -> Json {
-            return {{"account_id", e.account_id}, {"opening_balance", wire::encode_money(e.opening_balance)}};
+            return {{"account_id", e.account_id},
+                    {"opening_balance", wire::encode_money(e.opening_balance)}};
           },
           [](const FundsReserved& e) -> Json {
             return {{"transfer_id", e.transfer_id}, {"amount", wire::encode_money(e.amount)}};
           },
-          [](const ReservationCompleted& e) -> Json { return {{"transfer_id", e.transfer_id}}; },
+          [](const ReservationCompleted& e) -> Json {
+            return {{"transfer_id", e.transfer_id}};
+          },
           [](const ReservationReleased& e) -> Json {
             return {{"transfer_id", e.transfer_id}, {"reason_code", e.reason_code}};
           },
@@ -246,7 +283,8 @@ nlohmann::json AccountCodec::encode(const AccountEvent& event) {
       event);
 }
 
-tl::expected<AccountEvent, std::string> AccountCodec::decode(std::string_view type, const nlohmann::json& data) {
+tl::expected<AccountEvent, std::string> AccountCodec::decode(std::string_view type,
+                                                             const nlohmann::json& data) {
   if (!data.is_object()) return tl::unexpected(std::string("data is not an object"));
   if (type == "AccountOpened") {
     auto id = text_field(data, "account_id");
@@ -265,7 +303,8 @@ tl::expected<AccountEvent, std::string> AccountCodec::decode(std::string_view ty
   if (type == "ReservationCompleted") return ReservationCompleted{*transfer_id};
   if (type == "ReservationReleased") {
     const auto reason = data.find("reason_code");
-    if (reason == data.end() || !reason->is_string()) return tl::unexpected(std::string("reason_code is missing"));
+    if (reason == data.end() || !reason->is_string())
+      return tl::unexpected(std::string("reason_code is missing"));
     return ReservationReleased{*transfer_id, reason->get<std::string>()};
   }
   return tl::unexpected("unknown event type " + std::string(type));

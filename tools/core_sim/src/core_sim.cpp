@@ -3,18 +3,18 @@
 
 #include "clearing/core_sim/core_sim.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
-#include <set>
-#include <thread>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <set>
+#include <thread>
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
@@ -42,8 +42,8 @@ namespace {
 // and fetches a missing tail: the adapter's default for the same check.
 constexpr std::chrono::milliseconds kTailCheckInterval{2'000};
 
-using eventstore::StoreError;
 using eventstore::StoreErrc;
+using eventstore::StoreError;
 using eventstore::StoreResult;
 using eventstore::Transaction;
 using external_streams::ExternalMessage;
@@ -59,11 +59,14 @@ constexpr auto kPacingSleepMax = std::chrono::milliseconds(50);
 constexpr eventstore::PreparedSql kInsertTransfers{
     "core_sim_insert_transfers",
     "insert into core_transfers (transfer_id, account_id, amount_minor, currency, correlation_id,"
-    " reserved_event_id, stream_partition, stream_seq, request_batch, expected_reason_code, requested_at)"
+    " reserved_event_id, stream_partition, stream_seq, request_batch, expected_reason_code, "
+    "requested_at)"
     " select transfer_id, account_id, amount_minor, currency, correlation_id, reserved_event_id,"
     " stream_partition, stream_seq, $2, expected_reason_code, clock_timestamp()"
-    " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, account_id text, amount_minor bigint,"
-    " currency text, correlation_id text, reserved_event_id text, stream_partition int, stream_seq bigint,"
+    " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, account_id text, amount_minor "
+    "bigint,"
+    " currency text, correlation_id text, reserved_event_id text, stream_partition int, stream_seq "
+    "bigint,"
     " expected_reason_code text)"};
 
 std::shared_ptr<spdlog::logger> logger() { return base::module_logger("core_sim"); }
@@ -76,26 +79,32 @@ std::string lower(std::string_view s) {
 
 tl::expected<void, std::string> validate(const CoreSimOptions& o) {
   const auto bad = [](std::string message) { return tl::unexpected(std::move(message)); };
-  if (!sagas::parse_country(o.country)) return bad("country must be dk, se or no, not '" + o.country + "'");
+  if (!sagas::parse_country(o.country))
+    return bad("country must be dk, se or no, not '" + o.country + "'");
   if (o.database_url.empty()) return bad("database_url is required");
   if (o.kafka_bootstrap.empty()) return bad("kafka_bootstrap is required");
   if (o.core_partitions < 1 || o.core_partitions > external_streams::kPartitionsMax)
     return bad(fmt::format("core_partitions must be in [1, {}]", external_streams::kPartitionsMax));
   if (o.adapter_partitions < 1 || o.adapter_partitions > external_streams::kPartitionsMax)
-    return bad(fmt::format("adapter_partitions must be in [1, {}]", external_streams::kPartitionsMax));
+    return bad(
+        fmt::format("adapter_partitions must be in [1, {}]", external_streams::kPartitionsMax));
   if (o.http_port < 0 || o.http_port > 65535) return bad("http_port must be in [0, 65535]");
   if (o.transfers < 0) return bad("transfers must not be negative");
-  if (!(o.invalid_share >= 0.0 && o.invalid_share <= 1.0)) return bad("invalid_share must be in [0, 1]");
-  if (!(o.rate_per_s >= 0.0) || std::isinf(o.rate_per_s)) return bad("rate_per_s must be >= 0 (0: unlimited)");
+  if (!(o.invalid_share >= 0.0 && o.invalid_share <= 1.0))
+    return bad("invalid_share must be in [0, 1]");
+  if (!(o.rate_per_s >= 0.0) || std::isinf(o.rate_per_s))
+    return bad("rate_per_s must be >= 0 (0: unlimited)");
   if (o.accounts < 1 || o.accounts > 9999) return bad("accounts must be in [1, 9999]");
   if (o.opening_balance_minor < 0) return bad("opening_balance_minor must not be negative");
   if (o.amount_limit_minor < 1 || o.amount_limit_minor > (std::int64_t{1} << 52))
     return bad("amount_limit_minor must be in [1, 2^52]");
   if (o.publish_batch_max < 1 || o.publish_batch_max > kPublishBatchMax)
     return bad(fmt::format("publish_batch_max must be in [1, {}]", kPublishBatchMax));
-  if (o.fetch_wait_max_ms < 1 || o.fetch_wait_max_ms > 5000) return bad("fetch_wait_max_ms must be in [1, 5000]");
+  if (o.fetch_wait_max_ms < 1 || o.fetch_wait_max_ms > 5000)
+    return bad("fetch_wait_max_ms must be in [1, 5000]");
   if (o.relay_round_interval_min_ms < 0 || o.relay_round_interval_min_ms > kRelayRoundIntervalMsMax)
-    return bad(fmt::format("relay_round_interval_min_ms must be in [0, {}]", kRelayRoundIntervalMsMax));
+    return bad(
+        fmt::format("relay_round_interval_min_ms must be in [0, {}]", kRelayRoundIntervalMsMax));
   if (o.database_connections_max < 3 || o.database_connections_max > 64)
     return bad("database_connections_max must be in [3, 64]");
   return {};
@@ -156,13 +165,15 @@ struct CoreSim::Impl {
       source_lines_skipped = jsonl->lines_skipped;
       for (const auto& skipped : jsonl->skipped)
         log->warn("source line skipped line={} reason=\"{}\"", skipped.line_number, skipped.reason);
-      log->info("source jsonl lines={} usable={} skipped={}", jsonl->lines_read, planned, jsonl->lines_skipped);
+      log->info("source jsonl lines={} usable={} skipped={}", jsonl->lines_read, planned,
+                jsonl->lines_skipped);
       return {};
     }
     generator = GeneratorOptions{country, options.seed, options.invalid_share, options.accounts,
                                  options.amount_limit_minor};
     planned = options.transfers;
-    log->info("source generator transfers={} seed={} invalid_share={}", planned, options.seed, options.invalid_share);
+    log->info("source generator transfers={} seed={} invalid_share={}", planned, options.seed,
+              options.invalid_share);
     return {};
   }
 
@@ -177,7 +188,8 @@ struct CoreSim::Impl {
     }
     for (int i = 1; i <= options.accounts; ++i)
       out.emplace_back(generated_account_id(i), sagas::country_currency(country));
-    if (options.invalid_share > 0) out.emplace_back(kForeignAccountId, *sagas::Currency::parse(kForeignCurrency));
+    if (options.invalid_share > 0)
+      out.emplace_back(kForeignAccountId, *sagas::Currency::parse(kForeignCurrency));
     return out;
   }
 
@@ -189,8 +201,9 @@ struct CoreSim::Impl {
       std::vector<AccountCommandRequest> commands;
       commands.reserve(wanted.size());
       for (const auto& [id, currency] : wanted)
-        commands.push_back({id, OpenAccount{id, sagas::Money{options.opening_balance_minor, currency}},
-                            eventstore::CommandContext{base::new_uuid(), "", nullptr, "open|" + id}});
+        commands.push_back(
+            {id, OpenAccount{id, sagas::Money{options.opening_balance_minor, currency}},
+             eventstore::CommandContext{base::new_uuid(), "", nullptr, "open|" + id}});
       auto handled = handle_account_commands(*store, tx, commands, account_cache, local);
       if (!handled) return tl::unexpected(handled.error());
       AccountProjection projection;
@@ -198,7 +211,8 @@ struct CoreSim::Impl {
       for (std::size_t i = 0; i < commands.size(); ++i) {
         const auto& result = handled->results[i];
         if (!result) {
-          log->warn("account not opened account_id={} reason={}", commands[i].account_id, result.error().message);
+          log->warn("account not opened account_id={} reason={}", commands[i].account_id,
+                    result.error().message);
           continue;
         }
         if (!result->event_ids.empty()) ++count;
@@ -234,7 +248,8 @@ struct CoreSim::Impl {
   static std::set<std::string> seen_transfers(Transaction& tx, const Json& ids) {
     static constexpr eventstore::PreparedSql kSeen{
         "core_sim_seen_transfers",
-        "select transfer_id from core_transfers where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))"
+        "select transfer_id from core_transfers where transfer_id = any(array(select "
+        "jsonb_array_elements_text($1::jsonb)))"
         " union all select transfer_id from core_refused"
         " where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))"};
     std::set<std::string> seen;
@@ -245,8 +260,10 @@ struct CoreSim::Impl {
 
   // Reserves the batch's new transfers set-wise (one look-up of the ids done before, the
   // account commands, one insert of the refusals) and returns the ones reserved now.
-  StoreResult<std::vector<Reserved>> reserve_all(Transaction& tx, std::span<const TransferRequest* const> requests,
-                                                 AccountStates& local, AccountProjection& projection) {
+  StoreResult<std::vector<Reserved>> reserve_all(Transaction& tx,
+                                                 std::span<const TransferRequest* const> requests,
+                                                 AccountStates& local,
+                                                 AccountProjection& projection) {
     Json ids = Json::array();
     for (const auto* r : requests) ids.push_back(r->transfer_id);
     const auto seen = seen_transfers(tx, ids);
@@ -255,21 +272,25 @@ struct CoreSim::Impl {
     for (const auto* r : requests) {
       if (seen.count(r->transfer_id) > 0) continue;
       fresh.push_back(r);
-      commands.push_back({r->account_id, ReserveFunds{r->transfer_id, r->amount},
-                          eventstore::CommandContext{base::new_uuid(), "", nullptr, "reserve|" + r->transfer_id}});
+      commands.push_back(
+          {r->account_id, ReserveFunds{r->transfer_id, r->amount},
+           eventstore::CommandContext{base::new_uuid(), "", nullptr, "reserve|" + r->transfer_id}});
     }
     auto handled = handle_account_commands(*store, tx, commands, account_cache, local);
     if (!handled) return tl::unexpected(handled.error());
-    if (handled->conflict_rounds > 0) log->debug("publish batch redone accounts rounds={}", handled->conflict_rounds);
+    if (handled->conflict_rounds > 0)
+      log->debug("publish batch redone accounts rounds={}", handled->conflict_rounds);
     std::vector<Reserved> reserved;
     Json refused = Json::array();
     for (std::size_t i = 0; i < commands.size(); ++i) {
       const auto& r = *fresh[i];
       const auto& result = handled->results[i];
       if (!result) {
-        refused.push_back({{"transfer_id", r.transfer_id}, {"account_id", r.account_id},
+        refused.push_back({{"transfer_id", r.transfer_id},
+                           {"account_id", r.account_id},
                            {"reason", std::string(to_string(result.error().code))}});
-        log->info("transfer refused by the core transfer_id={} reason={}", r.transfer_id, to_string(result.error().code));
+        log->info("transfer refused by the core transfer_id={} reason={}", r.transfer_id,
+                  to_string(result.error().code));
         continue;
       }
       // No new event: reserved in an earlier run whose transfer row is this one's twin.
@@ -295,13 +316,14 @@ struct CoreSim::Impl {
 
   // Requests the batch's reserved transfers: their TransferRequested messages with one
   // batch append, their rows with one insert.
-  StoreResult<void> request_all(Transaction& tx, const std::vector<Reserved>& reserved, const std::string& batch_id) {
+  StoreResult<void> request_all(Transaction& tx, const std::vector<Reserved>& reserved,
+                                const std::string& batch_id) {
     std::vector<external_streams::PendingAppend> appends;
     appends.reserve(reserved.size());
     for (const auto& one : reserved)
       appends.push_back({&core_stream,
-                         external_streams::Draft{"TransferRequested", one.request->transfer_id, one.request->data,
-                                                 false, one.correlation_id},
+                         external_streams::Draft{"TransferRequested", one.request->transfer_id,
+                                                 one.request->data, false, one.correlation_id},
                          &one.source});
     auto appended = external_streams::append_external_batch(tx, appends);
     if (!appended) return tl::unexpected(appended.error());
@@ -310,14 +332,19 @@ struct CoreSim::Impl {
     for (std::size_t i = 0; i < reserved.size(); ++i) {
       const auto& r = *reserved[i].request;
       const auto& message = (*appended)[i];
-      CLEARING_ASSERT(message.source_event_id == reserved[i].source.event_id.value() && message.seq >= 1);
-      rows.push_back({{"transfer_id", r.transfer_id}, {"account_id", r.account_id},
-                      {"amount_minor", r.amount.minor_units}, {"currency", std::string(r.amount.currency.code())},
-                      {"correlation_id", reserved[i].correlation_id},
-                      {"reserved_event_id", reserved[i].source.event_id.value()},
-                      {"stream_partition", message.partition}, {"stream_seq", message.seq},
-                      {"expected_reason_code", r.expected_reason_code ? nlohmann::json(*r.expected_reason_code)
-                                                                      : nlohmann::json(nullptr)}});
+      CLEARING_ASSERT(message.source_event_id == reserved[i].source.event_id.value() &&
+                      message.seq >= 1);
+      rows.push_back(
+          {{"transfer_id", r.transfer_id},
+           {"account_id", r.account_id},
+           {"amount_minor", r.amount.minor_units},
+           {"currency", std::string(r.amount.currency.code())},
+           {"correlation_id", reserved[i].correlation_id},
+           {"reserved_event_id", reserved[i].source.event_id.value()},
+           {"stream_partition", message.partition},
+           {"stream_seq", message.seq},
+           {"expected_reason_code", r.expected_reason_code ? nlohmann::json(*r.expected_reason_code)
+                                                           : nlohmann::json(nullptr)}});
     }
     // requested_at: the batch's commit, as near as SQL can see it (the caller runs this last).
     eventstore::exec_prepared_here(tx, kInsertTransfers, rows.dump(), batch_id);
@@ -341,7 +368,8 @@ struct CoreSim::Impl {
       // request_all's insert of the transfers is the batch's last statement: its
       // requested_at is the commit's instant, as near as SQL can see it.
       projection.write(tx);
-      if (auto requested = request_all(tx, reserved, batch_id); !requested) return tl::unexpected(requested.error());
+      if (auto requested = request_all(tx, reserved, batch_id); !requested)
+        return tl::unexpected(requested.error());
       return static_cast<std::int64_t>(reserved.size());
     });
     if (published) account_cache.merge(local);  // committed now
@@ -363,10 +391,12 @@ struct CoreSim::Impl {
   std::int64_t allowance(std::chrono::steady_clock::time_point begun, std::int64_t sent) {
     if (options.rate_per_s <= 0) return options.publish_batch_max;
     const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - begun;
-    const auto due = static_cast<std::int64_t>(std::floor(elapsed.count() * options.rate_per_s)) + 1 - sent;
+    const auto due =
+        static_cast<std::int64_t>(std::floor(elapsed.count() * options.rate_per_s)) + 1 - sent;
     if (due >= 1) return std::min<std::int64_t>(due, options.publish_batch_max);
     const auto wait_ms = static_cast<std::int64_t>(1000.0 * (1 - due) / options.rate_per_s) + 1;
-    pause(std::min(std::chrono::milliseconds(wait_ms), std::chrono::duration_cast<std::chrono::milliseconds>(kPacingSleepMax)));
+    pause(std::min(std::chrono::milliseconds(wait_ms),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(kPacingSleepMax)));
     return 0;
   }
 
@@ -386,7 +416,8 @@ struct CoreSim::Impl {
         ++failures;
         log->error("publishing batch failed from={} count={} error=\"{}\" failures={}", next, count,
                    published.error().message, failures);
-        pause(std::min(kPublishRetryBackoffMax, std::chrono::milliseconds(50) * (1 << std::min(failures, 7))));
+        pause(std::min(kPublishRetryBackoffMax,
+                       std::chrono::milliseconds(50) * (1 << std::min(failures, 7))));
         continue;  // the same batch again: nothing of it was committed
       }
       failures = 0;
@@ -395,7 +426,8 @@ struct CoreSim::Impl {
       processed.store(next);
     }
     publishing_done.store(next >= planned);
-    log->info("publisher finished processed={} requested_now={} planned={}", next, requested_total, planned);
+    log->info("publisher finished processed={} requested_now={} planned={}", next, requested_total,
+              planned);
   }
 
   // ---- consumer ----
@@ -405,36 +437,40 @@ struct CoreSim::Impl {
   std::unique_ptr<OutcomeApplier> outcomes;
 
   external_streams::BatchScope batch_scope() {
-    return {[this](Transaction&) { outcomes->begin(); }, [this](Transaction& tx) { return outcomes->end(tx); }};
+    return {[this](Transaction&) { outcomes->begin(); },
+            [this](Transaction& tx) { return outcomes->end(tx); }};
   }
 
   external_streams::MessageApplier applier() {
     return [this](Transaction& tx, const ExternalMessage& m) -> tl::expected<void, MessageError> {
       if (OutcomeApplier::is_outcome(m.type)) return outcomes->queue(tx, m);
       if (m.type == "IncomingPaymentReceived") return apply_incoming_payment(tx, m);
-      return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
+      return tl::unexpected(
+          MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
     };
   }
 
   external_streams::MessageParker parker() {
-    return [this](Transaction& tx, const external_streams::RawMessage& raw, const MessageError& error,
-                  const std::optional<ExternalMessage>& parsed) {
+    return [this](Transaction& tx, const external_streams::RawMessage& raw,
+                  const MessageError& error, const std::optional<ExternalMessage>& parsed) {
       const std::string correlation = parsed ? parsed->correlation_id : std::string();
       tx.exec_params(
-          "insert into core_parked_messages (topic, partition, kafka_offset, reason_code, reason, correlation_id, raw)"
+          "insert into core_parked_messages (topic, partition, kafka_offset, reason_code, reason, "
+          "correlation_id, raw)"
           " values ($1, $2, $3, $4, $5, $6, $7)",
-          raw.topic, raw.partition, raw.offset, std::string(to_string(error.code)), error.message, correlation,
-          raw.value);
-      log->warn("message parked topic={} partition={} offset={} reason={} correlation_id={}", raw.topic, raw.partition,
-                raw.offset, to_string(error.code), correlation);
+          raw.topic, raw.partition, raw.offset, std::string(to_string(error.code)), error.message,
+          correlation, raw.value);
+      log->warn("message parked topic={} partition={} offset={} reason={} correlation_id={}",
+                raw.topic, raw.partition, raw.offset, to_string(error.code), correlation);
     };
   }
 
   tl::expected<void, std::string> start() {
     if (started) return tl::unexpected(std::string("already started"));
     started = true;
-    for (const auto* migrations : {&eventstore::eventstore_migrations(),
-                                   &external_streams::external_streams_migrations(), &core_sim_migrations()}) {
+    for (const auto* migrations :
+         {&eventstore::eventstore_migrations(), &external_streams::external_streams_migrations(),
+          &core_sim_migrations()}) {
       auto applied = eventstore::apply_migrations(*pool, *migrations);
       if (!applied) return tl::unexpected("migrations: " + applied.error().message);
     }
@@ -449,36 +485,39 @@ struct CoreSim::Impl {
     if (!server) return tl::unexpected("catch-up API: " + server.error());
     http = std::move(*server);
     external_streams::add_catch_up_routes(*http, *pool);
-    if (auto listening = http->start(); !listening) return tl::unexpected("catch-up API: " + listening.error());
+    if (auto listening = http->start(); !listening)
+      return tl::unexpected("catch-up API: " + listening.error());
 
     external_streams::KafkaClientOptions kafka;
     kafka.bootstrap_servers = options.kafka_bootstrap;
     kafka.client_id = options.kafka_client_id + "-relay";
     kafka.fetch_wait_max_ms = options.fetch_wait_max_ms;
     auto made_relay = external_streams::Relay::create(
-        *pool, {.kafka = kafka, .round_interval_min = std::chrono::milliseconds(options.relay_round_interval_min_ms)});
+        *pool,
+        {.kafka = kafka,
+         .round_interval_min = std::chrono::milliseconds(options.relay_round_interval_min_ms)});
     if (!made_relay) return tl::unexpected("relay: " + made_relay.error());
     relay = std::move(*made_relay);
 
     external_streams::ConsumerOptions consumer_options;
     consumer_options.kafka = kafka;
     consumer_options.kafka.client_id = options.kafka_client_id + "-consumer";
-    consumer_options.group_id =
-        options.consumer_group.empty() ? "core-sim-" + std::string(sagas::country_code_lower(country))
-                                       : options.consumer_group;
+    consumer_options.group_id = options.consumer_group.empty()
+                                    ? "core-sim-" + std::string(sagas::country_code_lower(country))
+                                    : options.consumer_group;
     consumer_options.topics = {adapter_stream};
     // The core repairs a lost last outcome as the adapter does (streams.tail_check_interval_ms).
     consumer_options.tail_check_interval = kTailCheckInterval;
     external_streams::CatchUpFetcher fetcher;
     if (!options.adapter_catch_up_url.empty())
-      fetcher = external_streams::make_http_catch_up_fetcher({.base_url = options.adapter_catch_up_url,
-                                                              .bearer_token = options.adapter_api_token,
-                                                              .token_setting = "--adapter-token",
-                                                              .url_setting = "--adapter-catch-up-url"});
+      fetcher =
+          external_streams::make_http_catch_up_fetcher({.base_url = options.adapter_catch_up_url,
+                                                        .bearer_token = options.adapter_api_token,
+                                                        .token_setting = "--adapter-token",
+                                                        .url_setting = "--adapter-catch-up-url"});
     outcomes = std::make_unique<OutcomeApplier>(*store, account_cache);
-    auto made_consumer =
-        external_streams::StreamConsumer::create(*pool, consumer_options, applier(), parker(), std::move(fetcher),
-                                                 batch_scope());
+    auto made_consumer = external_streams::StreamConsumer::create(
+        *pool, consumer_options, applier(), parker(), std::move(fetcher), batch_scope());
     if (!made_consumer) return tl::unexpected("consumer: " + made_consumer.error());
     consumer = std::move(*made_consumer);
 
@@ -486,7 +525,8 @@ struct CoreSim::Impl {
     consumer->start();
     publisher = std::thread([this] { run_publisher(); });
     log->info("started country={} stream={} partitions={} catch_up_port={} planned={}",
-              sagas::country_code_lower(country), core_stream.name, core_stream.partitions, http->port(), planned);
+              sagas::country_code_lower(country), core_stream.name, core_stream.partitions,
+              http->port(), planned);
     return {};
   }
 
@@ -509,7 +549,8 @@ struct CoreSim::Impl {
 
   template <class T, class F>
   T query(F&& fn) const {
-    auto result = pool->transact_with_retry([&](Transaction& tx) -> StoreResult<T> { return fn(tx); });
+    auto result =
+        pool->transact_with_retry([&](Transaction& tx) -> StoreResult<T> { return fn(tx); });
     if (!result) {
       log->warn("report query failed error=\"{}\"", result.error().message);
       return T{};
@@ -520,7 +561,8 @@ struct CoreSim::Impl {
   Progress progress() const {
     Progress p = query<Progress>([](Transaction& tx) {
       Progress out;
-      for (const auto& row : tx.exec("select status, count(*) from core_transfers group by status")) {
+      for (const auto& row :
+           tx.exec("select status, count(*) from core_transfers group by status")) {
         const auto status = row[0].as<std::string>();
         const auto n = row[1].as<std::int64_t>();
         out.requested += n;
@@ -542,7 +584,8 @@ struct CoreSim::Impl {
   // the database did not answer: not a reason to think the work is done.
   std::optional<std::int64_t> open_count() const {
     auto n = pool->autocommit([](Transaction& tx) -> StoreResult<std::int64_t> {
-      return tx.exec("select count(*) from core_transfers where status = 'open'")[0][0].as<std::int64_t>();
+      return tx.exec("select count(*) from core_transfers where status = 'open'")[0][0]
+          .as<std::int64_t>();
     });
     if (!n) {
       log->warn("open transfers query failed error=\"{}\"", n.error().message);
@@ -554,7 +597,8 @@ struct CoreSim::Impl {
   Report report() const {
     Report r = query<Report>([](Transaction& tx) {
       Report out;
-      for (const auto& row : tx.exec("select status, reason_code, count(*) from core_transfers group by 1, 2")) {
+      for (const auto& row :
+           tx.exec("select status, reason_code, count(*) from core_transfers group by 1, 2")) {
         const auto status = row[0].as<std::string>();
         const auto n = row[2].as<std::int64_t>();
         out.requested += n;
@@ -566,7 +610,8 @@ struct CoreSim::Impl {
         }
       }
       const auto seen = tx.exec(
-          "select count(*) filter (where pending_seen), count(*) filter (where under_investigation_seen),"
+          "select count(*) filter (where pending_seen), count(*) filter (where "
+          "under_investigation_seen),"
           " coalesce(sum(dupl_seen), 0),"
           " count(*) filter (where status <> 'open' and expected_reason_code is not null"
           "   and coalesce(reason_code, '') <> expected_reason_code)"
@@ -582,22 +627,37 @@ struct CoreSim::Impl {
       for (const auto& row : tx.exec("select kind, count(*) from core_violations group by 1")) {
         const auto n = row[1].as<std::int64_t>();
         switch (parse_violation(row[0].as<std::string>()).value_or(Violation::unknown_transfer)) {
-          case Violation::double_completion: out.violations.double_completion += n; break;
-          case Violation::completion_after_release: out.violations.completion_after_release += n; break;
-          case Violation::release_after_completion: out.violations.release_after_completion += n; break;
-          case Violation::double_release: out.violations.double_release += n; break;
-          case Violation::unknown_transfer: out.violations.unknown_transfer += n; break;
+          case Violation::double_completion:
+            out.violations.double_completion += n;
+            break;
+          case Violation::completion_after_release:
+            out.violations.completion_after_release += n;
+            break;
+          case Violation::release_after_completion:
+            out.violations.release_after_completion += n;
+            break;
+          case Violation::double_release:
+            out.violations.double_release += n;
+            break;
+          case Violation::unknown_transfer:
+            out.violations.unknown_transfer += n;
+            break;
         }
       }
-      out.parked_messages = tx.exec("select count(*) from core_parked_messages")[0][0].as<std::int64_t>();
-      out.incoming_payments = tx.exec("select count(*) from core_incoming_payments")[0][0].as<std::int64_t>();
+      out.parked_messages =
+          tx.exec("select count(*) from core_parked_messages")[0][0].as<std::int64_t>();
+      out.incoming_payments =
+          tx.exec("select count(*) from core_incoming_payments")[0][0].as<std::int64_t>();
       out.resolved_twice_in_ledger =
-          tx.exec("select count(*) from (select data->>'transfer_id' from events"
-                  " where type in ('ReservationCompleted', 'ReservationReleased') group by 1 having count(*) > 1) twice")
-              [0][0].as<std::int64_t>();
+          tx.exec(
+                "select count(*) from (select data->>'transfer_id' from events"
+                " where type in ('ReservationCompleted', 'ReservationReleased') group by 1 having "
+                "count(*) > 1) twice")[0][0]
+              .as<std::int64_t>();
       std::vector<double> latencies;
-      for (const auto& row : tx.exec("select extract(epoch from (outcome_at - requested_at)) * 1000.0"
-                                     " from core_transfers where outcome_at is not null order by 1"))
+      for (const auto& row :
+           tx.exec("select extract(epoch from (outcome_at - requested_at)) * 1000.0"
+                   " from core_transfers where outcome_at is not null order by 1"))
         latencies.push_back(row[0].as<double>());
       out.latency.count = static_cast<std::int64_t>(latencies.size());
       out.latency.p50_ms = percentile(latencies, 0.50);
@@ -611,9 +671,11 @@ struct CoreSim::Impl {
       if (!times[0].is_null()) {
         const double first = as_double(times[0]);
         const double last_request = as_double(times[1]);
-        const double end = as_int(times[4]) == 0 && !times[2].is_null() ? as_double(times[2]) : as_double(times[3]);
+        const double end = as_int(times[4]) == 0 && !times[2].is_null() ? as_double(times[2])
+                                                                        : as_double(times[3]);
         out.elapsed_s = std::max(0.0, end - first);
-        if (last_request > first) out.requested_per_s = static_cast<double>(out.requested) / (last_request - first);
+        if (last_request > first)
+          out.requested_per_s = static_cast<double>(out.requested) / (last_request - first);
         if (out.elapsed_s > 0)
           out.resolved_per_s = static_cast<double>(out.succeeded + out.rejected) / out.elapsed_s;
       }
@@ -622,7 +684,8 @@ struct CoreSim::Impl {
     r.country = std::string(sagas::country_code_lower(country));
     r.planned = planned;
     r.source_lines_skipped = source_lines_skipped;
-    r.resolved_exactly_once = r.violations.total() == 0 && r.still_open == 0 && r.resolved_twice_in_ledger == 0 &&
+    r.resolved_exactly_once = r.violations.total() == 0 && r.still_open == 0 &&
+                              r.resolved_twice_in_ledger == 0 &&
                               r.succeeded + r.rejected == r.requested;
     return r;
   }
@@ -673,7 +736,8 @@ Report CoreSim::report() const { return impl_->report(); }
 bool CoreSim::wait_until_done(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    if (impl_->publishing_done.load() && impl_->open_count() == std::optional<std::int64_t>{0}) return true;
+    if (impl_->publishing_done.load() && impl_->open_count() == std::optional<std::int64_t>{0})
+      return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
     if (!impl_->pause(kDonePollInterval)) return false;  // stopping
   }

@@ -7,9 +7,9 @@
 // without a violation), 1 a reservation not resolved exactly once (a violation, or still
 // open when --timeout-s ran out), 2 bad flags or a failed start.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -44,23 +44,30 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "core-sim: a small event-sourced banking core that drives one country's clearing adapter.\n"
-      "It reserves funds and publishes TransferRequested on core.<cc>.payments.v1 (from --jsonl or\n"
-      "--transfers N --seed S), serves its catch-up API, consumes adapter.<cc>.payments.v1, completes\n"
-      "or releases each reservation, and prints a report. First stdout line: 'catch-up HOST:PORT'.\n"
+      "It reserves funds and publishes TransferRequested on core.<cc>.payments.v1 (from --jsonl "
+      "or\n"
+      "--transfers N --seed S), serves its catch-up API, consumes adapter.<cc>.payments.v1, "
+      "completes\n"
+      "or releases each reservation, and prints a report. First stdout line: 'catch-up "
+      "HOST:PORT'.\n"
       "Exit 0: every reservation resolved exactly once; 1: not so; 2: bad flags or start failed."};
-  app.add_option("--country", o.country, "dk, se or no")->capture_default_str()->check(CLI::IsMember({"dk", "se", "no"}));
+  app.add_option("--country", o.country, "dk, se or no")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"dk", "se", "no"}));
   app.add_option("--database-url", o.database_url, "libpq URI of the core's own database")
       ->envname("CORE_SIM_DATABASE_URL")
       ->required();
-  app.add_option("--kafka", o.kafka_bootstrap,
-                 "Kafka bootstrap servers, or 'embedded': an in-process mock cluster of this process\n"
-                 "only (both topics created; for smoke runs, no adapter can reach it)")
+  app.add_option(
+         "--kafka", o.kafka_bootstrap,
+         "Kafka bootstrap servers, or 'embedded': an in-process mock cluster of this process\n"
+         "only (both topics created; for smoke runs, no adapter can reach it)")
       ->envname("CLEARING_ADAPTER_KAFKA_BROKERS")
       ->required();
   app.add_option("--core-partitions", o.core_partitions, "partitions of core.<cc>.payments.v1")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
-  app.add_option("--adapter-partitions", o.adapter_partitions, "partitions of adapter.<cc>.payments.v1")
+  app.add_option("--adapter-partitions", o.adapter_partitions,
+                 "partitions of adapter.<cc>.payments.v1")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   app.add_option("--adapter-catch-up-url", o.adapter_catch_up_url,
@@ -68,14 +75,16 @@ int main(int argc, char** argv) {
       ->envname("CORE_SIM_ADAPTER_CATCHUP_URL");
   app.add_option("--adapter-token", o.adapter_api_token, "bearer token of the adapter's API")
       ->envname("CLEARING_ADAPTER_API_TOKEN");
-  app.add_option("--http-host", o.http_host, "address of the core's catch-up API")->capture_default_str();
+  app.add_option("--http-host", o.http_host, "address of the core's catch-up API")
+      ->capture_default_str();
   app.add_option("--http-port", o.http_port, "port of the core's catch-up API (0: a free one)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
   app.add_option("--api-token", o.api_token, "bearer token required on the core's catch-up API")
       ->envname("CORE_SIM_API_TOKEN");
-  auto* jsonl_option = app.add_option("--jsonl", jsonl, "source: JSONL file, one TransferRequested data per line")
-                           ->check(CLI::ExistingFile);
+  auto* jsonl_option =
+      app.add_option("--jsonl", jsonl, "source: JSONL file, one TransferRequested data per line")
+          ->check(CLI::ExistingFile);
   app.add_option("--transfers", o.transfers, "source: generate this many transfers")
       ->capture_default_str()
       ->check(CLI::Range(0, 100'000'000))
@@ -90,33 +99,41 @@ int main(int argc, char** argv) {
   app.add_option("--accounts", o.accounts, "generator: accounts in the country's currency")
       ->capture_default_str()
       ->check(CLI::Range(1, 9999));
-  app.add_option("--opening-balance-minor", o.opening_balance_minor, "opening balance of every account")
+  app.add_option("--opening-balance-minor", o.opening_balance_minor,
+                 "opening balance of every account")
       ->capture_default_str();
-  app.add_option("--amount-limit-minor", o.amount_limit_minor, "generator: over-limit requests exceed this")
+  app.add_option("--amount-limit-minor", o.amount_limit_minor,
+                 "generator: over-limit requests exceed this")
       ->capture_default_str();
   app.add_option("--batch", o.publish_batch_max, "transfers per transaction")
       ->capture_default_str()
       ->check(CLI::Range(1, cs::kPublishBatchMax));
-  app.add_option("--fetch-wait-ms", o.fetch_wait_max_ms,
-                 "consumer fetch.wait.max.ms; the embedded mock cluster waits it out on every empty fetch")
+  app.add_option(
+         "--fetch-wait-ms", o.fetch_wait_max_ms,
+         "consumer fetch.wait.max.ms; the embedded mock cluster waits it out on every empty fetch")
       ->capture_default_str()
       ->check(CLI::Range(1, 5000));
   app.add_option("--relay-round-interval-ms", o.relay_round_interval_min_ms,
-                 "under load the relay starts a round no sooner than this after the last began (0: no pacing)")
+                 "under load the relay starts a round no sooner than this after the last began (0: "
+                 "no pacing)")
       ->capture_default_str()
       ->check(CLI::Range(0, cs::kRelayRoundIntervalMsMax));
-  app.add_option("--consumer-group", o.consumer_group, "Kafka consumer group (default core-sim-<cc>)");
-  app.add_option("--timeout-s", timeout_s, "give up waiting for outcomes after this long (0: never)")
+  app.add_option("--consumer-group", o.consumer_group,
+                 "Kafka consumer group (default core-sim-<cc>)");
+  app.add_option("--timeout-s", timeout_s,
+                 "give up waiting for outcomes after this long (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0, 86'400 * 7));
   app.add_option("--progress-s", progress_s, "log progress every this many seconds (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600));
   app.add_flag("--json", json, "print the report as JSON");
-  app.add_flag("--stay", stay,
-               "keep consuming after every transfer resolved (incoming payments, late messages) until\n"
-               "SIGTERM/SIGINT; the exit code is then that of a finished run");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")->capture_default_str();
+  app.add_flag(
+      "--stay", stay,
+      "keep consuming after every transfer resolved (incoming payments, late messages) until\n"
+      "SIGTERM/SIGINT; the exit code is then that of a finished run");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -140,8 +157,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     embedded = std::move(*started);
-    for (const auto& [prefix, partitions] : {std::pair{"core.", o.core_partitions}, {"adapter.", o.adapter_partitions}}) {
-      if (auto created = embedded->create_topic(prefix + o.country + ".payments.v1", partitions); !created) {
+    for (const auto& [prefix, partitions] :
+         {std::pair{"core.", o.core_partitions}, {"adapter.", o.adapter_partitions}}) {
+      if (auto created = embedded->create_topic(prefix + o.country + ".payments.v1", partitions);
+          !created) {
         std::cerr << "core-sim: embedded Kafka: " << created.error() << "\n";
         return 2;
       }
@@ -175,8 +194,11 @@ int main(int argc, char** argv) {
       last_progress = now;
       const auto p = (*sim)->progress();
       clearing::base::module_logger("core_sim")
-          ->info("progress planned={} processed={} requested={} refused={} succeeded={} rejected={} open={}",
-                 p.total_planned, p.processed, p.requested, p.refused, p.succeeded, p.rejected, p.open);
+          ->info(
+              "progress planned={} processed={} requested={} refused={} succeeded={} rejected={} "
+              "open={}",
+              p.total_planned, p.processed, p.requested, p.refused, p.succeeded, p.rejected,
+              p.open);
     }
     if (timeout_s > 0 && now - begun >= std::chrono::seconds(timeout_s)) {
       timed_out = true;
@@ -194,7 +216,8 @@ int main(int argc, char** argv) {
   // violation fails the run. Otherwise every reservation must be resolved exactly once.
   // With --stay, a run that had finished before the signal is judged as finished.
   const bool signalled = g_signalled != 0 && !done && !timed_out;
-  const bool failed = signalled ? (report.violations.total() > 0 || report.resolved_twice_in_ledger > 0)
-                                : !report.resolved_exactly_once;
+  const bool failed = signalled
+                          ? (report.violations.total() > 0 || report.resolved_twice_in_ledger > 0)
+                          : !report.resolved_exactly_once;
   return failed ? 1 : 0;
 }

@@ -92,7 +92,9 @@ OutcomeApplier::OutcomeApplier(eventstore::EventStore& store, const AccountCache
                                BeforeAccountAppend before_append)
     : store_(store), cache_(cache), before_append_(std::move(before_append)) {}
 
-bool OutcomeApplier::is_outcome(std::string_view type) { return payments::is_transfer_outcome(type); }
+bool OutcomeApplier::is_outcome(std::string_view type) {
+  return payments::is_transfer_outcome(type);
+}
 
 void OutcomeApplier::begin() { queued_.clear(); }
 
@@ -119,7 +121,8 @@ tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& 
     if (!code) {
       // An outcome for a transfer the core never requested is a violation whatever its
       // data; only a known transfer's rejection without a reason is unusable.
-      if (!tx.exec_params("select 1 from core_transfers where transfer_id = $1", transfer_id).empty())
+      if (!tx.exec_params("select 1 from core_transfers where transfer_id = $1", transfer_id)
+               .empty())
         return tl::unexpected(MessageError{MessageErrc::invalid_data, "reason_code is missing"});
     }
     q.reason_code = code.value_or("");
@@ -246,7 +249,8 @@ tl::expected<void, MessageError> apply_incoming_payment(
       "insert into core_incoming_payments (payment_id, amount_minor, currency, event_id) values "
       "($1, $2, $3, $4)"
       " on conflict (payment_id) do nothing",
-      payment->payment_id, payment->minor_units.value_or(0), payment->currency.value_or(""), m.event_id);
+      payment->payment_id, payment->minor_units.value_or(0), payment->currency.value_or(""),
+      m.event_id);
   return {};
 }
 

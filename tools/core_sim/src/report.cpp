@@ -41,17 +41,19 @@ std::string to_text(const Report& r) {
   line("parked messages", std::to_string(r.parked_messages));
   line("source lines skipped", std::to_string(r.source_lines_skipped));
   line("violations",
-       fmt::format("{}  (double completion {}, completion after release {}, release after completion {},"
-                   " double release {}, unknown transfer {})",
-                   v.total(), v.double_completion, v.completion_after_release, v.release_after_completion,
-                   v.double_release, v.unknown_transfer));
+       fmt::format(
+           "{}  (double completion {}, completion after release {}, release after completion {},"
+           " double release {}, unknown transfer {})",
+           v.total(), v.double_completion, v.completion_after_release, v.release_after_completion,
+           v.double_release, v.unknown_transfer));
   line("resolved twice in ledger", std::to_string(r.resolved_twice_in_ledger));
   line("expectation mismatches", std::to_string(r.expectation_mismatches));
   line("resolved exactly once", r.resolved_exactly_once ? "yes" : "NO");
-  line("latency ms", fmt::format("p50 {:.1f}  p95 {:.1f}  p99 {:.1f}  max {:.1f}  (n={})", r.latency.p50_ms,
-                                 r.latency.p95_ms, r.latency.p99_ms, r.latency.max_ms, r.latency.count));
-  line("throughput", fmt::format("requested {:.1f}/s, resolved {:.1f}/s over {:.1f} s", r.requested_per_s,
-                                 r.resolved_per_s, r.elapsed_s));
+  line("latency ms",
+       fmt::format("p50 {:.1f}  p95 {:.1f}  p99 {:.1f}  max {:.1f}  (n={})", r.latency.p50_ms,
+                   r.latency.p95_ms, r.latency.p99_ms, r.latency.max_ms, r.latency.count));
+  line("throughput", fmt::format("requested {:.1f}/s, resolved {:.1f}/s over {:.1f} s",
+                                 r.requested_per_s, r.resolved_per_s, r.elapsed_s));
   return out;
 }
 

@@ -115,7 +115,8 @@ bool mock_special(std::string_view id) { return id.ends_with("0004") || id.ends_
 // A per-request random source: the seed and the index decide it, nothing else.
 Random random_for(std::uint64_t seed, std::string_view purpose, std::int64_t index) {
   const std::uint64_t tag = std::hash<std::string_view>{}(purpose);
-  return Random(Random::mix(seed ^ Random::mix(static_cast<std::uint64_t>(index) ^ Random::mix(tag))));
+  return Random(
+      Random::mix(seed ^ Random::mix(static_cast<std::uint64_t>(index) ^ Random::mix(tag))));
 }
 
 RequestKind draw_kind(double invalid_share, Random& random) {
@@ -126,7 +127,8 @@ RequestKind draw_kind(double invalid_share, Random& random) {
 }
 
 AccountScheme draw_scheme(Random& random) {
-  return std::uniform_int_distribution<int>(0, 1)(random) == 0 ? AccountScheme::bban : AccountScheme::iban;
+  return std::uniform_int_distribution<int>(0, 1)(random) == 0 ? AccountScheme::bban
+                                                               : AccountScheme::iban;
 }
 
 }  // namespace
@@ -137,7 +139,8 @@ tl::expected<TransferRequest, std::string> request_from_json(nlohmann::json data
   if (!data.is_object()) return tl::unexpected(std::string("not a JSON object"));
   const auto text = [&](const char* name) -> std::optional<std::string> {
     const auto it = data.find(name);
-    if (it == data.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) return std::nullopt;
+    if (it == data.end() || !it->is_string() || it->get_ref<const std::string&>().empty())
+      return std::nullopt;
     return it->get<std::string>();
   };
   TransferRequest r;
@@ -159,7 +162,8 @@ JsonlSource parse_jsonl(std::istream& in) {
   std::string line;
   const auto skip = [&](std::string reason) {
     ++source.lines_skipped;
-    if (source.skipped.size() < kSkippedLinesKeptMax) source.skipped.push_back({source.lines_read, std::move(reason)});
+    if (source.skipped.size() < kSkippedLinesKeptMax)
+      source.skipped.push_back({source.lines_read, std::move(reason)});
   };
   while (source.lines_read < kJsonlLinesMax && std::getline(in, line)) {
     ++source.lines_read;
@@ -194,24 +198,36 @@ tl::expected<JsonlSource, std::string> read_jsonl_file(const std::string& path) 
 
 const char* to_string(RequestKind kind) noexcept {
   switch (kind) {
-    case RequestKind::valid: return "valid";
-    case RequestKind::bad_checksum: return "bad_checksum";
-    case RequestKind::wrong_currency: return "wrong_currency";
-    case RequestKind::over_limit: return "over_limit";
-    case RequestKind::closed_account: return "closed_account";
-    case RequestKind::blocked_account: return "blocked_account";
+    case RequestKind::valid:
+      return "valid";
+    case RequestKind::bad_checksum:
+      return "bad_checksum";
+    case RequestKind::wrong_currency:
+      return "wrong_currency";
+    case RequestKind::over_limit:
+      return "over_limit";
+    case RequestKind::closed_account:
+      return "closed_account";
+    case RequestKind::blocked_account:
+      return "blocked_account";
   }
   return "unknown";
 }
 
 std::string_view expected_reason_code(RequestKind kind) noexcept {
   switch (kind) {
-    case RequestKind::valid: return "";
-    case RequestKind::bad_checksum: return "AC01";
-    case RequestKind::wrong_currency: return "AM03";
-    case RequestKind::over_limit: return "AM02";
-    case RequestKind::closed_account: return "AC04";
-    case RequestKind::blocked_account: return "AC06";
+    case RequestKind::valid:
+      return "";
+    case RequestKind::bad_checksum:
+      return "AC01";
+    case RequestKind::wrong_currency:
+      return "AM03";
+    case RequestKind::over_limit:
+      return "AM02";
+    case RequestKind::closed_account:
+      return "AC04";
+    case RequestKind::blocked_account:
+      return "AC06";
   }
   return "";
 }
@@ -261,7 +277,8 @@ Account iban_with_bad_checksum(Country country, Random& random) {
   return account;
 }
 
-GeneratedRequest generate_request(const GeneratorOptions& options, std::int64_t index, base::Timestamp now) {
+GeneratedRequest generate_request(const GeneratorOptions& options, std::int64_t index,
+                                  base::Timestamp now) {
   CLEARING_ASSERT(options.accounts >= 1 && index >= 0);
   CLEARING_ASSERT(options.invalid_share >= 0.0 && options.invalid_share <= 1.0);
   auto random = random_for(options.seed, "request", index);
@@ -274,7 +291,8 @@ GeneratedRequest generate_request(const GeneratorOptions& options, std::int64_t 
   const Account debtor = valid_account(options.country, AccountScheme::bban, account_random);
 
   const auto currency = sagas::country_currency(options.country);
-  sagas::Money amount{std::uniform_int_distribution<std::int64_t>(kValidAmountMinorMin, kValidAmountMinorMax)(random),
+  sagas::Money amount{std::uniform_int_distribution<std::int64_t>(kValidAmountMinorMin,
+                                                                  kValidAmountMinorMax)(random),
                       currency};
   std::string account_id = generated_account_id(account_index);
   Account creditor;
@@ -292,8 +310,9 @@ GeneratedRequest generate_request(const GeneratorOptions& options, std::int64_t 
       break;
     case RequestKind::over_limit:
       creditor = valid_account(options.country, draw_scheme(random), random);
-      amount.minor_units = options.amount_limit_minor + 1 +
-                           std::uniform_int_distribution<std::int64_t>(0, options.amount_limit_minor / 10)(random);
+      amount.minor_units =
+          options.amount_limit_minor + 1 +
+          std::uniform_int_distribution<std::int64_t>(0, options.amount_limit_minor / 10)(random);
       break;
     case RequestKind::closed_account:
       creditor = bban_ending_with(options.country, "0004", random);

@@ -1,11 +1,11 @@
 // The account decider as a specification: given events, when a command, then events or a
 // rejection, for every state a reservation can be in and every command.
 
+#include "clearing/core_sim/account_decider.hpp"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
-
-#include "clearing/core_sim/account_decider.hpp"
 
 using namespace clearing;
 using namespace clearing::core_sim;
@@ -17,9 +17,13 @@ sagas::Money eur(std::int64_t minor) { return {minor, *sagas::Currency::parse("E
 
 const std::string kTransfer = "t-1";
 
-AccountState given(const std::vector<AccountEvent>& events) { return eventstore::fold<AccountDecider>(events); }
+AccountState given(const std::vector<AccountEvent>& events) {
+  return eventstore::fold<AccountDecider>(events);
+}
 
-std::vector<AccountEvent> opened(std::int64_t balance = 10'000) { return {AccountOpened{"acct-0001", dkk(balance)}}; }
+std::vector<AccountEvent> opened(std::int64_t balance = 10'000) {
+  return {AccountOpened{"acct-0001", dkk(balance)}};
+}
 
 std::vector<AccountEvent> reserved(std::int64_t amount = 2'500) {
   auto events = opened();
@@ -39,13 +43,15 @@ std::vector<AccountEvent> released() {
   return events;
 }
 
-std::vector<AccountEvent> then_events(const AccountCommand& command, const std::vector<AccountEvent>& history) {
+std::vector<AccountEvent> then_events(const AccountCommand& command,
+                                      const std::vector<AccountEvent>& history) {
   auto decided = AccountDecider::decide(command, given(history));
   REQUIRE_MESSAGE(decided.has_value(), (decided ? "" : decided.error().message));
   return *decided;
 }
 
-AccountRejectionCode then_rejected(const AccountCommand& command, const std::vector<AccountEvent>& history) {
+AccountRejectionCode then_rejected(const AccountCommand& command,
+                                   const std::vector<AccountEvent>& history) {
   auto decided = AccountDecider::decide(command, given(history));
   REQUIRE_FALSE(decided.has_value());
   return decided.error().code;
@@ -56,25 +62,35 @@ AccountRejectionCode then_rejected(const AccountCommand& command, const std::vec
 TEST_CASE("a new account: only OpenAccount is accepted") {
   CHECK(then_events(OpenAccount{"acct-0001", dkk(10'000)}, {}) ==
         std::vector<AccountEvent>{AccountOpened{"acct-0001", dkk(10'000)}});
-  CHECK(then_rejected(OpenAccount{"acct-0001", dkk(-1)}, {}) == AccountRejectionCode::invalid_amount);
-  CHECK(then_rejected(ReserveFunds{kTransfer, dkk(1)}, {}) == AccountRejectionCode::account_not_open);
-  CHECK(then_rejected(CompleteReservation{kTransfer}, {}) == AccountRejectionCode::account_not_open);
-  CHECK(then_rejected(ReleaseReservation{kTransfer, "AC01"}, {}) == AccountRejectionCode::account_not_open);
+  CHECK(then_rejected(OpenAccount{"acct-0001", dkk(-1)}, {}) ==
+        AccountRejectionCode::invalid_amount);
+  CHECK(then_rejected(ReserveFunds{kTransfer, dkk(1)}, {}) ==
+        AccountRejectionCode::account_not_open);
+  CHECK(then_rejected(CompleteReservation{kTransfer}, {}) ==
+        AccountRejectionCode::account_not_open);
+  CHECK(then_rejected(ReleaseReservation{kTransfer, "AC01"}, {}) ==
+        AccountRejectionCode::account_not_open);
 }
 
 TEST_CASE("an open account without the reservation") {
   SUBCASE("opening again with the same figures is already done; with others a rejection") {
     CHECK(then_events(OpenAccount{"acct-0001", dkk(10'000)}, opened()).empty());
-    CHECK(then_rejected(OpenAccount{"acct-0001", eur(10'000)}, opened()) == AccountRejectionCode::account_already_open);
-    CHECK(then_rejected(OpenAccount{"acct-0002", dkk(10'000)}, opened()) == AccountRejectionCode::account_already_open);
+    CHECK(then_rejected(OpenAccount{"acct-0001", eur(10'000)}, opened()) ==
+          AccountRejectionCode::account_already_open);
+    CHECK(then_rejected(OpenAccount{"acct-0002", dkk(10'000)}, opened()) ==
+          AccountRejectionCode::account_already_open);
   }
   SUBCASE("reserve: within the available balance") {
     CHECK(then_events(ReserveFunds{kTransfer, dkk(10'000)}, opened()) ==
           std::vector<AccountEvent>{FundsReserved{kTransfer, dkk(10'000)}});
-    CHECK(then_rejected(ReserveFunds{kTransfer, dkk(10'001)}, opened()) == AccountRejectionCode::insufficient_funds);
-    CHECK(then_rejected(ReserveFunds{kTransfer, dkk(0)}, opened()) == AccountRejectionCode::invalid_amount);
-    CHECK(then_rejected(ReserveFunds{kTransfer, dkk(-5)}, opened()) == AccountRejectionCode::invalid_amount);
-    CHECK(then_rejected(ReserveFunds{kTransfer, eur(100)}, opened()) == AccountRejectionCode::currency_mismatch);
+    CHECK(then_rejected(ReserveFunds{kTransfer, dkk(10'001)}, opened()) ==
+          AccountRejectionCode::insufficient_funds);
+    CHECK(then_rejected(ReserveFunds{kTransfer, dkk(0)}, opened()) ==
+          AccountRejectionCode::invalid_amount);
+    CHECK(then_rejected(ReserveFunds{kTransfer, dkk(-5)}, opened()) ==
+          AccountRejectionCode::invalid_amount);
+    CHECK(then_rejected(ReserveFunds{kTransfer, eur(100)}, opened()) ==
+          AccountRejectionCode::currency_mismatch);
   }
   SUBCASE("an outcome for a transfer never reserved is an unknown-transfer violation") {
     const AccountCommand complete = CompleteReservation{kTransfer};
@@ -95,10 +111,12 @@ TEST_CASE("an open reservation") {
   CHECK(state.available_minor() == 7'500);
   SUBCASE("reserving the same again is already done; another amount is a conflict") {
     CHECK(then_events(ReserveFunds{kTransfer, dkk(2'500)}, reserved()).empty());
-    CHECK(then_rejected(ReserveFunds{kTransfer, dkk(2'600)}, reserved()) == AccountRejectionCode::reservation_conflict);
+    CHECK(then_rejected(ReserveFunds{kTransfer, dkk(2'600)}, reserved()) ==
+          AccountRejectionCode::reservation_conflict);
   }
   SUBCASE("other reservations count against the available balance") {
-    CHECK(then_rejected(ReserveFunds{"t-2", dkk(7'501)}, reserved()) == AccountRejectionCode::insufficient_funds);
+    CHECK(then_rejected(ReserveFunds{"t-2", dkk(7'501)}, reserved()) ==
+          AccountRejectionCode::insufficient_funds);
     CHECK(then_events(ReserveFunds{"t-2", dkk(7'500)}, reserved()).size() == 1);
   }
   SUBCASE("completion: the money leaves") {
@@ -148,10 +166,12 @@ TEST_CASE("a released reservation is never resolved again") {
 TEST_CASE("violation_of only speaks about outcomes") {
   const AccountRejection insufficient{AccountRejectionCode::insufficient_funds, ""};
   CHECK_FALSE(violation_of(ReserveFunds{kTransfer, dkk(1)}, insufficient).has_value());
-  CHECK_FALSE(violation_of(OpenAccount{"a", dkk(1)}, AccountRejection{AccountRejectionCode::account_already_open, ""})
+  CHECK_FALSE(violation_of(OpenAccount{"a", dkk(1)},
+                           AccountRejection{AccountRejectionCode::account_already_open, ""})
                   .has_value());
-  for (auto v : {Violation::double_completion, Violation::completion_after_release, Violation::release_after_completion,
-                 Violation::double_release, Violation::unknown_transfer})
+  for (auto v : {Violation::double_completion, Violation::completion_after_release,
+                 Violation::release_after_completion, Violation::double_release,
+                 Violation::unknown_transfer})
     CHECK(parse_violation(to_string(v)) == v);
 }
 
@@ -164,8 +184,9 @@ TEST_CASE("evolve ignores resolutions it could not have decided (never fails)") 
 }
 
 TEST_CASE("the codec round-trips every event, and its type names are stable") {
-  const std::vector<AccountEvent> events{AccountOpened{"acct-0001", dkk(10'000)}, FundsReserved{kTransfer, dkk(2'500)},
-                                         ReservationCompleted{kTransfer}, ReservationReleased{kTransfer, "AM02"}};
+  const std::vector<AccountEvent> events{
+      AccountOpened{"acct-0001", dkk(10'000)}, FundsReserved{kTransfer, dkk(2'500)},
+      ReservationCompleted{kTransfer}, ReservationReleased{kTransfer, "AM02"}};
   const std::vector<std::string> names{"AccountOpened", "FundsReserved", "ReservationCompleted",
                                        "ReservationReleased"};
   for (std::size_t i = 0; i < events.size(); ++i) {
@@ -176,7 +197,8 @@ TEST_CASE("the codec round-trips every event, and its type names are stable") {
   }
   CHECK(AccountCodec::encode(events[1]).dump() ==
         R"({"amount":{"currency":"DKK","minor_units":2500},"transfer_id":"t-1"})");
-  CHECK_FALSE(AccountCodec::decode("FundsReserved", nlohmann::json{{"transfer_id", "t"}}).has_value());
+  CHECK_FALSE(
+      AccountCodec::decode("FundsReserved", nlohmann::json{{"transfer_id", "t"}}).has_value());
   CHECK_FALSE(AccountCodec::decode("Nope", nlohmann::json{{"transfer_id", "t"}}).has_value());
   CHECK_FALSE(AccountCodec::decode("AccountOpened", nlohmann::json::array()).has_value());
 }

@@ -11,10 +11,9 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <thread>
-
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "clearing/base/uuid.hpp"
 #include "clearing/core_sim/core_sim.hpp"
@@ -55,7 +54,8 @@ std::pair<std::string, std::string> outcome_for(const nlohmann::json& data) {
                                creditor["id"].get<std::string>()};
   if (!sagas::validate_account(sagas::Country::dk, account)) return {"TransferRejected", "AC01"};
   if (data["amount"]["currency"] != "DKK") return {"TransferRejected", "AM03"};
-  if (data["amount"]["minor_units"].get<std::int64_t>() > kLimitMinor) return {"TransferRejected", "AM02"};
+  if (data["amount"]["minor_units"].get<std::int64_t>() > kLimitMinor)
+    return {"TransferRejected", "AM02"};
   if (account.id.ends_with("0004")) return {"TransferRejected", "AC04"};
   if (account.id.ends_with("0006")) return {"TransferRejected", "AC06"};
   return {"TransferSucceeded", ""};
@@ -73,13 +73,17 @@ struct FakeAdapter {
   bool pending_sent = false, investigation_sent = false, extras_sent = false;
 
   explicit FakeAdapter(const std::string& bootstraps) {
-    pool = std::make_unique<eventstore::ConnectionPool>(eventstore::DatabaseOptions{.url = database.url()});
-    for (const auto* m : {&eventstore::eventstore_migrations(), &external_streams::external_streams_migrations()})
+    pool = std::make_unique<eventstore::ConnectionPool>(
+        eventstore::DatabaseOptions{.url = database.url()});
+    for (const auto* m :
+         {&eventstore::eventstore_migrations(), &external_streams::external_streams_migrations()})
       REQUIRE(eventstore::apply_migrations(*pool, *m));
     const std::vector<StreamSpec> streams{kAdapter};
     REQUIRE(external_streams::ensure_streams(*pool, streams));
-    database.exec("create table fake_requests (transfer_id text primary key, correlation_id text, source_event_id text,"
-                  " partition int, seq bigint, data jsonb)");
+    database.exec(
+        "create table fake_requests (transfer_id text primary key, correlation_id text, "
+        "source_event_id text,"
+        " partition int, seq bigint, data jsonb)");
 
     auto server = http::HttpServer::create({.bearer_token = "adapter-token"});
     REQUIRE(server);
@@ -98,9 +102,12 @@ struct FakeAdapter {
     options.group_id = "fake-adapter-dk";
     options.topics = {kCore.name};
     auto made = external_streams::StreamConsumer::create(
-        *pool, options, [this](eventstore::Transaction& tx, const ExternalMessage& m) { return answer(tx, m); },
-        [](eventstore::Transaction&, const external_streams::RawMessage&, const external_streams::MessageError& e,
-           const std::optional<ExternalMessage>&) { FAIL("fake adapter parked a core message: " << e.message); },
+        *pool, options,
+        [this](eventstore::Transaction& tx, const ExternalMessage& m) { return answer(tx, m); },
+        [](eventstore::Transaction&, const external_streams::RawMessage&,
+           const external_streams::MessageError& e, const std::optional<ExternalMessage>&) {
+          FAIL("fake adapter parked a core message: " << e.message);
+        },
         {});
     REQUIRE_MESSAGE(made, (made ? "" : made.error()));
     consumer = std::move(*made);
@@ -125,53 +132,68 @@ struct FakeAdapter {
     source.event_id = eventstore::EventId{base::new_uuid()};
     source.metadata.correlation_id = correlation_id;
     source.recorded_at = base::SystemClock{}.now();
-    auto appended = external_streams::append_external(tx, kAdapter, Draft{type, key, data, false, ""}, source);
+    auto appended =
+        external_streams::append_external(tx, kAdapter, Draft{type, key, data, false, ""}, source);
     if (!appended) throw std::runtime_error(appended.error().message);
   }
 
-  tl::expected<void, external_streams::MessageError> answer(eventstore::Transaction& tx, const ExternalMessage& m) {
+  tl::expected<void, external_streams::MessageError> answer(eventstore::Transaction& tx,
+                                                            const ExternalMessage& m) {
     CHECK(m.type == "TransferRequested");
     CHECK(m.key == m.data["transfer_id"].get<std::string>());
     CHECK(base::is_uuid(m.correlation_id));
     CHECK(base::is_uuid(m.source_event_id));
-    tx.exec_params("insert into fake_requests values ($1, $2, $3, $4, $5, $6::jsonb)", m.key, m.correlation_id,
-                   m.source_event_id, m.partition, m.seq, m.data.dump());
+    tx.exec_params("insert into fake_requests values ($1, $2, $3, $4, $5, $6::jsonb)", m.key,
+                   m.correlation_id, m.source_event_id, m.partition, m.seq, m.data.dump());
     ++requests_seen;
     const auto& id = m.key;
     const auto [type, reason] = outcome_for(m.data);
     if (type == "TransferSucceeded" && !pending_sent) {
       pending_sent = true;
       emit(tx, "TransferPending", id,
-           {{"transfer_id", id}, {"clearing_reference", "CR-" + id}, {"expected_settlement_date", "2026-11-27"}},
+           {{"transfer_id", id},
+            {"clearing_reference", "CR-" + id},
+            {"expected_settlement_date", "2026-11-27"}},
            m.correlation_id);
     } else if (type == "TransferSucceeded" && !investigation_sent) {
       investigation_sent = true;
       emit(tx, "TransferUnderInvestigation", id,
-           {{"transfer_id", id}, {"since", "2026-11-26T09:00:00.000Z"}, {"attempts", 5}, {"last_error", "timeout"}},
+           {{"transfer_id", id},
+            {"since", "2026-11-26T09:00:00.000Z"},
+            {"attempts", 5},
+            {"last_error", "timeout"}},
            m.correlation_id);
     }
     if (type == "TransferSucceeded") {
-      const nlohmann::json data{{"transfer_id", id}, {"clearing_reference", "CR-" + id}, {"settlement_date", "2026-11-26"}};
+      const nlohmann::json data{{"transfer_id", id},
+                                {"clearing_reference", "CR-" + id},
+                                {"settlement_date", "2026-11-26"}};
       emit(tx, type, id, data, m.correlation_id);
       if (first_succeeded.empty()) {
         first_succeeded = id;
-        emit(tx, type, id, data, m.correlation_id);  // the duplicate outcome: a new seq, the same transfer
+        emit(tx, type, id, data,
+             m.correlation_id);  // the duplicate outcome: a new seq, the same transfer
       }
     } else {
-      emit(tx, type, id, {{"transfer_id", id}, {"reason_code", reason}, {"reason", "test"}}, m.correlation_id);
+      emit(tx, type, id, {{"transfer_id", id}, {"reason_code", reason}, {"reason", "test"}},
+           m.correlation_id);
     }
     if (!extras_sent) {
       extras_sent = true;
       emit(tx, "TransferSucceeded", "not-a-core-transfer",
-           {{"transfer_id", "not-a-core-transfer"}, {"clearing_reference", "CR-x"}, {"settlement_date", "2026-11-26"}},
+           {{"transfer_id", "not-a-core-transfer"},
+            {"clearing_reference", "CR-x"},
+            {"settlement_date", "2026-11-26"}},
            base::new_uuid());
-      emit(tx, "SomethingNew", "entity-1", {{"what", "a type the core does not know"}}, base::new_uuid());
+      emit(tx, "SomethingNew", "entity-1", {{"what", "a type the core does not know"}},
+           base::new_uuid());
     }
     return {};
   }
 };
 
-core_sim::CoreSimOptions options_for(const testing::TestDatabase& db, const std::string& bootstraps) {
+core_sim::CoreSimOptions options_for(const testing::TestDatabase& db,
+                                     const std::string& bootstraps) {
   core_sim::CoreSimOptions o;
   o.country = "dk";
   o.database_url = db.url();
@@ -185,13 +207,15 @@ core_sim::CoreSimOptions options_for(const testing::TestDatabase& db, const std:
 
 // One JSONL request line in DKK.
 std::string jsonl_line(const std::string& id, const std::string& account, std::int64_t minor) {
-  return nlohmann::json{{"transfer_id", id},
-                        {"account_id", account},
-                        {"amount", {{"minor_units", minor}, {"currency", "DKK"}}},
-                        {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
-                        {"creditor", {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
-                        {"remittance_info", "Invoice"},
-                        {"requested_at", "2026-11-26T09:00:00Z"}}
+  return nlohmann::json{
+      {"transfer_id", id},
+      {"account_id", account},
+      {"amount", {{"minor_units", minor}, {"currency", "DKK"}}},
+      {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
+      {"creditor",
+       {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
+      {"remittance_info", "Invoice"},
+      {"requested_at", "2026-11-26T09:00:00Z"}}
       .dump();
 }
 
@@ -217,7 +241,9 @@ core_sim::Progress publish_all(const core_sim::CoreSimOptions& options) {
 
 }  // namespace
 
-TEST_CASE("core-sim against a fake adapter: one outcome per reservation, a duplicate counted and not applied") {
+TEST_CASE(
+    "core-sim against a fake adapter: one outcome per reservation, a duplicate counted and not "
+    "applied") {
   auto kafka = start_kafka();
   FakeAdapter fake(kafka->bootstrap_servers());
   testing::TestDatabase core_db;
@@ -283,40 +309,53 @@ TEST_CASE("core-sim against a fake adapter: one outcome per reservation, a dupli
 
   // The duplicate's transfer was completed once: one ReservationCompleted event.
   REQUIRE_FALSE(fake.first_succeeded.empty());
-  CHECK(core_db.query_value("select count(*) from events where type = 'ReservationCompleted' and data->>'transfer_id' = '" +
+  CHECK(core_db.query_value("select count(*) from events where type = 'ReservationCompleted' and "
+                            "data->>'transfer_id' = '" +
                             fake.first_succeeded + "'") == "1");
-  CHECK(core_db.query_value("select kind from core_violations where transfer_id = '" + fake.first_succeeded + "'") ==
-        "double_completion");
+  CHECK(core_db.query_value("select kind from core_violations where transfer_id = '" +
+                            fake.first_succeeded + "'") == "double_completion");
   // Money: each account's balance is its opening balance minus what succeeded; nothing reserved.
-  CHECK(core_db.query_value("select count(*) from core_accounts a where reserved_minor <> 0 or balance_minor <> " +
-                            std::to_string(options.opening_balance_minor) +
-                            " - coalesce((select sum(amount_minor) from core_transfers t where t.account_id = a.account_id"
-                            " and t.status = 'succeeded'), 0)") == "0");
-  // Traceability: what the adapter received names the FundsReserved event and the core's correlation id.
-  CHECK(core_db.query_value("select count(*) from core_transfers t join events e on e.event_id::text = t.reserved_event_id"
-                            " and e.type = 'FundsReserved' and e.data->>'transfer_id' = t.transfer_id"
-                            " join external_events x on x.entity_key = t.transfer_id"
-                            " and x.source_event_id::text = t.reserved_event_id and x.correlation_id = t.correlation_id"
-                            " and x.stream = 'core.dk.payments.v1' and x.partition = t.stream_partition"
-                            " and x.seq = t.stream_seq") == "60");
-  CHECK(fake.database.query_value("select count(*) from fake_requests where data ?& array['transfer_id', 'account_id',"
-                                  " 'amount', 'debtor', 'creditor', 'remittance_info', 'requested_at']") == "60");
+  CHECK(core_db.query_value(
+            "select count(*) from core_accounts a where reserved_minor <> 0 or balance_minor <> " +
+            std::to_string(options.opening_balance_minor) +
+            " - coalesce((select sum(amount_minor) from core_transfers t where t.account_id = "
+            "a.account_id"
+            " and t.status = 'succeeded'), 0)") == "0");
+  // Traceability: what the adapter received names the FundsReserved event and the core's
+  // correlation id.
+  CHECK(core_db.query_value(
+            "select count(*) from core_transfers t join events e on e.event_id::text = "
+            "t.reserved_event_id"
+            " and e.type = 'FundsReserved' and e.data->>'transfer_id' = t.transfer_id"
+            " join external_events x on x.entity_key = t.transfer_id"
+            " and x.source_event_id::text = t.reserved_event_id and x.correlation_id = "
+            "t.correlation_id"
+            " and x.stream = 'core.dk.payments.v1' and x.partition = t.stream_partition"
+            " and x.seq = t.stream_seq") == "60");
+  CHECK(fake.database.query_value(
+            "select count(*) from fake_requests where data ?& array['transfer_id', 'account_id',"
+            " 'amount', 'debtor', 'creditor', 'remittance_info', 'requested_at']") == "60");
   // The outcome instants are stored with the transfer (latency survives a restart).
-  CHECK(core_db.query_value("select count(*) from core_transfers where outcome_at >= requested_at") == "60");
-
+  CHECK(core_db.query_value(
+            "select count(*) from core_transfers where outcome_at >= requested_at") == "60");
 }
 
-TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are kept, a restart republishes nothing") {
+TEST_CASE(
+    "core-sim from JSONL: a bad line is skipped and counted, refusals are kept, a restart "
+    "republishes nothing") {
   auto kafka = start_kafka();
   testing::TestDatabase core_db;
-  const auto path = std::filesystem::temp_directory_path() / ("core_sim_" + core_db.name() + ".jsonl");
+  const auto path =
+      std::filesystem::temp_directory_path() / ("core_sim_" + core_db.name() + ".jsonl");
   {
     std::ofstream out(path);  // one batch (publish_batch_max 100)
     out << jsonl_line("jsonl-1", "acct-a", 1000) << "\n"
         << "{ this line is broken\n"
         << jsonl_line("jsonl-2", "acct-b", 2000) << "\n"
-        << jsonl_line("jsonl-3", "acct-a", 5'000'000) << "\n"  // above the opening balance: refused by the core
-        << jsonl_line("jsonl-4", "acct-b", 3000) << "\n"
+        << jsonl_line("jsonl-3", "acct-a", 5'000'000)
+        << "\n"  // above the opening balance: refused by the core
+        << jsonl_line("jsonl-4", "acct-b", 3000)
+        << "\n"
         // The same transfer id again, from another account, in the same batch: the first counts.
         << jsonl_line("jsonl-2", "acct-a", 2000) << "\n";
   }
@@ -343,11 +382,13 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
     CHECK_FALSE(report.resolved_exactly_once);
 
     // The core's catch-up API serves what it published, behind its token.
-    const std::string base = "http://127.0.0.1:" + std::to_string(sim.catch_up_port()) + "/streams/core.dk.payments.v1";
+    const std::string base =
+        "http://127.0.0.1:" + std::to_string(sim.catch_up_port()) + "/streams/core.dk.payments.v1";
     std::int64_t served = 0;
     for (int partition = 0; partition < kCore.partitions; ++partition) {
-      auto got = http::get(base + "/partitions/" + std::to_string(partition) + "/events?from=1&limit=100",
-                                   "core-token", 2000);
+      auto got =
+          http::get(base + "/partitions/" + std::to_string(partition) + "/events?from=1&limit=100",
+                    "core-token", 2000);
       REQUIRE(got);
       REQUIRE(got->status == 200);
       const auto body = nlohmann::json::parse(got->body);
@@ -360,7 +401,8 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
     CHECK(unauthorised->status == 401);
     // The relay published them: Kafka's copy is acknowledged.
     const auto published_by = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (core_db.query_value("select coalesce(sum(published), 0) from external_stream_heads") != "3") {
+    while (core_db.query_value("select coalesce(sum(published), 0) from external_stream_heads") !=
+           "3") {
       REQUIRE(std::chrono::steady_clock::now() < published_by);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -370,24 +412,30 @@ TEST_CASE("core-sim from JSONL: a bad line is skipped and counted, refusals are 
   publish_all(options);
   CHECK(core_db.query_value("select count(*) from external_events") == "3");
   CHECK(core_db.query_value("select count(*) from events where type = 'FundsReserved'") == "3");
-  CHECK(core_db.query_value("select account_id from core_transfers where transfer_id = 'jsonl-2'") == "acct-b");
-  CHECK(core_db.query_value("select string_agg(stream_seq::text, ',' order by stream_partition, stream_seq)"
-                            " from core_transfers") ==
-        core_db.query_value("select string_agg(seq::text, ',' order by partition, seq) from external_events"));
+  CHECK(core_db.query_value(
+            "select account_id from core_transfers where transfer_id = 'jsonl-2'") == "acct-b");
+  CHECK(core_db.query_value(
+            "select string_agg(stream_seq::text, ',' order by stream_partition, stream_seq)"
+            " from core_transfers") ==
+        core_db.query_value(
+            "select string_agg(seq::text, ',' order by partition, seq) from external_events"));
   CHECK(core_db.query_value("select count(*) from events where type = 'AccountOpened'") == "2");
   std::filesystem::remove(path);
 }
 
-TEST_CASE("core-sim publisher: several transfers of one account in one batch chain on each other, set-wise") {
+TEST_CASE(
+    "core-sim publisher: several transfers of one account in one batch chain on each other, "
+    "set-wise") {
   auto kafka = start_kafka();
   testing::TestDatabase core_db;
-  const auto path = std::filesystem::temp_directory_path() / ("core_sim_chain_" + core_db.name() + ".jsonl");
+  const auto path =
+      std::filesystem::temp_directory_path() / ("core_sim_chain_" + core_db.name() + ".jsonl");
   // acct-a opens with 10'000: c1 and c3 fit, c4 does not after them, c5 fits what is left.
   std::ofstream(path) << jsonl_line("c1", "acct-a", 4'000) << "\n"
-        << jsonl_line("c2", "acct-b", 1'000) << "\n"
-        << jsonl_line("c3", "acct-a", 4'000) << "\n"
-        << jsonl_line("c4", "acct-a", 4'000) << "\n"
-        << jsonl_line("c5", "acct-a", 2'000) << "\n";
+                      << jsonl_line("c2", "acct-b", 1'000) << "\n"
+                      << jsonl_line("c3", "acct-a", 4'000) << "\n"
+                      << jsonl_line("c4", "acct-a", 4'000) << "\n"
+                      << jsonl_line("c5", "acct-a", 2'000) << "\n";
   auto options = options_for(core_db, kafka->bootstrap_servers());
   options.jsonl_path = path.string();
   options.opening_balance_minor = 10'000;
@@ -396,14 +444,18 @@ TEST_CASE("core-sim publisher: several transfers of one account in one batch cha
     CHECK(p.requested == 4);
     CHECK(p.refused == 1);
   }
-  CHECK(core_db.query_value("select account_id || ':' || reason from core_refused where transfer_id = 'c4'") ==
+  CHECK(core_db.query_value(
+            "select account_id || ':' || reason from core_refused where transfer_id = 'c4'") ==
         "acct-a:insufficient_funds");
-  CHECK(core_db.query_value("select string_agg(data->>'transfer_id', ',' order by version) from events"
-                            " where stream_id = 'account-acct-a' and type = 'FundsReserved'") == "c1,c3,c5");
-  CHECK(core_db.query_value("select string_agg(account_id || '=' || balance_minor || '/' || reserved_minor, ','"
-                            " order by account_id) from core_accounts") == "acct-a=10000/10000,acct-b=10000/1000");
+  CHECK(core_db.query_value(
+            "select string_agg(data->>'transfer_id', ',' order by version) from events"
+            " where stream_id = 'account-acct-a' and type = 'FundsReserved'") == "c1,c3,c5");
+  CHECK(core_db.query_value(
+            "select string_agg(account_id || '=' || balance_minor || '/' || reserved_minor, ','"
+            " order by account_id) from core_accounts") == "acct-a=10000/10000,acct-b=10000/1000");
   // Each request names its own FundsReserved event.
-  CHECK(core_db.query_value("select count(*) from core_transfers t join events e on e.event_id::text = t.reserved_event_id"
+  CHECK(core_db.query_value("select count(*) from core_transfers t join events e on "
+                            "e.event_id::text = t.reserved_event_id"
                             " and e.data->>'transfer_id' = t.transfer_id") == "4");
   std::filesystem::remove(path);
 }

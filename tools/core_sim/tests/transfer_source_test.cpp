@@ -1,15 +1,15 @@
 // The transfer sources (JSONL, seeded generator) and the report's pure parts.
 
+#include "clearing/core_sim/transfer_source.hpp"
+
 #include <doctest/doctest.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "clearing/core_sim/core_sim.hpp"
-#include "clearing/core_sim/transfer_source.hpp"
 
 using namespace clearing;
 using namespace clearing::core_sim;
@@ -72,7 +72,8 @@ TEST_CASE("JSONL: good lines become requests; bad lines are skipped and counted,
 }
 
 TEST_CASE("JSONL: an over-long line is skipped; a missing file is an error") {
-  std::string huge = R"({"transfer_id":"t","account_id":"a","amount":{"minor_units":1,"currency":"DKK"},"x":")";
+  std::string huge =
+      R"({"transfer_id":"t","account_id":"a","amount":{"minor_units":1,"currency":"DKK"},"x":")";
   huge += std::string(kJsonlLineBytesMax, 'x') + "\"}\n";
   std::istringstream in(huge);
   const auto source = parse_jsonl(in);
@@ -135,7 +136,8 @@ TEST_CASE("generator: requests per kind carry what makes the adapter answer as e
       const auto creditor = account_of(d["creditor"]);
       const bool creditor_valid = sagas::validate_account(country, creditor).has_value();
       const bool domestic = r.amount.currency == sagas::country_currency(country);
-      const bool within_limit = r.amount.minor_units > 0 && r.amount.minor_units <= options.amount_limit_minor;
+      const bool within_limit =
+          r.amount.minor_units > 0 && r.amount.minor_units <= options.amount_limit_minor;
       switch (g.kind) {
         case RequestKind::valid:
           CHECK((creditor_valid && domestic && within_limit));
@@ -185,12 +187,14 @@ TEST_CASE("generator: the same seed and index give the same request; the invalid
   CHECK(generate_request(options, 0, kNow).request.transfer_id !=
         generate_request(other, 0, kNow).request.transfer_id);
   int invalid = 0;
-  for (std::int64_t i = 0; i < 4000; ++i) invalid += generate_request(options, i, kNow).kind != RequestKind::valid;
+  for (std::int64_t i = 0; i < 4000; ++i)
+    invalid += generate_request(options, i, kNow).kind != RequestKind::valid;
   CHECK(invalid > 120);
   CHECK(invalid < 280);
   GeneratorOptions none = options;
   none.invalid_share = 0;
-  for (std::int64_t i = 0; i < 500; ++i) CHECK(generate_request(none, i, kNow).kind == RequestKind::valid);
+  for (std::int64_t i = 0; i < 500; ++i)
+    CHECK(generate_request(none, i, kNow).kind == RequestKind::valid);
 }
 
 TEST_CASE("percentile: nearest rank") {

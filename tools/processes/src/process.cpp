@@ -14,10 +14,11 @@
 
 namespace clearing::processes {
 
-Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env, bool pipe_stdin,
-                 std::string stderr_file) {
+Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env,
+                 bool pipe_stdin, std::string stderr_file) {
   int out[2], in[2] = {-1, -1};
-  if (pipe2(out, O_CLOEXEC) != 0 || (pipe_stdin && pipe2(in, O_CLOEXEC) != 0)) throw std::runtime_error("pipe failed");
+  if (pipe2(out, O_CLOEXEC) != 0 || (pipe_stdin && pipe2(in, O_CLOEXEC) != 0))
+    throw std::runtime_error("pipe failed");
   int err_fd = -1;
   if (stderr_file.empty()) {
     char path[] = "/tmp/child-stderr-XXXXXX";
@@ -28,13 +29,15 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
     stderr_path_ = std::move(stderr_file);
     keep_stderr_ = true;
   }
-  if (err_fd < 0) throw std::runtime_error("cannot open a file for the child's stderr: " + stderr_path_);
+  if (err_fd < 0)
+    throw std::runtime_error("cannot open a file for the child's stderr: " + stderr_path_);
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     dup2(out[1], STDOUT_FILENO);
     dup2(err_fd, STDERR_FILENO);
-    if (pipe_stdin) dup2(in[0], STDIN_FILENO);
+    if (pipe_stdin)
+      dup2(in[0], STDIN_FILENO);
     else {
       const int null_fd = open("/dev/null", O_RDONLY);
       dup2(null_fd, STDIN_FILENO);
@@ -104,7 +107,8 @@ std::string Process::read_all() {
 
 void Process::write_line(const std::string& line) {
   const auto text = line + "\n";
-  if (write(stdin_fd_, text.data(), text.size()) < 0) throw std::runtime_error("write to child failed");
+  if (write(stdin_fd_, text.data(), text.size()) < 0)
+    throw std::runtime_error("write to child failed");
 }
 
 void Process::signal(int sig) { kill(pid_, sig); }

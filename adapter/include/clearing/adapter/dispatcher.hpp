@@ -18,11 +18,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <string_view>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "clearing/adapter/transfer_service.hpp"
@@ -52,7 +52,9 @@ struct DispatcherOptions {
   sagas::RetryPolicy policy;
   std::uint64_t jitter_seed = 0;  // 0: from std::random_device
   // Called for every answer received (metrics): action, answer class, latency.
-  std::function<void(std::string_view action, std::string_view answer_class, std::int64_t latency_ms)> on_answer;
+  std::function<void(std::string_view action, std::string_view answer_class,
+                     std::int64_t latency_ms)>
+      on_answer;
 };
 
 // The advisory lock class of the dispatchers' liveness sessions (first key of the two-int form).
@@ -61,14 +63,14 @@ inline constexpr std::int32_t kDispatcherLivenessLockClass = 0x64737076;  // "ds
 struct DispatcherStats {
   std::int64_t calls_started = 0;
   std::int64_t answers_recorded = 0;
-  std::int64_t answers_stale = 0;     // recorded, but the saga had moved on (no events)
-  std::int64_t answers_refused = 0;   // refused by the saga: parked, the call postponed
-  std::int64_t record_failures = 0;   // store errors while recording (call made again later)
-  std::int64_t calls_abandoned = 0;   // no answer within the lease (call made again later)
-  std::int64_t claim_failures = 0;    // claims that failed (a store error: nothing claimed)
+  std::int64_t answers_stale = 0;    // recorded, but the saga had moved on (no events)
+  std::int64_t answers_refused = 0;  // refused by the saga: parked, the call postponed
+  std::int64_t record_failures = 0;  // store errors while recording (call made again later)
+  std::int64_t calls_abandoned = 0;  // no answer within the lease (call made again later)
+  std::int64_t claim_failures = 0;   // claims that failed (a store error: nothing claimed)
   std::int64_t in_flight_now = 0;
-  bool running = false;               // its thread is between start() and stop()
-  bool claim_failing = false;         // its last claim failed (logged once per change)
+  bool running = false;        // its thread is between start() and stop()
+  bool claim_failing = false;  // its last claim failed (logged once per change)
   std::map<std::string, std::int64_t> answers_by_class;  // client answer class names
 };
 

@@ -1,8 +1,8 @@
 #pragma once
 // The core's stream into the saga: TransferRequested -> InitiateTransfer, in the
-// consumer's transaction (with the partition's seq), a batch's transfers initiated together. Bad input is parked with its raw
-// message and reason; where the transfer id is readable and the transfer is not known
-// yet, the transfer is rejected with FF01 so the core is never left waiting.
+// consumer's transaction (with the partition's seq), a batch's transfers initiated together. Bad
+// input is parked with its raw message and reason; where the transfer id is readable and the
+// transfer is not known yet, the transfer is rejected with FF01 so the core is never left waiting.
 
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/clock.hpp"
@@ -19,7 +19,8 @@ struct InboundRules {
 // Reads a TransferRequested's data (external_streams::payments, every check of the contract)
 // into the command; invalid_data names the field.
 tl::expected<sagas::InitiateTransfer, external_streams::MessageError> parse_transfer_requested(
-    const external_streams::ExternalMessage& message, const InboundRules& rules, base::Timestamp now);
+    const external_streams::ExternalMessage& message, const InboundRules& rules,
+    base::Timestamp now);
 
 // What the inbound consumer takes, sharing one batch of queued initiations: the applier
 // checks and queues each TransferRequested, the scope's `end` runs the batch's queue
@@ -31,6 +32,7 @@ struct TransferInbound {
   external_streams::MessageParker parker;
   external_streams::BatchScope scope;
 };
-TransferInbound make_transfer_inbound(TransferService& transfers, const base::Clock& clock, InboundRules rules);
+TransferInbound make_transfer_inbound(TransferService& transfers, const base::Clock& clock,
+                                      InboundRules rules);
 
 }  // namespace clearing::adapter

@@ -43,15 +43,15 @@ struct IncomingPollerOptions {
 // recorded, resent and parked.
 struct IncomingPollerStats {
   std::int64_t pages = 0;
-  std::int64_t payments_recorded = 0;   // new: recorded as events (the aggregate's own parking too)
-  std::int64_t payments_resent = 0;     // seen before (known reference, or parked before): no-op
-  std::int64_t payments_parked = 0;     // kept in parked_messages: breaks the contract, or refused
-  std::int64_t feed_requests = 0;       // requests of a page from the feed, answered or not
-  std::int64_t feed_failures = 0;       // pages not taken (the envelope broken, no answer, ...)
-  std::int64_t pages_not_applied = 0;   // polls the store failed (cursor or page; polled again)
-  bool running = false;                 // its thread is between start() and stop()
-  bool feed_failing = false;            // the last request of the feed failed
-  bool store_failing = false;           // the last page taken could not be applied
+  std::int64_t payments_recorded = 0;  // new: recorded as events (the aggregate's own parking too)
+  std::int64_t payments_resent = 0;    // seen before (known reference, or parked before): no-op
+  std::int64_t payments_parked = 0;    // kept in parked_messages: breaks the contract, or refused
+  std::int64_t feed_requests = 0;      // requests of a page from the feed, answered or not
+  std::int64_t feed_failures = 0;      // pages not taken (the envelope broken, no answer, ...)
+  std::int64_t pages_not_applied = 0;  // polls the store failed (cursor or page; polled again)
+  bool running = false;                // its thread is between start() and stop()
+  bool feed_failing = false;           // the last request of the feed failed
+  bool store_failing = false;          // the last page taken could not be applied
 };
 
 eventstore::StreamId incoming_payment_stream(const std::string& clearing_reference);

@@ -6,19 +6,27 @@
 // states are logged once per change, not at every probe. Header only: included by
 // service.cpp and its test.
 
+#include <spdlog/spdlog.h>
+
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "clearing/eventstore/types.hpp"
 
 namespace clearing::adapter {
 
-enum class ReadinessComponent { service, database, relay, inbound_consumer, derivation, dispatcher, incoming_poller };
+enum class ReadinessComponent {
+  service,
+  database,
+  relay,
+  inbound_consumer,
+  derivation,
+  dispatcher,
+  incoming_poller
+};
 
 enum class ComponentState {
   ok,
@@ -89,7 +97,8 @@ struct WorkerReadiness {
 // degraded or ok, in that order.
 inline ComponentState worker_state(const WorkerReadiness& worker) {
   if (!worker.created) return ComponentState::starting;
-  if (!worker.running) return worker.service_started ? ComponentState::stopped : ComponentState::starting;
+  if (!worker.running)
+    return worker.service_started ? ComponentState::stopped : ComponentState::starting;
   if (worker.failing) return ComponentState::failing;
   if (worker.degraded) return ComponentState::degraded;
   return ComponentState::ok;
@@ -124,11 +133,12 @@ class ReadinessLog {
     for (const auto& one : components) {
       const auto name = to_string(one.component);
       const auto state = to_string(one.state);
-      answer.ready = answer.ready && (one.state == ComponentState::ok || one.state == ComponentState::degraded);
-      states += (states.empty() ? "\"" : ",\"") + std::string(name) + "\":\"" +
-                std::string(state) + "\"";
-      answer.summary += (answer.summary.empty() ? "" : " ") + std::string(name) + "=" +
-                        std::string(state);
+      answer.ready = answer.ready &&
+                     (one.state == ComponentState::ok || one.state == ComponentState::degraded);
+      states +=
+          (states.empty() ? "\"" : ",\"") + std::string(name) + "\":\"" + std::string(state) + "\"";
+      answer.summary +=
+          (answer.summary.empty() ? "" : " ") + std::string(name) + "=" + std::string(state);
       if (one.cause) answer.summary += "(" + std::string(eventstore::to_string(*one.cause)) + ")";
     }
     answer.body = std::string("{\"ready\":") + (answer.ready ? "true" : "false") +

@@ -10,7 +10,6 @@
 
 #include <memory>
 #include <string>
-
 #include <tl/expected.hpp>
 
 #include "clearing/config/config.hpp"

@@ -50,7 +50,8 @@ class TransferService {
     eventstore::CommandContext context;
     const TransferLoaded* assumed = nullptr;  // null: load the stream
   };
-  std::vector<TransferResult> execute_batch(eventstore::Transaction& tx, std::span<const BatchCommand> commands);
+  std::vector<TransferResult> execute_batch(eventstore::Transaction& tx,
+                                            std::span<const BatchCommand> commands);
   // In a transaction of its own, retried on retryable errors.
   TransferResult execute(const sagas::TransferCommand& command,
                          const eventstore::CommandContext& context);
@@ -68,8 +69,8 @@ class TransferService {
   static constexpr const char* kUnfinishedByStatusQuery =
       "select status, count(*) from transfer_status where status not in ('succeeded', 'rejected')"
       " group by status order by status";
-  static eventstore::StoreResult<std::vector<std::pair<std::string, std::int64_t>>> unfinished_by_status(
-      eventstore::Transaction& tx);
+  static eventstore::StoreResult<std::vector<std::pair<std::string, std::int64_t>>>
+  unfinished_by_status(eventstore::Transaction& tx);
 
   eventstore::EventStore& store() { return store_; }
 

@@ -3,11 +3,10 @@
 // so the configuration (coroutines, no deprecated APIs) is the same in every unit.
 // Heavy: keep it out of widely included headers.
 
-#include <utility>
-
 #include <boost/asio.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <utility>
 
 namespace clearing {
 namespace asio = boost::asio;

@@ -9,10 +9,10 @@ namespace clearing::base {
                                    const char* message) noexcept;
 }  // namespace clearing::base
 
-#define CLEARING_ASSERT(condition)                                                   \
-  do {                                                                               \
-    if (!(condition)) [[unlikely]]                                                   \
-      ::clearing::base::assertion_failed(#condition, __FILE__, __LINE__, nullptr);   \
+#define CLEARING_ASSERT(condition)                                                 \
+  do {                                                                             \
+    if (!(condition)) [[unlikely]]                                                 \
+      ::clearing::base::assertion_failed(#condition, __FILE__, __LINE__, nullptr); \
   } while (false)
 
 #define CLEARING_ASSERT_MSG(condition, message)                                      \

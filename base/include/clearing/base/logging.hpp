@@ -9,11 +9,11 @@
 // invalid UTF-8 bytes \xHH, a backslash \\ (base::escape_text), and a message longer than
 // kLogMessageBytesMax is cut.
 
+#include <spdlog/spdlog.h>
+
 #include <cstddef>
 #include <memory>
 #include <string>
-
-#include <spdlog/spdlog.h>
 
 namespace clearing::base {
 

@@ -6,7 +6,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
 #include <tl/expected.hpp>
 
 #include "clearing/clearing_client/answer.hpp"

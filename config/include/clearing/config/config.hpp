@@ -137,7 +137,7 @@ struct ClearingConfig {
   // reference and a late or duplicate answer on a reused connection would be read as the next
   // call's. Turn it on only against a clearing that echoes `reference` in every answer.
   bool reuse_connections = false;
-  bool verify_tls = true;          // https only
+  bool verify_tls = true;  // https only
   // verify_tls false with an https base_url stops the start unless this is true too: the
   // operator says in writing that anyone on the network path may answer as the clearing.
   // Then config_warnings() names it, to be logged at every start. Only with verify_tls false.

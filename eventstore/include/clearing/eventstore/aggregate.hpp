@@ -26,8 +26,8 @@ inline constexpr int kConflictRetriesMax = 5;
 struct CommandContext {
   std::string correlation_id;
   std::string causation_id;
-  nlohmann::json source;          // null or {"stream", "partition", "seq"}
-  std::string idempotency_seed;   // empty: random event ids
+  nlohmann::json source;           // null or {"stream", "partition", "seq"}
+  std::string idempotency_seed;    // empty: random event ids
   nlohmann::json extra = nullptr;  // further metadata (e.g. what a correction corrects)
 };
 
@@ -74,10 +74,10 @@ class Aggregate {
       for (const auto& recorded : *page) {
         auto event = Codec::decode(recorded.type, recorded.data);
         if (!event)
-          return tl::unexpected(StoreError{StoreErrc::corrupt_data,
-                                           "cannot decode " + recorded.type + " at " + stream.value() +
-                                               "@" + std::to_string(recorded.version.value()) + ": " +
-                                               event.error()});
+          return tl::unexpected(StoreError{
+              StoreErrc::corrupt_data, "cannot decode " + recorded.type + " at " + stream.value() +
+                                           "@" + std::to_string(recorded.version.value()) + ": " +
+                                           event.error()});
         loaded.state = D::evolve(loaded.state, *event);
         loaded.version = recorded.version;
       }
@@ -89,14 +89,17 @@ class Aggregate {
   // Loads several streams with one read (EventStore::read_streams). A stream that did
   // not fit in the read, or that does not decode, is left out of the result: the caller
   // loads it on its own (and meets its error there, with its own command).
-  StoreResult<std::map<StreamId, Loaded<D>>> load_many(Transaction& tx, std::span<const StreamId> streams) {
+  StoreResult<std::map<StreamId, Loaded<D>>> load_many(Transaction& tx,
+                                                       std::span<const StreamId> streams) {
     std::map<StreamId, Loaded<D>> out;
     auto page = store_.read_streams(tx, streams, kReadBatchMax);
     if (!page) return tl::unexpected(page.error());
     std::set<StreamId> left_out;
     for (const auto& recorded : *page) {
       if (left_out.count(recorded.stream_id)) continue;
-      auto& loaded = out.try_emplace(recorded.stream_id, Loaded<D>{D::initial_state(), StreamVersion{0}}).first->second;
+      auto& loaded =
+          out.try_emplace(recorded.stream_id, Loaded<D>{D::initial_state(), StreamVersion{0}})
+              .first->second;
       auto event = Codec::decode(recorded.type, recorded.data);
       if (!event || recorded.version.value() != loaded.version.value() + 1) {
         left_out.insert(recorded.stream_id);
@@ -120,8 +123,8 @@ class Aggregate {
 
   // Inside the caller's transaction. Conflicts are retried here: the append does not
   // poison the transaction, and in read-committed mode the reload sees the winner.
-  CommandResult<D> handle(Transaction& tx, const StreamId& stream, const typename D::Command& command,
-                          const CommandContext& context) {
+  CommandResult<D> handle(Transaction& tx, const StreamId& stream,
+                          const typename D::Command& command, const CommandContext& context) {
     return handle_from(tx, stream, command, context, nullptr);
   }
 
@@ -131,8 +134,9 @@ class Aggregate {
   // append's expected version fails if the stream moved, and a decision that appends
   // nothing (no events, a rejection, or events stored already) is compared with the
   // stream's version; either way the stream is then loaded and the command decided again.
-  CommandResult<D> handle(Transaction& tx, const StreamId& stream, const typename D::Command& command,
-                          const CommandContext& context, const Loaded<D>& assumed) {
+  CommandResult<D> handle(Transaction& tx, const StreamId& stream,
+                          const typename D::Command& command, const CommandContext& context,
+                          const Loaded<D>& assumed) {
     return handle_from(tx, stream, command, context, &assumed);
   }
 
@@ -143,9 +147,11 @@ class Aggregate {
   // batch, a decision that appends nothing, an append the batch did not write) is then
   // handled one by one in batch order, on a load, after the batch's appends. The same
   // commands therefore reach the same states and event ids as handled one at a time.
-  std::vector<CommandResult<D>> handle_batch(Transaction& tx, std::span<const BatchCommand<D>> commands) {
+  std::vector<CommandResult<D>> handle_batch(Transaction& tx,
+                                             std::span<const BatchCommand<D>> commands) {
     std::vector<CommandResult<D>> results(
-        commands.size(), tl::unexpected(CommandFailure<D>{StoreError{StoreErrc::internal, "not handled"}}));
+        commands.size(),
+        tl::unexpected(CommandFailure<D>{StoreError{StoreErrc::internal, "not handled"}}));
     std::vector<bool> one_by_one(commands.size(), false);
     std::vector<std::size_t> batched;  // indexes, one per stream
     std::vector<StreamAppend> appends;
@@ -163,7 +169,8 @@ class Aggregate {
         continue;
       }
       Decision<D> decision{std::move(*decided), {}, c.assumed->state, c.assumed->version};
-      appends.push_back(StreamAppend{c.stream, expected_for(c.assumed->version), event_data(c.stream, decision, c.context)});
+      appends.push_back(StreamAppend{c.stream, expected_for(c.assumed->version),
+                                     event_data(c.stream, decision, c.context)});
       results[i] = std::move(decision);
       batched.push_back(i);
     }
@@ -184,14 +191,16 @@ class Aggregate {
       }
     }
     for (std::size_t i = 0; i < commands.size(); ++i)
-      if (one_by_one[i]) results[i] = handle(tx, commands[i].stream, commands[i].command, commands[i].context);
+      if (one_by_one[i])
+        results[i] = handle(tx, commands[i].stream, commands[i].command, commands[i].context);
     return results;
   }
 
   // In a transaction of its own, retried on retryable store errors.
   CommandResult<D> handle(const StreamId& stream, const typename D::Command& command,
                           const CommandContext& context) {
-    CommandResult<D> out = tl::unexpected(CommandFailure<D>{StoreError{StoreErrc::internal, "not run"}});
+    CommandResult<D> out =
+        tl::unexpected(CommandFailure<D>{StoreError{StoreErrc::internal, "not run"}});
     auto status = store_.pool().transact_with_retry([&](Transaction& tx) -> StoreResult<void> {
       out = handle(tx, stream, command, context);
       if (!out && std::holds_alternative<StoreError>(out.error()))
@@ -203,8 +212,9 @@ class Aggregate {
   }
 
  private:
-  CommandResult<D> handle_from(Transaction& tx, const StreamId& stream, const typename D::Command& command,
-                               const CommandContext& context, const Loaded<D>* assumed) {
+  CommandResult<D> handle_from(Transaction& tx, const StreamId& stream,
+                               const typename D::Command& command, const CommandContext& context,
+                               const Loaded<D>* assumed) {
     for (int attempt = 1;; ++attempt) {
       const bool assuming = attempt == 1 && assumed != nullptr;
       auto loaded = assuming ? StoreResult<Loaded<D>>(*assumed) : load(tx, stream);
@@ -231,7 +241,8 @@ class Aggregate {
       // full or in part) says the stream holds more than assumed: decide on a load.
       if (assuming && (!appended || appended->already_appended)) {
         const auto code = appended ? StoreErrc::wrong_expected_version : appended.error().code;
-        if (code == StoreErrc::wrong_expected_version || code == StoreErrc::partially_appended) continue;
+        if (code == StoreErrc::wrong_expected_version || code == StoreErrc::partially_appended)
+          continue;
       }
       if (appended) {
         for (const auto& event : decision.events) decision.state = D::evolve(decision.state, event);
@@ -239,7 +250,8 @@ class Aggregate {
         if (appended->already_appended) decision.events.clear();
         return decision;
       }
-      if (appended.error().code != StoreErrc::wrong_expected_version || attempt >= kConflictRetriesMax)
+      if (appended.error().code != StoreErrc::wrong_expected_version ||
+          attempt >= kConflictRetriesMax)
         return tl::unexpected(CommandFailure<D>{appended.error()});
     }
   }
@@ -253,11 +265,13 @@ class Aggregate {
       const auto& event = decision.events[i];
       EventId id{context.idempotency_seed.empty()
                      ? base::new_uuid()
-                     : base::derived_uuid(kEventIdNamespace,
-                                          context.idempotency_seed + "|" + stream.value() + "|" + std::to_string(i))};
+                     : base::derived_uuid(kEventIdNamespace, context.idempotency_seed + "|" +
+                                                                 stream.value() + "|" +
+                                                                 std::to_string(i))};
       decision.event_ids.push_back(id);
-      data.push_back(EventData{std::move(id), std::string(Codec::event_type(event)), Codec::encode(event),
-                               Metadata{context.correlation_id, context.causation_id, context.source, context.extra}});
+      data.push_back(EventData{
+          std::move(id), std::string(Codec::event_type(event)), Codec::encode(event),
+          Metadata{context.correlation_id, context.causation_id, context.source, context.extra}});
     }
     return data;
   }

@@ -101,7 +101,8 @@ class ConnectionPool {
     if (!status) return tl::unexpected(status.error());
     return std::move(*out);
   }
-  StoreResult<void> transact_erased(const std::function<StoreResult<void>(Transaction&)>& fn, Block block);
+  StoreResult<void> transact_erased(const std::function<StoreResult<void>(Transaction&)>& fn,
+                                    Block block);
   static void pause_before_retry(int attempt);
 
   DatabaseOptions options_;

@@ -13,9 +13,8 @@
 // This header is pure (std and tl::expected): the sagas library includes it.
 
 #include <concepts>
-#include <vector>
-
 #include <tl/expected.hpp>
+#include <vector>
 
 namespace clearing::eventstore {
 
@@ -27,7 +26,7 @@ concept Decider = requires(const typename D::State& state, const typename D::Eve
   { D::evolve(state, event) } -> std::same_as<typename D::State>;
   {
     D::decide(command, state)
-  } -> std::same_as<tl::expected<std::vector<typename D::Event>, typename D::Rejection>>;
+    } -> std::same_as<tl::expected<std::vector<typename D::Event>, typename D::Rejection>>;
 };
 
 // Loading an aggregate: the fold of evolve over its events.

@@ -54,8 +54,8 @@ class EventStore {
   // fails the whole statement on the events' unique index (a caller bug). Malformed input (any
   // stream) fails the whole batch with invalid_argument / payload_too_large before the
   // database is touched.
-  StoreResult<std::vector<StoreResult<AppendResult>>> append_batch(Transaction& tx,
-                                                                   std::span<const StreamAppend> appends);
+  StoreResult<std::vector<StoreResult<AppendResult>>> append_batch(
+      Transaction& tx, std::span<const StreamAppend> appends);
 
   // Locks the streams' version rows in stream id order, the order append_batch takes
   // them in, so nothing else can append to those streams until tx ends: for a caller
@@ -75,7 +75,8 @@ class EventStore {
   // limit (<= kReadBatchMax). When the result holds `limit` events, the streams after
   // the last one returned were not read and the last one may be cut short: a caller
   // that needs whole streams reads those again (Aggregate::load_many does).
-  StoreResult<std::vector<RecordedEvent>> read_streams(Transaction& tx, std::span<const StreamId> streams,
+  StoreResult<std::vector<RecordedEvent>> read_streams(Transaction& tx,
+                                                       std::span<const StreamId> streams,
                                                        std::size_t limit = kReadBatchMax);
 
   // The stream's current version (0 when it has no events).

@@ -25,6 +25,7 @@ struct MigrationReport {
   std::size_t already_applied = 0;
 };
 
-StoreResult<MigrationReport> apply_migrations(ConnectionPool& pool, std::span<const Migration> migrations);
+StoreResult<MigrationReport> apply_migrations(ConnectionPool& pool,
+                                              std::span<const Migration> migrations);
 
 }  // namespace clearing::eventstore

@@ -19,10 +19,9 @@
 // Includes <pqxx/pqxx>: for .cpp files that run SQL, not for headers.
 
 #include <chrono>
+#include <pqxx/pqxx>
 #include <string>
 #include <utility>
-
-#include <pqxx/pqxx>
 
 namespace clearing::eventstore {
 
@@ -41,7 +40,8 @@ std::string prepare_here(pqxx::transaction_base& tx, const PreparedSql& statemen
 void set_replan_after_max(std::chrono::milliseconds interval);
 
 template <class... Args>
-pqxx::result exec_prepared_here(pqxx::transaction_base& tx, const PreparedSql& statement, Args&&... args) {
+pqxx::result exec_prepared_here(pqxx::transaction_base& tx, const PreparedSql& statement,
+                                Args&&... args) {
   return tx.exec_prepared(prepare_here(tx, statement), std::forward<Args>(args)...);
 }
 

@@ -36,7 +36,8 @@ struct SubscriptionOptions {
 };
 
 // Returns an error (or throws) to roll the batch back and retry later.
-using EventHandler = std::function<tl::expected<void, std::string>(Transaction&, const RecordedEvent&)>;
+using EventHandler =
+    std::function<tl::expected<void, std::string>(Transaction&, const RecordedEvent&)>;
 // The same for a whole batch at once, in commit order, so the handler can write it with
 // a few set-wise statements. After a failure the subscription hands the events over one
 // per call, so the event that fails is the one the error names.
@@ -50,9 +51,9 @@ struct SubscriptionStatus {
   SubscriptionState state = SubscriptionState::idle;
   Checkpoint checkpoint;
   std::uint64_t events_handled = 0;
-  std::uint64_t failures = 0;         // consecutive, reset by progress
-  std::string last_error;             // while stalled
-  base::Timestamp last_progress_at{}; // when the checkpoint last moved
+  std::uint64_t failures = 0;          // consecutive, reset by progress
+  std::string last_error;              // while stalled
+  base::Timestamp last_progress_at{};  // when the checkpoint last moved
 };
 
 class Subscription {

@@ -2,11 +2,10 @@
 // The event envelope, its identifiers, the store's limits and its typed errors.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
-
-#include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
 #include "clearing/base/clock.hpp"
@@ -44,8 +43,9 @@ inline constexpr std::size_t kReadBatchMax = 10000;
 struct Metadata {
   std::string correlation_id;  // same for every event of one business flow
   std::string causation_id;    // id of the event (or external message) that caused this one
-  nlohmann::json source;       // where it came from, e.g. {"stream":..,"partition":..,"seq":..}; null if none
-  nlohmann::json extra;        // optional further fields; null if none
+  nlohmann::json
+      source;  // where it came from, e.g. {"stream":..,"partition":..,"seq":..}; null if none
+  nlohmann::json extra;  // optional further fields; null if none
 
   nlohmann::json to_json() const;
   static Metadata from_json(const nlohmann::json& j);
@@ -130,7 +130,8 @@ using StoreResult = tl::expected<T, StoreError>;
 class StoreFailure : public std::runtime_error {
  public:
   explicit StoreFailure(StoreError error)
-      : std::runtime_error(std::string(to_string(error.code)) + ": " + error.message), error_(std::move(error)) {}
+      : std::runtime_error(std::string(to_string(error.code)) + ": " + error.message),
+        error_(std::move(error)) {}
   const StoreError& error() const noexcept { return error_; }
 
  private:

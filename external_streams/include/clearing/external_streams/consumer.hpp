@@ -77,28 +77,36 @@ struct FetchedPage {
 // answer until someone changes a setting (our token, the URL) or the producer, so the
 // consumer holds the partition with the cause and asks an operator to act.
 enum class FetchErrc {
-  unreachable,   // no connection, or it broke (resolve, connect, write, read)
-  timeout,       // no answer within the fetcher's deadline
-  unauthorized,  // HTTP 401 or 403: our token refused
-  not_found,     // HTTP 404: no such stream or partition at that URL
-  bad_answer,    // not the contract: another 4xx, a body that is not a page, one over the limit
-  server_error,  // HTTP 5xx or 429: the producer's trouble, for now
-  misconfigured, // the fetcher's own settings cannot work (a bad URL, https)
+  unreachable,    // no connection, or it broke (resolve, connect, write, read)
+  timeout,        // no answer within the fetcher's deadline
+  unauthorized,   // HTTP 401 or 403: our token refused
+  not_found,      // HTTP 404: no such stream or partition at that URL
+  bad_answer,     // not the contract: another 4xx, a body that is not a page, one over the limit
+  server_error,   // HTTP 5xx or 429: the producer's trouble, for now
+  misconfigured,  // the fetcher's own settings cannot work (a bad URL, https)
 };
 
 constexpr bool is_retryable(FetchErrc code) noexcept {
-  return code == FetchErrc::unreachable || code == FetchErrc::timeout || code == FetchErrc::server_error;
+  return code == FetchErrc::unreachable || code == FetchErrc::timeout ||
+         code == FetchErrc::server_error;
 }
 
 constexpr std::string_view to_string(FetchErrc code) noexcept {
   switch (code) {
-    case FetchErrc::unreachable: return "unreachable";
-    case FetchErrc::timeout: return "timeout";
-    case FetchErrc::unauthorized: return "unauthorized";
-    case FetchErrc::not_found: return "not_found";
-    case FetchErrc::bad_answer: return "bad_answer";
-    case FetchErrc::server_error: return "server_error";
-    case FetchErrc::misconfigured: return "misconfigured";
+    case FetchErrc::unreachable:
+      return "unreachable";
+    case FetchErrc::timeout:
+      return "timeout";
+    case FetchErrc::unauthorized:
+      return "unauthorized";
+    case FetchErrc::not_found:
+      return "not_found";
+    case FetchErrc::bad_answer:
+      return "bad_answer";
+    case FetchErrc::server_error:
+      return "server_error";
+    case FetchErrc::misconfigured:
+      return "misconfigured";
   }
   return "unknown";
 }
@@ -121,13 +129,14 @@ using CatchUpFetcher = std::function<tl::expected<FetchedPage, FetchError>(
 // counts as consumed. Database failures propagate as exceptions and roll the batch back:
 // eventstore::StoreFailure keeps their type (a retryable one holds the partition, any other
 // is isolated to its message).
-using MessageApplier =
-    std::function<tl::expected<void, MessageError>(eventstore::Transaction&, const ExternalMessage&)>;
+using MessageApplier = std::function<tl::expected<void, MessageError>(eventstore::Transaction&,
+                                                                      const ExternalMessage&)>;
 
 // Keeps an unusable message with its reason (in the same transaction). `parsed` is set
 // when the envelope was readable.
-using MessageParker = std::function<void(eventstore::Transaction&, const RawMessage&, const MessageError&,
-                                         const std::optional<ExternalMessage>& parsed)>;
+using MessageParker =
+    std::function<void(eventstore::Transaction&, const RawMessage&, const MessageError&,
+                       const std::optional<ExternalMessage>& parsed)>;
 
 // Optional calls around each batch's transaction, for an applier that writes set-wise:
 // `begin` when the transaction starts (also when a failed batch is tried again: drop
@@ -163,9 +172,9 @@ struct ConsumerOptions {
   KafkaClientOptions kafka;
   std::string group_id;
   std::vector<std::string> topics;
-  int batch_max = 500;                        // messages per transaction
+  int batch_max = 500;  // messages per transaction
   std::chrono::milliseconds poll_timeout{50};
-  std::int64_t catch_up_page = 500;           // seqs fetched per catch-up request
+  std::int64_t catch_up_page = 500;                    // seqs fetched per catch-up request
   std::chrono::milliseconds retry_backoff_max{5'000};  // between tries of a held partition
   // Between tries of a partition held for a cause retrying cannot mend (a FetchError that
   // is not retryable), and between its tail checks: slow, yet an operator's fix is picked
@@ -177,7 +186,8 @@ struct ConsumerOptions {
   // 0 turns the check off (also without a catch-up fetcher).
   std::chrono::milliseconds tail_check_interval{0};
   PartitionAssignment assignment = PartitionAssignment::kafka_group;
-  std::int32_t partitions = 0;  // database assignment: each topic's partition count, [1, kPartitionsMax]
+  std::int32_t partitions =
+      0;  // database assignment: each topic's partition count, [1, kPartitionsMax]
   // Database assignment: how often ownership is refreshed (the most a dead instance's
   // partitions wait), how long the server keeps a silent owner's session (a host that lost
   // power), and how long a partition given to another instance waits before anyone takes it.
@@ -222,9 +232,11 @@ struct ConsumerStats {
   // Tail checks that found a partition behind and still while Kafka had its messages: its
   // fetch was restarted and the catch-up API fed it.
   std::int64_t fetch_restarts = 0;
-  std::map<PartitionKey, PartitionProgress> progress;  // assigned partitions, by the last tail check
+  std::map<PartitionKey, PartitionProgress>
+      progress;          // assigned partitions, by the last tail check
   bool stalled = false;  // some partition is held
-  std::string last_error;  // the class of the last error that refused a whole batch (never its text)
+  std::string
+      last_error;  // the class of the last error that refused a whole batch (never its text)
   // The group has given this consumer its first assignment (possibly of no partitions):
   // until then it reads nothing, however ready the rest is. Stays set through later
   // rebalances.

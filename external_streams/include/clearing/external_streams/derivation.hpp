@@ -23,11 +23,13 @@ namespace clearing::external_streams {
 // in hand (the settlement stream needs the transfer's amount).
 struct DerivationContext {
   // The first event of `type` in `stream`, if any.
-  std::function<std::optional<eventstore::RecordedEvent>(const std::string& stream, const std::string& type)>
+  std::function<std::optional<eventstore::RecordedEvent>(const std::string& stream,
+                                                         const std::string& type)>
       first_of_type;
 };
 
-using DerivationFn = std::vector<Draft> (*)(const eventstore::RecordedEvent&, const DerivationContext&);
+using DerivationFn = std::vector<Draft> (*)(const eventstore::RecordedEvent&,
+                                            const DerivationContext&);
 
 struct Derivation {
   std::string name;  // what config names: "payments.v1", "settlements.v1"
@@ -37,9 +39,11 @@ struct Derivation {
 // adapter.<cc>.payments.v1 (docs/streams.md): TransferPending (first only),
 // TransferUnderInvestigation, TransferSucceeded, TransferRejected (also DUPL),
 // IncomingPaymentReceived.
-std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& event, const DerivationContext& context);
+std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& event,
+                                      const DerivationContext& context);
 // adapter.<cc>.settlements.v1: only money that moved, with amount and settlement date.
-std::vector<Draft> derive_settlements_v1(const eventstore::RecordedEvent& event, const DerivationContext& context);
+std::vector<Draft> derive_settlements_v1(const eventstore::RecordedEvent& event,
+                                         const DerivationContext& context);
 
 const std::vector<Derivation>& derivations();
 std::optional<DerivationFn> find_derivation(const std::string& name);
@@ -71,7 +75,8 @@ struct DerivationOptions {
 // The subscription handler for a set of derived streams: a batch of events is derived
 // and appended with a few statements (append_external_batch). Called by one subscription,
 // one batch at a time.
-eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store, std::vector<DerivedStream> streams,
+eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store,
+                                                 std::vector<DerivedStream> streams,
                                                  DerivationOptions options = {});
 
 }  // namespace clearing::external_streams

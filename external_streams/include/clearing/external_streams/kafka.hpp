@@ -7,7 +7,6 @@
 #include <map>
 #include <memory>
 #include <string>
-
 #include <tl/expected.hpp>
 
 namespace clearing::external_streams {
@@ -29,7 +28,8 @@ struct KafkaClientOptions {
 
 // The librdkafka configuration as key/value pairs (for logs and tests).
 std::map<std::string, std::string> producer_settings(const KafkaClientOptions& options);
-std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& options, const std::string& group_id);
+std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& options,
+                                                     const std::string& group_id);
 
 class EmbeddedKafka {
  public:
@@ -43,8 +43,10 @@ class EmbeddedKafka {
   // Broker ids start at 1.
   tl::expected<void, std::string> set_broker_down(int broker_id);
   tl::expected<void, std::string> set_broker_up(int broker_id);
-  // The broker that leads a partition from now on (clients learn it at their next metadata refresh).
-  tl::expected<void, std::string> set_partition_leader(const std::string& topic, int partition, int broker_id);
+  // The broker that leads a partition from now on (clients learn it at their next metadata
+  // refresh).
+  tl::expected<void, std::string> set_partition_leader(const std::string& topic, int partition,
+                                                       int broker_id);
   int brokers() const { return brokers_; }
 
   struct Impl;

@@ -3,21 +3,20 @@
 // API serves. Fixed by contract: other teams' code reads these fields.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
 namespace clearing::external_streams {
 
 struct ExternalMessage {
-  std::string stream;     // = Kafka topic
+  std::string stream;  // = Kafka topic
   std::int32_t partition = 0;
-  std::int64_t seq = 0;   // from 1, gapless per (stream, partition)
+  std::int64_t seq = 0;  // from 1, gapless per (stream, partition)
   std::string event_id;
   std::string type;
-  std::string occurred_at;      // RFC 3339
+  std::string occurred_at;  // RFC 3339
   std::string correlation_id;
   std::string source_event_id;  // the producer's internal event
   nlohmann::json data = nlohmann::json::object();
@@ -28,16 +27,16 @@ struct ExternalMessage {
 
 // Why a received message cannot be used. Stable names: they are parking reasons.
 enum class MessageErrc {
-  not_json,          // the value does not parse as JSON (or is not an object)
-  missing_field,     // a required envelope field is absent or of the wrong type
-  bad_seq,           // seq is not a positive integer
-  wrong_stream,      // the envelope names another stream/partition than it came on
-  unknown_type,      // an event type the consumer does not know
-  invalid_data,      // the data does not fit the type (missing field, bad amount...)
-  bad_field,         // an envelope field is not what it must be (characters, length)
-  too_large,         // the value is larger than kMessageBytesMax
-  seq_beyond_head,   // a seq the producer never issued (beyond its head in the catch-up API)
-  unstorable,        // the database refused the message's effects: kept for people
+  not_json,         // the value does not parse as JSON (or is not an object)
+  missing_field,    // a required envelope field is absent or of the wrong type
+  bad_seq,          // seq is not a positive integer
+  wrong_stream,     // the envelope names another stream/partition than it came on
+  unknown_type,     // an event type the consumer does not know
+  invalid_data,     // the data does not fit the type (missing field, bad amount...)
+  bad_field,        // an envelope field is not what it must be (characters, length)
+  too_large,        // the value is larger than kMessageBytesMax
+  seq_beyond_head,  // a seq the producer never issued (beyond its head in the catch-up API)
+  unstorable,       // the database refused the message's effects: kept for people
 };
 const char* to_string(MessageErrc code) noexcept;
 
@@ -54,8 +53,8 @@ struct MessageError {
 
 // What an envelope may carry (docs/streams.md, "Bad input"): limits checked before anything
 // is written, so no single message can fail a database statement.
-inline constexpr std::size_t kMessageBytesMax = 1 << 20;   // a Kafka value or catch-up element
-inline constexpr std::size_t kIdentifierBytesMax = 200;    // stream, event ids, correlation id
+inline constexpr std::size_t kMessageBytesMax = 1 << 20;  // a Kafka value or catch-up element
+inline constexpr std::size_t kIdentifierBytesMax = 200;   // stream, event ids, correlation id
 inline constexpr std::size_t kTypeBytesMax = 100;
 inline constexpr std::size_t kOccurredAtBytesMax = 64;
 inline constexpr std::int32_t kEnvelopePartitionMax = 255;  // = kPartitionsMax - 1 of stream_store

@@ -19,18 +19,18 @@
 // session closes it, and the server ends its locks with it: this side never holds a lock it
 // does not know. The session cannot go through a transaction-mode pooler (PgBouncer).
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
+#include <pqxx/pqxx>
 #include <set>
 #include <string>
-#include <vector>
-
-#include <pqxx/pqxx>
-#include <spdlog/spdlog.h>
 #include <tl/expected.hpp>
+#include <vector>
 
 #include "clearing/eventstore/database.hpp"
 #include "clearing/external_streams/stream_store.hpp"
@@ -101,7 +101,8 @@ class PartitionOwnership {
   std::unique_ptr<pqxx::connection> session_;
   int backend_pid_ = 0;
   std::map<LockKey, std::vector<PartitionKey>> owned_;  // lock key -> the partitions it guards
-  std::map<LockKey, std::chrono::steady_clock::time_point> free_since_;  // free keys, since when seen free
+  std::map<LockKey, std::chrono::steady_clock::time_point>
+      free_since_;       // free keys, since when seen free
   std::set<int> stuck_;  // members that did not take what they were given
   std::chrono::steady_clock::time_point next_refresh_{};
   std::chrono::steady_clock::time_point keep_extras_until_{};

@@ -44,8 +44,8 @@ inline constexpr std::int32_t kRelayMemberLockClass = 0x726c6d62;     // "rlmb"
 
 struct RelayOptions {
   KafkaClientOptions kafka;
-  int batch_max = 2000;                        // messages per partition per round
-  std::chrono::milliseconds idle_poll{10};     // how often to look for new messages
+  int batch_max = 2000;                     // messages per partition per round
+  std::chrono::milliseconds idle_poll{10};  // how often to look for new messages
   // Under load (the last round relayed messages), a round starts no sooner than this after
   // the one before it started, so that each round carries a batch: a round costs a read,
   // a produce request per broker, a flush and a mark, and its messages reach consumers
@@ -75,13 +75,13 @@ struct RelayOptions {
 struct RelayStats {
   std::int64_t produced = 0;
   std::int64_t acknowledged = 0;
-  std::int64_t failed = 0;       // delivery reports with an error (republished later)
+  std::int64_t failed = 0;  // delivery reports with an error (republished later)
   std::int64_t rounds = 0;
-  std::int64_t lag = 0;          // messages written but not yet acknowledged, of its partitions
+  std::int64_t lag = 0;  // messages written but not yet acknowledged, of its partitions
   std::string last_error;
-  std::int64_t partitions_owned = 0;  // partitions this instance publishes now
+  std::int64_t partitions_owned = 0;      // partitions this instance publishes now
   std::int64_t in_flight_partitions = 0;  // partitions with messages awaiting delivery reports
-  std::int64_t relays_seen = 0;       // live instances on the database, itself included (0: no session)
+  std::int64_t relays_seen = 0;  // live instances on the database, itself included (0: no session)
   std::int64_t partitions_taken = 0;  // since start: partitions it took (free ones)
   std::int64_t partitions_given = 0;  // since start: partitions it let go to balance or at stop
 };
@@ -89,7 +89,7 @@ struct RelayStats {
 class Relay {
  public:
   static tl::expected<std::unique_ptr<Relay>, std::string> create(eventstore::ConnectionPool& pool,
-                                                                   RelayOptions options);
+                                                                  RelayOptions options);
   ~Relay();
 
   void start();

@@ -44,7 +44,7 @@ struct Draft {
   std::string type;
   std::string key;  // entity id: decides the partition, and is the Kafka key
   nlohmann::json data;
-  bool once_per_key = false;  // skip if this stream already has a message of this type for the key
+  bool once_per_key = false;   // skip if this stream already has a message of this type for the key
   std::string correlation_id;  // empty: the source event's
 };
 
@@ -75,7 +75,8 @@ struct CatchUpPage {
 };
 
 // Messages with seq >= from, in seq order, at most limit (<= kCatchUpLimitMax).
-eventstore::StoreResult<CatchUpPage> read_catch_up(eventstore::Transaction& tx, const std::string& stream,
+eventstore::StoreResult<CatchUpPage> read_catch_up(eventstore::Transaction& tx,
+                                                   const std::string& stream,
                                                    std::int32_t partition, std::int64_t from,
                                                    std::int64_t limit);
 
@@ -99,7 +100,8 @@ eventstore::StoreResult<std::vector<Unpublished>> read_unpublished(
     std::optional<std::span<const PartitionKey>> partitions = std::nullopt);
 // Moves each listed partition's published mark to its `published`, only forward, with
 // one statement (head is not read).
-eventstore::StoreResult<void> mark_published(eventstore::Transaction& tx, std::span<const PartitionMark> marks);
+eventstore::StoreResult<void> mark_published(eventstore::Transaction& tx,
+                                             std::span<const PartitionMark> marks);
 
 // The consumer's progress on one partition of an inbound stream.
 struct InboundProgress {
@@ -112,8 +114,8 @@ struct InboundProgress {
 // then stored, rows locked by this transaction.
 eventstore::StoreResult<std::map<PartitionKey, InboundProgress>> lock_progress(
     eventstore::Transaction& tx, const std::set<PartitionKey>& partitions);
-eventstore::StoreResult<void> store_progress(eventstore::Transaction& tx,
-                                                  const std::map<PartitionKey, InboundProgress>& progress);
+eventstore::StoreResult<void> store_progress(
+    eventstore::Transaction& tx, const std::map<PartitionKey, InboundProgress>& progress);
 eventstore::StoreResult<std::optional<InboundProgress>> read_progress(eventstore::Transaction& tx,
                                                                       const std::string& stream,
                                                                       std::int32_t partition);

@@ -31,7 +31,7 @@ struct ClientRequest {
   std::string url;           // http://host[:port][/path][?query] (url.hpp)
   std::string bearer_token;  // "" for no Authorization header
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
-  std::string body;          // sent with a Content-Length when not empty
+  std::string body;  // sent with a Content-Length when not empty
   int timeout_ms = 5'000;
   std::size_t body_bytes_max = kClientBodyBytesMaxDefault;
 };
@@ -70,6 +70,7 @@ using ClientResult = tl::expected<T, ClientError>;
 ClientResult<ClientResponse> send(const ClientRequest& request);
 
 // A GET: the status and body, or why it failed.
-ClientResult<ClientResponse> get(const std::string& url, const std::string& bearer_token, int timeout_ms);
+ClientResult<ClientResponse> get(const std::string& url, const std::string& bearer_token,
+                                 int timeout_ms);
 
 }  // namespace clearing::http

@@ -37,12 +37,12 @@ struct Url {
 };
 
 enum class UrlError {
-  bad_scheme,        // not http:// or https://
-  credentials,       // "user@" before the host
-  unterminated_ipv6, // "[" without "]"
-  no_host,           // empty host
-  bad_host,          // a character a host cannot have (a bare IPv6 literal, a space, ...)
-  bad_port,          // not a number in 1..65535
+  bad_scheme,         // not http:// or https://
+  credentials,        // "user@" before the host
+  unterminated_ipv6,  // "[" without "]"
+  no_host,            // empty host
+  bad_host,           // a character a host cannot have (a bare IPv6 literal, a space, ...)
+  bad_port,           // not a number in 1..65535
 };
 std::string_view to_string(UrlError error);
 

@@ -115,15 +115,15 @@ struct FaultSettings {
   double error_body_200 = 0;
   double malformed_json = 0;
   double maintenance_503 = 0;
-  double stray_response = 0;      // hostile answers: see the rules above
+  double stray_response = 0;  // hostile answers: see the rules above
   double duplicate_response = 0;
   double nul_field = 0;
   double oversize_field = 0;
   int delay_ms_min = 0;
   int delay_ms_max = 0;
-  int latency_ms = 0;     // added to every /v1 answer
-  int hold_ms = 5'000;    // timeout_* faults hold the connection this long, then close it
-  int retry_after_s = 1;  // Retry-After of maintenance_503
+  int latency_ms = 0;           // added to every /v1 answer
+  int hold_ms = 5'000;          // timeout_* faults hold the connection this long, then close it
+  int retry_after_s = 1;        // Retry-After of maintenance_503
   int stray_delay_ms_max = 20;  // a late stray comes 1..this many ms after the answer
 };
 
@@ -179,7 +179,7 @@ enum class Endpoint { submit, inquire, incoming };
 // The hostile part of one request's plan (drawn apart from FaultPlan, see above).
 struct HostilePlan {
   HostileFault fault = HostileFault::none;
-  int stray_delay_ms = 0;     // stray_response: 0 = in the answer's own write
+  int stray_delay_ms = 0;      // stray_response: 0 = in the answer's own write
   bool stray_rejects = false;  // stray_response: `200 RJCT AC04` instead of `201 ACSC`
 };
 

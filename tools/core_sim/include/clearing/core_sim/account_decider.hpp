@@ -10,14 +10,13 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tl/expected.hpp>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
-#include <tl/expected.hpp>
 
 #include "clearing/eventstore/decider.hpp"
 #include "clearing/sagas/money.hpp"
@@ -45,7 +44,8 @@ struct ReservationReleased {
   std::string reason_code;  // the ISO 20022 code of the adapter's TransferRejected
   friend bool operator==(const ReservationReleased&, const ReservationReleased&) = default;
 };
-using AccountEvent = std::variant<AccountOpened, FundsReserved, ReservationCompleted, ReservationReleased>;
+using AccountEvent =
+    std::variant<AccountOpened, FundsReserved, ReservationCompleted, ReservationReleased>;
 
 // ---- state ----
 
@@ -90,18 +90,19 @@ struct ReleaseReservation {
   std::string transfer_id;
   std::string reason_code;
 };
-using AccountCommand = std::variant<OpenAccount, ReserveFunds, CompleteReservation, ReleaseReservation>;
+using AccountCommand =
+    std::variant<OpenAccount, ReserveFunds, CompleteReservation, ReleaseReservation>;
 
 enum class AccountRejectionCode {
-  account_not_open,       // any command but OpenAccount before the account exists
-  account_already_open,   // OpenAccount again with other figures
-  invalid_amount,         // amount <= 0, or a negative opening balance
-  currency_mismatch,      // reservation in another currency than the account's
-  insufficient_funds,     // available balance below the amount
-  reservation_conflict,   // ReserveFunds again for a transfer id with another amount/currency
-  unknown_reservation,    // completion or release of a transfer never reserved here
-  already_completed,      // completion or release of a completed reservation
-  already_released,       // completion or release of a released reservation
+  account_not_open,      // any command but OpenAccount before the account exists
+  account_already_open,  // OpenAccount again with other figures
+  invalid_amount,        // amount <= 0, or a negative opening balance
+  currency_mismatch,     // reservation in another currency than the account's
+  insufficient_funds,    // available balance below the amount
+  reservation_conflict,  // ReserveFunds again for a transfer id with another amount/currency
+  unknown_reservation,   // completion or release of a transfer never reserved here
+  already_completed,     // completion or release of a completed reservation
+  already_released,      // completion or release of a released reservation
 };
 const char* to_string(AccountRejectionCode code) noexcept;
 
@@ -120,7 +121,8 @@ struct AccountDecider {
   static State evolve(const State& state, const Event& event);
   // Idempotent where a repeat is harmless: OpenAccount and ReserveFunds repeated with the
   // same figures decide no events. Outcomes are never idempotent: see the header comment.
-  static tl::expected<std::vector<Event>, Rejection> decide(const Command& command, const State& state);
+  static tl::expected<std::vector<Event>, Rejection> decide(const Command& command,
+                                                            const State& state);
 };
 static_assert(eventstore::Decider<AccountDecider>);
 
@@ -138,7 +140,8 @@ std::optional<Violation> parse_violation(std::string_view name) noexcept;
 
 // The violation a rejection of CompleteReservation / ReleaseReservation stands for;
 // nullopt for other commands and for rejections that are not about resolution.
-std::optional<Violation> violation_of(const AccountCommand& command, const AccountRejection& rejection) noexcept;
+std::optional<Violation> violation_of(const AccountCommand& command,
+                                      const AccountRejection& rejection) noexcept;
 
 // The account's event stream: "account-<account id>".
 std::string account_stream_name(std::string_view account_id);
@@ -146,7 +149,8 @@ std::string account_stream_name(std::string_view account_id);
 struct AccountCodec {
   static std::string_view event_type(const AccountEvent& event);
   static nlohmann::json encode(const AccountEvent& event);
-  static tl::expected<AccountEvent, std::string> decode(std::string_view type, const nlohmann::json& data);
+  static tl::expected<AccountEvent, std::string> decode(std::string_view type,
+                                                        const nlohmann::json& data);
 };
 
 }  // namespace clearing::core_sim

@@ -41,12 +41,11 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
-#include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 #include <tl/expected.hpp>
+#include <vector>
 
 namespace clearing::core_sim {
 
@@ -58,32 +57,33 @@ inline constexpr int kRelayRoundIntervalMsDefault = 50;
 inline constexpr int kRelayRoundIntervalMsMax = 1'000;
 
 struct CoreSimOptions {
-  std::string country = "dk";          // dk | se | no
-  std::string database_url;            // libpq URI of the core's own database
-  std::string kafka_bootstrap;         // bootstrap servers
-  int core_partitions = 4;             // partitions of core.<cc>.payments.v1 (1..256)
-  int adapter_partitions = 4;          // of adapter.<cc>.payments.v1 (1..256): validated, and
-                                       // the topic's size under `core-sim --kafka embedded`; the
-                                       // consumer itself follows Kafka's assignment
-  std::string adapter_catch_up_url;    // http://host:port of the adapter's catch-up API;
-                                       // empty: a gap stalls its partition (no repair)
-  std::string adapter_api_token;       // bearer token for it
-  std::string http_host = "127.0.0.1"; // the core's catch-up API
-  int http_port = 0;                   // 0: a free port, see catch_up_port()
-  std::string api_token;               // required on the core's catch-up API; empty: no auth (tests)
+  std::string country = "dk";           // dk | se | no
+  std::string database_url;             // libpq URI of the core's own database
+  std::string kafka_bootstrap;          // bootstrap servers
+  int core_partitions = 4;              // partitions of core.<cc>.payments.v1 (1..256)
+  int adapter_partitions = 4;           // of adapter.<cc>.payments.v1 (1..256): validated, and
+                                        // the topic's size under `core-sim --kafka embedded`; the
+                                        // consumer itself follows Kafka's assignment
+  std::string adapter_catch_up_url;     // http://host:port of the adapter's catch-up API;
+                                        // empty: a gap stalls its partition (no repair)
+  std::string adapter_api_token;        // bearer token for it
+  std::string http_host = "127.0.0.1";  // the core's catch-up API
+  int http_port = 0;                    // 0: a free port, see catch_up_port()
+  std::string api_token;  // required on the core's catch-up API; empty: no auth (tests)
   std::optional<std::string> jsonl_path;  // source: JSONL file; wins over `transfers`
-  int transfers = 0;                   // source: the seeded generator, this many (0: none)
+  int transfers = 0;                      // source: the seeded generator, this many (0: none)
   std::uint64_t seed = 1;
-  double invalid_share = 0.05;         // 0..1: share of invalid generated requests
-  double rate_per_s = 0;               // transfers per second; 0 = as fast as possible
-  int accounts = 100;                  // generator: accounts in the country's currency
+  double invalid_share = 0.05;  // 0..1: share of invalid generated requests
+  double rate_per_s = 0;        // transfers per second; 0 = as fast as possible
+  int accounts = 100;           // generator: accounts in the country's currency
   std::int64_t opening_balance_minor = 1'000'000'000'000;  // of every account the core opens
   std::int64_t amount_limit_minor = 1'000'000'000;  // generator: over-limit requests exceed it
-  int publish_batch_max = 100;         // transfers per transaction (1..kPublishBatchMax)
-  std::string consumer_group;          // empty: "core-sim-<cc>"
+  int publish_batch_max = 100;  // transfers per transaction (1..kPublishBatchMax)
+  std::string consumer_group;   // empty: "core-sim-<cc>"
   std::string kafka_client_id = "core-sim";
-  int fetch_wait_max_ms = 50;          // the consumer's fetch.wait.max.ms (1..5000)
-  int relay_round_interval_min_ms = kRelayRoundIntervalMsDefault;  // the relay's pacing under load (0: none)
+  int fetch_wait_max_ms = 50;  // the consumer's fetch.wait.max.ms (1..5000)
+  int relay_round_interval_min_ms =
+      kRelayRoundIntervalMsDefault;  // the relay's pacing under load (0: none)
   int database_connections_max = 8;
 };
 
@@ -95,7 +95,7 @@ struct Progress {
   std::int64_t refused = 0;        // refused by the core itself, never published
   std::int64_t succeeded = 0;
   std::int64_t rejected = 0;
-  std::int64_t open = 0;           // requested, no terminal outcome yet
+  std::int64_t open = 0;  // requested, no terminal outcome yet
   bool publishing_done = false;
 };
 
@@ -111,8 +111,8 @@ struct ViolationCounts {
   std::int64_t double_release = 0;
   std::int64_t unknown_transfer = 0;
   std::int64_t total() const {
-    return double_completion + completion_after_release + release_after_completion + double_release +
-           unknown_transfer;
+    return double_completion + completion_after_release + release_after_completion +
+           double_release + unknown_transfer;
   }
 };
 
@@ -123,12 +123,12 @@ struct Report {
   std::int64_t succeeded = 0;
   std::int64_t rejected = 0;
   std::map<std::string, std::int64_t> rejected_by_reason;  // ISO 20022 code -> count
-  std::int64_t pending_seen = 0;              // transfers that saw TransferPending
+  std::int64_t pending_seen = 0;                           // transfers that saw TransferPending
   std::int64_t under_investigation_seen = 0;  // transfers that saw TransferUnderInvestigation
   std::int64_t still_open = 0;
-  std::int64_t refused = 0;                              // by the core itself
+  std::int64_t refused = 0;                               // by the core itself
   std::map<std::string, std::int64_t> refused_by_reason;  // AccountRejectionCode names
-  std::int64_t source_lines_skipped = 0;  // JSONL lines that were not usable
+  std::int64_t source_lines_skipped = 0;                  // JSONL lines that were not usable
   std::int64_t duplicate_requests_reported = 0;  // DUPL rejections (recorded, nothing released)
   std::int64_t incoming_payments = 0;
   std::int64_t parked_messages = 0;
@@ -141,8 +141,8 @@ struct Report {
   std::int64_t expectation_mismatches = 0;
   // Every requested transfer has exactly one applied outcome, and no violation occurred.
   bool resolved_exactly_once = false;
-  LatencySummary latency;    // TransferRequested commit -> terminal outcome applied
-  double elapsed_s = 0;      // first request commit -> last outcome applied (or now)
+  LatencySummary latency;  // TransferRequested commit -> terminal outcome applied
+  double elapsed_s = 0;    // first request commit -> last outcome applied (or now)
   double requested_per_s = 0;
   double resolved_per_s = 0;
 };

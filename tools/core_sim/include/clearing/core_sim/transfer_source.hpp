@@ -5,13 +5,12 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
-
-#include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
+#include <vector>
 
 #include "clearing/base/clock.hpp"
 #include "clearing/sagas/account.hpp"
@@ -19,10 +18,10 @@
 
 namespace clearing::core_sim {
 
-inline constexpr std::size_t kJsonlLineBytesMax = 64 * 1024;      // longer lines are skipped
-inline constexpr std::int64_t kJsonlLinesMax = 10'000'000;        // the rest of a file is not read
-inline constexpr std::size_t kSkippedLinesKeptMax = 100;          // reasons kept for the report
-inline constexpr int kGeneratorDrawAttemptsMax = 10'000;          // bounded rejection sampling
+inline constexpr std::size_t kJsonlLineBytesMax = 64 * 1024;  // longer lines are skipped
+inline constexpr std::int64_t kJsonlLinesMax = 10'000'000;    // the rest of a file is not read
+inline constexpr std::size_t kSkippedLinesKeptMax = 100;      // reasons kept for the report
+inline constexpr int kGeneratorDrawAttemptsMax = 10'000;      // bounded rejection sampling
 
 // One transfer the core is asked to request: the wire `data`, plus the fields the core
 // needs from it to reserve the funds.
@@ -48,8 +47,8 @@ struct SkippedLine {
 
 struct JsonlSource {
   std::vector<TransferRequest> requests;
-  std::int64_t lines_read = 0;     // blank lines included
-  std::int64_t lines_skipped = 0;  // not JSON, not an object, unusable, too long
+  std::int64_t lines_read = 0;       // blank lines included
+  std::int64_t lines_skipped = 0;    // not JSON, not an object, unusable, too long
   std::vector<SkippedLine> skipped;  // the first kSkippedLinesKeptMax of them
 };
 
@@ -60,7 +59,14 @@ tl::expected<JsonlSource, std::string> read_jsonl_file(const std::string& path);
 
 // ---- the seeded generator ----
 
-enum class RequestKind { valid, bad_checksum, wrong_currency, over_limit, closed_account, blocked_account };
+enum class RequestKind {
+  valid,
+  bad_checksum,
+  wrong_currency,
+  over_limit,
+  closed_account,
+  blocked_account
+};
 inline constexpr int kInvalidKinds = 5;
 const char* to_string(RequestKind kind) noexcept;
 // The reason code the adapter answers for this kind ("" for valid): AC01, AM03, AM02, AC04, AC06.
@@ -90,7 +96,8 @@ struct GeneratedRequest {
 // The index-th request (from 0) of the sequence of `options`: the same options and index
 // always give the same request (transfer id included), except requested_at = now. So a
 // restarted core regenerates exactly what it published before.
-GeneratedRequest generate_request(const GeneratorOptions& options, std::int64_t index, base::Timestamp now);
+GeneratedRequest generate_request(const GeneratorOptions& options, std::int64_t index,
+                                  base::Timestamp now);
 
 // Account numbers, exposed for tests. All are checked with sagas::validate_account.
 // SplitMix64 (Steele, Lea and Flood, 2014): a 64-bit state, one add and three mixes a

@@ -1,6 +1,6 @@
 #pragma once
-// Child processes (end-to-end tests, the chaos run, bench/e2e): started with a set environment, their stdout
-// read line by line (first lines carry ports), stopped with a signal, always reaped.
+// Child processes (end-to-end tests, the chaos run, bench/e2e): started with a set environment,
+// their stdout read line by line (first lines carry ports), stopped with a signal, always reaped.
 
 #include <signal.h>
 #include <sys/types.h>
@@ -8,8 +8,8 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace clearing::processes {
@@ -18,8 +18,8 @@ class Process {
  public:
   // stderr goes to `stderr_file` (appended to, kept) when given, else to a temporary file
   // removed with this object.
-  Process(std::vector<std::string> argv, std::map<std::string, std::string> env = {}, bool pipe_stdin = false,
-          std::string stderr_file = {});
+  Process(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
+          bool pipe_stdin = false, std::string stderr_file = {});
   ~Process();  // SIGKILL if still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
