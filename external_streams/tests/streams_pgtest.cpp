@@ -1463,6 +1463,42 @@ TEST_CASE(
   CHECK(f.count("select count(*) from parked") == "0");
 }
 
+TEST_CASE(
+    "a tail check the catch-up API refuses for good (401) holds nothing and slows down: Kafka's "
+    "messages flow, the API is not asked again before operator_fix_retry_interval") {
+  Fixture f;
+  std::map<std::int32_t, int> fetches;
+  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t,
+                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
+    ++fetches[partition];
+    return tl::unexpected(FetchError{FetchErrc::unauthorized,
+                                     "catch-up API answered HTTP 401: check the token setting"});
+  };
+  ConsumerOptions options;
+  options.kafka = f.client("tail-401-group");
+  options.group_id = "tail-401-group";
+  options.topics = {kCore.name};
+  options.tail_check_interval = std::chrono::milliseconds(100);
+  options.operator_fix_retry_interval = std::chrono::minutes(10);
+  auto made =
+      StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto& consumer = **made;
+  for (int partition = 0; partition < kCore.partitions; ++partition)
+    for (std::int64_t seq = 1; seq <= 3; ++seq)
+      produce_raw(f, kCore.name, partition, "k", core_message(partition, seq));
+  consume_until(consumer, [&] { return f.count("select count(*) from applied") == "6"; });
+  // Many check intervals later, each partition's tail was asked for once.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  while (std::chrono::steady_clock::now() < until) consumer.run_once();
+  for (int partition = 0; partition < kCore.partitions; ++partition)
+    CHECK_MESSAGE(fetches[partition] == 1, "partition " << partition);
+  CHECK(consumer.stats().held.empty());  // Kafka still delivers: nothing is held
+  produce_raw(f, kCore.name, 0, "k", core_message(0, 4));
+  consume_until(consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 4; });
+  CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3, 4});
+}
+
 namespace {
 
 std::unique_ptr<StreamConsumer> database_assigned_consumer(Fixture& f, const std::string& group) {
