@@ -53,6 +53,7 @@
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
+#include "clearing/support/adapter_config.hpp"
 #include "flow.hpp"
 #include "hostile_core.hpp"
 #include "reconcile.hpp"
@@ -1060,15 +1061,8 @@ int Run::main() {
   config_path_ =
       (o_.log_dir.empty() ? std::string("/tmp") : o_.log_dir) + "/chaos-dk-" + suffix + ".json";
   {
-    std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
-    auto cfg = nlohmann::json::parse(in);
-    cfg["retry"] = {{"backoff_initial_ms", 100},
-                    {"backoff_max_ms", 2000},
-                    {"backoff_multiplier", 2},
-                    {"unknown_outcomes_before_inquiry", 2},
-                    {"pending_inquiry_interval_ms", 300},
-                    {"investigation_inquiry_interval_ms", 1000},
-                    {"deadline_ms", 120000}};
+    auto cfg =
+        clearing::support::adapter_config_in_a_hurry(std::string(SOURCE_DIR) + "/config/dk.json");
     cfg["clearing"]["request_timeout_ms"] = 1000;
     cfg["clearing"]["connect_timeout_ms"] = 500;
     cfg["dispatcher"]["lease_ms"] = kLeaseMs;

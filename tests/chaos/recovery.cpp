@@ -3,22 +3,14 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "clearing/support/figures.hpp"
+
 namespace clearing::chaos {
 
 Summary summarize(std::vector<double> values) {
-  Summary out;
-  if (values.empty()) return out;
   std::sort(values.begin(), values.end());
-  const auto n = values.size();
-  // Nearest rank: the ceil(p/100 * n)-th value, in integers so that p50 of 2 is the first.
-  const auto rank = [n](std::size_t percent) {
-    return std::max<std::size_t>(1, (percent * n + 99) / 100) - 1;
-  };
-  out.count = static_cast<int>(n);
-  out.p50 = values[rank(50)];
-  out.p99 = values[rank(99)];
-  out.max = values.back();
-  return out;
+  const auto p = clearing::support::percentiles(values);
+  return Summary{static_cast<int>(p.count), p.p50, p.p99, p.max};
 }
 
 namespace {

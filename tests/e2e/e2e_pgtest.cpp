@@ -17,6 +17,7 @@
 
 #include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
+#include "clearing/support/adapter_config.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -93,15 +94,7 @@ TEST_CASE(
   // Retries in seconds, not minutes, for a test: the config file of an operator who is in a hurry.
   const std::string config_path = "/tmp/e2e-dk-" + std::to_string(getpid()) + ".json";
   {
-    std::ifstream in(source_file("config/dk.json"));
-    auto cfg = nlohmann::json::parse(in);
-    cfg["retry"] = {{"backoff_initial_ms", 50},
-                    {"backoff_max_ms", 1000},
-                    {"backoff_multiplier", 2},
-                    {"unknown_outcomes_before_inquiry", 2},
-                    {"pending_inquiry_interval_ms", 200},
-                    {"investigation_inquiry_interval_ms", 500},
-                    {"deadline_ms", 60000}};
+    auto cfg = clearing::support::adapter_config_in_a_hurry(source_file("config/dk.json"));
     cfg["clearing"]["request_timeout_ms"] = 1000;
     cfg["clearing"]["connect_timeout_ms"] = 500;
     cfg["dispatcher"]["lease_ms"] = 5000;

@@ -39,6 +39,7 @@
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
+#include "clearing/support/adapter_config.hpp"
 #include "reconcile.hpp"
 #include "test_database.hpp"
 
@@ -346,15 +347,8 @@ TEST_CASE(
   const std::string config_path = "/tmp/takeover-dk-" + std::to_string(getpid()) + ".json";
   std::string group_id;
   {
-    std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
-    auto cfg = nlohmann::json::parse(in);
-    cfg["retry"] = {{"backoff_initial_ms", 100},
-                    {"backoff_max_ms", 2000},
-                    {"backoff_multiplier", 2},
-                    {"unknown_outcomes_before_inquiry", 2},
-                    {"pending_inquiry_interval_ms", 300},
-                    {"investigation_inquiry_interval_ms", 1000},
-                    {"deadline_ms", 120000}};
+    auto cfg =
+        clearing::support::adapter_config_in_a_hurry(std::string(SOURCE_DIR) + "/config/dk.json");
     cfg["clearing"]["request_timeout_ms"] = 5000;
     cfg["dispatcher"]["lease_ms"] = 300000;
     cfg["kafka"]["partition_assignment"] = "database";
