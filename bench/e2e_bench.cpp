@@ -59,9 +59,9 @@
 #include <thread>
 #include <vector>
 
-#include "bench_support.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
+#include "clearing/support/bench.hpp"
 
 namespace clearing::bench {
 namespace {
@@ -1110,7 +1110,7 @@ std::string mib(std::int64_t kb) {
 
 void print_speed_probe(const SpeedProbes& p) {
   fmt::print(
-      "  machine speed probe before / after the run: {:.0f} / {:.0f} ms (bench_support.hpp: a "
+      "  machine speed probe before / after the run: {:.0f} / {:.0f} ms (support bench.hpp: a "
       "fixed loop,"
       " slower when the host lends this machine less; compare runs at similar figures)\n",
       p.before_ms, p.after_ms);

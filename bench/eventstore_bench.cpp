@@ -27,12 +27,12 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bench_support.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/event_store.hpp"
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/eventstore/subscription.hpp"
+#include "clearing/support/bench.hpp"
 
 namespace clearing::bench {
 namespace {

@@ -23,7 +23,10 @@ make_tree() {
   put "$root" adapter/src/service.cpp 'clearing/external_streams/relay.hpp' 'clearing/sagas/transfer_decider.hpp'
   put "$root" adapter/cli/demo.cpp 'clearing/core_sim/core_sim.hpp' 'clearing/adapter/service.hpp'
   put "$root" tools/core_sim/src/core_sim.cpp 'clearing/http/server.hpp' 'clearing/external_streams/catch_up.hpp'
-  put "$root" tests/e2e/e2e_pgtest.cpp 'clearing/adapter/service.hpp' 'clearing/processes/process.hpp'
+  put "$root" tests/e2e/e2e_pgtest.cpp 'clearing/support/wait.hpp' 'clearing/processes/process.hpp'
+  put "$root" adapter/tests/saga/saga_pgtest.cpp 'clearing/adapter/testing/saga_fixture.hpp' 'clearing/support/wait.hpp'
+  put "$root" adapter/testing/src/saga_fixture.cpp 'clearing/adapter/service.hpp' 'clearing/clearing_mock/mock_state.hpp'
+  put "$root" adapter/bench/saga_bench.cpp 'clearing/adapter/dispatcher.hpp' 'clearing/support/bench.hpp'
   git -C "$root" init -q
   git -C "$root" add -A
 }
@@ -68,6 +71,16 @@ put "$tree" tools/core_sim/src/core_sim.cpp 'clearing/adapter/http_server.hpp'
 git -C "$tree" add -A
 expect "tools never include adapter/" 1 \
   "tools/core_sim/src/core_sim.cpp:2: includes clearing/adapter/http_server.hpp, but tools/ may include only"
+
+make_tree "$tree"
+put "$tree" tests/e2e/e2e_pgtest.cpp 'clearing/adapter/service.hpp'
+put "$tree" bench/e2e_bench.cpp 'clearing/adapter/service.hpp'
+put "$tree" support/src/fixture.cpp 'clearing/adapter/service.hpp'
+git -C "$tree" add -A
+expect "no include of clearing/adapter/ outside adapter/" 1 \
+  "tests/e2e/e2e_pgtest.cpp:2: includes clearing/adapter/service.hpp, but tests/ may include only" \
+  "bench/e2e_bench.cpp:2: includes clearing/adapter/service.hpp, but bench/ may include only" \
+  "support/src/fixture.cpp:2: includes clearing/adapter/service.hpp, but support/ may include only" "3 violations"
 
 make_tree "$tree"
 put "$tree" sagas/src/transfer.cpp 'clearing/eventstore/event_store.hpp' 'clearing/base/logging.hpp'

@@ -1,4 +1,4 @@
-#include "clearing/support/saga_fixture.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 
 #include <pqxx/pqxx>
 

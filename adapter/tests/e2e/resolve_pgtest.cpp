@@ -8,9 +8,9 @@
 #include <fstream>
 #include <pqxx/pqxx>
 
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/processes/process.hpp"
-#include "clearing/support/saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;

@@ -9,11 +9,11 @@
 #include <pqxx/pqxx>
 
 #include "clearing/adapter/parking.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/base/text.hpp"
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/http/client.hpp"
-#include "clearing/support/saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;

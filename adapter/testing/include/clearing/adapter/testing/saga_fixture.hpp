@@ -1,5 +1,5 @@
 #pragma once
-// Shared set-up for the tests, benchmarks and the demo that run the Transfer saga in process
+// Shared set-up for the adapter's tests and benchmarks that run the Transfer saga in process
 // (against the clearing mock): one retry policy, requests with valid (or deliberately
 // invalid) accounts, a fresh database with the store's, the adapter's and the external
 // streams' schema, and the reconciliation of outcomes with the ledger.

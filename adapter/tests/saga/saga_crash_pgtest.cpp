@@ -10,8 +10,8 @@
 #include <random>
 #include <thread>
 
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
-#include "clearing/support/saga_fixture.hpp"
 #include "clearing/support/wait.hpp"
 
 using namespace clearing;

@@ -9,10 +9,10 @@
 #include <limits>
 
 #include "clearing/adapter/inbound.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/kafka.hpp"
-#include "clearing/support/saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;

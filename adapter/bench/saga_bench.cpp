@@ -33,8 +33,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bench_support.hpp"
 #include "clearing/adapter/dispatcher.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
@@ -43,7 +43,7 @@
 #include "clearing/eventstore/event_store.hpp"
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/stream_store.hpp"
-#include "clearing/support/saga_fixture.hpp"
+#include "clearing/support/bench.hpp"
 
 namespace clearing::bench {
 namespace {

@@ -16,10 +16,10 @@
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
-#include "clearing/support/saga_fixture.hpp"
 #include "clearing/support/wait.hpp"
 
 using namespace clearing;

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "clearing/adapter/dispatcher.hpp"
-#include "clearing/support/saga_fixture.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 
 namespace {
 volatile std::sig_atomic_t stop_requested = 0;

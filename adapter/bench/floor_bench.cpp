@@ -56,7 +56,6 @@
 #include <thread>
 #include <vector>
 
-#include "bench_support.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/core_sim/core_sim_schema.hpp"
@@ -64,6 +63,7 @@
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/eventstore/prepared.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/support/bench.hpp"
 
 namespace clearing::bench {
 namespace {

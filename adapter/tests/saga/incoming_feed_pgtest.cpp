@@ -11,10 +11,10 @@
 #include <mutex>
 
 #include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/base/clock.hpp"
 #include "clearing/clearing_client/client.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
-#include "clearing/support/saga_fixture.hpp"
 #include "hostile_http_server.hpp"
 
 using namespace clearing;

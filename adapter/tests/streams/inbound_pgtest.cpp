@@ -9,13 +9,13 @@
 #include <pqxx/pqxx>
 
 #include "clearing/adapter/inbound.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/server.hpp"
-#include "clearing/support/saga_fixture.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;

@@ -1,6 +1,6 @@
 #pragma once
-// What every benchmark of bench/ needs around its measurement: a scratch database on the
-// server of CLEARING_TEST_DATABASE_URL (or --database-url) and the figures of latency samples
+// What every benchmark (bench/, adapter/bench/) needs around its measurement: a scratch database on
+// the server of CLEARING_TEST_DATABASE_URL (or --database-url) and the figures of latency samples
 // (both support/'s), the machine's speed, and the CPU seconds of a process and of the
 // throwaway PostgreSQL server (from /proc).
 //

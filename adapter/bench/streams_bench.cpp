@@ -39,8 +39,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bench_support.hpp"
 #include "clearing/adapter/inbound.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
@@ -51,7 +51,7 @@
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/relay.hpp"
 #include "clearing/external_streams/stream_store.hpp"
-#include "clearing/support/saga_fixture.hpp"
+#include "clearing/support/bench.hpp"
 
 namespace clearing::bench {
 namespace {

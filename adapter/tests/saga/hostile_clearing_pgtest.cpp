@@ -9,8 +9,8 @@
 #include <map>
 
 #include "clearing/adapter/dispatcher.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/clearing_client/client.hpp"
-#include "clearing/support/saga_fixture.hpp"
 #include "hostile_http_server.hpp"
 
 using namespace clearing;
