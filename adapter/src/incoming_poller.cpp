@@ -9,6 +9,7 @@
 #include "clearing/base/background_thread.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/uuid.hpp"
+#include "clearing/clearing_client/answer_codec.hpp"
 #include "clearing/eventstore/aggregate.hpp"
 #include "clearing/sagas/incoming_payment_codec.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
@@ -27,19 +28,6 @@ sagas::Account account_of(const std::string& text) {
   const bool iban = text.size() >= 2 && std::isalpha(static_cast<unsigned char>(text[0])) &&
                     std::isalpha(static_cast<unsigned char>(text[1]));
   return sagas::Account{iban ? sagas::AccountScheme::iban : sagas::AccountScheme::bban, text};
-}
-
-nlohmann::json raw_payment(const clearing_client::IncomingPayment& p) {
-  return {{"cursor", p.cursor},
-          {"clearing_reference", p.clearing_reference},
-          {"amount_minor", p.amount_minor},
-          {"currency", p.currency},
-          {"debtor_account", p.debtor_account},
-          {"debtor_name", p.debtor_name},
-          {"creditor_account", p.creditor_account},
-          {"creditor_name", p.creditor_name},
-          {"remittance_info", p.remittance_info},
-          {"received_at", p.received_at}};
 }
 
 // The namespace of IncomingFeedPaymentParked event ids: the id is derived from the
@@ -151,8 +139,8 @@ struct IncomingPoller::Impl {
     if (p.clearing_reference.empty()) {
       park(tx, ParkedMessage{"clearing-feed", "missing_clearing_reference",
                              "an incoming payment without a clearing reference cannot be recorded",
-                             raw_payment(p).dump(), std::nullopt, std::nullopt, std::nullopt,
-                             std::nullopt});
+                             clearing_client::encode_incoming_payment(p), std::nullopt,
+                             std::nullopt, std::nullopt, std::nullopt});
       return Outcome::parked;
     }
     sagas::RecordIncomingPayment command;
@@ -179,8 +167,9 @@ struct IncomingPoller::Impl {
       if (auto* error = std::get_if<eventstore::StoreError>(&result.error()))
         return tl::unexpected(*error);
       const auto& refusal = std::get<sagas::IncomingPaymentRefusal>(result.error());
-      park(tx, ParkedMessage{"clearing-feed", "refused", refusal.message, raw_payment(p).dump(),
-                             std::nullopt, std::nullopt, std::nullopt, payment_id});
+      park(tx, ParkedMessage{"clearing-feed", "refused", refusal.message,
+                             clearing_client::encode_incoming_payment(p), std::nullopt,
+                             std::nullopt, std::nullopt, payment_id});
       return Outcome::parked;
     }
     return result->events.empty() ? Outcome::resent : Outcome::recorded;
