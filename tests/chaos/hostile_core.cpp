@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <array>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -245,107 +246,119 @@ struct HostileCore::Impl {
   HostileRecord inject(HostileInput kind, int partition, int index) {
     connect();
     HostileRecord r{kind, partition, base::new_uuid(), "", "", ""};
-    auto failed = [&](const std::string& why) {
-      r.error = why;
-      return r;
-    };
-    auto stored = [&](const StoreResult<void>& done) {
-      return done ? r : failed(done.error().message);
-    };
-    switch (kind) {
-      case HostileInput::invalid_utf8: {
-        // Not JSON, and bytes no UTF-8 decoder takes: a lone continuation byte, an
-        // overlong NUL, a surrogate half, 0xff.
-        const std::string value = "chaos " + r.marker + " \x80\xc0\x80\xed\xa0\x80\xff{ not json";
-        r.detail = "not JSON, invalid UTF-8";
-        const auto error =
-            produce(async_producer, partition, key_on(partition, "chaos-"), value, nullptr);
-        return error.empty() ? r : failed(error);
-      }
-      case HostileInput::nul_in_field: {
-        r.transfer_id = key_on(partition, "");
-        r.detail =
-            "NUL in remittance_info of a requested transfer, seq taken from the core's stream";
-        // The core's own copy of the seq is refused too (a remittance over Max140Text's 140
-        // characters), so FF01 is the one right answer whichever copy the adapter reads: the
-        // Kafka copy, or the stream's through the catch-up API when a gap repair reaches it first.
-        auto data = transfer_data(r.transfer_id);
-        data["remittance_info"] = std::string(kRemittanceOverMax140, 'r');
-        return stored(
-            request(r.transfer_id, r.marker, data, [&](const external_streams::ExternalMessage& m) {
-              auto hostile = m.to_json();
-              hostile["data"]["remittance_info"] = std::string("chaos: \0 a NUL", 14);
-              return produce_delivered(partition, m.key, hostile.dump());
-            }));
-      }
-      case HostileInput::long_transfer_id: {
-        const auto id = key_on(partition, std::string(kLongTransferIdBytes, 'L') + "-");
-        r.detail = std::to_string(id.size()) + "-byte transfer_id";
-        return stored(append_uncaused(id, r.marker, transfer_data(id)));
-      }
-      case HostileInput::control_transfer_id: {
-        const auto id = key_on(partition, std::string("chaos-\x01\x07\x1b[2J\x7f-"));
-        r.detail = "transfer_id with control characters";
-        return stored(append_uncaused(id, r.marker, transfer_data(id)));
-      }
-      case HostileInput::oversize_field: {
-        r.transfer_id = key_on(partition, "");
-        auto data = transfer_data(r.transfer_id);
-        const std::string big(kOversizeFieldBytes, 'O');
-        switch (index % 4) {
-          case 0:
-            data["debtor"]["name"] = big;
-            r.detail = "debtor.name";
-            break;
-          case 1:
-            data["account_id"] = big;
-            r.detail = "account_id";
-            break;
-          case 2:
-            data["creditor"]["account"]["id"] = big;
-            r.detail = "creditor.account.id";
-            break;
-          default:
-            data["remittance_info"] = big;
-            r.detail = "remittance_info";
-            break;
-        }
-        r.detail +=
-            " of " + std::to_string(kOversizeFieldBytes / 1024) + " KB in a requested transfer";
-        return stored(
-            request(r.transfer_id, r.marker, data,
-                    [](const external_streams::ExternalMessage&) { return std::string(); }));
-      }
-      case HostileInput::seq_jump: {
-        std::int64_t head = -1;
-        auto read = pool().transact([&](Transaction& tx) -> StoreResult<void> {
-          head = core_head(tx, partition);
-          return {};
-        });
-        if (!read) return failed(read.error().message);
-        external_streams::ExternalMessage m;
-        m.stream = stream;
-        m.partition = partition;
-        m.seq = head + kSeqJump;
-        m.event_id = base::new_uuid();
-        m.type = "TransferRequested";
-        m.occurred_at = base::format_timestamp(base::SystemClock{}.now());
-        m.correlation_id = r.marker;
-        m.source_event_id = base::new_uuid();
-        m.key = key_on(partition, "");
-        m.data = transfer_data(m.key);
-        r.detail =
-            "seq " + std::to_string(m.seq) + " where the core's head is " + std::to_string(head);
-        const auto error = produce(async_producer, partition, m.key, m.to_json().dump(), nullptr);
-        return error.empty() ? r : failed(error);
-      }
-      case HostileInput::envelope_core_seq: {
-        r.detail = "data not an object, at the core's next seq";
-        return stored(append_uncaused(key_on(partition, "chaos-"), r.marker,
-                                      json("chaos: data that is not an object " + r.marker)));
-      }
+    r.error = put_on_stream(r, index);
+    return r;
+  }
+
+  // Puts the record's input on its partition and fills in its detail (and transfer_id when
+  // the core requests the transfer). "" once done, else why not.
+  std::string put_on_stream(HostileRecord& r, int index) {
+    switch (r.kind) {
+      case HostileInput::invalid_utf8:
+        return invalid_utf8(r);
+      case HostileInput::nul_in_field:
+        return nul_in_field(r);
+      case HostileInput::long_transfer_id:
+        return long_transfer_id(r);
+      case HostileInput::control_transfer_id:
+        return control_transfer_id(r);
+      case HostileInput::oversize_field:
+        return oversize_field(r, index);
+      case HostileInput::seq_jump:
+        return seq_jump(r);
+      case HostileInput::envelope_core_seq:
+        return envelope_core_seq(r);
     }
-    return failed("unknown class");
+    return "unknown class";
+  }
+
+  static std::string error_of(const StoreResult<void>& done) {
+    return done ? "" : done.error().message;
+  }
+
+  // Not JSON, and bytes no UTF-8 decoder takes: a lone continuation byte, an overlong NUL, a
+  // surrogate half, 0xff.
+  std::string invalid_utf8(HostileRecord& r) {
+    const std::string value = "chaos " + r.marker + " \x80\xc0\x80\xed\xa0\x80\xff{ not json";
+    r.detail = "not JSON, invalid UTF-8";
+    return produce(async_producer, r.partition, key_on(r.partition, "chaos-"), value, nullptr);
+  }
+
+  // The core's own copy of the seq is refused too (a remittance over Max140Text's 140
+  // characters), so FF01 is the one right answer whichever copy the adapter reads: the
+  // Kafka copy, or the stream's through the catch-up API when a gap repair reaches it first.
+  std::string nul_in_field(HostileRecord& r) {
+    r.transfer_id = key_on(r.partition, "");
+    r.detail = "NUL in remittance_info of a requested transfer, seq taken from the core's stream";
+    auto data = transfer_data(r.transfer_id);
+    data["remittance_info"] = std::string(kRemittanceOverMax140, 'r');
+    return error_of(
+        request(r.transfer_id, r.marker, data, [&](const external_streams::ExternalMessage& m) {
+          auto hostile = m.to_json();
+          hostile["data"]["remittance_info"] = std::string("chaos: \0 a NUL", 14);
+          return produce_delivered(r.partition, m.key, hostile.dump());
+        }));
+  }
+
+  std::string long_transfer_id(HostileRecord& r) {
+    const auto id = key_on(r.partition, std::string(kLongTransferIdBytes, 'L') + "-");
+    r.detail = std::to_string(id.size()) + "-byte transfer_id";
+    return error_of(append_uncaused(id, r.marker, transfer_data(id)));
+  }
+
+  std::string control_transfer_id(HostileRecord& r) {
+    const auto id = key_on(r.partition, std::string("chaos-\x01\x07\x1b[2J\x7f-"));
+    r.detail = "transfer_id with control characters";
+    return error_of(append_uncaused(id, r.marker, transfer_data(id)));
+  }
+
+  // The field it fills rotates on `index`, the inputs of the class so far.
+  std::string oversize_field(HostileRecord& r, int index) {
+    r.transfer_id = key_on(r.partition, "");
+    auto data = transfer_data(r.transfer_id);
+    struct Field {
+      const char* pointer;
+      const char* name;
+    };
+    static constexpr std::array<Field, 4> kFields{{{"/debtor/name", "debtor.name"},
+                                                   {"/account_id", "account_id"},
+                                                   {"/creditor/account/id", "creditor.account.id"},
+                                                   {"/remittance_info", "remittance_info"}}};
+    const auto& field = kFields[static_cast<std::size_t>(index) % kFields.size()];
+    data[json::json_pointer(field.pointer)] = std::string(kOversizeFieldBytes, 'O');
+    r.detail = field.name;
+    r.detail += " of " + std::to_string(kOversizeFieldBytes / 1024) + " KB in a requested transfer";
+    return error_of(
+        request(r.transfer_id, r.marker, data,
+                [](const external_streams::ExternalMessage&) { return std::string(); }));
+  }
+
+  std::string seq_jump(HostileRecord& r) {
+    std::int64_t head = -1;
+    auto read = pool().transact([&](Transaction& tx) -> StoreResult<void> {
+      head = core_head(tx, r.partition);
+      return {};
+    });
+    if (!read) return read.error().message;
+    external_streams::ExternalMessage m;
+    m.stream = stream;
+    m.partition = r.partition;
+    m.seq = head + kSeqJump;
+    m.event_id = base::new_uuid();
+    m.type = "TransferRequested";
+    m.occurred_at = base::format_timestamp(base::SystemClock{}.now());
+    m.correlation_id = r.marker;
+    m.source_event_id = base::new_uuid();
+    m.key = key_on(r.partition, "");
+    m.data = transfer_data(m.key);
+    r.detail = "seq " + std::to_string(m.seq) + " where the core's head is " + std::to_string(head);
+    return produce(async_producer, r.partition, m.key, m.to_json().dump(), nullptr);
+  }
+
+  std::string envelope_core_seq(HostileRecord& r) {
+    r.detail = "data not an object, at the core's next seq";
+    return error_of(append_uncaused(key_on(r.partition, "chaos-"), r.marker,
+                                    json("chaos: data that is not an object " + r.marker)));
   }
 };
 
