@@ -1,64 +1,35 @@
 #include "schedule.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <random>
 
 namespace clearing::chaos {
 
-const char* to_string(BadInput kind) noexcept {
-  switch (kind) {
-    case BadInput::not_json:
-      return "not_json";
-    case BadInput::missing_field:
-      return "missing_field";
-    case BadInput::bad_seq:
-      return "bad_seq";
-    case BadInput::wrong_stream:
-      return "wrong_stream";
-    case BadInput::unknown_type:
-      return "unknown_type";
-    case BadInput::invalid_data:
-      return "invalid_data";
-  }
-  return "?";
+namespace {
+
+// The names, in the order of the enum's values.
+constexpr std::array kBadInputNames{"not_json",     "missing_field", "bad_seq",
+                                    "wrong_stream", "unknown_type",  "invalid_data"};
+constexpr std::array kHostileInputNames{"invalid_utf8",        "nul_in_field",   "long_transfer_id",
+                                        "control_transfer_id", "oversize_field", "seq_jump",
+                                        "envelope_core_seq"};
+static_assert(kBadInputNames.size() == kBadInputClasses);
+static_assert(kHostileInputNames.size() == kHostileInputClasses);
+constexpr std::array kActionNames{"kill", "broker-outage", "pg-restart", "inject", "hostile-input"};
+
+template <class Enum, std::size_t N>
+const char* name_of(const std::array<const char*, N>& names, Enum value) noexcept {
+  const auto index = static_cast<std::size_t>(value);
+  return index < N ? names[index] : "?";
 }
 
-const char* to_string(HostileInput kind) noexcept {
-  switch (kind) {
-    case HostileInput::invalid_utf8:
-      return "invalid_utf8";
-    case HostileInput::nul_in_field:
-      return "nul_in_field";
-    case HostileInput::long_transfer_id:
-      return "long_transfer_id";
-    case HostileInput::control_transfer_id:
-      return "control_transfer_id";
-    case HostileInput::oversize_field:
-      return "oversize_field";
-    case HostileInput::seq_jump:
-      return "seq_jump";
-    case HostileInput::envelope_core_seq:
-      return "envelope_core_seq";
-  }
-  return "?";
-}
+}  // namespace
 
-const char* to_string(ActionKind kind) noexcept {
-  switch (kind) {
-    case ActionKind::kill_adapter:
-      return "kill";
-    case ActionKind::broker_outage:
-      return "broker-outage";
-    case ActionKind::pg_restart:
-      return "pg-restart";
-    case ActionKind::inject:
-      return "inject";
-    case ActionKind::hostile_input:
-      return "hostile-input";
-  }
-  return "?";
-}
+const char* to_string(BadInput kind) noexcept { return name_of(kBadInputNames, kind); }
+const char* to_string(HostileInput kind) noexcept { return name_of(kHostileInputNames, kind); }
+const char* to_string(ActionKind kind) noexcept { return name_of(kActionNames, kind); }
 
 std::vector<Action> make_schedule(const Plan& plan) {
   // Draws in a fixed order from one engine whose output the standard fixes (mt19937_64),

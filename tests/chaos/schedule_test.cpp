@@ -9,6 +9,25 @@
 
 using namespace clearing::chaos;
 
+namespace {
+
+// A plan whose core requests `transfers` at `rate_per_s`, so for transfers / rate seconds.
+Plan plan_requesting(std::uint64_t seed, int transfers, double rate_per_s) {
+  Plan plan;
+  plan.seed = seed;
+  plan.transfers = transfers;
+  plan.rate_per_s = rate_per_s;
+  return plan;
+}
+
+// Every action falls from 5% to 90% of the time the core is requesting.
+void check_inside_requesting_window(const Action& a, double requesting_s) {
+  CHECK(a.at_s >= 0.05 * requesting_s);
+  CHECK(a.at_s <= 0.90 * requesting_s);
+}
+
+}  // namespace
+
 TEST_CASE("the same seed gives the same schedule, another seed another") {
   Plan plan;
   plan.seed = 42;
@@ -29,10 +48,7 @@ TEST_CASE("the same seed gives the same schedule, another seed another") {
 TEST_CASE(
     "the schedule holds every action the plan asks for, inside the requesting window, in time "
     "order") {
-  Plan plan;
-  plan.seed = 7;
-  plan.transfers = 10'000;
-  plan.rate_per_s = 100;
+  auto plan = plan_requesting(7, 10'000, 100);
   plan.kills = 20;
   plan.broker_outages = 3;
   plan.pg_restarts = 1;
@@ -45,8 +61,7 @@ TEST_CASE(
     ++kinds[a.kind];
     CHECK(a.at_s >= last);
     last = a.at_s;
-    CHECK(a.at_s >= 0.05 * 100);
-    CHECK(a.at_s <= 0.90 * 100);
+    check_inside_requesting_window(a, 100);
     switch (a.kind) {
       case ActionKind::kill_adapter:
         CHECK((a.target == 0 || a.target == 1));
@@ -86,18 +101,14 @@ TEST_CASE("a plan without faults gives an empty schedule") {
 TEST_CASE(
     "hostile inputs: every class as often as asked, spread over the partitions, inside the "
     "window") {
-  Plan plan;
-  plan.seed = 11;
-  plan.transfers = 2'000;
-  plan.rate_per_s = 100;
+  auto plan = plan_requesting(11, 2'000, 100);
   plan.hostile_per_class = 2;
   plan.inbound_partitions = 4;
   std::map<int, std::set<int>> partitions_of_class;
   std::map<int, int> per_class, per_partition;
   for (const auto& a : make_schedule(plan)) {
     if (a.kind != ActionKind::hostile_input) continue;
-    CHECK(a.at_s >= 0.05 * 20);
-    CHECK(a.at_s <= 0.90 * 20);
+    check_inside_requesting_window(a, 20);
     REQUIRE(a.target >= 0);
     REQUIRE(a.target < kHostileInputClasses);
     REQUIRE(a.partition >= 0);
