@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "clearing/base/logging.hpp"
@@ -23,34 +24,27 @@
 
 namespace {
 
+namespace cs = clearing::core_sim;
+using Clock = std::chrono::steady_clock;
+
 volatile std::sig_atomic_t g_signalled = 0;
 
 extern "C" void on_signal(int) { g_signalled = 1; }
 
 constexpr auto kWaitSlice = std::chrono::milliseconds(200);
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  clearing::base::init_logging();
-  namespace cs = clearing::core_sim;
-  cs::CoreSimOptions o;
+// The flags about this process's run rather than the simulated core.
+struct RunFlags {
   std::string jsonl;
   bool json = false;
   bool stay = false;
   int timeout_s = 0;
   int progress_s = 0;
   std::string log_level = "info";
+};
 
-  CLI::App app{
-      "core-sim: a small event-sourced banking core that drives one country's clearing adapter.\n"
-      "It reserves funds and publishes TransferRequested on core.<cc>.payments.v1 (from --jsonl "
-      "or\n"
-      "--transfers N --seed S), serves its catch-up API, consumes adapter.<cc>.payments.v1, "
-      "completes\n"
-      "or releases each reservation, and prints a report. First stdout line: 'catch-up "
-      "HOST:PORT'.\n"
-      "Exit 0: every reservation resolved exactly once; 1: not so; 2: bad flags or start failed."};
+// Where the core lives and whom it talks to.
+void add_connection_options(CLI::App& app, cs::CoreSimOptions& o) {
   app.add_option("--country", o.country, "dk, se or no")
       ->capture_default_str()
       ->check(CLI::IsMember({"dk", "se", "no"}));
@@ -82,6 +76,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   app.add_option("--api-token", o.api_token, "bearer token required on the core's catch-up API")
       ->envname("CORE_SIM_API_TOKEN");
+}
+
+// The transfers it requests: a JSONL file, or generated.
+void add_source_options(CLI::App& app, cs::CoreSimOptions& o, std::string& jsonl) {
   auto* jsonl_option =
       app.add_option("--jsonl", jsonl, "source: JSONL file, one TransferRequested data per line")
           ->check(CLI::ExistingFile);
@@ -105,6 +103,10 @@ int main(int argc, char** argv) {
   app.add_option("--amount-limit-minor", o.amount_limit_minor,
                  "generator: over-limit requests exceed this")
       ->capture_default_str();
+}
+
+// Batching, pacing and the consumer.
+void add_tuning_options(CLI::App& app, cs::CoreSimOptions& o) {
   app.add_option("--batch", o.publish_batch_max, "transfers per transaction")
       ->capture_default_str()
       ->check(CLI::Range(1, cs::kPublishBatchMax));
@@ -120,54 +122,139 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, cs::kRelayRoundIntervalMsMax));
   app.add_option("--consumer-group", o.consumer_group,
                  "Kafka consumer group (default core-sim-<cc>)");
-  app.add_option("--timeout-s", timeout_s,
+}
+
+void add_run_options(CLI::App& app, RunFlags& flags) {
+  app.add_option("--timeout-s", flags.timeout_s,
                  "give up waiting for outcomes after this long (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0, 86'400 * 7));
-  app.add_option("--progress-s", progress_s, "log progress every this many seconds (0: never)")
+  app.add_option("--progress-s", flags.progress_s,
+                 "log progress every this many seconds (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600));
-  app.add_flag("--json", json, "print the report as JSON");
+  app.add_flag("--json", flags.json, "print the report as JSON");
   app.add_flag(
-      "--stay", stay,
+      "--stay", flags.stay,
       "keep consuming after every transfer resolved (incoming payments, late messages) until\n"
       "SIGTERM/SIGINT; the exit code is then that of a finished run");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str();
+}
+
+// The flags into `o` and `flags`; an exit code when the process is to end here (--help: 0,
+// bad flags: 2).
+std::optional<int> parse_flags(int argc, char** argv, cs::CoreSimOptions& o, RunFlags& flags) {
+  CLI::App app{
+      "core-sim: a small event-sourced banking core that drives one country's clearing adapter.\n"
+      "It reserves funds and publishes TransferRequested on core.<cc>.payments.v1 (from --jsonl "
+      "or\n"
+      "--transfers N --seed S), serves its catch-up API, consumes adapter.<cc>.payments.v1, "
+      "completes\n"
+      "or releases each reservation, and prints a report. First stdout line: 'catch-up "
+      "HOST:PORT'.\n"
+      "Exit 0: every reservation resolved exactly once; 1: not so; 2: bad flags or start failed."};
+  add_connection_options(app, o);
+  add_source_options(app, o, flags.jsonl);
+  add_tuning_options(app, o);
+  add_run_options(app, flags);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  if (!clearing::base::set_log_level(log_level)) {
-    std::cerr << "unknown --log-level " << log_level << "\n";
+  if (!clearing::base::set_log_level(flags.log_level)) {
+    std::cerr << "unknown --log-level " << flags.log_level << "\n";
     return 2;
   }
-  if (!jsonl.empty()) o.jsonl_path = jsonl;
+  if (!flags.jsonl.empty()) o.jsonl_path = flags.jsonl;
+  return std::nullopt;
+}
+
+// --kafka embedded: a mock cluster in this process with both topics; `o` then points at it.
+tl::expected<std::unique_ptr<clearing::external_streams::EmbeddedKafka>, std::string>
+start_embedded_kafka(cs::CoreSimOptions& o) {
+  auto embedded = clearing::external_streams::EmbeddedKafka::start(1);
+  if (!embedded) return tl::unexpected(embedded.error());
+  for (const auto& [prefix, partitions] :
+       {std::pair{"core.", o.core_partitions}, {"adapter.", o.adapter_partitions}})
+    if (auto created = (*embedded)->create_topic(prefix + o.country + ".payments.v1", partitions);
+        !created)
+      return tl::unexpected(created.error());
+  o.kafka_bootstrap = (*embedded)->bootstrap_servers();
+  return embedded;
+}
+
+void log_progress(const cs::CoreSim& sim) {
+  const auto p = sim.progress();
+  clearing::base::module_logger("core_sim")
+      ->info(
+          "progress planned={} processed={} requested={} refused={} succeeded={} rejected={} "
+          "open={}",
+          p.total_planned, p.processed, p.requested, p.refused, p.succeeded, p.rejected, p.open);
+}
+
+struct Waited {
+  bool done = false;       // every requested transfer resolved
+  bool timed_out = false;  // --timeout-s ran out first
+};
+
+// Until every transfer is resolved (with --stay: until a signal), a signal, or --timeout-s.
+Waited wait_for_outcomes(cs::CoreSim& sim, const RunFlags& flags) {
+  const auto begun = Clock::now();
+  auto last_progress = begun;
+  Waited w;
+  while ((!w.done || flags.stay) && g_signalled == 0) {
+    w.done = sim.wait_until_done(kWaitSlice) || w.done;
+    if (w.done) {  // only with --stay
+      std::this_thread::sleep_for(kWaitSlice);
+      continue;
+    }
+    const auto now = Clock::now();
+    if (flags.progress_s > 0 && now - last_progress >= std::chrono::seconds(flags.progress_s)) {
+      last_progress = now;
+      log_progress(sim);
+    }
+    if (flags.timeout_s > 0 && now - begun >= std::chrono::seconds(flags.timeout_s)) {
+      w.timed_out = true;
+      break;
+    }
+  }
+  return w;
+}
+
+// Stopped by a signal: open transfers are expected (they resume on restart); only a
+// violation fails the run. Otherwise every reservation must be resolved exactly once.
+// With --stay, a run that had finished before the signal is judged as finished.
+int exit_code(const cs::Report& report, const Waited& w) {
+  const bool signalled = g_signalled != 0 && !w.done && !w.timed_out;
+  const bool failed = signalled
+                          ? (report.violations.total() > 0 || report.resolved_twice_in_ledger > 0)
+                          : !report.resolved_exactly_once;
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  clearing::base::init_logging();
+  cs::CoreSimOptions o;
+  RunFlags flags;
+  if (const auto exit = parse_flags(argc, argv, o, flags)) return *exit;
 
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
 
   std::unique_ptr<clearing::external_streams::EmbeddedKafka> embedded;
   if (o.kafka_bootstrap == "embedded") {
-    auto started = clearing::external_streams::EmbeddedKafka::start(1);
+    auto started = start_embedded_kafka(o);
     if (!started) {
       std::cerr << "core-sim: embedded Kafka: " << started.error() << "\n";
       return 2;
     }
     embedded = std::move(*started);
-    for (const auto& [prefix, partitions] :
-         {std::pair{"core.", o.core_partitions}, {"adapter.", o.adapter_partitions}}) {
-      if (auto created = embedded->create_topic(prefix + o.country + ".payments.v1", partitions);
-          !created) {
-        std::cerr << "core-sim: embedded Kafka: " << created.error() << "\n";
-        return 2;
-      }
-    }
-    o.kafka_bootstrap = embedded->bootstrap_servers();
   }
-
   auto sim = cs::CoreSim::create(o);
   if (!sim) {
     std::cerr << "core-sim: " << sim.error() << "\n";
@@ -179,45 +266,12 @@ int main(int argc, char** argv) {
   }
   std::cout << "catch-up " << o.http_host << ":" << (*sim)->catch_up_port() << std::endl;
 
-  const auto begun = std::chrono::steady_clock::now();
-  auto last_progress = begun;
-  bool done = false;
-  bool timed_out = false;
-  while ((!done || stay) && g_signalled == 0) {
-    done = (*sim)->wait_until_done(kWaitSlice) || done;
-    if (done) {  // only with --stay
-      std::this_thread::sleep_for(kWaitSlice);
-      continue;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (progress_s > 0 && now - last_progress >= std::chrono::seconds(progress_s)) {
-      last_progress = now;
-      const auto p = (*sim)->progress();
-      clearing::base::module_logger("core_sim")
-          ->info(
-              "progress planned={} processed={} requested={} refused={} succeeded={} rejected={} "
-              "open={}",
-              p.total_planned, p.processed, p.requested, p.refused, p.succeeded, p.rejected,
-              p.open);
-    }
-    if (timeout_s > 0 && now - begun >= std::chrono::seconds(timeout_s)) {
-      timed_out = true;
-      break;
-    }
-  }
+  const auto waited = wait_for_outcomes(**sim, flags);
   (*sim)->stop();
   const auto report = (*sim)->report();
-  if (json) {
+  if (flags.json)
     std::cout << cs::to_json(report).dump(2) << std::endl;
-  } else {
+  else
     std::cout << cs::to_text(report) << std::flush;
-  }
-  // Stopped by a signal: open transfers are expected (they resume on restart); only a
-  // violation fails the run. Otherwise every reservation must be resolved exactly once.
-  // With --stay, a run that had finished before the signal is judged as finished.
-  const bool signalled = g_signalled != 0 && !done && !timed_out;
-  const bool failed = signalled
-                          ? (report.violations.total() > 0 || report.resolved_twice_in_ledger > 0)
-                          : !report.resolved_exactly_once;
-  return failed ? 1 : 0;
+  return exit_code(report, waited);
 }
