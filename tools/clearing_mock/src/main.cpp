@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "clearing/clearing_mock/mock_server.hpp"
 
@@ -74,23 +76,10 @@ void add_fault_flags(CLI::App& app, FaultSettings& faults) {
       ->group("Faults");
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  namespace mock = clearing::clearing_mock;
-  mock::MockOptions options;
-  CLI::App app{
-      "clearing-mock: a stubbed national clearing API (POST /v1/transfers, GET "
-      "/v1/transfers/{reference}, GET /v1/incoming) with an idempotency store, a ledger, "
-      "per-country validation, a cut-off, and seeded fault injection.\n"
-      "Admin (bearer token too): GET /admin/ledger, GET /admin/stats, GET|PUT /admin/faults, "
-      "POST /admin/incoming.\n"
-      "Rules: creditor account ending 0004 -> RJCT AC04, 0006 -> AC06; amount over "
-      "--amount-max -> AM02; other currency -> AM03; invalid account -> AC01. After the "
-      "cut-off transfers answer 202 PDNG and settle on the --settle-after-inquiries-th "
-      "status inquiry."};
-  std::string country = "dk";
-  std::string cutoff;
+// The clearing's own rules and the server: everything but the faults. The country and the
+// cut-off arrive as text, checked after parsing.
+void add_clearing_flags(CLI::App& app, clearing::clearing_mock::MockOptions& options,
+                        std::string& country, std::string& cutoff) {
   app.add_option("--host", options.host, "address to listen on")->capture_default_str();
   app.add_option("--port", options.port, "port; 0 picks a free one (printed on stdout)")
       ->check(CLI::Range(0, 65535))
@@ -114,7 +103,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--incoming-count", options.incoming_generated,
                  "incoming payments generated from the seed")
-      ->check(CLI::Range(0, mock::kIncomingPaymentsMax))
+      ->check(CLI::Range(0, clearing::clearing_mock::kIncomingPaymentsMax))
       ->capture_default_str();
   app.add_option("--incoming-resend", options.incoming_resend_probability,
                  "probability that a feed page re-sends the last delivered payment")
@@ -123,20 +112,48 @@ int main(int argc, char** argv) {
   app.add_option("--threads", options.threads, "server threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+}
+
+// "HH:MM" (UTC) as minutes after midnight; nullopt when it is not that.
+std::optional<int> cutoff_minute(const std::string& cutoff) {
+  int hours = -1;
+  int minutes = -1;
+  char tail = 0;
+  if (std::sscanf(cutoff.c_str(), "%2d:%2d%c", &hours, &minutes, &tail) != 2 || hours < 0 ||
+      hours > 23 || minutes < 0 || minutes > 59)
+    return std::nullopt;
+  return hours * 60 + minutes;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace mock = clearing::clearing_mock;
+  mock::MockOptions options;
+  CLI::App app{
+      "clearing-mock: a stubbed national clearing API (POST /v1/transfers, GET "
+      "/v1/transfers/{reference}, GET /v1/incoming) with an idempotency store, a ledger, "
+      "per-country validation, a cut-off, and seeded fault injection.\n"
+      "Admin (bearer token too): GET /admin/ledger, GET /admin/stats, GET|PUT /admin/faults, "
+      "POST /admin/incoming.\n"
+      "Rules: creditor account ending 0004 -> RJCT AC04, 0006 -> AC06; amount over "
+      "--amount-max -> AM02; other currency -> AM03; invalid account -> AC01. After the "
+      "cut-off transfers answer 202 PDNG and settle on the --settle-after-inquiries-th "
+      "status inquiry."};
+  std::string country = "dk";
+  std::string cutoff;
+  add_clearing_flags(app, options, country, cutoff);
   add_fault_flags(app, options.faults);
   CLI11_PARSE(app, argc, argv);
 
   options.country = *clearing::sagas::parse_country(country);
   if (!cutoff.empty()) {
-    int hours = -1;
-    int minutes = -1;
-    char tail = 0;
-    if (std::sscanf(cutoff.c_str(), "%2d:%2d%c", &hours, &minutes, &tail) != 2 || hours < 0 ||
-        hours > 23 || minutes < 0 || minutes > 59) {
+    const auto minute = cutoff_minute(cutoff);
+    if (!minute) {
       std::cerr << "clearing-mock: --cutoff must be HH:MM, got '" << cutoff << "'\n";
       return 2;
     }
-    options.cutoff_minute_utc = hours * 60 + minutes;
+    options.cutoff_minute_utc = *minute;
   }
 
   auto server = mock::MockServer::start(options);
