@@ -15,37 +15,48 @@ std::int64_t scalar(pqxx::connection& c, const std::string& sql) {
   return r.empty() || r[0][0].is_null() ? 0 : r[0][0].as<std::int64_t>();
 }
 
-}  // namespace
+using LedgerByReference = std::map<std::string, const clearing_mock::LedgerEntry*>;
+using PartitionKey = std::pair<std::string, int>;
 
-Checks reconcile(const Books& books) {
-  Checks out;
-  pqxx::connection adapter(books.adapter_database_url);
-  pqxx::connection core(books.core_database_url);
+// A (stream, partition, value) query as a map by partition.
+std::map<PartitionKey, std::int64_t> by_partition(pqxx::connection& c, const std::string& sql) {
+  pqxx::nontransaction tx(c);
+  std::map<PartitionKey, std::int64_t> out;
+  for (const auto& r : tx.exec(sql))
+    out[{r[0].as<std::string>(), r[1].as<int>()}] = r[2].as<std::int64_t>();
+  return out;
+}
 
-  // 1. No money moves twice.
-  std::map<std::string, const clearing_mock::LedgerEntry*> ledger;
+// Partitions of the external streams a database wrote whose seqs are not 1..max.
+std::int64_t partitions_with_gaps(pqxx::connection& c) {
+  return scalar(c,
+                "select count(*) from (select stream, partition, count(*) c, max(seq) m from "
+                "external_events group by 1, 2) s where c <> m");
+}
+
+// 1. No money moves twice.
+Check no_money_moves_twice(const std::vector<clearing_mock::LedgerEntry>& ledger) {
   int executions_max = 0, executed = 0;
-  for (const auto& e : books.ledger) {
-    ledger[e.reference] = &e;
+  for (const auto& e : ledger) {
     executions_max = std::max(executions_max, e.execution_count);
     executed += e.execution_count > 0;
   }
-  out.checks.push_back(
-      {"1. no money moves twice: executions per transfer in the ledger <= 1", executions_max <= 1,
-       "max executions " + n(executions_max) + ", transfers executed " + n(executed)});
+  return {"1. no money moves twice: executions per transfer in the ledger <= 1",
+          executions_max <= 1,
+          "max executions " + n(executions_max) + ", transfers executed " + n(executed)};
+}
 
-  // 2. Nothing is lost: every request has exactly one outcome on the core, agreeing with
-  //    the ledger.
-  std::int64_t requested = 0, succeeded = 0, rejected = 0, open = 0, disagree = 0,
-               rejected_after_timeout = 0;
+// 2. Nothing is lost: every request has exactly one outcome on the core, agreeing with
+//    the ledger.
+Check nothing_is_lost(pqxx::connection& core, const LedgerByReference& ledger) {
+  std::int64_t requested = 0, succeeded = 0, rejected = 0, open = 0, disagree = 0;
   {
     pqxx::nontransaction tx(core);
     for (const auto& row :
          tx.exec("select transfer_id, status, coalesce(reason_code, '') from core_transfers")) {
       ++requested;
-      const auto id = row[0].as<std::string>();
       const auto status = row[1].as<std::string>();
-      const auto it = ledger.find(id);
+      const auto it = ledger.find(row[0].as<std::string>());
       const bool in_ledger_executed = it != ledger.end() && it->second->execution_count > 0;
       if (status == "succeeded") {
         ++succeeded;
@@ -59,49 +70,39 @@ Checks reconcile(const Books& books) {
     }
   }
   const auto resolved_twice = scalar(core, "select count(*) from core_violations");
-  out.checks.push_back(
-      {"2. nothing is lost: every TransferRequested has exactly one outcome, agreeing with the "
-       "ledger",
-       open == 0 && disagree == 0 && resolved_twice == 0,
-       "requested " + n(requested) + ", succeeded " + n(succeeded) + ", rejected " + n(rejected) +
-           ", still open " + n(open) + ", disagreeing with the ledger " + n(disagree) +
-           ", resolved twice " + n(resolved_twice)});
+  return {
+      "2. nothing is lost: every TransferRequested has exactly one outcome, agreeing with the "
+      "ledger",
+      open == 0 && disagree == 0 && resolved_twice == 0,
+      "requested " + n(requested) + ", succeeded " + n(succeeded) + ", rejected " + n(rejected) +
+          ", still open " + n(open) + ", disagreeing with the ledger " + n(disagree) +
+          ", resolved twice " + n(resolved_twice)};
+}
 
-  // 3. Order and completeness of every stream partition, both directions.
-  const auto adapter_gaps =
-      scalar(adapter,
-             "select count(*) from (select stream, partition, count(*) c, max(seq) m from "
-             "external_events group by 1, 2) s where c <> m");
-  const auto core_gaps =
-      scalar(core,
-             "select count(*) from (select stream, partition, count(*) c, max(seq) m from "
-             "external_events group by 1, 2) s where c <> m");
-  // What each side applied of the other's stream equals what the other wrote.
+// 3. Order and completeness of every stream partition, both directions: what each side
+//    applied of the other's stream equals what the other wrote.
+Check streams_complete(pqxx::connection& adapter, pqxx::connection& core) {
+  const auto adapter_gaps = partitions_with_gaps(adapter);
+  const auto core_gaps = partitions_with_gaps(core);
+  const auto heads = "select stream, partition, head from external_stream_heads";
+  const auto applied = "select stream, partition, last_seq from inbound_stream_progress";
+  const auto core_heads = by_partition(core, heads);
+  const auto adapter_heads = by_partition(adapter, heads);
+  auto adapter_applied = by_partition(adapter, applied);
+  auto core_applied = by_partition(core, applied);
   std::int64_t behind = 0;
-  {
-    pqxx::nontransaction a(adapter), c(core);
-    std::map<std::pair<std::string, int>, std::int64_t> core_heads, adapter_heads;
-    for (const auto& r : c.exec("select stream, partition, head from external_stream_heads"))
-      core_heads[{r[0].as<std::string>(), r[1].as<int>()}] = r[2].as<std::int64_t>();
-    for (const auto& r : a.exec("select stream, partition, head from external_stream_heads"))
-      adapter_heads[{r[0].as<std::string>(), r[1].as<int>()}] = r[2].as<std::int64_t>();
-    std::map<std::pair<std::string, int>, std::int64_t> adapter_applied, core_applied;
-    for (const auto& r : a.exec("select stream, partition, last_seq from inbound_stream_progress"))
-      adapter_applied[{r[0].as<std::string>(), r[1].as<int>()}] = r[2].as<std::int64_t>();
-    for (const auto& r : c.exec("select stream, partition, last_seq from inbound_stream_progress"))
-      core_applied[{r[0].as<std::string>(), r[1].as<int>()}] = r[2].as<std::int64_t>();
-    for (const auto& [key, head] : core_heads) behind += adapter_applied[key] != head;
-    for (const auto& [key, head] : adapter_heads)
-      if (key.first.find(".payments.") != std::string::npos) behind += core_applied[key] != head;
-  }
-  out.checks.push_back(
-      {"3. order and completeness: every partition gapless, applied in full and in order",
-       adapter_gaps == 0 && core_gaps == 0 && behind == 0,
-       "partitions with gaps: adapter " + n(adapter_gaps) + ", core " + n(core_gaps) +
-           "; partitions not applied to the head " + n(behind)});
+  for (const auto& [key, head] : core_heads) behind += adapter_applied[key] != head;
+  for (const auto& [key, head] : adapter_heads)
+    if (key.first.find(".payments.") != std::string::npos) behind += core_applied[key] != head;
+  return {"3. order and completeness: every partition gapless, applied in full and in order",
+          adapter_gaps == 0 && core_gaps == 0 && behind == 0,
+          "partitions with gaps: adapter " + n(adapter_gaps) + ", core " + n(core_gaps) +
+              "; partitions not applied to the head " + n(behind)};
+}
 
-  // 4. Traceability: every external event to its internal event, every transfer to the
-  //    core event that started it.
+// 4. Traceability: every external event to its internal event, every transfer to the
+//    core event that started it.
+Check traceable(pqxx::connection& adapter) {
   const auto uncaused_external =
       scalar(adapter,
              "select count(*) from external_events x where not exists "
@@ -114,14 +115,16 @@ Checks reconcile(const Books& books) {
       scalar(adapter,
              "select count(*) from events where stream_id like 'transfer-%' and "
              "type <> 'TransferInitiated' and coalesce(metadata->>'causation_id', '') = ''");
-  out.checks.push_back(
-      {"4. traceability: every external event and clearing answer traces back to its cause",
-       uncaused_external == 0 && uncaused_transfers == 0 && uncaused_answers == 0,
-       "external events without a cause " + n(uncaused_external) +
-           ", transfers without a core event " + n(uncaused_transfers) +
-           ", internal events without a cause " + n(uncaused_answers)});
+  return {"4. traceability: every external event and clearing answer traces back to its cause",
+          uncaused_external == 0 && uncaused_transfers == 0 && uncaused_answers == 0,
+          "external events without a cause " + n(uncaused_external) +
+              ", transfers without a core event " + n(uncaused_transfers) +
+              ", internal events without a cause " + n(uncaused_answers)};
+}
 
-  // 5. A timeout is never a rejection; one transfer, one key; terminal outcomes stay.
+// 5. A timeout is never a rejection; one transfer, one key; terminal outcomes stay.
+Check timeouts_and_terminals(pqxx::connection& adapter, const LedgerByReference& ledger) {
+  std::int64_t rejected_after_timeout = 0;
   {
     pqxx::nontransaction tx(adapter);
     for (const auto& row :
@@ -138,13 +141,15 @@ Checks reconcile(const Books& books) {
              "having count(*) > 1) t");
   const auto alarms = scalar(
       adapter, "select count(*) from events where type = 'ContradictingClearingAnswerReceived'");
-  out.checks.push_back({"5. a timeout is never a rejection; a terminal outcome never changes",
-                        rejected_after_timeout == 0 && terminal_twice == 0,
-                        "rejections without a clearing RJCT " + n(rejected_after_timeout) +
-                            ", transfers with two terminal events " + n(terminal_twice) +
-                            ", contradiction alarms " + n(alarms)});
+  return {"5. a timeout is never a rejection; a terminal outcome never changes",
+          rejected_after_timeout == 0 && terminal_twice == 0,
+          "rejections without a clearing RJCT " + n(rejected_after_timeout) +
+              ", transfers with two terminal events " + n(terminal_twice) +
+              ", contradiction alarms " + n(alarms)};
+}
 
-  // 6. Bad input is kept, with its reason.
+// 6. Bad input is kept, with its reason.
+Check bad_input_parked(pqxx::connection& adapter, pqxx::connection& core) {
   std::string parked;
   {
     pqxx::nontransaction tx(adapter);
@@ -153,18 +158,35 @@ Checks reconcile(const Books& books) {
       parked += " " + row[0].as<std::string>() + "=" + row[1].as<std::string>();
   }
   const auto core_parked = scalar(core, "select count(*) from core_parked_messages");
-  out.checks.push_back(
-      {"6. bad input is parked with its reason, never dropped", core_parked == 0,
-       "parked by the adapter:" + (parked.empty() ? std::string(" none") : parked) +
-           "; parked by the core " + n(core_parked)});
+  return {"6. bad input is parked with its reason, never dropped", core_parked == 0,
+          "parked by the adapter:" + (parked.empty() ? std::string(" none") : parked) +
+              "; parked by the core " + n(core_parked)};
+}
 
-  {
-    pqxx::nontransaction tx(adapter);
-    const auto r = tx.exec(
-        "select substr(stream_id, 10) from events where stream_id like 'transfer-%' "
-        "group by stream_id order by count(*) desc, stream_id limit 1");
-    if (!r.empty()) out.most_troubled_transfer = r[0][0].as<std::string>();
-  }
+// The transfer with the most events ("" when none).
+std::string most_troubled_transfer(pqxx::connection& adapter) {
+  pqxx::nontransaction tx(adapter);
+  const auto r = tx.exec(
+      "select substr(stream_id, 10) from events where stream_id like 'transfer-%' "
+      "group by stream_id order by count(*) desc, stream_id limit 1");
+  return r.empty() ? std::string() : r[0][0].as<std::string>();
+}
+
+}  // namespace
+
+Checks reconcile(const Books& books) {
+  pqxx::connection adapter(books.adapter_database_url);
+  pqxx::connection core(books.core_database_url);
+  LedgerByReference ledger;
+  for (const auto& e : books.ledger) ledger[e.reference] = &e;
+  Checks out;
+  out.checks.push_back(no_money_moves_twice(books.ledger));
+  out.checks.push_back(nothing_is_lost(core, ledger));
+  out.checks.push_back(streams_complete(adapter, core));
+  out.checks.push_back(traceable(adapter));
+  out.checks.push_back(timeouts_and_terminals(adapter, ledger));
+  out.checks.push_back(bad_input_parked(adapter, core));
+  out.most_troubled_transfer = most_troubled_transfer(adapter);
   return out;
 }
 
