@@ -87,6 +87,142 @@ void draw_progress(const core_sim::Progress& p, double elapsed_s, bool tty) {
   std::fflush(stderr);
 }
 
+// The demo's two databases on the server, named for this second.
+struct DemoDatabases {
+  std::string adapter, core;
+};
+
+tl::expected<DemoDatabases, std::string> create_databases(const std::string& server) {
+  const std::string suffix = std::to_string(std::time(nullptr));
+  DemoDatabases names{"clearing_dk_demo_" + suffix, "core_dk_demo_" + suffix};
+  try {
+    pqxx::connection admin(server);
+    pqxx::nontransaction tx(admin);
+    tx.exec("create database " + names.adapter);
+    tx.exec("create database " + names.core);
+  } catch (const std::exception& e) {
+    return tl::unexpected(std::string(e.what()));
+  }
+  return names;
+}
+
+// The clearing of the config's country, with realistic faults from the demo's seed.
+clearing_mock::MockOptions mock_options(const DemoOptions& options,
+                                        const config::AdapterConfig& cfg) {
+  clearing_mock::MockOptions mock;
+  mock.seed = options.seed;
+  mock.threads = 2;
+  mock.bearer_token = base::new_uuid();
+  mock.amount_minor_max = cfg.country.amount_limit_minor;
+  mock.faults = realistic_faults();
+  mock.cutoff_minute_utc = static_cast<int>(cfg.country.cutoff_utc.count());
+  mock.settle_after_inquiries = 2;
+  return mock;
+}
+
+// Where the others are, and timings short enough to watch.
+struct Wiring {
+  std::string adapter_database_url, core_database_url, clearing_url, clearing_token, api_token;
+  int adapter_port = 0, core_port = 0;
+};
+
+void wire_adapter(config::AdapterConfig& cfg, const Wiring& w) {
+  cfg.database.url = w.adapter_database_url;
+  cfg.clearing.base_url = w.clearing_url;
+  cfg.clearing.token = config::Secret(w.clearing_token);
+  cfg.clearing.request_timeout_ms = 1000;
+  cfg.clearing.connect_timeout_ms = 500;
+  cfg.http.address = "127.0.0.1:" + std::to_string(w.adapter_port);
+  cfg.http.api_token = config::Secret(w.api_token);
+  cfg.streams.core_catchup_url = "http://127.0.0.1:" + std::to_string(w.core_port);
+  // Seconds instead of minutes, so a demo's retries and inquiries happen while you watch.
+  cfg.retry = {50, 2000, 2, 2, 300, 1000, 30'000};
+  cfg.dispatcher.lease_ms = 5000;
+  cfg.incoming.poll_interval_ms = 500;
+  // The mock cluster waits out a consumer's whole fetch wait when a fetch finds nothing,
+  // even if messages arrive meanwhile: keep it short (core-sim's consumer too, below).
+  cfg.kafka.fetch_wait_max_ms = kDemoFetchWaitMs;
+}
+
+core_sim::CoreSimOptions core_options(const DemoOptions& options, const config::AdapterConfig& cfg,
+                                      const Wiring& w, const std::string& bootstrap,
+                                      int adapter_http_port) {
+  core_sim::CoreSimOptions core;
+  core.country = std::string(config::country_code_lower(cfg.country.code));
+  core.database_url = w.core_database_url;
+  core.kafka_bootstrap = bootstrap;
+  core.fetch_wait_max_ms = kDemoFetchWaitMs;
+  core.core_partitions = cfg.streams.inbound.partitions;
+  core.adapter_partitions = cfg.streams.outbound.front().partitions;
+  core.adapter_catch_up_url = "http://127.0.0.1:" + std::to_string(adapter_http_port);
+  core.adapter_api_token = w.api_token;
+  core.http_port = w.core_port;
+  core.api_token = w.api_token;
+  if (options.transfers > 0) {
+    core.transfers = options.transfers;
+  } else {
+    core.jsonl_path = options.file;
+  }
+  core.seed = options.seed;
+  core.rate_per_s = options.rate_per_s;
+  core.amount_limit_minor = cfg.country.amount_limit_minor;
+  return core;
+}
+
+// Until every transfer is resolved or --timeout; true when resolved.
+bool wait_with_progress(core_sim::CoreSim& sim, const DemoOptions& options) {
+  const bool tty = isatty(STDERR_FILENO) && !options.quiet;
+  const auto began = std::chrono::steady_clock::now();
+  const auto deadline = began + std::chrono::seconds(options.timeout_s);
+  auto last_line = began;
+  bool done = false;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    done = sim.wait_until_done(std::chrono::milliseconds(250));
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - began).count();
+    if (tty || (!options.quiet && now - last_line > std::chrono::seconds(2)) || done) {
+      draw_progress(sim.progress(), elapsed, tty);
+      last_line = now;
+    }
+  }
+  if (tty) std::fprintf(stderr, "\n");
+  return done;
+}
+
+void print_figures(const core_sim::Report& report, const clearing_mock::MockStats& mock_stats) {
+  std::cout << "\n== Figures ==\n";
+  std::printf("  transfers/s (requested -> resolved): %.1f\n", report.resolved_per_s);
+  std::printf(
+      "  latency TransferRequested -> outcome applied: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n",
+      report.latency.p50_ms, report.latency.p95_ms, report.latency.p99_ms);
+  std::int64_t calls = 0;
+  for (const auto& [endpoint, n] : mock_stats.requests)
+    if (endpoint == "submit" || endpoint == "inquire") calls += n;
+  std::printf("  clearing calls: %lld for %lld transfers (%lld retries and inquiries)\n",
+              static_cast<long long>(calls), static_cast<long long>(report.requested),
+              static_cast<long long>(std::max<std::int64_t>(0, calls - report.requested)));
+  std::cout << "  faults met:";
+  for (const auto& [fault, n] : mock_stats.faults) std::cout << " " << fault << "=" << n;
+  std::cout << "\n";
+}
+
+void print_trace(const std::string& adapter_database_url, const std::string& transfer_id) {
+  eventstore::DatabaseOptions db;
+  db.url = adapter_database_url;
+  db.connections_max = 1;
+  eventstore::ConnectionPool pool(db);
+  eventstore::EventStore store(pool);
+  adapter::TransferService transfers(store);
+  auto story = adapter::build_trace(pool, transfers, transfer_id);
+  if (story)
+    std::cout << "\n== The transfer with the most trouble ==\n" << adapter::render_trace(*story);
+}
+
+int failed_to_start(const std::string& why) {
+  std::fprintf(stderr, "%s\n", why.c_str());
+  return 2;
+}
+
 }  // namespace
 
 void add_demo_options(CLI::App& app, DemoOptions& o) {
@@ -109,159 +245,63 @@ void add_demo_options(CLI::App& app, DemoOptions& o) {
 
 int run_demo(const DemoOptions& options) {
   const auto server = server_url(options);
-  if (server.empty()) {
-    std::fprintf(
-        stderr,
+  if (server.empty())
+    return failed_to_start(
         "clearing-demo: no PostgreSQL server: run it through scripts/demo (it starts a throwaway "
-        "one) or pass --database-url\n");
-    return 2;
-  }
+        "one) or pass --database-url");
   // The demo's own report is the output; the components' warnings (every injected
   // fault is one) would drown it.
   base::set_log_level("error");
-  const std::string suffix = std::to_string(std::time(nullptr));
-  const std::string adapter_db = "clearing_dk_demo_" + suffix, core_db = "core_dk_demo_" + suffix;
-  try {
-    pqxx::connection admin(server);
-    pqxx::nontransaction tx(admin);
-    tx.exec("create database " + adapter_db);
-    tx.exec("create database " + core_db);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "clearing-demo: cannot create the demo databases: %s\n", e.what());
-    return 2;
-  }
-
+  const auto databases = create_databases(server);
+  if (!databases)
+    return failed_to_start("clearing-demo: cannot create the demo databases: " + databases.error());
   auto loaded = config::load_config(options.config_path, config::Environment::process(), {true});
-  if (!loaded) {
-    std::fprintf(stderr, "clearing-demo: %s\n", loaded.error().to_string().c_str());
-    return 2;
-  }
+  if (!loaded) return failed_to_start("clearing-demo: " + loaded.error().to_string());
   auto cfg = *loaded;
-  const auto cc = std::string(config::country_code_lower(cfg.country.code));
 
   std::fprintf(stderr,
                "demo: Kafka (librdkafka mock cluster), clearing mock with faults, core simulator, "
                "adapter %s\n",
                config::country_code_upper(cfg.country.code).data());
   auto kafka = external_streams::EmbeddedKafka::start(1);
-  if (!kafka) return std::fprintf(stderr, "demo: %s\n", kafka.error().c_str()), 2;
+  if (!kafka) return failed_to_start("demo: " + kafka.error());
   for (const auto& [topic, partitions] : adapter::configured_topics(cfg))
     (void)(*kafka)->create_topic(topic, partitions);
+  const auto clearing = mock_options(options, cfg);
+  auto mock = clearing_mock::MockServer::start(clearing);
+  if (!mock) return failed_to_start("demo: clearing mock: " + mock.error());
 
-  clearing_mock::MockOptions mock_options;
-  mock_options.seed = options.seed;
-  mock_options.threads = 2;
-  mock_options.bearer_token = base::new_uuid();
-  mock_options.amount_minor_max = cfg.country.amount_limit_minor;
-  mock_options.faults = realistic_faults();
-  mock_options.cutoff_minute_utc = static_cast<int>(cfg.country.cutoff_utc.count());
-  mock_options.settle_after_inquiries = 2;
-  auto mock = clearing_mock::MockServer::start(mock_options);
-  if (!mock) return std::fprintf(stderr, "demo: clearing mock: %s\n", mock.error().c_str()), 2;
-
-  const std::string api_token = base::new_uuid();
-  const int adapter_port = free_port(), core_port = free_port();
-  cfg.database.url = with_database(server, adapter_db);
-  cfg.clearing.base_url = (*mock)->base_url();
-  cfg.clearing.token = config::Secret(mock_options.bearer_token);
-  cfg.clearing.request_timeout_ms = 1000;
-  cfg.clearing.connect_timeout_ms = 500;
-  cfg.http.address = "127.0.0.1:" + std::to_string(adapter_port);
-  cfg.http.api_token = config::Secret(api_token);
-  cfg.streams.core_catchup_url = "http://127.0.0.1:" + std::to_string(core_port);
-  // Seconds instead of minutes, so a demo's retries and inquiries happen while you watch.
-  cfg.retry = {50, 2000, 2, 2, 300, 1000, 30'000};
-  cfg.dispatcher.lease_ms = 5000;
-  cfg.incoming.poll_interval_ms = 500;
-  // The mock cluster waits out a consumer's whole fetch wait when a fetch finds nothing,
-  // even if messages arrive meanwhile: keep it short (core-sim's consumer too, below).
-  cfg.kafka.fetch_wait_max_ms = kDemoFetchWaitMs;
-
+  Wiring w{with_database(server, databases->adapter), with_database(server, databases->core),
+           (*mock)->base_url(), clearing.bearer_token, base::new_uuid()};
+  w.adapter_port = free_port();
+  w.core_port = free_port();
+  wire_adapter(cfg, w);
   auto service = adapter::Service::create(cfg, (*kafka)->bootstrap_servers());
-  if (!service) return std::fprintf(stderr, "demo: %s\n", service.error().c_str()), 2;
+  if (!service) return failed_to_start("demo: " + service.error());
   if (auto started = (*service)->start(); !started)
-    return std::fprintf(stderr, "demo: adapter: %s\n", started.error().c_str()), 2;
-
-  core_sim::CoreSimOptions core;
-  core.country = cc;
-  core.database_url = with_database(server, core_db);
-  core.kafka_bootstrap = (*kafka)->bootstrap_servers();
-  core.fetch_wait_max_ms = kDemoFetchWaitMs;
-  core.core_partitions = cfg.streams.inbound.partitions;
-  core.adapter_partitions = cfg.streams.outbound.front().partitions;
-  core.adapter_catch_up_url = "http://127.0.0.1:" + std::to_string((*service)->http_port());
-  core.adapter_api_token = api_token;
-  core.http_port = core_port;
-  core.api_token = api_token;
-  if (options.transfers > 0) {
-    core.transfers = options.transfers;
-  } else {
-    core.jsonl_path = options.file;
-  }
-  core.seed = options.seed;
-  core.rate_per_s = options.rate_per_s;
-  core.amount_limit_minor = cfg.country.amount_limit_minor;
-  auto sim = core_sim::CoreSim::create(core);
-  if (!sim) return std::fprintf(stderr, "demo: core-sim: %s\n", sim.error().c_str()), 2;
+    return failed_to_start("demo: adapter: " + started.error());
+  auto sim = core_sim::CoreSim::create(
+      core_options(options, cfg, w, (*kafka)->bootstrap_servers(), (*service)->http_port()));
+  if (!sim) return failed_to_start("demo: core-sim: " + sim.error());
   if (auto started = (*sim)->start(); !started)
-    return std::fprintf(stderr, "demo: core-sim: %s\n", started.error().c_str()), 2;
+    return failed_to_start("demo: core-sim: " + started.error());
 
-  const bool tty = isatty(STDERR_FILENO) && !options.quiet;
-  const auto began = std::chrono::steady_clock::now();
-  const auto deadline = began + std::chrono::seconds(options.timeout_s);
-  auto last_line = began;
-  bool done = false;
-  while (!done && std::chrono::steady_clock::now() < deadline) {
-    done = (*sim)->wait_until_done(std::chrono::milliseconds(250));
-    const auto now = std::chrono::steady_clock::now();
-    const double elapsed = std::chrono::duration<double>(now - began).count();
-    if (tty || (!options.quiet && now - last_line > std::chrono::seconds(2)) || done) {
-      draw_progress((*sim)->progress(), elapsed, tty);
-      last_line = now;
-    }
-  }
-  if (tty) std::fprintf(stderr, "\n");
+  const bool done = wait_with_progress(**sim, options);
   // Let the last outcomes and incoming payments flow before the books are compared.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const auto report = (*sim)->report();
-  const auto ledger = (*mock)->state().ledger();
-  const auto mock_stats = (*mock)->state().stats();
+  const Books books{w.adapter_database_url, w.core_database_url, (*mock)->state().ledger(),
+                    (*mock)->state().stats()};
   (*sim)->stop();
   (*service)->stop();
 
-  Books books{with_database(server, adapter_db), with_database(server, core_db), ledger,
-              mock_stats};
   const auto checks = reconcile(books);
-
   std::cout << "\n== Core simulator ==\n" << core_sim::to_text(report);
   std::cout << "\n== Reconciliation (core outcomes vs clearing ledger vs adapter streams) ==\n"
             << render(checks);
-  std::cout << "\n== Figures ==\n";
-  std::printf("  transfers/s (requested -> resolved): %.1f\n", report.resolved_per_s);
-  std::printf(
-      "  latency TransferRequested -> outcome applied: p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n",
-      report.latency.p50_ms, report.latency.p95_ms, report.latency.p99_ms);
-  std::int64_t calls = 0;
-  for (const auto& [endpoint, n] : mock_stats.requests)
-    if (endpoint == "submit" || endpoint == "inquire") calls += n;
-  std::printf("  clearing calls: %lld for %lld transfers (%lld retries and inquiries)\n",
-              static_cast<long long>(calls), static_cast<long long>(report.requested),
-              static_cast<long long>(std::max<std::int64_t>(0, calls - report.requested)));
-  std::cout << "  faults met:";
-  for (const auto& [fault, n] : mock_stats.faults) std::cout << " " << fault << "=" << n;
-  std::cout << "\n";
-
-  if (!checks.most_troubled_transfer.empty()) {
-    eventstore::DatabaseOptions db;
-    db.url = with_database(server, adapter_db);
-    db.connections_max = 1;
-    eventstore::ConnectionPool pool(db);
-    eventstore::EventStore store(pool);
-    adapter::TransferService transfers(store);
-    auto story = adapter::build_trace(pool, transfers, checks.most_troubled_transfer);
-    if (story)
-      std::cout << "\n== The transfer with the most trouble ==\n" << adapter::render_trace(*story);
-  }
+  print_figures(report, books.mock_stats);
+  if (!checks.most_troubled_transfer.empty())
+    print_trace(w.adapter_database_url, checks.most_troubled_transfer);
   const bool ok = done && checks.all_hold();
   std::cout << "\n" << (ok ? "All invariants hold." : "INVARIANT VIOLATED (see above).") << "\n";
   if (!done) std::cout << "Not every transfer finished within " << options.timeout_s << " s.\n";
