@@ -16,8 +16,10 @@
 #include <vector>
 
 #include "clearing/clearing_mock/mock_server.hpp"
+#include "transfer_body.hpp"
 
 using namespace clearing::clearing_mock;
+using clearing::clearing_mock::testing::transfer_body;
 using nlohmann::json;
 
 namespace {
@@ -97,19 +99,6 @@ class RawClient {
   std::string buffer_;
 };
 
-std::string transfer_body(const std::string& reference,
-                          const std::string& creditor = "DK5000400440116243") {
-  return json{{"reference", reference},
-              {"amount_minor", 125000},
-              {"currency", "DKK"},
-              {"debtor_account", "5301-0001234567"},
-              {"debtor_name", "Ada Lovelace"},
-              {"creditor_account", creditor},
-              {"creditor_name", "Charles Babbage"},
-              {"remittance_info", "Invoice 42"}}
-      .dump();
-}
-
 std::unique_ptr<MockServer> start(FaultSettings faults, std::uint64_t seed = 5) {
   MockOptions options;
   options.seed = seed;
@@ -117,6 +106,13 @@ std::unique_ptr<MockServer> start(FaultSettings faults, std::uint64_t seed = 5) 
   auto server = MockServer::start(options);
   REQUIRE(server);
   return std::move(*server);
+}
+
+// A mock that gives every answer this hostile fault.
+std::unique_ptr<MockServer> start_always(double FaultSettings::*fault) {
+  FaultSettings faults;
+  faults.*fault = 1;
+  return start(faults);
 }
 
 json parsed(const Reply& reply) { return json::parse(reply.body); }
@@ -164,9 +160,7 @@ TEST_CASE(
 
 TEST_CASE(
     "a duplicate response is the answer twice; an inquiry afterwards answers the truth once") {
-  FaultSettings faults;
-  faults.duplicate_response = 1;
-  auto server = start(faults);
+  auto server = start_always(&FaultSettings::duplicate_response);
   RawClient client(server->port());
   client.send("POST", "/v1/transfers", transfer_body("T-1"), "T-1");
   const auto first = client.read();
@@ -186,9 +180,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a connection the client closes gets the duplicate too, then the close") {
-  FaultSettings faults;
-  faults.duplicate_response = 1;
-  auto server = start(faults);
+  auto server = start_always(&FaultSettings::duplicate_response);
   RawClient client(server->port());
   client.send("POST", "/v1/transfers", transfer_body("T-1"), "T-1", /*keep_alive=*/false);
   const auto first = client.read();
@@ -204,9 +196,7 @@ TEST_CASE("a connection the client closes gets the duplicate too, then the close
 TEST_CASE(
     "a NUL and a 1 MB clearing reference go on the wire; the ledger and later answers keep the "
     "real one") {
-  FaultSettings faults;
-  faults.nul_field = 1;
-  auto server = start(faults);
+  auto server = start_always(&FaultSettings::nul_field);
   RawClient client(server->port());
   client.send("POST", "/v1/transfers", transfer_body("T-1"), "T-1");
   const auto nul = client.read();

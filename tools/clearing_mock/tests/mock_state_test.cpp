@@ -7,22 +7,22 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "transfer_body.hpp"
+
 using namespace clearing::clearing_mock;
+using clearing::clearing_mock::testing::transfer_body;
 using nlohmann::json;
 
 namespace {
 
-std::string body(std::string reference, std::string creditor = "DK5000400440116243",
-                 std::int64_t amount = 125000, std::string currency = "DKK") {
-  return json{{"reference", reference},
-              {"amount_minor", amount},
-              {"currency", currency},
-              {"debtor_account", "5301-0001234567"},
-              {"debtor_name", "Ada Lovelace"},
-              {"creditor_account", creditor},
-              {"creditor_name", "Charles Babbage"},
-              {"remittance_info", "Invoice 42"}}
-      .dump();
+// A clearing with its cut-off at 14:00 UTC, on Friday 2026-11-27 at `hour_utc`.
+MockOptions friday_with_cutoff_at_14(int hour_utc) {
+  MockOptions options;
+  options.cutoff_minute_utc = 14 * 60;
+  options.now = [hour_utc] {
+    return std::chrono::sys_days{std::chrono::year{2026} / 11 / 27} + std::chrono::hours{hour_utc};
+  };
+  return options;
 }
 
 HttpAnswer submit(MockState& state, const std::string& key, const std::string& text) {
@@ -38,15 +38,15 @@ std::string field(const HttpAnswer& answer, const char* name) {
 
 TEST_CASE("a valid transfer executes once and its answer is replayed for the same body") {
   MockState state(MockOptions{});
-  const auto first = submit(state, "t1", body("t1"));
+  const auto first = submit(state, "t1", transfer_body("t1"));
   CHECK(first.status == 201);
   CHECK(field(first, "status") == "ACSC");
   // Same content, other key order and spacing: still the same body.
-  auto reordered = json::parse(body("t1"));
+  auto reordered = json::parse(transfer_body("t1"));
   const auto replay = submit(state, "t1", "  " + reordered.dump(2));
   CHECK(replay.body == first.body);
   CHECK(replay.status == 201);
-  const auto other = submit(state, "t1", body("t1", "DK5000400440116243", 999));
+  const auto other = submit(state, "t1", transfer_body("t1", "DK5000400440116243", 999));
   CHECK(other.status == 422);
   const auto rows = state.ledger();
   REQUIRE(rows.size() == 1);
@@ -56,12 +56,12 @@ TEST_CASE("a valid transfer executes once and its answer is replayed for the sam
 
 TEST_CASE("a key in progress answers 409; an abandoned key leaves no trace") {
   MockState state(MockOptions{});
-  REQUIRE_FALSE(state.begin_submit("t1", body("t1")).has_value());
-  CHECK(state.begin_submit("t1", body("t1"))->status == 409);
+  REQUIRE_FALSE(state.begin_submit("t1", transfer_body("t1")).has_value());
+  CHECK(state.begin_submit("t1", transfer_body("t1"))->status == 409);
   CHECK(state.inquire("t1").status == 409);
   state.abandon_submit("t1");
   CHECK(state.inquire("t1").status == 404);
-  CHECK(submit(state, "t1", body("t1")).status == 201);
+  CHECK(submit(state, "t1", transfer_body("t1")).status == 201);
 }
 
 TEST_CASE("validation: 400 for malformed requests, RJCT with ISO 20022 codes") {
@@ -69,9 +69,9 @@ TEST_CASE("validation: 400 for malformed requests, RJCT with ISO 20022 codes") {
   options.amount_minor_max = 1'000'000;
   MockState state(options);
   CHECK(submit(state, "a", "not json").status == 400);
-  CHECK(submit(state, "a", body("b")).status == 400);  // key differs from reference
-  CHECK(submit(state, "a", body("a", "DK5000400440116243", 0)).status == 400);
-  CHECK(submit(state, "", body("")).status == 400);
+  CHECK(submit(state, "a", transfer_body("b")).status == 400);  // key differs from reference
+  CHECK(submit(state, "a", transfer_body("a", "DK5000400440116243", 0)).status == 400);
+  CHECK(submit(state, "", transfer_body("")).status == 400);
   const struct {
     std::string creditor;
     std::int64_t amount;
@@ -85,7 +85,7 @@ TEST_CASE("validation: 400 for malformed requests, RJCT with ISO 20022 codes") {
   int n = 0;
   for (const auto& c : cases) {
     const auto key = "r" + std::to_string(n++);
-    const auto answer = submit(state, key, body(key, c.creditor, c.amount, c.currency));
+    const auto answer = submit(state, key, transfer_body(key, c.creditor, c.amount, c.currency));
     CHECK(answer.status == 200);
     CHECK(field(answer, "status") == "RJCT");
     CHECK(field(answer, "reason_code") == c.code);
@@ -95,15 +95,11 @@ TEST_CASE("validation: 400 for malformed requests, RJCT with ISO 20022 codes") {
 }
 
 TEST_CASE("after the cut-off a transfer is PDNG and settles on the N-th inquiry") {
-  MockOptions options;
-  options.cutoff_minute_utc = 14 * 60;
-  options.settle_after_inquiries = 2;
   // Friday 2026-11-27 15:00 UTC: after the cut-off, next weekday is Monday 2026-11-30.
-  options.now = [] {
-    return std::chrono::sys_days{std::chrono::year{2026} / 11 / 27} + std::chrono::hours{15};
-  };
+  auto options = friday_with_cutoff_at_14(15);
+  options.settle_after_inquiries = 2;
   MockState state(options);
-  const auto accepted = submit(state, "t1", body("t1"));
+  const auto accepted = submit(state, "t1", transfer_body("t1"));
   CHECK(accepted.status == 202);
   CHECK(field(accepted, "status") == "PDNG");
   CHECK(field(accepted, "settlement_date") == "2026-11-30");
@@ -115,13 +111,9 @@ TEST_CASE("after the cut-off a transfer is PDNG and settles on the N-th inquiry"
 }
 
 TEST_CASE("before the cut-off a transfer settles at once with today's date") {
-  MockOptions options;
-  options.cutoff_minute_utc = 14 * 60;
-  options.now = [] {
-    return std::chrono::sys_days{std::chrono::year{2026} / 11 / 27} + std::chrono::hours{9};
-  };
+  const auto options = friday_with_cutoff_at_14(9);
   MockState state(options);
-  const auto answer = submit(state, "t1", body("t1"));
+  const auto answer = submit(state, "t1", transfer_body("t1"));
   CHECK(answer.status == 201);
   CHECK(field(answer, "settlement_date") == "2026-11-27");
 }
@@ -221,7 +213,7 @@ TEST_CASE(
 TEST_CASE("a NUL or a 1 MB field damages the answer on the wire, never the ledger or the replay") {
   MockOptions options;
   MockState state(options);
-  const auto real = submit(state, "T-1", body("T-1"));
+  const auto real = submit(state, "T-1", transfer_body("T-1"));
   REQUIRE(real.status == 201);
   const auto nul = state.hostile_answer(HostileFault::nul_field, real);
   REQUIRE(nul);
@@ -232,7 +224,7 @@ TEST_CASE("a NUL or a 1 MB field damages the answer on the wire, never the ledge
   REQUIRE(oversize);
   CHECK(field(*oversize, "clearing_reference").size() == reference.size() + kOversizeFieldBytes);
 
-  const auto rejected = submit(state, "T-2", body("T-2", "5301-0000000004"));
+  const auto rejected = submit(state, "T-2", transfer_body("T-2", "5301-0000000004"));
   REQUIRE(field(rejected, "status") == "RJCT");
   const auto nul_reason = state.hostile_answer(HostileFault::nul_field, rejected);
   REQUIRE(nul_reason);
@@ -247,7 +239,7 @@ TEST_CASE("a NUL or a 1 MB field damages the answer on the wire, never the ledge
   CHECK(state.stats().faults.at("oversize_field") == 1);
 
   // The truth stays: one execution, the real reference replayed and inquired.
-  CHECK(submit(state, "T-1", body("T-1")).body == real.body);
+  CHECK(submit(state, "T-1", transfer_body("T-1")).body == real.body);
   CHECK(field(state.inquire("T-1"), "clearing_reference") == reference);
   const auto ledger = state.ledger();
   REQUIRE(ledger.size() == 2);
