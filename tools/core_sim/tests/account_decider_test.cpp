@@ -57,6 +57,14 @@ AccountRejectionCode then_rejected(const AccountCommand& command,
   return decided.error().code;
 }
 
+// The violation of the books a rejected command is, given the history that rejects it.
+std::optional<Violation> then_violation(const AccountCommand& command,
+                                        const std::vector<AccountEvent>& history) {
+  auto decided = AccountDecider::decide(command, given(history));
+  REQUIRE_FALSE(decided.has_value());
+  return violation_of(command, decided.error());
+}
+
 }  // namespace
 
 TEST_CASE("a new account: only OpenAccount is accepted") {
@@ -97,10 +105,8 @@ TEST_CASE("an open account without the reservation") {
     const AccountCommand release = ReleaseReservation{kTransfer, "AC01"};
     CHECK(then_rejected(complete, opened()) == AccountRejectionCode::unknown_reservation);
     CHECK(then_rejected(release, opened()) == AccountRejectionCode::unknown_reservation);
-    auto rejection = AccountDecider::decide(complete, given(opened())).error();
-    CHECK(violation_of(complete, rejection) == Violation::unknown_transfer);
-    CHECK(violation_of(release, AccountDecider::decide(release, given(opened())).error()) ==
-          Violation::unknown_transfer);
+    CHECK(then_violation(complete, opened()) == Violation::unknown_transfer);
+    CHECK(then_violation(release, opened()) == Violation::unknown_transfer);
   }
 }
 
@@ -142,10 +148,8 @@ TEST_CASE("a completed reservation is never resolved again") {
   const AccountCommand release = ReleaseReservation{kTransfer, "AC04"};
   CHECK(then_rejected(complete, completed()) == AccountRejectionCode::already_completed);
   CHECK(then_rejected(release, completed()) == AccountRejectionCode::already_completed);
-  CHECK(violation_of(complete, AccountDecider::decide(complete, given(completed())).error()) ==
-        Violation::double_completion);
-  CHECK(violation_of(release, AccountDecider::decide(release, given(completed())).error()) ==
-        Violation::release_after_completion);
+  CHECK(then_violation(complete, completed()) == Violation::double_completion);
+  CHECK(then_violation(release, completed()) == Violation::release_after_completion);
   CHECK(then_events(ReserveFunds{kTransfer, dkk(2'500)}, completed()).empty());
   CHECK(then_events(OpenAccount{"acct-0001", dkk(10'000)}, completed()).empty());
 }
@@ -155,10 +159,8 @@ TEST_CASE("a released reservation is never resolved again") {
   const AccountCommand release = ReleaseReservation{kTransfer, "AC01"};
   CHECK(then_rejected(complete, released()) == AccountRejectionCode::already_released);
   CHECK(then_rejected(release, released()) == AccountRejectionCode::already_released);
-  CHECK(violation_of(complete, AccountDecider::decide(complete, given(released())).error()) ==
-        Violation::completion_after_release);
-  CHECK(violation_of(release, AccountDecider::decide(release, given(released())).error()) ==
-        Violation::double_release);
+  CHECK(then_violation(complete, released()) == Violation::completion_after_release);
+  CHECK(then_violation(release, released()) == Violation::double_release);
   // The released money is available again.
   CHECK(then_events(ReserveFunds{"t-2", dkk(10'000)}, released()).size() == 1);
 }

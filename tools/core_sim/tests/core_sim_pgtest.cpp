@@ -39,6 +39,17 @@ const StreamSpec kCore{"core.dk.payments.v1", 2};
 const StreamSpec kAdapter{"adapter.dk.payments.v1", 2};
 constexpr std::int64_t kLimitMinor = 1'000'000'000;
 
+// A JSONL source file of the test's own, named for its database; removed when the test ends.
+struct ScratchJsonl {
+  std::filesystem::path path;
+  ScratchJsonl(const std::string& prefix, const testing::TestDatabase& database)
+      : path(std::filesystem::temp_directory_path() / (prefix + database.name() + ".jsonl")) {}
+  ~ScratchJsonl() {
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+  }
+};
+
 std::unique_ptr<external_streams::EmbeddedKafka> start_kafka() {
   auto kafka = external_streams::EmbeddedKafka::start(1);
   REQUIRE_MESSAGE(kafka, (kafka ? "" : kafka.error()));
@@ -345,8 +356,8 @@ TEST_CASE(
     "republishes nothing") {
   auto kafka = start_kafka();
   testing::TestDatabase core_db;
-  const auto path =
-      std::filesystem::temp_directory_path() / ("core_sim_" + core_db.name() + ".jsonl");
+  const ScratchJsonl jsonl("core_sim_", core_db);
+  const auto& path = jsonl.path;
   {
     std::ofstream out(path);  // one batch (publish_batch_max 100)
     out << jsonl_line("jsonl-1", "acct-a", 1000) << "\n"
@@ -420,7 +431,6 @@ TEST_CASE(
         core_db.query_value(
             "select string_agg(seq::text, ',' order by partition, seq) from external_events"));
   CHECK(core_db.query_value("select count(*) from events where type = 'AccountOpened'") == "2");
-  std::filesystem::remove(path);
 }
 
 TEST_CASE(
@@ -428,8 +438,8 @@ TEST_CASE(
     "set-wise") {
   auto kafka = start_kafka();
   testing::TestDatabase core_db;
-  const auto path =
-      std::filesystem::temp_directory_path() / ("core_sim_chain_" + core_db.name() + ".jsonl");
+  const ScratchJsonl jsonl("core_sim_chain_", core_db);
+  const auto& path = jsonl.path;
   // acct-a opens with 10'000: c1 and c3 fit, c4 does not after them, c5 fits what is left.
   std::ofstream(path) << jsonl_line("c1", "acct-a", 4'000) << "\n"
                       << jsonl_line("c2", "acct-b", 1'000) << "\n"
@@ -457,7 +467,6 @@ TEST_CASE(
   CHECK(core_db.query_value("select count(*) from core_transfers t join events e on "
                             "e.event_id::text = t.reserved_event_id"
                             " and e.data->>'transfer_id' = t.transfer_id") == "4");
-  std::filesystem::remove(path);
 }
 
 TEST_CASE("create() names the bad option") {
