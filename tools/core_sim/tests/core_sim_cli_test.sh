@@ -5,11 +5,10 @@
 # a JSON report that says so. Kafka is the process's own embedded cluster (no adapter
 # answers), so every requested transfer stays open. Plain bash (/dev/tcp): no curl needed.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/../../cli_test_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../cli_test_lib.sh"
 sim="$1"
-# Read whole before grep: `grep -q` stops at the first match, and with pipefail core-sim's
-# SIGPIPE on the rest of its --help failed the test now and then (as clearing-mock's did).
-help="$("$sim" --help)"
-grep -q -- '--invalid-share' <<<"$help"
+help_mentions "$sim" '--invalid-share'
 : "${CLEARING_TEST_DATABASE_URL:?run under scripts/with-postgres}"
 : "${CLEARING_PG_BIN:?run under scripts/with-postgres}"
 db="core_sim_cli_$$"
@@ -28,26 +27,18 @@ grep -q -- '--relay-round-interval-ms: Value 1001 not in range' "$out" || { echo
 "$sim" --database-url "$url" --kafka embedded --transfers 20 --seed 3 --api-token core-token \
   --log-level warn >"$out" &
 pid=$!
-for _ in $(seq 1 300); do  # bounded wait for the first line (30 s)
-  [[ -s "$out" ]] && break
-  sleep 0.1
-done
-line="$(head -n 1 "$out")"
+line="$(first_line "$out" 300)"  # a bounded wait (30 s)
 [[ "$line" =~ ^catch-up\ 127\.0\.0\.1:([0-9]+)$ ]] || { echo "bad first line: $line"; exit 1; }
 port="${BASH_REMATCH[1]}"
 
 request() {  # request <authorization header or empty>
-  exec 3<>"/dev/tcp/127.0.0.1/$port"
-  printf 'GET /streams/core.dk.payments.v1/partitions/0/events HTTP/1.1\r\nHost: core\r\n%bConnection: close\r\n\r\n' "$1" >&3
-  head -n 1 <&3
-  exec 3>&-
+  http_get_status "$port" /streams/core.dk.payments.v1/partitions/0/events core "$1"
 }
 request 'Authorization: Bearer core-token\r\n' | grep -q ' 200 '
 request '' | grep -q ' 401 '
 
-kill -TERM "$pid"
 status=0
-wait "$pid" || status=$?
+terminate "$pid" || status=$?
 pid=""
 [[ "$status" -eq 0 ]] || { echo "exit status $status after SIGTERM"; cat "$out"; exit 1; }
 grep -q 'resolved exactly once' "$out" || { echo "no report after SIGTERM"; cat "$out"; exit 1; }
