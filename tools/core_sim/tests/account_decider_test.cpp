@@ -65,6 +65,19 @@ std::optional<Violation> then_violation(const AccountCommand& command,
   return violation_of(command, decided.error());
 }
 
+// Given `history`, both outcomes of kTransfer are refused with `code`, and each is the
+// violation of the books named for it.
+void check_outcomes_refused(const std::vector<AccountEvent>& history, AccountRejectionCode code,
+                            Violation completing, Violation releasing,
+                            const std::string& release_reason) {
+  const AccountCommand complete = CompleteReservation{kTransfer};
+  const AccountCommand release = ReleaseReservation{kTransfer, release_reason};
+  CHECK(then_rejected(complete, history) == code);
+  CHECK(then_rejected(release, history) == code);
+  CHECK(then_violation(complete, history) == completing);
+  CHECK(then_violation(release, history) == releasing);
+}
+
 }  // namespace
 
 TEST_CASE("a new account: only OpenAccount is accepted") {
@@ -101,12 +114,8 @@ TEST_CASE("an open account without the reservation") {
           AccountRejectionCode::currency_mismatch);
   }
   SUBCASE("an outcome for a transfer never reserved is an unknown-transfer violation") {
-    const AccountCommand complete = CompleteReservation{kTransfer};
-    const AccountCommand release = ReleaseReservation{kTransfer, "AC01"};
-    CHECK(then_rejected(complete, opened()) == AccountRejectionCode::unknown_reservation);
-    CHECK(then_rejected(release, opened()) == AccountRejectionCode::unknown_reservation);
-    CHECK(then_violation(complete, opened()) == Violation::unknown_transfer);
-    CHECK(then_violation(release, opened()) == Violation::unknown_transfer);
+    check_outcomes_refused(opened(), AccountRejectionCode::unknown_reservation,
+                           Violation::unknown_transfer, Violation::unknown_transfer, "AC01");
   }
 }
 
@@ -144,23 +153,15 @@ TEST_CASE("an open reservation") {
 }
 
 TEST_CASE("a completed reservation is never resolved again") {
-  const AccountCommand complete = CompleteReservation{kTransfer};
-  const AccountCommand release = ReleaseReservation{kTransfer, "AC04"};
-  CHECK(then_rejected(complete, completed()) == AccountRejectionCode::already_completed);
-  CHECK(then_rejected(release, completed()) == AccountRejectionCode::already_completed);
-  CHECK(then_violation(complete, completed()) == Violation::double_completion);
-  CHECK(then_violation(release, completed()) == Violation::release_after_completion);
+  check_outcomes_refused(completed(), AccountRejectionCode::already_completed,
+                         Violation::double_completion, Violation::release_after_completion, "AC04");
   CHECK(then_events(ReserveFunds{kTransfer, dkk(2'500)}, completed()).empty());
   CHECK(then_events(OpenAccount{"acct-0001", dkk(10'000)}, completed()).empty());
 }
 
 TEST_CASE("a released reservation is never resolved again") {
-  const AccountCommand complete = CompleteReservation{kTransfer};
-  const AccountCommand release = ReleaseReservation{kTransfer, "AC01"};
-  CHECK(then_rejected(complete, released()) == AccountRejectionCode::already_released);
-  CHECK(then_rejected(release, released()) == AccountRejectionCode::already_released);
-  CHECK(then_violation(complete, released()) == Violation::completion_after_release);
-  CHECK(then_violation(release, released()) == Violation::double_release);
+  check_outcomes_refused(released(), AccountRejectionCode::already_released,
+                         Violation::completion_after_release, Violation::double_release, "AC01");
   // The released money is available again.
   CHECK(then_events(ReserveFunds{"t-2", dkk(10'000)}, released()).size() == 1);
 }
