@@ -20,13 +20,16 @@
 #include <utility>
 #include <variant>
 
+#include "clearing/base/name_table.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
 #include "clearing/sagas/transfer_decider.hpp"
 
 namespace clearing::sagas {
 
-template <class Enum, std::size_t N>
-using NameTable = std::array<std::pair<Enum, std::string_view>, N>;
+// The table type and its readers are base's (clearing/base/name_table.hpp).
+using base::name_in;
+using base::NameTable;
+using base::value_in;
 
 inline constexpr NameTable<TransferStatus, 9> kTransferStatusNames{{
     {TransferStatus::empty, "empty"},
@@ -78,24 +81,6 @@ inline constexpr NameTable<IncomingPaymentStatus, 3> kIncomingPaymentStatusNames
     {IncomingPaymentStatus::parked, "parked"},
 }};
 
-// The name of `value`, or nullopt for a value outside the enumeration (a cast integer).
-template <class Enum, std::size_t N>
-constexpr std::optional<std::string_view> name_in(const NameTable<Enum, N>& table,
-                                                  Enum value) noexcept {
-  for (const auto& [candidate, name] : table)
-    if (candidate == value) return name;
-  return std::nullopt;
-}
-
-// The value named exactly `name` (case-sensitive), or nullopt.
-template <class Enum, std::size_t N>
-constexpr std::optional<Enum> value_in(const NameTable<Enum, N>& table,
-                                       std::string_view name) noexcept {
-  for (const auto& [value, candidate] : table)
-    if (candidate == name) return value;
-  return std::nullopt;
-}
-
 // The persisted type names of an event variant, in the order of its alternatives.
 template <class Variant>
 constexpr auto event_type_names() noexcept {
@@ -120,16 +105,7 @@ constexpr std::optional<std::size_t> event_type_index(const std::array<std::stri
 
 namespace names_check {
 
-// Entry i names enumerator i, the last entry is `last`, and no name repeats.
-template <class Enum, std::size_t N>
-constexpr bool lists_every_enumerator(const NameTable<Enum, N>& table, Enum last) {
-  for (std::size_t i = 0; i < N; ++i) {
-    if (static_cast<std::size_t>(table[i].first) != i) return false;
-    for (std::size_t j = 0; j < i; ++j)
-      if (table[j].second == table[i].second) return false;
-  }
-  return table[N - 1].first == last;
-}
+using base::lists_every_enumerator;
 
 template <std::size_t N>
 constexpr bool all_distinct(const std::array<std::string_view, N>& names) {
