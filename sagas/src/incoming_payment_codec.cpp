@@ -46,7 +46,7 @@ nlohmann::json IncomingPaymentCodec::encode(const IncomingPaymentEvent& event) {
   return std::visit([](const auto& e) { return json_fields::encode_event(e, kDescribe); }, event);
 }
 
-tl::expected<IncomingPaymentEvent, std::string> IncomingPaymentCodec::decode(
+tl::expected<IncomingPaymentEvent, eventstore::DecodeError> IncomingPaymentCodec::decode(
     std::string_view type, const nlohmann::json& data) {
   return json_fields::decode_event<IncomingPaymentEvent>(type, data, kDescribe);
 }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "clearing/base/clock.hpp"
+#include "clearing/eventstore/decider.hpp"
 #include "clearing/sagas/account.hpp"
 #include "clearing/sagas/money.hpp"
 #include "clearing/sagas/transfer_decider.hpp"
@@ -140,20 +142,31 @@ class Decoder {
 
   template <class V>
   void operator()(const char* key, V& value) {
-    if (!error_.empty()) return;
+    if (problem_) return;
     const auto it = in_.find(key);
     if (it == in_.end()) {
-      error_ = std::string("missing field ") + key;
+      problem_ = Problem{eventstore::DecodeErrc::missing_field, key};
     } else if (!from_value(*it, value)) {
-      error_ = std::string("invalid field ") + key;
+      problem_ = Problem{eventstore::DecodeErrc::invalid_field, key};
     }
   }
 
-  const std::string& error() const { return error_; }
+  // The first problem as the error of decoding an event of type `type`.
+  std::optional<eventstore::DecodeError> error(std::string_view type) const {
+    if (!problem_) return std::nullopt;
+    const char* what = problem_->code == eventstore::DecodeErrc::missing_field ? "missing field "
+                                                                               : "invalid field ";
+    return eventstore::DecodeError{problem_->code, problem_->field,
+                                   std::string(type) + ": " + what + problem_->field};
+  }
 
  private:
+  struct Problem {
+    eventstore::DecodeErrc code;
+    std::string field;
+  };
   const Json& in_;
-  std::string error_;
+  std::optional<Problem> problem_;
 };
 
 template <class Event, class Describe>
@@ -169,21 +182,26 @@ Json encode_event(const Event& event, Describe describe) {
 // none) is turned into an error too, because decoding reads what is stored, and stored
 // data must never crash the service.
 template <class Variant, class Describe>
-tl::expected<Variant, std::string> decode_event(std::string_view type, const Json& json,
-                                                Describe describe) {
-  if (!json.is_object()) return tl::unexpected(std::string(type) + ": data is not an object");
-  tl::expected<Variant, std::string> result =
-      tl::unexpected("unknown event type " + std::string(type));
+tl::expected<Variant, eventstore::DecodeError> decode_event(std::string_view type, const Json& json,
+                                                            Describe describe) {
+  using eventstore::DecodeErrc;
+  using eventstore::DecodeError;
+  const std::string name(type);
+  if (!json.is_object())
+    return tl::unexpected(
+        DecodeError{DecodeErrc::not_an_object, "", name + ": data is not an object"});
+  tl::expected<Variant, DecodeError> result =
+      tl::unexpected(DecodeError{DecodeErrc::unknown_type, "", "unknown event type " + name});
   const auto try_one = [&](auto tag) {
     using Event = typename decltype(tag)::type;
     if (type != Event::kType) return false;
     Event event;
     Decoder decoder{json};
     describe(event, decoder);
-    if (decoder.error().empty()) {
-      result = Variant{std::move(event)};
+    if (auto error = decoder.error(type)) {
+      result = tl::unexpected(std::move(*error));
     } else {
-      result = tl::unexpected(std::string(type) + ": " + decoder.error());
+      result = Variant{std::move(event)};
     }
     return true;
   };
@@ -193,7 +211,7 @@ tl::expected<Variant, std::string> decode_event(std::string_view type, const Jso
     }
     (std::make_index_sequence<std::variant_size_v<Variant>>{});
   } catch (const Json::exception& e) {
-    result = tl::unexpected(std::string(type) + ": " + e.what());
+    result = tl::unexpected(DecodeError{DecodeErrc::invalid_field, "", name + ": " + e.what()});
   }
   return result;
 }

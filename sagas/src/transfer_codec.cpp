@@ -149,8 +149,8 @@ nlohmann::json TransferCodec::encode(const TransferEvent& event) {
   return std::visit([](const auto& e) { return json_fields::encode_event(e, kDescribe); }, event);
 }
 
-tl::expected<TransferEvent, std::string> TransferCodec::decode(std::string_view type,
-                                                               const nlohmann::json& data) {
+tl::expected<TransferEvent, eventstore::DecodeError> TransferCodec::decode(
+    std::string_view type, const nlohmann::json& data) {
   return json_fields::decode_event<TransferEvent>(type, data, kDescribe);
 }
 

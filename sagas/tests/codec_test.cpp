@@ -4,10 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <type_traits>
+#include <vector>
 
 #include "clearing/sagas/incoming_payment_codec.hpp"
 #include "clearing/sagas/transfer_codec.hpp"
@@ -15,6 +17,8 @@
 using namespace clearing::sagas;
 using clearing::base::Timestamp;
 using Json = nlohmann::json;
+using clearing::eventstore::DecodeErrc;
+using clearing::eventstore::DecodeError;
 
 namespace {
 
@@ -54,7 +58,7 @@ void check_golden(const Event& event, std::string_view type, const char* golden)
   CHECK(Codec::event_type(event) == type);
   CHECK(Codec::encode(event).dump() == expected.dump());
   const auto decoded = Codec::decode(type, expected);
-  REQUIRE_MESSAGE(decoded.has_value(), decoded.error());
+  REQUIRE_MESSAGE(decoded.has_value(), decoded.error().message);
   CHECK(*decoded == event);
 }
 
@@ -357,53 +361,36 @@ TEST_CASE("stored JSON text of one of each event is byte-identical to its golden
   CHECK(seen.size() == std::variant_size_v<IncomingPaymentEvent>);
 }
 
-TEST_CASE("decoding malformed data returns an error naming the problem, and never throws") {
-  const Json good = TransferCodec::encode(TransferSettled{.transfer_id = "t-1",
-                                                          .attempt = 1,
-                                                          .clearing_reference = "CR-1",
-                                                          .settlement_date = "2026-11-26",
-                                                          .latency_ms = 42});
-  const auto error_of = [](std::string_view type, const Json& data) {
-    tl::expected<TransferEvent, std::string> result = tl::unexpected(std::string("not run"));
-    CHECK_NOTHROW(result = TransferCodec::decode(type, data));
-    REQUIRE_FALSE(result.has_value());
-    return result.error();
-  };
-  CHECK(error_of("NoSuchEvent", good) == "unknown event type NoSuchEvent");
-  CHECK(error_of("TransferSettled", Json::array()) == "TransferSettled: data is not an object");
-  CHECK(error_of("TransferSettled", Json("text")) == "TransferSettled: data is not an object");
-  Json missing = good;
-  missing.erase("clearing_reference");
-  CHECK(error_of("TransferSettled", missing) ==
-        "TransferSettled: missing field clearing_reference");
-  Json wrong_type = good;
-  wrong_type["attempt"] = "one";
-  CHECK(error_of("TransferSettled", wrong_type) == "TransferSettled: invalid field attempt");
-  wrong_type["attempt"] = 1.5;
-  CHECK(error_of("TransferSettled", wrong_type) == "TransferSettled: invalid field attempt");
-  wrong_type["attempt"] = 5'000'000'000LL;  // beyond int32
-  CHECK(error_of("TransferSettled", wrong_type) == "TransferSettled: invalid field attempt");
-  Json huge = good;
-  huge["latency_ms"] = std::numeric_limits<std::uint64_t>::max();
-  CHECK(error_of("TransferSettled", huge) == "TransferSettled: invalid field latency_ms");
-  Json null_field = good;
-  null_field["transfer_id"] = nullptr;
-  CHECK(error_of("TransferSettled", null_field) == "TransferSettled: invalid field transfer_id");
+namespace {
 
+// One malformed stored event: decoding it must fail with this code and message.
+struct Malformed {
+  std::string_view type;
+  Json data;
+  DecodeErrc code;
+  std::string field;  // the field the error names, "" when none
+  std::string message;
+};
+
+// `good` with one change made by `edit`.
+Json edited(Json good, const std::function<void(Json&)>& edit) {
+  edit(good);
+  return good;
+}
+
+std::vector<Malformed> malformed_transfer_events() {
+  const Json settled = TransferCodec::encode(TransferSettled{.transfer_id = "t-1",
+                                                             .attempt = 1,
+                                                             .clearing_reference = "CR-1",
+                                                             .settlement_date = "2026-11-26",
+                                                             .latency_ms = 42});
   const Json retry = TransferCodec::encode(RetryScheduled{.transfer_id = "t-1",
                                                           .idempotency_key = "t-1",
                                                           .action = ClearingAction::submit,
                                                           .attempt = 2,
                                                           .due_at = at(0),
                                                           .reason = "r"});
-  Json bad_time = retry;
-  bad_time["due_at"] = "2026-11-26 09:00:00";
-  CHECK(error_of("RetryScheduled", bad_time) == "RetryScheduled: invalid field due_at");
-  Json bad_action = retry;
-  bad_action["action"] = "resubmit";
-  CHECK(error_of("RetryScheduled", bad_action) == "RetryScheduled: invalid field action");
-
-  const Json initiated =
+  const Json initiated_data =
       TransferCodec::encode(TransferInitiated{.request = TransferRequest{.transfer_id = "t-1",
                                                                          .account_id = "a",
                                                                          .amount = dkk(1),
@@ -415,19 +402,66 @@ TEST_CASE("decoding malformed data returns an error naming the problem, and neve
                                               .initiated_at = at(0),
                                               .deadline_at = at(0),
                                               .idempotency_key = "t-1"});
-  Json bad_currency = initiated;
-  bad_currency["amount"]["currency"] = "dkk";
-  CHECK(error_of("TransferInitiated", bad_currency) == "TransferInitiated: invalid field amount");
-  Json bad_scheme = initiated;
-  bad_scheme["debtor"]["account"]["scheme"] = "SWIFT";
-  CHECK(error_of("TransferInitiated", bad_scheme) == "TransferInitiated: invalid field debtor");
-  Json bad_party = initiated;
-  bad_party["creditor"] = Json::array({1, 2});
-  CHECK(error_of("TransferInitiated", bad_party) == "TransferInitiated: invalid field creditor");
+  const auto invalid = DecodeErrc::invalid_field;
+  return {
+      {"NoSuchEvent", settled, DecodeErrc::unknown_type, "", "unknown event type NoSuchEvent"},
+      {"TransferSettled", Json::array(), DecodeErrc::not_an_object, "",
+       "TransferSettled: data is not an object"},
+      {"TransferSettled", Json("text"), DecodeErrc::not_an_object, "",
+       "TransferSettled: data is not an object"},
+      {"TransferSettled", edited(settled, [](Json& d) { d.erase("clearing_reference"); }),
+       DecodeErrc::missing_field, "clearing_reference",
+       "TransferSettled: missing field clearing_reference"},
+      {"TransferSettled", edited(settled, [](Json& d) { d["attempt"] = "one"; }), invalid,
+       "attempt", "TransferSettled: invalid field attempt"},
+      {"TransferSettled", edited(settled, [](Json& d) { d["attempt"] = 1.5; }), invalid, "attempt",
+       "TransferSettled: invalid field attempt"},
+      {"TransferSettled", edited(settled, [](Json& d) { d["attempt"] = 5'000'000'000LL; }), invalid,
+       "attempt", "TransferSettled: invalid field attempt"},  // beyond int32
+      {"TransferSettled",
+       edited(settled,
+              [](Json& d) { d["latency_ms"] = std::numeric_limits<std::uint64_t>::max(); }),
+       invalid, "latency_ms", "TransferSettled: invalid field latency_ms"},
+      {"TransferSettled", edited(settled, [](Json& d) { d["transfer_id"] = nullptr; }), invalid,
+       "transfer_id", "TransferSettled: invalid field transfer_id"},
+      {"RetryScheduled", edited(retry, [](Json& d) { d["due_at"] = "2026-11-26 09:00:00"; }),
+       invalid, "due_at", "RetryScheduled: invalid field due_at"},
+      {"RetryScheduled", edited(retry, [](Json& d) { d["action"] = "resubmit"; }), invalid,
+       "action", "RetryScheduled: invalid field action"},
+      {"TransferInitiated",
+       edited(initiated_data, [](Json& d) { d["amount"]["currency"] = "dkk"; }), invalid, "amount",
+       "TransferInitiated: invalid field amount"},
+      {"TransferInitiated",
+       edited(initiated_data, [](Json& d) { d["debtor"]["account"]["scheme"] = "SWIFT"; }), invalid,
+       "debtor", "TransferInitiated: invalid field debtor"},
+      {"TransferInitiated",
+       edited(initiated_data,
+              [](Json& d) {
+                d["creditor"] = Json::array({1, 2});
+              }),
+       invalid, "creditor", "TransferInitiated: invalid field creditor"},
+  };
+}
+
+}  // namespace
+
+TEST_CASE("decoding malformed data returns an error naming the problem, and never throws") {
+  for (const auto& bad : malformed_transfer_events()) {
+    CAPTURE(bad.message);
+    tl::expected<TransferEvent, DecodeError> result =
+        tl::unexpected(DecodeError{DecodeErrc::unknown_type, "", "not run"});
+    CHECK_NOTHROW(result = TransferCodec::decode(bad.type, bad.data));
+    REQUIRE_FALSE(result.has_value());
+    CHECK(result.error().message == bad.message);
+    CHECK(result.error().code == bad.code);
+    CHECK(result.error().field == bad.field);
+  }
 
   const auto incoming = IncomingPaymentCodec::decode("IncomingPaymentRecorded", Json::object());
   REQUIRE_FALSE(incoming.has_value());
-  CHECK(incoming.error() == "IncomingPaymentRecorded: missing field payment_id");
+  CHECK(incoming.error().message == "IncomingPaymentRecorded: missing field payment_id");
+  CHECK(incoming.error().code == DecodeErrc::missing_field);
+  CHECK(incoming.error().field == "payment_id");
 }
 
 TEST_CASE("fields added by a later version are ignored when reading") {

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <tl/expected.hpp>
 
+#include "clearing/eventstore/decider.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
 
 namespace clearing::sagas {
@@ -13,8 +14,8 @@ namespace clearing::sagas {
 struct IncomingPaymentCodec {
   static std::string_view event_type(const IncomingPaymentEvent& event);
   static nlohmann::json encode(const IncomingPaymentEvent& event);
-  static tl::expected<IncomingPaymentEvent, std::string> decode(std::string_view type,
-                                                                const nlohmann::json& data);
+  static tl::expected<IncomingPaymentEvent, eventstore::DecodeError> decode(
+      std::string_view type, const nlohmann::json& data);
 };
 
 }  // namespace clearing::sagas
