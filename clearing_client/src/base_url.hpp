@@ -6,6 +6,8 @@
 #include <string_view>
 #include <tl/expected.hpp>
 
+#include "clearing/clearing_client/client.hpp"
+
 namespace clearing::clearing_client {
 
 struct BaseUrl {
@@ -15,6 +17,7 @@ struct BaseUrl {
   std::string prefix;  // path prefix without a trailing slash, "" for none
 };
 
-tl::expected<BaseUrl, std::string> parse_base_url(std::string_view url);
+// The error's field is "base_url".
+tl::expected<BaseUrl, OptionsError> parse_base_url(std::string_view url);
 
 }  // namespace clearing::clearing_client

@@ -13,6 +13,7 @@
 #include <tl/expected.hpp>
 #include <vector>
 
+#include "clearing/base/name_table.hpp"
 #include "clearing/base/text.hpp"
 
 namespace clearing::clearing_client {
@@ -297,56 +298,45 @@ std::optional<ClearingAnswer> classify_common(int http_status, const Body& body,
 
 }  // namespace
 
+namespace {
+
+// Persisted and used as metric labels (answer.hpp): one table per enumeration.
+constexpr base::NameTable<AnswerClass, 10> kAnswerClassNames{{
+    {AnswerClass::settled, "settled"},
+    {AnswerClass::pending, "pending"},
+    {AnswerClass::rejected, "rejected"},
+    {AnswerClass::unknown, "unknown"},
+    {AnswerClass::in_progress, "in_progress"},
+    {AnswerClass::key_reused, "key_reused"},
+    {AnswerClass::maintenance, "maintenance"},
+    {AnswerClass::malformed_request, "malformed_request"},
+    {AnswerClass::not_found, "not_found"},
+    {AnswerClass::unauthorized, "unauthorized"},
+}};
+static_assert(base::lists_every_enumerator(kAnswerClassNames, AnswerClass::unauthorized));
+
+constexpr base::NameTable<UnknownCause, 10> kUnknownCauseNames{{
+    {UnknownCause::none, "none"},
+    {UnknownCause::timeout, "timeout"},
+    {UnknownCause::connection_reset, "connection_reset"},
+    {UnknownCause::connect_failed, "connect_failed"},
+    {UnknownCause::server_error, "server_error"},
+    {UnknownCause::error_body_200, "error_body_200"},
+    {UnknownCause::unparsable_body, "unparsable_body"},
+    {UnknownCause::unexpected_status, "unexpected_status"},
+    {UnknownCause::reference_mismatch, "reference_mismatch"},
+    {UnknownCause::contract_violation, "contract_violation"},
+}};
+static_assert(base::lists_every_enumerator(kUnknownCauseNames, UnknownCause::contract_violation));
+
+}  // namespace
+
 std::string_view to_string(AnswerClass answer_class) noexcept {
-  switch (answer_class) {
-    case AnswerClass::settled:
-      return "settled";
-    case AnswerClass::pending:
-      return "pending";
-    case AnswerClass::rejected:
-      return "rejected";
-    case AnswerClass::unknown:
-      return "unknown";
-    case AnswerClass::in_progress:
-      return "in_progress";
-    case AnswerClass::key_reused:
-      return "key_reused";
-    case AnswerClass::maintenance:
-      return "maintenance";
-    case AnswerClass::malformed_request:
-      return "malformed_request";
-    case AnswerClass::not_found:
-      return "not_found";
-    case AnswerClass::unauthorized:
-      return "unauthorized";
-  }
-  return "invalid";
+  return base::name_in(kAnswerClassNames, answer_class).value_or("invalid");
 }
 
 std::string_view to_string(UnknownCause cause) noexcept {
-  switch (cause) {
-    case UnknownCause::none:
-      return "none";
-    case UnknownCause::timeout:
-      return "timeout";
-    case UnknownCause::connection_reset:
-      return "connection_reset";
-    case UnknownCause::connect_failed:
-      return "connect_failed";
-    case UnknownCause::server_error:
-      return "server_error";
-    case UnknownCause::error_body_200:
-      return "error_body_200";
-    case UnknownCause::unparsable_body:
-      return "unparsable_body";
-    case UnknownCause::unexpected_status:
-      return "unexpected_status";
-    case UnknownCause::reference_mismatch:
-      return "reference_mismatch";
-    case UnknownCause::contract_violation:
-      return "contract_violation";
-  }
-  return "invalid";
+  return base::name_in(kUnknownCauseNames, cause).value_or("invalid");
 }
 
 std::int64_t parse_retry_after_ms(std::optional<std::string_view> retry_after) {
@@ -799,9 +789,32 @@ std::string encode_submit_body(const SubmitRequest& request) {
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-tl::expected<SubmitRequest, std::string> decode_submit_body(std::string_view body) {
+namespace {
+
+constexpr base::NameTable<SubmitBodyErrc, 2> kSubmitBodyErrcNames{{
+    {SubmitBodyErrc::not_an_object, "not_an_object"},
+    {SubmitBodyErrc::invalid_field, "invalid_field"},
+}};
+static_assert(base::lists_every_enumerator(kSubmitBodyErrcNames, SubmitBodyErrc::invalid_field));
+
+tl::unexpected<SubmitBodyError> invalid_field(std::string field, const char* what) {
+  std::string message = field + what;
+  return tl::unexpected(
+      SubmitBodyError{SubmitBodyErrc::invalid_field, std::move(field), std::move(message)});
+}
+
+}  // namespace
+
+std::string_view to_string(SubmitBodyErrc code) noexcept {
+  return base::name_in(kSubmitBodyErrcNames, code).value_or("invalid");
+}
+
+tl::expected<SubmitRequest, SubmitBodyError> decode_submit_body(std::string_view body) {
   const auto parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!parsed.is_object()) return tl::unexpected(std::string("the body is not a JSON object"));
+  if (!parsed.is_object()) {
+    return tl::unexpected(
+        SubmitBodyError{SubmitBodyErrc::not_an_object, "", "the body is not a JSON object"});
+  }
   SubmitRequest request;
   const auto text = [&](const char* name, std::string& out) {
     const auto it = parsed.find(name);
@@ -810,20 +823,19 @@ tl::expected<SubmitRequest, std::string> decode_submit_body(std::string_view bod
     return true;
   };
   const auto amount = parsed.find("amount_minor");
-  if (!text("reference", request.reference))
-    return tl::unexpected(std::string("reference is not a string"));
+  if (!text("reference", request.reference)) return invalid_field("reference", " is not a string");
   if (amount == parsed.end() || !amount->is_number_integer() ||
       (amount->is_number_unsigned() &&
        amount->get<std::uint64_t>() >
            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())))
-    return tl::unexpected(std::string("amount_minor is not an integer"));
+    return invalid_field("amount_minor", " is not an integer");
   request.amount_minor = amount->get<std::int64_t>();
   const std::pair<const char*, std::string*> texts[] = {
       {"currency", &request.currency},           {"debtor_account", &request.debtor_account},
       {"debtor_name", &request.debtor_name},     {"creditor_account", &request.creditor_account},
       {"creditor_name", &request.creditor_name}, {"remittance_info", &request.remittance_info}};
   for (const auto& [name, out] : texts)
-    if (!text(name, *out)) return tl::unexpected(std::string(name) + " is not a string");
+    if (!text(name, *out)) return invalid_field(name, " is not a string");
   return request;
 }
 

@@ -702,7 +702,7 @@ struct ClearingClient::Impl {
   }
 };
 
-tl::expected<std::unique_ptr<ClearingClient>, std::string> ClearingClient::create(
+tl::expected<std::unique_ptr<ClearingClient>, OptionsError> ClearingClient::start(
     ClientOptions options) {
   if (auto valid = validate_options(options); !valid) return tl::unexpected(valid.error());
   auto url = parse_base_url(options.base_url);
@@ -725,13 +725,21 @@ tl::expected<std::unique_ptr<ClearingClient>, std::string> ClearingClient::creat
         impl->tls_context->set_verify_mode(ssl::verify_none);
       }
     } catch (const std::exception& error) {
-      return tl::unexpected("clearing client TLS setup failed (ca_file '" + impl->options.ca_file +
-                            "'): " + error.what());
+      return tl::unexpected(OptionsError{"ca_file", "clearing client TLS setup failed (ca_file '" +
+                                                        impl->options.ca_file +
+                                                        "'): " + error.what()});
     }
   }
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->io.run(); });
   return std::unique_ptr<ClearingClient>(new ClearingClient(std::move(impl)));
+}
+
+tl::expected<std::unique_ptr<ClearingClient>, std::string> ClearingClient::create(
+    ClientOptions options) {
+  return start(std::move(options)).map_error([](OptionsError error) {
+    return std::move(error.message);
+  });
 }
 
 ClearingClient::ClearingClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

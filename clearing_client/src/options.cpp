@@ -6,11 +6,14 @@
 
 namespace clearing::clearing_client {
 
-tl::expected<BaseUrl, std::string> parse_base_url(std::string_view text) {
+tl::expected<BaseUrl, OptionsError> parse_base_url(std::string_view text) {
   const auto url = http::parse_url(text);
-  if (!url) return tl::unexpected("base_url " + std::string(http::to_string(url.error())));
+  if (!url) {
+    return tl::unexpected(
+        OptionsError{"base_url", "base_url " + std::string(http::to_string(url.error()))});
+  }
   if (url->query || url->fragment) {
-    return tl::unexpected(std::string("base_url must not carry a query or fragment"));
+    return tl::unexpected(OptionsError{"base_url", "base_url must not carry a query or fragment"});
   }
   std::string_view path = url->path;
   while (path.ends_with('/')) path.remove_suffix(1);
@@ -22,28 +25,31 @@ tl::expected<BaseUrl, std::string> parse_base_url(std::string_view text) {
 
 namespace {
 
-tl::expected<void, std::string> in_range(const char* name, long long value, long long low,
-                                         long long high) {
+tl::expected<void, OptionsError> in_range(const char* name, long long value, long long low,
+                                          long long high) {
   if (value >= low && value <= high) return {};
-  return tl::unexpected("clearing client option " + std::string(name) + " must be in [" +
-                        std::to_string(low) + ", " + std::to_string(high) + "], got " +
-                        std::to_string(value));
+  return tl::unexpected(OptionsError{
+      name, "clearing client option " + std::string(name) + " must be in [" + std::to_string(low) +
+                ", " + std::to_string(high) + "], got " + std::to_string(value)});
 }
 
 }  // namespace
 
-tl::expected<void, std::string> validate_options(const ClientOptions& options) {
+tl::expected<void, OptionsError> validate_options(const ClientOptions& options) {
   if (auto url = parse_base_url(options.base_url); !url) {
-    return tl::unexpected("clearing client option base_url ('" + options.base_url +
-                          "'): " + url.error());
+    return tl::unexpected(OptionsError{
+        "base_url",
+        "clearing client option base_url ('" + options.base_url + "'): " + url.error().message});
   }
   if (options.bearer_token.empty()) {
-    return tl::unexpected(std::string("clearing client option bearer_token must not be empty"));
+    return tl::unexpected(
+        OptionsError{"bearer_token", "clearing client option bearer_token must not be empty"});
   }
   if (options.bearer_token.find_first_of("\r\n") != std::string::npos) {
-    return tl::unexpected(std::string("clearing client option bearer_token has a line break"));
+    return tl::unexpected(
+        OptionsError{"bearer_token", "clearing client option bearer_token has a line break"});
   }
-  const tl::expected<void, std::string> checks[] = {
+  const tl::expected<void, OptionsError> checks[] = {
       in_range("request_timeout_ms", options.request_timeout_ms, 1, kRequestTimeoutMsMax),
       in_range("connect_timeout_ms", options.connect_timeout_ms, 1, options.request_timeout_ms),
       in_range("in_flight_max", options.in_flight_max, 1, kInFlightMax),

@@ -131,17 +131,26 @@ TEST_CASE("options are validated with a clear message") {
   options.bearer_token = "t";
   auto result = validate_options(options);
   REQUIRE_FALSE(result);
-  CHECK(result.error().find("base_url") != std::string::npos);
+  CHECK(result.error().message.find("base_url") != std::string::npos);
+  CHECK(result.error().field == "base_url");
   options.base_url = "http://127.0.0.1:8080/api";
   CHECK(validate_options(options));
   options.in_flight_max = 0;
   result = validate_options(options);
   REQUIRE_FALSE(result);
-  CHECK(result.error().find("in_flight_max") != std::string::npos);
+  CHECK(result.error().message.find("in_flight_max") != std::string::npos);
+  CHECK(result.error().field == "in_flight_max");
   options.in_flight_max = 4;
   options.bearer_token.clear();
-  CHECK_FALSE(validate_options(options));
-  CHECK_FALSE(ClearingClient::create(options));
+  result = validate_options(options);
+  REQUIRE_FALSE(result);
+  CHECK(result.error().field == "bearer_token");
+  const auto started = ClearingClient::start(options);
+  REQUIRE_FALSE(started);
+  CHECK(started.error() == result.error());
+  const auto created = ClearingClient::create(options);  // transitional: the message as text
+  REQUIRE_FALSE(created);
+  CHECK(created.error() == result.error().message);
 }
 
 // ---- issue 16: a 400 decides only with the clearing's own error body -------------------------

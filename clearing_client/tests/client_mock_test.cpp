@@ -45,8 +45,8 @@ Setup start(MockOptions mock_options = {}, const std::function<void(ClientOption
   setup.mock = std::move(*mock);
   auto options = client_options(*setup.mock);
   if (adjust) adjust(options);
-  auto client = ClearingClient::create(options);
-  REQUIRE_MESSAGE(client.has_value(), (client ? "" : client.error()));
+  auto client = ClearingClient::start(options);
+  REQUIRE_MESSAGE(client.has_value(), (client ? "" : client.error().message));
   setup.client = std::move(*client);
   return setup;
 }
@@ -262,7 +262,7 @@ TEST_CASE("unknown/connect_failed: nothing listens") {
   ClientOptions options;
   options.base_url = dead_url;
   options.bearer_token = "mock-token";
-  auto client = ClearingClient::create(options);
+  auto client = ClearingClient::start(options);
   REQUIRE(client);
   check_unknown(get((*client)->submit(transfer("t-dead"))), UnknownCause::connect_failed);
 }
@@ -577,7 +577,7 @@ TEST_CASE("https to a server that does not speak TLS fails the handshake: connec
   auto setup = start();
   ClientOptions options = client_options(*setup.mock);
   options.base_url = "https://127.0.0.1:" + std::to_string(setup.mock->port());
-  auto client = ClearingClient::create(options);
+  auto client = ClearingClient::start(options);
   REQUIRE(client);
   check_unknown(get((*client)->submit(transfer("t-tls"))), UnknownCause::connect_failed);
   CHECK(setup.mock->state().ledger().empty());
@@ -588,9 +588,10 @@ TEST_CASE("a missing CA file is refused at creation with a clear message") {
   options.base_url = "https://127.0.0.1:1";
   options.bearer_token = "t";
   options.ca_file = "/nonexistent/ca.pem";
-  auto client = ClearingClient::create(options);
+  auto client = ClearingClient::start(options);
   REQUIRE_FALSE(client);
-  CHECK(client.error().find("ca_file") != std::string::npos);
+  CHECK(client.error().message.find("ca_file") != std::string::npos);
+  CHECK(client.error().field == "ca_file");
 }
 
 // ---- load with faults: every future completes, stop() returns ------------------------------
@@ -761,7 +762,7 @@ TEST_CASE("a host name is resolved; stop() during calls to it returns promptly")
   auto setup = start();
   ClientOptions options = client_options(*setup.mock);
   options.base_url = "http://localhost:" + std::to_string(setup.mock->port());
-  auto created = ClearingClient::create(options);
+  auto created = ClearingClient::start(options);
   REQUIRE(created);
   auto& client = **created;
   CHECK(get(client.submit(transfer("t-name-1"))).answer_class == AnswerClass::settled);

@@ -44,8 +44,8 @@ std::unique_ptr<ClearingClient> client_for(const HostileHttpServer& server) {
   options.in_flight_max = 1;  // one connection, so a second request would reuse the first's
   options.pool_connections_max = 1;
   options.reuse_connections = true;  // the defences of a reused connection, under test here
-  auto client = ClearingClient::create(options);
-  REQUIRE_MESSAGE(client.has_value(), (client ? "" : client.error()));
+  auto client = ClearingClient::start(options);
+  REQUIRE_MESSAGE(client.has_value(), (client ? "" : client.error().message));
   return std::move(*client);
 }
 
@@ -235,7 +235,7 @@ TEST_CASE(
   ClientOptions options;
   options.base_url = server.base_url();
   options.bearer_token = "hostile-token";
-  auto made = ClearingClient::create(options);
+  auto made = ClearingClient::start(options);
   REQUIRE(made);
   auto& client = **made;
   CHECK(get(client.submit(transfer("t-a"))).clearing_reference == "REAL-A");

@@ -47,7 +47,7 @@ void check_equal(const SubmitRequest& a, const SubmitRequest& b) {
   CHECK(a.remittance_info == b.remittance_info);
 }
 
-std::string refusal(const std::string& body) {
+SubmitBodyError refusal(const std::string& body) {
   const auto decoded = decode_submit_body(body);
   REQUIRE_FALSE(decoded.has_value());
   return decoded.error();
@@ -73,21 +73,37 @@ TEST_CASE(
 }
 
 TEST_CASE("submit body: one refusal per kind of bad field") {
-  CHECK(refusal("not json") == "the body is not a JSON object");
-  CHECK(refusal("[1, 2]") == "the body is not a JSON object");
-  CHECK(refusal(replaced(kEncodedSubmitBody, R"("reference":"t-1")", R"("reference":7)")) ==
-        "reference is not a string");
-  CHECK(refusal(replaced(kEncodedSubmitBody, R"("amount_minor":125000)",
-                         R"("amount_minor":"125000")")) == "amount_minor is not an integer");
-  CHECK(refusal(replaced(kEncodedSubmitBody, R"("amount_minor":125000)",
-                         R"("amount_minor":1250.5)")) == "amount_minor is not an integer");
-  CHECK(refusal(replaced(kEncodedSubmitBody, R"("amount_minor":125000)",
-                         R"("amount_minor":9223372036854775808)")) ==
-        "amount_minor is not an integer");
-  CHECK(refusal(replaced(kEncodedSubmitBody, R"("currency":"DKK",)", "")) ==
-        "currency is not a string");
-  CHECK(refusal(replaced(kEncodedSubmitBody, R"("creditor_name":"Charles Babbage")",
-                         R"("creditor_name":null)")) == "creditor_name is not a string");
-  CHECK(refusal(replaced(kEncodedSubmitBody, R"("remittance_info":"Invoice 42")",
-                         R"("remittance_info":["x"])")) == "remittance_info is not a string");
+  struct Refused {
+    std::string body;
+    SubmitBodyErrc code;
+    std::string field;
+    std::string message;
+  };
+  const auto invalid = SubmitBodyErrc::invalid_field;
+  const std::string amount = R"("amount_minor":125000)";
+  const Refused cases[] = {
+      {"not json", SubmitBodyErrc::not_an_object, "", "the body is not a JSON object"},
+      {"[1, 2]", SubmitBodyErrc::not_an_object, "", "the body is not a JSON object"},
+      {replaced(kEncodedSubmitBody, R"("reference":"t-1")", R"("reference":7)"), invalid,
+       "reference", "reference is not a string"},
+      {replaced(kEncodedSubmitBody, amount, R"("amount_minor":"125000")"), invalid, "amount_minor",
+       "amount_minor is not an integer"},
+      {replaced(kEncodedSubmitBody, amount, R"("amount_minor":1250.5)"), invalid, "amount_minor",
+       "amount_minor is not an integer"},
+      {replaced(kEncodedSubmitBody, amount, R"("amount_minor":9223372036854775808)"), invalid,
+       "amount_minor", "amount_minor is not an integer"},
+      {replaced(kEncodedSubmitBody, R"("currency":"DKK",)", ""), invalid, "currency",
+       "currency is not a string"},
+      {replaced(kEncodedSubmitBody, R"("creditor_name":"Charles Babbage")",
+                R"("creditor_name":null)"),
+       invalid, "creditor_name", "creditor_name is not a string"},
+      {replaced(kEncodedSubmitBody, R"("remittance_info":"Invoice 42")",
+                R"("remittance_info":["x"])"),
+       invalid, "remittance_info", "remittance_info is not a string"},
+  };
+  for (const auto& refused : cases) {
+    CAPTURE(refused.body);
+    CHECK(refusal(refused.body) == SubmitBodyError{refused.code, refused.field, refused.message});
+  }
+  CHECK(to_string(SubmitBodyErrc::invalid_field) == "invalid_field");
 }

@@ -73,9 +73,24 @@ std::int64_t parse_retry_after_ms(std::optional<std::string_view> retry_after);
 
 // The JSON body of POST /v1/transfers (the contract's field names).
 std::string encode_submit_body(const SubmitRequest& request);
+
+// Why a stored submit body did not read back. Never retryable: the same bytes fail the same way.
+enum class SubmitBodyErrc {
+  not_an_object,  // not JSON, or JSON but not an object
+  invalid_field,  // a field of the contract missing or not of its type
+};
+std::string_view to_string(SubmitBodyErrc code) noexcept;
+
+struct SubmitBodyError {
+  SubmitBodyErrc code;
+  std::string field;    // invalid_field: the first field at fault; else empty
+  std::string message;  // "the body is not a JSON object", "amount_minor is not an integer"
+  friend bool operator==(const SubmitBodyError&, const SubmitBodyError&) = default;
+};
+
 // The same body read back (a submission stored with its body is sent again as it was):
 // every field of the contract present and of its type (amount_minor an integer within
 // 2^63-1), else an error naming the first field that is not. Never throws.
-tl::expected<SubmitRequest, std::string> decode_submit_body(std::string_view body);
+tl::expected<SubmitRequest, SubmitBodyError> decode_submit_body(std::string_view body);
 
 }  // namespace clearing::clearing_client

@@ -61,8 +61,16 @@ inline constexpr int kWaitingMax = 1'000'000;
 inline constexpr int kPoolConnectionsMax = 4'096;
 inline constexpr std::size_t kResponseBodyBytesMax = 64u << 20;
 
-// A clear message naming the field and the allowed range, or nothing when valid.
-tl::expected<void, std::string> validate_options(const ClientOptions& options);
+// Why the options were refused, or the client could not be set up with them (the ca_file
+// does not load): a setting for the operator to fix, so never retryable as it stands.
+struct OptionsError {
+  std::string field;    // the ClientOptions member at fault: "base_url", "in_flight_max", ...
+  std::string message;  // names the option and the allowed range; never the token's value
+  friend bool operator==(const OptionsError&, const OptionsError&) = default;
+};
+
+// Nothing when valid, else the first option at fault.
+tl::expected<void, OptionsError> validate_options(const ClientOptions& options);
 
 // Counters for tests and metrics; monotonic except the *_now gauges.
 struct ClientStats {
@@ -91,7 +99,11 @@ struct ClientStats {
 
 class ClearingClient {
  public:
-  // Validates the options and starts the I/O thread; the error says what is wrong.
+  // Validates the options and starts the I/O thread; the error names the option at fault.
+  static tl::expected<std::unique_ptr<ClearingClient>, OptionsError> start(ClientOptions options);
+  // Transitional: start() with the error as its message, for the callers outside this module
+  // that still read the error as text (adapter/src/service.cpp, tests/saga/, bench/). Goes
+  // once they call start().
   static tl::expected<std::unique_ptr<ClearingClient>, std::string> create(ClientOptions options);
 
   ~ClearingClient();  // stop(), then joins the I/O thread
