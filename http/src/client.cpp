@@ -3,10 +3,13 @@
 
 #include "clearing/http/client.hpp"
 
+#include <array>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstddef>
 #include <optional>
+#include <utility>
 
 #include "clearing/base/asio.hpp"
 #include "clearing/base/assert.hpp"
@@ -45,42 +48,47 @@ ClientError failure_of(ClientErrc step, std::string_view step_name, const beast:
 
 }  // namespace
 
+namespace {
+
+// One row per code: its name and whether another try can help (client.hpp says which).
+struct ClientErrcRow {
+  std::string_view name;
+  bool retryable;
+};
+constexpr std::array<std::pair<ClientErrc, ClientErrcRow>, 8> kClientErrcs{{
+    {ClientErrc::bad_url, {"bad_url", false}},
+    {ClientErrc::unsupported, {"unsupported", false}},
+    {ClientErrc::resolve, {"resolve", true}},
+    {ClientErrc::connect, {"connect", true}},
+    {ClientErrc::timeout, {"timeout", true}},
+    {ClientErrc::write, {"write", true}},
+    {ClientErrc::read, {"read", true}},
+    {ClientErrc::too_large, {"too_large", false}},
+}};
+
+constexpr std::optional<ClientErrcRow> row_of(ClientErrc code) {
+  for (const auto& [candidate, row] : kClientErrcs)
+    if (candidate == code) return row;
+  return std::nullopt;
+}
+
+constexpr bool lists_every_code() {
+  for (std::size_t i = 0; i < kClientErrcs.size(); ++i)
+    if (static_cast<std::size_t>(kClientErrcs[i].first) != i) return false;
+  return kClientErrcs.back().first == ClientErrc::too_large;
+}
+static_assert(lists_every_code());
+
+}  // namespace
+
 std::string_view to_string(ClientErrc code) noexcept {
-  switch (code) {
-    case ClientErrc::bad_url:
-      return "bad_url";
-    case ClientErrc::unsupported:
-      return "unsupported";
-    case ClientErrc::resolve:
-      return "resolve";
-    case ClientErrc::connect:
-      return "connect";
-    case ClientErrc::timeout:
-      return "timeout";
-    case ClientErrc::write:
-      return "write";
-    case ClientErrc::read:
-      return "read";
-    case ClientErrc::too_large:
-      return "too_large";
-  }
-  return "unknown";
+  const auto row = row_of(code);
+  return row ? row->name : "unknown";
 }
 
 bool is_retryable(ClientErrc code) noexcept {
-  switch (code) {
-    case ClientErrc::resolve:
-    case ClientErrc::connect:
-    case ClientErrc::timeout:
-    case ClientErrc::write:
-    case ClientErrc::read:
-      return true;
-    case ClientErrc::bad_url:
-    case ClientErrc::unsupported:
-    case ClientErrc::too_large:
-      return false;
-  }
-  return false;
+  const auto row = row_of(code);
+  return row && row->retryable;
 }
 
 ClientResult<ClientResponse> send(const ClientRequest& request) {

@@ -23,6 +23,7 @@
 #include "clearing/base/asio.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
+#include "clearing/base/name_table.hpp"
 #include "clearing/base/text.hpp"
 
 namespace clearing::http {
@@ -407,6 +408,13 @@ bool is_http_error(const beast::error_code& error) {
   return error.category() ==
          beast_http::make_error_code(beast_http::error::end_of_stream).category();
 }
+
+constexpr base::NameTable<ServerErrc, 3> kServerErrcNames{{
+    {ServerErrc::invalid_option, "invalid_option"},
+    {ServerErrc::already_started, "already_started"},
+    {ServerErrc::cannot_listen, "cannot_listen"},
+}};
+static_assert(base::lists_every_enumerator(kServerErrcNames, ServerErrc::cannot_listen));
 
 std::optional<std::string> validate(const HttpServerOptions& o) {
   const auto out_of = [](const char* name, auto low, auto high) {
@@ -1026,9 +1034,15 @@ struct HttpServer::Impl {
   }
 };
 
-tl::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::create(
+std::string_view to_string(ServerErrc code) noexcept {
+  return base::name_in(kServerErrcNames, code).value_or("unknown");
+}
+
+tl::expected<std::unique_ptr<HttpServer>, ServerError> HttpServer::create(
     HttpServerOptions options) {
-  if (auto problem = validate(options)) return tl::unexpected(*problem);
+  if (auto problem = validate(options)) {
+    return tl::unexpected(ServerError{ServerErrc::invalid_option, std::move(*problem)});
+  }
   return std::unique_ptr<HttpServer>(new HttpServer(std::make_unique<Impl>(std::move(options))));
 }
 
@@ -1067,10 +1081,12 @@ void HttpServer::route(std::string method, std::string pattern, HttpHandler hand
   impl_->routes.push_back(std::move(route));
 }
 
-tl::expected<void, std::string> HttpServer::start() {
+tl::expected<void, ServerError> HttpServer::start() {
   Impl& impl = *impl_;
   std::lock_guard lock(impl.lifecycle_mutex);
-  if (impl.started || impl.stopped) return tl::unexpected(std::string("already started"));
+  if (impl.started || impl.stopped) {
+    return tl::unexpected(ServerError{ServerErrc::already_started, "already started"});
+  }
   const auto& options = impl.options;
   try {
     tcp::resolver resolver(impl.io);
@@ -1083,8 +1099,9 @@ tl::expected<void, std::string> HttpServer::start() {
     impl.acceptor.listen(asio::socket_base::max_listen_connections);
     impl.bound_port = impl.acceptor.local_endpoint().port();
   } catch (const std::exception& error) {
-    return tl::unexpected("cannot listen on " + options.host + ":" + std::to_string(options.port) +
-                          ": " + error.what());
+    return tl::unexpected(ServerError{ServerErrc::cannot_listen,
+                                      "cannot listen on " + options.host + ":" +
+                                          std::to_string(options.port) + ": " + error.what()});
   }
   impl.started = true;
   if (options.bearer_token.empty()) {

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -581,8 +582,15 @@ TEST_CASE("port 0 picks a free port; a port in use is an error from start()") {
   auto clash = make_server(options);
   const auto started = clash->start();
   REQUIRE_FALSE(started.has_value());
-  CHECK(started.error().find("cannot listen on 127.0.0.1:") == 0);
-  CHECK_FALSE(first->start().has_value());  // already started
+  CHECK(started.error().message.find("cannot listen on 127.0.0.1:") == 0);
+  CHECK(started.error().code == ServerErrc::cannot_listen);
+  CHECK(started.error().is_retryable());
+  const auto again = first->start();
+  REQUIRE_FALSE(again.has_value());  // already started
+  CHECK(again.error().code == ServerErrc::already_started);
+  CHECK_FALSE(again.error().is_retryable());
+  CHECK(to_string(ServerErrc::already_started) == "already_started");
+  CHECK("http: " + again.error() == "http: already started");  // transitional operator+
 }
 
 TEST_CASE("connections_max: a further connection takes the slot of an idle one") {
@@ -604,28 +612,26 @@ TEST_CASE("connections_max: a further connection takes the slot of an idle one")
 }
 
 TEST_CASE("create() rejects bad options, naming them") {
-  const auto rejected = [](auto change) {
+  const std::pair<const char*, std::function<void(HttpServerOptions&)>> cases[] = {
+      {"port", [](auto& o) { o.port = 70000; }},
+      {"io_threads", [](auto& o) { o.io_threads = 0; }},
+      {"worker_threads", [](auto& o) { o.worker_threads = 0; }},
+      {"body_bytes_max", [](auto& o) { o.body_bytes_max = 0; }},
+      {"connections_max", [](auto& o) { o.connections_max = 0; }},
+      {"connections_per_client_max", [](auto& o) { o.connections_per_client_max = 0; }},
+      {"idle_timeout_ms", [](auto& o) { o.idle_timeout_ms = 0; }},
+      {"bearer_token", [](auto& o) { o.bearer_token = "a b"; }},
+  };
+  for (const auto& [name, change] : cases) {
+    CAPTURE(name);
     HttpServerOptions options;
     change(options);
     auto server = HttpServer::create(options);
     REQUIRE_FALSE(server.has_value());
-    return server.error();
-  };
-  CHECK(rejected([](auto& o) { o.port = 70000; }).find("port") != std::string::npos);
-  CHECK(rejected([](auto& o) { o.io_threads = 0; }).find("io_threads") != std::string::npos);
-  CHECK(rejected([](auto& o) { o.worker_threads = 0; }).find("worker_threads") !=
-        std::string::npos);
-  CHECK(rejected([](auto& o) { o.body_bytes_max = 0; }).find("body_bytes_max") !=
-        std::string::npos);
-  CHECK(rejected([](auto& o) { o.connections_max = 0; }).find("connections_max") !=
-        std::string::npos);
-  CHECK(rejected([](auto& o) {
-          o.connections_per_client_max = 0;
-        }).find("connections_per_client_max") != std::string::npos);
-  CHECK(rejected([](auto& o) { o.idle_timeout_ms = 0; }).find("idle_timeout_ms") !=
-        std::string::npos);
-  CHECK(rejected([](auto& o) { o.bearer_token = "a b"; }).find("bearer_token") !=
-        std::string::npos);
+    CHECK(server.error().message.find(name) != std::string::npos);
+    CHECK(server.error().code == ServerErrc::invalid_option);
+    CHECK_FALSE(server.error().is_retryable());
+  }
 }
 
 TEST_CASE("HttpResponse::error escapes its strings as JSON") {

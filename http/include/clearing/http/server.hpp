@@ -51,6 +51,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <tl/expected.hpp>
 #include <utility>
 #include <vector>
@@ -108,10 +109,32 @@ struct HttpServerOptions {
   int retry_after_s = 1;     // the Retry-After of a 503
 };
 
+// Why the server could not be made or started. Retryable: cannot_listen (the port may be
+// free later). Not retryable: a bad option, or start() called twice.
+enum class ServerErrc {
+  invalid_option,   // create(): an option out of its range (the message names it)
+  already_started,  // start() on a started or stopped server
+  cannot_listen,    // start(): the address did not resolve, or bind/listen failed (port in use)
+};
+std::string_view to_string(ServerErrc code) noexcept;
+
+struct ServerError {
+  ServerErrc code;
+  std::string message;  // "http option port out of range 0..65535", "cannot listen on ..."
+  bool is_retryable() const noexcept { return code == ServerErrc::cannot_listen; }
+};
+
+// Transitional, for the callers outside http/ that still prefix the error as text
+// ("http: " + error: adapter/src/service.cpp, tools/core_sim/src/core_sim.cpp). Goes once
+// they read error.message.
+inline std::string operator+(std::string_view prefix, const ServerError& error) {
+  return std::string(prefix) + error.message;
+}
+
 class HttpServer {
  public:
-  // Validates the options; the error names the bad option.
-  static tl::expected<std::unique_ptr<HttpServer>, std::string> create(HttpServerOptions options);
+  // Validates the options; the error (invalid_option) names the bad option.
+  static tl::expected<std::unique_ptr<HttpServer>, ServerError> create(HttpServerOptions options);
   ~HttpServer();  // stop()
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -123,9 +146,9 @@ class HttpServer {
   void route(std::string method, std::string pattern, HttpHandler handler,
              bool requires_auth = true);
 
-  // Binds, listens and starts the I/O and worker threads. Error: cannot bind (port in use,
-  // bad address) or already started.
-  tl::expected<void, std::string> start();
+  // Binds, listens and starts the I/O and worker threads. Error: cannot_listen (port in use,
+  // bad address) or already_started.
+  tl::expected<void, ServerError> start();
 
   // Graceful: stops accepting, closes idle connections, lets requests in flight finish and
   // be answered (with "Connection: close") for up to stop_grace_ms, then closes the rest and
