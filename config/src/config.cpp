@@ -9,45 +9,47 @@
 #include <cstdio>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/name_table.hpp"
 
 namespace clearing::config {
 
+namespace {
+
+// The names are the config file's words (and the summary's): one table per enumeration.
+constexpr base::NameTable<Derivation, 3> kDerivationNames{{
+    {Derivation::payments_v1, "payments.v1"},
+    {Derivation::settlements_v1, "settlements.v1"},
+    {Derivation::payments_v2, "payments.v2"},
+}};
+static_assert(base::lists_every_enumerator(kDerivationNames, Derivation::payments_v2));
+
+constexpr base::NameTable<PartitionAssignment, 2> kPartitionAssignmentNames{{
+    {PartitionAssignment::database, "database"},
+    {PartitionAssignment::group, "group"},
+}};
+static_assert(base::lists_every_enumerator(kPartitionAssignmentNames, PartitionAssignment::group));
+
+constexpr base::NameTable<LogLevel, 5> kLogLevelNames{{
+    {LogLevel::trace, "trace"},
+    {LogLevel::debug, "debug"},
+    {LogLevel::info, "info"},
+    {LogLevel::warn, "warn"},
+    {LogLevel::error, "error"},
+}};
+static_assert(base::lists_every_enumerator(kLogLevelNames, LogLevel::error));
+
+}  // namespace
+
 std::string_view derivation_name(Derivation derivation) noexcept {
-  switch (derivation) {
-    case Derivation::payments_v1:
-      return "payments.v1";
-    case Derivation::settlements_v1:
-      return "settlements.v1";
-    case Derivation::payments_v2:
-      return "payments.v2";
-  }
-  return "?";
+  return base::name_in(kDerivationNames, derivation).value_or("?");
 }
 
 std::string_view partition_assignment_name(PartitionAssignment assignment) noexcept {
-  switch (assignment) {
-    case PartitionAssignment::database:
-      return "database";
-    case PartitionAssignment::group:
-      return "group";
-  }
-  return "?";
+  return base::name_in(kPartitionAssignmentNames, assignment).value_or("?");
 }
 
 std::string_view log_level_name(LogLevel level) noexcept {
-  switch (level) {
-    case LogLevel::trace:
-      return "trace";
-    case LogLevel::debug:
-      return "debug";
-    case LogLevel::info:
-      return "info";
-    case LogLevel::warn:
-      return "warn";
-    case LogLevel::error:
-      return "error";
-  }
-  return "?";
+  return base::name_in(kLogLevelNames, level).value_or("?");
 }
 
 std::string format_date(std::chrono::year_month_day date) {

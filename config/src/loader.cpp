@@ -10,8 +10,10 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 #include "clearing/base/country.hpp"
+#include "fields.hpp"
 #include "json_reader.hpp"
 
 namespace clearing::config {
@@ -223,16 +225,25 @@ void read_clearing(Section section, ClearingConfig& out) {
   section.finish();
 }
 
+constexpr bool kRequired = true;
+constexpr bool kOptional = false;
+
+// Reads the settings of a field list (fields.hpp) from `section`: integers and booleans (a
+// boolean is never required: each has its default).
+auto reader(Section& section, bool required) {
+  return [&section, required]<class Value>(std::string_view key, Value& value) {
+    if constexpr (std::is_same_v<Value, bool>) {
+      section.boolean(key, value);
+    } else {
+      section.integer(key, value, required);
+    }
+  };
+}
+
 // All required: how often the clearing is called again and asked, and when a transfer goes
 // under investigation, are the bank's policy with the clearing, not ours to guess.
 void read_retry(Section section, RetryConfig& out) {
-  section.integer("backoff_initial_ms", out.backoff_initial_ms, true);
-  section.integer("backoff_max_ms", out.backoff_max_ms, true);
-  section.integer("backoff_multiplier", out.backoff_multiplier, true);
-  section.integer("unknown_outcomes_before_inquiry", out.unknown_outcomes_before_inquiry, true);
-  section.integer("pending_inquiry_interval_ms", out.pending_inquiry_interval_ms, true);
-  section.integer("investigation_inquiry_interval_ms", out.investigation_inquiry_interval_ms, true);
-  section.integer("deadline_ms", out.deadline_ms, true);
+  fields::retry(out, reader(section, kRequired));
   section.finish();
 }
 
@@ -240,19 +251,13 @@ void read_retry(Section section, RetryConfig& out) {
 // pace, bounded by the required clearing.in_flight_max; lease_ms is checked against
 // clearing.request_timeout_ms whatever its source.
 void read_dispatcher(Section section, DispatcherConfig& out) {
-  section.integer("in_flight_max", out.in_flight_max);
-  section.integer("claim_batch_max", out.claim_batch_max);
-  section.integer("lease_ms", out.lease_ms);
-  section.integer("idle_poll_ms", out.idle_poll_ms);
-  section.integer("stop_grace_ms", out.stop_grace_ms);
-  section.boolean("lease_by_session", out.lease_by_session);
+  fields::dispatcher(out, reader(section, kOptional));
   section.finish();
 }
 
 // Required: how often and how much the clearing's feed is read is load on the clearing.
 void read_incoming(Section section, IncomingConfig& out) {
-  section.integer("poll_interval_ms", out.poll_interval_ms, true);
-  section.integer("page_limit", out.page_limit, true);
+  fields::incoming(out, reader(section, kRequired));
   section.finish();
 }
 
@@ -314,12 +319,7 @@ void read_kafka(Section section, KafkaConfig& out, Country country) {
   if (const auto brokers = section.string("brokers")) out.brokers = *brokers;
   if (const auto group_id = section.string("group_id")) out.group_id = *group_id;
   if (const auto client_id = section.string("client_id")) out.client_id = *client_id;
-  section.integer("produce_timeout_ms", out.produce_timeout_ms);
-  section.integer("session_timeout_ms", out.session_timeout_ms);
-  section.integer("relay_batch_max", out.relay_batch_max);
-  section.integer("consumer_batch_max", out.consumer_batch_max);
-  section.integer("fetch_wait_max_ms", out.fetch_wait_max_ms);
-  section.integer("relay_round_interval_min_ms", out.relay_round_interval_min_ms);
+  fields::kafka_numbers(out, reader(section, kOptional));
   if (const auto assignment = section.string("partition_assignment")) {
     if (*assignment == partition_assignment_name(PartitionAssignment::database)) {
       out.partition_assignment = PartitionAssignment::database;

@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "clearing/config/loader.hpp"
+#include "fields.hpp"
 
 namespace clearing::config {
 
@@ -51,12 +52,14 @@ class Line {
 
 std::string set_or_unset(const Secret& secret) { return secret.is_set() ? "set" : "unset"; }
 
-}  // namespace
+// Writes the settings of a field list (fields.hpp) as "<section>.<key>=<value>".
+auto writer(Line& line, std::string_view section) {
+  return [&line, section](std::string_view key, const auto& value) {
+    line.add(std::string(section) + "." + std::string(key), value);
+  };
+}
 
-std::string redacted_summary(const AdapterConfig& config) {
-  Line line;
-  line.add("source_file", config.source_file);
-  const auto& country = config.country;
+void add_country(Line& line, const CountryConfig& country) {
   line.add("country.code", country_code_upper(country.code));
   line.add("country.currency", country.currency);
   line.add("country.amount_limit_minor", country.amount_limit_minor);
@@ -69,8 +72,9 @@ std::string redacted_summary(const AdapterConfig& config) {
   line.add("country.business_days.holidays", format_calendar(country.business_days.holidays));
   line.add("country.business_days.bank_closing_days",
            format_calendar(country.business_days.bank_closing_days));
+}
 
-  const auto& clearing = config.clearing;
+void add_clearing(Line& line, const ClearingConfig& clearing) {
   // URLs go through the masking too: a URL from the environment may carry user:password@.
   line.add("clearing.base_url", redact_http_url(clearing.base_url));
   line.add("clearing.token", set_or_unset(clearing.token));
@@ -78,32 +82,13 @@ std::string redacted_summary(const AdapterConfig& config) {
   line.add("clearing.connect_timeout_ms", clearing.connect_timeout_ms);
   line.add("clearing.in_flight_max", clearing.in_flight_max);
   line.add("clearing.pool_connections_max", clearing.pool_connections_max);
-  line.add("clearing.reuse_connections", clearing.reuse_connections ? "true" : "false");
+  line.add("clearing.reuse_connections", clearing.reuse_connections);
   line.add("clearing.verify_tls", clearing.verify_tls);
   line.add("clearing.unverified_tls_acknowledged", clearing.unverified_tls_acknowledged);
   line.add("clearing.ca_file", clearing.ca_file.value_or("default"));
+}
 
-  const auto& retry = config.retry;
-  line.add("retry.backoff_initial_ms", retry.backoff_initial_ms);
-  line.add("retry.backoff_max_ms", retry.backoff_max_ms);
-  line.add("retry.backoff_multiplier", retry.backoff_multiplier);
-  line.add("retry.unknown_outcomes_before_inquiry", retry.unknown_outcomes_before_inquiry);
-  line.add("retry.pending_inquiry_interval_ms", retry.pending_inquiry_interval_ms);
-  line.add("retry.investigation_inquiry_interval_ms", retry.investigation_inquiry_interval_ms);
-  line.add("retry.deadline_ms", retry.deadline_ms);
-
-  const auto& dispatcher = config.dispatcher;
-  line.add("dispatcher.in_flight_max", dispatcher.in_flight_max);
-  line.add("dispatcher.claim_batch_max", dispatcher.claim_batch_max);
-  line.add("dispatcher.lease_ms", dispatcher.lease_ms);
-  line.add("dispatcher.idle_poll_ms", dispatcher.idle_poll_ms);
-  line.add("dispatcher.stop_grace_ms", dispatcher.stop_grace_ms);
-  line.add("dispatcher.lease_by_session", dispatcher.lease_by_session ? "true" : "false");
-
-  line.add("incoming.poll_interval_ms", config.incoming.poll_interval_ms);
-  line.add("incoming.page_limit", config.incoming.page_limit);
-
-  const auto& streams = config.streams;
+void add_streams(Line& line, const StreamsConfig& streams) {
   line.add("streams.inbound",
            streams.inbound.name + "/" + std::to_string(streams.inbound.partitions));
   std::string outbound;
@@ -114,24 +99,32 @@ std::string redacted_summary(const AdapterConfig& config) {
   }
   line.add("streams.outbound", outbound);
   line.add("streams.core_catchup_url", redact_http_url(streams.core_catchup_url));
+}
 
-  line.add("database.url", redact_database_url(config.database.url));
-  line.add("database.connections_max", config.database.connections_max);
-  line.add("database.statement_timeout_ms", config.database.statement_timeout_ms);
-
-  const auto& kafka = config.kafka;
+void add_kafka(Line& line, const KafkaConfig& kafka) {
   line.add("kafka.brokers", kafka.brokers);
   line.add("kafka.group_id", kafka.group_id);
   line.add("kafka.client_id", kafka.client_id);
-  line.add("kafka.produce_timeout_ms", kafka.produce_timeout_ms);
-  line.add("kafka.session_timeout_ms", kafka.session_timeout_ms);
-  line.add("kafka.relay_batch_max", kafka.relay_batch_max);
-  line.add("kafka.consumer_batch_max", kafka.consumer_batch_max);
-  line.add("kafka.fetch_wait_max_ms", kafka.fetch_wait_max_ms);
-  line.add("kafka.relay_round_interval_min_ms", kafka.relay_round_interval_min_ms);
+  fields::kafka_numbers(kafka, writer(line, "kafka"));
   line.add("kafka.partition_assignment",
            std::string(partition_assignment_name(kafka.partition_assignment)));
+}
 
+}  // namespace
+
+std::string redacted_summary(const AdapterConfig& config) {
+  Line line;
+  line.add("source_file", config.source_file);
+  add_country(line, config.country);
+  add_clearing(line, config.clearing);
+  fields::retry(config.retry, writer(line, "retry"));
+  fields::dispatcher(config.dispatcher, writer(line, "dispatcher"));
+  fields::incoming(config.incoming, writer(line, "incoming"));
+  add_streams(line, config.streams);
+  line.add("database.url", redact_database_url(config.database.url));
+  line.add("database.connections_max", config.database.connections_max);
+  line.add("database.statement_timeout_ms", config.database.statement_timeout_ms);
+  add_kafka(line, config.kafka);
   line.add("http.address", config.http.address);
   line.add("http.api_token", set_or_unset(config.http.api_token));
   line.add("http.connections_max", config.http.connections_max);
