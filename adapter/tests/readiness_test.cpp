@@ -8,19 +8,36 @@
 
 #include <memory>
 #include <sstream>
+#include <string>
 #include <vector>
 
 using namespace clearing::adapter;
+
+namespace {
+
+// A logger that writes "<level> <message>\n" lines into `lines`.
+std::shared_ptr<spdlog::logger> logger_into(std::ostringstream& lines, const std::string& name) {
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
+  sink->set_pattern("%l %v");
+  return std::make_shared<spdlog::logger>(name, sink);
+}
+
+// A ReadinessLog whose lines the test reads.
+struct CapturedLog {
+  explicit CapturedLog(const std::string& name) : log(logger_into(lines, name)) {}
+  std::ostringstream lines;  // before `log`: it is made first
+  ReadinessLog log;
+};
+
+}  // namespace
 
 TEST_CASE("/readyz names the components that are not ready, logged once per change (item 7)") {
   // The service's /readyz used to answer {"detail":"consumer: <PostgreSQL error>"} with the
   // DETAIL/CONTEXT of the failed row (an account number, a name), and the consumer logged it
   // at every retry. The states now are words from a fixed list; nothing else gets through.
-  std::ostringstream lines;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
-  sink->set_pattern("%l %v");
-  auto logger = std::make_shared<spdlog::logger>("readiness-test", sink);
-  ReadinessLog log(logger);
+  CapturedLog captured("readiness-test");
+  auto& log = captured.log;
+  const auto& lines = captured.lines;
   using C = ReadinessComponent;
   using S = ComponentState;
   const std::vector<ComponentReadiness> starting{{C::service, S::starting, {}},
@@ -65,10 +82,9 @@ TEST_CASE(
     "a stall") {
   // One held partition must raise an alert (clearing_inbound_partitions_held), not take the
   // instance out of rotation: the other partitions flow (docs/streams.md).
-  std::ostringstream lines;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
-  sink->set_pattern("%l %v");
-  ReadinessLog log(std::make_shared<spdlog::logger>("readiness-degraded-test", sink));
+  CapturedLog captured("readiness-degraded-test");
+  auto& log = captured.log;
+  const auto& lines = captured.lines;
   using C = ReadinessComponent;
   using S = ComponentState;
   const auto degraded =
@@ -107,10 +123,9 @@ TEST_CASE(
   // Its thread has ended while the service runs (it is stopping).
   CHECK(worker_state({.created = true, .service_started = true, .running = false}) == S::stopped);
 
-  std::ostringstream lines;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(lines);
-  sink->set_pattern("%l %v");
-  ReadinessLog log(std::make_shared<spdlog::logger>("readiness-workers-test", sink));
+  CapturedLog captured("readiness-workers-test");
+  auto& log = captured.log;
+  const auto& lines = captured.lines;
   using C = ReadinessComponent;
   const auto feed_down =
       log.observe({{C::dispatcher, S::ok, {}}, {C::incoming_poller, S::degraded, {}}});

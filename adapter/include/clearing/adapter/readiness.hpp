@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "clearing/base/name_table.hpp"
 #include "clearing/eventstore/types.hpp"
 
 namespace clearing::adapter {
@@ -42,46 +43,37 @@ enum class ComponentState {
   stopped,      // its thread has ended (the service is stopping)
 };
 
+// The words of /readyz and the log: one table per enumeration (base/name_table.hpp).
+inline constexpr base::NameTable<ReadinessComponent, 7> kReadinessComponentNames{{
+    {ReadinessComponent::service, "service"},
+    {ReadinessComponent::database, "database"},
+    {ReadinessComponent::relay, "relay"},
+    {ReadinessComponent::inbound_consumer, "inbound_consumer"},
+    {ReadinessComponent::derivation, "derivation"},
+    {ReadinessComponent::dispatcher, "dispatcher"},
+    {ReadinessComponent::incoming_poller, "incoming_poller"},
+}};
+static_assert(base::lists_every_enumerator(kReadinessComponentNames,
+                                           ReadinessComponent::incoming_poller));
+
+inline constexpr base::NameTable<ComponentState, 8> kComponentStateNames{{
+    {ComponentState::ok, "ok"},
+    {ComponentState::starting, "starting"},
+    {ComponentState::unavailable, "unavailable"},
+    {ComponentState::failing, "failing"},
+    {ComponentState::stalled, "stalled"},
+    {ComponentState::degraded, "degraded"},
+    {ComponentState::not_joined, "not_joined"},
+    {ComponentState::stopped, "stopped"},
+}};
+static_assert(base::lists_every_enumerator(kComponentStateNames, ComponentState::stopped));
+
 inline std::string_view to_string(ReadinessComponent component) {
-  switch (component) {
-    case ReadinessComponent::service:
-      return "service";
-    case ReadinessComponent::database:
-      return "database";
-    case ReadinessComponent::relay:
-      return "relay";
-    case ReadinessComponent::inbound_consumer:
-      return "inbound_consumer";
-    case ReadinessComponent::derivation:
-      return "derivation";
-    case ReadinessComponent::dispatcher:
-      return "dispatcher";
-    case ReadinessComponent::incoming_poller:
-      return "incoming_poller";
-  }
-  return "unknown";
+  return base::name_in(kReadinessComponentNames, component).value_or("unknown");
 }
 
 inline std::string_view to_string(ComponentState state) {
-  switch (state) {
-    case ComponentState::ok:
-      return "ok";
-    case ComponentState::starting:
-      return "starting";
-    case ComponentState::unavailable:
-      return "unavailable";
-    case ComponentState::failing:
-      return "failing";
-    case ComponentState::stalled:
-      return "stalled";
-    case ComponentState::not_joined:
-      return "not_joined";
-    case ComponentState::degraded:
-      return "degraded";
-    case ComponentState::stopped:
-      return "stopped";
-  }
-  return "unknown";
+  return base::name_in(kComponentStateNames, state).value_or("unknown");
 }
 
 // What the service knows of a worker thread (the dispatcher, the incoming poller).
