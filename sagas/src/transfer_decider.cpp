@@ -59,6 +59,15 @@ void assert_final_answer(const TransferState& state, const std::string& transfer
   CLEARING_ASSERT(attempt >= 0 && attempt <= state.attempt);
 }
 
+// The clearing call for `attempt` becomes due: always with the transfer's one key.
+void schedule(TransferState& state, ClearingAction action, std::int32_t attempt, Timestamp due_at) {
+  state.attempt = attempt;
+  state.scheduled = ScheduledAction{.action = action,
+                                    .attempt = attempt,
+                                    .due_at = due_at,
+                                    .idempotency_key = state.idempotency_key};
+}
+
 void apply(TransferState& state, const TransferInitiated& event) {
   CLEARING_ASSERT_MSG(state.status == TransferStatus::empty, "a transfer is initiated once");
   CLEARING_ASSERT_MSG(event.idempotency_key == event.request.transfer_id,
@@ -69,11 +78,7 @@ void apply(TransferState& state, const TransferInitiated& event) {
   state.idempotency_key = event.idempotency_key;
   state.initiated_at = event.initiated_at;
   state.deadline_at = event.deadline_at;
-  state.attempt = 1;
-  state.scheduled = ScheduledAction{.action = ClearingAction::submit,
-                                    .attempt = 1,
-                                    .due_at = event.initiated_at,
-                                    .idempotency_key = event.idempotency_key};
+  schedule(state, ClearingAction::submit, 1, event.initiated_at);
 }
 
 void finish(TransferState& state, TransferStatus terminal) {
@@ -99,11 +104,7 @@ void apply(TransferState& state, const RetryScheduled& event) {
                       "one transfer, one idempotency key");
   CLEARING_ASSERT_MSG(event.attempt == state.attempt + 1, "attempts are numbered in sequence");
   CLEARING_ASSERT_MSG(!state.scheduled.has_value(), "a retry follows the answer it is for");
-  state.attempt = event.attempt;
-  state.scheduled = ScheduledAction{.action = event.action,
-                                    .attempt = event.attempt,
-                                    .due_at = event.due_at,
-                                    .idempotency_key = event.idempotency_key};
+  schedule(state, event.action, event.attempt, event.due_at);
 }
 
 void apply(TransferState& state, const TransferSettled& event) {
