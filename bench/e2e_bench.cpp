@@ -34,8 +34,6 @@
 // Progress goes to stderr; figures to stdout.
 
 #include <fmt/core.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -62,6 +60,7 @@
 #include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
 #include "clearing/support/bench.hpp"
+#include "clearing/support/command_lines.hpp"
 
 namespace clearing::bench {
 namespace {
@@ -92,8 +91,8 @@ constexpr std::size_t kStderrTailChars = 4'000;
 constexpr const char* kAppName = "bench-e2e";
 constexpr const char* kClearingToken = "bench-clearing-token";
 constexpr const char* kApiToken = "bench-api-token-0123456789abcdef0";
-constexpr const char* kCoreStream = "core.dk.payments.v1";
-constexpr const char* kAdapterStream = "adapter.dk.payments.v1";
+using support::kAdapterStream;
+using support::kCoreStream;
 
 struct Options {
   std::string server_url;
@@ -149,13 +148,7 @@ std::unique_ptr<pqxx::connection> connect(const std::string& url) {
   return c;
 }
 
-std::string create_database(const std::string& server_url, const std::string& name) {
-  auto admin = connect(server_url);
-  pqxx::nontransaction tx(*admin);
-  tx.exec("drop database if exists " + name + " with (force)");
-  tx.exec("create database " + name);
-  return with_database(server_url, name);
-}
+using support::fresh_database;
 
 // Counters of the server that describe the cost per transfer.
 struct ServerCounters {
@@ -375,25 +368,9 @@ struct HttpAnswer {
 
 HttpAnswer http_get(int port, const std::string& path, const std::string& token) {
   constexpr int kTimeoutMs = 5'000;
-  auto got =
-      clearing::http::get("http://127.0.0.1:" + std::to_string(port) + path, token, kTimeoutMs);
+  auto got = clearing::http::get(support::local_url(port) + path, token, kTimeoutMs);
   if (!got) return {};
   return {got->status, std::move(got->body)};
-}
-
-// A port that was free a moment ago (the adapter and core-sim must know each other's
-// ports before either starts).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
-    throw Failure("cannot find a free port");
-  socklen_t length = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
 }
 
 // The value of one Prometheus sample line `name{labels} value`; nothing when absent.
@@ -414,10 +391,11 @@ using support::percentiles;
 
 std::string after(const std::string& line, const std::string& prefix, const Process& process,
                   const char* what) {
-  if (line.rfind(prefix, 0) != 0)
+  auto rest = support::after_prefix(line, prefix);
+  if (!rest)
     throw Failure(fmt::format("{} did not start (expected '{}...', got '{}'); its stderr:\n{}",
                               what, prefix, line, tail(process.stderr_text())));
-  return line.substr(prefix.size());
+  return *rest;
 }
 
 // Sets "a.b.c=value" in the config (value as JSON when it parses, else a string).
@@ -469,40 +447,23 @@ struct System {
   }
 
   // The core-sim command line for this system.
-  std::vector<std::string> core_sim(const std::string& transfers, double rate, int batch,
+  std::vector<std::string> core_sim(std::int64_t transfers, double rate, int batch,
                                     int accounts) const {
-    return {CORE_SIM,
-            "--database-url",
-            core_url,
-            "--kafka",
-            bootstrap,
-            "--transfers",
-            transfers,
-            "--seed",
-            "7",
-            "--invalid-share",
-            "0",
-            "--rate",
-            fmt::format("{}", rate),
-            "--batch",
-            std::to_string(batch),
-            "--accounts",
-            std::to_string(accounts),
-            "--fetch-wait-ms",
-            std::to_string(fetch_wait_ms),
-            "--relay-round-interval-ms",
-            std::to_string(relay_round_interval_ms),
-            "--adapter-catch-up-url",
-            "http://127.0.0.1:" + std::to_string(adapter_port),
-            "--adapter-token",
-            kApiToken,
-            "--http-port",
-            std::to_string(core_port),
-            "--api-token",
-            kApiToken,
-            "--json",
-            "--log-level",
-            "warn"};
+    support::CoreSimArgs args;
+    args.database_url = core_url;
+    args.bootstrap = bootstrap;
+    args.transfers = transfers;
+    args.seed = 7;
+    args.invalid_share = 0;
+    args.rate = rate;
+    args.batch = batch;
+    args.accounts = accounts;
+    args.fetch_wait_ms = fetch_wait_ms;
+    args.relay_round_interval_ms = relay_round_interval_ms;
+    args.adapter_port = adapter_port;
+    args.http_port = core_port;
+    args.api_token = kApiToken;
+    return support::core_sim_argv(CORE_SIM, args);
   }
 
   void stop() {
@@ -532,24 +493,24 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
   s->relay_round_interval_ms = options.relay_round_interval_ms;
   s->adapter_database = "e2e_adapter_" + slug;
   s->core_database = "e2e_core_" + slug;
-  s->adapter_url = create_database(options.server_url, s->adapter_database);
-  s->core_url = create_database(options.server_url, s->core_database);
+  s->adapter_url = fresh_database(options.server_url, s->adapter_database);
+  s->core_url = fresh_database(options.server_url, s->core_database);
 
-  s->kafka = std::make_unique<Process>(
-      std::vector<std::string>{KAFKA_MOCK, "--topic", std::string(kCoreStream) + ":4", "--topic",
-                               std::string(kAdapterStream) + ":4", "--topic",
-                               "adapter.dk.settlements.v1:2"},
-      std::map<std::string, std::string>{}, true);
+  s->kafka = std::make_unique<Process>(support::kafka_mock_argv(KAFKA_MOCK),
+                                       std::map<std::string, std::string>{}, true);
   s->bootstrap = after(s->kafka->read_line(), "bootstrap ", *s->kafka, "kafka-mock");
 
-  s->mock = std::make_unique<Process>(std::vector<std::string>{
-      CLEARING_MOCK, "--port", "0", "--token", kClearingToken, "--latency-ms",
-      std::to_string(latency_ms), "--threads", std::to_string(options.mock_threads)});
+  s->mock = std::make_unique<Process>(
+      support::clearing_mock_argv(CLEARING_MOCK, {.token = kClearingToken,
+                                                  .seed = std::nullopt,
+                                                  .latency_ms = latency_ms,
+                                                  .threads = options.mock_threads,
+                                                  .more = {}}));
   const auto mock_address = after(s->mock->read_line(), "listening ", *s->mock, "clearing-mock");
 
-  s->adapter_port = free_port();
-  s->core_port = free_port();
-  while (s->core_port == s->adapter_port) s->core_port = free_port();
+  s->adapter_port = support::free_port();
+  s->core_port = support::free_port();
+  while (s->core_port == s->adapter_port) s->core_port = support::free_port();
 
   // config/dk.json as shipped, logs at warn (one line per call would be measured too).
   {
@@ -566,17 +527,16 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
     s->calls_in_flight_max = std::min(config.at("clearing").at("in_flight_max").get<int>(),
                                       config.at("dispatcher").at("in_flight_max").get<int>());
   }
-  const std::map<std::string, std::string> env{
-      {"CLEARING_ADAPTER_DATABASE_URL", s->adapter_url},
-      {"CLEARING_ADAPTER_KAFKA_BROKERS", s->bootstrap},
-      {"CLEARING_ADAPTER_CLEARING_URL", "http://" + mock_address},
-      {"CLEARING_ADAPTER_CLEARING_TOKEN", kClearingToken},
-      {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:" + std::to_string(s->core_port)},
-      {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(s->adapter_port)},
-      {"CLEARING_ADAPTER_API_TOKEN", kApiToken}};
+  const auto env = support::adapter_environment({.database_url = s->adapter_url,
+                                                 .bootstrap = s->bootstrap,
+                                                 .clearing_address = mock_address,
+                                                 .clearing_token = kClearingToken,
+                                                 .core_port = s->core_port,
+                                                 .api_token = kApiToken,
+                                                 .http_port = s->adapter_port});
   const auto begun = Clock::now();
-  s->adapter = std::make_unique<Process>(
-      std::vector<std::string>{CLEARING_ADAPTER, "run", "--config", s->config_path}, env);
+  s->adapter =
+      std::make_unique<Process>(support::adapter_run_argv(CLEARING_ADAPTER, s->config_path), env);
   for (;;) {
     s->check_alive();
     if (http_get(s->adapter_port, "/readyz", "").status == 200) break;
@@ -604,12 +564,11 @@ std::unique_ptr<Process> start_core(std::vector<std::string> argv) {
 
 // The JSON report core-sim printed after its first line.
 nlohmann::json core_report(Process& core, const std::string& label) {
-  const auto text = core.read_all();
-  const auto start = text.find('{');
-  if (start == std::string::npos)
+  auto report = support::core_sim_report(core.read_all());
+  if (!report)
     throw Failure(fmt::format("[{}] core-sim printed no report; its stderr:\n{}", label,
                               tail(core.stderr_text())));
-  return nlohmann::json::parse(text.substr(start));
+  return *std::move(report);
 }
 
 // CPU seconds of each process of the run, for "where the time goes".
@@ -769,13 +728,14 @@ Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& ser
     if (out.held_at_cap) out.publish_rate = kPublishOverClearingCap * out.clearing_cap_per_s;
   }
   const bool timed = options.transfers == 0;
-  const auto source = std::to_string(timed ? kTimedSourceTransfers : options.transfers);
+  const std::int64_t source = timed ? kTimedSourceTransfers : options.transfers;
   const auto begun = Clock::now();
   auto core =
       start_core(s.core_sim(source, out.publish_rate, options.core_batch, options.accounts));
   PipelineProbe probe(s.core_url, s.adapter_url);
   progress(fmt::format("[{}] core-sim pid {} publishing ({}), waiting for the first outcome", label,
-                       core->pid(), timed ? "until the window ends" : source + " transfers"));
+                       core->pid(),
+                       timed ? "until the window ends" : std::to_string(source) + " transfers"));
 
   sample_until(
       s, *core, probe, "warm-up", begun, [](const Pipeline& p) { return p.resolved > 0; },
@@ -875,7 +835,7 @@ Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& ser
         "[{}] core-sim stopped: {} processed, {} open; draining with a core-sim on exactly those"
         " (timeout {} s)",
         label, processed, stopped.requested - stopped.resolved, drain_timeout_s));
-    core = start_core(s.core_sim(std::to_string(processed), 0, 1000, options.accounts));
+    core = start_core(s.core_sim(processed, 0, 1000, options.accounts));
   }
   sample_until(
       s, *core, probe, "drain", drain_begun, [&](const Pipeline&) { return core->wait(0) != -1; },
@@ -988,8 +948,7 @@ LatencyRun run_latency(const Options& options, int latency_ms, double rate) {
       1, static_cast<std::int64_t>(
              std::ceil(rate * (options.latency_seconds + kLatencyRunExtraSeconds))));
   const auto begun = Clock::now();
-  auto core = start_core(
-      s.core_sim(std::to_string(out.transfers), rate, options.core_batch, options.accounts));
+  auto core = start_core(s.core_sim(out.transfers, rate, options.core_batch, options.accounts));
   PipelineProbe probe(s.core_url, s.adapter_url);
   progress(fmt::format("[{}] core-sim pid {}: {} transfers at {:.0f}/s", label, core->pid(),
                        out.transfers, rate));
@@ -1052,7 +1011,7 @@ struct Ceiling {
 };
 
 Ceiling run_ceiling(const Options& options, int clients) {
-  const auto url = create_database(options.server_url, "e2e_commit_ceiling");
+  const auto url = fresh_database(options.server_url, "e2e_commit_ceiling");
   {
     auto c = connect(url);
     pqxx::nontransaction tx(*c);

@@ -24,6 +24,14 @@ std::string query_value(const std::string& url, const std::string& sql) {
   return rows[0][0].c_str();
 }
 
+std::string fresh_database(const std::string& server_url, const std::string& name) {
+  pqxx::connection admin(server_url);
+  pqxx::nontransaction tx(admin);
+  tx.exec("drop database if exists " + name + " with (force)");
+  tx.exec("create database " + name);
+  return with_database(server_url, name);
+}
+
 ScratchDatabase::ScratchDatabase(std::string server_url, bool keep)
     : server_url_(std::move(server_url)), keep_(keep) {
   std::string id = base::new_uuid();
