@@ -18,6 +18,8 @@
 #include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
 #include "clearing/support/adapter_config.hpp"
+#include "clearing/support/command_lines.hpp"
+#include "clearing/support/scratch_database.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -26,22 +28,20 @@ using clearing::processes::Process;
 
 namespace {
 
+constexpr const char* kApiToken = "api-token-0123456789abcdef0123456";
+
 std::string source_file(const std::string& relative) {
   return std::string(SOURCE_DIR) + "/" + relative;
 }
 
 std::string create_database(const std::string& name) {
-  pqxx::connection admin(server_url());
-  pqxx::nontransaction tx(admin);
-  tx.exec("drop database if exists " + name + " with (force)");
-  tx.exec("create database " + name);
-  return with_database(server_url(), name);
+  return support::fresh_database(server_url(), name);
 }
 
 std::string after(const std::string& line, const std::string& prefix) {
-  REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0,
-                  "expected '" << prefix << "...', got '" << line << "'");
-  return line.substr(prefix.size());
+  const auto rest = support::after_prefix(line, prefix);
+  REQUIRE_MESSAGE(rest, "expected '" << prefix << "...', got '" << line << "'");
+  return *rest;
 }
 
 }  // namespace
@@ -51,46 +51,30 @@ TEST_CASE(
   const auto adapter_db = create_database("e2e_adapter_dk");
   const auto core_db = create_database("e2e_core_dk");
 
-  Process kafka({KAFKA_MOCK, "--topic", "core.dk.payments.v1:4", "--topic",
-                 "adapter.dk.payments.v1:4", "--topic", "adapter.dk.settlements.v1:2"},
-                {}, true);
+  Process kafka(support::kafka_mock_argv(KAFKA_MOCK), {}, true);
   const auto bootstrap = after(kafka.read_line(), "bootstrap ");
 
-  Process mock({CLEARING_MOCK,
-                "--port",
-                "0",
-                "--token",
-                "clearing-token-16",
-                "--seed",
-                "11",
-                "--fault-timeout-after-execute",
-                "0.02",
-                "--fault-close-after-execute",
-                "0.02",
-                "--fault-http-502",
-                "0.02",
-                "--fault-error-body-200",
-                "0.02",
-                "--fault-malformed-json",
-                "0.02",
-                "--fault-maintenance-503",
-                "0.02",
-                "--retry-after-s",
-                "1",
-                "--hold-ms",
-                "1500"});
+  Process mock(support::clearing_mock_argv(
+      CLEARING_MOCK,
+      {.token = "clearing-token-16",
+       .seed = 11,
+       .latency_ms = std::nullopt,
+       .threads = std::nullopt,
+       .more = {"--fault-timeout-after-execute", "0.02", "--fault-close-after-execute", "0.02",
+                "--fault-http-502", "0.02", "--fault-error-body-200", "0.02",
+                "--fault-malformed-json", "0.02", "--fault-maintenance-503", "0.02",
+                "--retry-after-s", "1", "--hold-ms", "1500"}}));
   const auto mock_address = after(mock.read_line(), "listening ");
 
   const int adapter_port = 28000 + static_cast<int>(getpid() % 1000);
   const int core_port = adapter_port + 1000;
-  const std::map<std::string, std::string> env{
-      {"CLEARING_ADAPTER_DATABASE_URL", adapter_db},
-      {"CLEARING_ADAPTER_KAFKA_BROKERS", bootstrap},
-      {"CLEARING_ADAPTER_CLEARING_URL", "http://" + mock_address},
-      {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
-      {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:" + std::to_string(core_port)},
-      {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(adapter_port)},
-      {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"}};
+  const auto env = support::adapter_environment({.database_url = adapter_db,
+                                                 .bootstrap = bootstrap,
+                                                 .clearing_address = mock_address,
+                                                 .clearing_token = "clearing-token-16",
+                                                 .core_port = core_port,
+                                                 .api_token = kApiToken,
+                                                 .http_port = adapter_port});
   // Retries in seconds, not minutes, for a test: the config file of an operator who is in a hurry.
   const std::string config_path = "/tmp/e2e-dk-" + std::to_string(getpid()) + ".json";
   {
@@ -100,38 +84,25 @@ TEST_CASE(
     cfg["dispatcher"]["lease_ms"] = 5000;
     std::ofstream(config_path) << cfg.dump(2);
   }
-  Process adapter({CLEARING_ADAPTER, "run", "--config", config_path}, env);
+  Process adapter(support::adapter_run_argv(CLEARING_ADAPTER, config_path), env);
 
-  Process core({CORE_SIM,
-                "--database-url",
-                core_db,
-                "--kafka",
-                bootstrap,
-                "--transfers",
-                "300",
-                "--seed",
-                "5",
-                "--invalid-share",
-                "0.05",
-                "--adapter-catch-up-url",
-                "http://127.0.0.1:" + std::to_string(adapter_port),
-                "--adapter-token",
-                "api-token-0123456789abcdef0123456",
-                "--http-port",
-                std::to_string(core_port),
-                "--api-token",
-                "api-token-0123456789abcdef0123456",
-                "--timeout-s",
-                "240",
-                "--json",
-                "--log-level",
-                "warn"});
+  support::CoreSimArgs core_args;
+  core_args.database_url = core_db;
+  core_args.bootstrap = bootstrap;
+  core_args.transfers = 300;
+  core_args.seed = 5;
+  core_args.invalid_share = 0.05;
+  core_args.adapter_port = adapter_port;
+  core_args.http_port = core_port;
+  core_args.api_token = kApiToken;
+  core_args.timeout_s = 240;
+  Process core(support::core_sim_argv(CORE_SIM, core_args));
   const int core_exit = core.wait(300'000);
   const std::string report_text = core.read_all();
   CHECK_MESSAGE(core_exit == 0, "core-sim: " << core.stderr_text().substr(0, 2000));
-  const auto start = report_text.find('{');
-  REQUIRE_MESSAGE(start != std::string::npos, report_text);
-  const auto report = nlohmann::json::parse(report_text.substr(start));
+  const auto parsed = support::core_sim_report(report_text);
+  REQUIRE_MESSAGE(parsed, report_text);
+  const auto& report = *parsed;
   CHECK(report["resolved_exactly_once"] == true);
   CHECK(report["still_open"] == 0);
   CHECK(report["requested"].get<int>() + report["refused"].get<int>() == 300);
@@ -149,11 +120,10 @@ TEST_CASE(
   CHECK(executed == report["succeeded"].get<int>());
 
   // The adapter's HTTP API answers while it runs.
-  auto ready = http::get("http://127.0.0.1:" + std::to_string(adapter_port) + "/readyz", "", 5000);
+  auto ready = http::get(support::local_url(adapter_port) + "/readyz", "", 5000);
   REQUIRE(ready);
   CHECK(ready->status == 200);
-  auto metrics = http::get("http://127.0.0.1:" + std::to_string(adapter_port) + "/metrics",
-                           "api-token-0123456789abcdef0123456", 5000);
+  auto metrics = http::get(support::local_url(adapter_port) + "/metrics", kApiToken, 5000);
   REQUIRE(metrics);
   // Every transfer has its outcome: each unfinished state is a sample, 0.
   CHECK(metrics->body.find("# TYPE clearing_transfers gauge") != std::string::npos);
@@ -281,8 +251,8 @@ TEST_CASE(
   const std::map<std::string, std::string> env{
       {"CLEARING_ADAPTER_DATABASE_URL", with_database(server_url(), name)},
       {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
-      {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"},
-      {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(port)}};
+      {"CLEARING_ADAPTER_API_TOKEN", kApiToken},
+      {"CLEARING_ADAPTER_HTTP_ADDRESS", support::local_address(port)}};
   auto wait_for_log = [](Process& p, const std::string& text) {
     for (int i = 0; i < 150; ++i) {
       if (p.stderr_text().find(text) != std::string::npos) return true;
@@ -303,7 +273,7 @@ TEST_CASE(
   create_database(name);
   int status = 0;
   for (int i = 0; i < 300 && status != 200; ++i) {
-    auto ready = http::get("http://127.0.0.1:" + std::to_string(port) + "/readyz", "", 1000);
+    auto ready = http::get(support::local_url(port) + "/readyz", "", 1000);
     status = ready ? ready->status : 0;
     if (status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }

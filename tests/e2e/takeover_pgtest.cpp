@@ -19,8 +19,6 @@
 // runs on a shared 2-core machine. Every deadline is generous (60 s) and only bounds a wait.
 
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
@@ -40,6 +38,7 @@
 #include "clearing/http/client.hpp"
 #include "clearing/processes/process.hpp"
 #include "clearing/support/adapter_config.hpp"
+#include "clearing/support/command_lines.hpp"
 #include "reconcile.hpp"
 #include "test_database.hpp"
 
@@ -87,19 +86,7 @@ bool eventually(Done done, std::chrono::milliseconds deadline = kDeadline) {
   }
 }
 
-// A port free now on 127.0.0.1 (the kernel's pick; nobody else takes it in the next second).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  socklen_t length = sizeof address;
-  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  close(fd);
-  return ntohs(address.sin_port);
-}
+using support::free_port;
 
 // The local ports of a process's TCP connections to the PostgreSQL server's port: its sessions
 // are the backends whose pg_stat_activity.client_port is one of them. Only connections to the
@@ -286,12 +273,12 @@ class AdapterDatabase {
 };
 
 std::string fetch_metrics(int port) {
-  auto answer = http::get("http://127.0.0.1:" + std::to_string(port) + "/metrics", kApiToken, 2000);
+  auto answer = http::get(support::local_url(port) + "/metrics", kApiToken, 2000);
   return answer && answer->status == 200 ? answer->body : std::string{};
 }
 
 bool ready(int port) {
-  auto answer = http::get("http://127.0.0.1:" + std::to_string(port) + "/readyz", "", 1000);
+  auto answer = http::get(support::local_url(port) + "/readyz", "", 1000);
   return answer && answer->status == 200;
 }
 
@@ -320,22 +307,21 @@ TEST_CASE(
   TestDatabase adapter_db;
   TestDatabase core_db;
 
-  Process kafka(
-      {KAFKA_MOCK, "--topic", std::string(kInbound) + ":" + std::to_string(kInboundPartitions),
-       "--topic", "adapter.dk.payments.v1:4", "--topic", "adapter.dk.settlements.v1:2"},
-      {}, true);
-  const auto bootstrap_line = kafka.read_line(30'000);
-  REQUIRE_MESSAGE(bootstrap_line.rfind("bootstrap ", 0) == 0, kafka.stderr_text());
-  const auto bootstrap = bootstrap_line.substr(10);
+  Process kafka(support::kafka_mock_argv(KAFKA_MOCK, kInboundPartitions), {}, true);
+  const auto bootstrap_or = support::after_prefix(kafka.read_line(30'000), "bootstrap ");
+  REQUIRE_MESSAGE(bootstrap_or, kafka.stderr_text());
+  const auto bootstrap = *bootstrap_or;
 
   // No faults: every call answers, slowly, so that calls are in flight when the kill comes.
   // No incoming feed: the core's report then waits for nothing but the transfers.
-  Process mock({CLEARING_MOCK, "--port", "0", "--token", kClearingToken, "--seed", "17",
-                "--latency-ms", std::to_string(kClearingLatencyMs), "--incoming-count", "0",
-                "--threads", "2"});
-  const auto mock_line = mock.read_line(30'000);
-  REQUIRE_MESSAGE(mock_line.rfind("listening ", 0) == 0, mock.stderr_text());
-  const auto mock_address = mock_line.substr(10);
+  Process mock(support::clearing_mock_argv(CLEARING_MOCK, {.token = kClearingToken,
+                                                           .seed = 17,
+                                                           .latency_ms = kClearingLatencyMs,
+                                                           .threads = 2,
+                                                           .more = {"--incoming-count", "0"}}));
+  const auto mock_address_or = support::after_prefix(mock.read_line(30'000), "listening ");
+  REQUIRE_MESSAGE(mock_address_or, mock.stderr_text());
+  const auto mock_address = *mock_address_or;
 
   const int core_port = free_port();
   const std::array<int, 2> adapter_ports{free_port(), free_port()};
@@ -356,19 +342,17 @@ TEST_CASE(
     group_id = cfg["kafka"]["group_id"].get<std::string>();
     std::ofstream(config_path) << cfg.dump(2);
   }
-  const std::map<std::string, std::string> common_env{
-      {"CLEARING_ADAPTER_DATABASE_URL", adapter_db.url()},
-      {"CLEARING_ADAPTER_KAFKA_BROKERS", bootstrap},
-      {"CLEARING_ADAPTER_CLEARING_URL", "http://" + mock_address},
-      {"CLEARING_ADAPTER_CLEARING_TOKEN", kClearingToken},
-      {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:" + std::to_string(core_port)},
-      {"CLEARING_ADAPTER_API_TOKEN", kApiToken}};
   std::array<std::unique_ptr<Process>, 2> adapters;
   for (std::size_t i = 0; i < adapters.size(); ++i) {
-    auto env = common_env;
-    env["CLEARING_ADAPTER_HTTP_ADDRESS"] = "127.0.0.1:" + std::to_string(adapter_ports[i]);
-    adapters[i] = std::make_unique<Process>(
-        std::vector<std::string>{CLEARING_ADAPTER, "run", "--config", config_path}, env);
+    const auto env = support::adapter_environment({.database_url = adapter_db.url(),
+                                                   .bootstrap = bootstrap,
+                                                   .clearing_address = mock_address,
+                                                   .clearing_token = kClearingToken,
+                                                   .core_port = core_port,
+                                                   .api_token = kApiToken,
+                                                   .http_port = adapter_ports[i]});
+    adapters[i] =
+        std::make_unique<Process>(support::adapter_run_argv(CLEARING_ADAPTER, config_path), env);
   }
   const auto report_logs = [&] {
     for (std::size_t i = 0; i < adapters.size(); ++i)
@@ -377,35 +361,20 @@ TEST_CASE(
   REQUIRE_MESSAGE(eventually([&] { return ready(adapter_ports[0]) && ready(adapter_ports[1]); }),
                   "adapters not ready: " << adapters[0]->stderr_text().substr(0, 2000));
 
-  Process core({CORE_SIM,
-                "--database-url",
-                core_db.url(),
-                "--kafka",
-                bootstrap,
-                "--transfers",
-                std::to_string(kTransfers),
-                "--seed",
-                "17",
-                "--invalid-share",
-                "0.05",
-                "--rate",
-                std::to_string(kRatePerS),
-                "--batch",
-                "5",
-                "--adapter-catch-up-url",
-                "http://127.0.0.1:" + std::to_string(adapter_ports[kSurvivor]),
-                "--adapter-token",
-                kApiToken,
-                "--http-port",
-                std::to_string(core_port),
-                "--api-token",
-                kApiToken,
-                "--timeout-s",
-                "180",
-                "--json",
-                "--log-level",
-                "warn"});
-  REQUIRE_MESSAGE(core.read_line(60'000).rfind("catch-up ", 0) == 0, core.stderr_text());
+  support::CoreSimArgs core_args;
+  core_args.database_url = core_db.url();
+  core_args.bootstrap = bootstrap;
+  core_args.transfers = kTransfers;
+  core_args.seed = 17;
+  core_args.invalid_share = 0.05;
+  core_args.rate = kRatePerS;
+  core_args.batch = 5;
+  core_args.adapter_port = adapter_ports[kSurvivor];
+  core_args.http_port = core_port;
+  core_args.api_token = kApiToken;
+  core_args.timeout_s = 180;
+  Process core(support::core_sim_argv(CORE_SIM, core_args));
+  REQUIRE_MESSAGE(support::after_prefix(core.read_line(60'000), "catch-up "), core.stderr_text());
 
   AdapterDatabase db(adapter_db.url(), group_id);
   const int server_port = db.server_port();
@@ -532,9 +501,9 @@ TEST_CASE(
   const int core_exit = core.wait(150'000);
   const auto report_text = core.read_all();
   CHECK_MESSAGE(core_exit == 0, "core-sim: " << core.stderr_text().substr(0, 2000));
-  const auto start = report_text.find('{');
-  REQUIRE_MESSAGE(start != std::string::npos, report_text);
-  const auto report = nlohmann::json::parse(report_text.substr(start));
+  const auto parsed = support::core_sim_report(report_text);
+  REQUIRE_MESSAGE(parsed, report_text);
+  const auto& report = *parsed;
   CHECK(report["resolved_exactly_once"] == true);
   CHECK(report["still_open"] == 0);
   CHECK(report["requested"].get<int>() + report["refused"].get<int>() == kTransfers);
