@@ -1,0 +1,260 @@
+#include "e2e_report.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+namespace clearing::bench::e2e {
+namespace {
+
+std::string mib(std::int64_t kb) {
+  return fmt::format("{:.1f} MiB", static_cast<double>(kb) / 1024.0);
+}
+
+void print_speed_probe(const SpeedProbes& p) {
+  fmt::print(
+      "  machine speed probe before / after the run: {:.0f} / {:.0f} ms (support bench.hpp: a "
+      "fixed loop,"
+      " slower when the host lends this machine less; compare runs at similar figures)\n",
+      p.before_ms, p.after_ms);
+}
+
+// Commits per transfer of a run's window: all of them, or only the writing ones.
+double commits_per_transfer(const Sustained& r) {
+  return static_cast<double>(r.adapter_commits + r.core_commits) /
+         static_cast<double>(std::max<std::int64_t>(1, r.resolved));
+}
+
+double writes_per_transfer(const Sustained& r) {
+  return static_cast<double>(r.writing_transactions) /
+         static_cast<double>(std::max<std::int64_t>(1, r.resolved));
+}
+
+// The window: its rates, the backlog at its ends and where the open transfers were.
+void print_window(const Sustained& r) {
+  fmt::print(
+      "\nsustained, clearing latency {} ms (window {:.1f} s after a warm-up of {:.1f} s, "
+      "excluded)\n",
+      r.latency_ms, r.window_s, r.warmup_s);
+  print_speed_probe(r.speed);
+  fmt::print("  resolved   {:>8.0f} transfers/s   ({} in the window)\n", r.resolved_per_s,
+             r.resolved);
+  if (r.resolved_per_s_by_third.size() == 3)
+    fmt::print("  resolved/s by thirds of the window: {:.0f}, {:.0f}, {:.0f}\n",
+               r.resolved_per_s_by_third[0], r.resolved_per_s_by_third[1],
+               r.resolved_per_s_by_third[2]);
+  const auto publishing =
+      r.publish_rate == 0 ? std::string("core-sim publishing as fast as it can")
+      : r.held_at_cap
+          ? fmt::format(
+                "core-sim held at {:.0f}/s, {} x the {:.0f} calls/s the adapter's in_flight_max "
+                "allows "
+                "at {} ms",
+                r.publish_rate, kPublishOverClearingCap, r.clearing_cap_per_s, r.latency_ms)
+          : fmt::format("core-sim held at {:.0f}/s (--load-rate)", r.publish_rate);
+  fmt::print("  requested  {:>8.0f} transfers/s   ({} in the window; {})\n", r.requested_per_s,
+             r.requested, publishing);
+  fmt::print("  open       {} at the window's start -> {} at its end ({})\n", r.backlog_start,
+             r.backlog_end,
+             r.backlog_end > r.backlog_start + r.resolved / 20
+                 ? "growing: the pipeline, not the publisher, limits"
+             : r.backlog_end + r.resolved / 20 < r.backlog_start
+                 ? "shrinking"
+                 : "steady: the publisher may be the limit");
+  fmt::print("  open at the window's end: {}\n", r.where_at_end);
+}
+
+// Commits, statement time and xids per resolved transfer, in the window and the whole run.
+void print_database_costs(const Sustained& r, double n) {
+  fmt::print(
+      "  commits per resolved transfer (xact_commit): adapter {:.2f} + core {:.2f} = {:.2f}"
+      "   (rollbacks: adapter {}, core {})\n",
+      static_cast<double>(r.adapter_commits) / n, static_cast<double>(r.core_commits) / n,
+      static_cast<double>(r.adapter_commits + r.core_commits) / n, r.adapter_rollbacks,
+      r.core_rollbacks);
+  fmt::print(
+      "  PostgreSQL statement time per resolved transfer (pg_stat_database.active_time, lock waits "
+      "included):"
+      " adapter {:.2f} ms, core {:.2f} ms\n",
+      1000.0 * r.adapter_active_s / n, 1000.0 * r.core_active_s / n);
+  fmt::print("  writing transactions per resolved transfer (xids assigned, whole server): {:.2f}\n",
+             static_cast<double>(r.writing_transactions) / n);
+  const double total = static_cast<double>(std::max<std::int64_t>(1, r.total_transfers));
+  fmt::print(
+      "  whole run incl. warm-up, drain and idle polls: {} transfers, commits per transfer adapter "
+      "{:.2f} +"
+      " core {:.2f}\n",
+      r.total_transfers, static_cast<double>(r.total_adapter_commits) / total,
+      static_cast<double>(r.total_core_commits) / total);
+}
+
+// Outcomes, the adapter's clearing calls and its connections.
+void print_outcomes(const Sustained& r) {
+  fmt::print("  outcomes: {} succeeded, {} rejected; drain after the window {:.1f} s\n",
+             r.succeeded, r.rejected, r.drain_s);
+  if (r.submit_mean_ms) {
+    std::string answers;
+    for (const auto& [cls, count] : r.answers) answers += fmt::format(" {} {:.0f}", cls, count);
+    fmt::print("  adapter's clearing submit calls: mean {:.1f} ms; answers:{}\n", *r.submit_mean_ms,
+               answers);
+  }
+  fmt::print("  DB connections held: adapter {}, core-sim {}\n", r.adapter_connections,
+             r.core_connections);
+}
+
+// CPU per process in the window and per transfer, the adapter's memory, the top statements.
+void print_cpu_and_memory(const Sustained& r, double n) {
+  std::string cpu;
+  double ours = 0;
+  for (const auto& [name, seconds] : r.cpu_s) {
+    cpu += fmt::format("  {} {:.0f}%", name, 100.0 * seconds / r.window_s);
+    ours += seconds;
+  }
+  const double cores = static_cast<double>(std::max(1u, std::thread::hardware_concurrency()));
+  fmt::print(
+      "  CPU in the window (100% = one core):{}  | ours {:.0f}% of {:.0f}%, machine busy {:.0f}% "
+      "(every user)\n",
+      cpu, 100.0 * ours / r.window_s, 100.0 * cores, 100.0 * cores * r.machine_busy_share);
+  if (!r.cpu_s.empty() && r.resolved > 0) {
+    std::string per;
+    for (const auto& [name, seconds] : r.cpu_s)
+      per += fmt::format("  {} {:.0f}", name, 1e6 * seconds / n);
+    fmt::print("  CPU µs per resolved transfer:{}\n", per);
+  }
+  fmt::print("  adapter peak RSS (VmHWM) {}, RSS at the end {}\n", mib(r.adapter_hwm_kb),
+             mib(r.adapter_rss_kb));
+  if (!r.top_statements.empty()) {
+    fmt::print(
+        "  statements taking the most time, per resolved transfer (pg_stat_statements; "
+        "time, calls, rows, database, statement):\n");
+    for (const auto& line : r.top_statements) fmt::print("    {}\n", line);
+  }
+}
+
+}  // namespace
+
+void print_header(const Options& options) {
+  std::string latencies;
+  for (const int l : options.latencies_ms)
+    latencies += (latencies.empty() ? "" : ",") + std::to_string(l);
+  fmt::print(
+      "bench_e2e: core-sim -> kafka-mock -> clearing-adapter run (config/dk.json, log warn{}) -> "
+      "clearing-mock"
+      " -> adapter -> kafka-mock -> core-sim, separate processes on this machine ({} cores, "
+      "shared)\n",
+      options.config_set.empty() ? "" : ", --config-set given",
+      std::thread::hardware_concurrency());
+  fmt::print(
+      "  mode {}: sustained {} per clearing latency in [{}] ms (core-sim --rate {}, --batch {}, "
+      "--accounts {}, --fetch-wait-ms {} (the adapter's too), --relay-round-interval-ms {} (the "
+      "adapter's too),"
+      " --invalid-share 0); latency run {} s at {} of {} ms; commit ceiling "
+      "{} s;"
+      " PostgreSQL {}\n",
+      options.quick ? "quick" : "full",
+      options.transfers > 0 ? fmt::format("{} transfers", options.transfers)
+                            : fmt::format("{} s window", options.seconds),
+      latencies, options.load_rate, options.core_batch, options.accounts, options.fetch_wait_ms,
+      options.relay_round_interval_ms, options.latency_seconds,
+      options.latency_rate > 0 ? fmt::format("{:.0f}/s, the sustained run", options.latency_rate)
+                               : std::string("50% of the sustained rate"),
+      options.latencies_ms.front(), options.ceiling_seconds,
+      options.server_url.substr(0, options.server_url.rfind('/')));
+  for (const auto& setting : options.config_set) fmt::print("  adapter config: {}\n", setting);
+  std::fflush(stdout);
+}
+
+void print_sustained(const Sustained& r) {
+  const double n = static_cast<double>(std::max<std::int64_t>(1, r.resolved));
+  print_window(r);
+  print_database_costs(r, n);
+  print_outcomes(r);
+  print_cpu_and_memory(r, n);
+}
+
+void print_latency(const LatencyRun& latency, const Sustained& base, const Options& options) {
+  const double rate = latency.rate;
+  fmt::print(
+      "\nlatency, TransferRequested commit -> outcome applied on the core, at {:.0f} transfers/s "
+      "({:.0f}% of"
+      " {:.0f}), clearing latency {} ms, {} s\n",
+      rate, 100.0 * rate / std::max(1.0, base.resolved_per_s), base.resolved_per_s, base.latency_ms,
+      options.latency_seconds);
+  fmt::print(
+      "  steady (requested after the first {:.1f} s):  p50 {:>7.1f} ms  p95 {:>7.1f} ms  p99 "
+      "{:>7.1f} ms"
+      "  max {:>7.1f} ms  (n={})\n",
+      latency.excluded_s, latency.steady.p50, latency.steady.p95, latency.steady.p99,
+      latency.steady.max, latency.steady.count);
+  print_speed_probe(latency.speed);
+  fmt::print(
+      "  core-sim's report (every transfer, warm-up included):  p50 {:.1f} ms  p95 {:.1f} ms  p99 "
+      "{:.1f} ms"
+      "  max {:.1f} ms  (n={}); requested at {:.0f}/s\n",
+      latency.all.p50, latency.all.p95, latency.all.p99, latency.all.max, latency.all.count,
+      latency.requested_per_s);
+  for (const auto& [hop, p] : latency.hops)
+    fmt::print("    {:<74} p50 {:>7.1f} ms  p99 {:>7.1f} ms\n", hop, p.p50, p.p99);
+  fmt::print("  adapter peak RSS (VmHWM) {}\n", mib(latency.adapter_hwm_kb));
+  std::fflush(stdout);
+}
+
+void print_ceiling(const Ceiling& ceiling, const Sustained& base) {
+  const double commits_per_transfer = e2e::commits_per_transfer(base);
+  const double writes_per_transfer = e2e::writes_per_transfer(base);
+  fmt::print(
+      "\nPostgreSQL commit ceiling: {:.0f} single-row insert transactions/s at {} clients ({} "
+      "commits in {:.1f} s;"
+      " N = the connections the adapter ({}) and core-sim ({}) held in the {} ms run)\n",
+      ceiling.per_s, ceiling.clients, ceiling.commits, ceiling.seconds, base.adapter_connections,
+      base.core_connections, base.latency_ms);
+  fmt::print(
+      "  {} ms run: {:.2f} commits per transfer -> ceiling / commits per transfer = {:.0f} "
+      "transfers/s;"
+      " achieved {:.0f} ({:.0f}% of that bound)\n",
+      base.latency_ms, commits_per_transfer, ceiling.per_s / commits_per_transfer,
+      base.resolved_per_s, 100.0 * base.resolved_per_s * commits_per_transfer / ceiling.per_s);
+  fmt::print(
+      "  counting only writing transactions ({:.2f} per transfer): bound {:.0f} transfers/s\n",
+      writes_per_transfer, ceiling.per_s / writes_per_transfer);
+}
+
+void print_summary(const std::vector<Sustained>& sustained, const LatencyRun& latency,
+                   const Ceiling& ceiling) {
+  const auto& base = sustained.front();
+  const double rate = latency.rate;
+  const double commits_per_transfer = e2e::commits_per_transfer(base);
+  std::int64_t peak_kb = latency.adapter_hwm_kb;
+  for (const auto& r : sustained) peak_kb = std::max(peak_kb, r.adapter_hwm_kb);
+  fmt::print(
+      "\nsummary (noisy: the machine's {} cores are shared with other work; goal: >= 2000 "
+      "transfers/s end to"
+      " end, p99 < 250 ms at 1000 transfers/s)\n",
+      std::thread::hardware_concurrency());
+  for (const auto& r : sustained)
+    fmt::print(
+        "  sustained, clearing {:>3} ms: {:>6.0f} transfers/s resolved ({:.0f} requested/s)\n",
+        r.latency_ms, r.resolved_per_s, r.requested_per_s);
+  fmt::print("  latency at {:.0f}/s ({} ms): p50 {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms\n", rate,
+             base.latency_ms, latency.steady.p50, latency.steady.p95, latency.steady.p99);
+  fmt::print(
+      "  commit ceiling {:.0f}/s at {} clients; {:.2f} commits per transfer -> bound {:.0f} "
+      "transfers/s vs"
+      " {:.0f} achieved\n",
+      ceiling.per_s, ceiling.clients, commits_per_transfer, ceiling.per_s / commits_per_transfer,
+      base.resolved_per_s);
+  fmt::print("  adapter peak RSS {}\n", mib(peak_kb));
+  std::string probes;
+  for (const auto& r : sustained)
+    probes += fmt::format("sustained {} ms {:.0f} / {:.0f}, ", r.latency_ms, r.speed.before_ms,
+                          r.speed.after_ms);
+  fmt::print("  machine speed probe before / after each run (ms): {}latency {:.0f} / {:.0f}\n",
+             probes, latency.speed.before_ms, latency.speed.after_ms);
+  fmt::print("  every transfer resolved exactly once in every run\n");
+}
+
+}  // namespace clearing::bench::e2e
