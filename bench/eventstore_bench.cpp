@@ -33,6 +33,7 @@
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/eventstore/subscription.hpp"
 #include "clearing/support/bench.hpp"
+#include "clearing/support/bench_program.hpp"
 
 namespace clearing::bench {
 namespace {
@@ -96,20 +97,10 @@ create table raw_inserts (
 constexpr const char* kRawInsertSql = "insert into raw_inserts (data) values ($1::jsonb)";
 
 void print_environment(const std::string& url, const Options& options) {
-  pqxx::connection connection(url);
-  pqxx::nontransaction tx(connection);
-  auto show = [&](const char* name) {
-    return std::string(tx.exec(std::string("show ") + name)[0][0].c_str());
-  };
-  fmt::print("server: {}\n", tx.exec("select version()")[0][0].c_str());
-  fmt::print(
-      "settings: fsync={} synchronous_commit={} shared_buffers={} wal_sync_method={} "
-      "full_page_writes={} commit_delay={} max_wal_size={} max_connections={}\n",
-      show("fsync"), show("synchronous_commit"), show("shared_buffers"), show("wal_sync_method"),
-      show("full_page_writes"), show("commit_delay"), show("max_wal_size"),
-      show("max_connections"));
-  fmt::print("machine: {} cores (server and benchmark share them)\n",
-             std::thread::hardware_concurrency());
+  support::print_server(
+      url, {"fsync", "synchronous_commit", "shared_buffers", "wal_sync_method", "full_page_writes",
+            "commit_delay", "max_wal_size", "max_connections"});
+  support::print_machine("server and benchmark");
   fmt::print(
       "cells: {:.1f} s measured per side, in {} alternating store/raw slices, each after a {:.1f} "
       "s "
@@ -446,6 +437,74 @@ void seed_checkpoint_at_end(const std::string& url, const std::string& name) {
                   " order by transaction_id desc, position desc limit 1");
 }
 
+// The live run's writer: one append of one event every 1/rate s for --seconds, each kept by
+// event id with the clock read before the call and after it returned.
+struct Written {
+  Clock::time_point before_append;
+  Clock::time_point after_commit;
+};
+
+struct PacedAppends {
+  std::unordered_map<std::string, Written> written;
+  std::uint64_t errors = 0;
+  double seconds = 0;  // from the first append to the last one's return
+};
+
+PacedAppends paced_appends(EventStore& store, const Options& options) {
+  PacedAppends out;
+  StoreWriter writer(store, "bench-live", 1, true);
+  const auto period =
+      std::chrono::duration_cast<Clock::duration>(Seconds(1.0 / options.live_rate_per_second));
+  const auto appends = static_cast<std::size_t>(options.seconds * options.live_rate_per_second);
+  const auto start = Clock::now();
+  for (std::size_t i = 0; i < appends; ++i) {
+    std::this_thread::sleep_until(start + period * static_cast<std::int64_t>(i));
+    const auto before = Clock::now();
+    auto appended = writer.step();
+    const auto after = Clock::now();
+    if (!appended) {
+      ++out.errors;
+      continue;
+    }
+    out.written.emplace(writer.last_batch().front().event_id.value(), Written{before, after});
+  }
+  out.seconds = Seconds(Clock::now() - start).count();
+  return out;
+}
+
+// The bounds of commit -> handler from the writer's and the handler's clock reads.
+void print_live_latency(const PacedAppends& appends,
+                        const std::unordered_map<std::string, Clock::time_point>& seen_at,
+                        const Options& options, const SubscriptionOptions& subscription_options) {
+  std::vector<double> append_ms, from_return_ms, from_call_ms;
+  std::size_t missing = 0;
+  for (const auto& [id, w] : appends.written) {
+    append_ms.push_back(ms(w.after_commit - w.before_append));
+    const auto it = seen_at.find(id);
+    if (it == seen_at.end()) {
+      ++missing;
+      continue;
+    }
+    from_return_ms.push_back(ms(it->second - w.after_commit));
+    from_call_ms.push_back(ms(it->second - w.before_append));
+  }
+  fmt::print(
+      "\nlive latency: one writer, 1 event per append, paced at {}/s for {:.1f} s (achieved "
+      "{:.0f}/s);\n"
+      "a started Subscription (batch {}, poll interval {} ms) whose handler reads steady_clock.\n"
+      "The commit happens inside append(): the writer keeps steady_clock before the call and\n"
+      "after it returned (post-commit) in a map by event id; the two give the bounds.\n",
+      options.live_rate_per_second, options.seconds,
+      static_cast<double>(appends.written.size()) / appends.seconds,
+      subscription_options.batch_size, subscription_options.poll_interval.count());
+  print_distribution("append() call                         ", append_ms);
+  print_distribution("commit -> handler (from append return)", from_return_ms);
+  print_distribution("commit -> handler (from append call)  ", from_call_ms);
+  if (missing > 0 || appends.errors > 0)
+    fmt::print("  {} appended events not seen by the handler within {} s, {} append errors\n",
+               missing, kLiveDrainTimeout.count(), appends.errors);
+}
+
 void run_live_latency(EventStore& store, const std::string& url, const Options& options) {
   const std::string name = "bench-live";
   seed_checkpoint_at_end(url, name);
@@ -464,63 +523,13 @@ void run_live_latency(EventStore& store, const std::string& url, const Options& 
         return {};
       });
   subscription.start();
-
-  // The writer's clock reads around each append, keyed by event id.
-  struct Written {
-    Clock::time_point before_append;
-    Clock::time_point after_commit;
-  };
-  std::unordered_map<std::string, Written> written;
-  StoreWriter writer(store, "bench-live", 1, true);
-  const auto period =
-      std::chrono::duration_cast<Clock::duration>(Seconds(1.0 / options.live_rate_per_second));
-  const auto appends = static_cast<std::size_t>(options.seconds * options.live_rate_per_second);
-  std::uint64_t errors = 0;
-  const auto start = Clock::now();
-  for (std::size_t i = 0; i < appends; ++i) {
-    std::this_thread::sleep_until(start + period * static_cast<std::int64_t>(i));
-    const auto before = Clock::now();
-    auto appended = writer.step();
-    const auto after = Clock::now();
-    if (!appended) {
-      ++errors;
-      continue;
-    }
-    written.emplace(writer.last_batch().front().event_id.value(), Written{before, after});
-  }
+  const auto appends = paced_appends(store, options);
   const auto drain_start = Clock::now();
-  while (seen_count.load() < written.size() && Clock::now() - drain_start < kLiveDrainTimeout)
+  while (seen_count.load() < appends.written.size() &&
+         Clock::now() - drain_start < kLiveDrainTimeout)
     std::this_thread::sleep_for(kStatusPollInterval);
   subscription.stop();
-
-  const double write_seconds = Seconds(drain_start - start).count();
-  std::vector<double> append_ms, from_return_ms, from_call_ms;
-  std::size_t missing = 0;
-  for (const auto& [id, w] : written) {
-    append_ms.push_back(ms(w.after_commit - w.before_append));
-    const auto it = seen_at.find(id);
-    if (it == seen_at.end()) {
-      ++missing;
-      continue;
-    }
-    from_return_ms.push_back(ms(it->second - w.after_commit));
-    from_call_ms.push_back(ms(it->second - w.before_append));
-  }
-  fmt::print(
-      "\nlive latency: one writer, 1 event per append, paced at {}/s for {:.1f} s (achieved "
-      "{:.0f}/s);\n"
-      "a started Subscription (batch {}, poll interval {} ms) whose handler reads steady_clock.\n"
-      "The commit happens inside append(): the writer keeps steady_clock before the call and\n"
-      "after it returned (post-commit) in a map by event id; the two give the bounds.\n",
-      options.live_rate_per_second, options.seconds,
-      static_cast<double>(written.size()) / write_seconds, subscription_options.batch_size,
-      subscription_options.poll_interval.count());
-  print_distribution("append() call                         ", append_ms);
-  print_distribution("commit -> handler (from append return)", from_return_ms);
-  print_distribution("commit -> handler (from append call)  ", from_call_ms);
-  if (missing > 0 || errors > 0)
-    fmt::print("  {} appended events not seen by the handler within {} s, {} append errors\n",
-               missing, kLiveDrainTimeout.count(), errors);
+  print_live_latency(appends, seen_at, options, subscription_options);
 }
 
 // ---- Wiring -------------------------------------------------------------------------
@@ -576,10 +585,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "The event store's append, read and live-latency figures against the same server's raw "
       "INSERT ceiling. Prints figures; no thresholds."};
-  app.add_option("--database-url", options.database_url,
-                 "libpq URI of the server (a fresh database is made on it)")
-      ->envname("CLEARING_TEST_DATABASE_URL")
-      ->required();
+  clearing::support::add_database_url_option(
+      app, options.database_url, "libpq URI of the server (a fresh database is made on it)");
   app.add_option("--seconds", options.seconds, "measured seconds per cell, and of the latency run")
       ->check(CLI::Range(0.1, clearing::bench::kSecondsMax));
   app.add_option("--warmup-seconds", options.warmup_seconds, "unmeasured seconds before each cell")
@@ -605,13 +612,7 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-database", options.keep_database,
                "do not drop the scratch database at the end");
   CLI11_PARSE(app, argc, argv);
-  // Line by line, so that progress shows while the cells run, even into a pipe.
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   clearing::bench::apply_quick(options, app);
-  try {
-    return clearing::bench::run(options);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "bench_eventstore: {}\n", e.what());
-    return 1;
-  }
+  return clearing::support::run_benchmark("bench_eventstore",
+                                          [&] { return clearing::bench::run(options); });
 }

@@ -64,6 +64,7 @@
 #include "clearing/eventstore/prepared.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/support/bench.hpp"
+#include "clearing/support/bench_program.hpp"
 
 namespace clearing::bench {
 namespace {
@@ -680,10 +681,8 @@ int run(const Options& options) {
 
 // The command line: every option with its limits (and its default, shown by --help).
 void define_options(CLI::App& app, Options& options) {
-  app.add_option("--database-url", options.database_url,
-                 "libpq URI of the server (fresh databases are made on it)")
-      ->envname("CLEARING_TEST_DATABASE_URL")
-      ->required();
+  support::add_database_url_option(app, options.database_url,
+                                   "libpq URI of the server (fresh databases are made on it)");
   app.add_option("--batch-sizes", options.batch_sizes,
                  "transfers per script (each stage's batch), comma separated")
       ->delimiter(',')
@@ -733,12 +732,6 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "bench_floor: {}\n", *error);
     return 2;
   }
-  // Line by line, so that the figures show while the cells run, even into a pipe.
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  try {
-    return clearing::bench::run(options);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "bench_floor: {}\n", e.what());
-    return 1;
-  }
+  return clearing::support::run_benchmark("bench_floor",
+                                          [&] { return clearing::bench::run(options); });
 }

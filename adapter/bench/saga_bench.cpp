@@ -44,6 +44,7 @@
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/support/bench.hpp"
+#include "clearing/support/bench_program.hpp"
 
 namespace clearing::bench {
 namespace {
@@ -294,12 +295,8 @@ void print_cell(const Options& options, int latency_ms, int dispatchers, const C
 }
 
 void print_environment(const Options& options) {
-  const auto version = query_value(options.database_url, "select version()");
-  const auto commit = query_value(options.database_url, "show synchronous_commit");
-  const auto fsync = query_value(options.database_url, "show fsync");
-  fmt::print("server: {}\nsettings: fsync={} synchronous_commit={}\n", version, fsync, commit);
-  fmt::print("machine: {} cores (server, mock, dispatchers and benchmark share them)\n",
-             std::thread::hardware_concurrency());
+  support::print_server(options.database_url, {"fsync", "synchronous_commit"});
+  support::print_machine("server, mock, dispatchers and benchmark");
   std::string latencies, counts;
   for (const auto l : options.latencies_ms) latencies += fmt::format(" {}", l);
   for (const auto c : options.dispatcher_counts) counts += fmt::format(" {}", c);
@@ -334,10 +331,9 @@ int main(int argc, char** argv) {
       "Transfers/s through the dispatcher against the in-process clearing mock, and the latency "
       "from "
       "initiate to terminal event. Prints figures; no thresholds."};
-  app.add_option("--database-url", options.database_url,
-                 "libpq URI of the server (a fresh database is made on it per cell)")
-      ->envname("CLEARING_TEST_DATABASE_URL")
-      ->required();
+  clearing::support::add_database_url_option(
+      app, options.database_url,
+      "libpq URI of the server (a fresh database is made on it per cell)");
   app.add_option("--transfers", options.transfers, "transfers per cell")
       ->check(CLI::Range(1, kTransfersMax));
   app.add_option("--initiate-batch", options.initiate_batch,
@@ -362,16 +358,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, kCellTimeoutSecondsMax));
   app.add_flag("--quick", options.quick, "smoke run: 500 transfers per cell");
   app.add_flag("--keep-database", options.keep_database, "do not drop the scratch databases");
-  app.add_option("--log-level", options.log_level, "level of the modules' logs (stderr)")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  clearing::support::add_log_level_option(app, options.log_level);
   CLI11_PARSE(app, argc, argv);
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   clearing::base::set_log_level(options.log_level);
   if (options.quick && app.count("--transfers") == 0) options.transfers = 500;
-  try {
-    return run(options);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "bench_saga: {}\n", e.what());
-    return 1;
-  }
+  return clearing::support::run_benchmark("bench_saga", [&] { return run(options); });
 }
