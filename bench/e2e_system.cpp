@@ -124,21 +124,19 @@ void System::check_alive() {
 
 std::vector<std::string> System::core_sim(std::int64_t transfers, double rate, int batch,
                                           int accounts) const {
-  support::CoreSimArgs args;
-  args.database_url = core_url;
-  args.bootstrap = bootstrap;
-  args.transfers = transfers;
-  args.seed = 7;
-  args.invalid_share = 0;
-  args.rate = rate;
-  args.batch = batch;
-  args.accounts = accounts;
-  args.fetch_wait_ms = fetch_wait_ms;
-  args.relay_round_interval_ms = relay_round_interval_ms;
-  args.adapter_port = adapter_port;
-  args.http_port = core_port;
-  args.api_token = kApiToken;
-  return support::core_sim_argv(CORE_SIM, args);
+  return support::core_sim_argv(CORE_SIM, {.database_url = core_url,
+                                           .bootstrap = bootstrap,
+                                           .transfers = transfers,
+                                           .seed = 7,
+                                           .invalid_share = 0,
+                                           .rate = rate,
+                                           .batch = batch,
+                                           .accounts = accounts,
+                                           .fetch_wait_ms = fetch_wait_ms,
+                                           .relay_round_interval_ms = relay_round_interval_ms,
+                                           .adapter_port = adapter_port,
+                                           .http_port = core_port,
+                                           .api_token = kApiToken});
 }
 
 void System::stop() {

@@ -20,6 +20,7 @@
 #include "clearing/support/adapter_config.hpp"
 #include "clearing/support/command_lines.hpp"
 #include "clearing/support/scratch_database.hpp"
+#include "core_sim_finish.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -86,26 +87,18 @@ TEST_CASE(
   }
   Process adapter(support::adapter_run_argv(CLEARING_ADAPTER, config_path), env);
 
-  support::CoreSimArgs core_args;
-  core_args.database_url = core_db;
-  core_args.bootstrap = bootstrap;
-  core_args.transfers = 300;
-  core_args.seed = 5;
-  core_args.invalid_share = 0.05;
-  core_args.adapter_port = adapter_port;
-  core_args.http_port = core_port;
-  core_args.api_token = kApiToken;
-  core_args.timeout_s = 240;
-  Process core(support::core_sim_argv(CORE_SIM, core_args));
-  const int core_exit = core.wait(300'000);
-  const std::string report_text = core.read_all();
-  CHECK_MESSAGE(core_exit == 0, "core-sim: " << core.stderr_text().substr(0, 2000));
-  const auto parsed = support::core_sim_report(report_text);
-  REQUIRE_MESSAGE(parsed, report_text);
-  const auto& report = *parsed;
-  CHECK(report["resolved_exactly_once"] == true);
-  CHECK(report["still_open"] == 0);
-  CHECK(report["requested"].get<int>() + report["refused"].get<int>() == 300);
+  Process core(support::core_sim_argv(CORE_SIM, {.database_url = core_db,
+                                                 .bootstrap = bootstrap,
+                                                 .transfers = 300,
+                                                 .seed = 5,
+                                                 .invalid_share = 0.05,
+                                                 .adapter_port = adapter_port,
+                                                 .http_port = core_port,
+                                                 .api_token = kApiToken,
+                                                 .timeout_s = 240}));
+  const auto finish = check_core_sim_finished(core, 300'000, 300);
+  const int core_exit = finish.exit_code;
+  const auto& report = finish.report;
 
   // The clearing's ledger agrees: executed at most once, exactly the succeeded ones.
   auto ledger = http::get("http://" + mock_address + "/admin/ledger", "clearing-token-16", 5000);

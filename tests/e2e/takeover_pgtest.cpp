@@ -39,6 +39,7 @@
 #include "clearing/processes/process.hpp"
 #include "clearing/support/adapter_config.hpp"
 #include "clearing/support/command_lines.hpp"
+#include "core_sim_finish.hpp"
 #include "reconcile.hpp"
 #include "test_database.hpp"
 
@@ -361,19 +362,17 @@ TEST_CASE(
   REQUIRE_MESSAGE(eventually([&] { return ready(adapter_ports[0]) && ready(adapter_ports[1]); }),
                   "adapters not ready: " << adapters[0]->stderr_text().substr(0, 2000));
 
-  support::CoreSimArgs core_args;
-  core_args.database_url = core_db.url();
-  core_args.bootstrap = bootstrap;
-  core_args.transfers = kTransfers;
-  core_args.seed = 17;
-  core_args.invalid_share = 0.05;
-  core_args.rate = kRatePerS;
-  core_args.batch = 5;
-  core_args.adapter_port = adapter_ports[kSurvivor];
-  core_args.http_port = core_port;
-  core_args.api_token = kApiToken;
-  core_args.timeout_s = 180;
-  Process core(support::core_sim_argv(CORE_SIM, core_args));
+  Process core(support::core_sim_argv(CORE_SIM, {.database_url = core_db.url(),
+                                                 .bootstrap = bootstrap,
+                                                 .transfers = kTransfers,
+                                                 .seed = 17,
+                                                 .invalid_share = 0.05,
+                                                 .rate = kRatePerS,
+                                                 .batch = 5,
+                                                 .adapter_port = adapter_ports[kSurvivor],
+                                                 .http_port = core_port,
+                                                 .api_token = kApiToken,
+                                                 .timeout_s = 180}));
   REQUIRE_MESSAGE(support::after_prefix(core.read_line(60'000), "catch-up "), core.stderr_text());
 
   AdapterDatabase db(adapter_db.url(), group_id);
@@ -498,15 +497,7 @@ TEST_CASE(
 
   // (d) every transfer the core requested has exactly one outcome, agreeing with the clearing,
   // which executed none twice (DESIGN.md section 7, invariants 1 and 2; demo::reconcile).
-  const int core_exit = core.wait(150'000);
-  const auto report_text = core.read_all();
-  CHECK_MESSAGE(core_exit == 0, "core-sim: " << core.stderr_text().substr(0, 2000));
-  const auto parsed = support::core_sim_report(report_text);
-  REQUIRE_MESSAGE(parsed, report_text);
-  const auto& report = *parsed;
-  CHECK(report["resolved_exactly_once"] == true);
-  CHECK(report["still_open"] == 0);
-  CHECK(report["requested"].get<int>() + report["refused"].get<int>() == kTransfers);
+  check_core_sim_finished(core, 150'000, kTransfers);
 
   auto ledger = http::get("http://" + mock_address + "/admin/ledger", kClearingToken, 10'000);
   REQUIRE(ledger);
