@@ -7,33 +7,32 @@
 #include <vector>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/name_table.hpp"
 
 namespace clearing::eventstore {
 
+namespace {
+
+// A log field and part of error messages: each name is spelled once, here.
+constexpr base::NameTable<StoreErrc, 10> kStoreErrcNames{{
+    {StoreErrc::wrong_expected_version, "wrong_expected_version"},
+    {StoreErrc::invalid_argument, "invalid_argument"},
+    {StoreErrc::payload_too_large, "payload_too_large"},
+    {StoreErrc::partially_appended, "partially_appended"},
+    {StoreErrc::connection_failed, "connection_failed"},
+    {StoreErrc::transient, "transient"},
+    {StoreErrc::commit_unknown, "commit_unknown"},
+    {StoreErrc::corrupt_data, "corrupt_data"},
+    {StoreErrc::handler_failed, "handler_failed"},
+    {StoreErrc::internal, "internal"},
+}};
+static_assert(base::lists_every_enumerator(kStoreErrcNames, StoreErrc::internal));
+
+}  // namespace
+
+// The table's names are string literals, so data() is null-terminated.
 const char* to_string(StoreErrc code) noexcept {
-  switch (code) {
-    case StoreErrc::wrong_expected_version:
-      return "wrong_expected_version";
-    case StoreErrc::invalid_argument:
-      return "invalid_argument";
-    case StoreErrc::payload_too_large:
-      return "payload_too_large";
-    case StoreErrc::partially_appended:
-      return "partially_appended";
-    case StoreErrc::connection_failed:
-      return "connection_failed";
-    case StoreErrc::transient:
-      return "transient";
-    case StoreErrc::commit_unknown:
-      return "commit_unknown";
-    case StoreErrc::corrupt_data:
-      return "corrupt_data";
-    case StoreErrc::handler_failed:
-      return "handler_failed";
-    case StoreErrc::internal:
-      return "internal";
-  }
-  return "unknown";
+  return base::name_in(kStoreErrcNames, code).value_or("unknown").data();
 }
 
 StoreError translate_exception(std::exception_ptr error) {

@@ -8,6 +8,7 @@
 #include "clearing/base/assert.hpp"
 #include "clearing/base/background_thread.hpp"
 #include "clearing/base/logging.hpp"
+#include "clearing/base/name_table.hpp"
 #include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::eventstore {
@@ -39,26 +40,25 @@ class Receiver final : public pqxx::notification_receiver {
   std::atomic<bool>& flag_;
 };
 
+// A metric label (service_metrics.cpp) and a log field: each name is spelled once, here.
+constexpr base::NameTable<SubscriptionState, 5> kSubscriptionStateNames{{
+    {SubscriptionState::idle, "idle"},
+    {SubscriptionState::catching_up, "catching_up"},
+    {SubscriptionState::live, "live"},
+    {SubscriptionState::stalled, "stalled"},
+    {SubscriptionState::stopped, "stopped"},
+}};
+static_assert(base::lists_every_enumerator(kSubscriptionStateNames, SubscriptionState::stopped));
+
 Checkpoint checkpoint_from(const pqxx::row& row) {
   return Checkpoint{row[0].as<std::uint64_t>(), GlobalPosition{row[1].as<std::int64_t>()}};
 }
 
 }  // namespace
 
+// The table's names are string literals, so data() is null-terminated.
 const char* to_string(SubscriptionState state) noexcept {
-  switch (state) {
-    case SubscriptionState::idle:
-      return "idle";
-    case SubscriptionState::catching_up:
-      return "catching_up";
-    case SubscriptionState::live:
-      return "live";
-    case SubscriptionState::stalled:
-      return "stalled";
-    case SubscriptionState::stopped:
-      return "stopped";
-  }
-  return "unknown";
+  return base::name_in(kSubscriptionStateNames, state).value_or("unknown").data();
 }
 
 struct Subscription::Impl {
