@@ -5,8 +5,21 @@
 #include <algorithm>
 #include <charconv>
 
+#include "clearing/base/name_table.hpp"
+
 namespace clearing::http {
 namespace {
+
+// What is wrong with a URL, worded to follow its name ("base_url has no host").
+constexpr base::NameTable<UrlError, 6> kUrlErrorTexts{{
+    {UrlError::bad_scheme, "must start with http:// or https://"},
+    {UrlError::credentials, "must not carry credentials"},
+    {UrlError::unterminated_ipv6, "has an unterminated IPv6 address"},
+    {UrlError::no_host, "has no host"},
+    {UrlError::bad_host, "has a bad host (an IPv6 address goes in brackets)"},
+    {UrlError::bad_port, "has a bad port (1..65535)"},
+}};
+static_assert(base::lists_every_enumerator(kUrlErrorTexts, UrlError::bad_port));
 
 bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -78,21 +91,7 @@ std::string Url::target() const {
 std::string Url::host_for_header() const { return is_ipv6() ? "[" + host + "]" : host; }
 
 std::string_view to_string(UrlError error) {
-  switch (error) {
-    case UrlError::bad_scheme:
-      return "must start with http:// or https://";
-    case UrlError::credentials:
-      return "must not carry credentials";
-    case UrlError::unterminated_ipv6:
-      return "has an unterminated IPv6 address";
-    case UrlError::no_host:
-      return "has no host";
-    case UrlError::bad_host:
-      return "has a bad host (an IPv6 address goes in brackets)";
-    case UrlError::bad_port:
-      return "has a bad port (1..65535)";
-  }
-  return "is not a URL";
+  return base::name_in(kUrlErrorTexts, error).value_or("is not a URL");
 }
 
 tl::expected<Url, UrlError> parse_url(std::string_view text) {

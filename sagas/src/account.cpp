@@ -4,6 +4,7 @@
 #include <cstddef>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/name_table.hpp"
 
 namespace clearing::sagas {
 namespace {
@@ -15,6 +16,17 @@ constexpr std::size_t kIbanCheckedPrefixLength = 4;  // country code + check dig
 constexpr std::size_t kNorwegianBbanLength = 11;
 constexpr std::size_t kAccountDigitsMax = 10;
 constexpr std::size_t kMaskVisibleLength = 4;
+
+// One sentence per error, for people (account.hpp): a table like the name tables.
+constexpr base::NameTable<AccountError, 6> kAccountErrorMessages{{
+    {AccountError::empty, "account number is missing"},
+    {AccountError::invalid_character, "account number contains invalid characters"},
+    {AccountError::wrong_country, "IBAN belongs to another country"},
+    {AccountError::wrong_length, "account number has the wrong length"},
+    {AccountError::invalid_format, "account number is not in the national format"},
+    {AccountError::checksum_mismatch, "account number check digits do not match"},
+}};
+static_assert(base::lists_every_enumerator(kAccountErrorMessages, AccountError::checksum_mismatch));
 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 bool is_upper(char c) noexcept { return c >= 'A' && c <= 'Z'; }
@@ -137,21 +149,7 @@ std::optional<AccountScheme> parse_scheme(std::string_view name) noexcept {
 }
 
 std::string_view account_error_message(AccountError error) noexcept {
-  switch (error) {
-    case AccountError::empty:
-      return "account number is missing";
-    case AccountError::invalid_character:
-      return "account number contains invalid characters";
-    case AccountError::wrong_country:
-      return "IBAN belongs to another country";
-    case AccountError::wrong_length:
-      return "account number has the wrong length";
-    case AccountError::invalid_format:
-      return "account number is not in the national format";
-    case AccountError::checksum_mismatch:
-      return "account number check digits do not match";
-  }
-  return "account number is invalid";
+  return base::name_in(kAccountErrorMessages, error).value_or("account number is invalid");
 }
 
 tl::expected<void, AccountError> validate_account(Country country, const Account& account) {
