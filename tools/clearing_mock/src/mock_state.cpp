@@ -10,11 +10,37 @@
 
 #include "clearing/base/assert.hpp"
 #include "clearing/base/country.hpp"
+#include "clearing/base/name_table.hpp"
 
 namespace clearing::clearing_mock {
 namespace {
 
 using nlohmann::json;
+
+// The keys of the stats' fault counts: each name is spelled once, here.
+constexpr base::NameTable<FaultClass, kFaultClassCount> kFaultClassNames{{
+    {FaultClass::none, "none"},
+    {FaultClass::timeout_before_execute, "timeout_before_execute"},
+    {FaultClass::timeout_after_execute, "timeout_after_execute"},
+    {FaultClass::close_after_execute, "close_after_execute"},
+    {FaultClass::reset_before_execute, "reset_before_execute"},
+    {FaultClass::http_500, "http_500"},
+    {FaultClass::http_502, "http_502"},
+    {FaultClass::http_504, "http_504"},
+    {FaultClass::error_body_200, "error_body_200"},
+    {FaultClass::malformed_json, "malformed_json"},
+    {FaultClass::maintenance_503, "maintenance_503"},
+}};
+static_assert(base::lists_every_enumerator(kFaultClassNames, FaultClass::maintenance_503));
+
+constexpr base::NameTable<HostileFault, kHostileFaultCount> kHostileFaultNames{{
+    {HostileFault::none, "none"},
+    {HostileFault::stray_response, "stray_response"},
+    {HostileFault::duplicate_response, "duplicate_response"},
+    {HostileFault::nul_field, "nul_field"},
+    {HostileFault::oversize_field, "oversize_field"},
+}};
+static_assert(base::lists_every_enumerator(kHostileFaultNames, HostileFault::oversize_field));
 
 json error_body(std::string_view code, std::string_view message) {
   return json{{"error", {{"code", code}, {"message", message}}}};
@@ -148,47 +174,11 @@ std::optional<std::int64_t> to_int(std::string_view text) {
 }  // namespace
 
 std::string_view to_string(FaultClass fault) noexcept {
-  switch (fault) {
-    case FaultClass::none:
-      return "none";
-    case FaultClass::timeout_before_execute:
-      return "timeout_before_execute";
-    case FaultClass::timeout_after_execute:
-      return "timeout_after_execute";
-    case FaultClass::close_after_execute:
-      return "close_after_execute";
-    case FaultClass::reset_before_execute:
-      return "reset_before_execute";
-    case FaultClass::http_500:
-      return "http_500";
-    case FaultClass::http_502:
-      return "http_502";
-    case FaultClass::http_504:
-      return "http_504";
-    case FaultClass::error_body_200:
-      return "error_body_200";
-    case FaultClass::malformed_json:
-      return "malformed_json";
-    case FaultClass::maintenance_503:
-      return "maintenance_503";
-  }
-  return "invalid";
+  return base::name_in(kFaultClassNames, fault).value_or("invalid");
 }
 
 std::string_view to_string(HostileFault fault) noexcept {
-  switch (fault) {
-    case HostileFault::none:
-      return "none";
-    case HostileFault::stray_response:
-      return "stray_response";
-    case HostileFault::duplicate_response:
-      return "duplicate_response";
-    case HostileFault::nul_field:
-      return "nul_field";
-    case HostileFault::oversize_field:
-      return "oversize_field";
-  }
-  return "invalid";
+  return base::name_in(kHostileFaultNames, fault).value_or("invalid");
 }
 
 bool acts_before_execute(FaultClass fault) noexcept {
