@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/name_table.hpp"
 #include "wire.hpp"
 
 namespace clearing::core_sim {
@@ -22,6 +23,37 @@ Decided reject(AccountRejectionCode code, std::string message) {
 }
 
 Decided none() { return std::vector<AccountEvent>{}; }
+
+// Names for logs, violation records and reports: each name is spelled once, here.
+constexpr base::NameTable<ReservationStatus, 3> kReservationStatusNames{{
+    {ReservationStatus::open, "open"},
+    {ReservationStatus::completed, "completed"},
+    {ReservationStatus::released, "released"},
+}};
+static_assert(base::lists_every_enumerator(kReservationStatusNames, ReservationStatus::released));
+
+constexpr base::NameTable<AccountRejectionCode, 9> kAccountRejectionCodeNames{{
+    {AccountRejectionCode::account_not_open, "account_not_open"},
+    {AccountRejectionCode::account_already_open, "account_already_open"},
+    {AccountRejectionCode::invalid_amount, "invalid_amount"},
+    {AccountRejectionCode::currency_mismatch, "currency_mismatch"},
+    {AccountRejectionCode::insufficient_funds, "insufficient_funds"},
+    {AccountRejectionCode::reservation_conflict, "reservation_conflict"},
+    {AccountRejectionCode::unknown_reservation, "unknown_reservation"},
+    {AccountRejectionCode::already_completed, "already_completed"},
+    {AccountRejectionCode::already_released, "already_released"},
+}};
+static_assert(base::lists_every_enumerator(kAccountRejectionCodeNames,
+                                           AccountRejectionCode::already_released));
+
+constexpr base::NameTable<Violation, kViolationKinds> kViolationNames{{
+    {Violation::double_completion, "double_completion"},
+    {Violation::completion_after_release, "completion_after_release"},
+    {Violation::release_after_completion, "release_after_completion"},
+    {Violation::double_release, "double_release"},
+    {Violation::unknown_transfer, "unknown_transfer"},
+}};
+static_assert(base::lists_every_enumerator(kViolationNames, Violation::unknown_transfer));
 
 Decided one(AccountEvent event) { return std::vector<AccountEvent>{std::move(event)}; }
 
@@ -98,64 +130,21 @@ Decided decide_release(const ReleaseReservation& c, const AccountState& s) {
 
 }  // namespace
 
+// The table's names are string literals, so data() is null-terminated.
 const char* to_string(ReservationStatus status) noexcept {
-  switch (status) {
-    case ReservationStatus::open:
-      return "open";
-    case ReservationStatus::completed:
-      return "completed";
-    case ReservationStatus::released:
-      return "released";
-  }
-  return "unknown";
+  return base::name_in(kReservationStatusNames, status).value_or("unknown").data();
 }
 
 const char* to_string(AccountRejectionCode code) noexcept {
-  switch (code) {
-    case AccountRejectionCode::account_not_open:
-      return "account_not_open";
-    case AccountRejectionCode::account_already_open:
-      return "account_already_open";
-    case AccountRejectionCode::invalid_amount:
-      return "invalid_amount";
-    case AccountRejectionCode::currency_mismatch:
-      return "currency_mismatch";
-    case AccountRejectionCode::insufficient_funds:
-      return "insufficient_funds";
-    case AccountRejectionCode::reservation_conflict:
-      return "reservation_conflict";
-    case AccountRejectionCode::unknown_reservation:
-      return "unknown_reservation";
-    case AccountRejectionCode::already_completed:
-      return "already_completed";
-    case AccountRejectionCode::already_released:
-      return "already_released";
-  }
-  return "unknown";
+  return base::name_in(kAccountRejectionCodeNames, code).value_or("unknown").data();
 }
 
 const char* to_string(Violation violation) noexcept {
-  switch (violation) {
-    case Violation::double_completion:
-      return "double_completion";
-    case Violation::completion_after_release:
-      return "completion_after_release";
-    case Violation::release_after_completion:
-      return "release_after_completion";
-    case Violation::double_release:
-      return "double_release";
-    case Violation::unknown_transfer:
-      return "unknown_transfer";
-  }
-  return "unknown";
+  return base::name_in(kViolationNames, violation).value_or("unknown").data();
 }
 
 std::optional<Violation> parse_violation(std::string_view name) noexcept {
-  for (auto v : {Violation::double_completion, Violation::completion_after_release,
-                 Violation::release_after_completion, Violation::double_release,
-                 Violation::unknown_transfer})
-    if (name == to_string(v)) return v;
-  return std::nullopt;
+  return base::value_in(kViolationNames, name);
 }
 
 std::optional<Violation> violation_of(const AccountCommand& command,

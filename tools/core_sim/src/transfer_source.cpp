@@ -7,6 +7,7 @@
 #include <random>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/name_table.hpp"
 #include "clearing/base/uuid.hpp"
 #include "wire.hpp"
 
@@ -22,6 +23,27 @@ using sagas::Country;
 constexpr const char* kTransferIdNamespace = "0d6f3b52-8a41-4c7e-b2d9-5e1f7a3c9b64";
 constexpr std::int64_t kValidAmountMinorMin = 100;
 constexpr std::int64_t kValidAmountMinorMax = 2'000'000;
+
+// The kinds' names (reports, logs) and the reason code the adapter answers for each.
+constexpr base::NameTable<RequestKind, kInvalidKinds + 1> kRequestKindNames{{
+    {RequestKind::valid, "valid"},
+    {RequestKind::bad_checksum, "bad_checksum"},
+    {RequestKind::wrong_currency, "wrong_currency"},
+    {RequestKind::over_limit, "over_limit"},
+    {RequestKind::closed_account, "closed_account"},
+    {RequestKind::blocked_account, "blocked_account"},
+}};
+static_assert(base::lists_every_enumerator(kRequestKindNames, RequestKind::blocked_account));
+
+constexpr base::NameTable<RequestKind, kInvalidKinds + 1> kExpectedReasonCodes{{
+    {RequestKind::valid, ""},
+    {RequestKind::bad_checksum, "AC01"},
+    {RequestKind::wrong_currency, "AM03"},
+    {RequestKind::over_limit, "AM02"},
+    {RequestKind::closed_account, "AC04"},
+    {RequestKind::blocked_account, "AC06"},
+}};
+static_assert(base::lists_every_enumerator(kExpectedReasonCodes, RequestKind::blocked_account));
 
 std::string digits(Random& random, int count) {
   std::uniform_int_distribution<int> digit(0, 9);
@@ -196,40 +218,13 @@ tl::expected<JsonlSource, std::string> read_jsonl_file(const std::string& path) 
 
 // ---- generator ----
 
+// The table's names are string literals, so data() is null-terminated.
 const char* to_string(RequestKind kind) noexcept {
-  switch (kind) {
-    case RequestKind::valid:
-      return "valid";
-    case RequestKind::bad_checksum:
-      return "bad_checksum";
-    case RequestKind::wrong_currency:
-      return "wrong_currency";
-    case RequestKind::over_limit:
-      return "over_limit";
-    case RequestKind::closed_account:
-      return "closed_account";
-    case RequestKind::blocked_account:
-      return "blocked_account";
-  }
-  return "unknown";
+  return base::name_in(kRequestKindNames, kind).value_or("unknown").data();
 }
 
 std::string_view expected_reason_code(RequestKind kind) noexcept {
-  switch (kind) {
-    case RequestKind::valid:
-      return "";
-    case RequestKind::bad_checksum:
-      return "AC01";
-    case RequestKind::wrong_currency:
-      return "AM03";
-    case RequestKind::over_limit:
-      return "AM02";
-    case RequestKind::closed_account:
-      return "AC04";
-    case RequestKind::blocked_account:
-      return "AC06";
-  }
-  return "";
+  return base::name_in(kExpectedReasonCodes, kind).value_or("");
 }
 
 std::string generated_account_id(int index) { return fmt::format("acct-{:04d}", index); }
