@@ -5,24 +5,47 @@
 #include <cstdio>
 #include <random>
 
+#include "clearing/base/name_table.hpp"
+
 namespace clearing::chaos {
 
 namespace {
 
-// The names, in the order of the enum's values.
-constexpr std::array kBadInputNames{"not_json",     "missing_field", "bad_seq",
-                                    "wrong_stream", "unknown_type",  "invalid_data"};
-constexpr std::array kHostileInputNames{"invalid_utf8",        "nul_in_field",   "long_transfer_id",
-                                        "control_transfer_id", "oversize_field", "seq_jump",
-                                        "envelope_core_seq"};
-static_assert(kBadInputNames.size() == kBadInputClasses);
-static_assert(kHostileInputNames.size() == kHostileInputClasses);
-constexpr std::array kActionNames{"kill", "broker-outage", "pg-restart", "inject", "hostile-input"};
+// Printed in the schedule and the report; checked against the enumerations below.
+constexpr base::NameTable<BadInput, kBadInputClasses> kBadInputNames{{
+    {BadInput::not_json, "not_json"},
+    {BadInput::missing_field, "missing_field"},
+    {BadInput::bad_seq, "bad_seq"},
+    {BadInput::wrong_stream, "wrong_stream"},
+    {BadInput::unknown_type, "unknown_type"},
+    {BadInput::invalid_data, "invalid_data"},
+}};
+static_assert(base::lists_every_enumerator(kBadInputNames, BadInput::invalid_data));
 
+constexpr base::NameTable<HostileInput, kHostileInputClasses> kHostileInputNames{{
+    {HostileInput::invalid_utf8, "invalid_utf8"},
+    {HostileInput::nul_in_field, "nul_in_field"},
+    {HostileInput::long_transfer_id, "long_transfer_id"},
+    {HostileInput::control_transfer_id, "control_transfer_id"},
+    {HostileInput::oversize_field, "oversize_field"},
+    {HostileInput::seq_jump, "seq_jump"},
+    {HostileInput::envelope_core_seq, "envelope_core_seq"},
+}};
+static_assert(base::lists_every_enumerator(kHostileInputNames, HostileInput::envelope_core_seq));
+
+constexpr base::NameTable<ActionKind, 5> kActionNames{{
+    {ActionKind::kill_adapter, "kill"},
+    {ActionKind::broker_outage, "broker-outage"},
+    {ActionKind::pg_restart, "pg-restart"},
+    {ActionKind::inject, "inject"},
+    {ActionKind::hostile_input, "hostile-input"},
+}};
+static_assert(base::lists_every_enumerator(kActionNames, ActionKind::hostile_input));
+
+// The tables' names are string literals, so data() is null-terminated.
 template <class Enum, std::size_t N>
-const char* name_of(const std::array<const char*, N>& names, Enum value) noexcept {
-  const auto index = static_cast<std::size_t>(value);
-  return index < N ? names[index] : "?";
+const char* name_of(const base::NameTable<Enum, N>& names, Enum value) noexcept {
+  return base::name_in(names, value).value_or("?").data();
 }
 
 }  // namespace

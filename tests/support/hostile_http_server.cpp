@@ -15,32 +15,27 @@
 #include <stdexcept>
 #include <thread>
 
+#include "clearing/base/name_table.hpp"
+
 namespace clearing::testing {
 namespace {
 
+// The statuses the scripts use, each with its phrase (HTTP status codes: a lookup table,
+// not an enumeration, so there is no order to check).
+constexpr base::NameTable<int, 9> kReasonPhrases{{
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {400, "Bad Request"},
+    {404, "Not Found"},
+    {409, "Conflict"},
+    {422, "Unprocessable Entity"},
+    {500, "Internal Server Error"},
+    {503, "Service Unavailable"},
+}};
+
 std::string_view reason_phrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 409:
-      return "Conflict";
-    case 422:
-      return "Unprocessable Entity";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Status";
-  }
+  return base::name_in(kReasonPhrases, status).value_or("Status");
 }
 
 bool send_all(int fd, std::string_view bytes) {
