@@ -29,8 +29,8 @@ std::unique_ptr<clearing_client::ClearingClient> make_client(const HostileHttpSe
   options.pool_connections_max = 1;
   options.reuse_connections =
       true;  // the defences of a reused connection (off by default) are under test
-  auto client = clearing_client::ClearingClient::create(options);
-  REQUIRE_MESSAGE(client, (client ? "" : client.error()));
+  auto client = clearing_client::ClearingClient::start(options);
+  REQUIRE_MESSAGE(client, (client ? "" : client.error().message));
   return std::move(*client);
 }
 

@@ -30,8 +30,8 @@ std::unique_ptr<clearing_client::ClearingClient> make_client(const HostileHttpSe
   options.bearer_token = "hostile-token";
   options.request_timeout_ms = 3'000;
   options.connect_timeout_ms = 1'000;
-  auto client = clearing_client::ClearingClient::create(options);
-  REQUIRE_MESSAGE(client, (client ? "" : client.error()));
+  auto client = clearing_client::ClearingClient::start(options);
+  REQUIRE_MESSAGE(client, (client ? "" : client.error().message));
   return std::move(*client);
 }
 

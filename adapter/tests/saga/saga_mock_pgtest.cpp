@@ -55,8 +55,8 @@ std::unique_ptr<clearing_client::ClearingClient> make_client(const std::string& 
   options.request_timeout_ms = 250;
   options.connect_timeout_ms = 250;
   options.in_flight_max = 64;
-  auto client = clearing_client::ClearingClient::create(options);
-  REQUIRE_MESSAGE(client, (client ? "" : client.error()));
+  auto client = clearing_client::ClearingClient::start(options);
+  REQUIRE_MESSAGE(client, (client ? "" : client.error().message));
   return std::move(*client);
 }
 
@@ -620,8 +620,8 @@ TEST_CASE(
   client_options.base_url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
   client_options.bearer_token = "silent-clearing-token";
   client_options.request_timeout_ms = 60'000;
-  auto client = clearing_client::ClearingClient::create(client_options);
-  REQUIRE(client);
+  auto client = clearing_client::ClearingClient::start(client_options);
+  REQUIRE_MESSAGE(client, (client ? "" : client.error().message));
 
   // The clock never moves: a lease can only end with its owner's session, not by time.
   base::ManualClock clock(base::SystemClock{}.now());

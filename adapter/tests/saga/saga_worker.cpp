@@ -33,9 +33,9 @@ int main(int argc, char** argv) {
   client_options.bearer_token = "mock-token";
   client_options.request_timeout_ms = 250;
   client_options.connect_timeout_ms = 200;
-  auto client = clearing_client::ClearingClient::create(client_options);
+  auto client = clearing_client::ClearingClient::start(client_options);
   if (!client) {
-    std::fprintf(stderr, "saga_worker: %s\n", client.error().c_str());
+    std::fprintf(stderr, "saga_worker: %s\n", client.error().message.c_str());
     return 2;
   }
   base::SystemClock clock;
