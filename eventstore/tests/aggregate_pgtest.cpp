@@ -44,10 +44,12 @@ static_assert(Decider<Counter>);
 struct CounterCodec {
   static std::string_view event_type(const Counter::Event&) { return "Incremented"; }
   static nlohmann::json encode(const Counter::Event& e) { return {{"by", e.by}}; }
-  static tl::expected<Counter::Event, std::string> decode(std::string_view type,
+  static tl::expected<Counter::Event, DecodeError> decode(std::string_view type,
                                                           const nlohmann::json& j) {
-    if (type != "Incremented" || !j.contains("by"))
-      return tl::unexpected(std::string("unknown event"));
+    if (type != "Incremented")
+      return tl::unexpected(DecodeError{DecodeErrc::unknown_type, "", "unknown event"});
+    if (!j.contains("by"))
+      return tl::unexpected(DecodeError{DecodeErrc::missing_field, "by", "missing field by"});
     return Counter::Incremented{j["by"].get<int>()};
   }
 };

@@ -75,7 +75,8 @@ StoreResult<void> read_tails(Transaction& tx, std::span<AccountGroup* const> gro
       CLEARING_ASSERT(version == start.version.value() + 1);
       tl::expected<AccountEvent, std::string> event = tl::unexpected(std::string("not JSON"));
       try {
-        event = AccountCodec::decode(type, nlohmann::json::parse(row[3].c_str()));
+        event = AccountCodec::decode(type, nlohmann::json::parse(row[3].c_str()))
+                    .map_error([](const eventstore::DecodeError& e) { return e.message; });
       } catch (const nlohmann::json::exception& e) {
         event = tl::unexpected(std::string(e.what()));
       }

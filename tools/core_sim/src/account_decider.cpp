@@ -1,5 +1,7 @@
 #include "clearing/core_sim/account_decider.hpp"
 
+#include <algorithm>
+#include <array>
 #include <nlohmann/json.hpp>
 
 #include "clearing/base/assert.hpp"
@@ -232,24 +234,35 @@ namespace {
 
 using Json = nlohmann::json;
 
-tl::expected<std::string, std::string> text_field(const Json& data, const char* name) {
+using eventstore::DecodeErrc;
+using eventstore::DecodeError;
+
+// The stored type names, in the order of AccountEvent's alternatives: persisted, never renamed.
+constexpr std::array<std::string_view, 4> kAccountEventTypes{
+    "AccountOpened", "FundsReserved", "ReservationCompleted", "ReservationReleased"};
+static_assert(kAccountEventTypes.size() == std::variant_size_v<AccountEvent>);
+
+std::optional<std::string> text_field(const Json& data, const char* name) {
   const auto it = data.find(name);
   if (it == data.end() || !it->is_string() || it->get_ref<const std::string&>().empty())
-    return tl::unexpected(std::string(name) + " is missing or not a non-empty string");
+    return std::nullopt;
   return it->get<std::string>();
+}
+
+// The error for `field` of a `type` event: missing when absent, else invalid. Like sagas'
+// codecs, the message names the field, never its value.
+tl::unexpected<DecodeError> field_error(std::string_view type, const Json& data,
+                                        const char* field) {
+  const bool missing = !data.contains(field);
+  return tl::unexpected(
+      DecodeError{missing ? DecodeErrc::missing_field : DecodeErrc::invalid_field, field,
+                  std::string(type) + (missing ? ": missing field " : ": invalid field ") + field});
 }
 
 }  // namespace
 
 std::string_view AccountCodec::event_type(const AccountEvent& event) {
-  return std::visit(
-      Overloaded{
-          [](const AccountOpened&) -> std::string_view { return "AccountOpened"; },
-          [](const FundsReserved&) -> std::string_view { return "FundsReserved"; },
-          [](const ReservationCompleted&) -> std::string_view { return "ReservationCompleted"; },
-          [](const ReservationReleased&) -> std::string_view { return "ReservationReleased"; },
-      },
-      event);
+  return kAccountEventTypes[event.index()];
 }
 
 nlohmann::json AccountCodec::encode(const AccountEvent& event) {
@@ -272,31 +285,33 @@ nlohmann::json AccountCodec::encode(const AccountEvent& event) {
       event);
 }
 
-tl::expected<AccountEvent, std::string> AccountCodec::decode(std::string_view type,
+tl::expected<AccountEvent, DecodeError> AccountCodec::decode(std::string_view type,
                                                              const nlohmann::json& data) {
-  if (!data.is_object()) return tl::unexpected(std::string("data is not an object"));
+  if (std::find(kAccountEventTypes.begin(), kAccountEventTypes.end(), type) ==
+      kAccountEventTypes.end())
+    return tl::unexpected(
+        DecodeError{DecodeErrc::unknown_type, "", "unknown event type " + std::string(type)});
+  if (!data.is_object())
+    return tl::unexpected(
+        DecodeError{DecodeErrc::not_an_object, "", std::string(type) + ": data is not an object"});
   if (type == "AccountOpened") {
     auto id = text_field(data, "account_id");
-    if (!id) return tl::unexpected(id.error());
+    if (!id) return field_error(type, data, "account_id");
     auto balance = wire::decode_money(data, "opening_balance");
-    if (!balance) return tl::unexpected(balance.error());
+    if (!balance) return field_error(type, data, "opening_balance");
     return AccountOpened{*id, *balance};
   }
   auto transfer_id = text_field(data, "transfer_id");
-  if (!transfer_id) return tl::unexpected(transfer_id.error());
+  if (!transfer_id) return field_error(type, data, "transfer_id");
   if (type == "FundsReserved") {
     auto amount = wire::decode_money(data, "amount");
-    if (!amount) return tl::unexpected(amount.error());
+    if (!amount) return field_error(type, data, "amount");
     return FundsReserved{*transfer_id, *amount};
   }
   if (type == "ReservationCompleted") return ReservationCompleted{*transfer_id};
-  if (type == "ReservationReleased") {
-    const auto reason = data.find("reason_code");
-    if (reason == data.end() || !reason->is_string())
-      return tl::unexpected(std::string("reason_code is missing"));
-    return ReservationReleased{*transfer_id, reason->get<std::string>()};
-  }
-  return tl::unexpected("unknown event type " + std::string(type));
+  const auto reason = data.find("reason_code");
+  if (reason == data.end() || !reason->is_string()) return field_error(type, data, "reason_code");
+  return ReservationReleased{*transfer_id, reason->get<std::string>()};
 }
 
 }  // namespace clearing::core_sim

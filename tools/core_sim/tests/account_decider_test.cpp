@@ -200,8 +200,36 @@ TEST_CASE("the codec round-trips every event, and its type names are stable") {
   }
   CHECK(AccountCodec::encode(events[1]).dump() ==
         R"({"amount":{"currency":"DKK","minor_units":2500},"transfer_id":"t-1"})");
-  CHECK_FALSE(
-      AccountCodec::decode("FundsReserved", nlohmann::json{{"transfer_id", "t"}}).has_value());
-  CHECK_FALSE(AccountCodec::decode("Nope", nlohmann::json{{"transfer_id", "t"}}).has_value());
-  CHECK_FALSE(AccountCodec::decode("AccountOpened", nlohmann::json::array()).has_value());
+  // Each undecodable input is refused with the code that says why (and the field at fault).
+  struct Refused {
+    const char* type;
+    nlohmann::json data;
+    eventstore::DecodeErrc code;
+    const char* field;
+  };
+  const std::vector<Refused> refused{
+      {"FundsReserved", {{"transfer_id", "t"}}, eventstore::DecodeErrc::missing_field, "amount"},
+      {"FundsReserved",
+       {{"transfer_id", "t"}, {"amount", "lots"}},
+       eventstore::DecodeErrc::invalid_field,
+       "amount"},
+      {"ReservationReleased",
+       {{"transfer_id", ""}},
+       eventstore::DecodeErrc::invalid_field,
+       "transfer_id"},
+      {"ReservationReleased",
+       {{"transfer_id", "t"}},
+       eventstore::DecodeErrc::missing_field,
+       "reason_code"},
+      {"Nope", {{"transfer_id", "t"}}, eventstore::DecodeErrc::unknown_type, ""},
+      {"AccountOpened", nlohmann::json::array(), eventstore::DecodeErrc::not_an_object, ""},
+  };
+  for (const auto& r : refused) {
+    CAPTURE(r.type);
+    CAPTURE(r.field);
+    const auto decoded = AccountCodec::decode(r.type, r.data);
+    REQUIRE_FALSE(decoded.has_value());
+    CHECK(decoded.error().code == r.code);
+    CHECK(decoded.error().field == r.field);
+  }
 }

@@ -77,7 +77,7 @@ class Aggregate {
           return tl::unexpected(StoreError{
               StoreErrc::corrupt_data, "cannot decode " + recorded.type + " at " + stream.value() +
                                            "@" + std::to_string(recorded.version.value()) + ": " +
-                                           decode_error_message(event.error())});
+                                           event.error().message});
         loaded.state = D::evolve(loaded.state, *event);
         loaded.version = recorded.version;
       }

@@ -10,8 +10,6 @@
 //   C::event_type(Event)             -> std::string_view   (stable, persisted)
 //   C::encode(Event)                 -> nlohmann::json     (an object)
 //   C::decode(type, json)            -> expected<Event, DecodeError>
-// (a codec may still answer a std::string: decode_error_message reads both, so that the
-// aggregate accepts either while tools/core_sim's AccountCodec moves over).
 // This header is pure (std, tl::expected and base's name table): the sagas library
 // includes it.
 
@@ -52,9 +50,6 @@ struct DecodeError {
   std::string message;  // "<type>: missing field <field>": names the field, never a value
   friend bool operator==(const DecodeError&, const DecodeError&) = default;
 };
-
-inline const std::string& decode_error_message(const DecodeError& error) { return error.message; }
-inline const std::string& decode_error_message(const std::string& error) { return error; }
 
 template <class D>
 concept Decider = requires(const typename D::State& state, const typename D::Event& event,

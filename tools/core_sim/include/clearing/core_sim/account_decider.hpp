@@ -146,11 +146,13 @@ std::optional<Violation> violation_of(const AccountCommand& command,
 // The account's event stream: "account-<account id>".
 std::string account_stream_name(std::string_view account_id);
 
+// Like sagas' codecs: a decoding error is typed (eventstore::DecodeError) and names the
+// field at fault, never its value.
 struct AccountCodec {
   static std::string_view event_type(const AccountEvent& event);
   static nlohmann::json encode(const AccountEvent& event);
-  static tl::expected<AccountEvent, std::string> decode(std::string_view type,
-                                                        const nlohmann::json& data);
+  static tl::expected<AccountEvent, eventstore::DecodeError> decode(std::string_view type,
+                                                                    const nlohmann::json& data);
 };
 
 }  // namespace clearing::core_sim
