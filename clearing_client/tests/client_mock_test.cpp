@@ -96,6 +96,25 @@ void check_unknown(const ClearingAnswer& answer, UnknownCause cause) {
   CHECK(answer.cause == cause);
 }
 
+// The mock's options with `fault` at probability 1.0: every request meets it.
+MockOptions always(double FaultSettings::*fault, MockOptions options = {}) {
+  options.faults.*fault = 1.0;
+  return options;
+}
+
+// After a fault that struck once the mainframe had executed: executed exactly once, and with
+// the fault gone the same request (the same key) settles with the ledger's reference, still
+// executed once.
+void check_executed_once_then_settles(Setup& setup, const std::string& reference) {
+  REQUIRE(ledger_row(setup, reference));
+  CHECK(ledger_row(setup, reference)->execution_count == 1);
+  clear_faults(setup);
+  const auto final_answer = submit(setup, transfer(reference));
+  CHECK(final_answer.answer_class == AnswerClass::settled);
+  CHECK(final_answer.clearing_reference == ledger_row(setup, reference)->clearing_reference);
+  CHECK(ledger_row(setup, reference)->execution_count == 1);
+}
+
 // Short client deadline, long mock hold: the timeout faults outlast the client.
 MockOptions holding_mock() {
   MockOptions options;
@@ -288,9 +307,8 @@ TEST_CASE("fault delay: the answer comes late but right") {
 }
 
 TEST_CASE("fault timeout_before_execute: unknown/timeout, nothing executed; the retry executes") {
-  auto options = holding_mock();
-  options.faults.timeout_before_execute = 1.0;
-  auto setup = start(options, short_deadline);
+  auto setup =
+      start(always(&FaultSettings::timeout_before_execute, holding_mock()), short_deadline);
   check_unknown(submit(setup, transfer("t-tbe")), UnknownCause::timeout);
   CHECK_FALSE(ledger_row(setup, "t-tbe"));
   clear_faults(setup);
@@ -306,40 +324,23 @@ TEST_CASE("fault timeout_before_execute: unknown/timeout, nothing executed; the 
 }
 
 TEST_CASE("fault timeout_after_execute: executed exactly once although the client retries") {
-  auto options = holding_mock();
-  options.faults.timeout_after_execute = 1.0;
-  auto setup = start(options, short_deadline);
+  auto setup = start(always(&FaultSettings::timeout_after_execute, holding_mock()), short_deadline);
   check_unknown(submit(setup, transfer("t-tae")), UnknownCause::timeout);
   check_unknown(submit(setup, transfer("t-tae")), UnknownCause::timeout);  // retry, same key
-  REQUIRE(ledger_row(setup, "t-tae"));
-  CHECK(ledger_row(setup, "t-tae")->execution_count == 1);
-  clear_faults(setup);
-  const auto final_answer = submit(setup, transfer("t-tae"));
-  CHECK(final_answer.answer_class == AnswerClass::settled);
-  CHECK(final_answer.clearing_reference == ledger_row(setup, "t-tae")->clearing_reference);
-  CHECK(ledger_row(setup, "t-tae")->execution_count == 1);
+  check_executed_once_then_settles(setup, "t-tae");
   CHECK(setup.mock->state().stats().executions_total == 1);
 }
 
 TEST_CASE("fault close_after_execute: unknown/connection_reset, executed exactly once") {
-  MockOptions options;
-  options.faults.close_after_execute = 1.0;
-  auto setup = start(options);
+  auto setup = start(always(&FaultSettings::close_after_execute));
   check_unknown(submit(setup, transfer("t-cae")), UnknownCause::connection_reset);
   check_unknown(submit(setup, transfer("t-cae")), UnknownCause::connection_reset);
-  CHECK(ledger_row(setup, "t-cae")->execution_count == 1);
-  clear_faults(setup);
-  const auto final_answer = submit(setup, transfer("t-cae"));
-  CHECK(final_answer.answer_class == AnswerClass::settled);
-  CHECK(final_answer.clearing_reference == ledger_row(setup, "t-cae")->clearing_reference);
-  CHECK(ledger_row(setup, "t-cae")->execution_count == 1);
+  check_executed_once_then_settles(setup, "t-cae");
   CHECK(setup.mock->state().stats().executions_total == 1);
 }
 
 TEST_CASE("fault reset_before_execute: unknown/connection_reset, nothing executed") {
-  MockOptions options;
-  options.faults.reset_before_execute = 1.0;
-  auto setup = start(options);
+  auto setup = start(always(&FaultSettings::reset_before_execute));
   check_unknown(submit(setup, transfer("t-rbe")), UnknownCause::connection_reset);
   CHECK_FALSE(ledger_row(setup, "t-rbe"));
   clear_faults(setup);
@@ -359,22 +360,15 @@ TEST_CASE("faults http_500 and http_502: unknown/server_error, nothing executed"
 }
 
 TEST_CASE("fault http_504: unknown/server_error, and the mainframe did execute") {
-  MockOptions options;
-  options.faults.http_504 = 1.0;
-  auto setup = start(options);
+  auto setup = start(always(&FaultSettings::http_504));
   const auto answer = submit(setup, transfer("t-504"));
   check_unknown(answer, UnknownCause::server_error);
   CHECK(answer.http_status == 504);
-  CHECK(ledger_row(setup, "t-504")->execution_count == 1);
-  clear_faults(setup);
-  CHECK(submit(setup, transfer("t-504")).answer_class == AnswerClass::settled);
-  CHECK(ledger_row(setup, "t-504")->execution_count == 1);
+  check_executed_once_then_settles(setup, "t-504");
 }
 
 TEST_CASE("fault error_body_200: unknown/error_body_200, nothing executed") {
-  MockOptions options;
-  options.faults.error_body_200 = 1.0;
-  auto setup = start(options);
+  auto setup = start(always(&FaultSettings::error_body_200));
   const auto answer = submit(setup, transfer("t-e200"));
   check_unknown(answer, UnknownCause::error_body_200);
   CHECK(answer.http_status == 200);
@@ -382,21 +376,14 @@ TEST_CASE("fault error_body_200: unknown/error_body_200, nothing executed") {
 }
 
 TEST_CASE("fault malformed_json: unknown/unparsable_body, executed once, replay settles") {
-  MockOptions options;
-  options.faults.malformed_json = 1.0;
-  auto setup = start(options);
+  auto setup = start(always(&FaultSettings::malformed_json));
   check_unknown(submit(setup, transfer("t-json")), UnknownCause::unparsable_body);
   check_unknown(inquire(setup, "t-json"), UnknownCause::unparsable_body);
-  CHECK(ledger_row(setup, "t-json")->execution_count == 1);
-  clear_faults(setup);
-  CHECK(submit(setup, transfer("t-json")).answer_class == AnswerClass::settled);
-  CHECK(ledger_row(setup, "t-json")->execution_count == 1);
+  check_executed_once_then_settles(setup, "t-json");
 }
 
 TEST_CASE("faults also hit inquiries and the feed") {
-  MockOptions options;
-  options.faults.http_502 = 1.0;
-  auto setup = start(options);
+  auto setup = start(always(&FaultSettings::http_502));
   check_unknown(inquire(setup, "anything"), UnknownCause::server_error);
   const auto page = get(setup.client->incoming(std::nullopt, 10));
   CHECK_FALSE(page.ok);
@@ -435,9 +422,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a connection that broke is discarded, not reused") {
-  MockOptions options;
-  options.faults.close_after_execute = 1.0;
-  auto setup = start(options);
+  auto setup = start(always(&FaultSettings::close_after_execute));
   check_unknown(submit(setup, transfer("t-broken")), UnknownCause::connection_reset);
   clear_faults(setup);
   CHECK(submit(setup, transfer("t-fresh")).answer_class == AnswerClass::settled);
