@@ -11,6 +11,7 @@
 
 #include "clearing/clearing_client/client.hpp"
 #include "client_test_support.hpp"
+#include "hostile_clearing_client.hpp"
 #include "hostile_http_server.hpp"
 
 using namespace clearing::clearing_client;
@@ -36,17 +37,8 @@ constexpr std::string_view kRejectedAc04 =
     R"({"status":"RJCT","reason_code":"AC04","reason":"closed"})";
 
 std::unique_ptr<ClearingClient> client_for(const HostileHttpServer& server) {
-  ClientOptions options;
-  options.base_url = server.base_url();
-  options.bearer_token = "hostile-token";
-  options.request_timeout_ms = 3'000;
-  options.connect_timeout_ms = 1'000;
-  options.in_flight_max = 1;  // one connection, so a second request would reuse the first's
-  options.pool_connections_max = 1;
-  options.reuse_connections = true;  // the defences of a reused connection, under test here
-  auto client = ClearingClient::start(options);
-  REQUIRE_MESSAGE(client.has_value(), (client ? "" : client.error().message));
-  return std::move(*client);
+  return clearing::testing::start_hostile_client(server,
+                                                 clearing::testing::HostileConnections::one_reused);
 }
 
 // Whoever asks about transfer "t-b" gets its real answer: pending under REAL-B.

@@ -11,6 +11,7 @@
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/clearing_client/client.hpp"
+#include "hostile_clearing_client.hpp"
 #include "hostile_http_server.hpp"
 
 using namespace clearing;
@@ -19,19 +20,7 @@ using namespace clearing::testing;
 namespace {
 
 std::unique_ptr<clearing_client::ClearingClient> make_client(const HostileHttpServer& server) {
-  clearing_client::ClientOptions options;
-  options.base_url = server.base_url();
-  options.bearer_token = "hostile-token";
-  options.request_timeout_ms = 3'000;
-  options.connect_timeout_ms = 1'000;
-  // One connection for every call, so that a second call would reuse the first one's.
-  options.in_flight_max = 1;
-  options.pool_connections_max = 1;
-  options.reuse_connections =
-      true;  // the defences of a reused connection (off by default) are under test
-  auto client = clearing_client::ClearingClient::start(options);
-  REQUIRE_MESSAGE(client, (client ? "" : client.error().message));
-  return std::move(*client);
+  return start_hostile_client(server, HostileConnections::one_reused);
 }
 
 adapter::DispatcherOptions dispatcher_options(const char* owner) {

@@ -15,6 +15,7 @@
 #include "clearing/base/clock.hpp"
 #include "clearing/clearing_client/client.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
+#include "hostile_clearing_client.hpp"
 #include "hostile_http_server.hpp"
 
 using namespace clearing;
@@ -25,14 +26,7 @@ namespace {
 constexpr int kPageLimit = 10;
 
 std::unique_ptr<clearing_client::ClearingClient> make_client(const HostileHttpServer& server) {
-  clearing_client::ClientOptions options;
-  options.base_url = server.base_url();
-  options.bearer_token = "hostile-token";
-  options.request_timeout_ms = 3'000;
-  options.connect_timeout_ms = 1'000;
-  auto client = clearing_client::ClearingClient::start(options);
-  REQUIRE_MESSAGE(client, (client ? "" : client.error().message));
-  return std::move(*client);
+  return start_hostile_client(server, HostileConnections::own_per_call);
 }
 
 std::string cursor_text(int number) {
