@@ -620,28 +620,42 @@ struct ClearingClient::Impl {
     }
   }
 
-  asio::awaitable<void> run_call(RequestSpec spec, Completion<ClearingAnswer> completion) {
-    const auto started = std::chrono::steady_clock::now();
-    ClearingAnswer answer;
+  // Performs `spec` and classifies what came back with `classify(raw)`. A transport failure
+  // or an internal error becomes the answer `failed(failure)` makes of it; its detail is our
+  // own text but quotes library messages: one storable line, like classify's.
+  template <class T, class Classify, class Failed>
+  asio::awaitable<T> perform_classified(const RequestSpec& spec, Classify classify, Failed failed) {
+    ClearingAnswer failure;
     try {
       RawAnswer raw = co_await perform(spec);
-      if (raw.received) {
-        answer =
-            classify_answer(spec.kind, raw.http_status, raw.body, raw.retry_after, spec.reference);
-      } else {
-        // Our own text, but it quotes library messages: one storable line, like classify's.
-        answer = std::move(raw.failure);
-        answer.detail = base::escape_text(answer.detail, kDetailBytesMax);
-      }
+      if (raw.received) co_return classify(raw);
+      failure = std::move(raw.failure);
+      failure.detail = base::escape_text(failure.detail, kDetailBytesMax);
     } catch (const std::exception& error) {
-      answer = ClearingAnswer{};
-      answer.cause = UnknownCause::connection_reset;
-      answer.detail =
+      failure = ClearingAnswer{};
+      failure.cause = UnknownCause::connection_reset;
+      failure.detail =
           base::escape_text(std::string("internal error: ") + error.what(), kDetailBytesMax);
     }
-    answer.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now() - started)
-                            .count();
+    co_return failed(std::move(failure));
+  }
+
+  static std::int64_t elapsed_ms(std::chrono::steady_clock::time_point started) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 started)
+        .count();
+  }
+
+  asio::awaitable<void> run_call(RequestSpec spec, Completion<ClearingAnswer> completion) {
+    const auto started = std::chrono::steady_clock::now();
+    ClearingAnswer answer = co_await perform_classified<ClearingAnswer>(
+        spec,
+        [&spec](const RawAnswer& raw) {
+          return classify_answer(spec.kind, raw.http_status, raw.body, raw.retry_after,
+                                 spec.reference);
+        },
+        [](ClearingAnswer failure) { return failure; });
+    answer.latency_ms = elapsed_ms(started);
     count_refusal(spec, answer);
     log_answer(spec, answer);
     completion.complete(std::move(answer));
@@ -649,24 +663,17 @@ struct ClearingClient::Impl {
 
   asio::awaitable<void> run_incoming(RequestSpec spec, Completion<IncomingPage> completion) {
     const auto started = std::chrono::steady_clock::now();
-    IncomingPage page;
-    try {
-      RawAnswer raw = co_await perform(spec);
-      if (raw.received) {
-        page = classify_incoming(raw.http_status, raw.body, raw.retry_after);
-      } else {
-        page.failure = std::move(raw.failure);
-        page.failure.detail = base::escape_text(page.failure.detail, kDetailBytesMax);
-      }
-    } catch (const std::exception& error) {
-      page = IncomingPage{};
-      page.failure.cause = UnknownCause::connection_reset;
-      page.failure.detail =
-          base::escape_text(std::string("internal error: ") + error.what(), kDetailBytesMax);
-    }
-    page.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now() - started)
-                          .count();
+    IncomingPage page = co_await perform_classified<IncomingPage>(
+        spec,
+        [](const RawAnswer& raw) {
+          return classify_incoming(raw.http_status, raw.body, raw.retry_after);
+        },
+        [](ClearingAnswer failure) {
+          IncomingPage failed;
+          failed.failure = std::move(failure);
+          return failed;
+        });
+    page.latency_ms = elapsed_ms(started);
     page.failure.latency_ms = page.latency_ms;
     if (!page.ok) {
       count_refusal(spec, page.failure);
