@@ -33,6 +33,12 @@ std::string count_events(StoreFixture& f) {
   return f.database.query_value("select count(*) from events");
 }
 
+// append_batch in a transaction of its own.
+StoreResult<std::vector<StoreResult<AppendResult>>> append_batch_alone(
+    StoreFixture& f, const std::vector<StreamAppend>& batch) {
+  return f.pool->transact([&](Transaction& tx) { return f.store->append_batch(tx, batch); });
+}
+
 }  // namespace
 
 TEST_CASE("a batch writes new and existing streams, numbered from their versions, in batch order") {
@@ -122,48 +128,37 @@ TEST_CASE("a malformed batch is refused whole before the database is touched") {
   const auto good = to("good", ExpectedVersion::no_stream(), {make_event("A")});
 
   SUBCASE("the same stream twice") {
-    auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(
-          tx, std::vector{
-                  good, to("good", ExpectedVersion::exactly(StreamVersion{1}), {make_event("B")})});
-    });
+    auto r = append_batch_alone(
+        f, std::vector{good,
+                       to("good", ExpectedVersion::exactly(StreamVersion{1}), {make_event("B")})});
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
     CHECK(r.error().message.find("twice") != std::string::npos);
   }
   SUBCASE("expected version any") {
-    auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(
-          tx, std::vector{good, to("other", ExpectedVersion::any(), {make_event("B")})});
-    });
+    auto r = append_batch_alone(
+        f, std::vector{good, to("other", ExpectedVersion::any(), {make_event("B")})});
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
   }
   SUBCASE("one event id in two streams") {
     auto shared = make_event("S");
-    auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(tx,
-                                   std::vector{to("a", ExpectedVersion::no_stream(), {shared}),
+    auto r = append_batch_alone(f, std::vector{to("a", ExpectedVersion::no_stream(), {shared}),
                                                to("b", ExpectedVersion::no_stream(), {shared})});
-    });
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
   }
   SUBCASE("an invalid event in one stream") {
-    auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(
-          tx, std::vector{good, to("bad", ExpectedVersion::no_stream(),
-                                   {make_event("A", nlohmann::json::array())})});
-    });
+    auto r =
+        append_batch_alone(f, std::vector{good, to("bad", ExpectedVersion::no_stream(),
+                                                   {make_event("A", nlohmann::json::array())})});
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
     CHECK(r.error().message.find("not a JSON object") != std::string::npos);
   }
   SUBCASE("a stream with no events") {
-    auto r = f.pool->transact([&](Transaction& tx) {
-      return f.store->append_batch(
-          tx, std::vector{good, to("empty", ExpectedVersion::no_stream(), {})});
-    });
+    auto r =
+        append_batch_alone(f, std::vector{good, to("empty", ExpectedVersion::no_stream(), {})});
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::invalid_argument);
   }
@@ -171,7 +166,7 @@ TEST_CASE("a malformed batch is refused whole before the database is touched") {
     std::vector<StreamAppend> many;
     for (std::size_t i = 0; i <= kStreamsPerBatchMax; ++i)
       many.push_back(to("s" + std::to_string(i), ExpectedVersion::no_stream(), {make_event("A")}));
-    auto r = f.pool->transact([&](Transaction& tx) { return f.store->append_batch(tx, many); });
+    auto r = append_batch_alone(f, many);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == StoreErrc::payload_too_large);
   }
