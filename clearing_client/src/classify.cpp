@@ -831,11 +831,18 @@ tl::expected<SubmitRequest, SubmitBodyError> decode_submit_body(std::string_view
     return invalid_field("amount_minor", " is not an integer");
   request.amount_minor = amount->get<std::int64_t>();
   const std::pair<const char*, std::string*> texts[] = {
-      {"currency", &request.currency},           {"debtor_account", &request.debtor_account},
-      {"debtor_name", &request.debtor_name},     {"creditor_account", &request.creditor_account},
-      {"creditor_name", &request.creditor_name}, {"remittance_info", &request.remittance_info}};
+      {"currency", &request.currency},
+      {"debtor_account", &request.debtor_account},
+      {"debtor_name", &request.debtor_name},
+      {"creditor_account", &request.creditor_account},
+      {"creditor_name", &request.creditor_name}};
   for (const auto& [name, out] : texts)
     if (!text(name, *out)) return invalid_field(name, " is not a string");
+  // Remittance information is optional in payments (ISO 20022 RmtInf 0..1): absent or null
+  // reads as none. The client always writes it.
+  if (const auto it = parsed.find("remittance_info");
+      it != parsed.end() && !it->is_null() && !text("remittance_info", request.remittance_info))
+    return invalid_field("remittance_info", " is not a string");
   return request;
 }
 

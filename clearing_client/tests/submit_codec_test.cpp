@@ -107,3 +107,16 @@ TEST_CASE("submit body: one refusal per kind of bad field") {
   }
   CHECK(to_string(SubmitBodyErrc::invalid_field) == "invalid_field");
 }
+
+TEST_CASE("submit body: remittance information is optional, absent or null reads as none") {
+  for (const auto& without :
+       {replaced(kEncodedSubmitBody, R"(,"remittance_info":"Invoice 42")", ""),
+        replaced(kEncodedSubmitBody, R"("remittance_info":"Invoice 42")",
+                 R"("remittance_info":null)")}) {
+    CAPTURE(without);
+    const auto decoded = decode_submit_body(without);
+    REQUIRE(decoded.has_value());
+    CHECK(decoded->remittance_info.empty());
+    CHECK(decoded->creditor_name == "Charles Babbage");
+  }
+}

@@ -11,6 +11,8 @@
 #include "clearing/base/assert.hpp"
 #include "clearing/base/country.hpp"
 #include "clearing/base/name_table.hpp"
+#include "clearing/clearing_client/answer_codec.hpp"
+#include "clearing/clearing_client/classify.hpp"
 
 namespace clearing::clearing_mock {
 namespace {
@@ -42,14 +44,21 @@ constexpr base::NameTable<HostileFault, kHostileFaultCount> kHostileFaultNames{{
 }};
 static_assert(base::lists_every_enumerator(kHostileFaultNames, HostileFault::oversize_field));
 
-json error_body(std::string_view code, std::string_view message) {
-  return json{{"error", {{"code", code}, {"message", message}}}};
-}
+// The contract's answer bodies come from its codec (clearing_client/answer_codec.hpp), the
+// one the client's classification is pinned against; only the feed, the admin routes and the
+// deliberately broken answers are written here.
+HttpAnswer answer(int status, std::string body) { return HttpAnswer{status, std::move(body), {}}; }
 
-HttpAnswer answer(int status, const json& body) { return HttpAnswer{status, body.dump(), {}}; }
+HttpAnswer answer(int status, const json& body) { return answer(status, body.dump()); }
 
 HttpAnswer error_answer(int status, std::string_view code, std::string_view message) {
-  return answer(status, error_body(code, message));
+  return answer(status, clearing_client::encode_answer_body(clearing_client::ErrorBody{
+                            .code = std::string(code), .message = std::string(message)}));
+}
+
+HttpAnswer rejected_answer(std::string_view code, std::string_view reason) {
+  return answer(200, clearing_client::encode_answer_body(clearing_client::RejectedBody{
+                         .reason_code = std::string(code), .reason = std::string(reason)}));
 }
 
 // Days since 1970-01-01 -> civil date (Howard Hinnant's algorithm), to avoid gmtime's
@@ -467,19 +476,20 @@ std::optional<HttpAnswer> MockState::hostile_answer(HostileFault fault, const Ht
 HttpAnswer MockState::stray_answer(const HostilePlan& plan) {
   std::lock_guard lock(data_->mutex);
   const auto n = ++data_->stray_sequence;
-  json body;
-  int status = 200;
-  if (plan.stray_rejects) {
-    body = {{"status", "RJCT"}, {"reason_code", "AC04"}, {"reason", "creditor account closed"}};
-  } else {
-    status = 201;
-    body = {{"status", "ACSC"},
-            {"clearing_reference", "STRAY" + std::to_string(options_.seed) + "-" + cursor_text(n)},
-            {"settlement_date", civil_date(days_since_epoch(options_.now()))}};
-  }
+  std::optional<std::string> reference;
   if (plan.stray_delay_ms > 0)
-    body["reference"] = "stray-" + std::to_string(options_.seed) + "-" + std::to_string(n);
-  return answer(status, body);
+    reference = "stray-" + std::to_string(options_.seed) + "-" + std::to_string(n);
+  if (plan.stray_rejects) {
+    return answer(200, clearing_client::encode_answer_body(
+                           clearing_client::RejectedBody{.reason_code = "AC04",
+                                                         .reason = "creditor account closed",
+                                                         .reference = std::move(reference)}));
+  }
+  return answer(
+      201, clearing_client::encode_answer_body(clearing_client::AcceptedBody{
+               .clearing_reference = "STRAY" + std::to_string(options_.seed) + "-" + cursor_text(n),
+               .settlement_date = civil_date(days_since_epoch(options_.now())),
+               .reference = std::move(reference)}));
 }
 
 void MockState::note_hostile(HostileFault fault) {
@@ -489,33 +499,30 @@ void MockState::note_hostile(HostileFault fault) {
 
 std::optional<HttpAnswer> MockState::begin_submit(std::string_view idempotency_key,
                                                   std::string_view body) {
-  const json parsed = json::parse(body.begin(), body.end(), nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
-    return error_answer(400, "FF01", "body is not a JSON object");
+  const auto request = clearing_client::decode_submit_body(body);
+  if (!request) return error_answer(400, "FF01", request.error().message);
+  const std::pair<const char*, const std::string*> required[] = {
+      {"reference", &request->reference},
+      {"currency", &request->currency},
+      {"debtor_account", &request->debtor_account},
+      {"debtor_name", &request->debtor_name},
+      {"creditor_account", &request->creditor_account},
+      {"creditor_name", &request->creditor_name}};
+  for (const auto& [name, text] : required) {
+    if (text->empty()) return error_answer(400, "FF01", std::string("empty field ") + name);
   }
-  const char* string_fields[] = {"reference",   "currency",         "debtor_account",
-                                 "debtor_name", "creditor_account", "creditor_name"};
-  for (const char* name : string_fields) {
-    const auto it = parsed.find(name);
-    if (it == parsed.end() || !it->is_string() || it->get<std::string>().empty()) {
-      return error_answer(400, "FF01", std::string("missing or empty string field ") + name);
-    }
-  }
-  if (const auto it = parsed.find("remittance_info");
-      it != parsed.end() && !it->is_string() && !it->is_null()) {
-    return error_answer(400, "FF01", "remittance_info must be a string");
-  }
-  const auto amount = parsed.find("amount_minor");
-  if (amount == parsed.end() || !amount->is_number_integer() || amount->get<std::int64_t>() <= 0) {
+  if (request->amount_minor <= 0) {
     return error_answer(400, "FF01", "amount_minor must be a positive integer");
   }
   if (idempotency_key.empty()) return error_answer(400, "FF01", "Idempotency-Key missing");
-  if (parsed["reference"].get<std::string>() != idempotency_key) {
+  if (request->reference != idempotency_key) {
     return error_answer(400, "FF01", "Idempotency-Key differs from reference");
   }
 
   std::string key(idempotency_key);
-  std::string canonical = parsed.dump();  // objects are key-sorted: canonical
+  // The body as the codec writes it (keys sorted, the contract's fields only): the same
+  // transfer sent again compares equal whatever its spacing or key order.
+  std::string canonical = clearing_client::encode_submit_body(*request);
   std::lock_guard lock(data_->mutex);
   if (auto it = data_->store.find(key); it != data_->store.end()) {
     if (it->second.canonical_body != canonical) {
@@ -531,9 +538,8 @@ std::optional<HttpAnswer> MockState::begin_submit(std::string_view idempotency_k
   }
   StoreEntry entry;
   entry.canonical_body = std::move(canonical);
-  entry.transfer = Transfer{key, amount->get<std::int64_t>(), parsed["currency"].get<std::string>(),
-                            parsed["debtor_account"].get<std::string>(),
-                            parsed["creditor_account"].get<std::string>()};
+  entry.transfer = Transfer{key, request->amount_minor, request->currency, request->debtor_account,
+                            request->creditor_account};
   data_->store.emplace(key, std::move(entry));
   return std::nullopt;
 }
@@ -560,7 +566,7 @@ HttpAnswer MockState::execute_submit(const std::string& key) {
     row.currency = transfer.currency;
     row.status = "RJCT";
     row.reason_code = std::string(code);
-    return answer(200, {{"status", "RJCT"}, {"reason_code", code}, {"reason", reason}});
+    return rejected_answer(code, reason);
   };
   HttpAnswer result;
   if (!sagas::parse_account_text(country, transfer.debtor_account)) {
@@ -596,9 +602,11 @@ HttpAnswer MockState::execute_submit(const std::string& key) {
     ++data_->stats.executions_total;
     const std::string date = civil_date(after_cutoff ? next_weekday(today) : today);
     // The settlement date is kept in the answer; the ledger row points to it through the store.
-    result = answer(after_cutoff ? 202 : 201, {{"status", row.status},
-                                               {"clearing_reference", row.clearing_reference},
-                                               {"settlement_date", date}});
+    result = answer(after_cutoff ? 202 : 201,
+                    clearing_client::encode_answer_body(
+                        clearing_client::AcceptedBody{.pending = after_cutoff,
+                                                      .clearing_reference = row.clearing_reference,
+                                                      .settlement_date = date}));
   }
   entry.in_progress = false;
   entry.answer = result;
@@ -619,8 +627,7 @@ HttpAnswer MockState::inquire(std::string_view reference) {
   }
   LedgerEntry& entry = row->second;
   if (entry.status == "RJCT") {
-    return answer(200,
-                  {{"status", "RJCT"}, {"reason_code", entry.reason_code}, {"reason", "rejected"}});
+    return rejected_answer(entry.reason_code, "rejected");
   }
   const auto stored = data_->store.find(key);
   CLEARING_ASSERT(stored != data_->store.end());
@@ -629,9 +636,10 @@ HttpAnswer MockState::inquire(std::string_view reference) {
     entry.inquiries += 1;
     if (entry.inquiries >= options_.settle_after_inquiries) entry.status = "ACSC";
   }
-  return answer(200, {{"status", entry.status},
-                      {"clearing_reference", entry.clearing_reference},
-                      {"settlement_date", first.value("settlement_date", "")}});
+  return answer(200, clearing_client::encode_answer_body(clearing_client::AcceptedBody{
+                         .pending = entry.status == "PDNG",
+                         .clearing_reference = entry.clearing_reference,
+                         .settlement_date = first.value("settlement_date", "")}));
 }
 
 HttpAnswer MockState::incoming(std::string_view query) {

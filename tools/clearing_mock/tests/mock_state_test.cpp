@@ -54,6 +54,16 @@ TEST_CASE("a valid transfer executes once and its answer is replayed for the sam
   CHECK(state.stats().replays == 1);
 }
 
+TEST_CASE("remittance information is optional: a body without it executes like any other") {
+  MockState state(MockOptions{});
+  auto body = json::parse(transfer_body("no-remittance"));
+  body.erase("remittance_info");
+  const auto answer = submit(state, "no-remittance", body.dump());
+  CHECK(answer.status == 201);
+  CHECK(field(answer, "status") == "ACSC");
+  CHECK(state.ledger().size() == 1);
+}
+
 TEST_CASE("a key in progress answers 409; an abandoned key leaves no trace") {
   MockState state(MockOptions{});
   REQUIRE_FALSE(state.begin_submit("t1", transfer_body("t1")).has_value());
@@ -72,6 +82,19 @@ TEST_CASE("validation: 400 for malformed requests, RJCT with ISO 20022 codes") {
   CHECK(submit(state, "a", transfer_body("b")).status == 400);  // key differs from reference
   CHECK(submit(state, "a", transfer_body("a", "DK5000400440116243", 0)).status == 400);
   CHECK(submit(state, "", transfer_body("")).status == 400);
+  // The contract's codec reads the body (decode_submit_body); the mock's own rules come after.
+  const auto error_of = [](const HttpAnswer& answer) {
+    CHECK(answer.status == 400);
+    return json::parse(answer.body).at("error").value("message", "");
+  };
+  auto body = json::parse(transfer_body("a"));
+  body["amount_minor"] = "125000";
+  CHECK(error_of(submit(state, "a", body.dump())) == "amount_minor is not an integer");
+  body = json::parse(transfer_body("a"));
+  body["debtor_name"] = "";
+  CHECK(error_of(submit(state, "a", body.dump())) == "empty field debtor_name");
+  body.erase("debtor_name");
+  CHECK(error_of(submit(state, "a", body.dump())) == "debtor_name is not a string");
   const struct {
     std::string creditor;
     std::int64_t amount;

@@ -88,9 +88,12 @@ struct SubmitBodyError {
   friend bool operator==(const SubmitBodyError&, const SubmitBodyError&) = default;
 };
 
-// The same body read back (a submission stored with its body is sent again as it was):
-// every field of the contract present and of its type (amount_minor an integer within
-// 2^63-1), else an error naming the first field that is not. Never throws.
+// The same body read back, by the dispatcher (a submission stored with its body is sent again
+// as it was) and by clearing-mock (what the clearing receives): every field of the contract
+// present and of its type (amount_minor an integer within 2^63-1; remittance_info, optional
+// in payments, may be absent or null), else an error naming the first field that is not.
+// Values are not judged here (empty text, a non-positive amount): that is the receiver's
+// business rule. Never throws.
 tl::expected<SubmitRequest, SubmitBodyError> decode_submit_body(std::string_view body);
 
 }  // namespace clearing::clearing_client
