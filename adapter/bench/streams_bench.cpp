@@ -125,11 +125,11 @@ struct Bench {
         "create table applied (stream text not null, partition int not null, seq bigint not null,"
         " event_id text not null, type text not null)");
     auto started = external_streams::EmbeddedKafka::start(1);
-    if (!started) throw std::runtime_error("embedded kafka: " + started.error());
+    if (!started) throw std::runtime_error("embedded kafka: " + started.error().message);
     kafka = std::move(*started);
     for (const auto& spec : specs)
       if (auto created = kafka->create_topic(spec.name, spec.partitions); !created)
-        throw std::runtime_error("create topic: " + created.error());
+        throw std::runtime_error("create topic: " + created.error().message);
   }
 
   external_streams::KafkaClientOptions client(const std::string& id) const {
@@ -145,14 +145,14 @@ struct Bench {
     o.kafka = client("bench-relay");
     o.flush_timeout = std::chrono::milliseconds(20'000);
     auto created = external_streams::Relay::create(*pool, o);
-    if (!created) throw std::runtime_error("relay: " + created.error());
+    if (!created)
+      throw std::runtime_error("relay: " + external_streams::message_of(created.error()));
     return std::move(*created);
   }
 
   std::unique_ptr<external_streams::StreamConsumer> consumer(
-      const StreamSpec& spec, const std::string& group, external_streams::MessageApplier applier,
-      external_streams::MessageParker parker, int fetch_wait_max_ms = 0,
-      external_streams::BatchScope scope = {}) {
+      const StreamSpec& spec, const std::string& group,
+      std::unique_ptr<external_streams::InboundHandler> handler, int fetch_wait_max_ms = 0) {
     external_streams::ConsumerOptions o;
     o.kafka = client(group);
     if (fetch_wait_max_ms > 0)
@@ -160,9 +160,9 @@ struct Bench {
     o.group_id = group;
     o.topics = {spec.name};
     o.batch_max = options.consumer_batch_max;
-    auto created = external_streams::StreamConsumer::create(
-        *pool, o, std::move(applier), std::move(parker), {}, std::move(scope));
-    if (!created) throw std::runtime_error("consumer: " + created.error());
+    auto created = external_streams::StreamConsumer::create(*pool, o, std::move(handler));
+    if (!created)
+      throw std::runtime_error("consumer: " + external_streams::message_of(created.error()));
     return std::move(*created);
   }
 
@@ -237,7 +237,7 @@ double relay_all(external_streams::Relay& relay, std::int64_t total) {
   while (relay.stats().acknowledged - before < total) {
     if (Clock::now() - start > kPhaseTimeout) throw std::runtime_error("relay: timed out");
     auto relayed = relay.run_once();
-    if (!relayed) fmt::print("  relay round failed: {}\n", relayed.error());
+    if (!relayed) fmt::print("  relay round failed: {}\n", relayed.error().message);
   }
   return Seconds(Clock::now() - start).count();
 }
@@ -277,21 +277,54 @@ ConsumeFigures consume_all(external_streams::StreamConsumer& consumer, std::int6
   return figures;
 }
 
-external_streams::MessageApplier one_row_applier() {
-  return [](eventstore::Transaction& tx,
-            const ExternalMessage& m) -> tl::expected<void, external_streams::MessageError> {
+// Counts what it parks; keeps nothing of it.
+class CountingParker : public external_streams::InboundHandler {
+ public:
+  explicit CountingParker(std::atomic<std::int64_t>& parked) : parked_(parked) {}
+
+  eventstore::StoreResult<void> park(eventstore::Transaction&, const external_streams::RawMessage&,
+                                     const external_streams::MessageError&,
+                                     const std::optional<ExternalMessage>&) override {
+    parked_.fetch_add(1);
+    return {};
+  }
+
+ private:
+  std::atomic<std::int64_t>& parked_;
+};
+
+// Applies a message as one row of `applied`.
+class OneRowHandler final : public CountingParker {
+ public:
+  using CountingParker::CountingParker;
+
+  tl::expected<void, external_streams::ApplyError> apply(eventstore::Transaction& tx,
+                                                         const ExternalMessage& m) override {
     tx.exec_params(
         "insert into applied (stream, partition, seq, event_id, type) values ($1, $2, $3, $4, $5)",
         m.stream, m.partition, m.seq, m.event_id, m.type);
     return {};
-  };
-}
+  }
+};
 
-external_streams::MessageParker counting_parker(std::atomic<std::int64_t>& parked) {
-  return [&parked](eventstore::Transaction&, const external_streams::RawMessage&,
-                   const external_streams::MessageError&,
-                   const std::optional<ExternalMessage>&) { parked.fetch_add(1); };
-}
+// Notes when each message was applied, and which the batch in hand holds.
+class TimingHandler final : public CountingParker {
+ public:
+  TimingHandler(std::atomic<std::int64_t>& parked, std::vector<std::string>& in_batch,
+                std::unordered_map<std::string, Clock::time_point>& applied_at)
+      : CountingParker(parked), in_batch_(in_batch), applied_at_(applied_at) {}
+
+  tl::expected<void, external_streams::ApplyError> apply(eventstore::Transaction&,
+                                                         const ExternalMessage& m) override {
+    in_batch_.push_back(m.event_id);
+    applied_at_.emplace(m.event_id, Clock::now());
+    return {};
+  }
+
+ private:
+  std::vector<std::string>& in_batch_;
+  std::unordered_map<std::string, Clock::time_point>& applied_at_;
+};
 
 void print_consume(const char* label, const ConsumeFigures& f) {
   fmt::print(
@@ -323,7 +356,7 @@ void run_throughput(Bench& bench) {
 
   std::atomic<std::int64_t> parked{0};
   auto trivial =
-      bench.consumer(bench.bulk, "bench-trivial", one_row_applier(), counting_parker(parked));
+      bench.consumer(bench.bulk, "bench-trivial", std::make_unique<OneRowHandler>(parked));
   print_consume("consumer, one-row applier     ", consume_all(*trivial, o.messages));
   trivial->stop();
   CLEARING_ASSERT(bench.count("select count(*) from applied") == std::to_string(o.messages));
@@ -332,9 +365,8 @@ void run_throughput(Bench& bench) {
   append_messages(bench, bench.core, o.transfer_messages, [](int i) { return requested_draft(i); });
   relay_all(*relay, o.transfer_messages);
   const adapter::InboundRules rules{dk_rules(), fast_policy()};
-  auto inbound = adapter::make_transfer_inbound(*bench.transfers, bench.clock, rules);
-  auto real = bench.consumer(bench.core, "bench-transfers", inbound.applier, inbound.parker, 0,
-                             inbound.scope);
+  auto real = bench.consumer(bench.core, "bench-transfers",
+                             adapter::make_transfer_inbound(*bench.transfers, bench.clock, rules));
   print_consume("consumer, make_transfer_inbound", consume_all(*real, o.transfer_messages));
   real->stop();
   fmt::print("    ({} TransferInitiated events, {} transfer_work rows, {} parked)\n",
@@ -354,16 +386,10 @@ void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max
   std::unordered_map<std::string, Clock::time_point> applied_at, committed_at;
   std::atomic<std::int64_t> seen{0};
   std::atomic<bool> stopping{false};
-  auto applier =
-      [&](eventstore::Transaction&,
-          const ExternalMessage& m) -> tl::expected<void, external_streams::MessageError> {
-    in_batch.push_back(m.event_id);
-    applied_at.emplace(m.event_id, Clock::now());
-    return {};
-  };
   std::atomic<std::int64_t> parked{0};
-  auto consumer = bench.consumer(stream, "bench-live-" + stream.name, applier,
-                                 counting_parker(parked), fetch_wait_max_ms);
+  auto consumer = bench.consumer(stream, "bench-live-" + stream.name,
+                                 std::make_unique<TimingHandler>(parked, in_batch, applied_at),
+                                 fetch_wait_max_ms);
   std::string consumer_error;
   std::thread consumer_thread([&] {
     while (!stopping.load()) {

@@ -69,26 +69,24 @@ tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(
 
 namespace {
 
-// The consumer batch's initiations, queued by the applier and executed together
-// (TransferService::execute_batch) when the batch ends, or before the parker acts, so
-// that the batch's messages still take effect in their order.
-class InboundBatch {
+// The consumer batch's initiations, queued by apply and executed together
+// (TransferService::execute_batch) when the batch ends, or before park acts, so that the
+// batch's messages still take effect in their order.
+class TransferInbound final : public external_streams::InboundHandler {
  public:
-  InboundBatch(TransferService& transfers, const base::Clock& clock, InboundRules rules)
+  TransferInbound(TransferService& transfers, const base::Clock& clock, InboundRules rules)
       : transfers_(transfers), clock_(clock), rules_(std::move(rules)) {}
 
-  const base::Clock& clock() const { return clock_; }
-  const InboundRules& rules() const { return rules_; }
-  TransferService& transfers() { return transfers_; }
+  void begin_batch(eventstore::Transaction&) override { queued_.clear(); }
 
-  void clear() { queued_.clear(); }
-
-  tl::expected<void, MessageError> queue(const ExternalMessage& m) {
+  tl::expected<void, external_streams::ApplyError> apply(eventstore::Transaction&,
+                                                         const ExternalMessage& m) override {
+    using external_streams::ApplyError;
     if (m.type != "TransferRequested")
-      return tl::unexpected(
-          MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
+      return tl::unexpected(ApplyError::unusable(
+          MessageError{MessageErrc::unknown_type, "unknown event type " + m.type}));
     auto command = parse_transfer_requested(m, rules_, clock_.now());
-    if (!command) return tl::unexpected(command.error());
+    if (!command) return tl::unexpected(ApplyError::unusable(command.error()));
     // The event ids derive from the message's place in the stream, not from its event_id
     // alone: a second, different request that reuses an event_id is another message and
     // must get its own events (DUPL), while a redelivery of the same seq writes the same ids.
@@ -102,12 +100,22 @@ class InboundBatch {
     return {};
   }
 
+  eventstore::StoreResult<void> park(eventstore::Transaction& tx,
+                                     const external_streams::RawMessage& raw,
+                                     const MessageError& error,
+                                     const std::optional<ExternalMessage>& parsed) override;
+
+  eventstore::StoreResult<void> end_batch(eventstore::Transaction& tx) override {
+    return flush(tx);
+  }
+
+ private:
   // Runs what is queued. Almost every request starts a new transfer: each is decided on
   // the empty stream and appended as new, all in one batch; a known transfer (a
   // redelivery, a duplicate id) is then loaded and decided again, idempotently. A store
-  // error throws, which rolls the consumer's batch back to be tried again.
-  void flush(eventstore::Transaction& tx) {
-    if (queued_.empty()) return;
+  // error is returned: the consumer rolls its batch back.
+  eventstore::StoreResult<void> flush(eventstore::Transaction& tx) {
+    if (queued_.empty()) return {};
     static const TransferLoaded kNewTransfer{sagas::TransferDecider::initial_state(),
                                              eventstore::StreamVersion{0}};
     for (auto& q : queued_) q.assumed = &kNewTransfer;
@@ -115,28 +123,29 @@ class InboundBatch {
     for (std::size_t i = 0; i < results.size(); ++i) {
       if (results[i]) continue;
       if (auto* error = std::get_if<eventstore::StoreError>(&results[i].error()))
-        throw eventstore::StoreFailure(*error);
+        return tl::unexpected(*error);
       // The saga refuses an initiation only for a command that names another transfer
       // than its stream: kept with its reason like any unusable input.
       const auto& refusal = std::get<sagas::TransferRefusal>(results[i].error());
       const auto& context = queued_[i].context;
-      park(tx, ParkedMessage{"kafka", external_streams::to_string(MessageErrc::invalid_data),
-                             refusal.message,
-                             nlohmann::json{{"event_id", context.causation_id},
-                                            {"source", context.source},
-                                            {"transfer_id", transfer_id_of(queued_[i].command)}}
-                                 .dump(),
-                             context.source["stream"].get<std::string>(),
-                             context.source["partition"].get<std::int32_t>(), std::nullopt,
-                             context.correlation_id});
+      adapter::park(
+          tx, ParkedMessage{"kafka", external_streams::to_string(MessageErrc::invalid_data),
+                            refusal.message,
+                            nlohmann::json{{"event_id", context.causation_id},
+                                           {"source", context.source},
+                                           {"transfer_id", transfer_id_of(queued_[i].command)}}
+                                .dump(),
+                            context.source["stream"].get<std::string>(),
+                            context.source["partition"].get<std::int32_t>(), std::nullopt,
+                            context.correlation_id});
       base::module_logger("inbound")->warn(
           "initiation refused, parked transfer_id={} reason={} correlation_id={}",
           transfer_id_of(queued_[i].command), refusal.message, context.correlation_id);
     }
     queued_.clear();
+    return {};
   }
 
- private:
   TransferService& transfers_;
   const base::Clock& clock_;
   InboundRules rules_;
@@ -145,67 +154,57 @@ class InboundBatch {
 
 // Parks unusable input; a readable transfer id the saga does not know yet is rejected
 // (FF01) through the saga. The batch's queued initiations run first: they came earlier.
-void park_and_reject(InboundBatch& batch, eventstore::Transaction& tx,
-                     const external_streams::RawMessage& raw, const MessageError& error,
-                     const std::optional<ExternalMessage>& parsed) {
-  batch.flush(tx);
+eventstore::StoreResult<void> TransferInbound::park(eventstore::Transaction& tx,
+                                                    const external_streams::RawMessage& raw,
+                                                    const MessageError& error,
+                                                    const std::optional<ExternalMessage>& parsed) {
+  if (auto flushed = flush(tx); !flushed) return flushed;
   const auto transfer_id = readable_transfer_id(parsed, raw.value);
   const auto correlation = parsed ? parsed->correlation_id : std::string{};
-  park(tx,
-       ParkedMessage{"kafka", external_streams::to_string(error.code), error.message, raw.value,
-                     raw.topic, raw.partition,
-                     raw.offset >= 0 ? std::optional<std::int64_t>(raw.offset) : std::nullopt,
-                     correlation.empty() ? std::nullopt : std::optional<std::string>(correlation)});
+  adapter::park(
+      tx,
+      ParkedMessage{"kafka", external_streams::to_string(error.code), error.message, raw.value,
+                    raw.topic, raw.partition,
+                    raw.offset >= 0 ? std::optional<std::int64_t>(raw.offset) : std::nullopt,
+                    correlation.empty() ? std::nullopt : std::optional<std::string>(correlation)});
   base::module_logger("inbound")->warn(
       "parked message topic={} partition={} offset={} reason={} transfer_id={} correlation_id={}",
       raw.topic, raw.partition, raw.offset, external_streams::to_string(error.code), transfer_id,
       correlation);
-  if (transfer_id.empty()) return;
+  if (transfer_id.empty()) return {};
   // A message that is not in this stream (another stream named, or a seq the producer
   // never issued) is not a request of the core's: parked only, nothing decided on it.
-  if (error.code == MessageErrc::wrong_stream || error.code == MessageErrc::seq_beyond_head) return;
+  if (error.code == MessageErrc::wrong_stream || error.code == MessageErrc::seq_beyond_head)
+    return {};
   // The core waits for an outcome of this transfer: if we know nothing of it yet, it
   // is rejected (FF01: invalid format) through the saga, like any outcome, with the
   // reason the message could not be used.
-  auto loaded = batch.transfers().load(tx, transfer_id);
-  if (!loaded || loaded->state.status != sagas::TransferStatus::empty) return;
+  auto loaded = transfers_.load(tx, transfer_id);
+  if (!loaded || loaded->state.status != sagas::TransferStatus::empty) return {};
   sagas::InitiateTransfer reject_me;
   reject_me.request.transfer_id = transfer_id;
   reject_me.correlation_id = correlation.empty() ? transfer_id : correlation;
-  reject_me.now = batch.clock().now();
-  reject_me.rules = batch.rules().rules;
-  reject_me.policy = batch.rules().policy;
+  reject_me.now = clock_.now();
+  reject_me.rules = rules_.rules;
+  reject_me.policy = rules_.policy;
   reject_me.format_problem = error.message;
   const auto cause = parsed ? parsed->event_id : transfer_id;
-  auto result =
-      batch.transfers().execute(tx, reject_me,
-                                {reject_me.correlation_id,
-                                 cause,
-                                 {{"stream", raw.topic}, {"partition", raw.partition}},
-                                 "parked|" + raw.topic + "|" + std::to_string(raw.offset)});
+  auto result = transfers_.execute(tx, reject_me,
+                                   {reject_me.correlation_id,
+                                    cause,
+                                    {{"stream", raw.topic}, {"partition", raw.partition}},
+                                    "parked|" + raw.topic + "|" + std::to_string(raw.offset)});
   if (!result && std::holds_alternative<eventstore::StoreError>(result.error()))
-    throw eventstore::StoreFailure(std::get<eventstore::StoreError>(result.error()));
+    return tl::unexpected(std::get<eventstore::StoreError>(result.error()));
+  return {};
 }
 
 }  // namespace
 
-TransferInbound make_transfer_inbound(TransferService& transfers, const base::Clock& clock,
-                                      InboundRules rules) {
-  auto batch = std::make_shared<InboundBatch>(transfers, clock, std::move(rules));
-  TransferInbound out;
-  out.applier = [batch](eventstore::Transaction&, const ExternalMessage& m) {
-    return batch->queue(m);
-  };
-  out.parker = [batch](eventstore::Transaction& tx, const external_streams::RawMessage& raw,
-                       const MessageError& error, const std::optional<ExternalMessage>& parsed) {
-    park_and_reject(*batch, tx, raw, error, parsed);
-  };
-  out.scope.begin = [batch](eventstore::Transaction&) { batch->clear(); };
-  out.scope.end = [batch](eventstore::Transaction& tx) -> tl::expected<void, std::string> {
-    batch->flush(tx);
-    return {};
-  };
-  return out;
+std::unique_ptr<external_streams::InboundHandler> make_transfer_inbound(TransferService& transfers,
+                                                                        const base::Clock& clock,
+                                                                        InboundRules rules) {
+  return std::make_unique<TransferInbound>(transfers, clock, std::move(rules));
 }
 
 }  // namespace clearing::adapter

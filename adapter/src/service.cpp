@@ -188,7 +188,8 @@ struct Service::Impl {
     relay_options.round_interval_min =
         std::chrono::milliseconds(config.kafka.relay_round_interval_min_ms);
     auto created_relay = external_streams::Relay::create(*pool, relay_options);
-    if (!created_relay) return tl::unexpected("relay: " + created_relay.error());
+    if (!created_relay)
+      return tl::unexpected("relay: " + external_streams::message_of(created_relay.error()));
     relay = std::move(*created_relay);
 
     external_streams::ConsumerOptions consumer_options;
@@ -218,11 +219,11 @@ struct Service::Impl {
                std::string(config::kEnvApiToken) + " (the adapter's API token, sent to the core)",
            .url_setting =
                std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl});
-    auto wiring = make_transfer_inbound(*transfers, clock, inbound);
     auto created_consumer = external_streams::StreamConsumer::create(
-        *pool, consumer_options, std::move(wiring.applier), std::move(wiring.parker),
-        std::move(fetcher), std::move(wiring.scope));
-    if (!created_consumer) return tl::unexpected("consumer: " + created_consumer.error());
+        *pool, consumer_options, make_transfer_inbound(*transfers, clock, inbound),
+        std::move(fetcher));
+    if (!created_consumer)
+      return tl::unexpected("consumer: " + external_streams::message_of(created_consumer.error()));
     consumer = std::move(*created_consumer);
     return {};
   }

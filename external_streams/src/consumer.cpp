@@ -47,12 +47,14 @@ std::string describe(const std::string& stream, std::int32_t partition) {
   return stream + "/" + std::to_string(partition);
 }
 
-// The typed failure of one try: a database error, or something an applier threw.
+// What a handler threw, as the failure of its try. Handlers return their errors
+// (ApplyError, StoreError): this is the last-resort net for what one throws anyway (a bug,
+// an allocation failure, a library exception it did not translate), so that the consumer's
+// thread never dies of it. Not retryable: the batch is narrowed down to its message, which
+// is parked alone (unstorable), as for any refusal that retrying cannot mend.
 StoreError failure_of(std::exception_ptr thrown) {
   try {
     std::rethrow_exception(thrown);
-  } catch (const eventstore::StoreFailure& e) {
-    return e.error();
   } catch (const std::exception& e) {
     return StoreError{StoreErrc::handler_failed, e.what()};
   } catch (...) {
@@ -79,13 +81,26 @@ Stop fetch_stop(const std::string& what, const FetchError& error) {
 
 }  // namespace
 
+const MessageError& ApplyError::reason() const {
+  CLEARING_ASSERT(is_unusable());
+  return std::get<MessageError>(error_);
+}
+
+const StoreError& ApplyError::cause() const {
+  CLEARING_ASSERT(!is_unusable());
+  return std::get<StoreError>(error_);
+}
+
+const std::string& ApplyError::message() const noexcept {
+  return is_unusable() ? std::get<MessageError>(error_).message
+                       : std::get<StoreError>(error_).message;
+}
+
 struct StreamConsumer::Impl {
   eventstore::ConnectionPool& pool;
   ConsumerOptions options;
-  MessageApplier applier;
-  MessageParker parker;
+  std::unique_ptr<InboundHandler> handler;
   CatchUpFetcher fetcher;
-  BatchScope scope;
   rd_kafka_t* consumer = nullptr;
   std::shared_ptr<spdlog::logger> log = base::module_logger("consumer");
 
@@ -114,7 +129,7 @@ struct StreamConsumer::Impl {
   // whether Kafka's assignment must be made again to match them.
   std::unique_ptr<PartitionOwnership> ownership;
   bool assignment_due = true;
-  std::string ownership_error;  // the last refresh's error, logged once per change
+  std::string ownership_error;  // the last refresh's error message, logged once per change
   // Why the tail check or the assignment could not run, per what it was about ("" when it
   // ran): such a failure is retried at the next round and logged once per change, never lost.
   std::map<std::string, std::string> round_failures;
@@ -136,14 +151,9 @@ struct StreamConsumer::Impl {
   mutable std::mutex stats_mutex;
   ConsumerStats stats;
 
-  Impl(eventstore::ConnectionPool& p, ConsumerOptions o, MessageApplier a, MessageParker k,
-       CatchUpFetcher f, BatchScope s)
-      : pool(p),
-        options(std::move(o)),
-        applier(std::move(a)),
-        parker(std::move(k)),
-        fetcher(std::move(f)),
-        scope(std::move(s)) {}
+  Impl(eventstore::ConnectionPool& p, ConsumerOptions o, std::unique_ptr<InboundHandler> h,
+       CatchUpFetcher f)
+      : pool(p), options(std::move(o)), handler(std::move(h)), fetcher(std::move(f)) {}
 
   ~Impl() {
     if (consumer) {
@@ -224,7 +234,7 @@ struct StreamConsumer::Impl {
     return o;
   }
 
-  tl::expected<void, std::string> open() {
+  tl::expected<void, KafkaError> open() {
     auto conf = make_conf(consumer_settings(options.kafka, options.group_id));
     if (!conf) return tl::unexpected(conf.error());
     const bool by_database = options.assignment == PartitionAssignment::database;
@@ -236,7 +246,8 @@ struct StreamConsumer::Impl {
     consumer = rd_kafka_new(RD_KAFKA_CONSUMER, *conf, error, sizeof error);
     if (!consumer) {
       rd_kafka_conf_destroy(*conf);
-      return tl::unexpected(std::string("kafka consumer: ") + error);
+      return tl::unexpected(
+          KafkaError{KafkaErrc::client_failed, std::string("kafka consumer: ") + error});
     }
     rd_kafka_poll_set_consumer(consumer);
     if (by_database) {
@@ -250,7 +261,9 @@ struct StreamConsumer::Impl {
       rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
     const auto err = rd_kafka_subscribe(consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
-    if (err) return tl::unexpected(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
+    if (err)
+      return tl::unexpected(KafkaError{KafkaErrc::client_failed,
+                                       std::string("kafka subscribe: ") + rd_kafka_err2str(err)});
     return {};
   }
 
@@ -292,32 +305,41 @@ struct StreamConsumer::Impl {
     std::map<PartitionKey, Stop> stopped;  // partitions that stopped at a message: the rest waits
   };
 
-  void park(Transaction& tx, const RawMessage& raw, const MessageError& error,
-            const std::optional<ExternalMessage>& parsed, Counts& counts) {
-    parker(tx, raw, error, parsed);
+  // An error of these rolls the transaction back (the handler's word, typed).
+  eventstore::StoreResult<void> park(Transaction& tx, const RawMessage& raw,
+                                     const MessageError& error,
+                                     const std::optional<ExternalMessage>& parsed, Counts& counts) {
+    if (auto parked = handler->park(tx, raw, error, parsed); !parked) return parked;
     ++counts.parked[to_string(error.code)];
+    return {};
   }
 
-  // Applies one well-formed message whose seq is exactly last + 1.
-  void apply_next(Transaction& tx, const RawMessage& raw, const ExternalMessage& m,
-                  InboundProgress& progress, Counts& counts) {
+  // Applies one well-formed message whose seq is exactly last + 1: an unusable one is
+  // parked, a rollback ends the transaction.
+  eventstore::StoreResult<void> apply_next(Transaction& tx, const RawMessage& raw,
+                                           const ExternalMessage& m, InboundProgress& progress,
+                                           Counts& counts) {
     CLEARING_ASSERT(m.seq == progress.last_seq + 1);
-    auto applied = applier(tx, m);
+    auto applied = handler->apply(tx, m);
+    if (!applied && !applied.error().is_unusable()) return tl::unexpected(applied.error().cause());
     if (!applied) {
-      park(tx, raw, applied.error(), m, counts);
+      if (auto parked = park(tx, raw, applied.error().reason(), m, counts); !parked) return parked;
     } else {
       ++counts.applied;
     }
     progress.last_seq = m.seq;
+    return {};
   }
 
   // A bad message that holds its place in the stream (its seq is exactly last + 1): parked,
   // and the seq counts as consumed.
-  void park_in_place(Transaction& tx, const RawMessage& raw, const MessageError& error,
-                     InboundProgress& progress, Counts& counts) {
+  eventstore::StoreResult<void> park_in_place(Transaction& tx, const RawMessage& raw,
+                                              const MessageError& error, InboundProgress& progress,
+                                              Counts& counts) {
     CLEARING_ASSERT(error.seq && *error.seq == progress.last_seq + 1);
-    park(tx, raw, error, std::nullopt, counts);
+    if (auto parked = park(tx, raw, error, std::nullopt, counts); !parked) return parked;
     progress.last_seq = *error.seq;
+    return {};
   }
 
   enum class Repair { filled, beyond_head, stopped };
@@ -326,10 +348,11 @@ struct StreamConsumer::Impl {
     Stop stop;
   };
 
-  // Fetches and applies the seqs missing before `seq`. Never throws for the producer's
-  // sake: a page that cannot be had stops this partition only.
-  RepairResult repair_gap(Transaction& tx, const std::string& stream, std::int32_t partition,
-                          std::int64_t seq, InboundProgress& progress, Counts& counts) {
+  // Fetches and applies the seqs missing before `seq`. A page that cannot be had stops this
+  // partition only; an error is the handler's rollback of the whole transaction.
+  eventstore::StoreResult<RepairResult> repair_gap(Transaction& tx, const std::string& stream,
+                                                   std::int32_t partition, std::int64_t seq,
+                                                   InboundProgress& progress, Counts& counts) {
     const auto where = describe(stream, partition);
     auto stopped = [](std::string reason, bool at_once = false) {
       return RepairResult{Repair::stopped, Stop{std::move(reason), at_once}};
@@ -348,8 +371,9 @@ struct StreamConsumer::Impl {
       const auto limit = std::min(options.catch_up_page, seq - from);
       auto page = fetcher(stream, partition, from, limit);
       if (!page)
-        return {Repair::stopped,
-                fetch_stop("catch-up of " + where + " from " + std::to_string(from), page.error())};
+        return RepairResult{
+            Repair::stopped,
+            fetch_stop("catch-up of " + where + " from " + std::to_string(from), page.error())};
       if (page->messages.empty()) {
         // The producer's head is its highest seq: a seq beyond it was never issued.
         if (page->head < seq) return RepairResult{Repair::beyond_head, {}};
@@ -373,11 +397,9 @@ struct StreamConsumer::Impl {
                          " where " + std::to_string(progress.last_seq + 1) + " was asked");
         if (*element_seq >= seq) break;
         RawMessage raw{stream, partition, -1, parsed ? parsed->key : std::string(), element.raw};
-        if (parsed) {
-          apply_next(tx, raw, *parsed, progress, counts);
-        } else {
-          park_in_place(tx, raw, parsed.error(), progress, counts);
-        }
+        auto taken = parsed ? apply_next(tx, raw, *parsed, progress, counts)
+                            : park_in_place(tx, raw, parsed.error(), progress, counts);
+        if (!taken) return tl::unexpected(taken.error());
         ++counts.gap_fetched;
         ++fetched;
       }
@@ -389,9 +411,10 @@ struct StreamConsumer::Impl {
   }
 
   // Handles one message of a partition whose progress is `p`. A Stop leaves the message
-  // (and the rest of its partition in this batch) for a later try.
-  std::optional<Stop> handle(Transaction& tx, const RawMessage& raw, InboundProgress& p,
-                             Counts& counts) {
+  // (and the rest of its partition in this batch) for a later try; an error is the
+  // handler's rollback of the whole transaction.
+  eventstore::StoreResult<std::optional<Stop>> handle(Transaction& tx, const RawMessage& raw,
+                                                      InboundProgress& p, Counts& counts) {
     auto parsed = parse_message(std::string_view(raw.value));
     if (parsed && (parsed->stream != raw.topic || parsed->partition != raw.partition))
       parsed = tl::unexpected(MessageError{MessageErrc::wrong_stream,
@@ -403,10 +426,13 @@ struct StreamConsumer::Impl {
                : (parsed.error().stream == raw.topic && parsed.error().partition == raw.partition
                       ? parsed.error().seq
                       : std::nullopt);
-    if (!seq) {  // no place in the stream: parked, nothing else moves
-      park(tx, raw, parsed.error(), std::nullopt, counts);
+    const auto go_on =
+        [](eventstore::StoreResult<void> done) -> eventstore::StoreResult<std::optional<Stop>> {
+      if (!done) return tl::unexpected(done.error());
       return std::nullopt;
-    }
+    };
+    if (!seq)  // no place in the stream: parked, nothing else moves
+      return go_on(park(tx, raw, parsed.error(), std::nullopt, counts));
     // A seq already consumed is a duplicate, readable or not: a bad message parked in its
     // place (from the catch-up API, say) is not parked again when Kafka brings it too.
     if (*seq <= p.last_seq) {
@@ -415,71 +441,76 @@ struct StreamConsumer::Impl {
     }
     if (*seq > p.last_seq + 1) {
       auto repaired = repair_gap(tx, raw.topic, raw.partition, *seq, p, counts);
-      if (repaired.outcome == Repair::stopped) return std::move(repaired.stop);
-      if (repaired.outcome == Repair::beyond_head) {
-        park(tx, raw,
-             MessageError{MessageErrc::seq_beyond_head, "seq " + std::to_string(*seq) +
-                                                            " is beyond the producer's head of " +
-                                                            describe(raw.topic, raw.partition)},
-             parsed ? std::optional(*parsed) : std::nullopt, counts);
-        return std::nullopt;
-      }
+      if (!repaired) return tl::unexpected(repaired.error());
+      if (repaired->outcome == Repair::stopped) return std::move(repaired->stop);
+      if (repaired->outcome == Repair::beyond_head)
+        return go_on(park(
+            tx, raw,
+            MessageError{MessageErrc::seq_beyond_head, "seq " + std::to_string(*seq) +
+                                                           " is beyond the producer's head of " +
+                                                           describe(raw.topic, raw.partition)},
+            parsed ? std::optional(*parsed) : std::nullopt, counts));
     }
-    if (!parsed) {
-      park_in_place(tx, raw, parsed.error(), p, counts);
-      return std::nullopt;
-    }
+    if (!parsed) return go_on(park_in_place(tx, raw, parsed.error(), p, counts));
     parsed->key = raw.key;
-    apply_next(tx, raw, *parsed, p, counts);
-    return std::nullopt;
+    return go_on(apply_next(tx, raw, *parsed, p, counts));
+  }
+
+  // One transaction of the handler's over the partitions `keys`: begin_batch, their
+  // progress locked, `body`, end_batch, their progress stored. `body` answers whether there
+  // is anything to store (false: it found its work done meanwhile), or the error that rolls
+  // the transaction back. Throws nothing: see failure_of for what a handler throws.
+  template <class Body>
+  eventstore::StoreResult<void> in_batch(const std::set<PartitionKey>& keys, Body&& body) {
+    try {
+      return pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
+        handler->begin_batch(tx);
+        auto locked = lock_progress(tx, keys);
+        if (!locked) return tl::unexpected(locked.error());
+        eventstore::StoreResult<bool> worked = body(tx, *locked);
+        if (!worked) return tl::unexpected(worked.error());
+        if (!*worked) return {};
+        if (auto ended = handler->end_batch(tx); !ended) return ended;
+        return store_progress(tx, *locked);
+      });
+    } catch (...) {
+      return tl::unexpected(failure_of(std::current_exception()));
+    }
   }
 
   // One transaction over `batch` (any partitions). Throws nothing: a failure is the
   // typed error of the whole try, and nothing of it committed.
   eventstore::StoreResult<TryResult> try_apply(const std::vector<RawMessage>& batch) {
     TryResult result;
-    try {
-      auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
-        result = TryResult{};
-        if (scope.begin) scope.begin(tx);
-        // Every partition of the batch locked with one statement, stored with one at the end.
-        std::set<PartitionKey> partitions;
-        for (const auto& raw : batch) partitions.emplace(raw.topic, raw.partition);
-        auto locked = lock_progress(tx, partitions);
-        if (!locked) return tl::unexpected(locked.error());
-        auto& progress = *locked;
-        for (const auto& raw : batch) {
-          const PartitionKey key{raw.topic, raw.partition};
-          if (result.stopped.contains(key)) continue;
-          auto& p = progress.at(key);
-          // A Kafka position at or below the stored one was handled (applied, skipped or
-          // parked) by a committed transaction: read again after a rebalance raced a batch,
-          // a seek back, or a commit whose answer was lost. The seq would catch a message
-          // that has one; this also keeps a message without one from being parked twice.
-          if (raw.offset >= 0 && raw.offset <= p.kafka_offset) {
-            ++result.counts.duplicates;
-            continue;
+    // Every partition of the batch locked with one statement, stored with one at the end.
+    std::set<PartitionKey> partitions;
+    for (const auto& raw : batch) partitions.emplace(raw.topic, raw.partition);
+    auto done =
+        in_batch(partitions, [&](Transaction& tx, auto& progress) -> eventstore::StoreResult<bool> {
+          result = TryResult{};
+          for (const auto& raw : batch) {
+            const PartitionKey key{raw.topic, raw.partition};
+            if (result.stopped.contains(key)) continue;
+            auto& p = progress.at(key);
+            // A Kafka position at or below the stored one was handled (applied, skipped or
+            // parked) by a committed transaction: read again after a rebalance raced a batch,
+            // a seek back, or a commit whose answer was lost. The seq would catch a message
+            // that has one; this also keeps a message without one from being parked twice.
+            if (raw.offset >= 0 && raw.offset <= p.kafka_offset) {
+              ++result.counts.duplicates;
+              continue;
+            }
+            auto stop = handle(tx, raw, p, result.counts);
+            if (!stop) return tl::unexpected(stop.error());
+            if (*stop) {
+              result.stopped.emplace(key, std::move(**stop));
+              continue;
+            }
+            if (raw.offset >= 0) p.kafka_offset = raw.offset;
           }
-          if (auto stop = handle(tx, raw, p, result.counts)) {
-            result.stopped.emplace(key, std::move(*stop));
-            continue;
-          }
-          if (raw.offset >= 0) p.kafka_offset = raw.offset;
-        }
-        if (scope.end) {
-          auto ended = scope.end(tx);
-          // The scope's contract: an error from `end` is tried again (a set-wise write that
-          // lost a race), like a transient database error.
-          if (!ended)
-            return tl::unexpected(
-                StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
-        }
-        return store_progress(tx, progress);
-      });
-      if (!done) return tl::unexpected(done.error());
-    } catch (...) {
-      return tl::unexpected(failure_of(std::current_exception()));
-    }
+          return true;
+        });
+    if (!done) return tl::unexpected(done.error());
     return result;
   }
 
@@ -617,42 +648,32 @@ struct StreamConsumer::Impl {
   // Kafka offset and, when its envelope holds its place, its seq counted as consumed.
   tl::expected<void, StoreError> park_unstorable(const RawMessage& raw, const StoreError& refusal) {
     Counts counts;
-    try {
-      auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
-        counts = Counts{};
-        // A fresh batch scope: what the refused tries had queued must not be written again.
-        if (scope.begin) scope.begin(tx);
-        const PartitionKey key{raw.topic, raw.partition};
-        auto locked = lock_progress(tx, {key});
-        if (!locked) return tl::unexpected(locked.error());
-        auto& p = locked->at(key);
-        if (raw.offset >= 0 && raw.offset <= p.kafka_offset) return {};  // handled meanwhile
-        auto parsed = parse_message(std::string_view(raw.value));
-        MessageError error{MessageErrc::unstorable,
-                           "the database refused this message's effects (" +
-                               database_error_headline(refusal) + ")"};
-        const auto seq = parsed ? std::optional(parsed->seq) : parsed.error().seq;
-        if (seq && *seq == p.last_seq + 1 && (parsed || parsed.error().stream == raw.topic)) {
-          error.seq = seq;
-          error.stream = raw.topic;
-          error.partition = raw.partition;
-          park_in_place(tx, raw, error, p, counts);
-        } else {
-          park(tx, raw, error, std::nullopt, counts);
-        }
-        if (raw.offset >= 0) p.kafka_offset = raw.offset;
-        if (scope.end) {
-          auto ended = scope.end(tx);
-          if (!ended)
-            return tl::unexpected(
-                StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
-        }
-        return store_progress(tx, *locked);
-      });
-      if (!done) return tl::unexpected(done.error());
-    } catch (...) {
-      return tl::unexpected(failure_of(std::current_exception()));
-    }
+    const PartitionKey key{raw.topic, raw.partition};
+    // A fresh batch (begin_batch): what the refused tries had gathered is not written again.
+    auto done =
+        in_batch({key}, [&](Transaction& tx, auto& locked) -> eventstore::StoreResult<bool> {
+          counts = Counts{};
+          auto& p = locked.at(key);
+          if (raw.offset >= 0 && raw.offset <= p.kafka_offset) return false;  // handled meanwhile
+          auto parsed = parse_message(std::string_view(raw.value));
+          MessageError error{MessageErrc::unstorable,
+                             "the database refused this message's effects (" +
+                                 database_error_headline(refusal) + ")"};
+          const auto seq = parsed ? std::optional(parsed->seq) : parsed.error().seq;
+          eventstore::StoreResult<void> parked;
+          if (seq && *seq == p.last_seq + 1 && (parsed || parsed.error().stream == raw.topic)) {
+            error.seq = seq;
+            error.stream = raw.topic;
+            error.partition = raw.partition;
+            parked = park_in_place(tx, raw, error, p, counts);
+          } else {
+            parked = park(tx, raw, error, std::nullopt, counts);
+          }
+          if (!parked) return tl::unexpected(parked.error());
+          if (raw.offset >= 0) p.kafka_offset = raw.offset;
+          return true;
+        });
+    if (!done) return tl::unexpected(done.error());
     record(counts);
     log->error("inbound message unstorable, parked stream={} partition={} offset={} error_class={}",
                raw.topic, raw.partition, raw.offset, eventstore::to_string(refusal.code));
@@ -739,37 +760,24 @@ struct StreamConsumer::Impl {
   void repair_tail(const PartitionKey& key, std::int64_t head) {
     Counts counts;
     bool repaired = false;
-    try {
-      auto done = pool.transact([&](Transaction& tx) -> eventstore::StoreResult<void> {
-        counts = Counts{};
-        repaired = false;
-        if (scope.begin) scope.begin(tx);
-        auto locked = lock_progress(tx, {key});
-        if (!locked) return tl::unexpected(locked.error());
-        auto& p = locked->at(key);
-        if (p.last_seq >= head) return {};  // Kafka brought it meanwhile
-        const auto outcome = repair_gap(tx, key.first, key.second, head + 1, p, counts);
-        if (outcome.outcome == Repair::stopped)
-          log->log(outcome.stop.needs_operator ? spdlog::level::err : spdlog::level::warn,
-                   "inbound tail repair stopped stream={} partition={} reason=\"{}\"", key.first,
-                   key.second, base::escape_text(outcome.stop.reason, kReasonBytesMax));
-        if (scope.end) {
-          auto ended = scope.end(tx);
-          if (!ended)
-            return tl::unexpected(
-                StoreError{StoreErrc::transient, "end of batch: " + ended.error()});
-        }
-        repaired = counts.gap_fetched > 0;
-        return store_progress(tx, *locked);
-      });
-      if (!done) {
-        log->warn("inbound tail repair failed stream={} partition={} error_class={}", key.first,
-                  key.second, eventstore::to_string(done.error().code));
-        return;
-      }
-    } catch (...) {
+    auto done =
+        in_batch({key}, [&](Transaction& tx, auto& locked) -> eventstore::StoreResult<bool> {
+          counts = Counts{};
+          repaired = false;
+          auto& p = locked.at(key);
+          if (p.last_seq >= head) return false;  // Kafka brought it meanwhile
+          auto outcome = repair_gap(tx, key.first, key.second, head + 1, p, counts);
+          if (!outcome) return tl::unexpected(outcome.error());
+          if (outcome->outcome == Repair::stopped)
+            log->log(outcome->stop.needs_operator ? spdlog::level::err : spdlog::level::warn,
+                     "inbound tail repair stopped stream={} partition={} reason=\"{}\"", key.first,
+                     key.second, base::escape_text(outcome->stop.reason, kReasonBytesMax));
+          repaired = counts.gap_fetched > 0;
+          return true;
+        });
+    if (!done) {
       log->warn("inbound tail repair failed stream={} partition={} error_class={}", key.first,
-                key.second, eventstore::to_string(failure_of(std::current_exception()).code));
+                key.second, eventstore::to_string(done.error().code));
       return;
     }
     if (!repaired) return;
@@ -965,9 +973,10 @@ struct StreamConsumer::Impl {
     auto changed = ownership->refresh_if_due();
     if (!changed) {
       // The session is gone and its locks with it: read nothing until it is back.
-      if (ownership_error != changed.error())
-        log->error("inbound ownership lost error=\"{}\"", changed.error());
-      ownership_error = changed.error();
+      if (ownership_error != changed.error().message)
+        log->error("inbound ownership lost cause={} error=\"{}\"", to_string(changed.error().code),
+                   changed.error().message);
+      ownership_error = changed.error().message;
       assignment_due = assignment_due || !assigned.empty();
     } else {
       if (!ownership_error.empty()) log->info("inbound ownership session back");
@@ -995,23 +1004,26 @@ struct StreamConsumer::Impl {
   }
 };
 
-tl::expected<std::unique_ptr<StreamConsumer>, std::string> StreamConsumer::create(
-    eventstore::ConnectionPool& pool, ConsumerOptions options, MessageApplier applier,
-    MessageParker parker, CatchUpFetcher fetcher, BatchScope scope) {
+tl::expected<std::unique_ptr<StreamConsumer>, SetupError> StreamConsumer::create(
+    eventstore::ConnectionPool& pool, ConsumerOptions options,
+    std::unique_ptr<InboundHandler> handler, CatchUpFetcher fetcher) {
   if (options.topics.empty())
-    return tl::unexpected(std::string("consumer needs at least one topic"));
-  if (options.group_id.empty()) return tl::unexpected(std::string("consumer needs a group id"));
-  if (options.batch_max < 1) return tl::unexpected(std::string("consumer batch_max must be >= 1"));
+    return tl::unexpected(OptionsError{"topics", "consumer needs at least one topic"});
+  if (options.group_id.empty())
+    return tl::unexpected(OptionsError{"group_id", "consumer needs a group id"});
+  if (options.batch_max < 1)
+    return tl::unexpected(OptionsError{"batch_max", "consumer batch_max must be >= 1"});
   if (options.assignment == PartitionAssignment::database) {
     if (options.partitions < 1 || options.partitions > kPartitionsMax)
-      return tl::unexpected("consumer partitions must be in [1, " + std::to_string(kPartitionsMax) +
-                            "] with database assignment");
+      return tl::unexpected(OptionsError{"partitions", "consumer partitions must be in [1, " +
+                                                           std::to_string(kPartitionsMax) +
+                                                           "] with database assignment"});
     if (auto valid = validate_ownership_options(Impl::ownership_options(options)); !valid)
       return tl::unexpected(valid.error());
   }
-  CLEARING_ASSERT(applier && parker);
-  auto impl = std::make_unique<Impl>(pool, std::move(options), std::move(applier),
-                                     std::move(parker), std::move(fetcher), std::move(scope));
+  CLEARING_ASSERT(handler != nullptr);
+  auto impl =
+      std::make_unique<Impl>(pool, std::move(options), std::move(handler), std::move(fetcher));
   auto opened = impl->open();
   if (!opened) return tl::unexpected(opened.error());
   return std::unique_ptr<StreamConsumer>(new StreamConsumer(std::move(impl)));

@@ -64,7 +64,7 @@ std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& o
   return s;
 }
 
-tl::expected<rd_kafka_conf_t*, std::string> make_conf(
+tl::expected<rd_kafka_conf_t*, KafkaError> make_conf(
     const std::map<std::string, std::string>& settings) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char error[512];
@@ -72,7 +72,8 @@ tl::expected<rd_kafka_conf_t*, std::string> make_conf(
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error) !=
         RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
-      return tl::unexpected("kafka option " + key + ": " + error);
+      return tl::unexpected(
+          KafkaError{KafkaErrc::invalid_setting, "kafka option " + key + ": " + error});
     }
   }
   return conf;
@@ -138,9 +139,22 @@ struct EmbeddedKafka::Impl {
   }
 };
 
-tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> EmbeddedKafka::start(int brokers) {
+namespace {
+
+// What the mock cluster's calls return, as the error of `what`.
+tl::expected<void, KafkaError> refused_unless_ok(rd_kafka_resp_err_t err, const std::string& what) {
+  if (err)
+    return tl::unexpected(
+        KafkaError{KafkaErrc::cluster_refused, what + ": " + rd_kafka_err2str(err)});
+  return {};
+}
+
+}  // namespace
+
+tl::expected<std::unique_ptr<EmbeddedKafka>, KafkaError> EmbeddedKafka::start(int brokers) {
   if (brokers < 1 || brokers > 9)
-    return tl::unexpected(std::string("embedded kafka needs 1..9 brokers"));
+    return tl::unexpected(
+        KafkaError{KafkaErrc::invalid_setting, "embedded kafka needs 1..9 brokers"});
   auto conf = make_conf({{"client.id", "embedded-kafka-host"}, {"log.connection.close", "false"}});
   if (!conf) return tl::unexpected(conf.error());
   char error[512];
@@ -149,11 +163,13 @@ tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> EmbeddedKafka::start(i
   kafka->impl_->host = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, error, sizeof error);
   if (!kafka->impl_->host) {
     rd_kafka_conf_destroy(*conf);
-    return tl::unexpected(std::string("embedded kafka: ") + error);
+    return tl::unexpected(
+        KafkaError{KafkaErrc::client_failed, std::string("embedded kafka: ") + error});
   }
   kafka->impl_->cluster = rd_kafka_mock_cluster_new(kafka->impl_->host, brokers);
   if (!kafka->impl_->cluster)
-    return tl::unexpected(std::string("embedded kafka: mock cluster did not start"));
+    return tl::unexpected(
+        KafkaError{KafkaErrc::cluster_refused, "embedded kafka: mock cluster did not start"});
   kafka->bootstraps_ = rd_kafka_mock_cluster_bootstraps(kafka->impl_->cluster);
   kafka->brokers_ = brokers;
   // A cluster without it would answer pipelined requests up to 40 ms late: every figure
@@ -161,41 +177,36 @@ tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> EmbeddedKafka::start(i
   const auto ports = bootstrap_ports(kafka->bootstraps_);
   const int nodelay = set_nodelay_on_listeners(ports);
   if (nodelay != static_cast<int>(ports.size()))
-    return tl::unexpected(
+    return tl::unexpected(KafkaError{
+        KafkaErrc::cluster_refused,
         "embedded kafka: TCP_NODELAY set on " + std::to_string(nodelay) + " of the " +
-        std::to_string(ports.size()) +
-        " brokers' listening sockets (found through /proc/self/fd: is /proc mounted?)");
+            std::to_string(ports.size()) +
+            " brokers' listening sockets (found through /proc/self/fd: is /proc mounted?)"});
   return kafka;
 }
 
 EmbeddedKafka::~EmbeddedKafka() = default;
 
-tl::expected<void, std::string> EmbeddedKafka::create_topic(const std::string& name,
-                                                            int partitions) {
-  const auto err =
-      rd_kafka_mock_topic_create(impl_->cluster, name.c_str(), partitions, std::min(brokers_, 3));
-  if (err) return tl::unexpected("create topic " + name + ": " + rd_kafka_err2str(err));
-  return {};
+tl::expected<void, KafkaError> EmbeddedKafka::create_topic(const std::string& name,
+                                                           int partitions) {
+  return refused_unless_ok(
+      rd_kafka_mock_topic_create(impl_->cluster, name.c_str(), partitions, std::min(brokers_, 3)),
+      "create topic " + name);
 }
 
-tl::expected<void, std::string> EmbeddedKafka::set_broker_down(int broker_id) {
-  const auto err = rd_kafka_mock_broker_set_down(impl_->cluster, broker_id);
-  if (err) return tl::unexpected(std::string("broker down: ") + rd_kafka_err2str(err));
-  return {};
+tl::expected<void, KafkaError> EmbeddedKafka::set_broker_down(int broker_id) {
+  return refused_unless_ok(rd_kafka_mock_broker_set_down(impl_->cluster, broker_id), "broker down");
 }
 
-tl::expected<void, std::string> EmbeddedKafka::set_broker_up(int broker_id) {
-  const auto err = rd_kafka_mock_broker_set_up(impl_->cluster, broker_id);
-  if (err) return tl::unexpected(std::string("broker up: ") + rd_kafka_err2str(err));
-  return {};
+tl::expected<void, KafkaError> EmbeddedKafka::set_broker_up(int broker_id) {
+  return refused_unless_ok(rd_kafka_mock_broker_set_up(impl_->cluster, broker_id), "broker up");
 }
 
-tl::expected<void, std::string> EmbeddedKafka::set_partition_leader(const std::string& topic,
-                                                                    int partition, int broker_id) {
-  const auto err =
-      rd_kafka_mock_partition_set_leader(impl_->cluster, topic.c_str(), partition, broker_id);
-  if (err) return tl::unexpected(std::string("partition leader: ") + rd_kafka_err2str(err));
-  return {};
+tl::expected<void, KafkaError> EmbeddedKafka::set_partition_leader(const std::string& topic,
+                                                                   int partition, int broker_id) {
+  return refused_unless_ok(
+      rd_kafka_mock_partition_set_leader(impl_->cluster, topic.c_str(), partition, broker_id),
+      "partition leader");
 }
 
 }  // namespace clearing::external_streams

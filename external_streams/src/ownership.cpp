@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 namespace clearing::external_streams {
 namespace {
@@ -12,6 +13,24 @@ using LockKey = PartitionOwnership::LockKey;
 // their share did not take it), it gives nothing for this many graces: an instance that does
 // not take what it is given must not make a partition wait a grace again and again.
 constexpr int kKeepExtrasGraces = 30;
+
+// The server's locks are not what this side believed: the session is given up.
+struct LocksLost : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What a refresh threw, typed: a lost lock, or the database's error by its class.
+OwnershipErrc code_of(std::exception_ptr thrown) {
+  try {
+    std::rethrow_exception(thrown);
+  } catch (const LocksLost&) {
+    return OwnershipErrc::locks_lost;
+  } catch (...) {
+    return eventstore::translate_exception(std::current_exception()).is_retryable()
+               ? OwnershipErrc::unreachable
+               : OwnershipErrc::refused;
+  }
+}
 
 // One look at the database's ownership: every partition by lock key (keys of two partitions
 // may collide: then one lock guards both), who holds each key, and the live instances.
@@ -74,22 +93,25 @@ std::string with_parameters(const std::string& url,
 
 }  // namespace
 
-tl::expected<void, std::string> validate_ownership_options(const OwnershipOptions& options) {
+tl::expected<void, OptionsError> validate_ownership_options(const OwnershipOptions& options) {
   if (options.refresh.count() < 0 || options.refresh > kOwnershipRefreshMax)
-    return tl::unexpected(options.role + " ownership refresh must be in [0, " +
-                          std::to_string(kOwnershipRefreshMax.count()) + "] ms");
+    return tl::unexpected(
+        OptionsError{"refresh", options.role + " ownership refresh must be in [0, " +
+                                    std::to_string(kOwnershipRefreshMax.count()) + "] ms"});
   if (options.owner_loss_timeout < kOwnerLossTimeoutMin ||
       options.owner_loss_timeout > kOwnerLossTimeoutMax)
-    return tl::unexpected(options.role + " owner_loss_timeout must be in [" +
-                          std::to_string(kOwnerLossTimeoutMin.count()) + ", " +
-                          std::to_string(kOwnerLossTimeoutMax.count()) + "] ms");
+    return tl::unexpected(OptionsError{"owner_loss_timeout",
+                                       options.role + " owner_loss_timeout must be in [" +
+                                           std::to_string(kOwnerLossTimeoutMin.count()) + ", " +
+                                           std::to_string(kOwnerLossTimeoutMax.count()) + "] ms"});
   if (options.handover_grace < 2 * options.refresh || options.handover_grace > kHandoverGraceMax)
-    return tl::unexpected(options.role + " handover_grace must be in [2 x refresh, " +
-                          std::to_string(kHandoverGraceMax.count()) + "] ms");
+    return tl::unexpected(
+        OptionsError{"handover_grace", options.role + " handover_grace must be in [2 x refresh, " +
+                                           std::to_string(kHandoverGraceMax.count()) + "] ms"});
   return {};
 }
 
-tl::expected<PartitionOwnership::Change, std::string> PartitionOwnership::refresh_if_due() {
+tl::expected<PartitionOwnership::Change, OwnershipError> PartitionOwnership::refresh_if_due() {
   const auto now = Clock::now();
   if (session_ && now < next_refresh_) return Change{};
   next_refresh_ = now + options_.refresh;
@@ -97,10 +119,12 @@ tl::expected<PartitionOwnership::Change, std::string> PartitionOwnership::refres
     if (!session_) open_session();
     return refresh(now);
   } catch (const std::exception& e) {
+    const auto code = code_of(std::current_exception());
     const auto had = partitions_owned();
     close_session();
-    return tl::unexpected("partition ownership: " + std::string(e.what()) + " (released " +
-                          std::to_string(had) + " partitions)");
+    return tl::unexpected(OwnershipError{code, "partition ownership: " + std::string(e.what()) +
+                                                   " (released " + std::to_string(had) +
+                                                   " partitions)"});
   }
 }
 
@@ -162,7 +186,7 @@ void PartitionOwnership::open_session() {
       tx.exec_params("select pg_backend_pid(), pg_try_advisory_lock_shared($1::int, hashtext($2))",
                      options_.member_lock_class, options_.scope);
   if (!joined[0][1].as<bool>())
-    throw std::runtime_error("the " + options_.role + " member lock is held exclusively");
+    throw LocksLost("the " + options_.role + " member lock is held exclusively");
   backend_pid_ = joined[0][0].as<int>();
   free_since_.clear();
   log_->info("{} ownership session opened backend_pid={}", options_.role, backend_pid_);
@@ -199,17 +223,15 @@ PartitionOwnership::Survey PartitionOwnership::survey(pqxx::nontransaction& tx) 
 
 // What the server says this session holds must be what this side believes it owns.
 void PartitionOwnership::check(const Survey& seen) const {
-  if (!seen.members.count(backend_pid_))
-    throw std::runtime_error("the session lost its member lock");
+  if (!seen.members.count(backend_pid_)) throw LocksLost("the session lost its member lock");
   for (const auto& [key, pid] : seen.holders)
     if ((pid == backend_pid_) != (owned_.count(key) > 0))
-      throw std::runtime_error("the session's locks differ from the partitions it owns");
+      throw LocksLost("the session's locks differ from the partitions it owns");
   for (const auto& [key, partitions] : owned_)
-    if (!seen.holders.count(key)) throw std::runtime_error("the session lost a partition's lock");
+    if (!seen.holders.count(key)) throw LocksLost("the session lost a partition's lock");
 }
 
-tl::expected<PartitionOwnership::Change, std::string> PartitionOwnership::refresh(
-    Clock::time_point now) {
+PartitionOwnership::Change PartitionOwnership::refresh(Clock::time_point now) {
   pqxx::nontransaction tx(*session_);
   const auto seen = survey(tx);
   check(seen);
@@ -266,8 +288,7 @@ tl::expected<PartitionOwnership::Change, std::string> PartitionOwnership::refres
     for (auto it = owned_.rbegin(); given.size() < giving; ++it) given.push_back(it->first);
     for (const auto& row :
          tx.exec_params(kGiveSql, options_.partition_lock_class, int_array(given))) {
-      if (!row[1].as<bool>())
-        throw std::runtime_error("a partition's lock was not held when given");
+      if (!row[1].as<bool>()) throw LocksLost("a partition's lock was not held when given");
       const auto key = row[0].as<LockKey>();
       change.given += static_cast<std::int64_t>(owned_.at(key).size());
       owned_.erase(key);

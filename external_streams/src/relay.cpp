@@ -25,10 +25,13 @@
 namespace clearing::external_streams {
 namespace {
 
+// Where a produced message is, as its delivery report says.
+enum class Delivery { waiting, delivered, failed };
+
 // One produced message awaiting its delivery report.
 struct Pending {
   std::int64_t seq = 0;
-  std::atomic<int> state{0};  // 0 waiting, 1 delivered, 2 failed
+  std::atomic<Delivery> state{Delivery::waiting};  // written by the report, on poll
   rd_kafka_resp_err_t error = RD_KAFKA_RESP_ERR_NO_ERROR;
 };
 
@@ -36,7 +39,13 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
   auto* pending = static_cast<Pending*>(message->_private);
   if (pending == nullptr) return;
   pending->error = message->err;
-  pending->state = message->err ? 2 : 1;
+  pending->state = message->err ? Delivery::failed : Delivery::delivered;
+}
+
+RelayError database_error(const char* what, const eventstore::StoreError& error) {
+  // The error's class only: a PostgreSQL error's DETAIL and CONTEXT quote rows' values.
+  return RelayError{RelayErrc::database,
+                    std::string(what) + ": " + std::string(eventstore::to_string(error.code))};
 }
 
 using Clock = std::chrono::steady_clock;
@@ -75,7 +84,7 @@ struct Relay::Impl {
     }
   }
 
-  tl::expected<void, std::string> open_producer() {
+  tl::expected<void, KafkaError> open_producer() {
     auto conf = make_conf(producer_settings(options.kafka));
     if (!conf) return tl::unexpected(conf.error());
     rd_kafka_conf_set_dr_msg_cb(*conf, on_delivery);
@@ -83,14 +92,15 @@ struct Relay::Impl {
     producer = rd_kafka_new(RD_KAFKA_PRODUCER, *conf, error, sizeof error);
     if (!producer) {
       rd_kafka_conf_destroy(*conf);
-      return tl::unexpected(std::string("kafka producer: ") + error);
+      return tl::unexpected(
+          KafkaError{KafkaErrc::client_failed, std::string("kafka producer: ") + error});
     }
     return {};
   }
 
   // A fatal idempotence error (the producer's sequence state is broken) ends the
   // producer's life; a new one continues from the published marks.
-  tl::expected<void, std::string> recover_if_fatal() {
+  tl::expected<void, RelayError> recover_if_fatal() {
     char reason[512];
     const auto fatal = rd_kafka_fatal_error(producer, reason, sizeof reason);
     if (fatal == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
@@ -100,7 +110,9 @@ struct Relay::Impl {
     producer = nullptr;
     // No report can come any more: what was in flight is read and produced again.
     in_flight.clear();
-    return open_producer();
+    if (auto opened = open_producer(); !opened)
+      return tl::unexpected(RelayError{RelayErrc::producer_failed, opened.error().message});
+    return {};
   }
 
   tl::expected<void, std::string> produce(const ExternalMessage& m, Pending& pending) {
@@ -139,7 +151,7 @@ struct Relay::Impl {
 
   static bool reported(const InFlight& f) {
     for (std::size_t i = 0; i < f.produced; ++i)
-      if (f.pending[i].state == 0) return false;
+      if (f.pending[i].state == Delivery::waiting) return false;
     return true;
   }
 
@@ -167,7 +179,7 @@ struct Relay::Impl {
   // A partition in flight longer than flush_timeout (the producer's own message timeout
   // should have reported it failed long before): everything queued is purged, so that
   // every message reports, and republished later.
-  tl::expected<void, std::string> purge_if_overdue() {
+  tl::expected<void, RelayError> purge_if_overdue() {
     const auto now = Clock::now();
     bool overdue = false;
     for (const auto& [key, f] : in_flight)
@@ -187,138 +199,178 @@ struct Relay::Impl {
       it = in_flight.erase(it);
       missing = true;
     }
-    if (missing) return tl::unexpected(std::string("delivery reports missing after purge"));
+    if (missing)
+      return tl::unexpected(
+          RelayError{RelayErrc::delivery_failed, "delivery reports missing after purge"});
     return {};
+  }
+
+  // --- a round ----------------------------------------------------------------------------
+
+  // The ownership refresh of a round, and what it changed counted in the stats.
+  tl::expected<PartitionOwnership::Change, OwnershipError> refresh_ownership() {
+    auto changed = ownership.refresh_if_due();
+    std::lock_guard lock(stats_mutex);
+    stats.partitions_owned = static_cast<std::int64_t>(ownership.partitions().size());
+    stats.relays_seen = ownership.members_seen();
+    if (changed) {
+      stats.partitions_taken += changed->taken;
+      stats.partitions_given += changed->given;
+    }
+    return changed;
+  }
+
+  // The owned partitions with nothing in flight: those a round reads.
+  std::vector<PartitionKey> readable_partitions() const {
+    std::vector<PartitionKey> readable;
+    for (const auto& key : ownership.partitions())
+      if (!in_flight.contains(key)) readable.push_back(key);
+    return readable;
+  }
+
+  // What a round handed to the producer: the partitions, and the first produce error (queue
+  // full or similar: the rest of that partition is published next round).
+  struct Produced {
+    std::vector<PartitionKey> partitions;
+    std::string error;
+  };
+
+  // Reads the partitions' unpublished messages (one statement) and produces them.
+  tl::expected<Produced, RelayError> produce_unpublished(
+      const std::vector<PartitionKey>& readable) {
+    Produced out;
+    if (readable.empty()) return out;
+    // The read is one statement: no transaction block around it (ConnectionPool::autocommit).
+    auto read = pool.autocommit(
+        [&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Unpublished>> {
+          return read_unpublished(
+              tx,
+              std::min<std::int64_t>(static_cast<std::int64_t>(options.batch_max),
+                                     kCatchUpLimitMax),
+              std::span<const PartitionKey>(readable));
+        });
+    if (!read) return tl::unexpected(database_error("reading unpublished messages", read.error()));
+    for (auto& partition : *read) {
+      if (partition.events.empty() || !out.error.empty()) continue;
+      const PartitionKey key{partition.mark.stream, partition.mark.partition};
+      out.error = produce_partition(in_flight[key], partition);
+      out.partitions.push_back(key);
+    }
+    return out;
+  }
+
+  // One partition's messages into the producer, in seq order, tracked in `f`: the first
+  // produce error, or "".
+  std::string produce_partition(InFlight& f, const Unpublished& partition) {
+    f.mark = partition.mark;
+    f.pending = std::vector<Pending>(partition.events.size());
+    f.since = Clock::now();
+    for (std::size_t i = 0; i < partition.events.size(); ++i) {
+      auto& p = f.pending[i];
+      p.seq = partition.events[i].seq;
+      CLEARING_ASSERT(p.seq == f.mark.published + 1 + static_cast<std::int64_t>(i));
+      auto ok = produce(partition.events[i], p);
+      if (!ok) return ok.error();
+      ++f.produced;
+    }
+    return "";
+  }
+
+  // The partitions whose reports are all in, taken out of flight: each mark moves across its
+  // contiguous delivered prefix only; what failed is read and produced again next round.
+  struct Settled {
+    std::vector<PartitionMark> moves;
+    int acknowledged = 0, failed = 0, moved = 0;
+    std::int64_t produced = 0, lag = 0;
+    std::string failure;  // the first failed delivery, or ""
+  };
+
+  Settled settle_reported() {
+    Settled out;
+    for (auto it = in_flight.begin(); it != in_flight.end();) {
+      auto& f = it->second;
+      if (!reported(f)) {
+        out.lag += f.mark.head - f.mark.published;
+        ++it;
+        continue;
+      }
+      std::int64_t delivered_to = f.mark.published;
+      out.produced += static_cast<std::int64_t>(f.produced);
+      for (std::size_t i = 0; i < f.produced; ++i) {
+        const auto& p = f.pending[i];
+        if (p.state == Delivery::delivered) {
+          ++out.acknowledged;
+          if (delivered_to == p.seq - 1) delivered_to = p.seq;
+        } else {
+          ++out.failed;
+          if (out.failure.empty())
+            out.failure = f.mark.stream + "/" + std::to_string(f.mark.partition) + ": " +
+                          rd_kafka_err2str(p.error);
+        }
+      }
+      if (delivered_to != f.mark.published)
+        out.moves.push_back({f.mark.stream, f.mark.partition, f.mark.head, delivered_to});
+      out.moved += static_cast<int>(delivered_to - f.mark.published);
+      out.lag += f.mark.head - delivered_to;
+      it = in_flight.erase(it);
+    }
+    return out;
+  }
+
+  // Stores the settled marks (one statement). On failure the marks stay where they were:
+  // the messages are republished next round, and consumers skip seqs they have.
+  std::optional<RelayError> store_marks(Settled& settled) {
+    if (settled.moves.empty()) return std::nullopt;
+    auto marked =
+        pool.autocommit([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+          return mark_published(tx, settled.moves);
+        });
+    if (marked) return std::nullopt;
+    settled.lag += settled.moved;
+    settled.moved = 0;
+    return database_error("marking published", marked.error());
+  }
+
+  void record_round(const Settled& settled, const std::string& last_error) {
+    std::lock_guard lock(stats_mutex);
+    ++stats.rounds;
+    stats.produced += settled.produced;
+    stats.acknowledged += settled.acknowledged;
+    stats.failed += settled.failed;
+    stats.lag = settled.lag;
+    stats.in_flight_partitions = static_cast<std::int64_t>(in_flight.size());
+    stats.last_error = last_error;
   }
 
   // A round: refreshes ownership, reads every owned partition with nothing in flight (one
   // statement), produces what it read, serves delivery reports (await_reports), and moves
   // the marks of the partitions whose reports are all in (one statement).
   // Returns the number of messages the marks moved over.
-  tl::expected<int, std::string> run_once() {
-    auto changed = ownership.refresh_if_due();
-    const auto owned = ownership.partitions();
-    {
-      std::lock_guard lock(stats_mutex);
-      stats.partitions_owned = static_cast<std::int64_t>(owned.size());
-      stats.relays_seen = ownership.members_seen();
-      if (changed) {
-        stats.partitions_taken += changed->taken;
-        stats.partitions_given += changed->given;
-      }
-    }
-    std::vector<PartitionKey> readable;
-    if (changed)
-      for (const auto& key : owned)
-        if (!in_flight.contains(key)) readable.push_back(key);
+  tl::expected<int, RelayError> run_once() {
+    auto changed = refresh_ownership();
+    tl::expected<Produced, RelayError> produced = Produced{};
+    if (changed) produced = produce_unpublished(readable_partitions());
+    if (!produced) return tl::unexpected(produced.error());
+    if (!produced->partitions.empty() || !in_flight.empty()) await_reports(produced->partitions);
+    if (auto purged = purge_if_overdue(); !purged) return tl::unexpected(purged.error());
 
-    std::string produce_error;
-    std::vector<PartitionKey> produced_now;
-    if (!readable.empty()) {
-      // The read is one statement: no transaction block around it (ConnectionPool::autocommit).
-      auto read = pool.autocommit(
-          [&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Unpublished>> {
-            return read_unpublished(
-                tx,
-                std::min<std::int64_t>(static_cast<std::int64_t>(options.batch_max),
-                                       kCatchUpLimitMax),
-                std::span<const PartitionKey>(readable));
-          });
-      // The error's class only: a PostgreSQL error's DETAIL and CONTEXT quote rows' values.
-      if (!read)
-        return tl::unexpected("reading unpublished messages: " +
-                              std::string(eventstore::to_string(read.error().code)));
-      for (auto& partition : *read) {
-        if (partition.events.empty() || !produce_error.empty()) continue;
-        const PartitionKey key{partition.mark.stream, partition.mark.partition};
-        auto& f = in_flight[key];
-        f.mark = partition.mark;
-        f.pending = std::vector<Pending>(partition.events.size());
-        f.since = Clock::now();
-        for (std::size_t i = 0; i < partition.events.size(); ++i) {
-          auto& p = f.pending[i];
-          p.seq = partition.events[i].seq;
-          CLEARING_ASSERT(p.seq == f.mark.published + 1 + static_cast<std::int64_t>(i));
-          auto ok = produce(partition.events[i], p);
-          if (!ok) {
-            produce_error = ok.error();  // queue full or similar: publish the rest next round
-            break;
-          }
-          ++f.produced;
-        }
-        produced_now.push_back(key);
-      }
+    auto settled = settle_reported();
+    const auto mark_error = store_marks(settled);
+    std::optional<RelayError> delivery_error;
+    if (const auto& first = !produced->error.empty() ? produced->error : settled.failure;
+        !first.empty())
+      delivery_error = RelayError{RelayErrc::delivery_failed, first};
+    const std::optional<RelayError> round_error =
+        !changed     ? std::optional(RelayError{RelayErrc::ownership, changed.error().message})
+        : mark_error ? mark_error
+                     : delivery_error;
+    record_round(settled, round_error ? round_error->message : "");
+    if (!changed || mark_error) return tl::unexpected(*round_error);
+    if (delivery_error) {
+      if (auto recovered = recover_if_fatal(); !recovered) return tl::unexpected(recovered.error());
+      if (settled.moved == 0) return tl::unexpected(*delivery_error);
     }
-    if (!produced_now.empty() || !in_flight.empty()) await_reports(produced_now);
-    auto purged = purge_if_overdue();
-    if (!purged) return tl::unexpected(purged.error());
-
-    // The partitions whose reports are all in: each mark moves across its contiguous
-    // delivered prefix only; what failed is read and produced again next round.
-    std::vector<PartitionMark> moves;
-    int acknowledged = 0, failed = 0, moved = 0;
-    std::int64_t produced = 0, lag = 0;
-    for (auto it = in_flight.begin(); it != in_flight.end();) {
-      auto& f = it->second;
-      if (!reported(f)) {
-        lag += f.mark.head - f.mark.published;
-        ++it;
-        continue;
-      }
-      std::int64_t delivered_to = f.mark.published;
-      produced += static_cast<std::int64_t>(f.produced);
-      for (std::size_t i = 0; i < f.produced; ++i) {
-        const auto& p = f.pending[i];
-        if (p.state == 1) {
-          ++acknowledged;
-          if (delivered_to == p.seq - 1) delivered_to = p.seq;
-        } else {
-          ++failed;
-          if (produce_error.empty())
-            produce_error = f.mark.stream + "/" + std::to_string(f.mark.partition) + ": " +
-                            rd_kafka_err2str(p.error);
-        }
-      }
-      if (delivered_to != f.mark.published)
-        moves.push_back({f.mark.stream, f.mark.partition, f.mark.head, delivered_to});
-      moved += static_cast<int>(delivered_to - f.mark.published);
-      lag += f.mark.head - delivered_to;
-      it = in_flight.erase(it);
-    }
-    std::string mark_error;
-    if (!moves.empty()) {
-      auto marked =
-          pool.autocommit([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-            return mark_published(tx, moves);
-          });
-      if (!marked) {
-        // Republished next round; consumers skip seqs they have.
-        mark_error =
-            "marking published: " + std::string(eventstore::to_string(marked.error().code));
-        lag += moved;  // the marks stay where they were
-        moved = 0;
-      }
-    }
-    {
-      std::lock_guard lock(stats_mutex);
-      ++stats.rounds;
-      stats.produced += produced;
-      stats.acknowledged += acknowledged;
-      stats.failed += failed;
-      stats.lag = lag;
-      stats.in_flight_partitions = static_cast<std::int64_t>(in_flight.size());
-      stats.last_error = !changed              ? changed.error()
-                         : !mark_error.empty() ? mark_error
-                                               : produce_error;
-    }
-    if (!changed) return tl::unexpected(changed.error());
-    if (!mark_error.empty()) return tl::unexpected(mark_error);
-    if (!produce_error.empty()) {
-      auto recovered = recover_if_fatal();
-      if (!recovered) return tl::unexpected(recovered.error());
-      if (moved == 0) return tl::unexpected(produce_error);
-    }
-    return moved;
+    return settled.moved;
   }
 
   void run() {
@@ -330,10 +382,11 @@ struct Relay::Impl {
       std::chrono::milliseconds wait = options.idle_poll;
       if (!relayed) {
         ++failures;
-        if (relayed.error() != logged_error)
-          log->warn("relay round failed error=\"{}\" failures={}",
-                    base::escape_text(relayed.error(), 500), failures);
-        logged_error = relayed.error();
+        if (relayed.error().message != logged_error)
+          log->warn("relay round failed cause={} error=\"{}\" failures={}",
+                    to_string(relayed.error().code),
+                    base::escape_text(relayed.error().message, 500), failures);
+        logged_error = relayed.error().message;
         wait =
             std::min(options.retry_backoff_max, options.idle_poll * (1 << std::min(failures, 10)));
       } else {
@@ -352,9 +405,10 @@ struct Relay::Impl {
   }
 };
 
-tl::expected<std::unique_ptr<Relay>, std::string> Relay::create(eventstore::ConnectionPool& pool,
-                                                                RelayOptions options) {
-  if (options.batch_max < 1) return tl::unexpected(std::string("relay batch_max must be >= 1"));
+tl::expected<std::unique_ptr<Relay>, SetupError> Relay::create(eventstore::ConnectionPool& pool,
+                                                               RelayOptions options) {
+  if (options.batch_max < 1)
+    return tl::unexpected(OptionsError{"batch_max", "relay batch_max must be >= 1"});
   if (auto valid = validate_ownership_options(ownership_options(options)); !valid)
     return tl::unexpected(valid.error());
   auto impl = std::make_unique<Impl>(pool, std::move(options));
@@ -380,7 +434,7 @@ void Relay::stop() {
   impl_->stats.relays_seen = 0;
 }
 
-tl::expected<int, std::string> Relay::run_once() { return impl_->run_once(); }
+tl::expected<int, RelayError> Relay::run_once() { return impl_->run_once(); }
 
 RelayStats Relay::stats() const {
   std::lock_guard lock(impl_->stats_mutex);

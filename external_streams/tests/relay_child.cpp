@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   options.kafka.client_id = "relay-child";
   auto relay = external_streams::Relay::create(pool, options);
   if (!relay) {
-    std::cerr << relay.error() << "\n";
+    std::cerr << external_streams::message_of(relay.error()) << "\n";
     return 1;
   }
   (*relay)->start();

@@ -51,7 +51,7 @@ struct Fixture {
       REQUIRE(eventstore::apply_migrations(pool, *m));
     REQUIRE(ensure_streams(pool, kSpecs));
     auto started = EmbeddedKafka::start(1);
-    REQUIRE_MESSAGE(started, (started ? "" : started.error()));
+    REQUIRE_MESSAGE(started, (started ? "" : started.error().message));
     kafka = std::move(*started);
     for (const auto& s : kSpecs) REQUIRE(kafka->create_topic(s.name, s.partitions));
     char error[512];
@@ -87,7 +87,7 @@ struct Fixture {
     options.ownership_refresh = refresh;
     options.handover_grace = grace;
     auto made = Relay::create(pool_for(name), options);
-    REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+    REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
     return std::move(*made);
   }
 
@@ -172,7 +172,7 @@ void publish_all(Fixture& f, const std::vector<Relay*>& relays) {
   wait_until([&] {
     for (auto* r : relays) {
       auto round = r->run_once();
-      REQUIRE_MESSAGE(round, (round ? "" : round.error()));
+      REQUIRE_MESSAGE(round, (round ? "" : round.error().message));
     }
     return f.unpublished() == 0;
   });
@@ -242,8 +242,8 @@ TEST_CASE(
   hold.commit();
   const auto relayed_a = round_a.get();
   const auto relayed_b = round_b.get();
-  REQUIRE_MESSAGE(relayed_a, (relayed_a ? "" : relayed_a.error()));
-  REQUIRE_MESSAGE(relayed_b, (relayed_b ? "" : relayed_b.error()));
+  REQUIRE_MESSAGE(relayed_a, (relayed_a ? "" : relayed_a.error().message));
+  REQUIRE_MESSAGE(relayed_b, (relayed_b ? "" : relayed_b.error().message));
   CHECK(*relayed_a == 30);
   CHECK(*relayed_b == 30);
   CHECK(f.unpublished() == 0);
@@ -282,7 +282,7 @@ TEST_CASE(
   CHECK(f.locks_of("relay-a") == 0);
   f.append(12);
   const auto relayed = b->run_once();
-  REQUIRE_MESSAGE(relayed, (relayed ? "" : relayed.error()));
+  REQUIRE_MESSAGE(relayed, (relayed ? "" : relayed.error().message));
   CHECK(*relayed == 12);
   CHECK(b->stats().partitions_owned == kPartitions);
   CHECK(b->stats().relays_seen == 1);
@@ -316,9 +316,9 @@ TEST_CASE(
   // a finds its session gone at its next round: it owns nothing and says so.
   const auto lost = a->run_once();
   REQUIRE_FALSE(lost);
-  CHECK(lost.error().find("partition ownership") != std::string::npos);
+  CHECK(lost.error().message.find("partition ownership") != std::string::npos);
   CHECK(a->stats().partitions_owned == 0);
-  CHECK(a->stats().last_error == lost.error());
+  CHECK(a->stats().last_error == lost.error().message);
   // Its next round opens a new session; b gives it its share; it takes it.
   REQUIRE(a->run_once());
   CHECK(a->stats().relays_seen == 2);

@@ -60,7 +60,7 @@ struct Fixture {
         " type text, key text, source_event_id text, correlation_id text, data jsonb)");
     database.exec("create table parked (reason text, raw text)");
     auto started = EmbeddedKafka::start(brokers);
-    REQUIRE_MESSAGE(started, (started ? "" : started.error()));
+    REQUIRE_MESSAGE(started, (started ? "" : started.error().message));
     kafka = std::move(*started);
     for (const auto& s : specs) REQUIRE(kafka->create_topic(s.name, s.partitions));
   }
@@ -133,10 +133,16 @@ struct Fixture {
   std::string count(const std::string& sql) const { return database.query_value(sql); }
 };
 
-MessageApplier recording_applier(std::set<std::string> known = {}) {
-  return [known](Transaction& tx, const ExternalMessage& m) -> tl::expected<void, MessageError> {
-    if (!known.empty() && !known.count(m.type))
-      return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown type " + m.type});
+// Applies a message as a row of `applied` and parks one as a row of `parked`; a type
+// outside `known` (when given) is unusable.
+class RecordingHandler : public InboundHandler {
+ public:
+  explicit RecordingHandler(std::set<std::string> known = {}) : known_(std::move(known)) {}
+
+  tl::expected<void, ApplyError> apply(Transaction& tx, const ExternalMessage& m) override {
+    if (!known_.empty() && !known_.count(m.type))
+      return tl::unexpected(
+          ApplyError::unusable(MessageError{MessageErrc::unknown_type, "unknown type " + m.type}));
     tx.exec_params(
         "insert into applied (stream, partition, seq, type, key, source_event_id, correlation_id, "
         "data)"
@@ -144,15 +150,22 @@ MessageApplier recording_applier(std::set<std::string> known = {}) {
         m.stream, m.partition, m.seq, m.type, m.key, m.source_event_id, m.correlation_id,
         m.data.dump());
     return {};
-  };
-}
+  }
 
-MessageParker recording_parker() {
-  return [](Transaction& tx, const RawMessage& raw, const MessageError& error,
-            const std::optional<ExternalMessage>&) {
+  eventstore::StoreResult<void> park(Transaction& tx, const RawMessage& raw,
+                                     const MessageError& error,
+                                     const std::optional<ExternalMessage>&) override {
     tx.exec_params("insert into parked (reason, raw) values ($1, $2)",
                    std::string(to_string(error.code)), raw.value);
-  };
+    return {};
+  }
+
+ private:
+  std::set<std::string> known_;
+};
+
+std::unique_ptr<InboundHandler> recording_handler(std::set<std::string> known = {}) {
+  return std::make_unique<RecordingHandler>(std::move(known));
 }
 
 // A catch-up page from the producer's own table, as the HTTP catch-up API serves it.
@@ -171,15 +184,15 @@ tl::expected<FetchedPage, FetchError> fetch_page(Fixture& f, const std::string& 
 }
 
 std::unique_ptr<StreamConsumer> consumer_for(Fixture& f, const std::string& topic,
-                                             const std::string& group, MessageApplier applier,
+                                             const std::string& group,
+                                             std::unique_ptr<InboundHandler> handler,
                                              CatchUpFetcher fetcher = {}) {
   ConsumerOptions options;
   options.kafka = f.client(group);
   options.group_id = group;
   options.topics = {topic};
-  auto consumer = StreamConsumer::create(*f.pool, options, std::move(applier), recording_parker(),
-                                         std::move(fetcher));
-  REQUIRE_MESSAGE(consumer, (consumer ? "" : consumer.error()));
+  auto consumer = StreamConsumer::create(*f.pool, options, std::move(handler), std::move(fetcher));
+  REQUIRE_MESSAGE(consumer, (consumer ? "" : message_of(consumer.error())));
   return std::move(*consumer);
 }
 
@@ -188,7 +201,7 @@ std::unique_ptr<Relay> relay_for(Fixture& f) {
   options.kafka = f.client("relay");
   options.flush_timeout = std::chrono::milliseconds(20'000);
   auto relay = Relay::create(*f.pool, options);
-  REQUIRE_MESSAGE(relay, (relay ? "" : relay.error()));
+  REQUIRE_MESSAGE(relay, (relay ? "" : message_of(relay.error())));
   return std::move(*relay);
 }
 
@@ -278,11 +291,11 @@ TEST_CASE(
 
   auto relay = relay_for(f);
   auto relayed = relay->run_once();
-  REQUIRE_MESSAGE(relayed, (relayed ? "" : relayed.error()));
+  REQUIRE_MESSAGE(relayed, (relayed ? "" : relayed.error().message));
   CHECK(*relayed == 105);
   CHECK(f.count("select sum(head - published) from external_stream_heads") == "0");
 
-  auto consumer = consumer_for(f, kPayments.name, "core-group", recording_applier());
+  auto consumer = consumer_for(f, kPayments.name, "core-group", recording_handler());
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "60"; });
   check_in_order_once(f, kPayments);
 
@@ -317,7 +330,7 @@ TEST_CASE(
   CHECK_MESSAGE(finished, "the relay waited on the appender's row lock");
   holding.abort();
   const auto relayed = round.get();
-  REQUIRE_MESSAGE(relayed, (relayed ? "" : relayed.error()));
+  REQUIRE_MESSAGE(relayed, (relayed ? "" : relayed.error().message));
   CHECK(*relayed == 16);
   CHECK(f.count("select sum(head - published) from external_stream_heads") == "0");
 }
@@ -328,7 +341,7 @@ TEST_CASE("duplicates: a message delivered twice and a relay that republishes ar
   f.derive_all();
   auto relay = relay_for(f);
   REQUIRE(relay->run_once());
-  auto consumer = consumer_for(f, kPayments.name, "dup-group", recording_applier());
+  auto consumer = consumer_for(f, kPayments.name, "dup-group", recording_handler());
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "20"; });
 
   // A crash between produce and mark: the relay publishes everything again.
@@ -376,7 +389,7 @@ TEST_CASE(
     ++fetches;
     return fetch_page(f, stream, partition, from, limit);
   };
-  auto consumer = consumer_for(f, kCore.name, "gap-group", recording_applier(), fetcher);
+  auto consumer = consumer_for(f, kCore.name, "gap-group", recording_handler(), fetcher);
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "4"; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3, 4});
   CHECK(fetches == 1);
@@ -397,7 +410,7 @@ TEST_CASE(
     const auto value = core_message(0, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
-  auto consumer = consumer_for(f, kCore.name, "stall-group", recording_applier(), fetcher);
+  auto consumer = consumer_for(f, kCore.name, "stall-group", recording_handler(), fetcher);
   consume_until(*consumer, [&] { return consumer->stats().stalled; });
   const auto held = consumer->stats().held;
   REQUIRE(held.size() == 1);
@@ -420,9 +433,8 @@ std::unique_ptr<StreamConsumer> paced_consumer(
   options.group_id = group;
   options.topics = {kCore.name};
   options.operator_fix_retry_interval = operator_fix_retry_interval;
-  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(),
-                                     std::move(fetcher));
-  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), std::move(fetcher));
+  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
   return std::move(*made);
 }
 
@@ -583,7 +595,7 @@ TEST_CASE(
   Fixture f(3);
   auto relay = relay_for(f);
   relay->start();
-  auto consumer = consumer_for(f, kPayments.name, "outage-group", recording_applier());
+  auto consumer = consumer_for(f, kPayments.name, "outage-group", recording_handler());
   consumer->start();
   for (int i = 0; i < 100; ++i) f.transfer("a" + std::to_string(i), true, "c");
   f.derive_all();
@@ -629,7 +641,7 @@ TEST_CASE("every bad-input class is parked with its reason and the rest of the s
               core_message(0, 3, "TransferCancelled"));  // unknown type: seq consumed
   produce_raw(f, kCore.name, 0, "k", good(4));
   auto consumer =
-      consumer_for(f, kCore.name, "bad-group", recording_applier({"TransferRequested"}));
+      consumer_for(f, kCore.name, "bad-group", recording_handler({"TransferRequested"}));
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "2"; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 4});
   CHECK(f.count("select last_seq from inbound_stream_progress where partition = 0") == "4");
@@ -652,7 +664,7 @@ TEST_CASE(
   // restart); a message without a usable seq has only its Kafka position to tell.
   Fixture f;
   auto consumer =
-      consumer_for(f, kCore.name, "again-group", recording_applier({"TransferRequested"}));
+      consumer_for(f, kCore.name, "again-group", recording_handler({"TransferRequested"}));
   const std::vector<RawMessage> batch{{kCore.name, 0, 10, "k", core_message(0, 1)},
                                       {kCore.name, 0, 11, "k", "{not json"},
                                       {kCore.name, 0, 12, "k", core_message(0, 2)}};
@@ -678,35 +690,41 @@ TEST_CASE(
   f.database.exec("create table batch_ends (messages int not null)");
   int begins = 0, in_batch = 0;
   bool refuse_end = true;
-  const BatchScope scope{[&](Transaction&) {
-                           ++begins;
-                           in_batch = 0;  // a try again starts afresh
-                         },
-                         [&](Transaction& tx) -> tl::expected<void, std::string> {
-                           if (refuse_end) return tl::unexpected(std::string("refused"));
-                           tx.exec_params("insert into batch_ends (messages) values ($1)",
-                                          in_batch);
-                           return {};
-                         }};
-  auto recording = recording_applier();
+  // Counts each try's messages and writes the count at the batch's end, unless refused.
+  struct BatchCounting : RecordingHandler {
+    int& begins;
+    int& in_batch;
+    bool& refuse_end;
+    BatchCounting(int& b, int& i, bool& r) : begins(b), in_batch(i), refuse_end(r) {}
+    void begin_batch(Transaction&) override {
+      ++begins;
+      in_batch = 0;  // a try again starts afresh
+    }
+    tl::expected<void, ApplyError> apply(Transaction& tx, const ExternalMessage& m) override {
+      ++in_batch;
+      return RecordingHandler::apply(tx, m);
+    }
+    eventstore::StoreResult<void> end_batch(Transaction& tx) override {
+      // A set-wise write that lost a race: retryable, as a transient database error.
+      if (refuse_end)
+        return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient, "refused"});
+      tx.exec_params("insert into batch_ends (messages) values ($1)", in_batch);
+      return {};
+    }
+  };
   ConsumerOptions options;
   options.kafka = f.client("scope-group");
   options.group_id = "scope-group";
   options.topics = {kCore.name};
-  auto made = StreamConsumer::create(
-      *f.pool, options,
-      [&](Transaction& tx, const ExternalMessage& m) {
-        ++in_batch;
-        return recording(tx, m);
-      },
-      recording_parker(), {}, scope);
+  auto made = StreamConsumer::create(*f.pool, options,
+                                     std::make_unique<BatchCounting>(begins, in_batch, refuse_end));
   REQUIRE(made);
   auto& consumer = **made;
   const std::vector<RawMessage> batch{{kCore.name, 0, 1, "k", core_message(0, 1)},
                                       {kCore.name, 0, 2, "k", core_message(0, 2)},
                                       {kCore.name, 0, 3, "k", core_message(0, 3)}};
   consumer.apply(batch);
-  // Refused (a retryable error, as the scope's contract says): its one partition held,
+  // Refused (a retryable error): its one partition held,
   // nothing applied.
   const auto held = consumer.stats().held;
   REQUIRE(held.size() == 1);
@@ -738,7 +756,7 @@ TEST_CASE("interop: a message written by hand as streams.md shows is consumed") 
       "remittance_info": "Invoice 42", "requested_at": "2026-11-26T09:00:00Z" } })";
   produce_raw(f, kCore.name, 1, "6f1c0f0e-2d9b-4c55-9a5e-0c1d2e3f4a5b", by_hand);
   auto consumer =
-      consumer_for(f, kCore.name, "interop-group", recording_applier({"TransferRequested"}));
+      consumer_for(f, kCore.name, "interop-group", recording_handler({"TransferRequested"}));
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "1"; });
   CHECK(f.count("select key from applied") == "6f1c0f0e-2d9b-4c55-9a5e-0c1d2e3f4a5b");
   CHECK(f.count("select correlation_id from applied") == "5b7d6a52-4c2e-4bb0-8a1b-0c0d9e1f2a3b");
@@ -749,12 +767,12 @@ TEST_CASE("a restarted consumer resumes after its stored offset") {
   Fixture f;
   for (int seq = 1; seq <= 5; ++seq) produce_raw(f, kCore.name, 0, "k", core_message(0, seq));
   {
-    auto first = consumer_for(f, kCore.name, "resume-group", recording_applier());
+    auto first = consumer_for(f, kCore.name, "resume-group", recording_handler());
     consume_until(*first, [&] { return f.count("select count(*) from applied") == "5"; });
   }
   CHECK(f.count("select kafka_offset from inbound_stream_progress where partition = 0") == "4");
   for (int seq = 6; seq <= 7; ++seq) produce_raw(f, kCore.name, 0, "k", core_message(0, seq));
-  auto second = consumer_for(f, kCore.name, "resume-group", recording_applier());
+  auto second = consumer_for(f, kCore.name, "resume-group", recording_handler());
   consume_until(*second, [&] { return f.count("select count(*) from applied") == "7"; });
   // It started at offset 5: no duplicates had to be skipped.
   CHECK(second->stats().duplicates == 0);
@@ -763,7 +781,7 @@ TEST_CASE("a restarted consumer resumes after its stored offset") {
 
 TEST_CASE("a consumer says when the group has given it its first assignment") {
   Fixture f;
-  auto consumer = consumer_for(f, kCore.name, "join-group", recording_applier());
+  auto consumer = consumer_for(f, kCore.name, "join-group", recording_handler());
   CHECK_FALSE(consumer->stats().joined);  // created, not yet a member
   CHECK(consumer->stats().partitions_assigned == 0);
   consume_until(*consumer, [&] { return consumer->stats().joined; });
@@ -1215,7 +1233,7 @@ TEST_CASE(
   options.idle_poll = std::chrono::milliseconds(10);
   options.round_interval_min = std::chrono::hours(1);
   auto made = Relay::create(*f.pool, options);
-  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
   auto& relay = **made;
   for (int i = 0; i < 4; ++i) f.transfer("p" + std::to_string(i), true, "c");
   f.derive_all();
@@ -1249,8 +1267,8 @@ TEST_CASE(
     applied_when_called =
         f.count("select count(*) from applied");  // another connection: committed rows only
   };
-  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), {});
-  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), {});
+  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
   auto& consumer = **made;
   const auto raw = [](std::int64_t seq, std::int64_t offset) {
     return RawMessage{kCore.name, 0, offset, "k", core_message(0, seq)};
@@ -1288,7 +1306,7 @@ TEST_CASE(
   Fixture f;
   f.database.exec(
       "alter table applied add constraint no_poison check (data->>'transfer_id' <> 'poison')");
-  auto consumer = consumer_for(f, kCore.name, "poison-group", recording_applier());
+  auto consumer = consumer_for(f, kCore.name, "poison-group", recording_handler());
   const std::vector<RawMessage> batch{{kCore.name, 0, 0, "k", core_message(0, 1)},
                                       {kCore.name, 1, 0, "k", core_message_about(1, 1, "poison")},
                                       {kCore.name, 0, 1, "k", core_message(0, 2)},
@@ -1316,7 +1334,7 @@ TEST_CASE(
     const auto value = core_message(partition, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
-  auto consumer = consumer_for(f, kCore.name, "partition-gap-group", recording_applier(), fetcher);
+  auto consumer = consumer_for(f, kCore.name, "partition-gap-group", recording_handler(), fetcher);
   consumer->apply({{kCore.name, 0, 0, "k", core_message(0, 1)},
                    {kCore.name, 0, 1, "k", core_message(0, 3)},
                    {kCore.name, 1, 0, "k", core_message(1, 1)},
@@ -1349,7 +1367,7 @@ TEST_CASE(
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
   produce_raw(f, kCore.name, 1, "k", core_message(1, 1));
-  auto consumer = consumer_for(f, kCore.name, "kafka-hold-group", recording_applier(), fetcher);
+  auto consumer = consumer_for(f, kCore.name, "kafka-hold-group", recording_handler(), fetcher);
   consume_until(*consumer, [&] {
     return consumer->stats().stalled && applied_seqs(f, kCore.name, 1).size() == 1;
   });
@@ -1380,7 +1398,7 @@ TEST_CASE(
     }
     return page;
   };
-  auto consumer = consumer_for(f, kCore.name, "jump-group", recording_applier(), fetcher);
+  auto consumer = consumer_for(f, kCore.name, "jump-group", recording_handler(), fetcher);
   consumer->apply({{kCore.name, 0, 0, "k", core_message(0, 1)},
                    {kCore.name, 0, 1, "k", core_message(0, 1'000'000'000'001)},
                    {kCore.name, 0, 2, "k", core_message(0, 2)},
@@ -1406,7 +1424,7 @@ TEST_CASE(
     const auto value = without_correlation(partition, from);  // the producer's copy is as bad
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 4};
   };
-  auto consumer = consumer_for(f, kCore.name, "fault-seq-group", recording_applier(), fetcher);
+  auto consumer = consumer_for(f, kCore.name, "fault-seq-group", recording_handler(), fetcher);
   consumer->apply({{kCore.name, 0, 0, "k", core_message(0, 1)},
                    {kCore.name, 0, 1, "k", without_correlation(0, 2)},  // on Kafka: parked in place
                    {kCore.name, 0, 2, "k", core_message(0, 4)}});  // seq 3 lost: fetched, bad too
@@ -1445,9 +1463,8 @@ TEST_CASE(
   options.group_id = "tail-group";
   options.topics = {kCore.name};
   options.tail_check_interval = std::chrono::milliseconds(500);
-  auto made =
-      StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
-  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), fetcher);
+  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
   auto& consumer = **made;
   consume_until(consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
@@ -1480,9 +1497,8 @@ TEST_CASE(
   options.topics = {kCore.name};
   options.tail_check_interval = std::chrono::milliseconds(100);
   options.operator_fix_retry_interval = std::chrono::minutes(10);
-  auto made =
-      StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
-  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), fetcher);
+  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
   auto& consumer = **made;
   for (int partition = 0; partition < kCore.partitions; ++partition)
     for (std::int64_t seq = 1; seq <= 3; ++seq)
@@ -1508,8 +1524,8 @@ std::unique_ptr<StreamConsumer> database_assigned_consumer(Fixture& f, const std
   options.topics = {kCore.name};
   options.assignment = PartitionAssignment::database;
   options.partitions = kCore.partitions;
-  auto made = StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), {});
-  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), {});
+  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
   return std::move(*made);
 }
 
@@ -1601,9 +1617,8 @@ TEST_CASE(
   options.topics = {kCore.name};
   options.assignment = PartitionAssignment::database;
   options.partitions = kCore.partitions;
-  auto made =
-      StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
-  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), fetcher);
+  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
   auto& consumer = **made;
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
@@ -1646,9 +1661,8 @@ TEST_CASE(
         PartitionAssignment::database;  // no group coordinator on the broker taken down
     options.partitions = kCore.partitions;
     options.tail_check_interval = interval;
-    auto made =
-        StreamConsumer::create(*f.pool, options, recording_applier(), recording_parker(), fetcher);
-    REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+    auto made = StreamConsumer::create(*f.pool, options, recording_handler(), fetcher);
+    REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
     return std::move(*made);
   };
   for (int partition = 0; partition < 2; ++partition)
@@ -1703,7 +1717,7 @@ TEST_CASE(
   options.kafka.message_timeout_ms = 600'000;
   options.flush_timeout = std::chrono::minutes(10);
   auto made = Relay::create(*f.pool, options);
-  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
   auto& relay = *made;
   const auto unpublished = [&](const std::string& where) {
     return f.count(
@@ -1744,7 +1758,7 @@ TEST_CASE(
   relay_until([&] { return unpublished("true") == "0"; });
   CHECK(relay->stats().in_flight_partitions == 0);
   // Every message of every partition reached Kafka, in order, once in normal operation.
-  auto consumer = consumer_for(f, kPayments.name, "leader-down-group", recording_applier());
+  auto consumer = consumer_for(f, kPayments.name, "leader-down-group", recording_handler());
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "60"; });
   check_in_order_once(f, kPayments);
 }

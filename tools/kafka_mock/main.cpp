@@ -53,12 +53,15 @@ int main(int argc, char** argv) {
     if (command == "down" || command == "up") {
       int id = 0;
       words >> id;
-      done = command == "down" ? (*cluster)->set_broker_down(id) : (*cluster)->set_broker_up(id);
+      done = (command == "down" ? (*cluster)->set_broker_down(id) : (*cluster)->set_broker_up(id))
+                 .map_error([](const auto& e) { return e.message; });
     } else if (command == "topic") {
       std::string name;
       int partitions = 0;
       words >> name >> partitions;
-      done = (*cluster)->create_topic(name, partitions);
+      done = (*cluster)->create_topic(name, partitions).map_error([](const auto& e) {
+        return e.message;
+      });
     } else if (command == "quit") {
       break;
     } else if (command.empty()) {

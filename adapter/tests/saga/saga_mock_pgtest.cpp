@@ -383,11 +383,11 @@ TEST_CASE(
   auto apply = [&](const external_streams::ExternalMessage& m) {
     auto done =
         db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-          inbound.scope.begin(tx);
-          auto applied = inbound.applier(tx, m);
-          if (!applied) throw std::runtime_error(applied.error().message);
-          auto ended = inbound.scope.end(tx);
-          if (!ended) throw std::runtime_error(ended.error());
+          inbound->begin_batch(tx);
+          auto applied = inbound->apply(tx, m);
+          if (!applied) throw std::runtime_error(applied.error().message());
+          auto ended = inbound->end_batch(tx);
+          if (!ended) throw std::runtime_error(ended.error().message);
           return {};
         });
     REQUIRE_MESSAGE(done, (done ? "" : done.error().message));
@@ -450,9 +450,9 @@ TEST_CASE(
   // A transfer known before the batch, which the batch requests again with another amount.
   auto before =
       db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-        inbound.scope.begin(tx);
-        REQUIRE(inbound.applier(tx, transfer_requested(known, 500)));
-        REQUIRE(inbound.scope.end(tx));
+        inbound->begin_batch(tx);
+        REQUIRE(inbound->apply(tx, transfer_requested(known, 500)));
+        REQUIRE(inbound->end_batch(tx));
         return {};
       });
   REQUIRE(before);
@@ -462,18 +462,16 @@ TEST_CASE(
   broken_c.data.erase("amount");
   const external_streams::RawMessage raw_c{broken_c.stream, 0, 17, c, broken_c.to_json().dump()};
   auto batch = db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-    inbound.scope.begin(tx);
-    REQUIRE(inbound.applier(tx, transfer_requested(a, 100)));
-    REQUIRE(inbound.applier(tx, transfer_requested(b, 200)));
-    REQUIRE(
-        inbound.applier(tx, transfer_requested(known, 999)));  // another request under a used id
-    REQUIRE(inbound.applier(tx, transfer_requested(c, 300)));
-    REQUIRE(
-        inbound.applier(tx, transfer_requested(a, 100)));  // the same request again in the batch
-    auto error = inbound.applier(tx, broken_c);
+    inbound->begin_batch(tx);
+    REQUIRE(inbound->apply(tx, transfer_requested(a, 100)));
+    REQUIRE(inbound->apply(tx, transfer_requested(b, 200)));
+    REQUIRE(inbound->apply(tx, transfer_requested(known, 999)));  // another request under a used id
+    REQUIRE(inbound->apply(tx, transfer_requested(c, 300)));
+    REQUIRE(inbound->apply(tx, transfer_requested(a, 100)));  // the same request again in the batch
+    auto error = inbound->apply(tx, broken_c);
     REQUIRE_FALSE(error);
-    inbound.parker(tx, raw_c, error.error(), broken_c);
-    REQUIRE(inbound.scope.end(tx));
+    REQUIRE(inbound->park(tx, raw_c, error.error().reason(), broken_c));
+    REQUIRE(inbound->end_batch(tx));
     return {};
   });
   REQUIRE_MESSAGE(batch, (batch ? "" : batch.error().message));
@@ -500,16 +498,16 @@ TEST_CASE(
   const auto d = base::new_uuid();
   auto failed = db.pool->transact([&](eventstore::Transaction& tx)
                                       -> eventstore::StoreResult<void> {
-    inbound.scope.begin(tx);
-    REQUIRE(inbound.applier(tx, transfer_requested(d, 400)));
+    inbound->begin_batch(tx);
+    REQUIRE(inbound->apply(tx, transfer_requested(d, 400)));
     return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient, "rolled back"});
   });
   REQUIRE_FALSE(failed);
   const auto e = base::new_uuid();
   REQUIRE(db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
-    inbound.scope.begin(tx);
-    REQUIRE(inbound.applier(tx, transfer_requested(e, 500)));
-    REQUIRE(inbound.scope.end(tx));
+    inbound->begin_batch(tx);
+    REQUIRE(inbound->apply(tx, transfer_requested(e, 500)));
+    REQUIRE(inbound->end_batch(tx));
     return {};
   }));
   CHECK(stream_types(d).empty());

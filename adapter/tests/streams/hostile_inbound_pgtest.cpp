@@ -65,17 +65,16 @@ struct Inbound {
     options.group_id = "hostile-inbound";
     options.topics = {kCore.name};
     static const base::SystemClock clock;
-    auto inbound =
-        adapter::make_transfer_inbound(*db.transfers, clock, {dk_rules(), fast_policy()});
     // The core has nothing beyond its head to offer.
     external_streams::CatchUpFetcher fetcher = [this](const std::string&, std::int32_t,
                                                       std::int64_t, std::int64_t)
         -> tl::expected<external_streams::FetchedPage, external_streams::FetchError> {
       return external_streams::FetchedPage{{}, head};
     };
-    auto made = external_streams::StreamConsumer::create(*db.pool, options, inbound.applier,
-                                                         inbound.parker, fetcher, inbound.scope);
-    REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+    auto made = external_streams::StreamConsumer::create(
+        *db.pool, options,
+        adapter::make_transfer_inbound(*db.transfers, clock, {dk_rules(), fast_policy()}), fetcher);
+    REQUIRE_MESSAGE(made, (made ? "" : external_streams::message_of(made.error())));
     consumer = std::move(*made);
   }
 

@@ -145,11 +145,11 @@ TEST_CASE(
   options.kafka.client_id = "adapter-inbound";
   options.group_id = "clearing-adapter-dk";
   options.topics = {kCore.name};
-  auto inbound = adapter::make_transfer_inbound(*adapter_db.transfers, clock, rules);
   auto consumer = external_streams::StreamConsumer::create(
-      *adapter_db.pool, options, inbound.applier, inbound.parker,
-      external_streams::make_http_catch_up_fetcher({core_url, "core-token", 2000}), inbound.scope);
-  REQUIRE_MESSAGE(consumer, (consumer ? "" : consumer.error()));
+      *adapter_db.pool, options,
+      adapter::make_transfer_inbound(*adapter_db.transfers, clock, rules),
+      external_streams::make_http_catch_up_fetcher({core_url, "core-token", 2000}));
+  REQUIRE_MESSAGE(consumer, (consumer ? "" : external_streams::message_of(consumer.error())));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (adapter_db.database.query_value("select count(*) from transfer_status") != "7" ||
          adapter_db.database.query_value("select count(*) from parked_messages") != "2") {

@@ -432,39 +432,6 @@ struct CoreSim::Impl {
 
   // ---- consumer ----
 
-  // Outcomes are queued per message and applied set-wise at the batch's end (made in
-  // start(), once the store exists).
-  std::unique_ptr<OutcomeApplier> outcomes;
-
-  external_streams::BatchScope batch_scope() {
-    return {[this](Transaction&) { outcomes->begin(); },
-            [this](Transaction& tx) { return outcomes->end(tx); }};
-  }
-
-  external_streams::MessageApplier applier() {
-    return [this](Transaction& tx, const ExternalMessage& m) -> tl::expected<void, MessageError> {
-      if (OutcomeApplier::is_outcome(m.type)) return outcomes->queue(tx, m);
-      if (m.type == "IncomingPaymentReceived") return apply_incoming_payment(tx, m);
-      return tl::unexpected(
-          MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
-    };
-  }
-
-  external_streams::MessageParker parker() {
-    return [this](Transaction& tx, const external_streams::RawMessage& raw,
-                  const MessageError& error, const std::optional<ExternalMessage>& parsed) {
-      const std::string correlation = parsed ? parsed->correlation_id : std::string();
-      tx.exec_params(
-          "insert into core_parked_messages (topic, partition, kafka_offset, reason_code, reason, "
-          "correlation_id, raw)"
-          " values ($1, $2, $3, $4, $5, $6, $7)",
-          raw.topic, raw.partition, raw.offset, std::string(to_string(error.code)), error.message,
-          correlation, raw.value);
-      log->warn("message parked topic={} partition={} offset={} reason={} correlation_id={}",
-                raw.topic, raw.partition, raw.offset, to_string(error.code), correlation);
-    };
-  }
-
   tl::expected<void, std::string> start() {
     if (started) return tl::unexpected(std::string("already started"));
     started = true;
@@ -496,7 +463,8 @@ struct CoreSim::Impl {
         *pool,
         {.kafka = kafka,
          .round_interval_min = std::chrono::milliseconds(options.relay_round_interval_min_ms)});
-    if (!made_relay) return tl::unexpected("relay: " + made_relay.error());
+    if (!made_relay)
+      return tl::unexpected("relay: " + external_streams::message_of(made_relay.error()));
     relay = std::move(*made_relay);
 
     external_streams::ConsumerOptions consumer_options;
@@ -515,10 +483,12 @@ struct CoreSim::Impl {
                                                         .bearer_token = options.adapter_api_token,
                                                         .token_setting = "--adapter-token",
                                                         .url_setting = "--adapter-catch-up-url"});
-    outcomes = std::make_unique<OutcomeApplier>(*store, account_cache);
+    // Outcomes are queued per message and applied set-wise at the batch's end.
     auto made_consumer = external_streams::StreamConsumer::create(
-        *pool, consumer_options, applier(), parker(), std::move(fetcher), batch_scope());
-    if (!made_consumer) return tl::unexpected("consumer: " + made_consumer.error());
+        *pool, consumer_options, std::make_unique<OutcomeApplier>(*store, account_cache),
+        std::move(fetcher));
+    if (!made_consumer)
+      return tl::unexpected("consumer: " + external_streams::message_of(made_consumer.error()));
     consumer = std::move(*made_consumer);
 
     relay->start();

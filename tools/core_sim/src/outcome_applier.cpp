@@ -96,7 +96,34 @@ bool OutcomeApplier::is_outcome(std::string_view type) {
   return payments::is_transfer_outcome(type);
 }
 
-void OutcomeApplier::begin() { queued_.clear(); }
+void OutcomeApplier::begin_batch(eventstore::Transaction&) { queued_.clear(); }
+
+tl::expected<void, external_streams::ApplyError> OutcomeApplier::apply(
+    eventstore::Transaction& tx, const external_streams::ExternalMessage& m) {
+  using external_streams::ApplyError;
+  tl::expected<void, MessageError> applied =
+      is_outcome(m.type) ? queue(tx, m)
+      : m.type == "IncomingPaymentReceived"
+          ? apply_incoming_payment(tx, m)
+          : tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
+  if (!applied) return tl::unexpected(ApplyError::unusable(std::move(applied.error())));
+  return {};
+}
+
+eventstore::StoreResult<void> OutcomeApplier::park(
+    eventstore::Transaction& tx, const external_streams::RawMessage& raw,
+    const MessageError& reason, const std::optional<external_streams::ExternalMessage>& parsed) {
+  const std::string correlation = parsed ? parsed->correlation_id : std::string();
+  tx.exec_params(
+      "insert into core_parked_messages (topic, partition, kafka_offset, reason_code, reason, "
+      "correlation_id, raw)"
+      " values ($1, $2, $3, $4, $5, $6, $7)",
+      raw.topic, raw.partition, raw.offset, std::string(to_string(reason.code)), reason.message,
+      correlation, raw.value);
+  logger()->warn("message parked topic={} partition={} offset={} reason={} correlation_id={}",
+                 raw.topic, raw.partition, raw.offset, to_string(reason.code), correlation);
+  return {};
+}
 
 tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& tx,
                                                        const external_streams::ExternalMessage& m) {
@@ -135,7 +162,7 @@ tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& 
   return {};
 }
 
-tl::expected<void, std::string> OutcomeApplier::end(eventstore::Transaction& tx) {
+eventstore::StoreResult<void> OutcomeApplier::end_batch(eventstore::Transaction& tx) {
   if (queued_.empty()) return {};
   const auto log = logger();
 
@@ -206,7 +233,11 @@ tl::expected<void, std::string> OutcomeApplier::end(eventstore::Transaction& tx)
   // 3. The account commands, set-wise; a rejected one is a violation.
   AccountStates local;  // dropped: the cache is read only here
   auto handled = handle_account_commands(store_, tx, commands, cache_, local, before_append_);
-  if (!handled) return tl::unexpected("account commands: " + handled.error().message);
+  // Tried again whatever its class, as the batch scope's string error was before: an
+  // outcome is never parked for an account's sake (its money would stay reserved).
+  if (!handled)
+    return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient,
+                                                 "account commands: " + handled.error().message});
   AccountProjection projection;
   Json outcomes = Json::array();
   std::set<std::string> outcome_seen;

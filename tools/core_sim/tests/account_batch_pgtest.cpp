@@ -128,13 +128,11 @@ ConsumerBatch consume(Fixture& f, const std::vector<external_streams::ExternalMe
   ConsumerBatch out;
   for (int attempt = 1; attempt <= 3; ++attempt) {
     auto done = f.pool->transact([&](Transaction& tx) -> StoreResult<int> {
-      applier.begin();
+      applier.begin_batch(tx);
       out.queued.clear();
       for (const auto& m : messages) out.queued.push_back(applier.queue(tx, m).has_value());
-      auto ended = applier.end(tx);
-      if (!ended)
-        return tl::unexpected(
-            eventstore::StoreError{eventstore::StoreErrc::transient, ended.error()});
+      auto ended = applier.end_batch(tx);
+      if (!ended) return tl::unexpected(ended.error());
       return 0;
     });
     if (done) return out;

@@ -52,7 +52,7 @@ struct ScratchJsonl {
 
 std::unique_ptr<external_streams::EmbeddedKafka> start_kafka() {
   auto kafka = external_streams::EmbeddedKafka::start(1);
-  REQUIRE_MESSAGE(kafka, (kafka ? "" : kafka.error()));
+  REQUIRE_MESSAGE(kafka, (kafka ? "" : kafka.error().message));
   REQUIRE((*kafka)->create_topic(kCore.name, kCore.partitions));
   REQUIRE((*kafka)->create_topic(kAdapter.name, kAdapter.partitions));
   return std::move(*kafka);
@@ -112,15 +112,28 @@ struct FakeAdapter {
     options.kafka = kafka;
     options.group_id = "fake-adapter-dk";
     options.topics = {kCore.name};
-    auto made = external_streams::StreamConsumer::create(
-        *pool, options,
-        [this](eventstore::Transaction& tx, const ExternalMessage& m) { return answer(tx, m); },
-        [](eventstore::Transaction&, const external_streams::RawMessage&,
-           const external_streams::MessageError& e, const std::optional<ExternalMessage>&) {
-          FAIL("fake adapter parked a core message: " << e.message);
-        },
-        {});
-    REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+    // Answers each request; parks nothing (a core message it would park fails the test).
+    struct Answering final : external_streams::InboundHandler {
+      FakeAdapter& fake;
+      explicit Answering(FakeAdapter& f) : fake(f) {}
+      tl::expected<void, external_streams::ApplyError> apply(eventstore::Transaction& tx,
+                                                             const ExternalMessage& m) override {
+        auto answered = fake.answer(tx, m);
+        if (!answered)
+          return tl::unexpected(external_streams::ApplyError::unusable(answered.error()));
+        return {};
+      }
+      eventstore::StoreResult<void> park(eventstore::Transaction&,
+                                         const external_streams::RawMessage&,
+                                         const external_streams::MessageError& e,
+                                         const std::optional<ExternalMessage>&) override {
+        FAIL("fake adapter parked a core message: " << e.message);
+        return {};
+      }
+    };
+    auto made = external_streams::StreamConsumer::create(*pool, options,
+                                                         std::make_unique<Answering>(*this));
+    REQUIRE_MESSAGE(made, (made ? "" : external_streams::message_of(made.error())));
     consumer = std::move(*made);
   }
 

@@ -22,17 +22,13 @@ tl::expected<sagas::InitiateTransfer, external_streams::MessageError> parse_tran
     const external_streams::ExternalMessage& message, const InboundRules& rules,
     base::Timestamp now);
 
-// What the inbound consumer takes, sharing one batch of queued initiations: the applier
-// checks and queues each TransferRequested, the scope's `end` runs the batch's queue
-// with one append for all new transfers (TransferService::execute_batch), and the
-// parker runs the queue before it parks, so effects keep the messages' order. The
-// three belong together: an applier without the scope's `end` would initiate nothing.
-struct TransferInbound {
-  external_streams::MessageApplier applier;
-  external_streams::MessageParker parker;
-  external_streams::BatchScope scope;
-};
-TransferInbound make_transfer_inbound(TransferService& transfers, const base::Clock& clock,
-                                      InboundRules rules);
+// The inbound consumer's handler: each TransferRequested is checked and queued by apply,
+// and end_batch initiates the batch's queue with one append for all new transfers
+// (TransferService::execute_batch); park runs the queue before it parks, so effects keep
+// the messages' order. A database failure is returned as the batch's rollback (its
+// StoreError decides: hold and retry, or narrow down to the message), never thrown.
+std::unique_ptr<external_streams::InboundHandler> make_transfer_inbound(TransferService& transfers,
+                                                                        const base::Clock& clock,
+                                                                        InboundRules rules);
 
 }  // namespace clearing::adapter

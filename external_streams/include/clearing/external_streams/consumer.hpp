@@ -3,12 +3,12 @@
 // per partition in seq order inside one PostgreSQL transaction per batch, together with
 // the partition's last applied seq and Kafka offset:
 //   seq <= last         duplicate: skipped and counted;
-//   seq == last + 1     applied through the caller's applier, last = seq;
+//   seq == last + 1     applied through the caller's InboundHandler, last = seq;
 //   seq >  last + 1     gap: the missing seqs are fetched from the producer's catch-up
 //                      API and applied first. A seq beyond the producer's head is one the
 //                      producer never issued: that message is parked (seq_beyond_head).
 // Bad input (not JSON, missing or bad fields, bad seq, unknown type, invalid data) is
-// handed to the caller's parker with the raw message and a typed reason, and consumption
+// handed to the handler's park() with the raw message and a typed reason, and consumption
 // goes on. A bad message whose envelope still names its stream, partition and seq takes
 // that seq (parked, the seq counted as consumed), so gap repair never asks for it again.
 //
@@ -23,9 +23,9 @@
 //   fix is picked up without a restart and the producer is not hammered meanwhile. The
 //   tail check slows down the same way for such a partition, with the same error line;
 // - a batch the database refuses is tried again partition by partition; a partition
-//   refused again for a reason that retrying cannot mend (a data error, an applier that
-//   throws) is tried message by message, and the one message the database refuses is
-//   parked alone (unstorable) with its reason, its seq counted;
+//   refused again for a reason that retrying cannot mend (a data error, a handler's
+//   rollback that is not retryable) is tried message by message, and the one message the
+//   database refuses is parked alone (unstorable) with its reason, its seq counted;
 // - a database that is unavailable holds every partition it refuses, each retried with
 //   its own backoff.
 // A held partition is reported (stats().held, an error log line when the hold starts, an
@@ -40,6 +40,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "clearing/eventstore/database.hpp"
@@ -124,27 +125,57 @@ struct FetchError {
 using CatchUpFetcher = std::function<tl::expected<FetchedPage, FetchError>(
     const std::string& stream, std::int32_t partition, std::int64_t from, std::int64_t limit)>;
 
-// Applies one message in the transaction (the translation to a command). An error means
-// the content is unusable (unknown type, invalid data): the message is parked and its seq
-// counts as consumed. Database failures propagate as exceptions and roll the batch back:
-// eventstore::StoreFailure keeps their type (a retryable one holds the partition, any other
-// is isolated to its message).
-using MessageApplier = std::function<tl::expected<void, MessageError>(eventstore::Transaction&,
-                                                                      const ExternalMessage&)>;
+// Why a handler did not apply a message, and so what the consumer does next: decided by
+// this type, never by catching.
+//  - unusable: the message's content cannot be used (unknown type, invalid data). It is
+//    parked with this reason (InboundHandler::park), its seq counts as consumed, and the
+//    batch goes on.
+//  - rollback: the batch's transaction must roll back (a database failure beneath the
+//    handler). The StoreError inside decides as for a batch the database refuses: a
+//    retryable one holds the partition and tries it again after a backoff; any other is
+//    narrowed down to its message, which is parked alone (unstorable), its seq counted.
+class ApplyError {
+ public:
+  static ApplyError unusable(MessageError reason) { return ApplyError(std::move(reason)); }
+  static ApplyError rollback(eventstore::StoreError cause) { return ApplyError(std::move(cause)); }
 
-// Keeps an unusable message with its reason (in the same transaction). `parsed` is set
-// when the envelope was readable.
-using MessageParker =
-    std::function<void(eventstore::Transaction&, const RawMessage&, const MessageError&,
-                       const std::optional<ExternalMessage>& parsed)>;
+  bool is_unusable() const noexcept { return std::holds_alternative<MessageError>(error_); }
+  const MessageError& reason() const;           // is_unusable()
+  const eventstore::StoreError& cause() const;  // !is_unusable()
+  const std::string& message() const noexcept;  // either's words, for logs and tests
 
-// Optional calls around each batch's transaction, for an applier that writes set-wise:
-// `begin` when the transaction starts (also when a failed batch is tried again: drop
-// what an earlier try gathered), `end` after the batch's last message, before the
-// progress is stored. An error from `end` rolls the batch back; it is tried again.
-struct BatchScope {
-  std::function<void(eventstore::Transaction&)> begin;
-  std::function<tl::expected<void, std::string>(eventstore::Transaction&)> end;
+ private:
+  explicit ApplyError(MessageError reason) : error_(std::move(reason)) {}
+  explicit ApplyError(eventstore::StoreError cause) : error_(std::move(cause)) {}
+  std::variant<MessageError, eventstore::StoreError> error_;
+};
+
+// What the consumer hands its messages to: the one interface of an inbound stream's
+// meaning. Every call runs in the batch's one transaction, on the consumer's thread, in
+// the messages' order; errors are values, so nothing needs to throw. (The consumer still
+// catches what a handler throws anyway, as a last resort: see consumer.cpp.)
+class InboundHandler {
+ public:
+  virtual ~InboundHandler() = default;
+
+  // A batch's transaction has begun: also when a failed batch is tried again, or one of
+  // its partitions or messages alone, so a handler that gathers for a set-wise write drops
+  // what an earlier try gathered here.
+  virtual void begin_batch(eventstore::Transaction&) {}
+
+  // Applies one message, whose seq is the partition's next (the translation to a command).
+  virtual tl::expected<void, ApplyError> apply(eventstore::Transaction& tx,
+                                               const ExternalMessage& message) = 0;
+
+  // Keeps an unusable message with its reason. `parsed` is set when the envelope was
+  // readable. An error rolls the batch back, as a rollback from apply does.
+  virtual eventstore::StoreResult<void> park(eventstore::Transaction& tx, const RawMessage& raw,
+                                             const MessageError& reason,
+                                             const std::optional<ExternalMessage>& parsed) = 0;
+
+  // After the batch's last message, before its progress is stored: where a set-wise handler
+  // writes what it gathered. An error rolls the batch back, as a rollback from apply does.
+  virtual eventstore::StoreResult<void> end_batch(eventstore::Transaction&) { return {}; }
 };
 
 // The default of ConsumerOptions::operator_fix_retry_interval.
@@ -248,9 +279,11 @@ struct ConsumerStats {
 
 class StreamConsumer {
  public:
-  static tl::expected<std::unique_ptr<StreamConsumer>, std::string> create(
-      eventstore::ConnectionPool& pool, ConsumerOptions options, MessageApplier applier,
-      MessageParker parker, CatchUpFetcher fetcher, BatchScope scope = {});
+  // Errors: an option out of its range (OptionsError), or a Kafka client librdkafka would not
+  // make (KafkaError).
+  static tl::expected<std::unique_ptr<StreamConsumer>, SetupError> create(
+      eventstore::ConnectionPool& pool, ConsumerOptions options,
+      std::unique_ptr<InboundHandler> handler, CatchUpFetcher fetcher = {});
   ~StreamConsumer();
 
   void start();

@@ -9,6 +9,8 @@
 #include <string>
 #include <tl/expected.hpp>
 
+#include "clearing/external_streams/errors.hpp"
+
 namespace clearing::external_streams {
 
 // Every option the clients depend on is set explicitly (STYLE.md): nothing is left to
@@ -33,20 +35,22 @@ std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& o
 
 class EmbeddedKafka {
  public:
-  static tl::expected<std::unique_ptr<EmbeddedKafka>, std::string> start(int brokers = 1);
+  // Errors: invalid_setting (brokers out of 1..9), client_failed, cluster_refused; each
+  // operation below: cluster_refused, with librdkafka's words.
+  static tl::expected<std::unique_ptr<EmbeddedKafka>, KafkaError> start(int brokers = 1);
   ~EmbeddedKafka();
   EmbeddedKafka(const EmbeddedKafka&) = delete;
   EmbeddedKafka& operator=(const EmbeddedKafka&) = delete;
 
   const std::string& bootstrap_servers() const { return bootstraps_; }
-  tl::expected<void, std::string> create_topic(const std::string& name, int partitions);
+  tl::expected<void, KafkaError> create_topic(const std::string& name, int partitions);
   // Broker ids start at 1.
-  tl::expected<void, std::string> set_broker_down(int broker_id);
-  tl::expected<void, std::string> set_broker_up(int broker_id);
+  tl::expected<void, KafkaError> set_broker_down(int broker_id);
+  tl::expected<void, KafkaError> set_broker_up(int broker_id);
   // The broker that leads a partition from now on (clients learn it at their next metadata
   // refresh).
-  tl::expected<void, std::string> set_partition_leader(const std::string& topic, int partition,
-                                                       int broker_id);
+  tl::expected<void, KafkaError> set_partition_leader(const std::string& topic, int partition,
+                                                      int broker_id);
   int brokers() const { return brokers_; }
 
   struct Impl;

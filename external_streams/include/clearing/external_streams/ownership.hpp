@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "clearing/eventstore/database.hpp"
+#include "clearing/external_streams/errors.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 
 namespace clearing::external_streams {
@@ -56,8 +57,39 @@ inline constexpr std::chrono::milliseconds kOwnerLossTimeoutMin{2'000};  // 1 s 
 inline constexpr std::chrono::milliseconds kOwnerLossTimeoutMax{600'000};
 inline constexpr std::chrono::milliseconds kHandoverGraceMax{600'000};
 
-// A clear message naming the option and its range, or nothing when valid.
-tl::expected<void, std::string> validate_ownership_options(const OwnershipOptions& options);
+// The option out of its range (named as OwnershipOptions names it) with a clear message, or
+// nothing when valid.
+tl::expected<void, OptionsError> validate_ownership_options(const OwnershipOptions& options);
+
+// Why a refresh failed. Every failure closes the session, and the server ends its locks
+// with it: the instance owns nothing until a later refresh opens a new one. Retryable: that
+// later refresh can succeed by itself. Not retryable: the database refuses the session's
+// statements, which only a person can mend (a role without the right, a wrong database).
+enum class OwnershipErrc {
+  unreachable,  // the session could not be opened, or broke, or timed out
+  locks_lost,   // the server's locks differ from what this side believed it held
+  refused,      // the database refused the session's statements
+};
+
+constexpr bool is_retryable(OwnershipErrc code) noexcept { return code != OwnershipErrc::refused; }
+
+constexpr std::string_view to_string(OwnershipErrc code) noexcept {
+  switch (code) {
+    case OwnershipErrc::unreachable:
+      return "unreachable";
+    case OwnershipErrc::locks_lost:
+      return "locks_lost";
+    case OwnershipErrc::refused:
+      return "refused";
+  }
+  return "unknown";
+}
+
+struct OwnershipError {
+  OwnershipErrc code;
+  std::string message;  // what failed, and how many partitions were released with the session
+  bool is_retryable() const noexcept { return external_streams::is_retryable(code); }
+};
 
 class PartitionOwnership {
  public:
@@ -76,7 +108,7 @@ class PartitionOwnership {
   };
 
   // At most every `refresh`: takes free partitions, gives extras, checks the session.
-  tl::expected<Change, std::string> refresh_if_due();
+  tl::expected<Change, OwnershipError> refresh_if_due();
 
   // Graceful: every lock ends now, so the others take the partitions at their next refresh.
   // Returns how many partitions this instance owned.
@@ -93,7 +125,7 @@ class PartitionOwnership {
   void close_session();
   Survey survey(pqxx::nontransaction& tx) const;
   void check(const Survey& seen) const;
-  tl::expected<Change, std::string> refresh(std::chrono::steady_clock::time_point now);
+  Change refresh(std::chrono::steady_clock::time_point now);  // throws: see refresh_if_due
 
   eventstore::DatabaseOptions database_;
   OwnershipOptions options_;

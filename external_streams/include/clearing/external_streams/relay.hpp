@@ -24,6 +24,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "clearing/eventstore/database.hpp"
 #include "clearing/external_streams/kafka.hpp"
@@ -72,6 +73,36 @@ struct RelayOptions {
   std::chrono::milliseconds handover_grace{1'000};
 };
 
+// Why a round failed. run() tries again after a backoff whatever the cause: each clears by
+// itself or by a person's act elsewhere (the database back, a broker back, the ownership
+// session's own error), never by the relay stopping. Typed so the caller can tell them
+// apart; the message never quotes a row's values (a database error by its class only).
+enum class RelayErrc {
+  ownership,        // the ownership session failed (OwnershipError's message): nothing owned
+  database,         // reading unpublished messages or marking them published failed
+  delivery_failed,  // Kafka refused or did not acknowledge messages: published again later
+  producer_failed,  // the producer could not be made again after a fatal error
+};
+
+constexpr std::string_view to_string(RelayErrc code) noexcept {
+  switch (code) {
+    case RelayErrc::ownership:
+      return "ownership";
+    case RelayErrc::database:
+      return "database";
+    case RelayErrc::delivery_failed:
+      return "delivery_failed";
+    case RelayErrc::producer_failed:
+      return "producer_failed";
+  }
+  return "unknown";
+}
+
+struct RelayError {
+  RelayErrc code;
+  std::string message;  // also RelayStats::last_error
+};
+
 struct RelayStats {
   std::int64_t produced = 0;
   std::int64_t acknowledged = 0;
@@ -88,8 +119,8 @@ struct RelayStats {
 
 class Relay {
  public:
-  static tl::expected<std::unique_ptr<Relay>, std::string> create(eventstore::ConnectionPool& pool,
-                                                                  RelayOptions options);
+  static tl::expected<std::unique_ptr<Relay>, SetupError> create(eventstore::ConnectionPool& pool,
+                                                                 RelayOptions options);
   ~Relay();
 
   void start();
@@ -99,7 +130,7 @@ class Relay {
 
   // One round over the partitions this instance owns, after an ownership refresh when one
   // is due: the number of messages acknowledged, or an error.
-  tl::expected<int, std::string> run_once();
+  tl::expected<int, RelayError> run_once();
 
   RelayStats stats() const;
 

@@ -1,8 +1,8 @@
 #pragma once
-// core-sim's consumer of the adapter's outcomes (TransferSucceeded, TransferRejected,
-// TransferPending, TransferUnderInvestigation), set-wise: each message is validated and
-// queued as it is applied, and the batch's work is done at its end (the consumer's
-// BatchScope::end) with a handful of statements whatever the batch holds: one locking
+// core-sim's handler of the adapter's stream (the consumer's InboundHandler). Outcomes
+// (TransferSucceeded, TransferRejected, TransferPending, TransferUnderInvestigation) are
+// set-wise: each message is validated and queued as it is applied, and the batch's work is
+// done at its end (end_batch) with a handful of statements whatever the batch holds: one locking
 // read of the batch's transfers (in transfer id order), the account commands (one tail
 // read, one append: account_commands.hpp), then one write each of the violations, the
 // transfers' flags, the transfers' outcomes and the accounts' projection.
@@ -15,15 +15,17 @@
 // - TransferSucceeded completes the reservation, TransferRejected releases it; an
 //   account that refuses (second outcome, ...) makes it a violation (violation_of). The
 //   first outcome per transfer is the transfer's outcome.
-// Unusable messages (no transfer_id; a TransferRejected without reason_code for a known
-// transfer) are errors of `queue`: the consumer parks them.
+// IncomingPaymentReceived is counted at once (apply_incoming_payment). Unusable messages
+// (another type; no transfer_id; a TransferRejected without reason_code for a known
+// transfer) are unusable errors of `apply`: the consumer parks them (park: the table
+// core_parked_messages).
 //
 // The account events get positions (the commit order readers see) in message order per
 // partition, as applying one message at a time gave them; interleaved accounts cost more
 // appends. Accounts start from the cache (read only: the consumer's transaction commits
-// out of this class's sight). An error from `end` (a database failure, an account that
+// out of this class's sight). An error from end_batch (a database failure, an account that
 // moved between the batch's read and its append) means the batch must roll back; it is
-// tried again from `begin`, on a fresh read.
+// tried again from begin_batch, on a fresh read.
 // Thread safety: one consumer thread.
 
 #include <set>
@@ -33,11 +35,12 @@
 #include <vector>
 
 #include "clearing/core_sim/account_commands.hpp"
+#include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/message.hpp"
 
 namespace clearing::core_sim {
 
-class OutcomeApplier {
+class OutcomeApplier final : public external_streams::InboundHandler {
  public:
   OutcomeApplier(eventstore::EventStore& store, const AccountCache& cache,
                  BeforeAccountAppend before_append = {});
@@ -45,13 +48,22 @@ class OutcomeApplier {
   static bool is_outcome(std::string_view type);
 
   // A new batch (also a failed batch tried again): drops what an earlier try gathered.
-  void begin();
+  void begin_batch(eventstore::Transaction& tx) override;
+  // An outcome is queued, IncomingPaymentReceived counted, anything else unusable.
+  tl::expected<void, external_streams::ApplyError> apply(
+      eventstore::Transaction& tx, const external_streams::ExternalMessage& m) override;
+  // Keeps an unusable message in core_parked_messages.
+  eventstore::StoreResult<void> park(
+      eventstore::Transaction& tx, const external_streams::RawMessage& raw,
+      const external_streams::MessageError& reason,
+      const std::optional<external_streams::ExternalMessage>& parsed) override;
+  // Applies what was queued.
+  eventstore::StoreResult<void> end_batch(eventstore::Transaction& tx) override;
+
   // Validates and queues one outcome message. `tx` is used only to tell a malformed
   // rejection of an unknown transfer (a violation) from one of a known transfer (parked).
   tl::expected<void, external_streams::MessageError> queue(
       eventstore::Transaction& tx, const external_streams::ExternalMessage& m);
-  // Applies what was queued.
-  tl::expected<void, std::string> end(eventstore::Transaction& tx);
 
  private:
   enum class Kind { pending, under_investigation, duplicate_request, succeeded, rejected };

@@ -1,0 +1,59 @@
+#pragma once
+// The typed errors of making this module's Kafka clients and of its options, shared by the
+// relay, the consumer and the embedded cluster. None is retryable: the same call with the
+// same options fails the same way until a person changes something, so these end a
+// start-up with a message, never a retry loop. The errors of running (a relay's round, a
+// partition ownership's refresh, a catch-up page) are typed beside their modules
+// (relay.hpp, ownership.hpp, consumer.hpp), with whether a retry can help.
+
+#include <iosfwd>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace clearing::external_streams {
+
+// An option out of its range: which one, and a message that names it and its range.
+struct OptionsError {
+  std::string field;  // as the options struct names it: "batch_max", "handover_grace", ...
+  std::string message;
+};
+
+enum class KafkaErrc {
+  invalid_setting,  // librdkafka refused a setting, or an argument is out of its range
+  client_failed,    // librdkafka could not make the client (producer, consumer) or subscribe it
+  cluster_refused,  // the embedded cluster did not start, or refused an operation on it
+};
+
+constexpr std::string_view to_string(KafkaErrc code) noexcept {
+  switch (code) {
+    case KafkaErrc::invalid_setting:
+      return "invalid_setting";
+    case KafkaErrc::client_failed:
+      return "client_failed";
+    case KafkaErrc::cluster_refused:
+      return "cluster_refused";
+  }
+  return "unknown";
+}
+
+struct KafkaError {
+  KafkaErrc code;
+  std::string message;  // librdkafka's words, with what was being done
+
+  // Printable as its message: the tools that start an embedded cluster (kafka-mock, the
+  // adapter's CLI, core-sim, the demo) hand it to a person as they did the plain string.
+  const char* c_str() const noexcept { return message.c_str(); }
+  operator const std::string&() const noexcept { return message; }  // NOLINT: implicit on purpose
+};
+
+std::ostream& operator<<(std::ostream& out, const KafkaError& error);
+
+// Why a relay or a consumer could not be made: an option out of its range, or a Kafka
+// client librdkafka would not make.
+using SetupError = std::variant<OptionsError, KafkaError>;
+
+// The words of either, for a person (a start-up failure).
+const std::string& message_of(const SetupError& error) noexcept;
+
+}  // namespace clearing::external_streams
