@@ -143,9 +143,22 @@ struct Service::Impl {
   }
   AnswerHook dispatcher_hook;
 
+  // The workers, made but not started: dispatcher, incoming poller, derivation, relay and
+  // inbound consumer. The errors are messages for a person at start-up.
   tl::expected<void, std::string> open_workers() {
     const auto rules = rules_of(config.country);
     const auto policy = policy_of(config.retry);
+    open_dispatcher(policy);
+    poller = std::make_unique<IncomingPoller>(
+        *store, *client, clock,
+        IncomingPollerOptions{std::chrono::milliseconds(config.incoming.poll_interval_ms),
+                              config.incoming.page_limit, rules});
+    if (auto opened = open_derivation(); !opened) return opened;
+    if (auto opened = open_relay(); !opened) return opened;
+    return open_consumer(InboundRules{rules, policy});
+  }
+
+  void open_dispatcher(const sagas::RetryPolicy& policy) {
     DispatcherOptions d;
     d.owner = instance_name();
     d.in_flight_max = config.dispatcher.in_flight_max;
@@ -157,11 +170,9 @@ struct Service::Impl {
     d.policy = policy;
     d.on_answer = dispatcher_hook;
     dispatcher = std::make_unique<Dispatcher>(*transfers, *client, clock, d);
-    poller = std::make_unique<IncomingPoller>(
-        *store, *client, clock,
-        IncomingPollerOptions{std::chrono::milliseconds(config.incoming.poll_interval_ms),
-                              config.incoming.page_limit, rules});
+  }
 
+  tl::expected<void, std::string> open_derivation() {
     std::vector<external_streams::DerivedStream> derived;
     for (const auto& out : config.streams.outbound) {
       const auto name = std::string(config::derivation_name(out.derivation));
@@ -175,15 +186,22 @@ struct Service::Impl {
         *store, eventstore::SubscriptionOptions{.name = std::string(kDerivationSubscription)},
         external_streams::make_derivation_handler(*store, std::move(derived),
                                                   {.lookups = derivation_lookups}));
+    return {};
+  }
 
+  external_streams::KafkaClientOptions kafka_options() const {
     external_streams::KafkaClientOptions kafka;
     kafka.bootstrap_servers = kafka_bootstrap;
     kafka.client_id = config.kafka.client_id;
     kafka.message_timeout_ms = config.kafka.produce_timeout_ms;
     kafka.session_timeout_ms = config.kafka.session_timeout_ms;
     kafka.fetch_wait_max_ms = config.kafka.fetch_wait_max_ms;
+    return kafka;
+  }
+
+  tl::expected<void, std::string> open_relay() {
     external_streams::RelayOptions relay_options;
-    relay_options.kafka = kafka;
+    relay_options.kafka = kafka_options();
     relay_options.batch_max = config.kafka.relay_batch_max;
     relay_options.round_interval_min =
         std::chrono::milliseconds(config.kafka.relay_round_interval_min_ms);
@@ -191,9 +209,25 @@ struct Service::Impl {
     if (!created_relay)
       return tl::unexpected("relay: " + external_streams::message_of(created_relay.error()));
     relay = std::move(*created_relay);
+    return {};
+  }
 
+  // The core's catch-up API, asked with the adapter's API token: a refused token names
+  // that variable, so the operator knows what to fix. None when no URL is configured.
+  external_streams::CatchUpFetcher core_catch_up_fetcher() const {
+    if (config.streams.core_catchup_url.empty()) return {};
+    return external_streams::make_http_catch_up_fetcher(
+        {.base_url = config.streams.core_catchup_url,
+         .bearer_token = config.http.api_token.reveal(),
+         .timeout_ms = config.clearing.request_timeout_ms,
+         .token_setting =
+             std::string(config::kEnvApiToken) + " (the adapter's API token, sent to the core)",
+         .url_setting = std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl});
+  }
+
+  tl::expected<void, std::string> open_consumer(const InboundRules& inbound) {
     external_streams::ConsumerOptions consumer_options;
-    consumer_options.kafka = kafka;
+    consumer_options.kafka = kafka_options();
     consumer_options.group_id = config.kafka.group_id;
     consumer_options.topics = {config.streams.inbound.name};
     consumer_options.batch_max = config.kafka.consumer_batch_max;
@@ -206,22 +240,9 @@ struct Service::Impl {
     // Transfers the consumer initiated are due for submission: claimed at once, not at the
     // dispatcher's next idle poll (the dispatcher stops after the consumer).
     consumer_options.on_applied = [this] { dispatcher->wake(); };
-    InboundRules inbound{rules, policy};
-    external_streams::CatchUpFetcher fetcher;
-    // The adapter's API token is what the core's catch-up API is asked with: a refused token
-    // names that variable, so the operator knows what to fix.
-    if (!config.streams.core_catchup_url.empty())
-      fetcher = external_streams::make_http_catch_up_fetcher(
-          {.base_url = config.streams.core_catchup_url,
-           .bearer_token = config.http.api_token.reveal(),
-           .timeout_ms = config.clearing.request_timeout_ms,
-           .token_setting =
-               std::string(config::kEnvApiToken) + " (the adapter's API token, sent to the core)",
-           .url_setting =
-               std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl});
     auto created_consumer = external_streams::StreamConsumer::create(
         *pool, consumer_options, make_transfer_inbound(*transfers, clock, inbound),
-        std::move(fetcher));
+        core_catch_up_fetcher());
     if (!created_consumer)
       return tl::unexpected("consumer: " + external_streams::message_of(created_consumer.error()));
     consumer = std::move(*created_consumer);

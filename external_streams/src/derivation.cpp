@@ -107,18 +107,6 @@ std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e,
                                .since = text(d, "since"),
                                .attempts = d.value("attempts", 0),
                                .last_error = text(d, "last_error")}))};
-  if (e.type == "TransferSettled")
-    return {transfer_draft("TransferSucceeded", d,
-                           payments::encode(payments::TransferSucceeded{
-                               .transfer_id = transfer_id,
-                               .clearing_reference = text(d, "clearing_reference"),
-                               .settlement_date = text(d, "settlement_date")}))};
-  if (e.type == "TransferRejected")
-    return {transfer_draft(
-        "TransferRejected", d,
-        payments::encode(payments::TransferRejected{.transfer_id = transfer_id,
-                                                    .reason_code = text(d, "reason_code"),
-                                                    .reason = text(d, "reason")}))};
   if (e.type == "DuplicateTransferRequestRefused") {
     // The outcome of the second, refused request: it carries that request's correlation.
     auto draft = transfer_draft(
@@ -128,21 +116,23 @@ std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e,
     draft.correlation_id = text(d, "correlation_id");
     return {draft};
   }
-  if (e.type == "TransferResolvedManually") {
-    if (text(d, "outcome") == "succeeded")
-      return {transfer_draft("TransferSucceeded", d,
-                             payments::encode(payments::TransferSucceeded{
-                                 .transfer_id = transfer_id,
-                                 .clearing_reference = text(d, "clearing_reference"),
-                                 .settlement_date = text(d, "settlement_date"),
-                                 .resolved_manually = true}))};
+  // An outcome the clearing gave, or one an operator resolved by hand: the same message,
+  // marked resolved_manually.
+  const bool manual = e.type == "TransferResolvedManually";
+  if (e.type == "TransferSettled" || (manual && text(d, "outcome") == "succeeded"))
+    return {transfer_draft("TransferSucceeded", d,
+                           payments::encode(payments::TransferSucceeded{
+                               .transfer_id = transfer_id,
+                               .clearing_reference = text(d, "clearing_reference"),
+                               .settlement_date = text(d, "settlement_date"),
+                               .resolved_manually = manual}))};
+  if (e.type == "TransferRejected" || manual)
     return {transfer_draft(
         "TransferRejected", d,
         payments::encode(payments::TransferRejected{.transfer_id = transfer_id,
                                                     .reason_code = text(d, "reason_code"),
                                                     .reason = text(d, "reason"),
-                                                    .resolved_manually = true}))};
-  }
+                                                    .resolved_manually = manual}))};
   if (e.type == "IncomingPaymentRecorded")
     return {Draft{"IncomingPaymentReceived", text(d, "payment_id"),
                   payments::encode(payments::IncomingPaymentReceived{

@@ -250,6 +250,17 @@ std::string core_message(int partition, std::int64_t seq,
   return m.to_json().dump();
 }
 
+// A catch-up API that answers a page of the one seq asked first (of a partition whose head
+// is 3), and is unreachable while `api_up` is false.
+CatchUpFetcher first_seq_fetcher(const std::atomic<bool>& api_up) {
+  return [&api_up](const std::string&, std::int32_t partition, std::int64_t from,
+                   std::int64_t) -> tl::expected<FetchedPage, FetchError> {
+    if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
+    const auto value = core_message(partition, from);
+    return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
+  };
+}
+
 // Applied seqs of one partition in the order they were applied.
 std::vector<std::int64_t> applied_seqs(Fixture& f, const std::string& stream, int partition) {
   pqxx::connection c(f.database.url());
@@ -403,13 +414,8 @@ TEST_CASE(
   Fixture f;
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
-  bool api_up = false;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from,
-                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
-    if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
-    const auto value = core_message(0, from);
-    return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
-  };
+  std::atomic<bool> api_up = false;
+  const auto fetcher = first_seq_fetcher(api_up);
   auto consumer = consumer_for(f, kCore.name, "stall-group", recording_handler(), fetcher);
   consume_until(*consumer, [&] { return consumer->stats().stalled; });
   const auto held = consumer->stats().held;
@@ -1327,13 +1333,8 @@ TEST_CASE(
     "a gap that cannot be filled holds only its partition: the batch's other partition is applied, "
     "and what came before the gap commits") {
   Fixture f;
-  bool api_up = false;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
-                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
-    if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
-    const auto value = core_message(partition, from);
-    return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
-  };
+  std::atomic<bool> api_up = false;
+  const auto fetcher = first_seq_fetcher(api_up);
   auto consumer = consumer_for(f, kCore.name, "partition-gap-group", recording_handler(), fetcher);
   consumer->apply({{kCore.name, 0, 0, "k", core_message(0, 1)},
                    {kCore.name, 0, 1, "k", core_message(0, 3)},
@@ -1358,12 +1359,7 @@ TEST_CASE(
     "the gap can be filled") {
   Fixture f;
   std::atomic<bool> api_up = false;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
-                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
-    if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
-    const auto value = core_message(partition, from);
-    return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
-  };
+  const auto fetcher = first_seq_fetcher(api_up);
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
   produce_raw(f, kCore.name, 1, "k", core_message(1, 1));
@@ -1605,12 +1601,7 @@ TEST_CASE(
   // through the new assignment, and the partition was never fetched again.
   Fixture f;
   std::atomic<bool> api_up = false;
-  CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
-                               std::int64_t) -> tl::expected<FetchedPage, FetchError> {
-    if (!api_up) return tl::unexpected(FetchError{FetchErrc::unreachable, "connection refused"});
-    const auto value = core_message(partition, from);
-    return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
-  };
+  const auto fetcher = first_seq_fetcher(api_up);
   ConsumerOptions options;
   options.kafka = f.client("held-db-group");
   options.group_id = "held-db-group";

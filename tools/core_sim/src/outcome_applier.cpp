@@ -162,26 +162,17 @@ tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& 
   return {};
 }
 
-eventstore::StoreResult<void> OutcomeApplier::end_batch(eventstore::Transaction& tx) {
-  if (queued_.empty()) return {};
-  const auto log = logger();
-
-  // 1. The transfers, locked in transfer id order (so two batches cannot deadlock).
-  Json ids = Json::array();
-  for (const auto& q : queued_) ids.push_back(q.transfer_id);
-  std::map<std::string, std::string> account_of;
-  static constexpr eventstore::PreparedSql kLockTransfers{
-      "core_sim_lock_transfers",
-      "select transfer_id, account_id from core_transfers"
-      " where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))"
-      " order by transfer_id for update"};
-  const auto rows = eventstore::exec_prepared_here(tx, kLockTransfers, ids.dump());
-  for (const auto& row : rows)
-    account_of.emplace(row[0].as<std::string>(), row[1].as<std::string>());
-
-  // 2. Each message in order: what it records, or the account command it asks for.
+// What the batch's messages ask for, gathered in message order: the rows to write, and the
+// account commands with the message each came from.
+struct OutcomeApplier::Plan {
   Json violations = Json::array();
-  const auto violate = [&](const Queued& q, Violation violation) {
+  std::map<std::string, TransferFlags> flags;
+  std::vector<AccountCommandRequest> commands;
+  std::vector<const Queued*> commanded;  // the message of each command
+  Json outcomes = Json::array();
+  AccountProjection projection;
+
+  void violate(const Queued& q, Violation violation) {
     violations.push_back({{"transfer_id", q.transfer_id},
                           {"kind", to_string(violation)},
                           {"message_type", q.type},
@@ -189,29 +180,51 @@ eventstore::StoreResult<void> OutcomeApplier::end_batch(eventstore::Transaction&
                           {"partition", q.partition},
                           {"seq", q.seq},
                           {"event_id", q.event_id}});
-    log->error("outcome not applied transfer_id={} violation={} type={} seq={} correlation_id={}",
-               q.transfer_id, to_string(violation), q.type, q.seq, q.correlation_id);
-  };
-  std::map<std::string, TransferFlags> flags;
-  std::vector<AccountCommandRequest> commands;
-  std::vector<const Queued*> commanded;
+    logger()->error(
+        "outcome not applied transfer_id={} violation={} type={} seq={} correlation_id={}",
+        q.transfer_id, to_string(violation), q.type, q.seq, q.correlation_id);
+  }
+};
+
+// The batch's transfers, locked in transfer id order (so two batches cannot deadlock): the
+// account of each one the core knows.
+std::map<std::string, std::string> OutcomeApplier::lock_transfers(
+    eventstore::Transaction& tx) const {
+  Json ids = Json::array();
+  for (const auto& q : queued_) ids.push_back(q.transfer_id);
+  static constexpr eventstore::PreparedSql kLockTransfers{
+      "core_sim_lock_transfers",
+      "select transfer_id, account_id from core_transfers"
+      " where transfer_id = any(array(select jsonb_array_elements_text($1::jsonb)))"
+      " order by transfer_id for update"};
+  std::map<std::string, std::string> account_of;
+  for (const auto& row : eventstore::exec_prepared_here(tx, kLockTransfers, ids.dump()))
+    account_of.emplace(row[0].as<std::string>(), row[1].as<std::string>());
+  return account_of;
+}
+
+// Each message in order: what it records, or the account command it asks for.
+OutcomeApplier::Plan OutcomeApplier::plan(
+    const std::map<std::string, std::string>& account_of) const {
+  const auto log = logger();
+  Plan out;
   for (const auto& q : queued_) {
     const auto account = account_of.find(q.transfer_id);
     if (account == account_of.end()) {
-      violate(q, Violation::unknown_transfer);
+      out.violate(q, Violation::unknown_transfer);
       continue;
     }
     switch (q.kind) {
       case Kind::pending:
-        flags[q.transfer_id].pending_seen = true;
+        out.flags[q.transfer_id].pending_seen = true;
         continue;
       case Kind::under_investigation:
-        flags[q.transfer_id].under_investigation_seen = true;
+        out.flags[q.transfer_id].under_investigation_seen = true;
         log->warn("transfer under investigation transfer_id={} correlation_id={}", q.transfer_id,
                   q.correlation_id);
         continue;
       case Kind::duplicate_request:
-        ++flags[q.transfer_id].dupl_seen;
+        ++out.flags[q.transfer_id].dupl_seen;
         log->warn("DUPL rejection recorded, nothing released transfer_id={}", q.transfer_id);
         continue;
       case Kind::succeeded:
@@ -220,55 +233,65 @@ eventstore::StoreResult<void> OutcomeApplier::end_batch(eventstore::Transaction&
     }
     AccountCommand command = CompleteReservation{q.transfer_id};
     if (q.kind == Kind::rejected) command = ReleaseReservation{q.transfer_id, q.reason_code};
-    commands.push_back(
+    out.commands.push_back(
         {account->second, std::move(command),
          eventstore::CommandContext{
              q.correlation_id, q.event_id,
              Json{{"stream", q.stream}, {"partition", q.partition}, {"seq", q.seq}}, q.event_id},
          q.stream + "/" +
              std::to_string(q.partition)});  // positions in message order per partition
-    commanded.push_back(&q);
+    out.commanded.push_back(&q);
   }
+  return out;
+}
 
-  // 3. The account commands, set-wise; a rejected one is a violation.
+// The plan's account commands, set-wise: each accepted one is the transfer's outcome (the
+// first per transfer) and its account's new state, a rejected one a violation.
+eventstore::StoreResult<void> OutcomeApplier::command_accounts(eventstore::Transaction& tx,
+                                                               Plan& plan) {
   AccountStates local;  // dropped: the cache is read only here
-  auto handled = handle_account_commands(store_, tx, commands, cache_, local, before_append_);
+  auto handled = handle_account_commands(store_, tx, plan.commands, cache_, local, before_append_);
   // Tried again whatever its class, as the batch scope's string error was before: an
   // outcome is never parked for an account's sake (its money would stay reserved).
   if (!handled)
     return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::transient,
                                                  "account commands: " + handled.error().message});
-  AccountProjection projection;
-  Json outcomes = Json::array();
+  const auto log = logger();
   std::set<std::string> outcome_seen;
-  for (std::size_t i = 0; i < commands.size(); ++i) {
-    const auto& q = *commanded[i];
+  for (std::size_t i = 0; i < plan.commands.size(); ++i) {
+    const auto& q = *plan.commanded[i];
     const auto& result = handled->results[i];
     if (!result) {
-      const auto violation = violation_of(commands[i].command, result.error());
+      const auto violation = violation_of(plan.commands[i].command, result.error());
       CLEARING_ASSERT(violation.has_value());
-      violate(q, *violation);
+      plan.violate(q, *violation);
       continue;
     }
     CLEARING_ASSERT(result->event_ids.size() == 1);  // outcomes are never idempotent no-ops
     const bool succeeded = q.kind == Kind::succeeded;
     // The first outcome per transfer: a second one was refused by the account above.
     if (outcome_seen.insert(q.transfer_id).second)
-      outcomes.push_back({{"transfer_id", q.transfer_id},
-                          {"status", succeeded ? "succeeded" : "rejected"},
-                          {"reason_code", q.reason_code},
-                          {"clearing_reference", q.clearing_reference},
-                          {"outcome_event_id", q.event_id}});
-    projection.add(result->state);
+      plan.outcomes.push_back({{"transfer_id", q.transfer_id},
+                               {"status", succeeded ? "succeeded" : "rejected"},
+                               {"reason_code", q.reason_code},
+                               {"clearing_reference", q.clearing_reference},
+                               {"outcome_event_id", q.event_id}});
+    plan.projection.add(result->state);
     log->debug("outcome applied transfer_id={} type={} correlation_id={}", q.transfer_id, q.type,
                q.correlation_id);
   }
+  return {};
+}
 
-  // 4. The set-wise writes.
-  write_violations(tx, violations);
-  write_flags(tx, flags);
-  write_outcomes(tx, outcomes);
-  projection.write(tx);
+eventstore::StoreResult<void> OutcomeApplier::end_batch(eventstore::Transaction& tx) {
+  if (queued_.empty()) return {};
+  auto batch = plan(lock_transfers(tx));
+  if (auto commanded = command_accounts(tx, batch); !commanded) return commanded;
+  // The set-wise writes.
+  write_violations(tx, batch.violations);
+  write_flags(tx, batch.flags);
+  write_outcomes(tx, batch.outcomes);
+  batch.projection.write(tx);
   return {};
 }
 

@@ -28,6 +28,7 @@
 // tried again from begin_batch, on a fresh read.
 // Thread safety: one consumer thread.
 
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -79,6 +80,11 @@ class OutcomeApplier final : public external_streams::InboundHandler {
     std::string reason_code;
     std::string clearing_reference;
   };
+
+  struct Plan;  // the batch's work, in message order (outcome_applier.cpp)
+  std::map<std::string, std::string> lock_transfers(eventstore::Transaction& tx) const;
+  Plan plan(const std::map<std::string, std::string>& account_of) const;
+  eventstore::StoreResult<void> command_accounts(eventstore::Transaction& tx, Plan& plan);
 
   eventstore::EventStore& store_;
   const AccountCache& cache_;
