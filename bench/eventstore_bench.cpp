@@ -409,7 +409,7 @@ void run_catch_up_reads(EventStore& store, const std::string& url) {
   subscription_options.batch_size = kCatchUpBatchSize;
   Subscription subscription(
       store, subscription_options,
-      [](Transaction&, const RecordedEvent&) -> tl::expected<void, std::string> { return {}; });
+      [](Transaction&, const RecordedEvent&) -> eventstore::HandlerResult { return {}; });
   const auto subscription_start = Clock::now();
   subscription.start();
   while (subscription.status().events_handled < total &&
@@ -515,13 +515,12 @@ void run_live_latency(EventStore& store, const std::string& url, const Options& 
   std::atomic<std::uint64_t> seen_count{0};
   SubscriptionOptions subscription_options;
   subscription_options.name = name;
-  Subscription subscription(
-      store, subscription_options,
-      [&](Transaction&, const RecordedEvent& e) -> tl::expected<void, std::string> {
-        seen_at.emplace(e.event_id.value(), Clock::now());
-        seen_count.fetch_add(1);
-        return {};
-      });
+  Subscription subscription(store, subscription_options,
+                            [&](Transaction&, const RecordedEvent& e) -> eventstore::HandlerResult {
+                              seen_at.emplace(e.event_id.value(), Clock::now());
+                              seen_count.fetch_add(1);
+                              return {};
+                            });
   subscription.start();
   const auto appends = paced_appends(store, options);
   const auto drain_start = Clock::now();

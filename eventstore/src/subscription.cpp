@@ -78,8 +78,9 @@ struct Subscription::Impl {
   // A stall is logged when it starts, when its reason changes and when it ends, not at
   // every retry (the metric clearing_subscription_state is the alert). Thread: run().
   std::shared_ptr<spdlog::logger> log = base::module_logger("subscription");
-  std::string failed_at;     // the event or batch the last handler failure was on, for the log
-  std::string stall_logged;  // the reason last logged while stalled ("" when not stalled)
+  std::string failed_at;        // the event or batch the last handler failure was on, for the log
+  bool handler_failed = false;  // the last poll's failure was its handler's (any class)
+  std::string stall_logged;     // the reason last logged while stalled ("" when not stalled)
   std::chrono::steady_clock::time_point stalled_since{};
 
   std::unique_ptr<pqxx::connection> listen_connection;
@@ -117,6 +118,7 @@ struct Subscription::Impl {
     if (!events) return tl::unexpected(events.error());
     if (events->empty()) return 0;
 
+    handler_failed = false;
     auto handled = store.pool().transact([&](Transaction& tx) -> StoreResult<std::size_t> {
       const auto rows = exec_prepared_here(tx, kLockCheckpoint, options.name);
       CLEARING_ASSERT(rows.size() == 1);
@@ -125,29 +127,30 @@ struct Subscription::Impl {
         cached = stored;  // another instance moved on: read again from there
         return 0;
       }
-      tl::expected<void, std::string> result;
+      HandlerResult result;
       try {
         result = handler(tx, std::span<const RecordedEvent>(*events));
       } catch (const pqxx::failure&) {
         throw;  // database trouble: transact() translates it
       } catch (const std::exception& e) {
-        result = tl::unexpected(std::string(e.what()));
+        result = tl::unexpected(HandlerError(std::string(e.what())));
       } catch (...) {
-        result = tl::unexpected(std::string("unknown exception"));
+        result = tl::unexpected(HandlerError(std::string("unknown exception")));
       }
       if (!result) {
         // One event: named here. A batch: the handler may name the event (the per-event
         // adapter does); the careful retry that follows names it in any case.
         const auto& e = events->front();
+        handler_failed = true;
         failed_at = events->size() == 1 ? "event_id=" + e.event_id.value() + " type=" + e.type +
                                               " stream=" + e.stream_id.value()
                                         : "batch_events=" + std::to_string(events->size());
         return tl::unexpected(StoreError{
-            StoreErrc::handler_failed,
+            result.error().code,
             events->size() == 1 ? "handler failed on event " + e.event_id.value() + " (" + e.type +
-                                      " in " + e.stream_id.value() + "): " + result.error()
+                                      " in " + e.stream_id.value() + "): " + result.error().message
                                 : "handler failed on a batch of " + std::to_string(events->size()) +
-                                      " events: " + result.error()});
+                                      " events: " + result.error().message});
       }
       const Checkpoint next = Checkpoint::after(events->back());
       CLEARING_ASSERT(next > stored);
@@ -158,7 +161,7 @@ struct Subscription::Impl {
     if (!handled) {
       // Take the events of this batch one at a time, so those before the failing one
       // commit and the subscription stalls exactly at the event that fails.
-      if (handled.error().code == StoreErrc::handler_failed) careful_remaining = events->size();
+      if (handler_failed) careful_remaining = events->size();
       cached.reset();  // reload: the failed transaction may have changed nothing, or all
       row_ensured = false;
       return handled;
@@ -178,8 +181,8 @@ struct Subscription::Impl {
   // Logs a failed poll once per reason: the error's class and, for a handler's failure,
   // the event it failed on; never the error's text (a PostgreSQL DETAIL quotes a row's values).
   void note_failure(const StoreError& error, std::uint64_t failures) {
-    const std::string reason = std::string("cause=") + to_string(error.code) +
-                               (error.code == StoreErrc::handler_failed ? " " + failed_at : "");
+    const std::string reason =
+        std::string("cause=") + to_string(error.code) + (handler_failed ? " " + failed_at : "");
     if (reason == stall_logged) return;
     if (stall_logged.empty()) stalled_since = std::chrono::steady_clock::now();
     stall_logged = reason;
@@ -276,15 +279,16 @@ struct Subscription::Impl {
 Subscription::Subscription(EventStore& store, SubscriptionOptions options, EventHandler handler)
     : Subscription(store, std::move(options),
                    BatchHandler([handler = std::move(handler)](
-                                    Transaction& tx, std::span<const RecordedEvent> events)
-                                    -> tl::expected<void, std::string> {
+                                    Transaction& tx,
+                                    std::span<const RecordedEvent> events) -> HandlerResult {
                      for (const auto& event : events) {
                        auto handled = handler(tx, event);
                        if (!handled) {
                          if (events.size() == 1) return handled;
-                         return tl::unexpected("event " + event.event_id.value() + " (" +
-                                               event.type + " in " + event.stream_id.value() +
-                                               "): " + handled.error());
+                         return tl::unexpected(HandlerError(
+                             handled.error().code,
+                             "event " + event.event_id.value() + " (" + event.type + " in " +
+                                 event.stream_id.value() + "): " + handled.error().message));
                        }
                      }
                      return {};

@@ -81,7 +81,7 @@ TEST_CASE(
     Subscription subscription(*f.store, options, [&](Transaction&, const RecordedEvent& e) {
       std::lock_guard lock(seen_mutex);
       seen.push_back(e.event_id.value());
-      return tl::expected<void, std::string>{};
+      return HandlerResult{};
     });
     subscription.start();
 

@@ -18,8 +18,6 @@ using namespace clearing::eventstore::testing;
 
 namespace {
 
-using HandlerResult = tl::expected<void, std::string>;
-
 // Appends events n = from .. to-1, then waits until a poll can see them all.
 void append_numbered(EventStore& store, int from, int to) {
   for (int i = from; i < to; ++i)

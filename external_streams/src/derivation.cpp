@@ -191,7 +191,7 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store,
   auto state = std::make_shared<HandlerState>(options.openings_kept);
   return [&store, streams = std::move(streams), state, lookups = std::move(options.lookups)](
              eventstore::Transaction& tx,
-             std::span<const eventstore::RecordedEvent> events) -> tl::expected<void, std::string> {
+             std::span<const eventstore::RecordedEvent> events) -> eventstore::HandlerResult {
     std::lock_guard lock(state->mutex);
     // The batch's own opening events first: a transfer opened and settled in one batch
     // needs no read either. Kept even if this batch's transaction fails: they are
@@ -224,12 +224,13 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store,
       }
 
     std::map<std::string, std::vector<eventstore::RecordedEvent>> read;  // whole streams only
-    std::string read_error;  // a failed look-up fails the batch: never a message without its data
+    // A failed look-up fails the batch: never a message without its data.
+    std::optional<eventstore::StoreError> read_error;
     if (!wanted.empty()) {
       const std::vector<eventstore::StreamId> ids(wanted.begin(), wanted.end());
       if (lookups) lookups->streams_read += ids.size();
       auto found = store.read_streams(tx, ids);
-      if (!found) return tl::unexpected(found.error().message);
+      if (!found) return tl::unexpected(found.error());
       const bool cut =
           found->size() >= eventstore::kReadBatchMax;  // the last stream may be partial
       for (auto& e : *found) read[e.stream_id.value()].push_back(std::move(e));
@@ -246,8 +247,9 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store,
             if (lookups) ++lookups->streams_read;
             auto events = store.read_stream(tx, eventstore::StreamId{stream});
             if (!events) {
-              if (read_error.empty())
-                read_error = "reading " + stream + ": " + events.error().message;
+              if (!read_error)
+                read_error = eventstore::StoreError{
+                    events.error().code, "reading " + stream + ": " + events.error().message};
               return std::nullopt;
             }
             it = read.emplace(stream, std::move(*events)).first;
@@ -260,21 +262,22 @@ eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store,
     for (const auto index : again)
       drafts[index] =
           streams[index % streams.size()].derive(events[index / streams.size()], context);
-    if (!read_error.empty()) return tl::unexpected(read_error);
+    if (read_error) return tl::unexpected(*read_error);
 
     std::vector<PendingAppend> appends;
     for (std::size_t index = 0; index < drafts.size(); ++index) {
       const auto& event = events[index / streams.size()];
       for (auto& draft : drafts[index]) {
         if (draft.key.empty())
-          return tl::unexpected("derived " + draft.type + " from " + event.type + " " +
-                                event.event_id.value() + " has no entity id");
+          return tl::unexpected(eventstore::HandlerError("derived " + draft.type + " from " +
+                                                         event.type + " " + event.event_id.value() +
+                                                         " has no entity id"));
         appends.push_back(
             PendingAppend{&streams[index % streams.size()].spec, std::move(draft), &event});
       }
     }
     auto appended = append_external_batch(tx, appends);
-    if (!appended) return tl::unexpected(appended.error().message);
+    if (!appended) return tl::unexpected(appended.error());
     return {};
   };
 }

@@ -35,14 +35,31 @@ struct SubscriptionOptions {
   std::chrono::milliseconds retry_backoff_max{5000};
 };
 
+// Why a handler did not handle its events. Whatever the cause, the batch rolls back and is
+// tried again, one event per transaction, so the subscription stalls exactly at the event
+// that fails and goes on once the cause is gone. `code` is the cause's class as the status
+// and the log show it: StoreErrc::handler_failed for an event the handler refuses (in its
+// own words), or the class of a database error the handler returns from its own SQL, so a
+// database that is away is not reported as a refusal.
+struct HandlerError {
+  StoreErrc code = StoreErrc::handler_failed;
+  std::string message;
+
+  // A refusal in the handler's words: `return tl::unexpected(std::string(...))`.
+  HandlerError(std::string refusal) : message(std::move(refusal)) {}  // NOLINT: implicit
+  // A database failure beneath the handler, keeping its class.
+  HandlerError(StoreError database)  // NOLINT: implicit
+      : code(database.code), message(std::move(database.message)) {}
+  HandlerError(StoreErrc c, std::string m) : code(c), message(std::move(m)) {}
+};
+using HandlerResult = tl::expected<void, HandlerError>;
+
 // Returns an error (or throws) to roll the batch back and retry later.
-using EventHandler =
-    std::function<tl::expected<void, std::string>(Transaction&, const RecordedEvent&)>;
+using EventHandler = std::function<HandlerResult(Transaction&, const RecordedEvent&)>;
 // The same for a whole batch at once, in commit order, so the handler can write it with
 // a few set-wise statements. After a failure the subscription hands the events over one
 // per call, so the event that fails is the one the error names.
-using BatchHandler =
-    std::function<tl::expected<void, std::string>(Transaction&, std::span<const RecordedEvent>)>;
+using BatchHandler = std::function<HandlerResult(Transaction&, std::span<const RecordedEvent>)>;
 
 enum class SubscriptionState { idle, catching_up, live, stalled, stopped };
 const char* to_string(SubscriptionState state) noexcept;
