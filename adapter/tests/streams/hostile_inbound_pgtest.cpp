@@ -1,5 +1,5 @@
 // Hostile input from the core's stream (issue 16, item 4), through the adapter's real
-// applier and parker into a real PostgreSQL: every message below once stopped a whole
+// inbound handler into a real PostgreSQL: every message below once stopped a whole
 // country's flow for good. Each is now parked with a typed reason (and its transfer
 // rejected FF01 with that reason where the id is readable), its seq counted, and the
 // other partition flows in the same batch.

@@ -24,6 +24,7 @@ if "$sim" --database-url "$url" --kafka embedded --relay-round-interval-ms 1001 
   echo "--relay-round-interval-ms 1001 was accepted"; exit 1
 fi
 grep -q -- '--relay-round-interval-ms: Value 1001 not in range' "$out" || { echo "not refused as out of range:"; cat "$out"; exit 1; }
+: >"$out"  # emptied here: the background job's own redirection may come after the wait looks
 "$sim" --database-url "$url" --kafka embedded --transfers 20 --seed 3 --api-token core-token \
   --log-level warn >"$out" &
 pid=$!
