@@ -55,11 +55,11 @@ int run(const std::string& config_path) {
   std::string bootstrap = config->kafka.brokers;
   if (config->kafka.embedded()) {
     auto started = external_streams::EmbeddedKafka::start(1);
-    if (!started) return fail(started.error());
+    if (!started) return fail(started.error().message);
     embedded = std::move(*started);
     for (const auto& [topic, partitions] : adapter::configured_topics(*config))
       if (auto created = embedded->create_topic(topic, partitions); !created)
-        return fail(created.error());
+        return fail(created.error().message);
     bootstrap = embedded->bootstrap_servers();
     log->info("embedded kafka bootstrap={}", bootstrap);
   }

@@ -264,7 +264,7 @@ int run_demo(const DemoOptions& options) {
                "adapter %s\n",
                config::country_code_upper(cfg.country.code).data());
   auto kafka = external_streams::EmbeddedKafka::start(1);
-  if (!kafka) return failed_to_start("demo: " + kafka.error());
+  if (!kafka) return failed_to_start("demo: " + kafka.error().message);
   for (const auto& [topic, partitions] : adapter::configured_topics(cfg))
     (void)(*kafka)->create_topic(topic, partitions);
   const auto clearing = mock_options(options, cfg);

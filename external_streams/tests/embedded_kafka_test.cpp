@@ -58,7 +58,7 @@ TEST_CASE(
     "the embedded cluster's brokers accept connections with TCP_NODELAY set, like Kafka's "
     "brokers") {
   auto kafka = EmbeddedKafka::start(3);
-  REQUIRE_MESSAGE(kafka, (kafka ? std::string() : kafka.error()));
+  REQUIRE_MESSAGE(kafka, (kafka ? std::string() : kafka.error().message));
   std::vector<int> ports;
   const auto& servers = (*kafka)->bootstrap_servers();
   for (std::size_t at = 0; (at = servers.find(':', at)) != std::string::npos; ++at)

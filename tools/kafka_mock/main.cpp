@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
 
   auto cluster = clearing::external_streams::EmbeddedKafka::start(brokers);
   if (!cluster) {
-    std::fprintf(stderr, "kafka-mock: %s\n", cluster.error().c_str());
+    std::fprintf(stderr, "kafka-mock: %s\n", cluster.error().message.c_str());
     return 2;
   }
   for (const auto& spec : topics) {
@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     if (auto created =
             (*cluster)->create_topic(spec.substr(0, colon), std::stoi(spec.substr(colon + 1)));
         !created) {
-      std::fprintf(stderr, "kafka-mock: %s\n", created.error().c_str());
+      std::fprintf(stderr, "kafka-mock: %s\n", created.error().message.c_str());
       return 2;
     }
   }

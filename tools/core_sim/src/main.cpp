@@ -176,14 +176,14 @@ std::optional<int> parse_flags(int argc, char** argv, cs::CoreSimOptions& o, Run
 tl::expected<std::unique_ptr<clearing::external_streams::EmbeddedKafka>, std::string>
 start_embedded_kafka(cs::CoreSimOptions& o) {
   auto embedded = clearing::external_streams::EmbeddedKafka::start(1);
-  if (!embedded) return tl::unexpected(embedded.error());
+  if (!embedded) return tl::unexpected(embedded.error().message);
   for (const auto& [prefix, partitions] :
        {std::pair{"core.", o.core_partitions}, {"adapter.", o.adapter_partitions}})
     if (auto created = (*embedded)->create_topic(prefix + o.country + ".payments.v1", partitions);
         !created)
-      return tl::unexpected(created.error());
+      return tl::unexpected(created.error().message);
   o.kafka_bootstrap = (*embedded)->bootstrap_servers();
-  return embedded;
+  return std::move(*embedded);
 }
 
 void log_progress(const cs::CoreSim& sim) {

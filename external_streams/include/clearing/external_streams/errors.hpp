@@ -40,11 +40,6 @@ constexpr std::string_view to_string(KafkaErrc code) noexcept {
 struct KafkaError {
   KafkaErrc code;
   std::string message;  // librdkafka's words, with what was being done
-
-  // Printable as its message: the tools that start an embedded cluster (kafka-mock, the
-  // adapter's CLI, core-sim, the demo) hand it to a person as they did the plain string.
-  const char* c_str() const noexcept { return message.c_str(); }
-  operator const std::string&() const noexcept { return message; }  // NOLINT: implicit on purpose
 };
 
 std::ostream& operator<<(std::ostream& out, const KafkaError& error);
