@@ -12,7 +12,8 @@
 #include "bad_input_injector.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/support/adapter_config.hpp"
-#include "test_database.hpp"
+#include "clearing/support/command_lines.hpp"
+#include "clearing/support/scratch_database.hpp"
 
 namespace clearing::chaos {
 
@@ -165,37 +166,31 @@ bool Run::can_start() const {
 std::string Run::create_databases() {
   const std::string suffix =
       std::to_string(o_.plan.seed % 1'000'000) + "_" + std::to_string(getpid());
-  adapter_db_ = testing::with_database(o_.server_url, "chaos_adapter_" + suffix);
-  core_db_ = testing::with_database(o_.server_url, "chaos_core_" + suffix);
-  pqxx::connection admin(o_.server_url);
-  pqxx::nontransaction tx(admin);
-  tx.exec("create database chaos_adapter_" + suffix);
-  tx.exec("create database chaos_core_" + suffix);
+  adapter_db_ = support::fresh_database(o_.server_url, "chaos_adapter_" + suffix);
+  core_db_ = support::fresh_database(o_.server_url, "chaos_core_" + suffix);
   return suffix;
 }
 
 void Run::start_kafka() {
   kafka_ = std::make_unique<Process>(
-      std::vector<std::string>{KAFKA_MOCK, "--brokers", std::to_string(o_.plan.brokers), "--topic",
-                               std::string(kInbound) + ":" + std::to_string(kInboundPartitions),
-                               "--topic", "adapter.dk.payments.v1:4", "--topic",
-                               "adapter.dk.settlements.v1:2"},
+      support::kafka_mock_argv(KAFKA_MOCK, kInboundPartitions, o_.plan.brokers),
       std::map<std::string, std::string>{}, true, stderr_file("kafka-mock"));
-  bootstrap_ = kafka_->read_line(30'000);
-  if (bootstrap_.rfind("bootstrap ", 0) != 0) throw std::runtime_error("kafka-mock did not start");
-  bootstrap_ = bootstrap_.substr(10);
+  const auto bootstrap = support::after_prefix(kafka_->read_line(30'000), "bootstrap ");
+  if (!bootstrap) throw std::runtime_error("kafka-mock did not start");
+  bootstrap_ = *bootstrap;
 }
 
 // Every fault class of the contract, from the same seed; the hostile clearing (issue 16)
 // from its own stream of the same seed.
 std::vector<std::string> Run::mock_argv() const {
-  std::vector<std::string> argv{CLEARING_MOCK, "--port", "0", "--token", kClearingToken, "--seed",
-                                std::to_string(o_.plan.seed), "--hold-ms", "1500",
-                                "--retry-after-s", "1", "--delay-ms-min", "5", "--delay-ms-max",
-                                "80", "--fault-delay", "0.05",
-                                // a mainframe's pace: calls are under way
-                                "--latency-ms", "20", "--incoming-count",
-                                std::to_string(kIncomingPayments), "--incoming-resend", "0.3"};
+  support::ClearingMockArgs args{
+      .token = kClearingToken,
+      .seed = o_.plan.seed,
+      .latency_ms = 20,  // a mainframe's pace: calls are under way
+      .more = {"--hold-ms", "1500", "--retry-after-s", "1", "--delay-ms-min", "5", "--delay-ms-max",
+               "80", "--fault-delay", "0.05", "--incoming-count", std::to_string(kIncomingPayments),
+               "--incoming-resend", "0.3"}};
+  auto& argv = args.more;
   for (const char* fault :
        {"--fault-timeout-before-execute", "--fault-timeout-after-execute",
         "--fault-close-after-execute", "--fault-reset-before-execute", "--fault-http-500",
@@ -207,16 +202,15 @@ std::vector<std::string> Run::mock_argv() const {
       argv.insert(argv.end(), {"--fault-" + fault, std::to_string(o_.plan.hostile_clearing)});
     argv.insert(argv.end(), {"--stray-delay-ms-max", "20"});
   }
-  return argv;
+  return support::clearing_mock_argv(CLEARING_MOCK, args);
 }
 
 void Run::start_mock() {
   mock_ = std::make_unique<Process>(mock_argv(), std::map<std::string, std::string>{}, false,
                                     stderr_file("clearing-mock"));
-  mock_address_ = mock_->read_line(30'000);
-  if (mock_address_.rfind("listening ", 0) != 0)
-    throw std::runtime_error("clearing-mock did not start");
-  mock_address_ = mock_address_.substr(10);
+  const auto address = support::after_prefix(mock_->read_line(30'000), "listening ");
+  if (!address) throw std::runtime_error("clearing-mock did not start");
+  mock_address_ = *address;
 }
 
 int Run::assign_ports() {
@@ -243,13 +237,14 @@ void Run::write_adapter_config(const std::string& suffix) {
 }
 
 void Run::start_adapters(int core_port) {
-  adapter_env_ = {
-      {"CLEARING_ADAPTER_DATABASE_URL", adapter_db_},
-      {"CLEARING_ADAPTER_KAFKA_BROKERS", bootstrap_},
-      {"CLEARING_ADAPTER_CLEARING_URL", "http://" + mock_address_},
-      {"CLEARING_ADAPTER_CLEARING_TOKEN", kClearingToken},
-      {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:" + std::to_string(core_port)},
-      {"CLEARING_ADAPTER_API_TOKEN", kApiToken}};
+  // Each adapter adds its own CLEARING_ADAPTER_HTTP_ADDRESS (start_adapter).
+  adapter_env_ = support::adapter_environment({.database_url = adapter_db_,
+                                               .bootstrap = bootstrap_,
+                                               .clearing_address = mock_address_,
+                                               .clearing_token = kClearingToken,
+                                               .core_port = core_port,
+                                               .api_token = kApiToken,
+                                               .http_port = 0});
   for (int i = 0; i < o_.plan.adapters; ++i) {
     adapters_.push_back(start_adapter(i));
     restart_at_.emplace_back();
@@ -260,8 +255,7 @@ void Run::start_adapters(int core_port) {
 // The adapters migrate their database; one must be ready before the core starts.
 void Run::wait_until_an_adapter_is_ready() {
   for (int waited = 0;; waited += 200) {
-    auto ready =
-        http::get("http://127.0.0.1:" + std::to_string(adapter_ports_[0]) + "/readyz", "", 1000);
+    auto ready = http::get(support::local_url(adapter_ports_[0]) + "/readyz", "", 1000);
     if (ready && ready->status == 200) return;
     if (waited > 60'000)
       throw std::runtime_error("adapter 0 not ready after 60 s: " + adapters_[0]->stderr_text());
@@ -270,33 +264,17 @@ void Run::wait_until_an_adapter_is_ready() {
 }
 
 std::vector<std::string> Run::core_argv(int core_port) const {
-  return {CORE_SIM,
-          "--database-url",
-          core_db_,
-          "--kafka",
-          bootstrap_,
-          "--transfers",
-          std::to_string(o_.plan.transfers),
-          "--seed",
-          std::to_string(o_.plan.seed),
-          "--invalid-share",
-          "0.05",
-          "--rate",
-          std::to_string(o_.plan.rate_per_s),
-          "--batch",
-          "10",
-          "--adapter-catch-up-url",
-          "http://127.0.0.1:" + std::to_string(adapter_ports_[0]),
-          "--adapter-token",
-          kApiToken,
-          "--http-port",
-          std::to_string(core_port),
-          "--api-token",
-          kApiToken,
-          "--stay",
-          "--json",
-          "--log-level",
-          "warn"};
+  return support::core_sim_argv(CORE_SIM, {.database_url = core_db_,
+                                           .bootstrap = bootstrap_,
+                                           .transfers = o_.plan.transfers,
+                                           .seed = o_.plan.seed,
+                                           .invalid_share = 0.05,
+                                           .rate = o_.plan.rate_per_s,
+                                           .batch = 10,
+                                           .adapter_port = adapter_ports_[0],
+                                           .http_port = core_port,
+                                           .api_token = kApiToken,
+                                           .stay = true});
 }
 
 std::string Run::stderr_file(const std::string& name) const {
@@ -305,17 +283,15 @@ std::string Run::stderr_file(const std::string& name) const {
 
 std::unique_ptr<Process> Run::start_adapter(int i) {
   std::map<std::string, std::string> e = adapter_env_;
-  e["CLEARING_ADAPTER_HTTP_ADDRESS"] = "127.0.0.1:" + std::to_string(adapter_ports_[i]);
-  return std::make_unique<Process>(
-      std::vector<std::string>{CLEARING_ADAPTER, "run", "--config", config_path_}, e, false,
-      stderr_file("adapter-" + std::to_string(i)));
+  e["CLEARING_ADAPTER_HTTP_ADDRESS"] = support::local_address(adapter_ports_[i]);
+  return std::make_unique<Process>(support::adapter_run_argv(CLEARING_ADAPTER, config_path_), e,
+                                   false, stderr_file("adapter-" + std::to_string(i)));
 }
 
 std::unique_ptr<Process> Run::start_core() {
   auto p = std::make_unique<Process>(core_argv_, std::map<std::string, std::string>{}, false,
                                      stderr_file("core-sim"));
-  const auto line = p->read_line(60'000);
-  if (line.rfind("catch-up ", 0) != 0)
+  if (!support::after_prefix(p->read_line(60'000), "catch-up "))
     throw std::runtime_error("core-sim did not start: " + p->stderr_text());
   return p;
 }
@@ -460,7 +436,7 @@ void Run::kill_adapter(const Action& action, int target) {
 // Aims at a moment with clearing calls under way: watches its metrics for up to three
 // seconds, then the kill takes whatever it is doing. Its last /metrics, nullopt if none.
 std::optional<std::string> Run::aim_kill(int target) {
-  const auto url = "http://127.0.0.1:" + std::to_string(adapter_ports_[target]) + "/metrics";
+  const auto url = support::local_url(adapter_ports_[target]) + "/metrics";
   const auto aim_until = Clock::now() + std::chrono::seconds(3);
   std::optional<std::string> seen;
   do {
