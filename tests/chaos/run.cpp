@@ -14,6 +14,7 @@
 #include "clearing/support/adapter_config.hpp"
 #include "clearing/support/command_lines.hpp"
 #include "clearing/support/scratch_database.hpp"
+#include "clearing/support/wait.hpp"
 
 namespace clearing::chaos {
 
@@ -254,13 +255,12 @@ void Run::start_adapters(int core_port) {
 
 // The adapters migrate their database; one must be ready before the core starts.
 void Run::wait_until_an_adapter_is_ready() {
-  for (int waited = 0;; waited += 200) {
-    auto ready = http::get(support::local_url(adapter_ports_[0]) + "/readyz", "", 1000);
-    if (ready && ready->status == 200) return;
-    if (waited > 60'000)
-      throw std::runtime_error("adapter 0 not ready after 60 s: " + adapters_[0]->stderr_text());
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  const auto ready = [&] {
+    const auto answer = http::get(support::local_url(adapter_ports_[0]) + "/readyz", "", 1000);
+    return answer && answer->status == 200;
+  };
+  if (!support::wait_until(ready, std::chrono::seconds(60), std::chrono::milliseconds(200)))
+    throw std::runtime_error("adapter 0 not ready after 60 s: " + adapters_[0]->stderr_text());
 }
 
 std::vector<std::string> Run::core_argv(int core_port) const {
