@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "clearing/processes/process.hpp"
+#include "clearing/support/command_lines.hpp"
 #include "flow.hpp"
 #include "hostile_core.hpp"
 #include "reconcile.hpp"
@@ -36,7 +37,7 @@ namespace clearing::chaos {
 
 using Clock = std::chrono::steady_clock;
 
-inline constexpr const char* kInbound = "core.dk.payments.v1";
+inline constexpr const char* kInbound = support::kCoreStream;  // kafka_mock_argv makes its topic
 inline constexpr int kInboundPartitions = 4;
 inline constexpr int kIncomingPayments = 40;
 inline constexpr int kSessionTimeoutMs = 6'000;  // the adapters' kafka.session_timeout_ms
