@@ -81,8 +81,6 @@ double metric_sum(const std::string& body, const std::string& name) {
 
 namespace {
 
-int free_port_near(int base) { return base + static_cast<int>(getpid() % 2000); }
-
 // The adapters' dispatcher names its leases host:pid (service.cpp, instance_name); the
 // adapters run on this machine.
 std::string lease_owner_of(pid_t pid) {
@@ -214,12 +212,18 @@ void Run::start_mock() {
   mock_address_ = *address;
 }
 
+// The kernel's picks, after kafka-mock and clearing-mock have taken theirs: ports fixed in
+// advance fell in the ephemeral range and were now and then already in use.
 int Run::assign_ports() {
-  adapter_ports_ = {free_port_near(37000), free_port_near(39000)};
-  adapter_ports_.resize(static_cast<std::size_t>(o_.plan.adapters), 0);
-  for (int i = 2; i < o_.plan.adapters; ++i)
-    adapter_ports_[i] = free_port_near(43000 + 2000 * (i - 2));
-  return free_port_near(41000);
+  std::set<int> taken;
+  const auto a_free_port = [&] {
+    int port = support::free_port();
+    while (!taken.insert(port).second) port = support::free_port();
+    return port;
+  };
+  adapter_ports_.clear();
+  for (int i = 0; i < o_.plan.adapters; ++i) adapter_ports_.push_back(a_free_port());
+  return a_free_port();
 }
 
 void Run::write_adapter_config(const std::string& suffix) {
