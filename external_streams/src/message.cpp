@@ -3,34 +3,28 @@
 #include <limits>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/name_table.hpp"
 #include "clearing/base/text.hpp"
 
 namespace clearing::external_streams {
 
+constexpr base::NameTable<MessageErrc, 10> kMessageErrcNames{{
+    {MessageErrc::not_json, "not_json"},
+    {MessageErrc::missing_field, "missing_field"},
+    {MessageErrc::bad_seq, "bad_seq"},
+    {MessageErrc::wrong_stream, "wrong_stream"},
+    {MessageErrc::unknown_type, "unknown_type"},
+    {MessageErrc::invalid_data, "invalid_data"},
+    {MessageErrc::bad_field, "bad_field"},
+    {MessageErrc::too_large, "too_large"},
+    {MessageErrc::seq_beyond_head, "seq_beyond_head"},
+    {MessageErrc::unstorable, "unstorable"},
+}};
+static_assert(base::lists_every_enumerator(kMessageErrcNames, MessageErrc::unstorable));
+
 const char* to_string(MessageErrc code) noexcept {
-  switch (code) {
-    case MessageErrc::not_json:
-      return "not_json";
-    case MessageErrc::missing_field:
-      return "missing_field";
-    case MessageErrc::bad_seq:
-      return "bad_seq";
-    case MessageErrc::wrong_stream:
-      return "wrong_stream";
-    case MessageErrc::unknown_type:
-      return "unknown_type";
-    case MessageErrc::invalid_data:
-      return "invalid_data";
-    case MessageErrc::bad_field:
-      return "bad_field";
-    case MessageErrc::too_large:
-      return "too_large";
-    case MessageErrc::seq_beyond_head:
-      return "seq_beyond_head";
-    case MessageErrc::unstorable:
-      return "unstorable";
-  }
-  return "unknown";
+  // The names are literals: their data() is NUL-terminated.
+  return base::name_in(kMessageErrcNames, code).value_or("unknown").data();
 }
 
 nlohmann::json ExternalMessage::to_json() const {

@@ -43,6 +43,7 @@
 #include <variant>
 #include <vector>
 
+#include "clearing/base/name_table.hpp"
 #include "clearing/eventstore/database.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/message.hpp"
@@ -92,24 +93,19 @@ constexpr bool is_retryable(FetchErrc code) noexcept {
          code == FetchErrc::server_error;
 }
 
+inline constexpr base::NameTable<FetchErrc, 7> kFetchErrcNames{{
+    {FetchErrc::unreachable, "unreachable"},
+    {FetchErrc::timeout, "timeout"},
+    {FetchErrc::unauthorized, "unauthorized"},
+    {FetchErrc::not_found, "not_found"},
+    {FetchErrc::bad_answer, "bad_answer"},
+    {FetchErrc::server_error, "server_error"},
+    {FetchErrc::misconfigured, "misconfigured"},
+}};
+static_assert(base::lists_every_enumerator(kFetchErrcNames, FetchErrc::misconfigured));
+
 constexpr std::string_view to_string(FetchErrc code) noexcept {
-  switch (code) {
-    case FetchErrc::unreachable:
-      return "unreachable";
-    case FetchErrc::timeout:
-      return "timeout";
-    case FetchErrc::unauthorized:
-      return "unauthorized";
-    case FetchErrc::not_found:
-      return "not_found";
-    case FetchErrc::bad_answer:
-      return "bad_answer";
-    case FetchErrc::server_error:
-      return "server_error";
-    case FetchErrc::misconfigured:
-      return "misconfigured";
-  }
-  return "unknown";
+  return base::name_in(kFetchErrcNames, code).value_or("unknown");
 }
 
 struct FetchError {

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <variant>
 
+#include "clearing/base/name_table.hpp"
+
 namespace clearing::external_streams {
 
 // An option out of its range: which one, and a message that names it and its range.
@@ -25,16 +27,15 @@ enum class KafkaErrc {
   cluster_refused,  // the embedded cluster did not start, or refused an operation on it
 };
 
+inline constexpr base::NameTable<KafkaErrc, 3> kKafkaErrcNames{{
+    {KafkaErrc::invalid_setting, "invalid_setting"},
+    {KafkaErrc::client_failed, "client_failed"},
+    {KafkaErrc::cluster_refused, "cluster_refused"},
+}};
+static_assert(base::lists_every_enumerator(kKafkaErrcNames, KafkaErrc::cluster_refused));
+
 constexpr std::string_view to_string(KafkaErrc code) noexcept {
-  switch (code) {
-    case KafkaErrc::invalid_setting:
-      return "invalid_setting";
-    case KafkaErrc::client_failed:
-      return "client_failed";
-    case KafkaErrc::cluster_refused:
-      return "cluster_refused";
-  }
-  return "unknown";
+  return base::name_in(kKafkaErrcNames, code).value_or("unknown");
 }
 
 struct KafkaError {

@@ -32,6 +32,7 @@
 #include <tl/expected.hpp>
 #include <vector>
 
+#include "clearing/base/name_table.hpp"
 #include "clearing/eventstore/database.hpp"
 #include "clearing/external_streams/errors.hpp"
 #include "clearing/external_streams/stream_store.hpp"
@@ -73,16 +74,15 @@ enum class OwnershipErrc {
 
 constexpr bool is_retryable(OwnershipErrc code) noexcept { return code != OwnershipErrc::refused; }
 
+inline constexpr base::NameTable<OwnershipErrc, 3> kOwnershipErrcNames{{
+    {OwnershipErrc::unreachable, "unreachable"},
+    {OwnershipErrc::locks_lost, "locks_lost"},
+    {OwnershipErrc::refused, "refused"},
+}};
+static_assert(base::lists_every_enumerator(kOwnershipErrcNames, OwnershipErrc::refused));
+
 constexpr std::string_view to_string(OwnershipErrc code) noexcept {
-  switch (code) {
-    case OwnershipErrc::unreachable:
-      return "unreachable";
-    case OwnershipErrc::locks_lost:
-      return "locks_lost";
-    case OwnershipErrc::refused:
-      return "refused";
-  }
-  return "unknown";
+  return base::name_in(kOwnershipErrcNames, code).value_or("unknown");
 }
 
 struct OwnershipError {

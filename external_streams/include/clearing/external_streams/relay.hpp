@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "clearing/base/name_table.hpp"
 #include "clearing/eventstore/database.hpp"
 #include "clearing/external_streams/kafka.hpp"
 
@@ -84,18 +85,16 @@ enum class RelayErrc {
   producer_failed,  // the producer could not be made again after a fatal error
 };
 
+inline constexpr base::NameTable<RelayErrc, 4> kRelayErrcNames{{
+    {RelayErrc::ownership, "ownership"},
+    {RelayErrc::database, "database"},
+    {RelayErrc::delivery_failed, "delivery_failed"},
+    {RelayErrc::producer_failed, "producer_failed"},
+}};
+static_assert(base::lists_every_enumerator(kRelayErrcNames, RelayErrc::producer_failed));
+
 constexpr std::string_view to_string(RelayErrc code) noexcept {
-  switch (code) {
-    case RelayErrc::ownership:
-      return "ownership";
-    case RelayErrc::database:
-      return "database";
-    case RelayErrc::delivery_failed:
-      return "delivery_failed";
-    case RelayErrc::producer_failed:
-      return "producer_failed";
-  }
-  return "unknown";
+  return base::name_in(kRelayErrcNames, code).value_or("unknown");
 }
 
 struct RelayError {
