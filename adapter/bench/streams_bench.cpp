@@ -31,7 +31,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <pqxx/pqxx>
 #include <string>
@@ -52,6 +51,7 @@
 #include "clearing/external_streams/relay.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/support/bench.hpp"
+#include "clearing/support/bench_program.hpp"
 
 namespace clearing::bench {
 namespace {
@@ -511,11 +511,8 @@ void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max
 
 void print_environment(const Bench& bench) {
   const auto& o = bench.options;
-  fmt::print("server: {}\nsettings: fsync={} synchronous_commit={}\n",
-             bench.count("select version()"), bench.count("show fsync"),
-             bench.count("show synchronous_commit"));
-  fmt::print("machine: {} cores (server, Kafka mock cluster and benchmark share them)\n",
-             std::thread::hardware_concurrency());
+  support::print_server(bench.database.url(), {"fsync", "synchronous_commit"});
+  support::print_machine("server, Kafka mock cluster and benchmark");
   fmt::print(
       "config: messages={} transfer_messages={} partitions={} append_batch={} consumer "
       "batch_max={} "
@@ -547,10 +544,8 @@ int main(int argc, char** argv) {
       "Relay and consumer throughput of the external streams, and the latency from derivation "
       "commit to "
       "the consumer's commit. Prints figures; no thresholds."};
-  app.add_option("--database-url", options.database_url,
-                 "libpq URI of the server (a fresh database is made on it)")
-      ->envname("CLEARING_TEST_DATABASE_URL")
-      ->required();
+  clearing::support::add_database_url_option(
+      app, options.database_url, "libpq URI of the server (a fresh database is made on it)");
   app.add_option("--messages", options.messages, "messages for the relay and the one-row consumer")
       ->check(CLI::Range(1, kMessagesMax));
   app.add_option("--transfer-messages", options.transfer_messages,
@@ -575,20 +570,13 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", options.quick,
                "smoke run: 2,000 messages, 500 transfer messages, 2 s of latency");
   app.add_flag("--keep-database", options.keep_database, "do not drop the scratch database");
-  app.add_option("--log-level", options.log_level, "level of the modules' logs (stderr)")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  clearing::support::add_log_level_option(app, options.log_level);
   CLI11_PARSE(app, argc, argv);
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   clearing::base::set_log_level(options.log_level);
   if (options.quick) {
     if (app.count("--messages") == 0) options.messages = 2'000;
     if (app.count("--transfer-messages") == 0) options.transfer_messages = 500;
     if (app.count("--live-seconds") == 0) options.live_seconds = 2;
   }
-  try {
-    return run(options);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "bench_streams: {}\n", e.what());
-    return 1;
-  }
+  return clearing::support::run_benchmark("bench_streams", [&] { return run(options); });
 }
