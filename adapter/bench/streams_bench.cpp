@@ -378,106 +378,172 @@ void run_throughput(Bench& bench) {
 
 // ---- 4. Live latency --------------------------------------------------------------------
 
-// fetch_wait_max_ms 0: the consumer's librdkafka default (fetch.wait.max.ms 500).
-void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max_ms) {
-  const auto& o = bench.options;
-  // Touched only by the consumer thread until it is joined.
+using TimePoints = std::unordered_map<std::string, Clock::time_point>;
+using AckSamples = std::vector<std::pair<Clock::time_point, std::int64_t>>;
+
+// The consumer's side of a latency run: a StreamConsumer with run_once in a loop on a thread
+// of its own. The applier notes each message; the instant run_once returns (after the
+// batch's commit) is the commit instant of the batch's messages. Construct in place (the
+// handler and the thread refer to the members); the maps and `error` are the thread's until
+// stop_loop() joined it.
+struct LiveConsumer {
   std::vector<std::string> in_batch;
-  std::unordered_map<std::string, Clock::time_point> applied_at, committed_at;
+  TimePoints applied_at, committed_at;
   std::atomic<std::int64_t> seen{0};
   std::atomic<bool> stopping{false};
   std::atomic<std::int64_t> parked{0};
-  auto consumer = bench.consumer(stream, "bench-live-" + stream.name,
-                                 std::make_unique<TimingHandler>(parked, in_batch, applied_at),
-                                 fetch_wait_max_ms);
-  std::string consumer_error;
-  std::thread consumer_thread([&] {
+  std::string error;  // the reason of the first held partition
+  std::unique_ptr<external_streams::StreamConsumer> consumer;
+  std::thread thread;
+
+  // fetch_wait_max_ms 0: the consumer's librdkafka default (fetch.wait.max.ms 500).
+  LiveConsumer(Bench& bench, const StreamSpec& stream, int fetch_wait_max_ms)
+      : consumer(bench.consumer(stream, "bench-live-" + stream.name,
+                                std::make_unique<TimingHandler>(parked, in_batch, applied_at),
+                                fetch_wait_max_ms)),
+        thread([this] { loop(); }) {}
+
+  void stop_loop() {
+    stopping = true;
+    thread.join();
+  }
+
+ private:
+  void loop() {
     while (!stopping.load()) {
       in_batch.clear();
       consumer->run_once();
       const auto now = Clock::now();
       if (const auto held = consumer->stats().held; !held.empty()) {
-        if (consumer_error.empty()) consumer_error = held.begin()->second.reason;
+        if (error.empty()) error = held.begin()->second.reason;
         continue;
       }
       for (const auto& id : in_batch) committed_at.emplace(id, now);
       seen.fetch_add(static_cast<std::int64_t>(in_batch.size()));
     }
-  });
-  auto relay = bench.relay();
-  relay->start();
-  // The relay's acknowledged count, sampled: the k-th live message counts as acknowledged
-  // when the count first reached k. Approximate (partitions are flushed one after
-  // another), but it splits the latency into the relay's part and the consumer's.
-  std::vector<std::pair<Clock::time_point, std::int64_t>> acks;
-  std::atomic<bool> sampling{true};
-  std::thread sampler([&] {
+  }
+};
+
+// The relay's acknowledged count, sampled every 0.2 ms on a thread of its own: the k-th live
+// message counts as acknowledged when the count first reached k. Approximate (partitions
+// are flushed one after another), but it splits the latency into the relay's part and the
+// consumer's.
+class AckSampler {
+ public:
+  explicit AckSampler(const external_streams::Relay& relay)
+      : relay_(relay), thread_([this] { loop(); }) {}
+
+  // Stops the sampling; returns the samples: (instant, acknowledged count) at each change.
+  AckSamples stop() {
+    sampling_ = false;
+    thread_.join();
+    return std::move(acks_);
+  }
+
+ private:
+  void loop() {
     std::int64_t last = -1;
-    while (sampling.load()) {
-      const auto acknowledged = relay->stats().acknowledged;
-      if (acknowledged != last) acks.emplace_back(Clock::now(), acknowledged);
+    while (sampling_.load()) {
+      const auto acknowledged = relay_.stats().acknowledged;
+      if (acknowledged != last) acks_.emplace_back(Clock::now(), acknowledged);
       last = acknowledged;
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
-  });
+  }
 
-  // One unmeasured message first: the group has joined once it has been applied.
+  const external_streams::Relay& relay_;
+  AckSamples acks_;
+  std::atomic<bool> sampling_{true};
+  std::thread thread_;
+};
+
+// One unmeasured message first: the group has joined once it has been applied. Returns the
+// seconds it took.
+double warm_up(Bench& bench, const StreamSpec& stream, const LiveConsumer& live) {
   const auto warmup_start = Clock::now();
   append_messages(bench, stream, 1, [](int i) { return succeeded_draft(i); });
-  while (seen.load() < 1 && Clock::now() - warmup_start < kPhaseTimeout)
+  while (live.seen.load() < 1 && Clock::now() - warmup_start < kPhaseTimeout)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  const double warmup_seconds = Seconds(Clock::now() - warmup_start).count();
+  return Seconds(Clock::now() - warmup_start).count();
+}
 
+struct LiveWrites {
+  // event id -> (before the writer's transaction, after its commit)
   std::unordered_map<std::string, std::pair<Clock::time_point, Clock::time_point>> written;
-  std::vector<Clock::time_point> written_in_order;
-  const auto acknowledged_before = relay->stats().acknowledged;
+  std::vector<Clock::time_point> written_in_order;  // after each commit
+  int appends = 0;
+  Clock::time_point start, end;
+  double rate() const { return appends / Seconds(end - start).count(); }
+};
+
+// One writer, one append_external per transaction, paced at --live-rate for --live-seconds.
+LiveWrites write_paced(Bench& bench, const StreamSpec& stream) {
+  const auto& o = bench.options;
+  LiveWrites writes;
   const auto period =
       std::chrono::duration_cast<Clock::duration>(Seconds(1.0 / o.live_rate_per_second));
-  const auto appends = static_cast<int>(o.live_seconds * o.live_rate_per_second);
-  const auto start = Clock::now();
-  for (int i = 0; i < appends; ++i) {
-    std::this_thread::sleep_until(start + period * i);
+  writes.appends = static_cast<int>(o.live_seconds * o.live_rate_per_second);
+  writes.start = Clock::now();
+  for (int i = 0; i < writes.appends; ++i) {
+    std::this_thread::sleep_until(writes.start + period * i);
     const auto before = Clock::now();
     auto appended = bench.pool->transact([&](eventstore::Transaction& tx) {
       return external_streams::append_external(tx, stream, succeeded_draft(i), source_event());
     });
     if (!appended || !appended->has_value()) throw std::runtime_error("live append failed");
     const auto after = Clock::now();
-    written.emplace((*appended)->event_id, std::make_pair(before, after));
-    written_in_order.push_back(after);
+    writes.written.emplace((*appended)->event_id, std::make_pair(before, after));
+    writes.written_in_order.push_back(after);
   }
-  const auto write_end = Clock::now();
-  while (seen.load() < appends + 1 && Clock::now() - write_end < kLiveDrainTimeout)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  stopping = true;
-  consumer_thread.join();
-  sampling = false;
-  sampler.join();
-  relay->stop();
-  consumer->stop();
+  writes.end = Clock::now();
+  return writes;
+}
 
-  std::vector<double> append_ms, to_applier_ms, to_commit_ms;
-  std::size_t missing = 0;
-  for (const auto& [id, w] : written) {
-    append_ms.push_back(ms(w.second - w.first));
-    const auto applied = applied_at.find(id);
-    const auto committed = committed_at.find(id);
-    if (applied == applied_at.end() || committed == committed_at.end()) {
-      ++missing;
-      continue;
-    }
-    to_applier_ms.push_back(ms(applied->second - w.second));
-    to_commit_ms.push_back(ms(committed->second - w.second));
-  }
-  std::vector<double> to_ack_ms;
+// Waits until the consumer has seen `total` messages, kLiveDrainTimeout at most.
+void wait_for_drain(const LiveConsumer& live, std::int64_t total, Clock::time_point write_end) {
+  while (live.seen.load() < total && Clock::now() - write_end < kLiveDrainTimeout)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+struct LiveLatencies {
+  std::vector<double> append_ms, to_ack_ms, to_applier_ms, to_commit_ms;
+  std::size_t missing = 0;  // written messages the consumer did not apply and commit
+};
+
+// From the writer's commit to the k-th acknowledgement after `acknowledged_before`.
+std::vector<double> to_ack_ms(const LiveWrites& writes, const AckSamples& acks,
+                              std::int64_t acknowledged_before) {
+  std::vector<double> figures;
   std::size_t sample = 0;
-  for (std::size_t k = 0; k < written_in_order.size(); ++k) {
+  for (std::size_t k = 0; k < writes.written_in_order.size(); ++k) {
     const auto wanted = acknowledged_before + static_cast<std::int64_t>(k) + 1;
     while (sample < acks.size() && acks[sample].second < wanted) ++sample;
     if (sample == acks.size()) break;
-    to_ack_ms.push_back(ms(acks[sample].first - written_in_order[k]));
+    figures.push_back(ms(acks[sample].first - writes.written_in_order[k]));
   }
-  const auto consumer_stats = consumer->stats();
+  return figures;
+}
+
+LiveLatencies latencies_of(const LiveWrites& writes, const LiveConsumer& live,
+                           const AckSamples& acks, std::int64_t acknowledged_before) {
+  LiveLatencies l;
+  for (const auto& [id, w] : writes.written) {
+    l.append_ms.push_back(ms(w.second - w.first));
+    const auto applied = live.applied_at.find(id);
+    const auto committed = live.committed_at.find(id);
+    if (applied == live.applied_at.end() || committed == live.committed_at.end()) {
+      ++l.missing;
+      continue;
+    }
+    l.to_applier_ms.push_back(ms(applied->second - w.second));
+    l.to_commit_ms.push_back(ms(committed->second - w.second));
+  }
+  l.to_ack_ms = to_ack_ms(writes, acks, acknowledged_before);
+  return l;
+}
+
+void print_live_header(const Options& o, int fetch_wait_max_ms, const LiveWrites& writes,
+                       double warmup_seconds) {
   fmt::print(
       "\nlive latency: one writer, one append_external per transaction, paced at {}/s for {:.1f} s "
       "(achieved {:.0f}/s);\n"
@@ -487,26 +553,48 @@ void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max
       "group joined and first message through after {:.2f} s (not measured). Clock: steady_clock, "
       "from after "
       "the writer's commit.\n",
-      o.live_rate_per_second, o.live_seconds, appends / Seconds(write_end - start).count(),
-      o.consumer_batch_max,
+      o.live_rate_per_second, o.live_seconds, writes.rate(), o.consumer_batch_max,
       fetch_wait_max_ms > 0 ? fmt::format("{}", fetch_wait_max_ms)
                             : std::string("500 (librdkafka default)"),
       warmup_seconds);
-  print_distribution("append_external transaction       ", append_ms);
-  print_distribution("derivation commit -> Kafka acked (by count)", to_ack_ms);
-  print_distribution("derivation commit -> applier call ", to_applier_ms);
-  print_distribution("derivation commit -> consumer commit", to_commit_ms);
+}
+
+void print_live_figures(const LiveLatencies& l, const LiveConsumer& live) {
+  print_distribution("append_external transaction       ", l.append_ms);
+  print_distribution("derivation commit -> Kafka acked (by count)", l.to_ack_ms);
+  print_distribution("derivation commit -> applier call ", l.to_applier_ms);
+  print_distribution("derivation commit -> consumer commit", l.to_commit_ms);
+  const auto consumer_stats = live.consumer->stats();
   fmt::print("  consumer: {} applied in {} batches ({:.1f} per batch), {} duplicates, {} parked\n",
              consumer_stats.applied, consumer_stats.batches,
              consumer_stats.batches > 0
                  ? static_cast<double>(consumer_stats.applied) / consumer_stats.batches
                  : 0,
-             consumer_stats.duplicates, parked.load());
-  if (missing > 0 || !consumer_error.empty())
+             consumer_stats.duplicates, live.parked.load());
+  if (l.missing > 0 || !live.error.empty())
     fmt::print(
         "  {} written messages not committed by the consumer within {} s; first consumer error: "
         "{}\n",
-        missing, kLiveDrainTimeout.count(), consumer_error.empty() ? "none" : consumer_error);
+        l.missing, kLiveDrainTimeout.count(), live.error.empty() ? "none" : live.error);
+}
+
+// fetch_wait_max_ms 0: the consumer's librdkafka default (fetch.wait.max.ms 500).
+void run_live_latency(Bench& bench, const StreamSpec& stream, int fetch_wait_max_ms) {
+  LiveConsumer live(bench, stream, fetch_wait_max_ms);
+  auto relay = bench.relay();
+  relay->start();
+  AckSampler sampler(*relay);
+  const double warmup_seconds = warm_up(bench, stream, live);
+  const auto acknowledged_before = relay->stats().acknowledged;
+  const LiveWrites writes = write_paced(bench, stream);
+  wait_for_drain(live, writes.appends + 1, writes.end);
+  live.stop_loop();
+  const AckSamples acks = sampler.stop();
+  relay->stop();
+  live.consumer->stop();
+  const auto latencies = latencies_of(writes, live, acks, acknowledged_before);
+  print_live_header(bench.options, fetch_wait_max_ms, writes, warmup_seconds);
+  print_live_figures(latencies, live);
 }
 
 void print_environment(const Bench& bench) {
