@@ -124,8 +124,8 @@ Instance make_instance(const std::string& url, const std::string& mock_url, cons
   client_options.connect_timeout_ms = 1'000;
   client_options.in_flight_max = options.in_flight_max;  // the client must not be the limit
   client_options.pool_connections_max = options.in_flight_max;
-  auto client = clearing_client::ClearingClient::create(client_options);
-  if (!client) throw std::runtime_error("clearing client: " + client.error());
+  auto client = clearing_client::ClearingClient::start(client_options);
+  if (!client) throw std::runtime_error("clearing client: " + client.error().message);
   instance.client = std::move(*client);
   adapter::DispatcherOptions dispatcher_options;
   dispatcher_options.owner = name;

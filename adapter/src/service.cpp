@@ -129,8 +129,8 @@ struct Service::Impl {
     options.reuse_connections = config.clearing.reuse_connections;
     options.verify_tls = config.clearing.verify_tls;
     options.ca_file = config.clearing.ca_file.value_or("");
-    auto created = clearing_client::ClearingClient::create(options);
-    if (!created) return tl::unexpected("clearing client: " + created.error());
+    auto created = clearing_client::ClearingClient::start(options);
+    if (!created) return tl::unexpected("clearing client: " + created.error().message);
     client = std::move(*created);
     return {};
   }

@@ -742,13 +742,6 @@ tl::expected<std::unique_ptr<ClearingClient>, OptionsError> ClearingClient::star
   return std::unique_ptr<ClearingClient>(new ClearingClient(std::move(impl)));
 }
 
-tl::expected<std::unique_ptr<ClearingClient>, std::string> ClearingClient::create(
-    ClientOptions options) {
-  return start(std::move(options)).map_error([](OptionsError error) {
-    return std::move(error.message);
-  });
-}
-
 ClearingClient::ClearingClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 ClearingClient::~ClearingClient() { stop(); }

@@ -148,9 +148,6 @@ TEST_CASE("options are validated with a clear message") {
   const auto started = ClearingClient::start(options);
   REQUIRE_FALSE(started);
   CHECK(started.error() == result.error());
-  const auto created = ClearingClient::create(options);  // transitional: the message as text
-  REQUIRE_FALSE(created);
-  CHECK(created.error() == result.error().message);
 }
 
 // ---- issue 16: a 400 decides only with the clearing's own error body -------------------------

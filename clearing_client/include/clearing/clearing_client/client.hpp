@@ -101,10 +101,6 @@ class ClearingClient {
  public:
   // Validates the options and starts the I/O thread; the error names the option at fault.
   static tl::expected<std::unique_ptr<ClearingClient>, OptionsError> start(ClientOptions options);
-  // Transitional: start() with the error as its message, for the callers outside this module
-  // that still read the error as text (adapter/src/service.cpp, tests/saga/, bench/). Goes
-  // once they call start().
-  static tl::expected<std::unique_ptr<ClearingClient>, std::string> create(ClientOptions options);
 
   ~ClearingClient();  // stop(), then joins the I/O thread
   ClearingClient(const ClearingClient&) = delete;
