@@ -261,7 +261,7 @@ struct Service::Impl {
     options.connections_per_client_max = config.http.connections_per_client_max;
     options.idle_timeout_ms = config.http.idle_timeout_ms;
     auto created = HttpServer::create(options);
-    if (!created) return tl::unexpected("http: " + created.error());
+    if (!created) return tl::unexpected("http: " + created.error().message);
     http = std::move(*created);
     // Liveness only: never blocks, so it runs on the I/O thread and answers when every worker
     // is busy (a flood of /readyz, which asks the database, cannot make it fail).
@@ -286,7 +286,7 @@ struct Service::Impl {
     external_streams::add_catch_up_routes(*http, *pool);
     add_transfer_routes(*http, *pool, *transfers);
     auto started_http = http->start();
-    if (!started_http) return tl::unexpected("http: " + started_http.error());
+    if (!started_http) return tl::unexpected("http: " + started_http.error().message);
     return {};
   }
 

@@ -124,8 +124,8 @@ struct ServerError {
   bool is_retryable() const noexcept { return code == ServerErrc::cannot_listen; }
 };
 
-// Transitional, for the callers outside http/ that still prefix the error as text
-// ("http: " + error: adapter/src/service.cpp, tools/core_sim/src/core_sim.cpp). Goes once
+// Transitional, for the callers that still prefix the error as text ("catch-up API: " +
+// error: tools/core_sim/src/core_sim.cpp; http/tests/server_test.cpp checks it). Goes once
 // they read error.message.
 inline std::string operator+(std::string_view prefix, const ServerError& error) {
   return std::string(prefix) + error.message;
