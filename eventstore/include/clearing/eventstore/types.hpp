@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <tl/expected.hpp>
 
@@ -123,20 +122,6 @@ struct StoreError {
 
 template <class T>
 using StoreResult = tl::expected<T, StoreError>;
-
-// A StoreError thrown by code that runs inside another's transaction and cannot return it
-// through its signature (a consumer's applier, its batch scope): the catcher keeps the type,
-// so it can tell a database that is away (retry later) from input it refuses (isolate it).
-class StoreFailure : public std::runtime_error {
- public:
-  explicit StoreFailure(StoreError error)
-      : std::runtime_error(std::string(to_string(error.code)) + ": " + error.message),
-        error_(std::move(error)) {}
-  const StoreError& error() const noexcept { return error_; }
-
- private:
-  StoreError error_;
-};
 
 struct AppendResult {
   StreamVersion next_expected_version;  // the stream's version after this append
