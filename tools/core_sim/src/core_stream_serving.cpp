@@ -16,11 +16,11 @@ tl::expected<void, std::string> CoreStreamServing::open(
     const external_streams::KafkaClientOptions& kafka) {
   auto server = http::HttpServer::create(
       {.host = options.http_host, .port = options.http_port, .bearer_token = options.api_token});
-  if (!server) return tl::unexpected("catch-up API: " + server.error());
+  if (!server) return tl::unexpected("catch-up API: " + server.error().message);
   http_ = std::move(*server);
   external_streams::add_catch_up_routes(*http_, pool);
   if (auto listening = http_->start(); !listening)
-    return tl::unexpected("catch-up API: " + listening.error());
+    return tl::unexpected("catch-up API: " + listening.error().message);
 
   auto made_relay = external_streams::Relay::create(
       pool, {.kafka = kafka,

@@ -124,13 +124,6 @@ struct ServerError {
   bool is_retryable() const noexcept { return code == ServerErrc::cannot_listen; }
 };
 
-// Transitional, for the callers that still prefix the error as text ("catch-up API: " +
-// error: tools/core_sim/src/core_sim.cpp; http/tests/server_test.cpp checks it). Goes once
-// they read error.message.
-inline std::string operator+(std::string_view prefix, const ServerError& error) {
-  return std::string(prefix) + error.message;
-}
-
 class HttpServer {
  public:
   // Validates the options; the error (invalid_option) names the bad option.
