@@ -49,7 +49,7 @@
 namespace clearing::bench {
 namespace {
 
-// The requests, the retry policy and the schema are the tests' (support/saga_fixture.hpp).
+// The requests, the retry policy and the schema are the tests' (adapter/testing/saga_fixture.hpp).
 using testing::fast_policy;
 using testing::migrate;
 

@@ -90,7 +90,7 @@ struct Options {
 
 // ---- Wiring -----------------------------------------------------------------------------
 
-// The country's rules, the retry policy and the schema are the tests' (support/saga_fixture.hpp).
+// The country's rules, the retry policy and the schema are the tests' (adapter/testing/saga_fixture.hpp).
 using testing::dk_rules;
 using testing::fast_policy;
 
@@ -191,7 +191,7 @@ Draft succeeded_draft(std::int64_t index) {
                ""};
 }
 
-// A core TransferRequested as tests/streams/inbound_pgtest.cpp writes it.
+// A core TransferRequested as adapter/tests/streams/inbound_pgtest.cpp writes it.
 Draft requested_draft(int index) {
   const auto id = base::new_uuid();
   return Draft{
