@@ -90,7 +90,8 @@ struct Options {
 
 // ---- Wiring -----------------------------------------------------------------------------
 
-// The country's rules, the retry policy and the schema are the tests' (adapter/testing/saga_fixture.hpp).
+// The country's rules, the retry policy and the schema are the tests'
+// (adapter/testing/saga_fixture.hpp).
 using testing::dk_rules;
 using testing::fast_policy;
 
