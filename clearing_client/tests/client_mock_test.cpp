@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -615,6 +617,39 @@ constexpr auto kAnswerBound = 2 * 1'000ms + 3s;
 
 namespace {
 
+// Runs call(i) for every i in [0, calls) on `workers` threads, each taking the next i, as
+// the dispatcher's workers share their calls.
+template <class Call>
+void run_on_workers(int workers, int calls, Call call) {
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w)
+    threads.emplace_back([&] {
+      for (int i = next++; i < calls; i = next++) call(i);
+    });
+  for (auto& thread : threads) thread.join();
+}
+
+// The answer, or nothing (counted in `late`) when it took longer than kAnswerBound; then it
+// is still waited for (bounded), so the client outlives no caller of its futures.
+std::optional<ClearingAnswer> answer_in_bound(std::future<ClearingAnswer> future,
+                                              std::atomic<int>& late) {
+  if (future.wait_for(kAnswerBound) == std::future_status::ready) return future.get();
+  ++late;
+  future.wait_for(kHangBound);
+  return std::nullopt;
+}
+
+// The end of a load: nothing in flight or waiting, and stop() returns promptly.
+void check_idle_then_stops_promptly(ClearingClient& client) {
+  const auto stats = client.stats();
+  CHECK(stats.in_flight_now == 0);
+  CHECK(stats.waiting_now == 0);
+  const auto started = std::chrono::steady_clock::now();
+  client.stop();
+  CHECK(std::chrono::steady_clock::now() - started < 2s);
+}
+
 void load_with_faults(std::uint64_t seed) {
   auto mock_options = faulty_holding_mock();
   mock_options.seed = seed;
@@ -622,40 +657,23 @@ void load_with_faults(std::uint64_t seed) {
   auto setup = start(mock_options, dispatcher_like);
   constexpr int kWorkers = 64;  // like the dispatcher: 64 calls for 16 slots
   constexpr int kTransfers = 300;
-  std::atomic<int> next{0};
   std::atomic<int> late{0};
   std::atomic<int> answered{0};
-  std::vector<std::thread> workers;
-  for (int w = 0; w < kWorkers; ++w) {
-    workers.emplace_back([&] {
-      for (int i = next++; i < kTransfers; i = next++) {
-        const std::string reference = "t-load-" + std::to_string(i);
-        for (int round = 0; round < 3; ++round) {
-          auto future = round == 0 ? setup.client->submit(transfer(reference))
-                                   : setup.client->inquire(reference);
-          if (future.wait_for(kAnswerBound) != std::future_status::ready) {
-            ++late;
-            // Still wait (bounded) so the client outlives no caller of its futures.
-            future.wait_for(kHangBound);
-            continue;
-          }
-          const auto answer = future.get();
-          ++answered;
-          if (answer.answer_class != AnswerClass::unknown) break;
-        }
-      }
-    });
-  }
-  for (auto& worker : workers) worker.join();
+  run_on_workers(kWorkers, kTransfers, [&](int i) {
+    const std::string reference = "t-load-" + std::to_string(i);
+    for (int round = 0; round < 3; ++round) {
+      const auto answer = answer_in_bound(
+          round == 0 ? setup.client->submit(transfer(reference)) : setup.client->inquire(reference),
+          late);
+      if (!answer) continue;
+      ++answered;
+      if (answer->answer_class != AnswerClass::unknown) break;
+    }
+  });
   CHECK(late.load() == 0);
   CHECK(answered.load() >= kTransfers);
-  const auto stats = setup.client->stats();
-  CHECK(stats.in_flight_now == 0);
-  CHECK(stats.waiting_now == 0);
-  CHECK(stats.in_flight_peak <= 16);
-  const auto started = std::chrono::steady_clock::now();
-  setup.client->stop();
-  CHECK(std::chrono::steady_clock::now() - started < 2s);
+  CHECK(setup.client->stats().in_flight_peak <= 16);
+  check_idle_then_stops_promptly(*setup.client);
 }
 
 }  // namespace
@@ -712,35 +730,18 @@ TEST_CASE("waits for a slot that time out while slots are handed over: every fut
   });
   constexpr int kWorkers = 48;
   constexpr int kCalls = 600;
-  std::atomic<int> next{0};
   std::atomic<int> late{0};
   std::atomic<int> slot_timeouts{0};
-  std::vector<std::thread> workers;
-  for (int w = 0; w < kWorkers; ++w) {
-    workers.emplace_back([&] {
-      for (int i = next++; i < kCalls; i = next++) {
-        const std::string reference = "t-slot-" + std::to_string(i % 150);
-        auto future = i % 2 == 0 ? setup.client->submit(transfer(reference))
-                                 : setup.client->inquire(reference);
-        if (future.wait_for(kAnswerBound) != std::future_status::ready) {
-          ++late;
-          future.wait_for(kHangBound);
-          continue;
-        }
-        const auto answer = future.get();
-        if (answer.detail.find("no in-flight slot") != std::string::npos) ++slot_timeouts;
-      }
-    });
-  }
-  for (auto& worker : workers) worker.join();
+  run_on_workers(kWorkers, kCalls, [&](int i) {
+    const std::string reference = "t-slot-" + std::to_string(i % 150);
+    const auto answer = answer_in_bound(
+        i % 2 == 0 ? setup.client->submit(transfer(reference)) : setup.client->inquire(reference),
+        late);
+    if (answer && answer->detail.find("no in-flight slot") != std::string::npos) ++slot_timeouts;
+  });
   CHECK(late.load() == 0);
   MESSAGE("slot waits that timed out: ", slot_timeouts.load());
-  const auto stats = setup.client->stats();
-  CHECK(stats.in_flight_now == 0);
-  CHECK(stats.waiting_now == 0);
-  const auto started = std::chrono::steady_clock::now();
-  setup.client->stop();
-  CHECK(std::chrono::steady_clock::now() - started < 2s);
+  check_idle_then_stops_promptly(*setup.client);
 }
 
 TEST_CASE("a host name is resolved; stop() during calls to it returns promptly") {
