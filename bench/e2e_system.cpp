@@ -169,9 +169,9 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
   s->core_url = support::fresh_database(options.server_url, s->core_database);
 
   const auto mock_address = start_mocks(*s, options, latency_ms);
-  s->adapter_port = support::free_port();
-  s->core_port = support::free_port();
-  while (s->core_port == s->adapter_port) s->core_port = support::free_port();
+  const auto ports = support::free_ports(2);
+  s->adapter_port = ports[0];
+  s->core_port = ports[1];
   write_adapter_config(*s, options, slug);
   const auto begun = start_adapter(*s, mock_address);
   progress(fmt::format(

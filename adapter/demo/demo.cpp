@@ -1,9 +1,5 @@
 #include "demo.hpp"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
@@ -21,6 +17,7 @@
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/support/command_lines.hpp"
 #include "clearing/support/scratch_database.hpp"
 #include "reconcile.hpp"
 
@@ -30,19 +27,6 @@ namespace {
 using support::with_database;
 
 constexpr int kDemoFetchWaitMs = 5;  // the consumers' fetch.wait.max.ms against the mock cluster
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof address;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
 
 std::string server_url(const DemoOptions& options) {
   if (!options.database_url.empty()) return options.database_url;
@@ -273,8 +257,9 @@ int run_demo(const DemoOptions& options) {
 
   Wiring w{with_database(server, databases->adapter), with_database(server, databases->core),
            (*mock)->base_url(), clearing.bearer_token, base::new_uuid()};
-  w.adapter_port = free_port();
-  w.core_port = free_port();
+  const auto ports = support::free_ports(2);
+  w.adapter_port = ports[0];
+  w.core_port = ports[1];
   wire_adapter(cfg, w);
   auto service = adapter::Service::create(cfg, (*kafka)->bootstrap_servers());
   if (!service) return failed_to_start("demo: " + service.error());

@@ -141,12 +141,17 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
   };
 
   // A figure from the database: one statement outside a transaction block. A failed
-  // statement is logged and thrown: the registry then renders the family without samples
-  // for this scrape, never a count of zero that is not true.
-  auto query = [parts, log](const char* family, auto&& read) {
+  // statement is counted, logged and thrown: the registry then renders the family without
+  // samples for this scrape, never a count of zero that is not true, and the count says
+  // which figures are missing (an alert can watch it; a missing series alone is easy to miss).
+  auto& query_failures = metrics.counter(
+      "clearing_metrics_query_failures_total",
+      "Scrapes whose database figure could not be read, by metric family", {"family", "cause"});
+  auto query = [parts, log, &query_failures](const char* family, auto&& read) {
     if (!parts.pool) throw std::runtime_error("no database yet");
     auto rows = parts.pool->autocommit(read);
     if (!rows) {
+      query_failures.with({family, std::string(eventstore::to_string(rows.error().code))}).inc();
       log->warn("metrics query failed family={} cause={}", family,
                 eventstore::to_string(rows.error().code));
       throw std::runtime_error(rows.error().message);

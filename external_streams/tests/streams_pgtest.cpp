@@ -183,17 +183,31 @@ tl::expected<FetchedPage, FetchError> fetch_page(Fixture& f, const std::string& 
   return fetched;
 }
 
-std::unique_ptr<StreamConsumer> consumer_for(Fixture& f, const std::string& topic,
-                                             const std::string& group,
-                                             std::unique_ptr<InboundHandler> handler,
-                                             CatchUpFetcher fetcher = {}) {
+// The options of a consumer of `topic` in its own group on the fixture's cluster; a test
+// changes what it is about.
+ConsumerOptions consumer_options(Fixture& f, const std::string& group,
+                                 const std::string& topic = kCore.name) {
   ConsumerOptions options;
   options.kafka = f.client(group);
   options.group_id = group;
   options.topics = {topic};
+  return options;
+}
+
+std::unique_ptr<StreamConsumer> make_consumer(Fixture& f, const ConsumerOptions& options,
+                                              std::unique_ptr<InboundHandler> handler,
+                                              CatchUpFetcher fetcher = {}) {
   auto consumer = StreamConsumer::create(*f.pool, options, std::move(handler), std::move(fetcher));
   REQUIRE_MESSAGE(consumer, (consumer ? "" : message_of(consumer.error())));
   return std::move(*consumer);
+}
+
+std::unique_ptr<StreamConsumer> consumer_for(Fixture& f, const std::string& topic,
+                                             const std::string& group,
+                                             std::unique_ptr<InboundHandler> handler,
+                                             CatchUpFetcher fetcher = {}) {
+  return make_consumer(f, consumer_options(f, group, topic), std::move(handler),
+                       std::move(fetcher));
 }
 
 std::unique_ptr<Relay> relay_for(Fixture& f) {
@@ -434,14 +448,9 @@ TEST_CASE(
 std::unique_ptr<StreamConsumer> paced_consumer(
     Fixture& f, const std::string& group, CatchUpFetcher fetcher,
     std::chrono::milliseconds operator_fix_retry_interval) {
-  ConsumerOptions options;
-  options.kafka = f.client(group);
-  options.group_id = group;
-  options.topics = {kCore.name};
+  auto options = consumer_options(f, group);
   options.operator_fix_retry_interval = operator_fix_retry_interval;
-  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), std::move(fetcher));
-  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
-  return std::move(*made);
+  return make_consumer(f, options, recording_handler(), std::move(fetcher));
 }
 
 TEST_CASE(
@@ -718,10 +727,7 @@ TEST_CASE(
       return {};
     }
   };
-  ConsumerOptions options;
-  options.kafka = f.client("scope-group");
-  options.group_id = "scope-group";
-  options.topics = {kCore.name};
+  auto options = consumer_options(f, "scope-group");
   auto made = StreamConsumer::create(*f.pool, options,
                                      std::make_unique<BatchCounting>(begins, in_batch, refuse_end));
   REQUIRE(made);
@@ -1262,10 +1268,7 @@ TEST_CASE(
     "the consumer calls on_applied after each committed batch that applied messages, and only "
     "then") {
   Fixture f;
-  ConsumerOptions options;
-  options.kafka = f.client("on-applied");
-  options.group_id = "on-applied";
-  options.topics = {kCore.name};
+  auto options = consumer_options(f, "on-applied");
   int calls = 0;
   std::string applied_when_called;
   options.on_applied = [&] {
@@ -1273,9 +1276,8 @@ TEST_CASE(
     applied_when_called =
         f.count("select count(*) from applied");  // another connection: committed rows only
   };
-  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), {});
-  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
-  auto& consumer = **made;
+  auto made = make_consumer(f, options, recording_handler(), {});
+  auto& consumer = *made;
   const auto raw = [](std::int64_t seq, std::int64_t offset) {
     return RawMessage{kCore.name, 0, offset, "k", core_message(0, seq)};
   };
@@ -1454,14 +1456,10 @@ TEST_CASE(
     }
     return page;
   };
-  ConsumerOptions options;
-  options.kafka = f.client("tail-group");
-  options.group_id = "tail-group";
-  options.topics = {kCore.name};
+  auto options = consumer_options(f, "tail-group");
   options.tail_check_interval = std::chrono::milliseconds(500);
-  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), fetcher);
-  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
-  auto& consumer = **made;
+  auto made = make_consumer(f, options, recording_handler(), fetcher);
+  auto& consumer = *made;
   consume_until(consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
   const auto stats = consumer.stats();
@@ -1487,15 +1485,11 @@ TEST_CASE(
     return tl::unexpected(FetchError{FetchErrc::unauthorized,
                                      "catch-up API answered HTTP 401: check the token setting"});
   };
-  ConsumerOptions options;
-  options.kafka = f.client("tail-401-group");
-  options.group_id = "tail-401-group";
-  options.topics = {kCore.name};
+  auto options = consumer_options(f, "tail-401-group");
   options.tail_check_interval = std::chrono::milliseconds(100);
   options.operator_fix_retry_interval = std::chrono::minutes(10);
-  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), fetcher);
-  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
-  auto& consumer = **made;
+  auto made = make_consumer(f, options, recording_handler(), fetcher);
+  auto& consumer = *made;
   for (int partition = 0; partition < kCore.partitions; ++partition)
     for (std::int64_t seq = 1; seq <= 3; ++seq)
       produce_raw(f, kCore.name, partition, "k", core_message(partition, seq));
@@ -1514,15 +1508,10 @@ TEST_CASE(
 namespace {
 
 std::unique_ptr<StreamConsumer> database_assigned_consumer(Fixture& f, const std::string& group) {
-  ConsumerOptions options;
-  options.kafka = f.client(group);
-  options.group_id = group;
-  options.topics = {kCore.name};
+  auto options = consumer_options(f, group);
   options.assignment = PartitionAssignment::database;
   options.partitions = kCore.partitions;
-  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), {});
-  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
-  return std::move(*made);
+  return make_consumer(f, options, recording_handler(), {});
 }
 
 }  // namespace
@@ -1602,15 +1591,11 @@ TEST_CASE(
   Fixture f;
   std::atomic<bool> api_up = false;
   const auto fetcher = first_seq_fetcher(api_up);
-  ConsumerOptions options;
-  options.kafka = f.client("held-db-group");
-  options.group_id = "held-db-group";
-  options.topics = {kCore.name};
+  auto options = consumer_options(f, "held-db-group");
   options.assignment = PartitionAssignment::database;
   options.partitions = kCore.partitions;
-  auto made = StreamConsumer::create(*f.pool, options, recording_handler(), fetcher);
-  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
-  auto& consumer = **made;
+  auto made = make_consumer(f, options, recording_handler(), fetcher);
+  auto& consumer = *made;
   produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
   produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
   consume_until(consumer, [&] { return consumer.stats().stalled; });
@@ -1644,17 +1629,12 @@ TEST_CASE(
     return page;
   };
   const auto consumer_with_tail_check = [&](std::chrono::milliseconds interval) {
-    ConsumerOptions options;
-    options.kafka = f.client("undelivered-group");
-    options.group_id = "undelivered-group";
-    options.topics = {kCore.name};
+    auto options = consumer_options(f, "undelivered-group");
     options.assignment =
         PartitionAssignment::database;  // no group coordinator on the broker taken down
     options.partitions = kCore.partitions;
     options.tail_check_interval = interval;
-    auto made = StreamConsumer::create(*f.pool, options, recording_handler(), fetcher);
-    REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
-    return std::move(*made);
+    return make_consumer(f, options, recording_handler(), fetcher);
   };
   for (int partition = 0; partition < 2; ++partition)
     for (std::int64_t seq = 1; seq <= 3; ++seq)

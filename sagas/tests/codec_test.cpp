@@ -390,18 +390,8 @@ std::vector<Malformed> malformed_transfer_events() {
                                                           .attempt = 2,
                                                           .due_at = at(0),
                                                           .reason = "r"});
-  const Json initiated_data =
-      TransferCodec::encode(TransferInitiated{.request = TransferRequest{.transfer_id = "t-1",
-                                                                         .account_id = "a",
-                                                                         .amount = dkk(1),
-                                                                         .debtor = ada(),
-                                                                         .creditor = charles(),
-                                                                         .remittance_info = "",
-                                                                         .requested_at = at(0)},
-                                              .correlation_id = "c",
-                                              .initiated_at = at(0),
-                                              .deadline_at = at(0),
-                                              .idempotency_key = "t-1"});
+  // Any valid initiation: each case breaks one field of it.
+  const Json initiated_data = TransferCodec::encode(initiated());
   const auto invalid = DecodeErrc::invalid_field;
   return {
       {"NoSuchEvent", settled, DecodeErrc::unknown_type, "", "unknown event type NoSuchEvent"},

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace clearing::support {
@@ -113,6 +114,15 @@ int free_port() {
   close(fd);
   if (!bound) throw std::runtime_error("cannot find a free port on 127.0.0.1");
   return ntohs(address.sin_port);
+}
+
+std::vector<int> free_ports(int count) {
+  std::vector<int> ports;
+  while (static_cast<int>(ports.size()) < count) {
+    const int port = free_port();
+    if (std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
+  }
+  return ports;
 }
 
 }  // namespace clearing::support

@@ -215,15 +215,10 @@ void Run::start_mock() {
 // The kernel's picks, after kafka-mock and clearing-mock have taken theirs: ports fixed in
 // advance fell in the ephemeral range and were now and then already in use.
 int Run::assign_ports() {
-  std::set<int> taken;
-  const auto a_free_port = [&] {
-    int port = support::free_port();
-    while (!taken.insert(port).second) port = support::free_port();
-    return port;
-  };
-  adapter_ports_.clear();
-  for (int i = 0; i < o_.plan.adapters; ++i) adapter_ports_.push_back(a_free_port());
-  return a_free_port();
+  adapter_ports_ = support::free_ports(o_.plan.adapters + 1);
+  const int core_port = adapter_ports_.back();
+  adapter_ports_.pop_back();
+  return core_port;
 }
 
 void Run::write_adapter_config(const std::string& suffix) {

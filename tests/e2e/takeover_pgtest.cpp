@@ -87,8 +87,6 @@ bool eventually(Done done, std::chrono::milliseconds deadline = kDeadline) {
   }
 }
 
-using support::free_port;
-
 // The local ports of a process's TCP connections to the PostgreSQL server's port: its sessions
 // are the backends whose pg_stat_activity.client_port is one of them. Only connections to the
 // server count: Linux may give one local port to two connections to different places.
@@ -324,8 +322,9 @@ TEST_CASE(
   REQUIRE_MESSAGE(mock_address_or, mock.stderr_text());
   const auto mock_address = *mock_address_or;
 
-  const int core_port = free_port();
-  const std::array<int, 2> adapter_ports{free_port(), free_port()};
+  const auto ports = support::free_ports(3);
+  const int core_port = ports[0];
+  const std::array<int, 2> adapter_ports{ports[1], ports[2]};
   REQUIRE(adapter_ports[0] != adapter_ports[1]);
 
   // config/dk.json with the inbound partitions shared through PostgreSQL, and a lease far

@@ -411,5 +411,30 @@ TEST_CASE(
                R"(clearing_relay_lag_messages{stream="adapter.dk.payments.v1",partition="0"})") ==
            0.0;
   }));
+
+  // A figure that cannot be read is counted by family, and its family has no samples in that
+  // scrape (never a false zero).
+  {
+    pqxx::work tx(seed);
+    tx.exec("alter table transfer_status rename to transfer_status_away");
+    tx.commit();
+  }
+  const auto unreadable = service.metrics_text();
+  {
+    pqxx::work tx(seed);
+    tx.exec("alter table transfer_status_away rename to transfer_status");
+    tx.commit();
+  }
+  CHECK(unreadable.find("\nclearing_transfers{") == std::string::npos);
+  // The failure is counted as it happens; the counter's family is written before the
+  // families read at scrape time, so the count shows from the next scrape on.
+  const auto readable = service.metrics_text();
+  CHECK(readable.find("\nclearing_transfers{") != std::string::npos);
+  bool counted = false;
+  std::istringstream lines(readable);
+  for (std::string line; std::getline(lines, line);)
+    counted = counted || (line.starts_with("clearing_metrics_query_failures_total{") &&
+                          line.find(R"(family="clearing_transfers")") != std::string::npos);
+  CHECK(counted);
   service.stop();
 }

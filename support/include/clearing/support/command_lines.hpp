@@ -91,7 +91,10 @@ std::optional<std::string> after_prefix(const std::string& line, const std::stri
 std::optional<nlohmann::json> core_sim_report(const std::string& stdout_text);
 
 // A port on 127.0.0.1 that was free a moment ago (the kernel's pick): the adapter and core-sim
-// must know each other's ports before either starts.
+// must know each other's ports before either starts. Throws when none can be had.
 int free_port();
+
+// `count` such ports, all different (the kernel may pick a just-released port again).
+std::vector<int> free_ports(int count);
 
 }  // namespace clearing::support
