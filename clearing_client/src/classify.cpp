@@ -159,6 +159,22 @@ std::optional<std::string> error_code(const Body& body) {
   return string_field(*it, "code");
 }
 
+// Why a body is no answer object, whatever the call: not a JSON object, an object that
+// repeats a key, or the clearing's error body behind a 200. Nullopt when it is one.
+std::optional<ClearingAnswer> not_an_answer_object(const Body& body, int http_status) {
+  const json* object = body.object();
+  if (object == nullptr) {
+    return unknown(UnknownCause::unparsable_body, http_status, "body is not a JSON object");
+  }
+  if (body.duplicate_keys) {
+    return unknown(UnknownCause::contract_violation, http_status, "body repeats a JSON key");
+  }
+  if (object->contains("error")) {
+    return unknown(UnknownCause::error_body_200, http_status, error_detail(body));
+  }
+  return std::nullopt;
+}
+
 // An answer that names another transfer is nobody's answer here: whatever it says, it must
 // not decide this one (a stray response on a reused connection, or a proxy's mix-up).
 std::optional<ClearingAnswer> reference_mismatch(const Body& body, int http_status,
@@ -233,16 +249,8 @@ ClearingAnswer rejected_answer(ClearingAnswer answer, const json& object) {
 ClearingAnswer classify_status_body(int http_status, const Body& body, bool allow_acsc,
                                     bool allow_pdng, bool allow_rjct) {
   if (!body.value) return unknown(UnknownCause::unparsable_body, http_status, "body is not JSON");
+  if (auto refused = not_an_answer_object(body, http_status)) return std::move(*refused);
   const json* object = body.object();
-  if (object == nullptr) {
-    return unknown(UnknownCause::unparsable_body, http_status, "body is not a JSON object");
-  }
-  if (body.duplicate_keys) {
-    return unknown(UnknownCause::contract_violation, http_status, "body repeats a JSON key");
-  }
-  if (object->contains("error")) {
-    return unknown(UnknownCause::error_body_200, http_status, error_detail(body));
-  }
   const auto status = string_field(*object, "status");
   if (!status) return unknown(UnknownCause::unparsable_body, http_status, "no status field");
   if (auto problem = text_problem(*status, kStatusBytesMax)) {
@@ -709,10 +717,14 @@ RejectedPayment rejected_payment(std::size_t index, std::string_view element,
 
 // ---- The page -----------------------------------------------------------------------------------
 
-IncomingPage failed_page(UnknownCause cause, int http_status, std::string detail) {
+IncomingPage failed_page(ClearingAnswer failure) {
   IncomingPage page;
-  page.failure = unknown(cause, http_status, std::move(detail));
+  page.failure = std::move(failure);
   return page;
+}
+
+IncomingPage failed_page(UnknownCause cause, int http_status, std::string detail) {
+  return failed_page(unknown(cause, http_status, std::move(detail)));
 }
 
 IncomingPage classify_feed(int http_status, std::string_view raw,
@@ -720,9 +732,7 @@ IncomingPage classify_feed(int http_status, std::string_view raw,
   if (http_status != 200) {
     const Body body = parse_body(raw);
     auto common = classify_common(http_status, body, retry_after);
-    IncomingPage page;
-    page.failure = common ? std::move(*common) : unexpected_status(http_status, body);
-    return page;
+    return failed_page(common ? std::move(*common) : unexpected_status(http_status, body));
   }
   auto split = split_page(raw);
   if (!split) {
@@ -730,16 +740,9 @@ IncomingPage classify_feed(int http_status, std::string_view raw,
                        "body is not a well-formed JSON object");
   }
   const Body body = parse_body(split->envelope);
+  if (auto refused = not_an_answer_object(body, http_status))
+    return failed_page(std::move(*refused));
   const json* object = body.object();
-  if (object == nullptr) {
-    return failed_page(UnknownCause::unparsable_body, http_status, "body is not a JSON object");
-  }
-  if (body.duplicate_keys) {
-    return failed_page(UnknownCause::contract_violation, http_status, "body repeats a JSON key");
-  }
-  if (object->contains("error")) {
-    return failed_page(UnknownCause::error_body_200, http_status, error_detail(body));
-  }
   const auto payments = object->find("payments");
   if (payments == object->end() || !payments->is_array()) {
     return failed_page(UnknownCause::unparsable_body, http_status, "no payments array");
