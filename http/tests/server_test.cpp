@@ -226,6 +226,16 @@ HttpHandler gated(Gate& gate) {
   };
 }
 
+// A started server with the one route `method pattern`.
+std::unique_ptr<HttpServer> serving(HttpServerOptions options, std::string method,
+                                    std::string pattern, HttpHandler handler,
+                                    bool requires_auth = true) {
+  auto server = make_server(std::move(options));
+  server->route(std::move(method), std::move(pattern), std::move(handler), requires_auth);
+  start(*server);
+  return server;
+}
+
 }  // namespace
 
 TEST_CASE("routing fills params and query, with percent-decoding") {
@@ -293,9 +303,7 @@ TEST_CASE("a literal segment wins over a parameter") {
 }
 
 TEST_CASE("bearer token: 401 without or with a wrong token, 200 with the right one") {
-  auto server = make_server(test_options());
-  server->route("GET", "/transfers/{id}", echo);
-  start(*server);
+  auto server = serving(test_options(), "GET", "/transfers/{id}", echo);
   for (const std::string& header :
        {std::string(), std::string("Authorization: Bearer wrong-token\r\n"),
         std::string("Authorization: Bearer s3cret-token-longer\r\n"),
@@ -338,9 +346,7 @@ TEST_CASE("404 for an unknown path, 405 with Allow for a known path and another 
 }
 
 TEST_CASE("malformed requests are 400 and the connection closes") {
-  auto server = make_server(test_options());
-  server->route("GET", "/healthz", echo, false);
-  start(*server);
+  auto server = serving(test_options(), "GET", "/healthz", echo, false);
   for (const std::string& garbage :
        {std::string("GARBAGE\r\n\r\n"), std::string("GET /healthz HTTP/9.9\r\n\r\n"),
         std::string("GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n"),
@@ -359,9 +365,7 @@ TEST_CASE("malformed requests are 400 and the connection closes") {
 TEST_CASE("request body limit: 413") {
   auto options = test_options();
   options.body_bytes_max = 1024;
-  auto server = make_server(options);
-  server->route("POST", "/echo", echo);
-  start(*server);
+  auto server = serving(options, "POST", "/echo", echo);
   const std::string head =
       std::string("POST /echo HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ") + kToken + "\r\n";
 
@@ -410,9 +414,7 @@ TEST_CASE("request body limit: 413") {
 TEST_CASE("header limit: 431") {
   auto options = test_options();
   options.header_bytes_max = 2048;
-  auto server = make_server(options);
-  server->route("GET", "/healthz", echo, false);
-  start(*server);
+  auto server = serving(options, "GET", "/healthz", echo, false);
   const auto response =
       roundtrip(server->port(), get("/healthz", "X-Big: " + std::string(4096, 'h') + "\r\n"));
   REQUIRE(response);
@@ -420,9 +422,7 @@ TEST_CASE("header limit: 431") {
 }
 
 TEST_CASE("keep-alive: two requests on one connection; Connection: close is honoured") {
-  auto server = make_server(test_options());
-  server->route("POST", "/echo", echo);
-  start(*server);
+  auto server = serving(test_options(), "POST", "/echo", echo);
   Client client(server->port());
   REQUIRE(client.connected());
   const std::string auth = std::string("Authorization: Bearer ") + kToken + "\r\n";
@@ -495,10 +495,8 @@ TEST_CASE("a full worker queue answers 503 with Retry-After") {
   options.worker_threads = 1;
   options.worker_queue_max = 1;
   options.retry_after_s = 2;
-  auto server = make_server(options);
   Gate gate;
-  server->route("GET", "/slow", gated(gate));
-  start(*server);
+  auto server = serving(options, "GET", "/slow", gated(gate));
   Client running(server->port());
   running.send(authorized_get("/slow"));
   gate.wait_entered(1);  // the only worker is busy
@@ -557,10 +555,8 @@ TEST_CASE("graceful stop: a slow request in flight is answered, idle connections
 TEST_CASE("stop after the grace closes what is still running") {
   auto options = test_options();
   options.stop_grace_ms = 100;
-  auto server = make_server(options);
   Gate gate;
-  server->route("GET", "/slow", gated(gate));
-  start(*server);
+  auto server = serving(options, "GET", "/slow", gated(gate));
   Client in_flight(server->port());
   in_flight.send(authorized_get("/slow"));
   gate.wait_entered(1);
@@ -596,9 +592,7 @@ TEST_CASE("port 0 picks a free port; a port in use is an error from start()") {
 TEST_CASE("connections_max: a further connection takes the slot of an idle one") {
   auto options = test_options();
   options.connections_max = 1;
-  auto server = make_server(options);
-  server->route("GET", "/healthz", echo, false);
-  start(*server);
+  auto server = serving(options, "GET", "/healthz", echo, false);
   Client first(server->port());
   first.send(get("/healthz"));
   REQUIRE(first.read_response());  // served, and kept alive: it holds the only slot
@@ -756,10 +750,8 @@ TEST_CASE("at connections_max with every connection in a request, a new one gets
   options.connections_max = 2;
   options.worker_threads = 2;
   options.request_timeout_ms = 120'000;
-  auto server = make_server(options);
   Gate gate;
-  server->route("GET", "/slow", gated(gate));
-  start(*server);
+  auto server = serving(options, "GET", "/slow", gated(gate));
   Client first(server->port());
   Client second(server->port(), 5000, "127.0.0.2");
   first.send(authorized_get("/slow"));
