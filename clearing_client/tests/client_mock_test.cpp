@@ -53,6 +53,15 @@ Setup start(MockOptions mock_options = {}, const std::function<void(ClientOption
   return setup;
 }
 
+// A second client for the setup's mock, the same options but for the base URL.
+std::unique_ptr<ClearingClient> client_at(const Setup& setup, std::string base_url) {
+  auto options = client_options(*setup.mock);
+  options.base_url = std::move(base_url);
+  auto client = ClearingClient::start(options);
+  REQUIRE(client);
+  return std::move(*client);
+}
+
 ClearingAnswer submit(Setup& setup, SubmitRequest request) {
   return get(setup.client->submit(std::move(request)));
 }
@@ -101,6 +110,15 @@ void check_unknown(const ClearingAnswer& answer, UnknownCause cause) {
 // The mock's options with `fault` at probability 1.0: every request meets it.
 MockOptions always(double FaultSettings::*fault, MockOptions options = {}) {
   options.faults.*fault = 1.0;
+  return options;
+}
+
+// The mock's options with a delay of min_ms to max_ms (uniform) before `probability` of the
+// answers.
+MockOptions delayed(double probability, int min_ms, int max_ms, MockOptions options = {}) {
+  options.faults.delay = probability;
+  options.faults.delay_ms_min = min_ms;
+  options.faults.delay_ms_max = max_ms;
   return options;
 }
 
@@ -197,11 +215,7 @@ TEST_CASE("rejected with every reason code the mock produces, never executed") {
 }
 
 TEST_CASE("in_progress: the same key while the first request is still being processed") {
-  MockOptions options;
-  options.faults.delay = 1.0;
-  options.faults.delay_ms_min = 600;
-  options.faults.delay_ms_max = 600;
-  auto setup = start(options);
+  auto setup = start(delayed(1.0, 600, 600));
   auto first = setup.client->submit(transfer("t-busy"));
   wait_for_mock_in_flight(setup, 1);
   REQUIRE(setup.mock->state().in_progress_count() == 1);
@@ -298,10 +312,7 @@ TEST_CASE("unknown/unexpected_status: a route the clearing does not know") {
 // ---- fault classes, each at probability 1.0 ------------------------------------------------
 
 TEST_CASE("fault delay: the answer comes late but right") {
-  MockOptions options;
-  options.faults.delay = 1.0;
-  options.faults.delay_ms_min = 50;
-  options.faults.delay_ms_max = 100;
+  auto options = delayed(1.0, 50, 100);
   options.faults.latency_ms = 10;
   auto setup = start(options);
   CHECK(submit(setup, transfer("t-delay")).answer_class == AnswerClass::settled);
@@ -446,11 +457,7 @@ TEST_CASE("a pooled connection the server closed while idle is replaced transpar
 }
 
 TEST_CASE("no more than in_flight_max requests are on the wire at once") {
-  MockOptions options;
-  options.faults.delay = 1.0;
-  options.faults.delay_ms_min = 100;
-  options.faults.delay_ms_max = 100;
-  auto setup = start(options, [](ClientOptions& client) {
+  auto setup = start(delayed(1.0, 100, 100), [](ClientOptions& client) {
     client.in_flight_max = 3;
     client.request_timeout_ms = 10'000;
     client.reuse_connections = true;  // so the connections opened show the bound too
@@ -469,11 +476,7 @@ TEST_CASE("no more than in_flight_max requests are on the wire at once") {
 }
 
 TEST_CASE("beyond waiting_max a call is refused at once: connect_failed, nothing sent") {
-  MockOptions options;
-  options.faults.delay = 1.0;
-  options.faults.delay_ms_min = 500;
-  options.faults.delay_ms_max = 500;
-  auto setup = start(options, [](ClientOptions& client) {
+  auto setup = start(delayed(1.0, 500, 500), [](ClientOptions& client) {
     client.in_flight_max = 1;
     client.waiting_max = 1;
   });
@@ -562,11 +565,8 @@ TEST_CASE("the incoming feed pages to the end; re-sent payments keep their refer
 
 TEST_CASE("https to a server that does not speak TLS fails the handshake: connect_failed") {
   auto setup = start();
-  ClientOptions options = client_options(*setup.mock);
-  options.base_url = "https://127.0.0.1:" + std::to_string(setup.mock->port());
-  auto client = ClearingClient::start(options);
-  REQUIRE(client);
-  check_unknown(get((*client)->submit(transfer("t-tls"))), UnknownCause::connect_failed);
+  auto client = client_at(setup, "https://127.0.0.1:" + std::to_string(setup.mock->port()));
+  check_unknown(get(client->submit(transfer("t-tls"))), UnknownCause::connect_failed);
   CHECK(setup.mock->state().ledger().empty());
 }
 
@@ -684,11 +684,8 @@ TEST_CASE("under faults and held connections every future completes within its b
 }
 
 TEST_CASE("stop() with calls in flight and waiting under faults returns promptly") {
-  auto options = faulty_holding_mock();
+  auto options = delayed(0.5, 50, 400, faulty_holding_mock());
   options.faults.timeout_before_execute = 0.2;
-  options.faults.delay = 0.5;
-  options.faults.delay_ms_min = 50;
-  options.faults.delay_ms_max = 400;
   auto setup = start(options, dispatcher_like);
   std::vector<std::future<ClearingAnswer>> futures;
   for (int i = 0; i < 200; ++i) {
@@ -716,13 +713,10 @@ TEST_CASE("stop() with calls in flight and waiting under faults returns promptly
 }
 
 TEST_CASE("waits for a slot that time out while slots are handed over: every future completes") {
-  auto options = faulty_holding_mock();
+  auto options = delayed(0.3, 0, 300, faulty_holding_mock());
   options.faults.timeout_after_execute = 0.15;
   options.faults.timeout_before_execute = 0.1;
   options.faults.close_after_execute = 0.1;
-  options.faults.delay = 0.3;
-  options.faults.delay_ms_min = 0;
-  options.faults.delay_ms_max = 300;
   auto setup = start(options, [](ClientOptions& client) {
     dispatcher_like(client);
     client.in_flight_max = 4;
@@ -746,11 +740,8 @@ TEST_CASE("waits for a slot that time out while slots are handed over: every fut
 
 TEST_CASE("a host name is resolved; stop() during calls to it returns promptly") {
   auto setup = start();
-  ClientOptions options = client_options(*setup.mock);
-  options.base_url = "http://localhost:" + std::to_string(setup.mock->port());
-  auto created = ClearingClient::start(options);
-  REQUIRE(created);
-  auto& client = **created;
+  auto created = client_at(setup, "http://localhost:" + std::to_string(setup.mock->port()));
+  auto& client = *created;
   CHECK(get(client.submit(transfer("t-name-1"))).answer_class == AnswerClass::settled);
   std::vector<std::future<ClearingAnswer>> futures;
   for (int i = 0; i < 40; ++i) futures.push_back(client.inquire("t-name-1"));
