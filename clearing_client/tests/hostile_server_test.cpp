@@ -48,6 +48,15 @@ ScriptedReply real_answer_for_b(const ScriptedRequest& request) {
   return {http_response(500, R"({"error":{"code":"UNSCRIPTED"}})"), false};
 }
 
+// The script of most tests here: transfer "t-a" gets `for_a` (the bytes of one response or
+// more), and whoever asks about "t-b" its real answer.
+HostileHttpServer::Handler a_gets(std::string for_a) {
+  return [for_a = std::move(for_a)](const ScriptedRequest& request) -> ScriptedReply {
+    if (request.idempotency_key == "t-a") return {for_a, false};
+    return real_answer_for_b(request);
+  };
+}
+
 void check_own_answer_for_b(const ClearingAnswer& answer) {
   INFO("answer=", to_string(answer.answer_class), " cause=", to_string(answer.cause),
        " reference=", answer.clearing_reference, " detail=", answer.detail);
@@ -60,14 +69,9 @@ void check_own_answer_for_b(const ClearingAnswer& answer) {
 TEST_CASE(
     "a 503 followed at once by a stray 201 ACSC: the next transfer gets its own answer, not the "
     "stray") {
-  HostileHttpServer server([](const ScriptedRequest& request) -> ScriptedReply {
-    if (request.idempotency_key == "t-a") {
-      return {http_response(503, R"({"error":{"code":"MAINTENANCE"}})", "Retry-After: 0\r\n") +
-                  http_response(201, acsc("STRAY-1")),
-              false};
-    }
-    return real_answer_for_b(request);
-  });
+  HostileHttpServer server(
+      a_gets(http_response(503, R"({"error":{"code":"MAINTENANCE"}})", "Retry-After: 0\r\n") +
+             http_response(201, acsc("STRAY-1"))));
   auto client = client_for(server);
   const auto first = get(client->submit(transfer("t-a")));
   CHECK(first.answer_class == AnswerClass::maintenance);
@@ -81,12 +85,8 @@ TEST_CASE(
 TEST_CASE(
     "a 201 ACSC followed at once by a stray 200 RJCT AC04: the next transfer is not rejected by "
     "it") {
-  HostileHttpServer server([](const ScriptedRequest& request) -> ScriptedReply {
-    if (request.idempotency_key == "t-a") {
-      return {http_response(201, acsc("REAL-A")) + http_response(200, kRejectedAc04), false};
-    }
-    return real_answer_for_b(request);
-  });
+  HostileHttpServer server(
+      a_gets(http_response(201, acsc("REAL-A")) + http_response(200, kRejectedAc04)));
   auto client = client_for(server);
   const auto first = get(client->submit(transfer("t-a")));
   CHECK(first.answer_class == AnswerClass::settled);
@@ -104,11 +104,7 @@ TEST_CASE(
   for (const std::string& stray :
        {http_response(201, acsc("STRAY-2")), http_response(200, std::string(kRejectedAc04))}) {
     CAPTURE(stray);
-    HostileHttpServer server([](const ScriptedRequest& request) -> ScriptedReply {
-      if (request.idempotency_key == "t-a")
-        return {http_response(503, "", "Retry-After: 0\r\n"), false};
-      return real_answer_for_b(request);
-    });
+    HostileHttpServer server(a_gets(http_response(503, "", "Retry-After: 0\r\n")));
     auto client = client_for(server);
     CHECK(get(client->submit(transfer("t-a"))).answer_class == AnswerClass::maintenance);
     // The first answer has been read and its connection is back in the pool (the future
@@ -127,10 +123,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a clean keep-alive connection is still reused") {
-  HostileHttpServer server([](const ScriptedRequest& request) -> ScriptedReply {
-    if (request.idempotency_key == "t-a") return {http_response(201, acsc("REAL-A")), false};
-    return real_answer_for_b(request);
-  });
+  HostileHttpServer server(a_gets(http_response(201, acsc("REAL-A"))));
   auto client = client_for(server);
   CHECK(get(client->submit(transfer("t-a"))).answer_class == AnswerClass::settled);
   check_own_answer_for_b(get(client->submit(transfer("t-b"))));
@@ -195,15 +188,9 @@ TEST_CASE(
   // request's real answer (no reference, as the contract's answers carry none) came after it
   // on the same connection and was read by the next transfer as its own (116 transfers
   // settled with another transfer's clearing reference at seed 4242).
-  HostileHttpServer server([](const ScriptedRequest& request) -> ScriptedReply {
-    if (request.idempotency_key == "t-a")
-      return {
-          http_response(
-              201,
-              R"({"status":"ACSC","clearing_reference":"STRAY-9","settlement_date":"2026-11-26","reference":"t-made-up"})"),
-          false};
-    return real_answer_for_b(request);
-  });
+  HostileHttpServer server(a_gets(http_response(
+      201,
+      R"({"status":"ACSC","clearing_reference":"STRAY-9","settlement_date":"2026-11-26","reference":"t-made-up"})")));
   auto client = client_for(server);
   const auto first = get(client->submit(transfer("t-a")));
   CHECK(first.cause == UnknownCause::reference_mismatch);
@@ -220,10 +207,7 @@ TEST_CASE(
     "its own connection") {
   // The chaos run's chains: a duplicate of one call's answer, late, was read by the next call
   // on the reused connection, whose own answer then went to the call after it.
-  HostileHttpServer server([](const ScriptedRequest& request) -> ScriptedReply {
-    if (request.idempotency_key == "t-a") return {http_response(201, acsc("REAL-A")), false};
-    return real_answer_for_b(request);
-  });
+  HostileHttpServer server(a_gets(http_response(201, acsc("REAL-A"))));
   ClientOptions options;
   options.base_url = server.base_url();
   options.bearer_token = "hostile-token";
