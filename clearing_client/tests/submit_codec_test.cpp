@@ -8,6 +8,7 @@
 #include <string>
 
 #include "clearing/clearing_client/classify.hpp"
+#include "client_test_support.hpp"
 
 using namespace clearing::clearing_client;
 
@@ -25,16 +26,8 @@ constexpr const char* kEncodedSubmitBody =
     R"("currency":"DKK","debtor_account":"5301-0001234567","debtor_name":"Ada Lovelace","reference":"t-1",)"
     R"("remittance_info":"Invoice 42"})";
 
-SubmitRequest contract_request() {
-  return SubmitRequest{.reference = "t-1",
-                       .amount_minor = 125000,
-                       .currency = "DKK",
-                       .debtor_account = "5301-0001234567",
-                       .debtor_name = "Ada Lovelace",
-                       .creditor_account = "DK5000400440116243",
-                       .creditor_name = "Charles Babbage",
-                       .remittance_info = "Invoice 42"};
-}
+// The contract's example as a request: the client tests' transfer with the key "t-1".
+SubmitRequest contract_request() { return testing::transfer("t-1"); }
 
 void check_equal(const SubmitRequest& a, const SubmitRequest& b) {
   CHECK(a.reference == b.reference);
