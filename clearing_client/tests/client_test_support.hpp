@@ -1,6 +1,6 @@
 #pragma once
-// What the clearing client's tests against a live server share: a valid submit request and a
-// bounded wait for an answer.
+// What the clearing client's tests share: a valid submit request (the contract's example), a
+// bounded wait for an answer, and the check of the fields a transfer and a feed payment share.
 
 #include <doctest/doctest.h>
 
@@ -29,6 +29,19 @@ inline SubmitRequest transfer(std::string reference, std::string creditor = "DK5
   request.creditor_name = "Charles Babbage";
   request.remittance_info = "Invoice 42";
   return request;
+}
+
+// The fields a submitted transfer (SubmitRequest) and a feed payment (IncomingPayment) share,
+// read back equal to the ones written: the amount, the currency and the two parties.
+template <class Payment>
+void check_same_payment_fields(const Payment& read, const Payment& written) {
+  CHECK(read.amount_minor == written.amount_minor);
+  CHECK(read.currency == written.currency);
+  CHECK(read.debtor_account == written.debtor_account);
+  CHECK(read.debtor_name == written.debtor_name);
+  CHECK(read.creditor_account == written.creditor_account);
+  CHECK(read.creditor_name == written.creditor_name);
+  CHECK(read.remittance_info == written.remittance_info);
 }
 
 template <class T>

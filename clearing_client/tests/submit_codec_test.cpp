@@ -31,13 +31,7 @@ SubmitRequest contract_request() { return testing::transfer("t-1"); }
 
 void check_equal(const SubmitRequest& a, const SubmitRequest& b) {
   CHECK(a.reference == b.reference);
-  CHECK(a.amount_minor == b.amount_minor);
-  CHECK(a.currency == b.currency);
-  CHECK(a.debtor_account == b.debtor_account);
-  CHECK(a.debtor_name == b.debtor_name);
-  CHECK(a.creditor_account == b.creditor_account);
-  CHECK(a.creditor_name == b.creditor_name);
-  CHECK(a.remittance_info == b.remittance_info);
+  testing::check_same_payment_fields(a, b);
 }
 
 SubmitBodyError refusal(const std::string& body) {
