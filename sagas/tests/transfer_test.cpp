@@ -132,31 +132,33 @@ ResolveManually resolve(ManualOutcome outcome) {
   return r;
 }
 
-// Event builders, in the order of the answer classes.
-TransferEvent settled(std::int32_t a) {
+// Event builders, in the order of the answer classes; the answers of the tables take
+// kLatencyMs, those of the given histories another latency.
+TransferEvent settled(std::int32_t a, std::int64_t latency = kLatencyMs) {
   return TransferSettled{.transfer_id = kId,
                          .attempt = a,
                          .clearing_reference = kRef,
                          .settlement_date = "2026-11-26",
-                         .latency_ms = kLatencyMs};
+                         .latency_ms = latency};
 }
-TransferEvent pending(std::int32_t a) {
+TransferEvent pending(std::int32_t a, std::int64_t latency = kLatencyMs) {
   return TransferAcceptedPending{.transfer_id = kId,
                                  .attempt = a,
                                  .clearing_reference = kRef,
                                  .expected_settlement_date = "2026-11-27",
-                                 .latency_ms = kLatencyMs};
+                                 .latency_ms = latency};
 }
-TransferEvent rejected(std::int32_t a) {
+TransferEvent rejected(std::int32_t a, std::int64_t latency = kLatencyMs) {
   return TransferRejected{.transfer_id = kId,
                           .attempt = a,
                           .reason_code = "AC04",
                           .reason = "account closed",
-                          .latency_ms = kLatencyMs};
+                          .latency_ms = latency};
 }
-TransferEvent unknown(std::int32_t a, std::string cause = "timeout") {
+TransferEvent unknown(std::int32_t a, std::string cause = "timeout",
+                      std::int64_t latency = kLatencyMs) {
   return ClearingOutcomeUnknown{
-      .transfer_id = kId, .attempt = a, .cause = std::move(cause), .latency_ms = kLatencyMs};
+      .transfer_id = kId, .attempt = a, .cause = std::move(cause), .latency_ms = latency};
 }
 TransferEvent in_progress(std::int32_t a) {
   return ClearingReportedInProgress{.transfer_id = kId, .attempt = a, .latency_ms = kLatencyMs};
@@ -168,9 +170,9 @@ TransferEvent key_conflict(std::int32_t a) {
                                         .reason = "key reused with another body",
                                         .latency_ms = kLatencyMs};
 }
-TransferEvent unavailable(std::int32_t a) {
+TransferEvent unavailable(std::int32_t a, std::int64_t latency = kLatencyMs) {
   return ClearingUnavailable{
-      .transfer_id = kId, .attempt = a, .retry_after_ms = kRetryAfterMs, .latency_ms = kLatencyMs};
+      .transfer_id = kId, .attempt = a, .retry_after_ms = kRetryAfterMs, .latency_ms = latency};
 }
 TransferEvent malformed(std::int32_t a) {
   return TransferRejected{.transfer_id = kId,
@@ -203,6 +205,20 @@ TransferEvent contradiction(std::int32_t a, std::string terminal, Cls cls, std::
                                              .reason_code = std::move(code),
                                              .reason = std::move(reason),
                                              .received_at = at};
+}
+// The event of resolve(outcome) for a transfer in `corrects_state` after `attempts`.
+TransferEvent resolved(ManualOutcome outcome, std::string corrects_state, std::int32_t attempts) {
+  const bool success = outcome == ManualOutcome::succeeded;
+  return TransferResolvedManually{.transfer_id = kId,
+                                  .outcome = outcome,
+                                  .reason = "confirmed by phone with the clearing",
+                                  .operator_name = "operator-7",
+                                  .clearing_reference = success ? kRef : "",
+                                  .settlement_date = "",
+                                  .reason_code = success ? "" : "NARR",
+                                  .corrects_state = std::move(corrects_state),
+                                  .attempts = attempts,
+                                  .resolved_at = kLate};
 }
 
 constexpr auto kSubmit = ClearingAction::submit;
@@ -250,36 +266,22 @@ std::vector<Given> all_states() {
   return {
       {"initiated", {initiated()}, 1, kSubmit, kEarly},
       {"submitting",
-       {initiated(),
-        ClearingUnavailable{
-            .transfer_id = kId, .attempt = 1, .retry_after_ms = kRetryAfterMs, .latency_ms = 5},
-        retry(kSubmit, 2, at_ms(1'000), kMaintenance)},
+       {initiated(), unavailable(1, 5), retry(kSubmit, 2, at_ms(1'000), kMaintenance)},
        2,
        kSubmit,
        kEarly},
       {"outcome_unknown",
-       {initiated(),
-        ClearingOutcomeUnknown{
-            .transfer_id = kId, .attempt = 1, .cause = "timeout", .latency_ms = 5},
-        retry(kSubmit, 2, at_ms(1'000), kResubmit)},
+       {initiated(), unknown(1, "timeout", 5), retry(kSubmit, 2, at_ms(1'000), kResubmit)},
        2,
        kSubmit,
        kEarly},
       {"pending_settlement",
-       {initiated(),
-        TransferAcceptedPending{.transfer_id = kId,
-                                .attempt = 1,
-                                .clearing_reference = kRef,
-                                .expected_settlement_date = "2026-11-27",
-                                .latency_ms = 5},
-        retry(kInquiry, 2, at_ms(60'000), kSettlement)},
+       {initiated(), pending(1, 5), retry(kInquiry, 2, at_ms(60'000), kSettlement)},
        2,
        kInquiry,
        kEarly},
       {"under_investigation",
-       {initiated(),
-        ClearingOutcomeUnknown{
-            .transfer_id = kId, .attempt = 1, .cause = "timeout", .latency_ms = 5},
+       {initiated(), unknown(1, "timeout", 5),
         TransferUnderInvestigation{
             .transfer_id = kId, .since = at_ms(3'600'000), .attempts = 1, .last_error = "timeout"},
         retry(kInquiry, 2, at_ms(3'900'000), kInvestigation)},
@@ -295,24 +297,8 @@ std::vector<Given> all_states() {
        1,
        kSubmit,
        kEarly},
-      {"succeeded",
-       {initiated(), TransferSettled{.transfer_id = kId,
-                                     .attempt = 1,
-                                     .clearing_reference = kRef,
-                                     .settlement_date = "2026-11-26",
-                                     .latency_ms = 5}},
-       1,
-       kSubmit,
-       kEarly},
-      {"rejected",
-       {initiated(), TransferRejected{.transfer_id = kId,
-                                      .attempt = 1,
-                                      .reason_code = "AC04",
-                                      .reason = "account closed",
-                                      .latency_ms = 5}},
-       1,
-       kSubmit,
-       kEarly},
+      {"succeeded", {initiated(), settled(1, 5)}, 1, kSubmit, kEarly},
+      {"rejected", {initiated(), rejected(1, 5)}, 1, kSubmit, kEarly},
   };
 }
 
@@ -366,6 +352,39 @@ void check_table(const std::string& state_name_text, const std::vector<Cell>& ce
     CHECK(events == cell.expected);
     check_next_action_consistent(state, events, apply_all(state, events));
   }
+}
+
+// The table of a state in which every answer class is a no-op except those of `alarms`.
+std::vector<Cell> no_ops_except(const std::vector<Cell>& alarms) {
+  std::vector<Cell> cells;
+  for (auto cls : kAllClasses) {
+    const auto alarm = std::find_if(alarms.begin(), alarms.end(),
+                                    [cls](const Cell& cell) { return cell.cls == cls; });
+    cells.push_back({cls, alarm == alarms.end() ? Events{} : alarm->expected});
+  }
+  return cells;
+}
+
+// The table of a state whose submission of attempt `a` is due and nothing is known to be
+// executed (initiated, submitting, outcome_unknown): the answers that leave the outcome
+// open schedule attempt a + 1 after `backoff` (maintenance after its Retry-After, pending
+// after the pending inquiry interval), a final answer ends it.
+std::vector<Cell> submission_answers(std::int32_t a, Timestamp n, std::chrono::seconds backoff) {
+  return {
+      {Cls::settled, {settled(a)}},
+      {Cls::pending,
+       {pending(a), retry(kInquiry, a + 1, n + std::chrono::minutes{1}, kSettlement)}},
+      {Cls::rejected, {rejected(a)}},
+      {Cls::unknown, {unknown(a), retry(kSubmit, a + 1, n + backoff, kResubmit)}},
+      {Cls::in_progress, {in_progress(a), retry(kInquiry, a + 1, n + backoff, kInProgress)}},
+      {Cls::key_reused, {key_conflict(a)}},
+      {Cls::maintenance,
+       {unavailable(a), retry(kSubmit, a + 1, n + std::chrono::minutes{2}, kMaintenance)}},
+      {Cls::malformed_request, {malformed(a)}},
+      {Cls::not_found,
+       {unknown(a, "unexpected 404 on submission"), retry(kSubmit, a + 1, n + backoff, kResubmit)}},
+      {Cls::unauthorized, {unauthorized(a), retry(kSubmit, a + 1, n + backoff, kUnauthorized)}},
+  };
 }
 
 }  // namespace
@@ -562,79 +581,19 @@ TEST_CASE("given no transfer, every answer and a manual resolution are refused")
 }
 
 TEST_CASE("given initiated (attempt 1 submit), when each answer class arrives, then ...") {
-  const auto n = kEarly;
-  check_table(
-      "initiated",
-      {
-          {Cls::settled, {settled(1)}},
-          {Cls::pending,
-           {pending(1), retry(kInquiry, 2, n + std::chrono::minutes{1}, kSettlement)}},
-          {Cls::rejected, {rejected(1)}},
-          {Cls::unknown, {unknown(1), retry(kSubmit, 2, n + std::chrono::seconds{1}, kResubmit)}},
-          {Cls::in_progress,
-           {in_progress(1), retry(kInquiry, 2, n + std::chrono::seconds{1}, kInProgress)}},
-          {Cls::key_reused, {key_conflict(1)}},
-          {Cls::maintenance,
-           {unavailable(1), retry(kSubmit, 2, n + std::chrono::minutes{2}, kMaintenance)}},
-          {Cls::malformed_request, {malformed(1)}},
-          {Cls::not_found,
-           {unknown(1, "unexpected 404 on submission"),
-            retry(kSubmit, 2, n + std::chrono::seconds{1}, kResubmit)}},
-          {Cls::unauthorized,
-           {unauthorized(1), retry(kSubmit, 2, n + std::chrono::seconds{1}, kUnauthorized)}},
-      });
+  check_table("initiated", submission_answers(1, kEarly, std::chrono::seconds{1}));
 }
 
 TEST_CASE(
     "given submitting (attempt 2 submit, nothing done yet), when each answer class "
     "arrives, then ...") {
-  const auto n = kEarly;
-  check_table(
-      "submitting",
-      {
-          {Cls::settled, {settled(2)}},
-          {Cls::pending,
-           {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
-          {Cls::rejected, {rejected(2)}},
-          {Cls::unknown, {unknown(2), retry(kSubmit, 3, n + std::chrono::seconds{1}, kResubmit)}},
-          {Cls::in_progress,
-           {in_progress(2), retry(kInquiry, 3, n + std::chrono::seconds{1}, kInProgress)}},
-          {Cls::key_reused, {key_conflict(2)}},
-          {Cls::maintenance,
-           {unavailable(2), retry(kSubmit, 3, n + std::chrono::minutes{2}, kMaintenance)}},
-          {Cls::malformed_request, {malformed(2)}},
-          {Cls::not_found,
-           {unknown(2, "unexpected 404 on submission"),
-            retry(kSubmit, 3, n + std::chrono::seconds{1}, kResubmit)}},
-          {Cls::unauthorized,
-           {unauthorized(2), retry(kSubmit, 3, n + std::chrono::seconds{1}, kUnauthorized)}},
-      });
+  check_table("submitting", submission_answers(2, kEarly, std::chrono::seconds{1}));
 }
 
 TEST_CASE(
     "given outcome_unknown (one unknown, attempt 2 resubmit), when each answer class "
     "arrives, then backoff grows to 2 s and ...") {
-  const auto n = kEarly;
-  check_table(
-      "outcome_unknown",
-      {
-          {Cls::settled, {settled(2)}},
-          {Cls::pending,
-           {pending(2), retry(kInquiry, 3, n + std::chrono::minutes{1}, kSettlement)}},
-          {Cls::rejected, {rejected(2)}},
-          {Cls::unknown, {unknown(2), retry(kSubmit, 3, n + std::chrono::seconds{2}, kResubmit)}},
-          {Cls::in_progress,
-           {in_progress(2), retry(kInquiry, 3, n + std::chrono::seconds{2}, kInProgress)}},
-          {Cls::key_reused, {key_conflict(2)}},
-          {Cls::maintenance,
-           {unavailable(2), retry(kSubmit, 3, n + std::chrono::minutes{2}, kMaintenance)}},
-          {Cls::malformed_request, {malformed(2)}},
-          {Cls::not_found,
-           {unknown(2, "unexpected 404 on submission"),
-            retry(kSubmit, 3, n + std::chrono::seconds{2}, kResubmit)}},
-          {Cls::unauthorized,
-           {unauthorized(2), retry(kSubmit, 3, n + std::chrono::seconds{2}, kUnauthorized)}},
-      });
+  check_table("outcome_unknown", submission_answers(2, kEarly, std::chrono::seconds{2}));
 }
 
 TEST_CASE(
@@ -689,29 +648,16 @@ TEST_CASE(
 TEST_CASE(
     "given parked_for_review, when any answer arrives, then nothing happens: people "
     "decide") {
-  std::vector<Cell> cells;
-  for (auto cls : kAllClasses) cells.push_back({cls, {}});
-  check_table("parked_for_review", cells);
+  check_table("parked_for_review", no_ops_except({}));
 }
 
 TEST_CASE(
     "given succeeded, when each answer class arrives, then an echo is a no-op and a "
     "contradiction an alarm") {
-  check_table(
-      "succeeded",
-      {
-          {Cls::settled, {}},
-          {Cls::pending, {}},
-          {Cls::rejected,
-           {contradiction(1, "succeeded", Cls::rejected, "", "AC04", "account closed", kEarly)}},
-          {Cls::unknown, {}},
-          {Cls::in_progress, {}},
-          {Cls::key_reused, {}},
-          {Cls::maintenance, {}},
-          {Cls::malformed_request, {}},
-          {Cls::not_found, {}},  // on a submission: says nothing (see below for inquiry)
-          {Cls::unauthorized, {}},
-      });
+  // not_found on a submission says nothing (see below for inquiry).
+  check_table("succeeded", no_ops_except({{Cls::rejected,
+                                           {contradiction(1, "succeeded", Cls::rejected, "", "AC04",
+                                                          "account closed", kEarly)}}}));
 }
 
 TEST_CASE(
@@ -719,18 +665,10 @@ TEST_CASE(
     "contradiction and anything else a no-op") {
   check_table(
       "rejected",
-      {
+      no_ops_except({
           {Cls::settled, {contradiction(1, "rejected", Cls::settled, kRef, "", "", kEarly)}},
           {Cls::pending, {contradiction(1, "rejected", Cls::pending, kRef, "", "", kEarly)}},
-          {Cls::rejected, {}},
-          {Cls::unknown, {}},
-          {Cls::in_progress, {}},
-          {Cls::key_reused, {}},
-          {Cls::maintenance, {}},
-          {Cls::malformed_request, {}},
-          {Cls::not_found, {}},
-          {Cls::unauthorized, {}},
-      });
+      }));
 }
 
 // =======================================================================================
@@ -1023,17 +961,7 @@ TEST_CASE(
     const auto g = state_named(name);
     const auto state = given(g.history);
     const auto events = when(resolve(ManualOutcome::succeeded), state);
-    CHECK(events ==
-          Events{TransferResolvedManually{.transfer_id = kId,
-                                          .outcome = ManualOutcome::succeeded,
-                                          .reason = "confirmed by phone with the clearing",
-                                          .operator_name = "operator-7",
-                                          .clearing_reference = kRef,
-                                          .settlement_date = "",
-                                          .reason_code = "",
-                                          .corrects_state = name,
-                                          .attempts = g.attempt,
-                                          .resolved_at = kLate}});
+    CHECK(events == Events{resolved(ManualOutcome::succeeded, name, g.attempt)});
     const auto after = apply_all(state, events);
     CHECK(state_name(after) == "succeeded");
     CHECK(after.resolved_manually);
@@ -1101,18 +1029,7 @@ TEST_CASE(
       }
       const bool success = outcome == ManualOutcome::succeeded;
       const auto events = when(resolve(outcome), state);
-      CHECK(events == Events{TransferResolvedManually{
-                          .transfer_id = kId,
-                          .outcome = outcome,
-                          .reason = "confirmed by phone with the clearing",
-                          .operator_name = "operator-7",
-                          .clearing_reference = success ? kRef : "",
-                          .settlement_date = "",
-                          .reason_code = success ? "" : "NARR",
-                          .corrects_state = name,
-                          .attempts = g.attempt,
-                          .resolved_at = kLate,
-                      }});
+      CHECK(events == Events{resolved(outcome, name, g.attempt)});
       const auto after = apply_all(state, events);
       CHECK(state_name(after) == (success ? "succeeded" : "rejected"));
       CHECK_FALSE(next_action(after).has_value());
@@ -1217,16 +1134,7 @@ TEST_CASE("evolve stops on an event in a state it cannot follow") {
                                                     "account closed", kEarly)}));
   }
   SUBCASE("a manual resolution while automation works") {
-    CHECK(folding_stops({initiated(), TransferResolvedManually{.transfer_id = kId,
-                                                               .outcome = ManualOutcome::succeeded,
-                                                               .reason = "r",
-                                                               .operator_name = "o",
-                                                               .clearing_reference = kRef,
-                                                               .settlement_date = "",
-                                                               .reason_code = "",
-                                                               .corrects_state = "initiated",
-                                                               .attempts = 1,
-                                                               .resolved_at = kLate}}));
+    CHECK(folding_stops({initiated(), resolved(ManualOutcome::succeeded, "initiated", 1)}));
   }
 }
 
