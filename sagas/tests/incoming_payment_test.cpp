@@ -2,6 +2,7 @@
 
 #include "clearing/base/uuid.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
+#include "invalid_command_case.hpp"
 
 using namespace clearing::sagas;
 using clearing::base::Timestamp;
@@ -91,13 +92,7 @@ TEST_CASE(
 TEST_CASE(
     "given nothing, when an invalid payment arrives, then it is parked with the reason, "
     "never dropped") {
-  struct Case {
-    std::string name;
-    void (*mutate)(RecordIncomingPayment&);
-    std::string code;
-    std::string reason;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<sagas_tests::InvalidCommandCase<RecordIncomingPayment>> cases = {
       {"currency", [](RecordIncomingPayment& c) { c.amount.currency = *Currency::parse("EUR"); },
        "AM03", "currency EUR not processable"},
       {"zero amount", [](RecordIncomingPayment& c) { c.amount.minor_units = 0; }, "AM02",
@@ -108,8 +103,7 @@ TEST_CASE(
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
-    auto command = payment();
-    c.mutate(command);
+    const auto command = c.applied_to(payment());
     const auto events = when(command, IncomingPaymentDecider::initial_state());
     CHECK(events == Events{IncomingPaymentParked{incoming_payment_id("CR-IN-17"), "CR-IN-17",
                                                  command.cursor, command.amount, command.debtor,

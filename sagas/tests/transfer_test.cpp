@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "clearing/sagas/transfer_decider.hpp"
+#include "invalid_command_case.hpp"
 
 using namespace clearing::sagas;
 using clearing::base::Timestamp;
@@ -407,13 +408,7 @@ TEST_CASE(
 TEST_CASE(
     "given no transfer, when InitiateTransfer fails validation, then it is initiated and "
     "rejected with the ISO 20022 code, and the clearing is never called") {
-  struct Case {
-    std::string name;
-    void (*mutate)(InitiateTransfer&);
-    std::string code;
-    std::string reason;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<sagas_tests::InvalidCommandCase<InitiateTransfer>> cases = {
       {"creditor account",
        [](InitiateTransfer& c) { c.request.creditor.account.id = "DK5000400440116244"; }, "AC01",
        "creditor account: account number check digits do not match"},
@@ -466,8 +461,7 @@ TEST_CASE(
   };
   for (const auto& c : cases) {
     CAPTURE(c.name);
-    auto command = initiate();
-    c.mutate(command);
+    const auto command = c.applied_to(initiate());
     const auto events = when(command, TransferDecider::initial_state());
     REQUIRE(events.size() == 2);
     CHECK(std::get<TransferInitiated>(events[0]).request.transfer_id ==
