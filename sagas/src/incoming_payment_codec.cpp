@@ -34,21 +34,13 @@ void fields(Is<ConflictingIncomingPaymentReceived> auto& e, auto& f) {
   f("differing_fields", e.differing_fields);
 }
 
-const auto kDescribe = [](auto& event, auto& visitor) { fields(event, visitor); };
-
 }  // namespace
 
-std::string_view IncomingPaymentCodec::event_type(const IncomingPaymentEvent& event) {
-  return json_fields::event_type(event);
-}
+template <>
+struct json_fields::FieldLists<IncomingPaymentEvent> {
+  static constexpr auto describe = [](auto& event, auto& visitor) { fields(event, visitor); };
+};
 
-nlohmann::json IncomingPaymentCodec::encode(const IncomingPaymentEvent& event) {
-  return std::visit([](const auto& e) { return json_fields::encode_event(e, kDescribe); }, event);
-}
-
-tl::expected<IncomingPaymentEvent, eventstore::DecodeError> IncomingPaymentCodec::decode(
-    std::string_view type, const nlohmann::json& data) {
-  return json_fields::decode_event<IncomingPaymentEvent>(type, data, kDescribe);
-}
+template struct EventCodec<IncomingPaymentEvent>;
 
 }  // namespace clearing::sagas

@@ -24,6 +24,7 @@
 #include "clearing/base/clock.hpp"
 #include "clearing/eventstore/decider.hpp"
 #include "clearing/sagas/account.hpp"
+#include "clearing/sagas/event_codec.hpp"
 #include "clearing/sagas/money.hpp"
 #include "clearing/sagas/transfer_decider.hpp"
 
@@ -216,9 +217,35 @@ tl::expected<Variant, eventstore::DecodeError> decode_event(std::string_view typ
   return result;
 }
 
+// The field lists of the events of `Variant`: a codec source specialises it with
+//   static constexpr auto describe = [](auto& event, auto& visitor) { fields(event, visitor); };
+// where its `fields` overloads list each event's fields, then instantiates
+// EventCodec<Variant> (the members below).
 template <class Variant>
-std::string_view event_type(const Variant& event) {
+struct FieldLists;
+
+}  // namespace clearing::sagas::json_fields
+
+namespace clearing::sagas {
+
+template <class Event>
+std::string_view EventCodec<Event>::event_type(const Event& event) {
   return std::visit([](const auto& e) { return std::string_view{e.kType}; }, event);
 }
 
-}  // namespace clearing::sagas::json_fields
+template <class Event>
+nlohmann::json EventCodec<Event>::encode(const Event& event) {
+  return std::visit(
+      [](const auto& e) {
+        return json_fields::encode_event(e, json_fields::FieldLists<Event>::describe);
+      },
+      event);
+}
+
+template <class Event>
+tl::expected<Event, eventstore::DecodeError> EventCodec<Event>::decode(std::string_view type,
+                                                                       const nlohmann::json& data) {
+  return json_fields::decode_event<Event>(type, data, json_fields::FieldLists<Event>::describe);
+}
+
+}  // namespace clearing::sagas

@@ -137,21 +137,13 @@ void fields(Is<TransferResolvedManually> auto& e, auto& f) {
   f("resolved_at", e.resolved_at);
 }
 
-const auto kDescribe = [](auto& event, auto& visitor) { fields(event, visitor); };
-
 }  // namespace
 
-std::string_view TransferCodec::event_type(const TransferEvent& event) {
-  return json_fields::event_type(event);
-}
+template <>
+struct json_fields::FieldLists<TransferEvent> {
+  static constexpr auto describe = [](auto& event, auto& visitor) { fields(event, visitor); };
+};
 
-nlohmann::json TransferCodec::encode(const TransferEvent& event) {
-  return std::visit([](const auto& e) { return json_fields::encode_event(e, kDescribe); }, event);
-}
-
-tl::expected<TransferEvent, eventstore::DecodeError> TransferCodec::decode(
-    std::string_view type, const nlohmann::json& data) {
-  return json_fields::decode_event<TransferEvent>(type, data, kDescribe);
-}
+template struct EventCodec<TransferEvent>;
 
 }  // namespace clearing::sagas
