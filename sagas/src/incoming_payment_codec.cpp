@@ -7,16 +7,16 @@ namespace {
 
 using json_fields::Is;
 
-// The fields both the recorded and the parked payment carry.
+// The fields both the recorded and the parked payment carry: the content stored flat.
 void payment_fields(auto& e, auto& f) {
   f("payment_id", e.payment_id);
   f("clearing_reference", e.clearing_reference);
   f("cursor", e.cursor);
-  f("amount", e.amount);
-  f("debtor", e.debtor);
-  f("creditor", e.creditor);
-  f("remittance_info", e.remittance_info);
-  f("received_at", e.received_at);
+  f("amount", e.content.amount);
+  f("debtor", e.content.debtor);
+  f("creditor", e.content.creditor);
+  f("remittance_info", e.content.remittance_info);
+  f("received_at", e.content.received_at);
 }
 
 void fields(Is<IncomingPaymentRecorded> auto& e, auto& f) { payment_fields(e, f); }

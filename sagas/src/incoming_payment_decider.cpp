@@ -35,12 +35,10 @@ std::optional<ParkReason> park_reason(const RecordIncomingPayment& command) {
 Events record_first(const RecordIncomingPayment& c) {
   const auto id = incoming_payment_id(c.clearing_reference);
   if (auto park = park_reason(c)) {
-    return Events{IncomingPaymentParked{id, c.clearing_reference, c.cursor, c.amount, c.debtor,
-                                        c.creditor, c.remittance_info, c.received_at,
+    return Events{IncomingPaymentParked{id, c.clearing_reference, c.cursor, content_of(c),
                                         std::string(park->reason_code), std::move(park->reason)}};
   }
-  return Events{IncomingPaymentRecorded{id, c.clearing_reference, c.cursor, c.amount, c.debtor,
-                                        c.creditor, c.remittance_info, c.received_at}};
+  return Events{IncomingPaymentRecorded{id, c.clearing_reference, c.cursor, content_of(c)}};
 }
 
 std::vector<std::string> differing_fields(const IncomingPaymentContent& a,
@@ -74,8 +72,7 @@ void record(IncomingPaymentState& state, const Recorded& event, IncomingPaymentS
   state.status = status;
   state.payment_id = event.payment_id;
   state.clearing_reference = event.clearing_reference;
-  state.content = IncomingPaymentContent{event.amount, event.debtor, event.creditor,
-                                         event.remittance_info, event.received_at};
+  state.content = event.content;
 }
 
 void apply(IncomingPaymentState& state, const IncomingPaymentRecorded& event) {

@@ -227,6 +227,7 @@ std::vector<Golden<TransferEvent>> transfer_goldens() {
 
 // One of each IncomingPayment event.
 std::vector<Golden<IncomingPaymentEvent>> incoming_payment_goldens() {
+  const IncomingPaymentContent payment{dkk(50000), ada(), charles(), "Rent", at(0)};
   const std::string payment_json = R"("payment_id": "p-1", "clearing_reference": "CR-IN-17",
         "cursor": "000000000017", "amount": {"minor_units": 50000, "currency": "DKK"},
         "debtor": {"name": "Ada Lovelace", "account": {"scheme": "BBAN", "id": "5301-0001234567"}},
@@ -239,12 +240,11 @@ std::vector<Golden<IncomingPaymentEvent>> incoming_payment_goldens() {
       R"("name":"Charles Babbage"},"cursor":"000000000017","debtor":{"account":)"
       R"({"id":"5301-0001234567","scheme":"BBAN"},"name":"Ada Lovelace"},"payment_id":"p-1",)";
   return {
-      {IncomingPaymentRecorded{"p-1", "CR-IN-17", "000000000017", dkk(50000), ada(), charles(),
-                               "Rent", at(0)},
+      {IncomingPaymentRecorded{"p-1", "CR-IN-17", "000000000017", payment},
        "IncomingPaymentRecorded", "{" + payment_json + "}",
        payment_text + R"("received_at":"2026-11-26T09:00:00.000Z","remittance_info":"Rent"})"},
-      {IncomingPaymentParked{"p-1", "CR-IN-17", "000000000017", dkk(50000), ada(), charles(),
-                             "Rent", at(0), "AM03", "currency EUR not processable"},
+      {IncomingPaymentParked{"p-1", "CR-IN-17", "000000000017", payment, "AM03",
+                             "currency EUR not processable"},
        "IncomingPaymentParked",
        "{" + payment_json + R"(, "reason_code": "AM03", "reason": "currency EUR not processable"})",
        payment_text + R"("reason":"currency EUR not processable","reason_code":"AM03",)"

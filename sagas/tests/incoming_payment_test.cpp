@@ -29,14 +29,9 @@ RecordIncomingPayment payment() {
 }
 
 IncomingPaymentRecorded recorded(const RecordIncomingPayment& c) {
-  return IncomingPaymentRecorded{incoming_payment_id(c.clearing_reference),
-                                 c.clearing_reference,
-                                 c.cursor,
-                                 c.amount,
-                                 c.debtor,
-                                 c.creditor,
-                                 c.remittance_info,
-                                 c.received_at};
+  return IncomingPaymentRecorded{
+      incoming_payment_id(c.clearing_reference), c.clearing_reference, c.cursor,
+      IncomingPaymentContent{c.amount, c.debtor, c.creditor, c.remittance_info, c.received_at}};
 }
 
 Events when(const RecordIncomingPayment& c, const IncomingPaymentState& state) {
@@ -105,10 +100,11 @@ TEST_CASE(
     CAPTURE(c.name);
     const auto command = c.applied_to(payment());
     const auto events = when(command, IncomingPaymentDecider::initial_state());
-    CHECK(events == Events{IncomingPaymentParked{incoming_payment_id("CR-IN-17"), "CR-IN-17",
-                                                 command.cursor, command.amount, command.debtor,
-                                                 command.creditor, command.remittance_info,
-                                                 command.received_at, c.code, c.reason}});
+    CHECK(events == Events{IncomingPaymentParked{
+                        incoming_payment_id("CR-IN-17"), "CR-IN-17", command.cursor,
+                        IncomingPaymentContent{command.amount, command.debtor, command.creditor,
+                                               command.remittance_info, command.received_at},
+                        c.code, c.reason}});
     const auto state = given(events);
     CHECK(incoming_status_name(state.status) == "parked");
     CHECK(when(command, state).empty());  // a parked payment re-sent is also a no-op

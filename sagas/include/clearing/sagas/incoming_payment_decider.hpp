@@ -57,11 +57,7 @@ struct IncomingPaymentRecorded {
   std::string payment_id;
   std::string clearing_reference;
   std::string cursor;
-  Money amount;
-  Party debtor;
-  Party creditor;
-  std::string remittance_info;
-  Timestamp received_at{};
+  IncomingPaymentContent content;  // stored flat: its fields beside the ids
   friend bool operator==(const IncomingPaymentRecorded&, const IncomingPaymentRecorded&) = default;
 };
 
@@ -71,12 +67,8 @@ struct IncomingPaymentParked {
   std::string payment_id;
   std::string clearing_reference;
   std::string cursor;
-  Money amount;
-  Party debtor;
-  Party creditor;
-  std::string remittance_info;
-  Timestamp received_at{};
-  std::string reason_code;  // ISO 20022: AM03, AM02, AC01
+  IncomingPaymentContent content;  // stored flat, as in IncomingPaymentRecorded
+  std::string reason_code;         // ISO 20022: AM03, AM02, AC01
   std::string reason;
   friend bool operator==(const IncomingPaymentParked&, const IncomingPaymentParked&) = default;
 };
