@@ -13,67 +13,27 @@ namespace {
 
 using clearing::clearing_mock::FaultSettings;
 
+// A flag's name from a fault setting's name: '-' for '_'.
+std::string flag_name(std::string prefix, const char* setting) {
+  for (const char* c = setting; *c != '\0'; ++c) prefix += *c == '_' ? '-' : *c;
+  return prefix;
+}
+
+// One flag per fault setting (the names, bounds and help of mock_state.hpp's table).
 void add_fault_flags(CLI::App& app, FaultSettings& faults) {
-  auto probability = CLI::Range(0.0, 1.0);
-  struct Flag {
-    const char* name;
-    double* target;
-    const char* help;
-  };
-  const Flag flags[] = {
-      {"--fault-delay", &faults.delay, "probability of an injected delay (see --delay-ms)"},
-      {"--fault-timeout-before-execute", &faults.timeout_before_execute,
-       "hold the answer past the client's deadline, execute nothing, then close"},
-      {"--fault-timeout-after-execute", &faults.timeout_after_execute,
-       "execute, then hold the answer past the client's deadline and close"},
-      {"--fault-close-after-execute", &faults.close_after_execute,
-       "execute, then close the connection without answering"},
-      {"--fault-reset-before-execute", &faults.reset_before_execute,
-       "reset the connection (RST) before executing"},
-      {"--fault-http-500", &faults.http_500, "answer 500, nothing executed"},
-      {"--fault-http-502", &faults.http_502, "answer 502, nothing executed"},
-      {"--fault-http-504", &faults.http_504, "execute, then answer 504"},
-      {"--fault-error-body-200", &faults.error_body_200,
-       "answer 200 with an error body, nothing executed"},
-      {"--fault-malformed-json", &faults.malformed_json,
-       "execute, then answer with a truncated JSON body"},
-      {"--fault-maintenance-503", &faults.maintenance_503,
-       "answer 503 with Retry-After, nothing executed"},
-      {"--fault-stray-response", &faults.stray_response,
-       "hostile: after the answer, an unrequested 201 ACSC or 200 RJCT AC04 on the same "
-       "connection, at once or late (see --stray-delay-ms-max)"},
-      {"--fault-duplicate-response", &faults.duplicate_response,
-       "hostile: the answer written twice on its connection"},
-      {"--fault-nul-field", &faults.nul_field,
-       "hostile: a NUL in the answer's clearing_reference or reason (the ledger keeps the truth)"},
-      {"--fault-oversize-field", &faults.oversize_field,
-       "hostile: a 1 MB clearing_reference or reason in the answer (the ledger keeps the truth)"},
-  };
-  for (const auto& flag : flags) {
-    app.add_option(flag.name, *flag.target, flag.help)->check(probability)->group("Faults");
+  for (const auto& field : clearing::clearing_mock::fault_probability_fields()) {
+    app.add_option(flag_name("--fault-", field.name), faults.*field.member, field.help)
+        ->check(CLI::Range(0.0, 1.0))
+        ->group("Faults");
   }
-  app.add_option("--delay-ms-min", faults.delay_ms_min, "injected delay, lower bound (ms)")
-      ->check(CLI::Range(0, 600'000))
-      ->group("Faults");
-  app.add_option("--delay-ms-max", faults.delay_ms_max, "injected delay, upper bound (ms)")
-      ->check(CLI::Range(0, 600'000))
-      ->group("Faults");
-  app.add_option("--latency-ms", faults.latency_ms, "fixed latency added to every /v1 answer")
-      ->check(CLI::Range(0, 600'000))
-      ->group("Faults");
-  app.add_option("--hold-ms", faults.hold_ms,
-                 "how long timeout_* faults hold the connection (longer than the client's "
-                 "deadline)")
-      ->check(CLI::Range(0, 600'000))
-      ->group("Faults");
-  app.add_option("--retry-after-s", faults.retry_after_s, "Retry-After of maintenance_503")
-      ->check(CLI::Range(0, 86'400))
-      ->group("Faults");
-  app.add_option("--stray-delay-ms-max", faults.stray_delay_ms_max,
-                 "a late stray response comes 1..this many ms after the answer")
-      ->check(CLI::Range(1, clearing::clearing_mock::kStrayDelayMsMax))
-      ->capture_default_str()
-      ->group("Faults");
+  for (const auto& field : clearing::clearing_mock::fault_integer_fields()) {
+    // A late stray comes 1..max ms after the answer: its flag takes no 0, and shows its default.
+    const bool stray = field.member == &FaultSettings::stray_delay_ms_max;
+    auto* option = app.add_option(flag_name("--", field.name), faults.*field.member, field.help)
+                       ->check(CLI::Range(stray ? 1 : 0, field.max))
+                       ->group("Faults");
+    if (stray) option->capture_default_str();
+  }
 }
 
 // The clearing's own rules and the server: everything but the faults. The country and the

@@ -206,39 +206,45 @@ bool acts_before_execute(FaultClass fault) noexcept {
 
 namespace {
 
-struct ProbabilityField {
-  const char* name;
-  double FaultSettings::*member;
+constexpr FaultProbabilityField kProbabilities[] = {
+    {"delay", &FaultSettings::delay, "probability of an injected delay (see --delay-ms)"},
+    {"timeout_before_execute", &FaultSettings::timeout_before_execute,
+     "hold the answer past the client's deadline, execute nothing, then close"},
+    {"timeout_after_execute", &FaultSettings::timeout_after_execute,
+     "execute, then hold the answer past the client's deadline and close"},
+    {"close_after_execute", &FaultSettings::close_after_execute,
+     "execute, then close the connection without answering"},
+    {"reset_before_execute", &FaultSettings::reset_before_execute,
+     "reset the connection (RST) before executing"},
+    {"http_500", &FaultSettings::http_500, "answer 500, nothing executed"},
+    {"http_502", &FaultSettings::http_502, "answer 502, nothing executed"},
+    {"http_504", &FaultSettings::http_504, "execute, then answer 504"},
+    {"error_body_200", &FaultSettings::error_body_200,
+     "answer 200 with an error body, nothing executed"},
+    {"malformed_json", &FaultSettings::malformed_json,
+     "execute, then answer with a truncated JSON body"},
+    {"maintenance_503", &FaultSettings::maintenance_503,
+     "answer 503 with Retry-After, nothing executed"},
+    {"stray_response", &FaultSettings::stray_response,
+     "hostile: after the answer, an unrequested 201 ACSC or 200 RJCT AC04 on the same "
+     "connection, at once or late (see --stray-delay-ms-max)"},
+    {"duplicate_response", &FaultSettings::duplicate_response,
+     "hostile: the answer written twice on its connection"},
+    {"nul_field", &FaultSettings::nul_field,
+     "hostile: a NUL in the answer's clearing_reference or reason (the ledger keeps the truth)"},
+    {"oversize_field", &FaultSettings::oversize_field,
+     "hostile: a 1 MB clearing_reference or reason in the answer (the ledger keeps the truth)"},
 };
-constexpr ProbabilityField kProbabilities[] = {
-    {"delay", &FaultSettings::delay},
-    {"timeout_before_execute", &FaultSettings::timeout_before_execute},
-    {"timeout_after_execute", &FaultSettings::timeout_after_execute},
-    {"close_after_execute", &FaultSettings::close_after_execute},
-    {"reset_before_execute", &FaultSettings::reset_before_execute},
-    {"http_500", &FaultSettings::http_500},
-    {"http_502", &FaultSettings::http_502},
-    {"http_504", &FaultSettings::http_504},
-    {"error_body_200", &FaultSettings::error_body_200},
-    {"malformed_json", &FaultSettings::malformed_json},
-    {"maintenance_503", &FaultSettings::maintenance_503},
-    {"stray_response", &FaultSettings::stray_response},
-    {"duplicate_response", &FaultSettings::duplicate_response},
-    {"nul_field", &FaultSettings::nul_field},
-    {"oversize_field", &FaultSettings::oversize_field},
-};
-struct IntegerField {
-  const char* name;
-  int FaultSettings::*member;
-  int max;
-};
-constexpr IntegerField kIntegers[] = {
-    {"delay_ms_min", &FaultSettings::delay_ms_min, kFaultMsMax},
-    {"delay_ms_max", &FaultSettings::delay_ms_max, kFaultMsMax},
-    {"latency_ms", &FaultSettings::latency_ms, kFaultMsMax},
-    {"hold_ms", &FaultSettings::hold_ms, kFaultMsMax},
-    {"retry_after_s", &FaultSettings::retry_after_s, 86'400},
-    {"stray_delay_ms_max", &FaultSettings::stray_delay_ms_max, kStrayDelayMsMax},
+constexpr FaultIntegerField kIntegers[] = {
+    {"delay_ms_min", &FaultSettings::delay_ms_min, kFaultMsMax, "injected delay, lower bound (ms)"},
+    {"delay_ms_max", &FaultSettings::delay_ms_max, kFaultMsMax, "injected delay, upper bound (ms)"},
+    {"latency_ms", &FaultSettings::latency_ms, kFaultMsMax,
+     "fixed latency added to every /v1 answer"},
+    {"hold_ms", &FaultSettings::hold_ms, kFaultMsMax,
+     "how long timeout_* faults hold the connection (longer than the client's deadline)"},
+    {"retry_after_s", &FaultSettings::retry_after_s, 86'400, "Retry-After of maintenance_503"},
+    {"stray_delay_ms_max", &FaultSettings::stray_delay_ms_max, kStrayDelayMsMax,
+     "a late stray response comes 1..this many ms after the answer"},
 };
 
 double probability_of(const FaultSettings& settings, std::string_view fault_name) {
@@ -284,6 +290,12 @@ tl::expected<void, std::string> apply_faults_json(FaultSettings& settings, std::
   settings = updated;
   return {};
 }
+
+std::span<const FaultProbabilityField> fault_probability_fields() noexcept {
+  return kProbabilities;
+}
+
+std::span<const FaultIntegerField> fault_integer_fields() noexcept { return kIntegers; }
 
 std::string faults_to_json(const FaultSettings& settings) {
   json out = json::object();

@@ -65,6 +65,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -128,6 +129,23 @@ struct FaultSettings {
 };
 
 inline constexpr int kFaultMsMax = 600'000;
+
+// Every setting of FaultSettings by its name: the key of apply_faults_json and
+// faults_to_json, and the command-line flag (--fault-<name> for a probability, --<name> for
+// the others, '-' for '_'), with what it does. One table, so that a new fault is named once.
+struct FaultProbabilityField {
+  const char* name;
+  double FaultSettings::*member;
+  const char* help;
+};
+struct FaultIntegerField {
+  const char* name;
+  int FaultSettings::*member;
+  int max;
+  const char* help;
+};
+std::span<const FaultProbabilityField> fault_probability_fields() noexcept;
+std::span<const FaultIntegerField> fault_integer_fields() noexcept;
 
 // Applies a partial update in JSON (the field names above); unknown keys, wrong types and
 // out-of-range values are rejected with a message, leaving `settings` unchanged.
