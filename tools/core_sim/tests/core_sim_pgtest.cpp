@@ -39,17 +39,6 @@ const StreamSpec kCore{"core.dk.payments.v1", 2};
 const StreamSpec kAdapter{"adapter.dk.payments.v1", 2};
 constexpr std::int64_t kLimitMinor = 1'000'000'000;
 
-// A JSONL source file of the test's own, named for its database; removed when the test ends.
-struct ScratchJsonl {
-  std::filesystem::path path;
-  ScratchJsonl(const std::string& prefix, const testing::TestDatabase& database)
-      : path(std::filesystem::temp_directory_path() / (prefix + database.name() + ".jsonl")) {}
-  ~ScratchJsonl() {
-    std::error_code ignored;
-    std::filesystem::remove(path, ignored);
-  }
-};
-
 std::unique_ptr<external_streams::EmbeddedKafka> start_kafka() {
   auto kafka = external_streams::EmbeddedKafka::start(1);
   REQUIRE_MESSAGE(kafka, (kafka ? "" : kafka.error().message));
@@ -263,6 +252,26 @@ core_sim::Progress publish_all(const core_sim::CoreSimOptions& options) {
   return progress;
 }
 
+// A core-sim reading a JSONL source of the test's own: Kafka, the core's database, the file
+// (named for the database, removed when the test ends) and options naming all three.
+struct JsonlFixture {
+  std::unique_ptr<external_streams::EmbeddedKafka> kafka = start_kafka();
+  testing::TestDatabase core_db;
+  std::filesystem::path path;
+  core_sim::CoreSimOptions options;
+
+  JsonlFixture(const std::string& prefix, std::int64_t opening_balance_minor)
+      : path(std::filesystem::temp_directory_path() / (prefix + core_db.name() + ".jsonl")),
+        options(options_for(core_db, kafka->bootstrap_servers())) {
+    options.jsonl_path = path.string();
+    options.opening_balance_minor = opening_balance_minor;
+  }
+  ~JsonlFixture() {
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+  }
+};
+
 }  // namespace
 
 TEST_CASE(
@@ -367,12 +376,9 @@ TEST_CASE(
 TEST_CASE(
     "core-sim from JSONL: a bad line is skipped and counted, refusals are kept, a restart "
     "republishes nothing") {
-  auto kafka = start_kafka();
-  testing::TestDatabase core_db;
-  const ScratchJsonl jsonl("core_sim_", core_db);
-  const auto& path = jsonl.path;
+  const JsonlFixture f("core_sim_", 1'000'000);
   {
-    std::ofstream out(path);  // one batch (publish_batch_max 100)
+    std::ofstream out(f.path);  // one batch (publish_batch_max 100)
     out << jsonl_line("jsonl-1", "acct-a", 1000) << "\n"
         << "{ this line is broken\n"
         << jsonl_line("jsonl-2", "acct-b", 2000) << "\n"
@@ -383,12 +389,9 @@ TEST_CASE(
         // The same transfer id again, from another account, in the same batch: the first counts.
         << jsonl_line("jsonl-2", "acct-a", 2000) << "\n";
   }
-  auto options = options_for(core_db, kafka->bootstrap_servers());
-  options.jsonl_path = path.string();
-  options.opening_balance_minor = 1'000'000;
 
   {
-    auto made = core_sim::CoreSim::create(options);
+    auto made = core_sim::CoreSim::create(f.options);
     REQUIRE(made);
     auto& sim = **made;
     REQUIRE(sim.start());
@@ -425,7 +428,7 @@ TEST_CASE(
     CHECK(unauthorised->status == 401);
     // The relay published them: Kafka's copy is acknowledged.
     const auto published_by = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (core_db.query_value("select coalesce(sum(published), 0) from external_stream_heads") !=
+    while (f.core_db.query_value("select coalesce(sum(published), 0) from external_stream_heads") !=
            "3") {
       REQUIRE(std::chrono::steady_clock::now() < published_by);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -433,53 +436,47 @@ TEST_CASE(
     sim.stop();
   }
   // Restart over the same database and file: nothing is requested twice.
-  publish_all(options);
-  CHECK(core_db.query_value("select count(*) from external_events") == "3");
-  CHECK(core_db.query_value("select count(*) from events where type = 'FundsReserved'") == "3");
-  CHECK(core_db.query_value(
+  publish_all(f.options);
+  CHECK(f.core_db.query_value("select count(*) from external_events") == "3");
+  CHECK(f.core_db.query_value("select count(*) from events where type = 'FundsReserved'") == "3");
+  CHECK(f.core_db.query_value(
             "select account_id from core_transfers where transfer_id = 'jsonl-2'") == "acct-b");
-  CHECK(core_db.query_value(
+  CHECK(f.core_db.query_value(
             "select string_agg(stream_seq::text, ',' order by stream_partition, stream_seq)"
             " from core_transfers") ==
-        core_db.query_value(
+        f.core_db.query_value(
             "select string_agg(seq::text, ',' order by partition, seq) from external_events"));
-  CHECK(core_db.query_value("select count(*) from events where type = 'AccountOpened'") == "2");
+  CHECK(f.core_db.query_value("select count(*) from events where type = 'AccountOpened'") == "2");
 }
 
 TEST_CASE(
     "core-sim publisher: several transfers of one account in one batch chain on each other, "
     "set-wise") {
-  auto kafka = start_kafka();
-  testing::TestDatabase core_db;
-  const ScratchJsonl jsonl("core_sim_chain_", core_db);
-  const auto& path = jsonl.path;
   // acct-a opens with 10'000: c1 and c3 fit, c4 does not after them, c5 fits what is left.
-  std::ofstream(path) << jsonl_line("c1", "acct-a", 4'000) << "\n"
-                      << jsonl_line("c2", "acct-b", 1'000) << "\n"
-                      << jsonl_line("c3", "acct-a", 4'000) << "\n"
-                      << jsonl_line("c4", "acct-a", 4'000) << "\n"
-                      << jsonl_line("c5", "acct-a", 2'000) << "\n";
-  auto options = options_for(core_db, kafka->bootstrap_servers());
-  options.jsonl_path = path.string();
-  options.opening_balance_minor = 10'000;
+  const JsonlFixture f("core_sim_chain_", 10'000);
+  std::ofstream(f.path) << jsonl_line("c1", "acct-a", 4'000) << "\n"
+                        << jsonl_line("c2", "acct-b", 1'000) << "\n"
+                        << jsonl_line("c3", "acct-a", 4'000) << "\n"
+                        << jsonl_line("c4", "acct-a", 4'000) << "\n"
+                        << jsonl_line("c5", "acct-a", 2'000) << "\n";
   for (int run = 1; run <= 2; ++run) {  // the second run republishes nothing
-    const auto p = publish_all(options);
+    const auto p = publish_all(f.options);
     CHECK(p.requested == 4);
     CHECK(p.refused == 1);
   }
-  CHECK(core_db.query_value(
+  CHECK(f.core_db.query_value(
             "select account_id || ':' || reason from core_refused where transfer_id = 'c4'") ==
         "acct-a:insufficient_funds");
-  CHECK(core_db.query_value(
+  CHECK(f.core_db.query_value(
             "select string_agg(data->>'transfer_id', ',' order by version) from events"
             " where stream_id = 'account-acct-a' and type = 'FundsReserved'") == "c1,c3,c5");
-  CHECK(core_db.query_value(
+  CHECK(f.core_db.query_value(
             "select string_agg(account_id || '=' || balance_minor || '/' || reserved_minor, ','"
             " order by account_id) from core_accounts") == "acct-a=10000/10000,acct-b=10000/1000");
   // Each request names its own FundsReserved event.
-  CHECK(core_db.query_value("select count(*) from core_transfers t join events e on "
-                            "e.event_id::text = t.reserved_event_id"
-                            " and e.data->>'transfer_id' = t.transfer_id") == "4");
+  CHECK(f.core_db.query_value("select count(*) from core_transfers t join events e on "
+                              "e.event_id::text = t.reserved_event_id"
+                              " and e.data->>'transfer_id' = t.transfer_id") == "4");
 }
 
 TEST_CASE("create() names the bad option") {
