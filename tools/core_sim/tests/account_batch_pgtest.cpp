@@ -34,6 +34,20 @@ AccountCommandRequest reserve(const std::string& account, const std::string& tra
           eventstore::CommandContext{"corr-" + transfer, "", nullptr, "reserve|" + transfer}};
 }
 
+// A reservation in a transaction of its own, decided from the stream alone (an empty cache),
+// as another publisher's would be.
+StoreResult<AccountBatchResult> reserve_alone(eventstore::ConnectionPool& pool,
+                                              eventstore::EventStore& store,
+                                              const std::string& account,
+                                              const std::string& transfer, std::int64_t minor) {
+  AccountCache empty;
+  AccountStates local;
+  return pool.transact([&](Transaction& tx) -> StoreResult<AccountBatchResult> {
+    return handle_account_commands(store, tx, std::vector{reserve(account, transfer, minor)}, empty,
+                                   local);
+  });
+}
+
 struct Fixture {
   testing::TestDatabase database;
   std::unique_ptr<eventstore::ConnectionPool> pool;
@@ -84,12 +98,7 @@ struct Fixture {
   // Moves the account in a transaction of its own (another connection): a reservation.
   void move_concurrently(const std::string& account, const std::string& transfer,
                          std::int64_t minor) {
-    AccountCache empty;
-    AccountStates local;
-    auto moved = pool->transact([&](Transaction& tx) -> StoreResult<AccountBatchResult> {
-      return handle_account_commands(*store, tx, std::vector{reserve(account, transfer, minor)},
-                                     empty, local);
-    });
+    const auto moved = reserve_alone(*pool, *store, account, transfer, minor);
     REQUIRE(moved);
     REQUIRE(moved->results.front());
   }
@@ -303,13 +312,8 @@ TEST_CASE(
   eventstore::EventStore impatient_store(impatient);
   std::optional<StoreResult<AccountBatchResult>> blocked, publisher;
   std::thread publishing;
-  const auto reserve_t9 = [&](eventstore::ConnectionPool& pool, eventstore::EventStore& store) {
-    AccountCache empty;
-    AccountStates local;
-    return pool.transact([&](Transaction& tx) -> StoreResult<AccountBatchResult> {
-      return handle_account_commands(store, tx, std::vector{reserve("acct-a", "t9", 4'000)}, empty,
-                                     local);
-    });
+  const auto reserve_t9 = [](eventstore::ConnectionPool& pool, eventstore::EventStore& store) {
+    return reserve_alone(pool, store, "acct-a", "t9", 4'000);
   };
   const auto batch = consume(f,
                              {outcome("TransferSucceeded", "t1", 1),
