@@ -78,12 +78,13 @@ int run(const std::string& config_path) {
       break;
     }
     created->reset();  // stops what did start
+    if (!started.error().retryable) return fail("cannot start: " + started.error().message);
     if (std::chrono::steady_clock::now() >= give_up_at)
       return fail("start failed (gave up after " + std::to_string(kStartWait.count()) +
-                  " s): " + started.error());
+                  " s): " + started.error().message);
     const auto backoff = std::chrono::milliseconds(std::min(250 << std::min(attempt - 1, 5), 5000));
-    log->warn("start failed attempt={} error=\"{}\" retry_in_ms={}", attempt, started.error(),
-              backoff.count());
+    log->warn("start failed attempt={} error=\"{}\" retry_in_ms={}", attempt,
+              started.error().message, backoff.count());
     const timespec wait{static_cast<time_t>(backoff.count() / 1000),
                         static_cast<long>(backoff.count() % 1000) * 1'000'000};
     if (const int sig = sigtimedwait(&signals, nullptr, &wait); sig > 0) {

@@ -264,7 +264,7 @@ int run_demo(const DemoOptions& options) {
   auto service = adapter::Service::create(cfg, (*kafka)->bootstrap_servers());
   if (!service) return failed_to_start("demo: " + service.error());
   if (auto started = (*service)->start(); !started)
-    return failed_to_start("demo: adapter: " + started.error());
+    return failed_to_start("demo: adapter: " + started.error().message);
   auto sim = core_sim::CoreSim::create(
       core_options(options, cfg, w, (*kafka)->bootstrap_servers(), (*service)->http_port()));
   if (!sim) return failed_to_start("demo: core-sim: " + sim.error());

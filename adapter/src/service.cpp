@@ -15,9 +15,11 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/base/metrics.hpp"
 #include "clearing/config/loader.hpp"
+#include "clearing/external_streams/backfill.hpp"
 #include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/relay.hpp"
+#include "clearing/external_streams/stream_registry.hpp"
 #include "clearing/http/server.hpp"
 #include "service_metrics.hpp"
 
@@ -55,6 +57,15 @@ sagas::CountryRules rules_of(const config::CountryConfig& c) {
   return rules;
 }
 
+// What the config says of each outbound stream, as the stream registry takes it.
+std::vector<external_streams::StreamSetting> stream_settings(const config::AdapterConfig& config) {
+  std::vector<external_streams::StreamSetting> out;
+  for (const auto& stream : config.streams.outbound)
+    out.push_back({.spec = {stream.name, stream.partitions},
+                   .derivation = std::string(config::derivation_name(stream.derivation))});
+  return out;
+}
+
 std::string instance_name() {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
@@ -84,6 +95,9 @@ struct Service::Impl {
   std::unique_ptr<Dispatcher> dispatcher;
   std::unique_ptr<IncomingPoller> poller;
   std::unique_ptr<eventstore::Subscription> derivation;
+  std::vector<std::unique_ptr<external_streams::Backfill>> backfills;
+  std::vector<external_streams::StreamRecord> streams;  // as registered at start
+  bool refused = false;  // the start failed for a reason only a person can fix
   std::shared_ptr<external_streams::DerivationLookups> derivation_lookups =
       std::make_shared<external_streams::DerivationLookups>();
   std::unique_ptr<external_streams::Relay> relay;
@@ -109,10 +123,16 @@ struct Service::Impl {
                               ": " + applied.error().message);
       for (const auto& id : applied->applied) log->info("migration applied id={}", id);
     }
-    std::vector<external_streams::StreamSpec> outgoing;
-    for (const auto& out : config.streams.outbound) outgoing.push_back({out.name, out.partitions});
-    auto ensured = external_streams::ensure_streams(*pool, outgoing);
-    if (!ensured) return tl::unexpected(ensured.error().message);
+    auto registered = external_streams::register_streams(*pool, stream_settings(config));
+    if (!registered) {
+      if (!registered.error().retryable()) refused = true;
+      return tl::unexpected("streams: " + registered.error().message);
+    }
+    streams = std::move(*registered);
+    for (const auto& record : streams)
+      log->info("stream name={} derivation={} partitions={} state={}", record.name,
+                record.derivation, record.partitions,
+                external_streams::to_string(external_streams::state_of(record)));
     store = std::make_unique<eventstore::EventStore>(*pool);
     transfers = std::make_unique<TransferService>(*store);
     return {};
@@ -172,21 +192,42 @@ struct Service::Impl {
     dispatcher = std::make_unique<Dispatcher>(*transfers, *client, clock, d);
   }
 
+  // The live derivation of every live stream, and a backfill for each stream that is
+  // still backfilling (stream_registry.hpp).
   tl::expected<void, std::string> open_derivation() {
     std::vector<external_streams::DerivedStream> derived;
     for (const auto& out : config.streams.outbound) {
       const auto name = std::string(config::derivation_name(out.derivation));
-      auto fn = external_streams::find_derivation(name);
-      if (!fn)
+      const auto found = external_streams::find_derivation(name);
+      if (!found) {
+        refused = true;
         return tl::unexpected("stream " + out.name + ": no derivation named " + name +
                               " is built in");
-      derived.push_back({{out.name, out.partitions}, *fn});
+      }
+      derived.push_back({{out.name, out.partitions}, found->derive, found->fold});
+    }
+    for (const auto& record : streams) {
+      if (record.phase != external_streams::StreamPhase::backfilling) continue;
+      for (const auto& stream : derived)
+        if (stream.spec.name == record.name)
+          backfills.push_back(std::make_unique<external_streams::Backfill>(
+              *store, stream,
+              external_streams::BackfillOptions{
+                  .live_busy = [this] { return live_derivation_busy(); },
+                  .lookups = derivation_lookups}));
     }
     derivation = std::make_unique<eventstore::Subscription>(
-        *store, eventstore::SubscriptionOptions{.name = std::string(kDerivationSubscription)},
-        external_streams::make_derivation_handler(*store, std::move(derived),
-                                                  {.lookups = derivation_lookups}));
+        *store,
+        eventstore::SubscriptionOptions{.name = std::string(external_streams::kLiveDerivation)},
+        external_streams::make_derivation_handler(
+            *store, std::move(derived),
+            {.lookups = derivation_lookups, .live_streams_only = true}));
     return {};
+  }
+
+  // The live derivation has a backlog (its last batch was full): backfills wait.
+  bool live_derivation_busy() const {
+    return derivation && derivation->status().state == eventstore::SubscriptionState::catching_up;
   }
 
   external_streams::KafkaClientOptions kafka_options() const {
@@ -352,6 +393,8 @@ struct Service::Impl {
     return out;
   }
 
+  tl::expected<void, std::string> start();
+
   ServiceStatus status() const {
     const auto components = readiness();
     const auto state_of = [&components](ReadinessComponent component) {
@@ -386,8 +429,14 @@ tl::expected<std::unique_ptr<Service>, std::string> Service::create(config::Adap
   return std::unique_ptr<Service>(new Service(std::move(impl)));
 }
 
-tl::expected<void, std::string> Service::start() {
-  auto& s = *impl_;
+tl::expected<void, StartError> Service::start() {
+  auto started = impl_->start();
+  if (!started) return tl::unexpected(StartError{started.error(), !impl_->refused});
+  return {};
+}
+
+tl::expected<void, std::string> Service::Impl::start() {
+  auto& s = *this;
   s.log->info("starting country={} config={}", config::country_code_upper(s.config.country.code),
               s.config.source_file);
   if (auto ok = s.open_database(); !ok) return ok;
@@ -395,6 +444,7 @@ tl::expected<void, std::string> Service::start() {
   s.register_metrics();
   if (auto ok = s.open_workers(); !ok) return ok;
   s.derivation->start();
+  for (auto& backfill : s.backfills) backfill->start();
   s.relay->start();
   s.dispatcher->start();
   s.poller->start();
@@ -412,6 +462,7 @@ void Service::stop() {
   if (s.consumer) s.consumer->stop();
   if (s.poller) s.poller->stop();
   if (s.dispatcher) s.dispatcher->stop();
+  for (auto& backfill : s.backfills) backfill->stop();
   if (s.derivation) s.derivation->stop();
   if (s.relay) s.relay->stop();
   if (s.http) s.http->stop();

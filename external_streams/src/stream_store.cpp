@@ -90,6 +90,29 @@ drop index external_events_key;
 create index external_events_key on external_events (entity_key, stream, type);
 )sql";
 
+// Each outbound stream's own progress (stream_registry.hpp): its phase, its deprecation,
+// and, for streams that keep running totals (positions.v1), the totals per entity key,
+// moved in the deriving transaction.
+constexpr const char* kDerivedStreams = R"sql(
+create table derived_streams (
+  stream        text primary key,
+  derivation    text not null,
+  partitions    int not null check (partitions > 0),
+  phase         text not null check (phase in ('backfilling', 'live', 'retired')),
+  sunset        date,
+  deprecated_at timestamptz,
+  registered_at timestamptz not null default now(),
+  live_since    timestamptz,
+  retired_at    timestamptz
+);
+create table derived_stream_state (
+  stream text not null,
+  key    text not null,
+  state  jsonb not null,
+  primary key (stream, key)
+);
+)sql";
+
 constexpr const char* kEventIdNamespace = "9a4f1c2e-0b7d-4e3a-8c5f-6d2e1b0a9c87";
 
 // Every statement here is prepared on its connection (eventstore/prepared.hpp): key
@@ -213,34 +236,39 @@ const std::vector<eventstore::Migration>& external_streams_migrations() {
   static const std::vector<eventstore::Migration> migrations{
       {"external_streams/0001_streams", kSchema},
       {"external_streams/0002_published_apart", kPublishedApart},
-      {"external_streams/0003_key_first", kKeyFirst}};
+      {"external_streams/0003_key_first", kKeyFirst},
+      {"external_streams/0004_derived_streams", kDerivedStreams}};
   return migrations;
+}
+
+StoreResult<void> ensure_stream_partitions(Transaction& tx, const StreamSpec& s) {
+  if (s.name.empty() || s.partitions < 1 || s.partitions > kPartitionsMax)
+    return tl::unexpected(StoreError{
+        StoreErrc::invalid_argument,
+        "stream '" + s.name + "' needs 1.." + std::to_string(kPartitionsMax) + " partitions"});
+  const auto existing = tx.exec_params(
+      "select coalesce(max(partition) + 1, 0) from external_stream_seqs where stream = $1", s.name);
+  const auto registered = existing[0][0].as<std::int32_t>();
+  if (registered != 0 && registered != s.partitions)
+    return tl::unexpected(
+        StoreError{StoreErrc::invalid_argument,
+                   "stream " + s.name + " has " + std::to_string(registered) + " partitions; " +
+                       std::to_string(s.partitions) +
+                       " would move entities to other partitions: a new partition count is a new "
+                       "version of the stream"});
+  for (const char* table : {"external_stream_seqs", "external_stream_published"})
+    tx.exec_params(std::string("insert into ") + table +
+                       " (stream, partition) select $1, p from generate_series(0, $2 - 1) p"
+                       " on conflict do nothing",
+                   s.name, s.partitions);
+  return {};
 }
 
 StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool,
                                  std::span<const StreamSpec> streams) {
   return pool.transact([&](Transaction& tx) -> StoreResult<void> {
-    for (const auto& s : streams) {
-      if (s.name.empty() || s.partitions < 1 || s.partitions > kPartitionsMax)
-        return tl::unexpected(StoreError{
-            StoreErrc::invalid_argument,
-            "stream '" + s.name + "' needs 1.." + std::to_string(kPartitionsMax) + " partitions"});
-      const auto existing = tx.exec_params(
-          "select coalesce(max(partition) + 1, 0) from external_stream_seqs where stream = $1",
-          s.name);
-      const auto registered = existing[0][0].as<std::int32_t>();
-      if (registered > s.partitions)
-        return tl::unexpected(StoreError{StoreErrc::invalid_argument,
-                                         "stream " + s.name + " has " + std::to_string(registered) +
-                                             " partitions; reducing to " +
-                                             std::to_string(s.partitions) +
-                                             " would move entities to other partitions"});
-      for (const char* table : {"external_stream_seqs", "external_stream_published"})
-        tx.exec_params(std::string("insert into ") + table +
-                           " (stream, partition) select $1, p from generate_series(0, $2 - 1) p"
-                           " on conflict do nothing",
-                       s.name, s.partitions);
-    }
+    for (const auto& s : streams)
+      if (auto ensured = ensure_stream_partitions(tx, s); !ensured) return ensured;
     return {};
   });
 }

@@ -23,6 +23,14 @@ struct ServiceStatus {
   std::string detail;  // why not ready
 };
 
+// Why the service did not start. A database or broker that is not up yet can go away by
+// waiting (retryable); a configuration the stored state refuses (a stream's partition
+// count changed, an unknown derivation) cannot: the caller gives up at once.
+struct StartError {
+  std::string message;
+  bool retryable = true;
+};
+
 class Service {
  public:
   // kafka_bootstrap: the resolved bootstrap servers (the caller starts an embedded
@@ -31,7 +39,7 @@ class Service {
                                                                     std::string kafka_bootstrap);
   ~Service();
 
-  tl::expected<void, std::string> start();
+  tl::expected<void, StartError> start();
   void stop();
 
   std::uint16_t http_port() const;

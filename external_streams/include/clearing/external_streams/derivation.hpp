@@ -10,8 +10,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <tl/expected.hpp>
 #include <vector>
 
 #include "clearing/eventstore/subscription.hpp"
@@ -30,10 +32,16 @@ struct DerivationContext {
 
 using DerivationFn = std::vector<Draft> (*)(const eventstore::RecordedEvent&,
                                             const DerivationContext&);
+// A stream that keeps running totals (positions.v1): each draft its derivation returns is
+// a change of the state of its entity key, folded, in event order, into that state (kept in
+// derived_stream_state, moved in the deriving transaction); what the fold returns is
+// published. A refusal fails the batch.
+using FoldFn = tl::expected<Draft, std::string> (*)(const Draft& change, nlohmann::json& state);
 
 struct Derivation {
-  std::string name;  // what config names: "payments.v1", "settlements.v1"
+  std::string name;  // what config names: "payments.v1", "settlements.v1", ...
   DerivationFn derive;
+  FoldFn fold = nullptr;
 };
 
 // adapter.<cc>.payments.v1 (docs/streams.md): TransferPending (first only),
@@ -44,13 +52,22 @@ std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& event,
 // adapter.<cc>.settlements.v1: only money that moved, with amount and settlement date.
 std::vector<Draft> derive_settlements_v1(const eventstore::RecordedEvent& event,
                                          const DerivationContext& context);
+// adapter.<cc>.payments.v2: TransferStatusChanged (payments_v2_codec.hpp) for each status a
+// transfer takes (its first pending answer only), IncomingPaymentReceived as in v1.
+std::vector<Draft> derive_payments_v2(const eventstore::RecordedEvent& event,
+                                      const DerivationContext& context);
+// adapter.<cc>.positions.v1: a PositionDelta per settlement, folded into the day's
+// NetPositionChanged (positions_codec.hpp).
+std::vector<Draft> derive_positions_v1(const eventstore::RecordedEvent& event,
+                                       const DerivationContext& context);
 
 const std::vector<Derivation>& derivations();
-std::optional<DerivationFn> find_derivation(const std::string& name);
+std::optional<Derivation> find_derivation(const std::string& name);
 
 struct DerivedStream {
   StreamSpec spec;
   DerivationFn derive;
+  FoldFn fold = nullptr;
 };
 
 // How a derivation handler answered its look-ups (DerivationContext::first_of_type).
@@ -70,6 +87,9 @@ struct DerivationOptions {
   // never stale. 0 keeps none.
   std::size_t openings_kept = 4096;
   std::shared_ptr<DerivationLookups> lookups;  // counted here when set
+  // The live derivation of a registry (stream_registry.hpp): each batch derives only the
+  // streams the registry has live, read in the batch's transaction. Off: every stream.
+  bool live_streams_only = false;
 };
 
 // The subscription handler for a set of derived streams: a batch of events is derived
@@ -78,5 +98,17 @@ struct DerivationOptions {
 eventstore::BatchHandler make_derivation_handler(eventstore::EventStore& store,
                                                  std::vector<DerivedStream> streams,
                                                  DerivationOptions options = {});
+
+// The handler of one stream's backfill subscription (backfill_subscription_name). Each batch
+// locks the live derivation's checkpoint row and derives the stream from the events up to
+// that checkpoint; on an event beyond it, it hands the stream over to the live derivation
+// (hand_over), which derives it from there on. The lock keeps the live derivation from
+// moving meanwhile, so every event is derived for the stream exactly once.
+// A batch that finds the stream no longer backfilling (another instance handed it over)
+// derives nothing. `handed_over` (when set) turns true once a batch hands over; the
+// caller confirms with hand_over_if_caught_up, since that batch may yet roll back.
+eventstore::BatchHandler make_backfill_handler(
+    eventstore::EventStore& store, DerivedStream stream, DerivationOptions options = {},
+    std::shared_ptr<std::atomic<bool>> handed_over = nullptr);
 
 }  // namespace clearing::external_streams

@@ -34,8 +34,12 @@ struct StreamSpec {
 
 const std::vector<eventstore::Migration>& external_streams_migrations();
 
-// Registers the partitions of outgoing streams (idempotent). Fewer partitions than
-// registered before is refused: it would move entities to other partitions.
+// Registers the partitions of outgoing streams (idempotent). Another partition count than
+// registered before is refused: it would move entities to other partitions (a new count is
+// a new version of the stream). The first in the caller's transaction, the second in one
+// of its own.
+eventstore::StoreResult<void> ensure_stream_partitions(eventstore::Transaction& tx,
+                                                       const StreamSpec& stream);
 eventstore::StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool,
                                              std::span<const StreamSpec> streams);
 
