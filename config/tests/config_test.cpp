@@ -69,6 +69,74 @@ std::string error_for_file(const tl::expected<AdapterConfig, ConfigErrors>& resu
   return error->message;
 }
 
+// The place of a dotted key ("streams.outbound[1].name") in the JSON document.
+Json::json_pointer pointer_to(const std::string& key) {
+  std::string path = "/";
+  for (const char c : key) {
+    if (c == '.' || c == '[') {
+      path += '/';
+    } else if (c != ']') {
+      path += c;
+    }
+  }
+  return Json::json_pointer(path);
+}
+
+// The messages of a load that refused both tokens and nothing else: {clearing.token's,
+// http.api_token's}.
+std::pair<std::string, std::string> token_errors(
+    const tl::expected<AdapterConfig, ConfigErrors>& result) {
+  REQUIRE_FALSE(result.has_value());
+  CHECK(result.error().errors.size() == 2);
+  const auto* clearing = result.error().find("clearing.token");
+  const auto* api = result.error().find("http.api_token");
+  REQUIRE(clearing != nullptr);
+  REQUIRE(api != nullptr);
+  return {clearing->message, api->message};
+}
+
+// A boolean key: its value in the shipped DK file (also in the summary as key=value), and the
+// other value read when the file sets it.
+void check_boolean_key(const std::string& key, bool shipped_value,
+                       const std::function<bool(const AdapterConfig&)>& read) {
+  CAPTURE(key);
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK(read(*shipped) == shipped_value);
+  CHECK(redacted_summary(*shipped).find(key + (shipped_value ? "=true" : "=false")) !=
+        std::string::npos);
+  const auto flipped = load_edited([&](Json& j) { j[pointer_to(key)] = !shipped_value; });
+  REQUIRE(flipped.has_value());
+  CHECK(read(*flipped) == !shipped_value);
+}
+
+// A value written at `key` of the DK file, and the message of the error it must give there.
+struct Refusal {
+  std::string key;
+  Json value;
+  std::string message;
+};
+
+// Each refusal loaded on its own, checked with error_for (in the file, naming the key).
+void check_refusals(const std::vector<Refusal>& refusals) {
+  for (const auto& refusal : refusals) {
+    CAPTURE(refusal.key);
+    CAPTURE(refusal.value.dump());
+    const auto loaded = load_edited([&](Json& j) { j[pointer_to(refusal.key)] = refusal.value; });
+    CHECK(error_for(loaded, refusal.key).message == refusal.message);
+  }
+}
+
+// A function of one text and what it must give for each input.
+template <typename Result>
+void check_each(Result (*function)(std::string_view),
+                const std::vector<std::pair<std::string, Result>>& expected) {
+  for (const auto& [input, result] : expected) {
+    CAPTURE(input);
+    CHECK(function(input) == result);
+  }
+}
+
 constexpr year_month_day ymd(int y, unsigned m, unsigned d) {
   return year_month_day{year{y}, month{m}, day{d}};
 }
@@ -247,17 +315,10 @@ TEST_CASE("a bad value from the environment names the variable") {
 
 TEST_CASE("required secrets: both tokens must come from the environment") {
   const MapEnvironment empty;
-  const auto loaded = load_config(shipped_path("dk"), empty);
-  REQUIRE_FALSE(loaded.has_value());
-  CHECK(loaded.error().errors.size() == 2);
-  const auto* clearing = loaded.error().find("clearing.token");
-  const auto* api = loaded.error().find("http.api_token");
-  REQUIRE(clearing != nullptr);
-  REQUIRE(api != nullptr);
-  CHECK(clearing->message.starts_with(
-      "not set: set CLEARING_ADAPTER_CLEARING_TOKEN in the environment"));
-  CHECK(clearing->message.find("allow_missing_secrets") != std::string::npos);
-  CHECK(api->message.starts_with("not set: set CLEARING_ADAPTER_API_TOKEN in the environment"));
+  const auto [clearing, api] = token_errors(load_config(shipped_path("dk"), empty));
+  CHECK(clearing.starts_with("not set: set CLEARING_ADAPTER_CLEARING_TOKEN in the environment"));
+  CHECK(clearing.find("allow_missing_secrets") != std::string::npos);
+  CHECK(api.starts_with("not set: set CLEARING_ADAPTER_API_TOKEN in the environment"));
 
   SUBCASE("allow_missing_secrets lets the embedded demo start without them") {
     const auto demo =
@@ -296,16 +357,11 @@ TEST_CASE("a token too short, too long or not printable ASCII is refused without
   CHECK(load_with(clearing_min, api_min).has_value());
 
   const auto short_tokens = load_with("x", api_min.substr(1));
-  REQUIRE_FALSE(short_tokens.has_value());
-  CHECK(short_tokens.error().errors.size() == 2);
-  const auto* clearing = short_tokens.error().find("clearing.token");
-  const auto* api = short_tokens.error().find("http.api_token");
-  REQUIRE(clearing != nullptr);
-  REQUIRE(api != nullptr);
-  CHECK(clearing->message ==
+  const auto [clearing, api] = token_errors(short_tokens);
+  CHECK(clearing ==
         "must be 16 to 4096 characters long (from CLEARING_ADAPTER_CLEARING_TOKEN; the value is "
         "not shown): set the whole token the clearing issued");
-  CHECK(api->message ==
+  CHECK(api ==
         "must be 32 to 4096 characters long (from CLEARING_ADAPTER_API_TOKEN; the value is not "
         "shown): generate one, e.g. openssl rand -hex 16");
   CHECK(short_tokens.error().to_string().find(api_min.substr(1)) == std::string::npos);
@@ -340,51 +396,30 @@ TEST_CASE("an out-of-range value gives the allowed range") {
 }
 
 TEST_CASE("more out-of-range values") {
-  CHECK(error_for(load_edited([](Json& j) { j["streams"]["inbound"]["partitions"] = 257; }),
-                  "streams.inbound.partitions")
-            .message == "must be in [1, 256], got 257");
-  CHECK(error_for(load_edited([](Json& j) { j["country"]["amount_limit_minor"] = 0; }),
-                  "country.amount_limit_minor")
-            .message == "must be in [1, 1000000000000000], got 0");
-  CHECK(error_for(load_edited([](Json& j) { j["retry"]["backoff_max_ms"] = 500; }),
-                  "retry.backoff_max_ms")
-            .message ==
-        "must be in [1000, 604800000] (at least retry.backoff_initial_ms), got 500");
-  CHECK(error_for(load_edited([](Json& j) { j["retry"]["backoff_multiplier"] = 0; }),
-                  "retry.backoff_multiplier")
-            .message == "must be in [1, 16], got 0");
-  CHECK(error_for(load_edited([](Json& j) { j["retry"]["unknown_outcomes_before_inquiry"] = 0; }),
-                  "retry.unknown_outcomes_before_inquiry")
-            .message == "must be in [1, 1000], got 0");
-  CHECK(error_for(load_edited([](Json& j) { j["clearing"]["connect_timeout_ms"] = 6000; }),
-                  "clearing.connect_timeout_ms")
-            .message == "must be in [1, 5000] (at most clearing.request_timeout_ms), got 6000");
-  CHECK(error_for(load_edited([](Json& j) { j["kafka"]["session_timeout_ms"] = 1000; }),
-                  "kafka.session_timeout_ms")
-            .message == "must be in [6000, 1800000], got 1000");
-  CHECK(error_for(load_edited([](Json& j) { j["kafka"]["fetch_wait_max_ms"] = 0; }),
-                  "kafka.fetch_wait_max_ms")
-            .message == "must be in [1, 5000], got 0");
+  check_refusals({
+      {"streams.inbound.partitions", 257, "must be in [1, 256], got 257"},
+      {"country.amount_limit_minor", 0, "must be in [1, 1000000000000000], got 0"},
+      {"retry.backoff_max_ms", 500,
+       "must be in [1000, 604800000] (at least retry.backoff_initial_ms), got 500"},
+      {"retry.backoff_multiplier", 0, "must be in [1, 16], got 0"},
+      {"retry.unknown_outcomes_before_inquiry", 0, "must be in [1, 1000], got 0"},
+      {"clearing.connect_timeout_ms", 6000,
+       "must be in [1, 5000] (at most clearing.request_timeout_ms), got 6000"},
+      {"kafka.session_timeout_ms", 1000, "must be in [6000, 1800000], got 1000"},
+      {"kafka.fetch_wait_max_ms", 0, "must be in [1, 5000], got 0"},
+      {"kafka.relay_round_interval_min_ms", 1001, "must be in [0, 1000], got 1001"},
+      {"kafka.relay_round_interval_min_ms", -1, "must be in [0, 1000], got -1"},
+      {"incoming.page_limit", 5000, "must be in [1, 1000], got 5000"},
+      {"clearing.in_flight_max", 5'000'000'000LL, "must be a 32-bit integer, got 5000000000"},
+  });
   CHECK(load_edited([](Json& j) {
           j["kafka"]["fetch_wait_max_ms"] = 5;
         })->kafka.fetch_wait_max_ms == 5);
-  CHECK(error_for(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = 1001; }),
-                  "kafka.relay_round_interval_min_ms")
-            .message == "must be in [0, 1000], got 1001");
-  CHECK(error_for(load_edited([](Json& j) { j["kafka"]["relay_round_interval_min_ms"] = -1; }),
-                  "kafka.relay_round_interval_min_ms")
-            .message == "must be in [0, 1000], got -1");
   CHECK(load_edited([](Json&) {})->kafka.relay_round_interval_min_ms ==
         50);  // kRelayRoundIntervalMsDefault  // optional: the default
   CHECK(load_edited([](Json& j) {
           j["kafka"]["relay_round_interval_min_ms"] = 0;
         })->kafka.relay_round_interval_min_ms == 0);
-  CHECK(error_for(load_edited([](Json& j) { j["incoming"]["page_limit"] = 5000; }),
-                  "incoming.page_limit")
-            .message == "must be in [1, 1000], got 5000");
-  CHECK(error_for(load_edited([](Json& j) { j["clearing"]["in_flight_max"] = 5'000'000'000LL; }),
-                  "clearing.in_flight_max")
-            .message == "must be a 32-bit integer, got 5000000000");
 }
 
 TEST_CASE("the API's connection limits and idle deadline: defaults, ranges, the per-client cap") {
@@ -415,24 +450,16 @@ TEST_CASE("the API's connection limits and idle deadline: defaults, ranges, the 
   const auto zero = load_edited([](Json& j) { j["http"]["connections_max"] = 0; });
   CHECK(error_for(zero, "http.connections_max").message == "must be in [1, 10000], got 0");
   CHECK(zero.error().errors.size() == 1);
-  CHECK(error_for(load_edited([](Json& j) { j["http"]["connections_max"] = 10001; }),
-                  "http.connections_max")
-            .message == "must be in [1, 10000], got 10001");
-  CHECK(error_for(load_edited([](Json& j) { j["http"]["connections_per_client_max"] = 257; }),
-                  "http.connections_per_client_max")
-            .message == "must be in [1, 256] (at most http.connections_max), got 257");
-  CHECK(error_for(load_edited([](Json& j) { j["http"]["connections_per_client_max"] = 0; }),
-                  "http.connections_per_client_max")
-            .message == "must be in [1, 256] (at most http.connections_max), got 0");
-  CHECK(error_for(load_edited([](Json& j) { j["http"]["idle_timeout_ms"] = 99; }),
-                  "http.idle_timeout_ms")
-            .message == "must be in [100, 120000], got 99");
-  CHECK(error_for(load_edited([](Json& j) { j["http"]["idle_timeout_ms"] = 120001; }),
-                  "http.idle_timeout_ms")
-            .message == "must be in [100, 120000], got 120001");
-  CHECK(error_for(load_edited([](Json& j) { j["http"]["idle_timeout_ms"] = "5s"; }),
-                  "http.idle_timeout_ms")
-            .message == "must be an integer, got string \"5s\"");
+  check_refusals({
+      {"http.connections_max", 10001, "must be in [1, 10000], got 10001"},
+      {"http.connections_per_client_max", 257,
+       "must be in [1, 256] (at most http.connections_max), got 257"},
+      {"http.connections_per_client_max", 0,
+       "must be in [1, 256] (at most http.connections_max), got 0"},
+      {"http.idle_timeout_ms", 99, "must be in [100, 120000], got 99"},
+      {"http.idle_timeout_ms", 120001, "must be in [100, 120000], got 120001"},
+      {"http.idle_timeout_ms", "5s", "must be an integer, got string \"5s\""},
+  });
 }
 
 TEST_CASE("kafka.partition_assignment: database by default, group on request, nothing else") {
@@ -456,23 +483,13 @@ TEST_CASE("kafka.partition_assignment: database by default, group on request, no
 TEST_CASE(
     "clearing.reuse_connections: off by default (the contract's answers carry no reference), may "
     "be turned on") {
-  const auto shipped = load_edited([](Json&) {});
-  REQUIRE(shipped.has_value());
-  CHECK_FALSE(shipped->clearing.reuse_connections);
-  CHECK(redacted_summary(*shipped).find("clearing.reuse_connections=false") != std::string::npos);
-  const auto on = load_edited([](Json& j) { j["clearing"]["reuse_connections"] = true; });
-  REQUIRE(on.has_value());
-  CHECK(on->clearing.reuse_connections);
+  check_boolean_key("clearing.reuse_connections", false,
+                    [](const AdapterConfig& c) { return c.clearing.reuse_connections; });
 }
 
 TEST_CASE("dispatcher.lease_by_session: on by default, may be turned off, must be a boolean") {
-  const auto shipped = load_edited([](Json&) {});
-  REQUIRE(shipped.has_value());
-  CHECK(shipped->dispatcher.lease_by_session);
-  CHECK(redacted_summary(*shipped).find("dispatcher.lease_by_session=true") != std::string::npos);
-  const auto off = load_edited([](Json& j) { j["dispatcher"]["lease_by_session"] = false; });
-  REQUIRE(off.has_value());
-  CHECK_FALSE(off->dispatcher.lease_by_session);
+  check_boolean_key("dispatcher.lease_by_session", true,
+                    [](const AdapterConfig& c) { return c.dispatcher.lease_by_session; });
   CHECK_FALSE(
       load_edited([](Json& j) { j["dispatcher"]["lease_by_session"] = "yes"; }).has_value());
 }
@@ -484,12 +501,10 @@ TEST_CASE("streams.tail_check_interval_ms: 2000 by default, 0 turns it off, at m
   const auto off = load_edited([](Json& j) { j["streams"]["tail_check_interval_ms"] = 0; });
   REQUIRE(off.has_value());
   CHECK(off->streams.tail_check_interval_ms == 0);
-  CHECK(error_for(load_edited([](Json& j) { j["streams"]["tail_check_interval_ms"] = -1; }),
-                  "streams.tail_check_interval_ms")
-            .message == "must be in [0, 600000], got -1");
-  CHECK(error_for(load_edited([](Json& j) { j["streams"]["tail_check_interval_ms"] = 600001; }),
-                  "streams.tail_check_interval_ms")
-            .message == "must be in [0, 600000], got 600001");
+  check_refusals({
+      {"streams.tail_check_interval_ms", -1, "must be in [0, 600000], got -1"},
+      {"streams.tail_check_interval_ms", 600001, "must be in [0, 600000], got 600001"},
+  });
 }
 
 TEST_CASE("the dispatcher lease must exceed the clearing request timeout") {
@@ -704,18 +719,19 @@ TEST_CASE("bad addresses and URLs") {
 }
 
 TEST_CASE("the country's fields") {
-  CHECK(
-      error_for(load_edited([](Json& j) { j["country"]["currency"] = "EUR"; }), "country.currency")
-          .message == "must be DKK for country DK, got \"EUR\"");
-  CHECK(error_for(load_edited([](Json& j) { j["country"]["code"] = "dk"; }), "country.code")
-            .message == "must be one of \"DK\", \"SE\", \"NO\", got \"dk\"");
-  CHECK(error_for(load_edited([](Json& j) { j["country"]["cutoff_utc"] = "24:00"; }),
-                  "country.cutoff_utc")
-            .message == "must be a time \"HH:MM\" in 00:00..23:59 (UTC), got \"24:00\"");
-  CHECK(error_for(load_edited(
-                      [](Json& j) { j["country"]["business_days"]["holidays"][3] = "2026-02-30"; }),
-                  "country.business_days.holidays[3]")
-            .message == "must be a date \"YYYY-MM-DD\", got \"2026-02-30\"");
+  check_refusals({
+      {"country.currency", "EUR", "must be DKK for country DK, got \"EUR\""},
+      {"country.code", "dk", "must be one of \"DK\", \"SE\", \"NO\", got \"dk\""},
+      {"country.cutoff_utc", "24:00",
+       "must be a time \"HH:MM\" in 00:00..23:59 (UTC), got \"24:00\""},
+      {"country.business_days.holidays[3]", "2026-02-30",
+       "must be a date \"YYYY-MM-DD\", got \"2026-02-30\""},
+      {"country.business_days.weekend",
+       Json::array({"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}),
+       "must leave at least one business weekday"},
+      {"country.business_days.weekend[0]", "Saturday",
+       "must be one of Mon, Tue, Wed, Thu, Fri, Sat, Sun, got \"Saturday\""},
+  });
   CHECK(error_for(load_edited([](Json& j) {
                     j["country"]["business_days"]["holidays"].push_back("2026-12-25");
                   }),
@@ -726,16 +742,6 @@ TEST_CASE("the country's fields") {
                   }),
                   "country.business_days.bank_closing_days")
             .message == "2026-01-01 is already a holiday; list it once");
-  CHECK(error_for(load_edited([](Json& j) {
-                    j["country"]["business_days"]["weekend"] =
-                        Json::array({"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"});
-                  }),
-                  "country.business_days.weekend")
-            .message == "must leave at least one business weekday");
-  CHECK(error_for(
-            load_edited([](Json& j) { j["country"]["business_days"]["weekend"][0] = "Saturday"; }),
-            "country.business_days.weekend[0]")
-            .message == "must be one of Mon, Tue, Wed, Thu, Fri, Sat, Sun, got \"Saturday\"");
 }
 
 TEST_CASE("a stream of another country is not reported twice when the country is bad") {
@@ -855,65 +861,72 @@ TEST_CASE("date and time formatting") {
 // Names, addresses, redaction.
 
 TEST_CASE("stream names follow the contract's pattern") {
-  CHECK(is_valid_stream_name("core.dk.payments.v1"));
-  CHECK(is_valid_stream_name("adapter.no.settlements.v12"));
-  CHECK_FALSE(is_valid_stream_name("core.fi.payments.v1"));
-  CHECK_FALSE(is_valid_stream_name("bank.dk.payments.v1"));
-  CHECK_FALSE(is_valid_stream_name("core.dk.payments.v"));
-  CHECK_FALSE(is_valid_stream_name("core.dk.payments.v1x"));
-  CHECK_FALSE(is_valid_stream_name("core.dk..v1"));
-  CHECK_FALSE(is_valid_stream_name("core.dk.pay-ments.v1"));
-  CHECK_FALSE(is_valid_stream_name("core.dk.payments.1"));
+  const std::vector<std::pair<std::string, bool>> valid{
+      {"core.dk.payments.v1", true},  {"adapter.no.settlements.v12", true},
+      {"core.fi.payments.v1", false}, {"bank.dk.payments.v1", false},
+      {"core.dk.payments.v", false},  {"core.dk.payments.v1x", false},
+      {"core.dk..v1", false},         {"core.dk.pay-ments.v1", false},
+      {"core.dk.payments.1", false},
+  };
+  check_each(is_valid_stream_name, valid);
 }
 
 TEST_CASE("host:port parsing") {
-  CHECK(parse_host_port("127.0.0.1:8082") == HostPort{"127.0.0.1", 8082});
-  CHECK(parse_host_port("kafka-1.internal:9092") == HostPort{"kafka-1.internal", 9092});
-  CHECK(parse_host_port("[::1]:8080") == HostPort{"::1", 8080});
-  CHECK_FALSE(parse_host_port("localhost"));
-  CHECK_FALSE(parse_host_port(":8080"));
-  CHECK_FALSE(parse_host_port("host:0"));
-  CHECK_FALSE(parse_host_port("host:65536"));
-  CHECK_FALSE(parse_host_port("host:80x"));
-  CHECK_FALSE(parse_host_port("::1:8080"));
-  CHECK_FALSE(parse_host_port("my host:80"));
+  const std::vector<std::pair<std::string, std::optional<HostPort>>> parsed{
+      {"127.0.0.1:8082", HostPort{"127.0.0.1", 8082}},
+      {"kafka-1.internal:9092", HostPort{"kafka-1.internal", 9092}},
+      {"[::1]:8080", HostPort{"::1", 8080}},
+      {"localhost", std::nullopt},
+      {":8080", std::nullopt},
+      {"host:0", std::nullopt},
+      {"host:65536", std::nullopt},
+      {"host:80x", std::nullopt},
+      {"::1:8080", std::nullopt},
+      {"my host:80", std::nullopt},
+  };
+  check_each(parse_host_port, parsed);
 }
 
 TEST_CASE("redact_database_url masks passwords and keeps the rest") {
-  CHECK(redact_database_url("postgresql://postgres@127.0.0.1:5432/clearing_dk") ==
-        "postgresql://postgres@127.0.0.1:5432/clearing_dk");
-  CHECK(redact_database_url("postgresql://adapter:s3cret@db:5432/clearing") ==
-        "postgresql://adapter:***@db:5432/clearing");
-  CHECK(redact_database_url("postgresql://adapter:p@ss@db/clearing") ==
-        "postgresql://adapter:***@db/clearing");
-  CHECK(redact_database_url("postgresql://db/clearing?user=a&password=s3cret&sslmode=require") ==
-        "postgresql://db/clearing?user=a&password=***&sslmode=require");
-  CHECK(redact_database_url("host=db password=s3cret dbname=x") == "host=db password=*** dbname=x");
-  CHECK(redact_database_url("postgresql://db:5432/clearing") == "postgresql://db:5432/clearing");
+  check_each<std::string>(
+      redact_database_url,
+      {
+          {"postgresql://postgres@127.0.0.1:5432/clearing_dk",
+           "postgresql://postgres@127.0.0.1:5432/clearing_dk"},
+          {"postgresql://adapter:s3cret@db:5432/clearing",
+           "postgresql://adapter:***@db:5432/clearing"},
+          {"postgresql://adapter:p@ss@db/clearing", "postgresql://adapter:***@db/clearing"},
+          {"postgresql://db/clearing?user=a&password=s3cret&sslmode=require",
+           "postgresql://db/clearing?user=a&password=***&sslmode=require"},
+          {"host=db password=s3cret dbname=x", "host=db password=*** dbname=x"},
+          {"postgresql://db:5432/clearing", "postgresql://db:5432/clearing"},
+      });
 }
 
 TEST_CASE("redact_database_url masks percent-encoded and other secret parameters") {
-  // libpq decodes %XX in parameter names: %70assword is password.
-  CHECK(redact_database_url("postgresql://db/clearing?user=a&%70assword=s3cret") ==
-        "postgresql://db/clearing?user=a&%70assword=***");
-  CHECK(redact_database_url("postgresql://db/x?pass%2577ord=s3cret") ==
-        "postgresql://db/x?pass%2577ord=***");
-  CHECK(redact_database_url("postgresql://db/x?PASSWORD=s3cret&sslmode=require") ==
-        "postgresql://db/x?PASSWORD=***&sslmode=require");
-  CHECK(redact_database_url("postgresql://db/x?sslmode=verify-full&sslpassword=k3y") ==
-        "postgresql://db/x?sslmode=verify-full&sslpassword=***");
-  CHECK(redact_database_url("postgresql://db/x?ssl%70assword=k3y&application_name=a") ==
-        "postgresql://db/x?ssl%70assword=***&application_name=a");
-  // A password pasted without percent-encoding is still masked up to its '@'.
-  CHECK(redact_database_url("postgresql://adapter:pa?ss@db/clearing") ==
-        "postgresql://adapter:***@db/clearing");
-  CHECK(redact_database_url("postgresql://adapter:pa/ss@db/clearing?sslmode=require") ==
-        "postgresql://adapter:***@db/clearing?sslmode=require");
-  CHECK(redact_database_url("postgresql://adapter:s3cret@db/x?%70assword=s3cret") ==
-        "postgresql://adapter:***@db/x?%70assword=***");
-  // libpq's key=value form, with spaces around '=' and a quoted value.
-  CHECK(redact_database_url("host=db password = 's3 cr\\'et' sslpassword=k3y dbname=x") ==
-        "host=db password = *** sslpassword=*** dbname=x");
+  check_each<std::string>(
+      redact_database_url,
+      {
+          // libpq decodes %XX in parameter names: %70assword is password.
+          {"postgresql://db/clearing?user=a&%70assword=s3cret",
+           "postgresql://db/clearing?user=a&%70assword=***"},
+          {"postgresql://db/x?pass%2577ord=s3cret", "postgresql://db/x?pass%2577ord=***"},
+          {"postgresql://db/x?PASSWORD=s3cret&sslmode=require",
+           "postgresql://db/x?PASSWORD=***&sslmode=require"},
+          {"postgresql://db/x?sslmode=verify-full&sslpassword=k3y",
+           "postgresql://db/x?sslmode=verify-full&sslpassword=***"},
+          {"postgresql://db/x?ssl%70assword=k3y&application_name=a",
+           "postgresql://db/x?ssl%70assword=***&application_name=a"},
+          // A password pasted without percent-encoding is still masked up to its '@'.
+          {"postgresql://adapter:pa?ss@db/clearing", "postgresql://adapter:***@db/clearing"},
+          {"postgresql://adapter:pa/ss@db/clearing?sslmode=require",
+           "postgresql://adapter:***@db/clearing?sslmode=require"},
+          {"postgresql://adapter:s3cret@db/x?%70assword=s3cret",
+           "postgresql://adapter:***@db/x?%70assword=***"},
+          // libpq's key=value form, with spaces around '=' and a quoted value.
+          {"host=db password = 's3 cr\\'et' sslpassword=k3y dbname=x",
+           "host=db password = *** sslpassword=*** dbname=x"},
+      });
   for (const char* url :
        {"postgresql://db/clearing?user=a&%70assword=s3cret", "postgresql://u:s3cret@db/x",
         "postgresql://u:s3cret@db/x?sslpassword=s3cret", "password=s3cret",
