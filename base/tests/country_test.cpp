@@ -8,12 +8,12 @@
 using namespace clearing::base;
 
 TEST_CASE("parse_country accepts the upper- and the lower-case code of each country") {
-  CHECK(parse_country("DK") == Country::dk);
-  CHECK(parse_country("dk") == Country::dk);
-  CHECK(parse_country("SE") == Country::se);
-  CHECK(parse_country("se") == Country::se);
-  CHECK(parse_country("NO") == Country::no);
-  CHECK(parse_country("no") == Country::no);
+  for (const auto& [text, country] :
+       {std::pair{"DK", Country::dk}, std::pair{"dk", Country::dk}, std::pair{"SE", Country::se},
+        std::pair{"se", Country::se}, std::pair{"NO", Country::no}, std::pair{"no", Country::no}}) {
+    CAPTURE(text);
+    CHECK(parse_country(text) == country);
+  }
 }
 
 TEST_CASE("parse_country refuses other countries, mixed case and near misses") {
@@ -24,15 +24,20 @@ TEST_CASE("parse_country refuses other countries, mixed case and near misses") {
 }
 
 TEST_CASE("each country's codes and currency") {
-  CHECK(country_code(Country::dk) == "DK");
-  CHECK(country_code(Country::se) == "SE");
-  CHECK(country_code(Country::no) == "NO");
-  CHECK(country_code_lower(Country::dk) == "dk");
-  CHECK(country_code_lower(Country::se) == "se");
-  CHECK(country_code_lower(Country::no) == "no");
-  CHECK(country_currency_code(Country::dk) == "DKK");
-  CHECK(country_currency_code(Country::se) == "SEK");
-  CHECK(country_currency_code(Country::no) == "NOK");
+  struct Codes {
+    Country country;
+    const char* code;
+    const char* code_lower;
+    const char* currency;
+  };
+  for (const auto& expected :
+       {Codes{Country::dk, "DK", "dk", "DKK"}, Codes{Country::se, "SE", "se", "SEK"},
+        Codes{Country::no, "NO", "no", "NOK"}}) {
+    CAPTURE(expected.code);
+    CHECK(country_code(expected.country) == expected.code);
+    CHECK(country_code_lower(expected.country) == expected.code_lower);
+    CHECK(country_currency_code(expected.country) == expected.currency);
+  }
 }
 
 TEST_CASE("every country's codes parse back to it, and no two countries share a name") {

@@ -13,20 +13,30 @@
 using namespace clearing::base::metrics;
 
 TEST_CASE("names are validated as the exposition format requires") {
-  CHECK(is_valid_metric_name("clearing_answers_total"));
-  CHECK(is_valid_metric_name("_x:y:z9"));
-  CHECK(is_valid_metric_name(":colon_first"));
-  CHECK_FALSE(is_valid_metric_name(""));
-  CHECK_FALSE(is_valid_metric_name("9lives"));
-  CHECK_FALSE(is_valid_metric_name("with-dash"));
-  CHECK_FALSE(is_valid_metric_name("with space"));
-  CHECK_FALSE(is_valid_metric_name("ünïcode"));
-  CHECK(is_valid_label_name("class"));
-  CHECK(is_valid_label_name("_x1"));
-  CHECK_FALSE(is_valid_label_name("__reserved"));
-  CHECK_FALSE(is_valid_label_name("a:b"));
-  CHECK_FALSE(is_valid_label_name("1a"));
-  CHECK_FALSE(is_valid_label_name(""));
+  struct Example {
+    bool (*is_valid)(std::string_view);
+    const char* name;
+    bool valid;
+  };
+  for (const auto& example : {
+           Example{is_valid_metric_name, "clearing_answers_total", true},
+           Example{is_valid_metric_name, "_x:y:z9", true},
+           Example{is_valid_metric_name, ":colon_first", true},
+           Example{is_valid_metric_name, "", false},
+           Example{is_valid_metric_name, "9lives", false},
+           Example{is_valid_metric_name, "with-dash", false},
+           Example{is_valid_metric_name, "with space", false},
+           Example{is_valid_metric_name, "ünïcode", false},
+           Example{is_valid_label_name, "class", true},
+           Example{is_valid_label_name, "_x1", true},
+           Example{is_valid_label_name, "__reserved", false},
+           Example{is_valid_label_name, "a:b", false},
+           Example{is_valid_label_name, "1a", false},
+           Example{is_valid_label_name, "", false},
+       }) {
+    CAPTURE(example.name);
+    CHECK(example.is_valid(example.name) == example.valid);
+  }
 }
 
 TEST_CASE("an empty registry renders nothing") { CHECK(Registry().render().empty()); }

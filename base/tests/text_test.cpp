@@ -8,15 +8,22 @@ using namespace clearing::base;
 using namespace std::string_literals;
 
 TEST_CASE("is_valid_utf8 accepts well-formed UTF-8 and refuses every malformed form") {
-  CHECK(is_valid_utf8(""));
-  CHECK(is_valid_utf8("plain ascii"));
-  CHECK(is_valid_utf8("S\xC3\xB8ren \xE2\x82\xAC \xF0\x9F\x98\x80"));  // ø, €, an emoji
-  CHECK_FALSE(is_valid_utf8("\xFF"));
-  CHECK_FALSE(is_valid_utf8("\xC3"));              // truncated
-  CHECK_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong '/'
-  CHECK_FALSE(is_valid_utf8("\xED\xA0\x80"));      // a UTF-16 surrogate
-  CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
-  CHECK_FALSE(is_valid_utf8("\x80"));              // a lone continuation byte
+  for (const char* text :
+       {"", "plain ascii", "S\xC3\xB8ren \xE2\x82\xAC \xF0\x9F\x98\x80"}) {  // ø, €, an emoji
+    CAPTURE(text);
+    CHECK(is_valid_utf8(text));
+  }
+  for (const char* text : {
+           "\xFF",
+           "\xC3",              // truncated
+           "\xC0\xAF",          // overlong '/'
+           "\xED\xA0\x80",      // a UTF-16 surrogate
+           "\xF4\x90\x80\x80",  // above U+10FFFF
+           "\x80",              // a lone continuation byte
+       }) {
+    CAPTURE(text);
+    CHECK_FALSE(is_valid_utf8(text));
+  }
 }
 
 TEST_CASE("utf8_length counts code points, not bytes") {
@@ -31,10 +38,10 @@ TEST_CASE("utf8_length counts code points, not bytes") {
 
 TEST_CASE("has_control_characters finds C0, DEL and C1 controls, NUL included") {
   CHECK_FALSE(has_control_characters("Ada Lovelace \xC3\xB8"));
-  CHECK(has_control_characters("a\0b"s));
-  CHECK(has_control_characters("line\nforged"));
-  CHECK(has_control_characters("del\x7F"));
-  CHECK(has_control_characters("c1 \xC2\x85 next line"));
+  for (const std::string& text : {"a\0b"s, "line\nforged"s, "del\x7F"s, "c1 \xC2\x85 next line"s}) {
+    CAPTURE(text);
+    CHECK(has_control_characters(text));
+  }
   CHECK_FALSE(is_printable_utf8("bad \xFF"));
   CHECK(is_printable_utf8("fine"));
 }
