@@ -174,6 +174,24 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
     }
     return out;
   };
+  // A gauge with one sample per row of rows(name): the row's first label_names.size()
+  // columns are its labels, figure(row) its value.
+  const auto rows_gauge = [&metrics](const char* name, const char* help,
+                                     const std::vector<std::string>& label_names, auto rows,
+                                     auto figure) {
+    auto samples = [name, labels = static_cast<pqxx::row::size_type>(label_names.size()), rows,
+                    figure] {
+      Samples out;
+      for (const auto& row : rows(name)) {
+        LabelValues values;
+        for (pqxx::row::size_type i = 0; i < labels; ++i)
+          values.push_back(row[i].template as<std::string>());
+        out.push_back({std::move(values), figure(row)});
+      }
+      return out;
+    };
+    metrics.gauge_callback(name, help, label_names, std::move(samples));
+  };
 
   // --- Transfers: how many are open, since when, and the work due for them --------------
   metrics.gauge_callback(
@@ -252,25 +270,15 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
   auto subscription_rows = [query_rows, subscriptions](const char* family) {
     return query_rows(family, kSubscriptions, pg_text_array(subscriptions), kLagCountMax);
   };
-  metrics.gauge_callback(
-      "clearing_subscription_lag_events",
-      "Events committed after a subscription's checkpoint, not yet handled", {"subscription"},
-      [subscription_rows] {
-        Samples out;
-        for (const auto& row : subscription_rows("clearing_subscription_lag_events"))
-          out.push_back({{row[0].as<std::string>()}, std::max(0.0, row[1].as<double>())});
-        return out;
-      });
-  metrics.gauge_callback(
-      "clearing_subscription_progress_age_seconds",
-      "Seconds since a subscription's checkpoint last moved (by any instance); old is normal while "
-      "it has no events to handle",
-      {"subscription"}, [subscription_rows] {
-        Samples out;
-        for (const auto& row : subscription_rows("clearing_subscription_progress_age_seconds"))
-          out.push_back({{row[0].as<std::string>()}, std::max(0.0, row[2].as<double>())});
-        return out;
-      });
+  rows_gauge("clearing_subscription_lag_events",
+             "Events committed after a subscription's checkpoint, not yet handled",
+             {"subscription"}, subscription_rows,
+             [](const pqxx::row& row) { return std::max(0.0, row[1].as<double>()); });
+  rows_gauge("clearing_subscription_progress_age_seconds",
+             "Seconds since a subscription's checkpoint last moved (by any instance); old is "
+             "normal while it has no events to handle",
+             {"subscription"}, subscription_rows,
+             [](const pqxx::row& row) { return std::max(0.0, row[2].as<double>()); });
   metrics.gauge_callback(
       "clearing_subscription_state",
       "This instance's subscriptions: 1 for the state each is in (idle, catching_up, live, "
@@ -307,26 +315,17 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
       });
 
   // --- Relay -----------------------------------------------------------------------------
-  metrics.gauge_callback(
-      "clearing_relay_lag_messages",
-      "External messages written and not yet acknowledged by Kafka, per stream and partition",
-      {"stream", "partition"}, [query_rows] {
-        Samples out;
-        for (const auto& row : query_rows("clearing_relay_lag_messages", kRelay))
-          out.push_back(
-              {{row[0].as<std::string>(), row[1].as<std::string>()}, row[2].as<double>()});
-        return out;
-      });
-  metrics.gauge_callback(
-      "clearing_relay_oldest_unpublished_age_seconds",
-      "How long the oldest unacknowledged message of each partition has waited (0 when none)",
-      {"stream", "partition"}, [query_rows] {
-        Samples out;
-        for (const auto& row : query_rows("clearing_relay_oldest_unpublished_age_seconds", kRelay))
-          out.push_back(
-              {{row[0].as<std::string>(), row[1].as<std::string>()}, row[3].as<double>()});
-        return out;
-      });
+  auto relay_rows = [query_rows](const char* family) { return query_rows(family, kRelay); };
+  rows_gauge("clearing_relay_lag_messages",
+             "External messages written and not yet acknowledged by Kafka, per stream and "
+             "partition",
+             {"stream", "partition"}, relay_rows,
+             [](const pqxx::row& row) { return row[2].as<double>(); });
+  rows_gauge("clearing_relay_oldest_unpublished_age_seconds",
+             "How long the oldest unacknowledged message of each partition has waited (0 when "
+             "none)",
+             {"stream", "partition"}, relay_rows,
+             [](const pqxx::row& row) { return row[3].as<double>(); });
 
   // --- Inbound consumer ------------------------------------------------------------------
   metrics.counter_callback("clearing_inbound_messages_total",
