@@ -87,6 +87,17 @@ external_streams::ExternalMessage transfer_requested(const std::string& transfer
   return m;
 }
 
+// Records `count` valid transfers (indices 0..count-1) as the core would; their ids.
+std::vector<std::string> initiate_valid(SagaDatabase& db, int count, const base::Clock& clock) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < count; ++i) {
+    auto command = make_initiate(i, RequestKind::valid, clock.now());
+    ids.push_back(command.request.transfer_id);
+    REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
+  }
+  return ids;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -166,12 +177,7 @@ TEST_CASE("after the cut-off, transfers are pending and settle on a later status
   REQUIRE(mock);
   auto client = make_client((*mock)->base_url());
   base::SystemClock clock;
-  std::vector<std::string> ids;
-  for (int i = 0; i < 20; ++i) {
-    auto command = make_initiate(i, RequestKind::valid, clock.now());
-    ids.push_back(command.request.transfer_id);
-    REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
-  }
+  const auto ids = initiate_valid(db, 20, clock);
   adapter::DispatcherOptions options;
   options.owner = "cutoff";
   options.policy = fast_policy();
@@ -201,12 +207,7 @@ TEST_CASE("two dispatchers sharing one database never make the same attempt at o
   auto client_a = make_client((*mock)->base_url());
   auto client_b = make_client((*mock)->base_url());
   base::SystemClock clock;
-  std::vector<std::string> ids;
-  for (int i = 0; i < 200; ++i) {
-    auto command = make_initiate(i, RequestKind::valid, clock.now());
-    ids.push_back(command.request.transfer_id);
-    REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
-  }
+  const auto ids = initiate_valid(db, 200, clock);
   adapter::DispatcherOptions a_options, b_options;
   a_options.owner = "a";
   b_options.owner = "b";
@@ -581,12 +582,7 @@ TEST_CASE("a woken dispatcher claims new work at once; unwoken it waits for its 
   dispatcher.start();
   // Its first claim, at start, finds nothing: the next one is an hour away.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  std::vector<std::string> ids;
-  for (int i = 0; i < 5; ++i) {
-    auto command = make_initiate(i, RequestKind::valid, clock.now());
-    ids.push_back(command.request.transfer_id);
-    REQUIRE(db.transfers->execute(command, {command.correlation_id, "core", nullptr, ""}));
-  }
+  const auto ids = initiate_valid(db, 5, clock);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   CHECK(dispatcher.stats().calls_started == 0);
   CHECK(db.terminal_count() == 0);
