@@ -876,15 +876,13 @@ TEST_CASE("host:port parsing") {
       {"127.0.0.1:8082", HostPort{"127.0.0.1", 8082}},
       {"kafka-1.internal:9092", HostPort{"kafka-1.internal", 9092}},
       {"[::1]:8080", HostPort{"::1", 8080}},
-      {"localhost", std::nullopt},
-      {":8080", std::nullopt},
-      {"host:0", std::nullopt},
-      {"host:65536", std::nullopt},
-      {"host:80x", std::nullopt},
-      {"::1:8080", std::nullopt},
-      {"my host:80", std::nullopt},
   };
   check_each(parse_host_port, parsed);
+  for (const char* text :
+       {"localhost", ":8080", "host:0", "host:65536", "host:80x", "::1:8080", "my host:80"}) {
+    CAPTURE(text);
+    CHECK_FALSE(parse_host_port(text));
+  }
 }
 
 TEST_CASE("redact_database_url masks passwords and keeps the rest") {
