@@ -98,6 +98,27 @@ std::vector<std::string> initiate_valid(SagaDatabase& db, int count, const base:
   return ids;
 }
 
+// A dispatcher's options in these tests: its owner and the fast retry policy.
+adapter::DispatcherOptions fast_options(const char* owner) {
+  adapter::DispatcherOptions options;
+  options.owner = owner;
+  options.policy = fast_policy();
+  return options;
+}
+
+// Runs a dispatcher (fast_options) until `count` transfers are terminal; its stats once it
+// has stopped.
+adapter::DispatcherStats dispatch_until_terminal(SagaDatabase& db,
+                                                 clearing_client::ClearingClient& client,
+                                                 const base::Clock& clock, const char* owner,
+                                                 int count) {
+  adapter::Dispatcher dispatcher(*db.transfers, client, clock, fast_options(owner));
+  dispatcher.start();
+  REQUIRE(wait_until([&] { return db.terminal_count() == count; }, std::chrono::seconds(60)));
+  dispatcher.stop();
+  return dispatcher.stats();
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -178,13 +199,7 @@ TEST_CASE("after the cut-off, transfers are pending and settle on a later status
   auto client = make_client((*mock)->base_url());
   base::SystemClock clock;
   const auto ids = initiate_valid(db, 20, clock);
-  adapter::DispatcherOptions options;
-  options.owner = "cutoff";
-  options.policy = fast_policy();
-  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
-  dispatcher.start();
-  REQUIRE(wait_until([&] { return db.terminal_count() == 20; }, std::chrono::seconds(60)));
-  dispatcher.stop();
+  const auto dispatched = dispatch_until_terminal(db, *client, clock, "cutoff", 20);
   const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
   CHECK(reconciliation.violations.empty());
   CHECK(reconciliation.succeeded == 20);
@@ -195,7 +210,7 @@ TEST_CASE("after the cut-off, transfers are pending and settle on a later status
   for (const auto& e : *events) types.push_back(e.type);
   CHECK(std::find(types.begin(), types.end(), "TransferAcceptedPending") != types.end());
   CHECK(types.back() == "TransferSettled");
-  CHECK(dispatcher.stats().answers_by_class.at("pending") >= 20);
+  CHECK(dispatched.answers_by_class.at("pending") >= 20);
 }
 
 TEST_CASE("two dispatchers sharing one database never make the same attempt at once") {
@@ -280,9 +295,7 @@ TEST_CASE(
   db.database.exec("update transfer_work set action = 'inquiry' where transfer_id = '" +
                    command.request.transfer_id + "'");
 
-  adapter::DispatcherOptions options;
-  options.owner = "refusals";
-  options.policy = fast_policy();
+  auto options = fast_options("refusals");
   options.refused_retry_delay = std::chrono::minutes(5);
   adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
   REQUIRE(dispatcher.run_once());
@@ -351,10 +364,7 @@ TEST_CASE(
       "transfer_id = '" +
       ids[2] + "'");
 
-  adapter::DispatcherOptions options;
-  options.owner = "bodies";
-  options.policy = fast_policy();
-  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
+  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, fast_options("bodies"));
   for (int round = 0; round < 20 && db.terminal_count() < 4; ++round)
     REQUIRE(dispatcher.run_once());
   REQUIRE(db.terminal_count() == 4);
@@ -557,13 +567,7 @@ TEST_CASE(
   CHECK(db.database.query_value(
             "select count(*) from pg_indexes where indexname = 'transfer_status_status'") == "0");
 
-  adapter::DispatcherOptions options;
-  options.owner = "unfinished";
-  options.policy = fast_policy();
-  adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
-  dispatcher.start();
-  REQUIRE(wait_until([&] { return db.terminal_count() == 5; }, std::chrono::seconds(60)));
-  dispatcher.stop();
+  dispatch_until_terminal(db, *client, clock, "unfinished", 5);
   CHECK(db.statuses() == std::map<std::string, int>{{"rejected", 2}, {"succeeded", 3}});
   CHECK(unfinished().empty());
 }
@@ -574,9 +578,7 @@ TEST_CASE("a woken dispatcher claims new work at once; unwoken it waits for its 
   REQUIRE(mock);
   auto client = make_client((*mock)->base_url());
   base::SystemClock clock;
-  adapter::DispatcherOptions options;
-  options.owner = "woken";
-  options.policy = fast_policy();
+  auto options = fast_options("woken");
   options.idle_poll = std::chrono::hours(1);
   adapter::Dispatcher dispatcher(*db.transfers, *client, clock, options);
   dispatcher.start();
@@ -625,9 +627,7 @@ TEST_CASE(
       "select coalesce(lease_owner, '') from transfer_work where transfer_id = '" +
       command.request.transfer_id + "'";
   auto options_for = [](const char* owner) {
-    adapter::DispatcherOptions options;
-    options.owner = owner;
-    options.policy = fast_policy();
+    auto options = fast_options(owner);
     options.lease_by_session = true;
     options.stop_grace = std::chrono::milliseconds(0);
     return options;
