@@ -123,6 +123,22 @@ void stats_counter(base::metrics::Registry& metrics, const std::unique_ptr<Worke
   });
 }
 
+// A counter of several fields of a worker's stats since start, one series a field under one
+// label (its value the first of each pair); no sample until the worker is made.
+template <class Worker, class Stats>
+void stats_counters(base::metrics::Registry& metrics, const std::unique_ptr<Worker>& worker,
+                    const char* name, const char* help, const std::string& label,
+                    std::vector<std::pair<std::string, std::int64_t Stats::*>> fields) {
+  metrics.counter_callback(name, help, {label}, [&worker, fields = std::move(fields)] {
+    Samples out;
+    if (!worker) return out;
+    const auto stats = worker->stats();
+    for (const auto& [value, field] : fields)
+      out.push_back({{value}, static_cast<double>(stats.*field)});
+    return out;
+  });
+}
+
 }  // namespace
 
 AnswerHook register_service_metrics(base::metrics::Registry& metrics,
@@ -451,38 +467,26 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
   poller_counter("clearing_incoming_pages_not_applied_total",
                  "Feed pages the database did not take since start (polled again)",
                  &IncomingPollerStats::pages_not_applied);
-  metrics.counter_callback(
-      "clearing_incoming_payments_total",
+  stats_counters<IncomingPoller, IncomingPollerStats>(
+      metrics, parts.poller, "clearing_incoming_payments_total",
       "Incoming payments of the feed since start, by outcome (parked: broke the contract or "
-      "refused, "
-      "in parked_messages)",
-      {"outcome"}, [parts] {
-        Samples out;
-        if (!parts.poller) return out;
-        const auto s = parts.poller->stats();
-        out.push_back({{"recorded"}, static_cast<double>(s.payments_recorded)});
-        out.push_back({{"resent"}, static_cast<double>(s.payments_resent)});
-        out.push_back({{"parked"}, static_cast<double>(s.payments_parked)});
-        return out;
-      });
+      "refused, in parked_messages)",
+      "outcome",
+      {{"recorded", &IncomingPollerStats::payments_recorded},
+       {"resent", &IncomingPollerStats::payments_resent},
+       {"parked", &IncomingPollerStats::payments_parked}});
 
   // --- Clearing client -----------------------------------------------------------------
-  metrics.counter_callback(
-      "clearing_client_refused_total",
+  using clearing_client::ClientStats;
+  stats_counters<clearing_client::ClearingClient, ClientStats>(
+      metrics, parts.client, "clearing_client_refused_total",
       "Clearing answers and connections the client refused since start, by kind "
       "(reference_mismatch is an alarm: an answer naming another transfer)",
-      {"kind"}, [parts] {
-        Samples out;
-        if (!parts.client) return out;
-        const auto s = parts.client->stats();
-        out.push_back({{"reference_mismatch"}, static_cast<double>(s.reference_mismatches)});
-        out.push_back({{"contract_violation"}, static_cast<double>(s.contract_violations)});
-        out.push_back({{"connection_unread_after_answer"},
-                       static_cast<double>(s.connections_discarded_unread)});
-        out.push_back({{"idle_connection_unread_or_closed"},
-                       static_cast<double>(s.idle_connections_discarded)});
-        return out;
-      });
+      "kind",
+      {{"reference_mismatch", &ClientStats::reference_mismatches},
+       {"contract_violation", &ClientStats::contract_violations},
+       {"connection_unread_after_answer", &ClientStats::connections_discarded_unread},
+       {"idle_connection_unread_or_closed", &ClientStats::idle_connections_discarded}});
   return hook;
 }
 
