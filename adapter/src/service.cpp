@@ -60,9 +60,20 @@ sagas::CountryRules rules_of(const config::CountryConfig& c) {
 // What the config says of each outbound stream, as the stream registry takes it.
 std::vector<external_streams::StreamSetting> stream_settings(const config::AdapterConfig& config) {
   std::vector<external_streams::StreamSetting> out;
-  for (const auto& stream : config.streams.outbound)
-    out.push_back({.spec = {stream.name, stream.partitions},
-                   .derivation = std::string(config::derivation_name(stream.derivation))});
+  for (const auto& stream : config.streams.outbound) {
+    external_streams::StreamSetting setting{
+        .spec = {stream.name, stream.partitions},
+        .derivation = std::string(config::derivation_name(stream.derivation))};
+    base::Timestamp from{};
+    if (stream.backfill_from && base::parse_timestamp(*stream.backfill_from, from))
+      setting.backfill_from = from;
+    for (const auto& entry : config.streams.deprecated)
+      if (entry.stream == stream.name) {
+        setting.sunset = config::format_date(entry.sunset);
+        setting.retired = entry.retired;
+      }
+    out.push_back(std::move(setting));
+  }
   return out;
 }
 

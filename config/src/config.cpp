@@ -16,12 +16,13 @@ namespace clearing::config {
 namespace {
 
 // The names are the config file's words (and the summary's): one table per enumeration.
-constexpr base::NameTable<Derivation, 3> kDerivationNames{{
+constexpr base::NameTable<Derivation, 4> kDerivationNames{{
     {Derivation::payments_v1, "payments.v1"},
     {Derivation::settlements_v1, "settlements.v1"},
     {Derivation::payments_v2, "payments.v2"},
+    {Derivation::positions_v1, "positions.v1"},
 }};
-static_assert(base::lists_every_enumerator(kDerivationNames, Derivation::payments_v2));
+static_assert(base::lists_every_enumerator(kDerivationNames, Derivation::positions_v1));
 
 constexpr base::NameTable<PartitionAssignment, 2> kPartitionAssignmentNames{{
     {PartitionAssignment::database, "database"},

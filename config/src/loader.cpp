@@ -12,6 +12,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "clearing/base/clock.hpp"
 #include "clearing/base/country.hpp"
 #include "fields.hpp"
 #include "json_reader.hpp"
@@ -269,14 +270,56 @@ void read_outbound_stream(Section section, OutboundStreamConfig& out, Problems& 
       return derivation_name(d) == *derivation;
     });
     if (found == kDerivations.end()) {
+      std::string known;
+      for (const auto d : kDerivations)
+        known += (known.empty() ? "\"" : ", \"") + std::string(derivation_name(d)) + "\"";
       problems.add(section.path_of("derivation"),
-                   "must be one of \"payments.v1\", \"settlements.v1\", \"payments.v2\", got " +
-                       detail::quote_text(*derivation));
+                   "must be one of " + known + ", got " + detail::quote_text(*derivation));
     } else {
       out.derivation = *found;
     }
   }
+  if (const auto from = section.string("backfill_from")) {
+    base::Timestamp parsed{};
+    if (base::parse_timestamp(*from, parsed))
+      out.backfill_from = *from;
+    else
+      problems.add(
+          section.path_of("backfill_from"),
+          "must be an RFC 3339 time (2026-01-01T00:00:00Z), got " + detail::quote_text(*from));
+  }
   section.finish();
+}
+
+void read_deprecated_stream(Section section, DeprecatedStreamConfig& out, Problems& problems) {
+  if (const auto stream = section.string("stream", true)) out.stream = *stream;
+  if (const auto sunset = section.string("sunset", true)) {
+    if (const auto date = parse_date(*sunset))
+      out.sunset = *date;
+    else
+      problems.add(section.path_of("sunset"),
+                   "must be a date YYYY-MM-DD, got " + detail::quote_text(*sunset));
+  }
+  section.boolean("retired", out.retired);
+  section.finish();
+}
+
+template <class Item, class Read>
+void read_list(Section& section, const char* key, bool required, const char* shape,
+               std::vector<Item>& out, Problems& problems, Read read) {
+  const Json* list = required ? section.require(key) : section.find(key);
+  if (list == nullptr) return;
+  const std::string path = section.path_of(key);
+  if (!list->is_array()) {
+    problems.add(path,
+                 std::string("must be an array of ") + shape + ", got " + detail::describe(*list));
+    return;
+  }
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    Item item;
+    read(Section(&(*list)[i], detail::element_path(path, i), problems), item, problems);
+    out.push_back(std::move(item));
+  }
 }
 
 void read_streams(Section section, StreamsConfig& out, Country country, Problems& problems) {
@@ -286,20 +329,10 @@ void read_streams(Section section, StreamsConfig& out, Country country, Problems
   inbound.integer("partitions", out.inbound.partitions, true);
   inbound.finish();
 
-  if (const Json* list = section.require("outbound")) {
-    const std::string path = section.path_of("outbound");
-    if (!list->is_array()) {
-      problems.add(path, "must be an array of {name, partitions, derivation}, got " +
-                             detail::describe(*list));
-    } else {
-      for (std::size_t i = 0; i < list->size(); ++i) {
-        OutboundStreamConfig stream;
-        read_outbound_stream(Section(&(*list)[i], detail::element_path(path, i), problems), stream,
-                             problems);
-        out.outbound.push_back(std::move(stream));
-      }
-    }
-  }
+  read_list(section, "outbound", true, "{name, partitions, derivation}", out.outbound, problems,
+            read_outbound_stream);
+  read_list(section, "deprecated", false, "{stream, sunset, retired}", out.deprecated, problems,
+            read_deprecated_stream);
   if (const auto url = section.string("core_catchup_url")) out.core_catchup_url = *url;
   section.integer("tail_check_interval_ms", out.tail_check_interval_ms);
   section.finish();

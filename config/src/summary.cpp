@@ -98,6 +98,13 @@ void add_streams(Line& line, const StreamsConfig& streams) {
                 std::string(derivation_name(stream.derivation));
   }
   line.add("streams.outbound", outbound);
+  if (!streams.deprecated.empty()) {
+    std::string deprecated;
+    for (const auto& entry : streams.deprecated)
+      deprecated += (deprecated.empty() ? "" : ",") + entry.stream +
+                    "/sunset:" + format_date(entry.sunset) + (entry.retired ? "/retired" : "");
+    line.add("streams.deprecated", deprecated);
+  }
   line.add("streams.core_catchup_url", redact_http_url(streams.core_catchup_url));
 }
 

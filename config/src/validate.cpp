@@ -252,8 +252,38 @@ std::optional<std::string> stream_name_problem(const std::string& name, std::str
   return std::nullopt;
 }
 
+// streams.deprecated: each entry names an outbound stream, once; a sunset that has passed
+// needs "retired" (the operator says the stream may stop), and a stream is not retired
+// before its sunset (its consumers were promised it until then).
+void check_deprecated(Checker& check, const StreamsConfig& streams,
+                      std::chrono::year_month_day today) {
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < streams.deprecated.size(); ++i) {
+    const auto& entry = streams.deprecated[i];
+    const std::string key = "streams.deprecated[" + std::to_string(i) + "]";
+    const bool known = std::any_of(streams.outbound.begin(), streams.outbound.end(),
+                                   [&](const auto& out) { return out.name == entry.stream; });
+    if (!known) {
+      check.fail(key + ".stream",
+                 quote_text(entry.stream) + " is not a stream of streams.outbound");
+    } else if (!seen.insert(entry.stream).second) {
+      check.fail(key + ".stream", quote_text(entry.stream) + " is listed twice");
+    }
+    if (!entry.retired && entry.sunset < today) {
+      check.fail(key + ".sunset",
+                 "the sunset " + format_date(entry.sunset) + " of " + entry.stream +
+                     " has passed: set \"retired\": true to stop deriving it (its history "
+                     "stays readable), or move the sunset");
+    } else if (entry.retired && entry.sunset > today) {
+      check.fail(key + ".retired", entry.stream + " cannot be retired before its sunset " +
+                                       format_date(entry.sunset) +
+                                       ": its consumers were promised it until then");
+    }
+  }
+}
+
 void check_streams(Checker& check, const StreamsConfig& streams, Country country,
-                   bool country_known) {
+                   bool country_known, std::chrono::year_month_day today) {
   if (const auto problem =
           stream_name_problem(streams.inbound.name, "core", country, country_known)) {
     check.fail("streams.inbound.name", *problem);
@@ -280,6 +310,7 @@ void check_streams(Checker& check, const StreamsConfig& streams, Country country
     }
     check.range(key + ".partitions", stream.partitions, 1, kPartitionsMax);
   }
+  check_deprecated(check, streams, today);
   check.range("streams.tail_check_interval_ms", streams.tail_check_interval_ms, 0,
               kTailCheckIntervalMsMax);
   if (const auto problem = http_url_problem(streams.core_catchup_url)) {
@@ -377,7 +408,9 @@ std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions 
   check_retry(check, config.retry);
   check_dispatcher(check, config.dispatcher, config.clearing);
   check_incoming(check, config.incoming);
-  check_streams(check, config.streams, config.country.code, country_known);
+  const auto today = options.today.value_or(std::chrono::year_month_day{
+      std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())});
+  check_streams(check, config.streams, config.country.code, country_known, today);
   check_database(check, config.database);
   check_kafka(check, config.kafka);
   check_http(check, config.http, options);

@@ -530,7 +530,7 @@ TEST_CASE("an unknown key is named with its path, at any level") {
       "request_timeout_ms,"));
   CHECK(error_for(loaded, "colour").message.starts_with("unknown key (allowed here: country, "));
   CHECK(error_for(loaded, "streams.outbound[1].compacted").message ==
-        "unknown key (allowed here: name, partitions, derivation)");
+        "unknown key (allowed here: name, partitions, derivation, backfill_from)");
   CHECK(error_for(loaded, "country.business_days.half_days").message ==
         "unknown key (allowed here: weekend, holidays, bank_closing_days)");
 }
@@ -676,8 +676,8 @@ TEST_CASE("bad stream names") {
     const auto loaded =
         load_edited([](Json& j) { j["streams"]["outbound"][0]["derivation"] = "payments.v9"; });
     CHECK(error_for(loaded, "streams.outbound[0].derivation").message ==
-          "must be one of \"payments.v1\", \"settlements.v1\", \"payments.v2\", got "
-          "\"payments.v9\"");
+          "must be one of \"payments.v1\", \"settlements.v1\", \"payments.v2\", "
+          "\"positions.v1\", got \"payments.v9\"");
   }
   SUBCASE("the same stream twice") {
     const auto loaded =
@@ -692,6 +692,86 @@ TEST_CASE("bad stream names") {
     });
     REQUIRE(loaded.has_value());
     CHECK(loaded->streams.outbound.back().derivation == Derivation::payments_v2);
+  }
+}
+
+// Versioning a stream (docs/streams.md): a new version beside the old, its backfill's start,
+// and the old one deprecated, then retired. "Today" is fixed so the sunsets are stable.
+TEST_CASE("stream versions: backfill_from and streams.deprecated") {
+  using std::chrono::day;
+  using std::chrono::month;
+  using std::chrono::year;
+  const LoadOptions on_dec_6{.today = std::chrono::year_month_day{year{2026}, month{12}, day{6}}};
+  const auto with = [&](Json deprecated, Json v2_extra = Json::object()) {
+    return load_edited(
+        [&](Json& j) {
+          Json v2 = {
+              {"name", "adapter.dk.payments.v2"}, {"partitions", 4}, {"derivation", "payments.v2"}};
+          v2.update(v2_extra);
+          j["streams"]["outbound"].push_back(v2);
+          j["streams"]["outbound"].push_back({{"name", "adapter.dk.positions.v1"},
+                                              {"partitions", 1},
+                                              {"derivation", "positions.v1"}});
+          j["streams"]["deprecated"] = std::move(deprecated);
+        },
+        env_with_secrets(), on_dec_6);
+  };
+  SUBCASE("v1 deprecated with a sunset to come, v2 and positions.v1 beside it") {
+    const auto loaded =
+        with(Json::array({{{"stream", "adapter.dk.payments.v1"}, {"sunset", "2027-06-30"}}}),
+             {{"backfill_from", "2026-01-01T00:00:00Z"}});
+    REQUIRE(loaded.has_value());
+    REQUIRE(loaded->streams.deprecated.size() == 1);
+    CHECK(loaded->streams.deprecated[0].stream == "adapter.dk.payments.v1");
+    CHECK(format_date(loaded->streams.deprecated[0].sunset) == "2027-06-30");
+    CHECK_FALSE(loaded->streams.deprecated[0].retired);
+    CHECK(loaded->streams.outbound[2].backfill_from == "2026-01-01T00:00:00Z");
+    CHECK(loaded->streams.outbound[3].derivation == Derivation::positions_v1);
+    CHECK(redacted_summary(*loaded).find(
+              "streams.deprecated=adapter.dk.payments.v1/sunset:2027-06-30") != std::string::npos);
+  }
+  SUBCASE("retired after its sunset") {
+    const auto loaded = with(Json::array(
+        {{{"stream", "adapter.dk.payments.v1"}, {"sunset", "2026-12-01"}, {"retired", true}}}));
+    REQUIRE(loaded.has_value());
+    CHECK(loaded->streams.deprecated[0].retired);
+  }
+  SUBCASE("a sunset that has passed without retired") {
+    const auto loaded =
+        with(Json::array({{{"stream", "adapter.dk.payments.v1"}, {"sunset", "2026-12-05"}}}));
+    CHECK(error_for(loaded, "streams.deprecated[0].sunset").message ==
+          "the sunset 2026-12-05 of adapter.dk.payments.v1 has passed: set \"retired\": true to "
+          "stop deriving it (its history stays readable), or move the sunset");
+  }
+  SUBCASE("retired before its sunset") {
+    const auto loaded = with(Json::array(
+        {{{"stream", "adapter.dk.payments.v1"}, {"sunset", "2026-12-07"}, {"retired", true}}}));
+    CHECK(error_for(loaded, "streams.deprecated[0].retired").message ==
+          "adapter.dk.payments.v1 cannot be retired before its sunset 2026-12-07: its consumers "
+          "were promised it until then");
+  }
+  SUBCASE("an unknown stream, a stream twice, a bad date, a missing sunset") {
+    const auto loaded = with(Json::array({
+        {{"stream", "adapter.dk.payments.v3"}, {"sunset", "2027-01-01"}},
+        {{"stream", "adapter.dk.payments.v1"}, {"sunset", "2027-01-01"}},
+        {{"stream", "adapter.dk.payments.v1"}, {"sunset", "2027-01-01"}},
+        {{"stream", "adapter.dk.settlements.v1"}, {"sunset", "1 May 2027"}},
+        {{"stream", "adapter.dk.positions.v1"}},
+    }));
+    CHECK(error_for(loaded, "streams.deprecated[0].stream").message ==
+          "\"adapter.dk.payments.v3\" is not a stream of streams.outbound");
+    CHECK(error_for(loaded, "streams.deprecated[2].stream").message ==
+          "\"adapter.dk.payments.v1\" is listed twice");
+    CHECK(error_for(loaded, "streams.deprecated[3].sunset").message ==
+          "must be a date YYYY-MM-DD, got \"1 May 2027\"");
+    CHECK(error_for(loaded, "streams.deprecated[4].sunset").message == "missing required key");
+  }
+  SUBCASE("deprecated is not a list; backfill_from is not a time") {
+    const auto loaded = with(Json::object(), {{"backfill_from", "yesterday"}});
+    CHECK(error_for(loaded, "streams.deprecated").message ==
+          "must be an array of {stream, sunset, retired}, got an object");
+    CHECK(error_for(loaded, "streams.outbound[2].backfill_from").message ==
+          "must be an RFC 3339 time (2026-01-01T00:00:00Z), got \"yesterday\"");
   }
 }
 

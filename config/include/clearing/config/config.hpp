@@ -210,10 +210,11 @@ struct IncomingConfig {
 inline constexpr int kPartitionsMax = 256;
 inline constexpr std::size_t kOutboundStreamsMax = 16;
 
-// How internal events become an outbound stream's events.
-enum class Derivation { payments_v1, settlements_v1, payments_v2 };
-inline constexpr std::array<Derivation, 3> kDerivations{
-    Derivation::payments_v1, Derivation::settlements_v1, Derivation::payments_v2};
+// How internal events become an outbound stream's events (docs/streams.md).
+enum class Derivation { payments_v1, settlements_v1, payments_v2, positions_v1 };
+inline constexpr std::array<Derivation, 4> kDerivations{
+    Derivation::payments_v1, Derivation::settlements_v1, Derivation::payments_v2,
+    Derivation::positions_v1};
 std::string_view derivation_name(Derivation derivation) noexcept;  // "payments.v1"
 
 struct InboundStreamConfig {
@@ -224,9 +225,25 @@ struct InboundStreamConfig {
 
 struct OutboundStreamConfig {
   std::string name;    // "adapter.<cc>.<derivation>", e.g. adapter.dk.payments.v1
-  int partitions = 0;  // [1, kPartitionsMax]
+  int partitions = 0;  // [1, kPartitionsMax]; fixed once the stream exists (a new count is a
+                       // new version)
   Derivation derivation = Derivation::payments_v1;
+  // A stream added to an adapter with history is backfilled from the beginning of the
+  // history, or from the first event recorded at or after this RFC 3339 time. Read only
+  // when the stream is registered (its first start).
+  std::optional<std::string> backfill_from;
   friend bool operator==(const OutboundStreamConfig&, const OutboundStreamConfig&) = default;
+};
+
+// streams.deprecated[]: an outbound stream on its way out. Until the sunset it is derived
+// and published as before, its Kafka messages carry a `deprecation` header and the
+// catch-up API's answers the Deprecation and Sunset HTTP headers. After the sunset it must
+// say "retired": it is no longer derived; its history stays readable.
+struct DeprecatedStreamConfig {
+  std::string stream;  // a name of streams.outbound
+  std::chrono::year_month_day sunset{};
+  bool retired = false;
+  friend bool operator==(const DeprecatedStreamConfig&, const DeprecatedStreamConfig&) = default;
 };
 
 inline constexpr int kTailCheckIntervalMsDefault = 2'000;
@@ -234,7 +251,8 @@ inline constexpr int kTailCheckIntervalMsMax = 600'000;
 
 struct StreamsConfig {
   InboundStreamConfig inbound;
-  std::vector<OutboundStreamConfig> outbound;  // 1..kOutboundStreamsMax, distinct names
+  std::vector<OutboundStreamConfig> outbound;      // 1..kOutboundStreamsMax, distinct names
+  std::vector<DeprecatedStreamConfig> deprecated;  // each names an outbound stream, once
   // http:// base URL of the core's catch-up API; env may override. https:// is refused until
   // the fetcher (http/src/client.cpp) speaks TLS (issue 21).
   std::string core_catchup_url;

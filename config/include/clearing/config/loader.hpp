@@ -26,6 +26,7 @@
 // Errors: nothing here throws; library exceptions (file, json) are turned into ConfigError.
 // Thread safety: the functions are pure apart from reading the file and the environment.
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -95,6 +96,8 @@ struct LoadOptions {
   // The embedded demo sets its own tokens: when true, a missing clearing or API token is not
   // an error (they stay unset). A token written into the file is an error regardless.
   bool allow_missing_secrets = false;
+  // The day a sunset is compared with (streams.deprecated); none: today, in UTC.
+  std::optional<std::chrono::year_month_day> today;
 };
 
 tl::expected<AdapterConfig, ConfigErrors> load_config(const std::string& path,
