@@ -45,6 +45,7 @@
 
 #include "clearing/base/name_table.hpp"
 #include "clearing/eventstore/database.hpp"
+#include "clearing/external_streams/errors.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/message.hpp"
 #include "clearing/external_streams/stream_store.hpp"
@@ -108,13 +109,9 @@ constexpr std::string_view to_string(FetchErrc code) noexcept {
   return base::name_in(kFetchErrcNames, code).value_or("unknown");
 }
 
-struct FetchError {
-  FetchErrc code;
-  // What happened and, when retrying cannot help, what to fix (the setting to check). Shown
-  // in logs and stats: never a token, nor a message's values.
-  std::string message;
-  bool is_retryable() const noexcept { return external_streams::is_retryable(code); }
-};
+// The message: what happened and, when retrying cannot help, what to fix (the setting to
+// check). Shown in logs and stats: never a token, nor a message's values.
+using FetchError = CodedError<FetchErrc>;
 
 // Fetches seqs [from, from + limit) of a partition from the producer's catch-up API. An
 // error means the page could not be had, typed by whether another try can help.

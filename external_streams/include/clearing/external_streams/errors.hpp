@@ -4,8 +4,10 @@
 // same options fails the same way until a person changes something, so these end a
 // start-up with a message, never a retry loop. The errors of running (a relay's round, a
 // partition ownership's refresh, a catch-up page) are typed beside their modules
-// (relay.hpp, ownership.hpp, consumer.hpp), with whether a retry can help.
+// (relay.hpp, ownership.hpp, consumer.hpp), with whether a retry can help, all in the one
+// form CodedError below.
 
+#include <concepts>
 #include <iosfwd>
 #include <string>
 #include <string_view>
@@ -19,6 +21,29 @@ namespace clearing::external_streams {
 struct OptionsError {
   std::string field;  // as the options struct names it: "batch_max", "handover_grace", ...
   std::string message;
+};
+
+// The form every typed error of this module takes: a code, and words for a person that say
+// what was being done (never a token, nor a message's values). A code that says whether
+// another try can help has is_retryable(code) beside it, and then its error has
+// is_retryable() too.
+template <class Errc>
+concept RetryableErrc = requires(Errc code) {
+  { is_retryable(code) } -> std::same_as<bool>;
+};
+
+template <RetryableErrc Errc>
+constexpr bool is_retryable_code(Errc code) noexcept {
+  return is_retryable(code);
+}
+
+template <class Errc>
+struct CodedError {
+  Errc code;
+  std::string message;
+  bool is_retryable() const noexcept requires RetryableErrc<Errc> {
+    return is_retryable_code(code);  // the code's own is_retryable, found beside it
+  }
 };
 
 enum class KafkaErrc {
@@ -38,10 +63,8 @@ constexpr std::string_view to_string(KafkaErrc code) noexcept {
   return base::name_in(kKafkaErrcNames, code).value_or("unknown");
 }
 
-struct KafkaError {
-  KafkaErrc code;
-  std::string message;  // librdkafka's words, with what was being done
-};
+// The message: librdkafka's words, with what was being done.
+using KafkaError = CodedError<KafkaErrc>;
 
 std::ostream& operator<<(std::ostream& out, const KafkaError& error);
 

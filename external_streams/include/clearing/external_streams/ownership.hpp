@@ -85,11 +85,8 @@ constexpr std::string_view to_string(OwnershipErrc code) noexcept {
   return base::name_in(kOwnershipErrcNames, code).value_or("unknown");
 }
 
-struct OwnershipError {
-  OwnershipErrc code;
-  std::string message;  // what failed, and how many partitions were released with the session
-  bool is_retryable() const noexcept { return external_streams::is_retryable(code); }
-};
+// The message: what failed, and how many partitions were released with the session.
+using OwnershipError = CodedError<OwnershipErrc>;
 
 class PartitionOwnership {
  public:

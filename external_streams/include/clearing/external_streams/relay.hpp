@@ -28,6 +28,7 @@
 
 #include "clearing/base/name_table.hpp"
 #include "clearing/eventstore/database.hpp"
+#include "clearing/external_streams/errors.hpp"
 #include "clearing/external_streams/kafka.hpp"
 
 namespace clearing::external_streams {
@@ -97,10 +98,8 @@ constexpr std::string_view to_string(RelayErrc code) noexcept {
   return base::name_in(kRelayErrcNames, code).value_or("unknown");
 }
 
-struct RelayError {
-  RelayErrc code;
-  std::string message;  // also RelayStats::last_error
-};
+// The message is also RelayStats::last_error.
+using RelayError = CodedError<RelayErrc>;
 
 struct RelayStats {
   std::int64_t produced = 0;
