@@ -1,6 +1,8 @@
 #include "clearing/eventstore/event_store.hpp"
 
 #include <pqxx/pqxx>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -163,6 +165,12 @@ StoreError invalid(std::string message) {
   return {StoreErrc::invalid_argument, std::move(message)};
 }
 
+// More of something than one call takes: "<count> <what>, limit <limit>".
+StoreError too_many(std::size_t count, std::string_view what, std::size_t limit) {
+  return {StoreErrc::payload_too_large,
+          std::to_string(count) + " " + std::string(what) + ", limit " + std::to_string(limit)};
+}
+
 // A text[] literal: every element quoted, so commas, braces and spaces in ids are data.
 std::string text_array_literal(std::span<const StreamId> values) {
   std::string out = "{";
@@ -256,10 +264,7 @@ StoreResult<std::string> encode_input(const StreamId& stream, std::span<const Ev
     return tl::unexpected(invalid("stream id has control characters"));
   if (events.empty()) return tl::unexpected(invalid("append of no events"));
   if (events.size() > kEventsPerAppendMax)
-    return tl::unexpected(
-        StoreError{StoreErrc::payload_too_large, std::to_string(events.size()) +
-                                                     " events in one append, limit " +
-                                                     std::to_string(kEventsPerAppendMax)});
+    return tl::unexpected(too_many(events.size(), "events in one append", kEventsPerAppendMax));
   std::unordered_set<std::string> ids;
   std::string input = "[";
   for (const auto& e : events) {
@@ -373,9 +378,7 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
   if (appends.empty()) return Results{};
   if (appends.size() > kStreamsPerBatchMax)
     return tl::unexpected(
-        StoreError{StoreErrc::payload_too_large, std::to_string(appends.size()) +
-                                                     " streams in one batch append, limit " +
-                                                     std::to_string(kStreamsPerBatchMax)});
+        too_many(appends.size(), "streams in one batch append", kStreamsPerBatchMax));
   // Validated and encoded first, the whole batch: malformed input touches nothing.
   std::vector<std::string> inputs;
   inputs.reserve(appends.size());
@@ -483,9 +486,7 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
 StoreResult<void> EventStore::lock_streams(Transaction& tx, std::span<const StreamId> streams) {
   if (streams.empty()) return {};
   if (streams.size() > kStreamsPerBatchMax)
-    return tl::unexpected(StoreError{StoreErrc::payload_too_large,
-                                     std::to_string(streams.size()) + " streams to lock, limit " +
-                                         std::to_string(kStreamsPerBatchMax)});
+    return tl::unexpected(too_many(streams.size(), "streams to lock", kStreamsPerBatchMax));
   tx.exec_params(
       "select stream_id from event_streams where stream_id = any(array(select unnest($1::text[])))"
       " order by stream_id for update",
