@@ -190,27 +190,25 @@ TEST_CASE(
     REQUIRE(f.store->append(StreamId{s}, ExpectedVersion::no_stream(),
                             std::vector{make_event("Opened")}));
   const auto at1 = ExpectedVersion::exactly(StreamVersion{1});
-  std::atomic<bool> first_written{false};
-  std::thread holder([&] {
-    auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<bool> {
-      auto written = f.store->append_batch(tx, std::vector{to("a", at1, {make_event("First")}),
-                                                           to("b", at1, {make_event("First")})});
-      if (!written) return tl::unexpected(written.error());
-      first_written = true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      return (*written)[0].has_value() && (*written)[1].has_value();
-    });
-    REQUIRE(r);
-    CHECK(*r);
-  });
-  while (!first_written) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  HeldTransaction<bool> holder(
+      *f.pool,
+      [&](Transaction& tx) -> StoreResult<bool> {
+        auto written = f.store->append_batch(tx, std::vector{to("a", at1, {make_event("First")}),
+                                                             to("b", at1, {make_event("First")})});
+        if (!written) return tl::unexpected(written.error());
+        return (*written)[0].has_value() && (*written)[1].has_value();
+      },
+      [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
+  holder.wait_until_worked();
   // c first, then b and a: the locks are taken in stream id order whatever the batch's.
   auto second = f.pool->transact([&](Transaction& tx) {
     return f.store->append_batch(
         tx, std::vector{to("c", at1, {make_event("Second")}), to("b", at1, {make_event("Second")}),
                         to("a", at1, {make_event("Second")})});
   });
-  holder.join();
+  const auto first = holder.result();
+  REQUIRE(first);
+  CHECK(*first);
   REQUIRE(second);
   REQUIRE((*second)[0]);
   CHECK((*second)[0]->next_expected_version == StreamVersion{2});
@@ -227,21 +225,19 @@ TEST_CASE(
     "a new stream created by another transaction after the batch looked is a conflict, not an "
     "error") {
   StoreFixture f;
-  std::atomic<bool> created{false};
   std::atomic<bool> looked{false};
-  std::thread creator([&] {
-    auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
-      auto a = f.store->append(tx, StreamId{"race"}, ExpectedVersion::no_stream(),
+  HeldTransaction<AppendResult> creator(
+      *f.pool,
+      [&](Transaction& tx) {
+        return f.store->append(tx, StreamId{"race"}, ExpectedVersion::no_stream(),
                                std::vector{make_event("Creator")});
-      created = true;
-      while (!looked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      std::this_thread::sleep_for(
-          std::chrono::milliseconds(200));  // the batch is waiting on our row by now
-      return a;
-    });
-    CHECK(r);
-  });
-  while (!created) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      },
+      [&] {
+        wait_for(looked);
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(200));  // the batch is waiting on our row by now
+      });
+  creator.wait_until_worked();
   // The creator has not committed: the batch's first statement cannot see its row.
   auto r = f.pool->transact([&](Transaction& tx) {
     looked = true;
@@ -249,7 +245,7 @@ TEST_CASE(
         tx, std::vector{to("race", ExpectedVersion::no_stream(), {make_event("Batch")}),
                         to("calm", ExpectedVersion::no_stream(), {make_event("Batch")})});
   });
-  creator.join();
+  CHECK(creator.result());
   REQUIRE(r);
   REQUIRE_FALSE((*r)[0]);
   CHECK((*r)[0].error().code == StoreErrc::wrong_expected_version);
@@ -284,18 +280,14 @@ TEST_CASE("lock_streams holds off every other append to the streams until the tr
   StoreFixture f;
   REQUIRE(f.store->append(StreamId{"held"}, ExpectedVersion::no_stream(),
                           std::vector{make_event("Opened")}));
-  std::atomic<bool> locked{false};
   std::atomic<bool> release{false};
-  std::thread holder([&] {
-    auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<void> {
-      auto held = f.store->lock_streams(tx, std::vector{StreamId{"held"}, StreamId{"absent"}});
-      locked = true;
-      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      return held;
-    });
-    CHECK(r);
-  });
-  while (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  HeldTransaction<void> holder(
+      *f.pool,
+      [&](Transaction& tx) {
+        return f.store->lock_streams(tx, std::vector{StreamId{"held"}, StreamId{"absent"}});
+      },
+      [&] { wait_for(release); });
+  holder.wait_until_worked();
   auto blocked = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
     tx.exec("set local lock_timeout = '100ms'");
     return f.store->append(tx, StreamId{"held"}, ExpectedVersion::exactly(StreamVersion{1}),
@@ -304,7 +296,7 @@ TEST_CASE("lock_streams holds off every other append to the streams until the tr
   REQUIRE_FALSE(blocked);
   CHECK(blocked.error().code == StoreErrc::transient);  // the lock timeout
   release = true;
-  holder.join();
+  CHECK(holder.result());
   auto after = f.store->append(StreamId{"held"}, ExpectedVersion::exactly(StreamVersion{1}),
                                std::vector{make_event("Late")});
   REQUIRE(after);

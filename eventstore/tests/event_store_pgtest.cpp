@@ -147,22 +147,17 @@ TEST_CASE("a conflicting writer holding its transaction open blocks the other, w
   StoreFixture f;
   const StreamId stream{"held"};
   REQUIRE(f.store->append(stream, ExpectedVersion::no_stream(), std::vector{make_event("Opened")}));
-  std::atomic<bool> first_appended{false};
-  StoreResult<AppendResult> second = tl::unexpected(StoreError{StoreErrc::internal, ""});
-  std::thread holder([&] {
-    auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
-      auto a = f.store->append(tx, stream, ExpectedVersion::exactly(StreamVersion{1}),
+  HeldTransaction<AppendResult> holder(
+      *f.pool,
+      [&](Transaction& tx) {
+        return f.store->append(tx, stream, ExpectedVersion::exactly(StreamVersion{1}),
                                std::vector{make_event("First")});
-      first_appended = true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      return a;
-    });
-    CHECK(r);
-  });
-  while (!first_appended) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  second = f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}),
-                           std::vector{make_event("Second")});
-  holder.join();
+      },
+      [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
+  holder.wait_until_worked();
+  const auto second = f.store->append(stream, ExpectedVersion::exactly(StreamVersion{1}),
+                                      std::vector{make_event("Second")});
+  CHECK(holder.result());
   REQUIRE_FALSE(second);
   CHECK(second.error().code == StoreErrc::wrong_expected_version);
   auto read = f.store->read_stream(stream);
@@ -236,25 +231,22 @@ TEST_CASE("read_all_after returns committed events in order, after the checkpoin
 
   // An open transaction's events are not visible, and nothing after it either (the
   // horizon stops at the oldest running transaction).
-  std::atomic<bool> inserted{false}, release{false};
-  std::thread open([&] {
-    auto r = f.pool->transact([&](Transaction& tx) -> StoreResult<AppendResult> {
-      auto a = f.store->append(tx, StreamId{"open"}, ExpectedVersion::any(),
+  std::atomic<bool> release{false};
+  HeldTransaction<AppendResult> open(
+      *f.pool,
+      [&](Transaction& tx) {
+        return f.store->append(tx, StreamId{"open"}, ExpectedVersion::any(),
                                std::vector{make_event("Late")});
-      inserted = true;
-      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      return a;
-    });
-    CHECK(r);
-  });
-  while (!inserted) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      },
+      [&] { wait_for(release); });
+  open.wait_until_worked();
   REQUIRE(
       f.store->append(StreamId{"after"}, ExpectedVersion::any(), std::vector{make_event("Later")}));
   auto during = f.store->read_all_after(Checkpoint::after(all->back()), 100);
   REQUIRE(during);
   CHECK(during->empty());
   release = true;
-  open.join();
+  CHECK(open.result());
   wait_for_horizon(*f.pool);
   auto after = f.store->read_all_after(Checkpoint::after(all->back()), 100);
   REQUIRE(after);

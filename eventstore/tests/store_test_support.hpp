@@ -1,6 +1,7 @@
 #pragma once
 // Shared set-up for the event store's database tests.
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <pqxx/pqxx>
@@ -51,6 +52,43 @@ inline void wait_for_horizon(ConnectionPool& pool) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
+
+// Waits until `flag` is set by another thread.
+inline void wait_for(const std::atomic<bool>& flag) {
+  while (!flag) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+// A transaction held open on a thread of its own, so that a test can act against its rows
+// and locks: it runs `work` (wait_until_worked() returns once it has), then `hold`, and
+// commits when `hold` returns. result() joins the thread and answers what `work` answered;
+// call it before the end of the test, as std::thread asks.
+template <class T>
+class HeldTransaction {
+ public:
+  template <class Work, class Hold>
+  HeldTransaction(ConnectionPool& pool, Work work, Hold hold)
+      : thread_([this, &pool, work = std::move(work), hold = std::move(hold)]() mutable {
+          result_ = pool.transact([&](Transaction& tx) -> StoreResult<T> {
+            auto done = work(tx);
+            worked_ = true;
+            hold();
+            return done;
+          });
+        }) {}
+  HeldTransaction(const HeldTransaction&) = delete;
+  HeldTransaction& operator=(const HeldTransaction&) = delete;
+
+  void wait_until_worked() const { wait_for(worked_); }
+  StoreResult<T> result() {
+    thread_.join();
+    return std::move(result_);
+  }
+
+ private:
+  std::atomic<bool> worked_{false};
+  StoreResult<T> result_ = tl::unexpected(StoreError{StoreErrc::internal, "not run"});
+  std::thread thread_;  // last: it starts once the members above exist
+};
 
 inline EventData make_event(std::string type, nlohmann::json data = nlohmann::json::object(),
                             std::string correlation = "corr-1") {

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <atomic>
 #include <pqxx/pqxx>
 #include <sstream>
 #include <thread>
@@ -40,6 +41,26 @@ bool eventually(Predicate p, std::chrono::milliseconds within = std::chrono::sec
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return p();
+}
+
+// Options for a subscription that meets a failing handler: it polls rarely and retries fast,
+// its backoff growing from 5 ms to `retry_backoff_max`.
+SubscriptionOptions retrying_fast(std::string name, std::size_t batch_size,
+                                  std::chrono::milliseconds retry_backoff_max) {
+  return {.name = std::move(name),
+          .batch_size = batch_size,
+          .poll_interval = std::chrono::milliseconds(100),
+          .retry_backoff_initial = std::chrono::milliseconds(5),
+          .retry_backoff_max = retry_backoff_max};
+}
+
+// A handler that refuses event n = 1 with `refusal` while `broken` holds, and records every
+// event it handles.
+EventHandler refusing_event_1_while(const std::atomic<bool>& broken, std::string refusal) {
+  return [&broken, refusal](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
+    if (broken && e.data["n"] == 1) return tl::unexpected(refusal);
+    return record(tx, e);
+  };
 }
 
 struct SubscriptionFixture : StoreFixture {
@@ -115,17 +136,8 @@ TEST_CASE(
   SubscriptionFixture f;
   append_numbered(*f.store, 0, 3);
   std::atomic<bool> broken{true};
-  Subscription sub(*f.store,
-                   {.name = "stalls",
-                    .batch_size = 10,
-                    .poll_interval = std::chrono::milliseconds(100),
-                    .retry_backoff_initial = std::chrono::milliseconds(5),
-                    .retry_backoff_max = std::chrono::milliseconds(40)},
-                   [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
-                     if (broken && e.data["n"] == 1)
-                       return tl::unexpected(std::string("downstream unavailable"));
-                     return record(tx, e);
-                   });
+  Subscription sub(*f.store, retrying_fast("stalls", 10, std::chrono::milliseconds(40)),
+                   refusing_event_1_while(broken, "downstream unavailable"));
   sub.start();
   REQUIRE(eventually([&] {
     return sub.status().state == SubscriptionState::stalled && sub.status().failures >= 3;
@@ -164,17 +176,8 @@ TEST_CASE(
   SubscriptionFixture f;
   append_numbered(*f.store, 0, 3);
   std::atomic<bool> broken{true};
-  Subscription sub(*f.store,
-                   {.name = "stall-log",
-                    .batch_size = 1,
-                    .poll_interval = std::chrono::milliseconds(100),
-                    .retry_backoff_initial = std::chrono::milliseconds(5),
-                    .retry_backoff_max = std::chrono::milliseconds(20)},
-                   [&](Transaction& tx, const RecordedEvent& e) -> HandlerResult {
-                     if (broken && e.data["n"] == 1)
-                       return tl::unexpected(std::string("account DK5000400440116243"));
-                     return record(tx, e);
-                   });
+  Subscription sub(*f.store, retrying_fast("stall-log", 1, std::chrono::milliseconds(20)),
+                   refusing_event_1_while(broken, "account DK5000400440116243"));
   sub.start();
   REQUIRE(eventually([&] { return sub.status().failures >= 5; }));
   broken = false;
