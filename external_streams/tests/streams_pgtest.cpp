@@ -264,6 +264,13 @@ std::string core_message(int partition, std::int64_t seq,
   return m.to_json().dump();
 }
 
+// The core's messages of `seqs` onto Kafka, into one partition in that order, as the core's
+// producer sends them: a seq left out is one that never reached Kafka.
+void produce_core(Fixture& f, int partition, std::initializer_list<std::int64_t> seqs) {
+  for (const auto seq : seqs)
+    produce_raw(f, kCore.name, partition, "k", core_message(partition, seq));
+}
+
 // A catch-up API that answers a page of the one seq asked first (of a partition whose head
 // is 3), and is unreachable while `api_up` is false.
 CatchUpFetcher first_seq_fetcher(const std::atomic<bool>& api_up) {
@@ -274,6 +281,12 @@ CatchUpFetcher first_seq_fetcher(const std::atomic<bool>& api_up) {
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
 }
+
+// A catch-up API (first_seq_fetcher's) that is down until the test sets `up`.
+struct DownCatchUpApi {
+  std::atomic<bool> up = false;
+  const CatchUpFetcher fetcher = first_seq_fetcher(up);
+};
 
 // Applied seqs of one partition in the order they were applied.
 std::vector<std::int64_t> applied_seqs(Fixture& f, const std::string& stream, int partition) {
@@ -426,11 +439,9 @@ TEST_CASE(
     "a gap the catch-up API cannot fill holds its partition; nothing later is applied until it "
     "can") {
   Fixture f;
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
-  std::atomic<bool> api_up = false;
-  const auto fetcher = first_seq_fetcher(api_up);
-  auto consumer = consumer_for(f, kCore.name, "stall-group", recording_handler(), fetcher);
+  produce_core(f, 0, {1, 3});
+  DownCatchUpApi api;
+  auto consumer = consumer_for(f, kCore.name, "stall-group", recording_handler(), api.fetcher);
   consume_until(*consumer, [&] { return consumer->stats().stalled; });
   const auto held = consumer->stats().held;
   REQUIRE(held.size() == 1);
@@ -438,7 +449,7 @@ TEST_CASE(
   CHECK(held.begin()->second.reason.find("connection refused") != std::string::npos);
   // What came before the gap is applied; nothing after it.
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1});
-  api_up = true;
+  api.up = true;
   consume_until(*consumer, [&] { return f.count("select count(*) from applied") == "3"; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
   CHECK_FALSE(consumer->stats().stalled);
@@ -457,8 +468,7 @@ TEST_CASE(
     "a gap the catch-up API refuses to fill (401) holds its partition with that cause, is not "
     "retried at the fast backoff, and the fixed token is picked up at the slow pace") {
   Fixture f;
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
+  produce_core(f, 0, {1, 3});
   std::atomic<bool> token_fixed = false;
   std::atomic<int> fetches = 0;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from,
@@ -502,8 +512,7 @@ TEST_CASE(
     "a catch-up API that times out holds the partition and is retried at the fast backoff, as "
     "before") {
   Fixture f;
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
+  produce_core(f, 0, {1, 3});
   std::atomic<int> fetches = 0;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t, std::int64_t from,
                                std::int64_t) -> tl::expected<FetchedPage, FetchError> {
@@ -1335,9 +1344,9 @@ TEST_CASE(
     "a gap that cannot be filled holds only its partition: the batch's other partition is applied, "
     "and what came before the gap commits") {
   Fixture f;
-  std::atomic<bool> api_up = false;
-  const auto fetcher = first_seq_fetcher(api_up);
-  auto consumer = consumer_for(f, kCore.name, "partition-gap-group", recording_handler(), fetcher);
+  DownCatchUpApi api;
+  auto consumer =
+      consumer_for(f, kCore.name, "partition-gap-group", recording_handler(), api.fetcher);
   consumer->apply({{kCore.name, 0, 0, "k", core_message(0, 1)},
                    {kCore.name, 0, 1, "k", core_message(0, 3)},
                    {kCore.name, 1, 0, "k", core_message(1, 1)},
@@ -1350,7 +1359,7 @@ TEST_CASE(
   CHECK(consumer->stats().stalled);
   // The held message's Kafka offset is not stored: it is read again.
   CHECK(f.count("select kafka_offset from inbound_stream_progress where partition = 0") == "0");
-  api_up = true;
+  api.up = true;
   consumer->apply({{kCore.name, 0, 1, "k", core_message(0, 3)}});
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
   CHECK(consumer->stats().held.empty());
@@ -1360,12 +1369,10 @@ TEST_CASE(
     "over Kafka, a partition held at a gap is paused, and the other partition keeps flowing until "
     "the gap can be filled") {
   Fixture f;
-  std::atomic<bool> api_up = false;
-  const auto fetcher = first_seq_fetcher(api_up);
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
-  produce_raw(f, kCore.name, 1, "k", core_message(1, 1));
-  auto consumer = consumer_for(f, kCore.name, "kafka-hold-group", recording_handler(), fetcher);
+  DownCatchUpApi api;
+  produce_core(f, 0, {1, 3});
+  produce_core(f, 1, {1});
+  auto consumer = consumer_for(f, kCore.name, "kafka-hold-group", recording_handler(), api.fetcher);
   consume_until(*consumer, [&] {
     return consumer->stats().stalled && applied_seqs(f, kCore.name, 1).size() == 1;
   });
@@ -1376,7 +1383,7 @@ TEST_CASE(
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1});
   REQUIRE(consumer->stats().held.size() == 1);
   CHECK(consumer->stats().held.begin()->first == PartitionKey{kCore.name, 0});
-  api_up = true;
+  api.up = true;
   consume_until(*consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
   consume_until(*consumer, [&] { return consumer->stats().held.empty(); });
@@ -1443,8 +1450,7 @@ TEST_CASE(
   Fixture f;
   // The producer has seqs 1..3 of partition 0; Kafka only ever gets 1 and 2: no later message
   // will reveal the gap.
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 2));
+  produce_core(f, 0, {1, 2});
   int fetches = 0;
   CatchUpFetcher fetcher = [&](const std::string&, std::int32_t partition, std::int64_t from,
                                std::int64_t limit) -> tl::expected<FetchedPage, FetchError> {
@@ -1589,15 +1595,13 @@ TEST_CASE(
   // Found by the chaos run (a PostgreSQL restart): Kafka kept the held partition's pause
   // through the new assignment, and the partition was never fetched again.
   Fixture f;
-  std::atomic<bool> api_up = false;
-  const auto fetcher = first_seq_fetcher(api_up);
+  DownCatchUpApi api;
   auto options = consumer_options(f, "held-db-group");
   options.assignment = PartitionAssignment::database;
   options.partitions = kCore.partitions;
-  auto made = make_consumer(f, options, recording_handler(), fetcher);
+  auto made = make_consumer(f, options, recording_handler(), api.fetcher);
   auto& consumer = *made;
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 1));
-  produce_raw(f, kCore.name, 0, "k", core_message(0, 3));
+  produce_core(f, 0, {1, 3});
   consume_until(consumer, [&] { return consumer.stats().stalled; });
   // This test's database only: tests running beside it on the server hold locks of the same class.
   REQUIRE(f.count("select count(pg_terminate_backend(pid)) from pg_locks where locktype = "
@@ -1607,7 +1611,7 @@ TEST_CASE(
                   std::to_string(kConsumerMemberLockClass) + "::oid") == "1");
   // The session is noticed lost, the partitions given up, then taken back.
   consume_until(consumer, [&] { return consumer.stats().partitions_assigned == 0; });
-  api_up = true;
+  api.up = true;
   consume_until(consumer, [&] { return applied_seqs(f, kCore.name, 0).size() == 3; });
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1, 2, 3});
 }
