@@ -14,54 +14,61 @@
 
 namespace clearing::external_streams {
 
-std::map<std::string, std::string> producer_settings(const KafkaClientOptions& o) {
-  std::map<std::string, std::string> s{
+namespace {
+
+// A client's own settings, with what every client of this module sets (where the cluster
+// is, who it is, how it treats connections), and last the operator's extra ones over all.
+std::map<std::string, std::string> client_settings(const KafkaClientOptions& o,
+                                                   std::map<std::string, std::string> own) {
+  own.insert({
       {"bootstrap.servers", o.bootstrap_servers},
       {"client.id", o.client_id},
-      // Exactly-once into the log per producer session, order kept under retries.
-      {"enable.idempotence", "true"},
-      {"acks", "all"},
-      {"max.in.flight.requests.per.connection", "5"},
-      {"retries", "2147483647"},
-      {"message.timeout.ms", std::to_string(o.message_timeout_ms)},
       {"socket.timeout.ms", std::to_string(o.socket_timeout_ms)},
-      {"linger.ms", "2"},
-      {"batch.num.messages", "10000"},
-      {"compression.type", "none"},
-      {"partitioner", "consistent_random"},  // unused: we always name the partition
-      {"enable.gapless.guarantee", "false"},
       {"log.connection.close", "false"},
       // A broker back from an outage is reconnected within a second, not after librdkafka's
       // default backoff of up to 10 s (the chaos run: a partition 8 s late after a 2.6 s outage).
       {"reconnect.backoff.max.ms", "1000"},
-  };
-  for (const auto& [k, v] : o.extra) s[k] = v;
-  return s;
+  });
+  for (const auto& [k, v] : o.extra) own[k] = v;
+  return own;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> producer_settings(const KafkaClientOptions& o) {
+  return client_settings(
+      o, {
+             // Exactly-once into the log per producer session, order kept under retries.
+             {"enable.idempotence", "true"},
+             {"acks", "all"},
+             {"max.in.flight.requests.per.connection", "5"},
+             {"retries", "2147483647"},
+             {"message.timeout.ms", std::to_string(o.message_timeout_ms)},
+             {"linger.ms", "2"},
+             {"batch.num.messages", "10000"},
+             {"compression.type", "none"},
+             {"partitioner", "consistent_random"},  // unused: we always name the partition
+             {"enable.gapless.guarantee", "false"},
+         });
 }
 
 std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& o,
                                                      const std::string& group_id) {
-  std::map<std::string, std::string> s{
-      {"bootstrap.servers", o.bootstrap_servers},
-      {"client.id", o.client_id},
-      {"group.id", group_id},
-      // Offsets live in PostgreSQL with the applied seq; Kafka's are never used.
-      {"enable.auto.commit", "false"},
-      {"enable.auto.offset.store", "false"},
-      {"auto.offset.reset", "earliest"},
-      {"isolation.level", "read_committed"},
-      {"session.timeout.ms", std::to_string(o.session_timeout_ms)},
-      {"max.poll.interval.ms", std::to_string(o.max_poll_interval_ms)},
-      {"socket.timeout.ms", std::to_string(o.socket_timeout_ms)},
-      {"partition.assignment.strategy", "range"},
-      {"enable.partition.eof", "false"},
-      {"fetch.wait.max.ms", std::to_string(o.fetch_wait_max_ms)},
-      {"fetch.min.bytes", "1"},
-      {"log.connection.close", "false"},
-      {"reconnect.backoff.max.ms", "1000"},  // as the producer's
-  };
-  for (const auto& [k, v] : o.extra) s[k] = v;
-  return s;
+  return client_settings(
+      o, {
+             {"group.id", group_id},
+             // Offsets live in PostgreSQL with the applied seq; Kafka's are never used.
+             {"enable.auto.commit", "false"},
+             {"enable.auto.offset.store", "false"},
+             {"auto.offset.reset", "earliest"},
+             {"isolation.level", "read_committed"},
+             {"session.timeout.ms", std::to_string(o.session_timeout_ms)},
+             {"max.poll.interval.ms", std::to_string(o.max_poll_interval_ms)},
+             {"partition.assignment.strategy", "range"},
+             {"enable.partition.eof", "false"},
+             {"fetch.wait.max.ms", std::to_string(o.fetch_wait_max_ms)},
+             {"fetch.min.bytes", "1"},
+         });
 }
 
 tl::expected<rd_kafka_conf_t*, KafkaError> make_conf(
