@@ -3,6 +3,9 @@
 //   trace    ID --config FILE [--json] the story of one transfer
 //   resolve  ID --config FILE --outcome succeeded|rejected --reason TEXT --operator NAME
 //            [--clearing-reference R | --reason-code C]
+//   streams  --config FILE [--json]    where each outbound stream stands: state (backfilling,
+//            live, deprecated, retired), head, published, derivation position, backfill
+//            progress, sunset (exit 0; 2 when the database cannot be read)
 // main() only parses arguments and wires; the work is in the adapter library.
 
 #include <CLI/CLI.hpp>
@@ -12,6 +15,7 @@
 #include <iostream>
 
 #include "clearing/adapter/service.hpp"
+#include "clearing/adapter/streams_report.hpp"
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/config/loader.hpp"
@@ -136,6 +140,19 @@ int trace(const std::string& config_path, const std::string& id, bool as_json) {
   return 0;
 }
 
+int streams(const std::string& config_path, bool as_json) {
+  auto config = load(config_path, true);
+  if (!config) return fail(config.error());
+  base::set_log_level("warn");
+  auto store = open_store(*config);
+  if (!store) return fail(store.error());
+  auto progress = adapter::read_streams_report(*store->pool);
+  if (!progress) return fail(progress.error());
+  std::cout << (as_json ? adapter::streams_json(*progress).dump(2) + "\n"
+                        : adapter::render_streams(*progress));
+  return 0;
+}
+
 int resolve(const std::string& config_path, const std::string& id, const std::string& outcome,
             const std::string& reason, const std::string& operator_name,
             const std::string& reference, const std::string& reason_code) {
@@ -219,9 +236,17 @@ int main(int argc, char** argv) {
       resolve_cmd->add_option("--reason-code", reason_code, "for rejected (ISO 20022)");
   ref_opt->excludes(code_opt);
 
+  auto* streams_cmd = app.add_subcommand(
+      "streams", "where each outbound stream stands: state, head, published, backfill progress");
+  streams_cmd->add_option("--config", config_path, "config file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  streams_cmd->add_flag("--json", as_json, "print JSON for tools");
+
   CLI11_PARSE(app, argc, argv);
   if (*run_cmd) return run(config_path);
   if (*trace_cmd) return trace(config_path, id, as_json);
+  if (*streams_cmd) return streams(config_path, as_json);
   if (*resolve_cmd)
     return resolve(config_path, id, outcome, reason, operator_name, reference, reason_code);
   return 2;
