@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "clearing/adapter/transfer_service.hpp"
+#include "clearing/external_streams/stream_registry.hpp"
 #include "clearing/sagas/transfer_decider.hpp"
 
 namespace clearing::adapter {
@@ -342,6 +343,60 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
              "none)",
              {"stream", "partition"}, relay_rows,
              [](const pqxx::row& row) { return row[3].as<double>(); });
+
+  // --- Outbound streams: the registry's state and progress of each (stream_registry.hpp) --
+  // Each family reads read_stream_progress (two statements over the registry's few rows and
+  // the per-partition heads, marks and checkpoints); `clearing-adapter streams` prints the same.
+  using external_streams::StreamProgress;
+  auto stream_progress = [query](const char* family) {
+    return query(family, [](eventstore::Transaction& tx) {
+      return external_streams::read_stream_progress(tx);
+    });
+  };
+  // A gauge with one sample per registered stream, figure(progress) its value; a retired
+  // stream derives no more, so it has no sample of a derivation's figure (never a false 0).
+  enum class Retired { sampled, skipped };
+  const auto per_stream_gauge = [&metrics, stream_progress](const char* name, const char* help,
+                                                            Retired retired, auto figure) {
+    metrics.gauge_callback(name, help, {"stream"}, [name, stream_progress, retired, figure] {
+      Samples out;
+      for (const auto& p : stream_progress(name))
+        if (retired == Retired::sampled || p.record.phase != external_streams::StreamPhase::retired)
+          out.push_back({{p.record.name}, static_cast<double>(figure(p))});
+      return out;
+    });
+  };
+  metrics.gauge_callback(
+      "clearing_stream_state",
+      "Outbound streams: 1 for the state each is in (backfilling, live, deprecated, retired)",
+      {"stream", "state"}, [stream_progress] {
+        Samples out;
+        for (const auto& p : stream_progress("clearing_stream_state")) {
+          const auto now = external_streams::state_of(p.record);
+          for (const auto& [state, name] : external_streams::kStreamStateNames)
+            out.push_back({{p.record.name, std::string(name)}, state == now ? 1.0 : 0.0});
+        }
+        return out;
+      });
+  per_stream_gauge("clearing_stream_head",
+                   "Messages written to each outbound stream, all partitions", Retired::sampled,
+                   [](const StreamProgress& p) { return p.head; });
+  per_stream_gauge("clearing_stream_published",
+                   "Messages of each outbound stream acknowledged by Kafka (its published marks), "
+                   "all partitions",
+                   Retired::sampled, [](const StreamProgress& p) { return p.published; });
+  per_stream_gauge("clearing_stream_derivation_position",
+                   "The global position each outbound stream's derivation has reached (its "
+                   "backfill's while it backfills, the live derivation's after; none for a "
+                   "retired stream)",
+                   Retired::skipped, [](const StreamProgress& p) { return p.position; });
+  per_stream_gauge(
+      "clearing_stream_live_lag_positions",
+      "Global positions between the live derivation and each outbound stream's derivation: "
+      "what a backfill has left to read (0 for a live stream; none for a retired one)",
+      Retired::skipped, [](const StreamProgress& p) {
+        return std::max<std::int64_t>(0, p.live_position - p.position);
+      });
 
   // --- Inbound consumer ------------------------------------------------------------------
   metrics.counter_callback("clearing_inbound_messages_total",
