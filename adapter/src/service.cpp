@@ -11,6 +11,7 @@
 #include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
 #include "clearing/adapter/readiness.hpp"
+#include "clearing/adapter/streams_report.hpp"
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/metrics.hpp"
@@ -140,10 +141,9 @@ struct Service::Impl {
       return tl::unexpected("streams: " + registered.error().message);
     }
     streams = std::move(*registered);
-    for (const auto& record : streams)
-      log->info("stream name={} derivation={} partitions={} state={}", record.name,
-                record.derivation, record.partitions,
-                external_streams::to_string(external_streams::state_of(record)));
+    // Each stream's state and progress, once at start; a backfill logs its own as it goes.
+    if (auto progress = read_streams_report(*pool))
+      for (const auto& p : *progress) log->info("stream {}", stream_progress_fields(p));
     store = std::make_unique<eventstore::EventStore>(*pool);
     transfers = std::make_unique<TransferService>(*store);
     return {};
