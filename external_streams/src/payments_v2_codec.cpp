@@ -51,6 +51,10 @@ class Reader {
                             std::string(TransferStatusChanged::kType) + "." + path + " " + why};
     return nullptr;
   }
+  // A problem found by another reader (a nested object's, the amount's), kept if first.
+  void keep(const MessageError& error) {
+    if (!error_) error_ = error;
+  }
   const std::optional<MessageError>& error() const { return error_; }
 
  private:
@@ -95,8 +99,10 @@ tl::expected<TransferStatusChanged, MessageError> decode_transfer_status_changed
   }
   if (const Json* amount = read.object("amount")) {
     auto decoded = decode_amount(*amount, "TransferStatusChanged.", "amount");
-    if (!decoded) return tl::unexpected(decoded.error());
-    out.amount = std::move(*decoded);
+    if (decoded)
+      out.amount = std::move(*decoded);
+    else
+      read.keep(decoded.error());
   }
   out.clearing_reference = read.text("clearing_reference", true);
   out.settlement_date = read.text("settlement_date", true);
@@ -104,7 +110,7 @@ tl::expected<TransferStatusChanged, MessageError> decode_transfer_status_changed
     Reader inner(*reason);
     out.reason = StatusReason{inner.text("code", false, "reason.").value_or(""),
                               inner.text("text", false, "reason.").value_or("")};
-    if (inner.error()) return tl::unexpected(*inner.error());
+    if (inner.error()) read.keep(*inner.error());
   }
   if (const Json* investigation = read.object("investigation")) {
     Reader inner(*investigation);
@@ -112,7 +118,7 @@ tl::expected<TransferStatusChanged, MessageError> decode_transfer_status_changed
         Investigation{inner.text("since", false, "investigation.").value_or(""),
                       inner.integer("attempts", "investigation.").value_or(0),
                       inner.text("last_error", false, "investigation.").value_or("")};
-    if (inner.error()) return tl::unexpected(*inner.error());
+    if (inner.error()) read.keep(*inner.error());
   }
   if (const Json* manual = read.field("resolved_manually"); manual && !manual->is_boolean())
     read.fail("resolved_manually", "is not true or false");
