@@ -56,8 +56,9 @@ tl::expected<NetPositionChanged, MessageError> decode_net_position_changed(const
     *totals[i] = amount->minor_units;
   }
   const auto count = integer_of(data, "count");
+  if (!count) return invalid("NetPositionChanged.count is not an integer");
   const auto unknown = integer_of(data, "amounts_unknown");
-  if (!count || !unknown) return invalid("NetPositionChanged.count is not an integer");
+  if (!unknown) return invalid("NetPositionChanged.amounts_unknown is not an integer");
   out.count = *count;
   out.amounts_unknown = *unknown;
   return out;
