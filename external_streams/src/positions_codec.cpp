@@ -24,8 +24,11 @@ Json encode(const PositionDelta& d) {
 }
 
 Json encode(const NetPositionChanged& e) {
+  // No amount of the day known yet (its settlements' initiations are unknown): no currency
+  // to state, so the totals are null rather than amounts in no currency.
   const auto amount = [&e](std::int64_t minor) {
-    return Json{{"minor_units", minor}, {"currency", e.currency}};
+    return e.currency.empty() ? Json(nullptr)
+                              : Json{{"minor_units", minor}, {"currency", e.currency}};
   };
   return {{"settlement_date", e.settlement_date},
           {"outgoing_total", amount(e.outgoing_total)},
@@ -44,10 +47,15 @@ tl::expected<NetPositionChanged, MessageError> decode_net_position_changed(const
   out.settlement_date = date->get<std::string>();
   std::int64_t* totals[] = {&out.outgoing_total, &out.incoming_total, &out.net};
   const char* names[] = {"outgoing_total", "incoming_total", "net"};
+  std::size_t nulls = 0;
   for (std::size_t i = 0; i < 3; ++i) {
     const auto it = data.find(names[i]);
     if (it == data.end())
       return invalid(std::string("NetPositionChanged.") + names[i] + " is missing");
+    if (it->is_null()) {
+      ++nulls;
+      continue;
+    }
     auto amount = payments::decode_amount(*it, "NetPositionChanged.", names[i]);
     if (!amount) return tl::unexpected(amount.error());
     if (!out.currency.empty() && amount->currency != out.currency)
@@ -55,6 +63,8 @@ tl::expected<NetPositionChanged, MessageError> decode_net_position_changed(const
     out.currency = amount->currency;
     *totals[i] = amount->minor_units;
   }
+  if (nulls != 0 && nulls != 3)
+    return invalid("NetPositionChanged totals are null only all together");
   const auto count = integer_of(data, "count");
   if (!count) return invalid("NetPositionChanged.count is not an integer");
   const auto unknown = integer_of(data, "amounts_unknown");

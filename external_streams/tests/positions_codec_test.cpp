@@ -206,6 +206,17 @@ TEST_CASE(
   CHECK(first->amounts_unknown == 1);
   CHECK(first->outgoing_total == 0);
   CHECK(first->net == 0);
+  // No currency known yet: the totals are published as null, and read back as such.
+  const auto published = encode(*first);
+  CHECK(published.dump() == R"({"amounts_unknown":1,"count":1,"incoming_total":null,"net":null,)"
+                            R"("outgoing_total":null,"settlement_date":"2026-11-26"})");
+  const auto read_back = decode_net_position_changed(published);
+  REQUIRE(read_back.has_value());
+  CHECK(*read_back == *first);
+  auto mixed = published;
+  mixed["net"] = {{"minor_units", 0}, {"currency", "DKK"}};
+  CHECK(decode_net_position_changed(mixed).error().message ==
+        "NetPositionChanged totals are null only all together");
   const auto second = fold_position(delta(false, payments::Amount{700, "DKK"}), state);
   REQUIRE(second.has_value());
   CHECK(second->currency == "DKK");

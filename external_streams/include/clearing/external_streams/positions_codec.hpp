@@ -27,7 +27,7 @@ struct PositionDelta {
 struct NetPositionChanged {
   static constexpr std::string_view kType = "NetPositionChanged";
   std::string settlement_date;
-  std::string currency;
+  std::string currency;  // empty while no amount of the day is known: the totals are then null
   std::int64_t outgoing_total = 0;   // minor units settled out that day
   std::int64_t incoming_total = 0;   // minor units settled in that day
   std::int64_t net = 0;              // incoming_total - outgoing_total (negative: the bank owes)
