@@ -1,0 +1,26 @@
+#pragma once
+// A realistic internal history for tests of the derived streams: the internal events of N
+// transfers and some incoming payments, as the sagas' codec writes them, with the same event
+// ids in every database (so two databases fed the same script derive identical messages).
+// Transfers settle, wait pending first (some answered pending twice), are rejected, are
+// investigated and resolved by hand, or are asked for again with another body (DUPL).
+
+#include <string>
+#include <vector>
+
+#include "clearing/eventstore/types.hpp"
+
+namespace clearing::external_streams::sample_history {
+
+// One append: events of one internal stream ("transfer-<id>", "incoming-payment-<ref>").
+struct Append {
+  std::string stream;
+  std::vector<eventstore::EventData> events;
+};
+
+// The appends of transfers [first, first + n), interleaved as a running adapter records
+// them: a transfer is initiated while earlier ones get their answers. `undated`: the
+// transfers resolved by hand as settled name no settlement date.
+std::vector<Append> script(int first, int n, bool undated = false);
+
+}  // namespace clearing::external_streams::sample_history
