@@ -47,6 +47,8 @@ tl::expected<void, std::string> validate(const CoreSimOptions& o) {
   if (o.adapter_partitions < 1 || o.adapter_partitions > external_streams::kPartitionsMax)
     return bad(
         fmt::format("adapter_partitions must be in [1, {}]", external_streams::kPartitionsMax));
+  if (o.outcomes_version != "v1" && o.outcomes_version != "v2")
+    return bad("outcomes_version must be v1 or v2, not '" + o.outcomes_version + "'");
   if (o.http_port < 0 || o.http_port > 65535) return bad("http_port must be in [0, 65535]");
   if (o.transfers < 0) return bad("transfers must not be negative");
   if (!(o.invalid_share >= 0.0 && o.invalid_share <= 1.0))
@@ -101,7 +103,7 @@ struct CoreSim::Impl {
       : options(std::move(options_in)),
         country(country_in),
         core_stream{"core." + cc() + ".payments.v1", options.core_partitions},
-        adapter_stream("adapter." + cc() + ".payments.v1"),
+        adapter_stream("adapter." + cc() + ".payments." + options.outcomes_version),
         pool(std::make_unique<eventstore::ConnectionPool>(database_options(options))),
         store(std::make_unique<eventstore::EventStore>(*pool)),
         publisher(
@@ -147,8 +149,11 @@ struct CoreSim::Impl {
     serving.start_relay();
     consumer->start();
     publisher.start();
-    log->info("started country={} stream={} partitions={} catch_up_port={} planned={}", cc(),
-              core_stream.name, core_stream.partitions, serving.port(), source.planned());
+    log->info(
+        "started country={} stream={} partitions={} outcomes_stream={} catch_up_port={} "
+        "planned={}",
+        cc(), core_stream.name, core_stream.partitions, adapter_stream, serving.port(),
+        source.planned());
     return {};
   }
 

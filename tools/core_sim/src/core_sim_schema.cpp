@@ -76,6 +76,18 @@ create table core_accounts (
       {"core_sim/0002_no_request_batch_index", R"sql(
 drop index core_transfers_batch;
 )sql"},
+      // The internal event of the adapter behind each transfer message handled (its
+      // source_event_id), whichever version of the stream carried it: what makes a switch
+      // from adapter.<cc>.payments.v1 to .v2 apply each outcome once (outcome_applier.hpp).
+      {"core_sim/0003_outcome_sources", R"sql(
+create table core_outcome_sources (
+  source_event_id text primary key,
+  transfer_id text not null,
+  stream text not null,
+  partition int not null,
+  seq bigint not null
+);
+)sql"},
   };
   return migrations;
 }

@@ -3,6 +3,8 @@
 //
 // stdout: first line "catch-up <host>:<port>" (the core's catch-up API), then the report
 // (text, or JSON with --json). Logs go to stderr.
+// --outcomes-version v1|v2 picks the adapter stream consumed; switching a core from v1 to
+// v2 is a restart over the same database with v2 (core_sim.hpp, outcome_applier.hpp).
 // Exit codes: 0 all requested transfers resolved exactly once (or stopped by SIGTERM/SIGINT
 // without a violation), 1 a reservation not resolved exactly once (a violation, or still
 // open when --timeout-s ran out), 2 bad flags or a failed start.
@@ -61,9 +63,17 @@ void add_connection_options(CLI::App& app, cs::CoreSimOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   app.add_option("--adapter-partitions", o.adapter_partitions,
-                 "partitions of adapter.<cc>.payments.v1")
+                 "partitions of adapter.<cc>.payments.v1 (or .v2, see --outcomes-version)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  app.add_option(
+         "--outcomes-version", o.outcomes_version,
+         "which adapter stream to consume: v1 (adapter.<cc>.payments.v1) or v2\n"
+         "(adapter.<cc>.payments.v2: TransferStatusChanged). To switch a running core, stop it\n"
+         "and start it again over the same database with v2: each of the adapter's events is\n"
+         "applied once whichever version brought it (its source_event_id is kept)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"v1", "v2"}));
   app.add_option("--adapter-catch-up-url", o.adapter_catch_up_url,
                  "base URL of the adapter's catch-up API (http://host:port); empty: no gap repair")
       ->envname("CORE_SIM_ADAPTER_CATCHUP_URL");
@@ -149,8 +159,8 @@ std::optional<int> parse_flags(int argc, char** argv, cs::CoreSimOptions& o, Run
       "core-sim: a small event-sourced banking core that drives one country's clearing adapter.\n"
       "It reserves funds and publishes TransferRequested on core.<cc>.payments.v1 (from --jsonl "
       "or\n"
-      "--transfers N --seed S), serves its catch-up API, consumes adapter.<cc>.payments.v1, "
-      "completes\n"
+      "--transfers N --seed S), serves its catch-up API, consumes adapter.<cc>.payments.v1 (or "
+      ".v2),\ncompletes "
       "or releases each reservation, and prints a report. First stdout line: 'catch-up "
       "HOST:PORT'.\n"
       "Exit 0: every reservation resolved exactly once; 1: not so; 2: bad flags or start failed."};
@@ -172,15 +182,16 @@ std::optional<int> parse_flags(int argc, char** argv, cs::CoreSimOptions& o, Run
   return std::nullopt;
 }
 
-// --kafka embedded: a mock cluster in this process with both topics; `o` then points at it.
+// --kafka embedded: a mock cluster in this process with both topics (the core's, and the
+// adapter's of --outcomes-version); `o` then points at it.
 tl::expected<std::unique_ptr<clearing::external_streams::EmbeddedKafka>, std::string>
 start_embedded_kafka(cs::CoreSimOptions& o) {
   auto embedded = clearing::external_streams::EmbeddedKafka::start(1);
   if (!embedded) return tl::unexpected(embedded.error().message);
-  for (const auto& [prefix, partitions] :
-       {std::pair{"core.", o.core_partitions}, {"adapter.", o.adapter_partitions}})
-    if (auto created = (*embedded)->create_topic(prefix + o.country + ".payments.v1", partitions);
-        !created)
+  for (const auto& [topic, partitions] :
+       {std::pair{"core." + o.country + ".payments.v1", o.core_partitions},
+        {"adapter." + o.country + ".payments." + o.outcomes_version, o.adapter_partitions}})
+    if (auto created = (*embedded)->create_topic(topic, partitions); !created)
       return tl::unexpected(created.error().message);
   o.kafka_bootstrap = (*embedded)->bootstrap_servers();
   return std::move(*embedded);

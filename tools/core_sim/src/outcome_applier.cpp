@@ -10,6 +10,7 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/eventstore/prepared.hpp"
 #include "clearing/external_streams/payments_codec.hpp"
+#include "clearing/external_streams/payments_v2_codec.hpp"
 
 namespace clearing::core_sim {
 namespace {
@@ -89,11 +90,16 @@ void write_outcomes(eventstore::Transaction& tx, const Json& rows) {
 }  // namespace
 
 OutcomeApplier::OutcomeApplier(eventstore::EventStore& store, const AccountCache& cache,
-                               BeforeAccountAppend before_append)
-    : store_(store), cache_(cache), before_append_(std::move(before_append)) {}
+                               BeforeAccountAppend before_append, OutcomesVersion version)
+    : store_(store), cache_(cache), before_append_(std::move(before_append)), version_(version) {}
 
 bool OutcomeApplier::is_outcome(std::string_view type) {
   return payments::is_transfer_outcome(type);
+}
+
+bool OutcomeApplier::reads_outcome(std::string_view type) const {
+  return version_ == OutcomesVersion::v2 ? type == payments::v2::TransferStatusChanged::kType
+                                         : is_outcome(type);
 }
 
 void OutcomeApplier::begin_batch(eventstore::Transaction&) { queued_.clear(); }
@@ -102,7 +108,7 @@ tl::expected<void, external_streams::ApplyError> OutcomeApplier::apply(
     eventstore::Transaction& tx, const external_streams::ExternalMessage& m) {
   using external_streams::ApplyError;
   tl::expected<void, MessageError> applied =
-      is_outcome(m.type) ? queue(tx, m)
+      reads_outcome(m.type) ? queue(tx, m)
       : m.type == "IncomingPaymentReceived"
           ? apply_incoming_payment(tx, m)
           : tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
@@ -127,10 +133,15 @@ eventstore::StoreResult<void> OutcomeApplier::park(
 
 tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& tx,
                                                        const external_streams::ExternalMessage& m) {
-  CLEARING_ASSERT(is_outcome(m.type));
-  auto outcome = payments::decode_transfer_outcome(m.type, m.data);
+  CLEARING_ASSERT(reads_outcome(m.type));
+  // v2: the v1 outcome the status stands for; the message keeps its own type in records.
+  auto outcome =
+      version_ == OutcomesVersion::v2
+          ? payments::v2::decode_transfer_status_changed(m.data).map(payments::v2::outcome_of)
+          : payments::decode_transfer_outcome(m.type, m.data);
   if (!outcome) return tl::unexpected(outcome.error());
   const auto& transfer_id = outcome->transfer_id;
+  const auto& type = outcome->type;
   Queued q{Kind::succeeded,
            transfer_id,
            m.type,
@@ -138,12 +149,13 @@ tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& 
            m.partition,
            m.seq,
            m.event_id,
+           m.source_event_id,
            m.correlation_id,
            "",
            outcome->clearing_reference.value_or("")};
-  if (m.type == payments::TransferPending::kType) q.kind = Kind::pending;
-  if (m.type == payments::TransferUnderInvestigation::kType) q.kind = Kind::under_investigation;
-  if (m.type == payments::TransferRejected::kType) {
+  if (type == payments::TransferPending::kType) q.kind = Kind::pending;
+  if (type == payments::TransferUnderInvestigation::kType) q.kind = Kind::under_investigation;
+  if (type == payments::TransferRejected::kType) {
     const auto& code = outcome->reason_code;
     if (!code) {
       // An outcome for a transfer the core never requested is a violation whatever its
@@ -283,7 +295,46 @@ eventstore::StoreResult<void> OutcomeApplier::command_accounts(eventstore::Trans
   return {};
 }
 
+// Keeps the source event of each queued message and drops the messages whose source event
+// was handled already (by an earlier batch, from either version of the stream, or earlier
+// in this one): see the header's "Switching from v1 to v2".
+void OutcomeApplier::drop_handled_sources(eventstore::Transaction& tx) {
+  std::map<std::string, const Queued*> sources;  // in source id order: the insert's lock order
+  for (const auto& q : queued_)
+    if (!q.source_event_id.empty()) sources.emplace(q.source_event_id, &q);
+  if (sources.empty()) return;
+  Json rows = Json::array();
+  for (const auto& [source, q] : sources)
+    rows.push_back({{"source_event_id", source},
+                    {"transfer_id", q->transfer_id},
+                    {"stream", q->stream},
+                    {"partition", q->partition},
+                    {"seq", q->seq}});
+  static constexpr eventstore::PreparedSql kKeepSources{
+      "core_sim_keep_outcome_sources",
+      "insert into core_outcome_sources (source_event_id, transfer_id, stream, partition, seq)"
+      " select source_event_id, transfer_id, stream, partition, seq from"
+      " jsonb_to_recordset($1::jsonb) as x(source_event_id text, transfer_id text, stream text,"
+      " partition int, seq bigint)"
+      " on conflict (source_event_id) do nothing returning source_event_id"};
+  std::set<std::string> fresh;
+  for (const auto& row : eventstore::exec_prepared_here(tx, kKeepSources, rows.dump()))
+    fresh.insert(row[0].as<std::string>());
+  if (fresh.size() == sources.size() && sources.size() == queued_.size()) return;
+  const auto log = logger();
+  std::erase_if(queued_, [&](const Queued& q) {
+    // The first message of a fresh source stays (erase answers 1 once).
+    if (q.source_event_id.empty() || fresh.erase(q.source_event_id) == 1) return false;
+    log->debug(
+        "message of an event handled already skipped transfer_id={} type={} stream={} seq={}",
+        q.transfer_id, q.type, q.stream, q.seq);
+    return true;
+  });
+}
+
 eventstore::StoreResult<void> OutcomeApplier::end_batch(eventstore::Transaction& tx) {
+  if (queued_.empty()) return {};
+  drop_handled_sources(tx);
   if (queued_.empty()) return {};
   auto batch = plan(lock_transfers(tx));
   if (auto commanded = command_accounts(tx, batch); !commanded) return commanded;

@@ -36,7 +36,10 @@ tl::expected<std::unique_ptr<external_streams::StreamConsumer>, std::string> mak
   consumer_options.tail_check_interval = kTailCheckInterval;
   // Outcomes are queued per message and applied set-wise at the batch's end.
   auto made = external_streams::StreamConsumer::create(
-      store.pool(), consumer_options, std::make_unique<OutcomeApplier>(store, cache),
+      store.pool(), consumer_options,
+      std::make_unique<OutcomeApplier>(
+          store, cache, BeforeAccountAppend{},
+          options.outcomes_version == "v2" ? OutcomesVersion::v2 : OutcomesVersion::v1),
       adapter_fetcher(options));
   if (!made) return tl::unexpected("consumer: " + external_streams::message_of(made.error()));
   return std::move(*made);

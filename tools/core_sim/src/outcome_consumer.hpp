@@ -1,7 +1,8 @@
 #pragma once
-// Private to core-sim: the consumer of the adapter's stream (adapter.<cc>.payments.v1). A
-// StreamConsumer whose handler is the OutcomeApplier (outcomes queued per message, applied
-// to the accounts set-wise at the batch's end), with gaps fetched from the adapter's
+// Private to core-sim: the consumer of the adapter's stream (adapter.<cc>.payments.v1, or .v2
+// with CoreSimOptions::outcomes_version "v2"). A StreamConsumer whose handler is the
+// OutcomeApplier of that version (outcomes queued per message, applied to the accounts
+// set-wise at the batch's end), with gaps fetched from the adapter's
 // catch-up API when CoreSimOptions::adapter_catch_up_url is set (else a gap stalls its
 // partition), and a lost last outcome repaired as the adapter repairs its own.
 //

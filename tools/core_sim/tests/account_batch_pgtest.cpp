@@ -17,6 +17,7 @@
 #include "clearing/core_sim/core_sim_schema.hpp"
 #include "clearing/core_sim/outcome_applier.hpp"
 #include "clearing/eventstore/migrations.hpp"
+#include "clearing/external_streams/payments_v2_codec.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -125,6 +126,30 @@ nlohmann::json rejected(const std::string& code) {
   return {{"reason_code", code}, {"reason", "test"}};
 }
 
+namespace v2 = external_streams::payments::v2;
+
+// A TransferStatusChanged of adapter.dk.payments.v2 about a transfer of 1'000 DKK.
+external_streams::ExternalMessage status_changed(const std::string& transfer, std::int64_t seq,
+                                                 v2::TransferStatus status,
+                                                 const std::string& reason_code = "") {
+  v2::TransferStatusChanged event;
+  event.transfer_id = transfer;
+  event.status = status;
+  event.amount = external_streams::payments::Amount{1'000, "DKK"};
+  event.clearing_reference = "CR-" + transfer;
+  if (status == v2::TransferStatus::rejected) event.reason = v2::StatusReason{reason_code, "test"};
+  auto m = outcome("TransferStatusChanged", transfer, seq, v2::encode(event));
+  m.stream = "adapter.dk.payments.v2";
+  return m;
+}
+
+// The message with the adapter's internal event it was derived from.
+external_streams::ExternalMessage from_event(external_streams::ExternalMessage m,
+                                             const std::string& source_event_id) {
+  m.source_event_id = source_event_id;
+  return m;
+}
+
 // One consumer batch: begin, every message queued (errors returned in order), end; a
 // failed end rolls back and the batch is tried again, as the consumer does.
 struct ConsumerBatch {
@@ -132,14 +157,15 @@ struct ConsumerBatch {
   int failed_tries = 0;
 };
 ConsumerBatch consume(Fixture& f, const std::vector<external_streams::ExternalMessage>& messages,
-                      const BeforeAccountAppend& before_append = {}) {
-  OutcomeApplier applier(*f.store, f.cache, before_append);
+                      const BeforeAccountAppend& before_append = {},
+                      OutcomesVersion version = OutcomesVersion::v1) {
+  OutcomeApplier applier(*f.store, f.cache, before_append, version);
   ConsumerBatch out;
   for (int attempt = 1; attempt <= 3; ++attempt) {
     auto done = f.pool->transact([&](Transaction& tx) -> StoreResult<int> {
       applier.begin_batch(tx);
       out.queued.clear();
-      for (const auto& m : messages) out.queued.push_back(applier.queue(tx, m).has_value());
+      for (const auto& m : messages) out.queued.push_back(applier.apply(tx, m).has_value());
       auto ended = applier.end_batch(tx);
       if (!ended) return tl::unexpected(ended.error());
       return 0;
@@ -367,4 +393,86 @@ TEST_CASE(
   CHECK(f.value("select string_agg(account_id || '=' || balance_minor || '/' || reserved_minor, "
                 "',' order by account_id)"
                 " from core_accounts") == "acct-a=9700/0,acct-b=9900/0");
+}
+
+TEST_CASE(
+    "consumer batch, v2: each TransferStatusChanged is the v1 outcome it stands for; one that does "
+    "not decode, or a v1 type, is unusable") {
+  Fixture f;
+  f.open("acct-a", 10'000);
+  f.request("acct-a", "t1", 1'000);
+  f.request("acct-a", "t2", 2'000);
+  f.request("acct-a", "t3", 3'000);
+  auto investigating = status_changed("t3", 4, v2::TransferStatus::pending);
+  investigating.data["investigation"] = {
+      {"since", "2026-11-26T09:00:00.000Z"}, {"attempts", 5}, {"last_error", "timeout"}};
+  auto no_status = status_changed("t2", 6, v2::TransferStatus::settled);
+  no_status.data.erase("status");
+  auto v1_type = outcome("TransferSucceeded", "t2", 7);
+  v1_type.stream = "adapter.dk.payments.v2";
+  const auto batch =
+      consume(f,
+              {status_changed("t1", 1, v2::TransferStatus::settled),
+               status_changed("t3", 2, v2::TransferStatus::pending),
+               status_changed("t2", 3, v2::TransferStatus::rejected, "AC04"), investigating,
+               status_changed("t3", 5, v2::TransferStatus::settled), no_status, v1_type},
+              {}, OutcomesVersion::v2);
+  CHECK(batch.queued == std::vector<bool>{true, true, true, true, true, false, false});
+  CHECK(f.value("select string_agg(transfer_id || ':' || status || ':' || coalesce(reason_code, "
+                "'') || ':' || coalesce(clearing_reference, '') || ':' || pending_seen || ':' || "
+                "under_investigation_seen, ',' order by transfer_id) from core_transfers") ==
+        "t1:succeeded::CR-t1:false:false,t2:rejected:AC04:CR-t2:false:false,"
+        "t3:succeeded::CR-t3:true:true");
+  CHECK(f.value("select balance_minor || '/' || reserved_minor from core_accounts") == "6000/0");
+  CHECK(f.value("select count(*) from core_violations") == "0");
+
+  // The v1 applier does not read v2's type.
+  OutcomeApplier v1(*f.store, f.cache);
+  auto unread = f.pool->transact([&](Transaction& tx) -> StoreResult<bool> {
+    return v1.apply(tx, status_changed("t1", 8, v2::TransferStatus::settled)).has_value();
+  });
+  REQUIRE(unread);
+  CHECK_FALSE(*unread);
+}
+
+TEST_CASE(
+    "consumer batch: a message of an internal event handled already, from v1 or v2, is skipped; "
+    "another event's second outcome is still a violation") {
+  Fixture f;
+  f.open("acct-a", 10'000);
+  f.request("acct-a", "t1", 1'000);
+  f.request("acct-a", "t2", 2'000);
+  // v1 brings four events of the adapter.
+  consume(f, {from_event(outcome("TransferSucceeded", "t1", 1), "e1"),
+              from_event(outcome("TransferPending", "t2", 2), "e2"),
+              from_event(outcome("TransferRejected", "t2", 3, rejected("DUPL")), "e3"),
+              from_event(outcome("TransferSucceeded", "stranger", 4), "e4")});
+  // v2 brings the same four again, then two new ones: t2's rejection, and a second
+  // completion of t1 from an event of its own.
+  const auto batch =
+      consume(f,
+              {from_event(status_changed("t1", 1, v2::TransferStatus::settled), "e1"),
+               from_event(status_changed("t2", 2, v2::TransferStatus::pending), "e2"),
+               from_event(status_changed("t2", 3, v2::TransferStatus::rejected, "DUPL"), "e3"),
+               from_event(status_changed("stranger", 4, v2::TransferStatus::settled), "e4"),
+               from_event(status_changed("t2", 5, v2::TransferStatus::rejected, "AC04"), "e5"),
+               from_event(status_changed("t1", 6, v2::TransferStatus::settled), "e6")},
+              {}, OutcomesVersion::v2);
+  CHECK(batch.queued == std::vector<bool>(6, true));
+  CHECK(f.value("select string_agg(transfer_id || ':' || status || ':' || dupl_seen, ','"
+                " order by transfer_id) from core_transfers") == "t1:succeeded:0,t2:rejected:1");
+  CHECK(f.value("select string_agg(transfer_id || ':' || kind || '@' || stream, ',' order by id)"
+                " from core_violations") ==
+        "stranger:unknown_transfer@adapter.dk.payments.v1,"
+        "t1:double_completion@adapter.dk.payments.v2");
+  CHECK(f.value("select count(*) from events where type = 'ReservationCompleted'") == "1");
+  CHECK(f.value("select string_agg(source_event_id || '@' || right(stream, 2) || ':' || seq, ','"
+                " order by source_event_id) from core_outcome_sources") ==
+        "e1@v1:1,e2@v1:2,e3@v1:3,e4@v1:4,e5@v2:5,e6@v2:6");
+  CHECK(f.value("select balance_minor || '/' || reserved_minor from core_accounts") == "9000/0");
+
+  // Back to v1 (its later seqs): the events v2 handled are skipped there too.
+  consume(f, {from_event(outcome("TransferRejected", "t2", 5, rejected("AC04")), "e5")});
+  CHECK(f.value("select count(*) from core_violations") == "2");
+  CHECK(f.value("select count(*) from events where type = 'ReservationReleased'") == "1");
 }

@@ -9,6 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../cli_test_lib.sh"
 sim="$1"
 help_mentions "$sim" '--invalid-share'
+help_mentions "$sim" '--outcomes-version'
 : "${CLEARING_TEST_DATABASE_URL:?run under scripts/with-postgres}"
 : "${CLEARING_PG_BIN:?run under scripts/with-postgres}"
 db="core_sim_cli_$$"
@@ -24,6 +25,10 @@ if "$sim" --database-url "$url" --kafka embedded --relay-round-interval-ms 1001 
   echo "--relay-round-interval-ms 1001 was accepted"; exit 1
 fi
 grep -q -- '--relay-round-interval-ms: Value 1001 not in range' "$out" || { echo "not refused as out of range:"; cat "$out"; exit 1; }
+if "$sim" --database-url "$url" --kafka embedded --outcomes-version v3 >"$out" 2>&1; then
+  echo "--outcomes-version v3 was accepted"; exit 1
+fi
+grep -q -- '--outcomes-version: v3 not in' "$out" || { echo "v3 not refused:"; cat "$out"; exit 1; }
 : >"$out"  # emptied here: the background job's own redirection may come after the wait looks
 "$sim" --database-url "$url" --kafka embedded --transfers 20 --seed 3 --api-token core-token \
   --log-level warn >"$out" &
@@ -44,10 +49,11 @@ pid=""
 [[ "$status" -eq 0 ]] || { echo "exit status $status after SIGTERM"; cat "$out"; exit 1; }
 grep -q 'resolved exactly once' "$out" || { echo "no report after SIGTERM"; cat "$out"; exit 1; }
 
-# Same database again: nothing new to request, all still open: the timeout fails the run.
+# Same database again, switched to adapter.dk.payments.v2 (its embedded topic): nothing new
+# to request, all still open: the timeout fails the run.
 status=0
 "$sim" --database-url "$url" --kafka embedded --transfers 20 --seed 3 --timeout-s 2 --json \
-  --log-level warn >"$out" || status=$?
+  --outcomes-version v2 --log-level warn >"$out" || status=$?
 [[ "$status" -eq 1 ]] || { echo "exit status $status after the timeout, wanted 1"; cat "$out"; exit 1; }
 grep -q '"resolved_exactly_once": false' "$out" || { echo "JSON report missing"; cat "$out"; exit 1; }
 grep -q '"requested": 20' "$out" || { echo "wanted 20 requested"; cat "$out"; exit 1; }

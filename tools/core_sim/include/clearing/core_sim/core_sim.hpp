@@ -25,6 +25,12 @@
 //   transfer, already resolved) is recorded as a violation, never applied twice. A
 //   TransferRejected with DUPL is about a second request with the same id, which this
 //   core never sends: it is recorded and releases nothing. Unusable messages are parked.
+//   With outcomes_version "v2" it consumes adapter.<cc>.payments.v2 instead, the same
+//   way: each TransferStatusChanged stands for the v1 outcome outcome_of() names.
+// - Switching versions: stop, then start over the same database with the other
+//   outcomes_version. Each of the adapter's internal events is applied once whichever
+//   version brought it (its source_event_id is kept), so every transfer gets exactly one
+//   outcome across the switch (outcome_applier.hpp, "Switching from v1 to v2").
 // - Latency: the instant each TransferRequested committed and the instant its terminal
 //   outcome was applied are stored with the transfer, so figures survive a restart.
 // - Restart: the same source (same JSONL, or same --transfers/--seed) republishes nothing
@@ -57,13 +63,16 @@ inline constexpr int kRelayRoundIntervalMsDefault = 50;
 inline constexpr int kRelayRoundIntervalMsMax = 1'000;
 
 struct CoreSimOptions {
-  std::string country = "dk";           // dk | se | no
-  std::string database_url;             // libpq URI of the core's own database
-  std::string kafka_bootstrap;          // bootstrap servers
-  int core_partitions = 4;              // partitions of core.<cc>.payments.v1 (1..256)
-  int adapter_partitions = 4;           // of adapter.<cc>.payments.v1 (1..256): validated, and
-                                        // the topic's size under `core-sim --kafka embedded`; the
-                                        // consumer itself follows Kafka's assignment
+  std::string country = "dk";   // dk | se | no
+  std::string database_url;     // libpq URI of the core's own database
+  std::string kafka_bootstrap;  // bootstrap servers
+  int core_partitions = 4;      // partitions of core.<cc>.payments.v1 (1..256)
+  int adapter_partitions = 4;   // of adapter.<cc>.payments.<v> (1..256): validated, and
+                                // the topic's size under `core-sim --kafka embedded`; the
+                                // consumer itself follows Kafka's assignment
+  // Which version of the adapter's stream to consume: "v1" (adapter.<cc>.payments.v1) or
+  // "v2" (adapter.<cc>.payments.v2). Changed between two runs over one database: the switch.
+  std::string outcomes_version = "v1";
   std::string adapter_catch_up_url;     // http://host:port of the adapter's catch-up API;
                                         // empty: a gap stalls its partition (no repair)
   std::string adapter_api_token;        // bearer token for it

@@ -8,7 +8,9 @@
 //                           the request's commit and of the outcome applied (latency)
 //   core_refused            transfers the core refused itself (never published)
 //   core_violations         outcomes that could not be applied: one row each, with kind
-//   core_parked_messages    unusable messages of adapter.<cc>.payments.v1, with reason
+//   core_parked_messages    unusable messages of adapter.<cc>.payments.v1 (or .v2), with reason
+//   core_outcome_sources    the adapter's internal event (source_event_id) of each transfer
+//                           message handled, and the stream, partition and seq that brought it
 //   core_incoming_payments  IncomingPaymentReceived, one row per payment id
 //   core_accounts           balance and reserved amount per account (projection)
 

@@ -1,11 +1,51 @@
 #pragma once
-// core-sim's handler of the adapter's stream (the consumer's InboundHandler). Outcomes
-// (TransferSucceeded, TransferRejected, TransferPending, TransferUnderInvestigation) are
-// set-wise: each message is validated and queued as it is applied, and the batch's work is
-// done at its end (end_batch) with a handful of statements whatever the batch holds: one locking
-// read of the batch's transfers (in transfer id order), the account commands (one tail
-// read, one append: account_commands.hpp), then one write each of the violations, the
-// transfers' flags, the transfers' outcomes and the accounts' projection.
+// core-sim's handler of the adapter's stream (the consumer's InboundHandler), of either
+// version: adapter.<cc>.payments.v1 (TransferSucceeded, TransferRejected, TransferPending,
+// TransferUnderInvestigation) or adapter.<cc>.payments.v2 (TransferStatusChanged, read with
+// payments::v2::decode_transfer_status_changed and turned by outcome_of() into the v1 outcome
+// it stands for: PDNG -> TransferPending, or TransferUnderInvestigation with an
+// investigation; ACSC -> TransferSucceeded; RJCT -> TransferRejected with reason.code), and
+// IncomingPaymentReceived on both. Each applier reads one version (OutcomesVersion): the
+// other version's outcome types are unknown types there. From here on, "an outcome" is the
+// v1 meaning, whichever version carried it. Outcomes are set-wise: each message is
+// validated and queued as it is applied, and the batch's work is done at its end
+// (end_batch) with a handful of statements whatever the batch holds: one insert of the
+// messages' source events (below), one locking read of the batch's transfers (in transfer
+// id order), the account commands (one tail read, one append: account_commands.hpp), then
+// one write each of the violations, the transfers' flags, the transfers' outcomes and the
+// accounts' projection.
+//
+// Switching from v1 to v2 (CoreSimOptions::outcomes_version): each internal event of the
+// adapter is handled once, whichever version brought it. Both versions are derived from
+// the same internal events, and every message names its event (source_event_id): the
+// table core_outcome_sources keeps the source event of every transfer message handled
+// (applied, recorded, or a violation), written in the batch's transaction with the rest.
+// A transfer message whose source event is there already is skipped: nothing applied,
+// nothing recorded, no violation. So the switch is:
+//   1. stop core-sim: the v1 consumer has applied each v1 partition up to a seq S_p (its
+//      progress, committed with the batch's effects); nothing after S_p had any effect;
+//   2. start it with outcomes_version v2: the v2 consumer has no progress on its stream,
+//      so each v2 partition starts at seq 1. Every v2 message whose event v1 handled (those
+//      up to S_p of v1 partition p) is skipped; the first one whose event v1 did not reach
+//      is applied, and all after it. With the same partition count the skipped messages
+//      are a prefix of each v2 partition (same keys, same events, same order): the switch
+//      happens at a seq boundary per partition, without the core having to know it.
+// Why it is right: an outcome reaches the accounts only through a batch that also inserts
+// its source event, in one transaction, and the insert lets only a source event not yet
+// there through (on conflict do nothing ... returning). So no internal event is applied
+// twice, from one version or both (even both consumed at once, or back from v2 to v1),
+// and none is lost: v2 is read from its seq 1, and every event v1 did not handle is in
+// it. Two outcomes from two DIFFERENT internal events are still what they were: the
+// account refuses the second one (violation_of), as before. Not keyed by transfer id, on
+// purpose: that would hide a real second outcome. Costs: one indexed insert per batch and
+// one row per transfer message; the v2 history is read once at the switch. Limit: the
+// messages a core-sim older than that table (migration core_sim/0003) handled have no
+// source kept, and the v2 replay would count their outcomes as second ones (violations):
+// such a database is not switched.
+// Messages without a source_event_id (only built in tests: the envelope requires one) are
+// never skipped. A message whose copy in the other version was parked (unusable) is
+// handled if usable; a message is parked whatever the other version brought (parking
+// happens as it is read, before the batch's sources are known).
 //
 // What each message means, in message order, as if applied one at a time:
 // - an outcome for a transfer the core never requested: violation unknown_transfer;
@@ -41,12 +81,20 @@
 
 namespace clearing::core_sim {
 
+// Which version of adapter.<cc>.payments the applier reads.
+enum class OutcomesVersion { v1, v2 };
+
 class OutcomeApplier final : public external_streams::InboundHandler {
  public:
   OutcomeApplier(eventstore::EventStore& store, const AccountCache& cache,
-                 BeforeAccountAppend before_append = {});
+                 BeforeAccountAppend before_append = {},
+                 OutcomesVersion version = OutcomesVersion::v1);
 
+  // A v1 outcome type (TransferSucceeded, TransferRejected, TransferPending,
+  // TransferUnderInvestigation).
   static bool is_outcome(std::string_view type);
+  // An outcome type of this applier's version (v2: TransferStatusChanged).
+  bool reads_outcome(std::string_view type) const;
 
   // A new batch (also a failed batch tried again): drops what an earlier try gathered.
   void begin_batch(eventstore::Transaction& tx) override;
@@ -61,8 +109,9 @@ class OutcomeApplier final : public external_streams::InboundHandler {
   // Applies what was queued.
   eventstore::StoreResult<void> end_batch(eventstore::Transaction& tx) override;
 
-  // Validates and queues one outcome message. `tx` is used only to tell a malformed
-  // rejection of an unknown transfer (a violation) from one of a known transfer (parked).
+  // Validates and queues one outcome message of this applier's version. `tx` is used only
+  // to tell a malformed rejection of an unknown transfer (a violation) from one of a known
+  // transfer (parked).
   tl::expected<void, external_streams::MessageError> queue(
       eventstore::Transaction& tx, const external_streams::ExternalMessage& m);
 
@@ -76,12 +125,14 @@ class OutcomeApplier final : public external_streams::InboundHandler {
     std::int32_t partition = 0;
     std::int64_t seq = 0;
     std::string event_id;
+    std::string source_event_id;
     std::string correlation_id;
     std::string reason_code;
     std::string clearing_reference;
   };
 
   struct Plan;  // the batch's work, in message order (outcome_applier.cpp)
+  void drop_handled_sources(eventstore::Transaction& tx);
   std::map<std::string, std::string> lock_transfers(eventstore::Transaction& tx) const;
   Plan plan(const std::map<std::string, std::string>& account_of) const;
   eventstore::StoreResult<void> command_accounts(eventstore::Transaction& tx, Plan& plan);
@@ -89,6 +140,7 @@ class OutcomeApplier final : public external_streams::InboundHandler {
   eventstore::EventStore& store_;
   const AccountCache& cache_;
   BeforeAccountAppend before_append_;
+  OutcomesVersion version_;
   std::vector<Queued> queued_;
 };
 
