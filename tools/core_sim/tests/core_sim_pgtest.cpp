@@ -3,16 +3,20 @@
 // adapter.dk.payments.v1 (append_external + a Relay on a database of its own), with a
 // pending, an under-investigation, a duplicate outcome, an outcome for an unknown transfer
 // and a message of an unknown type. The report must count each of them right, and no
-// money may move twice.
+// money may move twice. A second run has the fake adapter publish every outcome on
+// adapter.dk.payments.v1 and .v2, as the real one derives both from one internal event,
+// and core-sim switches from v1 to v2 midway: each transfer gets exactly one outcome.
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <sstream>
 #include <thread>
 
 #include "clearing/base/uuid.hpp"
@@ -22,6 +26,7 @@
 #include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/kafka.hpp"
+#include "clearing/external_streams/payments_v2_codec.hpp"
 #include "clearing/external_streams/relay.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/http/client.hpp"
@@ -37,6 +42,8 @@ namespace {
 
 const StreamSpec kCore{"core.dk.payments.v1", 2};
 const StreamSpec kAdapter{"adapter.dk.payments.v1", 2};
+// Another partition count than v1's: the switch must not depend on the two being alike.
+const StreamSpec kAdapterV2{"adapter.dk.payments.v2", 3};
 constexpr std::int64_t kLimitMinor = 1'000'000'000;
 
 std::unique_ptr<external_streams::EmbeddedKafka> start_kafka() {
@@ -44,6 +51,7 @@ std::unique_ptr<external_streams::EmbeddedKafka> start_kafka() {
   REQUIRE_MESSAGE(kafka, (kafka ? "" : kafka.error().message));
   REQUIRE((*kafka)->create_topic(kCore.name, kCore.partitions));
   REQUIRE((*kafka)->create_topic(kAdapter.name, kAdapter.partitions));
+  REQUIRE((*kafka)->create_topic(kAdapterV2.name, kAdapterV2.partitions));
   return std::move(*kafka);
 }
 
@@ -61,7 +69,9 @@ std::pair<std::string, std::string> outcome_for(const nlohmann::json& data) {
   return {"TransferSucceeded", ""};
 }
 
-// The fake adapter: its own database, its outgoing stream, a relay and its catch-up API.
+// The fake adapter: its own database, its outgoing streams, a relay and its catch-up API.
+// Answering, it answers each request on v1 as it comes; otherwise it only records the
+// requests, and the test answers them (answer_both).
 struct FakeAdapter {
   testing::TestDatabase database;
   std::unique_ptr<eventstore::ConnectionPool> pool;
@@ -71,14 +81,15 @@ struct FakeAdapter {
   std::atomic<int> requests_seen{0};
   std::string first_succeeded;  // the transfer that gets a duplicate outcome
   bool pending_sent = false, investigation_sent = false, extras_sent = false;
+  const bool answering;
 
-  explicit FakeAdapter(const std::string& bootstraps) {
+  explicit FakeAdapter(const std::string& bootstraps, bool answers = true) : answering(answers) {
     pool = std::make_unique<eventstore::ConnectionPool>(
         eventstore::DatabaseOptions{.url = database.url()});
     for (const auto* m :
          {&eventstore::eventstore_migrations(), &external_streams::external_streams_migrations()})
       REQUIRE(eventstore::apply_migrations(*pool, *m));
-    const std::vector<StreamSpec> streams{kAdapter};
+    const std::vector<StreamSpec> streams{kAdapter, kAdapterV2};
     REQUIRE(external_streams::ensure_streams(*pool, streams));
     database.exec(
         "create table fake_requests (transfer_id text primary key, correlation_id text, "
@@ -159,6 +170,7 @@ struct FakeAdapter {
     tx.exec_params("insert into fake_requests values ($1, $2, $3, $4, $5, $6::jsonb)", m.key,
                    m.correlation_id, m.source_event_id, m.partition, m.seq, m.data.dump());
     ++requests_seen;
+    if (!answering) return {};
     const auto& id = m.key;
     const auto [type, reason] = outcome_for(m.data);
     if (type == "TransferSucceeded" && !pending_sent) {
@@ -205,6 +217,76 @@ struct FakeAdapter {
   }
 };
 
+// One internal event of the adapter, derived to a message on each version (the same
+// source_event_id), appended in one transaction as the adapter's derivation does.
+void publish_both(eventstore::ConnectionPool& adapter_pool, const Draft& on_v1, const Draft& on_v2,
+                  const std::string& correlation_id) {
+  eventstore::RecordedEvent source;
+  source.event_id = eventstore::EventId{base::new_uuid()};
+  source.metadata.correlation_id = correlation_id;
+  source.recorded_at = base::SystemClock{}.now();
+  auto done =
+      adapter_pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<int> {
+        for (const auto& [stream, draft] : {std::pair{&kAdapter, &on_v1}, {&kAdapterV2, &on_v2}})
+          if (auto appended = external_streams::append_external(tx, *stream, *draft, source);
+              !appended)
+            return tl::unexpected(appended.error());
+        return 0;
+      });
+  REQUIRE_MESSAGE(done, (done ? "" : done.error().message));
+}
+
+// The outcome of a recorded request (or only a pending answer) on both versions.
+void answer_both(testing::TestDatabase& adapter_db, eventstore::ConnectionPool& adapter_pool,
+                 const std::string& transfer_id, bool pending_only = false) {
+  const auto data = nlohmann::json::parse(adapter_db.query_value(
+      "select data::text from fake_requests where transfer_id = '" + transfer_id + "'"));
+  const auto correlation = adapter_db.query_value(
+      "select correlation_id from fake_requests where transfer_id = '" + transfer_id + "'");
+  namespace v2 = external_streams::payments::v2;
+  const auto [type, reason] = outcome_for(data);
+  v2::TransferStatusChanged changed;
+  changed.transfer_id = transfer_id;
+  changed.amount = external_streams::payments::Amount{
+      data["amount"]["minor_units"].get<std::int64_t>(), data["amount"]["currency"]};
+  nlohmann::json v1{{"transfer_id", transfer_id}};
+  std::string v1_type = type;
+  if (pending_only) {
+    v1_type = "TransferPending";
+    v1["clearing_reference"] = "CR-" + transfer_id;
+    v1["expected_settlement_date"] = "2026-11-27";
+    changed.status = v2::TransferStatus::pending;
+    changed.clearing_reference = "CR-" + transfer_id;
+    changed.settlement_date = "2026-11-27";
+  } else if (type == "TransferSucceeded") {
+    v1["clearing_reference"] = "CR-" + transfer_id;
+    v1["settlement_date"] = "2026-11-26";
+    changed.status = v2::TransferStatus::settled;
+    changed.clearing_reference = "CR-" + transfer_id;
+    changed.settlement_date = "2026-11-26";
+  } else {
+    v1["reason_code"] = reason;
+    v1["reason"] = "test";
+    changed.status = v2::TransferStatus::rejected;
+    changed.reason = v2::StatusReason{reason, "test"};
+  }
+  publish_both(adapter_pool, Draft{v1_type, transfer_id, v1, false, ""},
+               Draft{std::string(v2::TransferStatusChanged::kType), transfer_id,
+                     v2::encode(changed), false, ""},
+               correlation);
+}
+
+// An incoming payment on both versions (the same shape on each).
+void receive_both(eventstore::ConnectionPool& adapter_pool, const std::string& payment_id) {
+  const Draft received{
+      "IncomingPaymentReceived",
+      payment_id,
+      {{"payment_id", payment_id}, {"amount", {{"minor_units", 4200}, {"currency", "DKK"}}}},
+      false,
+      ""};
+  publish_both(adapter_pool, received, received, base::new_uuid());
+}
+
 core_sim::CoreSimOptions options_for(const testing::TestDatabase& db,
                                      const std::string& bootstraps) {
   core_sim::CoreSimOptions o;
@@ -215,6 +297,21 @@ core_sim::CoreSimOptions options_for(const testing::TestDatabase& db,
   o.adapter_partitions = kAdapter.partitions;
   o.api_token = "core-token";
   o.amount_limit_minor = kLimitMinor;
+  return o;
+}
+
+// Options of a core-sim answered by `fake`: its catch-up API, and the generator's
+// transfers over 5 accounts.
+core_sim::CoreSimOptions options_answered_by(const FakeAdapter& fake,
+                                             const testing::TestDatabase& db,
+                                             const std::string& bootstraps, int transfers,
+                                             std::uint64_t seed) {
+  auto o = options_for(db, bootstraps);
+  o.adapter_catch_up_url = fake.url();
+  o.adapter_api_token = "adapter-token";
+  o.transfers = transfers;
+  o.seed = seed;
+  o.accounts = 5;
   return o;
 }
 
@@ -281,13 +378,8 @@ TEST_CASE(
   FakeAdapter fake(kafka->bootstrap_servers());
   testing::TestDatabase core_db;
 
-  auto options = options_for(core_db, kafka->bootstrap_servers());
-  options.adapter_catch_up_url = fake.url();
-  options.adapter_api_token = "adapter-token";
-  options.transfers = 60;
-  options.seed = 11;
+  auto options = options_answered_by(fake, core_db, kafka->bootstrap_servers(), 60, 11);
   options.invalid_share = 0.4;
-  options.accounts = 5;
   options.publish_batch_max = 7;
   auto made = core_sim::CoreSim::create(options);
   REQUIRE_MESSAGE(made, (made ? "" : made.error()));
@@ -497,4 +589,124 @@ TEST_CASE("create() names the bad option") {
   CHECK(core_sim::CoreSim::create(o).error().find("publish_batch_max") != std::string::npos);
   o.publish_batch_max = 10;
   CHECK(core_sim::CoreSim::create(o).has_value());
+}
+
+TEST_CASE(
+    "core-sim switches from adapter.dk.payments.v1 to v2 midway: every transfer gets exactly one "
+    "outcome") {
+  auto kafka = start_kafka();
+  FakeAdapter fake(kafka->bootstrap_servers(), /*answers=*/false);
+  testing::TestDatabase core_db;
+  auto options = options_answered_by(fake, core_db, kafka->bootstrap_servers(), 80, 19);
+  options.invalid_share = 0.3;
+  options.publish_batch_max = 9;
+  const auto answer = [&](const std::vector<std::string>& ids, bool pending_only = false) {
+    for (const auto& id : ids) answer_both(fake.database, *fake.pool, id, pending_only);
+  };
+  const auto resolved = [](core_sim::CoreSim& sim) {
+    const auto p = sim.progress();
+    return p.succeeded + p.rejected;
+  };
+  const auto wait_resolved = [&](core_sim::CoreSim& sim, std::int64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (resolved(sim) < n) {
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+
+  // The transfers in four sets of 20: answered before the switch (v1 applies them), around
+  // it (the first half from v1, the second half as it stops: either may), after core-sim
+  // stopped, and after it started on v2. Four of each later set get a pending answer
+  // before the switch. Every outcome is on both versions, from one internal event.
+  std::vector<std::vector<std::string>> sets(4);
+  std::vector<std::string> pending_first;
+  std::int64_t v1_resolved_at_switch = 0;
+  {
+    auto made = core_sim::CoreSim::create(options);
+    REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+    auto& sim = **made;
+    REQUIRE(sim.start());
+    fake.start();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (fake.requests_seen.load() < options.transfers) {
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::istringstream ids(fake.database.query_value(
+        "select string_agg(transfer_id, ' ' order by transfer_id) from fake_requests"));
+    std::size_t i = 0;
+    for (std::string id; ids >> id; ++i) sets[std::min<std::size_t>(i / 20, 3)].push_back(id);
+    REQUIRE(i == 80);
+    for (std::size_t k = 1; k < 4; ++k)
+      for (std::size_t j = 0; j < 20; j += 5) pending_first.push_back(sets[k][j]);
+    answer(pending_first, /*pending_only=*/true);
+    answer(sets[0]);
+    receive_both(*fake.pool, "payment-before");
+    wait_resolved(sim, 20);
+    // Set 1: half applied from v1 for sure, the other half answered just before the stop.
+    answer({sets[1].begin(), sets[1].begin() + 10});
+    wait_resolved(sim, 30);
+    answer({sets[1].begin() + 10, sets[1].end()});
+    sim.stop();
+    v1_resolved_at_switch = resolved(sim);
+  }
+  answer(sets[2]);
+  options.outcomes_version = "v2";
+  // A group of its own: progress lives in the core's database, not in the group, and the
+  // mock cluster makes a group's next member wait about 9 s.
+  options.consumer_group = "core-sim-dk-v2";
+  auto made = core_sim::CoreSim::create(options);
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto& sim = **made;
+  REQUIRE(sim.start());
+  answer(sets[3]);
+  receive_both(*fake.pool, "payment-after");
+  const bool done = sim.wait_until_done(std::chrono::seconds(60));
+  // The payment rides on a partition of its own: until it is in too.
+  const auto payments_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (sim.report().incoming_payments < 2 && std::chrono::steady_clock::now() < payments_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto report = sim.report();
+  sim.stop();
+  MESSAGE(core_sim::to_text(report));
+  MESSAGE("resolved from v1 before the switch: " << v1_resolved_at_switch);
+  REQUIRE(done);
+
+  CHECK(report.requested == 80);
+  CHECK(report.succeeded + report.rejected == 80);
+  CHECK(report.still_open == 0);
+  CHECK(report.violations.total() == 0);
+  CHECK(report.resolved_twice_in_ledger == 0);
+  CHECK(report.parked_messages == 0);
+  CHECK(report.expectation_mismatches == 0);
+  CHECK(report.pending_seen == static_cast<std::int64_t>(pending_first.size()));
+  CHECK(report.incoming_payments == 2);  // once each, though both versions carried them
+  CHECK(core_db.query_value("select string_agg(payment_id, ',' order by payment_id) from "
+                            "core_incoming_payments") == "payment-after,payment-before");
+  CHECK(report.resolved_exactly_once);
+  // From the ledger: one resolution event per transfer, none for another.
+  CHECK(core_db.query_value(
+            "select count(*) from core_transfers t where (select count(*) from events e"
+            " where e.type in ('ReservationCompleted', 'ReservationReleased')"
+            " and e.data->>'transfer_id' = t.transfer_id) = 1") == "80");
+  CHECK(core_db.query_value("select count(*) from events where type in ('ReservationCompleted', "
+                            "'ReservationReleased')") == "80");
+  // Who brought what: set 0 and the pending answers came on v1; sets 2 and 3 on v2.
+  const auto handled_on = [&](const std::string& id) {
+    return core_db.query_value(
+        "select string_agg(right(stream, 2), ',' order by stream) from"
+        " core_outcome_sources where transfer_id = '" +
+        id + "'");
+  };
+  for (const auto& id : sets[0]) CHECK(handled_on(id) == "v1");
+  for (const auto& id : sets[2])
+    CHECK(handled_on(id) ==
+          (std::find(pending_first.begin(), pending_first.end(), id) != pending_first.end()
+               ? "v1,v2"
+               : "v2"));
+  CHECK(core_db.query_value("select count(*) from core_outcome_sources") ==
+        std::to_string(80 + pending_first.size()));
+  CHECK(v1_resolved_at_switch >= 30);
+  CHECK(v1_resolved_at_switch <= 40);
 }
