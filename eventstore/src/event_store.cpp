@@ -33,9 +33,9 @@ with input as (
 ), )sql";
 
 constexpr const char* kInsertTail = R"sql(
-insert into events (stream_id, version, event_id, type, data, metadata)
+insert into events (stream_id, version, event_id, type, data, metadata, schema_version)
 select $1, gate.version - $4 + input.ord, (input.value->>'id')::uuid, input.value->>'type',
-       input.value->'data', input.value->'metadata'
+       input.value->'data', input.value->'metadata', (input.value->>'schema_version')::int
 from gate, input
 order by input.ord
 returning position, version
@@ -114,9 +114,9 @@ with input as (
 ), gate as (
   select stream_id, version from moved union all select stream_id, version from created
 )
-insert into events (stream_id, version, event_id, type, data, metadata)
+insert into events (stream_id, version, event_id, type, data, metadata, schema_version)
 select input.stream_id, gate.version - input.n + e.ord, (e.value->>'id')::uuid, e.value->>'type',
-       e.value->'data', e.value->'metadata'
+       e.value->'data', e.value->'metadata', (e.value->>'schema_version')::int
 from input join gate on gate.stream_id = input.stream_id
 cross join lateral jsonb_array_elements(input.events) with ordinality as e(value, ord)
 order by input.ord, e.ord
@@ -125,7 +125,7 @@ returning stream_id, position, version
 
 constexpr const char* kColumns =
     "position, transaction_id::text, stream_id, version, event_id::text, type, data::text, "
-    "metadata::text, (extract(epoch from recorded_at) * 1000)::bigint";
+    "metadata::text, (extract(epoch from recorded_at) * 1000)::bigint, schema_version";
 
 const std::string kReadStream = std::string("select ") + kColumns +
                                 " from events where stream_id = $1 and version >= $2"
@@ -197,6 +197,8 @@ RecordedEvent parse_row(const pqxx::row& row) {
   e.data = nlohmann::json::parse(row[6].c_str());
   e.metadata = Metadata::from_json(nlohmann::json::parse(row[7].c_str()));
   e.recorded_at = base::Timestamp{std::chrono::milliseconds{row[8].as<std::int64_t>()}};
+  e.schema_version = SchemaVersion{row[9].as<std::int32_t>()};
+  CLEARING_ASSERT(e.schema_version >= kFirstSchemaVersion);  // the column's check
   return e;
 }
 
@@ -277,6 +279,9 @@ StoreResult<std::string> encode_input(const StreamId& stream, std::span<const Ev
                                     " printable bytes"));
     if (!e.data.is_object())
       return tl::unexpected(invalid("event data of " + e.type + " is not a JSON object"));
+    if (e.schema_version < kFirstSchemaVersion || e.schema_version.value() > kSchemaVersionMax)
+      return tl::unexpected(invalid("schema version of " + e.type + " must be 1.." +
+                                    std::to_string(kSchemaVersionMax)));
     auto data = e.data.dump();
     if (data.size() > kEventDataBytesMax)
       return tl::unexpected(StoreError{StoreErrc::payload_too_large,
@@ -290,6 +295,7 @@ StoreResult<std::string> encode_input(const StreamId& stream, std::span<const Ev
     input += data;
     input += ",\"metadata\":";
     input += e.metadata.to_json().dump();
+    input += ",\"schema_version\":" + std::to_string(e.schema_version.value());
     input += "}";
   }
   input += "]";

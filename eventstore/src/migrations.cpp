@@ -70,13 +70,27 @@ alter table events drop constraint events_pkey;
 alter table events replica identity using index events_stream_version;
 )sql";
 
+// Each event's schema version (types.hpp: SchemaVersion), in a column rather than in the
+// metadata: a plain int beside the type is what `events check` and an operator count by
+// (`group by type, schema_version`) without parsing JSON, and what a reader gets without
+// a lookup into jsonb. The constant default makes the ALTER a catalogue change (no table
+// rewrite since PostgreSQL 11), and every row stored before reads as version 1, which it
+// is. The check is NOT VALID so that adding it does not scan the table: rows written from
+// now on are checked, and the existing ones all hold the default.
+constexpr const char* kSchemaVersion = R"sql(
+alter table events add column schema_version integer not null default 1;
+alter table events add constraint events_schema_version_positive
+  check (schema_version > 0) not valid;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& eventstore_migrations() {
   static const std::vector<Migration> migrations{
       {"eventstore/0001_events", kEventsSchema},
       {"eventstore/0002_notify_after_commit", kNotifyAfterCommit},
-      {"eventstore/0003_position_index_dropped", kPositionIndexDropped}};
+      {"eventstore/0003_position_index_dropped", kPositionIndexDropped},
+      {"eventstore/0004_schema_version", kSchemaVersion}};
   return migrations;
 }
 

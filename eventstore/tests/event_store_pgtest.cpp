@@ -389,3 +389,78 @@ TEST_CASE("the pool's connections run without JIT, whatever the server's default
   REQUIRE(jit);
   CHECK(*jit == "off");
 }
+
+TEST_CASE("each event's schema version is stored beside it and read back by every reader") {
+  StoreFixture f;
+  auto first = make_event("A");  // the default: version 1
+  auto second = make_event("B");
+  second.schema_version = SchemaVersion{2};
+  REQUIRE(
+      f.store->append(StreamId{"s-1"}, ExpectedVersion::no_stream(), std::vector{first, second}));
+  auto batched = make_event("C");
+  batched.schema_version = SchemaVersion{3};
+  auto batch = f.pool->transact([&](Transaction& tx) {
+    return f.store->append_batch(
+        tx, std::vector{StreamAppend{StreamId{"s-2"}, ExpectedVersion::no_stream(), {batched}}});
+  });
+  REQUIRE(batch);
+  REQUIRE((*batch)[0]);
+
+  CHECK(f.database.query_value(
+            "select string_agg(type || schema_version, ',' order by type) from events") ==
+        "A1,B2,C3");
+  auto stream = f.store->read_stream(StreamId{"s-1"});
+  REQUIRE(stream);
+  REQUIRE(stream->size() == 2);
+  CHECK((*stream)[0].schema_version == SchemaVersion{1});
+  CHECK((*stream)[1].schema_version == SchemaVersion{2});
+  wait_for_horizon(*f.pool);
+  auto all = f.store->read_all_after(Checkpoint{}, 10);
+  REQUIRE(all);
+  REQUIRE(all->size() == 3);
+  CHECK(all->back().schema_version == SchemaVersion{3});
+  auto by_id =
+      f.pool->transact([&](Transaction& tx) { return f.store->read_event(tx, batched.event_id); });
+  REQUIRE(by_id);
+  REQUIRE(by_id->has_value());
+  CHECK((*by_id)->schema_version == SchemaVersion{3});
+  auto many = f.pool->transact([&](Transaction& tx) {
+    return f.store->read_streams(tx, std::vector{StreamId{"s-1"}, StreamId{"s-2"}});
+  });
+  REQUIRE(many);
+  REQUIRE(many->size() == 3);
+  CHECK((*many)[1].schema_version == SchemaVersion{2});
+
+  for (const std::int32_t out_of_range : {0, -1, kSchemaVersionMax + 1}) {
+    auto bad = make_event("A");
+    bad.schema_version = SchemaVersion{out_of_range};
+    auto refused = f.store->append(StreamId{"s-3"}, ExpectedVersion::any(), std::vector{bad});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == StoreErrc::invalid_argument);
+    CHECK(refused.error().message == "schema version of A must be 1..1000");
+  }
+  CHECK_THROWS(f.database.exec("update events set schema_version = 0"));  // the column's check
+}
+
+TEST_CASE("events stored before the schema version column existed read as version 1") {
+  clearing::testing::TestDatabase database;
+  DatabaseOptions options;
+  options.url = database.url();
+  ConnectionPool pool(options);
+  const auto& all = eventstore_migrations();
+  REQUIRE(all.back().id == "eventstore/0004_schema_version");
+  REQUIRE(apply_migrations(pool, std::span(all).first(all.size() - 1)));
+  // Written as the store wrote it before: no schema_version column at all.
+  database.exec(
+      "insert into event_streams values ('old-1', 1);"
+      "insert into events (stream_id, version, event_id, type, data, metadata) values"
+      " ('old-1', 1, '0b9e4c1e-8f1a-4c2b-9d3e-5f6a7b8c9d0e', 'A', '{}', '{}')");
+  auto applied = apply_migrations(pool, all);
+  REQUIRE(applied);
+  CHECK(applied->applied == std::vector<std::string>{"eventstore/0004_schema_version"});
+  EventStore store(pool);
+  auto read = store.read_stream(StreamId{"old-1"});
+  REQUIRE(read);
+  REQUIRE(read->size() == 1);
+  CHECK(read->front().schema_version == kFirstSchemaVersion);
+}

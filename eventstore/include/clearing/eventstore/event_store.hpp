@@ -11,6 +11,9 @@
 // lower position but commits late therefore cannot be skipped by a reader that has
 // already moved past a higher position.
 //
+// Each event's schema version (EventData::schema_version) is stored in a column beside its
+// data and read back in RecordedEvent; the store checks its range, never its meaning.
+//
 // Every function has two forms: inside the caller's transaction (so a handler's writes
 // commit with its checkpoint) and in a transaction of its own. Thread safe.
 

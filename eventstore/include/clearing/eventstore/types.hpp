@@ -27,6 +27,14 @@ using StreamVersion = base::Strong<StreamVersionTag, std::int64_t>;
 // commit order, which is why readers order by (transaction_id, position).
 using GlobalPosition = base::Strong<GlobalPositionTag, std::int64_t>;
 using EventId = base::Strong<EventIdTag, std::string>;
+struct SchemaVersionTag {};
+// The version of an event type's stored JSON shape: 1 for its first shape, one more for each
+// change. The store keeps it beside the data (its own column, so `events check` and people
+// can count versions without parsing JSON); what a version means is the codec's business
+// (sagas/upcasters.hpp turns an old shape into the current one on read). Rows written before
+// the column existed read as 1.
+using SchemaVersion = base::Strong<SchemaVersionTag, std::int32_t>;
+inline constexpr SchemaVersion kFirstSchemaVersion{1};
 
 // All database work happens inside a libpqxx transaction; handlers get one so their
 // writes commit together with the checkpoint.
@@ -38,6 +46,7 @@ inline constexpr std::size_t kEventTypeBytesMax = 100;
 inline constexpr std::size_t kEventDataBytesMax = 256 * 1024;
 inline constexpr std::size_t kEventsPerAppendMax = 1000;
 inline constexpr std::size_t kReadBatchMax = 10000;
+inline constexpr std::int32_t kSchemaVersionMax = 1000;
 
 struct Metadata {
   std::string correlation_id;  // same for every event of one business flow
@@ -56,6 +65,7 @@ struct EventData {
   std::string type;
   nlohmann::json data;  // must be a JSON object
   Metadata metadata;
+  SchemaVersion schema_version = kFirstSchemaVersion;  // of data's shape; 1..kSchemaVersionMax
 };
 
 // An event as stored.
@@ -69,6 +79,7 @@ struct RecordedEvent {
   nlohmann::json data;
   Metadata metadata;
   base::Timestamp recorded_at;
+  SchemaVersion schema_version = kFirstSchemaVersion;  // as written; 1 for rows older than it
 };
 
 // Where a reader of all events stands: the (transaction id, position) of the last
