@@ -41,16 +41,22 @@ struct Counter {
 };
 static_assert(Decider<Counter>);
 
+// Incremented is at version 2 ({"by"}); version 1 named the field "n".
 struct CounterCodec {
   static std::string_view event_type(const Counter::Event&) { return "Incremented"; }
+  static SchemaVersion schema_version(const Counter::Event&) { return SchemaVersion{2}; }
   static nlohmann::json encode(const Counter::Event& e) { return {{"by", e.by}}; }
   static tl::expected<Counter::Event, DecodeError> decode(std::string_view type,
+                                                          SchemaVersion version,
                                                           const nlohmann::json& j) {
     if (type != "Incremented")
       return tl::unexpected(DecodeError{DecodeErrc::unknown_type, "", "unknown event"});
-    if (!j.contains("by"))
-      return tl::unexpected(DecodeError{DecodeErrc::missing_field, "by", "missing field by"});
-    return Counter::Incremented{j["by"].get<int>()};
+    if (version != SchemaVersion{1} && version != SchemaVersion{2})
+      return tl::unexpected(DecodeError{DecodeErrc::unknown_version, "", "unknown version"});
+    const char* field = version == SchemaVersion{1} ? "n" : "by";
+    if (!j.contains(field))
+      return tl::unexpected(DecodeError{DecodeErrc::missing_field, field, "missing field"});
+    return Counter::Incremented{j[field].get<int>()};
   }
 };
 
@@ -143,6 +149,31 @@ TEST_CASE("a command with an idempotency seed writes the same event ids when ret
   REQUIRE(stored->size() == 1);
   CHECK(stored->front().metadata.source["seq"] == 7);
   CHECK(stored->front().metadata.correlation_id == "corr");
+}
+
+TEST_CASE("the codec's schema version is written, and each stored event decodes at its own") {
+  StoreFixture f;
+  CounterAggregate counter(*f.store);
+  const StreamId stream{"counter-versions"};
+  auto old = make_event("Incremented", {{"n", 4}});  // as version 1 wrote it
+  REQUIRE(f.store->append(stream, ExpectedVersion::no_stream(), std::vector{old}));
+  auto done = counter.handle(stream, Counter::Increment{3, 100}, {"corr", "cause", nullptr, ""});
+  REQUIRE(done);
+  CHECK(done->state.value == 7);
+  CHECK(f.database.query_value("select string_agg(schema_version::text, ',' order by version) "
+                               "from events where stream_id = 'counter-versions'") == "1,2");
+  auto loaded = f.pool->transact([&](Transaction& tx) { return counter.load(tx, stream); });
+  REQUIRE(loaded);
+  CHECK(loaded->state.value == 7);
+
+  auto future = make_event("Incremented", {{"by", 1}});
+  future.schema_version = SchemaVersion{3};  // written by a later release
+  REQUIRE(f.store->append(stream, ExpectedVersion::any(), std::vector{future}));
+  auto refused = f.pool->transact([&](Transaction& tx) { return counter.load(tx, stream); });
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == StoreErrc::corrupt_data);
+  CHECK(refused.error().message ==
+        "cannot decode Incremented at counter-versions@3: unknown version");
 }
 
 TEST_CASE("an event the codec cannot read is a typed corrupt_data error, not a crash") {

@@ -1,5 +1,7 @@
 #include "clearing/sagas/incoming_payment_codec.hpp"
 
+#include <array>
+
 #include "json_fields.hpp"
 
 namespace clearing::sagas {
@@ -19,7 +21,22 @@ void payment_fields(auto& e, auto& f) {
   f("received_at", e.content.received_at);
 }
 
-void fields(Is<IncomingPaymentRecorded> auto& e, auto& f) { payment_fields(e, f); }
+void fields(Is<IncomingPaymentRecorded> auto& e, auto& f) {
+  payment_fields(e, f);
+  f("settlement_date", e.settlement_date);  // since version 2
+}
+
+// Version 1 stored no settlement date: its readers took the UTC date of received_at, the
+// rule incoming_settlement_date keeps. An unreadable received_at adds nothing, and decoding
+// then names received_at.
+nlohmann::json recorded_v1_to_v2(nlohmann::json data) {
+  const auto received = data.find("received_at");
+  Timestamp at{};
+  if (received != data.end() && received->is_string() &&
+      base::parse_timestamp(received->get_ref<const std::string&>(), at))
+    data["settlement_date"] = incoming_settlement_date(at);
+  return data;
+}
 
 void fields(Is<IncomingPaymentParked> auto& e, auto& f) {
   payment_fields(e, f);
@@ -39,7 +56,12 @@ void fields(Is<ConflictingIncomingPaymentReceived> auto& e, auto& f) {
 template <>
 struct json_fields::FieldLists<IncomingPaymentEvent> {
   static constexpr auto describe = [](auto& event, auto& visitor) { fields(event, visitor); };
+  static constexpr std::array<Upcaster, 1> upcasters{{
+      {IncomingPaymentRecorded::kType, SchemaVersion{1}, &recorded_v1_to_v2},
+  }};
 };
+static_assert(json_fields::upcasters_fit<IncomingPaymentEvent>(
+    json_fields::FieldLists<IncomingPaymentEvent>::upcasters));
 
 template struct EventCodec<IncomingPaymentEvent>;
 

@@ -38,7 +38,8 @@ Events record_first(const RecordIncomingPayment& c) {
     return Events{IncomingPaymentParked{id, c.clearing_reference, c.cursor, content_of(c),
                                         std::string(park->reason_code), std::move(park->reason)}};
   }
-  return Events{IncomingPaymentRecorded{id, c.clearing_reference, c.cursor, content_of(c)}};
+  return Events{IncomingPaymentRecorded{id, c.clearing_reference, c.cursor, content_of(c),
+                                        incoming_settlement_date(c.received_at)}};
 }
 
 std::vector<std::string> differing_fields(const IncomingPaymentContent& a,
@@ -88,6 +89,11 @@ void apply(IncomingPaymentState& state, const IncomingPaymentParked& event) {
 void apply(IncomingPaymentState&, const ConflictingIncomingPaymentReceived&) {}
 
 }  // namespace
+
+std::string incoming_settlement_date(Timestamp received_at) {
+  // format_timestamp writes UTC, "YYYY-MM-DDTHH:MM:SS.fffZ": the date is its first ten.
+  return base::format_timestamp(received_at).substr(0, 10);
+}
 
 std::string incoming_payment_id(std::string_view clearing_reference) {
   return base::derived_uuid(kIncomingPaymentNamespace, clearing_reference);

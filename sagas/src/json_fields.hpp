@@ -13,6 +13,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -27,6 +28,7 @@
 #include "clearing/sagas/event_codec.hpp"
 #include "clearing/sagas/money.hpp"
 #include "clearing/sagas/transfer_decider.hpp"
+#include "clearing/sagas/upcasters.hpp"
 
 namespace clearing::sagas::json_fields {
 
@@ -217,10 +219,29 @@ tl::expected<Variant, eventstore::DecodeError> decode_event(std::string_view typ
   return result;
 }
 
+// True when `type` is the kType of an alternative of Variant.
+template <class Variant>
+constexpr bool names_an_event(std::string_view type) {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return ((type == std::variant_alternative_t<I, Variant>::kType) || ...);
+  }
+  (std::make_index_sequence<std::variant_size_v<Variant>>{});
+}
+
+// True when every upcaster names an event of Variant and each type's chain is complete.
+template <class Variant>
+constexpr bool upcasters_fit(std::span<const Upcaster> upcasters) {
+  for (const auto& step : upcasters)
+    if (!names_an_event<Variant>(step.type)) return false;
+  return chains_are_complete(upcasters);
+}
+
 // The field lists of the events of `Variant`: a codec source specialises it with
 //   static constexpr auto describe = [](auto& event, auto& visitor) { fields(event, visitor); };
-// where its `fields` overloads list each event's fields, then instantiates
-// EventCodec<Variant> (the members below).
+//   static constexpr std::array<Upcaster, N> upcasters{...};  // N = 0: every type at 1
+// where its `fields` overloads list each event's fields (the current version's), then
+// checks static_assert(upcasters_fit<Variant>(FieldLists<Variant>::upcasters)) and
+// instantiates EventCodec<Variant> (the members below).
 template <class Variant>
 struct FieldLists;
 
@@ -243,9 +264,36 @@ nlohmann::json EventCodec<Event>::encode(const Event& event) {
 }
 
 template <class Event>
+SchemaVersion EventCodec<Event>::schema_version(const Event& event) {
+  return current_version(event_type(event));
+}
+
+template <class Event>
+SchemaVersion EventCodec<Event>::current_version(std::string_view type) {
+  return sagas::current_version(upcasters(), type);
+}
+
+template <class Event>
+std::span<const Upcaster> EventCodec<Event>::upcasters() {
+  return json_fields::FieldLists<Event>::upcasters;
+}
+
+template <class Event>
 tl::expected<Event, eventstore::DecodeError> EventCodec<Event>::decode(std::string_view type,
                                                                        const nlohmann::json& data) {
   return json_fields::decode_event<Event>(type, data, json_fields::FieldLists<Event>::describe);
+}
+
+template <class Event>
+tl::expected<Event, eventstore::DecodeError> EventCodec<Event>::decode(std::string_view type,
+                                                                       SchemaVersion version,
+                                                                       const nlohmann::json& data) {
+  // An unknown type says so whatever its version; the current version needs no copy.
+  if (!json_fields::names_an_event<Event>(type) || version == current_version(type))
+    return decode(type, data);
+  auto current = upcast_to_current(upcasters(), type, version, data);
+  if (!current) return tl::unexpected(std::move(current.error()));
+  return decode(type, *current);
 }
 
 }  // namespace clearing::sagas

@@ -1,5 +1,7 @@
 #include "clearing/sagas/transfer_codec.hpp"
 
+#include <array>
+
 #include "json_fields.hpp"
 
 namespace clearing::sagas {
@@ -142,7 +144,11 @@ void fields(Is<TransferResolvedManually> auto& e, auto& f) {
 template <>
 struct json_fields::FieldLists<TransferEvent> {
   static constexpr auto describe = [](auto& event, auto& visitor) { fields(event, visitor); };
+  // Every Transfer event is at schema version 1.
+  static constexpr std::array<Upcaster, 0> upcasters{};
 };
+static_assert(
+    json_fields::upcasters_fit<TransferEvent>(json_fields::FieldLists<TransferEvent>::upcasters));
 
 template struct EventCodec<TransferEvent>;
 

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@ using clearing::base::Timestamp;
 using Json = nlohmann::json;
 using clearing::eventstore::DecodeErrc;
 using clearing::eventstore::DecodeError;
+using clearing::eventstore::SchemaVersion;
 
 namespace {
 
@@ -50,14 +52,20 @@ TransferInitiated initiated() {
 
 std::set<std::string> golden_types;  // proves that every event type has its golden
 
+// A golden at its type's current version is what encode writes; every golden, of any
+// version, reads back as the event (an older one through the codec's upcasters).
 template <class Codec, class Event>
-void check_golden(const Event& event, std::string_view type, const char* golden) {
+void check_golden(const Event& event, std::string_view type, SchemaVersion version,
+                  const char* golden) {
   CAPTURE(type);
-  golden_types.insert(std::string(type));
-  const Json expected = Json::parse(golden);
+  CAPTURE(version.value());
+  const Json stored = Json::parse(golden);
   CHECK(Codec::event_type(event) == type);
-  CHECK(Codec::encode(event).dump() == expected.dump());
-  const auto decoded = Codec::decode(type, expected);
+  if (version == Codec::schema_version(event)) {
+    golden_types.insert(std::string(type));
+    CHECK(Codec::encode(event).dump() == stored.dump());
+  }
+  const auto decoded = Codec::decode(type, version, stored);
   REQUIRE_MESSAGE(decoded.has_value(), decoded.error().message);
   CHECK(*decoded == event);
 }
@@ -66,13 +74,15 @@ void check_golden(const Event& event, std::string_view type, const char* golden)
 // the event store writes (data.dump()), byte for byte: the first would not see a change of
 // key order, spacing or number format. The texts were taken from the encoder before the
 // decider's request struct and designated initialisers (issue 18 item 5), and must never be
-// edited.
+// edited. `version` is the schema version they were stored at: a change of shape adds a
+// golden at the new version and keeps the old one, which must still read as `event`.
 template <class Variant>
 struct Golden {
   Variant event;
   std::string_view type;
   std::string json;
   std::string text;
+  SchemaVersion version{1};
 };
 
 // One of each Transfer event.
@@ -239,10 +249,16 @@ std::vector<Golden<IncomingPaymentEvent>> incoming_payment_goldens() {
       R"("creditor":{"account":{"id":"DK5000400440116243","scheme":"IBAN"},)"
       R"("name":"Charles Babbage"},"cursor":"000000000017","debtor":{"account":)"
       R"({"id":"5301-0001234567","scheme":"BBAN"},"name":"Ada Lovelace"},"payment_id":"p-1",)";
+  // Version 2 stores the settlement date that version 1's readers derived from received_at.
+  const IncomingPaymentRecorded recorded{"p-1", "CR-IN-17", "000000000017", payment, "2026-11-26"};
   return {
-      {IncomingPaymentRecorded{"p-1", "CR-IN-17", "000000000017", payment},
-       "IncomingPaymentRecorded", "{" + payment_json + "}",
+      {recorded, "IncomingPaymentRecorded", "{" + payment_json + "}",
        payment_text + R"("received_at":"2026-11-26T09:00:00.000Z","remittance_info":"Rent"})"},
+      {recorded, "IncomingPaymentRecorded",
+       "{" + payment_json + R"(, "settlement_date": "2026-11-26"})",
+       payment_text + R"("received_at":"2026-11-26T09:00:00.000Z","remittance_info":"Rent",)"
+                      R"("settlement_date":"2026-11-26"})",
+       SchemaVersion{2}},
       {IncomingPaymentParked{"p-1", "CR-IN-17", "000000000017", payment, "AM03",
                              "currency EUR not processable"},
        "IncomingPaymentParked",
@@ -263,36 +279,155 @@ std::vector<Golden<IncomingPaymentEvent>> incoming_payment_goldens() {
 TEST_CASE("golden JSON of every Transfer event") {
   golden_types.clear();
   for (const auto& golden : transfer_goldens())
-    check_golden<TransferCodec>(golden.event, golden.type, golden.json.c_str());
+    check_golden<TransferCodec>(golden.event, golden.type, golden.version, golden.json.c_str());
   CHECK(golden_types.size() == std::variant_size_v<TransferEvent>);
 }
 
 TEST_CASE("golden JSON of every IncomingPayment event") {
   golden_types.clear();
   for (const auto& golden : incoming_payment_goldens())
-    check_golden<IncomingPaymentCodec>(golden.event, golden.type, golden.json.c_str());
+    check_golden<IncomingPaymentCodec>(golden.event, golden.type, golden.version,
+                                       golden.json.c_str());
   CHECK(golden_types.size() == std::variant_size_v<IncomingPaymentEvent>);
 }
 
-// The stored text of one of each event type: the goldens' `text`.
+// The stored text of one of each event type at each of its versions: the goldens' `text`.
+// At the current version, encode writes it byte for byte; at any version, it reads back.
 TEST_CASE("stored JSON text of one of each event is byte-identical to its golden") {
   std::set<std::string> seen;
-  const auto check_text = [&seen](const auto& codec_event, std::string_view text) {
-    const auto type = std::visit([](const auto& e) { return std::string(e.kType); }, codec_event);
-    CAPTURE(type);
-    seen.insert(type);
-    if constexpr (std::is_same_v<std::decay_t<decltype(codec_event)>, TransferEvent>) {
-      CHECK(TransferCodec::encode(codec_event).dump() == text);
-    } else {
-      CHECK(IncomingPaymentCodec::encode(codec_event).dump() == text);
+  const auto check_text = [&seen](const auto& golden) {
+    using Codec =
+        std::conditional_t<std::is_same_v<std::decay_t<decltype(golden.event)>, TransferEvent>,
+                           TransferCodec, IncomingPaymentCodec>;
+    CAPTURE(golden.type);
+    CAPTURE(golden.version.value());
+    if (golden.version == Codec::schema_version(golden.event)) {
+      seen.insert(std::string(golden.type));
+      CHECK(Codec::encode(golden.event).dump() == golden.text);
     }
+    const auto decoded = Codec::decode(golden.type, golden.version, Json::parse(golden.text));
+    REQUIRE_MESSAGE(decoded.has_value(), decoded.error().message);
+    CHECK(*decoded == golden.event);
   };
-  for (const auto& golden : transfer_goldens()) check_text(golden.event, golden.text);
+  for (const auto& golden : transfer_goldens()) check_text(golden);
   CHECK(seen.size() == std::variant_size_v<TransferEvent>);
 
   seen.clear();
-  for (const auto& golden : incoming_payment_goldens()) check_text(golden.event, golden.text);
+  for (const auto& golden : incoming_payment_goldens()) check_text(golden);
   CHECK(seen.size() == std::variant_size_v<IncomingPaymentEvent>);
+}
+
+// Issue 19 item 6: what is stored today keeps loading after a change of shape.
+TEST_CASE("every event type's stored version 1 text loads through the current codec") {
+  std::set<std::string> loaded;
+  const auto load_v1 = [&loaded](const auto& goldens, auto codec) {
+    using Codec = decltype(codec);
+    for (const auto& golden : goldens) {
+      if (golden.version != SchemaVersion{1}) continue;
+      CAPTURE(golden.type);
+      const auto decoded = Codec::decode(golden.type, SchemaVersion{1}, Json::parse(golden.text));
+      REQUIRE_MESSAGE(decoded.has_value(), decoded.error().message);
+      CHECK(*decoded == golden.event);
+      loaded.insert(std::string(golden.type));
+    }
+  };
+  load_v1(transfer_goldens(), TransferCodec{});
+  load_v1(incoming_payment_goldens(), IncomingPaymentCodec{});
+  CHECK(loaded.size() ==
+        std::variant_size_v<TransferEvent> + std::variant_size_v<IncomingPaymentEvent>);
+}
+
+TEST_CASE("IncomingPaymentRecorded versions 1 and 2 load to the same payment") {
+  CHECK(IncomingPaymentCodec::current_version("IncomingPaymentRecorded") == SchemaVersion{2});
+  CHECK(IncomingPaymentCodec::current_version("IncomingPaymentParked") == SchemaVersion{1});
+  CHECK(IncomingPaymentCodec::current_version("ConflictingIncomingPaymentReceived") ==
+        SchemaVersion{1});
+  for (const auto& golden : transfer_goldens())
+    CHECK(TransferCodec::schema_version(golden.event) == SchemaVersion{1});
+
+  const auto goldens = incoming_payment_goldens();
+  std::vector<IncomingPaymentEvent> recorded;
+  for (const auto& golden : goldens) {
+    if (golden.type != "IncomingPaymentRecorded") continue;
+    auto decoded =
+        IncomingPaymentCodec::decode(golden.type, golden.version, Json::parse(golden.text));
+    REQUIRE(decoded.has_value());
+    recorded.push_back(*decoded);
+  }
+  REQUIRE(recorded.size() == 2);
+  CHECK(recorded[0] == recorded[1]);
+  CHECK(std::get<IncomingPaymentRecorded>(recorded[0]).settlement_date == "2026-11-26");
+
+  // The settlement date is the UTC date of received_at, also late in the UTC day.
+  Json late = Json::parse(goldens[0].text);
+  late["received_at"] = "2026-11-26T23:59:59.999Z";
+  auto upcast = IncomingPaymentCodec::decode("IncomingPaymentRecorded", SchemaVersion{1}, late);
+  REQUIRE(upcast.has_value());
+  CHECK(std::get<IncomingPaymentRecorded>(*upcast).settlement_date == "2026-11-26");
+}
+
+TEST_CASE("a version the codec cannot read, or version 1 data it cannot upcast, is a typed error") {
+  const Json v1 = Json::parse(incoming_payment_goldens()[0].text);
+  for (const std::int32_t version : {3, 0, -1}) {
+    CAPTURE(version);
+    const auto decoded =
+        IncomingPaymentCodec::decode("IncomingPaymentRecorded", SchemaVersion{version}, v1);
+    REQUIRE_FALSE(decoded.has_value());
+    CHECK(decoded.error().code == DecodeErrc::unknown_version);
+    CHECK(decoded.error().message == "IncomingPaymentRecorded: unknown schema version " +
+                                         std::to_string(version) + ", this build reads 1 to 2");
+  }
+  // A Transfer event written by a later release.
+  const auto later = TransferCodec::decode("TransferSettled", SchemaVersion{2},
+                                           Json::parse(transfer_goldens()[4].text));
+  REQUIRE_FALSE(later.has_value());
+  CHECK(later.error().message ==
+        "TransferSettled: unknown schema version 2, this build reads 1 to 1");
+  // An unknown type is unknown whatever its version.
+  CHECK(TransferCodec::decode("NoSuchEvent", SchemaVersion{7}, Json::object()).error().code ==
+        DecodeErrc::unknown_type);
+
+  // Version 1 data without a readable received_at: the upcaster derives nothing, and
+  // decoding names the field at fault.
+  Json broken = v1;
+  broken["received_at"] = "yesterday";
+  auto no_date = IncomingPaymentCodec::decode("IncomingPaymentRecorded", SchemaVersion{1}, broken);
+  REQUIRE_FALSE(no_date.has_value());
+  CHECK(no_date.error().message == "IncomingPaymentRecorded: invalid field received_at");
+  broken.erase("received_at");
+  no_date = IncomingPaymentCodec::decode("IncomingPaymentRecorded", SchemaVersion{1}, broken);
+  REQUIRE_FALSE(no_date.has_value());
+  CHECK(no_date.error().message == "IncomingPaymentRecorded: missing field received_at");
+  CHECK(IncomingPaymentCodec::decode("IncomingPaymentRecorded", SchemaVersion{1}, Json::array())
+            .error()
+            .code == DecodeErrc::not_an_object);
+  // Version 2 data must carry the date.
+  Json v2_without = v1;
+  auto missing =
+      IncomingPaymentCodec::decode("IncomingPaymentRecorded", SchemaVersion{2}, v2_without);
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(missing.error().field == "settlement_date");
+}
+
+namespace {
+Json keep(Json data) { return data; }
+}  // namespace
+
+TEST_CASE("an upcaster chain must start at version 1 and have no gap") {
+  constexpr std::array<Upcaster, 2> complete{
+      {{"A", SchemaVersion{1}, &keep}, {"A", SchemaVersion{2}, &keep}}};
+  static_assert(chains_are_complete(complete));
+  static_assert(current_version(complete, "A") == SchemaVersion{3});
+  static_assert(current_version(complete, "B") == SchemaVersion{1});
+  constexpr std::array<Upcaster, 1> gap{{{"A", SchemaVersion{2}, &keep}}};
+  static_assert(!chains_are_complete(gap));
+  constexpr std::array<Upcaster, 2> reordered{
+      {{"A", SchemaVersion{2}, &keep}, {"A", SchemaVersion{1}, &keep}}};
+  static_assert(!chains_are_complete(reordered));
+  constexpr std::array<Upcaster, 1> no_function{{{"A", SchemaVersion{1}, nullptr}}};
+  static_assert(!chains_are_complete(no_function));
+  CHECK(IncomingPaymentCodec::upcasters().size() == 1);
+  CHECK(TransferCodec::upcasters().empty());
 }
 
 namespace {

@@ -31,7 +31,8 @@ RecordIncomingPayment payment() {
 IncomingPaymentRecorded recorded(const RecordIncomingPayment& c) {
   return IncomingPaymentRecorded{
       incoming_payment_id(c.clearing_reference), c.clearing_reference, c.cursor,
-      IncomingPaymentContent{c.amount, c.debtor, c.creditor, c.remittance_info, c.received_at}};
+      IncomingPaymentContent{c.amount, c.debtor, c.creditor, c.remittance_info, c.received_at},
+      "2026-11-26"};  // the UTC date of t0
 }
 
 Events when(const RecordIncomingPayment& c, const IncomingPaymentState& state) {
@@ -58,6 +59,17 @@ TEST_CASE("given nothing, when a valid payment arrives, then it is recorded") {
   const auto state = given(events);
   CHECK(incoming_status_name(state.status) == "recorded");
   CHECK(state.payment_id == incoming_payment_id("CR-IN-17"));
+}
+
+TEST_CASE("a recorded payment carries its settlement date: the UTC date it was received") {
+  auto late = payment();
+  late.received_at = t0() + std::chrono::milliseconds(14 * 3'600'000 + 59 * 60'000 + 59'999);
+  const auto events = when(late, IncomingPaymentDecider::initial_state());
+  REQUIRE(events.size() == 1);
+  CHECK(std::get<IncomingPaymentRecorded>(events[0]).settlement_date == "2026-11-26");
+  late.received_at = late.received_at + std::chrono::milliseconds(1);  // midnight UTC
+  CHECK(std::get<IncomingPaymentRecorded>(when(late, IncomingPaymentDecider::initial_state())[0])
+            .settlement_date == "2026-11-27");
 }
 
 TEST_CASE(

@@ -72,7 +72,7 @@ class Aggregate {
       auto page = store_.read_stream(tx, stream, from, kReadBatchMax);
       if (!page) return tl::unexpected(page.error());
       for (const auto& recorded : *page) {
-        auto event = Codec::decode(recorded.type, recorded.data);
+        auto event = Codec::decode(recorded.type, recorded.schema_version, recorded.data);
         if (!event)
           return tl::unexpected(StoreError{
               StoreErrc::corrupt_data, "cannot decode " + recorded.type + " at " + stream.value() +
@@ -100,7 +100,7 @@ class Aggregate {
       auto& loaded =
           out.try_emplace(recorded.stream_id, Loaded<D>{D::initial_state(), StreamVersion{0}})
               .first->second;
-      auto event = Codec::decode(recorded.type, recorded.data);
+      auto event = Codec::decode(recorded.type, recorded.schema_version, recorded.data);
       if (!event || recorded.version.value() != loaded.version.value() + 1) {
         left_out.insert(recorded.stream_id);
         out.erase(recorded.stream_id);
@@ -271,7 +271,8 @@ class Aggregate {
       decision.event_ids.push_back(id);
       data.push_back(EventData{
           std::move(id), std::string(Codec::event_type(event)), Codec::encode(event),
-          Metadata{context.correlation_id, context.causation_id, context.source, context.extra}});
+          Metadata{context.correlation_id, context.causation_id, context.source, context.extra},
+          Codec::schema_version(event)});
     }
     return data;
   }

@@ -52,12 +52,21 @@ struct RecordIncomingPayment {
 
 using IncomingPaymentCommand = std::variant<RecordIncomingPayment>;
 
+// The settlement date of an incoming payment, YYYY-MM-DD: the UTC date it was received
+// (docs/streams.md). Decided once, when the payment is recorded, and stored with it, so that
+// a later rule (a clearing cut-off, banking days) does not move the date of a payment that
+// was booked under this one.
+std::string incoming_settlement_date(Timestamp received_at);
+
+// Schema version 2 added settlement_date; a version 1 event reads with the date version 1's
+// readers derived from received_at (docs/event-versions.md).
 struct IncomingPaymentRecorded {
   static constexpr std::string_view kType = "IncomingPaymentRecorded";
   std::string payment_id;
   std::string clearing_reference;
   std::string cursor;
   IncomingPaymentContent content;  // stored flat: its fields beside the ids
+  std::string settlement_date;     // incoming_settlement_date(content.received_at)
   friend bool operator==(const IncomingPaymentRecorded&, const IncomingPaymentRecorded&) = default;
 };
 
