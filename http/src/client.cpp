@@ -3,9 +3,11 @@
 
 #include "clearing/http/client.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -156,7 +158,15 @@ ClientResult<ClientResponse> send(const ClientRequest& request) {
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   if (failure) return tl::unexpected(std::move(*failure));
   if (!parser.is_done()) return tl::unexpected(ClientError{ClientErrc::read, "incomplete answer"});
-  return ClientResponse{static_cast<int>(parser.get().result_int()), parser.get().body()};
+  ClientResponse answer{static_cast<int>(parser.get().result_int()), parser.get().body(), {}};
+  for (const auto& field : parser.get()) {
+    auto name = std::string(field.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    auto [it, inserted] = answer.headers.emplace(std::move(name), field.value());
+    if (!inserted) it->second += ", " + std::string(field.value());
+  }
+  return answer;
 }
 
 ClientResult<ClientResponse> get(const std::string& url, const std::string& bearer_token,

@@ -455,6 +455,9 @@ std::optional<std::string> validate(const HttpServerOptions& o) {
       return "http option bearer_token contains spaces or control characters";
     }
   }
+  if (!base::is_identifier(o.bearer_token_name, 64)) {
+    return "http option bearer_token_name must be 1..64 of [A-Za-z0-9] - _ . :";
+  }
   return std::nullopt;
 }
 
@@ -534,21 +537,24 @@ struct HttpServer::Impl {
     return response;
   }
 
-  bool authorized(const Request& request) const {
-    if (options.bearer_token.empty()) return true;
+  // The name of the token the request carries, "" when authentication is disabled, or none
+  // when it carries no token the server knows.
+  std::optional<std::string> principal_of(const Request& request) const {
+    if (options.bearer_token.empty()) return std::string();
     const auto field = request.find(beast_http::field::authorization);
-    if (field == request.end()) return false;
+    if (field == request.end()) return std::nullopt;
     const std::string_view value = field->value();
     constexpr std::string_view kScheme = "bearer ";
     if (value.size() < kScheme.size() || !iequals(value.substr(0, kScheme.size()), kScheme)) {
-      return false;
+      return std::nullopt;
     }
-    return tokens_equal(value.substr(kScheme.size()), options.bearer_token);
+    if (!tokens_equal(value.substr(kScheme.size()), options.bearer_token)) return std::nullopt;
+    return options.bearer_token_name;
   }
 
   HttpRequest to_request(const Request& request, const Session& session, std::string path,
                          std::map<std::string, std::string> query,
-                         std::map<std::string, std::string> params) const {
+                         std::map<std::string, std::string> params, std::string principal) const {
     HttpRequest out;
     out.method = std::string(request.method_string());
     out.path = std::move(path);
@@ -560,6 +566,7 @@ struct HttpServer::Impl {
     }
     out.body = request.body();
     out.remote = session.remote;
+    out.principal = std::move(principal);
     return out;
   }
 
@@ -588,6 +595,7 @@ struct HttpServer::Impl {
     std::string path;
     std::map<std::string, std::string> query;
     std::map<std::string, std::string> params;
+    std::string principal;  // HttpRequest::principal
   };
 
   static bool takes_body(beast_http::verb method) {
@@ -637,7 +645,8 @@ struct HttpServer::Impl {
     const bool needs_auth = routed.route != nullptr
                                 ? routed.route->requires_auth
                                 : !routed.path_known || routed.any_requires_auth;
-    if (needs_auth && !authorized(request)) {
+    auto principal = needs_auth ? principal_of(request) : std::optional<std::string>("");
+    if (!principal) {
       checked.refusal = HttpResponse::error(401, "UNAUTHORIZED", "missing or wrong bearer token");
       checked.refusal->headers.emplace_back("WWW-Authenticate", "Bearer");
       return checked;
@@ -660,6 +669,7 @@ struct HttpServer::Impl {
     checked.path = std::move(*path);
     checked.query = std::move(*query);
     checked.params = std::move(routed.params);
+    checked.principal = std::move(*principal);
     return checked;
   }
 
@@ -669,7 +679,7 @@ struct HttpServer::Impl {
     const Route* route = checked.route;
     auto http_request = std::make_shared<HttpRequest>(
         to_request(request, session, std::move(checked.path), std::move(checked.query),
-                   std::move(checked.params)));
+                   std::move(checked.params), std::move(checked.principal)));
     if (route->on_io_thread) co_return call_handler(*route, *http_request);
     PoolCall call;
     call.work = [this, route, http_request] { return call_handler(*route, *http_request); };

@@ -34,6 +34,11 @@ std::unique_ptr<HttpServer> started_server() {
     std::this_thread::sleep_for(std::chrono::milliseconds(600));
     return HttpResponse::json(200, "late");
   });
+  (*server)->route("GET", "/headers", [](const HttpRequest&) {
+    auto response = HttpResponse::json(200, "{}");
+    response.headers = {{"Sunset", "Wed, 30 Jun 2027 00:00:00 GMT"}, {"X-Trace", "a"}};
+    return response;
+  });
   (*server)->route("GET", "/big", [](const HttpRequest&) {
     return HttpResponse::json(200, std::string(4096, 'x'));
   });
@@ -66,6 +71,16 @@ TEST_CASE("any HTTP status is an answer, not an error") {
   const auto unknown = get(base(*server) + "/nothing", kToken, 2000);
   REQUIRE(unknown.has_value());
   CHECK(unknown->status == 404);
+}
+
+TEST_CASE("the answer's headers, their names in lower case") {
+  const auto server = started_server();
+  const auto answer = get(base(*server) + "/headers", kToken, 2000);
+  REQUIRE(answer.has_value());
+  CHECK(answer->headers.at("sunset") == "Wed, 30 Jun 2027 00:00:00 GMT");
+  CHECK(answer->headers.at("x-trace") == "a");
+  CHECK(answer->headers.at("content-type") == "application/json");
+  CHECK_FALSE(answer->headers.contains("Sunset"));
 }
 
 TEST_CASE("send: a POST with headers and a body") {

@@ -325,6 +325,33 @@ TEST_CASE("bearer token: 401 without or with a wrong token, 200 with the right o
             .status == 200);
 }
 
+TEST_CASE(
+    "a handler learns the name of the token that authenticated the request, none without auth") {
+  auto options = test_options();
+  options.bearer_token_name = "treasury";
+  auto server = make_server(options);
+  const auto principal = [](const HttpRequest& request) {
+    HttpResponse response;
+    response.content_type = "text/plain";
+    response.body = "principal=" + request.principal;
+    return response;
+  };
+  server->route("GET", "/private", principal);
+  server->route("GET", "/public", principal, false);
+  start(*server);
+  CHECK(roundtrip(server->port(), authorized_get("/private")).value().body == "principal=treasury");
+  // A route without auth names nobody, token or not.
+  CHECK(roundtrip(server->port(), authorized_get("/public")).value().body == "principal=");
+  CHECK(roundtrip(server->port(), get("/public")).value().body == "principal=");
+  // The default name, and none when authentication is disabled.
+  auto unnamed = serving(test_options(), "GET", "/private", principal);
+  CHECK(roundtrip(unnamed->port(), authorized_get("/private")).value().body == "principal=api");
+  auto open_options = test_options();
+  open_options.bearer_token.clear();
+  auto open = serving(open_options, "GET", "/private", principal);
+  CHECK(roundtrip(open->port(), get("/private")).value().body == "principal=");
+}
+
 TEST_CASE("404 for an unknown path, 405 with Allow for a known path and another method") {
   auto server = make_server(test_options());
   server->route("GET", "/parked", echo);
@@ -615,6 +642,8 @@ TEST_CASE("create() rejects bad options, naming them") {
       {"connections_per_client_max", [](auto& o) { o.connections_per_client_max = 0; }},
       {"idle_timeout_ms", [](auto& o) { o.idle_timeout_ms = 0; }},
       {"bearer_token", [](auto& o) { o.bearer_token = "a b"; }},
+      {"bearer_token_name", [](auto& o) { o.bearer_token_name = "a b"; }},
+      {"bearer_token_name", [](auto& o) { o.bearer_token_name.clear(); }},
   };
   for (const auto& [name, change] : cases) {
     CAPTURE(name);

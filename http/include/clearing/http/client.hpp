@@ -16,6 +16,7 @@
 // - https:// is refused until the client speaks TLS (the clearing client has its own TLS).
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -39,6 +40,7 @@ struct ClientRequest {
 struct ClientResponse {
   int status = 0;
   std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names; repeats joined by ", "
 };
 
 // Why an exchange had no answer. Retryable: another try may succeed (the network or the

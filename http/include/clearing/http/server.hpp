@@ -66,6 +66,10 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // lower-case names; repeats joined by ", "
   std::string body;
   std::string remote;  // peer "address:port"
+  // The name of the bearer token that authenticated the request
+  // (HttpServerOptions::bearer_token_name): who asks, for a handler that counts or logs its
+  // readers. "" on a route without auth and when authentication is disabled.
+  std::string principal;
 };
 
 struct HttpResponse {
@@ -94,6 +98,10 @@ struct HttpServerOptions {
   // Required on "Authorization: Bearer <token>" for routes that require auth. Empty disables
   // the check for every route: for tests only, never in a deployment (start() logs a warning).
   std::string bearer_token;
+  // The token's name, handed to handlers as HttpRequest::principal: 1..64 bytes of
+  // [A-Za-z0-9] '-' '_' '.' ':' (it ends up in metrics' labels). One token for now; named
+  // tokens per reader would add entries of (name, token), not change what handlers see.
+  std::string bearer_token_name = "api";
   int io_threads = 1;
   int worker_threads = 4;
   int worker_queue_max = 64;  // requests waiting for a worker; beyond: 503
