@@ -335,7 +335,7 @@ struct Service::Impl {
       r.body = metrics.render();
       return r;
     });
-    external_streams::add_catch_up_routes(*http, *pool);
+    external_streams::add_catch_up_routes(*http, *pool, {.metrics = &metrics});
     add_transfer_routes(*http, *pool, *transfers);
     auto started_http = http->start();
     if (!started_http) return tl::unexpected("http: " + started_http.error().message);

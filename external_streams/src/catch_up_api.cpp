@@ -2,11 +2,16 @@
 
 #include "clearing/external_streams/catch_up_api.hpp"
 
+#include <array>
 #include <charconv>
+#include <chrono>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/metrics.hpp"
+#include "clearing/external_streams/stream_registry.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/server.hpp"
@@ -25,7 +30,24 @@ std::optional<std::int64_t> parse_integer(const std::string& text) {
   return value;
 }
 
-HttpResponse serve_page(eventstore::ConnectionPool& pool, const HttpRequest& request) {
+// A page and what the registry says of its stream (none: not a derived stream, as the
+// core's streams in core-sim's database).
+struct Served {
+  CatchUpPage page;
+  std::optional<StreamRecord> stream;
+};
+
+// Deprecation (RFC 9745) and Sunset (RFC 8594) of a deprecated or retired stream.
+void add_deprecation_headers(HttpResponse& response, const StreamRecord& stream) {
+  if (stream.deprecated_at)
+    response.headers.emplace_back("Deprecation", deprecation_field(*stream.deprecated_at));
+  if (stream.sunset)
+    if (auto sunset = sunset_field(*stream.sunset))
+      response.headers.emplace_back("Sunset", std::move(*sunset));
+}
+
+HttpResponse serve_page(eventstore::ConnectionPool& pool, const HttpRequest& request,
+                        base::metrics::CounterFamily* reads) {
   const auto& stream = request.params.at("stream");
   const auto partition = parse_integer(request.params.at("partition"));
   if (!partition || *partition < 0 || *partition >= kPartitionsMax)
@@ -48,20 +70,34 @@ HttpResponse serve_page(eventstore::ConnectionPool& pool, const HttpRequest& req
   for (const auto& [key, value] : request.query)
     if (key != "from" && key != "limit")
       return HttpResponse::error(400, "unknown_parameter", "unknown query parameter '" + key + "'");
-  auto page = pool.transact([&](eventstore::Transaction& tx) {
-    return read_catch_up(tx, stream, static_cast<std::int32_t>(*partition), from, limit);
+  // The registry is read with the page, every page: a handful of rows, and the headers are
+  // never stale.
+  auto served = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<Served> {
+    auto page = read_catch_up(tx, stream, static_cast<std::int32_t>(*partition), from, limit);
+    if (!page) return tl::unexpected(page.error());
+    auto streams = read_streams(tx);
+    if (!streams) return tl::unexpected(streams.error());
+    Served out{std::move(*page), std::nullopt};
+    for (auto& record : *streams)
+      if (record.name == stream) out.stream = std::move(record);
+    return out;
   });
-  if (!page) {
-    if (page.error().code == eventstore::StoreErrc::invalid_argument)
+  if (!served) {
+    if (served.error().code == eventstore::StoreErrc::invalid_argument)
       return HttpResponse::error(
           404, "unknown_stream",
           "no stream " + stream + " partition " + std::to_string(*partition));
     return HttpResponse::error(503, "unavailable", "the event store is unavailable");
   }
   nlohmann::json events = nlohmann::json::array();
-  for (const auto& m : page->events) events.push_back(m.to_json());
-  return HttpResponse::json(
-      200, nlohmann::json{{"events", std::move(events)}, {"head", page->head}}.dump());
+  for (const auto& m : served->page.events) events.push_back(m.to_json());
+  auto response = HttpResponse::json(
+      200, nlohmann::json{{"events", std::move(events)}, {"head", served->page.head}}.dump());
+  if (served->stream) add_deprecation_headers(response, *served->stream);
+  // Bounded labels: a stream that exists here (others are 404) and a configured token's name.
+  if (reads)
+    reads->with({stream, request.principal.empty() ? "anonymous" : request.principal}).inc();
+  return response;
 }
 
 // The client's failure, by whether another try can help.
@@ -127,9 +163,53 @@ tl::expected<FetchedPage, FetchError> page_of(const std::string& text) {
 
 }  // namespace
 
-void add_catch_up_routes(http::HttpServer& server, eventstore::ConnectionPool& pool) {
-  server.route("GET", "/streams/{stream}/partitions/{partition}/events",
-               [&pool](const HttpRequest& request) { return serve_page(pool, request); });
+std::string deprecation_field(base::Timestamp deprecated_at) {
+  return "@" +
+         std::to_string(
+             std::chrono::floor<std::chrono::seconds>(deprecated_at.time_since_epoch()).count());
+}
+
+std::optional<std::string> sunset_field(std::string_view sunset) {
+  if (sunset.size() != 10 || sunset[4] != '-' || sunset[7] != '-') return std::nullopt;
+  const auto number = [&](std::size_t at, std::size_t length) -> std::optional<int> {
+    int value = 0;
+    const auto* first = sunset.data() + at;
+    const auto [end, ec] = std::from_chars(first, first + length, value);
+    if (ec != std::errc{} || end != first + length || *first == '-' || *first == '+')
+      return std::nullopt;
+    return value;
+  };
+  const auto y = number(0, 4), m = number(5, 2), d = number(8, 2);
+  if (!y || !m || !d) return std::nullopt;
+  const std::chrono::year_month_day day{std::chrono::year{*y},
+                                        std::chrono::month{static_cast<unsigned>(*m)},
+                                        std::chrono::day{static_cast<unsigned>(*d)}};
+  if (!day.ok()) return std::nullopt;
+  // IMF-fixdate (RFC 9110 5.6.7): English names whatever the locale.
+  static constexpr std::array<const char*, 7> kDays{"Sun", "Mon", "Tue", "Wed",
+                                                    "Thu", "Fri", "Sat"};
+  static constexpr std::array<const char*, 12> kMonths{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::chrono::weekday weekday{std::chrono::sys_days{day}};
+  char text[40];
+  std::snprintf(text, sizeof text, "%s, %02d %s %04d 00:00:00 GMT", kDays[weekday.c_encoding()], *d,
+                kMonths[static_cast<std::size_t>(*m - 1)], *y);
+  return std::string(text);
+}
+
+void add_catch_up_routes(http::HttpServer& server, eventstore::ConnectionPool& pool,
+                         CatchUpRouteOptions options) {
+  base::metrics::CounterFamily* reads =
+      options.metrics == nullptr
+          ? nullptr
+          : &options.metrics->counter(
+                "clearing_catch_up_reads_total",
+                "Catch-up API pages served, by stream and by reader (the name of the token "
+                "that asked)",
+                {"stream", "reader"});
+  server.route(
+      "GET", "/streams/{stream}/partitions/{partition}/events",
+      [&pool, reads](const HttpRequest& request) { return serve_page(pool, request, reads); });
 }
 
 CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options) {

@@ -19,6 +19,7 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
 #include "clearing/external_streams/ownership.hpp"
+#include "clearing/external_streams/stream_registry.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "kafka_internal.hpp"
 
@@ -115,23 +116,61 @@ struct Relay::Impl {
     return {};
   }
 
+  // The `deprecation` header's value of each deprecated stream, as last read.
+  //
+  // Read from the stream registry, the source of truth for everything else about streams,
+  // rather than given in the options from this instance's config: another instance started
+  // with a newer config may have deprecated a stream, and relays made without a config
+  // (core-sim's, the tests') read the same table. A stream's deprecation changes only when
+  // an instance starts with another config (register_streams), so a round reads it at most
+  // every deprecation_refresh (one statement over a handful of rows) instead of every round
+  // or joined into read_unpublished's statement, which every round runs. A message produced
+  // within that time after a change may lack the header or still carry it: headers repeat
+  // what the registry says and consumers must not require them (docs/streams.md), and the
+  // catch-up API reads the registry on every page. A failed read fails the round, so no
+  // message goes out without the header for want of a read.
+  std::map<std::string, std::string> deprecations;
+  std::optional<Clock::time_point> deprecations_read_at;
+
+  std::optional<RelayError> refresh_deprecations() {
+    const auto now = Clock::now();
+    if (deprecations_read_at && now - *deprecations_read_at < options.deprecation_refresh)
+      return std::nullopt;
+    auto streams = pool.autocommit([](eventstore::Transaction& tx) { return read_streams(tx); });
+    if (!streams) return database_error("reading the streams' deprecations", streams.error());
+    deprecations.clear();
+    for (const auto& stream : *streams)
+      if (stream.sunset) deprecations[stream.name] = deprecation_header_value(*stream.sunset);
+    deprecations_read_at = now;
+    return std::nullopt;
+  }
+
   tl::expected<void, std::string> produce(const ExternalMessage& m, Pending& pending) {
     const auto value = m.to_json().dump();
     const auto seq = std::to_string(m.seq);
+    // Owned by the producer once produced; ours to destroy if producing fails.
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(6);
+    const auto add = [headers](std::string_view name, const std::string& text) {
+      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), text.data(),
+                          static_cast<ssize_t>(text.size()));
+    };
+    add("seq", seq);
+    add("type", m.type);
+    add("event_id", m.event_id);
+    add("source_event_id", m.source_event_id);
+    add("correlation_id", m.correlation_id);
+    if (const auto it = deprecations.find(m.stream); it != deprecations.end())
+      add(kDeprecationHeader, it->second);
     const auto err = rd_kafka_producev(
         producer, RD_KAFKA_V_TOPIC(m.stream.c_str()), RD_KAFKA_V_PARTITION(m.partition),
         RD_KAFKA_V_KEY(m.key.data(), m.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADER("seq", seq.data(), static_cast<ssize_t>(seq.size())),
-        RD_KAFKA_V_HEADER("type", m.type.data(), static_cast<ssize_t>(m.type.size())),
-        RD_KAFKA_V_HEADER("event_id", m.event_id.data(), static_cast<ssize_t>(m.event_id.size())),
-        RD_KAFKA_V_HEADER("source_event_id", m.source_event_id.data(),
-                          static_cast<ssize_t>(m.source_event_id.size())),
-        RD_KAFKA_V_HEADER("correlation_id", m.correlation_id.data(),
-                          static_cast<ssize_t>(m.correlation_id.size())),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_OPAQUE(&pending), RD_KAFKA_V_END);
-    if (err) return tl::unexpected(std::string("produce: ") + rd_kafka_err2str(err));
+    if (err) {
+      rd_kafka_headers_destroy(headers);
+      return tl::unexpected(std::string("produce: ") + rd_kafka_err2str(err));
+    }
     return {};
   }
 
@@ -240,6 +279,7 @@ struct Relay::Impl {
       const std::vector<PartitionKey>& readable) {
     Produced out;
     if (readable.empty()) return out;
+    if (auto failed = refresh_deprecations()) return tl::unexpected(std::move(*failed));
     // The read is one statement: no transaction block around it (ConnectionPool::autocommit).
     auto read = pool.autocommit(
         [&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::vector<Unpublished>> {
@@ -409,12 +449,19 @@ tl::expected<std::unique_ptr<Relay>, SetupError> Relay::create(eventstore::Conne
                                                                RelayOptions options) {
   if (options.batch_max < 1)
     return tl::unexpected(OptionsError{"batch_max", "relay batch_max must be >= 1"});
+  if (options.deprecation_refresh < std::chrono::milliseconds(1))
+    return tl::unexpected(
+        OptionsError{"deprecation_refresh", "relay deprecation_refresh must be >= 1 ms"});
   if (auto valid = validate_ownership_options(ownership_options(options)); !valid)
     return tl::unexpected(valid.error());
   auto impl = std::make_unique<Impl>(pool, std::move(options));
   auto opened = impl->open_producer();
   if (!opened) return tl::unexpected(opened.error());
   return std::unique_ptr<Relay>(new Relay(std::move(impl)));
+}
+
+std::string deprecation_header_value(std::string_view sunset) {
+  return "sunset=" + std::string(sunset);
 }
 
 Relay::Relay(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

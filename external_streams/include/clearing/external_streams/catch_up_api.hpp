@@ -6,21 +6,46 @@
 // The HTTP server and client are http/'s; this header includes neither.
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
+#include "clearing/base/clock.hpp"
 #include "clearing/eventstore/database.hpp"
 #include "clearing/external_streams/consumer.hpp"
 
 namespace clearing::http {
 class HttpServer;
 }  // namespace clearing::http
+namespace clearing::base::metrics {
+class Registry;
+}  // namespace clearing::base::metrics
 
 namespace clearing::external_streams {
 
 inline constexpr std::int64_t kCatchUpLimitDefault = 100;
 
+struct CatchUpRouteOptions {
+  // Where the served pages are counted, clearing_catch_up_reads_total{stream, reader}: one
+  // per page answered 200 (so only streams that exist here), `reader` the name of the token
+  // that asked (http::HttpRequest::principal; "anonymous" when authentication is disabled).
+  // None: not counted. Must outlive the server's handlers.
+  base::metrics::Registry* metrics = nullptr;
+};
+
 // The route, with the server's bearer token. `pool` must outlive the server's handlers.
-void add_catch_up_routes(http::HttpServer& server, eventstore::ConnectionPool& pool);
+// The answers for a stream the registry (stream_registry.hpp) says is deprecated or retired
+// carry `Deprecation: @<unix seconds it was deprecated>` (RFC 9745) and `Sunset: <the sunset
+// day, 00:00:00 GMT, as an IMF-fixdate>` (RFC 8594); a retired stream's history stays
+// readable. docs/streams.md, "Catch-up API".
+void add_catch_up_routes(http::HttpServer& server, eventstore::ConnectionPool& pool,
+                         CatchUpRouteOptions options = {});
+
+// The header values of a deprecated stream, by themselves for tests: `@<seconds>` of when it
+// was deprecated, and the IMF-fixdate of a sunset given as YYYY-MM-DD (none if it is not a
+// date), e.g. "2027-06-30" -> "Wed, 30 Jun 2027 00:00:00 GMT".
+std::string deprecation_field(base::Timestamp deprecated_at);
+std::optional<std::string> sunset_field(std::string_view sunset);
 
 struct CatchUpClientOptions {
   std::string base_url;  // http://host:port

@@ -5,7 +5,8 @@
 // contiguous run of acknowledged seqs). A crash between produce and mark republishes:
 // consumers skip seqs they have applied.
 //
-// Kafka headers: seq, type, event_id, source_event_id, correlation_id.
+// Kafka headers: seq, type, event_id, source_event_id, correlation_id, and on a deprecated
+// stream's messages `deprecation` (deprecation_header_value).
 // Threading: one thread of its own (start/stop), or run_once on the caller's.
 //
 // One publisher per partition: a relay publishes only the partitions it owns, and it owns
@@ -73,7 +74,17 @@ struct RelayOptions {
   // share waits for it, and yet nothing waits longer on an instance that does not take what
   // it is given (it is then given nothing more). At least 2 x ownership_refresh.
   std::chrono::milliseconds handover_grace{1'000};
+  // How often a round reads which streams are deprecated (their sunsets in the stream
+  // registry, derived_streams), for the `deprecation` header. At least 1 ms.
+  std::chrono::milliseconds deprecation_refresh{5'000};
 };
+
+// The Kafka header a deprecated stream's messages carry (docs/streams.md, "Kafka headers"),
+// and its value: `sunset=YYYY-MM-DD`, the day the stream is retired (stops deriving), from
+// the registry's sunset. A list of `key=value` separated by "; ", of which this is the
+// only key so far: a reader ignores keys it does not know.
+inline constexpr std::string_view kDeprecationHeader = "deprecation";
+std::string deprecation_header_value(std::string_view sunset);
 
 // Why a round failed. run() tries again after a backoff whatever the cause: each clears by
 // itself or by a person's act elsewhere (the database back, a broker back, the ownership
