@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "bad_input_injector.hpp"
 #include "clearing/http/client.hpp"
@@ -664,14 +665,23 @@ bool Run::streams_applied_both_ways() {
       m[{row[0].as<std::string>(), row[1].as<int>()}] = row[2].as<std::int64_t>();
     return m;
   };
-  const auto caught_up = [&](const pqxx::result& heads, const pqxx::result& applied) {
+  // Of the adapter's payments streams, those the reader reads (payments.v1 or its successor
+  // v2: the core consumes one): the streams it has progress for.
+  const auto caught_up = [&](const pqxx::result& heads, const pqxx::result& applied,
+                             bool only_streams_read) {
     const auto at = by_partition(applied);
+    std::set<std::string> read;
+    for (const auto& [key, _] : at) read.insert(key.first);
+    if (only_streams_read && read.empty() && !heads.empty()) return false;
     return std::all_of(heads.begin(), heads.end(), [&](const auto& row) {
-      const auto it = at.find({row[0].template as<std::string>(), row[1].template as<int>()});
+      const auto stream = row[0].template as<std::string>();
+      if (only_streams_read && !read.count(stream)) return true;
+      const auto it = at.find({stream, row[1].template as<int>()});
       return it != at.end() && it->second == row[2].template as<std::int64_t>();
     });
   };
-  return caught_up(*adapter_heads, *core_applied) && caught_up(*core_heads, *adapter_applied);
+  return caught_up(*adapter_heads, *core_applied, true) &&
+         caught_up(*core_heads, *adapter_applied, false);
 }
 
 // Moves whenever anything of the flow moves; the same value for kGiveUpNoProgressS while
