@@ -172,13 +172,20 @@ TEST_CASE("the three shipped country files load") {
     CHECK(config.http.api_token.reveal() == kApiTokenValue);
     CHECK(config.streams.inbound.name == "core." + expected.cc + ".payments.v1");
     CHECK(config.streams.inbound.partitions == 4);
-    REQUIRE(config.streams.outbound.size() == 2);
+    REQUIRE(config.streams.outbound.size() == 4);
     CHECK(config.streams.outbound[0].name == "adapter." + expected.cc + ".payments.v1");
     CHECK(config.streams.outbound[0].partitions == 4);
     CHECK(config.streams.outbound[0].derivation == Derivation::payments_v1);
     CHECK(config.streams.outbound[1].name == "adapter." + expected.cc + ".settlements.v1");
     CHECK(config.streams.outbound[1].partitions == 2);
     CHECK(config.streams.outbound[1].derivation == Derivation::settlements_v1);
+    CHECK(config.streams.outbound[2].name == "adapter." + expected.cc + ".payments.v2");
+    CHECK(config.streams.outbound[2].partitions == 4);
+    CHECK(config.streams.outbound[2].derivation == Derivation::payments_v2);
+    CHECK(config.streams.outbound[3].name == "adapter." + expected.cc + ".positions.v1");
+    CHECK(config.streams.outbound[3].partitions == 1);
+    CHECK(config.streams.outbound[3].derivation == Derivation::positions_v1);
+    CHECK(config.streams.deprecated.empty());
     CHECK(config.kafka.embedded());
     CHECK(config.database.url == "postgresql://postgres@127.0.0.1:5432/clearing_" + expected.cc);
     CHECK(config.dispatcher.lease_ms > config.clearing.request_timeout_ms);
@@ -685,13 +692,12 @@ TEST_CASE("bad stream names") {
     CHECK(error_for(loaded, "streams.outbound[1].name").message ==
           "\"adapter.dk.payments.v1\" is listed twice");
   }
-  SUBCASE("a payments.v2 stream is accepted") {
-    const auto loaded = load_edited([](Json& j) {
-      j["streams"]["outbound"].push_back(
-          {{"name", "adapter.dk.payments.v2"}, {"partitions", 4}, {"derivation", "payments.v2"}});
-    });
-    REQUIRE(loaded.has_value());
-    CHECK(loaded->streams.outbound.back().derivation == Derivation::payments_v2);
+  SUBCASE("a stream's derivation decides its name, positions.v1 too") {
+    const auto loaded = load_edited(
+        [](Json& j) { j["streams"]["outbound"][3]["name"] = "adapter.dk.positions.v2"; });
+    CHECK(error_for(loaded, "streams.outbound[3].name").message ==
+          "must be adapter.dk.positions.v1 for derivation positions.v1, got "
+          "\"adapter.dk.positions.v2\"");
   }
 }
 
@@ -705,13 +711,8 @@ TEST_CASE("stream versions: backfill_from and streams.deprecated") {
   const auto with = [&](Json deprecated, Json v2_extra = Json::object()) {
     return load_edited(
         [&](Json& j) {
-          Json v2 = {
-              {"name", "adapter.dk.payments.v2"}, {"partitions", 4}, {"derivation", "payments.v2"}};
-          v2.update(v2_extra);
-          j["streams"]["outbound"].push_back(v2);
-          j["streams"]["outbound"].push_back({{"name", "adapter.dk.positions.v1"},
-                                              {"partitions", 1},
-                                              {"derivation", "positions.v1"}});
+          // The shipped outbound streams: payments.v1, settlements.v1, payments.v2, positions.v1.
+          j["streams"]["outbound"][2].update(v2_extra);
           j["streams"]["deprecated"] = std::move(deprecated);
         },
         env_with_secrets(), on_dec_6);
