@@ -18,6 +18,7 @@
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/relay.hpp"
 #include "clearing/external_streams/stream_registry.hpp"
+#include "clearing/external_streams/testing/internal_history.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/server.hpp"
 #include "test_database.hpp"
@@ -67,20 +68,7 @@ struct Fixture {
   void settle_transfers(const std::string& prefix, int transfers) {
     for (int i = 0; i < transfers; ++i) {
       const auto id = prefix + std::to_string(i);
-      eventstore::Metadata meta{"corr-" + id, "core-event", nullptr, nullptr};
-      std::vector<eventstore::EventData> events{
-          {eventstore::EventId{base::new_uuid()},
-           "TransferInitiated",
-           {{"transfer_id", id}, {"amount", {{"minor_units", 1250}, {"currency", "DKK"}}}},
-           meta},
-          {eventstore::EventId{base::new_uuid()},
-           "TransferSettled",
-           {{"transfer_id", id},
-            {"attempt", 1},
-            {"clearing_reference", "CR-" + id},
-            {"settlement_date", "2026-11-26"},
-            {"latency_ms", 3}},
-           meta}};
+      const auto events = sample_history::settled_transfer(id);
       REQUIRE(store->append(eventstore::StreamId{"transfer-" + id},
                             eventstore::ExpectedVersion::any(), events));
     }

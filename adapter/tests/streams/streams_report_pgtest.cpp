@@ -16,6 +16,7 @@
 #include "clearing/base/uuid.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/stream_registry.hpp"
+#include "clearing/external_streams/testing/internal_history.hpp"
 #include "clearing/processes/process.hpp"
 #include "service_metrics.hpp"
 
@@ -33,20 +34,7 @@ const std::string kSettlements = "adapter.dk.settlements.v1";
 // One settled transfer's internal events, shaped as the saga's codec writes them: one
 // message on each stream.
 void settled_transfer(eventstore::EventStore& store, const std::string& id) {
-  const eventstore::Metadata meta{"corr-" + id, "core-event", nullptr, nullptr};
-  const std::vector<eventstore::EventData> events{
-      {eventstore::EventId{base::new_uuid()},
-       "TransferInitiated",
-       {{"transfer_id", id}, {"amount", {{"minor_units", 1250}, {"currency", "DKK"}}}},
-       meta},
-      {eventstore::EventId{base::new_uuid()},
-       "TransferSettled",
-       {{"transfer_id", id},
-        {"attempt", 1},
-        {"clearing_reference", "CR-" + id},
-        {"settlement_date", "2026-11-26"},
-        {"latency_ms", 3}},
-       meta}};
+  const auto events = external_streams::sample_history::settled_transfer(id);
   REQUIRE(store.append(eventstore::StreamId{"transfer-" + id}, eventstore::ExpectedVersion::any(),
                        events));
 }

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "clearing/base/uuid.hpp"
+
 namespace clearing::external_streams::sample_history {
 namespace {
 
@@ -138,6 +140,22 @@ std::vector<Append> script(int first, int n, bool undated) {
       out.push_back({"transfer-" + transfer_id(i), outcome(i, undated)});
   }
   return out;
+}
+
+std::vector<eventstore::EventData> settled_transfer(const std::string& id) {
+  const eventstore::Metadata meta{"corr-" + id, "core-event", nullptr, nullptr};
+  return {{eventstore::EventId{base::new_uuid()},
+           "TransferInitiated",
+           {{"transfer_id", id}, {"amount", {{"minor_units", 1250}, {"currency", "DKK"}}}},
+           meta},
+          {eventstore::EventId{base::new_uuid()},
+           "TransferSettled",
+           {{"transfer_id", id},
+            {"attempt", 1},
+            {"clearing_reference", "CR-" + id},
+            {"settlement_date", "2026-11-26"},
+            {"latency_ms", 3}},
+           meta}};
 }
 
 }  // namespace clearing::external_streams::sample_history

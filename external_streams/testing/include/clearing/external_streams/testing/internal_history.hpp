@@ -23,4 +23,9 @@ struct Append {
 // transfers resolved by hand as settled name no settlement date.
 std::vector<Append> script(int first, int n, bool undated = false);
 
+// The two events of one transfer that settled at once (TransferInitiated for 12.50 DKK,
+// TransferSettled on 2026-11-26, clearing reference "CR-<id>"), with fresh event ids, for
+// the stream "transfer-<id>".
+std::vector<eventstore::EventData> settled_transfer(const std::string& id);
+
 }  // namespace clearing::external_streams::sample_history
