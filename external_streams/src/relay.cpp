@@ -435,15 +435,25 @@ struct Relay::Impl {
         logged_error.clear();
         failures = 0;
         if (*relayed > 0)
-          wait = std::max(
-              std::chrono::milliseconds(0),
-              options.round_interval_min - std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::chrono::steady_clock::now() - round_started));
+          wait = round_pause(static_cast<std::size_t>(*relayed),
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - round_started),
+                             options);
       }
       if (!worker.sleep_for(wait)) return;
     }
   }
 };
+
+std::chrono::milliseconds round_pause(std::size_t moved, std::chrono::milliseconds elapsed,
+                                      const RelayOptions& options) noexcept {
+  const auto full = std::max<std::size_t>(options.round_full_messages, 1);
+  const auto share = std::min(moved, full);
+  const auto scaled =
+      std::chrono::milliseconds(options.round_interval_min.count() *
+                                static_cast<std::int64_t>(share) / static_cast<std::int64_t>(full));
+  return std::max(std::chrono::milliseconds(0), scaled - elapsed);
+}
 
 tl::expected<std::unique_ptr<Relay>, SetupError> Relay::create(eventstore::ConnectionPool& pool,
                                                                RelayOptions options) {

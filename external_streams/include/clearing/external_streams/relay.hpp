@@ -57,6 +57,11 @@ struct RelayOptions {
   // answer at once (TCP_NODELAY, like Kafka's own and our embedded cluster's), rounds
   // back to back carried a few messages each and cost bench/e2e a fifth of its rate.
   std::chrono::milliseconds round_interval_min = kRoundIntervalMinDefault;
+  // ... in proportion to how full the round was (round_pause): a round of this many
+  // messages or more waits all of round_interval_min, a round of a few waits a few
+  // hundredths of it. At ordinary load (a few messages per round) batching buys nothing and
+  // the wait was most of a message's time in the relay.
+  std::size_t round_full_messages = 50;
   std::chrono::milliseconds flush_timeout{30'000};
   std::chrono::milliseconds retry_backoff_max{5'000};
   // Partition ownership. A round refreshes it (takes free partitions, gives extras, checks
@@ -125,6 +130,12 @@ struct RelayStats {
   std::int64_t partitions_taken = 0;  // since start: partitions it took (free ones)
   std::int64_t partitions_given = 0;  // since start: partitions it let go to balance or at stop
 };
+
+// The pause before the next round after one that relayed `moved` messages (> 0) and took
+// `elapsed`: round_interval_min scaled by min(moved, round_full_messages) /
+// round_full_messages, less the time the round took, never negative.
+std::chrono::milliseconds round_pause(std::size_t moved, std::chrono::milliseconds elapsed,
+                                      const RelayOptions& options) noexcept;
 
 class Relay {
  public:
