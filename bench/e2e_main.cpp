@@ -94,16 +94,20 @@ std::vector<Sustained> run_sustained_phase(const Options& options) {
   return sustained;
 }
 
-// Phase 2: the latency run at 50% of the first sustained rate (or --latency-rate).
-LatencyRun run_latency_phase(const Options& options, const Sustained& base) {
-  const double rate = options.latency_rate > 0 ? options.latency_rate
-                                               : std::max(1.0, std::floor(base.resolved_per_s / 2));
-  const auto latency_run = fmt::format("latency {} ms @ {:.0f}/s", base.latency_ms, rate);
-  const double latency_before = probe_speed(latency_run);
-  auto latency = run_latency(options, base.latency_ms, rate);
-  latency.speed = {latency_before, probe_speed(latency_run)};
-  print_latency(latency, base, options);
-  return latency;
+// Phase 2: one latency run per --latency-rate (100/s and 1,000/s unless given; 0 = 50% of the
+// first sustained rate), each printed when it is done.
+std::vector<LatencyRun> run_latency_phase(const Options& options, const Sustained& base) {
+  std::vector<LatencyRun> out;
+  for (const double asked : options.latency_rates) {
+    const double rate = asked > 0 ? asked : std::max(1.0, std::floor(base.resolved_per_s / 2));
+    const auto latency_run = fmt::format("latency {} ms @ {:.0f}/s", base.latency_ms, rate);
+    const double latency_before = probe_speed(latency_run);
+    auto latency = run_latency(options, base.latency_ms, rate);
+    latency.speed = {latency_before, probe_speed(latency_run)};
+    print_latency(latency, base, options);
+    out.push_back(std::move(latency));
+  }
+  return out;
 }
 
 // Phase 3: the commit ceiling at as many clients as the first sustained run held.

@@ -44,9 +44,11 @@ void define_load(CLI::App& app, Options& options) {
                  "adapter's call cap with a clearing latency)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1'000'000.0));
-  app.add_option("--latency-rate", options.latency_rate,
-                 "core-sim --rate in the latency run (0: 50% of the first sustained rate)")
+  app.add_option("--latency-rate", options.latency_rates,
+                 "core-sim --rate of the latency runs, one run each, in order (0: 50% of the "
+                 "first sustained rate); default 100 and 1000: ordinary load and the goal's rate")
       ->capture_default_str()
+      ->delimiter(',')
       ->check(CLI::Range(0.0, 1'000'000.0));
   app.add_option("--core-batch", options.core_batch,
                  "core-sim --batch: transfers per core transaction")

@@ -30,8 +30,9 @@ struct Options {
   std::vector<int> latencies_ms{0, 50};
   int transfers = 0;     // 0: timed window
   double load_rate = 0;  // core-sim --rate in the sustained runs; 0 = as fast as possible
-  double latency_rate =
-      0;  // core-sim --rate in the latency run; 0 = 50% of the first sustained rate
+  // core-sim --rate of each latency run, in order: ordinary load and the 1,000/s goal; 0 =
+  // 50% of the first sustained rate. --latency-rate N runs at N alone.
+  std::vector<double> latency_rates{100, 1000};
   // core-sim's publisher and its consumer lock the same account streams, and its publisher
   // holds its stream's head row for a whole batch: with core-sim's defaults (100 accounts,
   // 100 transfers per transaction) the simulated core, not the adapter, set the pace. A

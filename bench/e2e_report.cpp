@@ -152,7 +152,7 @@ void print_header(const Options& options) {
       "  mode {}: sustained {} per clearing latency in [{}] ms (core-sim --rate {}, --batch {}, "
       "--accounts {}, --fetch-wait-ms {} (the adapter's too), --relay-round-interval-ms {} (the "
       "adapter's too),"
-      " --invalid-share 0); latency run {} s at {} of {} ms; commit ceiling "
+      " --invalid-share 0); latency runs {} s each at {} with a clearing of {} ms; commit ceiling "
       "{} s;"
       " PostgreSQL {}\n",
       options.quick ? "quick" : "full",
@@ -160,10 +160,8 @@ void print_header(const Options& options) {
                             : fmt::format("{} s window", options.seconds),
       latencies, options.load_rate, options.core_batch, options.accounts, options.fetch_wait_ms,
       options.relay_round_interval_ms, options.latency_seconds,
-      options.latency_rate > 0 ? fmt::format("{:.0f}/s, the sustained run", options.latency_rate)
-                               : std::string("50% of the sustained rate"),
-      options.latencies_ms.front(), options.ceiling_seconds,
-      options.server_url.substr(0, options.server_url.rfind('/')));
+      latency_rates_text(options.latency_rates), options.latencies_ms.front(),
+      options.ceiling_seconds, options.server_url.substr(0, options.server_url.rfind('/')));
   for (const auto& setting : options.config_set) fmt::print("  adapter config: {}\n", setting);
   std::fflush(stdout);
 }
@@ -223,13 +221,21 @@ void print_ceiling(const Ceiling& ceiling, const Sustained& base) {
       writes_per_transfer, ceiling.per_s / writes_per_transfer);
 }
 
-void print_summary(const std::vector<Sustained>& sustained, const LatencyRun& latency,
-                   const Ceiling& ceiling) {
+std::string latency_rates_text(const std::vector<double>& rates) {
+  std::string out;
+  for (const double rate : rates)
+    out += (out.empty() ? "" : ", ") +
+           (rate > 0 ? fmt::format("{:.0f}/s", rate) : std::string("50% of the sustained rate"));
+  return out;
+}
+
+void print_summary(const std::vector<Sustained>& sustained,
+                   const std::vector<LatencyRun>& latencies, const Ceiling& ceiling) {
   const auto& base = sustained.front();
-  const double rate = latency.rate;
   const double commits_per_transfer = e2e::commits_per_transfer(base);
-  std::int64_t peak_kb = latency.adapter_hwm_kb;
+  std::int64_t peak_kb = 0;
   for (const auto& r : sustained) peak_kb = std::max(peak_kb, r.adapter_hwm_kb);
+  for (const auto& l : latencies) peak_kb = std::max(peak_kb, l.adapter_hwm_kb);
   fmt::print(
       "\nsummary (noisy: the machine's {} cores are shared with other work; goal: >= 2000 "
       "transfers/s end to"
@@ -239,8 +245,16 @@ void print_summary(const std::vector<Sustained>& sustained, const LatencyRun& la
     fmt::print(
         "  sustained, clearing {:>3} ms: {:>6.0f} transfers/s resolved ({:.0f} requested/s)\n",
         r.latency_ms, r.resolved_per_s, r.requested_per_s);
-  fmt::print("  latency at {:.0f}/s ({} ms): p50 {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms\n", rate,
-             base.latency_ms, latency.steady.p50, latency.steady.p95, latency.steady.p99);
+  for (const auto& latency : latencies) {
+    fmt::print("  latency at {:.0f}/s ({} ms): p50 {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms\n",
+               latency.rate, base.latency_ms, latency.steady.p50, latency.steady.p95,
+               latency.steady.p99);
+    std::string hops;
+    for (const auto& [hop, p] : latency.hops)
+      hops += fmt::format("{}{} {:.1f}/{:.1f}", hops.empty() ? "" : ", ",
+                          hop.substr(0, hop.find(" (")), p.p50, p.p99);
+    if (!hops.empty()) fmt::print("    by hop, p50/p99 ms: {}\n", hops);
+  }
   fmt::print(
       "  commit ceiling {:.0f}/s at {} clients; {:.2f} commits per transfer -> bound {:.0f} "
       "transfers/s vs"
@@ -252,8 +266,11 @@ void print_summary(const std::vector<Sustained>& sustained, const LatencyRun& la
   for (const auto& r : sustained)
     probes += fmt::format("sustained {} ms {:.0f} / {:.0f}, ", r.latency_ms, r.speed.before_ms,
                           r.speed.after_ms);
-  fmt::print("  machine speed probe before / after each run (ms): {}latency {:.0f} / {:.0f}\n",
-             probes, latency.speed.before_ms, latency.speed.after_ms);
+  for (const auto& l : latencies)
+    probes += fmt::format("latency {:.0f}/s {:.0f} / {:.0f}, ", l.rate, l.speed.before_ms,
+                          l.speed.after_ms);
+  fmt::print("  machine speed probe before / after each run (ms): {}\n",
+             probes.substr(0, probes.size() - 2));
   fmt::print("  every transfer resolved exactly once in every run\n");
 }
 

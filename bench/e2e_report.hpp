@@ -25,7 +25,10 @@ void print_latency(const LatencyRun& latency, const Sustained& base, const Optio
 // The ceiling, and the bound it sets with `base`'s commits per transfer.
 void print_ceiling(const Ceiling& ceiling, const Sustained& base);
 
-void print_summary(const std::vector<Sustained>& sustained, const LatencyRun& latency,
-                   const Ceiling& ceiling);
+void print_summary(const std::vector<Sustained>& sustained,
+                   const std::vector<LatencyRun>& latencies, const Ceiling& ceiling);
+
+// "100/s, 1000/s" ("50% of the sustained rate" for 0), for the header.
+std::string latency_rates_text(const std::vector<double>& rates);
 
 }  // namespace clearing::bench::e2e
