@@ -283,7 +283,7 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
       });
 
   // --- Subscriptions ---------------------------------------------------------------------
-  const std::vector<std::string> subscriptions{std::string(kDerivationSubscription)};
+  const std::vector<std::string> subscriptions{std::string(external_streams::kLiveDerivation)};
   auto subscription_rows = [query_rows, subscriptions](const char* family) {
     return query_rows(family, kSubscriptions, pg_text_array(subscriptions), kLagCountMax);
   };
@@ -308,8 +308,9 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
              {eventstore::SubscriptionState::idle, eventstore::SubscriptionState::catching_up,
               eventstore::SubscriptionState::live, eventstore::SubscriptionState::stalled,
               eventstore::SubscriptionState::stopped})
-          out.push_back({{std::string(kDerivationSubscription), eventstore::to_string(state)},
-                         state == now ? 1.0 : 0.0});
+          out.push_back(
+              {{std::string(external_streams::kLiveDerivation), eventstore::to_string(state)},
+               state == now ? 1.0 : 0.0});
         return out;
       });
   metrics.gauge_callback(
@@ -318,7 +319,7 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
       {"subscription"}, [parts] {
         Samples out;
         if (parts.derivation)
-          out.push_back({{std::string(kDerivationSubscription)},
+          out.push_back({{std::string(external_streams::kLiveDerivation)},
                          static_cast<double>(parts.derivation->status().failures)});
         return out;
       });

@@ -44,9 +44,6 @@ struct ServiceMetricParts {
   const base::Clock& clock;
 };
 
-// The subscription names this service runs (their checkpoints are read from the database).
-inline constexpr std::string_view kDerivationSubscription = "derive-external-streams";
-
 // The dispatcher's hook for each answer (counts and latency).
 using AnswerHook = std::function<void(std::string_view action, std::string_view answer_class,
                                       std::int64_t latency_ms)>;

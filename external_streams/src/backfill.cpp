@@ -46,6 +46,10 @@ struct Backfill::Impl {
   bool live_now() {
     auto live = hand_over_if_caught_up(store.pool(), name);
     if (!live) {
+      // Not handed over: the next batch or idle check tries again (a failed hand-over
+      // transaction changed nothing).
+      log->warn("backfill hand-over check failed stream={} error=\"{}\"", name,
+                live.error().message);
       std::lock_guard lock(mutex);
       stats.last_error = live.error().message;
       return false;

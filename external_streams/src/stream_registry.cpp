@@ -209,10 +209,10 @@ tl::expected<std::vector<StreamRecord>, RegistryError> register_streams(
               backfill_subscription_name(name), std::to_string(start.transaction_id),
               start.position.value());
         }
-        auto again = read_streams(tx);
-        if (!again) return tl::unexpected(again.error());
-        for (auto& r : *again)
-          if (r.name == name) known.emplace(name, std::move(r));
+        known.emplace(name,
+                      record_from(tx.exec_params(std::string("select ") + kRecordColumns +
+                                                     " from derived_streams where stream = $1",
+                                                 name)[0]));
       }
       if (auto problem = apply_setting(tx, known.at(name), setting)) {
         refused = std::move(problem);
