@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <set>
@@ -26,6 +28,7 @@
 #include "clearing/base/text.hpp"
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_client/client.hpp"
+#include "clearing/clearing_client/concurrency_limiter.hpp"
 #include "clearing/http/url.hpp"
 
 namespace clearing::clearing_client {
@@ -194,7 +197,18 @@ bool is_peer_closed(const beast::error_code& error) {
 
 struct ClearingClient::Impl {
   Impl(ClientOptions options_in, BaseUrl url_in)
-      : options(std::move(options_in)), url(std::move(url_in)) {}
+      : options(std::move(options_in)), url(std::move(url_in)) {
+    if (options.adaptive_concurrency) {
+      LimiterOptions o;
+      o.min_limit = options.concurrency_min;
+      o.max_limit = options.in_flight_max;
+      o.initial_limit = options.concurrency_initial;
+      limiter.emplace(o, std::chrono::steady_clock::now());
+    }
+    limit_now = current_limit();
+    stats.concurrency_limit = limit_now;
+    logged_limit = limit_now;
+  }
 
   ClientOptions options;
   BaseUrl url;
@@ -211,6 +225,9 @@ struct ClearingClient::Impl {
   // I/O-thread state.
   bool stopping = false;
   int in_flight = 0;
+  std::optional<ConcurrencyLimiter> limiter;  // adaptive_concurrency only
+  int logged_limit = 0;                       // the limit last logged at info level
+  std::atomic<int> limit_now{0};              // current_limit(), for other threads
   std::deque<Waiter*> waiters;
   std::vector<std::unique_ptr<Connection>> idle;
   std::set<Connection*> active;
@@ -229,7 +246,7 @@ struct ClearingClient::Impl {
 
   asio::awaitable<std::optional<ClearingAnswer>> acquire_slot() {
     if (stopping) co_return cancelled_answer();
-    if (in_flight < options.in_flight_max) {
+    if (in_flight < current_limit()) {
       ++in_flight;
       co_return std::nullopt;
     }
@@ -260,9 +277,12 @@ struct ClearingClient::Impl {
     co_return answer;
   }
 
+  int current_limit() const { return limiter ? limiter->limit() : options.in_flight_max; }
+
+  // Hands the slot to the first waiter while the limit allows it (after a cut it may not).
   void release_slot() {
     CLEARING_ASSERT(in_flight > 0);
-    if (!waiters.empty() && !stopping) {
+    if (!waiters.empty() && !stopping && in_flight <= current_limit()) {
       Waiter* next = waiters.front();
       waiters.pop_front();
       next->granted = true;  // hand the slot over; in_flight stays the same
@@ -270,6 +290,54 @@ struct ClearingClient::Impl {
       return;
     }
     --in_flight;
+  }
+
+  // After the limit grew: the waiters it now lets through.
+  void grant_waiters() {
+    while (!waiters.empty() && !stopping && in_flight < current_limit()) {
+      Waiter* next = waiters.front();
+      waiters.pop_front();
+      ++in_flight;
+      next->granted = true;
+      next->timer.cancel();
+    }
+  }
+
+  // A drop, to the limiter: the clearing could not take the call (503, 429), did not answer
+  // within the deadline, or refused the connection. Not our own refusals (no slot,
+  // overloaded queue: those never reach here) nor a stop.
+  static bool is_drop(const RawAnswer& raw) {
+    if (raw.received) return raw.http_status == 503 || raw.http_status == 429;
+    return raw.failure.cause == UnknownCause::timeout ||
+           raw.failure.cause == UnknownCause::connect_failed;
+  }
+
+  // Feeds one answered submission or inquiry to the limiter; logs and counts a change.
+  void note_answer(const RequestSpec& spec, const RawAnswer& raw,
+                   std::chrono::steady_clock::time_point started, int on_wire) {
+    if (!limiter || stopping || spec.kind == CallKind::incoming) return;
+    const auto now = std::chrono::steady_clock::now();
+    const double rtt_ms = std::chrono::duration<double, std::milli>(now - started).count();
+    const int before = limiter->limit();
+    const auto change = limiter->on_answer(now, rtt_ms, on_wire, is_drop(raw));
+    if (change == LimitChange::none) return;
+    const int after = limiter->limit();
+    limit_now = after;
+    update_stats([&](ClientStats& s) {
+      s.concurrency_limit = after;
+      ++(after > before ? s.concurrency_limit_raises : s.concurrency_limit_cuts);
+    });
+    // Every change at debug level; at info when it moved a quarter or more since the last
+    // one logged there, so that a limit settling at the clearing's knee is quiet.
+    const auto& window = limiter->last_window();
+    const bool notable = std::abs(after - logged_limit) >= std::max(2, logged_limit / 4);
+    if (notable) logged_limit = after;
+    logger->log(notable ? spdlog::level::info : spdlog::level::debug,
+                "clearing_concurrency_limit from={} to={} reason={} rtt_ms={:.1f} "
+                "baseline_ms={:.1f} queued={:.1f} in_flight_max={} answers={} drops={}",
+                before, after, to_string(change), window.rtt_ms, window.baseline_ms, window.queued,
+                window.in_flight_max, window.answers, window.drops);
+    if (after > before) grant_waiters();
   }
 
   // --- connections -------------------------------------------------------------------------
@@ -504,6 +572,8 @@ struct ClearingClient::Impl {
       s.in_flight_peak = std::max(s.in_flight_peak, s.in_flight_now);
     });
     RawAnswer raw;
+    const auto started = std::chrono::steady_clock::now();
+    const int on_wire = in_flight;
     try {
       raw = co_await perform_with_slot(spec);
     } catch (...) {
@@ -512,6 +582,7 @@ struct ClearingClient::Impl {
       update_stats([&](ClientStats& s) { s.in_flight_now = in_flight; });
       throw;
     }
+    note_answer(spec, raw, started, on_wire);
     release_slot();
     update_stats([&](ClientStats& s) { s.in_flight_now = in_flight; });
     co_return raw;
@@ -796,5 +867,7 @@ ClientStats ClearingClient::stats() const {
   std::lock_guard lock(impl_->stats_mutex);
   return impl_->stats;
 }
+
+int ClearingClient::concurrency_limit() const noexcept { return impl_->limit_now; }
 
 }  // namespace clearing::clearing_client

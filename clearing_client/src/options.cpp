@@ -62,7 +62,13 @@ tl::expected<void, OptionsError> validate_options(const ClientOptions& options) 
   for (const auto& check : checks) {
     if (!check) return check;
   }
-  return {};
+  if (!options.adaptive_concurrency) return {};  // the limit is in_flight_max
+  if (auto check = in_range("concurrency_min", options.concurrency_min, 1, options.in_flight_max);
+      !check) {
+    return check;
+  }
+  return in_range("concurrency_initial", options.concurrency_initial, options.concurrency_min,
+                  options.in_flight_max);
 }
 
 }  // namespace clearing::clearing_client

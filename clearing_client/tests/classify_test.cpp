@@ -150,6 +150,29 @@ TEST_CASE("options are validated with a clear message") {
   CHECK(started.error() == result.error());
 }
 
+TEST_CASE("adaptive concurrency's bounds are checked only when it is on") {
+  ClientOptions options;
+  options.base_url = "http://127.0.0.1:8080";
+  options.bearer_token = "t";
+  options.in_flight_max = 8;
+  options.concurrency_initial = 16;  // above in_flight_max: irrelevant while fixed
+  CHECK(validate_options(options));
+  options.adaptive_concurrency = true;
+  auto result = validate_options(options);
+  REQUIRE_FALSE(result);
+  CHECK(result.error().field == "concurrency_initial");
+  CHECK(result.error().message ==
+        "clearing client option concurrency_initial must be in [4, 8], got 16");
+  options.concurrency_initial = 8;
+  CHECK(validate_options(options));
+  options.concurrency_min = 0;
+  result = validate_options(options);
+  REQUIRE_FALSE(result);
+  CHECK(result.error().field == "concurrency_min");
+  options.concurrency_min = 9;
+  CHECK(validate_options(options).error().field == "concurrency_min");
+}
+
 // ---- issue 16: a 400 decides only with the clearing's own error body -------------------------
 
 TEST_CASE(

@@ -475,6 +475,68 @@ TEST_CASE("no more than in_flight_max requests are on the wire at once") {
   CHECK(stats.connections_opened <= 3);
 }
 
+TEST_CASE(
+    "adaptive: while the clearing's latency holds, the limit grows and lets waiters through") {
+  auto setup = start(delayed(1.0, 50, 50), [](ClientOptions& client) {
+    client.in_flight_max = 64;
+    client.adaptive_concurrency = true;
+    client.concurrency_initial = 4;
+    client.concurrency_min = 2;
+    client.request_timeout_ms = 10'000;
+  });
+  CHECK(setup.client->concurrency_limit() == 4);
+  std::vector<std::future<ClearingAnswer>> futures;
+  for (int i = 0; i < 400; ++i) {
+    futures.push_back(setup.client->submit(transfer("t-grow-" + std::to_string(i))));
+  }
+  for (auto& future : futures) CHECK(get(std::move(future)).answer_class == AnswerClass::settled);
+  const auto stats = setup.client->stats();
+  CHECK(stats.concurrency_limit > 4);
+  CHECK(stats.concurrency_limit <= 64);
+  CHECK(stats.concurrency_limit == setup.client->concurrency_limit());
+  CHECK(stats.concurrency_limit_raises >= 1);
+  CHECK(stats.in_flight_peak > 4);
+  CHECK(stats.in_flight_peak <= 64);
+  CHECK(setup.mock->state().stats().in_flight_peak <= 64);
+}
+
+TEST_CASE("adaptive: 503s cut the limit down to concurrency_min, and not below") {
+  MockOptions options;
+  options.faults.maintenance_503 = 1.0;
+  auto setup = start(options, [](ClientOptions& client) {
+    client.in_flight_max = 16;
+    client.adaptive_concurrency = true;
+    client.concurrency_initial = 16;
+    client.concurrency_min = 2;
+  });
+  // Windows close after 100 ms and 10 answers: 16 -> 12 -> 9 -> 6 -> 4 -> 3 -> 2 takes six.
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < until && setup.client->concurrency_limit() > 2) {
+    std::vector<std::future<ClearingAnswer>> futures;
+    for (int i = 0; i < 16; ++i) futures.push_back(setup.client->inquire("t-drop"));
+    for (auto& future : futures) CHECK(get(std::move(future)).http_status == 503);
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto stats = setup.client->stats();
+  CHECK(stats.concurrency_limit == 2);
+  CHECK(stats.concurrency_limit_cuts >= 6);
+  CHECK(stats.concurrency_limit_raises == 0);
+}
+
+TEST_CASE("fixed concurrency (the default): the limit is in_flight_max and never moves") {
+  auto setup = start(delayed(1.0, 20, 20), [](ClientOptions& client) { client.in_flight_max = 5; });
+  std::vector<std::future<ClearingAnswer>> futures;
+  for (int i = 0; i < 60; ++i) {
+    futures.push_back(setup.client->submit(transfer("t-fixed-" + std::to_string(i))));
+  }
+  for (auto& future : futures) CHECK(get(std::move(future)).answer_class == AnswerClass::settled);
+  const auto stats = setup.client->stats();
+  CHECK(stats.concurrency_limit == 5);
+  CHECK(setup.client->concurrency_limit() == 5);
+  CHECK(stats.concurrency_limit_raises + stats.concurrency_limit_cuts == 0);
+  CHECK(stats.in_flight_peak == 5);
+}
+
 TEST_CASE("beyond waiting_max a call is refused at once: connect_failed, nothing sent") {
   auto setup = start(delayed(1.0, 500, 500), [](ClientOptions& client) {
     client.in_flight_max = 1;

@@ -15,11 +15,12 @@
 // connection goes back to the pool only with nothing left unread, and is checked again
 // (without blocking) before it is reused.
 //
-// Limits: at most in_flight_max requests on the wire; further calls wait in a queue of at
-// most waiting_max entries (beyond it: unknown/connect_failed "overloaded", nothing sent);
-// a wait for a slot is bounded by request_timeout_ms (then unknown/connect_failed, nothing
-// sent). Each request has one deadline of request_timeout_ms for connect + write + read;
-// connecting alone is bounded by connect_timeout_ms.
+// Limits: at most in_flight_max requests on the wire (with adaptive_concurrency, at most the
+// limit it has learnt, within [concurrency_min, in_flight_max]: concurrency_limiter.hpp);
+// further calls wait in a queue of at most waiting_max entries (beyond it: unknown/connect_failed
+// "overloaded", nothing sent); a wait for a slot is bounded by request_timeout_ms (then
+// unknown/connect_failed, nothing sent). Each request has one deadline of request_timeout_ms for
+// connect + write + read; connecting alone is bounded by connect_timeout_ms.
 
 #include <cstddef>
 #include <cstdint>
@@ -39,6 +40,12 @@ struct ClientOptions {
   int request_timeout_ms = 5'000;
   int connect_timeout_ms = 1'000;
   int in_flight_max = 16;
+  // Off: in_flight_max calls on the wire. On: a limit learnt from the clearing's answers to
+  // submissions and inquiries (latency and drops), starting at concurrency_initial, never
+  // below concurrency_min nor above in_flight_max.
+  bool adaptive_concurrency = false;
+  int concurrency_initial = 16;
+  int concurrency_min = 4;
   int waiting_max = 1'024;        // calls queued for an in-flight slot
   int pool_connections_max = 16;  // idle keep-alive connections kept for reuse
   // Off (the default): every call goes on a connection of its own (Connection: close). The
@@ -80,6 +87,9 @@ struct ClientStats {
   std::int64_t stale_retries = 0;       // resent once because a pooled connection was dead
   std::int64_t in_flight_now = 0;
   std::int64_t in_flight_peak = 0;
+  std::int64_t concurrency_limit = 0;         // calls allowed on the wire now
+  std::int64_t concurrency_limit_raises = 0;  // adaptive: the limit grew
+  std::int64_t concurrency_limit_cuts = 0;    // adaptive: it shrank (latency or drops)
   std::int64_t waiting_now = 0;
   std::int64_t waiting_peak = 0;
   std::int64_t rejected_overloaded = 0;
@@ -119,6 +129,9 @@ class ClearingClient {
   void stop();
 
   ClientStats stats() const;
+
+  // The calls allowed on the wire now (in_flight_max unless adaptive); cheap, lock free.
+  int concurrency_limit() const noexcept;
 
   struct Impl;
 
