@@ -217,6 +217,12 @@ struct Dispatcher::Impl {
     return std::max(1, std::min(options.in_flight_max, options.claim_batch_max) / 2);
   }
 
+  // How many calls may be claimed and not yet answered now.
+  int window() const {
+    if (!options.window_follows_client_limit) return options.in_flight_max;
+    return std::min(options.in_flight_max, client.concurrency_limit() + half_batch());
+  }
+
   // At most ready_max answers; the others stay in flight for the next round, so that a
   // full window's answers are recorded in parts with a claim in between, and the next
   // calls are under way while the rest are recorded, instead of all waiting for them.
@@ -415,7 +421,7 @@ struct Dispatcher::Impl {
   // the window is full would leave it half empty for up to idle_poll after each answer.
   Claimed claim_and_launch() {
     const auto now = std::chrono::steady_clock::now();
-    const int room = options.in_flight_max - static_cast<int>(in_flight.size());
+    const int room = window() - static_cast<int>(in_flight.size());
     const int worth = half_batch();
     const bool long_ago = now - last_claim_at >= options.idle_poll;
     if (room <= 0 || (room < worth && !in_flight.empty() && !long_ago)) return Claimed::waiting;

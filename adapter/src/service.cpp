@@ -156,6 +156,10 @@ struct Service::Impl {
     options.request_timeout_ms = config.clearing.request_timeout_ms;
     options.connect_timeout_ms = config.clearing.connect_timeout_ms;
     options.in_flight_max = config.clearing.in_flight_max;
+    options.adaptive_concurrency =
+        config.clearing.concurrency_mode == config::ConcurrencyMode::adaptive;
+    options.concurrency_initial = config.clearing.concurrency_initial;
+    options.concurrency_min = config.clearing.concurrency_min;
     options.pool_connections_max = config.clearing.pool_connections_max;
     options.reuse_connections = config.clearing.reuse_connections;
     options.verify_tls = config.clearing.verify_tls;
@@ -194,6 +198,8 @@ struct Service::Impl {
     d.owner = instance_name();
     d.in_flight_max = config.dispatcher.in_flight_max;
     d.claim_batch_max = config.dispatcher.claim_batch_max;
+    d.window_follows_client_limit =
+        config.clearing.concurrency_mode == config::ConcurrencyMode::adaptive;
     d.lease = std::chrono::milliseconds(config.dispatcher.lease_ms);
     d.idle_poll = std::chrono::milliseconds(config.dispatcher.idle_poll_ms);
     d.stop_grace = std::chrono::milliseconds(config.dispatcher.stop_grace_ms);

@@ -543,6 +543,38 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
        {"contract_violation", &ClientStats::contract_violations},
        {"connection_unread_after_answer", &ClientStats::connections_discarded_unread},
        {"idle_connection_unread_or_closed", &ClientStats::idle_connections_discarded}});
+  metrics.gauge_callback(
+      "clearing_concurrency_limit",
+      "Clearing calls allowed on the wire at once now (clearing.concurrency_mode adaptive: learnt "
+      "from the clearing's latency and drops, within [concurrency_min, in_flight_max])",
+      {}, [parts] {
+        Samples out;
+        if (parts.client)
+          out.push_back({{}, static_cast<double>(parts.client->concurrency_limit())});
+        return out;
+      });
+  // Its bounds, so that an alert can tell a limit held at the ceiling (the cap, not the
+  // clearing, sets the pace) or at the floor (the clearing is struggling).
+  for (const auto& [name, field] :
+       {std::pair{"clearing_concurrency_limit_min", &ClientStats::concurrency_limit_min},
+        std::pair{"clearing_concurrency_limit_max", &ClientStats::concurrency_limit_max}}) {
+    metrics.gauge_callback(
+        name,
+        "The bounds of clearing_concurrency_limit: clearing.concurrency_min "
+        "and clearing.in_flight_max (both in_flight_max when fixed)",
+        {}, [parts, field = field] {
+          Samples out;
+          if (parts.client) out.push_back({{}, static_cast<double>(parts.client->stats().*field)});
+          return out;
+        });
+  }
+  stats_counters<clearing_client::ClearingClient, ClientStats>(
+      metrics, parts.client, "clearing_concurrency_limit_changes_total",
+      "Changes of the adaptive concurrency limit since start, by direction (a cut: the "
+      "clearing's latency rose or it dropped calls)",
+      "direction",
+      {{"raise", &ClientStats::concurrency_limit_raises},
+       {"cut", &ClientStats::concurrency_limit_cuts}});
   return hook;
 }
 

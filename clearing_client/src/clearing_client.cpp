@@ -207,6 +207,8 @@ struct ClearingClient::Impl {
     }
     limit_now = current_limit();
     stats.concurrency_limit = limit_now;
+    stats.concurrency_limit_min = limiter ? options.concurrency_min : options.in_flight_max;
+    stats.concurrency_limit_max = options.in_flight_max;
     logged_limit = limit_now;
   }
 

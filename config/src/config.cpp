@@ -30,6 +30,12 @@ constexpr base::NameTable<PartitionAssignment, 2> kPartitionAssignmentNames{{
 }};
 static_assert(base::lists_every_enumerator(kPartitionAssignmentNames, PartitionAssignment::group));
 
+constexpr base::NameTable<ConcurrencyMode, 2> kConcurrencyModeNames{{
+    {ConcurrencyMode::adaptive, "adaptive"},
+    {ConcurrencyMode::fixed, "fixed"},
+}};
+static_assert(base::lists_every_enumerator(kConcurrencyModeNames, ConcurrencyMode::fixed));
+
 constexpr base::NameTable<LogLevel, 5> kLogLevelNames{{
     {LogLevel::trace, "trace"},
     {LogLevel::debug, "debug"},
@@ -47,6 +53,10 @@ std::string_view derivation_name(Derivation derivation) noexcept {
 
 std::string_view partition_assignment_name(PartitionAssignment assignment) noexcept {
   return base::name_in(kPartitionAssignmentNames, assignment).value_or("?");
+}
+
+std::string_view concurrency_mode_name(ConcurrencyMode mode) noexcept {
+  return base::name_in(kConcurrencyModeNames, mode).value_or("?");
 }
 
 std::string_view log_level_name(LogLevel level) noexcept {

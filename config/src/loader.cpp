@@ -218,6 +218,18 @@ void read_clearing(Section section, ClearingConfig& out) {
   section.integer("request_timeout_ms", out.request_timeout_ms, true);
   section.integer("connect_timeout_ms", out.connect_timeout_ms, true);
   section.integer("in_flight_max", out.in_flight_max, true);
+  if (const auto mode = section.string("concurrency_mode")) {
+    if (*mode == concurrency_mode_name(ConcurrencyMode::adaptive)) {
+      out.concurrency_mode = ConcurrencyMode::adaptive;
+    } else if (*mode == concurrency_mode_name(ConcurrencyMode::fixed)) {
+      out.concurrency_mode = ConcurrencyMode::fixed;
+    } else {
+      section.invalid("concurrency_mode",
+                      "must be \"adaptive\" or \"fixed\", got " + detail::quote_text(*mode));
+    }
+  }
+  section.integer("concurrency_initial", out.concurrency_initial, false);
+  section.integer("concurrency_min", out.concurrency_min, false);
   section.boolean("reuse_connections", out.reuse_connections);
   section.integer("pool_connections_max", out.pool_connections_max, true);
   section.boolean("verify_tls", out.verify_tls);

@@ -81,6 +81,12 @@ void add_clearing(Line& line, const ClearingConfig& clearing) {
   line.add("clearing.request_timeout_ms", clearing.request_timeout_ms);
   line.add("clearing.connect_timeout_ms", clearing.connect_timeout_ms);
   line.add("clearing.in_flight_max", clearing.in_flight_max);
+  line.add("clearing.concurrency_mode",
+           std::string(concurrency_mode_name(clearing.concurrency_mode)));
+  if (clearing.concurrency_mode == ConcurrencyMode::adaptive) {
+    line.add("clearing.concurrency_initial", clearing.concurrency_initial);
+    line.add("clearing.concurrency_min", clearing.concurrency_min);
+  }
   line.add("clearing.pool_connections_max", clearing.pool_connections_max);
   line.add("clearing.reuse_connections", clearing.reuse_connections);
   line.add("clearing.verify_tls", clearing.verify_tls);

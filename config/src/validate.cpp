@@ -184,6 +184,16 @@ void check_clearing(Checker& check, const ClearingConfig& clearing, LoadOptions 
     check.range("clearing.connect_timeout_ms", clearing.connect_timeout_ms, 1, kTimeoutMsMax);
   }
   check.range("clearing.in_flight_max", clearing.in_flight_max, 1, kClearingInFlightMax);
+  if (clearing.concurrency_mode == ConcurrencyMode::adaptive && clearing.in_flight_max >= 1 &&
+      clearing.in_flight_max <= kClearingInFlightMax) {
+    check.range("clearing.concurrency_min", clearing.concurrency_min, 1, clearing.in_flight_max,
+                "at most clearing.in_flight_max");
+    if (clearing.concurrency_min >= 1 && clearing.concurrency_min <= clearing.in_flight_max) {
+      check.range("clearing.concurrency_initial", clearing.concurrency_initial,
+                  clearing.concurrency_min, clearing.in_flight_max,
+                  "within [clearing.concurrency_min, clearing.in_flight_max]");
+    }
+  }
   check.range("clearing.pool_connections_max", clearing.pool_connections_max, 0,
               kClearingPoolConnectionsMax);
   check_unverified_tls(check, clearing);

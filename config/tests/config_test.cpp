@@ -487,6 +487,50 @@ TEST_CASE("kafka.partition_assignment: database by default, group on request, no
             .message == "must be \"database\" or \"group\", got \"sticky\"");
 }
 
+TEST_CASE("clearing.concurrency_mode: adaptive by default, fixed on request, bounds checked") {
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK(shipped->clearing.concurrency_mode == ConcurrencyMode::adaptive);
+  CHECK(shipped->clearing.in_flight_max == 512);
+  CHECK(shipped->clearing.concurrency_initial == 16);
+  CHECK(shipped->clearing.concurrency_min == 4);
+  const auto summary = redacted_summary(*shipped);
+  CHECK(summary.find("clearing.concurrency_mode=adaptive") != std::string::npos);
+  CHECK(summary.find("clearing.concurrency_initial=16") != std::string::npos);
+  // Left out of the file: adaptive, with the defaults.
+  const auto defaulted = load_edited([](Json& j) {
+    j["clearing"].erase("concurrency_mode");
+    j["clearing"].erase("concurrency_initial");
+    j["clearing"].erase("concurrency_min");
+  });
+  REQUIRE(defaulted.has_value());
+  CHECK(defaulted->clearing.concurrency_mode == ConcurrencyMode::adaptive);
+  CHECK(defaulted->clearing.concurrency_initial == 16);
+  CHECK(defaulted->clearing.concurrency_min == 4);
+  const auto fixed = load_edited([](Json& j) { j["clearing"]["concurrency_mode"] = "fixed"; });
+  REQUIRE(fixed.has_value());
+  CHECK(fixed->clearing.concurrency_mode == ConcurrencyMode::fixed);
+  CHECK(redacted_summary(*fixed).find("clearing.concurrency_initial") == std::string::npos);
+  CHECK(error_for(load_edited([](Json& j) { j["clearing"]["concurrency_mode"] = "vegas"; }),
+                  "clearing.concurrency_mode")
+            .message == "must be \"adaptive\" or \"fixed\", got \"vegas\"");
+  // The limit's bounds must lie within in_flight_max, when adaptive only.
+  const auto initial_above = load_edited([](Json& j) {
+    j["clearing"]["in_flight_max"] = 8;
+    j["clearing"]["concurrency_initial"] = 16;
+  });
+  CHECK(error_for(initial_above, "clearing.concurrency_initial").message ==
+        "must be in [4, 8] (within [clearing.concurrency_min, clearing.in_flight_max]), got 16");
+  CHECK(error_for(load_edited([](Json& j) { j["clearing"]["concurrency_min"] = 0; }),
+                  "clearing.concurrency_min")
+            .message == "must be in [1, 512] (at most clearing.in_flight_max), got 0");
+  // A fixed cap of 8 with the adaptive keys still in the file is fine: they do not apply.
+  CHECK(load_edited([](Json& j) {
+          j["clearing"]["concurrency_mode"] = "fixed";
+          j["clearing"]["in_flight_max"] = 8;
+        }).has_value());
+}
+
 TEST_CASE(
     "clearing.reuse_connections: off by default (the contract's answers carry no reference), may "
     "be turned on") {

@@ -310,13 +310,23 @@ TEST_CASE(
         "clearing_inbound_messages_total", "clearing_client_refused_total",
         "clearing_alarm_events_total", "clearing_incoming_payments_parked_total",
         "clearing_derivation_lookups_total", "clearing_answers_total",
-        "clearing_inbound_fetch_restarts_total"})
+        "clearing_inbound_fetch_restarts_total", "clearing_concurrency_limit_changes_total"})
     CHECK_MESSAGE(type_of(text, counter) == "counter", counter);
-  for (const auto* gauge :
-       {"clearing_calls_overdue", "clearing_transfers", "clearing_parked_messages",
-        "clearing_subscription_state", "clearing_relay_lag_messages",
-        "clearing_inbound_partitions_held", "clearing_inbound_partition_assigned"})
+  for (const auto* gauge : {"clearing_calls_overdue", "clearing_transfers",
+                            "clearing_parked_messages", "clearing_subscription_state",
+                            "clearing_relay_lag_messages", "clearing_inbound_partitions_held",
+                            "clearing_inbound_partition_assigned", "clearing_concurrency_limit",
+                            "clearing_concurrency_limit_min", "clearing_concurrency_limit_max"})
     CHECK_MESSAGE(type_of(text, gauge) == "gauge", gauge);
+  // The shipped config's adaptive limit: its bounds, and the limit within them (the calls to
+  // the unreachable clearing may have cut it).
+  CHECK(sample(text, "clearing_concurrency_limit_min") == 4.0);
+  CHECK(sample(text, "clearing_concurrency_limit_max") == 512.0);
+  const auto limit = sample(text, "clearing_concurrency_limit");
+  REQUIRE(limit);
+  CHECK(*limit >= 4.0);
+  CHECK(*limit <= 16.0);  // it starts at concurrency_initial, and nothing could raise it
+  CHECK(sample(text, R"(clearing_concurrency_limit_changes_total{direction="raise"})") == 0.0);
   CHECK(sample(text, "clearing_dispatcher_calls_abandoned_total") == 0.0);
   CHECK(sample(text, "clearing_inbound_fetch_restarts_total") ==
         0.0);  // every partition was delivered

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <pqxx/pqxx>
 #include <thread>
 
 #include "clearing/adapter/answer_mapping.hpp"
@@ -662,4 +663,62 @@ TEST_CASE(
   b.stop();
   a.stop();
   ::close(listener);
+}
+
+// Issue 20: with an adaptive client, the dispatcher claims no more calls than the client's
+// limit lets on the wire plus half a claim batch, so that leases do not run while calls wait
+// in the client's queue. The same run with a fixed window claims up to its in_flight_max.
+TEST_CASE("the dispatcher's window follows the client's concurrency limit when told to") {
+  auto leased_peak = [](bool follows) {
+    SagaDatabase db;
+    clearing_mock::MockOptions mock_options;
+    mock_options.faults.delay = 1.0;
+    mock_options.faults.delay_ms_min = 30;
+    mock_options.faults.delay_ms_max = 30;
+    auto mock = clearing_mock::MockServer::start(mock_options);
+    REQUIRE(mock);
+    clearing_client::ClientOptions client_options;
+    client_options.base_url = (*mock)->base_url();
+    client_options.bearer_token = "mock-token";
+    client_options.request_timeout_ms = 5'000;
+    client_options.in_flight_max = 4;  // adaptive within [4, 4]: a limit that stays at 4
+    client_options.adaptive_concurrency = true;
+    client_options.concurrency_initial = 4;
+    client_options.concurrency_min = 4;
+    auto client = clearing_client::ClearingClient::start(client_options);
+    REQUIRE(client);
+    base::SystemClock clock;
+    const auto ids = initiate_valid(db, 150, clock);
+    auto options = fast_options("window-dispatcher");
+    options.in_flight_max = 64;
+    options.claim_batch_max = 16;  // half a batch: 8, so the window is 4 + 8
+    options.window_follows_client_limit = follows;
+    adapter::Dispatcher dispatcher(*db.transfers, **client, clock, options);
+    pqxx::connection probe(db.database.url());
+    dispatcher.start();
+    std::int64_t peak = 0;
+    const bool finished = wait_until(
+        [&] {
+          pqxx::nontransaction tx(probe);
+          peak = std::max(peak, tx.exec1("select count(*) from transfer_work "
+                                         "where lease_owner is not null")[0]
+                                    .as<std::int64_t>());
+          return db.terminal_count() == 150;
+        },
+        std::chrono::seconds(60));
+    dispatcher.stop();
+    CHECK(finished);
+    const auto reconciliation = reconcile(db, ids, (*mock)->state().ledger());
+    for (const auto& violation : reconciliation.violations) FAIL_CHECK(violation);
+    CHECK((*client)->stats().in_flight_peak <= 4);
+    return peak;
+  };
+  const auto following = leased_peak(true);
+  CHECK(following >= 4);
+  CHECK(following <= 12);
+  const auto fixed = leased_peak(false);
+  CHECK(fixed > 12);
+  CHECK(fixed <= 64);
+  MESSAGE("calls leased at once, at most: " << following << " following the limit, " << fixed
+                                            << " with a fixed window of 64");
 }

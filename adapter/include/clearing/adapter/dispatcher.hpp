@@ -35,6 +35,11 @@ struct DispatcherOptions {
   std::string owner;  // this instance's name in leases (host:pid:n)
   int in_flight_max = 64;
   int claim_batch_max = 64;
+  // On: calls claimed and not yet answered are at most the client's concurrency limit now
+  // (ClearingClient::concurrency_limit, adaptive) plus half a claim batch, and never above
+  // in_flight_max: calls are not claimed, their leases running, only to wait in the client's
+  // queue. Off: in_flight_max.
+  bool window_follows_client_limit = false;
   std::chrono::milliseconds lease{30'000};  // longer than the client's request deadline
   // A lease counts only while its owner lives: each dispatcher holds a shared advisory lock
   // (kDispatcherLivenessLockClass, hashtext(owner)) on a PostgreSQL session of its own, and

@@ -87,7 +87,9 @@ struct ClientStats {
   std::int64_t stale_retries = 0;       // resent once because a pooled connection was dead
   std::int64_t in_flight_now = 0;
   std::int64_t in_flight_peak = 0;
-  std::int64_t concurrency_limit = 0;         // calls allowed on the wire now
+  std::int64_t concurrency_limit = 0;      // calls allowed on the wire now
+  std::int64_t concurrency_limit_min = 0;  // its bounds (both in_flight_max when fixed)
+  std::int64_t concurrency_limit_max = 0;
   std::int64_t concurrency_limit_raises = 0;  // adaptive: the limit grew
   std::int64_t concurrency_limit_cuts = 0;    // adaptive: it shrank (latency or drops)
   std::int64_t waiting_now = 0;

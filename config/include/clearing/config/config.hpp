@@ -125,13 +125,22 @@ inline constexpr int kTimeoutMsMax = 600'000;  // any single request or statemen
 inline constexpr int kClearingInFlightMax = 4'096;
 inline constexpr int kClearingPoolConnectionsMax = 4'096;
 
+// How many calls the clearing is given at once (clearing_client::ClientOptions): `adaptive`
+// (a limit learnt from its latency and its 503s and timeouts, within [concurrency_min,
+// in_flight_max]: clearing_client/concurrency_limiter.hpp) or `fixed` (in_flight_max).
+enum class ConcurrencyMode { adaptive, fixed };
+std::string_view concurrency_mode_name(ConcurrencyMode mode) noexcept;
+
 struct ClearingConfig {
   std::string base_url;            // http://host[:port][/prefix] or https://...; env may override
   Secret token;                    // CLEARING_ADAPTER_CLEARING_TOKEN only; never in the file
   int request_timeout_ms = 5'000;  // [1, kTimeoutMsMax]
   int connect_timeout_ms = 1'000;  // [1, request_timeout_ms]
   int in_flight_max = 16;          // [1, kClearingInFlightMax]
-  int pool_connections_max = 16;   // [0, kClearingPoolConnectionsMax]; with reuse_connections
+  ConcurrencyMode concurrency_mode = ConcurrencyMode::adaptive;
+  int concurrency_initial = 16;   // adaptive: [concurrency_min, in_flight_max]
+  int concurrency_min = 4;        // adaptive: [1, in_flight_max]
+  int pool_connections_max = 16;  // [0, kClearingPoolConnectionsMax]; with reuse_connections
   // Keep-alive reuse of connections to the clearing (clearing_client::ClientOptions): off, every
   // call has a connection of its own, because the contract's answers do not echo the request's
   // reference and a late or duplicate answer on a reused connection would be read as the next
