@@ -27,12 +27,13 @@ void add_fault_flags(CLI::App& app, FaultSettings& faults) {
         ->group("Faults");
   }
   for (const auto& field : clearing::clearing_mock::fault_integer_fields()) {
-    // A late stray comes 1..max ms after the answer: its flag takes no 0, and shows its default.
+    // A late stray comes 1..max ms after the answer: its flag takes no 0. A setting that is
+    // not 0 by default (hold_ms, queue_max, ...) shows its default.
     const bool stray = field.member == &FaultSettings::stray_delay_ms_max;
     auto* option = app.add_option(flag_name("--", field.name), faults.*field.member, field.help)
                        ->check(CLI::Range(stray ? 1 : 0, field.max))
                        ->group("Faults");
-    if (stray) option->capture_default_str();
+    if (faults.*field.member != 0) option->capture_default_str();
   }
 }
 
@@ -99,7 +100,11 @@ int main(int argc, char** argv) {
       "Rules: creditor account ending 0004 -> RJCT AC04, 0006 -> AC06; amount over "
       "--amount-max -> AM02; other currency -> AM03; invalid account -> AC01. After the "
       "cut-off transfers answer 202 PDNG and settle on the --settle-after-inquiries-th "
-      "status inquiry."};
+      "status inquiry.\n"
+      "Capacity model (off by default): --capacity N executors run submits and inquiries, "
+      "each for --service-ms (slower by --thrash-permille as the queue grows); the others "
+      "wait in a FIFO queue of --queue-max, beyond which they get 503 OVERLOADED with "
+      "Retry-After."};
   std::string country = "dk";
   std::string cutoff;
   add_clearing_flags(app, options, country, cutoff);

@@ -68,7 +68,7 @@ HttpAnswer json_error(int status, std::string_view code) {
   return HttpAnswer{status, std::string(R"({"error":{"code":")") + std::string(code) + "\"}}", {}};
 }
 
-struct Session {
+struct Session : std::enable_shared_from_this<Session> {
   explicit Session(tcp::socket socket) : stream(std::move(socket)), timer(stream.get_executor()) {}
   beast::tcp_stream stream;
   asio::steady_timer timer;
@@ -105,6 +105,36 @@ struct MockServer::Impl {
     if (ms <= 0 || is_stopping()) co_return;
     session.timer.expires_after(std::chrono::milliseconds(ms));
     co_await session.timer.async_wait(kUseTuple);
+  }
+
+  // The capacity model (mock_state.hpp): waits for an executor without holding a thread (on
+  // the session's timer, which the request giving an executor back cancels through the
+  // session's strand), holds it for the execution time, and gives it back. nullopt: the
+  // request goes on; otherwise what replaces it (503 OVERLOADED, or a close when stopping).
+  asio::awaitable<std::optional<Handled>> pass_capacity(Session& session) {
+    std::weak_ptr<Session> weak = session.weak_from_this();
+    const Admission admission = state.admit([weak] {
+      if (auto woken = weak.lock()) {
+        asio::post(woken->stream.get_executor(), [woken] { woken->timer.cancel(); });
+      }
+    });
+    if (admission.kind == Admission::Kind::overloaded) {
+      co_return Handled{Action::answer, state.overloaded_answer()};
+    }
+    if (admission.kind == Admission::Kind::wait) {
+      // The wake-up and stop()'s cancel are posted to this strand: both come after this wait
+      // has begun, or stop() is seen here first.
+      if (!is_stopping()) {
+        session.timer.expires_at(asio::steady_timer::time_point::max());
+        co_await session.timer.async_wait(kUseTuple);
+      }
+      if (is_stopping() && state.leave_queue(admission.ticket)) {
+        co_return Handled{Action::close, {}};
+      }
+    }
+    co_await sleep(session, state.execution_ms());
+    state.finish_execution();
+    co_return std::nullopt;
   }
 
   // The fault-aware flow shared by the three /v1 endpoints. `execute` computes the real
@@ -157,6 +187,7 @@ struct MockServer::Impl {
                                      std::string_view path, std::string_view query) {
     if (path == "/v1/transfers" && request.method() == http::verb::post) {
       state.note_request("submit");
+      if (auto refused = co_await pass_capacity(session)) co_return std::move(*refused);
       const auto key_field = request.find("Idempotency-Key");
       const std::string key =
           key_field == request.end() ? std::string() : std::string(key_field->value());
@@ -172,6 +203,7 @@ struct MockServer::Impl {
     }
     if (path.starts_with("/v1/transfers/") && request.method() == http::verb::get) {
       state.note_request("inquire");
+      if (auto refused = co_await pass_capacity(session)) co_return std::move(*refused);
       const std::string reference = percent_decode(path.substr(std::strlen("/v1/transfers/")));
       Handled handled = co_await with_faults(
           session, Endpoint::inquire, [&] { return state.inquire(reference); }, [] {});

@@ -2,7 +2,10 @@
 
 #include "clearing/clearing_mock/mock_state.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -235,6 +238,11 @@ constexpr FaultProbabilityField kProbabilities[] = {
     {"oversize_field", &FaultSettings::oversize_field,
      "hostile: a 1 MB clearing_reference or reason in the answer (the ledger keeps the truth)"},
 };
+// Bounds of the capacity model's settings.
+constexpr int kCapacityMax = 100'000;
+constexpr int kQueueMax = 1'000'000;
+constexpr int kThrashPermilleMax = 100'000;
+
 constexpr FaultIntegerField kIntegers[] = {
     {"delay_ms_min", &FaultSettings::delay_ms_min, kFaultMsMax, "injected delay, lower bound (ms)"},
     {"delay_ms_max", &FaultSettings::delay_ms_max, kFaultMsMax, "injected delay, upper bound (ms)"},
@@ -242,9 +250,23 @@ constexpr FaultIntegerField kIntegers[] = {
      "fixed latency added to every /v1 answer"},
     {"hold_ms", &FaultSettings::hold_ms, kFaultMsMax,
      "how long timeout_* faults hold the connection (longer than the client's deadline)"},
-    {"retry_after_s", &FaultSettings::retry_after_s, 86'400, "Retry-After of maintenance_503"},
+    {"retry_after_s", &FaultSettings::retry_after_s, 86'400,
+     "Retry-After of maintenance_503 and of the capacity model's 503 OVERLOADED"},
     {"stray_delay_ms_max", &FaultSettings::stray_delay_ms_max, kStrayDelayMsMax,
      "a late stray response comes 1..this many ms after the answer"},
+    {"capacity", &FaultSettings::capacity, kCapacityMax,
+     "capacity model: submits and inquiries executed at once, the others wait in a FIFO queue "
+     "(0: unlimited, the model is off)"},
+    {"service_ms", &FaultSettings::service_ms, kFaultMsMax,
+     "capacity model: execution time of one submit or inquiry, before latency and delays"},
+    {"queue_max", &FaultSettings::queue_max, kQueueMax,
+     "capacity model: requests allowed to wait for an executor; beyond, 503 OVERLOADED with "
+     "Retry-After, nothing executed"},
+    {"thrash_permille", &FaultSettings::thrash_permille, kThrashPermilleMax,
+     "capacity model: execution takes service_ms * (1 + thrash_permille/1000 * "
+     "waiting/capacity), so throughput falls when pushed past capacity"},
+    {"service_jitter_permille", &FaultSettings::service_jitter_permille, 1'000,
+     "capacity model: execution time varies uniformly by +-this/1000 (seeded)"},
 };
 
 double probability_of(const FaultSettings& settings, std::string_view fault_name) {
@@ -344,7 +366,11 @@ struct MockState::Data {
   FaultSettings faults;
   std::mt19937_64 fault_rng;
   std::mt19937_64 resend_rng;
-  std::mt19937_64 hostile_rng;                        // the hostile answers' own stream (seed + 3)
+  std::mt19937_64 hostile_rng;  // the hostile answers' own stream (seed + 3)
+  std::mt19937_64 service_rng;  // the execution time's jitter (seed + 4)
+  // The capacity model's queue: tickets with their wake-ups, first come first served.
+  std::deque<std::pair<std::uint64_t, std::function<void()>>> waiting;
+  std::uint64_t next_ticket = 0;
   std::int64_t stray_sequence = 0;                    // made-up clearing references of strays
   std::unordered_map<std::string, StoreEntry> store;  // by idempotency key
   std::map<std::string, LedgerEntry> ledger;          // by reference, ordered for the listing
@@ -361,6 +387,7 @@ MockState::MockState(MockOptions options)
   data_->fault_rng.seed(options_.seed);
   data_->resend_rng.seed(options_.seed + 1);
   data_->hostile_rng.seed(options_.seed + 3);
+  data_->service_rng.seed(options_.seed + 4);
   std::mt19937_64 generator(options_.seed + 2);
   const auto currency = std::string(base::country_currency_code(options_.country));
   for (int i = 1; i <= options_.incoming_generated; ++i) {
@@ -625,6 +652,80 @@ HttpAnswer MockState::execute_submit(const std::string& key) {
   return result;
 }
 
+Admission MockState::admit(std::function<void()> wake) {
+  std::lock_guard lock(data_->mutex);
+  auto& s = data_->stats;
+  const auto capacity = data_->faults.capacity;
+  // FIFO: a free executor goes to the queue's first, never to a newcomer.
+  if (capacity == 0 || (s.executing_now < capacity && data_->waiting.empty())) {
+    ++s.executing_now;
+    s.executing_peak = std::max(s.executing_peak, s.executing_now);
+    return Admission{Admission::Kind::execute, 0};
+  }
+  if (data_->waiting.size() >= static_cast<std::size_t>(data_->faults.queue_max)) {
+    ++s.overloaded_answers;
+    return Admission{Admission::Kind::overloaded, 0};
+  }
+  const auto ticket = ++data_->next_ticket;
+  data_->waiting.emplace_back(ticket, std::move(wake));
+  s.queued_now = static_cast<std::int64_t>(data_->waiting.size());
+  s.queued_peak = std::max(s.queued_peak, s.queued_now);
+  return Admission{Admission::Kind::wait, ticket};
+}
+
+int MockState::execution_ms() {
+  std::lock_guard lock(data_->mutex);
+  const auto& faults = data_->faults;
+  if (faults.service_ms == 0) return 0;
+  double factor = 1.0;
+  if (faults.capacity > 0) {
+    factor += faults.thrash_permille / 1000.0 * static_cast<double>(data_->waiting.size()) /
+              faults.capacity;
+  }
+  const double spread = faults.service_jitter_permille / 1000.0;
+  const double jitter = std::uniform_real_distribution<double>(-spread, spread)(data_->service_rng);
+  const double ms = std::round(faults.service_ms * factor * (1.0 + jitter));
+  return static_cast<int>(std::clamp(ms, 0.0, static_cast<double>(kFaultMsMax)));
+}
+
+void MockState::finish_execution() {
+  std::vector<std::function<void()>> woken;
+  {
+    std::lock_guard lock(data_->mutex);
+    auto& s = data_->stats;
+    CLEARING_ASSERT(s.executing_now > 0);
+    --s.executing_now;
+    const auto capacity = data_->faults.capacity;
+    // More than one when the capacity was raised (or set to 0) while requests waited.
+    while (!data_->waiting.empty() && (capacity == 0 || s.executing_now < capacity)) {
+      woken.push_back(std::move(data_->waiting.front().second));
+      data_->waiting.pop_front();
+      ++s.executing_now;
+      s.executing_peak = std::max(s.executing_peak, s.executing_now);
+    }
+    s.queued_now = static_cast<std::int64_t>(data_->waiting.size());
+  }
+  for (auto& wake : woken) wake();
+}
+
+bool MockState::leave_queue(std::uint64_t ticket) {
+  std::lock_guard lock(data_->mutex);
+  auto& waiting = data_->waiting;
+  const auto it = std::find_if(waiting.begin(), waiting.end(),
+                               [ticket](const auto& entry) { return entry.first == ticket; });
+  if (it == waiting.end()) return false;
+  waiting.erase(it);
+  data_->stats.queued_now = static_cast<std::int64_t>(waiting.size());
+  return true;
+}
+
+HttpAnswer MockState::overloaded_answer() const {
+  auto out = error_answer(503, "OVERLOADED", "the mainframe's queue is full");
+  std::lock_guard lock(data_->mutex);
+  out.headers.emplace_back("Retry-After", std::to_string(data_->faults.retry_after_s));
+  return out;
+}
+
 HttpAnswer MockState::inquire(std::string_view reference) {
   std::lock_guard lock(data_->mutex);
   const std::string key(reference);
@@ -792,7 +893,12 @@ std::string MockState::stats_json() const {
               {"in_flight_now", s.in_flight_now},
               {"in_flight_peak", s.in_flight_peak},
               {"incoming_resends", s.incoming_resends},
-              {"requests_before_answer", s.requests_before_answer}}
+              {"requests_before_answer", s.requests_before_answer},
+              {"executing_now", s.executing_now},
+              {"executing_peak", s.executing_peak},
+              {"queued_now", s.queued_now},
+              {"queued_peak", s.queued_peak},
+              {"overloaded_answers", s.overloaded_answers}}
       .dump();
 }
 

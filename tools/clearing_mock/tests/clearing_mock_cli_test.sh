@@ -7,6 +7,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../cli_test_lib.sh"
 mock="$1"
 help_mentions "$mock" '--fault-timeout-after-execute'
+help_mentions "$mock" '--capacity'
+help_mentions "$mock" '--thrash-permille'
 
 out="$(mktemp)"
 pid=""

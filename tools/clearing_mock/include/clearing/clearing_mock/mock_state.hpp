@@ -54,6 +54,22 @@
 //    stray and duplicate on any connection, also one the request asked to close (written
 //    before the close: a client reading one answer per connection never sees them). Each is
 //    counted in MockStats::faults under its name when it is carried out, not when it is drawn.
+//  - Capacity model (a mainframe that slows down before it fails), off while `capacity` is 0
+//    (the default: every request executes at once). Every authorized submit and inquiry (not
+//    the feed, not /admin) first asks for one of `capacity` executors, before its idempotency
+//    key is looked at and before its fault plan is drawn. A free executor is taken at once
+//    when nobody waits; otherwise the request joins a FIFO queue (it waits without holding a
+//    thread). When `queue_max` requests already wait, it is refused: 503 OVERLOADED with
+//    Retry-After (`retry_after_s`), nothing executed, nothing stored, no fault or hostile
+//    draw, counted in MockStats::overloaded_answers. A request holding an executor keeps it
+//    for its execution time, then gives it to the first in the queue and goes on through the
+//    fault path above (delays, latency_ms, faults) as before. Execution time:
+//      service_ms * (1 + thrash_permille/1000 * queued/capacity) * (1 + jitter)
+//    where queued = the requests waiting when it starts, and jitter is uniform in
+//    [-service_jitter_permille/1000, +service_jitter_permille/1000], drawn from its own RNG
+//    stream (seed + 4) so that the fault schedule of a seed does not change; capped at
+//    kFaultMsMax. With capacity 0, service_ms still applies (without thrash): a fixed
+//    execution time per request, however many run at once.
 //  - Incoming feed: `incoming_generated` payments generated from the seed (cursors
 //    000000000001...), plus those posted to /admin/incoming. With probability
 //    `incoming_resend_probability` (its own RNG stream, seed + 1), a page after cursor c first
@@ -126,6 +142,12 @@ struct FaultSettings {
   int hold_ms = 5'000;          // timeout_* faults hold the connection this long, then close it
   int retry_after_s = 1;        // Retry-After of maintenance_503
   int stray_delay_ms_max = 20;  // a late stray comes 1..this many ms after the answer
+  // The capacity model (see the rules above).
+  int capacity = 0;  // executors; 0 = unlimited
+  int service_ms = 0;
+  int queue_max = 10'000;
+  int thrash_permille = 0;
+  int service_jitter_permille = 100;  // +-10% of the execution time
 };
 
 inline constexpr int kFaultMsMax = 600'000;
@@ -234,6 +256,20 @@ struct MockStats {
   // was about to be written: the client sent on a connection before it had the answer to its
   // last request there (pipelining, or one connection used by two calls at once).
   std::int64_t requests_before_answer = 0;
+  // The capacity model: submits and inquiries holding an executor, waiting for one, and
+  // refused because the queue was full (503 OVERLOADED).
+  std::int64_t executing_now = 0;
+  std::int64_t executing_peak = 0;
+  std::int64_t queued_now = 0;
+  std::int64_t queued_peak = 0;
+  std::int64_t overloaded_answers = 0;
+};
+
+// What the capacity model does with a request asking for an executor.
+struct Admission {
+  enum class Kind { execute, wait, overloaded };
+  Kind kind = Kind::execute;
+  std::uint64_t ticket = 0;  // wait: names the request in the queue (leave_queue)
 };
 
 class MockState {
@@ -269,6 +305,20 @@ class MockState {
   std::optional<HttpAnswer> begin_submit(std::string_view idempotency_key, std::string_view body);
   HttpAnswer execute_submit(const std::string& key);
   void abandon_submit(const std::string& key);
+
+  // The capacity model (see the rules). admit: execute (the request holds an executor now),
+  // wait (queued; `wake` is called once, outside the lock and on whichever thread gives an
+  // executor back, when it holds one), or overloaded (answer overloaded_answer()).
+  Admission admit(std::function<void()> wake);
+  // The execution time of a request that holds an executor now; draws the jitter.
+  int execution_ms();
+  // Gives an executor back; the first waiters that fit now hold one and are woken.
+  void finish_execution();
+  // A waiting request that gives up (the server stops): true when it left the queue; false
+  // when it holds an executor already (then it must call finish_execution).
+  bool leave_queue(std::uint64_t ticket);
+  // 503 OVERLOADED with Retry-After.
+  HttpAnswer overloaded_answer() const;
 
   HttpAnswer inquire(std::string_view reference);
   // `query` is the raw query string (after '?').
