@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -51,6 +52,22 @@ bool wait_for(MockServer& server, Ready ready) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return false;
+}
+
+// `count` submits, each on its own connection, all sent before any answer is read; each
+// must execute (201).
+void submit_at_once(MockServer& server, int count) {
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < count; ++i) {
+    clients.push_back(std::make_unique<RawClient>(server.port()));
+    const auto key = "T-" + std::to_string(i);
+    clients.back()->send("POST", "/v1/transfers", transfer_body(key), key);
+  }
+  for (auto& client : clients) {
+    const auto reply = client->read();
+    REQUIRE(reply);
+    CHECK(reply->status == 201);
+  }
 }
 
 }  // namespace
@@ -190,18 +207,8 @@ TEST_CASE("the capacity settings are faults JSON keys; bad values are refused wi
 
 TEST_CASE("six submits at once on capacity 2 run two at a time, in three rounds") {
   auto server = start(capacity_model(2, 100));
-  std::vector<std::unique_ptr<RawClient>> clients;
   const auto began = std::chrono::steady_clock::now();
-  for (int i = 0; i < 6; ++i) {
-    clients.push_back(std::make_unique<RawClient>(server->port()));
-    const auto key = "T-" + std::to_string(i);
-    clients.back()->send("POST", "/v1/transfers", transfer_body(key), key);
-  }
-  for (auto& client : clients) {
-    const auto reply = client->read();
-    REQUIRE(reply);
-    CHECK(reply->status == 201);
-  }
+  submit_at_once(*server, 6);
   const auto elapsed = std::chrono::steady_clock::now() - began;
   CHECK(elapsed >= std::chrono::milliseconds(290));  // 3 rounds of 100 ms, no jitter
   const auto stats = server->state().stats();
@@ -253,17 +260,7 @@ TEST_CASE("beyond queue_max: 503 OVERLOADED with Retry-After, and nothing execut
 
 TEST_CASE("capacity 0 queues nothing: twelve submits at once all execute at once") {
   auto server = start(FaultSettings{});
-  std::vector<std::unique_ptr<RawClient>> clients;
-  for (int i = 0; i < 12; ++i) {
-    clients.push_back(std::make_unique<RawClient>(server->port()));
-    const auto key = "T-" + std::to_string(i);
-    clients.back()->send("POST", "/v1/transfers", transfer_body(key), key);
-  }
-  for (auto& client : clients) {
-    const auto reply = client->read();
-    REQUIRE(reply);
-    CHECK(reply->status == 201);
-  }
+  submit_at_once(*server, 12);
   const auto stats = server->state().stats();
   CHECK(stats.executions_total == 12);
   CHECK(stats.queued_peak == 0);
