@@ -31,11 +31,20 @@
 //   3. Commit ceiling: N threads, each with its own connection, commit one single-row insert
 //      per transaction into a scratch table for --ceiling-seconds; N = the connections the
 //      adapter and core-sim held during the first sustained run (pg_stat_activity).
+//   4. Degrading clearing, with --degrading (alone with --degrading-only; in neither default
+//      nor --quick): clearing-mock's capacity model (executors that slow down as their queue
+//      grows), core-sim faster than it carries; the adapter's adaptive concurrency limit, then
+//      each fixed cap of --degrading-caps, then (--degrading-constant-ms) the adaptive limit
+//      against a constant clearing latency. Each a sustained run of --degrading-seconds:
+//      resolved/s, end-to-end p50/p99 of the outcomes applied in the window, the mock's 503s,
+//      and the adapter's clearing_concurrency_limit gauge once a second
+//      (e2e_degrading.hpp).
 // Progress goes to stderr; figures to stdout.
 //
 // The parts: e2e_options (the command line), e2e_system (the processes, started with
 // support/'s command lines), e2e_database and e2e_probes (what is read around the
-// measurement), e2e_sustained, e2e_latency and e2e_ceiling (the phases), e2e_report (stdout).
+// measurement), e2e_sustained, e2e_latency, e2e_ceiling and e2e_degrading (the phases),
+// e2e_report (stdout).
 
 #include <fmt/core.h>
 
@@ -52,6 +61,7 @@
 #include "e2e_ceiling.hpp"
 #include "e2e_common.hpp"
 #include "e2e_database.hpp"
+#include "e2e_degrading.hpp"
 #include "e2e_latency.hpp"
 #include "e2e_options.hpp"
 #include "e2e_report.hpp"
@@ -120,13 +130,31 @@ Ceiling run_ceiling_phase(const Options& options, const Sustained& base) {
   return ceiling;
 }
 
+// Phase 4: the degrading clearing, each run printed when it is done.
+std::vector<DegradingRun> run_degrading_phase(const Options& options) {
+  ServerProbe server(options.server_url);
+  std::vector<DegradingRun> runs;
+  for (const auto& setup : degrading_setups(options)) {
+    const auto run = "degrading: " + setup.label;
+    const double before = probe_speed(run);
+    runs.push_back(run_degrading(options, setup, server));
+    runs.back().speed = {before, probe_speed(run)};
+    print_degrading(runs.back(), options);
+  }
+  return runs;
+}
+
 int run(Options options) {
   resolve_server(options);
   print_header(options);
-  const auto sustained = run_sustained_phase(options);
-  const auto latency = run_latency_phase(options, sustained.front());
-  const auto ceiling = run_ceiling_phase(options, sustained.front());
-  print_summary(sustained, latency, ceiling);
+  std::vector<Sustained> sustained;
+  if (!options.degrading_only) {
+    sustained = run_sustained_phase(options);
+    const auto latency = run_latency_phase(options, sustained.front());
+    const auto ceiling = run_ceiling_phase(options, sustained.front());
+    print_summary(sustained, latency, ceiling);
+  }
+  if (options.degrading) print_degrading_summary(run_degrading_phase(options), sustained, options);
   return 0;
 }
 

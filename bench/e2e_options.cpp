@@ -83,11 +83,69 @@ void define_load(CLI::App& app, Options& options) {
       ->check(CLI::Range(0, 100));
 }
 
+// Phase 4, the degrading clearing.
+void define_degrading(CLI::App& app, Options& options) {
+  app.add_flag("--degrading", options.degrading,
+               "add the degrading clearing phase: clearing-mock with a capacity model, the "
+               "adapter's adaptive concurrency limit against each fixed cap of --degrading-caps")
+      ->group("Degrading clearing");
+  app.add_flag("--degrading-only", options.degrading_only,
+               "run the degrading clearing phase alone (implies --degrading)")
+      ->group("Degrading clearing");
+  app.add_option("--degrading-capacity", options.degrading_capacity,
+                 "clearing-mock --capacity: the executors of the degrading clearing")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100'000))
+      ->group("Degrading clearing");
+  app.add_option("--degrading-service-ms", options.degrading_service_ms,
+                 "clearing-mock --service-ms: one call's execution time")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kLatencyMsMax))
+      ->group("Degrading clearing");
+  app.add_option("--degrading-thrash-permille", options.degrading_thrash_permille,
+                 "clearing-mock --thrash-permille: how much slower execution gets per queued "
+                 "call per executor")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100'000))
+      ->group("Degrading clearing");
+  app.add_option("--degrading-queue-max", options.degrading_queue_max,
+                 "clearing-mock --queue-max: calls that may wait for an executor; beyond, 503 "
+                 "OVERLOADED with Retry-After")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1'000'000))
+      ->group("Degrading clearing");
+  app.add_option("--degrading-caps", options.degrading_caps,
+                 "the fixed caps (clearing.in_flight_max, concurrency_mode fixed) compared with "
+                 "the adaptive limit, one run each")
+      ->capture_default_str()
+      ->delimiter(',')
+      ->check(CLI::Range(1, kDegradingCapMax))
+      ->group("Degrading clearing");
+  app.add_option("--degrading-seconds", options.degrading_seconds,
+                 "window of each degrading run, after the warm-up (--quick: 10 unless given)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kSecondsMax))
+      ->group("Degrading clearing");
+  app.add_option("--degrading-rate", options.degrading_rate,
+                 "core-sim --rate in the degrading runs (0: 1.5 x capacity x 1000 / service-ms, "
+                 "faster than the clearing can take)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1'000'000.0))
+      ->group("Degrading clearing");
+  app.add_option("--degrading-constant-ms", options.degrading_constant_ms,
+                 "one more adaptive run against a clearing of this constant latency and no "
+                 "capacity limit, core-sim as fast as it can (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, kLatencyMsMax))
+      ->group("Degrading clearing");
+}
+
 }  // namespace
 
 void define_options(CLI::App& app, Options& options) {
   define_durations(app, options);
   define_load(app, options);
+  define_degrading(app, options);
 }
 
 std::optional<std::string> finish_options(Options& options, const CLI::App& app) {
@@ -95,7 +153,11 @@ std::optional<std::string> finish_options(Options& options, const CLI::App& app)
     if (app.count("--seconds") == 0) options.seconds = 10;
     if (app.count("--latency-seconds") == 0) options.latency_seconds = 10;
     if (app.count("--ceiling-seconds") == 0) options.ceiling_seconds = 3;
+    if (app.count("--degrading-seconds") == 0) options.degrading_seconds = 10;
   }
+  if (options.degrading_only) options.degrading = true;
+  if (options.degrading_caps.size() > kDegradingCapsMax)
+    return fmt::format("--degrading-caps wants at most {} values", kDegradingCapsMax);
   if (options.latencies_ms.empty() || options.latencies_ms.size() > kLatenciesMax)
     return fmt::format("--latency-ms-list wants 1..{} values", kLatenciesMax);
   return std::nullopt;

@@ -20,6 +20,8 @@ constexpr int kSecondsMax = 3'600;
 constexpr int kLatencyMsMax = 10'000;
 constexpr std::size_t kLatenciesMax = 8;
 constexpr int kTransfersMax = 10'000'000;
+constexpr std::size_t kDegradingCapsMax = 16;
+constexpr int kDegradingCapMax = 4'096;  // the adapter's clearing.in_flight_max bound
 
 struct Options {
   std::string server_url;
@@ -49,6 +51,19 @@ struct Options {
   int fetch_wait_ms = 5;
   // Both relays' pacing under load (core-sim's and the adapter's), as shipped unless set.
   int relay_round_interval_ms = 50;
+  // The degrading clearing (phase 4, off unless --degrading): clearing-mock's capacity model
+  // (executors, execution time, thrashing past them), the adapter's adaptive limit against
+  // fixed caps, each a sustained run of degrading_seconds.
+  bool degrading = false;
+  bool degrading_only = false;  // skip phases 1-3
+  int degrading_capacity = 32;
+  int degrading_service_ms = 40;
+  int degrading_thrash_permille = 500;
+  int degrading_queue_max = 256;  // beyond, 503 OVERLOADED: an adaptive limit at 512 meets it
+  std::vector<int> degrading_caps{16, 32, 64, 128};
+  int degrading_seconds = 20;
+  double degrading_rate = 0;        // core-sim --rate; 0: 1.5 x what the executors carry
+  int degrading_constant_ms = 200;  // an adaptive run against a constant clearing; 0: none
 };
 
 // Every option on `app`, each with its limits, writing into `options`.

@@ -46,4 +46,16 @@ std::optional<double> metric(const std::string& text, const std::string& series)
   return std::nullopt;
 }
 
+std::optional<double> first_sample(const std::string& text, const std::string& name) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+    const char next = line[name.size()];
+    if (next != ' ' && next != '{') continue;
+    const auto space = line.rfind(' ');
+    return std::stod(line.substr(space + 1));
+  }
+  return std::nullopt;
+}
+
 }  // namespace clearing::bench::e2e

@@ -32,4 +32,7 @@ HttpAnswer http_get(int port, const std::string& path, const std::string& token)
 // The value of one Prometheus sample line `name{labels} value`; nothing when absent.
 std::optional<double> metric(const std::string& text, const std::string& series);
 
+// The value of the first sample of metric `name`, whatever its labels; nothing when absent.
+std::optional<double> first_sample(const std::string& text, const std::string& name);
+
 }  // namespace clearing::bench::e2e

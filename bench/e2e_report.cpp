@@ -137,6 +137,33 @@ void print_cpu_and_memory(const Sustained& r, double n) {
 
 }  // namespace
 
+namespace {
+
+// Phase 4's line of the header.
+void print_degrading_header(const Options& options) {
+  std::string caps;
+  for (const int cap : options.degrading_caps)
+    caps += (caps.empty() ? "" : ",") + std::to_string(cap);
+  fmt::print(
+      "  degrading clearing{}: clearing-mock --capacity {} --service-ms {} --thrash-permille {} "
+      "--queue-max {}, core-sim --rate {}; the adaptive limit, then fixed caps [{}]{}; {} s "
+      "windows\n",
+      options.degrading_only ? " only (phases 1-3 left out)" : "", options.degrading_capacity,
+      options.degrading_service_ms, options.degrading_thrash_permille, options.degrading_queue_max,
+      options.degrading_rate > 0
+          ? fmt::format("{:.0f}", options.degrading_rate)
+          : fmt::format("{:.0f} (1.5 x the knee)",
+                        kPublishOverClearingCap * degrading_knee_per_s(options)),
+      caps,
+      options.degrading_constant_ms > 0
+          ? fmt::format(", then adaptive against a constant {} ms clearing",
+                        options.degrading_constant_ms)
+          : std::string(),
+      options.degrading_seconds);
+}
+
+}  // namespace
+
 void print_header(const Options& options) {
   std::string latencies;
   for (const int l : options.latencies_ms)
@@ -163,6 +190,7 @@ void print_header(const Options& options) {
       latency_rates_text(options.latency_rates), options.latencies_ms.front(),
       options.ceiling_seconds, options.server_url.substr(0, options.server_url.rfind('/')));
   for (const auto& setting : options.config_set) fmt::print("  adapter config: {}\n", setting);
+  if (options.degrading) print_degrading_header(options);
   std::fflush(stdout);
 }
 
@@ -219,6 +247,107 @@ void print_ceiling(const Ceiling& ceiling, const Sustained& base) {
   fmt::print(
       "  counting only writing transactions ({:.2f} per transfer): bound {:.0f} transfers/s\n",
       writes_per_transfer, ceiling.per_s / writes_per_transfer);
+}
+
+namespace {
+
+// The limit's path as "t=1s 16, t=2s 24, t=3-9s 36": consecutive equal values run together.
+std::string limit_path_text(const std::vector<std::pair<double, double>>& path) {
+  std::string out;
+  for (std::size_t i = 0; i < path.size();) {
+    std::size_t j = i;
+    while (j + 1 < path.size() && path[j + 1].second == path[i].second) ++j;
+    const auto from = static_cast<long>(path[i].first + 0.5);
+    const auto to = static_cast<long>(path[j].first + 0.5);
+    out += fmt::format("{}t={}{}s {:.0f}", out.empty() ? "" : ", ", from,
+                       to == from ? std::string() : fmt::format("-{}", to), path[i].second);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string optional_count(const std::optional<std::int64_t>& n) {
+  return n ? std::to_string(*n) : std::string("?");
+}
+
+}  // namespace
+
+void print_degrading(const DegradingRun& run, const Options& options) {
+  const auto& setup = run.setup;
+  const auto clearing =
+      setup.constant_ms > 0
+          ? fmt::format("a constant {} ms clearing, no capacity limit", setup.constant_ms)
+          : fmt::format("capacity {} x {} ms, thrash {}‰, queue_max {}", options.degrading_capacity,
+                        options.degrading_service_ms, options.degrading_thrash_permille,
+                        options.degrading_queue_max);
+  const auto limiter = setup.adaptive
+                           ? fmt::format("adaptive limit, clearing.in_flight_max {}", setup.cap)
+                           : fmt::format("fixed cap {}", setup.cap);
+  fmt::print("\ndegrading clearing, {} ({}; {}), window {:.1f} s\n", setup.label, clearing, limiter,
+             run.window_s);
+  print_speed_probe(run.speed);
+  fmt::print("  resolved  {:>6.0f} transfers/s (by thirds: {}); requested {:.0f}/s ({})\n",
+             run.resolved_per_s,
+             run.resolved_per_s_by_third.size() == 3
+                 ? fmt::format("{:.0f}, {:.0f}, {:.0f}", run.resolved_per_s_by_third[0],
+                               run.resolved_per_s_by_third[1], run.resolved_per_s_by_third[2])
+                 : std::string("-"),
+             run.requested_per_s,
+             run.publish_rate > 0 ? fmt::format("core-sim --rate {:.0f}", run.publish_rate)
+                                  : std::string("core-sim as fast as it can"));
+  fmt::print("  open {} at the window's start -> {} at its end\n", run.backlog_start,
+             run.backlog_end);
+  fmt::print(
+      "  end to end, outcome applied in the window (the backlog's wait included): p50 {:.1f} ms  "
+      "p95 {:.1f} ms  p99 {:.1f} ms  max {:.1f} ms  (n={})\n",
+      run.latency.p50, run.latency.p95, run.latency.p99, run.latency.max, run.latency.count);
+  const auto call_mean =
+      run.submit_mean_ms ? fmt::format("{:.1f} ms", *run.submit_mean_ms) : std::string("?");
+  if (setup.constant_ms > 0)
+    fmt::print("  adapter's submit call mean in the window {}\n", call_mean);
+  else
+    fmt::print(
+        "  clearing-mock: 503 OVERLOADED in the window {}; executing peak {}, queued peak {} "
+        "(whole run); adapter's submit call mean in the window {}\n",
+        optional_count(run.overloaded_503), optional_count(run.executing_peak),
+        optional_count(run.queued_peak), call_mean);
+  if (setup.adaptive) {
+    if (run.limit_path.empty())
+      fmt::print("  limit path: the adapter exports no clearing_concurrency_limit gauge\n");
+    else
+      fmt::print("  limit path (s since core-sim started; window from t={:.0f}s): {}\n",
+                 run.window_from_s, limit_path_text(run.limit_path));
+  }
+  std::fflush(stdout);
+}
+
+void print_degrading_summary(const std::vector<DegradingRun>& runs,
+                             const std::vector<Sustained>& sustained, const Options& options) {
+  fmt::print(
+      "\ndegrading clearing (capacity {} x {} ms = {:.0f} calls/s at the knee, thrash {}‰, "
+      "queue_max {}; {} s windows)\n",
+      options.degrading_capacity, options.degrading_service_ms, degrading_knee_per_s(options),
+      options.degrading_thrash_permille, options.degrading_queue_max, options.degrading_seconds);
+  fmt::print("  {:<28} {:>11} {:>9} {:>9} {:>6} {:>13}  {}\n", "mode/cap", "transfers/s", "p50 ms",
+             "p99 ms", "503s", "call mean ms", "probe before/after ms");
+  for (const auto& r : runs)
+    fmt::print("  {:<28} {:>11.0f} {:>9.1f} {:>9.1f} {:>6} {:>13}  {:.0f}/{:.0f}\n", r.setup.label,
+               r.resolved_per_s, r.latency.p50, r.latency.p99, optional_count(r.overloaded_503),
+               r.submit_mean_ms ? fmt::format("{:.1f}", *r.submit_mean_ms) : std::string("?"),
+               r.speed.before_ms, r.speed.after_ms);
+  const auto zero = std::find_if(sustained.begin(), sustained.end(),
+                                 [](const Sustained& s) { return s.latency_ms == 0; });
+  for (const auto& r : runs) {
+    if (r.setup.constant_ms == 0) continue;
+    if (zero == sustained.end() || zero->resolved_per_s <= 0)
+      fmt::print("  {}: {:.0f}/s (no sustained 0 ms run to compare with)\n", r.setup.label,
+                 r.resolved_per_s);
+    else
+      fmt::print("  {}: {:.0f}/s = {:.0f}% of the sustained 0 ms rate ({:.0f}/s)\n", r.setup.label,
+                 r.resolved_per_s, 100.0 * r.resolved_per_s / zero->resolved_per_s,
+                 zero->resolved_per_s);
+  }
+  std::fflush(stdout);
 }
 
 std::string latency_rates_text(const std::vector<double>& rates) {

@@ -112,7 +112,7 @@ void record_cpu(Sustained& out, const CpuSample& start, const CpuSample& end) {
 // drain, and the whole run's figures once the processes stopped.
 class SustainedRun {
  public:
-  SustainedRun(const Options& options, int latency_ms, ServerProbe& server);
+  SustainedRun(const Options& options, const SustainedSpec& spec, ServerProbe& server);
 
   Sustained run() {
     start_load();
@@ -137,7 +137,11 @@ class SustainedRun {
   void check_resolved_exactly_once();
   void finish();
 
+  // Calls the spec's on_sample hook (every sample until the window ends).
+  void sampled();
+
   const Options& options_;
+  const SustainedSpec& spec_;
   ServerProbe& server_;
   const std::string label_;
   const bool timed_;
@@ -151,22 +155,31 @@ class SustainedRun {
   std::unique_ptr<PipelineProbe> probe_;
 };
 
-SustainedRun::SustainedRun(const Options& options, int latency_ms, ServerProbe& server)
+SustainedRun::SustainedRun(const Options& options, const SustainedSpec& spec, ServerProbe& server)
     : options_(options),
+      spec_(spec),
       server_(server),
-      label_(fmt::format("sustained {} ms", latency_ms)),
+      label_(spec.label),
       timed_(options.transfers == 0),
-      system_(start_system(options, label_, fmt::format("sustained_{}ms", latency_ms), latency_ms)),
+      system_(start_system(options, label_, spec.slug, spec.latency_ms, spec.extras)),
       s_(*system_),
       databases_{s_.adapter_database, s_.core_database},
       at_begin_(server.counters(databases_)) {
-  out_.latency_ms = latency_ms;
+  out_.latency_ms = spec.latency_ms;
   out_.publish_rate = options.load_rate;
-  if (latency_ms > 0) {
-    out_.clearing_cap_per_s = 1000.0 * s_.calls_in_flight_max / latency_ms;
+  if (spec.latency_ms > 0) {
+    out_.clearing_cap_per_s = 1000.0 * s_.calls_in_flight_max / spec.latency_ms;
     out_.held_at_cap = options.load_rate == 0;
     if (out_.held_at_cap) out_.publish_rate = kPublishOverClearingCap * out_.clearing_cap_per_s;
   }
+  if (spec.publish_rate) {
+    out_.publish_rate = *spec.publish_rate;
+    out_.held_at_cap = false;
+  }
+}
+
+void SustainedRun::sampled() {
+  if (spec_.on_sample) spec_.on_sample(s_, seconds_since(begun_));
 }
 
 void SustainedRun::start_load() {
@@ -182,9 +195,14 @@ void SustainedRun::start_load() {
 
 void SustainedRun::warm_up() {
   sample_until(
-      s_, *core_, *probe_, "warm-up", begun_, [](const Pipeline& p) { return p.resolved > 0; },
+      s_, *core_, *probe_, "warm-up", begun_,
+      [this](const Pipeline& p) {
+        sampled();
+        return p.resolved > 0;
+      },
       std::chrono::duration_cast<std::chrono::seconds>(kFirstOutcomeTimeout), false);
   std::this_thread::sleep_for(kWarmupAfterFirstOutcome);
+  sampled();
 }
 
 WindowStart SustainedRun::begin_window() {
@@ -199,6 +217,7 @@ WindowStart SustainedRun::begin_window() {
   start.cpu = cpu_sample(s_, core_.get());
   out_.adapter_connections = server_.connections(s_.adapter_database);
   out_.core_connections = server_.connections(s_.core_database);
+  if (spec_.on_window_start) spec_.on_window_start(s_);
   progress(
       fmt::format("[{}] warm-up over after {:.1f} s: measuring {}", label_, out_.warmup_s,
                   timed_ ? fmt::format("for {} s", options_.seconds)
@@ -216,6 +235,7 @@ Pipeline SustainedRun::sample_window(const WindowStart& start, Series& series) {
       s_, *core_, *probe_, "window", start.at,
       [&](const Pipeline& c) {
         series.emplace_back(seconds_since(start.at), c.resolved);
+        sampled();
         // Connections grow with load: keep the largest count seen.
         out_.adapter_connections =
             std::max(out_.adapter_connections, server_.connections(s_.adapter_database));
@@ -239,6 +259,7 @@ void SustainedRun::end_window(const WindowStart& start, const Pipeline& end, con
                         probe_->core_queries() - start.core_queries,
                         probe_->adapter_queries() - start.adapter_queries);
   record_cpu(out_, start.cpu, end_cpu);
+  if (spec_.on_window_end) spec_.on_window_end(s_);
   progress(fmt::format(
       "[{}] window over: {:.0f} requested/s, {:.0f} resolved/s over {:.1f} s; backlog {} -> {}",
       label_, out_.requested_per_s, out_.resolved_per_s, out_.window_s, out_.backlog_start,
@@ -315,7 +336,14 @@ void SustainedRun::finish() {
 }  // namespace
 
 Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& server) {
-  return SustainedRun(options, latency_ms, server).run();
+  const SustainedSpec spec{.label = fmt::format("sustained {} ms", latency_ms),
+                           .slug = fmt::format("sustained_{}ms", latency_ms),
+                           .latency_ms = latency_ms};
+  return run_sustained(options, spec, server);
+}
+
+Sustained run_sustained(const Options& options, const SustainedSpec& spec, ServerProbe& server) {
+  return SustainedRun(options, spec, server).run();
 }
 
 }  // namespace clearing::bench::e2e

@@ -9,6 +9,7 @@
 // outlasts its limit or a transfer does not resolve exactly once.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include "e2e_common.hpp"
 #include "e2e_database.hpp"
 #include "e2e_options.hpp"
+#include "e2e_system.hpp"
 
 namespace clearing::bench::e2e {
 
@@ -61,5 +63,22 @@ struct Sustained {
 // One sustained run at `latency_ms` (its own system and databases); `server` reads the
 // server's counters around it.
 Sustained run_sustained(const Options& options, int latency_ms, ServerProbe& server);
+
+// A run of another phase on the sustained run's steps (the degrading clearing's): its own
+// label, databases, system settings and publishing rate, and what it reads from the running
+// system on the way. Each hook is optional.
+struct SustainedSpec {
+  std::string label, slug;
+  int latency_ms = 0;
+  SystemExtras extras;
+  std::optional<double> publish_rate;  // core-sim --rate; unset: as the sustained phase
+  // Every sample (about once a second) from core-sim's start to the window's end, with the
+  // seconds since core-sim started.
+  std::function<void(System&, double)> on_sample;
+  // At the window's start, and at its end before the drain.
+  std::function<void(System&)> on_window_start, on_window_end;
+};
+
+Sustained run_sustained(const Options& options, const SustainedSpec& spec, ServerProbe& server);
 
 }  // namespace clearing::bench::e2e

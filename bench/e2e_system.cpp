@@ -49,7 +49,8 @@ void apply_config_setting(nlohmann::json& config, const std::string& setting) {
 }
 
 // kafka-mock and clearing-mock, each up (its first line read); clearing-mock's address.
-std::string start_mocks(System& s, const Options& options, int latency_ms) {
+std::string start_mocks(System& s, const Options& options, int latency_ms,
+                        const std::vector<std::string>& mock_flags) {
   s.kafka = std::make_unique<Process>(support::kafka_mock_argv(KAFKA_MOCK),
                                       std::map<std::string, std::string>{}, true);
   s.bootstrap = after(s.kafka->read_line(), "bootstrap ", *s.kafka, "kafka-mock");
@@ -59,13 +60,16 @@ std::string start_mocks(System& s, const Options& options, int latency_ms) {
                                                   .seed = std::nullopt,
                                                   .latency_ms = latency_ms,
                                                   .threads = options.mock_threads,
-                                                  .more = {}}));
-  return after(s.mock->read_line(), "listening ", *s.mock, "clearing-mock");
+                                                  .more = mock_flags}));
+  auto address = after(s.mock->read_line(), "listening ", *s.mock, "clearing-mock");
+  s.mock_port = std::stoi(address.substr(address.rfind(':') + 1));
+  return address;
 }
 
 // config/dk.json as shipped, logs at warn (one line per call would be measured too), written
 // to s.config_path.
-void write_adapter_config(System& s, const Options& options, const std::string& slug) {
+void write_adapter_config(System& s, const Options& options, const std::string& slug,
+                          const std::vector<std::string>& run_settings) {
   std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
   auto config = nlohmann::json::parse(in);
   config["log_level"] = "warn";
@@ -74,6 +78,7 @@ void write_adapter_config(System& s, const Options& options, const std::string& 
   apply_config_setting(
       config, fmt::format("kafka.relay_round_interval_min_ms={}", options.relay_round_interval_ms));
   for (const auto& setting : options.config_set) apply_config_setting(config, setting);
+  for (const auto& setting : run_settings) apply_config_setting(config, setting);
   s.config_path = fmt::format("/tmp/bench-e2e-{}-{}.json", getpid(), slug);
   std::ofstream(s.config_path) << config.dump(2);
   s.calls_in_flight_max = std::min(config.at("clearing").at("in_flight_max").get<int>(),
@@ -139,6 +144,14 @@ std::vector<std::string> System::core_sim(std::int64_t transfers, double rate, i
                                            .api_token = kApiToken});
 }
 
+nlohmann::json System::mock_stats() const {
+  const auto answer = http_get(mock_port, "/admin/stats", kClearingToken);
+  if (answer.status != 200) return nullptr;
+  auto stats = nlohmann::json::parse(answer.body, nullptr, false);
+  if (stats.is_discarded()) return nullptr;
+  return stats;
+}
+
 void System::stop() {
   if (adapter) {
     adapter->signal(SIGTERM);
@@ -158,7 +171,8 @@ void System::stop() {
 }
 
 std::unique_ptr<System> start_system(const Options& options, const std::string& label,
-                                     const std::string& slug, int latency_ms) {
+                                     const std::string& slug, int latency_ms,
+                                     const SystemExtras& extras) {
   auto s = std::make_unique<System>();
   s->label = label;
   s->fetch_wait_ms = options.fetch_wait_ms;
@@ -168,11 +182,11 @@ std::unique_ptr<System> start_system(const Options& options, const std::string& 
   s->adapter_url = support::fresh_database(options.server_url, s->adapter_database);
   s->core_url = support::fresh_database(options.server_url, s->core_database);
 
-  const auto mock_address = start_mocks(*s, options, latency_ms);
+  const auto mock_address = start_mocks(*s, options, latency_ms, extras.mock_flags);
   const auto ports = support::free_ports(2);
   s->adapter_port = ports[0];
   s->core_port = ports[1];
-  write_adapter_config(*s, options, slug);
+  write_adapter_config(*s, options, slug, extras.config_set);
   const auto begun = start_adapter(*s, mock_address);
   progress(fmt::format(
       "[{}] kafka-mock pid {}, clearing-mock pid {} (latency {} ms), adapter pid {} ready after "

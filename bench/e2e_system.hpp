@@ -27,12 +27,19 @@ namespace clearing::bench::e2e {
 
 using processes::Process;
 
+// What one run sets beyond the options: clearing-mock flags after its usual ones, and adapter
+// config keys ("a.b=value") applied after --config-set (the run's own settings win).
+struct SystemExtras {
+  std::vector<std::string> mock_flags;
+  std::vector<std::string> config_set;
+};
+
 struct System {
   std::string label;
   std::string adapter_database, core_database;  // names
   std::string adapter_url, core_url;
   std::string bootstrap;
-  int adapter_port = 0, core_port = 0;
+  int adapter_port = 0, core_port = 0, mock_port = 0;
   int fetch_wait_ms = 0;  // core-sim --fetch-wait-ms
   int relay_round_interval_ms =
       0;  // core-sim --relay-round-interval-ms (start_system sets it from Options)
@@ -54,13 +61,17 @@ struct System {
   std::vector<std::string> core_sim(std::int64_t transfers, double rate, int batch,
                                     int accounts) const;
 
+  // clearing-mock's GET /admin/stats; null when it does not answer.
+  nlohmann::json mock_stats() const;
+
   // SIGTERM to the adapter and clearing-mock, "quit" to kafka-mock; each waited for.
   void stop();
 };
 
 // A system on databases e2e_adapter_<slug> and e2e_core_<slug>, its adapter ready (/readyz).
 std::unique_ptr<System> start_system(const Options& options, const std::string& label,
-                                     const std::string& slug, int latency_ms);
+                                     const std::string& slug, int latency_ms,
+                                     const SystemExtras& extras = {});
 
 // Starts core-sim and waits for its first line (it has migrated and opened its accounts).
 std::unique_ptr<Process> start_core(std::vector<std::string> argv);
