@@ -325,19 +325,23 @@ struct ClearingClient::Impl {
     if (change == LimitChange::none) return;
     const int after = limiter->limit();
     limit_now = after;
+    // A probe's halving and restoring are neither raise nor cut: the limit learnt stays.
+    const bool probe = change == LimitChange::probing || change == LimitChange::probed;
     update_stats([&](ClientStats& s) {
       s.concurrency_limit = after;
+      if (probe || after == before) return;
       ++(after > before ? s.concurrency_limit_raises : s.concurrency_limit_cuts);
     });
-    // Every change at debug level; at info when it moved a quarter or more since the last
-    // one logged there, so that a limit settling at the clearing's knee is quiet.
+    // Every change at debug level; at info when the limit learnt moved a quarter or more
+    // since the last one logged there, so that a limit settling at the clearing's knee (and
+    // its probes) is quiet.
     const auto& window = limiter->last_window();
-    const bool notable = std::abs(after - logged_limit) >= std::max(2, logged_limit / 4);
+    const bool notable = !probe && std::abs(after - logged_limit) >= std::max(2, logged_limit / 4);
     if (notable) logged_limit = after;
     logger->log(notable ? spdlog::level::info : spdlog::level::debug,
                 "clearing_concurrency_limit from={} to={} reason={} rtt_ms={:.1f} "
-                "baseline_ms={:.1f} queued={:.1f} in_flight_max={} answers={} drops={}",
-                before, after, to_string(change), window.rtt_ms, window.baseline_ms, window.queued,
+                "baseline_ms={:.1f} in_flight_max={} answers={} drops={}",
+                before, after, to_string(change), window.rtt_ms, window.baseline_ms,
                 window.in_flight_max, window.answers, window.drops);
     if (after > before) grant_waiters();
   }

@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 namespace clearing::clearing_client {
 namespace {
 
-constexpr double kNoSample = std::numeric_limits<double>::infinity();
+using Ms = std::chrono::duration<double, std::milli>;
 
 LimiterOptions shaped(LimiterOptions o) {
   o.min_limit = std::max(1, o.min_limit);
@@ -17,7 +16,9 @@ LimiterOptions shaped(LimiterOptions o) {
   o.initial_limit = std::clamp(o.initial_limit, o.min_limit, o.max_limit);
   o.window_samples_min = std::max(1, o.window_samples_min);
   o.drop_backoff = std::clamp(o.drop_backoff, 0.1, 0.99);
-  o.beta = std::max(o.alpha, o.beta);
+  o.grow_below = std::max(1.0, o.grow_below);
+  o.shrink_above = std::max(o.grow_below, o.shrink_above);
+  o.rtt_floor_ms = std::max(0.0, o.rtt_floor_ms);
   return o;
 }
 
@@ -33,40 +34,44 @@ std::string_view to_string(LimitChange change) noexcept {
       return "shrank_latency";
     case LimitChange::shrank_drops:
       return "shrank_drops";
+    case LimitChange::probing:
+      return "probing";
+    case LimitChange::probed:
+      return "probed";
   }
   return "none";
 }
 
 ConcurrencyLimiter::ConcurrencyLimiter(LimiterOptions options, Time now)
     : options_(shaped(options)),
+      min_(options_.min_limit),
       limit_(options_.initial_limit),
-      window_start_(now),
-      bucket_start_(now),
-      bucket_min_ms_(kNoSample),
-      previous_bucket_min_ms_(kNoSample) {}
+      baseline_at_(now),
+      window_start_(now) {}
 
-double ConcurrencyLimiter::baseline() const {
-  return std::min(bucket_min_ms_, previous_bucket_min_ms_);
+void ConcurrencyLimiter::reset_window(Time now) {
+  window_start_ = now;
+  answers_ = 0;
+  drops_ = 0;
+  rtt_sum_ms_ = 0;
+  in_flight_max_ = 0;
 }
 
 LimitChange ConcurrencyLimiter::on_answer(Time now, double rtt_ms, int in_flight, bool dropped) {
+  rtt_ms = std::max(0.0, rtt_ms);
+  // While probing, only the calls started at the halved limit measure the baseline.
+  if (probing_ && now - std::chrono::duration_cast<Time::duration>(Ms(rtt_ms)) < probe_started_) {
+    return LimitChange::none;
+  }
   if (dropped) {
     // A drop's round trip says nothing of the clearing's latency (a 503 comes back at once,
-    // a timeout after the deadline): it neither moves the baseline nor the window's mean.
+    // a timeout after the deadline): it does not count in the window's mean.
     ++drops_;
   } else {
-    rtt_ms = std::max(0.0, rtt_ms);
-    if (now - bucket_start_ >= options_.baseline_window / 2) {
-      previous_bucket_min_ms_ = bucket_min_ms_;
-      bucket_min_ms_ = kNoSample;
-      bucket_start_ = now;
-    }
-    bucket_min_ms_ = std::min(bucket_min_ms_, rtt_ms);
     ++answers_;
     rtt_sum_ms_ += rtt_ms;
   }
   in_flight_max_ = std::max(in_flight_max_, in_flight);
-  using Ms = std::chrono::duration<double, std::milli>;
   const Ms length = std::max(Ms(options_.window_min), Ms(window_rtt_ms_));
   if (now - window_start_ < length || answers_ + drops_ < options_.window_samples_min) {
     return LimitChange::none;
@@ -74,51 +79,80 @@ LimitChange ConcurrencyLimiter::on_answer(Time now, double rtt_ms, int in_flight
   return close_window(now);
 }
 
+LimitChange ConcurrencyLimiter::close_probe(Time now, double mean_ms) {
+  probing_ = false;
+  if (drops_ == 0 && answers_ > 0) {
+    baseline_ms_ = std::max(options_.rtt_floor_ms, mean_ms);
+    baseline_at_ = now;
+  }
+  // A drop during the probe: the limit it returns to is cut, and the baseline stays.
+  if (drops_ > 0) {
+    limit_ = std::max(min_, static_cast<int>(std::floor(limit_ * options_.drop_backoff)));
+    reset_window(now);
+    return LimitChange::shrank_drops;
+  }
+  reset_window(now);
+  return LimitChange::probed;
+}
+
 LimitChange ConcurrencyLimiter::close_window(Time now) {
   Window window;
   window.answers = answers_;
   window.drops = drops_;
   window.in_flight_max = in_flight_max_;
-  int next = limit_;
-  auto change = LimitChange::none;
-  if (drops_ > 0) {
-    slow_start_ = false;
-    next =
-        std::max(options_.min_limit, static_cast<int>(std::floor(limit_ * options_.drop_backoff)));
-    change = LimitChange::shrank_drops;
-  }
   if (answers_ > 0) {
     window.rtt_ms = rtt_sum_ms_ / answers_;
-    window.baseline_ms = std::max(options_.rtt_floor_ms, baseline());
-    if (window.rtt_ms > window.baseline_ms) {
-      window.queued = in_flight_max_ * (1.0 - window.baseline_ms / window.rtt_ms);
-    }
     window_rtt_ms_ = window.rtt_ms;
   }
-  if (drops_ == 0 && answers_ > 0) {
-    if (window.queued > options_.beta) {
-      slow_start_ = false;
-      const double executing = in_flight_max_ * window.baseline_ms / window.rtt_ms;
-      const int target = static_cast<int>(std::lround(executing + options_.beta));
-      next = std::max({options_.min_limit, limit_ / 2, std::min(limit_, target)});
-      change = LimitChange::shrank_latency;
-    } else if (window.queued < options_.alpha && 2 * in_flight_max_ >= limit_) {
-      // Only a limit in use grows: a quiet hour must not leave a limit the clearing never saw.
-      const int step = slow_start_
-                           ? limit_
-                           : std::max(1, static_cast<int>(std::sqrt(static_cast<double>(limit_))));
-      next = std::min(options_.max_limit, limit_ + step);
-      change = LimitChange::grew;
-    }
+  if (probing_) {
+    const auto change = close_probe(now, window.rtt_ms);
+    window.baseline_ms = baseline_ms_;
+    last_ = window;
+    return change;
   }
-  if (next == limit_) change = LimitChange::none;
+  // The first window sets the baseline; a faster one lowers it at once.
+  if (answers_ > 0 && (baseline_ms_ == 0 || window.rtt_ms < baseline_ms_)) {
+    baseline_ms_ = std::max(options_.rtt_floor_ms, window.rtt_ms);
+    baseline_at_ = now;
+  }
+  window.baseline_ms = baseline_ms_;
+  int next = limit_;
+  auto change = LimitChange::none;
+  const double ratio = answers_ > 0 ? window.rtt_ms / baseline_ms_ : 1.0;
+  if (drops_ > 0) {
+    slow_start_ = false;
+    next = std::max(min_, static_cast<int>(std::floor(limit_ * options_.drop_backoff)));
+    change = LimitChange::shrank_drops;
+  } else if (answers_ > 0 && ratio > options_.shrink_above) {
+    slow_start_ = false;
+    const double settle = (options_.grow_below + options_.shrink_above) / 2;
+    const int target = static_cast<int>(std::lround(limit_ * settle / ratio));
+    next = std::max({min_, limit_ / 2, std::min(limit_, target)});
+    change = LimitChange::shrank_latency;
+  } else if (answers_ > 0 && ratio <= options_.grow_below && 2 * in_flight_max_ >= limit_) {
+    // Only a limit in use grows: a quiet hour must not leave a limit the clearing never saw.
+    const int step = slow_start_
+                         ? limit_
+                         : std::max(1, static_cast<int>(std::sqrt(static_cast<double>(limit_))));
+    next = std::min(options_.max_limit, limit_ + step);
+    change = LimitChange::grew;
+  }
+  if (next == limit_ && change != LimitChange::none) change = LimitChange::none;
   limit_ = next;
   last_ = window;
-  window_start_ = now;
-  answers_ = 0;
-  drops_ = 0;
-  rtt_sum_ms_ = 0;
-  in_flight_max_ = 0;
+  reset_window(now);
+  // Time for a fresh baseline, unless latency holds (then the baseline cannot mislead).
+  if ((change == LimitChange::none || change == LimitChange::shrank_latency) &&
+      ratio > options_.grow_below && now - baseline_at_ >= options_.probe_interval) {
+    if (probe_limit() < limit_) {
+      probing_ = true;
+      probe_started_ = now;
+      return change == LimitChange::none ? LimitChange::probing : change;
+    }
+    // At the least limit there is nothing to halve: this window was the probe.
+    baseline_ms_ = std::max(options_.rtt_floor_ms, window.rtt_ms);
+    baseline_at_ = now;
+  }
   return change;
 }
 

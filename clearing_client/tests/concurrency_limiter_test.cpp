@@ -9,6 +9,7 @@
 #include <cmath>
 #include <deque>
 #include <queue>
+#include <random>
 #include <vector>
 
 namespace clearing::clearing_client {
@@ -36,21 +37,26 @@ double feed(ConcurrencyLimiter& limiter, double start_ms, int count, double gap_
 
 // A clearing as a queue model: `capacity` calls execute at once, each for service_ms
 // (longer by thrash x queued / capacity when calls wait as it starts); the others wait in
-// FIFO order. The client keeps min(limit, demand) calls on the wire.
+// FIFO order. Each answer then takes up to overhead_ms more on our side (uniform, seeded):
+// time the call holds a slot but no executor. The client keeps min(limit, demand) calls on
+// the wire.
 struct SimulatedClearing {
   int capacity = 32;  // 0: unlimited
   double service_ms = 40;
   double thrash = 0;
+  double overhead_ms = 0;
   int demand = 1'000'000;  // calls the client has to make at once
 
   struct Call {
     double submitted_ms;
     int in_flight;
   };
-  struct Done {
+  enum class Kind { executed, answered };
+  struct Event {
     double at_ms;
+    Kind kind;
     Call call;
-    bool operator>(const Done& other) const { return at_ms > other.at_ms; }
+    bool operator>(const Event& other) const { return at_ms > other.at_ms; }
   };
 
   struct Result {
@@ -61,51 +67,59 @@ struct SimulatedClearing {
     double rtt_mean_ms = 0;
   };
 
-  // Runs for total_ms of simulated time and measures the last measure_ms of it.
-  Result run(ConcurrencyLimiter& limiter, double total_ms, double measure_ms, bool fixed = false,
+  // Runs for total_ms of simulated time and measures the last measure_ms of it; with
+  // fixed_limit > 0 the limiter is not consulted.
+  Result run(ConcurrencyLimiter& limiter, double total_ms, double measure_ms,
              int fixed_limit = 0) const {
-    std::priority_queue<Done, std::vector<Done>, std::greater<>> executing;
+    std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
     std::deque<Call> waiting;
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<double> overhead(0, overhead_ms);
     int in_flight = 0;
+    int executing = 0;
     double now = 0;
     Result result;
     double limit_sum = 0;
     double rtt_sum = 0;
     auto start = [&](Call call) {
+      ++executing;
       const double queued = static_cast<double>(waiting.size());
       const double slowdown = capacity > 0 ? 1 + thrash * queued / capacity : 1;
-      executing.push(Done{now + service_ms * slowdown, call});
+      events.push(Event{now + service_ms * slowdown, Kind::executed, call});
     };
-    auto submit = [&] {
-      ++in_flight;
-      Call call{now, in_flight};
-      if (capacity == 0 || static_cast<int>(executing.size()) < capacity) {
-        start(call);
-      } else {
-        waiting.push_back(call);
-      }
-    };
+    auto limit = [&] { return fixed_limit > 0 ? fixed_limit : limiter.limit(); };
     while (now < total_ms) {
-      const int limit = fixed ? fixed_limit : limiter.limit();
-      while (in_flight < std::min(limit, demand)) submit();
-      const Done done = executing.top();
-      executing.pop();
-      now = done.at_ms;
-      --in_flight;
-      const double rtt = now - done.call.submitted_ms;
-      if (!fixed) limiter.on_answer(at_ms(now), rtt, done.call.in_flight, false);
-      if (!waiting.empty()) {
-        const Call next = waiting.front();
-        waiting.pop_front();
-        start(next);
+      while (in_flight < std::min(limit(), demand)) {
+        ++in_flight;
+        const Call call{now, in_flight};
+        if (capacity == 0 || executing < capacity) {
+          start(call);
+        } else {
+          waiting.push_back(call);
+        }
       }
+      const Event event = events.top();
+      events.pop();
+      now = event.at_ms;
+      if (event.kind == Kind::executed) {
+        --executing;
+        events.push(Event{now + overhead(rng), Kind::answered, event.call});
+        if (!waiting.empty()) {
+          const Call next = waiting.front();
+          waiting.pop_front();
+          start(next);
+        }
+        continue;
+      }
+      --in_flight;
+      const double rtt = now - event.call.submitted_ms;
+      if (fixed_limit == 0) limiter.on_answer(at_ms(now), rtt, event.call.in_flight, false);
       if (now >= total_ms - measure_ms) {
         ++result.completed;
-        const int current = fixed ? fixed_limit : limiter.limit();
-        limit_sum += current;
+        limit_sum += limit();
         rtt_sum += rtt;
-        result.limit_min = std::min(result.limit_min, current);
-        result.limit_max = std::max(result.limit_max, current);
+        result.limit_min = std::min(result.limit_min, limit());
+        result.limit_max = std::max(result.limit_max, limit());
       }
     }
     if (result.completed > 0) {
@@ -113,6 +127,16 @@ struct SimulatedClearing {
       result.rtt_mean_ms = rtt_sum / result.completed;
     }
     return result;
+  }
+
+  // The calls completed in the measured part with each fixed cap.
+  std::vector<int> with_caps(std::initializer_list<int> caps) const {
+    std::vector<int> completed;
+    for (int cap : caps) {
+      ConcurrencyLimiter unused(LimiterOptions{});
+      completed.push_back(run(unused, 120'000, 60'000, cap).completed);
+    }
+    return completed;
   }
 };
 
@@ -157,17 +181,15 @@ TEST_CASE("while latency holds and the limit is in use it doubles, then grows by
     path.push_back(limiter.limit());
   }
   CHECK(path == std::vector<int>{32, 64, 128});
-  // A window with calls queued ends slow start ...
+  CHECK(limiter.baseline_ms() == 200);
+  // A window with calls queued (266.7 ms on average: a third above the baseline) ends slow
+  // start ...
   now = feed(limiter, now, 20, 20, 400, 128);
-  CHECK(limiter.limit() < 128);
   const int after_queueing = limiter.limit();
+  CHECK(after_queueing < 128);
   // ... and growth goes on by the square root.
-  // (The first window after it still holds the last slow answer.)
-  now = feed(limiter, now, 20, 20, 200, after_queueing);
-  const int held = limiter.limit();
-  CHECK(held <= after_queueing);
-  feed(limiter, now, 11, 20, 200, held);
-  CHECK(limiter.limit() == held + static_cast<int>(std::sqrt(held)));
+  feed(limiter, now, 20, 20, 200, after_queueing);
+  CHECK(limiter.limit() == after_queueing + static_cast<int>(std::sqrt(after_queueing)));
 }
 
 TEST_CASE("a limit not in use does not grow") {
@@ -180,41 +202,41 @@ TEST_CASE("a limit not in use does not grow") {
   CHECK(limiter.limit() == 128);
 }
 
-TEST_CASE("latency above the baseline by more than beta calls' worth shrinks the limit") {
+TEST_CASE("latency above shrink_above x the baseline brings the limit down, at most by half") {
   ConcurrencyLimiter limiter(options_between(4, 512, 64));
   double now = feed(limiter, 0, 20, 10, 40, 32);  // baseline 40 ms; 32 of 64 in use: grows
   REQUIRE(limiter.limit() == 128);
-  // 128 on the wire, answers take 80 ms: half of them queued (64 > beta). The limit comes down
-  // to what the clearing executed (64) plus beta, at most by half.
-  now = feed(limiter, now, 20, 10, 80, 128);
-  CHECK(limiter.limit() == 70);
-  CHECK(limiter.last_window().queued == doctest::Approx(64));
+  // Answers take twice the baseline: down to the limit that would bring them to 1.2 x the
+  // baseline, 128 x 1.2 / 2 = 77.
+  now = feed(limiter, now, 10, 10, 80, 128);
+  CHECK(limiter.limit() == 77);
+  CHECK(limiter.last_window().rtt_ms == doctest::Approx(80));
   CHECK(limiter.last_window().baseline_ms == doctest::Approx(40));
   // Far worse: it halves at most per window.
-  feed(limiter, now, 20, 10, 4'000, 70);
-  CHECK(limiter.limit() == 35);
+  feed(limiter, now, 10, 10, 4'000, 77);
+  CHECK(limiter.limit() == 38);
 }
 
-TEST_CASE("with between alpha and beta calls queued the limit holds") {
+TEST_CASE("between grow_below and shrink_above the limit holds") {
   ConcurrencyLimiter limiter(options_between(4, 512, 35));
   // A baseline of 40 ms, seen with a limit not in use (10 of 35: no growth).
   double now = feed(limiter, 0, 10, 10, 40, 10);
   REQUIRE(limiter.limit() == 35);
-  // 35 on the wire at 45.9 ms: 35 x (1 - 40 / 45.9) = 4.5 calls queued, within [3, 6].
-  feed(limiter, now, 10, 10, 45.9, 35);
-  CHECK(limiter.last_window().queued == doctest::Approx(4.5).epsilon(0.01));
+  // 35 on the wire at 48 ms: 1.2 x the baseline.
+  feed(limiter, now, 10, 10, 48, 35);
+  CHECK(limiter.last_window().rtt_ms == doctest::Approx(48));
   CHECK(limiter.limit() == 35);
 }
 
-TEST_CASE("round trips under rtt_floor_ms count as no queueing") {
+TEST_CASE("the baseline is never below rtt_floor_ms") {
   ConcurrencyLimiter limiter(options_between(4, 512, 16));
-  // A clearing answering in 0.5 ms, slowed to 8 ms by this machine's own load: under the
-  // 10 ms floor, so nothing is taken as queued and the limit in use keeps growing.
+  // A clearing answering in 0.5 ms, slowed to 8 ms by this machine's own load: both under
+  // the 10 ms floor, so the latency holds and the limit in use keeps growing.
   double now = feed(limiter, 0, 10, 10, 0.5, 16);
   REQUIRE(limiter.limit() == 32);
   feed(limiter, now, 10, 10, 8, 32);
   CHECK(limiter.limit() == 64);
-  CHECK(limiter.last_window().queued == 0);
+  CHECK(limiter.last_window().baseline_ms == 10);
 }
 
 TEST_CASE("drops shrink the limit by drop_backoff, never below min_limit") {
@@ -232,12 +254,38 @@ TEST_CASE("drops shrink the limit by drop_backoff, never below min_limit") {
   CHECK(limiter.last_window().baseline_ms == doctest::Approx(40));
 }
 
+TEST_CASE("a probe halves the limit for one window and measures the baseline afresh") {
+  LimiterOptions o = options_between(4, 512, 64);
+  ConcurrencyLimiter limiter(o);
+  double now = feed(limiter, 0, 10, 10, 40, 20);  // baseline 40 ms, limit not in use
+  REQUIRE(limiter.limit() == 64);
+  // 15 s at 1.2 x the baseline, the limit in use: it holds, then probes.
+  auto change = LimitChange::none;
+  while (change != LimitChange::probing && now < 20'000) {
+    now += 10;
+    change = limiter.on_answer(at_ms(now), 48, 64, false);
+  }
+  REQUIRE(change == LimitChange::probing);
+  CHECK(now >= 15'000);
+  CHECK(limiter.limit() == 32);
+  // An answer to a call started before the probe does not count ...
+  CHECK(limiter.on_answer(at_ms(now + 1), 1'000, 64, false) == LimitChange::none);
+  // ... the calls started at the halved limit do, and their mean is the new baseline.
+  for (int i = 0; i < 9; ++i) {
+    CHECK(limiter.on_answer(at_ms(now + 50 + 10 * i), 44, 32, false) == LimitChange::none);
+  }
+  CHECK(limiter.on_answer(at_ms(now + 150), 44, 32, false) == LimitChange::probed);
+  CHECK(limiter.limit() == 64);
+  CHECK(limiter.baseline_ms() == doctest::Approx(44));
+}
+
 TEST_CASE("against a constant 200 ms clearing the limit climbs to max_limit") {
   ConcurrencyLimiter limiter(options_between(4, 512, 16));
   SimulatedClearing clearing;
   clearing.capacity = 0;
   clearing.service_ms = 200;
   const auto result = clearing.run(limiter, 20'000, 10'000);
+  CHECK(result.limit_max == 512);
   CHECK(result.limit_min == 512);
   // 512 calls of 200 ms: 2,560 a second.
   CHECK(result.completed == doctest::Approx(25'600).epsilon(0.01));
@@ -252,38 +300,57 @@ TEST_CASE("against a clearing of 32 executors the limit settles at its knee") {
   const auto adaptive = clearing.run(limiter, 120'000, 60'000);
   INFO("limit mean " << adaptive.limit_mean << " [" << adaptive.limit_min << ", "
                      << adaptive.limit_max << "], rtt " << adaptive.rtt_mean_ms);
-  // The knee is 32: the limit stays near it, never where the clearing thrashes.
+  // The knee is 32: the limit stays near it (a probe halves it for a window now and then),
+  // never where the clearing thrashes.
   CHECK(adaptive.limit_mean >= 28);
-  CHECK(adaptive.limit_mean <= 48);
+  CHECK(adaptive.limit_mean <= 44);
   CHECK(adaptive.limit_max <= 64);
-
   // Fixed caps for comparison: 32 is the best; the limiter carries at least 90% of it, more
   // than a cap set too low or too high.
-  std::vector<int> completed;
-  for (int cap : {16, 32, 64, 128}) {
-    ConcurrencyLimiter unused(options_between(4, 512, 16));
-    completed.push_back(clearing.run(unused, 120'000, 60'000, true, cap).completed);
-  }
-  INFO("fixed 16/32/64/128: " << completed[0] << " " << completed[1] << " " << completed[2] << " "
-                              << completed[3] << ", adaptive " << adaptive.completed);
-  CHECK(completed[1] == *std::max_element(completed.begin(), completed.end()));
-  CHECK(adaptive.completed >= 0.9 * completed[1]);
-  CHECK(adaptive.completed > completed[0]);
-  CHECK(adaptive.completed > completed[2]);
-  CHECK(adaptive.completed > completed[3]);
+  const auto fixed = clearing.with_caps({16, 32, 64, 128});
+  INFO("fixed 16/32/64/128: " << fixed[0] << " " << fixed[1] << " " << fixed[2] << " " << fixed[3]
+                              << ", adaptive " << adaptive.completed);
+  CHECK(fixed[1] == *std::max_element(fixed.begin(), fixed.end()));
+  CHECK(adaptive.completed >= 0.9 * fixed[1]);
+  CHECK(adaptive.completed > fixed[0]);
+  CHECK(adaptive.completed > fixed[2]);
+  CHECK(adaptive.completed > fixed[3]);
+}
+
+TEST_CASE("our own share of the latency (0-20 ms a call) is not taken for the clearing's queue") {
+  // Time on our side (scheduling, connecting, a busy machine) lengthens every call but
+  // occupies no executor: a baseline of one fastest answer would read it as queueing and
+  // keep the limit under the knee.
+  SimulatedClearing clearing;
+  clearing.capacity = 32;
+  clearing.service_ms = 40;
+  clearing.thrash = 0.5;
+  clearing.overhead_ms = 20;
+  ConcurrencyLimiter limiter(options_between(4, 512, 16));
+  const auto adaptive = clearing.run(limiter, 120'000, 60'000);
+  const auto fixed = clearing.with_caps({16, 32, 40, 64});
+  INFO("limit mean " << adaptive.limit_mean << " [" << adaptive.limit_min << ", "
+                     << adaptive.limit_max << "], rtt " << adaptive.rtt_mean_ms
+                     << "; fixed 16/32/40/64: " << fixed[0] << " " << fixed[1] << " " << fixed[2]
+                     << " " << fixed[3] << ", adaptive " << adaptive.completed);
+  const int best = *std::max_element(fixed.begin(), fixed.end());
+  CHECK(adaptive.limit_mean >= 32);
+  CHECK(adaptive.completed >= 0.9 * best);
+  CHECK(adaptive.completed > fixed[0]);
+  CHECK(adaptive.completed > fixed[3]);
 }
 
 TEST_CASE("the baseline forgets: a clearing slower for good is not read as queueing for ever") {
-  LimiterOptions o = options_between(4, 512, 16);
-  o.baseline_window = milliseconds(10'000);
-  ConcurrencyLimiter limiter(o);
+  ConcurrencyLimiter limiter(options_between(4, 512, 16));
   double now = feed(limiter, 0, 200, 10, 20, 16);  // baseline 20 ms
-  // From now on every answer takes 100 ms, with few calls in flight (nothing queues): at
-  // first that reads as queueing; once the old minimum has aged out, the limit grows again.
+  // From now on every answer takes 100 ms: at first that reads as queueing, down to the
+  // least limit; there, nothing can be halved, and once the baseline is probe_interval old
+  // the window itself measures it afresh: the limit grows again.
   now = feed(limiter, now, 100, 10, 100, 8);
   const int shrunk = limiter.limit();
-  now = feed(limiter, now, 2'000, 10, 100, shrunk);
-  CHECK(limiter.last_window().baseline_ms == doctest::Approx(100));
+  CHECK(shrunk == 4);
+  feed(limiter, now, 2'000, 10, 100, 8);
+  CHECK(limiter.baseline_ms() == doctest::Approx(100));
   CHECK(limiter.limit() > shrunk);
 }
 
@@ -292,6 +359,8 @@ TEST_CASE("change names") {
   CHECK(to_string(LimitChange::grew) == "grew");
   CHECK(to_string(LimitChange::shrank_latency) == "shrank_latency");
   CHECK(to_string(LimitChange::shrank_drops) == "shrank_drops");
+  CHECK(to_string(LimitChange::probing) == "probing");
+  CHECK(to_string(LimitChange::probed) == "probed");
 }
 
 }  // namespace clearing::clearing_client

@@ -5,19 +5,23 @@
 // nothing. A fixed cap is either too low for a slow clearing (200 ms answers need hundreds of
 // calls under way to carry a bank's rate) or too high for a clearing that is struggling.
 //
-// The limit follows TCP Vegas, measured in calls instead of packets, over windows of answers:
-//   - baseline: the lowest round-trip time seen lately (a windowed minimum), i.e. the
-//     clearing's latency with nothing queued in front of it; never below rtt_floor_ms, so that
-//     a clearing answering in a millisecond or two is not throttled for this machine's own
-//     scheduling noise;
-//   - queued: the calls of the window that waited rather than executed, estimated as
-//     in_flight * (1 - baseline / rtt);
-//   - queued < alpha and the window used at least half the limit: grow (doubling until the
-//     first sign of queueing, "slow start", then by the limit's square root);
-//   - queued > beta: shrink to what the clearing executed, in_flight * baseline / rtt, plus
-//     beta; at most by half a window;
-//   - a drop (timeout, 503, 429, refused connection) in the window: shrink by drop_backoff.
-// The limit stays within [min_limit, max_limit].
+// The limit is decided once per window of answers (at least window_min or one round trip
+// long, and window_samples_min answers), from the window's mean round trip against a
+// baseline, the clearing's latency with nothing queued in front of it:
+//   - a drop in the window (timeout, 503, 429, refused connection): x drop_backoff;
+//   - mean <= baseline x grow_below (latency holds) and at least half the limit in use:
+//     grow, doubling until the first sign of queueing ("slow start"), then by the limit's
+//     square root;
+//   - mean > baseline x shrink_above (calls queue at the clearing): down to
+//     limit x baseline x settle / mean, the limit that would bring the latency back into the
+//     band between the two, at most by half;
+//   - in between: hold.
+// The baseline is a window's mean, not a single fastest answer, so that the time every call
+// spends on our side (scheduling, connecting) is part of it; a window faster than the baseline
+// lowers it at once; never below rtt_floor_ms. Queueing raises every call's latency alike, so
+// a baseline taken at the limit in use would creep up with it: every probe_interval the limit
+// is halved for one window ("probe", as TCP BBR's ProbeRTT), the calls started in it measure
+// the baseline afresh, and the limit is restored. No probe while latency holds.
 //
 // Pure logic, time given by the caller: no clock, no threads, no I/O. Not thread safe: the
 // client calls it from its one I/O thread.
@@ -32,16 +36,23 @@ struct LimiterOptions {
   int min_limit = 4;
   int max_limit = 512;
   int initial_limit = 16;
-  double rtt_floor_ms = 10;  // round trips below this count as no queueing at all
-  double alpha = 3;          // queued calls below which the limit grows
-  double beta = 6;           // queued calls above which it shrinks
+  double rtt_floor_ms = 10;   // the baseline is never below this
+  double grow_below = 1.1;    // mean / baseline at or below which latency holds
+  double shrink_above = 1.3;  // mean / baseline above which calls queue
   double drop_backoff = 0.75;
-  std::chrono::milliseconds window_min{100};          // a window is this long, or one rtt if longer
-  int window_samples_min = 10;                        // and has at least this many answers
-  std::chrono::milliseconds baseline_window{30'000};  // the baseline forgets older minima
+  std::chrono::milliseconds window_min{100};  // a window is this long, or one rtt if longer
+  int window_samples_min = 10;                // and has at least this many answers
+  std::chrono::milliseconds probe_interval{15'000};
 };
 
-enum class LimitChange { none, grew, shrank_latency, shrank_drops };
+enum class LimitChange {
+  none,
+  grew,
+  shrank_latency,
+  shrank_drops,
+  probing,  // halved for one window to measure the baseline
+  probed,   // restored after the probe
+};
 
 std::string_view to_string(LimitChange change) noexcept;
 
@@ -49,34 +60,42 @@ class ConcurrencyLimiter {
  public:
   using Time = std::chrono::steady_clock::time_point;
 
-  // Options are clamped into shape (min_limit >= 1, max_limit >= min_limit, initial within).
+  // Options are put into shape (min_limit >= 1, max_limit >= min_limit, initial within,
+  // shrink_above >= grow_below >= 1).
   explicit ConcurrencyLimiter(LimiterOptions options, Time now = {});
 
-  int limit() const noexcept { return limit_; }
+  int limit() const noexcept { return probing_ ? probe_limit() : limit_; }
 
   // One answered call: its round trip, the calls on the wire when it started (itself
-  // included), and whether it was a drop. Returns what the window that it closed (if any) did
-  // to the limit.
+  // included), and whether it was a drop. Returns what the window it closed (if any) did.
   LimitChange on_answer(Time now, double rtt_ms, int in_flight, bool dropped);
 
   // What the last closed window saw, for logs and metrics.
   struct Window {
     double rtt_ms = 0;       // mean round trip
-    double baseline_ms = 0;  // the baseline it was compared with (after the floor)
-    double queued = 0;       // estimated calls queued at the clearing
+    double baseline_ms = 0;  // the baseline it was compared with
     int in_flight_max = 0;   // most calls on the wire
     int answers = 0;
     int drops = 0;
   };
   const Window& last_window() const noexcept { return last_; }
+  double baseline_ms() const noexcept { return baseline_ms_; }
 
  private:
   LimitChange close_window(Time now);
-  double baseline() const;
+  LimitChange close_probe(Time now, double mean_ms);
+  int probe_limit() const noexcept { return limit_ / 2 > min_ ? limit_ / 2 : min_; }
+  void reset_window(Time now);
 
   LimiterOptions options_;
+  int min_;
   int limit_;
   bool slow_start_ = true;
+  // The baseline: 0 until the first window.
+  double baseline_ms_ = 0;
+  Time baseline_at_;
+  bool probing_ = false;
+  Time probe_started_;
   // The open window.
   Time window_start_;
   int answers_ = 0;
@@ -84,10 +103,6 @@ class ConcurrencyLimiter {
   double rtt_sum_ms_ = 0;
   int in_flight_max_ = 0;
   double window_rtt_ms_ = 0;  // the last window's mean: the next window's length
-  // Windowed minimum: the minimum of the current bucket and of the one before it.
-  Time bucket_start_;
-  double bucket_min_ms_;
-  double previous_bucket_min_ms_;
   Window last_;
 };
 
