@@ -16,6 +16,8 @@ LimiterOptions shaped(LimiterOptions o) {
   o.initial_limit = std::clamp(o.initial_limit, o.min_limit, o.max_limit);
   o.window_samples_min = std::max(1, o.window_samples_min);
   o.drop_backoff = std::clamp(o.drop_backoff, 0.1, 0.99);
+  o.shrink_windows = std::max(1, o.shrink_windows);
+  o.shrink_step_min = std::clamp(o.shrink_step_min, 0.1, 0.99);
   o.grow_below = std::max(1.0, o.grow_below);
   o.shrink_above = std::max(o.grow_below, o.shrink_above);
   o.rtt_floor_ms = std::max(0.0, o.rtt_floor_ms);
@@ -119,16 +121,21 @@ LimitChange ConcurrencyLimiter::close_window(Time now) {
   int next = limit_;
   auto change = LimitChange::none;
   const double ratio = answers_ > 0 ? window.rtt_ms / baseline_ms_ : 1.0;
+  slow_windows_ = answers_ > 0 && ratio > options_.shrink_above ? slow_windows_ + 1 : 0;
   if (drops_ > 0) {
     slow_start_ = false;
     next = std::max(min_, static_cast<int>(std::floor(limit_ * options_.drop_backoff)));
     change = LimitChange::shrank_drops;
-  } else if (answers_ > 0 && ratio > options_.shrink_above) {
+  } else if (slow_windows_ >= options_.shrink_windows) {
     slow_start_ = false;
+    slow_windows_ = 0;
     const double settle = (options_.grow_below + options_.shrink_above) / 2;
     const int target = static_cast<int>(std::lround(limit_ * settle / ratio));
-    next = std::max({min_, limit_ / 2, std::min(limit_, target)});
+    const int floor = static_cast<int>(std::floor(limit_ * options_.shrink_step_min));
+    next = std::max({min_, floor, std::min(limit_, target)});
     change = LimitChange::shrank_latency;
+  } else if (slow_windows_ > 0) {
+    // Above the band once: wait for the next window before cutting.
   } else if (answers_ > 0 && ratio <= options_.grow_below && 2 * in_flight_max_ >= limit_) {
     // Only a limit in use grows: a quiet hour must not leave a limit the clearing never saw.
     const int step = slow_start_

@@ -12,9 +12,10 @@
 //   - mean <= baseline x grow_below (latency holds) and at least half the limit in use:
 //     grow, doubling until the first sign of queueing ("slow start"), then by the limit's
 //     square root;
-//   - mean > baseline x shrink_above (calls queue at the clearing): down to
-//     limit x baseline x settle / mean, the limit that would bring the latency back into the
-//     band between the two, at most by half;
+//   - mean > baseline x shrink_above (calls queue at the clearing) in shrink_windows windows
+//     in a row: down to limit x settle x baseline / mean, the limit that would bring the
+//     latency back into the band between the two (settle: its middle), by shrink_step_min
+//     at most (one slow window, a stall of this machine or the network, cuts nothing);
 //   - in between: hold.
 // The baseline is a window's mean, not a single fastest answer, so that the time every call
 // spends on our side (scheduling, connecting) is part of it; a window faster than the baseline
@@ -36,9 +37,11 @@ struct LimiterOptions {
   int min_limit = 4;
   int max_limit = 512;
   int initial_limit = 16;
-  double rtt_floor_ms = 10;   // the baseline is never below this
-  double grow_below = 1.1;    // mean / baseline at or below which latency holds
-  double shrink_above = 1.3;  // mean / baseline above which calls queue
+  double rtt_floor_ms = 10;      // the baseline is never below this
+  double grow_below = 1.1;       // mean / baseline at or below which latency holds
+  double shrink_above = 1.3;     // mean / baseline above which calls queue
+  int shrink_windows = 2;        // windows in a row above shrink_above before a cut
+  double shrink_step_min = 0.8;  // a cut keeps at least this share of the limit
   double drop_backoff = 0.75;
   std::chrono::milliseconds window_min{100};  // a window is this long, or one rtt if longer
   int window_samples_min = 10;                // and has at least this many answers
@@ -91,6 +94,7 @@ class ConcurrencyLimiter {
   int min_;
   int limit_;
   bool slow_start_ = true;
+  int slow_windows_ = 0;  // windows in a row above shrink_above
   // The baseline: 0 until the first window.
   double baseline_ms_ = 0;
   Time baseline_at_;
