@@ -65,9 +65,13 @@ StoreError translate_exception(std::exception_ptr error) {
 namespace {
 // Set by append() while a transaction of this thread is open; read after its commit.
 thread_local bool t_events_appended = false;
+// Set by an outbox write while a transaction of this thread is open; read after its commit.
+thread_local bool t_outbox_written = false;
 }  // namespace
 
 void note_events_appended() noexcept { t_events_appended = true; }
+
+void note_outbox_written() noexcept { t_outbox_written = true; }
 
 // Sends NOTIFY on a connection of its own, off the committing threads: one in flight at
 // most, later rings folded into the next one. Asynchronous commit on this connection:
@@ -137,6 +141,10 @@ struct ConnectionPool::Impl {
   std::size_t open = 0;
   std::vector<std::pair<std::string, std::string>> statements;
   std::unique_ptr<Notifier> notifier;
+  // Held while the hooks run, so that a removed hook is never called after its removal.
+  std::mutex outbox_hooks_mutex;
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> outbox_hooks;
+  std::uint64_t outbox_hook_next = 1;
 };
 
 ConnectionPool::ConnectionPool(DatabaseOptions options)
@@ -149,7 +157,24 @@ void ConnectionPool::notify_subscribers() {
   if (impl_->notifier) impl_->notifier->ring();
 }
 
-ConnectionPool::~ConnectionPool() = default;
+ConnectionPool::~ConnectionPool() { CLEARING_ASSERT(impl_->outbox_hooks.empty()); }
+
+std::uint64_t ConnectionPool::add_outbox_hook(std::function<void()> hook) {
+  std::lock_guard lock(impl_->outbox_hooks_mutex);
+  const auto id = impl_->outbox_hook_next++;
+  impl_->outbox_hooks.emplace_back(id, std::move(hook));
+  return id;
+}
+
+void ConnectionPool::remove_outbox_hook(std::uint64_t id) {
+  std::lock_guard lock(impl_->outbox_hooks_mutex);
+  std::erase_if(impl_->outbox_hooks, [id](const auto& hook) { return hook.first == id; });
+}
+
+void ConnectionPool::call_outbox_hooks() {
+  std::lock_guard lock(impl_->outbox_hooks_mutex);
+  for (const auto& [id, hook] : impl_->outbox_hooks) hook();
+}
 
 void ConnectionPool::prepare(std::string name, std::string sql) {
   std::lock_guard lock(impl_->mutex);
@@ -230,7 +255,9 @@ StoreResult<void> ConnectionPool::transact_erased(
     }
     StoreResult<void> result;
     const bool outer_appended = t_events_appended;  // a transaction nested in another's handler
+    const bool outer_outbox = t_outbox_written;
     t_events_appended = false;
+    t_outbox_written = false;
     if (block == Block::transaction) {
       pqxx::work tx(*connection.conn);
       result = fn(tx);
@@ -241,16 +268,20 @@ StoreResult<void> ConnectionPool::transact_erased(
     }
     give_back(true);
     if (result && t_events_appended) notify_subscribers();
+    if (result && t_outbox_written) call_outbox_hooks();
     t_events_appended = outer_appended;
+    t_outbox_written = outer_outbox;
     return result;
   } catch (const pqxx::failure&) {
     t_events_appended = false;
+    t_outbox_written = false;
     auto error = translate_exception(std::current_exception());
     give_back(error.code != StoreErrc::connection_failed &&
               error.code != StoreErrc::commit_unknown);
     return tl::unexpected(std::move(error));
   } catch (...) {
     t_events_appended = false;
+    t_outbox_written = false;
     give_back(true);
     throw;
   }

@@ -464,3 +464,41 @@ TEST_CASE("events stored before the schema version column existed read as versio
   REQUIRE(read->size() == 1);
   CHECK(read->front().schema_version == kFirstSchemaVersion);
 }
+
+TEST_CASE(
+    "outbox hooks run after the commit of a transaction that wrote outbox rows, and only then") {
+  StoreFixture f(2);
+  f.database.exec("create table outbox_probe (n int not null)");
+  std::vector<std::string> seen;  // at each call: the committed rows, read on another connection
+  const auto hook = f.pool->add_outbox_hook([&] {
+    seen.push_back(
+        f.database.query_value("select coalesce(string_agg(n::text, ',' order by n), '') from "
+                               "outbox_probe"));
+  });
+  const auto write = [](int n, bool outbox, bool fail) {
+    return [=](Transaction& tx) -> StoreResult<void> {
+      tx.exec_params("insert into outbox_probe (n) values ($1)", n);
+      if (outbox) note_outbox_written();
+      if (fail) return tl::unexpected(StoreError{StoreErrc::invalid_argument, "after the write"});
+      return {};
+    };
+  };
+  REQUIRE(f.pool->transact(write(1, true, false)));
+  REQUIRE(seen == std::vector<std::string>{"1"});       // called once, the row committed before it
+  CHECK_FALSE(f.pool->transact(write(2, true, true)));  // rolled back: no call
+  REQUIRE(f.pool->transact(write(3, false, false)));    // no outbox row: no call
+  CHECK(seen.size() == 1);
+  // A transaction nested in another's work on the same thread keeps the outer one's note.
+  REQUIRE(f.pool->transact([&](Transaction& tx) -> StoreResult<void> {
+    note_outbox_written();
+    tx.exec("insert into outbox_probe (n) values (4)");
+    if (auto inner = f.pool->transact(write(5, false, false)); !inner) return inner;
+    return {};
+  }));
+  CHECK(seen == std::vector<std::string>{"1", "1,3,4,5"});
+  REQUIRE(f.pool->autocommit(write(6, true, false)));  // autocommit too
+  CHECK(seen.size() == 3);
+  f.pool->remove_outbox_hook(hook);
+  REQUIRE(f.pool->transact(write(7, true, false)));
+  CHECK(seen.size() == 3);
+}

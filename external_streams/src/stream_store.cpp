@@ -8,6 +8,7 @@
 #include "clearing/base/assert.hpp"
 #include "clearing/base/clock.hpp"
 #include "clearing/base/uuid.hpp"
+#include "clearing/eventstore/database.hpp"
 #include "clearing/eventstore/prepared.hpp"
 
 namespace clearing::external_streams {
@@ -361,6 +362,7 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(
                     {"occurred_at", m.occurred_at}});
   }
   eventstore::exec_prepared_here(tx, kInsertMessages, rows.dump());
+  eventstore::note_outbox_written();  // a relay of this process is woken after the commit
   return out;
 }
 

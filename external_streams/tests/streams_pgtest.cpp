@@ -1274,6 +1274,56 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "an idle relay is woken by a commit on its pool that appended messages, not by another "
+    "pool's") {
+  Fixture f;
+  RelayOptions options;
+  options.kafka = f.client("woken-relay");
+  options.flush_timeout = std::chrono::milliseconds(20'000);
+  options.idle_poll = std::chrono::hours(1);  // only a wake can start a second round
+  auto made = Relay::create(*f.pool, options);
+  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
+  auto& relay = **made;
+  const auto wait_for = [&](auto done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return done();
+  };
+  relay.start();
+  REQUIRE(wait_for([&] { return relay.stats().rounds >= 1; }));  // idle from here on
+  const auto partitions = relay.stats().partitions_owned;
+  CHECK(partitions == kPayments.partitions + kSettlements.partitions + kCore.partitions);
+
+  // Another process's writer: a pool of its own, whose commit wakes nobody here.
+  eventstore::DatabaseOptions other_options;
+  other_options.url = f.database.url();
+  other_options.notify_after_commit = false;
+  eventstore::ConnectionPool other(other_options);
+  eventstore::RecordedEvent source;
+  source.event_id = eventstore::EventId{base::new_uuid()};
+  source.metadata.correlation_id = "corr-other";
+  source.recorded_at = base::SystemClock{}.now();
+  REQUIRE(other.transact([&](Transaction& tx) {
+    return append_external(tx, kSettlements, Draft{"Elsewhere", "k0", {{"n", 0}}, false, ""},
+                           source);
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(relay.stats().rounds == 1);
+  CHECK(f.count("select sum(head - published) from external_stream_heads") == "1");
+
+  // The derivation on the relay's pool: its commit wakes the relay, whose round publishes
+  // its messages and the other pool's, an hour before its idle poll would have.
+  for (int i = 0; i < 3; ++i) f.transfer("w" + std::to_string(i), true, "c");
+  f.derive_all();
+  CHECK(wait_for([&] { return relay.stats().acknowledged == 7; }));
+  CHECK(f.count("select sum(head - published) from external_stream_heads") == "0");
+  CHECK(relay.stats().acknowledged == 7);  // each once
+
+  relay.stop();  // prompt although the idle poll is an hour away
+}
+
+TEST_CASE(
     "the consumer calls on_applied after each committed batch that applied messages, and only "
     "then") {
   Fixture f;

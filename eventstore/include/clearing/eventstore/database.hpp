@@ -33,6 +33,12 @@ inline constexpr const char* kEventsChannel = "clearing_events";
 // Called by EventStore::append inside a transaction: the pool notifies after commit.
 void note_events_appended() noexcept;
 
+// Called inside a transaction that wrote outbox rows (the external streams' messages): once
+// it has committed, the pool calls its outbox hooks (ConnectionPool::add_outbox_hook), so
+// that a relay in this process publishes them at once instead of at its next poll. Other
+// processes are not told: they find the rows when they poll.
+void note_outbox_written() noexcept;
+
 // Translates whatever a database call threw into a typed error. Exposed for the other
 // modules' own SQL (external streams, adapter projections).
 StoreError translate_exception(std::exception_ptr error);
@@ -84,6 +90,13 @@ class ConnectionPool {
   // Connections currently open (idle + leased), for metrics.
   std::size_t connections_open() const;
 
+  // A hook called after each commit on this pool of a transaction that called
+  // note_outbox_written(), on the committing thread: keep it short (wake a thread). Never
+  // for a rollback. Returns the id that removes it; remove_outbox_hook returns once no call
+  // of it is running, and every hook is removed before the pool is destroyed.
+  std::uint64_t add_outbox_hook(std::function<void()> hook);
+  void remove_outbox_hook(std::uint64_t id);
+
  private:
   struct Impl;
   enum class Block { transaction, none };
@@ -104,6 +117,7 @@ class ConnectionPool {
   StoreResult<void> transact_erased(const std::function<StoreResult<void>(Transaction&)>& fn,
                                     Block block);
   static void pause_before_retry(int attempt);
+  void call_outbox_hooks();
 
   DatabaseOptions options_;
   std::unique_ptr<Impl> impl_;

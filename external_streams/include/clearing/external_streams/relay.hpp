@@ -48,8 +48,12 @@ inline constexpr std::int32_t kRelayMemberLockClass = 0x726c6d62;     // "rlmb"
 
 struct RelayOptions {
   KafkaClientOptions kafka;
-  int batch_max = 2000;                     // messages per partition per round
-  std::chrono::milliseconds idle_poll{10};  // how often to look for new messages
+  int batch_max = 2000;  // messages per partition per round
+  // How often an idle relay looks for new messages. A commit on the relay's own pool that
+  // appended messages (append_external_batch) wakes it at once (the pool's outbox hook);
+  // the poll finds what other processes append. A relay pacing its rounds under load
+  // (round_interval_min) or backing off after a failure is not woken: it keeps its pause.
+  std::chrono::milliseconds idle_poll{10};
   // Under load (the last round relayed messages), a round starts no sooner than this after
   // the one before it started, so that each round carries a batch: a round costs a read,
   // a produce request per broker, a flush and a mark, and its messages reach consumers

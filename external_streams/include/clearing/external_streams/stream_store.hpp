@@ -70,6 +70,7 @@ struct PendingAppend {
 // also among the batch's own messages), with few statements: one that moves the heads
 // of every partition touched, locking them in (stream, partition) order so that writers
 // cannot deadlock, and one insert. Returns the messages appended, in order (skipped ones left out).
+// When it appended any, the transaction's commit wakes the relays on its pool (Relay).
 eventstore::StoreResult<std::vector<ExternalMessage>> append_external_batch(
     eventstore::Transaction& tx, std::span<const PendingAppend> appends);
 
