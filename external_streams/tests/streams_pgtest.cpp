@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <future>
 #include <map>
 #include <numeric>
@@ -210,10 +211,13 @@ std::unique_ptr<StreamConsumer> consumer_for(Fixture& f, const std::string& topi
                        std::move(fetcher));
 }
 
-std::unique_ptr<Relay> relay_for(Fixture& f) {
+// A relay on the fixture's pool; `adjust` changes what a test is about.
+std::unique_ptr<Relay> relay_for(Fixture& f, const std::string& client_id = "relay",
+                                 const std::function<void(RelayOptions&)>& adjust = {}) {
   RelayOptions options;
-  options.kafka = f.client("relay");
+  options.kafka = f.client(client_id);
   options.flush_timeout = std::chrono::milliseconds(20'000);
+  if (adjust) adjust(options);
   auto relay = Relay::create(*f.pool, options);
   REQUIRE_MESSAGE(relay, (relay ? "" : message_of(relay.error())));
   return std::move(*relay);
@@ -1248,14 +1252,11 @@ TEST_CASE(
     "under load the relay starts a round no sooner than round_interval_min after the last one "
     "began") {
   Fixture f;
-  RelayOptions options;
-  options.kafka = f.client("paced-relay");
-  options.flush_timeout = std::chrono::milliseconds(20'000);
-  options.idle_poll = std::chrono::milliseconds(10);
-  options.round_interval_min = std::chrono::hours(1);
-  auto made = Relay::create(*f.pool, options);
-  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
-  auto& relay = **made;
+  auto made = relay_for(f, "paced-relay", [](RelayOptions& options) {
+    options.idle_poll = std::chrono::milliseconds(10);
+    options.round_interval_min = std::chrono::hours(1);
+  });
+  auto& relay = *made;
   for (int i = 0; i < 4; ++i) f.transfer("p" + std::to_string(i), true, "c");
   f.derive_all();
   relay.start();
@@ -1277,13 +1278,10 @@ TEST_CASE(
     "an idle relay is woken by a commit on its pool that appended messages, not by another "
     "pool's") {
   Fixture f;
-  RelayOptions options;
-  options.kafka = f.client("woken-relay");
-  options.flush_timeout = std::chrono::milliseconds(20'000);
-  options.idle_poll = std::chrono::hours(1);  // only a wake can start a second round
-  auto made = Relay::create(*f.pool, options);
-  REQUIRE_MESSAGE(made, (made ? "" : message_of(made.error())));
-  auto& relay = **made;
+  auto made = relay_for(f, "woken-relay", [](RelayOptions& options) {
+    options.idle_poll = std::chrono::hours(1);  // only a wake can start a second round
+  });
+  auto& relay = *made;
   const auto wait_for = [&](auto done) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (!done() && std::chrono::steady_clock::now() < deadline)
