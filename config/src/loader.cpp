@@ -209,6 +209,22 @@ bool read_country(Section section, CountryConfig& out, Problems& problems) {
   return code_known;
 }
 
+// An optional key whose value names one of two choices; anything else is refused with both.
+template <class Choice>
+void read_choice(Section& section, std::string_view key, Choice& out, Choice first, Choice second,
+                 std::string_view (*name)(Choice) noexcept) {
+  const auto text = section.string(key);
+  if (!text) return;
+  for (const Choice choice : {first, second}) {
+    if (*text == name(choice)) {
+      out = choice;
+      return;
+    }
+  }
+  section.invalid(key, "must be \"" + std::string(name(first)) + "\" or \"" +
+                           std::string(name(second)) + "\", got " + detail::quote_text(*text));
+}
+
 // Required keys: what the clearing agreed to (its timeouts, how many calls and connections
 // at once). verify_tls (default true) and ca_file (default: the system's CAs) default to
 // the safe side.
@@ -218,16 +234,8 @@ void read_clearing(Section section, ClearingConfig& out) {
   section.integer("request_timeout_ms", out.request_timeout_ms, true);
   section.integer("connect_timeout_ms", out.connect_timeout_ms, true);
   section.integer("in_flight_max", out.in_flight_max, true);
-  if (const auto mode = section.string("concurrency_mode")) {
-    if (*mode == concurrency_mode_name(ConcurrencyMode::adaptive)) {
-      out.concurrency_mode = ConcurrencyMode::adaptive;
-    } else if (*mode == concurrency_mode_name(ConcurrencyMode::fixed)) {
-      out.concurrency_mode = ConcurrencyMode::fixed;
-    } else {
-      section.invalid("concurrency_mode",
-                      "must be \"adaptive\" or \"fixed\", got " + detail::quote_text(*mode));
-    }
-  }
+  read_choice(section, "concurrency_mode", out.concurrency_mode, ConcurrencyMode::adaptive,
+              ConcurrencyMode::fixed, &concurrency_mode_name);
   section.integer("concurrency_initial", out.concurrency_initial, false);
   section.integer("concurrency_min", out.concurrency_min, false);
   section.boolean("reuse_connections", out.reuse_connections);
@@ -365,16 +373,9 @@ void read_kafka(Section section, KafkaConfig& out, Country country) {
   if (const auto group_id = section.string("group_id")) out.group_id = *group_id;
   if (const auto client_id = section.string("client_id")) out.client_id = *client_id;
   fields::kafka_numbers(out, reader(section, kOptional));
-  if (const auto assignment = section.string("partition_assignment")) {
-    if (*assignment == partition_assignment_name(PartitionAssignment::database)) {
-      out.partition_assignment = PartitionAssignment::database;
-    } else if (*assignment == partition_assignment_name(PartitionAssignment::group)) {
-      out.partition_assignment = PartitionAssignment::group;
-    } else {
-      section.invalid("partition_assignment",
-                      "must be \"database\" or \"group\", got " + detail::quote_text(*assignment));
-    }
-  }
+  read_choice(section, "partition_assignment", out.partition_assignment,
+              PartitionAssignment::database, PartitionAssignment::group,
+              &partition_assignment_name);
   section.finish();
 }
 
