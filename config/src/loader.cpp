@@ -4,11 +4,15 @@
 
 #include "clearing/config/loader.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <type_traits>
 
@@ -415,9 +419,70 @@ void read_log_level(Section& root, LogLevel& out, Problems& problems) {
 // ---------------------------------------------------------------------------------------
 // Environment overrides.
 
+// The content of a secret's file (the `_FILE` form of its variable: a mounted secret), or
+// why it cannot be used. Never quotes the content. One trailing line break is not part of
+// the secret (`echo token > file`).
+tl::expected<std::string, std::string> read_secret_file(const std::string& path) {
+  const std::string named = detail::quote_text(path);
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0) {
+    return tl::unexpected("cannot read " + named + ": " + std::strerror(errno));
+  }
+  if (!S_ISREG(status.st_mode)) return tl::unexpected(named + " is not a regular file");
+  if ((status.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(status.st_mode & 07777));
+    return tl::unexpected(named + " is readable or writable by others (mode " + mode +
+                          "): chmod o-rwx it (Kubernetes: defaultMode 0440 or 0400; compose: "
+                          "the secret's mode)");
+  }
+  if (static_cast<std::uintmax_t>(status.st_size) > kSecretFileBytesMax) {
+    return tl::unexpected(named + " is larger than " + std::to_string(kSecretFileBytesMax) +
+                          " bytes: not a secret");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return tl::unexpected("cannot read " + named + ": " + std::strerror(errno));
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (content.size() > kSecretFileBytesMax) {
+    return tl::unexpected(named + " is larger than " + std::to_string(kSecretFileBytesMax) +
+                          " bytes: not a secret");
+  }
+  if (content.ends_with('\n')) content.pop_back();
+  if (content.ends_with('\r')) content.pop_back();
+  if (content.empty()) return tl::unexpected(named + " is empty");
+  return content;
+}
+
+// A secret's value from its variable or from the file its `_FILE` variable names (never
+// both); nullopt when neither is set or on a problem (added under `key`). `source` names
+// where it came from.
+std::optional<std::string> secret_from(const Environment& env, const char* variable,
+                                       const char* key, Problems& problems, std::string& source) {
+  const std::string file_variable = std::string(variable) + kSecretFileSuffix;
+  auto direct = env.get(variable);
+  const auto path = env.get(file_variable);
+  if (direct && path) {
+    problems.add(key,
+                 std::string("set either ") + variable + " or " + file_variable + ", not both");
+    return std::nullopt;
+  }
+  if (!path) {
+    source = variable;
+    return direct;
+  }
+  auto read = read_secret_file(*path);
+  if (!read) {
+    problems.add(key, "from " + file_variable + ": " + read.error());
+    return std::nullopt;
+  }
+  source = file_variable;
+  return std::move(*read);
+}
+
 // Applies the overrides; returns key -> variable for the values that came from the
 // environment, so that their errors say so.
-std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const Environment& env) {
+std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const Environment& env,
+                                                   Problems& problems) {
   std::map<std::string, std::string> sources;
   const auto take = [&](const char* variable, const char* key, std::string& target) {
     if (auto value = env.get(variable)) {
@@ -425,13 +490,22 @@ std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const 
       sources[key] = variable;
     }
   };
-  take(kEnvDatabaseUrl, "database.url", config.database.url);
+  std::string source;
+  // The database URL may carry a password: a secret, with its _FILE form too.
+  if (auto url = secret_from(env, kEnvDatabaseUrl, "database.url", problems, source)) {
+    config.database.url = std::move(*url);
+    sources["database.url"] = source;
+  }
   take(kEnvKafkaBrokers, "kafka.brokers", config.kafka.brokers);
   take(kEnvClearingUrl, "clearing.base_url", config.clearing.base_url);
   take(kEnvCoreCatchupUrl, "streams.core_catchup_url", config.streams.core_catchup_url);
   take(kEnvHttpAddress, "http.address", config.http.address);
-  if (auto token = env.get(kEnvClearingToken)) config.clearing.token = Secret(std::move(*token));
-  if (auto token = env.get(kEnvApiToken)) config.http.api_token = Secret(std::move(*token));
+  if (auto token = secret_from(env, kEnvClearingToken, "clearing.token", problems, source)) {
+    config.clearing.token = Secret(std::move(*token));
+  }
+  if (auto token = secret_from(env, kEnvApiToken, "http.api_token", problems, source)) {
+    config.http.api_token = Secret(std::move(*token));
+  }
   return sources;
 }
 
@@ -485,7 +559,7 @@ tl::expected<AdapterConfig, ConfigErrors> parse_config(std::string_view text,
   read_log_level(root, config.log_level, problems);
   root.finish();
 
-  const auto sources = apply_overrides(config, env);
+  const auto sources = apply_overrides(config, env, problems);
   require_file_or_env(config.clearing.base_url, "clearing.base_url", kEnvClearingUrl, problems);
   require_file_or_env(config.streams.core_catchup_url, "streams.core_catchup_url",
                       kEnvCoreCatchupUrl, problems);

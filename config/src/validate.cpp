@@ -120,9 +120,10 @@ void check_secret(Checker& check, const char* key, const Secret& secret, const c
                   std::size_t length_min, std::string_view length_hint, LoadOptions options) {
   if (!secret.is_set()) {
     if (!options.allow_missing_secrets) {
-      check.fail(key, std::string("not set: set ") + variable +
-                          " in the environment (only the embedded demo, with "
-                          "allow_missing_secrets, may run without it)");
+      check.fail(key, std::string("not set: set ") + variable + " (or " + variable +
+                          kSecretFileSuffix +
+                          ", a file holding it) in the environment (only the embedded demo, "
+                          "with allow_missing_secrets, may run without it)");
     }
     return;
   }
@@ -134,10 +135,12 @@ void check_secret(Checker& check, const char* key, const Secret& secret, const c
   if (!printable) {
     check.fail(key, std::string("must not contain white space, control characters or "
                                 "non-ASCII bytes (from ") +
-                        variable + "; the value is not shown)");
+                        variable + " or " + variable + kSecretFileSuffix +
+                        "; the value is not shown)");
   } else if (value.size() < length_min || value.size() > kTokenLengthMax) {
     check.fail(key, "must be " + std::to_string(length_min) + " to " +
                         std::to_string(kTokenLengthMax) + " characters long (from " + variable +
+                        " or " + variable + kSecretFileSuffix +
                         "; the value is not shown): " + std::string(length_hint));
   }
 }

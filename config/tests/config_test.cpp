@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -323,9 +324,12 @@ TEST_CASE("a bad value from the environment names the variable") {
 TEST_CASE("required secrets: both tokens must come from the environment") {
   const MapEnvironment empty;
   const auto [clearing, api] = token_errors(load_config(shipped_path("dk"), empty));
-  CHECK(clearing.starts_with("not set: set CLEARING_ADAPTER_CLEARING_TOKEN in the environment"));
+  CHECK(clearing.starts_with(
+      "not set: set CLEARING_ADAPTER_CLEARING_TOKEN (or CLEARING_ADAPTER_CLEARING_TOKEN_FILE, a "
+      "file holding it) in the environment"));
   CHECK(clearing.find("allow_missing_secrets") != std::string::npos);
-  CHECK(api.starts_with("not set: set CLEARING_ADAPTER_API_TOKEN in the environment"));
+  CHECK(api.starts_with(
+      "not set: set CLEARING_ADAPTER_API_TOKEN (or CLEARING_ADAPTER_API_TOKEN_FILE"));
 
   SUBCASE("allow_missing_secrets lets the embedded demo start without them") {
     const auto demo =
@@ -366,11 +370,13 @@ TEST_CASE("a token too short, too long or not printable ASCII is refused without
   const auto short_tokens = load_with("x", api_min.substr(1));
   const auto [clearing, api] = token_errors(short_tokens);
   CHECK(clearing ==
-        "must be 16 to 4096 characters long (from CLEARING_ADAPTER_CLEARING_TOKEN; the value is "
-        "not shown): set the whole token the clearing issued");
+        "must be 16 to 4096 characters long (from CLEARING_ADAPTER_CLEARING_TOKEN or "
+        "CLEARING_ADAPTER_CLEARING_TOKEN_FILE; the value is not shown): set the whole token the "
+        "clearing issued");
   CHECK(api ==
-        "must be 32 to 4096 characters long (from CLEARING_ADAPTER_API_TOKEN; the value is not "
-        "shown): generate one, e.g. openssl rand -hex 16");
+        "must be 32 to 4096 characters long (from CLEARING_ADAPTER_API_TOKEN or "
+        "CLEARING_ADAPTER_API_TOKEN_FILE; the value is not shown): generate one, e.g. openssl "
+        "rand -hex 16");
   CHECK(short_tokens.error().to_string().find(api_min.substr(1)) == std::string::npos);
   CHECK(load_with(clearing_min.substr(1), api_min).error().find("clearing.token") != nullptr);
 
@@ -382,7 +388,92 @@ TEST_CASE("a token too short, too long or not printable ASCII is refused without
   const auto not_ascii = load_with(clearing_min, api_min + "\xc3\xa6");
   CHECK(error_for_file(not_ascii, "http.api_token") ==
         "must not contain white space, control characters or non-ASCII bytes (from "
-        "CLEARING_ADAPTER_API_TOKEN; the value is not shown)");
+        "CLEARING_ADAPTER_API_TOKEN or CLEARING_ADAPTER_API_TOKEN_FILE; the value is not shown)");
+}
+
+// A file in a fresh temporary folder, with `content` and `mode`; removed with the folder.
+struct SecretFile {
+  std::filesystem::path dir;
+  std::filesystem::path path;
+  SecretFile(const std::string& content, std::filesystem::perms mode) {
+    std::string templ = (std::filesystem::temp_directory_path() / "secret-XXXXXX").string();
+    REQUIRE(::mkdtemp(templ.data()) != nullptr);
+    dir = templ;
+    path = dir / "secret";
+    std::ofstream(path, std::ios::binary) << content;
+    std::filesystem::permissions(path, mode);
+  }
+  ~SecretFile() { std::filesystem::remove_all(dir); }
+};
+
+constexpr auto kOwnerRead = std::filesystem::perms::owner_read;
+constexpr auto kGroupRead = std::filesystem::perms::group_read;
+constexpr auto kOthersRead = std::filesystem::perms::others_read;
+
+TEST_CASE("secrets from files: each secret variable has a _FILE form") {
+  const std::string clearing_token(kClearingTokenLengthMin, 'c');
+  const std::string api_token(kApiTokenLengthMin, 'a');
+  // A trailing line break (echo token > file) is not part of the secret; group-readable is fine.
+  const SecretFile clearing(clearing_token + "\n", kOwnerRead | kGroupRead);
+  const SecretFile api(api_token, kOwnerRead);
+  const SecretFile database("postgresql://clearing:pw@db:5432/clearing_dk\r\n", kOwnerRead);
+  const auto loaded =
+      load_config(shipped_path("dk"),
+                  MapEnvironment({{std::string(kEnvClearingToken) + "_FILE", clearing.path},
+                                  {std::string(kEnvApiToken) + "_FILE", api.path},
+                                  {std::string(kEnvDatabaseUrl) + "_FILE", database.path}}));
+  REQUIRE_MESSAGE(loaded.has_value(), (loaded ? "" : loaded.error().to_string()));
+  CHECK(loaded->clearing.token.reveal() == clearing_token);
+  CHECK(loaded->http.api_token.reveal() == api_token);
+  CHECK(loaded->database.url == "postgresql://clearing:pw@db:5432/clearing_dk");
+  // The summary shows neither the tokens nor the password.
+  const auto summary = redacted_summary(*loaded);
+  CHECK(summary.find(clearing_token) == std::string::npos);
+  CHECK(summary.find(api_token) == std::string::npos);
+  CHECK(summary.find(":pw@") == std::string::npos);
+}
+
+TEST_CASE("secrets from files: both ways, others' access, a missing, empty or huge file") {
+  const std::string api_token(kApiTokenLengthMin, 'a');
+  const auto api_error = [&](MapEnvironment env) {
+    env.set(kEnvClearingToken, std::string(kClearingTokenLengthMin, 'c'));
+    const auto loaded = load_config(shipped_path("dk"), env);
+    REQUIRE_FALSE(loaded.has_value());
+    const auto* error = loaded.error().find("http.api_token");
+    REQUIRE(error != nullptr);
+    CHECK(loaded.error().to_string().find(api_token) == std::string::npos);
+    return error->message;
+  };
+  const std::string file_variable = std::string(kEnvApiToken) + "_FILE";
+  const auto file_env = [&](const std::string& path) {
+    return MapEnvironment(std::map<std::string, std::string>{{file_variable, path}});
+  };
+  const SecretFile good(api_token, kOwnerRead);
+  CHECK(api_error(MapEnvironment({{kEnvApiToken, api_token}, {file_variable, good.path}})) ==
+        "set either CLEARING_ADAPTER_API_TOKEN or CLEARING_ADAPTER_API_TOKEN_FILE, not both");
+  const SecretFile readable(api_token, kOwnerRead | kOthersRead);
+  CHECK(api_error(file_env(readable.path)) ==
+        "from CLEARING_ADAPTER_API_TOKEN_FILE: \"" + readable.path.string() +
+            "\" is readable or writable by others (mode 0404): chmod o-rwx it (Kubernetes: "
+            "defaultMode 0440 or 0400; compose: the secret's mode)");
+  const SecretFile empty("\n", kOwnerRead);
+  CHECK(api_error(file_env(empty.path)) ==
+        "from CLEARING_ADAPTER_API_TOKEN_FILE: \"" + empty.path.string() + "\" is empty");
+  CHECK(api_error(file_env(good.dir.string() + "/none")) ==
+        "from CLEARING_ADAPTER_API_TOKEN_FILE: cannot read \"" + good.dir.string() +
+            "/none\": No such file or directory");
+  CHECK(api_error(file_env(good.dir.string())) == "from CLEARING_ADAPTER_API_TOKEN_FILE: \"" +
+                                                      good.dir.string() +
+                                                      "\" is not a regular file");
+  const SecretFile huge(std::string(kSecretFileBytesMax + 1, 'a'), kOwnerRead);
+  CHECK(api_error(file_env(huge.path)) == "from CLEARING_ADAPTER_API_TOKEN_FILE: \"" +
+                                              huge.path.string() +
+                                              "\" is larger than 65536 bytes: not a secret");
+  // What the file holds is checked like the variable's value, without showing it.
+  const SecretFile short_token("short", kOwnerRead);
+  CHECK(api_error(file_env(short_token.path))
+            .starts_with("must be 32 to 4096 characters long (from CLEARING_ADAPTER_API_TOKEN or "
+                         "CLEARING_ADAPTER_API_TOKEN_FILE; the value is not shown)"));
 }
 
 TEST_CASE("Environment::process reads the real environment") {

@@ -27,6 +27,7 @@
 // Thread safety: the functions are pure apart from reading the file and the environment.
 
 #include <chrono>
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <string>
@@ -45,6 +46,13 @@ inline constexpr const char* kEnvClearingToken = "CLEARING_ADAPTER_CLEARING_TOKE
 inline constexpr const char* kEnvCoreCatchupUrl = "CLEARING_ADAPTER_CORE_CATCHUP_URL";
 inline constexpr const char* kEnvHttpAddress = "CLEARING_ADAPTER_HTTP_ADDRESS";
 inline constexpr const char* kEnvApiToken = "CLEARING_ADAPTER_API_TOKEN";
+// The secrets (the two tokens and the database URL, which may carry a password) may instead be
+// read from a file whose path is in the variable's `_FILE` form (CLEARING_ADAPTER_API_TOKEN_FILE,
+// ...): a mounted secret. Given both ways, or in a file readable or writable by others, or
+// larger than kSecretFileBytesMax, is an error naming the variable. One trailing line break
+// in the file is not part of the secret.
+inline constexpr const char* kSecretFileSuffix = "_FILE";
+inline constexpr std::size_t kSecretFileBytesMax = 64 * 1024;
 
 // A config file larger than this is refused before parsing.
 inline constexpr std::size_t kConfigFileBytesMax = 1 << 20;
