@@ -107,6 +107,8 @@ clearing_mock::MockOptions mock_options(const DemoOptions& options,
 // Where the others are, and timings short enough to watch.
 struct Wiring {
   std::string adapter_database_url, core_database_url, clearing_url, clearing_token, api_token;
+  // The adapter's credential toward the core's catch-up API: its own, never its API token.
+  std::string core_token = base::new_uuid();
   int adapter_port = 0, core_port = 0;
 };
 
@@ -118,6 +120,7 @@ void wire_adapter(config::AdapterConfig& cfg, const Wiring& w) {
   cfg.clearing.connect_timeout_ms = 500;
   cfg.http.address = "127.0.0.1:" + std::to_string(w.adapter_port);
   cfg.http.api_token = config::Secret(w.api_token);
+  cfg.streams.core_catchup_token = config::Secret(w.core_token);
   cfg.streams.core_catchup_url = "http://127.0.0.1:" + std::to_string(w.core_port);
   // Seconds instead of minutes, so a demo's retries and inquiries happen while you watch.
   cfg.retry = {50, 2000, 2, 2, 300, 1000, 30'000};
@@ -141,7 +144,7 @@ core_sim::CoreSimOptions core_options(const DemoOptions& options, const config::
   core.adapter_catch_up_url = "http://127.0.0.1:" + std::to_string(adapter_http_port);
   core.adapter_api_token = w.api_token;
   core.http_port = w.core_port;
-  core.api_token = w.api_token;
+  core.api_token = w.core_token;
   if (options.transfers > 0) {
     core.transfers = options.transfers;
   } else {

@@ -270,16 +270,17 @@ struct Service::Impl {
     return {};
   }
 
-  // The core's catch-up API, asked with the adapter's API token: a refused token names
-  // that variable, so the operator knows what to fix. None when no URL is configured.
+  // The core's catch-up API, asked with the adapter's own credential toward the core (never
+  // its API token): a refused token names that variable, so the operator knows what to fix.
+  // None when no URL is configured.
   external_streams::CatchUpFetcher core_catch_up_fetcher() const {
     if (config.streams.core_catchup_url.empty()) return {};
     return external_streams::make_http_catch_up_fetcher(
         {.base_url = config.streams.core_catchup_url,
-         .bearer_token = config.http.api_token.reveal(),
+         .bearer_token = config.streams.core_catchup_token.reveal(),
          .timeout_ms = config.clearing.request_timeout_ms,
-         .token_setting =
-             std::string(config::kEnvApiToken) + " (the adapter's API token, sent to the core)",
+         .token_setting = std::string(config::kEnvCoreCatchupToken) +
+                          " (the adapter's credential toward the core)",
          .url_setting = std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl});
   }
 

@@ -358,6 +358,7 @@ void read_streams(Section section, StreamsConfig& out, Country country, Problems
   read_list(section, "deprecated", false, "{stream, sunset, retired}", out.deprecated, problems,
             read_deprecated_stream);
   if (const auto url = section.string("core_catchup_url")) out.core_catchup_url = *url;
+  section.forbid("core_catchup_token", secret_in_file_message(kEnvCoreCatchupToken));
   section.integer("tail_check_interval_ms", out.tail_check_interval_ms);
   section.finish();
 }
@@ -505,6 +506,10 @@ std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const 
   }
   if (auto token = secret_from(env, kEnvApiToken, "http.api_token", problems, source)) {
     config.http.api_token = Secret(std::move(*token));
+  }
+  if (auto token =
+          secret_from(env, kEnvCoreCatchupToken, "streams.core_catchup_token", problems, source)) {
+    config.streams.core_catchup_token = Secret(std::move(*token));
   }
   return sources;
 }

@@ -112,6 +112,7 @@ void add_streams(Line& line, const StreamsConfig& streams) {
     line.add("streams.deprecated", deprecated);
   }
   line.add("streams.core_catchup_url", redact_http_url(streams.core_catchup_url));
+  line.add("streams.core_catchup_token", set_or_unset(streams.core_catchup_token));
 }
 
 void add_kafka(Line& line, const KafkaConfig& kafka) {

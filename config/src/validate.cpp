@@ -389,6 +389,20 @@ void check_kafka(Checker& check, const KafkaConfig& kafka) {
               kRelayRoundIntervalMsMax);
 }
 
+// The adapter's credential toward the core: its own, never the one that opens its API.
+void check_core_credential(Checker& check, const Secret& core_token, const Secret& api_token,
+                           LoadOptions options) {
+  check_secret(check, "streams.core_catchup_token", core_token, kEnvCoreCatchupToken,
+               kClearingTokenLengthMin, "set the whole token the core issued to the adapter",
+               options);
+  if (core_token.is_set() && api_token.is_set() && core_token.reveal() == api_token.reveal()) {
+    check.fail("streams.core_catchup_token",
+               std::string("must differ from ") + kEnvApiToken +
+                   ": the core's side would hold a token that opens the adapter's API "
+                   "(/transfers, /parked); give the adapter its own credential for the core");
+  }
+}
+
 void check_http(Checker& check, const HttpConfig& http, LoadOptions options) {
   if (!parse_host_port(http.address)) {
     check.fail("http.address", "must be host:port (port 1..65535; [v6]:port for IPv6), got " +
@@ -427,6 +441,7 @@ std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions 
   check_database(check, config.database);
   check_kafka(check, config.kafka);
   check_http(check, config.http, options);
+  check_core_credential(check, config.streams.core_catchup_token, config.http.api_token, options);
   return errors;
 }
 

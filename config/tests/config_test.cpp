@@ -35,9 +35,12 @@ Json shipped_json(const std::string& cc) {
 // Tokens of the minimum lengths (kClearingTokenLengthMin, kApiTokenLengthMin) and more.
 constexpr const char* kClearingTokenValue = "clearing-secret-1";
 constexpr const char* kApiTokenValue = "api-secret-2-0123456789abcdef012345";
+constexpr const char* kCoreTokenValue = "core-catchup-secret-3";
 
 MapEnvironment env_with_secrets() {
-  return MapEnvironment({{kEnvClearingToken, kClearingTokenValue}, {kEnvApiToken, kApiTokenValue}});
+  return MapEnvironment({{kEnvClearingToken, kClearingTokenValue},
+                         {kEnvApiToken, kApiTokenValue},
+                         {kEnvCoreCatchupToken, kCoreTokenValue}});
 }
 
 // The DK file, changed by `edit`, parsed under the name config/dk.json.
@@ -83,12 +86,13 @@ Json::json_pointer pointer_to(const std::string& key) {
   return Json::json_pointer(path);
 }
 
-// The messages of a load that refused both tokens and nothing else: {clearing.token's,
-// http.api_token's}.
+// The messages of a load that refused both tokens and nothing else (but the credential toward
+// the core, when that is missing too): {clearing.token's, http.api_token's}.
 std::pair<std::string, std::string> token_errors(
     const tl::expected<AdapterConfig, ConfigErrors>& result) {
   REQUIRE_FALSE(result.has_value());
-  CHECK(result.error().errors.size() == 2);
+  const bool core_too = result.error().find("streams.core_catchup_token") != nullptr;
+  CHECK(result.error().errors.size() == (core_too ? 3 : 2));
   const auto* clearing = result.error().find("clearing.token");
   const auto* api = result.error().find("http.api_token");
   REQUIRE(clearing != nullptr);
@@ -256,6 +260,7 @@ TEST_CASE("every environment override replaces the file's value") {
       {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://core.internal:9000"},
       {"CLEARING_ADAPTER_HTTP_ADDRESS", "0.0.0.0:9090"},
       {"CLEARING_ADAPTER_API_TOKEN", "api-t0ken-0123456789abcdef0123456"},
+      {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-t0ken-0123456"},
   });
   const auto loaded = load_config(shipped_path("dk"), env);
   INFO((loaded ? std::string() : loaded.error().to_string()));
@@ -359,9 +364,11 @@ TEST_CASE("a token in the file is an error, even with allow_missing_secrets") {
 TEST_CASE("a token too short, too long or not printable ASCII is refused without showing it") {
   const auto load_with = [](const std::string& clearing_token, const std::string& api_token,
                             LoadOptions options = {}) {
-    return load_config(
-        shipped_path("dk"),
-        MapEnvironment({{kEnvClearingToken, clearing_token}, {kEnvApiToken, api_token}}), options);
+    return load_config(shipped_path("dk"),
+                       MapEnvironment({{kEnvClearingToken, clearing_token},
+                                       {kEnvApiToken, api_token},
+                                       {kEnvCoreCatchupToken, kCoreTokenValue}}),
+                       options);
   };
   const std::string clearing_min(kClearingTokenLengthMin, 'c');
   const std::string api_min(kApiTokenLengthMin, 'a');
@@ -421,6 +428,7 @@ TEST_CASE("secrets from files: each secret variable has a _FILE form") {
       load_config(shipped_path("dk"),
                   MapEnvironment({{std::string(kEnvClearingToken) + "_FILE", clearing.path},
                                   {std::string(kEnvApiToken) + "_FILE", api.path},
+                                  {std::string(kEnvCoreCatchupToken), kCoreTokenValue},
                                   {std::string(kEnvDatabaseUrl) + "_FILE", database.path}}));
   REQUIRE_MESSAGE(loaded.has_value(), (loaded ? "" : loaded.error().to_string()));
   CHECK(loaded->clearing.token.reveal() == clearing_token);
@@ -474,6 +482,46 @@ TEST_CASE("secrets from files: both ways, others' access, a missing, empty or hu
   CHECK(api_error(file_env(short_token.path))
             .starts_with("must be 32 to 4096 characters long (from CLEARING_ADAPTER_API_TOKEN or "
                          "CLEARING_ADAPTER_API_TOKEN_FILE; the value is not shown)"));
+}
+
+TEST_CASE("the adapter's credential toward the core: required, its own, never in the file") {
+  const std::string api_token(kApiTokenLengthMin, 'a');
+  const auto load_with = [&](std::map<std::string, std::string> more, LoadOptions options = {}) {
+    more.emplace(kEnvClearingToken, kClearingTokenValue);
+    more.emplace(kEnvApiToken, api_token);
+    return load_config(shipped_path("dk"), MapEnvironment(std::move(more)), options);
+  };
+  const auto loaded = load_with({{kEnvCoreCatchupToken, kCoreTokenValue}});
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->streams.core_catchup_token.reveal() == kCoreTokenValue);
+  CHECK(redacted_summary(*loaded).find("streams.core_catchup_token=set") != std::string::npos);
+  CHECK(redacted_summary(*loaded).find(kCoreTokenValue) == std::string::npos);
+
+  CHECK(error_for_file(load_with({}), "streams.core_catchup_token")
+            .starts_with("not set: set CLEARING_ADAPTER_CORE_CATCHUP_TOKEN (or "
+                         "CLEARING_ADAPTER_CORE_CATCHUP_TOKEN_FILE"));
+  // The embedded demo may run without it, as without the other secrets.
+  CHECK(load_with({}, LoadOptions{.allow_missing_secrets = true}).has_value());
+  // The adapter's API token sent to the core would open the adapter to the core's side.
+  const auto same = load_with({{kEnvCoreCatchupToken, api_token}});
+  CHECK(error_for_file(same, "streams.core_catchup_token") ==
+        "must differ from CLEARING_ADAPTER_API_TOKEN: the core's side would hold a token that "
+        "opens the adapter's API (/transfers, /parked); give the adapter its own credential for "
+        "the core");
+  CHECK(same.error().to_string().find(api_token) == std::string::npos);
+  CHECK(error_for_file(load_with({{kEnvCoreCatchupToken, "short"}}), "streams.core_catchup_token")
+            .starts_with("must be 16 to 4096 characters long"));
+  // From a file, like every secret.
+  const SecretFile file(std::string(kCoreTokenValue) + "\n", kOwnerRead);
+  const auto from_file = load_with({{std::string(kEnvCoreCatchupToken) + "_FILE", file.path}});
+  REQUIRE(from_file.has_value());
+  CHECK(from_file->streams.core_catchup_token.reveal() == kCoreTokenValue);
+  // Never in the file.
+  const auto in_file =
+      load_edited([](Json& j) { j["streams"]["core_catchup_token"] = "core-token-in-the-file"; });
+  CHECK(error_for(in_file, "streams.core_catchup_token").message ==
+        "secrets are never read from the file: remove this key and set "
+        "CLEARING_ADAPTER_CORE_CATCHUP_TOKEN in the environment");
 }
 
 TEST_CASE("Environment::process reads the real environment") {

@@ -482,7 +482,7 @@ TEST_CASE(
       return tl::unexpected(
           FetchError{FetchErrc::unauthorized,
                      "catch-up API answered HTTP 401: it refused our token: check "
-                     "CLEARING_ADAPTER_API_TOKEN"});
+                     "CLEARING_ADAPTER_CORE_CATCHUP_TOKEN"});
     const auto value = core_message(0, from);
     return FetchedPage{{FetchedMessage{value, parse_message(std::string_view(value))}}, 3};
   };
@@ -494,7 +494,8 @@ TEST_CASE(
   REQUIRE(held.size() == 1);
   CHECK(held.begin()->first == PartitionKey{kCore.name, 0});
   CHECK(held.begin()->second.reason.find("unauthorized") != std::string::npos);
-  CHECK(held.begin()->second.reason.find("CLEARING_ADAPTER_API_TOKEN") != std::string::npos);
+  CHECK(held.begin()->second.reason.find("CLEARING_ADAPTER_CORE_CATCHUP_TOKEN") !=
+        std::string::npos);
   CHECK(held.begin()->second.needs_operator);
   CHECK(applied_seqs(f, kCore.name, 0) == std::vector<std::int64_t>{1});
   // A second of running: the fast backoff would have asked again four times (40, 80, 160,

@@ -61,7 +61,7 @@ std::vector<std::string> core_sim_argv(const std::string& executable, const Core
   add(argv, "--adapter-catch-up-url", local_url(args.adapter_port));
   add(argv, "--adapter-token", args.api_token);
   add(argv, "--http-port", std::to_string(args.http_port));
-  add(argv, "--api-token", args.api_token);
+  add(argv, "--api-token", args.core_token);
   add_if(argv, "--timeout-s", args.timeout_s);
   if (args.stay) argv.emplace_back("--stay");
   argv.emplace_back("--json");
@@ -81,7 +81,8 @@ std::map<std::string, std::string> adapter_environment(const AdapterEndpoints& e
       {"CLEARING_ADAPTER_CLEARING_URL", "http://" + endpoints.clearing_address},
       {"CLEARING_ADAPTER_CLEARING_TOKEN", endpoints.clearing_token},
       {"CLEARING_ADAPTER_CORE_CATCHUP_URL", local_url(endpoints.core_port)},
-      {"CLEARING_ADAPTER_API_TOKEN", endpoints.api_token}};
+      {"CLEARING_ADAPTER_API_TOKEN", endpoints.api_token},
+      {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", endpoints.core_token}};
   if (endpoints.http_port != 0)
     env["CLEARING_ADAPTER_HTTP_ADDRESS"] = local_address(endpoints.http_port);
   return env;

@@ -46,7 +46,8 @@ config::AdapterConfig adapter_config(const TestDatabase& database, const std::st
        {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
        {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:9"},
        {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(support::free_port())},
-       {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"}});
+       {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"},
+       {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-catchup-token-0123"}});
   std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
   auto json = Json::parse(in);
   const std::map<std::string, int> partitions{{"payments.v1", 4},

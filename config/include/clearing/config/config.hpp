@@ -265,6 +265,11 @@ struct StreamsConfig {
   // http:// base URL of the core's catch-up API; env may override. https:// is refused until
   // the fetcher (http/src/client.cpp) speaks TLS (issue 21).
   std::string core_catchup_url;
+  // The adapter's own credential toward the core's catch-up API (bearer token), from
+  // CLEARING_ADAPTER_CORE_CATCHUP_TOKEN only; never in the file. It must differ from
+  // http.api_token: whoever runs or taps the core's side would otherwise hold a token that
+  // opens the adapter's API (/transfers, /parked).
+  Secret core_catchup_token;
   // How often the inbound consumer compares each partition's progress with the core's head
   // (the catch-up API's `head`): a partition behind it that has not moved since the last
   // check fetches its missing tail, so a lost last message is repaired within about twice

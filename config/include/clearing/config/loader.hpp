@@ -46,6 +46,7 @@ inline constexpr const char* kEnvClearingToken = "CLEARING_ADAPTER_CLEARING_TOKE
 inline constexpr const char* kEnvCoreCatchupUrl = "CLEARING_ADAPTER_CORE_CATCHUP_URL";
 inline constexpr const char* kEnvHttpAddress = "CLEARING_ADAPTER_HTTP_ADDRESS";
 inline constexpr const char* kEnvApiToken = "CLEARING_ADAPTER_API_TOKEN";
+inline constexpr const char* kEnvCoreCatchupToken = "CLEARING_ADAPTER_CORE_CATCHUP_TOKEN";
 // The secrets (the two tokens and the database URL, which may carry a password) may instead be
 // read from a file whose path is in the variable's `_FILE` form (CLEARING_ADAPTER_API_TOKEN_FILE,
 // ...): a mounted secret. Given both ways, or in a file readable or writable by others, or

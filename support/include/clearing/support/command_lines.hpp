@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace clearing::support {
@@ -42,6 +43,9 @@ struct ClearingMockArgs {
 std::vector<std::string> clearing_mock_argv(const std::string& executable,
                                             const ClearingMockArgs& args);
 
+// The adapter's credential toward core-sim's catch-up API in tests, benches and the chaos run.
+inline constexpr std::string_view kCoreCatchupToken = "core-catchup-token-for-the-adapter";
+
 struct CoreSimArgs {
   std::string database_url;
   std::string bootstrap;
@@ -52,7 +56,10 @@ struct CoreSimArgs {
   std::optional<int> batch, accounts, fetch_wait_ms, relay_round_interval_ms;
   int adapter_port = 0;   // the adapter whose catch-up API core-sim asks
   int http_port = 0;      // core-sim's own catch-up API
-  std::string api_token;  // both ways: core-sim's calls to the adapter and calls to it
+  std::string api_token;  // core-sim's calls to the adapter's API
+  // Required on core-sim's own catch-up API: the adapter's credential toward the core, never
+  // the adapter's API token (AdapterEndpoints::core_token is the same by default).
+  std::string core_token = std::string(kCoreCatchupToken);
   std::optional<int> timeout_s;
   bool stay = false;  // keep running after the report
 };
@@ -73,6 +80,7 @@ struct AdapterEndpoints {
   std::string clearing_token;
   int core_port = 0;  // core-sim's catch-up API
   std::string api_token;
+  std::string core_token = std::string(kCoreCatchupToken);  // toward core-sim's catch-up API
   int http_port = 0;  // 0: no CLEARING_ADAPTER_HTTP_ADDRESS (adapters sharing the rest set it)
 };
 
