@@ -206,7 +206,6 @@ struct ClearingClient::Impl {
       limiter.emplace(o, std::chrono::steady_clock::now());
     }
     limit_now = current_limit();
-    stats.concurrency_limit = limit_now;
     stats.concurrency_limit_min = limiter ? options.concurrency_min : options.in_flight_max;
     stats.concurrency_limit_max = options.in_flight_max;
     logged_limit = limit_now;
@@ -328,7 +327,6 @@ struct ClearingClient::Impl {
     // A probe's halving and restoring are neither raise nor cut: the limit learnt stays.
     const bool probe = change == LimitChange::probing || change == LimitChange::probed;
     update_stats([&](ClientStats& s) {
-      s.concurrency_limit = after;
       if (probe || after == before) return;
       ++(after > before ? s.concurrency_limit_raises : s.concurrency_limit_cuts);
     });
@@ -871,7 +869,9 @@ std::future<IncomingPage> ClearingClient::incoming(std::optional<std::string> af
 
 ClientStats ClearingClient::stats() const {
   std::lock_guard lock(impl_->stats_mutex);
-  return impl_->stats;
+  ClientStats out = impl_->stats;
+  out.concurrency_limit = impl_->limit_now;
+  return out;
 }
 
 int ClearingClient::concurrency_limit() const noexcept { return impl_->limit_now; }

@@ -92,28 +92,6 @@ std::string env_hint(const char* variable) {
   return std::string("set it in the file or in ") + variable;
 }
 
-// Strict "YYYY-MM-DD".
-std::optional<std::chrono::year_month_day> parse_date(std::string_view text) {
-  const auto digits = [&](std::size_t from, std::size_t count) -> std::optional<int> {
-    int value = 0;
-    for (std::size_t i = from; i < from + count; ++i) {
-      if (text[i] < '0' || text[i] > '9') return std::nullopt;
-      value = value * 10 + (text[i] - '0');
-    }
-    return value;
-  };
-  if (text.size() != 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
-  const auto y = digits(0, 4);
-  const auto m = digits(5, 2);
-  const auto d = digits(8, 2);
-  if (!y || !m || !d) return std::nullopt;
-  const std::chrono::year_month_day date{std::chrono::year{*y},
-                                         std::chrono::month{static_cast<unsigned>(*m)},
-                                         std::chrono::day{static_cast<unsigned>(*d)}};
-  if (!date.ok()) return std::nullopt;
-  return date;
-}
-
 // Strict "HH:MM", 00:00..23:59.
 std::optional<std::chrono::minutes> parse_time_of_day(std::string_view text) {
   if (text.size() != 5 || text[2] != ':') return std::nullopt;
@@ -138,7 +116,7 @@ std::vector<std::chrono::year_month_day> read_dates(const Json* list, const std:
     const std::string element = detail::element_path(path, i);
     const auto text = detail::read_string((*list)[i], element, problems);
     if (!text) continue;
-    if (const auto date = parse_date(*text)) {
+    if (const auto date = base::parse_date(*text)) {
       dates.push_back(*date);
     } else {
       problems.add(element, "must be a date \"YYYY-MM-DD\", got " + detail::quote_text(*text));
@@ -318,7 +296,7 @@ void read_outbound_stream(Section section, OutboundStreamConfig& out, Problems& 
 void read_deprecated_stream(Section section, DeprecatedStreamConfig& out, Problems& problems) {
   if (const auto stream = section.string("stream", true)) out.stream = *stream;
   if (const auto sunset = section.string("sunset", true)) {
-    if (const auto date = parse_date(*sunset))
+    if (const auto date = base::parse_date(*sunset))
       out.sunset = *date;
     else
       problems.add(section.path_of("sunset"),

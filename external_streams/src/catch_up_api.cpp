@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/clock.hpp"
 #include "clearing/base/metrics.hpp"
 #include "clearing/external_streams/stream_registry.hpp"
 #include "clearing/external_streams/stream_store.hpp"
@@ -70,17 +71,14 @@ HttpResponse serve_page(eventstore::ConnectionPool& pool, const HttpRequest& req
   for (const auto& [key, value] : request.query)
     if (key != "from" && key != "limit")
       return HttpResponse::error(400, "unknown_parameter", "unknown query parameter '" + key + "'");
-  // The registry is read with the page, every page: a handful of rows, and the headers are
-  // never stale.
+  // The stream's registry row is read with the page, every page (a key look-up), so the
+  // headers are never stale.
   auto served = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<Served> {
     auto page = read_catch_up(tx, stream, static_cast<std::int32_t>(*partition), from, limit);
     if (!page) return tl::unexpected(page.error());
-    auto streams = read_streams(tx);
-    if (!streams) return tl::unexpected(streams.error());
-    Served out{std::move(*page), std::nullopt};
-    for (auto& record : *streams)
-      if (record.name == stream) out.stream = std::move(record);
-    return out;
+    auto record = read_stream(tx, stream);
+    if (!record) return tl::unexpected(record.error());
+    return Served{std::move(*page), std::move(*record)};
   });
   if (!served) {
     if (served.error().code == eventstore::StoreErrc::invalid_argument)
@@ -170,30 +168,20 @@ std::string deprecation_field(base::Timestamp deprecated_at) {
 }
 
 std::optional<std::string> sunset_field(std::string_view sunset) {
-  if (sunset.size() != 10 || sunset[4] != '-' || sunset[7] != '-') return std::nullopt;
-  const auto number = [&](std::size_t at, std::size_t length) -> std::optional<int> {
-    int value = 0;
-    const auto* first = sunset.data() + at;
-    const auto [end, ec] = std::from_chars(first, first + length, value);
-    if (ec != std::errc{} || end != first + length || *first == '-' || *first == '+')
-      return std::nullopt;
-    return value;
-  };
-  const auto y = number(0, 4), m = number(5, 2), d = number(8, 2);
-  if (!y || !m || !d) return std::nullopt;
-  const std::chrono::year_month_day day{std::chrono::year{*y},
-                                        std::chrono::month{static_cast<unsigned>(*m)},
-                                        std::chrono::day{static_cast<unsigned>(*d)}};
-  if (!day.ok()) return std::nullopt;
+  const auto day = base::parse_date(sunset);
+  if (!day) return std::nullopt;
+  const int y = static_cast<int>(day->year());
+  const auto m = static_cast<unsigned>(day->month());
+  const auto d = static_cast<unsigned>(day->day());
   // IMF-fixdate (RFC 9110 5.6.7): English names whatever the locale.
   static constexpr std::array<const char*, 7> kDays{"Sun", "Mon", "Tue", "Wed",
                                                     "Thu", "Fri", "Sat"};
   static constexpr std::array<const char*, 12> kMonths{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  const std::chrono::weekday weekday{std::chrono::sys_days{day}};
+  const std::chrono::weekday weekday{std::chrono::sys_days{*day}};
   char text[40];
-  std::snprintf(text, sizeof text, "%s, %02d %s %04d 00:00:00 GMT", kDays[weekday.c_encoding()], *d,
-                kMonths[static_cast<std::size_t>(*m - 1)], *y);
+  std::snprintf(text, sizeof text, "%s, %02u %s %04d 00:00:00 GMT", kDays[weekday.c_encoding()], d,
+                kMonths[m - 1], y);
   return std::string(text);
 }
 

@@ -74,21 +74,16 @@ struct Relay::Impl {
 
   base::BackgroundThread worker;
 
-  // Wakes from the pool's outbox hook (a commit appended messages): an idle wait ends at
-  // once when one came since the round before it began, or while it waits. Its own
-  // condition variable, as BackgroundThread's sleep_for ends only on stop: stop() ends
-  // this wait too (stop_waiting).
-  std::mutex wake_mutex;
-  std::condition_variable wake_cv;
-  bool woken = false;
-  bool wake_stopping = false;
+  // Wakes the worker from the pool's outbox hook (a commit appended messages): an idle wait
+  // (wait_woken) ends at once when one came since the round before it began, or while it
+  // waits; a pause (sleep_for) keeps its length.
   std::uint64_t outbox_hook = 0;
 
   mutable std::mutex stats_mutex;
   RelayStats stats;
 
   Impl(eventstore::ConnectionPool& p, RelayOptions o) : pool(p), options(std::move(o)) {
-    outbox_hook = pool.add_outbox_hook([this] { wake(); });
+    outbox_hook = pool.add_outbox_hook([this] { worker.wake(); });
   }
   ~Impl() {
     pool.remove_outbox_hook(outbox_hook);
@@ -426,42 +421,15 @@ struct Relay::Impl {
     return settled.moved;
   }
 
-  void wake() {
-    {
-      std::lock_guard lock(wake_mutex);
-      woken = true;
-    }
-    wake_cv.notify_one();
-  }
-
-  void stop_waiting() {
-    {
-      std::lock_guard lock(wake_mutex);
-      wake_stopping = true;
-    }
-    wake_cv.notify_one();
-  }
-
-  // The wait of an idle relay: idle_poll, less when woken (since the last round began) or
-  // stopped. False when stopping.
-  bool idle_wait() {
-    std::unique_lock lock(wake_mutex);
-    wake_cv.wait_for(lock, options.idle_poll, [&] { return woken || wake_stopping; });
-    return !wake_stopping && !worker.stopping();
-  }
-
   void run() {
     int failures = 0;
     std::string logged_error;  // a failing relay logs once per change of error, not every round
     for (;;) {
       const auto round_started = std::chrono::steady_clock::now();
-      {
-        // What is committed from here on is either read by this round or wakes the next.
-        std::lock_guard lock(wake_mutex);
-        woken = false;
-      }
+      // What is committed from here on is either read by this round or wakes the next.
+      worker.clear_woken();
       auto relayed = run_once();
-      std::optional<std::chrono::milliseconds> wait;  // none: idle (idle_wait)
+      std::optional<std::chrono::milliseconds> wait;  // none: idle, wait to be woken
       if (!relayed) {
         ++failures;
         if (relayed.error().message != logged_error)
@@ -482,7 +450,7 @@ struct Relay::Impl {
                                  std::chrono::steady_clock::now() - round_started),
                              options);
       }
-      if (!(wait ? worker.sleep_for(*wait) : idle_wait())) return;
+      if (!(wait ? worker.sleep_for(*wait) : worker.wait_woken(options.idle_poll))) return;
     }
   }
 };
@@ -521,15 +489,10 @@ Relay::Relay(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Relay::~Relay() { stop(); }
 
 void Relay::start() {
-  {
-    std::lock_guard lock(impl_->wake_mutex);
-    impl_->wake_stopping = false;
-  }
   impl_->worker.start([this] { impl_->run(); });
 }
 
 void Relay::stop() {
-  impl_->stop_waiting();
   impl_->worker.stop();
   const auto given = impl_->ownership.release();
   std::lock_guard lock(impl_->stats_mutex);

@@ -3,6 +3,8 @@
 #include <map>
 #include <pqxx/pqxx>
 
+#include "clearing/base/assert.hpp"
+
 namespace clearing::external_streams {
 namespace {
 
@@ -135,6 +137,13 @@ StoreResult<std::vector<StreamRecord>> read_streams(Transaction& tx) {
   return out;
 }
 
+StoreResult<std::optional<StreamRecord>> read_stream(Transaction& tx, const std::string& name) {
+  const auto rows = tx.exec_params(
+      std::string("select ") + kRecordColumns + " from derived_streams where stream = $1", name);
+  if (rows.empty()) return std::optional<StreamRecord>();
+  return std::optional<StreamRecord>(record_from(rows[0]));
+}
+
 StoreResult<std::vector<std::string>> live_stream_names(Transaction& tx) {
   std::vector<std::string> out;
   for (const auto& row : tx.exec("select stream from derived_streams where phase = 'live'"))
@@ -209,10 +218,10 @@ tl::expected<std::vector<StreamRecord>, RegistryError> register_streams(
               backfill_subscription_name(name), std::to_string(start.transaction_id),
               start.position.value());
         }
-        known.emplace(name,
-                      record_from(tx.exec_params(std::string("select ") + kRecordColumns +
-                                                     " from derived_streams where stream = $1",
-                                                 name)[0]));
+        auto inserted = read_stream(tx, name);
+        if (!inserted) return tl::unexpected(inserted.error());
+        CLEARING_ASSERT(inserted->has_value());  // inserted above, in this transaction
+        known.emplace(name, std::move(**inserted));
       }
       if (auto problem = apply_setting(tx, known.at(name), setting)) {
         refused = std::move(problem);

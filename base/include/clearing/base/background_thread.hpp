@@ -2,7 +2,8 @@
 // One background thread of a component (the relay, the consumer, a subscription, the
 // dispatcher, the incoming poller): started with the loop it runs, stopped from outside.
 // The loop asks stopping() between rounds and waits with sleep_for(), which a stop cuts
-// short; stop() returns once the loop has returned. Not restartable while running.
+// short, or with wait_woken(), which wake() cuts short too (new work, from another thread);
+// stop() returns once the loop has returned. Not restartable while running.
 
 #include <chrono>
 #include <condition_variable>
@@ -45,10 +46,35 @@ class BackgroundThread {
     return stopping_;
   }
 
-  // Waits up to `duration`, less if stop() is called. False when stopping.
+  // Waits up to `duration`, less if stop() is called (not for wake()). False when stopping.
   bool sleep_for(std::chrono::milliseconds duration) {
     std::unique_lock lock(mutex_);
     if (duration.count() > 0) wake_.wait_for(lock, duration, [&] { return stopping_; });
+    return !stopping_;
+  }
+
+  // Ends the wait_woken() under way, or the next one: a wake is kept until clear_woken().
+  // Callable from any thread, while running or not.
+  void wake() {
+    {
+      std::lock_guard lock(mutex_);
+      woken_ = true;
+    }
+    wake_.notify_all();
+  }
+
+  // Forgets the wakes so far: call it before looking for work, so that work arriving after
+  // the look wakes the next wait_woken().
+  void clear_woken() {
+    std::lock_guard lock(mutex_);
+    woken_ = false;
+  }
+
+  // Waits up to `duration`, less if woken since the last clear_woken() or stopped. False
+  // when stopping.
+  bool wait_woken(std::chrono::milliseconds duration) {
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, duration, [&] { return stopping_ || woken_; });
     return !stopping_;
   }
 
@@ -56,6 +82,7 @@ class BackgroundThread {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  bool woken_ = false;
   std::thread thread_;
 };
 

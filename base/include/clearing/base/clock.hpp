@@ -5,7 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace clearing::base {
 
@@ -38,5 +40,7 @@ class ManualClock final : public Clock {
 std::string format_timestamp(Timestamp at);
 // Accepts "YYYY-MM-DDTHH:MM:SS[.fff]Z"; false on anything else.
 bool parse_timestamp(const std::string& text, Timestamp& out);
+// Strict "YYYY-MM-DD" of a real day; nothing on anything else.
+std::optional<std::chrono::year_month_day> parse_date(std::string_view text);
 
 }  // namespace clearing::base

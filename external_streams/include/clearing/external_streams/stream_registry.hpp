@@ -113,6 +113,9 @@ tl::expected<std::vector<StreamRecord>, RegistryError> register_streams(
 
 // The registered streams, by name.
 eventstore::StoreResult<std::vector<StreamRecord>> read_streams(eventstore::Transaction& tx);
+// One registered stream; nothing when `name` is not registered (not a derived stream).
+eventstore::StoreResult<std::optional<StreamRecord>> read_stream(eventstore::Transaction& tx,
+                                                                 const std::string& name);
 
 // In a deriving transaction: the names of the streams the live derivation derives now.
 eventstore::StoreResult<std::vector<std::string>> live_stream_names(eventstore::Transaction& tx);
