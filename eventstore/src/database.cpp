@@ -57,6 +57,8 @@ StoreError translate_exception(std::exception_ptr error) {
     return {StoreErrc::internal, std::string(e.what()) + " (sqlstate " + state + ")"};
   } catch (const pqxx::failure& e) {
     return {StoreErrc::connection_failed, e.what()};
+  } catch (const StoreFailure& e) {
+    return e.error;
   } catch (const std::exception& e) {
     return {StoreErrc::internal, e.what()};
   }

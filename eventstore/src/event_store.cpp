@@ -202,7 +202,9 @@ RecordedEvent parse_row(const pqxx::row& row) {
   return e;
 }
 
-StoreResult<std::vector<RecordedEvent>> parse_rows(const pqxx::result& rows) {
+// Rows to events, their personal fields opened when the pool has a protector.
+StoreResult<std::vector<RecordedEvent>> parse_rows(const pqxx::result& rows, Transaction& tx,
+                                                   const DataProtector* protector) {
   std::vector<RecordedEvent> events;
   events.reserve(rows.size());
   try {
@@ -210,7 +212,25 @@ StoreResult<std::vector<RecordedEvent>> parse_rows(const pqxx::result& rows) {
   } catch (const nlohmann::json::exception& e) {
     return tl::unexpected(StoreError{StoreErrc::corrupt_data, e.what()});
   }
+  if (protector != nullptr)
+    for (auto& e : events)
+      if (auto opened = protector->open(tx, e.data); !opened) return tl::unexpected(opened.error());
   return events;
+}
+
+// The events with their personal fields sealed, in `sealed`, when the pool has a protector;
+// else the events as given.
+StoreResult<std::span<const EventData>> sealed_events(Transaction& tx,
+                                                      const DataProtector* protector,
+                                                      std::span<const EventData> events,
+                                                      std::vector<EventData>& sealed) {
+  if (protector == nullptr) return events;
+  sealed.assign(events.begin(), events.end());
+  for (auto& e : sealed) {
+    if (!e.data.is_object()) continue;  // refused by encode_input
+    if (auto done = protector->seal(tx, e.data); !done) return tl::unexpected(done.error());
+  }
+  return std::span<const EventData>(sealed);
 }
 
 const char* append_statement(ExpectedVersion expected);
@@ -330,16 +350,19 @@ StoreResult<AppendResult> EventStore::append(const StreamId& stream, ExpectedVer
 
 StoreResult<AppendResult> EventStore::append(Transaction& tx, const StreamId& stream,
                                              ExpectedVersion expected,
-                                             std::span<const EventData> events) {
-  auto input = encode_input(stream, events);
+                                             std::span<const EventData> given) {
+  std::vector<EventData> sealed;
+  auto events = sealed_events(tx, pool_.protector(), given, sealed);
+  if (!events) return tl::unexpected(events.error());
+  auto input = encode_input(stream, *events);
   if (!input) return tl::unexpected(input.error());
-  const auto count = static_cast<std::int64_t>(events.size());
+  const auto count = static_cast<std::int64_t>(events->size());
   {
     const auto rows = tx.exec_prepared(append_statement(expected), stream.value(), expected.value(),
                                        *input, count);
     if (!rows.empty()) {
       note_events_appended();
-      CLEARING_ASSERT(rows.size() == events.size());
+      CLEARING_ASSERT(rows.size() == events->size());
       AppendResult result;
       std::int64_t position_min = rows[0][0].as<std::int64_t>(), version_max = 0;
       for (const auto& row : rows) {
@@ -356,8 +379,8 @@ StoreResult<AppendResult> EventStore::append(Transaction& tx, const StreamId& st
     pqxx::result existing;
     {
       std::string ids = "{";
-      for (std::size_t i = 0; i < events.size(); ++i)
-        ids += (i ? "," : "") + events[i].event_id.value();
+      for (std::size_t i = 0; i < events->size(); ++i)
+        ids += (i ? "," : "") + (*events)[i].event_id.value();
       ids += "}";
       existing =
           tx.exec_params("select count(*) from events where event_id = any($1::uuid[])", ids);
@@ -388,6 +411,7 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
   // Validated and encoded first, the whole batch: malformed input touches nothing.
   std::vector<std::string> inputs;
   inputs.reserve(appends.size());
+  std::vector<EventData> sealed;
   std::unordered_set<std::string> streams, ids;
   std::vector<StreamId> id_streams;  // each event id's stream, for the probe
   std::string id_array = "{";
@@ -397,7 +421,9 @@ StoreResult<std::vector<StoreResult<AppendResult>>> EventStore::append_batch(
           invalid("expected version any in a batch append (" + a.stream.value() + ")"));
     if (!streams.insert(a.stream.value()).second)
       return tl::unexpected(invalid("stream " + a.stream.value() + " twice in one batch append"));
-    auto input = encode_input(a.stream, a.events);
+    auto events = sealed_events(tx, pool_.protector(), a.events, sealed);
+    if (!events) return tl::unexpected(events.error());
+    auto input = encode_input(a.stream, *events);
     if (!input) return tl::unexpected(input.error());
     inputs.push_back(std::move(*input));
     for (const auto& e : a.events) {
@@ -518,7 +544,8 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_stream(Transaction& tx,
   if (stream.value().empty()) return tl::unexpected(invalid("stream id is empty"));
   limit = std::min(limit, kReadBatchMax);
   return parse_rows(tx.exec_prepared(kReadStreamName, stream.value(), from.value(),
-                                     static_cast<std::int64_t>(limit)));
+                                     static_cast<std::int64_t>(limit)),
+                    tx, pool_.protector());
 }
 
 StoreResult<std::vector<RecordedEvent>> EventStore::read_streams(Transaction& tx,
@@ -529,7 +556,8 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_streams(Transaction& tx
     if (stream.value().empty()) return tl::unexpected(invalid("stream id is empty"));
   limit = std::min(limit, kReadBatchMax);
   auto events = parse_rows(tx.exec_prepared(kReadStreamsName, text_array_literal(streams),
-                                            static_cast<std::int64_t>(limit)));
+                                            static_cast<std::int64_t>(limit)),
+                           tx, pool_.protector());
   if (!events) return events;
   CLEARING_ASSERT(events->size() <= limit);
   for (std::size_t i = 1; i < events->size(); ++i) {
@@ -555,7 +583,8 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Transaction& 
   limit = std::min(limit, kReadBatchMax);
   auto events =
       parse_rows(tx.exec_prepared(kReadAllName, std::to_string(after.transaction_id),
-                                  after.position.value(), static_cast<std::int64_t>(limit)));
+                                  after.position.value(), static_cast<std::int64_t>(limit)),
+                 tx, pool_.protector());
   if (!events) return events;
   // Checked on the way out: the order every reader relies on.
   Checkpoint previous = after;
@@ -569,7 +598,7 @@ StoreResult<std::vector<RecordedEvent>> EventStore::read_all_after(Transaction& 
 StoreResult<std::optional<RecordedEvent>> EventStore::read_event(Transaction& tx,
                                                                  const EventId& id) {
   if (!base::is_uuid(id.value())) return tl::unexpected(invalid("event id is not a UUID"));
-  auto rows = parse_rows(tx.exec_params(kReadEvent, id.value()));
+  auto rows = parse_rows(tx.exec_params(kReadEvent, id.value()), tx, pool_.protector());
   if (!rows) return tl::unexpected(rows.error());
   if (rows->empty()) return std::optional<RecordedEvent>{};
   return std::optional<RecordedEvent>{std::move(rows->front())};

@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 
+#include "clearing/eventstore/protector.hpp"
 #include "clearing/eventstore/types.hpp"
 
 namespace clearing::eventstore {
@@ -94,6 +95,13 @@ class ConnectionPool {
   // note_outbox_written(), on the committing thread: keep it short (wake a thread). Never
   // for a rollback. Returns the id that removes it; remove_outbox_hook returns once no call
   // of it is running, and every hook is removed before the pool is destroyed.
+  // Personal data at rest (protector.hpp): set once, before the pool is shared between
+  // threads; null (the default) stores documents as they are.
+  void set_protector(std::shared_ptr<const DataProtector> protector) {
+    protector_ = std::move(protector);
+  }
+  const DataProtector* protector() const { return protector_.get(); }
+
   std::uint64_t add_outbox_hook(std::function<void()> hook);
   void remove_outbox_hook(std::uint64_t id);
 
@@ -120,6 +128,7 @@ class ConnectionPool {
   void call_outbox_hooks();
 
   DatabaseOptions options_;
+  std::shared_ptr<const DataProtector> protector_;
   std::unique_ptr<Impl> impl_;
 };
 
