@@ -17,6 +17,7 @@
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/privacy/aead.hpp"
 #include "clearing/support/command_lines.hpp"
 #include "clearing/support/scratch_database.hpp"
 #include "reconcile.hpp"
@@ -121,6 +122,12 @@ void wire_adapter(config::AdapterConfig& cfg, const Wiring& w) {
   cfg.http.address = "127.0.0.1:" + std::to_string(w.adapter_port);
   cfg.http.api_token = config::Secret(w.api_token);
   cfg.streams.core_catchup_token = config::Secret(w.core_token);
+  // A fresh key-encryption key per demo run, like its tokens: its database is new too.
+  if (!cfg.privacy.data_kek.is_set()) {
+    const auto kek = privacy::random_key();
+    cfg.privacy.data_kek = config::Secret(privacy::to_base64(
+        std::string_view(reinterpret_cast<const char*>(kek.data()), kek.size())));
+  }
   cfg.streams.core_catchup_url = "http://127.0.0.1:" + std::to_string(w.core_port);
   // Seconds instead of minutes, so a demo's retries and inquiries happen while you watch.
   cfg.retry = {50, 2000, 2, 2, 300, 1000, 30'000};

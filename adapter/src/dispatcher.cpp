@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <random>
 
@@ -80,11 +81,19 @@ struct WorkItem {
 // The body stored on the work row read back with the clearing API's codec
 // (clearing_client::decode_submit_body); nullopt when it is not there (a row written before
 // it was stored), unreadable, or about another key than the row's, and the caller then takes
-// the request from the stream: one transfer, one idempotency key.
-std::optional<clearing_client::SubmitRequest> parse_submit_request(const pqxx::field& field,
-                                                                   const std::string& transfer_id) {
+// the request from the stream: one transfer, one idempotency key. Sealed personal fields
+// (the pool's protector) are opened first; one that does not open is unreadable too.
+std::optional<clearing_client::SubmitRequest> parse_submit_request(
+    Transaction& tx, const eventstore::DataProtector* protector, const pqxx::field& field,
+    const std::string& transfer_id) {
   if (field.is_null()) return std::nullopt;
-  auto request = clearing_client::decode_submit_body(field.c_str());
+  std::string body = field.c_str();
+  if (protector != nullptr) {
+    auto json = nlohmann::json::parse(body, nullptr, false);
+    if (json.is_discarded() || !protector->open(tx, json)) return std::nullopt;
+    body = json.dump();
+  }
+  auto request = clearing_client::decode_submit_body(body);
   if (!request || request->reference != transfer_id) return std::nullopt;
   return std::move(*request);
 }
@@ -181,7 +190,8 @@ struct Dispatcher::Impl {
             item.correlation_id = row[3].as<std::string>();
             item.caused_by = row[4].as<std::string>();
             if (item.action == sagas::ClearingAction::submit) {
-              item.request = parse_submit_request(row[5], item.transfer_id);
+              item.request = parse_submit_request(tx, transfers.store().pool().protector(), row[5],
+                                                  item.transfer_id);
               if (!item.request) {
                 auto loaded = transfers.load(tx, item.transfer_id);
                 if (!loaded) return tl::unexpected(loaded.error());
@@ -298,7 +308,9 @@ struct Dispatcher::Impl {
           "message={} due_at_ms={}",
           r.item.transfer_id, r.item.attempt, r.item.correlation_id,
           sagas::refusal_code_name(refusal.code), refusal.message, due_at_ms);
-      park(tx, refused_answer(r, refusal));
+      if (auto parked = park(tx, refused_answer(r, refusal), transfers.store().pool().protector());
+          !parked)
+        return tl::unexpected(parked.error());
       tx.exec_prepared(kPostponeName, r.item.transfer_id, options.owner, r.item.attempt, due_at_ms);
       return Recorded::refused;
     }

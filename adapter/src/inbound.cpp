@@ -128,16 +128,19 @@ class TransferInbound final : public external_streams::InboundHandler {
       // than its stream: kept with its reason like any unusable input.
       const auto& refusal = std::get<sagas::TransferRefusal>(results[i].error());
       const auto& context = queued_[i].context;
-      adapter::park(
-          tx, ParkedMessage{"kafka", external_streams::to_string(MessageErrc::invalid_data),
-                            refusal.message,
-                            nlohmann::json{{"event_id", context.causation_id},
-                                           {"source", context.source},
-                                           {"transfer_id", transfer_id_of(queued_[i].command)}}
-                                .dump(),
-                            context.source["stream"].get<std::string>(),
-                            context.source["partition"].get<std::int32_t>(), std::nullopt,
-                            context.correlation_id});
+      auto parked = adapter::park(
+          tx,
+          ParkedMessage{"kafka", external_streams::to_string(MessageErrc::invalid_data),
+                        refusal.message,
+                        nlohmann::json{{"event_id", context.causation_id},
+                                       {"source", context.source},
+                                       {"transfer_id", transfer_id_of(queued_[i].command)}}
+                            .dump(),
+                        context.source["stream"].get<std::string>(),
+                        context.source["partition"].get<std::int32_t>(), std::nullopt,
+                        context.correlation_id},
+          transfers_.store().pool().protector());
+      if (!parked) return parked;
       base::module_logger("inbound")->warn(
           "initiation refused, parked transfer_id={} reason={} correlation_id={}",
           transfer_id_of(queued_[i].command), refusal.message, context.correlation_id);
@@ -161,12 +164,14 @@ eventstore::StoreResult<void> TransferInbound::park(eventstore::Transaction& tx,
   if (auto flushed = flush(tx); !flushed) return flushed;
   const auto transfer_id = readable_transfer_id(parsed, raw.value);
   const auto correlation = parsed ? parsed->correlation_id : std::string{};
-  adapter::park(
+  auto parked = adapter::park(
       tx,
       ParkedMessage{"kafka", external_streams::to_string(error.code), error.message, raw.value,
                     raw.topic, raw.partition,
                     raw.offset >= 0 ? std::optional<std::int64_t>(raw.offset) : std::nullopt,
-                    correlation.empty() ? std::nullopt : std::optional<std::string>(correlation)});
+                    correlation.empty() ? std::nullopt : std::optional<std::string>(correlation)},
+      transfers_.store().pool().protector());
+  if (!parked) return parked;
   base::module_logger("inbound")->warn(
       "parked message topic={} partition={} offset={} reason={} transfer_id={} correlation_id={}",
       raw.topic, raw.partition, raw.offset, external_streams::to_string(error.code), transfer_id,

@@ -137,10 +137,15 @@ struct IncomingPoller::Impl {
   StoreResult<Outcome> apply(Transaction& tx, const clearing_client::IncomingPayment& p,
                              const std::string& feed_event_id) {
     if (p.clearing_reference.empty()) {
-      park(tx, ParkedMessage{"clearing-feed", "missing_clearing_reference",
-                             "an incoming payment without a clearing reference cannot be recorded",
-                             clearing_client::encode_incoming_payment(p), std::nullopt,
-                             std::nullopt, std::nullopt, std::nullopt});
+      if (auto parked = park(
+              tx,
+              ParkedMessage{"clearing-feed", "missing_clearing_reference",
+                            "an incoming payment without a clearing reference cannot be recorded",
+                            clearing_client::encode_incoming_payment(p), std::nullopt, std::nullopt,
+                            std::nullopt, std::nullopt},
+              store.pool().protector());
+          !parked)
+        return tl::unexpected(parked.error());
       return Outcome::parked;
     }
     sagas::RecordIncomingPayment command;
@@ -167,9 +172,13 @@ struct IncomingPoller::Impl {
       if (auto* error = std::get_if<eventstore::StoreError>(&result.error()))
         return tl::unexpected(*error);
       const auto& refusal = std::get<sagas::IncomingPaymentRefusal>(result.error());
-      park(tx, ParkedMessage{"clearing-feed", "refused", refusal.message,
-                             clearing_client::encode_incoming_payment(p), std::nullopt,
-                             std::nullopt, std::nullopt, payment_id});
+      if (auto parked = park(tx,
+                             ParkedMessage{"clearing-feed", "refused", refusal.message,
+                                           clearing_client::encode_incoming_payment(p),
+                                           std::nullopt, std::nullopt, std::nullopt, payment_id},
+                             store.pool().protector());
+          !parked)
+        return tl::unexpected(parked.error());
       return Outcome::parked;
     }
     return result->events.empty() ? Outcome::resent : Outcome::recorded;
@@ -202,8 +211,13 @@ struct IncomingPoller::Impl {
                                eventstore::ExpectedVersion::any(), std::vector{mark});
     if (!marked) return tl::unexpected(marked.error());
     if (marked->already_appended) return Outcome::resent;
-    park(tx, ParkedMessage{"clearing-feed", kInvalidPaymentReasonCode, reason, rejected.raw,
-                           std::nullopt, std::nullopt, std::nullopt, correlation_id});
+    if (auto parked =
+            park(tx,
+                 ParkedMessage{"clearing-feed", kInvalidPaymentReasonCode, reason, rejected.raw,
+                               std::nullopt, std::nullopt, std::nullopt, correlation_id},
+                 store.pool().protector());
+        !parked)
+      return tl::unexpected(parked.error());
     return Outcome::parked;
   }
 

@@ -6,7 +6,9 @@
 #include <string_view>
 
 #include "clearing/base/assert.hpp"
+#include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
+#include "clearing/privacy/personal_fields.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -25,7 +27,7 @@ std::string bounded_columns() {
          ", kafka_partition, kafka_offset, " +
          left("correlation_id", kParkedCorrelationIdBytesMax) +
          ", to_char(parked_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-         "octet_length(raw)";
+         "coalesce(raw_length, octet_length(raw)), raw_sealed";
 }
 enum Column {
   kId,
@@ -38,6 +40,7 @@ enum Column {
   kCorrelationId,
   kParkedAt,
   kRawBytes,
+  kSealed,
   kRaw
 };
 
@@ -46,7 +49,8 @@ enum Column {
 const std::string& page_sql() {
   static const std::string sql =
       "select " + bounded_columns() +
-      ", substring(raw from 1 for $4) from parked_messages"
+      ", case when raw_sealed then raw_preview else substring(raw from 1 for $4) end"
+      " from parked_messages"
       " where ($1::text is null or reason_code = $1) and ($2::bigint is null or id < $2)"
       " order by id desc limit $3";
   return sql;
@@ -56,7 +60,8 @@ const std::string& page_sql() {
 const std::string& message_sql() {
   static const std::string sql =
       "select " + bounded_columns() +
-      ", substring(raw from $2 for $3) from parked_messages where id = $1";
+      ", case when raw_sealed then raw else substring(raw from $2 for $3) end"
+      " from parked_messages where id = $1";
   return sql;
 }
 
@@ -144,10 +149,35 @@ struct RowJson {
   std::int64_t raw_bytes = 0;
 };
 
-// A row as JSON, showing its raw from byte `from` on (the row's kRaw column holds those).
-RowJson row_json(const pqxx::row& row, std::int64_t from) {
+// The raw bytes a row shows from byte `from` on, at most `bytes` of them, and the raw's
+// length. The row's kRaw column holds those bytes, or, sealed, the whole raw (a message
+// read) or its preview (a listing).
+struct RawSlice {
+  std::string bytes;
+  std::int64_t raw_bytes = 0;
+};
+eventstore::StoreResult<RawSlice> raw_slice(eventstore::Transaction& tx, const pqxx::row& row,
+                                            std::int64_t from, std::size_t bytes,
+                                            const eventstore::DataProtector* protector) {
+  auto stored = pqxx::binarystring(row[kRaw]).str();
   const auto raw_bytes = row[kRawBytes].as<std::int64_t>();
-  const auto slice = pqxx::binarystring(row[kRaw]).str();
+  if (!row[kSealed].as<bool>()) return RawSlice{std::move(stored), raw_bytes};
+  if (protector == nullptr)
+    return tl::unexpected(eventstore::StoreError{
+        eventstore::StoreErrc::internal, "a sealed parked message, and no protector to open it"});
+  auto opened = protector->open_bytes(tx, stored);
+  if (!opened) return tl::unexpected(opened.error());
+  // An erased subject's raw is the placeholder, whole: its length is the placeholder's.
+  const auto length =
+      *opened == eventstore::kErased ? static_cast<std::int64_t>(opened->size()) : raw_bytes;
+  if (from >= static_cast<std::int64_t>(opened->size())) return RawSlice{{}, length};
+  return RawSlice{opened->substr(static_cast<std::size_t>(from), bytes), length};
+}
+
+// A row as JSON, showing `slice` of its raw from byte `from` on.
+RowJson row_json(const pqxx::row& row, std::int64_t from, RawSlice raw) {
+  const auto raw_bytes = raw.raw_bytes;
+  const auto& slice = raw.bytes;
   const auto part = shown_part(slice, from + static_cast<std::int64_t>(slice.size()) < raw_bytes);
   const std::int64_t raw_end = from + static_cast<std::int64_t>(part.bytes.size());
   Json j{{"id", row[kId].as<std::int64_t>()},
@@ -208,7 +238,8 @@ std::string page_body(const std::string& rows, const ParkedListing& listing,
 
 }  // namespace
 
-void park(eventstore::Transaction& tx, const ParkedMessage& m) {
+eventstore::StoreResult<void> park(eventstore::Transaction& tx, const ParkedMessage& m,
+                                   const eventstore::DataProtector* protector) {
   // Text parameters travel as C strings (cut at the first NUL) and the text columns
   // refuse invalid UTF-8: each one escaped and bounded, so no content can fail the insert.
   const auto storable = [](const std::optional<std::string>& text, std::size_t bytes_max) {
@@ -224,17 +255,39 @@ void park(eventstore::Transaction& tx, const ParkedMessage& m) {
   } else {
     reason = base::escape_text(m.reason, kParkedReasonBytesMax);
   }
+  std::string sealed, preview;
+  if (protector != nullptr) {
+    // Whose: the subject its JSON names, when it is JSON (personal_fields.hpp's rule).
+    std::string subject;
+    if (auto json = nlohmann::json::parse(raw, nullptr, false); !json.is_discarded())
+      if (auto found = privacy::find_subject(json)) subject = *found;
+    auto whole = protector->seal_bytes(tx, raw, subject);
+    if (!whole) return tl::unexpected(whole.error());
+    auto first = protector->seal_bytes(tx, raw.substr(0, kParkedRawPreviewBytes), subject);
+    if (!first) return tl::unexpected(first.error());
+    sealed = std::move(*whole);
+    preview = std::move(*first);
+  }
+  const bool seal = protector != nullptr;
   // A binarystring parameter is sent in binary format with its length: every byte kept.
   tx.exec_params(
       "insert into parked_messages (source, reason_code, reason, raw, topic, kafka_partition,"
-      " kafka_offset, correlation_id) values ($1, $2, $3, $4, $5, $6, $7, $8)",
+      " kafka_offset, correlation_id, raw_sealed, raw_length, raw_preview)"
+      " values ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+      " case when $9::boolean then $10::bigint end, case when $9::boolean then $11::bytea end)",
       base::escape_text(m.source, kParkedSourceBytesMax),
       base::escape_text(m.reason_code, kParkedReasonCodeBytesMax), reason,
-      pqxx::binarystring(raw.data(), raw.size()), storable(m.topic, kParkedTopicBytesMax),
-      m.partition, m.offset, storable(m.correlation_id, kParkedCorrelationIdBytesMax));
+      seal ? pqxx::binarystring(sealed.data(), sealed.size())
+           : pqxx::binarystring(raw.data(), raw.size()),
+      storable(m.topic, kParkedTopicBytesMax), m.partition, m.offset,
+      storable(m.correlation_id, kParkedCorrelationIdBytesMax), seal,
+      static_cast<std::int64_t>(raw.size()), pqxx::binarystring(preview.data(), preview.size()));
+  return {};
 }
 
-std::string parked_page(eventstore::Transaction& tx, const ParkedListing& listing) {
+eventstore::StoreResult<std::string> parked_page(eventstore::Transaction& tx,
+                                                 const ParkedListing& listing,
+                                                 const eventstore::DataProtector* protector) {
   CLEARING_ASSERT(listing.limit >= 1 && listing.limit <= kParkedPageMax);
   std::string rows;
   int count = 0;
@@ -247,7 +300,9 @@ std::string parked_page(eventstore::Transaction& tx, const ParkedListing& listin
                                        static_cast<int>(kParkedRawPreviewBytes));
     for (const auto& row : result) {
       if (count == listing.limit) return page_body(rows, listing, cursor);
-      const auto text = dump(row_json(row, 0).json);
+      auto raw = raw_slice(tx, row, 0, kParkedRawPreviewBytes, protector);
+      if (!raw) return tl::unexpected(raw.error());
+      const auto text = dump(row_json(row, 0, std::move(*raw)).json);
       const std::size_t separator = count > 0 ? 1 : 0;
       if (count > 0 &&
           rows.size() + separator + text.size() + kPageEnvelopeBytesMax > kParkedAnswerBytesMax)
@@ -263,8 +318,9 @@ std::string parked_page(eventstore::Transaction& tx, const ParkedListing& listin
   return {};
 }
 
-tl::expected<std::string, ParkedReadError> parked_message(eventstore::Transaction& tx,
-                                                          std::int64_t id, std::int64_t from_byte) {
+tl::expected<std::string, ParkedReadError> parked_message(
+    eventstore::Transaction& tx, std::int64_t id, std::int64_t from_byte,
+    const eventstore::DataProtector* protector) {
   // bytea holds at most 1 GB: a larger start is past the end of any value, and keeps the
   // SQL integers in range.
   constexpr std::int64_t kByteaBytesMax = std::int64_t{1} << 30;
@@ -274,9 +330,14 @@ tl::expected<std::string, ParkedReadError> parked_message(eventstore::Transactio
                      static_cast<int>(kParkedRawChunkBytes));
   if (result.empty()) return tl::unexpected(ParkedReadError::unknown_id);
   const auto& row = result[0];
-  if (from_byte > row[kRawBytes].as<std::int64_t>())
-    return tl::unexpected(ParkedReadError::beyond_end);
-  auto shown = row_json(row, from_byte);
+  auto raw = raw_slice(tx, row, from_byte, kParkedRawChunkBytes, protector);
+  if (!raw) {
+    base::module_logger("parking")->error("parked_read_failed id={} error={}", id,
+                                          raw.error().message);
+    return tl::unexpected(ParkedReadError::store);
+  }
+  if (from_byte > raw->raw_bytes) return tl::unexpected(ParkedReadError::beyond_end);
+  auto shown = row_json(row, from_byte, std::move(*raw));
   CLEARING_ASSERT(shown.raw_end > from_byte ||
                   shown.raw_end == shown.raw_bytes);  // a next part moves on
   shown.json["raw_from_byte"] = from_byte;

@@ -10,9 +10,11 @@
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/adapter/personal_data.hpp"
 #include "clearing/adapter/readiness.hpp"
 #include "clearing/adapter/streams_report.hpp"
 #include "clearing/adapter/transfer_api.hpp"
+#include "clearing/base/background_thread.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/metrics.hpp"
 #include "clearing/config/loader.hpp"
@@ -101,6 +103,8 @@ struct Service::Impl {
   base::metrics::Registry metrics;
 
   std::unique_ptr<eventstore::ConnectionPool> pool;
+  std::shared_ptr<privacy::Vault> vault;  // the pool's protector
+  base::BackgroundThread retention;       // applies privacy.retention_years once a day
   std::unique_ptr<eventstore::EventStore> store;
   std::unique_ptr<TransferService> transfers;
   std::unique_ptr<clearing_client::ClearingClient> client;
@@ -127,8 +131,9 @@ struct Service::Impl {
     options.application_name =
         "clearing-adapter-" + std::string(config::country_code_lower(config.country.code));
     pool = std::make_unique<eventstore::ConnectionPool>(options);
-    for (const auto* migrations : {&eventstore::eventstore_migrations(), &adapter_migrations(),
-                                   &external_streams::external_streams_migrations()}) {
+    for (const auto* migrations :
+         {&eventstore::eventstore_migrations(), &adapter_migrations(),
+          &external_streams::external_streams_migrations(), &privacy::privacy_migrations()}) {
       auto applied = eventstore::apply_migrations(*pool, *migrations);
       if (!applied)
         return tl::unexpected("database " + config::redact_database_url(config.database.url) +
@@ -141,12 +146,53 @@ struct Service::Impl {
       return tl::unexpected("streams: " + registered.error().message);
     }
     streams = std::move(*registered);
+    if (auto opened = open_vault(options); !opened) return opened;
     // Each stream's state and progress, once at start; a backfill logs its own as it goes.
     if (auto progress = read_streams_report(*pool))
       for (const auto& p : *progress) log->info("stream {}", stream_progress_fields(p));
-    store = std::make_unique<eventstore::EventStore>(*pool);
     transfers = std::make_unique<TransferService>(*store);
     return {};
+  }
+
+  // Personal data at rest: the vault seals and opens through the pool from here on. A KEK
+  // the data keys do not know refuses the start (a person must give the right one).
+  tl::expected<void, std::string> open_vault(const eventstore::DatabaseOptions& options) {
+    auto ring = privacy::KeyRing::parse(config.privacy.data_kek.reveal(),
+                                        config.privacy.data_kek_previous.reveal());
+    if (!ring) {
+      refused = true;
+      return tl::unexpected(std::string(config::kEnvDataKek) + " / " +
+                            config::kOptionalEnvDataKekPrevious + ": " + ring.error());
+    }
+    auto made = privacy::Vault::create({.database = options, .keys = std::move(*ring)});
+    if (!made) {
+      if (made.error().code == eventstore::StoreErrc::invalid_argument) refused = true;
+      return tl::unexpected("personal data keys: " + made.error().message);
+    }
+    vault = std::move(*made);
+    pool->set_protector(vault);
+    store = std::make_unique<eventstore::EventStore>(*pool);
+    if (auto rewrapped = rewrap_data_keys(*store, *vault); !rewrapped)
+      return tl::unexpected("rewrapping the data keys: " + rewrapped.error().message);
+    else if (*rewrapped > 0)
+      log->info("data_keys_rewrapped keys={} kek_id={}", *rewrapped, vault->kek_id());
+    expire_personal_data();
+    log->info("personal data sealed kek_id={} retention_years={}", vault->kek_id(),
+              config.privacy.retention_years);
+    return {};
+  }
+
+  // Retention: a failure is logged and tried again at the next round (the data stays sealed).
+  void expire_personal_data() {
+    const auto today = std::chrono::year_month_day{
+        std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())};
+    auto expired = apply_retention(*store, *vault, config.privacy.retention_years,
+                                   static_cast<int>(today.year()));
+    if (!expired)
+      log->warn("retention_failed error={}", expired.error().message);
+    else if (*expired > 0)
+      log->info("retention_applied keys_destroyed={} retention_years={}", *expired,
+                config.privacy.retention_years);
   }
 
   tl::expected<void, std::string> open_client() {
@@ -467,6 +513,9 @@ tl::expected<void, std::string> Service::Impl::start() {
   s.dispatcher->start();
   s.poller->start();
   s.consumer->start();
+  s.retention.start([&s] {
+    while (s.retention.sleep_for(std::chrono::hours(24))) s.expire_personal_data();
+  });
   if (auto ok = s.open_http(); !ok) return ok;
   s.started = true;
   s.log->info("started http_port={} kafka={}", s.http->port(), s.kafka_bootstrap);
@@ -483,6 +532,7 @@ void Service::stop() {
   for (auto& backfill : s.backfills) backfill->stop();
   if (s.derivation) s.derivation->stop();
   if (s.relay) s.relay->stop();
+  s.retention.stop();
   if (s.http) s.http->stop();
   if (s.client) {
     // Bounded: a client that cannot stop must not keep the process from exiting (all

@@ -290,7 +290,7 @@ void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& p
     if (!listing) return HttpResponse::error(400, listing.error().code, listing.error().message);
     auto page =
         pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
-          return parked_page(tx, *listing);
+          return parked_page(tx, *listing, pool.protector());
         });
     if (!page) return HttpResponse::error(503, "unavailable", "the database is unavailable");
     return HttpResponse::json(200, std::move(*page));
@@ -314,12 +314,13 @@ void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& p
     std::optional<ParkedReadError> refused;
     auto message =
         pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
-          auto read = parked_message(tx, *id, from_byte);
+          auto read = parked_message(tx, *id, from_byte, pool.protector());
           if (read) return std::move(*read);
           refused = read.error();
           return std::string();
         });
-    if (!message) return HttpResponse::error(503, "unavailable", "the database is unavailable");
+    if (!message || refused == ParkedReadError::store)
+      return HttpResponse::error(503, "unavailable", "the database is unavailable");
     if (refused == ParkedReadError::unknown_id)
       return HttpResponse::error(404, "unknown_parked_message",
                                  "no parked message " + std::to_string(*id));

@@ -166,8 +166,18 @@ struct TransferService::ProjectionRow {
   std::string correlation_id;
   std::string caused_by;
   std::optional<std::string> submit_request;
+  std::string subject;  // whose personal data submit_request holds: the core's account
   std::string status;
 };
+
+// Personal data at rest (privacy/vault.hpp): a parked raw value sealed whole, its length
+// and its sealed first bytes apart for the listing. Rows parked before stay clear.
+constexpr const char* kParkedSealed = R"sql(
+alter table parked_messages add column raw_sealed boolean not null default false,
+  add column raw_length bigint, add column raw_preview bytea,
+  add constraint parked_messages_sealed
+    check (raw_sealed = (raw_length is not null) and raw_sealed = (raw_preview is not null));
+)sql";
 
 const std::vector<eventstore::Migration>& adapter_migrations() {
   static const std::vector<eventstore::Migration> migrations{
@@ -175,7 +185,8 @@ const std::vector<eventstore::Migration>& adapter_migrations() {
       {"adapter/0002_transfer_work_submit_request", kSubmitRequestColumn},
       {"adapter/0003_transfer_status_unfinished", kUnfinishedIndex},
       {"adapter/0004_parked_messages_raw_bytes", kParkedRawBytes},
-      {"adapter/0005_metric_indexes", kMetricIndexes}};
+      {"adapter/0005_metric_indexes", kMetricIndexes},
+      {"adapter/0006_parked_sealed", kParkedSealed}};
   return migrations;
 }
 
@@ -208,6 +219,7 @@ std::vector<TransferResult> TransferService::execute_batch(eventstore::Transacti
     rows.insert_or_assign(transfer_id,
                           projection_row(transfer_id, *results[i], commands[i].context));
   }
+  for (auto& [id, row] : rows) seal_submit_request(tx, row);
   if (rows.empty()) return results;
   std::string input = "[";
   for (const auto& [id, row] : rows) {
@@ -312,14 +324,25 @@ TransferService::ProjectionRow TransferService::projection_row(
   if (next->action == sagas::ClearingAction::submit) {
     CLEARING_ASSERT(state.request.transfer_id == transfer_id);
     row.submit_request = clearing_client::encode_submit_body(to_submit_request(state.request));
+    row.subject = state.request.account_id;
   }
   return row;
+}
+
+void TransferService::seal_submit_request(eventstore::Transaction& tx, ProjectionRow& row) {
+  const auto* protector = store_.pool().protector();
+  if (protector == nullptr || !row.submit_request) return;
+  auto body = nlohmann::json::parse(*row.submit_request);
+  if (auto sealed = protector->seal(tx, body, row.subject); !sealed)
+    throw eventstore::StoreFailure(sealed.error());
+  row.submit_request = body.dump();
 }
 
 void TransferService::sync_projections(eventstore::Transaction& tx, const std::string& transfer_id,
                                        const eventstore::Decision<sagas::TransferDecider>& decision,
                                        const eventstore::CommandContext& context) {
-  const auto row = projection_row(transfer_id, decision, context);
+  auto row = projection_row(transfer_id, decision, context);
+  seal_submit_request(tx, row);
   if (row.action)
     tx.exec_prepared(kScheduledName, transfer_id, *row.action, row.attempt, row.due_at_ms,
                      row.correlation_id, row.caused_by, row.submit_request, row.status);

@@ -363,6 +363,13 @@ void read_kafka(Section section, KafkaConfig& out, Country country) {
 }
 
 // The connection limits are optional: their defaults are the safe side for one service.
+void read_privacy(Section section, PrivacyConfig& out) {
+  section.forbid("data_kek", secret_in_file_message(kEnvDataKek));
+  section.forbid("data_kek_previous", secret_in_file_message(kOptionalEnvDataKekPrevious));
+  section.integer("retention_years", out.retention_years);
+  section.finish();
+}
+
 void read_http(Section section, HttpConfig& out) {
   if (const auto address = section.string("address")) out.address = *address;
   section.forbid("api_token", secret_in_file_message(kEnvApiToken));
@@ -489,6 +496,13 @@ std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const 
           secret_from(env, kEnvCoreCatchupToken, "streams.core_catchup_token", problems, source)) {
     config.streams.core_catchup_token = Secret(std::move(*token));
   }
+  if (auto kek = secret_from(env, kEnvDataKek, "privacy.data_kek", problems, source)) {
+    config.privacy.data_kek = Secret(std::move(*kek));
+  }
+  if (auto keks = secret_from(env, kOptionalEnvDataKekPrevious, "privacy.data_kek_previous",
+                              problems, source)) {
+    config.privacy.data_kek_previous = Secret(std::move(*keks));
+  }
   return sources;
 }
 
@@ -539,6 +553,7 @@ tl::expected<AdapterConfig, ConfigErrors> parse_config(std::string_view text,
   read_database(root.section("database"), config.database);
   read_kafka(root.section("kafka"), config.kafka, config.country.code);
   read_http(root.section("http"), config.http);
+  read_privacy(root.section("privacy"), config.privacy);
   read_log_level(root, config.log_level, problems);
   root.finish();
 

@@ -144,6 +144,9 @@ std::string redacted_summary(const AdapterConfig& config) {
   line.add("http.connections_max", config.http.connections_max);
   line.add("http.connections_per_client_max", config.http.connections_per_client_max);
   line.add("http.idle_timeout_ms", config.http.idle_timeout_ms);
+  line.add("privacy.data_kek", set_or_unset(config.privacy.data_kek));
+  line.add("privacy.data_kek_previous", set_or_unset(config.privacy.data_kek_previous));
+  line.add("privacy.retention_years", config.privacy.retention_years);
   line.add("log_level", log_level_name(config.log_level));
   return line.take();
 }

@@ -403,6 +403,19 @@ void check_core_credential(Checker& check, const Secret& core_token, const Secre
   }
 }
 
+// The KEK's shape only (44 characters of base64); the vault decodes it and says more.
+void check_privacy(Checker& check, const PrivacyConfig& privacy, LoadOptions options) {
+  check_secret(check, "privacy.data_kek", privacy.data_kek, kEnvDataKek, kDataKekLength,
+               "base64 of 32 random bytes, e.g. openssl rand -base64 32", options);
+  const auto kek_length = privacy.data_kek.is_set() ? privacy.data_kek.reveal().size() : 0;
+  if (kek_length > kDataKekLength && kek_length <= kTokenLengthMax) {  // shorter: check_secret said
+    check.fail("privacy.data_kek", std::string("must be base64 of 32 bytes: ") +
+                                       std::to_string(kDataKekLength) + " characters (from " +
+                                       kEnvDataKek + "; the value is not shown)");
+  }
+  check.range("privacy.retention_years", privacy.retention_years, 1, kRetentionYearsMax);
+}
+
 void check_http(Checker& check, const HttpConfig& http, LoadOptions options) {
   if (!parse_host_port(http.address)) {
     check.fail("http.address", "must be host:port (port 1..65535; [v6]:port for IPv6), got " +
@@ -441,6 +454,7 @@ std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions 
   check_database(check, config.database);
   check_kafka(check, config.kafka);
   check_http(check, config.http, options);
+  check_privacy(check, config.privacy, options);
   check_core_credential(check, config.streams.core_catchup_token, config.http.api_token, options);
   return errors;
 }

@@ -36,11 +36,14 @@ Json shipped_json(const std::string& cc) {
 constexpr const char* kClearingTokenValue = "clearing-secret-1";
 constexpr const char* kApiTokenValue = "api-secret-2-0123456789abcdef012345";
 constexpr const char* kCoreTokenValue = "core-catchup-secret-3";
+// base64 of 32 bytes: "data-kek-of-the-config-tests-32b".
+constexpr const char* kDataKekValue = "ZGF0YS1rZWstb2YtdGhlLWNvbmZpZy10ZXN0cy0zMmI=";
 
 MapEnvironment env_with_secrets() {
   return MapEnvironment({{kEnvClearingToken, kClearingTokenValue},
                          {kEnvApiToken, kApiTokenValue},
-                         {kEnvCoreCatchupToken, kCoreTokenValue}});
+                         {kEnvCoreCatchupToken, kCoreTokenValue},
+                         {kEnvDataKek, kDataKekValue}});
 }
 
 // The DK file, changed by `edit`, parsed under the name config/dk.json.
@@ -92,7 +95,8 @@ std::pair<std::string, std::string> token_errors(
     const tl::expected<AdapterConfig, ConfigErrors>& result) {
   REQUIRE_FALSE(result.has_value());
   const bool core_too = result.error().find("streams.core_catchup_token") != nullptr;
-  CHECK(result.error().errors.size() == (core_too ? 3 : 2));
+  const bool kek_too = result.error().find("privacy.data_kek") != nullptr;
+  CHECK(result.error().errors.size() == 2 + (core_too ? 1 : 0) + (kek_too ? 1 : 0));
   const auto* clearing = result.error().find("clearing.token");
   const auto* api = result.error().find("http.api_token");
   REQUIRE(clearing != nullptr);
@@ -261,6 +265,7 @@ TEST_CASE("every environment override replaces the file's value") {
       {"CLEARING_ADAPTER_HTTP_ADDRESS", "0.0.0.0:9090"},
       {"CLEARING_ADAPTER_API_TOKEN", "api-t0ken-0123456789abcdef0123456"},
       {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-t0ken-0123456"},
+      {"CLEARING_ADAPTER_DATA_KEK", kDataKekValue},
   });
   const auto loaded = load_config(shipped_path("dk"), env);
   INFO((loaded ? std::string() : loaded.error().to_string()));
@@ -367,7 +372,8 @@ TEST_CASE("a token too short, too long or not printable ASCII is refused without
     return load_config(shipped_path("dk"),
                        MapEnvironment({{kEnvClearingToken, clearing_token},
                                        {kEnvApiToken, api_token},
-                                       {kEnvCoreCatchupToken, kCoreTokenValue}}),
+                                       {kEnvCoreCatchupToken, kCoreTokenValue},
+                                       {kEnvDataKek, kDataKekValue}}),
                        options);
   };
   const std::string clearing_min(kClearingTokenLengthMin, 'c');
@@ -429,6 +435,7 @@ TEST_CASE("secrets from files: each secret variable has a _FILE form") {
                   MapEnvironment({{std::string(kEnvClearingToken) + "_FILE", clearing.path},
                                   {std::string(kEnvApiToken) + "_FILE", api.path},
                                   {std::string(kEnvCoreCatchupToken), kCoreTokenValue},
+                                  {std::string(kEnvDataKek), kDataKekValue},
                                   {std::string(kEnvDatabaseUrl) + "_FILE", database.path}}));
   REQUIRE_MESSAGE(loaded.has_value(), (loaded ? "" : loaded.error().to_string()));
   CHECK(loaded->clearing.token.reveal() == clearing_token);
@@ -489,6 +496,7 @@ TEST_CASE("the adapter's credential toward the core: required, its own, never in
   const auto load_with = [&](std::map<std::string, std::string> more, LoadOptions options = {}) {
     more.emplace(kEnvClearingToken, kClearingTokenValue);
     more.emplace(kEnvApiToken, api_token);
+    more.emplace(kEnvDataKek, kDataKekValue);
     return load_config(shipped_path("dk"), MapEnvironment(std::move(more)), options);
   };
   const auto loaded = load_with({{kEnvCoreCatchupToken, kCoreTokenValue}});
@@ -1333,4 +1341,53 @@ TEST_CASE("validate() checks a config built in code") {
   CHECK(errors[2].key == "http.api_token");
   CHECK(errors[0].file == shipped_path("se"));
   CHECK(validate(config, LoadOptions{.allow_missing_secrets = true}).size() == 2);
+}
+
+TEST_CASE("personal data: the KEK is required, its own shape, from a file, never in the file") {
+  const auto load_with = [](std::map<std::string, std::string> env, LoadOptions options = {}) {
+    env.emplace(kEnvClearingToken, kClearingTokenValue);
+    env.emplace(kEnvApiToken, kApiTokenValue);
+    env.emplace(kEnvCoreCatchupToken, kCoreTokenValue);
+    return load_config(shipped_path("dk"), MapEnvironment(std::move(env)), options);
+  };
+  const auto loaded = load_with({{kEnvDataKek, kDataKekValue}});
+  REQUIRE_MESSAGE(loaded.has_value(), (loaded ? "" : loaded.error().to_string()));
+  CHECK(loaded->privacy.data_kek.reveal() == kDataKekValue);
+  CHECK_FALSE(loaded->privacy.data_kek_previous.is_set());
+  CHECK(loaded->privacy.retention_years == kRetentionYearsDefault);
+  const auto summary = redacted_summary(*loaded);
+  CHECK(summary.find("privacy.data_kek=set") != std::string::npos);
+  CHECK(summary.find("privacy.retention_years=5") != std::string::npos);
+  CHECK(summary.find(kDataKekValue) == std::string::npos);
+
+  CHECK(error_for_file(load_with({}), "privacy.data_kek")
+            .starts_with("not set: set CLEARING_ADAPTER_DATA_KEK (or "
+                         "CLEARING_ADAPTER_DATA_KEK_FILE"));
+  CHECK(load_with({}, LoadOptions{.allow_missing_secrets = true}).has_value());
+  const auto longer = load_with({{kEnvDataKek, std::string(kDataKekValue) + "AAAA"}});
+  CHECK(error_for_file(longer, "privacy.data_kek") ==
+        "must be base64 of 32 bytes: 44 characters (from CLEARING_ADAPTER_DATA_KEK; the value is "
+        "not shown)");
+  CHECK(longer.error().to_string().find(kDataKekValue) == std::string::npos);
+  CHECK(error_for_file(load_with({{kEnvDataKek, "short"}}), "privacy.data_kek")
+            .starts_with("must be 44 to 4096 characters long"));
+
+  const SecretFile file(std::string(kDataKekValue) + "\n", kOwnerRead);
+  const auto from_file = load_with({{std::string(kEnvDataKek) + "_FILE", file.path},
+                                    {kOptionalEnvDataKekPrevious, kDataKekValue}});
+  REQUIRE(from_file.has_value());
+  CHECK(from_file->privacy.data_kek.reveal() == kDataKekValue);
+  CHECK(from_file->privacy.data_kek_previous.reveal() == kDataKekValue);
+
+  const auto in_file = load_edited([](Json& j) { j["privacy"]["data_kek"] = kDataKekValue; });
+  CHECK(error_for(in_file, "privacy.data_kek").message ==
+        "secrets are never read from the file: remove this key and set "
+        "CLEARING_ADAPTER_DATA_KEK in the environment");
+  const auto retention = [](int years) {
+    return load_edited([years](Json& j) { j["privacy"]["retention_years"] = years; });
+  };
+  CHECK(retention(10)->privacy.retention_years == 10);
+  CHECK(error_for(retention(0), "privacy.retention_years").message == "must be in [1, 100], got 0");
+  CHECK(error_for(retention(101), "privacy.retention_years").message ==
+        "must be in [1, 100], got 101");
 }

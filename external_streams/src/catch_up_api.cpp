@@ -74,7 +74,8 @@ HttpResponse serve_page(eventstore::ConnectionPool& pool, const HttpRequest& req
   // The stream's registry row is read with the page, every page (a key look-up), so the
   // headers are never stale.
   auto served = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<Served> {
-    auto page = read_catch_up(tx, stream, static_cast<std::int32_t>(*partition), from, limit);
+    auto page = read_catch_up(tx, stream, static_cast<std::int32_t>(*partition), from, limit,
+                              pool.protector());
     if (!page) return tl::unexpected(page.error());
     auto record = read_stream(tx, stream);
     if (!record) return tl::unexpected(record.error());

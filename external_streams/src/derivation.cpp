@@ -198,7 +198,7 @@ eventstore::HandlerResult derive_batch(eventstore::Transaction& tx, eventstore::
           PendingAppend{&active[index % active.size()]->spec, std::move(draft), &event});
     }
   }
-  auto appended = append_external_batch(tx, appends);
+  auto appended = append_external_batch(tx, appends, store.pool().protector());
   if (!appended) return tl::unexpected(appended.error());
   return {};
 }

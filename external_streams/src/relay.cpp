@@ -295,7 +295,7 @@ struct Relay::Impl {
               tx,
               std::min<std::int64_t>(static_cast<std::int64_t>(options.batch_max),
                                      kCatchUpLimitMax),
-              std::span<const PartitionKey>(readable));
+              std::span<const PartitionKey>(readable), pool.protector());
         });
     if (!read) return tl::unexpected(database_error("reading unpublished messages", read.error()));
     for (auto& partition : *read) {

@@ -216,7 +216,9 @@ constexpr eventstore::PreparedSql kReadProgress{
     "select last_seq, kafka_offset from inbound_stream_progress where stream = $1 and partition = "
     "$2"};
 
-ExternalMessage message_from(const pqxx::row& row) {
+// A stored message, its personal fields opened when there is a protector.
+StoreResult<ExternalMessage> message_from(const pqxx::row& row, Transaction& tx,
+                                          const eventstore::DataProtector* protector) {
   ExternalMessage m;
   m.stream = row[0].as<std::string>();
   m.partition = row[1].as<std::int32_t>();
@@ -228,6 +230,8 @@ ExternalMessage message_from(const pqxx::row& row) {
   m.source_event_id = row[7].as<std::string>();
   m.correlation_id = row[8].as<std::string>();
   m.occurred_at = row[9].as<std::string>();
+  if (protector != nullptr)
+    if (auto opened = protector->open(tx, m.data); !opened) return tl::unexpected(opened.error());
   return m;
 }
 
@@ -276,16 +280,17 @@ StoreResult<void> ensure_streams(eventstore::ConnectionPool& pool,
 
 StoreResult<std::optional<ExternalMessage>> append_external(
     Transaction& tx, const StreamSpec& stream, const Draft& draft,
-    const eventstore::RecordedEvent& source) {
+    const eventstore::RecordedEvent& source, const eventstore::DataProtector* protector) {
   const PendingAppend one{&stream, draft, &source};
-  auto appended = append_external_batch(tx, std::span<const PendingAppend>(&one, 1));
+  auto appended = append_external_batch(tx, std::span<const PendingAppend>(&one, 1), protector);
   if (!appended) return tl::unexpected(appended.error());
   if (appended->empty()) return std::optional<ExternalMessage>{};
   return std::optional<ExternalMessage>{std::move(appended->front())};
 }
 
 StoreResult<std::vector<ExternalMessage>> append_external_batch(
-    Transaction& tx, std::span<const PendingAppend> appends) {
+    Transaction& tx, std::span<const PendingAppend> appends,
+    const eventstore::DataProtector* protector) {
   using Json = nlohmann::json;
   std::vector<ExternalMessage> out;
   if (appends.empty()) return out;
@@ -350,13 +355,16 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(
   Json rows = Json::array();
   for (auto& m : out) {
     m.seq = next[{m.stream, m.partition}]++;
+    auto data = m.data;  // the caller gets it open, the table sealed
+    if (protector != nullptr)
+      if (auto sealed = protector->seal(tx, data); !sealed) return tl::unexpected(sealed.error());
     rows.push_back({{"stream", m.stream},
                     {"partition", m.partition},
                     {"seq", m.seq},
                     {"event_id", m.event_id},
                     {"type", m.type},
                     {"entity_key", m.key},
-                    {"data", m.data},
+                    {"data", std::move(data)},
                     {"source_event_id", m.source_event_id},
                     {"correlation_id", m.correlation_id},
                     {"occurred_at", m.occurred_at}});
@@ -368,7 +376,8 @@ StoreResult<std::vector<ExternalMessage>> append_external_batch(
 
 StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& stream,
                                        std::int32_t partition, std::int64_t from,
-                                       std::int64_t limit) {
+                                       std::int64_t limit,
+                                       const eventstore::DataProtector* protector) {
   CLEARING_ASSERT(limit > 0 && limit <= kCatchUpLimitMax);
   CatchUpPage page;
   const auto head = eventstore::exec_prepared_here(tx, kReadHead, stream, partition);
@@ -387,7 +396,9 @@ StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& strea
       stream, partition, from, limit);
   std::int64_t expected = std::max<std::int64_t>(from, 1);
   for (const auto& row : rows) {
-    page.events.push_back(message_from(row));
+    auto message = message_from(row, tx, protector);
+    if (!message) return tl::unexpected(message.error());
+    page.events.push_back(std::move(*message));
     // Gapless, checked on the way out.
     CLEARING_ASSERT_MSG(page.events.back().seq == expected, "external stream has a gap");
     ++expected;
@@ -396,7 +407,8 @@ StoreResult<CatchUpPage> read_catch_up(Transaction& tx, const std::string& strea
 }
 
 StoreResult<std::vector<Unpublished>> read_unpublished(
-    Transaction& tx, std::int64_t limit, std::optional<std::span<const PartitionKey>> partitions) {
+    Transaction& tx, std::int64_t limit, std::optional<std::span<const PartitionKey>> partitions,
+    const eventstore::DataProtector* protector) {
   CLEARING_ASSERT(limit > 0 && limit <= kCatchUpLimitMax);
   std::vector<Unpublished> out;
   nlohmann::json wanted;  // null: every partition
@@ -408,7 +420,9 @@ StoreResult<std::vector<Unpublished>> read_unpublished(
   }
   for (const auto& row :
        eventstore::exec_prepared_here(tx, kReadUnpublished, limit, wanted.dump())) {
-    auto message = message_from(row);
+    auto opened = message_from(row, tx, protector);
+    if (!opened) return tl::unexpected(opened.error());
+    auto message = std::move(*opened);
     if (out.empty() || out.back().mark.stream != message.stream ||
         out.back().mark.partition != message.partition)
       out.push_back(Unpublished{{message.stream, message.partition, row[10].as<std::int64_t>(),

@@ -82,7 +82,8 @@ std::map<std::string, std::string> adapter_environment(const AdapterEndpoints& e
       {"CLEARING_ADAPTER_CLEARING_TOKEN", endpoints.clearing_token},
       {"CLEARING_ADAPTER_CORE_CATCHUP_URL", local_url(endpoints.core_port)},
       {"CLEARING_ADAPTER_API_TOKEN", endpoints.api_token},
-      {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", endpoints.core_token}};
+      {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", endpoints.core_token},
+      {"CLEARING_ADAPTER_DATA_KEK", endpoints.data_kek}};
   if (endpoints.http_port != 0)
     env["CLEARING_ADAPTER_HTTP_ADDRESS"] = local_address(endpoints.http_port);
   return env;

@@ -246,6 +246,7 @@ TEST_CASE(
       {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},
       {"CLEARING_ADAPTER_API_TOKEN", kApiToken},
       {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", std::string(support::kCoreCatchupToken)},
+      {"CLEARING_ADAPTER_DATA_KEK", std::string(support::kTestDataKek)},
       {"CLEARING_ADAPTER_HTTP_ADDRESS", support::local_address(port)}};
   auto wait_for_log = [](Process& p, const std::string& text) {
     for (int i = 0; i < 150; ++i) {

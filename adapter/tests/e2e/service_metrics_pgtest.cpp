@@ -23,6 +23,7 @@
 #include "clearing/adapter/service.hpp"
 #include "clearing/config/loader.hpp"
 #include "clearing/external_streams/kafka.hpp"
+#include "clearing/support/command_lines.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -79,7 +80,8 @@ TEST_CASE(
        {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:9"},
        {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(port)},
        {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"},
-       {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-catchup-token-0123"}});
+       {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-catchup-token-0123"},
+       {"CLEARING_ADAPTER_DATA_KEK", std::string(support::kTestDataKek)}});
   std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
   auto json = nlohmann::json::parse(in);
   // A blocked statement fails after 1 s instead of 5: the stalls below show sooner.

@@ -20,6 +20,7 @@
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/stream_registry.hpp"
 #include "clearing/external_streams/testing/internal_history.hpp"
+#include "clearing/privacy/vault.hpp"
 #include "clearing/support/command_lines.hpp"
 #include "test_database.hpp"
 
@@ -47,7 +48,8 @@ config::AdapterConfig adapter_config(const TestDatabase& database, const std::st
        {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "http://127.0.0.1:9"},
        {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(support::free_port())},
        {"CLEARING_ADAPTER_API_TOKEN", "api-token-0123456789abcdef0123456"},
-       {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-catchup-token-0123"}});
+       {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-catchup-token-0123"},
+       {"CLEARING_ADAPTER_DATA_KEK", std::string(support::kTestDataKek)}});
   std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
   auto json = Json::parse(in);
   const std::map<std::string, int> partitions{{"payments.v1", 4},
@@ -102,16 +104,25 @@ void wait_derived(const TestDatabase& database, std::size_t streams) {
 // Every message of every outbound stream, in (stream, partition, seq) order, with every
 // field a consumer sees but occurred_at: that is when the source event was recorded, which the
 // two databases did at different times.
+// Every message, its data opened: personal fields are sealed with fresh nonces in each
+// database, so the stored text of two equal messages differs.
 std::vector<std::string> messages(const TestDatabase& database) {
+  eventstore::DatabaseOptions options;
+  options.url = database.url();
+  auto vault = privacy::Vault::create(
+      {.database = options, .keys = *privacy::KeyRing::parse(support::kTestDataKek, "")});
+  REQUIRE(vault);
   pqxx::connection c(database.url());
   pqxx::work tx(c);
   std::vector<std::string> out;
   for (const auto& row : tx.exec(
            "select stream || '|' || partition || '|' || seq || '|' || event_id || '|' || type ||"
-           " '|' || entity_key || '|' || data::text || '|' || source_event_id || '|' ||"
-           " correlation_id from external_events"
-           " order by stream, partition, seq"))
-    out.push_back(row[0].as<std::string>());
+           " '|' || entity_key, data::text, source_event_id || '|' || correlation_id"
+           " from external_events order by stream, partition, seq")) {
+    auto data = nlohmann::json::parse(row[1].c_str());
+    REQUIRE((*vault)->open(tx, data));
+    out.push_back(row[0].as<std::string>() + "|" + data.dump() + "|" + row[2].as<std::string>());
+  }
   return out;
 }
 

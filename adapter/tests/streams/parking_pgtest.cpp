@@ -14,6 +14,7 @@
 #include "clearing/base/text.hpp"
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/http/client.hpp"
+#include "clearing/privacy/vault.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
@@ -28,7 +29,8 @@ const std::string kHostileRaw = std::string("{\"a\":\"b\0c\"}\xff\xfe\x80 tail \
 void park_one(SagaDatabase& db, const ParkedMessage& m) {
   auto parked =
       db.pool->transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<bool> {
-        adapter::park(tx, m);
+        auto done = adapter::park(tx, m, db.pool->protector());
+        if (!done) return tl::unexpected(done.error());
         return true;
       });
   REQUIRE_MESSAGE(parked, (parked ? "" : parked.error().message));
@@ -309,4 +311,50 @@ TEST_CASE("GET /parked and /parked/{id} answer bad parameters with 400 and unkno
   CHECK(api.get("/parked/424242").status == 404);
   CHECK(api.get_json("/parked?reason=no_such_reason")["parked"].empty());
   CHECK(api.get_json("/parked/" + id)["raw"] == "abc");
+}
+
+TEST_CASE("a sealed parked message: no clear text at rest, whole through the API, erasable") {
+  SagaDatabase db;
+  REQUIRE(eventstore::apply_migrations(*db.pool, privacy::privacy_migrations()));
+  eventstore::DatabaseOptions options;
+  options.url = db.database.url();
+  auto vault = privacy::Vault::create(
+      {.database = options, .keys = privacy::KeyRing{privacy::random_key(), {}}});
+  REQUIRE(vault);
+  db.pool->set_protector(*vault);
+  const std::string named =
+      R"({"transfer_id": "t-1", "account_id": "acc-9", "debtor": {"name": "Ada Lovelace",)"
+      R"( "account": {"scheme": "BBAN", "id": "5301-0001234567"}}, "remittance_info": ")" +
+      std::string(6000, 'r') + "\"";  // not valid JSON: cut before its end
+  park_one(db, message(named));
+  const auto named_id = last_id(db);
+  const std::string whole = named + "}";  // JSON: its subject is found
+  park_one(db, message(whole, "invalid_data"));
+  const auto whole_id = last_id(db);
+  CHECK(db.database.query_value("select count(*) from parked_messages where raw_sealed") == "2");
+  CHECK(db.database.query_value("select count(*) from parked_messages where position("
+                                "'Ada'::bytea in raw) > 0 or position('Ada'::bytea in "
+                                "raw_preview) > 0") == "0");
+  Api api(db);
+  for (const auto& [id, raw] : {std::pair{named_id, named}, std::pair{whole_id, whole}}) {
+    const auto listed =
+        api.get_json("/parked?limit=1&before_id=" + std::to_string(id + 1))["parked"][0];
+    CHECK(listed["id"] == id);
+    CHECK(listed["raw_bytes"] == raw.size());
+    CHECK(listed["raw_truncated"] == true);
+    CHECK(shown_raw(listed) == raw.substr(0, adapter::kParkedRawPreviewBytes));
+    CHECK(api.whole_raw(id) == raw);
+  }
+  // The JSON one belongs to acc-9; the cut one to no one (the year's unattributed key).
+  auto erased = db.pool->transact(
+      [&](eventstore::Transaction& tx) { return (*vault)->erase_subject(tx, "acc-9", "asked"); });
+  REQUIRE(erased);
+  CHECK(*erased == 1);
+  const auto gone = api.get_json("/parked/" + std::to_string(whole_id));
+  CHECK(gone["raw"] == "[erased]");
+  CHECK(gone["raw_bytes"] == 8);
+  CHECK(gone["next"].is_null());
+  CHECK(api.get_json("/parked/" + std::to_string(whole_id) + "?from_byte=4")["raw"] == "sed]");
+  CHECK(api.get("/parked/" + std::to_string(whole_id) + "?from_byte=9").status == 400);
+  CHECK(api.whole_raw(named_id) == named);
 }

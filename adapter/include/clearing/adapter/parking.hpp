@@ -17,6 +17,7 @@
 #include <string>
 #include <tl/expected.hpp>
 
+#include "clearing/eventstore/protector.hpp"
 #include "clearing/eventstore/types.hpp"
 
 namespace clearing::adapter {
@@ -45,7 +46,12 @@ inline constexpr std::size_t kParkedCorrelationIdBytesMax = 256;
 inline constexpr std::size_t kParkedRawBytesMax = 64 << 20;
 
 // Inside the caller's transaction, so the parking commits with the consumer's progress.
-void park(eventstore::Transaction& tx, const ParkedMessage& message);
+// With a protector (the pool's: personal data at rest, eventstore/protector.hpp) the raw
+// value is sealed whole, under the subject its JSON names (or none), and its first
+// kParkedRawPreviewBytes apart for listings; the reads below open them. Error: the
+// protector's (its key table out of reach).
+eventstore::StoreResult<void> park(eventstore::Transaction& tx, const ParkedMessage& message,
+                                   const eventstore::DataProtector* protector);
 
 // Reading. Limits of GET /parked and GET /parked/{id}:
 inline constexpr int kParkedPageMax = 1000;                    // rows per page (?limit=)
@@ -75,16 +81,21 @@ struct ParkedListing {
 // kParkedRawPreviewBytes bytes at most, less the part of a character they cut) and
 // `raw_truncated` (raw does not reach the end of the value: GET /parked/{id} has it whole).
 // Throws what pqxx throws (run it inside ConnectionPool::transact).
-std::string parked_page(eventstore::Transaction& tx, const ParkedListing& listing);
+// An erased subject's raw reads "[erased]" (eventstore::kErased), its raw_bytes that length.
+eventstore::StoreResult<std::string> parked_page(eventstore::Transaction& tx,
+                                                 const ParkedListing& listing,
+                                                 const eventstore::DataProtector* protector);
 
-enum class ParkedReadError { unknown_id, beyond_end };
+enum class ParkedReadError { unknown_id, beyond_end, store };
 
 // One parked message as the JSON body of GET /parked/{id}: the row as in the listing,
 // with `raw` the bytes from `from_byte` on, at most kParkedRawChunkBytes of them,
 // `raw_from_byte`, and `next` ("/parked/{id}?from_byte=M", or null when raw reaches the
 // end of the value). The answer is at most about 2 x kParkedRawChunkBytes (a text raw
 // of quotes or backslashes doubles in JSON). beyond_end: from_byte > the raw's length.
-tl::expected<std::string, ParkedReadError> parked_message(eventstore::Transaction& tx,
-                                                          std::int64_t id, std::int64_t from_byte);
+// store: the protector could not open the raw (the message is logged).
+tl::expected<std::string, ParkedReadError> parked_message(
+    eventstore::Transaction& tx, std::int64_t id, std::int64_t from_byte,
+    const eventstore::DataProtector* protector);
 
 }  // namespace clearing::adapter

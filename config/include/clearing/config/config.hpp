@@ -376,6 +376,27 @@ struct HttpConfig {
   friend bool operator==(const HttpConfig&, const HttpConfig&) = default;
 };
 
+// ---------------------------------------------------------------------------------------
+// Personal data at rest (privacy/vault.hpp, docs/personal-data.md).
+
+inline constexpr int kRetentionYearsDefault = 5;  // anti-money-laundering records
+inline constexpr int kRetentionYearsMax = 100;
+// base64 of 32 bytes (openssl rand -base64 32): 44 characters.
+inline constexpr std::size_t kDataKekLength = 44;
+
+struct PrivacyConfig {
+  // The key-encryption key that wraps the data keys: CLEARING_ADAPTER_DATA_KEK (or its _FILE
+  // form) only; never in the file. base64 of 32 random bytes.
+  Secret data_kek;
+  // Earlier KEKs during a rotation, comma-separated (CLEARING_ADAPTER_DATA_KEK_PREVIOUS or its
+  // _FILE form): they only unwrap; the adapter rewraps under data_kek at start.
+  Secret data_kek_previous;
+  // Personal data is erased (its data keys destroyed) this many whole years after the year
+  // it was written in: [1, kRetentionYearsMax].
+  int retention_years = kRetentionYearsDefault;
+  friend bool operator==(const PrivacyConfig&, const PrivacyConfig&) = default;
+};
+
 // Splits "host:port" ("[::1]:8080" for IPv6); nothing when malformed or port not 1..65535.
 struct HostPort {
   std::string host;  // without brackets
@@ -403,6 +424,7 @@ struct AdapterConfig {
   DatabaseConfig database;
   KafkaConfig kafka;
   HttpConfig http;
+  PrivacyConfig privacy;
   LogLevel log_level = LogLevel::info;
   std::string source_file;  // the path it was loaded from ("" when built in code)
   friend bool operator==(const AdapterConfig&, const AdapterConfig&) = default;

@@ -47,6 +47,8 @@ inline constexpr const char* kEnvCoreCatchupUrl = "CLEARING_ADAPTER_CORE_CATCHUP
 inline constexpr const char* kEnvHttpAddress = "CLEARING_ADAPTER_HTTP_ADDRESS";
 inline constexpr const char* kEnvApiToken = "CLEARING_ADAPTER_API_TOKEN";
 inline constexpr const char* kEnvCoreCatchupToken = "CLEARING_ADAPTER_CORE_CATCHUP_TOKEN";
+inline constexpr const char* kEnvDataKek = "CLEARING_ADAPTER_DATA_KEK";
+inline constexpr const char* kOptionalEnvDataKekPrevious = "CLEARING_ADAPTER_DATA_KEK_PREVIOUS";
 // The secrets (the two tokens and the database URL, which may carry a password) may instead be
 // read from a file whose path is in the variable's `_FILE` form (CLEARING_ADAPTER_API_TOKEN_FILE,
 // ...): a mounted secret. Given both ways, or in a file readable or writable by others, or

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "clearing/eventstore/migrations.hpp"
+#include "clearing/eventstore/protector.hpp"
 #include "clearing/eventstore/types.hpp"
 #include "clearing/external_streams/message.hpp"
 
@@ -52,12 +53,15 @@ struct Draft {
   std::string correlation_id;  // empty: the source event's
 };
 
+// `protector` (the pool's, eventstore/protector.hpp): the messages' personal fields are
+// sealed in the table and opened by the reads below; the caller always sees them open.
+//
 // Appends one message with the partition's next seq; nullopt when once_per_key skipped
 // it. The message's event id is derived from (stream, source event, type), so a
 // derivation that runs again cannot publish the same thing twice.
 eventstore::StoreResult<std::optional<ExternalMessage>> append_external(
     eventstore::Transaction& tx, const StreamSpec& stream, const Draft& draft,
-    const eventstore::RecordedEvent& source);
+    const eventstore::RecordedEvent& source, const eventstore::DataProtector* protector = nullptr);
 
 // One message of a batch append.
 struct PendingAppend {
@@ -72,7 +76,8 @@ struct PendingAppend {
 // cannot deadlock, and one insert. Returns the messages appended, in order (skipped ones left out).
 // When it appended any, the transaction's commit wakes the relays on its pool (Relay).
 eventstore::StoreResult<std::vector<ExternalMessage>> append_external_batch(
-    eventstore::Transaction& tx, std::span<const PendingAppend> appends);
+    eventstore::Transaction& tx, std::span<const PendingAppend> appends,
+    const eventstore::DataProtector* protector = nullptr);
 
 struct CatchUpPage {
   std::vector<ExternalMessage> events;
@@ -80,10 +85,9 @@ struct CatchUpPage {
 };
 
 // Messages with seq >= from, in seq order, at most limit (<= kCatchUpLimitMax).
-eventstore::StoreResult<CatchUpPage> read_catch_up(eventstore::Transaction& tx,
-                                                   const std::string& stream,
-                                                   std::int32_t partition, std::int64_t from,
-                                                   std::int64_t limit);
+eventstore::StoreResult<CatchUpPage> read_catch_up(
+    eventstore::Transaction& tx, const std::string& stream, std::int32_t partition,
+    std::int64_t from, std::int64_t limit, const eventstore::DataProtector* protector = nullptr);
 
 // The relay's view of one partition.
 struct PartitionMark {
@@ -102,7 +106,8 @@ struct Unpublished {
 };
 eventstore::StoreResult<std::vector<Unpublished>> read_unpublished(
     eventstore::Transaction& tx, std::int64_t limit,
-    std::optional<std::span<const PartitionKey>> partitions = std::nullopt);
+    std::optional<std::span<const PartitionKey>> partitions = std::nullopt,
+    const eventstore::DataProtector* protector = nullptr);
 // Moves each listed partition's published mark to its `published`, only forward, with
 // one statement (head is not read).
 eventstore::StoreResult<void> mark_published(eventstore::Transaction& tx,

@@ -45,6 +45,9 @@ std::vector<std::string> clearing_mock_argv(const std::string& executable,
 
 // The adapter's credential toward core-sim's catch-up API in tests, benches and the chaos run.
 inline constexpr std::string_view kCoreCatchupToken = "core-catchup-token-for-the-adapter";
+// The key-encryption key of personal data in tests, benches and the chaos run (base64 of 32
+// bytes; CLEARING_ADAPTER_DATA_KEK). Never for a deployment: it is in the source.
+inline constexpr std::string_view kTestDataKek = "dGVzdC1kYXRhLWtlay1ub3QtZm9yLXByb2R1Y3Rpb24=";
 
 struct CoreSimArgs {
   std::string database_url;
@@ -81,6 +84,7 @@ struct AdapterEndpoints {
   int core_port = 0;  // core-sim's catch-up API
   std::string api_token;
   std::string core_token = std::string(kCoreCatchupToken);  // toward core-sim's catch-up API
+  std::string data_kek = std::string(kTestDataKek);
   int http_port = 0;  // 0: no CLEARING_ADAPTER_HTTP_ADDRESS (adapters sharing the rest set it)
 };
 

@@ -1,0 +1,121 @@
+#include "clearing/adapter/personal_data.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "clearing/base/text.hpp"
+#include "clearing/base/uuid.hpp"
+
+namespace clearing::adapter {
+namespace {
+
+using eventstore::StoreResult;
+using eventstore::Transaction;
+
+constexpr std::string_view kKeysStream = "privacy-keys";
+constexpr int kRewrapBatch = 500;
+
+// Unfinished transfers of an outgoing subject (the core's account id, in clear in
+// TransferInitiated: it is the core's pseudonym, not personal data here).
+constexpr const char* kOpenTransfers =
+    "select count(*) from transfer_status s join events e"
+    " on e.stream_id = 'transfer-' || s.transfer_id and e.type = 'TransferInitiated'"
+    " where s.status not in ('succeeded', 'rejected') and e.data->>'account_id' = $1";
+
+eventstore::EventData privacy_event(std::string_view type, nlohmann::json data) {
+  const auto id = base::new_uuid();
+  return eventstore::EventData{eventstore::EventId{id}, std::string(type), std::move(data),
+                               eventstore::Metadata{id, id, nullptr, nullptr},
+                               eventstore::kFirstSchemaVersion};
+}
+
+StoreResult<void> append_one(eventstore::EventStore& store, Transaction& tx,
+                             std::string_view stream, const eventstore::EventData& event) {
+  auto appended = store.append(tx, eventstore::StreamId{std::string(stream)},
+                               eventstore::ExpectedVersion::any(), std::span(&event, 1));
+  if (!appended) return tl::unexpected(appended.error());
+  return {};
+}
+
+bool printable(std::string_view text) {
+  return base::escape_text(text, text.size() * 6 + 1) == text;
+}
+
+}  // namespace
+
+tl::expected<Erasure, ErasureError> erase_subject(eventstore::EventStore& store,
+                                                  const privacy::Vault& vault,
+                                                  std::string_view subject,
+                                                  std::string_view operator_name,
+                                                  std::string_view reason) {
+  if (subject.empty() || subject.size() > kErasureSubjectBytesMax || !printable(subject))
+    return tl::unexpected(ErasureError{
+        ErasureErrc::invalid, "subject must be 1.." + std::to_string(kErasureSubjectBytesMax) +
+                                  " printable bytes: the core's account id, or for incoming "
+                                  "payments the creditor's account"});
+  if (reason.empty() || reason.size() > kErasureReasonBytesMax || !printable(reason))
+    return tl::unexpected(ErasureError{
+        ErasureErrc::invalid, "reason must be 1.." + std::to_string(kErasureReasonBytesMax) +
+                                  " printable bytes: why the data is erased"});
+  std::optional<ErasureError> refused;
+  auto done = store.pool().transact([&](Transaction& tx) -> StoreResult<Erasure> {
+    const auto open = tx.exec_params(kOpenTransfers, std::string(subject))[0][0].as<long>();
+    if (open > 0) {
+      refused = ErasureError{ErasureErrc::open_transfers,
+                             "the subject has " + std::to_string(open) +
+                                 " unfinished transfer(s): erase once they are decided"};
+      return Erasure{};
+    }
+    Erasure erasure;
+    erasure.subject_ref = vault.subject_ref(subject);
+    auto destroyed = vault.erase_subject(tx, subject, reason);
+    if (!destroyed) return tl::unexpected(destroyed.error());
+    erasure.keys_destroyed = *destroyed;
+    const auto event = privacy_event(kSubjectErasedType, {{"subject_ref", erasure.subject_ref},
+                                                          {"keys_destroyed", *destroyed},
+                                                          {"reason", reason},
+                                                          {"operator", operator_name}});
+    erasure.event_id = event.event_id.value();
+    if (auto appended = append_one(store, tx, "privacy-" + erasure.subject_ref, event); !appended)
+      return tl::unexpected(appended.error());
+    return erasure;
+  });
+  if (!done) return tl::unexpected(ErasureError{ErasureErrc::store, done.error().message});
+  if (refused) return tl::unexpected(*refused);
+  return *done;
+}
+
+StoreResult<int> apply_retention(eventstore::EventStore& store, const privacy::Vault& vault,
+                                 int retention_years, int current_year) {
+  const int first_kept_year = current_year - retention_years;
+  return store.pool().transact([&](Transaction& tx) -> StoreResult<int> {
+    auto destroyed = vault.expire_before(tx, first_kept_year);
+    if (!destroyed || *destroyed == 0) return destroyed;
+    const auto event = privacy_event(kDataKeysExpiredType, {{"first_kept_year", first_kept_year},
+                                                            {"retention_years", retention_years},
+                                                            {"keys_destroyed", *destroyed}});
+    if (auto appended = append_one(store, tx, kKeysStream, event); !appended)
+      return tl::unexpected(appended.error());
+    return destroyed;
+  });
+}
+
+StoreResult<int> rewrap_data_keys(eventstore::EventStore& store, const privacy::Vault& vault) {
+  int total = 0;
+  for (;;) {
+    auto batch = store.pool().transact([&](Transaction& tx) -> StoreResult<int> {
+      auto rewrapped = vault.rewrap(tx, kRewrapBatch);
+      if (!rewrapped || *rewrapped == 0) return rewrapped;
+      const auto event =
+          privacy_event(kDataKeysRewrappedType, {{"kek_id", vault.kek_id()}, {"keys", *rewrapped}});
+      if (auto appended = append_one(store, tx, kKeysStream, event); !appended)
+        return tl::unexpected(appended.error());
+      return rewrapped;
+    });
+    if (!batch) return batch;
+    if (*batch == 0) return total;
+    total += *batch;
+  }
+}
+
+}  // namespace clearing::adapter
