@@ -45,7 +45,43 @@ constexpr base::NameTable<LogLevel, 5> kLogLevelNames{{
 }};
 static_assert(base::lists_every_enumerator(kLogLevelNames, LogLevel::error));
 
+// Kafka security: librdkafka's words.
+constexpr base::NameTable<KafkaSecurityProtocol, 4> kKafkaSecurityProtocolNames{{
+    {KafkaSecurityProtocol::plaintext, "PLAINTEXT"},
+    {KafkaSecurityProtocol::ssl, "SSL"},
+    {KafkaSecurityProtocol::sasl_plaintext, "SASL_PLAINTEXT"},
+    {KafkaSecurityProtocol::sasl_ssl, "SASL_SSL"},
+}};
+static_assert(base::lists_every_enumerator(kKafkaSecurityProtocolNames,
+                                           KafkaSecurityProtocol::sasl_ssl));
+
+constexpr base::NameTable<SaslMechanism, 3> kSaslMechanismNames{{
+    {SaslMechanism::plain, "PLAIN"},
+    {SaslMechanism::scram_sha_256, "SCRAM-SHA-256"},
+    {SaslMechanism::scram_sha_512, "SCRAM-SHA-512"},
+}};
+static_assert(base::lists_every_enumerator(kSaslMechanismNames, SaslMechanism::scram_sha_512));
+
+constexpr base::NameTable<KafkaEndpointIdentification, 2> kKafkaEndpointIdentificationNames{{
+    {KafkaEndpointIdentification::https, "https"},
+    {KafkaEndpointIdentification::none, "none"},
+}};
+static_assert(base::lists_every_enumerator(kKafkaEndpointIdentificationNames,
+                                           KafkaEndpointIdentification::none));
+
 }  // namespace
+
+std::string_view kafka_security_protocol_name(KafkaSecurityProtocol protocol) noexcept {
+  return base::name_in(kKafkaSecurityProtocolNames, protocol).value_or("?");
+}
+
+std::string_view sasl_mechanism_name(SaslMechanism mechanism) noexcept {
+  return base::name_in(kSaslMechanismNames, mechanism).value_or("?");
+}
+
+std::string_view kafka_endpoint_identification_name(KafkaEndpointIdentification value) noexcept {
+  return base::name_in(kKafkaEndpointIdentificationNames, value).value_or("?");
+}
 
 std::string_view derivation_name(Derivation derivation) noexcept {
   return base::name_in(kDerivationNames, derivation).value_or("?");

@@ -348,7 +348,52 @@ void read_database(Section section, DatabaseConfig& out) {
   section.finish();
 }
 
-void read_kafka(Section section, KafkaConfig& out, Country country) {
+// A key naming one of `choices` (an enumeration's words in the file); anything else is refused
+// with the whole list.
+template <class Choice, std::size_t N>
+std::optional<Choice> read_one_of(Section& section, std::string_view key,
+                                  const std::array<Choice, N>& choices,
+                                  std::string_view (*name)(Choice) noexcept) {
+  const auto text = section.string(key);
+  if (!text) return std::nullopt;
+  std::string known;
+  for (const Choice choice : choices) {
+    if (*text == name(choice)) return choice;
+    known += (known.empty() ? "\"" : ", \"") + std::string(name(choice)) + "\"";
+  }
+  section.invalid(key, "must be one of " + known + ", got " + detail::quote_text(*text));
+  return std::nullopt;
+}
+
+// kafka.security: all optional (PLAINTEXT, no SASL, no files). The passwords are secrets: only
+// from the environment. An unknown protocol leaves the rest unchecked (every rule depends on
+// it): the section is marked failed.
+void read_kafka_security(Section section, KafkaSecurityConfig& out, Problems& problems) {
+  const bool protocol_given = section.find("protocol") != nullptr;
+  if (const auto protocol = read_one_of(section, "protocol", kKafkaSecurityProtocols,
+                                        &kafka_security_protocol_name)) {
+    out.protocol = *protocol;
+  } else if (protocol_given) {
+    problems.failed_keys.insert(section.path());
+  }
+  out.sasl_mechanism =
+      read_one_of(section, "sasl_mechanism", kSaslMechanisms, &sasl_mechanism_name);
+  if (const auto username = section.string("sasl_username")) out.sasl_username = *username;
+  section.forbid("sasl_password", secret_in_file_message(kOptionalEnvKafkaSaslPassword));
+  if (const auto path = section.string("ssl_ca_location")) out.ssl_ca_location = *path;
+  if (const auto path = section.string("ssl_certificate_location")) {
+    out.ssl_certificate_location = *path;
+  }
+  if (const auto path = section.string("ssl_key_location")) out.ssl_key_location = *path;
+  section.forbid("ssl_key_password", secret_in_file_message(kOptionalEnvKafkaSslKeyPassword));
+  read_choice(section, "ssl_endpoint_identification_algorithm", out.endpoint_identification,
+              KafkaEndpointIdentification::https, KafkaEndpointIdentification::none,
+              &kafka_endpoint_identification_name);
+  section.boolean("unverified_tls_acknowledged", out.unverified_tls_acknowledged);
+  section.finish();
+}
+
+void read_kafka(Section section, KafkaConfig& out, Country country, Problems& problems) {
   const std::string default_id = "clearing-adapter-" + std::string(country_code_lower(country));
   out.group_id = default_id;
   out.client_id = default_id;
@@ -359,6 +404,7 @@ void read_kafka(Section section, KafkaConfig& out, Country country) {
   read_choice(section, "partition_assignment", out.partition_assignment,
               PartitionAssignment::database, PartitionAssignment::group,
               &partition_assignment_name);
+  read_kafka_security(section.section("security"), out.security, problems);
   section.finish();
 }
 
@@ -465,6 +511,21 @@ std::optional<std::string> secret_from(const Environment& env, const char* varia
   return std::move(*read);
 }
 
+// The Kafka credentials, read whatever the protocol: validate() refuses one the protocol does
+// not use, so that a stale password cannot wait unnoticed for a later change of protocol.
+void apply_kafka_secrets(KafkaSecurityConfig& security, const Environment& env,
+                         Problems& problems) {
+  std::string source;
+  if (auto password = secret_from(env, kOptionalEnvKafkaSaslPassword,
+                                  "kafka.security.sasl_password", problems, source)) {
+    security.sasl_password = Secret(std::move(*password));
+  }
+  if (auto password = secret_from(env, kOptionalEnvKafkaSslKeyPassword,
+                                  "kafka.security.ssl_key_password", problems, source)) {
+    security.ssl_key_password = Secret(std::move(*password));
+  }
+}
+
 // Applies the overrides; returns key -> variable for the values that came from the
 // environment, so that their errors say so.
 std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const Environment& env,
@@ -503,6 +564,7 @@ std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const 
                               problems, source)) {
     config.privacy.data_kek_previous = Secret(std::move(*keks));
   }
+  apply_kafka_secrets(config.kafka.security, env, problems);
   return sources;
 }
 
@@ -523,6 +585,72 @@ void require_file_or_env(const std::string& value, const char* key, const char* 
                          Problems& problems) {
   if (!value.empty() || already_failed(problems, key)) return;
   problems.add(key, "missing required key (" + env_hint(variable) + ")");
+}
+
+// Why the file at `path` cannot be opened for reading, if it cannot.
+std::optional<std::string> readable_file_problem(const std::string& path) {
+  const std::string named = detail::quote_text(path);
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0) {
+    return "cannot read " + named + ": " + std::strerror(errno);
+  }
+  if (!S_ISREG(status.st_mode)) return named + " is not a regular file";
+  if (!std::ifstream(path, std::ios::binary)) {
+    return "cannot read " + named + ": " + std::strerror(errno);
+  }
+  return std::nullopt;
+}
+
+// kafka.security's files, checked as the clients will open them at start, so that a wrong
+// path stops the start with the key's name rather than as librdkafka's words at the first
+// connection. The key is a secret: read like the secrets' _FILE forms (not readable or
+// writable by others), and it must be encrypted exactly when a key password is given. Only
+// for a protocol that uses them, and for keys without an error yet.
+void check_kafka_security_files(const KafkaSecurityConfig& security, Problems& problems) {
+  if (!security.uses_ssl()) return;
+  const auto has_error = [&](const std::string& key) {
+    return already_failed(problems, key) ||
+           std::any_of(problems.errors.begin(), problems.errors.end(),
+                       [&](const ConfigError& error) { return error.key == key; });
+  };
+  const auto check_readable = [&](const std::string& key, const std::optional<std::string>& path) {
+    if (!path || has_error(key)) return;
+    if (const auto problem = readable_file_problem(*path)) problems.add(key, *problem);
+  };
+  check_readable("kafka.security.ssl_ca_location", security.ssl_ca_location);
+  check_readable("kafka.security.ssl_certificate_location", security.ssl_certificate_location);
+  const std::string key_location = "kafka.security.ssl_key_location";
+  if (!security.ssl_key_location || has_error(key_location)) return;
+  const auto key = read_secret_file(*security.ssl_key_location);
+  if (!key) {
+    problems.add(key_location, key.error());
+    return;
+  }
+  const std::string named = detail::quote_text(*security.ssl_key_location);
+  if (key->find("-----BEGIN") == std::string::npos ||
+      key->find("PRIVATE KEY-----") == std::string::npos) {
+    problems.add(key_location,
+                 named + " holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)");
+    return;
+  }
+  // "BEGIN ENCRYPTED PRIVATE KEY" (PKCS#8) or "Proc-Type: 4,ENCRYPTED" (OpenSSL's older form).
+  const bool encrypted = key->find("ENCRYPTED") != std::string::npos;
+  const std::string password_key = "kafka.security.ssl_key_password";
+  const std::string password_variables = std::string(kOptionalEnvKafkaSslKeyPassword) + " (or " +
+                                         kOptionalEnvKafkaSslKeyPassword + kSecretFileSuffix +
+                                         ", a file holding it)";
+  if (has_error(password_key)) return;
+  if (encrypted && !security.ssl_key_password.is_set()) {
+    problems.add(password_key, "not set: " + named +
+                                   " (kafka.security.ssl_key_location) holds an "
+                                   "encrypted key; set its password in " +
+                                   password_variables);
+  } else if (!encrypted && security.ssl_key_password.is_set()) {
+    problems.add(password_key, "is set, but " + named +
+                                   " (kafka.security.ssl_key_location) holds "
+                                   "a key that is not encrypted: unset " +
+                                   password_variables + ", or name the encrypted key");
+  }
 }
 
 }  // namespace
@@ -551,7 +679,7 @@ tl::expected<AdapterConfig, ConfigErrors> parse_config(std::string_view text,
   read_incoming(root.section("incoming"), config.incoming);
   read_streams(root.section("streams"), config.streams, config.country.code, problems);
   read_database(root.section("database"), config.database);
-  read_kafka(root.section("kafka"), config.kafka, config.country.code);
+  read_kafka(root.section("kafka"), config.kafka, config.country.code, problems);
   read_http(root.section("http"), config.http);
   read_privacy(root.section("privacy"), config.privacy);
   read_log_level(root, config.log_level, problems);
@@ -572,6 +700,7 @@ tl::expected<AdapterConfig, ConfigErrors> parse_config(std::string_view text,
     }
     problems.errors.push_back(std::move(error));
   }
+  check_kafka_security_files(config.kafka.security, problems);
   if (!problems.errors.empty()) return tl::unexpected(ConfigErrors{std::move(problems.errors)});
   return config;
 }

@@ -115,6 +115,30 @@ void add_streams(Line& line, const StreamsConfig& streams) {
   line.add("streams.core_catchup_token", set_or_unset(streams.core_catchup_token));
 }
 
+// The protocol, then only the settings it uses; the passwords as set/unset.
+void add_kafka_security(Line& line, const KafkaSecurityConfig& security) {
+  line.add("kafka.security.protocol", std::string(kafka_security_protocol_name(security.protocol)));
+  if (security.uses_sasl()) {
+    line.add("kafka.security.sasl_mechanism",
+             security.sasl_mechanism ? std::string(sasl_mechanism_name(*security.sasl_mechanism))
+                                     : std::string("unset"));
+    line.add("kafka.security.sasl_username", security.sasl_username);
+    line.add("kafka.security.sasl_password", set_or_unset(security.sasl_password));
+  }
+  if (security.uses_ssl()) {
+    line.add("kafka.security.ssl_ca_location", security.ssl_ca_location.value_or("default"));
+    if (security.ssl_certificate_location) {
+      line.add("kafka.security.ssl_certificate_location", *security.ssl_certificate_location);
+    }
+    if (security.ssl_key_location) {
+      line.add("kafka.security.ssl_key_location", *security.ssl_key_location);
+      line.add("kafka.security.ssl_key_password", set_or_unset(security.ssl_key_password));
+    }
+    line.add("kafka.security.ssl_endpoint_identification_algorithm",
+             std::string(kafka_endpoint_identification_name(security.endpoint_identification)));
+  }
+}
+
 void add_kafka(Line& line, const KafkaConfig& kafka) {
   line.add("kafka.brokers", kafka.brokers);
   line.add("kafka.group_id", kafka.group_id);
@@ -122,6 +146,7 @@ void add_kafka(Line& line, const KafkaConfig& kafka) {
   fields::kafka_numbers(kafka, writer(line, "kafka"));
   line.add("kafka.partition_assignment",
            std::string(partition_assignment_name(kafka.partition_assignment)));
+  add_kafka_security(line, kafka.security);
 }
 
 }  // namespace

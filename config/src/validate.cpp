@@ -2,6 +2,7 @@
 // names the key and, for a range, the allowed interval and the value found.
 
 #include <algorithm>
+#include <array>
 #include <set>
 
 #include "clearing/config/loader.hpp"
@@ -389,6 +390,142 @@ void check_kafka(Checker& check, const KafkaConfig& kafka) {
               kRelayRoundIntervalMsMax);
 }
 
+// kafka.security: what the protocol needs, and nothing it would ignore (a CA file with
+// PLAINTEXT, a password without SASL), so that a setting the clients would not use stops the
+// start instead of leaving the link less protected than the file reads.
+std::string kafka_secret_variables(const char* variable) {
+  return std::string(variable) + " (or " + variable + kSecretFileSuffix + ", a file holding it)";
+}
+
+void check_kafka_sasl(Checker& check, const KafkaSecurityConfig& security,
+                      const std::string& protocol) {
+  if (security.uses_sasl()) {
+    const std::string needs = "required with protocol " + protocol + ": ";
+    if (!security.sasl_mechanism) {
+      check.fail("kafka.security.sasl_mechanism",
+                 needs + "one of \"PLAIN\", \"SCRAM-SHA-256\", \"SCRAM-SHA-512\"");
+    }
+    if (security.sasl_username.empty()) {
+      check.fail("kafka.security.sasl_username",
+                 needs + "the user the brokers know this adapter as");
+    }
+    if (!security.sasl_password.is_set()) {
+      check.fail("kafka.security.sasl_password",
+                 "not set: protocol " + protocol + " needs " +
+                     kafka_secret_variables(kOptionalEnvKafkaSaslPassword) + " in the environment");
+    }
+    return;
+  }
+  const std::string unused = "is only for protocol SASL_PLAINTEXT or SASL_SSL, not " + protocol +
+                             ": remove it, or set kafka.security.protocol";
+  if (security.sasl_mechanism) check.fail("kafka.security.sasl_mechanism", unused);
+  if (!security.sasl_username.empty()) check.fail("kafka.security.sasl_username", unused);
+  if (security.sasl_password.is_set()) {
+    check.fail("kafka.security.sasl_password",
+               "is set, but protocol " + protocol + " does not use it: unset " +
+                   kafka_secret_variables(kOptionalEnvKafkaSaslPassword) +
+                   ", or set kafka.security.protocol");
+  }
+}
+
+void check_kafka_ssl(Checker& check, const KafkaSecurityConfig& security,
+                     const std::string& protocol) {
+  const std::array<std::pair<const char*, const std::optional<std::string>*>, 3> locations{{
+      {"kafka.security.ssl_ca_location", &security.ssl_ca_location},
+      {"kafka.security.ssl_certificate_location", &security.ssl_certificate_location},
+      {"kafka.security.ssl_key_location", &security.ssl_key_location},
+  }};
+  if (!security.uses_ssl()) {
+    const std::string unused = "is only for protocol SSL or SASL_SSL, not " + protocol +
+                               ": the connection would not use it; remove it, or set "
+                               "kafka.security.protocol";
+    for (const auto& [key, location] : locations) {
+      if (*location) check.fail(key, unused);
+    }
+    if (security.endpoint_identification == KafkaEndpointIdentification::none) {
+      check.fail("kafka.security.ssl_endpoint_identification_algorithm", unused);
+    }
+    if (security.ssl_key_password.is_set()) {
+      check.fail("kafka.security.ssl_key_password",
+                 "is set, but protocol " + protocol + " does not use TLS: unset " +
+                     kafka_secret_variables(kOptionalEnvKafkaSslKeyPassword) +
+                     ", or set kafka.security.protocol");
+    }
+    if (security.unverified_tls_acknowledged) {
+      check.fail("kafka.security.unverified_tls_acknowledged", unused);
+    }
+    return;
+  }
+  for (const auto& [key, location] : locations) {
+    if (*location && (*location)->empty()) {
+      check.fail(key, "must not be empty (leave the key out)");
+    }
+  }
+  const bool certificate = security.ssl_certificate_location.has_value();
+  const bool key = security.ssl_key_location.has_value();
+  if (certificate && !key) {
+    check.fail("kafka.security.ssl_key_location",
+               "required with kafka.security.ssl_certificate_location: the client certificate's "
+               "private key (PEM)");
+  } else if (key && !certificate) {
+    check.fail("kafka.security.ssl_certificate_location",
+               "required with kafka.security.ssl_key_location: the client certificate (PEM) of "
+               "that key");
+  }
+  if (!key && security.ssl_key_password.is_set()) {
+    check.fail("kafka.security.ssl_key_password",
+               "is set, but kafka.security.ssl_key_location is not: unset " +
+                   kafka_secret_variables(kOptionalEnvKafkaSslKeyPassword) +
+                   ", or name the encrypted key");
+  }
+  const bool unverified = security.endpoint_identification == KafkaEndpointIdentification::none;
+  if (unverified && !security.unverified_tls_acknowledged) {
+    check.fail("kafka.security.ssl_endpoint_identification_algorithm",
+               "\"none\" turns off the check that a broker's certificate names the broker: "
+               "anyone holding a certificate from a trusted CA could pose as a broker. Set "
+               "kafka.security.unverified_tls_acknowledged: true to run so anyway (a warning "
+               "at every start)");
+  }
+  if (!unverified && security.unverified_tls_acknowledged) {
+    check.fail("kafka.security.unverified_tls_acknowledged",
+               "is only for ssl_endpoint_identification_algorithm \"none\"; remove it while "
+               "host names are checked");
+  }
+}
+
+void check_kafka_security(Checker& check, const KafkaConfig& kafka) {
+  const auto& security = kafka.security;
+  const std::string protocol(kafka_security_protocol_name(security.protocol));
+  if (kafka.embedded() && security.protocol != KafkaSecurityProtocol::plaintext) {
+    check.fail("kafka.security.protocol",
+               "must be \"PLAINTEXT\" with kafka.brokers \"embedded\": the embedded cluster "
+               "(librdkafka's mock cluster) speaks PLAINTEXT only, no TLS and no SASL; name "
+               "the real brokers to use " +
+                   protocol + ", got " + quote_text(protocol));
+  }
+  check_kafka_sasl(check, security, protocol);
+  check_kafka_ssl(check, security, protocol);
+}
+
+void kafka_security_warnings(const AdapterConfig& config, std::vector<ConfigError>& warnings) {
+  const auto& security = config.kafka.security;
+  if (security.uses_ssl() &&
+      security.endpoint_identification == KafkaEndpointIdentification::none &&
+      security.unverified_tls_acknowledged) {
+    warnings.push_back(ConfigError{
+        config.source_file, "kafka.security.ssl_endpoint_identification_algorithm",
+        "none (acknowledged): the brokers' host names are not checked against their "
+        "certificates; anyone holding a certificate from a trusted CA can pose as a broker"});
+  }
+  if (security.protocol == KafkaSecurityProtocol::sasl_plaintext &&
+      security.sasl_mechanism == SaslMechanism::plain) {
+    warnings.push_back(ConfigError{
+        config.source_file, "kafka.security.sasl_mechanism",
+        "PLAIN over SASL_PLAINTEXT: the Kafka password and every message cross the network in "
+        "clear; use SASL_SSL (or a SCRAM mechanism, which at least keeps the password)"});
+  }
+}
+
 // The adapter's credential toward the core: its own, never the one that opens its API.
 void check_core_credential(Checker& check, const Secret& core_token, const Secret& api_token,
                            LoadOptions options) {
@@ -453,6 +590,7 @@ std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions 
   check_streams(check, config.streams, config.country.code, country_known, today);
   check_database(check, config.database);
   check_kafka(check, config.kafka);
+  check_kafka_security(check, config.kafka);
   check_http(check, config.http, options);
   check_privacy(check, config.privacy, options);
   check_core_credential(check, config.streams.core_catchup_token, config.http.api_token, options);
@@ -473,6 +611,7 @@ std::vector<ConfigError> config_warnings(const AdapterConfig& config) {
         "false (acknowledged): the clearing's certificate is not checked; anyone on the network "
         "path can answer as the clearing"});
   }
+  kafka_security_warnings(config, warnings);
   return warnings;
 }
 

@@ -4,6 +4,7 @@
 #include "clearing/config/config.hpp"
 
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -1390,4 +1391,370 @@ TEST_CASE("personal data: the KEK is required, its own shape, from a file, never
   CHECK(error_for(retention(0), "privacy.retention_years").message == "must be in [1, 100], got 0");
   CHECK(error_for(retention(101), "privacy.retention_years").message ==
         "must be in [1, 100], got 101");
+}
+
+// ---------------------------------------------------------------------------------------
+// kafka.security (issue 21, item 2): the protocol, SASL and the SSL files, the passwords only
+// from the environment or their _FILE forms.
+
+namespace {
+
+constexpr const char* kKafkaBrokers = "kafka-1:9093,kafka-2:9093";
+constexpr const char* kKafkaPasswordValue = "kafka-sasl-pw-XYZ";
+constexpr const char* kKeyPasswordValue = "kafka-key-pw-XYZ";
+// The PEM frames the loader looks at: the clients parse the rest at start.
+constexpr const char* kPlainKey = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+constexpr const char* kEncryptedKey =
+    "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+constexpr const char* kCertificate =
+    "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+// The DK file with real brokers and `security` as kafka.security, loaded with the tokens and
+// `more` in the environment.
+tl::expected<AdapterConfig, ConfigErrors> load_secured(
+    const Json& security, const std::map<std::string, std::string>& more = {}) {
+  MapEnvironment env = env_with_secrets();
+  for (const auto& [name, value] : more) env.set(name, value);
+  return load_edited(
+      [&](Json& j) {
+        j["kafka"]["brokers"] = kKafkaBrokers;
+        j["kafka"]["security"] = security;
+      },
+      env);
+}
+
+std::string sasl_password_file_variable() {
+  return std::string(kOptionalEnvKafkaSaslPassword) + kSecretFileSuffix;
+}
+
+}  // namespace
+
+TEST_CASE("kafka.security: PLAINTEXT by default, and the summary says so") {
+  const auto shipped = load_config(shipped_path("dk"), env_with_secrets());
+  REQUIRE(shipped.has_value());
+  CHECK(shipped->kafka.security == KafkaSecurityConfig{});
+  CHECK(shipped->kafka.security.protocol == KafkaSecurityProtocol::plaintext);
+  const auto summary = redacted_summary(*shipped);
+  CHECK(summary.find("kafka.security.protocol=PLAINTEXT ") != std::string::npos);
+  CHECK(summary.find("kafka.security.sasl") == std::string::npos);
+  CHECK(summary.find("kafka.security.ssl") == std::string::npos);
+}
+
+TEST_CASE(
+    "kafka.security: SASL_SSL with SCRAM, a CA and a client certificate, secrets from files") {
+  const SecretFile ca(kCertificate, kOwnerRead | kOthersRead);  // public: others may read it
+  const SecretFile certificate(kCertificate, kOwnerRead | kGroupRead | kOthersRead);
+  const SecretFile key(kEncryptedKey, kOwnerRead | kGroupRead);
+  const SecretFile password(std::string(kKafkaPasswordValue) + "\n", kOwnerRead);
+  const auto loaded = load_secured({{"protocol", "SASL_SSL"},
+                                    {"sasl_mechanism", "SCRAM-SHA-512"},
+                                    {"sasl_username", "clearing-adapter-dk"},
+                                    {"ssl_ca_location", ca.path.string()},
+                                    {"ssl_certificate_location", certificate.path.string()},
+                                    {"ssl_key_location", key.path.string()}},
+                                   {{sasl_password_file_variable(), password.path.string()},
+                                    {kOptionalEnvKafkaSslKeyPassword, kKeyPasswordValue}});
+  REQUIRE_MESSAGE(loaded.has_value(), (loaded ? "" : loaded.error().to_string()));
+  const auto& security = loaded->kafka.security;
+  CHECK(security.protocol == KafkaSecurityProtocol::sasl_ssl);
+  CHECK(security.sasl_mechanism == SaslMechanism::scram_sha_512);
+  CHECK(security.sasl_username == "clearing-adapter-dk");
+  CHECK(security.sasl_password.reveal() == kKafkaPasswordValue);
+  CHECK(security.ssl_ca_location == ca.path.string());
+  CHECK(security.ssl_certificate_location == certificate.path.string());
+  CHECK(security.ssl_key_location == key.path.string());
+  CHECK(security.ssl_key_password.reveal() == kKeyPasswordValue);
+  CHECK(security.endpoint_identification == KafkaEndpointIdentification::https);
+  CHECK(config_warnings(*loaded).empty());
+  const auto summary = redacted_summary(*loaded);
+  CAPTURE(summary);
+  CHECK(summary.find(
+            "kafka.security.protocol=SASL_SSL kafka.security.sasl_mechanism=SCRAM-SHA-512 "
+            "kafka.security.sasl_username=clearing-adapter-dk "
+            "kafka.security.sasl_password=set kafka.security.ssl_ca_location=" +
+            ca.path.string() + " kafka.security.ssl_certificate_location=" +
+            certificate.path.string() + " kafka.security.ssl_key_location=" + key.path.string() +
+            " kafka.security.ssl_key_password=set "
+            "kafka.security.ssl_endpoint_identification_algorithm=https") != std::string::npos);
+  CHECK(summary.find("XYZ") == std::string::npos);
+
+  // The other accepted forms: TLS alone with the system's CAs; SCRAM-SHA-256 over
+  // SASL_PLAINTEXT (no warning: SCRAM never sends the password); a plain key without password.
+  const auto tls_only = load_secured({{"protocol", "SSL"}});
+  REQUIRE(tls_only.has_value());
+  CHECK(redacted_summary(*tls_only).find("kafka.security.ssl_ca_location=default") !=
+        std::string::npos);
+  const auto scram_256 = load_secured(
+      {{"protocol", "SASL_PLAINTEXT"}, {"sasl_mechanism", "SCRAM-SHA-256"}, {"sasl_username", "u"}},
+      {{kOptionalEnvKafkaSaslPassword, kKafkaPasswordValue}});
+  REQUIRE(scram_256.has_value());
+  CHECK(scram_256->kafka.security.sasl_mechanism == SaslMechanism::scram_sha_256);
+  CHECK(config_warnings(*scram_256).empty());
+  const SecretFile plain_key(kPlainKey, kOwnerRead);
+  const auto mutual = load_secured({{"protocol", "SSL"},
+                                    {"ssl_certificate_location", certificate.path.string()},
+                                    {"ssl_key_location", plain_key.path.string()}});
+  REQUIRE_MESSAGE(mutual.has_value(), (mutual ? "" : mutual.error().to_string()));
+  CHECK_FALSE(mutual->kafka.security.ssl_key_password.is_set());
+}
+
+TEST_CASE("kafka.security: PLAIN over SASL_PLAINTEXT is allowed with a warning at every start") {
+  const auto loaded = load_secured(
+      {{"protocol", "SASL_PLAINTEXT"}, {"sasl_mechanism", "PLAIN"}, {"sasl_username", "u"}},
+      {{kOptionalEnvKafkaSaslPassword, kKafkaPasswordValue}});
+  REQUIRE(loaded.has_value());
+  const auto warnings = config_warnings(*loaded);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].to_string() ==
+        "config/dk.json: kafka.security.sasl_mechanism: PLAIN over SASL_PLAINTEXT: the Kafka "
+        "password and every message cross the network in clear; use SASL_SSL (or a SCRAM "
+        "mechanism, which at least keeps the password)");
+}
+
+TEST_CASE("kafka.security: an unknown protocol or mechanism is refused with the choices") {
+  const auto protocol = load_secured({{"protocol", "TLS"}, {"sasl_username", "u"}});
+  CHECK(error_for(protocol, "kafka.security.protocol").message ==
+        "must be one of \"PLAINTEXT\", \"SSL\", \"SASL_PLAINTEXT\", \"SASL_SSL\", got \"TLS\"");
+  // Every other rule depends on the protocol: no guesses on top.
+  CHECK(protocol.error().errors.size() == 1);
+  const auto lower_case = load_secured({{"protocol", "sasl_ssl"}});
+  CHECK(error_for(lower_case, "kafka.security.protocol").message ==
+        "must be one of \"PLAINTEXT\", \"SSL\", \"SASL_PLAINTEXT\", \"SASL_SSL\", got "
+        "\"sasl_ssl\"");
+  const auto mechanism =
+      load_secured({{"protocol", "SASL_SSL"}, {"sasl_mechanism", "GSSAPI"}, {"sasl_username", "u"}},
+                   {{kOptionalEnvKafkaSaslPassword, kKafkaPasswordValue}});
+  CHECK(error_for(mechanism, "kafka.security.sasl_mechanism").message ==
+        "must be one of \"PLAIN\", \"SCRAM-SHA-256\", \"SCRAM-SHA-512\", got \"GSSAPI\"");
+  CHECK(mechanism.error().errors.size() == 1);
+  const auto algorithm =
+      load_secured({{"protocol", "SSL"}, {"ssl_endpoint_identification_algorithm", "HTTPS"}});
+  CHECK(error_for(algorithm, "kafka.security.ssl_endpoint_identification_algorithm").message ==
+        "must be \"https\" or \"none\", got \"HTTPS\"");
+  const auto unknown = load_secured({{"protocol", "SSL"}, {"ssl.ca.location", "/x"}});
+  CHECK(error_for(unknown, "kafka.security.ssl.ca.location").message.starts_with("unknown key"));
+}
+
+TEST_CASE("kafka.security: SASL needs a mechanism, a user and a password, and only SASL has them") {
+  const auto bare = load_secured({{"protocol", "SASL_SSL"}});
+  REQUIRE_FALSE(bare.has_value());
+  CHECK(bare.error().errors.size() == 3);
+  CHECK(error_for(bare, "kafka.security.sasl_mechanism").message ==
+        "required with protocol SASL_SSL: one of \"PLAIN\", \"SCRAM-SHA-256\", \"SCRAM-SHA-512\"");
+  CHECK(error_for(bare, "kafka.security.sasl_username").message ==
+        "required with protocol SASL_SSL: the user the brokers know this adapter as");
+  CHECK(error_for(bare, "kafka.security.sasl_password").message ==
+        "not set: protocol SASL_SSL needs CLEARING_ADAPTER_KAFKA_SASL_PASSWORD (or "
+        "CLEARING_ADAPTER_KAFKA_SASL_PASSWORD_FILE, a file holding it) in the environment");
+  // The demo's allowance for missing tokens does not cover it: SASL without it cannot connect.
+  const auto demo = load_edited(
+      [](Json& j) {
+        j["kafka"]["brokers"] = kKafkaBrokers;
+        j["kafka"]["security"] = {
+            {"protocol", "SASL_PLAINTEXT"}, {"sasl_mechanism", "PLAIN"}, {"sasl_username", "u"}};
+      },
+      MapEnvironment(), LoadOptions{.allow_missing_secrets = true});
+  CHECK(error_for(demo, "kafka.security.sasl_password")
+            .message.starts_with("not set: protocol SASL_PLAINTEXT needs "));
+
+  const auto plaintext =
+      load_secured({{"protocol", "SSL"}, {"sasl_mechanism", "PLAIN"}, {"sasl_username", "u"}},
+                   {{kOptionalEnvKafkaSaslPassword, kKafkaPasswordValue}});
+  const std::string unused =
+      "is only for protocol SASL_PLAINTEXT or SASL_SSL, not SSL: remove it, or set "
+      "kafka.security.protocol";
+  CHECK(error_for(plaintext, "kafka.security.sasl_mechanism").message == unused);
+  CHECK(error_for(plaintext, "kafka.security.sasl_username").message == unused);
+  CHECK(error_for(plaintext, "kafka.security.sasl_password").message ==
+        "is set, but protocol SSL does not use it: unset CLEARING_ADAPTER_KAFKA_SASL_PASSWORD (or "
+        "CLEARING_ADAPTER_KAFKA_SASL_PASSWORD_FILE, a file holding it), or set "
+        "kafka.security.protocol");
+  // A password left in the environment of an adapter without kafka.security is refused too.
+  MapEnvironment stale = env_with_secrets();
+  stale.set(kOptionalEnvKafkaSaslPassword, kKafkaPasswordValue);
+  const auto shipped = load_config(shipped_path("dk"), stale);
+  CHECK(error_for_file(shipped, "kafka.security.sasl_password")
+            .starts_with("is set, but protocol PLAINTEXT does not use it"));
+  CHECK(shipped.error().to_string().find("XYZ") == std::string::npos);
+}
+
+TEST_CASE("kafka.security: the passwords are never read from the file") {
+  const auto sasl = load_secured({{"protocol", "SASL_SSL"},
+                                  {"sasl_mechanism", "PLAIN"},
+                                  {"sasl_username", "u"},
+                                  {"sasl_password", "in-the-file"}},
+                                 {{kOptionalEnvKafkaSaslPassword, kKafkaPasswordValue}});
+  CHECK(error_for(sasl, "kafka.security.sasl_password").message ==
+        "secrets are never read from the file: remove this key and set "
+        "CLEARING_ADAPTER_KAFKA_SASL_PASSWORD in the environment");
+  const auto key = load_secured({{"protocol", "SSL"}, {"ssl_key_password", "in-the-file"}});
+  CHECK(error_for(key, "kafka.security.ssl_key_password").message ==
+        "secrets are never read from the file: remove this key and set "
+        "CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD in the environment");
+  // Both ways at once, as for every secret.
+  const SecretFile password(kKafkaPasswordValue, kOwnerRead);
+  const auto both =
+      load_secured({{"protocol", "SASL_SSL"}, {"sasl_mechanism", "PLAIN"}, {"sasl_username", "u"}},
+                   {{kOptionalEnvKafkaSaslPassword, kKafkaPasswordValue},
+                    {sasl_password_file_variable(), password.path.string()}});
+  CHECK(error_for(both, "kafka.security.sasl_password").message ==
+        "set either CLEARING_ADAPTER_KAFKA_SASL_PASSWORD or "
+        "CLEARING_ADAPTER_KAFKA_SASL_PASSWORD_FILE, not both");
+}
+
+TEST_CASE("kafka.security: SSL files only with TLS; a certificate and its key together") {
+  const SecretFile ca(kCertificate, kOwnerRead);
+  const auto plaintext = load_secured({{"ssl_ca_location", ca.path.string()}});
+  CHECK(error_for(plaintext, "kafka.security.ssl_ca_location").message ==
+        "is only for protocol SSL or SASL_SSL, not PLAINTEXT: the connection would not use it; "
+        "remove it, or set kafka.security.protocol");
+  CHECK(plaintext.error().errors.size() == 1);
+  const auto sasl_plaintext = load_secured({{"protocol", "SASL_PLAINTEXT"},
+                                            {"sasl_mechanism", "SCRAM-SHA-256"},
+                                            {"sasl_username", "u"},
+                                            {"ssl_certificate_location", ca.path.string()},
+                                            {"ssl_endpoint_identification_algorithm", "none"}},
+                                           {{kOptionalEnvKafkaSaslPassword, kKafkaPasswordValue},
+                                            {kOptionalEnvKafkaSslKeyPassword, kKeyPasswordValue}});
+  CHECK(error_for(sasl_plaintext, "kafka.security.ssl_certificate_location")
+            .message.starts_with("is only for protocol SSL or SASL_SSL, not SASL_PLAINTEXT: "));
+  CHECK(error_for(sasl_plaintext, "kafka.security.ssl_endpoint_identification_algorithm")
+            .message.starts_with("is only for protocol SSL or SASL_SSL, not SASL_PLAINTEXT: "));
+  CHECK(error_for(sasl_plaintext, "kafka.security.ssl_key_password").message ==
+        "is set, but protocol SASL_PLAINTEXT does not use TLS: unset "
+        "CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD (or CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD_FILE, "
+        "a file holding it), or set kafka.security.protocol");
+
+  const SecretFile key(kPlainKey, kOwnerRead);
+  const auto certificate_alone =
+      load_secured({{"protocol", "SSL"}, {"ssl_certificate_location", ca.path.string()}});
+  CHECK(error_for(certificate_alone, "kafka.security.ssl_key_location").message ==
+        "required with kafka.security.ssl_certificate_location: the client certificate's "
+        "private key (PEM)");
+  const auto key_alone =
+      load_secured({{"protocol", "SSL"}, {"ssl_key_location", key.path.string()}});
+  CHECK(error_for(key_alone, "kafka.security.ssl_certificate_location").message ==
+        "required with kafka.security.ssl_key_location: the client certificate (PEM) of that key");
+  const auto password_alone =
+      load_secured({{"protocol", "SSL"}}, {{kOptionalEnvKafkaSslKeyPassword, kKeyPasswordValue}});
+  CHECK(error_for(password_alone, "kafka.security.ssl_key_password").message ==
+        "is set, but kafka.security.ssl_key_location is not: unset "
+        "CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD (or CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD_FILE, "
+        "a file holding it), or name the encrypted key");
+  const auto empty = load_secured({{"protocol", "SSL"}, {"ssl_ca_location", ""}});
+  CHECK(error_for(empty, "kafka.security.ssl_ca_location").message ==
+        "must not be empty (leave the key out)");
+}
+
+TEST_CASE(
+    "kafka.security: files missing or not files; a key readable by others, not PEM, "
+    "encrypted without its password or a password for a plain key") {
+  const SecretFile certificate(kCertificate, kOwnerRead | kOthersRead);
+  const std::string missing = certificate.dir.string() + "/none.pem";
+  const auto ca_missing = load_secured({{"protocol", "SSL"}, {"ssl_ca_location", missing}});
+  CHECK(error_for(ca_missing, "kafka.security.ssl_ca_location").message ==
+        "cannot read \"" + missing + "\": No such file or directory");
+  const auto ca_folder =
+      load_secured({{"protocol", "SSL"}, {"ssl_ca_location", certificate.dir.string()}});
+  CHECK(error_for(ca_folder, "kafka.security.ssl_ca_location").message ==
+        "\"" + certificate.dir.string() + "\" is not a regular file");
+  if (::geteuid() != 0) {  // root reads any file: the refusal needs another user
+    const SecretFile unreadable(kCertificate, std::filesystem::perms::none);
+    const auto refused =
+        load_secured({{"protocol", "SSL"}, {"ssl_ca_location", unreadable.path.string()}});
+    CHECK(error_for(refused, "kafka.security.ssl_ca_location").message ==
+          "cannot read \"" + unreadable.path.string() + "\": Permission denied");
+  }
+  const auto with_key = [&](const std::string& key_path,
+                            const std::map<std::string, std::string>& env = {}) {
+    return load_secured({{"protocol", "SSL"},
+                         {"ssl_certificate_location", certificate.path.string()},
+                         {"ssl_key_location", key_path}},
+                        env);
+  };
+  const auto key_missing = with_key(missing);
+  CHECK(error_for(key_missing, "kafka.security.ssl_key_location").message ==
+        "cannot read \"" + missing + "\": No such file or directory");
+  const SecretFile shared_key(kPlainKey, kOwnerRead | kOthersRead);
+  CHECK(error_for(with_key(shared_key.path.string()), "kafka.security.ssl_key_location").message ==
+        "\"" + shared_key.path.string() +
+            "\" is readable or writable by others (mode 0404): chmod o-rwx it (Kubernetes: "
+            "defaultMode 0440 or 0400; compose: the secret's mode)");
+  const SecretFile not_pem("just text", kOwnerRead);
+  CHECK(error_for(with_key(not_pem.path.string()), "kafka.security.ssl_key_location").message ==
+        "\"" + not_pem.path.string() +
+            "\" holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)");
+  const SecretFile encrypted(kEncryptedKey, kOwnerRead);
+  CHECK(error_for(with_key(encrypted.path.string()), "kafka.security.ssl_key_password").message ==
+        "not set: \"" + encrypted.path.string() +
+            "\" (kafka.security.ssl_key_location) holds an encrypted key; set its password in "
+            "CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD (or "
+            "CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD_FILE, a file holding it)");
+  const SecretFile plain(kPlainKey, kOwnerRead);
+  CHECK(error_for(
+            with_key(plain.path.string(), {{kOptionalEnvKafkaSslKeyPassword, kKeyPasswordValue}}),
+            "kafka.security.ssl_key_password")
+            .message == "is set, but \"" + plain.path.string() +
+                            "\" (kafka.security.ssl_key_location) holds a key that is not "
+                            "encrypted: unset CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD (or "
+                            "CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD_FILE, a file holding it), "
+                            "or name the encrypted key");
+  // An encrypted key in the older OpenSSL form is recognised too.
+  const SecretFile traditional(
+      "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nMIIB\n"
+      "-----END RSA PRIVATE KEY-----\n",
+      kOwnerRead);
+  CHECK(with_key(traditional.path.string(), {{kOptionalEnvKafkaSslKeyPassword, kKeyPasswordValue}})
+            .has_value());
+}
+
+TEST_CASE("kafka.security: host names unchecked only when acknowledged, then a warning") {
+  const auto refused =
+      load_secured({{"protocol", "SSL"}, {"ssl_endpoint_identification_algorithm", "none"}});
+  CHECK(error_for(refused, "kafka.security.ssl_endpoint_identification_algorithm").message ==
+        "\"none\" turns off the check that a broker's certificate names the broker: anyone "
+        "holding a certificate from a trusted CA could pose as a broker. Set "
+        "kafka.security.unverified_tls_acknowledged: true to run so anyway (a warning at every "
+        "start)");
+  const auto acknowledged = load_secured({{"protocol", "SSL"},
+                                          {"ssl_endpoint_identification_algorithm", "none"},
+                                          {"unverified_tls_acknowledged", true}});
+  REQUIRE(acknowledged.has_value());
+  const auto warnings = config_warnings(*acknowledged);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].to_string() ==
+        "config/dk.json: kafka.security.ssl_endpoint_identification_algorithm: none "
+        "(acknowledged): the brokers' host names are not checked against their certificates; "
+        "anyone holding a certificate from a trusted CA can pose as a broker");
+  CHECK(redacted_summary(*acknowledged)
+            .find("kafka.security.ssl_endpoint_identification_algorithm=none") !=
+        std::string::npos);
+  const auto stale = load_secured({{"protocol", "SSL"}, {"unverified_tls_acknowledged", true}});
+  CHECK(error_for(stale, "kafka.security.unverified_tls_acknowledged").message ==
+        "is only for ssl_endpoint_identification_algorithm \"none\"; remove it while host names "
+        "are checked");
+}
+
+TEST_CASE("kafka.security with the embedded cluster is refused: it speaks PLAINTEXT only") {
+  const auto loaded = load_edited([](Json& j) { j["kafka"]["security"] = {{"protocol", "SSL"}}; });
+  CHECK(error_for(loaded, "kafka.security.protocol").message ==
+        "must be \"PLAINTEXT\" with kafka.brokers \"embedded\": the embedded cluster (librdkafka's "
+        "mock cluster) speaks PLAINTEXT only, no TLS and no SASL; name the real brokers to use "
+        "SSL, got \"SSL\"");
+  CHECK(loaded.error().errors.size() == 1);
+}
+
+TEST_CASE("kafka.security: validate() checks a config built in code") {
+  auto loaded = load_config(shipped_path("dk"), env_with_secrets());
+  REQUIRE(loaded.has_value());
+  AdapterConfig config = *loaded;
+  config.kafka.brokers = kKafkaBrokers;
+  config.kafka.security.protocol = KafkaSecurityProtocol::sasl_ssl;
+  config.kafka.security.sasl_mechanism = SaslMechanism::plain;
+  config.kafka.security.sasl_username = "u";
+  const auto errors = validate(config);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].key == "kafka.security.sasl_password");
+  config.kafka.security.sasl_password = Secret(kKafkaPasswordValue);
+  CHECK(validate(config).empty());
 }

@@ -304,6 +304,55 @@ std::string redact_database_url(std::string_view url);
 std::string redact_http_url(std::string_view url);
 
 // ---------------------------------------------------------------------------------------
+// Kafka security (librdkafka's security.protocol, sasl.* and ssl.*): kafka.security in the
+// file. The names are librdkafka's values, so that an operator finds them in its docs.
+
+enum class KafkaSecurityProtocol { plaintext, ssl, sasl_plaintext, sasl_ssl };
+inline constexpr std::array<KafkaSecurityProtocol, 4> kKafkaSecurityProtocols{
+    KafkaSecurityProtocol::plaintext, KafkaSecurityProtocol::ssl,
+    KafkaSecurityProtocol::sasl_plaintext, KafkaSecurityProtocol::sasl_ssl};
+std::string_view kafka_security_protocol_name(KafkaSecurityProtocol protocol) noexcept;  // "SSL"
+
+// GSSAPI (Kerberos) and OAUTHBEARER need more than a user and a password: not offered.
+enum class SaslMechanism { plain, scram_sha_256, scram_sha_512 };
+inline constexpr std::array<SaslMechanism, 3> kSaslMechanisms{
+    SaslMechanism::plain, SaslMechanism::scram_sha_256, SaslMechanism::scram_sha_512};
+std::string_view sasl_mechanism_name(SaslMechanism mechanism) noexcept;  // "SCRAM-SHA-512"
+
+// ssl.endpoint.identification.algorithm: `https` checks that the broker's certificate names
+// the host the client dialled; `none` accepts any certificate the CA signed.
+enum class KafkaEndpointIdentification { https, none };
+std::string_view kafka_endpoint_identification_name(KafkaEndpointIdentification value) noexcept;
+
+struct KafkaSecurityConfig {
+  KafkaSecurityProtocol protocol = KafkaSecurityProtocol::plaintext;
+  // SASL_PLAINTEXT and SASL_SSL need all three; the other protocols none of them.
+  std::optional<SaslMechanism> sasl_mechanism;
+  std::string sasl_username;
+  Secret sasl_password;  // CLEARING_ADAPTER_KAFKA_SASL_PASSWORD(_FILE) only; never in the file
+  // SSL and SASL_SSL only. Without a CA bundle the system's CAs are trusted. A client
+  // certificate comes with its key (mutual TLS); the key file must not be readable by others,
+  // and an encrypted key needs its password.
+  std::optional<std::string> ssl_ca_location;           // PEM
+  std::optional<std::string> ssl_certificate_location;  // PEM
+  std::optional<std::string> ssl_key_location;          // PEM
+  Secret ssl_key_password;  // CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD(_FILE) only
+  KafkaEndpointIdentification endpoint_identification = KafkaEndpointIdentification::https;
+  // `none` above stops the start unless this is true too (like clearing.verify_tls); then
+  // config_warnings() names it at every start. Only with `none`.
+  bool unverified_tls_acknowledged = false;
+
+  bool uses_sasl() const noexcept {
+    return protocol == KafkaSecurityProtocol::sasl_plaintext ||
+           protocol == KafkaSecurityProtocol::sasl_ssl;
+  }
+  bool uses_ssl() const noexcept {
+    return protocol == KafkaSecurityProtocol::ssl || protocol == KafkaSecurityProtocol::sasl_ssl;
+  }
+  friend bool operator==(const KafkaSecurityConfig&, const KafkaSecurityConfig&) = default;
+};
+
+// ---------------------------------------------------------------------------------------
 // Kafka (librdkafka).
 
 inline constexpr std::string_view kEmbeddedBrokers = "embedded";
@@ -342,6 +391,8 @@ struct KafkaConfig {
   // `database` by default: a killed adapter's inbound partitions move in a fraction of a
   // second (docs/streams.md, "One reader per inbound partition"); `group` keeps Kafka's group.
   PartitionAssignment partition_assignment = PartitionAssignment::database;
+  // kafka.security: PLAINTEXT by default, the only protocol the embedded cluster speaks.
+  KafkaSecurityConfig security;
   bool embedded() const { return brokers == kEmbeddedBrokers; }
   friend bool operator==(const KafkaConfig&, const KafkaConfig&) = default;
 };

@@ -22,6 +22,9 @@
 //   CLEARING_ADAPTER_CORE_CATCHUP_URL  streams.core_catchup_url
 //   CLEARING_ADAPTER_HTTP_ADDRESS      http.address (host:port)
 //   CLEARING_ADAPTER_API_TOKEN         http.api_token (only from here)
+// Optional secrets, read only when kafka.security asks for them (and each with its _FILE form):
+//   CLEARING_ADAPTER_KAFKA_SASL_PASSWORD      kafka.security.sasl_password (SASL_* protocols)
+//   CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD   kafka.security.ssl_key_password (an encrypted key)
 //
 // Errors: nothing here throws; library exceptions (file, json) are turned into ConfigError.
 // Thread safety: the functions are pure apart from reading the file and the environment.
@@ -55,6 +58,12 @@ inline constexpr const char* kOptionalEnvDataKekPrevious = "CLEARING_ADAPTER_DAT
 // larger than kSecretFileBytesMax, is an error naming the variable. One trailing line break
 // in the file is not part of the secret.
 inline constexpr const char* kSecretFileSuffix = "_FILE";
+// The Kafka credentials (kafka.security): secrets like the tokens, with their _FILE forms, but
+// needed only by the protocols that use them, so a deployment without them sets neither
+// (scripts/check-compose requires the kEnv* variables above, not these kOptionalEnv* ones).
+inline constexpr const char* kOptionalEnvKafkaSaslPassword = "CLEARING_ADAPTER_KAFKA_SASL_PASSWORD";
+inline constexpr const char* kOptionalEnvKafkaSslKeyPassword =
+    "CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD";
 inline constexpr std::size_t kSecretFileBytesMax = 64 * 1024;
 
 // A config file larger than this is refused before parsing.
@@ -127,7 +136,9 @@ std::vector<ConfigError> validate(const AdapterConfig& config, LoadOptions optio
 
 // What a valid config allows but an operator must hear about at every start (log each at
 // warn): today, clearing.verify_tls false with an https base_url, acknowledged by
-// clearing.unverified_tls_acknowledged. Empty for the shipped files.
+// clearing.unverified_tls_acknowledged; kafka.security's ssl_endpoint_identification_algorithm
+// "none", acknowledged likewise; and SASL PLAIN over SASL_PLAINTEXT (the password crosses the
+// network in clear). Empty for the shipped files.
 std::vector<ConfigError> config_warnings(const AdapterConfig& config);
 
 // One line of key=value fields for the start-up log: every value except secrets (tokens
