@@ -10,6 +10,7 @@
 #include "clearing/adapter/dispatcher.hpp"
 #include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/adapter/kafka_client_options.hpp"
 #include "clearing/adapter/personal_data.hpp"
 #include "clearing/adapter/readiness.hpp"
 #include "clearing/adapter/streams_report.hpp"
@@ -294,13 +295,7 @@ struct Service::Impl {
   }
 
   external_streams::KafkaClientOptions kafka_options() const {
-    external_streams::KafkaClientOptions kafka;
-    kafka.bootstrap_servers = kafka_bootstrap;
-    kafka.client_id = config.kafka.client_id;
-    kafka.message_timeout_ms = config.kafka.produce_timeout_ms;
-    kafka.session_timeout_ms = config.kafka.session_timeout_ms;
-    kafka.fetch_wait_max_ms = config.kafka.fetch_wait_max_ms;
-    return kafka;
+    return kafka_client_options(config, kafka_bootstrap);
   }
 
   tl::expected<void, std::string> open_relay() {

@@ -16,10 +16,36 @@ namespace clearing::external_streams {
 
 namespace {
 
+// The protocol always, then only what it uses: librdkafka would ignore the rest, and a
+// setting it ignores must not seem to be in force.
+void add_security(const KafkaSecurity& security, std::map<std::string, std::string>& own) {
+  own["security.protocol"] = security.protocol;
+  if (security.protocol.starts_with("SASL_")) {
+    own["sasl.mechanisms"] = security.sasl_mechanism;
+    own["sasl.username"] = security.sasl_username;
+    own["sasl.password"] = security.sasl_password;
+  }
+  if (!security.protocol.ends_with("SSL")) return;
+  // librdkafka's default, set explicitly: the brokers' certificates are checked.
+  own["enable.ssl.certificate.verification"] = "true";
+  own["ssl.endpoint.identification.algorithm"] = security.ssl_endpoint_identification_algorithm;
+  const std::pair<const char*, const std::string*> files[] = {
+      {"ssl.ca.location", &security.ssl_ca_location},
+      {"ssl.certificate.location", &security.ssl_certificate_location},
+      {"ssl.key.location", &security.ssl_key_location},
+      {"ssl.key.password", &security.ssl_key_password},
+  };
+  for (const auto& [key, value] : files) {
+    if (!value->empty()) own[key] = *value;
+  }
+}
+
 // A client's own settings, with what every client of this module sets (where the cluster
-// is, who it is, how it treats connections), and last the operator's extra ones over all.
+// is, who it is, how it treats connections, how it authenticates), and last the operator's
+// extra ones over all.
 std::map<std::string, std::string> client_settings(const KafkaClientOptions& o,
                                                    std::map<std::string, std::string> own) {
+  add_security(o.security, own);
   own.insert({
       {"bootstrap.servers", o.bootstrap_servers},
       {"client.id", o.client_id},
@@ -84,6 +110,19 @@ tl::expected<rd_kafka_conf_t*, KafkaError> make_conf(
     }
   }
   return conf;
+}
+
+tl::expected<std::map<std::string, std::string>, KafkaError> librdkafka_configuration(
+    const std::map<std::string, std::string>& settings) {
+  auto conf = make_conf(settings);
+  if (!conf) return tl::unexpected(conf.error());
+  std::size_t count = 0;
+  const char** dump = rd_kafka_conf_dump(*conf, &count);
+  std::map<std::string, std::string> out;
+  for (std::size_t i = 0; i + 1 < count; i += 2) out.emplace(dump[i], dump[i + 1]);
+  rd_kafka_conf_dump_free(dump, count);
+  rd_kafka_conf_destroy(*conf);
+  return out;
 }
 
 namespace {

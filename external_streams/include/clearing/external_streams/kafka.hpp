@@ -13,6 +13,23 @@
 
 namespace clearing::external_streams {
 
+// How every client authenticates to the brokers and protects the link, in librdkafka's words
+// (security.protocol, sasl.*, ssl.*). Checked before (config::KafkaSecurityConfig); here only
+// passed on. The passwords are secrets: the settings maps below carry them, so never log one.
+struct KafkaSecurity {
+  std::string protocol = "PLAINTEXT";  // PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+  // SASL_* only.
+  std::string sasl_mechanism;  // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+  std::string sasl_username;
+  std::string sasl_password;
+  // SSL and SASL_SSL only; an empty path is not set (the system's CAs; no client certificate).
+  std::string ssl_ca_location;
+  std::string ssl_certificate_location;
+  std::string ssl_key_location;
+  std::string ssl_key_password;                                 // for an encrypted key
+  std::string ssl_endpoint_identification_algorithm = "https";  // https | none
+};
+
 // Every option the clients depend on is set explicitly (STYLE.md): nothing is left to
 // librdkafka's defaults by accident. Extra entries override.
 struct KafkaClientOptions {
@@ -25,6 +42,7 @@ struct KafkaClientOptions {
   // How long a fetch may wait for data. librdkafka's 500 ms default put up to half a
   // second into every hop on the mock cluster (bench/streams: p50 269 ms -> 13 ms at 10).
   int fetch_wait_max_ms = 50;
+  KafkaSecurity security;
   std::map<std::string, std::string> extra;
 };
 
@@ -32,6 +50,12 @@ struct KafkaClientOptions {
 std::map<std::string, std::string> producer_settings(const KafkaClientOptions& options);
 std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& options,
                                                      const std::string& group_id);
+
+// What librdkafka holds once `settings` are applied (rd_kafka_conf_dump): every property,
+// its defaults included, in its own spelling ("sasl_ssl"). For tests and diagnostics; it
+// carries the passwords. Errors: invalid_setting, naming the key librdkafka refused.
+tl::expected<std::map<std::string, std::string>, KafkaError> librdkafka_configuration(
+    const std::map<std::string, std::string>& settings);
 
 class EmbeddedKafka {
  public:
