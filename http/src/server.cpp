@@ -204,6 +204,7 @@ struct Route {
   HttpHandler handler;
   bool requires_auth = true;
   bool on_io_thread = false;
+  std::string role;  // RouteOptions::role
 };
 
 bool is_param_name(std::string_view name) {
@@ -416,6 +417,50 @@ constexpr base::NameTable<ServerErrc, 3> kServerErrcNames{{
 }};
 static_assert(base::lists_every_enumerator(kServerErrcNames, ServerErrc::cannot_listen));
 
+bool is_token_text(std::string_view token) {
+  return std::none_of(token.begin(), token.end(),
+                      [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; });
+}
+
+// HttpServerOptions::tokens, and bearer_token beside them. The messages name the entry by its
+// place and name, never by its token.
+std::optional<std::string> validate_tokens(const HttpServerOptions& o) {
+  constexpr std::size_t kRolesMax = 16;
+  std::vector<std::string_view> names, tokens;
+  if (!o.bearer_token.empty()) {
+    names.push_back(o.bearer_token_name);
+    tokens.push_back(o.bearer_token);
+  }
+  for (std::size_t i = 0; i < o.tokens.size(); ++i) {
+    const auto& entry = o.tokens[i];
+    const auto which = "http option tokens[" + std::to_string(i) + "]";
+    if (!base::is_identifier(entry.name, 64)) {
+      return which + " name must be 1..64 of [A-Za-z0-9] - _ . :";
+    }
+    const auto named = which + " (" + entry.name + ")";
+    if (entry.token.empty() || !is_token_text(entry.token)) {
+      return named + " token is empty or contains spaces or control characters";
+    }
+    if (entry.roles.empty() || entry.roles.size() > kRolesMax) {
+      return named + " roles: 1.." + std::to_string(kRolesMax) + " roles";
+    }
+    for (const auto& role : entry.roles) {
+      if (!base::is_identifier(role, 64)) {
+        return named + " roles: a role must be 1..64 of [A-Za-z0-9] - _ . :";
+      }
+    }
+    if (std::find(names.begin(), names.end(), entry.name) != names.end()) {
+      return named + " name is another token's";
+    }
+    if (std::find(tokens.begin(), tokens.end(), entry.token) != tokens.end()) {
+      return named + " token is another token's (each name has its own token)";
+    }
+    names.push_back(entry.name);
+    tokens.push_back(entry.token);
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> validate(const HttpServerOptions& o) {
   const auto out_of = [](const char* name, auto low, auto high) {
     return std::string("http option ") + name + " out of range " + std::to_string(low) + ".." +
@@ -450,15 +495,13 @@ std::optional<std::string> validate(const HttpServerOptions& o) {
   }
   if (o.stop_grace_ms < 0 || o.stop_grace_ms > 600'000) return out_of("stop_grace_ms", 0, 600'000);
   if (o.retry_after_s < 0 || o.retry_after_s > 3600) return out_of("retry_after_s", 0, 3600);
-  for (const char c : o.bearer_token) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-      return "http option bearer_token contains spaces or control characters";
-    }
+  if (!is_token_text(o.bearer_token)) {
+    return "http option bearer_token contains spaces or control characters";
   }
   if (!base::is_identifier(o.bearer_token_name, 64)) {
     return "http option bearer_token_name must be 1..64 of [A-Za-z0-9] - _ . :";
   }
-  return std::nullopt;
+  return validate_tokens(o);
 }
 
 }  // namespace
@@ -479,9 +522,33 @@ HttpResponse HttpResponse::error(int status, std::string code, std::string messa
   return json(status, std::move(body));
 }
 
+// A token the server knows: one of HttpServerOptions::tokens, or bearer_token (every role).
+struct KnownToken {
+  std::string name;
+  std::string token;
+  std::vector<std::string> roles;
+  bool every_role = false;
+
+  bool holds(std::string_view role) const {
+    return every_role || role.empty() || std::find(roles.begin(), roles.end(), role) != roles.end();
+  }
+};
+
+std::vector<KnownToken> known_tokens(const HttpServerOptions& options) {
+  std::vector<KnownToken> known;
+  if (!options.bearer_token.empty()) {
+    known.push_back({options.bearer_token_name, options.bearer_token, {}, true});
+  }
+  for (const auto& entry : options.tokens) {
+    known.push_back({entry.name, entry.token, entry.roles, false});
+  }
+  return known;
+}
+
 struct HttpServer::Impl {
   explicit Impl(HttpServerOptions options_in)
       : options(std::move(options_in)),
+        known(known_tokens(options)),
         logger(base::module_logger("http")),
         io(options.io_threads),
         work(asio::make_work_guard(io)),
@@ -490,6 +557,7 @@ struct HttpServer::Impl {
         pool(options.worker_threads, static_cast<std::size_t>(options.worker_queue_max)) {}
 
   const HttpServerOptions options;
+  const std::vector<KnownToken> known;  // empty: authentication disabled
   std::shared_ptr<spdlog::logger> logger;
   std::vector<Route> routes;  // fixed once started
 
@@ -537,10 +605,11 @@ struct HttpServer::Impl {
     return response;
   }
 
-  // The name of the token the request carries, "" when authentication is disabled, or none
-  // when it carries no token the server knows.
-  std::optional<std::string> principal_of(const Request& request) const {
-    if (options.bearer_token.empty()) return std::string();
+  // The known token the request carries; null when authentication is disabled; none when it
+  // carries no token the server knows. Every known token is compared, whichever matches: the
+  // time depends on the configured tokens, not on the one given.
+  std::optional<const KnownToken*> caller_of(const Request& request) const {
+    if (known.empty()) return nullptr;
     const auto field = request.find(beast_http::field::authorization);
     if (field == request.end()) return std::nullopt;
     const std::string_view value = field->value();
@@ -548,8 +617,14 @@ struct HttpServer::Impl {
     if (value.size() < kScheme.size() || !iequals(value.substr(0, kScheme.size()), kScheme)) {
       return std::nullopt;
     }
-    if (!tokens_equal(value.substr(kScheme.size()), options.bearer_token)) return std::nullopt;
-    return options.bearer_token_name;
+    const auto given = value.substr(kScheme.size());
+    const KnownToken* found = nullptr;
+    for (const auto& one : known) {
+      const bool equal = tokens_equal(given, one.token);
+      found = equal ? &one : found;
+    }
+    if (found == nullptr) return std::nullopt;
+    return found;
   }
 
   HttpRequest to_request(const Request& request, const Session& session, std::string path,
@@ -645,8 +720,8 @@ struct HttpServer::Impl {
     const bool needs_auth = routed.route != nullptr
                                 ? routed.route->requires_auth
                                 : !routed.path_known || routed.any_requires_auth;
-    auto principal = needs_auth ? principal_of(request) : std::optional<std::string>("");
-    if (!principal) {
+    auto caller = needs_auth ? caller_of(request) : std::optional<const KnownToken*>(nullptr);
+    if (!caller) {
       checked.refusal = HttpResponse::error(401, "UNAUTHORIZED", "missing or wrong bearer token");
       checked.refusal->headers.emplace_back("WWW-Authenticate", "Bearer");
       return checked;
@@ -665,11 +740,16 @@ struct HttpServer::Impl {
       checked.refusal->headers.emplace_back("Allow", routed.allow);
       return checked;
     }
+    if (*caller != nullptr && !(*caller)->holds(routed.route->role)) {
+      checked.refusal = HttpResponse::error(
+          403, "FORBIDDEN", "this route needs a token with the role " + routed.route->role);
+      return checked;
+    }
     checked.route = routed.route;
     checked.path = std::move(*path);
     checked.query = std::move(*query);
     checked.params = std::move(routed.params);
-    checked.principal = std::move(*principal);
+    checked.principal = *caller != nullptr ? (*caller)->name : std::string();
     return checked;
   }
 
@@ -1088,6 +1168,9 @@ void HttpServer::route(std::string method, std::string pattern, HttpHandler hand
   route.handler = std::move(handler);
   route.requires_auth = route_options.requires_auth;
   route.on_io_thread = route_options.on_io_thread;
+  CLEARING_ASSERT_MSG(route_options.requires_auth || route_options.role.empty(),
+                      "a route without auth requires no role");
+  route.role = std::string(route_options.role);
   impl_->routes.push_back(std::move(route));
 }
 
@@ -1114,7 +1197,7 @@ tl::expected<void, ServerError> HttpServer::start() {
                                           std::to_string(options.port) + ": " + error.what()});
   }
   impl.started = true;
-  if (options.bearer_token.empty()) {
+  if (impl.known.empty()) {
     impl.logger->warn("http bearer token is empty: authentication is disabled (tests only)");
   }
   impl.pool.start();

@@ -352,6 +352,196 @@ TEST_CASE(
   CHECK(roundtrip(open->port(), get("/private")).value().body == "principal=");
 }
 
+// --- Issue 21: named tokens with roles --------------------------------------------------
+
+namespace {
+
+constexpr const char* kReaderToken = "reader-token-1";
+constexpr const char* kMetricsToken = "metrics-token-2";
+constexpr const char* kOperatorToken = "operator-token-3";
+
+// The adapter's three kinds of token, each with one role.
+HttpServerOptions role_options() {
+  auto options = test_options();
+  options.bearer_token.clear();
+  options.tokens = {{"core", kReaderToken, {"reader"}},
+                    {"prometheus", kMetricsToken, {"metrics"}},
+                    {"alice", kOperatorToken, {"operator"}}};
+  return options;
+}
+
+std::string bearer(const std::string& token) { return "Authorization: Bearer " + token + "\r\n"; }
+
+std::string post(const std::string& target, const std::string& body, const std::string& token) {
+  return "POST " + target + " HTTP/1.1\r\nHost: test\r\n" + bearer(token) +
+         "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+// Answers 200 "principal=<name>" and counts its calls.
+HttpHandler counting(std::atomic<int>& calls) {
+  return [&calls](const HttpRequest& request) {
+    ++calls;
+    HttpResponse response;
+    response.content_type = "text/plain";
+    response.body = "principal=" + request.principal;
+    return response;
+  };
+}
+
+}  // namespace
+
+TEST_CASE("each token reaches the routes of its role only: 403 naming the role, 401 unknown") {
+  auto server = make_server(role_options());
+  std::atomic<int> calls{0};
+  server->route("GET", "/transfers/{id}", counting(calls), RouteOptions{.role = kRoleReader});
+  server->route("GET", "/metrics", counting(calls), RouteOptions{.role = kRoleMetrics});
+  server->route("POST", "/transfers/{id}/resolve", counting(calls),
+                RouteOptions{.role = kRoleOperator});
+  server->route("GET", "/any", counting(calls));  // no role: any known token
+  server->route(
+      "GET", "/healthz", [](const HttpRequest&) { return HttpResponse::json(200, "{}"); }, false);
+  start(*server);
+  const auto port = server->port();
+  struct Case {
+    const char* token;
+    const char* name;
+    bool reader, metrics, op;
+  };
+  const Case cases[] = {{kReaderToken, "core", true, false, false},
+                        {kMetricsToken, "prometheus", false, true, false},
+                        {kOperatorToken, "alice", false, false, true}};
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    const auto expect = [&](const std::string& request, bool allowed, const char* role) {
+      const auto answer = roundtrip(port, request).value();
+      if (allowed) {
+        CHECK(answer.status == 200);
+        CHECK(answer.body == std::string("principal=") + c.name);
+      } else {
+        CHECK(answer.status == 403);
+        CHECK(answer.body ==
+              std::string(R"({"error":{"code":"FORBIDDEN","message":"this route needs a token )"
+                          R"(with the role )") +
+                  role + "\"}}");
+        CHECK(answer.body.find(c.token) == std::string::npos);
+      }
+    };
+    expect(get("/transfers/t1", bearer(c.token)), c.reader, "reader");
+    // HEAD runs the GET route, with its role.
+    {
+      Client head(port);
+      REQUIRE(head.connected());
+      head.send("HEAD /transfers/t1 HTTP/1.1\r\nHost: test\r\n" + bearer(c.token) + "\r\n");
+      CHECK(head.read_response(true).value().status == (c.reader ? 200 : 403));
+    }
+    expect(get("/metrics", bearer(c.token)), c.metrics, "metrics");
+    expect(post("/transfers/t1/resolve", "{}", c.token), c.op, "operator");
+    expect(get("/any", bearer(c.token)), true, "");
+    // Unknown paths and methods answer as before to any known token.
+    CHECK(roundtrip(port, get("/nope", bearer(c.token))).value().status == 404);
+    CHECK(roundtrip(port, get("/transfers/t1/resolve", bearer(c.token))).value().status == 405);
+  }
+  // Handlers ran only for the allowed: the reader's GET and HEAD, the metrics', the
+  // operator's, and /any for each of the three.
+  CHECK(calls.load() == 2 + 1 + 1 + 3);
+  // No token, an unknown one, the right one with another scheme: 401 everywhere, role or not.
+  for (const auto& request :
+       {get("/transfers/t1"), get("/metrics", bearer("nobody")), get("/any", bearer("x")),
+        post("/transfers/t1/resolve", "{}", "operator-token-"),
+        get("/transfers/t1", std::string("Authorization: Basic ") + kReaderToken + "\r\n")}) {
+    const auto answer = roundtrip(port, request).value();
+    CHECK(answer.status == 401);
+    CHECK(answer.header("www-authenticate") == "Bearer");
+  }
+  CHECK(calls.load() == 7);
+  // Routes without auth answer without a token.
+  CHECK(roundtrip(port, get("/healthz")).value().status == 200);
+}
+
+TEST_CASE("a token without the route's role is refused before its body is read") {
+  auto server = make_server(role_options());
+  std::atomic<int> calls{0};
+  server->route("POST", "/transfers/{id}/resolve", counting(calls),
+                RouteOptions{.role = kRoleOperator});
+  start(*server);
+  Client client(server->port());
+  REQUIRE(client.connected());
+  // A header announcing a body that never comes: the 403 does not wait for it.
+  client.send("POST /transfers/t1/resolve HTTP/1.1\r\nHost: test\r\n" + bearer(kReaderToken) +
+              "Content-Length: 100000\r\n\r\n");
+  const auto answer = client.read_response();
+  REQUIRE(answer);
+  CHECK(answer->status == 403);
+  CHECK(calls.load() == 0);
+  // The operator's token with a body is let through, its body read.
+  const auto allowed =
+      roundtrip(server->port(), post("/transfers/t1/resolve", R"({"a":1})", kOperatorToken));
+  CHECK(allowed.value().status == 200);
+  CHECK(allowed.value().body == "principal=alice");
+  CHECK(calls.load() == 1);
+}
+
+TEST_CASE("bearer_token holds every role beside named tokens; a token may hold several roles") {
+  auto options = role_options();
+  options.bearer_token = kToken;
+  options.bearer_token_name = "legacy";
+  options.tokens.push_back({"ops-and-metrics", "both-token-4", {"operator", "metrics"}});
+  auto server = make_server(options);
+  std::atomic<int> calls{0};
+  server->route("GET", "/transfers/{id}", counting(calls), RouteOptions{.role = kRoleReader});
+  server->route("GET", "/metrics", counting(calls), RouteOptions{.role = kRoleMetrics});
+  server->route("POST", "/transfers/{id}/resolve", counting(calls),
+                RouteOptions{.role = kRoleOperator});
+  start(*server);
+  const auto port = server->port();
+  CHECK(roundtrip(port, authorized_get("/transfers/t1")).value().body == "principal=legacy");
+  CHECK(roundtrip(port, authorized_get("/metrics")).value().body == "principal=legacy");
+  CHECK(roundtrip(port, post("/transfers/t1/resolve", "{}", kToken)).value().body ==
+        "principal=legacy");
+  CHECK(roundtrip(port, get("/transfers/t1", bearer("both-token-4"))).value().status == 403);
+  CHECK(roundtrip(port, get("/metrics", bearer("both-token-4"))).value().status == 200);
+  CHECK(roundtrip(port, post("/transfers/t1/resolve", "{}", "both-token-4")).value().body ==
+        "principal=ops-and-metrics");
+  // The named tokens still reach their own routes only.
+  CHECK(roundtrip(port, get("/metrics", bearer(kReaderToken))).value().status == 403);
+  CHECK(roundtrip(port, get("/transfers/t1", bearer(kReaderToken))).value().status == 200);
+}
+
+TEST_CASE("create() rejects bad named tokens, naming the entry and never its token") {
+  const std::pair<const char*, std::function<void(HttpServerOptions&)>> cases[] = {
+      {"tokens[1] name must be", [](auto& o) { o.tokens[1].name = "a b"; }},
+      {"tokens[0] (core) token is empty", [](auto& o) { o.tokens[0].token.clear(); }},
+      {"tokens[2] (alice) token is empty",
+       [](auto& o) { o.tokens[2].token = "secret with space"; }},
+      {"tokens[1] (prometheus) roles: 1..16", [](auto& o) { o.tokens[1].roles.clear(); }},
+      {"tokens[1] (prometheus) roles: a role", [](auto& o) { o.tokens[1].roles = {"met rics"}; }},
+      {"tokens[2] (core) name is another", [](auto& o) { o.tokens[2].name = "core"; }},
+      {"tokens[2] (alice) token is another token's",
+       [](auto& o) { o.tokens[2].token = kReaderToken; }},
+      // bearer_token counts as a token named bearer_token_name.
+      {"tokens[0] (core) token is another token's", [](auto& o) { o.bearer_token = kReaderToken; }},
+      {"tokens[0] (api) name is another",
+       [](auto& o) {
+         o.bearer_token = kToken;
+         o.tokens[0].name = "api";
+       }},
+  };
+  for (const auto& [message, change] : cases) {
+    CAPTURE(message);
+    auto options = role_options();
+    change(options);
+    auto server = HttpServer::create(options);
+    REQUIRE_FALSE(server.has_value());
+    CHECK(server.error().code == ServerErrc::invalid_option);
+    CHECK(server.error().message.starts_with(std::string("http option ") + message));
+    for (const auto* token : {kReaderToken, kMetricsToken, kOperatorToken, "secret"}) {
+      CHECK(server.error().message.find(token) == std::string::npos);
+    }
+  }
+  CHECK(HttpServer::create(role_options()).has_value());
+}
+
 TEST_CASE("404 for an unknown path, 405 with Allow for a known path and another method") {
   auto server = make_server(test_options());
   server->route("GET", "/parked", echo);

@@ -1,5 +1,5 @@
 #pragma once
-// The one HTTP/1.1 server: router, sessions, limits and the bearer-token check. The adapter
+// The one HTTP/1.1 server: router, sessions, limits, bearer tokens and their roles. The adapter
 // serves /healthz, /readyz, /metrics, /transfers/{id} and /parked on it, external_streams the
 // catch-up API, core-sim its catch-up API. Beast and Asio stay in server.cpp: this header is
 // included widely and pulls in neither.
@@ -14,11 +14,11 @@
 // - Deadlines: a request header (the wait for it on a kept-alive connection included) must
 //   arrive whole within `idle_timeout_ms`, or the connection closes silently; reading a
 //   body and writing an answer each have `request_timeout_ms`.
-// - The header is read and checked before any body: the target, authentication, the route
-//   and the method. A body is read only for an authenticated request to a route whose
-//   method takes one (POST, PUT, PATCH); anything else that comes with a body (a
+// - The header is read and checked before any body: the target, authentication, the route,
+//   the method and the route's role. A body is read only for an authorised request to a
+//   route whose method takes one (POST, PUT, PATCH); anything else that comes with a body (a
 //   Content-Length > 0 or chunked) is answered without reading it (400 BODY_NOT_ALLOWED, or
-//   the 401/404/405 it deserves) and the connection is closed. "Expect: 100-continue" is
+//   the 401/403/404/405 it deserves) and the connection is closed. "Expect: 100-continue" is
 //   answered 100 only then.
 // - Handlers may block (PostgreSQL): they run on a pool of `worker_threads` threads with a
 //   queue of at most `worker_queue_max` waiting requests. A full queue answers 503 with
@@ -29,11 +29,13 @@
 // - Answers the server gives by itself (all with {"error":{"code":..,"message":..}}):
 //   400 malformed request (bad syntax, bad percent-encoding, a path segment or query
 //   string that is not printable UTF-8 once decoded, duplicate query key, no Host, a body on
-//   a method that takes none), 401 missing or wrong bearer token (with
+//   a method that takes none), 401 missing or unknown bearer token (with
 //   `WWW-Authenticate: Bearer`) for every path but those of routes without auth, known or
-//   not, so that routes cannot be discovered without the token; 404 unknown path and 405
-//   known path with another method (with `Allow`), both only with the token or on a path
-//   without auth; 413 body over `body_bytes_max`, 431 headers over `header_bytes_max`, 500
+//   not, so that routes cannot be discovered without a token; 404 unknown path and 405
+//   known path with another method (with `Allow`), both only with a known token or on a path
+//   without auth; 403 FORBIDDEN a known token without the role the route requires (the
+//   message names the role, never the token; the body, if any, is not read); 413 body over
+//   `body_bytes_max`, 431 headers over `header_bytes_max`, 500
 //   handler threw (logged, without the body), 503 worker queue full, connection limit or
 //   server stopping.
 // - HEAD on a path with a GET route and no HEAD route runs the GET route; no answer to HEAD
@@ -66,9 +68,9 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // lower-case names; repeats joined by ", "
   std::string body;
   std::string remote;  // peer "address:port"
-  // The name of the bearer token that authenticated the request
-  // (HttpServerOptions::bearer_token_name): who asks, for a handler that counts or logs its
-  // readers. "" on a route without auth and when authentication is disabled.
+  // The name of the bearer token that authenticated the request (BearerToken::name, or
+  // HttpServerOptions::bearer_token_name): who asks, for a handler that counts its readers
+  // or records who acted. "" on a route without auth and when authentication is disabled.
   std::string principal;
 };
 
@@ -85,22 +87,40 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+// The roles of the adapter's API (README, "API tokens"): what a token may do.
+inline constexpr std::string_view kRoleReader = "reader";      // catch-up API, /transfers, /parked
+inline constexpr std::string_view kRoleMetrics = "metrics";    // /metrics
+inline constexpr std::string_view kRoleOperator = "operator";  // actions: resolve, ...
+
 struct RouteOptions {
   bool requires_auth = true;
   // The handler never blocks (no I/O, no lock held for long): it runs on the connection's
   // I/O thread, not on the worker pool, and so answers when every worker is busy.
   bool on_io_thread = false;
+  // The role a token must hold (403 otherwise); empty: any known token. Only with
+  // requires_auth. The text is copied by route().
+  std::string_view role;
+};
+
+// One named token and the roles it holds.
+struct BearerToken {
+  // HttpRequest::principal: 1..64 bytes of [A-Za-z0-9] '-' '_' '.' ':' (it ends up in
+  // metrics' labels and in events); unique among the server's tokens.
+  std::string name;
+  std::string token;  // printable ASCII without spaces; unique among the server's tokens
+  std::vector<std::string> roles;  // 1..16 role names, each of the same characters as a name
 };
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";  // an IP address or a name, resolved by start()
   int port = 0;                    // 0: a free port, see HttpServer::port()
-  // Required on "Authorization: Bearer <token>" for routes that require auth. Empty disables
-  // the check for every route: for tests only, never in a deployment (start() logs a warning).
+  // "Authorization: Bearer <token>" on routes that require auth must carry one of these, or
+  // `bearer_token` when set. No token at all (both empty) disables the check for every
+  // route: for tests only, never in a deployment (start() logs a warning).
+  std::vector<BearerToken> tokens;
+  // A token that holds every role, for servers with one kind of caller (core-sim's catch-up
+  // API, tests); "" for none. Its name is bearer_token_name, as for `tokens`.
   std::string bearer_token;
-  // The token's name, handed to handlers as HttpRequest::principal: 1..64 bytes of
-  // [A-Za-z0-9] '-' '_' '.' ':' (it ends up in metrics' labels). One token for now; named
-  // tokens per reader would add entries of (name, token), not change what handlers see.
   std::string bearer_token_name = "api";
   int io_threads = 1;
   int worker_threads = 4;
