@@ -419,6 +419,8 @@ void read_privacy(Section section, PrivacyConfig& out) {
 void read_http(Section section, HttpConfig& out) {
   if (const auto address = section.string("address")) out.address = *address;
   section.forbid("api_token", secret_in_file_message(kEnvApiToken));
+  section.forbid("metrics_token", secret_in_file_message(kEnvMetricsToken));
+  section.forbid("operator_token", secret_in_file_message(kEnvOperatorToken));
   section.integer("connections_max", out.connections_max);
   const bool per_client_given = section.find("connections_per_client_max") != nullptr;
   section.integer("connections_per_client_max", out.connections_per_client_max);
@@ -565,6 +567,12 @@ std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const 
     config.privacy.data_kek_previous = Secret(std::move(*keks));
   }
   apply_kafka_secrets(config.kafka.security, env, problems);
+  if (auto token = secret_from(env, kEnvMetricsToken, "http.metrics_token", problems, source)) {
+    config.http.metrics_token = Secret(std::move(*token));
+  }
+  if (auto token = secret_from(env, kEnvOperatorToken, "http.operator_token", problems, source)) {
+    config.http.operator_token = Secret(std::move(*token));
+  }
   return sources;
 }
 

@@ -166,6 +166,8 @@ std::string redacted_summary(const AdapterConfig& config) {
   add_kafka(line, config.kafka);
   line.add("http.address", config.http.address);
   line.add("http.api_token", set_or_unset(config.http.api_token));
+  line.add("http.metrics_token", set_or_unset(config.http.metrics_token));
+  line.add("http.operator_token", set_or_unset(config.http.operator_token));
   line.add("http.connections_max", config.http.connections_max);
   line.add("http.connections_per_client_max", config.http.connections_per_client_max);
   line.add("http.idle_timeout_ms", config.http.idle_timeout_ms);

@@ -553,6 +553,37 @@ void check_privacy(Checker& check, const PrivacyConfig& privacy, LoadOptions opt
   check.range("privacy.retention_years", privacy.retention_years, 1, kRetentionYearsMax);
 }
 
+// The API's optional tokens by role: each checked like the API token, and each its own, so a
+// token names one holder and opens what its role allows, no more.
+void check_role_tokens(Checker& check, const AdapterConfig& config) {
+  struct Named {
+    const char* key;
+    const char* variable;
+    const Secret* secret;
+  };
+  const Named tokens[] = {
+      {"http.api_token", kEnvApiToken, &config.http.api_token},
+      {"http.metrics_token", kEnvMetricsToken, &config.http.metrics_token},
+      {"http.operator_token", kEnvOperatorToken, &config.http.operator_token},
+      {"streams.core_catchup_token", kEnvCoreCatchupToken, &config.streams.core_catchup_token},
+  };
+  for (std::size_t i = 1; i < 3; ++i) {
+    const auto& one = tokens[i];
+    if (!one.secret->is_set()) continue;
+    check_secret(check, one.key, *one.secret, one.variable, kApiTokenLengthMin,
+                 "generate one, e.g. openssl rand -hex 16", LoadOptions{});
+    for (std::size_t j = 0; j < std::size(tokens); ++j) {
+      const auto& other = tokens[j];
+      if (j == i || !other.secret->is_set() || other.secret->reveal() != one.secret->reveal()) {
+        continue;
+      }
+      check.fail(one.key, std::string("must differ from ") + other.variable +
+                              ": each token opens its own role's routes and names its holder");
+      break;
+    }
+  }
+}
+
 void check_http(Checker& check, const HttpConfig& http, LoadOptions options) {
   if (!parse_host_port(http.address)) {
     check.fail("http.address", "must be host:port (port 1..65535; [v6]:port for IPv6), got " +
@@ -594,6 +625,7 @@ std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions 
   check_http(check, config.http, options);
   check_privacy(check, config.privacy, options);
   check_core_credential(check, config.streams.core_catchup_token, config.http.api_token, options);
+  check_role_tokens(check, config);
   return errors;
 }
 

@@ -1758,3 +1758,93 @@ TEST_CASE("kafka.security: validate() checks a config built in code") {
   config.kafka.security.sasl_password = Secret(kKafkaPasswordValue);
   CHECK(validate(config).empty());
 }
+
+TEST_CASE("the API's tokens by role: optional, each its own, never in the file (issue 21)") {
+  const std::string metrics(kApiTokenLengthMin, 'm');
+  const std::string op(kApiTokenLengthMin, 'o');
+  const auto load_with = [](std::map<std::string, std::string> more) {
+    more.emplace(kEnvClearingToken, kClearingTokenValue);
+    more.emplace(kEnvApiToken, kApiTokenValue);
+    more.emplace(kEnvCoreCatchupToken, kCoreTokenValue);
+    more.emplace(kEnvDataKek, kDataKekValue);
+    return load_config(shipped_path("dk"), MapEnvironment(std::move(more)));
+  };
+  // Optional: without them the adapter has its API token only.
+  const auto without = load_with({});
+  REQUIRE(without.has_value());
+  CHECK_FALSE(without->http.metrics_token.is_set());
+  CHECK_FALSE(without->http.operator_token.is_set());
+  CHECK(redacted_summary(*without).find("http.metrics_token=unset") != std::string::npos);
+  CHECK(redacted_summary(*without).find("http.operator_token=unset") != std::string::npos);
+
+  const auto both = load_with({{kEnvMetricsToken, metrics}, {kEnvOperatorToken, op}});
+  REQUIRE(both.has_value());
+  CHECK(both->http.metrics_token.reveal() == metrics);
+  CHECK(both->http.operator_token.reveal() == op);
+  const auto summary = redacted_summary(*both);
+  CHECK(summary.find("http.metrics_token=set") != std::string::npos);
+  CHECK(summary.find("http.operator_token=set") != std::string::npos);
+  CHECK(summary.find(metrics) == std::string::npos);
+  CHECK(summary.find(op) == std::string::npos);
+
+  // From a file, like every secret; given both ways, refused naming both variables.
+  const SecretFile file(op + "\n", kOwnerRead);
+  const auto from_file = load_with({{std::string(kEnvOperatorToken) + "_FILE", file.path}});
+  REQUIRE(from_file.has_value());
+  CHECK(from_file->http.operator_token.reveal() == op);
+  CHECK(error_for_file(load_with({{kEnvOperatorToken, op},
+                                  {std::string(kEnvOperatorToken) + "_FILE", file.path}}),
+                       "http.operator_token") ==
+        "set either CLEARING_ADAPTER_OPERATOR_TOKEN or CLEARING_ADAPTER_OPERATOR_TOKEN_FILE, not "
+        "both");
+
+  // Each its own: the same secret for two roles is refused, naming the other variable.
+  const auto same_as = [&](const char* variable, const std::string& value, const char* key,
+                           const std::string& expected) {
+    CAPTURE(variable);
+    const auto loaded = load_with({{variable, value}});
+    CHECK(error_for_file(loaded, key) ==
+          "must differ from " + expected +
+              ": each token opens its own role's routes and names its holder");
+    CHECK(loaded.error().to_string().find(value) == std::string::npos);
+  };
+  same_as(kEnvOperatorToken, kApiTokenValue, "http.operator_token", kEnvApiToken);
+  same_as(kEnvMetricsToken, kApiTokenValue, "http.metrics_token", kEnvApiToken);
+  // The core's credential is the adapter's toward the core: never one that opens the API.
+  // (The core's token may be 16 characters; one as long as the role tokens is needed here.)
+  const std::string core_long = std::string(kCoreTokenValue) + "-0123456789abcdef";
+  const auto core_same =
+      load_config(shipped_path("dk"), MapEnvironment({{kEnvClearingToken, kClearingTokenValue},
+                                                      {kEnvApiToken, kApiTokenValue},
+                                                      {kEnvCoreCatchupToken, core_long},
+                                                      {kEnvDataKek, kDataKekValue},
+                                                      {kEnvOperatorToken, core_long}}));
+  CHECK(error_for_file(core_same, "http.operator_token") ==
+        "must differ from CLEARING_ADAPTER_CORE_CATCHUP_TOKEN: each token opens its own role's "
+        "routes and names its holder");
+  const auto metrics_is_operator = load_with({{kEnvMetricsToken, op}, {kEnvOperatorToken, op}});
+  CHECK(error_for_file(metrics_is_operator, "http.metrics_token") ==
+        "must differ from CLEARING_ADAPTER_OPERATOR_TOKEN: each token opens its own role's routes "
+        "and names its holder");
+  CHECK(error_for_file(metrics_is_operator, "http.operator_token") ==
+        "must differ from CLEARING_ADAPTER_METRICS_TOKEN: each token opens its own role's routes "
+        "and names its holder");
+
+  // Checked like the API token: short ones and spaces refused, the value never shown.
+  CHECK(error_for_file(load_with({{kEnvOperatorToken, "short"}}), "http.operator_token") ==
+        "must be 32 to 4096 characters long (from CLEARING_ADAPTER_OPERATOR_TOKEN or "
+        "CLEARING_ADAPTER_OPERATOR_TOKEN_FILE; the value is not shown): generate one, e.g. "
+        "openssl rand -hex 16");
+  CHECK(error_for_file(load_with({{kEnvMetricsToken, metrics + " x"}}), "http.metrics_token")
+            .starts_with("must not contain white space"));
+
+  // Never in the file.
+  for (const char* key : {"metrics_token", "operator_token"}) {
+    CAPTURE(key);
+    const auto in_file = load_edited([key](Json& j) { j["http"][key] = "a-token-in-the-file"; });
+    CHECK(
+        error_for(in_file, std::string("http.") + key)
+            .message.starts_with(
+                "secrets are never read from the file: remove this key and set CLEARING_ADAPTER_"));
+  }
+}

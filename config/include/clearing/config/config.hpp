@@ -418,6 +418,14 @@ inline constexpr int kHttpIdleTimeoutMsMax = 120'000;  // longer holds slots for
 struct HttpConfig {
   std::string address;  // host:port to listen on; env may override
   Secret api_token;     // CLEARING_ADAPTER_API_TOKEN only; never in the file
+  // The API's tokens by role (issue 21), each optional, each its own (it differs from every
+  // other token): api_token is the token named "api" with the roles reader (catch-up API,
+  // /transfers, /parked) and metrics; metrics_token ("metrics") opens /metrics only;
+  // operator_token ("operator") the operator actions only (POST /transfers/{id}/resolve), and
+  // its name is recorded as the operator on their events. From CLEARING_ADAPTER_METRICS_TOKEN
+  // and CLEARING_ADAPTER_OPERATOR_TOKEN (or their _FILE forms) only.
+  Secret metrics_token;
+  Secret operator_token;
   int connections_max = kHttpConnectionsMaxDefault;  // [1, kHttpConnectionsMax]
   // [1, connections_max]
   int connections_per_client_max = kHttpConnectionsPerClientMaxDefault;

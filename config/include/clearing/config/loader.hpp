@@ -25,6 +25,8 @@
 // Optional secrets, read only when kafka.security asks for them (and each with its _FILE form):
 //   CLEARING_ADAPTER_KAFKA_SASL_PASSWORD      kafka.security.sasl_password (SASL_* protocols)
 //   CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD   kafka.security.ssl_key_password (an encrypted key)
+//   CLEARING_ADAPTER_METRICS_TOKEN     http.metrics_token (only from here; optional)
+//   CLEARING_ADAPTER_OPERATOR_TOKEN    http.operator_token (only from here; optional)
 //
 // Errors: nothing here throws; library exceptions (file, json) are turned into ConfigError.
 // Thread safety: the functions are pure apart from reading the file and the environment.
@@ -52,6 +54,10 @@ inline constexpr const char* kEnvApiToken = "CLEARING_ADAPTER_API_TOKEN";
 inline constexpr const char* kEnvCoreCatchupToken = "CLEARING_ADAPTER_CORE_CATCHUP_TOKEN";
 inline constexpr const char* kEnvDataKek = "CLEARING_ADAPTER_DATA_KEK";
 inline constexpr const char* kOptionalEnvDataKekPrevious = "CLEARING_ADAPTER_DATA_KEK_PREVIOUS";
+// The API's tokens by role (README, "API tokens"; issue 21): CLEARING_ADAPTER_API_TOKEN is the
+// `reader` and `metrics` token named "api"; these two are optional.
+inline constexpr const char* kEnvMetricsToken = "CLEARING_ADAPTER_METRICS_TOKEN";
+inline constexpr const char* kEnvOperatorToken = "CLEARING_ADAPTER_OPERATOR_TOKEN";
 // The secrets (the two tokens and the database URL, which may carry a password) may instead be
 // read from a file whose path is in the variable's `_FILE` form (CLEARING_ADAPTER_API_TOKEN_FILE,
 // ...): a mounted secret. Given both ways, or in a file readable or writable by others, or
