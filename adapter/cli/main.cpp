@@ -1,8 +1,10 @@
 // clearing-adapter: the service for one country and its operator commands.
 //   run      --config FILE            the service (SIGTERM: graceful stop, exit 0)
 //   trace    ID --config FILE [--json] the story of one transfer
-//   resolve  ID --config FILE --outcome succeeded|rejected --reason TEXT --operator NAME
-//            [--clearing-reference R | --reason-code C]
+//   resolve  ID --config FILE --outcome succeeded|rejected --reason TEXT
+//            [--clearing-reference R [--settlement-date D] | --reason-code C] [--api-url URL]
+//            through the running adapter's API with CLEARING_ADAPTER_OPERATOR_TOKEN (or its
+//            _FILE form); the operator recorded is that token's name
 //   streams  --config FILE [--json]    where each outbound stream stands: state (backfilling,
 //            live, deprecated, retired), head, published, derivation position, backfill
 //            progress, sunset (exit 0; 2 when the database cannot be read)
@@ -24,6 +26,8 @@
 #include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/http/client.hpp"
+#include "clearing/http/url.hpp"
 
 namespace {
 
@@ -155,51 +159,53 @@ int streams(const std::string& config_path, bool as_json) {
   return 0;
 }
 
-int resolve(const std::string& config_path, const std::string& id, const std::string& outcome,
-            const std::string& reason, const std::string& operator_name,
-            const std::string& reference, const std::string& reason_code) {
+// The API's base URL from the config's listening address: a wildcard address is reached on
+// the loopback.
+std::string api_url_of(const config::AdapterConfig& config) {
+  auto address = config::parse_host_port(config.http.address);
+  if (!address) return "";
+  std::string host = address->host;
+  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(address->port);
+}
+
+// Through the adapter's API (POST /transfers/{id}/resolve) with the operator token: the
+// event names the token's name as the operator, and nothing bypasses the service.
+int resolve(const std::string& config_path, const std::string& id, const std::string& api_url,
+            const nlohmann::json& body) {
   auto config = load(config_path, true);
   if (!config) return fail(config.error());
-  base::set_log_level("warn");
-  auto parsed_outcome = sagas::parse_manual_outcome(outcome);
-  if (!parsed_outcome) return fail("--outcome must be succeeded or rejected");
-  if (*parsed_outcome == sagas::ManualOutcome::succeeded && reference.empty())
-    return fail("--outcome succeeded needs --clearing-reference (as confirmed with the clearing)");
-  if (*parsed_outcome == sagas::ManualOutcome::rejected && reason_code.empty())
-    return fail("--outcome rejected needs --reason-code (an ISO 20022 code, e.g. AC04)");
-  auto store = open_store(*config);
-  if (!store) return fail(store.error());
-  // The events this correction corrects: everything recorded since the investigation
-  // began (or the whole stream), named in the correcting event's metadata.
-  auto events = store->store->read_stream(adapter::transfer_stream(id));
-  if (!events) return fail(events.error().message);
-  if (events->empty()) return fail("no transfer " + id);
-  nlohmann::json corrects = nlohmann::json::array();
-  for (const auto& e : *events)
-    if (e.type != "TransferInitiated" && e.type != "RetryScheduled")
-      corrects.push_back(e.event_id.value());
-  sagas::ResolveManually command;
-  command.transfer_id = id;
-  command.outcome = *parsed_outcome;
-  command.reason = reason;
-  command.operator_name = operator_name;
-  command.clearing_reference = reference;
-  command.reason_code = reason_code;
-  command.now = base::SystemClock{}.now();
-  eventstore::CommandContext context{events->front().metadata.correlation_id,
-                                     events->back().event_id.value(),
-                                     nullptr,
-                                     "",
-                                     {{"corrects", corrects}, {"operator", operator_name}}};
-  auto result = store->transfers->execute(command, context);
-  if (!result) {
-    if (auto* refusal = std::get_if<sagas::TransferRefusal>(&result.error()))
-      return fail("refused: " + refusal->message);
-    return fail(std::get<eventstore::StoreError>(result.error()).message);
+  if (!config->http.operator_token.is_set())
+    return fail(std::string("no operator token: set ") + config::kEnvOperatorToken + " (or " +
+                config::kEnvOperatorToken + config::kSecretFileSuffix + ")");
+  const auto base = api_url.empty() ? api_url_of(*config) : api_url;
+  if (base.empty()) return fail("http.address " + config->http.address + " is not host:port");
+  auto answer = http::send({.method = "POST",
+                            .url = base + "/transfers/" + http::percent_encode(id) + "/resolve",
+                            .bearer_token = config->http.operator_token.reveal(),
+                            .headers = {{"Content-Type", "application/json"}},
+                            .body = body.dump(),
+                            .timeout_ms = config->clearing.request_timeout_ms});
+  if (!answer) return fail("the adapter's API at " + base + ": " + answer.error().message);
+  if (answer->status == 200) {
+    const auto json = nlohmann::json::parse(answer->body, nullptr, false);
+    const auto who = json.is_object() ? json.value("operator", std::string()) : std::string();
+    std::cout << "transfer " << id << " resolved as " << body.value("outcome", std::string())
+              << " by " << who << "; the outcome flows to the core like any other\n";
+    return 0;
   }
-  std::cout << "transfer " << id << " resolved as " << outcome
-            << "; the outcome flows to the core like any other\n";
-  return 0;
+  const auto json = nlohmann::json::parse(answer->body, nullptr, false);
+  std::string said;
+  if (json.is_object() && json.contains("error") && json["error"].is_object())
+    said = json["error"].value("code", std::string()) + ": " +
+           json["error"].value("message", std::string());
+  if (answer->status == 401 || answer->status == 403)
+    return fail("the adapter's API refused the operator token (HTTP " +
+                std::to_string(answer->status) + " " + said + "): check " +
+                config::kEnvOperatorToken);
+  return fail("refused (HTTP " + std::to_string(answer->status) + " " + said + ")");
 }
 
 // Exit 0: every stored event reads; 1: some do not (listed); 2: config or database error.
@@ -227,7 +233,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "clearing-adapter: the bank's adapter between its banking core and the national clearing"};
   app.require_subcommand(1);
-  std::string config_path, id, outcome, reason, operator_name, reference, reason_code;
+  std::string config_path, id, outcome, reason, reference, reason_code, settlement_date, api_url;
   bool as_json = false;
 
   auto* run_cmd = app.add_subcommand("run", "run the adapter for one country");
@@ -250,11 +256,16 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   resolve_cmd->add_option("--outcome", outcome, "succeeded|rejected")->required();
   resolve_cmd->add_option("--reason", reason, "why, in words")->required();
-  resolve_cmd->add_option("--operator", operator_name, "who decided")->required();
   auto* ref_opt = resolve_cmd->add_option("--clearing-reference", reference, "for succeeded");
+  auto* date_opt = resolve_cmd->add_option("--settlement-date", settlement_date,
+                                           "for succeeded, YYYY-MM-DD (optional)");
   auto* code_opt =
       resolve_cmd->add_option("--reason-code", reason_code, "for rejected (ISO 20022)");
   ref_opt->excludes(code_opt);
+  date_opt->excludes(code_opt);
+  resolve_cmd->add_option("--api-url", api_url,
+                          "the adapter's API, e.g. http://127.0.0.1:8080 (default: from "
+                          "http.address); the operator token is CLEARING_ADAPTER_OPERATOR_TOKEN");
 
   auto* streams_cmd = app.add_subcommand(
       "streams", "where each outbound stream stands: state, head, published, backfill progress");
@@ -275,7 +286,12 @@ int main(int argc, char** argv) {
   if (*trace_cmd) return trace(config_path, id, as_json);
   if (*streams_cmd) return streams(config_path, as_json);
   if (*events_check_cmd) return events_check(config_path);
-  if (*resolve_cmd)
-    return resolve(config_path, id, outcome, reason, operator_name, reference, reason_code);
+  if (*resolve_cmd) {
+    nlohmann::json body{{"outcome", outcome}, {"reason", reason}};
+    if (!reference.empty()) body["clearing_reference"] = reference;
+    if (!settlement_date.empty()) body["settlement_date"] = settlement_date;
+    if (!reason_code.empty()) body["reason_code"] = reason_code;
+    return resolve(config_path, id, api_url, body);
+  }
   return 2;
 }

@@ -61,6 +61,24 @@ sagas::CountryRules rules_of(const config::CountryConfig& c) {
   return rules;
 }
 
+// The API's tokens by role (config.hpp, HttpConfig; README, "API tokens"): the API token
+// "api" reads (catch-up API, /transfers, /parked) and opens /metrics, as it always did; the
+// optional metrics and operator tokens each open their own role's routes only. None at all
+// only in the embedded demo without secrets: authentication disabled.
+std::vector<http::BearerToken> api_tokens(const config::HttpConfig& http) {
+  std::vector<http::BearerToken> tokens;
+  if (http.api_token.is_set())
+    tokens.push_back({"api",
+                      http.api_token.reveal(),
+                      {std::string(http::kRoleReader), std::string(http::kRoleMetrics)}});
+  if (http.metrics_token.is_set())
+    tokens.push_back({"metrics", http.metrics_token.reveal(), {std::string(http::kRoleMetrics)}});
+  if (http.operator_token.is_set())
+    tokens.push_back(
+        {"operator", http.operator_token.reveal(), {std::string(http::kRoleOperator)}});
+  return tokens;
+}
+
 // What the config says of each outbound stream, as the stream registry takes it.
 std::vector<external_streams::StreamSetting> stream_settings(const config::AdapterConfig& config) {
   std::vector<external_streams::StreamSetting> out;
@@ -356,7 +374,7 @@ struct Service::Impl {
     HttpServerOptions options;
     options.host = address->host;
     options.port = address->port;
-    options.bearer_token = config.http.api_token.reveal();
+    options.tokens = api_tokens(config.http);
     options.connections_max = config.http.connections_max;
     options.connections_per_client_max = config.http.connections_per_client_max;
     options.idle_timeout_ms = config.http.idle_timeout_ms;
@@ -377,12 +395,15 @@ struct Service::Impl {
           return HttpResponse::json(answer.ready ? 200 : 503, answer.body);
         },
         false);
-    http->route("GET", "/metrics", [this](const HttpRequest&) {
-      HttpResponse r;
-      r.content_type = std::string(base::metrics::Registry::kContentType);
-      r.body = metrics.render();
-      return r;
-    });
+    http->route(
+        "GET", "/metrics",
+        [this](const HttpRequest&) {
+          HttpResponse r;
+          r.content_type = std::string(base::metrics::Registry::kContentType);
+          r.body = metrics.render();
+          return r;
+        },
+        RouteOptions{.role = http::kRoleMetrics});
     external_streams::add_catch_up_routes(*http, *pool, {.metrics = &metrics});
     add_transfer_routes(*http, *pool, *transfers);
     auto started_http = http->start();
@@ -551,6 +572,9 @@ void Service::stop() {
 }
 
 std::uint16_t Service::http_port() const { return impl_->http ? impl_->http->port() : 0; }
+std::vector<http::HttpServer::RouteInfo> Service::api_routes() const {
+  return impl_->http ? impl_->http->routes() : std::vector<http::HttpServer::RouteInfo>{};
+}
 ServiceStatus Service::status() const { return impl_->status(); }
 std::string Service::metrics_text() const { return impl_->metrics.render(); }
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "clearing/adapter/parking.hpp"
+#include "clearing/base/clock.hpp"
 #include "clearing/base/text.hpp"
 #include "clearing/base/uuid.hpp"
 
@@ -271,64 +272,210 @@ std::string render_trace(const Json& t) {
   return out.str();
 }
 
+namespace {
+
+// A resolution's body: {"outcome": "succeeded"|"rejected", "reason": TEXT,
+// "clearing_reference": R (succeeded), "settlement_date": "YYYY-MM-DD" (succeeded, optional),
+// "reason_code": C (rejected)}. The operator is never in it: it is the token's name.
+tl::expected<sagas::ResolveManually, HttpResponse> parse_resolution(const std::string& body) {
+  const auto bad = [](std::string code, std::string message) {
+    return tl::unexpected(HttpResponse::error(400, std::move(code), std::move(message)));
+  };
+  const auto json = Json::parse(body, nullptr, false);
+  if (json.is_discarded() || !json.is_object())
+    return bad("bad_body", "the body must be a JSON object");
+  std::map<std::string, std::string> fields;
+  for (const auto& [key, value] : json.items()) {
+    if (key != "outcome" && key != "reason" && key != "clearing_reference" &&
+        key != "settlement_date" && key != "reason_code")
+      return bad("bad_body", "unknown field '" + key +
+                                 "' (outcome, reason, clearing_reference, settlement_date, "
+                                 "reason_code; the operator is the token's name)");
+    if (!value.is_string() || !base::is_printable_utf8(value.get<std::string>()) ||
+        value.get<std::string>().size() > kResolutionFieldBytesMax)
+      return bad("bad_body", "field '" + key + "' must be printable text of at most " +
+                                 std::to_string(kResolutionFieldBytesMax) + " bytes");
+    fields[key] = value.get<std::string>();
+  }
+  sagas::ResolveManually command;
+  const auto outcome = sagas::parse_manual_outcome(fields["outcome"]);
+  if (!outcome) return bad("bad_outcome", "outcome must be succeeded or rejected");
+  command.outcome = *outcome;
+  command.reason = fields["reason"];
+  if (command.reason.empty()) return bad("missing_reason", "reason is required: why, in words");
+  command.clearing_reference = fields["clearing_reference"];
+  command.settlement_date = fields["settlement_date"];
+  command.reason_code = fields["reason_code"];
+  if (*outcome == sagas::ManualOutcome::succeeded) {
+    if (command.clearing_reference.empty())
+      return bad("missing_clearing_reference",
+                 "outcome succeeded needs clearing_reference (as confirmed with the clearing)");
+    if (!command.reason_code.empty()) return bad("bad_body", "reason_code is for outcome rejected");
+    if (!command.settlement_date.empty() && !base::parse_date(command.settlement_date))
+      return bad("bad_settlement_date", "settlement_date must be YYYY-MM-DD");
+  } else {
+    if (command.reason_code.empty())
+      return bad("missing_reason_code",
+                 "outcome rejected needs reason_code (an ISO 20022 code, e.g. AC04)");
+    if (!command.clearing_reference.empty() || !command.settlement_date.empty())
+      return bad("bad_body", "clearing_reference and settlement_date are for outcome succeeded");
+  }
+  return command;
+}
+
+int status_of(sagas::TransferRefusalCode code) {
+  switch (code) {
+    case sagas::TransferRefusalCode::unknown_transfer:
+      return 404;
+    case sagas::TransferRefusalCode::incomplete_resolution:
+      return 400;
+    case sagas::TransferRefusalCode::transfer_id_mismatch:
+    case sagas::TransferRefusalCode::answer_kind_mismatch:
+    case sagas::TransferRefusalCode::already_terminal:
+    case sagas::TransferRefusalCode::not_under_investigation:
+      break;
+  }
+  return 409;
+}
+
+}  // namespace
+
+HttpResponse resolve_transfer(TransferService& transfers, const std::string& transfer_id,
+                              const std::string& body, const std::string& operator_name,
+                              base::Timestamp now) {
+  if (operator_name.empty())
+    return HttpResponse::error(403, "FORBIDDEN", "an operator action needs a named token");
+  if (transfer_id.empty() || transfer_id.size() > 200)
+    return HttpResponse::error(400, "bad_transfer_id", "transfer id must be 1..200 characters");
+  auto parsed = parse_resolution(body);
+  if (!parsed) return std::move(parsed.error());
+  auto command = std::move(*parsed);
+  command.transfer_id = transfer_id;
+  command.operator_name = operator_name;
+  command.now = now;
+  bool unknown = false;
+  TransferResult result = tl::unexpected(eventstore::CommandFailure<sagas::TransferDecider>{
+      eventstore::StoreError{eventstore::StoreErrc::internal, "not run"}});
+  // The events this correction corrects (everything recorded since the investigation began,
+  // or the whole stream) are read in the transaction that decides, and named in the
+  // correcting event's metadata with the operator.
+  auto done = transfers.store().pool().transact_with_retry(
+      [&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+        unknown = false;
+        auto events = transfers.store().read_stream(tx, transfer_stream(transfer_id));
+        if (!events) return tl::unexpected(events.error());
+        if (events->empty()) {
+          unknown = true;
+          return {};
+        }
+        Json corrects = Json::array();
+        for (const auto& e : *events)
+          if (e.type != "TransferInitiated" && e.type != "RetryScheduled")
+            corrects.push_back(e.event_id.value());
+        const eventstore::CommandContext context{
+            events->front().metadata.correlation_id,
+            events->back().event_id.value(),
+            nullptr,
+            "",
+            {{"corrects", corrects}, {"operator", operator_name}}};
+        result = transfers.execute(tx, command, context);
+        if (!result && std::holds_alternative<eventstore::StoreError>(result.error()))
+          return tl::unexpected(std::get<eventstore::StoreError>(result.error()));
+        return {};
+      });
+  if (!done) return HttpResponse::error(503, "unavailable", "the event store is unavailable");
+  if (unknown) return HttpResponse::error(404, "unknown_transfer", "no transfer " + transfer_id);
+  if (!result) {
+    const auto& refusal = std::get<sagas::TransferRefusal>(result.error());
+    return HttpResponse::error(status_of(refusal.code),
+                               std::string(sagas::refusal_code_name(refusal.code)),
+                               refusal.message);
+  }
+  return HttpResponse::json(
+      200, Json{{"transfer_id", transfer_id},
+                {"outcome", std::string(sagas::manual_outcome_name(command.outcome))},
+                {"operator", operator_name}}
+               .dump());
+}
+
 void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& pool,
                          TransferService& transfers) {
-  server.route("GET", "/transfers/{id}", [&pool, &transfers](const HttpRequest& request) {
-    const auto& id = request.params.at("id");
-    if (id.empty() || id.size() > 200)
-      return HttpResponse::error(400, "bad_transfer_id", "transfer id must be 1..200 characters");
-    auto trace = build_trace(pool, transfers, id);
-    if (!trace) {
-      if (trace.error().rfind("no transfer", 0) == 0)
-        return HttpResponse::error(404, "unknown_transfer", trace.error());
-      return HttpResponse::error(503, "unavailable", "the event store is unavailable");
-    }
-    return HttpResponse::json(200, trace->dump());
-  });
-  server.route("GET", "/parked", [&pool](const HttpRequest& request) {
-    auto listing = parse_parked_listing(request.query);
-    if (!listing) return HttpResponse::error(400, listing.error().code, listing.error().message);
-    auto page =
-        pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
-          return parked_page(tx, *listing, pool.protector());
-        });
-    if (!page) return HttpResponse::error(503, "unavailable", "the database is unavailable");
-    return HttpResponse::json(200, std::move(*page));
-  });
-  server.route("GET", "/parked/{id}", [&pool](const HttpRequest& request) {
-    const auto id =
-        parse_integer(request.params.at("id"), 1, std::numeric_limits<std::int64_t>::max());
-    if (!id)
-      return HttpResponse::error(400, "bad_parked_id", "a parked message id is a positive integer");
-    std::int64_t from_byte = 0;
-    for (const auto& [key, value] : request.query) {
-      if (key != "from_byte")
-        return HttpResponse::error(400, "unknown_parameter",
-                                   "the only query parameter is from_byte");
-      const auto parsed = parse_integer(value, 0, kFromByteMax);
-      if (!parsed)
-        return HttpResponse::error(400, "bad_from_byte",
-                                   "from_byte must be an integer in [0, 2^30]");
-      from_byte = *parsed;
-    }
-    std::optional<ParkedReadError> refused;
-    auto message =
-        pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
-          auto read = parked_message(tx, *id, from_byte, pool.protector());
-          if (read) return std::move(*read);
-          refused = read.error();
-          return std::string();
-        });
-    if (!message || refused == ParkedReadError::store)
-      return HttpResponse::error(503, "unavailable", "the database is unavailable");
-    if (refused == ParkedReadError::unknown_id)
-      return HttpResponse::error(404, "unknown_parked_message",
-                                 "no parked message " + std::to_string(*id));
-    if (refused == ParkedReadError::beyond_end)
-      return HttpResponse::error(400, "bad_from_byte",
-                                 "from_byte is past the end of the raw value");
-    return HttpResponse::json(200, std::move(*message));
-  });
+  const http::RouteOptions reader{.role = http::kRoleReader};
+  server.route(
+      "POST", "/transfers/{id}/resolve",
+      [&transfers](const HttpRequest& request) {
+        return resolve_transfer(transfers, request.params.at("id"), request.body, request.principal,
+                                base::SystemClock{}.now());
+      },
+      http::RouteOptions{.role = http::kRoleOperator});
+  server.route(
+      "GET", "/transfers/{id}",
+      [&pool, &transfers](const HttpRequest& request) {
+        const auto& id = request.params.at("id");
+        if (id.empty() || id.size() > 200)
+          return HttpResponse::error(400, "bad_transfer_id",
+                                     "transfer id must be 1..200 characters");
+        auto trace = build_trace(pool, transfers, id);
+        if (!trace) {
+          if (trace.error().rfind("no transfer", 0) == 0)
+            return HttpResponse::error(404, "unknown_transfer", trace.error());
+          return HttpResponse::error(503, "unavailable", "the event store is unavailable");
+        }
+        return HttpResponse::json(200, trace->dump());
+      },
+      reader);
+  server.route(
+      "GET", "/parked",
+      [&pool](const HttpRequest& request) {
+        auto listing = parse_parked_listing(request.query);
+        if (!listing)
+          return HttpResponse::error(400, listing.error().code, listing.error().message);
+        auto page =
+            pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
+              return parked_page(tx, *listing, pool.protector());
+            });
+        if (!page) return HttpResponse::error(503, "unavailable", "the database is unavailable");
+        return HttpResponse::json(200, std::move(*page));
+      },
+      reader);
+  server.route(
+      "GET", "/parked/{id}",
+      [&pool](const HttpRequest& request) {
+        const auto id =
+            parse_integer(request.params.at("id"), 1, std::numeric_limits<std::int64_t>::max());
+        if (!id)
+          return HttpResponse::error(400, "bad_parked_id",
+                                     "a parked message id is a positive integer");
+        std::int64_t from_byte = 0;
+        for (const auto& [key, value] : request.query) {
+          if (key != "from_byte")
+            return HttpResponse::error(400, "unknown_parameter",
+                                       "the only query parameter is from_byte");
+          const auto parsed = parse_integer(value, 0, kFromByteMax);
+          if (!parsed)
+            return HttpResponse::error(400, "bad_from_byte",
+                                       "from_byte must be an integer in [0, 2^30]");
+          from_byte = *parsed;
+        }
+        std::optional<ParkedReadError> refused;
+        auto message =
+            pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<std::string> {
+              auto read = parked_message(tx, *id, from_byte, pool.protector());
+              if (read) return std::move(*read);
+              refused = read.error();
+              return std::string();
+            });
+        if (!message || refused == ParkedReadError::store)
+          return HttpResponse::error(503, "unavailable", "the database is unavailable");
+        if (refused == ParkedReadError::unknown_id)
+          return HttpResponse::error(404, "unknown_parked_message",
+                                     "no parked message " + std::to_string(*id));
+        if (refused == ParkedReadError::beyond_end)
+          return HttpResponse::error(400, "bad_from_byte",
+                                     "from_byte is past the end of the raw value");
+        return HttpResponse::json(200, std::move(*message));
+      },
+      reader);
 }
 
 }  // namespace clearing::adapter

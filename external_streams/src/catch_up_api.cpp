@@ -198,7 +198,8 @@ void add_catch_up_routes(http::HttpServer& server, eventstore::ConnectionPool& p
                 {"stream", "reader"});
   server.route(
       "GET", "/streams/{stream}/partitions/{partition}/events",
-      [&pool, reads](const HttpRequest& request) { return serve_page(pool, request, reads); });
+      [&pool, reads](const HttpRequest& request) { return serve_page(pool, request, reads); },
+      http::RouteOptions{.role = http::kRoleReader});
 }
 
 CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options) {

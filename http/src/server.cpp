@@ -1213,4 +1213,12 @@ void HttpServer::stop() { impl_->stop(); }
 
 std::uint16_t HttpServer::port() const { return impl_->bound_port.load(); }
 
+std::vector<HttpServer::RouteInfo> HttpServer::routes() const {
+  std::vector<RouteInfo> out;
+  for (const auto& route : impl_->routes) {
+    out.push_back({route.method, route.pattern, route.requires_auth, route.role});
+  }
+  return out;
+}
+
 }  // namespace clearing::http

@@ -1,7 +1,11 @@
-// `clearing-adapter resolve`: the one way people correct a transfer under investigation.
-// A transfer whose outcome stays unknown past its deadline is resolved by an operator;
-// the correcting event names what it corrects and who did it, flows to the core like
-// any outcome, and a second resolution of the now terminal transfer is refused.
+// `clearing-adapter resolve` and POST /transfers/{id}/resolve: the one way people correct a
+// transfer under investigation, through the adapter's API with an operator token (issue 21).
+// A transfer whose outcome stays unknown past its deadline is resolved by an operator; the
+// correcting event names what it corrects and, as its operator, the name of the token that
+// asked (never text from the request), flows to the core like any outcome, and a second
+// resolution of the now terminal transfer is refused without a second event. Bad requests
+// (unknown id, wrong state, missing reason, bad outcome, a token without the operator role)
+// change nothing.
 
 #include <doctest/doctest.h>
 
@@ -9,21 +13,28 @@
 #include <pqxx/pqxx>
 
 #include "clearing/adapter/testing/saga_fixture.hpp"
+#include "clearing/adapter/transfer_api.hpp"
 #include "clearing/external_streams/derivation.hpp"
+#include "clearing/http/client.hpp"
+#include "clearing/http/server.hpp"
 #include "clearing/processes/process.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
 using clearing::processes::Process;
 
-TEST_CASE("an operator resolves a transfer under investigation; a terminal one is refused") {
-  SagaDatabase db;
-  base::ManualClock clock{base::Timestamp{std::chrono::milliseconds{1'800'000'000'000}}};
+namespace {
+
+constexpr const char* kOperatorToken = "operator-token-0123456789abcdef01";
+constexpr const char* kReaderToken = "reader-token-0123456789abcdef0123";
+
+// A transfer put under investigation by the saga: timeouts past its deadline.
+std::string under_investigation(SagaDatabase& db, base::ManualClock& clock, int n) {
   auto policy = fast_policy();
   policy.deadline_ms = 1000;
-  auto initiate = make_initiate(1, RequestKind::valid, clock.now(), policy);
-  REQUIRE(db.transfers->execute(initiate, {initiate.correlation_id, "core-event-1", nullptr, ""}));
-  // Timeouts until past the deadline: the saga puts it under investigation, never rejects it.
+  auto initiate = make_initiate(n, RequestKind::valid, clock.now(), policy);
+  REQUIRE(db.transfers->execute(
+      initiate, {initiate.correlation_id, "core-event-" + std::to_string(n), nullptr, ""}));
   for (int attempt = 1; attempt <= 4; ++attempt) {
     clock.advance(std::chrono::milliseconds(400));
     sagas::RecordClearingAnswer answer;
@@ -41,7 +52,47 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
     answer.policy = policy;
     REQUIRE(db.transfers->execute(answer, {initiate.correlation_id, "", nullptr, ""}));
   }
+  return initiate.request.transfer_id;
+}
+
+// The adapter's transfer routes on a server of their own, with an operator and a reader token.
+std::unique_ptr<http::HttpServer> serve_transfers(SagaDatabase& db) {
+  auto server = http::HttpServer::create(
+      {.tokens = {{"operator", kOperatorToken, {"operator"}}, {"api", kReaderToken, {"reader"}}}});
+  REQUIRE(server);
+  adapter::add_transfer_routes(**server, *db.pool, *db.transfers);
+  REQUIRE((*server)->start());
+  return std::move(*server);
+}
+
+http::ClientResponse post_resolve(std::uint16_t port, const std::string& id,
+                                  const std::string& body, const std::string& token) {
+  auto answer = http::send(
+      {.method = "POST",
+       .url = "http://127.0.0.1:" + std::to_string(port) + "/transfers/" + id + "/resolve",
+       .bearer_token = token,
+       .headers = {{"Content-Type", "application/json"}},
+       .body = body,
+       .timeout_ms = 10'000});
+  REQUIRE(answer);
+  return *answer;
+}
+
+std::string error_code(const http::ClientResponse& answer) {
+  const auto json = nlohmann::json::parse(answer.body, nullptr, false);
+  if (!json.is_object() || !json.contains("error")) return "";
+  return json["error"].value("code", "");
+}
+
+}  // namespace
+
+TEST_CASE("an operator resolves a transfer under investigation; a terminal one is refused") {
+  SagaDatabase db;
+  base::ManualClock clock{base::Timestamp{std::chrono::milliseconds{1'800'000'000'000}}};
+  const auto id = under_investigation(db, clock, 1);
   REQUIRE(db.database.query_value("select status from transfer_status") == "under_investigation");
+  auto server = serve_transfers(db);
+  const auto port = std::to_string(server->port());
 
   // The adapter's config, pointing at this test's database.
   const std::string config = "/tmp/resolve-dk-" + std::to_string(getpid()) + ".json";
@@ -50,21 +101,53 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
     auto cfg = nlohmann::json::parse(in);
     std::ofstream(config) << cfg.dump(2);
   }
-  const std::map<std::string, std::string> env{
-      {"CLEARING_ADAPTER_DATABASE_URL", db.database.url()}};
-  Process resolve({CLEARING_ADAPTER, "resolve", initiate.request.transfer_id, "--config", config,
-                   "--outcome", "succeeded", "--reason", "confirmed by phone with the clearing",
-                   "--operator", "operator-7", "--clearing-reference", "CR-MANUAL-1"},
+  const std::map<std::string, std::string> env{{"CLEARING_ADAPTER_DATABASE_URL", db.database.url()},
+                                               {"CLEARING_ADAPTER_OPERATOR_TOKEN", kOperatorToken}};
+  const auto events = [&db] { return db.database.query_value("select count(*) from events"); };
+  const auto before = events();
+
+  // A token without the operator role is refused, through the API and through the command.
+  CHECK(post_resolve(server->port(), id,
+                     R"({"outcome":"succeeded","reason":"r","clearing_reference":"CR"})",
+                     kReaderToken)
+            .status == 403);
+  Process as_reader(
+      {CLEARING_ADAPTER, "resolve", id, "--config", config, "--api-url", "http://127.0.0.1:" + port,
+       "--outcome", "succeeded", "--reason", "r", "--clearing-reference", "CR"},
+      {{"CLEARING_ADAPTER_DATABASE_URL", db.database.url()},
+       {"CLEARING_ADAPTER_OPERATOR_TOKEN", kReaderToken}});
+  CHECK(as_reader.wait() == 2);
+  CHECK(as_reader.stderr_text().find("refused the operator token (HTTP 403") != std::string::npos);
+  CHECK(as_reader.stderr_text().find("CLEARING_ADAPTER_OPERATOR_TOKEN") != std::string::npos);
+  // Without an operator token the command does not even ask.
+  Process no_token(
+      {CLEARING_ADAPTER, "resolve", id, "--config", config, "--api-url", "http://127.0.0.1:" + port,
+       "--outcome", "succeeded", "--reason", "r", "--clearing-reference", "CR"},
+      {{"CLEARING_ADAPTER_DATABASE_URL", db.database.url()}});
+  CHECK(no_token.wait() == 2);
+  CHECK(no_token.stderr_text().find("no operator token: set CLEARING_ADAPTER_OPERATOR_TOKEN") !=
+        std::string::npos);
+  CHECK(events() == before);
+
+  Process resolve({CLEARING_ADAPTER, "resolve", id, "--config", config, "--api-url",
+                   "http://127.0.0.1:" + port, "--outcome", "succeeded", "--reason",
+                   "confirmed by phone with the clearing", "--clearing-reference", "CR-MANUAL-1"},
                   env);
   CHECK_MESSAGE(resolve.wait() == 0, resolve.stderr_text());
-  CHECK(resolve.read_all().find("resolved as succeeded") != std::string::npos);
+  CHECK(resolve.read_all().find("resolved as succeeded by operator") != std::string::npos);
   CHECK(db.database.query_value("select status from transfer_status") == "succeeded");
   const auto corrects = db.database.query_value(
       "select jsonb_array_length(metadata->'extra'->'corrects') from events where type = "
       "'TransferResolvedManually'");
   CHECK(std::stoi(corrects) >= 4);  // the unknown outcomes and the investigation it settles
+  // The operator is the token's name, in the metadata and in the event.
   CHECK(db.database.query_value("select metadata->'extra'->>'operator' from events where type = "
-                                "'TransferResolvedManually'") == "operator-7");
+                                "'TransferResolvedManually'") == "operator");
+  CHECK(db.database.query_value("select data->>'operator_name' from events where type = "
+                                "'TransferResolvedManually'") == "operator");
+  CHECK(db.database.query_value("select data->>'reason' from events where type = "
+                                "'TransferResolvedManually'") ==
+        "confirmed by phone with the clearing");
 
   // It flows to the core like any outcome.
   const std::vector<external_streams::StreamSpec> streams{{"adapter.dk.payments.v1", 4}};
@@ -81,13 +164,87 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
       db.database.query_value("select data->>'resolved_manually' from external_events where type = "
                               "'TransferSucceeded'") == "true");
 
-  // A terminal transfer cannot be resolved again.
-  Process again({CLEARING_ADAPTER, "resolve", initiate.request.transfer_id, "--config", config,
-                 "--outcome", "rejected", "--reason", "changed my mind", "--operator", "operator-8",
-                 "--reason-code", "AC04"},
-                env);
+  // A terminal transfer cannot be resolved again: 409 through the API and the command, and no
+  // second event.
+  const auto after = events();
+  Process again(
+      {CLEARING_ADAPTER, "resolve", id, "--config", config, "--api-url", "http://127.0.0.1:" + port,
+       "--outcome", "rejected", "--reason", "changed my mind", "--reason-code", "AC04"},
+      env);
   CHECK(again.wait() == 2);
-  CHECK(again.stderr_text().find("refused") != std::string::npos);
+  CHECK(again.stderr_text().find("refused (HTTP 409 already_terminal") != std::string::npos);
+  const auto twice = post_resolve(server->port(), id,
+                                  R"({"outcome":"rejected","reason":"again","reason_code":"AC04"})",
+                                  kOperatorToken);
+  CHECK(twice.status == 409);
+  CHECK(error_code(twice) == "already_terminal");
   CHECK(db.database.query_value(
             "select count(*) from events where type = 'TransferResolvedManually'") == "1");
+  CHECK(events() == after);
+}
+
+TEST_CASE("POST /transfers/{id}/resolve: bad requests are refused and change nothing") {
+  SagaDatabase db;
+  base::ManualClock clock{base::Timestamp{std::chrono::milliseconds{1'800'000'000'000}}};
+  const auto investigated = under_investigation(db, clock, 1);
+  // One still handled automatically: initiated, its first call due.
+  auto initiate = make_initiate(2, RequestKind::valid, clock.now(), fast_policy());
+  REQUIRE(db.transfers->execute(initiate, {initiate.correlation_id, "core-event-2", nullptr, ""}));
+  auto server = serve_transfers(db);
+  const auto events = [&db] { return db.database.query_value("select count(*) from events"); };
+  const auto before = events();
+  const std::string good_rest = R"("reason":"r","clearing_reference":"CR")";
+  struct Case {
+    const char* what;
+    std::string id;
+    std::string body;
+    int status;
+    const char* code;
+  };
+  const Case cases[] = {
+      {"unknown id", "no-such-transfer", R"({"outcome":"succeeded",)" + good_rest + "}", 404,
+       "unknown_transfer"},
+      {"wrong state", initiate.request.transfer_id, R"({"outcome":"succeeded",)" + good_rest + "}",
+       409, "not_under_investigation"},
+      {"missing reason", investigated, R"({"outcome":"succeeded","clearing_reference":"CR"})", 400,
+       "missing_reason"},
+      {"empty reason", investigated,
+       R"({"outcome":"succeeded","reason":"","clearing_reference":"CR"})", 400, "missing_reason"},
+      {"bad outcome", investigated, R"({"outcome":"settled",)" + good_rest + "}", 400,
+       "bad_outcome"},
+      {"no outcome", investigated, "{" + good_rest + "}", 400, "bad_outcome"},
+      {"success without reference", investigated, R"({"outcome":"succeeded","reason":"r"})", 400,
+       "missing_clearing_reference"},
+      {"rejection without code", investigated, R"({"outcome":"rejected","reason":"r"})", 400,
+       "missing_reason_code"},
+      {"bad settlement date", investigated,
+       R"({"outcome":"succeeded","settlement_date":"2027-02-30",)" + good_rest + "}", 400,
+       "bad_settlement_date"},
+      // The operator is the token's name: the body cannot name one.
+      {"operator in the body", investigated,
+       R"({"outcome":"succeeded","operator":"someone-else",)" + good_rest + "}", 400, "bad_body"},
+      {"not JSON", investigated, "outcome=succeeded", 400, "bad_body"},
+      {"not text", investigated, R"({"outcome":"succeeded","reason":5,"clearing_reference":"CR"})",
+       400, "bad_body"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    const auto answer = post_resolve(server->port(), c.id, c.body, kOperatorToken);
+    CHECK(answer.status == c.status);
+    CHECK(error_code(answer) == c.code);
+  }
+  CHECK(events() == before);
+  CHECK(db.database.query_value("select count(*) from transfer_status where status = "
+                                "'under_investigation'") == "1");
+  // The good request, with a settlement date, then goes through.
+  const auto good =
+      post_resolve(server->port(), investigated,
+                   R"({"outcome":"succeeded","settlement_date":"2027-01-15",)" + good_rest + "}",
+                   kOperatorToken);
+  CHECK(good.status == 200);
+  CHECK(nlohmann::json::parse(good.body) == nlohmann::json{{"transfer_id", investigated},
+                                                           {"outcome", "succeeded"},
+                                                           {"operator", "operator"}});
+  CHECK(db.database.query_value("select data->>'settlement_date' from events where type = "
+                                "'TransferResolvedManually'") == "2027-01-15");
 }

@@ -13,6 +13,7 @@
 #include <tl/expected.hpp>
 
 #include "clearing/config/config.hpp"
+#include "clearing/http/server.hpp"
 
 namespace clearing::adapter {
 
@@ -43,6 +44,8 @@ class Service {
   void stop();
 
   std::uint16_t http_port() const;
+  // The HTTP API's routes and the role each requires (after start): tests walk them by role.
+  std::vector<http::HttpServer::RouteInfo> api_routes() const;
   ServiceStatus status() const;
   std::string metrics_text() const;
 

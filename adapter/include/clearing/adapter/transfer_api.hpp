@@ -4,13 +4,17 @@
 //   GET /parked           what was parked, and why: newest first, in pages of at most
 //                         kParkedAnswerBytesMax bytes (?reason=&limit=&before_id=; parking.hpp)
 //   GET /parked/{id}      one parked message with its raw value (?from_byte=)
-// All read the database only; they are for support people and tools.
+// Those read the database only; they are for support people and tools, with a token of
+// the role `reader`. One acts, with a token of the role `operator` (issue 21):
+//   POST /transfers/{id}/resolve   people settle a transfer under investigation or parked
+//                         for review (resolve_transfer)
 
 #include <nlohmann/json.hpp>
 #include <string>
 #include <tl/expected.hpp>
 
 #include "clearing/adapter/transfer_service.hpp"
+#include "clearing/base/clock.hpp"
 #include "clearing/http/server.hpp"
 
 namespace clearing::adapter {
@@ -25,6 +29,24 @@ tl::expected<nlohmann::json, std::string> build_trace(eventstore::ConnectionPool
 // The same, for a person: one line per step, in time order.
 std::string render_trace(const nlohmann::json& trace);
 
+// The longest text field of a resolution's body.
+inline constexpr std::size_t kResolutionFieldBytesMax = 2000;
+
+// POST /transfers/{id}/resolve: the one way people settle a transfer under investigation or
+// parked for review. `body`: {"outcome": "succeeded"|"rejected", "reason": TEXT,
+// "clearing_reference": R (required for succeeded), "settlement_date": "YYYY-MM-DD"
+// (optional, succeeded), "reason_code": C (required for rejected)}. The event
+// (TransferResolvedManually) names `operator_name`, the name of the token that asked, as its
+// operator_name and in its metadata ("operator"), with the events it corrects ("corrects");
+// the body cannot name anyone. Answers: 200 {"transfer_id", "outcome", "operator"}; 400 a bad
+// body, a missing reason, an unknown outcome, a missing reference or code; 403 no operator
+// name (authentication disabled); 404 unknown transfer; 409 a transfer that has its outcome
+// or is still handled automatically; 503 the database. Nothing is written but on 200.
+http::HttpResponse resolve_transfer(TransferService& transfers, const std::string& transfer_id,
+                                    const std::string& body, const std::string& operator_name,
+                                    base::Timestamp now);
+
+// The routes above, each with its role.
 void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& pool,
                          TransferService& transfers);
 

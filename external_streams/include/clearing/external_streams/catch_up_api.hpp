@@ -33,7 +33,8 @@ struct CatchUpRouteOptions {
   base::metrics::Registry* metrics = nullptr;
 };
 
-// The route, with the server's bearer token. `pool` must outlive the server's handlers.
+// The route, for tokens of the role `reader` (http::kRoleReader). `pool` must outlive the
+// server's handlers.
 // The answers for a stream the registry (stream_registry.hpp) says is deprecated or retired
 // carry `Deprecation: @<unix seconds it was deprecated>` (RFC 9745) and `Sunset: <the sunset
 // day, 00:00:00 GMT, as an IMF-fixdate>` (RFC 8594); a retired stream's history stays

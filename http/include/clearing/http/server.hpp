@@ -180,6 +180,15 @@ class HttpServer {
   // The bound port (the real one when options.port was 0); 0 before start().
   std::uint16_t port() const;
 
+  // The registered routes, in the order registered: for tests that walk every route by role.
+  struct RouteInfo {
+    std::string method;
+    std::string pattern;
+    bool requires_auth = true;
+    std::string role;
+  };
+  std::vector<RouteInfo> routes() const;
+
   struct Impl;
 
  private:
