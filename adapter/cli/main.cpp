@@ -234,6 +234,7 @@ int main(int argc, char** argv) {
       "clearing-adapter: the bank's adapter between its banking core and the national clearing"};
   app.require_subcommand(1);
   std::string config_path, id, outcome, reason, reference, reason_code, settlement_date, api_url;
+  std::string operator_given;
   bool as_json = false;
 
   auto* run_cmd = app.add_subcommand("run", "run the adapter for one country");
@@ -263,6 +264,8 @@ int main(int argc, char** argv) {
       resolve_cmd->add_option("--reason-code", reason_code, "for rejected (ISO 20022)");
   ref_opt->excludes(code_opt);
   date_opt->excludes(code_opt);
+  // Gone (issue 21): named for whoever still types it, then refused with the reason.
+  resolve_cmd->add_option("--operator", operator_given)->group("");
   resolve_cmd->add_option("--api-url", api_url,
                           "the adapter's API, e.g. http://127.0.0.1:8080 (default: from "
                           "http.address); the operator token is CLEARING_ADAPTER_OPERATOR_TOKEN");
@@ -287,6 +290,10 @@ int main(int argc, char** argv) {
   if (*streams_cmd) return streams(config_path, as_json);
   if (*events_check_cmd) return events_check(config_path);
   if (*resolve_cmd) {
+    if (!operator_given.empty())
+      return fail(std::string("--operator is no longer taken: the operator recorded is the name "
+                              "of the token the API is asked with (") +
+                  config::kEnvOperatorToken + ")");
     nlohmann::json body{{"outcome", outcome}, {"reason", reason}};
     if (!reference.empty()) body["clearing_reference"] = reference;
     if (!settlement_date.empty()) body["settlement_date"] = settlement_date;

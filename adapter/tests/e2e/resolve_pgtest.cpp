@@ -127,6 +127,13 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
   CHECK(no_token.wait() == 2);
   CHECK(no_token.stderr_text().find("no operator token: set CLEARING_ADAPTER_OPERATOR_TOKEN") !=
         std::string::npos);
+  // --operator is gone: the command says why instead of recording a name from the command line.
+  Process named({CLEARING_ADAPTER, "resolve", id, "--config", config, "--api-url",
+                 "http://127.0.0.1:" + port, "--outcome", "succeeded", "--reason", "r",
+                 "--clearing-reference", "CR", "--operator", "someone-else"},
+                env);
+  CHECK(named.wait() == 2);
+  CHECK(named.stderr_text().find("--operator is no longer taken") != std::string::npos);
   CHECK(events() == before);
 
   Process resolve({CLEARING_ADAPTER, "resolve", id, "--config", config, "--api-url",

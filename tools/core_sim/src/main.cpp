@@ -77,7 +77,8 @@ void add_connection_options(CLI::App& app, cs::CoreSimOptions& o) {
   app.add_option("--adapter-catch-up-url", o.adapter_catch_up_url,
                  "base URL of the adapter's catch-up API (http://host:port); empty: no gap repair")
       ->envname("CORE_SIM_ADAPTER_CATCHUP_URL");
-  app.add_option("--adapter-token", o.adapter_api_token, "bearer token of the adapter's API")
+  app.add_option("--adapter-token", o.adapter_api_token,
+                 "the adapter's reader token (role reader: its API token)")
       ->envname("CLEARING_ADAPTER_API_TOKEN");
   app.add_option("--http-host", o.http_host, "address of the core's catch-up API")
       ->capture_default_str();

@@ -75,7 +75,7 @@ struct CoreSimOptions {
   std::string outcomes_version = "v1";
   std::string adapter_catch_up_url;     // http://host:port of the adapter's catch-up API;
                                         // empty: a gap stalls its partition (no repair)
-  std::string adapter_api_token;        // bearer token for it
+  std::string adapter_api_token;        // bearer token for it: a token of the role reader
   std::string http_host = "127.0.0.1";  // the core's catch-up API
   int http_port = 0;                    // 0: a free port, see catch_up_port()
   std::string api_token;  // required on the core's catch-up API; empty: no auth (tests)
