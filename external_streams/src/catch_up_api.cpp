@@ -111,6 +111,9 @@ FetchError failure_of(const http::ClientError& error, const CatchUpClientOptions
     case http::ClientErrc::unsupported:
       return {FetchErrc::misconfigured,
               "catch-up API: " + error.message + ": check " + options.url_setting};
+    case http::ClientErrc::tls:
+      return {FetchErrc::misconfigured,
+              "catch-up API: " + error.message + ": check " + options.tls_setting};
     case http::ClientErrc::resolve:
     case http::ClientErrc::connect:
     case http::ClientErrc::write:
@@ -208,7 +211,7 @@ CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options) {
     const auto url = options.base_url + "/streams/" + stream + "/partitions/" +
                      std::to_string(partition) + "/events?from=" + std::to_string(from) +
                      "&limit=" + std::to_string(limit);
-    auto got = http::get(url, options.bearer_token, options.timeout_ms);
+    auto got = http::get(url, options.bearer_token, options.timeout_ms, options.tls);
     if (!got) return tl::unexpected(failure_of(got.error(), options));
     if (got->status != 200)
       return tl::unexpected(failure_of_status(got->status, stream, partition, options));

@@ -7,6 +7,7 @@
 #include <array>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <chrono>
 #include <cstddef>
@@ -15,6 +16,7 @@
 
 #include "clearing/base/asio.hpp"
 #include "clearing/base/assert.hpp"
+#include "clearing/http/tls_asio.hpp"
 #include "clearing/http/url.hpp"
 
 namespace clearing::http {
@@ -57,7 +59,7 @@ struct ClientErrcRow {
   std::string_view name;
   bool retryable;
 };
-constexpr std::array<std::pair<ClientErrc, ClientErrcRow>, 8> kClientErrcs{{
+constexpr std::array<std::pair<ClientErrc, ClientErrcRow>, 9> kClientErrcs{{
     {ClientErrc::bad_url, {"bad_url", false}},
     {ClientErrc::unsupported, {"unsupported", false}},
     {ClientErrc::resolve, {"resolve", true}},
@@ -66,6 +68,7 @@ constexpr std::array<std::pair<ClientErrc, ClientErrcRow>, 8> kClientErrcs{{
     {ClientErrc::write, {"write", true}},
     {ClientErrc::read, {"read", true}},
     {ClientErrc::too_large, {"too_large", false}},
+    {ClientErrc::tls, {"tls", false}},
 }};
 
 constexpr std::optional<ClientErrcRow> row_of(ClientErrc code) {
@@ -77,7 +80,7 @@ constexpr std::optional<ClientErrcRow> row_of(ClientErrc code) {
 constexpr bool lists_every_code() {
   for (std::size_t i = 0; i < kClientErrcs.size(); ++i)
     if (static_cast<std::size_t>(kClientErrcs[i].first) != i) return false;
-  return kClientErrcs.back().first == ClientErrc::too_large;
+  return kClientErrcs.back().first == ClientErrc::tls;
 }
 static_assert(lists_every_code());
 
@@ -100,16 +103,28 @@ ClientResult<ClientResponse> send(const ClientRequest& request) {
     return tl::unexpected(ClientError{
         ClientErrc::bad_url,
         "not an http:// URL (" + std::string(to_string(url.error())) + "): " + request.url});
-  if (url->tls)
-    return tl::unexpected(ClientError{ClientErrc::unsupported,
-                                      "https is not supported by this client: " + request.url});
   const auto verb = verb_of(request.method);
   if (!verb)
     return tl::unexpected(
         ClientError{ClientErrc::unsupported, "unknown HTTP method: " + request.method});
 
+  std::optional<asio::ssl::context> tls_context;
+  if (url->tls) {
+    auto made = make_client_context(request.tls);
+    if (!made) return tl::unexpected(ClientError{ClientErrc::tls, "tls: " + made.error().message});
+    tls_context.emplace(std::move(*made));
+  }
+
   asio::io_context io;
   beast::tcp_stream stream(io);
+  // Over `stream` when the URL is https (a reference: deadlines stay the TCP stream's).
+  std::optional<asio::ssl::stream<beast::tcp_stream&>> tls;
+  if (tls_context) {
+    tls.emplace(stream, *tls_context);
+    if (!prepare_client_session(tls->native_handle(), url->host, request.tls.verify))
+      return tl::unexpected(
+          ClientError{ClientErrc::tls, "tls: cannot set the host name " + url->host});
+  }
   tcp::resolver resolver(io);
   beast::flat_buffer buffer;
   beast_http::request<beast_http::string_body> message{*verb, url->target(), 11};
@@ -129,6 +144,18 @@ ClientResult<ClientResponse> send(const ClientRequest& request) {
   const auto timeout = std::chrono::milliseconds(request.timeout_ms);
   stream.expires_after(timeout);
 
+  // Write the request, read the answer: on the TCP stream or the TLS one over it.
+  const auto exchange = [&](auto& on) {
+    beast_http::async_write(on, message, [&](beast::error_code ec, std::size_t) {
+      if (ec) {
+        failure = failure_of(ClientErrc::write, "write", ec);
+        return;
+      }
+      beast_http::async_read(on, buffer, parser, [&](beast::error_code ec, std::size_t) {
+        if (ec) failure = failure_of(ClientErrc::read, "read", ec);
+      });
+    });
+  };
   const auto port = std::to_string(url->port);
   resolver.async_resolve(
       url->host, port, [&](beast::error_code ec, tcp::resolver::results_type results) {
@@ -141,14 +168,19 @@ ClientResult<ClientResponse> send(const ClientRequest& request) {
             failure = failure_of(ClientErrc::connect, "connect", ec);
             return;
           }
-          beast_http::async_write(stream, message, [&](beast::error_code ec, std::size_t) {
-            if (ec) {
-              failure = failure_of(ClientErrc::write, "write", ec);
-              return;
+          if (!tls) {
+            exchange(stream);
+            return;
+          }
+          tls->async_handshake(asio::ssl::stream_base::client, [&](beast::error_code ec) {
+            if (ec == beast::error::timeout) {
+              failure = failure_of(ClientErrc::timeout, "handshake", ec);
+            } else if (ec) {
+              failure = ClientError{ClientErrc::tls,
+                                    "handshake: " + handshake_failure(tls->native_handle(), ec)};
+            } else {
+              exchange(*tls);
             }
-            beast_http::async_read(stream, buffer, parser, [&](beast::error_code ec, std::size_t) {
-              if (ec) failure = failure_of(ClientErrc::read, "read", ec);
-            });
           });
         });
       });
@@ -170,9 +202,12 @@ ClientResult<ClientResponse> send(const ClientRequest& request) {
 }
 
 ClientResult<ClientResponse> get(const std::string& url, const std::string& bearer_token,
-                                 int timeout_ms) {
-  return send(
-      {.method = "GET", .url = url, .bearer_token = bearer_token, .timeout_ms = timeout_ms});
+                                 int timeout_ms, const TlsClientOptions& tls) {
+  return send({.method = "GET",
+               .url = url,
+               .bearer_token = bearer_token,
+               .timeout_ms = timeout_ms,
+               .tls = tls});
 }
 
 }  // namespace clearing::http

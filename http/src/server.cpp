@@ -25,6 +25,7 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/base/name_table.hpp"
 #include "clearing/base/text.hpp"
+#include "clearing/http/tls_asio.hpp"
 
 namespace clearing::http {
 namespace {
@@ -374,9 +375,10 @@ auto async_run_on_pool(WorkerPool& pool, const PoolCall& call, CompletionToken&&
 using SteadyClock = std::chrono::steady_clock;
 
 struct Session {
-  Session(tcp::socket socket, std::string remote)
-      : stream(std::move(socket)), remote(std::move(remote)) {}
-  beast::tcp_stream stream;
+  // `tls`: the server's context when it serves TLS, else null.
+  Session(tcp::socket socket, std::string remote, asio::ssl::context* tls)
+      : stream(std::move(socket), tls), remote(std::move(remote)) {}
+  ServerStream stream;  // TCP, or TLS over it (tls_asio.hpp)
   std::string remote;
   // A request is being read or handled: false while waiting for a header, and from the
   // moment a keep-alive answer starts to be written (so that a client that has its answer
@@ -546,9 +548,10 @@ std::vector<KnownToken> known_tokens(const HttpServerOptions& options) {
 }
 
 struct HttpServer::Impl {
-  explicit Impl(HttpServerOptions options_in)
+  Impl(HttpServerOptions options_in, std::optional<asio::ssl::context> tls_context_in)
       : options(std::move(options_in)),
         known(known_tokens(options)),
+        tls_context(std::move(tls_context_in)),
         logger(base::module_logger("http")),
         io(options.io_threads),
         work(asio::make_work_guard(io)),
@@ -558,6 +561,7 @@ struct HttpServer::Impl {
 
   const HttpServerOptions options;
   const std::vector<KnownToken> known;  // empty: authentication disabled
+  std::optional<asio::ssl::context> tls_context;  // options.tls
   std::shared_ptr<spdlog::logger> logger;
   std::vector<Route> routes;  // fixed once started
 
@@ -922,8 +926,27 @@ struct HttpServer::Impl {
     co_return written&& keep_alive;
   }
 
+  // TLS: the handshake, under the deadline of a request header (a client that never
+  // finishes it holds its slot no longer than an idle one). False: close the connection.
+  asio::awaitable<bool> handshake(Session& session) {
+    if (!session.stream.is_tls()) co_return true;
+    session.stream.expires_after(idle_timeout());
+    constexpr auto kServer = asio::ssl::stream_base::server;
+    auto result = co_await session.stream.tls().async_handshake(kServer, kUseTuple);
+    const auto error = std::get<0>(result);
+    if (error) {
+      logger->debug("tls handshake failed remote={} error={}", session.remote,
+                    handshake_failure(session.stream.tls().native_handle(), error));
+    }
+    co_return !error;
+  }
+
   asio::awaitable<void> serve(std::shared_ptr<Session> session) {
     beast::flat_buffer buffer;
+    if (!co_await handshake(*session)) {
+      close_socket(*session);
+      co_return;
+    }
     for (int served = 0;
          served < kRequestsPerConnectionMax && !stopping.load() && !session->evicted.load();
          ++served) {
@@ -1014,7 +1037,8 @@ struct HttpServer::Impl {
     beast::error_code ignored;
     auto& socket = session.stream.socket();
     socket.non_blocking(true, ignored);
-    socket.write_some(asio::buffer(bytes), ignored);
+    // Over TLS the answer would need a handshake first: the connection just closes.
+    if (!session.stream.is_tls()) socket.write_some(asio::buffer(bytes), ignored);
     close_socket(session);
     const auto refused = connections_refused.fetch_add(1) + 1;
     if (refused == 1 || refused % kRefusalsLoggedEvery == 0) {
@@ -1041,7 +1065,8 @@ struct HttpServer::Impl {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       const auto peer = socket.remote_endpoint(ignored);
-      auto session = std::make_shared<Session>(std::move(socket), endpoint_text(peer));
+      auto* tls = tls_context ? &*tls_context : nullptr;
+      auto session = std::make_shared<Session>(std::move(socket), endpoint_text(peer), tls);
       std::uint64_t id = 0;
       std::shared_ptr<Session> to_close;
       const auto admission = admit(session, client_key(peer), id, to_close);
@@ -1133,7 +1158,17 @@ tl::expected<std::unique_ptr<HttpServer>, ServerError> HttpServer::create(
   if (auto problem = validate(options)) {
     return tl::unexpected(ServerError{ServerErrc::invalid_option, std::move(*problem)});
   }
-  return std::unique_ptr<HttpServer>(new HttpServer(std::make_unique<Impl>(std::move(options))));
+  std::optional<asio::ssl::context> tls_context;
+  if (options.tls) {
+    auto made = make_server_context(*options.tls);
+    if (!made) {
+      return tl::unexpected(
+          ServerError{ServerErrc::invalid_option, "http option tls: " + made.error().message});
+    }
+    tls_context.emplace(std::move(*made));
+  }
+  return std::unique_ptr<HttpServer>(
+      new HttpServer(std::make_unique<Impl>(std::move(options), std::move(tls_context))));
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1205,7 +1240,11 @@ tl::expected<void, ServerError> HttpServer::start() {
   for (int i = 0; i < options.io_threads; ++i) {
     impl.io_threads.emplace_back([&impl] { impl.io.run(); });
   }
-  impl.logger->info("http server listening address={}:{}", options.host, impl.bound_port.load());
+  impl.logger->info("http server listening address={}:{} tls={}", options.host,
+                    impl.bound_port.load(),
+                    !options.tls                          ? "off"
+                    : options.tls->client_ca_file.empty() ? "on"
+                                                          : "mutual");
   return {};
 }
 

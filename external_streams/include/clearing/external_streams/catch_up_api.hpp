@@ -3,7 +3,8 @@
 //   server: GET /streams/{stream}/partitions/{p}/events?from=N&limit=M on an HTTP server,
 //           answering {"events": [...], "head": H} from the external_events table;
 //   client: a CatchUpFetcher for the consumer, calling the producer's API over HTTP.
-// The HTTP server and client are http/'s; this header includes neither.
+// The HTTP server and client are http/'s; this header includes only their std-only TLS
+// options (clearing/http/tls.hpp).
 
 #include <cstdint>
 #include <optional>
@@ -13,6 +14,7 @@
 #include "clearing/base/clock.hpp"
 #include "clearing/eventstore/database.hpp"
 #include "clearing/external_streams/consumer.hpp"
+#include "clearing/http/tls.hpp"
 
 namespace clearing::http {
 class HttpServer;
@@ -49,20 +51,23 @@ std::string deprecation_field(base::Timestamp deprecated_at);
 std::optional<std::string> sunset_field(std::string_view sunset);
 
 struct CatchUpClientOptions {
-  std::string base_url;  // http://host:port
+  std::string base_url;  // http://host:port or https://host:port
   std::string bearer_token;
+  http::TlsClientOptions tls;  // https: what to trust and the client certificate
   int timeout_ms = 5'000;
   // Where an operator sets the token and the URL (an environment variable, a config key, a
   // flag), named in the errors that retrying cannot mend so they say what to fix.
   std::string token_setting = "the catch-up API's bearer token";
   std::string url_setting = "the catch-up API's URL";
+  std::string tls_setting = "the catch-up API's TLS settings";
 };
 
 // The consumer's fetcher over http::get. Errors (FetchError), by what the client or the
 // answer said: no connection, or it broke -> unreachable; the deadline -> timeout;
 // 401/403 -> unauthorized; 404 -> not_found; 5xx, 429 -> server_error; any other status, a
 // body that is not a page, or one over the client's limit -> bad_answer; a URL the client
-// cannot use -> misconfigured. The messages never carry the token.
+// cannot use, TLS options that do not load or a handshake refused -> misconfigured. The messages
+// never carry the token.
 CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options);
 
 }  // namespace clearing::external_streams

@@ -44,6 +44,10 @@
 //   after splitting (so "%2F" stays inside the parameter). Query values are percent-decoded
 //   and '+' is a space. If several patterns match a path, the one with more literal segments
 //   wins. Register every route before start().
+// - TLS (HttpServerOptions::tls, tls.hpp): every connection handshakes first, within
+//   `idle_timeout_ms`; one that fails the handshake (not TLS, no client certificate where
+//   `client_ca_file` requires one, an untrusted one) is closed without an answer. A
+//   connection refused by a limit is closed without the 503 (it would need a handshake).
 // - Threads: route() before start(); start(), stop() and port() from any one thread;
 //   stop() is idempotent and also called by the destructor.
 
@@ -52,11 +56,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
 #include <utility>
 #include <vector>
+
+#include "clearing/http/tls.hpp"
 
 namespace clearing::http {
 
@@ -135,6 +142,9 @@ struct HttpServerOptions {
   int connections_per_client_max = 64;  // from one peer address; above connections_max: that
   int stop_grace_ms = 5000;  // stop(): how long requests in flight may take to be answered
   int retry_after_s = 1;     // the Retry-After of a 503
+  // TLS on every connection; none: plain HTTP. create() loads its files (invalid_option,
+  // naming the file, when one does not load).
+  std::optional<TlsServerOptions> tls;
 };
 
 // Why the server could not be made or started. Retryable: cannot_listen (the port may be
