@@ -29,6 +29,7 @@
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/clearing_client/client.hpp"
 #include "clearing/clearing_client/concurrency_limiter.hpp"
+#include "clearing/http/tls_asio.hpp"
 #include "clearing/http/url.hpp"
 
 namespace clearing::clearing_client {
@@ -453,17 +454,20 @@ struct ClearingClient::Impl {
     connection->lowest().socket().set_option(tcp::no_delay(true), ignored);
 
     if (url.tls) {
-      if (!SSL_set_tlsext_host_name(connection->tls->native_handle(), url.host.c_str())) {
-        co_return failure("TLS: cannot set SNI host name");
-      }
-      if (options.verify_tls) {
-        connection->tls->set_verify_callback(ssl::host_name_verification(url.host));
+      // SNI, and with verify_tls the host name (or IP address) the certificate must carry.
+      if (!clearing::http::prepare_client_session(connection->tls->native_handle(), url.host,
+                                                  options.verify_tls)) {
+        co_return failure("TLS: cannot set the host name to verify");
       }
       constexpr auto kHandshakeType = ssl::stream_base::client;
       auto handshaken = co_await connection->tls->async_handshake(kHandshakeType, kUseTuple);
       const beast::error_code handshake_error = std::get<0>(handshaken);
       if (stopping) co_return cancelled_answer();
-      if (handshake_error) co_return failure("TLS handshake failed: " + handshake_error.message());
+      if (handshake_error) {
+        co_return failure(
+            "TLS handshake failed: " +
+            clearing::http::handshake_failure(connection->tls->native_handle(), handshake_error));
+      }
     }
     update_stats([](ClientStats& s) { ++s.connections_opened; });
     co_return std::move(connection);
@@ -791,26 +795,21 @@ tl::expected<std::unique_ptr<ClearingClient>, OptionsError> ClearingClient::star
   CLEARING_ASSERT(url.has_value());
   auto impl = std::make_unique<Impl>(std::move(options), std::move(*url));
   if (impl->url.tls) {
-    try {
-      impl->tls_context.emplace(ssl::context::tls_client);
-      impl->tls_context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                                     ssl::context::no_tlsv1_1);
-      if (impl->options.verify_tls) {
-        impl->tls_context->set_verify_mode(ssl::verify_peer);
-        if (impl->options.ca_file.empty()) {
-          impl->tls_context->set_default_verify_paths();
-        } else {
-          impl->tls_context->load_verify_file(impl->options.ca_file);
-        }
-      } else {
-        impl->tls_context->set_verify_mode(ssl::verify_none);
-      }
-    } catch (const std::exception& error) {
-      return tl::unexpected(OptionsError{"ca_file", "clearing client TLS setup failed (ca_file '" +
-                                                        impl->options.ca_file +
-                                                        "'): " + error.what()});
+    // The one TLS context builder (http/tls.hpp): TLS 1.2 at least, the chain verified against
+    // ca_file (or the system's CAs), the client certificate when given.
+    auto made = clearing::http::make_client_context({.ca_file = impl->options.ca_file,
+                                                     .verify = impl->options.verify_tls,
+                                                     .cert_file = impl->options.client_cert_file,
+                                                     .key_file = impl->options.client_key_file});
+    if (!made) {
+      const auto& option = made.error().option;
+      const std::string field = option == "ca_file"     ? "ca_file"
+                                : option == "cert_file" ? "client_cert_file"
+                                                        : "client_key_file";
+      return tl::unexpected(
+          OptionsError{field, "clearing client TLS setup failed: " + made.error().message});
     }
+    impl->tls_context.emplace(std::move(*made));
   }
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->io.run(); });

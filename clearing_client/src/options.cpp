@@ -49,6 +49,13 @@ tl::expected<void, OptionsError> validate_options(const ClientOptions& options) 
     return tl::unexpected(
         OptionsError{"bearer_token", "clearing client option bearer_token has a line break"});
   }
+  if (options.client_cert_file.empty() != options.client_key_file.empty()) {
+    const char* missing = options.client_cert_file.empty() ? "client_cert_file" : "client_key_file";
+    return tl::unexpected(OptionsError{
+        missing, std::string("clearing client option ") + missing +
+                     " is missing: a client certificate needs both client_cert_file and "
+                     "client_key_file"});
+  }
   const tl::expected<void, OptionsError> checks[] = {
       in_range("request_timeout_ms", options.request_timeout_ms, 1, kRequestTimeoutMsMax),
       in_range("connect_timeout_ms", options.connect_timeout_ms, 1, options.request_timeout_ms),

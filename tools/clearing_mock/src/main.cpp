@@ -70,6 +70,14 @@ void add_clearing_flags(CLI::App& app, clearing::clearing_mock::MockOptions& opt
                  "probability that a feed page re-sends the last delivered payment")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  app.add_option("--tls-cert", options.tls_cert_file,
+                 "certificate chain (PEM): serve https only, with --tls-key")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", options.tls_key_file, "private key (PEM) of --tls-cert")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-client-ca", options.tls_client_ca_file,
+                 "CA bundle (PEM): require a client certificate it signed (mTLS)")
+      ->check(CLI::ExistingFile);
   app.add_option("--threads", options.threads, "server threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

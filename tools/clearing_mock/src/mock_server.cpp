@@ -15,12 +15,14 @@
 
 #include "clearing/base/asio.hpp"
 #include "clearing/base/assert.hpp"
+#include "clearing/http/tls_asio.hpp"
 
 namespace clearing::clearing_mock {
 namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
+using ServerStream = clearing::http::ServerStream;
 using tcp = asio::ip::tcp;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
@@ -69,17 +71,20 @@ HttpAnswer json_error(int status, std::string_view code) {
 }
 
 struct Session : std::enable_shared_from_this<Session> {
-  explicit Session(tcp::socket socket) : stream(std::move(socket)), timer(stream.get_executor()) {}
-  beast::tcp_stream stream;
+  Session(tcp::socket socket, asio::ssl::context* tls)
+      : stream(std::move(socket), tls), timer(stream.get_executor()) {}
+  ServerStream stream;  // TCP, or TLS over it
   asio::steady_timer timer;
 };
 
 }  // namespace
 
 struct MockServer::Impl {
-  explicit Impl(MockOptions options) : state(options), acceptor(io) {}
+  Impl(MockOptions options, std::optional<asio::ssl::context> tls)
+      : state(options), tls_context(std::move(tls)), acceptor(io) {}
 
   MockState state;
+  std::optional<asio::ssl::context> tls_context;  // options.tls_cert_file
   asio::io_context io;
   tcp::acceptor acceptor;
   std::vector<std::thread> threads;
@@ -312,6 +317,16 @@ struct MockServer::Impl {
   asio::awaitable<void> serve(std::shared_ptr<Session> session) {
     beast::flat_buffer buffer;
     auto& stream = session->stream;
+    if (stream.is_tls()) {
+      stream.expires_after(std::chrono::milliseconds(options().idle_timeout_ms));
+      constexpr auto kServer = asio::ssl::stream_base::server;
+      auto handshaken = co_await stream.tls().async_handshake(kServer, kUseTuple);
+      if (std::get<0>(handshaken)) {  // not TLS, or no or an untrusted client certificate
+        beast::error_code ignored;
+        stream.socket().close(ignored);
+        co_return;
+      }
+    }
     for (int served = 0; served < kRequestsPerConnectionMax; ++served) {
       // The idle keep-alive wait and a slow request share one deadline.
       stream.expires_after(std::chrono::milliseconds(options().idle_timeout_ms));
@@ -375,7 +390,8 @@ struct MockServer::Impl {
         if (!acceptor.is_open() || is_stopping()) co_return;
         continue;  // e.g. too many open files: keep serving the others
       }
-      auto session = std::make_shared<Session>(std::move(socket));
+      auto* tls = tls_context ? &*tls_context : nullptr;
+      auto session = std::make_shared<Session>(std::move(socket), tls);
       std::uint64_t id = 0;
       {
         std::lock_guard lock(sessions_mutex);
@@ -418,7 +434,15 @@ struct MockServer::Impl {
 
 tl::expected<std::unique_ptr<MockServer>, std::string> MockServer::start(MockOptions options) {
   if (auto valid = validate_options(options); !valid) return tl::unexpected(valid.error());
-  auto impl = std::make_unique<Impl>(options);
+  std::optional<asio::ssl::context> tls;
+  if (!options.tls_cert_file.empty()) {
+    auto made = clearing::http::make_server_context({.cert_file = options.tls_cert_file,
+                                                     .key_file = options.tls_key_file,
+                                                     .client_ca_file = options.tls_client_ca_file});
+    if (!made) return tl::unexpected(made.error().message);
+    tls.emplace(std::move(*made));
+  }
+  auto impl = std::make_unique<Impl>(options, std::move(tls));
   try {
     const tcp::endpoint endpoint(asio::ip::make_address(options.host),
                                  static_cast<std::uint16_t>(options.port));
@@ -445,7 +469,8 @@ MockServer::~MockServer() { stop(); }
 std::uint16_t MockServer::port() const { return impl_->bound_port; }
 
 std::string MockServer::base_url() const {
-  return "http://" + impl_->options().host + ":" + std::to_string(impl_->bound_port);
+  return (impl_->tls_context ? "https://" : "http://") + impl_->options().host + ":" +
+         std::to_string(impl_->bound_port);
 }
 
 MockState& MockServer::state() { return impl_->state; }

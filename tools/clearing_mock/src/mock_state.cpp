@@ -331,6 +331,12 @@ tl::expected<void, std::string> validate_options(const MockOptions& options) {
     return tl::unexpected(std::string("port must be in [0, 65535]"));
   }
   if (options.bearer_token.empty()) return tl::unexpected(std::string("token must not be empty"));
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return tl::unexpected(std::string("tls-cert and tls-key go together"));
+  }
+  if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty()) {
+    return tl::unexpected(std::string("tls-client-ca needs tls-cert and tls-key"));
+  }
   if (options.amount_minor_max <= 0) {
     return tl::unexpected(std::string("amount limit must be positive"));
   }

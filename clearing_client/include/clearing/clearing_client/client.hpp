@@ -56,8 +56,12 @@ struct ClientOptions {
   // is safe only against a clearing that echoes `reference` in every answer.
   bool reuse_connections = false;
   std::size_t response_body_bytes_max = 1 << 20;
-  bool verify_tls = true;          // https: verify the peer's chain and host name
-  std::string ca_file;             // https: extra CA bundle (PEM); empty = system default
+  bool verify_tls = true;  // https: verify the peer's chain and host name
+  std::string ca_file;     // https: extra CA bundle (PEM); empty = system default
+  // https: a client certificate (PEM, chain leaf first) and its key, both or neither, for a
+  // clearing that requires mTLS. Read at start(); one that does not load is an OptionsError.
+  std::string client_cert_file;
+  std::string client_key_file;
   int incoming_limit_max = 1'000;  // upper bound on incoming(limit)
 };
 

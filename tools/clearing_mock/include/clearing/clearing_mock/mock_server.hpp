@@ -24,7 +24,7 @@ class MockServer {
   MockServer& operator=(const MockServer&) = delete;
 
   std::uint16_t port() const;
-  std::string base_url() const;  // http://host:port
+  std::string base_url() const;  // http://host:port, https:// when serving TLS
   MockState& state();
 
   // Stops accepting, closes every connection (held faults included), joins the threads.

@@ -190,6 +190,12 @@ struct MockOptions {
   std::size_t request_body_bytes_max = 64 * 1024;
   int idle_timeout_ms = 60'000;  // keep-alive idle and slow-request read deadline
   int write_timeout_ms = 10'000;
+  // TLS (PEM files): with a certificate and key the mock serves https only; with a client CA
+  // too, every client must present a certificate that CA signed (mTLS). A handshake must
+  // finish within idle_timeout_ms.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   FaultSettings faults;
   // Time source for cut-off, dates and executed_at; tests may fix it.
   std::function<std::chrono::system_clock::time_point()> now = [] {
