@@ -229,6 +229,8 @@ struct Service::Impl {
     options.reuse_connections = config.clearing.reuse_connections;
     options.verify_tls = config.clearing.verify_tls;
     options.ca_file = config.clearing.ca_file.value_or("");
+    options.client_cert_file = config.clearing.client_cert_file.value_or("");
+    options.client_key_file = config.clearing.client_key_file.value_or("");
     auto created = clearing_client::ClearingClient::start(options);
     if (!created) return tl::unexpected("clearing client: " + created.error().message);
     client = std::move(*created);
@@ -337,10 +339,15 @@ struct Service::Impl {
     return external_streams::make_http_catch_up_fetcher(
         {.base_url = config.streams.core_catchup_url,
          .bearer_token = config.streams.core_catchup_token.reveal(),
+         .tls = {.ca_file = config.streams.core_catchup_ca_file.value_or(""),
+                 .cert_file = config.streams.core_catchup_client_cert_file.value_or(""),
+                 .key_file = config.streams.core_catchup_client_key_file.value_or("")},
          .timeout_ms = config.clearing.request_timeout_ms,
          .token_setting = std::string(config::kEnvCoreCatchupToken) +
                           " (the adapter's credential toward the core)",
-         .url_setting = std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl});
+         .url_setting = std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl,
+         .tls_setting = "streams.core_catchup_ca_file, streams.core_catchup_client_cert_file and "
+                        "streams.core_catchup_client_key_file"});
   }
 
   tl::expected<void, std::string> open_consumer(const InboundRules& inbound) {
@@ -378,6 +385,12 @@ struct Service::Impl {
     options.connections_max = config.http.connections_max;
     options.connections_per_client_max = config.http.connections_per_client_max;
     options.idle_timeout_ms = config.http.idle_timeout_ms;
+    if (config.http.tls_cert_file) {
+      options.tls = http::TlsServerOptions{
+          .cert_file = *config.http.tls_cert_file,
+          .key_file = config.http.tls_key_file.value_or(""),
+          .client_ca_file = config.http.tls_client_ca_file.value_or("")};
+    }
     auto created = HttpServer::create(options);
     if (!created) return tl::unexpected("http: " + created.error().message);
     http = std::move(*created);

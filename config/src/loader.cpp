@@ -225,6 +225,8 @@ void read_clearing(Section section, ClearingConfig& out) {
   section.boolean("verify_tls", out.verify_tls);
   section.boolean("unverified_tls_acknowledged", out.unverified_tls_acknowledged);
   if (const auto ca_file = section.string("ca_file")) out.ca_file = *ca_file;
+  if (const auto file = section.string("client_cert_file")) out.client_cert_file = *file;
+  if (const auto file = section.string("client_key_file")) out.client_key_file = *file;
   section.finish();
 }
 
@@ -336,6 +338,11 @@ void read_streams(Section section, StreamsConfig& out, Country country, Problems
   read_list(section, "deprecated", false, "{stream, sunset, retired}", out.deprecated, problems,
             read_deprecated_stream);
   if (const auto url = section.string("core_catchup_url")) out.core_catchup_url = *url;
+  if (const auto file = section.string("core_catchup_ca_file")) out.core_catchup_ca_file = *file;
+  if (const auto file = section.string("core_catchup_client_cert_file"))
+    out.core_catchup_client_cert_file = *file;
+  if (const auto file = section.string("core_catchup_client_key_file"))
+    out.core_catchup_client_key_file = *file;
   section.forbid("core_catchup_token", secret_in_file_message(kEnvCoreCatchupToken));
   section.integer("tail_check_interval_ms", out.tail_check_interval_ms);
   section.finish();
@@ -430,6 +437,9 @@ void read_http(Section section, HttpConfig& out) {
         std::min(out.connections_per_client_max, std::max(1, out.connections_max));
   }
   section.integer("idle_timeout_ms", out.idle_timeout_ms);
+  if (const auto file = section.string("tls_cert_file")) out.tls_cert_file = *file;
+  if (const auto file = section.string("tls_key_file")) out.tls_key_file = *file;
+  if (const auto file = section.string("tls_client_ca_file")) out.tls_client_ca_file = *file;
   section.finish();
 }
 
@@ -456,20 +466,27 @@ void read_log_level(Section& root, LogLevel& out, Problems& problems) {
 // The content of a secret's file (the `_FILE` form of its variable: a mounted secret), or
 // why it cannot be used. Never quotes the content. One trailing line break is not part of
 // the secret (`echo token > file`).
+// Why the file at `path` cannot hold a secret or a private key, by its status: it cannot be
+// stat'ed, is not a regular file, or (`private_file`) others may read or write it.
+std::optional<std::string> file_status_problem(const std::string& path, bool private_file,
+                                               struct stat& status) {
+  const std::string named = detail::quote_text(path);
+  if (::stat(path.c_str(), &status) != 0)
+    return "cannot read " + named + ": " + std::strerror(errno);
+  if (!S_ISREG(status.st_mode)) return named + " is not a regular file";
+  if (private_file && (status.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(status.st_mode & 07777));
+    return named + " is readable or writable by others (mode " + mode +
+           "): chmod o-rwx it (Kubernetes: defaultMode 0440 or 0400; compose: the secret's mode)";
+  }
+  return std::nullopt;
+}
+
 tl::expected<std::string, std::string> read_secret_file(const std::string& path) {
   const std::string named = detail::quote_text(path);
   struct stat status {};
-  if (::stat(path.c_str(), &status) != 0) {
-    return tl::unexpected("cannot read " + named + ": " + std::strerror(errno));
-  }
-  if (!S_ISREG(status.st_mode)) return tl::unexpected(named + " is not a regular file");
-  if ((status.st_mode & (S_IROTH | S_IWOTH)) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(status.st_mode & 07777));
-    return tl::unexpected(named + " is readable or writable by others (mode " + mode +
-                          "): chmod o-rwx it (Kubernetes: defaultMode 0440 or 0400; compose: "
-                          "the secret's mode)");
-  }
+  if (auto problem = file_status_problem(path, true, status)) return tl::unexpected(*problem);
   if (static_cast<std::uintmax_t>(status.st_size) > kSecretFileBytesMax) {
     return tl::unexpected(named + " is larger than " + std::to_string(kSecretFileBytesMax) +
                           " bytes: not a secret");
@@ -574,6 +591,37 @@ std::map<std::string, std::string> apply_overrides(AdapterConfig& config, const 
     config.http.operator_token = Secret(std::move(*token));
   }
   return sources;
+}
+
+// The TLS files (config.hpp, "TLS files"): each one given must be a readable regular file,
+// and a private key one that others may neither read nor write. Problems under the file's key.
+void check_tls_files(const AdapterConfig& config, Problems& problems) {
+  struct TlsFile {
+    const char* key;
+    const std::optional<std::string>& path;
+    bool private_key;
+  };
+  const TlsFile files[] = {
+      {"clearing.ca_file", config.clearing.ca_file, false},
+      {"clearing.client_cert_file", config.clearing.client_cert_file, false},
+      {"clearing.client_key_file", config.clearing.client_key_file, true},
+      {"streams.core_catchup_ca_file", config.streams.core_catchup_ca_file, false},
+      {"streams.core_catchup_client_cert_file", config.streams.core_catchup_client_cert_file,
+       false},
+      {"streams.core_catchup_client_key_file", config.streams.core_catchup_client_key_file, true},
+      {"http.tls_cert_file", config.http.tls_cert_file, false},
+      {"http.tls_key_file", config.http.tls_key_file, true},
+      {"http.tls_client_ca_file", config.http.tls_client_ca_file, false},
+  };
+  for (const auto& file : files) {
+    if (!file.path || file.path->empty()) continue;  // validate() refuses an empty one
+    struct stat status {};
+    auto problem = file_status_problem(*file.path, file.private_key, status);
+    if (!problem && !std::ifstream(*file.path, std::ios::binary)) {
+      problem = "cannot read " + detail::quote_text(*file.path) + ": " + std::strerror(errno);
+    }
+    if (problem) problems.add(file.key, *problem);
+  }
 }
 
 // True when `key` is `failed` or lies inside it ("retry" covers "retry.deadline_ms").
@@ -694,6 +742,7 @@ tl::expected<AdapterConfig, ConfigErrors> parse_config(std::string_view text,
   root.finish();
 
   const auto sources = apply_overrides(config, env, problems);
+  check_tls_files(config, problems);
   require_file_or_env(config.clearing.base_url, "clearing.base_url", kEnvClearingUrl, problems);
   require_file_or_env(config.streams.core_catchup_url, "streams.core_catchup_url",
                       kEnvCoreCatchupUrl, problems);

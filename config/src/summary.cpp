@@ -92,6 +92,8 @@ void add_clearing(Line& line, const ClearingConfig& clearing) {
   line.add("clearing.verify_tls", clearing.verify_tls);
   line.add("clearing.unverified_tls_acknowledged", clearing.unverified_tls_acknowledged);
   line.add("clearing.ca_file", clearing.ca_file.value_or("default"));
+  line.add("clearing.client_cert_file", clearing.client_cert_file.value_or("none"));
+  line.add("clearing.client_key_file", clearing.client_key_file.value_or("none"));
 }
 
 void add_streams(Line& line, const StreamsConfig& streams) {
@@ -113,6 +115,13 @@ void add_streams(Line& line, const StreamsConfig& streams) {
   }
   line.add("streams.core_catchup_url", redact_http_url(streams.core_catchup_url));
   line.add("streams.core_catchup_token", set_or_unset(streams.core_catchup_token));
+  if (streams.core_catchup_url.starts_with("https://")) {
+    line.add("streams.core_catchup_ca_file", streams.core_catchup_ca_file.value_or("default"));
+    line.add("streams.core_catchup_client_cert_file",
+             streams.core_catchup_client_cert_file.value_or("none"));
+    line.add("streams.core_catchup_client_key_file",
+             streams.core_catchup_client_key_file.value_or("none"));
+  }
 }
 
 // The protocol, then only the settings it uses; the passwords as set/unset.
@@ -171,6 +180,12 @@ std::string redacted_summary(const AdapterConfig& config) {
   line.add("http.connections_max", config.http.connections_max);
   line.add("http.connections_per_client_max", config.http.connections_per_client_max);
   line.add("http.idle_timeout_ms", config.http.idle_timeout_ms);
+  // The API's TLS: paths only, never what the files hold.
+  line.add("http.tls_cert_file", config.http.tls_cert_file.value_or("none"));
+  if (config.http.tls_cert_file) {
+    line.add("http.tls_key_file", config.http.tls_key_file.value_or("none"));
+    line.add("http.tls_client_ca_file", config.http.tls_client_ca_file.value_or("none"));
+  }
   line.add("privacy.data_kek", set_or_unset(config.privacy.data_kek));
   line.add("privacy.data_kek_previous", set_or_unset(config.privacy.data_kek_previous));
   line.add("privacy.retention_years", config.privacy.retention_years);

@@ -330,12 +330,41 @@ void check_streams(Checker& check, const StreamsConfig& streams, Country country
   if (const auto problem = http_url_problem(streams.core_catchup_url)) {
     check.fail("streams.core_catchup_url",
                *problem + ", got " + quote_text(redact_http_url(streams.core_catchup_url)));
-  } else if (streams.core_catchup_url.starts_with("https://")) {
-    // Accepted, it failed every gap repair later and held the partition for good.
-    check.fail("streams.core_catchup_url",
-               "https:// is not supported yet: the catch-up fetcher speaks plain http only (TLS "
-               "for the catch-up link is issue 21); use http://, got " +
-                   quote_text(redact_http_url(streams.core_catchup_url)));
+  }
+}
+
+// TLS files (config.hpp, "TLS files"): none given empty; a certificate with its key. Whether
+// each can be read is the loader's (check_tls_files).
+void check_tls_path(Checker& check, const char* key, const std::optional<std::string>& path) {
+  if (path && path->empty()) check.fail(key, "must not be empty (leave the key out for none)");
+}
+
+void check_tls_pair(Checker& check, const char* cert_key, const std::optional<std::string>& cert,
+                    const char* key_key, const std::optional<std::string>& key) {
+  check_tls_path(check, cert_key, cert);
+  check_tls_path(check, key_key, key);
+  if (cert.has_value() == key.has_value()) return;
+  const char* missing = cert ? key_key : cert_key;
+  const char* given = cert ? cert_key : key_key;
+  check.fail(missing, std::string("missing: ") + given + " is set, and a certificate needs both " +
+                          cert_key + " and " + key_key);
+}
+
+void check_tls_files(Checker& check, const AdapterConfig& config) {
+  check_tls_pair(check, "clearing.client_cert_file", config.clearing.client_cert_file,
+                 "clearing.client_key_file", config.clearing.client_key_file);
+  check_tls_path(check, "streams.core_catchup_ca_file", config.streams.core_catchup_ca_file);
+  check_tls_pair(
+      check, "streams.core_catchup_client_cert_file", config.streams.core_catchup_client_cert_file,
+      "streams.core_catchup_client_key_file", config.streams.core_catchup_client_key_file);
+  const auto& http = config.http;
+  check_tls_pair(check, "http.tls_cert_file", http.tls_cert_file, "http.tls_key_file",
+                 http.tls_key_file);
+  check_tls_path(check, "http.tls_client_ca_file", http.tls_client_ca_file);
+  if (http.tls_client_ca_file && !http.tls_cert_file && !http.tls_key_file) {
+    check.fail("http.tls_client_ca_file",
+               "needs http.tls_cert_file and http.tls_key_file: client certificates are asked "
+               "for only over TLS");
   }
 }
 
@@ -626,6 +655,7 @@ std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions 
   check_privacy(check, config.privacy, options);
   check_core_credential(check, config.streams.core_catchup_token, config.http.api_token, options);
   check_role_tokens(check, config);
+  check_tls_files(check, config);
   return errors;
 }
 

@@ -1259,22 +1259,17 @@ TEST_CASE("verify_tls false stops the start unless acknowledged, then warns") {
   CHECK(config_warnings(*shipped).empty());
 }
 
-TEST_CASE("an https:// catch-up URL is refused: the fetcher speaks http only") {
+TEST_CASE("an https:// catch-up URL is accepted, from the file and from the environment") {
   const auto loaded =
       load_edited([](Json& j) { j["streams"]["core_catchup_url"] = "https://core.internal:8092"; });
-  CHECK(error_for(loaded, "streams.core_catchup_url").message ==
-        "https:// is not supported yet: the catch-up fetcher speaks plain http only (TLS for the "
-        "catch-up link is issue 21); use http://, got \"https://core.internal:8092\"");
+  REQUIRE(loaded.has_value());
+  CHECK(loaded->streams.core_catchup_url == "https://core.internal:8092");
+  CHECK_FALSE(loaded->streams.core_catchup_ca_file.has_value());
   auto env = env_with_secrets();
   env.set(kEnvCoreCatchupUrl, "https://core.internal:8092");
   const auto from_env = load_config(shipped_path("dk"), env);
-  REQUIRE_FALSE(from_env.has_value());
-  REQUIRE(from_env.error().find("streams.core_catchup_url") != nullptr);
-  CHECK(from_env.error()
-            .find("streams.core_catchup_url")
-            ->message.starts_with(
-                "from CLEARING_ADAPTER_CORE_CATCHUP_URL: https:// is not supported yet"));
-  // The clearing's client speaks TLS: https stays allowed there.
+  REQUIRE(from_env.has_value());
+  CHECK(from_env->streams.core_catchup_url == "https://core.internal:8092");
   CHECK(load_edited([](Json& j) {
           j["clearing"]["base_url"] = "https://clearing.example/api";
         }).has_value());
@@ -1847,4 +1842,122 @@ TEST_CASE("the API's tokens by role: optional, each its own, never in the file (
             .message.starts_with(
                 "secrets are never read from the file: remove this key and set CLEARING_ADAPTER_"));
   }
+}
+
+// ---- TLS files (issue 21, item 2) ---------------------------------------------------------
+
+namespace {
+
+constexpr auto kOwnerWrite = std::filesystem::perms::owner_write;
+
+// A certificate (0644: public) and a key (0600) in temporary folders. Their content is not
+// PEM: the config checks that they can be read, the TLS code what they hold.
+struct TlsFiles {
+  SecretFile cert{"-----BEGIN CERTIFICATE-----",
+                  kOwnerRead | kOwnerWrite | kGroupRead | kOthersRead};
+  SecretFile key{"-----BEGIN PRIVATE KEY----- KEY-CONTENT-XYZ", kOwnerRead | kOwnerWrite};
+  SecretFile ca{"-----BEGIN CERTIFICATE----- CA", kOwnerRead | kGroupRead | kOthersRead};
+};
+
+}  // namespace
+
+TEST_CASE("TLS files: clearing mTLS, the catch-up link and the API, paths in the summary") {
+  TlsFiles files;
+  const auto loaded = load_edited([&](Json& j) {
+    j["clearing"]["base_url"] = "https://clearing.example/api";
+    j["clearing"]["client_cert_file"] = files.cert.path.string();
+    j["clearing"]["client_key_file"] = files.key.path.string();
+    j["streams"]["core_catchup_url"] = "https://core.internal:8092";
+    j["streams"]["core_catchup_ca_file"] = files.ca.path.string();
+    j["streams"]["core_catchup_client_cert_file"] = files.cert.path.string();
+    j["streams"]["core_catchup_client_key_file"] = files.key.path.string();
+    j["http"]["tls_cert_file"] = files.cert.path.string();
+    j["http"]["tls_key_file"] = files.key.path.string();
+    j["http"]["tls_client_ca_file"] = files.ca.path.string();
+  });
+  REQUIRE_MESSAGE(loaded.has_value(), (loaded ? "" : loaded.error().to_string()));
+  CHECK(loaded->clearing.client_cert_file == files.cert.path.string());
+  CHECK(loaded->clearing.client_key_file == files.key.path.string());
+  CHECK(loaded->streams.core_catchup_ca_file == files.ca.path.string());
+  CHECK(loaded->streams.core_catchup_client_key_file == files.key.path.string());
+  CHECK(loaded->http.tls_cert_file == files.cert.path.string());
+  CHECK(loaded->http.tls_client_ca_file == files.ca.path.string());
+  const auto summary = redacted_summary(*loaded);
+  CAPTURE(summary);
+  CHECK(summary.find("clearing.client_key_file=" + files.key.path.string()) != std::string::npos);
+  CHECK(summary.find("streams.core_catchup_ca_file=" + files.ca.path.string()) !=
+        std::string::npos);
+  CHECK(summary.find("http.tls_cert_file=" + files.cert.path.string()) != std::string::npos);
+  CHECK(summary.find("http.tls_client_ca_file=" + files.ca.path.string()) != std::string::npos);
+  CHECK(summary.find("KEY-CONTENT") == std::string::npos);
+  CHECK(summary.find("BEGIN") == std::string::npos);
+  // Without TLS keys the summary says so.
+  const auto plain = load_edited([](Json&) {});
+  REQUIRE(plain.has_value());
+  CHECK(redacted_summary(*plain).find("clearing.client_cert_file=none") != std::string::npos);
+  CHECK(redacted_summary(*plain).find("http.tls_cert_file=none") != std::string::npos);
+}
+
+TEST_CASE("TLS files: a certificate without its key, or a key without its certificate") {
+  TlsFiles files;
+  const auto cert = files.cert.path.string();
+  const auto key = files.key.path.string();
+  const auto loaded = load_edited([&](Json& j) {
+    j["clearing"]["client_cert_file"] = cert;
+    j["streams"]["core_catchup_client_key_file"] = key;
+    j["http"]["tls_cert_file"] = cert;
+  });
+  CHECK(error_for(loaded, "clearing.client_key_file").message ==
+        "missing: clearing.client_cert_file is set, and a certificate needs both "
+        "clearing.client_cert_file and clearing.client_key_file");
+  CHECK(error_for(loaded, "streams.core_catchup_client_cert_file").message ==
+        "missing: streams.core_catchup_client_key_file is set, and a certificate needs both "
+        "streams.core_catchup_client_cert_file and streams.core_catchup_client_key_file");
+  CHECK(error_for(loaded, "http.tls_key_file").message ==
+        "missing: http.tls_cert_file is set, and a certificate needs both http.tls_cert_file and "
+        "http.tls_key_file");
+  const auto client_ca_alone =
+      load_edited([&](Json& j) { j["http"]["tls_client_ca_file"] = files.ca.path.string(); });
+  CHECK(error_for(client_ca_alone, "http.tls_client_ca_file").message ==
+        "needs http.tls_cert_file and http.tls_key_file: client certificates are asked for only "
+        "over TLS");
+  const auto empty = load_edited([](Json& j) { j["http"]["tls_client_ca_file"] = ""; });
+  CHECK(error_for(empty, "http.tls_client_ca_file").message ==
+        "must not be empty (leave the key out for none)");
+}
+
+TEST_CASE("TLS files: missing, not a file, and a private key others may read") {
+  TlsFiles files;
+  const auto missing = files.cert.dir.string() + "/missing.pem";
+  const auto loaded = load_edited([&](Json& j) {
+    j["clearing"]["client_cert_file"] = missing;
+    j["clearing"]["client_key_file"] = files.key.path.string();
+    j["streams"]["core_catchup_ca_file"] = files.ca.dir.string();
+  });
+  CHECK(error_for(loaded, "clearing.client_cert_file").message ==
+        "cannot read \"" + missing + "\": No such file or directory");
+  CHECK(error_for(loaded, "streams.core_catchup_ca_file").message ==
+        "\"" + files.ca.dir.string() + "\" is not a regular file");
+  CHECK(loaded.error().find("clearing.client_key_file") == nullptr);
+
+  std::filesystem::permissions(files.key.path, kOwnerRead | kOwnerWrite | kGroupRead | kOthersRead);
+  for (const char* section : {"clearing", "http"}) {
+    CAPTURE(section);
+    const bool api = std::string(section) == "http";
+    const auto shared = load_edited([&](Json& j) {
+      j[section][api ? "tls_cert_file" : "client_cert_file"] = files.cert.path.string();
+      j[section][api ? "tls_key_file" : "client_key_file"] = files.key.path.string();
+    });
+    CHECK(error_for(shared, std::string(section) + (api ? ".tls_key_file" : ".client_key_file"))
+              .message == "\"" + files.key.path.string() +
+                              "\" is readable or writable by others (mode 0644): chmod o-rwx it "
+                              "(Kubernetes: defaultMode 0440 or 0400; compose: the secret's mode)");
+    CHECK(shared.error().to_string().find("KEY-CONTENT") == std::string::npos);
+  }
+  // A certificate is public: others may read it.
+  std::filesystem::permissions(files.key.path, kOwnerRead | kOwnerWrite);
+  CHECK(load_edited([&](Json& j) {
+          j["http"]["tls_cert_file"] = files.cert.path.string();
+          j["http"]["tls_key_file"] = files.key.path.string();
+        }).has_value());
 }

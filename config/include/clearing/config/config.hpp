@@ -152,6 +152,10 @@ struct ClearingConfig {
   // Then config_warnings() names it, to be logged at every start. Only with verify_tls false.
   bool unverified_tls_acknowledged = false;
   std::optional<std::string> ca_file;  // https only: extra CA bundle (PEM)
+  // https only: a client certificate (PEM) and its private key, both or neither, for a
+  // clearing that requires mTLS (TLS files, below).
+  std::optional<std::string> client_cert_file;
+  std::optional<std::string> client_key_file;
   friend bool operator==(const ClearingConfig&, const ClearingConfig&) = default;
 };
 
@@ -262,9 +266,13 @@ struct StreamsConfig {
   InboundStreamConfig inbound;
   std::vector<OutboundStreamConfig> outbound;      // 1..kOutboundStreamsMax, distinct names
   std::vector<DeprecatedStreamConfig> deprecated;  // each names an outbound stream, once
-  // http:// base URL of the core's catch-up API; env may override. https:// is refused until
-  // the fetcher (http/src/client.cpp) speaks TLS (issue 21).
+  // http:// or https:// base URL of the core's catch-up API; env may override.
   std::string core_catchup_url;
+  // https only: the CA bundle (PEM) the core's certificate must lead to (none: the system's
+  // CAs), and a client certificate and key, both or neither, when the core requires mTLS.
+  std::optional<std::string> core_catchup_ca_file;
+  std::optional<std::string> core_catchup_client_cert_file;
+  std::optional<std::string> core_catchup_client_key_file;
   // The adapter's own credential toward the core's catch-up API (bearer token), from
   // CLEARING_ADAPTER_CORE_CATCHUP_TOKEN only; never in the file. It must differ from
   // http.api_token: whoever runs or taps the core's side would otherwise hold a token that
@@ -432,6 +440,11 @@ struct HttpConfig {
   // How long a connection may wait for (the whole header of) its next request, kept-alive
   // ones included; [kHttpIdleTimeoutMsMin, kHttpIdleTimeoutMsMax].
   int idle_timeout_ms = kHttpIdleTimeoutMsDefault;
+  // TLS on the API: the certificate chain (PEM) and its key, both or neither; with
+  // tls_client_ca_file too, every client must present a certificate that CA signed (mTLS).
+  std::optional<std::string> tls_cert_file;
+  std::optional<std::string> tls_key_file;
+  std::optional<std::string> tls_client_ca_file;
   friend bool operator==(const HttpConfig&, const HttpConfig&) = default;
 };
 
@@ -463,6 +476,12 @@ struct HostPort {
   friend bool operator==(const HostPort&, const HostPort&) = default;
 };
 std::optional<HostPort> parse_host_port(std::string_view text);
+
+// ---------------------------------------------------------------------------------------
+// TLS files (PEM): clearing.client_*, streams.core_catchup_*_file, http.tls_*. Each given
+// must be a readable regular file when the config is loaded; a private key (*key_file) that
+// others may read or write is refused like a secret's file. A certificate without its key
+// (or the other way round) is refused. The summary shows the paths, never the contents.
 
 // ---------------------------------------------------------------------------------------
 // Logging.

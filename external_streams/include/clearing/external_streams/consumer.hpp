@@ -86,7 +86,7 @@ enum class FetchErrc {
   not_found,      // HTTP 404: no such stream or partition at that URL
   bad_answer,     // not the contract: another 4xx, a body that is not a page, one over the limit
   server_error,   // HTTP 5xx or 429: the producer's trouble, for now
-  misconfigured,  // the fetcher's own settings cannot work (a bad URL, https)
+  misconfigured,  // the fetcher's own settings cannot work (a bad URL, TLS refused)
 };
 
 constexpr bool is_retryable(FetchErrc code) noexcept {
