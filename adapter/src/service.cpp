@@ -386,10 +386,10 @@ struct Service::Impl {
     options.connections_per_client_max = config.http.connections_per_client_max;
     options.idle_timeout_ms = config.http.idle_timeout_ms;
     if (config.http.tls_cert_file) {
-      options.tls = http::TlsServerOptions{
-          .cert_file = *config.http.tls_cert_file,
-          .key_file = config.http.tls_key_file.value_or(""),
-          .client_ca_file = config.http.tls_client_ca_file.value_or("")};
+      options.tls =
+          http::TlsServerOptions{.cert_file = *config.http.tls_cert_file,
+                                 .key_file = config.http.tls_key_file.value_or(""),
+                                 .client_ca_file = config.http.tls_client_ca_file.value_or("")};
     }
     auto created = HttpServer::create(options);
     if (!created) return tl::unexpected("http: " + created.error().message);
