@@ -14,8 +14,14 @@ CoreStreamServing::~CoreStreamServing() = default;
 tl::expected<void, std::string> CoreStreamServing::open(
     eventstore::ConnectionPool& pool, const CoreSimOptions& options,
     const external_streams::KafkaClientOptions& kafka) {
-  auto server = http::HttpServer::create(
-      {.host = options.http_host, .port = options.http_port, .bearer_token = options.api_token});
+  http::HttpServerOptions server_options{
+      .host = options.http_host, .port = options.http_port, .bearer_token = options.api_token};
+  if (!options.tls_cert_file.empty()) {
+    server_options.tls = http::TlsServerOptions{.cert_file = options.tls_cert_file,
+                                                .key_file = options.tls_key_file,
+                                                .client_ca_file = options.tls_client_ca_file};
+  }
+  auto server = http::HttpServer::create(server_options);
   if (!server) return tl::unexpected("catch-up API: " + server.error().message);
   http_ = std::move(*server);
   external_streams::add_catch_up_routes(*http_, pool);

@@ -87,6 +87,17 @@ void add_connection_options(CLI::App& app, cs::CoreSimOptions& o) {
       ->check(CLI::Range(0, 65535));
   app.add_option("--api-token", o.api_token, "bearer token required on the core's catch-up API")
       ->envname("CORE_SIM_API_TOKEN");
+  app.add_option("--tls-cert", o.tls_cert_file,
+                 "certificate chain (PEM): the catch-up API serves https only, with --tls-key")
+      ->check(CLI::ExistingFile);
+  auto* key = app.add_option("--tls-key", o.tls_key_file, "private key (PEM) of --tls-cert")
+                  ->check(CLI::ExistingFile);
+  app.get_option("--tls-cert")->needs(key);
+  key->needs(app.get_option("--tls-cert"));
+  app.add_option("--tls-client-ca", o.tls_client_ca_file,
+                 "CA bundle (PEM): the catch-up API requires a client certificate it signed")
+      ->check(CLI::ExistingFile)
+      ->needs(key);
 }
 
 // The transfers it requests: a JSONL file, or generated.

@@ -79,6 +79,11 @@ struct CoreSimOptions {
   std::string http_host = "127.0.0.1";  // the core's catch-up API
   int http_port = 0;                    // 0: a free port, see catch_up_port()
   std::string api_token;  // required on the core's catch-up API; empty: no auth (tests)
+  // TLS on the core's catch-up API (PEM files): with a certificate and key it serves https
+  // only; with a client CA too, the adapter must present a certificate that CA signed.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   std::optional<std::string> jsonl_path;  // source: JSONL file; wins over `transfers`
   int transfers = 0;                      // source: the seeded generator, this many (0: none)
   std::uint64_t seed = 1;
