@@ -339,15 +339,15 @@ struct Service::Impl {
     return external_streams::make_http_catch_up_fetcher(
         {.base_url = config.streams.core_catchup_url,
          .bearer_token = config.streams.core_catchup_token.reveal(),
-         .tls = {.ca_file = config.streams.core_catchup_ca_file.value_or(""),
-                 .cert_file = config.streams.core_catchup_client_cert_file.value_or(""),
-                 .key_file = config.streams.core_catchup_client_key_file.value_or("")},
          .timeout_ms = config.clearing.request_timeout_ms,
          .token_setting = std::string(config::kEnvCoreCatchupToken) +
                           " (the adapter's credential toward the core)",
          .url_setting = std::string("streams.core_catchup_url or ") + config::kEnvCoreCatchupUrl,
          .tls_setting = "streams.core_catchup_ca_file, streams.core_catchup_client_cert_file and "
-                        "streams.core_catchup_client_key_file"});
+                        "streams.core_catchup_client_key_file",
+         .tls = {.ca_file = config.streams.core_catchup_ca_file.value_or(""),
+                 .cert_file = config.streams.core_catchup_client_cert_file.value_or(""),
+                 .key_file = config.streams.core_catchup_client_key_file.value_or("")}});
   }
 
   tl::expected<void, std::string> open_consumer(const InboundRules& inbound) {

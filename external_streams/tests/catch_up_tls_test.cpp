@@ -36,14 +36,23 @@ std::unique_ptr<http::HttpServer> core_api(const TestCerts& certs) {
   return server;
 }
 
-external_streams::CatchUpFetcher fetcher(const http::HttpServer& server,
-                                         http::TlsClientOptions tls) {
-  return external_streams::make_http_catch_up_fetcher(
+// Page [7, 17) of partition 0, asked over HTTPS with `tls`.
+tl::expected<external_streams::FetchedPage, external_streams::FetchError> fetch(
+    const http::HttpServer& server, http::TlsClientOptions tls) {
+  const auto fetcher = external_streams::make_http_catch_up_fetcher(
       {.base_url = "https://127.0.0.1:" + std::to_string(server.port()),
        .bearer_token = kToken,
-       .tls = std::move(tls),
        .timeout_ms = 5'000,
-       .tls_setting = "the core's TLS keys"});
+       .tls_setting = "the core's TLS keys",
+       .tls = std::move(tls)});
+  return fetcher("core.dk.payments.v1", 0, 7, 10);
+}
+
+// Trusting `ca_file`, presenting the client certificate the core's CA signed.
+http::TlsClientOptions with_client_cert(const TestCerts& certs, std::string ca_file) {
+  return {.ca_file = std::move(ca_file),
+          .cert_file = certs.client.cert_file,
+          .key_file = certs.client.key_file};
 }
 
 }  // namespace
@@ -51,10 +60,7 @@ external_streams::CatchUpFetcher fetcher(const http::HttpServer& server,
 TEST_CASE("the catch-up fetcher reads a page over HTTPS with a client certificate") {
   TestCerts certs;
   auto server = core_api(certs);
-  auto page =
-      fetcher(*server, {.ca_file = certs.ca_file,
-                        .cert_file = certs.client.cert_file,
-                        .key_file = certs.client.key_file})("core.dk.payments.v1", 0, 7, 10);
+  auto page = fetch(*server, with_client_cert(certs, certs.ca_file));
   REQUIRE_MESSAGE(page.has_value(), (page ? "" : page.error().message));
   CHECK(page->head == 42);
   CHECK(page->messages.empty());
@@ -63,10 +69,7 @@ TEST_CASE("the catch-up fetcher reads a page over HTTPS with a client certificat
 TEST_CASE("the catch-up fetcher: a refused handshake is misconfigured and names the setting") {
   TestCerts certs;
   auto server = core_api(certs);
-  auto wrong_ca =
-      fetcher(*server, {.ca_file = certs.other_ca_file,
-                        .cert_file = certs.client.cert_file,
-                        .key_file = certs.client.key_file})("core.dk.payments.v1", 0, 7, 10);
+  auto wrong_ca = fetch(*server, with_client_cert(certs, certs.other_ca_file));
   REQUIRE_FALSE(wrong_ca.has_value());
   CHECK(wrong_ca.error().code == external_streams::FetchErrc::misconfigured);
   // The core sends its chain up to its CA (in its store for client certificates): OpenSSL
@@ -75,7 +78,7 @@ TEST_CASE("the catch-up fetcher: a refused handshake is misconfigured and names 
                 wrong_ca.error().message);
   CHECK(wrong_ca.error().message.ends_with("check the core's TLS keys"));
   // Without the client certificate the core refuses: no page.
-  auto no_cert = fetcher(*server, {.ca_file = certs.ca_file})("core.dk.payments.v1", 0, 7, 10);
+  auto no_cert = fetch(*server, {.ca_file = certs.ca_file});
   REQUIRE_FALSE(no_cert.has_value());
   CHECK_MESSAGE(no_cert.error().message.find("alert certificate required") != std::string::npos,
                 no_cert.error().message);

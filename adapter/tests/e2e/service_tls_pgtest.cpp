@@ -9,7 +9,6 @@
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "clearing/adapter/service.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
@@ -17,22 +16,13 @@
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/testing/test_certs.hpp"
+#include "clearing/support/wait.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
 using clearing::testing::TestDatabase;
 
 namespace {
-
-template <class Predicate>
-bool eventually(Predicate p, std::chrono::seconds within = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (p()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return p();
-}
 
 constexpr const char* kApiToken = "api-token-0123456789abcdef0123456";
 
@@ -104,11 +94,13 @@ TEST_CASE("the adapter's API over TLS with client certificates, and mTLS toward 
                   refused.error().message);
   }
   SUBCASE("the clearing, which requires a client certificate, answers the feed's polls") {
-    CHECK(eventually([&] {
-      const auto stats = (*mock)->state().stats();
-      const auto incoming = stats.requests.find("incoming");
-      return incoming != stats.requests.end() && incoming->second > 0;
-    }));
+    CHECK(support::wait_until(
+        [&] {
+          const auto stats = (*mock)->state().stats();
+          const auto incoming = stats.requests.find("incoming");
+          return incoming != stats.requests.end() && incoming->second > 0;
+        },
+        std::chrono::seconds(30)));
   }
   service.stop();
 }

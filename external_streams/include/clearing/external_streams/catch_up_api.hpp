@@ -53,13 +53,14 @@ std::optional<std::string> sunset_field(std::string_view sunset);
 struct CatchUpClientOptions {
   std::string base_url;  // http://host:port or https://host:port
   std::string bearer_token;
-  http::TlsClientOptions tls;  // https: what to trust and the client certificate
   int timeout_ms = 5'000;
   // Where an operator sets the token and the URL (an environment variable, a config key, a
   // flag), named in the errors that retrying cannot mend so they say what to fix.
   std::string token_setting = "the catch-up API's bearer token";
   std::string url_setting = "the catch-up API's URL";
   std::string tls_setting = "the catch-up API's TLS settings";
+  http::TlsClientOptions tls;  // https: what to trust and the client certificate (last: callers
+                               // initialise the fields above by position)
 };
 
 // The consumer's fetcher over http::get. Errors (FetchError), by what the client or the
