@@ -20,6 +20,7 @@
 #include "clearing/adapter/kafka_client_options.hpp"
 #include "clearing/config/loader.hpp"
 #include "clearing/external_streams/kafka.hpp"
+#include "clearing/support/command_lines.hpp"
 #include "kafka_internal.hpp"
 
 using namespace clearing;
@@ -80,7 +81,8 @@ config::AdapterConfig load(const std::string& brokers, const Json& security,
   if (!security.is_null()) document["kafka"]["security"] = security;
   config::MapEnvironment env({{config::kEnvClearingToken, "clearing-token-0123456789"},
                               {config::kEnvApiToken, std::string(32, 'a')},
-                              {config::kEnvCoreCatchupToken, "core-token-0123456789"}});
+                              {config::kEnvCoreCatchupToken, "core-token-0123456789"},
+                              {config::kEnvDataKek, std::string(support::kTestDataKek)}});
   for (const auto& [name, value] : more) env.set(name, value);
   auto loaded = config::parse_config(document.dump(), "config/dk.json", env);
   INFO((loaded ? std::string() : loaded.error().to_string()));

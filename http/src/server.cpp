@@ -560,7 +560,7 @@ struct HttpServer::Impl {
         pool(options.worker_threads, static_cast<std::size_t>(options.worker_queue_max)) {}
 
   const HttpServerOptions options;
-  const std::vector<KnownToken> known;  // empty: authentication disabled
+  const std::vector<KnownToken> known;            // empty: authentication disabled
   std::optional<asio::ssl::context> tls_context;  // options.tls
   std::shared_ptr<spdlog::logger> logger;
   std::vector<Route> routes;  // fixed once started

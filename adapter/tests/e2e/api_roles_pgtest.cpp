@@ -15,6 +15,7 @@
 #include "clearing/config/loader.hpp"
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/http/client.hpp"
+#include "clearing/support/command_lines.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -46,7 +47,8 @@ struct RunningAdapter {
          {"CLEARING_ADAPTER_API_TOKEN", kApiToken},
          {"CLEARING_ADAPTER_METRICS_TOKEN", kMetricsToken},
          {"CLEARING_ADAPTER_OPERATOR_TOKEN", kOperatorToken},
-         {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-catchup-token-0123"}});
+         {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-catchup-token-0123"},
+         {"CLEARING_ADAPTER_DATA_KEK", std::string(support::kTestDataKek)}});
     std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
     auto cfg = config::parse_config(nlohmann::json::parse(in).dump(), "dk.json", env);
     REQUIRE_MESSAGE(cfg, (cfg ? "" : cfg.error().to_string()));

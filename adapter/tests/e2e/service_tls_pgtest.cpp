@@ -16,6 +16,7 @@
 #include "clearing/external_streams/kafka.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/testing/test_certs.hpp"
+#include "clearing/support/command_lines.hpp"
 #include "clearing/support/wait.hpp"
 #include "test_database.hpp"
 
@@ -50,7 +51,8 @@ TEST_CASE("the adapter's API over TLS with client certificates, and mTLS toward 
        {"CLEARING_ADAPTER_CORE_CATCHUP_URL", "https://127.0.0.1:9"},
        {"CLEARING_ADAPTER_HTTP_ADDRESS", "127.0.0.1:" + std::to_string(http_port)},
        {"CLEARING_ADAPTER_API_TOKEN", kApiToken},
-       {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-catchup-token-0123"}});
+       {"CLEARING_ADAPTER_CORE_CATCHUP_TOKEN", "core-catchup-token-0123"},
+       {"CLEARING_ADAPTER_DATA_KEK", std::string(support::kTestDataKek)}});
   std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
   auto json = nlohmann::json::parse(in);
   json["clearing"]["ca_file"] = certs.ca_file;
