@@ -3,8 +3,9 @@
 //   trace    ID --config FILE [--json] the story of one transfer
 //   resolve  ID --config FILE --outcome succeeded|rejected --reason TEXT
 //            [--clearing-reference R [--settlement-date D] | --reason-code C] [--api-url URL]
-//            through the running adapter's API with CLEARING_ADAPTER_OPERATOR_TOKEN (or its
-//            _FILE form); the operator recorded is that token's name
+//   erase    --subject ID --reason TEXT --config FILE [--api-url URL]
+//            both through the running adapter's API with CLEARING_ADAPTER_OPERATOR_TOKEN (or
+//            its _FILE form); the operator recorded is that token's name
 //   streams  --config FILE [--json]    where each outbound stream stands: state (backfilling,
 //            live, deprecated, retired), head, published, derivation position, backfill
 //            progress, sunset (exit 0; 2 when the database cannot be read)
@@ -28,6 +29,7 @@
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/url.hpp"
+#include "clearing/privacy/vault.hpp"
 
 namespace {
 
@@ -122,12 +124,25 @@ tl::expected<Store, std::string> open_store(const config::AdapterConfig& config)
   options.url = config.database.url;
   options.connections_max = 2;
   s.pool = std::make_unique<eventstore::ConnectionPool>(options);
-  for (const auto* m : {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
-                        &external_streams::external_streams_migrations()}) {
+  for (const auto* m :
+       {&eventstore::eventstore_migrations(), &adapter::adapter_migrations(),
+        &external_streams::external_streams_migrations(), &privacy::privacy_migrations()}) {
     auto applied = eventstore::apply_migrations(*s.pool, *m);
     if (!applied)
       return tl::unexpected("database " + config::redact_database_url(config.database.url) + ": " +
                             applied.error().message);
+  }
+  // Personal data reads open with the KEK (or [erased]); without it, sealed as stored.
+  if (config.privacy.data_kek.is_set()) {
+    auto ring = privacy::KeyRing::parse(config.privacy.data_kek.reveal(),
+                                        config.privacy.data_kek_previous.reveal());
+    if (!ring) return tl::unexpected(std::string(config::kEnvDataKek) + ": " + ring.error());
+    auto vault = privacy::Vault::create({.database = options, .keys = std::move(*ring)});
+    if (!vault) return tl::unexpected("personal data keys: " + vault.error().message);
+    s.pool->set_protector(std::move(*vault));
+  } else {
+    std::fprintf(stderr, "clearing-adapter: %s is not set: personal data shows sealed\n",
+                 config::kEnvDataKek);
   }
   s.store = std::make_unique<eventstore::EventStore>(*s.pool);
   s.transfers = std::make_unique<adapter::TransferService>(*s.store);
@@ -171,41 +186,66 @@ std::string api_url_of(const config::AdapterConfig& config) {
   return "http://" + host + ":" + std::to_string(address->port);
 }
 
-// Through the adapter's API (POST /transfers/{id}/resolve) with the operator token: the
-// event names the token's name as the operator, and nothing bypasses the service.
-int resolve(const std::string& config_path, const std::string& id, const std::string& api_url,
-            const nlohmann::json& body) {
+// An operator action through the adapter's API with the operator token: the event names the
+// token's name as the operator, and nothing bypasses the service. The answer's JSON on 200;
+// otherwise the exit code, the refusal said on stderr.
+tl::expected<nlohmann::json, int> as_operator(const std::string& config_path,
+                                              const std::string& api_url, const std::string& path,
+                                              const nlohmann::json& body) {
   auto config = load(config_path, true);
-  if (!config) return fail(config.error());
+  if (!config) return tl::unexpected(fail(config.error()));
   if (!config->http.operator_token.is_set())
-    return fail(std::string("no operator token: set ") + config::kEnvOperatorToken + " (or " +
-                config::kEnvOperatorToken + config::kSecretFileSuffix + ")");
+    return tl::unexpected(fail(std::string("no operator token: set ") + config::kEnvOperatorToken +
+                               " (or " + config::kEnvOperatorToken + config::kSecretFileSuffix +
+                               ")"));
   const auto base = api_url.empty() ? api_url_of(*config) : api_url;
-  if (base.empty()) return fail("http.address " + config->http.address + " is not host:port");
+  if (base.empty())
+    return tl::unexpected(fail("http.address " + config->http.address + " is not host:port"));
   auto answer = http::send({.method = "POST",
-                            .url = base + "/transfers/" + http::percent_encode(id) + "/resolve",
+                            .url = base + path,
                             .bearer_token = config->http.operator_token.reveal(),
                             .headers = {{"Content-Type", "application/json"}},
                             .body = body.dump(),
                             .timeout_ms = config->clearing.request_timeout_ms});
-  if (!answer) return fail("the adapter's API at " + base + ": " + answer.error().message);
-  if (answer->status == 200) {
-    const auto json = nlohmann::json::parse(answer->body, nullptr, false);
-    const auto who = json.is_object() ? json.value("operator", std::string()) : std::string();
-    std::cout << "transfer " << id << " resolved as " << body.value("outcome", std::string())
-              << " by " << who << "; the outcome flows to the core like any other\n";
-    return 0;
-  }
+  if (!answer)
+    return tl::unexpected(fail("the adapter's API at " + base + ": " + answer.error().message));
   const auto json = nlohmann::json::parse(answer->body, nullptr, false);
+  if (answer->status == 200) return json.is_object() ? json : nlohmann::json::object();
   std::string said;
   if (json.is_object() && json.contains("error") && json["error"].is_object())
     said = json["error"].value("code", std::string()) + ": " +
            json["error"].value("message", std::string());
   if (answer->status == 401 || answer->status == 403)
-    return fail("the adapter's API refused the operator token (HTTP " +
-                std::to_string(answer->status) + " " + said + "): check " +
-                config::kEnvOperatorToken);
-  return fail("refused (HTTP " + std::to_string(answer->status) + " " + said + ")");
+    return tl::unexpected(fail("the adapter's API refused the operator token (HTTP " +
+                               std::to_string(answer->status) + " " + said + "): check " +
+                               config::kEnvOperatorToken));
+  return tl::unexpected(fail("refused (HTTP " + std::to_string(answer->status) + " " + said + ")"));
+}
+
+// POST /transfers/{id}/resolve.
+int resolve(const std::string& config_path, const std::string& id, const std::string& api_url,
+            const nlohmann::json& body) {
+  auto done = as_operator(config_path, api_url,
+                          "/transfers/" + http::percent_encode(id) + "/resolve", body);
+  if (!done) return done.error();
+  std::cout << "transfer " << id << " resolved as " << body.value("outcome", std::string())
+            << " by " << done->value("operator", std::string())
+            << "; the outcome flows to the core like any other\n";
+  return 0;
+}
+
+// POST /subjects/erase: the subject's data keys destroyed; prints the subject's reference
+// (never the subject), the keys destroyed and the SubjectErased event.
+int erase(const std::string& config_path, const std::string& subject, const std::string& reason,
+          const std::string& api_url) {
+  auto done = as_operator(config_path, api_url, "/subjects/erase",
+                          nlohmann::json{{"subject", subject}, {"reason", reason}});
+  if (!done) return done.error();
+  std::cout << "subject " << done->value("subject_ref", std::string()) << " erased by "
+            << done->value("operator", std::string()) << ": " << done->value("keys_destroyed", 0)
+            << " data key(s) destroyed, event " << done->value("event_id", std::string())
+            << "; its personal data now reads [erased]\n";
+  return 0;
 }
 
 // Exit 0: every stored event reads; 1: some do not (listed); 2: config or database error.
@@ -270,6 +310,21 @@ int main(int argc, char** argv) {
                           "the adapter's API, e.g. http://127.0.0.1:8080 (default: from "
                           "http.address); the operator token is CLEARING_ADAPTER_OPERATOR_TOKEN");
 
+  std::string subject;
+  auto* erase_cmd = app.add_subcommand(
+      "erase", "erase a data subject's personal data: destroy its keys (people only)");
+  erase_cmd
+      ->add_option("--subject", subject,
+                   "the core's account id, or for incoming payments the creditor's account")
+      ->required();
+  erase_cmd->add_option("--reason", reason, "why, in words (recorded)")->required();
+  erase_cmd->add_option("--config", config_path, "config file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  erase_cmd->add_option("--api-url", api_url,
+                        "the adapter's API (default: from http.address); the operator token is "
+                        "CLEARING_ADAPTER_OPERATOR_TOKEN");
+
   auto* streams_cmd = app.add_subcommand(
       "streams", "where each outbound stream stands: state, head, published, backfill progress");
   streams_cmd->add_option("--config", config_path, "config file")
@@ -289,6 +344,7 @@ int main(int argc, char** argv) {
   if (*trace_cmd) return trace(config_path, id, as_json);
   if (*streams_cmd) return streams(config_path, as_json);
   if (*events_check_cmd) return events_check(config_path);
+  if (*erase_cmd) return erase(config_path, subject, reason, api_url);
   if (*resolve_cmd) {
     if (!operator_given.empty())
       return fail(std::string("--operator is no longer taken: the operator recorded is the name "

@@ -85,6 +85,45 @@ tl::expected<Erasure, ErasureError> erase_subject(eventstore::EventStore& store,
   return *done;
 }
 
+void add_erasure_route(http::HttpServer& server, eventstore::EventStore& store,
+                       const privacy::Vault& vault) {
+  using http::HttpResponse;
+  server.route(
+      "POST", "/subjects/erase",
+      [&store, &vault](const http::HttpRequest& request) {
+        const auto body = nlohmann::json::parse(request.body, nullptr, false);
+        if (body.is_discarded() || !body.is_object())
+          return HttpResponse::error(400, "bad_body", "the body must be a JSON object");
+        for (const auto& [key, value] : body.items()) {
+          if (key != "subject" && key != "reason")
+            return HttpResponse::error(
+                400, "bad_body",
+                "unknown field '" + key + "' (subject, reason; the operator is the token's name)");
+          if (!value.is_string())
+            return HttpResponse::error(400, "bad_body", "field '" + key + "' must be text");
+        }
+        auto erased = erase_subject(store, vault, body.value("subject", std::string()),
+                                    request.principal, body.value("reason", std::string()));
+        if (!erased) {
+          switch (erased.error().code) {
+            case ErasureErrc::invalid:
+              return HttpResponse::error(400, "bad_erasure", erased.error().message);
+            case ErasureErrc::open_transfers:
+              return HttpResponse::error(409, "unfinished_transfers", erased.error().message);
+            case ErasureErrc::store:
+              break;
+          }
+          return HttpResponse::error(503, "unavailable", "the database is unavailable");
+        }
+        return HttpResponse::json(200, nlohmann::json{{"subject_ref", erased->subject_ref},
+                                                      {"keys_destroyed", erased->keys_destroyed},
+                                                      {"event_id", erased->event_id},
+                                                      {"operator", request.principal}}
+                                           .dump());
+      },
+      http::RouteOptions{.role = http::kRoleOperator});
+}
+
 StoreResult<int> apply_retention(eventstore::EventStore& store, const privacy::Vault& vault,
                                  int retention_years, int current_year) {
   const int first_kept_year = current_year - retention_years;

@@ -419,6 +419,7 @@ struct Service::Impl {
         RouteOptions{.role = http::kRoleMetrics});
     external_streams::add_catch_up_routes(*http, *pool, {.metrics = &metrics});
     add_transfer_routes(*http, *pool, *transfers);
+    add_erasure_route(*http, *store, *vault);
     auto started_http = http->start();
     if (!started_http) return tl::unexpected("http: " + started_http.error().message);
     return {};

@@ -139,7 +139,7 @@ TEST_CASE("bytes seal whole, and an unattributed subject is one key") {
   auto vault = f.vault();
   const std::string raw("{\"debtor_name\": \"Ada\x00\xff", 22);
   const auto stored = f.in_tx([&](Transaction& tx) { return vault->seal_bytes(tx, raw, ""); });
-  CHECK(stored.find("Ada") == std::string::npos);
+  CHECK(stored.find("debtor_name") == std::string::npos);  // "_": never in base64
   CHECK(f.in_tx([&](Transaction& tx) { return vault->open_bytes(tx, stored); }) == raw);
   CHECK(f.in_tx([&](Transaction& tx) { return vault->open_bytes(tx, "plain"); }) == "plain");
   CHECK(f.database.query_value("select subject_ref from privacy_data_keys") ==
@@ -196,7 +196,8 @@ TEST_CASE("the event store seals on append and opens on every read through the p
                               {},
                               eventstore::kFirstSchemaVersion};
   REQUIRE(store.append(stream, eventstore::ExpectedVersion::no_stream(), std::span(&event, 1)));
-  CHECK(f.database.query_value("select count(*) from events where data::text like '%Ada%'") == "0");
+  CHECK(f.database.query_value(
+            "select count(*) from events where data::text like '%Ada Lovelace%'") == "0");
   auto read = store.read_stream(stream, eventstore::StreamVersion{0}, 10);
   REQUIRE(read);
   REQUIRE(read->size() == 1);

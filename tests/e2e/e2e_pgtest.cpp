@@ -172,6 +172,22 @@ TEST_CASE(
             << notable.substr(notable.size() > 6000 ? notable.size() - 6000 : 0));
   }
 
+  // No name or account number in clear in any table of the adapter's database (issue 21): the
+  // names core-sim gives, and the accounts of some transfers as the core sent them.
+  {
+    pqxx::connection c(core_db);
+    pqxx::nontransaction tx(c);
+    std::vector<std::string> clear{"Account holder", "Payee "};
+    for (const auto& row :
+         tx.exec("select data->'debtor'->'account'->>'id', data->'creditor'->'account'->>'id'"
+                 " from external_events where data ? 'debtor' limit 5"))
+      for (const auto& field : row)
+        if (!field.is_null() && field.size() > 4) clear.push_back(field.as<std::string>());
+    CHECK(clear.size() > 2);
+    for (const auto& text : clear)
+      CHECK_MESSAGE(tables_holding(adapter_db, text).empty(), "in clear: " << text);
+  }
+
   // trace of a retried transfer shows each attempt.
   // The transfer with the most unknown outcomes; its first attempt may have had another
   // answer (maintenance, say), so the story is checked for each unknown, not for attempt 1.

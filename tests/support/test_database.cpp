@@ -25,6 +25,30 @@ std::string with_database(const std::string& url, const std::string& database) {
   return url.substr(0, path + 1) + database + (query == std::string::npos ? "" : url.substr(query));
 }
 
+std::string tables_holding(const std::string& url, const std::string& clear) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : clear) {
+    hex += kDigits[c >> 4];
+    hex += kDigits[c & 15];
+  }
+  pqxx::connection c(url);
+  pqxx::work tx(c);
+  std::string found;
+  for (const auto& table : tx.exec("select table_name from information_schema.tables"
+                                   " where table_schema = 'public' and table_type = 'BASE TABLE'"
+                                   " order by 1")) {
+    const auto name = table[0].as<std::string>();
+    const auto rows = tx.exec_params1("select count(*) from " + tx.quote_name(name) +
+                                          " t where position($1 in t::text) > 0"
+                                          " or position($2 in t::text) > 0",
+                                      clear, hex)[0]
+                          .as<long>();
+    if (rows > 0) found += name + " ";
+  }
+  return found;
+}
+
 TestDatabase::TestDatabase() : admin_url_(server_url()) {
   std::string id = base::new_uuid();
   std::erase(id, '-');

@@ -26,6 +26,11 @@ class TestDatabase {
   std::string url_;
 };
 
+// The tables of the database at `url` with a row whose text holds `clear`, as text or as the
+// hex of a bytea ("events parked_messages "; "" when none): the whole database searched, as a
+// grep of its dump would, for personal data left in clear.
+std::string tables_holding(const std::string& url, const std::string& clear);
+
 // The server's admin URL, or throws when the tests run without a server.
 std::string server_url();
 // base URL with its database name replaced.

@@ -61,6 +61,16 @@ SagaDatabase::SagaDatabase() {
   transfers = std::make_unique<adapter::TransferService>(*store);
 }
 
+std::shared_ptr<privacy::Vault> SagaDatabase::seal_personal_data() {
+  auto migrated = eventstore::apply_migrations(*pool, privacy::privacy_migrations());
+  if (!migrated) throw std::runtime_error("privacy migrations: " + migrated.error().message);
+  auto vault = privacy::Vault::create(
+      {.database = pool->options(), .keys = privacy::KeyRing{privacy::random_key(), {}}});
+  if (!vault) throw std::runtime_error("vault: " + vault.error().message);
+  pool->set_protector(*vault);
+  return *vault;
+}
+
 std::map<std::string, int> SagaDatabase::statuses() const {
   pqxx::connection c(database.url());
   pqxx::nontransaction tx(c);

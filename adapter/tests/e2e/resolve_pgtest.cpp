@@ -11,12 +11,15 @@
 
 #include <fstream>
 #include <pqxx/pqxx>
+#include <thread>
 
+#include "clearing/adapter/personal_data.hpp"
 #include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/server.hpp"
+#include "clearing/privacy/vault.hpp"
 #include "clearing/processes/process.hpp"
 
 using namespace clearing;
@@ -55,27 +58,34 @@ std::string under_investigation(SagaDatabase& db, base::ManualClock& clock, int 
   return initiate.request.transfer_id;
 }
 
-// The adapter's transfer routes on a server of their own, with an operator and a reader token.
-std::unique_ptr<http::HttpServer> serve_transfers(SagaDatabase& db) {
+// The adapter's transfer routes on a server of their own, with an operator and a reader token;
+// with a vault, the erasure route too.
+std::unique_ptr<http::HttpServer> serve_transfers(SagaDatabase& db,
+                                                  const privacy::Vault* vault = nullptr) {
   auto server = http::HttpServer::create(
       {.tokens = {{"operator", kOperatorToken, {"operator"}}, {"api", kReaderToken, {"reader"}}}});
   REQUIRE(server);
   adapter::add_transfer_routes(**server, *db.pool, *db.transfers);
+  if (vault != nullptr) adapter::add_erasure_route(**server, *db.store, *vault);
   REQUIRE((*server)->start());
   return std::move(*server);
 }
 
-http::ClientResponse post_resolve(std::uint16_t port, const std::string& id,
-                                  const std::string& body, const std::string& token) {
-  auto answer = http::send(
-      {.method = "POST",
-       .url = "http://127.0.0.1:" + std::to_string(port) + "/transfers/" + id + "/resolve",
-       .bearer_token = token,
-       .headers = {{"Content-Type", "application/json"}},
-       .body = body,
-       .timeout_ms = 10'000});
+http::ClientResponse post(std::uint16_t port, const std::string& path, const std::string& body,
+                          const std::string& token) {
+  auto answer = http::send({.method = "POST",
+                            .url = "http://127.0.0.1:" + std::to_string(port) + path,
+                            .bearer_token = token,
+                            .headers = {{"Content-Type", "application/json"}},
+                            .body = body,
+                            .timeout_ms = 10'000});
   REQUIRE(answer);
   return *answer;
+}
+
+http::ClientResponse post_resolve(std::uint16_t port, const std::string& id,
+                                  const std::string& body, const std::string& token) {
+  return post(port, "/transfers/" + id + "/resolve", body, token);
 }
 
 std::string error_code(const http::ClientResponse& answer) {
@@ -163,7 +173,12 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
       *db.store, {.name = "derive"},
       external_streams::make_derivation_handler(
           *db.store, {{streams[0], &external_streams::derive_payments_v1}}));
-  while (*derive.poll_once() > 0) {
+  // Events reach a subscription once every older transaction on the server has ended: a test
+  // running beside this one can hold them back for a moment.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (db.database.query_value("select count(*) from external_events") != "2" &&
+         std::chrono::steady_clock::now() < deadline) {
+    if (*derive.poll_once() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   CHECK(db.database.query_value("select string_agg(type, ',' order by seq) from external_events") ==
         "TransferUnderInvestigation,TransferSucceeded");
@@ -254,4 +269,98 @@ TEST_CASE("POST /transfers/{id}/resolve: bad requests are refused and change not
                                                            {"operator", "operator"}});
   CHECK(db.database.query_value("select data->>'settlement_date' from events where type = "
                                 "'TransferResolvedManually'") == "2027-01-15");
+}
+
+namespace {
+
+http::ClientResponse post_erase(std::uint16_t port, const std::string& body,
+                                const std::string& token) {
+  return post(port, "/subjects/erase", body, token);
+}
+
+}  // namespace
+
+TEST_CASE("an operator erases a subject: [erased] everywhere, the events still fold") {
+  SagaDatabase db;
+  const auto vault = db.seal_personal_data();
+  base::ManualClock clock{base::Timestamp{std::chrono::milliseconds{1'800'000'000'000}}};
+  const auto id = under_investigation(db, clock, 7);  // account acct-7, Debtor 7, Creditor 7
+  auto server = serve_transfers(db, vault.get());
+  const auto port = server->port();
+
+  // Nothing personal in clear in any table: names, accounts, remittance text.
+  for (const std::string clear : {"Debtor 7", "Creditor 7", "1234-0000012345", "Invoice 7"})
+    CHECK_MESSAGE(tables_holding(db.database.url(), clear).empty(), clear);
+  const auto story = [&] {
+    auto answer = http::get("http://127.0.0.1:" + std::to_string(port) + "/transfers/" + id,
+                            kReaderToken, 10'000);
+    REQUIRE(answer);
+    REQUIRE(answer->status == 200);
+    return answer->body;
+  };
+  CHECK(story().find("Debtor 7") != std::string::npos);  // opened for the API
+
+  const auto erased_events = [&db] {
+    return db.database.query_value("select count(*) from events where type = 'SubjectErased'");
+  };
+  // Refused, changing nothing: unfinished transfers, a reader's token, bad bodies.
+  const auto open =
+      post_erase(port, R"({"subject":"acct-7","reason":"customer asked"})", kOperatorToken);
+  CHECK(open.status == 409);
+  CHECK(error_code(open) == "unfinished_transfers");
+  CHECK(post_erase(port, R"({"subject":"acct-7","reason":"r"})", kReaderToken).status == 403);
+  for (const char* body :
+       {R"({"subject":"acct-7"})", R"({"reason":"r"})", R"([1])",
+        R"({"subject":"acct-7","reason":"r","operator":"me"})", R"({"subject":7,"reason":"r"})"})
+    CHECK_MESSAGE(post_erase(port, body, kOperatorToken).status == 400, body);
+  CHECK(erased_events() == "0");
+  CHECK(story().find("Debtor 7") != std::string::npos);
+
+  // Decided, then erased: every key of the subject destroyed, one event naming who and why.
+  REQUIRE(post_resolve(port, id,
+                       R"({"outcome":"succeeded","reason":"confirmed by phone",)"
+                       R"("clearing_reference":"CR-7"})",
+                       kOperatorToken)
+              .status == 200);
+  const auto erased =
+      post_erase(port, R"({"subject":"acct-7","reason":"customer asked"})", kOperatorToken);
+  REQUIRE(erased.status == 200);
+  const auto answer = nlohmann::json::parse(erased.body);
+  CHECK(answer["keys_destroyed"].get<int>() >= 1);
+  CHECK(answer["operator"] == "operator");
+  CHECK(answer["subject_ref"] == vault->subject_ref("acct-7"));
+  CHECK(erased_events() == "1");
+  const auto event = nlohmann::json::parse(
+      db.database.query_value("select data::text from events where type = 'SubjectErased'"));
+  CHECK(event["reason"] == "customer asked");
+  CHECK(event["operator"] == "operator");
+  CHECK(event.dump().find("acct-7") == std::string::npos);  // named by reference only
+
+  // [erased] where the adapter serves it, and the stream still folds.
+  const auto after = story();
+  CHECK(after.find("[erased]") != std::string::npos);
+  for (const char* clear : {"Debtor 7", "Creditor 7", "1234-0000012345", "Invoice 7"})
+    CHECK_MESSAGE(after.find(clear) == std::string::npos, clear);
+  auto loaded =
+      db.pool->transact([&](eventstore::Transaction& tx) { return db.transfers->load(tx, id); });
+  REQUIRE(loaded);
+  CHECK(loaded->state.request.debtor.name == "[erased]");
+  CHECK(loaded->state.request.creditor.account.id == "[erased]");
+  CHECK(std::string(sagas::state_name(loaded->state)) == "succeeded");
+
+  // Again: nothing left to destroy, still recorded. Through the command, as an operator.
+  const std::string config = "/tmp/erase-dk-" + std::to_string(getpid()) + ".json";
+  {
+    std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
+    std::ofstream(config) << nlohmann::json::parse(in).dump(2);
+  }
+  Process command({CLEARING_ADAPTER, "erase", "--subject", "acct-7", "--reason", "asked twice",
+                   "--config", config, "--api-url", "http://127.0.0.1:" + std::to_string(port)},
+                  {{"CLEARING_ADAPTER_DATABASE_URL", db.database.url()},
+                   {"CLEARING_ADAPTER_OPERATOR_TOKEN", kOperatorToken}});
+  CHECK(command.wait() == 0);
+  CHECK(command.read_all().find("erased by operator: 0 data key(s) destroyed") !=
+        std::string::npos);
+  CHECK(erased_events() == "2");
+  std::remove(config.c_str());
 }

@@ -315,13 +315,7 @@ TEST_CASE("GET /parked and /parked/{id} answer bad parameters with 400 and unkno
 
 TEST_CASE("a sealed parked message: no clear text at rest, whole through the API, erasable") {
   SagaDatabase db;
-  REQUIRE(eventstore::apply_migrations(*db.pool, privacy::privacy_migrations()));
-  eventstore::DatabaseOptions options;
-  options.url = db.database.url();
-  auto vault = privacy::Vault::create(
-      {.database = options, .keys = privacy::KeyRing{privacy::random_key(), {}}});
-  REQUIRE(vault);
-  db.pool->set_protector(*vault);
+  const auto vault = db.seal_personal_data();
   const std::string named =
       R"({"transfer_id": "t-1", "account_id": "acc-9", "debtor": {"name": "Ada Lovelace",)"
       R"( "account": {"scheme": "BBAN", "id": "5301-0001234567"}}, "remittance_info": ")" +
@@ -332,9 +326,9 @@ TEST_CASE("a sealed parked message: no clear text at rest, whole through the API
   park_one(db, message(whole, "invalid_data"));
   const auto whole_id = last_id(db);
   CHECK(db.database.query_value("select count(*) from parked_messages where raw_sealed") == "2");
-  CHECK(db.database.query_value("select count(*) from parked_messages where position("
-                                "'Ada'::bytea in raw) > 0 or position('Ada'::bytea in "
-                                "raw_preview) > 0") == "0");
+  // A needle with a space: base64 has none, so sealed text cannot hold it by chance.
+  CHECK(tables_holding(db.database.url(), "Ada Lovelace").empty());
+  CHECK(tables_holding(db.database.url(), "5301-0001234567").empty());
   Api api(db);
   for (const auto& [id, raw] : {std::pair{named_id, named}, std::pair{whole_id, whole}}) {
     const auto listed =
@@ -347,7 +341,7 @@ TEST_CASE("a sealed parked message: no clear text at rest, whole through the API
   }
   // The JSON one belongs to acc-9; the cut one to no one (the year's unattributed key).
   auto erased = db.pool->transact(
-      [&](eventstore::Transaction& tx) { return (*vault)->erase_subject(tx, "acc-9", "asked"); });
+      [&](eventstore::Transaction& tx) { return vault->erase_subject(tx, "acc-9", "asked"); });
   REQUIRE(erased);
   CHECK(*erased == 1);
   const auto gone = api.get_json("/parked/" + std::to_string(whole_id));

@@ -10,6 +10,7 @@
 #include <tl/expected.hpp>
 
 #include "clearing/eventstore/event_store.hpp"
+#include "clearing/http/server.hpp"
 #include "clearing/privacy/vault.hpp"
 
 namespace clearing::adapter {
@@ -46,6 +47,13 @@ tl::expected<Erasure, ErasureError> erase_subject(eventstore::EventStore& store,
                                                   std::string_view subject,
                                                   std::string_view operator_name,
                                                   std::string_view reason);
+
+// POST /subjects/erase (role operator): body {"subject": ID, "reason": TEXT}; the operator is
+// the token's name, never text from the body. 200 {"subject_ref", "keys_destroyed",
+// "event_id", "operator"}; 400 a bad body (unknown field, missing or bad subject or reason);
+// 409 unfinished transfers; 503 the database. A refused request changes nothing.
+void add_erasure_route(http::HttpServer& server, eventstore::EventStore& store,
+                       const privacy::Vault& vault);
 
 // Destroys the data keys of years before current_year - retention_years (personal data is
 // kept the whole year it was written in and retention_years after it) and appends

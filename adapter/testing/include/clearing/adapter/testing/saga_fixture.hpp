@@ -12,6 +12,7 @@
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/clearing_mock/mock_state.hpp"
 #include "clearing/eventstore/event_store.hpp"
+#include "clearing/privacy/vault.hpp"
 #include "test_database.hpp"
 
 namespace clearing::testing {
@@ -50,6 +51,9 @@ struct SagaDatabase {
   std::unique_ptr<eventstore::EventStore> store;
   std::unique_ptr<adapter::TransferService> transfers;
   SagaDatabase();
+  // Personal data sealed from here on, as the service does: the privacy tables, and a vault
+  // with a fresh KEK as the pool's protector.
+  std::shared_ptr<privacy::Vault> seal_personal_data();
   // How many transfers are in each status (transfer_status projection).
   std::map<std::string, int> statuses() const;
   int terminal_count() const;
