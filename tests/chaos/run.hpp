@@ -30,6 +30,10 @@
 #include "flow.hpp"
 #include "hostile_core.hpp"
 #include "reconcile.hpp"
+
+namespace clearing::privacy {
+class Vault;
+}
 #include "recovery.hpp"
 #include "schedule.hpp"
 
@@ -249,6 +253,8 @@ class Run {
   FlowWatch flow_;
   // The adapter's parked messages by id; rows never change, so each is read once.
   std::map<std::int64_t, ParkedMessage> parked_;
+  // Opens the parked raw values the adapters sealed (their KEK is support::kTestDataKek).
+  std::shared_ptr<privacy::Vault> vault_;
   Clock::time_point started_ = Clock::now();  // set again when the core starts requesting
   // Kafka's high watermarks for flow_, read on a thread of their own: librdkafka's query
   // waits for a broker that is down far past its timeout, and the loop must not.

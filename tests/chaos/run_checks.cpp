@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "clearing/http/client.hpp"
+#include "clearing/privacy/vault.hpp"
+#include "clearing/support/command_lines.hpp"
 #include "run.hpp"
 
 namespace clearing::chaos {
@@ -413,6 +415,14 @@ std::int64_t Run::hostile_count(bool core_requested) const {
 bool Run::read_parked() {
   const auto ids = query(adapter_db_, "select id from parked_messages");
   if (!ids) return false;
+  if (!vault_) {
+    eventstore::DatabaseOptions options;
+    options.url = adapter_db_;
+    auto made = privacy::Vault::create(
+        {.database = options, .keys = *privacy::KeyRing::parse(support::kTestDataKek, "")});
+    if (!made) return false;  // the database restarting: the next poll tries again
+    vault_ = std::move(*made);
+  }
   std::string wanted;
   for (const auto& row : *ids) {
     const auto id = row[0].as<std::int64_t>();
@@ -423,8 +433,20 @@ bool Run::read_parked() {
       query(adapter_db_, "select * from parked_messages where id in (" + wanted + ")");
   if (!rows) return false;
   for (const auto& row : *rows) {
+    auto raw = raw_bytes(row["raw"]);
+    if (row["raw_sealed"].as<bool>(false)) {
+      try {
+        pqxx::connection c(adapter_db_);
+        pqxx::work tx(c);
+        auto opened = vault_->open_bytes(tx, raw);
+        if (!opened) return false;
+        raw = std::move(*opened);
+      } catch (const std::exception&) {
+        return false;  // the database restarting
+      }
+    }
     ParkedMessage p{row["reason_code"].as<std::string>(""),
-                    row["correlation_id"].as<std::string>(""), raw_bytes(row["raw"])};
+                    row["correlation_id"].as<std::string>(""), std::move(raw)};
     for (std::size_t h = 0; h < figures_.hostile.size(); ++h) {
       const auto& marker = figures_.hostile[h].marker;
       if (!marker.empty() &&
