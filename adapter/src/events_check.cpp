@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/adapter/personal_data.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/sagas/incoming_payment_codec.hpp"
@@ -62,6 +63,7 @@ const std::vector<StreamKind>& stream_kinds() {
        &read_with<sagas::IncomingPaymentCodec>},
       {"incoming-feed", kIncomingFeedStream, false, &read_feed_advanced},
       {"incoming-feed-parked", kIncomingFeedParkedStream, false, &read_feed_parked},
+      {"privacy", std::string(kPrivacyStreamPrefix), true, &privacy_event_failure},
   };
   return kinds;
 }

@@ -13,6 +13,23 @@ using eventstore::StoreResult;
 using eventstore::Transaction;
 
 constexpr std::string_view kKeysStream = "privacy-keys";
+
+// Each event's fields, as written below: (name, is text).
+struct Field {
+  const char* name;
+  bool text;
+};
+const std::vector<Field>* fields_of(std::string_view type) {
+  static const std::vector<Field> erased{
+      {"subject_ref", true}, {"keys_destroyed", false}, {"reason", true}, {"operator", true}};
+  static const std::vector<Field> expired{
+      {"first_kept_year", false}, {"retention_years", false}, {"keys_destroyed", false}};
+  static const std::vector<Field> rewrapped{{"kek_id", true}, {"keys", false}};
+  if (type == kSubjectErasedType) return &erased;
+  if (type == kDataKeysExpiredType) return &expired;
+  if (type == kDataKeysRewrappedType) return &rewrapped;
+  return nullptr;
+}
 constexpr int kRewrapBatch = 500;
 
 // Unfinished transfers of an outgoing subject (the core's account id, in clear in
@@ -42,6 +59,20 @@ bool printable(std::string_view text) {
 }
 
 }  // namespace
+
+std::optional<std::string> privacy_event_failure(const eventstore::RecordedEvent& event) {
+  const auto* fields = fields_of(event.type);
+  if (fields == nullptr) return "unknown event type " + event.type;
+  if (event.schema_version != eventstore::kFirstSchemaVersion)
+    return event.type + ": unknown schema version " + std::to_string(event.schema_version.value());
+  for (const auto& field : *fields) {
+    const auto found = event.data.find(field.name);
+    if (found == event.data.end()) return event.type + ": missing field " + field.name;
+    if (field.text ? !found->is_string() : !found->is_number_integer())
+      return event.type + ": invalid field " + field.name;
+  }
+  return std::nullopt;
+}
 
 tl::expected<Erasure, ErasureError> erase_subject(eventstore::EventStore& store,
                                                   const privacy::Vault& vault,

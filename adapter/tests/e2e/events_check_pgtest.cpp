@@ -11,6 +11,7 @@
 
 #include "clearing/adapter/events_check.hpp"
 #include "clearing/adapter/incoming_poller.hpp"
+#include "clearing/adapter/personal_data.hpp"
 #include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/processes/process.hpp"
@@ -220,4 +221,41 @@ TEST_CASE("clearing-adapter events check: exit 0 when all read, 1 when some do n
     CHECK(no_database.stderr_text().find("clearing-adapter: ") != std::string::npos);
   }
   std::remove(config.c_str());
+}
+
+TEST_CASE("events check reads the privacy streams: erasures, expiries and rewraps") {
+  SagaDatabase db;
+  const auto vault = db.seal_personal_data();
+  const auto now = base::Timestamp{std::chrono::milliseconds{1'800'000'000'000}};
+  auto initiate = make_initiate(3, RequestKind::valid, now);
+  REQUIRE(db.transfers->execute(initiate, {initiate.correlation_id, "core-event-3", nullptr, ""}));
+  // A subject with nothing stored: erased all the same, and recorded.
+  auto erased = adapter::erase_subject(*db.store, *vault, "acct-without-data", "operator",
+                                       "asked before any transfer");
+  REQUIRE(erased);
+  CHECK(erased->keys_destroyed == 0);
+  // Keys of this year: the oldest year kept is this one, so none expires, and no event.
+  const int year = std::stoi(db.database.query_value("select max(period) from privacy_data_keys"));
+  CHECK(adapter::apply_retention(*db.store, *vault, 5, year + 5) == 0);
+  CHECK(adapter::apply_retention(*db.store, *vault, 5, year + 6) == 1);
+  // One this build cannot read.
+  store(db, "privacy-keys",
+        event(std::string(adapter::kDataKeysExpiredType), Json{{"first_kept_year", 2020}}));
+  wait_for_horizon(db);
+
+  auto report = adapter::check_events(*db.store, {});
+  REQUIRE(report);
+  CHECK(report->per_type.at({"SubjectErased", 1}) == 1);
+  CHECK(report->per_type.at({"DataKeysExpired", 1}) == 2);
+  CHECK(report->failures == 1);
+  REQUIRE(report->failures_listed.size() == 1);
+  CHECK(report->failures_listed[0].stream_kind == "privacy");
+  CHECK(report->failures_listed[0].error == "DataKeysExpired: missing field retention_years");
+  // The transfer whose key expired still reads (no failure above) and folds: [erased].
+  auto loaded = db.pool->transact([&](eventstore::Transaction& tx) {
+    return db.transfers->load(tx, initiate.request.transfer_id);
+  });
+  REQUIRE(loaded);
+  CHECK(loaded->state.request.debtor.name == "[erased]");
+  CHECK(loaded->state.request.amount == initiate.request.amount);
 }

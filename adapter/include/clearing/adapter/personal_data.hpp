@@ -18,6 +18,12 @@ namespace clearing::adapter {
 inline constexpr std::string_view kSubjectErasedType = "SubjectErased";
 inline constexpr std::string_view kDataKeysExpiredType = "DataKeysExpired";
 inline constexpr std::string_view kDataKeysRewrappedType = "DataKeysRewrapped";
+// The streams they are in: "privacy-<subject ref>" and "privacy-keys".
+inline constexpr std::string_view kPrivacyStreamPrefix = "privacy-";
+
+// Why this build cannot read an event of a privacy stream (unknown type, a field missing or
+// of the wrong kind); nothing when it reads. For `clearing-adapter events check`.
+std::optional<std::string> privacy_event_failure(const eventstore::RecordedEvent& event);
 
 enum class ErasureErrc {
   invalid,         // no subject, or no reason, or one too long (the message says which)
