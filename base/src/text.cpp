@@ -112,6 +112,51 @@ std::string escape_text(std::string_view text, std::size_t bytes_max) {
   return out;
 }
 
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const auto append_u00 = [&](unsigned char c) {
+    out += "\\u00";
+    out += kDigits[c >> 4];
+    out += kDigits[c & 0x0F];
+  };
+  out.push_back('"');
+  for (std::size_t at = 0; at < text.size();) {
+    const auto c = static_cast<unsigned char>(text[at]);
+    const std::size_t length = sequence_length(text, at);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD for the byte that is not UTF-8
+      ++at;
+      continue;
+    }
+    if (length == 1) {
+      if (c == '"') {
+        out += "\\\"";
+      } else if (c == '\\') {
+        out += "\\\\";
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (is_c0_or_del(c)) {
+        append_u00(c);
+      } else {
+        out.push_back(static_cast<char>(c));
+      }
+    } else if (is_c1_control(text, at, length)) {
+      append_u00(static_cast<unsigned char>(text[at + 1]));
+    } else if (length == 3 && text.substr(at, 2) == "\xE2\x80" &&
+               (text[at + 2] == '\xA8' || text[at + 2] == '\xA9')) {
+      out += text[at + 2] == '\xA8' ? "\\u2028" : "\\u2029";
+    } else {
+      out.append(text.substr(at, length));
+    }
+    at += length;
+  }
+  out.push_back('"');
+}
+
 bool is_identifier(std::string_view text, std::size_t bytes_max) noexcept {
   if (text.empty() || text.size() > bytes_max) return false;
   for (const char c : text) {

@@ -8,12 +8,27 @@
 // never start a line of its own or hide one. Control characters become \n, \r, \t or \xHH,
 // invalid UTF-8 bytes \xHH, a backslash \\ (base::escape_text), and a message longer than
 // kLogMessageBytesMax is cut.
+//
+// Two formats (set_log_format): text, the default, for people at a terminal, and json for
+// log collectors: one JSON object per line,
+//   {"time":"2026-01-02T03:04:05.678Z","level":"warning","module":"clearing_client",
+//    "message":"clearing_call","call":"submit","transfer_id":"tx-1","correlation_id":"c-1"}
+// "time" RFC 3339 UTC with milliseconds, "level" spdlog's name (as in the text form),
+// "module" the logger's name, "message" the words of the message that are not key=value
+// fields (the event name first), and each key=value field a member of its own, its value a
+// string: unquoted it runs to the next space, quoted (key="two words") to the quote that ends
+// the message or comes before the next key= (quotes inside are kept). A field named like one
+// of the four members above, or given twice, stays in "message" as it was written. The line
+// is always valid JSON whatever the message holds (base::append_json_string: controls
+// escaped, invalid UTF-8 replaced by U+FFFD); the message is cut like the text form's.
 
 #include <spdlog/spdlog.h>
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace clearing::base {
 
@@ -32,8 +47,22 @@ void init_logging();
 // Sets the level for all module loggers: "trace".."off". False if unknown.
 bool set_log_level(const std::string& level);
 
-// The formatter of every line: "2026-01-02T03:04:05.678+0000 info <logger> <message>", the
-// message escaped to one line. Exposed for tests and for a sink made elsewhere.
+enum class LogFormat { text, json };
+
+// "text" or "json"; nothing for another name.
+std::optional<LogFormat> parse_log_format(std::string_view name) noexcept;
+std::string_view log_format_name(LogFormat format) noexcept;
+
+// Makes every logger (those made so far, and those made later) write `format`. Call early,
+// before other threads log (each logger's formatter is replaced).
+void set_log_format(LogFormat format);
+// The format set last (text until set_log_format is called).
+LogFormat log_format() noexcept;
+
+// The formatter of every line in the format set last. Text:
+// "2026-01-02T03:04:05.678+0000 info <logger> <message>", the message escaped to one line;
+// json: the object above. Exposed for tests and for a sink made elsewhere.
 std::unique_ptr<spdlog::formatter> make_log_formatter();
+std::unique_ptr<spdlog::formatter> make_log_formatter(LogFormat format);
 
 }  // namespace clearing::base

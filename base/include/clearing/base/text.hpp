@@ -34,6 +34,12 @@ inline bool is_printable_utf8(std::string_view text) noexcept {
 // marked with "..." when cut.
 std::string escape_text(std::string_view text, std::size_t bytes_max = 4096);
 
+// Appends `text` to `out` as a JSON string, quotes included (RFC 8259), whatever it holds:
+// '"' and '\\' escaped, C0 controls, DEL and C1 controls as \n, \r, \t or \u00XX, U+2028 and
+// U+2029 as \u2028 / \u2029, and each byte that is not part of well-formed UTF-8 as U+FFFD.
+// The result always parses as JSON; valid printable UTF-8 is copied as it is.
+void append_json_string(std::string& out, std::string_view text);
+
 // An identifier from outside (transfer id, stream name...): 1..bytes_max bytes of
 // [A-Za-z0-9], '-', '_', '.', ':'. Nothing that needs escaping in a URL path segment, a
 // log field, a Kafka key or a stream id.
