@@ -43,6 +43,11 @@ tl::expected<config::AdapterConfig, std::string> load(const std::string& path,
 }
 
 int fail(const std::string& message) {
+  // In JSON mode (set once the config is loaded) a line of JSON like every other line.
+  if (base::log_format() == base::LogFormat::json) {
+    base::module_logger("main")->critical("stopped error=\"{}\"", message);
+    return 2;
+  }
   std::fprintf(stderr, "clearing-adapter: %s\n", message.c_str());
   return 2;
 }
@@ -50,6 +55,7 @@ int fail(const std::string& message) {
 int run(const std::string& config_path) {
   auto config = load(config_path, false);
   if (!config) return fail(config.error());
+  adapter::use_log_format(config->log_format);
   base::set_log_level(std::string(config::log_level_name(config->log_level)));
   auto log = base::module_logger("main");
   log->info("config {}", config::redacted_summary(*config));

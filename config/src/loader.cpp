@@ -460,6 +460,35 @@ void read_log_level(Section& root, LogLevel& out, Problems& problems) {
   out = *found;
 }
 
+// "log_format": "text" or "json"; CLEARING_ADAPTER_LOG_FORMAT overrides the file's.
+std::optional<LogFormat> log_format_named(std::string_view name) {
+  for (const auto format : {LogFormat::text, LogFormat::json})
+    if (log_format_name(format) == name) return format;
+  return std::nullopt;
+}
+
+void read_log_format(Section& root, LogFormat& out, Problems& problems) {
+  const auto text = root.string("log_format");
+  if (!text) return;
+  if (const auto format = log_format_named(*text)) {
+    out = *format;
+    return;
+  }
+  problems.add("log_format", "must be \"text\" or \"json\", got " + detail::quote_text(*text));
+}
+
+void apply_log_format_env(LogFormat& out, const Environment& env, Problems& problems) {
+  const auto text = env.get(kOptionalEnvLogFormat);
+  if (!text) return;
+  if (const auto format = log_format_named(*text)) {
+    out = *format;
+    return;
+  }
+  problems.add("log_format", std::string("from ") + kOptionalEnvLogFormat +
+                                 ": must be \"text\" or \"json\", got " +
+                                 detail::quote_text(*text));
+}
+
 // ---------------------------------------------------------------------------------------
 // Environment overrides.
 
@@ -739,9 +768,11 @@ tl::expected<AdapterConfig, ConfigErrors> parse_config(std::string_view text,
   read_http(root.section("http"), config.http);
   read_privacy(root.section("privacy"), config.privacy);
   read_log_level(root, config.log_level, problems);
+  read_log_format(root, config.log_format, problems);
   root.finish();
 
   const auto sources = apply_overrides(config, env, problems);
+  apply_log_format_env(config.log_format, env, problems);
   check_tls_files(config, problems);
   require_file_or_env(config.clearing.base_url, "clearing.base_url", kEnvClearingUrl, problems);
   require_file_or_env(config.streams.core_catchup_url, "streams.core_catchup_url",

@@ -1961,3 +1961,52 @@ TEST_CASE("TLS files: missing, not a file, and a private key others may read") {
           j["http"]["tls_key_file"] = files.key.path.string();
         }).has_value());
 }
+
+TEST_CASE("log_format: text by default, json from the file or CLEARING_ADAPTER_LOG_FORMAT") {
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK(shipped->log_format == LogFormat::text);
+  CHECK(redacted_summary(*shipped).find(" log_format=text") != std::string::npos);
+
+  const auto from_file = load_edited([](Json& j) { j["log_format"] = "json"; });
+  REQUIRE(from_file.has_value());
+  CHECK(from_file->log_format == LogFormat::json);
+  CHECK(redacted_summary(*from_file).find(" log_format=json") != std::string::npos);
+
+  // The variable overrides the file, either way.
+  MapEnvironment env = env_with_secrets();
+  env.set(kOptionalEnvLogFormat, "json");
+  const auto from_env = load_edited([](Json& j) { j["log_format"] = "text"; }, env);
+  REQUIRE(from_env.has_value());
+  CHECK(from_env->log_format == LogFormat::json);
+  env.set(kOptionalEnvLogFormat, "text");
+  const auto back = load_edited([](Json& j) { j["log_format"] = "json"; }, env);
+  REQUIRE(back.has_value());
+  CHECK(back->log_format == LogFormat::text);
+  // An empty variable counts as unset.
+  env.set(kOptionalEnvLogFormat, "");
+  const auto empty = load_edited([](Json& j) { j["log_format"] = "json"; }, env);
+  REQUIRE(empty.has_value());
+  CHECK(empty->log_format == LogFormat::json);
+}
+
+TEST_CASE("log_format: a bad value in the file or the variable is an error naming the key") {
+  const auto in_file = load_edited([](Json& j) { j["log_format"] = "xml"; });
+  REQUIRE_FALSE(in_file.has_value());
+  CHECK(in_file.error().errors.size() == 1);
+  CHECK(in_file.error().to_string() ==
+        "config/dk.json: log_format: must be \"text\" or \"json\", got \"xml\"");
+
+  const auto wrong_type = load_edited([](Json& j) { j["log_format"] = 1; });
+  REQUIRE_FALSE(wrong_type.has_value());
+  CHECK(error_for(wrong_type, "log_format").message == "must be a string, got number 1");
+
+  MapEnvironment env = env_with_secrets();
+  env.set(kOptionalEnvLogFormat, "JSON");
+  const auto in_env = load_edited([](Json&) {}, env);
+  REQUIRE_FALSE(in_env.has_value());
+  CHECK(in_env.error().errors.size() == 1);
+  CHECK(in_env.error().to_string() ==
+        "config/dk.json: log_format: from CLEARING_ADAPTER_LOG_FORMAT: must be \"text\" or "
+        "\"json\", got \"JSON\"");
+}

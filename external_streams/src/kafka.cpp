@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <set>
 
+#include "clearing/base/logging.hpp"
 #include "kafka_internal.hpp"
 
 namespace clearing::external_streams {
@@ -59,6 +60,21 @@ std::map<std::string, std::string> client_settings(const KafkaClientOptions& o,
   return own;
 }
 
+// librdkafka's own log lines (syslog levels) through the module logger "kafka", so that in
+// JSON mode they are JSON lines too; librdkafka would print them to stderr in its own format.
+// Called on librdkafka's threads (spdlog's loggers are thread-safe).
+void log_through_spdlog(const rd_kafka_t* client, int level, const char* facility,
+                        const char* text) {
+  static const auto log = base::module_logger("kafka");
+  const auto spd_level = level <= 2   ? spdlog::level::critical
+                         : level == 3 ? spdlog::level::err
+                         : level == 4 ? spdlog::level::warn
+                         : level <= 6 ? spdlog::level::info
+                                      : spdlog::level::debug;
+  log->log(spd_level, "librdkafka facility={} client={} detail=\"{}\"", facility,
+           client != nullptr ? rd_kafka_name(client) : "none", text);
+}
+
 }  // namespace
 
 std::map<std::string, std::string> producer_settings(const KafkaClientOptions& o) {
@@ -100,6 +116,9 @@ std::map<std::string, std::string> consumer_settings(const KafkaClientOptions& o
 tl::expected<rd_kafka_conf_t*, KafkaError> make_conf(
     const std::map<std::string, std::string>& settings) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // In text mode librdkafka keeps printing its own lines, as before.
+  if (base::log_format() == base::LogFormat::json)
+    rd_kafka_conf_set_log_cb(conf, log_through_spdlog);
   char error[512];
   for (const auto& [key, value] : settings) {
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), error, sizeof error) !=

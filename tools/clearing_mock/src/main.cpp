@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "clearing/base/logging.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
 
 namespace {
@@ -115,9 +116,15 @@ int main(int argc, char** argv) {
       "Retry-After."};
   std::string country = "dk";
   std::string cutoff;
+  std::string log_format = "text";
   add_clearing_flags(app, options, country, cutoff);
   add_fault_flags(app, options.faults);
+  app.add_option("--log-format", log_format, "text, or json: one JSON object per line on stderr")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  clearing::base::init_logging();
+  clearing::base::set_log_format(*clearing::base::parse_log_format(log_format));
 
   options.country = *clearing::sagas::parse_country(country);
   if (!cutoff.empty()) {

@@ -43,6 +43,7 @@ struct RunFlags {
   int timeout_s = 0;
   int progress_s = 0;
   std::string log_level = "info";
+  std::string log_format = "text";
 };
 
 // Where the core lives and whom it talks to.
@@ -162,6 +163,10 @@ void add_run_options(CLI::App& app, RunFlags& flags) {
       "SIGTERM/SIGINT; the exit code is then that of a finished run");
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str();
+  app.add_option("--log-format", flags.log_format,
+                 "text, or json: one JSON object per line on stderr")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 }
 
 // The flags into `o` and `flags`; an exit code when the process is to end here (--help: 0,
@@ -186,6 +191,7 @@ std::optional<int> parse_flags(int argc, char** argv, cs::CoreSimOptions& o, Run
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  clearing::base::set_log_format(*clearing::base::parse_log_format(flags.log_format));
   if (!clearing::base::set_log_level(flags.log_level)) {
     std::cerr << "unknown --log-level " << flags.log_level << "\n";
     return 2;

@@ -56,6 +56,10 @@ class Service {
   std::unique_ptr<Impl> impl_;
 };
 
+// Makes every log line of this process the config's log_format (base::set_log_format):
+// `run` calls it right after loading the config, and Service::create again.
+void use_log_format(config::LogFormat format);
+
 // Creates the topics of the configured streams on an embedded cluster (tests, demo).
 std::vector<std::pair<std::string, int>> configured_topics(const config::AdapterConfig& config);
 

@@ -489,6 +489,12 @@ std::optional<HostPort> parse_host_port(std::string_view text);
 enum class LogLevel { trace, debug, info, warn, error };
 std::string_view log_level_name(LogLevel level) noexcept;  // "info"
 
+// The format of the log lines (base::LogFormat): text for people at a terminal, json for a
+// log collector (one object per line). The top-level key "log_format", or
+// CLEARING_ADAPTER_LOG_FORMAT, which overrides it.
+enum class LogFormat { text, json };
+std::string_view log_format_name(LogFormat format) noexcept;  // "text"
+
 // ---------------------------------------------------------------------------------------
 // The whole file.
 
@@ -504,6 +510,7 @@ struct AdapterConfig {
   HttpConfig http;
   PrivacyConfig privacy;
   LogLevel log_level = LogLevel::info;
+  LogFormat log_format = LogFormat::text;
   std::string source_file;  // the path it was loaded from ("" when built in code)
   friend bool operator==(const AdapterConfig&, const AdapterConfig&) = default;
 };

@@ -27,6 +27,7 @@
 //   CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD   kafka.security.ssl_key_password (an encrypted key)
 //   CLEARING_ADAPTER_METRICS_TOKEN     http.metrics_token (only from here; optional)
 //   CLEARING_ADAPTER_OPERATOR_TOKEN    http.operator_token (only from here; optional)
+//   CLEARING_ADAPTER_LOG_FORMAT        log_format ("text" or "json"; optional)
 //
 // Errors: nothing here throws; library exceptions (file, json) are turned into ConfigError.
 // Thread safety: the functions are pure apart from reading the file and the environment.
@@ -71,6 +72,9 @@ inline constexpr const char* kOptionalEnvKafkaSaslPassword = "CLEARING_ADAPTER_K
 inline constexpr const char* kOptionalEnvKafkaSslKeyPassword =
     "CLEARING_ADAPTER_KAFKA_SSL_KEY_PASSWORD";
 inline constexpr std::size_t kSecretFileBytesMax = 64 * 1024;
+// The log format ("text" or "json"), overriding the file's log_format; optional (text when
+// neither sets it), so scripts/check-compose does not require it.
+inline constexpr const char* kOptionalEnvLogFormat = "CLEARING_ADAPTER_LOG_FORMAT";
 
 // A config file larger than this is refused before parsing.
 inline constexpr std::size_t kConfigFileBytesMax = 1 << 20;
