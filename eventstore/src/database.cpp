@@ -281,6 +281,13 @@ StoreResult<void> ConnectionPool::transact_erased(
     give_back(error.code != StoreErrc::connection_failed &&
               error.code != StoreErrc::commit_unknown);
     return tl::unexpected(std::move(error));
+  } catch (const StoreFailure& failure) {
+    // A protector's failure inside the transaction (protector.hpp): its StoreError, like a
+    // pqxx failure's. The connection goes back only if it is still open.
+    t_events_appended = false;
+    t_outbox_written = false;
+    give_back(true);
+    return tl::unexpected(failure.error);
   } catch (...) {
     t_events_appended = false;
     t_outbox_written = false;

@@ -502,3 +502,20 @@ TEST_CASE(
   REQUIRE(f.pool->transact(write(7, true, false)));
   CHECK(seen.size() == 3);
 }
+
+TEST_CASE("a protector's failure thrown inside a transaction comes back as its StoreError") {
+  StoreFixture f;
+  // As TransferService::seal_submit_request throws it when the vault cannot reach its keys.
+  auto result = f.pool->transact([](Transaction& tx) -> StoreResult<int> {
+    tx.exec("select 1");
+    throw StoreFailure(StoreError{StoreErrc::connection_failed, "keys out of reach"});
+  });
+  REQUIRE_FALSE(result);
+  CHECK(result.error().code == StoreErrc::connection_failed);
+  CHECK(result.error().message == "keys out of reach");
+  // The connection went back to the pool, usable.
+  auto after = f.pool->transact(
+      [](Transaction& tx) -> StoreResult<int> { return tx.exec("select 2")[0][0].as<int>(); });
+  REQUIRE(after);
+  CHECK(*after == 2);
+}
