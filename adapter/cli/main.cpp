@@ -304,8 +304,9 @@ int main(int argc, char** argv) {
   resolve_cmd->add_option("--outcome", outcome, "succeeded|rejected")->required();
   resolve_cmd->add_option("--reason", reason, "why, in words")->required();
   auto* ref_opt = resolve_cmd->add_option("--clearing-reference", reference, "for succeeded");
-  auto* date_opt = resolve_cmd->add_option("--settlement-date", settlement_date,
-                                           "for succeeded, YYYY-MM-DD (optional)");
+  auto* date_opt =
+      resolve_cmd->add_option("--settlement-date", settlement_date,
+                              "for succeeded, YYYY-MM-DD (default: the calendar's settlement day)");
   auto* code_opt =
       resolve_cmd->add_option("--reason-code", reason_code, "for rejected (ISO 20022)");
   ref_opt->excludes(code_opt);

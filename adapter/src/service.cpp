@@ -418,7 +418,8 @@ struct Service::Impl {
         },
         RouteOptions{.role = http::kRoleMetrics});
     external_streams::add_catch_up_routes(*http, *pool, {.metrics = &metrics});
-    add_transfer_routes(*http, *pool, *transfers);
+    add_transfer_routes(*http, *pool, *transfers,
+                        {config.country, {rules_of(config.country), policy_of(config.retry)}});
     add_erasure_route(*http, *store, *vault);
     auto started_http = http->start();
     if (!started_http) return tl::unexpected("http: " + started_http.error().message);

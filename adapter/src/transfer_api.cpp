@@ -342,7 +342,7 @@ int status_of(sagas::TransferRefusalCode code) {
 
 HttpResponse resolve_transfer(TransferService& transfers, const std::string& transfer_id,
                               const std::string& body, const std::string& operator_name,
-                              base::Timestamp now) {
+                              base::Timestamp now, const config::CountryConfig& country) {
   if (operator_name.empty())
     return HttpResponse::error(403, "FORBIDDEN", "an operator action needs a named token");
   if (transfer_id.empty() || transfer_id.size() > 200)
@@ -350,6 +350,10 @@ HttpResponse resolve_transfer(TransferService& transfers, const std::string& tra
   auto parsed = parse_resolution(body);
   if (!parsed) return std::move(parsed.error());
   auto command = std::move(*parsed);
+  // The contract's settlement date is YYYY-MM-DD, never empty: without one from the operator,
+  // the day the country's calendar settles a transfer accepted now.
+  if (command.outcome == sagas::ManualOutcome::succeeded && command.settlement_date.empty())
+    command.settlement_date = config::format_date(country.settlement_date(now));
   command.transfer_id = transfer_id;
   command.operator_name = operator_name;
   command.now = now;
@@ -399,13 +403,13 @@ HttpResponse resolve_transfer(TransferService& transfers, const std::string& tra
 }
 
 void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& pool,
-                         TransferService& transfers) {
+                         TransferService& transfers, const TransferRoutesOptions& options) {
   const http::RouteOptions reader{.role = http::kRoleReader};
   server.route(
       "POST", "/transfers/{id}/resolve",
-      [&transfers](const HttpRequest& request) {
+      [&transfers, country = options.country](const HttpRequest& request) {
         return resolve_transfer(transfers, request.params.at("id"), request.body, request.principal,
-                                base::SystemClock{}.now());
+                                base::SystemClock{}.now(), country);
       },
       http::RouteOptions{.role = http::kRoleOperator});
   server.route(

@@ -65,7 +65,7 @@ std::unique_ptr<http::HttpServer> serve_transfers(SagaDatabase& db,
   auto server = http::HttpServer::create(
       {.tokens = {{"operator", kOperatorToken, {"operator"}}, {"api", kReaderToken, {"reader"}}}});
   REQUIRE(server);
-  adapter::add_transfer_routes(**server, *db.pool, *db.transfers);
+  adapter::add_transfer_routes(**server, *db.pool, *db.transfers, routes_options());
   if (vault != nullptr) adapter::add_erasure_route(**server, *db.store, *vault);
   REQUIRE((*server)->start());
   return std::move(*server);
@@ -146,6 +146,8 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
   CHECK(named.stderr_text().find("--operator is no longer taken") != std::string::npos);
   CHECK(events() == before);
 
+  const auto settles_before =
+      config::format_date(routes_options().country.settlement_date(base::SystemClock{}.now()));
   Process resolve({CLEARING_ADAPTER, "resolve", id, "--config", config, "--api-url",
                    "http://127.0.0.1:" + port, "--outcome", "succeeded", "--reason",
                    "confirmed by phone with the clearing", "--clearing-reference", "CR-MANUAL-1"},
@@ -166,25 +168,49 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
                                 "'TransferResolvedManually'") ==
         "confirmed by phone with the clearing");
 
-  // It flows to the core like any outcome.
-  const std::vector<external_streams::StreamSpec> streams{{"adapter.dk.payments.v1", 4}};
+  // The command named no settlement date: the event has the day the country's calendar
+  // settles a transfer accepted now (a business day, today or later), never "".
+  const auto date = db.database.query_value(
+      "select data->>'settlement_date' from events where type = 'TransferResolvedManually'");
+  const auto parsed_date = base::parse_date(date);
+  REQUIRE_MESSAGE(parsed_date, "settlement_date '" << date << "'");
+  CHECK(date.size() == 10);
+  const std::chrono::year_month_day today{
+      std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())};
+  CHECK(*parsed_date >= today);
+  const auto country = routes_options().country;
+  CHECK(country.is_business_day(*parsed_date));
+  const auto settles_now = config::format_date(country.settlement_date(base::SystemClock{}.now()));
+  CHECK((date == settles_now || date == settles_before));
+
+  // It flows to the core like any outcome, with that date on both streams.
+  const std::vector<external_streams::StreamSpec> streams{{"adapter.dk.payments.v1", 4},
+                                                          {"adapter.dk.settlements.v1", 4}};
   REQUIRE(external_streams::ensure_streams(*db.pool, streams));
   eventstore::Subscription derive(
       *db.store, {.name = "derive"},
       external_streams::make_derivation_handler(
-          *db.store, {{streams[0], &external_streams::derive_payments_v1}}));
+          *db.store, {{streams[0], &external_streams::derive_payments_v1},
+                      {streams[1], &external_streams::derive_settlements_v1}}));
   // Events reach a subscription once every older transaction on the server has ended: a test
   // running beside this one can hold them back for a moment.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (db.database.query_value("select count(*) from external_events") != "2" &&
+  while (db.database.query_value("select count(*) from external_events") != "3" &&
          std::chrono::steady_clock::now() < deadline) {
     if (*derive.poll_once() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  CHECK(db.database.query_value("select string_agg(type, ',' order by seq) from external_events") ==
+  CHECK(db.database.query_value("select string_agg(type, ',' order by seq) from external_events "
+                                "where stream = 'adapter.dk.payments.v1'") ==
         "TransferUnderInvestigation,TransferSucceeded");
   CHECK(
       db.database.query_value("select data->>'resolved_manually' from external_events where type = "
                               "'TransferSucceeded'") == "true");
+  CHECK(db.database.query_value("select data->>'settlement_date' from external_events where "
+                                "stream = 'adapter.dk.payments.v1' and type = "
+                                "'TransferSucceeded'") == date);
+  CHECK(db.database.query_value("select data->>'settlement_date' from external_events where "
+                                "stream = 'adapter.dk.settlements.v1' and type = "
+                                "'OutgoingTransferSettled'") == date);
 
   // A terminal transfer cannot be resolved again: 409 through the API and the command, and no
   // second event.

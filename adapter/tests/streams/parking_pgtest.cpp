@@ -82,7 +82,7 @@ struct Api {
     auto created = http::HttpServer::create({.bearer_token = "t"});
     REQUIRE(created);
     server = std::move(*created);
-    adapter::add_transfer_routes(*server, *db.pool, *db.transfers);
+    adapter::add_transfer_routes(*server, *db.pool, *db.transfers, routes_options());
     REQUIRE(server->start());
   }
   ~Api() { server->stop(); }

@@ -13,8 +13,10 @@
 #include <string>
 #include <tl/expected.hpp>
 
+#include "clearing/adapter/inbound.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/base/clock.hpp"
+#include "clearing/config/config.hpp"
 #include "clearing/http/server.hpp"
 
 namespace clearing::adapter {
@@ -35,7 +37,9 @@ inline constexpr std::size_t kResolutionFieldBytesMax = 2000;
 // POST /transfers/{id}/resolve: the one way people settle a transfer under investigation or
 // parked for review. `body`: {"outcome": "succeeded"|"rejected", "reason": TEXT,
 // "clearing_reference": R (required for succeeded), "settlement_date": "YYYY-MM-DD"
-// (optional, succeeded), "reason_code": C (required for rejected)}. The event
+// (optional, succeeded: without it, the day a transfer accepted `now` settles by the country's
+// calendar, CountryConfig::settlement_date, so the date is never empty), "reason_code": C
+// (required for rejected)}. The event
 // (TransferResolvedManually) names `operator_name`, the name of the token that asked, as its
 // operator_name and in its metadata ("operator"), with the events it corrects ("corrects");
 // the body cannot name anyone. Answers: 200 {"transfer_id", "outcome", "operator"}; 400 a bad
@@ -44,10 +48,16 @@ inline constexpr std::size_t kResolutionFieldBytesMax = 2000;
 // or is still handled automatically; 503 the database. Nothing is written but on 200.
 http::HttpResponse resolve_transfer(TransferService& transfers, const std::string& transfer_id,
                                     const std::string& body, const std::string& operator_name,
-                                    base::Timestamp now);
+                                    base::Timestamp now, const config::CountryConfig& country);
+
+// What the routes need of the configuration.
+struct TransferRoutesOptions {
+  config::CountryConfig country;  // its calendar: a resolution's default settlement date
+  InboundRules inbound;           // the consumer's rules and retry policy
+};
 
 // The routes above, each with its role.
 void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& pool,
-                         TransferService& transfers);
+                         TransferService& transfers, const TransferRoutesOptions& options);
 
 }  // namespace clearing::adapter

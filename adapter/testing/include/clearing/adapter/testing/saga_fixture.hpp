@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "clearing/adapter/transfer_api.hpp"
 #include "clearing/adapter/transfer_service.hpp"
 #include "clearing/clearing_mock/mock_state.hpp"
 #include "clearing/eventstore/event_store.hpp"
@@ -34,6 +35,17 @@ inline sagas::RetryPolicy fast_policy() {
                             .pending_inquiry_interval_ms = 30,
                             .investigation_inquiry_interval_ms = 200,
                             .deadline_ms = 600'000};
+}
+
+// The API's routes as a DK service has them: the default calendar (Saturday and Sunday off, no
+// holidays, cut-off 13:00 UTC) and the rules above.
+inline adapter::TransferRoutesOptions routes_options() {
+  adapter::TransferRoutesOptions options;
+  options.country.code = base::Country::dk;
+  options.country.currency = "DKK";
+  options.country.amount_limit_minor = dk_rules().amount_limit_minor;
+  options.inbound = {dk_rules(), fast_policy()};
+  return options;
 }
 
 // What kind of request the i-th transfer of a test is.
