@@ -4,7 +4,8 @@
 //   resolve  ID --config FILE --outcome succeeded|rejected --reason TEXT
 //            [--clearing-reference R [--settlement-date D] | --reason-code C] [--api-url URL]
 //   erase    --subject ID --reason TEXT --config FILE [--api-url URL]
-//            both through the running adapter's API with CLEARING_ADAPTER_OPERATOR_TOKEN (or
+//   parked   close|replay ID --reason TEXT --config FILE [--api-url URL]
+//            all three through the running adapter's API with CLEARING_ADAPTER_OPERATOR_TOKEN (or
 //            its _FILE form); the operator recorded is that token's name
 //   streams  --config FILE [--json]    where each outbound stream stands: state (backfilling,
 //            live, deprecated, retired), head, published, derivation position, backfill
@@ -254,6 +255,22 @@ int erase(const std::string& config_path, const std::string& subject, const std:
   return 0;
 }
 
+// POST /parked/{id}/close or /replay: the action's event names the token's name and the reason.
+int parked_action(const std::string& config_path, const std::string& action, const std::string& id,
+                  const std::string& reason, const std::string& api_url) {
+  auto done =
+      as_operator(config_path, api_url, "/parked/" + http::percent_encode(id) + "/" + action,
+                  nlohmann::json{{"reason", reason}});
+  if (!done) return done.error();
+  std::cout << "parked message " << id << " " << done->value("state", std::string()) << " by "
+            << done->value("operator", std::string());
+  if (action == "replay")
+    std::cout << ": " << done->value("outcome", std::string()) << " transfer "
+              << done->value("transfer_id", std::string());
+  std::cout << ", event " << done->value("event_id", std::string()) << "\n";
+  return 0;
+}
+
 // Exit 0: every stored event reads; 1: some do not (listed); 2: config or database error.
 int events_check(const std::string& config_path) {
   auto config = load(config_path, true);
@@ -332,6 +349,23 @@ int main(int argc, char** argv) {
                         "the adapter's API (default: from http.address); the operator token is "
                         "CLEARING_ADAPTER_OPERATOR_TOKEN");
 
+  auto* parked_cmd = app.add_subcommand("parked", "act on a parked message (people only)");
+  parked_cmd->require_subcommand(1);
+  std::string parked_action_name;
+  for (const auto& [name, what] :
+       {std::pair<std::string, std::string>{"close", "the message is done with: close it"},
+        {"replay",
+         "after its cause was fixed, the message goes back into the inbound path once"}}) {
+    auto* cmd = parked_cmd->add_subcommand(name, what);
+    cmd->add_option("parked-id", id, "the parked message's id (GET /parked)")->required();
+    cmd->add_option("--reason", reason, "why, in words (recorded)")->required();
+    cmd->add_option("--config", config_path, "config file")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--api-url", api_url,
+                    "the adapter's API (default: from http.address); the operator token is "
+                    "CLEARING_ADAPTER_OPERATOR_TOKEN");
+    cmd->callback([&parked_action_name, name = name] { parked_action_name = name; });
+  }
+
   auto* streams_cmd = app.add_subcommand(
       "streams", "where each outbound stream stands: state, head, published, backfill progress");
   streams_cmd->add_option("--config", config_path, "config file")
@@ -352,6 +386,7 @@ int main(int argc, char** argv) {
   if (*streams_cmd) return streams(config_path, as_json);
   if (*events_check_cmd) return events_check(config_path);
   if (*erase_cmd) return erase(config_path, subject, reason, api_url);
+  if (*parked_cmd) return parked_action(config_path, parked_action_name, id, reason, api_url);
   if (*resolve_cmd) {
     if (!operator_given.empty())
       return fail(std::string("--operator is no longer taken: the operator recorded is the name "

@@ -67,6 +67,42 @@ tl::expected<sagas::InitiateTransfer, MessageError> parse_transfer_requested(
   return c;
 }
 
+tl::expected<Initiation, MessageError> initiation_of(const ExternalMessage& m,
+                                                     const InboundRules& rules,
+                                                     base::Timestamp now) {
+  if (m.type != "TransferRequested")
+    return tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
+  auto command = parse_transfer_requested(m, rules, now);
+  if (!command) return tl::unexpected(command.error());
+  // The event ids derive from the message's place in the stream, not from its event_id
+  // alone: a second, different request that reuses an event_id is another message and
+  // must get its own events (DUPL), while a redelivery of the same seq writes the same ids.
+  eventstore::CommandContext context{
+      m.correlation_id,
+      m.event_id,
+      {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
+      m.event_id + "|" + m.stream + "|" + std::to_string(m.partition) + "|" +
+          std::to_string(m.seq)};
+  return Initiation{std::move(*command), std::move(context)};
+}
+
+tl::expected<TransferResult, MessageError> replay_inbound(
+    eventstore::Transaction& tx, TransferService& transfers, const InboundRules& rules,
+    base::Timestamp now, const ReplayedMessage& replayed, const nlohmann::json& extra) {
+  auto m = external_streams::parse_message(std::string_view(replayed.raw));
+  if (!m) return tl::unexpected(m.error());
+  // As the consumer checks it against the topic and partition it came on.
+  if ((replayed.topic && m->stream != *replayed.topic) ||
+      (replayed.partition && m->partition != *replayed.partition))
+    return tl::unexpected(MessageError{
+        MessageErrc::wrong_stream, "the envelope names stream " + m->stream + " partition " +
+                                       std::to_string(m->partition) + ", not the one it came on"});
+  auto initiation = initiation_of(*m, rules, now);
+  if (!initiation) return tl::unexpected(initiation.error());
+  initiation->context.extra = extra;
+  return transfers.execute(tx, initiation->command, initiation->context);
+}
+
 namespace {
 
 // The consumer batch's initiations, queued by apply and executed together
@@ -81,22 +117,10 @@ class TransferInbound final : public external_streams::InboundHandler {
 
   tl::expected<void, external_streams::ApplyError> apply(eventstore::Transaction&,
                                                          const ExternalMessage& m) override {
-    using external_streams::ApplyError;
-    if (m.type != "TransferRequested")
-      return tl::unexpected(ApplyError::unusable(
-          MessageError{MessageErrc::unknown_type, "unknown event type " + m.type}));
-    auto command = parse_transfer_requested(m, rules_, clock_.now());
-    if (!command) return tl::unexpected(ApplyError::unusable(command.error()));
-    // The event ids derive from the message's place in the stream, not from its event_id
-    // alone: a second, different request that reuses an event_id is another message and
-    // must get its own events (DUPL), while a redelivery of the same seq writes the same ids.
-    eventstore::CommandContext context{
-        m.correlation_id,
-        m.event_id,
-        {{"stream", m.stream}, {"partition", m.partition}, {"seq", m.seq}},
-        m.event_id + "|" + m.stream + "|" + std::to_string(m.partition) + "|" +
-            std::to_string(m.seq)};
-    queued_.push_back({std::move(*command), std::move(context), nullptr});
+    auto initiation = initiation_of(m, rules_, clock_.now());
+    if (!initiation)
+      return tl::unexpected(external_streams::ApplyError::unusable(initiation.error()));
+    queued_.push_back({std::move(initiation->command), std::move(initiation->context), nullptr});
     return {};
   }
 

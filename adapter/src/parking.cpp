@@ -27,7 +27,7 @@ std::string bounded_columns() {
          ", kafka_partition, kafka_offset, " +
          left("correlation_id", kParkedCorrelationIdBytesMax) +
          ", to_char(parked_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-         "coalesce(raw_length, octet_length(raw)), raw_sealed";
+         "coalesce(raw_length, octet_length(raw)), raw_sealed, state";
 }
 enum Column {
   kId,
@@ -41,6 +41,7 @@ enum Column {
   kParkedAt,
   kRawBytes,
   kSealed,
+  kState,
   kRaw
 };
 
@@ -193,7 +194,8 @@ RowJson row_json(const pqxx::row& row, std::int64_t from, RawSlice raw) {
          {"raw_bytes", raw_bytes},
          {"raw_encoding", part.text ? "text" : "base64"},
          {"raw", part.text ? part.bytes : base64(part.bytes)},
-         {"raw_truncated", raw_end < raw_bytes}};
+         {"raw_truncated", raw_end < raw_bytes},
+         {"state", row[kState].as<std::string>()}};
   if (!part.text)
     j["raw_escaped"] = base::escape_text(
         std::string_view(part.bytes).substr(0, kParkedRawPreviewBytes), kRawEscapedBytesMax);
@@ -346,6 +348,46 @@ tl::expected<std::string, ParkedReadError> parked_message(
           ? Json("/parked/" + std::to_string(id) + "?from_byte=" + std::to_string(shown.raw_end))
           : Json(nullptr);
   return dump(shown.json);
+}
+
+tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
+    eventstore::Transaction& tx, std::int64_t id, const eventstore::DataProtector* protector) {
+  static const std::string sql =
+      "select " + bounded_columns() + ", raw from parked_messages where id = $1 for update";
+  const auto result = tx.exec_params(sql, id);
+  if (result.empty()) return tl::unexpected(ParkedReadError::unknown_id);
+  const auto& row = result[0];
+  auto raw = raw_slice(tx, row, 0, std::string::npos, protector);
+  if (!raw) {
+    base::module_logger("parking")->error("parked_read_failed id={} error={}", id,
+                                          raw.error().message);
+    return tl::unexpected(ParkedReadError::store);
+  }
+  ParkedRaw out;
+  out.id = id;
+  out.source = row[kSource].as<std::string>();
+  out.reason_code = row[kReasonCode].as<std::string>();
+  if (!row[kTopic].is_null()) out.topic = row[kTopic].as<std::string>();
+  if (!row[kPartition].is_null()) out.partition = row[kPartition].as<std::int32_t>();
+  if (!row[kCorrelationId].is_null()) out.correlation_id = row[kCorrelationId].as<std::string>();
+  out.state = row[kState].as<std::string>();
+  out.raw = std::move(raw->bytes);
+  return out;
+}
+
+std::optional<ParkedState> lock_parked_state(eventstore::Transaction& tx, std::int64_t id) {
+  const auto result = tx.exec_params(
+      "select state, correlation_id from parked_messages where id = $1 for update", id);
+  if (result.empty()) return std::nullopt;
+  return ParkedState{result[0][0].as<std::string>(),
+                     result[0][1].is_null()
+                         ? std::nullopt
+                         : std::optional<std::string>(result[0][1].as<std::string>())};
+}
+
+void set_parked_state(eventstore::Transaction& tx, std::int64_t id, std::string_view state) {
+  CLEARING_ASSERT(state == kParkedClosed || state == kParkedReplayed);
+  tx.exec_params("update parked_messages set state = $2 where id = $1", id, std::string(state));
 }
 
 }  // namespace clearing::adapter

@@ -98,9 +98,11 @@ where type = 'IncomingPaymentParked'
 group by 1
 )sql";
 
-// parked_messages_source_reason serves this as an index-only scan.
+// The open ones (not closed or replayed by an operator): parked_messages_open_source_reason
+// serves this as an index-only scan.
 constexpr const char* kParked =
-    "select source, reason_code, count(*) from parked_messages group by 1, 2";
+    "select source, reason_code, count(*) from parked_messages where state = 'open' group by 1, "
+    "2";
 
 std::string pg_text_array(const std::vector<std::string>& values) {
   std::string out = "{";
@@ -277,7 +279,8 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
       });
   metrics.gauge_callback(
       "clearing_parked_messages",
-      "Parked messages (input kept for people: GET /parked), by source and reason",
+      "Open parked messages (input kept for people: GET /parked; not yet closed or replayed), "
+      "by source and reason",
       {"source", "reason"}, [query_rows, samples_of] {
         return samples_of(query_rows("clearing_parked_messages", kParked));
       });

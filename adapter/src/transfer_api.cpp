@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 #include <sstream>
 
+#include "clearing/adapter/parked_actions.hpp"
 #include "clearing/adapter/parking.hpp"
 #include "clearing/base/clock.hpp"
 #include "clearing/base/text.hpp"
@@ -412,6 +413,7 @@ void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& p
                                 base::SystemClock{}.now(), country);
       },
       http::RouteOptions{.role = http::kRoleOperator});
+  add_parked_action_routes(server, transfers, options.inbound);
   server.route(
       "GET", "/transfers/{id}",
       [&pool, &transfers](const HttpRequest& request) {

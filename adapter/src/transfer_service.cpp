@@ -179,6 +179,15 @@ alter table parked_messages add column raw_sealed boolean not null default false
     check (raw_sealed = (raw_length is not null) and raw_sealed = (raw_preview is not null));
 )sql";
 
+// Operator actions on parked messages (issue 22): each message's state, written with the
+// action's event; the parked metric counts the open ones through the partial index.
+constexpr const char* kParkedState = R"sql(
+alter table parked_messages add column state text not null default 'open',
+  add constraint parked_messages_state check (state in ('open', 'closed', 'replayed'));
+create index parked_messages_open_source_reason on parked_messages (source, reason_code)
+  where state = 'open';
+)sql";
+
 const std::vector<eventstore::Migration>& adapter_migrations() {
   static const std::vector<eventstore::Migration> migrations{
       {"adapter/0001_transfer_work", kAdapterSchema},
@@ -186,7 +195,8 @@ const std::vector<eventstore::Migration>& adapter_migrations() {
       {"adapter/0003_transfer_status_unfinished", kUnfinishedIndex},
       {"adapter/0004_parked_messages_raw_bytes", kParkedRawBytes},
       {"adapter/0005_metric_indexes", kMetricIndexes},
-      {"adapter/0006_parked_sealed", kParkedSealed}};
+      {"adapter/0006_parked_sealed", kParkedSealed},
+      {"adapter/0007_parked_state", kParkedState}};
   return migrations;
 }
 

@@ -155,6 +155,11 @@ TEST_CASE(
         "insert into parked_messages (source, reason_code, reason, raw)"
         " select 'dispatcher', 'refused', 'r', convert_to(repeat('x', 400), 'UTF8') from "
         "generate_series(1, 300)");
+    // And 70 that operators closed or replayed (issue 22): kept, but no longer open.
+    tx.exec(
+        "insert into parked_messages (source, reason_code, reason, raw, state)"
+        " select 'kafka', 'not_json', 'r', convert_to(repeat('x', 400), 'UTF8'),"
+        " case when g % 2 = 0 then 'closed' else 'replayed' end from generate_series(1, 70) g");
     tx.exec("analyze transfer_work");
     tx.commit();
   }
@@ -400,6 +405,11 @@ TEST_CASE(
     const auto parked =
         plan_of(c, "select source, reason_code, count(*) from parked_messages group by 1, 2");
     CHECK_MESSAGE(parked.find("parked_messages_source_reason") != std::string::npos, parked);
+    const auto open_parked = plan_of(c,
+                                     "select source, reason_code, count(*) from parked_messages "
+                                     "where state = 'open' group by 1, 2");
+    CHECK_MESSAGE(open_parked.find("parked_messages_open_source_reason") != std::string::npos,
+                  open_parked);
   }
 
   // promtool (Debian's prometheus package, installed by scripts/setup) accepts the text.

@@ -23,28 +23,10 @@ namespace {
 
 const external_streams::StreamSpec kCore{"core.dk.payments.v1", 2};
 
-Json request_data(const std::string& transfer_id) {
-  return {
-      {"transfer_id", transfer_id},
-      {"account_id", "acct-1"},
-      {"amount", {{"minor_units", 1000}, {"currency", "DKK"}}},
-      {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
-      {"creditor",
-       {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
-      {"remittance_info", "Invoice"},
-      {"requested_at", "2026-11-26T09:00:00Z"}};
-}
+Json request_data(const std::string& transfer_id) { return core_request_data(transfer_id); }
 
 Json envelope(int partition, std::int64_t seq, Json data) {
-  return {{"stream", kCore.name},
-          {"partition", partition},
-          {"seq", seq},
-          {"event_id", base::new_uuid()},
-          {"type", "TransferRequested"},
-          {"occurred_at", "2026-11-26T09:00:00.000Z"},
-          {"correlation_id", base::new_uuid()},
-          {"source_event_id", base::new_uuid()},
-          {"data", std::move(data)}};
+  return core_envelope(kCore.name, partition, seq, std::move(data));
 }
 
 struct Inbound {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tl/expected.hpp>
 
 #include "clearing/eventstore/protector.hpp"
@@ -79,7 +80,8 @@ struct ParkedListing {
 // LF; "base64": `raw` is the bytes in base64, and `raw_escaped` shows them for reading,
 // with \xHH for control characters and invalid bytes), `raw` (the first
 // kParkedRawPreviewBytes bytes at most, less the part of a character they cut) and
-// `raw_truncated` (raw does not reach the end of the value: GET /parked/{id} has it whole).
+// `raw_truncated` (raw does not reach the end of the value: GET /parked/{id} has it whole),
+// and `state` (open, closed or replayed: an operator's action, parked_actions.hpp).
 // Throws what pqxx throws (run it inside ConnectionPool::transact).
 // An erased subject's raw reads "[erased]" (eventstore::kErased), its raw_bytes that length.
 eventstore::StoreResult<std::string> parked_page(eventstore::Transaction& tx,
@@ -97,5 +99,37 @@ enum class ParkedReadError { unknown_id, beyond_end, store };
 tl::expected<std::string, ParkedReadError> parked_message(
     eventstore::Transaction& tx, std::int64_t id, std::int64_t from_byte,
     const eventstore::DataProtector* protector);
+
+// A parked message's state: open until an operator closes it or replays it (issue 22,
+// parked_actions.hpp); the events of those actions are in the stream "parked-<id>".
+inline constexpr std::string_view kParkedOpen = "open";
+inline constexpr std::string_view kParkedClosed = "closed";
+inline constexpr std::string_view kParkedReplayed = "replayed";
+
+// What an operator's action needs of a parked message: its row, locked (for update) until the
+// caller's transaction ends, and its whole raw value, opened when it is sealed.
+struct ParkedRaw {
+  std::int64_t id = 0;
+  std::string source, reason_code;
+  std::optional<std::string> topic;
+  std::optional<std::int32_t> partition;
+  std::optional<std::string> correlation_id;
+  std::string state;  // kParkedOpen, kParkedClosed or kParkedReplayed
+  std::string raw;
+};
+// unknown_id: no such row; store: the protector could not open the raw (logged).
+tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
+    eventstore::Transaction& tx, std::int64_t id, const eventstore::DataProtector* protector);
+
+// A message's state and correlation id, its row locked as parked_for_action's, without its raw.
+struct ParkedState {
+  std::string state;
+  std::optional<std::string> correlation_id;
+};
+std::optional<ParkedState> lock_parked_state(eventstore::Transaction& tx, std::int64_t id);
+
+// Sets a message's state (kParkedClosed or kParkedReplayed), in the transaction that appends
+// the action's event.
+void set_parked_state(eventstore::Transaction& tx, std::int64_t id, std::string_view state);
 
 }  // namespace clearing::adapter

@@ -53,10 +53,11 @@ http::HttpResponse resolve_transfer(TransferService& transfers, const std::strin
 // What the routes need of the configuration.
 struct TransferRoutesOptions {
   config::CountryConfig country;  // its calendar: a resolution's default settlement date
-  InboundRules inbound;           // the consumer's rules and retry policy
+  InboundRules inbound;           // a replayed parked message is checked as the consumer does
 };
 
-// The routes above, each with its role.
+// The routes above, each with its role, and the actions on parked messages
+// (parked_actions.hpp: POST /parked/{id}/close and /replay, role operator).
 void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& pool,
                          TransferService& transfers, const TransferRoutesOptions& options);
 

@@ -11,6 +11,7 @@
 
 #include "clearing/adapter/transfer_api.hpp"
 #include "clearing/adapter/transfer_service.hpp"
+#include "clearing/base/uuid.hpp"
 #include "clearing/clearing_mock/mock_state.hpp"
 #include "clearing/eventstore/event_store.hpp"
 #include "clearing/privacy/vault.hpp"
@@ -46,6 +47,32 @@ inline adapter::TransferRoutesOptions routes_options() {
   options.country.amount_limit_minor = dk_rules().amount_limit_minor;
   options.inbound = {dk_rules(), fast_policy()};
   return options;
+}
+
+// A valid TransferRequested of the core's stream (docs/streams.md): its data for
+// `transfer_id`, and the envelope around data at stream, partition and seq (fresh ids).
+inline nlohmann::json core_request_data(const std::string& transfer_id) {
+  return {
+      {"transfer_id", transfer_id},
+      {"account_id", "acct-1"},
+      {"amount", {{"minor_units", 1000}, {"currency", "DKK"}}},
+      {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
+      {"creditor",
+       {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
+      {"remittance_info", "Invoice"},
+      {"requested_at", "2026-11-26T09:00:00Z"}};
+}
+inline nlohmann::json core_envelope(const std::string& stream, int partition, std::int64_t seq,
+                                    nlohmann::json data) {
+  return {{"stream", stream},
+          {"partition", partition},
+          {"seq", seq},
+          {"event_id", base::new_uuid()},
+          {"type", "TransferRequested"},
+          {"occurred_at", "2026-11-26T09:00:00.000Z"},
+          {"correlation_id", base::new_uuid()},
+          {"source_event_id", base::new_uuid()},
+          {"data", std::move(data)}};
 }
 
 // What kind of request the i-th transfer of a test is.
