@@ -1,5 +1,6 @@
 #include "clearing/adapter/dispatcher.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -268,7 +269,9 @@ struct Dispatcher::Impl {
     return ready;
   }
 
-  enum class Recorded { with_events, stale, refused };
+  // contradiction: with events, one of them ContradictingClearingAnswerReceived (an answer
+  // against the transfer's terminal outcome).
+  enum class Recorded { with_events, stale, refused, contradiction };
 
   // The command an answer makes, and its context: the same for a batch and for one.
   struct AnswerCommand {
@@ -320,7 +323,12 @@ struct Dispatcher::Impl {
         "answer transfer_id={} attempt={} class={} latency_ms={} correlation_id={} events={}",
         r.item.transfer_id, r.item.attempt, clearing_client::to_string(r.answer.answer_class),
         r.answer.latency_ms, r.item.correlation_id, result->events.size());
-    return stale ? Recorded::stale : Recorded::with_events;
+    if (stale) return Recorded::stale;
+    const bool contradicts =
+        std::any_of(result->events.begin(), result->events.end(), [](const auto& e) {
+          return std::holds_alternative<sagas::ContradictingClearingAnswerReceived>(e);
+        });
+    return contradicts ? Recorded::contradiction : Recorded::with_events;
   }
 
   // Records one answer in a transaction of its own, loading its transfer.
@@ -356,6 +364,14 @@ struct Dispatcher::Impl {
     if (options.on_answer)
       options.on_answer(sagas::action_name(r.item.action),
                         clearing_client::to_string(r.answer.answer_class), r.answer.latency_ms);
+    // After the commit: once per recorded contradiction (clearing_contradictions_total counts
+    // the events).
+    if (outcome == Recorded::contradiction)
+      log->error(
+          "ALARM contradicting clearing answer after a terminal outcome transfer_id={} attempt={} "
+          "class={} correlation_id={}",
+          r.item.transfer_id, r.item.attempt, clearing_client::to_string(r.answer.answer_class),
+          r.item.correlation_id);
     std::lock_guard lock(stats_mutex);
     if (!outcome) {
       ++stats.record_failures;

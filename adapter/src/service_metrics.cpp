@@ -90,6 +90,12 @@ select t.type, (select count(*) from events e where e.type = t.type
 from unnest($1::text[]) as t(type)
 )sql";
 
+// The same predicate as events_alarms', so that index serves it.
+constexpr const char* kContradictions = R"sql(
+select count(*) from events where type = 'ContradictingClearingAnswerReceived'
+  and type in ('ContradictingClearingAnswerReceived', 'ConflictingIncomingPaymentReceived', 'IncomingPaymentParked')
+)sql";
+
 // Incoming payments recorded as parked by their aggregate (the money arrived; people book
 // it), all time, by reason code (ISO 20022: AC01, AM02, AM03).
 constexpr const char* kIncomingParked = R"sql(
@@ -269,6 +275,16 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
       {"type"}, [query_rows, samples_of] {
         return samples_of(query_rows("clearing_alarm_events_total", kAlarms,
                                      pg_text_array({kContradicting, kConflictingIncoming})));
+      });
+  // The clearing answered against a transfer's outcome (a contradiction after a terminal
+  // outcome: people must look; the dispatcher logs each at error level), all time, from the
+  // events (every instance's, across restarts), through events_alarms.
+  metrics.counter_callback(
+      "clearing_contradictions_total",
+      "Clearing answers that contradict a transfer's terminal outcome "
+      "(ContradictingClearingAnswerReceived), all time",
+      {}, [query_rows, samples_of] {
+        return samples_of(query_rows("clearing_contradictions_total", kContradictions));
       });
   metrics.counter_callback(
       "clearing_incoming_payments_parked_total",

@@ -258,6 +258,8 @@ TEST_CASE(
       3.0);
   CHECK(sample(text, R"(clearing_alarm_events_total{type="ConflictingIncomingPaymentReceived"})") ==
         2.0);
+  // The contradictions alone, as their own alarm (issue 22).
+  CHECK(sample(text, "clearing_contradictions_total") == 3.0);
   CHECK(sample(text, R"(clearing_incoming_payments_parked_total{reason="AC01"})") == 600.0);
   CHECK(sample(text, R"(clearing_incoming_payments_parked_total{reason="AM03"})") == 400.0);
   CHECK(sample(text, R"(clearing_parked_messages{source="kafka",reason="not_json"})") == 1200.0);
@@ -316,9 +318,10 @@ TEST_CASE(
         "clearing_dispatcher_record_failures_total", "clearing_dispatcher_claim_failures_total",
         "clearing_incoming_feed_failures_total", "clearing_incoming_feed_requests_total",
         "clearing_inbound_messages_total", "clearing_client_refused_total",
-        "clearing_alarm_events_total", "clearing_incoming_payments_parked_total",
-        "clearing_derivation_lookups_total", "clearing_answers_total",
-        "clearing_inbound_fetch_restarts_total", "clearing_concurrency_limit_changes_total"})
+        "clearing_alarm_events_total", "clearing_contradictions_total",
+        "clearing_incoming_payments_parked_total", "clearing_derivation_lookups_total",
+        "clearing_answers_total", "clearing_inbound_fetch_restarts_total",
+        "clearing_concurrency_limit_changes_total"})
     CHECK_MESSAGE(type_of(text, counter) == "counter", counter);
   for (const auto* gauge : {"clearing_calls_overdue", "clearing_transfers",
                             "clearing_parked_messages", "clearing_subscription_state",
