@@ -88,12 +88,8 @@ std::optional<clearing_client::SubmitRequest> parse_submit_request(
     Transaction& tx, const eventstore::DataProtector* protector, const pqxx::field& field,
     const std::string& transfer_id) {
   if (field.is_null()) return std::nullopt;
-  std::string body = field.c_str();
-  if (protector != nullptr) {
-    auto json = nlohmann::json::parse(body, nullptr, false);
-    if (json.is_discarded() || !protector->open(tx, json)) return std::nullopt;
-    body = json.dump();
-  }
+  auto body = nlohmann::json::parse(field.c_str(), nullptr, false);
+  if (protector != nullptr && body.is_object() && !protector->open(tx, body)) return std::nullopt;
   auto request = clearing_client::decode_submit_body(body);
   if (!request || request->reference != transfer_id) return std::nullopt;
   return std::move(*request);

@@ -153,14 +153,10 @@ HttpResponse replay_parked(TransferService& transfers, const InboundRules& rules
   auto done = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
     refused.reset();
     auto row = parked_for_action(tx, action->parked_id, pool.protector());
-    if (!row) {
-      if (row.error() == ParkedReadError::unknown_id) {
-        refused = Refusal{404, "unknown_parked_message",
-                          "no parked message " + std::to_string(action->parked_id)};
-        return {};
-      }
-      return tl::unexpected(eventstore::StoreError{eventstore::StoreErrc::internal,
-                                                   "the parked message could not be read"});
+    if (!row) {  // unknown_id: the only refusal parked_for_action has
+      refused = Refusal{404, "unknown_parked_message",
+                        "no parked message " + std::to_string(action->parked_id)};
+      return {};
     }
     if ((refused = refuse_unless_open(action->parked_id, row->state))) return {};
     if (row->source != "kafka") {

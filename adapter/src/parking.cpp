@@ -6,7 +6,6 @@
 #include <string_view>
 
 #include "clearing/base/assert.hpp"
-#include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
 #include "clearing/privacy/personal_fields.hpp"
 
@@ -333,11 +332,8 @@ tl::expected<std::string, ParkedReadError> parked_message(
   if (result.empty()) return tl::unexpected(ParkedReadError::unknown_id);
   const auto& row = result[0];
   auto raw = raw_slice(tx, row, from_byte, kParkedRawChunkBytes, protector);
-  if (!raw) {
-    base::module_logger("parking")->error("parked_read_failed id={} error={}", id,
-                                          raw.error().message);
-    return tl::unexpected(ParkedReadError::store);
-  }
+  // The protector's failure is the transaction's (ConnectionPool::transact returns it).
+  if (!raw) throw eventstore::StoreFailure(raw.error());
   if (from_byte > raw->raw_bytes) return tl::unexpected(ParkedReadError::beyond_end);
   auto shown = row_json(row, from_byte, std::move(*raw));
   CLEARING_ASSERT(shown.raw_end > from_byte ||
@@ -358,11 +354,8 @@ tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
   if (result.empty()) return tl::unexpected(ParkedReadError::unknown_id);
   const auto& row = result[0];
   auto raw = raw_slice(tx, row, 0, std::string::npos, protector);
-  if (!raw) {
-    base::module_logger("parking")->error("parked_read_failed id={} error={}", id,
-                                          raw.error().message);
-    return tl::unexpected(ParkedReadError::store);
-  }
+  // The protector's failure is the transaction's (ConnectionPool::transact returns it).
+  if (!raw) throw eventstore::StoreFailure(raw.error());
   ParkedRaw out;
   out.id = id;
   out.source = row[kSource].as<std::string>();

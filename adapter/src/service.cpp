@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <future>
 #include <pqxx/pqxx>
 #include <stdexcept>
@@ -114,6 +115,11 @@ std::vector<std::pair<std::string, int>> configured_topics(const config::Adapter
   return topics;
 }
 
+// Retention runs daily; a round that failed (the database away) is tried again within
+// minutes rather than a day later.
+constexpr std::chrono::seconds kRetentionInterval{24 * 3600};
+constexpr std::chrono::seconds kRetentionRetry{300};
+
 struct Service::Impl {
   config::AdapterConfig config;
   std::string kafka_bootstrap;
@@ -124,6 +130,8 @@ struct Service::Impl {
   std::unique_ptr<eventstore::ConnectionPool> pool;
   std::shared_ptr<privacy::Vault> vault;  // the pool's protector
   base::BackgroundThread retention;       // applies privacy.retention_years once a day
+  // The last retention round's outcome: a failed one is retried soon, and shown on /metrics.
+  std::atomic<bool> retention_applied{false};
   std::unique_ptr<eventstore::EventStore> store;
   std::unique_ptr<TransferService> transfers;
   std::unique_ptr<clearing_client::ClearingClient> client;
@@ -195,23 +203,28 @@ struct Service::Impl {
       return tl::unexpected("rewrapping the data keys: " + rewrapped.error().message);
     else if (*rewrapped > 0)
       log->info("data_keys_rewrapped keys={} kek_id={}", *rewrapped, vault->kek_id());
-    expire_personal_data();
+    retention_applied = expire_personal_data();
     log->info("personal data sealed kek_id={} retention_years={}", vault->kek_id(),
               config.privacy.retention_years);
     return {};
   }
 
-  // Retention: a failure is logged and tried again at the next round (the data stays sealed).
-  void expire_personal_data() {
+  // Retention: a failed round is logged, shown on /metrics (privacy_retention_failing) and
+  // tried again within kRetentionRetry; the data stays sealed meanwhile.
+  bool expire_personal_data() {
     const auto today = std::chrono::year_month_day{
         std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())};
     auto expired = apply_retention(*store, *vault, config.privacy.retention_years,
                                    static_cast<int>(today.year()));
-    if (!expired)
-      log->warn("retention_failed error={}", expired.error().message);
-    else if (*expired > 0)
+    if (!expired) {
+      log->warn("retention_failed error={} retry_in_s={}", expired.error().message,
+                kRetentionRetry.count());
+      return false;
+    }
+    if (*expired > 0)
       log->info("retention_applied keys_destroyed={} retention_years={}", *expired,
                 config.privacy.retention_years);
+    return true;
   }
 
   tl::expected<void, std::string> open_client() {
@@ -242,6 +255,14 @@ struct Service::Impl {
     dispatcher_hook = register_service_metrics(
         metrics,
         {pool, client, dispatcher, poller, derivation, derivation_lookups, consumer, clock}, log);
+    metrics.gauge_callback(
+        "privacy_retention_failing",
+        "1 while the last retention round (privacy.retention_years) failed: personal data past "
+        "its retention is not yet erased; it is tried again every few minutes",
+        {}, [this] {
+          return std::vector<std::pair<base::metrics::LabelValues, double>>{
+              {{}, retention_applied ? 0.0 : 1.0}};
+        });
   }
   AnswerHook dispatcher_hook;
 
@@ -551,7 +572,8 @@ tl::expected<void, std::string> Service::Impl::start() {
   s.poller->start();
   s.consumer->start();
   s.retention.start([&s] {
-    while (s.retention.sleep_for(std::chrono::hours(24))) s.expire_personal_data();
+    while (s.retention.sleep_for(s.retention_applied ? kRetentionInterval : kRetentionRetry))
+      s.retention_applied = s.expire_personal_data();
   });
   if (auto ok = s.open_http(); !ok) return ok;
   s.started = true;

@@ -471,8 +471,7 @@ void add_transfer_routes(http::HttpServer& server, eventstore::ConnectionPool& p
               refused = read.error();
               return std::string();
             });
-        if (!message || refused == ParkedReadError::store)
-          return HttpResponse::error(503, "unavailable", "the database is unavailable");
+        if (!message) return HttpResponse::error(503, "unavailable", "the database is unavailable");
         if (refused == ParkedReadError::unknown_id)
           return HttpResponse::error(404, "unknown_parked_message",
                                      "no parked message " + std::to_string(*id));

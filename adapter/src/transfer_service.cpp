@@ -165,8 +165,9 @@ struct TransferService::ProjectionRow {
   std::int64_t due_at_ms = 0;
   std::string correlation_id;
   std::string caused_by;
+  std::optional<clearing_client::SubmitRequest> submit;  // encoded into submit_request
+  std::string subject;  // whose personal data submit holds: the core's account
   std::optional<std::string> submit_request;
-  std::string subject;  // whose personal data submit_request holds: the core's account
   std::string status;
 };
 
@@ -229,7 +230,7 @@ std::vector<TransferResult> TransferService::execute_batch(eventstore::Transacti
     rows.insert_or_assign(transfer_id,
                           projection_row(transfer_id, *results[i], commands[i].context));
   }
-  for (auto& [id, row] : rows) seal_submit_request(tx, row);
+  for (auto& [id, row] : rows) encode_submit_request(tx, row);
   if (rows.empty()) return results;
   std::string input = "[";
   for (const auto& [id, row] : rows) {
@@ -333,26 +334,30 @@ TransferService::ProjectionRow TransferService::projection_row(
   row.caused_by = decision.event_ids.back().value();
   if (next->action == sagas::ClearingAction::submit) {
     CLEARING_ASSERT(state.request.transfer_id == transfer_id);
-    row.submit_request = clearing_client::encode_submit_body(to_submit_request(state.request));
+    row.submit = to_submit_request(state.request);
     row.subject = state.request.account_id;
   }
   return row;
 }
 
-void TransferService::seal_submit_request(eventstore::Transaction& tx, ProjectionRow& row) {
+void TransferService::encode_submit_request(eventstore::Transaction& tx, ProjectionRow& row) {
+  if (!row.submit) return;
   const auto* protector = store_.pool().protector();
-  if (protector == nullptr || !row.submit_request) return;
-  auto body = nlohmann::json::parse(*row.submit_request);
+  if (protector == nullptr) {
+    row.submit_request = clearing_client::encode_submit_body(*row.submit);
+    return;
+  }
+  auto body = clearing_client::submit_body_json(*row.submit);
   if (auto sealed = protector->seal(tx, body, row.subject); !sealed)
     throw eventstore::StoreFailure(sealed.error());
-  row.submit_request = body.dump();
+  row.submit_request = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void TransferService::sync_projections(eventstore::Transaction& tx, const std::string& transfer_id,
                                        const eventstore::Decision<sagas::TransferDecider>& decision,
                                        const eventstore::CommandContext& context) {
   auto row = projection_row(transfer_id, decision, context);
-  seal_submit_request(tx, row);
+  encode_submit_request(tx, row);
   if (row.action)
     tx.exec_prepared(kScheduledName, transfer_id, *row.action, row.attempt, row.due_at_ms,
                      row.correlation_id, row.caused_by, row.submit_request, row.status);

@@ -782,14 +782,17 @@ IncomingPage classify_incoming(int http_status, std::string_view body,
 }
 
 std::string encode_submit_body(const SubmitRequest& request) {
-  const json body = {
+  // Names may carry any UTF-8; replace invalid sequences rather than throw.
+  return submit_body_json(request).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json submit_body_json(const SubmitRequest& request) {
+  return {
       {"reference", request.reference},         {"amount_minor", request.amount_minor},
       {"currency", request.currency},           {"debtor_account", request.debtor_account},
       {"debtor_name", request.debtor_name},     {"creditor_account", request.creditor_account},
       {"creditor_name", request.creditor_name}, {"remittance_info", request.remittance_info},
   };
-  // Names may carry any UTF-8; replace invalid sequences rather than throw.
-  return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 namespace {
@@ -813,7 +816,10 @@ std::string_view to_string(SubmitBodyErrc code) noexcept {
 }
 
 tl::expected<SubmitRequest, SubmitBodyError> decode_submit_body(std::string_view body) {
-  const auto parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  return decode_submit_body(json::parse(body, nullptr, /*allow_exceptions=*/false));
+}
+
+tl::expected<SubmitRequest, SubmitBodyError> decode_submit_body(const json& parsed) {
   if (!parsed.is_object()) {
     return tl::unexpected(
         SubmitBodyError{SubmitBodyErrc::not_an_object, "", "the body is not a JSON object"});

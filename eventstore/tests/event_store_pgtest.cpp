@@ -505,7 +505,7 @@ TEST_CASE(
 
 TEST_CASE("a protector's failure thrown inside a transaction comes back as its StoreError") {
   StoreFixture f;
-  // As TransferService::seal_submit_request throws it when the vault cannot reach its keys.
+  // As TransferService::encode_submit_request throws it when the vault cannot reach its keys.
   auto result = f.pool->transact([](Transaction& tx) -> StoreResult<int> {
     tx.exec("select 1");
     throw StoreFailure(StoreError{StoreErrc::connection_failed, "keys out of reach"});

@@ -153,39 +153,6 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-void append_json_string(std::string& out, std::string_view text) {
-  out.push_back('"');
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out.push_back(kHex[(c >> 4) & 0xf]);
-          out.push_back(kHex[c & 0xf]);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 bool has_line_break(std::string_view text) {
   return text.find_first_of("\r\n") != std::string_view::npos;
 }
@@ -517,9 +484,9 @@ HttpResponse HttpResponse::json(int status, std::string body) {
 
 HttpResponse HttpResponse::error(int status, std::string code, std::string message) {
   std::string body = R"({"error":{"code":)";
-  append_json_string(body, code);
+  base::append_json_string(body, code);
   body += R"(,"message":)";
-  append_json_string(body, message);
+  base::append_json_string(body, message);
   body += "}}";
   return json(status, std::move(body));
 }

@@ -1,6 +1,9 @@
 #include "clearing/adapter/testing/saga_fixture.hpp"
 
+#include <chrono>
 #include <pqxx/pqxx>
+#include <stdexcept>
+#include <thread>
 
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/migrations.hpp"
@@ -69,6 +72,29 @@ std::shared_ptr<privacy::Vault> SagaDatabase::seal_personal_data() {
   if (!vault) throw std::runtime_error("vault: " + vault.error().message);
   pool->set_protector(*vault);
   return *vault;
+}
+
+void wait_for_horizon(const SagaDatabase& db) {
+  for (int attempt = 0; attempt < 3000; ++attempt) {
+    if (db.database.query_value("select coalesce((select max(transaction_id) from events)"
+                                " < pg_snapshot_xmin(pg_current_snapshot()), true)") == "t")
+      return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  throw std::runtime_error(
+      "the server's oldest transaction did not move past this test's events in 30 s");
+}
+
+http::ClientResponse post_json(std::uint16_t port, const std::string& path, const std::string& body,
+                               const std::string& token) {
+  auto answer = http::send({.method = "POST",
+                            .url = "http://127.0.0.1:" + std::to_string(port) + path,
+                            .bearer_token = token,
+                            .headers = {{"Content-Type", "application/json"}},
+                            .body = body,
+                            .timeout_ms = 10'000});
+  if (!answer) throw std::runtime_error("POST " + path + ": " + answer.error().message);
+  return std::move(*answer);
 }
 
 std::map<std::string, int> SagaDatabase::statuses() const {

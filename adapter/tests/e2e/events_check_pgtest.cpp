@@ -87,16 +87,6 @@ std::vector<Corrupt> corrupt_events() {
 
 // Until every event written so far is below the horizon under which the store hands events
 // out in commit order: a test beside this one on the same server can hold it back a moment.
-void wait_for_horizon(SagaDatabase& db) {
-  for (int attempt = 0; attempt < 3000; ++attempt) {
-    if (db.database.query_value("select coalesce((select max(transaction_id) from events)"
-                                " < pg_snapshot_xmin(pg_current_snapshot()), true)") == "t")
-      return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  FAIL("the server's oldest transaction did not move past this test's events in 30 s");
-}
-
 std::string write_config(const std::string& name) {
   const std::string path = "/tmp/events-check-" + name + "-" + std::to_string(getpid()) + ".json";
   std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");

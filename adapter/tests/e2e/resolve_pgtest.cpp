@@ -71,21 +71,9 @@ std::unique_ptr<http::HttpServer> serve_transfers(SagaDatabase& db,
   return std::move(*server);
 }
 
-http::ClientResponse post(std::uint16_t port, const std::string& path, const std::string& body,
-                          const std::string& token) {
-  auto answer = http::send({.method = "POST",
-                            .url = "http://127.0.0.1:" + std::to_string(port) + path,
-                            .bearer_token = token,
-                            .headers = {{"Content-Type", "application/json"}},
-                            .body = body,
-                            .timeout_ms = 10'000});
-  REQUIRE(answer);
-  return *answer;
-}
-
 http::ClientResponse post_resolve(std::uint16_t port, const std::string& id,
                                   const std::string& body, const std::string& token) {
-  return post(port, "/transfers/" + id + "/resolve", body, token);
+  return post_json(port, "/transfers/" + id + "/resolve", body, token);
 }
 
 std::string error_code(const http::ClientResponse& answer) {
@@ -192,12 +180,8 @@ TEST_CASE("an operator resolves a transfer under investigation; a terminal one i
       external_streams::make_derivation_handler(
           *db.store, {{streams[0], &external_streams::derive_payments_v1},
                       {streams[1], &external_streams::derive_settlements_v1}}));
-  // Events reach a subscription once every older transaction on the server has ended: a test
-  // running beside this one can hold them back for a moment.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (db.database.query_value("select count(*) from external_events") != "3" &&
-         std::chrono::steady_clock::now() < deadline) {
-    if (*derive.poll_once() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  wait_for_horizon(db);
+  while (*derive.poll_once() > 0) {
   }
   CHECK(db.database.query_value("select string_agg(type, ',' order by seq) from external_events "
                                 "where stream = 'adapter.dk.payments.v1'") ==
@@ -301,7 +285,7 @@ namespace {
 
 http::ClientResponse post_erase(std::uint16_t port, const std::string& body,
                                 const std::string& token) {
-  return post(port, "/subjects/erase", body, token);
+  return post_json(port, "/subjects/erase", body, token);
 }
 
 }  // namespace

@@ -68,14 +68,7 @@ struct Api {
 
   http::ClientResponse post(const std::string& path, const std::string& body,
                             const std::string& token = kOperatorToken) {
-    auto answer = http::send({.method = "POST",
-                              .url = "http://127.0.0.1:" + std::to_string(server->port()) + path,
-                              .bearer_token = token,
-                              .headers = {{"Content-Type", "application/json"}},
-                              .body = body,
-                              .timeout_ms = 10'000});
-    REQUIRE(answer);
-    return *answer;
+    return post_json(server->port(), path, body, token);
   }
   Json get(const std::string& path) {
     auto r = http::get("http://127.0.0.1:" + std::to_string(server->port()) + path, kReaderToken,

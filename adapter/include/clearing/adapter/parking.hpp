@@ -88,14 +88,15 @@ eventstore::StoreResult<std::string> parked_page(eventstore::Transaction& tx,
                                                  const ParkedListing& listing,
                                                  const eventstore::DataProtector* protector);
 
-enum class ParkedReadError { unknown_id, beyond_end, store };
+enum class ParkedReadError { unknown_id, beyond_end };
 
 // One parked message as the JSON body of GET /parked/{id}: the row as in the listing,
 // with `raw` the bytes from `from_byte` on, at most kParkedRawChunkBytes of them,
 // `raw_from_byte`, and `next` ("/parked/{id}?from_byte=M", or null when raw reaches the
 // end of the value). The answer is at most about 2 x kParkedRawChunkBytes (a text raw
 // of quotes or backslashes doubles in JSON). beyond_end: from_byte > the raw's length.
-// store: the protector could not open the raw (the message is logged).
+// A raw the protector cannot open fails the transaction: eventstore::StoreFailure, which
+// ConnectionPool::transact returns as its StoreError.
 tl::expected<std::string, ParkedReadError> parked_message(
     eventstore::Transaction& tx, std::int64_t id, std::int64_t from_byte,
     const eventstore::DataProtector* protector);
@@ -117,7 +118,7 @@ struct ParkedRaw {
   std::string state;  // kParkedOpen, kParkedClosed or kParkedReplayed
   std::string raw;
 };
-// unknown_id: no such row; store: the protector could not open the raw (logged).
+// unknown_id: no such row. A raw the protector cannot open fails the transaction, as above.
 tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
     eventstore::Transaction& tx, std::int64_t id, const eventstore::DataProtector* protector);
 

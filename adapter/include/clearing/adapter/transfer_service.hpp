@@ -80,9 +80,9 @@ class TransferService {
                         const eventstore::CommandContext& context);
   // One transfer's projection rows, as sync_projections writes them.
   struct ProjectionRow;
-  // Seals the row's submit_request when the pool has a protector (throws its failure as
-  // eventstore::StoreFailure, which the pool's transact returns as a StoreError).
-  void seal_submit_request(eventstore::Transaction& tx, ProjectionRow& row);
+  // The row's submit body as stored, once: sealed when the pool has a protector (throws its
+  // failure as eventstore::StoreFailure, which the pool's transact returns as a StoreError).
+  void encode_submit_request(eventstore::Transaction& tx, ProjectionRow& row);
   static ProjectionRow projection_row(const std::string& transfer_id,
                                       const eventstore::Decision<sagas::TransferDecider>& decision,
                                       const eventstore::CommandContext& context);

@@ -3,6 +3,7 @@
 // No I/O, no Asio: the client calls it on every answer, and tests call it directly.
 
 #include <cstddef>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,8 +72,10 @@ IncomingPage classify_incoming(int http_status, std::string_view body,
 // non-negative integer (HTTP-dates are not used by this clearing), capped at kRetryAfterMaxMs.
 std::int64_t parse_retry_after_ms(std::optional<std::string_view> retry_after);
 
-// The JSON body of POST /v1/transfers (the contract's field names).
+// The JSON body of POST /v1/transfers (the contract's field names), as text and as the
+// document (for a caller that seals its personal fields before storing it).
 std::string encode_submit_body(const SubmitRequest& request);
+nlohmann::json submit_body_json(const SubmitRequest& request);
 
 // Why a stored submit body did not read back. Never retryable: the same bytes fail the same way.
 enum class SubmitBodyErrc {
@@ -95,5 +98,6 @@ struct SubmitBodyError {
 // Values are not judged here (empty text, a non-positive amount): that is the receiver's
 // business rule. Never throws.
 tl::expected<SubmitRequest, SubmitBodyError> decode_submit_body(std::string_view body);
+tl::expected<SubmitRequest, SubmitBodyError> decode_submit_body(const nlohmann::json& body);
 
 }  // namespace clearing::clearing_client

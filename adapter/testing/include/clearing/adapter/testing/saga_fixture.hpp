@@ -14,6 +14,7 @@
 #include "clearing/base/uuid.hpp"
 #include "clearing/clearing_mock/mock_state.hpp"
 #include "clearing/eventstore/event_store.hpp"
+#include "clearing/http/client.hpp"
 #include "clearing/privacy/vault.hpp"
 #include "test_database.hpp"
 
@@ -97,6 +98,16 @@ struct SagaDatabase {
   std::map<std::string, int> statuses() const;
   int terminal_count() const;
 };
+
+// Waits until every transaction that wrote events of `db` so far lies below the horizon
+// under which a subscription hands events out (a test running beside this one on the same
+// server can hold it back for a moment); throws after 30 s.
+void wait_for_horizon(const SagaDatabase& db);
+
+// POST `body` (JSON) to 127.0.0.1:`port``path` with a bearer token; throws when no answer
+// comes (an HTTP status is an answer).
+http::ClientResponse post_json(std::uint16_t port, const std::string& path, const std::string& body,
+                               const std::string& token);
 
 // Compares every transfer's outcome with the mock's ledger; returns the violations, one
 // line each (empty when all agree).
