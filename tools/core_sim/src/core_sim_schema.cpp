@@ -88,6 +88,13 @@ create table core_outcome_sources (
   seq bigint not null
 );
 )sql"},
+      // The account event that resolved each transfer (ReservationCompleted or
+      // ReservationReleased), beside outcome_event_id, the adapter's message it applied: the
+      // story of a transfer (transfer_story.hpp) finds it by its id. Transfers resolved
+      // before this migration have none, and their story shows no resolution event.
+      {"core_sim/0004_resolved_event_id", R"sql(
+alter table core_transfers add column resolved_event_id text;
+)sql"},
   };
   return migrations;
 }

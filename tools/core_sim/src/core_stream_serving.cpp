@@ -3,6 +3,7 @@
 #include "core_stream_serving.hpp"
 
 #include "clearing/base/assert.hpp"
+#include "clearing/core_sim/transfer_story.hpp"
 #include "clearing/external_streams/catch_up_api.hpp"
 #include "clearing/http/server.hpp"
 
@@ -25,6 +26,7 @@ tl::expected<void, std::string> CoreStreamServing::open(
   if (!server) return tl::unexpected("catch-up API: " + server.error().message);
   http_ = std::move(*server);
   external_streams::add_catch_up_routes(*http_, pool);
+  add_transfer_story_route(*http_, pool);
   if (auto listening = http_->start(); !listening)
     return tl::unexpected("catch-up API: " + listening.error().message);
 

@@ -2,7 +2,8 @@
 // Private to core-sim: the core's stream (core.<cc>.payments.v1) as the adapter reads it.
 // The Relay publishes it to Kafka; the catch-up API (GET
 // /streams/{stream}/partitions/{p}/events, bearer CoreSimOptions::api_token) serves it
-// over HTTP for the adapter's gap repair.
+// over HTTP for the adapter's gap repair. The same server, behind the same token, serves
+// the story of a transfer (GET /transfers/{transfer_id}/story, transfer_story.hpp).
 //
 // Thread safety: open/start_relay/stop from the owner's thread; port() from any thread
 // once open() returned.

@@ -78,9 +78,9 @@ void write_outcomes(eventstore::Transaction& tx, const Json& rows) {
       "core_sim_write_outcomes",
       "update core_transfers t set status = x.status, reason_code = x.reason_code,"
       " clearing_reference = x.clearing_reference, outcome_at = clock_timestamp(),"
-      " outcome_event_id = x.outcome_event_id"
+      " outcome_event_id = x.outcome_event_id, resolved_event_id = x.resolved_event_id"
       " from jsonb_to_recordset($1::jsonb) as x(transfer_id text, status text, reason_code text,"
-      " clearing_reference text, outcome_event_id text)"
+      " clearing_reference text, outcome_event_id text, resolved_event_id text)"
       " where t.transfer_id = x.transfer_id and t.status || '' = 'open'"
       " and t.transfer_id = any(array(select r->>'transfer_id' from "
       "jsonb_array_elements($1::jsonb) r))"};
@@ -287,7 +287,8 @@ eventstore::StoreResult<void> OutcomeApplier::command_accounts(eventstore::Trans
                                {"status", succeeded ? "succeeded" : "rejected"},
                                {"reason_code", q.reason_code},
                                {"clearing_reference", q.clearing_reference},
-                               {"outcome_event_id", q.event_id}});
+                               {"outcome_event_id", q.event_id},
+                               {"resolved_event_id", result->event_ids.front().value()}});
     plan.projection.add(result->state);
     log->debug("outcome applied transfer_id={} type={} correlation_id={}", q.transfer_id, q.type,
                q.correlation_id);

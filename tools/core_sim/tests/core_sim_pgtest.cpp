@@ -518,6 +518,26 @@ TEST_CASE(
     auto unauthorised = http::get(base + "/partitions/0/events", "wrong", 2000);
     REQUIRE(unauthorised);
     CHECK(unauthorised->status == 401);
+    // The story of a refused transfer is its refusal; of an open one, what was published.
+    const std::string stories =
+        "http://127.0.0.1:" + std::to_string(sim.catch_up_port()) + "/transfers/";
+    auto refused = http::get(stories + "jsonl-3/story", "core-token", 2000);
+    REQUIRE(refused);
+    REQUIRE(refused->status == 200);
+    const auto refused_story = nlohmann::json::parse(refused->body);
+    CHECK(refused_story["status"] == "refused");
+    REQUIRE(refused_story["events"].size() == 1);
+    CHECK(refused_story["events"][0]["type"] == "TransferRefused");
+    CHECK(refused_story["events"][0]["reason"] == "insufficient_funds");
+    CHECK(refused->body.find("acct-a") == std::string::npos);
+    auto open = http::get(stories + "jsonl-1/story", "core-token", 2000);
+    REQUIRE(open);
+    REQUIRE(open->status == 200);
+    const auto open_story = nlohmann::json::parse(open->body);
+    CHECK(open_story["status"] == "open");
+    REQUIRE(open_story["events"].size() == 2);
+    CHECK(open_story["events"][0]["type"] == "FundsReserved");
+    CHECK(open_story["events"][1]["type"] == "TransferRequested");
     // The relay published them: Kafka's copy is acknowledged.
     const auto published_by = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (f.core_db.query_value("select coalesce(sum(published), 0) from external_stream_heads") !=
@@ -709,4 +729,111 @@ TEST_CASE(
         std::to_string(80 + pending_first.size()));
   CHECK(v1_resolved_at_switch >= 30);
   CHECK(v1_resolved_at_switch <= 40);
+}
+
+TEST_CASE(
+    "the story endpoint tells a transfer's events with their causes, and refuses unknown and "
+    "malformed ids") {
+  auto kafka = start_kafka();
+  FakeAdapter fake(kafka->bootstrap_servers());
+  testing::TestDatabase core_db;
+  auto options = options_answered_by(fake, core_db, kafka->bootstrap_servers(), 12, 23);
+  options.invalid_share = 0.4;
+  auto made = core_sim::CoreSim::create(options);
+  REQUIRE_MESSAGE(made, (made ? "" : made.error()));
+  auto& sim = **made;
+  REQUIRE(sim.start());
+  fake.start();
+  REQUIRE(sim.wait_until_done(std::chrono::seconds(120)));
+  // The duplicate outcome rides on the transfer's partition, after its first outcome.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (sim.report().violations.double_completion < 1) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string stories =
+      "http://127.0.0.1:" + std::to_string(sim.catch_up_port()) + "/transfers/";
+  const auto story_of = [&](const std::string& id) {
+    auto got = http::get(stories + id + "/story", "core-token", 5000);
+    REQUIRE(got);
+    REQUIRE_MESSAGE(got->status == 200, got->body);
+    return nlohmann::json::parse(got->body);
+  };
+  const auto adapter_message = [&](const std::string& id, const std::string& type, int nth) {
+    return fake.database.query_value(
+        "select event_id::text from external_events where entity_key = '" + id + "' and type = '" +
+        type + "' order by seq offset " + std::to_string(nth) + " limit 1");
+  };
+
+  // The transfer that got a second TransferSucceeded: reserved, requested, completed by the
+  // first, the second not applied.
+  const auto& id = fake.first_succeeded;
+  REQUIRE_FALSE(id.empty());
+  const auto story = story_of(id);
+  MESSAGE(story.dump(2));
+  CHECK(story["status"] == "succeeded");
+  const auto& events = story["events"];
+  REQUIRE(events.size() == 4);
+  std::vector<std::string> types;
+  for (const auto& e : events) types.push_back(e["type"]);
+  CHECK(types == std::vector<std::string>{"FundsReserved", "TransferRequested",
+                                          "ReservationCompleted", "OutcomeNotApplied"});
+  for (std::size_t i = 1; i < events.size(); ++i)
+    CHECK(events[i - 1]["at"].get<std::string>() <= events[i]["at"].get<std::string>());
+  const auto& reserved = events[0];
+  const auto& requested = events[1];
+  const auto& completed = events[2];
+  const auto& refused = events[3];
+  CHECK(reserved["event_id"] ==
+        core_db.query_value("select reserved_event_id from core_transfers where transfer_id = '" +
+                            id + "'"));
+  CHECK(reserved["amount"]["currency"] == "DKK");
+  // What the adapter received names the request's event and its cause.
+  CHECK(requested["source_event_id"] == reserved["event_id"]);
+  CHECK(requested["stream"] == "core.dk.payments.v1");
+  CHECK(requested["correlation_id"] == story["correlation_id"]);
+  CHECK(requested["event_id"] ==
+        core_db.query_value("select event_id::text from external_events where entity_key = '" + id +
+                            "'"));
+  CHECK(fake.database.query_value(
+            "select source_event_id from fake_requests where transfer_id = '" + id + "'") ==
+        reserved["event_id"]);
+  // The completion names the adapter's first message as its cause, the refusal the second.
+  CHECK(completed["causation_id"] == adapter_message(id, "TransferSucceeded", 0));
+  CHECK(completed["source"]["stream"] == "adapter.dk.payments.v1");
+  CHECK(refused["violation"] == "double_completion");
+  CHECK(refused["causation_id"] == adapter_message(id, "TransferSucceeded", 1));
+  // No account id anywhere in the story.
+  const auto account =
+      core_db.query_value("select account_id from core_transfers where transfer_id = '" + id + "'");
+  CHECK(story.dump().find(account) == std::string::npos);
+
+  // A rejected transfer: released with the adapter's reason code.
+  const auto rejected = core_db.query_value(
+      "select transfer_id from core_transfers where status = 'rejected' order by transfer_id limit "
+      "1");
+  REQUIRE_FALSE(rejected.empty());
+  const auto released = story_of(rejected);
+  CHECK(released["status"] == "rejected");
+  REQUIRE(released["events"].size() == 3);
+  CHECK(released["events"][2]["type"] == "ReservationReleased");
+  CHECK(released["events"][2]["reason_code"] == released["reason_code"]);
+  CHECK(released["events"][2]["causation_id"] == adapter_message(rejected, "TransferRejected", 0));
+
+  // Unknown, malformed, without the token.
+  auto unknown = http::get(stories + "no-such-transfer/story", "core-token", 2000);
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+  CHECK(unknown->body.find("unknown_transfer") != std::string::npos);
+  auto malformed = http::get(stories + "bad%20id/story", "core-token", 2000);
+  REQUIRE(malformed);
+  CHECK(malformed->status == 400);
+  CHECK(malformed->body.find("bad_transfer_id") != std::string::npos);
+  auto too_long = http::get(stories + std::string(201, 'a') + "/story", "core-token", 2000);
+  REQUIRE(too_long);
+  CHECK(too_long->status == 400);
+  auto anonymous = http::get(stories + id + "/story", "", 2000);
+  REQUIRE(anonymous);
+  CHECK(anonymous->status == 401);
+  sim.stop();
 }
