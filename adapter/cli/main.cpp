@@ -1,6 +1,7 @@
 // clearing-adapter: the service for one country and its operator commands.
 //   run      --config FILE            the service (SIGTERM: graceful stop, exit 0)
-//   trace    ID --config FILE [--json] the story of one transfer
+//   trace    ID --config FILE [--json] [--core-url URL] the story of one transfer; with the
+//            core's story URL (streams.core_story_url or --core-url) both sides in one timeline
 //   resolve  ID --config FILE --outcome succeeded|rejected --reason TEXT
 //            [--clearing-reference R [--settlement-date D] | --reason-code C] [--api-url URL]
 //   erase    --subject ID --reason TEXT --config FILE [--api-url URL]
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "clearing/adapter/core_story.hpp"
 #include "clearing/adapter/events_check.hpp"
 #include "clearing/adapter/service.hpp"
 #include "clearing/adapter/streams_report.hpp"
@@ -156,7 +158,37 @@ tl::expected<Store, std::string> open_store(const config::AdapterConfig& config)
   return s;
 }
 
-int trace(const std::string& config_path, const std::string& id, bool as_json) {
+// The core's story merged into `story` when a URL is given (--core-url, else
+// streams.core_story_url): asked with the catch-up credential and TLS files, the same core.
+// A core that cannot tell its side leaves the adapter's story whole and one line saying why;
+// the exit status stays that of the adapter's side (docs/core-story.md).
+void add_core_story(const config::AdapterConfig& config, const std::string& core_url,
+                    const std::string& id, nlohmann::json& story) {
+  const auto& streams = config.streams;
+  const auto url = core_url.empty() ? streams.core_story_url : core_url;
+  if (url.empty()) return;
+  auto core = adapter::fetch_core_story(
+      {.base_url = url,
+       .bearer_token = streams.core_catchup_token.reveal(),
+       .tls = {.ca_file = streams.core_catchup_ca_file.value_or(""),
+               .cert_file = streams.core_catchup_client_cert_file.value_or(""),
+               .key_file = streams.core_catchup_client_key_file.value_or("")},
+       .timeout_ms = config.clearing.request_timeout_ms,
+       .url_setting = core_url.empty() ? "streams.core_story_url" : "--core-url",
+       .token_setting = std::string(config::kEnvCoreCatchupToken)},
+      id);
+  if (core)
+    adapter::merge_core_story(story, *core);
+  else
+    adapter::mark_core_story_missing(story, core.error());
+}
+
+int trace(const std::string& config_path, const std::string& id, bool as_json,
+          const std::string& core_url) {
+  if (!core_url.empty())
+    if (const auto problem = config::core_story_url_problem(core_url))
+      return fail("--core-url: " + *problem + ", got \"" + config::redact_http_url(core_url) +
+                  "\"");
   auto config = load(config_path, true);
   if (!config) return fail(config.error());
   base::set_log_level("warn");
@@ -164,6 +196,7 @@ int trace(const std::string& config_path, const std::string& id, bool as_json) {
   if (!store) return fail(store.error());
   auto story = adapter::build_trace(*store->pool, *store->transfers, id);
   if (!story) return fail(story.error());
+  add_core_story(*config, core_url, id, *story);
   std::cout << (as_json ? story->dump(2) + "\n" : adapter::render_trace(*story));
   return 0;
 }
@@ -311,6 +344,10 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
   trace_cmd->add_flag("--json", as_json, "print JSON for tools");
+  std::string core_url;
+  trace_cmd->add_option("--core-url", core_url,
+                        "the core's story API, e.g. http://127.0.0.1:8092 (default: "
+                        "streams.core_story_url; neither: the adapter's side only)");
 
   auto* resolve_cmd =
       app.add_subcommand("resolve", "correct a transfer under investigation (people only)");
@@ -382,7 +419,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (*run_cmd) return run(config_path);
-  if (*trace_cmd) return trace(config_path, id, as_json);
+  if (*trace_cmd) return trace(config_path, id, as_json, core_url);
   if (*streams_cmd) return streams(config_path, as_json);
   if (*events_check_cmd) return events_check(config_path);
   if (*erase_cmd) return erase(config_path, subject, reason, api_url);

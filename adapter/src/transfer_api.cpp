@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 #include <sstream>
 
+#include "clearing/adapter/core_story.hpp"
 #include "clearing/adapter/parked_actions.hpp"
 #include "clearing/adapter/parking.hpp"
 #include "clearing/base/clock.hpp"
@@ -239,14 +240,21 @@ std::string render_trace(const Json& t) {
         << ")\n";
   else
     out << "event " << t["core_event"]["event_id"].get<std::string>() << "\n";
-  out << "\n";
+  out << core_story_header(t) << "\n";
   for (const auto& step : t["timeline"]) {
-    out << "  " << step["at"].get<std::string>() << "  ";
+    const auto side = side_column(t, step);
+    out << "  " << step["at"].get<std::string>() << "  " << side;
+    if (step["kind"] == "core") {
+      out << describe_core_step(t, step) << "\n";
+      continue;
+    }
     if (step["kind"] == "external") {
       out << "published " << step["stream"].get<std::string>() << " p"
           << step["partition"].get<int>() << " seq " << step["seq"].get<std::int64_t>() << " "
-          << step["type"].get<std::string>() << " (from event "
-          << step["source_event_id"].get<std::string>().substr(0, 8) << ", "
+          << step["type"].get<std::string>() << " ("
+          << (side.empty() ? ""
+                           : "event " + step["event_id"].get<std::string>().substr(0, 8) + ", ")
+          << "from event " << step["source_event_id"].get<std::string>().substr(0, 8) << ", "
           << (step["published"].get<bool>() ? "on Kafka" : "not yet on Kafka") << ")\n";
       continue;
     }

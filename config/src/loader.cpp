@@ -326,6 +326,11 @@ void read_list(Section& section, const char* key, bool required, const char* sha
   }
 }
 
+// streams.core_story_url (config.hpp, "The core's story"): optional.
+void read_core_story(Section& section, StreamsConfig& out) {
+  if (const auto url = section.string("core_story_url")) out.core_story_url = *url;
+}
+
 void read_streams(Section section, StreamsConfig& out, Country country, Problems& problems) {
   Section inbound = section.section("inbound");
   out.inbound.name = "core." + std::string(country_code_lower(country)) + ".payments.v1";
@@ -345,6 +350,7 @@ void read_streams(Section section, StreamsConfig& out, Country country, Problems
     out.core_catchup_client_key_file = *file;
   section.forbid("core_catchup_token", secret_in_file_message(kEnvCoreCatchupToken));
   section.integer("tail_check_interval_ms", out.tail_check_interval_ms);
+  read_core_story(section, out);
   section.finish();
 }
 

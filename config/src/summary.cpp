@@ -158,6 +158,12 @@ void add_kafka(Line& line, const KafkaConfig& kafka) {
   add_kafka_security(line, kafka.security);
 }
 
+// Only when set: the summaries of configurations without it stay as they were.
+void add_core_story(Line& line, const StreamsConfig& streams) {
+  if (!streams.core_story_url.empty())
+    line.add("streams.core_story_url", redact_http_url(streams.core_story_url));
+}
+
 }  // namespace
 
 std::string redacted_summary(const AdapterConfig& config) {
@@ -169,6 +175,7 @@ std::string redacted_summary(const AdapterConfig& config) {
   fields::dispatcher(config.dispatcher, writer(line, "dispatcher"));
   fields::incoming(config.incoming, writer(line, "incoming"));
   add_streams(line, config.streams);
+  add_core_story(line, config.streams);
   line.add("database.url", redact_database_url(config.database.url));
   line.add("database.connections_max", config.database.connections_max);
   line.add("database.statement_timeout_ms", config.database.statement_timeout_ms);

@@ -632,7 +632,19 @@ void check_http(Checker& check, const HttpConfig& http, LoadOptions options) {
               kHttpIdleTimeoutMsMax);
 }
 
+// streams.core_story_url: optional; when set, an http(s) base URL like core_catchup_url.
+void check_core_story(Checker& check, const StreamsConfig& streams) {
+  if (streams.core_story_url.empty()) return;
+  if (const auto problem = http_url_problem(streams.core_story_url))
+    check.fail("streams.core_story_url",
+               *problem + ", got " + quote_text(redact_http_url(streams.core_story_url)));
+}
+
 }  // namespace
+
+std::optional<std::string> core_story_url_problem(std::string_view url) {
+  return http_url_problem(url);
+}
 
 namespace detail {
 
@@ -656,6 +668,7 @@ std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions 
   check_core_credential(check, config.streams.core_catchup_token, config.http.api_token, options);
   check_role_tokens(check, config);
   check_tls_files(check, config);
+  check_core_story(check, config.streams);
   return errors;
 }
 

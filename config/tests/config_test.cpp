@@ -2010,3 +2010,26 @@ TEST_CASE("log_format: a bad value in the file or the variable is an error namin
         "config/dk.json: log_format: from CLEARING_ADAPTER_LOG_FORMAT: must be \"text\" or "
         "\"json\", got \"JSON\"");
 }
+
+TEST_CASE("streams.core_story_url: optional, an http(s) base URL, named in its error") {
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK(shipped->streams.core_story_url.empty());
+  CHECK(redacted_summary(*shipped).find("core_story_url") == std::string::npos);
+  const auto set =
+      load_edited([](Json& j) { j["streams"]["core_story_url"] = "https://core.internal:8092"; });
+  REQUIRE(set.has_value());
+  CHECK(set->streams.core_story_url == "https://core.internal:8092");
+  CHECK(redacted_summary(*set).find("streams.core_story_url=https://core.internal:8092") !=
+        std::string::npos);
+  const auto bad = load_edited([](Json& j) { j["streams"]["core_story_url"] = "core:8092"; });
+  CHECK(error_for(bad, "streams.core_story_url").message ==
+        "must start with http:// or https://, got \"core:8092\"");
+  const auto secret = load_edited(
+      [](Json& j) { j["streams"]["core_story_url"] = "http://core:hunter5@core.internal:8092"; });
+  CHECK(error_for(secret, "streams.core_story_url")
+            .message.ends_with("got \"http://***@core.internal:8092\""));
+  CHECK(secret.error().to_string().find("hunter5") == std::string::npos);
+  CHECK_FALSE(core_story_url_problem("http://127.0.0.1:8092").has_value());
+  CHECK(core_story_url_problem("ftp://core") == "must start with http:// or https://");
+}

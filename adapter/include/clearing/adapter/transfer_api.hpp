@@ -28,7 +28,9 @@ tl::expected<nlohmann::json, std::string> build_trace(eventstore::ConnectionPool
                                                       TransferService& transfers,
                                                       const std::string& transfer_id);
 
-// The same, for a person: one line per step, in time order.
+// The same, for a person: one line per step, in time order. With the core's story merged
+// (core_story.hpp), a line under the header says the core's state or why its side is missing,
+// and each step is marked core or adapter.
 std::string render_trace(const nlohmann::json& trace);
 
 // The longest text field of a resolution's body.

@@ -283,8 +283,20 @@ struct StreamsConfig {
   // check fetches its missing tail, so a lost last message is repaired within about twice
   // this. 0 turns the check off. [0, kTailCheckIntervalMsMax]
   int tail_check_interval_ms = kTailCheckIntervalMsDefault;
+  // The core's story of a transfer (core_story_url_problem below).
+  std::string core_story_url;
   friend bool operator==(const StreamsConfig&, const StreamsConfig&) = default;
 };
+
+// ---- The core's story (issue 22, item 3): streams.core_story_url ----
+// `clearing-adapter trace` merges the core's story of the transfer (GET
+// <url>/transfers/{id}/story, docs/core-story.md) when streams.core_story_url is set (or the
+// command's --core-url): an http:// or https:// base URL, often core_catchup_url's (core-sim
+// serves both on one server). It is asked with the catch-up credential
+// (CLEARING_ADAPTER_CORE_CATCHUP_TOKEN) and, over https, the streams.core_catchup_* TLS files:
+// the same core. Optional; absent or "": trace tells the adapter's side only, as before.
+// Nothing when `url` is fit for it (no credentials, query, fragment or white space), else why not.
+std::optional<std::string> core_story_url_problem(std::string_view url);
 
 // True when `name` matches ^(core|adapter)\.(dk|se|no)\.[a-z]+\.v[0-9]+$ .
 bool is_valid_stream_name(std::string_view name);
