@@ -17,6 +17,7 @@
 #include "clearing/support/adapter_config.hpp"
 #include "clearing/support/command_lines.hpp"
 #include "clearing/support/scratch_database.hpp"
+#include "process_output.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -28,12 +29,6 @@ namespace {
 constexpr const char* kApiToken = "api-token-0123456789abcdef0123456";
 constexpr const char* kClearingToken = "clearing-token-16";
 constexpr int kTransfers = 6;
-
-std::string after(const std::string& line, const std::string& prefix) {
-  const auto rest = support::after_prefix(line, prefix);
-  REQUIRE_MESSAGE(rest, "expected '" << prefix << "...', got '" << line << "'");
-  return *rest;
-}
 
 std::string query_value(const std::string& url, const std::string& sql) {
   pqxx::connection c(url);

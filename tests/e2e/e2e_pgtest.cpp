@@ -21,6 +21,7 @@
 #include "clearing/support/command_lines.hpp"
 #include "clearing/support/scratch_database.hpp"
 #include "core_sim_finish.hpp"
+#include "process_output.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -37,12 +38,6 @@ std::string source_file(const std::string& relative) {
 
 std::string create_database(const std::string& name) {
   return support::fresh_database(server_url(), name);
-}
-
-std::string after(const std::string& line, const std::string& prefix) {
-  const auto rest = support::after_prefix(line, prefix);
-  REQUIRE_MESSAGE(rest, "expected '" << prefix << "...', got '" << line << "'");
-  return *rest;
 }
 
 }  // namespace

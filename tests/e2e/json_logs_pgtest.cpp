@@ -16,6 +16,7 @@
 #include "clearing/support/command_lines.hpp"
 #include "clearing/support/scratch_database.hpp"
 #include "core_sim_finish.hpp"
+#include "process_output.hpp"
 #include "test_database.hpp"
 
 using namespace clearing;
@@ -27,12 +28,6 @@ namespace {
 constexpr const char* kApiToken = "api-token-0123456789abcdef0123456";
 constexpr const char* kClearingToken = "clearing-token-16";
 constexpr int kTransfers = 40;
-
-std::string after(const std::string& line, const std::string& prefix) {
-  const auto rest = support::after_prefix(line, prefix);
-  REQUIRE_MESSAGE(rest, "expected '" << prefix << "...', got '" << line << "'");
-  return *rest;
-}
 
 // Every line of `log` parsed; a line that is not a JSON object with the four members fails.
 std::vector<nlohmann::json> json_lines(const std::string& process, const std::string& log) {

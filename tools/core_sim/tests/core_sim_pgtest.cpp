@@ -349,6 +349,16 @@ core_sim::Progress publish_all(const core_sim::CoreSimOptions& options) {
   return progress;
 }
 
+// The core's story of a transfer, from the catch-up API's server (200 required).
+nlohmann::json story_of(const core_sim::CoreSim& sim, const std::string& transfer_id) {
+  auto got = http::get("http://127.0.0.1:" + std::to_string(sim.catch_up_port()) + "/transfers/" +
+                           transfer_id + "/story",
+                       "core-token", 5000);
+  REQUIRE(got);
+  REQUIRE_MESSAGE(got->status == 200, got->body);
+  return nlohmann::json::parse(got->body);
+}
+
 // A core-sim reading a JSONL source of the test's own: Kafka, the core's database, the file
 // (named for the database, removed when the test ends) and options naming all three.
 struct JsonlFixture {
@@ -519,21 +529,13 @@ TEST_CASE(
     REQUIRE(unauthorised);
     CHECK(unauthorised->status == 401);
     // The story of a refused transfer is its refusal; of an open one, what was published.
-    const std::string stories =
-        "http://127.0.0.1:" + std::to_string(sim.catch_up_port()) + "/transfers/";
-    auto refused = http::get(stories + "jsonl-3/story", "core-token", 2000);
-    REQUIRE(refused);
-    REQUIRE(refused->status == 200);
-    const auto refused_story = nlohmann::json::parse(refused->body);
+    const auto refused_story = story_of(sim, "jsonl-3");
     CHECK(refused_story["status"] == "refused");
     REQUIRE(refused_story["events"].size() == 1);
     CHECK(refused_story["events"][0]["type"] == "TransferRefused");
     CHECK(refused_story["events"][0]["reason"] == "insufficient_funds");
-    CHECK(refused->body.find("acct-a") == std::string::npos);
-    auto open = http::get(stories + "jsonl-1/story", "core-token", 2000);
-    REQUIRE(open);
-    REQUIRE(open->status == 200);
-    const auto open_story = nlohmann::json::parse(open->body);
+    CHECK(refused_story.dump().find("acct-a") == std::string::npos);
+    const auto open_story = story_of(sim, "jsonl-1");
     CHECK(open_story["status"] == "open");
     REQUIRE(open_story["events"].size() == 2);
     CHECK(open_story["events"][0]["type"] == "FundsReserved");
@@ -753,12 +755,6 @@ TEST_CASE(
   }
   const std::string stories =
       "http://127.0.0.1:" + std::to_string(sim.catch_up_port()) + "/transfers/";
-  const auto story_of = [&](const std::string& id) {
-    auto got = http::get(stories + id + "/story", "core-token", 5000);
-    REQUIRE(got);
-    REQUIRE_MESSAGE(got->status == 200, got->body);
-    return nlohmann::json::parse(got->body);
-  };
   const auto adapter_message = [&](const std::string& id, const std::string& type, int nth) {
     return fake.database.query_value(
         "select event_id::text from external_events where entity_key = '" + id + "' and type = '" +
@@ -769,7 +765,7 @@ TEST_CASE(
   // first, the second not applied.
   const auto& id = fake.first_succeeded;
   REQUIRE_FALSE(id.empty());
-  const auto story = story_of(id);
+  const auto story = story_of(sim, id);
   MESSAGE(story.dump(2));
   CHECK(story["status"] == "succeeded");
   const auto& events = story["events"];
@@ -813,7 +809,7 @@ TEST_CASE(
       "select transfer_id from core_transfers where status = 'rejected' order by transfer_id limit "
       "1");
   REQUIRE_FALSE(rejected.empty());
-  const auto released = story_of(rejected);
+  const auto released = story_of(sim, rejected);
   CHECK(released["status"] == "rejected");
   REQUIRE(released["events"].size() == 3);
   CHECK(released["events"][2]["type"] == "ReservationReleased");
