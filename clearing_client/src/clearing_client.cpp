@@ -176,6 +176,7 @@ struct RequestSpec {
   std::string body;
   std::string idempotency_key;  // submit only
   std::string reference;        // correlation in logs; "" for the feed
+  CallTrace trace = {};         // traceparent / tracestate headers when not empty
 };
 
 enum class Phase { connect, write, read };
@@ -558,6 +559,8 @@ struct ClearingClient::Impl {
     request.set(http::field::user_agent, "clearing-adapter");
     request.keep_alive(options.reuse_connections);
     if (!spec.idempotency_key.empty()) request.set("Idempotency-Key", spec.idempotency_key);
+    if (!spec.trace.traceparent.empty()) request.set("traceparent", spec.trace.traceparent);
+    if (!spec.trace.tracestate.empty()) request.set("tracestate", spec.trace.tracestate);
     if (spec.method == http::verb::post) {
       request.set(http::field::content_type, "application/json");
       request.body() = spec.body;
@@ -831,23 +834,24 @@ void ClearingClient::stop() {
   if (impl->thread.joinable()) impl->thread.join();
 }
 
-std::future<ClearingAnswer> ClearingClient::submit(SubmitRequest request) {
-  RequestSpec spec{CallKind::submit,  http::verb::post,
-                   "/v1/transfers",   encode_submit_body(request),
-                   request.reference, request.reference};
+std::future<ClearingAnswer> ClearingClient::submit(SubmitRequest request, CallTrace trace) {
+  RequestSpec spec{
+      CallKind::submit,  http::verb::post,  "/v1/transfers", encode_submit_body(request),
+      request.reference, request.reference, std::move(trace)};
   Impl* impl = impl_.get();
   return impl->spawn<ClearingAnswer>([impl, spec = std::move(spec)](auto completion) mutable {
     return impl->run_call(std::move(spec), std::move(completion));
   });
 }
 
-std::future<ClearingAnswer> ClearingClient::inquire(std::string reference) {
+std::future<ClearingAnswer> ClearingClient::inquire(std::string reference, CallTrace trace) {
   RequestSpec spec{CallKind::inquire,
                    http::verb::get,
                    "/v1/transfers/" + clearing::http::percent_encode(reference),
                    "",
                    "",
-                   reference};
+                   reference,
+                   std::move(trace)};
   Impl* impl = impl_.get();
   return impl->spawn<ClearingAnswer>([impl, spec = std::move(spec)](auto completion) mutable {
     return impl->run_call(std::move(spec), std::move(completion));

@@ -113,6 +113,13 @@ struct ClientStats {
   std::int64_t contract_violations = 0;
 };
 
+// The W3C trace context sent with a call (traceparent / tracestate headers, as
+// base::TraceContext formats them); empty fields: no header.
+struct CallTrace {
+  std::string traceparent;
+  std::string tracestate;
+};
+
 class ClearingClient {
  public:
   // Validates the options and starts the I/O thread; the error names the option at fault.
@@ -123,9 +130,9 @@ class ClearingClient {
   ClearingClient& operator=(const ClearingClient&) = delete;
 
   // POST /v1/transfers with Idempotency-Key = request.reference.
-  std::future<ClearingAnswer> submit(SubmitRequest request);
+  std::future<ClearingAnswer> submit(SubmitRequest request, CallTrace trace = {});
   // GET /v1/transfers/{reference}.
-  std::future<ClearingAnswer> inquire(std::string reference);
+  std::future<ClearingAnswer> inquire(std::string reference, CallTrace trace = {});
   // GET /v1/incoming?after=&limit= ; limit is clamped to [1, incoming_limit_max].
   std::future<IncomingPage> incoming(std::optional<std::string> after_cursor, int limit);
 
