@@ -16,6 +16,7 @@
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/server.hpp"
+#include "clearing/tracing/tracer.hpp"
 
 namespace clearing::external_streams {
 namespace {
@@ -211,10 +212,32 @@ CatchUpFetcher make_http_catch_up_fetcher(CatchUpClientOptions options) {
     const auto url = options.base_url + "/streams/" + stream + "/partitions/" +
                      std::to_string(partition) + "/events?from=" + std::to_string(from) +
                      "&limit=" + std::to_string(limit);
-    auto got = http::get(url, options.bearer_token, options.timeout_ms, options.tls);
-    if (!got) return tl::unexpected(failure_of(got.error(), options));
-    if (got->status != 200)
+    // A span under the message being handled (the consumer's current context), its context
+    // sent as the traceparent header.
+    auto span = tracing::global_tracer()->start("catch-up fetch", tracing::current_context(),
+                                                tracing::SpanKind::client);
+    span.set("messaging.destination.name", stream)
+        .set("messaging.destination.partition.id", std::int64_t{partition})
+        .set("catch_up.from", from)
+        .set("catch_up.limit", limit);
+    http::ClientRequest request;
+    request.url = url;
+    request.bearer_token = options.bearer_token;
+    request.timeout_ms = options.timeout_ms;
+    request.tls = options.tls;
+    request.headers.emplace_back("traceparent", span.context().traceparent());
+    if (!span.context().tracestate.empty())
+      request.headers.emplace_back("tracestate", span.context().tracestate);
+    auto got = http::send(request);
+    if (!got) {
+      span.set_error(std::string(http::to_string(got.error().code)));
+      return tl::unexpected(failure_of(got.error(), options));
+    }
+    span.set("http.response.status_code", std::int64_t{got->status});
+    if (got->status != 200) {
+      span.set_error("status " + std::to_string(got->status));
       return tl::unexpected(failure_of_status(got->status, stream, partition, options));
+    }
     return page_of(got->body);
   };
 }

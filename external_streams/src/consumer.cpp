@@ -10,7 +10,9 @@
 #include "clearing/base/background_thread.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
+#include "clearing/base/trace_context.hpp"
 #include "clearing/external_streams/ownership.hpp"
+#include "clearing/tracing/tracer.hpp"
 #include "kafka_internal.hpp"
 
 namespace clearing::external_streams {
@@ -31,6 +33,9 @@ constexpr int kRepairIdlePagesMax = 3;
 constexpr int kSeekTimeoutMs = 2'000;
 // A held partition's reason as kept in stats and logs.
 constexpr std::size_t kReasonBytesMax = 500;
+// A traceparent header longer than this is not read (version 00 is 55 bytes; later versions
+// may add fields after it).
+constexpr std::size_t kTraceparentBytesMax = 256;
 
 // What of a database error may be told: its class, and for a parked message's reason (read
 // behind the API token, beside the raw message itself) the first line of the server's
@@ -267,6 +272,22 @@ struct StreamConsumer::Impl {
     return {};
   }
 
+  // The last `traceparent` and `tracestate` headers, as sent (the inbound handler checks
+  // them); a value longer than a valid one could be is not read.
+  static void read_trace_headers(rd_kafka_message_t* m, RawMessage& raw) {
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    const auto read = [headers](const char* name, std::size_t max, std::string& out) {
+      const void* value = nullptr;
+      std::size_t size = 0;
+      if (rd_kafka_header_get_last(headers, name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+          value != nullptr && size <= max)
+        out.assign(static_cast<const char*>(value), size);
+    };
+    read("traceparent", kTraceparentBytesMax, raw.traceparent);
+    read("tracestate", base::kTraceStateBytesMax, raw.tracestate);
+  }
+
   std::vector<RawMessage> poll_batch() {
     std::vector<RawMessage> batch;
     auto timeout = static_cast<int>(options.poll_timeout.count());
@@ -287,6 +308,7 @@ struct StreamConsumer::Impl {
       raw.offset = m->offset;
       if (m->key) raw.key.assign(static_cast<const char*>(m->key), m->key_len);
       if (m->payload) raw.value.assign(static_cast<const char*>(m->payload), m->len);
+      read_trace_headers(m, raw);
       rd_kafka_message_destroy(m);
       batch.push_back(std::move(raw));
     }
@@ -416,6 +438,15 @@ struct StreamConsumer::Impl {
   eventstore::StoreResult<std::optional<Stop>> handle(Transaction& tx, const RawMessage& raw,
                                                       InboundProgress& p, Counts& counts) {
     auto parsed = parse_message(std::string_view(raw.value));
+    if (parsed) {
+      parsed->traceparent = raw.traceparent;
+      parsed->tracestate = raw.tracestate;
+    }
+    // The message's trace is the current one while it is handled: a gap it reveals is
+    // fetched under it (make_http_catch_up_fetcher).
+    std::optional<tracing::ScopedContext> in_trace;
+    if (auto context = base::parse_traceparent(raw.traceparent, raw.tracestate))
+      in_trace.emplace(std::move(*context));
     if (parsed && (parsed->stream != raw.topic || parsed->partition != raw.partition))
       parsed = tl::unexpected(MessageError{MessageErrc::wrong_stream,
                                            "envelope names " + parsed->stream + "/" +

@@ -9,6 +9,8 @@
 #include <unordered_map>
 
 #include "clearing/external_streams/stream_registry.hpp"
+#include "clearing/external_streams/trace_metadata.hpp"
+#include "clearing/tracing/tracer.hpp"
 
 namespace clearing::external_streams {
 namespace {
@@ -198,8 +200,31 @@ eventstore::HandlerResult derive_batch(eventstore::Transaction& tx, eventstore::
           PendingAppend{&active[index % active.size()]->spec, std::move(draft), &event});
     }
   }
+  // A span for each source event that carries a trace and derived messages: under its span.
+  // The messages are published under the same event's context (the relay reads it there).
+  std::vector<tracing::Span> spans;
+  const auto tracer = tracing::global_tracer();
+  const eventstore::RecordedEvent* last = nullptr;
+  bool traced = false;
+  std::int64_t messages = 0;
+  for (const auto& append : appends) {
+    if (append.source != last) {
+      last = append.source;
+      messages = 0;
+      const auto trace = trace_from_extra(append.source->metadata.extra);
+      traced = trace.has_value();
+      if (traced) {
+        spans.push_back(tracer->start("derive", trace));
+        spans.back().set("clearing.event.type", append.source->type);
+      }
+    }
+    if (traced) spans.back().set("clearing.messages", ++messages);
+  }
   auto appended = append_external_batch(tx, appends, store.pool().protector());
-  if (!appended) return tl::unexpected(appended.error());
+  if (!appended) {
+    for (auto& span : spans) span.set_error("append failed");
+    return tl::unexpected(appended.error());
+  }
   return {};
 }
 

@@ -21,6 +21,7 @@
 #include "clearing/external_streams/ownership.hpp"
 #include "clearing/external_streams/stream_registry.hpp"
 #include "clearing/external_streams/stream_store.hpp"
+#include "clearing/tracing/tracer.hpp"
 #include "kafka_internal.hpp"
 
 namespace clearing::external_streams {
@@ -157,7 +158,7 @@ struct Relay::Impl {
     const auto value = m.to_json().dump();
     const auto seq = std::to_string(m.seq);
     // Owned by the producer once produced; ours to destroy if producing fails.
-    rd_kafka_headers_t* headers = rd_kafka_headers_new(6);
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(8);
     const auto add = [headers](std::string_view name, const std::string& text) {
       rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), text.data(),
                           static_cast<ssize_t>(text.size()));
@@ -169,6 +170,19 @@ struct Relay::Impl {
     add("correlation_id", m.correlation_id);
     if (const auto it = deprecations.find(m.stream); it != deprecations.end())
       add(kDeprecationHeader, it->second);
+    // Under the source event's trace (a new one when it has none); the consumer's span
+    // follows from this one through the traceparent header.
+    auto span = tracing::global_tracer()->start(
+        "publish " + m.stream, base::parse_traceparent(m.traceparent, m.tracestate),
+        tracing::SpanKind::producer);
+    span.set("messaging.system", std::string("kafka"))
+        .set("messaging.destination.name", m.stream)
+        .set("messaging.destination.partition.id", std::int64_t{m.partition})
+        .set("messaging.kafka.message.key", m.key)
+        .set("clearing.stream.seq", m.seq)
+        .set("clearing.message.type", m.type);
+    add("traceparent", span.context().traceparent());
+    if (!span.context().tracestate.empty()) add("tracestate", span.context().tracestate);
     const auto err = rd_kafka_producev(
         producer, RD_KAFKA_V_TOPIC(m.stream.c_str()), RD_KAFKA_V_PARTITION(m.partition),
         RD_KAFKA_V_KEY(m.key.data(), m.key.size()),
@@ -176,6 +190,7 @@ struct Relay::Impl {
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_OPAQUE(&pending), RD_KAFKA_V_END);
     if (err) {
+      span.set_error(rd_kafka_err2name(err));
       rd_kafka_headers_destroy(headers);
       return tl::unexpected(std::string("produce: ") + rd_kafka_err2str(err));
     }

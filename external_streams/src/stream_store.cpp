@@ -10,6 +10,7 @@
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/database.hpp"
 #include "clearing/eventstore/prepared.hpp"
+#include "clearing/external_streams/trace_metadata.hpp"
 
 namespace clearing::external_streams {
 namespace {
@@ -181,7 +182,11 @@ constexpr eventstore::PreparedSql kReadUnpublished{
     "select e.stream, e.partition, e.seq, e.event_id::text, e.type, e.entity_key, e.data::text,"
     " e.source_event_id::text, e.correlation_id,"
     " to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), m.head, "
-    "m.published"
+    "m.published,"
+    // The source event's trace context (trace_metadata.hpp): one probe of the events'
+    // unique event id index per message, for the traceparent header.
+    " (select s.metadata->'extra'->'trace' from events s where s.event_id = "
+    "e.source_event_id)::text"
     " from external_stream_heads m"
     " cross join lateral (select * from external_events x"
     "   where x.stream = m.stream and x.partition = m.partition and x.seq > m.published"
@@ -423,6 +428,11 @@ StoreResult<std::vector<Unpublished>> read_unpublished(
     auto opened = message_from(row, tx, protector);
     if (!opened) return tl::unexpected(opened.error());
     auto message = std::move(*opened);
+    if (!row[12].is_null())
+      if (auto trace = trace_from_json(nlohmann::json::parse(row[12].c_str(), nullptr, false))) {
+        message.traceparent = trace->traceparent();
+        message.tracestate = trace->tracestate;
+      }
     if (out.empty() || out.back().mark.stream != message.stream ||
         out.back().mark.partition != message.partition)
       out.push_back(Unpublished{{message.stream, message.partition, row[10].as<std::int64_t>(),

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 
 namespace clearing::tracing {
 namespace {
@@ -23,7 +24,34 @@ bool ratio_sample(const std::string& trace_id, double ratio) {
   return trace_id_low(trace_id) < bound;
 }
 
+std::mutex global_mutex;
+std::shared_ptr<const Tracer>& global_slot() {
+  static std::shared_ptr<const Tracer> slot = std::make_shared<const Tracer>();
+  return slot;
+}
+
+thread_local const base::TraceContext* current = nullptr;
+
 }  // namespace
+
+const base::TraceContext* current_context() { return current; }
+
+ScopedContext::ScopedContext(base::TraceContext context)
+    : context_(std::move(context)), previous_(current) {
+  current = &context_;
+}
+
+ScopedContext::~ScopedContext() { current = previous_; }
+
+std::shared_ptr<const Tracer> global_tracer() {
+  std::lock_guard lock(global_mutex);
+  return global_slot();
+}
+
+void install_global_tracer(std::shared_ptr<const Tracer> tracer) {
+  std::lock_guard lock(global_mutex);
+  global_slot() = tracer ? std::move(tracer) : std::make_shared<const Tracer>();
+}
 
 bool Sampler::sample(const std::string& trace_id, const base::TraceContext* parent) const {
   switch (kind) {

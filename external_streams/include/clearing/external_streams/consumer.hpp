@@ -59,6 +59,10 @@ struct RawMessage {
   std::int64_t offset = -1;  // -1 when it came from the catch-up API
   std::string key;
   std::string value;
+  // The W3C trace context headers the producer sent (Kafka headers `traceparent`,
+  // `tracestate`), as received; empty when absent or from the catch-up API.
+  std::string traceparent;
+  std::string tracestate;
 };
 
 // One element of a catch-up page: the element as JSON text (what is parked if it is bad)

@@ -21,6 +21,11 @@ struct ExternalMessage {
   std::string source_event_id;  // the producer's internal event
   nlohmann::json data = nlohmann::json::object();
   std::string key;  // Kafka key: the entity id (transfer_id / payment_id)
+  // The W3C trace context it travels with (Kafka headers `traceparent` / `tracestate`, not
+  // part of the value): the consumer copies the received headers here; the relay sends the
+  // source event's. Empty when none.
+  std::string traceparent;
+  std::string tracestate;
 
   nlohmann::json to_json() const;  // the Kafka value, exactly as streams.md shows
 };

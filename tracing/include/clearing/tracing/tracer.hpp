@@ -127,6 +127,29 @@ class Tracer {
   TracerOptions options_;
 };
 
+// The process's tracer, read by the components that make spans (the inbound consumer, the
+// dispatcher, the derivation, the relay) instead of being handed through each of them:
+// off (contexts only) until a service installs one from its settings. Thread safe.
+std::shared_ptr<const Tracer> global_tracer();
+void install_global_tracer(std::shared_ptr<const Tracer> tracer);
+
+// The context of the work the calling thread does now (OpenTelemetry's "current context"),
+// for calls made deep below it that take no context of their own (the catch-up fetcher,
+// called by the consumer while it handles a message). Null when none.
+const base::TraceContext* current_context();
+// Makes `context` the thread's current one until destroyed (the previous one then again).
+class ScopedContext {
+ public:
+  explicit ScopedContext(base::TraceContext context);
+  ~ScopedContext();
+  ScopedContext(const ScopedContext&) = delete;
+  ScopedContext& operator=(const ScopedContext&) = delete;
+
+ private:
+  base::TraceContext context_;
+  const base::TraceContext* previous_;
+};
+
 // The time now as OTLP counts it.
 std::int64_t now_unix_ns();
 
