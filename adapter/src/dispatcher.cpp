@@ -15,6 +15,8 @@
 #include "clearing/clearing_client/classify.hpp"
 #include "clearing/eventstore/prepared.hpp"
 #include "clearing/external_streams/ownership.hpp"
+#include "clearing/external_streams/trace_metadata.hpp"
+#include "clearing/tracing/tracer.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -53,7 +55,10 @@ where (select set_config('synchronous_commit', 'off', true)) = 'off'
   limit $2
   for update skip locked))
 returning transfer_id, action, attempt, correlation_id, coalesce(caused_by::text, ''),
-  submit_request::text
+  submit_request::text,
+  -- The trace the call belongs to: the scheduling event's (trace_metadata.hpp), one probe
+  -- of the events' unique event id index.
+  (select e.metadata->'extra'->'trace' from events e where e.event_id = transfer_work.caused_by)::text
 )sql"};
 
 constexpr const char* kRelease = R"sql(
@@ -77,6 +82,7 @@ struct WorkItem {
   std::string correlation_id;
   std::string caused_by;
   std::optional<clearing_client::SubmitRequest> request;  // submit only
+  std::optional<base::TraceContext> trace;                // the scheduling event's, if any
 };
 
 // The body stored on the work row read back with the clearing API's codec
@@ -99,6 +105,7 @@ struct InFlight {
   WorkItem item;
   std::future<clearing_client::ClearingAnswer> answer;
   std::chrono::steady_clock::time_point started;
+  tracing::Span span;  // the attempt: from the call to its answer
 };
 
 std::int64_t to_ms(base::Timestamp t) { return t.time_since_epoch().count(); }
@@ -186,6 +193,9 @@ struct Dispatcher::Impl {
             item.attempt = row[2].as<std::int32_t>();
             item.correlation_id = row[3].as<std::string>();
             item.caused_by = row[4].as<std::string>();
+            if (!row[6].is_null())
+              item.trace = external_streams::trace_from_json(
+                  nlohmann::json::parse(row[6].c_str(), nullptr, false));
             if (item.action == sagas::ClearingAction::submit) {
               item.request = parse_submit_request(tx, transfers.store().pool().protector(), row[5],
                                                   item.transfer_id);
@@ -205,10 +215,19 @@ struct Dispatcher::Impl {
     log->debug("call action={} transfer_id={} attempt={} correlation_id={}",
                sagas::action_name(item.action), item.transfer_id, item.attempt,
                item.correlation_id);
-    auto answer = item.action == sagas::ClearingAction::submit ? client.submit(*item.request)
-                                                               : client.inquire(item.transfer_id);
-    in_flight.push_back(
-        InFlight{std::move(item), std::move(answer), std::chrono::steady_clock::now()});
+    // Each attempt is a span under the event that scheduled it; its context goes with the call.
+    auto span =
+        tracing::global_tracer()->start("clearing " + std::string(sagas::action_name(item.action)),
+                                        item.trace, tracing::SpanKind::client);
+    span.set("transfer.id", item.transfer_id)
+        .set("clearing.action", std::string(sagas::action_name(item.action)))
+        .set("clearing.attempt", std::int64_t{item.attempt});
+    clearing_client::CallTrace trace{span.context().traceparent(), span.context().tracestate};
+    auto answer = item.action == sagas::ClearingAction::submit
+                      ? client.submit(*item.request, std::move(trace))
+                      : client.inquire(item.transfer_id, std::move(trace));
+    in_flight.push_back(InFlight{std::move(item), std::move(answer),
+                                 std::chrono::steady_clock::now(), std::move(span)});
     std::lock_guard lock(stats_mutex);
     ++stats.calls_started;
   }
@@ -216,6 +235,9 @@ struct Dispatcher::Impl {
   struct Ready {
     WorkItem item;
     clearing_client::ClearingAnswer answer;
+    // Recording the answer, under the attempt's span: its context is kept in the events the
+    // answer makes (so the next attempt follows from it). Ended when counted.
+    mutable tracing::Span decide;
   };
 
   // Half a batch: the least worth a claim, and the most recorded in one go while calls
@@ -246,13 +268,27 @@ struct Dispatcher::Impl {
       if (answered && ready.size() >= ready_max) {
         ++it;
       } else if (answered) {
-        ready.push_back(Ready{std::move(it->item), it->answer.get()});
+        auto answer = it->answer.get();
+        auto& span = it->span;
+        span.set("clearing.answer_class",
+                 std::string(clearing_client::to_string(answer.answer_class)));
+        if (answer.http_status > 0)
+          span.set("http.response.status_code", std::int64_t{answer.http_status});
+        auto decide = tracing::global_tracer()->start("decide", span.context());
+        decide.set("transfer.id", it->item.transfer_id)
+            .set("clearing.attempt", std::int64_t{it->item.attempt})
+            .set("clearing.answer_class",
+                 std::string(clearing_client::to_string(answer.answer_class)));
+        span.end();
+        ready.push_back(Ready{std::move(it->item), std::move(answer), std::move(decide)});
         it = in_flight.erase(it);
       } else if (wait_all || now - it->started > options.lease) {
         log->error(
             "clearing call abandoned: no answer within the lease transfer_id={} attempt={} "
             "correlation_id={}",
             it->item.transfer_id, it->item.attempt, it->item.correlation_id);
+        it->span.set_error("no answer within the lease");
+        it->span.end();
         {
           std::lock_guard lock(stats_mutex);
           ++stats.calls_abandoned;
@@ -284,7 +320,8 @@ struct Dispatcher::Impl {
             eventstore::CommandContext{r.item.correlation_id, r.item.caused_by, nullptr,
                                        "answer|" + r.item.transfer_id + "|" +
                                            std::to_string(r.item.attempt) + "|" +
-                                           std::string(sagas::action_name(r.item.action))},
+                                           std::string(sagas::action_name(r.item.action)),
+                                       external_streams::with_trace(nullptr, r.decide.context())},
             now};
   }
 
@@ -357,6 +394,13 @@ struct Dispatcher::Impl {
 
   // `outcome` is empty when recording failed.
   void count(const Ready& r, std::optional<Recorded> outcome) {
+    if (!outcome)
+      r.decide.set_error("recording failed");
+    else if (*outcome == Recorded::refused)
+      r.decide.set_error("refused");
+    else
+      r.decide.set("clearing.stale", *outcome == Recorded::stale);
+    r.decide.end();
     if (options.on_answer)
       options.on_answer(sagas::action_name(r.item.action),
                         clearing_client::to_string(r.answer.answer_class), r.answer.latency_ms);

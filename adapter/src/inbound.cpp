@@ -4,6 +4,8 @@
 #include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/external_streams/payments_codec.hpp"
+#include "clearing/external_streams/trace_metadata.hpp"
+#include "clearing/tracing/tracer.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -113,14 +115,38 @@ class TransferInbound final : public external_streams::InboundHandler {
   TransferInbound(TransferService& transfers, const base::Clock& clock, InboundRules rules)
       : transfers_(transfers), clock_(clock), rules_(std::move(rules)) {}
 
-  void begin_batch(eventstore::Transaction&) override { queued_.clear(); }
+  void begin_batch(eventstore::Transaction&) override {
+    queued_.clear();
+    deciding_.clear();
+  }
 
   tl::expected<void, external_streams::ApplyError> apply(eventstore::Transaction&,
                                                          const ExternalMessage& m) override {
+    using external_streams::ApplyError;
+    // The core's trace when its message carries a valid one, else a new trace.
+    const auto tracer = tracing::global_tracer();
+    auto consume =
+        tracer->start("consume " + m.stream, base::parse_traceparent(m.traceparent, m.tracestate),
+                      tracing::SpanKind::consumer);
+    consume.set("messaging.system", std::string("kafka"))
+        .set("messaging.destination.name", m.stream)
+        .set("messaging.destination.partition.id", std::int64_t{m.partition})
+        .set("clearing.stream.seq", m.seq)
+        .set("clearing.message.type", m.type);
     auto initiation = initiation_of(m, rules_, clock_.now());
-    if (!initiation)
-      return tl::unexpected(external_streams::ApplyError::unusable(initiation.error()));
+    if (!initiation) {
+      consume.set_error(std::string(external_streams::to_string(initiation.error().code)));
+      return tl::unexpected(ApplyError::unusable(initiation.error()));
+    }
+    consume.set("transfer.id", initiation->command.request.transfer_id);
+    // The decision and its append, under the consume span; its context is kept in the
+    // events' metadata, where the transfer's later work picks the trace up again.
+    auto decide = tracer->start("decide", consume.context());
+    decide.set("transfer.id", initiation->command.request.transfer_id);
+    initiation->context.extra =
+        external_streams::with_trace(std::move(initiation->context.extra), decide.context());
     queued_.push_back({std::move(initiation->command), std::move(initiation->context), nullptr});
+    deciding_.push_back(std::move(decide));
     return {};
   }
 
@@ -144,6 +170,16 @@ class TransferInbound final : public external_streams::InboundHandler {
                                              eventstore::StreamVersion{0}};
     for (auto& q : queued_) q.assumed = &kNewTransfer;
     auto results = transfers_.execute_batch(tx, queued_);
+    for (std::size_t i = 0; i < results.size() && i < deciding_.size(); ++i) {
+      if (results[i])
+        deciding_[i].set("clearing.events", static_cast<std::int64_t>(results[i]->events.size()));
+      else
+        deciding_[i].set_error(std::holds_alternative<eventstore::StoreError>(results[i].error())
+                                   ? "store_error"
+                                   : "refused");
+      deciding_[i].end();
+    }
+    deciding_.clear();
     for (std::size_t i = 0; i < results.size(); ++i) {
       if (results[i]) continue;
       if (auto* error = std::get_if<eventstore::StoreError>(&results[i].error()))
@@ -177,6 +213,7 @@ class TransferInbound final : public external_streams::InboundHandler {
   const base::Clock& clock_;
   InboundRules rules_;
   std::vector<TransferService::BatchCommand> queued_;
+  std::vector<tracing::Span> deciding_;  // one per queued_ command: ended after the batch runs
 };
 
 // Parks unusable input; a readable transfer id the saga does not know yet is rejected
@@ -218,11 +255,16 @@ eventstore::StoreResult<void> TransferInbound::park(eventstore::Transaction& tx,
   reject_me.policy = rules_.policy;
   reject_me.format_problem = error.message;
   const auto cause = parsed ? parsed->event_id : transfer_id;
+  auto decide = tracing::global_tracer()->start(
+      "decide", base::parse_traceparent(raw.traceparent, raw.tracestate));
+  decide.set("transfer.id", transfer_id)
+      .set("clearing.parked_reason", std::string(external_streams::to_string(error.code)));
   auto result = transfers_.execute(tx, reject_me,
                                    {reject_me.correlation_id,
                                     cause,
                                     {{"stream", raw.topic}, {"partition", raw.partition}},
-                                    "parked|" + raw.topic + "|" + std::to_string(raw.offset)});
+                                    "parked|" + raw.topic + "|" + std::to_string(raw.offset),
+                                    external_streams::with_trace(nullptr, decide.context())});
   if (!result && std::holds_alternative<eventstore::StoreError>(result.error()))
     return tl::unexpected(std::get<eventstore::StoreError>(result.error()));
   return {};

@@ -26,6 +26,7 @@
 #include "clearing/external_streams/relay.hpp"
 #include "clearing/external_streams/stream_registry.hpp"
 #include "clearing/http/server.hpp"
+#include "clearing/tracing/otlp.hpp"
 #include "service_metrics.hpp"
 
 namespace clearing::adapter {
@@ -146,6 +147,10 @@ struct Service::Impl {
   std::unique_ptr<external_streams::Relay> relay;
   std::unique_ptr<external_streams::StreamConsumer> consumer;
   std::unique_ptr<HttpServer> http;
+  // Tracing (OTEL_* variables, tracing/otlp.hpp): the exporter when an endpoint is set, and
+  // the tracer installed as the process's while the service runs.
+  std::shared_ptr<tracing::OtlpHttpExporter> span_exporter;
+  std::shared_ptr<const tracing::Tracer> tracer;
   bool started = false;
   // Logs readiness once per change of the components' states (status() is const: /readyz).
   mutable ReadinessLog readiness_log{base::module_logger("readiness")};
@@ -252,9 +257,10 @@ struct Service::Impl {
 
   // Every family of /metrics: service_metrics.cpp (and the README's "Metrics and alerts").
   void register_metrics() {
-    dispatcher_hook = register_service_metrics(
-        metrics,
-        {pool, client, dispatcher, poller, derivation, derivation_lookups, consumer, clock}, log);
+    dispatcher_hook = register_service_metrics(metrics,
+                                               {pool, client, dispatcher, poller, derivation,
+                                                derivation_lookups, consumer, clock, span_exporter},
+                                               log);
     metrics.gauge_callback(
         "privacy_retention_failing",
         "1 while the last retention round (privacy.retention_years) failed: personal data past "
@@ -264,6 +270,28 @@ struct Service::Impl {
               {{}, retention_applied ? 0.0 : 1.0}};
         });
   }
+
+  // From the standard OpenTelemetry variables; off (contexts still propagated, nothing
+  // exported) when no endpoint is set. A bad value refuses the start.
+  tl::expected<void, std::string> open_tracing() {
+    auto settings = tracing::settings_from_environment("clearing-adapter");
+    if (!settings) {
+      refused = true;
+      return tl::unexpected("tracing: " + settings.error());
+    }
+    if (settings->exporter) {
+      span_exporter = std::make_shared<tracing::OtlpHttpExporter>(*settings->exporter);
+      log->info("tracing exporting url={} service_name={}", settings->exporter->traces_url,
+                settings->exporter->service_name);
+    } else {
+      log->info("tracing off: no OTEL_EXPORTER_OTLP_ENDPOINT; trace contexts still propagated");
+    }
+    tracer = std::make_shared<const tracing::Tracer>(
+        tracing::TracerOptions{settings->sampler, span_exporter});
+    tracing::install_global_tracer(tracer);
+    return {};
+  }
+
   AnswerHook dispatcher_hook;
 
   // The workers, made but not started: dispatcher, incoming poller, derivation, relay and
@@ -561,6 +589,7 @@ tl::expected<void, std::string> Service::Impl::start() {
   auto& s = *this;
   s.log->info("starting country={} config={}", config::country_code_upper(s.config.country.code),
               s.config.source_file);
+  if (auto ok = s.open_tracing(); !ok) return ok;
   if (auto ok = s.open_database(); !ok) return ok;
   if (auto ok = s.open_client(); !ok) return ok;
   s.register_metrics();
@@ -593,6 +622,9 @@ void Service::stop() {
   if (s.relay) s.relay->stop();
   s.retention.stop();
   if (s.http) s.http->stop();
+  // The spans of the work just finished are posted once more; the process's tracer is off.
+  if (s.tracer && tracing::global_tracer() == s.tracer) tracing::install_global_tracer(nullptr);
+  if (s.span_exporter) s.span_exporter->stop();
   if (s.client) {
     // Bounded: a client that cannot stop must not keep the process from exiting (all
     // that matters is in the database already). A stuck one is left behind, not destroyed.

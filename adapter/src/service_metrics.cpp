@@ -418,6 +418,25 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
         return std::max<std::int64_t>(0, p.live_position - p.position);
       });
 
+  // --- Tracing (OTLP/HTTP export; no samples while tracing is off) ---------------------
+  // Spans dropped: the exporter's queue was full, or the receiver did not take their batch.
+  // The service goes on either way; a rising count means traces have holes.
+  metrics.counter_callback(
+      "tracing_spans_dropped_total", "Spans dropped since start: queue full or batch not accepted",
+      {}, [parts] {
+        Samples out;
+        if (parts.span_exporter)
+          out.push_back({{}, static_cast<double>(parts.span_exporter->stats().spans_dropped)});
+        return out;
+      });
+  metrics.counter_callback(
+      "tracing_spans_exported_total", "Spans the OTLP receiver accepted since start", {}, [parts] {
+        Samples out;
+        if (parts.span_exporter)
+          out.push_back({{}, static_cast<double>(parts.span_exporter->stats().spans_exported)});
+        return out;
+      });
+
   // --- Inbound consumer ------------------------------------------------------------------
   metrics.counter_callback("clearing_inbound_messages_total",
                            "Inbound messages since start, by outcome", {"outcome"}, [parts] {

@@ -28,6 +28,7 @@
 #include "clearing/eventstore/subscription.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/derivation.hpp"
+#include "clearing/tracing/otlp.hpp"
 
 namespace clearing::adapter {
 
@@ -42,6 +43,7 @@ struct ServiceMetricParts {
   const std::shared_ptr<external_streams::DerivationLookups>& derivation_lookups;
   const std::unique_ptr<external_streams::StreamConsumer>& consumer;
   const base::Clock& clock;
+  const std::shared_ptr<tracing::OtlpHttpExporter>& span_exporter;  // null: tracing is off
 };
 
 // The dispatcher's hook for each answer (counts and latency).

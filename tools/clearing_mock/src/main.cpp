@@ -9,6 +9,7 @@
 
 #include "clearing/base/logging.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
+#include "clearing/tracing/otlp.hpp"
 
 namespace {
 
@@ -136,6 +137,20 @@ int main(int argc, char** argv) {
     options.cutoff_minute_utc = *minute;
   }
 
+  // Tracing from the standard OpenTelemetry variables (off when no endpoint is set): a span
+  // for each submit and inquiry, under the caller's traceparent.
+  auto tracing_settings = clearing::tracing::settings_from_environment("clearing-mock");
+  if (!tracing_settings) {
+    std::cerr << "clearing-mock: tracing: " << tracing_settings.error() << '\n';
+    return 2;
+  }
+  std::shared_ptr<clearing::tracing::OtlpHttpExporter> span_exporter;
+  if (tracing_settings->exporter)
+    span_exporter =
+        std::make_shared<clearing::tracing::OtlpHttpExporter>(*tracing_settings->exporter);
+  clearing::tracing::install_global_tracer(std::make_shared<const clearing::tracing::Tracer>(
+      clearing::tracing::TracerOptions{tracing_settings->sampler, span_exporter}));
+
   auto server = mock::MockServer::start(options);
   if (!server) {
     std::cerr << "clearing-mock: " << server.error() << '\n';
@@ -144,6 +159,7 @@ int main(int argc, char** argv) {
   // Scripts read the port from this first line.
   std::cout << "listening " << options.host << ":" << (*server)->port() << std::endl;
   (*server)->run_until_signal();
+  if (span_exporter) span_exporter->stop();
   std::cout << "stopped" << std::endl;
   return 0;
 }

@@ -16,6 +16,7 @@
 #include "clearing/base/asio.hpp"
 #include "clearing/base/assert.hpp"
 #include "clearing/http/tls_asio.hpp"
+#include "clearing/tracing/tracer.hpp"
 
 namespace clearing::clearing_mock {
 namespace {
@@ -41,6 +42,22 @@ struct Handled {
   HttpAnswer answer;
   HostilePlan hostile;  // stray and duplicate responses, carried out by serve()
 };
+
+// A server span under the caller's traceparent header (a new trace without one), by the
+// process's tracer: off unless the executable (or a test) installed one.
+tracing::Span server_span(const Request& request, std::string name, const std::string& reference) {
+  std::optional<base::TraceContext> parent;
+  if (const auto header = request.find("traceparent"); header != request.end()) {
+    const auto state = request.find("tracestate");
+    parent = base::parse_traceparent(
+        std::string_view(header->value().data(), header->value().size()),
+        state == request.end() ? std::string_view()
+                               : std::string_view(state->value().data(), state->value().size()));
+  }
+  auto span = tracing::global_tracer()->start(std::move(name), parent, tracing::SpanKind::server);
+  span.set("transfer.id", reference);
+  return span;
+}
 
 std::string percent_decode(std::string_view text) {
   std::string out;
@@ -196,6 +213,7 @@ struct MockServer::Impl {
       const auto key_field = request.find("Idempotency-Key");
       const std::string key =
           key_field == request.end() ? std::string() : std::string(key_field->value());
+      auto span = server_span(request, "clearing-mock submit", key);
       auto immediate = state.begin_submit(key, request.body());
       const bool proceeds = !immediate.has_value();
       Handled handled = co_await with_faults(
@@ -204,14 +222,17 @@ struct MockServer::Impl {
           [&] {
             if (proceeds) state.abandon_submit(key);
           });
+      span.set("http.response.status_code", std::int64_t{handled.answer.status});
       co_return with_hostile(std::move(handled), Endpoint::submit);
     }
     if (path.starts_with("/v1/transfers/") && request.method() == http::verb::get) {
       state.note_request("inquire");
       if (auto refused = co_await pass_capacity(session)) co_return std::move(*refused);
       const std::string reference = percent_decode(path.substr(std::strlen("/v1/transfers/")));
+      auto span = server_span(request, "clearing-mock inquiry", reference);
       Handled handled = co_await with_faults(
           session, Endpoint::inquire, [&] { return state.inquire(reference); }, [] {});
+      span.set("http.response.status_code", std::int64_t{handled.answer.status});
       co_return with_hostile(std::move(handled), Endpoint::inquire);
     }
     if (path == "/v1/incoming" && request.method() == http::verb::get) {
