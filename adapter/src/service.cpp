@@ -257,10 +257,11 @@ struct Service::Impl {
 
   // Every family of /metrics: service_metrics.cpp (and the README's "Metrics and alerts").
   void register_metrics() {
-    dispatcher_hook = register_service_metrics(metrics,
-                                               {pool, client, dispatcher, poller, derivation,
-                                                derivation_lookups, consumer, clock, span_exporter},
-                                               log);
+    dispatcher_hook =
+        register_service_metrics(metrics,
+                                 {pool, client, dispatcher, poller, derivation, derivation_lookups,
+                                  consumer, clock, &span_exporter},
+                                 log);
     metrics.gauge_callback(
         "privacy_retention_failing",
         "1 while the last retention round (privacy.retention_years) failed: personal data past "

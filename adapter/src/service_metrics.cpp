@@ -425,15 +425,15 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
       "tracing_spans_dropped_total", "Spans dropped since start: queue full or batch not accepted",
       {}, [parts] {
         Samples out;
-        if (parts.span_exporter)
-          out.push_back({{}, static_cast<double>(parts.span_exporter->stats().spans_dropped)});
+        if (parts.span_exporter && *parts.span_exporter)
+          out.push_back({{}, static_cast<double>((*parts.span_exporter)->stats().spans_dropped)});
         return out;
       });
   metrics.counter_callback(
       "tracing_spans_exported_total", "Spans the OTLP receiver accepted since start", {}, [parts] {
         Samples out;
-        if (parts.span_exporter)
-          out.push_back({{}, static_cast<double>(parts.span_exporter->stats().spans_exported)});
+        if (parts.span_exporter && *parts.span_exporter)
+          out.push_back({{}, static_cast<double>((*parts.span_exporter)->stats().spans_exported)});
         return out;
       });
 

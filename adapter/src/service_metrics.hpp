@@ -43,7 +43,8 @@ struct ServiceMetricParts {
   const std::shared_ptr<external_streams::DerivationLookups>& derivation_lookups;
   const std::unique_ptr<external_streams::StreamConsumer>& consumer;
   const base::Clock& clock;
-  const std::shared_ptr<tracing::OtlpHttpExporter>& span_exporter;  // null: tracing is off
+  // The service's span exporter (a null pointer, or a null exporter: tracing is off).
+  const std::shared_ptr<tracing::OtlpHttpExporter>* span_exporter = nullptr;
 };
 
 // The dispatcher's hook for each answer (counts and latency).

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "clearing/tracing/otlp.hpp"
 #include "clearing/tracing/otlp_receiver.hpp"
@@ -234,4 +235,35 @@ TEST_CASE("exporter: batches reach a receiver as OTLP JSON; a bounded queue drop
   CHECK(stats.spans_exported == 6);
   CHECK(stats.spans_dropped == 30);
   CHECK(stats.batches_failed >= 1);
+}
+
+TEST_CASE("the current context: set for a scope, nested, restored, per thread") {
+  CHECK(current_context() == nullptr);
+  const auto outer = *base::parse_traceparent(kParent);
+  {
+    ScopedContext in_outer(outer);
+    REQUIRE(current_context() != nullptr);
+    CHECK(*current_context() == outer);
+    const auto inner = base::child_of(outer);
+    {
+      ScopedContext in_inner(inner);
+      CHECK(*current_context() == inner);
+      std::thread([] { CHECK(current_context() == nullptr); }).join();
+    }
+    CHECK(*current_context() == outer);
+  }
+  CHECK(current_context() == nullptr);
+}
+
+TEST_CASE("the process's tracer: off until installed, and off again after") {
+  auto off = global_tracer()->start("x", nullptr);
+  CHECK_FALSE(off.recording());
+  auto collect = std::make_shared<Collect>();
+  install_global_tracer(
+      std::make_shared<const Tracer>(TracerOptions{Sampler{SamplerKind::always_on, 1.0}, collect}));
+  global_tracer()->start("recorded", nullptr).end();
+  install_global_tracer(nullptr);
+  global_tracer()->start("not recorded", nullptr).end();
+  REQUIRE(collect->spans.size() == 1);
+  CHECK(collect->spans[0].name == "recorded");
 }
