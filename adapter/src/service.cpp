@@ -275,21 +275,18 @@ struct Service::Impl {
   // From the standard OpenTelemetry variables; off (contexts still propagated, nothing
   // exported) when no endpoint is set. A bad value refuses the start.
   tl::expected<void, std::string> open_tracing() {
-    auto settings = tracing::settings_from_environment("clearing-adapter");
-    if (!settings) {
+    auto installed = tracing::install_from_environment("clearing-adapter");
+    if (!installed) {
       refused = true;
-      return tl::unexpected("tracing: " + settings.error());
+      return tl::unexpected("tracing: " + installed.error());
     }
-    if (settings->exporter) {
-      span_exporter = std::make_shared<tracing::OtlpHttpExporter>(*settings->exporter);
-      log->info("tracing exporting url={} service_name={}", settings->exporter->traces_url,
-                settings->exporter->service_name);
-    } else {
+    span_exporter = installed->exporter;
+    tracer = installed->tracer;
+    if (span_exporter)
+      log->info("tracing exporting url={} service_name={}", span_exporter->options().traces_url,
+                span_exporter->options().service_name);
+    else
       log->info("tracing off: no OTEL_EXPORTER_OTLP_ENDPOINT; trace contexts still propagated");
-    }
-    tracer = std::make_shared<const tracing::Tracer>(
-        tracing::TracerOptions{settings->sampler, span_exporter});
-    tracing::install_global_tracer(tracer);
     return {};
   }
 

@@ -152,6 +152,8 @@ void OtlpHttpExporter::flush() { impl_->post_all(); }
 
 void OtlpHttpExporter::stop() { impl_->worker.stop(); }
 
+const OtlpExporterOptions& OtlpHttpExporter::options() const { return impl_->options; }
+
 OtlpExporterStats OtlpHttpExporter::stats() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->stats;
@@ -195,6 +197,19 @@ tl::expected<TracingSettings, std::string> settings_from_environment(
   options.service_name = service.empty() ? default_service_name : service;
   settings.exporter = options;
   return settings;
+}
+
+tl::expected<InstalledTracing, std::string> install_from_environment(
+    const std::string& default_service_name) {
+  auto settings = settings_from_environment(default_service_name);
+  if (!settings) return tl::unexpected(settings.error());
+  InstalledTracing installed;
+  if (settings->exporter)
+    installed.exporter = std::make_shared<OtlpHttpExporter>(*settings->exporter);
+  installed.tracer =
+      std::make_shared<const Tracer>(TracerOptions{settings->sampler, installed.exporter});
+  install_global_tracer(installed.tracer);
+  return installed;
 }
 
 }  // namespace clearing::tracing

@@ -139,17 +139,12 @@ int main(int argc, char** argv) {
 
   // Tracing from the standard OpenTelemetry variables (off when no endpoint is set): a span
   // for each submit and inquiry, under the caller's traceparent.
-  auto tracing_settings = clearing::tracing::settings_from_environment("clearing-mock");
-  if (!tracing_settings) {
-    std::cerr << "clearing-mock: tracing: " << tracing_settings.error() << '\n';
+  auto tracing = clearing::tracing::install_from_environment("clearing-mock");
+  if (!tracing) {
+    std::cerr << "clearing-mock: tracing: " << tracing.error() << '\n';
     return 2;
   }
-  std::shared_ptr<clearing::tracing::OtlpHttpExporter> span_exporter;
-  if (tracing_settings->exporter)
-    span_exporter =
-        std::make_shared<clearing::tracing::OtlpHttpExporter>(*tracing_settings->exporter);
-  clearing::tracing::install_global_tracer(std::make_shared<const clearing::tracing::Tracer>(
-      clearing::tracing::TracerOptions{tracing_settings->sampler, span_exporter}));
+  const auto span_exporter = tracing->exporter;
 
   auto server = mock::MockServer::start(options);
   if (!server) {

@@ -120,7 +120,7 @@ void decide_group(AccountGroup& group, std::span<const AccountCommandRequest> co
       events_of[i].push_back({std::move(id), std::string(AccountCodec::event_type(event)),
                               AccountCodec::encode(event),
                               eventstore::Metadata{c.context.correlation_id, c.context.causation_id,
-                                                   c.context.source, nullptr}});
+                                                   c.context.source, c.context.extra}});
       group.end = AccountDecider::evolve(group.end, event);
     }
     done.state = group.end;

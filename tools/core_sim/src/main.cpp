@@ -23,6 +23,7 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/core_sim/core_sim.hpp"
 #include "clearing/external_streams/kafka.hpp"
+#include "clearing/tracing/otlp.hpp"
 
 namespace {
 
@@ -275,6 +276,15 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
 
+  // Tracing from the standard OpenTelemetry variables (off when no endpoint is set): a span
+  // for each transfer requested (the trace the adapter's spans follow) and each outcome
+  // consumed under its traceparent.
+  auto tracing = clearing::tracing::install_from_environment("core-sim");
+  if (!tracing) {
+    std::cerr << "core-sim: tracing: " << tracing.error() << "\n";
+    return 2;
+  }
+
   std::unique_ptr<clearing::external_streams::EmbeddedKafka> embedded;
   if (o.kafka_bootstrap == "embedded") {
     auto started = start_embedded_kafka(o);
@@ -297,6 +307,7 @@ int main(int argc, char** argv) {
 
   const auto waited = wait_for_outcomes(**sim, flags);
   (*sim)->stop();
+  if (tracing->exporter) tracing->exporter->stop();  // posts the spans still queued
   const auto report = (*sim)->report();
   if (flags.json)
     std::cout << cs::to_json(report).dump(2) << std::endl;

@@ -11,6 +11,8 @@
 #include "clearing/eventstore/prepared.hpp"
 #include "clearing/external_streams/payments_codec.hpp"
 #include "clearing/external_streams/payments_v2_codec.hpp"
+#include "clearing/external_streams/trace_metadata.hpp"
+#include "clearing/tracing/tracer.hpp"
 
 namespace clearing::core_sim {
 namespace {
@@ -107,12 +109,24 @@ void OutcomeApplier::begin_batch(eventstore::Transaction&) { queued_.clear(); }
 tl::expected<void, external_streams::ApplyError> OutcomeApplier::apply(
     eventstore::Transaction& tx, const external_streams::ExternalMessage& m) {
   using external_streams::ApplyError;
+  // Under the adapter's publish span (the message's traceparent), or a trace of its own.
+  auto span = tracing::global_tracer()->start("consume " + m.stream,
+                                              base::parse_traceparent(m.traceparent, m.tracestate),
+                                              tracing::SpanKind::consumer);
+  span.set("messaging.system", std::string("kafka"))
+      .set("messaging.destination.name", m.stream)
+      .set("messaging.destination.partition.id", std::int64_t{m.partition})
+      .set("clearing.stream.seq", m.seq)
+      .set("clearing.message.type", m.type);
   tl::expected<void, MessageError> applied =
-      reads_outcome(m.type) ? queue(tx, m)
+      reads_outcome(m.type) ? queue(tx, m, span.context())
       : m.type == "IncomingPaymentReceived"
           ? apply_incoming_payment(tx, m)
           : tl::unexpected(MessageError{MessageErrc::unknown_type, "unknown event type " + m.type});
-  if (!applied) return tl::unexpected(ApplyError::unusable(std::move(applied.error())));
+  if (!applied) {
+    span.set_error(std::string(to_string(applied.error().code)));
+    return tl::unexpected(ApplyError::unusable(std::move(applied.error())));
+  }
   return {};
 }
 
@@ -132,7 +146,8 @@ eventstore::StoreResult<void> OutcomeApplier::park(
 }
 
 tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& tx,
-                                                       const external_streams::ExternalMessage& m) {
+                                                       const external_streams::ExternalMessage& m,
+                                                       const base::TraceContext& trace) {
   CLEARING_ASSERT(reads_outcome(m.type));
   // v2: the v1 outcome the status stands for; the message keeps its own type in records.
   auto outcome =
@@ -152,7 +167,8 @@ tl::expected<void, MessageError> OutcomeApplier::queue(eventstore::Transaction& 
            m.source_event_id,
            m.correlation_id,
            "",
-           outcome->clearing_reference.value_or("")};
+           outcome->clearing_reference.value_or(""),
+           trace};
   if (type == payments::TransferPending::kType) q.kind = Kind::pending;
   if (type == payments::TransferUnderInvestigation::kType) q.kind = Kind::under_investigation;
   if (type == payments::TransferRejected::kType) {
@@ -249,7 +265,8 @@ OutcomeApplier::Plan OutcomeApplier::plan(
         {account->second, std::move(command),
          eventstore::CommandContext{
              q.correlation_id, q.event_id,
-             Json{{"stream", q.stream}, {"partition", q.partition}, {"seq", q.seq}}, q.event_id},
+             Json{{"stream", q.stream}, {"partition", q.partition}, {"seq", q.seq}}, q.event_id,
+             external_streams::with_trace(nullptr, q.trace)},
          q.stream + "/" +
              std::to_string(q.partition)});  // positions in message order per partition
     out.commanded.push_back(&q);

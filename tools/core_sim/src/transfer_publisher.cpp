@@ -14,6 +14,8 @@
 #include "clearing/base/logging.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/eventstore/prepared.hpp"
+#include "clearing/external_streams/trace_metadata.hpp"
+#include "clearing/tracing/tracer.hpp"
 
 namespace clearing::core_sim {
 namespace {
@@ -77,10 +79,18 @@ std::vector<const TransferRequest*> fresh_requests(
 
 std::vector<AccountCommandRequest> reservations(std::span<const TransferRequest* const> fresh) {
   std::vector<AccountCommandRequest> commands;
-  for (const auto* r : fresh)
+  const auto tracer = tracing::global_tracer();
+  for (const auto* r : fresh) {
+    // Where the transfer's trace begins: FundsReserved keeps this span's context, and the
+    // relay publishes TransferRequested (caused by it) under it, as the traceparent header
+    // the adapter continues.
+    auto span = tracer->start("core request transfer", nullptr, tracing::SpanKind::producer);
+    span.set("transfer.id", r->transfer_id);
     commands.push_back(
         {r->account_id, ReserveFunds{r->transfer_id, r->amount},
-         eventstore::CommandContext{base::new_uuid(), "", nullptr, "reserve|" + r->transfer_id}});
+         eventstore::CommandContext{base::new_uuid(), "", nullptr, "reserve|" + r->transfer_id,
+                                    external_streams::with_trace(nullptr, span.context())}});
+  }
   return commands;
 }
 

@@ -55,6 +55,7 @@ class OtlpHttpExporter final : public SpanExporter {
   void stop();
 
   OtlpExporterStats stats() const;
+  const OtlpExporterOptions& options() const;
 
  private:
   struct Impl;
@@ -74,5 +75,15 @@ struct TracingSettings {
 tl::expected<TracingSettings, std::string> settings_from_environment(
     const std::string& default_service_name,
     const std::function<const char*(const char*)>& getenv = {});
+
+// The process's tracing as the environment asks (settings_from_environment): installs the
+// global tracer, and returns its exporter (null when tracing is off: contexts are still made
+// and passed on). The owner stops the exporter at shutdown, so that queued spans are posted.
+struct InstalledTracing {
+  std::shared_ptr<OtlpHttpExporter> exporter;  // null: off
+  std::shared_ptr<const Tracer> tracer;
+};
+tl::expected<InstalledTracing, std::string> install_from_environment(
+    const std::string& default_service_name);
 
 }  // namespace clearing::tracing

@@ -75,6 +75,7 @@
 #include <tl/expected.hpp>
 #include <vector>
 
+#include "clearing/base/trace_context.hpp"
 #include "clearing/core_sim/account_commands.hpp"
 #include "clearing/external_streams/consumer.hpp"
 #include "clearing/external_streams/message.hpp"
@@ -112,8 +113,10 @@ class OutcomeApplier final : public external_streams::InboundHandler {
   // Validates and queues one outcome message of this applier's version. `tx` is used only
   // to tell a malformed rejection of an unknown transfer (a violation) from one of a known
   // transfer (parked).
+  // `trace`: the context of the span consuming `m`, which the outcome's events keep.
   tl::expected<void, external_streams::MessageError> queue(
-      eventstore::Transaction& tx, const external_streams::ExternalMessage& m);
+      eventstore::Transaction& tx, const external_streams::ExternalMessage& m,
+      const base::TraceContext& trace);
 
  private:
   enum class Kind { pending, under_investigation, duplicate_request, succeeded, rejected };
@@ -129,6 +132,7 @@ class OutcomeApplier final : public external_streams::InboundHandler {
     std::string correlation_id;
     std::string reason_code;
     std::string clearing_reference;
+    base::TraceContext trace;  // the consume span's: the outcome's events keep it
   };
 
   struct Plan;  // the batch's work, in message order (outcome_applier.cpp)
