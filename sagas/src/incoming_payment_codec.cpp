@@ -51,6 +51,21 @@ void fields(Is<ConflictingIncomingPaymentReceived> auto& e, auto& f) {
   f("differing_fields", e.differing_fields);
 }
 
+void fields(Is<IncomingPaymentBookedByOperator> auto& e, auto& f) {
+  payment_fields(e, f);
+  f("settlement_date", e.settlement_date);
+  f("corrected_fields", e.corrected_fields);
+  f("operator", e.operator_name);
+  f("reason", e.reason);
+}
+
+void fields(Is<IncomingPaymentReturnedByOperator> auto& e, auto& f) {
+  f("payment_id", e.payment_id);
+  f("clearing_reference", e.clearing_reference);
+  f("operator", e.operator_name);
+  f("reason", e.reason);
+}
+
 }  // namespace
 
 template <>

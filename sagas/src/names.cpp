@@ -35,6 +35,10 @@ std::string_view refusal_code_name(TransferRefusalCode code) noexcept {
   return name_in(kTransferRefusalCodeNames, code).value_or("unknown");
 }
 
+std::string_view incoming_refusal_code_name(IncomingPaymentRefusalCode code) noexcept {
+  return name_in(kIncomingPaymentRefusalCodeNames, code).value_or("unknown");
+}
+
 std::string_view incoming_status_name(IncomingPaymentStatus status) noexcept {
   return name_in(kIncomingPaymentStatusNames, status).value_or("unknown");
 }

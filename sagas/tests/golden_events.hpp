@@ -248,6 +248,24 @@ inline std::vector<Golden<IncomingPaymentEvent>> incoming_payment_goldens() {
           "differing_fields": ["amount"]})",
        R"({"clearing_reference":"CR-IN-17","cursor":"000000000042",)"
        R"("differing_fields":["amount"],"payment_id":"p-1"})"},
+      {IncomingPaymentBookedByOperator{"p-1", "CR-IN-17", "000000000017", payment, "2026-11-26",
+                                       {"amount"}, "operator-7", "converted at 7.46"},
+       "IncomingPaymentBookedByOperator",
+       "{" + payment_json + R"(, "settlement_date": "2026-11-26", "corrected_fields": ["amount"],
+          "operator": "operator-7", "reason": "converted at 7.46"})",
+       R"({"amount":{"currency":"DKK","minor_units":50000},"clearing_reference":"CR-IN-17",)"
+       R"("corrected_fields":["amount"],"creditor":{"account":{"id":"DK5000400440116243",)"
+       R"("scheme":"IBAN"},"name":"Charles Babbage"},"cursor":"000000000017","debtor":)"
+       R"({"account":{"id":"5301-0001234567","scheme":"BBAN"},"name":"Ada Lovelace"},)"
+       R"("operator":"operator-7","payment_id":"p-1","reason":"converted at 7.46",)"
+       R"("received_at":"2026-11-26T09:00:00.000Z","remittance_info":"Rent",)"
+       R"("settlement_date":"2026-11-26"})"},
+      {IncomingPaymentReturnedByOperator{"p-1", "CR-IN-17", "operator-7", "payer asked"},
+       "IncomingPaymentReturnedByOperator",
+       R"({"payment_id": "p-1", "clearing_reference": "CR-IN-17", "operator": "operator-7",
+          "reason": "payer asked"})",
+       R"({"clearing_reference":"CR-IN-17","operator":"operator-7","payment_id":"p-1",)"
+       R"("reason":"payer asked"})"},
   };
 }
 

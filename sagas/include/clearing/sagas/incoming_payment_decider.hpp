@@ -6,8 +6,14 @@
 //  - invalid content (wrong currency, invalid creditor account, amount <= 0) is still
 //    recorded, as IncomingPaymentParked: the money has arrived, people must look. Nothing
 //    that arrives is ever dropped.
+//  - a parked payment is settled by an operator, once (issue 22): booked (with the corrections
+//    that make it valid: the amount in the adapter's currency, the creditor's account; the
+//    booked payment must pass the rules a recorded one passes, as the stream's contract
+//    demands) or returned to the payer (the bank's manual process: the clearing API has no
+//    return call). Either names the operator and the reason.
 // Pure: no I/O, no clock reads, no logging.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -50,7 +56,25 @@ struct RecordIncomingPayment {
   CountryRules rules;
 };
 
-using IncomingPaymentCommand = std::variant<RecordIncomingPayment>;
+// An operator books a parked payment. Corrections replace the parked content's field; the
+// payment booked must be valid under `rules` (the reasons a payment is parked).
+struct BookParkedIncomingPayment {
+  std::string operator_name;
+  std::string reason;
+  std::optional<std::int64_t> amount_minor_units;  // in rules.currency
+  std::optional<Account> creditor_account;
+  CountryRules rules;
+};
+
+// An operator returns a parked payment to the payer (the money goes back by the bank's manual
+// process; the clearing API has no return call, docs/clearing-api-proposal.md).
+struct ReturnParkedIncomingPayment {
+  std::string operator_name;
+  std::string reason;
+};
+
+using IncomingPaymentCommand =
+    std::variant<RecordIncomingPayment, BookParkedIncomingPayment, ReturnParkedIncomingPayment>;
 
 // The settlement date of an incoming payment, YYYY-MM-DD: the UTC date it was received
 // (docs/streams.md). Decided once, when the payment is recorded, and stored with it, so that
@@ -93,11 +117,41 @@ struct ConflictingIncomingPaymentReceived {
                          const ConflictingIncomingPaymentReceived&) = default;
 };
 
-using IncomingPaymentEvent = std::variant<IncomingPaymentRecorded, IncomingPaymentParked,
-                                          ConflictingIncomingPaymentReceived>;
+// An operator booked a parked payment: the content booked (the parked one with the
+// corrections, stored flat as in IncomingPaymentRecorded), its settlement date (the UTC date
+// it was received, as a recorded payment's), the fields corrected, the operator and the
+// reason. The outbound streams publish it as they publish a recorded payment.
+struct IncomingPaymentBookedByOperator {
+  static constexpr std::string_view kType = "IncomingPaymentBookedByOperator";
+  std::string payment_id;
+  std::string clearing_reference;
+  std::string cursor;
+  IncomingPaymentContent content;
+  std::string settlement_date;
+  std::vector<std::string> corrected_fields;  // "amount", "creditor"
+  std::string operator_name;
+  std::string reason;
+  friend bool operator==(const IncomingPaymentBookedByOperator&,
+                         const IncomingPaymentBookedByOperator&) = default;
+};
+
+// An operator returned a parked payment to the payer: nothing is published to the core.
+struct IncomingPaymentReturnedByOperator {
+  static constexpr std::string_view kType = "IncomingPaymentReturnedByOperator";
+  std::string payment_id;
+  std::string clearing_reference;
+  std::string operator_name;
+  std::string reason;
+  friend bool operator==(const IncomingPaymentReturnedByOperator&,
+                         const IncomingPaymentReturnedByOperator&) = default;
+};
+
+using IncomingPaymentEvent =
+    std::variant<IncomingPaymentRecorded, IncomingPaymentParked, ConflictingIncomingPaymentReceived,
+                 IncomingPaymentBookedByOperator, IncomingPaymentReturnedByOperator>;
 
 // Names in names.hpp.
-enum class IncomingPaymentStatus { empty, recorded, parked };
+enum class IncomingPaymentStatus { empty, recorded, parked, booked, returned };
 std::string_view incoming_status_name(IncomingPaymentStatus status) noexcept;
 
 struct IncomingPaymentState {
@@ -107,13 +161,24 @@ struct IncomingPaymentState {
   IncomingPaymentContent content;
   std::string park_reason_code;
   std::string park_reason;
+  std::string cursor;  // where the feed first gave it
   friend bool operator==(const IncomingPaymentState&, const IncomingPaymentState&) = default;
 };
 
 enum class IncomingPaymentRefusalCode {
   missing_clearing_reference,  // no identity: the adapter must keep it elsewhere
   reference_mismatch,          // the command names another payment than the stream holds
+  // An operator's action:
+  unknown_payment,     // nothing recorded in the stream
+  not_parked,          // recorded as valid: nothing to decide
+  already_booked,      // booked by an operator before
+  already_returned,    // returned by an operator before
+  incomplete_action,   // no operator or no reason
+  not_bookable,        // the payment, with the corrections given, is still invalid
 };
+
+// Names in names.hpp.
+std::string_view incoming_refusal_code_name(IncomingPaymentRefusalCode code) noexcept;
 
 struct IncomingPaymentRefusal {
   IncomingPaymentRefusalCode code;

@@ -75,10 +75,23 @@ inline constexpr NameTable<TransferRefusalCode, 6> kTransferRefusalCodeNames{{
     {TransferRefusalCode::incomplete_resolution, "incomplete_resolution"},
 }};
 
-inline constexpr NameTable<IncomingPaymentStatus, 3> kIncomingPaymentStatusNames{{
+inline constexpr NameTable<IncomingPaymentStatus, 5> kIncomingPaymentStatusNames{{
     {IncomingPaymentStatus::empty, "empty"},
     {IncomingPaymentStatus::recorded, "recorded"},
     {IncomingPaymentStatus::parked, "parked"},
+    {IncomingPaymentStatus::booked, "booked"},
+    {IncomingPaymentStatus::returned, "returned"},
+}};
+
+inline constexpr NameTable<IncomingPaymentRefusalCode, 8> kIncomingPaymentRefusalCodeNames{{
+    {IncomingPaymentRefusalCode::missing_clearing_reference, "missing_clearing_reference"},
+    {IncomingPaymentRefusalCode::reference_mismatch, "reference_mismatch"},
+    {IncomingPaymentRefusalCode::unknown_payment, "unknown_payment"},
+    {IncomingPaymentRefusalCode::not_parked, "not_parked"},
+    {IncomingPaymentRefusalCode::already_booked, "already_booked"},
+    {IncomingPaymentRefusalCode::already_returned, "already_returned"},
+    {IncomingPaymentRefusalCode::incomplete_action, "incomplete_action"},
+    {IncomingPaymentRefusalCode::not_bookable, "not_bookable"},
 }};
 
 // The persisted type names of an event variant, in the order of its alternatives.
@@ -125,7 +138,9 @@ static_assert(names_check::lists_every_enumerator(kManualOutcomeNames, ManualOut
 static_assert(names_check::lists_every_enumerator(kTransferRefusalCodeNames,
                                                   TransferRefusalCode::incomplete_resolution));
 static_assert(names_check::lists_every_enumerator(kIncomingPaymentStatusNames,
-                                                  IncomingPaymentStatus::parked));
+                                                  IncomingPaymentStatus::returned));
+static_assert(names_check::lists_every_enumerator(kIncomingPaymentRefusalCodeNames,
+                                                  IncomingPaymentRefusalCode::not_bookable));
 static_assert(names_check::all_distinct(kTransferEventTypes));
 static_assert(names_check::all_distinct(kIncomingPaymentEventTypes));
 
