@@ -89,6 +89,16 @@ struct PageTally {
 
 }  // namespace
 
+eventstore::StoreResult<void> park_incoming_payment(eventstore::Transaction& tx,
+                                                    const sagas::IncomingPaymentParked& parked,
+                                                    const eventstore::DataProtector* protector) {
+  return park(tx,
+              ParkedMessage{std::string(kParkedPaymentSource), parked.reason_code, parked.reason,
+                            sagas::IncomingPaymentCodec::encode(parked).dump(), std::nullopt,
+                            std::nullopt, std::nullopt, parked.payment_id, parked.payment_id},
+              protector);
+}
+
 eventstore::StreamId incoming_payment_stream(const std::string& clearing_reference) {
   return eventstore::StreamId{"incoming-payment-" + clearing_reference};
 }
@@ -181,6 +191,10 @@ struct IncomingPoller::Impl {
         return tl::unexpected(parked.error());
       return Outcome::parked;
     }
+    for (const auto& event : result->events)
+      if (const auto* parked = std::get_if<sagas::IncomingPaymentParked>(&event))
+        if (auto listed = park_incoming_payment(tx, *parked, store.pool().protector()); !listed)
+          return tl::unexpected(listed.error());
     return result->events.empty() ? Outcome::resent : Outcome::recorded;
   }
 
@@ -331,8 +345,47 @@ struct IncomingPoller::Impl {
     stats.running = running;
   }
 
-  void run() {
+  // Payments parked before parked_messages listed them (adapter/0008): listed now, each with
+  // its state. In batches; the anti-join finds none once done, so every start may run it.
+  StoreResult<int> list_parked_payments() {
+    constexpr int kBatch = 200;
+    int listed = 0;
     for (;;) {
+      auto batch = store.pool().transact([&](Transaction& tx) -> StoreResult<int> {
+        const auto streams = tx.exec_params(
+            "select e.stream_id from events e where e.type = 'IncomingPaymentParked'"
+            " and not exists (select 1 from parked_messages p"
+            " where p.payment_id = e.data->>'payment_id') order by e.position limit $1",
+            kBatch);
+        for (const auto& row : streams) {
+          auto loaded = payments.load(tx, eventstore::StreamId{row[0].as<std::string>()});
+          if (!loaded) return tl::unexpected(loaded.error());
+          const auto& st = loaded->state;
+          const sagas::IncomingPaymentParked parked{st.payment_id,     st.clearing_reference,
+                                                    st.cursor,         st.content,
+                                                    st.park_reason_code, st.park_reason};
+          if (auto done = park_incoming_payment(tx, parked, store.pool().protector()); !done)
+            return tl::unexpected(done.error());
+          if (st.status == sagas::IncomingPaymentStatus::parked) continue;
+          const auto state = st.status == sagas::IncomingPaymentStatus::booked ? kParkedBooked
+                                                                                : kParkedReturned;
+          tx.exec_params("update parked_messages set state = $2 where payment_id = $1",
+                         st.payment_id, std::string(state));
+        }
+        return static_cast<int>(streams.size());
+      });
+      if (!batch) return batch;
+      listed += *batch;
+      if (*batch < kBatch) break;
+    }
+    if (listed > 0) log->info("parked incoming payments listed count={}", listed);
+    return listed;
+  }
+
+  void run() {
+    bool listed = false;
+    for (;;) {
+      if (!listed) listed = list_parked_payments().has_value();
       int on_page = 0;
       auto polled = poll_once();
       note_applied(polled);
@@ -361,6 +414,10 @@ void IncomingPoller::start() {
 void IncomingPoller::stop() { impl_->worker.stop(); }
 
 eventstore::StoreResult<int> IncomingPoller::poll_once() { return impl_->poll_once(); }
+
+eventstore::StoreResult<int> IncomingPoller::list_parked_payments() {
+  return impl_->list_parked_payments();
+}
 
 IncomingPollerStats IncomingPoller::stats() const {
   std::lock_guard lock(impl_->stats_mutex);

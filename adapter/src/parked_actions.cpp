@@ -1,14 +1,20 @@
 #include "clearing/adapter/parked_actions.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <pqxx/pqxx>
 
+#include "clearing/adapter/incoming_poller.hpp"
 #include "clearing/adapter/parking.hpp"
+#include "clearing/base/assert.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/text.hpp"
 #include "clearing/base/uuid.hpp"
+#include "clearing/eventstore/aggregate.hpp"
+#include "clearing/sagas/incoming_payment_codec.hpp"
+#include "clearing/sagas/names.hpp"
 
 namespace clearing::adapter {
 namespace {
@@ -19,11 +25,14 @@ using Json = nlohmann::json;
 struct Action {
   std::int64_t parked_id = 0;
   std::string reason;
+  Json extra = Json::object();  // the fields `extra_fields` allowed, as given
 };
 
-// The id and the body {"reason": TEXT} of either action; the operator is never in it.
-tl::expected<Action, HttpResponse> parse_action(const std::string& id, const std::string& body,
-                                                const std::string& operator_name) {
+// The id and the body {"reason": TEXT} of an action (and the `extra_fields` it takes); the
+// operator is never in it.
+tl::expected<Action, HttpResponse> parse_action(
+    const std::string& id, const std::string& body, const std::string& operator_name,
+    std::initializer_list<std::string_view> extra_fields = {}) {
   if (operator_name.empty())
     return tl::unexpected(
         HttpResponse::error(403, "FORBIDDEN", "an operator action needs a named token"));
@@ -37,11 +46,18 @@ tl::expected<Action, HttpResponse> parse_action(const std::string& id, const std
   if (json.is_discarded() || !json.is_object())
     return tl::unexpected(HttpResponse::error(400, "bad_body", "the body must be a JSON object"));
   for (const auto& [key, value] : json.items()) {
-    if (key != "reason")
-      return tl::unexpected(
-          HttpResponse::error(400, "bad_body",
-                              "unknown field '" + base::escape_text(key, 64) +
-                                  "' (reason; the operator is the token's name)"));
+    if (std::find(extra_fields.begin(), extra_fields.end(), key) != extra_fields.end()) {
+      action.extra[key] = value;
+      continue;
+    }
+    if (key != "reason") {
+      std::string known = "reason";
+      for (const auto field : extra_fields) known += ", " + std::string(field);
+      return tl::unexpected(HttpResponse::error(400, "bad_body",
+                                                "unknown field '" + base::escape_text(key, 64) +
+                                                    "' (" + known +
+                                                    "; the operator is the token's name)"));
+    }
     if (!value.is_string() || !base::is_printable_utf8(value.get<std::string>()) ||
         value.get<std::string>().size() > kParkedActionReasonBytesMax)
       return tl::unexpected(HttpResponse::error(400, "bad_body",
@@ -122,6 +138,13 @@ HttpResponse close_parked(eventstore::EventStore& store, const std::string& id,
           return {};
         }
         if ((refused = refuse_unless_open(action->parked_id, state->state))) return {};
+        if (state->payment_id) {
+          refused = Refusal{409, "incoming_payment",
+                            "parked message " + std::to_string(action->parked_id) +
+                                " is an incoming payment: the money arrived, book it or return "
+                                "it (POST /parked/{id}/book or /return)"};
+          return {};
+        }
         set_parked_state(tx, action->parked_id, kParkedClosed);
         auto appended = append_action(store, tx, action->parked_id, kParkedMessageClosedType,
                                       {{"parked_id", action->parked_id},
@@ -159,6 +182,12 @@ HttpResponse replay_parked(TransferService& transfers, const InboundRules& rules
       return {};
     }
     if ((refused = refuse_unless_open(action->parked_id, row->state))) return {};
+    if (row->payment_id) {
+      refused = Refusal{409, "incoming_payment",
+                        "parked message " + std::to_string(action->parked_id) +
+                            " is an incoming payment: book it or return it"};
+      return {};
+    }
     if (row->source != "kafka") {
       refused = Refusal{409, "not_replayable",
                         "only messages of the core's stream (source kafka) go back into the "
@@ -211,6 +240,157 @@ HttpResponse replay_parked(TransferService& transfers, const InboundRules& rules
                  {"transfer_id", transfer_id}});
 }
 
+namespace {
+
+using IncomingAggregate =
+    eventstore::Aggregate<sagas::IncomingPaymentDecider, sagas::IncomingPaymentCodec>;
+
+// What the saga's refusal of an operator's action answers.
+Refusal refusal_of(const sagas::IncomingPaymentRefusal& refusal) {
+  using Code = sagas::IncomingPaymentRefusalCode;
+  const int status = refusal.code == Code::not_bookable        ? 422
+                     : refusal.code == Code::incomplete_action ? 400
+                                                               : 409;
+  return Refusal{status, std::string(sagas::incoming_refusal_code_name(refusal.code)),
+                 refusal.message};
+}
+
+// The booking's corrections from the body: amount_minor_units (an integer > 0, in the adapter's
+// currency) and creditor_account (text; the scheme as the clearing's: two letters first mean
+// IBAN). Their validity is the saga's to judge.
+tl::expected<sagas::BookParkedIncomingPayment, HttpResponse> booking_of(
+    const Action& action, const std::string& operator_name, const sagas::CountryRules& rules) {
+  sagas::BookParkedIncomingPayment book{operator_name, action.reason, std::nullopt, std::nullopt,
+                                        rules};
+  if (const auto it = action.extra.find("amount_minor_units"); it != action.extra.end()) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() <= 0)
+      return tl::unexpected(HttpResponse::error(
+          400, "bad_body",
+          "amount_minor_units must be a positive integer (minor units of " +
+              std::string(rules.currency.code()) + ")"));
+    book.amount_minor_units = it->get<std::int64_t>();
+  }
+  if (const auto it = action.extra.find("creditor_account"); it != action.extra.end()) {
+    if (!it->is_string() || it->get<std::string>().empty() || it->get<std::string>().size() > 64 ||
+        !base::is_printable_utf8(it->get<std::string>()))
+      return tl::unexpected(HttpResponse::error(
+          400, "bad_body", "creditor_account must be an account number of at most 64 bytes"));
+    const auto& text = it->get_ref<const std::string&>();
+    const bool iban = text.size() >= 2 && std::isalpha(static_cast<unsigned char>(text[0])) &&
+                      std::isalpha(static_cast<unsigned char>(text[1]));
+    book.creditor_account =
+        sagas::Account{iban ? sagas::AccountScheme::iban : sagas::AccountScheme::bban, text};
+  }
+  return book;
+}
+
+// The clearing reference of a parked payment's row: its raw is the IncomingPaymentParked
+// event's data (ids are never sealed).
+std::optional<std::string> clearing_reference_of(const std::string& raw) {
+  const auto json = Json::parse(raw, nullptr, false);
+  if (json.is_discarded() || !json.is_object()) return std::nullopt;
+  const auto it = json.find("clearing_reference");
+  if (it == json.end() || !it->is_string() || it->get<std::string>().empty()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+// Book or return: the row locked and open, of a payment; the saga decides; the row's state is
+// written with the event.
+HttpResponse settle_parked_payment(eventstore::EventStore& store, const std::string& id,
+                                   const std::string& body, const std::string& operator_name,
+                                   const sagas::CountryRules& rules, bool booking) {
+  auto action = booking ? parse_action(id, body, operator_name,
+                                       {"amount_minor_units", "creditor_account"})
+                        : parse_action(id, body, operator_name);
+  if (!action) return std::move(action.error());
+  sagas::IncomingPaymentCommand command = sagas::ReturnParkedIncomingPayment{operator_name,
+                                                                              action->reason};
+  if (booking) {
+    auto book = booking_of(*action, operator_name, rules);
+    if (!book) return std::move(book.error());
+    command = std::move(*book);
+  }
+  const auto target = booking ? kParkedBooked : kParkedReturned;
+  auto& pool = store.pool();
+  IncomingAggregate payments{store};
+  std::optional<Refusal> refused;
+  std::string event_id, payment_id;
+  Json corrected = Json::array();
+  auto done = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+    refused.reset();
+    auto row = parked_for_action(tx, action->parked_id, pool.protector());
+    if (!row) {
+      refused = Refusal{404, "unknown_parked_message",
+                        "no parked message " + std::to_string(action->parked_id)};
+      return {};
+    }
+    if (!row->payment_id) {
+      refused = Refusal{409, "not_incoming_payment",
+                        "parked message " + std::to_string(action->parked_id) +
+                            " is not an incoming payment: close or replay it"};
+      return {};
+    }
+    if ((refused = refuse_unless_open(action->parked_id, row->state))) return {};
+    const auto reference = clearing_reference_of(row->raw);
+    if (!reference) {
+      refused = Refusal{409, "unknown_payment",
+                        "parked message " + std::to_string(action->parked_id) +
+                            " names no readable clearing reference"};
+      return {};
+    }
+    payment_id = *row->payment_id;
+    auto decided = payments.handle(
+        tx, incoming_payment_stream(*reference), command,
+        eventstore::CommandContext{payment_id,
+                                   row->correlation_id.value_or(payment_id),
+                                   nullptr,
+                                   {},
+                                   {{"operator", operator_name},
+                                    {"parked_id", action->parked_id}}});
+    if (!decided) {
+      if (auto* error = std::get_if<eventstore::StoreError>(&decided.error()))
+        return tl::unexpected(*error);
+      refused = refusal_of(std::get<sagas::IncomingPaymentRefusal>(decided.error()));
+      return {};
+    }
+    CLEARING_ASSERT(decided->events.size() == 1);
+    if (const auto* booked =
+            std::get_if<sagas::IncomingPaymentBookedByOperator>(&decided->events.front()))
+      corrected = booked->corrected_fields;
+    event_id = decided->event_ids.front().value();
+    set_parked_state(tx, action->parked_id, target);
+    return {};
+  });
+  if (done && !refused)
+    base::module_logger("parking")->info(
+        "parked_payment_{} id={} payment_id={} operator={} event_id={}", target, action->parked_id,
+        payment_id, operator_name, event_id);
+  Json answered{{"parked_id", action->parked_id}, {"payment_id", payment_id},
+                {"state", target},                {"operator", operator_name},
+                {"event_id", event_id}};
+  if (booking) {
+    answered["corrected_fields"] = corrected;
+    answered["note"] =
+        "booked: published to the core as an incoming payment (IncomingPaymentReceived)";
+  } else {
+    answered["note"] = std::string(kReturnNote);
+  }
+  return answer(refused, done, std::move(answered));
+}
+
+}  // namespace
+
+HttpResponse book_parked_payment(eventstore::EventStore& store, const std::string& id,
+                                 const std::string& body, const std::string& operator_name,
+                                 const sagas::CountryRules& rules) {
+  return settle_parked_payment(store, id, body, operator_name, rules, true);
+}
+
+HttpResponse return_parked_payment(eventstore::EventStore& store, const std::string& id,
+                                   const std::string& body, const std::string& operator_name) {
+  return settle_parked_payment(store, id, body, operator_name, {}, false);
+}
+
 void add_parked_action_routes(http::HttpServer& server, TransferService& transfers,
                               InboundRules rules) {
   const http::RouteOptions operator_role{.role = http::kRoleOperator};
@@ -226,6 +406,20 @@ void add_parked_action_routes(http::HttpServer& server, TransferService& transfe
       [&transfers, rules = std::move(rules)](const http::HttpRequest& request) {
         return replay_parked(transfers, rules, request.params.at("id"), request.body,
                              request.principal, base::SystemClock{}.now());
+      },
+      operator_role);
+  server.route(
+      "POST", "/parked/{id}/book",
+      [&transfers, country = rules.rules](const http::HttpRequest& request) {
+        return book_parked_payment(transfers.store(), request.params.at("id"), request.body,
+                                   request.principal, country);
+      },
+      operator_role);
+  server.route(
+      "POST", "/parked/{id}/return",
+      [&transfers](const http::HttpRequest& request) {
+        return return_parked_payment(transfers.store(), request.params.at("id"), request.body,
+                                     request.principal);
       },
       operator_role);
 }

@@ -26,7 +26,7 @@ std::string bounded_columns() {
          ", kafka_partition, kafka_offset, " +
          left("correlation_id", kParkedCorrelationIdBytesMax) +
          ", to_char(parked_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-         "coalesce(raw_length, octet_length(raw)), raw_sealed, state";
+         "coalesce(raw_length, octet_length(raw)), raw_sealed, state, payment_id";
 }
 enum Column {
   kId,
@@ -41,6 +41,7 @@ enum Column {
   kRawBytes,
   kSealed,
   kState,
+  kPaymentId,
   kRaw
 };
 
@@ -194,7 +195,9 @@ RowJson row_json(const pqxx::row& row, std::int64_t from, RawSlice raw) {
          {"raw_encoding", part.text ? "text" : "base64"},
          {"raw", part.text ? part.bytes : base64(part.bytes)},
          {"raw_truncated", raw_end < raw_bytes},
-         {"state", row[kState].as<std::string>()}};
+         {"state", row[kState].as<std::string>()},
+         {"kind", row[kPaymentId].is_null() ? "message" : "incoming_payment"}};
+  if (!row[kPaymentId].is_null()) j["payment_id"] = row[kPaymentId].as<std::string>();
   if (!part.text)
     j["raw_escaped"] = base::escape_text(
         std::string_view(part.bytes).substr(0, kParkedRawPreviewBytes), kRawEscapedBytesMax);
@@ -273,16 +276,18 @@ eventstore::StoreResult<void> park(eventstore::Transaction& tx, const ParkedMess
   // A binarystring parameter is sent in binary format with its length: every byte kept.
   tx.exec_params(
       "insert into parked_messages (source, reason_code, reason, raw, topic, kafka_partition,"
-      " kafka_offset, correlation_id, raw_sealed, raw_length, raw_preview)"
+      " kafka_offset, correlation_id, raw_sealed, raw_length, raw_preview, payment_id)"
       " values ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-      " case when $9::boolean then $10::bigint end, case when $9::boolean then $11::bytea end)",
+      " case when $9::boolean then $10::bigint end, case when $9::boolean then $11::bytea end,"
+      " $12) on conflict (payment_id) where payment_id is not null do nothing",
       base::escape_text(m.source, kParkedSourceBytesMax),
       base::escape_text(m.reason_code, kParkedReasonCodeBytesMax), reason,
       seal ? pqxx::binarystring(sealed.data(), sealed.size())
            : pqxx::binarystring(raw.data(), raw.size()),
       storable(m.topic, kParkedTopicBytesMax), m.partition, m.offset,
       storable(m.correlation_id, kParkedCorrelationIdBytesMax), seal,
-      static_cast<std::int64_t>(raw.size()), pqxx::binarystring(preview.data(), preview.size()));
+      static_cast<std::int64_t>(raw.size()), pqxx::binarystring(preview.data(), preview.size()),
+      m.payment_id);
   return {};
 }
 
@@ -363,6 +368,7 @@ tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
   if (!row[kTopic].is_null()) out.topic = row[kTopic].as<std::string>();
   if (!row[kPartition].is_null()) out.partition = row[kPartition].as<std::int32_t>();
   if (!row[kCorrelationId].is_null()) out.correlation_id = row[kCorrelationId].as<std::string>();
+  if (!row[kPaymentId].is_null()) out.payment_id = row[kPaymentId].as<std::string>();
   out.state = row[kState].as<std::string>();
   out.raw = std::move(raw->bytes);
   return out;
@@ -370,16 +376,19 @@ tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
 
 std::optional<ParkedState> lock_parked_state(eventstore::Transaction& tx, std::int64_t id) {
   const auto result = tx.exec_params(
-      "select state, correlation_id from parked_messages where id = $1 for update", id);
+      "select state, correlation_id, payment_id from parked_messages where id = $1 for update",
+      id);
   if (result.empty()) return std::nullopt;
-  return ParkedState{result[0][0].as<std::string>(),
-                     result[0][1].is_null()
-                         ? std::nullopt
-                         : std::optional<std::string>(result[0][1].as<std::string>())};
+  const auto optional = [](const pqxx::field& f) {
+    return f.is_null() ? std::nullopt : std::optional<std::string>(f.as<std::string>());
+  };
+  return ParkedState{result[0][0].as<std::string>(), optional(result[0][1]),
+                     optional(result[0][2])};
 }
 
 void set_parked_state(eventstore::Transaction& tx, std::int64_t id, std::string_view state) {
-  CLEARING_ASSERT(state == kParkedClosed || state == kParkedReplayed);
+  CLEARING_ASSERT(state == kParkedClosed || state == kParkedReplayed || state == kParkedBooked ||
+                  state == kParkedReturned);
   tx.exec_params("update parked_messages set state = $2 where id = $1", id, std::string(state));
 }
 

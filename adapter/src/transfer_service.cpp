@@ -189,6 +189,18 @@ create index parked_messages_open_source_reason on parked_messages (source, reas
   where state = 'open';
 )sql";
 
+// Parked incoming payments listed beside the parked messages (issue 22): a row per payment the
+// saga parked (IncomingPaymentParked), its payment id (at most one row each), and the states
+// an operator's booking or return leaves.
+constexpr const char* kParkedPayments = R"sql(
+alter table parked_messages add column payment_id text,
+  drop constraint parked_messages_state,
+  add constraint parked_messages_state
+    check (state in ('open', 'closed', 'replayed', 'booked', 'returned'));
+create unique index parked_messages_payment on parked_messages (payment_id)
+  where payment_id is not null;
+)sql";
+
 const std::vector<eventstore::Migration>& adapter_migrations() {
   static const std::vector<eventstore::Migration> migrations{
       {"adapter/0001_transfer_work", kAdapterSchema},
@@ -197,7 +209,8 @@ const std::vector<eventstore::Migration>& adapter_migrations() {
       {"adapter/0004_parked_messages_raw_bytes", kParkedRawBytes},
       {"adapter/0005_metric_indexes", kMetricIndexes},
       {"adapter/0006_parked_sealed", kParkedSealed},
-      {"adapter/0007_parked_state", kParkedState}};
+      {"adapter/0007_parked_state", kParkedState},
+      {"adapter/0008_parked_payments", kParkedPayments}};
   return migrations;
 }
 

@@ -56,6 +56,13 @@ bool settled_outgoing(const eventstore::RecordedEvent& e) {
          (e.type == "TransferResolvedManually" && text(e.data, "outcome") == "succeeded");
 }
 
+// An incoming payment that reaches the core: recorded as valid, or parked and then booked by
+// an operator (IncomingPaymentBookedByOperator carries the payment booked in the same fields).
+// Each payment has at most one of them.
+bool incoming_booked(const eventstore::RecordedEvent& e) {
+  return e.type == "IncomingPaymentRecorded" || e.type == "IncomingPaymentBookedByOperator";
+}
+
 std::optional<std::string> nonempty(std::string value) {
   return value.empty() ? std::nullopt : std::optional<std::string>(std::move(value));
 }
@@ -162,7 +169,7 @@ std::vector<Draft> derive_payments_v1(const eventstore::RecordedEvent& e,
                                                     .reason_code = text(d, "reason_code"),
                                                     .reason = text(d, "reason"),
                                                     .resolved_manually = manual}))};
-  if (e.type == "IncomingPaymentRecorded")
+  if (incoming_booked(e))
     return {Draft{"IncomingPaymentReceived", text(d, "payment_id"),
                   payments::encode(payments::IncomingPaymentReceived{
                       .payment_id = text(d, "payment_id"),
@@ -187,7 +194,7 @@ std::vector<Draft> derive_settlements_v1(const eventstore::RecordedEvent& e,
                                .clearing_reference = text(d, "clearing_reference"),
                                .amount = transfer_amount(transfer_id, context),
                                .settlement_date = text(d, "settlement_date")}))};
-  if (e.type == "IncomingPaymentRecorded")
+  if (incoming_booked(e))
     return {Draft{"IncomingPaymentSettled", text(d, "payment_id"),
                   payments::encode(payments::IncomingPaymentSettled{
                       .payment_id = text(d, "payment_id"),
@@ -238,13 +245,13 @@ std::vector<Draft> derive_payments_v2(const eventstore::RecordedEvent& e,
     event.resolved_manually = manual;
     return {status_draft(e, event)};
   }
-  if (e.type == "IncomingPaymentRecorded") return derive_payments_v1(e, context);
+  if (incoming_booked(e)) return derive_payments_v1(e, context);
   return {};
 }
 
 std::vector<Draft> derive_positions_v1(const eventstore::RecordedEvent& e,
                                        const DerivationContext& context) {
-  if (!settled_outgoing(e) && e.type != "IncomingPaymentRecorded") return {};
+  if (!settled_outgoing(e) && !incoming_booked(e)) return {};
   const auto delta = delta_of(e, context);
   return {Draft{std::string(positions::NetPositionChanged::kType), delta.settlement_date,
                 positions::encode(delta), false, ""}};

@@ -155,6 +155,10 @@ const std::vector<eventstore::RecordedEvent> kSilent{
           return data;
         }(),
         "e-parked", 1),
+    event("incoming-payment-CR-IN-17", "IncomingPaymentReturnedByOperator",
+          Json::parse(R"({"payment_id": "p-1", "clearing_reference": "CR-IN-17",
+            "operator": "operator-7", "reason": "payer asked"})"),
+          "e-returned", 2),
 };
 
 }  // namespace
@@ -330,4 +334,34 @@ TEST_CASE("the registry names the four built-in derivations; only positions.v1 f
     CHECK((d.fold != nullptr) == (d.name == "positions.v1"));
   }
   CHECK_FALSE(find_derivation("payments.v3").has_value());
+}
+
+TEST_CASE(
+    "a parked payment an operator booked is published as a recorded one is, on every "
+    "stream; one returned is not published") {
+  auto booked_data = kIncoming.data;
+  booked_data["settlement_date"] = "2026-11-26";
+  booked_data["corrected_fields"] = Json::array({"amount"});
+  booked_data["operator"] = "operator-7";
+  booked_data["reason"] = "converted at 7.46";
+  const auto booked = event("incoming-payment-CR-IN-17", "IncomingPaymentBookedByOperator",
+                            booked_data, "e-booked", 2);
+  const auto context = context_of_transfer();
+  for (const auto& [name, derive] :
+       std::vector<std::pair<const char*, DerivationFn>>{{"payments.v1", &derive_payments_v1},
+                                                         {"settlements.v1", &derive_settlements_v1},
+                                                         {"payments.v2", &derive_payments_v2},
+                                                         {"positions.v1", &derive_positions_v1}}) {
+    CAPTURE(name);
+    const auto from_recorded = derive(kIncoming, context);
+    const auto from_booked = derive(booked, context);
+    REQUIRE(from_booked.size() == 1);
+    REQUIRE(from_recorded.size() == 1);
+    CHECK(from_booked[0].type == from_recorded[0].type);
+    CHECK(from_booked[0].key == from_recorded[0].key);
+    CHECK(from_booked[0].data == from_recorded[0].data);  // no operator, no reason on the wire
+    const auto returned = kSilent.back();
+    CHECK(returned.type == "IncomingPaymentReturnedByOperator");
+    CHECK(derive(returned, context).empty());
+  }
 }

@@ -22,6 +22,7 @@
 #include "clearing/base/clock.hpp"
 #include "clearing/clearing_client/client.hpp"
 #include "clearing/eventstore/event_store.hpp"
+#include "clearing/sagas/incoming_payment_decider.hpp"
 #include "clearing/sagas/transfer_decider.hpp"
 
 namespace clearing::adapter {
@@ -56,6 +57,13 @@ struct IncomingPollerStats {
 
 eventstore::StreamId incoming_payment_stream(const std::string& clearing_reference);
 
+// A payment the saga parked (IncomingPaymentParked) listed in parked_messages, in the
+// transaction that records it: source kParkedPaymentSource, its reason code (AM03, AM02,
+// AC01), the event's data as the raw (sealed like any raw), its payment id. Once per payment.
+eventstore::StoreResult<void> park_incoming_payment(eventstore::Transaction& tx,
+                                                    const sagas::IncomingPaymentParked& parked,
+                                                    const eventstore::DataProtector* protector);
+
 class IncomingPoller {
  public:
   IncomingPoller(eventstore::EventStore& store, clearing_client::ClearingClient& client,
@@ -68,6 +76,10 @@ class IncomingPoller {
   // One page: the number of payments on it (good and parked), or the store error that
   // rolled it back. A feed failure is 0 payments (counted; the next poll tries again).
   eventstore::StoreResult<int> poll_once();
+
+  // Lists in parked_messages the payments parked before it listed them (an upgrade): the
+  // number listed. The thread runs it first, until it succeeds.
+  eventstore::StoreResult<int> list_parked_payments();
 
   IncomingPollerStats stats() const;
 

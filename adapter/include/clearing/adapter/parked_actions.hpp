@@ -9,6 +9,21 @@
 //                                         into the inbound path once (inbound.hpp
 //                                         replay_inbound): ParkedMessageReplayed {parked_id,
 //                                         reason, operator, outcome, transfer_id}
+// and on a parked incoming payment (kind "incoming_payment": the saga parked it, the money
+// arrived), decided by its saga and recorded in the payment's own stream
+// (incoming-payment-<clearing reference>), the row's state written with it:
+//   POST /parked/{id}/book   {"reason"[, "amount_minor_units", "creditor_account"]}
+//                            IncomingPaymentBookedByOperator: published to the core as an
+//                            incoming payment (IncomingPaymentReceived, ...), once; the
+//                            corrections make it valid (the amount in the adapter's currency,
+//                            the creditor's account), else 422 not_bookable
+//   POST /parked/{id}/return {"reason"}
+//                            IncomingPaymentReturnedByOperator: the operator's decision only.
+//                            The clearing API has no return call: the money goes back by the
+//                            bank's manual process (docs/clearing-api-proposal.md proposes one).
+//                            Nothing is published to the core.
+// A payment is not closed or replayed (409 incoming_payment); a message is not booked or
+// returned (409 not_incoming_payment); a payment booked or returned already is 409 not_open.
 // Answers: 200 {"parked_id", "state", "operator", "event_id"[, "outcome", "transfer_id"]};
 // 400 a bad id or body, a missing reason; 403 no operator name; 404 unknown id; 409 a message
 // that is not open (closed or replayed already: a second replay), or one that is not of the
@@ -38,7 +53,20 @@ http::HttpResponse replay_parked(TransferService& transfers, const InboundRules&
                                  const std::string& id, const std::string& body,
                                  const std::string& operator_name, base::Timestamp now);
 
-// The two routes, role operator.
+inline constexpr std::string_view kReturnNote =
+    "returned: recorded as the operator's decision; the clearing API has no return call, so the "
+    "money goes back to the payer by the bank's manual process (a return call is proposed in "
+    "docs/clearing-api-proposal.md)";
+
+http::HttpResponse book_parked_payment(eventstore::EventStore& store, const std::string& id,
+                                       const std::string& body, const std::string& operator_name,
+                                       const sagas::CountryRules& rules);
+
+http::HttpResponse return_parked_payment(eventstore::EventStore& store, const std::string& id,
+                                         const std::string& body,
+                                         const std::string& operator_name);
+
+// The four routes, role operator.
 void add_parked_action_routes(http::HttpServer& server, TransferService& transfers,
                               InboundRules rules);
 

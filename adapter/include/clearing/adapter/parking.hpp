@@ -32,7 +32,14 @@ struct ParkedMessage {
   std::optional<std::int32_t> partition;
   std::optional<std::int64_t> offset;
   std::optional<std::string> correlation_id;
+  // An incoming payment the saga parked (IncomingPaymentParked): its payment id. Such a row is
+  // of kind "incoming_payment" (else "message"), at most one per payment, and an operator books
+  // or returns it (parked_actions.hpp) rather than closing or replaying it.
+  std::optional<std::string> payment_id;
 };
+
+// The source of a parked incoming payment's row.
+inline constexpr std::string_view kParkedPaymentSource = "incoming-payment";
 
 // What park() stores of each text field at most, in bytes after escaping (a longer one is
 // cut on a code point boundary and ends with "...").
@@ -47,6 +54,7 @@ inline constexpr std::size_t kParkedCorrelationIdBytesMax = 256;
 inline constexpr std::size_t kParkedRawBytesMax = 64 << 20;
 
 // Inside the caller's transaction, so the parking commits with the consumer's progress.
+// A payment's row (payment_id given) is written once: parked again, it is left as it is.
 // With a protector (the pool's: personal data at rest, eventstore/protector.hpp) the raw
 // value is sealed whole, under the subject its JSON names (or none), and its first
 // kParkedRawPreviewBytes apart for listings; the reads below open them. Error: the
@@ -81,7 +89,9 @@ struct ParkedListing {
 // with \xHH for control characters and invalid bytes), `raw` (the first
 // kParkedRawPreviewBytes bytes at most, less the part of a character they cut) and
 // `raw_truncated` (raw does not reach the end of the value: GET /parked/{id} has it whole),
-// and `state` (open, closed or replayed: an operator's action, parked_actions.hpp).
+// `state` (open, closed or replayed: an operator's action, parked_actions.hpp; a payment's:
+// open, booked or returned) and `kind`: "message", or "incoming_payment" with its
+// `payment_id` (the raw is then the IncomingPaymentParked event's data, opened like any raw).
 // Throws what pqxx throws (run it inside ConnectionPool::transact).
 // An erased subject's raw reads "[erased]" (eventstore::kErased), its raw_bytes that length.
 eventstore::StoreResult<std::string> parked_page(eventstore::Transaction& tx,
@@ -106,6 +116,8 @@ tl::expected<std::string, ParkedReadError> parked_message(
 inline constexpr std::string_view kParkedOpen = "open";
 inline constexpr std::string_view kParkedClosed = "closed";
 inline constexpr std::string_view kParkedReplayed = "replayed";
+inline constexpr std::string_view kParkedBooked = "booked";
+inline constexpr std::string_view kParkedReturned = "returned";
 
 // What an operator's action needs of a parked message: its row, locked (for update) until the
 // caller's transaction ends, and its whole raw value, opened when it is sealed.
@@ -115,7 +127,8 @@ struct ParkedRaw {
   std::optional<std::string> topic;
   std::optional<std::int32_t> partition;
   std::optional<std::string> correlation_id;
-  std::string state;  // kParkedOpen, kParkedClosed or kParkedReplayed
+  std::optional<std::string> payment_id;  // a parked incoming payment's
+  std::string state;                      // kParkedOpen, kParkedClosed, kParkedReplayed, ...
   std::string raw;
 };
 // unknown_id: no such row. A raw the protector cannot open fails the transaction, as above.
@@ -126,10 +139,12 @@ tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
 struct ParkedState {
   std::string state;
   std::optional<std::string> correlation_id;
+  std::optional<std::string> payment_id;
 };
 std::optional<ParkedState> lock_parked_state(eventstore::Transaction& tx, std::int64_t id);
 
-// Sets a message's state (kParkedClosed or kParkedReplayed), in the transaction that appends
+// Sets a message's state (kParkedClosed, kParkedReplayed; a payment's kParkedBooked or
+// kParkedReturned), in the transaction that appends
 // the action's event.
 void set_parked_state(eventstore::Transaction& tx, std::int64_t id, std::string_view state);
 
