@@ -6,7 +6,11 @@
 //            [--clearing-reference R [--settlement-date D] | --reason-code C] [--api-url URL]
 //   erase    --subject ID --reason TEXT --config FILE [--api-url URL]
 //   parked   close|replay ID --reason TEXT --config FILE [--api-url URL]
-//            all three through the running adapter's API with CLEARING_ADAPTER_OPERATOR_TOKEN (or
+//   parked   book ID --reason TEXT [--amount-minor-units N] [--creditor-account A] --config FILE
+//            [--api-url URL]   a parked incoming payment, to the core (with corrections)
+//   parked   return ID --reason TEXT --config FILE [--api-url URL]   a parked incoming payment,
+//            recorded as returned (the bank's manual process; the clearing API has no return)
+//            all of these through the running adapter's API with CLEARING_ADAPTER_OPERATOR_TOKEN (or
 //            its _FILE form); the operator recorded is that token's name
 //   streams  --config FILE [--json]    where each outbound stream stands: state (backfilling,
 //            live, deprecated, retired), head, published, derivation position, backfill
@@ -289,12 +293,22 @@ int erase(const std::string& config_path, const std::string& subject, const std:
 }
 
 // POST /parked/{id}/close or /replay: the action's event names the token's name and the reason.
+// POST /parked/{id}/book or /return on a parked incoming payment, likewise; `body` has the
+// reason and a booking's corrections.
 int parked_action(const std::string& config_path, const std::string& action, const std::string& id,
-                  const std::string& reason, const std::string& api_url) {
-  auto done =
-      as_operator(config_path, api_url, "/parked/" + http::percent_encode(id) + "/" + action,
-                  nlohmann::json{{"reason", reason}});
+                  const nlohmann::json& body, const std::string& api_url) {
+  auto done = as_operator(config_path, api_url,
+                          "/parked/" + http::percent_encode(id) + "/" + action, body);
   if (!done) return done.error();
+  if (action == "book" || action == "return") {
+    std::cout << "parked incoming payment " << id << " (payment "
+              << done->value("payment_id", std::string()) << ") "
+              << done->value("state", std::string()) << " by "
+              << done->value("operator", std::string()) << ", event "
+              << done->value("event_id", std::string()) << "\n"
+              << done->value("note", std::string()) << "\n";
+    return 0;
+  }
   std::cout << "parked message " << id << " " << done->value("state", std::string()) << " by "
             << done->value("operator", std::string());
   if (action == "replay")
@@ -386,7 +400,7 @@ int main(int argc, char** argv) {
                         "the adapter's API (default: from http.address); the operator token is "
                         "CLEARING_ADAPTER_OPERATOR_TOKEN");
 
-  auto* parked_cmd = app.add_subcommand("parked", "act on a parked message (people only)");
+  auto* parked_cmd = app.add_subcommand("parked", "act on a parked message or incoming payment (people only)");
   parked_cmd->require_subcommand(1);
   std::string parked_action_name;
   for (const auto& [name, what] :
@@ -396,6 +410,34 @@ int main(int argc, char** argv) {
     auto* cmd = parked_cmd->add_subcommand(name, what);
     cmd->add_option("parked-id", id, "the parked message's id (GET /parked)")->required();
     cmd->add_option("--reason", reason, "why, in words (recorded)")->required();
+    cmd->add_option("--config", config_path, "config file")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--api-url", api_url,
+                    "the adapter's API (default: from http.address); the operator token is "
+                    "CLEARING_ADAPTER_OPERATOR_TOKEN");
+    cmd->callback([&parked_action_name, name = name] { parked_action_name = name; });
+  }
+  std::int64_t book_amount = 0;
+  std::string book_account;
+  for (const auto& [name, what] :
+       {std::pair<std::string, std::string>{
+            "book",
+            "a parked incoming payment goes to the core as an incoming payment (with the "
+            "corrections that make it valid)"},
+        {"return",
+         "a parked incoming payment is recorded as returned to the payer (the bank's manual "
+         "process: the clearing API has no return call)"}}) {
+    auto* cmd = parked_cmd->add_subcommand(name, what);
+    cmd->add_option("parked-id", id, "the parked payment's id (GET /parked, kind incoming_payment)")
+        ->required();
+    cmd->add_option("--reason", reason, "why, in words (recorded)")->required();
+    if (name == "book") {
+      cmd->add_option("--amount-minor-units", book_amount,
+                      "the amount booked, in minor units of the adapter's currency (a payment "
+                      "in another currency, after conversion)")
+          ->check(CLI::PositiveNumber);
+      cmd->add_option("--creditor-account", book_account,
+                      "the creditor's account to book to (an invalid one, corrected)");
+    }
     cmd->add_option("--config", config_path, "config file")->required()->check(CLI::ExistingFile);
     cmd->add_option("--api-url", api_url,
                     "the adapter's API (default: from http.address); the operator token is "
@@ -423,7 +465,12 @@ int main(int argc, char** argv) {
   if (*streams_cmd) return streams(config_path, as_json);
   if (*events_check_cmd) return events_check(config_path);
   if (*erase_cmd) return erase(config_path, subject, reason, api_url);
-  if (*parked_cmd) return parked_action(config_path, parked_action_name, id, reason, api_url);
+  if (*parked_cmd) {
+    nlohmann::json body{{"reason", reason}};
+    if (book_amount > 0) body["amount_minor_units"] = book_amount;
+    if (!book_account.empty()) body["creditor_account"] = book_account;
+    return parked_action(config_path, parked_action_name, id, body, api_url);
+  }
   if (*resolve_cmd) {
     if (!operator_given.empty())
       return fail(std::string("--operator is no longer taken: the operator recorded is the name "

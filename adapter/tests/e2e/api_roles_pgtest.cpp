@@ -171,6 +171,12 @@ TEST_CASE("role operator: the operator actions only; 403 on reader and metrics r
   const auto operator_routes = routes_of(service, "operator");
   CHECK(std::find(operator_routes.begin(), operator_routes.end(), "POST /transfers/{id}/resolve") !=
         operator_routes.end());
+  for (const char* route : {"POST /parked/{id}/close", "POST /parked/{id}/replay",
+                            "POST /parked/{id}/book", "POST /parked/{id}/return"}) {
+    CAPTURE(route);
+    CHECK(std::find(operator_routes.begin(), operator_routes.end(), route) !=
+          operator_routes.end());
+  }
   CHECK(walk(service, kOperatorToken, {"operator"}) ==
         2 + static_cast<int>(operator_routes.size()));
 }
