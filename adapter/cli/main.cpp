@@ -1,7 +1,9 @@
 // clearing-adapter: the service for one country and its operator commands.
 //   run      --config FILE            the service (SIGTERM: graceful stop, exit 0)
 //   trace    ID --config FILE [--json] [--core-url URL] the story of one transfer; with the
-//            core's story URL (streams.core_story_url or --core-url) both sides in one timeline
+//            core's story URL (streams.core_story_url or --core-url) both sides in one timeline;
+//            or of a parked message or parked incoming payment (its parked id or payment id,
+//            with the operators' actions)
 //   resolve  ID --config FILE --outcome succeeded|rejected --reason TEXT
 //            [--clearing-reference R [--settlement-date D] | --reason-code C] [--api-url URL]
 //   erase    --subject ID --reason TEXT --config FILE [--api-url URL]
@@ -10,8 +12,8 @@
 //            [--api-url URL]   a parked incoming payment, to the core (with corrections)
 //   parked   return ID --reason TEXT --config FILE [--api-url URL]   a parked incoming payment,
 //            recorded as returned (the bank's manual process; the clearing API has no return)
-//            all of these through the running adapter's API with CLEARING_ADAPTER_OPERATOR_TOKEN (or
-//            its _FILE form); the operator recorded is that token's name
+//            all of these through the running adapter's API with CLEARING_ADAPTER_OPERATOR_TOKEN
+//            (or its _FILE form); the operator recorded is that token's name
 //   streams  --config FILE [--json]    where each outbound stream stands: state (backfilling,
 //            live, deprecated, retired), head, published, derivation position, backfill
 //            progress, sunset (exit 0; 2 when the database cannot be read)
@@ -199,7 +201,14 @@ int trace(const std::string& config_path, const std::string& id, bool as_json,
   auto store = open_store(*config);
   if (!store) return fail(store.error());
   auto story = adapter::build_trace(*store->pool, *store->transfers, id);
-  if (!story) return fail(story.error());
+  if (!story) {
+    // Not a transfer: a parked message's id or a parked payment's id (its operators' actions).
+    if (auto parked = adapter::build_parked_trace(*store->pool, *store->store, id)) {
+      std::cout << (as_json ? parked->dump(2) + "\n" : adapter::render_parked_trace(*parked));
+      return 0;
+    }
+    return fail(story.error());
+  }
   add_core_story(*config, core_url, id, *story);
   std::cout << (as_json ? story->dump(2) + "\n" : adapter::render_trace(*story));
   return 0;
@@ -297,8 +306,8 @@ int erase(const std::string& config_path, const std::string& subject, const std:
 // reason and a booking's corrections.
 int parked_action(const std::string& config_path, const std::string& action, const std::string& id,
                   const nlohmann::json& body, const std::string& api_url) {
-  auto done = as_operator(config_path, api_url,
-                          "/parked/" + http::percent_encode(id) + "/" + action, body);
+  auto done =
+      as_operator(config_path, api_url, "/parked/" + http::percent_encode(id) + "/" + action, body);
   if (!done) return done.error();
   if (action == "book" || action == "return") {
     std::cout << "parked incoming payment " << id << " (payment "
@@ -400,7 +409,8 @@ int main(int argc, char** argv) {
                         "the adapter's API (default: from http.address); the operator token is "
                         "CLEARING_ADAPTER_OPERATOR_TOKEN");
 
-  auto* parked_cmd = app.add_subcommand("parked", "act on a parked message or incoming payment (people only)");
+  auto* parked_cmd =
+      app.add_subcommand("parked", "act on a parked message or incoming payment (people only)");
   parked_cmd->require_subcommand(1);
   std::string parked_action_name;
   for (const auto& [name, what] :

@@ -361,14 +361,14 @@ struct IncomingPoller::Impl {
           auto loaded = payments.load(tx, eventstore::StreamId{row[0].as<std::string>()});
           if (!loaded) return tl::unexpected(loaded.error());
           const auto& st = loaded->state;
-          const sagas::IncomingPaymentParked parked{st.payment_id,     st.clearing_reference,
-                                                    st.cursor,         st.content,
+          const sagas::IncomingPaymentParked parked{st.payment_id,       st.clearing_reference,
+                                                    st.cursor,           st.content,
                                                     st.park_reason_code, st.park_reason};
           if (auto done = park_incoming_payment(tx, parked, store.pool().protector()); !done)
             return tl::unexpected(done.error());
           if (st.status == sagas::IncomingPaymentStatus::parked) continue;
-          const auto state = st.status == sagas::IncomingPaymentStatus::booked ? kParkedBooked
-                                                                                : kParkedReturned;
+          const auto state =
+              st.status == sagas::IncomingPaymentStatus::booked ? kParkedBooked : kParkedReturned;
           tx.exec_params("update parked_messages set state = $2 where payment_id = $1",
                          st.payment_id, std::string(state));
         }

@@ -264,10 +264,10 @@ tl::expected<sagas::BookParkedIncomingPayment, HttpResponse> booking_of(
                                         rules};
   if (const auto it = action.extra.find("amount_minor_units"); it != action.extra.end()) {
     if (!it->is_number_integer() || it->get<std::int64_t>() <= 0)
-      return tl::unexpected(HttpResponse::error(
-          400, "bad_body",
-          "amount_minor_units must be a positive integer (minor units of " +
-              std::string(rules.currency.code()) + ")"));
+      return tl::unexpected(
+          HttpResponse::error(400, "bad_body",
+                              "amount_minor_units must be a positive integer (minor units of " +
+                                  std::string(rules.currency.code()) + ")"));
     book.amount_minor_units = it->get<std::int64_t>();
   }
   if (const auto it = action.extra.find("creditor_account"); it != action.extra.end()) {
@@ -299,12 +299,12 @@ std::optional<std::string> clearing_reference_of(const std::string& raw) {
 HttpResponse settle_parked_payment(eventstore::EventStore& store, const std::string& id,
                                    const std::string& body, const std::string& operator_name,
                                    const sagas::CountryRules& rules, bool booking) {
-  auto action = booking ? parse_action(id, body, operator_name,
-                                       {"amount_minor_units", "creditor_account"})
-                        : parse_action(id, body, operator_name);
+  auto action =
+      booking ? parse_action(id, body, operator_name, {"amount_minor_units", "creditor_account"})
+              : parse_action(id, body, operator_name);
   if (!action) return std::move(action.error());
-  sagas::IncomingPaymentCommand command = sagas::ReturnParkedIncomingPayment{operator_name,
-                                                                              action->reason};
+  sagas::IncomingPaymentCommand command =
+      sagas::ReturnParkedIncomingPayment{operator_name, action->reason};
   if (booking) {
     auto book = booking_of(*action, operator_name, rules);
     if (!book) return std::move(book.error());
@@ -339,14 +339,14 @@ HttpResponse settle_parked_payment(eventstore::EventStore& store, const std::str
       return {};
     }
     payment_id = *row->payment_id;
-    auto decided = payments.handle(
-        tx, incoming_payment_stream(*reference), command,
-        eventstore::CommandContext{payment_id,
-                                   row->correlation_id.value_or(payment_id),
-                                   nullptr,
-                                   {},
-                                   {{"operator", operator_name},
-                                    {"parked_id", action->parked_id}}});
+    auto decided =
+        payments.handle(tx, incoming_payment_stream(*reference), command,
+                        eventstore::CommandContext{
+                            payment_id,
+                            row->correlation_id.value_or(payment_id),
+                            nullptr,
+                            {},
+                            {{"operator", operator_name}, {"parked_id", action->parked_id}}});
     if (!decided) {
       if (auto* error = std::get_if<eventstore::StoreError>(&decided.error()))
         return tl::unexpected(*error);
@@ -365,8 +365,10 @@ HttpResponse settle_parked_payment(eventstore::EventStore& store, const std::str
     base::module_logger("parking")->info(
         "parked_payment_{} id={} payment_id={} operator={} event_id={}", target, action->parked_id,
         payment_id, operator_name, event_id);
-  Json answered{{"parked_id", action->parked_id}, {"payment_id", payment_id},
-                {"state", target},                {"operator", operator_name},
+  Json answered{{"parked_id", action->parked_id},
+                {"payment_id", payment_id},
+                {"state", target},
+                {"operator", operator_name},
                 {"event_id", event_id}};
   if (booking) {
     answered["corrected_fields"] = corrected;

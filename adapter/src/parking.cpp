@@ -376,8 +376,7 @@ tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
 
 std::optional<ParkedState> lock_parked_state(eventstore::Transaction& tx, std::int64_t id) {
   const auto result = tx.exec_params(
-      "select state, correlation_id, payment_id from parked_messages where id = $1 for update",
-      id);
+      "select state, correlation_id, payment_id from parked_messages where id = $1 for update", id);
   if (result.empty()) return std::nullopt;
   const auto optional = [](const pqxx::field& f) {
     return f.is_null() ? std::nullopt : std::optional<std::string>(f.as<std::string>());

@@ -295,8 +295,9 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
       });
   metrics.gauge_callback(
       "clearing_parked_messages",
-      "Open parked messages (input kept for people: GET /parked; not yet closed or replayed), "
-      "by source and reason",
+      "Open parked messages (input kept for people: GET /parked; not yet closed or replayed) "
+      "and open parked incoming payments (source incoming-payment: not yet booked or "
+      "returned), by source and reason",
       {"source", "reason"}, [query_rows, samples_of] {
         return samples_of(query_rows("clearing_parked_messages", kParked));
       });

@@ -69,7 +69,59 @@ std::string summary_of(const eventstore::RecordedEvent& e) {
     return "second, different request refused (DUPL)";
   if (e.type == "IdempotencyKeyConflictDetected")
     return "DEFECT: idempotency key reused with another body; parked for people";
+  // Operators' actions on parked input (parked_actions.hpp): who and why.
+  const auto by = [&] { return " by " + s("operator") + ": " + s("reason"); };
+  const auto parked_id = [&] { return std::to_string(d.value("parked_id", std::int64_t{0})); };
+  if (e.type == "ParkedMessageClosed") return "parked message " + parked_id() + " closed" + by();
+  if (e.type == "ParkedMessageReplayed")
+    return "parked message " + parked_id() + " replayed (" + s("outcome") + ")" + by();
+  if (e.type == "IncomingPaymentParked")
+    return "incoming payment parked " + s("reason_code") + ": " + s("reason");
+  if (e.type == "IncomingPaymentRecorded") return "incoming payment recorded";
+  if (e.type == "IncomingPaymentBookedByOperator") {
+    std::string corrected;
+    for (const auto& f : d.value("corrected_fields", Json::array()))
+      if (f.is_string()) corrected += (corrected.empty() ? "" : ", ") + f.get<std::string>();
+    return "booked" + (corrected.empty() ? "" : " (corrected: " + corrected + ")") + by();
+  }
+  if (e.type == "IncomingPaymentReturnedByOperator")
+    return "returned to the payer (the bank's manual process)" + by();
   return "";
+}
+
+Json event_json(const eventstore::RecordedEvent& e);
+
+// The outbound messages of an entity (a transfer, an incoming payment).
+pqxx::result external_of(eventstore::Transaction& tx, const std::string& entity_key) {
+  return tx.exec_params(
+      "select stream, partition, seq, type, event_id::text, source_event_id::text,"
+      " to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+      " seq <= (select published from external_stream_heads h where h.stream = x.stream and "
+      "h.partition = x.partition)"
+      " from external_events x where entity_key = $1 order by recorded_at, stream, seq",
+      entity_key);
+}
+
+// The events of the parked messages of a business flow (stream parked-<id>): the operators'
+// close and replay, each with its stream. Parked rows are few; each stream is read by its key.
+eventstore::StoreResult<std::vector<Json>> parked_actions_of(eventstore::Transaction& tx,
+                                                             eventstore::EventStore& store,
+                                                             const std::string& correlation_id) {
+  std::vector<Json> steps;
+  if (correlation_id.empty()) return steps;
+  const auto rows = tx.exec_params(
+      "select id from parked_messages where correlation_id = $1 order by id", correlation_id);
+  for (const auto& row : rows) {
+    const eventstore::StreamId stream{parked_stream(row[0].as<std::int64_t>())};
+    auto events = store.read_stream(tx, stream);
+    if (!events) return tl::unexpected(events.error());
+    for (const auto& e : *events) {
+      auto step = event_json(e);
+      step["stream"] = stream.value();
+      steps.push_back(std::move(step));
+    }
+  }
+  return steps;
 }
 
 Json event_json(const eventstore::RecordedEvent& e) {
@@ -178,13 +230,13 @@ tl::expected<Json, std::string> build_trace(eventstore::ConnectionPool& pool,
              {"event_id", e.event_id.value()}});
       }
     }
-    const auto external = tx.exec_params(
-        "select stream, partition, seq, type, event_id::text, source_event_id::text,"
-        " to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-        " seq <= (select published from external_stream_heads h where h.stream = x.stream and "
-        "h.partition = x.partition)"
-        " from external_events x where entity_key = $1 order by recorded_at, stream, seq",
-        transfer_id);
+    // Operators' actions on the transfer's parked messages (closed, replayed): the messages
+    // of its business flow, by their correlation id.
+    if (auto actions = parked_actions_of(tx, transfers.store(), state.correlation_id); !actions)
+      return tl::unexpected(actions.error());
+    else
+      for (auto& step : *actions) timeline.push_back(std::move(step));
+    const auto external = external_of(tx, transfer_id);
     for (const auto& row : external)
       timeline.push_back({{"at", row[6].as<std::string>()},
                           {"kind", "external"},
@@ -278,6 +330,107 @@ std::string render_trace(const Json& t) {
     out << "  pending:     " << t["pending"]["action"].get<std::string>() << " attempt "
         << t["pending"]["attempt"].get<int>() << " due "
         << t["pending"]["due_at"].get<std::string>() << "\n";
+  return out.str();
+}
+
+tl::expected<Json, std::string> build_parked_trace(eventstore::ConnectionPool& pool,
+                                                   eventstore::EventStore& store,
+                                                   const std::string& key) {
+  auto result = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<Json> {
+    std::optional<std::int64_t> id =
+        parse_integer(key, 1, std::numeric_limits<std::int64_t>::max());
+    if (!id) {
+      const auto rows = tx.exec_params("select id from parked_messages where payment_id = $1", key);
+      if (rows.empty()) return Json(nullptr);
+      id = rows[0][0].as<std::int64_t>();
+    }
+    auto read = parked_message(tx, *id, 0, pool.protector());
+    if (!read) return Json(nullptr);
+    auto row = Json::parse(*read);
+    std::vector<Json> timeline;
+    auto add_stream = [&](const eventstore::StreamId& stream) -> eventstore::StoreResult<void> {
+      auto events = store.read_stream(tx, stream);
+      if (!events) return tl::unexpected(events.error());
+      for (const auto& e : *events) {
+        auto step = event_json(e);
+        step["stream"] = stream.value();
+        timeline.push_back(std::move(step));
+      }
+      return {};
+    };
+    if (auto added = add_stream(eventstore::StreamId{parked_stream(*id)}); !added)
+      return tl::unexpected(added.error());
+    Json trace{{"parked_id", *id}};
+    for (const char* field : {"kind", "source", "reason_code", "reason", "state", "correlation_id",
+                              "parked_at", "topic", "partition", "offset"})
+      trace[field] = row.value(field, Json(nullptr));
+    if (row.contains("payment_id")) {
+      // A parked incoming payment: its own stream (the operator's booking or return) and what
+      // reached the core.
+      const auto payment_id = row["payment_id"].get<std::string>();
+      trace["payment_id"] = payment_id;
+      const auto raw = Json::parse(row.value("raw", std::string()), nullptr, false);
+      if (raw.is_object() && raw.contains("clearing_reference") &&
+          raw["clearing_reference"].is_string()) {
+        trace["clearing_reference"] = raw["clearing_reference"];
+        if (auto added = add_stream(eventstore::StreamId{
+                "incoming-payment-" + raw["clearing_reference"].get<std::string>()});
+            !added)
+          return tl::unexpected(added.error());
+      }
+      for (const auto& r : external_of(tx, payment_id))
+        timeline.push_back({{"at", r[6].as<std::string>()},
+                            {"kind", "external"},
+                            {"stream", r[0].as<std::string>()},
+                            {"partition", r[1].as<int>()},
+                            {"seq", r[2].as<std::int64_t>()},
+                            {"type", r[3].as<std::string>()},
+                            {"event_id", r[4].as<std::string>()},
+                            {"source_event_id", r[5].as<std::string>()},
+                            {"published", r[7].as<bool>()}});
+    }
+    std::stable_sort(timeline.begin(), timeline.end(), [](const Json& a, const Json& b) {
+      return a["at"].get<std::string>() < b["at"].get<std::string>();
+    });
+    trace["timeline"] = std::move(timeline);
+    return trace;
+  });
+  if (!result) return tl::unexpected(result.error().message);
+  if (result->is_null()) return tl::unexpected("no parked message or parked payment " + key);
+  return *result;
+}
+
+std::string render_parked_trace(const Json& t) {
+  std::ostringstream out;
+  const bool payment = t.contains("payment_id");
+  out << (payment ? "Parked incoming payment " : "Parked message ") << t["parked_id"] << "\n";
+  if (payment) {
+    out << "  payment:     " << t["payment_id"].get<std::string>();
+    if (t.contains("clearing_reference"))
+      out << " (clearing reference " << t["clearing_reference"].get<std::string>() << ")";
+    out << "\n";
+  }
+  out << "  state:       " << t["state"].get<std::string>() << "\n";
+  out << "  parked:      " << t["parked_at"].get<std::string>() << " from "
+      << t["source"].get<std::string>() << " (" << t["reason_code"].get<std::string>() << ": "
+      << t["reason"].get<std::string>() << ")\n";
+  if (t["correlation_id"].is_string())
+    out << "  correlation: " << t["correlation_id"].get<std::string>() << "\n";
+  out << "\n";
+  for (const auto& step : t["timeline"]) {
+    out << "  " << step["at"].get<std::string>() << "  ";
+    if (step["kind"] == "external") {
+      out << "published " << step["stream"].get<std::string>() << " p"
+          << step["partition"].get<int>() << " seq " << step["seq"].get<std::int64_t>() << " "
+          << step["type"].get<std::string>() << " ("
+          << (step["published"].get<bool>() ? "on Kafka" : "not yet on Kafka") << ")\n";
+      continue;
+    }
+    std::string type = step["type"].get<std::string>();
+    type.resize(std::max<std::size_t>(type.size(), 34), ' ');
+    out << type << step["summary"].get<std::string>() << "\n";
+  }
+  if (t["timeline"].empty()) out << "  no operator action yet\n";
   return out.str();
 }
 

@@ -119,13 +119,13 @@ tl::expected<Events, IncomingPaymentRefusal> decide_book(const BookParkedIncomin
     if (booked.creditor != state.content.creditor) corrected.emplace_back("creditor");
   }
   if (auto invalid = park_reason(booked, c.rules))
-    return refuse(IncomingPaymentRefusalCode::not_bookable,
-                  "cannot be booked as it is (" + std::string(invalid->reason_code) +
-                      "): " + invalid->reason);
-  return Events{IncomingPaymentBookedByOperator{
-      state.payment_id, state.clearing_reference, state.cursor, std::move(booked),
-      incoming_settlement_date(state.content.received_at), std::move(corrected), c.operator_name,
-      c.reason}};
+    return refuse(IncomingPaymentRefusalCode::not_bookable, "cannot be booked as it is (" +
+                                                                std::string(invalid->reason_code) +
+                                                                "): " + invalid->reason);
+  return Events{IncomingPaymentBookedByOperator{state.payment_id, state.clearing_reference,
+                                                state.cursor, std::move(booked),
+                                                incoming_settlement_date(state.content.received_at),
+                                                std::move(corrected), c.operator_name, c.reason}};
 }
 
 tl::expected<Events, IncomingPaymentRefusal> decide_return(const ReturnParkedIncomingPayment& c,
@@ -190,8 +190,8 @@ tl::expected<std::vector<IncomingPaymentEvent>, IncomingPaymentRefusal>
 IncomingPaymentDecider::decide(const IncomingPaymentCommand& command,
                                const IncomingPaymentState& state) {
   return std::visit(
-      [&state](const auto& c) -> tl::expected<std::vector<IncomingPaymentEvent>,
-                                              IncomingPaymentRefusal> {
+      [&state](const auto& c)
+          -> tl::expected<std::vector<IncomingPaymentEvent>, IncomingPaymentRefusal> {
         using C = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<C, RecordIncomingPayment>)
           return decide_record(c, state);

@@ -151,8 +151,7 @@ RecordIncomingPayment in_euro() {
   return c;
 }
 
-IncomingPaymentParked parked(const RecordIncomingPayment& c, std::string code,
-                             std::string reason) {
+IncomingPaymentParked parked(const RecordIncomingPayment& c, std::string code, std::string reason) {
   return IncomingPaymentParked{
       incoming_payment_id(c.clearing_reference),
       c.clearing_reference,
@@ -199,8 +198,9 @@ IncomingPaymentRefusalCode refusal_of(const IncomingPaymentCommand& command,
 
 }  // namespace
 
-TEST_CASE("given a payment parked for its currency, when an operator books it in DKK, then it is "
-          "booked with the amount corrected, the operator and the reason") {
+TEST_CASE(
+    "given a payment parked for its currency, when an operator books it in DKK, then it is "
+    "booked with the amount corrected, the operator and the reason") {
   const Events history{parked(in_euro(), "AM03", "currency EUR not processable")};
   const auto events = when2(book(), given(history));
   CHECK(events == Events{booked_euro()});
@@ -217,14 +217,15 @@ TEST_CASE("a booking that leaves the payment invalid is refused, naming why") {
         "cannot be booked as it is (AM03): currency EUR not processable");
 }
 
-TEST_CASE("a payment parked for its creditor account is booked to the account the operator "
-          "gives, and refused with an invalid one") {
+TEST_CASE(
+    "a payment parked for its creditor account is booked to the account the operator "
+    "gives, and refused with an invalid one") {
   auto wrong = payment();
   wrong.creditor.account.id = "DK5000400440116244";
-  const auto state = given(
-      {parked(wrong, "AC01", "creditor account: account number check digits do not match")});
-  CHECK(refusal_of(book(std::nullopt, Account{AccountScheme::iban, "DK5000400440116245"}),
-                   state) == IncomingPaymentRefusalCode::not_bookable);
+  const auto state =
+      given({parked(wrong, "AC01", "creditor account: account number check digits do not match")});
+  CHECK(refusal_of(book(std::nullopt, Account{AccountScheme::iban, "DK5000400440116245"}), state) ==
+        IncomingPaymentRefusalCode::not_bookable);
   const auto events =
       when2(book(std::nullopt, Account{AccountScheme::iban, "DK5000400440116243"}), state);
   REQUIRE(events.size() == 1);
@@ -278,14 +279,14 @@ TEST_CASE("every state x every operator action: only a parked payment is acted o
       anonymous.operator_name.clear();
       auto no_reason = give_back();
       no_reason.reason.clear();
-      CHECK(refusal_of(booking ? IncomingPaymentCommand{anonymous}
-                               : IncomingPaymentCommand{no_reason},
-                       state) == Code::incomplete_action);
+      CHECK(refusal_of(
+                booking ? IncomingPaymentCommand{anonymous} : IncomingPaymentCommand{no_reason},
+                state) == Code::incomplete_action);
     }
     // The feed re-sending the payment after an operator's action changes nothing.
     if (!row.history.empty()) {
-      auto again = std::holds_alternative<IncomingPaymentRecorded>(row.history[0]) ? payment()
-                                                                                   : in_euro();
+      auto again =
+          std::holds_alternative<IncomingPaymentRecorded>(row.history[0]) ? payment() : in_euro();
       again.cursor = "000000000099";
       CHECK(when(again, state).empty());
       CHECK(given(row.history).status == state.status);
@@ -294,7 +295,6 @@ TEST_CASE("every state x every operator action: only a parked payment is acted o
 }
 
 TEST_CASE("refusal codes have names") {
-  CHECK(incoming_refusal_code_name(IncomingPaymentRefusalCode::already_booked) ==
-        "already_booked");
+  CHECK(incoming_refusal_code_name(IncomingPaymentRefusalCode::already_booked) == "already_booked");
   CHECK(incoming_refusal_code_name(IncomingPaymentRefusalCode::not_bookable) == "not_bookable");
 }

@@ -160,6 +160,13 @@ TEST_CASE(
         "insert into parked_messages (source, reason_code, reason, raw, state)"
         " select 'kafka', 'not_json', 'r', convert_to(repeat('x', 400), 'UTF8'),"
         " case when g % 2 = 0 then 'closed' else 'replayed' end from generate_series(1, 70) g");
+    // 40 parked incoming payments listed beside them (issue 22): 25 open, 15 booked or
+    // returned by an operator.
+    tx.exec(
+        "insert into parked_messages (source, reason_code, reason, raw, payment_id, state)"
+        " select 'incoming-payment', 'AM03', 'r', convert_to(repeat('x', 400), 'UTF8'),"
+        " 'p-' || g, case when g <= 25 then 'open' when g <= 35 then 'booked' else 'returned'"
+        " end from generate_series(1, 40) g");
     tx.exec("analyze transfer_work");
     tx.commit();
   }
@@ -267,6 +274,9 @@ TEST_CASE(
                R"(clearing_parked_messages{source="clearing-feed",reason="invalid_payment"})") ==
         500.0);
   CHECK(sample(text, R"(clearing_parked_messages{source="dispatcher",reason="refused"})") == 300.0);
+  // Open parked incoming payments, under their own source.
+  CHECK(sample(text, R"(clearing_parked_messages{source="incoming-payment",reason="AM03"})") ==
+        25.0);
 
   // The stalled subscription: every committed event after its checkpoint, and no progress.
   const auto lag =

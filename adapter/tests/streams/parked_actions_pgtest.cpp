@@ -158,6 +158,21 @@ TEST_CASE(
   CHECK(api.query("select metadata->'extra'->>'operator' from events where type = "
                   "'TransferInitiated'") == "operator");
   CHECK(api.get("/parked/" + std::to_string(beyond))["state"] == "replayed");
+  // The transfer's trace tells the replay, with the operator and the reason; so does the
+  // parked message's.
+  auto story = adapter::build_trace(*api.db.pool, *api.db.transfers, transfer_id);
+  REQUIRE_MESSAGE(story, (story ? "" : story.error()));
+  const auto told = adapter::render_trace(*story);
+  CHECK_MESSAGE(told.find("ParkedMessageReplayed") != std::string::npos, told);
+  CHECK(told.find("parked message " + std::to_string(beyond) +
+                  " replayed (initiated) by operator: core fixed its head, INC-7") !=
+        std::string::npos);
+  auto parked_story =
+      adapter::build_parked_trace(*api.db.pool, *api.db.store, std::to_string(beyond));
+  REQUIRE_MESSAGE(parked_story, (parked_story ? "" : parked_story.error()));
+  CHECK(parked_story->at("state") == "replayed");
+  CHECK(adapter::render_parked_trace(*parked_story).find("by operator: core fixed its head") !=
+        std::string::npos);
 
   // Twice: 409, nothing changes, still one transfer.
   const auto after = api.snapshot();

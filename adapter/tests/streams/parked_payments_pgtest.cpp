@@ -67,8 +67,8 @@ struct Service {
   std::unique_ptr<clearing_client::ClearingClient> client =
       start_hostile_client(feed, HostileConnections::own_per_call);
   base::SystemClock clock;
-  adapter::IncomingPoller poller{*db.store, *client, clock,
-                                 {std::chrono::milliseconds(10), 10, dk_rules()}};
+  adapter::IncomingPoller poller{
+      *db.store, *client, clock, {std::chrono::milliseconds(10), 10, dk_rules()}};
   std::unique_ptr<http::HttpServer> server;
 
   Service() {
@@ -121,16 +121,12 @@ processes::Process command(Service& service, const std::string& action, std::int
     std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
     std::ofstream(config) << nlohmann::json::parse(in).dump(2);
   }
-  std::vector<std::string> args{CLEARING_ADAPTER,
-                                "parked",
-                                action,
-                                std::to_string(id),
-                                "--reason",
-                                reason,
-                                "--config",
-                                config,
-                                "--api-url",
-                                "http://127.0.0.1:" + std::to_string(service.server->port())};
+  std::vector<std::string> args{
+      CLEARING_ADAPTER, "parked",
+      action,           std::to_string(id),
+      "--reason",       reason,
+      "--config",       config,
+      "--api-url",      "http://127.0.0.1:" + std::to_string(service.server->port())};
   args.insert(args.end(), extra.begin(), extra.end());
   return processes::Process(args, {{"CLEARING_ADAPTER_DATABASE_URL", service.db.database.url()},
                                    {"CLEARING_ADAPTER_OPERATOR_TOKEN", kOperatorToken}});
@@ -226,13 +222,13 @@ TEST_CASE(
        "missing_reason"},
       {"empty reason", book_path, R"({"reason":"","amount_minor_units":50000})", kOperatorToken,
        400, "missing_reason"},
-      {"no reason (return)", "/parked/" + std::to_string(account) + "/return", "{}",
-       kOperatorToken, 400, "missing_reason"},
+      {"no reason (return)", "/parked/" + std::to_string(account) + "/return", "{}", kOperatorToken,
+       400, "missing_reason"},
       {"not a body", book_path, "reason", kOperatorToken, 400, "bad_body"},
       {"an unknown field", book_path, R"({"reason":"x","operator":"me"})", kOperatorToken, 400,
        "bad_body"},
-      {"a bad amount", book_path, R"({"reason":"x","amount_minor_units":-5})", kOperatorToken,
-       400, "bad_body"},
+      {"a bad amount", book_path, R"({"reason":"x","amount_minor_units":-5})", kOperatorToken, 400,
+       "bad_body"},
       {"still in EUR", book_path, R"({"reason":"x"})", kOperatorToken, 422, "not_bookable"},
       {"an invalid account", "/parked/" + std::to_string(account) + "/book",
        R"({"reason":"x","creditor_account":"DK5000400440116245"})", kOperatorToken, 422,
@@ -241,8 +237,8 @@ TEST_CASE(
        ""},
       {"a message booked", "/parked/" + std::to_string(message) + "/book", R"({"reason":"x"})",
        kOperatorToken, 409, "not_incoming_payment"},
-      {"a message returned", "/parked/" + std::to_string(message) + "/return",
-       R"({"reason":"x"})", kOperatorToken, 409, "not_incoming_payment"},
+      {"a message returned", "/parked/" + std::to_string(message) + "/return", R"({"reason":"x"})",
+       kOperatorToken, 409, "not_incoming_payment"},
       {"a payment closed", "/parked/" + std::to_string(eur) + "/close", R"({"reason":"x"})",
        kOperatorToken, 409, "incoming_payment"},
       {"a payment replayed", "/parked/" + std::to_string(eur) + "/replay", R"({"reason":"x"})",
@@ -274,8 +270,7 @@ TEST_CASE(
         "operator|converted at 7.46, INC-9|50000DKK");
   CHECK(s.query("select event_id::text from events where type = "
                 "'IncomingPaymentBookedByOperator'") == body["event_id"]);
-  CHECK(s.query("select state from parked_messages where id = " + std::to_string(eur)) ==
-        "booked");
+  CHECK(s.query("select state from parked_messages where id = " + std::to_string(eur)) == "booked");
 
   // Twice, or returned after: 409, nothing written.
   const auto after_book = s.snapshot();
@@ -327,13 +322,37 @@ TEST_CASE(
   CHECK(s.query("select data->'amount'->>'minor_units' || (data->'amount'->>'currency') from "
                 "external_events where stream = 'adapter.dk.payments.v1' and entity_key = '" +
                 eur_id + "'") == "50000DKK");
-  CHECK(s.query("select count(*) from external_events where stream = "
-                "'adapter.dk.settlements.v1' and type = 'IncomingPaymentSettled' and entity_key = '" +
-                eur_id + "'") == "1");
+  CHECK(
+      s.query("select count(*) from external_events where stream = "
+              "'adapter.dk.settlements.v1' and type = 'IncomingPaymentSettled' and entity_key = '" +
+              eur_id + "'") == "1");
   CHECK(s.query("select count(*) from external_events where entity_key = '" +
                 sagas::incoming_payment_id("CR-ACC-02") + "'") == "0");
   CHECK(s.query("select count(*) from external_events where type = 'IncomingPaymentReceived'") ==
         "2");  // the valid one and the booked one
+
+  // trace tells each payment's story by its parked id or its payment id: parked, then the
+  // operator's action with the reason, then what reached the core.
+  for (const auto& key : {std::to_string(eur), eur_id}) {
+    CAPTURE(key);
+    auto story = adapter::build_parked_trace(*s.db.pool, *s.db.store, key);
+    REQUIRE_MESSAGE(story, (story ? "" : story.error()));
+    CHECK(story->at("state") == "booked");
+    CHECK(story->at("payment_id") == eur_id);
+    const auto told = adapter::render_parked_trace(*story);
+    CHECK_MESSAGE(told.find("IncomingPaymentParked") < told.find("IncomingPaymentBookedByOperator"),
+                  told);
+    CHECK(told.find("booked (corrected: amount) by operator: converted at 7.46, INC-9") !=
+          std::string::npos);
+    CHECK(told.find("published adapter.dk.payments.v1") != std::string::npos);
+    CHECK(told.find("Charles") == std::string::npos);  // the row, never its raw
+  }
+  auto returned_story =
+      adapter::build_parked_trace(*s.db.pool, *s.db.store, std::to_string(account));
+  REQUIRE(returned_story);
+  CHECK(adapter::render_parked_trace(*returned_story)
+            .find("by operator: the creditor's bank asks it back, INC-10") != std::string::npos);
+  CHECK_FALSE(adapter::build_parked_trace(*s.db.pool, *s.db.store, "999999"));
 }
 
 TEST_CASE("payments parked before they were listed are listed when the poller starts, once") {

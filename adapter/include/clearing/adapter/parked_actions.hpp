@@ -63,8 +63,7 @@ http::HttpResponse book_parked_payment(eventstore::EventStore& store, const std:
                                        const sagas::CountryRules& rules);
 
 http::HttpResponse return_parked_payment(eventstore::EventStore& store, const std::string& id,
-                                         const std::string& body,
-                                         const std::string& operator_name);
+                                         const std::string& body, const std::string& operator_name);
 
 // The four routes, role operator.
 void add_parked_action_routes(http::HttpServer& server, TransferService& transfers,

@@ -33,6 +33,17 @@ tl::expected<nlohmann::json, std::string> build_trace(eventstore::ConnectionPool
 // and each step is marked core or adapter.
 std::string render_trace(const nlohmann::json& trace);
 
+// The story of a parked message or parked incoming payment (issue 22): `key` is its parked id
+// (GET /parked) or a parked payment's payment id. Its row (never its raw), the operators'
+// actions on it (stream parked-<id>: close, replay), and for a payment its own stream
+// (IncomingPaymentParked, then booked or returned by an operator, each naming operator and
+// reason) and its outbound messages. A transfer's trace shows the close and replay of its
+// parked messages (those of its correlation id) in its timeline.
+tl::expected<nlohmann::json, std::string> build_parked_trace(eventstore::ConnectionPool& pool,
+                                                             eventstore::EventStore& store,
+                                                             const std::string& key);
+std::string render_parked_trace(const nlohmann::json& trace);
+
 // The longest text field of a resolution's body.
 inline constexpr std::size_t kResolutionFieldBytesMax = 2000;
 

@@ -169,12 +169,12 @@ enum class IncomingPaymentRefusalCode {
   missing_clearing_reference,  // no identity: the adapter must keep it elsewhere
   reference_mismatch,          // the command names another payment than the stream holds
   // An operator's action:
-  unknown_payment,     // nothing recorded in the stream
-  not_parked,          // recorded as valid: nothing to decide
-  already_booked,      // booked by an operator before
-  already_returned,    // returned by an operator before
-  incomplete_action,   // no operator or no reason
-  not_bookable,        // the payment, with the corrections given, is still invalid
+  unknown_payment,    // nothing recorded in the stream
+  not_parked,         // recorded as valid: nothing to decide
+  already_booked,     // booked by an operator before
+  already_returned,   // returned by an operator before
+  incomplete_action,  // no operator or no reason
+  not_bookable,       // the payment, with the corrections given, is still invalid
 };
 
 // Names in names.hpp.
