@@ -354,6 +354,9 @@ struct IncomingPoller::Impl {
       auto batch = store.pool().transact([&](Transaction& tx) -> StoreResult<int> {
         const auto streams = tx.exec_params(
             "select e.stream_id from events e where e.type = 'IncomingPaymentParked'"
+            // events_alarms' predicate, so that its index serves this
+            " and e.type in ('ContradictingClearingAnswerReceived',"
+            " 'ConflictingIncomingPaymentReceived', 'IncomingPaymentParked')"
             " and not exists (select 1 from parked_messages p"
             " where p.payment_id = e.data->>'payment_id') order by e.position limit $1",
             kBatch);

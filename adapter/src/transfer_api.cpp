@@ -344,9 +344,28 @@ tl::expected<Json, std::string> build_parked_trace(eventstore::ConnectionPool& p
       if (rows.empty()) return Json(nullptr);
       id = rows[0][0].as<std::int64_t>();
     }
-    auto read = parked_message(tx, *id, 0, pool.protector());
-    if (!read) return Json(nullptr);
-    auto row = Json::parse(*read);
+    // The row, never its raw: the story reads without the data key (the CLI may have none).
+    const auto rows = tx.exec_params(
+        "select source, reason_code, reason, state, correlation_id, payment_id,"
+        " to_char(parked_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), topic,"
+        " kafka_partition, kafka_offset from parked_messages where id = $1",
+        *id);
+    if (rows.empty()) return Json(nullptr);
+    const auto& r0 = rows[0];
+    const auto optional_text = [](const pqxx::field& f) {
+      return f.is_null() ? Json(nullptr) : Json(f.as<std::string>());
+    };
+    Json row{{"source", r0[0].as<std::string>()},
+             {"reason_code", r0[1].as<std::string>()},
+             {"reason", r0[2].as<std::string>()},
+             {"state", r0[3].as<std::string>()},
+             {"correlation_id", optional_text(r0[4])},
+             {"kind", r0[5].is_null() ? "message" : "incoming_payment"},
+             {"parked_at", r0[6].as<std::string>()},
+             {"topic", optional_text(r0[7])},
+             {"partition", r0[8].is_null() ? Json(nullptr) : Json(r0[8].as<std::int32_t>())},
+             {"offset", r0[9].is_null() ? Json(nullptr) : Json(r0[9].as<std::int64_t>())}};
+    if (!r0[5].is_null()) row["payment_id"] = r0[5].as<std::string>();
     std::vector<Json> timeline;
     auto add_stream = [&](const eventstore::StreamId& stream) -> eventstore::StoreResult<void> {
       auto events = store.read_stream(tx, stream);
@@ -369,14 +388,17 @@ tl::expected<Json, std::string> build_parked_trace(eventstore::ConnectionPool& p
       // reached the core.
       const auto payment_id = row["payment_id"].get<std::string>();
       trace["payment_id"] = payment_id;
-      const auto raw = Json::parse(row.value("raw", std::string()), nullptr, false);
-      if (raw.is_object() && raw.contains("clearing_reference") &&
-          raw["clearing_reference"].is_string()) {
-        trace["clearing_reference"] = raw["clearing_reference"];
-        if (auto added = add_stream(eventstore::StreamId{
-                "incoming-payment-" + raw["clearing_reference"].get<std::string>()});
-            !added)
-          return tl::unexpected(added.error());
+      // Its stream, by the parked event (events_alarms serves the predicate: its own).
+      const auto streams = tx.exec_params(
+          "select stream_id from events where type = 'IncomingPaymentParked' and type in"
+          " ('ContradictingClearingAnswerReceived', 'ConflictingIncomingPaymentReceived',"
+          " 'IncomingPaymentParked') and data->>'payment_id' = $1 limit 1",
+          payment_id);
+      if (!streams.empty()) {
+        const eventstore::StreamId stream{streams[0][0].as<std::string>()};
+        trace["clearing_reference"] =
+            stream.value().substr(std::string("incoming-payment-").size());
+        if (auto added = add_stream(stream); !added) return tl::unexpected(added.error());
       }
       for (const auto& r : external_of(tx, payment_id))
         timeline.push_back({{"at", r[6].as<std::string>()},

@@ -353,6 +353,19 @@ TEST_CASE(
   CHECK(adapter::render_parked_trace(*returned_story)
             .find("by operator: the creditor's bank asks it back, INC-10") != std::string::npos);
   CHECK_FALSE(adapter::build_parked_trace(*s.db.pool, *s.db.store, "999999"));
+
+  // The command, without the data key (the row is read, never the raw): the same story.
+  const std::string config = "/tmp/parked-payments-trace-" + std::to_string(getpid()) + ".json";
+  {
+    std::ifstream in(std::string(SOURCE_DIR) + "/config/dk.json");
+    std::ofstream(config) << nlohmann::json::parse(in).dump(2);
+  }
+  processes::Process trace({CLEARING_ADAPTER, "trace", eur_id, "--config", config},
+                           {{"CLEARING_ADAPTER_DATABASE_URL", s.db.database.url()}});
+  CHECK_MESSAGE(trace.wait() == 0, trace.stderr_text());
+  const auto printed = trace.read_all();
+  CHECK_MESSAGE(printed.find("Parked incoming payment " + std::to_string(eur)) == 0, printed);
+  CHECK(printed.find("by operator: converted at 7.46, INC-9") != std::string::npos);
 }
 
 TEST_CASE("payments parked before they were listed are listed when the poller starts, once") {
