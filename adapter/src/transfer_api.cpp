@@ -91,15 +91,35 @@ std::string summary_of(const eventstore::RecordedEvent& e) {
 
 Json event_json(const eventstore::RecordedEvent& e);
 
-// The outbound messages of an entity (a transfer, an incoming payment).
-pqxx::result external_of(eventstore::Transaction& tx, const std::string& entity_key) {
-  return tx.exec_params(
+// The outbound messages of an entity (a transfer, an incoming payment), as timeline steps.
+std::vector<Json> external_steps(eventstore::Transaction& tx, const std::string& entity_key) {
+  const auto rows = tx.exec_params(
       "select stream, partition, seq, type, event_id::text, source_event_id::text,"
       " to_char(recorded_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
       " seq <= (select published from external_stream_heads h where h.stream = x.stream and "
       "h.partition = x.partition)"
       " from external_events x where entity_key = $1 order by recorded_at, stream, seq",
       entity_key);
+  std::vector<Json> steps;
+  for (const auto& row : rows)
+    steps.push_back({{"at", row[6].as<std::string>()},
+                     {"kind", "external"},
+                     {"stream", row[0].as<std::string>()},
+                     {"partition", row[1].as<int>()},
+                     {"seq", row[2].as<std::int64_t>()},
+                     {"type", row[3].as<std::string>()},
+                     {"event_id", row[4].as<std::string>()},
+                     {"source_event_id", row[5].as<std::string>()},
+                     {"published", row[7].as<bool>()}});
+  return steps;
+}
+
+// A timeline in time order (steps of the same instant keep their order).
+template <class Steps>
+void sort_timeline(Steps& timeline) {
+  std::stable_sort(timeline.begin(), timeline.end(), [](const Json& a, const Json& b) {
+    return a["at"].get<std::string>() < b["at"].get<std::string>();
+  });
 }
 
 // The events of the parked messages of a business flow (stream parked-<id>): the operators'
@@ -236,20 +256,8 @@ tl::expected<Json, std::string> build_trace(eventstore::ConnectionPool& pool,
       return tl::unexpected(actions.error());
     else
       for (auto& step : *actions) timeline.push_back(std::move(step));
-    const auto external = external_of(tx, transfer_id);
-    for (const auto& row : external)
-      timeline.push_back({{"at", row[6].as<std::string>()},
-                          {"kind", "external"},
-                          {"stream", row[0].as<std::string>()},
-                          {"partition", row[1].as<int>()},
-                          {"seq", row[2].as<std::int64_t>()},
-                          {"type", row[3].as<std::string>()},
-                          {"event_id", row[4].as<std::string>()},
-                          {"source_event_id", row[5].as<std::string>()},
-                          {"published", row[7].as<bool>()}});
-    std::stable_sort(timeline.begin(), timeline.end(), [](const Json& a, const Json& b) {
-      return a["at"].get<std::string>() < b["at"].get<std::string>();
-    });
+    for (auto& step : external_steps(tx, transfer_id)) timeline.push_back(std::move(step));
+    sort_timeline(timeline);
     trace["timeline"] = std::move(timeline);
     trace["clearing_attempts"] = std::move(attempts);
     const auto work = tx.exec_params(
@@ -400,20 +408,9 @@ tl::expected<Json, std::string> build_parked_trace(eventstore::ConnectionPool& p
             stream.value().substr(std::string("incoming-payment-").size());
         if (auto added = add_stream(stream); !added) return tl::unexpected(added.error());
       }
-      for (const auto& r : external_of(tx, payment_id))
-        timeline.push_back({{"at", r[6].as<std::string>()},
-                            {"kind", "external"},
-                            {"stream", r[0].as<std::string>()},
-                            {"partition", r[1].as<int>()},
-                            {"seq", r[2].as<std::int64_t>()},
-                            {"type", r[3].as<std::string>()},
-                            {"event_id", r[4].as<std::string>()},
-                            {"source_event_id", r[5].as<std::string>()},
-                            {"published", r[7].as<bool>()}});
+      for (auto& step : external_steps(tx, payment_id)) timeline.push_back(std::move(step));
     }
-    std::stable_sort(timeline.begin(), timeline.end(), [](const Json& a, const Json& b) {
-      return a["at"].get<std::string>() < b["at"].get<std::string>();
-    });
+    sort_timeline(timeline);
     trace["timeline"] = std::move(timeline);
     return trace;
   });

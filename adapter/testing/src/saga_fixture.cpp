@@ -97,6 +97,27 @@ http::ClientResponse post_json(std::uint16_t port, const std::string& path, cons
   return std::move(*answer);
 }
 
+nlohmann::json get_json(std::uint16_t port, const std::string& path, const std::string& token) {
+  auto answer = http::get("http://127.0.0.1:" + std::to_string(port) + path, token, 10'000);
+  if (!answer) throw std::runtime_error("GET " + path + ": " + answer.error().message);
+  if (answer->status != 200)
+    throw std::runtime_error("GET " + path + ": HTTP " + std::to_string(answer->status) + " " +
+                             answer->body);
+  return nlohmann::json::parse(answer->body);
+}
+
+std::string error_code(const http::ClientResponse& answer) {
+  const auto json = nlohmann::json::parse(answer.body, nullptr, false);
+  if (!json.is_object() || !json.contains("error") || !json["error"].is_object()) return "";
+  return json["error"].value("code", "");
+}
+
+std::string parked_snapshot(const SagaDatabase& db) {
+  return db.database.query_value("select count(*) from events") + "|" +
+         db.database.query_value(
+             "select string_agg(id || '=' || state, ',' order by id) from parked_messages");
+}
+
 std::map<std::string, int> SagaDatabase::statuses() const {
   pqxx::connection c(database.url());
   pqxx::nontransaction tx(c);

@@ -76,12 +76,6 @@ http::ClientResponse post_resolve(std::uint16_t port, const std::string& id,
   return post_json(port, "/transfers/" + id + "/resolve", body, token);
 }
 
-std::string error_code(const http::ClientResponse& answer) {
-  const auto json = nlohmann::json::parse(answer.body, nullptr, false);
-  if (!json.is_object() || !json.contains("error")) return "";
-  return json["error"].value("code", "");
-}
-
 }  // namespace
 
 TEST_CASE("an operator resolves a transfer under investigation; a terminal one is refused") {

@@ -70,19 +70,10 @@ struct Api {
                             const std::string& token = kOperatorToken) {
     return post_json(server->port(), path, body, token);
   }
-  Json get(const std::string& path) {
-    auto r = http::get("http://127.0.0.1:" + std::to_string(server->port()) + path, kReaderToken,
-                       10'000);
-    REQUIRE(r);
-    REQUIRE_MESSAGE(r->status == 200, path << ": " << r->body);
-    return Json::parse(r->body);
-  }
+  Json get(const std::string& path) { return get_json(server->port(), path, kReaderToken); }
   std::string query(const std::string& sql) { return db.database.query_value(sql); }
   // Everything an action could change: the events and every message's state.
-  std::string snapshot() {
-    return query("select count(*) from events") + "|" +
-           query("select string_agg(id || '=' || state, ',' order by id) from parked_messages");
-  }
+  std::string snapshot() { return parked_snapshot(db); }
 };
 
 // `clearing-adapter parked ACTION ID --reason TEXT` against the test's server, as the operator.
@@ -98,12 +89,6 @@ processes::Process command(Api& api, const std::string& action, std::int64_t id,
        config, "--api-url", "http://127.0.0.1:" + std::to_string(api.server->port())},
       {{"CLEARING_ADAPTER_DATABASE_URL", api.db.database.url()},
        {"CLEARING_ADAPTER_OPERATOR_TOKEN", kOperatorToken}});
-}
-
-std::string error_code(const http::ClientResponse& answer) {
-  const auto json = Json::parse(answer.body, nullptr, false);
-  if (!json.is_object() || !json.contains("error")) return "";
-  return json["error"].value("code", "");
 }
 
 }  // namespace

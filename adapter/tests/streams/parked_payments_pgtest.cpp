@@ -88,30 +88,15 @@ struct Service {
                             const std::string& token = kOperatorToken) {
     return post_json(server->port(), path, body, token);
   }
-  Json get(const std::string& path) {
-    auto r = http::get("http://127.0.0.1:" + std::to_string(server->port()) + path, kReaderToken,
-                       10'000);
-    REQUIRE(r);
-    REQUIRE_MESSAGE(r->status == 200, path << ": " << r->body);
-    return Json::parse(r->body);
-  }
+  Json get(const std::string& path) { return get_json(server->port(), path, kReaderToken); }
   std::string query(const std::string& sql) { return db.database.query_value(sql); }
-  std::string snapshot() {
-    return query("select count(*) from events") + "|" +
-           query("select string_agg(id || '=' || state, ',' order by id) from parked_messages");
-  }
+  std::string snapshot() { return parked_snapshot(db); }
   // The parked row of the payment with clearing reference `reference`.
   std::int64_t parked_id_of(const std::string& reference) {
     return std::stoll(query("select id from parked_messages where payment_id = '" +
                             sagas::incoming_payment_id(reference) + "'"));
   }
 };
-
-std::string error_code(const http::ClientResponse& answer) {
-  const auto json = Json::parse(answer.body, nullptr, false);
-  if (!json.is_object() || !json.contains("error")) return "";
-  return json["error"].value("code", "");
-}
 
 // `clearing-adapter parked ACTION ID --reason TEXT [extra...]` against the test's server.
 processes::Process command(Service& service, const std::string& action, std::int64_t id,

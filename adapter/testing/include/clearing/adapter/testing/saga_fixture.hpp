@@ -109,6 +109,16 @@ void wait_for_horizon(const SagaDatabase& db);
 http::ClientResponse post_json(std::uint16_t port, const std::string& path, const std::string& body,
                                const std::string& token);
 
+// GET `path` of 127.0.0.1:`port` with a bearer token: the JSON of a 200; throws otherwise.
+nlohmann::json get_json(std::uint16_t port, const std::string& path, const std::string& token);
+
+// The error code of an API's refusal ({"error":{"code"}}), "" when it has none.
+std::string error_code(const http::ClientResponse& answer);
+
+// Everything an operator's action on parked input could change: the events, and every parked
+// row's state (id=state, ...).
+std::string parked_snapshot(const SagaDatabase& db);
+
 // Compares every transfer's outcome with the mock's ledger; returns the violations, one
 // line each (empty when all agree).
 struct Reconciliation {
