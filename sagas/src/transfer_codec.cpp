@@ -139,6 +139,15 @@ void fields(Is<TransferResolvedManually> auto& e, auto& f) {
   f("resolved_at", e.resolved_at);
 }
 
+void fields(Is<SubmissionDeferred> auto& e, auto& f) {
+  f("transfer_id", e.transfer_id);
+  f("attempt", e.attempt);
+  f("action", e.action);
+  f("until", e.until);
+  f("window", e.window);
+  f("deferred_at", e.deferred_at);
+}
+
 }  // namespace
 
 template <>

@@ -220,6 +220,15 @@ void apply(TransferState& state, const TransferResolvedManually& event) {
   }
 }
 
+void apply(TransferState& state, const SubmissionDeferred& event) {
+  assert_current_answer(state, event.transfer_id, event.attempt);
+  CLEARING_ASSERT_MSG(state.scheduled->action == event.action, "the deferred call is the due one");
+  CLEARING_ASSERT_MSG(event.until > event.deferred_at && event.until > state.scheduled->due_at,
+                      "a deferral moves the call later");
+  // Nothing was sent: the status, the backoff and the deadline stay; only the time moves.
+  state.scheduled->due_at = event.until;
+}
+
 // =======================================================================================
 // Decide.
 
@@ -623,6 +632,33 @@ Decision decide_resolve(const ResolveManually& command, const TransferState& sta
   }};
 }
 
+// ---------------------------------------------------------------------------------------
+// Maintenance windows.
+
+Decision decide_defer(const DeferClearingCall& command, const TransferState& state) {
+  if (state.status == TransferStatus::empty)
+    return refuse(TransferRefusalCode::unknown_transfer, "deferral for a transfer never initiated");
+  if (command.transfer_id != state.request.transfer_id)
+    return refuse(TransferRefusalCode::transfer_id_mismatch, "command for another transfer");
+  // No call due (an outcome, or parked for people), or the row is about an older attempt:
+  // nothing to defer.
+  if (!is_open(state.status) || command.attempt != state.attempt) return Events{};
+  CLEARING_ASSERT(state.scheduled.has_value());
+  if (state.scheduled->action != command.kind)
+    return refuse(TransferRefusalCode::answer_kind_mismatch,
+                  "deferral kind differs from the scheduled action of the attempt");
+  const auto active = active_maintenance(command.windows, command.now);
+  // Outside every window, or already due at (or after) this window's end: one event per
+  // window per transfer.
+  if (!active || state.scheduled->due_at >= active->end) return Events{};
+  return Events{SubmissionDeferred{.transfer_id = command.transfer_id,
+                                   .attempt = command.attempt,
+                                   .action = command.kind,
+                                   .until = active->end,
+                                   .window = active->window,
+                                   .deferred_at = command.now}};
+}
+
 }  // namespace
 
 // =======================================================================================
@@ -694,6 +730,7 @@ tl::expected<std::vector<TransferEvent>, TransferRefusal> TransferDecider::decid
                         [&state](const InitiateTransfer& c) { return decide_initiate(c, state); },
                         [&state](const RecordClearingAnswer& c) { return decide_answer(c, state); },
                         [&state](const ResolveManually& c) { return decide_resolve(c, state); },
+                        [&state](const DeferClearingCall& c) { return decide_defer(c, state); },
                     },
                     command);
 }

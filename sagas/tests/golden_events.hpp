@@ -209,6 +209,19 @@ inline std::vector<Golden<TransferEvent>> transfer_goldens() {
        R"("operator_name":"operator-7","outcome":"succeeded","reason":"confirmed by phone",)"
        R"("reason_code":"","resolved_at":"2026-11-26T11:00:00.000Z",)"
        R"("settlement_date":"2026-11-26","transfer_id":"t-1"})"},
+      {SubmissionDeferred{.transfer_id = "t-1",
+                          .attempt = 2,
+                          .action = ClearingAction::submit,
+                          .until = at(7'200'000),
+                          .window = "weekly Thu 09:00-11:00",
+                          .deferred_at = at(60'000)},
+       "SubmissionDeferred",
+       R"({"transfer_id": "t-1", "attempt": 2, "action": "submit",
+          "until": "2026-11-26T11:00:00.000Z", "window": "weekly Thu 09:00-11:00",
+          "deferred_at": "2026-11-26T09:01:00.000Z"})",
+       R"({"action":"submit","attempt":2,"deferred_at":"2026-11-26T09:01:00.000Z",)"
+       R"("transfer_id":"t-1","until":"2026-11-26T11:00:00.000Z",)"
+       R"("window":"weekly Thu 09:00-11:00"})"},
   };
 }
 

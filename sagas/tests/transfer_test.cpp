@@ -1137,3 +1137,139 @@ TEST_CASE("state names are the metric labels") {
   for (const auto& g : all_states()) CHECK(state_name(given(g.history)) == g.name);
   CHECK(status_name(TransferStatus::empty) == "empty");
 }
+
+// =======================================================================================
+// Maintenance windows (issue 23, item 3): a call due inside a known window is deferred to
+// its end, once per window, without a call and without touching the outcome.
+
+namespace {
+
+// [t0, t0 + 3 h): holds every state's `now` (kEarly and kLate) and lies after each state's
+// scheduled due time.
+const Timestamp kWindowEnd = at_ms(3 * 3'600'000);
+MaintenanceWindows window_over_t0() {
+  return {.weekly = {}, .dated = {DatedMaintenanceWindow{t0(), kWindowEnd}}};
+}
+const std::string kWindowName = "2026-11-26T09:00:00.000Z/2026-11-26T12:00:00.000Z";
+
+DeferClearingCall defer(std::int32_t attempt, ClearingAction kind, Timestamp now,
+                        MaintenanceWindows windows = window_over_t0()) {
+  return DeferClearingCall{
+      .transfer_id = kId, .attempt = attempt, .kind = kind, .now = now, .windows = windows};
+}
+
+TransferEvent deferred(std::int32_t attempt, ClearingAction kind, Timestamp now,
+                       Timestamp until = kWindowEnd, std::string window = kWindowName) {
+  return SubmissionDeferred{.transfer_id = kId,
+                            .attempt = attempt,
+                            .action = kind,
+                            .until = until,
+                            .window = std::move(window),
+                            .deferred_at = now};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "given every state, when its due call falls inside a maintenance window, then an open "
+    "transfer's call is deferred to the window's end once, and nothing else changes") {
+  for (const auto& g : all_states()) {
+    CAPTURE(g.name);
+    const auto state = given(g.history);
+    const auto events = when(defer(g.attempt, g.kind, g.now), state);
+    const bool open =
+        !is_terminal(state.status) && state.status != TransferStatus::parked_for_review;
+    if (!open) {
+      CHECK(events.empty());
+      continue;
+    }
+    CHECK(events == Events{deferred(g.attempt, g.kind, g.now)});
+    const auto after = apply_all(state, events);
+    CHECK(next_action(after) == ScheduledAction{g.kind, g.attempt, kWindowEnd, kId});
+    // The status, the attempt, the backoff, the deadline: all as before.
+    auto expected = state;
+    expected.scheduled->due_at = kWindowEnd;
+    CHECK(after == expected);
+    // Once per window: the same command again, later inside the window, changes nothing.
+    CHECK(when(defer(g.attempt, g.kind, g.now + std::chrono::minutes{5}), after).empty());
+  }
+}
+
+TEST_CASE("given every state, when its due call falls outside every window, then no events") {
+  for (const auto& g : all_states()) {
+    CAPTURE(g.name);
+    const auto state = given(g.history);
+    CHECK(when(defer(g.attempt, g.kind, kWindowEnd), state).empty());  // the end is outside
+    CHECK(when(defer(g.attempt, g.kind, g.now, MaintenanceWindows{}), state).empty());
+  }
+}
+
+TEST_CASE(
+    "given every open state, a deferral for a stale attempt is a no-op, one of the other kind "
+    "is refused, and one for no transfer or another transfer is refused") {
+  for (const auto* name : {"initiated", "submitting", "outcome_unknown", "pending_settlement",
+                           "under_investigation"}) {
+    CAPTURE(name);
+    const auto g = state_named(name);
+    const auto state = given(g.history);
+    if (g.attempt > 1) CHECK(when(defer(g.attempt - 1, g.kind, g.now), state).empty());
+    const auto other_kind = g.kind == kSubmit ? kInquiry : kSubmit;
+    CHECK(refused(defer(g.attempt, other_kind, g.now), state) ==
+          TransferRefusalCode::answer_kind_mismatch);
+    auto other = defer(g.attempt, g.kind, g.now);
+    other.transfer_id = "other";
+    CHECK(refused(other, state) == TransferRefusalCode::transfer_id_mismatch);
+  }
+  CHECK(refused(defer(1, kSubmit, kEarly), TransferDecider::initial_state()) ==
+        TransferRefusalCode::unknown_transfer);
+}
+
+TEST_CASE(
+    "back-to-back windows: one event for each; at the first one's end the second defers again") {
+  MaintenanceWindows windows = window_over_t0();
+  const auto second_end = kWindowEnd + std::chrono::hours{1};
+  windows.dated.push_back(DatedMaintenanceWindow{kWindowEnd, second_end});
+  auto state = given({initiated()});
+  auto events = when(defer(1, kSubmit, kEarly, windows), state);
+  CHECK(events == Events{deferred(1, kSubmit, kEarly)});
+  state = apply_all(state, events);
+  events = when(defer(1, kSubmit, kWindowEnd, windows), state);
+  CHECK(events == Events{deferred(1, kSubmit, kWindowEnd, second_end,
+                                  "2026-11-26T12:00:00.000Z/2026-11-26T13:00:00.000Z")});
+  state = apply_all(state, events);
+  CHECK(next_action(state)->due_at == second_end);
+  CHECK(when(defer(1, kSubmit, second_end, windows), state).empty());
+}
+
+TEST_CASE(
+    "a window longer than the deadline: the deferral does not escalate (nothing was sent); the "
+    "first setback after the window does, as any setback past the deadline") {
+  auto state = given({initiated()});
+  auto events = when(defer(1, kSubmit, kEarly), state);  // until t0 + 3 h, deadline t0 + 1 h
+  state = apply_all(state, events);
+  CHECK(state.status == TransferStatus::initiated);
+  CHECK_FALSE(state.investigating_since.has_value());
+  CHECK(state.deadline_at == at_ms(3'600'000));
+  events = when(answer(Cls::settled, 1, kSubmit, kWindowEnd), state);
+  CHECK(events == Events{settled(1)});
+  events = when(answer(Cls::unknown, 1, kSubmit, kWindowEnd), state);
+  REQUIRE(events.size() == 3);
+  CHECK(std::holds_alternative<TransferUnderInvestigation>(events[1]));
+}
+
+TEST_CASE("evolve stops on a deferral that does not move the due call later or names another") {
+  SUBCASE("a deferral to before the call was due") {
+    CHECK(folding_stops({initiated(), deferred(1, kSubmit, at_ms(-2'000), at_ms(-1'000))}));
+  }
+  SUBCASE("a deferral of the other kind") {
+    CHECK(folding_stops({initiated(), deferred(1, kInquiry, kEarly)}));
+  }
+  SUBCASE("a deferral of a stale attempt") {
+    auto stream = state_named("outcome_unknown").history;
+    stream.push_back(deferred(1, kSubmit, kEarly));
+    CHECK(folding_stops(stream));
+  }
+  SUBCASE("a deferral of a settled transfer") {
+    CHECK(folding_stops({initiated(), settled(1), deferred(1, kSubmit, kEarly)}));
+  }
+}

@@ -28,6 +28,7 @@
 #include "clearing/base/clock.hpp"
 #include "clearing/eventstore/decider.hpp"
 #include "clearing/sagas/account.hpp"
+#include "clearing/sagas/maintenance_window.hpp"
 #include "clearing/sagas/money.hpp"
 
 namespace clearing::sagas {
@@ -314,12 +315,28 @@ struct TransferResolvedManually {
                          const TransferResolvedManually&) = default;
 };
 
+// The due clearing call fell inside a known maintenance window of the clearing: it was not
+// made, and is due again at the window's end (`until`), same attempt, same key. Recorded at
+// most once per window per transfer. `action` says which call: submissions and inquiries are
+// both deferred (an inquiry in a window would only collect 503s too). A deferral is not a
+// setback: no backoff step, no escalation, and the transfer's deadline does not move.
+struct SubmissionDeferred {
+  static constexpr std::string_view kType = "SubmissionDeferred";
+  std::string transfer_id;
+  std::int32_t attempt = 0;
+  ClearingAction action = ClearingAction::submit;
+  Timestamp until{};   // the window's end: the call is due then
+  std::string window;  // ActiveMaintenance::window, e.g. "weekly Sun 01:00-03:00"
+  Timestamp deferred_at{};
+  friend bool operator==(const SubmissionDeferred&, const SubmissionDeferred&) = default;
+};
+
 using TransferEvent =
     std::variant<TransferInitiated, TransferRejected, DuplicateTransferRequestRefused,
                  RetryScheduled, TransferSettled, TransferAcceptedPending, ClearingOutcomeUnknown,
                  ClearingReportedInProgress, IdempotencyKeyConflictDetected, ClearingUnavailable,
                  ClearingReportedNotFound, ClearingUnauthorized, TransferUnderInvestigation,
-                 ContradictingClearingAnswerReceived, TransferResolvedManually>;
+                 ContradictingClearingAnswerReceived, TransferResolvedManually, SubmissionDeferred>;
 
 // ---------------------------------------------------------------------------------------
 // State.
@@ -436,7 +453,22 @@ struct ResolveManually {
   Timestamp now{};
 };
 
-using TransferCommand = std::variant<InitiateTransfer, RecordClearingAnswer, ResolveManually>;
+// The dispatcher is about to make the call scheduled for `attempt` at `now`. When `now` lies
+// in one of `windows` (active_maintenance) the call is deferred to that window's end
+// (SubmissionDeferred); otherwise, or when the call is already due no earlier than that end
+// (deferred once for this window), or the attempt is not the current one, or the transfer is
+// closed or parked: no events, and the dispatcher makes the call (or, with no call due,
+// nothing). The kind must be the scheduled action's (else answer_kind_mismatch).
+struct DeferClearingCall {
+  std::string transfer_id;
+  std::int32_t attempt = 0;
+  ClearingAction kind = ClearingAction::submit;
+  Timestamp now{};
+  MaintenanceWindows windows;
+};
+
+using TransferCommand =
+    std::variant<InitiateTransfer, RecordClearingAnswer, ResolveManually, DeferClearingCall>;
 
 // The transfer a command is for: the stream it must be decided on.
 const std::string& target_transfer_id(const TransferCommand& command) noexcept;
