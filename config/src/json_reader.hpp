@@ -67,6 +67,8 @@ class Section {
     problems_.add(path_of(key), std::move(message));
   }
 
+  // Where a reader of a nested list reports its elements' problems.
+  Problems& problems() { return problems_; }
   // Reports every key in the object that no read declared.
   void finish();
 

@@ -207,6 +207,93 @@ void read_choice(Section& section, std::string_view key, Choice& out, Choice fir
                            std::string(name(second)) + "\", got " + detail::quote_text(*text));
 }
 
+// clearing.maintenance_windows (config.hpp): the form of each window here, the order of its
+// times in validate(). Weekday names as in country.business_days.weekend ("Sun"), or lower case.
+std::optional<std::chrono::weekday> maintenance_weekday(std::string_view text) {
+  for (unsigned encoding = 0; encoding < 7; ++encoding) {
+    const auto name = weekday_name(std::chrono::weekday{encoding});
+    std::string lower(name);
+    lower[0] = static_cast<char>(lower[0] - 'A' + 'a');
+    if (text == name || text == lower) return std::chrono::weekday{encoding};
+  }
+  return std::nullopt;
+}
+
+// "HH:MM" in 00:00..23:59, or "24:00" where a window may end at midnight.
+std::optional<std::chrono::minutes> maintenance_time(std::string_view text, bool end) {
+  if (end && text == "24:00") return std::chrono::minutes{24 * 60};
+  return parse_time_of_day(text);
+}
+
+// A window's required "start" and "end": `parse(text, is_end)` gives the time or nothing, and
+// `form(is_end)` says what was expected. True when both were read.
+template <class Time, class Parse, class Form>
+bool read_window_bounds(Section& window, Time& start, Time& end, Parse parse, Form form) {
+  bool ok = true;
+  for (const bool is_end : {false, true}) {
+    const char* key = is_end ? "end" : "start";
+    const auto text = window.string(key, true);
+    const auto time = text ? parse(*text, is_end) : std::nullopt;
+    if (text && !time)
+      window.invalid(key, "must be " + form(is_end) + ", got " + detail::quote_text(*text));
+    if (time) (is_end ? end : start) = *time;
+    ok = ok && time.has_value();
+  }
+  return ok;
+}
+
+void read_weekly_window(Section& window, std::size_t index, const std::string& weekday,
+                        MaintenanceWindowsConfig& out) {
+  WeeklyWindowConfig weekly;
+  const auto day = maintenance_weekday(weekday);
+  if (day) {
+    weekly.weekday = *day;
+  } else {
+    window.invalid("weekday", "must be one of Mon, Tue, Wed, Thu, Fri, Sat, Sun, got " +
+                                  detail::quote_text(weekday));
+  }
+  const bool bounds =
+      read_window_bounds(window, weekly.start, weekly.end, maintenance_time, [](bool is_end) {
+        return std::string("a time \"HH:MM\" in 00:00..") + (is_end ? "24:00" : "23:59") + " (UTC)";
+      });
+  if (day && bounds) out.weekly.emplace_back(index, weekly);
+}
+
+void read_dated_window(Section& window, std::size_t index, MaintenanceWindowsConfig& out) {
+  DatedWindowConfig dated;
+  const auto parse = [](const std::string& text, bool) -> std::optional<base::Timestamp> {
+    base::Timestamp at;
+    if (!base::parse_timestamp(text, at)) return std::nullopt;
+    return at;
+  };
+  if (read_window_bounds(window, dated.start, dated.end, parse,
+                         [](bool) { return std::string("a UTC time \"YYYY-MM-DDTHH:MM:SSZ\""); }))
+    out.dated.emplace_back(index, dated);
+}
+
+void read_maintenance_windows(Section& clearing, MaintenanceWindowsConfig& out) {
+  const Json* list = clearing.find("maintenance_windows");
+  if (list == nullptr) return;
+  if (!list->is_array() || list->size() > kMaintenanceWindowsMax) {
+    clearing.invalid("maintenance_windows",
+                     "must be an array of at most " + std::to_string(kMaintenanceWindowsMax) +
+                         " windows ({\"weekday\", \"start\", \"end\"} or {\"start\", "
+                         "\"end\"}), got " +
+                         detail::describe(*list));
+    return;
+  }
+  const std::string path = clearing.path_of("maintenance_windows");
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    Section window(&(*list)[i], detail::element_path(path, i), clearing.problems());
+    if (const auto weekday = window.string("weekday")) {
+      read_weekly_window(window, i, *weekday, out);
+    } else if ((*list)[i].is_object() && !(*list)[i].contains("weekday")) {
+      read_dated_window(window, i, out);
+    }
+    window.finish();
+  }
+}
+
 // Required keys: what the clearing agreed to (its timeouts, how many calls and connections
 // at once). verify_tls (default true) and ca_file (default: the system's CAs) default to
 // the safe side.
@@ -227,6 +314,7 @@ void read_clearing(Section section, ClearingConfig& out) {
   if (const auto ca_file = section.string("ca_file")) out.ca_file = *ca_file;
   if (const auto file = section.string("client_cert_file")) out.client_cert_file = *file;
   if (const auto file = section.string("client_key_file")) out.client_key_file = *file;
+  read_maintenance_windows(section, out.maintenance_windows);
   section.finish();
 }
 

@@ -94,6 +94,7 @@ void add_clearing(Line& line, const ClearingConfig& clearing) {
   line.add("clearing.ca_file", clearing.ca_file.value_or("default"));
   line.add("clearing.client_cert_file", clearing.client_cert_file.value_or("none"));
   line.add("clearing.client_key_file", clearing.client_key_file.value_or("none"));
+  line.add("clearing.maintenance_windows", static_cast<int>(clearing.maintenance_windows.size()));
 }
 
 void add_streams(Line& line, const StreamsConfig& streams) {

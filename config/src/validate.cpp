@@ -5,6 +5,7 @@
 #include <array>
 #include <set>
 
+#include "clearing/base/clock.hpp"
 #include "clearing/config/loader.hpp"
 #include "json_reader.hpp"
 
@@ -171,6 +172,27 @@ void check_unverified_tls(Checker& check, const ClearingConfig& clearing) {
   }
 }
 
+// clearing.maintenance_windows: each window ends after it starts (config.hpp).
+void check_maintenance_windows(Checker& check, const MaintenanceWindowsConfig& windows) {
+  const auto key = [](std::size_t index) {
+    return detail::element_path("clearing.maintenance_windows", index) + ".end";
+  };
+  if (windows.size() > kMaintenanceWindowsMax)
+    check.fail("clearing.maintenance_windows",
+               "must hold at most " + std::to_string(kMaintenanceWindowsMax) + " windows");
+  for (const auto& [index, w] : windows.weekly) {
+    if (w.end > w.start && w.end <= std::chrono::minutes{24 * 60} && w.start.count() >= 0) continue;
+    check.fail(key(index), "must be after start (" + format_time_of_day(w.start) + "), at most " +
+                               "24:00, got " + format_time_of_day(w.end) +
+                               " (a weekly window lies within its day, UTC)");
+  }
+  for (const auto& [index, w] : windows.dated) {
+    if (w.end > w.start) continue;
+    check.fail(key(index), "must be after start (" + base::format_timestamp(w.start) + "), got " +
+                               base::format_timestamp(w.end));
+  }
+}
+
 void check_clearing(Checker& check, const ClearingConfig& clearing, LoadOptions options) {
   if (const auto problem = http_url_problem(clearing.base_url)) {
     check.fail("clearing.base_url",
@@ -201,6 +223,7 @@ void check_clearing(Checker& check, const ClearingConfig& clearing, LoadOptions 
   check.range("clearing.pool_connections_max", clearing.pool_connections_max, 0,
               kClearingPoolConnectionsMax);
   check_unverified_tls(check, clearing);
+  check_maintenance_windows(check, clearing.maintenance_windows);
   if (clearing.ca_file && clearing.ca_file->empty()) {
     check.fail("clearing.ca_file", "must not be empty (leave the key out for the system CAs)");
   }

@@ -2033,3 +2033,83 @@ TEST_CASE("streams.core_story_url: optional, an http(s) base URL, named in its e
   CHECK_FALSE(core_story_url_problem("http://127.0.0.1:8092").has_value());
   CHECK(core_story_url_problem("ftp://core") == "must start with http:// or https://");
 }
+
+// ---------------------------------------------------------------------------------------
+// clearing.maintenance_windows (issue 23, item 3).
+
+TEST_CASE("clearing.maintenance_windows: none by default; weekly and dated windows are read") {
+  const auto shipped = load_edited([](Json&) {});
+  REQUIRE(shipped.has_value());
+  CHECK(shipped->clearing.maintenance_windows.size() == 0);
+  CHECK(redacted_summary(*shipped).find("clearing.maintenance_windows=0") != std::string::npos);
+  const auto loaded = load_edited([](Json& j) {
+    j["clearing"]["maintenance_windows"] = Json::parse(R"([
+      {"weekday": "sun", "start": "01:00", "end": "03:00"},
+      {"start": "2026-12-24T20:00:00Z", "end": "2026-12-25T02:00:00Z"},
+      {"weekday": "Sat", "start": "23:00", "end": "24:00"}])");
+  });
+  REQUIRE_MESSAGE(loaded.has_value(), loaded.error().to_string());
+  const auto& windows = loaded->clearing.maintenance_windows;
+  REQUIRE(windows.weekly.size() == 2);
+  REQUIRE(windows.dated.size() == 1);
+  CHECK(windows.weekly[0].first == 0);
+  CHECK(windows.weekly[0].second == WeeklyWindowConfig{std::chrono::Sunday,
+                                                       std::chrono::minutes{60},
+                                                       std::chrono::minutes{180}});
+  CHECK(windows.weekly[1].first == 2);
+  CHECK(windows.weekly[1].second.end == std::chrono::minutes{24 * 60});
+  CHECK(windows.dated[0].first == 1);
+  CHECK(windows.dated[0].second.start == sys_days{ymd(2026, 12, 24)} + std::chrono::hours{20});
+  CHECK(windows.dated[0].second.end == sys_days{ymd(2026, 12, 25)} + std::chrono::hours{2});
+  CHECK(redacted_summary(*loaded).find("clearing.maintenance_windows=3") != std::string::npos);
+}
+
+TEST_CASE("clearing.maintenance_windows: a bad window is named by its key") {
+  const auto with = [](const char* windows) {
+    return load_edited(
+        [windows](Json& j) { j["clearing"]["maintenance_windows"] = Json::parse(windows); });
+  };
+  const std::string key = "clearing.maintenance_windows";
+  CHECK(
+      error_for(with(R"([{"weekday": "sun", "start": "03:00", "end": "01:00"}])"), key + "[0].end")
+          .message ==
+      "must be after start (03:00), at most 24:00, got 01:00 (a weekly window lies within its "
+      "day, UTC)");
+  CHECK(error_for(with(R"([{"start": "2026-12-25T02:00:00Z", "end": "2026-12-24T20:00:00Z"}])"),
+                  key + "[0].end")
+            .message ==
+        "must be after start (2026-12-25T02:00:00.000Z), got 2026-12-24T20:00:00.000Z");
+  CHECK(error_for(with(R"([{"start": "2026-12-24T20:00:00Z", "end": "2026-12-24T20:00:00Z"}])"),
+                  key + "[0].end")
+            .message.starts_with("must be after start"));
+  CHECK(error_for(with(R"([{"weekday": "sunday", "start": "01:00", "end": "03:00"}])"),
+                  key + "[0].weekday")
+            .message == "must be one of Mon, Tue, Wed, Thu, Fri, Sat, Sun, got \"sunday\"");
+  CHECK(error_for(with(R"([{}, {"weekday": "Sun", "start": "1:00", "end": "03:00"}])"),
+                  key + "[1].start")
+            .message == "must be a time \"HH:MM\" in 00:00..23:59 (UTC), got \"1:00\"");
+  CHECK(
+      error_for(with(R"([{"weekday": "Sun", "start": "01:00", "end": "24:01"}])"), key + "[0].end")
+          .message == "must be a time \"HH:MM\" in 00:00..24:00 (UTC), got \"24:01\"");
+  CHECK(error_for(with(R"([{"start": "2026-12-24 20:00", "end": "2026-12-25T02:00:00Z"}])"),
+                  key + "[0].start")
+            .message == "must be a UTC time \"YYYY-MM-DDTHH:MM:SSZ\", got \"2026-12-24 20:00\"");
+  // A dated window without its end, an unknown key, not an array.
+  CHECK_FALSE(
+      error_for(with(R"([{"start": "2026-12-24T20:00:00Z"}])"), key + "[0].end").message.empty());
+  CHECK_FALSE(error_for(with(R"([{"weekday": "Sun", "start": "01:00", "end": "03:00",
+                                  "zone": "CET"}])"),
+                        key + "[0].zone")
+                  .message.empty());
+  CHECK(error_for(with(R"({"weekday": "Sun"})"), key).message.starts_with("must be an array"));
+}
+
+TEST_CASE("validate() refuses a hand-built window that ends before it starts") {
+  auto config = load_edited([](Json&) {});
+  REQUIRE(config.has_value());
+  config->clearing.maintenance_windows.dated.push_back(
+      {4, DatedWindowConfig{sys_days{ymd(2026, 12, 25)}, sys_days{ymd(2026, 12, 24)}}});
+  const auto errors = validate(*config, {});
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].key == "clearing.maintenance_windows[4].end");
+}

@@ -131,6 +131,36 @@ inline constexpr int kClearingPoolConnectionsMax = 4'096;
 enum class ConcurrencyMode { adaptive, fixed };
 std::string_view concurrency_mode_name(ConcurrencyMode mode) noexcept;
 
+// Known maintenance windows of the clearing (clearing.maintenance_windows; issue 23, item 3),
+// in UTC: a call due inside one is deferred to its end (SubmissionDeferred) instead of
+// collecting 503s. Optional; none by default. In the file, one array of objects:
+//   {"weekday": "Sun", "start": "01:00", "end": "03:00"}   every week (end may be "24:00")
+//   {"start": "2026-12-24T20:00:00Z", "end": "2026-12-25T02:00:00Z"}   once
+// A window holds [start, end); its end must be after its start.
+inline constexpr std::size_t kMaintenanceWindowsMax = 1'000;
+
+struct WeeklyWindowConfig {
+  std::chrono::weekday weekday{std::chrono::Sunday};
+  std::chrono::minutes start{0};  // after 00:00 UTC
+  std::chrono::minutes end{0};    // after 00:00 UTC; (start, 24:00]
+  friend bool operator==(const WeeklyWindowConfig&, const WeeklyWindowConfig&) = default;
+};
+
+struct DatedWindowConfig {
+  std::chrono::sys_time<std::chrono::milliseconds> start{};
+  std::chrono::sys_time<std::chrono::milliseconds> end{};  // after start
+  friend bool operator==(const DatedWindowConfig&, const DatedWindowConfig&) = default;
+};
+
+struct MaintenanceWindowsConfig {
+  // Each list in the file's order of its kind; `index` of the messages is the file's index.
+  std::vector<std::pair<std::size_t, WeeklyWindowConfig>> weekly;
+  std::vector<std::pair<std::size_t, DatedWindowConfig>> dated;
+  std::size_t size() const noexcept { return weekly.size() + dated.size(); }
+  friend bool operator==(const MaintenanceWindowsConfig&,
+                         const MaintenanceWindowsConfig&) = default;
+};
+
 struct ClearingConfig {
   std::string base_url;            // http://host[:port][/prefix] or https://...; env may override
   Secret token;                    // CLEARING_ADAPTER_CLEARING_TOKEN only; never in the file
@@ -156,6 +186,7 @@ struct ClearingConfig {
   // clearing that requires mTLS (TLS files, below).
   std::optional<std::string> client_cert_file;
   std::optional<std::string> client_key_file;
+  MaintenanceWindowsConfig maintenance_windows;  // optional
   friend bool operator==(const ClearingConfig&, const ClearingConfig&) = default;
 };
 
