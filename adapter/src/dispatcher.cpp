@@ -232,6 +232,62 @@ struct Dispatcher::Impl {
     ++stats.calls_started;
   }
 
+  // The claimed calls to make now. Inside a known maintenance window none is made: each one's
+  // transfer records SubmissionDeferred (DeferClearingCall), which moves its work row to the
+  // window's end and clears the lease, all in one transaction. A call the saga does not defer
+  // (no events: a row behind its transfer; or a refusal) is postponed to the window's end all
+  // the same: nothing goes to the clearing during a window. Should the transaction fail, the
+  // leases lapse and the calls are claimed again, still not made.
+  std::vector<WorkItem> without_deferred(std::vector<WorkItem> items) {
+    if (options.maintenance.empty() || items.empty()) return items;
+    const auto now = clock.now();
+    const auto active = sagas::active_maintenance(options.maintenance, now);
+    if (!active) return items;
+    const auto until_ms = to_ms(active->end);
+    std::vector<TransferService::BatchCommand> commands;
+    commands.reserve(items.size());
+    for (const auto& item : items) {
+      commands.push_back({sagas::DeferClearingCall{.transfer_id = item.transfer_id,
+                                                   .attempt = item.attempt,
+                                                   .kind = item.action,
+                                                   .now = now,
+                                                   .windows = options.maintenance},
+                          eventstore::CommandContext{item.correlation_id, item.caused_by, nullptr,
+                                                     "defer|" + item.transfer_id + "|" +
+                                                         std::to_string(item.attempt) + "|" +
+                                                         std::to_string(until_ms)},
+                          nullptr});
+    }
+    std::int64_t deferred = 0;
+    auto done = transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<void> {
+      deferred = 0;
+      const auto results = transfers.execute_batch(tx, commands);
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if (!results[i]) {
+          if (auto* error = std::get_if<eventstore::StoreError>(&results[i].error()))
+            return tl::unexpected(*error);
+        }
+        if (results[i] && !results[i]->events.empty()) {
+          ++deferred;
+          continue;
+        }
+        tx.exec_prepared(kPostponeName, items[i].transfer_id, options.owner, items[i].attempt,
+                         until_ms);
+      }
+      return {};
+    });
+    if (!done) {
+      log->warn("deferring calls for maintenance failed count={} window={} cause={}", items.size(),
+                active->window, eventstore::to_string(done.error().code));
+      return {};
+    }
+    log->info("calls deferred for maintenance count={} deferred={} window={} until={}",
+              items.size(), deferred, active->window, base::format_timestamp(active->end));
+    std::lock_guard lock(stats_mutex);
+    stats.calls_deferred += deferred;
+    return {};
+  }
+
   struct Ready {
     WorkItem item;
     clearing_client::ClearingAnswer answer;
@@ -498,8 +554,9 @@ struct Dispatcher::Impl {
     auto items = claim(limit);
     note_claim(items ? nullptr : &items.error());
     if (!items) return Claimed::drained;
-    for (auto& item : *items) launch(std::move(item));
-    return static_cast<int>(items->size()) == limit ? Claimed::filled : Claimed::drained;
+    const bool full = static_cast<int>(items->size()) == limit;
+    for (auto& item : without_deferred(std::move(*items))) launch(std::move(item));
+    return full ? Claimed::filled : Claimed::drained;
   }
 
   // Counts a claim's outcome. A failing claim (the database) is logged when it starts
@@ -580,7 +637,7 @@ void Dispatcher::stop() {
 eventstore::StoreResult<int> Dispatcher::run_once() {
   auto items = impl_->claim(impl_->options.claim_batch_max);
   if (!items) return tl::unexpected(items.error());
-  for (auto& item : *items) impl_->launch(std::move(item));
+  for (auto& item : impl_->without_deferred(std::move(*items))) impl_->launch(std::move(item));
   return impl_->record_all(impl_->collect_ready(true, impl_->in_flight.size()));
 }
 

@@ -546,6 +546,11 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
   dispatcher_counter("clearing_dispatcher_claim_failures_total",
                      "Claims of due calls that failed since start (the database)",
                      &DispatcherStats::claim_failures);
+  dispatcher_counter(
+      "clearing_dispatcher_calls_deferred_total",
+      "Clearing calls (submissions and inquiries) not made since start because they fell inside a "
+      "configured maintenance window: each deferred to the window's end (SubmissionDeferred)",
+      &DispatcherStats::calls_deferred);
 
   // --- Incoming feed poller --------------------------------------------------------------
   const auto poller_counter = [&metrics, &parts](const char* name, const char* help,

@@ -57,6 +57,9 @@ std::string summary_of(const eventstore::RecordedEvent& e) {
   if (e.type == "ClearingOutcomeUnknown") return "outcome unknown: " + s("cause");
   if (e.type == "ClearingUnavailable")
     return "maintenance, retry after " + std::to_string(d.value("retry_after_ms", 0)) + " ms";
+  if (e.type == "SubmissionDeferred")
+    return s("action") + " attempt " + std::to_string(d.value("attempt", 0)) + " deferred until " +
+           s("until") + ": maintenance window " + s("window");
   if (e.type == "TransferUnderInvestigation")
     return "UNDER INVESTIGATION after " + std::to_string(d.value("attempts", 0)) +
            " attempts: " + s("last_error");

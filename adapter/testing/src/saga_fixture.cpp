@@ -74,6 +74,19 @@ std::shared_ptr<privacy::Vault> SagaDatabase::seal_personal_data() {
   return *vault;
 }
 
+std::vector<eventstore::RecordedEvent> transfer_events(SagaDatabase& db, const std::string& id) {
+  auto events = db.store->read_stream(adapter::transfer_stream(id));
+  if (!events) throw std::runtime_error("reading transfer " + id + ": " + events.error().message);
+  return std::move(*events);
+}
+
+std::string transfer_event_types(SagaDatabase& db, const std::string& id) {
+  std::string types;
+  for (const auto& event : transfer_events(db, id))
+    types += (types.empty() ? "" : ",") + event.type;
+  return types;
+}
+
 void wait_for_horizon(const SagaDatabase& db) {
   for (int attempt = 0; attempt < 3000; ++attempt) {
     if (db.database.query_value("select coalesce((select max(transaction_id) from events)"

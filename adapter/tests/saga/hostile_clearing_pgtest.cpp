@@ -53,18 +53,6 @@ sagas::TransferState state_of(SagaDatabase& db, const std::string& id) {
   return loaded->state;
 }
 
-std::vector<eventstore::RecordedEvent> events_of(SagaDatabase& db, const std::string& id) {
-  auto events = db.store->read_stream(adapter::transfer_stream(id));
-  REQUIRE_MESSAGE(events, (events ? "" : events.error().message));
-  return *events;
-}
-
-std::string types_of(SagaDatabase& db, const std::string& id) {
-  std::string types;
-  for (const auto& event : events_of(db, id)) types += (types.empty() ? "" : ",") + event.type;
-  return types;
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -111,8 +99,9 @@ TEST_CASE(
     CHECK(state.clearing_reference.empty());
     CHECK(state.unknown_outcomes == 1);
     CHECK(state.attempt == 2);  // the first attempt recorded, the next one scheduled
-    CHECK(types_of(db, id) == "TransferInitiated,ClearingOutcomeUnknown,RetryScheduled");
-    const auto events = events_of(db, id);
+    CHECK(transfer_event_types(db, id) ==
+          "TransferInitiated,ClearingOutcomeUnknown,RetryScheduled");
+    const auto events = transfer_events(db, id);
     REQUIRE(events.size() == 3);
     CHECK(events[1].data.value("cause", "") ==
           "contract_violation (HTTP " + std::to_string(cases[i].second.first) + ")");
@@ -160,7 +149,8 @@ TEST_CASE(
     CHECK(dispatcher.stats().calls_started == 2);
     CHECK(dispatcher.stats().record_failures == 0);
     // Which transfer went first is the claim's order: find it by its first answer's event.
-    const auto first = types_of(db, a).find("TransferAcceptedPending") == std::string::npos ? a : b;
+    const auto first =
+        transfer_event_types(db, a).find("TransferAcceptedPending") == std::string::npos ? a : b;
     const auto second = first == a ? b : a;
     CHECK(state_of(db, first).status == script.first_status);
     const auto state = state_of(db, second);
@@ -186,7 +176,7 @@ TEST_CASE("a stray response sent while the connection sits idle never decides th
   auto client = make_client(server);
   adapter::Dispatcher dispatcher(*db.transfers, *client, clock, dispatcher_options("idle-stray"));
   REQUIRE(dispatcher.run_once());
-  CHECK(types_of(db, a) == "TransferInitiated,ClearingUnavailable,RetryScheduled");
+  CHECK(transfer_event_types(db, a) == "TransferInitiated,ClearingUnavailable,RetryScheduled");
   // The connection is idle in the client's pool; the clearing (or a proxy) sends one more.
   REQUIRE(server.send_on_connection(1, http_response(201, acsc("STRAY-ACSC"))));
   const auto b = initiate(db, 2, clock);
@@ -216,7 +206,7 @@ TEST_CASE(
   const auto state = state_of(db, id);
   CHECK(state.status == sagas::TransferStatus::outcome_unknown);
   CHECK(state.clearing_reference.empty());
-  const auto events = events_of(db, id);
+  const auto events = transfer_events(db, id);
   REQUIRE(events.size() == 3);
   CHECK(events[1].type == "ClearingOutcomeUnknown");
   CHECK(events[1].data.value("cause", "") == "reference_mismatch (HTTP 201)");

@@ -55,6 +55,10 @@ struct DispatcherOptions {
   // parked, and the call made again no sooner than this.
   std::chrono::milliseconds refused_retry_delay{300'000};
   sagas::RetryPolicy policy;
+  // Known maintenance windows of the clearing (config clearing.maintenance_windows): a claimed
+  // call, submit or inquiry, whose time falls inside one is not made; it is deferred to the
+  // window's end (SubmissionDeferred, once per window per transfer) and claimed again then.
+  sagas::MaintenanceWindows maintenance;
   std::uint64_t jitter_seed = 0;  // 0: from std::random_device
   // Called for every answer received (metrics): action, answer class, latency.
   std::function<void(std::string_view action, std::string_view answer_class,
@@ -73,6 +77,7 @@ struct DispatcherStats {
   std::int64_t record_failures = 0;  // store errors while recording (call made again later)
   std::int64_t calls_abandoned = 0;  // no answer within the lease (call made again later)
   std::int64_t claim_failures = 0;   // claims that failed (a store error: nothing claimed)
+  std::int64_t calls_deferred = 0;   // not made: inside a maintenance window (SubmissionDeferred)
   std::int64_t in_flight_now = 0;
   bool running = false;        // its thread is between start() and stop()
   bool claim_failing = false;  // its last claim failed (logged once per change)

@@ -104,6 +104,11 @@ struct SagaDatabase {
 // server can hold it back for a moment); throws after 30 s.
 void wait_for_horizon(const SagaDatabase& db);
 
+// The events of a transfer's stream in order, and their types joined by commas
+// ("TransferInitiated,RetryScheduled"); throw when the stream cannot be read.
+std::vector<eventstore::RecordedEvent> transfer_events(SagaDatabase& db, const std::string& id);
+std::string transfer_event_types(SagaDatabase& db, const std::string& id);
+
 // POST `body` (JSON) to 127.0.0.1:`port``path` with a bearer token; throws when no answer
 // comes (an HTTP status is an answer).
 http::ClientResponse post_json(std::uint16_t port, const std::string& path, const std::string& body,
