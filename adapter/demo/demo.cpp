@@ -101,6 +101,7 @@ clearing_mock::MockOptions mock_options(const DemoOptions& options,
   mock.amount_minor_max = cfg.country.amount_limit_minor;
   mock.faults = realistic_faults();
   mock.cutoff_minute_utc = static_cast<int>(cfg.country.cutoff_utc.count());
+  mock.business_days = cfg.country.business_days;
   mock.settle_after_inquiries = 2;
   return mock;
 }

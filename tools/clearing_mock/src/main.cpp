@@ -9,6 +9,7 @@
 
 #include "clearing/base/logging.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
+#include "clearing/config/loader.hpp"
 #include "clearing/tracing/otlp.hpp"
 
 namespace {
@@ -42,7 +43,7 @@ void add_fault_flags(CLI::App& app, FaultSettings& faults) {
 // The clearing's own rules and the server: everything but the faults. The country and the
 // cut-off arrive as text, checked after parsing.
 void add_clearing_flags(CLI::App& app, clearing::clearing_mock::MockOptions& options,
-                        std::string& country, std::string& cutoff) {
+                        std::string& country, std::string& cutoff, std::string& country_config) {
   app.add_option("--host", options.host, "address to listen on")->capture_default_str();
   app.add_option("--port", options.port, "port; 0 picks a free one (printed on stdout)")
       ->check(CLI::Range(0, 65535))
@@ -58,6 +59,11 @@ void add_clearing_flags(CLI::App& app, clearing::clearing_mock::MockOptions& opt
                  "largest amount_minor accepted; above: RJCT AM02")
       ->capture_default_str();
   app.add_option("--cutoff", cutoff, "cut-off time HH:MM (UTC); later transfers are PDNG");
+  app.add_option("--country-config", country_config,
+                 "the country's adapter config file (config/dk.json): its calendar "
+                 "(country.business_days) dates PDNG answers on the next business day, holidays "
+                 "and bank closing days skipped, and its cut-off applies unless --cutoff is given")
+      ->check(CLI::ExistingFile);
   app.add_flag("--after-cutoff", options.always_after_cutoff,
                "behave as if always after the cut-off (every accepted transfer is PDNG)");
   app.add_option("--settle-after-inquiries", options.settle_after_inquiries,
@@ -117,8 +123,9 @@ int main(int argc, char** argv) {
       "Retry-After."};
   std::string country = "dk";
   std::string cutoff;
+  std::string country_config;
   std::string log_format = "text";
-  add_clearing_flags(app, options, country, cutoff);
+  add_clearing_flags(app, options, country, cutoff, country_config);
   add_fault_flags(app, options.faults);
   app.add_option("--log-format", log_format, "text, or json: one JSON object per line on stderr")
       ->check(CLI::IsMember({"text", "json"}))
@@ -128,6 +135,24 @@ int main(int argc, char** argv) {
   clearing::base::set_log_format(*clearing::base::parse_log_format(log_format));
 
   options.country = *clearing::sagas::parse_country(country);
+  if (!country_config.empty()) {
+    // The whole file is checked as the adapter checks it (secrets aside: they come from the
+    // adapter's environment, not ours); only its country section is used.
+    const auto loaded = clearing::config::load_config(
+        country_config, clearing::config::MapEnvironment{}, {.allow_missing_secrets = true});
+    if (!loaded) {
+      std::cerr << "clearing-mock: --country-config: " << loaded.error().to_string() << '\n';
+      return 2;
+    }
+    if (loaded->country.code != options.country) {
+      std::cerr << "clearing-mock: --country-config " << country_config << " is for "
+                << clearing::config::country_code_upper(loaded->country.code) << ", not --country "
+                << country << '\n';
+      return 2;
+    }
+    options.business_days = loaded->country.business_days;
+    options.cutoff_minute_utc = static_cast<int>(loaded->country.cutoff_utc.count());
+  }
   if (!cutoff.empty()) {
     const auto minute = cutoff_minute(cutoff);
     if (!minute) {

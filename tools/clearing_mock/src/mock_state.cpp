@@ -97,16 +97,6 @@ std::string timestamp_text(std::chrono::system_clock::time_point at) {
   return text;
 }
 
-// Weekday of a day count: 1970-01-01 was a Thursday (0 = Monday).
-int weekday_monday0(std::int64_t days) { return static_cast<int>(((days % 7) + 7 + 3) % 7); }
-
-std::int64_t next_weekday(std::int64_t days) {
-  do {
-    ++days;
-  } while (weekday_monday0(days) >= 5);
-  return days;
-}
-
 std::string cursor_text(std::int64_t cursor) {
   char text[32];
   std::snprintf(text, sizeof text, "%012lld", static_cast<long long>(cursor));
@@ -645,7 +635,11 @@ HttpAnswer MockState::execute_submit(const std::string& key) {
     row.status = after_cutoff ? "PDNG" : "ACSC";
     row.execution_count += 1;
     ++data_->stats.executions_total;
-    const std::string date = civil_date(after_cutoff ? next_weekday(today) : today);
+    const std::string date =
+        after_cutoff
+            ? config::format_date(options_.business_days.next_business_day(
+                  std::chrono::year_month_day{std::chrono::sys_days{std::chrono::days{today}}}))
+            : civil_date(today);
     // The settlement date is kept in the answer; the ledger row points to it through the store.
     result = answer(after_cutoff ? 202 : 201,
                     clearing_client::encode_answer_body(

@@ -133,6 +133,33 @@ TEST_CASE("after the cut-off a transfer is PDNG and settles on the N-th inquiry"
   CHECK(state.ledger()[0].execution_count == 1);
 }
 
+TEST_CASE(
+    "after the cut-off a PDNG transfer settles on the next business day of the country's "
+    "calendar: a holiday and a bank closing day on the next weekdays are skipped") {
+  // Friday 2026-11-27 after the cut-off; Monday 30 November a holiday, Tuesday 1 December a
+  // bank closing day: Wednesday 2 December.
+  auto options = friday_with_cutoff_at_14(15);
+  using namespace std::chrono;
+  options.business_days.holidays = {year{2026} / 11 / 30};
+  options.business_days.bank_closing_days = {year{2026} / 12 / 1};
+  MockState state(options);
+  const auto accepted = submit(state, "t1", transfer_body("t1"));
+  CHECK(accepted.status == 202);
+  CHECK(field(accepted, "settlement_date") == "2026-12-02");
+  // The replay and the settled inquiry keep that date.
+  CHECK(field(submit(state, "t1", transfer_body("t1")), "settlement_date") == "2026-12-02");
+  state.inquire("t1");
+  CHECK(field(state.inquire("t1"), "settlement_date") == "2026-12-02");
+}
+
+TEST_CASE("a country's weekend comes from its calendar too") {
+  // A Friday-Saturday weekend: Friday after the cut-off settles on Sunday 2026-11-29.
+  auto options = friday_with_cutoff_at_14(15);
+  options.business_days.weekend = {std::chrono::Friday, std::chrono::Saturday};
+  MockState state(options);
+  CHECK(field(submit(state, "t1", transfer_body("t1")), "settlement_date") == "2026-11-29");
+}
+
 TEST_CASE("before the cut-off a transfer settles at once with today's date") {
   const auto options = friday_with_cutoff_at_14(9);
   MockState state(options);

@@ -16,7 +16,8 @@
 //      200 RJCT AC04: creditor account text ends in "0004" (closed account);
 //      200 RJCT AC06: creditor account text ends in "0006" (blocked account);
 //      otherwise executed: 201 ACSC (settlement date = today, UTC), or 202 PDNG after the
-//      cut-off (settlement date = the next weekday).
+//      cut-off (settlement date = the next business day of `business_days`: weekends,
+//      holidays and bank closing days skipped; by default Saturday and Sunday only).
 //  - Idempotency: the first answer is stored under the key and replayed for the same key and
 //    the same body (compared as canonical JSON: key order and spacing do not matter); 422
 //    IDEMPOTENCY_KEY_REUSED for another body; 409 IN_PROGRESS while the first request is still
@@ -88,6 +89,7 @@
 #include <utility>
 #include <vector>
 
+#include "clearing/config/config.hpp"
 #include "clearing/sagas/account.hpp"
 
 namespace clearing::clearing_mock {
@@ -183,6 +185,9 @@ struct MockOptions {
   std::int64_t amount_minor_max = 1'000'000'000;  // above: RJCT AM02
   std::optional<int> cutoff_minute_utc;           // e.g. 14:30 -> 870
   bool always_after_cutoff = false;
+  // The country's calendar (config country.business_days; clearing-mock --country-config):
+  // a PDNG answer settles on its next business day.
+  config::BusinessDays business_days;
   int settle_after_inquiries = 2;
   int incoming_generated = 20;
   double incoming_resend_probability = 0.0;
