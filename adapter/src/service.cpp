@@ -70,6 +70,7 @@ sagas::CountryRules rules_of(const config::CountryConfig& c) {
   rules.country = c.code;  // config and sagas share base::Country
   rules.currency = *sagas::Currency::parse(c.currency);
   rules.amount_limit_minor = c.amount_limit_minor;
+  rules.account_schemes = c.account_schemes;  // each with a rule in the registry (validate)
   return rules;
 }
 

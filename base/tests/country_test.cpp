@@ -10,14 +10,15 @@ using namespace clearing::base;
 TEST_CASE("parse_country accepts the upper- and the lower-case code of each country") {
   for (const auto& [text, country] :
        {std::pair{"DK", Country::dk}, std::pair{"dk", Country::dk}, std::pair{"SE", Country::se},
-        std::pair{"se", Country::se}, std::pair{"NO", Country::no}, std::pair{"no", Country::no}}) {
+        std::pair{"se", Country::se}, std::pair{"NO", Country::no}, std::pair{"no", Country::no},
+        std::pair{"FI", Country::fi}, std::pair{"fi", Country::fi}}) {
     CAPTURE(text);
     CHECK(parse_country(text) == country);
   }
 }
 
 TEST_CASE("parse_country refuses other countries, mixed case and near misses") {
-  for (const char* text : {"", "GB", "FI", "Dk", "dK", "D", "DKK", " DK", "DK ", "dk."}) {
+  for (const char* text : {"", "GB", "EE", "Fi", "Dk", "dK", "D", "DKK", " DK", "DK ", "dk."}) {
     CAPTURE(text);
     CHECK_FALSE(parse_country(text).has_value());
   }
@@ -32,11 +33,12 @@ TEST_CASE("each country's codes and currency") {
   };
   for (const auto& expected :
        {Codes{Country::dk, "DK", "dk", "DKK"}, Codes{Country::se, "SE", "se", "SEK"},
-        Codes{Country::no, "NO", "no", "NOK"}}) {
+        Codes{Country::no, "NO", "no", "NOK"}, Codes{Country::fi, "FI", "fi", "EUR"}}) {
     CAPTURE(expected.code);
     CHECK(country_code(expected.country) == expected.code);
     CHECK(country_code_lower(expected.country) == expected.code_lower);
     CHECK(country_currency_code(expected.country) == expected.currency);
+    CHECK(country_currency_minor_units(expected.country) == 2);
   }
 }
 

@@ -195,16 +195,27 @@ bool consume(std::string_view& text, std::string_view prefix) {
 }  // namespace
 
 bool is_valid_stream_name(std::string_view name) {
-  // ^(core|adapter)\.(dk|se|no)\.[a-z]+\.v[0-9]+$ by hand: std::regex is slow to build and
-  // this runs once per name.
+  // stream_name_pattern() by hand: std::regex is slow to build and this runs once per name.
   if (!consume(name, "core.") && !consume(name, "adapter.")) return false;
-  if (!consume(name, "dk.") && !consume(name, "se.") && !consume(name, "no.")) return false;
+  const bool country_known =
+      std::any_of(base::kCountries.begin(), base::kCountries.end(), [&name](Country country) {
+        return consume(name, std::string(country_code_lower(country)) + ".");
+      });
+  if (!country_known) return false;
   std::size_t letters = 0;
   while (letters < name.size() && is_lower(name[letters])) ++letters;
   if (letters == 0) return false;
   name.remove_prefix(letters);
   if (!consume(name, ".v") || name.empty()) return false;
   return std::all_of(name.begin(), name.end(), is_digit);
+}
+
+std::string stream_name_pattern() {
+  std::string codes;
+  for (const auto country : base::kCountries) {
+    codes += (codes.empty() ? "" : "|") + std::string(country_code_lower(country));
+  }
+  return "^(core|adapter)\\.(" + codes + ")\\.[a-z]+\\.v[0-9]+$";
 }
 
 std::optional<HostPort> parse_host_port(std::string_view text) {

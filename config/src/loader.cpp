@@ -152,6 +152,47 @@ void read_weekend(Section& section, BusinessDays& out, Problems& problems) {
   }
 }
 
+// "\"DK\", \"SE\", \"NO\", \"FI\"": every country base's table knows, for messages.
+std::string known_country_codes() {
+  std::string out;
+  for (const auto country : base::kCountries) {
+    out += (out.empty() ? "\"" : ", \"") + std::string(country_code_upper(country)) + "\"";
+  }
+  return out;
+}
+
+// country.currency_minor_units and country.account_schemes, both optional (issue 23). Without
+// account_schemes, every scheme the registry has a rule for in the country (when it is known).
+void read_country_data(Section& section, CountryConfig& out, bool code_known, Problems& problems) {
+  section.integer("currency_minor_units", out.currency_minor_units);
+  const Json* list = section.find("account_schemes");
+  if (list == nullptr) {
+    if (!code_known) return;
+    out.account_schemes.clear();
+    for (const auto scheme : {sagas::AccountScheme::iban, sagas::AccountScheme::bban}) {
+      if (sagas::has_account_rule(out.code, scheme)) out.account_schemes.push_back(scheme);
+    }
+    return;
+  }
+  const std::string path = section.path_of("account_schemes");
+  if (!list->is_array()) {
+    problems.add(
+        path, "must be an array of schemes (\"IBAN\", \"BBAN\"), got " + detail::describe(*list));
+    return;
+  }
+  out.account_schemes.clear();
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const std::string element = detail::element_path(path, i);
+    const auto text = detail::read_string((*list)[i], element, problems);
+    if (!text) continue;
+    if (*text != "IBAN" && *text != "BBAN") {
+      problems.add(element, "must be \"IBAN\" or \"BBAN\", got " + detail::quote_text(*text));
+      continue;
+    }
+    out.account_schemes.push_back(*sagas::parse_scheme(*text));
+  }
+}
+
 // Returns whether the country code was read (stream and Kafka defaults depend on it).
 bool read_country(Section section, CountryConfig& out, Problems& problems) {
   bool code_known = false;
@@ -162,8 +203,8 @@ bool read_country(Section section, CountryConfig& out, Problems& problems) {
     if (code_known) {
       out.code = *country;
     } else {
-      problems.add(section.path_of("code"),
-                   "must be one of \"DK\", \"SE\", \"NO\", got " + detail::quote_text(*code));
+      problems.add(section.path_of("code"), "must be one of " + known_country_codes() + ", got " +
+                                                detail::quote_text(*code));
     }
   }
   if (const auto currency = section.string("currency", true)) out.currency = *currency;
@@ -187,6 +228,7 @@ bool read_country(Section section, CountryConfig& out, Problems& problems) {
         read_dates(days.require("bank_closing_days"), days.path_of("bank_closing_days"), problems);
     days.finish();
   }
+  read_country_data(section, out, code_known, problems);
   section.finish();
   return code_known;
 }

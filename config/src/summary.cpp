@@ -59,6 +59,16 @@ auto writer(Line& line, std::string_view section) {
   };
 }
 
+// Countries as data (issue 23): the currency's minor units and the account schemes in use.
+void add_country_data(Line& line, const CountryConfig& country) {
+  line.add("country.currency_minor_units", country.currency_minor_units);
+  std::string schemes;
+  for (const auto scheme : country.account_schemes) {
+    schemes += (schemes.empty() ? "" : ",") + std::string(sagas::scheme_name(scheme));
+  }
+  line.add("country.account_schemes", schemes);
+}
+
 void add_country(Line& line, const CountryConfig& country) {
   line.add("country.code", country_code_upper(country.code));
   line.add("country.currency", country.currency);
@@ -72,6 +82,7 @@ void add_country(Line& line, const CountryConfig& country) {
   line.add("country.business_days.holidays", format_calendar(country.business_days.holidays));
   line.add("country.business_days.bank_closing_days",
            format_calendar(country.business_days.bank_closing_days));
+  add_country_data(line, country);
 }
 
 void add_clearing(Line& line, const ClearingConfig& clearing) {

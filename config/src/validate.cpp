@@ -117,6 +117,36 @@ void check_country(Checker& check, const CountryConfig& country, bool country_kn
   }
 }
 
+// Countries as data (issue 23): the currency's minor units, and the account schemes in use,
+// each with a rule in sagas' account-rule registry.
+void check_country_data(Checker& check, const CountryConfig& country, bool country_known) {
+  if (!country_known) return;
+  const int minor_units = base::country_currency_minor_units(country.code);
+  if (country.currency_minor_units != minor_units) {
+    check.fail("country.currency_minor_units",
+               "must be " + std::to_string(minor_units) + " (ISO 4217's for " +
+                   std::string(country_currency(country.code)) + "), got " +
+                   std::to_string(country.currency_minor_units));
+  }
+  const auto& schemes = country.account_schemes;
+  if (schemes.empty()) {
+    check.fail("country.account_schemes", "must list at least one scheme (\"IBAN\", \"BBAN\")");
+  }
+  for (std::size_t i = 0; i < schemes.size(); ++i) {
+    const std::string key = "country.account_schemes[" + std::to_string(i) + "]";
+    const std::string name(sagas::scheme_name(schemes[i]));
+    if (std::find(schemes.begin(), schemes.begin() + static_cast<std::ptrdiff_t>(i), schemes[i]) !=
+        schemes.begin() + static_cast<std::ptrdiff_t>(i)) {
+      check.fail(key, "lists " + name + " twice");
+    } else if (!sagas::has_account_rule(country.code, schemes[i])) {
+      check.fail(key, "no " + name + " account rule for " +
+                          std::string(country_code_upper(country.code)) +
+                          " in the account-rule registry (sagas/src/account.cpp): remove " + name +
+                          " or add its rule");
+    }
+  }
+}
+
 // Messages about a secret give its rules, never its value or its length.
 void check_secret(Checker& check, const char* key, const Secret& secret, const char* variable,
                   std::size_t length_min, std::string_view length_hint, LoadOptions options) {
@@ -276,7 +306,7 @@ void check_incoming(Checker& check, const IncomingConfig& incoming) {
 std::optional<std::string> stream_name_problem(const std::string& name, std::string_view owner,
                                                Country country, bool country_known) {
   if (!is_valid_stream_name(name)) {
-    return "must match ^(core|adapter)\\.(dk|se|no)\\.[a-z]+\\.v[0-9]+$, got " + quote_text(name);
+    return "must match " + stream_name_pattern() + ", got " + quote_text(name);
   }
   if (!name.starts_with(std::string(owner) + ".")) {
     return "must be a stream of the " + std::string(owner) + " (" + std::string(owner) +
@@ -676,6 +706,7 @@ std::vector<ConfigError> validate_impl(const AdapterConfig& config, LoadOptions 
   std::vector<ConfigError> errors;
   Checker check(config.source_file, errors);
   check_country(check, config.country, country_known);
+  check_country_data(check, config.country, country_known);
   check_clearing(check, config.clearing, options);
   check_retry(check, config.retry);
   check_dispatcher(check, config.dispatcher, config.clearing);

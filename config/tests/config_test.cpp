@@ -850,7 +850,7 @@ TEST_CASE("bad stream names") {
         load_edited([](Json& j) { j["streams"]["inbound"]["name"] = "core.DK.payments"; });
     CHECK(error_for(loaded, "streams.inbound.name").to_string() ==
           "config/dk.json: streams.inbound.name: must match "
-          "^(core|adapter)\\.(dk|se|no)\\.[a-z]+\\.v[0-9]+$, got \"core.DK.payments\"");
+          "^(core|adapter)\\.(dk|se|no|fi)\\.[a-z]+\\.v[0-9]+$, got \"core.DK.payments\"");
   }
   SUBCASE("another country's stream") {
     const auto loaded =
@@ -994,7 +994,7 @@ TEST_CASE("bad addresses and URLs") {
 TEST_CASE("the country's fields") {
   check_refusals({
       {"country.currency", "EUR", "must be DKK for country DK, got \"EUR\""},
-      {"country.code", "dk", "must be one of \"DK\", \"SE\", \"NO\", got \"dk\""},
+      {"country.code", "dk", "must be one of \"DK\", \"SE\", \"NO\", \"FI\", got \"dk\""},
       {"country.cutoff_utc", "24:00",
        "must be a time \"HH:MM\" in 00:00..23:59 (UTC), got \"24:00\""},
       {"country.business_days.holidays[3]", "2026-02-30",
@@ -1018,7 +1018,7 @@ TEST_CASE("the country's fields") {
 }
 
 TEST_CASE("a stream of another country is not reported twice when the country is bad") {
-  const auto loaded = load_edited([](Json& j) { j["country"]["code"] = "FI"; });
+  const auto loaded = load_edited([](Json& j) { j["country"]["code"] = "GB"; });
   REQUIRE_FALSE(loaded.has_value());
   CHECK(loaded.error().errors.size() == 1);
   CHECK(loaded.error().errors[0].key == "country.code");
@@ -1135,11 +1135,11 @@ TEST_CASE("date and time formatting") {
 
 TEST_CASE("stream names follow the contract's pattern") {
   const std::vector<std::pair<std::string, bool>> valid{
-      {"core.dk.payments.v1", true},  {"adapter.no.settlements.v12", true},
-      {"core.fi.payments.v1", false}, {"bank.dk.payments.v1", false},
-      {"core.dk.payments.v", false},  {"core.dk.payments.v1x", false},
-      {"core.dk..v1", false},         {"core.dk.pay-ments.v1", false},
-      {"core.dk.payments.1", false},
+      {"core.dk.payments.v1", true},   {"adapter.no.settlements.v12", true},
+      {"core.fi.payments.v1", true},   {"core.ee.payments.v1", false},
+      {"bank.dk.payments.v1", false},  {"core.dk.payments.v", false},
+      {"core.dk.payments.v1x", false}, {"core.dk..v1", false},
+      {"core.dk.pay-ments.v1", false}, {"core.dk.payments.1", false},
   };
   check_each(is_valid_stream_name, valid);
 }
@@ -2112,4 +2112,203 @@ TEST_CASE("validate() refuses a hand-built window that ends before it starts") {
   const auto errors = validate(*config, {});
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].key == "clearing.maintenance_windows[4].end");
+}
+
+// ---------------------------------------------------------------------------------------
+// Countries as data and Finland (issue 23).
+
+namespace {
+
+// The FI file, changed by `edit`, parsed under the name config/fi.json.
+tl::expected<AdapterConfig, ConfigErrors> load_fi_edited(const std::function<void(Json&)>& edit) {
+  Json document = shipped_json("fi");
+  edit(document);
+  return parse_config(document.dump(2), "config/fi.json", env_with_secrets());
+}
+
+// Easter Sunday of the Gregorian calendar (the anonymous Gregorian algorithm, Meeus/Butcher).
+year_month_day easter_sunday(int y) {
+  const int a = y % 19, b = y / 100, c = y % 100, d = b / 4, e = b % 4, f = (b + 8) / 25;
+  const int g = (b - f + 1) / 3, h = (19 * a + b - d - g + 15) % 30, i = c / 4, k = c % 4;
+  const int l = (32 + 2 * e + 2 * i - h - k) % 7, m = (a + 11 * h + 22 * l) / 451;
+  const int month_number = (h + l - 7 * m + 114) / 31, day_number = (h + l - 7 * m + 114) % 31 + 1;
+  return ymd(y, static_cast<unsigned>(month_number), static_cast<unsigned>(day_number));
+}
+
+year_month_day plus_days(year_month_day date, int days) {
+  return year_month_day{sys_days{date} + std::chrono::days{days}};
+}
+
+// TARGET's closing days of a year: New Year, Good Friday, Easter Monday, 1 May, 25 and 26 Dec.
+std::vector<year_month_day> target_holidays(int y) {
+  const auto easter = easter_sunday(y);
+  return {ymd(y, 1, 1), plus_days(easter, -2), plus_days(easter, 1),
+          ymd(y, 5, 1), ymd(y, 12, 25),        ymd(y, 12, 26)};
+}
+
+}  // namespace
+
+TEST_CASE("the shipped FI file loads: EUR in cents, IBANs only, SEPA Instant's limit") {
+  const auto loaded = load_config(shipped_path("fi"), env_with_secrets());
+  INFO((loaded ? std::string() : loaded.error().to_string()));
+  REQUIRE(loaded.has_value());
+  const auto& config = *loaded;
+  CHECK(config.country.code == Country::fi);
+  CHECK(config.country.currency == "EUR");
+  CHECK(config.country.currency_minor_units == 2);
+  // SEPA Instant's limit per transfer: 100,000.00 EUR.
+  CHECK(config.country.amount_limit_minor == 10'000'000);
+  CHECK(config.country.account_schemes ==
+        std::vector<clearing::sagas::AccountScheme>{clearing::sagas::AccountScheme::iban});
+  CHECK(config.country.business_days.bank_closing_days.empty());
+  CHECK(config.streams.inbound.name == "core.fi.payments.v1");
+  REQUIRE(config.streams.outbound.size() == 4);
+  for (const auto& stream : config.streams.outbound) {
+    CAPTURE(stream.name);
+    CHECK(stream.name.starts_with("adapter.fi."));
+  }
+  CHECK(config.kafka.group_id == "clearing-adapter-fi");
+  CHECK(config.database.url == "postgresql://postgres@127.0.0.1:5432/clearing_fi");
+  CHECK(validate(config).empty());
+  const std::string summary = redacted_summary(config);
+  CHECK(summary.find("country.code=FI") != std::string::npos);
+  CHECK(summary.find("country.currency_minor_units=2") != std::string::npos);
+  CHECK(summary.find("country.account_schemes=IBAN ") != std::string::npos);
+}
+
+TEST_CASE("the DK, SE and NO files keep both schemes without naming them") {
+  for (const char* cc : {"dk", "se", "no"}) {
+    CAPTURE(cc);
+    const auto loaded = load_config(shipped_path(cc), env_with_secrets());
+    REQUIRE(loaded.has_value());
+    CHECK(loaded->country.account_schemes ==
+          std::vector<clearing::sagas::AccountScheme>{clearing::sagas::AccountScheme::iban,
+                                                      clearing::sagas::AccountScheme::bban});
+    CHECK(loaded->country.currency_minor_units == 2);
+  }
+}
+
+TEST_CASE("Easter as the FI calendar computes it: Good Friday and Easter Monday") {
+  // Published dates of Good Friday and Easter Monday.
+  struct Easter {
+    int year;
+    year_month_day good_friday;
+    year_month_day easter_monday;
+  };
+  for (const auto& expected : {Easter{2026, ymd(2026, 4, 3), ymd(2026, 4, 6)},
+                               Easter{2027, ymd(2027, 3, 26), ymd(2027, 3, 29)},
+                               Easter{2028, ymd(2028, 4, 14), ymd(2028, 4, 17)},
+                               Easter{2029, ymd(2029, 3, 30), ymd(2029, 4, 2)},
+                               Easter{2030, ymd(2030, 4, 19), ymd(2030, 4, 22)},
+                               Easter{2038, ymd(2038, 4, 23), ymd(2038, 4, 26)}}) {
+    CAPTURE(expected.year);
+    const auto holidays = target_holidays(expected.year);
+    CHECK(holidays[1] == expected.good_friday);
+    CHECK(holidays[2] == expected.easter_monday);
+    CHECK(weekday{sys_days{expected.good_friday}} == Friday);
+    CHECK(weekday{sys_days{expected.easter_monday}} == Monday);
+  }
+}
+
+TEST_CASE("the FI file lists exactly TARGET's closing days of the years it covers") {
+  const auto loaded = load_config(shipped_path("fi"), env_with_secrets());
+  REQUIRE(loaded.has_value());
+  const auto& country = loaded->country;
+  std::vector<year_month_day> expected;
+  for (const int y : {2026, 2027}) {
+    const auto days = target_holidays(y);
+    expected.insert(expected.end(), days.begin(), days.end());
+  }
+  std::sort(expected.begin(), expected.end());
+  CHECK(country.business_days.holidays == expected);
+  for (const auto date : expected) {
+    CAPTURE(format_date(date));
+    CHECK_FALSE(country.is_business_day(date));
+  }
+  // Easter 2026: Thursday 2 April is a business day (a holiday in DK, not in TARGET), the
+  // next business day after it is Tuesday 7 April.
+  CHECK(country.is_business_day(ymd(2026, 4, 2)));
+  CHECK(country.next_business_day(ymd(2026, 4, 2)) == ymd(2026, 4, 7));
+  CHECK(country.next_business_day(ymd(2027, 3, 25)) == ymd(2027, 3, 30));
+  // 24 and 31 December are business days in TARGET; 26 Dec 2026 is a Saturday anyway.
+  CHECK(country.is_business_day(ymd(2026, 12, 24)));
+  CHECK(country.is_business_day(ymd(2026, 12, 31)));
+  CHECK(country.next_business_day(ymd(2026, 12, 24)) == ymd(2026, 12, 28));
+  // Accepted after the cut-off on Thursday 2 April 2026: it settles on Tuesday 7 April.
+  const auto after_cutoff = sys_days{ymd(2026, 4, 2)} + country.cutoff_utc + minutes{1};
+  CHECK(country.settlement_date(time_point_cast<milliseconds>(after_cutoff)) == ymd(2026, 4, 7));
+}
+
+TEST_CASE("bad country input at start: a clear error that names the key") {
+  SUBCASE("an unknown country") {
+    for (const char* code : {"GB", "EE", "XX", "fi", "Fi", ""}) {
+      CAPTURE(code);
+      const auto loaded = load_fi_edited([&](Json& j) { j["country"]["code"] = code; });
+      CHECK(error_for_file(loaded, "country.code") ==
+            std::string("must be one of \"DK\", \"SE\", \"NO\", \"FI\", got \"") + code + "\"");
+    }
+  }
+  SUBCASE("a currency that does not match the country") {
+    const auto loaded = load_fi_edited([](Json& j) { j["country"]["currency"] = "DKK"; });
+    CHECK(error_for_file(loaded, "country.currency") == "must be EUR for country FI, got \"DKK\"");
+    const auto sek = load_fi_edited([](Json& j) {
+      j["country"]["code"] = "SE";
+      for (auto& stream : j["streams"]["outbound"]) {
+        stream["name"] = "adapter.se." + stream["derivation"].get<std::string>();
+      }
+      j["streams"]["inbound"]["name"] = "core.se.payments.v1";
+    });
+    CHECK(error_for_file(sek, "country.currency") == "must be SEK for country SE, got \"EUR\"");
+  }
+  SUBCASE("minor units that are not the currency's") {
+    const auto loaded = load_fi_edited([](Json& j) { j["country"]["currency_minor_units"] = 3; });
+    CHECK(error_for_file(loaded, "country.currency_minor_units") ==
+          "must be 2 (ISO 4217's for EUR), got 3");
+  }
+  SUBCASE("an account scheme in use without a rule in the registry") {
+    const auto loaded = load_fi_edited([](Json& j) {
+      j["country"]["account_schemes"] = Json::array({"IBAN", "BBAN"});
+    });
+    REQUIRE_FALSE(loaded.has_value());
+    CHECK(loaded.error().errors.size() == 1);
+    CHECK(loaded.error().to_string() ==
+          "config/fi.json: country.account_schemes[1]: no BBAN account rule for FI in the "
+          "account-rule registry (sagas/src/account.cpp): remove BBAN or add its rule");
+  }
+  SUBCASE("account schemes that are no list, unknown, repeated or none") {
+    CHECK(error_for_file(load_fi_edited([](Json& j) { j["country"]["account_schemes"] = "IBAN"; }),
+                         "country.account_schemes") ==
+          "must be an array of schemes (\"IBAN\", \"BBAN\"), got string \"IBAN\"");
+    CHECK(error_for_file(load_fi_edited([](Json& j) {
+                           j["country"]["account_schemes"] = Json::array({"IBAN", "iban", "PAN"});
+                         }),
+                         "country.account_schemes[2]") ==
+          "must be \"IBAN\" or \"BBAN\", got \"PAN\"");
+    CHECK(error_for_file(load_fi_edited([](Json& j) {
+                           j["country"]["account_schemes"] = Json::array({"IBAN", "IBAN"});
+                         }),
+                         "country.account_schemes[1]") == "lists IBAN twice");
+    CHECK(error_for_file(
+              load_fi_edited([](Json& j) { j["country"]["account_schemes"] = Json::array(); }),
+              "country.account_schemes") == "must list at least one scheme (\"IBAN\", \"BBAN\")");
+  }
+  SUBCASE("a holiday that is not a date") {
+    for (const char* text : {"2026-13-01", "2026-04-31", "Good Friday", "2026-4-3", "03.04.2026"}) {
+      CAPTURE(text);
+      const auto loaded =
+          load_fi_edited([&](Json& j) { j["country"]["business_days"]["holidays"][1] = text; });
+      CHECK(error_for_file(loaded, "country.business_days.holidays[1]") ==
+            std::string("must be a date \"YYYY-MM-DD\", got \"") + text + "\"");
+    }
+    const auto number =
+        load_fi_edited([](Json& j) { j["country"]["business_days"]["holidays"][0] = 20260101; });
+    CHECK(error_for_file(number, "country.business_days.holidays[0]") ==
+          "must be a string, got number 20260101");
+  }
+  SUBCASE("the streams of another country") {
+    const auto loaded = load_fi_edited(
+        [](Json& j) { j["streams"]["outbound"][0]["name"] = "adapter.dk.payments.v1"; });
+    CHECK(error_for_file(loaded, "streams.outbound[0].name") ==
+          "must carry the adapter's country code fi, got \"adapter.dk.payments.v1\"");
+  }
 }

@@ -29,7 +29,7 @@ std::optional<ParkReason> park_reason(const IncomingPaymentContent& content,
                                            " not processable"};
   if (content.amount.minor_units <= 0)
     return ParkReason{kReasonAmountLimit, "amount must be positive"};
-  if (auto valid = validate_account(rules.country, content.creditor.account); !valid)
+  if (auto valid = validate_account(rules, content.creditor.account); !valid)
     return ParkReason{kReasonInvalidAccount,
                       "creditor account: " + std::string(account_error_message(valid.error()))};
   return std::nullopt;

@@ -300,7 +300,7 @@ std::optional<ValidationFailure> account_failure(const TransferRequest& request,
   const std::pair<std::string_view, const Account*> accounts[] = {
       {"debtor", &request.debtor.account}, {"creditor", &request.creditor.account}};
   for (const auto& [role, account] : accounts) {
-    if (auto valid = validate_account(rules.country, *account); !valid) {
+    if (auto valid = validate_account(rules, *account); !valid) {
       return ValidationFailure{
           kReasonInvalidAccount,
           std::string(role) + " account: " + std::string(account_error_message(valid.error()))};
@@ -663,6 +663,14 @@ Decision decide_defer(const DeferClearingCall& command, const TransferState& sta
 
 // =======================================================================================
 // Public functions.
+
+tl::expected<void, AccountError> validate_account(const CountryRules& rules,
+                                                  const Account& account) {
+  if (!account.id.empty() && std::find(rules.account_schemes.begin(), rules.account_schemes.end(),
+                                       account.scheme) == rules.account_schemes.end())
+    return tl::unexpected(AccountError::scheme_not_used);
+  return validate_account(rules.country, account);
+}
 
 std::int64_t backoff_delay_ms(const RetryPolicy& policy, std::int32_t step,
                               std::int32_t jitter_permille) noexcept {

@@ -45,6 +45,8 @@ TEST_CASE("countries parse in both cases and know their currency") {
   CHECK(country_currency(Country::dk).code() == "DKK");
   CHECK(country_currency(Country::se).code() == "SEK");
   CHECK(country_currency(Country::no).code() == "NOK");
+  CHECK(parse_country("FI") == Country::fi);
+  CHECK(country_currency(Country::fi).code() == "EUR");
   CHECK(parse_scheme("IBAN") == AccountScheme::iban);
   CHECK(parse_scheme("bban") == AccountScheme::bban);
   CHECK(scheme_name(AccountScheme::bban) == "BBAN");
@@ -141,6 +143,64 @@ TEST_CASE("a Norwegian number whose remainder is 1 has no valid check digit") {
     CHECK(error_of(Country::no, kBban, std::string("0000000040") + check) ==
           AccountError::checksum_mismatch);
   }
+}
+
+TEST_CASE("Finnish IBAN: FI, two check digits and 14 digits, 18 characters, MOD-97") {
+  // The IBAN registry's example (FI21 1234 5600 0007 85) and the published examples of
+  // Nordea (FI14 1009 3000 1234 58), Aktia (FI55 4234 5670 0000 81) and OP (FI49 5000 9420
+  // 0287 30).
+  for (const char* iban :
+       {"FI2112345600000785", "FI1410093000123458", "FI5542345670000081", "FI4950009420028730"}) {
+    CAPTURE(iban);
+    CHECK(valid(Country::fi, kIban, iban));
+    CHECK(parse_account_text(Country::fi, iban).has_value());
+    CHECK(error_of(Country::dk, kIban, iban) == AccountError::wrong_country);
+  }
+  // Wrong check digits, a changed last digit, two digits swapped.
+  CHECK(error_of(Country::fi, kIban, "FI2212345600000785") == AccountError::checksum_mismatch);
+  CHECK(error_of(Country::fi, kIban, "FI2112345600000786") == AccountError::checksum_mismatch);
+  CHECK(error_of(Country::fi, kIban, "FI1410093000123485") == AccountError::checksum_mismatch);
+  const std::string iban = "FI2112345600000785";
+  for (std::size_t i = 2; i < iban.size(); ++i) {
+    CAPTURE(i);
+    CHECK(error_of(Country::fi, kIban, changed(iban, i)) == AccountError::checksum_mismatch);
+  }
+  // Wrong length: one digit short, one too many, a Danish-length body is still FI's 18 only.
+  CHECK(error_of(Country::fi, kIban, "FI211234560000078") == AccountError::wrong_length);
+  CHECK(error_of(Country::fi, kIban, "FI21123456000007850") == AccountError::wrong_length);
+  // Letters, spaces (the paper form) and lower case.
+  CHECK(error_of(Country::fi, kIban, "FI21123456000007A5") == AccountError::invalid_character);
+  CHECK(error_of(Country::fi, kIban, "FI21 1234 5600 0007 85") == AccountError::invalid_character);
+  CHECK(error_of(Country::fi, kIban, "fi2112345600000785") == AccountError::invalid_character);
+  // Another country's valid IBAN.
+  CHECK(error_of(Country::fi, kIban, "DK5000400440116243") == AccountError::wrong_country);
+  CHECK(error_of(Country::fi, kIban, "") == AccountError::empty);
+}
+
+TEST_CASE("Finland has no national BBAN scheme: a BBAN is refused, whatever it looks like") {
+  for (const char* bban : {"123456-785", "12345600000785", "5301-0001234567", "86011117947"}) {
+    CAPTURE(bban);
+    CHECK(error_of(Country::fi, kBban, bban) == AccountError::scheme_not_used);
+  }
+  CHECK(parse_account_text(Country::fi, "12345600000785").error() == AccountError::scheme_not_used);
+}
+
+TEST_CASE("the registry has an entry for every country, with the IBAN lengths of ISO 13616") {
+  for (const auto country : clearing::base::kCountries) {
+    CAPTURE(country_code(country));
+    const auto* rules = account_rules(country);
+    REQUIRE(rules != nullptr);
+    CHECK(rules->country == country);
+    CHECK(has_account_rule(country, kIban));
+  }
+  CHECK(account_rules(Country::dk)->iban_length == 18);
+  CHECK(account_rules(Country::se)->iban_length == 24);
+  CHECK(account_rules(Country::no)->iban_length == 15);
+  CHECK(account_rules(Country::fi)->iban_length == 18);
+  CHECK(has_account_rule(Country::dk, kBban));
+  CHECK(has_account_rule(Country::se, kBban));
+  CHECK(has_account_rule(Country::no, kBban));
+  CHECK_FALSE(has_account_rule(Country::fi, kBban));
 }
 
 TEST_CASE("parse_account_text detects the scheme from two leading letters") {

@@ -103,22 +103,39 @@ std::string cursor_text(std::int64_t cursor) {
   return text;
 }
 
-// A valid BBAN of the country for generated incoming payments (DK/SE: no check digit;
-// NO: 11 digits with the MOD-11 check digit).
+// A valid IBAN of a country whose accounts are IBANs only (FI): "1" and `number`'s digits, cut
+// or padded with zeros to the registry's length, after its MOD-97 check digits.
+std::string generated_iban(sagas::Country country, std::uint64_t number) {
+  const auto* rules = sagas::account_rules(country);
+  const int body_digits = static_cast<int>(rules->iban_length) - 4;
+  std::string body = "1" + std::to_string(number);
+  body.resize(static_cast<std::size_t>(body_digits), '0');
+  const std::string code(sagas::country_code(country));
+  int remainder = 0;
+  for (const char c : body + code + "00") {
+    remainder =
+        c >= 'A' ? (remainder * 100 + (c - 'A' + 10)) % 97 : (remainder * 10 + (c - '0')) % 97;
+  }
+  const int check_digits = 98 - remainder;  // 2..98
+  const std::string check = (check_digits < 10 ? "0" : "") + std::to_string(check_digits);
+  return code + check + body;
+}
+
+// A valid account of the country for generated incoming payments: a BBAN where the country
+// has them (DK/SE: no check digit; NO: 11 digits with the MOD-11 check digit), else an IBAN.
 std::string generated_bban(sagas::Country country, std::uint64_t number) {
   char digits[32];
-  switch (country) {
-    case sagas::Country::dk:
-      std::snprintf(digits, sizeof digits, "%010llu",
-                    static_cast<unsigned long long>(number % 10'000'000'000ull));
-      return std::string("5301-") + digits;
-    case sagas::Country::se:
-      std::snprintf(digits, sizeof digits, "%07llu",
-                    static_cast<unsigned long long>(number % 10'000'000ull));
-      return std::string("8327-") + digits;
-    case sagas::Country::no:
-      break;
+  if (country == sagas::Country::dk) {
+    std::snprintf(digits, sizeof digits, "%010llu",
+                  static_cast<unsigned long long>(number % 10'000'000'000ull));
+    return std::string("5301-") + digits;
   }
+  if (country == sagas::Country::se) {
+    std::snprintf(digits, sizeof digits, "%07llu",
+                  static_cast<unsigned long long>(number % 10'000'000ull));
+    return std::string("8327-") + digits;
+  }
+  if (country != sagas::Country::no) return generated_iban(country, number);
   static constexpr int kWeights[10] = {5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
   // At most 11 consecutive candidates can have check digit 10 (the bound of this loop).
   for (std::uint64_t candidate = number;; ++candidate) {

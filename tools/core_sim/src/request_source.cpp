@@ -51,7 +51,8 @@ std::vector<std::pair<std::string, sagas::Currency>> RequestSource::accounts_to_
   for (int i = 1; i <= generator_.accounts; ++i)
     out.emplace_back(generated_account_id(i), sagas::country_currency(generator_.country));
   if (generator_.invalid_share > 0)
-    out.emplace_back(kForeignAccountId, *sagas::Currency::parse(kForeignCurrency));
+    out.emplace_back(foreign_account_id(generator_.country),
+                     *sagas::Currency::parse(foreign_currency(generator_.country)));
   return out;
 }
 

@@ -107,29 +107,30 @@ std::string norwegian_bban(Random& random, std::string_view fixed_tail, int chec
   return {};
 }
 
-// The national BBAN text of the country (DK "rrrr-a{10}", SE "cccc-a{10}", NO 11 digits).
+// The national BBAN text of the country (DK "rrrr-a{10}", SE "cccc-a{10}", NO 11 digits);
+// only for a country whose accounts come as BBANs (has_bban).
 std::string national_bban(Country country, Random& random) {
-  switch (country) {
-    case Country::dk:
-    case Country::se:
-      return nonzero_lead_digits(random, 4) + "-" + digits(random, 10);
-    case Country::no:
-      return norwegian_bban(random, "", -1);
-  }
-  return {};
+  if (country == Country::no) return norwegian_bban(random, "", -1);
+  CLEARING_ASSERT(country == Country::dk || country == Country::se);
+  return nonzero_lead_digits(random, 4) + "-" + digits(random, 10);
 }
 
-// The digits an IBAN of the country carries after its check digits.
+bool has_bban(Country country) { return sagas::has_account_rule(country, AccountScheme::bban); }
+
+// How many digits an IBAN of the country carries after its check digits (the registry's).
+int iban_body_length(Country country) {
+  const auto* rules = sagas::account_rules(country);
+  CLEARING_ASSERT(rules != nullptr);
+  return static_cast<int>(rules->iban_length) - 4;
+}
+
+// The digits an IBAN of the country carries after its check digits: a national BBAN where the
+// registry has a national check on it (NO), else a bank code that does not start with 0 and
+// digits (the SE bank code is three digits).
 std::string iban_body(Country country, Random& random) {
-  switch (country) {
-    case Country::dk:
-      return nonzero_lead_digits(random, 4) + digits(random, 10);
-    case Country::se:
-      return nonzero_lead_digits(random, 3) + digits(random, 17);
-    case Country::no:
-      return norwegian_bban(random, "", -1);
-  }
-  return {};
+  if (country == Country::no) return norwegian_bban(random, "", -1);
+  const int lead = country == Country::se ? 3 : 4;
+  return nonzero_lead_digits(random, lead) + digits(random, iban_body_length(country) - lead);
 }
 
 bool mock_special(std::string_view id) { return id.ends_with("0004") || id.ends_with("0006"); }
@@ -229,7 +230,19 @@ std::string_view expected_reason_code(RequestKind kind) noexcept {
 
 std::string generated_account_id(int index) { return fmt::format("acct-{:04d}", index); }
 
+std::string_view foreign_currency(Country country) {
+  return sagas::country_currency(country).code() == kForeignCurrency ? kForeignCurrencyOfEuro
+                                                                     : kForeignCurrency;
+}
+
+std::string foreign_account_id(Country country) {
+  return foreign_currency(country) == kForeignCurrency ? kForeignAccountId
+                                                       : kForeignAccountIdOfEuro;
+}
+
 Account valid_account(Country country, AccountScheme scheme, Random& random) {
+  // A country without BBANs (FI) gets an IBAN where a BBAN was asked for.
+  if (!has_bban(country)) scheme = AccountScheme::iban;
   for (int attempt = 0; attempt < kGeneratorDrawAttemptsMax; ++attempt) {
     Account account{scheme, {}};
     if (scheme == AccountScheme::bban) {
@@ -249,6 +262,15 @@ Account valid_account(Country country, AccountScheme scheme, Random& random) {
 
 Account bban_ending_with(Country country, std::string_view suffix, Random& random) {
   CLEARING_ASSERT(suffix.size() == 4);
+  if (!has_bban(country)) {
+    // An IBAN ending with the suffix (FI): its check digits come before the body.
+    const auto code = sagas::country_code(country);
+    const auto body = nonzero_lead_digits(random, 4) +
+                      digits(random, iban_body_length(country) - 8) + std::string(suffix);
+    Account account{AccountScheme::iban, make_iban(code, body, iban_check_digits(code, body))};
+    CLEARING_ASSERT(sagas::validate_account(country, account).has_value());
+    return account;
+  }
   Account account{AccountScheme::bban, {}};
   if (country == Country::no) {
     // The last digit is the MOD-11 check digit: fix the three before it, draw the rest
@@ -300,8 +322,8 @@ GeneratedRequest generate_request(const GeneratorOptions& options, std::int64_t 
       break;
     case RequestKind::wrong_currency:
       creditor = valid_account(options.country, draw_scheme(random), random);
-      amount.currency = *sagas::Currency::parse(kForeignCurrency);
-      account_id = kForeignAccountId;
+      amount.currency = *sagas::Currency::parse(foreign_currency(options.country));
+      account_id = foreign_account_id(options.country);
       break;
     case RequestKind::over_limit:
       creditor = valid_account(options.country, draw_scheme(random), random);

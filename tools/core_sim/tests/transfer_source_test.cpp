@@ -83,13 +83,15 @@ TEST_CASE("JSONL: an over-long line is skipped; a missing file is an error") {
 }
 
 TEST_CASE("generator: account numbers validate (valid ones) and fail (bad ones)") {
-  for (auto country : {Country::dk, Country::se, Country::no}) {
+  for (auto country : {Country::dk, Country::se, Country::no, Country::fi}) {
     CAPTURE(sagas::country_code(country));
+    // Finland's accounts are IBANs only: where a BBAN is asked for, an IBAN comes.
+    const auto bban_or_iban = country == Country::fi ? AccountScheme::iban : AccountScheme::bban;
     Random random(42);
     for (int i = 0; i < 500; ++i) {
       for (auto scheme : {AccountScheme::bban, AccountScheme::iban}) {
         const auto a = valid_account(country, scheme, random);
-        CHECK(a.scheme == scheme);
+        CHECK(a.scheme == (scheme == AccountScheme::bban ? bban_or_iban : scheme));
         CHECK(sagas::validate_account(country, a).has_value());
         CHECK_FALSE(a.id.ends_with("0004"));
         CHECK_FALSE(a.id.ends_with("0006"));
@@ -100,7 +102,7 @@ TEST_CASE("generator: account numbers validate (valid ones) and fail (bad ones)"
       CHECK(checked.error() == sagas::AccountError::checksum_mismatch);
       for (std::string suffix : {"0004", "0006"}) {
         const auto special = bban_ending_with(country, suffix, random);
-        CHECK(special.scheme == AccountScheme::bban);
+        CHECK(special.scheme == bban_or_iban);
         CHECK(special.id.ends_with(suffix));
         CHECK(sagas::validate_account(country, special).has_value());
       }
@@ -109,8 +111,9 @@ TEST_CASE("generator: account numbers validate (valid ones) and fail (bad ones)"
 }
 
 TEST_CASE("generator: requests per kind carry what makes the adapter answer as expected") {
-  for (auto country : {Country::dk, Country::se, Country::no}) {
+  for (auto country : {Country::dk, Country::se, Country::no, Country::fi}) {
     CAPTURE(sagas::country_code(country));
+    const auto bban_or_iban = country == Country::fi ? AccountScheme::iban : AccountScheme::bban;
     GeneratorOptions options{country, 7, 0.5, 20, 50'000'000};
     std::map<RequestKind, int> kinds;
     std::set<std::string> ids;
@@ -143,7 +146,7 @@ TEST_CASE("generator: requests per kind carry what makes the adapter answer as e
           CHECK((creditor_valid && domestic && within_limit));
           CHECK_FALSE(creditor.id.ends_with("0004"));
           CHECK_FALSE(creditor.id.ends_with("0006"));
-          CHECK(r.account_id != kForeignAccountId);
+          CHECK(r.account_id != foreign_account_id(country));
           break;
         case RequestKind::bad_checksum:
           CHECK_FALSE(creditor_valid);
@@ -152,7 +155,7 @@ TEST_CASE("generator: requests per kind carry what makes the adapter answer as e
         case RequestKind::wrong_currency:
           CHECK((creditor_valid && within_limit));
           CHECK_FALSE(domestic);
-          CHECK(r.account_id == kForeignAccountId);
+          CHECK(r.account_id == foreign_account_id(country));
           break;
         case RequestKind::over_limit:
           CHECK((creditor_valid && domestic));
@@ -160,11 +163,11 @@ TEST_CASE("generator: requests per kind carry what makes the adapter answer as e
           break;
         case RequestKind::closed_account:
           CHECK((creditor_valid && domestic && within_limit));
-          CHECK((creditor.scheme == AccountScheme::bban && creditor.id.ends_with("0004")));
+          CHECK((creditor.scheme == bban_or_iban && creditor.id.ends_with("0004")));
           break;
         case RequestKind::blocked_account:
           CHECK((creditor_valid && domestic && within_limit));
-          CHECK((creditor.scheme == AccountScheme::bban && creditor.id.ends_with("0006")));
+          CHECK((creditor.scheme == bban_or_iban && creditor.id.ends_with("0006")));
           break;
       }
     }
@@ -231,4 +234,11 @@ TEST_CASE("report: text and JSON carry the same figures") {
   CHECK(text.find("rejected                    2  (AC01 1, AC04 1)") != std::string::npos);
   CHECK(text.find("resolved exactly once       NO") != std::string::npos);
   CHECK(text.find("p50 10.0  p95 20.0  p99 30.0") != std::string::npos);
+}
+
+TEST_CASE("generator: the wrong-currency requests of a euro country come in SEK") {
+  CHECK(foreign_currency(Country::dk) == "EUR");
+  CHECK(foreign_account_id(Country::no) == "acct-eur-0001");
+  CHECK(foreign_currency(Country::fi) == "SEK");
+  CHECK(foreign_account_id(Country::fi) == "acct-sek-0001");
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "clearing/base/country.hpp"
+#include "clearing/sagas/account.hpp"
 
 namespace clearing::config {
 
@@ -57,8 +58,9 @@ inline constexpr std::size_t kTokenLengthMax = 4096;
 // ---------------------------------------------------------------------------------------
 // Country: currency, limits, cut-off and the business-day calendar.
 
-// The one country enum and its codes (clearing/base/country.hpp), under config's names:
+// The one country type and its codes (clearing/base/country.hpp), under config's names:
 // country_code_upper "DK", country_code_lower "dk" (stream names), country_currency "DKK".
+// The account schemes and their rules are sagas/'s (the account-rule registry, account.hpp).
 using base::Country;
 using base::country_code_lower;
 inline std::string_view country_code_upper(Country country) noexcept {
@@ -99,11 +101,18 @@ std::string format_time_of_day(std::chrono::minutes since_midnight);
 std::string_view weekday_name(std::chrono::weekday day) noexcept;
 
 struct CountryConfig {
-  Country code = Country::dk;                // "DK" | "SE" | "NO" in the file
-  std::string currency;                      // ISO 4217; must be the country's (DKK/SEK/NOK)
+  Country code = Country::dk;                // "DK" | "SE" | "NO" | "FI" in the file
+  std::string currency;                      // ISO 4217; must be the country's (DKK/SEK/NOK/EUR)
   std::int64_t amount_limit_minor = 0;       // inclusive upper limit per transfer, > 0
   std::chrono::minutes cutoff_utc{13 * 60};  // minutes after 00:00 UTC; "HH:MM" in the file
   BusinessDays business_days;
+  // Countries as data (issue 23): the currency's ISO 4217 minor units, the unit of every
+  // amount (optional in the file; it must be the currency's, 2 for all four), and the schemes
+  // the country's accounts come in, each of which needs a rule in the account-rule registry
+  // (optional in the file: every scheme the registry has a rule for in the country).
+  int currency_minor_units = 2;
+  std::vector<sagas::AccountScheme> account_schemes{sagas::AccountScheme::iban,
+                                                    sagas::AccountScheme::bban};
 
   bool is_business_day(std::chrono::year_month_day date) const {
     return business_days.is_business_day(date);
@@ -329,8 +338,11 @@ struct StreamsConfig {
 // Nothing when `url` is fit for it (no credentials, query, fragment or white space), else why not.
 std::optional<std::string> core_story_url_problem(std::string_view url);
 
-// True when `name` matches ^(core|adapter)\.(dk|se|no)\.[a-z]+\.v[0-9]+$ .
+// True when `name` matches stream_name_pattern(), with a code of every known country.
 bool is_valid_stream_name(std::string_view name);
+// "^(core|adapter)\.(dk|se|no|fi)\.[a-z]+\.v[0-9]+$" (contracts/streams.md), from the table of
+// countries (base/country.hpp).
+std::string stream_name_pattern();
 
 // ---------------------------------------------------------------------------------------
 // Database (libpq).

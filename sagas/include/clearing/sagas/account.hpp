@@ -3,6 +3,7 @@
 // (ISO 13616) or the national BBAN format of docs/streams.md. Validation is pure and
 // total: every input gets either an Account or a typed AccountError, never an exception.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,7 +14,7 @@
 
 namespace clearing::sagas {
 
-// The one country enum and its codes (clearing/base/country.hpp), under the names the
+// The one country type and its codes (clearing/base/country.hpp), under the names the
 // domain has always used: parse_country accepts "DK" or "dk", country_code gives "DK",
 // country_code_lower "dk".
 using base::Country;
@@ -21,7 +22,7 @@ using base::country_code;
 using base::country_code_lower;
 using base::parse_country;
 
-// DKK, SEK, NOK, as the domain's Currency.
+// DKK, SEK, NOK, EUR, as the domain's Currency.
 Currency country_currency(Country country) noexcept;
 
 enum class AccountScheme { iban, bban };
@@ -44,16 +45,41 @@ enum class AccountError {
   wrong_length,       // IBAN length of the country, or a BBAN part too long or short
   invalid_format,     // not the national BBAN layout (e.g. the '-' missing)
   checksum_mismatch,  // IBAN MOD-97 or Norwegian MOD-11 check failed
+  scheme_not_used,    // a scheme the country's accounts do not come in (a BBAN in Finland)
 };
 
 // A short English sentence for people; never contains the account number.
 std::string_view account_error_message(AccountError error) noexcept;
 
-// Checks `account` against the rules of `country`:
+// The account rules of one country: the registry (src/account.cpp) holds one entry per
+// country, and adding a country adds its entry here with its tests (account_test.cpp).
+struct AccountRules {
+  Country country;
+  // The IBAN's length in the country (ISO 13616's registry); every IBAN here is digits after
+  // the country code and passes MOD-97.
+  std::size_t iban_length = 0;
+  // A national check of the BBAN an IBAN carries (after the check digits), or none.
+  bool (*iban_national_check)(std::string_view bban) noexcept = nullptr;
+  // The national BBAN format and its checks, or none: the country's accounts are IBANs only.
+  tl::expected<void, AccountError> (*validate_bban)(std::string_view id) = nullptr;
+
+  bool has_rule(AccountScheme scheme) const noexcept {
+    return scheme == AccountScheme::iban ? iban_length > 0 : validate_bban != nullptr;
+  }
+};
+
+// The registry's entry of `country`, or nullptr when it has none (a country of base's table
+// whose account rules are not written yet: every account of it is refused).
+const AccountRules* account_rules(Country country) noexcept;
+// Whether the registry has a rule for accounts of `scheme` in `country`.
+bool has_account_rule(Country country, AccountScheme scheme) noexcept;
+
+// Checks `account` against the rules of `country` (the registry):
 //  - IBAN: upper-case electronic form (no spaces), country code = `country`, length
-//    DK 18 / SE 24 / NO 15, digits after the country code, MOD-97 = 1; for NO also the
-//    MOD-11 check digit of the embedded BBAN.
-//  - BBAN: DK "rrrr-a{1,10}", SE "c{4,5}-a{1,10}", NO 11 digits with MOD-11.
+//    DK 18 / SE 24 / NO 15 / FI 18, digits after the country code, MOD-97 = 1; for NO also
+//    the MOD-11 check digit of the embedded BBAN.
+//  - BBAN: DK "rrrr-a{1,10}", SE "c{4,5}-a{1,10}", NO 11 digits with MOD-11; none in FI
+//    (scheme_not_used).
 tl::expected<void, AccountError> validate_account(Country country, const Account& account);
 
 // Text as it arrives from outside (the clearing API carries bare account text): two

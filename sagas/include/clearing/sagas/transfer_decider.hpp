@@ -42,8 +42,16 @@ struct CountryRules {
   Country country = Country::dk;
   Currency currency;                    // the only currency the adapter accepts
   std::int64_t amount_limit_minor = 0;  // inclusive upper limit per transfer
+  // The schemes the country's accounts come in (config: country.account_schemes); an account
+  // of another scheme is refused (AccountError::scheme_not_used) like one the registry has no
+  // rule for.
+  std::vector<AccountScheme> account_schemes{AccountScheme::iban, AccountScheme::bban};
   friend bool operator==(const CountryRules&, const CountryRules&) = default;
 };
+
+// validate_account(rules.country, account) for an account of a scheme in use.
+tl::expected<void, AccountError> validate_account(const CountryRules& rules,
+                                                  const Account& account);
 
 struct RetryPolicy {
   std::int64_t backoff_initial_ms = 1'000;

@@ -83,10 +83,15 @@ struct GeneratorOptions {
 };
 
 // The core's accounts the generator debits: "acct-0001".."acct-<accounts>" in the
-// country's currency, and one EUR account for the wrong-currency requests.
+// country's currency, and one EUR account for the wrong-currency requests (SEK,
+// "acct-sek-0001", in a euro country: foreign_currency and foreign_account_id).
 std::string generated_account_id(int index);  // index from 1
 inline constexpr const char* kForeignAccountId = "acct-eur-0001";
-inline constexpr const char* kForeignCurrency = "EUR";
+inline constexpr std::string_view kForeignCurrency = "EUR";
+inline constexpr const char* kForeignAccountIdOfEuro = "acct-sek-0001";
+inline constexpr std::string_view kForeignCurrencyOfEuro = "SEK";
+std::string_view foreign_currency(sagas::Country country);
+std::string foreign_account_id(sagas::Country country);
 
 struct GeneratedRequest {
   TransferRequest request;
