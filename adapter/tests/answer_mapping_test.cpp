@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "clearing/clearing_client/classify.hpp"
+
 using namespace clearing;
 using clearing_client::AnswerClass;
 using sagas::ClearingAnswerClass;
@@ -83,4 +85,27 @@ TEST_CASE("the submit body carries the transfer id as reference and the request'
   CHECK(body.debtor_account == "5301-0001234567");
   CHECK(body.creditor_name == "Charles Babbage");
   CHECK(body.remittance_info == "Invoice 42");
+}
+
+TEST_CASE("SEPA Instant's timeouts AB05 and AB06 are the scheme's rejections, the code kept") {
+  // Finland's clearing answers a transfer within seconds or rejects it with the scheme's
+  // codes: AB05 (timeout at the creditor's bank), AB06 (timeout at the instructed agent).
+  // They are final answers of the clearing, so a rejection like any other RJCT, never an
+  // unknown outcome the adapter would retry.
+  for (const auto& [code, text] : {std::pair{"AB05", "timeout at the creditor agent"},
+                                   std::pair{"AB06", "timeout at the instructed agent"}}) {
+    CAPTURE(code);
+    const auto answer =
+        clearing_client::classify_answer(clearing_client::CallKind::submit, 200,
+                                         std::string(R"({"status":"RJCT","reason_code":")") + code +
+                                             R"(","reason":")" + text + R"("})",
+                                         std::nullopt, "t-1");
+    CHECK(answer.answer_class == AnswerClass::rejected);
+    const auto command =
+        adapter::to_command(answer, "t-1", 1, sagas::ClearingAction::submit, {}, 0, {});
+    CHECK(command.cls == ClearingAnswerClass::rejected);
+    CHECK(command.reason_code == code);
+    CHECK(command.reason == text);
+    CHECK(command.cause.empty());
+  }
 }

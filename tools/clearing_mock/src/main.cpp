@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "clearing/base/country.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
 #include "clearing/config/loader.hpp"
@@ -50,8 +51,9 @@ void add_clearing_flags(CLI::App& app, clearing::clearing_mock::MockOptions& opt
       ->capture_default_str();
   app.add_option("--token", options.bearer_token, "bearer token clients must send")
       ->capture_default_str();
-  app.add_option("--country", country, "dk, se or no: account rules and currency")
-      ->check(CLI::IsMember({"dk", "se", "no"}))
+  app.add_option("--country", country,
+                 clearing::base::country_codes_lower_text() + ": account rules and currency")
+      ->check(CLI::IsMember(clearing::base::country_codes_lower()))
       ->capture_default_str();
   app.add_option("--seed", options.seed, "seed of the fault schedule and the incoming feed")
       ->capture_default_str();

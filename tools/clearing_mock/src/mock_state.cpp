@@ -244,6 +244,9 @@ constexpr FaultProbabilityField kProbabilities[] = {
      "hostile: a NUL in the answer's clearing_reference or reason (the ledger keeps the truth)"},
     {"oversize_field", &FaultSettings::oversize_field,
      "hostile: a 1 MB clearing_reference or reason in the answer (the ledger keeps the truth)"},
+    {"scheme_timeout", &FaultSettings::scheme_timeout,
+     "SEPA Instant (--country fi only): a valid transfer is rejected by the scheme, RJCT AB05 "
+     "or AB06 (timeout at the creditor's bank or at the instructed agent), not executed"},
 };
 // Bounds of the capacity model's settings.
 constexpr int kCapacityMax = 100'000;
@@ -381,6 +384,8 @@ struct MockState::Data {
   std::mt19937_64 resend_rng;
   std::mt19937_64 hostile_rng;  // the hostile answers' own stream (seed + 3)
   std::mt19937_64 service_rng;  // the execution time's jitter (seed + 4)
+  std::mt19937_64 scheme_rng;   // SEPA Instant's scheme rejections (seed + 5)
+  std::int64_t scheme_rejections = 0;
   // The capacity model's queue: tickets with their wake-ups, first come first served.
   std::deque<std::pair<std::uint64_t, std::function<void()>>> waiting;
   std::uint64_t next_ticket = 0;
@@ -401,6 +406,7 @@ MockState::MockState(MockOptions options)
   data_->resend_rng.seed(options_.seed + 1);
   data_->hostile_rng.seed(options_.seed + 3);
   data_->service_rng.seed(options_.seed + 4);
+  data_->scheme_rng.seed(options_.seed + 5);
   std::mt19937_64 generator(options_.seed + 2);
   const auto currency = std::string(base::country_currency_code(options_.country));
   for (int i = 1; i <= options_.incoming_generated; ++i) {
@@ -603,6 +609,14 @@ void MockState::abandon_submit(const std::string& key) {
   data_->store.erase(it);
 }
 
+// SEPA Instant's scheme rejection (FaultSettings::scheme_timeout): for a Euro country only,
+// drawn while it is on. The caller holds the mutex.
+bool MockState::scheme_rejects(sagas::Country country) {
+  const double probability = data_->faults.scheme_timeout;
+  if (probability <= 0 || base::country_currency_code(country) != "EUR") return false;
+  return std::uniform_real_distribution<double>(0.0, 1.0)(data_->scheme_rng) < probability;
+}
+
 HttpAnswer MockState::execute_submit(const std::string& key) {
   std::lock_guard lock(data_->mutex);
   auto it = data_->store.find(key);
@@ -633,6 +647,11 @@ HttpAnswer MockState::execute_submit(const std::string& key) {
     result = reject("AC04", "creditor account closed");
   } else if (transfer.creditor_account.ends_with("0006")) {
     result = reject("AC06", "creditor account blocked");
+  } else if (scheme_rejects(country)) {
+    const bool creditor_bank = data_->scheme_rejections++ % 2 == 0;
+    ++data_->stats.faults["scheme_timeout"];
+    result = creditor_bank ? reject("AB05", "timeout at the creditor agent")
+                           : reject("AB06", "timeout at the instructed agent");
   } else {
     const auto now = options_.now();
     const auto today = days_since_epoch(now);

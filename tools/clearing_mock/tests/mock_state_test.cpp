@@ -329,3 +329,64 @@ TEST_CASE("the hostile settings are fault settings like the others") {
   CHECK_FALSE(apply_faults_json(settings, R"({"stray_delay_ms_max":100000})"));
   CHECK(json::parse(faults_to_json(settings)).at("duplicate_response") == 0);
 }
+
+namespace {
+
+// A valid Finnish transfer: EUR between two FI IBANs (FI has no BBANs).
+std::string finnish_body(const std::string& reference) {
+  auto body = json::parse(transfer_body(reference, "FI2112345600000785", 125000, "EUR"));
+  body["debtor_account"] = "FI1410093000123458";
+  return body.dump();
+}
+
+}  // namespace
+
+TEST_CASE("Finland: EUR between FI IBANs executes; a BBAN, DKK or a Danish IBAN is refused") {
+  MockOptions options;
+  options.country = clearing::sagas::Country::fi;
+  MockState state(options);
+  CHECK(submit(state, "fi-1", finnish_body("fi-1")).status == 201);
+  auto bban = json::parse(finnish_body("fi-2"));
+  bban["debtor_account"] = "5301-0001234567";
+  CHECK(field(submit(state, "fi-2", bban.dump()), "reason_code") == "AC01");
+  auto dkk = json::parse(finnish_body("fi-3"));
+  dkk["currency"] = "DKK";
+  CHECK(field(submit(state, "fi-3", dkk.dump()), "reason_code") == "AM03");
+  auto danish = json::parse(finnish_body("fi-4"));
+  danish["creditor_account"] = "DK5000400440116243";
+  CHECK(field(submit(state, "fi-4", danish.dump()), "reason_code") == "AC01");
+}
+
+TEST_CASE("SEPA Instant: with scheme_timeout on, FI transfers are rejected AB05 or AB06") {
+  MockOptions options;
+  options.country = clearing::sagas::Country::fi;
+  options.faults.scheme_timeout = 1;
+  MockState state(options);
+  const auto first = submit(state, "fi-1", finnish_body("fi-1"));
+  CHECK(first.status == 200);
+  CHECK(field(first, "status") == "RJCT");
+  CHECK(field(first, "reason_code") == "AB05");
+  const auto second = submit(state, "fi-2", finnish_body("fi-2"));
+  CHECK(field(second, "reason_code") == "AB06");
+  // The answer is replayed for the key; the ledger has the rejections, nothing executed.
+  CHECK(submit(state, "fi-1", finnish_body("fi-1")).body == first.body);
+  const auto rows = state.ledger();
+  REQUIRE(rows.size() == 2);
+  for (const auto& row : rows) {
+    CHECK(row.status == "RJCT");
+    CHECK(row.execution_count == 0);
+  }
+  CHECK(state.stats().faults.at("scheme_timeout") == 2);
+  // Off again: the next transfer executes.
+  auto off = state.faults();
+  off.scheme_timeout = 0;
+  state.set_faults(off);
+  CHECK(submit(state, "fi-3", finnish_body("fi-3")).status == 201);
+}
+
+TEST_CASE("scheme_timeout is SEPA Instant's only: a DK clearing ignores it") {
+  MockOptions options;
+  options.faults.scheme_timeout = 1;
+  MockState state(options);
+  CHECK(submit(state, "t1", transfer_body("t1")).status == 201);
+}

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cmath>
 
+#include "clearing/base/country.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/core_sim/account_commands.hpp"
 #include "clearing/external_streams/consumer.hpp"
@@ -39,7 +40,8 @@ std::string lower(std::string_view s) {
 tl::expected<void, std::string> validate(const CoreSimOptions& o) {
   const auto bad = [](std::string message) { return tl::unexpected(std::move(message)); };
   if (!sagas::parse_country(o.country))
-    return bad("country must be dk, se or no, not '" + o.country + "'");
+    return bad("country must be one of " + base::country_codes_lower_text() + ", not '" +
+               o.country + "'");
   if (o.database_url.empty()) return bad("database_url is required");
   if (o.kafka_bootstrap.empty()) return bad("kafka_bootstrap is required");
   if (o.core_partitions < 1 || o.core_partitions > external_streams::kPartitionsMax)

@@ -20,6 +20,7 @@
 #include <optional>
 #include <thread>
 
+#include "clearing/base/country.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/core_sim/core_sim.hpp"
 #include "clearing/external_streams/kafka.hpp"
@@ -49,9 +50,9 @@ struct RunFlags {
 
 // Where the core lives and whom it talks to.
 void add_connection_options(CLI::App& app, cs::CoreSimOptions& o) {
-  app.add_option("--country", o.country, "dk, se or no")
+  app.add_option("--country", o.country, clearing::base::country_codes_lower_text())
       ->capture_default_str()
-      ->check(CLI::IsMember({"dk", "se", "no"}));
+      ->check(CLI::IsMember(clearing::base::country_codes_lower()));
   app.add_option("--database-url", o.database_url, "libpq URI of the core's own database")
       ->envname("CORE_SIM_DATABASE_URL")
       ->required();

@@ -11,10 +11,14 @@
 //          type, amount_minor <= 0, Idempotency-Key missing or different from `reference`;
 //      200 RJCT AC01: debtor or creditor account invalid for the country
 //          (clearing::sagas::parse_account_text);
-//      200 RJCT AM03: currency is not the country's (DKK, SEK, NOK);
+//      200 RJCT AM03: currency is not the country's (DKK, SEK, NOK, EUR);
 //      200 RJCT AM02: amount_minor above MockOptions::amount_minor_max;
 //      200 RJCT AC04: creditor account text ends in "0004" (closed account);
 //      200 RJCT AC06: creditor account text ends in "0006" (blocked account);
+//      200 RJCT AB05 or AB06 (SEPA Instant's timeouts at the creditor's bank or at the
+//          instructed agent; the transfer is not executed), with probability `scheme_timeout`
+//          for a Euro country's clearing (FI), drawn from its own RNG stream (seed + 5) only
+//          while it is on, AB05 and AB06 by turns: the other faults' schedule stays as it was;
 //      otherwise executed: 201 ACSC (settlement date = today, UTC), or 202 PDNG after the
 //      cut-off (settlement date = the next business day of `business_days`: weekends,
 //      holidays and bank closing days skipped; by default Saturday and Sunday only).
@@ -138,6 +142,8 @@ struct FaultSettings {
   double duplicate_response = 0;
   double nul_field = 0;
   double oversize_field = 0;
+  // SEPA Instant (FI): the scheme rejects an otherwise valid transfer, RJCT AB05 or AB06.
+  double scheme_timeout = 0;
   int delay_ms_min = 0;
   int delay_ms_max = 0;
   int latency_ms = 0;           // added to every /v1 answer
@@ -357,6 +363,8 @@ class MockState {
   struct Data;
 
  private:
+  bool scheme_rejects(sagas::Country country);
+
   MockOptions options_;
   std::unique_ptr<Data> data_;
 };
