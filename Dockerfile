@@ -74,7 +74,7 @@ RUN groupadd --system --gid 10001 clearing \
       --home-dir /nonexistent --shell /usr/sbin/nologin clearing
 
 COPY --from=build /out/clearing-adapter /out/clearing-mock /out/core-sim /usr/local/bin/
-COPY config/dk.json config/se.json config/no.json /etc/clearing-adapter/
+COPY config/dk.json config/se.json config/no.json config/fi.json /etc/clearing-adapter/
 COPY examples/transfers.dk.jsonl /usr/share/clearing-adapter/examples/
 
 # Fail the build, not the first start, when a shared library is missing.

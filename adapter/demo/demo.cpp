@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <pqxx/pqxx>
@@ -9,6 +10,7 @@
 
 #include "clearing/adapter/service.hpp"
 #include "clearing/adapter/transfer_api.hpp"
+#include "clearing/base/country.hpp"
 #include "clearing/base/logging.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
@@ -77,9 +79,10 @@ struct DemoDatabases {
   std::string adapter, core;
 };
 
-tl::expected<DemoDatabases, std::string> create_databases(const std::string& server) {
-  const std::string suffix = std::to_string(std::time(nullptr));
-  DemoDatabases names{"clearing_dk_demo_" + suffix, "core_dk_demo_" + suffix};
+tl::expected<DemoDatabases, std::string> create_databases(const std::string& server,
+                                                          std::string_view cc) {
+  const std::string suffix = std::string(cc) + "_demo_" + std::to_string(std::time(nullptr));
+  DemoDatabases names{"clearing_" + suffix, "core_" + suffix};
   try {
     pqxx::connection admin(server);
     pqxx::nontransaction tx(admin);
@@ -98,6 +101,7 @@ clearing_mock::MockOptions mock_options(const DemoOptions& options,
   mock.seed = options.seed;
   mock.threads = 2;
   mock.bearer_token = base::new_uuid();
+  mock.country = cfg.country.code;
   mock.amount_minor_max = cfg.country.amount_limit_minor;
   mock.faults = realistic_faults();
   mock.cutoff_minute_utc = static_cast<int>(cfg.country.cutoff_utc.count());
@@ -221,11 +225,27 @@ int failed_to_start(const std::string& why) {
 }  // namespace
 
 void add_demo_options(CLI::App& app, DemoOptions& o) {
-  app.add_option("--config", o.config_path, "the country's config file")->check(CLI::ExistingFile);
-  app.add_option("--file", o.file, "TransferRequested data, one JSON object per line");
-  app.add_option("--transfers", o.transfers,
-                 "generate this many transfers instead of reading --file")
-      ->check(CLI::Range(1, 1'000'000));
+  auto* config = app.add_option("--config", o.config_path, "the country's config file")
+                     ->check(CLI::ExistingFile);
+  auto* file = app.add_option("--file", o.file, "TransferRequested data, one JSON object per line");
+  auto* transfers = app.add_option("--transfers", o.transfers,
+                                   "generate this many transfers instead of reading --file")
+                        ->check(CLI::Range(1, 1'000'000));
+  app.add_option("--country", o.country,
+                 "the country (" + base::country_codes_lower_text() +
+                     "): config/<cc>.json, and examples/transfers.<cc>.jsonl or, where there is "
+                     "none, " +
+                     std::to_string(kCountryTransfers) + " generated transfers")
+      ->check(CLI::IsMember(base::country_codes_lower()))
+      ->excludes(config);
+  // After parsing: what --country implies, where the other options did not say.
+  app.callback([&o, file, transfers] {
+    if (o.country.empty()) return;
+    o.config_path = "config/" + o.country + ".json";
+    if (*file || *transfers) return;
+    o.file = "examples/transfers." + o.country + ".jsonl";
+    if (!std::filesystem::exists(o.file)) o.transfers = kCountryTransfers;
+  });
   app.add_option("--seed", o.seed, "seed of the generator and of the clearing mock's faults");
   app.add_option(
       "--database-url", o.database_url,
@@ -247,12 +267,12 @@ int run_demo(const DemoOptions& options) {
   // The demo's own report is the output; the components' warnings (every injected
   // fault is one) would drown it.
   base::set_log_level("error");
-  const auto databases = create_databases(server);
-  if (!databases)
-    return failed_to_start("clearing-demo: cannot create the demo databases: " + databases.error());
   auto loaded = config::load_config(options.config_path, config::Environment::process(), {true});
   if (!loaded) return failed_to_start("clearing-demo: " + loaded.error().to_string());
   auto cfg = *loaded;
+  const auto databases = create_databases(server, config::country_code_lower(cfg.country.code));
+  if (!databases)
+    return failed_to_start("clearing-demo: cannot create the demo databases: " + databases.error());
 
   std::fprintf(stderr,
                "demo: Kafka (librdkafka mock cluster), clearing mock with faults, core simulator, "

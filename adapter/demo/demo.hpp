@@ -17,6 +17,9 @@ namespace clearing::demo {
 struct DemoOptions {
   std::string config_path = "config/dk.json";
   std::string file = "examples/transfers.dk.jsonl";
+  // --country cc: config/<cc>.json, and, for a country without examples/transfers.<cc>.jsonl,
+  // kCountryTransfers generated transfers (unless --config, --file or --transfers say more).
+  std::string country;
   int transfers = 0;  // > 0: generate instead of reading the file
   std::uint64_t seed = 1;
   std::string database_url;  // server URL; default from the environment
@@ -24,6 +27,8 @@ struct DemoOptions {
   int timeout_s = 300;
   bool quiet = false;
 };
+
+inline constexpr int kCountryTransfers = 300;  // as many as examples/transfers.dk.jsonl
 
 void add_demo_options(CLI::App& app, DemoOptions& options);
 int run_demo(const DemoOptions& options);

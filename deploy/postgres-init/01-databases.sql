@@ -5,6 +5,8 @@
 CREATE DATABASE clearing_dk;
 CREATE DATABASE clearing_se;
 CREATE DATABASE clearing_no;
+CREATE DATABASE clearing_fi;
 CREATE DATABASE core_dk;
 CREATE DATABASE core_se;
 CREATE DATABASE core_no;
+CREATE DATABASE core_fi;

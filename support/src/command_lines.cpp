@@ -23,13 +23,16 @@ void add_if(std::vector<std::string>& argv, const char* flag, const std::optiona
 
 }  // namespace
 
+std::string core_stream(std::string_view cc) { return "core." + std::string(cc) + ".payments.v1"; }
+
 std::vector<std::string> kafka_mock_argv(const std::string& executable, int core_partitions,
-                                         int brokers) {
+                                         int brokers, std::string_view cc) {
   std::vector<std::string> argv{executable};
   if (brokers > 0) add(argv, "--brokers", std::to_string(brokers));
-  add(argv, "--topic", std::string(kCoreStream) + ":" + std::to_string(core_partitions));
-  add(argv, "--topic", std::string(kAdapterStream) + ":4");
-  add(argv, "--topic", std::string(kSettlementsStream) + ":2");
+  const std::string adapter = "adapter." + std::string(cc) + ".";
+  add(argv, "--topic", core_stream(cc) + ":" + std::to_string(core_partitions));
+  add(argv, "--topic", adapter + "payments.v1:4");
+  add(argv, "--topic", adapter + "settlements.v1:2");
   return argv;
 }
 
@@ -41,6 +44,7 @@ std::vector<std::string> clearing_mock_argv(const std::string& executable,
   add_if(argv, "--seed", args.seed);
   add_if(argv, "--latency-ms", args.latency_ms);
   add_if(argv, "--threads", args.threads);
+  add_if(argv, "--country", args.country);
   argv.insert(argv.end(), args.more.begin(), args.more.end());
   return argv;
 }
@@ -64,6 +68,7 @@ std::vector<std::string> core_sim_argv(const std::string& executable, const Core
   add(argv, "--api-token", args.core_token);
   add_if(argv, "--timeout-s", args.timeout_s);
   if (args.stay) argv.emplace_back("--stay");
+  add_if(argv, "--country", args.country);
   argv.emplace_back("--json");
   add(argv, "--log-level", "warn");
   return argv;

@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <random>
 
+#include "clearing/base/country.hpp"
 #include "clearing/base/logging.hpp"
 #include "run.hpp"
 
@@ -95,8 +96,13 @@ void add_run_options(CLI::App& app, Options& o) {
       ->check(CLI::Range(30, 86'400));
   app.add_option(
          "--assignment", o.assignment,
-         "kafka.partition_assignment of the adapters (default: the one config/dk.json gives)")
+         "kafka.partition_assignment of the adapters (default: the one config/<cc>.json gives)")
       ->check(CLI::IsMember({"group", "database"}));
+  app.add_option("--country", o.country,
+                 "the country (" + clearing::base::country_codes_lower_text() +
+                     "): config/<cc>.json, its streams, clearing and core")
+      ->capture_default_str()
+      ->check(CLI::IsMember(clearing::base::country_codes_lower()));
   app.add_option("--log-dir", o.log_dir, "keep every process's log (stderr) in this folder");
   app.add_option("--database-url", o.server_url,
                  "PostgreSQL server (default: $CLEARING_TEST_DATABASE_URL)");

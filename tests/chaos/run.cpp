@@ -173,7 +173,7 @@ std::string Run::create_databases() {
 
 void Run::start_kafka() {
   kafka_ = std::make_unique<Process>(
-      support::kafka_mock_argv(KAFKA_MOCK, kInboundPartitions, o_.plan.brokers),
+      support::kafka_mock_argv(KAFKA_MOCK, kInboundPartitions, o_.plan.brokers, o_.country),
       std::map<std::string, std::string>{}, true, stderr_file("kafka-mock"));
   const auto bootstrap = support::after_prefix(kafka_->read_line(30'000), "bootstrap ");
   if (!bootstrap) throw std::runtime_error("kafka-mock did not start");
@@ -187,6 +187,7 @@ std::vector<std::string> Run::mock_argv() const {
       .token = kClearingToken,
       .seed = o_.plan.seed,
       .latency_ms = 20,  // a mainframe's pace: calls are under way
+      .country = o_.country,
       .more = {"--hold-ms", "1500", "--retry-after-s", "1", "--delay-ms-min", "5", "--delay-ms-max",
                "80", "--fault-delay", "0.05", "--incoming-count", std::to_string(kIncomingPayments),
                "--incoming-resend", "0.3"}};
@@ -223,10 +224,10 @@ int Run::assign_ports() {
 }
 
 void Run::write_adapter_config(const std::string& suffix) {
-  config_path_ =
-      (o_.log_dir.empty() ? std::string("/tmp") : o_.log_dir) + "/chaos-dk-" + suffix + ".json";
-  auto cfg =
-      clearing::support::adapter_config_in_a_hurry(std::string(SOURCE_DIR) + "/config/dk.json");
+  config_path_ = (o_.log_dir.empty() ? std::string("/tmp") : o_.log_dir) + "/chaos-" + o_.country +
+                 "-" + suffix + ".json";
+  auto cfg = clearing::support::adapter_config_in_a_hurry(std::string(SOURCE_DIR) + "/config/" +
+                                                          o_.country + ".json");
   cfg["clearing"]["request_timeout_ms"] = 1000;
   cfg["clearing"]["connect_timeout_ms"] = 500;
   cfg["dispatcher"]["lease_ms"] = kLeaseMs;
@@ -274,7 +275,8 @@ std::vector<std::string> Run::core_argv(int core_port) const {
                                            .adapter_port = adapter_ports_[0],
                                            .http_port = core_port,
                                            .api_token = kApiToken,
-                                           .stay = true});
+                                           .stay = true,
+                                           .country = o_.country});
 }
 
 std::string Run::stderr_file(const std::string& name) const {
@@ -321,9 +323,9 @@ void Run::restart_postgres(double hold_s) {
 // pending waits for the work to drain (or for a sign that it never will).
 void Run::play(const std::vector<Action>& schedule) {
   injector_ =
-      std::make_unique<BadInputInjector>(bootstrap_, core_db_, kInbound, kInboundPartitions);
+      std::make_unique<BadInputInjector>(bootstrap_, core_db_, inbound_, kInboundPartitions);
   if (o_.plan.hostile_per_class > 0)
-    hostile_ = std::make_unique<HostileCore>(bootstrap_, core_db_, kInbound, kInboundPartitions);
+    hostile_ = std::make_unique<HostileCore>(bootstrap_, core_db_, inbound_, kInboundPartitions);
   start_watermarks();
   const auto started = Clock::now();
   started_ = started;
@@ -455,7 +457,7 @@ KillRecord Run::holdings_of(int target, const std::optional<std::string>& metric
   kill.target = target;
   kill.owner = lease_owner_of(adapters_[target]->pid());
   kill.metrics_read = metrics.has_value();
-  if (metrics) kill.partitions = assigned_partitions(*metrics, kInbound);
+  if (metrics) kill.partitions = assigned_partitions(*metrics, inbound_);
   if (const auto leased = query(adapter_db_,
                                 "select transfer_id, attempt, claims from transfer_work "
                                 "where lease_owner = '" +

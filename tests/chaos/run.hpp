@@ -41,7 +41,6 @@ namespace clearing::chaos {
 
 using Clock = std::chrono::steady_clock;
 
-inline constexpr const char* kInbound = support::kCoreStream;  // kafka_mock_argv makes its topic
 inline constexpr int kInboundPartitions = 4;
 inline constexpr int kIncomingPayments = 40;
 inline constexpr int kSessionTimeoutMs = 6'000;  // the adapters' kafka.session_timeout_ms
@@ -72,7 +71,8 @@ struct Options {
   Plan plan;
   std::string server_url;
   std::string log_dir;
-  std::string assignment;  // kafka.partition_assignment of the adapters; empty: the config's
+  std::string assignment;      // kafka.partition_assignment of the adapters; empty: the config's
+  std::string country = "dk";  // config/<cc>.json, the mock's and core-sim's --country
   int timeout_s = 900;
   double stall_max_s = 20;  // invariant 13's bound on a stall outside the explained windows
   // The hostile clearing's classes to turn on (clearing-mock's --fault-<name>), to tell them apart.
@@ -249,6 +249,8 @@ class Run {
   void report_windows();
 
   Options o_;
+  // The core's stream of o_.country (kafka_mock_argv makes its topic).
+  const std::string inbound_ = support::core_stream(o_.country);
   Figures figures_;
   FlowWatch flow_;
   // The adapter's parked messages by id; rows never change, so each is read once.

@@ -33,12 +33,13 @@ struct RecoveryTally {
 // Every inbound application, from the events the adapter appends for each message it applies
 // (TransferInitiated and what follows it carry the message's stream, partition and seq):
 // their recorded_at, the database's clock at the insert, in µs. nullopt: unreadable.
-std::optional<AppliedByPartition> inbound_applications(const std::string& adapter_db) {
+std::optional<AppliedByPartition> inbound_applications(const std::string& adapter_db,
+                                                       const std::string& inbound) {
   const auto applied = query(adapter_db,
                              "select (metadata->'source'->>'partition')::int, "
                              "(extract(epoch from recorded_at) * 1000000)::bigint from events "
                              "where metadata->'source'->>'stream' = '" +
-                                 std::string(kInbound) + "' order by 2");
+                                 inbound + "' order by 2");
   if (!applied) return std::nullopt;
   AppliedByPartition applied_us;
   for (const auto& row : *applied)
@@ -256,7 +257,8 @@ void Run::report_kills_and_restarts() {
 // The figures of continuity (recovery.hpp): recovery after each kill, and the longest
 // windows in which work was open and nothing, or almost nothing, was resolved.
 void Run::report_continuity() {
-  const auto tally = tally_recovery(kills_, call_watches_done_, inbound_applications(adapter_db_));
+  const auto tally =
+      tally_recovery(kills_, call_watches_done_, inbound_applications(adapter_db_, inbound_));
   say("");
   say("continuity (figures only: no invariant depends on them)");
   explain_recovery_figures(o_.plan.rate_per_s);

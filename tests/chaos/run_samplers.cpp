@@ -8,7 +8,7 @@ namespace clearing::chaos {
 // One sample of every inbound partition for flow_: the core's head, the adapter's progress,
 // Kafka's high watermark. No sample while the adapter's database does not answer.
 void Run::sample_flow() {
-  const std::string stream = kInbound;
+  const std::string stream = inbound_;
   const auto progress =
       query(adapter_db_,
             "select partition, last_seq, kafka_offset from inbound_stream_progress "
@@ -56,7 +56,7 @@ void Run::read_watermarks() {
   for (;;) {
     for (int p = 0; p < kInboundPartitions; ++p) {
       std::int64_t low = -1, high = -1;
-      if (rd_kafka_query_watermark_offsets(watcher_, kInbound, p, &low, &high, 500) ==
+      if (rd_kafka_query_watermark_offsets(watcher_, inbound_.c_str(), p, &low, &high, 500) ==
           RD_KAFKA_RESP_ERR_NO_ERROR) {
         std::lock_guard lock(watermark_mutex_);
         watermarks_[p] = {high, Clock::now()};

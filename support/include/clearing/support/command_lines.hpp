@@ -25,18 +25,22 @@ inline constexpr const char* kCoreStream = "core.dk.payments.v1";
 inline constexpr const char* kAdapterStream = "adapter.dk.payments.v1";
 inline constexpr const char* kSettlementsStream = "adapter.dk.settlements.v1";
 
-// kafka-mock with DK's three topics: the core's payments (`core_partitions`), the adapter's
-// payments (4) and its settlements (2); `brokers` 0 leaves kafka-mock's default. It prints
-// "bootstrap <brokers>" first.
+// A country's core stream, as config/<cc>.json names it: "core.<cc>.payments.v1".
+std::string core_stream(std::string_view cc);
+
+// kafka-mock with a country's three topics (DK's unless `cc` says): the core's payments
+// (`core_partitions`), the adapter's payments (4) and its settlements (2); `brokers` 0 leaves
+// kafka-mock's default. It prints "bootstrap <brokers>" first.
 std::vector<std::string> kafka_mock_argv(const std::string& executable, int core_partitions = 4,
-                                         int brokers = 0);
+                                         int brokers = 0, std::string_view cc = "dk");
 
 struct ClearingMockArgs {
   std::string token;
   std::optional<std::uint64_t> seed;
   std::optional<int> latency_ms;  // added to every answer
   std::optional<int> threads;
-  std::vector<std::string> more;  // faults and the rest, as given, after the flags above
+  std::optional<std::string> country;  // --country (the mock's default: dk)
+  std::vector<std::string> more;       // faults and the rest, as given, after the flags above
 };
 
 // clearing-mock on a port of its choosing (--port 0). It prints "listening <host:port>" first.
@@ -64,7 +68,8 @@ struct CoreSimArgs {
   // the adapter's API token (AdapterEndpoints::core_token is the same by default).
   std::string core_token = std::string(kCoreCatchupToken);
   std::optional<int> timeout_s;
-  bool stay = false;  // keep running after the report
+  bool stay = false;                   // keep running after the report
+  std::optional<std::string> country;  // --country (core-sim's default: dk)
 };
 
 // core-sim with its report as JSON and logs at warn. It prints "catch-up <...>" first (it
