@@ -396,6 +396,8 @@ HttpResponse return_parked_payment(eventstore::EventStore& store, const std::str
 void add_parked_action_routes(http::HttpServer& server, TransferService& transfers,
                               InboundRules rules) {
   const http::RouteOptions operator_role{.role = http::kRoleOperator};
+  // Book's copy of the country's rules, taken before replay's route takes `rules` whole.
+  sagas::CountryRules country = rules.rules;
   server.route(
       "POST", "/parked/{id}/close",
       [&transfers](const http::HttpRequest& request) {
@@ -412,7 +414,7 @@ void add_parked_action_routes(http::HttpServer& server, TransferService& transfe
       operator_role);
   server.route(
       "POST", "/parked/{id}/book",
-      [&transfers, country = rules.rules](const http::HttpRequest& request) {
+      [&transfers, country = std::move(country)](const http::HttpRequest& request) {
         return book_parked_payment(transfers.store(), request.params.at("id"), request.body,
                                    request.principal, country);
       },
