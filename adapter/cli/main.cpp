@@ -173,16 +173,18 @@ void add_core_story(const config::AdapterConfig& config, const std::string& core
   const auto& streams = config.streams;
   const auto url = core_url.empty() ? streams.core_story_url : core_url;
   if (url.empty()) return;
-  auto core = adapter::fetch_core_story(
-      {.base_url = url,
-       .bearer_token = streams.core_catchup_token.reveal(),
-       .tls = {.ca_file = streams.core_catchup_ca_file.value_or(""),
-               .cert_file = streams.core_catchup_client_cert_file.value_or(""),
-               .key_file = streams.core_catchup_client_key_file.value_or("")},
-       .timeout_ms = config.clearing.request_timeout_ms,
-       .url_setting = core_url.empty() ? "streams.core_story_url" : "--core-url",
-       .token_setting = std::string(config::kEnvCoreCatchupToken)},
-      id);
+  // Member by member: GCC 12 at -O3 takes the designated initializer's TLS strings for
+  // maybe-uninitialized (a false positive that breaks the Release build with -Werror).
+  adapter::CoreStoryClientOptions options;
+  options.base_url = url;
+  options.bearer_token = streams.core_catchup_token.reveal();
+  options.tls.ca_file = streams.core_catchup_ca_file.value_or("");
+  options.tls.cert_file = streams.core_catchup_client_cert_file.value_or("");
+  options.tls.key_file = streams.core_catchup_client_key_file.value_or("");
+  options.timeout_ms = config.clearing.request_timeout_ms;
+  options.url_setting = core_url.empty() ? "streams.core_story_url" : "--core-url";
+  options.token_setting = std::string(config::kEnvCoreCatchupToken);
+  auto core = adapter::fetch_core_story(options, id);
   if (core)
     adapter::merge_core_story(story, *core);
   else
