@@ -13,12 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "clearing/processes/process.hpp"
-#include "clearing/support/adapter_config.hpp"
-#include "clearing/support/command_lines.hpp"
-#include "clearing/support/scratch_database.hpp"
-#include "process_output.hpp"
-#include "test_database.hpp"
+#include "system_processes.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
@@ -26,8 +21,6 @@ using clearing::processes::Process;
 
 namespace {
 
-constexpr const char* kApiToken = "api-token-0123456789abcdef0123456";
-constexpr const char* kClearingToken = "clearing-token-16";
 constexpr int kTransfers = 6;
 
 std::string query_value(const std::string& url, const std::string& sql) {
@@ -75,47 +68,26 @@ Traced run_trace(std::vector<std::string> argv, const std::map<std::string, std:
 }  // namespace
 
 TEST_CASE("trace merges the core's story of a transfer, and says when the core's side is missing") {
-  const auto adapter_db = support::fresh_database(server_url(), "core_story_adapter_dk");
-  const auto core_db = support::fresh_database(server_url(), "core_story_core_dk");
-
-  Process kafka(support::kafka_mock_argv(KAFKA_MOCK), {}, true);
-  const auto bootstrap = after(kafka.read_line(), "bootstrap ");
-  Process mock(support::clearing_mock_argv(CLEARING_MOCK, {.token = kClearingToken,
-                                                           .seed = 3,
-                                                           .latency_ms = std::nullopt,
-                                                           .threads = std::nullopt,
-                                                           .more = {}}));
-  const auto mock_address = after(mock.read_line(), "listening ");
-
-  const auto ports = support::free_ports(2);
-  const auto core_url = support::local_url(ports[1]);
-  const auto env = support::adapter_environment({.database_url = adapter_db,
-                                                 .bootstrap = bootstrap,
-                                                 .clearing_address = mock_address,
-                                                 .clearing_token = kClearingToken,
-                                                 .core_port = ports[1],
-                                                 .api_token = kApiToken,
-                                                 .http_port = ports[0]});
-  const auto config_base = "/tmp/core-story-dk-" + std::to_string(getpid());
-  const auto config_path = config_base + ".json";
-  const auto config_with_core = config_base + "-core.json";
+  SystemProcesses system({.name = "core_story", .mock = {.seed = 3}});
+  const auto& adapter_db = system.adapter_db;
+  const auto& core_db = system.core_db;
+  const auto& env = system.env;
+  const auto& config_path = system.config_path;
+  const auto core_url = support::local_url(system.core_port());
+  // The same config, with the core's story URL set.
+  const auto config_with_core = "/tmp/core-story-dk-" + std::to_string(getpid()) + "-core.json";
   {
-    auto cfg = support::adapter_config_in_a_hurry(std::string(SOURCE_DIR) + "/config/dk.json");
-    std::ofstream(config_path) << cfg.dump(2);
+    std::ifstream in(config_path);
+    auto cfg = nlohmann::json::parse(in);
     cfg["streams"]["core_story_url"] = core_url;
     std::ofstream(config_with_core) << cfg.dump(2);
   }
-  Process adapter(support::adapter_run_argv(CLEARING_ADAPTER, config_path), env);
-  Process core(support::core_sim_argv(CORE_SIM, {.database_url = core_db,
-                                                 .bootstrap = bootstrap,
-                                                 .transfers = kTransfers,
-                                                 .seed = 9,
-                                                 .invalid_share = 0,
-                                                 .adapter_port = ports[0],
-                                                 .http_port = ports[1],
-                                                 .api_token = kApiToken,
-                                                 .timeout_s = 120,
-                                                 .stay = true}));
+  auto core_args = system.core_args();
+  core_args.transfers = kTransfers;
+  core_args.seed = 9;
+  core_args.timeout_s = 120;
+  core_args.stay = true;
+  Process core(support::core_sim_argv(CORE_SIM, core_args));
   after(core.read_line(30'000), "catch-up ");
 
   // Every transfer resolved in the core (core-sim stays up to serve the stories).
@@ -211,11 +183,11 @@ TEST_CASE("trace merges the core's story of a transfer, and says when the core's
   CHECK(plain.exit_code == 0);
   CHECK(plain.out.find("  core:") == std::string::npos);
 
-  adapter.signal(SIGTERM);
-  CHECK(adapter.wait(60'000) == 0);
-  mock.signal(SIGTERM);
-  mock.wait();
-  kafka.write_line("quit");
-  kafka.wait();
-  for (const auto& path : {config_path, config_with_core}) std::remove(path.c_str());
+  system.adapter.signal(SIGTERM);
+  CHECK(system.adapter.wait(60'000) == 0);
+  system.mock.signal(SIGTERM);
+  system.mock.wait();
+  system.kafka.write_line("quit");
+  system.kafka.wait();
+  std::remove(config_with_core.c_str());
 }

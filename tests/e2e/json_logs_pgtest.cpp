@@ -11,13 +11,8 @@
 #include <pqxx/pqxx>
 #include <sstream>
 
-#include "clearing/processes/process.hpp"
-#include "clearing/support/adapter_config.hpp"
-#include "clearing/support/command_lines.hpp"
-#include "clearing/support/scratch_database.hpp"
 #include "core_sim_finish.hpp"
-#include "process_output.hpp"
-#include "test_database.hpp"
+#include "system_processes.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
@@ -25,8 +20,6 @@ using clearing::processes::Process;
 
 namespace {
 
-constexpr const char* kApiToken = "api-token-0123456789abcdef0123456";
-constexpr const char* kClearingToken = "clearing-token-16";
 constexpr int kTransfers = 40;
 
 // Every line of `log` parsed; a line that is not a JSON object with the four members fails.
@@ -52,48 +45,23 @@ std::vector<nlohmann::json> json_lines(const std::string& process, const std::st
 }  // namespace
 
 TEST_CASE("in JSON mode every log line of every process is JSON, without names or accounts") {
-  const auto adapter_db = support::fresh_database(server_url(), "json_logs_adapter_dk");
-  const auto core_db = support::fresh_database(server_url(), "json_logs_core_dk");
-
-  Process kafka(support::kafka_mock_argv(KAFKA_MOCK), {}, true);
-  const auto bootstrap = after(kafka.read_line(), "bootstrap ");
-  Process mock(support::clearing_mock_argv(
-      CLEARING_MOCK, {.token = kClearingToken,
-                      .seed = 3,
-                      .latency_ms = std::nullopt,
-                      .threads = std::nullopt,
-                      .more = {"--fault-http-502", "0.1", "--fault-malformed-json", "0.05",
-                               "--fault-maintenance-503", "0.05", "--retry-after-s", "1",
-                               "--log-format", "json"}}));
-  const auto mock_address = after(mock.read_line(), "listening ");
-
-  const auto ports = support::free_ports(2);
-  auto env = support::adapter_environment({.database_url = adapter_db,
-                                           .bootstrap = bootstrap,
-                                           .clearing_address = mock_address,
-                                           .clearing_token = kClearingToken,
-                                           .core_port = ports[1],
-                                           .api_token = kApiToken,
-                                           .http_port = ports[0]});
-  env["CLEARING_ADAPTER_LOG_FORMAT"] = "json";
-  const std::string config_path = "/tmp/json-logs-dk-" + std::to_string(getpid()) + ".json";
-  {
-    // At debug: every call and answer is a line with the transfer's ids.
-    auto cfg = support::adapter_config_in_a_hurry(std::string(SOURCE_DIR) + "/config/dk.json");
-    cfg["log_level"] = "debug";
-    std::ofstream(config_path) << cfg.dump(2);
-  }
-  Process adapter(support::adapter_run_argv(CLEARING_ADAPTER, config_path), env);
-
-  auto core_argv = support::core_sim_argv(CORE_SIM, {.database_url = core_db,
-                                                     .bootstrap = bootstrap,
-                                                     .transfers = kTransfers,
-                                                     .seed = 7,
-                                                     .invalid_share = 0.2,
-                                                     .adapter_port = ports[0],
-                                                     .http_port = ports[1],
-                                                     .api_token = kApiToken,
-                                                     .timeout_s = 60});
+  // At debug: every call and answer is a line with the transfer's ids.
+  SystemProcesses system({.name = "json_logs",
+                          .mock = {.seed = 3,
+                                   .more = {"--fault-http-502", "0.1", "--fault-malformed-json",
+                                            "0.05", "--fault-maintenance-503", "0.05",
+                                            "--retry-after-s", "1", "--log-format", "json"}},
+                          .adapter_env = {{"CLEARING_ADAPTER_LOG_FORMAT", "json"}},
+                          .edit_config = [](nlohmann::json& cfg) { cfg["log_level"] = "debug"; }});
+  auto& adapter = system.adapter;
+  auto& mock = system.mock;
+  auto& kafka = system.kafka;
+  auto args = system.core_args();
+  args.transfers = kTransfers;
+  args.seed = 7;
+  args.invalid_share = 0.2;
+  args.timeout_s = 60;
+  auto core_argv = support::core_sim_argv(CORE_SIM, args);
   core_argv.insert(core_argv.end(), {"--log-format", "json"});
   Process core(core_argv);
   check_core_sim_finished(core, 90'000, kTransfers);
@@ -108,7 +76,7 @@ TEST_CASE("in JSON mode every log line of every process is JSON, without names o
   // What must be on no line: core-sim's names and the accounts the core sent.
   std::vector<std::string> secret{"Account holder", "Payee "};
   {
-    pqxx::connection c(core_db);
+    pqxx::connection c(system.core_db);
     pqxx::nontransaction tx(c);
     for (const auto& row :
          tx.exec("select data->'debtor'->'account'->>'id', data->'creditor'->'account'->>'id'"

@@ -18,20 +18,14 @@
 
 #include <doctest/doctest.h>
 
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <set>
 #include <thread>
 
-#include "clearing/processes/process.hpp"
-#include "clearing/support/adapter_config.hpp"
-#include "clearing/support/command_lines.hpp"
-#include "clearing/support/scratch_database.hpp"
 #include "clearing/tracing/otlp_receiver.hpp"
-#include "process_output.hpp"
-#include "test_database.hpp"
+#include "system_processes.hpp"
 
 using namespace clearing;
 using namespace clearing::testing;
@@ -40,8 +34,6 @@ using Span = tracing::testing::OtlpReceiver::ReceivedSpan;
 
 namespace {
 
-constexpr const char* kApiToken = "api-token-0123456789abcdef0123456";
-constexpr const char* kClearingToken = "clearing-token-16";
 constexpr int kTransfers = 4;
 
 std::map<std::string, std::string> otel(const std::string& endpoint, const std::string& service) {
@@ -75,56 +67,30 @@ std::vector<std::string> column(const std::string& url, const std::string& sql) 
 
 TEST_CASE("one trace runs core-sim → adapter → clearing-mock → adapter → core-sim") {
   tracing::testing::OtlpReceiver receiver;
-  const auto adapter_db = support::fresh_database(server_url(), "tracing_processes_adapter_dk");
-  const auto core_db = support::fresh_database(server_url(), "tracing_processes_core_dk");
-
-  Process kafka(support::kafka_mock_argv(KAFKA_MOCK), {}, true);
-  const auto bootstrap = after(kafka.read_line(), "bootstrap ");
-  Process mock(
-      support::clearing_mock_argv(CLEARING_MOCK, {.token = kClearingToken, .seed = 3, .more = {}}),
-      otel(receiver.endpoint(), "clearing-mock"));
-  const auto mock_address = after(mock.read_line(), "listening ");
-
-  const auto ports = support::free_ports(2);
-  auto env = support::adapter_environment({.database_url = adapter_db,
-                                           .bootstrap = bootstrap,
-                                           .clearing_address = mock_address,
-                                           .clearing_token = kClearingToken,
-                                           .core_port = ports[1],
-                                           .api_token = kApiToken,
-                                           .http_port = ports[0]});
-  env.merge(otel(receiver.endpoint(), "clearing-adapter"));
-  const auto config_path = "/tmp/tracing-processes-dk-" + std::to_string(getpid()) + ".json";
-  {
-    auto cfg = support::adapter_config_in_a_hurry(std::string(SOURCE_DIR) + "/config/dk.json");
-    std::ofstream(config_path) << cfg.dump(2);
-  }
-  Process adapter(support::adapter_run_argv(CLEARING_ADAPTER, config_path), env);
-  Process core(support::core_sim_argv(CORE_SIM, {.database_url = core_db,
-                                                 .bootstrap = bootstrap,
-                                                 .transfers = kTransfers,
-                                                 .seed = 9,
-                                                 .invalid_share = 0,
-                                                 .adapter_port = ports[0],
-                                                 .http_port = ports[1],
-                                                 .api_token = kApiToken,
-                                                 .timeout_s = 120}),
-               otel(receiver.endpoint(), "core-sim"));
+  SystemProcesses system({.name = "tracing_processes",
+                          .mock = {.seed = 3},
+                          .mock_env = otel(receiver.endpoint(), "clearing-mock"),
+                          .adapter_env = otel(receiver.endpoint(), "clearing-adapter")});
+  auto core_args = system.core_args();
+  core_args.transfers = kTransfers;
+  core_args.seed = 9;
+  core_args.timeout_s = 120;
+  Process core(support::core_sim_argv(CORE_SIM, core_args), otel(receiver.endpoint(), "core-sim"));
   after(core.read_line(30'000), "catch-up ");
   // core-sim ends when every transfer is resolved, posting its queued spans as it stops; the
   // adapter and the mock post theirs when stopped by SIGTERM.
   REQUIRE_MESSAGE(core.wait(150'000) == 0, core.stderr_text().substr(0, 3000));
-  adapter.signal(SIGTERM);
-  CHECK(adapter.wait(30'000) == 0);
-  mock.signal(SIGTERM);
-  CHECK(mock.wait(30'000) == 0);
+  system.adapter.signal(SIGTERM);
+  CHECK(system.adapter.wait(30'000) == 0);
+  system.mock.signal(SIGTERM);
+  CHECK(system.mock.wait(30'000) == 0);
 
   const auto spans = receiver.spans();
   std::set<std::string> services;
   for (const auto& s : spans) services.insert(s.service);
   CHECK(services == std::set<std::string>{"core-sim", "clearing-adapter", "clearing-mock"});
 
-  const auto transfers = column(core_db, "select transfer_id from core_transfers");
+  const auto transfers = column(system.core_db, "select transfer_id from core_transfers");
   REQUIRE(transfers.size() == static_cast<std::size_t>(kTransfers));
   std::set<std::string> traces;
   for (const auto& id : transfers) {
@@ -194,7 +160,7 @@ TEST_CASE("one trace runs core-sim → adapter → clearing-mock → adapter →
   CHECK(traces.size() == transfers.size());  // a trace per transfer
 
   // No account number of the core's transfers in any exported span.
-  const auto accounts = column(core_db, "select distinct account_id from core_transfers");
+  const auto accounts = column(system.core_db, "select distinct account_id from core_transfers");
   REQUIRE_FALSE(accounts.empty());
   for (const auto& body : receiver.bodies())
     for (const auto& account : accounts) CHECK(body.find(account) == std::string::npos);
