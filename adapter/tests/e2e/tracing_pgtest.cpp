@@ -20,6 +20,7 @@
 #include <set>
 
 #include "clearing/adapter/service.hpp"
+#include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/base/trace_context.hpp"
 #include "clearing/base/uuid.hpp"
 #include "clearing/clearing_mock/mock_server.hpp"
@@ -43,18 +44,6 @@ constexpr const char* kOutStream = "adapter.dk.payments.v1";
 constexpr const char* kCoreTrace = "0af7651916cd43dd8448eb211c80319c";
 constexpr const char* kCoreSpan = "b7ad6b7169203331";
 
-nlohmann::json request_data(const std::string& transfer_id) {
-  return {
-      {"transfer_id", transfer_id},
-      {"account_id", "acct-1"},
-      {"amount", {{"minor_units", 1000}, {"currency", "DKK"}}},
-      {"debtor", {{"name", "Ada"}, {"account", {{"scheme", "BBAN"}, {"id", "5301-0001234567"}}}}},
-      {"creditor",
-       {{"name", "Charles"}, {"account", {{"scheme", "IBAN"}, {"id", "DK5000400440116243"}}}}},
-      {"remittance_info", "Invoice"},
-      {"requested_at", "2026-11-26T09:00:00Z"}};
-}
-
 // A TransferRequested on partition 0 at `seq`, with the core's trace headers when given.
 void produce_request(const std::string& bootstraps, const std::string& transfer_id,
                      std::int64_t seq, const std::string& traceparent) {
@@ -67,7 +56,7 @@ void produce_request(const std::string& bootstraps, const std::string& transfer_
   m.occurred_at = "2026-11-26T09:00:00.000Z";
   m.correlation_id = "corr-" + transfer_id;
   m.source_event_id = base::new_uuid();
-  m.data = request_data(transfer_id);
+  m.data = testing::core_request_data(transfer_id);
   m.key = transfer_id;
   const auto value = m.to_json().dump();
   char error[512];
