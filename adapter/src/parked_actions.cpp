@@ -83,6 +83,22 @@ std::optional<Refusal> refuse_unless_open(std::int64_t id, const std::string& st
   return Refusal{409, "not_open", "parked message " + std::to_string(id) + " is " + state};
 }
 
+Refusal unknown_parked(std::int64_t id) {
+  return Refusal{404, "unknown_parked_message", "no parked message " + std::to_string(id)};
+}
+
+// Close and replay act on an open parked message; a parked incoming payment's money has
+// arrived, so it is booked or returned instead.
+std::optional<Refusal> refuse_message_action(std::int64_t id, const std::string& state,
+                                             bool incoming_payment) {
+  if (auto refused = refuse_unless_open(id, state)) return refused;
+  if (!incoming_payment) return std::nullopt;
+  return Refusal{409, "incoming_payment",
+                 "parked message " + std::to_string(id) +
+                     " is an incoming payment: the money arrived, book it or return it (POST "
+                     "/parked/{id}/book or /return)"};
+}
+
 eventstore::StoreResult<std::string> append_action(eventstore::EventStore& store,
                                                    eventstore::Transaction& tx,
                                                    std::int64_t parked_id, std::string_view type,
@@ -133,18 +149,12 @@ HttpResponse close_parked(eventstore::EventStore& store, const std::string& id,
         refused.reset();
         const auto state = lock_parked_state(tx, action->parked_id);
         if (!state) {
-          refused = Refusal{404, "unknown_parked_message",
-                            "no parked message " + std::to_string(action->parked_id)};
+          refused = unknown_parked(action->parked_id);
           return {};
         }
-        if ((refused = refuse_unless_open(action->parked_id, state->state))) return {};
-        if (state->payment_id) {
-          refused = Refusal{409, "incoming_payment",
-                            "parked message " + std::to_string(action->parked_id) +
-                                " is an incoming payment: the money arrived, book it or return "
-                                "it (POST /parked/{id}/book or /return)"};
+        if ((refused = refuse_message_action(action->parked_id, state->state,
+                                             state->payment_id.has_value())))
           return {};
-        }
         set_parked_state(tx, action->parked_id, kParkedClosed);
         auto appended = append_action(store, tx, action->parked_id, kParkedMessageClosedType,
                                       {{"parked_id", action->parked_id},
@@ -177,17 +187,12 @@ HttpResponse replay_parked(TransferService& transfers, const InboundRules& rules
     refused.reset();
     auto row = parked_for_action(tx, action->parked_id, pool.protector());
     if (!row) {  // unknown_id: the only refusal parked_for_action has
-      refused = Refusal{404, "unknown_parked_message",
-                        "no parked message " + std::to_string(action->parked_id)};
+      refused = unknown_parked(action->parked_id);
       return {};
     }
-    if ((refused = refuse_unless_open(action->parked_id, row->state))) return {};
-    if (row->payment_id) {
-      refused = Refusal{409, "incoming_payment",
-                        "parked message " + std::to_string(action->parked_id) +
-                            " is an incoming payment: book it or return it"};
+    if ((refused =
+             refuse_message_action(action->parked_id, row->state, row->payment_id.has_value())))
       return {};
-    }
     if (row->source != "kafka") {
       refused = Refusal{409, "not_replayable",
                         "only messages of the core's stream (source kafka) go back into the "
@@ -320,8 +325,7 @@ HttpResponse settle_parked_payment(eventstore::EventStore& store, const std::str
     refused.reset();
     auto row = parked_for_action(tx, action->parked_id, pool.protector());
     if (!row) {
-      refused = Refusal{404, "unknown_parked_message",
-                        "no parked message " + std::to_string(action->parked_id)};
+      refused = unknown_parked(action->parked_id);
       return {};
     }
     if (!row->payment_id) {
