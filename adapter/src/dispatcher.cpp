@@ -235,9 +235,10 @@ struct Dispatcher::Impl {
   // The claimed calls to make now. Inside a known maintenance window none is made: each one's
   // transfer records SubmissionDeferred (DeferClearingCall), which moves its work row to the
   // window's end and clears the lease, all in one transaction. A call the saga does not defer
-  // (no events: a row behind its transfer; or a refusal) is postponed to the window's end all
-  // the same: nothing goes to the clearing during a window. Should the transaction fail, the
-  // leases lapse and the calls are claimed again, still not made.
+  // (no events: a row behind its transfer; or a refusal, parked with its reason and counted) is
+  // postponed to the window's end all the same: nothing goes to the clearing during a window.
+  // Should the transaction fail (counted), the leases lapse and the calls are claimed again,
+  // still not made.
   std::vector<WorkItem> without_deferred(std::vector<WorkItem> items) {
     if (options.maintenance.empty() || items.empty()) return items;
     const auto now = clock.now();
@@ -258,16 +259,26 @@ struct Dispatcher::Impl {
                                                          std::to_string(until_ms)},
                           nullptr});
     }
-    std::int64_t deferred = 0;
+    std::int64_t deferred = 0, refused = 0;
     auto done = transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<void> {
-      deferred = 0;
+      deferred = refused = 0;
       const auto results = transfers.execute_batch(tx, commands);
       for (std::size_t i = 0; i < items.size(); ++i) {
         if (!results[i]) {
           if (auto* error = std::get_if<eventstore::StoreError>(&results[i].error()))
             return tl::unexpected(*error);
-        }
-        if (results[i] && !results[i]->events.empty()) {
+          const auto& refusal = std::get<sagas::TransferRefusal>(results[i].error());
+          log->error(
+              "deferral refused, parked, call postponed transfer_id={} attempt={} "
+              "correlation_id={} code={} message={}",
+              items[i].transfer_id, items[i].attempt, items[i].correlation_id,
+              sagas::refusal_code_name(refusal.code), refusal.message);
+          if (auto parked = park(tx, refused_deferral(items[i], *active, refusal),
+                                 transfers.store().pool().protector());
+              !parked)
+            return tl::unexpected(parked.error());
+          ++refused;
+        } else if (!results[i]->events.empty()) {
           ++deferred;
           continue;
         }
@@ -276,16 +287,32 @@ struct Dispatcher::Impl {
       }
       return {};
     });
+    std::lock_guard lock(stats_mutex);
     if (!done) {
-      log->warn("deferring calls for maintenance failed count={} window={} cause={}", items.size(),
-                active->window, eventstore::to_string(done.error().code));
+      log->error("deferring calls for maintenance failed count={} window={} cause={}", items.size(),
+                 active->window, eventstore::to_string(done.error().code));
+      ++stats.deferral_failures;
       return {};
     }
     log->info("calls deferred for maintenance count={} deferred={} window={} until={}",
               items.size(), deferred, active->window, base::format_timestamp(active->end));
-    std::lock_guard lock(stats_mutex);
     stats.calls_deferred += deferred;
+    stats.deferrals_refused += refused;
     return {};
+  }
+
+  // A deferral the saga refused, as a parked message: the work row disagrees with its transfer.
+  static ParkedMessage refused_deferral(const WorkItem& item, const sagas::ActiveMaintenance& at,
+                                        const sagas::TransferRefusal& refusal) {
+    const nlohmann::json raw = {{"transfer_id", item.transfer_id},
+                                {"action", sagas::action_name(item.action)},
+                                {"attempt", item.attempt},
+                                {"deferred_by", at.window},
+                                {"until", base::format_timestamp(at.end)}};
+    return ParkedMessage{kParkedSource,   std::string(sagas::refusal_code_name(refusal.code)),
+                         refusal.message, raw.dump(),
+                         std::nullopt,    std::nullopt,
+                         std::nullopt,    item.correlation_id};
   }
 
   struct Ready {

@@ -551,6 +551,14 @@ AnswerHook register_service_metrics(base::metrics::Registry& metrics,
       "Clearing calls (submissions and inquiries) not made since start because they fell inside a "
       "configured maintenance window: each deferred to the window's end (SubmissionDeferred)",
       &DispatcherStats::calls_deferred);
+  dispatcher_counter("clearing_dispatcher_deferrals_refused_total",
+                     "Maintenance-window deferrals the saga refused since start (parked, the call "
+                     "postponed to the window's end: a defect)",
+                     &DispatcherStats::deferrals_refused);
+  dispatcher_counter("clearing_dispatcher_deferral_failures_total",
+                     "Maintenance-window deferrals that could not be recorded since start (the "
+                     "database; the calls are not made, and are claimed again)",
+                     &DispatcherStats::deferral_failures);
 
   // --- Incoming feed poller --------------------------------------------------------------
   const auto poller_counter = [&metrics, &parts](const char* name, const char* help,
