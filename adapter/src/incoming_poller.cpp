@@ -388,7 +388,12 @@ struct IncomingPoller::Impl {
   void run() {
     bool listed = false;
     for (;;) {
-      if (!listed) listed = list_parked_payments().has_value();
+      if (!listed) {
+        // A failure is a store failure like a page's: counted and logged, tried again next round.
+        const auto listing = list_parked_payments();
+        listed = listing.has_value();
+        if (!listing) note_applied(listing);
+      }
       int on_page = 0;
       auto polled = poll_once();
       note_applied(polled);

@@ -49,7 +49,8 @@ struct IncomingPollerStats {
   std::int64_t payments_parked = 0;    // kept in parked_messages: breaks the contract, or refused
   std::int64_t feed_requests = 0;      // requests of a page from the feed, answered or not
   std::int64_t feed_failures = 0;      // pages not taken (the envelope broken, no answer, ...)
-  std::int64_t pages_not_applied = 0;  // polls the store failed (cursor or page; polled again)
+  std::int64_t pages_not_applied = 0;  // polls the store failed (cursor, page, or the listing of
+                                       // payments parked before 0008; tried again)
   bool running = false;                // its thread is between start() and stop()
   bool feed_failing = false;           // the last request of the feed failed
   bool store_failing = false;          // the last page taken could not be applied
