@@ -205,11 +205,13 @@ int trace(const std::string& config_path, const std::string& id, bool as_json,
   auto story = adapter::build_trace(*store->pool, *store->transfers, id);
   if (!story) {
     // Not a transfer: a parked message's id or a parked payment's id (its operators' actions).
-    if (auto parked = adapter::build_parked_trace(*store->pool, *store->store, id)) {
+    auto parked = adapter::build_parked_trace(*store->pool, *store->store, id);
+    if (parked) {
       std::cout << (as_json ? parked->dump(2) + "\n" : adapter::render_parked_trace(*parked));
       return 0;
     }
-    return fail(story.error());
+    // Both answers: either may be the database's failure rather than "no such id".
+    return fail(story.error() + "; " + parked.error());
   }
   add_core_story(*config, core_url, id, *story);
   std::cout << (as_json ? story->dump(2) + "\n" : adapter::render_trace(*story));
