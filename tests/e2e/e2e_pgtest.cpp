@@ -62,8 +62,9 @@ TEST_CASE(
                 "--retry-after-s", "1", "--hold-ms", "1500"}}));
   const auto mock_address = after(mock.read_line(), "listening ");
 
-  const int adapter_port = 28000 + static_cast<int>(getpid() % 1000);
-  const int core_port = adapter_port + 1000;
+  const auto ports = support::free_ports(2);
+  const int adapter_port = ports[0];
+  const int core_port = ports[1];
   const auto env = support::adapter_environment({.database_url = adapter_db,
                                                  .bootstrap = bootstrap,
                                                  .clearing_address = mock_address,
@@ -251,7 +252,7 @@ TEST_CASE(
     pqxx::nontransaction tx(admin);
     tx.exec("drop database if exists " + name + " with (force)");
   }
-  const int port = 26000 + static_cast<int>(getpid() % 1000);
+  const int port = support::free_port();
   const std::map<std::string, std::string> env{
       {"CLEARING_ADAPTER_DATABASE_URL", with_database(server_url(), name)},
       {"CLEARING_ADAPTER_CLEARING_TOKEN", "clearing-token-16"},

@@ -36,7 +36,7 @@ struct RunningAdapter {
     auto started = external_streams::EmbeddedKafka::start();
     REQUIRE(started);
     kafka = std::move(*started);
-    const int port = 31000 + static_cast<int>(getpid() % 1000);
+    const int port = support::free_port();
     config::MapEnvironment env(
         {{"CLEARING_ADAPTER_DATABASE_URL", database.url()},
          {"CLEARING_ADAPTER_KAFKA_BROKERS", kafka->bootstrap_servers()},

@@ -70,7 +70,7 @@ TEST_CASE(
   TestDatabase database;
   auto kafka = external_streams::EmbeddedKafka::start();
   REQUIRE(kafka);
-  const int port = 29000 + static_cast<int>(getpid() % 1000);
+  const int port = support::free_port();
   config::MapEnvironment env(
       {{"CLEARING_ADAPTER_DATABASE_URL", database.url()},
        {"CLEARING_ADAPTER_KAFKA_BROKERS", (*kafka)->bootstrap_servers()},
@@ -99,7 +99,8 @@ TEST_CASE(
   auto created = adapter::Service::create(*cfg, (*kafka)->bootstrap_servers());
   REQUIRE(created);
   auto& service = **created;
-  REQUIRE(service.start());
+  const auto service_started = service.start();
+  REQUIRE_MESSAGE(service_started, (service_started ? "" : service_started.error().message));
 
   pqxx::connection seed(database.url());
   pqxx::connection locks(database.url());

@@ -4,7 +4,6 @@
 // a clearing mock that requires them: the incoming feed's polls are answered there.
 
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -40,7 +39,7 @@ TEST_CASE("the adapter's API over TLS with client certificates, and mTLS toward 
   REQUIRE_MESSAGE(mock, (mock ? "" : mock.error()));
 
   TestDatabase database;
-  const int http_port = 31000 + static_cast<int>(getpid() % 1000);
+  const int http_port = support::free_port();
   auto kafka = external_streams::EmbeddedKafka::start();
   REQUIRE(kafka);
   config::MapEnvironment env(
@@ -69,7 +68,8 @@ TEST_CASE("the adapter's API over TLS with client certificates, and mTLS toward 
   auto created = adapter::Service::create(*cfg, (*kafka)->bootstrap_servers());
   REQUIRE_MESSAGE(created, (created ? "" : created.error()));
   auto& service = **created;
-  REQUIRE(service.start());
+  const auto service_started = service.start();
+  REQUIRE_MESSAGE(service_started, (service_started ? "" : service_started.error().message));
   const auto port = std::to_string(service.http_port());
 
   const http::TlsClientOptions with_cert{.ca_file = certs.ca_file,

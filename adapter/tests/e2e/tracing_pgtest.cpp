@@ -152,7 +152,7 @@ TEST_CASE(
   auto kafka = external_streams::EmbeddedKafka::start();
   REQUIRE(kafka);
   const auto bootstraps = (*kafka)->bootstrap_servers();
-  const int http_port = 32000 + static_cast<int>(getpid() % 1000);
+  const int http_port = support::free_port();
   config::MapEnvironment env(
       {{"CLEARING_ADAPTER_DATABASE_URL", database.url()},
        {"CLEARING_ADAPTER_KAFKA_BROKERS", bootstraps},
@@ -171,7 +171,8 @@ TEST_CASE(
   auto created = adapter::Service::create(*cfg, bootstraps);
   REQUIRE_MESSAGE(created, (created ? "" : created.error()));
   auto& service = **created;
-  REQUIRE(service.start());
+  const auto service_started = service.start();
+  REQUIRE_MESSAGE(service_started, (service_started ? "" : service_started.error().message));
 
   const std::string core_parent = std::string("00-") + kCoreTrace + "-" + kCoreSpan + "-01";
   const auto transfer_id = base::new_uuid();
