@@ -120,16 +120,13 @@ Span& Span::operator=(Span&& other) noexcept {
 
 Span::~Span() { end(); }
 
-Span& Span::set(std::string key, AttributeValue value) {
-  if (data_) {
-    for (auto& a : data_->attributes)
-      if (a.key == key) {
-        a.value = std::move(value);
-        return *this;
-      }
-    data_->attributes.push_back({std::move(key), std::move(value)});
-  }
-  return *this;
+void Span::set_recorded(std::string_view key, AttributeValue value) {
+  for (auto& a : data_->attributes)
+    if (a.key == key) {
+      a.value = std::move(value);
+      return;
+    }
+  data_->attributes.push_back({std::string(key), std::move(value)});
 }
 
 Span& Span::set_error(std::string message) {

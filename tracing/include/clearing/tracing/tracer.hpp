@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -92,12 +93,19 @@ class Span {
   const base::TraceContext& context() const { return context_; }
   bool recording() const { return data_ != nullptr; }
 
-  Span& set(std::string key, AttributeValue value);
+  // The value is made an attribute only when the span is recorded: a span that records
+  // nothing (tracing off, the default) costs its callers no copies or allocations.
+  template <class Value>
+  Span& set(std::string_view key, Value&& value) {
+    if (data_) set_recorded(key, AttributeValue(std::forward<Value>(value)));
+    return *this;
+  }
   Span& set_error(std::string message);
   void end();
 
  private:
   friend class Tracer;
+  void set_recorded(std::string_view key, AttributeValue value);
   base::TraceContext context_;
   std::unique_ptr<SpanData> data_;  // null: not recorded
   std::shared_ptr<SpanExporter> exporter_;
