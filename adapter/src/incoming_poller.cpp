@@ -92,11 +92,18 @@ struct PageTally {
 eventstore::StoreResult<void> park_incoming_payment(eventstore::Transaction& tx,
                                                     const sagas::IncomingPaymentParked& parked,
                                                     const eventstore::DataProtector* protector) {
-  return park(tx,
-              ParkedMessage{std::string(kParkedPaymentSource), parked.reason_code, parked.reason,
-                            sagas::IncomingPaymentCodec::encode(parked).dump(), std::nullopt,
-                            std::nullopt, std::nullopt, parked.payment_id, parked.payment_id},
-              protector);
+  auto parked_row =
+      park(tx,
+           ParkedMessage{std::string(kParkedPaymentSource), parked.reason_code, parked.reason,
+                         sagas::IncomingPaymentCodec::encode(parked).dump(), std::nullopt,
+                         std::nullopt, std::nullopt, parked.payment_id, parked.payment_id},
+           protector);
+  if (!parked_row) return parked_row;
+  // Its clearing reference beside the sealed raw, state open as park() inserted it. A row that
+  // another instance listed at the same moment, and an operator acted on since, keeps its state:
+  // only an open row is written.
+  set_parked_payment_state(tx, {parked.payment_id, parked.clearing_reference, kParkedOpen});
+  return {};
 }
 
 eventstore::StreamId incoming_payment_stream(const std::string& clearing_reference) {
@@ -372,8 +379,7 @@ struct IncomingPoller::Impl {
           if (st.status == sagas::IncomingPaymentStatus::parked) continue;
           const auto state =
               st.status == sagas::IncomingPaymentStatus::booked ? kParkedBooked : kParkedReturned;
-          tx.exec_params("update parked_messages set state = $2 where payment_id = $1",
-                         st.payment_id, std::string(state));
+          set_parked_payment_state(tx, {st.payment_id, st.clearing_reference, state});
         }
         return static_cast<int>(streams.size());
       });

@@ -289,18 +289,11 @@ tl::expected<sagas::BookParkedIncomingPayment, HttpResponse> booking_of(
   return book;
 }
 
-// The clearing reference of a parked payment's row: its raw is the IncomingPaymentParked
-// event's data (ids are never sealed).
-std::optional<std::string> clearing_reference_of(const std::string& raw) {
-  const auto json = Json::parse(raw, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) return std::nullopt;
-  const auto it = json.find("clearing_reference");
-  if (it == json.end() || !it->is_string() || it->get<std::string>().empty()) return std::nullopt;
-  return it->get<std::string>();
-}
-
 // Book or return: the row locked and open, of a payment; the saga decides; the row's state is
-// written with the event.
+// written with the event. The payment's stream is found by the row's clearing reference: the
+// sealed raw is never opened. The saga's load of that stream opens its events' personal data
+// as every load does (the event store, through the pool's protector): a booking publishes the
+// payment's parties to the core, so it needs them; a return needs only the payment's status.
 HttpResponse settle_parked_payment(eventstore::EventStore& store, const std::string& id,
                                    const std::string& body, const std::string& operator_name,
                                    const sagas::CountryRules& rules, bool booking) {
@@ -323,7 +316,7 @@ HttpResponse settle_parked_payment(eventstore::EventStore& store, const std::str
   Json corrected = Json::array();
   auto done = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
     refused.reset();
-    auto row = parked_for_action(tx, action->parked_id, pool.protector());
+    const auto row = lock_parked_state(tx, action->parked_id);
     if (!row) {
       refused = unknown_parked(action->parked_id);
       return {};
@@ -335,7 +328,7 @@ HttpResponse settle_parked_payment(eventstore::EventStore& store, const std::str
       return {};
     }
     if ((refused = refuse_unless_open(action->parked_id, row->state))) return {};
-    const auto reference = clearing_reference_of(row->raw);
+    const auto& reference = row->clearing_reference;
     if (!reference) {
       refused = Refusal{409, "unknown_payment",
                         "parked message " + std::to_string(action->parked_id) +
@@ -362,7 +355,9 @@ HttpResponse settle_parked_payment(eventstore::EventStore& store, const std::str
             std::get_if<sagas::IncomingPaymentBookedByOperator>(&decided->events.front()))
       corrected = booked->corrected_fields;
     event_id = decided->event_ids.front().value();
-    set_parked_state(tx, action->parked_id, target);
+    // Locked and open above: written. Its clearing reference too, when it came from the event.
+    const bool written = set_parked_payment_state(tx, {payment_id, *reference, target});
+    CLEARING_ASSERT(written);
     return {};
   });
   if (done && !refused)

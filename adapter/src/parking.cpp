@@ -376,19 +376,48 @@ tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
 
 std::optional<ParkedState> lock_parked_state(eventstore::Transaction& tx, std::int64_t id) {
   const auto result = tx.exec_params(
-      "select state, correlation_id, payment_id from parked_messages where id = $1 for update", id);
+      "select state, correlation_id, payment_id, clearing_reference from parked_messages"
+      " where id = $1 for update",
+      id);
   if (result.empty()) return std::nullopt;
   const auto optional = [](const pqxx::field& f) {
     return f.is_null() ? std::nullopt : std::optional<std::string>(f.as<std::string>());
   };
-  return ParkedState{result[0][0].as<std::string>(), optional(result[0][1]),
-                     optional(result[0][2])};
+  ParkedState out{result[0][0].as<std::string>(), optional(result[0][1]), optional(result[0][2]),
+                  optional(result[0][3])};
+  if (out.payment_id && !out.clearing_reference)
+    out.clearing_reference = parked_event_reference(tx, *out.payment_id);
+  return out;
+}
+
+std::optional<std::string> parked_event_reference(eventstore::Transaction& tx,
+                                                  const std::string& payment_id) {
+  const auto rows = tx.exec_params(
+      "select data->>'clearing_reference' from events where type = 'IncomingPaymentParked'"
+      // events_alarms' predicate, so that its index serves this
+      " and type in ('ContradictingClearingAnswerReceived', 'ConflictingIncomingPaymentReceived',"
+      " 'IncomingPaymentParked') and data->>'payment_id' = $1 limit 1",
+      payment_id);
+  if (rows.empty() || rows[0][0].is_null() || rows[0][0].as<std::string>().empty())
+    return std::nullopt;
+  return rows[0][0].as<std::string>();
 }
 
 void set_parked_state(eventstore::Transaction& tx, std::int64_t id, std::string_view state) {
-  CLEARING_ASSERT(state == kParkedClosed || state == kParkedReplayed || state == kParkedBooked ||
-                  state == kParkedReturned);
+  CLEARING_ASSERT(state == kParkedClosed || state == kParkedReplayed);
   tx.exec_params("update parked_messages set state = $2 where id = $1", id, std::string(state));
+}
+
+bool set_parked_payment_state(eventstore::Transaction& tx, const ParkedPaymentState& payment) {
+  CLEARING_ASSERT(payment.state == kParkedOpen || payment.state == kParkedBooked ||
+                  payment.state == kParkedReturned);
+  CLEARING_ASSERT(!payment.payment_id.empty() && !payment.clearing_reference.empty());
+  const auto written = tx.exec_params(
+      "update parked_messages set state = $2, clearing_reference = $3"
+      " where payment_id = $1 and state = 'open'",
+      payment.payment_id, std::string(payment.state), payment.clearing_reference);
+  CLEARING_ASSERT(written.affected_rows() <= 1);  // parked_messages_payment: one row a payment
+  return written.affected_rows() == 1;
 }
 
 }  // namespace clearing::adapter

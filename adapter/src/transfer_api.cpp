@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "clearing/adapter/core_story.hpp"
+#include "clearing/adapter/incoming_poller.hpp"
 #include "clearing/adapter/parked_actions.hpp"
 #include "clearing/adapter/parking.hpp"
 #include "clearing/base/clock.hpp"
@@ -399,17 +400,11 @@ tl::expected<Json, std::string> build_parked_trace(eventstore::ConnectionPool& p
       // reached the core.
       const auto payment_id = row["payment_id"].get<std::string>();
       trace["payment_id"] = payment_id;
-      // Its stream, by the parked event (events_alarms serves the predicate: its own).
-      const auto streams = tx.exec_params(
-          "select stream_id from events where type = 'IncomingPaymentParked' and type in"
-          " ('ContradictingClearingAnswerReceived', 'ConflictingIncomingPaymentReceived',"
-          " 'IncomingPaymentParked') and data->>'payment_id' = $1 limit 1",
-          payment_id);
-      if (!streams.empty()) {
-        const eventstore::StreamId stream{streams[0][0].as<std::string>()};
-        trace["clearing_reference"] =
-            stream.value().substr(std::string("incoming-payment-").size());
-        if (auto added = add_stream(stream); !added) return tl::unexpected(added.error());
+      // Its stream, by the parked event.
+      if (const auto reference = parked_event_reference(tx, payment_id)) {
+        trace["clearing_reference"] = *reference;
+        if (auto added = add_stream(incoming_payment_stream(*reference)); !added)
+          return tl::unexpected(added.error());
       }
       for (auto& step : external_steps(tx, payment_id)) timeline.push_back(std::move(step));
     }

@@ -201,6 +201,26 @@ create unique index parked_messages_payment on parked_messages (payment_id)
   where payment_id is not null;
 )sql";
 
+// A parked incoming payment's clearing reference, which names its stream
+// (incoming-payment-<reference>), in its row: an operator's booking or return finds the payment
+// by it instead of opening the sealed raw (the IncomingPaymentParked data) for it, which needed
+// the data key. A reference is an id, not personal data (docs/personal-data.md): kept clear.
+// Rows parked before take it from their IncomingPaymentParked event, whose ids are never
+// sealed, so no sealed data is read; the poller writes it with the row from now on
+// (set_parked_payment_state), and a row an older version writes after this ran gets it from
+// its event when an operator acts on it (lock_parked_state).
+constexpr const char* kParkedClearingReference = R"sql(
+alter table parked_messages add column clearing_reference text,
+  add constraint parked_messages_clearing_reference
+    check (clearing_reference is null or payment_id is not null);
+update parked_messages p set clearing_reference = e.data->>'clearing_reference'
+  from events e
+  where p.payment_id is not null and e.data->>'payment_id' = p.payment_id
+    and e.type = 'IncomingPaymentParked'
+    and e.type in ('ContradictingClearingAnswerReceived', 'ConflictingIncomingPaymentReceived',
+                   'IncomingPaymentParked');
+)sql";
+
 const std::vector<eventstore::Migration>& adapter_migrations() {
   static const std::vector<eventstore::Migration> migrations{
       {"adapter/0001_transfer_work", kAdapterSchema},
@@ -210,7 +230,8 @@ const std::vector<eventstore::Migration>& adapter_migrations() {
       {"adapter/0005_metric_indexes", kMetricIndexes},
       {"adapter/0006_parked_sealed", kParkedSealed},
       {"adapter/0007_parked_state", kParkedState},
-      {"adapter/0008_parked_payments", kParkedPayments}};
+      {"adapter/0008_parked_payments", kParkedPayments},
+      {"adapter/0009_parked_clearing_reference", kParkedClearingReference}};
   return migrations;
 }
 

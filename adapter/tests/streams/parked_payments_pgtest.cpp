@@ -17,11 +17,14 @@
 #include "clearing/adapter/parking.hpp"
 #include "clearing/adapter/testing/saga_fixture.hpp"
 #include "clearing/adapter/transfer_api.hpp"
+#include "clearing/eventstore/aggregate.hpp"
+#include "clearing/eventstore/migrations.hpp"
 #include "clearing/external_streams/derivation.hpp"
 #include "clearing/external_streams/stream_store.hpp"
 #include "clearing/http/client.hpp"
 #include "clearing/http/server.hpp"
 #include "clearing/processes/process.hpp"
+#include "clearing/sagas/incoming_payment_codec.hpp"
 #include "clearing/sagas/incoming_payment_decider.hpp"
 #include "hostile_clearing_client.hpp"
 #include "hostile_http_server.hpp"
@@ -371,4 +374,118 @@ TEST_CASE("payments parked before they were listed are listed when the poller st
   REQUIRE(listed);
   CHECK(*listed == 0);
   CHECK(s.query("select count(*) from parked_messages") == "2");
+}
+
+TEST_CASE(
+    "book and return find the payment by the row's clearing reference, never by its sealed raw; "
+    "a row without one (an older version's) takes it from the payment's event") {
+  Service s;
+  CHECK(s.query("select string_agg(reason_code || '=' || clearing_reference, ',' order by "
+                "reason_code) from parked_messages") == "AC01=CR-ACC-02,AM03=CR-EUR-01");
+  const auto eur = s.parked_id_of("CR-EUR-01");
+  const auto account = s.parked_id_of("CR-ACC-02");
+  // Both raws damaged where their sealed text's ciphertext is: they no longer open.
+  s.db.database.exec(
+      "update parked_messages set raw = overlay(raw placing (case when substring(raw from "
+      "octet_length(raw) - 8 for 4) = 'AAAA'::bytea then 'BBBB' else 'AAAA' end)::bytea from "
+      "octet_length(raw) - 8) where payment_id is not null");
+  for (const auto id : {eur, account}) CHECK_THROWS(s.get("/parked/" + std::to_string(id)));
+  // As a version before adapter/0009 writes the row: no clearing reference.
+  s.db.database.exec("update parked_messages set clearing_reference = null where id = " +
+                     std::to_string(account));
+
+  const auto booked = s.post("/parked/" + std::to_string(eur) + "/book",
+                             R"({"reason":"converted at 7.46","amount_minor_units":50000})");
+  CHECK_MESSAGE(booked.status == 200, booked.body);
+  CHECK(s.query("select string_agg(type, ',' order by version) from events where stream_id = "
+                "'incoming-payment-CR-EUR-01'") ==
+        "IncomingPaymentParked,IncomingPaymentBookedByOperator");
+  const auto returned =
+      s.post("/parked/" + std::to_string(account) + "/return", R"({"reason":"asked back"})");
+  CHECK_MESSAGE(returned.status == 200, returned.body);
+  CHECK(s.query("select string_agg(type, ',' order by version) from events where stream_id = "
+                "'incoming-payment-CR-ACC-02'") ==
+        "IncomingPaymentParked,IncomingPaymentReturnedByOperator");
+  // Each row's state, and the reference the return took from the event, written with it.
+  CHECK(s.query("select string_agg(reason_code || '=' || state || '=' || clearing_reference, ','"
+                " order by reason_code) from parked_messages") ==
+        "AC01=returned=CR-ACC-02,AM03=booked=CR-EUR-01");
+}
+
+TEST_CASE(
+    "migration adapter/0009 gives payments parked before it their clearing reference from their "
+    "events, not from the sealed raw, and such a row is booked") {
+  TestDatabase database;
+  eventstore::DatabaseOptions options;
+  options.url = database.url();
+  eventstore::ConnectionPool pool(options);
+  const auto& all = adapter::adapter_migrations();
+  REQUIRE(all.size() >= 9);
+  REQUIRE(all[7].id == "adapter/0008_parked_payments");
+  REQUIRE(all[8].id == "adapter/0009_parked_clearing_reference");
+  REQUIRE(eventstore::apply_migrations(pool, eventstore::eventstore_migrations()));
+  REQUIRE(eventstore::apply_migrations(pool, std::span(all).first(8)));
+  REQUIRE(eventstore::apply_migrations(pool, privacy::privacy_migrations()));
+  auto vault = privacy::Vault::create(
+      {.database = pool.options(), .keys = privacy::KeyRing{privacy::random_key(), {}}});
+  REQUIRE(vault);
+  pool.set_protector(*vault);
+  eventstore::EventStore store(pool);
+
+  // A payment in EUR parked by the saga and listed as the version of adapter/0008 did: its
+  // event, and its row by park() alone (sealed raw, payment id, no reference). A message beside.
+  sagas::RecordIncomingPayment record;
+  record.clearing_reference = "CR-OLD-07";
+  record.cursor = "000000000007";
+  record.amount.minor_units = 6700;
+  record.amount.currency = *sagas::Currency::parse("EUR");
+  record.debtor = {"Ada Lovelace", {sagas::AccountScheme::iban, "DE89370400440532013000"}};
+  record.creditor = {"Charles Babbage", {sagas::AccountScheme::bban, "5301-0001234567"}};
+  record.remittance_info = "Invoice 42";
+  REQUIRE(base::parse_timestamp("2026-11-26T09:00:00Z", record.received_at));
+  record.rules = dk_rules();
+  const auto payment_id = sagas::incoming_payment_id(record.clearing_reference);
+  eventstore::Aggregate<sagas::IncomingPaymentDecider, sagas::IncomingPaymentCodec> payments{store};
+  auto parked = pool.transact([&](eventstore::Transaction& tx) -> eventstore::StoreResult<void> {
+    auto decided = payments.handle(tx, adapter::incoming_payment_stream(record.clearing_reference),
+                                   record, {payment_id, payment_id, nullptr, {}});
+    const auto* event = decided && decided->events.size() == 1
+                            ? std::get_if<sagas::IncomingPaymentParked>(&decided->events.front())
+                            : nullptr;
+    if (event == nullptr)
+      return tl::unexpected(
+          eventstore::StoreError{eventstore::StoreErrc::internal, "the saga did not park it"});
+    if (auto row = adapter::park(
+            tx,
+            {std::string(adapter::kParkedPaymentSource), event->reason_code, event->reason,
+             sagas::IncomingPaymentCodec::encode(*event).dump(), std::nullopt, std::nullopt,
+             std::nullopt, event->payment_id, event->payment_id},
+            pool.protector());
+        !row)
+      return row;
+    return adapter::park(tx, {"clearing-feed", "invalid_payment", "broken", "{oops"},
+                         pool.protector());
+  });
+  REQUIRE_MESSAGE(parked, (parked ? "" : parked.error().message));
+  REQUIRE(database.query_value("select string_agg(reason_code || '=' || raw_sealed::text, ',' "
+                               "order by id) from parked_messages") ==
+          "AM03=true,invalid_payment=true");
+
+  auto migrated = eventstore::apply_migrations(pool, all);
+  REQUIRE(migrated);
+  CHECK(migrated->applied == std::vector<std::string>{"adapter/0009_parked_clearing_reference"});
+  CHECK(database.query_value("select string_agg(reason_code || '=' || coalesce(clearing_reference, "
+                             "'-'), ',' order by id) from parked_messages") ==
+        "AM03=CR-OLD-07,invalid_payment=-");
+
+  const auto id = database.query_value("select id from parked_messages where payment_id = '" +
+                                       payment_id + "'");
+  const auto booked = adapter::book_parked_payment(
+      store, id, R"({"reason":"converted at 7.46","amount_minor_units":50000})", "operator",
+      dk_rules());
+  CHECK_MESSAGE(booked.status == 200, booked.body);
+  CHECK(database.query_value("select state from parked_messages where id = " + id) == "booked");
+  CHECK(database.query_value("select string_agg(type, ',' order by version) from events where "
+                             "stream_id = 'incoming-payment-CR-OLD-07'") ==
+        "IncomingPaymentParked,IncomingPaymentBookedByOperator");
 }

@@ -11,7 +11,8 @@
 //                                         reason, operator, outcome, transfer_id}
 // and on a parked incoming payment (kind "incoming_payment": the saga parked it, the money
 // arrived), decided by its saga and recorded in the payment's own stream
-// (incoming-payment-<clearing reference>), the row's state written with it:
+// (incoming-payment-<clearing reference>, the row's: its sealed raw is not opened for it), the
+// row's state written with it:
 //   POST /parked/{id}/book   {"reason"[, "amount_minor_units", "creditor_account"]}
 //                            IncomingPaymentBookedByOperator: published to the core as an
 //                            incoming payment (IncomingPaymentReceived, ...), once; the

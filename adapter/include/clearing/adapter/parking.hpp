@@ -119,8 +119,8 @@ inline constexpr std::string_view kParkedReplayed = "replayed";
 inline constexpr std::string_view kParkedBooked = "booked";
 inline constexpr std::string_view kParkedReturned = "returned";
 
-// What an operator's action needs of a parked message: its row, locked (for update) until the
-// caller's transaction ends, and its whole raw value, opened when it is sealed.
+// What a replay needs of a parked message: its row, locked (for update) until the caller's
+// transaction ends, and its whole raw value, opened when it is sealed.
 struct ParkedRaw {
   std::int64_t id = 0;
   std::string source, reason_code;
@@ -135,17 +135,40 @@ struct ParkedRaw {
 tl::expected<ParkedRaw, ParkedReadError> parked_for_action(
     eventstore::Transaction& tx, std::int64_t id, const eventstore::DataProtector* protector);
 
-// A message's state and correlation id, its row locked as parked_for_action's, without its raw.
+// A message's state and correlation id, its row locked as parked_for_action's, without its raw;
+// a payment's row with its clearing reference, which names the payment's stream
+// (incoming-payment-<reference>): the row's (adapter/0009), else, for a row that a version
+// before 0009 wrote after 0009 ran (a rolling upgrade), the one its IncomingPaymentParked event
+// names. Neither is sealed (a reference is an id, not personal data: docs/personal-data.md), so
+// nothing here needs the data key; nullopt when neither names one.
 struct ParkedState {
   std::string state;
   std::optional<std::string> correlation_id;
   std::optional<std::string> payment_id;
+  std::optional<std::string> clearing_reference;  // a payment's
 };
 std::optional<ParkedState> lock_parked_state(eventstore::Transaction& tx, std::int64_t id);
 
-// Sets a message's state (kParkedClosed, kParkedReplayed; a payment's kParkedBooked or
-// kParkedReturned), in the transaction that appends
-// the action's event.
+// The clearing reference that the IncomingPaymentParked event of `payment_id` names (its events
+// are found by the events_alarms index), nullopt when there is none. Reads no sealed data.
+std::optional<std::string> parked_event_reference(eventstore::Transaction& tx,
+                                                  const std::string& payment_id);
+
+// Sets a message's state (kParkedClosed, kParkedReplayed), in the transaction that appends the
+// action's event. A payment's row is set_parked_payment_state's.
 void set_parked_state(eventstore::Transaction& tx, std::int64_t id, std::string_view state);
+
+// What parked_messages keeps of a parked incoming payment beside its message (park() inserts
+// the row with its payment id): its clearing reference and its state.
+struct ParkedPaymentState {
+  std::string payment_id;
+  std::string clearing_reference;
+  std::string_view state;  // kParkedOpen, kParkedBooked or kParkedReturned
+};
+// The one writer of a parked payment row's state and clearing reference, in the transaction
+// that records the saga's event: IncomingPaymentParked (open: the poll, and the listing of
+// payments parked before adapter/0008) or an operator's booking or return. Only an open row is
+// written (an action never undone): false when the payment has no open row.
+bool set_parked_payment_state(eventstore::Transaction& tx, const ParkedPaymentState& payment);
 
 }  // namespace clearing::adapter
