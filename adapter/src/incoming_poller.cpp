@@ -352,8 +352,10 @@ struct IncomingPoller::Impl {
     stats.running = running;
   }
 
-  // Payments parked before parked_messages listed them (adapter/0008): listed now, each with
-  // its state. In batches; the anti-join finds none once done, so every start may run it.
+  // Payments parked before parked_messages listed them (adapter/0008): listed now, open. Each is
+  // still parked: an operator books or returns a payment through its row (parked_actions.cpp),
+  // and the rows came with 0008, so a payment without one was never booked or returned. In
+  // batches; the anti-join finds none once done, so every start may run it.
   StoreResult<int> list_parked_payments() {
     constexpr int kBatch = 200;
     int listed = 0;
@@ -376,10 +378,6 @@ struct IncomingPoller::Impl {
                                                     st.park_reason_code, st.park_reason};
           if (auto done = park_incoming_payment(tx, parked, store.pool().protector()); !done)
             return tl::unexpected(done.error());
-          if (st.status == sagas::IncomingPaymentStatus::parked) continue;
-          const auto state =
-              st.status == sagas::IncomingPaymentStatus::booked ? kParkedBooked : kParkedReturned;
-          set_parked_payment_state(tx, {st.payment_id, st.clearing_reference, state});
         }
         return static_cast<int>(streams.size());
       });

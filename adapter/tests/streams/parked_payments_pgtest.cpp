@@ -358,18 +358,23 @@ TEST_CASE(
 
 TEST_CASE("payments parked before they were listed are listed when the poller starts, once") {
   Service s;
-  const auto eur = s.parked_id_of("CR-EUR-01");
-  REQUIRE(s.post("/parked/" + std::to_string(eur) + "/book",
-                 R"({"reason":"converted","amount_minor_units":50000})")
-              .status == 200);
-  // As a database of the previous version has them: events, no rows.
+  // As a database of the previous version has them: events, no rows. None booked or returned:
+  // those actions came with the rows (adapter/0008).
   s.db.database.exec("delete from parked_messages");
   auto listed = s.poller.list_parked_payments();
   REQUIRE_MESSAGE(listed, (listed ? "" : listed.error().message));
   CHECK(*listed == 2);
+  CHECK(s.query("select string_agg(reason_code || '=' || state || '=' || clearing_reference, ','"
+                " order by reason_code) from parked_messages") ==
+        "AC01=open=CR-ACC-02,AM03=open=CR-EUR-01");
+  CHECK(s.query("select bool_and(raw_sealed) from parked_messages") == "t");
+  // A listed payment is booked as one the poller listed.
+  const auto eur = s.parked_id_of("CR-EUR-01");
+  REQUIRE(s.post("/parked/" + std::to_string(eur) + "/book",
+                 R"({"reason":"converted","amount_minor_units":50000})")
+              .status == 200);
   CHECK(s.query("select string_agg(reason_code || '=' || state, ',' order by reason_code) from "
                 "parked_messages") == "AC01=open,AM03=booked");
-  CHECK(s.query("select bool_and(raw_sealed) from parked_messages") == "t");
   listed = s.poller.list_parked_payments();
   REQUIRE(listed);
   CHECK(*listed == 0);
