@@ -64,21 +64,10 @@ HttpAnswer rejected_answer(std::string_view code, std::string_view reason) {
                          .reason_code = std::string(code), .reason = std::string(reason)}));
 }
 
-// Days since 1970-01-01 -> civil date (Howard Hinnant's algorithm), to avoid gmtime's
-// thread-safety questions.
-std::string civil_date(std::int64_t days) {
-  days += 719468;
-  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(days - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  char text[32];
-  std::snprintf(text, sizeof text, "%04lld-%02u-%02u", static_cast<long long>(y + (m <= 2)), m, d);
-  return text;
+// Days since 1970-01-01 as a calendar day (std::chrono's civil calendar: no gmtime, so no
+// thread-safety questions); written "YYYY-MM-DD" by config::format_date, as the adapter does.
+std::chrono::year_month_day civil_day(std::int64_t days) {
+  return std::chrono::year_month_day{std::chrono::sys_days{std::chrono::days{days}}};
 }
 
 std::int64_t days_since_epoch(std::chrono::system_clock::time_point at) {
@@ -91,7 +80,7 @@ std::string timestamp_text(std::chrono::system_clock::time_point at) {
   const auto in_day = (seconds - day).count();
   char text[32];
   std::snprintf(text, sizeof text, "%sT%02lld:%02lld:%02lldZ",
-                civil_date(day.time_since_epoch().count()).c_str(),
+                config::format_date(civil_day(day.time_since_epoch().count())).c_str(),
                 static_cast<long long>(in_day / 3600), static_cast<long long>(in_day / 60 % 60),
                 static_cast<long long>(in_day % 60));
   return text;
@@ -546,7 +535,7 @@ HttpAnswer MockState::stray_answer(const HostilePlan& plan) {
   return answer(
       201, clearing_client::encode_answer_body(clearing_client::AcceptedBody{
                .clearing_reference = "STRAY" + std::to_string(options_.seed) + "-" + cursor_text(n),
-               .settlement_date = civil_date(days_since_epoch(options_.now())),
+               .settlement_date = config::format_date(civil_day(days_since_epoch(options_.now()))),
                .reference = std::move(reference)}));
 }
 
@@ -671,11 +660,9 @@ HttpAnswer MockState::execute_submit(const std::string& key) {
     row.status = after_cutoff ? "PDNG" : "ACSC";
     row.execution_count += 1;
     ++data_->stats.executions_total;
-    const std::string date =
-        after_cutoff
-            ? config::format_date(options_.business_days.next_business_day(
-                  std::chrono::year_month_day{std::chrono::sys_days{std::chrono::days{today}}}))
-            : civil_date(today);
+    const std::string date = config::format_date(
+        after_cutoff ? options_.business_days.next_business_day(civil_day(today))
+                     : civil_day(today));
     // The settlement date is kept in the answer; the ledger row points to it through the store.
     result = answer(after_cutoff ? 202 : 201,
                     clearing_client::encode_answer_body(
