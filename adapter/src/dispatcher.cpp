@@ -291,7 +291,8 @@ struct Dispatcher::Impl {
     if (!done) {
       log->error("deferring calls for maintenance failed count={} window={} cause={}", items.size(),
                  active->window, eventstore::to_string(done.error().code));
-      ++stats.deferral_failures;
+      // Each call of the batch is a deferral not recorded, as each answer is a record failure.
+      stats.deferral_failures += static_cast<std::int64_t>(items.size());
       return {};
     }
     log->info("calls deferred for maintenance count={} deferred={} window={} until={}",

@@ -272,7 +272,8 @@ TEST_CASE(
   CHECK(metrics.value("clearing_dispatcher_deferral_failures_total") == 0.0);
 
   REQUIRE(dispatcher->run_once());
-  CHECK(metrics.value("clearing_dispatcher_deferral_failures_total") == 1.0);
+  // One per call, as calls_deferred and record_failures count: the batch's two.
+  CHECK(metrics.value("clearing_dispatcher_deferral_failures_total") == 2.0);
   CHECK(metrics.value("clearing_dispatcher_calls_deferred_total") == 0.0);
   CHECK(metrics.value("clearing_dispatcher_deferrals_refused_total") == 0.0);
   CHECK(dispatcher->stats().calls_started == 0);
@@ -289,7 +290,7 @@ TEST_CASE(
   w.db.database.exec("alter table events drop constraint no_deferral");
   w.clock.advance(w.options().lease + std::chrono::seconds{1});
   REQUIRE(dispatcher->run_once());
-  CHECK(metrics.value("clearing_dispatcher_deferral_failures_total") == 1.0);
+  CHECK(metrics.value("clearing_dispatcher_deferral_failures_total") == 2.0);
   CHECK(metrics.value("clearing_dispatcher_calls_deferred_total") == 2.0);
   CHECK(w.mock->state().stats().requests_total == 0);
   const std::string end_ms = std::to_string(to_ms(w.window_end));

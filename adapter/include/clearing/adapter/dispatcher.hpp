@@ -79,7 +79,7 @@ struct DispatcherStats {
   std::int64_t claim_failures = 0;     // claims that failed (a store error: nothing claimed)
   std::int64_t calls_deferred = 0;     // not made: inside a maintenance window (SubmissionDeferred)
   std::int64_t deferrals_refused = 0;  // a window's deferral the saga refused: parked, postponed
-  std::int64_t deferral_failures = 0;  // store errors while deferring (not made; claimed again)
+  std::int64_t deferral_failures = 0;  // calls not deferred: a store error (claimed again)
   std::int64_t in_flight_now = 0;
   bool running = false;        // its thread is between start() and stop()
   bool claim_failing = false;  // its last claim failed (logged once per change)
