@@ -55,16 +55,6 @@ sagas::RetryPolicy policy_of(const config::RetryConfig& r) {
   return p;
 }
 
-// clearing.maintenance_windows as the saga reads them (the config keeps each one's index in
-// the file for its messages).
-sagas::MaintenanceWindows windows_of(const config::MaintenanceWindowsConfig& c) {
-  sagas::MaintenanceWindows windows;
-  for (const auto& [index, w] : c.weekly)
-    windows.weekly.push_back({.weekday = w.weekday, .start = w.start, .end = w.end});
-  for (const auto& [index, w] : c.dated) windows.dated.push_back({.start = w.start, .end = w.end});
-  return windows;
-}
-
 sagas::CountryRules rules_of(const config::CountryConfig& c) {
   sagas::CountryRules rules;
   rules.country = c.code;  // config and sagas share base::Country
@@ -330,7 +320,7 @@ struct Service::Impl {
     d.stop_grace = std::chrono::milliseconds(config.dispatcher.stop_grace_ms);
     d.lease_by_session = config.dispatcher.lease_by_session;
     d.policy = policy;
-    d.maintenance = windows_of(config.clearing.maintenance_windows);
+    d.maintenance = config.clearing.maintenance_windows.windows();
     d.on_answer = dispatcher_hook;
     dispatcher = std::make_unique<Dispatcher>(*transfers, *client, clock, d);
   }

@@ -97,6 +97,15 @@ std::string_view partition_assignment_name(PartitionAssignment assignment) noexc
   return base::name_in(kPartitionAssignmentNames, assignment).value_or("?");
 }
 
+base::MaintenanceWindows MaintenanceWindowsConfig::windows() const {
+  base::MaintenanceWindows out;
+  out.weekly.reserve(weekly.size());
+  out.dated.reserve(dated.size());
+  for (const auto& [index, window] : weekly) out.weekly.push_back(window);
+  for (const auto& [index, window] : dated) out.dated.push_back(window);
+  return out;
+}
+
 std::string_view concurrency_mode_name(ConcurrencyMode mode) noexcept {
   return base::name_in(kConcurrencyModeNames, mode).value_or("?");
 }

@@ -286,7 +286,7 @@ bool read_window_bounds(Section& window, Time& start, Time& end, Parse parse, Fo
 
 void read_weekly_window(Section& window, std::size_t index, const std::string& weekday,
                         MaintenanceWindowsConfig& out) {
-  WeeklyWindowConfig weekly;
+  base::WeeklyMaintenanceWindow weekly;
   const auto day = maintenance_weekday(weekday);
   if (day) {
     weekly.weekday = *day;
@@ -302,7 +302,7 @@ void read_weekly_window(Section& window, std::size_t index, const std::string& w
 }
 
 void read_dated_window(Section& window, std::size_t index, MaintenanceWindowsConfig& out) {
-  DatedWindowConfig dated;
+  base::DatedMaintenanceWindow dated;
   const auto parse = [](const std::string& text, bool) -> std::optional<base::Timestamp> {
     base::Timestamp at;
     if (!base::parse_timestamp(text, at)) return std::nullopt;

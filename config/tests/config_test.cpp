@@ -19,6 +19,8 @@
 using namespace clearing::config;
 using namespace std::chrono;
 using Json = nlohmann::json;
+using clearing::base::DatedMaintenanceWindow;
+using clearing::base::WeeklyMaintenanceWindow;
 
 namespace {
 
@@ -2053,15 +2055,21 @@ TEST_CASE("clearing.maintenance_windows: none by default; weekly and dated windo
   REQUIRE(windows.weekly.size() == 2);
   REQUIRE(windows.dated.size() == 1);
   CHECK(windows.weekly[0].first == 0);
-  CHECK(windows.weekly[0].second == WeeklyWindowConfig{std::chrono::Sunday,
-                                                       std::chrono::minutes{60},
-                                                       std::chrono::minutes{180}});
+  CHECK(windows.weekly[0].second == WeeklyMaintenanceWindow{std::chrono::Sunday,
+                                                            std::chrono::minutes{60},
+                                                            std::chrono::minutes{180}});
   CHECK(windows.weekly[1].first == 2);
   CHECK(windows.weekly[1].second.end == std::chrono::minutes{24 * 60});
   CHECK(windows.dated[0].first == 1);
   CHECK(windows.dated[0].second.start == sys_days{ymd(2026, 12, 24)} + std::chrono::hours{20});
   CHECK(windows.dated[0].second.end == sys_days{ymd(2026, 12, 25)} + std::chrono::hours{2});
   CHECK(redacted_summary(*loaded).find("clearing.maintenance_windows=3") != std::string::npos);
+  // What the dispatcher holds: the same windows, without their indexes.
+  const auto held = windows.windows();
+  CHECK(held.weekly ==
+        std::vector<WeeklyMaintenanceWindow>{windows.weekly[0].second, windows.weekly[1].second});
+  CHECK(held.dated == std::vector<DatedMaintenanceWindow>{windows.dated[0].second});
+  CHECK(shipped->clearing.maintenance_windows.windows().empty());
 }
 
 TEST_CASE("clearing.maintenance_windows: a bad window is named by its key") {
@@ -2108,7 +2116,7 @@ TEST_CASE("validate() refuses a hand-built window that ends before it starts") {
   auto config = load_edited([](Json&) {});
   REQUIRE(config.has_value());
   config->clearing.maintenance_windows.dated.push_back(
-      {4, DatedWindowConfig{sys_days{ymd(2026, 12, 25)}, sys_days{ymd(2026, 12, 24)}}});
+      {4, DatedMaintenanceWindow{sys_days{ymd(2026, 12, 25)}, sys_days{ymd(2026, 12, 24)}}});
   const auto errors = validate(*config, {});
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].key == "clearing.maintenance_windows[4].end");

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "clearing/base/country.hpp"
+#include "clearing/base/maintenance_window.hpp"
 #include "clearing/sagas/account.hpp"
 
 namespace clearing::config {
@@ -148,24 +149,14 @@ std::string_view concurrency_mode_name(ConcurrencyMode mode) noexcept;
 // A window holds [start, end); its end must be after its start.
 inline constexpr std::size_t kMaintenanceWindowsMax = 1'000;
 
-struct WeeklyWindowConfig {
-  std::chrono::weekday weekday{std::chrono::Sunday};
-  std::chrono::minutes start{0};  // after 00:00 UTC
-  std::chrono::minutes end{0};    // after 00:00 UTC; (start, 24:00]
-  friend bool operator==(const WeeklyWindowConfig&, const WeeklyWindowConfig&) = default;
-};
-
-struct DatedWindowConfig {
-  std::chrono::sys_time<std::chrono::milliseconds> start{};
-  std::chrono::sys_time<std::chrono::milliseconds> end{};  // after start
-  friend bool operator==(const DatedWindowConfig&, const DatedWindowConfig&) = default;
-};
-
+// The windows are base/'s values (base/maintenance_window.hpp), which the saga reads too.
 struct MaintenanceWindowsConfig {
   // Each list in the file's order of its kind; `index` of the messages is the file's index.
-  std::vector<std::pair<std::size_t, WeeklyWindowConfig>> weekly;
-  std::vector<std::pair<std::size_t, DatedWindowConfig>> dated;
+  std::vector<std::pair<std::size_t, base::WeeklyMaintenanceWindow>> weekly;
+  std::vector<std::pair<std::size_t, base::DatedMaintenanceWindow>> dated;
   std::size_t size() const noexcept { return weekly.size() + dated.size(); }
+  // The windows without their indexes, each list in the file's order: what the dispatcher holds.
+  base::MaintenanceWindows windows() const;
   friend bool operator==(const MaintenanceWindowsConfig&,
                          const MaintenanceWindowsConfig&) = default;
 };

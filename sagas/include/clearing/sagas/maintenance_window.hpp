@@ -3,42 +3,24 @@
 // not execute anything. A clearing call due inside one is deferred to the window's end
 // (TransferDecider, DeferClearingCall) instead of collecting 503s.
 //
-// Two kinds, both in UTC: a weekly window (a weekday, a start and an end time of that day,
-// end after start, end at most 24:00), and a dated window (two instants). A window holds the
-// instants in [start, end): at its end a call is made again.
+// The windows themselves are base/'s values (base/maintenance_window.hpp: weekly and dated, in
+// UTC, each holding [start, end)), which config/ reads too; here: which one a time lies in, and
+// its name. At a window's end a call is made again.
 //
 // Pure: the time is an argument, never read. Thread safe (no shared state).
 
-#include <chrono>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "clearing/base/clock.hpp"
+#include "clearing/base/maintenance_window.hpp"
 
 namespace clearing::sagas {
 
+using base::DatedMaintenanceWindow;
+using base::MaintenanceWindows;
 using base::Timestamp;
-
-struct WeeklyMaintenanceWindow {
-  std::chrono::weekday weekday{std::chrono::Sunday};
-  std::chrono::minutes start{0};  // after 00:00 UTC of the weekday
-  std::chrono::minutes end{0};    // after 00:00 UTC; start < end <= 24:00
-  friend bool operator==(const WeeklyMaintenanceWindow&, const WeeklyMaintenanceWindow&) = default;
-};
-
-struct DatedMaintenanceWindow {
-  Timestamp start{};
-  Timestamp end{};  // after start
-  friend bool operator==(const DatedMaintenanceWindow&, const DatedMaintenanceWindow&) = default;
-};
-
-struct MaintenanceWindows {
-  std::vector<WeeklyMaintenanceWindow> weekly;
-  std::vector<DatedMaintenanceWindow> dated;
-  bool empty() const noexcept { return weekly.empty() && dated.empty(); }
-  friend bool operator==(const MaintenanceWindows&, const MaintenanceWindows&) = default;
-};
+using base::WeeklyMaintenanceWindow;
 
 // The window `now` lies in, as instants, and its name for people and events:
 // "weekly Sun 01:00-03:00" or "2026-12-24T20:00:00.000Z/2026-12-25T02:00:00.000Z".
