@@ -233,12 +233,12 @@ struct Dispatcher::Impl {
   }
 
   // The claimed calls to make now. Inside a known maintenance window none is made: each one's
-  // transfer records SubmissionDeferred (DeferClearingCall), which moves its work row to the
-  // window's end and clears the lease, all in one transaction. A call the saga does not defer
-  // (no events: a row behind its transfer; or a refusal, parked with its reason and counted) is
-  // postponed to the window's end all the same: nothing goes to the clearing during a window.
-  // Should the transaction fail (counted), the leases lapse and the calls are claimed again,
-  // still not made.
+  // transfer records SubmissionDeferred (DeferClearingCall, carrying the window found here once
+  // for the batch), which moves its work row to the window's end and clears the lease, all in
+  // one transaction. A call the saga does not defer (no events: a row behind its transfer; or a
+  // refusal, parked with its reason and counted) is postponed to the window's end all the same:
+  // nothing goes to the clearing during a window. Should the transaction fail (counted per
+  // call), the leases lapse and the calls are claimed again, still not made.
   std::vector<WorkItem> without_deferred(std::vector<WorkItem> items) {
     if (options.maintenance.empty() || items.empty()) return items;
     const auto now = clock.now();
@@ -252,7 +252,7 @@ struct Dispatcher::Impl {
                                                    .attempt = item.attempt,
                                                    .kind = item.action,
                                                    .now = now,
-                                                   .windows = options.maintenance},
+                                                   .window = active},
                           eventstore::CommandContext{item.correlation_id, item.caused_by, nullptr,
                                                      "defer|" + item.transfer_id + "|" +
                                                          std::to_string(item.attempt) + "|" +

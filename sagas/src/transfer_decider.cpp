@@ -647,15 +647,17 @@ Decision decide_defer(const DeferClearingCall& command, const TransferState& sta
   if (state.scheduled->action != command.kind)
     return refuse(TransferRefusalCode::answer_kind_mismatch,
                   "deferral kind differs from the scheduled action of the attempt");
-  const auto active = active_maintenance(command.windows, command.now);
-  // Outside every window, or already due at (or after) this window's end: one event per
-  // window per transfer.
-  if (!active || state.scheduled->due_at >= active->end) return Events{};
+  const auto& window = command.window;
+  // Outside every window (none given, or one that does not hold `now`: its end would not be
+  // later), or already due at (or after) this window's end: one event per window per transfer.
+  if (!window || command.now < window->start || command.now >= window->end ||
+      state.scheduled->due_at >= window->end)
+    return Events{};
   return Events{SubmissionDeferred{.transfer_id = command.transfer_id,
                                    .attempt = command.attempt,
                                    .action = command.kind,
-                                   .until = active->end,
-                                   .window = active->window,
+                                   .until = window->end,
+                                   .window = window->window,
                                    .deferred_at = command.now}};
 }
 

@@ -1155,10 +1155,14 @@ MaintenanceWindows window_over_t0() {
 }
 const std::string kWindowName = "2026-11-26T09:00:00.000Z/2026-11-26T12:00:00.000Z";
 
+// The command as the dispatcher makes it: with the window of `windows` that `now` lies in.
 DeferClearingCall defer(std::int32_t attempt, ClearingAction kind, Timestamp now,
-                        MaintenanceWindows windows = window_over_t0()) {
-  return DeferClearingCall{
-      .transfer_id = kId, .attempt = attempt, .kind = kind, .now = now, .windows = windows};
+                        const MaintenanceWindows& windows = window_over_t0()) {
+  return DeferClearingCall{.transfer_id = kId,
+                           .attempt = attempt,
+                           .kind = kind,
+                           .now = now,
+                           .window = active_maintenance(windows, now)};
 }
 
 TransferEvent deferred(std::int32_t attempt, ClearingAction kind, Timestamp now,
@@ -1204,6 +1208,14 @@ TEST_CASE("given every state, when its due call falls outside every window, then
     const auto state = given(g.history);
     CHECK(when(defer(g.attempt, g.kind, kWindowEnd), state).empty());  // the end is outside
     CHECK(when(defer(g.attempt, g.kind, g.now, MaintenanceWindows{}), state).empty());
+    // A window handed in that does not hold `now` (before its start, at or after its end)
+    // defers nothing: its end would not be later than `now`, or not the window of `now`.
+    for (const auto now : {t0() - std::chrono::milliseconds{1}, kWindowEnd}) {
+      auto command = defer(g.attempt, g.kind, g.now);
+      REQUIRE(command.window.has_value());
+      command.now = now;
+      CHECK(when(command, state).empty());
+    }
   }
 }
 

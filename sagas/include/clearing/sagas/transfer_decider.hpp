@@ -461,18 +461,20 @@ struct ResolveManually {
   Timestamp now{};
 };
 
-// The dispatcher is about to make the call scheduled for `attempt` at `now`. When `now` lies
-// in one of `windows` (active_maintenance) the call is deferred to that window's end
-// (SubmissionDeferred); otherwise, or when the call is already due no earlier than that end
-// (deferred once for this window), or the attempt is not the current one, or the transfer is
-// closed or parked: no events, and the dispatcher makes the call (or, with no call due,
-// nothing). The kind must be the scheduled action's (else answer_kind_mismatch).
+// The dispatcher is about to make the call scheduled for `attempt` at `now`, and `window` is
+// the maintenance window `now` lies in (active_maintenance over the configured windows, found
+// once by the dispatcher for its whole batch; nullopt: none). Inside it the call is deferred to
+// the window's end (SubmissionDeferred). No events when there is no window or `window` does not
+// hold `now`, when the call is already due no earlier than its end (deferred once for this
+// window), when the attempt is not the current one, or when the transfer is closed or parked:
+// the dispatcher then makes the call (or, with no call due, nothing). The kind must be the
+// scheduled action's (else answer_kind_mismatch).
 struct DeferClearingCall {
   std::string transfer_id;
   std::int32_t attempt = 0;
   ClearingAction kind = ClearingAction::submit;
   Timestamp now{};
-  MaintenanceWindows windows;
+  std::optional<ActiveMaintenance> window;
 };
 
 using TransferCommand =
