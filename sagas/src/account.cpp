@@ -37,20 +37,20 @@ bool all_digits(std::string_view text) noexcept {
   return true;
 }
 
-// ISO 7064 MOD 97-10 over the IBAN with its first four characters moved to the end,
-// letters read as 10..35. Digit by digit, so no big integers are needed.
-bool iban_checksum_ok(std::string_view iban) noexcept {
-  int remainder = 0;
-  const auto feed = [&remainder](char c) {
+// Feeds `text` into a running ISO 7064 MOD 97-10 remainder, digits as 0..9 and upper-case
+// letters as 10..35 (two decimal digits). Digit by digit, so no big integers are needed.
+// False at the first other character (the remainder is then of no use).
+bool feed_mod97(int& remainder, std::string_view text) noexcept {
+  for (char c : text) {
     if (is_digit(c)) {
       remainder = (remainder * 10 + (c - '0')) % 97;
-    } else {
+    } else if (is_upper(c)) {
       remainder = (remainder * 100 + (c - 'A' + 10)) % 97;
+    } else {
+      return false;
     }
-  };
-  for (char c : iban.substr(kIbanCheckedPrefixLength)) feed(c);
-  for (char c : iban.substr(0, kIbanCheckedPrefixLength)) feed(c);
-  return remainder == 1;
+  }
+  return true;
 }
 
 // Norwegian account numbers: weights 5,4,3,2,7,6,5,4,3,2 on the first ten digits; the
@@ -76,7 +76,7 @@ tl::expected<void, AccountError> validate_iban(const AccountRules& rules, std::s
   if (id.size() != rules.iban_length) return tl::unexpected(AccountError::wrong_length);
   // The registry's IBANs (DK, SE, NO, FI) are numeric after the country code.
   if (!all_digits(id.substr(2))) return tl::unexpected(AccountError::invalid_character);
-  if (!iban_checksum_ok(id)) return tl::unexpected(AccountError::checksum_mismatch);
+  if (iban_mod97(id) != 1) return tl::unexpected(AccountError::checksum_mismatch);
   if (rules.iban_national_check != nullptr &&
       !rules.iban_national_check(id.substr(kIbanCheckedPrefixLength)))
     return tl::unexpected(AccountError::checksum_mismatch);
@@ -152,6 +152,26 @@ std::optional<AccountScheme> parse_scheme(std::string_view name) noexcept {
   if (name == "IBAN" || name == "iban") return AccountScheme::iban;
   if (name == "BBAN" || name == "bban") return AccountScheme::bban;
   return std::nullopt;
+}
+
+tl::expected<int, AccountError> iban_mod97(std::string_view iban) noexcept {
+  if (iban.empty()) return tl::unexpected(AccountError::empty);
+  if (iban.size() <= kIbanCheckedPrefixLength) return tl::unexpected(AccountError::wrong_length);
+  int remainder = 0;
+  if (!feed_mod97(remainder, iban.substr(kIbanCheckedPrefixLength)) ||
+      !feed_mod97(remainder, iban.substr(0, kIbanCheckedPrefixLength)))
+    return tl::unexpected(AccountError::invalid_character);
+  return remainder;
+}
+
+tl::expected<int, AccountError> iban_check_digits(Country country, std::string_view bban) noexcept {
+  if (bban.empty()) return tl::unexpected(AccountError::empty);
+  // The IBAN rearranged (BBAN, country code, check digits) with "00" for the check digits.
+  int remainder = 0;
+  if (!feed_mod97(remainder, bban)) return tl::unexpected(AccountError::invalid_character);
+  const bool fed = feed_mod97(remainder, country_code(country)) && feed_mod97(remainder, "00");
+  CLEARING_ASSERT(fed);  // base's country codes are two upper-case letters
+  return 98 - remainder;
 }
 
 std::string_view account_error_message(AccountError error) noexcept {

@@ -29,6 +29,11 @@ std::string changed(std::string text, std::size_t i) {
   return text;
 }
 
+// "<code><check digits, two of them><bban>".
+std::string iban_of(std::string code, int check, const std::string& bban) {
+  return code + (check < 10 ? "0" : "") + std::to_string(check) + bban;
+}
+
 constexpr auto kIban = AccountScheme::iban;
 constexpr auto kBban = AccountScheme::bban;
 
@@ -80,6 +85,77 @@ TEST_CASE("when two different adjacent IBAN digits are swapped, MOD-97 catches i
     ++swaps_checked;
   }
   CHECK(swaps_checked > 10);
+}
+
+TEST_CASE("iban_check_digits gives the printed check digits of each country's published IBAN") {
+  // The IBAN registry's examples.
+  const std::pair<Country, std::string> known[] = {
+      {Country::dk, "DK5000400440116243"},
+      {Country::se, "SE4550000000058398257466"},
+      {Country::no, "NO9386011117947"},
+      {Country::fi, "FI2112345600000785"},
+  };
+  for (const auto& [country, iban] : known) {
+    CAPTURE(iban);
+    CHECK(iban_check_digits(country, iban.substr(4)) == std::stoi(iban.substr(2, 2)));
+    CHECK(iban_mod97(iban) == 1);
+  }
+  // Another country's code gives other check digits for the same BBAN.
+  CHECK(iban_check_digits(Country::fi, "00400440116243") != 50);
+  // Letters count as 10..35: a British IBAN, whose BBAN starts with its bank's letters.
+  CHECK(iban_mod97("GB82WEST12345698765432") == 1);
+}
+
+TEST_CASE("when one digit changes, iban_mod97 gives another remainder, at every position") {
+  for (const std::string iban : {"DK5000400440116243", "SE4550000000058398257466",
+                                 "NO9386011117947", "FI2112345600000785"}) {
+    for (std::size_t i = 2; i < iban.size(); ++i) {
+      CAPTURE(iban);
+      CAPTURE(i);
+      const auto remainder = iban_mod97(changed(iban, i));
+      REQUIRE(remainder.has_value());
+      CHECK(*remainder != 1);
+    }
+  }
+  // And the check digits of a changed BBAN are others.
+  CHECK(iban_check_digits(Country::dk, "00400440116244") != 50);
+}
+
+TEST_CASE("iban_check_digits makes check digits 2..98 that iban_mod97 accepts") {
+  for (int n = 0; n < 2000; ++n) {
+    const std::string number = std::to_string(n * 7919);
+    const std::string bban = std::string(14 - number.size(), '0') + number;
+    CAPTURE(bban);
+    const auto check = iban_check_digits(Country::fi, bban);
+    REQUIRE(check.has_value());
+    CHECK(*check >= 2);
+    CHECK(*check <= 98);
+    const auto iban = iban_of("FI", *check, bban);
+    CHECK(iban_mod97(iban) == 1);
+    CHECK(valid(Country::fi, kIban, iban));
+  }
+  // Upper-case letters in a BBAN are read like the British one's.
+  const auto with_letters = iban_check_digits(Country::dk, "WEST12345698765432");
+  REQUIRE(with_letters.has_value());
+  CHECK(iban_mod97(iban_of("DK", *with_letters, "WEST12345698765432")) == 1);
+}
+
+TEST_CASE("iban_mod97 and iban_check_digits refuse empty, short and non-alphanumeric input") {
+  CHECK(iban_mod97("").error() == AccountError::empty);
+  CHECK(iban_mod97("D").error() == AccountError::wrong_length);
+  CHECK(iban_mod97("DK50").error() == AccountError::wrong_length);
+  CHECK(iban_mod97("DK500").has_value());
+  CHECK(iban_mod97("dk5000400440116243").error() == AccountError::invalid_character);
+  CHECK(iban_mod97("DK50 0040 0440 1162 43").error() == AccountError::invalid_character);
+  CHECK(iban_mod97("DK5000400440116-43").error() == AccountError::invalid_character);
+  CHECK(iban_mod97("DK50004004401162\xC3\xA9").error() == AccountError::invalid_character);
+  CHECK(iban_mod97(std::string("DK50") + '\0' + "04004401162").error() ==
+        AccountError::invalid_character);
+  CHECK(iban_check_digits(Country::dk, "").error() == AccountError::empty);
+  CHECK(iban_check_digits(Country::dk, "0040 0440116243").error() ==
+        AccountError::invalid_character);
+  CHECK(iban_check_digits(Country::dk, "west12345698765432").error() ==
+        AccountError::invalid_character);
 }
 
 TEST_CASE("IBANs of the wrong length, with spaces, lower case or letters are refused") {

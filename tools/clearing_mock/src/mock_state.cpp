@@ -99,15 +99,10 @@ std::string generated_iban(sagas::Country country, std::uint64_t number) {
   const int body_digits = static_cast<int>(rules->iban_length) - 4;
   std::string body = "1" + std::to_string(number);
   body.resize(static_cast<std::size_t>(body_digits), '0');
-  const std::string code(sagas::country_code(country));
-  int remainder = 0;
-  for (const char c : body + code + "00") {
-    remainder =
-        c >= 'A' ? (remainder * 100 + (c - 'A' + 10)) % 97 : (remainder * 10 + (c - '0')) % 97;
-  }
-  const int check_digits = 98 - remainder;  // 2..98
-  const std::string check = (check_digits < 10 ? "0" : "") + std::to_string(check_digits);
-  return code + check + body;
+  const auto check_digits = sagas::iban_check_digits(country, body);
+  CLEARING_ASSERT(check_digits.has_value());  // the body is digits
+  const std::string check = (*check_digits < 10 ? "0" : "") + std::to_string(*check_digits);
+  return std::string(sagas::country_code(country)) + check + body;
 }
 
 // A valid account of the country for generated incoming payments: a BBAN where the country

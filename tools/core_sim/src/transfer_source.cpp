@@ -59,28 +59,15 @@ std::string nonzero_lead_digits(Random& random, int count) {
   return out;
 }
 
-// ISO 7064 MOD 97-10 of `text` (digits and upper-case letters, letters as 10..35).
-int mod97(std::string_view text) {
-  int remainder = 0;
-  for (char c : text) {
-    if (c >= '0' && c <= '9') {
-      remainder = (remainder * 10 + (c - '0')) % 97;
-    } else {
-      remainder = (remainder * 100 + (c - 'A' + 10)) % 97;
-    }
-  }
-  return remainder;
+// The MOD-97 check digits of an IBAN of `country` carrying `body` (digits: the generator's).
+int check_digits_of(Country country, std::string_view body) {
+  const auto check = sagas::iban_check_digits(country, body);
+  CLEARING_ASSERT(check.has_value());
+  return *check;
 }
 
-int iban_check_digits(std::string_view country_code, std::string_view bban_digits) {
-  std::string rearranged(bban_digits);
-  rearranged += country_code;
-  rearranged += "00";
-  return 98 - mod97(rearranged);
-}
-
-std::string make_iban(std::string_view country_code, std::string_view bban_digits, int check) {
-  return fmt::format("{}{:02d}{}", country_code, check, bban_digits);
+std::string make_iban(Country country, std::string_view body, int check) {
+  return fmt::format("{}{:02d}{}", sagas::country_code(country), check, body);
 }
 
 // Norwegian MOD-11 check digit of ten digits; -1 when none exists (remainder 1).
@@ -249,8 +236,7 @@ Account valid_account(Country country, AccountScheme scheme, Random& random) {
       account.id = national_bban(country, random);
     } else {
       const auto body = iban_body(country, random);
-      const auto code = sagas::country_code(country);
-      account.id = make_iban(code, body, iban_check_digits(code, body));
+      account.id = make_iban(country, body, check_digits_of(country, body));
     }
     if (mock_special(account.id)) continue;
     CLEARING_ASSERT(sagas::validate_account(country, account).has_value());
@@ -264,10 +250,9 @@ Account bban_ending_with(Country country, std::string_view suffix, Random& rando
   CLEARING_ASSERT(suffix.size() == 4);
   if (!has_bban(country)) {
     // An IBAN ending with the suffix (FI): its check digits come before the body.
-    const auto code = sagas::country_code(country);
     const auto body = nonzero_lead_digits(random, 4) +
                       digits(random, iban_body_length(country) - 8) + std::string(suffix);
-    Account account{AccountScheme::iban, make_iban(code, body, iban_check_digits(code, body))};
+    Account account{AccountScheme::iban, make_iban(country, body, check_digits_of(country, body))};
     CLEARING_ASSERT(sagas::validate_account(country, account).has_value());
     return account;
   }
@@ -285,11 +270,10 @@ Account bban_ending_with(Country country, std::string_view suffix, Random& rando
 
 Account iban_with_bad_checksum(Country country, Random& random) {
   const auto body = iban_body(country, random);
-  const auto code = sagas::country_code(country);
-  const int check = iban_check_digits(code, body);
+  const int check = check_digits_of(country, body);
   // One off the right check digits: never congruent modulo 97, so MOD-97 fails.
   const int wrong = check < 98 ? check + 1 : check - 1;
-  Account account{AccountScheme::iban, make_iban(code, body, wrong)};
+  Account account{AccountScheme::iban, make_iban(country, body, wrong)};
   CLEARING_ASSERT(!sagas::validate_account(country, account).has_value());
   return account;
 }

@@ -82,6 +82,21 @@ bool has_account_rule(Country country, AccountScheme scheme) noexcept;
 //    (scheme_not_used).
 tl::expected<void, AccountError> validate_account(Country country, const Account& account);
 
+// IBAN check digits (ISO 13616: ISO 7064 MOD 97-10), the one computation of them for the
+// validator above and for those who make IBANs (core-sim's generator, the clearing mock).
+// Characters are read as ISO 13616 reads them: digits as 0..9, the upper-case letters A..Z as
+// 10..35; any other character (lower case, a space, '-', a non-ASCII byte) is the error
+// invalid_character. Nothing else is checked (country, length: validate_account does).
+//
+// The remainder modulo 97 (0..96) of an IBAN in electronic form, its first four characters
+// (country code, check digits) moved to the end: 1 when its check digits are right; a
+// changed digit, or two different adjacent digits swapped, always gives another remainder.
+// empty for "", wrong_length for 1 to 4 characters (nothing after the check digits).
+tl::expected<int, AccountError> iban_mod97(std::string_view iban) noexcept;
+// The check digits (2..98, written as two digits: "02".."98") that make
+// country_code(country) + check digits + `bban` an IBAN whose iban_mod97 is 1. empty for "".
+tl::expected<int, AccountError> iban_check_digits(Country country, std::string_view bban) noexcept;
+
 // Text as it arrives from outside (the clearing API carries bare account text): two
 // leading letters mean IBAN, anything else BBAN; then validate_account. The text is
 // taken as is (no trimming, no case folding), so what is validated is what is sent.
