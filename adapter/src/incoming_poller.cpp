@@ -25,9 +25,7 @@ using IncomingAggregate =
 // The clearing's account text as an Account; the decider validates it (and parks the
 // payment when it is not valid), so no judgement here.
 sagas::Account account_of(const std::string& text) {
-  const bool iban = text.size() >= 2 && std::isalpha(static_cast<unsigned char>(text[0])) &&
-                    std::isalpha(static_cast<unsigned char>(text[1]));
-  return sagas::Account{iban ? sagas::AccountScheme::iban : sagas::AccountScheme::bban, text};
+  return sagas::Account{sagas::account_scheme_of_text(text), text};
 }
 
 // The namespace of IncomingFeedPaymentParked event ids: the id is derived from the

@@ -281,10 +281,7 @@ tl::expected<sagas::BookParkedIncomingPayment, HttpResponse> booking_of(
       return tl::unexpected(HttpResponse::error(
           400, "bad_body", "creditor_account must be an account number of at most 64 bytes"));
     const auto& text = it->get_ref<const std::string&>();
-    const bool iban = text.size() >= 2 && std::isalpha(static_cast<unsigned char>(text[0])) &&
-                      std::isalpha(static_cast<unsigned char>(text[1]));
-    book.creditor_account =
-        sagas::Account{iban ? sagas::AccountScheme::iban : sagas::AccountScheme::bban, text};
+    book.creditor_account = sagas::Account{sagas::account_scheme_of_text(text), text};
   }
   return book;
 }

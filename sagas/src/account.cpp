@@ -187,9 +187,13 @@ tl::expected<void, AccountError> validate_account(Country country, const Account
   return rules->validate_bban(account.id);
 }
 
-tl::expected<Account, AccountError> parse_account_text(Country country, std::string_view text) {
+AccountScheme account_scheme_of_text(std::string_view text) noexcept {
   const bool looks_like_iban = text.size() >= 2 && is_letter(text[0]) && is_letter(text[1]);
-  Account account{looks_like_iban ? AccountScheme::iban : AccountScheme::bban, std::string(text)};
+  return looks_like_iban ? AccountScheme::iban : AccountScheme::bban;
+}
+
+tl::expected<Account, AccountError> parse_account_text(Country country, std::string_view text) {
+  Account account{account_scheme_of_text(text), std::string(text)};
   return validate_account(country, account).map([&account] { return std::move(account); });
 }
 

@@ -296,6 +296,22 @@ TEST_CASE("parse_account_text detects the scheme from two leading letters") {
   CHECK(parse_account_text(Country::se, "").error() == AccountError::empty);
 }
 
+TEST_CASE("account_scheme_of_text: two leading ASCII letters of either case mean IBAN") {
+  for (const char* text :
+       {"DK5000400440116243", "dk5000400440116243", "Dk", "GB82WEST", "NO93 8601 1117 947"}) {
+    CAPTURE(text);
+    CHECK(account_scheme_of_text(text) == AccountScheme::iban);
+  }
+  for (const char* text : {"", "D", "5301-0001234567", "86011117947", "D1K", "1DK", " DK50",
+                           "\xC3\x85K5000400440116243"}) {
+    CAPTURE(text);
+    CHECK(account_scheme_of_text(text) == AccountScheme::bban);
+  }
+  // The guess is not a judgement: lower case is an IBAN, refused by the IBAN rule.
+  CHECK(parse_account_text(Country::dk, "dk5000400440116243").error() ==
+        AccountError::invalid_character);
+}
+
 TEST_CASE("every account error has a message that carries no account number") {
   for (auto error : {AccountError::empty, AccountError::invalid_character,
                      AccountError::wrong_country, AccountError::wrong_length,

@@ -97,9 +97,16 @@ tl::expected<int, AccountError> iban_mod97(std::string_view iban) noexcept;
 // country_code(country) + check digits + `bban` an IBAN whose iban_mod97 is 1. empty for "".
 tl::expected<int, AccountError> iban_check_digits(Country country, std::string_view bban) noexcept;
 
-// Text as it arrives from outside (the clearing API carries bare account text): two
-// leading letters mean IBAN, anything else BBAN; then validate_account. The text is
-// taken as is (no trimming, no case folding), so what is validated is what is sent.
+// The scheme of account text as it arrives from outside (the clearing API and the operators'
+// corrections carry bare account text): two leading ASCII letters, of either case, mean IBAN;
+// anything else (digits first, one character, "", a non-ASCII byte) BBAN. The one rule for
+// it: a guess, not a judgement (validate_account judges; "dk50..." is an IBAN with an
+// invalid character).
+AccountScheme account_scheme_of_text(std::string_view text) noexcept;
+
+// Text as it arrives from outside: its scheme by account_scheme_of_text, then
+// validate_account. The text is taken as is (no trimming, no case folding), so what is
+// validated is what is sent.
 tl::expected<Account, AccountError> parse_account_text(Country country, std::string_view text);
 
 // For logs, which must never carry full account numbers: "****" plus the last four
