@@ -64,7 +64,9 @@ int fail(const std::string& message) {
 int run(const std::string& config_path) {
   auto config = load(config_path, false);
   if (!config) return fail(config.error());
-  adapter::use_log_format(config->log_format);
+  // The process's log format, set here once, as soon as it is known: before the config's own
+  // lines (summary, warnings) and everything after. Service::create leaves it alone.
+  base::set_log_format(config->log_format);
   base::set_log_level(std::string(config::log_level_name(config->log_level)));
   auto log = base::module_logger("main");
   log->info("config {}", config::redacted_summary(*config));

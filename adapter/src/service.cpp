@@ -561,18 +561,12 @@ struct Service::Impl {
   }
 };
 
-void use_log_format(config::LogFormat format) {
-  base::set_log_format(format == config::LogFormat::json ? base::LogFormat::json
-                                                         : base::LogFormat::text);
-}
-
 Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Service::~Service() { stop(); }
 
 tl::expected<std::unique_ptr<Service>, std::string> Service::create(config::AdapterConfig config,
                                                                     std::string kafka_bootstrap) {
-  use_log_format(config.log_format);
   auto impl = std::make_unique<Impl>();
   impl->config = std::move(config);
   impl->kafka_bootstrap = std::move(kafka_bootstrap);

@@ -189,16 +189,6 @@ std::atomic<LogFormat> current_format{LogFormat::text};
 
 }  // namespace
 
-std::optional<LogFormat> parse_log_format(std::string_view name) noexcept {
-  if (name == "text") return LogFormat::text;
-  if (name == "json") return LogFormat::json;
-  return std::nullopt;
-}
-
-std::string_view log_format_name(LogFormat format) noexcept {
-  return format == LogFormat::json ? "json" : "text";
-}
-
 void set_log_format(LogFormat format) {
   current_format.store(format);
   // The registry's formatter (for loggers registered later) and every registered logger's,

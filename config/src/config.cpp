@@ -45,12 +45,6 @@ constexpr base::NameTable<LogLevel, 5> kLogLevelNames{{
 }};
 static_assert(base::lists_every_enumerator(kLogLevelNames, LogLevel::error));
 
-constexpr base::NameTable<LogFormat, 2> kLogFormatNames{{
-    {LogFormat::text, "text"},
-    {LogFormat::json, "json"},
-}};
-static_assert(base::lists_every_enumerator(kLogFormatNames, LogFormat::json));
-
 // Kafka security: librdkafka's words.
 constexpr base::NameTable<KafkaSecurityProtocol, 4> kKafkaSecurityProtocolNames{{
     {KafkaSecurityProtocol::plaintext, "PLAINTEXT"},
@@ -112,10 +106,6 @@ std::string_view concurrency_mode_name(ConcurrencyMode mode) noexcept {
 
 std::string_view log_level_name(LogLevel level) noexcept {
   return base::name_in(kLogLevelNames, level).value_or("?");
-}
-
-std::string_view log_format_name(LogFormat format) noexcept {
-  return base::name_in(kLogFormatNames, format).value_or("?");
 }
 
 std::string format_date(std::chrono::year_month_day date) {

@@ -596,27 +596,22 @@ void read_log_level(Section& root, LogLevel& out, Problems& problems) {
   out = *found;
 }
 
-// "log_format": "text" or "json"; CLEARING_ADAPTER_LOG_FORMAT overrides the file's.
-std::optional<LogFormat> log_format_named(std::string_view name) {
-  for (const auto format : {LogFormat::text, LogFormat::json})
-    if (log_format_name(format) == name) return format;
-  return std::nullopt;
-}
-
-void read_log_format(Section& root, LogFormat& out, Problems& problems) {
+// "log_format": "text" or "json" (base::parse_log_format); CLEARING_ADAPTER_LOG_FORMAT
+// overrides the file's.
+void read_log_format(Section& root, base::LogFormat& out, Problems& problems) {
   const auto text = root.string("log_format");
   if (!text) return;
-  if (const auto format = log_format_named(*text)) {
+  if (const auto format = base::parse_log_format(*text)) {
     out = *format;
     return;
   }
   problems.add("log_format", "must be \"text\" or \"json\", got " + detail::quote_text(*text));
 }
 
-void apply_log_format_env(LogFormat& out, const Environment& env, Problems& problems) {
+void apply_log_format_env(base::LogFormat& out, const Environment& env, Problems& problems) {
   const auto text = env.get(kOptionalEnvLogFormat);
   if (!text) return;
-  if (const auto format = log_format_named(*text)) {
+  if (const auto format = base::parse_log_format(*text)) {
     out = *format;
     return;
   }

@@ -209,7 +209,7 @@ std::string redacted_summary(const AdapterConfig& config) {
   line.add("privacy.data_kek_previous", set_or_unset(config.privacy.data_kek_previous));
   line.add("privacy.retention_years", config.privacy.retention_years);
   line.add("log_level", log_level_name(config.log_level));
-  line.add("log_format", log_format_name(config.log_format));
+  line.add("log_format", base::log_format_name(config.log_format));
   return line.take();
 }
 

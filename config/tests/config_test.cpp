@@ -1967,12 +1967,12 @@ TEST_CASE("TLS files: missing, not a file, and a private key others may read") {
 TEST_CASE("log_format: text by default, json from the file or CLEARING_ADAPTER_LOG_FORMAT") {
   const auto shipped = load_edited([](Json&) {});
   REQUIRE(shipped.has_value());
-  CHECK(shipped->log_format == LogFormat::text);
+  CHECK(shipped->log_format == clearing::base::LogFormat::text);
   CHECK(redacted_summary(*shipped).find(" log_format=text") != std::string::npos);
 
   const auto from_file = load_edited([](Json& j) { j["log_format"] = "json"; });
   REQUIRE(from_file.has_value());
-  CHECK(from_file->log_format == LogFormat::json);
+  CHECK(from_file->log_format == clearing::base::LogFormat::json);
   CHECK(redacted_summary(*from_file).find(" log_format=json") != std::string::npos);
 
   // The variable overrides the file, either way.
@@ -1980,16 +1980,16 @@ TEST_CASE("log_format: text by default, json from the file or CLEARING_ADAPTER_L
   env.set(kOptionalEnvLogFormat, "json");
   const auto from_env = load_edited([](Json& j) { j["log_format"] = "text"; }, env);
   REQUIRE(from_env.has_value());
-  CHECK(from_env->log_format == LogFormat::json);
+  CHECK(from_env->log_format == clearing::base::LogFormat::json);
   env.set(kOptionalEnvLogFormat, "text");
   const auto back = load_edited([](Json& j) { j["log_format"] = "json"; }, env);
   REQUIRE(back.has_value());
-  CHECK(back->log_format == LogFormat::text);
+  CHECK(back->log_format == clearing::base::LogFormat::text);
   // An empty variable counts as unset.
   env.set(kOptionalEnvLogFormat, "");
   const auto empty = load_edited([](Json& j) { j["log_format"] = "json"; }, env);
   REQUIRE(empty.has_value());
-  CHECK(empty->log_format == LogFormat::json);
+  CHECK(empty->log_format == clearing::base::LogFormat::json);
 }
 
 TEST_CASE("log_format: a bad value in the file or the variable is an error naming the key") {

@@ -35,7 +35,9 @@ struct StartError {
 class Service {
  public:
   // kafka_bootstrap: the resolved bootstrap servers (the caller starts an embedded
-  // cluster when the config says "embedded").
+  // cluster when the config says "embedded"). The log format is the process's, not the
+  // service's: the caller sets config.log_format (base::set_log_format) before, as
+  // `clearing-adapter run` does right after loading the config; create leaves it alone.
   static tl::expected<std::unique_ptr<Service>, std::string> create(config::AdapterConfig config,
                                                                     std::string kafka_bootstrap);
   ~Service();
@@ -55,10 +57,6 @@ class Service {
   explicit Service(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// Makes every log line of this process the config's log_format (base::set_log_format):
-// `run` calls it right after loading the config, and Service::create again.
-void use_log_format(config::LogFormat format);
 
 // Creates the topics of the configured streams on an embedded cluster (tests, demo).
 std::vector<std::pair<std::string, int>> configured_topics(const config::AdapterConfig& config);

@@ -26,9 +26,9 @@
 
 #include <cstddef>
 #include <memory>
-#include <optional>
 #include <string>
-#include <string_view>
+
+#include "clearing/base/log_format.hpp"
 
 namespace clearing::base {
 
@@ -47,11 +47,7 @@ void init_logging();
 // Sets the level for all module loggers: "trace".."off". False if unknown.
 bool set_log_level(const std::string& level);
 
-enum class LogFormat { text, json };
-
-// "text" or "json"; nothing for another name.
-std::optional<LogFormat> parse_log_format(std::string_view name) noexcept;
-std::string_view log_format_name(LogFormat format) noexcept;
+// LogFormat, parse_log_format and log_format_name: clearing/base/log_format.hpp.
 
 // Makes every logger (those made so far, and those made later) write `format`. Call early,
 // before other threads log (each logger's formatter is replaced).

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "clearing/base/country.hpp"
+#include "clearing/base/log_format.hpp"
 #include "clearing/base/maintenance_window.hpp"
 #include "clearing/sagas/account.hpp"
 
@@ -535,11 +536,9 @@ std::optional<HostPort> parse_host_port(std::string_view text);
 enum class LogLevel { trace, debug, info, warn, error };
 std::string_view log_level_name(LogLevel level) noexcept;  // "info"
 
-// The format of the log lines (base::LogFormat): text for people at a terminal, json for a
-// log collector (one object per line). The top-level key "log_format", or
-// CLEARING_ADAPTER_LOG_FORMAT, which overrides it.
-enum class LogFormat { text, json };
-std::string_view log_format_name(LogFormat format) noexcept;  // "text"
+// The format of the log lines is base::LogFormat (clearing/base/log_format.hpp, its names
+// base::log_format_name): the top-level key "log_format", or CLEARING_ADAPTER_LOG_FORMAT,
+// which overrides it.
 
 // ---------------------------------------------------------------------------------------
 // The whole file.
@@ -556,7 +555,7 @@ struct AdapterConfig {
   HttpConfig http;
   PrivacyConfig privacy;
   LogLevel log_level = LogLevel::info;
-  LogFormat log_format = LogFormat::text;
+  base::LogFormat log_format = base::LogFormat::text;
   std::string source_file;  // the path it was loaded from ("" when built in code)
   friend bool operator==(const AdapterConfig&, const AdapterConfig&) = default;
 };
