@@ -259,25 +259,23 @@ struct Dispatcher::Impl {
                                                          std::to_string(until_ms)},
                           nullptr});
     }
-    std::int64_t deferred = 0, refused = 0;
+    std::int64_t deferred = 0;
+    // The refusals parked, logged once the transaction that parks them has committed.
+    std::vector<std::pair<std::size_t, sagas::TransferRefusal>> refusals;
     auto done = transfers.store().pool().transact([&](Transaction& tx) -> StoreResult<void> {
-      deferred = refused = 0;
+      deferred = 0;
+      refusals.clear();
       const auto results = transfers.execute_batch(tx, commands);
       for (std::size_t i = 0; i < items.size(); ++i) {
         if (!results[i]) {
           if (auto* error = std::get_if<eventstore::StoreError>(&results[i].error()))
             return tl::unexpected(*error);
           const auto& refusal = std::get<sagas::TransferRefusal>(results[i].error());
-          log->error(
-              "deferral refused, parked, call postponed transfer_id={} attempt={} "
-              "correlation_id={} code={} message={}",
-              items[i].transfer_id, items[i].attempt, items[i].correlation_id,
-              sagas::refusal_code_name(refusal.code), refusal.message);
           if (auto parked = park(tx, refused_deferral(items[i], *active, refusal),
                                  transfers.store().pool().protector());
               !parked)
             return tl::unexpected(parked.error());
-          ++refused;
+          refusals.emplace_back(i, refusal);
         } else if (!results[i]->events.empty()) {
           ++deferred;
           continue;
@@ -295,10 +293,16 @@ struct Dispatcher::Impl {
       stats.deferral_failures += static_cast<std::int64_t>(items.size());
       return {};
     }
+    for (const auto& [i, refusal] : refusals)
+      log->error(
+          "deferral refused, parked, call postponed transfer_id={} attempt={} correlation_id={} "
+          "code={} message={}",
+          items[i].transfer_id, items[i].attempt, items[i].correlation_id,
+          sagas::refusal_code_name(refusal.code), refusal.message);
     log->info("calls deferred for maintenance count={} deferred={} window={} until={}",
               items.size(), deferred, active->window, base::format_timestamp(active->end));
     stats.calls_deferred += deferred;
-    stats.deferrals_refused += refused;
+    stats.deferrals_refused += static_cast<std::int64_t>(refusals.size());
     return {};
   }
 
