@@ -57,14 +57,12 @@ bool feed_mod97(int& remainder, std::string_view text) noexcept {
 // check digit is 11 - (sum mod 11), 0 when the remainder is 0, and no valid number has
 // remainder 1 (it would need check digit 10).
 // `digits` has kNorwegianBbanLength digits.
+constexpr std::array<int, 10> kNorwegianWeights{5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
+
 bool norwegian_mod11_ok(std::string_view digits) noexcept {
-  constexpr std::array<int, 10> kWeights{5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
-  int sum = 0;
-  for (std::size_t i = 0; i < kWeights.size(); ++i) sum += (digits[i] - '0') * kWeights[i];
-  const int remainder = sum % 11;
-  if (remainder == 1) return false;
-  const int check = remainder == 0 ? 0 : 11 - remainder;
-  return digits[kWeights.size()] - '0' == check;
+  const auto check = norwegian_check_digit(digits.substr(0, kNorwegianWeights.size()));
+  return check && digits.size() == kNorwegianWeights.size() + 1 &&
+         digits[kNorwegianWeights.size()] - '0' == *check;
 }
 
 tl::expected<void, AccountError> validate_iban(const AccountRules& rules, std::string_view id) {
@@ -162,6 +160,16 @@ tl::expected<int, AccountError> iban_mod97(std::string_view iban) noexcept {
       !feed_mod97(remainder, iban.substr(0, kIbanCheckedPrefixLength)))
     return tl::unexpected(AccountError::invalid_character);
   return remainder;
+}
+
+std::optional<int> norwegian_check_digit(std::string_view first_ten) noexcept {
+  if (first_ten.size() != kNorwegianWeights.size() || !all_digits(first_ten)) return std::nullopt;
+  int sum = 0;
+  for (std::size_t i = 0; i < kNorwegianWeights.size(); ++i)
+    sum += (first_ten[i] - '0') * kNorwegianWeights[i];
+  const int remainder = sum % 11;
+  if (remainder == 1) return std::nullopt;
+  return remainder == 0 ? 0 : 11 - remainder;
 }
 
 tl::expected<int, AccountError> iban_check_digits(Country country, std::string_view bban) noexcept {

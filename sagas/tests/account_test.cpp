@@ -224,6 +224,25 @@ TEST_CASE("a Norwegian number whose remainder is 1 has no valid check digit") {
   }
 }
 
+TEST_CASE("norwegian_check_digit: the digit the validator checks, nullopt where none is valid") {
+  CHECK(norwegian_check_digit("8601111794") == 7);
+  CHECK(norwegian_check_digit("0000000001") == 9);
+  CHECK(norwegian_check_digit("0000000000") == 0);                // remainder 0: check digit 0
+  CHECK_FALSE(norwegian_check_digit("0000000040").has_value());   // remainder 1
+  CHECK_FALSE(norwegian_check_digit("860111179").has_value());    // nine digits
+  CHECK_FALSE(norwegian_check_digit("86011117947").has_value());  // eleven
+  CHECK_FALSE(norwegian_check_digit("860111179a").has_value());
+  CHECK_FALSE(norwegian_check_digit("").has_value());
+  // Every ten digits of a sweep: the validator accepts exactly the computed digit appended.
+  for (int n = 0; n < 2000; ++n) {
+    const auto ten = std::to_string(1'000'000'000LL + n * 4'999'963LL % 1'000'000'000LL);
+    CAPTURE(ten);
+    const auto check = norwegian_check_digit(ten);
+    for (char c = '0'; c <= '9'; ++c)
+      CHECK(valid(Country::no, kBban, ten + c) == (check && *check == c - '0'));
+  }
+}
+
 TEST_CASE("Finnish IBAN: FI, two check digits and 14 digits, 18 characters, MOD-97") {
   // The IBAN registry's example (FI21 1234 5600 0007 85) and the published examples of
   // Nordea (FI14 1009 3000 1234 58), Aktia (FI55 4234 5670 0000 81) and OP (FI49 5000 9420

@@ -120,16 +120,13 @@ std::string generated_bban(sagas::Country country, std::uint64_t number) {
     return std::string("8327-") + digits;
   }
   if (country != sagas::Country::no) return generated_iban(country, number);
-  static constexpr int kWeights[10] = {5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
-  // At most 11 consecutive candidates can have check digit 10 (the bound of this loop).
+  // At most 11 consecutive candidates can have no check digit (the bound of this loop).
   for (std::uint64_t candidate = number;; ++candidate) {
     std::snprintf(digits, sizeof digits, "12%08llu",
                   static_cast<unsigned long long>(candidate % 100'000'000ull));
-    int sum = 0;
-    for (int i = 0; i < 10; ++i) sum += (digits[i] - '0') * kWeights[i];
-    const int check = (11 - sum % 11) % 11;
-    if (check == 10) continue;
-    return std::string(digits) + static_cast<char>('0' + check);
+    const auto check = sagas::norwegian_check_digit(digits);
+    if (!check) continue;
+    return std::string(digits) + static_cast<char>('0' + *check);
   }
 }
 

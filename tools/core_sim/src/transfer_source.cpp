@@ -70,25 +70,15 @@ std::string make_iban(Country country, std::string_view body, int check) {
   return fmt::format("{}{:02d}{}", sagas::country_code(country), check, body);
 }
 
-// Norwegian MOD-11 check digit of ten digits; -1 when none exists (remainder 1).
-int norwegian_check_digit(std::string_view ten) {
-  static constexpr int kWeights[10] = {5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
-  int sum = 0;
-  for (int i = 0; i < 10; ++i) sum += (ten[static_cast<std::size_t>(i)] - '0') * kWeights[i];
-  const int remainder = sum % 11;
-  if (remainder == 1) return -1;
-  return remainder == 0 ? 0 : 11 - remainder;
-}
-
 // Eleven digits with a valid MOD-11 check digit; `fixed_tail` (0..3 digits) ends the
 // first ten digits, and `check` (or -1: any) is the check digit wanted.
 std::string norwegian_bban(Random& random, std::string_view fixed_tail, int check) {
   for (int attempt = 0; attempt < kGeneratorDrawAttemptsMax; ++attempt) {
     std::string ten = nonzero_lead_digits(random, 10 - static_cast<int>(fixed_tail.size()));
     ten += fixed_tail;
-    const int digit = norwegian_check_digit(ten);
-    if (digit < 0 || (check >= 0 && digit != check)) continue;
-    return ten + static_cast<char>('0' + digit);
+    const auto digit = sagas::norwegian_check_digit(ten);
+    if (!digit || (check >= 0 && *digit != check)) continue;
+    return ten + static_cast<char>('0' + *digit);
   }
   CLEARING_ASSERT_MSG(false, "no Norwegian account number found within the draw limit");
   return {};

@@ -97,6 +97,12 @@ tl::expected<int, AccountError> iban_mod97(std::string_view iban) noexcept;
 // country_code(country) + check digits + `bban` an IBAN whose iban_mod97 is 1. empty for "".
 tl::expected<int, AccountError> iban_check_digits(Country country, std::string_view bban) noexcept;
 
+// The MOD-11 check digit of a Norwegian account number's first ten digits (weights
+// 5,4,3,2,7,6,5,4,3,2; 11 - sum mod 11, 0 for a remainder of 0), the one computation for the
+// validator and for those who make Norwegian numbers (core-sim's generator, the clearing mock).
+// nullopt when no digit is valid (a remainder of 1), or `first_ten` is not ten ASCII digits.
+std::optional<int> norwegian_check_digit(std::string_view first_ten) noexcept;
+
 // The scheme of account text as it arrives from outside (the clearing API and the operators'
 // corrections carry bare account text): two leading ASCII letters, of either case, mean IBAN;
 // anything else (digits first, one character, "", a non-ASCII byte) BBAN. The one rule for
