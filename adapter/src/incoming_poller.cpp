@@ -90,18 +90,14 @@ struct PageTally {
 eventstore::StoreResult<void> park_incoming_payment(eventstore::Transaction& tx,
                                                     const sagas::IncomingPaymentParked& parked,
                                                     const eventstore::DataProtector* protector) {
-  auto parked_row =
-      park(tx,
-           ParkedMessage{std::string(kParkedPaymentSource), parked.reason_code, parked.reason,
-                         sagas::IncomingPaymentCodec::encode(parked).dump(), std::nullopt,
-                         std::nullopt, std::nullopt, parked.payment_id, parked.payment_id},
-           protector);
-  if (!parked_row) return parked_row;
-  // Its clearing reference beside the sealed raw, state open as park() inserted it. A row that
-  // another instance listed at the same moment, and an operator acted on since, keeps its state:
-  // only an open row is written.
-  set_parked_payment_state(tx, {parked.payment_id, parked.clearing_reference, kParkedOpen});
-  return {};
+  // Its clearing reference beside the sealed raw, in the one insert. A row that another
+  // instance listed at the same moment stays as it is (park(): one row a payment).
+  return park(
+      tx,
+      ParkedMessage{std::string(kParkedPaymentSource), parked.reason_code, parked.reason,
+                    sagas::IncomingPaymentCodec::encode(parked).dump(), std::nullopt, std::nullopt,
+                    std::nullopt, parked.payment_id, parked.payment_id, parked.clearing_reference},
+      protector);
 }
 
 eventstore::StreamId incoming_payment_stream(const std::string& clearing_reference) {

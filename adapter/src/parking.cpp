@@ -276,10 +276,11 @@ eventstore::StoreResult<void> park(eventstore::Transaction& tx, const ParkedMess
   // A binarystring parameter is sent in binary format with its length: every byte kept.
   tx.exec_params(
       "insert into parked_messages (source, reason_code, reason, raw, topic, kafka_partition,"
-      " kafka_offset, correlation_id, raw_sealed, raw_length, raw_preview, payment_id)"
+      " kafka_offset, correlation_id, raw_sealed, raw_length, raw_preview, payment_id,"
+      " clearing_reference)"
       " values ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
       " case when $9::boolean then $10::bigint end, case when $9::boolean then $11::bytea end,"
-      " $12) on conflict (payment_id) where payment_id is not null do nothing",
+      " $12, $13) on conflict (payment_id) where payment_id is not null do nothing",
       base::escape_text(m.source, kParkedSourceBytesMax),
       base::escape_text(m.reason_code, kParkedReasonCodeBytesMax), reason,
       seal ? pqxx::binarystring(sealed.data(), sealed.size())
@@ -287,7 +288,7 @@ eventstore::StoreResult<void> park(eventstore::Transaction& tx, const ParkedMess
       storable(m.topic, kParkedTopicBytesMax), m.partition, m.offset,
       storable(m.correlation_id, kParkedCorrelationIdBytesMax), seal,
       static_cast<std::int64_t>(raw.size()), pqxx::binarystring(preview.data(), preview.size()),
-      m.payment_id);
+      m.payment_id, m.clearing_reference);
   return {};
 }
 
@@ -409,8 +410,7 @@ void set_parked_state(eventstore::Transaction& tx, std::int64_t id, std::string_
 }
 
 bool set_parked_payment_state(eventstore::Transaction& tx, const ParkedPaymentState& payment) {
-  CLEARING_ASSERT(payment.state == kParkedOpen || payment.state == kParkedBooked ||
-                  payment.state == kParkedReturned);
+  CLEARING_ASSERT(payment.state == kParkedBooked || payment.state == kParkedReturned);
   CLEARING_ASSERT(!payment.payment_id.empty() && !payment.clearing_reference.empty());
   const auto written = tx.exec_params(
       "update parked_messages set state = $2, clearing_reference = $3"

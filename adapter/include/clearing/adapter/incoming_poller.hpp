@@ -61,7 +61,7 @@ eventstore::StreamId incoming_payment_stream(const std::string& clearing_referen
 // A payment the saga parked (IncomingPaymentParked) listed in parked_messages, in the
 // transaction that records it: source kParkedPaymentSource, its reason code (AM03, AM02,
 // AC01), the event's data as the raw (sealed like any raw), its payment id, and, beside the raw,
-// its clearing reference, state open (set_parked_payment_state). Once per payment.
+// its clearing reference, state open: one insert (park()). Once per payment.
 eventstore::StoreResult<void> park_incoming_payment(eventstore::Transaction& tx,
                                                     const sagas::IncomingPaymentParked& parked,
                                                     const eventstore::DataProtector* protector);

@@ -36,6 +36,8 @@ struct ParkedMessage {
   // of kind "incoming_payment" (else "message"), at most one per payment, and an operator books
   // or returns it (parked_actions.hpp) rather than closing or replaying it.
   std::optional<std::string> payment_id;
+  // Its clearing reference, which names the payment's stream (adapter/0009; an id, kept clear).
+  std::optional<std::string> clearing_reference;
 };
 
 // The source of a parked incoming payment's row.
@@ -158,16 +160,16 @@ std::optional<std::string> parked_event_reference(eventstore::Transaction& tx,
 // action's event. A payment's row is set_parked_payment_state's.
 void set_parked_state(eventstore::Transaction& tx, std::int64_t id, std::string_view state);
 
-// What parked_messages keeps of a parked incoming payment beside its message (park() inserts
-// the row with its payment id): its clearing reference and its state.
+// What an operator's action writes of a parked incoming payment's row: its state, and its
+// clearing reference.
 struct ParkedPaymentState {
   std::string payment_id;
   std::string clearing_reference;
-  std::string_view state;  // kParkedOpen, kParkedBooked or kParkedReturned
+  std::string_view state;  // kParkedBooked or kParkedReturned
 };
-// The one writer of a parked payment row's state and clearing reference, in the transaction
-// that records the saga's event: IncomingPaymentParked (open: the poll, and the listing of
-// payments parked before adapter/0008) or an operator's booking or return. Only an open row is
+// The one writer of a parked payment row's state after park() inserted it open (with its
+// clearing reference), in the transaction that records an operator's booking or return; the
+// reference is written too, for a row an older version inserted without it. Only an open row is
 // written (an action never undone): false when the payment has no open row.
 bool set_parked_payment_state(eventstore::Transaction& tx, const ParkedPaymentState& payment);
 
